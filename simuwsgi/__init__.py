@@ -1,0 +1,32 @@
+"""simuwsgi: a deterministic discrete-event simulator of uWSGI.
+
+Run a uWSGI app (its timers, cron, signals, spooler, mules, caches, locks...) in
+virtual time from the same uWSGI options you deploy with, and compare it with the real
+server. Start with ``Simulation``.
+"""
+
+from ._errors import ConfigError as ConfigError
+from ._errors import DeadlockError as DeadlockError
+from ._errors import NotSimulatedError as NotSimulatedError
+from ._errors import SimulationError as SimulationError
+from ._errors import SimuwsgiError as SimuwsgiError
+from .config import Options as Options
+from .simulation import Simulation as Simulation
+from .trace import Record as Record
+from .trace import Trace as Trace
+from .workers import Response as Response
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DeadlockError",
+    "NotSimulatedError",
+    "Options",
+    "Record",
+    "Response",
+    "SimulationError",
+    "Simulation",
+    "SimuwsgiError",
+    "Trace",
+]

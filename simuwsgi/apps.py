@@ -1,0 +1,317 @@
+"""Loading the user's app as uWSGI's Python plugin does, and the virtual fork.
+
+Loading (``plugins/python/pyloader.c``, ``python_plugin.c``):
+
+* ``--shared-import`` modules first (in every process, before the app), then the app,
+  then ``--import`` modules; ``--wsgi-file path`` is executed as a module named
+  ``uwsgi_file_<path with '.' and '/' turned into '_', without '_py'>``; ``--module
+  pkg.mod[:callable]`` is imported; the callable defaults to ``application``
+  (``--callable``); ``uwsgi.applications`` (a dict mountpoint → callable), when the
+  module sets it, is used instead.
+* A module that raises, or lacks the callable, leaves the instance with no app: uWSGI
+  logs the traceback and ``*** no app loaded. going in full dynamic mode ***`` and
+  keeps running.
+
+The virtual fork: after the master imported the app, each forked virtual process gets
+its own copy of the *app's own modules'* globals (modules loaded from the app's
+directory tree, plus ``uwsgidecorators``), deep-copied at fork time. Functions stay the
+same objects — their ``__globals__`` is the live module dict — and the kernel swaps
+each module dict's contents to the running process's copy whenever another process is
+resumed. So a module-level counter incremented by worker 1 is not seen by worker 2,
+as under real uWSGI. Not isolated: class attributes, closures created at import time,
+third-party library state and threads (``fork`` mode isolates everything).
+
+Everything imported is removed from ``sys.modules`` when the simulation closes, and
+modules the test process had imported under the same names are put back.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import sys
+import traceback
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .master import Instance
+
+__all__ = ["AppLoader", "ForkContext", "pythonize"]
+
+
+def pythonize(path: str) -> str:
+    """uWSGI's module name for a file path (``uwsgi_pythonize``)."""
+    for prefix in ("sym://", "http://", "data://"):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+            break
+    name = path.replace(".", "_").replace("/", "_")
+    if len(name) >= 3 and name[-3] in "._" and name.endswith("py"):
+        name = name[:-3]
+    return name
+
+
+class ForkContext:
+    """One process's private copy of the app modules' globals."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: dict[int, dict[str, Any]]) -> None:
+        #: id(module dict) -> this process's bindings for it
+        self.store = store
+
+
+class AppLoader:
+    """Imports the app for an instance and keeps the per-process globals."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        opts = inst.opts
+        self.base_dir = Path(opts.str("chdir") or opts.base_dir).resolve()
+        self.callable_name = opts.str("callable", "application") or "application"
+        self.wsgi_file = opts.str("wsgi-file")
+        self.module_spec = opts.str("module")
+        self.mount = opts.strings("mount")
+        self.imports = opts.strings("import", "pyimport", "py-import", "python-import")
+        self.shared_imports = opts.strings("shared-import", "shared-pyimport",
+                                           "shared-py-import", "shared-python-import")
+        self.vfork = inst.vfork
+        #: The WSGI callables by app id (0 = the default app).
+        self.apps: dict[int, Any] = {}
+        self.mountpoints: dict[int, str] = {}
+        self.app_modules: list[types.ModuleType] = []
+        self._dicts: list[dict[str, Any]] = []
+        self._saved_modules: dict[str, types.ModuleType] = {}
+        self._added_modules: set[str] = set()
+        self._path_added = False
+        self.load_error: str | None = None
+
+    # -- sys.path and sys.modules bookkeeping -----------------------------------
+    def prepare(self) -> None:
+        base = str(self.base_dir)
+        if base not in sys.path:
+            sys.path.insert(0, base)
+            self._path_added = True
+        self._before = set(sys.modules)
+
+    def _forget(self, name: str) -> None:
+        """Take ``name`` out of ``sys.modules`` so that importing it runs it afresh."""
+        if name in sys.modules and name not in self._added_modules:
+            self._saved_modules.setdefault(name, sys.modules[name])
+        sys.modules.pop(name, None)
+
+    def _track_new_modules(self) -> None:
+        for name in list(sys.modules):
+            if name not in self._before:
+                self._added_modules.add(name)
+
+    def restore(self) -> None:
+        """Undo every import made by the simulation (called when it closes)."""
+        for name in list(self._added_modules):
+            sys.modules.pop(name, None)
+        sys.modules.update(self._saved_modules)
+        self._added_modules.clear()
+        self._saved_modules.clear()
+        if self._path_added:
+            try:
+                sys.path.remove(str(self.base_dir))
+            except ValueError:
+                pass
+            self._path_added = False
+
+    # -- importing ---------------------------------------------------------------
+    def _import_name(self, spec: str) -> types.ModuleType | None:
+        if "/" in spec or spec.endswith(".py"):
+            return self._import_file(spec, pythonize(spec))
+        self._forget_package_tree(spec)
+        module = importlib.import_module(spec)
+        return module
+
+    def _forget_package_tree(self, dotted: str) -> None:
+        parts = dotted.split(".")
+        for i in range(1, len(parts) + 1):
+            name = ".".join(parts[:i])
+            mod = sys.modules.get(name)
+            if mod is not None and self._is_app_module(mod):
+                self._forget(name)
+
+    def _import_file(self, filename: str, name: str) -> types.ModuleType:
+        path = Path(filename)
+        if not path.is_absolute():
+            path = self.base_dir / path
+        self._forget(name)
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"unable to load {filename}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+
+    def import_list(self, specs: list[str]) -> None:
+        for spec in specs:
+            try:
+                self._import_name(spec)
+            except Exception:  # uWSGI: PyErr_Print() and go on
+                self.inst.log_exception()
+            finally:
+                self._track_new_modules()
+
+    def load(self) -> bool:
+        """Import the app (in the current process) as uWSGI does; True if an app loaded."""
+        inst = self.inst
+        self.apps.clear()
+        self.load_error = None
+        target = self.wsgi_file or self.module_spec
+        if target is None:
+            self.import_list(self.imports)
+            inst.log("*** no app loaded. going in full dynamic mode ***")
+            return False
+        module = None
+        callable_name = self.callable_name
+        try:
+            if self.wsgi_file:
+                path = self.base_dir / self.wsgi_file
+                if not path.exists():
+                    raise FileNotFoundError(self.wsgi_file)
+                module = self._import_file(self.wsgi_file, "uwsgi_file_" + pythonize(self.wsgi_file))
+            else:
+                spec = self.module_spec or ""
+                name, _, attr = spec.partition(":")
+                if attr:
+                    callable_name = attr
+                module = self._import_name(name)
+        except FileNotFoundError:
+            inst.log(f"failed to open python file {self.wsgi_file}")
+            self.load_error = f"failed to open python file {self.wsgi_file}"
+        except SystemExit:
+            raise
+        except BaseException:  # noqa: BLE001 - uWSGI prints any import error
+            self.load_error = traceback.format_exc()
+            inst.log_exception()
+        finally:
+            self._track_new_modules()
+        app = None
+        if module is not None:
+            applications = getattr(inst.facade, "applications", None)
+            if isinstance(applications, dict) and applications:
+                for mountpoint, value in applications.items():
+                    app_id = len(self.apps)
+                    self.apps[app_id] = value
+                    self.mountpoints[app_id] = str(mountpoint)
+                app = self.apps.get(0)
+            else:
+                app = getattr(module, callable_name, None)
+                if app is None:
+                    what = self.wsgi_file or self.module_spec
+                    inst.log(f'unable to find "{callable_name}" callable in file {what}'
+                             if self.wsgi_file else
+                             f'unable to find "{callable_name}" callable in {what}')
+        self.import_list(self.imports)
+        self._collect_app_modules()
+        if app is None:
+            inst.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
+            inst.log("*** no app loaded. going in full dynamic mode ***")
+            return False
+        if not self.apps:
+            self.apps[0] = app
+            self.mountpoints[0] = ""
+        inst.log(f"WSGI app 0 (mountpoint='') ready in 0 seconds on interpreter "
+                 f"0x0 pid: {inst.kernel.current.pid if inst.kernel.current else 0} (default app)")
+        return True
+
+    def forget_app_modules(self) -> None:
+        """Drop the app's modules from ``sys.modules`` so the next import runs afresh
+        (``--lazy-apps``: every worker imports the app in its own address space)."""
+        for name in sorted(self._added_modules):
+            module = sys.modules.get(name)
+            if module is not None and self._is_app_module(module):
+                sys.modules.pop(name, None)
+
+    # -- the virtual fork ------------------------------------------------------------
+    def _is_app_module(self, module: types.ModuleType) -> bool:
+        if module.__name__ == "uwsgidecorators":
+            return True
+        path = getattr(module, "__file__", None)
+        if not path:
+            return False
+        try:
+            resolved = Path(path).resolve()
+        except OSError:
+            return False
+        if "site-packages" in resolved.parts or "dist-packages" in resolved.parts:
+            return False
+        return self.base_dir in resolved.parents or resolved.parent == self.base_dir
+
+    def _collect_app_modules(self) -> None:
+        if not self.vfork or self.inst.lazy_apps:
+            return
+        seen = {id(m) for m in self.app_modules}
+        for name in sorted(self._added_modules):
+            module = sys.modules.get(name)
+            if module is None or id(module) in seen:
+                continue
+            if self._is_app_module(module):
+                self.app_modules.append(module)
+                self._dicts.append(module.__dict__)
+                seen.add(id(module))
+
+    def fork(self) -> ForkContext | None:
+        """A fresh copy of the live app globals, as ``fork()`` would give a child."""
+        if not self.vfork or not self._dicts:
+            return None
+        memo: dict[int, Any] = {id(m): m for m in list(sys.modules.values())}
+        store: dict[int, dict[str, Any]] = {}
+        for d in self._dicts:
+            copied: dict[str, Any] = {}
+            for key, value in d.items():
+                if key.startswith("__") and key.endswith("__"):
+                    copied[key] = value
+                    continue
+                try:
+                    copied[key] = copy.deepcopy(value, memo)
+                except Exception:  # uncopyable (locks, sockets): shared, as documented
+                    copied[key] = value
+            store[id(d)] = copied
+        return ForkContext(store)
+
+    def master_context(self) -> ForkContext | None:
+        """The master's own bindings (the live dicts as they are now)."""
+        if not self.vfork or not self._dicts:
+            return None
+        return ForkContext({id(d): d.copy() for d in self._dicts})
+
+    def switch(self, outgoing: ForkContext | None, incoming: ForkContext | None) -> None:
+        """Save the live globals into ``outgoing`` and install ``incoming``'s."""
+        if incoming is None and outgoing is None:
+            return
+        for d in self._dicts:
+            key = id(d)
+            if outgoing is not None:
+                saved = outgoing.store.get(key)
+                if saved is not None:
+                    saved.clear()
+                    saved.update(d)
+            if incoming is not None:
+                new = incoming.store.get(key)
+                if new is not None:
+                    d.clear()
+                    d.update(new)
+
+    def module_globals(self, context: ForkContext | None) -> dict[str, dict[str, Any]]:
+        """A read-only view of one process's app globals, by module name."""
+        out: dict[str, dict[str, Any]] = {}
+        for module, d in zip(self.app_modules, self._dicts):
+            source = d if context is None else context.store.get(id(d), d)
+            out[module.__name__] = {
+                k: v for k, v in source.items()
+                if not (k.startswith("__") and k.endswith("__"))
+                and not isinstance(v, types.ModuleType)}
+        return out

@@ -1,0 +1,259 @@
+"""The ``uwsgi`` module that app code imports inside a simulation.
+
+Built per instance (and again after a binary reload) the way
+``init_uwsgi_embedded_module()`` builds it (``plugins/python/python_plugin.c``): the
+module attributes are snapshots taken at startup; method groups of subsystems the
+options did not enable are absent (``AttributeError``), as in uWSGI. Every function
+parses its arguments with the C format string uWSGI uses (``_pyarg``), takes no
+keyword arguments unless uWSGI's does, and returns uWSGI's types: ``bytes`` for
+strings, ``None`` (not ``False``) for most failures.
+
+This module holds the attributes and the process-information functions; each
+subsystem adds its own functions (``subsystems``).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import TYPE_CHECKING, Any
+
+from ._pyarg import no_kwargs, parser
+from .processes import Mule, Spooler, Worker
+
+if TYPE_CHECKING:
+    from .master import Instance
+
+__all__ = ["build_module"]
+
+SPOOL_OK = -2
+SPOOL_RETRY = -1
+SPOOL_IGNORE = 0
+
+
+class _UwsgiModule(types.ModuleType):
+    """The module type; its repr says where it comes from."""
+
+    def __repr__(self) -> str:
+        return "<module 'uwsgi' (simuwsgi)>"
+
+
+def build_module(inst: Instance) -> types.ModuleType:
+    """A fresh ``uwsgi`` module for ``inst``."""
+    module = _UwsgiModule("uwsgi")
+    module.__dict__.update(_attributes(inst))
+    module.__dict__.update(_process_functions(inst))
+    for sub in inst.subsystems.values():
+        module.__dict__.update(sub.facade_functions())
+    return module
+
+
+def _attributes(inst: Instance) -> dict[str, Any]:
+    opts = inst.opts
+    attrs: dict[str, Any] = {
+        "version": b"2.0.30",
+        "version_info": (2, 0, 30, 0, b""),
+        "hostname": inst.hostname.encode(),
+        "numproc": inst.numproc,
+        "buffer_size": inst.buffer_size,
+        "cores": inst.cores,
+        "has_threads": 1,
+        "started_on": inst.started_on,
+        "is_a_reload": inst.is_a_reload,
+        "loop": opts.str("loop").encode() if opts.str("loop") else None,
+        "opt": opts.exported(),
+        "magic_table": _magic_table(inst),
+        "sockets": _sockets(inst),
+        "unbit": None,
+        "applications": None,
+        "SPOOL_OK": SPOOL_OK,
+        "SPOOL_RETRY": SPOOL_RETRY,
+        "SPOOL_IGNORE": SPOOL_IGNORE,
+    }
+    for name in ("mode", "pidfile"):
+        value = opts.str(name)
+        if value is not None:
+            attrs[name] = value.encode()
+    return attrs
+
+
+def _magic_table(inst: Instance) -> dict[bytes, bytes]:
+    """The ``%x`` magic variables of the option parser, as uWSGI exposes them."""
+    cfg = next((v for n, v in inst.opts.given if n == "ini" and isinstance(v, str)), None)
+    table = {
+        b"v": str(inst.app.base_dir).encode(),
+        b"h": inst.hostname.encode(),
+        b"o": b"",
+        b"O": b"",
+        b"x": b"",
+        b"X": b"",
+        b"p": b"",
+        b"s": b"",
+        b"S": b"",
+        b"d": b"",
+        b"e": b"",
+        b"E": b"",
+        b"n": b"",
+        b"N": b"",
+        b"c": b"",
+        b"C": b"",
+        b"V": b"2.0.30",
+        b"k": str(inst.numproc).encode(),
+        b"t": b"",
+        b"T": b"",
+        b"0": b"",
+    }
+    if cfg:
+        from pathlib import Path
+
+        p = Path(cfg.split(":")[0]).resolve()
+        table.update({b"p": str(p).encode(), b"s": p.name.encode(),
+                      b"d": (str(p.parent) + "/").encode(), b"n": p.stem.encode(),
+                      b"e": p.suffix.lstrip(".").encode(), b"c": p.parent.name.encode()})
+    return table
+
+
+def _sockets(inst: Instance) -> list[int]:
+    count = len(inst.opts.values("socket", "http-socket", "uwsgi-socket", "http11-socket",
+                                 "fastcgi-socket", "scgi-socket", "raw-socket",
+                                 "puwsgi-socket", "shared-socket"))
+    return list(range(3, 3 + count))
+
+
+def _process_functions(inst: Instance) -> dict[str, Any]:
+    kernel = inst.kernel
+
+    def current() -> Any:
+        return kernel.current
+
+    def worker_id(*_args: Any) -> int:
+        proc = kernel.current
+        return proc.id if isinstance(proc, Worker) else 0
+
+    def mule_id(*_args: Any) -> int:
+        proc = kernel.current
+        return proc.id if isinstance(proc, Mule) else 0
+
+    def masterpid(*_args: Any) -> int:
+        if not inst.has_master or inst.master is None:
+            return 0
+        return inst.master.pid
+
+    def total_requests(*_args: Any) -> int:
+        return inst.total_requests
+
+    def request_id(*_args: Any) -> int:
+        proc = kernel.current
+        return proc.core_requests if isinstance(proc, Worker) else 0
+
+    def i_am_the_spooler(*_args: Any) -> bool | None:
+        return True if isinstance(kernel.current, Spooler) else None
+
+    def ready(*_args: Any) -> bool | None:
+        return True if inst.ready else None
+
+    def workers(*_args: Any) -> tuple[dict[str, Any], ...]:
+        out = []
+        for wid in range(1, inst.numproc + 1):
+            w = inst.workers.get(wid)
+            out.append(_worker_info(inst, wid, w))
+        return tuple(out)
+
+    def reload(*_args: Any) -> bool:
+        inst.record("api.reload")
+        inst.request_reload()
+        return True
+
+    def stop(*_args: Any) -> bool:
+        inst.record("api.stop")
+        inst.request_stop()
+        return True
+
+    p_accepting = parser("|i:accepting")
+
+    def accepting(*args: Any, **kw: Any) -> None:
+        no_kwargs("accepting", kw)
+        values = p_accepting(args)
+        proc = kernel.current
+        if isinstance(proc, Worker):
+            proc.accepting = bool(values[0] if values else 1)
+        return None
+
+    p_harakiri = parser("i:set_user_harakiri")
+
+    def set_user_harakiri(*args: Any, **kw: Any) -> None:
+        no_kwargs("set_user_harakiri", kw)
+        (seconds,) = p_harakiri(args)
+        proc = kernel.current
+        if not inst.has_master:
+            inst.log("!!! unable to set user harakiri without the master process !!!")
+            return None
+        if proc is not None and proc is not inst.master:
+            inst.arm_harakiri(proc, seconds, user=True)
+        return None
+
+    p_log = parser("s:log")
+
+    def log(*args: Any, **kw: Any) -> bool:
+        no_kwargs("log", kw)
+        (msg,) = p_log(args)
+        inst.log(msg)
+        return True
+
+    p_procname = parser("s:setprocname")
+
+    def setprocname(*args: Any, **kw: Any) -> None:
+        no_kwargs("setprocname", kw)
+        (name,) = p_procname(args)
+        proc = kernel.current
+        if proc is not None:
+            proc.procname = name
+            inst.record("setprocname", proc, name=name)
+        return None
+
+    def micros(*_args: Any) -> int:
+        return int(inst.wall() * 1_000_000)
+
+    return {
+        "worker_id": worker_id, "mule_id": mule_id, "masterpid": masterpid,
+        "total_requests": total_requests, "request_id": request_id,
+        "i_am_the_spooler": i_am_the_spooler, "ready": ready, "workers": workers,
+        "reload": reload, "stop": stop, "accepting": accepting,
+        "set_user_harakiri": set_user_harakiri, "log": log, "setprocname": setprocname,
+        "micros": micros,
+    }
+
+
+def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
+    """One entry of ``uwsgi.workers()`` with uWSGI's keys and types."""
+    if w is None:
+        return {"id": wid, "pid": 0, "accepting": 0, "requests": 0, "delta_requests": 0,
+                "exceptions": 0, "harakiri_count": 0, "signals": 0, "signal_queue": 0,
+                "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
+                "last_spawn": 0, "respawn_count": 0, "tx": 0, "avg_rt": 0, "apps": ()}
+    if w.in_handler >= 0:
+        status = b"sig%d" % w.in_handler
+    elif w.cheaped:
+        status = b"cheap"
+    elif w.paused:
+        status = b"pause"
+    elif w.request is not None:
+        status = b"busy"
+    else:
+        status = b"idle"
+    apps = ()
+    if inst.app.apps or w.apps:
+        apps = tuple({
+            "id": app_id, "modifier1": 0, "mountpoint": inst.app.mountpoints.get(app_id, "").encode(),
+            "startup_time": 0, "interpreter": 0, "callable": id(app),
+            "requests": w.app_requests.get(app_id, 0),
+            "exceptions": w.app_exceptions.get(app_id, 0), "chdir": b"",
+        } for app_id, app in (w.apps or inst.app.apps).items())
+    return {
+        "id": wid, "pid": w.pid if w.alive else 0, "accepting": int(w.accepting and w.alive),
+        "requests": w.requests, "delta_requests": w.delta_requests,
+        "exceptions": w.exceptions, "harakiri_count": getattr(w, "harakiri_count", 0),
+        "signals": w.signals, "signal_queue": len(w.signal_queue),
+        "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
+        "last_spawn": w.last_spawn, "respawn_count": w.respawn_count, "tx": w.tx,
+        "avg_rt": w.avg_rt, "apps": apps,
+    }

@@ -1,0 +1,262 @@
+"""The discrete-event kernel: a heap of timed callbacks and virtual processes.
+
+Theory of operation
+-------------------
+Everything that happens in a simulation is a callback on one heap, ordered by
+``(time, priority, sequence)``. The sequence number is a global counter, so two
+events at the same instant with the same priority run in the order they were
+scheduled — never in ``id()`` or hash order. Time is a float of virtual seconds
+(monotonic, starting at 0); it only moves when the loop pops an event, so when every
+process is blocked the clock jumps straight to the next event.
+
+A virtual process is a greenlet. It runs until it *parks* (``Kernel.park``), which
+switches back to the hub — the greenlet that runs the loop. It is resumed only by an
+event (``Kernel.wake`` schedules one), so all resumptions happen from the hub in heap
+order. ``Kernel.current`` names the process that is running; code that asks "who am I"
+(``uwsgi.worker_id()``, ``os.getpid()``) reads it.
+
+The kernel knows nothing of uWSGI. Randomness comes from ``Kernel.rng``, one seeded
+``random.Random`` per simulation.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from typing import Any
+
+import greenlet
+
+from ._errors import SimulationError
+
+__all__ = ["Kernel", "Process", "Timer", "Killed"]
+
+#: Default event priority. Lower runs first among events at the same instant.
+NORMAL = 1
+URGENT = 0
+
+
+class Killed(BaseException):
+    """Thrown into a parked virtual process when the simulation discards it.
+
+    A ``BaseException`` so that ``except Exception`` in user code does not swallow it.
+    """
+
+
+class Timer:
+    """Handle of a scheduled callback; ``cancel()`` makes it a no-op."""
+
+    __slots__ = ("_entry",)
+
+    def __init__(self, entry: list[Any]) -> None:
+        self._entry = entry
+
+    @property
+    def when(self) -> float:
+        return float(self._entry[0])
+
+    @property
+    def active(self) -> bool:
+        return self._entry[3] is not None
+
+    def cancel(self) -> None:
+        self._entry[3] = None
+        self._entry[4] = ()
+
+
+class Process:
+    """A virtual process: a greenlet with a name and a pid.
+
+    Subclasses (in the uWSGI layer) add what a uWSGI process is. The kernel only uses
+    ``greenlet``, ``alive``, ``wait_reason`` and ``context``.
+    """
+
+    def __init__(self, kernel: Kernel, name: str, pid: int, target: Callable[[], Any]) -> None:
+        self.kernel = kernel
+        self.name = name
+        self.pid = pid
+        self.alive = True
+        #: What the process is parked on, for deadlock reports ("" when running).
+        self.wait_reason = ""
+        #: Opaque per-process state the context-switch hook installs (module globals).
+        self.context: Any = None
+        self.greenlet = greenlet.greenlet(self._main, parent=kernel.hub)
+        self._target = target
+
+    def _main(self, *_ignored: Any) -> Any:
+        try:
+            return self._target()
+        finally:
+            self.alive = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} pid={self.pid}>"
+
+
+class Kernel:
+    """Event heap, virtual clock, seeded RNG and the current-process pointer."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.now = 0.0
+        self.rng = random.Random(seed)
+        self.current: Process | None = None
+        self.hub = greenlet.getcurrent()
+        #: Called as ``hook(process)`` before a process is resumed whose ``context``
+        #: differs from the one installed last (the virtual-fork globals swap).
+        self.context_hook: Callable[[Process], None] | None = None
+        self._installed_context: Any = None
+        self._heap: list[list[Any]] = []
+        self._seq = itertools.count()
+        self.events_run = 0
+        #: Processes that were killed while parked; finalised by ``close()``.
+        self._graveyard: list[Process] = []
+
+    # -- scheduling -----------------------------------------------------------
+    def schedule(self, delay: float, fn: Callable[..., Any], *args: Any,
+                 priority: int = NORMAL) -> Timer:
+        """Run ``fn(*args)`` ``delay`` virtual seconds from now."""
+        if delay < 0:
+            delay = 0.0
+        entry = [self.now + delay, priority, next(self._seq), fn, args]
+        heapq.heappush(self._heap, entry)
+        return Timer(entry)
+
+    def at(self, when: float, fn: Callable[..., Any], *args: Any,
+           priority: int = NORMAL) -> Timer:
+        """Run ``fn(*args)`` at virtual time ``when`` (now, if it is in the past)."""
+        entry = [max(when, self.now), priority, next(self._seq), fn, args]
+        heapq.heappush(self._heap, entry)
+        return Timer(entry)
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` at the current instant, after what is already due."""
+        heapq.heappush(self._heap, [self.now, NORMAL, next(self._seq), fn, args])
+
+    def peek(self) -> float | None:
+        """Time of the next live event, or None if nothing is scheduled."""
+        heap = self._heap
+        while heap and heap[0][3] is None:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def step(self) -> bool:
+        """Run the next event. Returns False if there was none."""
+        heap = self._heap
+        while heap:
+            when, _prio, _seq, fn, args = heapq.heappop(heap)
+            if fn is None:
+                continue
+            self.now = when
+            self.events_run += 1
+            fn(*args)
+            return True
+        return False
+
+    def run_until(self, when: float, stop: Callable[[], bool] | None = None) -> bool:
+        """Run every event due at or before ``when``; leave the clock at ``when``.
+
+        With ``stop``, return True as soon as ``stop()`` is true (checked after each
+        event) and leave the clock where it is. Returns False otherwise.
+        """
+        heap = self._heap
+        pop = heapq.heappop
+        count = 0
+        try:
+            while heap and heap[0][0] <= when:
+                t, _prio, _seq, fn, args = pop(heap)
+                if fn is None:
+                    continue
+                self.now = t
+                count += 1
+                fn(*args)
+                if stop is not None and stop():
+                    return True
+        finally:
+            self.events_run += count
+        if when > self.now:
+            self.now = when
+        return False
+
+    def run_while(self, pending: Callable[[], bool]) -> bool:
+        """Run events while ``pending()`` is true. False if the heap ran dry first."""
+        heap = self._heap
+        pop = heapq.heappop
+        while pending():
+            if not heap:
+                return False
+            t, _prio, _seq, fn, args = pop(heap)
+            if fn is None:
+                continue
+            self.now = t
+            self.events_run += 1
+            fn(*args)
+        return True
+
+    # -- processes ------------------------------------------------------------
+    def park(self, reason: str = "") -> Any:
+        """Suspend the calling process until an event resumes it; return the value sent."""
+        proc = self.current
+        if proc is None:
+            raise SimulationError(
+                "park() called outside a virtual process: blocking calls need one")
+        proc.wait_reason = reason
+        self.current = None
+        value = self.hub.switch()
+        return value
+
+    def wake(self, proc: Process, value: Any = None, delay: float = 0.0) -> Timer:
+        """Schedule ``proc`` to resume (from ``park``) with ``value``."""
+        return self.schedule(delay, self.resume, proc, value)
+
+    def resume(self, proc: Process, value: Any = None) -> None:
+        """Switch into ``proc`` now (hub only) and return when it parks or ends."""
+        if not proc.alive:
+            return
+        prev = self.current
+        if proc.context is not self._installed_context and self.context_hook is not None:
+            self.context_hook(proc)
+            self._installed_context = proc.context
+        self.current = proc
+        proc.wait_reason = ""
+        try:
+            proc.greenlet.switch(value)
+        except Killed:
+            proc.alive = False
+        finally:
+            self.current = prev
+
+    def start(self, proc: Process) -> None:
+        """Start a new process at the current instant (runs until it first parks)."""
+        self.resume(proc)
+
+    def discard(self, proc: Process) -> None:
+        """Forget a process without running any more of its code (SIGKILL)."""
+        proc.alive = False
+        if not proc.greenlet.dead:
+            self._graveyard.append(proc)
+
+    def installed_context(self) -> Any:
+        return self._installed_context
+
+    def reset_context(self) -> None:
+        self._installed_context = None
+
+    def close(self) -> None:
+        """Finalise killed processes' greenlets, so they are not collected later.
+
+        Their ``finally`` blocks run here (a real SIGKILL runs none; a greenlet cannot
+        be freed without unwinding it).
+        """
+        for proc in self._graveyard:
+            g = proc.greenlet
+            if not g.dead:
+                self.current = proc
+                try:
+                    g.throw(Killed)
+                except BaseException:  # noqa: BLE001 - anything the dead code raises
+                    pass
+        self._graveyard.clear()
+        self.current = None
+        self._heap.clear()

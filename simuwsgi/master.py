@@ -1,0 +1,531 @@
+"""The master: one simulated uWSGI instance, its startup, lifecycle and respawns.
+
+What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
+``core/master_utils.c``; ``shared/spec/semantics.md`` §1, §2, §12):
+
+* startup order: shared state is created, the ``uwsgi`` module is built, the app is
+  imported in the master (unless ``--lazy-apps``), spoolers are forked, ``ready()``
+  becomes True, workers 1..N are forked, then the master loop forks the mules; every
+  forked process runs ``uwsgi.post_fork_hook`` first (lazy-apps workers run it before
+  importing the app, so the app's hooks never run there). Startup takes no virtual
+  time.
+* death and respawn: a dead process is respawned in the same slot (same id, new pid,
+  ``respawn_count`` + 1, counters and queued signals kept); respawning more than
+  ``numproc`` workers within a second makes the master sleep ``--forkbomb-delay``
+  (2 s), as uWSGI does.
+* harakiri (``--harakiri``, ``set_user_harakiri``): the worker is SIGKILLed when its
+  deadline passes; the request in flight gets no reply.
+* ``--max-requests`` (``--min-worker-lifetime``, default 10 s in 2.0): the worker exits
+  after the request that reaches the limit, if it has lived long enough.
+* ``uwsgi.reload()``: spoolers killed, workers finish their request and exit, mules
+  exit, then the master re-executes itself: same master pid, app re-imported with
+  ``is_a_reload`` True and a new ``started_on``, all shared memory empty, everything
+  respawned. ``uwsgi.stop()``: the instance shuts down (a brutal reload with
+  ``--die-on-term``).
+
+Not modelled: the exact sub-second phase of the master's once-per-second checks
+(harakiri fires exactly at its deadline), cheaper algorithms, the emperor.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import apps as _apps
+from ._errors import SimulationError
+from .clock import VirtualClock
+from .config import Options
+from .kernel import Kernel, Killed
+from .processes import Master, Mule, Spooler, UProcess, Worker
+from .trace import Trace
+
+__all__ = ["Instance", "ProcessExit"]
+
+#: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
+VERSION = b"2.0.30"
+VERSION_INFO = (2, 0, 30, 0, b"")
+
+
+class ProcessExit(BaseException):
+    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit)."""
+
+    def __init__(self, reason: str, code: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class Instance:
+    """One uWSGI instance (a node): master, workers, mules, spoolers and shared state."""
+
+    def __init__(self, opts: Options, kernel: Kernel, clock: VirtualClock, *,
+                 node: str = "node0", hostname: str = "simuwsgi",
+                 vfork: bool = True, pid_base: int = 1000) -> None:
+        self.opts = opts
+        self.kernel = kernel
+        self.clock = clock
+        self.node = node
+        self.hostname = hostname
+        self.vfork = vfork
+        self.trace = Trace(node)
+        self.log_lines: list[tuple[float, str, str]] = []
+        self._pid = pid_base
+        self._read_options()
+        self.master: Master | None = None
+        self.workers: dict[int, Worker] = {}
+        self.mules: dict[int, Mule] = {}
+        self.spoolers: dict[int, Spooler] = {}
+        self.idle_workers: list[Worker] = []
+        self.listen_queue: deque[Any] = deque()
+        self.total_requests = 0
+        self.started_on = 0
+        self.is_a_reload = False
+        self.ready = False
+        self.stopped = False
+        self.reloads = 0
+        self.respawn_times: deque[float] = deque()
+        self.on_stop: list[Callable[[], None]] = []
+        self.facade: Any = None
+        self.app = _apps.AppLoader(self)
+        self.app_loaded = False
+        self.subsystems: dict[str, Any] = {}
+
+    # -- options -----------------------------------------------------------------------
+    def _read_options(self) -> None:
+        o = self.opts
+        self.has_master = o.flag("master")
+        self.numproc = max(1, o.int("processes", 1))
+        self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
+        self.harakiri = o.int("harakiri", 0)
+        self.max_requests = o.int("max-requests", 0)
+        self.min_worker_lifetime = o.int("min-worker-lifetime", 10)
+        self.buffer_size = o.int("buffer-size", 4096)
+        self.max_vars = o.int("max-vars", 128)
+        self.forkbomb_delay = o.int("forkbomb-delay", 2)
+        self.die_on_term = o.flag("die-on-term")
+        self.listen = o.int("listen", 100)
+        self.cores = max(1, o.int("threads", 0) or o.int("async", 0) or 1)
+
+    # -- small services --------------------------------------------------------------
+    def next_pid(self) -> int:
+        self._pid += 1
+        return self._pid
+
+    @property
+    def now(self) -> float:
+        return self.kernel.now
+
+    def wall(self) -> float:
+        return self.clock.time()
+
+    def current(self) -> UProcess | None:
+        return self.kernel.current  # type: ignore[return-value]
+
+    def record(self, kind: str, proc: UProcess | None = None, **fields: Any) -> None:
+        if proc is None:
+            proc = self.kernel.current  # type: ignore[assignment]
+        self.trace.add(self.kernel.now, proc.name if proc is not None else "master", kind, fields)
+
+    def log(self, line: str, proc: UProcess | None = None) -> None:
+        """A line uWSGI would have written to its log."""
+        if proc is None:
+            proc = self.kernel.current  # type: ignore[assignment]
+        self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
+
+    def log_exception(self) -> None:
+        """``PyErr_Print()``: the traceback of the exception being handled, logged."""
+        text = traceback.format_exc().rstrip("\n")
+        for line in text.splitlines():
+            self.log(line)
+
+    def subsystem(self, name: str) -> Any:
+        return self.subsystems.get(name)
+
+    # -- startup -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Boot the instance at the current virtual instant, as ``uwsgi_start`` does."""
+        from . import subsystems as _subsystems
+
+        self.started_on = int(self.wall())
+        self.record("instance.start", None, reload=self.is_a_reload,
+                    options=[list(item) for item in self.opts.items])
+        from .facade import build_module
+
+        self.subsystems = _subsystems.create_all(self)
+        self.facade = build_module(self)
+        sys.modules["uwsgi"] = self.facade
+        self.master = Master(self, self._master_boot)
+        self.record("spawn", self.master, pid=self.master.pid)
+        self.booted = False
+        self.kernel.start(self.master)
+
+    def boot(self) -> None:
+        """``start()`` and run until the master has forked everything (the app's
+        import may take virtual time, e.g. if it sleeps)."""
+        self.start()
+        kernel = self.kernel
+        if not kernel.run_while(lambda: not self.booted):
+            raise SimulationError(
+                f"the master blocked forever while importing the app, at virtual time "
+                f"{kernel.now:.6f} ({self.master.wait_reason or 'waiting'})")
+        kernel.run_until(kernel.now)
+
+    def _master_boot(self) -> None:
+        """Runs in the master process: import, then fork everything."""
+        self.app.prepare()
+        self.app.import_list(self.app.shared_imports)
+        if not self.lazy_apps:
+            self.app_loaded = self.app.load()
+            self._check_need_app()
+        self.master.context = self.app.master_context()
+        self.kernel._installed_context = self.master.context
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "after_import", None)
+            if hook is not None:
+                hook()
+        for ident in self._spooler_ids():
+            self.spawn_spooler(ident)
+        self.ready = True
+        for wid in range(1, self.numproc + 1):
+            self.spawn_worker(wid)
+        for ident in self._mule_ids():
+            self.spawn_mule(ident)
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "master_loop_started", None)
+            if hook is not None:
+                hook()
+        self.record("instance.ready", self.master, workers=self.numproc,
+                    mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
+        self.booted = True
+        # The master lives on as the event handlers of the hub (its loop).
+        self.kernel.call_soon(self._master_alive)
+
+    def _master_alive(self) -> None:
+        if self.master is not None:
+            self.master.alive = True
+
+    def _check_need_app(self) -> None:
+        if not self.app_loaded and self.opts.flag("need-app"):
+            self.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
+            raise SimulationError(
+                "the app could not be loaded and --need-app is set: uWSGI exits "
+                f"(status 22){': ' + self.app.load_error if self.app.load_error else ''}")
+
+    def _spooler_ids(self) -> list[int]:
+        sub = self.subsystems.get("spooler")
+        return sub.process_ids() if sub is not None else []
+
+    def _mule_ids(self) -> list[int]:
+        sub = self.subsystems.get("mules")
+        return sub.process_ids() if sub is not None else []
+
+    # -- spawning ------------------------------------------------------------------------
+    def _fork(self, proc: UProcess) -> None:
+        proc.context = self.app.fork()
+        proc.last_spawn = int(self.wall())
+        # Forks are events: the master's code goes on, the child runs from the hub.
+        self.kernel.call_soon(self._start_child, proc)
+
+    def _start_child(self, proc: UProcess) -> None:
+        if self.stopped or not proc.alive:
+            return
+        self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
+        self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
+                 f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
+        self.kernel.start(proc)
+
+    def run_post_fork(self, proc: UProcess) -> None:
+        """``uwsgi.post_fork_hook()`` in a newly forked process; errors are printed."""
+        hook = getattr(self.facade, "post_fork_hook", None)
+        if hook is None:
+            return
+        self.record("postfork", proc)
+        self.call_python(hook)
+
+    def call_python(self, func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """``python_call`` with no request: exceptions are printed; SystemExit ends
+        the process. Returns (ok, result)."""
+        try:
+            return True, func(*args)
+        except SystemExit as exc:
+            raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
+        except (Killed, ProcessExit):
+            raise
+        except BaseException:  # noqa: BLE001 - PyErr_Print
+            self.log_exception()
+            return False, None
+
+    def spawn_worker(self, wid: int, previous: Worker | None = None) -> Worker:
+        holder: list[Worker] = []
+        worker = Worker(self, wid, lambda: self._process_main(holder[0]), previous)
+        holder.append(worker)
+        self.workers[wid] = worker
+        self._fork(worker)
+        return worker
+
+    def spawn_mule(self, ident: int, previous: Mule | None = None) -> Mule:
+        sub = self.subsystems["mules"]
+        holder: list[Mule] = []
+        mule = Mule(self, ident, lambda: self._process_main(holder[0]),
+                    script=sub.script_for(ident), previous=previous)
+        holder.append(mule)
+        sub.configure(mule)
+        self.mules[ident] = mule
+        self._fork(mule)
+        return mule
+
+    def spawn_spooler(self, ident: int, previous: Spooler | None = None) -> Spooler:
+        sub = self.subsystems["spooler"]
+        holder: list[Spooler] = []
+        spooler = Spooler(self, ident, lambda: self._process_main(holder[0]),
+                          directory=sub.directory_for(ident), previous=previous)
+        holder.append(spooler)
+        self.spoolers[ident] = spooler
+        self._fork(spooler)
+        return spooler
+
+    def _process_main(self, proc: UProcess) -> None:
+        """The body of every forked process; turns its exits into deaths."""
+        try:
+            self.run_post_fork(proc)
+            if isinstance(proc, Worker):
+                from .workers import worker_loop
+
+                worker_loop(self, proc)
+            elif isinstance(proc, Mule):
+                self.subsystems["mules"].main(proc)
+            elif isinstance(proc, Spooler):
+                self.subsystems["spooler"].main(proc)
+        except ProcessExit as exc:
+            self.kernel.call_soon(self.process_died, proc, exc.reason)
+        except Killed:
+            raise
+        except Exception as exc:  # a bug in simuwsgi, or in user code uWSGI would not survive
+            raise SimulationError(
+                f"{proc.name} (pid {proc.pid}) crashed at virtual time "
+                f"{self.kernel.now:.6f}: {type(exc).__name__}: {exc}") from exc
+        else:
+            self.kernel.call_soon(self.process_died, proc, "exited")
+
+    # -- death, respawn, harakiri ---------------------------------------------------------
+    def kill(self, proc: UProcess, reason: str) -> None:
+        """SIGKILL ``proc`` now (from the hub): its code never runs again."""
+        if not proc.alive:
+            return
+        proc.killed_by = reason
+        self.kernel.discard(proc)
+        if proc in self.idle_workers:
+            self.idle_workers.remove(proc)  # type: ignore[arg-type]
+        self.process_died(proc, reason)
+
+    def process_died(self, proc: UProcess, reason: str) -> None:
+        proc.alive = False
+        if proc in self.idle_workers:
+            self.idle_workers.remove(proc)  # type: ignore[arg-type]
+        if proc.harakiri_timer is not None:
+            proc.harakiri_timer.cancel()
+            proc.harakiri_timer = None
+        self.record("death", proc, pid=proc.pid, reason=reason)
+        request = proc.request
+        if request is not None and not request.done:
+            request.fail(f"connection closed: {proc.name} died ({reason})")
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "process_died", None)
+            if hook is not None:
+                hook(proc)
+        if self.stopped:
+            return
+        if getattr(proc, "reloading", False):
+            return
+        if isinstance(proc, Worker):
+            if reason == "max-requests":
+                self.log("...The work of process %d is done. Seeya!" % proc.pid, proc)
+            else:
+                self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
+                         f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
+                         f" :( trying respawn ...", self.master)
+            self._respawn_later(lambda: self.spawn_worker(proc.id, proc))
+        elif isinstance(proc, Mule):
+            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
+                     self.master)
+            delay = 1.0 if reason == "exited" else 0.0
+            self.kernel.schedule(delay, lambda: self._respawn_if_running(
+                lambda: self.spawn_mule(proc.id, proc)))
+        elif isinstance(proc, Spooler):
+            self.log(f"OOOPS the spooler is no more...trying respawn...", self.master)
+            self._respawn_later(lambda: self.spawn_spooler(proc.id, proc))
+
+    def _respawn_if_running(self, spawn: Callable[[], Any]) -> None:
+        if not self.stopped:
+            spawn()
+
+    def _respawn_later(self, spawn: Callable[[], Any]) -> None:
+        """Respawn at once, unless uWSGI's fork-bomb guard makes the master sleep."""
+        now = self.kernel.now
+        times = self.respawn_times
+        while times and times[0] < now - 1.0:
+            times.popleft()
+        times.append(now)
+        delay = 0.0
+        if len(times) > self.numproc and self.forkbomb_delay > 0:
+            self.log(f"worker respawning too fast !!! i have to sleep a bit "
+                     f"({self.forkbomb_delay} seconds)...", self.master)
+            delay = float(self.forkbomb_delay)
+            times.clear()
+        self.kernel.schedule(delay, self._respawn_if_running, spawn)
+
+    def arm_harakiri(self, proc: UProcess, seconds: int, user: bool = False) -> None:
+        """Set (or clear, with 0) a harakiri deadline for ``proc``."""
+        if user:
+            proc.user_harakiri_deadline = self.kernel.now + seconds if seconds > 0 else 0.0
+        else:
+            proc.harakiri_deadline = self.kernel.now + seconds if seconds > 0 else 0.0
+        self._reschedule_harakiri(proc)
+
+    def _reschedule_harakiri(self, proc: UProcess) -> None:
+        if proc.harakiri_timer is not None:
+            proc.harakiri_timer.cancel()
+            proc.harakiri_timer = None
+        deadlines = [d for d in (proc.harakiri_deadline, proc.user_harakiri_deadline) if d]
+        if deadlines and self.has_master:
+            proc.harakiri_timer = self.kernel.at(min(deadlines), self._harakiri, proc)
+
+    def _harakiri(self, proc: UProcess) -> None:
+        proc.harakiri_timer = None
+        if not proc.alive:
+            return
+        self.log(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, graceful: no) ***"
+                 if isinstance(proc, Worker) else
+                 f"*** HARAKIRI ON {proc.kind.upper()} {proc.id} (pid: {proc.pid}) ***",
+                 self.master)
+        self.record("harakiri", proc, pid=proc.pid)
+        self.kill(proc, "harakiri")
+
+    # -- reload and stop -------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """``uwsgi.reload()`` (SIGHUP to the master): a graceful reload."""
+        if not self.ready:
+            return  # SIGHUP is ignored until the master loop installs its handlers
+        self.kernel.call_soon(self._graceful_reload)
+
+    def request_stop(self) -> None:
+        """``uwsgi.stop()`` (SIGQUIT to the master)."""
+        if self.die_on_term:
+            self.kernel.call_soon(self._brutal_reload)
+        else:
+            self.kernel.call_soon(self.shutdown)
+
+    def _graceful_reload(self) -> None:
+        if self.stopped:
+            return
+        self.log("...gracefully killing workers...", self.master)
+        self.record("reload.begin", self.master, graceful=True)
+        for spooler in list(self.spoolers.values()):
+            spooler.reloading = True  # type: ignore[attr-defined]
+            self.kill(spooler, "reload")
+        for mule in list(self.mules.values()):
+            mule.reloading = True  # type: ignore[attr-defined]
+            self.kill(mule, "reload")
+        for worker in list(self.workers.values()):
+            worker.reloading = True  # type: ignore[attr-defined]
+            worker.manage_next_request = False
+            if worker in self.idle_workers or worker.request is None:
+                self.kill(worker, "reload")
+        self._wait_workers_then(self._binary_reload)
+
+    def _brutal_reload(self) -> None:
+        if self.stopped:
+            return
+        self.record("reload.begin", self.master, graceful=False)
+        for group in (self.spoolers, self.mules, self.workers):
+            for proc in list(group.values()):
+                proc.reloading = True  # type: ignore[attr-defined]
+                self.kill(proc, "reload")
+        self.kernel.call_soon(self._binary_reload)
+
+    def _wait_workers_then(self, then: Callable[[], None]) -> None:
+        if any(w.alive for w in self.workers.values()):
+            self.kernel.schedule(0.1, self._wait_workers_then, then)
+            return
+        then()
+
+    def _binary_reload(self) -> None:
+        """The master re-executes itself: same pid, everything else new."""
+        self.log("binary reloading uWSGI...", self.master)
+        old_master = self.master
+        self._teardown_processes()
+        self.app.restore()
+        self.kernel.reset_context()
+        self.reloads += 1
+        self.is_a_reload = True
+        self.ready = False
+        self.total_requests = 0
+        self.workers.clear()
+        self.mules.clear()
+        self.spoolers.clear()
+        self.idle_workers.clear()
+        self.app = _apps.AppLoader(self)
+        pid = old_master.pid if old_master else self.next_pid()
+        saved_pid = self._pid
+        self._pid = pid - 1
+        self.start_after_reload(saved_pid)
+
+    def start_after_reload(self, saved_pid: int) -> None:
+        """Boot again after a binary reload, keeping the master's pid."""
+        from . import subsystems as _subsystems
+        from .facade import build_module
+
+        self.started_on = int(self.wall())
+        self.record("instance.start", None, reload=True,
+                    options=[list(item) for item in self.opts.items])
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "close", None)
+            if hook is not None:
+                hook()
+        self.subsystems = _subsystems.create_all(self)
+        self.facade = build_module(self)
+        sys.modules["uwsgi"] = self.facade
+        self.master = Master(self, self._master_boot)
+        self._pid = max(saved_pid, self._pid)
+        self.record("spawn", self.master, pid=self.master.pid)
+        # Requests waiting in the listen queue survive: the socket is kept, and the
+        # new workers take them from the queue.
+        self.kernel.start(self.master)
+
+    def _teardown_processes(self) -> None:
+        for group in (self.spoolers, self.mules, self.workers):
+            for proc in group.values():
+                if proc.alive:
+                    self.kernel.discard(proc)
+                if proc.harakiri_timer is not None:
+                    proc.harakiri_timer.cancel()
+
+    def shutdown(self) -> None:
+        """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL."""
+        if self.stopped:
+            return
+        self.log("SIGINT/SIGTERM received...killing workers...", self.master)
+        self.stopped = True
+        self.record("instance.stop", self.master)
+        for group in (self.spoolers, self.mules, self.workers):
+            for proc in list(group.values()):
+                if proc.alive:
+                    self.kernel.discard(proc)
+                    if proc.request is not None and not proc.request.done:
+                        proc.request.fail("connection closed: instance stopped")
+                if proc.harakiri_timer is not None:
+                    proc.harakiri_timer.cancel()
+        for req in list(self.listen_queue):
+            req.fail("connection refused: instance stopped")
+        self.listen_queue.clear()
+        self.log("goodbye to uWSGI.", self.master)
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "close", None)
+            if hook is not None:
+                hook()
+        for callback in self.on_stop:
+            callback()

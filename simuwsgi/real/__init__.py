@@ -1,0 +1,23 @@
+"""Harness for the real uWSGI server (pyuwsgi), used by differential tests."""
+
+from ._server import (
+    HARNESS_MARK,
+    HARNESS_OPTION_NAMES,
+    RealUwsgi,
+    RealUwsgiError,
+    Response,
+    find_uwsgi_binary,
+    free_port,
+    uwsgi_version,
+)
+
+__all__ = [
+    "HARNESS_MARK",
+    "HARNESS_OPTION_NAMES",
+    "RealUwsgi",
+    "RealUwsgiError",
+    "Response",
+    "find_uwsgi_binary",
+    "free_port",
+    "uwsgi_version",
+]

@@ -1,0 +1,332 @@
+"""uWSGI signals: the 256-slot tables, routing through the master, delivery.
+
+What it models (``core/signal.c``, ``core/master_events.c``, ``core/utils.c``
+``wsgi_req_accept``; ``shared/spec/semantics.md`` §3, ``api.md`` §6):
+
+* one 256-entry table per worker plus slot 0 for the master (mules and spoolers use
+  slot 0). ``register_signal`` in the master writes slot 0 and copies it into every
+  worker slot, and may not overwrite an entry; in worker N it writes slot N only and
+  may overwrite; mules and spoolers cannot register. Numbers are masked to 0..255.
+* ``uwsgi.signal(n)`` is routed by the master with the **slot 0** entry of ``n``,
+  whoever raised it; an unregistered signal goes to any worker (and fails there).
+  Raised at master import time it is lost (no signal socket yet).
+* targets: ``''``/``worker``/``worker0`` (one idle worker, RNG-chosen), ``workers``
+  (one copy per worker), ``active-workers``, ``workerN``, ``mule``/``mule0``, ``muleN``,
+  ``mules``, ``spooler``, ``farmN``, ``farm_NAME``, ``subscribed`` (no-op); anything
+  else is dropped with uWSGI's log line. Matching order is uWSGI's (prefix ``worker``
+  makes ``workersX`` a write to the never-created worker 0 pipe: lost).
+* workers run handlers only between requests, in their accept loop; queued copies
+  wait while the worker is busy. The receiver looks up its **own** slot: empty, or
+  registered by another worker, logs ``error managing signal N on worker M``.
+* a handler's exception is printed and logged; ``SystemExit`` kills the process.
+* the socket buffer is modelled as unbounded (uWSGI drops signals only when the
+  kernel socket buffer, about 200 kB of one-byte signals, is full).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ._pyarg import no_kwargs, parser
+from .processes import Master, Mule, Spooler, UProcess, Worker
+
+if TYPE_CHECKING:
+    from .master import Instance
+
+__all__ = ["Signals"]
+
+
+class _Entry:
+    __slots__ = ("handler", "target", "wid")
+
+    def __init__(self, handler: Any, target: str, wid: int) -> None:
+        self.handler = handler
+        self.target = target
+        self.wid = wid
+
+
+class Signals:
+    """The signal tables of one instance and the master's router."""
+
+    @classmethod
+    def create(cls, inst: Instance) -> Signals:
+        return cls(inst)
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        #: slot (0 = master/mules/spoolers, N = worker N) -> {num: entry}
+        self.tables: dict[int, dict[int, _Entry]] = {0: {}}
+        #: the shared worker signal socket (one idle worker reads each byte)
+        self.shared_workers: deque[int] = deque()
+        self.shared_mules: deque[int] = deque()
+        self.shared_spoolers: deque[int] = deque()
+        #: processes parked in signal_wait, by process
+        self.waiting: dict[UProcess, Any] = {}
+
+    # -- tables ----------------------------------------------------------------------------
+    def slot_of(self, proc: UProcess | None) -> int:
+        return proc.id if isinstance(proc, Worker) else 0
+
+    def table(self, slot: int) -> dict[int, _Entry]:
+        table = self.tables.get(slot)
+        if table is None:
+            table = self.tables[slot] = dict(self.tables[0])
+        return table
+
+    def register(self, num: int, target: str, handler: Any) -> None:
+        inst = self.inst
+        proc = inst.kernel.current
+        if not inst.has_master or isinstance(proc, (Mule, Spooler)) or len(target.encode()) > 63:
+            raise ValueError("unable to register signal")
+        if isinstance(proc, Worker):
+            self.table(proc.id)[num] = _Entry(handler, target, proc.id)
+        else:
+            if num in self.tables[0]:
+                inst.log("you cannot re-register a signal as the master !!!")
+                raise ValueError("unable to register signal")
+            entry = _Entry(handler, target, 0)
+            for table in self.tables.values():
+                table[num] = entry
+        inst.record("signal.register", proc, num=num, target=target)
+
+    def registered(self, num: int) -> bool:
+        return num in self.table(self.slot_of(self.inst.kernel.current))
+
+    # -- raising and routing -------------------------------------------------------------
+    def raise_signal(self, num: int) -> None:
+        """``uwsgi.signal(n)`` from the current process."""
+        inst = self.inst
+        proc = inst.kernel.current
+        inst.record("signal.raise", proc, num=num)
+        if isinstance(proc, Master) or proc is None:
+            if not inst.ready or isinstance(proc, Master):
+                inst.log("uwsgi_signal_send(): Bad file descriptor [core/signal.c line 277]")
+                inst.record("signal.lost", proc, num=num, why="raised by the master at import")
+                return
+        inst.kernel.call_soon(self.route, num)
+
+    def route(self, num: int) -> None:
+        """``uwsgi_route_signal``: the master delivers ``num`` by its slot-0 entry."""
+        inst = self.inst
+        entry = self.tables[0].get(num)
+        target = entry.target if entry is not None else ""
+        inst.record("signal.route", inst.master, num=num, target=target)
+        workers = inst.workers
+        if target in ("", "worker", "worker0"):
+            self._to_shared_workers(num)
+        elif target == "workers":
+            for wid in sorted(workers):
+                self.to_worker(workers[wid], num)
+        elif target == "active-workers":
+            for wid in sorted(workers):
+                w = workers[wid]
+                if w.alive and not w.cheaped and not w.paused:
+                    self.to_worker(w, num)
+        elif target.startswith("worker"):
+            wid = _atoi(target[6:])
+            if wid > inst.numproc:
+                inst.log(f"invalid signal target: {target}")
+            w = workers.get(wid)
+            if w is None:
+                inst.record("signal.lost", inst.master, num=num, why=f"no worker {wid}")
+                return
+            self.to_worker(w, num)
+        elif target == "subscribed":
+            return
+        elif target == "spooler":
+            self._to_spoolers(num)
+        elif target == "mules":
+            for mid in sorted(inst.mules):
+                self.to_mule(inst.mules[mid], num)
+        elif target.startswith("mule"):
+            self._route_mule(num, target)
+        elif target.startswith("farm"):
+            mules = inst.subsystems.get("mules")
+            if mules is None or not mules.route_farm_signal(num, target):
+                inst.record("signal.lost", inst.master, num=num, why=f"bad farm {target}")
+        else:
+            inst.log(f"^^^ UNSUPPORTED SIGNAL TARGET: {target} ^^^")
+            inst.record("signal.lost", inst.master, num=num, why=f"target {target!r}")
+
+    def _route_mule(self, num: int, target: str) -> None:
+        inst = self.inst
+        rest = target[4:]
+        mid = _atoi(rest)
+        if mid == 0:
+            self.shared_mules.append(num)
+            mules = inst.subsystems.get("mules")
+            if mules is not None:
+                mules.wake_for_signal(None)
+            return
+        mule = inst.mules.get(mid)
+        if mule is None:
+            inst.log(f"invalid signal target: {target}")
+            inst.record("signal.lost", inst.master, num=num, why=f"no mule {mid}")
+            return
+        self.to_mule(mule, num)
+
+    def _to_shared_workers(self, num: int) -> None:
+        from .workers import take_idle_worker
+
+        inst = self.inst
+        waiter = self._signal_waiter(Worker)
+        if waiter is not None:
+            self._wake_waiter(waiter, num)
+            return
+        worker = take_idle_worker(inst, f"signal {num}")
+        if worker is not None:
+            inst.kernel.wake(worker, ("sig", num))
+        else:
+            self.shared_workers.append(num)
+
+    def to_worker(self, w: Worker, num: int) -> None:
+        from .workers import wake_idle
+
+        if w in self.waiting:
+            self._wake_waiter(w, num)
+            return
+        if not wake_idle(self.inst, w, ("sig", num)):
+            w.signal_queue.append(num)
+
+    def to_mule(self, mule: Mule, num: int) -> None:
+        mule.signal_queue.append(num)
+        mules = self.inst.subsystems.get("mules")
+        if mules is not None:
+            mules.wake_for_signal(mule)
+
+    def _to_spoolers(self, num: int) -> None:
+        self.shared_spoolers.append(num)
+        spooler = self.inst.subsystems.get("spooler")
+        if spooler is not None:
+            spooler.wake_for_signal()
+
+    def next_for_worker(self, w: Worker) -> int | None:
+        """A signal waiting for ``w`` in its accept loop (private socket first)."""
+        if w.signal_queue:
+            return w.signal_queue.popleft()
+        if self.shared_workers:
+            return self.shared_workers.popleft()
+        return None
+
+    # -- running handlers ----------------------------------------------------------------
+    def run_handler(self, proc: UProcess, num: int) -> None:
+        """``uwsgi_signal_handler`` in the receiving process."""
+        inst = self.inst
+        slot = self.slot_of(proc)
+        entry = self.table(slot).get(num)
+        who = f"worker {proc.id}" if isinstance(proc, Worker) else (
+            f"mule {proc.id}" if isinstance(proc, Mule) else "spooler")
+        if entry is None or (entry.wid != 0 and entry.wid != slot):
+            inst.log(f"error managing signal {num} on {who}")
+            inst.record("signal.unhandled", proc, num=num)
+            return
+        if hasattr(proc, "signals"):
+            proc.signals += 1
+        proc.in_handler = num
+        if isinstance(proc, Worker) and inst.harakiri:
+            inst.arm_harakiri(proc, inst.harakiri)
+        inst.record("signal.handler", proc, num=num)
+        try:
+            ok, _ = inst.call_python(entry.handler, num)
+        finally:
+            proc.in_handler = -1
+            if isinstance(proc, Worker) and inst.harakiri:
+                inst.arm_harakiri(proc, 0)
+        if not ok:
+            inst.log(f"error managing signal {num} on {who}")
+
+    # -- signal_wait ---------------------------------------------------------------------
+    def _signal_waiter(self, kind: type) -> UProcess | None:
+        candidates = [p for p in self.waiting if isinstance(p, kind)]
+        if not candidates:
+            return None
+        from .workers import choose
+
+        return choose(self.inst, candidates, "signal_wait")
+
+    def _wake_waiter(self, proc: UProcess, num: int) -> None:
+        del self.waiting[proc]
+        self.inst.kernel.wake(proc, num)
+
+    def wait(self, wanted: int | None) -> bytes:
+        """``signal_wait([num])`` in the current process (dispatching what it reads)."""
+        inst = self.inst
+        proc = inst.kernel.current
+        request = getattr(proc, "request", None)
+        if request is not None:
+            request.signal_received = -1
+        while True:
+            num = None
+            if isinstance(proc, Worker):
+                num = self.next_for_worker(proc)
+            if num is None:
+                self.waiting[proc] = wanted
+                num = inst.kernel.park(f"signal_wait({'' if wanted is None else wanted})")
+            if request is not None:
+                request.signal_received = num
+            self.run_handler(proc, num)
+            if wanted is None or num == wanted:
+                return b""
+
+    def received(self) -> int:
+        proc = self.inst.kernel.current
+        request = getattr(proc, "request", None)
+        return getattr(request, "signal_received", 0) if request is not None else 0
+
+    def process_died(self, proc: UProcess) -> None:
+        self.waiting.pop(proc, None)
+
+    # -- the uwsgi module ------------------------------------------------------------------
+    def facade_functions(self) -> dict[str, Any]:
+        p_register = parser("BsO:register_signal")
+        p_signal = parser("B|s:signal")
+        p_registered = parser("B:signal_registered")
+        p_wait = parser("|B:signal_wait")
+
+        def register_signal(*args: Any, **kw: Any) -> None:
+            no_kwargs("register_signal", kw)
+            num, target, handler = p_register(args)
+            self.register(num, target, handler)
+            return None
+
+        def signal(*args: Any, **kw: Any) -> None:
+            no_kwargs("signal", kw)
+            values = p_signal(args)
+            if len(values) > 1:
+                net = self.inst.subsystems.get("net")
+                if net is None:
+                    from ._errors import NotSimulatedError
+
+                    raise NotSimulatedError(
+                        "uwsgi.signal(num, node) needs the cluster network of a "
+                        "multi-node simulation")
+                return net.remote_signal(values[1], values[0])
+            self.raise_signal(values[0])
+            return None
+
+        def signal_registered(*args: Any, **kw: Any) -> bool | None:
+            no_kwargs("signal_registered", kw)
+            (num,) = p_registered(args)
+            return True if self.registered(num) else None
+
+        def signal_wait(*args: Any, **kw: Any) -> bytes:
+            no_kwargs("signal_wait", kw)
+            values = p_wait(args)
+            return self.wait(values[0] if values else None)
+
+        def signal_received(*_args: Any) -> int:
+            return self.received()
+
+        return {"register_signal": register_signal, "signal": signal,
+                "signal_registered": signal_registered, "signal_wait": signal_wait,
+                "signal_received": signal_received}
+
+
+def _atoi(text: str) -> int:
+    digits = ""
+    for ch in text:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits) if digits else 0

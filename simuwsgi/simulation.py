@@ -1,0 +1,349 @@
+"""``Simulation``: the public handle on a virtual uWSGI instance.
+
+A simulation owns one kernel (virtual clock, seeded RNG), one instance built from the
+user's uWSGI options, and the patches that make app code see it: the ``uwsgi`` module
+in ``sys.modules``, the virtual clock in ``time``/``datetime``, virtual pids in
+``os.getpid``. They go in at ``start()``, before the app is imported, and come out at
+``close()``, leaving the test process as it was.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._errors import DeadlockError, SimulationError
+from .clock import TimePatch, VirtualClock, parse_start
+from .config import Options, parse_ini, parse_options
+from .kernel import Kernel
+from .master import Instance
+from .processes import UProcess
+from .trace import Trace
+from .workers import Request, Response, dispatch_request
+
+__all__ = ["Simulation"]
+
+#: How long ``request()`` waits, in virtual seconds, for a response when no timeout is
+#: given and events keep coming (perpetual timers): then it reports who waits on what.
+DEFAULT_PATIENCE = 7 * 24 * 3600.0
+
+
+class Simulation:
+    """A virtual uWSGI instance run from the user's own uWSGI options.
+
+    ``options`` is what you would pass to ``uwsgi``: an argv list
+    (``["--master", "--processes", "4", "--wsgi-file", "app.py"]``), a dict
+    (``{"master": True, "processes": 4}``), or the path of an ``.ini`` file.
+    ``start`` is the first virtual instant (ISO string, datetime, epoch seconds; naive
+    values are read in ``tz``); by default 2026-01-01 00:00 — or, inside an active
+    ``freezegun.freeze_time``, the frozen instant. ``seed`` drives every choice real
+    uWSGI leaves to chance. ``app_dir`` is where relative paths in the options are
+    resolved (default: the ``.ini`` file's directory, else the current directory).
+    ``vfork=False`` shares the app's module globals between processes (faster, less
+    faithful).
+    """
+
+    def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
+                 tz: str | None = None, mode: str = "sim", app_dir: str | Path | None = None,
+                 hostname: str = "simuwsgi", vfork: bool = True,
+                 decorators: str = "auto") -> None:
+        if mode != "sim":
+            raise ValueError(f"mode {mode!r} is not available in this build: use 'sim'")
+        self.mode = mode
+        self.seed = seed
+        self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
+        if app_dir is not None:
+            self.opts.base_dir = Path(app_dir)
+        self.kernel = Kernel(seed)
+        self.clock = VirtualClock(self.kernel, parse_start(start, tz), tz)
+        self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname, vfork=vfork)
+        self._patch = TimePatch(self.clock, self._sleep)
+        self._decorators = decorators
+        self._saved_modules: dict[str, types.ModuleType | None] = {}
+        self.started = False
+        self.closed = False
+        self._request_ids = 0
+
+    @classmethod
+    def from_ini(cls, path: str | Path, **kwargs: Any) -> Simulation:
+        return cls(parse_ini(path), **kwargs)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Simulation:
+        """Boot the instance: import the app in the master and fork everything."""
+        if self.started:
+            return self
+        self.started = True
+        for name in ("uwsgi", "uwsgidecorators"):
+            self._saved_modules[name] = sys.modules.pop(name, None)
+        self._patch.install()
+        kernel = self.kernel
+        inst = self.inst
+        kernel.context_hook = lambda proc: inst.app.switch(kernel.installed_context(), proc.context)
+        try:
+            self._install_facade()
+            inst.on_stop.append(self._settle)
+            inst.boot()
+            self._settle()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _install_facade(self) -> None:
+        if self._decorators == "simuwsgi":
+            from . import uwsgidecorators as ours
+
+            sys.modules["uwsgidecorators"] = ours.fresh()
+
+    def _settle(self) -> None:
+        """Back in the test: show the master's globals in the app modules."""
+        master = self.inst.master
+        if master is not None and master.context is not None:
+            if self.kernel.installed_context() is not master.context:
+                self.inst.app.switch(self.kernel.installed_context(), master.context)
+                self.kernel._installed_context = master.context
+        sys.modules["uwsgi"] = self.inst.facade
+
+    def close(self) -> None:
+        """Stop the instance and take every patch out. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.started and not self.inst.stopped:
+                self.inst.stopped = True
+                for sub in self.inst.subsystems.values():
+                    hook = getattr(sub, "close", None)
+                    if hook is not None:
+                        hook()
+            self._settle()
+            self.kernel.close()
+        finally:
+            self.kernel.context_hook = None
+            self.inst.app.restore()
+            self._patch.uninstall()
+            for name, module in self._saved_modules.items():
+                if module is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = module
+
+    def stop(self) -> None:
+        """Shut the instance down as ``SIGINT`` to the master does."""
+        self._ensure_started()
+        self.inst.shutdown()
+        self._settle()
+
+    def __enter__(self) -> Simulation:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _ensure_started(self) -> None:
+        if not self.started:
+            self.start()
+        if self.closed:
+            raise SimulationError("this simulation is closed")
+
+    # -- time --------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the simulation started."""
+        return self.kernel.now
+
+    @property
+    def wall(self) -> float:
+        """Virtual wall-clock time (epoch seconds)."""
+        return self.clock.time()
+
+    @property
+    def datetime(self) -> datetime:
+        """Virtual wall-clock time as an aware datetime in the simulation's zone."""
+        from zoneinfo import ZoneInfo
+
+        return datetime.fromtimestamp(self.clock.time(), timezone.utc).astimezone(
+            ZoneInfo(self.clock.tz))
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass, running everything that falls due."""
+        self._ensure_started()
+        self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
+
+    def run_until(self, when: Any) -> None:
+        """Run until virtual time ``when``: seconds since start, or a wall-clock
+        instant (datetime, ISO string)."""
+        self._ensure_started()
+        if isinstance(when, (int, float)) and not isinstance(when, bool):
+            target = float(when)
+        else:
+            target = self.kernel.now + parse_start(when, self.clock.tz) - self.clock.time()
+        if target < self.kernel.now:
+            raise ValueError(f"cannot run back in time: {when!r} is before now")
+        self._run(lambda: self.kernel.run_until(target))
+
+    def step(self) -> bool:
+        """Run the next event only. False if nothing is scheduled."""
+        self._ensure_started()
+        ran: list[bool] = []
+        self._run(lambda: ran.append(self.kernel.step()))
+        return ran[0]
+
+    def step_clock(self, seconds: float) -> None:
+        """Step the virtual wall clock (NTP jump): forward or backward; monotonic time
+        and pending timers are unaffected."""
+        self._ensure_started()
+        self.inst.record("clock.step", self.inst.master, delta=seconds)
+        self.clock.step(seconds)
+
+    def set_clock(self, when: Any) -> None:
+        """Set the virtual wall clock to an instant (a step of whatever size)."""
+        self.step_clock(parse_start(when, self.clock.tz) - self.clock.time())
+
+    def _run(self, body: Any) -> None:
+        try:
+            body()
+        finally:
+            self._settle()
+
+    def _sleep(self, seconds: float) -> None:
+        """``time.sleep`` inside a virtual process: park it for ``seconds``."""
+        kernel = self.kernel
+        proc = kernel.current
+        kernel.wake(proc, None, max(0.0, float(seconds)))
+        kernel.park(f"sleep({seconds})")
+
+    # -- requests ------------------------------------------------------------------------
+    def submit(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",
+               at: float | None = None) -> Request:
+        """Send a request and return at once; the scenario goes on while it is in flight.
+
+        The handle's ``done`` and ``response`` tell how it ended.
+        """
+        self._ensure_started()
+        self._request_ids += 1
+        req = Request(method, path, headers, body, self.kernel.now, ident=self._request_ids)
+        if at is None:
+            self.kernel.call_soon(dispatch_request, self.inst, req)
+        else:
+            self.kernel.at(at, dispatch_request, self.inst, req)
+        return req
+
+    def request(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",
+                timeout: float | None = None) -> Response:
+        """Send a request and run the simulation until its response is complete.
+
+        A request uWSGI drops (harakiri, worker death, instance stopped) gives a
+        response whose ``status`` is None and whose ``reason`` says why; one still in
+        flight after ``timeout`` virtual seconds gives ``status`` None, reason
+        ``timeout``.
+        """
+        req = self.submit(method, path, headers=headers, body=body)
+        self.wait(req, timeout=timeout)
+        if req.response is None:
+            return Response(status=None, reason=f"timeout after {timeout} virtual seconds",
+                            started=req.started, finished=self.kernel.now)
+        return req.response
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        return self.request("GET", path, **kwargs)
+
+    def wait(self, requests: Request | Iterable[Request], *, timeout: float | None = None) -> None:
+        """Run until the given in-flight requests are complete (or ``timeout``)."""
+        pending = [requests] if isinstance(requests, Request) else list(requests)
+        kernel = self.kernel
+        limit = kernel.now + (timeout if timeout is not None else DEFAULT_PATIENCE)
+
+        def unfinished() -> bool:
+            return any(not r.done for r in pending)
+
+        def body() -> None:
+            done = kernel.run_until(limit, stop=lambda: not unfinished())
+            if done or not unfinished():
+                return
+            if timeout is None:
+                raise DeadlockError(self._stall_report(pending, "no response after "
+                                                       f"{DEFAULT_PATIENCE:.0f} virtual seconds"))
+
+        if not unfinished():
+            return
+        if kernel.peek() is None:
+            raise DeadlockError(self._stall_report(pending, "nothing is scheduled"))
+        self._run(body)
+        if unfinished() and kernel.peek() is None and timeout is None:
+            raise DeadlockError(self._stall_report(pending, "nothing is scheduled"))
+
+    def _stall_report(self, pending: list[Request], why: str) -> str:
+        lines = [f"the simulation cannot make progress at virtual time "
+                 f"{self.kernel.now:.6f} ({why}); waiting for "
+                 + ", ".join(repr(r) for r in pending if not r.done) + ". Processes:"]
+        for proc in self.processes():
+            state = "dead" if not proc.alive else (proc.wait_reason or "runnable")
+            lines.append(f"  {proc.name} (pid {proc.pid}): {state}")
+        return "\n".join(lines)
+
+    # -- faults and signals -------------------------------------------------------------
+    def signal(self, num: int) -> None:
+        """Raise uWSGI signal ``num`` as if a worker called ``uwsgi.signal(num)``."""
+        self._ensure_started()
+        signals = self.inst.subsystems["signals"]
+        self.kernel.call_soon(signals.route, num & 0xFF)
+        self.advance(0)
+
+    def kill(self, process: str) -> None:
+        """SIGKILL a process by name (``worker1``, ``mule2``, ``spooler1``); the master
+        respawns it."""
+        self._ensure_started()
+        proc = self.process(process)
+        self.inst.record("fault.kill", proc, pid=proc.pid)
+        self.inst.kill(proc, "killed")
+        self.advance(0)
+
+    def reload(self) -> None:
+        """Graceful reload (SIGHUP to the master), run to completion."""
+        self._ensure_started()
+        self.inst.request_reload()
+        self.advance(0)
+
+    # -- inspection ------------------------------------------------------------------------
+    def processes(self) -> list[UProcess]:
+        inst = self.inst
+        procs: list[UProcess] = [inst.master] if inst.master else []
+        for group in (inst.workers, inst.mules, inst.spoolers):
+            procs.extend(group[k] for k in sorted(group))
+        return procs
+
+    def process(self, name: str) -> UProcess:
+        for proc in self.processes():
+            if proc.name == name:
+                return proc
+        names = ", ".join(p.name for p in self.processes())
+        raise KeyError(f"no process named {name!r} (there are: {names})")
+
+    def globals(self, process: str = "master") -> dict[str, dict[str, Any]]:
+        """A copy of one process's app-module globals, by module name."""
+        proc = self.process(process)
+        return self.inst.app.module_globals(proc.context)
+
+    @property
+    def uwsgi(self) -> types.ModuleType:
+        """The ``uwsgi`` module the app sees."""
+        return self.inst.facade
+
+    @property
+    def trace(self) -> Trace:
+        return self.inst.trace
+
+    @property
+    def log(self) -> list[str]:
+        """The lines uWSGI would have logged."""
+        return [line for _t, _p, line in self.inst.log_lines]
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("running" if self.started else "new")
+        return f"<Simulation seed={self.seed} t={self.kernel.now:.3f} {state}>"

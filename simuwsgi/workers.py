@@ -1,0 +1,344 @@
+"""Workers and WSGI requests in virtual time.
+
+What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
+``plugins/python/wsgi_handlers.c``, ``wsgi_subhandler.c``):
+
+* a worker waits in its accept loop on the listen socket and its signal sockets;
+  signals are only handled there, between requests (a busy worker keeps them queued);
+  a request waits in the listen queue (``--listen``, default 100) while every worker is
+  busy, and is taken by the next worker that comes back to its accept loop;
+* when several workers are idle, which one the kernel wakes is chance in real uWSGI:
+  here the seeded RNG picks, and the trace records the choice;
+* the app is called with uWSGI's environ; ``uwsgi.env`` is set for the request (with
+  fewer than two threads); the response is collected; counters are updated at the
+  *end* of the request (``requests``, ``delta_requests``, the core's request count —
+  ``uwsgi.request_id()`` — and ``total_requests``);
+* an exception in the app is logged with its traceback and counted in ``exceptions``;
+  the client gets what uWSGI sends (see ``_exception_response``);
+* ``--harakiri`` is armed for each request; ``--max-requests`` recycles the worker.
+
+Requests take no virtual time unless the app sleeps or blocks.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .master import ProcessExit
+
+if TYPE_CHECKING:
+    from .master import Instance
+    from .processes import Worker
+
+__all__ = ["Request", "Response", "dispatch_request", "worker_loop"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Response:
+    """What the client received.
+
+    ``status`` is None when uWSGI closed the connection without a reply; ``reason``
+    then says why (harakiri, worker death, instance stopped, listen queue full).
+    """
+
+    status: int | None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    reason: str = ""
+    worker: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return default
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class Request:
+    """A request in flight. Users get it from ``Simulation.submit``."""
+
+    def __init__(self, method: str, path: str, headers: Iterable[tuple[str, str]] | dict[str, str] | None,
+                 body: bytes, submitted: float, *, ident: int = 0,
+                 remote_addr: str = "127.0.0.1", protocol: str = "HTTP/1.1") -> None:
+        self.id = ident
+        self.method = method.upper()
+        self.path = path
+        if headers is None:
+            self.headers: list[tuple[str, str]] = []
+        elif isinstance(headers, dict):
+            self.headers = list(headers.items())
+        else:
+            self.headers = list(headers)
+        self.body = bytes(body)
+        self.remote_addr = remote_addr
+        self.protocol = protocol
+        self.submitted = submitted
+        self.done = False
+        self.response: Response | None = None
+        self.worker = 0
+        self.started = 0.0
+
+    def finish(self, status: int | None, headers: list[tuple[str, str]], body: bytes,
+               now: float, reason: str = "") -> None:
+        if self.done:
+            return
+        self.done = True
+        self.response = Response(status=status, headers=headers, body=body, reason=reason,
+                                 worker=self.worker, started=self.started, finished=now)
+
+    def fail(self, reason: str, now: float | None = None) -> None:
+        self.finish(None, [], b"", self.started if now is None else now, reason)
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "pending"
+        return f"<Request {self.id} {self.method} {self.path} {state}>"
+
+
+# -- dispatching --------------------------------------------------------------------------
+def choose(inst: Instance, candidates: list[Any], what: str) -> Any:
+    """Pick one of several equally eligible processes with the seeded RNG (traced)."""
+    if len(candidates) == 1:
+        return candidates[0]
+    ordered = sorted(candidates, key=lambda p: p.id)
+    picked = ordered[inst.kernel.rng.randrange(len(ordered))]
+    inst.record("choice", None, what=what, among=[p.name for p in ordered], picked=picked.name)
+    return picked
+
+
+def take_idle_worker(inst: Instance, what: str) -> Worker | None:
+    idle = [w for w in inst.idle_workers if w.accepting]
+    if not idle:
+        return None
+    worker = choose(inst, idle, what)
+    inst.idle_workers.remove(worker)
+    return worker
+
+
+def dispatch_request(inst: Instance, req: Request) -> None:
+    """A connection arrives on the listen socket."""
+    inst.record("request.submit", None, id=req.id, method=req.method, path=req.path)
+    if inst.stopped:
+        req.fail("connection refused: instance stopped", inst.kernel.now)
+        return
+    worker = take_idle_worker(inst, "accept")
+    if worker is not None:
+        inst.kernel.wake(worker, ("req", req))
+        return
+    if len(inst.listen_queue) >= inst.listen:
+        inst.log("*** uWSGI listen queue of socket \"127.0.0.1\" (fd: 3) full !!! "
+                 f"({len(inst.listen_queue)}/{inst.listen}) ***")
+        req.fail("connection refused: listen queue full", inst.kernel.now)
+        return
+    inst.listen_queue.append(req)
+
+
+def wake_idle(inst: Instance, worker: Worker, item: Any) -> bool:
+    """Hand ``item`` to ``worker`` if it is idle in its accept loop."""
+    if worker in inst.idle_workers:
+        inst.idle_workers.remove(worker)
+        inst.kernel.wake(worker, item)
+        return True
+    return False
+
+
+# -- the worker -----------------------------------------------------------------------------
+def worker_loop(inst: Instance, w: Worker) -> None:
+    """The accept loop of one worker: signals between requests, then requests."""
+    if inst.lazy_apps:
+        # Each worker imports its own copy of the app (and of its modules).
+        inst.app.forget_app_modules()
+        inst.app_loaded = inst.app.load()
+        inst._check_need_app()
+        w.apps = dict(inst.app.apps)
+    signals = inst.subsystems.get("signals")
+    kernel = inst.kernel
+    while True:
+        if not w.manage_next_request:
+            raise ProcessExit("reload")
+        if signals is not None:
+            num = signals.next_for_worker(w)
+            if num is not None:
+                signals.run_handler(w, num)
+                continue
+        if inst.listen_queue and w.accepting:
+            handle_request(inst, w, inst.listen_queue.popleft())
+            continue
+        w.status = "idle"
+        inst.idle_workers.append(w)
+        item = kernel.park("accept")
+        kind = item[0]
+        if kind == "req":
+            handle_request(inst, w, item[1])
+        elif kind == "sig":
+            signals.run_handler(w, item[1])
+
+
+def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
+    """The WSGI environ uWSGI's Python plugin builds for an ``--http-socket`` request."""
+    import io
+
+    parts = urlsplit(req.path)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": req.method,
+        "REQUEST_URI": req.path,
+        "PATH_INFO": _unquote_path(parts.path or "/"),
+        "QUERY_STRING": parts.query,
+        "SERVER_PROTOCOL": req.protocol,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": inst.hostname,
+        "SERVER_PORT": "80",
+        "UWSGI_ROUTER": "http",
+        "REMOTE_ADDR": req.remote_addr,
+        "REMOTE_PORT": "0",
+    }
+    for name, value in req.headers:
+        key = name.upper().replace("-", "_")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            environ[key] = value
+        else:
+            environ["HTTP_" + key] = value
+    if req.body and "CONTENT_LENGTH" not in environ:
+        environ["CONTENT_LENGTH"] = str(len(req.body))
+    environ.update({
+        "wsgi.input": io.BytesIO(req.body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.run_once": False,
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": inst.cores > 1,
+        "wsgi.multiprocess": inst.numproc > 1,
+        "uwsgi.version": b"2.0.30",
+        "uwsgi.node": inst.hostname.encode(),
+        "uwsgi.core": 0,
+    })
+    return environ
+
+
+def _unquote_path(path: str) -> str:
+    from urllib.parse import unquote_to_bytes
+
+    return unquote_to_bytes(path).decode("latin-1")
+
+
+def handle_request(inst: Instance, w: Worker, req: Request) -> None:
+    kernel = inst.kernel
+    w.status = "busy"
+    w.request = req
+    req.worker = w.id
+    req.started = kernel.now
+    inst.record("request.start", w, id=req.id, method=req.method, path=req.path)
+    if inst.harakiri:
+        inst.arm_harakiri(w, inst.harakiri)
+    status, headers, body, failed = _call_app(inst, w, req)
+    end = kernel.now
+    # uwsgi_close_request: counters at the end of the request.
+    w.requests += 1
+    w.delta_requests += 1
+    w.core_requests += 1
+    inst.total_requests += 1
+    app_id = 0
+    w.app_requests[app_id] = w.app_requests.get(app_id, 0) + 1
+    elapsed_us = int(round((end - req.started) * 1_000_000))
+    w.running_time += elapsed_us
+    w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
+    w.tx += len(body)
+    w.request = None
+    if w.harakiri_deadline or w.user_harakiri_deadline:
+        w.harakiri_deadline = 0.0
+        w.user_harakiri_deadline = 0.0
+        inst._reschedule_harakiri(w)
+    inst.record("request.end", w, id=req.id, status=status, bytes=len(body),
+                **({"exception": True} if failed else {}))
+    req.finish(status, headers, body, end)
+    inst.log(f"[pid: {w.pid}|app: 0|req: {w.requests}/{inst.total_requests}] "
+             f"{req.remote_addr} () {{{0} vars in {0} bytes}} "
+             f"{req.method} {req.path} => generated {len(body)} bytes (HTTP/1.1 {status})", w)
+    if (inst.max_requests > 0 and w.delta_requests >= inst.max_requests
+            and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
+        raise ProcessExit("max-requests")
+
+
+def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
+    """Run the WSGI callable; returns (status, headers, body, raised)."""
+    app = (w.apps if inst.lazy_apps else inst.app.apps).get(0)
+    if app is None:
+        # "no app loaded": uWSGI answers 500 without calling anything.
+        inst.log("--- no python application found, check your startup logs for errors ---", w)
+        return 500, [("Content-Type", "text/plain")], b"Internal Server Error", False
+    environ = build_environ(inst, req, w)
+    facade = inst.facade
+    if inst.cores < 2:
+        facade.env = environ
+    state: dict[str, Any] = {"status": None, "headers": [], "written": []}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None and state["sent"]:
+            raise exc_info[1].with_traceback(exc_info[2])
+        if not isinstance(status, str):
+            raise TypeError("http status must be a string")
+        if not isinstance(headers, list):
+            raise TypeError("http headers must be in a python list")
+        state["status"] = status
+        state["headers"] = [(str(k), str(v)) for k, v in headers]
+        return state["written"].append
+
+    state["sent"] = False
+    chunks: list[bytes] = []
+    failed = False
+    try:
+        result = app(environ, start_response)
+        try:
+            for chunk in result:
+                if state["status"] is not None:
+                    state["sent"] = True
+                if isinstance(chunk, str):
+                    raise TypeError("unable to get the body of the response: str, not bytes")
+                chunks.append(bytes(chunk))
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+    except (ProcessExit,):
+        raise
+    except SystemExit as exc:
+        raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
+    except Exception:  # noqa: BLE001 - uWSGI logs the traceback and carries on
+        failed = True
+        w.exceptions += 1
+        w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+        inst.log_exception()
+    finally:
+        if inst.cores < 2 and getattr(facade, "env", None) is environ:
+            try:
+                del facade.env
+            except AttributeError:
+                pass
+    body = b"".join(state["written"]) + b"".join(chunks)
+    if state["status"] is None:
+        return _exception_response() if failed else (None, [], b"", False)
+    try:
+        code = int(state["status"].split(None, 1)[0])
+    except (ValueError, IndexError):
+        code = None
+    return code, state["headers"], body, failed
+
+
+def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
+    """What the client gets when the app raised before ``start_response``."""
+    return 500, [("Content-Type", "text/plain")], b"Internal Server Error", True
