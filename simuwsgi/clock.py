@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 import time as _time
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,22 +40,26 @@ if TYPE_CHECKING:
 
 __all__ = ["VirtualClock", "RealClock", "TimePatch", "parse_start", "DEFAULT_START"]
 
-# The real functions, bound before anybody can patch them.
-_real_time = _time.time
-_real_time_ns = _time.time_ns
-_real_monotonic = _time.monotonic
-_real_monotonic_ns = _time.monotonic_ns
-_real_perf_counter = _time.perf_counter
-_real_perf_counter_ns = _time.perf_counter_ns
-_real_localtime = _time.localtime
-_real_gmtime = _time.gmtime
-_real_ctime = _time.ctime
-_real_asctime = _time.asctime
-_real_strftime = _time.strftime
-_real_sleep = _time.sleep
-_real_datetime = _dt.datetime
-_real_date = _dt.date
-_real_getpid = os.getpid
+# The real functions, bound before anybody can patch them. They live in a
+# namespace, not as module attributes, because freezegun rebinds module
+# attributes that hold the real clock functions while it is active.
+_R = types.SimpleNamespace(
+    time=_time.time,
+    time_ns=_time.time_ns,
+    monotonic=_time.monotonic,
+    monotonic_ns=_time.monotonic_ns,
+    perf_counter=_time.perf_counter,
+    perf_counter_ns=_time.perf_counter_ns,
+    localtime=_time.localtime,
+    gmtime=_time.gmtime,
+    ctime=_time.ctime,
+    asctime=_time.asctime,
+    strftime=_time.strftime,
+    sleep=_time.sleep,
+    datetime=_dt.datetime,
+    date=_dt.date,
+    getpid=os.getpid,
+)
 
 #: Default first instant of a simulation: 2026-01-01 00:00:00 in its time zone.
 DEFAULT_START = "2026-01-01T00:00:00"
@@ -67,15 +72,15 @@ class RealClock:
 
     @staticmethod
     def time() -> float:
-        return _real_time()
+        return _R.time()
 
     @staticmethod
     def monotonic() -> float:
-        return _real_monotonic()
+        return _R.monotonic()
 
     @staticmethod
     def sleep(seconds: float) -> None:
-        _real_sleep(seconds)
+        _R.sleep(seconds)
 
 
 def _frozen_instant() -> float | None:
@@ -85,7 +90,7 @@ def _frozen_instant() -> float | None:
     if not factories:
         return None
     frozen = factories[-1]()  # a naive datetime in UTC
-    return float((frozen - _real_datetime(1970, 1, 1)).total_seconds())
+    return float((frozen - _R.datetime(1970, 1, 1)).total_seconds())
 
 
 def parse_start(start: Any, tz: str | None) -> float:
@@ -103,14 +108,14 @@ def parse_start(start: Any, tz: str | None) -> float:
         return float(start)
     if isinstance(start, str):
         try:
-            start = _real_datetime.fromisoformat(start.replace("Z", "+00:00"))
+            start = _R.datetime.fromisoformat(start.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(
                 f"start must be an ISO 8601 date-time such as '2026-03-29T01:59:00', "
                 f"got {start!r}") from None
-    if isinstance(start, _real_date) and not isinstance(start, _real_datetime):
-        start = _real_datetime(start.year, start.month, start.day)
-    if not isinstance(start, _real_datetime):
+    if isinstance(start, _R.date) and not isinstance(start, _R.datetime):
+        start = _R.datetime(start.year, start.month, start.day)
+    if not isinstance(start, _R.datetime):
         raise TypeError(f"start must be None, a number, a string or a datetime, "
                         f"not {type(start).__name__}")
     if start.tzinfo is None:
@@ -154,7 +159,7 @@ class VirtualClock:
 
     def localtime(self, secs: float | None = None) -> _time.struct_time:
         """``localtime()`` in the simulation's zone (valid while the patch is in)."""
-        return _real_localtime(self.time() if secs is None else secs)
+        return _R.localtime(self.time() if secs is None else secs)
 
 
 class TimePatch:
@@ -185,65 +190,65 @@ class TimePatch:
         def time() -> float:
             if get_ident() == sim_thread:
                 return clock.wall_offset + kernel.now
-            return _real_time()
+            return _R.time()
 
         def time_ns() -> int:
             if get_ident() == sim_thread:
                 return int(round((clock.wall_offset + kernel.now) * 1e9))
-            return _real_time_ns()
+            return _R.time_ns()
 
         def monotonic() -> float:
             if get_ident() == sim_thread:
                 return mono_base + kernel.now
-            return _real_monotonic()
+            return _R.monotonic()
 
         def monotonic_ns() -> int:
             if get_ident() == sim_thread:
                 return int(round((mono_base + kernel.now) * 1e9))
-            return _real_monotonic_ns()
+            return _R.monotonic_ns()
 
         def perf_counter() -> float:
             if get_ident() == sim_thread:
                 return mono_base + kernel.now
-            return _real_perf_counter()
+            return _R.perf_counter()
 
         def perf_counter_ns() -> int:
             if get_ident() == sim_thread:
                 return int(round((mono_base + kernel.now) * 1e9))
-            return _real_perf_counter_ns()
+            return _R.perf_counter_ns()
 
         def localtime(secs: float | None = None) -> _time.struct_time:
             if secs is None:
                 secs = time()
-            return _real_localtime(secs)
+            return _R.localtime(secs)
 
         def gmtime(secs: float | None = None) -> _time.struct_time:
             if secs is None:
                 secs = time()
-            return _real_gmtime(secs)
+            return _R.gmtime(secs)
 
         def ctime(secs: float | None = None) -> str:
             if secs is None:
                 secs = time()
-            return _real_ctime(secs)
+            return _R.ctime(secs)
 
         def asctime(t: Any = None) -> str:
-            return _real_asctime(localtime() if t is None else t)
+            return _R.asctime(localtime() if t is None else t)
 
         def strftime(fmt: str, t: Any = None) -> str:
-            return _real_strftime(fmt, localtime() if t is None else t)
+            return _R.strftime(fmt, localtime() if t is None else t)
 
         def sleep(secs: float) -> None:
             if get_ident() == sim_thread and kernel.current is not None:
                 vsleep(secs)
             else:
-                _real_sleep(secs)
+                _R.sleep(secs)
 
         def getpid() -> int:
             proc = kernel.current
             if proc is not None and get_ident() == sim_thread:
                 return int(proc.pid)
-            return _real_getpid()
+            return _R.getpid()
 
         fake_datetime, fake_date = _fake_datetime_classes(time)
         replacements = [
@@ -287,37 +292,37 @@ def _fake_datetime_classes(now: Callable[[], float]) -> tuple[type, type]:
 
     class _DateMeta(type):
         def __instancecheck__(cls, obj: object) -> bool:
-            return isinstance(obj, _real_date)
+            return isinstance(obj, _R.date)
 
         def __subclasscheck__(cls, sub: type) -> bool:
-            return issubclass(sub, _real_date)
+            return issubclass(sub, _R.date)
 
     class _DatetimeMeta(_DateMeta):
         def __instancecheck__(cls, obj: object) -> bool:
-            return isinstance(obj, _real_datetime)
+            return isinstance(obj, _R.datetime)
 
         def __subclasscheck__(cls, sub: type) -> bool:
-            return issubclass(sub, _real_datetime)
+            return issubclass(sub, _R.datetime)
 
-    class date(_real_date, metaclass=_DateMeta):  # noqa: N801 - stands in for date
+    class date(_R.date, metaclass=_DateMeta):  # noqa: N801 - stands in for date
         @classmethod
-        def today(cls) -> _real_date:
-            return _real_date.fromtimestamp(now())
+        def today(cls) -> _R.date:
+            return _R.date.fromtimestamp(now())
 
-    class datetime(_real_datetime, metaclass=_DatetimeMeta):  # noqa: N801
+    class datetime(_R.datetime, metaclass=_DatetimeMeta):  # noqa: N801
         @classmethod
-        def now(cls, tz: _dt.tzinfo | None = None) -> _real_datetime:
-            return _real_datetime.fromtimestamp(now(), tz)
-
-        @classmethod
-        def utcnow(cls) -> _real_datetime:
-            return _real_datetime.fromtimestamp(now(), _dt.timezone.utc).replace(tzinfo=None)
+        def now(cls, tz: _dt.tzinfo | None = None) -> _R.datetime:
+            return _R.datetime.fromtimestamp(now(), tz)
 
         @classmethod
-        def today(cls) -> _real_datetime:
-            return _real_datetime.fromtimestamp(now())
+        def utcnow(cls) -> _R.datetime:
+            return _R.datetime.fromtimestamp(now(), _dt.timezone.utc).replace(tzinfo=None)
 
-    for cls, real in ((date, _real_date), (datetime, _real_datetime)):
+        @classmethod
+        def today(cls) -> _R.datetime:
+            return _R.datetime.fromtimestamp(now())
+
+    for cls, real in ((date, _R.date), (datetime, _R.datetime)):
         cls.__module__ = "datetime"
         cls.__qualname__ = real.__qualname__
     return datetime, date

@@ -118,12 +118,8 @@ class Options:
 
     def argv(self) -> list[str]:
         """These options as a uWSGI command line (for real mode)."""
-        args: list[str] = []
-        for name, value in self.given:
-            args.append(f"--{name}")
-            if value is not True:
-                args.append(str(value))
-        return args
+        return [f"--{name}" if value is True else f"--{name}={value}"
+                for name, value in self.given]
 
     def add(self, name: str, value: str | bool) -> None:
         self.items.append((name, value))

@@ -332,7 +332,7 @@ class Instance:
         self.record("death", proc, pid=proc.pid, reason=reason)
         request = proc.request
         if request is not None and not request.done:
-            request.fail(f"connection closed: {proc.name} died ({reason})")
+            request.fail(f"connection closed: {proc.name} died ({reason})", self.kernel.now)
         for sub in self.subsystems.values():
             hook = getattr(sub, "process_died", None)
             if hook is not None:
@@ -516,11 +516,11 @@ class Instance:
                 if proc.alive:
                     self.kernel.discard(proc)
                     if proc.request is not None and not proc.request.done:
-                        proc.request.fail("connection closed: instance stopped")
+                        proc.request.fail("connection closed: instance stopped", self.kernel.now)
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
         for req in list(self.listen_queue):
-            req.fail("connection refused: instance stopped")
+            req.fail("connection refused: instance stopped", self.kernel.now)
         self.listen_queue.clear()
         self.log("goodbye to uWSGI.", self.master)
         for sub in self.subsystems.values():

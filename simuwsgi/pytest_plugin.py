@@ -1,0 +1,108 @@
+"""pytest plugin: the ``uwsgi_sim`` fixture, the ``uwsgi`` marker, ``--simuwsgi-seed``.
+
+    @pytest.mark.uwsgi("--master", "--processes", "2", "--wsgi-file", "app.py",
+                       seed=3, start="2026-03-29T01:59:00", tz="Europe/Paris")
+    def test_cron(uwsgi_sim):
+        uwsgi_sim.advance(120)
+        assert uwsgi_sim.trace.count("signal.handler") == 2
+
+The marker's positional arguments are uWSGI options (or pass ``options=`` a list, a dict
+or an ``.ini`` path); its keywords go to ``Simulation``. Relative paths are resolved
+in the test file's directory unless ``app_dir`` is given. ``--simuwsgi-seed N`` overrides
+every seed; a failing test's report shows the seed and the command that replays it.
+``uwsgi_simulation`` is a factory for tests that need several simulations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .simulation import Simulation
+
+_SIMS = pytest.StashKey[list[Simulation]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("simuwsgi")
+    group.addoption("--simuwsgi-seed", type=int, default=None, metavar="N",
+                    help="seed for every simuwsgi simulation (overrides markers)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "uwsgi(*options, options=None, seed=0, start=None, tz=None, app_dir=None, "
+        "mode='sim', vfork=True): uWSGI options and simulation settings for uwsgi_sim")
+
+
+def _make(request: pytest.FixtureRequest, options: Any = None, **kwargs: Any) -> Simulation:
+    marker = request.node.get_closest_marker("uwsgi")
+    settings: dict[str, Any] = {}
+    if marker is not None:
+        settings.update(marker.kwargs)
+        if marker.args and options is None:
+            options = list(marker.args)
+    settings.update(kwargs)
+    if options is None:
+        options = settings.pop("options", None)
+    else:
+        settings.pop("options", None)
+    if options is None:
+        raise pytest.UsageError(
+            "uwsgi_sim needs uWSGI options: @pytest.mark.uwsgi('--master', '--wsgi-file', "
+            "'app.py', ...) or uwsgi_simulation([...])")
+    override = request.config.getoption("--simuwsgi-seed")
+    if override is not None:
+        settings["seed"] = override
+    settings.setdefault("seed", 0)
+    if "app_dir" not in settings and not isinstance(options, (str, Path)):
+        settings["app_dir"] = Path(str(request.path)).parent
+    sim = Simulation(options, **settings)
+    request.node.stash.setdefault(_SIMS, []).append(sim)
+    return sim
+
+
+@pytest.fixture
+def uwsgi_sim(request: pytest.FixtureRequest) -> Iterator[Simulation]:
+    """A started simulation built from the test's ``uwsgi`` marker."""
+    sim = _make(request)
+    try:
+        yield sim.start()
+    finally:
+        sim.close()
+
+
+@pytest.fixture
+def uwsgi_simulation(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A factory: ``uwsgi_simulation(options, **settings)`` returns a started simulation;
+    all are closed at the end of the test."""
+    made: list[Simulation] = []
+
+    def factory(options: Any = None, **kwargs: Any) -> Simulation:
+        sim = _make(request, options, **kwargs)
+        made.append(sim)
+        return sim.start()
+
+    try:
+        yield factory
+    finally:
+        for sim in made:
+            sim.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    sims = item.stash.get(_SIMS, [])
+    if report.failed and sims:
+        lines = []
+        for sim in sims:
+            lines.append(f"seed {sim.seed}, virtual time {sim.now:.6f} s, "
+                         f"trace digest {sim.trace.digest()[:16]}")
+        lines.append(f"replay: pytest '{item.nodeid}' --simuwsgi-seed={sims[0].seed}")
+        report.sections.append(("simuwsgi", "\n".join(lines)))

@@ -1,0 +1,101 @@
+"""Scenarios: uWSGI options, an app, a timeline and expectations, in one file.
+
+A scenario is a Python file with module-level names:
+
+``OPTIONS`` (required)
+    the uWSGI options, as a list, a dict or the path of an ``.ini`` file (relative to
+    the scenario's directory);
+``SEED``, ``START``, ``TZ``, ``DURATION``
+    the simulation's seed, first instant, time zone, and how long ``run`` lasts
+    (seconds or ``"1d"``/``"2h"``/``"30m"``/``"10s"``; default 60 s);
+``APP_DIR``
+    where relative paths in the options are resolved (default: the scenario's dir);
+``timeline(sim)``
+    drives the simulation (requests, signals, waits, kills, clock steps) — without it
+    the simulation just runs for ``DURATION``;
+``check(sim)``
+    expectations on the trace; an ``AssertionError`` fails the run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+__all__ = ["Scenario", "load_scenario", "parse_duration"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: Any) -> float:
+    """Seconds for ``90``, ``"90"``, ``"1.5h"``, ``"1d"``, ``"2w"``, ``"1h30m"``."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    value = str(text).strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", value)
+    if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
+        raise ValueError(f"bad duration {text!r}: use seconds or a number with a unit "
+                         f"s, m, h, d or w (e.g. '90', '10m', '1d', '1h30m')")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+@dataclass
+class Scenario:
+    """A loaded scenario (see the module docstring for the file format)."""
+
+    name: str
+    options: Any
+    app_dir: Path
+    seed: int = 0
+    start: Any = None
+    tz: str | None = None
+    duration: float = 60.0
+    timeline: Callable[[Any], Any] | None = None
+    check: Callable[[Any], Any] | None = None
+    module: ModuleType | None = field(default=None, repr=False)
+
+    def simulation(self, **overrides: Any) -> Any:
+        from .simulation import Simulation
+
+        settings = {"seed": self.seed, "start": self.start, "tz": self.tz,
+                    "app_dir": self.app_dir}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        options = self.options
+        if isinstance(options, str) and options.endswith(".ini") or ".ini:" in str(options):
+            options = str(self.app_dir / options) if not Path(options).is_absolute() else options
+        return Simulation(options, **settings)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path).resolve()
+    name = f"simuwsgi_scenario_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot load scenario {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    if not hasattr(module, "OPTIONS"):
+        raise ValueError(f"scenario {path} defines no OPTIONS (the uWSGI options to run)")
+    app_dir = Path(getattr(module, "APP_DIR", path.parent))
+    if not app_dir.is_absolute():
+        app_dir = path.parent / app_dir
+    return Scenario(
+        name=path.stem, options=module.OPTIONS, app_dir=app_dir,
+        seed=getattr(module, "SEED", 0), start=getattr(module, "START", None),
+        tz=getattr(module, "TZ", None),
+        duration=parse_duration(getattr(module, "DURATION", 60)),
+        timeline=getattr(module, "timeline", None), check=getattr(module, "check", None),
+        module=module)
