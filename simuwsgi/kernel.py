@@ -123,6 +123,10 @@ class Kernel:
         heapq.heappush(self._heap, entry)
         return Timer(entry)
 
+    def post(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        """``schedule`` without a handle: the cheapest way to run ``fn(*args)`` later."""
+        heapq.heappush(self._heap, [self.now + delay, NORMAL, next(self._seq), fn, args])
+
     def at(self, when: float, fn: Callable[..., Any], *args: Any,
            priority: int = NORMAL) -> Timer:
         """Run ``fn(*args)`` at virtual time ``when`` (now, if it is in the past)."""
@@ -206,9 +210,10 @@ class Kernel:
         value = self.hub.switch()
         return value
 
-    def wake(self, proc: Process, value: Any = None, delay: float = 0.0) -> Timer:
+    def wake(self, proc: Process, value: Any = None, delay: float = 0.0) -> None:
         """Schedule ``proc`` to resume (from ``park``) with ``value``."""
-        return self.schedule(delay, self.resume, proc, value)
+        heapq.heappush(self._heap, [self.now + delay, NORMAL, next(self._seq), self.resume,
+                                    (proc, value)])
 
     def resume(self, proc: Process, value: Any = None) -> None:
         """Switch into ``proc`` now (hub only) and return when it parks or ends."""
