@@ -226,9 +226,8 @@ def _process_functions(inst: Instance) -> dict[str, Any]:
 def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     """One entry of ``uwsgi.workers()`` with uWSGI's keys and types."""
     if w is None:
-        return {"id": wid, "pid": 0, "accepting": 0, "requests": 0, "delta_requests": 0,
-                "exceptions": 0, "harakiri_count": 0, "signals": 0, "signal_queue": 0,
-                "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
+        return {"id": wid, "pid": 0, "requests": 0, "delta_requests": 0,
+                "exceptions": 0, "signals": 0, "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
                 "last_spawn": 0, "respawn_count": 0, "tx": 0, "avg_rt": 0, "apps": ()}
     if w.in_handler >= 0:
         status = b"sig%d" % w.in_handler
@@ -249,11 +248,9 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
             "exceptions": w.app_exceptions.get(app_id, 0), "chdir": b"",
         } for app_id, app in (w.apps or inst.app.apps).items())
     return {
-        "id": wid, "pid": w.pid if w.alive else 0, "accepting": int(w.accepting and w.alive),
+        "id": wid, "pid": w.pid if w.alive else 0,
         "requests": w.requests, "delta_requests": w.delta_requests,
-        "exceptions": w.exceptions, "harakiri_count": getattr(w, "harakiri_count", 0),
-        "signals": w.signals, "signal_queue": len(w.signal_queue),
-        "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
+        "exceptions": w.exceptions, "signals": w.signals, "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
         "last_spawn": w.last_spawn, "respawn_count": w.respawn_count, "tx": w.tx,
         "avg_rt": w.avg_rt, "apps": apps,
     }

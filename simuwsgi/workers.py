@@ -265,7 +265,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         inst._reschedule_harakiri(w)
     inst.record("request.end", w, id=req.id, status=status, bytes=len(body),
                 **({"exception": True} if failed else {}))
-    req.finish(status, headers, body, end)
+    req.finish(status, headers, body, end,
+               "" if status is not None else
+               "connection closed without a response: the app raised before start_response"
+               if failed else "connection closed without a response: start_response not called")
     inst.log(f"[pid: {w.pid}|app: 0|req: {w.requests}/{inst.total_requests}] "
              f"{req.remote_addr} () {{{0} vars in {0} bytes}} "
              f"{req.method} {req.path} => generated {len(body)} bytes (HTTP/1.1 {status})", w)
@@ -280,7 +283,8 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     if app is None:
         # "no app loaded": uWSGI answers 500 without calling anything.
         inst.log("--- no python application found, check your startup logs for errors ---", w)
-        return 500, [("Content-Type", "text/plain")], b"Internal Server Error", False
+        return 500, [("Connection", "close"), ("Content-Type", "text/plain")], \
+            b"Internal Server Error", False
     environ = build_environ(inst, req, w)
     facade = inst.facade
     if inst.cores < 2:
@@ -340,5 +344,6 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
 
 
 def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
-    """What the client gets when the app raised before ``start_response``."""
-    return 500, [("Content-Type", "text/plain")], b"Internal Server Error", True
+    """What the client gets when the app raised before ``start_response``: nothing —
+    uWSGI logs the request as a 500 and closes the connection (observed, 2.0.30)."""
+    return None, [], b"", True

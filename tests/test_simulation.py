@@ -105,10 +105,10 @@ def test_vfork_off_shares_globals(app_dir):
     assert hits == [1, 2, 3, 4, 5, 6]
 
 
-def test_app_exception_gives_500_and_is_counted(app_dir):
+def test_app_exception_closes_without_response_and_is_counted(app_dir):
     with sim_for(app_dir) as sim:
         resp = sim.get("/boom")
-        assert resp.status == 500
+        assert resp.status is None and "raised before start_response" in resp.reason
         assert sim.uwsgi.workers()[0]["exceptions"] == 1
         assert any("RuntimeError: boom" in line for line in sim.log)
         assert sim.get("/").status == 200

@@ -1,0 +1,133 @@
+"""Differential tests: the same app and options under real uWSGI and under simuwsgi.
+
+The app reports what it observes (module attributes, ``workers()``, counters, pids) as
+JSON; both servers must report the same, up to what is host- or run-specific (pids,
+timestamps, the options the harness adds to reach the real server).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simuwsgi import Simulation
+from simuwsgi.real import HARNESS_OPTION_NAMES, RealUwsgi
+from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+
+pytestmark = pytest.mark.real
+
+APP = r'''
+import json, os, time, uwsgi
+
+def types_of(value):
+    if isinstance(value, dict):
+        return {str(k): types_of(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__] + [types_of(v) for v in value]
+    return type(value).__name__
+
+IMPORT = {"wid": uwsgi.worker_id(), "ready": uwsgi.ready(), "masterpid_is_me": uwsgi.masterpid() == os.getpid()}
+
+def application(env, sr):
+    path = env["PATH_INFO"]
+    if path == "/attrs":
+        names = ["numproc", "buffer_size", "cores", "has_threads", "version", "version_info",
+                 "is_a_reload", "loop", "unbit", "applications", "SPOOL_OK", "SPOOL_RETRY",
+                 "SPOOL_IGNORE"]
+        out = {n: repr(getattr(uwsgi, n)) for n in names}
+        out["opt"] = {k: repr(v) for k, v in uwsgi.opt.items()}
+        out["types"] = {n: type(getattr(uwsgi, n)).__name__ for n in
+                        ["hostname", "started_on", "magic_table", "sockets", "opt"]}
+        out["magic_V"] = repr(uwsgi.magic_table.get(b"V"))
+        out["import"] = IMPORT
+        out["started_on_is_recent"] = abs(uwsgi.started_on - time.time()) < 30
+        out["absent"] = sorted(n for n in ["spool", "queue_push", "sharedarea_read", "snmp_set_counter32",
+                                            "add_ms_timer", "spooler_dir", "get_option"]
+                               if not hasattr(uwsgi, n))
+    elif path == "/workers":
+        ws = uwsgi.workers()
+        out = {"len": len(ws), "types": types_of(ws[0]), "ids": [w["id"] for w in ws],
+               "status": [w["status"] for w in ws if w["id"] == uwsgi.worker_id()][0].decode(),
+               "me_requests": [w["requests"] for w in ws if w["id"] == uwsgi.worker_id()][0]}
+    elif path == "/count":
+        out = {"request_id": uwsgi.request_id(), "total": uwsgi.total_requests(),
+               "wid": uwsgi.worker_id(), "mule": uwsgi.mule_id(),
+               "spooler": uwsgi.i_am_the_spooler(), "ready": uwsgi.ready(),
+               "pid_is_worker": os.getpid() != uwsgi.masterpid()}
+    elif path == "/errors":
+        out = {}
+        for name, call in [("log_bytes", lambda: uwsgi.log(b"x")), ("log_kw", lambda: uwsgi.log(msg="x")),
+                           ("log_none", lambda: uwsgi.log()), ("harakiri_str", lambda: uwsgi.set_user_harakiri("1")),
+                           ("accepting_float", lambda: uwsgi.accepting(1.5)),
+                           ("extra_args_ignored", lambda: uwsgi.worker_id(1, 2, 3))]:
+            try:
+                out[name] = ["ok", repr(call())]
+            except Exception as exc:
+                out[name] = [type(exc).__name__, str(exc)]
+    elif path == "/boom":
+        raise ValueError("boom")
+    else:
+        out = {}
+    sr("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out, sort_keys=True).encode()]
+'''
+
+
+def both(tmp_path, options, paths):
+    (tmp_path / "app.py").write_text(APP)
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        real_out = [real.get(p) for p in paths]
+    with Simulation(options, app_dir=tmp_path) as sim:
+        sim_out = [sim.get(p) for p in paths]
+    return real_out, sim_out
+
+
+def payload(resp):
+    assert resp.status == 200, resp
+    return json.loads(resp.body)
+
+
+@requires_real_uwsgi
+def test_module_attributes_and_opt(tmp_path):
+    options = ["--master", "--processes", "2", "--buffer-size", "8192", "--set", "a=1",
+               "--set", "a=2", "--cache2", "name=c,items=10", "--wsgi-file", "app.py"]
+    (real,), (sim,) = both(tmp_path, options, ["/attrs"])
+    r, s = payload(real), payload(sim)
+    for key in HARNESS_OPTION_NAMES:
+        r["opt"].pop(key, None)
+    assert s == r
+
+
+@requires_real_uwsgi
+def test_workers_fields_types_and_counters(tmp_path):
+    options = ["--master", "--processes", "1", "--wsgi-file", "app.py"]
+    real, sim = both(tmp_path, options, ["/count", "/count", "/count", "/workers"])
+    assert [payload(x) for x in sim] == [payload(x) for x in real]
+
+
+@requires_real_uwsgi
+def test_argument_errors_match(tmp_path):
+    options = ["--master", "--wsgi-file", "app.py"]
+    (real,), (sim,) = both(tmp_path, options, ["/errors"])
+    assert payload(sim) == payload(real)
+
+
+@requires_real_uwsgi
+def test_app_exception_status(tmp_path):
+    options = ["--master", "--wsgi-file", "app.py"]
+    real, sim = both(tmp_path, options, ["/boom", "/count"])
+    assert [x.status for x in sim] == [x.status for x in real]
+    assert payload(sim[1])["request_id"] == payload(real[1])["request_id"]
+
+
+@requires_real_uwsgi
+def test_app_that_fails_to_import_answers_500(tmp_path):
+    (tmp_path / "app.py").write_text("raise ImportError('nope')\n")
+    options = ["--master", "--wsgi-file", "app.py"]
+    with RealUwsgi(options, app_dir=tmp_path, allow_no_app=True) as real:
+        r = real.get("/")
+    with Simulation(options, app_dir=tmp_path) as sim:
+        s = sim.get("/")
+        assert "*** no app loaded. going in full dynamic mode ***" in sim.log
+    assert (s.status, s.headers, s.body) == (r.status, r.headers, r.body)
