@@ -131,3 +131,58 @@ def test_app_that_fails_to_import_answers_500(tmp_path):
         s = sim.get("/")
         assert "*** no app loaded. going in full dynamic mode ***" in sim.log
     assert (s.status, s.headers, s.body) == (r.status, r.headers, r.body)
+
+
+LIFECYCLE_APP = r'''
+import json, os, time, uwsgi
+served = 0
+def application(env, sr):
+    global served
+    served += 1
+    if env["PATH_INFO"] == "/sleep":
+        time.sleep(3)
+    if env["PATH_INFO"] == "/reload":
+        uwsgi.reload()
+    w = uwsgi.workers()[0]
+    sr("200 OK", [])
+    return [json.dumps({"pid": os.getpid(), "wid": uwsgi.worker_id(), "served": served,
+                        "requests": w["requests"], "respawn_count": w["respawn_count"],
+                        "reload": uwsgi.is_a_reload, "masterpid": uwsgi.masterpid()}).encode()]
+'''
+
+
+def lifecycle(server, wait, mark=lambda: None):
+    """The shape of a harakiri, a max-requests recycle and a reload, as seen by the app."""
+    first = payload(server.get("/"))
+    killed = server.get("/sleep")
+    after_kill = payload(server.get("/"))
+    second = payload(server.get("/"))
+    third = payload(server.get("/"))
+    since = mark()
+    server.get("/reload")
+    wait(since)
+    reloaded = payload(server.get("/"))
+    return {
+        "killed_status": killed.status,
+        "respawned_same_id_new_pid": (after_kill["wid"] == first["wid"],
+                                      after_kill["pid"] != first["pid"]),
+        "after_kill": (after_kill["served"], after_kill["requests"], after_kill["respawn_count"]),
+        "recycled_after_max_requests": (second["pid"] == after_kill["pid"],
+                                        third["pid"] != second["pid"]),
+        "third": (third["served"], third["respawn_count"]),
+        "reload": (reloaded["reload"], reloaded["masterpid"] == first["masterpid"],
+                   reloaded["pid"] != third["pid"], reloaded["requests"]),
+    }
+
+
+@requires_real_uwsgi
+def test_harakiri_respawn_max_requests_and_reload(tmp_path):
+    (tmp_path / "app.py").write_text(LIFECYCLE_APP)
+    options = ["--master", "--harakiri", "1", "--max-requests", "2",
+               "--min-worker-lifetime", "0", "--wsgi-file", "app.py"]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        real_shape = lifecycle(real, lambda since: real.wait_reloaded(timeout=15, since=since),
+                               real.mark)
+    with Simulation(options, app_dir=tmp_path) as sim:
+        sim_shape = lifecycle(sim, lambda since: sim.advance(2))
+    assert sim_shape == real_shape
