@@ -38,6 +38,7 @@ __all__ = [
     "decode_dict_prefix",
     "decode_request_vars",
     "encode_array",
+    "encode_request_vars",
     "encode_vars",
     "last_value",
 ]
@@ -58,12 +59,34 @@ def encode_vars(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     Only the format is checked (each key/value at most 65535 bytes). Whether uWSGI
     would accept the block (e.g. an empty key) is the sender's business.
     """
+    t = _U16
+    try:
+        return b"".join([t[len(k)] + k + t[len(v)] + v for k, v in pairs])
+    except IndexError:  # a length of 4096 or more: take the general path
+        pass
+    except TypeError:
+        pass
     try:
         return b"".join([_u16(len(k)) + k + _u16(len(v)) + v for k, v in pairs])
     except (OverflowError, TypeError, ValueError) as exc:
         raise LocalProtocolError(
             f"vars must be (bytes, bytes) pairs of at most 65535 bytes each: {exc}"
         ) from None
+
+
+def encode_request_vars(pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """:func:`encode_vars` for a request: an empty key is refused, as uWSGI would."""
+    t = _U16
+    try:
+        parts = [t[len(k)] + k + t[len(v)] + v for k, v in pairs if k]
+    except (IndexError, TypeError):
+        parts = [encode_vars(((k, v),)) for k, v in pairs if k]
+    if len(parts) != len(pairs):
+        raise LocalProtocolError(
+            "a request var with an empty key is refused by uWSGI (uwsgi_parse_vars): "
+            f"{[p for p in pairs if not p[0]][:1]!r}"
+        )
+    return b"".join(parts)
 
 
 def encode_array(items: Iterable[bytes]) -> bytes:

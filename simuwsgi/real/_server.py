@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import errno
 import os
 import re
 import select
@@ -46,14 +45,15 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 __all__ = [
     "HARNESS_MARK",
     "HARNESS_OPTION_NAMES",
     "RealUwsgi",
     "RealUwsgiError",
+    "ReloadMark",
     "Response",
     "find_uwsgi_binary",
     "free_port",
@@ -79,6 +79,20 @@ _RE_WORKER = re.compile(
     r"^spawned uWSGI worker (\d+) (?:\(and the only\) )?\(pid: (\d+), cores: (\d+)\)"
 )
 _RE_RESPAWN = re.compile(r"^Respawned uWSGI worker (\d+) \(new pid: (\d+)\)")
+# a worker died and the master will respawn it (uWSGI 2.0 master.c wording)
+_RE_WORKER_GONE = re.compile(
+    r"^(?:DAMN ! worker (\d+) \(pid: (\d+)\)"
+    r"|worker (\d+) killed successfully \(pid: (\d+)\)"
+    r"|OOPS ! failed loading app in worker (\d+) \(pid (\d+)\) :\( trying again"
+    r"|\.\.\. monitored exception detected, respawning worker (\d+) \(pid: (\d+)\)"
+    r"|\.\.\.restoring worker (\d+) \(pid: (\d+)\))"
+)
+# a worker is about to die (then "killed successfully"/"DAMN !" and a respawn follow)
+_RE_WORKER_DYING = re.compile(
+    r"^\.\.\.The work of process (\d+) is done\. Seeya!"
+    r"|\*\*\* HARAKIRI ON WORKER \d+ \(pid: (\d+), "
+)
+_RE_WORKER_CHEAPED = re.compile(r"^uWSGI worker (\d+) cheaped\.")
 _RE_MULE = re.compile(r"^spawned uWSGI mule (\d+) \(pid: (\d+)\)")
 _RE_SPOOLER = re.compile(r"^spawned the uWSGI spooler on dir (.+) with pid (\d+)$")
 _RE_BIND_IN_USE = re.compile(
@@ -215,6 +229,7 @@ class _Generation:
     master_ready: bool = False
     workers: dict[int, int] = dataclasses.field(default_factory=dict)
     worker_spawns: int = 0
+    respawn_pending: set[int] = dataclasses.field(default_factory=set)  # dead, not respawned
     accepting: int = 0
     mules: dict[int, int] = dataclasses.field(default_factory=dict)
     mule_spawns: int = 0
@@ -289,8 +304,29 @@ class _LogFollower:
             return
         m = _RE_WORKER.match(line) or _RE_RESPAWN.match(line)
         if m:
-            g.workers[int(m.group(1))] = int(m.group(2))
+            wid = int(m.group(1))
+            g.workers[wid] = int(m.group(2))
             g.worker_spawns += 1
+            g.respawn_pending.discard(wid)
+            g.last_change = now
+            return
+        m = _RE_WORKER_GONE.match(line)
+        if m:
+            wid = int(next(x for x in m.groups() if x is not None))
+            g.respawn_pending.add(wid)
+            g.last_change = now
+            return
+        m = _RE_WORKER_DYING.search(line)
+        if m:
+            pid = int(m.group(1) or m.group(2))
+            for wid, wpid in g.workers.items():
+                if wpid == pid:
+                    g.respawn_pending.add(wid)
+                    g.last_change = now
+            return
+        m = _RE_WORKER_CHEAPED.match(line)
+        if m:
+            g.respawn_pending.discard(int(m.group(1)))
             g.last_change = now
             return
         m = _RE_MASTER.match(line)
@@ -339,7 +375,7 @@ def _proc_state(pid: int) -> str | None:
             data = f.read()
     except OSError:
         return None
-    return data[data.rfind(b")") + 2:].split()[0].decode()
+    return data[data.rfind(b")") + 2 :].split()[0].decode()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -353,7 +389,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 # registry of live instances for the atexit safety net
-_live: "weakref.WeakSet[RealUwsgi]" = weakref.WeakSet()
+_live: weakref.WeakSet[RealUwsgi] = weakref.WeakSet()
 
 
 @atexit.register
@@ -361,7 +397,7 @@ def _kill_all_live() -> None:  # pragma: no cover - safety net
     for inst in list(_live):
         try:
             inst._hard_kill()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - best effort at interpreter exit
             pass
 
 
@@ -439,6 +475,8 @@ class RealUwsgi:
         self._log: _LogFollower | None = None
         self._final_lines: list[str] | None = None
         self._started_at = 0.0
+        self._launches = 0
+        self._last_reload_mark: ReloadMark | None = None
 
     # ----------------------------------------------------------------------- properties
     @property
@@ -449,7 +487,8 @@ class RealUwsgi:
 
     @property
     def url(self) -> str:
-        return "http://%s:%d" % self.address
+        host, port = self.address
+        return f"http://{host}:{port}"
 
     @property
     def pid(self) -> int | None:
@@ -462,7 +501,7 @@ class RealUwsgi:
     @property
     def harness_options(self) -> list[str]:
         """The argv the harness appended to the user's options."""
-        return self.argv[1 + len(self.options):] if self.argv else []
+        return self.argv[1 + len(self.options) :] if self.argv else []
 
     @property
     def log(self) -> list[str]:
@@ -489,7 +528,7 @@ class RealUwsgi:
         return self._sup is not None and self._master_pid is not None and self._master_exit is None
 
     # ------------------------------------------------------------------------ starting
-    def start(self) -> "RealUwsgi":
+    def start(self) -> RealUwsgi:
         if self._sup is not None:
             raise RealUwsgiError("already started")
         binary = self.binary or find_uwsgi_binary()
@@ -501,7 +540,8 @@ class RealUwsgi:
         self.binary = binary
         if not self.app_dir.is_dir():
             raise RealUwsgiError(f"app_dir {self.app_dir} is not a directory")
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="simuwsgi-real-"))
+        if self.tmpdir is None:
+            self.tmpdir = Path(tempfile.mkdtemp(prefix="simuwsgi-real-"))
         attempt = 0
         while True:
             attempt += 1
@@ -541,7 +581,10 @@ class RealUwsgi:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
         env.update(self.extra_env)
         assert self.tmpdir is not None
-        self.log_path = self.tmpdir / ("uwsgi.log" if attempt == 1 else f"uwsgi.{attempt}.log")
+        self._launches += 1
+        self.log_path = self.tmpdir / (
+            "uwsgi.log" if self._launches == 1 else f"uwsgi.{self._launches}.log"
+        )
         self._log = _LogFollower(self.log_path)
         self._final_lines = None
         self._master_pid = None
@@ -575,6 +618,10 @@ class RealUwsgi:
                     pass_fds=(w,),
                     start_new_session=True,
                 )
+            except BaseException:
+                os.close(r)
+                self._status_r = None
+                raise
             finally:
                 os.close(w)
         _live.add(self)
@@ -624,6 +671,8 @@ class RealUwsgi:
                 return False, "master loop (master-start hook)"
             if g.worker_spawns == 0:
                 return False, "workers to be spawned"
+            if g.respawn_pending:
+                return False, f"respawn of worker(s) {sorted(g.respawn_pending)}"
             if g.accepting < g.worker_spawns:
                 return False, f"workers accepting ({g.accepting}/{g.worker_spawns})"
             if g.mules_ready < g.mule_spawns:
@@ -683,24 +732,37 @@ class RealUwsgi:
             msg.append("relevant uWSGI log lines:")
             msg.extend("    " + ln for ln in relevant)
         tail = lines[-15:]
-        if tail and tail != relevant[-len(tail):]:
+        if tail and tail != relevant[-len(tail) :]:
             msg.append("last uWSGI log lines:")
             msg.extend("    " + ln for ln in tail)
         return "\n".join(msg)
 
-    def _wait_ready_or_fail(self, timeout: float, *, initial: bool = False, generation: int | None = None) -> None:
+    def _reloaded_since(self, since: ReloadMark) -> bool:
+        """A reload happened after ``since``: the master re-exec'd (new generation), or, for
+        worker-only reloads (``--lazy``, chain reload), every worker got a new pid."""
+        assert self._log is not None
+        if len(self._log.generations) > since.generation:
+            return True
+        workers = self._log.current.workers
+        return bool(since.workers) and all(
+            workers.get(wid) not in (None, pid) for wid, pid in since.workers.items()
+        )
+
+    def _wait_ready_or_fail(
+        self, timeout: float, *, initial: bool = False, since: ReloadMark | None = None
+    ) -> None:
         assert self._log is not None
         deadline = time.monotonic() + timeout
         sleep = 0.002
         while True:
             self._log.poll()
             self._check_failure(initial)
-            if generation is None or len(self._log.generations) > generation:
+            if since is None or self._reloaded_since(since):
                 ok, waiting = self._readiness()
                 if ok:
                     return
             else:
-                waiting = "the master to re-exec (new *** Starting uWSGI banner)"
+                waiting = "the reload (master re-exec or all workers replaced)"
             if time.monotonic() > deadline:
                 lines = list(self._log.lines)
                 raise RealUwsgiError(
@@ -745,9 +807,12 @@ class RealUwsgi:
             hdrs.insert(0, ("Host", f"{host}:{port}"))
         if "connection" not in names:
             hdrs.append(("Connection", "close"))
-        if "content-length" not in names and "transfer-encoding" not in names:
-            if body or method.upper() in ("POST", "PUT", "PATCH"):
-                hdrs.append(("Content-Length", str(len(body))))
+        if (
+            "content-length" not in names
+            and "transfer-encoding" not in names
+            and (body or method.upper() in ("POST", "PUT", "PATCH"))
+        ):
+            hdrs.append(("Content-Length", str(len(body))))
         head = f"{method} {path} HTTP/{http_version}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in hdrs) + "\r\n"
         return self.request_raw(head.encode("latin-1") + body, timeout=timeout)
@@ -767,7 +832,7 @@ class RealUwsgi:
             sock = socket.create_connection(self.address, timeout=timeout)
         except ConnectionRefusedError:
             return Response(None, [], b"", reason="refused", elapsed=time.monotonic() - t0)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             return Response(None, [], b"", reason="timeout", elapsed=time.monotonic() - t0)
         with sock:
             try:
@@ -782,7 +847,7 @@ class RealUwsgi:
                 sock.settimeout(remaining)
                 try:
                     chunk = sock.recv(65536)
-                except (socket.timeout, TimeoutError):
+                except TimeoutError:
                     reason = "timeout"
                     break
                 except ConnectionResetError:
@@ -816,30 +881,33 @@ class RealUwsgi:
         assert self._master_pid is not None
         os.kill(self._master_pid, signum)
 
-    def mark(self) -> int:
-        """Current generation number (count of master execs seen); pass it to
-        :meth:`wait_reloaded` when the reload is triggered by something else than
-        :meth:`reload` (e.g. ``uwsgi.reload()`` inside a request)."""
+    def mark(self) -> ReloadMark:
+        """Snapshot (generation, worker pids) to pass to :meth:`wait_reloaded` when the
+        reload is triggered by something else than :meth:`reload` (e.g. ``uwsgi.reload()``
+        inside a request, a touch-reload file)."""
         assert self._log is not None
         self._log.poll()
-        return len(self._log.generations)
+        return ReloadMark(len(self._log.generations), dict(self._log.current.workers))
 
-    def reload(self) -> int:
-        """Graceful reload (SIGHUP to the master).  Returns the generation mark."""
+    def reload(self) -> ReloadMark:
+        """Graceful reload (SIGHUP to the master).  Returns the mark it waits from."""
         mark = self.mark()
         self._last_reload_mark = mark
         self.signal(_signal.SIGHUP)
         return mark
 
-    def wait_reloaded(self, timeout: float = 15.0, *, since: int | None = None) -> float:
-        """Wait until the master re-exec'd after the reload and the new generation is ready
-        (same readiness as :meth:`start`).  Returns the seconds waited."""
+    def wait_reloaded(self, timeout: float = 15.0, *, since: ReloadMark | None = None) -> float:
+        """Wait until the reload after ``since`` (default: the last :meth:`reload`) is done
+        -- the master re-exec'd (``*** Starting uWSGI`` banner; uWSGI 2.0's default), or
+        with a workers-only reload (``--lazy``) every worker was replaced -- and the
+        instance is ready again (same readiness as :meth:`start`).  Returns the seconds
+        waited."""
         if since is None:
-            since = getattr(self, "_last_reload_mark", None)
+            since = self._last_reload_mark
             if since is None:
                 raise RealUwsgiError("wait_reloaded() without reload() needs since=mark()")
         t0 = time.monotonic()
-        self._wait_ready_or_fail(timeout, generation=since)
+        self._wait_ready_or_fail(timeout, since=since)
         self._last_reload_mark = None
         return time.monotonic() - t0
 
@@ -865,7 +933,9 @@ class RealUwsgi:
     def worker_pids(self) -> dict[int, int]:
         return {k[1]: v for k, v in self.pids().items() if k[0] == "worker"}
 
-    def kill_worker(self, n: int, *, wait_respawn: bool = True, timeout: float = 10.0) -> int | None:
+    def kill_worker(
+        self, n: int, *, wait_respawn: bool = True, timeout: float = 10.0
+    ) -> int | None:
         """SIGKILL worker ``n``; if ``wait_respawn``, wait until the master respawned it and
         the new worker is accepting, and return the new pid."""
         self._require_running()
@@ -892,7 +962,9 @@ class RealUwsgi:
                 )
             time.sleep(0.005)
 
-    def wait_for_log(self, pattern: str | re.Pattern, timeout: float = 10.0, *, start: int = 0) -> re.Match:
+    def wait_for_log(
+        self, pattern: str | re.Pattern, timeout: float = 10.0, *, start: int = 0
+    ) -> re.Match:
         """Wait for a log line (index >= ``start``) matching ``pattern`` (re.search)."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         assert self._log is not None
@@ -916,7 +988,7 @@ class RealUwsgi:
     def stop(self, timeout: float = 5.0) -> int | None:
         """Graceful stop: SIGINT to the master, wait up to ``timeout`` for it to exit, then
         SIGKILL whatever is left in the process group.  Returns the master's exit code
-        (None if it had to be killed).  Idempotent."""
+        (``-9`` if it had to be SIGKILLed, ``-N`` for another signal).  Idempotent."""
         if self._sup is None:
             return self.returncode
         self._read_status()
@@ -984,7 +1056,7 @@ class RealUwsgi:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
 
-    def __enter__(self) -> "RealUwsgi":
+    def __enter__(self) -> RealUwsgi:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -994,16 +1066,26 @@ class RealUwsgi:
         try:
             if self._sup is not None:
                 self._hard_kill()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - never raise from __del__
             pass
 
     def __repr__(self) -> str:
         state = "running" if self._sup is not None else "stopped"
-        return f"<RealUwsgi {state} port={self.port} pid={self._master_pid} options={self.options!r}>"
+        return (
+            f"<RealUwsgi {state} port={self.port} pid={self._master_pid} options={self.options!r}>"
+        )
 
 
 class _PortInUse(Exception):
     pass
+
+
+@dataclasses.dataclass(frozen=True)
+class ReloadMark:
+    """Where a reload is waited from (see :meth:`RealUwsgi.mark`)."""
+
+    generation: int
+    workers: dict[int, int]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1020,7 +1102,7 @@ def _parse_response(raw: bytes) -> Response:
     if sep < 0:
         return Response(None, [], b"", reason="malformed", raw=raw)
     head = raw[:sep].decode("latin-1")
-    body = raw[sep + seplen:]
+    body = raw[sep + seplen :]
     lines = head.replace("\r\n", "\n").split("\n")
     m = re.match(r"^(HTTP/\d(?:\.\d)?) (\d{3})(?: (.*))?$", lines[0])
     if not m:
@@ -1032,7 +1114,12 @@ def _parse_response(raw: bytes) -> Response:
         k, _, v = ln.partition(":")
         headers.append((k.strip(), v.strip()))
     resp = Response(
-        int(m.group(2)), headers, body, http_version=m.group(1), status_text=m.group(3) or "", raw=raw
+        int(m.group(2)),
+        headers,
+        body,
+        http_version=m.group(1),
+        status_text=m.group(3) or "",
+        raw=raw,
     )
     te = (resp.header("transfer-encoding") or "").lower()
     if "chunked" in te:
@@ -1056,7 +1143,7 @@ def _dechunk(data: bytes) -> bytes | None:
         pos = eol + 2
         if size == 0:
             return out
-        out += data[pos:pos + size]
+        out += data[pos : pos + size]
         pos += size + 2
 
 

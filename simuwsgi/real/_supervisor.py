@@ -43,12 +43,12 @@ def _children(mypid):
         if not name.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % name, "rb") as f:
+            with open(f"/proc/{name}/stat", "rb") as f:
                 data = f.read()
         except OSError:
             continue
         # the comm field may contain spaces/parens: split after the last ')'
-        rest = data[data.rfind(b")") + 2:].split()
+        rest = data[data.rfind(b")") + 2 :].split()
         if len(rest) > 1 and int(rest[1]) == mypid:
             out.append(int(name))
     return out
@@ -110,11 +110,11 @@ def main():
             os.execv(cmd[0], cmd)
         except BaseException as exc:  # noqa: BLE001 - report and die, whatever happened
             try:
-                os.write(2, ("simuwsgi supervisor: cannot exec %r: %s\n" % (cmd[0], exc)).encode())
+                os.write(2, f"simuwsgi supervisor: cannot exec {cmd[0]!r}: {exc}\n".encode())
             finally:
                 os._exit(127)
 
-    write_status("pid %d" % child)
+    write_status(f"pid {child}")
     if state["killing"]:  # SIGTERM arrived before the fork
         kill_everything()
     if lifetime > 0:
@@ -130,7 +130,7 @@ def main():
             continue
         if pid == child:
             master_code = os.waitstatus_to_exitcode(status)
-            write_status("exit %d" % master_code)
+            write_status(f"exit {master_code}")
             if state["killing"]:
                 kill_everything()
     if master_code is None:

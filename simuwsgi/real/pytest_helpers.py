@@ -26,8 +26,9 @@ import functools
 import hashlib
 import inspect
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TypeVar, Union
+from typing import TypeVar
 
 import pytest
 
@@ -52,7 +53,7 @@ UWSGI_MISSING_MESSAGE = (
 
 F = TypeVar("F", bound=Callable)
 
-AppSpec = Union[str, Mapping[str, Union[str, bytes]], Path, None]
+AppSpec = str | Mapping[str, str | bytes] | Path | None
 
 
 def require_real_uwsgi() -> str:
@@ -75,6 +76,7 @@ def requires_real_uwsgi(obj: F) -> F:
         return pytest.mark.real(obj)
 
     if inspect.iscoroutinefunction(obj):  # pragma: no cover - not used by the harness
+
         @functools.wraps(obj)
         async def awrapper(*args, **kwargs):
             require_real_uwsgi()

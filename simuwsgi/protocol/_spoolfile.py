@@ -1,0 +1,170 @@
+"""Spool files: the on-disk task format of uWSGI's spooler, and their names.
+
+Models ``core/spooler.c`` (writer ``uwsgi_spool_request``, reader
+``spooler_manage_task`` / ``uwsgi_spooler_read_header`` / ``read_content``) and the
+Python hook ``uwsgi_python_spooler`` (``plugins/python/python_plugin.c``), spoolfile.md:
+
+* content = ``[17, len(vars) u16le, 0]`` + vars block + body (raw, up to EOF, its size
+  is ``file size - 4 - pktsize``); vars over 65535 bytes are refused;
+* name = ``uwsgi_spoolfile_on_<hostname>_<pid>_<counter>_<rand>_<sec>_<usec>``, inside
+  a sub-directory named by the verbatim ``priority`` var when there is one;
+* reader: a file shorter than 4 bytes is skipped (the writer may be busy), a file
+  with fewer vars bytes than announced is deleted; the header's modifier1/modifier2
+  are not checked; a vars block that is not a valid dict makes the Python hook
+  return "done" without calling the function (the file is deleted);
+* ``spooler``/``priority``/``at`` are read by the writer from the pairs its dict
+  parser delivers (last occurrence wins); ``at`` is cut at the first ``.`` and read
+  with ``uwsgi_str_num``.
+
+Left out: directories, locking, mtimes and the scan loop (simulator business). The
+name builder refuses a priority containing ``/`` or equal to ``.``/``..``, which real
+uWSGI would happily use as a path (spoolfile.md §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ._errors import LocalProtocolError, RemoteProtocolError, SpoolFileError
+from ._header import decode_header, encode_header
+from ._numbers import str_num
+from ._vars import Pairs, decode_dict_prefix, encode_vars, last_value
+
+__all__ = [
+    "SPOOL_FILE_PREFIX",
+    "SpoolFile",
+    "SpoolFileName",
+    "decode_spool_file",
+    "encode_spool_file",
+    "parse_spool_file_name",
+    "spool_file_name",
+    "spool_options",
+]
+
+SPOOL_FILE_PREFIX = "uwsgi_spoolfile_on_"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpoolFile:
+    """A decoded spool file.
+
+    ``vars_block`` is the raw vars bytes; ``vars`` are the pairs a dict parser
+    delivers before any error and ``valid`` whether the whole block parsed (if not,
+    the Python spooler deletes the task without running it).
+    """
+
+    vars: Pairs
+    body: bytes = b""
+    valid: bool = True
+    vars_block: bytes = b""
+    modifier1: int = 17
+    modifier2: int = 0
+
+
+def encode_spool_file(vars: Iterable[tuple[bytes, bytes]] | bytes, body: bytes = b"") -> bytes:
+    """File content for a task; ``vars`` may be pairs or an already encoded block.
+
+    A remote spool request (modifier1 17) stores its payload verbatim, even when it
+    is not a valid dict: pass the payload bytes.
+    """
+    block = vars if isinstance(vars, bytes) else encode_vars(vars)
+    if len(block) > 0xFFFF:
+        raise LocalProtocolError(
+            f"[uwsgi-spooler] args buffer is limited to 64k ({len(block)} bytes), "
+            "use the 'body' for bigger values"
+        )
+    return encode_header(17, len(block), 0) + block + body
+
+
+def decode_spool_file(data: bytes) -> SpoolFile:
+    """Read a spool file as the spooler does; raises :class:`SpoolFileError` if unrunnable."""
+    if len(data) < 4:
+        raise SpoolFileError(
+            f"spool file of {len(data)} byte(s) is shorter than its 4-byte header: "
+            "skipped (the writer may still be busy)",
+            disposition="skip",
+        )
+    header = decode_header(data)
+    end = 4 + header.pktsize
+    if len(data) < end:
+        raise SpoolFileError(
+            f"spool file header announces {header.pktsize} bytes of vars, only "
+            f"{len(data) - 4} present: the spooler deletes it",
+            disposition="delete",
+        )
+    block = data[4:end]
+    pairs, error = decode_dict_prefix(block)
+    return SpoolFile(
+        vars=pairs,
+        body=data[end:],
+        valid=error is None,
+        vars_block=block,
+        modifier1=header.modifier1,
+        modifier2=header.modifier2,
+    )
+
+
+def spool_options(vars: Pairs) -> tuple[bytes | None, bytes | None, int]:
+    """``(spooler, priority, at)`` as the writer's hook reads them from the task vars.
+
+    ``spooler``/``priority`` are ``None`` when absent or empty; ``at`` is 0 when absent.
+    """
+    spooler = last_value(vars, b"spooler") or None
+    priority = last_value(vars, b"priority") or None
+    at_value = last_value(vars, b"at")
+    at = 0
+    if at_value is not None:
+        at = str_num(at_value.split(b".", 1)[0])
+        if at >= 1 << 63:
+            at -= 1 << 64
+    return spooler, priority, at
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpoolFileName:
+    """The fields of a spool file name (path relative to the spool directory)."""
+
+    hostname: str
+    pid: int
+    counter: int
+    rand: int
+    sec: int
+    usec: int
+    priority: str | None = None
+
+
+def spool_file_name(name: SpoolFileName) -> str:
+    """``[<priority>/]uwsgi_spoolfile_on_<host>_<pid>_<counter>_<rand>_<sec>_<usec>``."""
+    base = (
+        f"{SPOOL_FILE_PREFIX}{name.hostname}_{name.pid}_{name.counter}_{name.rand}_"
+        f"{name.sec}_{name.usec}"
+    )
+    if name.priority is None:
+        return base
+    if not name.priority or "/" in name.priority or name.priority in (".", ".."):
+        raise LocalProtocolError(
+            f"refusing spool priority {name.priority!r} as a directory name "
+            "(uWSGI uses it verbatim as a path component)"
+        )
+    return f"{name.priority}/{base}"
+
+
+def parse_spool_file_name(path: str) -> SpoolFileName:
+    """Inverse of :func:`spool_file_name` (the hostname may contain ``_``)."""
+    priority, _, base = path.rpartition("/")
+    if not base.startswith(SPOOL_FILE_PREFIX):
+        raise RemoteProtocolError(f"not a spool file name: {path!r}")
+    parts = base[len(SPOOL_FILE_PREFIX) :].rsplit("_", 5)
+    if len(parts) != 6 or not all(p.isdigit() for p in parts[1:]):
+        raise RemoteProtocolError(f"malformed spool file name: {path!r}")
+    host, pid, counter, rand, sec, usec = parts
+    return SpoolFileName(
+        hostname=host,
+        pid=int(pid),
+        counter=int(counter),
+        rand=int(rand),
+        sec=int(sec),
+        usec=int(usec),
+        priority=priority or None,
+    )
