@@ -29,6 +29,7 @@ Not modelled: the exact sub-second phase of the master's once-per-second checks
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from collections import deque
@@ -48,6 +49,13 @@ __all__ = ["Instance", "ProcessExit"]
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
 VERSION_INFO = (2, 0, 30, 0, b"")
+
+
+#: Options that enable the master when given (``UWSGI_OPT_MASTER``, ``core/config.c``),
+#: for the mule, timer and cron subsystems. uWSGI flags many more (``spooler``,
+#: ``touch-reload``, ``stats``, ``cheaper``, ...): not listed here yet.
+_MASTER_IMPLIED = ("mule", "mules", "farm", "mule-msg-size", "timer", "signal-timer",
+                   "rbtimer", "signal-rbtimer", "cron", "cron2", "unique-cron")
 
 
 class ProcessExit(BaseException):
@@ -97,7 +105,8 @@ class Instance:
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:
         o = self.opts
-        self.has_master = o.flag("master")
+        # Options flagged UWSGI_OPT_MASTER in core/uwsgi.c turn the master on.
+        self.has_master = o.flag("master") or o.has(*_MASTER_IMPLIED)
         self.numproc = max(1, o.int("processes", 1))
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
@@ -141,6 +150,15 @@ class Instance:
         text = traceback.format_exc().rstrip("\n")
         for line in text.splitlines():
             self.log(line)
+
+    def errors_stream(self) -> Any:
+        """The instance's ``wsgi.errors`` (one per instance, like uWSGI's fd 2)."""
+        stream = getattr(self, "_errors_stream", None)
+        if stream is None:
+            from .workers import errors_stream
+
+            stream = self._errors_stream = errors_stream(self)
+        return stream
 
     def subsystem(self, name: str) -> Any:
         return self.subsystems.get(name)
@@ -234,8 +252,11 @@ class Instance:
         if self.stopped or not proc.alive:
             return
         self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
-        self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
-                 f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
+        if isinstance(proc, Worker) and proc.respawn_count:
+            self.log(f"Respawned uWSGI worker {proc.id} (new pid: {proc.pid})", self.master)
+        else:
+            self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
+                     f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
         self.kernel.start(proc)
 
     def run_post_fork(self, proc: UProcess) -> None:
@@ -344,6 +365,7 @@ class Instance:
         if isinstance(proc, Worker):
             if reason == "max-requests":
                 self.log("...The work of process %d is done. Seeya!" % proc.pid, proc)
+                self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
             else:
                 self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
                          f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
@@ -364,8 +386,9 @@ class Instance:
             spawn()
 
     def _respawn_later(self, spawn: Callable[[], Any]) -> None:
-        """Respawn at once, unless uWSGI's fork-bomb guard makes the master sleep."""
-        now = self.kernel.now
+        """Respawn at the master's next loop iteration (it reaps dead children once a
+        second), later if uWSGI's fork-bomb guard makes the master sleep."""
+        now = self.next_tick(self.kernel.now)
         times = self.respawn_times
         while times and times[0] < now - 1.0:
             times.popleft()
@@ -376,15 +399,21 @@ class Instance:
                      f"({self.forkbomb_delay} seconds)...", self.master)
             delay = float(self.forkbomb_delay)
             times.clear()
-        self.kernel.schedule(delay, self._respawn_if_running, spawn)
+        self.kernel.at(now + delay, self._respawn_if_running, spawn)
 
     def arm_harakiri(self, proc: UProcess, seconds: int, user: bool = False) -> None:
         """Set (or clear, with 0) a harakiri deadline for ``proc``."""
+        deadline = float(int(self.wall()) + seconds) if seconds > 0 else 0.0
         if user:
-            proc.user_harakiri_deadline = self.kernel.now + seconds if seconds > 0 else 0.0
+            proc.user_harakiri_deadline = deadline
         else:
-            proc.harakiri_deadline = self.kernel.now + seconds if seconds > 0 else 0.0
+            proc.harakiri_deadline = deadline
         self._reschedule_harakiri(proc)
+
+    def next_tick(self, after: float) -> float:
+        """The master loop's next iteration strictly after ``after``: it wakes once a
+        second (``--master-interval``), in phase with its start."""
+        return float(math.floor(after + 1e-9) + 1)
 
     def _reschedule_harakiri(self, proc: UProcess) -> None:
         if proc.harakiri_timer is not None:
@@ -392,16 +421,29 @@ class Instance:
             proc.harakiri_timer = None
         deadlines = [d for d in (proc.harakiri_deadline, proc.user_harakiri_deadline) if d]
         if deadlines and self.has_master:
-            proc.harakiri_timer = self.kernel.at(min(deadlines), self._harakiri, proc)
+            # uWSGI stores ``uwsgi_now() + seconds`` (whole seconds) and the master's
+            # once-a-second check kills when its clock reaches it.
+            wall_deadline = min(deadlines)
+            virtual = max(self.kernel.now, wall_deadline - self.clock.wall_offset)
+            when = float(math.ceil(virtual - 1e-9))
+            proc.harakiri_timer = self.kernel.at(when, self._harakiri, proc)
 
     def _harakiri(self, proc: UProcess) -> None:
         proc.harakiri_timer = None
         if not proc.alive:
             return
-        self.log(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, graceful: no) ***"
-                 if isinstance(proc, Worker) else
-                 f"*** HARAKIRI ON {proc.kind.upper()} {proc.id} (pid: {proc.pid}) ***",
-                 self.master)
+        if isinstance(proc, Worker):
+            self.log(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
+                     f"graceful: yes) ***", self.master)
+            request = proc.request
+            if request is not None:
+                self.log(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
+                         f"{request.path} since {int(self.clock.wall_offset + request.started)}",
+                         self.master)
+            self.log(f"HARAKIRI triggered by worker {proc.id} core 0 !!!", self.master)
+        else:
+            self.log(f"*** HARAKIRI ON {proc.kind.upper()} {proc.id} (pid: {proc.pid}) ***",
+                     self.master)
         self.record("harakiri", proc, pid=proc.pid)
         self.kill(proc, "harakiri")
 

@@ -22,7 +22,7 @@ Requests take no virtual time unless the app sleeps or blocks.
 
 from __future__ import annotations
 
-import sys
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -189,10 +189,69 @@ def worker_loop(inst: Instance, w: Worker) -> None:
             signals.run_handler(w, item[1])
 
 
-def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
-    """The WSGI environ uWSGI's Python plugin builds for an ``--http-socket`` request."""
-    import io
+class _Input(io.BytesIO):
+    """``wsgi.input``: uWSGI's ``uwsgi._Input`` (read, readline, readlines, seek, tell,
+    fileno, close)."""
 
+    def fileno(self) -> int:
+        return 0
+
+
+_Input.__module__ = "uwsgi"
+
+
+class _LogSink(io.RawIOBase):
+    """The byte end of ``wsgi.errors``: complete lines go to the uWSGI log."""
+
+    def __init__(self, inst: Instance) -> None:
+        self._inst = inst
+        self._partial = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = self._partial + bytes(data)
+        *lines, self._partial = chunk.split(b"\n")
+        for line in lines:
+            self._inst.log(line.decode("utf-8", "replace"))
+        return len(data)
+
+
+def errors_stream(inst: Instance) -> io.TextIOWrapper:
+    """``wsgi.errors``: uWSGI passes a text wrapper over its stderr (the log)."""
+    return io.TextIOWrapper(io.BufferedWriter(_LogSink(inst)), encoding="UTF-8",
+                            line_buffering=True)
+
+
+def file_wrapper(filelike: Any, blksize: int = 8192) -> Iterable[bytes]:
+    """``wsgi.file_wrapper`` (``uwsgi_sendfile``): the file's content, in blocks."""
+    def blocks() -> Iterable[bytes]:
+        try:
+            while True:
+                chunk = filelike.read(blksize)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            close = getattr(filelike, "close", None)
+            if close is not None:
+                close()
+    return blocks()
+
+
+def _server_port(inst: Instance) -> str:
+    for value in inst.opts.strings("http-socket", "socket", "http11-socket"):
+        host, sep, port = value.rpartition(":")
+        if sep and port.isdigit():
+            return port
+    return "80"
+
+
+def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
+    """The WSGI environ uWSGI's Python plugin builds for an ``--http-socket`` request
+    (observed on 2.0.30: no ``REMOTE_PORT``; ``SERVER_NAME`` is the host name;
+    ``CONTENT_LENGTH`` only with a body; headers become ``HTTP_*``)."""
     parts = urlsplit(req.path)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": req.method,
@@ -202,10 +261,8 @@ def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
         "SERVER_PROTOCOL": req.protocol,
         "SCRIPT_NAME": "",
         "SERVER_NAME": inst.hostname,
-        "SERVER_PORT": "80",
-        "UWSGI_ROUTER": "http",
+        "SERVER_PORT": _server_port(inst),
         "REMOTE_ADDR": req.remote_addr,
-        "REMOTE_PORT": "0",
     }
     for name, value in req.headers:
         key = name.upper().replace("-", "_")
@@ -216,16 +273,16 @@ def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
     if req.body and "CONTENT_LENGTH" not in environ:
         environ["CONTENT_LENGTH"] = str(len(req.body))
     environ.update({
-        "wsgi.input": io.BytesIO(req.body),
-        "wsgi.errors": sys.stderr,
+        "wsgi.input": _Input(req.body),
+        "wsgi.errors": inst.errors_stream(),
+        "wsgi.file_wrapper": file_wrapper,
         "wsgi.version": (1, 0),
         "wsgi.run_once": False,
         "wsgi.url_scheme": "http",
-        "wsgi.multithread": inst.cores > 1,
+        "wsgi.multithread": inst.opts.int("threads", 0) > 1,
         "wsgi.multiprocess": inst.numproc > 1,
         "uwsgi.version": b"2.0.30",
         "uwsgi.node": inst.hostname.encode(),
-        "uwsgi.core": 0,
     })
     return environ
 

@@ -186,3 +186,46 @@ def test_harakiri_respawn_max_requests_and_reload(tmp_path):
     with Simulation(options, app_dir=tmp_path) as sim:
         sim_shape = lifecycle(sim, lambda since: sim.advance(2))
     assert sim_shape == real_shape
+
+
+ENVIRON_APP = r'''
+import json
+def application(env, sr):
+    body = env["wsgi.input"].read()
+    out = {}
+    for key, value in env.items():
+        if key.startswith("wsgi.") or key.startswith("uwsgi."):
+            out[key] = repr(value) if isinstance(value, (bytes, bool, tuple, str)) else type(value).__name__
+        else:
+            out[key] = value
+    out["body"] = body.decode()
+    out["input_methods"] = sorted(m for m in ("read", "readline", "readlines", "seek", "tell",
+                                              "fileno", "close") if hasattr(env["wsgi.input"], m))
+    out["errors_is_writable"] = hasattr(env["wsgi.errors"], "write")
+    # uWSGI's file_wrapper is a C builtin; the simulation's is a Python function.
+    out["wsgi.file_wrapper"] = callable(out.pop("wsgi.file_wrapper") and env["wsgi.file_wrapper"])
+    sr("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out, sort_keys=True).encode()]
+'''
+
+
+@requires_real_uwsgi
+@pytest.mark.parametrize("method, path, body, headers", [
+    ("GET", "/p?q=1", b"", {}),
+    ("POST", "/a%20b/c?x=%41&y", b"hello", {"Content-Type": "text/plain", "X-Custom": "1"}),
+])
+def test_wsgi_environ(tmp_path, method, path, body, headers):
+    import socket
+
+    (tmp_path / "app.py").write_text(ENVIRON_APP)
+    options = ["--master", "--processes", "2", "--wsgi-file", "app.py"]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        r = payload(real.request(method, path, body=body, headers=dict(headers)))
+    with Simulation(options, app_dir=tmp_path, hostname=socket.gethostname()) as sim:
+        s = payload(sim.request(method, path, body=body, headers=dict(headers)))
+    # What the harness's HTTP client adds, and the port of its socket, are its own.
+    for key in ("HTTP_HOST", "HTTP_CONNECTION", "HTTP_ACCEPT_ENCODING", "HTTP_USER_AGENT",
+                "SERVER_PORT"):
+        r.pop(key, None)
+        s.pop(key, None)
+    assert s == r

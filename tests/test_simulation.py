@@ -253,3 +253,27 @@ def test_uwsgi_module_only_exists_during_the_simulation(app_dir):
     with pytest.raises(ImportError):
         import uwsgi  # noqa: F401
     assert not any(name.startswith("uwsgi_file_") for name in sys.modules)
+
+
+def test_wsgi_errors_go_to_the_log_and_file_wrapper_streams(write_app):
+    write_app("""
+import io
+def application(env, sr):
+    env["wsgi.errors"].write("something went wrong\\nsecond line\\n")
+    sr("200 OK", [])
+    return env["wsgi.file_wrapper"](io.BytesIO(b"x" * 20000), 8192)
+""")
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent) as sim:
+        resp = sim.get("/")
+        assert resp.body == b"x" * 20000
+        assert "something went wrong" in sim.log and "second line" in sim.log
+
+
+def test_respawn_happens_at_the_masters_next_tick(app_dir):
+    with sim_for(app_dir, "--max-requests", "1", "--min-worker-lifetime", "0") as sim:
+        sim.advance(0.5)
+        first = sim.get("/")
+        second = sim.get("/")
+        assert first.finished == 0.5
+        assert second.started == 1.0, "queued until the master respawned the worker"
+        assert any(line.startswith("Respawned uWSGI worker 1 (new pid:") for line in sim.log)
