@@ -1,0 +1,77 @@
+"""Runs the shared-state differential app under real uWSGI and under simuwsgi, once.
+
+Both runs use the same app file and the same options; results are cached per session
+so that every test file compares only its own endpoints.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+APP = Path(__file__).with_name("_shared_state_app.py")
+
+OPTIONS = [
+    "--master", "--processes", "1",
+    "--cache", "10",
+    "--cache2", "name=small,items=4",
+    "--cache2", "name=mathy,items=10,math_initial=100",
+    "--cache2", "name=lru,items=4,purge_lru=1",
+    "--cache2", "name=lazy,items=10,lazy_expire=1",
+    "--cache-expire-freq", "30",
+    "--locks", "2",
+    "--sharedarea", "1",
+    "--queue", "4", "--queue-blocksize", "4096",
+    "--wsgi-file", "app.py",
+]
+
+ENDPOINTS = ["/cache", "/cache_errors", "/cache_expire", "/locks", "/sharedarea",
+             "/queue", "/rpc"]
+
+_results: dict[str, dict[str, Any]] = {}
+
+
+def _app_dir() -> Path:
+    d = Path(tempfile.mkdtemp(prefix="simuwsgi-diff-"))
+    shutil.copy(APP, d / "app.py")
+    return d
+
+
+def simulated() -> dict[str, Any]:
+    if "sim" not in _results:
+        from simuwsgi import Simulation
+
+        out: dict[str, Any] = {}
+        with Simulation(OPTIONS, app_dir=_app_dir()) as sim:
+            for ep in ENDPOINTS:
+                r = sim.get(ep)
+                assert r.status == 200, (ep, r)
+                out[ep] = json.loads(r.body)
+        _results["sim"] = out
+    return _results["sim"]
+
+
+def real() -> dict[str, Any]:
+    if "real" not in _results:
+        from simuwsgi.real import RealUwsgi
+        from simuwsgi.real.pytest_helpers import require_real_uwsgi
+
+        require_real_uwsgi()
+        out: dict[str, Any] = {}
+        with RealUwsgi(OPTIONS, app_dir=_app_dir(), max_lifetime=60) as u:
+            for ep in ENDPOINTS:
+                r = u.get(ep, timeout=10)
+                assert r.status == 200, (ep, r.status, u.log_text()[-3000:])
+                out[ep] = json.loads(r.body)
+        _results["real"] = out
+    return _results["real"]
+
+
+def compare(endpoint: str) -> None:
+    """Assert that the app observed the same thing under both, step by step."""
+    got, want = simulated()[endpoint], real()[endpoint]
+    assert len(got) == len(want), (endpoint, got, want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g == w, f"{endpoint} step {i}: simuwsgi {g!r} != uWSGI {w!r}"

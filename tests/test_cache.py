@@ -1,0 +1,378 @@
+"""The cache subsystem (simuwsgi/cache.py) against uWSGI 2.0.30's rules."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import simuwsgi
+from simuwsgi import Simulation
+from simuwsgi.cache import djb33x
+
+import _diff
+from _sim import b, run, start
+
+APP = "def application(e, sr):\n    sr('200 OK', [])\n    return [b'']\n"
+
+
+def sim_with(tmp_path, *options):
+    (tmp_path / "app.py").write_text(APP)
+    return Simulation(["--master", *options, "--wsgi-file", "app.py"], app_dir=tmp_path)
+
+
+def test_items_n_holds_n_minus_1_and_full_log(tmp_path):
+    with sim_with(tmp_path, "--cache2", "name=x,items=3") as sim:
+        u = sim.uwsgi
+        assert [u.cache_set(k, b"v") for k in "abc"] == [True, True, None]
+        assert sim.log.count('*** DANGER cache "x" is FULL !!! ***') == 1
+        assert sim.trace.count("cache.full") == 1
+
+
+def test_ignore_full_suppresses_the_log(tmp_path):
+    with sim_with(tmp_path, "--cache2", "name=x,items=2,ignore_full=1") as sim:
+        assert sim.uwsgi.cache_set("a", b"1") and sim.uwsgi.cache_set("b", b"2") is None
+        assert not any("FULL" in line for line in sim.log)
+
+
+def test_first_key_takes_the_top_slot_and_stale_bytes_feed_math(tmp_path):
+    with sim_with(tmp_path, "--cache", "5") as sim:
+        u = sim.uwsgi
+        cache = sim.inst.subsystems["cache"].default
+        u.cache_set("long", b"ABCDEFGH")
+        assert cache.items[b"long"].slot == 4
+        u.cache_del("long")
+        u.cache_set("s", b"1")          # reuses slot 4: bytes 1..7 are still "BCDEFGH"
+        assert cache.items[b"s"].slot == 4
+        u.cache_inc("s")
+        assert u.cache_get("s") == (int.from_bytes(b"1BCDEFGH", "little") + 1).to_bytes(8, "little")
+
+
+def test_math_semantics(tmp_path):
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        u = sim.uwsgi
+        assert u.cache_dec("a", 5) and u.cache_get("a") == (-5).to_bytes(8, "little", signed=True)
+        assert u.cache_div("a", 2) and u.cache_num("a") == -2   # C truncates toward zero
+        assert u.cache_div("a", 0) and u.cache_num("a") == 0
+        u.cache_set("big", (2**63 - 1).to_bytes(8, "little"))
+        u.cache_inc("big")
+        assert u.cache_num("big") == -(2**63)
+        assert u.cache_mul("z") and u.cache_num("z") == 0
+        with pytest.raises(OverflowError):
+            u.cache_inc("a", 2**63)
+
+
+def test_math_keeps_the_expiry_and_update_resets_it(tmp_path):
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        u = sim.uwsgi
+        cache = sim.inst.subsystems["cache"].default
+        now = int(sim.wall)
+        u.cache_inc("n", 1, 100)
+        assert cache.items[b"n"].expires == now + 100
+        u.cache_inc("n", 1, 5)
+        assert cache.items[b"n"].expires == now + 100
+        u.cache_update("n", b"x")
+        assert cache.items[b"n"].expires == 0
+
+
+def test_expired_items_stay_until_the_sweeper(tmp_path):
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        u = sim.uwsgi
+        u.cache_set("t", b"v", 1)
+        sim.advance(2.5)
+        assert u.cache_get("t") == b"v" and u.cache_set("t", b"w") is None
+        assert u.cache_keys() == [b"t"]
+        sim.advance(0.5)                 # the sweeper runs every 3 s from the master's start
+        assert u.cache_get("t") is None
+        assert sim.trace.count("cache.sweep") == 1
+
+
+def test_idle_simulation_has_no_sweeper_event(tmp_path):
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        sim.uwsgi.cache_set("forever", b"v")
+        assert sim.kernel.peek() is None
+        sim.uwsgi.cache_set("t", b"v", 1)
+        assert sim.kernel.peek() == 3.0
+        sim.advance(3)
+        assert sim.kernel.peek() is None
+
+
+def test_cache_expire_freq_and_no_expire(tmp_path):
+    with sim_with(tmp_path, "--cache", "10", "--cache-expire-freq", "7") as sim:
+        sim.uwsgi.cache_set("t", b"v", 1)
+        sim.advance(6.5)
+        assert sim.uwsgi.cache_get("t") == b"v"
+        sim.advance(0.5)
+        assert sim.uwsgi.cache_get("t") is None
+    with sim_with(tmp_path, "--cache", "10", "--cache-no-expire") as sim:
+        sim.uwsgi.cache_set("t", b"v", 1)
+        sim.advance(30)
+        assert sim.uwsgi.cache_get("t") == b"v"
+
+
+def test_negative_expires_is_already_expired(tmp_path):
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        assert sim.uwsgi.cache_set("neg", b"v", -5)
+        assert sim.uwsgi.cache_get("neg") == b"v"
+        sim.advance(3)
+        assert sim.uwsgi.cache_get("neg") is None
+
+
+def test_lazy_expire_and_purge_lru_quirks(tmp_path):
+    with sim_with(tmp_path, "--cache2", "name=lz,items=10,lazy_expire=1",
+                  "--cache2", "name=lru,items=3,purge_lru=1") as sim:
+        u = sim.uwsgi
+        u.cache_set("a", b"v", 1, "lz")
+        sim.advance(0.5)
+        assert u.cache_get("a", "lz") == b"v"
+        sim.advance(1)
+        assert u.cache_exists("a", "lz") is None
+        # purge_lru stores expires unconverted and never sweeps it
+        u.cache_set("e", b"v", 1, "lru")
+        sim.advance(10)
+        assert u.cache_get("e", "lru") == b"v"
+        u.cache_set("f", b"v", 0, "lru")
+        u.cache_get("e", "lru")
+        u.cache_set("g", b"v", 0, "lru")     # full: "f" is least recently used
+        assert sorted(u.cache_keys("lru")) == [b"e", b"g"]
+        assert 'LRU item will be purged from cache "lru"' in sim.log
+
+
+def test_sweep_on_full_and_clear_on_full(tmp_path):
+    with sim_with(tmp_path, "--cache2", "name=s,items=3,sweep_on_full=10,no_expire=1",
+                  "--cache2", "name=c,items=3,clear_on_full=1") as sim:
+        u = sim.uwsgi
+        u.cache_set("a", b"1", 1, "s")
+        u.cache_set("b", b"2", 0, "s")
+        sim.advance(2)
+        assert u.cache_set("c", b"3", 0, "s")   # full -> sweep frees "a" -> retry works
+        assert sorted(u.cache_keys("s")) == [b"b", b"c"]
+        u.cache_set("a", b"1", 0, "c")
+        u.cache_set("b", b"1", 0, "c")
+        assert u.cache_set("c", b"1", 0, "c")   # full -> everything cleared -> stored
+        assert u.cache_keys("c") == [b"c"]
+
+
+def test_bitmap_cache_needs_contiguous_blocks(tmp_path):
+    with sim_with(tmp_path, "--cache2", "name=bm,items=4,blocks=4,blocksize=10,bitmap=1") as sim:
+        u = sim.uwsgi
+        assert u.cache_set("big", b"x" * 40, 0, "bm")       # all 4 blocks
+        assert u.cache_set("more", b"y", 0, "bm") is None
+        u.cache_del("big", "bm")
+        assert u.cache_set("a", b"a" * 15, 0, "bm")          # 2 blocks
+        assert u.cache_set("b", b"b" * 10, 0, "bm")          # 1 block
+        assert u.cache_update("a", b"c" * 15, 0, "bm") is None  # needs 2 new blocks first
+        assert u.cache_get("a", "bm") == b"a" * 15
+        assert u.cache_set("x", b"x" * 41, 0, "bm") is None  # > blocksize*blocks
+
+
+def test_bitmap_flag_is_on_when_present(tmp_path):
+    with sim_with(tmp_path, "--cache2", "name=bm,items=2,blocks=4,blocksize=10,bitmap=0") as sim:
+        assert sim.inst.subsystems["cache"].by_name["bm"].bitmap
+        assert sim.uwsgi.cache_set("k", b"x" * 40, 0, "bm")
+
+
+def test_keys_order_is_hash_bucket_order(tmp_path):
+    with sim_with(tmp_path, "--cache2", "name=h,items=20,hashsize=7") as sim:
+        keys = [b"k%d" % i for i in range(12)] + [b"\xff\x80"]
+        for k in keys:
+            sim.uwsgi.cache_set(k, b"v", 0, "h")
+        expected = sorted(keys, key=lambda k: (djb33x(k) % 7, keys.index(k)))
+        assert sim.uwsgi.cache_keys("h") == expected
+    assert djb33x(b"") == 5381 and djb33x(b"a") == (5381 * 33) ^ 97
+
+
+def test_no_cache_at_all(tmp_path):
+    with sim_with(tmp_path) as sim:
+        u = sim.uwsgi
+        assert u.cache_set("a", b"b") is None and u.cache_get("a") is None
+        assert u.cache_clear() is None and u.cache_num("a") == 0
+        with pytest.raises(ValueError, match="no local uWSGI cache available"):
+            u.cache_keys()
+
+
+def test_remote_cache_without_network_is_not_simulated(tmp_path):
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        with pytest.raises(simuwsgi.NotSimulatedError, match="name@host:port"):
+            sim.uwsgi.cache_get("k", "other@127.0.0.1:3031")
+        with pytest.raises(ValueError):
+            sim.uwsgi.cache_keys("other@127.0.0.1:3031")
+
+
+def test_remote_cache_goes_to_the_network(tmp_path):
+    calls = []
+
+    class Net:
+        def remote_cache(self, server, name, cmd, key, value, expires):
+            calls.append((server, name, cmd, key, value, expires))
+            return b"\x07" + bytes(7) if cmd == "get" else True
+
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        sim.inst.subsystems["net"] = Net()
+        assert sim.uwsgi.cache_inc("k", 3, 0, "c@n:1") is True
+        assert sim.uwsgi.cache_num("k", "@n:1") == 7
+    assert calls[0] == ("n:1", "c", "update", b"k", (3).to_bytes(8, "little"), 0)
+    assert calls[1][:3] == ("n:1", "", "get")
+
+
+def test_cache_is_shared_between_processes_and_survives_respawn(tmp_path):
+    sim = start(tmp_path, "--processes", "2", "--cache", "10")
+    with sim:
+        run(sim, "uwsgi.cache_set('k', b'w')")
+        sim.kill("worker1")
+        sim.kill("worker2")
+        assert run(sim, "out = uwsgi.cache_get('k')") == b(b"w")
+
+
+def test_cache_is_lost_on_reload(tmp_path):
+    sim = start(tmp_path, "--cache", "10")
+    with sim:
+        run(sim, "uwsgi.cache_set('k', b'w')")
+        sim.reload()
+        sim.advance(1)
+        assert run(sim, "out = uwsgi.cache_get('k')") is None
+
+
+# -- a model of uWSGI's cache rules, driven against the simulator ---------------------
+ITEMS = 5
+FREQ = 3
+
+
+class CacheModel(RuleBasedStateMachine):
+    """Independent model: LIFO slots with stale block bytes, absolute expiries,
+    ``next_scan``, a sweeper every FREQ s from the start, no overwrite on set."""
+
+    @initialize()
+    def boot(self):
+        import tempfile
+        from pathlib import Path
+
+        d = Path(tempfile.mkdtemp())
+        (d / "app.py").write_text(APP)
+        self.sim = Simulation(["--master", "--cache2", f"name=m,items={ITEMS}",
+                               "--wsgi-file", "app.py"], app_dir=d).start()
+        self.u = self.sim.uwsgi
+        self.t = 0.0
+        self.start_wall = int(self.sim.wall)
+        self.items = {}            # key -> [value, expires, slot]
+        self.free = list(range(1, ITEMS))
+        self.blocks = {}           # slot -> bytearray
+        self.next_scan = 0
+
+    def teardown(self):
+        if hasattr(self, "sim"):
+            self.sim.close()
+
+    def now(self):
+        return self.start_wall + int(self.t)
+
+    def _write(self, slot, value):
+        blk = self.blocks.setdefault(slot, bytearray(8))
+        if len(blk) < len(value):
+            blk.extend(bytes(len(value) - len(blk)))
+        blk[:len(value)] = value
+
+    def _expiry(self, e):
+        if not e:
+            return 0
+        exp = self.now() + e
+        if not self.next_scan or self.next_scan > exp:
+            self.next_scan = exp
+        return exp
+
+    def _store(self, key, value, e, update):
+        if key in self.items:
+            if not update:
+                return None
+            it = self.items[key]
+            it[1] = self._expiry(e)
+            it[0] = value
+            self._write(it[2], value)
+            return True
+        if not self.free:
+            return None
+        slot = self.free.pop()
+        self.items[key] = [value, self._expiry(e), slot]
+        self._write(slot, value)
+        return True
+
+    keys = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f"])
+    values = st.binary(min_size=1, max_size=12)
+    expires = st.sampled_from([0, 0, 1, 2, 5])
+
+    @rule(key=keys, value=values, e=expires)
+    def cache_set(self, key, value, e):
+        assert self.u.cache_set(key, value, e, "m") == self._store(key, value, e, False)
+
+    @rule(key=keys, value=values, e=expires)
+    def cache_update(self, key, value, e):
+        assert self.u.cache_update(key, value, e, "m") == self._store(key, value, e, True)
+
+    @rule(key=keys)
+    def cache_get(self, key):
+        it = self.items.get(key)
+        assert self.u.cache_get(key, "m") == (it[0] if it else None)
+
+    @rule(key=keys)
+    def cache_exists(self, key):
+        assert self.u.cache_exists(key, "m") == (True if key in self.items else None)
+
+    @rule(key=keys)
+    def cache_del(self, key):
+        it = self.items.pop(key, None)
+        if it is not None:
+            self.free.append(it[2])
+        assert self.u.cache_del(key, "m") == (True if it else None)
+
+    @rule(key=keys, delta=st.integers(-(2**63), 2**63 - 1), e=expires)
+    def cache_inc(self, key, delta, e):
+        it = self.items.get(key)
+        if it is None:
+            if not self.free:
+                assert self.u.cache_inc(key, delta, e, "m") is None
+                return
+            slot = self.free.pop()
+            num = delta
+            self.items[key] = it = [b"", self._expiry(e), slot]
+        else:
+            blk = self.blocks[it[2]]
+            num = int.from_bytes(bytes(blk[:8]), "little", signed=True) + delta
+        raw = (num & (2**64 - 1)).to_bytes(8, "little")
+        it[0] = raw
+        self._write(it[2], raw)
+        assert self.u.cache_inc(key, delta, e, "m") is True
+
+    @rule(dt=st.sampled_from([0.5, 1.0, 2.0, 3.5]))
+    def advance(self, dt):
+        old = self.t
+        self.t += dt
+        k = int(old // FREQ) + 1
+        while k * FREQ <= self.t:
+            wall = self.start_wall + k * FREQ
+            if self.next_scan and self.next_scan <= wall:
+                self.next_scan = 0
+                for key, it in sorted(self.items.items(), key=lambda kv: kv[1][2]):
+                    if it[1] and it[1] <= wall:
+                        del self.items[key]
+                        self.free.append(it[2])
+                    elif it[1] and (not self.next_scan or self.next_scan > it[1]):
+                        self.next_scan = it[1]
+            k += 1
+        self.sim.advance(dt)
+
+    @invariant()
+    def same_keys(self):
+        if hasattr(self, "u"):
+            assert sorted(self.u.cache_keys("m")) == sorted(self.items)
+
+
+CacheModel.TestCase.settings = settings(max_examples=40, stateful_step_count=30,
+                                        deadline=None)
+TestCacheModel = CacheModel.TestCase
+
+
+# -- differential against real uWSGI ------------------------------------------------------
+@pytest.mark.real
+@pytest.mark.parametrize("endpoint", ["/cache", "/cache_errors", "/cache_expire"])
+def test_cache_matches_real_uwsgi(endpoint):
+    _diff.compare(endpoint)
