@@ -39,6 +39,7 @@ from typing import Any
 from . import apps as _apps
 from ._errors import SimulationError
 from .clock import VirtualClock
+from ._uwsgi_options import MASTER_OPTIONS
 from .config import Options
 from .kernel import Kernel, Killed
 from .processes import Master, Mule, Spooler, UProcess, Worker
@@ -49,13 +50,6 @@ __all__ = ["Instance", "ProcessExit"]
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
 VERSION_INFO = (2, 0, 30, 0, b"")
-
-
-#: Options that enable the master when given (``UWSGI_OPT_MASTER``, ``core/config.c``),
-#: for the mule, timer and cron subsystems. uWSGI flags many more (``spooler``,
-#: ``touch-reload``, ``stats``, ``cheaper``, ...): not listed here yet.
-_MASTER_IMPLIED = ("mule", "mules", "farm", "mule-msg-size", "timer", "signal-timer",
-                   "rbtimer", "signal-rbtimer", "cron", "cron2", "unique-cron")
 
 
 class ProcessExit(BaseException):
@@ -105,8 +99,10 @@ class Instance:
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:
         o = self.opts
-        # Options flagged UWSGI_OPT_MASTER in core/uwsgi.c turn the master on.
-        self.has_master = o.flag("master") or o.has(*_MASTER_IMPLIED)
+        # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on
+        # (core/config.c).
+        self.has_master = o.flag("master") or any(
+            name in MASTER_OPTIONS for name, _value in o.items)
         self.numproc = max(1, o.int("processes", 1))
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
@@ -254,6 +250,9 @@ class Instance:
         self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
         if isinstance(proc, Worker) and proc.respawn_count:
             self.log(f"Respawned uWSGI worker {proc.id} (new pid: {proc.pid})", self.master)
+        elif isinstance(proc, Spooler):
+            self.log(f"spawned the uWSGI spooler on dir {proc.directory} with pid {proc.pid}",
+                     self.master)
         else:
             self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
                      f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
@@ -441,6 +440,8 @@ class Instance:
                          f"{request.path} since {int(self.clock.wall_offset + request.started)}",
                          self.master)
             self.log(f"HARAKIRI triggered by worker {proc.id} core 0 !!!", self.master)
+        elif isinstance(proc, Spooler):
+            self.log(f"*** HARAKIRI ON THE SPOOLER (pid: {proc.pid}) ***", self.master)
         else:
             self.log(f"*** HARAKIRI ON {proc.kind.upper()} {proc.id} (pid: {proc.pid}) ***",
                      self.master)

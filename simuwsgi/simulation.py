@@ -96,9 +96,11 @@ class Simulation:
 
     def _install_facade(self) -> None:
         if self._decorators == "simuwsgi":
-            from . import uwsgidecorators as ours
+            from .uwsgidecorators import Finder
 
-            sys.modules["uwsgidecorators"] = ours.fresh()
+            # a real import, run afresh by each process that imports it (lazy-apps)
+            self._finder = Finder()
+            sys.meta_path.insert(0, self._finder)
 
     def _settle(self) -> None:
         """Back in the test: show the master's globals in the app modules."""
@@ -127,6 +129,9 @@ class Simulation:
             self.kernel.context_hook = None
             self.inst.app.restore()
             self._patch.uninstall()
+            finder = getattr(self, "_finder", None)
+            if finder is not None and finder in sys.meta_path:
+                sys.meta_path.remove(finder)
             for name, module in self._saved_modules.items():
                 if module is None:
                     sys.modules.pop(name, None)

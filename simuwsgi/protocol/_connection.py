@@ -29,8 +29,6 @@ from collections.abc import Iterable
 from ._cache import CacheGet, CacheGetStream, CacheValue
 from ._control import Pong
 from ._dispatch import (
-    REPLY_TYPES,
-    REQUEST_TYPES,
     ReplyEvent,
     RequestEvent,
     encode_reply,
@@ -42,7 +40,7 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, NeedData, NoReply
 from ._header import Header
 from ._rpc import RpcResponse
-from ._state import CLIENT, SERVER, Role, State
+from ._state import CLIENT, SERVER, TRANSITIONS, Kind, Role, State
 from ._wsgi import VARS_MODIFIERS
 
 __all__ = ["Connection", "Event"]
@@ -57,6 +55,13 @@ _IDLE, _BODY, _DONE, _CLOSED, _ERROR = (
     State.ERROR,
 )
 _HEADER = struct.Struct("<BHB")
+_KINDS: dict[type, Kind] = {Data: Kind.DATA, EndOfMessage: Kind.END, NoReply: Kind.NO_REPLY}
+_HINTS = {
+    Kind.HEAD: "one message per direction per exchange",
+    Kind.DATA: "Data follows a head event and precedes EndOfMessage",
+    Kind.END: "EndOfMessage closes a message that was started with a head event",
+    Kind.NO_REPLY: "NoReply replaces the whole reply; bytes were already produced",
+}
 
 
 class Connection:
@@ -71,6 +76,10 @@ class Connection:
     (maximum number of request var *pairs*, i.e. 2 x ``--max-vars``), ``limit_post``
     (``--limit-post``, 0 = unlimited), ``persistent`` (``--puwsgi-socket``).
     ``request_modifiers`` are the modifier1 values decoded as vars + body requests.
+
+    Buffering is bounded: once ``next_event()`` has returned ``NEED_DATA``, at most
+    ``buffer_size + 4`` bytes (server) or one reply head of at most 64 KiB + 4
+    (client) stay buffered; bytes uWSGI would never read are dropped on arrival.
     """
 
     __slots__ = (
@@ -365,12 +374,23 @@ class Connection:
 
     def _send(self, event: Event) -> bytes:
         state = self.our_state
-        if isinstance(event, Data):
-            if state is not _BODY:
-                raise LocalProtocolError(
-                    f"cannot send Data as {self.role!r} in state {state!r}: send a head event first"
-                )
+        kind = _KINDS.get(type(event), Kind.HEAD)
+        new_state = TRANSITIONS[state].get(kind)
+        if kind is Kind.NO_REPLY:
+            if self.role is not SERVER:
+                raise LocalProtocolError("only a server answers NoReply (it closes the connection)")
+            if state is _ERROR and self._reply is None:
+                new_state = _CLOSED  # nothing was written yet: closing is still possible
+        if new_state is None:
+            raise LocalProtocolError(
+                f"cannot send {type(event).__name__} as {self.role!r} in state {state!r} "
+                f"({_HINTS[kind]})"
+            )
+        if kind is Kind.DATA:
+            assert isinstance(event, Data)
             data = event.data
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise LocalProtocolError(f"Data.data must be bytes, got {type(data).__name__}")
             remaining = self._our_remaining
             if remaining is not None:
                 if len(data) > remaining:
@@ -381,41 +401,22 @@ class Connection:
                 self._our_remaining = remaining - len(data)
             self._our_sent += len(data)
             return bytes(data)
-        if isinstance(event, EndOfMessage):
-            if state is not _BODY:
-                raise LocalProtocolError(
-                    f"cannot send EndOfMessage as {self.role!r} in state {state!r}"
-                )
-            if self._our_remaining:
-                raise LocalProtocolError(
-                    f"EndOfMessage with {self._our_remaining} byte(s) of the stream announced "
-                    f"by the {self._head_name()} still unsent"
-                )
-            self.our_state = _DONE
-            return b""
-        if isinstance(event, NoReply):
-            if self.role is not SERVER:
-                raise LocalProtocolError("only a server answers NoReply (it closes the connection)")
-            if state is not _IDLE and not (state is _ERROR and self._reply is None):
-                raise LocalProtocolError(
-                    f"cannot send NoReply in state {state!r}: reply bytes were already produced"
-                )
-            self.our_state = _CLOSED
-            return b""
-        if state is not _IDLE:
+        if kind is Kind.END and self._our_remaining:
             raise LocalProtocolError(
-                f"cannot send {type(event).__name__} as {self.role!r} in state {state!r}: "
-                "one message per direction per exchange"
+                f"EndOfMessage with {self._our_remaining} byte(s) of the stream announced "
+                f"by the {self._head_name()} still unsent"
             )
+        if kind is not Kind.HEAD:
+            self.our_state = new_state
+            return b""
+        stream: int | None
         if self.role is CLIENT:
-            if not isinstance(event, REQUEST_TYPES):
-                raise LocalProtocolError(
-                    f"a client sends request events, not {event!r}"
-                )
+            if not isinstance(event, RequestEvent):
+                raise LocalProtocolError(f"a client sends request events, not {event!r}")
             out, stream = encode_request(event)
             self._request = event
         else:
-            if not isinstance(event, REPLY_TYPES):
+            if not isinstance(event, ReplyEvent):
                 raise LocalProtocolError(f"a server sends reply events or NoReply, not {event!r}")
             request = self._request
             if request is None or self.their_state is _IDLE:
@@ -428,7 +429,7 @@ class Connection:
             self._reply_head = out
         self._our_remaining = stream
         self._our_sent = 0
-        self.our_state = _BODY
+        self.our_state = new_state
         return out
 
     def _head_name(self) -> str:

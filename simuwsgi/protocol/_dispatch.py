@@ -5,7 +5,7 @@ Server side, a request is routed by modifier1 exactly like uWSGI's plugin table
 plugins. Which reply heads may answer which request is the table ``REPLIES``;
 ``RawResponse`` (write raw bytes) and ``NoReply`` (close without a byte) can answer
 anything. Client side, the request that was sent decides how the reply is read
-(``uWSGI``'s clients never look at the reply's modifier1).
+(uWSGI's own clients never look at the reply's modifier1).
 
 Left out: which plugins a server has loaded; the codec decodes every known format
 and the server answers ``NoReply()`` for what it does not serve.

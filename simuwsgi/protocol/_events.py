@@ -7,7 +7,8 @@ zero or more :class:`Data` events for the part that travels after the pktsize pa
 and one :class:`EndOfMessage`.
 
 uWSGI's only error signal is closing the connection without a byte; that outcome is
-the first-class event :class:`NoReply` in both directions (protocol.md §3).
+the first-class event :class:`NoReply` in both directions (protocol.md §3). There is no
+error packet to model, and no request id: one exchange per connection.
 """
 
 from __future__ import annotations

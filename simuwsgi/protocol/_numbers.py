@@ -10,6 +10,8 @@
   ``pow(10, len)`` double no longer fits a ``uint64_t`` and converts to 0).
 * Request ``CONTENT_LENGTH`` uses the stricter ``get_content_length``
   (``core/protocol.c``): digits up to the first non-digit (:func:`content_length`).
+
+Left out: ``strtol``/``atoi`` parsing of option values (configuration, not wire).
 """
 
 from __future__ import annotations

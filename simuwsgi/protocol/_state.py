@@ -28,13 +28,17 @@ kinds are ``HEAD`` (any per-modifier head event), ``DATA``, ``END`` and ``NO_REP
 
 An illegal transition raises :class:`LocalProtocolError` (for what we send) naming
 the event, our role and the state.
+
+This models the connection handling of ``proto/uwsgi.c`` (one request, one reply,
+close) and ``proto/puwsgi.c`` (several framed packets); it leaves out timeouts and the
+``--http-socket`` protocol.
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["CLIENT", "SERVER", "Role", "State"]
+__all__ = ["CLIENT", "SERVER", "TRANSITIONS", "Kind", "Role", "State"]
 
 
 class Role(enum.Enum):
@@ -65,6 +69,8 @@ class State(enum.Enum):
 
 
 class Kind(enum.Enum):
+    """What an event does to the state of its direction."""
+
     HEAD = "head"
     DATA = "Data"
     END = "EndOfMessage"

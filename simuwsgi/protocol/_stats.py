@@ -15,8 +15,10 @@ document built from the same values is byte-identical to the real one:
   ``uwsgi_send_http_stats``) and only answers after the client sent something.
 
 The document is plain data: ``dict`` (ordered) -> object, ``list`` -> list, ``int`` ->
-number, ``str``/``bytes`` -> string. Which keys a real instance emits, in which order,
-is in protocol.md §6 and the vectors ``stats_server_*``.
+number, ``str``/``bytes`` -> string.
+
+Left out: *which* keys an instance emits and in which order (protocol.md §6 and the
+vectors ``stats_server_*``) - the simulator builds the document, this module writes it.
 """
 
 from __future__ import annotations

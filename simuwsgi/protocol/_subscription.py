@@ -13,7 +13,9 @@ hash keys with djb33x into 65535 slots (:func:`subscription_hash`). See protocol
 §5.10 and cluster.md §4.
 
 Left out: node tables, wrr/lrc selection, liveness, and RSA signing itself
-(:func:`subscription_signed_part` gives the bytes a signer must sign).
+(:func:`subscription_signed_part` gives the bytes a signer must sign). A datagram
+shorter than 4 bytes is refused here; uWSGI computes ``len - 4`` as a huge ``size_t``
+there (undefined behaviour).
 """
 
 from __future__ import annotations

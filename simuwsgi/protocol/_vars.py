@@ -59,12 +59,12 @@ def encode_vars(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     Only the format is checked (each key/value at most 65535 bytes). Whether uWSGI
     would accept the block (e.g. an empty key) is the sender's business.
     """
+    if not isinstance(pairs, (tuple, list)):
+        pairs = list(pairs)  # it may be iterated twice
     t = _U16
     try:
         return b"".join([t[len(k)] + k + t[len(v)] + v for k, v in pairs])
-    except IndexError:  # a length of 4096 or more: take the general path
-        pass
-    except TypeError:
+    except (IndexError, TypeError, ValueError):  # e.g. a length of 4096 or more
         pass
     try:
         return b"".join([_u16(len(k)) + k + _u16(len(v)) + v for k, v in pairs])
@@ -79,8 +79,9 @@ def encode_request_vars(pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
     t = _U16
     try:
         parts = [t[len(k)] + k + t[len(v)] + v for k, v in pairs if k]
-    except (IndexError, TypeError):
-        parts = [encode_vars(((k, v),)) for k, v in pairs if k]
+    except (IndexError, TypeError, ValueError):
+        encoded = [encode_vars((pair,)) for pair in pairs]  # raises for a bad pair
+        parts = [p for p in encoded if p[:2] != b"\x00\x00"]
     if len(parts) != len(pairs):
         raise LocalProtocolError(
             "a request var with an empty key is refused by uWSGI (uwsgi_parse_vars): "

@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
             fuzz_one(Path(name).read_bytes())
         return 0
     try:
-        import atheris  # type: ignore[import-not-found]
+        import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         print("atheris is not installed; pass input files to replay them", file=sys.stderr)
         return 2

@@ -248,12 +248,12 @@ def served_modifiers(vec: dict[str, Any]) -> set[int]:
     build = vec["captured_with"]["build"]
     match = _WHEEL_PLUGINS.search(build)
     if match:
-        mods = {int(item.split()[0]) for item in match.group(1).split(",")}
-        return mods | ({30} if 0 in mods else set())
+        numbers = {int(item.split()[0]) for item in match.group(1).split(",")}
+        return numbers | ({30} if 0 in numbers else set())
     mods: set[int] = set()
-    for name, numbers in _NAMED_PLUGINS.items():
+    for name, plugin_mods in _NAMED_PLUGINS.items():
         if re.search(rf"\b{name}\b", build):
-            mods.update(numbers)
+            mods.update(plugin_mods)
     return mods
 
 
@@ -282,7 +282,6 @@ class Situation:
     warning_message: bytes = b""
     #: for cache commands: how the real server answered (decoded by a client connection)
     cache_reply: tuple[Any, bytes] | None = None
-    has_reply: bool = True
 
 
 @dataclass

@@ -217,6 +217,19 @@ def test_array_rules() -> None:
     assert decode_array(encode_array([b"k", b"v"]) + b"junk", max_items=2) == (b"k", b"v")
 
 
+def test_encoders_take_iterators_long_values_and_refuse_bad_input() -> None:
+    pairs = [(b"a", b"x" * 5000), (b"b", b"")]
+    assert decode_dict(encode_vars(iter(pairs))) == tuple(pairs)
+    assert decode_array(encode_array(iter([b"y" * 35_000]))) == (b"y" * 35_000,)
+    for bad in ([(b"a", b"b", b"c")], [("a", b"b")], [1], [(b"k", b"v" * 65536)]):
+        with pytest.raises(LocalProtocolError, match="pairs"):
+            encode_vars(bad)  # type: ignore[arg-type]
+    client = Connection(CLIENT)
+    client.send(Request(vars=((b"CONTENT_LENGTH", b"1"),)))
+    with pytest.raises(LocalProtocolError, match="must be bytes"):
+        client.send(Data(data="x"))  # type: ignore[arg-type]
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -355,7 +368,8 @@ def test_send_state_machine_errors() -> None:
 def test_request_roundtrip_through_both_roles(
     pairs: list[tuple[bytes, bytes]], body: bytes, m1: int, step: int
 ) -> None:
-    vars = tuple(p for p in pairs if p[0] != b"CONTENT_LENGTH") + (
+    vars = (
+        *(p for p in pairs if p[0] != b"CONTENT_LENGTH"),
         (b"CONTENT_LENGTH", b"%d" % len(body)),
     )
     request = Request(vars=vars, modifier1=m1)
@@ -550,8 +564,14 @@ def test_cache_udp_receiver_rules() -> None:
         decode_cache_udp_datagram(delete)
     assert decode_cache_udp_datagram(delete, drop_deletes=False) == CacheUdpDelete(key=b"k")
     no_expiry = encode_packet(111, 10, encode_array([b"k", b"v"]))
-    assert decode_cache_udp_datagram(no_expiry).expires == 0
-    for bad in (b"", b"\x6e\x00\x00\x0a", b"\x6f\x09\x00\x0a", encode_packet(111, 12, b"\x01\x00k1")):
+    assert decode_cache_udp_datagram(no_expiry) == CacheUdpUpdate(key=b"k", value=b"v")
+    bad_datagrams = (
+        b"",
+        b"\x6e\x00\x00\x0a",
+        b"\x6f\x09\x00\x0a",
+        encode_packet(111, 12, b"\x01\x00k1"),
+    )
+    for bad in bad_datagrams:
         with pytest.raises(RemoteProtocolError, match="dropped"):
             decode_cache_udp_datagram(bad)
 

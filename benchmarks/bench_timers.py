@@ -1,0 +1,167 @@
+"""Benchmark: timers, cron and mule messages in virtual time (plain script).
+
+Run: ``python benchmarks/bench_timers.py``. Prints each measurement, its target and the
+ratio against the target, all measured in this run:
+
+1. a virtual day of ``add_timer(1, 1)`` delivered to ``workers`` with 4 workers
+   (345,600 handler calls) — target >= 230,000 handler calls/s;
+2. a virtual year of a per-minute ``add_cron`` with a trivial handler — target < 5 s;
+3. 100,000 ``mule_msg``/``mule_get_msg`` round trips between a worker and a mule —
+   target >= 150,000/s;
+4. the timer-day model of (1) written directly in SimPy — simuwsgi at least as fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from simuwsgi import Simulation
+
+_perf = time.perf_counter  # bound before any simulation patches the clock
+
+TIMER_APP = """
+import uwsgi
+calls = 0
+def tick(num):
+    global calls
+    calls += 1
+uwsgi.register_signal(1, "workers", tick)
+uwsgi.add_timer(1, 1)
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [b"%d" % calls]
+"""
+
+CRON_APP = """
+import uwsgi
+def tick(num):
+    pass
+uwsgi.register_signal(1, "", tick)
+uwsgi.add_cron(1, -1, -1, -1, -1, -1)
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [b""]
+"""
+
+MULE_APP = """
+import uwsgi
+N = int(uwsgi.opt.get("set", b"n=0").split(b"=")[1])
+def application(environ, start_response):
+    start_response("200 OK", [])
+    got = 0
+    for i in range(N):
+        uwsgi.mule_msg(b"ping", 1)
+        uwsgi.signal_wait(7)
+        got += 1
+    return [b"%d" % got]
+"""
+
+MULE_SCRIPT = """
+import uwsgi
+while True:
+    msg = uwsgi.mule_get_msg()
+    uwsgi.signal(7)
+"""
+
+MULE_APP_SIGNAL = """
+import uwsgi
+def pong(num):
+    pass
+uwsgi.register_signal(7, "worker1", pong)
+"""
+
+
+def _write(directory: Path, name: str, source: str) -> None:
+    (directory / name).write_text(textwrap.dedent(source))
+
+
+def bench_timer_day(tmp: Path) -> tuple[int, float]:
+    _write(tmp, "timer_app.py", TIMER_APP)
+    with Simulation(["--master", "--processes", "4", "--wsgi-file", "timer_app.py"],
+                    app_dir=tmp) as sim:
+        start = _perf()
+        sim.advance(86400)
+        elapsed = _perf() - start
+        calls = sum(w.signals for w in sim.inst.workers.values())
+    return calls, elapsed
+
+
+def bench_cron_year(tmp: Path) -> tuple[int, float]:
+    _write(tmp, "cron_app.py", CRON_APP)
+    with Simulation(["--master", "--processes", "1", "--wsgi-file", "cron_app.py"],
+                    app_dir=tmp) as sim:
+        start = _perf()
+        sim.advance(365 * 86400)
+        elapsed = _perf() - start
+        fired = sim.trace.count("cron.signal")
+    return fired, elapsed
+
+
+def bench_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
+    """The worker sends a message to mule 1 and waits for its answer (a signal)."""
+    _write(tmp, "mule_app.py", MULE_APP + MULE_APP_SIGNAL)
+    _write(tmp, "mule_script.py", MULE_SCRIPT)
+    with Simulation(["--master", "--processes", "1", "--mule=mule_script.py",
+                     "--set", f"n={n}", "--wsgi-file", "mule_app.py"], app_dir=tmp) as sim:
+        start = _perf()
+        body = sim.get("/").body
+        elapsed = _perf() - start
+    return int(body), elapsed
+
+
+def bench_simpy_timer_day() -> tuple[int, float]:
+    """The same model in SimPy: a 1 s timer process broadcasting to 4 worker processes."""
+    import simpy
+
+    env = simpy.Environment()
+    counts = [0, 0, 0, 0]
+    inboxes = [simpy.Store(env) for _ in counts]
+
+    def timer(env: simpy.Environment):
+        while True:
+            yield env.timeout(1)
+            for box in inboxes:
+                box.put(1)
+
+    def worker(env: simpy.Environment, index: int):
+        box = inboxes[index]
+        while True:
+            yield box.get()
+            counts[index] += 1
+
+    env.process(timer(env))
+    for i in range(len(counts)):
+        env.process(worker(env, i))
+    start = _perf()
+    env.run(until=86400.5)
+    return sum(counts), _perf() - start
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        calls, t_timer = bench_timer_day(tmp)
+        rate = calls / t_timer
+        print(f"timer day: {calls} handler calls in {t_timer:.2f} s = {rate:,.0f}/s "
+              f"(target 230,000/s, ratio {rate / 230000:.2f})")
+        fired, t_cron = bench_cron_year(tmp)
+        print(f"cron year: {fired} firings in {t_cron:.2f} s (target < 5 s, "
+              f"ratio {5 / t_cron:.2f})")
+        n = 100_000
+        trips, t_mule = bench_mule_round_trips(tmp, n)
+        mrate = trips / t_mule
+        print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s "
+              f"(target 150,000/s, ratio {mrate / 150000:.2f})")
+        scalls, t_simpy = bench_simpy_timer_day()
+        srate = scalls / t_simpy
+        print(f"SimPy timer day: {scalls} handler calls in {t_simpy:.2f} s = {srate:,.0f}/s "
+              f"(simuwsgi/SimPy speed ratio {rate / srate:.2f}, target >= 1)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""uWSGI file monitors (``add_file_monitor``), driven by the scenario.
+
+What it models (``core/signal.c`` ``uwsgi_add_file_monitor``, ``core/master.c`` (arming
+at the top of the master loop), ``core/event.c`` inotify ``event_queue_add_file_monitor``/
+``event_queue_ack_file_monitor``, ``core/master_events.c``; ``semantics.md`` §4.4):
+
+* ``add_file_monitor(num, path)`` (``Bs``): no master check; a path longer than 254
+  bytes logs ``uwsgi_add_file_monitor: invalid filename length`` and raises
+  ``ValueError('unable to add file monitor')``, as does a 65th monitor
+  (``you can register max 64 file monitors !!!``). Returns None.
+* the master arms new monitors at the top of its next loop iteration: an inotify watch
+  on the path (relative paths from the app directory). A path that does not exist then
+  gets no watch and never fires, even if it is created later. Without a master nothing
+  is ever armed.
+* a change is reported by the scenario: ``sim.inst.subsystems['filemon'].touch(path)``
+  (``path`` itself, or a file directly inside a watched directory). Changes reported
+  at the same instant form one inotify read batch; the master wakes (an event
+  iteration of the loop) and routes **one** signal per batch: that of the monitor
+  matching the batch's last event, and, for a path registered several times (same
+  watch descriptor), the most recently added monitor's signal — as the C loop does.
+  For a file whose directory is watched too, the directory's event comes first.
+
+Left out: polling of real files (modification times are not watched; report changes
+with ``touch``), the stride bug of ``event_queue_ack_file_monitor`` on events that carry
+a file name, non-Linux backends.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from ._pyarg import no_kwargs, parser
+
+if TYPE_CHECKING:
+    from .master import Instance
+    from .timers import MasterLoop
+
+__all__ = ["MAX_MONITORS", "FileMonitors"]
+
+MAX_MONITORS = 64
+
+
+class _Monitor:
+    __slots__ = ("num", "path", "registered", "watch")
+
+    def __init__(self, num: int, path: str) -> None:
+        self.num = num
+        self.path = path
+        self.registered = False
+        #: The watched path (its inotify identity), None when inotify refused it.
+        self.watch: str | None = None
+
+
+class FileMonitors:
+    """The file monitor table and its inotify watches."""
+
+    @classmethod
+    def create(cls, inst: Instance) -> FileMonitors:
+        return cls(inst)
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.monitors: list[_Monitor] = []
+        self._batch: list[str] = []
+        self._loop: MasterLoop | None = None
+
+    @property
+    def loop(self) -> MasterLoop | None:
+        if self._loop is None:
+            timers = self.inst.subsystems.get("timers")
+            self._loop = getattr(timers, "loop", None)
+        return self._loop
+
+    def master_loop_started(self) -> None:
+        loop = self.loop
+        if loop is not None and self.inst.has_master:
+            loop.add_client(self)
+
+    def _resolve(self, path: str) -> str:
+        base = self.inst.opts.str("chdir") or str(self.inst.opts.base_dir)
+        return os.path.normpath(os.path.join(base, path))
+
+    # -- the table ---------------------------------------------------------------------
+    def add(self, num: int, path: str) -> bool:
+        if len(path.encode()) > 0xFF - 1:
+            self.inst.log("uwsgi_add_file_monitor: invalid filename length")
+            return False
+        if len(self.monitors) >= MAX_MONITORS:
+            self.inst.log("you can register max 64 file monitors !!!")
+            return False
+        self.monitors.append(_Monitor(num, path))
+        self.inst.record("filemon.add", num=num, path=path)
+        loop = self.loop
+        if loop is not None:
+            loop.poke()
+        return True
+
+    # -- the scenario's side --------------------------------------------------------------
+    def touch(self, path: str) -> int:
+        """Report a change of ``path`` (a watched path or a file in a watched directory).
+
+        Returns how many watches saw it. The master reads the batch at the current
+        instant, after the scenario hands control back to the simulation.
+        """
+        target = self._resolve(path)
+        parent = os.path.dirname(target)
+        seen = [w for w in (parent, target) if any(m.watch == w for m in self.monitors)]
+        self.inst.record("filemon.touch", self.inst.master, path=path, watches=len(seen))
+        if not seen:
+            return 0
+        if not self._batch:
+            self.inst.kernel.call_soon(self._wake_master)
+        self._batch.extend(seen)
+        return len(seen)
+
+    def _wake_master(self) -> None:
+        loop = self.loop
+        if loop is None or not loop.started:
+            self._batch.clear()
+            return
+        loop.event(self._read_batch)
+
+    def _read_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        chosen: _Monitor | None = None
+        for watch in batch:
+            for monitor in self.monitors:
+                if monitor.registered and monitor.watch == watch:
+                    chosen = monitor
+        if chosen is None:
+            return
+        inst = self.inst
+        inst.record("filemon.fire", inst.master, num=chosen.num, path=chosen.path,
+                    events=len(batch))
+        signals = inst.subsystems.get("signals")
+        if signals is not None:
+            signals.route(chosen.num)
+
+    # -- loop client ------------------------------------------------------------------------
+    def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None:
+        pass
+
+    def at_top(self, loop: MasterLoop, wall_s: int) -> None:
+        for monitor in self.monitors:
+            if not monitor.registered:
+                monitor.registered = True
+                target = self._resolve(monitor.path)
+                monitor.watch = target if os.path.exists(target) else None
+                self.inst.record("filemon.arm", self.inst.master, num=monitor.num,
+                                 path=monitor.path, watching=monitor.watch is not None)
+
+    def next_wake(self, loop: MasterLoop) -> float | None:
+        if any(not m.registered for m in self.monitors):
+            return loop.next_idle_wake()
+        return None
+
+    def clock_stepped(self, loop: MasterLoop) -> None:
+        pass
+
+    # -- the uwsgi module ----------------------------------------------------------------------
+    def facade_functions(self) -> dict[str, Any]:
+        p_add = parser("Bs:add_file_monitor")
+
+        def add_file_monitor(*args: Any, **kw: Any) -> None:
+            no_kwargs("add_file_monitor", kw)
+            num, path = p_add(args)
+            if not self.add(num, path):
+                raise ValueError("unable to add file monitor")
+
+        return {"add_file_monitor": add_file_monitor}
