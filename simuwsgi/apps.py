@@ -292,15 +292,14 @@ class AppLoader:
         """Save the live globals into ``outgoing`` and install ``incoming``'s."""
         if incoming is None and outgoing is None:
             return
+        out_store = outgoing.store if outgoing is not None else None
+        in_store = incoming.store if incoming is not None else None
         for d in self._dicts:
             key = id(d)
-            if outgoing is not None:
-                saved = outgoing.store.get(key)
-                if saved is not None:
-                    saved.clear()
-                    saved.update(d)
-            if incoming is not None:
-                new = incoming.store.get(key)
+            if out_store is not None and key in out_store:
+                out_store[key] = d.copy()
+            if in_store is not None:
+                new = in_store.get(key)
                 if new is not None:
                     d.clear()
                     d.update(new)

@@ -42,6 +42,7 @@ class UProcess(Process):
         #: Set by the master when it kills the process (SIGKILL) mid-flight.
         self.killed_by = ""
         self.in_handler = -1
+        self.signals = 0
 
     @property
     def worker_id(self) -> int:
@@ -93,6 +94,8 @@ class Worker(UProcess):
             self.app_requests = previous.app_requests
             self.app_exceptions = previous.app_exceptions
         self.status = "idle"
+        #: True while parked in the accept loop, listed in ``inst.idle_workers``.
+        self.idle = False
         #: The app table of this worker (``--lazy-apps``: each worker loads its own).
         self.apps: dict[int, Any] = {}
         self.accepting = True

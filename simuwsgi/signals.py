@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._pyarg import no_kwargs, parser
 from .processes import Master, Mule, Spooler, UProcess, Worker
+from .workers import choose, take_idle_worker
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -167,8 +168,6 @@ class Signals:
         self.to_mule(mule, num)
 
     def _to_shared_workers(self, num: int) -> None:
-        from .workers import take_idle_worker
-
         inst = self.inst
         waiter = self._signal_waiter(Worker)
         if waiter is not None:
@@ -181,12 +180,16 @@ class Signals:
             self.shared_workers.append(num)
 
     def to_worker(self, w: Worker, num: int) -> None:
-        from .workers import wake_idle
-
-        if w in self.waiting:
+        if self.waiting and w in self.waiting:
             self._wake_waiter(w, num)
             return
-        if not wake_idle(self.inst, w, ("sig", num)):
+        inst = self.inst
+        if w.idle:
+            # An idle worker in its accept loop reads the signal at once.
+            inst.idle_workers.remove(w)
+            w.idle = False
+            inst.kernel.wake(w, ("sig", num))
+        else:
             w.signal_queue.append(num)
 
     def to_mule(self, mule: Mule, num: int) -> None:
@@ -213,36 +216,36 @@ class Signals:
     def run_handler(self, proc: UProcess, num: int) -> None:
         """``uwsgi_signal_handler`` in the receiving process."""
         inst = self.inst
-        slot = self.slot_of(proc)
-        entry = self.table(slot).get(num)
-        who = f"worker {proc.id}" if isinstance(proc, Worker) else (
-            f"mule {proc.id}" if isinstance(proc, Mule) else "spooler")
+        is_worker = type(proc) is Worker
+        slot = proc.id if is_worker else 0
+        table = self.tables.get(slot)
+        entry = (table if table is not None else self.table(slot)).get(num)
         if entry is None or (entry.wid != 0 and entry.wid != slot):
-            inst.log(f"error managing signal {num} on {who}")
+            inst.log(f"error managing signal {num} on {_who(proc)}")
             inst.record("signal.unhandled", proc, num=num)
             return
-        if hasattr(proc, "signals"):
-            proc.signals += 1
+        proc.signals += 1
         proc.in_handler = num
-        if isinstance(proc, Worker) and inst.harakiri:
+        harakiri = is_worker and inst.harakiri
+        if harakiri:
             inst.arm_harakiri(proc, inst.harakiri)
-        inst.record("signal.handler", proc, num=num)
+        inst.trace.add(inst.kernel.now, proc.name, "signal.handler", {"num": num})
         try:
             ok, _ = inst.call_python(entry.handler, num)
         finally:
             proc.in_handler = -1
-            if isinstance(proc, Worker) and inst.harakiri:
+            if harakiri:
                 inst.arm_harakiri(proc, 0)
         if not ok:
-            inst.log(f"error managing signal {num} on {who}")
+            inst.log(f"error managing signal {num} on {_who(proc)}")
 
     # -- signal_wait ---------------------------------------------------------------------
     def _signal_waiter(self, kind: type) -> UProcess | None:
+        if not self.waiting:
+            return None
         candidates = [p for p in self.waiting if isinstance(p, kind)]
         if not candidates:
             return None
-        from .workers import choose
-
         return choose(self.inst, candidates, "signal_wait")
 
     def _wake_waiter(self, proc: UProcess, num: int) -> None:
@@ -321,6 +324,12 @@ class Signals:
         return {"register_signal": register_signal, "signal": signal,
                 "signal_registered": signal_registered, "signal_wait": signal_wait,
                 "signal_received": signal_received}
+
+
+def _who(proc: UProcess) -> str:
+    if isinstance(proc, Worker):
+        return f"worker {proc.id}"
+    return f"mule {proc.id}" if isinstance(proc, Mule) else "spooler"
 
 
 def _atoi(text: str) -> int:

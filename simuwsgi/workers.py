@@ -127,6 +127,7 @@ def take_idle_worker(inst: Instance, what: str) -> Worker | None:
         return None
     worker = choose(inst, idle, what)
     inst.idle_workers.remove(worker)
+    worker.idle = False
     return worker
 
 
@@ -150,8 +151,9 @@ def dispatch_request(inst: Instance, req: Request) -> None:
 
 def wake_idle(inst: Instance, worker: Worker, item: Any) -> bool:
     """Hand ``item`` to ``worker`` if it is idle in its accept loop."""
-    if worker in inst.idle_workers:
+    if worker.idle:
         inst.idle_workers.remove(worker)
+        worker.idle = False
         inst.kernel.wake(worker, item)
         return True
     return False
@@ -180,6 +182,7 @@ def worker_loop(inst: Instance, w: Worker) -> None:
             handle_request(inst, w, inst.listen_queue.popleft())
             continue
         w.status = "idle"
+        w.idle = True
         inst.idle_workers.append(w)
         item = kernel.park("accept")
         kind = item[0]
