@@ -73,6 +73,8 @@ def _index(a: Any) -> int:
 
 
 def _conv_B(a: Any) -> int:
+    if type(a) is int:
+        return a & 0xFF
     return _index(a) & 0xFF
 
 
@@ -84,14 +86,14 @@ def _conv_b(a: Any) -> int:
 
 
 def _conv_i(a: Any) -> int:
-    v = _index(a)
+    v = a if type(a) is int else _index(a)
     if _INT_MIN <= v <= _INT_MAX:
         return v
     raise _Refused
 
 
 def _conv_l(a: Any) -> int:
-    v = _index(a)
+    v = a if type(a) is int else _index(a)
     if _I64_MIN <= v <= _I64_MAX:
         return v
     raise _Refused
@@ -150,10 +152,20 @@ def parser(fmt: str) -> Callable[[tuple[Any, ...]], list[Any]]:
         required = len(convs)
     maximum = len(convs)
 
+    c0 = convs[0] if maximum > 0 else None
+    c1 = convs[1] if maximum > 1 else None
+
     def parse(args: tuple[Any, ...]) -> list[Any]:
         n = len(args)
         if required <= n <= maximum:
             try:
+                # Unrolled for the common arities: this runs on every uwsgi.* call.
+                if n == 1:
+                    return [c0(args[0])]  # type: ignore[misc]
+                if n == 2:
+                    return [c0(args[0]), c1(args[1])]  # type: ignore[misc]
+                if n == 0:
+                    return []
                 return [conv(a) for conv, a in zip(convs, args)]
             except _Refused:
                 pass

@@ -271,8 +271,8 @@ class Cron:
             return
         tm = _localtime(wall_s)
         for spec in self.signal_crons:
-            if spec.matches(tm) and wall_s - spec.last_job >= 60:
-                self._fire_signal(spec, wall_s)
+            if wall_s - spec.last_job >= 60 and spec.matches(tm):
+                self._fire_signal(spec, wall_s, tm)
         for spec in self.command_crons:
             if spec.matches(tm) and wall_s - spec.last_job >= 60:
                 spec.last_job = wall_s
@@ -280,9 +280,9 @@ class Cron:
                 self.inst.record("cron.command", self.inst.master, command=spec.command,
                                  unique=spec.unique)
 
-    def _fire_signal(self, spec: CronSpec, wall_s: int) -> None:
+    def _fire_signal(self, spec: CronSpec, wall_s: int, tm: Any) -> None:
         inst = self.inst
-        inst.log(f"{_ctime(wall_s)} - [uwsgi-cron] routing signal {spec.sig}", inst.master)
+        inst.log(f"{_time.asctime(tm)} - [uwsgi-cron] routing signal {spec.sig}", inst.master)
         inst.record("cron.signal", inst.master, num=spec.sig)
         spec.last_job = wall_s
         spec.plan = None
@@ -329,6 +329,8 @@ class Cron:
         limit = s0 + HORIZON
         while True:
             cand = s0 + j * interval
+            if spec.matches(_localtime(cand)):
+                return t0 + j * interval  # the common case: the first candidate fires
             found = next_match(spec, cand, limit)
             if found is None:
                 return None
@@ -350,7 +352,3 @@ class Cron:
 
         return {"add_cron": add_cron}
 
-
-def _ctime(secs: int) -> str:
-    """The 24-character ``ctime`` prefix of ``uwsgi_log_verbose``."""
-    return _time.asctime(_localtime(secs))

@@ -103,13 +103,15 @@ class Kernel:
         self.rng = random.Random(seed)
         self.current: Process | None = None
         self.hub = greenlet.getcurrent()
-        #: Called as ``hook(process)`` before a process is resumed whose ``context``
-        #: differs from the one installed last (the virtual-fork globals swap).
-        self.context_hook: Callable[[Process], None] | None = None
+        #: Called as ``hook(installed, incoming)`` before a process is resumed whose
+        #: ``context`` differs from the one installed last (the virtual-fork swap).
+        self.context_hook: Callable[[Any, Any], None] | None = None
         self._installed_context: Any = None
         self._heap: list[list[Any]] = []
         self._seq = itertools.count()
         self.events_run = 0
+        #: Set by an event to make ``run_until`` return after it (a response arrived).
+        self.stopping = False
         #: Processes that were killed while parked; finalised by ``close()``.
         self._graveyard: list[Process] = []
 
@@ -126,6 +128,10 @@ class Kernel:
     def post(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """``schedule`` without a handle: the cheapest way to run ``fn(*args)`` later."""
         heapq.heappush(self._heap, [self.now + delay, NORMAL, next(self._seq), fn, args])
+
+    def post_at(self, when: float, fn: Callable[..., Any], *args: Any) -> None:
+        """``at`` without a handle (``when`` must not be in the past)."""
+        heapq.heappush(self._heap, [when, NORMAL, next(self._seq), fn, args])
 
     def at(self, when: float, fn: Callable[..., Any], *args: Any,
            priority: int = NORMAL) -> Timer:
@@ -161,12 +167,14 @@ class Kernel:
     def run_until(self, when: float, stop: Callable[[], bool] | None = None) -> bool:
         """Run every event due at or before ``when``; leave the clock at ``when``.
 
-        With ``stop``, return True as soon as ``stop()`` is true (checked after each
-        event) and leave the clock where it is. Returns False otherwise.
+        Returns True, leaving the clock where it is, as soon as an event sets
+        ``kernel.stopping`` (the flag is cleared) or, with ``stop``, as soon as
+        ``stop()`` is true after an event. Returns False otherwise.
         """
         heap = self._heap
         pop = heapq.heappop
         count = 0
+        self.stopping = False
         try:
             while heap and heap[0][0] <= when:
                 t, _prio, _seq, fn, args = pop(heap)
@@ -175,7 +183,8 @@ class Kernel:
                 self.now = t
                 count += 1
                 fn(*args)
-                if stop is not None and stop():
+                if self.stopping or (stop is not None and stop()):
+                    self.stopping = False
                     return True
         finally:
             self.events_run += count
@@ -220,9 +229,10 @@ class Kernel:
         if not proc.alive:
             return
         prev = self.current
-        if proc.context is not self._installed_context and self.context_hook is not None:
-            self.context_hook(proc)
-            self._installed_context = proc.context
+        context = proc.context
+        if context is not self._installed_context and self.context_hook is not None:
+            self.context_hook(self._installed_context, context)
+            self._installed_context = context
         self.current = proc
         proc.wait_reason = ""
         try:

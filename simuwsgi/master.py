@@ -512,6 +512,8 @@ class Instance:
         self.spoolers.clear()
         self.idle_workers.clear()
         self.app = _apps.AppLoader(self)
+        if self.kernel.context_hook is not None:
+            self.kernel.context_hook = self.app.switch
         pid = old_master.pid if old_master else self.next_pid()
         saved_pid = self._pid
         self._pid = pid - 1

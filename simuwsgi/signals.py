@@ -117,8 +117,9 @@ class Signals:
         if target in ("", "worker", "worker0"):
             self._to_shared_workers(num)
         elif target == "workers":
-            for wid in sorted(workers):
-                self.to_worker(workers[wid], num)
+            to_worker = self.to_worker
+            for w in list(workers.values()):
+                to_worker(w, num)
         elif target == "active-workers":
             for wid in sorted(workers):
                 w = workers[wid]
@@ -173,11 +174,13 @@ class Signals:
         if waiter is not None:
             self._wake_waiter(waiter, num)
             return
-        worker = take_idle_worker(inst, f"signal {num}")
-        if worker is not None:
-            inst.kernel.wake(worker, ("sig", num))
-        else:
+        worker = take_idle_worker(inst, "signal")
+        if worker is None:
             self.shared_workers.append(num)
+        elif inst.kernel.current is None:
+            inst.kernel.resume(worker, ("sig", num))
+        else:
+            inst.kernel.wake(worker, ("sig", num))
 
     def to_worker(self, w: Worker, num: int) -> None:
         if self.waiting and w in self.waiting:
@@ -185,10 +188,15 @@ class Signals:
             return
         inst = self.inst
         if w.idle:
-            # An idle worker in its accept loop reads the signal at once.
+            # An idle worker in its accept loop reads the signal at once (from the
+            # master's routing, in the hub, it runs now; else at the next event).
             inst.idle_workers.remove(w)
             w.idle = False
-            inst.kernel.wake(w, ("sig", num))
+            kernel = inst.kernel
+            if kernel.current is None:
+                kernel.resume(w, ("sig", num))
+            else:
+                kernel.wake(w, ("sig", num))
         else:
             w.signal_queue.append(num)
 

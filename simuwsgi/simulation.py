@@ -9,6 +9,7 @@ in ``sys.modules``, the virtual clock in ``time``/``datetime``, virtual pids in
 
 from __future__ import annotations
 
+import gc
 import sys
 import types
 from collections.abc import Iterable
@@ -30,6 +31,8 @@ __all__ = ["Simulation"]
 #: How long ``request()`` waits, in virtual seconds, for a response when no timeout is
 #: given and events keep coming (perpetual timers): then it reports who waits on what.
 DEFAULT_PATIENCE = 7 * 24 * 3600.0
+#: The young-generation GC threshold while the kernel runs (see ``Simulation._run``).
+_GC_GEN0 = 50_000
 
 
 class Simulation:
@@ -83,7 +86,7 @@ class Simulation:
         self._patch.install()
         kernel = self.kernel
         inst = self.inst
-        kernel.context_hook = lambda proc: inst.app.switch(kernel.installed_context(), proc.context)
+        kernel.context_hook = inst.app.switch
         try:
             self._install_facade()
             inst.on_stop.append(self._settle)
@@ -211,9 +214,14 @@ class Simulation:
         self.step_clock(parse_start(when, self.clock.tz) - self.clock.time())
 
     def _run(self, body: Any) -> None:
+        # A run allocates many short-lived objects (events, trace records): collecting
+        # the young generation every 700 allocations costs a fifth of the run time.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
         try:
             body()
         finally:
+            gc.set_threshold(*thresholds)
             self._settle()
 
     def _sleep(self, seconds: float) -> None:
@@ -263,25 +271,33 @@ class Simulation:
         pending = [requests] if isinstance(requests, Request) else list(requests)
         kernel = self.kernel
         limit = kernel.now + (timeout if timeout is not None else DEFAULT_PATIENCE)
-
-        def unfinished() -> bool:
-            return any(not r.done for r in pending)
-
-        def body() -> None:
-            done = kernel.run_until(limit, stop=lambda: not unfinished())
-            if done or not unfinished():
-                return
-            if timeout is None:
-                raise DeadlockError(self._stall_report(pending, "no response after "
-                                                       f"{DEFAULT_PATIENCE:.0f} virtual seconds"))
-
-        if not unfinished():
+        left = [r for r in pending if not r.done]
+        if not left:
             return
         if kernel.peek() is None:
             raise DeadlockError(self._stall_report(pending, "nothing is scheduled"))
-        self._run(body)
-        if unfinished() and kernel.peek() is None and timeout is None:
-            raise DeadlockError(self._stall_report(pending, "nothing is scheduled"))
+        count = [len(left)]
+
+        def one_done() -> None:
+            count[0] -= 1
+            if count[0] == 0:
+                kernel.stopping = True  # run_until returns after this event
+
+        for r in left:
+            r.on_done = one_done
+
+        def body() -> None:
+            kernel.run_until(limit)
+
+        try:
+            self._run(body)
+        finally:
+            for r in left:
+                r.on_done = None
+        if count[0] and timeout is None:
+            why = ("nothing is scheduled" if kernel.peek() is None else
+                   f"no response after {DEFAULT_PATIENCE:.0f} virtual seconds")
+            raise DeadlockError(self._stall_report(pending, why))
 
     def _stall_report(self, pending: list[Request], why: str) -> str:
         lines = [f"the simulation cannot make progress at virtual time "

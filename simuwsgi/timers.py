@@ -229,6 +229,8 @@ class Timers:
         self.loop = MasterLoop(inst)
         self.timers: list[_Timer] = []
         self.rb_timers: list[_RbTimer] = []
+        #: How many kernel timers wait for the master's next pass to be armed.
+        self._unarmed = 0
         self._signals: Any = None
         self.loop.add_client(self)
         self._options()
@@ -263,6 +265,7 @@ class Timers:
             self.inst.log("you can register max 64 timers !!!")
             return False
         self.timers.append(_Timer(num, secs))
+        self._unarmed += 1
         self.inst.record("timer.add", num=num, secs=secs)
         self.loop.poke()
         return True
@@ -284,9 +287,11 @@ class Timers:
             self._expire_rb(wall_s)
 
     def at_top(self, loop: MasterLoop, wall_s: int) -> None:
-        for t in self.timers:
-            if not t.registered:
-                self._arm_timer(t)
+        if self._unarmed:
+            for t in self.timers:
+                if not t.registered:
+                    self._arm_timer(t)
+            self._unarmed = 0
         if self.rb_timers:
             for rb in self.rb_timers:
                 if not rb.registered:
@@ -295,8 +300,9 @@ class Timers:
             self._expire_rb(wall_s)
 
     def next_wake(self, loop: MasterLoop) -> float | None:
-        pending = any(not t.registered for t in self.timers) or any(
-            not rb.registered for rb in self.rb_timers)
+        if not self._unarmed and not self.rb_timers:
+            return None  # the common case: kernel timers need no master wake-up
+        pending = self._unarmed or any(not rb.registered for rb in self.rb_timers)
         best = loop.next_idle_wake() if pending else None
         deadlines = [rb.deadline for rb in self.rb_timers if rb.deadline is not None]
         if deadlines:
@@ -319,15 +325,15 @@ class Timers:
         if t.secs == 0:
             return  # a zero it_value disarms the timerfd: it never fires
         t.next = inst.kernel.now + t.secs
-        t.handle = inst.kernel.at(t.next, self._timer_fired, t)
+        inst.kernel.post_at(t.next, self._timer_fired, t)
 
     def _timer_fired(self, t: _Timer) -> None:
         inst = self.inst
         if inst.stopped or self.loop.closed:
-            return
+            return  # disarmed: the chain of firings ends here
         t.fired += 1
         t.next += t.secs
-        t.handle = inst.kernel.at(t.next, self._timer_fired, t)
+        inst.kernel.post_at(t.next, self._timer_fired, t)
         self.loop.event(self._route, t.num, "timer")
 
     def _route(self, num: int, kind: str) -> None:

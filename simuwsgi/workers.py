@@ -90,6 +90,8 @@ class Request:
         self.protocol = protocol
         self.submitted = submitted
         self.done = False
+        #: Called once when the request completes (``Simulation.wait`` uses it).
+        self.on_done: Any = None
         self.response: Response | None = None
         self.worker = 0
         self.started = 0.0
@@ -101,6 +103,8 @@ class Request:
         self.done = True
         self.response = Response(status=status, headers=headers, body=body, reason=reason,
                                  worker=self.worker, started=self.started, finished=now)
+        if self.on_done is not None:
+            self.on_done()
 
     def fail(self, reason: str, now: float | None = None) -> None:
         self.finish(None, [], b"", self.started if now is None else now, reason)
@@ -170,26 +174,31 @@ def worker_loop(inst: Instance, w: Worker) -> None:
         w.apps = dict(inst.app.apps)
     signals = inst.subsystems.get("signals")
     kernel = inst.kernel
+    park = kernel.park
+    private = w.signal_queue
+    shared = signals.shared_workers if signals is not None else ()
+    listen = inst.listen_queue
+    idle = inst.idle_workers
     while True:
         if not w.manage_next_request:
             raise ProcessExit("reload")
-        if signals is not None:
-            num = signals.next_for_worker(w)
-            if num is not None:
-                signals.run_handler(w, num)
-                continue
-        if inst.listen_queue and w.accepting:
-            handle_request(inst, w, inst.listen_queue.popleft())
+        if private:
+            signals.run_handler(w, private.popleft())
+            continue
+        if shared:
+            signals.run_handler(w, shared.popleft())
+            continue
+        if listen and w.accepting:
+            handle_request(inst, w, listen.popleft())
             continue
         w.status = "idle"
         w.idle = True
-        inst.idle_workers.append(w)
-        item = kernel.park("accept")
-        kind = item[0]
-        if kind == "req":
-            handle_request(inst, w, item[1])
-        elif kind == "sig":
-            signals.run_handler(w, item[1])
+        idle.append(w)
+        kind, value = park("accept")
+        if kind == "sig":
+            signals.run_handler(w, value)
+        elif kind == "req":
+            handle_request(inst, w, value)
 
 
 class _Input(io.BytesIO):
