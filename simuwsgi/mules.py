@@ -542,6 +542,8 @@ class Mules:
             proc = kernel.current
             if not isinstance(proc, Mule):
                 raise ValueError("you can receive mule messages only in a mule !!!")
+            if not args and not kw:
+                return self.get_msg(proc, *_DEFAULTS)
             values = list(args)
             for index, name in enumerate(keywords):
                 if name not in kw:

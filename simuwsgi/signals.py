@@ -105,7 +105,9 @@ class Signals:
                 inst.log("uwsgi_signal_send(): Bad file descriptor [core/signal.c line 277]")
                 inst.record("signal.lost", proc, num=num, why="raised by the master at import")
                 return
-        inst.kernel.call_soon(self.route, num)
+        # The byte reaches the master at once; its routing is modelled as immediate
+        # (real uWSGI races the raiser's next steps against the master's read).
+        self.route(num)
 
     def route(self, num: int) -> None:
         """``uwsgi_route_signal``: the master delivers ``num`` by its slot-0 entry."""

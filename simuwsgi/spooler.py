@@ -17,7 +17,7 @@ What it models (``core/spooler.c``, ``core/master_checks.c``
   Python 3), ``b'body'`` removed from the caller's dict and appended raw, uint16
   truncation of keys/values, 64 KiB limit on the vars block, ``spooler`` (exact realpath),
   ``priority`` (sub-directory, created 0777), ``at`` (file mtime). Files are real, in
-  uWSGI's byte format and naming (``_spoolfile``) with the virtual hostname, the writer's
+  uWSGI's byte format and naming (``simuwsgi.protocol``'s spool-file codec) with the virtual hostname, the writer's
   virtual pid, a per-process counter (inherited from the master at fork), ``kernel.rng``
   as ``rand()`` and the virtual wall clock; ``O_CREAT|O_EXCL`` mode 0600, an fcntl write
   lock while writing. After a write every spooler process of that directory that is not
@@ -73,11 +73,23 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _spoolfile as sf
 from ._errors import ConfigError
 from ._pyarg import no_kwargs, parser
 from .config import canonical
 from .master import ProcessExit
+from .protocol import (
+    SPOOL_FILE_PREFIX,
+    SpoolFile,
+    SpoolFileError,
+    SpoolFileName,
+    decode_dict_prefix,
+    decode_spool_file,
+    encode_spool_file,
+    encode_spool_vars,
+    spool_file_name,
+    spool_options,
+    versionsort,
+)
 from .processes import Spooler
 
 if TYPE_CHECKING:
@@ -256,9 +268,10 @@ class Spoolers:
                 os.mkdir(directory, 0o777)
             except OSError:
                 pass
-        name = sf.file_name(inst.hostname, writer.pid if writer else 0, counter, rand, sec, usec)
+        name = spool_file_name(SpoolFileName(hostname=inst.hostname, pid=writer.pid if writer else 0,
+                                             counter=counter, rand=rand, sec=sec, usec=usec))
         path = f"{directory}/{name}"
-        if not self._write_file(path, sf.encode(block, body), at, wall):
+        if not self._write_file(path, encode_spool_file(block, body), at, wall):
             return None
         if prio_text is not None:
             _touch(directory, wall)
@@ -418,10 +431,10 @@ class Spoolers:
             self.inst.log(f"scandir(): {exc.strerror} [core/spooler.c line 486]")
             return
         if self.ordered:
-            names = sf.versionsort([n for n in names if n.startswith(sf.PREFIX)
+            names = versionsort([n for n in names if n.startswith(SPOOL_FILE_PREFIX)
                                     or (n.isascii() and n.isdigit())])
         else:
-            names = self._readdir_order([n for n in names if n.startswith(sf.PREFIX)])
+            names = self._readdir_order([n for n in names if n.startswith(SPOOL_FILE_PREFIX)])
         self._record_scan(slot, directory, names)
         for name in names:
             self._manage(slot, directory, name)
@@ -463,19 +476,18 @@ class Spoolers:
         if path in self._busy or not _try_lock(fd):
             os.close(fd)
             return
-        decoded = sf.decode(_read_all(fd, st.st_size))
-        if decoded is sf.SKIP:
+        try:
+            decoded = decode_spool_file(_read_all(fd, st.st_size))
+        except SpoolFileError as exc:
             os.close(fd)
-            return
-        if decoded is sf.TRUNCATED:
-            self.inst.log("spooler_manage_task()/read(): Success [core/spooler.c line 554]")
-            os.close(fd)
-            self._destroy(slot, directory, path, "truncated")
-            return
-        self._run_task(slot, directory, name, path, fd, decoded)  # type: ignore[arg-type]
+            if exc.disposition == "delete":  # vars block shorter than announced
+                self.inst.log("spooler_manage_task()/read(): Success [core/spooler.c line 554]")
+                self._destroy(slot, directory, path, "truncated")
+            return  # "skip": fewer than 4 bytes, the writer may still be busy
+        self._run_task(slot, directory, name, path, fd, decoded)
 
     def _run_task(self, slot: _Slot, directory: str, name: str, path: str, fd: int,
-                  task: sf.SpoolFile) -> None:
+                  task: SpoolFile) -> None:
         inst = self.inst
         proc = slot.proc
         slot.running = True
@@ -534,12 +546,12 @@ class Spoolers:
             _touch(directory, self.inst.wall())
         self.inst.record("spool.remove", slot.proc, path=path, reason=reason)
 
-    def _python_spooler(self, name: str, task: sf.SpoolFile) -> int:
+    def _python_spooler(self, name: str, task: SpoolFile) -> int:
         """``uwsgi_python_spooler``: 0 = not mine, -2 = done, anything else = keep."""
         func = self.inst.facade.__dict__.get("spooler", _MISSING)
         if func is _MISSING:
             return 0
-        if task.vars is None:
+        if not task.valid:
             return SPOOL_OK
         arg: dict[Any, bytes] = {"spooler_task_name": name.encode("utf-8", "surrogateescape")}
         arg.update(task.vars)
@@ -612,7 +624,7 @@ class Spoolers:
         for directory in self.directories:
             for root, dirs, files in os.walk(directory):
                 dirs[:] = sorted(d for d in dirs if d.isascii() and d.isdigit())
-                out.extend(f"{root}/{f}" for f in files if f.startswith(sf.PREFIX))
+                out.extend(f"{root}/{f}" for f in files if f.startswith(SPOOL_FILE_PREFIX))
         return sorted(out)
 
     def tasks_run(self) -> list[TaskRun]:
@@ -704,7 +716,7 @@ class Spoolers:
                 if value is None:
                     raise ValueError(_PY3_BYTES_ERROR)
             items.append((key, value))
-        path = self.spool_request(sf.encode_vars(items), body)
+        path = self.spool_request(encode_spool_vars(items, truncate=True), body)
         if path is None:
             raise ValueError("unable to spool job")
         return path.encode("utf-8", "surrogateescape")  # os.fsencode
@@ -717,7 +729,7 @@ class Spoolers:
         except OSError:
             return []
         out = []
-        for name in self._readdir_order([n for n in names if n.startswith(sf.PREFIX)]):
+        for name in self._readdir_order([n for n in names if n.startswith(SPOOL_FILE_PREFIX)]):
             path = f"{directory}/{name}"
             try:
                 st = os.lstat(path)
@@ -745,10 +757,12 @@ class Spoolers:
         try:
             if path in self._busy or not _try_lock(fd):
                 return None
-            decoded = sf.decode(_read_all(fd, os.fstat(fd).st_size))
+            decoded = decode_spool_file(_read_all(fd, os.fstat(fd).st_size))
+        except SpoolFileError:
+            return None
         finally:
             os.close(fd)
-        if not isinstance(decoded, sf.SpoolFile) or decoded.vars is None:
+        if not decoded.valid:
             return None
         out: dict[Any, bytes] = {"spooler_task_name": given.encode()}
         out.update(decoded.vars)
@@ -759,20 +773,12 @@ class Spoolers:
 
 # -- helpers --------------------------------------------------------------------------------
 def _reserved_vars(block: bytes) -> tuple[bytes, bytes, int]:
-    """``spooler_req_parser_hook``: the ``spooler``, ``priority`` and ``at`` vars."""
-    target = b""
-    priority = b""
-    at = 0
+    """``spooler_req_parser_hook``: the ``spooler``, ``priority`` and ``at`` vars (from
+    the pairs the dict parser delivers before any error; the last occurrence wins)."""
     if b"\x02\x00at" not in block and b"spooler" not in block and b"priority" not in block:
-        return target, priority, at  # none of them can be there: skip the parse
-    for key, value in sf.parse_vars(block, partial=True) or ():
-        if key == b"spooler":
-            target = value
-        elif key == b"priority":
-            priority = value
-        elif key == b"at":
-            at = sf.at_value(value)
-    return target, priority, at
+        return b"", b"", 0  # none of them can be there: skip the parse
+    target, priority, at = spool_options(decode_dict_prefix(block)[0])
+    return target or b"", priority or b"", at
 
 
 def _raw(value: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The spooler subsystem (``simuwsgi.spooler``) and the spool-file format (``_spoolfile``).
+"""The spooler subsystem (``simuwsgi.spooler``) and the spool-file format (``simuwsgi.protocol``).
 
 Rules from ``shared/spec/spoolfile.md``, ``semantics.md`` §5, ``api.md`` §8 and
 ``decorators.md`` §4; file vectors in ``shared/vectors/spoolfile_*.json``.
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simuwsgi import Simulation
-from simuwsgi import _spoolfile as sf
+from simuwsgi import protocol as sf
 
 VECTORS = Path("/work/shared/vectors")
 START = 1_800_000_000  # virtual wall clock at t=0 (2027-01-15)
@@ -82,40 +82,55 @@ def sub(sim: Simulation):
 def test_vectors_decode_and_encode(name: str) -> None:
     vec = json.loads((VECTORS / f"{name}.json").read_text())
     data = bytes.fromhex(vec["file_hex"])
-    decoded = sf.decode(data)
-    assert isinstance(decoded, sf.SpoolFile)
-    assert decoded.modifier1 == 17 and decoded.modifier2 == 0
+    decoded = sf.decode_spool_file(data)
+    assert decoded.valid and decoded.modifier1 == 17 and decoded.modifier2 == 0
     assert [(k.decode(), v.decode()) for k, v in decoded.vars] == [tuple(p) for p in vec["decoded"]["vars"]]
     assert decoded.body.decode() == vec["decoded"]["body"]
-    block = sf.encode_vars([(k.encode(), v.encode()) for k, v in vec["decoded"]["vars"]])
-    assert sf.encode(block, vec["decoded"]["body"].encode()) == data
-    fields = sf.parse_name(vec["file_relative_path"].rsplit("/", 1)[-1])
+    block = sf.encode_spool_vars([(k.encode(), v.encode()) for k, v in vec["decoded"]["vars"]],
+                                 truncate=True)
+    assert sf.encode_spool_file(block, vec["decoded"]["body"].encode()) == data
+    name = sf.parse_spool_file_name(vec["file_relative_path"].rsplit("/", 1)[-1])
+    fields = {"hostname": name.hostname, "pid": str(name.pid), "counter": str(name.counter),
+              "rand": str(name.rand), "tv_sec": str(name.sec), "tv_usec": str(name.usec)}
     assert fields == {k: v for k, v in vec["file_name_fields"].items() if k != "prefix"}
 
 
 def test_decode_rules() -> None:
-    assert sf.decode(b"") == sf.SKIP
-    assert sf.decode(b"\x11\x05\x00") == sf.SKIP
-    assert sf.decode(b"\x11\x05\x00\x00abc") == sf.TRUNCATED
-    empty = sf.decode(b"\x11\x00\x00\x00")
-    assert isinstance(empty, sf.SpoolFile) and empty.vars == [] and empty.body == b""
+    def disposition(data: bytes) -> str:
+        with pytest.raises(sf.SpoolFileError) as info:
+            sf.decode_spool_file(data)
+        return info.value.disposition
+
+    assert disposition(b"") == "skip"
+    assert disposition(b"\x11\x05\x00") == "skip"
+    assert disposition(b"\x11\x05\x00\x00abc") == "delete"
+    empty = sf.decode_spool_file(b"\x11\x00\x00\x00")
+    assert empty.valid and empty.vars == () and empty.body == b""
+
+    def parse_vars(block: bytes, partial: bool = False) -> list | None:
+        pairs, error = sf.decode_dict_prefix(block)
+        return list(pairs) if error is None or partial else None
+
     # uwsgi_hooked_parse: empty key, dangling bytes, value past the end
-    assert sf.parse_vars(b"\x00\x00\x01\x00x") is None
-    assert sf.parse_vars(b"\x01\x00a\x00\x00\x07") is None
-    assert sf.parse_vars(b"\x01\x00a\x05\x00xy") is None
-    assert sf.parse_vars(b"\x01\x00a\x00\x00") == [(b"a", b"")]
-    assert sf.parse_vars(b"\x01\x00a\x00\x00\x00\x00", partial=True) == [(b"a", b"")]
+    assert parse_vars(b"\x00\x00\x01\x00x") is None
+    assert parse_vars(b"\x01\x00a\x00\x00\x07") is None
+    assert parse_vars(b"\x01\x00a\x05\x00xy") is None
+    assert parse_vars(b"\x01\x00a\x00\x00") == [(b"a", b"")]
+    assert parse_vars(b"\x01\x00a\x00\x00\x00\x00", partial=True) == [(b"a", b"")]
+    assert not sf.decode_spool_file(b"\x11\x03\x00\x00\x00\x00x").valid
 
 
 def test_uint16_truncation_and_at_value() -> None:
-    block = sf.encode_vars([(b"k", b"x" * 70000)])
+    block = sf.encode_spool_vars([(b"k", b"x" * 70000)], truncate=True)
     assert block[3:5] == (70000 & 0xFFFF).to_bytes(2, "little")
     assert len(block) == 2 + 1 + 2 + 4464
-    assert sf.at_value(b"4102444800") == 4102444800
-    assert sf.at_value(b"12.9") == 12
-    assert sf.at_value(b"") == 0
-    assert sf.at_value(b"-5") < 0  # garbage, as uwsgi_str_num gives; never > 0
-    assert sf.at_value(b"1a") == 10 + (ord("a") - 48)
+    with pytest.raises(sf.LocalProtocolError):  # a wire encoder refuses instead
+        sf.encode_spool_vars([(b"k", b"x" * 70000)])
+    assert sf.spool_at(b"4102444800") == 4102444800
+    assert sf.spool_at(b"12.9") == 12
+    assert sf.spool_at(b"") == 0
+    assert sf.spool_at(b"-5") < 0  # garbage, as uwsgi_str_num gives; never > 0
+    assert sf.spool_at(b"1a") == 10 + (ord("a") - 48)
 
 
 def test_versionsort_matches_glibc() -> None:
@@ -146,14 +161,14 @@ def test_spool_writes_uwsgi_file(tmp_path: Path) -> None:
         worker = sim.process("worker1")
         p = Path(path.decode())
         assert p.parent == (tmp_path / "spool").resolve()
-        fields = sf.parse_name(p.name)
-        assert fields["hostname"] == "simuwsgi" and fields["pid"] == str(worker.pid)
-        assert fields["counter"] == "1" and fields["tv_sec"] == str(START)
+        fields = sf.parse_spool_file_name(p.name)
+        assert fields.hostname == "simuwsgi" and fields.pid == worker.pid
+        assert fields.counter == 1 and fields.sec == START
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
-        assert p.read_bytes() == sf.encode(sf.encode_vars([(b"n", b"1"), (b"rc", b"-1")]))
+        assert p.read_bytes() == sf.encode_spool_file([(b"n", b"1"), (b"rc", b"-1")])
         assert int(p.stat().st_mtime) == START
         second = Path(spool(sim, n="2", rc="-1").decode())
-        assert sf.parse_name(second.name)["counter"] == "2"
+        assert sf.parse_spool_file_name(second.name).counter == 2
         assert "[spooler] written 18 bytes to file " + str(p) in sim.log
         assert sim.trace.count("spool.enqueue") == 2
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from simuwsgi import Simulation
-from simuwsgi import _spoolfile as sf
+from simuwsgi import protocol as sf
 from simuwsgi.real import RealUwsgi
 from simuwsgi.real.pytest_helpers import require_real_uwsgi
 
@@ -131,7 +131,7 @@ def _both(tmp_path: Path, extra: list[str], requests: list[str], wait: float):
         opts = ["--master", "--processes", "1", "--spooler", str(spool),
                 "--spooler-frequency", "1", *extra, "--wsgi-file", "app.py"]
         bodies = runner(app_dir, opts, requests, wait)
-        left = sorted(str(p.relative_to(spool).parent) for p in spool.rglob(sf.PREFIX + "*"))
+        left = sorted(str(p.relative_to(spool).parent) for p in spool.rglob(sf.SPOOL_FILE_PREFIX + "*"))
         results[mode] = (bodies, _obs(app_dir), left)
     return results["real"], results["sim"]
 
@@ -198,7 +198,7 @@ def test_files_written_by_simuwsgi_run_on_real_uwsgi(tmp_path: Path) -> None:
         sim.uwsgi.spool({b"n": b"b", b"body": b"\x00\xffbinary"})
         sim.uwsgi.spool({b"n": b"c", b"priority": b"3"})
         sim.uwsgi.spool({b"n": b"d", b"rc": b"-1"})
-        written = sorted(str(p.relative_to(spool)) for p in spool.rglob(sf.PREFIX + "*"))
+        written = sorted(str(p.relative_to(spool)) for p in spool.rglob(sf.SPOOL_FILE_PREFIX + "*"))
     assert len(written) == 4
     _run_real(tmp_path, ["--master", "--spooler", str(spool), "--spooler-ordered",
                          "--spooler-frequency", "1", "--wsgi-file", "app.py"], [], 2.5)
@@ -211,7 +211,7 @@ def test_files_written_by_simuwsgi_run_on_real_uwsgi(tmp_path: Path) -> None:
     assert sorted(r["name"] for r in obs if r["vals"]["n"] != "d") == sorted(
         Path(w).name for w in written if "_" in w and not w.endswith(names["d"]["name"]))
     assert sum(1 for r in obs if r["vals"]["n"] == "d") >= 2
-    left = sorted(str(p.relative_to(spool)) for p in spool.rglob(sf.PREFIX + "*"))
+    left = sorted(str(p.relative_to(spool)) for p in spool.rglob(sf.SPOOL_FILE_PREFIX + "*"))
     assert left == [w for w in written if w.endswith(names["d"]["name"])]
 
 
@@ -221,13 +221,13 @@ def test_files_written_by_real_uwsgi_run_on_simuwsgi(tmp_path: Path) -> None:
     opts = ["--master", "--spooler-external", str(spool), "--wsgi-file", "app.py"]
     bodies = _run_real(tmp_path, opts, [_q(n="a", k="v"), _q(n="b", body="payload"),
                                         _q(n="c", priority="7", rc="-1")], 0)
-    files = {p.name: p.read_bytes() for p in spool.rglob(sf.PREFIX + "*")}
+    files = {p.name: p.read_bytes() for p in spool.rglob(sf.SPOOL_FILE_PREFIX + "*")}
     assert sorted(files) == sorted(b["name"] for b in bodies)
     # the bytes real uWSGI wrote are exactly what simuwsgi's encoder produces
     for body, vars_ in zip(bodies, ([(b"n", b"a"), (b"k", b"v")], [(b"n", b"b")],
                                     [(b"n", b"c"), (b"priority", b"7"), (b"rc", b"-1")])):
         extra = b"payload" if body["name"] == bodies[1]["name"] else b""
-        assert files[body["name"]] == sf.encode(sf.encode_vars(vars_), extra)
+        assert files[body["name"]] == sf.encode_spool_file(vars_, extra, truncate=True)
     with Simulation(["--master", "--spooler", str(spool), "--spooler-ordered",
                      "--spooler-frequency", "1", "--wsgi-file", "app.py"],
                     app_dir=tmp_path, start=time.time() + 5) as sim:

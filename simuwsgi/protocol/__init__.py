@@ -75,9 +75,13 @@ from ._spoolfile import SpoolFile as SpoolFile
 from ._spoolfile import SpoolFileName as SpoolFileName
 from ._spoolfile import decode_spool_file as decode_spool_file
 from ._spoolfile import encode_spool_file as encode_spool_file
+from ._spoolfile import encode_spool_vars as encode_spool_vars
 from ._spoolfile import parse_spool_file_name as parse_spool_file_name
 from ._spoolfile import spool_file_name as spool_file_name
+from ._spoolfile import spool_at as spool_at
 from ._spoolfile import spool_options as spool_options
+from ._spoolfile import strverscmp as strverscmp
+from ._spoolfile import versionsort as versionsort
 from ._state import CLIENT as CLIENT
 from ._state import SERVER as SERVER
 from ._state import Role as Role
@@ -178,6 +182,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as a test checks
     "encode_legion_announce",
     "encode_packet",
     "encode_spool_file",
+    "encode_spool_vars",
     "encode_stats",
     "encode_stats_http",
     "encode_subscription",
@@ -190,9 +195,12 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as a test checks
     "response_protocol",
     "rpc_http_call",
     "rpc_http_response",
+    "spool_at",
     "spool_file_name",
     "spool_options",
     "str_num",
+    "strverscmp",
     "subscription_hash",
     "subscription_signed_part",
+    "versionsort",
 ]

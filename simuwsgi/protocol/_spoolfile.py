@@ -16,6 +16,17 @@ Python hook ``uwsgi_python_spooler`` (``plugins/python/python_plugin.c``), spool
   parser delivers (last occurrence wins); ``at`` is cut at the first ``.`` and read
   with ``uwsgi_str_num``.
 
+* writers differ on oversize keys/values: ``uwsgi.spool`` casts each length to
+  ``uint16`` and silently truncates (``core/buffer.c``, ``uwsgi_buffer_append_keyval``),
+  a wire encoder must refuse them - :func:`encode_spool_vars` takes ``truncate``;
+* the spooler scans a directory in ``scandir(..., versionsort)`` order with
+  ``--spooler-ordered``: :func:`versionsort`, built on a port of glibc's
+  ``strverscmp``, with a fast sort key used when no digit run starts with ``0`` (then
+  it agrees exactly with ``strverscmp``).
+
+This is the only implementation of the format: the spooler subsystem
+(``simuwsgi.spooler``) uses it for the file-system work.
+
 Left out: directories, locking, mtimes and the scan loop (simulator business). The
 name builder refuses a priority containing ``/`` or equal to ``.``/``..``, which real
 uWSGI would happily use as a path (spoolfile.md §2).
@@ -23,6 +34,8 @@ uWSGI would happily use as a path (spoolfile.md §2).
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,9 +50,13 @@ __all__ = [
     "SpoolFileName",
     "decode_spool_file",
     "encode_spool_file",
+    "encode_spool_vars",
     "parse_spool_file_name",
+    "spool_at",
     "spool_file_name",
     "spool_options",
+    "strverscmp",
+    "versionsort",
 ]
 
 SPOOL_FILE_PREFIX = "uwsgi_spoolfile_on_"
@@ -62,13 +79,36 @@ class SpoolFile:
     modifier2: int = 0
 
 
-def encode_spool_file(vars: Iterable[tuple[bytes, bytes]] | bytes, body: bytes = b"") -> bytes:
+def encode_spool_vars(pairs: Iterable[tuple[bytes, bytes]], *, truncate: bool = False) -> bytes:
+    """A spool task's vars block.
+
+    ``truncate=False`` (a wire encoder) refuses a key or value over 65535 bytes;
+    ``truncate=True`` is what ``uwsgi.spool`` does: each length is cast to ``uint16``
+    and only that many bytes are copied (70000 bytes -> 4464), silently.
+    """
+    if not truncate:
+        return encode_vars(pairs)
+    out = bytearray()
+    for key, value in pairs:
+        klen = len(key) & 0xFFFF
+        vlen = len(value) & 0xFFFF
+        out += klen.to_bytes(2, "little")
+        out += key[:klen]
+        out += vlen.to_bytes(2, "little")
+        out += value[:vlen]
+    return bytes(out)
+
+
+def encode_spool_file(
+    vars: Iterable[tuple[bytes, bytes]] | bytes, body: bytes = b"", *, truncate: bool = False
+) -> bytes:
     """File content for a task; ``vars`` may be pairs or an already encoded block.
 
     A remote spool request (modifier1 17) stores its payload verbatim, even when it
-    is not a valid dict: pass the payload bytes.
+    is not a valid dict: pass the payload bytes. ``truncate`` applies to pairs (see
+    :func:`encode_spool_vars`); a block over 65535 bytes is always refused.
     """
-    block = vars if isinstance(vars, bytes) else encode_vars(vars)
+    block = vars if isinstance(vars, bytes) else encode_spool_vars(vars, truncate=truncate)
     if len(block) > 0xFFFF:
         raise LocalProtocolError(
             f"[uwsgi-spooler] args buffer is limited to 64k ({len(block)} bytes), "
@@ -113,12 +153,14 @@ def spool_options(vars: Pairs) -> tuple[bytes | None, bytes | None, int]:
     spooler = last_value(vars, b"spooler") or None
     priority = last_value(vars, b"priority") or None
     at_value = last_value(vars, b"at")
-    at = 0
-    if at_value is not None:
-        at = str_num(at_value.split(b".", 1)[0])
-        if at >= 1 << 63:
-            at -= 1 << 64
-    return spooler, priority, at
+    return spooler, priority, 0 if at_value is None else spool_at(at_value)
+
+
+def spool_at(value: bytes) -> int:
+    """The ``at`` var as uWSGI reads it: cut at the first ``.``, ``uwsgi_str_num``, as a
+    signed ``time_t`` (garbage, never an error, for non-digits)."""
+    at = str_num(value.split(b".", 1)[0])
+    return at - (1 << 64) if at >= 1 << 63 else at
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -168,3 +210,66 @@ def parse_spool_file_name(path: str) -> SpoolFileName:
         usec=int(usec),
         priority=priority or None,
     )
+
+
+# -- versionsort ----------------------------------------------------------------------
+# glibc's strverscmp state machine (string/strverscmp.c): states S_N (normal), S_I
+# (comparing integral part), S_F (fractional part), S_Z (idem but with leading zeros).
+_S_N, _S_I, _S_F, _S_Z = 0, 3, 6, 9
+_CMP, _LEN = 2, 3
+_NEXT_STATE = (_S_N, _S_I, _S_Z, _S_N, _S_I, _S_I, _S_N, _S_F, _S_F, _S_N, _S_F, _S_Z)
+_RESULT = (
+    _CMP, _CMP, _CMP, _CMP, _LEN, _CMP, _CMP, _CMP, _CMP,
+    _CMP, -1, -1, +1, _LEN, _LEN, +1, _LEN, _LEN,
+    _CMP, _CMP, _CMP, _CMP, _CMP, _CMP, _CMP, _CMP, _CMP,
+    _CMP, +1, +1, -1, _CMP, _CMP, -1, _CMP, _CMP,
+)  # fmt: skip
+
+
+def _cls(c: int) -> int:
+    return 2 if c == 0x30 else (1 if 0x30 < c <= 0x39 else 0)
+
+
+def strverscmp(a: bytes, b: bytes) -> int:
+    """glibc ``strverscmp`` (the sign of the result is what matters)."""
+    a = a + b"\0"
+    b = b + b"\0"
+    i = 0
+    c1, c2 = a[0], b[0]
+    state = _S_N + _cls(c1)
+    while c1 == c2:
+        if c1 == 0:
+            return 0
+        state = _NEXT_STATE[state]
+        i += 1
+        c1, c2 = a[i], b[i]
+        state += _cls(c1)
+    diff = c1 - c2
+    result = _RESULT[state * 3 + _cls(c2)]
+    if result == _CMP:
+        return diff
+    if result == _LEN:
+        k = i + 1
+        while 0x30 <= a[k] <= 0x39:
+            if not 0x30 <= b[k] <= 0x39:
+                return 1
+            k += 1
+        return -1 if 0x30 <= b[k] <= 0x39 else diff
+    return result
+
+
+_DIGITS = re.compile(rb"[0-9]+")
+_LEADING_ZERO = re.compile(rb"(?<![0-9])0")
+
+
+def _fast_key(name: bytes) -> bytes:
+    return _DIGITS.sub(lambda m: b"0" + bytes((len(m.group()),)) + m.group(), name)
+
+
+def versionsort(names: list[str]) -> list[str]:
+    """``scandir(..., versionsort)`` order of directory entry names."""
+    encoded = [(n.encode("utf-8", "surrogateescape"), n) for n in names]
+    if any(_LEADING_ZERO.search(e) for e, _ in encoded) or any(len(e) > 255 for e, _ in encoded):
+        cmp = functools.cmp_to_key(lambda x, y: strverscmp(x[0], y[0]))
+        return [n for _, n in sorted(encoded, key=cmp)]
+    return [n for _, n in sorted(encoded, key=lambda pair: _fast_key(pair[0]))]
