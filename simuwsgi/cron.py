@@ -63,6 +63,8 @@ class CronSpec:
     """One cron entry: the five fields, the 60-second guard and its plan."""
 
     __slots__ = (
+        "_checks",
+        "_either",
         "command",
         "day",
         "hour",
@@ -89,6 +91,16 @@ class CronSpec:
         self.unique = unique
         self.plan: float | None = None
         self.plan_key: tuple[Any, ...] | None = None
+        # ``matches`` precompiled: (struct_time index, value) for every field that is
+        # not "any" (-1), and the OR-ed day/weekday pair when both are given.
+        week = 0 if week == 7 else week
+        if day >= 0 and week >= 0:
+            self._either: tuple[int, int] | None = (day, week)
+            fields = ((4, minute), (3, hour), (1, month))
+        else:
+            self._either = None
+            fields = ((4, minute), (3, hour), (1, month), (2, day), (-1, week))
+        self._checks = tuple((i, v) for i, v in fields if v != -1)
 
     def __repr__(self) -> str:
         what = f"signal {self.sig}" if self.command is None else repr(self.command)
@@ -118,8 +130,18 @@ class CronSpec:
         return self._field(self.minute, tm.tm_min)
 
     def matches(self, tm: Any) -> bool:
-        return (self.minute_ok(tm) and self.hour_ok(tm) and self.month_ok(tm)
-                and self.day_ok(tm))
+        """``uwsgi_cron_task_needs_execution`` (precompiled; index -1 = C weekday)."""
+        for index, value in self._checks:
+            current = (tm[6] + 1) % 7 if index == -1 else tm[index]
+            if value < 0:
+                if current % -value:
+                    return False
+            elif current != value:
+                return False
+        either = self._either
+        if either is not None:
+            return tm[2] == either[0] or (tm[6] + 1) % 7 == either[1]
+        return True
 
 
 def needs_execution(tm: Any, minute: int, hour: int, day: int, month: int, week: int) -> bool:

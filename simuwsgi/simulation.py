@@ -47,15 +47,18 @@ class Simulation:
     uWSGI leaves to chance. ``app_dir`` is where relative paths in the options are
     resolved (default: the ``.ini`` file's directory, else the current directory).
     ``vfork=False`` shares the app's module globals between processes (faster, less
-    faithful).
+    faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
+    OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
+    seconds such a process may run user code without a word before it is declared hung.
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
                  tz: str | None = None, mode: str = "sim", app_dir: str | Path | None = None,
                  hostname: str = "simuwsgi", vfork: bool = True,
-                 decorators: str = "auto") -> None:
-        if mode != "sim":
-            raise ValueError(f"mode {mode!r} is not available in this build: use 'sim'")
+                 decorators: str = "auto", fork_timeout: float | None = None) -> None:
+        if mode not in ("sim", "fork"):
+            raise ValueError(f"mode {mode!r} is not available in this build: use 'sim' "
+                             f"or 'fork'")
         self.mode = mode
         self.seed = seed
         self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
@@ -63,7 +66,13 @@ class Simulation:
             self.opts.base_dir = Path(app_dir)
         self.kernel = Kernel(seed)
         self.clock = VirtualClock(self.kernel, parse_start(start, tz), tz)
-        self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname, vfork=vfork)
+        self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
+                             vfork=vfork and mode == "sim")
+        if mode == "fork":
+            from .fork import DEFAULT_TIMEOUT, ForkRuntime
+
+            ForkRuntime.attach(self.inst, self._sleep, seed=seed,
+                               timeout=DEFAULT_TIMEOUT if fork_timeout is None else fork_timeout)
         self._patch = TimePatch(self.clock, self._sleep)
         self._decorators = decorators
         self._saved_modules: dict[str, types.ModuleType | None] = {}
@@ -129,6 +138,8 @@ class Simulation:
             self._settle()
             self.kernel.close()
         finally:
+            if self.inst.forks is not None:
+                self.inst.forks.close()
             self.kernel.context_hook = None
             self.inst.app.restore()
             self._patch.uninstall()
@@ -349,6 +360,8 @@ class Simulation:
     def globals(self, process: str = "master") -> dict[str, dict[str, Any]]:
         """A copy of one process's app-module globals, by module name."""
         proc = self.process(process)
+        if self.inst.forks is not None:
+            return self.inst.forks.module_globals(proc)
         return self.inst.app.module_globals(proc.context)
 
     @property

@@ -155,7 +155,9 @@ class MasterLoop:
         if handler is not None:
             handler(*args)
         if clients:
-            self._top()
+            # Handlers run without virtual time passing: the same second.
+            for client in clients:
+                client.at_top(self, wall_s)
             self.replan()
 
     def _top(self) -> None:

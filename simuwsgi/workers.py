@@ -126,7 +126,12 @@ def choose(inst: Instance, candidates: list[Any], what: str) -> Any:
 
 
 def take_idle_worker(inst: Instance, what: str) -> Worker | None:
-    idle = [w for w in inst.idle_workers if w.accepting]
+    idle = inst.idle_workers
+    if len(idle) == 1 and idle[0].accepting:
+        worker = idle.pop()
+        worker.idle = False
+        return worker
+    idle = [w for w in idle if w.accepting]
     if not idle:
         return None
     worker = choose(inst, idle, what)
@@ -314,7 +319,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     inst.record("request.start", w, id=req.id, method=req.method, path=req.path)
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
-    status, headers, body, failed = _call_app(inst, w, req)
+    if inst.forks is None:
+        status, headers, body, failed = _call_app(inst, w, req)
+    else:  # fork mode: the app runs in the worker's OS process
+        status, headers, body, failed = inst.forks.call_app(w, req)
     end = kernel.now
     # uwsgi_close_request: counters at the end of the request.
     w.requests += 1
