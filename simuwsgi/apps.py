@@ -264,14 +264,20 @@ class AppLoader:
                 seen.add(id(module))
 
     def fork(self) -> ForkContext | None:
-        """A fresh copy of the live app globals, as ``fork()`` would give a child."""
+        """A fresh copy of the master's app globals, as ``fork()`` would give a child
+        (a respawn happens while another process's globals may be installed)."""
         if not self.vfork or not self._dicts:
             return None
+        master = self.inst.master
+        saved = master.context if master is not None else None
+        if saved is not None and self.inst.kernel.installed_context() is saved:
+            saved = None  # the master's globals are the live ones
         memo: dict[int, Any] = {id(m): m for m in list(sys.modules.values())}
         store: dict[int, dict[str, Any]] = {}
         for d in self._dicts:
             copied: dict[str, Any] = {}
-            for key, value in d.items():
+            source = d if saved is None else saved.store.get(id(d), d)
+            for key, value in source.items():
                 if key.startswith("__") and key.endswith("__"):
                     copied[key] = value
                     continue

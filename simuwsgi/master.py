@@ -64,6 +64,9 @@ class ProcessExit(BaseException):
 class Instance:
     """One uWSGI instance (a node): master, workers, mules, spoolers and shared state."""
 
+    #: What loads the app (fork mode: ``fork.RemoteAppLoader``, imports in a child).
+    app_loader_class = _apps.AppLoader
+
     def __init__(self, opts: Options, kernel: Kernel, clock: VirtualClock, *,
                  node: str = "node0", hostname: str = "simuwsgi",
                  vfork: bool = True, pid_base: int = 1000) -> None:
@@ -95,6 +98,8 @@ class Instance:
         self.app = _apps.AppLoader(self)
         self.app_loaded = False
         self.subsystems: dict[str, Any] = {}
+        #: fork mode: the ``fork.ForkRuntime`` that runs user code in OS children.
+        self.forks: Any = None
 
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:
@@ -240,6 +245,8 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
+        if self.forks is not None:
+            self.forks.fork(proc)
         proc.last_spawn = int(self.wall())
         # Forks are events: the master's code goes on, the child runs from the hub.
         self.kernel.call_soon(self._start_child, proc)
@@ -344,6 +351,8 @@ class Instance:
 
     def process_died(self, proc: UProcess, reason: str) -> None:
         proc.alive = False
+        if self.forks is not None:
+            self.forks.process_died(proc)
         if proc in self.idle_workers:
             self.idle_workers.remove(proc)  # type: ignore[arg-type]
         if proc.harakiri_timer is not None:
@@ -511,7 +520,7 @@ class Instance:
         self.mules.clear()
         self.spoolers.clear()
         self.idle_workers.clear()
-        self.app = _apps.AppLoader(self)
+        self.app = self.app_loader_class(self)
         if self.kernel.context_hook is not None:
             self.kernel.context_hook = self.app.switch
         pid = old_master.pid if old_master else self.next_pid()
@@ -542,6 +551,8 @@ class Instance:
         self.kernel.start(self.master)
 
     def _teardown_processes(self) -> None:
+        if self.forks is not None:
+            self.forks.kill_all(keep_master=True)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in group.values():
                 if proc.alive:
@@ -568,6 +579,8 @@ class Instance:
             req.fail("connection refused: instance stopped", self.kernel.now)
         self.listen_queue.clear()
         self.log("goodbye to uWSGI.", self.master)
+        if self.forks is not None:
+            self.forks.kill_all()
         for sub in self.subsystems.values():
             hook = getattr(sub, "close", None)
             if hook is not None:
