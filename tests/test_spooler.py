@@ -575,8 +575,6 @@ DECO_APP = textwrap.dedent('''
 
 @pytest.mark.parametrize("decorators", ["real", "simuwsgi"])
 def test_uwsgidecorators(tmp_path: Path, decorators: str) -> None:
-    if decorators == "simuwsgi":
-        pytest.importorskip("simuwsgi.uwsgidecorators")
     (tmp_path / "app.py").write_text(DECO_APP)
     opts = ["--master", "--spooler", str(tmp_path / "spool"), "--spooler-ordered",
             "--spooler-frequency", "2", "--wsgi-file", "app.py"]
