@@ -28,9 +28,12 @@ computes its next firing analytically (jumping over non-matching months, days, h
 and minutes in local time, with a guard at UTC-offset transitions) on the loop's idle
 grid, and re-plans when the grid moves or the wall clock is stepped.
 
-Left out: command crons are **not executed** (no subprocess; ``--unique-cron`` is
-therefore never "still running"), and their ``harakiri``/``legion`` settings are
-parsed and ignored.
+Command crons are recorded, not run, unless the scenario asks: with
+``Cron.run_commands = True`` (``Simulation(..., cron_commands=True)``) each firing runs
+the command with ``/bin/sh -c`` in the app directory, synchronously and taking no
+virtual time (uWSGI forks it and carries on), logging uWSGI's ``[uwsgi-cron] running``
+line and the command's output. A ``--unique-cron`` is therefore never "still running";
+``harakiri``/``legion`` settings are parsed and ignored.
 """
 
 from __future__ import annotations
@@ -250,6 +253,8 @@ class Cron:
         self.inst = inst
         self.signal_crons: list[CronSpec] = []
         self.command_crons: list[CronSpec] = []
+        #: Run command crons when they fire (the scenario's choice; default: record).
+        self.run_commands = bool(getattr(inst, "cron_commands", False))
         self._loop: MasterLoop | None = None
         opts = inst.opts
         for value in opts.strings("cron"):
@@ -301,6 +306,25 @@ class Cron:
                 spec.plan = None
                 self.inst.record("cron.command", self.inst.master, command=spec.command,
                                  unique=spec.unique)
+                if self.run_commands:
+                    self._run_command(spec.command or "", tm)
+
+    def _run_command(self, command: str, tm: Any) -> None:
+        import subprocess
+
+        inst = self.inst
+        inst.log(f'{_time.asctime(tm)} - [uwsgi-cron] running "{command}" '
+                 f"(pid {inst.next_pid()})", inst.master)
+        try:
+            done = subprocess.run(["/bin/sh", "-c", command], cwd=inst.app.base_dir,
+                                  capture_output=True, timeout=60, check=False)
+        except subprocess.TimeoutExpired:
+            inst.log(f'[simuwsgi] cron command "{command}" killed after 60 real seconds',
+                     inst.master)
+            return
+        for line in (done.stdout + done.stderr).decode("utf-8", "replace").splitlines():
+            inst.log(line, inst.master)
+        inst.record("cron.command.exit", inst.master, command=command, status=done.returncode)
 
     def _fire_signal(self, spec: CronSpec, wall_s: int, tm: Any) -> None:
         inst = self.inst

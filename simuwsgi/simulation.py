@@ -50,12 +50,21 @@ class Simulation:
     faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
     OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
     seconds such a process may run user code without a word before it is declared hung.
+    ``cron_commands=True`` runs ``--cron`` commands when they fire (by default they are
+    only recorded in the trace).
+    ``network='real'`` gives the ``uwsgi`` API its remote forms (``uwsgi.rpc('host:port',
+    ...)``, ``cache_get(key, 'name@host:port')``, ``uwsgi.signal(n, 'host:port')``) over
+    real loopback sockets, blocking the calling virtual process (see ``simuwsgi.net``);
+    with the default ``'none'`` they raise ``NotSimulatedError``.
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
                  tz: str | None = None, mode: str = "sim", app_dir: str | Path | None = None,
                  hostname: str = "simuwsgi", vfork: bool = True,
-                 decorators: str = "auto", fork_timeout: float | None = None) -> None:
+                 decorators: str = "auto", fork_timeout: float | None = None,
+                 network: str = "none", cron_commands: bool = False) -> None:
+        if network not in ("none", "real"):
+            raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if mode not in ("sim", "fork"):
             raise ValueError(f"mode {mode!r} is not available in this build: use 'sim' "
                              f"or 'fork'")
@@ -68,11 +77,13 @@ class Simulation:
         self.clock = VirtualClock(self.kernel, parse_start(start, tz), tz)
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim")
+        self.inst.network = network  # read by the net subsystem
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime
 
             ForkRuntime.attach(self.inst, self._sleep, seed=seed,
                                timeout=DEFAULT_TIMEOUT if fork_timeout is None else fork_timeout)
+        self.inst.cron_commands = cron_commands
         self._patch = TimePatch(self.clock, self._sleep)
         self._decorators = decorators
         self._saved_modules: dict[str, types.ModuleType | None] = {}
@@ -340,6 +351,15 @@ class Simulation:
         """Graceful reload (SIGHUP to the master), run to completion."""
         self._ensure_started()
         self.inst.request_reload()
+        self.advance(0)
+
+    def touch(self, path: str) -> None:
+        """A change of ``path`` (relative to the app dir), as ``touch`` on the real server
+        would make: the file monitors watching it fire (see ``simuwsgi.filemon``)."""
+        self._ensure_started()
+        filemon = self.inst.subsystems.get("filemon")
+        if filemon is not None:
+            filemon.touch(path)
         self.advance(0)
 
     # -- inspection ------------------------------------------------------------------------

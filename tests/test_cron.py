@@ -177,6 +177,19 @@ def test_command_crons_are_recorded_not_executed(tmp_path):
                    app_dir=tmp_path).start()
 
 
+def test_command_crons_run_when_the_scenario_asks(tmp_path):
+    _cron_app(tmp_path)
+    opts = ["--master", "--cron", "-1 -1 -1 -1 -1 echo ran >> out.txt; echo hello",
+            "--wsgi-file", "app.py"]
+    with Simulation(opts, app_dir=tmp_path, cron_commands=True) as sim:
+        sim.advance(150)
+        assert sim.trace.count("cron.command.exit", status=0) == 3
+        assert any('[uwsgi-cron] running "echo ran >> out.txt; echo hello" (pid ' in line
+                   for line in sim.log)
+        assert sim.log.count("hello") == 3
+    assert (tmp_path / "out.txt").read_text() == "ran\n" * 3
+
+
 def test_rare_crons_are_planned_without_stepping_minutes(tmp_path):
     _cron_app(tmp_path, (0, 5, 29, 2, -1), (-1, -1, -1, -1, -1))
     with _sim(tmp_path, "2026-01-01T00:00:00") as sim:
