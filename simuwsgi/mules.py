@@ -428,7 +428,9 @@ class Mules:
                      "tune it with --mule-msg-size) ***")
         elif why:
             inst.log("mule_send_msg(): Message too long [core/mule.c line 28]")
-        inst.record("mule.send", queue=queue.name, bytes=len(msg), ok=not why)
+        proc = inst.kernel.current
+        inst.trace.add(inst.kernel.now, proc.name if proc is not None else "master",
+                       "mule.send", {"queue": queue.name, "bytes": len(msg), "ok": not why})
         return not why
 
     def mule_msg(self, msg: bytes, target: Any) -> bool:

@@ -99,7 +99,8 @@ class Signals:
         """``uwsgi.signal(n)`` from the current process."""
         inst = self.inst
         proc = inst.kernel.current
-        inst.record("signal.raise", proc, num=num)
+        inst.trace.add(inst.kernel.now, proc.name if proc is not None else "master",
+                       "signal.raise", {"num": num})
         if isinstance(proc, Master) or proc is None:
             if not inst.ready or isinstance(proc, Master):
                 inst.log("uwsgi_signal_send(): Bad file descriptor [core/signal.c line 277]")
@@ -114,7 +115,7 @@ class Signals:
         inst = self.inst
         entry = self.tables[0].get(num)
         target = entry.target if entry is not None else ""
-        inst.record("signal.route", inst.master, num=num, target=target)
+        inst.trace.add(inst.kernel.now, "master", "signal.route", {"num": num, "target": target})
         workers = inst.workers
         if target in ("", "worker", "worker0"):
             self._to_shared_workers(num)
@@ -275,7 +276,11 @@ class Signals:
                 num = self.next_for_worker(proc)
             if num is None:
                 self.waiting[proc] = wanted
-                num = inst.kernel.park(f"signal_wait({'' if wanted is None else wanted})")
+                reason = _WAIT_REASONS.get(wanted)
+                if reason is None:
+                    reason = _WAIT_REASONS[wanted] = (
+                        f"signal_wait({'' if wanted is None else wanted})")
+                num = inst.kernel.park(reason)
             if request is not None:
                 request.signal_received = num
             self.run_handler(proc, num)
@@ -334,6 +339,10 @@ class Signals:
         return {"register_signal": register_signal, "signal": signal,
                 "signal_registered": signal_registered, "signal_wait": signal_wait,
                 "signal_received": signal_received}
+
+
+#: park() reasons of signal_wait, by awaited number (built once each).
+_WAIT_REASONS: dict[int | None, str] = {}
 
 
 def _who(proc: UProcess) -> str:
