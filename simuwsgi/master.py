@@ -355,6 +355,8 @@ class Instance:
             self.forks.process_died(proc)
         if proc in self.idle_workers:
             self.idle_workers.remove(proc)  # type: ignore[arg-type]
+        if isinstance(proc, Worker):
+            proc.idle = False  # signals routed to it now queue for its respawn
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
             proc.harakiri_timer = None
@@ -386,7 +388,7 @@ class Instance:
             self.kernel.schedule(delay, lambda: self._respawn_if_running(
                 lambda: self.spawn_mule(proc.id, proc)))
         elif isinstance(proc, Spooler):
-            self.log(f"OOOPS the spooler is no more...trying respawn...", self.master)
+            self.log("OOOPS the spooler is no more...trying respawn...", self.master)
             self._respawn_later(lambda: self.spawn_spooler(proc.id, proc))
 
     def _respawn_if_running(self, spawn: Callable[[], Any]) -> None:

@@ -188,7 +188,6 @@ def application(env, sr):
 """)
     with Simulation(["--master", "--lazy-apps", "--processes", "2", "--wsgi-file", "app.py"],
                     app_dir=write_app("", "x.py").parent, seed=5) as sim:
-        seen = {sim.get("/").worker: None for _ in range(8)}
         bodies = {}
         for _ in range(8):
             r = sim.get("/")
