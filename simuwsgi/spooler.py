@@ -77,6 +77,7 @@ from ._errors import ConfigError
 from ._pyarg import no_kwargs, parser
 from .config import canonical
 from .master import ProcessExit
+from .processes import Spooler
 from .protocol import (
     SPOOL_FILE_PREFIX,
     SpoolFile,
@@ -90,7 +91,6 @@ from .protocol import (
     spool_options,
     versionsort,
 )
-from .processes import Spooler
 
 if TYPE_CHECKING:
     from .kernel import Timer

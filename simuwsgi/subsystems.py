@@ -40,6 +40,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("spooler", "simuwsgi.spooler:Spoolers"),
     ("metrics", "simuwsgi.metrics:Metrics"),
     ("misc", "simuwsgi.misc:Misc"),
+    ("net", "simuwsgi._net:Net"),  # only with Simulation(network='real')
 ]
 
 

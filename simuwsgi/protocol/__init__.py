@@ -4,8 +4,8 @@ In the h11 manner: a :class:`Connection` turns received bytes into events
 (``receive_data`` / ``next_event``) and events into bytes (``send``); it never touches
 a socket, a clock or a thread, so the simulator's virtual network and the real trio
 server drive the same code. Datagram formats (subscription, Legion, cache
-replication), the stats server document and the spool-file format are plain
-encode/decode functions.
+replication), the stats server document, the spool-file format and the request
+head of ``--http-socket`` are plain encode/decode functions.
 
 Every message is one head event, zero or more :class:`Data` and an
 :class:`EndOfMessage`; uWSGI's only failure signal - close without a byte - is the
@@ -55,9 +55,13 @@ from ._header import decode_header as decode_header
 from ._header import encode_header as encode_header
 from ._header import encode_packet as encode_packet
 from ._http import HttpResponse as HttpResponse
+from ._http import encode_http_head as encode_http_head
 from ._http import internal_error_response as internal_error_response
 from ._http import not_found_response as not_found_response
 from ._http import response_protocol as response_protocol
+from ._http_request import HttpRequestHead as HttpRequestHead
+from ._http_request import http_url_decode as http_url_decode
+from ._http_request import parse_http_request as parse_http_request
 from ._legion import LegionAnnounce as LegionAnnounce
 from ._legion import LegionCipher as LegionCipher
 from ._legion import decode_legion_announce as decode_legion_announce
@@ -77,8 +81,8 @@ from ._spoolfile import decode_spool_file as decode_spool_file
 from ._spoolfile import encode_spool_file as encode_spool_file
 from ._spoolfile import encode_spool_vars as encode_spool_vars
 from ._spoolfile import parse_spool_file_name as parse_spool_file_name
-from ._spoolfile import spool_file_name as spool_file_name
 from ._spoolfile import spool_at as spool_at
+from ._spoolfile import spool_file_name as spool_file_name
 from ._spoolfile import spool_options as spool_options
 from ._spoolfile import strverscmp as strverscmp
 from ._spoolfile import versionsort as versionsort
@@ -131,6 +135,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as a test checks
     "Event",
     "HEADER_SIZE",
     "Header",
+    "HttpRequestHead",
     "HttpResponse",
     "LegionAnnounce",
     "LegionCipher",
@@ -179,6 +184,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as a test checks
     "encode_array",
     "encode_cache_udp_datagram",
     "encode_header",
+    "encode_http_head",
     "encode_legion_announce",
     "encode_packet",
     "encode_spool_file",
@@ -188,9 +194,11 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as a test checks
     "encode_subscription",
     "encode_vars",
     "escape_json",
+    "http_url_decode",
     "internal_error_response",
     "last_value",
     "not_found_response",
+    "parse_http_request",
     "parse_spool_file_name",
     "response_protocol",
     "rpc_http_call",

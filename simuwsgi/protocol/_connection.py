@@ -55,6 +55,7 @@ _IDLE, _BODY, _DONE, _CLOSED, _ERROR = (
     State.ERROR,
 )
 _HEADER = struct.Struct("<BHB")
+_EOM = EndOfMessage()  # events are frozen values: one instance serves every message
 _KINDS: dict[type, Kind] = {Data: Kind.DATA, EndOfMessage: Kind.END, NoReply: Kind.NO_REPLY}
 _HINTS = {
     Kind.HEAD: "one message per direction per exchange",
@@ -336,7 +337,7 @@ class Connection:
             self.their_state = _DONE
             if not self.persistent:
                 buf.clear()
-            return EndOfMessage()
+            return _EOM
         if buf:
             if len(buf) <= remaining:
                 data = bytes(buf)
@@ -370,7 +371,7 @@ class Connection:
         out = self.send(head)
         if body:
             out += self.send(Data(data=body))
-        return out + self.send(EndOfMessage())
+        return out + self.send(_EOM)
 
     def _send(self, event: Event) -> bytes:
         state = self.our_state

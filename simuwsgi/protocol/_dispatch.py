@@ -61,7 +61,7 @@ from ._rpc import (
     parse_rpc,
     read_rpc_response,
 )
-from ._wsgi import Request, encode_request_head, parse_request
+from ._wsgi import Request, body_length, encode_request_head, parse_request
 
 __all__ = [
     "REPLIES",
@@ -136,7 +136,7 @@ def parse_packet(
     m1 = header.modifier1
     if m1 in request_modifiers:
         request = parse_request(header, payload, max_vars=max_vars, limit_post=limit_post)
-        return request, request.content_length
+        return request, body_length(request, payload)
     if m1 == 173:
         return parse_rpc(header, payload, max_vars=max_vars, limit_post=limit_post), 0
     if m1 == 111:

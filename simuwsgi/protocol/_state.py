@@ -58,6 +58,10 @@ SERVER = Role.SERVER
 class State(enum.Enum):
     """State of one direction of a connection."""
 
+    # Members are singletons: identity hashing is exact, and much cheaper than Enum's
+    # Python-level __hash__ on the codec's hot path (TRANSITIONS lookups).
+    __hash__ = object.__hash__
+
     IDLE = "IDLE"
     BODY = "BODY"
     DONE = "DONE"
@@ -70,6 +74,8 @@ class State(enum.Enum):
 
 class Kind(enum.Enum):
     """What an event does to the state of its direction."""
+
+    __hash__ = object.__hash__
 
     HEAD = "head"
     DATA = "Data"

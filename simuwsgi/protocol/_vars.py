@@ -62,8 +62,13 @@ def encode_vars(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     if not isinstance(pairs, (tuple, list)):
         pairs = list(pairs)  # it may be iterated twice
     t = _U16
+    parts: list[bytes] = []
+    extend = parts.extend
     try:
-        return b"".join([t[len(k)] + k + t[len(v)] + v for k, v in pairs])
+        # hot path: one flat join (no per-pair intermediate bytes objects)
+        for k, v in pairs:
+            extend((t[len(k)], k, t[len(v)], v))
+        return b"".join(parts)
     except (IndexError, TypeError, ValueError):  # e.g. a length of 4096 or more
         pass
     try:
@@ -77,17 +82,23 @@ def encode_vars(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
 def encode_request_vars(pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
     """:func:`encode_vars` for a request: an empty key is refused, as uWSGI would."""
     t = _U16
+    parts: list[bytes] = []
+    extend = parts.extend
     try:
-        parts = [t[len(k)] + k + t[len(v)] + v for k, v in pairs if k]
+        for k, v in pairs:
+            if not k:
+                break
+            extend((t[len(k)], k, t[len(v)], v))
+        else:
+            return b"".join(parts)
     except (IndexError, TypeError, ValueError):
         encoded = [encode_vars((pair,)) for pair in pairs]  # raises for a bad pair
-        parts = [p for p in encoded if p[:2] != b"\x00\x00"]
-    if len(parts) != len(pairs):
-        raise LocalProtocolError(
-            "a request var with an empty key is refused by uWSGI (uwsgi_parse_vars): "
-            f"{[p for p in pairs if not p[0]][:1]!r}"
-        )
-    return b"".join(parts)
+        if all(p[:2] != b"\x00\x00" for p in encoded):
+            return b"".join(encoded)
+    raise LocalProtocolError(
+        "a request var with an empty key is refused by uWSGI (uwsgi_parse_vars): "
+        f"{[p for p in pairs if not p[0]][:1]!r}"
+    )
 
 
 def encode_array(items: Iterable[bytes]) -> bytes:
@@ -109,6 +120,42 @@ def decode_request_vars(
     ``2*N`` pairs; the default 64 gives 128). ``limit_post`` is ``--limit-post``
     (0 = unlimited).
     """
+    # Fast path for well-formed blocks: no bounds checks, no error messages. When the
+    # pairs tile the block exactly with no empty key, every one of uwsgi_parse_vars'
+    # checks holds (each pair ends inside the block, so its key and value lengths fit);
+    # anything else (an overrun raises IndexError or misses the end) takes the exact
+    # path below, which reproduces uWSGI's quirks and errors.
+    end = len(data)
+    pos = 0
+    out: list[tuple[bytes, bytes]] = []
+    append = out.append
+    try:
+        while pos < end:
+            ks = pos + 2
+            ke = ks + (data[pos] | data[pos + 1] << 8)
+            if ke == ks:
+                break
+            vs = ke + 2
+            pos = vs + (data[ke] | data[ke + 1] << 8)
+            append((data[ks:ke], data[vs:pos]))
+    except IndexError:
+        pos = -1
+    if pos == end and len(out) <= max_vars:
+        if limit_post:
+            _check_limit_post(out, limit_post)
+        return tuple(out)
+    return _decode_request_vars_exact(data, max_vars=max_vars, limit_post=limit_post)
+
+
+def _check_limit_post(pairs: Sequence[tuple[bytes, bytes]], limit_post: int) -> None:
+    cl = last_value(pairs, b"CONTENT_LENGTH")
+    if cl is not None and content_length(cl) > limit_post:
+        raise RemoteProtocolError(
+            f"Invalid (too big) CONTENT_LENGTH: {cl!r} exceeds --limit-post {limit_post}"
+        )
+
+
+def _decode_request_vars_exact(data: bytes, *, max_vars: int, limit_post: int) -> Pairs:
     end = len(data)
     pos = 0
     out: list[tuple[bytes, bytes]] = []
@@ -150,11 +197,7 @@ def decode_request_vars(
             "(2 x --max-vars)"
         )
     if limit_post:
-        cl = last_value(out, b"CONTENT_LENGTH")
-        if cl is not None and content_length(cl) > limit_post:
-            raise RemoteProtocolError(
-                f"Invalid (too big) CONTENT_LENGTH: {cl!r} exceeds --limit-post {limit_post}"
-            )
+        _check_limit_post(out, limit_post)
     return tuple(out)
 
 

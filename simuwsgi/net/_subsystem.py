@@ -1,0 +1,130 @@
+"""The ``net`` subsystem: the remote forms of the ``uwsgi`` API over real loopback sockets.
+
+Enabled by ``Simulation(..., network='real')`` (and by ``simuwsgi serve``). It serves:
+
+* ``uwsgi.rpc('host:port', func, *args)`` -> ``remote_rpc``: ``core/rpc.c``
+  ``uwsgi_do_rpc``: the result bytes, None for no reply, an empty result or any error
+  (connection refused, timeout, an array over 65535 bytes, logged as uWSGI does);
+* ``cache_get/set/update/del/exists/clear(..., 'name@host:port')`` (and remote
+  ``cache_inc``... sent as a plain update, as uWSGI does) -> ``remote_cache``
+  (``core/cache.c`` magic client): get returns the value or None, the others True on
+  ``status: ok`` and None otherwise;
+* ``uwsgi.signal(num, 'host:port')`` -> ``remote_signal`` (``core/signal.c``): logs
+  ``sending signal N to node X``; None if acked, ``ValueError`` ``node X rejected signal
+  N`` for an ack of 0, ``OSError`` ``unable to deliver signal N to node X`` otherwise.
+
+Each wait is bounded by ``--socket-timeout`` (default 4 s). **The calling virtual
+process blocks while the real I/O happens.** In a plain ``Simulation`` the whole
+simulation (and the test) waits, in *real* time, and virtual time does not move -
+so a call to a node that only this simulation serves cannot be answered. Under
+``simuwsgi serve`` (a :class:`~simuwsgi.net.SimulatedNode` is attached) only the
+calling virtual process is parked; the node keeps serving and virtual time keeps
+tracking real time.
+
+The subsystem also wraps the apps the instance loads so that requests arriving on
+real sockets reach them with the environ uWSGI builds (see ``_wire``).
+
+Left out: UNIX-socket and abstract nodes are supported by the client but untested;
+``uwsgi.send_message``-style calls do not exist in 2.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _client
+from ._wire import install
+
+if TYPE_CHECKING:
+    from ..master import Instance
+
+__all__ = ["Net"]
+
+
+class Net:
+    """Remote calls over real sockets for one instance (see the module doc)."""
+
+    @classmethod
+    def create(cls, inst: Instance) -> Net | None:
+        return cls(inst) if getattr(inst, "network", None) == "real" else None
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.timeout = float(inst.opts.int("socket-timeout", 4))
+        install(inst)
+
+    def facade_functions(self) -> dict[str, Any]:
+        return {}
+
+    def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        host = getattr(self.inst, "net_host", None)
+        if host is not None:
+            return host.call_blocking(fn, *args)
+        return _client.run_blocking(fn, *args)
+
+    def _record(self, what: str, node: str, **fields: Any) -> None:
+        self.inst.record("net.call", None, what=what, node=node, **fields)
+
+    # -- what the facade calls --------------------------------------------------------
+    def remote_rpc(self, node: str, name: bytes, args: list[bytes]) -> bytes | None:
+        size = 2 + len(name) + sum(2 + len(a) for a in args)
+        if size > 0xFFFF:
+            self.inst.log("RPC packet length overflow!!! Must be less than or equal to "
+                          f"65535, have {size}")
+            return None
+        self._record("rpc", node, name=name.decode("latin-1"), argc=len(args))
+
+        async def call() -> bytes | None:
+            return await _client.rpc(node, name, *args, timeout=self.timeout)
+
+        try:
+            return self._call(call)  # type: ignore[no-any-return]
+        except OSError:
+            return None
+
+    def remote_cache(self, server: str, name: str, cmd: str, key: bytes = b"",
+                     value: bytes = b"", expires: int = 0) -> Any:
+        self._record("cache", server, cmd=cmd, cache=name)
+        cache = name.encode("latin-1")
+        timeout = self.timeout
+
+        async def call() -> Any:
+            if cmd == "get":
+                return await _client.cache_get(server, key, cache, timeout=timeout)
+            if cmd == "set":
+                return await _client.cache_set(server, key, value, expires, cache, timeout=timeout)
+            if cmd == "update":
+                return await _client.cache_update(server, key, value, expires, cache,
+                                                  timeout=timeout)
+            if cmd == "del":
+                return await _client.cache_del(server, key, cache, timeout=timeout)
+            if cmd == "exists":
+                return await _client.cache_exists(server, key, cache, timeout=timeout)
+            if cmd == "clear":
+                return await _client.cache_clear(server, cache, timeout=timeout)
+            raise ValueError(f"unknown remote cache command {cmd!r}")
+
+        try:
+            result = self._call(call)
+        except OSError:
+            return None
+        if cmd == "get":
+            return result
+        return True if result else None
+
+    def remote_signal(self, node: str, num: int) -> None:
+        self.inst.log(f"sending signal {num} to node {node}")
+        self._record("signal", node, num=num)
+
+        async def call() -> bool | None:
+            return await _client.signal(node, num, timeout=self.timeout)
+
+        try:
+            acked = self._call(call)
+        except OSError:
+            acked = None
+        if acked is None:
+            raise OSError(f"unable to deliver signal {num} to node {node}")
+        if not acked:
+            raise ValueError(f"node {node} rejected signal {num}")
