@@ -15,13 +15,23 @@ the simulated kind:
 * async helpers outside an async loop: ``async_sleep`` → ``b''``, ``suspend`` /
   ``green_schedule`` → True, ``wait_fd_read/write`` → ``OSError('unable to fd N to the
   event queue')``, ``ready_fd`` → -1.
-* ``chunked_read(_nb)`` on a request that is not chunked → ``OSError('unable to
-  receive chunked part')``; the ``websocket_*`` functions on a plain HTTP request →
+* ``chunked_read`` on a request that is not chunked → ``OSError('unable to receive
+  chunked part')``, ``chunked_read_nb`` → None (its read would block); the
+  ``websocket_*`` functions on a plain HTTP request →
   ``OSError`` with uWSGI's messages; ``offload`` → ``b''`` (a stub in 2.0).
 * files: ``extract(path)`` reads a file (a missing file makes the calling process exit,
   as ``uwsgi_open_and_read`` does); ``parsefile(path)`` parses one uwsgi packet of
   modifier1 0 or 17 into a dict; ``embedded_data`` → ``ValueError('unable to find
   symbol NAME')``.
+
+* the client connection (``simuwsgi.wire``): ``send([fd, ]data)`` writes raw bytes on
+  the request's socket (``True``; ``fd`` 1/2 go to the log, the app's own fds are
+  written), ``sendfile(file_or_name[, chunk, pos, filesize])`` streams a file into the
+  response, ``disconnect()`` closes the connection, and ``start_response`` is the one
+  ``uwsgi_spit`` also handed to the app. Outside a request: ``send(data)`` logs
+  ``EBADF`` and returns None, ``disconnect()`` returns None, ``start_response`` and
+  ``sendfile`` kill the process with SIGSEGV (observed on 2.0.30), as does ``send`` of
+  anything that is not ``bytes``.
 
 Names in ``NOT_SIMULATED`` exist (so ``hasattr`` is as in uWSGI) but raise
 ``simuwsgi.NotSimulatedError`` when called: they need real sockets, a real client
@@ -30,10 +40,15 @@ connection or uWSGI's routing engine.
 
 from __future__ import annotations
 
+import errno
+import operator
+import os
 from typing import TYPE_CHECKING, Any
 
 from ._errors import NotSimulatedError
 from ._pyarg import no_kwargs, parser
+from .wire import BuiltinFunction, segfault
+from .workers import _LogSink
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -43,8 +58,7 @@ __all__ = ["NOT_SIMULATED", "Misc"]
 #: Functions present in the simulated module that raise ``NotSimulatedError``.
 NOT_SIMULATED: tuple[str, ...] = (
     "SymbolsImporter", "SymbolsZipImporter", "ZipImporter", "async_connect", "close",
-    "connect", "disconnect", "is_connected", "recv", "route", "send", "sendfile",
-    "start_response",
+    "connect", "is_connected", "recv", "route",
 )
 
 _WHY = {
@@ -52,12 +66,8 @@ _WHY = {
     "connect": "it opens a real socket",
     "close": "it closes a real file descriptor",
     "is_connected": "it inspects a real socket",
-    "send": "it writes raw bytes to a real socket (or the client connection)",
     "recv": "it reads from a real socket",
-    "disconnect": "it closes the real client connection under the response",
-    "sendfile": "it streams a file through the real client connection",
     "route": "uWSGI's internal routing engine is not part of the simulator",
-    "start_response": "use the start_response callable passed to the app",
     "SymbolsImporter": "it imports modules from symbols linked into the uWSGI binary",
     "ZipImporter": "it imports from zip files embedded in the uWSGI binary",
     "SymbolsZipImporter": "it imports from zip files embedded in the uWSGI binary",
@@ -65,7 +75,8 @@ _WHY = {
 
 
 def _not_simulated(name: str) -> Any:
-    def fn(*_args: Any, **_kw: Any) -> Any:
+    def fn(*_args: Any, **kw: Any) -> Any:
+        no_kwargs(name, kw)  # uWSGI refuses keywords before doing anything
         raise NotSimulatedError(f"uwsgi.{name}() is not simulated: {_WHY[name]}")
 
     fn.__name__ = name
@@ -101,6 +112,42 @@ class Misc:
         self.inst = inst
         self.warning_message = b""
         self._states: dict[int, _RequestState] = {}
+        self._stdout = _LogSink(inst)
+        self.spit = self._make_spit()
+        self.writeout = self._make_writeout()
+
+    def _conn(self) -> Any:
+        """The current request's ``wire.Connection`` (None outside a request)."""
+        req = self._request()
+        if req is None:
+            return None
+        conn = getattr(req, "conn", None)
+        if conn is None:  # mode='fork': the app runs in another OS process
+            raise NotSimulatedError("the uwsgi connection functions (send, sendfile, "
+                                    "disconnect, start_response) are not simulated in "
+                                    "mode='fork'")
+        return conn
+
+    def _make_spit(self) -> Any:
+        """``uwsgi.start_response``: the one ``uwsgi_spit`` function, also handed to the
+        app; outside a request it dereferences NULL (observed: SIGSEGV)."""
+        def uwsgi_spit(*args: Any, **kw: Any) -> Any:
+            conn = self._conn()
+            if conn is None:
+                segfault(self.inst)
+            return conn.spit(args, kw)
+
+        return BuiltinFunction("uwsgi_spit", uwsgi_spit)
+
+    def _make_writeout(self) -> Any:
+        """The write callable ``start_response`` returns: one global function acting on
+        the current request, as uWSGI's ``up.wsgi_writeout``."""
+        def uwsgi_write(*args: Any, **_kw: Any) -> None:
+            conn = self._conn()
+            if conn is not None:
+                conn.uwsgi_write(*args)
+
+        return BuiltinFunction("uwsgi_write", uwsgi_write)
 
     def state(self) -> _RequestState:
         """The request structure of the current core (stale outside a request)."""
@@ -248,8 +295,12 @@ class Misc:
             p_chunked(args)
             raise OSError("unable to receive chunked part")
 
-        def chunked_read_nb(*_args: Any, **kw: Any) -> bytes:
+        def chunked_read_nb(*_args: Any, **kw: Any) -> bytes | None:
             no_kwargs("chunked_read_nb", kw)
+            # the non-blocking read finds nothing more on the socket: EAGAIN -> None
+            # (observed on a plain request); outside a request the stale fd fails.
+            if self._request() is not None:
+                return None
             raise OSError("unable to receive chunked part")
 
         p_ws_hs = parser("|s#s#s#:websocket_handshake")
@@ -325,6 +376,7 @@ class Misc:
             (name,) = p_embedded(args)
             raise ValueError(f"unable to find symbol {name}")
 
+        funcs.update(self._connection_functions())
         funcs.update({
             "mem": mem, "logsize": logsize, "listen_queue": listen_queue,
             "set_warning_message": set_warning_message, "alarm": alarm,
@@ -342,6 +394,130 @@ class Misc:
             "embedded_data": embedded_data,
         })
         return funcs
+
+
+    # -- the client connection: send, sendfile, disconnect, start_response ---------------
+    def _connection_functions(self) -> dict[str, Any]:
+        inst = self.inst
+        p_send = parser("O|O:send")
+        p_sendfile = parser("O|iii:sendfile")
+
+        def send(*args: Any, **kw: Any) -> bool | None:
+            no_kwargs("send", kw)
+            values = p_send(args)
+            conn = self._conn()
+            if len(values) > 1:
+                fd_obj, data = values
+                if not isinstance(data, bytes):
+                    segfault(inst)  # PyBytes_AsString(NULL) then write(): SIGSEGV
+                try:
+                    fd = operator.index(fd_obj)
+                except TypeError as exc:
+                    _log_write_error(inst, "EBADF")
+                    raise SystemError("<built-in function send> returned a result with an "
+                                      "exception set") from exc
+                return self._send_fd(conn, fd, data)
+            (data,) = values
+            if not isinstance(data, bytes):
+                segfault(inst)
+            if conn is None:  # the stale request's fd: closed (observed EBADF)
+                _log_write_error(inst, "EBADF")
+                return None
+            return True if conn.send_raw(data) else None
+
+        def sendfile(*args: Any, **kw: Any) -> bool | None:
+            no_kwargs("sendfile", kw)
+            values = p_sendfile(args)
+            what = values[0]
+            pos = values[2] if len(values) > 2 else 0
+            length = values[3] if len(values) > 3 else 0
+            conn = self._conn()
+            if isinstance(what, (bytes, str)):
+                if conn is None:
+                    segfault(inst)
+                return self._sendfile_path(conn, what, pos, length)
+            try:
+                fd = _as_file_descriptor(what)
+            except (TypeError, ValueError) as exc:
+                raise SystemError("<built-in function sendfile> returned a result with an "
+                                  "exception set") from exc
+            if conn is None:
+                segfault(inst)
+            return self._sendfile_fd(conn, fd, pos, length)
+
+        def disconnect(*_args: Any, **kw: Any) -> None:
+            no_kwargs("disconnect", kw)
+            conn = self._conn()
+            if conn is not None:
+                conn.disconnect()
+
+        return {"send": send, "sendfile": sendfile, "disconnect": disconnect,
+                "start_response": self.spit}
+
+    def _send_fd(self, conn: Any, fd: int, data: bytes) -> bool | None:
+        """``send(fd, data)``: the request's socket, the log (stdout/stderr), or an fd the
+        app opened itself; the virtual listen sockets and fd 0 are not open (EBADF)."""
+        from .facade import _sockets
+
+        socks = _sockets(self.inst)
+        if conn is not None and fd == (socks[-1] if socks else 2) + 2:
+            return True if conn.send_raw(data) else None
+        if fd in (1, 2):
+            self._stdout.write(data)
+            return True
+        if fd <= 0 or fd in socks:
+            _log_write_error(self.inst, "EBADF")
+            return None
+        try:
+            os.write(fd, data)
+        except OSError as exc:
+            _log_write_error(self.inst, errno.errorcode.get(exc.errno or 0, "EBADF"))
+            return None
+        return True
+
+    def _sendfile_path(self, conn: Any, what: bytes | str, pos: int, length: int) -> bool | None:
+        """``sendfile(filename, ...)``: uWSGI opens it, streams it, closes it."""
+        name = what if isinstance(what, str) else what.decode("utf-8", "surrogateescape")
+        if isinstance(what, str):
+            what.encode("latin-1")  # PyUnicode_AsLatin1String
+        line = 800 if isinstance(what, str) else 789
+        try:
+            fd = os.open(self.inst.opts.path(name), os.O_RDONLY)
+        except OSError as exc:
+            self.inst.log(f'open("{name}"): {exc.strerror} '
+                          f"[plugins/python/uwsgi_pymodule.c line {line}]")
+            return None
+        try:
+            return self._sendfile_fd(conn, fd, pos, length)
+        finally:
+            os.close(fd)
+
+    def _sendfile_fd(self, conn: Any, fd: int, pos: int, length: int) -> bool:
+        if conn.sendfile(fd, pos, length):
+            return True
+        conn.write_exception()  # uwsgi_py_write_exception prints and clears the error
+        raise SystemError("<built-in function sendfile> returned NULL without setting an "
+                          "exception")
+
+
+def _log_write_error(inst: Instance, code: str) -> None:
+    inst.log(f"write(): {os.strerror(getattr(errno, code))} "
+             "[plugins/python/uwsgi_pymodule.c line 706]")
+
+
+def _as_file_descriptor(obj: Any) -> int:
+    """``PyObject_AsFileDescriptor``: an int, or the int its ``fileno()`` returns."""
+    if isinstance(obj, int):
+        fd = obj
+    elif hasattr(obj, "fileno"):
+        fd = obj.fileno()
+        if not isinstance(fd, int):
+            raise TypeError("fileno() returned a non-integer")
+    else:
+        raise TypeError("argument must be an int, or have a fileno() method.")
+    if fd < 0:
+        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    return int(fd)
 
 
 def _vars_size(req: Any) -> int:

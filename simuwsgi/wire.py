@@ -1,0 +1,281 @@
+"""The client connection of a simulated request: the bytes uWSGI writes on it.
+
+What it models (``core/writer.c`` ``uwsgi_response_prepare_headers``,
+``uwsgi_response_write_headers_do``, ``uwsgi_response_write_body_do``,
+``uwsgi_response_sendfile_do``; ``core/utils.c`` ``uwsgi_close_request``;
+``plugins/python/wsgi_headers.c`` ``py_uwsgi_spit``; ``plugins/python/uwsgi_pymodule.c``
+``py_uwsgi_send``, ``py_uwsgi_advanced_sendfile``, ``py_uwsgi_disconnect``), as observed on
+2.0.30 with ``--http-socket`` (``tests/test_wire.py`` pins it against the real server):
+
+* ``start_response`` (the app's and the module-level ``uwsgi.start_response``, one and
+  the same function) prepares ``<protocol> <status>\\r\\n`` and the headers; it can be
+  called again until the headers are on the wire, then raises
+  ``OSError('headers already sent')``;
+* the headers go out with the first body write, or at the end of the request, or with
+  ``sendfile``; a body written before any ``start_response`` is dropped, unless
+  ``sendfile`` already put file bytes on the wire (then headers are never sent);
+* ``uwsgi.send([fd, ]data)`` writes raw bytes on the connection at once, ahead of or
+  between the response's own writes (``True``); ``uwsgi.sendfile`` streams a file (or an
+  open file's descriptor) at ``pos`` for ``filesize`` bytes (the chunk argument is
+  ignored, as in uWSGI), a file shorter than asked gives uWSGI's write error;
+* ``uwsgi.disconnect()`` closes the connection: the client keeps what was sent; every
+  later write logs uWSGI's ``Bad file descriptor`` line, then the response is abandoned
+  with ``OSError: write error`` in the log (counted as an exception, as in uWSGI).
+
+Outside a request these functions act on uWSGI's stale request structure:
+``send(data)`` fails with ``EBADF`` (logged, ``None``), ``disconnect()`` returns
+``None``, and ``start_response``/``sendfile`` dereference a NULL pointer — the process
+dies of a segmentation fault (observed), which the simulation reproduces.
+
+Left out: ``--http-socket`` keep-alive and chunked encoding (uWSGI adds neither by
+default), offloading, response routes/transformations, and closing the descriptor of a
+file object passed to ``sendfile`` (uWSGI closes it under the Python file object; the
+simulation leaves it open so the test process's file objects stay sane).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .master import ProcessExit
+
+if TYPE_CHECKING:
+    from .master import Instance
+    from .workers import Request
+
+__all__ = ["BuiltinFunction", "Connection", "segfault"]
+
+_EBADF = os.strerror(errno.EBADF)
+
+
+def segfault(inst: Instance) -> NoReturn:
+    """The calling process dies of SIGSEGV: uWSGI's handler logs its lines, no more of
+    the process's code runs (``except BaseException`` cannot catch it), and the master
+    sees a death (``DAMN ! worker N ...``) and respawns it."""
+    proc = inst.kernel.current
+    pid = getattr(proc, "pid", 0)
+    inst.log(f"!!! uWSGI process {pid} got Segmentation Fault !!!")
+    inst.log(f"*** backtrace of {pid} ***")
+    inst.log("*** end of backtrace ***")
+    if proc is None or proc is inst.master:
+        raise ProcessExit("segmentation fault", -11)
+    inst.kernel.call_soon(inst.kill, proc, "segmentation fault")
+    inst.kernel.park("segmentation fault")
+    raise ProcessExit("segmentation fault", -11)  # not reached: the process is discarded
+
+
+class BuiltinFunction:
+    """A callable whose repr is uWSGI's ``<built-in function NAME>``."""
+
+    __slots__ = ("__name__", "_fn")
+
+    def __init__(self, name: str, fn: Any) -> None:
+        self.__name__ = name
+        self._fn = fn
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        return self._fn(*args, **kw)
+
+    def __repr__(self) -> str:
+        return f"<built-in function {self.__name__}>"
+
+
+class Connection:
+    """One request's client socket and response state (``struct wsgi_request``)."""
+
+    __slots__ = ("altered", "body", "closed", "headers", "headers_sent", "inst", "raw_writes",
+                 "req", "response_size", "status", "via_sendfile", "wire", "worker",
+                 "write", "write_errors")
+
+    def __init__(self, inst: Instance, req: Request, worker: Any = None,
+                 write: Any = None) -> None:
+        self.inst = inst
+        self.req = req
+        self.worker = worker
+        #: the write callable start_response returns (uWSGI's one global ``uwsgi_write``)
+        self.write = write if write is not None else self.uwsgi_write
+        self.wire: list[bytes] = []  # every byte written on the socket, in order
+        self.raw_writes: list[bytes] = []  # what uwsgi.send() wrote
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.response_size = 0  # body bytes written (uWSGI's response_size)
+        self.body: list[bytes] = []
+        self.write_errors = 0
+        self.closed = False
+        self.altered = False  # raw writes or a disconnect: parse the wire like a client
+        self.via_sendfile = False
+
+    # -- the log lines of uwsgi_req_error ------------------------------------------------
+    def _req_error(self, what: str, line: int, strerror: str = _EBADF) -> None:
+        stamp = time.asctime(time.localtime(self.inst.wall()))
+        self.inst.log(f"{stamp} - {what}: {strerror} [core/writer.c line {line}] during "
+                      f"{self.req.method} {self.req.path} ({self.req.remote_addr})")
+
+    def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
+        self._req_error(what, line, strerror)
+        self.write_errors += 1
+        return False
+
+    # -- start_response ------------------------------------------------------------------
+    def spit(self, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        """``py_uwsgi_spit``: the checks in uWSGI's order; returns the write callable."""
+        if kw:
+            raise TypeError("uwsgi_spit() takes no keyword arguments")
+        if self.headers_sent:
+            raise OSError("headers already sent")
+        # exc_info (args[2]) is restored as the pending exception (PyErr_Restore), then the
+        # headers are prepared anyway: returning with it set, the call ends in CPython's
+        # SystemError, caused by the app's exception (observed).
+        exc_info = args[2] if len(args) > 2 else None
+        if not args:
+            raise TypeError("start_response() takes at least 2 arguments")
+        status = args[0]
+        if not isinstance(status, str):
+            raise TypeError("http status must be a string")
+        try:
+            status.encode("latin-1")
+        except UnicodeEncodeError:
+            raise TypeError("http status string must be encodable in latin1") from None
+        self.status = status  # uwsgi_response_prepare_headers
+        self.headers = []
+        if len(args) < 2:
+            raise TypeError("start_response() takes at least 2 arguments")
+        headers = args[1]
+        if not isinstance(headers, list):
+            raise TypeError("http headers must be in a python list")
+        for item in list(headers):
+            if not isinstance(item, tuple):
+                raise TypeError("http header must be defined in a tuple")
+            if len(item) < 2:
+                raise TypeError("http header must be a 2-item tuple")
+            key, value = item[0], item[1]
+            if not isinstance(key, str):
+                raise TypeError("http header key must be a string")
+            if not isinstance(value, str):
+                raise TypeError("http header value must be a string")
+            try:
+                pair = (key.encode("latin-1").decode("latin-1"),
+                        value.encode("latin-1").decode("latin-1"))
+            except UnicodeEncodeError:
+                raise TypeError("http header must be encodable in latin1") from None
+            self.headers.append(pair)
+        if (isinstance(exc_info, tuple) and len(exc_info) > 2
+                and isinstance(exc_info[1], BaseException)):
+            raise SystemError("<built-in function uwsgi_spit> returned a result with an "
+                              "exception set") from exc_info[1]
+        return self.write
+
+    def uwsgi_write(self, *args: Any) -> None:
+        """``py_uwsgi_write`` (``<built-in function uwsgi_write>``): bytes only; anything
+        else is silently ignored, as in uWSGI."""
+        data = args[0] if args else None
+        if isinstance(data, bytes):
+            self.write_body(data)
+            if self.write_errors:
+                raise OSError("write error")
+
+    def _header_block(self) -> bytes:
+        lines = [f"{self.req.protocol} {self.status}"]
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    # -- writes ---------------------------------------------------------------------------
+    def write_headers(self) -> bool:
+        """``uwsgi_response_write_headers_do``."""
+        if (self.headers_sent or self.status is None or self.response_size
+                or self.write_errors):
+            return True
+        if self.closed:
+            return self._fail("uwsgi_response_write_headers_do()", 248)
+        self.wire.append(self._header_block())
+        self.headers_sent = True
+        return True
+
+    def write_body(self, data: bytes) -> bool:
+        """``uwsgi_response_write_body_do``; False on a write error."""
+        if self.write_errors:
+            return False
+        if not self.headers_sent:
+            if self.status is None and not self.response_size:
+                return True  # observed: no start_response, nothing on the wire yet
+            if self.status is not None and not self.response_size:
+                if self.closed:
+                    line = (306, "uwsgi_response_writev_headers_and_body_do()") if data \
+                        else (248, "uwsgi_response_write_headers_do()")
+                    return self._fail(line[1], line[0])
+                self.wire.append(self._header_block())
+                self.headers_sent = True
+        if not data:
+            return True
+        if self.closed:
+            return self._fail("uwsgi_response_write_body_do()", 429)
+        self.wire.append(data)
+        self.body.append(data)
+        self.response_size += len(data)
+        return True
+
+    def send_raw(self, data: bytes) -> bool:
+        """``py_uwsgi_send`` on the request's own socket."""
+        if self.closed:
+            self.inst.log(f"write(): {_EBADF} [plugins/python/uwsgi_pymodule.c line 706]")
+            return False
+        self.altered = True
+        self.raw_writes.append(data)
+        self.wire.append(data)
+        return True
+
+    def sendfile(self, fd: int, pos: int, length: int) -> bool:
+        """``uwsgi_response_sendfile_do``; False on a write error."""
+        if self.write_errors:
+            return False
+        if not self.headers_sent and not self.write_headers():
+            return False
+        if length == 0:
+            try:
+                size = os.fstat(fd).st_size
+            except OSError as exc:
+                return self._fail("uwsgi_response_sendfile_do()/fstat()", 612,
+                                  exc.strerror or _EBADF)
+            if pos >= size:
+                return True
+            length = size
+        self.via_sendfile = True
+        if self.closed:
+            return self._fail("uwsgi_response_sendfile_do()", 655)
+        try:
+            data = os.pread(fd, length, pos)
+        except OSError as exc:
+            return self._fail("uwsgi_response_sendfile_do()", 655, exc.strerror or _EBADF)
+        if data:
+            self.wire.append(data)
+            self.body.append(data)
+            self.response_size += len(data)
+        if len(data) < length:  # sendfile() hit the end of the file: errno stays 0
+            return self._fail("uwsgi_response_sendfile_do()", 655, "Success")
+        return True
+
+    def write_exception(self) -> None:
+        """``uwsgi_py_write_exception``: ``OSError('write error')`` set, then printed by
+        ``uwsgi_manage_exception`` (one log line, no traceback) and counted."""
+        self.inst.log("OSError: write error")
+        w = self.worker
+        if w is not None:
+            w.exceptions += 1
+            w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+
+    def disconnect(self) -> None:
+        self.closed = True
+        self.altered = True
+
+    def finish(self) -> None:
+        """``uwsgi_close_request``: headers still pending go out now."""
+        if not self.headers_sent and not self.response_size:
+            self.write_headers()
+
+    @property
+    def raw(self) -> bytes:
+        return b"".join(self.wire)
