@@ -110,6 +110,12 @@ class AppLoader:
 
     def restore(self) -> None:
         """Undo every import made by the simulation (called when it closes)."""
+        before = getattr(self, "_before", None)
+        if before is not None:  # app modules imported later (a mule script's imports)
+            for name in set(sys.modules) - before - self._added_modules:
+                module = sys.modules.get(name)
+                if module is not None and self._is_app_module(module):
+                    self._added_modules.add(name)
         for name in list(self._added_modules):
             sys.modules.pop(name, None)
         sys.modules.update(self._saved_modules)

@@ -2,12 +2,16 @@
 
     simuwsgi run [--for DURATION] [--seed N] [--start ISO] [--tz ZONE]
                  [--request 'AT METHOD PATH']... [--trace FILE] [--report DIR]
-                 [--mode sim] -- <uwsgi options>
+                 [--mode sim|fork] -- <uwsgi options>
     simuwsgi run SCENARIO.py [same flags, overriding the scenario's]
+    simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE] -- <uwsgi options>
+    simuwsgi ping|rpc|signal|cache|spool ADDR ...   (see ``simuwsgi.net._cli``)
 
-Exit status: 0 the run completed (and the scenario's ``check`` passed); 1 the check
-failed; 2 bad usage or a uWSGI option uWSGI would refuse; 3 the simulation failed
-(deadlock, crash).
+Exit status of ``run``: 0 the run completed (and the scenario's ``check`` passed); 1 the
+check failed; 2 bad usage or a uWSGI option uWSGI would refuse; 3 the simulation failed
+(deadlock, crash). ``serve`` and the node client commands document theirs in
+``simuwsgi.net._cli`` (0 success, 1 the node said no, 2 bad usage, 3 unreachable /
+failed, 4 ping answered with a warning message).
 """
 
 from __future__ import annotations
@@ -38,9 +42,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="send a request at virtual time AT (repeatable)")
     run.add_argument("--trace", help="save the trace (msgpack) to FILE")
     run.add_argument("--report", help="write a report directory under DIR")
-    run.add_argument("--mode", default="sim", choices=["sim"],
-                     help="sim (virtual processes, virtual time)")
+    run.add_argument("--mode", default="sim", choices=["sim", "fork", "real"],
+                     help="sim (virtual processes, virtual time), fork (one forked OS "
+                          "process per virtual process, virtual time) or real (the real "
+                          "uWSGI server on loopback, real time)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    from .net._cli import add_commands
+
+    add_commands(sub)
+    conform = sub.add_parser("conform", help="diff a scenario's sim run against real uWSGI")
+    conform.add_argument("scenario")
+    conform.add_argument("--fork", action="store_true", help="also run and diff fork mode")
+    conform.add_argument("--report", default="reports", help="report dir (default reports/)")
     return p
 
 
@@ -51,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, uwsgi_options = argv[:cut], argv[cut + 1:]
     args = _parser().parse_args(argv)
+    if args.command == "conform":
+        from .conform import main as conform_main
+
+        return conform_main([args.scenario, "--report", args.report]
+                            + (["--fork"] if args.fork else []))
+    if args.command != "run":
+        from .net._cli import run_command
+
+        return run_command(args, uwsgi_options)
     try:
         if args.scenario:
             scenario = load_scenario(args.scenario)
@@ -64,11 +86,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.duration is not None:
             scenario.duration = parse_duration(args.duration)
         requests = [_parse_request(text) for text in args.request]
-        sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz)
+        if args.mode == "real":
+            sim = _real_driver(scenario, args)
+        else:
+            sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
+                                      mode=args.mode)
     except (ConfigError, ValueError) as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return 2
     return _run(scenario, sim, requests, args)
+
+
+def _real_driver(scenario: Scenario, args: argparse.Namespace) -> Any:
+    """``--mode real``: the scenario on the real uWSGI server (``simuwsgi.real``)."""
+    if args.start is not None:
+        raise ValueError("--start: real mode runs on the host's real clock")
+    if args.tz is not None:
+        scenario.tz = args.tz
+    from .runner import make_driver
+
+    return make_driver(scenario, "real")
 
 
 def _parse_request(text: str) -> tuple[float, str, str]:
@@ -99,7 +136,13 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return 2
     except SimulationError as exc:
-        print(f"simuwsgi: simulation failed: {exc}", file=sys.stderr)
+        print(f"simuwsgi: {'run' if args.mode == 'real' else 'simulation'} failed: {exc}",
+              file=sys.stderr)
+        return 3
+    except RuntimeError as exc:  # RealUwsgiError: uWSGI failed to start (its log lines)
+        if args.mode != "real":
+            raise
+        print(f"simuwsgi: the real uWSGI server failed: {exc}", file=sys.stderr)
         return 3
     summary = summarize(sim, name=scenario.name, wall_seconds=RealClock.monotonic() - began,
                         check_error=check_error)

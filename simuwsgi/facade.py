@@ -44,6 +44,10 @@ def build_module(inst: Instance) -> types.ModuleType:
     module.__dict__.update(_process_functions(inst))
     for sub in inst.subsystems.values():
         module.__dict__.update(sub.facade_functions())
+    if getattr(inst, "legacy", False):  # Simulation(..., legacy=True): pre-2.0 names
+        from .legacy import legacy_entries
+
+        module.__dict__.update(legacy_entries(inst))
     return module
 
 
@@ -227,7 +231,7 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     """One entry of ``uwsgi.workers()`` with uWSGI's keys and types."""
     if w is None:
         return {"id": wid, "pid": 0, "requests": 0, "delta_requests": 0,
-                "exceptions": 0, "signals": 0, "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
+                "signals": 0, "exceptions": 0, "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
                 "last_spawn": 0, "respawn_count": 0, "tx": 0, "avg_rt": 0, "apps": ()}
     if w.in_handler >= 0:
         status = b"sig%d" % w.in_handler
@@ -250,7 +254,7 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     return {
         "id": wid, "pid": w.pid if w.alive else 0,
         "requests": w.requests, "delta_requests": w.delta_requests,
-        "exceptions": w.exceptions, "signals": w.signals, "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
+        "signals": w.signals, "exceptions": w.exceptions, "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
         "last_spawn": w.last_spawn, "respawn_count": w.respawn_count, "tx": w.tx,
         "avg_rt": w.avg_rt, "apps": apps,
     }

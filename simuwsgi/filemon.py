@@ -20,6 +20,11 @@ at the top of the master loop), ``core/event.c`` inotify ``event_queue_add_file_
   watch descriptor), the most recently added monitor's signal — as the C loop does.
   For a file whose directory is watched too, the directory's event comes first.
 
+``--touch-reload FILE`` (``core/master_checks.c`` ``uwsgi_check_touches``, run on every
+master loop iteration): a ``touch`` of such a file is seen by the master's next
+iteration, which logs ``*** FILE has been touched... grace them all !!! ***`` and starts a
+graceful reload. The other ``--touch-*`` options are left out.
+
 Left out: polling of real files (modification times are not watched; report changes
 with ``touch``), the stride bug of ``event_queue_ack_file_monitor`` on events that carry
 a file name, non-Linux backends.
@@ -64,6 +69,9 @@ class FileMonitors:
         self.monitors: list[_Monitor] = []
         self._batch: list[str] = []
         self._loop: MasterLoop | None = None
+        #: --touch-reload files by resolved path, and those touched since the last check
+        self.touch_reload = {self._resolve(p): p for p in inst.opts.strings("touch-reload")}
+        self._touched: list[str] = []
 
     @property
     def loop(self) -> MasterLoop | None:
@@ -104,6 +112,11 @@ class FileMonitors:
         instant, after the scenario hands control back to the simulation.
         """
         target = self._resolve(path)
+        if target in self.touch_reload and target not in self._touched:
+            self._touched.append(target)
+            loop = self.loop
+            if loop is not None:
+                self.inst.kernel.call_soon(loop.poke)
         parent = os.path.dirname(target)
         seen = [w for w in (parent, target) if any(m.watch == w for m in self.monitors)]
         self.inst.record("filemon.touch", self.inst.master, path=path, watches=len(seen))
@@ -142,6 +155,12 @@ class FileMonitors:
         pass
 
     def at_top(self, loop: MasterLoop, wall_s: int) -> None:
+        if self._touched:
+            touched, self._touched = self._touched, []
+            for target in touched:
+                self.inst.log(f"*** {self.touch_reload[target]} has been touched... "
+                              "grace them all !!! ***", self.inst.master)
+            self.inst.request_reload()
         for monitor in self.monitors:
             if not monitor.registered:
                 monitor.registered = True
@@ -151,7 +170,7 @@ class FileMonitors:
                                  path=monitor.path, watching=monitor.watch is not None)
 
     def next_wake(self, loop: MasterLoop) -> float | None:
-        if any(not m.registered for m in self.monitors):
+        if self._touched or any(not m.registered for m in self.monitors):
             return loop.next_idle_wake()
         return None
 

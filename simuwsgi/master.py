@@ -178,7 +178,8 @@ class Instance:
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
         self.master = Master(self, self._master_boot)
-        self.record("spawn", self.master, pid=self.master.pid)
+        if self.has_master:  # without --master there is no master process in uWSGI
+            self.record("spawn", self.master, pid=self.master.pid)
         self.booted = False
         self.kernel.start(self.master)
 
@@ -384,8 +385,10 @@ class Instance:
         elif isinstance(proc, Mule):
             self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
                      self.master)
-            delay = 1.0 if reason == "exited" else 0.0
-            self.kernel.schedule(delay, lambda: self._respawn_if_running(
+            # a killed mule is reaped (and respawned) at the master's next loop iteration
+            when = (self.kernel.now + 1.0 if reason == "exited"
+                    else self.next_tick(self.kernel.now))
+            self.kernel.at(when, lambda: self._respawn_if_running(
                 lambda: self.spawn_mule(proc.id, proc)))
         elif isinstance(proc, Spooler):
             self.log("OOOPS the spooler is no more...trying respawn...", self.master)
@@ -432,8 +435,10 @@ class Instance:
         deadlines = [d for d in (proc.harakiri_deadline, proc.user_harakiri_deadline) if d]
         if deadlines and self.has_master:
             # uWSGI stores ``uwsgi_now() + seconds`` (whole seconds) and the master's
-            # once-a-second check kills when its clock reaches it.
-            wall_deadline = min(deadlines)
+            # once-a-second check kills when its clock reaches it -- for workers; for
+            # mules and spoolers the test is strict (``harakiri < current_time``,
+            # master_checks.c), so one second later.
+            wall_deadline = min(deadlines) + (0.0 if isinstance(proc, Worker) else 1.0)
             virtual = max(self.kernel.now, wall_deadline - self.clock.wall_offset)
             when = float(math.ceil(virtual - 1e-9))
             proc.harakiri_timer = self.kernel.at(when, self._harakiri, proc)

@@ -29,7 +29,8 @@ def summarize(sim: Any, *, name: str, wall_seconds: float,
         "wall_seconds": round(wall_seconds, 3),
         "speedup": round(sim.now / wall_seconds, 1) if wall_seconds > 0 else None,
         "events": len(trace),
-        "kernel_events": sim.kernel.events_run,
+        "kernel_events": getattr(getattr(sim, "kernel", None), "events_run", 0),
+        "mode": getattr(sim, "mode", "sim"),
         "events_by_kind": trace.kinds(),
         "requests_by_status": dict(sorted(statuses.items())),
         "requests_without_response": max(0, failed),
@@ -62,6 +63,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _argv(sim: Any) -> list[str]:
+    """The uWSGI command line of the run (real mode: the one actually executed)."""
+    server = getattr(sim, "server", None)
+    if server is not None and getattr(server, "argv", None):
+        return list(server.argv)
+    return sim.opts.argv()
+
+
 def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Path:
     out = Path(directory) / f"{summary['scenario']}-seed{summary['seed']}"
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +82,7 @@ def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Pa
     (out / "report.md").write_text(
         f"# simuwsgi run: {summary['scenario']}\n\n"
         f"```\n{format_summary(summary)}\n```\n\n"
-        f"## Options\n\n```\n{' '.join(sim.opts.argv())}\n```\n\n"
+        f"## Options\n\n```\n{' '.join(_argv(sim))}\n```\n\n"
         f"## Events by kind\n\n| kind | count |\n|---|---|\n{kinds}\n\n"
         f"## First events\n\n```\n{first}\n```\n\n"
         f"Full trace: `trace.msgpack` (msgpack rows: time, node, process, kind, fields); "

@@ -14,7 +14,19 @@ A scenario is a Python file with module-level names:
     drives the simulation (requests, signals, waits, kills, clock steps) — without it
     the simulation just runs for ``DURATION``;
 ``check(sim)``
-    expectations on the trace; an ``AssertionError`` fails the run.
+    expectations on the trace; an ``AssertionError`` fails the run;
+``state(sim)``
+    optional: the final state to compare between modes (any JSON-able value, e.g. the
+    body of a status request);
+``CONFORM_IDENTITY``, ``CONFORM_TOLERANCE``, ``CONFORM_IGNORE``, ``KNOWN_DIFFERENCE``
+    how ``simuwsgi conform`` normalises the comparison (see ``simuwsgi.conform``).
+
+``timeline``, ``check`` and ``state`` receive a driver (``simuwsgi.driver.Driver``): a
+``Simulation`` in ``sim``/``fork`` mode, a ``simuwsgi.real.RealRun`` in ``real`` mode
+(``simuwsgi run SCENARIO --mode real``), so one file runs in every mode as long as it
+sticks to the driver interface (``get``/``request``/``submit``/``wait``, ``advance``/
+``run_until``, ``signal``, ``kill``, ``touch``, ``reload``, ``trace``, ``log``; a
+``step_clock`` is refused in real mode).
 """
 
 from __future__ import annotations

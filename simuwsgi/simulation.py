@@ -51,7 +51,8 @@ class Simulation:
     OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
     seconds such a process may run user code without a word before it is declared hung.
     ``cron_commands=True`` runs ``--cron`` commands when they fire (by default they are
-    only recorded in the trace).
+    only recorded in the trace). ``legacy=True`` installs the names uWSGI removed before
+    2.0 (``get_option``, ``grunt``, the cluster functions, ...; ``simuwsgi.legacy``).
     ``network='real'`` gives the ``uwsgi`` API its remote forms (``uwsgi.rpc('host:port',
     ...)``, ``cache_get(key, 'name@host:port')``, ``uwsgi.signal(n, 'host:port')``) over
     real loopback sockets, blocking the calling virtual process (see ``simuwsgi.net``);
@@ -62,9 +63,12 @@ class Simulation:
                  tz: str | None = None, mode: str = "sim", app_dir: str | Path | None = None,
                  hostname: str = "simuwsgi", vfork: bool = True,
                  decorators: str = "auto", fork_timeout: float | None = None,
-                 network: str = "none", cron_commands: bool = False) -> None:
+                 network: str = "none", cron_commands: bool = False,
+                 legacy: bool = False) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
+        if network == "real":
+            from . import net  # noqa: F401 - imports trio before the clock patch exists
         if mode not in ("sim", "fork"):
             raise ValueError(f"mode {mode!r} is not available in this build: use 'sim' "
                              f"or 'fork'")
@@ -84,6 +88,7 @@ class Simulation:
             ForkRuntime.attach(self.inst, self._sleep, seed=seed,
                                timeout=DEFAULT_TIMEOUT if fork_timeout is None else fork_timeout)
         self.inst.cron_commands = cron_commands
+        self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.legacy)
         self._patch = TimePatch(self.clock, self._sleep)
         self._decorators = decorators
         self._saved_modules: dict[str, types.ModuleType | None] = {}

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .master import ProcessExit
+from .wire import Connection as _Connection
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -52,6 +53,9 @@ class Response:
     worker: int = 0
     started: float = 0.0
     finished: float = 0.0
+    #: Every byte uWSGI wrote on the ``--http-socket`` connection: status line (with the
+    #: request's protocol), headers, CRLF, body, and any ``uwsgi.send()`` raw bytes.
+    raw: bytes = b""
 
     @property
     def text(self) -> str:
@@ -95,14 +99,26 @@ class Request:
         self.response: Response | None = None
         self.worker = 0
         self.started = 0.0
+        #: The client connection while a worker serves it (``simuwsgi.wire``).
+        self.conn: Any = None
 
     def finish(self, status: int | None, headers: list[tuple[str, str]], body: bytes,
                now: float, reason: str = "") -> None:
         if self.done:
             return
         self.done = True
+        conn = self.conn
+        if conn is not None:
+            raw = conn.raw
+            if conn.altered and status is None and "died" not in reason:
+                reason = (f"the client got {len(raw)} bytes that do not start with a "
+                          "status line (uwsgi.send)" if raw else
+                          "connection closed by uwsgi.disconnect() before any byte was sent")
+        else:
+            raw = _wire_bytes(self.protocol, status, headers, body)
         self.response = Response(status=status, headers=headers, body=body, reason=reason,
-                                 worker=self.worker, started=self.started, finished=now)
+                                 worker=self.worker, started=self.started, finished=now,
+                                 raw=raw)
         if self.on_done is not None:
             self.on_done()
 
@@ -355,7 +371,12 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
 
 
 def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
-    """Run the WSGI callable; returns (status, headers, body, raised)."""
+    """Run the WSGI callable; returns (status, headers, body, raised).
+
+    Every write goes through the request's ``wire.Connection`` (``req.conn``), in the
+    order uWSGI puts bytes on the socket; ``uwsgi.send``/``sendfile``/``disconnect`` and
+    the module-level ``uwsgi.start_response`` reach it through ``req.conn``.
+    """
     app = (w.apps if inst.lazy_apps else inst.app.apps).get(0)
     if app is None:
         # "no app loaded": uWSGI answers 500 without calling anything.
@@ -366,31 +387,23 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     facade = inst.facade
     if inst.cores < 2:
         facade.env = environ
-    state: dict[str, Any] = {"status": None, "headers": [], "written": []}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if exc_info is not None and state["sent"]:
-            raise exc_info[1].with_traceback(exc_info[2])
-        if not isinstance(status, str):
-            raise TypeError("http status must be a string")
-        if not isinstance(headers, list):
-            raise TypeError("http headers must be in a python list")
-        state["status"] = status
-        state["headers"] = [(str(k), str(v)) for k, v in headers]
-        return state["written"].append
-
-    state["sent"] = False
-    chunks: list[bytes] = []
+    misc = inst.subsystems.get("misc")
+    if misc is not None:
+        conn = req.conn = _Connection(inst, req, w, misc.writeout)
+        start_response = misc.spit
+    else:
+        conn = req.conn = _Connection(inst, req, w)
+        start_response = _local_spit(conn)
     failed = False
     try:
         result = app(environ, start_response)
         try:
             for chunk in result:
-                if state["status"] is not None:
-                    state["sent"] = True
                 if isinstance(chunk, str):
                     raise TypeError("unable to get the body of the response: str, not bytes")
-                chunks.append(bytes(chunk))
+                if not conn.write_body(bytes(chunk)):
+                    conn.write_exception()
+                    break
         finally:
             close = getattr(result, "close", None)
             if close is not None:
@@ -410,14 +423,59 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
                 del facade.env
             except AttributeError:
                 pass
-    body = b"".join(state["written"]) + b"".join(chunks)
-    if state["status"] is None:
+    conn.finish()
+    if conn.altered or (conn.wire and not conn.headers_sent):
+        # raw bytes (uwsgi.send, sendfile before start_response): what a client parses
+        return (*_parse_wire(conn.raw), failed)
+    body = b"".join(conn.body)
+    if conn.status is None:
         return _exception_response() if failed else (None, [], b"", False)
     try:
-        code = int(state["status"].split(None, 1)[0])
+        code = int(conn.status.split(None, 1)[0])
     except (ValueError, IndexError):
         code = None
-    return code, state["headers"], body, failed
+    return code, conn.headers, body, failed
+
+
+def _local_spit(conn: Any) -> Any:
+    """A ``start_response`` bound to ``conn`` (when the misc subsystem is absent)."""
+    def start_response(*args: Any, **kw: Any) -> Any:
+        return conn.spit(args, kw)
+    return start_response
+
+
+def _wire_bytes(protocol: str, status: int | None, headers: list[tuple[str, str]],
+                body: bytes) -> bytes:
+    """What uWSGI writes for a response it builds itself (no app, fork mode)."""
+    if status is None:
+        return b""
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    lines = [f"{protocol} {status} {phrase}".rstrip()] + [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _parse_wire(raw: bytes) -> tuple[int | None, list[tuple[str, str]], bytes]:
+    """Read the bytes like an HTTP client: no status line, no status."""
+    import re
+
+    sep = raw.find(b"\r\n\r\n")
+    if sep < 0:
+        return None, [], b""
+    lines = raw[:sep].decode("latin-1").split("\r\n")
+    match = re.match(r"^HTTP/\d(?:\.\d)? (\d{3})(?: .*)?$", lines[0])
+    if match is None:
+        return None, [], b""
+    headers = []
+    for line in lines[1:]:
+        if line:
+            key, _, value = line.partition(":")
+            headers.append((key.strip(), value.strip()))
+    return int(match.group(1)), headers, raw[sep + 4:]
 
 
 def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, bool]:

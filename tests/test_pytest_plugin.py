@@ -58,3 +58,47 @@ def test_missing_options_is_a_usage_error(pytester):
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*uwsgi_sim needs uWSGI options*"])
+
+
+MODES_APP = """\
+import uwsgi
+
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [b"%d workers" % uwsgi.numproc]
+"""
+
+
+def test_mode_parameter_runs_the_same_test_in_sim_and_real(pytester):
+    pytester.makefile(".py", app=MODES_APP)
+    pytester.makepyfile(test_user="""
+        import pytest
+
+        @pytest.mark.parametrize("mode", ["sim", "real"])
+        def test_factory(uwsgi_simulation, mode):
+            run = uwsgi_simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
+                                   mode=mode)
+            assert run.mode == mode
+            assert run.get("/").body == b"2 workers"
+            run.advance(0.2)
+            assert run.trace.count("request.end", status=200) == 1
+
+        @pytest.mark.parametrize("mode", ["sim", "real"])
+        def test_marker(request, mode):
+            request.applymarker(pytest.mark.uwsgi("--master", "--wsgi-file", "app.py", mode=mode))
+            run = request.getfixturevalue("uwsgi_sim")
+            assert run.get("/").body == b"1 workers"
+
+        PIDS = []
+
+        @pytest.mark.parametrize("n", [1, 2])
+        @pytest.mark.uwsgi("--master", "--wsgi-file", "app.py", mode="real", reuse=True)
+        def test_reuse(uwsgi_sim, n):
+            PIDS.append(uwsgi_sim.server.pid)
+            assert uwsgi_sim.now < 1.0
+            assert uwsgi_sim.get("/").status == 200
+            assert uwsgi_sim.trace.count("request.start") == 1
+            assert len(set(PIDS)) == 1
+    """)
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)

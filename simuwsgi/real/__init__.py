@@ -1,5 +1,6 @@
 """Harness for the real uWSGI server (pyuwsgi), used by differential tests."""
 
+from ._mode import RealRequest, RealRun, RealRunTimeout, real_argv
 from ._server import (
     HARNESS_MARK,
     HARNESS_OPTION_NAMES,
@@ -15,11 +16,15 @@ from ._server import (
 __all__ = [
     "HARNESS_MARK",
     "HARNESS_OPTION_NAMES",
+    "RealRequest",
+    "RealRun",
+    "RealRunTimeout",
     "RealUwsgi",
     "RealUwsgiError",
     "ReloadMark",
     "Response",
     "find_uwsgi_binary",
     "free_port",
+    "real_argv",
     "uwsgi_version",
 ]

@@ -236,6 +236,7 @@ class _Generation:
     mules_ready: int = 0
     spoolers: dict[str, int] = dataclasses.field(default_factory=dict)
     no_app: bool = False
+    game_over: bool = False  # "*** no app loaded. GAME OVER ***": the exit code follows
     last_change: float = 0.0
 
 
@@ -347,6 +348,7 @@ class _LogFollower:
             return
         if _RE_NO_APP.search(line):
             g.no_app = True
+            g.game_over = "GAME OVER" in line
 
 
 def _relevant_lines(lines: Sequence[str]) -> list[str]:
@@ -713,7 +715,7 @@ class RealUwsgi:
                 log=lines,
                 returncode=self._master_exit,
             )
-        if g.no_app and not self.allow_no_app:
+        if g.no_app and not self.allow_no_app and not g.game_over:
             lines = list(self._log.lines)
             raise RealUwsgiError(
                 self._failure_message(

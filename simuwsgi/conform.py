@@ -1,0 +1,331 @@
+"""The conformance diff: run a scenario in ``sim`` (and optionally ``fork``) and on the
+real uWSGI server, and say, event by event, where they differ.
+
+``simuwsgi conform SCENARIO [--fork] [--report DIR]``; exit status 1 on a difference.
+
+The real run goes first; the simulation then starts at the real run's wall-clock instant
+(so cron and anything reading the date see the same minute) with the scenario's ``TZ``.
+Each mode runs in a private copy of the scenario's app directory.
+
+What is compared (everything else in the sim trace is internal and not observable on the
+real server -- the report lists those kinds as "not compared"):
+
+1. **responses**: status and body of every request the timeline sent, in order;
+2. **state**: the value of the scenario's optional ``state(driver)``;
+3. **events** of the observable kinds (:data:`OBSERVABLE`), grouped by process and by
+   the kind's key fields: counts must be equal and, matched in time order, times must
+   agree within the tolerance;
+4. **per-process order** of the ordered kinds (:data:`ORDERED`) when process identities
+   are exact;
+5. both runs must finish without error, and the scenario's ``check`` must pass in both.
+
+Normalisation of what real uWSGI leaves to chance is explicit, set by the scenario:
+
+``CONFORM_IDENTITY = "kind"`` (default)
+    which worker (mule, spooler) took a request or a signal is chance: processes are
+    compared by kind (``worker``, ``mule``...), not by id; ``"exact"`` compares by name
+    (use it when the scenario targets a specific process);
+``CONFORM_TOLERANCE = 1.5``
+    seconds allowed between the matched sim and real times of an event; ``None``
+    compares counts and order only;
+``CONFORM_IGNORE = {"kind": "why"}``
+    observable kinds left out of the comparison, each with its reason (printed in the
+    report, so nothing is hidden);
+``KNOWN_DIFFERENCE = "what"``
+    the scenario documents a difference the simulator does not model yet: the diff is
+    still computed, printed and makes the exit status 1; the test suite reports it as
+    xfailed with the full diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .runner import RunResult, copy_app_dir, run_scenario
+from .scenario import Scenario, load_scenario
+from .trace import Trace
+
+__all__ = ["OBSERVABLE", "ORDERED", "ConformResult", "compare", "conform", "main", "run_real"]
+
+#: kinds observable on the real server, with the fields that identify an event
+OBSERVABLE: dict[str, tuple[str, ...]] = {
+    "spawn": (),
+    "death": (),
+    "harakiri": (),
+    "postfork": (),
+    "request.start": ("method", "path"),
+    "request.end": ("status", "bytes"),
+    "signal.handler": ("num",),
+    "spool.start": (),
+    "spool.end": ("rc",),
+    "mule.msg": ("bytes", "hook"),
+    "rpc.call": ("name", "argc"),
+}
+
+#: kinds whose order within one process is compared (with exact identities)
+ORDERED = ("request.start", "request.end", "signal.handler", "spool.start", "spool.end",
+           "mule.msg", "rpc.call")
+
+DEFAULT_TOLERANCE = 1.5
+
+#: kinds both modes record for what the timeline itself did (not compared)
+_DRIVER_KINDS = ("request.submit", "fault.kill", "signal.raise", "filemon.touch")
+
+
+@dataclass
+class ConformResult:
+    """The outcome of one conformance run."""
+
+    scenario: str
+    differences: list[str]
+    runs: dict[str, RunResult]
+    settings: dict[str, Any]
+    not_compared: dict[str, int] = field(default_factory=dict)
+    report_dir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def format(self) -> str:
+        lines = [f"conformance of {self.scenario}: "
+                 + ("OK" if self.ok else f"{len(self.differences)} difference(s)")]
+        s = self.settings
+        lines.append(f"  identities: {s['identity']}; time tolerance: "
+                     + (f"{s['tolerance']} s" if s["tolerance"] is not None else "order only"))
+        for mode, run in self.runs.items():
+            extra = ""
+            if run.info.get("ready_after") is not None:
+                extra = f", ready after {run.info['ready_after']:.3f} s"
+            lines.append(f"  {mode}: {len(run.trace)} events, {len(run.responses)} requests, "
+                         f"{run.wall_seconds:.2f} wall s{extra}")
+        known = s.get("known_difference")
+        if known:
+            lines.append(f"  known difference (documented by the scenario): {known}")
+        for kind, why in sorted(s["ignore"].items()):
+            lines.append(f"  ignored by the scenario: {kind} ({why})")
+        if self.not_compared:
+            kinds = ", ".join(f"{k}×{n}" for k, n in sorted(self.not_compared.items()))
+            lines.append(f"  sim-internal kinds, not observable on the real server: {kinds}")
+        for d in self.differences:
+            lines.append("  - " + d.replace("\n", "\n    "))
+        return "\n".join(lines)
+
+
+def _settings(scenario: Scenario) -> dict[str, Any]:
+    mod = scenario.module
+    identity = getattr(mod, "CONFORM_IDENTITY", "kind")
+    if identity not in ("kind", "exact"):
+        raise ValueError(f"CONFORM_IDENTITY must be 'kind' or 'exact', not {identity!r}")
+    return {"identity": identity,
+            "tolerance": getattr(mod, "CONFORM_TOLERANCE", DEFAULT_TOLERANCE),
+            "ignore": dict(getattr(mod, "CONFORM_IGNORE", {}) or {}),
+            "known_difference": getattr(mod, "KNOWN_DIFFERENCE", None)}
+
+
+def _group_of(process: str, identity: str) -> str:
+    if identity == "exact":
+        return process
+    return process.rstrip("0123456789?") or process
+
+
+def _key(kind: str, fields: dict[str, Any]) -> tuple:
+    return tuple((f, fields.get(f)) for f in OBSERVABLE[kind])
+
+
+def _events(trace: Trace, settings: dict[str, Any]) -> dict[tuple, list[float]]:
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in trace:
+        if r.kind not in OBSERVABLE or r.kind in settings["ignore"]:
+            continue
+        groups[(_group_of(r.process, settings["identity"]), r.kind,
+                _key(r.kind, r.fields))].append(r.time)
+    return groups
+
+
+def _fmt_group(g: tuple) -> str:
+    proc, kind, key = g
+    detail = " ".join(f"{k}={v!r}" for k, v in key)
+    return f"{proc} {kind}" + (f" {detail}" if detail else "")
+
+
+def _compare_events(a: Trace, b: Trace, an: str, bn: str,
+                    settings: dict[str, Any]) -> list[str]:
+    out = []
+    ga, gb = _events(a, settings), _events(b, settings)
+    tol = settings["tolerance"]
+    for g in sorted(set(ga) | set(gb), key=lambda g: (g[1], g[0], repr(g[2]))):
+        ta, tb = sorted(ga.get(g, [])), sorted(gb.get(g, []))
+        if len(ta) != len(tb):
+            out.append(f"{_fmt_group(g)}: {an} has {len(ta)} "
+                       f"(at {_times(ta)}), {bn} has {len(tb)} (at {_times(tb)})")
+            continue
+        if tol is None:
+            continue
+        bad = [(x, y) for x, y in zip(ta, tb) if abs(x - y) > tol]
+        if bad:
+            pairs = ", ".join(f"{x:.3f}/{y:.3f}" for x, y in bad[:6])
+            out.append(f"{_fmt_group(g)}: times differ by more than {tol} s "
+                       f"({an}/{bn}: {pairs})")
+    return out
+
+
+def _times(ts: list[float]) -> str:
+    shown = ", ".join(f"{t:.3f}" for t in ts[:8])
+    return f"[{shown}{', ...' if len(ts) > 8 else ''}]"
+
+
+def _sequences(trace: Trace, settings: dict[str, Any]) -> dict[str, list[tuple]]:
+    seqs: dict[str, list[tuple]] = defaultdict(list)
+    for r in trace:
+        if r.kind in ORDERED and r.kind not in settings["ignore"]:
+            fields = _key(r.kind, r.fields)
+            seqs[r.process].append((r.kind, *[v for _k, v in fields]))
+    return seqs
+
+
+def _compare_sequences(a: Trace, b: Trace, an: str, bn: str,
+                       settings: dict[str, Any]) -> list[str]:
+    if settings["identity"] != "exact":
+        return []
+    out = []
+    sa, sb = _sequences(a, settings), _sequences(b, settings)
+    for proc in sorted(set(sa) | set(sb)):
+        x, y = sa.get(proc, []), sb.get(proc, [])
+        if sorted(map(repr, x)) == sorted(map(repr, y)) and x != y:
+            first = next(i for i, (p, q) in enumerate(zip(x, y)) if p != q)
+            out.append(f"{proc}: same events in another order from event {first + 1}: "
+                       f"{an} {x[first:first + 4]} vs {bn} {y[first:first + 4]}")
+    return out
+
+
+def _compare_responses(a: RunResult, b: RunResult) -> list[str]:
+    out = []
+    if len(a.responses) != len(b.responses):
+        out.append(f"{a.mode} sent {len(a.responses)} requests, {b.mode} sent "
+                   f"{len(b.responses)}")
+    for x, y in zip(a.responses, b.responses):
+        for what in ("status", "body"):
+            if x[what] != y[what]:
+                out.append(f"response {x['n']} ({x['method']} {x['path']}) {what}: "
+                           + _text_diff(x[what], y[what], a.mode, b.mode))
+    return out
+
+
+def _text_diff(x: Any, y: Any, an: str, bn: str) -> str:
+    """Both values, cut around the first difference when they are long strings."""
+    if isinstance(x, str) and isinstance(y, str) and max(len(x), len(y)) > 120:
+        i = next((k for k, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+        lo = max(0, i - 40)
+        cut = (lambda v: ("..." if lo else "") + v[lo:i + 80] + ("..." if len(v) > i + 80 else ""))
+        return (f"first difference at character {i}:\n{an:>5}: {cut(x)!r}\n"
+                f"{bn:>5}: {cut(y)!r}")
+    return f"{an} {_short(x)} vs {bn} {_short(y)}"
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def compare(a: RunResult, b: RunResult, settings: dict[str, Any]) -> list[str]:
+    """Every difference between two runs of the same scenario (see the module doc)."""
+    out: list[str] = []
+    for run in (a, b):
+        if run.error:
+            out.append(f"{run.mode} run failed: {run.error}")
+        if run.check_error:
+            out.append(f"{run.mode}: check failed: {run.check_error}")
+    out.extend(_compare_responses(a, b))
+    if a.state != b.state:
+        out.append(f"final state: {a.mode} {_short(a.state, 600)} vs "
+                   f"{b.mode} {_short(b.state, 600)}")
+    out.extend(_compare_events(a.trace, b.trace, a.mode, b.mode, settings))
+    out.extend(_compare_sequences(a.trace, b.trace, a.mode, b.mode, settings))
+    return out
+
+
+def run_real(scenario: Scenario | str | Path) -> RunResult:
+    """The real half of a conformance run (thread-safe: several can run at once)."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    return run_scenario(scenario, "real",
+                        app_dir=copy_app_dir(scenario.app_dir, "simuwsgi-conform-real-"))
+
+
+def conform(scenario: Scenario | str | Path, *, fork: bool = False,
+            report: str | Path | None = None, real: RunResult | None = None) -> ConformResult:
+    """Run ``scenario`` on the real server (unless its ``real`` run is given) and in the
+    simulator, and diff them."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    settings = _settings(scenario)
+    runs: dict[str, RunResult] = {}
+    runs["real"] = real if real is not None else run_real(scenario)
+    start = runs["real"].ready_wall
+    modes = ["sim", "fork"] if fork else ["sim"]
+    for mode in modes:
+        runs[mode] = run_scenario(scenario, mode, start=start,
+                                  app_dir=copy_app_dir(scenario.app_dir,
+                                                       f"simuwsgi-conform-{mode}-"))
+    differences: list[str] = []
+    for mode in modes:
+        diff = compare(runs[mode], runs["real"], settings)
+        if len(modes) > 1:
+            diff = [f"[{mode} vs real] {d}" for d in diff]
+        differences.extend(diff)
+    not_compared: dict[str, int] = defaultdict(int)
+    for r in runs["sim"].trace:
+        if r.kind not in OBSERVABLE and r.kind not in _DRIVER_KINDS:
+            not_compared[r.kind] += 1
+    result = ConformResult(scenario.name, differences, runs, settings, dict(not_compared))
+    if report is not None:
+        result.report_dir = write_conform_report(result, report)
+    return result
+
+
+def write_conform_report(result: ConformResult, directory: str | Path) -> Path:
+    """``diff.txt``, ``summary.json``, each mode's trace (msgpack and text) and log."""
+    out = Path(directory) / f"conform-{result.scenario}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diff.txt").write_text(result.format() + "\n")
+    summary = {"scenario": result.scenario, "ok": result.ok,
+               "differences": result.differences, "settings": result.settings,
+               "runs": {m: {"events": len(r.trace), "digest": r.trace.digest(),
+                            "error": r.error, "check_error": r.check_error,
+                            "wall_seconds": round(r.wall_seconds, 3),
+                            "responses": r.responses, "state": r.state, "info": {
+                                k: v for k, v in r.info.items() if k != "traceback"}}
+                        for m, r in result.runs.items()}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=repr) + "\n")
+    for mode, run in result.runs.items():
+        run.trace.save(out / f"trace.{mode}.msgpack")
+        (out / f"trace.{mode}.txt").write_text(run.trace.format() + "\n")
+        (out / f"log.{mode}.txt").write_text("\n".join(run.log) + "\n")
+        if run.info.get("traceback"):
+            (out / f"error.{mode}.txt").write_text(run.info["traceback"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="simuwsgi conform",
+                                description="diff a scenario's sim run against real uWSGI")
+    p.add_argument("scenario")
+    p.add_argument("--fork", action="store_true", help="also run (and diff) fork mode")
+    p.add_argument("--report", default="reports", help="report directory (default reports/)")
+    args = p.parse_args(argv)
+    try:
+        result = conform(args.scenario, fork=args.fork, report=args.report)
+    except (ValueError, OSError) as exc:
+        print(f"simuwsgi conform: {exc}", file=sys.stderr)
+        return 2
+    print(result.format())
+    if result.report_dir is not None:
+        print(f"  report: {result.report_dir / 'diff.txt'}")
+    return 0 if result.ok else 1
