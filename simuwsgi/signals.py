@@ -106,9 +106,18 @@ class Signals:
                 inst.log("uwsgi_signal_send(): Bad file descriptor [core/signal.c line 277]")
                 inst.record("signal.lost", proc, num=num, why="raised by the master at import")
                 return
-        # The byte reaches the master at once; its routing is modelled as immediate
-        # (real uWSGI races the raiser's next steps against the master's read).
-        self.route(num)
+        # The byte wakes the master, which reads and routes it as an event of its loop
+        # (so the loop's 1 s phase restarts and due rb_timers expire, as in uWSGI).
+        inst.kernel.call_soon(self.master_read, num)
+
+    def master_read(self, num: int) -> None:
+        """The master reads a signal byte from a process's socket and routes it."""
+        timers = self.inst.subsystems.get("timers")
+        loop = timers.loop if timers is not None else None
+        if loop is not None and loop.started and not loop.closed:
+            loop.event(self.route, num)
+        else:
+            self.route(num)
 
     def route(self, num: int) -> None:
         """``uwsgi_route_signal``: the master delivers ``num`` by its slot-0 entry."""

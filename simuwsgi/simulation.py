@@ -340,7 +340,7 @@ class Simulation:
         """Raise uWSGI signal ``num`` as if a worker called ``uwsgi.signal(num)``."""
         self._ensure_started()
         signals = self.inst.subsystems["signals"]
-        self.kernel.call_soon(signals.route, num & 0xFF)
+        self.kernel.call_soon(signals.master_read, num & 0xFF)
         self.advance(0)
 
     def kill(self, process: str) -> None:
