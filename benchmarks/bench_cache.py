@@ -36,33 +36,29 @@ def application(environ, start_response):
 OPTIONS = ["--master", "--processes", "1", "--cache", "100", "--wsgi-file", "app.py"]
 
 
-def run_sim(app_dir: Path, n: int) -> float:
+def main(argv: list[str]) -> int:
+    """Best of ROUNDS interleaved rounds on each side (the machine's speed drifts)."""
     from simuwsgi import Simulation
-
-    with Simulation(OPTIONS, app_dir=app_dir) as sim:
-        sim.get(f"/?{n // 10}")                      # warm up
-        out = json.loads(sim.get(f"/?{n}").body)
-    return out["ops"] / out["seconds"]
-
-
-def run_real(app_dir: Path, n: int) -> float:
     from simuwsgi.real import RealUwsgi
 
-    with RealUwsgi(OPTIONS, app_dir=app_dir, max_lifetime=120) as u:
-        u.get(f"/?{n // 10}", timeout=60)
-        out = json.loads(u.get(f"/?{n}", timeout=60).body)
-    return out["ops"] / out["seconds"]
-
-
-def main(argv: list[str]) -> int:
     n = int(argv[1]) if len(argv) > 1 else 400_000
+    rounds = 5
     app_dir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     (app_dir / "app.py").write_text(APP)
-    sim = run_sim(app_dir, n)
-    real = run_real(app_dir, n)
-    print(f"simuwsgi : {sim:12,.0f} cache ops/s  (target >= 500,000)")
-    print(f"uWSGI    : {real:12,.0f} cache ops/s")
-    print(f"ratio    : {sim / real:.2f}x  (target >= 0.5x)")
+    sim_rates, real_rates = [], []
+    with RealUwsgi(OPTIONS, app_dir=app_dir, max_lifetime=300) as real, \
+            Simulation(OPTIONS, app_dir=app_dir) as sim:
+        sim.get(f"/?{n // 10}")                      # warm up both
+        real.get(f"/?{n // 10}", timeout=60)
+        for _ in range(rounds):
+            out = json.loads(sim.get(f"/?{n}").body)
+            sim_rates.append(out["ops"] / out["seconds"])
+            out = json.loads(real.get(f"/?{n}", timeout=60).body)
+            real_rates.append(out["ops"] / out["seconds"])
+    best_sim, best_real = max(sim_rates), max(real_rates)
+    print(f"simuwsgi : {best_sim:12,.0f} cache ops/s  (target >= 500,000; best of {rounds})")
+    print(f"uWSGI    : {best_real:12,.0f} cache ops/s  (same loop in a real worker)")
+    print(f"ratio    : {best_sim / best_real:.2f}x  (target >= 0.5x)")
     return 0
 
 

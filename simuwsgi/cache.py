@@ -47,6 +47,9 @@ from ._pyarg import no_kwargs, parser
 if TYPE_CHECKING:
     from .master import Instance
 
+#: Marks a positional argument that was not given (the fast paths bind positionally).
+_ABSENT: Any = object()
+
 __all__ = ["Cache", "Caches", "djb33x"]
 
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -610,12 +613,12 @@ class Caches:
         keysize = default.keysize if default is not None else 0
         maxsize = default.max_item_size if default is not None else 0
 
-        def cache_get(*args: Any, **kw: Any) -> bytes | None:
-            if plain and not kw and len(args) == 1:
-                key = args[0]
-                if type(key) is bytes:
-                    item = d_items.get(key)
-                    return None if item is None else item.value
+        def cache_get(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bytes | None:
+            # The common call binds positionally (no tuple to unpack): cache_get(b"k").
+            if type(key) is bytes and plain and not rest and not kw:
+                item = d_items.get(key)
+                return None if item is None else item.value
+            args = rest if key is _ABSENT else (key, *rest)
             no_kwargs("cache_get", kw)
             v = p_get(args)
             key = key_of(v[0])
@@ -639,10 +642,10 @@ class Caches:
                 return None
             return True if uc.set(key, value, expires, flags) else None
 
-        def cache_set(*args: Any, **kw: Any) -> bool | None:
-            if not kw and len(args) == 2 and default is not None:
-                key, value = args
-                if type(key) is bytes and type(value) is bytes:
+        def cache_set(key: Any = _ABSENT, value: Any = _ABSENT, /, *rest: Any,
+                      **kw: Any) -> bool | None:
+            if type(key) is bytes and type(value) is bytes and not rest and not kw:
+                if default is not None:
                     if plain_insert:
                         if key in d_items:
                             return None
@@ -650,6 +653,7 @@ class Caches:
                             return True if default.insert_plain(key, value) else None
                         return None
                     return True if default.set(key, value, 0, 0) else None
+            args = tuple(a for a in (key, value) if a is not _ABSENT) + rest
             no_kwargs("cache_set", kw)
             return _store("cache_set", p_set, 0, args)
 
@@ -658,15 +662,14 @@ class Caches:
                 no_kwargs("cache_update", kw)
             return _store("cache_update", p_update, _UPDATE, args)
 
-        def cache_del(*args: Any, **kw: Any) -> bool | None:
-            if plain and not kw and len(args) == 1:
-                key = args[0]
-                if type(key) is bytes:
-                    item = d_items.get(key)
-                    if item is None:
-                        return None
-                    default.delete_item(item)
-                    return True
+        def cache_del(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
+            if type(key) is bytes and plain and not rest and not kw:
+                item = d_items.get(key)
+                if item is None:
+                    return None
+                default.delete_item(item)
+                return True
+            args = rest if key is _ABSENT else (key, *rest)
             no_kwargs("cache_del", kw)
             v = p_del(args)
             key = key_of(v[0])

@@ -376,3 +376,20 @@ TestCacheModel = CacheModel.TestCase
 @pytest.mark.parametrize("endpoint", ["/cache", "/cache_errors", "/cache_expire"])
 def test_cache_matches_real_uwsgi(endpoint):
     _diff.compare(endpoint)
+
+
+def test_fast_paths_refuse_keywords_and_bad_arity_like_cpython(tmp_path):
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        u = sim.uwsgi
+        for call, message in [
+            (lambda: u.cache_get(key=b"k"), "cache_get() takes no keyword arguments"),
+            (lambda: u.cache_set(b"k", value=b"v"), "cache_set() takes no keyword arguments"),
+            (lambda: u.cache_del(key=b"k"), "cache_del() takes no keyword arguments"),
+            (lambda: u.cache_get(), "cache_get() takes at least 1 argument (0 given)"),
+            (lambda: u.cache_set(b"k"), "cache_set() takes at least 2 arguments (1 given)"),
+        ]:
+            with pytest.raises(TypeError) as exc:
+                call()
+            assert str(exc.value) == message
+        assert u.cache_set(b"k", b"v") is True and u.cache_get(b"k") == b"v"
+        assert u.cache_del(b"k") is True and u.cache_get(b"k") is None
