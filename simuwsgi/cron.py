@@ -255,6 +255,9 @@ class Cron:
         self.command_crons: list[CronSpec] = []
         #: Run command crons when they fire (the scenario's choice; default: record).
         self.run_commands = bool(getattr(inst, "cron_commands", False))
+        #: The last ``localtime()`` computed: a plan's candidate second is usually the
+        #: second the master then wakes in.
+        self._tm_cache: tuple[int, Any] = (-1, None)
         self._loop: MasterLoop | None = None
         opts = inst.opts
         for value in opts.strings("cron"):
@@ -296,7 +299,7 @@ class Cron:
     def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None:
         if not self.signal_crons and not self.command_crons:
             return
-        tm = _localtime(wall_s)
+        tm = self._tm(wall_s)
         for spec in self.signal_crons:
             if wall_s - spec.last_job >= 60 and spec.matches(tm):
                 self._fire_signal(spec, wall_s, tm)
@@ -308,6 +311,13 @@ class Cron:
                                  unique=spec.unique)
                 if self.run_commands:
                     self._run_command(spec.command or "", tm)
+
+    def _tm(self, secs: int) -> Any:
+        cached_secs, tm = self._tm_cache
+        if cached_secs != secs:
+            tm = _localtime(secs)
+            self._tm_cache = (secs, tm)
+        return tm
 
     def _run_command(self, command: str, tm: Any) -> None:
         import subprocess
@@ -375,7 +385,7 @@ class Cron:
         limit = s0 + HORIZON
         while True:
             cand = s0 + j * interval
-            if spec.matches(_localtime(cand)):
+            if spec.matches(self._tm(cand)):
                 return t0 + j * interval  # the common case: the first candidate fires
             found = next_match(spec, cand, limit)
             if found is None:

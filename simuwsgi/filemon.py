@@ -82,7 +82,8 @@ class FileMonitors:
 
     def master_loop_started(self) -> None:
         loop = self.loop
-        if loop is not None and self.inst.has_master:
+        # Only a table with work joins the loop (add_file_monitor joins it later).
+        if loop is not None and self.inst.has_master and (self.monitors or self.touch_reload):
             loop.add_client(self)
 
     def _resolve(self, path: str) -> str:
@@ -100,8 +101,8 @@ class FileMonitors:
         self.monitors.append(_Monitor(num, path))
         self.inst.record("filemon.add", num=num, path=path)
         loop = self.loop
-        if loop is not None:
-            loop.poke()
+        if loop is not None and loop.started and self.inst.has_master:
+            loop.add_client(self)  # joins the loop now, or re-plans it if already in
         return True
 
     # -- the scenario's side --------------------------------------------------------------

@@ -86,8 +86,10 @@ class MasterLoop:
         #: that assumed the old grid are then stale).
         self.grid_epoch = 0
         self.clients: list[LoopClient] = []
-        self._wake_timer: Timer | None = None
+        #: The planned idle wake-up: its time, and a generation number that makes the
+        #: events of superseded plans no-ops (cheaper than cancelling handles).
         self._wake_at: float | None = None
+        self._wake_gen = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     def add_client(self, client: LoopClient) -> None:
@@ -112,9 +114,8 @@ class MasterLoop:
 
     def close(self) -> None:
         self.closed = True
-        if self._wake_timer is not None:
-            self._wake_timer.cancel()
-            self._wake_timer = None
+        self._wake_gen += 1
+        self._wake_at = None
 
     # -- time arithmetic ------------------------------------------------------------------
     def wall_s(self) -> int:
@@ -149,7 +150,7 @@ class MasterLoop:
         self.last_wake = now
         clients = self.clients
         if clients:
-            wall_s = self.wall_s()
+            wall_s = math.floor(self.clock.wall_offset + now)  # uwsgi_now()
             for client in clients:
                 client.before_events(self, wall_s, timeout)
         if handler is not None:
@@ -171,17 +172,16 @@ class MasterLoop:
             when = client.next_wake(self)
             if when is not None and (best is None or when < best):
                 best = when
-        if best == self._wake_at and self._wake_timer is not None:
+        if best == self._wake_at:
             return
-        if self._wake_timer is not None:
-            self._wake_timer.cancel()
-            self._wake_timer = None
+        self._wake_gen += 1
         self._wake_at = best
         if best is not None:
-            self._wake_timer = self.kernel.at(best, self._idle_wake)
+            self.kernel.post_at(max(best, self.kernel.now), self._idle_wake, self._wake_gen)
 
-    def _idle_wake(self) -> None:
-        self._wake_timer = None
+    def _idle_wake(self, generation: int) -> None:
+        if generation != self._wake_gen:
+            return  # a plan that was replaced
         self._wake_at = None
         if not self.closed and not self.inst.stopped:
             self._iterate(True)
