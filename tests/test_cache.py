@@ -393,3 +393,51 @@ def test_fast_paths_refuse_keywords_and_bad_arity_like_cpython(tmp_path):
             assert str(exc.value) == message
         assert u.cache_set(b"k", b"v") is True and u.cache_get(b"k") == b"v"
         assert u.cache_del(b"k") is True and u.cache_get(b"k") is None
+
+
+def _random_program(seed: int, length: int = 80) -> str:
+    """A random sequence of cache calls (no time passing), as code for the exec app."""
+    import random
+
+    rng = random.Random(seed)
+    keys = [repr(k) for k in (b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i", "s")]
+    values = [repr(v) for v in (b"x", b"yy", b"\x01\x00\x00\x00\x00\x00\x00\x00", b"", b"z" * 40)]
+    lines = ["out = []", "u = uwsgi"]
+    for _ in range(length):
+        k = rng.choice(keys)
+        op = rng.choice(["set", "update", "get", "del", "exists", "inc", "dec", "mul",
+                         "div", "num", "clear", "keys"])
+        if op in ("set", "update"):
+            args = f"{k}, {rng.choice(values)}" + (f", {rng.choice([0, 30])}" if rng.random() < 0.3 else "")
+        elif op in ("inc", "dec", "mul", "div"):
+            args = k + (f", {rng.choice([0, 1, 3, -2, 2**62])}" if rng.random() < 0.6 else "")
+        elif op == "clear":
+            if rng.random() > 0.1:
+                continue
+            args = ""
+        elif op == "keys":
+            lines.append("out.append(sorted(u.cache_keys()))")
+            continue
+        else:
+            args = k
+        lines.append(f"out.append(u.cache_{op}({args}))")
+    return "\n".join(lines)
+
+
+@pytest.mark.real
+def test_random_cache_sequences_agree_with_real_uwsgi(tmp_path):
+    """Random call sequences (seeded) replayed under real uWSGI and the simulation."""
+    from _sim import EXEC_APP
+
+    from simuwsgi.real import RealUwsgi
+
+    options = ["--master", "--cache2", "name=default,items=7,blocksize=32",
+               "--wsgi-file", "app.py"]
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    programs = [_random_program(seed) for seed in range(8)]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        expected = [real.request("POST", "/", body=p.encode()).body for p in programs]
+    with Simulation(options, app_dir=tmp_path) as sim:
+        got = [sim.request("POST", "/", body=p.encode()).body for p in programs]
+    for program, want, have in zip(programs, expected, got):
+        assert have == want, program
