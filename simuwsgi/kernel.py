@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +83,9 @@ class Process:
         self.wait_reason = ""
         #: Opaque per-process state the context-switch hook installs (module globals).
         self.context: Any = None
+        #: The process's working directory, applied whenever it runs (None: the
+        #: directory the simulation started in).
+        self.cwd: str | None = None
         self.greenlet = greenlet.greenlet(self._main, parent=kernel.hub)
         self._target = target
 
@@ -112,6 +116,9 @@ class Kernel:
         self.events_run = 0
         #: Set by an event to make ``run_until`` return after it (a response arrived).
         self.stopping = False
+        #: The working directory applied now (None: ``home_cwd``, where we started).
+        self._cwd: str | None = None
+        self.home_cwd = os.getcwd()
         #: Processes that were killed while parked; finalised by ``close()``.
         self._graveyard: list[Process] = []
 
@@ -229,6 +236,8 @@ class Kernel:
         if not proc.alive:
             return
         prev = self.current
+        if proc.cwd is not self._cwd:
+            self.apply_cwd(proc.cwd)
         context = proc.context
         if context is not self._installed_context and self.context_hook is not None:
             self.context_hook(self._installed_context, context)
@@ -251,6 +260,15 @@ class Kernel:
         proc.alive = False
         if not proc.greenlet.dead:
             self._graveyard.append(proc)
+
+    def apply_cwd(self, cwd: str | None) -> None:
+        """``chdir`` to a process's working directory (None: back to ``home_cwd``)."""
+        try:
+            os.chdir(self.home_cwd if cwd is None else cwd)
+        except OSError:
+            os.chdir(self.home_cwd)
+            cwd = None
+        self._cwd = cwd
 
     def installed_context(self) -> Any:
         return self._installed_context

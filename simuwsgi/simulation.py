@@ -131,7 +131,10 @@ class Simulation:
             sys.meta_path.insert(0, self._finder)
 
     def _settle(self) -> None:
-        """Back in the test: show the master's globals in the app modules."""
+        """Back in the test: the master's globals in the app modules, and the test's
+        working directory."""
+        if self.kernel._cwd is not None:
+            self.kernel.apply_cwd(None)
         master = self.inst.master
         if master is not None and master.context is not None:
             if self.kernel.installed_context() is not master.context:

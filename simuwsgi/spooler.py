@@ -51,9 +51,10 @@ order or its digest), ``spool.start`` (path), ``spool.end`` (path, rc), ``spool.
 (path, rc), ``spool.remove`` (path, reason), ``spool.abort`` (path, reason: the process
 died mid-task). Queries: ``tasks_run()``, ``pending()``.
 
-Left out: ``--spooler-chdir`` and the spooler's ``chdir(dir)`` do not change the real
-working directory of the test process (relative paths in task code are resolved
-against the test's cwd); ``--spooler-external`` directories in other instances;
+Working directories: a spooler process works in its directory, and with
+``--spooler-chdir`` tasks run in that one; the kernel applies a process's directory
+whenever it runs (``os.chdir``) and puts the test's back when control returns to it.
+Left out: ``--spooler-external`` directories in other instances;
 ``--touch-spoolers-reload``; the remote spool request (modifier1 17) is the protocol
 layer's (it can call ``Spoolers.spool_request``); the reseeding of Python's ``random``
 in the spooler; ``uwsgi.spooler`` is read from the one facade module shared by all
@@ -336,6 +337,9 @@ class Spoolers:
         proc.tasks = 0
         self._spooler_init()
         while True:
+            if proc.cwd != slot.dir:  # chdir(dir) before each scan
+                proc.cwd = slot.dir
+                self.kernel.apply_cwd(slot.dir)
             self._scan(slot, slot.dir)
             self._idle(slot)
 
@@ -557,6 +561,10 @@ class Spoolers:
         arg.update(task.vars)
         if task.body:
             arg["body"] = task.body
+        proc = self.kernel.current
+        if self.chdir and proc is not None:
+            proc.cwd = self.chdir  # --spooler-chdir, for the task
+            self.kernel.apply_cwd(self.chdir)
         ok, result = self.inst.call_python(func, arg)
         if not ok or not isinstance(result, int):
             return -1

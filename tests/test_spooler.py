@@ -661,3 +661,31 @@ def test_never_lose_or_repeat_a_task(tmp_path_factory: pytest.TempPathFactory, p
                 assert done == []
                 assert len(mine) >= 2
         assert pending <= set(spooled)
+
+
+def test_tasks_run_in_the_spooler_directory_or_spooler_chdir(tmp_path: Path) -> None:
+    import os
+
+    app = tmp_path / "app.py"
+    app.write_text('''
+import os, uwsgi
+def task(args):
+    with open("seen.txt", "a") as f:
+        f.write(os.getcwd() + "\\n")
+    return uwsgi.SPOOL_OK
+uwsgi.spooler = task
+def application(env, sr):
+    uwsgi.spool({b"a": b"1"})
+    sr("200 OK", [])
+    return [os.getcwd().encode()]
+''')
+    (tmp_path / "elsewhere").mkdir()
+    here = os.getcwd()
+    for extra, where in [([], tmp_path / "spool"),
+                         (["--spooler-chdir", str(tmp_path / "elsewhere")], tmp_path / "elsewhere")]:
+        opts = ["--master", "--spooler", str(tmp_path / "spool"), *extra, "--wsgi-file", "app.py"]
+        with Simulation(opts, app_dir=tmp_path) as sim:
+            assert sim.get("/").body == here.encode(), "workers keep the starting directory"
+            sim.advance(1)
+            assert os.getcwd() == here, "the test's directory is back after each run"
+        assert (where / "seen.txt").read_text() == f"{where}\n"
