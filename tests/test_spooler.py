@@ -689,3 +689,25 @@ def application(env, sr):
             sim.advance(1)
             assert os.getcwd() == here, "the test's directory is back after each run"
         assert (where / "seen.txt").read_text() == f"{where}\n"
+
+
+def test_spool_into_an_unusable_directory_is_uwsgis_error(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "app.py").write_text('''
+import uwsgi
+def application(env, sr):
+    sr("200 OK", [])
+    try:
+        return [repr(uwsgi.spool({b"a": b"1"})).encode()]
+    except Exception as e:
+        return [repr(e).encode()]
+''')
+    spool_dir = tmp_path / "spool"
+    opts = ["--master", "--spooler", str(spool_dir), "--wsgi-file", "app.py"]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        shutil.rmtree(spool_dir)            # gone (or full, or read-only): open() fails
+        assert sim.get("/").body == b"ValueError('unable to spool job')"
+        assert any(line.startswith(f'open("{spool_dir}/uwsgi_spoolfile_on_')
+                   and "No such file or directory [core/spooler.c line 271]" in line
+                   for line in sim.log)
