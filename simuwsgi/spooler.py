@@ -83,12 +83,10 @@ from .protocol import (
     SPOOL_FILE_PREFIX,
     SpoolFile,
     SpoolFileError,
-    SpoolFileName,
     decode_dict_prefix,
     decode_spool_file,
     encode_spool_file,
     encode_spool_vars,
-    spool_file_name,
     spool_options,
     versionsort,
 )
@@ -269,8 +267,9 @@ class Spoolers:
                 os.mkdir(directory, 0o777)
             except OSError:
                 pass
-        name = spool_file_name(SpoolFileName(hostname=inst.hostname, pid=writer.pid if writer else 0,
-                                             counter=counter, rand=rand, sec=sec, usec=usec))
+        # spool_file_name()'s format, inlined: this runs once per spooled task.
+        name = (f"{SPOOL_FILE_PREFIX}{inst.hostname}_{writer.pid if writer else 0}_{counter}_"
+                f"{rand}_{sec}_{usec}")
         path = f"{directory}/{name}"
         if not self._write_file(path, encode_spool_file(block, body), at, wall):
             return None
@@ -278,8 +277,8 @@ class Spoolers:
             _touch(directory, wall)
         if not self.quiet:
             inst.log(f"[spooler] written {len(block) + len(body) + 4} bytes to file {path}")
-        inst.record("spool.enqueue", writer, path=path, priority=prio_text,
-                    at=at if at > 0 else None)
+        inst.trace.add(self.kernel.now, writer.name if writer else "master", "spool.enqueue",
+                       {"path": path, "priority": prio_text, "at": at if at > 0 else None})
         self._wake_spoolers(slot.dir)
         return path
 
@@ -499,14 +498,15 @@ class Spoolers:
         self._busy[path] = slot
         if not self.quiet:
             inst.log(f"[spooler {slot.dir} pid: {proc.pid}] managing request {name} ...")
-        inst.record("spool.start", proc, path=path)
+        trace = inst.trace
+        trace.add(self.kernel.now, proc.name, "spool.start", {"path": path})
         started = int(self._clock.time())
         if self.harakiri > 0:
             self._arm_harakiri(slot)
         ret = self._python_spooler(name, task)
         if slot.harakiri_timer is not None:
             self._disarm_harakiri(slot)
-        inst.record("spool.end", proc, path=path, rc=ret)
+        trace.add(self.kernel.now, proc.name, "spool.end", {"path": path, "rc": ret})
         if ret != 0:
             slot.tasks += 1
             proc.tasks = slot.tasks

@@ -711,3 +711,16 @@ def application(env, sr):
         assert any(line.startswith(f'open("{spool_dir}/uwsgi_spoolfile_on_')
                    and "No such file or directory [core/spooler.c line 271]" in line
                    for line in sim.log)
+
+
+def test_file_names_follow_the_codecs_name_format(tmp_path: Path) -> None:
+    from simuwsgi.protocol import parse_spool_file_name, spool_file_name
+
+    opts = ["--master", "--spooler", str(tmp_path / "spool"), "--wsgi-file", "app.py"]
+    (tmp_path / "app.py").write_text("def application(e, sr):\n    sr('200 OK', [])\n    return [b'']\n")
+    with Simulation(opts, app_dir=tmp_path, hostname="host-1") as sim:
+        path = sim.uwsgi.spool({b"a": b"1"}).decode()
+        name = Path(path).name
+        parsed = parse_spool_file_name(name)
+        assert spool_file_name(parsed) == name
+        assert (parsed.hostname, parsed.pid, parsed.counter) == ("host-1", sim.process("master").pid, 1)
