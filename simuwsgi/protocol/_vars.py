@@ -45,6 +45,13 @@ __all__ = [
 
 Pairs = tuple[tuple[bytes, bytes], ...]
 
+try:  # the optional C accelerator (same results, well-formed input only)
+    from ._cvars import join as _c_join
+    from ._cvars import join_request as _c_join_request
+    from ._cvars import tile as _c_tile
+except ImportError:  # not built: the pure-Python paths below do everything
+    _c_join = _c_join_request = _c_tile = None
+
 # Pre-built little-endian u16 length prefixes: indexing a list beats struct.pack.
 _U16 = [i.to_bytes(2, "little") for i in range(4096)]
 
@@ -61,6 +68,10 @@ def encode_vars(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     """
     if not isinstance(pairs, (tuple, list)):
         pairs = list(pairs)  # it may be iterated twice
+    if _c_join is not None:
+        block = _c_join(pairs)
+        if block is not None:
+            return block
     t = _U16
     parts: list[bytes] = []
     extend = parts.extend
@@ -81,6 +92,10 @@ def encode_vars(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
 
 def encode_request_vars(pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
     """:func:`encode_vars` for a request: an empty key is refused, as uWSGI would."""
+    if _c_join_request is not None:
+        block = _c_join_request(pairs)
+        if block is not None:
+            return block
     t = _U16
     parts: list[bytes] = []
     extend = parts.extend
@@ -125,6 +140,12 @@ def decode_request_vars(
     # checks holds (each pair ends inside the block, so its key and value lengths fit);
     # anything else (an overrun raises IndexError or misses the end) takes the exact
     # path below, which reproduces uWSGI's quirks and errors.
+    if _c_tile is not None:
+        pairs = _c_tile(data)
+        if pairs is not None and len(pairs) <= max_vars:
+            if limit_post:
+                _check_limit_post(pairs, limit_post)
+            return pairs  # type: ignore[no-any-return]
     end = len(data)
     pos = 0
     out: list[tuple[bytes, bytes]] = []
