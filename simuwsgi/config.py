@@ -33,7 +33,7 @@ from typing import Any
 from ._errors import ConfigError
 from ._uwsgi_options import ALIASES, OPTIONS
 
-__all__ = ["Options", "parse_options", "parse_ini"]
+__all__ = ["Options", "atoi", "parse_options", "parse_ini"]
 
 _NO_ARG, _REQUIRED, _OPTIONAL = 0, 1, 2
 _SHORT = {short: name for name, (_kind, short) in OPTIONS.items() if short}
@@ -94,7 +94,7 @@ class Options:
             return default
         if value is True:
             return 1
-        return _atoi(str(value))
+        return atoi(str(value))
 
     def str(self, name: str, default: str | None = None) -> str | None:
         value = self.last(name)
@@ -126,8 +126,10 @@ class Options:
         self.exports.append((name, value))
 
 
-def _atoi(text: str) -> int:
-    """C ``atoi``: leading whitespace, optional sign, digits; anything else stops it."""
+def atoi(text: str) -> int:
+    """C ``atoi``: leading whitespace, optional sign, digits; anything else stops it.
+
+    uWSGI reads most numbers this way (option values, signal and mule targets)."""
     m = re.match(r"\s*([+-]?\d+)", text)
     return int(m.group(1)) if m else 0
 

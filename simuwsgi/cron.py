@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ConfigError
 from ._pyarg import no_kwargs, parser
 from .clock import _R
+from .config import atoi
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -233,13 +234,9 @@ def parse_cron2_option(value: str) -> CronSpec:
             kv[key] = val
     elif not space and "=" in value:
         raise ConfigError(f"unable to parse cron definition: {value}")
-    fields = [_atoi(kv[k]) if k in kv else -1 for k in ("minute", "hour", "day", "month", "week")]
-    return CronSpec(*fields, command=command, unique=bool(_atoi(kv.get("unique", "0"))))
+    fields = [atoi(kv[k]) if k in kv else -1 for k in ("minute", "hour", "day", "month", "week")]
+    return CronSpec(*fields, command=command, unique=bool(atoi(kv.get("unique", "0"))))
 
-
-def _atoi(text: str) -> int:
-    m = re.match(r"\s*([+-]?\d+)", text)
-    return int(m.group(1)) if m else 0
 
 
 class Cron:

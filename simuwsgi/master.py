@@ -38,8 +38,8 @@ from typing import Any
 
 from . import apps as _apps
 from ._errors import SimulationError
-from .clock import VirtualClock
 from ._uwsgi_options import MASTER_OPTIONS
+from .clock import VirtualClock
 from .config import Options
 from .kernel import Kernel, Killed
 from .processes import Master, Mule, Spooler, UProcess, Worker

@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 from ._pyarg import no_kwargs, parser
+from .config import atoi
 from .processes import Mule
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class Mules:
             if name == "mule":
                 self.patches.append(value if isinstance(value, str) and value else None)
             elif name == "mules":
-                self.patches.extend([None] * max(0, _atoi(str(value))))
+                self.patches.extend([None] * max(0, atoi(str(value))))
         size = opts.int("mule-msg-size", 0)
         self.sndbuf = max(2 * min(size, WMEM_MAX), MIN_SNDBUF) if size > 0 else DEFAULT_SNDBUF
         self.shared = MsgQueue("shared", self.sndbuf)
@@ -189,7 +190,7 @@ class Mules:
         for token in members.split(","):
             if not token:
                 continue
-            ident = _atoi(token)
+            ident = atoi(token)
             if ident not in self.private:
                 raise ConfigError(f"invalid mule id: {token} (uWSGI exits)")
             ids.append(ident)
@@ -405,7 +406,7 @@ class Mules:
                 inst.log(f"unknown farm: {name}", inst.master)
                 return False
         else:
-            index = _atoi(target[4:])
+            index = atoi(target[4:])
             if index > len(self.farms) or index <= 0:
                 inst.log(f"invalid signal target: {target}", inst.master)
                 return False
@@ -584,16 +585,3 @@ def _as_bytes(value: Any) -> bytes:
         return value.encode("utf-8")
     return bytes(value)
 
-
-def _atoi(text: str) -> int:
-    text = text.strip()
-    sign = 1
-    if text[:1] in ("+", "-"):
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    digits = ""
-    for ch in text:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return sign * int(digits) if digits else 0

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, NotSimulatedError
 from ._pyarg import no_kwargs, parser
+from .config import atoi
 from .processes import UProcess
 
 if TYPE_CHECKING:
@@ -42,19 +43,6 @@ __all__ = ["SharedAreas"]
 PAGE_SIZE = 4096
 _U64 = 0xFFFFFFFFFFFFFFFF
 
-
-def _atoi(text: str) -> int:
-    digits = ""
-    text = text.strip()
-    sign = 1
-    if text[:1] in "+-" and text:
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    for ch in text:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return sign * int(digits) if digits else 0
 
 
 class _Area:
@@ -86,12 +74,12 @@ class SharedAreas:
         for spec in inst.opts.strings("sharedarea"):
             self._add(self._size_of(spec))
         for spec in inst.opts.strings("py-sharedarea"):
-            size = _atoi(spec)
+            size = atoi(spec)
             self._add(size, bytearray(size))
 
     def _size_of(self, spec: str) -> int:
         if "=" not in spec:
-            return _atoi(spec) * PAGE_SIZE
+            return atoi(spec) * PAGE_SIZE
         kv: dict[str, str] = {}
         for part in spec.split(","):
             key, eq, value = part.partition("=")
@@ -105,10 +93,10 @@ class SharedAreas:
         pages = 0
         if "size" in kv:
             s = kv["size"]
-            length = int(s[2:], 16) if len(s) > 2 and s.startswith("0x") else _atoi(s)
+            length = int(s[2:], 16) if len(s) > 2 and s.startswith("0x") else atoi(s)
             pages = (length + PAGE_SIZE - 1) // PAGE_SIZE
         if "pages" in kv:
-            pages = _atoi(kv["pages"])
+            pages = atoi(kv["pages"])
         if not pages:
             raise ConfigError(f"you need to set a size for a sharedarea !!! [{spec}]")
         return pages * PAGE_SIZE

@@ -29,6 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._pyarg import no_kwargs, parser
+from .config import atoi
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .workers import choose, take_idle_worker
 
@@ -138,7 +139,7 @@ class Signals:
                 if w.alive and not w.cheaped and not w.paused:
                     self.to_worker(w, num)
         elif target.startswith("worker"):
-            wid = _atoi(target[6:])
+            wid = atoi(target[6:])
             if wid > inst.numproc:
                 inst.log(f"invalid signal target: {target}")
             w = workers.get(wid)
@@ -166,7 +167,7 @@ class Signals:
     def _route_mule(self, num: int, target: str) -> None:
         inst = self.inst
         rest = target[4:]
-        mid = _atoi(rest)
+        mid = atoi(rest)
         if mid == 0:
             self.shared_mules.append(num)
             mules = inst.subsystems.get("mules")
@@ -359,11 +360,3 @@ def _who(proc: UProcess) -> str:
         return f"worker {proc.id}"
     return f"mule {proc.id}" if isinstance(proc, Mule) else "spooler"
 
-
-def _atoi(text: str) -> int:
-    digits = ""
-    for ch in text:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return int(digits) if digits else 0

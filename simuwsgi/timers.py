@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import ConfigError, SimulationError
 from ._pyarg import no_kwargs, parser
+from .config import atoi
 from .kernel import Timer
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class Timers:
                 if not sep:
                     kind = "signal timer" if name == "timer" else "redblack signal timer"
                     raise ConfigError(f"invalid {kind} syntax, must be: <signal> <seconds>")
-                add(_atoi(num) & 0xFF, _atoi(secs))
+                add(atoi(num) & 0xFF, atoi(secs))
 
     # -- hooks ---------------------------------------------------------------------------
     def master_loop_started(self) -> None:
@@ -400,16 +401,3 @@ class Timers:
 
         return {"add_timer": add_timer, "add_rb_timer": add_rb_timer}
 
-
-def _atoi(text: str) -> int:
-    text = text.lstrip()
-    sign = 1
-    if text[:1] in ("+", "-"):
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    digits = ""
-    for ch in text:
-        if not ch.isdigit():
-            break
-        digits += ch
-    return sign * int(digits) if digits else 0
