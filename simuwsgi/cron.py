@@ -242,6 +242,9 @@ def parse_cron2_option(value: str) -> CronSpec:
 class Cron:
     """The signal cron table and the command crons of one instance."""
 
+    #: In the master loop only while it has entries: every iteration matters then.
+    needs_iteration = True
+
     @classmethod
     def create(cls, inst: Instance) -> Cron:
         return cls(inst)

@@ -60,6 +60,9 @@ class _Monitor:
 class FileMonitors:
     """The file monitor table and its inotify watches."""
 
+    #: In the master loop only while it has entries: every iteration matters then.
+    needs_iteration = True
+
     @classmethod
     def create(cls, inst: Instance) -> FileMonitors:
         return cls(inst)

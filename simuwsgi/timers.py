@@ -61,6 +61,10 @@ MAX_TIMERS = 64
 class LoopClient(Protocol):
     """What the master loop asks of a subsystem that lives in it."""
 
+    #: False while the client has nothing to do at iteration boundaries, so that an
+    #: event iteration can skip the clients' hooks.
+    needs_iteration: bool
+
     def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None: ...
 
     def at_top(self, loop: MasterLoop, wall_s: int) -> None: ...
@@ -136,7 +140,22 @@ class MasterLoop:
         """An event wakes the master now: one iteration that handles it."""
         if self.closed or not self.started:
             return
+        for client in self.clients:
+            if client.needs_iteration:
+                break
+        else:
+            # No client has work at iteration boundaries (no rb_timer, cron, monitor
+            # or timer to arm): the iteration only moves the loop's phase.
+            self._move_phase(self.kernel.now)
+            handler(*args)
+            return
         self._iterate(False, handler, args)
+
+    def _move_phase(self, now: float) -> None:
+        steps = (now - self.last_wake) / self.interval
+        if abs(steps - round(steps)) > 1e-9:
+            self.grid_epoch += 1
+        self.last_wake = now
 
     def poke(self) -> None:
         """A client has new work (an entry added, a plan changed)."""
@@ -145,10 +164,7 @@ class MasterLoop:
 
     def _iterate(self, timeout: bool, handler: Any = None, args: tuple[Any, ...] = ()) -> None:
         now = self.kernel.now
-        steps = (now - self.last_wake) / self.interval
-        if abs(steps - round(steps)) > 1e-9:
-            self.grid_epoch += 1
-        self.last_wake = now
+        self._move_phase(now)
         clients = self.clients
         if clients:
             wall_s = math.floor(self.clock.wall_offset + now)  # uwsgi_now()
@@ -247,6 +263,12 @@ class Timers:
                     kind = "signal timer" if name == "timer" else "redblack signal timer"
                     raise ConfigError(f"invalid {kind} syntax, must be: <signal> <seconds>")
                 add(atoi(num) & 0xFF, atoi(secs))
+
+    @property
+    def needs_iteration(self) -> bool:
+        """Kernel timers fire by themselves; only rb_timers and unarmed timers need
+        the master's iterations."""
+        return bool(self._unarmed or self.rb_timers)
 
     # -- hooks ---------------------------------------------------------------------------
     def master_loop_started(self) -> None:
