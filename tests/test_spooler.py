@@ -646,7 +646,10 @@ def test_never_lose_or_repeat_a_task(tmp_path_factory: pytest.TempPathFactory, p
                 sim.kill(f"spooler{step[1]}")
             else:
                 sim.advance(step[1])
-        sim.advance(15)  # every deferred task is due; every retried one ran again
+        # Every deferred task is due and every retried one ran again: a scan runs each
+        # kept task once, so it lasts up to the sum of their sleeps.
+        total_sleep = sum(step[4] for step in plan if step[0] == "spool")
+        sim.advance(15 + 3 * total_sleep)
         runs = sub(sim).tasks_run()
         pending = set(sub(sim).pending())
         for path, rc in spooled.items():
