@@ -29,9 +29,17 @@ def write(tmp_path: Path, name: str, source: str) -> Path:
     return path
 
 
-def _gone(pid: int) -> bool:
-    """True when no process (not even a zombie) has this pid."""
-    return not Path(f"/proc/{pid}").exists()
+def _gone(pid: int, patience: float = 3.0) -> bool:
+    """True when no process (not even a zombie) has this pid, waiting a little for the
+    kernel to finish reaping it (a loaded machine can take a moment)."""
+    import time
+
+    deadline = time.monotonic() + patience
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _normal_log(lines: list[str]) -> list[str]:
