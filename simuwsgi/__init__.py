@@ -11,6 +11,8 @@ from ._errors import NotSimulatedError as NotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
 from .config import Options as Options
+from .scenario import Scenario as Scenario
+from .scenario import load_scenario as load_scenario
 from .simulation import Simulation as Simulation
 from .trace import Record as Record
 from .trace import Trace as Trace
@@ -25,8 +27,10 @@ __all__ = [
     "Options",
     "Record",
     "Response",
-    "SimulationError",
+    "Scenario",
     "Simulation",
+    "SimulationError",
     "SimuwsgiError",
     "Trace",
+    "load_scenario",
 ]
