@@ -339,7 +339,7 @@ class Cron:
     def _fire_signal(self, spec: CronSpec, wall_s: int, tm: Any) -> None:
         inst = self.inst
         inst.log(f"{_time.asctime(tm)} - [uwsgi-cron] routing signal {spec.sig}", inst.master)
-        inst.record("cron.signal", inst.master, num=spec.sig)
+        inst.trace.add(inst.kernel.now, "master", "cron.signal", {"num": spec.sig})
         spec.last_job = wall_s
         spec.plan = None
         signals = inst.subsystems.get("signals")

@@ -183,10 +183,11 @@ class Signals:
 
     def _to_shared_workers(self, num: int) -> None:
         inst = self.inst
-        waiter = self._signal_waiter(Worker)
-        if waiter is not None:
-            self._wake_waiter(waiter, num)
-            return
+        if self.waiting:
+            waiter = self._signal_waiter(Worker)
+            if waiter is not None:
+                self._wake_waiter(waiter, num)
+                return
         worker = take_idle_worker(inst, "signal")
         if worker is None:
             self.shared_workers.append(num)
