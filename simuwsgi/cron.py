@@ -258,7 +258,6 @@ class Cron:
         #: The last ``localtime()`` computed: a plan's candidate second is usually the
         #: second the master then wakes in.
         self._tm_cache: tuple[int, Any] = (-1, None)
-        self._loop: MasterLoop | None = None
         opts = inst.opts
         for value in opts.strings("cron"):
             self.command_crons.append(parse_cron_option(value))
@@ -268,15 +267,8 @@ class Cron:
             self.command_crons.append(parse_cron2_option(value))
 
     # -- wiring --------------------------------------------------------------------------
-    @property
-    def loop(self) -> MasterLoop | None:
-        if self._loop is None:
-            timers = self.inst.subsystems.get("timers")
-            self._loop = getattr(timers, "loop", None)
-        return self._loop
-
     def master_loop_started(self) -> None:
-        loop = self.loop
+        loop = self.inst.master_loop
         if loop is not None and self.inst.has_master:
             loop.add_client(self)
 
@@ -290,7 +282,7 @@ class Cron:
         self.signal_crons.append(CronSpec(minute, hour, day, month, week, sig=sig))
         self.inst.record("cron.add", num=sig, minute=minute, hour=hour, day=day,
                          month=month, week=week)
-        loop = self.loop
+        loop = self.inst.master_loop
         if loop is not None and loop.started:
             loop.add_client(self)
         return True

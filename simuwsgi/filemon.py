@@ -71,20 +71,12 @@ class FileMonitors:
         self.inst = inst
         self.monitors: list[_Monitor] = []
         self._batch: list[str] = []
-        self._loop: MasterLoop | None = None
         #: --touch-reload files by resolved path, and those touched since the last check
         self.touch_reload = {self._resolve(p): p for p in inst.opts.strings("touch-reload")}
         self._touched: list[str] = []
 
-    @property
-    def loop(self) -> MasterLoop | None:
-        if self._loop is None:
-            timers = self.inst.subsystems.get("timers")
-            self._loop = getattr(timers, "loop", None)
-        return self._loop
-
     def master_loop_started(self) -> None:
-        loop = self.loop
+        loop = self.inst.master_loop
         # Only a table with work joins the loop (add_file_monitor joins it later).
         if loop is not None and self.inst.has_master and (self.monitors or self.touch_reload):
             loop.add_client(self)
@@ -103,7 +95,7 @@ class FileMonitors:
             return False
         self.monitors.append(_Monitor(num, path))
         self.inst.record("filemon.add", num=num, path=path)
-        loop = self.loop
+        loop = self.inst.master_loop
         if loop is not None and loop.started and self.inst.has_master:
             loop.add_client(self)  # joins the loop now, or re-plans it if already in
         return True
@@ -118,7 +110,7 @@ class FileMonitors:
         target = self._resolve(path)
         if target in self.touch_reload and target not in self._touched:
             self._touched.append(target)
-            loop = self.loop
+            loop = self.inst.master_loop
             if loop is not None:
                 self.inst.kernel.call_soon(loop.poke)
         parent = os.path.dirname(target)
@@ -132,7 +124,7 @@ class FileMonitors:
         return len(seen)
 
     def _wake_master(self) -> None:
-        loop = self.loop
+        loop = self.inst.master_loop
         if loop is None or not loop.started:
             self._batch.clear()
             return

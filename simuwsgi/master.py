@@ -161,6 +161,12 @@ class Instance:
             stream = self._errors_stream = errors_stream(self)
         return stream
 
+    @property
+    def master_loop(self) -> Any:
+        """The master's event loop (``timers.MasterLoop``), or None without timers."""
+        timers = self.subsystems.get("timers")
+        return timers.loop if timers is not None else None
+
     def subsystem(self, name: str) -> Any:
         return self.subsystems.get(name)
 

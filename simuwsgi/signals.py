@@ -113,8 +113,7 @@ class Signals:
 
     def master_read(self, num: int) -> None:
         """The master reads a signal byte from a process's socket and routes it."""
-        timers = self.inst.subsystems.get("timers")
-        loop = timers.loop if timers is not None else None
+        loop = self.inst.master_loop
         if loop is not None and loop.started and not loop.closed:
             loop.event(self.route, num)
         else:
