@@ -238,10 +238,8 @@ class Kernel:
         prev = self.current
         if proc.cwd is not self._cwd:
             self.apply_cwd(proc.cwd)
-        context = proc.context
-        if context is not self._installed_context and self.context_hook is not None:
-            self.context_hook(self._installed_context, context)
-            self._installed_context = context
+        if proc.context is not self._installed_context:
+            self.switch_context(proc.context)
         self.current = proc
         proc.wait_reason = ""
         try:
@@ -263,6 +261,8 @@ class Kernel:
 
     def apply_cwd(self, cwd: str | None) -> None:
         """``chdir`` to a process's working directory (None: back to ``home_cwd``)."""
+        if cwd is self._cwd:
+            return
         try:
             os.chdir(self.home_cwd if cwd is None else cwd)
         except OSError:
@@ -273,8 +273,15 @@ class Kernel:
     def installed_context(self) -> Any:
         return self._installed_context
 
-    def reset_context(self) -> None:
-        self._installed_context = None
+    def switch_context(self, context: Any) -> None:
+        """Install ``context`` (through ``context_hook``) if it is not the one in."""
+        if context is not self._installed_context and self.context_hook is not None:
+            self.context_hook(self._installed_context, context)
+        self._installed_context = context
+
+    def adopt_context(self, context: Any) -> None:
+        """Record ``context`` as installed without swapping: the live state is it."""
+        self._installed_context = context
 
     def close(self) -> None:
         """Finalise killed processes' greenlets, so they are not collected later.

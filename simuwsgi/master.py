@@ -167,9 +167,6 @@ class Instance:
         timers = self.subsystems.get("timers")
         return timers.loop if timers is not None else None
 
-    def subsystem(self, name: str) -> Any:
-        return self.subsystems.get(name)
-
     # -- startup -----------------------------------------------------------------------
     def start(self) -> None:
         """Boot the instance at the current virtual instant, as ``uwsgi_start`` does."""
@@ -208,7 +205,7 @@ class Instance:
             self.app_loaded = self.app.load()
             self._check_need_app()
         self.master.context = self.app.master_context()
-        self.kernel._installed_context = self.master.context
+        self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
             hook = getattr(sub, "after_import", None)
             if hook is not None:
@@ -524,7 +521,7 @@ class Instance:
         old_master = self.master
         self._teardown_processes()
         self.app.restore()
-        self.kernel.reset_context()
+        self.kernel.adopt_context(None)
         self.reloads += 1
         self.is_a_reload = True
         self.ready = False

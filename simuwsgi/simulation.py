@@ -133,13 +133,10 @@ class Simulation:
     def _settle(self) -> None:
         """Back in the test: the master's globals in the app modules, and the test's
         working directory."""
-        if self.kernel._cwd is not None:
-            self.kernel.apply_cwd(None)
+        self.kernel.apply_cwd(None)
         master = self.inst.master
         if master is not None and master.context is not None:
-            if self.kernel.installed_context() is not master.context:
-                self.inst.app.switch(self.kernel.installed_context(), master.context)
-                self.kernel._installed_context = master.context
+            self.kernel.switch_context(master.context)
         sys.modules["uwsgi"] = self.inst.facade
 
     def close(self) -> None:

@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._errors import ConfigError, SimulationError
 from ._pyarg import no_kwargs, parser
 from .config import atoi
-from .kernel import Timer
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -212,14 +211,13 @@ class MasterLoop:
 
 
 class _Timer:
-    __slots__ = ("fired", "handle", "next", "num", "registered", "secs")
+    __slots__ = ("fired", "next", "num", "registered", "secs")
 
     def __init__(self, num: int, secs: int) -> None:
         self.num = num
         self.secs = secs
         self.registered = False
         self.next = 0.0
-        self.handle: Timer | None = None
         self.fired = 0
 
 
@@ -277,10 +275,6 @@ class Timers:
 
     def close(self) -> None:
         self.loop.close()
-        for t in self.timers:
-            if t.handle is not None:
-                t.handle.cancel()
-                t.handle = None
 
     # -- the tables -------------------------------------------------------------------------
     def add_timer(self, num: int, secs: int) -> bool:

@@ -174,16 +174,6 @@ def dispatch_request(inst: Instance, req: Request) -> None:
     inst.listen_queue.append(req)
 
 
-def wake_idle(inst: Instance, worker: Worker, item: Any) -> bool:
-    """Hand ``item`` to ``worker`` if it is idle in its accept loop."""
-    if worker.idle:
-        inst.idle_workers.remove(worker)
-        worker.idle = False
-        inst.kernel.wake(worker, item)
-        return True
-    return False
-
-
 # -- the worker -----------------------------------------------------------------------------
 def worker_loop(inst: Instance, w: Worker) -> None:
     """The accept loop of one worker: signals between requests, then requests."""
