@@ -349,18 +349,16 @@ class Instance:
             return
         proc.killed_by = reason
         self.kernel.discard(proc)
-        if proc in self.idle_workers:
-            self.idle_workers.remove(proc)  # type: ignore[arg-type]
         self.process_died(proc, reason)
 
     def process_died(self, proc: UProcess, reason: str) -> None:
         proc.alive = False
         if self.forks is not None:
             self.forks.process_died(proc)
-        if proc in self.idle_workers:
-            self.idle_workers.remove(proc)  # type: ignore[arg-type]
-        if isinstance(proc, Worker):
-            proc.idle = False  # signals routed to it now queue for its respawn
+        if isinstance(proc, Worker) and proc.idle:
+            # No longer in its accept loop: signals routed to it queue for its respawn.
+            self.idle_workers.remove(proc)
+            proc.idle = False
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
             proc.harakiri_timer = None
@@ -495,7 +493,7 @@ class Instance:
         for worker in list(self.workers.values()):
             worker.reloading = True  # type: ignore[attr-defined]
             worker.manage_next_request = False
-            if worker in self.idle_workers or worker.request is None:
+            if worker.idle or worker.request is None:
                 self.kill(worker, "reload")
         self._wait_workers_then(self._binary_reload)
 
