@@ -348,12 +348,15 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         inst._reschedule_harakiri(w)
     inst.record("request.end", w, id=req.id, status=status, bytes=len(body),
                 **({"exception": True} if failed else {}))
-    req.finish(status, headers, body, end,
-               "" if status is not None else
-               "connection closed without a response: the app raised before start_response"
-               if failed else "connection closed without a response: start_response not called")
+    reason = ""
+    if status is None:
+        reason = ("connection closed without a response: " +
+                  ("the app raised before start_response" if failed
+                   else "start_response not called"))
+    req.finish(status, headers, body, end, reason)
+    # uWSGI's request log line (the vars count and size are not tracked here).
     inst.log(f"[pid: {w.pid}|app: 0|req: {w.requests}/{inst.total_requests}] "
-             f"{req.remote_addr} () {{{0} vars in {0} bytes}} "
+             f"{req.remote_addr} () {{0 vars in 0 bytes}} "
              f"{req.method} {req.path} => generated {len(body)} bytes (HTTP/1.1 {status})", w)
     if (inst.max_requests > 0 and w.delta_requests >= inst.max_requests
             and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
