@@ -111,6 +111,12 @@ class CacheDump:
     cache: bytes = b""
 
 
+def _num_field(pairs: Pairs, key: bytes) -> int:
+    """A numeric field of a cache dict, read as uWSGI's ``uwsgi_str_num`` does (0 if absent)."""
+    value = last_value(pairs, key)
+    return str_num(value) if value is not None else 0
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CacheMagicRequest:
     """m2 17: the "magic" interface used by ``cache_*(..., "name@host:port")``.
@@ -132,13 +138,11 @@ class CacheMagicRequest:
 
     @property
     def size(self) -> int:
-        value = last_value(self.pairs, b"size")
-        return str_num(value) if value is not None else 0
+        return _num_field(self.pairs, b"size")
 
     @property
     def expires(self) -> int:
-        value = last_value(self.pairs, b"expires")
-        return str_num(value) if value is not None else 0
+        return _num_field(self.pairs, b"expires")
 
     @property
     def cache(self) -> bytes:
@@ -205,14 +209,12 @@ class CacheMagicResponse:
 
     @property
     def size(self) -> int:
-        value = last_value(self.pairs, b"size")
-        return str_num(value) if value is not None else 0
+        return _num_field(self.pairs, b"size")
 
     @property
     def expires(self) -> int:
         """Absolute unix time of expiry (0 = never), as the server reports it."""
-        value = last_value(self.pairs, b"expires")
-        return str_num(value) if value is not None else 0
+        return _num_field(self.pairs, b"expires")
 
     @classmethod
     def ok(cls, size: int | None = None, expires: int = 0) -> CacheMagicResponse:
