@@ -130,8 +130,13 @@ def atoi(text: str) -> int:
     """C ``atoi``: leading whitespace, optional sign, digits; anything else stops it.
 
     uWSGI reads most numbers this way (option values, signal and mule targets)."""
-    m = re.match(r"\s*([+-]?\d+)", text)
+    if text.isdigit() and text.isascii():
+        return int(text)
+    m = _ATOI.match(text)
     return int(m.group(1)) if m else 0
+
+
+_ATOI = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")  # C isspace, ASCII digits
 
 
 class _Expander:

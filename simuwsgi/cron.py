@@ -242,9 +242,6 @@ def parse_cron2_option(value: str) -> CronSpec:
 class Cron:
     """The signal cron table and the command crons of one instance."""
 
-    #: In the master loop only while it has entries: every iteration matters then.
-    needs_iteration = True
-
     @classmethod
     def create(cls, inst: Instance) -> Cron:
         return cls(inst)
@@ -288,6 +285,11 @@ class Cron:
         return True
 
     # -- loop client -----------------------------------------------------------------------
+    @property
+    def needs_iteration(self) -> bool:
+        """Every master iteration matters while the table has entries (none without)."""
+        return bool(self.signal_crons or self.command_crons)
+
     def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None:
         if not self.signal_crons and not self.command_crons:
             return

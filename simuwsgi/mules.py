@@ -94,6 +94,11 @@ def _truesize(length: int) -> int:
     return _SKB_OVERHEAD + 16384 + (length - _MAX_LINEAR)
 
 
+#: Datagrams up to ``_SMALL`` bytes all cost the smallest truesize (the common case).
+_SMALL = 512 - _SHINFO
+_SMALL_TRUESIZE = _truesize(_SMALL)
+
+
 class MsgQueue:
     """One SOCK_SEQPACKET socketpair: datagrams, bounded by the send buffer."""
 
@@ -112,12 +117,14 @@ class MsgQueue:
         if self.used >= self.sndbuf:
             return "full"
         self.items.append(msg)
-        self.used += _truesize(len(msg))
+        n = len(msg)
+        self.used += _SMALL_TRUESIZE if n <= _SMALL else _truesize(n)
         return ""
 
     def pop(self) -> bytes:
         msg = self.items.popleft()
-        self.used -= _truesize(len(msg))
+        n = len(msg)
+        self.used -= _SMALL_TRUESIZE if n <= _SMALL else _truesize(n)
         return msg
 
     def __len__(self) -> int:
@@ -151,6 +158,9 @@ class _Wait:
 LOOP = "loop"
 GET_MSG = "get_msg"
 FARM_GET = "farm_get"
+
+_UNTIMED_GET_WAITS = {(sig, farms): _Wait(GET_MSG, signals=sig, farm_signals=False, farms=farms)
+                      for sig in (False, True) for farms in (False, True)}
 
 
 class Mules:
@@ -480,7 +490,10 @@ class Mules:
                 timeout: int) -> bytes | None:
         watch_signals = signals_flag is None or signals_flag is False
         watch_farms = not (farms_flag is None or farms_flag is False)
-        wait = _Wait(GET_MSG, signals=watch_signals, farm_signals=False, farms=watch_farms)
+        if timeout > 0:
+            wait = _Wait(GET_MSG, signals=watch_signals, farm_signals=False, farms=watch_farms)
+        else:  # no timer to attach: one shared, never-modified wait per flag pair
+            wait = _UNTIMED_GET_WAITS[watch_signals, watch_farms]
         item = self._scan(mule, wait)
         if item is None:
             if timeout == 0:
@@ -515,6 +528,8 @@ class Mules:
         keywords = ("signals", "farms", "buffer_size", "timeout")
 
         def mule_msg(*args: Any, **kw: Any) -> bool:
+            if not kw and len(args) == 2 and type(args[0]) is bytes and type(args[1]) is int:
+                return self.mule_msg(args[0], args[1])  # the common call: nothing to convert
             no_kwargs("mule_msg", kw)
             values = p_msg(args)
             msg = _as_bytes(values[0])

@@ -65,6 +65,10 @@ class Signals:
         self.shared_spoolers: deque[int] = deque()
         #: processes parked in signal_wait, by process
         self.waiting: dict[UProcess, Any] = {}
+        #: target string -> its delivery function (targets are parsed once)
+        self._routes: dict[str, Any] = {}
+        #: the master loop, looked up at the first signal read (False: not yet)
+        self._loop: Any = False
 
     # -- tables ----------------------------------------------------------------------------
     def slot_of(self, proc: UProcess | None) -> int:
@@ -113,7 +117,9 @@ class Signals:
 
     def master_read(self, num: int) -> None:
         """The master reads a signal byte from a process's socket and routes it."""
-        loop = self.inst.master_loop
+        loop = self._loop
+        if loop is False:
+            loop = self._loop = self.inst.master_loop
         if loop is not None and loop.started and not loop.closed:
             loop.event(self.route, num)
         else:
@@ -125,43 +131,63 @@ class Signals:
         entry = self.tables[0].get(num)
         target = entry.target if entry is not None else ""
         inst.trace.add(inst.kernel.now, "master", "signal.route", {"num": num, "target": target})
+        deliver = self._routes.get(target)
+        if deliver is None:
+            deliver = self._routes[target] = self._router(target)
+        deliver(num)
+
+    def _router(self, target: str) -> Any:
+        """The delivery function of one target string, matched in uWSGI's order."""
+        inst = self.inst
         workers = inst.workers
         if target in ("", "worker", "worker0"):
-            self._to_shared_workers(num)
-        elif target == "workers":
-            to_worker = self.to_worker
-            for w in list(workers.values()):
-                to_worker(w, num)
-        elif target == "active-workers":
-            for wid in sorted(workers):
-                w = workers[wid]
-                if w.alive and not w.cheaped and not w.paused:
+            return self._to_shared_workers
+        if target == "workers":
+            def to_workers(num: int) -> None:
+                for w in list(workers.values()):
                     self.to_worker(w, num)
-        elif target.startswith("worker"):
+            return to_workers
+        if target == "active-workers":
+            def to_active_workers(num: int) -> None:
+                for wid in sorted(workers):
+                    w = workers[wid]
+                    if w.alive and not w.cheaped and not w.paused:
+                        self.to_worker(w, num)
+            return to_active_workers
+        if target.startswith("worker"):
             wid = atoi(target[6:])
-            if wid > inst.numproc:
-                inst.log(f"invalid signal target: {target}")
-            w = workers.get(wid)
-            if w is None:
-                inst.record("signal.lost", inst.master, num=num, why=f"no worker {wid}")
-                return
-            self.to_worker(w, num)
-        elif target == "subscribed":
-            return
-        elif target == "spooler":
-            self._to_spoolers(num)
-        elif target == "mules":
-            for mid in sorted(inst.mules):
-                self.to_mule(inst.mules[mid], num)
-        elif target.startswith("mule"):
-            self._route_mule(num, target)
-        elif target.startswith("farm"):
-            mules = inst.subsystems.get("mules")
-            if mules is None or not mules.route_farm_signal(num, target):
-                inst.record("signal.lost", inst.master, num=num, why=f"bad farm {target}")
-        else:
+
+            def to_worker_n(num: int) -> None:
+                if wid > inst.numproc:
+                    inst.log(f"invalid signal target: {target}")
+                w = workers.get(wid)
+                if w is None:
+                    inst.record("signal.lost", inst.master, num=num, why=f"no worker {wid}")
+                    return
+                self.to_worker(w, num)
+            return to_worker_n
+        if target == "subscribed":
+            return lambda num: None
+        if target == "spooler":
+            return self._to_spoolers
+        if target == "mules":
+            def to_mules(num: int) -> None:
+                for mid in sorted(inst.mules):
+                    self.to_mule(inst.mules[mid], num)
+            return to_mules
+        if target.startswith("mule"):
+            return lambda num: self._route_mule(num, target)
+        if target.startswith("farm"):
+            def to_farm(num: int) -> None:
+                mules = inst.subsystems.get("mules")
+                if mules is None or not mules.route_farm_signal(num, target):
+                    inst.record("signal.lost", inst.master, num=num, why=f"bad farm {target}")
+            return to_farm
+
+        def unsupported(num: int) -> None:
             inst.log(f"^^^ UNSUPPORTED SIGNAL TARGET: {target} ^^^")
             inst.record("signal.lost", inst.master, num=num, why=f"target {target!r}")
+        return unsupported
 
     def _route_mule(self, num: int, target: str) -> None:
         inst = self.inst
@@ -319,6 +345,9 @@ class Signals:
             return None
 
         def signal(*args: Any, **kw: Any) -> None:
+            if not kw and len(args) == 1 and type(args[0]) is int:
+                self.raise_signal(args[0] & 0xFF)  # the common call, parsed as "B" parses
+                return None
             no_kwargs("signal", kw)
             values = p_signal(args)
             if len(values) > 1:
@@ -339,6 +368,8 @@ class Signals:
             return True if self.registered(num) else None
 
         def signal_wait(*args: Any, **kw: Any) -> bytes:
+            if not kw and len(args) == 1 and type(args[0]) is int:
+                return self.wait(args[0] & 0xFF)  # the common call, parsed as "B" parses
             no_kwargs("signal_wait", kw)
             values = p_wait(args)
             return self.wait(values[0] if values else None)

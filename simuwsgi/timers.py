@@ -151,6 +151,8 @@ class MasterLoop:
         self._iterate(False, handler, args)
 
     def _move_phase(self, now: float) -> None:
+        if now == self.last_wake:
+            return
         steps = (now - self.last_wake) / self.interval
         if abs(steps - round(steps)) > 1e-9:
             self.grid_epoch += 1
