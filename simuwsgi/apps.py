@@ -304,14 +304,16 @@ class AppLoader:
         """Save the live globals into ``outgoing`` and install ``incoming``'s."""
         if incoming is None and outgoing is None:
             return
-        out_store = outgoing.store if outgoing is not None else None
-        in_store = incoming.store if incoming is not None else None
-        for d in self._dicts:
-            key = id(d)
-            if out_store is not None and key in out_store:
-                out_store[key] = d.copy()
-            if in_store is not None:
-                new = in_store.get(key)
+        if outgoing is not None:
+            out_store = outgoing.store
+            for d in self._dicts:
+                key = id(d)
+                if key in out_store:
+                    out_store[key] = d.copy()
+        if incoming is not None:
+            in_store = incoming.store
+            for d in self._dicts:
+                new = in_store.get(id(d))
                 if new is not None:
                     d.clear()
                     d.update(new)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import re
-import time as _time
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
@@ -61,6 +60,7 @@ MAX_CRONS = 64
 HORIZON = 30 * 366 * 86400
 
 _localtime = _R.localtime
+_asctime = _R.asctime  # of an explicit struct_time: needs no virtual clock
 
 
 class CronSpec:
@@ -317,7 +317,7 @@ class Cron:
         import subprocess
 
         inst = self.inst
-        inst.log(f'{_time.asctime(tm)} - [uwsgi-cron] running "{command}" '
+        inst.log(f'{_asctime(tm)} - [uwsgi-cron] running "{command}" '
                  f"(pid {inst.next_pid()})", inst.master)
         try:
             done = subprocess.run(["/bin/sh", "-c", command], cwd=inst.app.base_dir,
@@ -332,7 +332,7 @@ class Cron:
 
     def _fire_signal(self, spec: CronSpec, wall_s: int, tm: Any) -> None:
         inst = self.inst
-        inst.log(f"{_time.asctime(tm)} - [uwsgi-cron] routing signal {spec.sig}", inst.master)
+        inst.log(f"{_asctime(tm)} - [uwsgi-cron] routing signal {spec.sig}", inst.master)
         inst.trace.add(inst.kernel.now, "master", "cron.signal", {"num": spec.sig})
         spec.last_job = wall_s
         spec.plan = None

@@ -11,8 +11,10 @@ process is blocked the clock jumps straight to the next event.
 
 A virtual process is a greenlet. It runs until it *parks* (``Kernel.park``), which
 switches back to the hub — the greenlet that runs the loop. It is resumed only by an
-event (``Kernel.wake`` schedules one), so all resumptions happen from the hub in heap
-order. ``Kernel.current`` names the process that is running; code that asks "who am I"
+event (``Kernel.wake`` schedules one), so all resumptions happen in heap order. One
+shortcut: when a process that the loop resumed parks and the loop's next event is
+another process's wake-up, the parking process switches to it directly (``_hand_over``)
+— the same event at the same point, one greenlet switch instead of two. ``Kernel.current`` names the process that is running; code that asks "who am I"
 (``uwsgi.worker_id()``, ``os.getpid()``) reads it.
 
 The kernel knows nothing of uWSGI. Randomness comes from ``Kernel.rng``, one seeded
@@ -190,6 +192,7 @@ class Kernel:
         resume = self._resume
         count = 0
         self.stopping = False
+        outer = self._until, self._stop
         self._until = when
         self._stop = stop
         try:
@@ -214,7 +217,7 @@ class Kernel:
                     return True
         finally:
             self.events_run += count
-            self._stop = None
+            self._until, self._stop = outer
         if when > self.now:
             self.now = when
         return False
@@ -284,10 +287,7 @@ class Kernel:
         if not proc.alive:
             return
         prev = self.current
-        chained = self._may_hand_over
-        self._may_hand_over = False  # a resume nested in an event never hands over
         self._enter(proc)
-        self._may_hand_over = chained
         try:
             proc.greenlet.switch(value)
         except Killed:

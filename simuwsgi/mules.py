@@ -561,7 +561,7 @@ class Mules:
             if not isinstance(proc, Mule):
                 raise ValueError("you can receive mule messages only in a mule !!!")
             if not args and not kw:
-                return self.get_msg(proc, *_DEFAULTS)
+                return self.get_msg(proc, True, True, MULE_READ_BUFFER, -1)  # the defaults
             values = list(args)
             for index, name in enumerate(keywords):
                 if name not in kw:

@@ -153,8 +153,8 @@ class MasterLoop:
     def _move_phase(self, now: float) -> None:
         if now == self.last_wake:
             return
-        steps = (now - self.last_wake) / self.interval
-        if abs(steps - round(steps)) > 1e-9:
+        off_grid = ((now - self.last_wake) / self.interval) % 1.0
+        if 1e-9 < off_grid < 1.0 - 1e-9:
             self.grid_epoch += 1
         self.last_wake = now
 

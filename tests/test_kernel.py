@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simuwsgi.kernel import Kernel, Process
 
@@ -111,3 +113,95 @@ def test_discarded_process_never_runs_again_and_is_finalised_on_close():
     assert ran == []
     k.close()
     assert ran == ["finally"]
+
+
+# -- direct hand-over between processes ---------------------------------------------------
+
+
+def _ping_pong_program(k: Kernel, log: list, steps: list[tuple[int, int, float]]) -> None:
+    """Three processes that wake each other (and schedule plain events) per ``steps``.
+
+    ``steps[i] = (target, kind, delay)``: at its i-th turn a process wakes process
+    ``target`` (kind 0), schedules a plain event that wakes it (kind 1) or resumes it
+    from a plain event (kind 2), ``delay`` seconds on; then parks.
+    """
+    procs: list[Process] = []
+    turn = iter(range(len(steps)))
+
+    def body(index: int) -> None:
+        while True:
+            value = k.park(f"p{index}")
+            log.append((k.now, index, value, k.current.name))
+            i = next(turn, None)
+            if i is None:
+                continue
+            target, kind, delay = steps[i]
+            proc = procs[target]
+            if kind == 0:
+                k.wake(proc, i, delay=delay)
+            elif kind == 1:
+                k.schedule(delay, lambda p=proc, v=i: (log.append((k.now, "event", v)),
+                                                     k.wake(p, v)))
+            else:
+                k.schedule(delay, lambda p=proc, v=i: (k.resume(p, v),
+                                                     log.append((k.now, "after", v))))
+
+    for index in range(3):
+        procs.append(Process(k, f"p{index}", index + 1, lambda index=index: body(index)))
+        k.start(procs[-1])
+    k.wake(procs[0], "go")
+
+
+def _run_program(steps: list[tuple[int, int, float]], hand_over: bool,
+                 stop_after: int | None = None) -> tuple[list, int, float]:
+    k = Kernel()
+    if not hand_over:
+        k._hand_over = lambda: None  # type: ignore[method-assign]
+    log: list = []
+    _ping_pong_program(k, log, steps)
+    stop = (lambda: len(log) >= stop_after) if stop_after is not None else None
+    k.run_until(10.0, stop=stop)
+    k.close()
+    return log, k.events_run, k.now
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2),
+                          st.sampled_from([0.0, 0.0, 0.5, 20.0])), max_size=40),
+       st.one_of(st.none(), st.integers(1, 30)))
+@settings(max_examples=200, deadline=None)
+def test_hand_over_runs_exactly_what_the_hub_would(steps, stop_after):
+    """Direct process-to-process switches change no order, time, count or stop point."""
+    assert _run_program(steps, True, stop_after) == _run_program(steps, False, stop_after)
+
+
+def test_hand_over_happens_and_halves_hub_switches():
+    k = Kernel()
+    handed = []
+    real = k._hand_over
+
+    def counting():
+        out = real()
+        handed.append(out is not None)
+        return out
+
+    k._hand_over = counting  # type: ignore[method-assign]
+    log: list = []
+    _ping_pong_program(k, log, [(1, 0, 0.0), (2, 0, 0.0), (0, 0, 0.0), (1, 0, 0.0)])
+    k.run_until(1.0)
+    assert [entry[1] for entry in log] == [0, 1, 2, 0, 1]
+    assert handed == [True, True, True, True, False]  # the last park has no successor
+
+
+def test_hand_over_stops_where_the_loop_would():
+    """The stop predicate is checked before handing over: the next process waits."""
+    steps = [(1, 0, 0.0), (2, 0, 0.0)]
+    log, events, _now = _run_program(steps, True, stop_after=2)
+    assert [entry[1] for entry in log] == [0, 1]
+    assert events == 2
+
+
+def test_a_resume_inside_an_event_does_not_hand_over():
+    """A process resumed by an event's code returns to that event before anyone else."""
+    log, _events, _now = _run_program([(1, 2, 0.0), (2, 0, 0.0)], True)
+    # p1 is resumed from the event; it wakes p2 and parks: the event finishes first.
+    assert [entry[1] for entry in log] == [0, 1, "after", 2]
