@@ -9,11 +9,18 @@ ratio against the target, all measured in this run:
 3. 100,000 ``mule_msg``/``mule_get_msg`` round trips between a worker and a mule —
    target >= 150,000/s;
 4. the timer-day model of (1) written directly in SimPy — simuwsgi at least as fast.
+5. the round trips of (3) under the real uWSGI server (pyuwsgi), as a reference:
+   what the same app and options do on this machine with real processes.
+
+Each measurement runs in a fresh interpreter (``--one NAME``), so that none pays for
+the memory another left behind.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -82,7 +89,6 @@ def _write(directory: Path, name: str, source: str) -> None:
 
 def bench_timer_day(tmp: Path) -> tuple[int, float]:
     _write(tmp, "timer_app.py", TIMER_APP)
-    gc.collect()  # each measurement starts without the previous one's garbage
     with Simulation(["--master", "--processes", "4", "--wsgi-file", "timer_app.py"],
                     app_dir=tmp) as sim:
         start = _perf()
@@ -94,7 +100,6 @@ def bench_timer_day(tmp: Path) -> tuple[int, float]:
 
 def bench_cron_year(tmp: Path) -> tuple[int, float]:
     _write(tmp, "cron_app.py", CRON_APP)
-    gc.collect()
     with Simulation(["--master", "--processes", "1", "--wsgi-file", "cron_app.py"],
                     app_dir=tmp) as sim:
         start = _perf()
@@ -108,7 +113,6 @@ def bench_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
     """The worker sends a message to mule 1 and waits for its answer (a signal)."""
     _write(tmp, "mule_app.py", MULE_APP + MULE_APP_SIGNAL)
     _write(tmp, "mule_script.py", MULE_SCRIPT)
-    gc.collect()
     with Simulation(["--master", "--processes", "1", "--mule=mule_script.py",
                      "--set", f"n={n}", "--wsgi-file", "mule_app.py"], app_dir=tmp) as sim:
         start = _perf()
@@ -145,25 +149,77 @@ def bench_simpy_timer_day() -> tuple[int, float]:
     return sum(counts), _perf() - start
 
 
-def main() -> int:
+def bench_real_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
+    """(3) under the real uWSGI server: the request's duration, after a warm-up one."""
+    from simuwsgi.real import RealRun
+
+    _write(tmp, "mule_app.py", MULE_APP + MULE_APP_SIGNAL)
+    _write(tmp, "mule_script.py", MULE_SCRIPT)
+    run = RealRun(["--master", "--processes", "1", "--mule=mule_script.py",
+                   "--set", f"n={n}", "--wsgi-file", "mule_app.py"], app_dir=tmp, deadline=120)
+    try:
+        run.start()
+        run.get("/")
+        start = _perf()
+        body = run.get("/").body
+        elapsed = _perf() - start
+    finally:
+        run.close()
+    return int(body), elapsed
+
+
+MULE_TRIPS = 100_000
+REAL_MULE_TRIPS = 20_000
+
+
+def _measure(name: str) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        calls, t_timer = bench_timer_day(tmp)
-        rate = calls / t_timer
-        print(f"timer day: {calls} handler calls in {t_timer:.2f} s = {rate:,.0f}/s "
-              f"(target 230,000/s, ratio {rate / 230000:.2f})")
-        fired, t_cron = bench_cron_year(tmp)
-        print(f"cron year: {fired} firings in {t_cron:.2f} s (target < 5 s, "
-              f"ratio {5 / t_cron:.2f})")
-        n = 100_000
-        trips, t_mule = bench_mule_round_trips(tmp, n)
-        mrate = trips / t_mule
-        print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s "
-              f"(target 150,000/s, ratio {mrate / 150000:.2f})")
-        scalls, t_simpy = bench_simpy_timer_day()
-        srate = scalls / t_simpy
-        print(f"SimPy timer day: {scalls} handler calls in {t_simpy:.2f} s = {srate:,.0f}/s "
-              f"(simuwsgi/SimPy speed ratio {rate / srate:.2f}, target >= 1)")
+        gc.collect()
+        if name == "timer_day":
+            return bench_timer_day(tmp)
+        if name == "cron_year":
+            return bench_cron_year(tmp)
+        if name == "mule":
+            return bench_mule_round_trips(tmp, MULE_TRIPS)
+        if name == "real_mule":
+            return bench_real_mule_round_trips(tmp, REAL_MULE_TRIPS)
+        if name == "simpy_timer_day":
+            return bench_simpy_timer_day()
+    raise ValueError(name)
+
+
+def _isolated(name: str) -> tuple[int, float]:
+    """``_measure(name)`` in a fresh interpreter."""
+    out = subprocess.run([sys.executable, __file__, "--one", name], check=True,
+                         capture_output=True, text=True).stdout
+    count, seconds = json.loads(out.strip().splitlines()[-1])
+    return count, seconds
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--one"]:
+        print(json.dumps(_measure(sys.argv[2])))
+        return 0
+    calls, t_timer = _isolated("timer_day")
+    rate = calls / t_timer
+    print(f"timer day: {calls} handler calls in {t_timer:.2f} s = {rate:,.0f}/s "
+          f"(target 230,000/s, ratio {rate / 230000:.2f})")
+    fired, t_cron = _isolated("cron_year")
+    print(f"cron year: {fired} firings in {t_cron:.2f} s (target < 5 s, "
+          f"ratio {5 / t_cron:.2f})")
+    trips, t_mule = _isolated("mule")
+    mrate = trips / t_mule
+    print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s "
+          f"(target 150,000/s, ratio {mrate / 150000:.2f})")
+    rtrips, t_real = _isolated("real_mule")
+    rrate = rtrips / t_real
+    print(f"real uWSGI mule round trips: {rtrips} in {t_real:.2f} s = {rrate:,.0f}/s "
+          f"(simuwsgi/real speed ratio {mrate / rrate:.2f})")
+    scalls, t_simpy = _isolated("simpy_timer_day")
+    srate = scalls / t_simpy
+    print(f"SimPy timer day: {scalls} handler calls in {t_simpy:.2f} s = {srate:,.0f}/s "
+          f"(simuwsgi/SimPy speed ratio {rate / srate:.2f}, target >= 1)")
     return 0
 
 
