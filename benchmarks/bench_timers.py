@@ -10,7 +10,8 @@ ratio against the target, all measured in this run:
    target >= 150,000/s;
 4. the timer-day model of (1) written directly in SimPy — simuwsgi at least as fast.
 5. the round trips of (3) under the real uWSGI server (pyuwsgi), as a reference:
-   what the same app and options do on this machine with real processes.
+   what the same app and options do on this machine with real processes; and the
+   process switching of (3) alone on simuwsgi's kernel, the floor under (3).
 
 Each measurement runs in a fresh interpreter (``--one NAME``), so that none pays for
 the memory another left behind.
@@ -168,6 +169,44 @@ def bench_real_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
     return int(body), elapsed
 
 
+def bench_kernel_mule_floor(n: int) -> tuple[int, float]:
+    """(3)'s process switching alone on simuwsgi's kernel: the worker queues a message
+    and wakes the mule, the mule takes it and posts a master event, the master event
+    wakes the worker. No uWSGI semantics, trace or virtual fork: the floor under (3)."""
+    from collections import deque
+
+    from simuwsgi.kernel import Kernel, Process
+
+    kernel = Kernel(0)
+    queue: deque[bytes] = deque()
+    procs: dict[str, Process] = {}
+
+    def master_route(_num: int) -> None:
+        kernel.wake(procs["worker"], None)
+
+    def worker() -> None:
+        for _ in range(n):
+            queue.append(b"ping")
+            kernel.wake(procs["mule"], None)
+            kernel.park("signal_wait")
+
+    def mule() -> None:
+        while True:
+            kernel.park("mule_get_msg")
+            queue.popleft()
+            kernel.call_soon(master_route, 7)
+
+    procs["worker"] = Process(kernel, "worker", 1, worker)
+    procs["mule"] = Process(kernel, "mule", 2, mule)
+    kernel.start(procs["mule"])
+    kernel.wake(procs["worker"], None)
+    start = _perf()
+    kernel.run_until(1.0)
+    elapsed = _perf() - start
+    kernel.close()
+    return n, elapsed
+
+
 MULE_TRIPS = 100_000
 REAL_MULE_TRIPS = 20_000
 
@@ -182,6 +221,8 @@ def _measure(name: str) -> tuple[int, float]:
             return bench_cron_year(tmp)
         if name == "mule":
             return bench_mule_round_trips(tmp, MULE_TRIPS)
+        if name == "kernel_mule_floor":
+            return bench_kernel_mule_floor(MULE_TRIPS)
         if name == "real_mule":
             return bench_real_mule_round_trips(tmp, REAL_MULE_TRIPS)
         if name == "simpy_timer_day":
@@ -212,6 +253,8 @@ def main() -> int:
     mrate = trips / t_mule
     print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s "
           f"(target 150,000/s, ratio {mrate / 150000:.2f})")
+    ftrips, t_floor = _isolated("kernel_mule_floor")
+    print(f"  the kernel's switching alone (no uWSGI semantics): {ftrips / t_floor:,.0f}/s")
     rtrips, t_real = _isolated("real_mule")
     rrate = rtrips / t_real
     print(f"real uWSGI mule round trips: {rtrips} in {t_real:.2f} s = {rrate:,.0f}/s "
