@@ -36,6 +36,11 @@ def application(environ, start_response):
 OPTIONS = ["--master", "--processes", "1", "--cache", "100", "--wsgi-file", "app.py"]
 
 
+def _app_dir(directory: Path) -> Path:
+    (directory / "app.py").write_text(APP)
+    return directory
+
+
 def main(argv: list[str]) -> int:
     """Best of ROUNDS interleaved rounds on each side (the machine's speed drifts)."""
     from simuwsgi import Simulation
@@ -43,11 +48,10 @@ def main(argv: list[str]) -> int:
 
     n = int(argv[1]) if len(argv) > 1 else 400_000
     rounds = 5
-    app_dir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
-    (app_dir / "app.py").write_text(APP)
     sim_rates, real_rates = [], []
-    with RealUwsgi(OPTIONS, app_dir=app_dir, max_lifetime=300) as real, \
-            Simulation(OPTIONS, app_dir=app_dir) as sim:
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp, \
+            RealUwsgi(OPTIONS, app_dir=_app_dir(Path(tmp)), max_lifetime=300) as real, \
+            Simulation(OPTIONS, app_dir=tmp) as sim:
         sim.get(f"/?{n // 10}")                      # warm up both
         real.get(f"/?{n // 10}", timeout=60)
         for _ in range(rounds):

@@ -64,8 +64,7 @@ while True:
 """
 
 
-def _app_dir() -> Path:
-    d = Path(tempfile.mkdtemp(prefix="bench_fork_"))
+def _app_dir(d: Path) -> Path:
     (d / "app.py").write_text(textwrap.dedent(APP).replace("HOPS", str(HOPS)))
     (d / "ping.py").write_text(textwrap.dedent(PING))
     return d
@@ -99,7 +98,11 @@ def best_rate(run: Callable[[], tuple[int, float]], repeat: int = 3) -> float:
 
 
 def main() -> None:
-    app_dir = _app_dir()
+    with tempfile.TemporaryDirectory(prefix="bench_fork_") as tmp:
+        _main(_app_dir(Path(tmp)))
+
+
+def _main(app_dir: Path) -> None:
     saved = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(saved)})
     try:

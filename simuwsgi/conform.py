@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .runner import RunResult, copy_app_dir, run_scenario
+from .runner import RunResult, private_app_dir, run_scenario
 from .scenario import Scenario, load_scenario
 from .trace import Trace
 
@@ -255,8 +255,8 @@ def run_real(scenario: Scenario | str | Path) -> RunResult:
     """The real half of a conformance run (thread-safe: several can run at once)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return run_scenario(scenario, "real",
-                        app_dir=copy_app_dir(scenario.app_dir, "simuwsgi-conform-real-"))
+    with private_app_dir(scenario.app_dir, "simuwsgi-conform-real-") as app_dir:
+        return run_scenario(scenario, "real", app_dir=app_dir)
 
 
 def conform(scenario: Scenario | str | Path, *, fork: bool = False,
@@ -271,9 +271,8 @@ def conform(scenario: Scenario | str | Path, *, fork: bool = False,
     start = runs["real"].ready_wall
     modes = ["sim", "fork"] if fork else ["sim"]
     for mode in modes:
-        runs[mode] = run_scenario(scenario, mode, start=start,
-                                  app_dir=copy_app_dir(scenario.app_dir,
-                                                       f"simuwsgi-conform-{mode}-"))
+        with private_app_dir(scenario.app_dir, f"simuwsgi-conform-{mode}-") as app_dir:
+            runs[mode] = run_scenario(scenario, mode, start=start, app_dir=app_dir)
     differences: list[str] = []
     for mode in modes:
         diff = compare(runs[mode], runs["real"], settings)

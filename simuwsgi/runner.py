@@ -11,9 +11,11 @@ the error that ended the run early if any.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from .driver import MODES
 from .scenario import Scenario
 from .trace import Trace
 
-__all__ = ["RequestRecorder", "RunResult", "copy_app_dir", "make_driver", "run_scenario"]
+__all__ = ["RequestRecorder", "RunResult", "make_driver", "private_app_dir", "run_scenario"]
 
 
 @dataclass
@@ -88,12 +90,14 @@ class RequestRecorder:
         return out
 
 
-def copy_app_dir(app_dir: Path, prefix: str) -> Path:
-    """A private copy of the scenario's app directory (runs write spool files, touch
-    files...), without caches."""
-    dest = Path(tempfile.mkdtemp(prefix=prefix)) / "app"
-    shutil.copytree(app_dir, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return dest
+@contextlib.contextmanager
+def private_app_dir(app_dir: Path, prefix: str) -> Iterator[Path]:
+    """A private copy of the scenario's app directory for one run (runs write spool
+    files, touch files...), without caches; removed when the run is over."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as root:
+        dest = Path(root) / "app"
+        shutil.copytree(app_dir, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        yield dest
 
 
 def make_driver(scenario: Scenario, mode: str, *, app_dir: Path | None = None,

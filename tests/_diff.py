@@ -5,9 +5,11 @@ so that every test file compares only its own endpoints.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,11 @@ ENDPOINTS = ["/cache", "/cache_errors", "/cache_expire", "/locks", "/sharedarea"
 _results: dict[str, dict[str, Any]] = {}
 
 
-def _app_dir() -> Path:
-    d = Path(tempfile.mkdtemp(prefix="simuwsgi-diff-"))
-    shutil.copy(APP, d / "app.py")
-    return d
+@contextlib.contextmanager
+def _app_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="simuwsgi-diff-") as d:
+        shutil.copy(APP, Path(d) / "app.py")
+        yield Path(d)
 
 
 def simulated() -> dict[str, Any]:
@@ -44,7 +47,7 @@ def simulated() -> dict[str, Any]:
         from simuwsgi import Simulation
 
         out: dict[str, Any] = {}
-        with Simulation(OPTIONS, app_dir=_app_dir()) as sim:
+        with _app_dir() as app_dir, Simulation(OPTIONS, app_dir=app_dir) as sim:
             for ep in ENDPOINTS:
                 r = sim.get(ep)
                 assert r.status == 200, (ep, r)
@@ -60,7 +63,7 @@ def real() -> dict[str, Any]:
 
         require_real_uwsgi()
         out: dict[str, Any] = {}
-        with RealUwsgi(OPTIONS, app_dir=_app_dir(), max_lifetime=60) as u:
+        with _app_dir() as app_dir, RealUwsgi(OPTIONS, app_dir=app_dir, max_lifetime=60) as u:
             for ep in ENDPOINTS:
                 r = u.get(ep, timeout=10)
                 assert r.status == 200, (ep, r.status, u.log_text()[-3000:])

@@ -247,7 +247,7 @@ class CacheModel(RuleBasedStateMachine):
         import tempfile
         from pathlib import Path
 
-        d = Path(tempfile.mkdtemp())
+        d = self.dir = Path(tempfile.mkdtemp())
         (d / "app.py").write_text(APP)
         self.sim = Simulation(["--master", "--cache2", f"name=m,items={ITEMS}",
                                "--wsgi-file", "app.py"], app_dir=d).start()
@@ -260,8 +260,12 @@ class CacheModel(RuleBasedStateMachine):
         self.next_scan = 0
 
     def teardown(self):
+        import shutil
+
         if hasattr(self, "sim"):
             self.sim.close()
+        if hasattr(self, "dir"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def now(self):
         return self.start_wall + int(self.t)

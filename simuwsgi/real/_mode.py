@@ -217,6 +217,7 @@ class RealRun:
         if self.server is not None:
             self._final_log = self.server.log
             self.server.kill()
+            self.server.close()  # its temporary directory
         if self.run_dir is not None and not self.keep_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 

@@ -1062,12 +1062,14 @@ class RealUwsgi:
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        self.close()
 
     def __del__(self) -> None:  # safety net
         try:
             if self._sup is not None:
                 self._hard_kill()
+            if self.tmpdir is not None:
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
         except Exception:  # noqa: BLE001, S110 - never raise from __del__
             pass
 

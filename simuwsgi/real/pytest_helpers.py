@@ -185,11 +185,11 @@ class RealUwsgiPool:
         return self._start(options, app_dir, env, kwargs)
 
     def discard(self, inst: RealUwsgi) -> None:
-        """Remove ``inst`` from the cache and stop it."""
+        """Remove ``inst`` from the cache, stop it and remove its temporary directory."""
         for k, v in list(self._cache.items()):
             if v is inst:
                 del self._cache[k]
-        inst.stop()
+        inst.close()
 
     def _start(self, options, app_dir, env, kwargs) -> RealUwsgi:
         inst = RealUwsgi(list(options), app_dir=app_dir, env=env, **kwargs)

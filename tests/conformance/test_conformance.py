@@ -36,3 +36,17 @@ def test_scenario_conforms(path, real_runs):
         if known:  # reported in the scenario's docstring; shows as xfailed with the diff
             pytest.xfail(f"known difference: {known}\n{result.format()}")
         pytest.fail(f"{result.format()}\n(report: {out})", pytrace=False)
+
+
+@requires_real_uwsgi
+def test_conform_leaves_no_temporary_files(tmp_path, monkeypatch):
+    """Every mode runs in a private copy of the app directory, removed afterwards
+    (``simuwsgi conform`` in a loop must not fill /tmp)."""
+    import tempfile
+
+    scenario = min((load_scenario(p) for p in SCENARIOS), key=lambda s: s.duration)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = conform(scenario, fork=True)
+    assert set(result.runs) == {"real", "sim", "fork"}
+    assert all(not run.error for run in result.runs.values()), result.format()
+    assert list(tmp_path.iterdir()) == []
