@@ -205,3 +205,32 @@ def test_a_resume_inside_an_event_does_not_hand_over():
     log, _events, _now = _run_program([(1, 2, 0.0), (2, 0, 0.0)], True)
     # p1 is resumed from the event; it wakes p2 and parks: the event finishes first.
     assert [entry[1] for entry in log] == [0, 1, "after", 2]
+
+
+def test_a_process_that_ends_after_a_hand_over_returns_control_to_the_loop():
+    k = Kernel()
+    log = []
+    procs = {}
+
+    def first():
+        k.park()
+        log.append("first woke")
+        k.wake(procs["second"], "go")
+        k.park()  # hands over to second
+        log.append("first again")
+
+    def second():
+        value = k.park()
+        log.append(f"second got {value}, ends")
+
+    procs["first"] = Process(k, "first", 1, first)
+    procs["second"] = Process(k, "second", 2, second)
+    for p in procs.values():
+        k.start(p)
+    k.wake(procs["first"])
+    k.schedule(1.0, log.append, "event at 1")
+    k.schedule(2.0, k.wake, procs["first"])
+    k.run_until(3.0)
+    assert log == ["first woke", "second got go, ends", "event at 1", "first again"]
+    assert not procs["second"].alive and not procs["first"].alive
+    assert k.current is None and k.now == 3.0
