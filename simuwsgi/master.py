@@ -33,7 +33,7 @@ import math
 import sys
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import apps as _apps
@@ -69,14 +69,15 @@ class Instance:
 
     def __init__(self, opts: Options, kernel: Kernel, clock: VirtualClock, *,
                  node: str = "node0", hostname: str = "simuwsgi",
-                 vfork: bool = True, pid_base: int = 1000) -> None:
+                 vfork: bool = True, pid_base: int = 1000,
+                 trace_kinds: Iterable[str] | None = None) -> None:
         self.opts = opts
         self.kernel = kernel
         self.clock = clock
         self.node = node
         self.hostname = hostname
         self.vfork = vfork
-        self.trace = Trace(node)
+        self.trace = Trace(node, trace_kinds)
         self.log_lines: list[tuple[float, str, str]] = []
         self._pid = pid_base
         self._read_options()

@@ -56,7 +56,10 @@ class Simulation:
     ``network='real'`` gives the ``uwsgi`` API its remote forms (``uwsgi.rpc('host:port',
     ...)``, ``cache_get(key, 'name@host:port')``, ``uwsgi.signal(n, 'host:port')``) over
     real loopback sockets, blocking the calling virtual process (see ``simuwsgi.net``);
-    with the default ``'none'`` they raise ``NotSimulatedError``.
+    with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
+    only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
+    ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
+    to 4 workers takes ~180 MB.
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -64,7 +67,7 @@ class Simulation:
                  hostname: str = "simuwsgi", vfork: bool = True,
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
-                 legacy: bool = False) -> None:
+                 legacy: bool = False, trace_kinds: Iterable[str] | None = None) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -80,7 +83,7 @@ class Simulation:
         self.kernel = Kernel(seed)
         self.clock = VirtualClock(self.kernel, parse_start(start, tz), tz)
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
-                             vfork=vfork and mode == "sim")
+                             vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime
