@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--request", action="append", default=[], metavar="'AT METHOD PATH'",
                      help="send a request at virtual time AT (repeatable)")
     run.add_argument("--trace", help="save the trace (msgpack) to FILE")
+    run.add_argument("--trace-kinds", metavar="KINDS",
+                     help="keep only these trace kinds, comma-separated; a trailing * "
+                          "matches a prefix (e.g. 'cron.*,request.*'): for long runs")
     run.add_argument("--report", help="write a report directory under DIR")
     run.add_argument("--mode", default="sim", choices=["sim", "fork", "real"],
                      help="sim (virtual processes, virtual time), fork (one forked OS "
@@ -86,11 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.duration is not None:
             scenario.duration = parse_duration(args.duration)
         requests = [_parse_request(text) for text in args.request]
+        kinds = [k.strip() for k in args.trace_kinds.split(",")] if args.trace_kinds else None
         if args.mode == "real":
+            if kinds is not None:
+                raise ValueError("--trace-kinds: real mode records its trace as uWSGI "
+                                 "runs; filter it afterwards")
             sim = _real_driver(scenario, args)
         else:
             sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
-                                      mode=args.mode)
+                                      mode=args.mode, trace_kinds=kinds)
     except (ConfigError, ValueError) as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return 2

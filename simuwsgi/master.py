@@ -9,7 +9,9 @@ What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
   forked process runs ``uwsgi.post_fork_hook`` first (lazy-apps workers run it before
   importing the app, so the app's hooks never run there). Startup takes no virtual
   time.
-* death and respawn: a dead process is respawned in the same slot (same id, new pid,
+* death and respawn: the master notices a death at its next loop iteration (one
+  ``waitpid`` per iteration; the ``death`` record and uWSGI's log line are from then)
+  and respawns the process there, in the same slot (same id, new pid,
   ``respawn_count`` + 1, counters and queued signals kept); respawning more than
   ``numproc`` workers within a second makes the master sleep ``--forkbomb-delay``
   (2 s), as uWSGI does.
@@ -363,7 +365,6 @@ class Instance:
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
             proc.harakiri_timer = None
-        self.record("death", proc, pid=proc.pid, reason=reason)
         request = proc.request
         if request is not None and not request.done:
             request.fail(f"connection closed: {proc.name} died ({reason})", self.kernel.now)
@@ -371,50 +372,60 @@ class Instance:
             hook = getattr(sub, "process_died", None)
             if hook is not None:
                 hook(proc)
-        if self.stopped:
+        if self.stopped or getattr(proc, "reloading", False):
+            self.record("death", proc, pid=proc.pid, reason=reason)  # the master waits on it
             return
-        if getattr(proc, "reloading", False):
+        if isinstance(proc, Worker) and reason == "max-requests":
+            self.log("...The work of process %d is done. Seeya!" % proc.pid, proc)
+        # The master notices the death at its next loop iteration (one waitpid() per
+        # iteration): then it logs it and respawns. A mule that exits by itself is seen
+        # a second later.
+        when = self.next_tick(self.kernel.now)
+        if isinstance(proc, Mule) and reason == "exited":
+            when = self.kernel.now + 1.0
+        self.kernel.at(when, self._reap, proc, reason)
+
+    def _reap(self, proc: UProcess, reason: str) -> None:
+        """The master's iteration that reaps ``proc``: the death is logged, then the
+        process respawned (later if uWSGI's fork-bomb guard makes the master sleep)."""
+        self.record("death", proc, pid=proc.pid, reason=reason)
+        if self.stopped or getattr(proc, "reloading", False):
             return
         if isinstance(proc, Worker):
             if reason == "max-requests":
-                self.log("...The work of process %d is done. Seeya!" % proc.pid, proc)
                 self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
             else:
                 self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
                          f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
                          f" :( trying respawn ...", self.master)
-            self._respawn_later(lambda: self.spawn_worker(proc.id, proc))
+            self._respawn(lambda: self.spawn_worker(proc.id, proc))
         elif isinstance(proc, Mule):
             self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
                      self.master)
-            # a killed mule is reaped (and respawned) at the master's next loop iteration
-            when = (self.kernel.now + 1.0 if reason == "exited"
-                    else self.next_tick(self.kernel.now))
-            self.kernel.at(when, lambda: self._respawn_if_running(
-                lambda: self.spawn_mule(proc.id, proc)))
+            self.spawn_mule(proc.id, proc)
         elif isinstance(proc, Spooler):
             self.log("OOOPS the spooler is no more...trying respawn...", self.master)
-            self._respawn_later(lambda: self.spawn_spooler(proc.id, proc))
+            self._respawn(lambda: self.spawn_spooler(proc.id, proc))
 
     def _respawn_if_running(self, spawn: Callable[[], Any]) -> None:
         if not self.stopped:
             spawn()
 
-    def _respawn_later(self, spawn: Callable[[], Any]) -> None:
-        """Respawn at the master's next loop iteration (it reaps dead children once a
-        second), later if uWSGI's fork-bomb guard makes the master sleep."""
-        now = self.next_tick(self.kernel.now)
+    def _respawn(self, spawn: Callable[[], Any]) -> None:
+        """Respawn now, or after ``--forkbomb-delay`` when more processes than
+        ``--processes`` were respawned within a second (uWSGI's fork-bomb guard)."""
+        now = self.kernel.now
         times = self.respawn_times
         while times and times[0] < now - 1.0:
             times.popleft()
         times.append(now)
-        delay = 0.0
         if len(times) > self.numproc and self.forkbomb_delay > 0:
             self.log(f"worker respawning too fast !!! i have to sleep a bit "
                      f"({self.forkbomb_delay} seconds)...", self.master)
-            delay = float(self.forkbomb_delay)
             times.clear()
-        self.kernel.at(now + delay, self._respawn_if_running, spawn)
+            self.kernel.at(now + float(self.forkbomb_delay), self._respawn_if_running, spawn)
+            return
+        spawn()
 
     def arm_harakiri(self, proc: UProcess, seconds: int, user: bool = False) -> None:
         """Set (or clear, with 0) a harakiri deadline for ``proc``."""

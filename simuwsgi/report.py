@@ -1,7 +1,7 @@
 """Run reports: a short summary for the terminal and a report directory on disk.
 
 A report directory holds ``report.md`` (what ran, how long, what happened, the
-digest), ``summary.json``, ``trace.msgpack`` (the full trace) and ``log.txt`` (the
+digest), ``summary.json``, ``trace.msgpack`` (the trace, or the kinds kept) and ``log.txt`` (the
 lines uWSGI would have logged).
 """
 
@@ -38,6 +38,7 @@ def summarize(sim: Any, *, name: str, wall_seconds: float,
         "spawns": trace.count("spawn"),
         "deaths": trace.count("death"),
         "digest": trace.digest(),
+        "trace_kinds": list(kept) if (kept := getattr(trace, "kinds_kept", None)) else None,
         "check": "failed: " + check_error if check_error else "passed",
     }
 
@@ -59,6 +60,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         handlers = ", ".join(f"{k}: {v}" for k, v in summary["signal_handlers_by_process"].items())
         lines.append(f"  signal handlers run: {handlers}")
     lines.append(f"  check: {summary['check']}")
+    if summary.get("trace_kinds"):
+        lines.append(f"  trace kept only {', '.join(summary['trace_kinds'])} "
+                     "(the counts above are of those kinds)")
     lines.append(f"  trace digest {summary['digest']}")
     return "\n".join(lines)
 
@@ -85,6 +89,6 @@ def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Pa
         f"## Options\n\n```\n{' '.join(_argv(sim))}\n```\n\n"
         f"## Events by kind\n\n| kind | count |\n|---|---|\n{kinds}\n\n"
         f"## First events\n\n```\n{first}\n```\n\n"
-        f"Full trace: `trace.msgpack` (msgpack rows: time, node, process, kind, fields); "
+        f"Trace: `trace.msgpack` (msgpack rows: time, node, process, kind, fields); "
         f"uWSGI log: `log.txt`.\n")
     return out

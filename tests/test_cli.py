@@ -52,3 +52,21 @@ def test_bundled_scenarios_run_and_are_deterministic(capsys):
         second = capsys.readouterr().out
         digest = [line for line in first.splitlines() if "digest" in line]
         assert digest and digest == [line for line in second.splitlines() if "digest" in line]
+
+
+def test_run_can_keep_only_some_trace_kinds(write_app, tmp_path, capsys, monkeypatch):
+    write_app("import uwsgi\nuwsgi.register_signal(1, 'workers', lambda n: None)\n"
+              "uwsgi.add_timer(1, 1)\n"
+              "def application(e, sr):\n    sr('200 OK', [])\n    return [b'x']\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--for", "1m", "--trace-kinds", "timer.*, request.end", "--trace",
+                 "t.msgpack", "--request", "5s GET /", "--",
+                 "--master", "--processes", "2", "--wsgi-file", "app.py"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "trace kept only timer.*, request.end" in out
+    kinds = {r[3] for r in msgpack.unpackb((tmp_path / "t.msgpack").read_bytes())}
+    assert kinds == {"timer.add", "timer.fire", "request.end"}
+    assert main(["run", "--mode", "real", "--trace-kinds", "timer.*", "--",
+                 "--master", "--wsgi-file", "app.py"]) == 2
+    assert "--trace-kinds: real mode" in capsys.readouterr().err

@@ -43,6 +43,7 @@ def test_extract_and_parsefile(tmp_path):
         assert run(sim, "out = uwsgi.parsefile('missing')") is None
         r = sim.request("POST", "/", body=b"uwsgi.extract('missing')")
         assert r.status is None                     # the worker exited
+        sim.advance(1)                              # the master reaps it at its next tick
         assert sim.trace.count("death") == 1
 
 

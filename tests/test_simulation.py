@@ -276,3 +276,20 @@ def test_respawn_happens_at_the_masters_next_tick(app_dir):
         assert first.finished == 0.5
         assert second.started == 1.0, "queued until the master respawned the worker"
         assert any(line.startswith("Respawned uWSGI worker 1 (new pid:") for line in sim.log)
+
+
+def test_the_master_notices_a_death_at_its_next_tick(app_dir):
+    """uWSGI's master reaps children with one ``waitpid(WNOHANG)`` per loop iteration: a
+    harakiri SIGKILLs the worker at once (its client sees the connection close), the
+    death is logged with the respawn a tick later (real 2.0.30: ``HARAKIRI`` at 1.99 s,
+    ``DAMN ! worker 2 ... died`` and ``Respawned`` at 2.99 s; conformance c27)."""
+    with sim_for(app_dir, "--harakiri", "2") as sim:
+        resp = sim.get("/sleep?10")
+        assert resp.status is None and resp.finished == 2.0
+        assert [r.time for r in sim.trace.select("harakiri")] == [2.0]
+        assert sim.trace.count("death") == 0
+        sim.advance(2)
+        assert [r.time for r in sim.trace.select("death")] == [3.0]
+        assert [r.time for r in sim.trace.select("spawn", "worker1")] == [0.0, 3.0]
+        damn = [t for t, _p, line in sim.inst.log_lines if line.startswith("DAMN ! worker 1")]
+        assert damn == [3.0]

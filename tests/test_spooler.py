@@ -454,7 +454,7 @@ def test_max_tasks_recycles_the_spooler(tmp_path: Path) -> None:
 def test_system_exit_in_task_kills_the_spooler(tmp_path: Path) -> None:
     with make_sim(tmp_path, "--spooler-frequency", "5") as sim:
         spool(sim, rc="exit")
-        sim.advance(0.5)
+        sim.advance(1)  # dead at once, reaped at the master's next tick
         assert sim.trace.count("death", "spooler1") >= 1
         assert len(sub(sim).pending()) == 1
 
@@ -478,6 +478,7 @@ def test_task_deleting_its_own_file_kills_the_spooler(tmp_path: Path) -> None:
         sim.uwsgi.spool({b"self": b"1"})
         sim.advance(0.1)
         assert any(line.startswith("unlink(): No such file or directory") for line in sim.log)
+        sim.advance(1)  # reaped at the master's next tick
         assert sim.trace.count("death", "spooler1") == 1
 
 

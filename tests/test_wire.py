@@ -253,6 +253,7 @@ def test_segfault_is_not_catchable_and_the_worker_respawns(tmp_path):
         first = sim.get("/")
         assert first.status is None and "died" in first.reason
         assert "CAUGHT" not in sim.log
+        sim.advance(1)  # the master reaps the worker at its next tick
         assert any(line.startswith("DAMN ! worker 1") for line in sim.log)
 
 
