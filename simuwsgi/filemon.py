@@ -12,8 +12,11 @@ at the top of the master loop), ``core/event.c`` inotify ``event_queue_add_file_
   on the path (relative paths from the app directory). A path that does not exist then
   gets no watch and never fires, even if it is created later. Without a master nothing
   is ever armed.
-* a change is reported by the scenario: ``sim.inst.subsystems['filemon'].touch(path)``
-  (``path`` itself, or a file directly inside a watched directory). Changes reported
+* a change is reported by the scenario with ``sim.touch(path)`` (``path`` itself, or a
+  file directly inside a watched directory), or made on the real filesystem: whenever
+  the scenario drives the simulation (``advance``, ``request``...), the watched paths
+  are compared with what they were (a file's inode, size and times; a directory's
+  entries), and every change seen is reported at that instant, as ``touch`` would. Changes reported
   at the same instant form one inotify read batch; the master wakes (an event
   iteration of the loop) and routes **one** signal per batch: that of the monitor
   matching the batch's last event, and, for a path registered several times (same
@@ -25,14 +28,19 @@ master loop iteration): a ``touch`` of such a file is seen by the master's next
 iteration, which logs ``*** FILE has been touched... grace them all !!! ***`` and starts a
 graceful reload. The other ``--touch-*`` options are left out.
 
-Left out: polling of real files (modification times are not watched; report changes
-with ``touch``), the stride bug of ``event_queue_ack_file_monitor`` on events that carry
+Changes the app itself makes to watched files are seen the next time the scenario drives
+the simulation, not at the instant they are made. ``--touch-reload`` counts every change
+of the file; uWSGI compares whole-second ``st_mtime`` values (two touches within one
+real second are one), which would make a run depend on the real clock.
+
+Left out: the stride bug of ``event_queue_ack_file_monitor`` on events that carry
 a file name, non-Linux backends.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from typing import TYPE_CHECKING, Any
 
 from ._pyarg import no_kwargs, parser
@@ -74,6 +82,8 @@ class FileMonitors:
         #: --touch-reload files by resolved path, and those touched since the last check
         self.touch_reload = {self._resolve(p): p for p in inst.opts.strings("touch-reload")}
         self._touched: list[str] = []
+        #: What each watched path looked like when last looked at (``_look``).
+        self._seen: dict[str, Any] = {path: _look(path) for path in self.touch_reload}
 
     def master_loop_started(self) -> None:
         loop = self.inst.master_loop
@@ -123,6 +133,32 @@ class FileMonitors:
         self._batch.extend(seen)
         return len(seen)
 
+    def look_at_the_filesystem(self) -> int:
+        """Report (as ``touch``) the real changes of the watched paths since the last
+        look, in the order they were made (by their change times); returns how many
+        paths changed. Called whenever the scenario drives the simulation."""
+        events: list[tuple[int, str]] = []
+        for path in list(self._seen):
+            before, now = self._seen[path], _look(path)
+            if now == before:
+                continue
+            self._seen[path] = now
+            if before is not None and now is not None and before[0] == now[0] == "dir":
+                old, new = before[2], now[2]
+                for name in sorted(old.keys() | new.keys()):
+                    if old.get(name) != new.get(name):  # created, changed or removed
+                        entry = new.get(name)
+                        events.append((entry[3] if entry else now[1], os.path.join(path, name)))
+                if old == new:  # the directory itself (attributes)
+                    events.append((now[1], path))
+            else:
+                events.append((_changed_at(now, path), path))
+        events.sort(key=lambda event: event[0])  # stable: equal times keep path order
+        targets = list(dict.fromkeys(target for _when, target in events))
+        for target in targets:
+            self.touch(target)
+        return len(targets)
+
     def _wake_master(self) -> None:
         loop = self.inst.master_loop
         if loop is None or not loop.started:
@@ -162,6 +198,8 @@ class FileMonitors:
                 monitor.registered = True
                 target = self._resolve(monitor.path)
                 monitor.watch = target if os.path.exists(target) else None
+                if monitor.watch is not None and target not in self._seen:
+                    self._seen[target] = _look(target)
                 self.inst.record("filemon.arm", self.inst.master, num=monitor.num,
                                  path=monitor.path, watching=monitor.watch is not None)
 
@@ -184,3 +222,38 @@ class FileMonitors:
                 raise ValueError("unable to add file monitor")
 
         return {"add_file_monitor": add_file_monitor}
+
+
+def _look(path: str) -> Any:
+    """What a change of ``path`` changes, as inotify would see it: a file's identity,
+    size and times (``("file", ino, size, mtime, ctime)``); a directory's change time
+    and the same for each entry (``("dir", ctime, {name: (ino, size, mtime, ctime)})``);
+    None when it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return ("file", st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    entries = {}
+    try:
+        names = os.listdir(path)
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            e = os.stat(os.path.join(path, name), follow_symlinks=False)
+        except OSError:
+            continue
+        entries[name] = (e.st_ino, e.st_size, e.st_mtime_ns, e.st_ctime_ns)
+    return ("dir", st.st_ctime_ns, entries)
+
+
+def _changed_at(look: Any, path: str) -> int:
+    """When a watched path changed: its change time; a removed one, its directory's."""
+    if look is not None:
+        return int(look[4] if look[0] == "file" else look[1])
+    try:
+        return os.stat(os.path.dirname(path)).st_ctime_ns
+    except OSError:
+        return 0
