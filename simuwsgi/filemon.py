@@ -33,7 +33,8 @@ the simulation, not at the instant they are made. ``--touch-reload`` counts ever
 of the file; uWSGI compares whole-second ``st_mtime`` values (two touches within one
 real second are one), which would make a run depend on the real clock.
 
-Left out: the stride bug of ``event_queue_ack_file_monitor`` on events that carry
+Left out: watches on inodes (a file replaced by a rename keeps firing here, while uWSGI's
+watch stays on the old inode), the stride bug of ``event_queue_ack_file_monitor`` on events that carry
 a file name, non-Linux backends.
 """
 
