@@ -14,7 +14,8 @@ switches back to the hub — the greenlet that runs the loop. It is resumed only
 event (``Kernel.wake`` schedules one), so all resumptions happen in heap order. One
 shortcut: when a process that the loop resumed parks and the loop's next event is
 another process's wake-up, the parking process switches to it directly (``_hand_over``)
-— the same event at the same point, one greenlet switch instead of two. ``Kernel.current`` names the process that is running; code that asks "who am I"
+— the same event at the same point, one greenlet switch instead of two.
+``Kernel.current`` names the process that is running; code that asks "who am I"
 (``uwsgi.worker_id()``, ``os.getpid()``) reads it.
 
 The kernel knows nothing of uWSGI. Randomness comes from ``Kernel.rng``, one seeded
