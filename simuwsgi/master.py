@@ -96,6 +96,9 @@ class Instance:
         self.stopped = False
         self.reloads = 0
         self.respawn_times: deque[float] = deque()
+        #: Dead processes the master has not reaped yet (its next iteration will), and why
+        #: they died.
+        self._unreaped: dict[UProcess, str] = {}
         self.on_stop: list[Callable[[], None]] = []
         self.facade: Any = None
         self.app = _apps.AppLoader(self)
@@ -383,11 +386,21 @@ class Instance:
         when = self.next_tick(self.kernel.now)
         if isinstance(proc, Mule) and reason == "exited":
             when = self.kernel.now + 1.0
-        self.kernel.at(when, self._reap, proc, reason)
+        self._unreaped[proc] = reason
+        self.kernel.at(when, self._reap, proc)
 
-    def _reap(self, proc: UProcess, reason: str) -> None:
+    def _reap_all(self) -> None:
+        """A reload or a stop waits for every child: the dead ones are reaped now."""
+        for proc, reason in list(self._unreaped.items()):
+            del self._unreaped[proc]
+            self.record("death", proc, pid=proc.pid, reason=reason)
+
+    def _reap(self, proc: UProcess) -> None:
         """The master's iteration that reaps ``proc``: the death is logged, then the
         process respawned (later if uWSGI's fork-bomb guard makes the master sleep)."""
+        reason = self._unreaped.pop(proc, None)
+        if reason is None:
+            return  # reaped by a reload or a stop in between
         self.record("death", proc, pid=proc.pid, reason=reason)
         if self.stopped or getattr(proc, "reloading", False):
             return
@@ -528,6 +541,7 @@ class Instance:
     def _binary_reload(self) -> None:
         """The master re-executes itself: same pid, everything else new."""
         self.log("binary reloading uWSGI...", self.master)
+        self._reap_all()
         old_master = self.master
         self._teardown_processes()
         self.app.restore()
@@ -598,6 +612,7 @@ class Instance:
         for req in list(self.listen_queue):
             req.fail("connection refused: instance stopped", self.kernel.now)
         self.listen_queue.clear()
+        self._reap_all()
         self.log("goodbye to uWSGI.", self.master)
         if self.forks is not None:
             self.forks.kill_all()

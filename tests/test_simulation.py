@@ -293,3 +293,17 @@ def test_the_master_notices_a_death_at_its_next_tick(app_dir):
         assert [r.time for r in sim.trace.select("spawn", "worker1")] == [0.0, 3.0]
         damn = [t for t, _p, line in sim.inst.log_lines if line.startswith("DAMN ! worker 1")]
         assert damn == [3.0]
+
+
+def test_a_reload_reaps_the_dead_it_has_not_reaped_yet(app_dir):
+    """A reload waits for every child: a worker killed just before is reaped then (not
+    at a tick after the new instance started) and respawned once, by the reload."""
+    with sim_for(app_dir, "--processes", "2", "--harakiri", "2") as sim:
+        sim.submit("GET", "/sleep?10")
+        sim.advance(2.3)
+        assert sim.trace.count("death") == 0
+        sim.get("/reload")
+        sim.advance(5)
+        deaths = [(r.time, r["reason"]) for r in sim.trace.select("death")]
+        assert sorted(deaths) == [(2.3, "harakiri"), (2.3, "reload")]
+        assert [r.time for r in sim.trace.select("spawn", "worker2")] == [0.0, 2.3]
