@@ -1,7 +1,8 @@
 """Benchmark: timers, cron and mule messages in virtual time (plain script).
 
 Run: ``python benchmarks/bench_timers.py``. Prints each measurement, its target and the
-ratio against the target, all measured in this run:
+ratio against the target, all measured in this run (best of ``ROUNDS`` interleaved
+rounds):
 
 1. a virtual day of ``add_timer(1, 1)`` delivered to ``workers`` with 4 workers
    (345,600 handler calls) — target >= 230,000 handler calls/s;
@@ -238,31 +239,47 @@ def _isolated(name: str) -> tuple[int, float]:
     return count, seconds
 
 
+#: Rounds of every measurement; each figure is the best round (the least disturbed by
+#: the machine), and rounds interleave the measurements so that a slow minute of the
+#: machine does not fall on one side of a ratio only.
+ROUNDS = 3
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--one"]:
         print(json.dumps(_measure(sys.argv[2])))
         return 0
-    calls, t_timer = _isolated("timer_day")
+    names = ["timer_day", "simpy_timer_day", "cron_year", "mule", "kernel_mule_floor"]
+    best: dict[str, tuple[int, float]] = {}
+    for _ in range(ROUNDS):
+        for name in names:
+            count, seconds = _isolated(name)
+            if name not in best or seconds < best[name][1]:
+                best[name] = (count, seconds)
+    best["real_mule"] = _isolated("real_mule")  # real seconds: one round is enough
+
+    calls, t_timer = best["timer_day"]
     rate = calls / t_timer
     print(f"timer day: {calls} handler calls in {t_timer:.2f} s = {rate:,.0f}/s "
           f"(target 230,000/s, ratio {rate / 230000:.2f})")
-    fired, t_cron = _isolated("cron_year")
-    print(f"cron year: {fired} firings in {t_cron:.2f} s (target < 5 s, "
-          f"ratio {5 / t_cron:.2f})")
-    trips, t_mule = _isolated("mule")
-    mrate = trips / t_mule
-    print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s "
-          f"(target 150,000/s, ratio {mrate / 150000:.2f})")
-    ftrips, t_floor = _isolated("kernel_mule_floor")
-    print(f"  the kernel's switching alone (no uWSGI semantics): {ftrips / t_floor:,.0f}/s")
-    rtrips, t_real = _isolated("real_mule")
-    rrate = rtrips / t_real
-    print(f"real uWSGI mule round trips: {rtrips} in {t_real:.2f} s = {rrate:,.0f}/s "
-          f"(simuwsgi/real speed ratio {mrate / rrate:.2f})")
-    scalls, t_simpy = _isolated("simpy_timer_day")
+    scalls, t_simpy = best["simpy_timer_day"]
     srate = scalls / t_simpy
     print(f"SimPy timer day: {scalls} handler calls in {t_simpy:.2f} s = {srate:,.0f}/s "
           f"(simuwsgi/SimPy speed ratio {rate / srate:.2f}, target >= 1)")
+    fired, t_cron = best["cron_year"]
+    print(f"cron year: {fired} firings in {t_cron:.2f} s (target < 5 s, "
+          f"ratio {5 / t_cron:.2f})")
+    trips, t_mule = best["mule"]
+    mrate = trips / t_mule
+    print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s "
+          f"(target 150,000/s, ratio {mrate / 150000:.2f})")
+    ftrips, t_floor = best["kernel_mule_floor"]
+    print(f"  the kernel's switching alone (no uWSGI semantics): {ftrips / t_floor:,.0f}/s")
+    rtrips, t_real = best["real_mule"]
+    rrate = rtrips / t_real
+    print(f"real uWSGI mule round trips: {rtrips} in {t_real:.2f} s = {rrate:,.0f}/s "
+          f"(simuwsgi/real speed ratio {mrate / rrate:.2f})")
+    print(f"(best of {ROUNDS} interleaved rounds, each measurement in a fresh interpreter)")
     return 0
 
 
