@@ -165,7 +165,7 @@ def test_real_filesystem_changes_match_real_uwsgi(tmp_path, real_uwsgi_factory):
     _real_sleep(1.2)  # the master has armed its watches
     for what, path in DIFF_STEPS:
         change(real_dir, what, path)
-        _real_sleep(0.4)
+        _real_sleep(0.7)  # the master reads each change before the next (one batch each)
     real = [int(line.split()[-1]) for line in u.app_log() if line.startswith("FILEMON ")]
 
     sim_dir = tmp_path / "sim"
@@ -174,6 +174,6 @@ def test_real_filesystem_changes_match_real_uwsgi(tmp_path, real_uwsgi_factory):
         sim.advance(1.2)
         for what, path in DIFF_STEPS:
             change(sim_dir, what, path)
-            sim.advance(0.4)
+            sim.advance(0.7)
         simulated = [num for _t, num in _fired(sim)]
     assert simulated == real == [40, 41, 40, 41]
