@@ -300,11 +300,8 @@ class Kernel:
         """Make ``proc`` the running process: its directory, its globals, ``current``."""
         if proc.cwd is not self._cwd:
             self.apply_cwd(proc.cwd)
-        context = proc.context
-        if context is not self._installed_context:
-            if self.context_hook is not None:
-                self.context_hook(self._installed_context, context)
-            self._installed_context = context
+        if proc.context is not self._installed_context:
+            self.switch_context(proc.context)
         self.current = proc
         proc.wait_reason = ""
 

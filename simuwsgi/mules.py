@@ -94,11 +94,6 @@ def _truesize(length: int) -> int:
     return _SKB_OVERHEAD + 16384 + (length - _MAX_LINEAR)
 
 
-#: Datagrams up to ``_SMALL`` bytes all cost the smallest truesize (the common case).
-_SMALL = 512 - _SHINFO
-_SMALL_TRUESIZE = _truesize(_SMALL)
-
-
 class MsgQueue:
     """One SOCK_SEQPACKET socketpair: datagrams, bounded by the send buffer."""
 
@@ -117,14 +112,12 @@ class MsgQueue:
         if self.used >= self.sndbuf:
             return "full"
         self.items.append(msg)
-        n = len(msg)
-        self.used += _SMALL_TRUESIZE if n <= _SMALL else _truesize(n)
+        self.used += _truesize(len(msg))
         return ""
 
     def pop(self) -> bytes:
         msg = self.items.popleft()
-        n = len(msg)
-        self.used -= _SMALL_TRUESIZE if n <= _SMALL else _truesize(n)
+        self.used -= _truesize(len(msg))
         return msg
 
     def __len__(self) -> int:

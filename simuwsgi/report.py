@@ -38,7 +38,7 @@ def summarize(sim: Any, *, name: str, wall_seconds: float,
         "spawns": trace.count("spawn"),
         "deaths": trace.count("death"),
         "digest": trace.digest(),
-        "trace_kinds": list(kept) if (kept := getattr(trace, "kinds_kept", None)) else None,
+        "trace_kinds": list(trace.kinds_kept) if trace.kinds_kept is not None else None,
         "check": "failed: " + check_error if check_error else "passed",
     }
 

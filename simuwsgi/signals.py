@@ -67,8 +67,6 @@ class Signals:
         self.waiting: dict[UProcess, Any] = {}
         #: target string -> its delivery function (targets are parsed once)
         self._routes: dict[str, Any] = {}
-        #: the master loop, looked up at the first signal read (False: not yet)
-        self._loop: Any = False
 
     # -- tables ----------------------------------------------------------------------------
     def slot_of(self, proc: UProcess | None) -> int:
@@ -117,9 +115,7 @@ class Signals:
 
     def master_read(self, num: int) -> None:
         """The master reads a signal byte from a process's socket and routes it."""
-        loop = self._loop
-        if loop is False:
-            loop = self._loop = self.inst.master_loop
+        loop = self.inst.master_loop
         if loop is not None and loop.started and not loop.closed:
             loop.event(self.route, num)
         else:
