@@ -285,9 +285,10 @@ class Instance:
 
     def call_python(self, func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """``python_call`` with no request: exceptions are printed; SystemExit ends
-        the process. Returns (ok, result)."""
+        the process. Returns (ok, result). ``func`` may be a master object (a handler
+        registered at import): the running process calls its own copy."""
         try:
-            return True, func(*args)
+            return True, self.app.resolve(func)(*args)
         except SystemExit as exc:
             raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
         except (Killed, ProcessExit):

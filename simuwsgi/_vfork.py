@@ -1,0 +1,346 @@
+"""The virtual fork: each virtual process gets its own copy of the app's modules.
+
+Under real uWSGI the master imports the app and ``fork()`` gives every worker, mule and
+spooler its own address space: a module-level counter incremented by worker 1 is not
+seen by worker 2. In ``sim`` mode all processes share one interpreter, so the fork is
+done by copying, once per forked process:
+
+* every *app module* (see ``apps``) gets a new module object per process, whose
+  globals are deep copies of the master's (one memo per fork, so two names bound to one
+  object — ``from x import y`` — stay one object);
+* functions whose globals are an app module's are rebuilt on that process's globals
+  (``types.FunctionType(code, new_globals, ...)``), with their closure cells, defaults
+  and attributes copied; classes defined in app modules are rebuilt too (their
+  methods, properties and class attributes), so methods read the process's globals and
+  class attributes are per process;
+* ``sys.modules`` holds one ``ModuleView`` per app module for the whole simulation: it
+  forwards every attribute access to the running process's module object, so a runtime
+  ``import x``, ``sys.modules[__name__]`` or pickle's class lookup finds that process's
+  copy. A switch between processes only changes which image the views forward to: its
+  cost does not depend on the size of the app.
+
+Objects the uWSGI tables hold for the master (a signal handler, an rpc function, the
+spooler function, the WSGI callable) are master objects; ``ProcessImage.resolve`` maps
+them to the running process's copies when the simulator calls them.
+
+An object that cannot be copied (a socket, a C object, a file) is shared whole between
+processes — never half-copied: whatever a failed copy had built is thrown away, and
+everything that refers to the object refers to the master's. Unheld thread locks are
+recreated unlocked, as ``fork()`` leaves them. The shared objects are listed in
+``Copier.shared``.
+
+Not isolated: modules outside the app (third-party library state), modules imported
+for the first time after the fork, classes with a metaclass other than ``type``/
+``ABCMeta`` (shared, and listed), threads. ``mode="fork"`` isolates everything.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import copyreg
+import itertools
+import sys
+import threading
+import types
+import weakref
+from typing import Any
+
+__all__ = ["Copier", "ModuleView", "ProcessImage"]
+
+_MISSING = object()
+_LOCK = type(threading.Lock())
+_RLOCK = type(threading.RLock())
+
+#: Values that are their own copy (as in ``copy``), plus what a fork shares anyway:
+#: modules (library modules are shared; app modules are mapped through the memo) and
+#: the C-level descriptors found in class dicts.
+_ATOMIC = frozenset({
+    type(None), int, float, bool, complex, bytes, str, types.CodeType, type(Ellipsis),
+    type(NotImplemented), range, weakref.ref, types.ModuleType, types.WrapperDescriptorType,
+    types.MethodWrapperType, types.MethodDescriptorType, types.ClassMethodDescriptorType,
+    types.GetSetDescriptorType, types.MemberDescriptorType,
+})
+
+
+class ProcessImage:
+    """One process's app modules: its own module objects (the master's are the
+    originals) and the map from the master's objects to this process's copies."""
+
+    __slots__ = ("modules", "copier")
+
+    def __init__(self, modules: dict[str, types.ModuleType], copier: Copier | None) -> None:
+        #: sys.modules name -> this process's module object
+        self.modules = modules
+        #: None for the master (whose objects are the originals)
+        self.copier = copier
+
+    def resolve(self, obj: Any) -> Any:
+        """This process's copy of ``obj``, a master object a uWSGI table holds.
+
+        Objects reachable from the app's globals were copied at fork time; a function
+        of the app registered directly (a lambda, a closure, a bound method of an
+        object no global refers to) is copied now, from the master's. Anything else
+        (the process's own objects, the simulator's) is returned as it is.
+        """
+        copier = self.copier
+        if copier is None:
+            return obj
+        mine = copier.memo.get(id(obj), _MISSING)
+        if mine is not _MISSING:
+            return mine
+        func = getattr(obj, "__func__", obj)
+        if type(func) is types.FunctionType and id(func.__globals__) in copier.globals_map:
+            return copier.copy(obj)
+        return obj
+
+
+class ModuleView(types.ModuleType):
+    """What ``sys.modules`` holds for an app module while processes have their own copies:
+    every attribute access goes to the running process's module object."""
+
+    def __init__(self, name: str, images: list[ProcessImage]) -> None:
+        super().__init__(name)
+        object.__setattr__(self, "_vfork_images", images)
+
+    def __getattribute__(self, name: str) -> Any:
+        return getattr(_target(self), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(_target(self), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(_target(self), name)
+
+    def __dir__(self) -> list[str]:
+        return dir(_target(self))
+
+    def __repr__(self) -> str:
+        return repr(_target(self))
+
+
+def _target(view: ModuleView) -> types.ModuleType:
+    get = object.__getattribute__
+    # _vfork_images is a one-element list: the image installed now
+    return get(view, "_vfork_images")[0].modules[get(view, "__name__")]
+
+
+class Copier:
+    """Deep-copies the master's app modules for one forked process.
+
+    Mirrors ``copy.deepcopy`` (same memo, same reduce protocol) with three differences:
+    functions and classes of the app are copied rather than shared; an object whose copy
+    fails is shared whole and recorded, and nothing its failed copy built stays in the
+    memo; thread locks are recreated unlocked.
+    """
+
+    def __init__(self, app_modules: dict[str, types.ModuleType]) -> None:
+        #: id(master object) -> this process's copy (kept alive by ``_keep``)
+        self.memo: dict[int, Any] = {}
+        self._keep: list[Any] = []
+        #: id(master module dict) -> this process's dict, for rebinding functions
+        self.globals_map: dict[int, dict[str, Any]] = {}
+        self._app_names = set(app_modules)
+        #: (where, what) of each object shared instead of copied
+        self.shared: list[tuple[str, str]] = []
+        self._where = ""
+        self._handlers: dict[type, Any] = {
+            list: self._copy_list, dict: self._copy_dict, tuple: self._copy_tuple,
+            types.FunctionType: self._copy_function, types.MethodType: self._copy_method,
+            types.CellType: self._copy_cell, classmethod: self._copy_wrapper,
+            staticmethod: self._copy_wrapper, property: self._copy_property,
+            types.BuiltinMethodType: self._copy_builtin_method,
+            _LOCK: self._copy_lock, _RLOCK: self._copy_lock,
+        }
+        self.modules = self._copy_modules(app_modules)
+
+    def _copy_modules(self, app_modules: dict[str, types.ModuleType]) -> dict[str, types.ModuleType]:
+        memo = self.memo
+        for module in list(sys.modules.values()):
+            memo[id(module)] = module  # library modules are shared
+        copies: dict[str, types.ModuleType] = {}
+        for name, module in app_modules.items():
+            new = types.ModuleType(module.__name__)
+            if type(module) is not types.ModuleType:
+                new.__class__ = type(module)
+            memo[id(module)] = new
+            memo[id(module.__dict__)] = self.globals_map[id(module.__dict__)] = new.__dict__
+            copies[name] = new
+        for name, module in app_modules.items():
+            globs = copies[name].__dict__
+            for key, value in list(module.__dict__.items()):
+                if key.startswith("__") and key.endswith("__"):
+                    globs[key] = value  # __builtins__, __spec__, __file__, ...
+                else:
+                    self._where = f"{name}.{key}"
+                    globs[key] = self.copy(value)
+        self._where = ""
+        return copies
+
+    # -- the deep copy -----------------------------------------------------------------
+    def copy(self, x: Any, _memo: Any = None) -> Any:
+        """This process's copy of ``x`` (``_memo``: ``copy._reconstruct`` passes it)."""
+        memo = self.memo
+        key = id(x)
+        y = memo.get(key, _MISSING)
+        if y is not _MISSING:
+            return y
+        cls = type(x)
+        if cls in _ATOMIC:
+            return x
+        mark = len(memo)
+        try:
+            handler = self._handlers.get(cls)
+            if handler is not None:
+                y = handler(x)
+            elif isinstance(x, type):
+                y = self._copy_class(x)
+            else:
+                y = self._reduce(x)
+        except Exception as exc:  # noqa: BLE001 - any object may refuse to be copied
+            self._rollback(mark)
+            self._share(x, f"{_type_name(x)}: {exc}")
+            y = x
+        memo[key] = y
+        if y is not x:
+            self._keep.append(x)  # ids in the memo must stay the master objects'
+        return y
+
+    def _rollback(self, mark: int) -> None:
+        """Forget every copy made since the memo had ``mark`` entries: a failed copy
+        leaves nothing half-built that another reference could reach."""
+        memo = self.memo
+        for key in list(itertools.islice(reversed(memo), len(memo) - mark)):
+            del memo[key]
+
+    def _share(self, x: Any, what: str) -> None:
+        self.shared.append((self._where or _type_name(x), what))
+
+    def _reduce(self, x: Any) -> Any:
+        custom = getattr(x, "__deepcopy__", None)
+        if custom is not None:
+            return custom(self.memo)
+        reductor = copyreg.dispatch_table.get(type(x))
+        rv = reductor(x) if reductor is not None else x.__reduce_ex__(4)
+        if isinstance(rv, str):
+            return x
+        return copy._reconstruct(x, self.memo, *rv, deepcopy=self.copy)  # type: ignore[attr-defined]
+
+    def _copy_list(self, x: list[Any]) -> list[Any]:
+        y: list[Any] = []
+        self.memo[id(x)] = y
+        y.extend(self.copy(item) for item in x)
+        return y
+
+    def _copy_dict(self, x: dict[Any, Any]) -> dict[Any, Any]:
+        y: dict[Any, Any] = {}
+        self.memo[id(x)] = y
+        for key, value in x.items():
+            y[self.copy(key)] = self.copy(value)
+        return y
+
+    def _copy_tuple(self, x: tuple[Any, ...]) -> tuple[Any, ...]:
+        items = [self.copy(item) for item in x]
+        mine = self.memo.get(id(x), _MISSING)  # a cycle through the tuple
+        if mine is not _MISSING:
+            return mine  # type: ignore[no-any-return]
+        if all(a is b for a, b in zip(items, x)):
+            return x
+        return tuple(items)
+
+    def _copy_function(self, fn: types.FunctionType) -> types.FunctionType:
+        globs = self.globals_map.get(id(fn.__globals__))
+        if globs is None:
+            return fn  # not the app's: shared, as a library's state is
+        memo = self.memo
+        cells: list[types.CellType] = []
+        fill: list[tuple[types.CellType, types.CellType]] = []
+        for cell in fn.__closure__ or ():
+            mine = memo.get(id(cell))
+            if mine is None:
+                mine = memo[id(cell)] = types.CellType()
+                self._keep.append(cell)
+                fill.append((cell, mine))
+            cells.append(mine)
+        new = types.FunctionType(fn.__code__, globs, fn.__name__, None,
+                                 tuple(cells) if fn.__closure__ is not None else None)
+        memo[id(fn)] = new  # before the cells: a closure may refer to its function
+        for cell, mine in fill:
+            self._fill_cell(cell, mine)
+        new.__defaults__ = self.copy(fn.__defaults__)
+        new.__kwdefaults__ = self.copy(fn.__kwdefaults__)
+        new.__qualname__ = fn.__qualname__
+        new.__module__ = fn.__module__
+        new.__doc__ = fn.__doc__
+        new.__annotations__ = fn.__annotations__
+        if fn.__dict__:
+            new.__dict__.update(self.copy(fn.__dict__))
+        return new
+
+    def _copy_cell(self, cell: types.CellType) -> types.CellType:
+        mine = types.CellType()
+        self.memo[id(cell)] = mine
+        self._fill_cell(cell, mine)
+        return mine
+
+    def _fill_cell(self, cell: types.CellType, mine: types.CellType) -> None:
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell (a name not bound yet)
+            return
+        mine.cell_contents = self.copy(contents)
+
+    def _copy_method(self, method: types.MethodType) -> types.MethodType:
+        return types.MethodType(self.copy(method.__func__), self.copy(method.__self__))
+
+    def _copy_wrapper(self, x: Any) -> Any:
+        new = type(x)(self.copy(x.__func__))
+        if x.__dict__:
+            new.__dict__.update(self.copy(x.__dict__))
+        return new
+
+    def _copy_property(self, x: property) -> property:
+        return property(self.copy(x.fget), self.copy(x.fset), self.copy(x.fdel), x.__doc__)
+
+    def _copy_builtin_method(self, x: Any) -> Any:
+        """``lock.acquire``, ``items.append``: the same method of the copied owner."""
+        owner = x.__self__
+        mine = self.copy(owner)
+        return x if mine is owner else getattr(mine, x.__name__)
+
+    def _copy_lock(self, lock: Any) -> Any:
+        """A fresh lock for an unheld one, as ``fork()`` leaves it; a held lock is shared."""
+        if not lock.acquire(blocking=False):
+            raise TypeError("held by a thread at fork time")
+        lock.release()
+        return threading.RLock() if type(lock) is _RLOCK else threading.Lock()
+
+    def _copy_class(self, cls: type) -> type:
+        if cls.__module__ not in self._app_names:
+            return cls  # a library's class: shared
+        meta = type(cls)
+        if meta is not type and meta is not abc.ABCMeta:
+            # rebuilding it would have to run the metaclass again (enum, ORM models)
+            self._share(cls, f"class with metaclass {meta.__module__}.{meta.__qualname__}")
+            return cls
+        namespace: dict[str, Any] = {"__module__": cls.__module__,
+                                     "__qualname__": cls.__qualname__}
+        if "__slots__" in cls.__dict__:
+            namespace["__slots__"] = cls.__dict__["__slots__"]
+        bases = tuple(self.copy(base) for base in cls.__bases__)
+        # type.__new__, not the metaclass: the class body and __set_name__ ran already
+        new = type.__new__(meta, cls.__name__, bases, namespace)
+        self.memo[id(cls)] = new  # before its attributes: methods refer to the class
+        for key, value in cls.__dict__.items():
+            if key in namespace or key in ("__dict__", "__weakref__", "_abc_impl") or (
+                    type(value) is types.MemberDescriptorType and value.__objclass__ is cls):
+                continue
+            setattr(new, key, self.copy(value))
+        if meta is abc.ABCMeta:
+            abc._abc_init(new)  # type: ignore[attr-defined]
+        return new
+
+
+def _type_name(x: Any) -> str:
+    cls = x if isinstance(x, type) else type(x)
+    return f"{cls.__module__}.{cls.__qualname__}"
