@@ -30,7 +30,7 @@ from simuwsgi import Simulation
 from simuwsgi.clock import RealClock
 
 FIRINGS = 20_000
-ROUNDS = 3
+ROUNDS = 5
 TARGET = 0.8
 MODULES = 100
 GLOBALS_PER_MODULE = 100
