@@ -31,19 +31,22 @@ recreated unlocked, as ``fork()`` leaves them. The shared objects are listed in
 
 Not isolated: modules outside the app (third-party library state), modules imported
 for the first time after the fork, classes with a metaclass other than ``type``/
-``ABCMeta`` (shared, and listed), threads. ``mode="fork"`` isolates everything.
+``ABCMeta`` (shared, and listed; enums are shared silently), threads. ``mode="fork"`` isolates everything.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import copy
 import copyreg
+import enum
 import itertools
 import sys
 import threading
 import types
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["Copier", "ModuleView", "ProcessImage"]
@@ -320,16 +323,24 @@ class Copier:
             return cls  # a library's class: shared
         meta = type(cls)
         if meta is not type and meta is not abc.ABCMeta:
-            # rebuilding it would have to run the metaclass again (enum, ORM models)
-            self._share(cls, f"class with metaclass {meta.__module__}.{meta.__qualname__}")
+            # rebuilding it would have to run the metaclass again (ORM models); an
+            # enum's members are constants, shared as the enum is
+            if not isinstance(cls, enum.EnumMeta):
+                self._share(cls, f"class with metaclass {meta.__module__}.{meta.__qualname__}")
             return cls
         namespace: dict[str, Any] = {"__module__": cls.__module__,
                                      "__qualname__": cls.__qualname__}
         if "__slots__" in cls.__dict__:
             namespace["__slots__"] = cls.__dict__["__slots__"]
         bases = tuple(self.copy(base) for base in cls.__bases__)
-        # type.__new__, not the metaclass: the class body and __set_name__ ran already
-        new = type.__new__(meta, cls.__name__, bases, namespace)
+        mine = self.memo.get(id(cls))
+        if mine is not None:
+            return mine  # a base's attributes refer to this class: copied through them
+        # type.__new__, not the metaclass: the class body and __set_name__ ran already.
+        # A base of the app does not see the copy made (its __init_subclass__ would
+        # register it a second time).
+        with _quiet_init_subclass(bases[0] if bases[0] is not cls.__bases__[0] else None):
+            new = type.__new__(meta, cls.__name__, bases, namespace)
         self.memo[id(cls)] = new  # before its attributes: methods refer to the class
         for key, value in cls.__dict__.items():
             if key in namespace or key in ("__dict__", "__weakref__", "_abc_impl") or (
@@ -339,6 +350,28 @@ class Copier:
         if meta is abc.ABCMeta:
             abc._abc_init(new)  # type: ignore[attr-defined]
         return new
+
+
+@contextlib.contextmanager
+def _quiet_init_subclass(base: type | None) -> Iterator[None]:
+    """While the block runs, subclassing ``base`` (a copied class) calls no
+    ``__init_subclass__``."""
+    if base is None:
+        yield
+        return
+    saved = base.__dict__.get("__init_subclass__", _MISSING)
+    base.__init_subclass__ = classmethod(_no_init_subclass)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if saved is _MISSING:
+            del base.__init_subclass__
+        else:
+            base.__init_subclass__ = saved  # type: ignore[method-assign]
+
+
+def _no_init_subclass(cls: type, **kwargs: Any) -> None:
+    pass
 
 
 def _type_name(x: Any) -> str:

@@ -223,3 +223,62 @@ def test_a_wsgi_file_outside_the_app_directory_is_per_worker(tmp_path):
     with Simulation(options, app_dir=tmp_path / "base", seed=4) as sim:
         for bodies in by_worker(sim, 8).values():
             assert bodies == [[i] for i in range(1, len(bodies) + 1)]
+
+
+CLASSES = '''
+    import abc, enum
+    class Plugin:
+        registry = []
+        def __init_subclass__(cls, **kwargs):
+            super().__init_subclass__(**kwargs)
+            Plugin.registry.append(cls)
+        def name(self):
+            return "plugin"
+    class Greeter(Plugin):
+        def hello(self):  # __class__ (super's cell) is the process's class
+            return "%s %s %s from %s" % (super().name(), __class__.__name__,
+                                         __class__ is Greeter, WHO)
+    class AppError(KeyError):
+        pass
+    class Point:
+        __slots__ = ("x",)
+        def __init__(self, x):
+            self.x = x
+    class Color(enum.Enum):
+        RED = 1
+    class Shape(abc.ABC):
+        @abc.abstractmethod
+        def area(self): ...
+    class Square(Shape):
+        def area(self):
+            return WHO
+    WHO = "master"
+    origin = Point(0)
+'''
+
+
+def test_classes_are_rebuilt_on_the_process_globals_without_rerunning_hooks(tmp_path):
+    import sys
+    import types
+
+    from simuwsgi._vfork import Copier
+
+    master = types.ModuleType("vfork_classes")
+    master.__file__ = str(tmp_path / "vfork_classes.py")
+    exec(textwrap.dedent(CLASSES), master.__dict__)
+    sys.modules["vfork_classes"] = master
+    try:
+        copier = Copier({"vfork_classes": master})
+    finally:
+        del sys.modules["vfork_classes"]
+    child = copier.modules["vfork_classes"]
+    child.WHO = "child"
+    assert child.Greeter is not master.Greeter and child.Greeter().hello() == "plugin Greeter True from child"
+    assert child.Plugin.registry == [child.Greeter], "no second registration of the copy"
+    assert master.Plugin.registry == [master.Greeter]
+    assert issubclass(child.AppError, KeyError) and child.AppError is not master.AppError
+    assert type(child.origin) is child.Point and child.origin.x == 0
+    assert child.Square().area() == "child" and isinstance(child.Square(), child.Shape)
+    with pytest.raises(TypeError, match="abstract"):
+        child.Shape()
+    assert child.Color is master.Color and copier.shared == [], "enums are shared silently"
