@@ -42,7 +42,6 @@ import copy
 import copyreg
 import enum
 import itertools
-import sys
 import threading
 import types
 import weakref
@@ -56,8 +55,8 @@ _LOCK = type(threading.Lock())
 _RLOCK = type(threading.RLock())
 
 #: Values that are their own copy (as in ``copy``), plus what a fork shares anyway:
-#: modules (library modules are shared; app modules are mapped through the memo) and
-#: the C-level descriptors found in class dicts.
+#: modules (a library's; the app's are mapped through the memo) and the C-level
+#: descriptors found in class dicts.
 _ATOMIC = frozenset({
     type(None), int, float, bool, complex, bytes, str, types.CodeType, type(Ellipsis),
     type(NotImplemented), range, weakref.ref, types.ModuleType, types.WrapperDescriptorType,
@@ -159,8 +158,6 @@ class Copier:
 
     def _copy_modules(self, app_modules: dict[str, types.ModuleType]) -> dict[str, types.ModuleType]:
         memo = self.memo
-        for module in list(sys.modules.values()):
-            memo[id(module)] = module  # library modules are shared
         copies: dict[str, types.ModuleType] = {}
         for name, module in app_modules.items():
             new = types.ModuleType(module.__name__)
@@ -198,6 +195,8 @@ class Copier:
                 y = handler(x)
             elif isinstance(x, type):
                 y = self._copy_class(x)
+            elif isinstance(x, types.ModuleType):
+                y = x  # a library's module (the app's are in the memo)
             else:
                 y = self._reduce(x)
         except Exception as exc:  # noqa: BLE001 - any object may refuse to be copied
