@@ -5,7 +5,8 @@ Two apps run the same workload: a 1 s timer raises a signal handled by ``workers
 workers, so every firing switches into each worker's handler in turn):
 
 * small: the app module has 10 globals;
-* large: the app imports 100 modules of 100 globals each (10,000 globals).
+* large: the app imports 100 modules of 100 globals each (10,000 globals);
+* and, for reference, the small app with ``vfork=False`` (no per-process copies at all).
 
 The rate is handler calls per second of wall time over ``FIRINGS`` firings (start-up not
 counted). Rounds are interleaved (small, large, small, large, ...) so that a slow minute
@@ -67,9 +68,9 @@ def _write_large(d: Path) -> Path:
     return d
 
 
-def handler_rate(app_dir: Path) -> float:
+def handler_rate(app_dir: Path, vfork: bool = True) -> float:
     with Simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
-                    app_dir=app_dir) as sim:
+                    app_dir=app_dir, vfork=vfork) as sim:
         began = RealClock.monotonic()
         sim.advance(FIRINGS + 0.5)
         elapsed = RealClock.monotonic() - began
@@ -80,12 +81,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_vfork_") as tmp:
         apps = {"small": _write_small(Path(tmp) / "small"),
                 "large": _write_large(Path(tmp) / "large")}
-        rates: dict[str, list[float]] = {name: [] for name in apps}
+        runs = {"small": (apps["small"], True), "large": (apps["large"], True),
+                "shared": (apps["small"], False)}
+        rates: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(ROUNDS):
-            for name, app_dir in apps.items():
-                rates[name].append(handler_rate(app_dir))
+            for name, (app_dir, vfork) in runs.items():
+                rates[name].append(handler_rate(app_dir, vfork))
     for name, label in (("small", "10 globals"),
-                        ("large", f"{MODULES * GLOBALS_PER_MODULE:,} globals in {MODULES} modules")):
+                        ("large", f"{MODULES * GLOBALS_PER_MODULE:,} globals in {MODULES} modules"),
+                        ("shared", "10 globals, vfork=False (no copies)")):
         print(f"{label:<40} best {max(rates[name]):>10,.0f}  median "
               f"{statistics.median(rates[name]):>10,.0f} handler calls/s")
     best = max(rates["large"]) / max(rates["small"])

@@ -169,7 +169,8 @@ class Copier:
         for name, module in app_modules.items():
             globs = copies[name].__dict__
             for key, value in list(module.__dict__.items()):
-                if key.startswith("__") and key.endswith("__"):
+                if (key.startswith("__") and key.endswith("__")
+                        and type(value) is not types.FunctionType):  # not __getattr__
                     globs[key] = value  # __builtins__, __spec__, __file__, ...
                 else:
                     self._where = f"{name}.{key}"
