@@ -174,6 +174,28 @@ def find_uwsgi_binary() -> str | None:
     return shutil.which("uwsgi")
 
 
+def reload_binary_path(binary: str) -> str | None:
+    """What uWSGI must re-execute on a binary reload, when ``binary`` is pyuwsgi's script.
+
+    pyuwsgi's ``uwsgi`` is a Python console script. uWSGI takes its binary path from
+    ``/proc/self/exe``, which is the *base* interpreter even in a virtualenv (the venv's
+    ``python`` is a link to it), and a reload re-executes that: the base interpreter does
+    not see the venv's site-packages and dies with ``No module named 'pyuwsgi'``. Real
+    deployments of pyuwsgi in a venv meet the same problem; ``--binary-path`` set to the
+    script's own interpreter (its ``#!`` line) is the fix, and the harness passes it.
+    None when ``binary`` is a compiled ``uwsgi`` (it re-executes itself correctly).
+    """
+    try:
+        with open(binary, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    interpreter = first[2:].strip().split(b" ")[0].decode(errors="replace")
+    return interpreter if os.access(interpreter, os.X_OK) else None
+
+
 _version_cache: dict[str, str] = {}
 
 
@@ -568,9 +590,12 @@ class RealUwsgi:
 
     def _launch(self, binary: str, port: int, attempt: int) -> None:
         self.port = port
+        reexec = reload_binary_path(binary)
+        own_binary_path = any(o.lstrip("-").startswith("binary-path") for o in self.options)
         self.argv = [
             binary,
             *self.options,
+            *(["--binary-path", reexec] if reexec and not own_binary_path else []),
             "--http-socket",
             f"{self.host}:{port}",
             "--hook-master-start",
