@@ -10,6 +10,7 @@ Harness options (appended *after* the user's options, so user sockets keep their
     --hook-master-start  "log:[simuwsgi-harness] master-ready"
     --hook-accepting     "log:[simuwsgi-harness] worker-accepting"
     --hook-as-mule       "log:[simuwsgi-harness] mule-ready"
+    --binary-path        the interpreter of pyuwsgi's script (see reload_binary_path)
 
 The hooks only write log lines (they also show up in ``uwsgi.opt``; see
 :data:`HARNESS_OPTION_NAMES`).  No ``--stats`` (it would force ``--master``), no
@@ -62,7 +63,9 @@ __all__ = [
 
 HARNESS_MARK = "[simuwsgi-harness]"
 #: option names the harness adds (they appear in ``uwsgi.opt``)
-HARNESS_OPTION_NAMES = ("http-socket", "hook-master-start", "hook-accepting", "hook-as-mule")
+#: ``binary-path`` only when the ``uwsgi`` is pyuwsgi's script (see :func:`reload_binary_path`).
+HARNESS_OPTION_NAMES = ("http-socket", "hook-master-start", "hook-accepting", "hook-as-mule",
+                        "binary-path")
 
 _MASTER_READY = f"{HARNESS_MARK} master-ready"
 _WORKER_ACCEPTING = f"{HARNESS_MARK} worker-accepting"
