@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from _util import PlainUwsgi
 
 APP = '''
 import json, time, uwsgi
@@ -71,47 +69,6 @@ OPTIONS = ["--master", "--processes", "1", "--cache2", "name=default,items=20000
 CPU = 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PlainUwsgi:
-    """Real uWSGI started as a user starts it, pinned to ``CPU``."""
-
-    def __init__(self, app_dir: Path) -> None:
-        from simuwsgi.real import find_uwsgi_binary
-
-        binary = find_uwsgi_binary()
-        if binary is None:
-            raise SystemExit("bench_cache: the real uwsgi binary was not found (pip install pyuwsgi)")
-        self.port = _free_port()
-        self.log = open(app_dir / "uwsgi.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", str(CPU), binary, *OPTIONS, "--http-socket",
-             f"127.0.0.1:{self.port}", "--die-on-term"],
-            cwd=app_dir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.get("/?op=get&n=1")
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise
-                time.sleep(0.05)
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=60) as r:
-            return r.read()
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, 15)
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-
 def main(argv: list[str]) -> int:
     from simuwsgi import Simulation
 
@@ -124,7 +81,7 @@ def main(argv: list[str]) -> int:
     rates: dict[str, dict[str, list[float]]] = {op: {"sim": [], "real": []} for op in OPS}
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         (Path(tmp) / "app.py").write_text(APP)
-        real = PlainUwsgi(Path(tmp))
+        real = PlainUwsgi(OPTIONS, Path(tmp), cpu=CPU, probe="/?op=get&n=1")
         try:
             with Simulation(OPTIONS, app_dir=tmp) as sim:
                 sides = {"sim": lambda path: sim.get(path).body, "real": real.get}
