@@ -41,6 +41,7 @@ import contextlib
 import copy
 import copyreg
 import enum
+import functools
 import itertools
 import threading
 import types
@@ -53,6 +54,9 @@ __all__ = ["Copier", "ModuleView", "ProcessImage"]
 _MISSING = object()
 _LOCK = type(threading.Lock())
 _RLOCK = type(threading.RLock())
+_LRU_CACHE = type(functools.lru_cache()(len))
+#: What a library's closure may hold of the app's code (see _copy_library_closure).
+_CODE = frozenset({types.FunctionType, types.MethodType, _LRU_CACHE})
 
 #: Values that are their own copy (as in ``copy``), plus what a fork shares anyway:
 #: modules (a library's; the app's are mapped through the memo) and the C-level
@@ -153,6 +157,7 @@ class Copier:
             staticmethod: self._copy_wrapper, property: self._copy_property,
             types.BuiltinMethodType: self._copy_builtin_method,
             _LOCK: self._copy_lock, _RLOCK: self._copy_lock,
+            _LRU_CACHE: self._copy_lru_cache,
         }
         self.modules = self._copy_modules(app_modules)
 
@@ -254,7 +259,7 @@ class Copier:
     def _copy_function(self, fn: types.FunctionType) -> types.FunctionType:
         globs = self.globals_map.get(id(fn.__globals__))
         if globs is None:
-            return fn  # not the app's: shared, as a library's state is
+            return self._copy_library_closure(fn)
         memo = self.memo
         cells: list[types.CellType] = []
         fill: list[tuple[types.CellType, types.CellType]] = []
@@ -279,6 +284,35 @@ class Copier:
         if fn.__dict__:
             new.__dict__.update(self.copy(fn.__dict__))
         return new
+
+    def _copy_library_closure(self, fn: types.FunctionType) -> types.FunctionType:
+        """A library's function is shared, unless its closure holds the app's functions
+        or classes (a library decorator's wrapper: ``contextmanager``, ``wraps``): then a
+        copy of it, on the library's globals, holds this process's. Other values in a
+        library's closure are the library's state: shared."""
+        if fn.__closure__ is None:
+            return fn
+        self.memo[id(fn)] = fn  # while its cells are copied (they may refer to it)
+        contents = [self.copy(value) if type(value) in _CODE or isinstance(value, type)
+                    else value for value in _cell_contents(fn)]
+        if all(a is b for a, b in zip(contents, _cell_contents(fn))):
+            return fn
+        cells = tuple(types.CellType(value) if value is not _MISSING else types.CellType()
+                      for value in contents)
+        new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__,
+                                 fn.__defaults__, cells)
+        new.__kwdefaults__ = fn.__kwdefaults__
+        new.__qualname__ = fn.__qualname__
+        new.__dict__.update(fn.__dict__)
+        return new
+
+    def _copy_lru_cache(self, cached: Any) -> Any:
+        """An ``lru_cache`` of an app function: a new cache (empty: its entries cannot be
+        read) around this process's function."""
+        wrapped = self.copy(cached.__wrapped__)
+        if wrapped is cached.__wrapped__:
+            return cached  # a library's cache: shared
+        return functools.lru_cache(**cached.cache_parameters())(wrapped)
 
     def _copy_cell(self, cell: types.CellType) -> types.CellType:
         mine = types.CellType()
@@ -350,6 +384,16 @@ class Copier:
         if meta is abc.ABCMeta:
             abc._abc_init(new)  # type: ignore[attr-defined]
         return new
+
+
+def _cell_contents(fn: types.FunctionType) -> list[Any]:
+    out = []
+    for cell in fn.__closure__ or ():
+        try:
+            out.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            out.append(_MISSING)
+    return out
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
+import types
 import warnings
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi._errors import VirtualForkWarning
+from simuwsgi._vfork import Copier
 
 TWO_WORKERS = ["--master", "--processes", "2", "--wsgi-file", "app.py"]
 
@@ -257,23 +260,24 @@ CLASSES = '''
 '''
 
 
-def test_classes_are_rebuilt_on_the_process_globals_without_rerunning_hooks(tmp_path):
-    import sys
-    import types
-
-    from simuwsgi._vfork import Copier
-
-    master = types.ModuleType("vfork_classes")
-    master.__file__ = str(tmp_path / "vfork_classes.py")
-    exec(textwrap.dedent(CLASSES), master.__dict__)
-    sys.modules["vfork_classes"] = master
+def copy_module(tmp_path: Path, name: str, source: str):
+    """(master, child, copier): ``source`` run as module ``name``, and its fork copy."""
+    master = types.ModuleType(name)
+    master.__file__ = str(tmp_path / f"{name}.py")
+    exec(textwrap.dedent(source), master.__dict__)
+    sys.modules[name] = master
     try:
-        copier = Copier({"vfork_classes": master})
+        copier = Copier({name: master})
     finally:
-        del sys.modules["vfork_classes"]
-    child = copier.modules["vfork_classes"]
+        del sys.modules[name]
+    return master, copier.modules[name], copier
+
+
+def test_classes_are_rebuilt_on_the_process_globals_without_rerunning_hooks(tmp_path):
+    master, child, copier = copy_module(tmp_path, "vfork_classes", CLASSES)
     child.WHO = "child"
-    assert child.Greeter is not master.Greeter and child.Greeter().hello() == "plugin Greeter True from child"
+    assert child.Greeter is not master.Greeter
+    assert child.Greeter().hello() == "plugin Greeter True from child"
     assert child.Plugin.registry == [child.Greeter], "no second registration of the copy"
     assert master.Plugin.registry == [master.Greeter]
     assert issubclass(child.AppError, KeyError) and child.AppError is not master.AppError
@@ -282,3 +286,25 @@ def test_classes_are_rebuilt_on_the_process_globals_without_rerunning_hooks(tmp_
     with pytest.raises(TypeError, match="abstract"):
         child.Shape()
     assert child.Color is master.Color and copier.shared == [], "enums are shared silently"
+
+
+def test_library_decorators_wrap_the_process_copy(tmp_path):
+    master, child, copier = copy_module(tmp_path, "vfork_decorated", '''
+        import contextlib, functools
+        state = {"n": 0}
+        @contextlib.contextmanager
+        def counting():
+            state["n"] += 1
+            yield state["n"]
+        @functools.lru_cache(maxsize=None)
+        def who():
+            return WHO
+        WHO = "master"
+        MASTER_SAYS = who()
+    ''')
+    child.WHO = "child"
+    with child.counting() as n:
+        assert n == 1
+    assert (child.state, master.state) == ({"n": 1}, {"n": 0})
+    assert child.who() == "child", "a new cache around the process's function"
+    assert master.who() == "master" and copier.shared == []
