@@ -10,9 +10,11 @@ done by copying, once per forked process:
   object — ``from x import y`` — stay one object);
 * functions whose globals are an app module's are rebuilt on that process's globals
   (``types.FunctionType(code, new_globals, ...)``), with their closure cells, defaults
-  and attributes copied; classes defined in app modules are rebuilt too (their
-  methods, properties and class attributes), so methods read the process's globals and
-  class attributes are per process;
+  and attributes copied (a library decorator's wrapper around one is copied to hold the
+  process's function; an ``lru_cache`` around one is a new, empty cache); classes
+  defined in app modules are rebuilt too (their methods, properties and class
+  attributes), so methods read the process's globals and class attributes are per
+  process;
 * ``sys.modules`` holds one ``ModuleView`` per app module for the whole simulation: it
   forwards every attribute access to the running process's module object, so a runtime
   ``import x``, ``sys.modules[__name__]`` or pickle's class lookup finds that process's
