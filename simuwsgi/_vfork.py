@@ -45,6 +45,7 @@ import copyreg
 import enum
 import functools
 import itertools
+import sys
 import threading
 import types
 import weakref
@@ -112,7 +113,16 @@ class ModuleView(types.ModuleType):
         object.__setattr__(self, "_vfork_images", images)
 
     def __getattribute__(self, name: str) -> Any:
-        return getattr(_target(self), name)
+        target = _target(self)
+        try:
+            return getattr(target, name)
+        except AttributeError:
+            # a submodule another process imported after the fork: the import set it
+            # on that process's package only
+            sub = sys.modules.get(f"{target.__name__}.{name}")
+            if sub is None:
+                raise
+            return sub
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(_target(self), name, value)

@@ -308,3 +308,20 @@ def test_library_decorators_wrap_the_process_copy(tmp_path):
     assert (child.state, master.state) == ({"n": 1}, {"n": 0})
     assert child.who() == "child", "a new cache around the process's function"
     assert master.who() == "master" and copier.shared == []
+
+
+def test_a_submodule_imported_after_the_fork_is_found_by_every_process(tmp_path):
+    write(tmp_path, "mypkg/__init__.py", "n = 0\n")
+    write(tmp_path, "mypkg/tasks.py", "def double(x):\n    return 2 * x\n")
+    write(tmp_path, "app.py", '''
+        import json
+        import mypkg
+        def application(environ, start_response):
+            import mypkg.tasks  # first imported by whichever worker runs first
+            mypkg.n += 1
+            start_response("200 OK", [])
+            return [json.dumps(mypkg.tasks.double(mypkg.n)).encode()]
+    ''')
+    with Simulation(TWO_WORKERS, app_dir=tmp_path, seed=3) as sim:
+        for bodies in by_worker(sim, 6).values():
+            assert bodies == [2 * i for i in range(1, len(bodies) + 1)]
