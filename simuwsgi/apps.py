@@ -303,7 +303,7 @@ class AppLoader:
         listing = "; ".join(f"{where} ({what})" for where, what in shared)
         warnings.warn(
             f"the virtual fork shares {len(shared)} object(s) of the app between "
-            f"processes because they cannot be copied: {listing}. Every process sees the "
+            f"processes instead of copying them: {listing}. Every process sees the "
             f"master's object; mode='fork' gives each process its own, exactly as uWSGI's "
             f"fork() does", VirtualForkWarning, stacklevel=1)
 
