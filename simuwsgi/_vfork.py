@@ -98,7 +98,7 @@ class ProcessImage:
         mine = copier.memo.get(id(obj), _MISSING)
         if mine is not _MISSING:
             return mine
-        func = getattr(obj, "__func__", obj)
+        func = obj.__func__ if type(obj) is types.MethodType else obj
         if type(func) is types.FunctionType and id(func.__globals__) in copier.globals_map:
             return copier.copy(obj)
         return obj
