@@ -61,14 +61,15 @@ _LRU_CACHE = type(functools.lru_cache()(len))
 #: What a library's closure may hold of the app's code (see _copy_library_closure).
 _CODE = frozenset({types.FunctionType, types.MethodType, _LRU_CACHE})
 
-#: Values that are their own copy (as in ``copy``), plus what a fork shares anyway:
-#: modules (a library's; the app's are mapped through the memo) and the C-level
-#: descriptors found in class dicts.
+#: Values that are their own copy (as in ``copy``), plus modules (a library's; the app's
+#: are mapped through the memo), the C-level descriptors found in class dicts and
+#: read-only mappings.
 _ATOMIC = frozenset({
     type(None), int, float, bool, complex, bytes, str, types.CodeType, type(Ellipsis),
-    type(NotImplemented), range, weakref.ref, types.ModuleType, types.WrapperDescriptorType,
+    type(NotImplemented), range, types.ModuleType, types.WrapperDescriptorType,
     types.MethodWrapperType, types.MethodDescriptorType, types.ClassMethodDescriptorType,
     types.GetSetDescriptorType, types.MemberDescriptorType,
+    types.MappingProxyType,  # read-only (a dataclass field's metadata)
 })
 
 
@@ -161,7 +162,9 @@ class Copier:
         self._app_names = set(app_modules)
         #: (where, what) of each object shared instead of copied
         self.shared: list[tuple[str, str]] = []
+        #: The global being copied (its module.name) while the modules are copied
         self._where = ""
+        self._top: Any = _MISSING
         self._handlers: dict[type, Any] = {
             list: self._copy_list, dict: self._copy_dict, tuple: self._copy_tuple,
             types.FunctionType: self._copy_function, types.MethodType: self._copy_method,
@@ -169,7 +172,7 @@ class Copier:
             staticmethod: self._copy_wrapper, property: self._copy_property,
             types.BuiltinMethodType: self._copy_builtin_method,
             _LOCK: self._copy_lock, _RLOCK: self._copy_lock,
-            _LRU_CACHE: self._copy_lru_cache,
+            _LRU_CACHE: self._copy_lru_cache, weakref.ref: self._copy_weakref,
         }
         self.modules = self._copy_modules(app_modules)
 
@@ -190,9 +193,9 @@ class Copier:
                         and type(value) is not types.FunctionType):  # not __getattr__
                     globs[key] = value  # __builtins__, __spec__, __file__, ...
                 else:
-                    self._where = f"{name}.{key}"
+                    self._where, self._top = f"{name}.{key}", value
                     globs[key] = self.copy(value)
-        self._where = ""
+        self._where, self._top = "", _MISSING
         return copies
 
     # -- the deep copy -----------------------------------------------------------------
@@ -234,6 +237,8 @@ class Copier:
             del memo[key]
 
     def _share(self, x: Any, what: str) -> None:
+        if x is not self._top:
+            what = f"holds {what}"  # shared inside the global, which is copied
         self.shared.append((self._where or _type_name(x), what))
 
     def _reduce(self, x: Any) -> Any:
@@ -325,6 +330,15 @@ class Copier:
         if wrapped is cached.__wrapped__:
             return cached  # a library's cache: shared
         return functools.lru_cache(**cached.cache_parameters())(wrapped)
+
+    def _copy_weakref(self, ref: weakref.ref[Any]) -> weakref.ref[Any]:
+        """A reference to this process's copy of the referent (and callback)."""
+        target = ref()
+        mine = self.copy(target)
+        if mine is target:
+            return ref
+        callback = ref.__callback__
+        return weakref.ref(mine, callback if callback is None else self.copy(callback))
 
     def _copy_cell(self, cell: types.CellType) -> types.CellType:
         mine = types.CellType()

@@ -167,7 +167,8 @@ def test_an_uncopyable_object_is_shared_whole_and_reported_once(tmp_path):
                                                                        "a_state.picky"]
     (warning,) = [w for w in caught if w.category is VirtualForkWarning]
     text = str(warning.message)
-    assert "a_state.app (socket.socket" in text and "a_state.picky (a_state.Picky" in text
+    # the App is copied around its socket; Picky refuses its copy: shared itself
+    assert "a_state.app (holds socket.socket" in text and "a_state.picky (a_state.Picky" in text
     assert "mode='fork'" in text
 
 
@@ -229,7 +230,7 @@ def test_a_wsgi_file_outside_the_app_directory_is_per_worker(tmp_path):
 
 
 CLASSES = '''
-    import abc, enum
+    import abc, enum, weakref
     class Plugin:
         registry = []
         def __init_subclass__(cls, **kwargs):
@@ -257,6 +258,8 @@ CLASSES = '''
             return WHO
     WHO = "master"
     origin = Point(0)
+    greeter = Greeter()
+    greeter_ref = weakref.ref(greeter)
 '''
 
 
@@ -282,6 +285,7 @@ def test_classes_are_rebuilt_on_the_process_globals_without_rerunning_hooks(tmp_
     assert master.Plugin.registry == [master.Greeter]
     assert issubclass(child.AppError, KeyError) and child.AppError is not master.AppError
     assert type(child.origin) is child.Point and child.origin.x == 0
+    assert child.greeter_ref() is child.greeter and master.greeter_ref() is master.greeter
     assert child.Square().area() == "child" and isinstance(child.Square(), child.Shape)
     with pytest.raises(TypeError, match="abstract"):
         child.Shape()
