@@ -33,7 +33,8 @@ recreated unlocked, as ``fork()`` leaves them. The shared objects are listed in
 
 Not isolated: modules outside the app (third-party library state), modules imported
 for the first time after the fork, classes with a metaclass other than ``type``/
-``ABCMeta`` (shared, and listed; enums are shared silently), threads. ``mode="fork"`` isolates everything.
+``ABCMeta`` (shared, and listed; enums are shared silently), threads. ``mode="fork"``
+isolates everything.
 """
 
 from __future__ import annotations
@@ -147,10 +148,11 @@ def _target(view: ModuleView) -> types.ModuleType:
 class Copier:
     """Deep-copies the master's app modules for one forked process.
 
-    Mirrors ``copy.deepcopy`` (same memo, same reduce protocol) with three differences:
-    functions and classes of the app are copied rather than shared; an object whose copy
-    fails is shared whole and recorded, and nothing its failed copy built stays in the
-    memo; thread locks are recreated unlocked.
+    Mirrors ``copy.deepcopy`` (same memo, same reduce protocol) where ``fork()`` differs
+    from it: functions and classes of the app are copied rather than shared, and so are
+    bound methods, weak references and lru caches of them; thread locks are recreated
+    unlocked. An object whose copy fails is shared whole and recorded, and nothing its
+    failed copy built stays in the memo.
     """
 
     def __init__(self, app_modules: dict[str, types.ModuleType]) -> None:
@@ -176,7 +178,8 @@ class Copier:
         }
         self.modules = self._copy_modules(app_modules)
 
-    def _copy_modules(self, app_modules: dict[str, types.ModuleType]) -> dict[str, types.ModuleType]:
+    def _copy_modules(self, app_modules: dict[str, types.ModuleType],
+                      ) -> dict[str, types.ModuleType]:
         memo = self.memo
         copies: dict[str, types.ModuleType] = {}
         for name, module in app_modules.items():
@@ -249,7 +252,9 @@ class Copier:
         rv = reductor(x) if reductor is not None else x.__reduce_ex__(4)
         if isinstance(rv, str):
             return x
-        return copy._reconstruct(x, self.memo, *rv, deepcopy=self.copy)  # type: ignore[attr-defined]
+        # copy's own rebuilding, recursing through this copier
+        reconstruct = copy._reconstruct  # type: ignore[attr-defined]
+        return reconstruct(x, self.memo, *rv, deepcopy=self.copy)
 
     def _copy_list(self, x: list[Any]) -> list[Any]:
         y: list[Any] = []
