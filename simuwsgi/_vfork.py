@@ -31,8 +31,11 @@ everything that refers to the object refers to the master's. Unheld thread locks
 recreated unlocked, as ``fork()`` leaves them. The shared objects are listed in
 ``Copier.shared``.
 
-Not isolated: modules outside the app (third-party library state), modules imported
-for the first time after the fork, classes with a metaclass other than ``type``/
+An app module first imported after the fork, by one process, becomes that process's;
+another process that reaches it through ``sys.modules`` imports its own copy then (as
+its own ``import`` would have), and a process forked later starts without it.
+
+Not isolated: modules outside the app (third-party library state), classes with a metaclass other than ``type``/
 ``ABCMeta`` (shared, and listed; enums are shared silently), threads. ``mode="fork"``
 isolates everything.
 """
@@ -50,7 +53,7 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["Copier", "ModuleView", "ProcessImage"]
@@ -110,9 +113,13 @@ class ModuleView(types.ModuleType):
     """What ``sys.modules`` holds for an app module while processes have their own copies:
     every attribute access goes to the running process's module object."""
 
-    def __init__(self, name: str, images: list[ProcessImage]) -> None:
+    def __init__(self, name: str, images: list[ProcessImage],
+                 missing: Callable[[ProcessImage, str], types.ModuleType]) -> None:
         super().__init__(name)
         object.__setattr__(self, "_vfork_images", images)
+        #: ``missing(image, name)``: the module for an image that has none yet (it was
+        #: first imported after the fork, by another process)
+        object.__setattr__(self, "_vfork_missing", missing)
 
     def __getattribute__(self, name: str) -> Any:
         target = _target(self)
@@ -142,7 +149,10 @@ class ModuleView(types.ModuleType):
 def _target(view: ModuleView) -> types.ModuleType:
     get = object.__getattribute__
     # _vfork_images is a one-element list: the image installed now
-    return get(view, "_vfork_images")[0].modules[get(view, "__name__")]
+    image = get(view, "_vfork_images")[0]
+    name = get(view, "__name__")
+    module = image.modules.get(name)
+    return module if module is not None else get(view, "_vfork_missing")(image, name)
 
 
 class Copier:

@@ -79,6 +79,10 @@ class AppLoader:
         #: they share), and the master's.
         self._live: list[Any] = [None]
         self._master_image: ProcessImage | None = None
+        #: App modules first imported after the fork, as their first importer has them;
+        #: and the size of sys.modules when last looked at for them.
+        self._late_modules: dict[str, types.ModuleType] = {}
+        self._modules_seen = 0
         self._shared_reported = False
         self._saved_modules: dict[str, types.ModuleType] = {}
         self._added_modules: set[str] = set()
@@ -278,8 +282,36 @@ class AppLoader:
         image = ProcessImage(dict(self.app_modules), None)
         self._live[0] = self._master_image = image
         for name in image.modules:
-            sys.modules[name] = ModuleView(name, self._live)
+            sys.modules[name] = ModuleView(name, self._live, self._import_late)
+        self._modules_seen = len(sys.modules)
         return image
+
+    def _adopt_late_imports(self) -> None:
+        """App modules imported since the last switch belong to the process that ran
+        (the image still installed): theirs, behind a view like the others."""
+        self._modules_seen = len(sys.modules)
+        image = self._live[0]
+        for name, module in list(sys.modules.items()):
+            if (module is None or isinstance(module, ModuleView) or name in image.modules
+                    or name in self._late_modules or not self._is_app_module(module)):
+                continue
+            image.modules[name] = self._late_modules[name] = module
+            sys.modules[name] = ModuleView(name, self._live, self._import_late)
+
+    def _import_late(self, image: ProcessImage, name: str) -> types.ModuleType:
+        """``name`` for a process that has not imported it: its own import, now. The
+        master (the test's code) sees the first importer's module."""
+        origin = self._late_modules[name]
+        if image.copier is None or origin.__spec__ is None or origin.__spec__.loader is None:
+            return origin
+        module = importlib.util.module_from_spec(origin.__spec__)
+        image.modules[name] = module  # what sys.modules shows while it runs, as import does
+        try:
+            origin.__spec__.loader.exec_module(module)
+        except BaseException:
+            del image.modules[name]
+            raise
+        return module
 
     def fork(self) -> ProcessImage | None:
         """A fresh copy of the master's app modules, as ``fork()`` would give a child.
@@ -289,6 +321,8 @@ class AppLoader:
         """
         if self._master_image is None:
             return None
+        if len(sys.modules) != self._modules_seen:
+            self._adopt_late_imports()
         copier = Copier(self._master_image.modules)
         if not self._shared_reported:
             self._shared_reported = True
@@ -309,6 +343,8 @@ class AppLoader:
 
     def switch(self, outgoing: ProcessImage | None, incoming: ProcessImage | None) -> None:
         """Make ``incoming``'s modules the ones ``sys.modules`` shows (one reference)."""
+        if len(sys.modules) != self._modules_seen:
+            self._adopt_late_imports()
         self._live[0] = incoming if incoming is not None else self._master_image
 
     def resolve(self, obj: Any) -> Any:

@@ -422,8 +422,8 @@ def test_modules_imported_after_the_fork_are_per_process(tmp_path: Path) -> None
     lines = {mode: [line for line in sim.log if "helper" in line] for mode, sim in sims.items()}
     # each mule runs entry() three times (respawned a second after it returns)
     assert len(lines["fork"]) == len(lines["sim"]) == 6
-    assert all(line.endswith("helper 1") for line in lines["fork"])  # a fresh fork each time
-    assert lines["sim"][-1].endswith("helper 6")  # sim mode: one module for every process
+    # a fresh fork each time; in sim mode, each process imports its own helper
+    assert all(line.endswith("helper 1") for line in lines["fork"] + lines["sim"])
     assert "helper" not in sys.modules
 
 

@@ -314,9 +314,15 @@ def test_library_decorators_wrap_the_process_copy(tmp_path):
     assert master.who() == "master" and copier.shared == []
 
 
-def test_a_submodule_imported_after_the_fork_is_found_by_every_process(tmp_path):
+def test_a_module_first_imported_after_the_fork_is_each_process_own(tmp_path):
     write(tmp_path, "mypkg/__init__.py", "n = 0\n")
-    write(tmp_path, "mypkg/tasks.py", "def double(x):\n    return 2 * x\n")
+    write(tmp_path, "mypkg/tasks.py", '''
+        calls = 0
+        def bump():
+            global calls
+            calls += 1
+            return calls
+    ''')
     write(tmp_path, "app.py", '''
         import json
         import mypkg
@@ -324,8 +330,16 @@ def test_a_submodule_imported_after_the_fork_is_found_by_every_process(tmp_path)
             import mypkg.tasks  # first imported by whichever worker runs first
             mypkg.n += 1
             start_response("200 OK", [])
-            return [json.dumps(mypkg.tasks.double(mypkg.n)).encode()]
+            return [json.dumps([mypkg.n, mypkg.tasks.bump()]).encode()]
     ''')
     with Simulation(TWO_WORKERS, app_dir=tmp_path, seed=3) as sim:
-        for bodies in by_worker(sim, 6).values():
-            assert bodies == [2 * i for i in range(1, len(bodies) + 1)]
+        before = by_worker(sim, 6)
+        for bodies in before.values():
+            assert bodies == [[i, i] for i in range(1, len(bodies) + 1)]
+        sim.kill("worker1")
+        sim.advance(2)
+        after = by_worker(sim, 6)
+        # the respawned worker 1 starts from the master's state and imports tasks afresh
+        assert after[1] == [[i, i] for i in range(1, len(after[1]) + 1)]
+        done = len(before[2])
+        assert after[2] == [[i, i] for i in range(done + 1, done + len(after[2]) + 1)]
