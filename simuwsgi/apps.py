@@ -80,9 +80,9 @@ class AppLoader:
         self._live: list[Any] = [None]
         self._master_image: ProcessImage | None = None
         #: App modules first imported after the fork, as their first importer has them;
-        #: and the size of sys.modules when last looked at for them.
+        #: and the names in sys.modules when last looked at for them.
         self._late_modules: dict[str, types.ModuleType] = {}
-        self._modules_seen = 0
+        self._modules_seen: set[str] = set()
         self._shared_reported = False
         self._saved_modules: dict[str, types.ModuleType] = {}
         self._added_modules: set[str] = set()
@@ -245,6 +245,8 @@ class AppLoader:
     def _is_app_module(self, module: types.ModuleType) -> bool:
         if module.__name__ == "uwsgidecorators":
             return True
+        if module.__name__.partition(".")[0] == __package__:
+            return False  # the simulator itself, even when the app's tree holds it
         path = getattr(module, "__file__", None)
         if not path:
             return False
@@ -283,15 +285,17 @@ class AppLoader:
         self._live[0] = self._master_image = image
         for name in image.modules:
             sys.modules[name] = ModuleView(name, self._live, self._import_late)
-        self._modules_seen = len(sys.modules)
+        self._modules_seen = set(sys.modules)
         return image
 
     def _adopt_late_imports(self) -> None:
         """App modules imported since the last switch belong to the process that ran
         (the image still installed): theirs, behind a view like the others."""
-        self._modules_seen = len(sys.modules)
+        new_names = sys.modules.keys() - self._modules_seen
+        self._modules_seen = set(sys.modules)
         image = self._live[0]
-        for name, module in list(sys.modules.items()):
+        for name in sorted(new_names):
+            module = sys.modules[name]
             if (module is None or isinstance(module, ModuleView) or name in image.modules
                     or name in self._late_modules or not self._is_app_module(module)):
                 continue
@@ -321,7 +325,7 @@ class AppLoader:
         """
         if self._master_image is None:
             return None
-        if len(sys.modules) != self._modules_seen:
+        if len(sys.modules) != len(self._modules_seen):
             self._adopt_late_imports()
         copier = Copier(self._master_image.modules)
         if not self._shared_reported:
@@ -343,7 +347,7 @@ class AppLoader:
 
     def switch(self, outgoing: ProcessImage | None, incoming: ProcessImage | None) -> None:
         """Make ``incoming``'s modules the ones ``sys.modules`` shows (one reference)."""
-        if len(sys.modules) != self._modules_seen:
+        if len(sys.modules) != len(self._modules_seen):
             self._adopt_late_imports()
         self._live[0] = incoming if incoming is not None else self._master_image
 
