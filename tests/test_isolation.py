@@ -1,0 +1,208 @@
+"""What a simulation imports stays in it (``simuwsgi.isolation``), and ``uwsgi`` hooks
+are per process (``facade.HOOKS``)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from simuwsgi import Simulation, SimulationError, real_time
+
+COUNTER_APP = """
+import helpers
+def application(env, sr):
+    sr("200 OK", [])
+    if env["PATH_INFO"] == "/lazy":
+        import lazylib  # a library loaded on first use, from outside the app's directory
+        return [repr(lazylib.uwsgi_pid()).encode()]
+    helpers.count += 1
+    return [b"%d" % helpers.count]
+"""
+
+
+@pytest.fixture
+def lib_dir(tmp_path, monkeypatch):
+    """A directory on sys.path outside the app's, standing for site-packages."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "lazylib.py").write_text("import uwsgi\ndef uwsgi_pid():\n    return uwsgi.masterpid()\n")
+    monkeypatch.syspath_prepend(str(lib))
+    return lib
+
+
+def _app(tmp_path: Path, source: str = COUNTER_APP) -> Path:
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
+    (app / "app.py").write_text(textwrap.dedent(source))
+    (app / "helpers.py").write_text("count = 0\n")
+    return app
+
+
+def _start(app: Path, *extra: str) -> Simulation:
+    return Simulation(["--master", *extra, "--wsgi-file", "app.py"], app_dir=app).start()
+
+
+def test_every_module_imported_while_open_is_dropped_at_close(tmp_path, lib_dir):
+    """Today only modules from the app's directory are dropped: ``lazylib`` keeps the
+    closed simulation's ``uwsgi`` for the next one."""
+    before = dict(sys.modules)
+    with _start(_app(tmp_path)) as sim:
+        assert sim.get("/lazy").body == b"%d" % sim.process("master").pid
+        assert "lazylib" in sys.modules
+    assert "lazylib" not in sys.modules and "helpers" not in sys.modules
+    left = {n for n, m in sys.modules.items() if before.get(n) is not m
+            and str(tmp_path) in str(getattr(m, "__file__", ""))}
+    assert left == set() and sys.modules.get("uwsgi") is before.get("uwsgi")
+    assert [n for n in before if n not in sys.modules] == []
+
+
+def test_a_simulation_left_open_does_not_leak_into_the_next(tmp_path, lib_dir):
+    """Today the second simulation's app imports the first one's ``helpers`` (count 2)."""
+    app = _app(tmp_path)
+    first = _start(app)
+    assert first.get("/").body == b"1"
+    first.stop()  # stopped, never closed
+    second = _start(app)
+    try:
+        assert second.get("/").body == b"1"
+        assert second.get("/lazy").body == b"%d" % second.process("master").pid
+        first.close()
+        assert second.get("/").body == b"2"
+    finally:
+        second.close()
+    assert "helpers" not in sys.modules
+
+
+def test_nested_simulations_keep_their_own_modules(tmp_path):
+    """Each simulation's lazy imports (and ``uwsgi``) are its own while it runs."""
+    app = _app(tmp_path, COUNTER_APP.replace("import lazylib", "import helpers as lazylib")
+               .replace("lazylib.uwsgi_pid()", "(lazylib.count, __import__('uwsgi').masterpid())"))
+    outer = _start(app)
+    inner = _start(app, "--processes", "1")
+    outer.get("/"), outer.get("/"), inner.get("/")
+    assert outer.get("/lazy").body == b"(2, %d)" % outer.process("master").pid
+    assert inner.get("/lazy").body == b"(1, %d)" % inner.process("master").pid
+    outer.close()
+    assert inner.get("/lazy").body == b"(1, %d)" % inner.process("master").pid
+    inner.close()
+    assert "uwsgi" not in sys.modules
+
+
+TRY_IMPORT = "try:\n    import uwsgi\nexcept ImportError:\n    uwsgi = None\n" \
+             "def under_uwsgi():\n    return uwsgi is not None\n"
+
+
+def test_a_library_that_bound_uwsgi_none_before_the_simulation_sees_the_simulated_one(
+        tmp_path, lib_dir):
+    """Today the app runs the library in "not under uWSGI" mode, silently."""
+    (lib_dir / "joblib_x.py").write_text(TRY_IMPORT)
+    import joblib_x
+
+    assert joblib_x.uwsgi is None
+    app = _app(tmp_path, """
+        import joblib_x
+        def application(env, sr):
+            sr("200 OK", [])
+            return [repr(joblib_x.under_uwsgi()).encode()]
+    """)
+    with _start(app) as sim:
+        assert sim.get("/").body == b"True"
+        assert any("joblib_x" in line and "uwsgi = None" in line for line in sim.log)
+    assert sys.modules["joblib_x"] is joblib_x and joblib_x.uwsgi is None
+
+
+def test_start_fails_naming_the_module_when_the_app_reaches_a_stale_uwsgi_none(
+        tmp_path, lib_dir):
+    pkg = lib_dir / "jobpkg"
+    pkg.mkdir()
+    (pkg / "tasks.py").write_text(TRY_IMPORT)
+    (pkg / "__init__.py").write_text("from .tasks import under_uwsgi\n")
+    import jobpkg
+
+    app = _app(tmp_path, """
+        from jobpkg import under_uwsgi
+        def application(env, sr):
+            sr("200 OK", [])
+            return [repr(under_uwsgi()).encode()]
+    """)
+    sim = Simulation(["--master", "--wsgi-file", "app.py"], app_dir=app)
+    with pytest.raises(SimulationError, match=r"'uwsgi_file_app' uses 'under_uwsgi' from "
+                                              r"'jobpkg.tasks'.*uwsgi = None.*Fix:"):
+        sim.start()
+    assert sys.modules["jobpkg.tasks"] is jobpkg.tasks
+    assert abs(time.time() - real_time.time()) < 5
+
+
+HOOKS_APP = """
+import uwsgi
+
+def job(args):
+    uwsgi.log("JOB RAN")
+    return uwsgi.SPOOL_OK
+
+def on_msg(msg):
+    uwsgi.log("MULE GOT %s" % msg.decode())
+
+if uwsgi.worker_id() == 0 and SET_IN_MASTER:
+    uwsgi.spooler = job
+    uwsgi.mule_msg_hook = on_msg
+
+def application(env, sr):
+    path = env["PATH_INFO"]
+    if path == "/set":
+        uwsgi.spooler = job
+        uwsgi.mule_msg_hook = on_msg
+    elif path == "/spool":
+        uwsgi.spool({b"a": b"1"})
+    elif path == "/mule":
+        uwsgi.mule_msg(b"hi", 1)
+    sr("200 OK", [])
+    return [repr(hasattr(uwsgi, "spooler")).encode()]
+"""
+
+HOOK_OPTIONS = ["--master", "--processes", "1", "--mules", "1", "--spooler", "spool",
+                "--spooler-frequency", "1", "--wsgi-file", "app.py"]
+
+
+def hooks_app(tmp_path: Path, in_master: bool) -> Path:
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
+    (app / "app.py").write_text(HOOKS_APP.replace("SET_IN_MASTER", repr(in_master)))
+    (app / "spool").mkdir(exist_ok=True)
+    return app
+
+
+WORKER_ONLY_LINES = [
+    "*** mule 1 received a 2 bytes message ***",
+    "unable to find the spooler function, have you loaded it into the spooler process ?"]
+MASTER_LINES = ["JOB RAN", "MULE GOT hi"]
+
+
+def hook_lines(log: list[str]) -> list[str]:
+    """The distinct lines that say which hooks ran, sorted."""
+    return sorted({line for line in log if line.startswith((
+        "JOB RAN", "MULE GOT", "unable to find the spooler", "*** mule 1 received"))})
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_hooks_set_only_in_a_worker_are_not_seen_by_the_spooler_and_mules(tmp_path, mode):
+    """Today the one shared ``uwsgi`` module makes the worker's hooks run everywhere."""
+    with Simulation(HOOK_OPTIONS, app_dir=hooks_app(tmp_path, False), mode=mode) as sim:
+        assert sim.get("/set").body == b"True"
+        assert sim.get("/spool").body == b"True", "the worker sees its own hook"
+        sim.get("/mule")
+        sim.advance(2)
+        assert hook_lines(sim.log) == WORKER_ONLY_LINES
+
+
+def test_hooks_set_in_the_master_at_import_are_inherited(tmp_path):
+    with Simulation(HOOK_OPTIONS, app_dir=hooks_app(tmp_path, True)) as sim:
+        sim.get("/spool")
+        sim.get("/mule")
+        sim.advance(2)
+        assert hook_lines(sim.log) == MASTER_LINES
+        assert sim.uwsgi.spooler.__name__ == "job", "the test reads the master's"

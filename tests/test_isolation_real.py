@@ -1,0 +1,29 @@
+"""Differential: ``uwsgi`` hooks set in a worker vs in the master, on real uWSGI 2.0.30."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from simuwsgi.real import RealUwsgi
+from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from test_isolation import HOOK_OPTIONS, MASTER_LINES, WORKER_ONLY_LINES, hook_lines, hooks_app
+
+pytestmark = pytest.mark.real
+
+
+@pytest.mark.parametrize(("in_master", "expected"), [(False, WORKER_ONLY_LINES),
+                                                     (True, MASTER_LINES)])
+def test_real_spooler_and_mules_see_only_hooks_set_before_the_fork(tmp_path, in_master,
+                                                                   expected):
+    require_real_uwsgi()
+    app = hooks_app(tmp_path, in_master)
+    with RealUwsgi(HOOK_OPTIONS, app_dir=app, max_lifetime=60) as u:
+        for path in ("/set", "/spool", "/mule"):
+            resp = u.get(path)
+            assert resp.status == 200, u.log_text()[-2000:]
+        deadline = time.monotonic() + 10
+        while hook_lines(u.log) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert hook_lines(u.log) == expected, u.log_text()[-3000:]
