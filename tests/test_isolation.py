@@ -29,7 +29,14 @@ def lib_dir(tmp_path, monkeypatch):
     """A directory on sys.path outside the app's, standing for site-packages."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    (lib / "lazylib.py").write_text("import uwsgi\ndef uwsgi_pid():\n    return uwsgi.masterpid()\n")
+    (lib / "lazylib.py").write_text(textwrap.dedent("""
+        import sys, uwsgi
+        hits = 0
+        def uwsgi_pid():  # its count, and whether it has the running simulation's uwsgi
+            global hits
+            hits += 1
+            return (hits, uwsgi is sys.modules["uwsgi"])
+    """))
     monkeypatch.syspath_prepend(str(lib))
     return lib
 
@@ -51,7 +58,7 @@ def test_every_module_imported_while_open_is_dropped_at_close(tmp_path, lib_dir)
     closed simulation's ``uwsgi`` for the next one."""
     before = dict(sys.modules)
     with _start(_app(tmp_path)) as sim:
-        assert sim.get("/lazy").body == b"%d" % sim.process("master").pid
+        assert sim.get("/lazy").body == b"(1, True)"
         assert "lazylib" in sys.modules
     assert "lazylib" not in sys.modules and "helpers" not in sys.modules
     left = {n for n, m in sys.modules.items() if before.get(n) is not m
@@ -61,15 +68,17 @@ def test_every_module_imported_while_open_is_dropped_at_close(tmp_path, lib_dir)
 
 
 def test_a_simulation_left_open_does_not_leak_into_the_next(tmp_path, lib_dir):
-    """Today the second simulation's app imports the first one's ``helpers`` (count 2)."""
+    """Today the second simulation's app gets the first one's ``lazylib`` (count 2, the
+    first simulation's ``uwsgi``)."""
     app = _app(tmp_path)
     first = _start(app)
     assert first.get("/").body == b"1"
+    assert first.get("/lazy").body == b"(1, True)"
     first.stop()  # stopped, never closed
     second = _start(app)
     try:
         assert second.get("/").body == b"1"
-        assert second.get("/lazy").body == b"%d" % second.process("master").pid
+        assert second.get("/lazy").body == b"(1, True)"
         first.close()
         assert second.get("/").body == b"2"
     finally:
@@ -206,3 +215,48 @@ def test_hooks_set_in_the_master_at_import_are_inherited(tmp_path):
         sim.advance(2)
         assert hook_lines(sim.log) == MASTER_LINES
         assert sim.uwsgi.spooler.__name__ == "job", "the test reads the master's"
+
+
+SERVE_APP = """
+n = 0
+def application(e, sr):
+    global n
+    n += 1
+    sr("200 OK", [])
+    return [b"%d" % n]
+"""
+
+
+@pytest.mark.parametrize(("flags", "shared"), [(["--mode", "fork"], False),
+                                               (["--no-vfork"], True)])
+def test_serve_accepts_mode_fork_and_no_vfork(tmp_path, flags, shared):
+    """Today ``simuwsgi serve`` refuses both flags (usage error)."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    (tmp_path / "app.py").write_text(SERVE_APP)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from simuwsgi.cli import main; sys.exit(main())",
+         "serve", *flags, "--for", "20", "--", "--master", "--processes", "2",
+         "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", "app.py"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        counts = []
+        deadline = real_time.monotonic() + 15
+        while len(counts) < 6 and real_time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    counts.append(int(r.read()))
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
+                real_time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert len(counts) == 6
+    # the seeded choice of worker spreads six requests over both workers
+    assert (max(counts) == 6) is shared, counts
