@@ -8,20 +8,27 @@ names. A simulation keeps two clocks over the kernel's virtual seconds:
   experiments) without touching the monotonic clock;
 * monotonic time = ``MONOTONIC_BASE + kernel.now``, never going backwards.
 
-The patch replaces ``time.time/time_ns/monotonic/perf_counter/localtime/gmtime/ctime/
-strftime/sleep``, ``datetime.datetime``/``datetime.date`` (``now``, ``utcnow``,
-``today``) and ``os.getpid`` *in their modules*, before the app is imported, so that
-``from time import time`` in app code binds the virtual clock. It is removed when the
-simulation closes. Code that bound the real functions before the patch (the standard
-library, modules imported earlier) keeps the real clock; ``freezegun`` users can start a
-simulation inside ``freeze_time`` and it starts at the frozen instant.
+The patch shows virtual time to code in the thread running (or that opened) a
+simulation: ``time.time/time_ns/monotonic/perf_counter/localtime/gmtime/ctime/asctime/
+strftime/sleep`` are replaced *in their module* before the app is imported, so that
+``from time import time`` in app code binds the virtual clock (code that bound the real
+functions earlier keeps the real clock); ``datetime.datetime.now/utcnow`` and
+``datetime.date.today`` are replaced *in the classes* (their type dicts), so the values
+are real ``datetime``/``date`` objects — they pickle, copy and compare exactly as
+without the patch — and every binding of ``datetime`` sees the virtual clock. Each
+replacement looks up the clock of the calling thread (a stack per thread: nested
+simulations, and simulations in several threads, each see their own) and is the real
+function when there is none; the patch goes in with the first open simulation and comes
+out with the last, whatever the order and thread of the closes. ``freezegun`` users can
+start a simulation inside ``freeze_time`` and it starts at the frozen instant.
 
 The time zone is applied the way uWSGI's C code sees it: ``TZ`` is set and
 ``time.tzset()`` called for the simulation's lifetime, so ``localtime()``, ``mktime()``
 and naive ``datetime`` conversions agree, DST rules included.
 
 This is the only module of the simulator that reads real time (``RealClock``, used by
-``real`` mode and by pacing in ``simuwsgi serve``).
+``real`` mode and by pacing in ``simuwsgi serve``; ``simuwsgi.real_time`` gives the test
+code the same).
 """
 
 from __future__ import annotations

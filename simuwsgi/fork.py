@@ -78,7 +78,6 @@ import struct
 import sys
 import tempfile
 import threading
-import time as _time
 import traceback
 import types
 import weakref
@@ -1173,7 +1172,7 @@ def _adapt_instance(child: _Child) -> None:
     def sleep(seconds: float) -> None:
         child.request("sleep", seconds, False)
 
-    _time.sleep = sleep
+    inst.clock.park = sleep  # what ``time.sleep`` does in a virtual process (clock.py)
 
 
 def _local(module: types.ModuleType, name: str, value: Any) -> None:

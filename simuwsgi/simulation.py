@@ -2,9 +2,10 @@
 
 A simulation owns one kernel (virtual clock, seeded RNG), one instance built from the
 user's uWSGI options, and the patches that make app code see it: the ``uwsgi`` module
-in ``sys.modules``, the virtual clock in ``time``/``datetime``, virtual pids in
-``os.getpid``. They go in at ``start()``, before the app is imported, and come out at
-``close()``, leaving the test process as it was.
+in ``sys.modules``, the virtual clock in ``time``/``datetime`` (``clock``), virtual pids
+in ``os.getpid``, and its own imports (``isolation``). They go in at ``start()``, before
+the app is imported, and come out at ``close()`` — in any order, from any thread —
+leaving the test process as it was.
 """
 
 from __future__ import annotations
