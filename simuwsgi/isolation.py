@@ -13,8 +13,9 @@ test process, a simulation's imports land in the one ``sys.modules``; an
 * Several simulations open at once (nested, or one left open — stopped, never closed):
   ``sys.modules`` holds the imports of one of them at a time, the *owner*. ``enter()``
   (at ``start()`` and whenever a simulation runs) takes the previous owner's imports out
-  and puts this one's back, so no app state leaks from one simulation into another.
-  With one simulation open this costs nothing. Simulations running at the same moment
+  and puts this one's back, so no app state leaks from one simulation into another; when
+  it closes, the one it took over from gets its imports back. With one simulation open
+  this costs nothing. Simulations running at the same moment
   in several threads share ``sys.modules``, as threads do.
 * ``try: import uwsgi`` / ``except ImportError: uwsgi = None`` in a library imported
   before the simulation (job and cache libraries do this) would run the app as "not
@@ -101,6 +102,8 @@ class ImportLedger:
         self.stale: dict[str, types.ModuleType] = {}
         #: Parent-package attributes removed with them: (package, attribute, module).
         self._detached: list[tuple[types.ModuleType, str, types.ModuleType]] = []
+        #: The owner this one took over from: its imports come back when this one closes.
+        self._previous: ImportLedger | None = None
         self.open = False
 
     # -- ownership ----------------------------------------------------------------------
@@ -132,6 +135,7 @@ class ImportLedger:
                 return
             if owner is not None:
                 owner._leave()
+            self._previous = owner
             modules = sys.modules
             for name, module in self._own.items():
                 self._origin[name] = modules.get(name, _MISSING)
@@ -162,13 +166,20 @@ class ImportLedger:
             if not self.open:
                 return
             self.open = False
-            if _owner[0] is self:
+            owned = _owner[0] is self
+            if owned:
                 self._leave()
             for parent, attr, module in self._detached:
                 setattr(parent, attr, module)
             self._own.clear()
             self._origin.clear()
             self._detached.clear()
+            previous = self._previous
+            while previous is not None and not previous.open:
+                previous = previous._previous
+            self._previous = None
+            if owned and previous is not None:
+                previous.enter()  # as a nested ``with`` ends: the outer one's imports
 
     # -- the stale ``uwsgi = None`` modules -------------------------------------------------
     def check_stale(self) -> None:

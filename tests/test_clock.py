@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from simuwsgi import Simulation, real_time
+from simuwsgi import Simulation, SimulationError, real_time
 from simuwsgi.clock import parse_start
 
 APP = """
@@ -248,3 +248,26 @@ def test_real_time_reads_the_real_clock_while_a_simulation_is_open(write_app):
         assert real_time.monotonic() != time.monotonic()
     finally:
         sim.close()
+
+
+def test_a_different_time_zone_than_a_simulation_open_in_another_thread_is_refused(write_app):
+    errors = []
+    main = _sim(write_app, "2001-01-01T00:00:00", tz="Europe/Paris")
+    try:
+        def other():
+            try:
+                _sim(write_app, "2001-01-01T00:00:00", tz="Asia/Tokyo").close()
+            except SimulationError as exc:
+                errors.append(str(exc))
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert float(main.get("/").body) == _epoch("2000-12-31T23:00:00")
+    finally:
+        main.close()
+    assert len(errors) == 1 and "'Asia/Tokyo' differs from 'Europe/Paris'" in errors[0]
+    assert time.time is before_time and os.environ.get("TZ") == before_tz
+
+
+before_tz = os.environ.get("TZ")

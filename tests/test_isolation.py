@@ -95,9 +95,10 @@ def test_nested_simulations_keep_their_own_modules(tmp_path):
     outer.get("/"), outer.get("/"), inner.get("/")
     assert outer.get("/lazy").body == b"(2, %d)" % outer.process("master").pid
     assert inner.get("/lazy").body == b"(1, %d)" % inner.process("master").pid
-    outer.close()
-    assert inner.get("/lazy").body == b"(1, %d)" % inner.process("master").pid
     inner.close()
+    assert sys.modules["uwsgi"] is outer.uwsgi, "as a nested with block ends"
+    assert outer.get("/lazy").body == b"(2, %d)" % outer.process("master").pid
+    outer.close()
     assert "uwsgi" not in sys.modules
 
 
