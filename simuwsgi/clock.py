@@ -40,6 +40,7 @@ import sys
 import threading
 import time as _time
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -277,6 +278,10 @@ def _v_getpid() -> int:
 _REAL_NOW = _dt.datetime.__dict__["now"]
 _REAL_UTCNOW = _dt.datetime.__dict__["utcnow"]
 _REAL_TODAY = _dt.date.__dict__["today"]
+_UTCNOW_DEPRECATED = (
+    "datetime.datetime.utcnow() is deprecated and scheduled for removal in a future "
+    "version. Use timezone-aware objects to represent datetimes in UTC: "
+    "datetime.datetime.now(datetime.UTC)." if sys.version_info >= (3, 12) else "")
 
 
 def _dt_now(cls: type, tz: _dt.tzinfo | None = None) -> Any:
@@ -290,6 +295,8 @@ def _dt_utcnow(cls: type) -> Any:
     clock = _active_clock(_get_ident())
     if clock is None:
         return _REAL_UTCNOW.__get__(None, cls)()
+    if _UTCNOW_DEPRECATED:  # what the real one says, from its caller's line
+        warnings.warn(_UTCNOW_DEPRECATED, DeprecationWarning, stacklevel=2)
     aware = cls.fromtimestamp(clock.wall_offset + clock.kernel.now, _dt.timezone.utc)  # type: ignore[attr-defined]
     return aware.replace(tzinfo=None)
 

@@ -271,3 +271,22 @@ def test_a_different_time_zone_than_a_simulation_open_in_another_thread_is_refus
 
 
 before_tz = os.environ.get("TZ")
+
+
+def test_utcnow_warns_exactly_as_the_real_one(write_app):
+    """3.12 deprecates ``utcnow()``: the virtual one warns the same, at the caller."""
+    import warnings
+
+    def warned(call):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        return [(w.category, str(w.message), w.filename) for w in caught]
+
+    real = warned(dt.datetime.utcnow)
+    sim = _sim(write_app, "2001-01-01T00:00:00")
+    try:
+        assert warned(dt.datetime.utcnow) == real
+    finally:
+        sim.close()
+    assert bool(real) == (sys.version_info >= (3, 12))
