@@ -15,8 +15,10 @@ test process, a simulation's imports land in the one ``sys.modules``; an
   (at ``start()`` and whenever a simulation runs) takes the previous owner's imports out
   and puts this one's back, so no app state leaks from one simulation into another; when
   it closes, the one it took over from gets its imports back. With one simulation open
-  this costs nothing. Simulations running at the same moment
-  in several threads share ``sys.modules``, as threads do.
+  this costs nothing.
+* Simulations open at the same time in several threads share ``sys.modules`` (one of
+  them may be importing while another runs): their imports are dropped when the last of
+  them closes.
 * ``try: import uwsgi`` / ``except ImportError: uwsgi = None`` in a library imported
   before the simulation (job and cache libraries do this) would run the app as "not
   under uWSGI". Such a module (a global ``uwsgi`` that is None) is hidden for the
@@ -104,6 +106,12 @@ class ImportLedger:
         self._detached: list[tuple[types.ModuleType, str, types.ModuleType]] = []
         #: The owner this one took over from: its imports come back when this one closes.
         self._previous: ImportLedger | None = None
+        #: The thread that opened or last ran it.
+        self._thread = 0
+        #: Open ledgers of other threads sharing this owner's ``sys.modules``, and the owner
+        #: this one shares (see ``enter``).
+        self._guests: list[ImportLedger] = []
+        self._host: ImportLedger | None = None
         self.open = False
 
     # -- ownership ----------------------------------------------------------------------
@@ -131,7 +139,15 @@ class ImportLedger:
         """Make this simulation's imports the ones in ``sys.modules``."""
         with _lock:
             owner = _owner[0]
-            if owner is self:
+            if owner is self or (owner is not None and owner is self._host):
+                return
+            self._thread = threading.get_ident()
+            if owner is not None and owner._thread != self._thread \
+                    and owner._thread in {t.ident for t in threading.enumerate()}:
+                # Another thread's simulation may be running: never pull its modules
+                # from under it. Share its imports; the last of them to close drops them.
+                self._host = owner
+                owner._guests.append(self)
                 return
             if owner is not None:
                 owner._leave()
@@ -166,20 +182,42 @@ class ImportLedger:
             if not self.open:
                 return
             self.open = False
-            owned = _owner[0] is self
-            if owned:
-                self._leave()
             for parent, attr, module in self._detached:
                 setattr(parent, attr, module)
-            self._own.clear()
-            self._origin.clear()
-            self._detached.clear()
+            self._detached = []
+            if self._host is not None:  # its imports are its host's to drop
+                if self in self._host._guests:
+                    self._host._guests.remove(self)
+                self._host = None
+                return
+            owned = _owner[0] is self
+            guests = [g for g in self._guests if g.open]
+            self._guests = []
+            if owned and guests:
+                self._hand_over(guests)
+                return
+            if owned:
+                self._leave()
+            self._own, self._origin = {}, {}
             previous = self._previous
             while previous is not None and not previous.open:
                 previous = previous._previous
             self._previous = None
             if owned and previous is not None:
                 previous.enter()  # as a nested ``with`` ends: the outer one's imports
+
+    def _hand_over(self, guests: list[ImportLedger]) -> None:
+        """Closing while other threads' simulations share ``sys.modules``: the first of
+        them becomes the owner, with everything this one would have put back."""
+        heir = guests[0]
+        heir._host = None
+        heir._guests = guests[1:]
+        for guest in heir._guests:
+            guest._host = heir
+        heir._base, heir._own, heir._origin = self._base, self._own, self._origin
+        heir._previous = self._previous
+        self._base, self._own, self._origin, self._previous = {}, {}, {}, None
+        _owner[0] = heir
 
     # -- the stale ``uwsgi = None`` modules -------------------------------------------------
     def check_stale(self) -> None:

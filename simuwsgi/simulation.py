@@ -177,6 +177,8 @@ class Simulation:
             if finder is not None and finder in sys.meta_path:
                 sys.meta_path.remove(finder)
             self._imports.close()
+            if sys.modules.get("uwsgi") is self.inst.facade:  # shared with another thread's
+                del sys.modules["uwsgi"]
 
     def stop(self) -> None:
         """Shut the instance down as ``SIGINT`` to the master does."""
@@ -260,6 +262,7 @@ class Simulation:
         gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
         try:
             self._imports.enter()
+            sys.modules["uwsgi"] = self.inst.facade
             with self._patch.running():
                 body()
         finally:

@@ -227,10 +227,11 @@ def test_simulations_in_two_threads_see_their_own_clocks_and_close_from_any_thre
                     "main": (_epoch("2001-01-01T00:00:00"),) * 2}
     main.close()
     assert abs(time.time() - real_time.time()) < 5, "the thread's simulation is not ours"
+    assert sys.modules.get("uwsgi") is not main.uwsgi
     closer = threading.Thread(target=sims["t"].close)
     closer.start()
     closer.join()
-    assert time.time is before_time
+    assert time.time is before_time and "uwsgi" not in sys.modules
 
 
 before_time = time.time

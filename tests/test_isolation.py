@@ -261,3 +261,27 @@ def test_serve_accepts_mode_fork_and_no_vfork(tmp_path, flags, shared):
     assert len(counts) == 6
     # the seeded choice of worker spreads six requests over both workers
     assert (max(counts) == 6) is shared, counts
+
+
+def test_simulations_in_two_threads_share_imports_until_the_last_closes(tmp_path, lib_dir):
+    """Another thread's simulation may be running: its modules are never pulled from
+    under it; what both imported goes when the last one closes."""
+    import threading
+
+    main = _start(_app(tmp_path))
+    other = {}
+
+    def in_thread():
+        other["sim"] = _start(_app(tmp_path / "t"))
+        other["body"] = other["sim"].get("/lazy").body
+
+    (tmp_path / "t").mkdir()
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert other["body"] == b"(1, True)"
+    assert main.get("/").body == b"1" and "lazylib" in sys.modules
+    main.close()
+    assert "lazylib" in sys.modules, "the other thread's simulation is still open"
+    other["sim"].close()
+    assert "lazylib" not in sys.modules and "helpers" not in sys.modules
