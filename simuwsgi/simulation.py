@@ -177,8 +177,9 @@ class Simulation:
             if finder is not None and finder in sys.meta_path:
                 sys.meta_path.remove(finder)
             self._imports.close()
-            if sys.modules.get("uwsgi") is self.inst.facade:  # shared with another thread's
-                del sys.modules["uwsgi"]
+            facade = self.inst.facade
+            if facade is not None and sys.modules.get("uwsgi") is facade:
+                del sys.modules["uwsgi"]  # left in the sys.modules shared with another thread
 
     def stop(self) -> None:
         """Shut the instance down as ``SIGINT`` to the master does."""
