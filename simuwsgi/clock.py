@@ -334,7 +334,7 @@ def _named(func: Callable[..., Any], name: str) -> Callable[..., Any]:
 # ``staticmethod``: the replacements are plain functions, which a class attribute would
 # turn into methods; ``logging.Formatter.converter = time.localtime`` must stay callable
 # with one argument, as the builtin is.
-_TIME_REPLACEMENTS = {
+_TIME_REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "time": _v_time, "time_ns": _v_time_ns, "monotonic": _v_monotonic,
     "monotonic_ns": _v_monotonic_ns, "perf_counter": _v_perf_counter,
     "perf_counter_ns": _v_perf_counter_ns, "localtime": _v_localtime, "gmtime": _v_gmtime,
@@ -448,7 +448,7 @@ class TimePatch:
         others = live_zones(self.clock)
         if others and others != {self.clock.tz}:
             raise SimulationError(
-                f"time zone {self.clock.tz!r} differs from {sorted(others)[0]!r}, used by a "
+                f"time zone {self.clock.tz!r} differs from {min(others)!r}, used by a "
                 f"simulation open in another thread: the process has one TZ at a time; "
                 f"give concurrent simulations the same tz")
         _push(self.clock, _get_ident())

@@ -45,9 +45,13 @@ class _UwsgiModule(types.ModuleType):
     _inst: Instance
 
     def _hooks(self) -> dict[str, Any]:
+        """The running process's hooks; the master's for the test's own calls."""
         inst = self._inst
-        proc = inst.kernel.current
-        return (inst.master if proc is None or not hasattr(proc, "hooks") else proc).hooks
+        hooks: dict[str, Any] | None = getattr(inst.kernel.current, "hooks", None)
+        if hooks is None:
+            assert inst.master is not None  # made before the module
+            hooks = inst.master.hooks
+        return hooks
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in HOOKS:
@@ -73,7 +77,7 @@ def build_module(inst: Instance) -> types.ModuleType:
     module = _UwsgiModule("uwsgi")
     object.__setattr__(module, "_inst", inst)
 
-    def __getattr__(name: str) -> Any:  # noqa: N807 - PEP 562: the hooks are not in the dict
+    def __getattr__(name: str) -> Any:  # PEP 562: the hooks are not in the dict
         if name in HOOKS:
             hooks = module._hooks()
             if name in hooks:

@@ -63,4 +63,5 @@ def sleep(seconds: float) -> None:
 
 def now(tz: _dt.tzinfo | None = None) -> _dt.datetime:
     """``datetime.datetime.now(tz)`` on the real clock."""
-    return _now(tz)
+    now: _dt.datetime = _now(tz)
+    return now

@@ -285,3 +285,11 @@ def test_simulations_in_two_threads_share_imports_until_the_last_closes(tmp_path
     assert "lazylib" in sys.modules, "the other thread's simulation is still open"
     other["sim"].close()
     assert "lazylib" not in sys.modules and "helpers" not in sys.modules
+
+
+def test_serve_refuses_no_vfork_in_fork_mode(tmp_path, capsys):
+    from simuwsgi.cli import main
+
+    assert main(["serve", "--mode", "fork", "--no-vfork", "--", "--http-socket",
+                 "127.0.0.1:0", "--wsgi-file", "app.py"]) == 2
+    assert "--no-vfork is for sim mode" in capsys.readouterr().err

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from test_isolation import HOOK_OPTIONS, MASTER_LINES, WORKER_ONLY_LINES, hook_lines, hooks_app
 
 from simuwsgi.real import RealUwsgi
 from simuwsgi.real.pytest_helpers import require_real_uwsgi
-from test_isolation import HOOK_OPTIONS, MASTER_LINES, WORKER_ONLY_LINES, hook_lines, hooks_app
 
 pytestmark = pytest.mark.real
 

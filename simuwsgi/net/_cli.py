@@ -170,6 +170,10 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     if not uwsgi_options:
         print("simuwsgi serve: give uWSGI options after --", file=sys.stderr)
         return USAGE
+    if args.mode == "fork" and not args.vfork:
+        print("simuwsgi serve: --no-vfork is for sim mode: in fork mode every process has "
+              "its own memory; drop one of them", file=sys.stderr)
+        return USAGE
     try:
         duration = parse_duration(args.duration) if args.duration else None
         sim = Simulation(uwsgi_options, seed=args.seed,
