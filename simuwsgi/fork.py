@@ -619,8 +619,8 @@ class ForkRuntime:
             return False, None
         if kind == EXIT:
             raise ProcessExit(outcome[1], outcome[2])
-        # MISSING: a hook set on the ``uwsgi`` module by another process (a --lazy-apps
-        # worker): it does not exist here, as under uWSGI; sim mode would run it.
+        # MISSING: a callable made by another process: it does not exist here, as under
+        # uWSGI.
         return False, None
 
     def _method_ref(self, func: Any) -> tuple[str | None, str, str]:
