@@ -157,7 +157,7 @@ def job(args):
 def on_msg(msg):
     uwsgi.log("MULE GOT %s" % msg.decode())
 
-if uwsgi.worker_id() == 0 and SET_IN_MASTER:
+if SET_AT_IMPORT:  # in the master, or in each worker with --lazy-apps
     uwsgi.spooler = job
     uwsgi.mule_msg_hook = on_msg
 
@@ -178,10 +178,14 @@ HOOK_OPTIONS = ["--master", "--processes", "1", "--mules", "1", "--spooler", "sp
                 "--spooler-frequency", "1", "--wsgi-file", "app.py"]
 
 
-def hooks_app(tmp_path: Path, in_master: bool) -> Path:
+#: (hooks set at import?, extra options, the hook lines of the log), as real uWSGI gives
+HOOK_CASES = [(False, [], "worker"), (True, [], "master"), (True, ["--lazy-apps"], "worker")]
+
+
+def hooks_app(tmp_path: Path, at_import: bool) -> Path:
     app = tmp_path / "app"
     app.mkdir(exist_ok=True)
-    (app / "app.py").write_text(HOOKS_APP.replace("SET_IN_MASTER", repr(in_master)))
+    (app / "app.py").write_text(HOOKS_APP.replace("SET_AT_IMPORT", repr(at_import)))
     (app / "spool").mkdir(exist_ok=True)
     return app
 
@@ -199,23 +203,19 @@ def hook_lines(log: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["sim", "fork"])
-def test_hooks_set_only_in_a_worker_are_not_seen_by_the_spooler_and_mules(tmp_path, mode):
-    """Today the one shared ``uwsgi`` module makes the worker's hooks run everywhere."""
-    with Simulation(HOOK_OPTIONS, app_dir=hooks_app(tmp_path, False), mode=mode) as sim:
+@pytest.mark.parametrize(("at_import", "extra", "where"), HOOK_CASES)
+def test_spooler_and_mules_see_only_the_hooks_set_before_they_were_forked(
+        tmp_path, mode, at_import, extra, where):
+    """Today the one shared ``uwsgi`` module makes a worker's hooks run everywhere."""
+    with Simulation([*extra, *HOOK_OPTIONS], app_dir=hooks_app(tmp_path, at_import),
+                    mode=mode) as sim:
         assert sim.get("/set").body == b"True"
         assert sim.get("/spool").body == b"True", "the worker sees its own hook"
         sim.get("/mule")
         sim.advance(2)
-        assert hook_lines(sim.log) == WORKER_ONLY_LINES
-
-
-def test_hooks_set_in_the_master_at_import_are_inherited(tmp_path):
-    with Simulation(HOOK_OPTIONS, app_dir=hooks_app(tmp_path, True)) as sim:
-        sim.get("/spool")
-        sim.get("/mule")
-        sim.advance(2)
-        assert hook_lines(sim.log) == MASTER_LINES
-        assert sim.uwsgi.spooler.__name__ == "job", "the test reads the master's"
+        assert hook_lines(sim.log) == (WORKER_ONLY_LINES if where == "worker" else MASTER_LINES)
+        if where == "master" and mode == "sim":  # (fork mode: a token of the master's child)
+            assert sim.uwsgi.spooler.__name__ == "job", "the test reads the master's"
 
 
 SERVE_APP = """

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_isolation import HOOK_OPTIONS, MASTER_LINES, WORKER_ONLY_LINES, hook_lines, hooks_app
+from test_isolation import (
+    HOOK_CASES,
+    HOOK_OPTIONS,
+    MASTER_LINES,
+    WORKER_ONLY_LINES,
+    hook_lines,
+    hooks_app,
+)
 
 from simuwsgi.real import RealUwsgi
 from simuwsgi.real.pytest_helpers import require_real_uwsgi
@@ -13,13 +20,13 @@ from simuwsgi.real.pytest_helpers import require_real_uwsgi
 pytestmark = pytest.mark.real
 
 
-@pytest.mark.parametrize(("in_master", "expected"), [(False, WORKER_ONLY_LINES),
-                                                     (True, MASTER_LINES)])
-def test_real_spooler_and_mules_see_only_hooks_set_before_the_fork(tmp_path, in_master,
-                                                                   expected):
+@pytest.mark.parametrize(("at_import", "extra", "where"), HOOK_CASES)
+def test_real_spooler_and_mules_see_only_the_hooks_set_before_they_were_forked(
+        tmp_path, at_import, extra, where):
     require_real_uwsgi()
-    app = hooks_app(tmp_path, in_master)
-    with RealUwsgi(HOOK_OPTIONS, app_dir=app, max_lifetime=60) as u:
+    expected = WORKER_ONLY_LINES if where == "worker" else MASTER_LINES
+    with RealUwsgi([*extra, *HOOK_OPTIONS], app_dir=hooks_app(tmp_path, at_import),
+                   max_lifetime=60) as u:
         for path in ("/set", "/spool", "/mule"):
             resp = u.get(path)
             assert resp.status == 200, u.log_text()[-2000:]
