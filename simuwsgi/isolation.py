@@ -9,7 +9,8 @@ test process, a simulation's imports land in the one ``sys.modules``; an
 * ``begin()`` (at ``start()``) remembers ``sys.modules``; ``close()`` puts it back as it
   was: every module imported while the simulation was open is dropped (so the next
   simulation starts clean) and every module it replaced or hid comes back, ``uwsgi``
-  and ``uwsgidecorators`` included.
+  and ``uwsgidecorators`` included. The entries it added to ``sys.path`` (the app's
+  directory, an app's own ``sys.path.insert``) go too.
 * Several simulations open at once (nested, or one left open — stopped, never closed):
   ``sys.modules`` holds the imports of one of them at a time, the *owner*. ``enter()``
   (at ``start()`` and whenever a simulation runs) takes the previous owner's imports out
@@ -94,8 +95,11 @@ class ImportLedger:
     """The modules one simulation imported, replaced or hid (see the module docs)."""
 
     def __init__(self) -> None:
-        #: ``sys.modules`` when this ledger last became the owner.
+        #: ``sys.modules`` and ``sys.path`` when this ledger last became the owner.
         self._base: dict[str, Any] = {}
+        self._base_path: list[str] = []
+        #: The ``sys.path`` entries it added (while it is not the owner).
+        self._paths: list[str] = []
         #: Every name this simulation changed: its module there (``_MISSING``: removed).
         self._own: dict[str, Any] = {}
         #: The same names as they were before it changed them.
@@ -157,6 +161,8 @@ class ImportLedger:
                 self._origin[name] = modules.get(name, _MISSING)
                 _put(name, module)
             self._base = dict(modules)
+            self._base_path = list(sys.path)
+            sys.path[:0] = self._paths
             _owner[0] = self
 
     def _leave(self) -> None:
@@ -173,11 +179,14 @@ class ImportLedger:
             self._own[name] = modules.get(name, _MISSING)
         for name in self._own:
             _put(name, self._origin[name])
-        self._base = {}
+        before = set(self._base_path)
+        self._paths = [p for p in sys.path if p not in before]
+        sys.path[:] = [p for p in sys.path if p in before]
+        self._base, self._base_path = {}, []
         _owner[0] = None
 
     def close(self) -> None:
-        """Put ``sys.modules`` back as it was before ``begin()``."""
+        """Put ``sys.modules`` (and ``sys.path``) back as before ``begin()``."""
         with _lock:
             if not self.open:
                 return
@@ -198,7 +207,7 @@ class ImportLedger:
                 return
             if owned:
                 self._leave()
-            self._own, self._origin = {}, {}
+            self._own, self._origin, self._paths = {}, {}, []
             previous = self._previous
             while previous is not None and not previous.open:
                 previous = previous._previous
@@ -215,8 +224,9 @@ class ImportLedger:
         for guest in heir._guests:
             guest._host = heir
         heir._base, heir._own, heir._origin = self._base, self._own, self._origin
-        heir._previous = self._previous
+        heir._base_path, heir._previous = self._base_path, self._previous
         self._base, self._own, self._origin, self._previous = {}, {}, {}, None
+        self._base_path = []
         _owner[0] = heir
 
     # -- the stale ``uwsgi = None`` modules -------------------------------------------------

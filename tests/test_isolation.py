@@ -67,6 +67,22 @@ def test_every_module_imported_while_open_is_dropped_at_close(tmp_path, lib_dir)
     assert [n for n in before if n not in sys.modules] == []
 
 
+def test_sys_path_entries_added_while_open_are_removed_at_close(tmp_path):
+    """Today an app's ``sys.path.insert`` stays for the rest of the test session."""
+    extra = str(tmp_path / "vendored")
+    app = _app(tmp_path, f"import sys\nsys.path.insert(0, {extra!r})\n" + COUNTER_APP)
+    before = list(sys.path)
+    outer = _start(app)
+    (tmp_path / "x").mkdir()
+    inner = _start(_app(tmp_path / "x"))
+    assert extra not in sys.path, "the outer simulation's entries are its own"
+    outer.get("/")
+    assert sys.path[0] == extra
+    outer.close()
+    inner.close()
+    assert sys.path == before
+
+
 def test_a_simulation_left_open_does_not_leak_into_the_next(tmp_path, lib_dir):
     """Today the second simulation's app gets the first one's ``lazylib`` (count 2, the
     first simulation's ``uwsgi``)."""
