@@ -139,12 +139,13 @@ def application(env, sr):
 """
 
 
-def test_datetimes_made_inside_pickle_copy_and_load_outside_exactly(write_app):
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_datetimes_made_inside_pickle_copy_and_load_outside_exactly(write_app, mode):
     """Today ``pickle.dumps(datetime.datetime.now())`` raises PicklingError in the app."""
     write_app(DATES_APP)
     outside = pickle.dumps(dt.datetime(1999, 12, 31, 23, 59)).hex()
-    with Simulation(["--master", "--wsgi-file", "app.py"],
-                    app_dir=write_app("", "x.py").parent, start="2026-06-01T12:00:00") as sim:
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent,
+                    start="2026-06-01T12:00:00", mode=mode) as sim:
         resp = sim.get("/?" + outside)
         assert resp.status == 200, sim.log[-20:]
         checks, dumped = eval(resp.body)  # noqa: S307 - our own repr
