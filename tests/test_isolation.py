@@ -38,7 +38,10 @@ def lib_dir(tmp_path, monkeypatch):
             return (hits, uwsgi is sys.modules["uwsgi"])
     """))
     monkeypatch.syspath_prepend(str(lib))
-    return lib
+    yield lib
+    for name, module in list(sys.modules.items()):  # what the test imported from it
+        if str(lib) in str(getattr(module, "__file__", "")):
+            del sys.modules[name]
 
 
 def _app(tmp_path: Path, source: str = COUNTER_APP) -> Path:
