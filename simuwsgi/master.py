@@ -256,7 +256,10 @@ class Instance:
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
         if self.master is not None and proc is not self.master:
-            proc.hooks = dict(self.master.hooks)  # the master's memory, hooks included
+            # the master's memory, hooks included (as the process's copies of them)
+            image = proc.context
+            proc.hooks = {name: hook if image is None else image.resolve(hook)
+                          for name, hook in self.master.hooks.items()}
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())

@@ -100,6 +100,7 @@ def test_master_registrations_call_the_running_process_copy(tmp_path):
         uwsgi.spooler = spool
         def application(environ, start_response):
             bump("req w%d" % uwsgi.worker_id())
+            uwsgi.log("hook is mine: %s" % (uwsgi.spooler is spool))
             uwsgi.call(b"bump")
             uwsgi.mule_msg(b"hi", 1)
             uwsgi.spool({b"a": b"1"})
@@ -115,7 +116,7 @@ def test_master_registrations_call_the_running_process_copy(tmp_path):
         log = sim.log
         other = 3 - worker
         assert {f"req w{worker} 1", f"rpc w{worker} 2", f"sig w{worker} 3",
-                f"sig w{other} 1", "mule1 1", "spooler 1"} <= set(log)
+                f"sig w{other} 1", "mule1 1", "spooler 1", "hook is mine: True"} <= set(log)
         assert sim.globals("master")["uwsgi_file_app"]["state"] == {"n": 0}
 
 
