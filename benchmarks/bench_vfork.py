@@ -30,7 +30,7 @@ from _util import show
 from simuwsgi import Simulation
 from simuwsgi.clock import RealClock
 
-FIRINGS = 20_000
+FIRINGS = 50_000
 ROUNDS = 5
 TARGET = 0.8
 MODULES = 100
