@@ -346,6 +346,10 @@ class Cache:
         n = len(value)
         if not key or not n or len(key) > self.keysize or n > self.max_item_size:
             return False
+        faults = self.owner.inst.faults
+        if faults is not None and faults.active("cache_full", self.name):
+            self._cache_full()
+            return False
         item = self.lookup(key) if self.lazy_expire else self.items.get(key)
         if item is None:
             return self._insert(key, value, expires, flags, op)

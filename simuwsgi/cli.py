@@ -4,6 +4,9 @@
                  [--request 'AT METHOD PATH']... [--trace FILE] [--report DIR]
                  [--mode sim|fork] -- <uwsgi options>
     simuwsgi run SCENARIO.py [same flags, overriding the scenario's]
+    simuwsgi run SCENARIO.py --seed S --faults PLAN   (a replay printed by explore)
+    simuwsgi explore SCENARIO.py [--seeds N] [--faults KINDS] [--jobs J]
+                     [--scheduler tcp://HOST:PORT]   (see ``simuwsgi.explore``)
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE] -- <uwsgi options>
     simuwsgi ping|rpc|signal|cache|spool ADDR ...   (see ``simuwsgi.net._cli``)
 
@@ -50,9 +53,27 @@ def _parser() -> argparse.ArgumentParser:
                           "process per virtual process, virtual time) or real (the real "
                           "uWSGI server on loopback, real time)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--faults", metavar="PLAN",
+                     help="a fault plan (simuwsgi.faults), as explore prints it: "
+                          "\"Kill('spooler1', at=12.5); ClockStep(-60, at=30)\"")
     from .net._cli import add_commands
 
     add_commands(sub)
+    explore = sub.add_parser("explore", help="run a scenario under many seeds and fault "
+                                             "plans; shrink failures to a one-line replay")
+    explore.add_argument("scenario")
+    explore.add_argument("--seeds", type=int, default=100, help="how many seeds (default 100)")
+    explore.add_argument("--first-seed", type=int, default=0)
+    explore.add_argument("--faults", metavar="KINDS",
+                         help="fault kinds to draw, comma-separated: kill, clock, tz, "
+                              "storm, disk, signals (default kill)")
+    explore.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    explore.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                         help="run the seeds on a Dask distributed cluster")
+    explore.add_argument("--mode", default="sim", choices=["sim", "fork"])
+    explore.add_argument("--stop", action="store_true", help="stop at the first failure")
+    explore.add_argument("--report", default="reports", help="report dir (default reports/)")
+    explore.add_argument("--quiet", action="store_true", help="no progress line")
     conform = sub.add_parser("conform", help="diff a scenario's sim run against real uWSGI")
     conform.add_argument("scenario")
     conform.add_argument("--fork", action="store_true", help="also run and diff fork mode")
@@ -72,6 +93,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return conform_main([args.scenario, "--report", args.report]
                             + (["--fork"] if args.fork else []))
+    if args.command == "explore":
+        from .explore import main as explore_main
+
+        return explore_main(args)
+    if args.command == "run" and args.faults is not None:
+        if not args.scenario or args.mode == "real":
+            print("simuwsgi run: --faults needs a SCENARIO.py in sim or fork mode",
+                  file=sys.stderr)
+            return 2
+        from .explore import replay_main
+
+        return replay_main(args.scenario, args.seed or 0, args.faults, args.mode)
     if args.command != "run":
         from .net._cli import run_command
 

@@ -106,6 +106,8 @@ class Instance:
         self.subsystems: dict[str, Any] = {}
         #: fork mode: the ``fork.ForkRuntime`` that runs user code in OS children.
         self.forks: Any = None
+        #: The ``faults.Injector`` of an applied fault plan (disk, cache, signal windows).
+        self.faults: Any = None
 
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:

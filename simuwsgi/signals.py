@@ -109,6 +109,13 @@ class Signals:
                 inst.log("uwsgi_signal_send(): Bad file descriptor [core/signal.c line 277]")
                 inst.record("signal.lost", proc, num=num, why="raised by the master at import")
                 return
+        faults = inst.faults
+        if faults is not None and faults.active("signal_queue_full"):
+            # the non-blocking signal socket is full: write() fails with EAGAIN
+            inst.log("uwsgi_signal_send(): Resource temporarily unavailable "
+                     "[core/signal.c line 277]")
+            inst.record("signal.lost", proc, num=num, why="signal queue full")
+            return
         # The byte wakes the master, which reads and routes it as an event of its loop
         # (so the loop's 1 s phase restarts and due rb_timers expire, as in uWSGI).
         inst.kernel.call_soon(self.master_read, num)

@@ -371,6 +371,16 @@ class Simulation:
         self.inst.kill(proc, "killed")
         self.advance(0)
 
+    def apply(self, plan: Any) -> None:
+        """Apply a fault plan (``simuwsgi.faults``: a ``FaultPlan``, a fault, a list of
+        faults or ``--faults`` text): timed faults at their virtual time (seconds since
+        the start), the others when their trigger fires."""
+        from .faults import FaultPlan, Injector
+
+        plan = FaultPlan.coerce(plan)
+        injector = self.inst.faults or Injector(self)
+        injector.schedule(plan)
+
     def reload(self) -> None:
         """Graceful reload (SIGHUP to the master), run to completion."""
         self._ensure_started()

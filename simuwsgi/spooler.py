@@ -285,13 +285,23 @@ class Spoolers:
         return path
 
     def _write_file(self, path: str, content: bytes, at: int, wall: float) -> bool:
+        faults = self.inst.faults
         try:
+            if faults is not None:
+                faults.disk_error("open", path)
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except OSError as exc:
             self.inst.log(f'open("{path}"): {exc.strerror} [core/spooler.c line 271]')
             return False
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
+            if faults is not None:
+                if faults.torn_write():
+                    os.write(fd, content[:len(content) // 2])
+                    os.close(fd)  # the half-written file stays on disk
+                    fd = -1
+                    raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+                faults.disk_error("write", path)
             written = os.write(fd, content)
             if written < len(content):
                 view = memoryview(content)[written:]
@@ -310,6 +320,8 @@ class Spoolers:
         except OSError as exc:
             self.inst.log(f"uwsgi_spool_request()/write(): {exc.strerror} "
                           "[core/spooler.c line 381]")
+            if fd < 0:
+                return False  # torn: the writer died mid-write, nobody cleans up
             os.close(fd)
             _unlink_quiet(path)
             return False
@@ -542,6 +554,8 @@ class Spoolers:
     def _destroy(self, slot: _Slot, directory: str, path: str, reason: str) -> None:
         """``destroy_spool``: unlink, or kill the spooler if that fails."""
         try:
+            if self.inst.faults is not None:
+                self.inst.faults.disk_error("unlink", path)
             os.unlink(path)
         except OSError as exc:
             self.inst.log(f"unlink(): {exc.strerror} [core/spooler.c line 164]")

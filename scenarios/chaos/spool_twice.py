@@ -1,0 +1,34 @@
+"""A non-idempotent spool task run twice after a spooler kill.
+
+The spooler charges a card, then spends two seconds on a receipt before returning
+SPOOL_OK. A kill -9 in those two seconds keeps the spool file, and the respawned spooler
+charges again (uWSGI's spooler is at-least-once). Found and shrunk to one kill by:
+
+    simuwsgi explore scenarios/chaos/spool_twice.py --seeds 200
+
+``spool_twice_fixed.py`` is the same shop with an idempotency key: its check passes.
+"""
+
+from simuwsgi.properties import spool_tasks_once
+
+OPTIONS = ["--master", "--processes", "2", "--spooler", "$(SIMUWSGI_RUN_DIR)/spool",
+           "--spooler-frequency", "1", "--cache2", "name=default,items=200",
+           "--wsgi-file", "apps/payments.py"]
+DURATION = 120
+ORDERS = 12
+FAULT_KINDS = "kill"
+
+
+def timeline(sim):
+    for order in range(ORDERS):
+        sim.submit("GET", f"/pay?{order}", at=5 + order * 9)
+    sim.run_until(DURATION)
+
+
+def check(sim):
+    # uWSGI's spooler is at-least-once: a task may rerun after a kill, never get lost
+    spool_tasks_once(sim.trace, rerun_after_kill=True)
+    charged = {order: int(sim.uwsgi.cache_num(f"charges:{order}") or 0)
+               for order in range(ORDERS)}
+    twice = sorted(order for order, n in charged.items() if n > 1)
+    assert not twice, f"orders charged more than once: {twice} ({charged})"
