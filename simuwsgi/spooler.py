@@ -298,6 +298,7 @@ class Spoolers:
             if faults is not None:
                 if faults.torn_write():
                     os.write(fd, content[:len(content) // 2])
+                    os.utime(fd, (wall, wall))
                     os.close(fd)  # the half-written file stays on disk
                     fd = -1
                     raise OSError(errno.EIO, os.strerror(errno.EIO), path)
