@@ -197,3 +197,37 @@ def test_cron_slots_once_flags_the_slot_a_dst_fall_back_repeats(tmp_path):
         assert sim.trace.count("cron.command") == 2
         with pytest.raises(PropertyViolation, match=r"fired twice in slot \(2026, 10, 25, 2, 30\)"):
             cron_slots_once(sim)
+
+
+# -- strategies and Dask ---------------------------------------------------------------------
+def test_strategies_draw_valid_values_that_shrink_to_the_simple_case():
+    from hypothesis import find
+
+    from simuwsgi import protocol
+    from simuwsgi.strategies import fault_plans, packets, timelines, uwsgi_options
+
+    plans = fault_plans(processes=["worker1", "spooler1"], within=60,
+                        kinds=["kill", "clock", "disk"])
+    assert find(plans, lambda p: True) == FaultPlan()
+    smallest_kill = find(plans, lambda p: any(isinstance(f, Kill) for f in p))
+    assert smallest_kill == FaultPlan(Kill("worker1", at=0.0))
+    assert find(plans, lambda p: len(p) >= 2).spec().count(";") == 1
+    assert find(uwsgi_options(), lambda o: True)[:3] == ["--master", "--processes", "1"]
+    assert find(timelines(paths=["/a", "/b"]), lambda t: len(t) >= 1) == [(0.0, "GET", "/a")]
+    raw = find(packets(), lambda p: len(p) > 4)
+    assert raw[0] == 0 and int.from_bytes(raw[1:3], "little") == len(raw) - 4
+    assert protocol.decode_vars(raw[4:])  # a vars block the codec reads back
+    with pytest.raises(ValueError, match="unknown kind 'meteor'"):
+        fault_plans(kinds=["meteor"])
+
+
+def test_explore_on_a_dask_local_cluster_gives_the_same_runs():
+    from dask import distributed  # the 'dask' extra, part of 'test'
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        remote = explore(SPOOL_TWICE, seeds=30, scheduler=cluster.scheduler_address)
+    local = explore(SPOOL_TWICE, seeds=30)
+    assert remote["runs"] == local["runs"]
+    assert remote["failing"] == local["failing"] and remote["failing"]
+    assert all(len(FaultPlan.parse(f["minimal_plan"])) == 1 for f in remote["failing"])
