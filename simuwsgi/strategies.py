@@ -107,5 +107,5 @@ def packets() -> Any:
         body = encode_vars(list(pairs.items()))
         return struct.pack("<BHB", 0, len(body), 0) + body  # modifier1 0: a WSGI request
 
-    text = st.binary(max_size=32)
-    return st.dictionaries(text, text, max_size=8).map(packet)
+    keys = st.binary(min_size=1, max_size=32)  # uWSGI refuses a zero-length key
+    return st.dictionaries(keys, st.binary(max_size=32), max_size=8).map(packet)

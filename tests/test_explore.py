@@ -216,7 +216,7 @@ def test_strategies_draw_valid_values_that_shrink_to_the_simple_case():
     assert find(timelines(paths=["/a", "/b"]), lambda t: len(t) >= 1) == [(0.0, "GET", "/a")]
     raw = find(packets(), lambda p: len(p) > 4)
     assert raw[0] == 0 and int.from_bytes(raw[1:3], "little") == len(raw) - 4
-    assert protocol.decode_vars(raw[4:])  # a vars block the codec reads back
+    assert protocol.decode_dict(raw[4:])  # a vars block the codec reads back
     with pytest.raises(ValueError, match="unknown kind 'meteor'"):
         fault_plans(kinds=["meteor"])
 
