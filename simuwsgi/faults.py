@@ -487,7 +487,7 @@ class Injector:
                 self._observe(process, kind, fields)
 
         trace.add = watched  # type: ignore[method-assign]
-        self._wrap_resolve()
+        self._wrap_calls()
 
     def schedule(self, plan: FaultPlan) -> None:
         for fault in plan:
@@ -586,22 +586,52 @@ class Injector:
         torn, self._torn = self._torn, False
         return torn and self.active("disk", "torn")
 
-    def _wrap_resolve(self) -> None:
-        """Storms: the app's callables resolve to one that raises while a storm is on."""
-        app = self.inst.app
+    def _wrap_calls(self) -> None:
+        """Storms: while one is on, calls into the app raise ``FaultInjected`` — the WSGI
+        callable (``requests``), and with ``all`` every ``call_python`` (signal handlers,
+        mules, the spooler function). Wrapped in this process, so that fork mode, whose
+        user code runs in children, sees the same storm."""
+        inst = self.inst
+        app = inst.app
         resolve = app.resolve
 
         def resolve_with_storms(func: Any) -> Any:
             target = resolve(func)
-            if "storm" not in self.windows:
-                return target
-            is_app = func in app.apps.values() or any(
-                func in getattr(w, "apps", {}).values() for w in self.inst.workers.values())
-            if self.active("storm", "all") or (is_app and self.active("storm", "requests")):
+            if "storm" in self.windows and self.active("storm", "requests") and (
+                    func in app.apps.values() or any(
+                        func in w.apps.values() for w in inst.workers.values())):
                 return _raiser
             return target
 
         app.resolve = resolve_with_storms
+        forks = inst.forks
+        if forks is not None:
+            call_app = forks.call_app
+
+            def call_app_with_storms(w: Any, req: Any) -> Any:
+                if "storm" in self.windows and self.active("storm", "requests"):
+                    return self._stormed()
+                return call_app(w, req)
+
+            forks.call_app = call_app_with_storms
+        call_python = inst.call_python
+
+        def call_python_with_storms(func: Any, *args: Any) -> tuple[bool, Any]:
+            if "storm" in self.windows and self.active("storm", "all"):
+                self._stormed()
+                return False, None
+            return call_python(func, *args)
+
+        inst.call_python = call_python_with_storms
+
+    def _stormed(self) -> tuple[None, list[Any], bytes, bool]:
+        """The app raised ``FaultInjected`` before ``start_response``: logged, and the
+        response uWSGI gives (none)."""
+        from .workers import _exception_response
+
+        self.inst.log(f"{FaultInjected.__module__}.{FaultInjected.__name__}: exception "
+                      f"storm (simuwsgi.faults.ExceptionStorm)")
+        return _exception_response()
 
 
 def _raiser(*_args: Any, **_kw: Any) -> Any:

@@ -177,7 +177,7 @@ def spool_tasks_once(trace: Trace, *, pending: Iterable[str] | None = None,
             last[path] = ("done" if r["rc"] == SPOOL_OK else "retry", i)
         elif kind == "spool.abort":
             last[path] = ("aborted", i)
-        elif kind == "spool.remove" and r.get("reason") != "done":
+        elif kind == "spool.remove" and r.get("reason") != "done" and path in enqueued:
             raise _violation(trace, i, f"spool task {path} lost ({r.get('reason')})")
     if pending is not None:
         still = set(pending)

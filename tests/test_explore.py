@@ -35,6 +35,17 @@ def test_same_scenario_seed_and_plan_same_digest_in_sim_and_fork_mode():
     assert run_one(SPOOL_TWICE, 4, KILL_IN_TASK).digest != sim.digest
 
 
+@pytest.mark.parametrize("plan", [
+    "ExceptionStorm(30, at=10)", "ExceptionStorm(30, at=10, target='all')",
+    "DiskFault('torn', at=1); SignalQueueFull(at=2); Kill('master', at=90)",
+    "Kill('worker1', when=AfterRequests('/pay', 2)); ClockDrift(0.5, at=1)",
+])
+def test_every_fault_gives_the_same_digest_in_fork_mode(plan):
+    sim = run_one(SPOOL_TWICE, 1, plan)
+    assert sim.failure is None  # no fault here charges twice or loses an accepted task
+    assert run_one(SPOOL_TWICE, 1, plan, mode="fork").digest == sim.digest
+
+
 def test_explore_finds_shrinks_to_one_kill_and_the_replay_matches(tmp_path, capsys):
     rc = main(["explore", SPOOL_TWICE, "--seeds", "200", "--jobs", "2", "--quiet",
                "--report", str(tmp_path)])
