@@ -20,6 +20,7 @@ failed, 4 ping answered with a warning message).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"] and "SIMUWSGI_RUN_DIR" not in os.environ:
+        from .explore import scratch_dir
+
+        with scratch_dir():  # $(SIMUWSGI_RUN_DIR): where scenarios put spool directories
+            return main(argv)
     uwsgi_options: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
@@ -161,6 +167,12 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
     check_error = None
     try:
         with sim:
+            faults = getattr(scenario.module, "FAULTS", None)
+            if faults:
+                if args.mode == "real":
+                    raise ConfigError("the scenario's FAULTS cannot be applied to the real "
+                                      "server: run it in sim or fork mode")
+                sim.apply(faults)
             for at, method, path in requests:
                 sim.submit(method, path, at=at)
             if scenario.timeline is not None:

@@ -17,6 +17,7 @@ Not done: shrinking the number of requests (a scenario's timeline is code).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import random
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,7 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
     from ._errors import SimulationError
     from .scenario import load_scenario
 
-    run_dir = tempfile.mkdtemp(prefix="simuwsgi-run-")
-    saved = os.environ.get(RUN_DIR_VAR)
-    os.environ[RUN_DIR_VAR] = run_dir
-    try:
+    with scratch_dir() as run_dir:
         scenario = load_scenario(path)
         module = scenario.module
         sim = scenario.simulation(seed=seed, mode=mode)
@@ -99,6 +97,16 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
         seen = tuple(p.name for p in props if p.seen is not None)
         return Outcome(seed, FaultPlan.coerce(plan).spec(), digest(sim.trace, run_dir),
                        failure, seen)
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[str]:
+    """A fresh directory as ``$SIMUWSGI_RUN_DIR`` for one run, removed after it."""
+    run_dir = tempfile.mkdtemp(prefix="simuwsgi-run-")
+    saved = os.environ.get(RUN_DIR_VAR)
+    os.environ[RUN_DIR_VAR] = run_dir
+    try:
+        yield run_dir
     finally:
         if saved is None:
             os.environ.pop(RUN_DIR_VAR, None)
@@ -259,13 +267,8 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
 def _module(path: str) -> Any:
     from .scenario import load_scenario
 
-    saved = os.environ.get(RUN_DIR_VAR)
-    os.environ.setdefault(RUN_DIR_VAR, tempfile.gettempdir())
-    try:
+    with scratch_dir():
         return load_scenario(path).module
-    finally:
-        if saved is None:
-            os.environ.pop(RUN_DIR_VAR, None)
 
 
 def _map(work: list[tuple[str, int, tuple[str, ...], str]], jobs: int,
