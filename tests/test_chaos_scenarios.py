@@ -1,0 +1,51 @@
+"""The pitfalls of ``scenarios/chaos/``: each check fails on the buggy app and passes on
+the fixed one (``simuwsgi.explore.run_one``, as ``simuwsgi explore`` runs them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simuwsgi.cli import main
+from simuwsgi.explore import explore, run_one
+
+CHAOS = Path(__file__).resolve().parent.parent / "scenarios" / "chaos"
+PITFALLS = {
+    "spool_twice": None,  # needs a kill: tests/test_explore.py
+    "cron_dst": "fired twice in slot (2026, 10, 25, 2, 30)",
+    "harakiri_lock": "money created or lost",
+    "signal_some_workers": "workers without a refresh",
+    "timer_reload": "the job has not run in the last minute",
+    "cache_reload": "15 views counted of 30",
+    "mule_queue_full": "e-mails sent of 40",
+}
+
+
+def test_every_scenario_has_a_fixed_variant_and_a_test():
+    buggy = {p.stem for p in CHAOS.glob("*.py") if not p.stem.endswith("_fixed")}
+    assert buggy == set(PITFALLS)
+    assert {p.stem for p in CHAOS.glob("*_fixed.py")} == {f"{b}_fixed" for b in buggy}
+
+
+@pytest.mark.parametrize("name", [n for n, m in PITFALLS.items() if m])
+def test_the_check_fails_on_the_buggy_app_and_passes_on_the_fixed_one(name):
+    buggy = run_one(CHAOS / f"{name}.py", 0, "")
+    assert buggy.failure is not None and PITFALLS[name] in buggy.failure
+    assert run_one(CHAOS / f"{name}_fixed.py", 0, "").failure is None
+
+
+def test_the_fixed_transfer_holds_under_random_kills():
+    report = explore(CHAOS / "harakiri_lock_fixed.py", seeds=20, shrink_failures=False)
+    assert report["seeds"] == 20 and not report["failing"]
+
+
+def test_run_applies_the_scenarios_faults(tmp_path, capsys):
+    scenario = tmp_path / "s.py"
+    scenario.write_text(
+        (CHAOS / "spool_twice.py").read_text()
+        .replace('"apps/payments.py"', repr(str(CHAOS / "apps" / "payments.py")))
+        + "\nfrom simuwsgi.faults import Kill, DuringSpoolTask\n"
+          "FAULTS = [Kill('spooler1', when=DuringSpoolTask(nth=1))]\n")
+    assert main(["run", str(scenario), "--quiet"]) == 1
+    assert "orders charged more than once: [0]" in capsys.readouterr().out
