@@ -32,8 +32,19 @@ from typing import Any
 
 import msgpack
 
-from .faults import (AfterRequests, ClockDrift, ClockStep, DiskFault, DuringSpoolTask,
-                     ExceptionStorm, Fault, FaultPlan, Kill, SignalQueueFull, TimeZone)
+from .faults import (
+    AfterRequests,
+    ClockDrift,
+    ClockStep,
+    DiskFault,
+    DuringSpoolTask,
+    ExceptionStorm,
+    Fault,
+    FaultPlan,
+    Kill,
+    SignalQueueFull,
+    TimeZone,
+)
 
 __all__ = ["FAULT_KINDS", "Outcome", "explore", "run_one", "shrink"]
 
@@ -279,9 +290,9 @@ def _map(work: list[tuple[str, int, tuple[str, ...], str]], jobs: int,
         except ImportError:
             raise ValueError("--scheduler needs dask.distributed: pip install "
                              "'simuwsgi[dask]'") from None
-        with Client(scheduler) as client:
+        with Client(scheduler) as client:  # type: ignore[no-untyped-call]
             futures = client.map(_run_seed, work, pure=False)
-            for future in as_completed(futures):
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
                 yield future.result()
         return
     if jobs <= 1:
@@ -307,14 +318,14 @@ def replay_command(path: str, seed: int, plan: str) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown."""
     lines = [f"# Exploration of {report['scenario']}", "",
-             f"{report['seeds']} seeds (from {report['first_seed']}), faults "
+             (f"{report['seeds']} seeds (from {report['first_seed']}), faults "
              f"{', '.join(report['faults'])}, mode {report['mode']}: "
-             f"{len(report['failing'])} failing.", ""]
+             f"{len(report['failing'])} failing."), ""]
     for f in report["failing"]:
         lines += [f"## seed {f['seed']}", "", f"- violated: {f['failure']}",
                   f"- plan drawn: `{f['plan'] or '(none)'}`",
-                  f"- minimal plan ({f['shrink_runs']} shrink runs): "
-                  f"`{f['minimal_plan'] or '(none)'}`",
+                  (f"- minimal plan ({f['shrink_runs']} shrink runs): "
+                  f"`{f['minimal_plan'] or '(none)'}`"),
                   f"- replay (digest {f['digest'][:16]}): `{f['replay']}`", ""]
     if report["sometimes_never_seen"]:
         lines.append("sometimes() never seen: " + ", ".join(report["sometimes_never_seen"]))

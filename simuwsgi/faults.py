@@ -111,7 +111,7 @@ class _Ordered:
         return self._key() < other._key()
 
     def __le__(self, other: Any) -> bool:
-        return self == other or self < other
+        return bool(self == other or self < other)
 
     def __gt__(self, other: Any) -> bool:
         if not isinstance(other, _Ordered):
@@ -119,7 +119,7 @@ class _Ordered:
         return other < self
 
     def __ge__(self, other: Any) -> bool:
-        return self == other or self > other
+        return bool(self == other or self > other)
 
 
 # -- triggers ------------------------------------------------------------------------------
@@ -486,7 +486,7 @@ class Injector:
             if self._armed:
                 self._observe(process, kind, fields)
 
-        trace.add = watched  # type: ignore[method-assign]
+        trace.add = watched
         self._wrap_calls()
 
     def schedule(self, plan: FaultPlan) -> None:
@@ -620,11 +620,12 @@ class Injector:
             if "storm" in self.windows and self.active("storm", "all"):
                 self._stormed()
                 return False, None
-            return call_python(func, *args)
+            ok, result = call_python(func, *args)
+            return ok, result
 
         inst.call_python = call_python_with_storms
 
-    def _stormed(self) -> tuple[None, list[Any], bytes, bool]:
+    def _stormed(self) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
         """The app raised ``FaultInjected`` before ``start_response``: logged, and the
         response uWSGI gives (none)."""
         from .workers import _exception_response

@@ -161,7 +161,7 @@ def spool_tasks_once(trace: Trace, *, pending: Iterable[str] | None = None,
         kind = r.kind
         if not kind.startswith("spool."):
             continue
-        path = r.fields.get("path")
+        path = str(r.fields.get("path"))
         if kind == "spool.enqueue":
             enqueued[path] = i
         elif kind == "spool.start":
@@ -235,7 +235,7 @@ def cron_slots_once(sim: Any) -> None:
     steps = sorted(clock.steps)
 
     def wall(t: float) -> float:
-        return first_offset + t + sum(d for ts, d in steps if ts <= t)
+        return float(first_offset + t + sum(d for ts, d in steps if ts <= t))
 
     trace = sim.trace
     specs = [(s, "cron.signal", s.sig) for s in cron.signal_crons] + \

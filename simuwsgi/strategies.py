@@ -20,8 +20,15 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from .faults import (ClockStep, DiskFault, DuringSpoolTask, ExceptionStorm, FaultPlan,
-                     Kill, SignalQueueFull)
+from .faults import (
+    ClockStep,
+    DiskFault,
+    DuringSpoolTask,
+    ExceptionStorm,
+    FaultPlan,
+    Kill,
+    SignalQueueFull,
+)
 
 __all__ = ["fault_plans", "packets", "timelines", "uwsgi_options"]
 

@@ -12,8 +12,15 @@ from simuwsgi import Simulation
 from simuwsgi.cli import main
 from simuwsgi.explore import explore, run_one, shrink
 from simuwsgi.faults import ClockStep, DuringSpoolTask, FaultPlan, Kill
-from simuwsgi.properties import (PropertyViolation, always, cron_slots_once, eventually,
-                                 requests_answered, sometimes, spool_tasks_once)
+from simuwsgi.properties import (
+    PropertyViolation,
+    always,
+    cron_slots_once,
+    eventually,
+    requests_answered,
+    sometimes,
+    spool_tasks_once,
+)
 
 CHAOS = Path(__file__).resolve().parent.parent / "scenarios" / "chaos"
 SPOOL_TWICE = str(CHAOS / "spool_twice.py")

@@ -9,9 +9,21 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi.explore import digest
-from simuwsgi.faults import (AfterRequests, CacheFull, ClockDrift, ClockStep, DiskFault,
-                             DuringReload, DuringSpoolTask, ExceptionStorm, FaultPlan,
-                             InSignalHandler, Kill, SignalQueueFull, TimeZone)
+from simuwsgi.faults import (
+    AfterRequests,
+    CacheFull,
+    ClockDrift,
+    ClockStep,
+    DiskFault,
+    DuringReload,
+    DuringSpoolTask,
+    ExceptionStorm,
+    FaultPlan,
+    InSignalHandler,
+    Kill,
+    SignalQueueFull,
+    TimeZone,
+)
 
 APP = textwrap.dedent('''
     import time, uwsgi

@@ -19,8 +19,11 @@ def count():
         return
     uwsgi.lock()
     try:
-        views = int(open(FILE).read()) if os.path.exists(FILE) else 0
-        with open(FILE, "w") as f:
+        with open(FILE, "a+") as f:
+            f.seek(0)
+            views = int(f.read() or 0)
+            f.seek(0)
+            f.truncate()
             f.write(str(views + 1))
     finally:
         uwsgi.unlock()
@@ -28,7 +31,10 @@ def count():
 
 def views():
     if FIXED:
-        return int(open(FILE).read()) if os.path.exists(FILE) else 0
+        if not os.path.exists(FILE):
+            return 0
+        with open(FILE) as f:
+            return int(f.read())
     return uwsgi.cache_num("views") or 0
 
 
