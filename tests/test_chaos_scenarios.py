@@ -35,6 +35,13 @@ def test_the_check_fails_on_the_buggy_app_and_passes_on_the_fixed_one(name):
     assert run_one(CHAOS / f"{name}_fixed.py", 0, "").failure is None
 
 
+@pytest.mark.parametrize("path", sorted(CHAOS.glob("*.py")), ids=lambda p: p.stem)
+def test_every_chaos_scenario_gives_the_same_digest_in_fork_mode(path):
+    sim = run_one(path, 0, "")
+    fork = run_one(path, 0, "", mode="fork")
+    assert (fork.digest, fork.failure) == (sim.digest, sim.failure)
+
+
 def test_the_fixed_transfer_holds_under_random_kills():
     report = explore(CHAOS / "harakiri_lock_fixed.py", seeds=20, shrink_failures=False)
     assert report["seeds"] == 20 and not report["failing"]
