@@ -3,7 +3,8 @@
 ``explore(path, seeds=N, faults="kill,clock", jobs=J)`` runs seed 0..N-1 of a scenario,
 each with a fault plan drawn from the seed (kinds from ``faults``) on top of the
 scenario's own ``FAULTS``, checks the scenario's ``check`` and ``PROPERTIES``, shrinks
-every failing run (fewer faults, earlier times) and gives the one-line replay,
+every failing run (fewer faults, earlier times, fewer requests: ``SendOnly(n)`` sends
+only the first n the timeline submits) and gives the one-line replay,
 ``simuwsgi run SCENARIO --seed S --faults '...'``, which reproduces the same digest.
 
 Each run gets a scratch directory of its own in ``$SIMUWSGI_RUN_DIR`` (scenarios put
@@ -11,8 +12,6 @@ their spool directories there: ``--spooler $(SIMUWSGI_RUN_DIR)/spool``); the dig
 reads that path as ``$(SIMUWSGI_RUN_DIR)``, so it is the same wherever the run happens:
 in this process, a ``multiprocessing`` worker (``jobs``) or a Dask worker
 (``scheduler='tcp://host:port'``, the ``dask`` extra).
-
-Not done: shrinking the number of requests (a scenario's timeline is code).
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from .faults import (
     Fault,
     FaultPlan,
     Kill,
+    SendOnly,
     SignalQueueFull,
     TimeZone,
 )
@@ -66,6 +66,8 @@ class Outcome:
     digest: str
     failure: str | None = None
     sometimes_seen: tuple[str, ...] = field(default=())
+    #: How many requests the scenario submitted (``SendOnly`` may have sent fewer).
+    requests: int = 0
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
             failure = f"simulation failed: {exc}".split("\n", 1)[0]
         seen = tuple(p.name for p in props if p.seen is not None)
         return Outcome(seed, FaultPlan.coerce(plan).spec(), digest(sim.trace, run_dir),
-                       failure, seen)
+                       failure, seen, sim.inst.faults.submitted)
 
 
 @contextlib.contextmanager
@@ -192,10 +194,12 @@ def parse_kinds(spec: str | None) -> tuple[str, ...]:
 # -- shrinking -------------------------------------------------------------------------------
 def shrink(path: str | Path, outcome: Outcome, *, mode: str = "sim",
            budget: int = 60) -> tuple[Outcome, int]:
-    """A smaller failing run than ``outcome``: fewer faults, then earlier times. Returns
-    it and the number of runs tried (at most ``budget``)."""
+    """A smaller failing run than ``outcome``: fewer faults, then earlier times, then
+    fewer requests (``SendOnly``). Returns it and the number of runs tried (at most
+    ``budget``)."""
     best = outcome
-    faults = list(FaultPlan.parse(outcome.plan))
+    faults = [f for f in FaultPlan.parse(outcome.plan) if not isinstance(f, SendOnly)]
+    limit = [f.count for f in FaultPlan.parse(outcome.plan) if isinstance(f, SendOnly)]
     tries = 0
 
     def attempt(candidate: list[Fault]) -> bool:
@@ -230,6 +234,17 @@ def shrink(path: str | Path, outcome: Outcome, *, mode: str = "sim",
                 faults = candidate
             else:
                 low = mid
+    # then the fewest requests that still fail: the first n the timeline submits
+    low, high = 0, limit[0] if limit else outcome.requests
+    found = bool(limit)
+    while low < high and tries < budget:
+        mid = (low + high) // 2
+        if attempt(faults + [SendOnly(mid)]):
+            high, found = mid, True
+        else:
+            low = mid + 1
+    if found and low == high and not best.plan.endswith(f"SendOnly({high})"):
+        attempt(faults + [SendOnly(high)])  # ``best`` is that run
     return best, tries
 
 

@@ -56,7 +56,7 @@ from typing import Any
 __all__ = [
     "AfterRequests", "CacheFull", "ClockDrift", "ClockStep", "DiskFault", "DuringReload",
     "DuringSpoolTask", "ExceptionStorm", "Fault", "FaultInjected", "FaultPlan",
-    "InSignalHandler", "Kill", "SignalQueueFull", "TimeZone", "Trigger", "register",
+    "InSignalHandler", "Kill", "SendOnly", "SignalQueueFull", "TimeZone", "Trigger", "register",
 ]
 
 #: Every fault and trigger class by name: what ``FaultPlan.parse`` may build.
@@ -80,7 +80,8 @@ def _code(value: Any) -> str:
         v = getattr(value, f.name)
         if f.metadata.get("positional"):
             positional.append((repr(v), f.default == v))
-        elif f.default is not v and v != f.default:
+        elif f.default is not v and v != f.default and not (
+                f.name == "at" and isinstance(value, SendOnly)):
             named.append(f"{f.name}={v!r}")
     while positional and positional[-1][1]:  # trailing defaults left out
         positional.pop()
@@ -367,6 +368,27 @@ class CacheFull(Fault):
 
 @register
 @dataclass(frozen=True, repr=False)
+class SendOnly(Fault):
+    """Only the first ``count`` requests the scenario submits are sent; the others end at
+    once, unsent. Not a failure of uWSGI: how shrinking gives a run fewer requests."""
+
+    count: int = _pos(0)
+
+    def __post_init__(self) -> None:
+        if self.at is None and self.when is None:
+            object.__setattr__(self, "at", 0)
+        super().__post_init__()
+        if self.at != 0 or self.when is not None:
+            raise ValueError("SendOnly holds from the start: it takes no at= or when=")
+        if not isinstance(self.count, int) or self.count < 0:
+            raise ValueError(f"SendOnly: count={self.count!r} must be an int >= 0")
+
+    def apply(self, injector: Injector) -> None:
+        injector.send_limit = self.count
+
+
+@register
+@dataclass(frozen=True, repr=False)
 class SignalQueueFull(Fault):
     """For ``duration`` seconds the master's signal queue is full: signals are lost."""
 
@@ -488,10 +510,29 @@ class Injector:
 
         trace.add = watched
         self._wrap_calls()
+        #: Requests the scenario submitted, and how many may be sent (``SendOnly``).
+        self.submitted = 0
+        self.send_limit: int | None = None
+        submit = sim.submit
+
+        def counted_submit(method: str, path: str, **kw: Any) -> Any:
+            self.submitted += 1
+            if self.send_limit is None or self.submitted <= self.send_limit:
+                return submit(method, path, **kw)
+            from .workers import Request
+
+            req = Request(method, path, kw.get("headers"), kw.get("body", b""),
+                          self.kernel.now)
+            req.fail(f"not sent: {self.send_limit} requests only (SendOnly)")
+            return req
+
+        sim.submit = counted_submit
 
     def schedule(self, plan: FaultPlan) -> None:
         for fault in plan:
-            if fault.when is not None:
+            if isinstance(fault, SendOnly):
+                self._fire(fault, "")  # before the timeline submits anything
+            elif fault.when is not None:
                 self._armed.append((fault, {}))
             else:
                 self.kernel.at(float(fault.at or 0.0), self._fire, fault, "")

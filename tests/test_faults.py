@@ -21,6 +21,7 @@ from simuwsgi.faults import (
     FaultPlan,
     InSignalHandler,
     Kill,
+    SendOnly,
     SignalQueueFull,
     TimeZone,
 )
@@ -232,3 +233,16 @@ def test_same_seed_and_plan_same_digest(tmp_path):
             sim.run_until(30)
             digests.add(digest(sim.trace, str(tmp_path / run)))
     assert len(digests) == 1
+
+
+def test_send_only_sends_the_first_requests_and_ends_the_others_unsent(tmp_path):
+    assert repr(SendOnly(2)) == "SendOnly(2)" and FaultPlan.parse("SendOnly(2)").faults[0] \
+        == SendOnly(2)
+    with pytest.raises(ValueError, match="takes no at= or when="):
+        SendOnly(2, at=5)
+    with make(tmp_path, plan=[SendOnly(2)]) as sim:
+        handles = [sim.submit("GET", "/", at=i) for i in range(4)]
+        sim.run_until(5)
+        assert [h.response.status for h in handles] == [200, 200, None, None]
+        assert "not sent: 2 requests only" in handles[2].response.reason
+        assert sim.trace.count("request.end") == 2
