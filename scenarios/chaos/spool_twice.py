@@ -32,3 +32,8 @@ def check(sim):
                for order in range(ORDERS)}
     twice = sorted(order for order, n in charged.items() if n > 1)
     assert not twice, f"orders charged more than once: {twice} ({charged})"
+    # every accepted order is charged, or its task still waits on disk (master killed)
+    accepted = sim.trace.count("request.end", status=202)
+    waiting = len(sim.inst.subsystems["spooler"].pending())
+    assert sum(n == 1 for n in charged.values()) + waiting >= accepted, \
+        f"orders lost: {accepted} accepted, {waiting} waiting, charged {charged}"

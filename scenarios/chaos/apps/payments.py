@@ -23,8 +23,8 @@ def charge(order):
 def spooler(task):
     order = task[b"order"].decode()
     if IDEMPOTENT:
-        # cache_add fails if the key exists: the charge was made by an earlier run
-        if uwsgi.cache_add(f"charged:{order}", b"1"):
+        # cache_set does not overwrite (uWSGI 2.0): it fails if an earlier run charged
+        if uwsgi.cache_set(f"charged:{order}", b"1"):
             charge(order)
     else:
         charge(order)
