@@ -24,3 +24,4 @@ def check(sim):
     raw = sim.uwsgi.cache_get("accounts")
     acc = json.loads(raw) if raw else {"a": 100, "b": 100}
     assert acc["a"] + acc["b"] == 200, f"money created or lost: {acc}"
+    assert acc["b"] > 100, f"no transfer went through: {acc}"
