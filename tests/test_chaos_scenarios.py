@@ -59,3 +59,13 @@ def test_run_applies_the_scenarios_faults(tmp_path, capsys):
           "FAULTS = [Kill('spooler1', when=DuringSpoolTask(nth=1))]\n")
     assert main(["run", str(scenario), "--quiet"]) == 1
     assert "orders charged more than once: [0]" in capsys.readouterr().out
+
+
+def test_the_digest_does_not_depend_on_where_the_scenario_lives(tmp_path):
+    import shutil
+
+    shutil.copytree(CHAOS, tmp_path / "elsewhere")
+    plan = "Kill('spooler1', when=DuringSpoolTask(nth=2))"
+    here = run_one(CHAOS / "spool_twice.py", 5, plan)
+    there = run_one(tmp_path / "elsewhere" / "spool_twice.py", 5, plan)
+    assert (there.digest, there.failure) == (here.digest, here.failure)
