@@ -226,6 +226,9 @@ def shrink(path: str | Path, outcome: Outcome, *, mode: str = "sim",
         if fault.at is None:
             continue
         low, high = 0.0, float(fault.at)
+        if high > 0 and attempt(faults[:i] + [fault.with_time(0)] + faults[i + 1:]):
+            faults = faults[:i] + [fault.with_time(0)] + faults[i + 1:]
+            continue
         while high - low > 0.5 and tries < budget:
             mid = round((low + high) / 2, 3)
             candidate = faults[:i] + [fault.with_time(mid)] + faults[i + 1:]

@@ -256,3 +256,30 @@ def test_explore_on_a_dask_local_cluster_gives_the_same_runs():
     assert remote["runs"] == local["runs"]
     assert remote["failing"] == local["failing"] and remote["failing"]
     assert all(len(faults_of(f["minimal_plan"])) == 1 for f in remote["failing"])
+
+
+def test_explore_checks_a_scenarios_properties(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "props.py").write_text(textwrap.dedent('''
+        from simuwsgi.properties import always, sometimes
+
+        OPTIONS = ["--master", "--processes", "2", "--wsgi-file", "app.py"]
+        DURATION = 30
+
+        def worker2_alive(sim):
+            return sim.process("worker2").alive
+
+        def never(sim):
+            return False
+
+        PROPERTIES = [always(worker2_alive, kinds=["death"]), sometimes(never),
+                      sometimes(worker2_alive)]
+    '''))
+    report = explore(tmp_path / "props.py", seeds=20)
+    assert report["sometimes_never_seen"] == ["never"]
+    failing = report["failing"]
+    assert failing and all(f["minimal_failure"].startswith("always(worker2_alive) failed")
+                           for f in failing)
+    # worker2 dies with a kill of its own or of the master (PR_SET_PDEATHSIG), from t=0
+    assert {f["minimal_plan"] for f in failing} <= {"Kill('worker2', at=0)",
+                                                     "Kill('master', at=0)"}
