@@ -115,7 +115,10 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
 @contextlib.contextmanager
 def scratch_dir() -> Iterator[str]:
     """A fresh directory as ``$SIMUWSGI_RUN_DIR`` for one run, removed after it."""
-    run_dir = tempfile.mkdtemp(prefix="simuwsgi-run-")
+    # in memory where there is a tmpfs: a run's files are small and short-lived
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    # its real path: the spooler records realpaths, and the digest rewrites this one
+    run_dir = os.path.realpath(tempfile.mkdtemp(prefix="simuwsgi-run-", dir=shm))
     saved = os.environ.get(RUN_DIR_VAR)
     os.environ[RUN_DIR_VAR] = run_dir
     try:
@@ -130,6 +133,9 @@ def scratch_dir() -> Iterator[str]:
 
 def digest(trace: Any, run_dir: str) -> str:
     """The trace's digest with the run's scratch directory read as ``$(RUN_DIR)``."""
+    data = trace.dumps()
+    if run_dir.encode() not in data:
+        return hashlib.sha256(data).hexdigest()  # the common case: nothing to rewrite
     marker = f"$({RUN_DIR_VAR})"
 
     def norm(value: Any) -> Any:
