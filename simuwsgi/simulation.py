@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._errors import DeadlockError, SimulationError
+from ._errors import AppLoadError, DeadlockError, SimulationError
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_ini, parse_options
 from .kernel import Kernel
@@ -59,7 +59,8 @@ class Simulation:
     with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
-    to 4 workers takes ~180 MB.
+    to 4 workers takes ~180 MB. ``start()`` raises ``AppLoadError`` when the app did
+    not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``.
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -67,7 +68,8 @@ class Simulation:
                  hostname: str = "simuwsgi", vfork: bool = True,
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
-                 legacy: bool = False, trace_kinds: Iterable[str] | None = None) -> None:
+                 legacy: bool = False, trace_kinds: Iterable[str] | None = None,
+                 allow_no_app: bool = False) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -95,6 +97,7 @@ class Simulation:
         self._patch = TimePatch(self.clock, self._sleep)
         self._decorators = decorators
         self._saved_modules: dict[str, types.ModuleType | None] = {}
+        self.allow_no_app = allow_no_app
         self.started = False
         self.closed = False
         self._request_ids = 0
@@ -118,12 +121,29 @@ class Simulation:
         try:
             self._install_facade()
             inst.on_stop.append(self._settle)
-            inst.boot()
+            try:
+                inst.boot()
+            except SystemExit as exc:  # sys.exit() at import: PyErr_Print() exits uWSGI
+                raise AppLoadError(
+                    f"the app called sys.exit({exc.code!r}) while it was imported: uWSGI "
+                    f"exits with status {_exit_status(exc.code)}",
+                    log=self.log, exit_status=_exit_status(exc.code)) from None
             self._settle()
+            if not inst.app_loaded and not self.allow_no_app:
+                raise AppLoadError(self._no_app_message(), log=self.log)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _no_app_message(self) -> str:
+        app = self.inst.app
+        if not (app.wsgi_file or app.module_spec):
+            what = "no app loaded: the options name none (--wsgi-file, --module, ...)"
+        else:
+            what = f"the app {app.wsgi_file or app.module_spec} did not load"
+        return (f"{what}; uWSGI runs on and answers every request with a 500: pass "
+                f"allow_no_app=True if that is what you want")
 
     def _install_facade(self) -> None:
         if self._decorators == "simuwsgi":
@@ -412,3 +432,10 @@ class Simulation:
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("running" if self.started else "new")
         return f"<Simulation seed={self.seed} t={self.kernel.now:.3f} {state}>"
+
+
+def _exit_status(code: Any) -> int:
+    """The process exit status of ``sys.exit(code)``, as CPython computes it."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simuwsgi import DeadlockError, Simulation, SimulationError
+from simuwsgi import AppLoadError, DeadlockError, Simulation, SimulationError
 
 INFO_APP = """
 import json, os, time, uwsgi
@@ -197,7 +197,8 @@ def application(env, sr):
 
 def test_import_error_leaves_no_app_and_requests_get_500(write_app):
     write_app("raise ImportError('nope')\n")
-    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent) as sim:
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent,
+                    allow_no_app=True) as sim:
         assert "*** no app loaded. going in full dynamic mode ***" in sim.log
         assert sim.get("/").status == 500
 
@@ -209,8 +210,44 @@ def test_need_app_makes_a_failed_import_fatal(write_app):
                    app_dir=write_app("", "x.py").parent).start()
 
 
+@pytest.mark.parametrize(("options", "source", "cause"), [
+    (["--wsgi-file", "nothere.py"], None, "failed to open python file nothere.py"),
+    (["--wsgi-file", "app.py"], "raise ImportError('nope')\n", "ImportError: nope"),
+    (["--wsgi-file", "app.py"], "x = 1\n", 'unable to find "application" callable'),
+    ([], None, "*** no app loaded. going in full dynamic mode ***"),
+])
+def test_an_app_that_did_not_load_fails_start_with_the_log(tmp_path, options, source, cause):
+    if source is not None:
+        (tmp_path / "app.py").write_text(source)
+    sim = Simulation(["--master", *options], app_dir=tmp_path)
+    with pytest.raises(AppLoadError, match="allow_no_app=True") as exc:
+        sim.start()
+    assert sim.closed
+    assert exc.value.exit_status is None
+    assert any(cause in line for line in exc.value.cause)
+    assert exc.value.cause[-1] == "*** no app loaded. going in full dynamic mode ***"
+    assert cause in str(exc.value)
+    assert "spawned uWSGI worker 1 (pid: 1002, cores: 1)" in exc.value.log  # it ran on
+
+
+def test_sys_exit_at_import_ends_the_instance_with_its_status(write_app):
+    app = write_app("import sys\nsys.exit(3)\n")
+    with pytest.raises(AppLoadError, match=r"sys.exit\(3\).*status 3") as exc:
+        Simulation(["--master", "--wsgi-file", "app.py"], app_dir=app.parent).start()
+    assert exc.value.exit_status == 3
+
+
+def test_need_app_is_game_over_with_status_22(tmp_path):
+    with pytest.raises(AppLoadError, match="--need-app") as exc:
+        Simulation(["--master", "--need-app"], app_dir=tmp_path).start()
+    assert exc.value.exit_status == 22
+    assert exc.value.log[-1] == "*** no app loaded. GAME OVER ***"
+    assert "going in full dynamic mode" not in " ".join(exc.value.log)
+
+
 def test_missing_app_file(tmp_path):
-    with Simulation(["--master", "--wsgi-file", "nothere.py"], app_dir=tmp_path) as sim:
+    with Simulation(["--master", "--wsgi-file", "nothere.py"], app_dir=tmp_path,
+                    allow_no_app=True) as sim:
         assert "failed to open python file nothere.py" in sim.log
         assert sim.get("/").status == 500
 
