@@ -29,14 +29,16 @@ class AppLoadError(SimulationError):
 
     Without ``--need-app`` real uWSGI runs on "in full dynamic mode" and answers every
     request with a 500; ``Simulation(..., allow_no_app=True)`` keeps such an instance.
-    ``log`` holds the uWSGI log lines up to the failure; ``exit_status`` is the status
-    real uWSGI exits with (22 under ``--need-app``, the code given to ``sys.exit``), or
-    ``None`` when it runs on.
+    ``what`` says what failed; ``log`` holds the uWSGI log lines up to the failure;
+    ``exit_status`` is the status real uWSGI exits with (22 under ``--need-app``, the
+    code given to ``sys.exit``), or ``None`` when it runs on.
     """
 
-    def __init__(self, message: str, *, log: list[str], exit_status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, what: str, *, log: list[str], exit_status: int | None = None,
+                 advice: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.advice = advice
         self.log = log
         self.exit_status = exit_status
 
@@ -56,7 +58,8 @@ class AppLoadError(SimulationError):
         return self.log[begin:end + 1]
 
     def __str__(self) -> str:
-        return "\n".join([self.message, *self.cause])
+        head = f"{self.what}: {self.advice}" if self.advice else self.what
+        return "\n".join([head, *self.cause])
 
 
 #: The first log line of each way an app fails to load (``simuwsgi.apps``).

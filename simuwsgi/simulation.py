@@ -130,7 +130,10 @@ class Simulation:
                     log=self.log, exit_status=_exit_status(exc.code)) from None
             self._settle()
             if not inst.app_loaded and not self.allow_no_app:
-                raise AppLoadError(self._no_app_message(), log=self.log)
+                raise AppLoadError(
+                    self._no_app_message(), log=self.log,
+                    advice="uWSGI runs on, answering every request with a 500: pass "
+                           "allow_no_app=True if that is what you want")
         except BaseException:
             self.close()
             raise
@@ -139,11 +142,8 @@ class Simulation:
     def _no_app_message(self) -> str:
         app = self.inst.app
         if not (app.wsgi_file or app.module_spec):
-            what = "no app loaded: the options name none (--wsgi-file, --module, ...)"
-        else:
-            what = f"the app {app.wsgi_file or app.module_spec} did not load"
-        return (f"{what}; uWSGI runs on and answers every request with a 500: pass "
-                f"allow_no_app=True if that is what you want")
+            return "no app loaded: the options name none (--wsgi-file, --module, ...)"
+        return f"the app {app.wsgi_file or app.module_spec} did not load"
 
     def _install_facade(self) -> None:
         if self._decorators == "simuwsgi":
