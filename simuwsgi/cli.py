@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        _unrecognized(parser, args.command, extra)
+        _unrecognized(parser, argv, extra, uwsgi_options)
     if args.command == "conform":
         from .conform import main as conform_main
 
@@ -137,13 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     return _run(scenario, sim, requests, args)
 
 
-def _unrecognized(parser: argparse.ArgumentParser, command: str, extra: list[str]) -> NoReturn:
+def _unrecognized(parser: argparse.ArgumentParser, argv: list[str], extra: list[str],
+                  uwsgi_options: list[str]) -> NoReturn:
     """Arguments no flag takes: most often uWSGI options given without ``--``."""
-    text = " ".join(extra)
+    command = argv[0]
     if command in ("run", "serve") and extra[0].startswith("-"):
-        parser.exit(2, f"simuwsgi {command}: unrecognized arguments: {text}: uWSGI options go "
-                       f"after --, e.g. simuwsgi {command} -- {text}\n")
-    parser.exit(2, f"simuwsgi {command}: unrecognized arguments: {text} "
+        cut = argv.index(extra[0])
+        mine, theirs = argv[:cut], argv[cut:] + uwsgi_options
+        parser.exit(2, f"simuwsgi {command}: unrecognized arguments: {' '.join(argv[cut:])}: "
+                       f"uWSGI options go after --, e.g. simuwsgi {' '.join(mine)} -- "
+                       f"{' '.join(theirs)}\n")
+    parser.exit(2, f"simuwsgi {command}: unrecognized arguments: {' '.join(extra)} "
                    f"(see simuwsgi {command} --help)\n")
 
 
@@ -367,9 +371,13 @@ def _trace(args: argparse.Namespace) -> int:
     try:
         begin = parse_duration(args.begin) if args.begin is not None else None
         end = parse_duration(args.end) if args.end is not None else None
-        trace = Trace.load(args.file)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         print(f"simuwsgi trace: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trace = Trace.load(args.file)
+    except OSError as exc:
+        print(f"simuwsgi trace: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - msgpack's errors have no common base
         print(f"simuwsgi trace: {args.file} is not a simuwsgi trace (run --trace FILE "
