@@ -50,6 +50,60 @@ def test_failure_report_shows_seed_and_replay_command(pytester):
     ])
 
 
+def test_failure_report_shows_the_last_30_lines_of_the_uwsgi_log(pytester):
+    pytester.makefile(".py", app=APP + "for i in range(40):\n    uwsgi.log('line %d' % i)\n")
+    pytester.makepyfile(test_fail="""
+        import pytest
+
+        @pytest.mark.uwsgi("--master", "--wsgi-file", "app.py", seed=5)
+        def test_broken(uwsgi_sim):
+            uwsgi_sim.get("/")
+            assert False
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "seed 5, virtual time *",
+        "replay: pytest 'test_fail.py::test_broken' --simuwsgi-seed=5",
+        "last 30 of 43 lines of the uWSGI log:",
+        "  line 13",
+    ])
+    out = result.stdout.str().splitlines()
+    first = out.index("  line 13")
+    assert out[first - 1] == "last 30 of 43 lines of the uWSGI log:"
+    tail = out[first:first + 31]  # 40 app lines, then "ready", "spawned", the request
+    assert tail[26:29] == ["  line 39", "  WSGI app 0 (mountpoint='') ready in 0 seconds on "
+                           "interpreter 0x0 pid: 1001 (default app)",
+                           "  spawned uWSGI worker 1 (pid: 1002, cores: 1)"]
+    assert "GET /" in tail[29] and not tail[30].startswith("  ")
+
+
+def test_an_app_that_did_not_load_fails_the_test_unless_allowed(pytester):
+    pytester.makefile(".py", app="raise ImportError('gone')\n")
+    pytester.makepyfile(test_noapp="""
+        import pytest
+
+        @pytest.mark.uwsgi("--master", "--wsgi-file", "app.py")
+        def test_loud(uwsgi_sim):
+            pass
+
+        @pytest.mark.uwsgi("--master", "--wsgi-file", "app.py", allow_no_app=True)
+        def test_allowed(uwsgi_sim):
+            assert uwsgi_sim.get("/").status == 500
+
+        def test_factory(uwsgi_simulation):
+            sim = uwsgi_simulation(["--master", "--wsgi-file", "app.py"], allow_no_app=True)
+            assert sim.get("/").status == 500
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        "*AppLoadError: the app app.py did not load: uWSGI runs on, answering every request "
+        "with a 500: pass allow_no_app=True if that is what you want",
+        "*ImportError: gone",
+    ])
+
+
 def test_missing_options_is_a_usage_error(pytester):
     pytester.makepyfile(test_none="""
         def test_x(uwsgi_sim):
