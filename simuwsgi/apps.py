@@ -70,7 +70,8 @@ class AppLoader:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         opts = inst.opts
-        self.base_dir = Path(opts.str("chdir") or opts.base_dir).resolve()
+        chdir = opts.str("chdir")  # relative to uWSGI's current directory, as chdir(2)
+        self.base_dir = (opts.path(chdir) if chdir else opts.base_dir).resolve()
         self.callable_name = opts.str("callable", "application") or "application"
         self.wsgi_file = opts.str("wsgi-file")
         self.module_spec = opts.str("module")

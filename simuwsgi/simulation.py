@@ -19,7 +19,7 @@ from typing import Any
 
 from ._errors import AppLoadError, DeadlockError, SimulationError
 from .clock import TimePatch, VirtualClock, parse_start
-from .config import Options, parse_ini, parse_options
+from .config import Options, parse_options
 from .kernel import Kernel
 from .master import Instance
 from .processes import UProcess
@@ -44,8 +44,10 @@ class Simulation:
     ``start`` is the first virtual instant (ISO string, datetime, epoch seconds; naive
     values are read in ``tz``); by default 2026-01-01 00:00 — or, inside an active
     ``freezegun.freeze_time``, the frozen instant. ``seed`` drives every choice real
-    uWSGI leaves to chance. ``app_dir`` is where relative paths in the options are
-    resolved (default: the ``.ini`` file's directory, else the current directory).
+    uWSGI leaves to chance. ``app_dir`` is where relative paths in the options (an
+    ``.ini`` file's path and the paths inside it included) are resolved: uWSGI's current
+    directory (default: this process's; ``--chdir`` moves it, ``%d`` in an ``.ini`` is
+    the file's directory).
     ``vfork=False`` shares the app's module globals between processes (faster, less
     faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
     OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
@@ -104,7 +106,9 @@ class Simulation:
 
     @classmethod
     def from_ini(cls, path: str | Path, **kwargs: Any) -> Simulation:
-        return cls(parse_ini(path), **kwargs)
+        """``Simulation(path, **kwargs)``: the options of a uWSGI ``.ini`` file (paths in
+        it relative to the current directory, as for ``uwsgi --ini path``)."""
+        return cls(str(path), **kwargs)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Simulation:

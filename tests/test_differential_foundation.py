@@ -155,6 +155,22 @@ def test_app_that_does_not_load_ends_the_instance(tmp_path, source, options, sta
     assert (game_over in sim.value.log) == (game_over in real.value.log) == (status == 22)
 
 
+
+@requires_real_uwsgi
+@pytest.mark.parametrize("ini", ["deploy/uwsgi.ini", "deploy/chdir.ini", "deploy/here.ini",
+                                 "deploy/nested.ini"])
+def test_relative_paths_in_an_ini_resolve_as_uwsgi_resolves_them(tmp_path, monkeypatch, ini):
+    from test_simulation import _layout
+
+    _layout(tmp_path)
+    with RealUwsgi(["--ini", ini], app_dir=tmp_path) as real:
+        r = real.get("/")
+    monkeypatch.chdir(tmp_path)
+    with Simulation.from_ini(ini) as sim:
+        s = sim.get("/")
+    assert (s.status, s.body) == (r.status, r.body)
+
+
 LIFECYCLE_APP = r'''
 import json, os, time, uwsgi
 served = 0

@@ -344,3 +344,32 @@ def test_a_reload_reaps_the_dead_it_has_not_reaped_yet(app_dir):
         deaths = [(r.time, r["reason"]) for r in sim.trace.select("death")]
         assert sorted(deaths) == [(2.3, "harakiri"), (2.3, "reload")]
         assert [r.time for r in sim.trace.select("spawn", "worker2")] == [0.0, 2.3]
+
+
+def _layout(root):
+    """An app in the current directory, another next to the ini, a third in sub/."""
+    for where in (".", "deploy", "sub"):
+        (root / where).mkdir(exist_ok=True)
+        (root / where / "app.py").write_text(
+            f"def application(e, sr):\n    sr('200 OK', [])\n    return [b'{where}']\n")
+    (root / "deploy" / "uwsgi.ini").write_text("[uwsgi]\nmaster = true\nwsgi-file = app.py\n")
+    (root / "deploy" / "chdir.ini").write_text("[uwsgi]\nchdir = sub\nwsgi-file = app.py\n")
+    (root / "deploy" / "here.ini").write_text("[uwsgi]\nwsgi-file = %d/app.py\n")
+    (root / "deploy" / "nested.ini").write_text("[uwsgi]\nini = deploy/uwsgi.ini\n")
+
+
+@pytest.mark.parametrize(("ini", "served"), [
+    ("deploy/uwsgi.ini", b"."),        # the README's example: paths from the current dir
+    ("deploy/chdir.ini", b"sub"),      # ... or from --chdir
+    ("deploy/here.ini", b"deploy"),    # %d: the ini's own directory
+    ("deploy/nested.ini", b"."),       # an included ini: from the current dir too
+])
+def test_from_ini_resolves_relative_paths_from_the_current_directory(
+        tmp_path, monkeypatch, ini, served):
+    _layout(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with Simulation.from_ini(ini) as sim:
+        assert sim.get("/").body == served
+    monkeypatch.chdir(tmp_path / "sub")
+    with Simulation.from_ini(ini, app_dir=tmp_path) as sim:  # app_dir: uWSGI's cwd
+        assert sim.get("/").body == served
