@@ -174,7 +174,7 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
                              f"{args.duration!r}")
         scenario.duration = duration
     requests = [_parse_request(text) for text in args.request]
-    for (at, _method, _path), text in zip(requests, args.request):
+    for (at, _method, _path), text in zip(requests, args.request, strict=True):
         if scenario.timeline is None and at >= scenario.duration:
             raise ValueError(f"--request {text!r}: at {at:g} s, past the end of the run "
                              f"({scenario.duration:g} s): give a longer --for")
@@ -226,7 +226,7 @@ def _real_driver(scenario: Scenario, args: argparse.Namespace) -> Any:
         scenario.tz = args.tz
     from .runner import make_driver
 
-    return make_driver(scenario, "real")
+    return make_driver(scenario, "real", allow_no_app=args.allow_no_app)
 
 
 def _parse_request(text: str) -> tuple[float, str, str]:
@@ -293,7 +293,8 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
         if args.mode != "real":
             raise
         print(f"simuwsgi run: the real uWSGI server failed: {exc}", file=sys.stderr)
-        return 3
+        no_app = any("*** no app loaded" in line for line in getattr(exc, "log", ()))
+        return 1 if no_app else 3
     summary = summarize(sim, name=scenario.name, wall_seconds=RealClock.monotonic() - began,
                         check_error=check_error, checked=scenario.check is not None)
     print(format_summary(summary))
@@ -319,6 +320,7 @@ class _ProgressDriver:
 
     SLICES = 50
     WIDTH = 30
+    AFTER = 0.5  # real seconds: a run shorter than that draws no bar
 
     def __init__(self, driver: Any, duration: float, *, quiet: bool) -> None:
         self._driver = driver
@@ -346,8 +348,8 @@ class _ProgressDriver:
             self._draw()
 
     def _draw(self) -> None:
-        if RealClock.monotonic() - self._began < 0.5:
-            return  # short runs draw nothing
+        if RealClock.monotonic() - self._began < self.AFTER:
+            return
         done = min(1.0, self._driver.now / self._duration) if self._duration else 1.0
         bar = "#" * int(done * self.WIDTH)
         stamp = self._driver.datetime.strftime("%Y-%m-%d %H:%M:%S")

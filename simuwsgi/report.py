@@ -121,8 +121,8 @@ def clock_of(sim: Any, fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> Callable[[float], s
     clock = getattr(sim, "clock", None)
     if clock is not None:
         zone: ZoneInfo | None = ZoneInfo(clock.tz)
-        steps = list(clock.steps)
-        first = clock.wall_offset - sum(delta for _at, delta in steps)
+        steps: list[tuple[float, float]] = list(clock.steps)
+        first = float(clock.wall_offset) - sum(delta for _at, delta in steps)
 
         def wall(t: float) -> float:
             return first + t + sum(delta for at, delta in steps if at <= t)
@@ -151,7 +151,7 @@ class Event:
     detail: tuple[str, ...] = ()
 
 
-def notable_events(trace: Iterable[Record], log: list[tuple[float, str, str]] = ()
+def notable_events(trace: Iterable[Record], log: Iterable[tuple[float, str, str]] = ()
                    ) -> list[Event]:
     """The events a person wants first, in time order: deaths (grouped when several
     processes die at once for one reason), harakiri, reloads and stops, the app's
@@ -159,6 +159,7 @@ def notable_events(trace: Iterable[Record], log: list[tuple[float, str, str]] = 
     spool retries, clock steps and requests that got no response."""
     events: list[Event] = []
     deaths: dict[tuple[float, str], list[Record]] = {}
+    retries: dict[str, list[Record]] = {}
     started: dict[Any, Record] = {}
     for r in trace:
         kind = r.kind
@@ -179,8 +180,7 @@ def notable_events(trace: Iterable[Record], log: list[tuple[float, str, str]] = 
         elif kind == "instance.stop":
             events.append(Event(r.time, r.process, "the instance stopped"))
         elif kind == "spool.retry":
-            events.append(Event(r.time, r.process, f"spool task {r.get('path')} returned "
-                                                   f"{r.get('rc')}: it will be retried"))
+            retries.setdefault(str(r.get("path")), []).append(r)
         elif kind == "clock.step":
             events.append(Event(r.time, r.process,
                                 f"the wall clock stepped by {r.get('delta'):+g} s"))
@@ -194,6 +194,12 @@ def notable_events(trace: Iterable[Record], log: list[tuple[float, str, str]] = 
         who = ", ".join(f"{d.process} (pid {d.get('pid')})" for d in dead)
         events.append(Event(time, dead[0].process,
                             f"{who} died: {_death(reason)}"))
+    for path, tries in retries.items():
+        first, last = tries[0], tries[-1]
+        events.append(Event(first.time, first.process,
+                            f"spool task {Path(path).name} asked to be retried (returned "
+                            f"{first.get('rc')}) {len(tries)} time{'s' if len(tries) > 1 else ''}"
+                            f", the last at {last.time:g} s"))
     events.extend(_tracebacks(log))
     return sorted(events, key=lambda e: e.time)
 
@@ -358,7 +364,7 @@ def _argv(sim: Any) -> list[str]:
     server = getattr(sim, "server", None)
     if server is not None and getattr(server, "argv", None):
         return list(server.argv)
-    return sim.opts.argv()
+    return list(sim.opts.argv())
 
 
 def _log_text(sim: Any) -> str:
