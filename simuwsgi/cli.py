@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -178,7 +179,13 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
         if scenario.timeline is None and at >= scenario.duration:
             raise ValueError(f"--request {text!r}: at {at:g} s, past the end of the run "
                              f"({scenario.duration:g} s): give a longer --for")
-    kinds = [k.strip() for k in args.trace_kinds.split(",")] if args.trace_kinds else None
+    kinds = None
+    if args.trace_kinds is not None:
+        kinds = [k.strip() for k in args.trace_kinds.split(",") if k.strip()]
+        if not kinds:
+            raise ValueError(f"--trace-kinds takes kinds such as 'cron.*,request.end', not "
+                             f"{args.trace_kinds!r}")
+    _check_outputs(args)
     if args.mode != "real":
         sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
                                   mode=args.mode, trace_kinds=kinds,
@@ -193,6 +200,28 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
                          f"{format_duration(scenario.duration)} of real time: add --yes "
                          f"to run it anyway")
     return scenario, _real_driver(scenario, args), requests
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before a long run, a time zone, trace file or report directory that
+    would fail at its start or its end."""
+    if args.tz is not None:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(args.tz)
+        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"--tz: no time zone {args.tz!r}: use an IANA name such as "
+                             f"Europe/Paris or UTC") from None
+    if args.trace is not None and not Path(args.trace).resolve().parent.is_dir():
+        raise ValueError(f"--trace {args.trace}: no directory {Path(args.trace).parent} to "
+                         f"write it in")
+    if args.report is not None:
+        try:
+            Path(args.report).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--report {args.report}: cannot create it: {exc.strerror}"
+                             ) from None
 
 
 def _load(path: str) -> Scenario:
@@ -279,7 +308,7 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
         print(f"simuwsgi run: interrupted (the {what} was shut down)", file=sys.stderr)
         return INTERRUPTED
     except AppLoadError as exc:
-        print(f"simuwsgi run: {_app_load_message(exc)}", file=sys.stderr)
+        print(f"simuwsgi run: {app_load_message(exc)}", file=sys.stderr)
         for line in exc.cause:
             print(f"  {line}", file=sys.stderr)
         return 1
@@ -289,9 +318,14 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
     except SimulationError as exc:
         print(f"simuwsgi run: the {what} failed: {exc}", file=sys.stderr)
         return 3
-    except RuntimeError as exc:  # RealUwsgiError: uWSGI failed to start (its log lines)
-        if args.mode != "real":
+    except Exception as exc:
+        where = _scenario_line(scenario, exc)
+        if where is not None:  # the scenario's own code raised: say where, no traceback
+            print(f"simuwsgi run: {where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 3
+        if args.mode != "real" or not isinstance(exc, RuntimeError):
             raise
+        # RealUwsgiError: uWSGI failed to start (its log lines follow)
         print(f"simuwsgi run: the real uWSGI server failed: {exc}", file=sys.stderr)
         no_app = any("*** no app loaded" in line for line in getattr(exc, "log", ()))
         return 1 if no_app else 3
@@ -306,7 +340,17 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
     return 1 if check_error else 0
 
 
-def _app_load_message(exc: AppLoadError) -> str:
+def _scenario_line(scenario: Scenario, exc: BaseException) -> str | None:
+    """``scenario s.py, line 12`` when the scenario file's code raised ``exc``."""
+    path = getattr(scenario.module, "__file__", None)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    if not frames:
+        return None
+    return f"scenario {Path(frames[-1].filename).name}, line {frames[-1].lineno}"
+
+
+def app_load_message(exc: AppLoadError) -> str:
+    """The one line ``run`` and ``serve`` print when the app did not load."""
     if exc.exit_status is not None:
         return exc.what
     return (f"{exc.what}: uWSGI would run on, answering every request with a 500 "

@@ -115,8 +115,21 @@ def _one_line(err: str) -> str:
     (["run", "--mode", "real", str(REPO / "scenarios" / "quickstart.py")],
      "simuwsgi run: --mode real runs in real time: quickstart lasts 1 d, so it would take "
      "1 d of real time: add --yes to run it anyway"),
+    (["run", "--tz", "Nowhere/Zone", "--", "--master", "--wsgi-file", "app.py"],
+     "simuwsgi run: --tz: no time zone 'Nowhere/Zone': use an IANA name such as "
+     "Europe/Paris or UTC"),
+    (["run", "--trace", "nodir/t.msgpack", "--", "--master", "--wsgi-file", "app.py"],
+     "simuwsgi run: --trace nodir/t.msgpack: no directory nodir to write it in"),
+    (["run", "--report", "app.py/rep", "--", "--master", "--wsgi-file", "app.py"],
+     "simuwsgi run: --report app.py/rep: cannot create it: Not a directory"),
+    (["run", "--trace-kinds", ",", "--", "--master", "--wsgi-file", "app.py"],
+     "simuwsgi run: --trace-kinds takes kinds such as 'cron.*,request.end', not ','"),
     (["serve", "--", "--master", "--wsgi-file", "nothere.py", "--http-socket", "127.0.0.1:0"],
      None),
+    (["serve", "--for", "-3", "--", "--master", "--http-socket", "127.0.0.1:0"],
+     "simuwsgi serve: --for takes a positive duration (e.g. 90, 10m), not '-3'"),
+    (["serve", "--tz", "Nowhere/Zone", "--", "--master", "--http-socket", "127.0.0.1:0"],
+     "simuwsgi serve: No time zone found with key Nowhere/Zone"),
 ])
 def test_a_user_error_is_one_line_and_a_non_zero_exit(tmp_path, monkeypatch, capsys, argv,
                                                       message):
@@ -129,8 +142,11 @@ def test_a_user_error_is_one_line_and_a_non_zero_exit(tmp_path, monkeypatch, cap
     out, err = capsys.readouterr()
     if message is None:  # serve: the app's log excerpt follows the one line
         assert code == 1
-        assert err.splitlines()[-1] == "*** no app loaded. going in full dynamic mode ***"
-        assert "the app nothere.py did not load" in err and "Traceback" not in err
+        assert err.splitlines()[-1] == "  *** no app loaded. going in full dynamic mode ***"
+        assert err.splitlines()[0] == (
+            "simuwsgi serve: the app nothere.py did not load: uWSGI would run on, answering "
+            "every request with a 500 (--allow-no-app runs it anyway)")
+        assert "Traceback" not in err
         return
     assert code == 2
     assert _one_line(err) == message
@@ -217,6 +233,18 @@ def test_a_request_after_the_timeline_ended_is_refused(tmp_path, monkeypatch, ca
     assert _one_line(capsys.readouterr().err) == (
         "simuwsgi run: --request at 30 s: past the end of the run (the timeline stopped at "
         "10 s)")
+
+
+def test_an_exception_in_the_scenario_says_where(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "s.py").write_text("OPTIONS = ['--master', '--wsgi-file', 'app.py']\n"
+                                   "def timeline(sim):\n    sim.get('/')\n"
+                                   "    sim.run_until(-1)\n")
+    assert main(["run", "s.py"]) == 3
+    assert _one_line(capsys.readouterr().err) == (
+        "simuwsgi run: scenario s.py, line 4: ValueError: cannot run back in time: -1 is "
+        "before now")
 
 
 @pytest.mark.parametrize("mode", ["sim", "fork", "real"])

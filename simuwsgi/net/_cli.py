@@ -51,6 +51,9 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--start", help="first virtual instant, ISO 8601 (default: now)")
     serve.add_argument("--tz", help="time zone, e.g. Europe/Paris")
     serve.add_argument("--hostname", help="node name (default: this machine's host name)")
+    serve.add_argument("--allow-no-app", action="store_true",
+                       help="serve on when the app did not load (uWSGI's full dynamic mode: "
+                            "RPC, caches, signals; every request a 500)")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -172,6 +175,7 @@ def _cache(client: _client.NodeClient, args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     from pathlib import Path
+    from zoneinfo import ZoneInfo
 
     from .._errors import ConfigError
     from ..clock import RealClock
@@ -184,12 +188,17 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
         return USAGE
     try:
         duration = parse_duration(args.duration) if args.duration else None
+        if duration is not None and duration <= 0:
+            raise ValueError(f"--for takes a positive duration (e.g. 90, 10m), not "
+                             f"{args.duration!r}")
+        if args.tz is not None:
+            ZoneInfo(args.tz)
         sim = Simulation(uwsgi_options, seed=args.seed,
                          start=args.start if args.start else RealClock.time(), tz=args.tz,
                          app_dir=Path.cwd(), hostname=args.hostname or socket.gethostname(),
-                         network="real")
-    except (ConfigError, ValueError) as exc:
-        print(f"simuwsgi: {exc}", file=sys.stderr)
+                         network="real", allow_no_app=args.allow_no_app)
+    except (ConfigError, ValueError, LookupError) as exc:  # ZoneInfo: a KeyError
+        print(f"simuwsgi serve: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return USAGE
     if not sim.opts.strings("socket", "uwsgi-socket", "http-socket"):
         print("simuwsgi serve: nothing to serve: give --socket and/or --http-socket "
@@ -212,7 +221,11 @@ def _serve_failure(exc: BaseException) -> int:
     from .._errors import AppLoadError, ConfigError, SimulationError
 
     if isinstance(exc, AppLoadError):
-        print(f"simuwsgi serve: {exc}", file=sys.stderr)
+        from ..cli import app_load_message
+
+        print(f"simuwsgi serve: {app_load_message(exc)}", file=sys.stderr)
+        for line in exc.cause:
+            print(f"  {line}", file=sys.stderr)
         return NO
     if isinstance(exc, ConfigError):
         print(f"simuwsgi: {exc}", file=sys.stderr)
