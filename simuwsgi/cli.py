@@ -365,13 +365,14 @@ class _ProgressDriver:
     SLICES = 50
     WIDTH = 30
     AFTER = 0.5  # real seconds: a run shorter than that draws no bar
+    EVERY = 0.1  # real seconds between redraws (a timeline may advance in tiny steps)
 
     def __init__(self, driver: Any, duration: float, *, quiet: bool) -> None:
         self._driver = driver
         self._duration = duration
         self._on = not quiet and sys.stderr.isatty()
         self._began = RealClock.monotonic()
-        self._drawn = False
+        self._drawn_at: float | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._driver, name)
@@ -391,21 +392,24 @@ class _ProgressDriver:
             self._driver.run_until(at)
             self._draw()
 
-    def _draw(self) -> None:
-        if RealClock.monotonic() - self._began < self.AFTER:
+    def _draw(self, *, final: bool = False) -> None:
+        now = RealClock.monotonic()
+        if not final and (now - self._began < self.AFTER or (
+                self._drawn_at is not None and now - self._drawn_at < self.EVERY)):
             return
         done = min(1.0, self._driver.now / self._duration) if self._duration else 1.0
         bar = "#" * int(done * self.WIDTH)
         stamp = self._driver.datetime.strftime("%Y-%m-%d %H:%M:%S")
         sys.stderr.write(f"\r  [{bar:<{self.WIDTH}}] {done:4.0%} {stamp} "
                          f"({self._driver.now:.0f}/{self._duration:.0f} virtual s, "
-                         f"{RealClock.monotonic() - self._began:.1f} s)")
+                         f"{now - self._began:.1f} s)")
         sys.stderr.flush()
-        self._drawn = True
+        self._drawn_at = now
 
     def done(self) -> None:
         """End the bar's line (if one was drawn)."""
-        if self._drawn:
+        if self._drawn_at is not None:
+            self._draw(final=True)
             sys.stderr.write("\n")
             sys.stderr.flush()
 
