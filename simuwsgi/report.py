@@ -57,7 +57,8 @@ def summarize(sim: Any, *, name: str, wall_seconds: float,
         "mode": getattr(sim, "mode", "sim"),
         "events_by_kind": trace.kinds(),
         "requests_by_status": dict(sorted(statuses.items())),
-        "requests_without_response": len(unanswered_requests(trace)),
+        "requests_without_response": len(unanswered_requests(trace))
+        if _keeps(trace, *_REQUEST_KINDS) else None,
         "signal_handlers_by_process": dict(sorted(handlers.items())),
         "spawns": trace.count("spawn"),
         "deaths": trace.count("death"),
@@ -65,6 +66,17 @@ def summarize(sim: Any, *, name: str, wall_seconds: float,
         "trace_kinds": list(trace.kinds_kept) if trace.kinds_kept is not None else None,
         "check": check,
     }
+
+
+#: The kinds that tell which requests got no response, and why.
+_REQUEST_KINDS = ("request.submit", "request.start", "request.end", "death")
+
+
+def _keeps(trace: Any, *kinds: str) -> bool:
+    """Whether the trace kept every record of these kinds (``trace_kinds``)."""
+    kept = trace.kinds_kept
+    return kept is None or all(
+        any(k == p or p.endswith("*") and k.startswith(p[:-1]) for p in kept) for k in kinds)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -291,12 +303,13 @@ def _story(sim: Any, summary: dict[str, Any]) -> str:
     out += ["## What happened", ""]
     events = notable_events(trace, _timed_log(sim))
     if not events:
-        out.append("Nothing notable: no death, harakiri, reload, exception or lost request.")
+        out.append("Nothing notable: no death, harakiri, reload or exception.")
     for e in events:
         out.append(f"- {when(e.time)}: {e.what}")
         if e.detail:
             out += ["", "  ```", *("  " + line for line in e.detail), "  ```", ""]
-    out += ["", *_signals_section(trace), *_requests_section(trace, when),
+    out += ["", *_unanswered_section(trace, when), *_signals_section(trace, _handlers(sim)),
+            *_statuses_section(trace),
             "## Options", "", "```", " ".join(_argv(sim)), "```", "",
             "## Events by kind", "", "| kind | count |", "|---|---|",
             *(f"| {k} | {v} |" for k, v in summary["events_by_kind"].items()), "",
@@ -308,8 +321,34 @@ def _story(sim: Any, summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _signals_section(trace: Any) -> list[str]:
-    """Signals per number: what raised them (timer, cron, ...) and where handlers ran."""
+def _unanswered_section(trace: Any, when: Callable[[float], str]) -> list[str]:
+    if not _keeps(trace, *_REQUEST_KINDS):
+        return []
+    unanswered = unanswered_requests(trace)
+    if not unanswered:
+        return []
+    out = ["### Requests without a response", ""]
+    for sub, why in unanswered[:UNANSWERED_LISTED]:
+        out.append(f"- {sub.get('method')} {sub.get('path')} sent {when(sub.time)}: {why}")
+    if len(unanswered) > UNANSWERED_LISTED:
+        out.append(f"- ... and {len(unanswered) - UNANSWERED_LISTED} more")
+    return [*out, ""]
+
+
+def _handlers(sim: Any) -> dict[int, str]:
+    """The name of the function registered for each signal (a live simulation only)."""
+    signals = getattr(getattr(sim, "inst", None), "subsystems", {}).get("signals")
+    names: dict[int, str] = {}
+    for table in getattr(signals, "tables", {}).values():
+        for num, entry in table.items():
+            handler = entry.handler
+            names.setdefault(num, getattr(handler, "__qualname__", None) or repr(handler))
+    return names
+
+
+def _signals_section(trace: Any, handlers: dict[int, str]) -> list[str]:
+    """Signals per number: what raised them (timer, cron, ...), their handler and where
+    it ran."""
     sources: dict[int, str] = {}
     for r in trace.select("timer.add"):
         sources[r.get("num")] = f"timer every {r.get('secs')} s"
@@ -329,34 +368,27 @@ def _signals_section(trace: Any) -> list[str]:
     commands = Counter(r.get("command") for r in trace.select("cron.command"))
     if not (sources or handled or commands):
         return []
-    out = ["## Signals, timers and cron", "",
-           "| signal | raised by | fired | handler runs |", "|---|---|---|---|"]
+    out = ["### Signals, timers and cron", "",
+           "| signal | raised by | fired | handler | runs |", "|---|---|---|---|---|"]
     for num in sorted(set(sources) | set(handled)):
         runs = handled.get(num, Counter())
         where = ", ".join(f"{p}: {n}" for p, n in sorted(runs.items())) or "none"
-        out.append(f"| {num} | {sources.get(num, '-')} | "
-                   f"{fired.get(num, '-')} | {where} |")
+        out.append(f"| {num} | {sources.get(num, '-')} | {fired.get(num, '-')} | "
+                   f"{handlers.get(num, '-')} | {where} |")
     for command, n in sorted(commands.items()):
-        out.append(f"| - | cron command `{command}` | {n} | - |")
+        out.append(f"| - | cron command `{command}` | {n} | - | - |")
     return [*out, ""]
 
 
-def _requests_section(trace: Any, when: Callable[[float], str]) -> list[str]:
+def _statuses_section(trace: Any) -> list[str]:
     statuses = Counter(r.get("status") for r in trace.select("request.end")
                        if r.get("status") is not None)
-    unanswered = unanswered_requests(trace)
+    unanswered = len(unanswered_requests(trace)) if _keeps(trace, *_REQUEST_KINDS) else 0
     if not statuses and not unanswered:
         return []
-    out = ["## Requests", "", "| status | count |", "|---|---|",
-           *(f"| {k} | {v} |" for k, v in sorted(statuses.items()))]
-    if unanswered:
-        out.append(f"| no response | {len(unanswered)} |")
-        out += ["", "Without a response:", ""]
-        for sub, why in unanswered[:UNANSWERED_LISTED]:
-            out.append(f"- {sub.get('method')} {sub.get('path')} sent {when(sub.time)}: {why}")
-        if len(unanswered) > UNANSWERED_LISTED:
-            out.append(f"- ... and {len(unanswered) - UNANSWERED_LISTED} more")
-    return [*out, ""]
+    return ["## Requests by status", "", "| status | count |", "|---|---|",
+            *(f"| {k} | {v} |" for k, v in sorted(statuses.items())),
+            *([f"| no response | {unanswered} (see above) |"] if unanswered else []), ""]
 
 
 def _argv(sim: Any) -> list[str]:

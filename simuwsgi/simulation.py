@@ -127,6 +127,10 @@ class Simulation:
             inst.on_stop.append(self._settle)
             try:
                 inst.boot()
+            except SimulationError as exc:
+                if isinstance(exc.__cause__, AppLoadError):  # --lazy-apps: in a worker
+                    raise exc.__cause__ from None
+                raise
             except SystemExit as exc:  # sys.exit() at import: PyErr_Print() exits uWSGI
                 raise AppLoadError(
                     f"the app called sys.exit({exc.code!r}) while it was imported: uWSGI "

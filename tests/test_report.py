@@ -25,7 +25,7 @@ def test_the_quickstart_report_tells_its_story_in_local_clock_time(tmp_path, cap
                  str(tmp_path), "--quiet"]) == 0
     out = tmp_path / "quickstart-seed2026"
     report = (out / "report.md").read_text()
-    happened = report[report.index("## What happened"):report.index("## Signals")]
+    happened = report[report.index("## What happened"):report.index("### Requests without")]
     for line in [
         "- 2026-03-28 10:57:01 CET (17821 s): worker4 (pid 1005) died: reached --max-requests "
         "and was recycled (respawned)",
@@ -44,14 +44,14 @@ def test_the_quickstart_report_tells_its_story_in_local_clock_time(tmp_path, cap
     assert '      raise RuntimeError("payment backend unavailable")' in happened  # traceback
     assert "GET /order" not in happened  # routine requests are not the story
     assert happened.index("10:57:01") < happened.index("15:00:20") < happened.index("18:00:00")
-    requests = report[report.index("## Requests"):]
-    assert "| 200 | 485 |" in requests and "| no response | 4 |" in requests
+    requests = report[report.index("### Requests without"):]
+    assert "| 200 | 485 |" in requests and "| no response | 4 (see above) |" in requests
     assert ("- GET /crash sent 2026-03-28 16:00:00 CET (36000 s): the connection was closed "
             "without a response: the app raised before start_response") in requests
     assert ("- GET /report?45 sent 2026-03-28 15:00:00 CET (32400 s): worker2 died "
             "(harakiri) while serving it") in requests
-    assert "| 30 | uwsgi.signal() | 1 | worker1: 1, worker2: 1, worker3: 1, worker4: 1 |" \
-        in report
+    assert ("| 30 | uwsgi.signal() | 1 | refresh | worker1: 1, worker2: 1, worker3: 1, "
+            "worker4: 1 |") in report
     assert "check: passed" in capsys.readouterr().out and "Check: **passed**." in report
     log = (out / "log.txt").read_text().splitlines()
     assert log[0] == ("Sat Mar 28 06:00:00 2026 - WSGI app 0 (mountpoint='') ready in 0 "
@@ -64,7 +64,9 @@ def test_signals_from_timers_and_cron_are_summarised_per_signal(tmp_path, write_
     write_app("""
         import uwsgi
         uwsgi.register_signal(1, "workers", lambda n: None)
-        uwsgi.register_signal(2, "", lambda n: None)
+        def hourly(num):
+            pass
+        uwsgi.register_signal(2, "", hourly)
         uwsgi.add_timer(1, 10)
         uwsgi.add_cron(2, 0, -1, -1, -1, -1)
         def application(e, sr):
@@ -74,8 +76,8 @@ def test_signals_from_timers_and_cron_are_summarised_per_signal(tmp_path, write_
                     app_dir=tmp_path, start="2026-01-01T00:00:30") as sim:
         sim.advance(3 * 3600)
         report = _report(sim, tmp_path)
-    assert "| 1 | timer every 10 s | 1080 | worker1: 1080, worker2: 1080 |" in report
-    assert "| 2 | cron `0 * * * *` | 4 | worker1: 1, worker2: 3 |" in report  # 00:00:30 too
+    assert "| 1 | timer every 10 s | 1080 | <lambda> | worker1: 1080, worker2: 1080 |" in report
+    assert "| 2 | cron `0 * * * *` | 4 | hourly | worker1: 1, worker2: 3 |" in report
     assert "Nothing notable" in report
 
 

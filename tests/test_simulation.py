@@ -237,9 +237,10 @@ def test_sys_exit_at_import_ends_the_instance_with_its_status(write_app):
     assert exc.value.exit_status == 3
 
 
-def test_need_app_is_game_over_with_status_22(tmp_path):
+@pytest.mark.parametrize("lazy", [[], ["--lazy-apps"]])
+def test_need_app_is_game_over_with_status_22(tmp_path, lazy):
     with pytest.raises(AppLoadError, match="--need-app") as exc:
-        Simulation(["--master", "--need-app"], app_dir=tmp_path).start()
+        Simulation(["--master", *lazy, "--need-app"], app_dir=tmp_path).start()
     assert exc.value.exit_status == 22
     assert exc.value.log[-1] == "*** no app loaded. GAME OVER ***"
     assert "going in full dynamic mode" not in " ".join(exc.value.log)
