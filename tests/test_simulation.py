@@ -230,10 +230,11 @@ def test_an_app_that_did_not_load_fails_start_with_the_log(tmp_path, options, so
     assert "spawned uWSGI worker 1 (pid: 1002, cores: 1)" in exc.value.log  # it ran on
 
 
-def test_sys_exit_at_import_ends_the_instance_with_its_status(write_app):
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_sys_exit_at_import_ends_the_instance_with_its_status(write_app, mode):
     app = write_app("import sys\nsys.exit(3)\n")
     with pytest.raises(AppLoadError, match=r"sys.exit\(3\).*status 3") as exc:
-        Simulation(["--master", "--wsgi-file", "app.py"], app_dir=app.parent).start()
+        Simulation(["--master", "--wsgi-file", "app.py"], app_dir=app.parent, mode=mode).start()
     assert exc.value.exit_status == 3
 
 
