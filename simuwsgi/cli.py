@@ -179,12 +179,7 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
         if scenario.timeline is None and at >= scenario.duration:
             raise ValueError(f"--request {text!r}: at {at:g} s, past the end of the run "
                              f"({scenario.duration:g} s): give a longer --for")
-    kinds = None
-    if args.trace_kinds is not None:
-        kinds = [k.strip() for k in args.trace_kinds.split(",") if k.strip()]
-        if not kinds:
-            raise ValueError(f"--trace-kinds takes kinds such as 'cron.*,request.end', not "
-                             f"{args.trace_kinds!r}")
+    kinds = _trace_kinds(args.trace_kinds) if args.trace_kinds is not None else None
     _check_outputs(args)
     if args.mode != "real":
         sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
@@ -200,6 +195,14 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
                          f"{format_duration(scenario.duration)} of real time: add --yes "
                          f"to run it anyway")
     return scenario, _real_driver(scenario, args), requests
+
+
+def _trace_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if not kinds:
+        raise ValueError(f"--trace-kinds takes kinds such as 'cron.*,request.end', not "
+                         f"{text!r}")
+    return kinds
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -233,10 +236,7 @@ def _load(path: str) -> Scenario:
         tree = ast.parse(file.read_bytes(), filename=path)
     except SyntaxError as exc:
         raise ValueError(f"scenario {path}, line {exc.lineno}: {exc.msg}") from None
-    names = {target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-             for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-             if isinstance(target, ast.Name)}
-    if "OPTIONS" not in names:
+    if "OPTIONS" not in _top_level_names(tree):
         raise ValueError(f"{path} is not a scenario (it sets no OPTIONS); to run it as the "
                          f"app, give uWSGI options after --: simuwsgi run -- --master "
                          f"--wsgi-file {path}")
@@ -245,6 +245,20 @@ def _load(path: str) -> Scenario:
     except Exception as exc:  # noqa: BLE001 - the user's file: one line says what failed
         raise ValueError(f"scenario {path} failed to load: {type(exc).__name__}: {exc}"
                          ) from None
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module's top level assigns or imports (read, not run: an app file
+    would import ``uwsgi``)."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return names
 
 
 def _real_driver(scenario: Scenario, args: argparse.Namespace) -> Any:
