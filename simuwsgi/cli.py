@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -298,11 +302,11 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
     began = RealClock.monotonic()
     check_error = None
     what = "run" if args.mode == "real" else "simulation"
+    driver = _CliDriver(sim, scenario.duration, quiet=args.quiet)
     try:
-        with sim:
+        with driver.deferring_ctrl_c(), sim:
             for at, method, path in requests:
                 sim.submit(method, path, at=at)
-            driver = _ProgressDriver(sim, scenario.duration, quiet=args.quiet)
             if scenario.timeline is not None:
                 scenario.timeline(driver)
             else:
@@ -371,44 +375,81 @@ def app_load_message(exc: AppLoadError) -> str:
             f"(--allow-no-app runs it anyway)")
 
 
-class _ProgressDriver:
-    """The driver, with a progress bar on a terminal: a long ``run_until``/``advance``
-    runs in slices and redraws the bar between them. Not on a terminal (or with
-    ``--quiet``) it adds nothing."""
+class _CliDriver:
+    """The driver as ``run`` drives it: a long ``run_until``/``advance`` goes in slices,
+    and between slices the progress bar is redrawn (on a terminal; not with ``--quiet``,
+    nothing on a pipe) and a Ctrl-C is acted upon.
+
+    Ctrl-C must not land inside the app's code, where an ``except Exception`` or uWSGI's
+    own printing of a handler's exception would swallow it (the master takes SIGINT, not
+    the app): while the run lasts, the first Ctrl-C is only noted and raised as
+    ``KeyboardInterrupt`` at the end of the slice; a second one interrupts at once.
+    """
 
     SLICES = 50
     WIDTH = 30
     AFTER = 0.5  # real seconds: a run shorter than that draws no bar
     EVERY = 0.1  # real seconds between redraws (a timeline may advance in tiny steps)
+    SLICE_WALL = 0.25  # real seconds a slice should take, at most (about)
 
     def __init__(self, driver: Any, duration: float, *, quiet: bool) -> None:
         self._driver = driver
         self._duration = duration
-        self._on = not quiet and sys.stderr.isatty()
+        self._bar = not quiet and sys.stderr.isatty()
         self._began = RealClock.monotonic()
         self._drawn_at: float | None = None
+        self._interrupted = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._driver, name)
+
+    @contextlib.contextmanager
+    def deferring_ctrl_c(self) -> Iterator[None]:
+        """Note the first Ctrl-C instead of raising it wherever the run is."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers belong to the main thread
+            return
+
+        def note(signum: int, frame: Any) -> None:
+            self._interrupted = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # the next one: now
+
+        previous = signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def advance(self, seconds: float) -> None:
         self.run_until(self._driver.now + seconds)
 
     def run_until(self, when: Any) -> None:
-        if not self._on or not isinstance(when, (int, float)) or when <= self._driver.now:
+        if not isinstance(when, (int, float)) or when <= self._driver.now:
             self._driver.run_until(when)
+            self._check()
             return
-        start = self._driver.now
-        step = max(self._duration / self.SLICES, (when - start) / self.SLICES)
-        at = start
+        largest = step = max(self._duration, when - self._driver.now) / self.SLICES
+        at = self._driver.now
         while at < when:
             at = min(when, at + step)
+            began = RealClock.monotonic()
             self._driver.run_until(at)
+            took = RealClock.monotonic() - began
+            self._check()
             self._draw()
+            # slices of about SLICE_WALL real seconds: Ctrl-C is acted upon that soon
+            if took > self.SLICE_WALL:
+                step /= 2
+            elif took < self.SLICE_WALL / 4:
+                step = min(largest, step * 2)
+
+    def _check(self) -> None:
+        if self._interrupted:
+            raise KeyboardInterrupt
 
     def _draw(self, *, final: bool = False) -> None:
         now = RealClock.monotonic()
-        if not final and (now - self._began < self.AFTER or (
+        if not self._bar or not final and (now - self._began < self.AFTER or (
                 self._drawn_at is not None and now - self._drawn_at < self.EVERY)):
             return
         done = min(1.0, self._driver.now / self._duration) if self._duration else 1.0

@@ -262,15 +262,22 @@ def test_ctrl_c_shuts_the_run_down(tmp_path, monkeypatch, capsys, mode):
 
 
 def test_sigint_during_a_long_run_exits_130(tmp_path):
+    """A real SIGINT, while the app's signal handlers run every virtual second (there an
+    ``except`` would swallow a KeyboardInterrupt): the run stops at the next slice."""
     (tmp_path / "app.py").write_text("import uwsgi\nuwsgi.register_signal(1, 'workers', "
                                      "lambda n: None)\nuwsgi.add_timer(1, 1)\n" + APP)
+    (tmp_path / "s.py").write_text(
+        "OPTIONS = ['--master', '--processes', '2', '--wsgi-file', 'app.py']\n"
+        "DURATION = 52 * 7 * 86400\n"
+        "def timeline(sim):\n    open('started', 'w').close()\n    sim.run_until(DURATION)\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simuwsgi.cli", "run", "--for", "52w", "--trace-kinds",
-         "request.*", "--", "--master", "--processes", "2", "--wsgi-file", "app.py"],
+        [sys.executable, "-m", "simuwsgi.cli", "run", "s.py", "--trace-kinds", "request.*"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert _one_line(err) == "simuwsgi run: interrupted (the simulation was shut down)"
     assert out == ""
