@@ -51,6 +51,10 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--start", help="first virtual instant, ISO 8601 (default: now)")
     serve.add_argument("--tz", help="time zone, e.g. Europe/Paris")
     serve.add_argument("--hostname", help="node name (default: this machine's host name)")
+    serve.add_argument("--mode", default="sim", choices=["sim", "fork"],
+                       help="fork: each process's user code in its own forked OS process")
+    serve.add_argument("--no-vfork", dest="vfork", action="store_false",
+                       help="share the app's module globals between processes (sim mode)")
     serve.add_argument("--allow-no-app", action="store_true",
                        help="serve on when the app did not load (uWSGI's full dynamic mode: "
                             "RPC, caches, signals; every request a 500)")
@@ -186,6 +190,10 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     if not uwsgi_options:
         print("simuwsgi serve: give uWSGI options after --", file=sys.stderr)
         return USAGE
+    if args.mode == "fork" and not args.vfork:
+        print("simuwsgi serve: --no-vfork is for sim mode: in fork mode every process has "
+              "its own memory; drop one of them", file=sys.stderr)
+        return USAGE
     try:
         duration = parse_duration(args.duration) if args.duration else None
         if duration is not None and duration <= 0:
@@ -196,7 +204,8 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
         sim = Simulation(uwsgi_options, seed=args.seed,
                          start=args.start if args.start else RealClock.time(), tz=args.tz,
                          app_dir=Path.cwd(), hostname=args.hostname or socket.gethostname(),
-                         network="real", allow_no_app=args.allow_no_app)
+                         network="real", mode=args.mode, vfork=args.vfork,
+                         allow_no_app=args.allow_no_app)
     except (ConfigError, ValueError, LookupError) as exc:  # ZoneInfo: a KeyError
         print(f"simuwsgi serve: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return USAGE
