@@ -44,7 +44,11 @@ OK, NO, USAGE, UNREACHABLE, WARNING, INTERRUPTED = 0, 1, 2, 3, 4, 130
 def add_commands(sub: Any) -> None:
     """Add ``serve`` and the client commands to the ``simuwsgi`` subparsers."""
     serve = sub.add_parser("serve", help="serve a simulated instance on the sockets its "
-                                         "options name (uWSGI options after --)")
+                                         "options name (uWSGI options after --)",
+                           usage="simuwsgi serve [flags] -- UWSGI_OPTIONS...",
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog="uWSGI options go after --, e.g.\n  simuwsgi serve -- "
+                                  "--master --http-socket 127.0.0.1:8000 --wsgi-file app.py")
     serve.add_argument("--for", dest="duration", help="stop after this many real seconds "
                                                       "(90, 10m...)")
     serve.add_argument("--seed", type=int, default=0)
