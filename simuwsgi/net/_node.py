@@ -107,6 +107,10 @@ class SimulatedNode:
         self._io: list[tuple[Any, Callable[..., Awaitable[Any]], tuple[Any, ...]]] = []
         self._kick = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._base_real = 0.0
+        self._base_virtual = 0.0
+        #: the virtual time at which the pacing loop wakes up on its own
+        self._wake_at = 0.0
         #: called after every pacing step (e.g. to print new log lines)
         self.on_progress: Callable[[], None] | None = None
         self.inst.net_host = self  # type: ignore[attr-defined]
@@ -119,23 +123,21 @@ class SimulatedNode:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Advance the simulation with the real clock until the instance stops."""
         kernel = self.kernel
-        sim = self.sim
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            base_real = RealClock.monotonic()
-            base_virtual = kernel.now
+            self._base_real = RealClock.monotonic()
+            self._base_virtual = kernel.now
             task_status.started()
             try:
                 while not self.inst.stopped:
-                    target = base_virtual + (RealClock.monotonic() - base_real)
-                    sim.run_until(max(target, kernel.now))
-                    self._after_run(nursery)
+                    target = self.step()
                     if self._kick.is_set():
                         self._kick = trio.Event()
                         await trio.lowlevel.checkpoint()
                         continue
                     nxt = kernel.peek()
                     delay = MAX_IDLE if nxt is None else min(MAX_IDLE, nxt - target)
+                    self._wake_at = target + delay
                     if delay > 0:
                         with trio.move_on_after(delay):
                             await self._kick.wait()
@@ -146,6 +148,24 @@ class SimulatedNode:
                 for _req, event in self._waiters:
                     event.set()
                 nursery.cancel_scope.cancel()
+
+    def step(self) -> float:
+        """Run the simulation up to the real time elapsed; returns that virtual time.
+
+        Called by the pacing loop and, to answer a request at once, by the server
+        between two of its iterations (the loop is kicked if it would now wake too
+        late for the next event).
+        """
+        kernel = self.kernel
+        target = max(self._base_virtual + (RealClock.monotonic() - self._base_real),
+                     kernel.now)
+        self.sim.run_until(target)
+        assert self._nursery is not None
+        self._after_run(self._nursery)
+        nxt = kernel.peek()
+        if nxt is not None and nxt < self._wake_at:
+            self.kick()
+        return target
 
     def _after_run(self, nursery: trio.Nursery) -> None:
         if self.on_progress is not None:
@@ -192,12 +212,23 @@ class SimulatedNode:
         await event.wait()
 
     # -- the handler ---------------------------------------------------------------------
-    def answer_now(self, request: RequestEvent, body: bytes, peer: Peer) -> Reply | None:
-        """The answer to a request that needs no worker (a ping), or None."""
+    def answer_now(self, request: RequestEvent, body: bytes,
+                   peer: Peer) -> Reply | Awaitable[Reply] | None:
+        """The answer to a request, without a trio task where possible: a ping at once;
+        a WSGI request is submitted and the simulation run up to now, which often
+        completes it (else the awaitable that waits for it). None: call :meth:`handle`.
+        """
         if self.inst.stopped:
             return _NO_REPLY
         if isinstance(request, Ping):
             return self._ping()
+        if (isinstance(request, Request) and request.modifier1 in (0, 30)
+                and self._nursery is not None):
+            req, wire = self._submit_wsgi(request, body, peer)
+            self.step()
+            if req.done:
+                return _http_reply(req.response, wire)
+            return self._reply_when_done(req, wire)
         return None
 
     async def handle(self, request: RequestEvent, body: bytes, peer: Peer) -> Reply:
@@ -229,15 +260,9 @@ class SimulatedNode:
         req.net = wire
         if peer.addr:
             req.remote_addr = peer.addr
-        self.kick()
         return req
 
-    async def _wsgi(self, request: Request, body: bytes, peer: Peer) -> Reply:
-        if request.modifier1 == 18:  # symcall without --symcall: no app for it
-            return _page(not_found_response())
-        if request.modifier1 not in (0, 30):
-            self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
-            return _NO_REPLY
+    def _submit_wsgi(self, request: Request, body: bytes, peer: Peer) -> tuple[Any, WireRequest]:
         method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
         path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
         wire = WireRequest(vars=request.vars)
@@ -246,12 +271,26 @@ class SimulatedNode:
         req.protocol = response_protocol(request.vars).decode("latin-1")
         if request.get(b"REMOTE_ADDR"):
             req.remote_addr = request.get(b"REMOTE_ADDR").decode("latin-1")
+        return req, wire
+
+    async def _reply_when_done(self, req: Any, wire: WireRequest) -> Reply:
         await self._until_done(req)
         return _http_reply(req.response, wire)
+
+    async def _wsgi(self, request: Request, body: bytes, peer: Peer) -> Reply:
+        if request.modifier1 == 18:  # symcall without --symcall: no app for it
+            return _page(not_found_response())
+        if request.modifier1 not in (0, 30):
+            self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
+            return _NO_REPLY
+        req, wire = self._submit_wsgi(request, body, peer)
+        self.kick()
+        return await self._reply_when_done(req, wire)
 
     async def _in_worker(self, action: Callable[[], Reply], peer: Peer) -> Reply:
         wire = WireRequest(control=action)
         req = self._submit(wire, b"", peer)
+        self.kick()
         await self._until_done(req)
         if wire.ran:
             return wire.result if isinstance(wire.result, Reply) else _NO_REPLY

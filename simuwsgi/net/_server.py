@@ -89,7 +89,19 @@ _EOM = EndOfMessage()
 
 
 class _Timeout(Exception):
-    pass
+    """A wait for the client outlived ``--socket-timeout``."""
+
+
+class _Refused(Exception):
+    """uWSGI closes this connection without a reply (already logged)."""
+
+
+#: What ``uwsgi_parse_vars`` logs when it refuses a request (core/protocol.c), by the
+#: start of the codec's message.
+_PARSE_VARS_LINES = (
+    ("max vec size reached", "max vec size reached. skip this var."),
+    ("Invalid (too big) CONTENT_LENGTH", "Invalid (too big) CONTENT_LENGTH. skip."),
+)
 
 
 def _peer_of(sock: socket.socket, socket_name: str, protocol: str) -> Peer:
@@ -108,10 +120,6 @@ def _stdlib_socket(listener: trio.SocketListener) -> socket.socket:
     lsock = socket.socket(fileno=listener.socket.detach())
     lsock.setblocking(False)
     return lsock
-
-
-def _stream(sock: socket.socket) -> trio.SocketStream:
-    return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
 
 class _Incoming:
@@ -147,13 +155,17 @@ class _Incoming:
             else:
                 raise EOFError
 
+    def body_bytes(self) -> bytes:
+        return b"".join(self.body)
+
 
 class UwsgiServer:
     """Serve ``handler`` on listeners; ``log`` receives the lines uWSGI would log.
 
-    ``answer_now(request, body, peer) -> Reply | None``, if given, is a synchronous
-    answer for requests that need no waiting (a ping): a ``--socket`` request complete
-    at accept time is then answered inline, without a task.
+    ``answer_now(request, body, peer)``, if given, is tried first for every complete
+    request: a ``Reply`` is the answer (given at once: a request complete at accept time
+    is then answered inline, without a task), an awaitable is the answer under way
+    (awaited in a task), ``None`` means "call ``handler``".
     """
 
     def __init__(
@@ -163,7 +175,8 @@ class UwsgiServer:
         limits: Limits | None = None,
         hostname: bytes = b"simuwsgi",
         log: Callable[[str], None] | None = None,
-        answer_now: Callable[[RequestEvent, bytes, Peer], Reply | None] | None = None,
+        answer_now: Callable[[RequestEvent, bytes, Peer], Reply | Awaitable[Reply] | None]
+        | None = None,
     ) -> None:
         self.handler = handler
         self.answer_now = answer_now
@@ -190,7 +203,6 @@ class UwsgiServer:
             raise ValueError(f"protocol must be 'uwsgi' or 'http', not {protocol!r}")
         name = socket_name or _socket_name(listener)
         lsock = _stdlib_socket(listener)
-        answer_now = self.answer_now
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
@@ -207,105 +219,160 @@ class UwsgiServer:
                             break
                         self.accepted += 1
                         sock.setblocking(False)
-                        if protocol == "http":
-                            nursery.start_soon(self.handle_http, _stream(sock), name)
-                            continue
-                        incoming = _Incoming(self._new_connection())
-                        if self._answer_inline(sock, incoming, name, answer_now):
-                            continue
-                        nursery.start_soon(self.handle_uwsgi, _stream(sock), name, incoming)
+                        self._accepted(nursery, sock, name, protocol)
                     await trio.lowlevel.checkpoint()
         finally:
             lsock.close()
+
+    def _accepted(self, nursery: trio.Nursery, sock: socket.socket, name: str,
+                  protocol: str) -> None:
+        """Serve a new connection: inline while nothing has to wait (with
+        ``TCP_DEFER_ACCEPT`` a small request has arrived whole, and a simulated node
+        answers it at once), else in a task of its own."""
+        reading = _Incoming(self._new_connection()) if protocol == "uwsgi" else _HttpIncoming()
+        peer = _peer_of(sock, name, protocol)
+        try:
+            data = sock.recv(_READ)
+        except BlockingIOError:
+            nursery.start_soon(self._serve_connection, sock, peer, reading)
+            return
+        except OSError:
+            sock.close()
+            return
+        try:
+            if not self._feed(reading, data, peer):
+                nursery.start_soon(self._serve_connection, sock, peer, reading)
+                return
+        except _Refused:
+            sock.close()
+            return
+        answer = self._answer_now(reading, peer)
+        if not isinstance(answer, Reply):
+            nursery.start_soon(self._respond, sock, reading, peer, answer)
+            return
+        out = self._reply_bytes(reading, answer)
+        try:
+            sent = sock.send(out) if out else 0
+        except OSError:
+            sent = len(out)  # the client went away: uWSGI counts a write error, goes on
+        if sent < len(out):
+            nursery.start_soon(self._write_and_close, sock, memoryview(out)[sent:])
+            return
+        sock.close()
 
     def _new_connection(self) -> Connection:
         limits = self.limits
         return Connection(SERVER, buffer_size=limits.buffer_size, max_vars=limits.max_vars,
                           limit_post=limits.limit_post)
 
-    def _answer_inline(self, sock: socket.socket, incoming: _Incoming, name: str,
-                       answer_now: Callable[..., Reply | None] | None) -> bool:
-        """Read what already arrived; answer at once if possible. False = a task must
-        carry on with ``incoming``."""
+    def _feed(self, reading: _Incoming | _HttpIncoming, data: bytes, peer: Peer) -> bool:
+        """Give ``reading`` the bytes read (b"" = EOF); True once the request is whole.
+        Raises _Refused (after logging what uWSGI logs) when the connection must close."""
         try:
-            data = sock.recv(_READ)
-        except BlockingIOError:
-            return False
-        except OSError:
-            sock.close()
-            return True
-        try:
-            if not incoming.feed(data):
-                return False
+            if isinstance(reading, _Incoming):
+                return reading.feed(data)
+            return reading.feed(data, self, peer)
         except RemoteProtocolError as exc:
-            self._log_refusal(incoming.first, exc)
-            sock.close()
-            return True
+            self._log_refusal(reading.first, exc)
+            raise _Refused from None
         except EOFError:
+            raise _Refused from None
+
+    async def _serve_connection(self, sock: socket.socket, peer: Peer,
+                                reading: _Incoming | _HttpIncoming) -> None:
+        """Finish reading a request (each wait bounded by ``--socket-timeout``), then
+        answer it."""
+        try:
+            while not self._feed(reading, await self._read(sock), peer):
+                pass
+        except (_Refused, _Timeout):
             sock.close()
-            return True
-        if answer_now is None:
-            return False
-        assert incoming.head is not None
-        reply = answer_now(incoming.head, b"".join(incoming.body),
-                           _peer_of(sock, name, "uwsgi"))
-        if reply is None:
-            return False
-        out = self._reply_bytes(incoming.conn, reply)
-        try:
-            if out and sock.send(out) < len(out):
-                self.log("[simuwsgi] inline reply cut short by a full socket buffer")
-        except OSError:
-            pass  # the client went away: uWSGI counts a write error and goes on
-        sock.close()
-        return True
+            return
+        answer = self._answer_now(reading, peer)
+        if isinstance(answer, Reply):
+            await self._write_and_close(sock, self._reply_bytes(reading, answer))
+        else:
+            await self._respond(sock, reading, peer, answer)
 
-    # -- the uwsgi protocol -------------------------------------------------------------
-    async def handle_uwsgi(self, stream: trio.SocketStream, socket_name: str = "",
-                           incoming: _Incoming | None = None) -> None:
-        """Serve one ``--socket`` connection (``incoming``: what was read already)."""
-        if incoming is None:
-            incoming = _Incoming(self._new_connection())
-        try:
-            try:
-                while not incoming.complete:
-                    incoming.feed(await self._read(stream))
-            except RemoteProtocolError as exc:
-                self._log_refusal(incoming.first, exc)
-                return
-            except (_Timeout, EOFError):
-                return
-            assert incoming.head is not None
-            reply = await self.handler(incoming.head, b"".join(incoming.body),
-                                       _peer_of(stream.socket, socket_name, "uwsgi"))
-            await self._write(stream, self._reply_bytes(incoming.conn, reply))
-        finally:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+    def _answer_now(self, reading: _Incoming | _HttpIncoming,
+                    peer: Peer) -> Reply | Awaitable[Reply] | None:
+        if self.answer_now is None:
+            return None
+        assert reading.head is not None
+        return self.answer_now(reading.head, reading.body_bytes(), peer)
 
-    async def _read(self, stream: trio.SocketStream) -> bytes:
+    async def _respond(self, sock: socket.socket, reading: _Incoming | _HttpIncoming,
+                       peer: Peer, pending: Awaitable[Reply] | None) -> None:
+        """Wait for the reply (``pending``, or the handler's) and write it."""
+        try:
+            if pending is None:
+                assert reading.head is not None
+                pending = self.handler(reading.head, reading.body_bytes(), peer)
+            reply = await pending
+        except BaseException:
+            sock.close()
+            raise
+        await self._write_and_close(sock, self._reply_bytes(reading, reply))
+
+    async def _read(self, sock: socket.socket) -> bytes:
         """One read, bounded by ``--socket-timeout``; a reset reads as EOF."""
-        with trio.move_on_after(self.limits.socket_timeout):
+        while True:
             try:
-                return await stream.receive_some(_READ)
-            except trio.BrokenResourceError:
+                return sock.recv(_READ)
+            except BlockingIOError:
+                pass
+            except OSError:
                 return b""
-        raise _Timeout
+            with trio.move_on_after(self.limits.socket_timeout) as scope:
+                await trio.lowlevel.wait_readable(sock)
+            if scope.cancelled_caught:
+                raise _Timeout
+
+    async def _write_and_close(self, sock: socket.socket, data: bytes | memoryview) -> None:
+        """Write ``data`` whole, each wait for the client bounded by ``--socket-timeout``
+        (a slow reader gets everything; one that stops reading is dropped), then close."""
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[sock.send(view):]
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return  # the client went away: uWSGI counts a write error, goes on
+                with trio.move_on_after(self.limits.socket_timeout) as scope:
+                    await trio.lowlevel.wait_writable(sock)
+                if scope.cancelled_caught:
+                    self.log("uwsgi_response_write_body_do() TIMEOUT !!!")
+                    return
+        finally:
+            sock.close()
 
     def _log_refusal(self, first: bytes, exc: RemoteProtocolError) -> None:
-        if len(first) == 4:
-            size = first[1] | first[2] << 8
-            if size > self.limits.buffer_size:
-                self.log(f"invalid request block size: {size} (max {self.limits.buffer_size})"
-                         "...skip")
+        if len(first) != 4:  # the http parser: its message is uWSGI's log line
+            self.log(str(exc))
+            return
+        for start, line in _PARSE_VARS_LINES:
+            if str(exc).startswith(start):
+                self.log(line)
                 return
-            if size == 0 and first[0] in (0, 30):
-                self.log("Empty python request. skip.")
-            elif size == 0 and first[0] == 173:
-                self.log("Empty RPC request. skip.")
+        size = first[1] | first[2] << 8
+        if size > self.limits.buffer_size:
+            self.log(f"invalid request block size: {size} (max {self.limits.buffer_size})"
+                     "...skip")
+            return
+        if size == 0 and first[0] in (0, 30):
+            self.log("Empty python request. skip.")
+        elif size == 0 and first[0] == 173:
+            self.log("Empty RPC request. skip.")
 
-    def _reply_bytes(self, conn: Connection, reply: Reply) -> bytes:
+    def _reply_bytes(self, reading: _Incoming | _HttpIncoming, reply: Reply) -> bytes:
         """The bytes of ``reply`` (``b""`` for NoReply: just close)."""
+        if isinstance(reading, _HttpIncoming):
+            assert reading.head is not None
+            return _http_bytes(reading.head.vars, reply)
+        conn = reading.conn
         try:
             if isinstance(reply.head, NoReply):
                 conn.send(reply.head)
@@ -318,60 +385,50 @@ class UwsgiServer:
             self.log(f"[simuwsgi] the handler's reply cannot be sent: {exc}")
             return b""
 
-    async def _write(self, stream: trio.SocketStream, data: bytes) -> None:
-        if not data:
-            return
-        try:
-            with trio.move_on_after(self.limits.socket_timeout):
-                await stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the client went away: uWSGI counts a write error and goes on
 
-    # -- the http protocol ----------------------------------------------------------------
-    async def handle_http(self, stream: trio.SocketStream, socket_name: str = "") -> None:
-        """Serve one ``--http-socket`` connection."""
-        limits = self.limits
-        peer = _peer_of(stream.socket, socket_name, "http")
-        port = socket_name.rpartition(":")[2] if ":" in socket_name else "80"
-        buf = bytearray()
-        try:
-            try:
-                while True:
-                    head = parse_http_request(
-                        buf, hostname=self.hostname, server_port=port.encode(),
-                        remote_addr=peer.addr.encode(), buffer_size=limits.buffer_size)
-                    if head is not None:
-                        break
-                    data = await self._read(stream)
-                    if not data:
-                        if buf:
-                            self.log("uwsgi_proto_http_parser() -> client closed connection")
-                        return
-                    buf += data
-                for line in head.warnings:
-                    self.log(line)
-                request = head.request
-                cl = last_value(request.vars, b"CONTENT_LENGTH")
-                wanted = content_length(cl) if cl is not None else 0
-                if limits.limit_post and wanted > limits.limit_post:
-                    self.log("Invalid (too big) CONTENT_LENGTH. skip.")
-                    return
-                body = bytearray(buf[head.consumed:])
-                while len(body) < wanted:
-                    data = await self._read(stream)
-                    if not data:
-                        return
-                    body += data
-            except RemoteProtocolError as exc:
-                self.log(str(exc))
-                return
-            except _Timeout:
-                return
-            reply = await self.handler(request, bytes(body[:wanted]), peer)
-            await self._write(stream, _http_bytes(request.vars, reply))
-        finally:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+class _HttpIncoming:
+    """An ``--http-socket`` request being read: the head, then ``CONTENT_LENGTH`` bytes."""
+
+    __slots__ = ("body", "complete", "first", "head", "wanted")
+
+    def __init__(self) -> None:
+        self.body = bytearray()
+        self.head: Request | None = None
+        self.wanted = 0
+        self.first = b""
+        self.complete = False
+
+    def feed(self, data: bytes, server: UwsgiServer, peer: Peer) -> bool:
+        """Take bytes (b"" = EOF); True once the request is complete."""
+        if not data:
+            if self.body and self.head is None:
+                server.log("uwsgi_proto_http_parser() -> client closed connection")
+            raise EOFError
+        self.body += data
+        if self.head is None:
+            name = peer.socket_name
+            port = name.rpartition(":")[2] if ":" in name else "80"
+            limits = server.limits
+            head = parse_http_request(
+                self.body, hostname=server.hostname, server_port=port.encode(),
+                remote_addr=peer.addr.encode(), buffer_size=limits.buffer_size)
+            if head is None:
+                return False
+            for line in head.warnings:
+                server.log(line)
+            self.head = head.request
+            cl = last_value(head.request.vars, b"CONTENT_LENGTH")
+            self.wanted = content_length(cl) if cl is not None else 0
+            if limits.limit_post and self.wanted > limits.limit_post:
+                raise RemoteProtocolError("Invalid (too big) CONTENT_LENGTH. skip.")
+            del self.body[:head.consumed]
+        if len(self.body) >= self.wanted:
+            del self.body[self.wanted:]
+            self.complete = True
+        return self.complete
+
+    def body_bytes(self) -> bytes:
+        return bytes(self.body)
 
 
 def _http_bytes(vars: tuple[tuple[bytes, bytes], ...], reply: Reply) -> bytes:
