@@ -1,7 +1,8 @@
 """Requests per second: ``simuwsgi serve`` against real uWSGI, gunicorn and waitress.
 
 Run with ``python benchmarks/bench_server.py [--rounds N] [--seconds S] [--cpu LIST]``
-(no pytest). Every server runs the same one-line WSGI app in one OS worker process:
+(no pytest); ``--soak N`` instead sends N requests (100,000) to ``simuwsgi serve`` and
+prints its RSS and open descriptors along the way (issue 12 §5: they stay flat). Every server runs the same one-line WSGI app in one OS worker process:
 
 * real uWSGI 2.0.30, started plainly (``uwsgi --master --processes 1 --wsgi-file
   app.py --socket ... --http-socket ...``, the pyuwsgi binary of this venv, not the
@@ -188,13 +189,46 @@ def port_for(server: Server, workload: Workload) -> int | None:
     return server.uwsgi_port if workload.protocol == "uwsgi" else server.http_port
 
 
+def soak(n: int) -> int:
+    """``--soak``: N uwsgi GETs, one client; RSS and descriptors every tenth."""
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+        d = Path(tmp)
+        (d / "app.py").write_text(APP)
+        server = servers(Path(sys.executable).parent)[1]
+        server.start(d, [], d / "serve.log")
+        assert server.proc is not None and server.uwsgi_port is not None
+        pid = server.proc.pid
+        try:
+            step = max(1, n // 10)
+            for done in range(0, n + 1, step):
+                rss = next(int(line.split()[1]) for line in
+                           Path(f"/proc/{pid}/status").read_text().splitlines()
+                           if line.startswith("VmRSS:"))
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+                print(f"{done:>8,} requests: RSS {rss / 1024:7.1f} MB, {fds} open descriptors",
+                      flush=True)
+                if done < n:
+                    for _ in range(step):
+                        with socket.create_connection(("127.0.0.1", server.uwsgi_port)) as s:
+                            s.sendall(UWSGI_GET)
+                            while s.recv(65536):
+                                pass
+        finally:
+            server.stop()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--cpu", default="", help="taskset CPU list for every process "
                                                   "(default: not pinned)")
+    parser.add_argument("--soak", type=int, default=0, metavar="N",
+                        help="send N requests to simuwsgi serve, print RSS and descriptors")
     args = parser.parse_args(argv[1:])
+    if args.soak:
+        return soak(args.soak)
     pin = ["taskset", "-c", args.cpu] if args.cpu else []
     if pin:
         os.sched_setaffinity(0, {int(c) for c in args.cpu.split(",")})  # the clients too
