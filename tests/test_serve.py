@@ -246,11 +246,12 @@ def test_a_thousand_connections_at_once_are_all_answered(servers, tmp_path, kind
 
 
 # -- soak --------------------------------------------------------------------------------------
-def rss_kib(pid: int) -> int:
+def status_kib(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of ``/proc/PID/status`` (VmRSS now, VmHWM the peak), in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def open_fds(pid: int) -> int:
@@ -271,7 +272,39 @@ def test_soak_memory_and_descriptors_stay_flat(servers, tmp_path) -> None:
     server = start(servers, tmp_path, "sim")
     pid = server.proc.pid
     requests(server.port, 2000)  # warm up: allocator pools, code paths
-    rss, fds = rss_kib(pid), open_fds(pid)
+    rss, fds = status_kib(pid), open_fds(pid)
     requests(server.port, 10_000)
     assert open_fds(pid) == fds
-    assert rss_kib(pid) - rss < 4096, (rss, rss_kib(pid))
+    assert status_kib(pid) - rss < 4096, (rss, status_kib(pid))
+
+
+@pytest.mark.parametrize("post_buffering", [(), ("--post-buffering", "8192")])
+def test_a_big_post_does_not_grow_the_process(servers, tmp_path, post_buffering) -> None:
+    """The body goes to a temporary file past --post-buffering (64 KiB without it); the
+    app reads it from there in chunks (issue 12 §5: a 512 MB POST must not add 512 MB)."""
+    (tmp_path / "app.py").write_text(
+        "import uwsgi\n"
+        "def application(env, start_response):\n"
+        "    n = 0\n"
+        "    while chunk := env['wsgi.input'].read(65536):\n"
+        "        n += len(chunk)\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'%d of %d' % (n, uwsgi.cl())]\n")
+    server = start(servers, tmp_path, "sim", *post_buffering)
+    pid = server.proc.pid
+    size = 64 << 20
+    before = status_kib(pid)
+    http_head = b"POST / HTTP/1.0\r\nContent-Length: %d\r\n\r\n" % size
+    uwsgi_head = wsgi_packet(extra=((b"CONTENT_LENGTH", str(size).encode()),))
+    for port, head in ((server.http_port, http_head), (server.port, uwsgi_head)):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(head)
+            chunk = b"b" * (1 << 20)
+            for _ in range(size >> 20):
+                s.sendall(chunk)
+            out = b""
+            while data := s.recv(65536):
+                out += data
+        assert out.endswith(b"%d of %d" % (size, size)), out[-80:]
+    peak = status_kib(pid, "VmHWM")
+    assert peak - before < 16 << 10, (before, peak)

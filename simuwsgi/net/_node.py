@@ -64,14 +64,16 @@ from ..protocol import (
     SignalRequest,
     SpoolRequest,
     UnknownRequest,
+    content_length,
     internal_error_response,
+    last_value,
     not_found_response,
     response_protocol,
     rpc_http_call,
     rpc_http_response,
 )
 from ._client import Reply, run_blocking
-from ._server import Peer
+from ._server import Body, Peer
 from ._wire import WireRequest
 
 if TYPE_CHECKING:
@@ -212,7 +214,7 @@ class SimulatedNode:
         await event.wait()
 
     # -- the handler ---------------------------------------------------------------------
-    def answer_now(self, request: RequestEvent, body: bytes,
+    def answer_now(self, request: RequestEvent, body: Body,
                    peer: Peer) -> Reply | Awaitable[Reply] | None:
         """The answer to a request, without a trio task where possible: a ping at once;
         a WSGI request is submitted and the simulation run up to now, which often
@@ -231,12 +233,14 @@ class SimulatedNode:
             return self._reply_when_done(req, wire)
         return None
 
-    async def handle(self, request: RequestEvent, body: bytes, peer: Peer) -> Reply:
+    async def handle(self, request: RequestEvent, body: Body, peer: Peer) -> Reply:
         """Answer one request (see the module doc)."""
         if self.inst.stopped:
             return _NO_REPLY
         if isinstance(request, Request):
             return await self._wsgi(request, body, peer)
+        if not isinstance(body, bytes):  # a plugin's payload (cache value): in memory
+            body = body.read()
         if isinstance(request, Ping):
             return self._ping()
         if isinstance(request, (RpcRequest, RpcHttpRequest)):
@@ -254,15 +258,21 @@ class SimulatedNode:
         self.inst.log(f"-- unavailable modifier requested: {modifier1} --")
         return _NO_REPLY
 
-    def _submit(self, wire: WireRequest, body: bytes, peer: Peer, method: str = "",
+    def _submit(self, wire: WireRequest, body: Body, peer: Peer, method: str = "",
                 path: str = "") -> Any:
-        req = self.sim.submit(method, path, body=body)
+        if isinstance(body, bytes):
+            req = self.sim.submit(method, path, body=body)
+        else:  # the app reads it from the file (see _wire), never all in memory
+            req = self.sim.submit(method, path)
+            wire.body = body
+            cl = last_value(wire.vars, b"CONTENT_LENGTH")
+            req.body_length = content_length(cl) if cl is not None else 0
         req.net = wire
         if peer.addr:
             req.remote_addr = peer.addr
         return req
 
-    def _submit_wsgi(self, request: Request, body: bytes, peer: Peer) -> tuple[Any, WireRequest]:
+    def _submit_wsgi(self, request: Request, body: Body, peer: Peer) -> tuple[Any, WireRequest]:
         method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
         path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
         wire = WireRequest(vars=request.vars)
@@ -277,7 +287,7 @@ class SimulatedNode:
         await self._until_done(req)
         return _http_reply(req.response, wire)
 
-    async def _wsgi(self, request: Request, body: bytes, peer: Peer) -> Reply:
+    async def _wsgi(self, request: Request, body: Body, peer: Peer) -> Reply:
         if request.modifier1 == 18:  # symcall without --symcall: no app for it
             return _page(not_found_response())
         if request.modifier1 not in (0, 30):

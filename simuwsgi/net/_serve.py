@@ -61,6 +61,7 @@ def limits_from(opts: Any) -> Limits:
         max_vars=2 * opts.int("max-vars", 64),
         limit_post=opts.int("limit-post", 0),
         socket_timeout=float(opts.int("socket-timeout", 4)),
+        post_buffering=opts.int("post-buffering", 0),
     )
 
 

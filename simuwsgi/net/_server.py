@@ -12,7 +12,8 @@ uWSGI's connection handling (``proto/uwsgi.c``, ``proto/http.c``, ``core/utils.c
   is refused as soon as the header is known (``invalid request block size: N (max
   M)...skip``); malformed packets and clients that disconnect or stall mid-packet are
   closed without a byte; the request body (``CONTENT_LENGTH``, cache ``size``) is read
-  before the handler runs;
+  before the handler runs, in memory up to ``--post-buffering`` bytes (64 KiB without
+  it) and in a temporary file beyond, so the handler gets ``bytes`` or a binary file;
 * ``--http-socket``: the head must end within ``--buffer-size`` bytes; the vars are
   built by :func:`simuwsgi.protocol.parse_http_request`; the reply is the same raw
   HTTP uWSGI writes on ``--socket``.
@@ -25,15 +26,18 @@ uWSGI's ``TCP_DEFER_ACCEPT``, a connection is accepted once its first bytes arri
 
 Left out: uWSGI's worker occupancy while a request is being *read* (a real worker is
 busy from ``accept`` on; here the handler is called once the request is complete),
-lazy body reading by the app (the whole body is read first), ``--post-buffering``,
-``--puwsgi-socket``, SSL and chunked request bodies.
+lazy body reading by the app (the whole body is read first, as with
+``--post-buffering``), ``--post-buffering-bufsize``, ``--puwsgi-socket``, SSL and
+chunked request bodies.
 """
 
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import trio
 
@@ -74,17 +78,23 @@ class Peer:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Limits:
     """uWSGI's request limits: ``--buffer-size``, pairs (2 x ``--max-vars``),
-    ``--limit-post`` and ``--socket-timeout``."""
+    ``--limit-post``, ``--socket-timeout`` and ``--post-buffering`` (a body larger than
+    this is kept in a temporary file; 0: above :data:`SPOOL_ABOVE` bytes)."""
 
     buffer_size: int = 4096
     max_vars: int = 128
     limit_post: int = 0
     socket_timeout: float = 4.0
+    post_buffering: int = 0
 
 
-Handler = Callable[[RequestEvent, bytes, Peer], Awaitable[Reply]]
+#: A request body: bytes, or a binary file at offset 0 when it was too big for memory.
+Body = bytes | BinaryIO
+Handler = Callable[[RequestEvent, Body, Peer], Awaitable[Reply]]
 
 _READ = 65536
+#: Without ``--post-buffering``, a request body above this many bytes goes to a file.
+SPOOL_ABOVE = 65536
 _EOM = EndOfMessage()
 
 
@@ -122,15 +132,51 @@ def _stdlib_socket(listener: trio.SocketListener) -> socket.socket:
     return lsock
 
 
+class _Body:
+    """A request body as it arrives: in memory up to ``spool_above`` bytes, then in an
+    anonymous temporary file, as uWSGI's ``--post-buffering`` moves a larger body to a
+    ``uwsgi_tmpfile`` (core/reader.c): a big POST does not grow the process."""
+
+    __slots__ = ("_file", "_memory", "size", "spool_above")
+
+    def __init__(self, spool_above: int) -> None:
+        self.spool_above = spool_above
+        self._memory = bytearray()
+        self._file: BinaryIO | None = None
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.size += len(data)
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._memory += data
+        if len(self._memory) > self.spool_above:
+            self._file = tempfile.TemporaryFile(prefix="uwsgi-body-")  # noqa: SIM115
+            self._file.write(self._memory)
+            self._memory = bytearray()
+
+    def value(self) -> bytes | BinaryIO:
+        """The body: bytes, or the file (at offset 0) once it outgrew memory."""
+        if self._file is None:
+            return bytes(self._memory)
+        self._file.seek(0)
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class _Incoming:
     """A ``--socket`` request being read: the codec and what it delivered so far."""
 
     __slots__ = ("body", "complete", "conn", "first", "head")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, body: _Body) -> None:
         self.conn = conn
         self.head: RequestEvent | None = None
-        self.body: list[bytes] = []
+        self.body = body
         self.first = b""
         self.complete = False
 
@@ -146,7 +192,7 @@ class _Incoming:
             if event is NEED_DATA:
                 return False
             if isinstance(event, Data):
-                self.body.append(event.data)
+                self.body.write(event.data)
             elif isinstance(event, EndOfMessage):
                 self.complete = True
                 return True
@@ -154,9 +200,6 @@ class _Incoming:
                 self.head = event  # type: ignore[assignment]
             else:
                 raise EOFError
-
-    def body_bytes(self) -> bytes:
-        return b"".join(self.body)
 
 
 class UwsgiServer:
@@ -175,7 +218,7 @@ class UwsgiServer:
         limits: Limits | None = None,
         hostname: bytes = b"simuwsgi",
         log: Callable[[str], None] | None = None,
-        answer_now: Callable[[RequestEvent, bytes, Peer], Reply | Awaitable[Reply] | None]
+        answer_now: Callable[[RequestEvent, Body, Peer], Reply | Awaitable[Reply] | None]
         | None = None,
     ) -> None:
         self.handler = handler
@@ -229,7 +272,9 @@ class UwsgiServer:
         """Serve a new connection: inline while nothing has to wait (with
         ``TCP_DEFER_ACCEPT`` a small request has arrived whole, and a simulated node
         answers it at once), else in a task of its own."""
-        reading = _Incoming(self._new_connection()) if protocol == "uwsgi" else _HttpIncoming()
+        body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
+        reading = (_Incoming(self._new_connection(), body) if protocol == "uwsgi"
+                   else _HttpIncoming(body))
         peer = _peer_of(sock, name, protocol)
         try:
             data = sock.recv(_READ)
@@ -244,12 +289,14 @@ class UwsgiServer:
                 nursery.start_soon(self._serve_connection, sock, peer, reading)
                 return
         except _Refused:
+            body.close()
             sock.close()
             return
         answer = self._answer_now(reading, peer)
         if not isinstance(answer, Reply):
             nursery.start_soon(self._respond, sock, reading, peer, answer)
             return
+        body.close()
         out = self._reply_bytes(reading, answer)
         try:
             sent = sock.send(out) if out else 0
@@ -286,10 +333,12 @@ class UwsgiServer:
             while not self._feed(reading, await self._read(sock), peer):
                 pass
         except (_Refused, _Timeout):
+            reading.body.close()
             sock.close()
             return
         answer = self._answer_now(reading, peer)
         if isinstance(answer, Reply):
+            reading.body.close()
             await self._write_and_close(sock, self._reply_bytes(reading, answer))
         else:
             await self._respond(sock, reading, peer, answer)
@@ -299,7 +348,7 @@ class UwsgiServer:
         if self.answer_now is None:
             return None
         assert reading.head is not None
-        return self.answer_now(reading.head, reading.body_bytes(), peer)
+        return self.answer_now(reading.head, reading.body.value(), peer)
 
     async def _respond(self, sock: socket.socket, reading: _Incoming | _HttpIncoming,
                        peer: Peer, pending: Awaitable[Reply] | None) -> None:
@@ -307,11 +356,13 @@ class UwsgiServer:
         try:
             if pending is None:
                 assert reading.head is not None
-                pending = self.handler(reading.head, reading.body_bytes(), peer)
+                pending = self.handler(reading.head, reading.body.value(), peer)
             reply = await pending
         except BaseException:
             sock.close()
             raise
+        finally:
+            reading.body.close()
         await self._write_and_close(sock, self._reply_bytes(reading, reply))
 
     async def _read(self, sock: socket.socket) -> bytes:
@@ -389,10 +440,11 @@ class UwsgiServer:
 class _HttpIncoming:
     """An ``--http-socket`` request being read: the head, then ``CONTENT_LENGTH`` bytes."""
 
-    __slots__ = ("body", "complete", "first", "head", "wanted")
+    __slots__ = ("body", "buffer", "complete", "first", "head", "wanted")
 
-    def __init__(self) -> None:
-        self.body = bytearray()
+    def __init__(self, body: _Body) -> None:
+        self.buffer = bytearray()  # the head as it arrives
+        self.body = body
         self.head: Request | None = None
         self.wanted = 0
         self.first = b""
@@ -401,16 +453,18 @@ class _HttpIncoming:
     def feed(self, data: bytes, server: UwsgiServer, peer: Peer) -> bool:
         """Take bytes (b"" = EOF); True once the request is complete."""
         if not data:
-            if self.body and self.head is None:
+            if self.buffer and self.head is None:
                 server.log("uwsgi_proto_http_parser() -> client closed connection")
             raise EOFError
-        self.body += data
-        if self.head is None:
+        if self.head is not None:
+            self.body.write(memoryview(data)[:self.wanted - self.body.size])
+        else:
+            self.buffer += data
             name = peer.socket_name
             port = name.rpartition(":")[2] if ":" in name else "80"
             limits = server.limits
             head = parse_http_request(
-                self.body, hostname=server.hostname, server_port=port.encode(),
+                self.buffer, hostname=server.hostname, server_port=port.encode(),
                 remote_addr=peer.addr.encode(), buffer_size=limits.buffer_size)
             if head is None:
                 return False
@@ -421,14 +475,10 @@ class _HttpIncoming:
             self.wanted = content_length(cl) if cl is not None else 0
             if limits.limit_post and self.wanted > limits.limit_post:
                 raise RemoteProtocolError("Invalid (too big) CONTENT_LENGTH. skip.")
-            del self.body[:head.consumed]
-        if len(self.body) >= self.wanted:
-            del self.body[self.wanted:]
-            self.complete = True
+            self.body.write(memoryview(self.buffer)[head.consumed:head.consumed + self.wanted])
+            self.buffer = bytearray()
+        self.complete = self.body.size >= self.wanted
         return self.complete
-
-    def body_bytes(self) -> bytes:
-        return bytes(self.body)
 
 
 def _http_bytes(vars: tuple[tuple[bytes, bytes], ...], reply: Reply) -> bytes:

@@ -24,8 +24,8 @@ untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from ..master import Instance
@@ -39,16 +39,53 @@ _WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
 class WireRequest:
     """What a wire request carries into the worker, and what the worker leaves."""
 
-    __slots__ = ("control", "headers", "ran", "result", "status", "vars")
+    __slots__ = ("body", "control", "headers", "ran", "result", "status", "vars")
 
     def __init__(self, vars: tuple[tuple[bytes, bytes], ...] = (),
                  control: Callable[[], Any] | None = None) -> None:
         self.vars = vars
+        #: a body too big for memory: the file ``wsgi.input`` reads (else None)
+        self.body: BinaryIO | None = None
         self.control = control
         self.ran = False
         self.result: Any = None
         self.status: str | None = None
         self.headers: list[tuple[Any, Any]] = []
+
+
+class FileInput:
+    """``wsgi.input`` over a body kept in a file: uWSGI's ``uwsgi._Input`` methods."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(-1 if size is None else size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._file.readline(-1 if size is None else size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return self._file.readlines(hint)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._file)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._file.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        return 0  # as the in-memory ``wsgi.input`` (workers._Input)
+
+    def close(self) -> None:
+        pass  # the server closes the file once the reply is known
+
+
+FileInput.__name__ = FileInput.__qualname__ = "_Input"
+FileInput.__module__ = "uwsgi"
 
 
 def _scheme(env: dict[str, Any]) -> str:
@@ -97,6 +134,8 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.result = wire.control()
             return ()
         wire_environ(environ, wire.vars)
+        if wire.body is not None:
+            environ["wsgi.input"] = FileInput(wire.body)
 
         def recording_start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
             write = start_response(status, headers, exc_info)
