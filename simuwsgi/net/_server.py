@@ -93,6 +93,8 @@ Body = bytes | BinaryIO
 Handler = Callable[[RequestEvent, Body, Peer], Awaitable[Reply]]
 
 _READ = 65536
+#: Connections accepted per wake-up before the other tasks get a turn.
+_ACCEPT_BATCH = 64
 #: Without ``--post-buffering``, a request body above this many bytes goes to a file.
 SPOOL_ABOVE = 65536
 _EOM = EndOfMessage()
@@ -251,7 +253,7 @@ class UwsgiServer:
                 task_status.started()
                 while True:
                     await trio.lowlevel.wait_readable(lsock)
-                    while True:  # drain the backlog: one wake-up, many connections
+                    for _ in range(_ACCEPT_BATCH):  # one wake-up, many connections
                         try:
                             sock, _addr = lsock.accept()
                         except BlockingIOError:
@@ -263,7 +265,8 @@ class UwsgiServer:
                         self.accepted += 1
                         sock.setblocking(False)
                         self._accepted(nursery, sock, name, protocol)
-                    await trio.lowlevel.checkpoint()
+                    else:  # a full batch: let the other tasks run before the next
+                        await trio.lowlevel.checkpoint()
         finally:
             lsock.close()
 
