@@ -206,6 +206,30 @@ def test_a_slow_reader_gets_the_whole_response(servers, tmp_path, kind) -> None:
 
 
 @BOTH
+def test_the_response_is_written_as_the_app_produces_it(servers, tmp_path, kind) -> None:
+    (tmp_path / "app.py").write_text(
+        "import time\n"
+        "def application(env, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    yield b'first'\n"
+        "    time.sleep(1)\n"
+        "    yield b'second'\n")
+    server = start(servers, tmp_path, kind)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        began = time.monotonic()
+        s.sendall(wsgi_packet())
+        out = b""
+        while b"first" not in out:
+            out += s.recv(65536)
+        first = time.monotonic() - began
+        while chunk := s.recv(65536):
+            out += chunk
+        total = time.monotonic() - began
+    assert out.endswith(b"\r\n\r\nfirstsecond")
+    assert first < 0.5 < 0.9 < total, (first, total)
+
+
+@BOTH
 def test_a_thousand_connections_at_once_are_all_answered(servers, tmp_path, kind) -> None:
     """The default listen queue (100) with 1,000 clients connecting at once: whatever
     the kernel queues is served; nothing is accepted and then dropped without a reply."""

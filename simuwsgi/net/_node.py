@@ -5,11 +5,13 @@
 wheel do (protocol.md §4-5):
 
 * modifier1 0/30 (WSGI): submitted to the simulation (``Simulation.submit``), run by a
-  worker with the environ built from the wire vars; the reply is every byte the
-  simulated worker wrote on the request's connection (``Response.raw``: status line
-  with the request's ``SERVER_PROTOCOL`` or ``HTTP/1.0``, headers, body,
-  ``uwsgi.send``...; ``proto/base.c``, ``core/writer.c``); a request uWSGI drops
-  (harakiri, no ``start_response``...) closes without a byte;
+  worker with the environ built from the wire vars; every byte the simulated worker
+  writes on the request's connection (status line with the request's
+  ``SERVER_PROTOCOL`` or ``HTTP/1.0``, headers, body, ``uwsgi.send``...;
+  ``proto/base.c``, ``core/writer.c``) goes to the client as it is written, the worker
+  waiting while the client's socket is full (``_wire.StreamedWire``); a request uWSGI
+  drops (harakiri, no ``start_response``...) closes without a byte, or after what was
+  written;
 * 100 (ping): ``[100, len, 1]`` + the warning message, answered at once and not
   counted as a request (``do_not_account``), with the log line ``PING``;
 * 173 (RPC, framed / raw / HTTP bridge), 110 (signal), 111 (cache), 17 (remote spool):
@@ -276,6 +278,7 @@ class SimulatedNode:
         method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
         path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
         wire = WireRequest(vars=request.vars)
+        wire.stream = peer.stream
         req = self._submit(wire, body, peer, method, path)
         # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
         req.protocol = response_protocol(request.vars).decode("latin-1")

@@ -5,7 +5,8 @@ uWSGI's connection handling (``proto/uwsgi.c``, ``proto/http.c``, ``core/utils.c
 ``wsgi_req_recv``, ``core/reader.c``; protocol.md §3):
 
 * one request per connection: read the request (every wait for bytes bounded by
-  ``--socket-timeout``, 4 s), call the handler, write the reply, close; bytes beyond
+  ``--socket-timeout``, 4 s), call the handler, write the reply (or let the handler
+  write it as it is produced, through ``peer.stream``), close; bytes beyond
   the request are never read (a pipelined second request is not served, and closing
   with unread bytes makes the kernel send a RST, as it does for uWSGI);
 * ``--socket``: the header, then ``pktsize`` bytes; a pktsize above ``--buffer-size``
@@ -36,7 +37,7 @@ from __future__ import annotations
 import socket
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import trio
@@ -62,17 +63,57 @@ from ..protocol import (
 )
 from ._client import Reply
 
-__all__ = ["Handler", "Limits", "Peer", "UwsgiServer"]
+__all__ = ["Body", "ClientStream", "Handler", "Limits", "Peer", "UwsgiServer"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Peer:
-    """Who is on the other end, and on which of our sockets."""
+    """Who is on the other end, and on which of our sockets; ``stream`` writes on the
+    connection while the request is served (for a reply written as it is produced)."""
 
     addr: str
     port: int = 0
     socket_name: str = ""
     protocol: str = "uwsgi"
+    stream: ClientStream | None = field(default=None, compare=False, repr=False)
+
+
+class ClientStream:
+    """The client's connection while its request is served: a handler that writes the
+    reply itself, as it is produced, sends here instead of returning it (every wait for
+    the client bounded by ``--socket-timeout``). After a failed write (the client went
+    away or stopped reading) later writes are dropped, as uWSGI drops a response after
+    a write error."""
+
+    __slots__ = ("_server", "_sock", "failed", "sent")
+
+    def __init__(self, server: UwsgiServer, sock: socket.socket) -> None:
+        self._server = server
+        self._sock = sock
+        self.failed = False
+        #: bytes written so far
+        self.sent = 0
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        """Write what the socket takes now; how many bytes are done with."""
+        if self.failed:
+            return len(data)
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            self.failed = True
+            return len(data)
+        self.sent += sent
+        return sent
+
+    async def send_all(self, data: bytes | memoryview) -> None:
+        """Write all of ``data``, waiting for the client as long as it reads."""
+        if not self.failed:
+            sent = await self._server._send_all(self._sock, data)
+            self.sent += sent
+            self.failed = sent < len(data)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -116,15 +157,16 @@ _PARSE_VARS_LINES = (
 )
 
 
-def _peer_of(sock: socket.socket, socket_name: str, protocol: str) -> Peer:
+def _peer_of(sock: socket.socket, socket_name: str, protocol: str,
+             stream: ClientStream | None = None) -> Peer:
     try:
         name = sock.getpeername()
     except OSError:
         name = None
     if isinstance(name, tuple):
         return Peer(addr=str(name[0]), port=int(name[1]), socket_name=socket_name,
-                    protocol=protocol)
-    return Peer(addr="", socket_name=socket_name, protocol=protocol)
+                    protocol=protocol, stream=stream)
+    return Peer(addr="", socket_name=socket_name, protocol=protocol, stream=stream)
 
 
 def _stdlib_socket(listener: trio.SocketListener) -> socket.socket:
@@ -278,7 +320,7 @@ class UwsgiServer:
         body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
         reading = (_Incoming(self._new_connection(), body) if protocol == "uwsgi"
                    else _HttpIncoming(body))
-        peer = _peer_of(sock, name, protocol)
+        peer = _peer_of(sock, name, protocol, ClientStream(self, sock))
         try:
             data = sock.recv(_READ)
         except BlockingIOError:
@@ -383,25 +425,30 @@ class UwsgiServer:
                 raise _Timeout
 
     async def _write_and_close(self, sock: socket.socket, data: bytes | memoryview) -> None:
-        """Write ``data`` whole, each wait for the client bounded by ``--socket-timeout``
-        (a slow reader gets everything; one that stops reading is dropped), then close."""
-        view = memoryview(data)
         try:
-            while view:
-                try:
-                    view = view[sock.send(view):]
-                    continue
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    return  # the client went away: uWSGI counts a write error, goes on
-                with trio.move_on_after(self.limits.socket_timeout) as scope:
-                    await trio.lowlevel.wait_writable(sock)
-                if scope.cancelled_caught:
-                    self.log("uwsgi_response_write_body_do() TIMEOUT !!!")
-                    return
+            await self._send_all(sock, data)
         finally:
             sock.close()
+
+    async def _send_all(self, sock: socket.socket, data: bytes | memoryview) -> int:
+        """Write ``data``, each wait for the client bounded by ``--socket-timeout`` (a
+        slow reader gets everything; one that stops reading is dropped); returns how
+        many bytes were written."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view):]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                break  # the client went away: uWSGI counts a write error, goes on
+            with trio.move_on_after(self.limits.socket_timeout) as scope:
+                await trio.lowlevel.wait_writable(sock)
+            if scope.cancelled_caught:
+                self.log("uwsgi_response_write_body_do() TIMEOUT !!!")
+                break
+        return len(data) - len(view)
 
     def _log_refusal(self, first: bytes, exc: RemoteProtocolError) -> None:
         if len(first) != 4:  # the http parser: its message is uWSGI's log line

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from ..master import Instance
+    from ._server import ClientStream
 
 __all__ = ["WireRequest", "install"]
 
@@ -39,18 +40,44 @@ _WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
 class WireRequest:
     """What a wire request carries into the worker, and what the worker leaves."""
 
-    __slots__ = ("body", "control", "headers", "ran", "result", "status", "vars")
+    __slots__ = ("body", "control", "headers", "ran", "result", "status", "stream", "vars")
 
     def __init__(self, vars: tuple[tuple[bytes, bytes], ...] = (),
                  control: Callable[[], Any] | None = None) -> None:
         self.vars = vars
         #: a body too big for memory: the file ``wsgi.input`` reads (else None)
         self.body: BinaryIO | None = None
+        #: the client's connection, written as the worker produces the reply (or None)
+        self.stream: ClientStream | None = None
         self.control = control
         self.ran = False
         self.result: Any = None
         self.status: str | None = None
         self.headers: list[tuple[Any, Any]] = []
+
+
+class StreamedWire(list):  # type: ignore[type-arg]
+    """``Connection.wire`` (:mod:`simuwsgi.wire`) of a request served on a real socket:
+    every write goes to the client at once, and while the client's socket is full the
+    worker waits (parked; the node goes on serving), so the reply is never gathered
+    whole. It keeps no bytes: the response's ``raw`` is empty and the server just closes
+    the connection once the request is done."""
+
+    def __init__(self, inst: Instance, stream: ClientStream) -> None:
+        super().__init__()
+        self._node = inst.net_host  # type: ignore[attr-defined]
+        self._stream = stream
+        self.written = 0
+
+    def append(self, data: bytes) -> None:
+        self.written += len(data)
+        view = memoryview(data)
+        sent = self._stream.try_send(view)
+        if sent < len(view):
+            self._node.call_blocking(self._stream.send_all, view[sent:])
+
+    def __bool__(self) -> bool:
+        return self.written > 0
 
 
 class FileInput:
@@ -136,6 +163,8 @@ def wrap_app(inst: Instance, app: Any) -> Any:
         wire_environ(environ, wire.vars)
         if wire.body is not None:
             environ["wsgi.input"] = FileInput(wire.body)
+        if wire.stream is not None and request.conn is not None:
+            request.conn.wire = StreamedWire(inst, wire.stream)
 
         def recording_start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
             write = start_response(status, headers, exc_info)
