@@ -255,6 +255,8 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
+        if self.master is not None and proc is not self.master:
+            proc.hooks = dict(self.master.hooks)  # the master's memory, hooks included
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())

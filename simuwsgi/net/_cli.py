@@ -1,7 +1,8 @@
 """The network subcommands of ``simuwsgi``: ``serve`` and the node client.
 
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE]
-                   [--hostname NAME] [--trace FILE [--trace-kinds KINDS]] -- <uwsgi options>
+                   [--hostname NAME] [--mode sim|fork] [--no-vfork]
+                   [--trace FILE [--trace-kinds KINDS]] -- <uwsgi options>
     simuwsgi ping ADDR
     simuwsgi rpc ADDR FUNCTION [ARG...]
     simuwsgi signal ADDR NUM
@@ -50,6 +51,10 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--start", help="first virtual instant, ISO 8601 (default: now)")
     serve.add_argument("--tz", help="time zone, e.g. Europe/Paris")
     serve.add_argument("--hostname", help="node name (default: this machine's host name)")
+    serve.add_argument("--mode", default="sim", choices=["sim", "fork"],
+                       help="fork: each process's user code in its own forked OS process")
+    serve.add_argument("--no-vfork", dest="vfork", action="store_false",
+                       help="share the app's module globals between processes (sim mode)")
     serve.add_argument("--trace", help="keep the trace and save it (msgpack) to FILE when "
                                        "serve ends (default: no trace is kept, so memory "
                                        "stays flat however many requests are served)")
@@ -173,6 +178,10 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     if not uwsgi_options:
         print("simuwsgi serve: give uWSGI options after --", file=sys.stderr)
         return USAGE
+    if args.mode == "fork" and not args.vfork:
+        print("simuwsgi serve: --no-vfork is for sim mode: in fork mode every process has "
+              "its own memory; drop one of them", file=sys.stderr)
+        return USAGE
     if args.trace_kinds and not args.trace:
         print("simuwsgi serve: --trace-kinds needs --trace FILE (without it no trace is "
               "kept)", file=sys.stderr)
@@ -185,7 +194,8 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
         sim = Simulation(uwsgi_options, seed=args.seed,
                          start=args.start if args.start else RealClock.time(), tz=args.tz,
                          app_dir=Path.cwd(), hostname=args.hostname or socket.gethostname(),
-                         network="real", trace_kinds=kinds)
+                         network="real", mode=args.mode, vfork=args.vfork,
+                         trace_kinds=kinds)
     except (ConfigError, ValueError) as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return USAGE
