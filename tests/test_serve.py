@@ -40,7 +40,7 @@ def application(env, start_response):
 class Server:
     """A server process with its log in a file (stdout and stderr)."""
 
-    def __init__(self, kind: str, d: Path, *options: str) -> None:
+    def __init__(self, kind: str, d: Path, *options: str, flags: tuple = ()) -> None:
         self.kind = kind
         self.port = free_port()
         self.http_port = free_port()
@@ -55,7 +55,7 @@ class Server:
                 extra = ["--binary-path", interpreter]
             argv = [binary, *base, *extra]
         else:
-            argv = [sys.executable, "-m", "simuwsgi.cli", "serve", "--", *base]
+            argv = [sys.executable, "-m", "simuwsgi.cli", "serve", *flags, "--", *base]
         self.log_path = d / f"{kind}.log"
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(argv, cwd=d, stdin=subprocess.DEVNULL, stdout=out,
@@ -106,8 +106,9 @@ def servers(tmp_path: Path) -> Iterator[list[Server]]:
         s.kill()
 
 
-def start(servers: list[Server], d: Path, kind: str, *options: str) -> Server:
-    server = Server(kind, d, *options)
+def start(servers: list[Server], d: Path, kind: str, *options: str,
+          flags: tuple = ()) -> Server:
+    server = Server(kind, d, *options, flags=flags)
     servers.append(server)
     return server
 
@@ -332,3 +333,11 @@ def test_a_big_post_does_not_grow_the_process(servers, tmp_path, post_buffering)
         assert out.endswith(b"%d of %d" % (size, size)), out[-80:]
     peak = status_kib(pid, "VmHWM")
     assert peak - before < 16 << 10, (before, peak)
+
+
+def test_fork_mode_workers_get_the_whole_body(servers, tmp_path) -> None:
+    """In fork mode the worker is another OS process: a body past the memory threshold
+    reaches it as bytes (the server's file is not shared)."""
+    server = start(servers, tmp_path, "sim", flags=("--mode", "fork"))
+    body = b"b" * 300_000
+    assert exchange(server.port, wsgi_packet(body=body)).endswith(b"got 300000")

@@ -262,6 +262,8 @@ class SimulatedNode:
 
     def _submit(self, wire: WireRequest, body: Body, peer: Peer, method: str = "",
                 path: str = "") -> Any:
+        if not isinstance(body, bytes) and self.sim.mode == "fork":
+            body = body.read()  # the forked worker gets the request's bytes, not our file
         if isinstance(body, bytes):
             req = self.sim.submit(method, path, body=body)
         else:  # the app reads it from the file (see _wire), never all in memory
