@@ -76,7 +76,7 @@ from ..protocol import (
 )
 from ._client import Reply, run_blocking
 from ._server import Body, Peer
-from ._wire import WireRequest
+from ._wire import StreamedWire, WireRequest
 
 if TYPE_CHECKING:
     from ..simulation import Simulation
@@ -115,6 +115,8 @@ class SimulatedNode:
         self._base_virtual = 0.0
         #: the virtual time at which the pacing loop wakes up on its own
         self._wake_at = 0.0
+        #: streamed replies holding bytes to send when the step ends
+        self.unsent: list[StreamedWire] = []
         #: called after every pacing step (e.g. to print new log lines)
         self.on_progress: Callable[[], None] | None = None
         self.inst.net_host = self  # type: ignore[attr-defined]
@@ -172,6 +174,8 @@ class SimulatedNode:
         return target
 
     def _after_run(self, nursery: trio.Nursery) -> None:
+        if self.unsent:
+            self.unsent = [streamed for streamed in self.unsent if streamed.flush()]
         if self.on_progress is not None:
             self.on_progress()
         if self._waiters:
@@ -426,6 +430,9 @@ def _http_reply(response: Any, wire: WireRequest) -> Reply:
     """
     if response is None:
         return _NO_REPLY
+    if wire.streamed is not None:  # the worker wrote to the client: the rest, if any
+        rest = wire.streamed.rest()
+        return Reply(head=RawResponse(), body=rest) if rest else _NO_REPLY
     raw = getattr(response, "raw", None)
     if raw is not None:
         return Reply(head=RawResponse(), body=raw) if raw else _NO_REPLY

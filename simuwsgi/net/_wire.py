@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["WireRequest", "install"]
 
+#: A held header block and the first body write up to this size go in one send.
+_COALESCE = 65536
+
 _WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
               "wsgi.run_once", "wsgi.multithread", "wsgi.multiprocess")
 
@@ -40,7 +43,8 @@ _WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
 class WireRequest:
     """What a wire request carries into the worker, and what the worker leaves."""
 
-    __slots__ = ("body", "control", "headers", "ran", "result", "status", "stream", "vars")
+    __slots__ = ("body", "control", "headers", "ran", "result", "status", "stream",
+                 "streamed", "vars")
 
     def __init__(self, vars: tuple[tuple[bytes, bytes], ...] = (),
                  control: Callable[[], Any] | None = None) -> None:
@@ -49,6 +53,8 @@ class WireRequest:
         self.body: BinaryIO | None = None
         #: the client's connection, written as the worker produces the reply (or None)
         self.stream: ClientStream | None = None
+        #: the request's connection bytes, once the worker writes them to ``stream``
+        self.streamed: StreamedWire | None = None
         self.control = control
         self.ran = False
         self.result: Any = None
@@ -60,21 +66,51 @@ class StreamedWire(list):  # type: ignore[type-arg]
     """``Connection.wire`` (:mod:`simuwsgi.wire`) of a request served on a real socket:
     every write goes to the client at once, and while the client's socket is full the
     worker waits (parked; the node goes on serving), so the reply is never gathered
-    whole. It keeps no bytes: the response's ``raw`` is empty and the server just closes
-    the connection once the request is done."""
+    whole. The header block waits for the first body write and goes with it in one
+    send, as uWSGI's ``writev`` sends them (or, if no write follows in this step of the
+    simulation, when the step ends); what is left unsent when the request ends is the
+    reply the server writes. Nothing else is kept: the response's ``raw`` is empty.
+    """
 
-    def __init__(self, inst: Instance, stream: ClientStream) -> None:
+    def __init__(self, inst: Instance, conn: Any, stream: ClientStream) -> None:
         super().__init__()
         self._node = inst.net_host  # type: ignore[attr-defined]
+        self._conn = conn
         self._stream = stream
+        self._held = b""
         self.written = 0
 
     def append(self, data: bytes) -> None:
         self.written += len(data)
+        if not self._conn.headers_sent and not self._held:  # the header block
+            self._held = data
+            self._node.unsent.append(self)
+            return
+        if self._held:
+            held, self._held = self._held, b""
+            if len(held) + len(data) <= _COALESCE:
+                data = held + data
+            else:
+                self._send(held)
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         view = memoryview(data)
         sent = self._stream.try_send(view)
         if sent < len(view):
             self._node.call_blocking(self._stream.send_all, view[sent:])
+
+    def flush(self) -> bool:
+        """Send what is held if the socket takes it now (the simulation's step ended);
+        True while bytes are still held."""
+        if self._held and not self._conn.req.done:
+            self._held = self._held[self._stream.try_send(self._held):]
+        return bool(self._held)
+
+    def rest(self) -> bytes:
+        """The bytes still held, now the reply's end: the server writes them."""
+        held, self._held = self._held, b""
+        return held
 
     def __bool__(self) -> bool:
         return self.written > 0
@@ -164,7 +200,7 @@ def wrap_app(inst: Instance, app: Any) -> Any:
         if wire.body is not None:
             environ["wsgi.input"] = FileInput(wire.body)
         if wire.stream is not None and request.conn is not None:
-            request.conn.wire = StreamedWire(inst, wire.stream)
+            request.conn.wire = wire.streamed = StreamedWire(inst, request.conn, wire.stream)
 
         def recording_start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
             write = start_response(status, headers, exc_info)
