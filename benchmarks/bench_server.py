@@ -15,7 +15,9 @@ with 1 and 4 concurrent clients, and ping (modifier1 100) with 1 client. A clien
 separate OS process running a blocking loop, one connection per request (uWSGI closes
 every connection after its reply). Rounds are interleaved: round r measures every
 server once, in a rotating order, so a slow minute of this shared machine does not land
-on one side of a ratio. Printed: best and median per server, then one verdict line per
+on one side of a ratio. Printed: best and median per server, the server's CPU time
+per request (every process of the server, measured over all rounds: what the rate would
+be with the client and the machine's other load taken away), then one verdict line per
 target (issue 17, target 8: simuwsgi >= 0.8x real uWSGI, best against best).
 
 CPU placement: with ``--cpu 0`` (default: not pinned),
@@ -84,22 +86,24 @@ def _loop(port: int, payload: bytes, expect: bytes, seconds: float, out: Any) ->
             n += 1
         now = RealClock.monotonic()
         if now >= deadline:
-            out.put(n / (now - began))
+            out.put((n, n / (now - began)))
             return
 
 
-def rate(port: int, payload: bytes, expect: bytes, clients: int, seconds: float) -> float:
-    """Requests per second of ``clients`` client processes together, for ``seconds``."""
+def rate(port: int, payload: bytes, expect: bytes, clients: int,
+         seconds: float) -> tuple[float, int]:
+    """Requests per second of ``clients`` client processes together, for ``seconds``,
+    and how many requests they made."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_loop, args=(port, payload, expect, seconds, queue))
              for _ in range(clients)]
     for p in procs:
         p.start()
-    rates = [queue.get(timeout=seconds + 30) for _ in procs]
+    done = [queue.get(timeout=seconds + 30) for _ in procs]
     for p in procs:
         p.join(10)
-    return sum(rates)
+    return sum(r for _n, r in done), sum(n for n, _r in done)
 
 
 # -- the servers ------------------------------------------------------------------------
@@ -128,6 +132,21 @@ class Server:
             except OSError:
                 RealClock.sleep(0.05)
         raise RuntimeError(f"{self.name} did not start:\n{log.read_text()[-2000:]}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of every process of the server (its session)."""
+        assert self.proc is not None
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.proc.pid:  # the session id: start_new_session
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc is None:
@@ -234,6 +253,7 @@ def main(argv: list[str]) -> int:
         os.sched_setaffinity(0, {int(c) for c in args.cpu.split(",")})  # the clients too
     bindir = Path(sys.executable).parent
     results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}  # server CPU seconds, requests
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         d = Path(tmp)
         (d / "app.py").write_text(APP)
@@ -251,9 +271,15 @@ def main(argv: list[str]) -> int:
                 for w in WORKLOADS:
                     for server in order:
                         port = port_for(server, w)
-                        if port is not None:
-                            results.setdefault((w.name, server.name), []).append(
-                                rate(port, w.payload, w.expect, w.clients, args.seconds))
+                        if port is None:
+                            continue
+                        before = server.cpu_seconds()
+                        per_second, count = rate(port, w.payload, w.expect, w.clients,
+                                                 args.seconds)
+                        results.setdefault((w.name, server.name), []).append(per_second)
+                        spent = cpu.setdefault((w.name, server.name), [0.0, 0])
+                        spent[0] += server.cpu_seconds() - before
+                        spent[1] += count
         finally:
             for server in all_servers:
                 server.stop()
@@ -267,8 +293,10 @@ def main(argv: list[str]) -> int:
         for server in all_servers:
             rates = results.get((w.name, server.name))
             if rates:
+                seconds, count = cpu[(w.name, server.name)]
                 print(f"  {server.name:<26} best {max(rates):>9,.0f}/s   "
-                      f"median {statistics.median(rates):>9,.0f}/s")
+                      f"median {statistics.median(rates):>9,.0f}/s   "
+                      f"server CPU {seconds / count * 1e6:5.0f} us/request")
         real = max(results[(w.name, "real uWSGI")])
         sim = max(results[(w.name, "simuwsgi serve")])
         ratio = sim / real
