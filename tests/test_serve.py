@@ -182,11 +182,15 @@ def test_limits_refuse_with_uwsgis_log_lines(servers, tmp_path, kind) -> None:
     assert exchange(server.port, wsgi_packet(extra=many)) == b""
     http_post = b"POST / HTTP/1.0\r\nContent-Length: 101\r\n\r\n" + b"b" * 101
     assert exchange(server.http_port, http_post) == b""
+    http_many = b"GET / HTTP/1.0\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(12))
+    assert exchange(server.http_port, http_many + b"\r\n") == b""
+    assert exchange(server.http_port, b"GET / HTTP/1.0\r\nX-Big: " + b"a" * 5000) == b""
     assert get(server.port).startswith(b"HTTP/1.0 200")  # still serving
     log = server.log()
     assert "invalid request block size: 5005 (max 4096)...skip" in log
     assert log.count("Invalid (too big) CONTENT_LENGTH. skip.") == 2
-    assert "max vec size reached. skip this var." in log
+    assert log.count("max vec size reached. skip this var.") == 2
+    assert "invalid HTTP request size (max 4096)...skip" in log
 
 
 # -- slow readers, many clients ----------------------------------------------------------------

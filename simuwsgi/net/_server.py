@@ -520,6 +520,8 @@ class _HttpIncoming:
                 return False
             for line in head.warnings:
                 server.log(line)
+            if len(head.request.vars) > limits.max_vars:  # uwsgi_parse_vars, as --socket
+                raise RemoteProtocolError("max vec size reached. skip this var.")
             self.head = head.request
             cl = last_value(head.request.vars, b"CONTENT_LENGTH")
             self.wanted = content_length(cl) if cl is not None else 0
