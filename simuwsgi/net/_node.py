@@ -29,7 +29,9 @@ calling virtual process while a trio task does the real I/O, so the node keeps s
 (an app may even call its own node).
 
 Left out: the cache dump image of modifier2 6 (only its ``{items, blocksize}`` dict is
-sent), the per-worker queueing of pings (answered even when every worker is busy).
+sent), the per-worker queueing of pings (answered even when every worker is busy). A
+streamed response still costs its size in memory while the request runs: the simulated
+worker gathers the body for ``Response.body`` and the request log's byte count.
 """
 
 from __future__ import annotations

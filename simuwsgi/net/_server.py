@@ -85,35 +85,29 @@ class ClientStream:
     away or stopped reading) later writes are dropped, as uWSGI drops a response after
     a write error."""
 
-    __slots__ = ("_server", "_sock", "failed", "sent")
+    __slots__ = ("_server", "_sock", "failed")
 
     def __init__(self, server: UwsgiServer, sock: socket.socket) -> None:
         self._server = server
         self._sock = sock
         self.failed = False
-        #: bytes written so far
-        self.sent = 0
 
     def try_send(self, data: bytes | memoryview) -> int:
         """Write what the socket takes now; how many bytes are done with."""
         if self.failed:
             return len(data)
         try:
-            sent = self._sock.send(data)
+            return self._sock.send(data)
         except BlockingIOError:
             return 0
         except OSError:
             self.failed = True
             return len(data)
-        self.sent += sent
-        return sent
 
     async def send_all(self, data: bytes | memoryview) -> None:
         """Write all of ``data``, waiting for the client as long as it reads."""
         if not self.failed:
-            sent = await self._server._send_all(self._sock, data)
-            self.sent += sent
-            self.failed = sent < len(data)
+            self.failed = await self._server._send_all(self._sock, data) < len(data)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
