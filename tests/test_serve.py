@@ -345,3 +345,38 @@ def test_fork_mode_workers_get_the_whole_body(servers, tmp_path) -> None:
     server = start(servers, tmp_path, "sim", flags=("--mode", "fork"))
     body = b"b" * 300_000
     assert exchange(server.port, wsgi_packet(body=body)).endswith(b"got 300000")
+
+
+@BOTH
+def test_die_on_term_swaps_sigterm_and_sigquit(servers, tmp_path, kind) -> None:
+    server = start(servers, tmp_path, kind, "--die-on-term")
+    server.signal(signal.SIGQUIT)
+    server.wait_log("...brutally killing workers...")
+    server.wait_log("spawned uWSGI worker 1", 2)
+    server.wait_answer()
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 0
+    assert server.log().splitlines()[-1] == "goodbye to uWSGI."
+
+
+def test_stalled_clients_are_closed_after_the_socket_timeout(servers, tmp_path) -> None:
+    """Half a request, then nothing: each connection is closed without a byte once
+    --socket-timeout passes without one, and the server keeps no descriptor for it.
+    (Real uWSGI does the same one worker at a time: a worker is busy from accept on, so
+    with one worker 50 stalled clients take 50 s; serve reads them all at once, see
+    simuwsgi/net/_server.py.)"""
+    server = start(servers, tmp_path, "sim", "--socket-timeout", "1")
+    pid = server.proc.pid
+    fds = open_fds(pid)
+    packet = wsgi_packet()
+    stalled = [socket.create_connection(("127.0.0.1", p), timeout=10)
+               for p in (server.port, server.http_port) for _ in range(25)]
+    for s in stalled:
+        s.sendall(packet[:10] if s.getpeername()[1] == server.port else b"GET / HTTP/1.0\r\n")
+    began = time.monotonic()
+    for s in stalled:
+        with s:
+            assert s.recv(100) == b""
+    assert time.monotonic() - began < 5
+    assert get(server.port).startswith(b"HTTP/1.0 200")
+    assert open_fds(pid) == fds
