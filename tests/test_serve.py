@@ -380,3 +380,35 @@ def test_stalled_clients_are_closed_after_the_socket_timeout(servers, tmp_path) 
     assert time.monotonic() - began < 5
     assert get(server.port).startswith(b"HTTP/1.0 200")
     assert open_fds(pid) == fds
+
+
+@BOTH
+def test_a_client_leaving_mid_response(servers, tmp_path, kind) -> None:
+    """The client reads a little of a 10 MB response and goes away: the worker's write
+    fails with uWSGI's log lines, the server keeps serving (and, simulated, keeps no
+    descriptor)."""
+    server = start(servers, tmp_path, kind)
+    pid = server.proc.pid
+    fds = open_fds(pid) if kind == "sim" else 0
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(wsgi_packet(query=str(10 << 20), extra=((b"REMOTE_ADDR", b"10.0.0.7"),)))
+        assert s.recv(65536).startswith(b"HTTP/1.0 200")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(wsgi_packet(query=str(10 << 20)))  # no REMOTE_ADDR: the short form
+        assert s.recv(65536).startswith(b"HTTP/1.0 200")
+    time.sleep(0.5)
+    assert get(server.port).endswith(b"got 0")
+    server.wait_log("OSError: write error", 2)
+    lines = server.log().splitlines()
+    # the kernel's word depends on when the reset arrived: ECONNRESET, then EPIPE
+    failed = [line.partition(" - ")[2].replace("Broken pipe", "Connection reset by peer")
+              for line in lines if "uwsgi_response_write_body_do()" in line]
+    assert failed == [
+        "uwsgi_response_write_body_do(): Connection reset by peer [core/writer.c line 429] "
+        "during GET / (10.0.0.7)",
+        "uwsgi_response_write_body_do() Connection reset by peer [core/writer.c line 429] "]
+    after = [lines[i + 1] for i, line in enumerate(lines)
+             if "uwsgi_response_write_body_do()" in line]
+    assert after == ["OSError: write error"] * 2
+    if kind == "sim":
+        assert open_fds(pid) == fds

@@ -290,8 +290,9 @@ class SimulatedNode:
         req = self._submit(wire, body, peer, method, path)
         # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
         req.protocol = response_protocol(request.vars).decode("latin-1")
-        if request.get(b"REMOTE_ADDR"):
-            req.remote_addr = request.get(b"REMOTE_ADDR").decode("latin-1")
+        # the client's address as uWSGI knows it: the REMOTE_ADDR var (on --socket the
+        # frontend sends it, or nobody does)
+        req.remote_addr = (request.get(b"REMOTE_ADDR") or b"").decode("latin-1")
         return req, wire
 
     async def _reply_when_done(self, req: Any, wire: WireRequest) -> Reply:

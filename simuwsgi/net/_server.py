@@ -82,32 +82,34 @@ class ClientStream:
     """The client's connection while its request is served: a handler that writes the
     reply itself, as it is produced, sends here instead of returning it (every wait for
     the client bounded by ``--socket-timeout``). After a failed write (the client went
-    away or stopped reading) later writes are dropped, as uWSGI drops a response after
-    a write error."""
+    away or stopped reading) ``error`` says why and later writes are dropped, as uWSGI
+    drops a response after a write error."""
 
-    __slots__ = ("_server", "_sock", "failed")
+    __slots__ = ("_server", "_sock", "error")
 
     def __init__(self, server: UwsgiServer, sock: socket.socket) -> None:
         self._server = server
         self._sock = sock
-        self.failed = False
+        #: why a write failed: the system's words (``Connection reset by peer``...),
+        #: or :data:`TIMEOUT`; None while every write succeeded
+        self.error: str | None = None
 
     def try_send(self, data: bytes | memoryview) -> int:
         """Write what the socket takes now; how many bytes are done with."""
-        if self.failed:
+        if self.error is not None:
             return len(data)
         try:
             return self._sock.send(data)
         except BlockingIOError:
             return 0
-        except OSError:
-            self.failed = True
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
             return len(data)
 
     async def send_all(self, data: bytes | memoryview) -> None:
         """Write all of ``data``, waiting for the client as long as it reads."""
-        if not self.failed:
-            self.failed = await self._server._send_all(self._sock, data) < len(data)
+        if self.error is None:
+            self.error = await self._server._send_all(self._sock, data)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -132,6 +134,8 @@ _READ = 65536
 _ACCEPT_BATCH = 64
 #: Without ``--post-buffering``, a request body above this many bytes goes to a file.
 SPOOL_ABOVE = 65536
+#: :attr:`ClientStream.error` of a client that stopped reading for ``--socket-timeout``.
+TIMEOUT = "TIMEOUT"
 _EOM = EndOfMessage()
 
 
@@ -420,14 +424,14 @@ class UwsgiServer:
 
     async def _write_and_close(self, sock: socket.socket, data: bytes | memoryview) -> None:
         try:
-            await self._send_all(sock, data)
+            await self._send_all(sock, data)  # a failure: uWSGI counts it and goes on
         finally:
             sock.close()
 
-    async def _send_all(self, sock: socket.socket, data: bytes | memoryview) -> int:
+    async def _send_all(self, sock: socket.socket, data: bytes | memoryview) -> str | None:
         """Write ``data``, each wait for the client bounded by ``--socket-timeout`` (a
-        slow reader gets everything; one that stops reading is dropped); returns how
-        many bytes were written."""
+        slow reader gets everything; one that stops reading is dropped). None, or why
+        it failed (see :attr:`ClientStream.error`)."""
         view = memoryview(data)
         while view:
             try:
@@ -435,14 +439,14 @@ class UwsgiServer:
                 continue
             except BlockingIOError:
                 pass
-            except OSError:
-                break  # the client went away: uWSGI counts a write error, goes on
+            except OSError as exc:  # the client went away
+                return exc.strerror or str(exc)
             with trio.move_on_after(self.limits.socket_timeout) as scope:
                 await trio.lowlevel.wait_writable(sock)
             if scope.cancelled_caught:
                 self.log("uwsgi_response_write_body_do() TIMEOUT !!!")
-                break
-        return len(data) - len(view)
+                return TIMEOUT
+        return None
 
     def _log_refusal(self, first: bytes, exc: RemoteProtocolError) -> None:
         if len(first) != 4:  # the http parser: its message is uWSGI's log line

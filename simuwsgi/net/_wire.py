@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ._server import TIMEOUT
+
 if TYPE_CHECKING:
     from ..master import Instance
     from ._server import ClientStream
@@ -95,10 +97,18 @@ class StreamedWire(list):  # type: ignore[type-arg]
         self._send(data)
 
     def _send(self, data: bytes) -> None:
+        stream = self._stream
+        failed_before = stream.error is not None
         view = memoryview(data)
-        sent = self._stream.try_send(view)
+        sent = stream.try_send(view)
         if sent < len(view):
-            self._node.call_blocking(self._stream.send_all, view[sent:])
+            self._node.call_blocking(stream.send_all, view[sent:])
+        if stream.error is not None and not failed_before:
+            # the worker's next write fails (uWSGI then logs ``OSError: write error``)
+            if stream.error == TIMEOUT:  # logged by the server
+                self._conn.write_errors += 1
+            else:  # uwsgi_req_error's line, as core/writer.c logs it
+                self._conn._fail("uwsgi_response_write_body_do()", 429, stream.error)
 
     def flush(self) -> bool:
         """Send what is held if the socket takes it now (the simulation's step ended);
