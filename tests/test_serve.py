@@ -412,3 +412,17 @@ def test_a_client_leaving_mid_response(servers, tmp_path, kind) -> None:
     assert after == ["OSError: write error"] * 2
     if kind == "sim":
         assert open_fds(pid) == fds
+
+
+@BOTH
+def test_a_client_that_stops_reading_is_dropped_after_the_socket_timeout(
+        servers, tmp_path, kind) -> None:
+    server = start(servers, tmp_path, kind, "--socket-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(wsgi_packet(query=str(10 << 20)))
+        server.wait_log("OSError: write error", timeout=10)
+    lines = server.log().splitlines()
+    at = lines.index("uwsgi_response_write_body_do() TIMEOUT !!!")
+    assert lines[at + 1] == "OSError: write error"
+    assert get(server.port).endswith(b"got 0")
