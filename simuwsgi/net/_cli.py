@@ -1,7 +1,8 @@
 """The network subcommands of ``simuwsgi``: ``serve`` and the node client.
 
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE]
-                   [--hostname NAME] -- <uwsgi options>
+                   [--hostname NAME] [--mode sim|fork] [--no-vfork]
+                   [--trace FILE [--trace-kinds KINDS]] -- <uwsgi options>
     simuwsgi ping ADDR
     simuwsgi rpc ADDR FUNCTION [ARG...]
     simuwsgi signal ADDR NUM
@@ -62,6 +63,13 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--allow-no-app", action="store_true",
                        help="serve on when the app did not load (uWSGI's full dynamic mode: "
                             "RPC, caches, signals; every request a 500)")
+    serve.add_argument("--trace", help="keep the trace and save it (msgpack) to FILE when "
+                                       "serve ends (default: no trace is kept, so memory "
+                                       "stays flat however many requests are served)")
+    serve.add_argument("--trace-kinds", metavar="KINDS",
+                       help="with --trace: keep only these kinds, comma-separated, a "
+                            "trailing * matches a prefix (default: every kind; the trace "
+                            "then grows with every request)")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -198,6 +206,13 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
         print("simuwsgi serve: --no-vfork is for sim mode: in fork mode every process has "
               "its own memory; drop one of them", file=sys.stderr)
         return USAGE
+    if args.trace_kinds and not args.trace:
+        print("simuwsgi serve: --trace-kinds needs --trace FILE (without it no trace is "
+              "kept)", file=sys.stderr)
+        return USAGE
+    kinds: list[str] | None = []  # serve keeps no trace unless asked to save one
+    if args.trace:
+        kinds = [k.strip() for k in args.trace_kinds.split(",")] if args.trace_kinds else None
     try:
         duration = parse_duration(args.duration) if args.duration else None
         if duration is not None and duration <= 0:
@@ -209,7 +224,7 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
                          start=args.start if args.start else RealClock.time(), tz=args.tz,
                          app_dir=Path.cwd(), hostname=args.hostname or socket.gethostname(),
                          network="real", mode=args.mode, vfork=args.vfork,
-                         allow_no_app=args.allow_no_app)
+                         trace_kinds=kinds, allow_no_app=args.allow_no_app)
     except (ConfigError, ValueError, LookupError) as exc:  # ZoneInfo: a KeyError
         print(f"simuwsgi serve: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return USAGE
@@ -220,8 +235,11 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     try:
         serve_forever(sim, duration=duration, log=sys.stderr)
     except BaseException as exc:  # noqa: BLE001 - trio wraps a task's error in a group
-        return _serve_failure(exc)
-    return OK
+        status = _serve_failure(exc)
+        if status != INTERRUPTED:
+            return status
+        return _save_trace(sim, args.trace) or INTERRUPTED
+    return _save_trace(sim, args.trace)
 
 
 def _serve_failure(exc: BaseException) -> int:
@@ -250,3 +268,13 @@ def _serve_failure(exc: BaseException) -> int:
         raise exc
     print(f"simuwsgi serve: {exc!r}", file=sys.stderr)
     return UNREACHABLE
+
+
+def _save_trace(sim: Any, path: str | None) -> int:
+    if path is not None:
+        try:
+            sim.trace.save(path)
+        except OSError as exc:
+            print(f"simuwsgi serve: cannot save the trace to {path}: {exc}", file=sys.stderr)
+            return UNREACHABLE
+    return OK
