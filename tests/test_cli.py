@@ -283,17 +283,22 @@ def test_sigint_during_a_long_run_exits_130(tmp_path):
     assert out == ""
 
 
-def test_sigint_stops_serve_with_130(tmp_path):
+def test_sigint_stops_serve_as_uwsgi_stops(tmp_path):
+    """serve's master takes SIGINT as uWSGI's does: a clean shutdown, exit status 0."""
     (tmp_path / "app.py").write_text(APP)
     proc = subprocess.Popen(
         [sys.executable, "-m", "simuwsgi.cli", "serve", "--", "--master", "--http-socket",
          "127.0.0.1:0", "--wsgi-file", "app.py"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    deadline = time.monotonic() + 60
+    lines = []
+    while not any("serving http on" in line for line in lines) and time.monotonic() < deadline:
+        lines.append(proc.stderr.readline())
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert err.splitlines()[-1] == "simuwsgi serve: interrupted (the instance was shut down)"
+    assert proc.returncode == 0, err
+    assert err.splitlines()[-2:] == ["SIGINT/SIGTERM received...killing workers...",
+                                     "goodbye to uWSGI."]
     assert "Traceback" not in err
 
 

@@ -22,8 +22,9 @@ answered "no" (it closed without a reply - uWSGI's only refusal -, a signal or s
 ack of 0, a cache miss); 2 bad usage; 3 the node could not be reached (connection
 error, timeout); 4 ping: the node answered with a warning message (as ``uwsgi --ping``
 reports a degraded node). ``serve``: 0 the instance stopped (``uwsgi.stop()``, the
-``--for`` deadline); 1 the app did not load; 2 bad uWSGI options; 3 the sockets could
-not be bound or the simulation failed; 130 interrupted (Ctrl-C).
+``--for`` deadline, Ctrl-C: SIGINT shuts the master down as uWSGI's does, "goodbye to
+uWSGI."); 1 the app did not load; 2 bad uWSGI options; 3 the sockets could not be
+bound or the simulation failed; 130 a Ctrl-C that came before the master took SIGINT.
 """
 
 from __future__ import annotations
