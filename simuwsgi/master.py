@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import apps as _apps
-from ._errors import SimulationError
+from ._errors import AppLoadError, SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
@@ -241,10 +241,9 @@ class Instance:
 
     def _check_need_app(self) -> None:
         if not self.app_loaded and self.opts.flag("need-app"):
-            self.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
-            raise SimulationError(
-                "the app could not be loaded and --need-app is set: uWSGI exits "
-                f"(status 22){': ' + self.app.load_error if self.app.load_error else ''}")
+            raise AppLoadError(
+                "the app did not load and --need-app is set: uWSGI exits with status 22",
+                log=[line for _t, _p, line in self.log_lines], exit_status=22)
 
     def _spooler_ids(self) -> list[int]:
         sub = self.subsystems.get("spooler")
@@ -512,6 +511,10 @@ class Instance:
         else:
             self.kernel.call_soon(self.shutdown)
 
+    def request_brutal_reload(self) -> None:
+        """SIGTERM to the master (SIGQUIT with ``--die-on-term``): a brutal reload."""
+        self.kernel.call_soon(self._brutal_reload)
+
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
@@ -533,6 +536,7 @@ class Instance:
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
+        self.log("...brutally killing workers...", self.master)
         self.record("reload.begin", self.master, graceful=False)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
