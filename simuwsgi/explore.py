@@ -68,6 +68,8 @@ class Outcome:
     sometimes_seen: tuple[str, ...] = field(default=())
     #: How many requests the scenario submitted (``SendOnly`` may have sent fewer).
     requests: int = 0
+    #: The whole failure message (a property's violation has the trace around it).
+    detail: str | None = None
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -82,7 +84,7 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
         scenario = load_scenario(path)
         module = scenario.module
         sim = scenario.simulation(seed=seed, mode=mode)
-        failure = None
+        failure = detail = None
         props = list(getattr(module, "PROPERTIES", ()))
         try:
             with sim:
@@ -104,12 +106,14 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
                     for prop in props:
                         prop.verify()
                 except AssertionError as exc:
-                    failure = str(exc).split("\n", 1)[0] or "assertion failed"
+                    detail = str(exc) or "assertion failed"
+                    failure = detail.split("\n", 1)[0]
         except SimulationError as exc:
-            failure = f"simulation failed: {exc}".split("\n", 1)[0]
+            detail = f"simulation failed: {exc}"
+            failure = detail.split("\n", 1)[0]
         seen = tuple(p.name for p in props if p.seen is not None)
         return Outcome(seed, FaultPlan.coerce(plan).spec(), digest(sim.trace, run_dir),
-                       failure, seen, sim.inst.faults.submitted)
+                       failure, seen, sim.inst.faults.submitted, detail)
 
 
 @contextlib.contextmanager
@@ -286,6 +290,7 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
         failing.append({
             "seed": outcome.seed, "failure": outcome.failure, "plan": outcome.plan,
             "minimal_plan": small.plan, "minimal_failure": small.failure,
+            "minimal_detail": small.detail,
             "digest": small.digest, "shrink_runs": tries,
             "replay": replay_command(path, outcome.seed, small.plan)})
         if stop_on_failure:
@@ -351,6 +356,8 @@ def markdown(report: dict[str, Any]) -> str:
                   (f"- minimal plan ({f['shrink_runs']} shrink runs): "
                   f"`{f['minimal_plan'] or '(none)'}`"),
                   f"- replay (digest {f['digest'][:16]}): `{f['replay']}`", ""]
+        if f["minimal_detail"] and "\n" in f["minimal_detail"]:
+            lines += ["```", f["minimal_detail"], "```", ""]  # the trace around it
     if report["sometimes_never_seen"]:
         lines.append("sometimes() never seen: " + ", ".join(report["sometimes_never_seen"]))
     return "\n".join(lines) + "\n"
@@ -402,7 +409,7 @@ def replay_main(scenario: str, seed: int, faults: str, mode: str) -> int:
         return 2
     outcome = run_one(scenario, seed, plan, mode=mode)
     print(f"{Path(scenario).name}: seed {seed}, faults {plan.spec() or '(none)'}")
-    print(f"  {'FAILED: ' + outcome.failure if outcome.failure else 'check passed'}")
+    print(f"  {'FAILED: ' + outcome.detail if outcome.detail else 'check passed'}")
     print(f"  digest: {outcome.digest}")
     return 1 if outcome.failure else 0
 

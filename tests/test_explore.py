@@ -10,7 +10,7 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi.cli import main
-from simuwsgi.explore import explore, run_one, shrink
+from simuwsgi.explore import explore, markdown, run_one, shrink
 from simuwsgi.faults import ClockStep, DuringSpoolTask, FaultPlan, Kill, SendOnly
 from simuwsgi.properties import (
     PropertyViolation,
@@ -283,3 +283,5 @@ def test_explore_checks_a_scenarios_properties(tmp_path):
     # worker2 dies with a kill of its own or of the master (PR_SET_PDEATHSIG), from t=0
     assert {f["minimal_plan"] for f in failing} <= {"Kill('worker2', at=0)",
                                                      "Kill('master', at=0)"}
+    assert ">>" in failing[0]["minimal_detail"]  # the trace slice around the violation
+    assert "\n>> " in markdown(report)
