@@ -50,6 +50,7 @@ from __future__ import annotations
 import ast
 import errno
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -59,6 +60,8 @@ __all__ = [
     "InSignalHandler", "Kill", "SendOnly", "SignalQueueFull", "TimeZone", "Trigger", "register",
 ]
 
+#: The names ``Kill`` takes (the processes ``Simulation.process`` knows).
+_PROCESS = re.compile(r"master|(worker|mule|spooler)[1-9][0-9]*\Z")
 #: Every fault and trigger class by name: what ``FaultPlan.parse`` may build.
 _KINDS: dict[str, type] = {}
 
@@ -246,6 +249,12 @@ class Kill(Fault):
     ``spooler1``)."""
 
     process: str = field(metadata={"positional": True})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.process, str) or not _PROCESS.match(self.process):
+            raise ValueError(f"Kill: {self.process!r} is not a process name: use master, "
+                             f"workerN, muleN or spoolerN (N from 1)")
 
     def apply(self, injector: Injector) -> None:
         injector.kill(self.process)
@@ -558,16 +567,17 @@ class Injector:
     # -- what faults do ------------------------------------------------------------------
     def kill(self, name: str) -> None:
         inst = self.inst
+        proc = None
         if inst.stopped:
-            self.record("fault.skip", why=f"kill {name}: the instance is stopped")
-            return
-        try:
-            proc = self.sim.process(name)
-        except KeyError:
-            self.record("fault.skip", why=f"kill {name}: no such process")
-            return
-        if not proc.alive:
-            self.record("fault.skip", why=f"kill {name}: already dead")
+            why = "the instance is stopped"
+        else:
+            try:
+                proc = self.sim.process(name)
+                why = "" if proc.alive else "already dead"
+            except KeyError as exc:
+                why = str(exc).strip('"')
+        if proc is None or why:
+            self.skip(f"kill {name}: {why}")
             return
         self.record("fault.kill", pid=proc.pid, process=name)
         if proc is not inst.master:
@@ -580,6 +590,11 @@ class Injector:
         for req in list(inst.listen_queue):
             req.fail("connection refused: the master was killed", self.kernel.now)
         inst.listen_queue.clear()
+
+    def skip(self, why: str) -> None:
+        """A fault that cannot act now: traced, and said in the log."""
+        self.record("fault.skip", why=why)
+        self.inst.log(f"[simuwsgi] fault skipped: {why}")
 
     def step_clock(self, delta: float) -> None:
         self.record("clock.step", delta=delta)

@@ -102,7 +102,7 @@ def test_shrinking_drops_useless_faults_and_moves_a_timed_kill_earlier():
 @pytest.mark.parametrize("argv, message", [
     (["explore", SPOOL_TWICE, "--faults", "lightning"], "unknown fault kind 'lightning'"),
     (["run", SPOOL_TWICE, "--faults", "Kill("], "bad fault plan"),
-    (["run", "--faults", "Kill('w', at=1)", "--", "--master"], "needs a SCENARIO.py"),
+    (["run", "--faults", "Kill('worker1', at=1)", "--", "--master"], "needs a SCENARIO.py"),
 ])
 def test_bad_explore_and_replay_arguments_are_one_line_errors(argv, message, capsys):
     assert main(argv) == 2

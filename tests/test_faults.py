@@ -99,8 +99,10 @@ def test_faults_are_frozen_hashable_and_sort_across_kinds():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("Kill('w')", "give exactly one of at=SECONDS or when=TRIGGER"),
-    ("Kill('w', at=-1)", "must be seconds >= 0"),
+    ("Kill('worker1')", "give exactly one of at=SECONDS or when=TRIGGER"),
+    ("Kill('wroker1', at=1)", "'wroker1' is not a process name: use master, workerN"),
+    ("Kill('worker0', at=1)", "is not a process name"),
+    ("Kill('worker1', at=-1)", "must be seconds >= 0"),
     ("DiskFault('wet', at=1)", "is not one of full, readonly, eio, torn"),
     ("os.system('x')", "is not a fault or a literal"),
     ("__import__('os')", "unknown fault '__import__'"),
@@ -220,7 +222,9 @@ def test_cache_full_and_signal_queue_full(tmp_path):
 def test_a_fault_on_a_missing_process_is_traced_not_raised(tmp_path):
     with make(tmp_path, plan=[Kill("mule3", at=1)]) as sim:
         sim.run_until(2)
-        assert "no such process" in sim.trace.select("fault.skip")[0]["why"]
+        why = sim.trace.select("fault.skip")[0]["why"]
+        assert why.startswith("kill mule3: no process named 'mule3' (there are: master, ")
+        assert f"[simuwsgi] fault skipped: {why}" in sim.log
 
 
 def test_same_seed_and_plan_same_digest(tmp_path):
