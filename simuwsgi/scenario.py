@@ -22,6 +22,10 @@ A scenario is a Python file with module-level names:
     body of a status request);
 ``CONFORM_IDENTITY``, ``CONFORM_TOLERANCE``, ``CONFORM_IGNORE``, ``KNOWN_DIFFERENCE``
     how ``simuwsgi conform`` normalises the comparison (see ``simuwsgi.conform``).
+``FAULTS``, ``PROPERTIES``
+    a fault plan applied to every run (``simuwsgi.faults``), and properties checked by
+    ``simuwsgi explore`` (``simuwsgi.properties``: ``always``, ``eventually``,
+    ``sometimes``).
 
 ``timeline``, ``check`` and ``state`` receive a driver (``simuwsgi.driver.Driver``): a
 ``Simulation`` in ``sim``/``fork`` mode, a ``simuwsgi.real.RealRun`` in ``real`` mode
