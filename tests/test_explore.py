@@ -285,3 +285,9 @@ def test_explore_checks_a_scenarios_properties(tmp_path):
                                                      "Kill('master', at=0)"}
     assert ">>" in failing[0]["minimal_detail"]  # the trace slice around the violation
     assert "\n>> " in markdown(report)
+
+
+def test_explore_stops_at_the_first_failure_when_asked():
+    report = explore(SPOOL_TWICE, seeds=200, stop_on_failure=True)
+    first = report["failing"][0]["seed"]
+    assert len(report["failing"]) == 1 and report["seeds"] == first + 1 < 200
