@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     explore.add_argument("--first-seed", type=int, default=0)
     explore.add_argument("--faults", metavar="KINDS",
                          help="fault kinds to draw, comma-separated: kill, clock, tz, "
-                              "storm, disk, signals (default kill)")
+                              "storm, slow, disk, signals (default kill)")
     explore.add_argument("--jobs", type=int, default=1, help="parallel processes")
     explore.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                          help="run the seeds on a Dask distributed cluster")

@@ -43,6 +43,7 @@ from .faults import (
     Kill,
     SendOnly,
     SignalQueueFull,
+    SlowRequests,
     TimeZone,
 )
 
@@ -50,7 +51,7 @@ __all__ = ["FAULT_KINDS", "Outcome", "explore", "run_one", "shrink"]
 
 RUN_DIR_VAR = "SIMUWSGI_RUN_DIR"
 #: What ``--faults SPEC`` may name: the families of faults a random plan draws from.
-FAULT_KINDS = ("kill", "clock", "tz", "storm", "disk", "signals")
+FAULT_KINDS = ("kill", "clock", "tz", "storm", "slow", "disk", "signals")
 #: Failing seeds printed by ``simuwsgi explore`` (all are in the report).
 SHOWN = 3
 #: A random plan has up to this many faults.
@@ -184,6 +185,8 @@ def random_plan(seed: int, kinds: Iterable[str], duration: float,
                                    at=at))
         elif kind == "storm":
             faults.append(ExceptionStorm(rng.choice((1, 10, 60)), at=at))
+        elif kind == "slow":
+            faults.append(SlowRequests(rng.choice((1, 10, 60)), at=at))
         elif kind == "disk":
             faults.append(DiskFault(rng.choice(("full", "readonly", "eio", "torn")), at=at))
         elif kind == "signals":

@@ -27,6 +27,8 @@ What a fault does, as on a real Linux host:
   ``ClockDrift(rate, duration)`` — a clock running ``rate`` fast (negative: slow), as
   steps of ``rate`` seconds every virtual second for ``duration``.
 * ``TimeZone(tz)`` — the host's zone changes (``TZ``): local time, and cron, follow.
+* ``SlowRequests(seconds, duration)`` — each request of the window waits ``seconds``
+  before the app runs (a slow backend): harakiri's ground.
 * ``ExceptionStorm(duration, target)`` — for ``duration`` every call into the app
   (``'requests'``: the WSGI callable; ``'all'``: also signal handlers, mules, spooler
   functions) raises ``FaultInjected``.
@@ -57,7 +59,8 @@ from typing import Any
 __all__ = [
     "AfterRequests", "CacheFull", "ClockDrift", "ClockStep", "DiskFault", "DuringReload",
     "DuringSpoolTask", "ExceptionStorm", "Fault", "FaultInjected", "FaultPlan",
-    "InSignalHandler", "Kill", "SendOnly", "SignalQueueFull", "TimeZone", "Trigger", "register",
+    "InSignalHandler", "Kill", "SendOnly", "SignalQueueFull", "SlowRequests", "TimeZone",
+    "Trigger", "register",
 ]
 
 #: The names ``Kill`` takes (the processes ``Simulation.process`` knows).
@@ -326,6 +329,24 @@ class ExceptionStorm(Fault):
 
     def apply(self, injector: Injector) -> None:
         injector.storm(self.duration, self.target)
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class SlowRequests(Fault):
+    """For ``duration`` seconds every request takes ``seconds`` longer before the app
+    answers (a slow database): with ``--harakiri``, workers get killed."""
+
+    seconds: float = _pos(30.0)
+    duration: float = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("seconds", self.seconds)
+        _positive("duration", self.duration)
+
+    def apply(self, injector: Injector) -> None:
+        injector.window("slow", self.duration, repr(float(self.seconds)))
 
 
 #: DiskFault kinds: which file operations fail, with which errno.
@@ -653,10 +674,18 @@ class Injector:
 
         def resolve_with_storms(func: Any) -> Any:
             target = resolve(func)
-            if "storm" in self.windows and self.active("storm", "requests") and (
+            if not ("storm" in self.windows or "slow" in self.windows) or not (
                     func in app.apps.values() or any(
                         func in w.apps.values() for w in inst.workers.values())):
+                return target
+            if self.active("storm", "requests"):
                 return _raiser
+            if self._slow_delay():
+                def slow_app(*args: Any) -> Any:
+                    self._slow_down()
+                    return target(*args)
+
+                return slow_app
             return target
 
         app.resolve = resolve_with_storms
@@ -667,6 +696,8 @@ class Injector:
             def call_app_with_storms(w: Any, req: Any) -> Any:
                 if "storm" in self.windows and self.active("storm", "requests"):
                     return self._stormed()
+                if "slow" in self.windows and self._slow_delay():
+                    self._slow_down()
                 return call_app(w, req)
 
             forks.call_app = call_app_with_storms
@@ -680,6 +711,19 @@ class Injector:
             return ok, result
 
         inst.call_python = call_python_with_storms
+
+    def _slow_delay(self) -> float:
+        """The longest delay of the ``SlowRequests`` windows open now (0: none)."""
+        now = self.kernel.now
+        return max((float(arg) for until, arg in self.windows.get("slow", ())
+                    if until > now), default=0.0)
+
+    def _slow_down(self) -> None:
+        """A ``SlowRequests`` window: the worker waits before the app runs (harakiri's
+        clock is already ticking)."""
+        delay = self._slow_delay()
+        self.kernel.wake(self.kernel.current, None, delay)
+        self.kernel.park(f"slow request ({delay} s, SlowRequests)")
 
     def _stormed(self) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
         """The app raised ``FaultInjected`` before ``start_response``: logged, and the

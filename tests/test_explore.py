@@ -49,6 +49,7 @@ def test_same_scenario_seed_and_plan_same_digest_in_sim_and_fork_mode():
 
 @pytest.mark.parametrize("plan", [
     "ExceptionStorm(30, at=10)", "ExceptionStorm(30, at=10, target='all')",
+    "SlowRequests(3, at=20, duration=30)",
     "DiskFault('torn', at=1); SignalQueueFull(at=2); Kill('master', at=90)",
     "Kill('worker1', when=AfterRequests('/pay', 2)); ClockDrift(0.5, at=1)",
 ])

@@ -23,6 +23,7 @@ from simuwsgi.faults import (
     Kill,
     SendOnly,
     SignalQueueFull,
+    SlowRequests,
     TimeZone,
 )
 
@@ -250,3 +251,15 @@ def test_send_only_sends_the_first_requests_and_ends_the_others_unsent(tmp_path)
         assert [h.response.status for h in handles] == [200, 200, None, None]
         assert "not sent: 2 requests only" in handles[2].response.reason
         assert sim.trace.count("request.end") == 2
+
+
+def test_slow_requests_get_workers_killed_by_harakiri(tmp_path):
+    with make(tmp_path, "--harakiri", "5", plan=[SlowRequests(8, at=10, duration=5)]) as sim:
+        assert sim.get("/").status == 200
+        sim.run_until(11)
+        slow = sim.get("/")
+        assert slow.status is None and "harakiri" in slow.reason
+        assert sim.trace.count("harakiri") == 1
+        sim.run_until(20)
+        fast = sim.get("/")
+        assert fast.status == 200 and fast.finished == fast.started
