@@ -28,6 +28,8 @@ from .faults import (
     FaultPlan,
     Kill,
     SignalQueueFull,
+    SlowRequests,
+    TimeZone,
 )
 
 __all__ = ["fault_plans", "packets", "timelines", "uwsgi_options"]
@@ -45,7 +47,8 @@ def _st() -> Any:
 def fault_plans(*, processes: Sequence[str] = ("worker1",), within: float = 60.0,
                 max_faults: int = 3, kinds: Sequence[str] = ("kill",)) -> Any:
     """``FaultPlan`` values of up to ``max_faults`` faults of ``kinds`` (``kill``,
-    ``clock``, ``storm``, ``disk``, ``signals``) at times in ``[0, within]``."""
+    ``clock``, ``tz``, ``storm``, ``slow``, ``disk``, ``signals``) at times in
+    ``[0, within]``."""
     st = _st()
     if not processes:
         raise ValueError("fault_plans: processes must name at least one process")
@@ -61,7 +64,10 @@ def fault_plans(*, processes: Sequence[str] = ("worker1",), within: float = 60.0
         else st.builds(lambda p, t: Kill(p, at=t), st.sampled_from(list(processes)), times),
         "clock": st.builds(lambda d, t: ClockStep(d, at=t),
                            st.sampled_from([1, -1, 60, -60, 3600, -3600]), times),
+        "tz": st.builds(lambda z, t: TimeZone(z, at=t),
+                        st.sampled_from(["UTC", "Europe/Paris", "America/New_York"]), times),
         "storm": st.builds(lambda d, t: ExceptionStorm(d, at=t), st.integers(1, 60), times),
+        "slow": st.builds(lambda d, t: SlowRequests(d, at=t), st.integers(1, 60), times),
         "disk": st.builds(lambda k, t: DiskFault(k, at=t),
                           st.sampled_from(["full", "readonly", "eio", "torn"]), times),
         "signals": st.builds(lambda t: SignalQueueFull(at=t), times),

@@ -233,7 +233,7 @@ def test_strategies_draw_valid_values_that_shrink_to_the_simple_case():
     from simuwsgi.strategies import fault_plans, packets, timelines, uwsgi_options
 
     plans = fault_plans(processes=["worker1", "spooler1"], within=60,
-                        kinds=["kill", "clock", "disk"])
+                        kinds=["kill", "clock", "tz", "slow", "disk"])
     assert find(plans, lambda p: True) == FaultPlan()
     smallest_kill = find(plans, lambda p: any(isinstance(f, Kill) for f in p))
     assert smallest_kill == FaultPlan(Kill("worker1", at=0.0))
@@ -243,6 +243,9 @@ def test_strategies_draw_valid_values_that_shrink_to_the_simple_case():
     raw = find(packets(), lambda p: len(p) > 4)
     assert raw[0] == 0 and int.from_bytes(raw[1:3], "little") == len(raw) - 4
     assert protocol.decode_dict(raw[4:])  # a vars block the codec reads back
+    for kind in ("kill", "clock", "tz", "storm", "slow", "disk", "signals"):
+        (fault,) = find(fault_plans(kinds=[kind]), lambda p: len(p) == 1)
+        assert FaultPlan.parse(repr(fault)).faults == (fault,)
     with pytest.raises(ValueError, match="unknown kind 'meteor'"):
         fault_plans(kinds=["meteor"])
 
