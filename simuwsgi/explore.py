@@ -375,13 +375,17 @@ def main(args: Any) -> int:
             print(f"\r  explored {done}/{total} seeds, {failing} failing", end="",
                   file=sys.stderr, flush=True)
 
+    from .cli import _load
+
     try:
+        with scratch_dir():
+            _load(args.scenario)  # a missing or broken scenario is one line, not N runs
         report = explore(args.scenario, seeds=args.seeds, first_seed=args.first_seed,
                          faults=args.faults, jobs=args.jobs, mode=args.mode,
                          scheduler=args.scheduler, stop_on_failure=args.stop,
                          progress=progress)
     except (ValueError, OSError) as exc:
-        print(f"simuwsgi: {exc}", file=sys.stderr)
+        print(f"simuwsgi explore: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:
         print(file=sys.stderr)

@@ -102,6 +102,8 @@ def test_shrinking_drops_useless_faults_and_moves_a_timed_kill_earlier():
 
 @pytest.mark.parametrize("argv, message", [
     (["explore", SPOOL_TWICE, "--faults", "lightning"], "unknown fault kind 'lightning'"),
+    (["explore", "nothere.py"], "simuwsgi explore: no such scenario file: nothere.py"),
+    (["explore", str(Path(__file__))], "is not a scenario (it sets no OPTIONS)"),
     (["run", SPOOL_TWICE, "--faults", "Kill("], "bad fault plan"),
     (["run", "--faults", "Kill('worker1', at=1)", "--", "--master"], "needs a SCENARIO.py"),
 ])
