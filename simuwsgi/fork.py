@@ -645,9 +645,9 @@ class ForkRuntime:
         outcome = self.child_of(w).call("wsgi", state)
         if outcome[0] == EXIT:
             raise ProcessExit(outcome[1], outcome[2])
-        (status, headers, body, failed), raw, altered = outcome[1]
+        (status, headers, body, failed), raw, altered, stats = outcome[1]
         # what the client received, for ``Request.finish`` (the connection was the child's)
-        req.conn = types.SimpleNamespace(raw=raw, altered=altered)
+        req.conn = types.SimpleNamespace(raw=raw, altered=altered, log_stats=stats)
         if outcome[2]:  # exceptions counted in the child (the app's, write errors)
             w.exceptions += outcome[2]
             w.app_exceptions[0] = w.app_exceptions.get(0, 0) + outcome[2]
@@ -970,7 +970,8 @@ class _Child:
         try:
             result = _call_app(self.inst, w, req)  # type: ignore[arg-type]
             conn = req.conn
-            wire = (conn.raw, conn.altered) if conn is not None else (b"", False)
+            wire = ((conn.raw, conn.altered, conn.log_stats) if conn is not None
+                    else (b"", False, None))
             return (DONE, (result, *wire), w.exceptions)
         except ProcessExit as exc:
             return (EXIT, exc.reason, exc.code)

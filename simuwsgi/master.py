@@ -32,6 +32,7 @@ Not modelled: the exact sub-second phase of the master's once-per-second checks
 from __future__ import annotations
 
 import math
+import os
 import sys
 import traceback
 from collections import deque
@@ -52,6 +53,16 @@ __all__ = ["Instance", "ProcessExit"]
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
 VERSION_INFO = (2, 0, 30, 0, b"")
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_simulator_frame(filename: str) -> bool:
+    """A frame of simuwsgi itself (its ``uwsgidecorators`` stands for a Python file of
+    uWSGI's, whose frames real tracebacks do show)."""
+    return (filename.startswith(_PACKAGE_DIR)
+            and not filename.endswith(os.sep + "uwsgidecorators.py"))
 
 
 class ProcessExit(BaseException):
@@ -153,9 +164,26 @@ class Instance:
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
 
     def log_exception(self) -> None:
-        """``PyErr_Print()``: the traceback of the exception being handled, logged."""
-        text = traceback.format_exc().rstrip("\n")
-        for line in text.splitlines():
+        """``PyErr_Print()``: the traceback of the exception being handled, logged. The
+        simulator's own frames are left out (uWSGI's are C, not in a traceback) and the
+        ``--wsgi-file`` shows as given, so the traceback starts at the app's frame."""
+        exc = sys.exc_info()[1]
+        if exc is None:
+            return
+        top = traceback.TracebackException.from_exception(exc)
+        wsgi_file = self.opts.str("wsgi-file")
+        shown = str(self.app.base_dir / wsgi_file) if wsgi_file else None
+        te: Any = top
+        seen: set[int] = set()
+        while te is not None and id(te) not in seen:  # the chain of causes too
+            seen.add(id(te))
+            frames = [f for f in te.stack if not _is_simulator_frame(f.filename)]
+            for f in frames:
+                if f.filename == shown:
+                    f.filename = wsgi_file
+            te.stack = traceback.StackSummary.from_list(frames)
+            te = te.__cause__ or te.__context__
+        for line in "".join(top.format()).rstrip("\n").splitlines():
             self.log(line)
 
     def errors_stream(self) -> Any:

@@ -161,6 +161,10 @@ class Misc:
             st = self._states[key] = _RequestState()
         return st
 
+    def request_state(self, req: Any) -> _RequestState | None:
+        """The finished request's state (logvars, ``log_this_request``), forgotten."""
+        return self._states.pop(id(req), None)
+
     def _request(self) -> Any:
         return getattr(self.inst.kernel.current, "request", None)
 

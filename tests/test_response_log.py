@@ -1,0 +1,187 @@
+"""Response bodies and the request log line (``simuwsgi/wire.py``, ``workers.py``,
+``reqlog.py``), in the simulation and against the real uWSGI 2.0.30: the bytes the client
+gets and the log lines uWSGI writes, line for line after masking pids, dates, ports and
+object addresses."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from simuwsgi import Simulation
+from simuwsgi.real import RealUwsgi
+from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+
+APP = r'''
+import uwsgi
+
+
+class Obj:
+    pass
+
+
+class Closing:
+    def __init__(self):
+        self.items = [b"c1", b"c2"]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def close(self):
+        uwsgi.log("CLOSED")
+
+
+def application(env, sr):
+    p = env["PATH_INFO"]
+    if p == "/bytes":
+        sr("200 OK", [("Content-Type", "text/plain")])
+        return b"hello"
+    if p == "/bytes-nosr":
+        return b"hello"
+    if p == "/bytearray":
+        sr("200 OK", [])
+        return [bytearray(b"ba"), b"x"]
+    if p == "/int":
+        sr("200 OK", [])
+        return [b"a", 5, b"b"]
+    if p == "/str":
+        sr("200 OK", [])
+        return "strbody"
+    if p == "/obj":
+        sr("200 OK", [])
+        return [b"a", Obj(), b"b"]
+    if p == "/none":
+        sr("200 OK", [])
+        return None
+    if p == "/nosr":
+        return [b"body"]
+    if p == "/sr-empty":
+        sr("", [("X-A", "1")])
+        return [b"body"]
+    if p == "/sr-code":
+        sr("404", [])
+        return [b"nf"]
+    if p == "/sr-code-unknown":
+        sr("299 ", [])
+        return [b"u"]
+    if p == "/bighdr":
+        sr("200 OK", [("X-Big%d" % i, "v" * 1000) for i in range(70)])
+        return [b"big"]
+    if p == "/exc":
+        raise ValueError("boom")
+    if p == "/close":
+        sr("200 OK", [("A", "b")])
+        return Closing()
+    if p == "/file-wrapper":
+        sr("200 OK", [])
+        f = open(__file__, "rb")
+        w = env["wsgi.file_wrapper"](f)
+        uwsgi.log("FW %s %s %s" % (w is f, type(env["wsgi.file_wrapper"]).__name__ in
+                                   ("builtin_function_or_method", "BuiltinFunction"),
+                                   env["wsgi.file_wrapper"]))
+        return w
+    sr("200 OK", [])
+    return [b"ok"]
+'''
+
+PATHS = ["/bytes", "/bytes-nosr", "/bytearray", "/int", "/str", "/obj", "/none", "/nosr",
+         "/sr-empty", "/sr-code", "/sr-code-unknown", "/bighdr", "/exc", "/close",
+         "/file-wrapper", "/ok"]
+OPTIONS = ["--master", "--processes", "1", "--wsgi-file", "app.py"]
+_DROP = re.compile(r"^\*\*\*|^\[simuwsgi-harness\]|^running \"|^spawned|^WSGI app|"
+                   r"uWSGI running as root|your |mapped |Python |python |detected |"
+                   r"compiled |os: |nodename|machine|clock source|pcre|current working|"
+                   r"lock engine|thunder lock|uwsgi socket|--- Python")
+
+
+def _mask(line: str) -> str:
+    line = re.sub(r"\[pid: \d+\|", "[pid: P|", line)
+    line = re.sub(r"\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\]", "[DATE]", line)
+    line = re.sub(r"0x[0-9a-f]+", "0xADDR", line)
+    return line
+
+
+def _view(lines: list[str]) -> list[str]:
+    return [_mask(line) for line in lines if line and not _DROP.search(line)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _simulate(tmp_path, port: int, hostname: str = "simuwsgi"):
+    (tmp_path / "app.py").write_text(APP)
+    headers = [("Host", f"127.0.0.1:{port}"), ("Connection", "close")]
+    with Simulation(OPTIONS + ["--http-socket", f"127.0.0.1:{port}"], app_dir=tmp_path,
+                    hostname=hostname) as sim:
+        responses = [sim.get(p, headers=headers) for p in PATHS]
+        return responses, list(sim.log)
+
+
+def test_response_bodies_in_the_simulation(tmp_path):
+    responses, log = _simulate(tmp_path, 9090)
+    raw = {p: r.raw for p, r in zip(PATHS, responses)}
+    assert raw["/bytes"] == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello"
+    assert raw["/bytes-nosr"] == b"hello"  # no status: the body goes out alone
+    assert raw["/bytearray"] == b"HTTP/1.1 200 OK\r\n\r\nx"
+    assert raw["/str"] == b"HTTP/1.1 200 OK\r\n\r\n"
+    assert raw["/sr-empty"] == b"body"
+    assert raw["/sr-code"] == b"HTTP/1.1 404 Not Found\r\n\r\nnf"
+    assert raw["/sr-code-unknown"] == b"HTTP/1.1 299 Unknown\r\n\r\nu"
+    assert raw["/bighdr"] == b"" and raw["/exc"] == b""
+    assert "[ERROR] Unhandled object from iterator: 5 (0x" in "\n".join(log)
+    assert log.count("CLOSED") == 1
+    assert "FW True True <built-in function uwsgi_sendfile>" in log
+    assert responses[PATHS.index("/file-wrapper")].body.startswith(b"\nimport uwsgi")
+    lines = [line for line in log if line.startswith("[pid:")]
+    assert re.fullmatch(
+        r"\[pid: \d+\|app: 0\|req: 1/1\] 127\.0\.0\.1 \(\) \{22 vars in 236 bytes\} "
+        r"\[.{24}\] GET /bytes => generated 5 bytes in 0 msecs \(HTTP/1\.1 200\) "
+        r"1 headers in 45 bytes \(0 switches on core 0\)", lines[0])
+    assert "(HTTP/1.1 500) 0 headers in 0 bytes (0 switches on core 0)" in lines[12]
+    assert "=> generated 0 bytes in 0 msecs (HTTP/1.1 200) 64 headers in 0 bytes" in lines[11]
+
+
+def test_traceback_starts_at_the_apps_frame(tmp_path):
+    _responses, log = _simulate(tmp_path, 9090)
+    i = log.index("ValueError: boom")
+    assert log[i - 3:i] == ["Traceback (most recent call last):",
+                            '  File "app.py", line 57, in application',
+                            '    raise ValueError("boom")']
+    assert "TypeError: 'NoneType' object is not iterable" in log  # no frame at all
+    assert not any("simuwsgi" in line for line in log if line.startswith("  File"))
+
+
+def test_the_request_log_follows_the_virtual_clock(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "import time\n"
+        "def application(env, sr):\n"
+        "    time.sleep(1.25)\n"
+        "    sr('200 OK', [])\n"
+        "    return [b'x']\n")
+    with Simulation(OPTIONS + ["--log-micros"], app_dir=tmp_path) as sim:
+        sim.get("/")
+        line = [x for x in sim.log if x.startswith("[pid:")][0]
+    assert "in 1250000 micros (HTTP/1.1 200)" in line
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_bodies_and_log_lines_match_real_uwsgi(tmp_path):
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    (real_dir / "app.py").write_text(APP)
+    with RealUwsgi(OPTIONS, app_dir=real_dir) as real:
+        port = real.port
+        real_responses = [real.get(p) for p in PATHS]
+        real_log = list(real.log)
+    sim_dir = tmp_path / "sim"
+    sim_dir.mkdir()
+    sim_responses, sim_log = _simulate(sim_dir, port, socket.gethostname())
+    for path, sim, got in zip(PATHS, sim_responses, real_responses):
+        assert sim.raw == got.raw, path
+    assert _view(sim_log) == _view(real_log)
