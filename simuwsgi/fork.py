@@ -937,9 +937,7 @@ class _Child:
         return (DONE, _plain_result(value) if plain else value)
 
     def log_exception(self, exc: BaseException) -> None:
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        text = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
-        self.request("logs", text.splitlines(), False)
+        self.request("logs", self.inst.exception_lines(exc), False)
 
     def op_call(self, payload: Any) -> tuple[Any, ...]:
         token, args = payload
@@ -1132,8 +1130,9 @@ def _adapt_instance(child: _Child) -> None:
         child.request("logs", [line], False)
 
     def log_exception() -> None:
-        text = traceback.format_exc().rstrip("\n")
-        child.request("logs", text.splitlines(), False)
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            child.request("logs", inst.exception_lines(exc), False)
 
     def record(kind: str, _proc: Any = None, **fields: Any) -> None:
         child.request("record", (kind, fields))

@@ -168,8 +168,12 @@ class Instance:
         simulator's own frames are left out (uWSGI's are C, not in a traceback) and the
         ``--wsgi-file`` shows as given, so the traceback starts at the app's frame."""
         exc = sys.exc_info()[1]
-        if exc is None:
-            return
+        if exc is not None:
+            for line in self.exception_lines(exc):
+                self.log(line)
+
+    def exception_lines(self, exc: BaseException) -> list[str]:
+        """The lines ``PyErr_Print`` writes for ``exc`` (see :meth:`log_exception`)."""
         top = traceback.TracebackException.from_exception(exc)
         wsgi_file = self.opts.str("wsgi-file")
         shown = str(self.app.base_dir / wsgi_file) if wsgi_file else None
@@ -183,8 +187,7 @@ class Instance:
                     f.filename = wsgi_file
             te.stack = traceback.StackSummary.from_list(frames)
             te = te.__cause__ or te.__context__
-        for line in "".join(top.format()).rstrip("\n").splitlines():
-            self.log(line)
+        return "".join(top.format()).rstrip("\n").splitlines()
 
     def errors_stream(self) -> Any:
         """The instance's ``wsgi.errors`` (one per instance, like uWSGI's fd 2)."""

@@ -178,6 +178,7 @@ def test_bodies_and_log_lines_match_real_uwsgi(tmp_path):
     with RealUwsgi(OPTIONS, app_dir=real_dir) as real:
         port = real.port
         real_responses = [real.get(p) for p in PATHS]
+        real.wait_for_log(r"GET /ok => generated")
         real_log = list(real.log)
     sim_dir = tmp_path / "sim"
     sim_dir.mkdir()
@@ -185,3 +186,81 @@ def test_bodies_and_log_lines_match_real_uwsgi(tmp_path):
     for path, sim, got in zip(PATHS, sim_responses, real_responses):
         assert sim.raw == got.raw, path
     assert _view(sim_log) == _view(real_log)
+
+
+# -- the logging options ------------------------------------------------------------------
+LOG_APP = r'''
+import uwsgi
+
+
+def application(env, sr):
+    p = env["PATH_INFO"]
+    if p == "/logvar":
+        uwsgi.set_logvar("foo", "bar")
+    if p == "/forced":
+        uwsgi.log_this_request()
+    code = "404 Not Found" if p == "/missing" else "500 Oops" if p == "/fail" else "200 OK"
+    sr(code, [("Content-Type", "text/plain")])
+    return [b"x" * (100 if p == "/big" else 3)]
+'''
+LOG_PATHS = ["/a", "/missing", "/fail", "/big", "/forced", "/logvar"]
+LOGFORMAT = ("LF %(addr) %(method) %(uri) %(proto) %(status) %(rsize) %(hsize) %(size) "
+             "%(headers) %(switches) %(vars) %(pktsize) %(core) %(wid) %(host) %(uagent) "
+             "%(referer) %(cl) %(werr) %(rerr) %(ioerr) %(modifier1) %(modifier2) %(msecs) "
+             "%(user) %(foo) %(var.REQUEST_METHOD) %(var.NOPE)")
+LOG_OPTIONS = ["--disable-logging", "--log-4xx", "--log-5xx", "--log-big", "50",
+               "--logformat", LOGFORMAT]
+
+
+def _log_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("LF ")]
+
+
+def _simulate_logging(tmp_path, port: int, hostname: str = "simuwsgi") -> list[str]:
+    (tmp_path / "app.py").write_text(LOG_APP)
+    headers = [("Host", f"127.0.0.1:{port}"), ("Connection", "close")]
+    with Simulation(OPTIONS + LOG_OPTIONS + ["--http-socket", f"127.0.0.1:{port}"],
+                    app_dir=tmp_path, hostname=hostname) as sim:
+        for p in LOG_PATHS:
+            sim.get(p, headers=headers)
+        return list(sim.log)
+
+
+def test_conditional_logging_and_logformat(tmp_path):
+    lines = _log_lines(_simulate_logging(tmp_path, 9090))
+    assert [line.split()[3] for line in lines] == ["/missing", "/fail", "/big", "/forced"]
+    assert lines[0] == ("LF 127.0.0.1 GET /missing HTTP/1.1 404 3 52 55 1 1 22 240 0 1 "
+                        "127.0.0.1:9090 - - 0 0 0 0 0 0 0 - - GET -")
+
+
+def test_log_slow_and_default_format_options(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "import time\n"
+        "def application(env, sr):\n"
+        "    time.sleep(float(env['QUERY_STRING'] or 0))\n"
+        "    sr('200 OK', [])\n"
+        "    return [b'x']\n")
+    with Simulation(OPTIONS + ["--disable-logging", "--log-slow", "500"],
+                    app_dir=tmp_path) as sim:
+        for q in ("0.1", "0.6", "0"):
+            sim.get("/?" + q)
+        lines = [x for x in sim.log if x.startswith("[pid:")]
+    assert len(lines) == 1 and "GET /?0.6 => generated 1 bytes in 600 msecs" in lines[0]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_logging_options_match_real_uwsgi(tmp_path):
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    (real_dir / "app.py").write_text(LOG_APP)
+    with RealUwsgi(OPTIONS + LOG_OPTIONS, app_dir=real_dir) as real:
+        port = real.port
+        for p in LOG_PATHS:
+            real.get(p)
+        real.wait_for_log(r"^LF .* /forced ")
+        real_lines = _log_lines(real.log)
+    sim_dir = tmp_path / "sim"
+    sim_dir.mkdir()
+    sim_lines = _log_lines(_simulate_logging(sim_dir, port, socket.gethostname()))
+    assert sim_lines == real_lines
