@@ -40,7 +40,9 @@ Normalisation of what real uWSGI leaves to chance is explicit, set by the scenar
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -51,7 +53,8 @@ from .runner import RunResult, private_app_dir, run_scenario
 from .scenario import Scenario, load_scenario
 from .trace import Trace
 
-__all__ = ["OBSERVABLE", "ORDERED", "ConformResult", "compare", "conform", "main", "run_real"]
+__all__ = ["OBSERVABLE", "ORDERED", "ConformResult", "LogDiff", "compare", "compare_logs",
+           "conform", "main", "mask_line", "run_real"]
 
 #: kinds observable on the real server, with the fields that identify an event
 OBSERVABLE: dict[str, tuple[str, ...]] = {
@@ -251,6 +254,62 @@ def compare(a: RunResult, b: RunResult, settings: dict[str, Any]) -> list[str]:
     return out
 
 
+# -- the log diff ----------------------------------------------------------------------------
+#: what differs between two runs of the same scenario by nature: pids, dates, object
+#: addresses, ports, durations and the machine's own startup facts
+_MASKS = [
+    (re.compile(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"), "DATE"),
+    (re.compile(r"0x[0-9a-f]+"), "0xADDR"),
+    (re.compile(r"(pid:? |pid: |\(pid: |worker \d+ \(pid: )\d+"), r"\1P"),
+    (re.compile(r"\b(\d{1,3}\.){3}\d{1,3}:\d+"), "ADDR:PORT"),
+    (re.compile(r"\b\d+ (msecs|micros|seconds?)\b"), r"T \1"),
+    (re.compile(r"\{\d+ vars in \d+ bytes\}"), "{VARS}"),
+    (re.compile(r"\[\d{10}\]"), "[EPOCH]"),
+]
+#: lines of the real harness, not of uWSGI
+_HARNESS = re.compile(r"\[simuwsgi-harness\]|^running \"log:\[simuwsgi-harness")
+
+
+def mask_line(line: str) -> str:
+    """``line`` with what legitimately differs between two runs masked."""
+    for rx, repl in _MASKS:
+        line = rx.sub(repl, line)
+    return line.rstrip()
+
+
+@dataclass
+class LogDiff:
+    """Two logs compared line by line after masking (``difflib`` alignment)."""
+
+    sim: list[str]
+    real: list[str]
+    equal: int
+
+    @property
+    def fraction(self) -> float:
+        total = max(len(self.sim), len(self.real))
+        return self.equal / total if total else 1.0
+
+    def format(self, limit: int = 40) -> str:
+        out = [f"log: {self.equal} masked-equal lines of {max(len(self.sim), len(self.real))} "
+               f"({100 * self.fraction:.1f}%)"]
+        for line in difflib.unified_diff(self.real, self.sim, "real", "sim", lineterm="", n=0):
+            if len(out) > limit:
+                out.append("  ...")
+                break
+            out.append("  " + line)
+        return "\n".join(out)
+
+
+def compare_logs(sim: list[str], real: list[str]) -> LogDiff:
+    """The masked logs of both runs and how many of their lines are equal, in order."""
+    a = [mask_line(x) for x in sim if x.strip()]
+    b = [mask_line(x) for x in real if x.strip() and not _HARNESS.search(x)]
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    equal = sum(block.size for block in matcher.get_matching_blocks())
+    return LogDiff(sim=a, real=b, equal=equal)
+
+
 def run_real(scenario: Scenario | str | Path) -> RunResult:
     """The real half of a conformance run (thread-safe: several can run at once)."""
     if not isinstance(scenario, Scenario):
@@ -318,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenario")
     p.add_argument("--fork", action="store_true", help="also run (and diff) fork mode")
     p.add_argument("--report", default="reports", help="report directory (default reports/)")
+    p.add_argument("--log", action="store_true",
+                   help="also compare the logs line by line (masked) and print the diff")
     args = p.parse_args(argv)
     try:
         result = conform(args.scenario, fork=args.fork, report=args.report)
@@ -325,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simuwsgi conform: {exc}", file=sys.stderr)
         return 2
     print(result.format())
+    if args.log:
+        print(compare_logs(result.runs["sim"].log, result.runs["real"].log).format())
     if result.report_dir is not None:
         print(f"  report: {result.report_dir / 'diff.txt'}")
     return 0 if result.ok else 1

@@ -264,3 +264,23 @@ def test_logging_options_match_real_uwsgi(tmp_path):
     sim_dir.mkdir()
     sim_lines = _log_lines(_simulate_logging(sim_dir, port, socket.gethostname()))
     assert sim_lines == real_lines
+
+
+# -- the log diff ---------------------------------------------------------------------------
+def test_log_diff_masks_what_differs_by_nature():
+    from simuwsgi.conform import compare_logs
+
+    real = ["[simuwsgi-harness] master-ready",
+            "spawned uWSGI worker 1 (pid: 26707, cores: 1)",
+            "[pid: 26708|app: 0|req: 1/1] 127.0.0.1 () {22 vars in 232 bytes} "
+            "[Fri Dec  4 13:46:18 2026] GET /a => generated 2 bytes in 3 msecs "
+            "(HTTP/1.1 200) 0 headers in 19 bytes (1 switches on core 0)",
+            "[ERROR] Unhandled object from iterator: 5 (0x7fa143d4e928)"]
+    sim = ["spawned uWSGI worker 1 (pid: 1002, cores: 1)",
+           "[pid: 1002|app: 0|req: 1/1] 127.0.0.1 () {22 vars in 236 bytes} "
+           "[Thu Jan  1 00:00:00 2026] GET /a => generated 2 bytes in 0 msecs "
+           "(HTTP/1.1 200) 0 headers in 19 bytes (1 switches on core 0)",
+           "[ERROR] Unhandled object from iterator: 6 (0x1)"]
+    diff = compare_logs(sim, real)
+    assert (diff.equal, len(diff.real), diff.fraction) == (2, 3, 2 / 3)
+    assert "-[ERROR] Unhandled object from iterator: 5 (0xADDR)" in diff.format()
