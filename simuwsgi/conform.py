@@ -266,9 +266,13 @@ _MASKS = [
     (re.compile(r"\b\d+ (msecs|micros|seconds?)\b"), r"T \1"),
     (re.compile(r"\{\d+ vars in \d+ bytes\}"), "{VARS}"),
     (re.compile(r"\[\d{10}\]"), "[EPOCH]"),
+    (re.compile(r"simuwsgi-conform-(real|sim|fork)-\w+"), "simuwsgi-conform-DIR"),
 ]
-#: lines of the real harness, not of uWSGI
-_HARNESS = re.compile(r"\[simuwsgi-harness\]|^running \"log:\[simuwsgi-harness")
+#: lines of the real harness, not of uWSGI, and the lines about the listen sockets the
+#: harness adds to the real server (the simulated one has only the scenario's)
+_HARNESS = re.compile(r"\[simuwsgi-harness\]|^running \"log:\[simuwsgi-harness|"
+                      r"^uwsgi socket \d+ (bound to|inherited) |^found fd \d+ mapped to socket|"
+                      r"^your server socket listen backlog is limited")
 
 
 def mask_line(line: str) -> str:
@@ -304,7 +308,7 @@ class LogDiff:
 
 def compare_logs(sim: list[str], real: list[str]) -> LogDiff:
     """The masked logs of both runs and how many of their lines are equal, in order."""
-    a = [mask_line(x) for x in sim if x.strip()]
+    a = [mask_line(x) for x in sim if x.strip() and not _HARNESS.search(x)]
     b = [mask_line(x) for x in real if x.strip() and not _HARNESS.search(x)]
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     equal = sum(block.size for block in matcher.get_matching_blocks())

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import apps as _apps
+from . import banner as _banner
 from ._errors import SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
@@ -163,6 +164,10 @@ class Instance:
             proc = self.kernel.current  # type: ignore[assignment]
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
 
+    def _log_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.log(line, self.master)
+
     def log_exception(self) -> None:
         """``PyErr_Print()``: the traceback of the exception being handled, logged. The
         simulator's own frames are left out (uWSGI's are C, not in a traceback) and the
@@ -214,6 +219,7 @@ class Instance:
                     options=[list(item) for item in self.opts.items])
         from .facade import build_module
 
+        self._log_lines(_banner.before_subsystems(self))
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
@@ -236,11 +242,13 @@ class Instance:
 
     def _master_boot(self) -> None:
         """Runs in the master process: import, then fork everything."""
+        self._log_lines(_banner.before_app(self))
         self.app.prepare()
         self.app.import_list(self.app.shared_imports)
         if not self.lazy_apps:
             self.app_loaded = self.app.load()
             self._check_need_app()
+        self._log_lines(_banner.after_app(self))
         self.master.context = self.app.master_context()
         self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
