@@ -47,7 +47,7 @@ _SOCKET_OPTIONS = ("socket", "uwsgi-socket", "http-socket", "http11-socket", "ht
 
 
 @functools.cache
-def _machine() -> dict[str, str]:
+def machine() -> dict[str, str]:
     u = os.uname()
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -60,10 +60,14 @@ def _machine() -> dict[str, str]:
 
 def _as_root(inst: Instance) -> list[str]:
     """``uwsgi_as_root``: the two warnings while uWSGI keeps root privileges."""
-    if _machine()["root"] != "True" or inst.opts.has("uid"):
+    if machine()["root"] != "True" or inst.opts.has("uid"):
         return []
     return ["uWSGI running as root, you can use --uid/--gid/--chroot options",
             "*** WARNING: you are running uWSGI as root !!! (use the --uid flag) *** "]
+
+
+def binary_path(inst: Instance) -> str:
+    return inst.opts.str("binary-path") or sys.executable
 
 
 def sockets(inst: Instance) -> list[str]:
@@ -75,7 +79,7 @@ def sockets(inst: Instance) -> list[str]:
 
 
 def before_subsystems(inst: Instance) -> list[str]:
-    m = _machine()
+    m = machine()
     stamp = time.asctime(time.localtime(int(inst.wall())))
     lines = [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
              f"compiled with version: {COMPILED_WITH}",
@@ -83,7 +87,7 @@ def before_subsystems(inst: Instance) -> list[str]:
              "clock source: unix", "pcre jit disabled",
              f"detected number of CPU cores: {m['cpus']}",
              f"current working directory: {inst.app.base_dir}",
-             f"detected binary path: {inst.opts.str('binary-path') or sys.executable}"]
+             f"detected binary path: {binary_path(inst)}"]
     lines += _as_root(inst)
     if not inst.has_master:
         lines.append("*** WARNING: you are running uWSGI without its master process manager ***")
@@ -109,7 +113,7 @@ def before_app(inst: Instance) -> list[str]:
             kind = "UNIX" if kind == "UNIX" else "INET"
         lines.append(f"uwsgi socket {n} {how} {kind} address {address} fd {3 + n}")
     lines += _as_root(inst)
-    lines += [f"Python version: {_machine()['python']}", "--- Python VM already initialized ---",
+    lines += [f"Python version: {machine()['python']}", "--- Python VM already initialized ---",
               "Python main interpreter initialized at 0x0"]
     lines += _as_root(inst)
     lines.append("python threads support enabled")

@@ -267,6 +267,8 @@ _MASKS = [
     (re.compile(r"\{\d+ vars in \d+ bytes\}"), "{VARS}"),
     (re.compile(r"\[\d{10}\]"), "[EPOCH]"),
     (re.compile(r"simuwsgi-conform-(real|sim|fork)-\w+"), "simuwsgi-conform-DIR"),
+    # spool files are named after the host, the pid, a random number and the time
+    (re.compile(r"uwsgi_spoolfile_on_\S+?(?=( |$))"), "uwsgi_spoolfile_on_NAME"),
 ]
 #: lines of the real harness, not of uWSGI, and the lines about the listen sockets the
 #: harness adds to the real server (the simulated one has only the scenario's)

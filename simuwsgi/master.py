@@ -107,6 +107,8 @@ class Instance:
         self.ready = False
         self.stopped = False
         self.reloads = 0
+        #: when the master began killing everything (a reload or a stop), whole seconds
+        self._cursed_at = 0
         self.respawn_times: deque[float] = deque()
         #: Dead processes the master has not reaped yet (its next iteration will), and why
         #: they died.
@@ -546,7 +548,15 @@ class Instance:
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
+        self._cursed_at = int(self.wall())
+        for spooler in self.spoolers.values():
+            if spooler.alive:
+                self.log(f"killing the spooler with pid {spooler.pid}", self.master)
         self.log("...gracefully killing workers...", self.master)
+        for worker in sorted(self.workers.values(), key=lambda w: w.id):
+            if worker.alive:  # gracefully_kill(), the worker's SIGHUP handler
+                self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
+                         worker)
         self.record("reload.begin", self.master, graceful=True)
         for spooler in list(self.spoolers.values()):
             spooler.reloading = True  # type: ignore[attr-defined]
@@ -564,6 +574,7 @@ class Instance:
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
+        self._cursed_at = int(self.wall())
         self.record("reload.begin", self.master, graceful=False)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
@@ -575,11 +586,20 @@ class Instance:
         if any(w.alive for w in self.workers.values()):
             self.kernel.schedule(0.1, self._wait_workers_then, then)
             return
-        then()
+        # the master sees the last death when it reaps, at its next loop iteration
+        self.kernel.at(self.next_tick(self.kernel.now), then)
 
     def _binary_reload(self) -> None:
         """The master re-executes itself: same pid, everything else new."""
+        self._log_burials()
         self.log("binary reloading uWSGI...", self.master)
+        # uwsgi_reload (core/master_utils.c) before it execs the binary again
+        self._log_lines([f"chdir() to {self.app.base_dir}",
+                         f"closing all non-uwsgi socket fds > 2 (max_fd = "
+                         f"{_banner.machine()['max_fd']})..."]
+                        + [f"found fd {3 + n} mapped to socket {n} ({address})"
+                           for n, address in enumerate(_banner.sockets(self))]
+                        + [f"running {_banner.binary_path(self)}"])
         self._reap_all()
         old_master = self.master
         self._teardown_processes()
@@ -609,6 +629,7 @@ class Instance:
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=True,
                     options=[list(item) for item in self.opts.items])
+        self._log_lines(_banner.before_subsystems(self))
         for sub in self.subsystems.values():
             hook = getattr(sub, "close", None)
             if hook is not None:
@@ -622,6 +643,21 @@ class Instance:
         # Requests waiting in the listen queue survive: the socket is kept, and the
         # new workers take them from the queue.
         self.kernel.start(self.master)
+
+    def _log_burials(self, reaped_at: int | None = None) -> None:
+        """What the master logs as it reaps the processes of a reload or a stop: the
+        spoolers first (killed at once), then the workers, then the mules."""
+        now = int(self.wall()) if reaped_at is None else reaped_at
+        for spooler in self.spoolers.values():
+            if spooler.alive or spooler in self._unreaped or getattr(spooler, "reloading", False):
+                self.log(f"spooler (pid: {spooler.pid}) annihilated", self.master)
+        for worker in sorted(self.workers.values(), key=lambda w: w.id):
+            if worker.alive or worker in self._unreaped or getattr(worker, "reloading", False):
+                self.log(f"worker {worker.id} buried after {now - self._cursed_at} seconds",
+                         self.master)
+        for mule in sorted(self.mules.values(), key=lambda m: m.id):
+            if mule.alive or mule in self._unreaped or getattr(mule, "reloading", False):
+                self.log(f"mule {mule.id} (pid: {mule.pid}) annihilated", self.master)
 
     def _teardown_processes(self) -> None:
         if self.forks is not None:
@@ -638,6 +674,12 @@ class Instance:
         if self.stopped:
             return
         self.log("SIGINT/SIGTERM received...killing workers...", self.master)
+        self._cursed_at = int(self.wall())
+        for spooler in self.spoolers.values():
+            if spooler.alive:
+                self.log(f"killing the spooler with pid {spooler.pid}", self.master)
+        # the master reaps them at its next iteration (about a second later)
+        self._log_burials(int(self.wall() + self.next_tick(self.now) - self.now))
         self.stopped = True
         self.record("instance.stop", self.master)
         for group in (self.spoolers, self.mules, self.workers):

@@ -81,17 +81,28 @@ class Signals:
     def register(self, num: int, target: str, handler: Any) -> None:
         inst = self.inst
         proc = inst.kernel.current
-        if not inst.has_master or isinstance(proc, (Mule, Spooler)) or len(target.encode()) > 63:
+        # uwsgi_register_signal's checks, with its log lines, in its order
+        if not inst.has_master:
+            inst.log("you cannot register signals without a master")
             raise ValueError("unable to register signal")
+        if isinstance(proc, (Mule, Spooler)):
+            inst.log("only the master and the workers can register signal handlers")
+            raise ValueError("unable to register signal")
+        if len(target.encode()) > 63:
+            raise ValueError("unable to register signal")
+        wid = proc.id if isinstance(proc, Worker) else 0
         if isinstance(proc, Worker):
             self.table(proc.id)[num] = _Entry(handler, target, proc.id)
         else:
             if num in self.tables[0]:
-                inst.log("you cannot re-register a signal as the master !!!")
+                inst.log("[uwsgi-signal] you cannot re-register a signal as the master !!!")
                 raise ValueError("unable to register signal")
             entry = _Entry(handler, target, 0)
             for table in self.tables.values():
                 table[num] = entry
+        shown = target or "default, any worker"
+        inst.log(f"[uwsgi-signal] signum {num} registered (wid: {wid} modifier1: 0 "
+                 f"target: {shown})")
         inst.record("signal.register", proc, num=num, target=target)
 
     def registered(self, num: int) -> bool:
