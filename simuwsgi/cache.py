@@ -542,9 +542,8 @@ class Caches:
     # -- the sweeper ------------------------------------------------------------------
     def master_loop_started(self) -> None:
         self._anchor = self.inst.kernel.now
-        if self.sweeper_enabled:  # after the lines of the processes just forked
-            self.inst.kernel.call_soon(self.inst.log, "cache sweeper thread enabled",
-                                       self.inst.master)
+        if self.sweeper_enabled:
+            self.inst.log("cache sweeper thread enabled", self.inst.master)
         self.arm()
 
     def arm(self) -> None:

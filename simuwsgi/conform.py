@@ -265,6 +265,9 @@ _MASKS = [
     (re.compile(r"\b(\d{1,3}\.){3}\d{1,3}:\d+"), "ADDR:PORT"),
     (re.compile(r"\b\d+ (msecs|micros|seconds?)\b"), r"T \1"),
     (re.compile(r"\{\d+ vars in \d+ bytes\}"), "{VARS}"),
+    # which worker took a request is chance (its own count R), and every signal the
+    # harness raises on the real server is a request (modifier1 110) counted in T
+    (re.compile(r"\|req: \d+/\d+\]"), "|req: R/T]"),
     (re.compile(r"\[\d{10}\]"), "[EPOCH]"),
     (re.compile(r"simuwsgi-conform-(real|sim|fork)-\w+"), "simuwsgi-conform-DIR"),
     # spool files are named after the host, the pid, a random number and the time

@@ -262,12 +262,13 @@ class Instance:
         self.ready = True
         for wid in range(1, self.numproc + 1):
             self.spawn_worker(wid)
-        for ident in self._mule_ids():
-            self.spawn_mule(ident)
+        # uwsgi_master_loop: its threads (the cache sweeper...) start, then the mules fork
         for sub in self.subsystems.values():
             hook = getattr(sub, "master_loop_started", None)
             if hook is not None:
                 hook()
+        for ident in self._mule_ids():
+            self.spawn_mule(ident)
         self.record("instance.ready", self.master, workers=self.numproc,
                     mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
         self.booted = True
@@ -295,6 +296,7 @@ class Instance:
 
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
+        self._log_spawn(proc)  # the master logs it as it forks
         proc.context = self.app.fork()
         if self.forks is not None:
             self.forks.fork(proc)
@@ -306,6 +308,9 @@ class Instance:
         if self.stopped or not proc.alive:
             return
         self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
+        self.kernel.start(proc)
+
+    def _log_spawn(self, proc: UProcess) -> None:
         if isinstance(proc, Worker) and proc.respawn_count:
             self.log(f"Respawned uWSGI worker {proc.id} (new pid: {proc.pid})", self.master)
         elif isinstance(proc, Spooler):
@@ -314,7 +319,6 @@ class Instance:
         else:
             self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
                      f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
-        self.kernel.start(proc)
 
     def run_post_fork(self, proc: UProcess) -> None:
         """``uwsgi.post_fork_hook()`` in a newly forked process; errors are printed."""
