@@ -8,7 +8,8 @@ the matching points of its boot:
    (then the cache and queue subsystems log their own lines);
 2. :func:`before_app`: the sockets (``bound to`` at the first start, ``inherited`` after
    a reload), the Python interpreter lines, the listen backlog, the workers' mercy,
-   the ``--cron`` tasks, the shared memory mapped for the cores and the operational mode;
+   the ``--cron`` tasks, the shared memory mapped for the cores, the farms and the
+   operational mode;
 3. :func:`after_app`: the last root warning, the multiple-interpreter line and the
    master's ``spawned`` (``gracefully (RE)spawned`` after a reload) line.
 
@@ -93,8 +94,11 @@ def before_subsystems(inst: Instance) -> list[str]:
         lines.append("*** WARNING: you are running uWSGI without its master process manager ***")
     if m["nproc"]:
         lines.append(f"your processes number limit is {m['nproc']}")
-    lines += [f"your memory page size is {m['page']} bytes",
-              f"detected max file descriptor number: {m['max_fd']}",
+    lines.append(f"your memory page size is {m['page']} bytes")
+    if inst.harakiri > 0 and not inst.opts.int("post-buffering", 0):
+        lines.append(" *** WARNING: you have enabled harakiri without post buffering. Slow "
+                     "upload could be rejected on post-unbuffered webservers *** ")
+    lines += [f"detected max file descriptor number: {m['max_fd']}",
               "lock engine: pthread robust mutexes"]
     if inst.opts.flag("thunder-lock"):
         lines.append("thunder lock: enabled")
@@ -132,6 +136,8 @@ def before_app(inst: Instance) -> list[str]:
     per_core = _CORE + 8 * 64 + inst.buffer_size + 16 * vec
     total = (_APPS_TABLE + cores * per_core) * (inst.numproc + (1 if inst.has_master else 0))
     lines.append(f"mapped {total} bytes ({total // 1024} KB) for {cores * inst.numproc} cores")
+    mules = inst.subsystems.get("mules")
+    lines += mules.setup_lines if mules is not None else []
     multi = inst.numproc > 1
     if threads > 1:
         mode = "preforking+threaded" if multi else "threaded"

@@ -261,7 +261,7 @@ def compare(a: RunResult, b: RunResult, settings: dict[str, Any]) -> list[str]:
 _MASKS = [
     (re.compile(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"), "DATE"),
     (re.compile(r"0x[0-9a-f]+"), "0xADDR"),
-    (re.compile(r"(pid:? |pid: |\(pid: |worker \d+ \(pid: )\d+"), r"\1P"),
+    (re.compile(r"(pid:? |\(pid: |process |with pid )\d+"), r"\1P"),
     (re.compile(r"\b(\d{1,3}\.){3}\d{1,3}:\d+"), "ADDR:PORT"),
     (re.compile(r"\b\d+ (msecs|micros|seconds?)\b"), r"T \1"),
     (re.compile(r"\{\d+ vars in \d+ bytes\}"), "{VARS}"),

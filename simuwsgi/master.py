@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -165,6 +166,10 @@ class Instance:
         if proc is None:
             proc = self.kernel.current  # type: ignore[assignment]
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
+
+    def log_verbose(self, line: str, proc: UProcess | None = None) -> None:
+        """``uwsgi_log_verbose``: the line after the current date."""
+        self.log(f"{time.asctime(time.localtime(int(self.wall())))} - {line}", proc)
 
     def _log_lines(self, lines: list[str]) -> None:
         for line in lines:
@@ -458,7 +463,7 @@ class Instance:
                          f" :( trying respawn ...", self.master)
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
         elif isinstance(proc, Mule):
-            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
+            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
                      self.master)
             self.spawn_mule(proc.id, proc)
         elif isinstance(proc, Spooler):
@@ -519,16 +524,26 @@ class Instance:
         if not proc.alive:
             return
         if isinstance(proc, Worker):
-            self.log(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
-                     f"graceful: yes) ***", self.master)
+            # uwsgi_master_check_workers_deadline: the request deadline is checked first
+            h, u = proc.harakiri_deadline, proc.user_harakiri_deadline
+            user = bool(u) and (not h or u < h)
+            say = self.log_verbose
+            say(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
+                "graceful: yes) ***", self.master)
+            say(f"HARAKIRI !!! worker {proc.id} status !!!", self.master)  # uwsgi_dump_worker
             request = proc.request
             if request is not None:
-                self.log(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
-                         f"{request.path} since {int(self.clock.wall_offset + request.started)}",
-                         self.master)
-            self.log(f"HARAKIRI triggered by worker {proc.id} core 0 !!!", self.master)
+                say(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
+                    f"{request.path} since {int(self.clock.wall_offset + request.started)}",
+                    self.master)
+            say(f"HARAKIRI !!! end of worker {proc.id} status !!!", self.master)
+            say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {proc.id} core 0 !!!",
+                self.master)
         elif isinstance(proc, Spooler):
             self.log(f"*** HARAKIRI ON THE SPOOLER (pid: {proc.pid}) ***", self.master)
+        elif isinstance(proc, Mule) and proc.harakiri_deadline and proc.signum:
+            self.log(f"*** HARAKIRI ON MULE {proc.id} HANDLING SIGNAL {proc.signum} "
+                     f"(pid: {proc.pid}) ***", self.master)
         else:
             self.log(f"*** HARAKIRI ON {proc.kind.upper()} {proc.id} (pid: {proc.pid}) ***",
                      self.master)

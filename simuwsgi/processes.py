@@ -123,6 +123,8 @@ class Mule(UProcess):
         self.msg_queue: deque[bytes] = previous.msg_queue if previous else deque()
         self.farms: list[str] = previous.farms if previous else []
         self.signals = previous.signals if previous else 0
+        #: the signal whose handler runs now (``uwsgi.mules[i].signum``)
+        self.signum = 0
 
     @property
     def mule_id(self) -> int:

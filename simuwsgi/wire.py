@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .master import ProcessExit
@@ -147,9 +146,8 @@ class Connection:
 
     # -- the log lines of uwsgi_req_error ------------------------------------------------
     def _req_error(self, what: str, line: int, strerror: str = _EBADF) -> None:
-        stamp = time.asctime(time.localtime(self.inst.wall()))
-        self.inst.log(f"{stamp} - {what}: {strerror} [core/writer.c line {line}] during "
-                      f"{self.req.method} {self.req.path} ({self.req.remote_addr})")
+        self.inst.log_verbose(f"{what}: {strerror} [core/writer.c line {line}] during "
+                              f"{self.req.method} {self.req.path} ({self.req.remote_addr})")
 
     def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
         self._req_error(what, line, strerror)
