@@ -287,22 +287,43 @@ def mask_line(line: str) -> str:
     return line.rstrip()
 
 
+#: the writers whose lines interleave in uWSGI's log by the OS scheduler's chance (the
+#: spooler may run a task before the worker that spooled it logs the request): lines are
+#: compared in order within each writer
+_WRITERS = (("request", re.compile(r"^\[pid: ")), ("spooler", re.compile(r"^\[spooler")))
+
+
+def _writer(line: str) -> str:
+    return next((name for name, rx in _WRITERS if rx.search(line)), "other")
+
+
+def _equal_lines(a: list[str], b: list[str]) -> int:
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks())
+
+
 @dataclass
 class LogDiff:
-    """Two logs compared line by line after masking (``difflib`` alignment)."""
+    """Two logs compared line by line after masking: ``strict`` counts the lines equal in
+    the one sequence (``difflib`` alignment), ``equal`` the lines equal in order within
+    each writer (request lines, spooler lines, the rest)."""
 
     sim: list[str]
     real: list[str]
     equal: int
+    strict: int
+
+    @property
+    def lines(self) -> int:
+        return max(len(self.sim), len(self.real))
 
     @property
     def fraction(self) -> float:
-        total = max(len(self.sim), len(self.real))
-        return self.equal / total if total else 1.0
+        return self.equal / self.lines if self.lines else 1.0
 
     def format(self, limit: int = 40) -> str:
-        out = [f"log: {self.equal} masked-equal lines of {max(len(self.sim), len(self.real))} "
-               f"({100 * self.fraction:.1f}%)"]
+        out = [f"log: {self.equal} masked-equal lines of {self.lines} "
+               f"({100 * self.fraction:.1f}%; {self.strict} in one sequence)"]
         for line in difflib.unified_diff(self.real, self.sim, "real", "sim", lineterm="", n=0):
             if len(out) > limit:
                 out.append("  ...")
@@ -315,9 +336,10 @@ def compare_logs(sim: list[str], real: list[str]) -> LogDiff:
     """The masked logs of both runs and how many of their lines are equal, in order."""
     a = [mask_line(x) for x in sim if x.strip() and not _HARNESS.search(x)]
     b = [mask_line(x) for x in real if x.strip() and not _HARNESS.search(x)]
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    equal = sum(block.size for block in matcher.get_matching_blocks())
-    return LogDiff(sim=a, real=b, equal=equal)
+    per_writer = sum(_equal_lines([x for x in a if _writer(x) == w],
+                                  [x for x in b if _writer(x) == w])
+                     for w in ("request", "spooler", "other"))
+    return LogDiff(sim=a, real=b, equal=per_writer, strict=_equal_lines(a, b))
 
 
 class HarnessError(SimulationError):

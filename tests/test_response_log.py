@@ -282,5 +282,14 @@ def test_log_diff_masks_what_differs_by_nature():
            "(HTTP/1.1 200) 0 headers in 19 bytes (1 switches on core 0)",
            "[ERROR] Unhandled object from iterator: 6 (0x1)"]
     diff = compare_logs(sim, real)
-    assert (diff.equal, len(diff.real), diff.fraction) == (2, 3, 2 / 3)
+    assert (diff.equal, diff.strict, len(diff.real), diff.fraction) == (2, 2, 3, 2 / 3)
     assert "-[ERROR] Unhandled object from iterator: 5 (0xADDR)" in diff.format()
+
+
+def test_log_diff_compares_in_order_within_each_writer():
+    from simuwsgi.conform import compare_logs
+
+    request = "[pid: 1|app: 0|req: 1/1] 127.0.0.1 () {2 vars in 9 bytes} [X] GET /a => x"
+    spooler = "[spooler /s pid: 2] managing request uwsgi_spoolfile_on_vm_1_2 ..."
+    diff = compare_logs(["start", request, spooler], ["start", spooler, request])
+    assert (diff.equal, diff.strict) == (3, 2)
