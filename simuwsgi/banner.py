@@ -126,10 +126,9 @@ def before_app(inst: Instance) -> list[str]:
                      "connections")
     lines.append("your mercy for graceful operations on workers is "
                  f"{o.int('worker-reload-mercy', 60)} seconds")
-    for command in o.strings("cron"):
-        parts = command.split(None, 5)
-        if len(parts) == 6:
-            lines.append(f'[uwsgi-cron] command "{parts[5]}" registered as cron task')
+    cron = inst.subsystems.get("cron")
+    for spec in cron.command_crons if cron is not None else ():
+        lines.append(f'[uwsgi-cron] command "{spec.command}" registered as cron task')
     threads = max(1, o.int("threads", 0))
     cores = inst.cores
     vec = 4 + 1 + 4 * o.int("max-vars", 64)

@@ -293,3 +293,89 @@ def test_log_diff_compares_in_order_within_each_writer():
     spooler = "[spooler /s pid: 2] managing request uwsgi_spoolfile_on_vm_1_2 ..."
     diff = compare_logs(["start", request, spooler], ["start", spooler, request])
     assert (diff.equal, diff.strict) == (3, 2)
+
+
+# -- startup, cron, reload and stop lines --------------------------------------------------
+def test_startup_lines_in_uwsgi_order(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "import uwsgi\n"
+        "uwsgi.register_signal(17, 'workers', print)\n"
+        "uwsgi.register_signal(18, '', print)\n"
+        "def application(env, sr):\n"
+        "    sr('200 OK', [])\n"
+        "    return [b'ok']\n")
+    opts = ["--master", "--processes", "2", "--cache2", "name=c,items=10",
+            "--cron", "-1 -1 -1 -1 -1 true", "--http-socket", "127.0.0.1:9090",
+            "--wsgi-file", "app.py"]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        log = list(sim.log)
+
+    def at(prefix: str) -> int:
+        return next(i for i, line in enumerate(log) if line.startswith(prefix))
+
+    order = ["*** Starting uWSGI 2.0.30 (64bit) on [", "compiled with version: ",
+             "current working directory: ", "lock engine: pthread robust mutexes",
+             "thunder lock: disabled", '*** Cache "c" initialized: 0MB (key: 2136 bytes',
+             "uwsgi socket 0 bound to TCP address 127.0.0.1:9090 fd 3", "Python version: ",
+             "your server socket listen backlog is limited to 100 connections",
+             "your mercy for graceful operations on workers is 60 seconds",
+             '[uwsgi-cron] command "true" registered as cron task',
+             "mapped 218712 bytes (213 KB) for 2 cores", "*** Operational MODE: preforking ***",
+             "[uwsgi-signal] signum 17 registered (wid: 0 modifier1: 0 target: workers)",
+             "[uwsgi-signal] signum 18 registered (wid: 0 modifier1: 0 target: default, any "
+             "worker)", "WSGI app 0 (mountpoint='') ready",
+             "*** uWSGI is running in multiple interpreter mode ***",
+             "spawned uWSGI master process (pid: ", "spawned uWSGI worker 1 (pid: ",
+             "spawned uWSGI worker 2 (pid: ", "cache sweeper thread enabled"]
+    positions = [at(prefix) for prefix in order]
+    assert positions == sorted(positions)
+
+
+def test_reload_and_stop_lines(tmp_path):
+    (tmp_path / "app.py").write_text("def application(env, sr):\n    return []\n")
+    (tmp_path / "spool").mkdir()
+    opts = ["--master", "--processes", "2", "--mules", "1", "--spooler", "spool",
+            "--wsgi-file", "app.py"]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        first = len(sim.log)
+        sim.reload()
+        sim.advance(3)
+        reload_lines = sim.log[first:]
+        pids = {name: sim.process(name).pid for name in ("spooler1", "mule1")}
+        first = len(sim.log)
+        sim.stop()
+        stop_lines = sim.log[first:]
+    masked = [re.sub(r"pid:? \d+", "pid P", line) for line in reload_lines[:14]]
+    assert masked == [
+        "killing the spooler with pid P", "...gracefully killing workers...",
+        "Gracefully killing worker 1 (pid P)...", "Gracefully killing worker 2 (pid P)...",
+        "spooler (pid P) annihilated", "worker 1 buried after 1 seconds",
+        "worker 2 buried after 1 seconds", "mule 1 (pid P) annihilated",
+        "binary reloading uWSGI...", f"chdir() to {tmp_path}",
+        "closing all non-uwsgi socket fds > 2 (max_fd = "
+        f"{reload_lines[10].split('= ')[1]}", re.sub(r"pid:? \d+", "pid P", reload_lines[11]),
+        reload_lines[12], masked[13]]
+    assert reload_lines[11].startswith("running ")
+    assert reload_lines[12].startswith("*** Starting uWSGI 2.0.30")
+    assert any(line.startswith("gracefully (RE)spawned uWSGI master process (pid: ")
+               for line in reload_lines)
+    assert stop_lines == [
+        "SIGINT/SIGTERM received...killing workers...",
+        f"killing the spooler with pid {pids['spooler1']}",
+        f"spooler (pid: {pids['spooler1']}) annihilated", "worker 1 buried after 1 seconds",
+        "worker 2 buried after 1 seconds", f"mule 1 (pid: {pids['mule1']}) annihilated",
+        "goodbye to uWSGI."]
+
+
+def test_cron_command_lines(tmp_path):
+    (tmp_path / "app.py").write_text("def application(env, sr):\n    return []\n")
+    opts = ["--master", "--cron", "-1 -1 -1 -1 -1 echo hi-from-cron", "--wsgi-file", "app.py"]
+    with Simulation(opts, app_dir=tmp_path, cron_commands=True) as sim:
+        sim.advance(61)
+        log = [line for line in sim.log if "[uwsgi-cron]" in line or line == "hi-from-cron"]
+    assert log[0] == '[uwsgi-cron] command "echo hi-from-cron" registered as cron task'
+    assert re.fullmatch(r'.{24} - \[uwsgi-cron\] running "echo hi-from-cron" \(pid (\d+)\)',
+                        log[1])
+    pid = log[1].rsplit(" ", 1)[1].strip(")")
+    assert log[3] == (f'[uwsgi-cron] command "echo hi-from-cron" running with pid {pid} '
+                      "exited after 1 second(s)")
