@@ -75,7 +75,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
-from ._pyarg import no_kwargs, parser
+from ._pyarg import kwargs_dict_passed, no_kwargs, parser
 from .config import canonical
 from .master import ProcessExit
 from .processes import Spooler
@@ -666,7 +666,8 @@ class Spoolers:
         p_get_task = parser("s:spooler_get_task")
 
         def spool(*args: Any, **kw: Any) -> bytes:
-            return self._py_spool(args, kw)
+            passed = kw or kwargs_dict_passed(sys._getframe(1))
+            return self._py_spool(args, kw if passed else None)
 
         def set_spooler_frequency(*args: Any, **kw: Any) -> bool:
             no_kwargs("set_spooler_frequency", kw)
@@ -698,13 +699,14 @@ class Spoolers:
             "spoolers": tuple(os.fsencode(s.dir) for s in self.slots),
         }
 
-    def _py_spool(self, args: tuple[Any, ...], kw: dict[str, Any]) -> bytes:
-        """``py_uwsgi_send_spool``."""
+    def _py_spool(self, args: tuple[Any, ...], kw: dict[str, Any] | None) -> bytes:
+        """``py_uwsgi_send_spool``: the dict argument, else the keyword dict, even empty
+        (``kw`` None: no ``**`` dict was passed, ``uwsgi.spool()``)."""
         if args:
             task = args[0]
             if not isinstance(task, dict):
                 raise ValueError("The argument of spooler callable must be a dictionary")
-        elif kw:
+        elif kw is not None:
             task = kw
         else:
             raise ValueError("The argument of spooler callable must be a dictionary")

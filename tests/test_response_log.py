@@ -379,3 +379,110 @@ def test_cron_command_lines(tmp_path):
     pid = log[1].rsplit(" ", 1)[1].strip(")")
     assert log[3] == (f'[uwsgi-cron] command "echo hi-from-cron" running with pid {pid} '
                       "exited after 1 second(s)")
+
+
+# -- remaining API differences (issue 13 §5) ------------------------------------------------
+API_APP = r'''
+import uwsgi
+
+W1 = uwsgi.workers()
+uwsgi.log("IMPORT same=%s ids=%r" % (W1 is uwsgi.workers(), [w["id"] for w in W1]))
+uwsgi.log("IMPORT magic=%r" % sorted(k for k in uwsgi.magic_table))
+
+
+def spooler(env):
+    uwsgi.log("SPOOLED %r" % sorted(env))
+    return uwsgi.SPOOL_OK
+
+
+uwsgi.spooler = spooler
+
+
+def handler(num):
+    uwsgi.log("HANDLER %d" % num)
+
+
+uwsgi.register_signal(20, "workers", handler)
+uwsgi.register_signal(22, "mule", handler)
+
+
+def spool_wrapper(*args, **kw):
+    return uwsgi.spool(*args, **kw)
+
+
+def application(env, sr):
+    p = env["PATH_INFO"]
+    out = []
+    if p == "/spool":
+        for call in (lambda: uwsgi.spool(**{}), spool_wrapper, uwsgi.spool):
+            try:
+                out.append(call().split(b"/")[-1][:19].decode())
+            except Exception as e:
+                out.append(repr(e))
+    if p == "/workers":
+        a = uwsgi.workers()
+        out.append("same=%s type=%s ids=%r" % (a is uwsgi.workers(), type(a).__name__,
+                                               [w["id"] for w in a]))
+    if p == "/wait":
+        uwsgi.signal(20)
+        out.append("wait=%r received=%r" % (uwsgi.signal_wait(), uwsgi.signal_received()))
+    if p == "/mule":
+        uwsgi.signal(22)
+    if p == "/fw":
+        out.append(repr(env["wsgi.file_wrapper"]))
+    sr("200 OK", [])
+    return [" ".join(out).encode()]
+'''
+MULE = r'''
+import uwsgi
+while True:
+    r = uwsgi.signal_wait()
+    uwsgi.log("MULE wait=%r received=%r" % (r, uwsgi.signal_received()))
+'''
+API_PATHS = ["/spool", "/workers", "/wait", "/mule", "/fw"]
+API_OPTIONS = ["--master", "--processes", "1", "--spooler", "spool", "--mule=mule.py",
+               "--wsgi-file", "app.py"]
+_API_LINES = re.compile(r"^(IMPORT|SPOOLED|HANDLER|MULE|error managing)")
+
+
+def _api_dir(path):
+    path.mkdir()
+    (path / "spool").mkdir()
+    (path / "app.py").write_text(API_APP)
+    (path / "mule.py").write_text(MULE)
+    return path
+
+
+def _api_sim(path):
+    with Simulation(API_OPTIONS, app_dir=_api_dir(path)) as sim:
+        bodies = [sim.get(p).body for p in API_PATHS]
+        sim.advance(1.5)
+        return bodies, [line for line in sim.log if _API_LINES.search(line)]
+
+
+def test_api_differences_in_the_simulation(tmp_path):
+    bodies, lines = _api_sim(tmp_path / "sim")
+    assert bodies[0] == (b"uwsgi_spoolfile_on_ uwsgi_spoolfile_on_ ValueError('The argument "
+                         b"of spooler callable must be a dictionary')")
+    assert bodies[1] == b"same=True type=tuple ids=[1]"
+    assert bodies[2] == b"wait=b'' received=20"
+    assert "IMPORT same=True ids=[0]" in lines
+    assert "MULE wait=b'' received=22" in lines
+    assert not any(line.startswith("error managing") for line in lines)
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_api_differences_match_real_uwsgi(tmp_path):
+    with RealUwsgi(API_OPTIONS, app_dir=_api_dir(tmp_path / "real")) as real:
+        real_bodies = [real.get(p).body for p in API_PATHS]
+        real.wait_for_log(r"^MULE ")
+        import time
+
+        time.sleep(0.5)
+        real_lines = [line for line in real.log if _API_LINES.search(line)]
+    sim_bodies, sim_lines = _api_sim(tmp_path / "sim")
+    assert sim_bodies == real_bodies
+    masked = [re.sub(r"'[hbp]'|'[0-9DPSIJijdNnOoCcEe]'", "'X'", x) for x in sim_lines]
+    assert masked == [re.sub(r"'[hbp]'|'[0-9DPSIJijdNnOoCcEe]'", "'X'", x)
+                      for x in real_lines]
