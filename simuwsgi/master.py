@@ -38,6 +38,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from . import apps as _apps
@@ -47,6 +48,7 @@ from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
 from .kernel import Kernel, Killed
+from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .trace import Trace
 
@@ -94,6 +96,9 @@ class Instance:
         self.vfork = vfork
         self.trace = Trace(node, trace_kinds)
         self.log_lines: list[tuple[float, str, str]] = []
+        sink = LogSink(opts, Path(opts.str("chdir") or opts.base_dir))
+        #: the log's prefix and files (``--log-date``, ``--logto``...), None without them
+        self.log_sink: LogSink | None = sink if sink.active else None
         self._pid = pid_base
         self._read_options()
         self.master: Master | None = None
@@ -162,14 +167,28 @@ class Instance:
         self.trace.add(self.kernel.now, proc.name if proc is not None else "master", kind, fields)
 
     def log(self, line: str, proc: UProcess | None = None) -> None:
-        """A line uWSGI would have written to its log."""
+        """A line uWSGI writes with ``uwsgi_log`` (``--log-date`` prefixes it)."""
+        sink = self.log_sink
+        if sink is not None and sink.dated:
+            line = sink.stamp(self.wall()) + line
+        self.log_raw(line, proc)
+
+    def log_raw(self, line: str, proc: UProcess | None = None, request: bool = False) -> None:
+        """A line written to the log as it is: a request line (``request``), Python's
+        output on fd 2."""
         if proc is None:
             proc = self.kernel.current  # type: ignore[assignment]
+        sink = self.log_sink
+        if sink is not None and not sink.write(line, request):
+            return
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
 
     def log_verbose(self, line: str, proc: UProcess | None = None) -> None:
         """``uwsgi_log_verbose``: the line after the current date."""
-        self.log(f"{time.asctime(time.localtime(int(self.wall())))} - {line}", proc)
+        sink = self.log_sink
+        stamp = (sink.stamp(self.wall()) if sink is not None else
+                 time.asctime(time.localtime(int(self.wall()))) + " - ")
+        self.log_raw(stamp + line, proc)
 
     def _log_lines(self, lines: list[str]) -> None:
         for line in lines:
@@ -182,7 +201,7 @@ class Instance:
         exc = sys.exc_info()[1]
         if exc is not None:
             for line in self.exception_lines(exc):
-                self.log(line)
+                self.log_raw(line)
 
     def exception_lines(self, exc: BaseException) -> list[str]:
         """The lines ``PyErr_Print`` writes for ``exc`` (see :meth:`log_exception`)."""
@@ -226,6 +245,10 @@ class Instance:
                     options=[list(item) for item in self.opts.items])
         from .facade import build_module
 
+        if self.log_sink is not None:
+            for spec in self.log_sink.ignored:
+                self.log(f'[simuwsgi] logger "{spec}" is not simulated (only file: loggers '
+                         "are): its lines stay in the simulated log")
         self._log_lines(_banner.before_subsystems(self))
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)

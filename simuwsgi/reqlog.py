@@ -19,7 +19,8 @@ name a logvar set by ``uwsgi.set_logvar``; an empty value prints ``-``.
 
 Times come from the virtual clock (the request's start and end). Request lines go to
 the log without the ``--log-date``/``--log-prefix`` prefix, as uWSGI writes them with
-``writev`` on its request log fd.
+``writev`` on its request log fd (to ``--req-logger file:PATH`` when set, see
+``logsink``).
 
 Left out: ``--log-x-forwarded-for``'s other consumers, ``--logformat-strftime``, the
 ``vhost`` prefix, ``%(metric.NAME)`` (printed as 0: metrics are not simulated here).
@@ -173,4 +174,4 @@ def log_request(inst: Instance, r: RequestLogRecord, logvars: dict[bytes, bytes]
     fmt = inst.opts.last("logformat", "log-format")
     fmt = fmt if isinstance(fmt, str) else None
     line = format_line(fmt, r, logvars, request_vars) if fmt else default_line(inst, r)
-    inst.log(line, proc)  # type: ignore[arg-type]
+    inst.log_raw(line, proc, request=True)  # type: ignore[arg-type]

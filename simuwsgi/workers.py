@@ -240,7 +240,7 @@ class _LogSink(io.RawIOBase):
         chunk = self._partial + bytes(data)
         *lines, self._partial = chunk.split(b"\n")
         for line in lines:
-            self._inst.log(line.decode("utf-8", "replace"))
+            self._inst.log_raw(line.decode("utf-8", "replace"))
         return len(data)
 
 

@@ -486,3 +486,102 @@ def test_api_differences_match_real_uwsgi(tmp_path):
     masked = [re.sub(r"'[hbp]'|'[0-9DPSIJijdNnOoCcEe]'", "'X'", x) for x in sim_lines]
     assert masked == [re.sub(r"'[hbp]'|'[0-9DPSIJijdNnOoCcEe]'", "'X'", x)
                       for x in real_lines]
+
+
+# -- where the log goes --------------------------------------------------------------------
+LOGGED_APP = ("import uwsgi\n"
+              "def application(env, sr):\n"
+              "    if env['PATH_INFO'] == '/exc':\n"
+              "        raise ValueError('boom')\n"
+              "    uwsgi.log('APP LINE')\n"
+              "    sr('200 OK', [])\n"
+              "    return [b'ok']\n")
+
+
+def _masked_requests(text: str) -> list[str]:
+    return [_mask(re.sub(r"\{\d+ vars in \d+ bytes\}", "{VARS}", line))
+            for line in text.splitlines()]
+
+
+def test_req_logger_file_and_log_prefix(tmp_path):
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    opts = ["--master", "--wsgi-file", "app.py", "--req-logger", "file:req.log",
+            "--logfile-chmod", "640", "--log-prefix=PFX %Y"]
+    with Simulation(opts, app_dir=tmp_path, start="2026-03-01T10:00:00") as sim:
+        sim.get("/ok")
+        sim.get("/exc")
+        log = list(sim.log)
+    year = "PFX 2026 - "
+    assert log[0].startswith(year + "*** Starting uWSGI 2.0.30")
+    assert year + "APP LINE" in log
+    assert "ValueError: boom" in log  # Python's traceback: written to fd 2, no prefix
+    assert not any("GET /ok" in line for line in log)  # request lines: the request logger
+    requests = (tmp_path / "req.log").read_text().splitlines()
+    assert [line.split(" => ")[0].rsplit(" ", 2)[1:] for line in requests] == [
+        ["GET", "/ok"], ["GET", "/exc"]]
+    assert oct((tmp_path / "req.log").stat().st_mode & 0o777) == "0o640"
+
+
+def test_logto_and_log_date(tmp_path):
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    opts = ["--master", "--wsgi-file", "app.py", "--logto", "main.log", "--log-date"]
+    with Simulation(opts, app_dir=tmp_path, start="2026-03-01T10:00:00") as sim:
+        sim.get("/ok")
+        log = list(sim.log)
+    assert (tmp_path / "main.log").read_text().splitlines() == log
+    assert re.fullmatch(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d 2026 - APP LINE",
+                        next(line for line in log if line.endswith("APP LINE")))
+    assert any(line.startswith("[pid: ") for line in log)  # request lines: no date
+
+
+def test_bad_logfile_chmod_is_refused(tmp_path):
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    with pytest.raises(ValueError, match="invalid chmod value: 6400"):
+        Simulation(["--wsgi-file", "app.py", "--logfile-chmod", "6400"],
+                   app_dir=tmp_path).start()
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_req_logger_matches_real_uwsgi(tmp_path):
+    for side in ("real", "sim"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "app.py").write_text(LOGGED_APP)
+    opts = ["--master", "--wsgi-file", "app.py", "--req-logger", "file:req.log"]
+    with RealUwsgi(opts, app_dir=tmp_path / "real") as real:
+        real.get("/ok")
+        real.get("/exc")
+        import time
+
+        deadline = time.monotonic() + 5
+        while (tmp_path / "real" / "req.log").read_text().count("\n") < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        real_main = [line for line in real.log if "GET /" in line]
+    with Simulation(opts, app_dir=tmp_path / "sim") as sim:
+        sim.get("/ok")
+        sim.get("/exc")
+        sim_main = [line for line in sim.log if "GET /" in line]
+    assert sim_main == real_main == []
+    assert (_masked_requests((tmp_path / "sim" / "req.log").read_text())
+            == _masked_requests((tmp_path / "real" / "req.log").read_text()))
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_log_x_forwarded_for_matches_real_uwsgi(tmp_path):
+    opts = OPTIONS + ["--log-x-forwarded-for"]
+    headers = {"X-Forwarded-For": "10.1.2.3, 10.0.0.1"}
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    with RealUwsgi(opts, app_dir=tmp_path) as real:
+        port = real.port
+        real.get("/ok", headers=headers)
+        real.wait_for_log(r"GET /ok =>")
+        real_line = next(line for line in real.log if "GET /ok =>" in line)
+    hdrs = [("Host", f"127.0.0.1:{port}"), *headers.items(), ("Connection", "close")]
+    with Simulation(opts + ["--http-socket", f"127.0.0.1:{port}"], app_dir=tmp_path,
+                    hostname=socket.gethostname()) as sim:
+        sim.get("/ok", headers=hdrs)
+        sim_line = next(line for line in sim.log if "GET /ok =>" in line)
+    assert _mask(sim_line) == _mask(real_line)
+    assert "] 10.1.2.3, 10.0.0.1 () {" in sim_line  # the whole header, as real
