@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import NotSimulatedError
 from ._pyarg import no_kwargs, parser
 from .wire import BuiltinFunction, segfault
-from .workers import _LogSink
+from .workers import _LogSink, content_length, packet_vars
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -251,7 +251,9 @@ class Misc:
         def cl(*_args: Any, **kw: Any) -> int:
             no_kwargs("cl", kw)
             req = self._request()
-            return len(req.body) if req is not None else 0
+            if req is None:
+                return 0
+            return content_length(packet_vars(self.inst, req).get("CONTENT_LENGTH"))
 
         def connection_fd(*_args: Any, **kw: Any) -> int:
             no_kwargs("connection_fd", kw)

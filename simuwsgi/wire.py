@@ -145,12 +145,13 @@ class Connection:
         self.via_sendfile = False
 
     # -- the log lines of uwsgi_req_error ------------------------------------------------
-    def _req_error(self, what: str, line: int, strerror: str = _EBADF) -> None:
-        self.inst.log_verbose(f"{what}: {strerror} [core/writer.c line {line}] during "
+    def req_error(self, what: str, where: str, line: int, strerror: str = _EBADF) -> None:
+        """``uwsgi_req_error``: the failed call, the error and the request, dated."""
+        self.inst.log_verbose(f"{what}: {strerror} [{where} line {line}] during "
                               f"{self.req.method} {self.req.path} ({self.req.remote_addr})")
 
     def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
-        self._req_error(what, line, strerror)
+        self.req_error(what, "core/writer.c", line, strerror)
         self.write_errors += 1
         return False
 

@@ -22,7 +22,9 @@ Requests take no virtual time unless the app sleeps or blocks.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -217,13 +219,66 @@ def worker_loop(inst: Instance, w: Worker) -> None:
 
 class _Input(io.BytesIO):
     """``wsgi.input``: uWSGI's ``uwsgi._Input`` (read, readline, readlines, seek, tell,
-    fileno, close)."""
+    fileno, close) over the body the client sent, up to the request's Content-Length
+    (``wsgi_req->post_cl``, see ``content_length``).
 
-    def fileno(self) -> int:
-        return 0
+    ``read()`` is ``uwsgi_request_body_read``: it reads at most what is left of the
+    Content-Length; a buffer larger than the machine's memory cannot be allocated
+    (``malloc()`` fails, logged, ``OSError``), and when the client sent fewer bytes than
+    it announced, uWSGI waits ``--socket-timeout`` (default 4 s) of virtual time for the
+    rest, logs ``[uwsgi-body-read] Timeout reading ...`` and raises ``OSError``.
+    ``readline``/``readlines``/iteration read what was sent, without the waiting."""
+
+    def __init__(self, body: bytes, post_cl: int = -1, conn: Any = None) -> None:
+        self._cl = len(body) if post_cl < 0 else post_cl
+        super().__init__(body[:self._cl])
+        self._conn = conn
+
+    def read(self, *args: Any) -> bytes:  # type: ignore[override]
+        (hint,) = _parse_read(args) or (0,)
+        pos = self.tell()
+        if pos >= self._cl:
+            return b""
+        remains = self._cl - pos if hint <= 0 else min(hint, self._cl - pos)
+        conn = self._conn
+        if conn is not None and remains > _memory():
+            conn.req_error("uwsgi_request_body_read()/malloc()", "core/reader.c", 371,
+                           os.strerror(errno.ENOMEM))
+            raise OSError(f"error during read({hint}) on wsgi.input")
+        sent = len(self.getbuffer())
+        if conn is not None and pos + remains > sent:
+            inst = conn.inst
+            kernel = inst.kernel
+            kernel.wake(kernel.current, None, delay=float(inst.opts.int("socket-timeout", 0)
+                                                          or 4))
+            kernel.park("reading the request body")
+            conn.switches += 1  # uwsgi_wait_read_req: a switch
+            self.seek(sent)
+            inst.log(f"[uwsgi-body-read] Timeout reading {pos + remains - sent} bytes. "
+                     f"Content-Length: {self._cl} consumed: {sent} left: {self._cl - sent}")
+            raise OSError(f"error during read({hint}) on wsgi.input")
+        return super().read(remains)
 
 
 _Input.__module__ = "uwsgi"
+_parse_read = parser("|l:read")
+
+
+def _memory() -> int:
+    """What one ``malloc`` can get on this machine (Linux's heuristic overcommit refuses
+    more than the physical memory, roughly)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def content_length(value: str | None) -> int:
+    """``get_content_length``: the leading digits, in 64 bits (a value beyond 2**64
+    wraps, as in uWSGI)."""
+    n = 0
+    for ch in value or "":
+        if not "0" <= ch <= "9":
+            break
+        n = (n * 10 + ord(ch) - 48) & 0xFFFFFFFFFFFFFFFF
+    return n
 
 
 class _LogSink(io.RawIOBase):
@@ -311,12 +366,13 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
     return packet
 
 
-def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
+def build_environ(inst: Instance, req: Request, w: Worker,
+                  conn: Any = None) -> dict[str, Any]:
     """The WSGI environ uWSGI's Python plugin builds: the packet's vars, then the
     ``wsgi.*`` and ``uwsgi.*`` keys."""
     environ: dict[str, Any] = dict(packet_vars(inst, req))
     environ.update({
-        "wsgi.input": _Input(req.body),
+        "wsgi.input": _Input(req.body, content_length(environ.get("CONTENT_LENGTH")), conn),
         "wsgi.errors": inst.errors_stream(),
         "wsgi.file_wrapper": file_wrapper(inst),
         "wsgi.version": (1, 0),
@@ -433,10 +489,6 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         inst.log("--- no python application found, check your startup logs for errors ---", w)
         return 500, [("Connection", "close"), ("Content-Type", "text/plain")], \
             b"Internal Server Error", False
-    environ = build_environ(inst, req, w)
-    facade = inst.facade
-    if inst.cores < 2:
-        facade.env = environ
     misc = inst.subsystems.get("misc")
     if misc is not None:
         conn = req.conn = _Connection(inst, req, w, misc.writeout)
@@ -444,6 +496,10 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     else:
         conn = req.conn = _Connection(inst, req, w)
         start_response = _local_spit(conn)
+    environ = build_environ(inst, req, w, conn)
+    facade = inst.facade
+    if inst.cores < 2:
+        facade.env = environ
     failed = False
     try:
         try:
