@@ -288,6 +288,13 @@ class Spoolers:
         except OSError as exc:
             self.inst.log(f'open("{path}"): {exc.strerror} [core/spooler.c line 271]')
             return False
+        if len(content) - 4 - int.from_bytes(content[1:3], "little") > MAX_RW_COUNT:
+            # the body goes out in one write(), which Linux stops at 0x7ffff000 bytes
+            self.inst.log(f"[spooler] unable to write body for {path}")
+            self.inst.log("uwsgi_spool_request()/write(): Success [core/spooler.c line 381]")
+            os.close(fd)
+            _unlink_quiet(path)
+            return False
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
             written = os.write(fd, content)
@@ -478,6 +485,14 @@ class Spoolers:
             return
         if path in self._busy or not _try_lock(fd):
             os.close(fd)
+            return
+        if _body_too_big(fd, st.st_size):
+            # uwsgi_spooler_read_content reads the body with one read(), which Linux
+            # stops at 0x7ffff000 bytes: a body over 2 GB is a read error, and the
+            # task file is destroyed
+            os.close(fd)
+            self.inst.log("spooler_manage_task()/read(): Success [core/spooler.c line 564]")
+            self._destroy(slot, directory, path, "body over 2 GB")
             return
         try:
             decoded = decode_spool_file(_read_all(fd, st.st_size))
@@ -823,6 +838,19 @@ def _try_lock(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+#: the most one read() or write() moves on Linux (``MAX_RW_COUNT``)
+MAX_RW_COUNT = 0x7FFFF000
+
+
+def _body_too_big(fd: int, size: int) -> bool:
+    """Whether the task file's body (after the header and its vars) is more than one
+    read() returns; only the 4-byte header is read to tell."""
+    if size - 4 <= MAX_RW_COUNT:
+        return False
+    head = os.pread(fd, 4, 0)
+    return len(head) == 4 and size - 4 - int.from_bytes(head[1:3], "little") > MAX_RW_COUNT
 
 
 def _read_all(fd: int, size: int) -> bytes:

@@ -5,6 +5,7 @@ object addresses."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 
@@ -648,3 +649,83 @@ def test_content_length_matches_real_uwsgi(tmp_path):
     sim_bodies, _late, sim_log = _body_sim(tmp_path / "sim", port, socket.gethostname())
     assert sim_bodies == real_bodies
     assert _view(sim_log)[:len(_view(real_log))] == _view(real_log)
+
+
+# -- a spool file over 2 GB ------------------------------------------------------------------
+def _big_task(spool_dir):
+    """A task file whose body is one byte more than one read() returns (sparse)."""
+    from simuwsgi.spooler import MAX_RW_COUNT
+
+    block = b"\x03\x00key\x05\x00value"
+    path = spool_dir / "uwsgi_spoolfile_on_big_task"
+    with open(path, "wb") as f:
+        f.write(bytes([17]) + len(block).to_bytes(2, "little") + b"\x00" + block)
+        f.truncate(4 + len(block) + MAX_RW_COUNT + 1)
+    os.utime(path, (1, 1))  # not a task for later (the spooler runs past mtimes only)
+    return path
+
+
+SPOOL_APP = ("import uwsgi\n"
+             "def spooler(env):\n"
+             "    uwsgi.log('RAN %r' % sorted(env))\n"
+             "    return uwsgi.SPOOL_OK\n"
+             "uwsgi.spooler = spooler\n"
+             "def application(env, sr):\n"
+             "    sr('200 OK', [])\n"
+             "    return [b'ok']\n")
+_SPOOL_LINES = re.compile(r"spooler_manage_task|^RAN|managing request")
+
+
+def test_a_spool_file_over_2_gb_is_a_read_error(tmp_path):
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "app.py").write_text(SPOOL_APP)
+    big = _big_task(tmp_path / "spool")
+    with Simulation(["--master", "--spooler", "spool", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path) as sim:
+        sim.advance(2)
+        lines = [line for line in sim.log if _SPOOL_LINES.search(line)]
+    assert lines == ["spooler_manage_task()/read(): Success [core/spooler.c line 564]"]
+    assert not big.exists()
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_a_spool_file_over_2_gb_matches_real_uwsgi(tmp_path):
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "app.py").write_text(SPOOL_APP)
+    big = _big_task(tmp_path / "spool")
+    with RealUwsgi(["--master", "--spooler", "spool", "--wsgi-file", "app.py"],
+                   app_dir=tmp_path) as real:
+        real.wait_for_log(r"spooler_manage_task", timeout=30)
+        real_lines = [line for line in real.log if _SPOOL_LINES.search(line)]
+    assert real_lines == ["spooler_manage_task()/read(): Success [core/spooler.c line 564]"]
+    assert not big.exists()
+
+
+def test_a_body_over_one_write_is_not_spooled(tmp_path, monkeypatch):
+    """The body goes out in one write(); Linux moves at most 0x7ffff000 bytes (the limit
+    is lowered here so the test needs no 2 GB body)."""
+    from simuwsgi import spooler
+
+    monkeypatch.setattr(spooler, "MAX_RW_COUNT", 10)
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "app.py").write_text(
+        "import uwsgi\n"
+        "uwsgi.spooler = lambda env: uwsgi.SPOOL_OK\n"
+        "def application(env, sr):\n"
+        "    out = []\n"
+        "    for body in (b'x' * 10, b'x' * 11):\n"
+        "        try:\n"
+        "            out.append(uwsgi.spool({b'a': b'1', b'body': body}).split(b'/')[-2])\n"
+        "        except Exception as e:\n"
+        "            out.append(repr(e).encode())\n"
+        "    sr('200 OK', [])\n"
+        "    return [b' '.join(out)]\n")
+    with Simulation(["--master", "--spooler", "spool", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path) as sim:
+        body = sim.get("/").body
+        log = list(sim.log)
+    assert body == b"spool ValueError('unable to spool job')"
+    i = next(i for i, line in enumerate(log) if line.startswith("[spooler] unable to write"))
+    assert log[i + 1] == "uwsgi_spool_request()/write(): Success [core/spooler.c line 381]"
+    assert len(os.listdir(tmp_path / "spool")) <= 1  # the failed file was removed
