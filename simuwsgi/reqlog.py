@@ -22,8 +22,8 @@ the log without the ``--log-date``/``--log-prefix`` prefix, as uWSGI writes them
 ``writev`` on its request log fd (to ``--req-logger file:PATH`` when set, see
 ``logsink``).
 
-Left out: ``--log-x-forwarded-for``'s other consumers, ``--logformat-strftime``, the
-``vhost`` prefix, ``%(metric.NAME)`` (printed as 0: metrics are not simulated here).
+Left out: ``--logformat-strftime``, the ``vhost`` prefix; ``%(rss)``/``%(vsz)`` and the
+``--memory-report`` prefix show 0 (no memory is measured), ``%(rerr)`` 0.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -147,7 +147,7 @@ _VAR = re.compile(r"%\(([^)]*)\)")
 
 
 def format_line(fmt: str, r: RequestLogRecord, logvars: dict[bytes, bytes],
-                request_vars: dict[str, str]) -> str:
+                request_vars: dict[str, str], metrics: Any = None) -> str:
     """``uwsgi_logit_lf``: ``fmt`` with its ``%(name)`` variables replaced."""
     known = _variables(r)
 
@@ -158,7 +158,7 @@ def format_line(fmt: str, r: RequestLogRecord, logvars: dict[bytes, bytes],
         elif name.startswith("var."):
             text = request_vars.get(name[4:], "")
         elif name.startswith("metric."):
-            text = "0"
+            text = str(metrics.value(name[7:]) if metrics is not None else 0)
         else:
             text = logvars.get(name.encode(), b"").decode("latin-1")
         return text or "-"
@@ -173,5 +173,6 @@ def log_request(inst: Instance, r: RequestLogRecord, logvars: dict[bytes, bytes]
         return
     fmt = inst.opts.last("logformat", "log-format")
     fmt = fmt if isinstance(fmt, str) else None
-    line = format_line(fmt, r, logvars, request_vars) if fmt else default_line(inst, r)
+    line = (format_line(fmt, r, logvars, request_vars, inst.subsystems.get("metrics"))
+            if fmt else default_line(inst, r))
     inst.log_raw(line, proc, request=True)  # type: ignore[arg-type]

@@ -729,3 +729,28 @@ def test_a_body_over_one_write_is_not_spooled(tmp_path, monkeypatch):
     i = next(i for i, line in enumerate(log) if line.startswith("[spooler] unable to write"))
     assert log[i + 1] == "uwsgi_spool_request()/write(): Success [core/spooler.c line 381]"
     assert len(os.listdir(tmp_path / "spool")) <= 1  # the failed file was removed
+
+
+def test_logformat_metric_and_user_harakiri_lines(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "import time, uwsgi\n"
+        "def application(env, sr):\n"
+        "    uwsgi.metric_set('hits', 7)\n"
+        "    if env['PATH_INFO'] == '/slow':\n"
+        "        uwsgi.set_user_harakiri(1)\n"
+        "        time.sleep(5)\n"
+        "    sr('200 OK', [])\n"
+        "    return [b'ok']\n")
+    opts = ["--master", "--wsgi-file", "app.py", "--enable-metrics", "--metric", "hits",
+            "--logformat", "M %(metric.hits) %(metric.nope) %(uri)"]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        sim.get("/")
+        sim.get("/slow")
+        sim.advance(2)
+        log = list(sim.log)
+    assert "M 7 0 /" in log
+    dated = [line.split(" - ", 1)[1] for line in log if "HARAKIRI" in line]
+    assert dated[1:] == ["HARAKIRI !!! worker 1 status !!!",
+                         dated[2], "HARAKIRI !!! end of worker 1 status !!!",
+                         "HARAKIRI (user) triggered by worker 1 core 0 !!!"]
+    assert dated[2].startswith("HARAKIRI [core 0] 127.0.0.1 - GET /slow since ")
