@@ -754,3 +754,59 @@ def test_logformat_metric_and_user_harakiri_lines(tmp_path):
                          dated[2], "HARAKIRI !!! end of worker 1 status !!!",
                          "HARAKIRI (user) triggered by worker 1 core 0 !!!"]
     assert dated[2].startswith("HARAKIRI [core 0] 127.0.0.1 - GET /slow since ")
+
+
+# -- signal registration lines -----------------------------------------------------------------
+SIG_APP = r'''
+import uwsgi
+
+
+def attempt(f):
+    try:
+        return repr(f())
+    except Exception as e:
+        return repr(e)
+
+
+uwsgi.log("IMPORT reg=%s" % attempt(lambda: uwsgi.register_signal(30, "", print)))
+uwsgi.log("IMPORT rereg=%s" % attempt(lambda: uwsgi.register_signal(30, "", print)))
+
+
+def application(env, sr):
+    sr("200 OK", [])
+    return [attempt(lambda: uwsgi.register_signal(31, "worker", print)).encode()]
+'''
+SIG_MULE = r'''
+import time, uwsgi
+try:
+    uwsgi.register_signal(32, "", print)
+except Exception as e:
+    uwsgi.log("MULE %r" % e)
+while True:
+    time.sleep(1)
+'''
+
+
+def _signal_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines
+            if "IMPORT" in line or "signal" in line.lower() or "MULE" in line]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+@pytest.mark.parametrize("options", [["--master", "--mule=mule.py"], []])
+def test_signal_registration_lines_match_real_uwsgi(tmp_path, options):
+    (tmp_path / "app.py").write_text(SIG_APP)
+    (tmp_path / "mule.py").write_text(SIG_MULE)
+    opts = options + ["--wsgi-file", "app.py"]
+    with RealUwsgi(opts, app_dir=tmp_path) as real:
+        real_body = real.get("/").body
+        if options:
+            real.wait_for_log(r"^MULE ")
+        real_lines = _signal_lines(real.log)
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        sim_body = sim.get("/").body
+        sim.advance(0.5)
+        sim_lines = _signal_lines(sim.log)
+    assert (sim_body, sorted(sim_lines)) == (real_body, sorted(real_lines))
+    assert sim_lines[:4] == real_lines[:4]  # the master's own lines, in order
