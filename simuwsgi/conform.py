@@ -44,7 +44,7 @@ import difflib
 import json
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,8 +289,10 @@ def mask_line(line: str) -> str:
 
 #: the writers whose lines interleave in uWSGI's log by the OS scheduler's chance (the
 #: spooler may run a task before the worker that spooled it logs the request): lines are
-#: compared in order within each writer
-_WRITERS = (("request", re.compile(r"^\[pid: ")), ("spooler", re.compile(r"^\[spooler")))
+#: compared in order within each writer; "peers" are lines every worker writes at the
+#: same moment (their order is the scheduler's alone): compared as a multiset
+_WRITERS = (("request", re.compile(r"^\[pid: ")), ("spooler", re.compile(r"^\[spooler")),
+            ("peers", re.compile(r"^Gracefully killing worker ")))
 
 
 def _writer(line: str) -> str:
@@ -302,11 +304,16 @@ def _equal_lines(a: list[str], b: list[str]) -> int:
     return sum(block.size for block in matcher.get_matching_blocks())
 
 
+def _common_lines(a: list[str], b: list[str]) -> int:
+    return sum((Counter(a) & Counter(b)).values())
+
+
 @dataclass
 class LogDiff:
     """Two logs compared line by line after masking: ``strict`` counts the lines equal in
     the one sequence (``difflib`` alignment), ``equal`` the lines equal in order within
-    each writer (request lines, spooler lines, the rest)."""
+    each writer (request lines, spooler lines, the rest; the workers' simultaneous lines
+    in any order)."""
 
     sim: list[str]
     real: list[str]
@@ -336,9 +343,9 @@ def compare_logs(sim: list[str], real: list[str]) -> LogDiff:
     """The masked logs of both runs and how many of their lines are equal, in order."""
     a = [mask_line(x) for x in sim if x.strip() and not _HARNESS.search(x)]
     b = [mask_line(x) for x in real if x.strip() and not _HARNESS.search(x)]
-    per_writer = sum(_equal_lines([x for x in a if _writer(x) == w],
-                                  [x for x in b if _writer(x) == w])
-                     for w in ("request", "spooler", "other"))
+    per_writer = sum((_common_lines if w == "peers" else _equal_lines)(
+        [x for x in a if _writer(x) == w], [x for x in b if _writer(x) == w])
+        for w in ("request", "spooler", "peers", "other"))
     return LogDiff(sim=a, real=b, equal=per_writer, strict=_equal_lines(a, b))
 
 

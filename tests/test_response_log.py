@@ -294,6 +294,9 @@ def test_log_diff_compares_in_order_within_each_writer():
     spooler = "[spooler /s pid: 2] managing request uwsgi_spoolfile_on_vm_1_2 ..."
     diff = compare_logs(["start", request, spooler], ["start", spooler, request])
     assert (diff.equal, diff.strict) == (3, 2)
+    peers = ["Gracefully killing worker 1 (pid: 5)...", "Gracefully killing worker 2 (pid: 6)..."]
+    diff = compare_logs(["a", *peers, "b"], ["a", *reversed(peers), "b"])
+    assert (diff.equal, diff.strict) == (4, 3)
 
 
 # -- startup, cron, reload and stop lines --------------------------------------------------
