@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
     total_equal = total_strict = total_lines = 0
     for path in paths:
         result = conform(path)
-        diff = compare_logs(result.runs["sim"].log, result.runs["real"].log)
+        diff = compare_logs(result.runs["sim"].log, result.runs["real"].log,
+                            result.settings["identity"])
         total_equal += diff.equal
         total_strict += diff.strict
         total_lines += diff.lines

@@ -280,19 +280,28 @@ _HARNESS = re.compile(r"\[simuwsgi-harness\]|^running \"log:\[simuwsgi-harness|"
                       r"^your server socket listen backlog is limited")
 
 
-def mask_line(line: str) -> str:
+#: with ``CONFORM_IDENTITY = "kind"`` which worker (mule) did something is chance
+_KIND_MASKS = [(re.compile(r"\b(worker|mule) \d+", re.IGNORECASE), r"\1 N"),
+               (re.compile(r"\bwid: \d+"), "wid: N")]
+
+
+def mask_line(line: str, identity: str = "exact") -> str:
     """``line`` with what legitimately differs between two runs masked."""
     for rx, repl in _MASKS:
         line = rx.sub(repl, line)
+    if identity == "kind":
+        for rx, repl in _KIND_MASKS:
+            line = rx.sub(repl, line)
     return line.rstrip()
 
 
 #: the writers whose lines interleave in uWSGI's log by the OS scheduler's chance (the
 #: spooler may run a task before the worker that spooled it logs the request): lines are
 #: compared in order within each writer; "peers" are lines every worker writes at the
-#: same moment (their order is the scheduler's alone): compared as a multiset
+#: same moment (their order is the scheduler's alone; the app's "ready" line is a
+#: worker's under --lazy-apps): compared as a multiset
 _WRITERS = (("request", re.compile(r"^\[pid: ")), ("spooler", re.compile(r"^\[spooler")),
-            ("peers", re.compile(r"^Gracefully killing worker ")))
+            ("peers", re.compile(r"^Gracefully killing worker |^WSGI app \d+ \(mountpoint=")))
 
 
 def _writer(line: str) -> str:
@@ -339,10 +348,11 @@ class LogDiff:
         return "\n".join(out)
 
 
-def compare_logs(sim: list[str], real: list[str]) -> LogDiff:
-    """The masked logs of both runs and how many of their lines are equal, in order."""
-    a = [mask_line(x) for x in sim if x.strip() and not _HARNESS.search(x)]
-    b = [mask_line(x) for x in real if x.strip() and not _HARNESS.search(x)]
+def compare_logs(sim: list[str], real: list[str], identity: str = "exact") -> LogDiff:
+    """The masked logs of both runs and how many of their lines are equal, in order
+    (``identity`` is the scenario's ``CONFORM_IDENTITY``)."""
+    a = [mask_line(x, identity) for x in sim if x.strip() and not _HARNESS.search(x)]
+    b = [mask_line(x, identity) for x in real if x.strip() and not _HARNESS.search(x)]
     per_writer = sum((_common_lines if w == "peers" else _equal_lines)(
         [x for x in a if _writer(x) == w], [x for x in b if _writer(x) == w])
         for w in ("request", "spooler", "peers", "other"))
@@ -451,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(result.format())
     if args.log:
-        print(compare_logs(result.runs["sim"].log, result.runs["real"].log).format())
+        print(compare_logs(result.runs["sim"].log, result.runs["real"].log,
+                           result.settings["identity"]).format())
     if result.report_dir is not None:
         print(f"  report: {result.report_dir / 'diff.txt'}")
     return 0 if result.ok else 1

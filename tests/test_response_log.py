@@ -297,6 +297,10 @@ def test_log_diff_compares_in_order_within_each_writer():
     peers = ["Gracefully killing worker 1 (pid: 5)...", "Gracefully killing worker 2 (pid: 6)..."]
     diff = compare_logs(["a", *peers, "b"], ["a", *reversed(peers), "b"])
     assert (diff.equal, diff.strict) == (4, 3)
+    chance = (["DATE - *** HARAKIRI ON WORKER 2 (pid: 7, try: 1, graceful: yes) ***"],
+              ["DATE - *** HARAKIRI ON WORKER 1 (pid: 9, try: 1, graceful: yes) ***"])
+    assert compare_logs(*chance).equal == 0  # which worker: exact identities differ
+    assert compare_logs(*chance, identity="kind").equal == 1
 
 
 # -- startup, cron, reload and stop lines --------------------------------------------------
