@@ -22,7 +22,8 @@ the log without the ``--log-date``/``--log-prefix`` prefix, as uWSGI writes them
 ``writev`` on its request log fd (to ``--req-logger file:PATH`` when set, see
 ``logsink``).
 
-Left out: ``--logformat-strftime``, the ``vhost`` prefix; ``%(rss)``/``%(vsz)`` and the
+``%(ftime)`` is ``%(ltime)`` unless ``--logformat-strftime`` and a ``--log-date`` format
+are set. Left out: the ``vhost`` prefix; ``%(rss)``/``%(vsz)`` and the
 ``--memory-report`` prefix show 0 (no memory is measured), ``%(rerr)`` 0.
 """
 
@@ -120,7 +121,7 @@ def _num(value: float) -> str:
     return str(int(value))
 
 
-def _variables(r: RequestLogRecord) -> dict[str, str]:
+def _variables(r: RequestLogRecord, ftime: str | None) -> dict[str, str]:
     start = int(r.start_wall * 1_000_000)
     lt = time.localtime(int(r.start_wall))
     return {
@@ -132,7 +133,7 @@ def _variables(r: RequestLogRecord) -> dict[str, str]:
         "secs": f"{r.micros / 1_000_000:f}", "tmsecs": _num(start // 1000),
         "tmicros": _num(start), "time": _num(start // 1_000_000),
         "ltime": time.strftime("%d/%b/%Y:%H:%M:%S %z", lt),
-        "ftime": time.strftime("%d/%b/%Y:%H:%M:%S %z", lt),
+        "ftime": time.strftime(ftime or "%d/%b/%Y:%H:%M:%S %z", lt),
         "ctime": _ctime(r.start_wall), "epoch": _num(r.start_wall + r.micros / 1_000_000),
         "pid": _num(r.pid), "wid": _num(r.wid), "switches": _num(r.switches),
         "vars": _num(r.var_cnt), "core": _num(r.core), "vsz": _num(r.vsz),
@@ -147,9 +148,11 @@ _VAR = re.compile(r"%\(([^)]*)\)")
 
 
 def format_line(fmt: str, r: RequestLogRecord, logvars: dict[bytes, bytes],
-                request_vars: dict[str, str], metrics: Any = None) -> str:
-    """``uwsgi_logit_lf``: ``fmt`` with its ``%(name)`` variables replaced."""
-    known = _variables(r)
+                request_vars: dict[str, str], metrics: Any = None,
+                ftime: str | None = None) -> str:
+    """``uwsgi_logit_lf``: ``fmt`` with its ``%(name)`` variables replaced (``ftime``:
+    the ``--log-date`` format, with ``--logformat-strftime``)."""
+    known = _variables(r, ftime)
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -173,6 +176,9 @@ def log_request(inst: Instance, r: RequestLogRecord, logvars: dict[bytes, bytes]
         return
     fmt = inst.opts.last("logformat", "log-format")
     fmt = fmt if isinstance(fmt, str) else None
-    line = (format_line(fmt, r, logvars, request_vars, inst.subsystems.get("metrics"))
+    sink = inst.log_sink
+    ftime = (sink.strftime if sink is not None
+             and inst.opts.flag("logformat-strftime", "log-format-strftime") else None)
+    line = (format_line(fmt, r, logvars, request_vars, inst.subsystems.get("metrics"), ftime)
             if fmt else default_line(inst, r))
     inst.log_raw(line, proc, request=True)  # type: ignore[arg-type]

@@ -818,3 +818,15 @@ def test_signal_registration_lines_match_real_uwsgi(tmp_path, options):
         sim_lines = _signal_lines(sim.log)
     assert (sim_body, sorted(sim_lines)) == (real_body, sorted(real_lines))
     assert sim_lines[:4] == real_lines[:4]  # the master's own lines, in order
+
+
+def test_logformat_ftime(tmp_path):
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    base = ["--wsgi-file", "app.py", "--logformat", "F %(ftime) %(ltime)"]
+    for extra, expected in ([[], "F 01/Mar/2026:10:00:00 +0000 01/Mar/2026:10:00:00 +0000"],
+                            [["--log-date=%Y", "--logformat-strftime"],
+                             "F 2026 01/Mar/2026:10:00:00 +0000"]):
+        with Simulation(base + extra, app_dir=tmp_path, start="2026-03-01T10:00:00",
+                        tz="UTC") as sim:
+            sim.get("/ok")
+            assert expected in sim.log
