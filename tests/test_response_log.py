@@ -830,3 +830,17 @@ def test_logformat_ftime(tmp_path):
                         tz="UTC") as sim:
             sim.get("/ok")
             assert expected in sim.log
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_conform_log_option(tmp_path, capsys):
+    from pathlib import Path
+
+    from simuwsgi.cli import main
+
+    scenario = (Path(__file__).resolve().parent.parent / "scenarios" / "conformance"
+                / "c04_app_exceptions.py")
+    assert main(["conform", str(scenario), "--log", "--report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^log: (\d+) masked-equal lines of \1 \(100\.0%", out, re.MULTILINE)
