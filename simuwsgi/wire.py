@@ -10,10 +10,13 @@ What it models (``core/writer.c`` ``uwsgi_response_prepare_headers``,
 * ``start_response`` (the app's and the module-level ``uwsgi.start_response``, one and
   the same function) prepares ``<protocol> <status>\\r\\n`` and the headers; it can be
   called again until the headers are on the wire, then raises
-  ``OSError('headers already sent')``;
+  ``OSError('headers already sent')``; a status shorter than 3 bytes is ignored (no
+  headers at all), a 3-4 byte one gets uWSGI's reason phrase (``Unknown`` if none), and
+  the header buffer stops at ``--response-headers-limit`` (64k: ``TypeError('unable to
+  add header to the response')``, nothing sent);
 * the headers go out with the first body write, or at the end of the request, or with
-  ``sendfile``; a body written before any ``start_response`` is dropped, unless
-  ``sendfile`` already put file bytes on the wire (then headers are never sent);
+  ``sendfile``; a body written while no status is prepared goes out alone (no status
+  line, observed), and the log shows the default status 500;
 * ``uwsgi.send([fd, ]data)`` writes raw bytes on the connection at once, ahead of or
   between the response's own writes (``True``); ``uwsgi.sendfile`` streams a file (or an
   open file's descriptor) at ``pos`` for ``filesize`` bytes (the chunk argument is

@@ -15,6 +15,9 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
   ``uwsgi.request_id()`` — and ``total_requests``);
 * an exception in the app is logged with its traceback and counted in ``exceptions``;
   the client gets what uWSGI sends (see ``_exception_response``);
+* the response loop is ``uwsgi_response_subhandler_wsgi`` (see ``_respond``), and each
+  request ends with uWSGI's log line (``simuwsgi.reqlog``), its counters (headers,
+  switches, bytes) taken from the connection;
 * ``--harakiri`` is armed for each request; ``--max-requests`` recycles the worker.
 
 Requests take no virtual time unless the app sleeps or blocks.
