@@ -670,9 +670,9 @@ class ForkRuntime:
         if op == "sleep":
             self.sleep(payload)
             return None
-        if op == "logs":
+        if op == "logs":  # lines as the child wrote them (its uwsgi_log put the prefix)
             for line in payload:
-                inst.log(line)
+                inst.log_raw(line)
             return None
         if op == "set":
             setattr(inst.facade, payload[0], payload[1])
@@ -1124,8 +1124,12 @@ def _adapt_instance(child: _Child) -> None:
     inst = child.inst
     proc = child.proc
 
-    def log(line: str, _proc: Any = None) -> None:
+    def log_raw(line: str, _proc: Any = None, _request: bool = False) -> None:
         child.request("logs", [line], False)
+
+    def log(line: str, _proc: Any = None) -> None:
+        sink = inst.log_sink
+        log_raw(sink.stamp(inst.wall()) + line if sink is not None and sink.dated else line)
 
     def log_exception() -> None:
         exc = sys.exc_info()[1]
@@ -1149,6 +1153,7 @@ def _adapt_instance(child: _Child) -> None:
     inst.kernel.park = park  # type: ignore[method-assign]
     inst.call_python = call_python  # type: ignore[method-assign]
     inst.log = log  # type: ignore[method-assign]
+    inst.log_raw = log_raw  # type: ignore[method-assign]
     inst.log_exception = log_exception  # type: ignore[method-assign]
     inst.record = record  # type: ignore[method-assign]
     inst._errors_stream = None  # type: ignore[attr-defined]

@@ -844,3 +844,15 @@ def test_conform_log_option(tmp_path, capsys):
     assert main(["conform", str(scenario), "--log", "--report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^log: (\d+) masked-equal lines of \1 \(100\.0%", out, re.MULTILINE)
+
+
+def test_log_prefix_in_fork_mode(tmp_path):
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    opts = ["--master", "--wsgi-file", "app.py", "--log-prefix=PFX"]
+    with Simulation(opts, app_dir=tmp_path, mode="fork") as sim:
+        sim.get("/ok")
+        sim.get("/exc")
+        log = list(sim.log)
+    assert "PFX - APP LINE" in log  # uwsgi.log in the worker's child
+    assert "ValueError: boom" in log  # its traceback: fd 2, no prefix
+    assert any(line.startswith("[pid: ") and "GET /exc" in line for line in log)
