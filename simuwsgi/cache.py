@@ -491,7 +491,7 @@ class Caches:
         self.by_name.setdefault(cache.name, cache)
         key = _ITEM_SIZE + cache.keysize
         bitmap = ((cache.blocks + 7) // 8) if cache.bitmap else 0
-        filesize = key * cache.max_items + bitmap + cache.blocksize * cache.blocks
+        filesize = key * cache.max_items + cache.blocksize * cache.blocks  # no bitmap
         self.inst.log(f'*** Cache "{cache.name}" initialized: {filesize // (1024 * 1024)}MB '
                       f'(key: {key} bytes, keys: {key * cache.max_items} bytes, data: '
                       f'{cache.blocksize * cache.blocks} bytes, bitmap: {bitmap} bytes) '
