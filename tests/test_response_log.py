@@ -856,3 +856,17 @@ def test_log_prefix_in_fork_mode(tmp_path):
     assert "PFX - APP LINE" in log  # uwsgi.log in the worker's child
     assert "ValueError: boom" in log  # its traceback: fd 2, no prefix
     assert any(line.startswith("[pid: ") and "GET /exc" in line for line in log)
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_cache_startup_lines_match_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    opts = ["--master", "--wsgi-file", "app.py", "--cache2", "name=a,items=100",
+            "--cache2", "name=b,items=10,bitmap=1,blocks=100,blocksize=65536,keysize=100",
+            "--cache", "5"]
+    with RealUwsgi(opts, app_dir=tmp_path) as real:
+        real_lines = [line for line in real.log if "Cache" in line or "sweeper" in line]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        sim_lines = [line for line in sim.log if "Cache" in line or "sweeper" in line]
+    assert sim_lines == real_lines
