@@ -702,8 +702,9 @@ def test_a_spool_file_over_2_gb_matches_real_uwsgi(tmp_path):
     (tmp_path / "spool").mkdir()
     (tmp_path / "app.py").write_text(SPOOL_APP)
     big = _big_task(tmp_path / "spool")
+    # the real spooler reads 2 GB (of a sparse file) before it sleeps: a slow start
     with RealUwsgi(["--master", "--spooler", "spool", "--wsgi-file", "app.py"],
-                   app_dir=tmp_path) as real:
+                   app_dir=tmp_path, startup_timeout=90) as real:
         real.wait_for_log(r"spooler_manage_task", timeout=30)
         real_lines = [line for line in real.log if _SPOOL_LINES.search(line)]
     assert real_lines == ["spooler_manage_task()/read(): Success [core/spooler.c line 564]"]
