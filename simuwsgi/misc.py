@@ -253,7 +253,10 @@ class Misc:
             req = self._request()
             if req is None:
                 return 0
-            return content_length(packet_vars(self.inst, req).get("CONTENT_LENGTH"))
+            # post_cl: the CONTENT_LENGTH var as uWSGI reads it (a served request's
+            # body_length already is)
+            value = packet_vars(self.inst, req).get("CONTENT_LENGTH")
+            return content_length(value) if value is not None else req.body_length
 
         def connection_fd(*_args: Any, **kw: Any) -> int:
             no_kwargs("connection_fd", kw)

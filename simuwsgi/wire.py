@@ -149,9 +149,14 @@ class Connection:
 
     # -- the log lines of uwsgi_req_error ------------------------------------------------
     def req_error(self, what: str, where: str, line: int, strerror: str = _EBADF) -> None:
-        """``uwsgi_req_error``: the failed call, the error and the request, dated."""
-        self.inst.log_verbose(f"{what}: {strerror} [{where} line {line}] during "
-                              f"{self.req.method} {self.req.path} ({self.req.remote_addr})")
+        """``uwsgi_req_error``: the failed call, the error and the request, dated; its
+        short form when the request has no method, URI or address."""
+        req = self.req
+        if req.method and req.path and req.remote_addr:
+            self.inst.log_verbose(f"{what}: {strerror} [{where} line {line}] during "
+                                  f"{req.method} {req.path} ({req.remote_addr})")
+        else:  # uwsgi.h's uwsgi_req_error without a method, URI or address
+            self.inst.log_verbose(f"{what} {strerror} [{where} line {line}] ")
 
     def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
         self.req_error(what, "core/writer.c", line, strerror)

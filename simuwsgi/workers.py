@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
+from .protocol._numbers import content_length as _content_length
 from .master import ProcessExit
 from .wire import BuiltinFunction
 from .wire import Connection as _Connection
@@ -98,6 +99,9 @@ class Request:
         else:
             self.headers = list(headers)
         self.body = bytes(body)
+        #: ``CONTENT_LENGTH``: ``len(body)``, unless the body is read from elsewhere
+        #: (``simuwsgi serve`` keeps a big one in a file)
+        self.body_length = len(self.body)
         self.remote_addr = remote_addr
         self.protocol = protocol
         self.submitted = submitted
@@ -274,14 +278,8 @@ def _memory() -> int:
 
 
 def content_length(value: str | None) -> int:
-    """``get_content_length``: the leading digits, in 64 bits (a value beyond 2**64
-    wraps, as in uWSGI)."""
-    n = 0
-    for ch in value or "":
-        if not "0" <= ch <= "9":
-            break
-        n = (n * 10 + ord(ch) - 48) & 0xFFFFFFFFFFFFFFFF
-    return n
+    """``get_content_length`` of a var's text (``simuwsgi.protocol``'s)."""
+    return _content_length((value or "").encode("latin-1", "replace"))
 
 
 class _LogSink(io.RawIOBase):
