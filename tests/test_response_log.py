@@ -872,3 +872,16 @@ def test_cache_startup_lines_match_real_uwsgi(tmp_path):
     with Simulation(opts, app_dir=tmp_path) as sim:
         sim_lines = [line for line in sim.log if "Cache" in line or "sweeper" in line]
     assert sim_lines == real_lines
+
+
+def test_logformat_logvar_and_request_var(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "import uwsgi\n"
+        "def application(env, sr):\n"
+        "    uwsgi.set_logvar('foo', 'bar')\n"
+        "    sr('200 OK', [])\n"
+        "    return [b'ok']\n")
+    opts = ["--wsgi-file", "app.py", "--logformat", "L %(foo) %(var.QUERY_STRING) %(nope)"]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        sim.get("/?q=1")
+        assert "L bar q=1 -" in sim.log
