@@ -110,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     conform.add_argument("scenario")
     conform.add_argument("--fork", action="store_true", help="also run and diff fork mode")
     conform.add_argument("--report", default="reports", help="report dir (default reports/)")
+    conform.add_argument("--log", action="store_true",
+                         help="also compare the logs line by line (masked)")
     return p
 
 
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         from .conform import main as conform_main
 
         return conform_main([args.scenario, "--report", args.report]
-                            + (["--fork"] if args.fork else []))
+                            + (["--fork"] if args.fork else [])
+                            + (["--log"] if args.log else []))
     if args.command == "trace":
         return _trace(args)
     if args.command != "run":

@@ -193,7 +193,9 @@ def _apply(opts: Options, name: str, value: str | bool, expand: _Expander,
            from_file: bool, top: bool = True) -> None:
     if top and not from_file:
         opts.given.append((name, value))
-    if isinstance(value, str):
+    if isinstance(value, str) and from_file:
+        # Only config files are expanded (uwsgi_open_and_read's magic_sub and the ini
+        # parser): a command line's ``%(addr)`` stays literal (observed: --logformat).
         value = expand(value)
     if name in ("set", "set-placeholder", "set-ph") and isinstance(value, str):
         key, _, val = value.partition("=")
