@@ -6,10 +6,12 @@
     simuwsgi run SCENARIO.py [same flags, overriding the scenario's]
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE] -- <uwsgi options>
     simuwsgi ping|rpc|signal|cache|spool ADDR ...   (see ``simuwsgi.net._cli``)
+    simuwsgi options [--status simulated|no-effect|not-simulated] [--markdown] [NAME]
 
 Exit status of ``run``: 0 the run completed (and the scenario's ``check`` passed); 1 the
-check failed; 2 bad usage or a uWSGI option uWSGI would refuse; 3 the simulation failed
-(deadlock, crash). ``serve`` and the node client commands document theirs in
+check failed; 2 bad usage or a uWSGI option uWSGI would refuse (or, with ``--strict``,
+an option the simulation does not simulate); 3 the simulation failed (deadlock, crash).
+``options`` prints what the simulation does with each uWSGI option (exit 2: unknown name). ``serve`` and the node client commands document theirs in
 ``simuwsgi.net._cli`` (0 success, 1 the node said no, 2 bad usage, 3 unreachable /
 failed, 4 ping answered with a warning message).
 """
@@ -50,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
                           "process per virtual process, virtual time) or real (the real "
                           "uWSGI server on loopback, real time)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--strict", action="store_true",
+                     help="refuse uWSGI options the simulation does not simulate")
+    options = sub.add_parser("options", help="what the simulation does with each uWSGI option")
+    options.add_argument("name", nargs="?", help="one option (without --)")
+    options.add_argument("--status", choices=["simulated", "no-effect", "not-simulated"])
+    options.add_argument("--markdown", action="store_true", help="as docs/options.md")
     from .net._cli import add_commands
 
     add_commands(sub)
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, uwsgi_options = argv[:cut], argv[cut + 1:]
     args = _parser().parse_args(argv)
+    if args.command == "options":
+        return _options(args)
     if args.command == "conform":
         from .conform import main as conform_main
 
@@ -97,11 +107,30 @@ def main(argv: list[str] | None = None) -> int:
             sim = _real_driver(scenario, args)
         else:
             sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
-                                      mode=args.mode, trace_kinds=kinds)
+                                      mode=args.mode, trace_kinds=kinds,
+                                      strict=args.strict or None)
     except (ConfigError, ValueError) as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return 2
     return _run(scenario, sim, requests, args)
+
+
+def _options(args: argparse.Namespace) -> int:
+    from .options_status import format_table, status, table
+
+    if args.name is not None:
+        try:
+            rows = [status(args.name.lstrip("-"))]
+        except KeyError:
+            print(f"simuwsgi options: uWSGI 2.0.30 has no option '--{args.name.lstrip('-')}'",
+                  file=sys.stderr)
+            return 2
+    else:
+        rows = table()
+    if args.status is not None:
+        rows = [r for r in rows if r.status == args.status]
+    print(format_table(rows, markdown=args.markdown), end="")
+    return 0
 
 
 def _real_driver(scenario: Scenario, args: argparse.Namespace) -> Any:

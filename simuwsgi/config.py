@@ -8,13 +8,15 @@ What it models (uWSGI 2.0.30 ``core/uwsgi.c``, ``core/ini.c``):
   value must be attached with ``=`` (``--mule=file.py``);
 * an unknown command-line option is refused with uWSGI's own words
   (``unrecognized option '--bogus'``); in an ``.ini`` file an unknown key is a
-  *placeholder*, exactly as uWSGI treats it;
+  *placeholder*, exactly as uWSGI treats it (refused after ``--strict``);
 * repeated options keep every value in order (``--mule`` twice = two mules), while
   ``uwsgi.opt`` keeps only the last one, as a Python 3 build of uWSGI does;
 * ``--set name=value`` (``-S``) sets an option when ``name`` is one, and always sets a
   placeholder; ``%(name)``, ``$(ENV)``, ``%d``/``%n``/``%c``/``%p``/``%s``/``%e``/
   ``%x`` (the config file's directory, name, ...) and ``%k`` (cpu count) are expanded;
 * flag values ``false``/``off``/``no``/``0`` mean off, as ``uwsgi_opt_true`` reads them;
+* a negative value of an integer option (``--processes -5``) is refused as
+  ``uwsgi_opt_set_int`` refuses it (exit status 1);
 * ``--ini file.ini[:section]`` inside argv, and ``.ini`` paths given directly.
 
 Options are kept as given; the simulator reads them through the typed accessors,
@@ -30,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError
-from ._uwsgi_options import ALIASES, OPTIONS
+from ._errors import ConfigError, StartRefusedError
+from ._uwsgi_options import ALIASES, INT_OPTIONS, OPTIONS
 
 __all__ = ["Options", "atoi", "parse_options", "parse_ini"]
 
@@ -209,10 +211,16 @@ def _apply(opts: Options, name: str, value: str | bool, expand: _Expander,
         return
     if name not in OPTIONS:
         if from_file:
-            # uWSGI: a key that is not an option is a placeholder.
+            # uWSGI: a key that is not an option is a placeholder, unless --strict
+            # came first (core/config.c uwsgi_opt_get).
+            if opts.flag("strict"):
+                raise StartRefusedError(f"[strict-mode] unknown config directive: {name}")
             opts.placeholders[name] = str(value)
             return
         raise ConfigError(f"unrecognized option '--{name}'")
+    if name in INT_OPTIONS and isinstance(value, str) and atoi(value) < 0:
+        # uwsgi_opt_set_int: uWSGI exits while it reads the option
+        raise StartRefusedError(f'invalid value for option "{name}": must be > 0')
     opts.add(name, value)
     if isinstance(value, str):
         opts.placeholders.setdefault(name, value)

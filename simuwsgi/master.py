@@ -114,7 +114,8 @@ class Instance:
         # (core/config.c).
         self.has_master = o.flag("master") or any(
             name in MASTER_OPTIONS for name, _value in o.items)
-        self.numproc = max(1, o.int("processes", 1))
+        # 0 is uWSGI's no-workers mode (negative values are refused by config)
+        self.numproc = o.int("processes", 1)
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
@@ -177,16 +178,18 @@ class Instance:
     def start(self) -> None:
         """Boot the instance at the current virtual instant, as ``uwsgi_start`` does."""
         from . import subsystems as _subsystems
+        from .startup import check_start
 
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=self.is_a_reload,
                     options=[list(item) for item in self.opts.items])
+        check_start(self)
         from .facade import build_module
 
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
-        self.master = Master(self, self._master_boot)
+        self.master = self._new_master()
         if self.has_master:  # without --master there is no master process in uWSGI
             self.record("spawn", self.master, pid=self.master.pid)
         self.booted = False
@@ -210,6 +213,11 @@ class Instance:
         if not self.lazy_apps:
             self.app_loaded = self.app.load()
             self._check_need_app()
+        if not self.has_master and self.numproc == 0:
+            # uwsgi_start: no master and no workers: exit(0) once the app is loaded
+            self.booted = True
+            self.shutdown(signalled=False)
+            return
         self.master.context = self.app.master_context()
         self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
@@ -255,6 +263,8 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
+        if self.master is not None:
+            proc.cwd = self.master.cwd
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())
@@ -577,12 +587,19 @@ class Instance:
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
-        self.master = Master(self, self._master_boot)
+        self.master = self._new_master()
         self._pid = max(saved_pid, self._pid)
         self.record("spawn", self.master, pid=self.master.pid)
         # Requests waiting in the listen queue survive: the socket is kept, and the
         # new workers take them from the queue.
         self.kernel.start(self.master)
+
+    def _new_master(self) -> Master:
+        master = Master(self, self._master_boot)
+        chdir = self.opts.str("chdir")
+        if chdir is not None:  # checked by check_start; every child inherits it
+            master.cwd = str(self.opts.path(chdir))
+        return master
 
     def _teardown_processes(self) -> None:
         if self.forks is not None:
@@ -594,11 +611,13 @@ class Instance:
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
 
-    def shutdown(self) -> None:
-        """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL."""
+    def shutdown(self, *, signalled: bool = True) -> None:
+        """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
+        (``signalled=False``: uWSGI exits by itself, without its shutdown lines)."""
         if self.stopped:
             return
-        self.log("SIGINT/SIGTERM received...killing workers...", self.master)
+        if signalled:
+            self.log("SIGINT/SIGTERM received...killing workers...", self.master)
         self.stopped = True
         self.record("instance.stop", self.master)
         for group in (self.spoolers, self.mules, self.workers):
@@ -613,7 +632,8 @@ class Instance:
             req.fail("connection refused: instance stopped", self.kernel.now)
         self.listen_queue.clear()
         self._reap_all()
-        self.log("goodbye to uWSGI.", self.master)
+        if signalled:
+            self.log("goodbye to uWSGI.", self.master)
         if self.forks is not None:
             self.forks.kill_all()
         for sub in self.subsystems.values():

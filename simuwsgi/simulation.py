@@ -22,6 +22,7 @@ from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_ini, parse_options
 from .kernel import Kernel
 from .master import Instance
+from .options_status import report_not_simulated
 from .processes import UProcess
 from .trace import Trace
 from .workers import Request, Response, dispatch_request
@@ -59,7 +60,9 @@ class Simulation:
     with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
-    to 4 workers takes ~180 MB.
+    to 4 workers takes ~180 MB. An option the simulation does not simulate
+    (``simuwsgi options --status not-simulated``) is named in one warning line of the
+    log; ``strict=True`` refuses it instead (``OptionNotSimulatedError``).
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -67,7 +70,8 @@ class Simulation:
                  hostname: str = "simuwsgi", vfork: bool = True,
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
-                 legacy: bool = False, trace_kinds: Iterable[str] | None = None) -> None:
+                 legacy: bool = False, trace_kinds: Iterable[str] | None = None,
+                 strict: bool = False) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -85,6 +89,7 @@ class Simulation:
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
+        report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime
 
