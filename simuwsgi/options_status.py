@@ -51,7 +51,8 @@ SIMULATED: dict[str, str] = {
     "max-requests": "workers recycled after N requests",
     "min-worker-lifetime": "the minimum life before --max-requests recycles a worker",
     "forkbomb-delay": "the master's pause after too many respawns in a second",
-    "die-on-term": "uwsgi.stop() / SIGTERM shuts the instance down",
+    "die-on-term": "uwsgi.stop() (SIGQUIT) becomes a brutal reload, as the option swaps "
+                   "SIGQUIT and SIGTERM",
     "need-app": "start fails when the app cannot be loaded",
     "touch-reload": "a graceful reload when the file's mtime changes",
     # the app
