@@ -92,6 +92,20 @@ SIMULATED: dict[str, str] = {
     "ini": "ini files, sections", "set": "options and placeholders",
     "set-placeholder": "placeholders",
     "strict": "an unknown key in a config file is refused instead of being a placeholder",
+    **dict.fromkeys(("if-env", "if-not-env", "if-opt", "if-not-opt", "if-exists",
+                      "if-not-exists", "if-file", "if-not-file", "if-dir", "if-not-dir",
+                      "if-reload", "if-not-reload", "if-plugin", "if-not-plugin"),
+                     "a block of options up to endif, kept when the test holds "
+                     "(%(_) is the tested value), as core/config.c"),
+    **dict.fromkeys(("for", "for-times", "for-readline", "for-glob"),
+                    "a block of options up to endfor, repeated with %(_) for each item"),
+    **dict.fromkeys(("endif", "end-if", "endfor", "end-for"), "ends an if-*/for block"),
+    "include": "an .ini file read where it appears",
+    "inherit": "an .ini file read once every option is read (its values come last and "
+               "are not expanded)",
+    "print": "the value written out at start (in the log)",
+    "iprint": "the value written out at start (in the log)",
+    "exit": "start refused with the given exit status",
 }
 
 _OS_IDENTITY = ("a simulation runs in the test process and cannot change its user, "

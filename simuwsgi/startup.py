@@ -2,6 +2,9 @@
 
 What it models, in the order ``uwsgi_setup``/``uwsgi_start`` make them:
 
+* ``--print``/``--iprint`` values are written out (to the log here: real uWSGI writes
+  them on stdout, before its log lines);
+
 * ``--plugins``/``--plugin``: pyuwsgi has no plugin to load (its ``--plugins-list`` is
   empty, even ``python`` is built in under no name), so every entry logs the two lines
   of a failed ``dlopen`` and uWSGI goes on; ``--need-plugin``/``--need-plugins`` add
@@ -39,6 +42,9 @@ __all__ = ["check_start"]
 def check_start(inst: Instance) -> None:
     """Log and refuse as ``uwsgi_start`` would; returns when uWSGI would go on."""
     opts = inst.opts
+    for name, value in opts.items:
+        if name in ("print", "iprint"):  # uwsgi_opt_print writes the value on stdout
+            inst.log("" if value is True else str(value))
     for name, value in opts.items:
         if name in ("plugins", "plugin", "need-plugins", "need-plugin") and isinstance(value, str):
             _load_plugins(inst, name, value)
