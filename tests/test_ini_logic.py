@@ -150,3 +150,28 @@ def test_missing_at_file_refused(tmp_path: Path) -> None:
     with pytest.raises(StartRefusedError, match=r'^open\("nofile.txt"\): No such file'):
         Simulation(["--set", "x=@(nofile.txt)"], app_dir=tmp_path)
     assert os.path.exists(tmp_path)
+
+
+OPT_APP = ("import uwsgi\nprint('OPT', sorted(uwsgi.opt.items()), flush=True)\n"
+           "def application(e, s):\n    s('200 OK', [])\n    return [b'']\n")
+OPT_INI = ("[uwsgi]\nwsgi-file = optapp.py\nprocesses = 0\nmycustom = hello\n"
+           "for = a b\nset-ph = k%(_)=1\nendfor =\n")
+# observed on pyuwsgi 2.0.30
+REAL_OPT = [("ka", b"1"), ("kb", b"1"), ("mycustom", b"hello"), ("processes", b"0"),
+            ("set-ph", b"kb=1"), ("wsgi-file", b"optapp.py")]
+
+
+def test_uwsgi_opt_after_logic_and_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "optapp.py").write_text(OPT_APP)
+    (tmp_path / "o.ini").write_text(OPT_INI)
+    with Simulation(str(tmp_path / "o.ini")) as sim:
+        assert sorted(sim.inst.facade.opt.items()) == REAL_OPT
+
+
+@pytest.mark.real
+def test_real_uwsgi_opt_after_logic_and_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "optapp.py").write_text(OPT_APP)
+    (tmp_path / "o.ini").write_text(OPT_INI)
+    out = subprocess.run([require_real_uwsgi(), "--ini", "o.ini"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert f"OPT {REAL_OPT!r}" in out.stdout.splitlines()
