@@ -154,10 +154,12 @@ def test_missing_at_file_refused(tmp_path: Path) -> None:
 
 OPT_APP = ("import uwsgi\nprint('OPT', sorted(uwsgi.opt.items()), flush=True)\n"
            "def application(e, s):\n    s('200 OK', [])\n    return [b'']\n")
-OPT_INI = ("[uwsgi]\nwsgi-file = optapp.py\nprocesses = 0\nmycustom = hello\n"
+OPT_INI = ("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = optapp.py\nprocesses = 0\n"
+           "mycustom = hello\n"
            "for = a b\nset-ph = k%(_)=1\nendfor =\n")
 # observed on pyuwsgi 2.0.30
-REAL_OPT = [("ka", b"1"), ("kb", b"1"), ("mycustom", b"hello"), ("processes", b"0"),
+REAL_OPT = [("http-socket", b"127.0.0.1:0"), ("ka", b"1"), ("kb", b"1"),
+            ("mycustom", b"hello"), ("processes", b"0"),
             ("set-ph", b"kb=1"), ("wsgi-file", b"optapp.py")]
 
 
