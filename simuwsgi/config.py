@@ -318,6 +318,7 @@ def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
     # condition or loop, then the immediate options
     if name in _LOGIC_END:
         opts.logic = None
+        opts.exports.append((name, value))
         return
     if opts.logic is not None and not in_logic:
         for each in _logic_values(opts, value):
@@ -328,6 +329,7 @@ def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
             raise StartRefusedError(
                 f"recursive logic in options is not supported (option = {name})")
         opts.logic = (canonical(name), value if isinstance(value, str) else "")
+        opts.exports.append((name, value))
         return
     if name == "exit":
         code = atoi(value) if isinstance(value, str) else 1
@@ -346,9 +348,11 @@ def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
         return
     if name in ("ini", "include") and isinstance(value, str) and (
             name == "ini" or value.endswith(".ini") or ".ini:" in value):
+        opts.exports.append((name, value))
         _load_ini(opts, value)
         return
     if name == "inherit" and isinstance(value, str):
+        opts.exports.append((name, value))
         opts.inherit.append(value)  # loaded once every option is read (uwsgi_configure)
         return
     if name not in OPTIONS:
@@ -469,6 +473,7 @@ def parse_ini(path: str | os.PathLike[str], opts: Options | None = None) -> Opti
     if opts is None:
         file_part = spec.rsplit(":", 1)[0] if ".ini:" in spec else spec
         opts = Options(base_dir=Path(file_part).resolve().parent)
+        opts.exports.append(("ini", spec))  # as ``uwsgi --ini FILE`` exports it
     _load_ini(opts, spec)
     return _finish(opts)
 
