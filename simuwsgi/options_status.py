@@ -61,6 +61,12 @@ SIMULATED: dict[str, str] = {
     "callable": "the WSGI callable's name",
     "import": "modules imported after the app",
     "shared-import": "modules imported before the app, in every process",
+    "env": "set in os.environ while the simulation runs, as the compiled uwsgi binary "
+           "does (pyuwsgi's os.environ does not see it)",
+    "unenv": "removed from os.environ while the simulation runs (pyuwsgi: as --env)",
+    **dict.fromkeys(("pythonpath", "python-path", "pp"),
+                    "first in sys.path (globs expanded), with the 'added X to pythonpath.' "
+                    "line"),
     "chdir": "the app directory; a missing directory is refused at start, as real",
     "plugins": "logged as pyuwsgi logs a plugin it cannot load (it has none to load), "
                "and ignored as real",

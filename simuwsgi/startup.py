@@ -24,10 +24,12 @@ uWSGI's exit status).
 from __future__ import annotations
 
 import errno
+import glob
 import grp
 import os
 import pwd
 import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +38,7 @@ from ._errors import StartRefusedError
 if TYPE_CHECKING:
     from .master import Instance
 
-__all__ = ["check_start"]
+__all__ = ["ProcessEnvironment", "check_start"]
 
 
 def check_start(inst: Instance) -> None:
@@ -104,3 +106,63 @@ def _refuse(inst: Instance, line: str) -> None:
     inst.log(line)
     inst.record("instance.refused", None, reason=line)
     raise StartRefusedError(line)
+
+
+class ProcessEnvironment:
+    """``--env``/``--unenv`` and ``--pythonpath`` (``--python-path``, ``--pp``), applied
+    to the test process while the simulation runs and undone when it closes.
+
+    ``--env NAME=VALUE`` is ``putenv``: the compiled ``uwsgi`` binary's apps see it in
+    ``os.environ``, and so do the simulated ones. (pyuwsgi differs: Python starts before
+    uWSGI reads its options, so ``os.environ`` keeps the values it had; only child
+    processes see the change.) ``--unenv NAME`` removes it. Each ``--pythonpath`` entry
+    (a glob: every match, directories with a trailing ``/``; no match: the value as
+    written) goes first in ``sys.path``, logged ``added X to pythonpath.``
+    (``plugins/python/python_plugin.c``); relative ones are resolved against the app
+    directory.
+    """
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self._saved_env: dict[str, str | None] = {}
+        self._paths: list[str] = []
+        self.applied = False
+
+    def apply(self) -> None:
+        if self.applied:  # a reload re-executes uWSGI with the same environment
+            return
+        self.applied = True
+        opts = self.inst.opts
+        for name, value in opts.items:
+            if name == "env" and isinstance(value, str):
+                key, eq, val = value.partition("=")
+                self._set(key, val if eq else None)  # putenv("NAME") unsets it
+            elif name == "unenv" and isinstance(value, str):
+                self._set(value, None)
+        for value in opts.strings("pythonpath", "python-path", "pp"):
+            matches = sorted(glob.glob(value, root_dir=opts.base_dir))
+            for entry in [m + "/" if opts.path(m).is_dir() else m for m in matches] or [value]:
+                path = str(opts.path(entry)) + ("/" if entry.endswith("/") else "")
+                sys.path.insert(0, path)
+                self._paths.append(path)
+                self.inst.log(f"added {entry} to pythonpath.")
+
+    def _set(self, key: str, value: str | None) -> None:
+        self._saved_env.setdefault(key, os.environ.get(key))
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+    def restore(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        for path in self._paths:
+            if path in sys.path:
+                sys.path.remove(path)
+        self._paths.clear()
+        self.applied = False
