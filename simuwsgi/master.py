@@ -275,12 +275,10 @@ class Instance:
         if self.stopped or not proc.alive:
             return
         self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
-        if isinstance(proc, Worker) and proc.respawn_count:
-            self.log(f"Respawned uWSGI worker {proc.id} (new pid: {proc.pid})", self.master)
-        elif isinstance(proc, Spooler):
+        if isinstance(proc, Spooler):
             self.log(f"spawned the uWSGI spooler on dir {proc.directory} with pid {proc.pid}",
                      self.master)
-        else:
+        elif not (isinstance(proc, Worker) and proc.respawn_count):  # spawn_worker logs those
             self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
                      f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
         self.kernel.start(proc)
@@ -312,6 +310,9 @@ class Instance:
         holder.append(worker)
         self.workers[wid] = worker
         self._fork(worker)
+        if worker.respawn_count:
+            # uwsgi_respawn_worker logs it right after fork(), before reaping another
+            self.log(f"Respawned uWSGI worker {wid} (new pid: {worker.pid})", self.master)
         return worker
 
     def spawn_mule(self, ident: int, previous: Mule | None = None) -> Mule:
@@ -415,7 +416,7 @@ class Instance:
         if self.stopped or getattr(proc, "reloading", False):
             return
         if isinstance(proc, Worker):
-            if reason == "max-requests":
+            if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
                 self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
             else:
                 self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
@@ -423,8 +424,9 @@ class Instance:
                          f" :( trying respawn ...", self.master)
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
         elif isinstance(proc, Mule):
-            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
-                     self.master)
+            if reason != "reload":  # a mule cursed with SIGHUP is respawned silently
+                self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying "
+                         f"respawn ...", self.master)
             self.spawn_mule(proc.id, proc)
         elif isinstance(proc, Spooler):
             self.log("OOOPS the spooler is no more...trying respawn...", self.master)
@@ -513,6 +515,23 @@ class Instance:
             self.kernel.call_soon(self._brutal_reload)
         else:
             self.kernel.call_soon(self.shutdown)
+
+    def reload_workers(self) -> None:
+        """``uwsgi_reload_workers``: SIGHUP to every worker; each finishes its request,
+        exits, and is respawned (``--touch-workers-reload``)."""
+        for worker in list(self.workers.values()):
+            if worker.alive:
+                self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
+                         self.master)
+                worker.manage_next_request = False
+                if worker.idle or worker.request is None:
+                    self.kill(worker, "reload")
+
+    def reload_mules(self) -> None:
+        """``uwsgi_reload_mules``: SIGHUP ends every mule at once; each is respawned
+        (``--touch-mules-reload``)."""
+        for mule in list(self.mules.values()):
+            self.kill(mule, "reload")
 
     def _graceful_reload(self) -> None:
         if self.stopped:

@@ -54,7 +54,10 @@ SIMULATED: dict[str, str] = {
     "die-on-term": "uwsgi.stop() (SIGQUIT) becomes a brutal reload, as the option swaps "
                    "SIGQUIT and SIGTERM",
     "need-app": "start fails when the app cannot be loaded",
-    "touch-reload": "a graceful reload when the file's mtime changes",
+    "touch-reload": "a graceful reload when the file changes (sim.touch or the filesystem)",
+    "touch-workers-reload": "each worker finishes its request and is respawned",
+    "touch-mules-reload": "the mules are ended and respawned",
+    "touch-signal": "the signal is raised when the file changes",
     # the app
     "wsgi-file": "the app file, imported as uWSGI names it",
     "module": "the app module (pkg.mod[:callable])",

@@ -1,0 +1,104 @@
+"""--touch-workers-reload, --touch-mules-reload, --touch-signal (``simuwsgi.filemon``),
+with the lines and respawns observed on pyuwsgi 2.0.30."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from simuwsgi import Simulation
+from simuwsgi.real.pytest_helpers import require_real_uwsgi
+
+APP = ("import uwsgi\n"
+       "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n")
+OPTIONS = ["--master", "--processes", "2", "--mules", "1", "--wsgi-file", "app.py",
+           "--touch-workers-reload", "tw", "--touch-mules-reload", "tm",
+           "--touch-signal", "tsig 5"]
+PID = re.compile(r"\d+")
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(APP)
+    for name in ("tw", "tm", "tsig"):
+        (tmp_path / name).write_text("")
+    return tmp_path
+
+
+def _masked(lines: list[str]) -> list[str]:
+    """Lines from the first touch on, pids masked, uwsgi_log_verbose's date cut; the
+    last two sorted (the worker's error line races with the master's)."""
+    out = [PID.sub("P", line.split(" - ", 1)[-1] if " 2026 - " in line else line)
+           for line in lines]
+    first = next(i for i, line in enumerate(out) if "has been touched" in line)
+    kept = [line for line in out[first:]
+            if not line.startswith(("SIGINT", "worker P buried", "mule P (pid", "goodbye", "[pid:"))]
+    return kept[:-2] + sorted(kept[-2:])
+
+
+EXPECTED = [
+    "*** tw has been touched... workers reload !!! ***",
+    "Gracefully killing worker P (pid: P)...",
+    "Gracefully killing worker P (pid: P)...",
+    "worker P killed successfully (pid: P)",
+    "Respawned uWSGI worker P (new pid: P)",
+    "worker P killed successfully (pid: P)",
+    "Respawned uWSGI worker P (new pid: P)",
+    "*** tm has been touched... mules reload !!! ***",
+    "spawned uWSGI mule P (pid: P)",
+    "[uwsgi-touch-signal] raising P",
+    "error managing signal P on worker P",
+]
+
+
+def test_touch_options(app_dir: Path) -> None:
+    with Simulation(OPTIONS, app_dir=app_dir) as sim:
+        sim.advance(2)
+        pids = {w.id: w.pid for w in sim.inst.workers.values()}
+        mule_pid = sim.inst.mules[1].pid
+        sim.touch("tw")
+        sim.advance(2)
+        assert all(sim.inst.workers[i].pid != pid for i, pid in pids.items())
+        assert sim.request("GET", "/").body == b"ok"
+        sim.touch("tm")
+        sim.advance(2)
+        assert sim.inst.mules[1].pid != mule_pid
+        sim.touch("tsig")
+        sim.advance(2)
+        assert _masked(sim.log) == EXPECTED
+
+
+def test_a_busy_worker_finishes_its_request_first(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "import time\n"
+        "def application(e, s):\n    time.sleep(3)\n    s('200 OK', [])\n    return [b'slow']\n")
+    (tmp_path / "tw").write_text("")
+    with Simulation(["--master", "--wsgi-file", "app.py", "--touch-workers-reload", "tw"],
+                    app_dir=tmp_path) as sim:
+        handle = sim.submit("GET", "/")
+        sim.advance(1)
+        sim.touch("tw")
+        sim.advance(5)
+        assert handle.done and handle.response.body == b"slow"
+        assert sim.inst.workers[1].respawn_count == 1
+
+
+@pytest.mark.real
+def test_real_touch_options(app_dir: Path) -> None:
+    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", "127.0.0.1:0", *OPTIONS],
+                            cwd=app_dir, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(2.5)
+        for name in ("tw", "tm", "tsig"):
+            (app_dir / name).touch()
+            time.sleep(2.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+    assert _masked(out.splitlines()) == EXPECTED
