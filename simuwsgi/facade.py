@@ -254,7 +254,7 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     return {
         "id": wid, "pid": w.pid if w.alive else 0,
         "requests": w.requests, "delta_requests": w.delta_requests,
-        "signals": w.signals, "exceptions": w.exceptions, "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
+        "signals": w.signals, "exceptions": w.exceptions, "status": status, "rss": w.rss_size, "vsz": w.vsz_size, "running_time": w.running_time,
         "last_spawn": w.last_spawn, "respawn_count": w.respawn_count, "tx": w.tx,
         "avg_rt": w.avg_rt, "apps": apps,
     }

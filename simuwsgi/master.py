@@ -119,6 +119,13 @@ class Instance:
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
+        self.max_requests_delta = o.int("max-requests-delta", 0)
+        mb = 1024 * 1024  # uwsgi_opt_set_megabytes
+        self.reload_on_rss = o.int("reload-on-rss", 0) * mb
+        self.reload_on_as = o.int("reload-on-as", 0) * mb
+        self.evil_reload_on_rss = o.int("evil-reload-on-rss", 0) * mb
+        self.evil_reload_on_as = o.int("evil-reload-on-as", 0) * mb
+        self.mem_collector_freq = o.int("mem-collector-freq", 0) or 3
         self.min_worker_lifetime = o.int("min-worker-lifetime", 10)
         self.buffer_size = o.int("buffer-size", 4096)
         self.max_vars = o.int("max-vars", 128)
@@ -281,6 +288,8 @@ class Instance:
         elif not (isinstance(proc, Worker) and proc.respawn_count):  # spawn_worker logs those
             self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
                      f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
+        if isinstance(proc, Worker):
+            self._start_mem_collector(proc)
         self.kernel.start(proc)
 
     def run_post_fork(self, proc: UProcess) -> None:
@@ -451,6 +460,55 @@ class Instance:
             self.kernel.at(now + float(self.forkbomb_delay), self._respawn_if_running, spawn)
             return
         spawn()
+
+    # -- memory (--reload-on-rss/as, --evil-reload-on-rss/as) ------------------------------
+    def measure_memory(self, w: Worker) -> bool:
+        """End of a request (``uwsgi_close_request``): the worker publishes its memory
+        usage; True when ``--reload-on-as``/``--reload-on-rss`` make it exit (as
+        ``--max-requests`` does, after ``--min-worker-lifetime``)."""
+        if not (self.reload_on_rss or self.reload_on_as or self.evil_reload_on_rss
+                or self.evil_reload_on_as):
+            return False
+        self._publish_memory(w)
+        if int(self.wall()) - w.last_spawn < self.min_worker_lifetime:
+            return False
+        return bool((self.reload_on_as and w.vsz >= self.reload_on_as)
+                    or (self.reload_on_rss and w.rss >= self.reload_on_rss))
+
+    def _publish_memory(self, w: Worker) -> None:
+        w.rss_size, w.vsz_size = w.rss, w.vsz
+        if ((self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as)
+                or (self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss)):
+            self.kernel.at(self.next_tick(self.kernel.now), self._evil_check, w)
+
+    def _start_mem_collector(self, w: Worker) -> None:
+        """The worker thread of ``--evil-reload-on-*``: every ``--mem-collector-freq``
+        seconds (3) it publishes the worker's memory usage."""
+        if not (self.evil_reload_on_rss or self.evil_reload_on_as):
+            return
+        self.log(f"mem-collector thread started for worker {w.id}", w)
+        self.kernel.at(self.kernel.now + self.mem_collector_freq, self._mem_collect, w)
+
+    def _mem_collect(self, w: Worker) -> None:
+        if w.alive and not self.stopped:
+            self._publish_memory(w)
+            self.kernel.at(self.kernel.now + self.mem_collector_freq, self._mem_collect, w)
+
+    def _evil_check(self, w: Worker) -> None:
+        """``uwsgi_master_check_workers_deadline``: SIGKILL a worker whose published
+        memory usage is over an evil limit."""
+        if not w.alive or self.stopped:
+            return
+        if self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as:
+            self.log(f"*** EVIL RELOAD ON WORKER {w.id} ADDRESS SPACE: {w.vsz_size} "
+                     f"(pid: {w.pid}) ***", self.master)
+            w.vsz_size = 0
+            self.kill(w, "killed")
+        if self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss:
+            self.log(f"*** EVIL RELOAD ON WORKER {w.id} RSS: {w.rss_size} (pid: {w.pid}) ***",
+                     self.master)
+            w.rss_size = 0
+            self.kill(w, "killed")
 
     def arm_harakiri(self, proc: UProcess, seconds: int, user: bool = False) -> None:
         """Set (or clear, with 0) a harakiri deadline for ``proc``."""

@@ -50,6 +50,13 @@ SIMULATED: dict[str, str] = {
     "harakiri": "workers killed at the deadline, with the HARAKIRI log lines",
     "max-requests": "workers recycled after N requests",
     "min-worker-lifetime": "the minimum life before --max-requests recycles a worker",
+    "max-requests-delta": "worker N's limit is max-requests + (N - 1) * delta",
+    "reload-on-rss": "a worker over the limit after a request exits (sim.set_rss)",
+    "reload-on-as": "a worker over the limit after a request exits (sim.set_rss(vsz=))",
+    "evil-reload-on-rss": "the master kills a worker whose published rss is over the "
+                          "limit (sim.set_rss)",
+    "evil-reload-on-as": "as --evil-reload-on-rss, for the address space",
+    "mem-collector-freq": "how often a worker publishes its memory under --evil-reload-on-*",
     "forkbomb-delay": "the master's pause after too many respawns in a second",
     "die-on-term": "uwsgi.stop() (SIGQUIT) becomes a brutal reload, as the option swaps "
                    "SIGQUIT and SIGTERM",
@@ -143,7 +150,7 @@ NO_EFFECT: dict[str, str] = {
         "tcp-fast-open-client", "freebind", "no-defer-accept", "chmod-socket",
         "chown-socket", "abstract-socket", "shutdown-sockets", "safe-fd",
         "close-on-exec", "close-on-exec2", "disable-sendfile", "use-abort",
-        "honour-stdin", "mem-collector-freq", "binary-path"), _OS_TUNING),
+        "honour-stdin", "binary-path"), _OS_TUNING),
     **dict.fromkeys((
         "auto-procname", "procname-prefix", "procname-prefix-spaced", "procname-append",
         "procname", "procname-master"), _PROCTITLE),

@@ -41,6 +41,13 @@ class UProcess(Process):
         self.request: Any = None
         #: Set by the master when it kills the process (SIGKILL) mid-flight.
         self.killed_by = ""
+        #: What ``get_memusage`` would measure now, in bytes (``Simulation.set_rss``).
+        self.rss = 0
+        self.vsz = 0
+        #: The values last published to the shared worker table (end of a request, or
+        #: the mem-collector thread of --evil-reload-on-*).
+        self.rss_size = 0
+        self.vsz_size = 0
         self.in_handler = -1
         self.signals = 0
 

@@ -363,6 +363,18 @@ class Simulation:
         self.inst.kill(proc, "killed")
         self.advance(0)
 
+    def set_rss(self, process: str, rss: int, *, vsz: int | None = None) -> None:
+        """Set what measuring a process's memory gives from now on, in bytes (RSS, and
+        the address space with ``vsz``): ``--reload-on-rss``/``--reload-on-as`` read it
+        at the end of each request, ``--evil-reload-on-*`` when the worker publishes it
+        (end of a request, or every ``--mem-collector-freq`` seconds)."""
+        self._ensure_started()
+        proc = self.process(process)
+        proc.rss = int(rss)
+        if vsz is not None:
+            proc.vsz = int(vsz)
+        self.inst.record("memory.set", proc, rss=proc.rss, vsz=proc.vsz)
+
     def reload(self) -> None:
         """Graceful reload (SIGHUP to the master), run to completion."""
         self._ensure_started()

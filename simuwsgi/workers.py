@@ -358,8 +358,13 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     inst.log(f"[pid: {w.pid}|app: 0|req: {w.requests}/{inst.total_requests}] "
              f"{req.remote_addr} () {{0 vars in 0 bytes}} "
              f"{req.method} {req.path} => generated {len(body)} bytes (HTTP/1.1 {status})", w)
-    if (inst.max_requests > 0 and w.delta_requests >= inst.max_requests
+    # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
+    # memory limits
+    limit = inst.max_requests + (w.id - 1) * inst.max_requests_delta
+    if (inst.max_requests > 0 and w.delta_requests >= limit
             and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
+        raise ProcessExit("max-requests")
+    if inst.measure_memory(w):
         raise ProcessExit("max-requests")
 
 
