@@ -43,7 +43,7 @@ from ._errors import SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
-from .kernel import Kernel, Killed
+from .kernel import NORMAL, Kernel, Killed
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .trace import Trace
 
@@ -52,6 +52,11 @@ __all__ = ["Instance", "ProcessExit"]
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
 VERSION_INFO = (2, 0, 30, 0, b"")
+
+
+#: The master's per-iteration checks (worker lifetime, evil memory) run after that
+#: iteration's waitpid() has reaped and respawned.
+_AFTER_REAP = NORMAL + 1
 
 
 class ProcessExit(BaseException):
@@ -126,6 +131,8 @@ class Instance:
         self.evil_reload_on_rss = o.int("evil-reload-on-rss", 0) * mb
         self.evil_reload_on_as = o.int("evil-reload-on-as", 0) * mb
         self.mem_collector_freq = o.int("mem-collector-freq", 0) or 3
+        self.max_worker_lifetime = o.int("max-worker-lifetime", 0)
+        self.max_worker_lifetime_delta = o.int("max-worker-lifetime-delta", 0)
         self.min_worker_lifetime = o.int("min-worker-lifetime", 10)
         self.buffer_size = o.int("buffer-size", 4096)
         self.max_vars = o.int("max-vars", 128)
@@ -290,6 +297,7 @@ class Instance:
                      f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
         if isinstance(proc, Worker):
             self._start_mem_collector(proc)
+            self._watch_lifetime(proc)
         self.kernel.start(proc)
 
     def run_post_fork(self, proc: UProcess) -> None:
@@ -425,7 +433,9 @@ class Instance:
         if self.stopped or getattr(proc, "reloading", False):
             return
         if isinstance(proc, Worker):
-            if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
+            if reason == "lifetime":
+                pass  # woken with SIGWINCH, it left its loop: respawned without a line
+            elif reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
                 self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
             else:
                 self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
@@ -461,6 +471,26 @@ class Instance:
             return
         spawn()
 
+    def _watch_lifetime(self, w: Worker) -> None:
+        """``--max-worker-lifetime`` (+ ``(id - 1) * --max-worker-lifetime-delta``): the
+        first master iteration at which the worker has lived longer (whole seconds)."""
+        if not self.has_master or self.max_worker_lifetime <= 0:
+            return
+        limit = self.max_worker_lifetime + (w.id - 1) * self.max_worker_lifetime_delta
+        due = self.kernel.now + (w.last_spawn + limit + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._lifetime_reached, w,
+                       priority=_AFTER_REAP)
+
+    def _lifetime_reached(self, w: Worker) -> None:
+        if not w.alive or self.stopped or not w.manage_next_request:
+            return
+        self.log(f"worker {w.id} lifetime reached, it was running for "
+                 f"{int(self.wall()) - w.last_spawn} second(s)", self.master)
+        w.manage_next_request = False
+        w.stop_reason = "lifetime"
+        if w.idle or w.request is None:  # SIGWINCH wakes it from accept()
+            self.kill(w, "lifetime")
+
     # -- memory (--reload-on-rss/as, --evil-reload-on-rss/as) ------------------------------
     def measure_memory(self, w: Worker) -> bool:
         """End of a request (``uwsgi_close_request``): the worker publishes its memory
@@ -479,7 +509,8 @@ class Instance:
         w.rss_size, w.vsz_size = w.rss, w.vsz
         if ((self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as)
                 or (self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss)):
-            self.kernel.at(self.next_tick(self.kernel.now), self._evil_check, w)
+            self.kernel.at(self.next_tick(self.kernel.now), self._evil_check, w,
+                           priority=_AFTER_REAP)
 
     def _start_mem_collector(self, w: Worker) -> None:
         """The worker thread of ``--evil-reload-on-*``: every ``--mem-collector-freq``

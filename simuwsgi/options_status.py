@@ -50,6 +50,9 @@ SIMULATED: dict[str, str] = {
     "harakiri": "workers killed at the deadline, with the HARAKIRI log lines",
     "max-requests": "workers recycled after N requests",
     "min-worker-lifetime": "the minimum life before --max-requests recycles a worker",
+    "max-worker-lifetime": "the worker leaves after its request once it lived longer; "
+                           "not above --min-worker-lifetime is refused, as real",
+    "max-worker-lifetime-delta": "worker N's lifetime is max + (N - 1) * delta",
     "max-requests-delta": "worker N's limit is max-requests + (N - 1) * delta",
     "reload-on-rss": "a worker over the limit after a request exits (sim.set_rss)",
     "reload-on-as": "a worker over the limit after a request exits (sim.set_rss(vsz=))",

@@ -109,6 +109,8 @@ class Worker(UProcess):
         self.cheaped = False
         self.paused = False
         self.manage_next_request = True
+        #: Why the worker leaves its loop once manage_next_request is off.
+        self.stop_reason = "reload"
 
     @property
     def worker_id(self) -> int:

@@ -13,6 +13,9 @@ What it models, in the order ``uwsgi_setup``/``uwsgi_start`` make them:
 * ``--gid``/``--uid`` given as names (``uwsgi_as_root``, only when running as root):
   an unknown group, then an unknown user, exits 1 with ``group NAME not found.`` /
   ``user NAME not found.``;
+* ``--max-worker-lifetime`` not above ``--min-worker-lifetime`` (10 by default):
+  ``invalid min-worker-lifetime value (10), must be lower than max-worker-lifetime (N)``,
+  exit 1;
 * ``--chdir`` to a missing directory: ``chdir() to DIR`` then ``chdir(): <strerror>
   [core/uwsgi.c line 2618]``, exit 1.
 
@@ -53,6 +56,9 @@ def check_start(inst: Instance) -> None:
     if os.getuid() == 0:
         _check_identity(inst, "gid", "group", grp.getgrnam)
         _check_identity(inst, "uid", "user", pwd.getpwnam)
+    if 0 < inst.max_worker_lifetime <= inst.min_worker_lifetime:  # core/init.c
+        _refuse(inst, f"invalid min-worker-lifetime value ({inst.min_worker_lifetime}), must "
+                      f"be lower than max-worker-lifetime ({inst.max_worker_lifetime})")
     chdir = opts.str("chdir")
     if chdir is not None:
         inst.log(f"chdir() to {chdir}")

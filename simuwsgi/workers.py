@@ -192,7 +192,7 @@ def worker_loop(inst: Instance, w: Worker) -> None:
     idle = inst.idle_workers
     while True:
         if not w.manage_next_request:
-            raise ProcessExit("reload")
+            raise ProcessExit(w.stop_reason)
         if private:
             signals.run_handler(w, private.popleft())
             continue

@@ -149,3 +149,56 @@ def test_real_reload_on_rss(app_dir: Path) -> None:
 @pytest.mark.real
 def test_real_evil_reload_on_rss(app_dir: Path) -> None:
     assert _after_spawn(_real_run(app_dir, "--evil-reload-on-rss")) == EVIL
+
+
+# -- --max-worker-lifetime ----------------------------------------------------------------
+LIFETIME = ["--master", "--processes", "2", "--wsgi-file", "app.py",
+            "--max-worker-lifetime", "2", "--min-worker-lifetime", "1",
+            "--max-worker-lifetime-delta", "1"]
+
+
+def test_max_worker_lifetime(app_dir: Path) -> None:
+    with Simulation(LIFETIME, app_dir=app_dir) as sim:
+        sim.advance(5.5)
+        lines = [line for line in sim.log if "lifetime" in line or "Respawned" in line]
+        assert lines[:4] == [
+            "worker 1 lifetime reached, it was running for 3 second(s)",
+            "Respawned uWSGI worker 1 (new pid: 1004)",
+            "worker 2 lifetime reached, it was running for 4 second(s)",
+            "Respawned uWSGI worker 2 (new pid: 1005)"]
+        assert sim.request("GET", "/").body == b"ok"
+
+
+def test_max_worker_lifetime_not_above_min_refused(app_dir: Path) -> None:
+    from simuwsgi._errors import StartRefusedError
+
+    sim = Simulation(["--master", "--wsgi-file", "app.py", "--max-worker-lifetime", "2"],
+                     app_dir=app_dir)
+    with pytest.raises(StartRefusedError) as info:
+        sim.start()
+    assert str(info.value) == ("invalid min-worker-lifetime value (10), must be lower "
+                               "than max-worker-lifetime (2)")
+
+
+@pytest.mark.real
+def test_real_max_worker_lifetime(app_dir: Path) -> None:
+    """The same lines (real timing: the master's iterations drift, so worker 2 may be
+    seen a second late), and the refusal."""
+    popen = subprocess.Popen([require_real_uwsgi(), "--http-socket", "127.0.0.1:0",
+                              *LIFETIME], cwd=app_dir, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(6.5)
+    popen.send_signal(signal.SIGINT)
+    out, _ = popen.communicate(timeout=15)
+    lines = [NUM.sub("N", line) for line in out.splitlines()
+             if "lifetime reached" in line or "Respawned" in line]
+    assert lines[:4] == ["worker N lifetime reached, it was running for N second(s)",
+                         "Respawned uWSGI worker N (new pid: N)"] * 2
+    assert "worker 1 lifetime reached, it was running for 3 second(s)" in out
+    refused = subprocess.run([require_real_uwsgi(), "--http-socket", "127.0.0.1:0",
+                              "--master", "--wsgi-file", "app.py", "--max-worker-lifetime",
+                              "2"], cwd=app_dir, capture_output=True, text=True, timeout=30,
+                             check=False)
+    assert refused.returncode == 1
+    assert (refused.stdout + refused.stderr).splitlines()[-1] == (
+        "invalid min-worker-lifetime value (10), must be lower than max-worker-lifetime (2)")
