@@ -138,6 +138,7 @@ class Instance:
         self.max_vars = o.int("max-vars", 128)
         self.forkbomb_delay = o.int("forkbomb-delay", 2)
         self.die_on_term = o.flag("die-on-term")
+        self.exit_on_reload = o.flag("exit-on-reload")
         self.listen = o.int("listen", 100)
         self.cores = max(1, o.int("threads", 0) or o.int("async", 0) or 1)
 
@@ -657,7 +658,12 @@ class Instance:
         then()
 
     def _binary_reload(self) -> None:
-        """The master re-executes itself: same pid, everything else new."""
+        """The master re-executes itself: same pid, everything else new (with
+        ``--exit-on-reload`` it exits instead)."""
+        if self.exit_on_reload:
+            self.log("uWSGI: GAME OVER (insert coin)", self.master)
+            self.shutdown(signalled=False)
+            return
         self.log("binary reloading uWSGI...", self.master)
         self._reap_all()
         old_master = self.master

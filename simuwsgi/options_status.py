@@ -64,6 +64,7 @@ SIMULATED: dict[str, str] = {
     "die-on-term": "uwsgi.stop() (SIGQUIT) becomes a brutal reload, as the option swaps "
                    "SIGQUIT and SIGTERM",
     "need-app": "start fails when the app cannot be loaded",
+    "exit-on-reload": "a reload ends the instance ('uWSGI: GAME OVER (insert coin)')",
     "touch-reload": "a graceful reload when the file changes (sim.touch or the filesystem)",
     "touch-workers-reload": "each worker finishes its request and is respawned",
     "touch-mules-reload": "the mules are ended and respawned",

@@ -102,3 +102,34 @@ def test_real_touch_options(app_dir: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=15)
     assert _masked(out.splitlines()) == EXPECTED
+
+
+def test_exit_on_reload(app_dir: Path) -> None:
+    with Simulation(["--master", "--wsgi-file", "app.py", "--touch-reload", "tw",
+                     "--exit-on-reload"], app_dir=app_dir) as sim:
+        sim.touch("tw")
+        sim.advance(3)
+        assert sim.inst.stopped and sim.inst.reloads == 0
+        assert sim.log[-1] == "uWSGI: GAME OVER (insert coin)"
+        assert "binary reloading uWSGI..." not in sim.log
+        assert sim.request("GET", "/").status is None
+
+
+@pytest.mark.real
+def test_real_exit_on_reload(app_dir: Path) -> None:
+    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", "127.0.0.1:0", "--master",
+                             "--wsgi-file", "app.py", "--touch-reload", "tw",
+                             "--exit-on-reload"], cwd=app_dir, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    time.sleep(2.5)
+    (app_dir / "tw").touch()
+    try:
+        out, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    lines = out.splitlines()
+    assert lines[-1] == "uWSGI: GAME OVER (insert coin)"
+    assert "binary reloading uWSGI..." not in lines
