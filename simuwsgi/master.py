@@ -139,6 +139,7 @@ class Instance:
         self.forkbomb_delay = o.int("forkbomb-delay", 2)
         self.die_on_term = o.flag("die-on-term")
         self.exit_on_reload = o.flag("exit-on-reload")
+        self.worker_reload_mercy = o.int("worker-reload-mercy", 60)
         self.listen = o.int("listen", 100)
         self.cores = max(1, o.int("threads", 0) or o.int("async", 0) or 1)
 
@@ -616,6 +617,21 @@ class Instance:
                 worker.manage_next_request = False
                 if worker.idle or worker.request is None:
                     self.kill(worker, "reload")
+                else:
+                    self._no_mercy_after(worker)
+
+    def _no_mercy_after(self, w: Worker) -> None:
+        """A cursed worker still busy ``--worker-reload-mercy`` seconds (60) later is
+        SIGKILLed (``uwsgi_master_check_mercy``, whole seconds)."""
+        due = self.kernel.now + (int(self.wall()) + self.worker_reload_mercy + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, w, w.pid,
+                       priority=_AFTER_REAP)
+
+    def _no_mercy(self, w: Worker, pid: int) -> None:
+        if w.alive and w.pid == pid and not self.stopped:
+            self.log(f"worker {w.id} (pid: {pid}) is taking too much time to die...NO MERCY !!!",
+                     self.master)
+            self.kill(w, "reload")
 
     def reload_mules(self) -> None:
         """``uwsgi_reload_mules``: SIGHUP ends every mule at once; each is respawned
@@ -639,6 +655,8 @@ class Instance:
             worker.manage_next_request = False
             if worker.idle or worker.request is None:
                 self.kill(worker, "reload")
+            else:
+                self._no_mercy_after(worker)
         self._wait_workers_then(self._binary_reload)
 
     def _brutal_reload(self) -> None:

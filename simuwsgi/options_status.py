@@ -64,6 +64,8 @@ SIMULATED: dict[str, str] = {
     "die-on-term": "uwsgi.stop() (SIGQUIT) becomes a brutal reload, as the option swaps "
                    "SIGQUIT and SIGTERM",
     "need-app": "start fails when the app cannot be loaded",
+    "worker-reload-mercy": "a worker still busy that long after a graceful reload (or "
+                           "--touch-workers-reload) is killed, with the NO MERCY line",
     "exit-on-reload": "a reload ends the instance ('uWSGI: GAME OVER (insert coin)')",
     "touch-reload": "a graceful reload when the file changes (sim.touch or the filesystem)",
     "touch-workers-reload": "each worker finishes its request and is respawned",

@@ -4,6 +4,7 @@ with the lines and respawns observed on pyuwsgi 2.0.30."""
 from __future__ import annotations
 
 import re
+import socket
 import signal
 import subprocess
 import time
@@ -30,7 +31,7 @@ def app_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _masked(lines: list[str]) -> list[str]:
+def _masked(lines: list[str], racing_tail: bool = True) -> list[str]:
     """Lines from the first touch on, pids masked, uwsgi_log_verbose's date cut; the
     last two sorted (the worker's error line races with the master's)."""
     out = [PID.sub("P", line.split(" - ", 1)[-1] if " 2026 - " in line else line)
@@ -38,7 +39,7 @@ def _masked(lines: list[str]) -> list[str]:
     first = next(i for i, line in enumerate(out) if "has been touched" in line)
     kept = [line for line in out[first:]
             if not line.startswith(("SIGINT", "worker P buried", "mule P (pid", "goodbye", "[pid:"))]
-    return kept[:-2] + sorted(kept[-2:])
+    return kept[:-2] + sorted(kept[-2:]) if racing_tail else kept
 
 
 EXPECTED = [
@@ -133,3 +134,53 @@ def test_real_exit_on_reload(app_dir: Path) -> None:
     lines = out.splitlines()
     assert lines[-1] == "uWSGI: GAME OVER (insert coin)"
     assert "binary reloading uWSGI..." not in lines
+
+
+SLOW = ("import time\n"
+        "def application(e, s):\n    time.sleep(6)\n    s('200 OK', [])\n    return [b'slow']\n")
+MERCY = ["--master", "--wsgi-file", "slow.py", "--touch-workers-reload", "tw",
+         "--worker-reload-mercy", "2"]
+MERCY_LINES = ["*** tw has been touched... workers reload !!! ***",
+               "Gracefully killing worker P (pid: P)...",
+               "worker P (pid: P) is taking too much time to die...NO MERCY !!!",
+               "worker P killed successfully (pid: P)",
+               "Respawned uWSGI worker P (new pid: P)"]
+
+
+def test_worker_reload_mercy(app_dir: Path) -> None:
+    (app_dir / "slow.py").write_text(SLOW)
+    with Simulation(MERCY, app_dir=app_dir) as sim:
+        sim.advance(1.5)
+        handle = sim.submit("GET", "/")
+        sim.advance(1)
+        sim.touch("tw")  # at 2.5 s, seen at 3: cursed at 3, killed at the first iteration > 5
+        sim.advance(3)
+        assert not handle.done
+        sim.advance(1)
+        assert handle.done and handle.response.status is None
+        sim.advance(1)
+        assert _masked(sim.log, racing_tail=False) == MERCY_LINES
+
+
+@pytest.mark.real
+def test_real_worker_reload_mercy(app_dir: Path) -> None:
+    (app_dir / "slow.py").write_text(SLOW)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", f"127.0.0.1:{port}",
+                             *MERCY], cwd=app_dir, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(1.5)
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        time.sleep(1)
+        (app_dir / "tw").touch()
+        assert conn.recv(100) == b""  # closed without a response
+        conn.close()
+        time.sleep(2.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+    assert _masked(out.splitlines(), racing_tail=False) == MERCY_LINES
