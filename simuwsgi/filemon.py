@@ -30,8 +30,9 @@ graceful reload. ``--touch-workers-reload`` (``... workers reload !!!``: each wo
 cursed with SIGHUP, finishes its request and is respawned), ``--touch-mules-reload``
 (``... mules reload !!!``: mules end at once and are respawned) and ``--touch-signal 'FILE
 SIGNUM'`` (the signal is routed, then ``[uwsgi-touch-signal] raising N``) work the
-same way, checked in that order. ``--touch-chain-reload``, ``--touch-spoolers-reload``
-and ``--touch-exec`` are left out.
+same way, checked in that order; ``--touch-chain-reload`` starts a chain reload (see
+``Instance.chain_reload``). ``--touch-spoolers-reload`` and ``--touch-exec`` are left
+out.
 
 Changes the app itself makes to watched files are seen the next time the scenario drives
 the simulation, not at the instant they are made. ``--touch-reload`` counts every change
@@ -60,7 +61,7 @@ __all__ = ["MAX_MONITORS", "FileMonitors"]
 
 #: The --touch-* options the master checks, in the order it checks them.
 _TOUCH_OPTIONS = ("touch-reload", "touch-workers-reload", "touch-mules-reload",
-                  "touch-signal")
+                  "touch-chain-reload", "touch-signal")
 
 MAX_MONITORS = 64
 
@@ -229,6 +230,9 @@ class FileMonitors:
             if signals is not None:
                 signals.route(signum)
             inst.log(f"[uwsgi-touch-signal] raising {signum}", master)
+            return False
+        if option == "touch-chain-reload":
+            inst.chain_reload(path)
             return False
         what = {"touch-reload": "grace them all", "touch-workers-reload": "workers reload",
                 "touch-mules-reload": "mules reload"}[option]

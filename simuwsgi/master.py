@@ -140,6 +140,10 @@ class Instance:
         self.die_on_term = o.flag("die-on-term")
         self.exit_on_reload = o.flag("exit-on-reload")
         self.worker_reload_mercy = o.int("worker-reload-mercy", 60)
+        #: --touch-chain-reload: the worker id the chain is at (0: no chain running)
+        self.chain_reloading = 0
+        self._chain_waited = -1
+        self._chain_timer: Any = None
         self.listen = o.int("listen", 100)
         self.cores = max(1, o.int("threads", 0) or o.int("async", 0) or 1)
 
@@ -444,6 +448,7 @@ class Instance:
                          f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
                          f" :( trying respawn ...", self.master)
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
+            self._chain_respawned(proc.id)
         elif isinstance(proc, Mule):
             if reason != "reload":  # a mule cursed with SIGHUP is respawned silently
                 self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying "
@@ -612,13 +617,61 @@ class Instance:
         exits, and is respawned (``--touch-workers-reload``)."""
         for worker in list(self.workers.values()):
             if worker.alive:
-                self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
-                         self.master)
-                worker.manage_next_request = False
-                if worker.idle or worker.request is None:
-                    self.kill(worker, "reload")
-                else:
-                    self._no_mercy_after(worker)
+                self._curse(worker)
+
+    def _curse(self, w: Worker) -> None:
+        """``uwsgi_curse(id, SIGHUP)``: the worker logs it, finishes its request (within
+        ``--worker-reload-mercy``) and exits."""
+        w.cursed = True
+        self.log(f"Gracefully killing worker {w.id} (pid: {w.pid})...", w)
+        w.manage_next_request = False
+        if w.idle or w.request is None:
+            self.kill(w, "reload")
+        else:
+            self._no_mercy_after(w)
+
+    # -- chain reload (--touch-chain-reload) ------------------------------------------------
+    def chain_reload(self, touched: str) -> None:
+        """The workers are cursed one at a time, each once the one before is respawned
+        and accepting (``uwsgi_master_check_chain``)."""
+        if self.chain_reloading:
+            self.log(f"*** {touched} has been touched... but chain reload is already "
+                     f"running ***", self.master)
+            return
+        self.log(f"*** {touched} has been touched... chain reload !!! ***", self.master)
+        self.chain_reloading = 1
+        self._chain_check()
+
+    def _chain_check(self) -> None:
+        if not self.chain_reloading or self.stopped:
+            return
+        # next iteration, unless a respawn brings one sooner
+        self._chain_timer = self.kernel.at(self.next_tick(self.kernel.now), self._chain_check,
+                                           priority=_AFTER_REAP)
+        previous = self.workers.get(self.chain_reloading - 1)
+        if previous is not None and previous.alive and not previous.greenlet:
+            if self._chain_waited != int(self.wall()):  # once a second
+                self.log(f"chain is still waiting for worker {previous.id}...", self.master)
+                self._chain_waited = int(self.wall())
+            return
+        while self.chain_reloading <= self.numproc:
+            w = self.workers.get(self.chain_reloading)
+            if w is not None and w.alive and w.accepting:
+                if not w.cursed:
+                    self.log(f"chain next victim is worker {w.id}", self.master)
+                    self._curse(w)
+                return
+            self.chain_reloading += 1
+        self.chain_reloading = 0
+        self._chain_timer.cancel()
+        self.log("chain reloading complete", self.master)
+
+    def _chain_respawned(self, wid: int) -> None:
+        """The master respawned the chain's victim: the chain moves on at once."""
+        if self.chain_reloading == wid:
+            self.chain_reloading += 1
+            self._chain_timer.cancel()
+            self._chain_check()
 
     def _no_mercy_after(self, w: Worker) -> None:
         """A cursed worker still busy ``--worker-reload-mercy`` seconds (60) later is

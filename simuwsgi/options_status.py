@@ -70,6 +70,8 @@ SIMULATED: dict[str, str] = {
     "touch-reload": "a graceful reload when the file changes (sim.touch or the filesystem)",
     "touch-workers-reload": "each worker finishes its request and is respawned",
     "touch-mules-reload": "the mules are ended and respawned",
+    "touch-chain-reload": "a chain reload: one worker at a time, each once the one before "
+                          "is respawned, with 2.0.30's lines",
     "touch-signal": "the signal is raised when the file changes",
     # the app
     "wsgi-file": "the app file, imported as uWSGI names it",

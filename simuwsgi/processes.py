@@ -111,6 +111,8 @@ class Worker(UProcess):
         self.manage_next_request = True
         #: Why the worker leaves its loop once manage_next_request is off.
         self.stop_reason = "reload"
+        #: Sent SIGHUP by the master (uwsgi_curse): it ends after its request.
+        self.cursed = False
 
     @property
     def worker_id(self) -> int:

@@ -184,3 +184,57 @@ def test_real_worker_reload_mercy(app_dir: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=15)
     assert _masked(out.splitlines(), racing_tail=False) == MERCY_LINES
+
+
+CHAIN = ["--master", "--processes", "2", "--wsgi-file", "app.py",
+         "--touch-chain-reload", "tc"]
+CHAIN_LINES = [
+    "*** tc has been touched... chain reload !!! ***",
+    "chain next victim is worker 1", "Gracefully killing worker 1 (pid: P)...",
+    "worker 1 killed successfully (pid: P)", "Respawned uWSGI worker 1 (new pid: P)",
+    "chain is still waiting for worker 1...",
+    "chain next victim is worker 2", "Gracefully killing worker 2 (pid: P)...",
+    "worker 2 killed successfully (pid: P)", "Respawned uWSGI worker 2 (new pid: P)",
+    "chain is still waiting for worker 2...",
+    "chain reloading complete",
+]
+
+
+def _chain_lines(lines: list[str]) -> list[str]:
+    out = [re.sub(r"pid: \d+", "pid: P", line.split(" 2026 - ", 1)[-1]) for line in lines]
+    first = next(i for i, line in enumerate(out) if "has been touched" in line)
+    return [line for line in out[first:] if "chain" in line or "worker" in line][:12]
+
+
+def test_chain_reload(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "tc").write_text("")
+    with Simulation(CHAIN, app_dir=tmp_path) as sim:
+        sim.advance(1.5)
+        pids = [w.pid for w in sim.inst.workers.values()]
+        sim.touch("tc")
+        sim.advance(1)
+        assert sim.inst.workers[2].pid == pids[1]  # one at a time
+        sim.advance(8)
+        assert _chain_lines(sim.log) == CHAIN_LINES
+        assert not {w.pid for w in sim.inst.workers.values()} & set(pids)
+        sim.touch("tc")  # a new chain
+        sim.advance(8)
+        assert sum("chain reloading complete" in line for line in sim.log) == 2
+
+
+@pytest.mark.real
+def test_real_chain_reload(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "tc").write_text("")
+    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", "127.0.0.1:0", *CHAIN],
+                            cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(2.5)
+        (tmp_path / "tc").touch()
+        time.sleep(7)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+    assert _chain_lines(out.splitlines()) == CHAIN_LINES
