@@ -83,6 +83,8 @@ class Options:
     logic: tuple[str, str] | None = None
     inherit: list[str] = field(default_factory=list)
     last_file: Path | None = None
+    #: Lines uWSGI logs while it reads its options (logged when the instance starts).
+    parse_log: list[str] = field(default_factory=list)
 
     # -- reading ------------------------------------------------------------------
     def values(self, *names: str) -> list[str | bool]:
@@ -285,8 +287,9 @@ def _logic_values(opts: Options, value: str | bool) -> list[str | bool]:
         elif kind == "for-readline":
             try:
                 items = opts.path(arg).read_text().splitlines()
-            except OSError as exc:
-                raise StartRefusedError(f'open("{arg}"): {exc.strerror}') from None
+            except OSError as exc:  # uwsgi_error_open: logged, the block adds nothing
+                opts.parse_log.append(f'open("{arg}"): {exc.strerror} [core/config.c line 96]')
+                items = []
         else:
             found = sorted(glob.glob(str(opts.path(arg))))
             items = [p + "/" if os.path.isdir(p) else p for p in found] or [arg]
@@ -346,8 +349,10 @@ def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
         else:
             opts.exports.append((key, val))
         return
-    if name in ("ini", "include") and isinstance(value, str) and (
-            name == "ini" or value.endswith(".ini") or ".ini:" in value):
+    if name in ("include", "inherit") and isinstance(value, str) and not (
+            value.endswith(".ini") or ".ini:" in value):
+        raise ConfigError(f"--{name} {value}: simuwsgi reads .ini configuration files only")
+    if name in ("ini", "include") and isinstance(value, str):
         opts.exports.append((name, value))
         _load_ini(opts, value)
         return
@@ -496,6 +501,7 @@ def _load_ini(opts: Options, spec: str) -> None:
     opts.last_file = p
     text = _magic(text, p.resolve())
     current = None
+    found = False
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line[0] in ";#":
@@ -505,6 +511,7 @@ def _load_ini(opts: Options, spec: str) -> None:
             continue
         if current != section:
             continue
+        found = True
         key, eq, value = line.partition("=")
         key = key.strip()
         if not eq:
@@ -512,5 +519,8 @@ def _load_ini(opts: Options, spec: str) -> None:
             _apply(opts, key, True, from_file=True)
             continue
         _apply(opts, key, value.strip(), from_file=True)
+    if not found:
+        opts.parse_log.append(f'*** WARNING: Can\'t find section "{section}" in INI '
+                              f"configuration file {file_part or p} ***")
     if not any(n == "ini" for n, _ in opts.given):
         opts.given.append(("ini", spec))

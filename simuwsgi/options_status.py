@@ -124,9 +124,9 @@ SIMULATED: dict[str, str] = {
     **dict.fromkeys(("for", "for-times", "for-readline", "for-glob"),
                     "a block of options up to endfor, repeated with %(_) for each item"),
     **dict.fromkeys(("endif", "end-if", "endfor", "end-for"), "ends an if-*/for block"),
-    "include": "an .ini file read where it appears",
+    "include": "an .ini file read where it appears (other formats are refused)",
     "inherit": "an .ini file read once every option is read (its values come last and "
-               "are not expanded)",
+               "are not expanded; other formats are refused)",
     "print": "the value written out at start (in the log)",
     "iprint": "the value written out at start (in the log)",
     "exit": "start refused with the given exit status",
@@ -165,6 +165,7 @@ NO_EFFECT: dict[str, str] = {
     **dict.fromkeys(("lock-engine", "ftok", "persistent-ipcsem"), _LOCKS),
     "enable-threads": _THREADS_ON,
     "reaper": _REAPER,
+    "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
     "thunder-lock": _ACCEPT,
     "single-interpreter": ("the simulation runs the app in one interpreter already; "

@@ -47,6 +47,8 @@ __all__ = ["ProcessEnvironment", "check_start"]
 def check_start(inst: Instance) -> None:
     """Log and refuse as ``uwsgi_start`` would; returns when uWSGI would go on."""
     opts = inst.opts
+    for line in opts.parse_log:
+        inst.log(line)
     for name, value in opts.items:
         if name in ("print", "iprint"):  # uwsgi_opt_print writes the value on stdout
             inst.log("" if value is True else str(value))

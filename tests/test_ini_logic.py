@@ -178,3 +178,35 @@ def test_real_uwsgi_opt_after_logic_and_placeholders(tmp_path: Path) -> None:
     out = subprocess.run([require_real_uwsgi(), "--ini", "o.ini"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=30, check=False)
     assert f"OPT {REAL_OPT!r}" in (out.stdout + out.stderr).splitlines(), out.stderr
+
+
+READLINE_INI = ("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = optapp.py\nprocesses = 0\n"
+                "for-readline = nofile.txt\nprint = never %(_)\nendfor =\n")
+PARSE_LINES = ['open("nofile.txt"): No such file or directory [core/config.c line 96]',
+               '*** WARNING: Can\'t find section "nosuch" in INI configuration file r.ini ***']
+
+
+def test_missing_readline_file_and_section_are_logged(tmp_path: Path) -> None:
+    (tmp_path / "optapp.py").write_text(OPT_APP)
+    (tmp_path / "r.ini").write_text(READLINE_INI)
+    with Simulation(["--ini", "r.ini", "--ini", "r.ini:nosuch"], app_dir=tmp_path) as sim:
+        assert sim.log[:2] == PARSE_LINES
+        assert not [line for line in sim.log if "never" in line]
+
+
+def test_include_of_a_non_ini_file_is_refused(tmp_path: Path) -> None:
+    from simuwsgi import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--include x\.yaml: simuwsgi reads \.ini"):
+        Simulation(["--include", "x.yaml"], app_dir=tmp_path)
+
+
+@pytest.mark.real
+def test_real_missing_readline_file_and_section(tmp_path: Path) -> None:
+    (tmp_path / "optapp.py").write_text(OPT_APP)
+    (tmp_path / "r.ini").write_text(READLINE_INI)
+    out = subprocess.run([require_real_uwsgi(), "--ini", "r.ini", "--ini", "r.ini:nosuch"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
+    lines = (out.stdout + out.stderr).splitlines()
+    assert [line for line in lines if line in PARSE_LINES] == PARSE_LINES
+    assert not [line for line in lines if "never" in line]
