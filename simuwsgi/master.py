@@ -283,8 +283,9 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
-        if self.master is not None:
-            proc.cwd = self.master.cwd
+        if self.master is not None and proc is not self.master:
+            proc.cwd = self.master.cwd  # --chdir, inherited
+            proc.hooks = dict(self.master.hooks)  # the master's memory, hooks included
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())

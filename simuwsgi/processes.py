@@ -50,6 +50,9 @@ class UProcess(Process):
         self.vsz_size = 0
         self.in_handler = -1
         self.signals = 0
+        #: This process's ``uwsgi`` hook attributes (``facade.HOOKS``); a forked process
+        #: starts with a copy of the master's.
+        self.hooks: dict[str, Any] = {}
 
     @property
     def worker_id(self) -> int:
