@@ -169,7 +169,8 @@ class Simulation:
                     hook = getattr(sub, "close", None)
                     if hook is not None:
                         hook()
-            self._settle()
+            if self.started:  # a never-started simulation installed no uwsgi module
+                self._settle()
             with self._patch.running():  # killed processes' finally blocks run here
                 self.kernel.close()
         finally:

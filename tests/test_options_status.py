@@ -138,3 +138,11 @@ def test_docs_options_md_is_the_generated_table() -> None:
     doc = PACKAGE.parent / "docs" / "options.md"
     assert doc.read_text() == format_table(table(), markdown=True), \
         "regenerate it: simuwsgi options --markdown > docs/options.md"
+
+
+def test_closing_a_simulation_never_started_leaves_no_uwsgi_module(app_dir: Path) -> None:
+    import sys
+
+    had, before = "uwsgi" in sys.modules, sys.modules.get("uwsgi")
+    Simulation(["--wsgi-file", "app.py"], app_dir=app_dir, strict=True).close()
+    assert ("uwsgi" in sys.modules) == had and sys.modules.get("uwsgi") is before
