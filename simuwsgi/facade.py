@@ -275,8 +275,10 @@ def _process_functions(inst: Instance) -> dict[str, Any]:
 def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     """One entry of ``uwsgi.workers()`` with uWSGI's keys and types."""
     if w is None:
+        cheaper = inst.subsystems.get("cheaper")
+        cheap = cheaper is not None and cheaper.cheaped_at_start(wid)
         return {"id": wid, "pid": 0, "requests": 0, "delta_requests": 0,
-                "signals": 0, "exceptions": 0, "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
+                "signals": 0, "exceptions": 0, "status": b"cheap" if cheap else b"idle", "rss": 0, "vsz": 0, "running_time": 0,
                 "last_spawn": 0, "respawn_count": 0, "tx": 0, "avg_rt": 0, "apps": ()}
     if w.in_handler >= 0:
         status = b"sig%d" % w.in_handler

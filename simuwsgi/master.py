@@ -247,8 +247,10 @@ class Instance:
         for ident in self._spooler_ids():
             self.spawn_spooler(ident)
         self.ready = True
+        cheaper = self.subsystems.get("cheaper")
         for wid in range(1, self.numproc + 1):
-            self.spawn_worker(wid)
+            if cheaper is None or not cheaper.cheaped_at_start(wid):
+                self.spawn_worker(wid)
         for ident in self._mule_ids():
             self.spawn_mule(ident)
         for sub in self.subsystems.values():
@@ -440,14 +442,15 @@ class Instance:
         if self.stopped or getattr(proc, "reloading", False):
             return
         if isinstance(proc, Worker):
-            if reason == "lifetime":
-                pass  # woken with SIGWINCH, it left its loop: respawned without a line
-            elif reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
+            if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
                 self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
-            else:
+            elif reason != "lifetime":  # lifetime: woken with SIGWINCH, respawned silently
                 self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
                          f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
                          f" :( trying respawn ...", self.master)
+            if proc.cheaped:  # stopped by --cheaper: not respawned
+                self.log(f"uWSGI worker {proc.id} cheaped.", self.master)
+                return
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
             self._chain_respawned(proc.id)
         elif isinstance(proc, Mule):

@@ -50,6 +50,12 @@ SIMULATED: dict[str, str] = {
     "harakiri": "workers killed at the deadline, with the HARAKIRI log lines",
     "max-requests": "workers recycled after N requests",
     "min-worker-lifetime": "the minimum life before --max-requests recycles a worker",
+    "cheaper": "only --cheaper-initial workers at start; the algorithm spawns and stops "
+               "them once a second",
+    "cheaper-initial": "the workers spawned at start",
+    "cheaper-step": "how many cheaped workers an overload spawns",
+    "cheaper-overload": "the spare/backlog threshold",
+    "cheaper-algo": "spare, backlog, manual (busyness runs spare, with a warning)",
     "max-worker-lifetime": "the worker leaves after its request once it lived longer; "
                            "not above --min-worker-lifetime is refused, as real",
     "max-worker-lifetime-delta": "worker N's lifetime is max + (N - 1) * delta",
