@@ -367,8 +367,10 @@ class Instance:
         try:
             self.run_post_fork(proc)
             if isinstance(proc, Worker):
+                from .startup import chdir2
                 from .workers import worker_loop
 
+                chdir2(self, proc)
                 worker_loop(self, proc)
             elif isinstance(proc, Mule):
                 self.subsystems["mules"].main(proc)

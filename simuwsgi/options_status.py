@@ -85,6 +85,8 @@ SIMULATED: dict[str, str] = {
     "callable": "the WSGI callable's name",
     "import": "modules imported after the app",
     "shared-import": "modules imported before the app, in every process",
+    "chdir2": "each worker's directory, changed as it starts; a missing directory makes "
+              "the worker exit and be respawned, as real",
     "env": "set in os.environ while the simulation runs, as the compiled uwsgi binary "
            "does (pyuwsgi's os.environ does not see it)",
     "unenv": "removed from os.environ while the simulation runs (pyuwsgi: as --env)",
@@ -92,9 +94,11 @@ SIMULATED: dict[str, str] = {
                     "first in sys.path (globs expanded), with the 'added X to pythonpath.' "
                     "line"),
     "chdir": "the app directory; a missing directory is refused at start, as real",
-    "plugins": "logged as pyuwsgi logs a plugin it cannot load (it has none to load), "
-               "and ignored as real",
-    "need-plugin": "refused at start as real: pyuwsgi loads no plugin",
+    **dict.fromkeys(("plugins", "plugin"),
+                    "logged as pyuwsgi logs a plugin it cannot load (it has none to load), "
+                    "and ignored as real"),
+    **dict.fromkeys(("need-plugin", "need-plugins"),
+                    "refused at start as real: pyuwsgi loads no plugin"),
     # subsystems
     "cache": "the 1.x default cache", "cache2": "named caches",
     "cache-blocksize": "the default cache's block size",
@@ -124,9 +128,12 @@ SIMULATED: dict[str, str] = {
     "strict": "an unknown key in a config file is refused instead of being a placeholder",
     **dict.fromkeys(("if-env", "if-not-env", "if-opt", "if-not-opt", "if-exists",
                       "if-not-exists", "if-file", "if-not-file", "if-dir", "if-not-dir",
-                      "if-reload", "if-not-reload", "if-plugin", "if-not-plugin"),
+                      "if-plugin", "if-not-plugin"),
                      "a block of options up to endif, kept when the test holds "
                      "(%(_) is the tested value), as core/config.c"),
+    **dict.fromkeys(("if-reload", "if-not-reload"),
+                    "a block of options up to endif, as on a first start: the simulation "
+                    "does not read its options again at a reload"),
     **dict.fromkeys(("for", "for-times", "for-readline", "for-glob"),
                     "a block of options up to endfor, repeated with %(_) for each item"),
     **dict.fromkeys(("endif", "end-if", "endfor", "end-for"), "ends an if-*/for block"),

@@ -17,7 +17,8 @@ What it models, in the order ``uwsgi_setup``/``uwsgi_start`` make them:
   ``invalid min-worker-lifetime value (10), must be lower than max-worker-lifetime (N)``,
   exit 1;
 * ``--chdir`` to a missing directory: ``chdir() to DIR`` then ``chdir(): <strerror>
-  [core/uwsgi.c line 2618]``, exit 1.
+  [core/uwsgi.c line 2618]``, exit 1 (``--chdir2`` is done by each worker as it starts:
+  the same lines with ``line 3503``, and the worker exits 1 and is respawned).
 
 (A negative value of an integer option is refused while the options are read:
 ``config``.) Each refusal is logged and raised as ``StartRefusedError`` (``status`` is
@@ -40,8 +41,9 @@ from ._errors import StartRefusedError
 
 if TYPE_CHECKING:
     from .master import Instance
+    from .processes import Worker
 
-__all__ = ["ProcessEnvironment", "check_start"]
+__all__ = ["ProcessEnvironment", "check_start", "chdir2"]
 
 
 def check_start(inst: Instance) -> None:
@@ -67,6 +69,25 @@ def check_start(inst: Instance) -> None:
         error = _chdir_error(opts.path(chdir))
         if error is not None:
             _refuse(inst, f"chdir(): {error} [core/uwsgi.c line 2618]")
+
+
+def chdir2(inst: Instance, worker: Worker) -> None:
+    """``--chdir2``: each worker changes directory as it starts (after the app is
+    loaded in the master); a missing directory makes the worker exit 1, and the master
+    respawns it (``core/uwsgi.c`` ``uwsgi_start``, observed on 2.0.30)."""
+    value = inst.opts.str("chdir2")
+    if value is None:
+        return
+    inst.log(f"chdir() to {value}", worker)
+    path = inst.opts.path(value)
+    error = _chdir_error(path)
+    if error is not None:
+        inst.log(f"chdir(): {error} [core/uwsgi.c line 3503]", worker)
+        from .master import ProcessExit
+
+        raise ProcessExit("exited", 1)
+    worker.cwd = str(path)
+    inst.kernel.apply_cwd(worker.cwd)
 
 
 def _load_plugins(inst: Instance, option: str, value: str) -> None:

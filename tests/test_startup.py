@@ -267,3 +267,46 @@ def test_real_processes_0_with_master_answers_nothing(app_dir: Path) -> None:
         out, _ = proc.communicate(timeout=10)
     assert "*** Operational MODE: no-workers ***" in out
     assert "spawned uWSGI worker" not in out
+
+
+# -- chdir2 ---------------------------------------------------------------------------------
+def test_chdir2_after_the_app_is_loaded(app_dir: Path) -> None:
+    other = app_dir / "other"
+    other.mkdir()
+    with Simulation(["--master", "--chdir2", str(other), "--wsgi-file", "app.py"],
+                    app_dir=app_dir) as sim:
+        body = sim.request("GET", "/").body.decode()
+        imported_in, serving_in = body.split("|")
+        assert serving_in == str(other) and imported_in != str(other)
+        assert f"chdir() to {other}" in sim.log
+
+
+CHDIR2_LINES = ["chdir() to /nonexistent-dir",
+                "chdir(): No such file or directory [core/uwsgi.c line 3503]",
+                "DAMN ! worker 1 (pid: P) died :( trying respawn ...",
+                "Respawned uWSGI worker 1 (new pid: P)",
+                "chdir() to /nonexistent-dir",
+                "chdir(): No such file or directory [core/uwsgi.c line 3503]",
+                "DAMN ! worker 1 (pid: P) died :( trying respawn ...",
+                "worker respawning too fast !!! i have to sleep a bit (2 seconds)..."]
+
+
+def _from_chdir2(lines: list[str]) -> list[str]:
+    import re
+
+    first = lines.index("chdir() to /nonexistent-dir")
+    return [re.sub(r"pid: \d+", "pid: P", line) for line in lines[first:first + 8]]
+
+
+def test_missing_chdir2_makes_workers_exit(app_dir: Path) -> None:
+    with Simulation(["--master", "--chdir2", "/nonexistent-dir", "--wsgi-file", "app.py"],
+                    app_dir=app_dir) as sim:
+        sim.advance(2.5)
+        assert _from_chdir2(sim.log) == CHDIR2_LINES
+
+
+@pytest.mark.real
+def test_real_chdir2(app_dir: Path) -> None:
+    lines = _real_until(["--master", "--chdir2", "/nonexistent-dir", *HTTP, "--wsgi-file",
+                         "app.py"], app_dir, "i have to sleep a bit")
+    assert _from_chdir2(lines) == CHDIR2_LINES
