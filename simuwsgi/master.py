@@ -139,6 +139,10 @@ class Instance:
         self.forkbomb_delay = o.int("forkbomb-delay", 2)
         self.die_on_term = o.flag("die-on-term")
         self.exit_on_reload = o.flag("exit-on-reload")
+        #: --cheap / --idle: no worker runs until a connection arrives
+        self.is_cheap = o.flag("cheap") and self.has_master
+        self.idle = o.int("idle", 0) if self.has_master else 0
+        self.die_on_idle = o.flag("die-on-idle")
         self.worker_reload_mercy = o.int("worker-reload-mercy", 60)
         #: --touch-chain-reload: the worker id the chain is at (0: no chain running)
         self.chain_reloading = 0
@@ -249,7 +253,7 @@ class Instance:
         self.ready = True
         cheaper = self.subsystems.get("cheaper")
         for wid in range(1, self.numproc + 1):
-            if cheaper is None or not cheaper.cheaped_at_start(wid):
+            if not self.is_cheap and (cheaper is None or not cheaper.cheaped_at_start(wid)):
                 self.spawn_worker(wid)
         for ident in self._mule_ids():
             self.spawn_mule(ident)
@@ -257,6 +261,12 @@ class Instance:
             hook = getattr(sub, "master_loop_started", None)
             if hook is not None:
                 hook()
+        if self.is_cheap:
+            self.log("cheap mode enabled: waiting for socket connection...", self.master)
+        if self.idle > 0:
+            self._idle_state = [0, 0]  # last_request_timecheck, last_request_count
+            self.kernel.at(self.next_tick(self.kernel.now), self._idle_check,
+                           priority=_AFTER_REAP)
         self.record("instance.ready", self.master, workers=self.numproc,
                     mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
         self.booted = True
@@ -635,6 +645,45 @@ class Instance:
             self.kill(w, "reload")
         else:
             self._no_mercy_after(w)
+
+    # -- cheap mode (--cheap, --idle, --die-on-idle) -------------------------------------------
+    def leave_cheap_mode(self) -> None:
+        """A connection while in cheap mode: the master spawns the workers (``--cheaper``'s
+        count of them with --cheaper) and the connection waits in the listen queue."""
+        self.is_cheap = False
+        cheaper = self.subsystems.get("cheaper")
+        for wid in range(1, (cheaper.count if cheaper is not None else self.numproc) + 1):
+            self.spawn_worker(wid, self.workers.get(wid))
+
+    def _idle_check(self) -> None:
+        """``uwsgi_master_check_idle``, once a second: no request for more than ``--idle``
+        seconds stops every worker (cheap mode), or the instance (``--die-on-idle``)."""
+        if self.stopped or self.master is None or not self.master.alive:
+            return
+        self.kernel.at(self.next_tick(self.kernel.now), self._idle_check, priority=_AFTER_REAP)
+        state = self._idle_state
+        if self.is_cheap or any(w.alive and w.request is not None
+                                for w in self.workers.values()):
+            return
+        now = int(self.wall())
+        if not state[0]:
+            state[0] = now
+        if state[1] != self.total_requests:
+            state[0], state[1] = now, self.total_requests
+        elif state[0] < now and now - state[0] > self.idle:
+            self.log(f"workers have been inactive for more than {self.idle} seconds "
+                     f"({now}-{state[0]})", self.master)
+            self.is_cheap = True
+            if self.die_on_idle:
+                self.shutdown()
+                return
+            for w in list(self.workers.values()):
+                if w.alive:  # SIGINT, and the master waits for it (no reap line)
+                    self.kill(w, "idle")
+                    self._unreaped.pop(w, None)
+                    self.record("death", w, pid=w.pid, reason="idle")
+            self.log("cheap mode enabled: waiting for socket connection...", self.master)
+            state[0] = 0
 
     # -- chain reload (--touch-chain-reload) ------------------------------------------------
     def chain_reload(self, touched: str) -> None:

@@ -56,6 +56,10 @@ SIMULATED: dict[str, str] = {
     "cheaper-step": "how many cheaped workers an overload spawns",
     "cheaper-overload": "the spare/backlog threshold",
     "cheaper-algo": "spare, backlog, manual (busyness runs spare, with a warning)",
+    "cheap": "no worker until the first connection",
+    "idle": "no request for that long stops the workers (cheap mode) until the next "
+            "connection",
+    "die-on-idle": "with --idle, the instance shuts down instead",
     "max-worker-lifetime": "the worker leaves after its request once it lived longer; "
                            "not above --min-worker-lifetime is refused, as real",
     "max-worker-lifetime-delta": "worker N's lifetime is max + (N - 1) * delta",

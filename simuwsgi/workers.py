@@ -162,6 +162,8 @@ def dispatch_request(inst: Instance, req: Request) -> None:
     if inst.stopped:
         req.fail("connection refused: instance stopped", inst.kernel.now)
         return
+    if inst.is_cheap:  # the master wakes on the socket and spawns the workers
+        inst.leave_cheap_mode()
     worker = take_idle_worker(inst, "accept")
     if worker is not None:
         inst.kernel.wake(worker, ("req", req))
