@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _uwsgi_process import run_until_exit
 
 from simuwsgi import Simulation
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
 
 ENV_APP = ("import os, sys\n"
            "print('ENV', os.environ.get('SIMU_FOO'), os.environ.get('SIMU_GONE'), "
@@ -51,9 +50,7 @@ def test_env_and_pythonpath(app_dir: Path, capsys: pytest.CaptureFixture[str]) -
 def test_real_env_and_pythonpath(app_dir: Path) -> None:
     """pyuwsgi: the same pythonpath lines and order; os.environ unchanged by --env and
     --unenv (Python started before uWSGI read them; the compiled binary differs)."""
-    out = subprocess.run([require_real_uwsgi(), "--http-socket", "127.0.0.1:0", *OPTIONS],
-                         cwd=app_dir, capture_output=True, text=True, timeout=30, check=False)
-    lines = (out.stdout + out.stderr).splitlines()
+    _code, lines = run_until_exit(["--http-socket", "127.0.0.1:0", *OPTIONS], app_dir)
     assert [line for line in lines if line.endswith("to pythonpath.")] == PATH_LINES
     paths = ["nonexist", "libs/b/", "libs/a/", "libs/a/"]
     assert f"ENV None 1 {paths!r}" in lines

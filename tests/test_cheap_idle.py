@@ -4,17 +4,13 @@ cheap mode), with the lines observed on pyuwsgi 2.0.30."""
 from __future__ import annotations
 
 import re
-import signal
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from _uwsgi_process import get, run_with
 
 from simuwsgi import Simulation
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
 
 APP = "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n"
 OPTIONS = ["--master", "--processes", "2", "--cheap", "--idle", "2", "--wsgi-file", "app.py"]
@@ -62,28 +58,9 @@ def test_die_on_idle(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_cheap_then_idle(app_dir: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", f"127.0.0.1:{port}",
-                             *OPTIONS], cwd=app_dir, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-                    assert r.read() == b"ok"
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+    def scenario(url: str) -> None:  # the first request woke it
         time.sleep(6)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-            assert r.read() == b"ok"
+        assert get(url + "/") == b"ok"
         time.sleep(0.5)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=15)
-    assert _lines(out.splitlines()) == LINES
+
+    assert _lines(run_with(OPTIONS, app_dir, scenario)) == LINES

@@ -4,14 +4,14 @@ observed on pyuwsgi 2.0.30."""
 from __future__ import annotations
 
 import re
-import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from _uwsgi_process import run_until_exit, run_with
 
 from simuwsgi import Simulation
 from simuwsgi._errors import StartRefusedError
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
 
 APP = ("import time\n"
        "def application(e, s):\n"
@@ -88,17 +88,14 @@ def test_unknown_algorithm_falls_back_to_spare(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_idle_cheaping(app_dir: Path) -> None:
-    out = subprocess.run(["timeout", "-s", "INT", "12", require_real_uwsgi(),
-                          "--http-socket", "127.0.0.1:0", *IDLE], cwd=app_dir,
-                         capture_output=True, text=True, timeout=30, check=False)
-    assert _worker_lines((out.stdout + out.stderr).splitlines()) == IDLE_LINES
+    lines = run_with(IDLE, app_dir, lambda url: time.sleep(11))
+    assert _worker_lines(lines) == IDLE_LINES
 
 
 @pytest.mark.real
 def test_real_cheaper_not_below_processes(app_dir: Path) -> None:
-    out = subprocess.run([require_real_uwsgi(), "--http-socket", "127.0.0.1:0", "--master",
-                          "--processes", "2", "--cheaper", "2", "--wsgi-file", "app.py"],
-                         cwd=app_dir, capture_output=True, text=True, timeout=30, check=False)
-    assert out.returncode == 1
-    assert (out.stdout + out.stderr).splitlines()[-1] == (
+    code, lines = run_until_exit(["--http-socket", "127.0.0.1:0", "--master", "--processes",
+                                  "2", "--cheaper", "2", "--wsgi-file", "app.py"], app_dir)
+    assert code == 1
+    assert lines[-1] == (
         "invalid cheaper value: must be lower than processes")

@@ -3,18 +3,15 @@ include, ``:section`` and the ``$()``/``@()``/``%()`` passes (``simuwsgi.config`
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from _uwsgi_process import run_until_exit, run_with
 
 from simuwsgi import Simulation
 from simuwsgi._errors import StartRefusedError
 from simuwsgi.config import parse_ini
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
 
 APP = "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n"
 BASE_INI = """[uwsgi]
@@ -86,26 +83,7 @@ def test_ini_logic_print_and_passes(ini_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_ini_logic_print_and_passes(ini_dir: Path) -> None:
-    proc = subprocess.Popen([require_real_uwsgi(), "--ini", "main.ini"], cwd=ini_dir,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and sum("spawned uWSGI worker" in x for x in lines) < 2:
-            text = proc.stdout.readline()
-            if not text:
-                break
-            lines.append(text.rstrip("\n"))
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:  # a worker stuck in its shutdown
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-    lines += out.splitlines()
+    lines = run_with(["--ini", "main.ini"], ini_dir, lambda url: time.sleep(4), http=False)
     assert [line for line in lines if line in EXPECTED] == EXPECTED
     assert sum("spawned uWSGI worker" in line for line in lines) == 2
 
@@ -149,7 +127,6 @@ def test_for_readline_and_glob(tmp_path: Path) -> None:
 def test_missing_at_file_refused(tmp_path: Path) -> None:
     with pytest.raises(StartRefusedError, match=r'^open\("nofile.txt"\): No such file'):
         Simulation(["--set", "x=@(nofile.txt)"], app_dir=tmp_path)
-    assert os.path.exists(tmp_path)
 
 
 OPT_APP = ("import uwsgi\nprint('OPT', sorted(uwsgi.opt.items()), flush=True)\n"
@@ -175,9 +152,8 @@ def test_uwsgi_opt_after_logic_and_placeholders(tmp_path: Path) -> None:
 def test_real_uwsgi_opt_after_logic_and_placeholders(tmp_path: Path) -> None:
     (tmp_path / "optapp.py").write_text(OPT_APP)
     (tmp_path / "o.ini").write_text(OPT_INI)
-    out = subprocess.run([require_real_uwsgi(), "--ini", "o.ini"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=30, check=False)
-    assert f"OPT {REAL_OPT!r}" in (out.stdout + out.stderr).splitlines(), out.stderr
+    _code, lines = run_until_exit(["--ini", "o.ini"], tmp_path)
+    assert f"OPT {REAL_OPT!r}" in lines
 
 
 READLINE_INI = ("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = optapp.py\nprocesses = 0\n"
@@ -205,8 +181,6 @@ def test_include_of_a_non_ini_file_is_refused(tmp_path: Path) -> None:
 def test_real_missing_readline_file_and_section(tmp_path: Path) -> None:
     (tmp_path / "optapp.py").write_text(OPT_APP)
     (tmp_path / "r.ini").write_text(READLINE_INI)
-    out = subprocess.run([require_real_uwsgi(), "--ini", "r.ini", "--ini", "r.ini:nosuch"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
-    lines = (out.stdout + out.stderr).splitlines()
+    _code, lines = run_until_exit(["--ini", "r.ini", "--ini", "r.ini:nosuch"], tmp_path)
     assert [line for line in lines if line in PARSE_LINES] == PARSE_LINES
     assert not [line for line in lines if "never" in line]

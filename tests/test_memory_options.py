@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import re
-import signal
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from _uwsgi_process import run_until_exit, run_with
 
 from simuwsgi import Simulation
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
 
 APP = "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n"
 MB = 1024 * 1024
@@ -115,30 +111,8 @@ def test_max_requests_delta(tmp_path: Path) -> None:
 
 
 def _real_run(app_dir: Path, option: str) -> list[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([require_real_uwsgi(), "--master", "--http-socket",
-                             f"127.0.0.1:{port}", "--wsgi-file", "app.py",
-                             "--min-worker-lifetime", "0", option, "1"],
-                            cwd=app_dir, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                    assert r.read() == b"ok"
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        time.sleep(2.5)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=15)
-    return out.splitlines()
+    return run_with(["--master", "--wsgi-file", "app.py", "--min-worker-lifetime", "0",
+                     option, "1"], app_dir, lambda url: time.sleep(2.5))
 
 
 @pytest.mark.real
@@ -184,21 +158,14 @@ def test_max_worker_lifetime_not_above_min_refused(app_dir: Path) -> None:
 def test_real_max_worker_lifetime(app_dir: Path) -> None:
     """The same lines (real timing: the master's iterations drift, so worker 2 may be
     seen a second late), and the refusal."""
-    popen = subprocess.Popen([require_real_uwsgi(), "--http-socket", "127.0.0.1:0",
-                              *LIFETIME], cwd=app_dir, text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    time.sleep(6.5)
-    popen.send_signal(signal.SIGINT)
-    out, _ = popen.communicate(timeout=15)
-    lines = [NUM.sub("N", line) for line in out.splitlines()
+    out = run_with(LIFETIME, app_dir, lambda url: time.sleep(6.5))
+    lines = [NUM.sub("N", line) for line in out
              if "lifetime reached" in line or "Respawned" in line]
     assert lines[:4] == ["worker N lifetime reached, it was running for N second(s)",
                          "Respawned uWSGI worker N (new pid: N)"] * 2
     assert "worker 1 lifetime reached, it was running for 3 second(s)" in out
-    refused = subprocess.run([require_real_uwsgi(), "--http-socket", "127.0.0.1:0",
-                              "--master", "--wsgi-file", "app.py", "--max-worker-lifetime",
-                              "2"], cwd=app_dir, capture_output=True, text=True, timeout=30,
-                             check=False)
-    assert refused.returncode == 1
-    assert (refused.stdout + refused.stderr).splitlines()[-1] == (
+    code, refused = run_until_exit(["--http-socket", "127.0.0.1:0", "--master", "--wsgi-file",
+                                    "app.py", "--max-worker-lifetime", "2"], app_dir)
+    assert code == 1
+    assert refused[-1] == (
         "invalid min-worker-lifetime value (10), must be lower than max-worker-lifetime (2)")

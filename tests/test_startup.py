@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from _uwsgi_process import run_until_exit
+
 from simuwsgi import ConfigError, Simulation
 from simuwsgi._errors import StartRefusedError
+from simuwsgi.real import free_port
 from simuwsgi.real.pytest_helpers import require_real_uwsgi
 
 APP = ("import os\n"
@@ -38,13 +41,6 @@ def _refused(options: list[str], app_dir: Path) -> tuple[StartRefusedError, list
     with pytest.raises(StartRefusedError) as info:
         sim.start()
     return info.value, sim.log
-
-
-def _real_exit(options: list[str], app_dir: Path) -> tuple[int, list[str]]:
-    """Run the real uWSGI until it exits by itself (start-time refusals)."""
-    out = subprocess.run([require_real_uwsgi(), *options], cwd=app_dir, capture_output=True,
-                         text=True, timeout=30, check=False)
-    return out.returncode, (out.stdout + out.stderr).splitlines()
 
 
 def _real_until(options: list[str], app_dir: Path, line: str) -> list[str]:
@@ -91,7 +87,7 @@ def test_negative_value_of_any_int_option_named_as_given() -> None:
 
 @pytest.mark.real
 def test_real_negative_processes(app_dir: Path) -> None:
-    code, lines = _real_exit(["--processes", "-5", *HTTP, "--wsgi-file", "app.py"], app_dir)
+    code, lines = run_until_exit(["--processes", "-5", *HTTP, "--wsgi-file", "app.py"], app_dir)
     assert code == 1
     assert lines[-1] == 'invalid value for option "processes": must be > 0'
 
@@ -123,7 +119,7 @@ def test_chdir_is_every_process_working_directory(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_missing_chdir(app_dir: Path) -> None:
-    code, lines = _real_exit(["--chdir", "/nonexistent-dir", *HTTP, "--wsgi-file", "app.py"],
+    code, lines = run_until_exit(["--chdir", "/nonexistent-dir", *HTTP, "--wsgi-file", "app.py"],
                              app_dir)
     assert code == 1
     assert lines[-2:] == ["chdir() to /nonexistent-dir",
@@ -164,7 +160,7 @@ def test_real_plugins(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_need_plugin(app_dir: Path) -> None:
-    code, lines = _real_exit(["--need-plugin", "python3", *HTTP, "--wsgi-file", "app.py"],
+    code, lines = run_until_exit(["--need-plugin", "python3", *HTTP, "--wsgi-file", "app.py"],
                              app_dir)
     assert code == 1
     assert lines[-3:] == [*PLUGIN_LINES[:2], 'unable to load plugin "python3"']
@@ -193,7 +189,7 @@ def test_real_unknown_uid_gid(app_dir: Path, option: str, line: str) -> None:
                             "spawned uWSGI worker 1")
         assert line not in lines
         return
-    code, lines = _real_exit([option, "nosuchuser1", *HTTP, "--wsgi-file", "app.py"], app_dir)
+    code, lines = run_until_exit([option, "nosuchuser1", *HTTP, "--wsgi-file", "app.py"], app_dir)
     assert (code, lines[-1]) == (1, line)
 
 
@@ -209,7 +205,7 @@ def test_uwsgi_strict_refuses_unknown_ini_keys(app_dir: Path) -> None:
 def test_real_uwsgi_strict(app_dir: Path) -> None:
     (app_dir / "app.ini").write_text(
         "[uwsgi]\nwsgi-file = app.py\nfoo = 1\nstrict = true\nbar = 2\n")
-    code, lines = _real_exit(["--ini", "app.ini", *HTTP], app_dir)
+    code, lines = run_until_exit(["--ini", "app.ini", *HTTP], app_dir)
     assert (code, lines[-1]) == (1, "[strict-mode] unknown config directive: bar")
 
 
@@ -234,7 +230,7 @@ def test_processes_0_with_master_runs_no_worker(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_processes_0_without_master(app_dir: Path) -> None:
-    code, lines = _real_exit(["--processes", "0", *HTTP, "--wsgi-file", "app.py"], app_dir)
+    code, lines = run_until_exit(["--processes", "0", *HTTP, "--wsgi-file", "app.py"], app_dir)
     assert code == 0
     assert "*** Operational MODE: no-workers ***" in lines
     assert not [line for line in lines if "spawned uWSGI worker" in line]
@@ -242,9 +238,7 @@ def test_real_processes_0_without_master(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_processes_0_with_master_answers_nothing(app_dir: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([require_real_uwsgi(), "--master", "--processes", "0",
                              "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", "app.py"],
                             cwd=app_dir, text=True, stdout=subprocess.PIPE,

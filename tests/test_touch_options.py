@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 import socket
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from _uwsgi_process import run_with
 
 from simuwsgi import Simulation
 from simuwsgi.real.pytest_helpers import require_real_uwsgi
@@ -91,18 +91,13 @@ def test_a_busy_worker_finishes_its_request_first(tmp_path: Path) -> None:
 
 @pytest.mark.real
 def test_real_touch_options(app_dir: Path) -> None:
-    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", "127.0.0.1:0", *OPTIONS],
-                            cwd=app_dir, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    def scenario(_url: str) -> None:
         time.sleep(2.5)
         for name in ("tw", "tm", "tsig"):
             (app_dir / name).touch()
             time.sleep(2.2)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=15)
-    assert _masked(out.splitlines()) == EXPECTED
+
+    assert _masked(run_with(OPTIONS, app_dir, scenario)) == EXPECTED
 
 
 def test_exit_on_reload(app_dir: Path) -> None:
@@ -137,7 +132,8 @@ def test_real_exit_on_reload(app_dir: Path) -> None:
 
 
 SLOW = ("import time\n"
-        "def application(e, s):\n    time.sleep(6)\n    s('200 OK', [])\n    return [b'slow']\n")
+        "def application(e, s):\n    time.sleep(6 if e['PATH_INFO'] == '/slow' else 0)\n"
+        "    s('200 OK', [])\n    return [b'slow']\n")
 MERCY = ["--master", "--wsgi-file", "slow.py", "--touch-workers-reload", "tw",
          "--worker-reload-mercy", "2"]
 MERCY_LINES = ["*** tw has been touched... workers reload !!! ***",
@@ -151,7 +147,7 @@ def test_worker_reload_mercy(app_dir: Path) -> None:
     (app_dir / "slow.py").write_text(SLOW)
     with Simulation(MERCY, app_dir=app_dir) as sim:
         sim.advance(1.5)
-        handle = sim.submit("GET", "/")
+        handle = sim.submit("GET", "/slow")
         sim.advance(1)
         sim.touch("tw")  # at 2.5 s, seen at 3: cursed at 3, killed at the first iteration > 5
         sim.advance(3)
@@ -165,25 +161,17 @@ def test_worker_reload_mercy(app_dir: Path) -> None:
 @pytest.mark.real
 def test_real_worker_reload_mercy(app_dir: Path) -> None:
     (app_dir / "slow.py").write_text(SLOW)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", f"127.0.0.1:{port}",
-                             *MERCY], cwd=app_dir, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        time.sleep(1.5)
-        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
-        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        time.sleep(1)
-        (app_dir / "tw").touch()
-        assert conn.recv(100) == b""  # closed without a response
-        conn.close()
+
+    def scenario(url: str) -> None:
+        host, port = url.rsplit("/", 1)[-1].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
+            time.sleep(1)
+            (app_dir / "tw").touch()
+            assert conn.recv(100) == b""  # closed without a response
         time.sleep(2.5)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=15)
-    assert _masked(out.splitlines(), racing_tail=False) == MERCY_LINES
+
+    assert _masked(run_with(MERCY, app_dir, scenario), racing_tail=False) == MERCY_LINES
 
 
 CHAIN = ["--master", "--processes", "2", "--wsgi-file", "app.py",
@@ -227,14 +215,11 @@ def test_chain_reload(tmp_path: Path) -> None:
 def test_real_chain_reload(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(APP)
     (tmp_path / "tc").write_text("")
-    proc = subprocess.Popen([require_real_uwsgi(), "--http-socket", "127.0.0.1:0", *CHAIN],
-                            cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+
+    def scenario(_url: str) -> None:
         time.sleep(2.5)
         (tmp_path / "tc").touch()
         time.sleep(7)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=15)
-    assert _chain_lines(out.splitlines()) == CHAIN_LINES
+
+    out = run_with(CHAIN, tmp_path, scenario)
+    assert _chain_lines(out) == CHAIN_LINES
