@@ -43,3 +43,8 @@ class StartRefusedError(ConfigError):
 class OptionNotSimulatedError(ConfigError, NotSimulatedError):
     """``strict=True``: an option whose status is *not simulated* was given
     (``simuwsgi options --status not-simulated`` lists them)."""
+
+
+class VirtualForkWarning(UserWarning):
+    """The virtual fork shares an object of the app between processes (it cannot be
+    copied); ``mode="fork"`` is exact."""
