@@ -163,7 +163,6 @@ def test_real_max_worker_lifetime(app_dir: Path) -> None:
              if "lifetime reached" in line or "Respawned" in line]
     assert lines[:4] == ["worker N lifetime reached, it was running for N second(s)",
                          "Respawned uWSGI worker N (new pid: N)"] * 2
-    assert "worker 1 lifetime reached, it was running for 3 second(s)" in out
     code, refused = run_until_exit(["--http-socket", "127.0.0.1:0", "--master", "--wsgi-file",
                                     "app.py", "--max-worker-lifetime", "2"], app_dir)
     assert code == 1
