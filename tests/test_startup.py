@@ -288,6 +288,8 @@ CHDIR2_LINES = ["chdir() to /nonexistent-dir",
 def _from_chdir2(lines: list[str]) -> list[str]:
     import re
 
+    # (workers may write uWSGI's running-as-root warnings in between)
+    lines = [line for line in lines if "as root" not in line]
     first = lines.index("chdir() to /nonexistent-dir")
     return [re.sub(r"pid: \d+", "pid: P", line) for line in lines[first:first + 8]]
 
