@@ -194,6 +194,7 @@ NO_EFFECT: dict[str, str] = {
 NOT_SIMULATED_NOTES: dict[str, str] = {
     "socket-timeout": "only simuwsgi serve's real sockets honour it",
     "limit-post": "only simuwsgi serve's real sockets honour it",
+    "post-buffering": "only simuwsgi serve's real sockets honour it",
     "buffer-size": "only uwsgi.buffer_size and add_var's limit; a larger request is "
                    "not refused",
     "max-vars": "only simuwsgi serve's real sockets honour it",
