@@ -10,6 +10,7 @@ from ._errors import DeadlockError as DeadlockError
 from ._errors import NotSimulatedError as NotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
+from ._errors import StallError as StallError
 from .config import Options as Options
 from .scenario import Scenario as Scenario
 from .scenario import load_scenario as load_scenario
@@ -31,6 +32,7 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "SimuwsgiError",
+    "StallError",
     "Trace",
     "load_scenario",
 ]

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 __all__ = ["AppLoader", "ForkContext", "pythonize"]
 
 
+def _control() -> tuple[type[BaseException], ...]:
+    from .master import CONTROL
+
+    return CONTROL
+
+
 def pythonize(path: str) -> str:
     """uWSGI's module name for a file path (``uwsgi_pythonize``)."""
     for prefix in ("sym://", "http://", "data://"):
@@ -197,7 +203,11 @@ class AppLoader:
         except FileNotFoundError:
             inst.log(f"failed to open python file {self.wsgi_file}")
             self.load_error = f"failed to open python file {self.wsgi_file}"
-        except SystemExit:
+        except SystemExit as exc:
+            from .master import ProcessExit
+
+            raise ProcessExit.from_system_exit(exc) from None
+        except _control():
             raise
         except BaseException:  # noqa: BLE001 - uWSGI prints any import error
             self.load_error = traceback.format_exc()

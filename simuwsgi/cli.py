@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                           "process per virtual process, virtual time) or real (the real "
                           "uWSGI server on loopback, real time)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--stall-timeout", type=float, metavar="SECONDS",
+                     help="real seconds app code may run without yielding before it is "
+                          "stopped (default 5; 0: never)")
     from .net._cli import add_commands
 
     add_commands(sub)
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             sim = _real_driver(scenario, args)
         else:
             sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
-                                      mode=args.mode, trace_kinds=kinds)
+                                      mode=args.mode, trace_kinds=kinds,
+                                      stall_timeout=args.stall_timeout)
     except (ConfigError, ValueError) as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return 2

@@ -38,16 +38,20 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import greenlet
+
 from . import apps as _apps
 from ._errors import SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
+from .containment import (SimulationInterrupted, StallInterrupt, exit_code_of, run_atexit,
+                          stall_error)
 from .kernel import Kernel, Killed
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .trace import Trace
 
-__all__ = ["Instance", "ProcessExit"]
+__all__ = ["CONTROL", "Instance", "ProcessExit"]
 
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
@@ -55,12 +59,26 @@ VERSION_INFO = (2, 0, 30, 0, b"")
 
 
 class ProcessExit(BaseException):
-    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit)."""
+    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit).
+
+    App code must not be able to catch a C ``exit()``: raise it only from simulator
+    code that app code does not wrap, else use ``containment.die_now``.
+    """
 
     def __init__(self, reason: str, code: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+    @classmethod
+    def from_system_exit(cls, exc: SystemExit) -> ProcessExit:
+        """``PyErr_Print`` of a ``SystemExit``: ``Py_Exit`` with its status."""
+        return cls("SystemExit", exit_code_of(exc))
+
+
+#: The simulator's own exceptions travelling through app frames: never the app's error.
+CONTROL: tuple[type[BaseException], ...] = (
+    Killed, ProcessExit, StallInterrupt, SimulationInterrupted, greenlet.GreenletExit)
 
 
 class Instance:
@@ -106,6 +124,11 @@ class Instance:
         self.subsystems: dict[str, Any] = {}
         #: fork mode: the ``fork.ForkRuntime`` that runs user code in OS children.
         self.forks: Any = None
+        #: Set when the whole instance exited (the master died while importing the app).
+        self.exit_status: int | None = None
+        self.exit_reason = ""
+        #: Real seconds app code may run without yielding (``containment.Watchdog``).
+        self.stall_timeout: float | None = None
 
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:
@@ -186,7 +209,7 @@ class Instance:
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
-        self.master = Master(self, self._master_boot)
+        self.master = Master(self, self._master_main)
         if self.has_master:  # without --master there is no master process in uWSGI
             self.record("spawn", self.master, pid=self.master.pid)
         self.booted = False
@@ -197,11 +220,30 @@ class Instance:
         import may take virtual time, e.g. if it sleeps)."""
         self.start()
         kernel = self.kernel
-        if not kernel.run_while(lambda: not self.booted):
+        booting = kernel.run_while(lambda: not self.booted and self.exit_status is None)
+        if self.exit_status is not None:
+            raise SimulationError(
+                f"uWSGI exited with status {self.exit_status} while the master imported the "
+                f"app ({self.exit_reason}), as the real server would: nothing was started")
+        if not booting:
             raise SimulationError(
                 f"the master blocked forever while importing the app, at virtual time "
                 f"{kernel.now:.6f} ({self.master.wait_reason or 'waiting'})")
         kernel.run_until(kernel.now)
+
+    def _master_main(self) -> None:
+        """The master process: boot; an exit while importing ends the whole instance."""
+        master = self.master
+        try:
+            self._master_boot()
+        except ProcessExit as exc:
+            if exc.reason == "SystemExit":
+                run_atexit(self, master)
+            self.exit_status = exc.code
+            self.exit_reason = exc.reason if exc.reason != "SystemExit" else \
+                f"sys.exit({exc.code})"
+        except StallInterrupt as exc:
+            raise stall_error(self, master, exc, self.stall_timeout) from None
 
     def _master_boot(self) -> None:
         """Runs in the master process: import, then fork everything."""
@@ -255,6 +297,8 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
+        # the child inherits the master's memory: its atexit handlers too
+        proc.atexit = list(self.master.atexit) if self.master is not None else []
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())
@@ -288,10 +332,10 @@ class Instance:
         the process. Returns (ok, result)."""
         try:
             return True, func(*args)
-        except SystemExit as exc:
-            raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
-        except (Killed, ProcessExit):
+        except CONTROL:
             raise
+        except SystemExit as exc:
+            raise ProcessExit.from_system_exit(exc) from None
         except BaseException:  # noqa: BLE001 - PyErr_Print
             self.log_exception()
             return False, None
@@ -326,7 +370,11 @@ class Instance:
         return spooler
 
     def _process_main(self, proc: UProcess) -> None:
-        """The body of every forked process; turns its exits into deaths."""
+        """The body of every forked process; turns its exits into deaths.
+
+        ``atexit`` handlers run on an exit, unless a worker is in a request and the exit
+        is a C ``exit()`` (``uwsgi_python_atexit`` skips them when busy; ``sys.exit``
+        runs them through ``Py_Exit`` anyway)."""
         try:
             self.run_post_fork(proc)
             if isinstance(proc, Worker):
@@ -338,22 +386,35 @@ class Instance:
             elif isinstance(proc, Spooler):
                 self.subsystems["spooler"].main(proc)
         except ProcessExit as exc:
+            if exc.reason == "SystemExit" or proc.request is None:
+                run_atexit(self, proc)
+            proc.exit_code = exc.code
             self.kernel.call_soon(self.process_died, proc, exc.reason)
-        except Killed:
+        except StallInterrupt as exc:
+            if proc.harakiri_timer is None:
+                raise stall_error(self, proc, exc, self.stall_timeout) from None
+            # A harakiri is armed: the process stays stuck until the master kills it at
+            # its deadline, as the real one would.
+            self.record("stall", proc, timeout=self.stall_timeout)
+            self.kernel.park("stuck: ran without yielding")
+        except (Killed, SimulationInterrupted):
             raise
         except Exception as exc:  # a bug in simuwsgi, or in user code uWSGI would not survive
             raise SimulationError(
                 f"{proc.name} (pid {proc.pid}) crashed at virtual time "
                 f"{self.kernel.now:.6f}: {type(exc).__name__}: {exc}") from exc
         else:
+            run_atexit(self, proc)
             self.kernel.call_soon(self.process_died, proc, "exited")
 
     # -- death, respawn, harakiri ---------------------------------------------------------
-    def kill(self, proc: UProcess, reason: str) -> None:
-        """SIGKILL ``proc`` now (from the hub): its code never runs again."""
+    def kill(self, proc: UProcess, reason: str, signum: int | None = 9) -> None:
+        """End ``proc`` now: its code never runs again. ``signum`` is the signal that
+        killed it (SIGKILL by default), None for an ``exit()`` (``proc.exit_code``)."""
         if not proc.alive:
             return
         proc.killed_by = reason
+        proc.exit_signal = signum
         self.kernel.discard(proc)
         self.process_died(proc, reason)
 
@@ -407,10 +468,8 @@ class Instance:
         if isinstance(proc, Worker):
             if reason == "max-requests":
                 self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
-            else:
-                self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
-                         f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
-                         f" :( trying respawn ...", self.master)
+            elif not self._log_worker_death(proc):
+                return
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
         elif isinstance(proc, Mule):
             self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
@@ -419,6 +478,48 @@ class Instance:
         elif isinstance(proc, Spooler):
             self.log("OOOPS the spooler is no more...trying respawn...", self.master)
             self._respawn(lambda: self.spawn_spooler(proc.id, proc))
+
+    def _log_worker_death(self, proc: Worker) -> bool:
+        """The master's lines for a worker's death, by its exit status (master.c); False
+        when the worker is not to be respawned (cheap mode, or a brutal reload)."""
+        wid, pid, code, sig = proc.id, proc.pid, proc.exit_code, proc.exit_signal
+        log = self.log
+        if sig is None and code == 22:
+            log(f"OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again...",
+                self.master)
+        if sig is None and code == 173:
+            log(f"...restoring worker {wid} (pid: {pid})...", self.master)
+        elif sig is None and code == 5:
+            log(f"... monitored exception detected, respawning worker {wid} (pid: {pid})...",
+                self.master)
+        elif sig is None and code == 29:
+            pass
+        elif sig is None and code == 31:
+            log(f"!!! inconsistent state reported by worker {wid} (pid: {pid}) !!!", self.master)
+            self.kernel.call_soon(self._brutal_reload)
+            return False
+        elif sig is None and code == 15:
+            log(f"worker {wid} asked for cheap mode (pid: {pid})...", self.master)
+            log(f"uWSGI worker {wid} cheaped.", self.master)
+            proc.cheaped = True
+            return False
+        elif proc.manage_next_request:
+            log(f"DAMN ! worker {wid} (pid: {pid}) died"
+                f"{f', killed by signal {sig}' if sig else ''} :( trying respawn ...",
+                self.master)
+        elif sig:
+            log(f"DAMN ! worker {wid} (pid: {pid}) MISTERIOUSLY killed by signal {sig} :( "
+                "trying respawn ...", self.master)
+        return True
+
+    def terminate(self, proc: UProcess, reason: str) -> None:
+        """``end_me`` in ``proc`` (SIGINT/SIGTERM/SIGHUP from the master): it exits,
+        running its ``atexit`` handlers unless it is a worker in a request."""
+        if not proc.alive:
+            return
+        if proc.request is None:
+            run_atexit(self, proc)
+        self.kill(proc, reason, None)
 
     def _respawn_if_running(self, spawn: Callable[[], Any]) -> None:
         if not self.stopped:
@@ -514,12 +615,12 @@ class Instance:
             self.kill(spooler, "reload")
         for mule in list(self.mules.values()):
             mule.reloading = True  # type: ignore[attr-defined]
-            self.kill(mule, "reload")
+            self.terminate(mule, "reload")
         for worker in list(self.workers.values()):
             worker.reloading = True  # type: ignore[attr-defined]
             worker.manage_next_request = False
             if worker.idle or worker.request is None:
-                self.kill(worker, "reload")
+                self.terminate(worker, "reload")
         self._wait_workers_then(self._binary_reload)
 
     def _brutal_reload(self) -> None:
@@ -529,7 +630,11 @@ class Instance:
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 proc.reloading = True  # type: ignore[attr-defined]
-                self.kill(proc, "reload")
+                # SIGTERM (end_me) to workers and mules, SIGKILL to spoolers
+                if group is self.spoolers:
+                    self.kill(proc, "reload")
+                else:
+                    self.terminate(proc, "reload")
         self.kernel.call_soon(self._binary_reload)
 
     def _wait_workers_then(self, then: Callable[[], None]) -> None:
@@ -604,6 +709,8 @@ class Instance:
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 if proc.alive:
+                    if group is not self.spoolers and proc.request is None:
+                        run_atexit(self, proc)  # SIGINT: end_me
                     self.kernel.discard(proc)
                     if proc.request is not None and not proc.request.done:
                         proc.request.fail("connection closed: instance stopped", self.kernel.now)

@@ -43,6 +43,13 @@ class UProcess(Process):
         self.killed_by = ""
         self.in_handler = -1
         self.signals = 0
+        #: How it ended: the signal that killed it, or its exit status (``master.c``
+        #: words its death by them).
+        self.exit_signal: int | None = None
+        self.exit_code: int | None = None
+        #: Its ``atexit`` handlers and Python signal handlers (``containment``).
+        self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.py_signals: dict[int, Any] = {}
 
     @property
     def worker_id(self) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ._errors import DeadlockError, SimulationError
 from .clock import TimePatch, VirtualClock, parse_start
+from .containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
 from .config import Options, parse_ini, parse_options
 from .kernel import Kernel
 from .master import Instance
@@ -60,6 +61,11 @@ class Simulation:
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
     to 4 workers takes ~180 MB.
+    ``stall_timeout`` is how many real seconds app code may run without yielding to
+    the simulation (a CPU loop, a blocking real socket): then the process is stopped,
+    as uWSGI's harakiri would when ``--harakiri`` is set, else ``StallError`` names
+    it (None: never; see ``simuwsgi.containment``). In fork mode ``fork_timeout`` plays
+    that part (a hung child is a ``StallError`` too).
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -67,7 +73,8 @@ class Simulation:
                  hostname: str = "simuwsgi", vfork: bool = True,
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
-                 legacy: bool = False, trace_kinds: Iterable[str] | None = None) -> None:
+                 legacy: bool = False, trace_kinds: Iterable[str] | None = None,
+                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -93,6 +100,12 @@ class Simulation:
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.legacy)
         self._patch = TimePatch(self.clock, self._sleep)
+        if stall_timeout is not None:
+            stall_timeout = check_duration("stall_timeout", stall_timeout) or None
+        self.inst.stall_timeout = stall_timeout
+        self._contain = Containment(self.inst)
+        # fork mode: user code runs in OS children, watched by ``fork_timeout``
+        self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
         self._decorators = decorators
         self._saved_modules: dict[str, types.ModuleType | None] = {}
         self.started = False
@@ -112,14 +125,15 @@ class Simulation:
         for name in ("uwsgi", "uwsgidecorators"):
             self._saved_modules[name] = sys.modules.pop(name, None)
         self._patch.install()
+        self._contain.install()
+        self._watchdog.start()
         kernel = self.kernel
         inst = self.inst
         kernel.context_hook = inst.app.switch
         try:
             self._install_facade()
             inst.on_stop.append(self._settle)
-            inst.boot()
-            self._settle()
+            self._drive(inst.boot, "start")
         except BaseException:
             self.close()
             raise
@@ -146,6 +160,7 @@ class Simulation:
         """Stop the instance and take every patch out. Idempotent."""
         if self.closed:
             return
+        self._check_not_reentrant("close")
         self.closed = True
         try:
             if self.started and not self.inst.stopped:
@@ -161,6 +176,8 @@ class Simulation:
                 self.inst.forks.close()
             self.kernel.context_hook = None
             self.inst.app.restore()
+            self._watchdog.close()
+            self._contain.uninstall()
             self._patch.uninstall()
             finder = getattr(self, "_finder", None)
             if finder is not None and finder in sys.meta_path:
@@ -183,7 +200,19 @@ class Simulation:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _ensure_started(self) -> None:
+    def _check_not_reentrant(self, what: str) -> None:
+        """The driving API is for the test: app code calling it would run the kernel
+        from inside one of its own processes."""
+        proc = self.kernel.current
+        if self._watchdog.driving or proc is not None:
+            who = f"{proc.name} (pid {proc.pid})" if proc is not None else "the simulation"
+            raise SimulationError(
+                f"sim.{what}() called from app code running in {who}: the driving API "
+                "(start, advance, run_until, request, get, close...) is for the test, "
+                "outside the simulation; in the app, use time.sleep() or the uwsgi API")
+
+    def _ensure_started(self, what: str = "run") -> None:
+        self._check_not_reentrant(what)
         if not self.started:
             self.start()
         if self.closed:
@@ -210,15 +239,16 @@ class Simulation:
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass, running everything that falls due."""
-        self._ensure_started()
+        seconds = check_duration("advance()", seconds)
+        self._ensure_started("advance")
         self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
 
     def run_until(self, when: Any) -> None:
         """Run until virtual time ``when``: seconds since start, or a wall-clock
         instant (datetime, ISO string)."""
-        self._ensure_started()
+        self._ensure_started("run_until")
         if isinstance(when, (int, float)) and not isinstance(when, bool):
-            target = float(when)
+            target = check_duration("run_until()", when)
         else:
             target = self.kernel.now + parse_start(when, self.clock.tz) - self.clock.time()
         if target < self.kernel.now:
@@ -235,7 +265,8 @@ class Simulation:
     def step_clock(self, seconds: float) -> None:
         """Step the virtual wall clock (NTP jump): forward or backward; monotonic time
         and pending timers are unaffected."""
-        self._ensure_started()
+        seconds = check_duration("step_clock()", seconds, negative=True)
+        self._ensure_started("step_clock")
         self.inst.record("clock.step", self.inst.master, delta=seconds)
         self.clock.step(seconds)
 
@@ -252,9 +283,22 @@ class Simulation:
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
         try:
-            body()
+            self._drive(body, "run")
         finally:
             gc.set_threshold(*thresholds)
+
+    def _drive(self, body: Any, what: str) -> None:
+        """Run the kernel for the test: the watchdog is armed, re-entry refused."""
+        self._check_not_reentrant(what)
+        watchdog = self._watchdog
+        watchdog.driving = True
+        test_argv, sys.argv = sys.argv, self._contain.argv
+        try:
+            body()
+        finally:
+            sys.argv = test_argv
+            watchdog.driving = False
+            watchdog.interrupted = False
             self._settle()
 
     def _sleep(self, seconds: float) -> None:

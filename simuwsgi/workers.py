@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .master import ProcessExit
+from .master import CONTROL, ProcessExit
 from .wire import Connection as _Connection
 
 if TYPE_CHECKING:
@@ -401,11 +401,11 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-    except (ProcessExit,):
+    except CONTROL:
         raise
     except SystemExit as exc:
-        raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
-    except Exception:  # noqa: BLE001 - uWSGI logs the traceback and carries on
+        raise ProcessExit.from_system_exit(exc) from None
+    except BaseException:  # noqa: BLE001 - uWSGI logs the traceback and carries on
         failed = True
         w.exceptions += 1
         w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
