@@ -472,7 +472,7 @@ class Instance:
                 return
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
         elif isinstance(proc, Mule):
-            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
+            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
                      self.master)
             self.spawn_mule(proc.id, proc)
         elif isinstance(proc, Spooler):

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
 import threading
 from pathlib import Path
 
 import pytest
+from _hostile import GAP, atexit_lines, copy_app
 
 from simuwsgi import SimulationError, Simulation, StallError
 
-APPS = Path(__file__).parent / "apps"
 MODES = ["sim", "fork"]
-GAP = 1.5  # virtual seconds between requests: the master reaps a death on its 1 s tick
-
-
-def copy_app(tmp_path: Path, name: str) -> Path:
-    shutil.copy(APPS / name, tmp_path / name)
-    return tmp_path / name
 
 
 def drive(sim: Simulation, paths: list[str]) -> dict[str, object]:
@@ -34,11 +27,6 @@ def drive(sim: Simulation, paths: list[str]) -> dict[str, object]:
         out[path] = sim.get(path)
         sim.advance(GAP)
     return out
-
-
-def atexit_lines(tmp_path: Path) -> list[str]:
-    log = tmp_path / "atexit.log"
-    return log.read_text().split() if log.exists() else []
 
 
 def deaths(log: list[str]) -> list[str]:

@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _hostile import GAP, atexit_lines, copy_app
 
 from simuwsgi import Simulation, SimulationError
 from simuwsgi.real import RealUwsgi, RealUwsgiError
 from simuwsgi.real.pytest_helpers import requires_real_uwsgi
 
-from .test_hostile import GAP, atexit_lines, copy_app
-
-pytestmark = [pytest.mark.real, requires_real_uwsgi]
+pytestmark = pytest.mark.real
 
 #: The master's words for a death or an exit, worker ids and pids blanked out.
 _MASTER_LINES = re.compile(r"^(DAMN|OOOPS|\.\.\. monitored|Gracefully killing|worker \d+ "
@@ -53,6 +52,7 @@ def both(tmp_path: Path, app: str, options: list[str], paths: list[str]):
     return out
 
 
+@requires_real_uwsgi
 def test_exits_in_requests_match_real_uwsgi(tmp_path):
     real, sim = both(tmp_path, "exits.py", ["--master", "--wsgi-file", "exits.py",
                                             "--queue", "4"],
@@ -62,6 +62,7 @@ def test_exits_in_requests_match_real_uwsgi(tmp_path):
     assert real[0] == [None, None, None, None, None, None, 200]
 
 
+@requires_real_uwsgi
 def test_os_kill_between_workers_matches_real_uwsgi(tmp_path):
     # one worker: "other" is not needed, every signal goes to the worker itself or is
     # sent by it to itself
@@ -70,6 +71,7 @@ def test_os_kill_between_workers_matches_real_uwsgi(tmp_path):
     assert sim == real
 
 
+@requires_real_uwsgi
 def test_signal_handler_and_mule_exits_match_real_uwsgi(tmp_path):
     real, sim = both(tmp_path, "handlers.py", ["--master", "--wsgi-file", "handlers.py",
                                                "--mule"],
@@ -77,6 +79,7 @@ def test_signal_handler_and_mule_exits_match_real_uwsgi(tmp_path):
     assert sim == real
 
 
+@requires_real_uwsgi
 def test_sys_exit_at_import_matches_real_uwsgi(tmp_path):
     copy_app(tmp_path, "import_exit.py")
     with pytest.raises(RealUwsgiError) as real:
