@@ -160,6 +160,8 @@ class AppLoader:
             raise ImportError(f"unable to load {filename}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        # ours from now on, even if the process dies inside the import (os._exit)
+        self._added_modules.add(name)
         try:
             spec.loader.exec_module(module)
         except BaseException:

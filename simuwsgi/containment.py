@@ -596,6 +596,11 @@ class Watchdog:
             self._thread.join()
         for signum, handler in self._handlers.items():
             if _signal.getsignal(signum) in (self._on_stall_signal, self._on_sigint):
+                owner = getattr(handler, "__self__", None)
+                if isinstance(owner, Watchdog) and owner._stop.is_set():
+                    # another simulation's, closed before this one: the host's default
+                    handler = (_signal.default_int_handler if signum == _signal.SIGINT
+                               else _signal.SIG_DFL)
                 _REAL["signal"](signum, handler)
         self._handlers.clear()
 
