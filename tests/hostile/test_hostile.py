@@ -325,3 +325,21 @@ def test_the_host_is_untouched_after_close(tmp_path):
         assert os.getppid() == saved[3]()  # the test's own calls are real
     assert (os._exit, os.kill, os.killpg, os.getppid, signal.signal, signal.getsignal,
             signal.getsignal(signal.SIGINT)) == saved
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("what,dies", [("interrupt", False), ("exit", True),
+                                       ("os_exit", True)])
+def test_the_spooler_function_ending_its_process(tmp_path, mode, what, dies):
+    copy_app(tmp_path, "spooled.py")
+    (tmp_path / "spool").mkdir()
+    with Simulation(["--master", "--wsgi-file", "spooled.py", "--spooler", "spool",
+                     "--spooler-frequency", "1"], app_dir=tmp_path, mode=mode) as sim:
+        assert sim.get(f"/{what}").status == 200
+        sim.advance(GAP)
+        log = list(sim.log)
+    # real uWSGI 2.0.30: the traceback, and the task stays to be retried; an exit
+    # kills the spooler, which the master respawns
+    assert ("OOOPS the spooler is no more...trying respawn..." in log) is dies
+    assert ("KeyboardInterrupt" in log) is not dies
+    assert len(list((tmp_path / "spool").iterdir())) == 1
