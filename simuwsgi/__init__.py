@@ -11,6 +11,7 @@ from ._errors import NotSimulatedError as NotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
 from ._errors import StallError as StallError
+from . import real_time as real_time
 from .config import Options as Options
 from .scenario import Scenario as Scenario
 from .scenario import load_scenario as load_scenario
@@ -35,4 +36,5 @@ __all__ = [
     "StallError",
     "Trace",
     "load_scenario",
+    "real_time",
 ]

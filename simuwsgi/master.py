@@ -297,8 +297,10 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
-        # the child inherits the master's memory: its atexit handlers too
-        proc.atexit = list(self.master.atexit) if self.master is not None else []
+        if self.master is not None and proc is not self.master:
+            # the master's memory: its hooks and atexit handlers too
+            proc.hooks = dict(self.master.hooks)
+            proc.atexit = list(self.master.atexit)
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())

@@ -43,6 +43,9 @@ class UProcess(Process):
         self.killed_by = ""
         self.in_handler = -1
         self.signals = 0
+        #: This process's ``uwsgi`` hook attributes (``facade.HOOKS``); a forked process
+        #: starts with a copy of the master's.
+        self.hooks: dict[str, Any] = {}
         #: How it ended: the signal that killed it, or its exit status (``master.c``
         #: words its death by them).
         self.exit_signal: int | None = None

@@ -2,9 +2,10 @@
 
 A simulation owns one kernel (virtual clock, seeded RNG), one instance built from the
 user's uWSGI options, and the patches that make app code see it: the ``uwsgi`` module
-in ``sys.modules``, the virtual clock in ``time``/``datetime``, virtual pids in
-``os.getpid``. They go in at ``start()``, before the app is imported, and come out at
-``close()``, leaving the test process as it was.
+in ``sys.modules``, the virtual clock in ``time``/``datetime`` (``clock``), virtual pids
+in ``os.getpid``, and its own imports (``isolation``). They go in at ``start()``, before
+the app is imported, and come out at ``close()`` — in any order, from any thread —
+leaving the test process as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ._errors import DeadlockError, SimulationError
 from .clock import TimePatch, VirtualClock, parse_start
 from .containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
 from .config import Options, parse_ini, parse_options
+from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
 from .processes import UProcess
@@ -107,7 +109,7 @@ class Simulation:
         # fork mode: user code runs in OS children, watched by ``fork_timeout``
         self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
         self._decorators = decorators
-        self._saved_modules: dict[str, types.ModuleType | None] = {}
+        self._imports = ImportLedger()
         self.started = False
         self.closed = False
         self._request_ids = 0
@@ -122,18 +124,25 @@ class Simulation:
         if self.started:
             return self
         self.started = True
+        stale = self._imports.begin()
         for name in ("uwsgi", "uwsgidecorators"):
-            self._saved_modules[name] = sys.modules.pop(name, None)
-        self._patch.install()
-        self._contain.install()
-        self._watchdog.start()
+            sys.modules.pop(name, None)
         kernel = self.kernel
         inst = self.inst
         kernel.context_hook = inst.app.switch
         try:
+            self._patch.install()
+            self._contain.install()
+            self._watchdog.start()
+            if stale:
+                inst.log(f"[simuwsgi] imported before the simulation with uwsgi = None, "
+                         f"imported afresh inside it: {', '.join(stale)}")
             self._install_facade()
             inst.on_stop.append(self._settle)
-            self._drive(inst.boot, "start")
+            with self._patch.running():
+                self._drive(inst.boot, "start")
+            self._settle()
+            self._imports.check_stale()
         except BaseException:
             self.close()
             raise
@@ -163,6 +172,8 @@ class Simulation:
         self._check_not_reentrant("close")
         self.closed = True
         try:
+            if self.started:
+                self._imports.enter()  # its modules, not another open simulation's
             if self.started and not self.inst.stopped:
                 self.inst.stopped = True
                 for sub in self.inst.subsystems.values():
@@ -170,7 +181,8 @@ class Simulation:
                     if hook is not None:
                         hook()
             self._settle()
-            self.kernel.close()
+            with self._patch.running():  # killed processes' finally blocks run here
+                self.kernel.close()
         finally:
             if self.inst.forks is not None:
                 self.inst.forks.close()
@@ -182,11 +194,10 @@ class Simulation:
             finder = getattr(self, "_finder", None)
             if finder is not None and finder in sys.meta_path:
                 sys.meta_path.remove(finder)
-            for name, module in self._saved_modules.items():
-                if module is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = module
+            self._imports.close()
+            facade = self.inst.facade
+            if facade is not None and sys.modules.get("uwsgi") is facade:
+                del sys.modules["uwsgi"]  # left in the sys.modules shared with another thread
 
     def stop(self) -> None:
         """Shut the instance down as ``SIGINT`` to the master does."""
@@ -283,9 +294,13 @@ class Simulation:
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
         try:
-            self._drive(body, "run")
+            self._imports.enter()
+            sys.modules["uwsgi"] = self.inst.facade
+            with self._patch.running():
+                self._drive(body, "run")
         finally:
             gc.set_threshold(*thresholds)
+            self._settle()
 
     def _drive(self, body: Any, what: str) -> None:
         """Run the kernel for the test: the watchdog is armed, re-entry refused."""
@@ -299,7 +314,6 @@ class Simulation:
             sys.argv = test_argv
             watchdog.driving = False
             watchdog.interrupted = False
-            self._settle()
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""

@@ -306,8 +306,6 @@ def test_locks_sockets_and_threads_in_globals(tmp_path, mode):
     assert all(body.endswith(b" True") for body in bodies)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 §2: the virtual datetime classes do not "
-                   "pickle (the time patch's part)")
 @pytest.mark.parametrize("mode", MODES)
 def test_datetimes_made_in_the_app_pickle(tmp_path, mode):
     copy_app(tmp_path, "holders.py")
