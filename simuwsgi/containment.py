@@ -266,6 +266,10 @@ def _action(inst: Instance, proc: UProcess, signum: int) -> str:
     if signum in _STOPPING:
         raise NotSimulatedError(
             f"os.kill({proc.pid}, {_signame(signum)}): stopping a {kind} is not simulated")
+    if kind == "master":
+        raise NotSimulatedError(
+            f"os.kill({proc.pid}, {_signame(signum)}): the death of the master is not "
+            "simulated (uWSGI's workers would live on as orphans)")
     return "die"
 
 

@@ -127,3 +127,29 @@ def test_two_open_simulations_each_contain_their_own_app(write_app, tmp_path):
         assert two.get("/").status == 200
         two.close()
     assert (signal.getsignal(signal.SIGINT), __import__("os").kill) == before
+
+
+def test_a_stall_while_the_master_imports_the_app(write_app, tmp_path):
+    from simuwsgi import StallError
+
+    write_app("while True:\n    pass\n")
+    sim = Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path,
+                     stall_timeout=0.2)
+    with pytest.raises(StallError, match=r"^master \(pid 1001\) ran 0.2 real seconds"):
+        sim.start()
+    assert sim.closed
+
+
+def test_killing_the_master_is_refused_loudly(write_app, tmp_path):
+    write_app("import os, signal, uwsgi\n"
+              "def application(e, sr):\n"
+              "    try:\n"
+              "        os.kill(uwsgi.masterpid(), signal.SIGKILL)\n"
+              "    except Exception as exc:\n"
+              "        body = f'{type(exc).__name__}: {exc}'.encode()\n"
+              "    sr('200 OK', [])\n"
+              "    return [body]\n")
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        assert sim.get("/").text == ("NotSimulatedError: os.kill(1001, SIGKILL): the death of "
+                                     "the master is not simulated (uWSGI's workers would live "
+                                     "on as orphans)")
