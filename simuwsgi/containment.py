@@ -15,7 +15,8 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
 * ``os.kill``/``os.killpg`` with a virtual pid: the signal means what uWSGI makes it
   mean in that kind of process (``SIGNAL_TABLE``); a pid that is not one of the
   simulation's is refused with ``ProcessLookupError`` — never sent to a host process.
-* ``os.getppid()`` is the master's virtual pid in workers, mules and spoolers.
+* ``os.getppid()`` is the master's virtual pid in workers, mules and spoolers;
+  ``os.getpgrp()``/``getpgid()`` too (the instance is the master's process group).
 * ``atexit.register`` in a virtual process registers for that process (inherited by the
   processes forked from it); they run when it exits the way uWSGI runs them: on
   ``sys.exit``, on ``end_me`` (SIGINT/SIGTERM: stop, brutal reload), on graceful exits
@@ -76,6 +77,7 @@ DEFAULT_STALL_TIMEOUT = 5.0
 # The host's functions, bound before any patch.
 _REAL = {
     "_exit": os._exit, "kill": os.kill, "killpg": os.killpg, "getppid": os.getppid,
+    "getpgrp": os.getpgrp, "getpgid": os.getpgid,
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
 }
@@ -495,6 +497,22 @@ def _getppid() -> int:
     return int(found[0].inst.master.pid)  # type: ignore[union-attr]
 
 
+def _getpgrp() -> int:
+    found = _current()
+    if found is None or found[0].inst.master is None:
+        return int(_REAL["getpgrp"]())
+    return int(found[0].inst.master.pid)  # uWSGI's processes are the master's group
+
+
+def _getpgid(pid: int) -> int:
+    found = _current()
+    if found is None:
+        return int(_REAL["getpgid"](pid))
+    if pid != 0 and found[0].process_by_pid(pid) is None:
+        raise _no_such_process(pid, "pid")
+    return _getpgrp()
+
+
 def _register(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
     found = _current()
     if found is None:
@@ -550,7 +568,8 @@ def _getsignal(signum: int) -> Any:
 
 _PATCHES = [
     (os, "_exit", _exit), (os, "kill", _kill), (os, "killpg", _killpg),
-    (os, "getppid", _getppid), (_atexit, "register", _register),
+    (os, "getppid", _getppid), (os, "getpgrp", _getpgrp), (os, "getpgid", _getpgid),
+    (_atexit, "register", _register),
     (_atexit, "unregister", _unregister), (_signal, "signal", _signal_signal),
     (_signal, "getsignal", _getsignal),
 ]

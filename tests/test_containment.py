@@ -153,3 +153,21 @@ def test_killing_the_master_is_refused_loudly(write_app, tmp_path):
         assert sim.get("/").text == ("NotSimulatedError: os.kill(1001, SIGKILL): the death of "
                                      "the master is not simulated (uWSGI's workers would live "
                                      "on as orphans)")
+
+
+def test_killpg_of_the_instance_group_reaches_every_virtual_process(write_app, tmp_path):
+    write_app("import os, signal\n"
+              "def application(e, sr):\n"
+              "    os.killpg(os.getpgrp(), signal.SIGUSR1)\n"
+              "    sr('200 OK', [])\n"
+              "    return [b'%d' % os.getpgid(0)]\n")
+    with Simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path) as sim:
+        assert sim.get("/").body == b"1001"
+        sim.advance(1)
+        log = list(sim.log)
+    assert ";uWSGI instance configuration" in log  # the master's stats
+    # each worker's (the sender's at once, mid-request; the other's after it)
+    assert sorted(line.split(" total")[0] for line in log
+                  if line.startswith("worker") and " total requests: " in line) == [
+        "worker 1", "worker 2"]
