@@ -90,3 +90,43 @@ def test_sys_exit_at_import_matches_real_uwsgi(tmp_path):
     with pytest.raises(SimulationError, match="exited with status 7"):
         Simulation(["--master", "--wsgi-file", "import_exit.py"], app_dir=tmp_path).start()
     assert atexit_lines(tmp_path) == ["import", "import"]
+
+
+@requires_real_uwsgi
+def test_python_signal_handlers_of_the_app_match_real_uwsgi(tmp_path):
+    real, sim = both(tmp_path, "kills.py", ["--master", "--wsgi-file", "kills.py"],
+                     ["/getsignal", "/handler", "/getsignal"])
+    assert sim == real
+
+
+@requires_real_uwsgi
+def test_os_kill_sighup_to_the_master_reloads_like_real_uwsgi(tmp_path):
+    copy_app(tmp_path, "kills.py")
+    options = ["--master", "--wsgi-file", "kills.py"]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        mark = real.mark()
+        assert real.get("/master/1").status == 200
+        real.wait_reloaded(since=mark)
+        real_log = real.app_log()
+        assert real.get("/").status == 200
+    with Simulation(options, app_dir=tmp_path) as sim:
+        assert sim.get("/master/1").status == 200
+        sim.advance(GAP)
+        assert sim.get("/").status == 200
+        sim_log = list(sim.log)
+    for line in ("...gracefully killing workers...", "binary reloading uWSGI..."):
+        assert line in real_log and line in sim_log
+
+
+@requires_real_uwsgi
+def test_os_exit_while_a_lazy_worker_loads_the_app_matches_real_uwsgi(tmp_path):
+    copy_app(tmp_path, "import_os_exit.py")
+    options = ["--master", "--lazy-apps", "--wsgi-file", "import_os_exit.py"]
+    with pytest.raises(RealUwsgiError) as err:  # never ready: the worker keeps dying
+        RealUwsgi(options, app_dir=tmp_path, startup_timeout=4).start()
+    real_lines = master_lines(list(err.value.log))
+    with Simulation(options, app_dir=tmp_path) as sim:
+        sim.advance(4)
+        sim_lines = master_lines(list(sim.log))
+    assert real_lines[:2] == sim_lines[:2] == [
+        "... monitored exception detected, respawning worker N (pid: N)..."] * 2
