@@ -43,8 +43,10 @@ and the handler's exception propagates), where an asynchronous exception waits f
 next bytecode. Off the main thread, where Python cannot install handlers, the watchdog
 falls back to ``PyThreadState_SetAsyncExc`` (CPU loops only). Ctrl-C raises
 ``SimulationInterrupted`` (a ``KeyboardInterrupt``), which the simulator never treats
-as the app's; if app code swallows it, the watchdog raises it again every 0.3 s.
-Code stuck in C (a regex, a C extension) cannot be interrupted by either.
+as the app's. App code that catches what is raised (``except BaseException`` in a
+loop) gets it again every 0.3 s, from the second time on on every line it runs (a
+trace function), so that it also leaves the ``except`` blocks. Code stuck in C (a
+regex, a C extension) cannot be interrupted by any of these.
 """
 
 from __future__ import annotations
@@ -588,6 +590,18 @@ def _uninstall() -> None:
 
 
 # -- the stall watchdog --------------------------------------------------------------------
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _trace_from(frame: Any, tracer: Callable[..., Any]) -> None:
+    """Trace every line from now on, in ``frame`` and the frames that called it."""
+    sys.settrace(tracer)
+    while frame is not None:
+        frame.f_trace = tracer
+        frame.f_trace_lines = True
+        frame = frame.f_back
+
+
 class Watchdog:
     """Interrupts a virtual process that runs ``timeout`` real seconds without yielding,
     and makes Ctrl-C stop a run (see the module docstring)."""
@@ -604,11 +618,13 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handlers: dict[int, Any] = {}
+        #: Interrupts sent since the driving call began.
+        self._resends = 0
 
     def start(self) -> None:
         if threading.get_ident() == threading.main_thread().ident:
             self._install_handlers()
-        if self.timeout:
+        if self.timeout or self._handlers:  # stalls, or Ctrl-C swallowed by the app
             self._thread = threading.Thread(target=self._watch, name="simuwsgi-watchdog",
                                             daemon=True)
             self._thread.start()
@@ -639,16 +655,51 @@ class Watchdog:
             self.interrupted = True
         raise SimulationInterrupted
 
-    def _on_stall_signal(self, _signum: int, _frame: Any) -> None:
+    def _pending(self) -> type[BaseException] | None:
+        """What the code running now must be interrupted with, if anything."""
         if self.interrupted and self.driving:
-            raise SimulationInterrupted
+            return SimulationInterrupted
         if self.stalled is not None and self.inst.kernel.current is self.stalled:
-            raise StallInterrupt
+            return StallInterrupt
+        return None
+
+    def _on_stall_signal(self, _signum: int, frame: Any) -> None:
+        pending = self._pending()
+        if pending is None:
+            return
+        if self._resends:
+            # Sent before and still here: the app catches what we raise (``except
+            # BaseException`` in a loop). Raise it again on every line of app code,
+            # so that it also leaves the ``except`` blocks that caught it.
+            _trace_from(frame, self._tracer)
+        self._resends += 1
+        raise pending
+
+    def _tracer(self, frame: Any, event: str, _arg: Any) -> Any:
+        pending = self._pending()
+        if pending is None:  # it got out: stop tracing
+            sys.settrace(None)
+            return None
+        # a line of app code (not ours); not the "exception" event of the raise that
+        # brought us here: an error there would only turn tracing off
+        if event == "line" and not frame.f_code.co_filename.startswith(_HERE):
+            raise pending
+        return self._tracer
+
+    def end_drive(self) -> None:
+        """The driving call is over: no interrupt outlives it."""
+        self.driving = False
+        self.interrupted = False
+        self.stalled = None
+        if self._resends:
+            self._resends = 0
+            if sys.gettrace() == self._tracer:
+                sys.settrace(None)
 
     def _watch(self) -> None:
         kernel = self.inst.kernel
         timeout = float(self.timeout or 0)
-        poll = min(0.1, timeout / 4)
+        poll = min(0.1, timeout / 4) if timeout else 0.1
         last = (-1, None)
         since = _R.monotonic()
         resent = 0.0
@@ -661,7 +712,7 @@ class Watchdog:
                 continue
             proc = kernel.current
             mark = (kernel.parks, proc)
-            if not self.driving or proc is None or mark != last:
+            if not timeout or not self.driving or proc is None or mark != last:
                 last, since = mark, now
                 self.stalled = None
                 continue

@@ -312,8 +312,7 @@ class Simulation:
             body()
         finally:
             sys.argv = test_argv
-            watchdog.driving = False
-            watchdog.interrupted = False
+            watchdog.end_drive()
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from _hostile import GAP, atexit_lines, copy_app
 
-from simuwsgi import SimulationError, Simulation, StallError
+from simuwsgi import Simulation, SimulationError, StallError
+from simuwsgi.clock import RealClock
 
 MODES = ["sim", "fork"]
 
@@ -221,7 +222,7 @@ def test_signal_handlers_installed_by_the_app_stay_in_the_simulation(tmp_path, m
 
 
 # -- nothing hangs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/spin", "/socket", "/join"])
+@pytest.mark.parametrize("path", ["/spin", "/socket", "/join", "/swallow"])
 def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
     with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
@@ -247,15 +248,18 @@ def test_code_that_never_yields_is_a_harakiri_when_one_is_set(tmp_path, path):
     assert "*** HARAKIRI ON WORKER 1 (pid: 1002, try: 1, graceful: yes) ***" in log
 
 
-def test_ctrl_c_stops_a_stuck_run_within_a_second(tmp_path):
+@pytest.mark.parametrize("path", ["/spin", "/swallow"])
+def test_ctrl_c_stops_a_stuck_run_within_a_second(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
     timer = threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident,
                                                        signal.SIGINT))
     with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
                     stall_timeout=None) as sim:
         timer.start()
+        began = RealClock.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            sim.get("/spin")
+            sim.get(path)
+        assert RealClock.monotonic() - began < 1.3
     timer.join()
 
 

@@ -10,6 +10,13 @@ def application(env, start_response):
         n = 0
         while True:
             n += 1
+    if path == "/swallow":  # even Ctrl-C: it catches everything
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:
+                pass
     if path == "/socket":
         a, b = socket.socketpair()
         a.recv(1)
