@@ -298,9 +298,15 @@ class Instance:
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
         if self.master is not None and proc is not self.master:
-            # the master's memory: its hooks and atexit handlers too
-            proc.hooks = dict(self.master.hooks)
-            proc.atexit = list(self.master.atexit)
+            # the master's memory: its hooks and atexit handlers too (as the process's
+            # copies of them)
+            image = proc.context
+
+            def own(obj: Any) -> Any:
+                return obj if image is None else image.resolve(obj)
+
+            proc.hooks = {name: own(hook) for name, hook in self.master.hooks.items()}
+            proc.atexit = [(own(func), args, kw) for func, args, kw in self.master.atexit]
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())
@@ -331,9 +337,10 @@ class Instance:
 
     def call_python(self, func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """``python_call`` with no request: exceptions are printed; SystemExit ends
-        the process. Returns (ok, result)."""
+        the process. Returns (ok, result). ``func`` may be a master object (a handler
+        registered at import): the running process calls its own copy."""
         try:
-            return True, func(*args)
+            return True, self.app.resolve(func)(*args)
         except CONTROL:
             raise
         except SystemExit as exc:
@@ -607,6 +614,10 @@ class Instance:
         else:
             self.kernel.call_soon(self.shutdown)
 
+    def request_brutal_reload(self) -> None:
+        """SIGTERM to the master (SIGQUIT with ``--die-on-term``): a brutal reload."""
+        self.kernel.call_soon(self._brutal_reload)
+
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
@@ -628,6 +639,7 @@ class Instance:
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
+        self.log("...brutally killing workers...", self.master)
         self.record("reload.begin", self.master, graceful=False)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):

@@ -49,8 +49,8 @@ class Simulation:
     ``freezegun.freeze_time``, the frozen instant. ``seed`` drives every choice real
     uWSGI leaves to chance. ``app_dir`` is where relative paths in the options are
     resolved (default: the ``.ini`` file's directory, else the current directory).
-    ``vfork=False`` shares the app's module globals between processes (faster, less
-    faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
+    ``vfork=False`` shares the app's modules between processes (no copy at fork time,
+    less faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
     OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
     seconds such a process may run user code without a word before it is declared hung.
     ``cron_commands=True`` runs ``--cron`` commands when they fire (by default they are
@@ -157,7 +157,7 @@ class Simulation:
             sys.meta_path.insert(0, self._finder)
 
     def _settle(self) -> None:
-        """Back in the test: the master's globals in the app modules, and the test's
+        """Back in the test: ``sys.modules`` shows the master's app modules, and the test's
         working directory."""
         self.kernel.apply_cwd(None)
         master = self.inst.master

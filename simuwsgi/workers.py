@@ -90,6 +90,9 @@ class Request:
         else:
             self.headers = list(headers)
         self.body = bytes(body)
+        #: ``CONTENT_LENGTH``: ``len(body)``, unless the body is read from elsewhere
+        #: (``simuwsgi serve`` keeps a big one in a file)
+        self.body_length = len(self.body)
         self.remote_addr = remote_addr
         self.protocol = protocol
         self.submitted = submitted
@@ -376,6 +379,7 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         inst.log("--- no python application found, check your startup logs for errors ---", w)
         return 500, [("Connection", "close"), ("Content-Type", "text/plain")], \
             b"Internal Server Error", False
+    app = inst.app.resolve(app)  # this process's copy of the master's callable
     environ = build_environ(inst, req, w)
     facade = inst.facade
     if inst.cores < 2:
