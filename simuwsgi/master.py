@@ -41,7 +41,7 @@ from typing import Any
 import greenlet
 
 from . import apps as _apps
-from ._errors import SimulationError
+from ._errors import AppLoadError, SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
@@ -222,9 +222,10 @@ class Instance:
         kernel = self.kernel
         booting = kernel.run_while(lambda: not self.booted and self.exit_status is None)
         if self.exit_status is not None:
-            raise SimulationError(
-                f"uWSGI exited with status {self.exit_status} while the master imported the "
-                f"app ({self.exit_reason}), as the real server would: nothing was started")
+            raise AppLoadError(
+                f"the app called {self.exit_reason} while it was imported: uWSGI exits with "
+                f"status {self.exit_status}",
+                log=[line for _t, _p, line in self.log_lines], exit_status=self.exit_status)
         if not booting:
             raise SimulationError(
                 f"the master blocked forever while importing the app, at virtual time "
@@ -281,10 +282,9 @@ class Instance:
 
     def _check_need_app(self) -> None:
         if not self.app_loaded and self.opts.flag("need-app"):
-            self.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
-            raise SimulationError(
-                "the app could not be loaded and --need-app is set: uWSGI exits "
-                f"(status 22){': ' + self.app.load_error if self.app.load_error else ''}")
+            raise AppLoadError(
+                "the app did not load and --need-app is set: uWSGI exits with status 22",
+                log=[line for _t, _p, line in self.log_lines], exit_status=22)
 
     def _spooler_ids(self) -> list[int]:
         sub = self.subsystems.get("spooler")
