@@ -13,6 +13,7 @@ from ._errors import OptionNotSimulatedError as OptionNotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
 from ._errors import StartRefusedError as StartRefusedError
+from ._errors import StallError as StallError
 from . import real_time as real_time
 from .config import Options as Options
 from .scenario import Scenario as Scenario
@@ -38,6 +39,7 @@ __all__ = [
     "SimulationError",
     "SimuwsgiError",
     "StartRefusedError",
+    "StallError",
     "Trace",
     "load_scenario",
     "real_time",
