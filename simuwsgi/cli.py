@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["run"] and "SIMUWSGI_RUN_DIR" not in os.environ:
         from .explore import scratch_dir
 
-        with scratch_dir():  # $(SIMUWSGI_RUN_DIR): where scenarios put spool directories
+        with scratch_dir():  # explore.run_dir(): where scenarios put spool directories
             return main(argv)
     uwsgi_options: list[str] = []
     if "--" in argv:

@@ -8,8 +8,8 @@ only the first n the timeline submits) and gives the one-line replay,
 ``simuwsgi run SCENARIO --seed S --faults '...'``, which reproduces the same digest.
 
 Each run gets a scratch directory of its own in ``$SIMUWSGI_RUN_DIR`` (scenarios put
-their spool directories there: ``--spooler $(SIMUWSGI_RUN_DIR)/spool``); the digest
-reads that path as ``$(SIMUWSGI_RUN_DIR)``, so it is the same wherever the run happens:
+their spool directories there: ``--spooler``, ``run_dir("spool")``); the digest reads
+that path as ``$(SIMUWSGI_RUN_DIR)``, so it is the same wherever the run happens:
 in this process, a ``multiprocessing`` worker (``jobs``) or a Dask worker
 (``scheduler='tcp://host:port'``, the ``dask`` extra).
 """
@@ -47,7 +47,7 @@ from .faults import (
     TimeZone,
 )
 
-__all__ = ["FAULT_KINDS", "Outcome", "explore", "run_one", "shrink"]
+__all__ = ["FAULT_KINDS", "Outcome", "explore", "run_dir", "run_one", "shrink"]
 
 RUN_DIR_VAR = "SIMUWSGI_RUN_DIR"
 #: What ``--faults SPEC`` may name: the families of faults a random plan draws from.
@@ -115,6 +115,18 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
         seen = tuple(p.name for p in props if p.seen is not None)
         return Outcome(seed, FaultPlan.coerce(plan).spec(), digest(sim.trace, run_dir),
                        failure, seen, sim.inst.faults.submitted, detail)
+
+
+def run_dir(*parts: str) -> str:
+    """A path in this run's scratch directory (``$SIMUWSGI_RUN_DIR``, which ``explore``
+    and ``simuwsgi run`` make fresh for each run): for a scenario's spool directories,
+    ``OPTIONS = [..., "--spooler", run_dir("spool")]``. Without one (a scenario loaded
+    by hand), a fresh directory is made and used from then on."""
+    base = os.environ.get(RUN_DIR_VAR)
+    if base is None:
+        base = os.environ[RUN_DIR_VAR] = os.path.realpath(
+            tempfile.mkdtemp(prefix="simuwsgi-run-"))
+    return os.path.join(base, *parts)
 
 
 @contextlib.contextmanager

@@ -9,9 +9,10 @@ charges again (uWSGI's spooler is at-least-once). Found and shrunk to one kill b
 ``spool_twice_fixed.py`` is the same shop with an idempotency key: its check passes.
 """
 
+from simuwsgi.explore import run_dir
 from simuwsgi.properties import spool_tasks_once
 
-OPTIONS = ["--master", "--processes", "2", "--spooler", "$(SIMUWSGI_RUN_DIR)/spool",
+OPTIONS = ["--master", "--processes", "2", "--spooler", run_dir("spool"),
            "--spooler-frequency", "1", "--cache2", "name=default,items=200",
            "--wsgi-file", "apps/payments.py"]
 DURATION = 120
