@@ -11,6 +11,7 @@ from ._errors import NotSimulatedError as NotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
 from . import real_time as real_time
+from .cluster import Cluster as Cluster
 from .config import Options as Options
 from .scenario import Scenario as Scenario
 from .scenario import load_scenario as load_scenario
@@ -22,6 +23,7 @@ from .workers import Response as Response
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cluster",
     "ConfigError",
     "DeadlockError",
     "NotSimulatedError",

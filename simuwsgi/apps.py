@@ -351,6 +351,11 @@ class AppLoader:
             self._adopt_late_imports()
         self._live[0] = incoming if incoming is not None else self._master_image
 
+    @property
+    def installed(self) -> ProcessImage | None:
+        """The image the ``ModuleView``s show now (the process that ran last)."""
+        return self._live[0]  # type: ignore[no-any-return]
+
     def resolve(self, obj: Any) -> Any:
         """The running process's copy of ``obj`` (a callable the master registered)."""
         image = self._live[0]

@@ -75,16 +75,17 @@ from ._server import Peer
 from ._wire import WireRequest
 
 if TYPE_CHECKING:
+    from ..master import Instance
     from ..simulation import Simulation
 
-__all__ = ["SimulatedNode"]
+__all__ = ["NO_REPLY", "Plugins", "SimulatedNode", "worker_reply"]
 
 #: The low bytes of a heap address that uWSGI 2.0.30 writes instead of a header for
 #: cache modifier2 0/5 (vector ``cache_m2_0_get_garbage_header``).
 CACHE_GARBAGE_PREFIX = b"\x00\xd0\x4d\x2e"
 #: Longest sleep of the pacing loop when nothing is scheduled (seconds).
 MAX_IDLE = 0.25
-_NO_REPLY = Reply(head=NoReply())
+NO_REPLY = Reply(head=NoReply())
 _UPDATE = 1  # cache.py's UWSGI_CACHE_FLAG_UPDATE
 
 
@@ -92,7 +93,136 @@ def _page(page: tuple[HttpResponse, bytes]) -> Reply:
     return Reply(head=page[0], body=page[1])
 
 
-class SimulatedNode:
+class Plugins:
+    """The answers of the request plugins other than WSGI (ping, RPC, signal, cache,
+    remote spool) on one instance's subsystems: shared by :class:`SimulatedNode` (real
+    sockets) and the virtual network between a cluster's nodes (``simuwsgi.network``)."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+
+    def action(self, request: RequestEvent, body: bytes) -> Callable[[], Reply] | None:
+        """What a worker runs for a plugin's request (None: not a plugin's)."""
+        if isinstance(request, (RpcRequest, RpcHttpRequest)):
+            return lambda: self._rpc(request)
+        if isinstance(request, SignalRequest):
+            return lambda: self._signal(request.signum)
+        if isinstance(request, SpoolRequest):
+            return lambda: self._spool(request)
+        if isinstance(request, (CacheGet, CacheSet, CacheDelete, CacheDictGet, CacheGetStream,
+                                CacheDump, CacheMagicRequest)):
+            return lambda: self._cache(request, body)
+        return None
+
+    def refuse(self, request: RequestEvent) -> Reply:
+        """A request no plugin serves: logged as uWSGI does, closed without a reply."""
+        if isinstance(request, UnknownRequest) and request.modifier1 == 111:
+            return NO_REPLY  # the cache plugin ignores unknown commands
+        modifier1 = getattr(request, "modifier1", 101)  # Echo: not in the wheel
+        self.inst.log(f"-- unavailable modifier requested: {modifier1} --")
+        return NO_REPLY
+
+    def ping(self) -> Reply:
+        self.inst.log("PING")
+        misc = self.inst.subsystems.get("misc")
+        message = getattr(misc, "warning_message", b"") or b""
+        return Reply(head=Pong(message=bytes(message[:80])))
+
+    def _rpc(self, request: RpcRequest | RpcHttpRequest) -> Reply:
+        rpc = self.inst.subsystems.get("rpc")
+        if isinstance(request, RpcHttpRequest):
+            call = rpc_http_call(request)
+            if call is None:
+                return _page(internal_error_response())
+            result = rpc.call_local(call[0], list(call[1])) if rpc is not None else None
+            if not result:
+                return _page(not_found_response())
+            head = rpc_http_response(result, http_accept=request.get(b"HTTP_ACCEPT"))
+            return Reply(head=head, body=result)
+        result = rpc.call_local(request.function, list(request.args)) if rpc else None
+        if not result:
+            return NO_REPLY
+        return Reply(head=RpcResponse(length=len(result)), body=result)
+
+    def _signal(self, num: int) -> Reply:
+        signals = self.inst.subsystems.get("signals")
+        if signals is not None:
+            signals.raise_signal(num)
+        return Reply(head=Ack(status=1))
+
+    def _spool(self, request: SpoolRequest) -> Reply:
+        spooler = self.inst.subsystems.get("spooler")
+        if spooler is None:
+            self.inst.log("the spooler is inactive !!!...skip")
+            return Reply(head=Ack(status=0))
+        path = spooler.spool_request(request.payload, b"")
+        return Reply(head=Ack(status=1 if path else 0))
+
+    def _cache(self, request: RequestEvent, body: bytes) -> Reply:
+        caches = self.inst.subsystems.get("cache")
+        default = caches.local(None) if caches is not None else None
+        if isinstance(request, CacheMagicRequest):
+            return self._magic(caches, request, body)
+        if isinstance(request, CacheDump):
+            uc = caches.local(request.cache.decode("latin-1")) if caches is not None else None
+            if uc is None:
+                return NO_REPLY
+            return Reply(head=CacheDumpResponse.of(uc.max_items, uc.blocksize))
+        if default is None:
+            return NO_REPLY
+        if isinstance(request, (CacheGet, CacheGetStream)):
+            value = default.get(request.key)
+            if value is None:
+                if isinstance(request, CacheGetStream):
+                    return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX))
+                return NO_REPLY
+            return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX), body=value)
+        if isinstance(request, CacheSet):
+            default.set(request.key, request.value, 0, 0)
+            return NO_REPLY
+        if isinstance(request, CacheDelete):
+            default.delete(request.key)
+            return NO_REPLY
+        if isinstance(request, CacheDictGet):
+            # a shadowed length makes every lookup use an empty key: never found
+            if any(k == b"get" and v for k, v in request.pairs):
+                return _page(not_found_response())
+            return NO_REPLY
+        return NO_REPLY
+
+    def _magic(self, caches: Any, request: CacheMagicRequest, body: bytes) -> Reply:
+        if caches is None:
+            return NO_REPLY
+        uc = caches.local(request.cache.decode("latin-1") if request.cache else None)
+        if uc is None:
+            return NO_REPLY
+        cmd = request.command
+        key = request.key
+        ok = Reply(head=CacheMagicResponse.ok())
+        if cmd == b"get":
+            item = uc.lookup(key)
+            value = uc.get(key) if item is not None else None
+            if value is None:
+                return NO_REPLY
+            head = CacheMagicResponse.ok(size=len(value), expires=item.expires)
+            return Reply(head=head, body=value)
+        if cmd == b"exists":
+            return ok if uc.lookup(key) is not None else NO_REPLY
+        if cmd == b"del":
+            return ok if uc.delete(key) else NO_REPLY
+        if cmd == b"clear":
+            uc.clear()
+            return ok
+        if cmd in (b"set", b"update"):
+            size = request.size
+            if size == 0 or size > uc.max_item_size or len(body) != size:
+                return NO_REPLY
+            flags = _UPDATE if cmd == b"update" else 0
+            return ok if uc.set(key, body, request.expires, flags) else NO_REPLY
+        return NO_REPLY
+
+
+class SimulatedNode(Plugins):
     """Serve a started :class:`~simuwsgi.Simulation` (see the module doc).
 
     Use inside a trio nursery: ``nursery.start(node.run)`` then give ``node.handle``
@@ -100,8 +230,8 @@ class SimulatedNode:
     """
 
     def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim.inst)
         self.sim = sim
-        self.inst = sim.inst
         self.kernel = sim.kernel
         self._waiters: list[tuple[Any, trio.Event]] = []
         self._io: list[tuple[Any, Callable[..., Awaitable[Any]], tuple[Any, ...]]] = []
@@ -195,33 +325,23 @@ class SimulatedNode:
     def answer_now(self, request: RequestEvent, body: bytes, peer: Peer) -> Reply | None:
         """The answer to a request that needs no worker (a ping), or None."""
         if self.inst.stopped:
-            return _NO_REPLY
+            return NO_REPLY
         if isinstance(request, Ping):
-            return self._ping()
+            return self.ping()
         return None
 
     async def handle(self, request: RequestEvent, body: bytes, peer: Peer) -> Reply:
         """Answer one request (see the module doc)."""
         if self.inst.stopped:
-            return _NO_REPLY
+            return NO_REPLY
         if isinstance(request, Request):
             return await self._wsgi(request, body, peer)
         if isinstance(request, Ping):
-            return self._ping()
-        if isinstance(request, (RpcRequest, RpcHttpRequest)):
-            return await self._in_worker(lambda: self._rpc(request), peer)
-        if isinstance(request, SignalRequest):
-            return await self._in_worker(lambda: self._signal(request.signum), peer)
-        if isinstance(request, SpoolRequest):
-            return await self._in_worker(lambda: self._spool(request), peer)
-        if isinstance(request, (CacheGet, CacheSet, CacheDelete, CacheDictGet, CacheGetStream,
-                                CacheDump, CacheMagicRequest)):
-            return await self._in_worker(lambda: self._cache(request, body), peer)
-        if isinstance(request, UnknownRequest) and request.modifier1 == 111:
-            return _NO_REPLY  # the cache plugin ignores unknown commands
-        modifier1 = getattr(request, "modifier1", 101)  # Echo: not in the wheel
-        self.inst.log(f"-- unavailable modifier requested: {modifier1} --")
-        return _NO_REPLY
+            return self.ping()
+        action = self.action(request, body)
+        if action is not None:
+            return await self._in_worker(action, peer)
+        return self.refuse(request)
 
     def _submit(self, wire: WireRequest, body: bytes, peer: Peer, method: str = "",
                 path: str = "") -> Any:
@@ -237,7 +357,7 @@ class SimulatedNode:
             return _page(not_found_response())
         if request.modifier1 not in (0, 30):
             self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
-            return _NO_REPLY
+            return NO_REPLY
         method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
         path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
         wire = WireRequest(vars=request.vars)
@@ -253,113 +373,18 @@ class SimulatedNode:
         wire = WireRequest(control=action)
         req = self._submit(wire, b"", peer)
         await self._until_done(req)
-        if wire.ran:
-            return wire.result if isinstance(wire.result, Reply) else _NO_REPLY
-        response = req.response
-        if response is None or response.reason.startswith(("connection closed:",
-                                                           "connection refused:")):
-            return _NO_REPLY
-        return action()  # no app loaded: the plugin still answers (from the hub)
+        return worker_reply(req, wire, action)
 
-    # -- plugins ---------------------------------------------------------------------------
-    def _ping(self) -> Reply:
-        self.inst.log("PING")
-        misc = self.inst.subsystems.get("misc")
-        message = getattr(misc, "warning_message", b"") or b""
-        return Reply(head=Pong(message=bytes(message[:80])))
 
-    def _rpc(self, request: RpcRequest | RpcHttpRequest) -> Reply:
-        rpc = self.inst.subsystems.get("rpc")
-        if isinstance(request, RpcHttpRequest):
-            call = rpc_http_call(request)
-            if call is None:
-                return _page(internal_error_response())
-            result = rpc.call_local(call[0], list(call[1])) if rpc is not None else None
-            if not result:
-                return _page(not_found_response())
-            head = rpc_http_response(result, http_accept=request.get(b"HTTP_ACCEPT"))
-            return Reply(head=head, body=result)
-        result = rpc.call_local(request.function, list(request.args)) if rpc else None
-        if not result:
-            return _NO_REPLY
-        return Reply(head=RpcResponse(length=len(result)), body=result)
-
-    def _signal(self, num: int) -> Reply:
-        signals = self.inst.subsystems.get("signals")
-        if signals is not None:
-            signals.raise_signal(num)
-        return Reply(head=Ack(status=1))
-
-    def _spool(self, request: SpoolRequest) -> Reply:
-        spooler = self.inst.subsystems.get("spooler")
-        if spooler is None:
-            self.inst.log("the spooler is inactive !!!...skip")
-            return Reply(head=Ack(status=0))
-        path = spooler.spool_request(request.payload, b"")
-        return Reply(head=Ack(status=1 if path else 0))
-
-    def _cache(self, request: RequestEvent, body: bytes) -> Reply:
-        caches = self.inst.subsystems.get("cache")
-        default = caches.local(None) if caches is not None else None
-        if isinstance(request, CacheMagicRequest):
-            return self._magic(caches, request, body)
-        if isinstance(request, CacheDump):
-            uc = caches.local(request.cache.decode("latin-1")) if caches is not None else None
-            if uc is None:
-                return _NO_REPLY
-            return Reply(head=CacheDumpResponse.of(uc.max_items, uc.blocksize))
-        if default is None:
-            return _NO_REPLY
-        if isinstance(request, (CacheGet, CacheGetStream)):
-            value = default.get(request.key)
-            if value is None:
-                if isinstance(request, CacheGetStream):
-                    return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX))
-                return _NO_REPLY
-            return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX), body=value)
-        if isinstance(request, CacheSet):
-            default.set(request.key, request.value, 0, 0)
-            return _NO_REPLY
-        if isinstance(request, CacheDelete):
-            default.delete(request.key)
-            return _NO_REPLY
-        if isinstance(request, CacheDictGet):
-            # a shadowed length makes every lookup use an empty key: never found
-            if any(k == b"get" and v for k, v in request.pairs):
-                return _page(not_found_response())
-            return _NO_REPLY
-        return _NO_REPLY
-
-    def _magic(self, caches: Any, request: CacheMagicRequest, body: bytes) -> Reply:
-        if caches is None:
-            return _NO_REPLY
-        uc = caches.local(request.cache.decode("latin-1") if request.cache else None)
-        if uc is None:
-            return _NO_REPLY
-        cmd = request.command
-        key = request.key
-        ok = Reply(head=CacheMagicResponse.ok())
-        if cmd == b"get":
-            item = uc.lookup(key)
-            value = uc.get(key) if item is not None else None
-            if value is None:
-                return _NO_REPLY
-            head = CacheMagicResponse.ok(size=len(value), expires=item.expires)
-            return Reply(head=head, body=value)
-        if cmd == b"exists":
-            return ok if uc.lookup(key) is not None else _NO_REPLY
-        if cmd == b"del":
-            return ok if uc.delete(key) else _NO_REPLY
-        if cmd == b"clear":
-            uc.clear()
-            return ok
-        if cmd in (b"set", b"update"):
-            size = request.size
-            if size == 0 or size > uc.max_item_size or len(body) != size:
-                return _NO_REPLY
-            flags = _UPDATE if cmd == b"update" else 0
-            return ok if uc.set(key, body, request.expires, flags) else _NO_REPLY
-        return _NO_REPLY
+def worker_reply(req: Any, wire: WireRequest, action: Callable[[], Reply]) -> Reply:
+    """The reply to a plugin's request a worker served (``req`` is done)."""
+    if wire.ran:
+        return wire.result if isinstance(wire.result, Reply) else NO_REPLY
+    response = req.response
+    if response is None or response.reason.startswith(("connection closed:",
+                                                       "connection refused:")):
+        return NO_REPLY
+    return action()  # no app loaded: the plugin still answers (from the hub)
 
 
 def _http_reply(response: Any, wire: WireRequest) -> Reply:
@@ -371,12 +396,12 @@ def _http_reply(response: Any, wire: WireRequest) -> Reply:
     from the status and headers the app gave ``start_response``.
     """
     if response is None:
-        return _NO_REPLY
+        return NO_REPLY
     raw = getattr(response, "raw", None)
     if raw is not None:
-        return Reply(head=RawResponse(), body=raw) if raw else _NO_REPLY
+        return Reply(head=RawResponse(), body=raw) if raw else NO_REPLY
     if response.reason.startswith(("connection closed:", "connection refused:")):
-        return _NO_REPLY  # harakiri, worker death, instance stopped: nothing was sent
+        return NO_REPLY  # harakiri, worker death, instance stopped: nothing was sent
     if wire.status is not None:
         head = HttpResponse(
             status=str(wire.status).encode("latin-1"),
@@ -385,7 +410,7 @@ def _http_reply(response: Any, wire: WireRequest) -> Reply:
         )
         return Reply(head=head, body=response.body)
     if response.status is None:
-        return _NO_REPLY
+        return NO_REPLY
     try:
         phrase = HTTPStatus(response.status).phrase
     except ValueError:

@@ -1,0 +1,395 @@
+"""``Cluster``: several uWSGI nodes in one simulation, on one clock and one network.
+
+A cluster owns what a :class:`~simuwsgi.Simulation` owns once for all its nodes: one
+kernel (virtual time, the seeded RNG), one time patch, one import ledger and one
+trace (each record names its node; ``cluster.digest()`` covers them all). Each node
+(:class:`Node`, the ``Simulation`` driving API: ``get/request/submit/signal/kill/
+reload/touch/log/trace/uwsgi/globals``) is an :class:`~simuwsgi.master.Instance` of
+its own: host name, pids, process table, subsystems, app modules, and a wall clock
+that the scenario can skew (``cluster.skew("b", 30)``).
+
+How several instances share one interpreter:
+
+* every virtual process belongs to its node (``Process.domain``); when the kernel is
+  about to run a process of another node than the last one, ``_enter_node`` swaps what
+  the app sees: ``sys.modules['uwsgi']`` (the node's facade), the node's app modules
+  (each node imports its own: a module of the app is never shared between nodes) and
+  the node's virtual-fork hook (``AppLoader.switch``);
+* the time patch reads the running node's clock (:class:`_ClusterClock`), so
+  ``time.time()`` in a node's code includes its skew; the test's code (no process
+  running) sees the cluster's clock;
+* addresses in the nodes' options are virtual: nothing binds on the host; the nodes
+  talk through ``cluster.net`` (:mod:`simuwsgi.network`).
+
+Left out: ``mode='fork'`` nodes, real nodes (``add_real``), ``expose``.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ._errors import SimulationError
+from ._vfork import ModuleView
+from .clock import TimePatch, VirtualClock, parse_start
+from .config import parse_options
+from .isolation import ImportLedger
+from .kernel import Kernel
+from .master import Instance
+from .network import Network
+from .simulation import _GC_GEN0, Simulation
+from .trace import Trace
+
+__all__ = ["Cluster", "Node"]
+
+
+class _ClusterClock(VirtualClock):
+    """The clock the time patch shows: the wall clock of the node whose process runs
+    (its skew included), the cluster's own when none does."""
+
+    @property  # type: ignore[override]
+    def wall_offset(self) -> float:
+        proc = self.kernel.current
+        node = getattr(proc, "domain", None)
+        return node.clock.wall_offset if node is not None else self._offset
+
+    @wall_offset.setter
+    def wall_offset(self, value: float) -> None:
+        self._offset = value
+
+
+class Node(Simulation):
+    """One node of a :class:`Cluster`, driven like a ``Simulation`` (which see).
+
+    Made by ``cluster.add``; its time, trace and lifecycle are the cluster's:
+    ``node.advance(5)`` runs every node for 5 virtual seconds, ``node.close()`` closes
+    the cluster.
+    """
+
+    def __init__(self, cluster: Cluster, name: str, options: Any, *, address: str,
+                 hostname: str, app_dir: str | Path | None, vfork: bool,
+                 cron_commands: bool, legacy: bool, pid_base: int) -> None:
+        # Simulation.__init__ makes a kernel, clock, patch and ledger of its own: a
+        # node shares the cluster's instead.
+        self.cluster = cluster
+        self.name = name
+        self.address = address
+        self.mode = "sim"
+        self.seed = cluster.seed
+        self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
+        if app_dir is not None:
+            self.opts.base_dir = Path(app_dir)
+        self.kernel = cluster.kernel
+        self.clock = VirtualClock(self.kernel, cluster.clock.wall_offset, cluster.clock.tz)
+        self.clock.park = cluster._sleep
+        self.inst = Instance(self.opts, self.kernel, self.clock, node=name,
+                             hostname=hostname, vfork=vfork, pid_base=pid_base)
+        self.inst.trace.tee(cluster.trace)
+        self.inst.network = "virtual"  # read by the net subsystem (simuwsgi._net)
+        self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
+        self.inst.cron_commands = cron_commands
+        self.inst.legacy = legacy
+        self._patch = cluster._patch
+        self._imports = cluster._imports
+        self._decorators = "auto"
+        self.started = False
+        self.closed = False
+        self._request_ids = 0
+        #: This node's entries of ``sys.modules`` while another node runs.
+        self._modules: dict[str, Any] = {}
+        self._app_names: list[str] = []
+        self._names_from = -1
+
+    # -- lifecycle: the cluster's ---------------------------------------------------------
+    def start(self) -> Node:
+        self.cluster.start()
+        return self
+
+    def close(self) -> None:
+        self.cluster.close()
+
+    def _boot(self) -> None:
+        """Boot this node (the cluster's patch and ledger are in)."""
+        self.kernel.switch_domain(self.inst)
+        for name in ("uwsgi", "uwsgidecorators"):
+            sys.modules.pop(name, None)  # this node's own, bound to its facade
+        self.started = True
+        self.inst.on_stop.append(self._settle)
+        with self._patch.running():
+            self.inst.boot()
+
+    def _run(self, body: Callable[[], Any]) -> None:
+        self.cluster._run(body)
+
+    def _settle(self) -> None:
+        self.kernel.apply_cwd(None)
+
+    # -- what the kernel swaps when it runs another node ------------------------------------
+    def _app_module_names(self) -> list[str]:
+        """The names in ``sys.modules`` that are this node's own (its app's modules and
+        its ``uwsgi``/``uwsgidecorators``); recomputed when it imported more."""
+        app = self.inst.app
+        added = app._added_modules
+        if len(added) != self._names_from:
+            self._names_from = len(added)
+            names = {"uwsgi", "uwsgidecorators"}
+            for name in added:
+                module = sys.modules.get(name)
+                if module is not None and (isinstance(module, ModuleView)
+                                           or app._is_app_module(module)):
+                    names.add(name)
+            self._app_names = sorted(names)
+        return self._app_names
+
+    def _leave(self) -> None:
+        modules = sys.modules
+        own = self._modules
+        for name in self._app_module_names():
+            own[name] = modules.pop(name, None)
+
+    def _enter(self) -> None:
+        modules = sys.modules
+        for name, module in self._modules.items():
+            if module is None:
+                modules.pop(name, None)
+            else:
+                modules[name] = module
+        if self.inst.facade is not None:
+            modules["uwsgi"] = self.inst.facade
+
+    @property
+    def trace(self) -> Trace:
+        """This node's records only (``cluster.trace`` has every node's)."""
+        return self.inst.trace
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} {self.address} t={self.kernel.now:.3f}>"
+
+
+class Cluster:
+    """Named uWSGI nodes on one virtual clock and one virtual network.
+
+    ``seed``, ``start`` and ``tz`` are those of :class:`~simuwsgi.Simulation`, for
+    every node. Add nodes with :meth:`add`, then use the cluster (or a node) as a
+    context manager; ``cluster.net`` controls the links between nodes.
+    """
+
+    def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None) -> None:
+        # the remote calls reuse the real-socket client's code, which imports trio:
+        # before any clock patch, or trio would keep the virtual clock (see simuwsgi._net)
+        from .network import _remote  # noqa: F401
+
+        self.seed = seed
+        self.kernel = Kernel(seed)
+        self.clock = _ClusterClock(self.kernel, parse_start(start, tz), tz)
+        self._patch = TimePatch(self.clock, self._sleep)
+        self._imports = ImportLedger()
+        self.trace = Trace("cluster")
+        self.nodes: dict[str, Node] = {}
+        self.net = Network(self.kernel, self._record)
+        self.kernel.domain_hook = self._enter_node
+        self.started = False
+        self.closed = False
+
+    def add(self, name: str, options: Any, *, address: str | None = None,
+            hostname: str | None = None, app_dir: str | Path | None = None,
+            vfork: bool = True, cron_commands: bool = False, legacy: bool = False,
+            pid_base: int = 1000) -> Node:
+        """A new node ``name`` running ``options`` (as ``Simulation`` takes them).
+
+        ``address`` is its IP on the virtual network (default ``10.0.0.N``); its
+        sockets are the ports of ``--socket``/``--http-socket`` on that address, also
+        reachable by the node's name (``uwsgi.rpc("b:3031", ...)``). ``hostname``
+        (default: the name) is what ``uwsgi.hostname`` and spool files show. Each node
+        has its own pid space (``pid_base``). A node added to a running cluster starts
+        at once.
+        """
+        if self.closed:
+            raise SimulationError("this cluster is closed")
+        if not isinstance(name, str) or not name or ":" in name or "@" in name:
+            raise ValueError(f"a node name is a non-empty string without ':' or '@', "
+                             f"not {name!r}")
+        if name in self.nodes:
+            raise ValueError(f"there is already a node named {name!r}")
+        address = address or f"10.0.0.{len(self.nodes) + 1}"
+        node = Node(self, name, options, address=address, hostname=hostname or name,
+                    app_dir=app_dir, vfork=vfork, cron_commands=cron_commands,
+                    legacy=legacy, pid_base=pid_base)
+        self.net.attach(name, address, node.inst, node.submit)
+        self.nodes[name] = node
+        self._record("node.add", name=name, address=address)
+        if self.started:
+            self._start_node(node)
+        return node
+
+    def __getitem__(self, name: str) -> Node:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(f"no node named {name!r} (there are: "
+                           f"{', '.join(self.nodes) or 'none'})") from None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Cluster:
+        """Boot every node, in the order they were added."""
+        if self.started:
+            return self
+        if not self.nodes:
+            raise SimulationError("a cluster needs a node: cluster.add(name, options)")
+        self.started = True
+        try:
+            self._imports.begin()
+            self._patch.install()
+            for node in self.nodes.values():
+                self._start_node(node)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_node(self, node: Node) -> None:
+        self._imports.enter()
+        node._boot()
+        self._imports.check_stale()
+
+    def close(self) -> None:
+        """Stop every node and take every patch out. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        nodes = [n for n in self.nodes.values() if n.started]
+        try:
+            if self.started:
+                self._imports.enter()
+            for node in nodes:
+                node.closed = True
+                if not node.inst.stopped:
+                    node.inst.stopped = True
+                    for sub in node.inst.subsystems.values():
+                        hook = getattr(sub, "close", None)
+                        if hook is not None:
+                            hook()
+            with self._patch.running():
+                self.kernel.close()
+        finally:
+            self.kernel.domain_hook = None
+            self.kernel.context_hook = None
+            for node in reversed(nodes):
+                self.kernel.switch_domain(None)
+                node._enter()
+                node.inst.app.restore()
+            self._patch.uninstall()
+            self._imports.close()
+            for node in nodes:
+                if sys.modules.get("uwsgi") is node.inst.facade:
+                    del sys.modules["uwsgi"]
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _ensure_started(self) -> None:
+        if self.closed:
+            raise SimulationError("this cluster is closed")
+        self.start()
+
+    # -- switching between nodes --------------------------------------------------------------
+    def _enter_node(self, current: Instance | None, incoming: Instance | None) -> None:
+        """Show ``incoming``'s modules and ``uwsgi`` (the kernel's ``domain_hook``)."""
+        if current is not None:
+            self.nodes[current.node]._leave()
+        if incoming is None:
+            self.kernel.context_hook = None
+            return
+        self.nodes[incoming.node]._enter()
+        self.kernel.context_hook = incoming.app.switch
+        # the node's views show the image of its process that ran last
+        self.kernel.adopt_context(incoming.app.installed)
+
+    # -- time ------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the cluster started."""
+        return self.kernel.now
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass on every node."""
+        self._ensure_started()
+        self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
+
+    def run_until(self, when: float) -> None:
+        """Run until ``when`` virtual seconds since the start."""
+        self._ensure_started()
+        if when < self.kernel.now:
+            raise ValueError(f"cannot run back in time: {when!r} is before now")
+        self._run(lambda: self.kernel.run_until(float(when)))
+
+    def step(self) -> bool:
+        """Run the next event only. False if nothing is scheduled."""
+        self._ensure_started()
+        ran: list[bool] = []
+        self._run(lambda: ran.append(self.kernel.step()))
+        return ran[0]
+
+    def skew(self, name: str, seconds: float) -> None:
+        """Set node ``name``'s wall clock ``seconds`` ahead of the cluster's (behind if
+        negative), as an NTP step on that host would: its cron re-plans, its monotonic
+        clock and timers do not move."""
+        node = self[name]
+        delta = self.clock._offset + seconds - node.clock.wall_offset
+        self._record("clock.skew", name=name, seconds=seconds)
+        node.inst.record("clock.step", node.inst.master, delta=delta)
+        node.clock.step(delta)
+
+    def _run(self, body: Callable[[], Any]) -> None:
+        for node in self.nodes.values():
+            filemon = node.inst.subsystems.get("filemon") if node.started else None
+            if filemon is not None:
+                filemon.look_at_the_filesystem()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
+        try:
+            self._imports.enter()
+            with self._patch.running():
+                body()
+        finally:
+            gc.set_threshold(*thresholds)
+            self.kernel.apply_cwd(None)
+
+    def _sleep(self, seconds: float) -> None:
+        """``time.sleep`` inside a virtual process: park it for ``seconds``."""
+        kernel = self.kernel
+        kernel.wake(kernel.current, None, max(0.0, float(seconds)))
+        kernel.park(f"sleep({seconds})")
+
+    # -- the trace -------------------------------------------------------------------------
+    def _record(self, kind: str, **fields: Any) -> None:
+        self.trace.add(self.kernel.now, "cluster", kind, fields)
+
+    def digest(self) -> str:
+        """SHA-256 of the cluster's trace (every node's records)."""
+        return self.trace.digest()
+
+    @property
+    def log(self) -> list[str]:
+        """Every node's log lines, each prefixed with its node name, in time order."""
+        lines = [(t, i, f"[{name}] {line}")
+                 for i, (name, node) in enumerate(self.nodes.items())
+                 for t, _p, line in node.inst.log_lines]
+        return [line for _t, _i, line in sorted(lines, key=lambda x: (x[0], x[1]))]
+
+    def processes(self) -> Iterable[tuple[str, Any]]:
+        """Every node's processes, as ``(node name, process)``."""
+        for name, node in self.nodes.items():
+            for proc in node.processes():
+                yield name, proc
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("running" if self.started else "new")
+        return f"<Cluster seed={self.seed} nodes={list(self.nodes)} t={self.kernel.now:.3f} {state}>"
+
