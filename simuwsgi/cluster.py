@@ -40,7 +40,7 @@ from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
 from .network import Network
-from .simulation import _GC_GEN0, Simulation
+from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from .trace import Trace
 
 __all__ = ["Cluster", "Node"]
@@ -366,6 +366,64 @@ class Cluster:
         kernel = self.kernel
         kernel.wake(kernel.current, None, max(0.0, float(seconds)))
         kernel.park(f"sleep({seconds})")
+
+    # -- a client on a node's host (``uwsgi --ping``, a script) -------------------------------
+    def exchange(self, address: str, request: Any, body: bytes = b"", *,
+                 via: str | None = None, timeout: float = 4.0) -> Any:
+        """Send one request (a :mod:`simuwsgi.protocol` event) to ``address`` from a
+        client running on node ``via``'s host (default: the addressed node's own), run
+        the cluster until the reply, and return it (``simuwsgi.net.Reply``). Raises
+        ``OSError`` when the node cannot be reached, as the real client does."""
+        from .network._remote import Exchange
+
+        self._ensure_started()
+        src = self[via].name if via is not None else self._host_of(address)
+        box: list[tuple[bool, Any]] = []
+        kernel = self.kernel
+
+        def done(ok: bool, value: Any) -> None:
+            box.append((ok, value))
+            kernel.stopping = True
+
+        Exchange(self.net, src, address, request, body, timeout, done)
+        while not box:
+            self._run(lambda: kernel.run_until(kernel.now + DEFAULT_PATIENCE))
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def _host_of(self, address: str) -> str:
+        """The node ``address`` names (the first node when none does)."""
+        first = next(iter(self.nodes))
+        try:
+            node, _port = self.net.resolve(first, address)
+        except OSError:
+            return first
+        return node.name if node is not None else first
+
+    def ping(self, address: str, *, via: str | None = None, timeout: float = 4.0) -> bytes | None:
+        """``uwsgi --ping address``: the node's warning message (``b""`` when healthy),
+        None when it does not answer."""
+        from .net._client import ping_result
+        from .protocol import Ping
+
+        try:
+            return ping_result(self.exchange(address, Ping(), via=via, timeout=timeout))
+        except OSError:
+            return None
+
+    def spool(self, address: str, vars: Any, *, via: str | None = None,
+              timeout: float = 4.0) -> bool | None:
+        """A remote spool request (modifier1 17) with ``vars`` (pairs of bytes, or a raw
+        block): True if the node wrote the task, False if it refused, None for no ack."""
+        from .net._client import signal_result, spool_request
+
+        try:
+            reply = self.exchange(address, spool_request(vars), via=via, timeout=timeout)
+        except OSError:
+            return None
+        return signal_result(reply)
 
     # -- the trace -------------------------------------------------------------------------
     def _record(self, kind: str, **fields: Any) -> None:

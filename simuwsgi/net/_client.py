@@ -156,7 +156,11 @@ async def exchange(
 
 async def ping(address: Address | str, *, timeout: float = DEFAULT_TIMEOUT) -> bytes | None:
     """The node's warning message (``b""`` when healthy), or None for no pong."""
-    reply = await exchange(address, Ping(), timeout=timeout)
+    return ping_result(await exchange(address, Ping(), timeout=timeout))
+
+
+def ping_result(reply: Reply) -> bytes | None:
+    """The pong's warning message (``b""`` when healthy), or None for no pong."""
     return reply.head.message if isinstance(reply.head, Pong) else None
 
 
