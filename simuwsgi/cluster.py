@@ -173,16 +173,19 @@ class Cluster:
     """Named uWSGI nodes on one virtual clock and one virtual network.
 
     ``seed``, ``start`` and ``tz`` are those of :class:`~simuwsgi.Simulation`, for
-    every node. Add nodes with :meth:`add`, then use the cluster (or a node) as a
+    every node; ``app_dir`` is where the nodes' relative paths are resolved unless
+    ``add`` gives one. Add nodes with :meth:`add`, then use the cluster (or a node) as a
     context manager; ``cluster.net`` controls the links between nodes.
     """
 
-    def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None) -> None:
+    def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
+                 app_dir: str | Path | None = None) -> None:
         # the remote calls reuse the real-socket client's code, which imports trio:
         # before any clock patch, or trio would keep the virtual clock (see simuwsgi._net)
         from .network import _remote  # noqa: F401
 
         self.seed = seed
+        self.app_dir = app_dir
         self.kernel = Kernel(seed)
         self.clock = _ClusterClock(self.kernel, parse_start(start, tz), tz)
         self._patch = TimePatch(self.clock, self._sleep)
@@ -216,8 +219,8 @@ class Cluster:
             raise ValueError(f"there is already a node named {name!r}")
         address = address or f"10.0.0.{len(self.nodes) + 1}"
         node = Node(self, name, options, address=address, hostname=hostname or name,
-                    app_dir=app_dir, vfork=vfork, cron_commands=cron_commands,
-                    legacy=legacy, pid_base=pid_base)
+                    app_dir=app_dir if app_dir is not None else self.app_dir, vfork=vfork,
+                    cron_commands=cron_commands, legacy=legacy, pid_base=pid_base)
         self.net.attach(name, address, node.inst, node.submit)
         self.nodes[name] = node
         self._record("node.add", name=name, address=address)
