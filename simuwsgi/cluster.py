@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -315,10 +316,21 @@ class Cluster:
         self.kernel.adopt_context(incoming.app.installed)
 
     # -- time ------------------------------------------------------------------------
+    #: What runs the nodes (the ``mode`` of a ``Simulation``): virtual processes only.
+    mode = "sim"
+
     @property
     def now(self) -> float:
         """Virtual seconds since the cluster started."""
         return self.kernel.now
+
+    @property
+    def datetime(self) -> datetime:
+        """The cluster's virtual wall-clock time, as an aware datetime in its zone."""
+        from zoneinfo import ZoneInfo
+
+        return datetime.fromtimestamp(self.clock._offset + self.kernel.now,
+                                      timezone.utc).astimezone(ZoneInfo(self.clock.tz))
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass on every node."""

@@ -158,3 +158,28 @@ def test_wire_requests_run_the_workers_copy_of_the_app(app_dir):
         sim.get("/")
         assert sim.globals("worker1")["uwsgi_file_app"]["hits"] == 1
         assert sim.globals("master")["uwsgi_file_app"]["hits"] == 0
+
+
+def test_a_scenario_file_with_nodes_runs_as_a_cluster(app_dir, capsys):
+    from simuwsgi.cli import main
+    from simuwsgi.scenario import load_scenario
+
+    (app_dir / "s.py").write_text(
+        "NODES = {'a': ['--master', '--wsgi-file', 'app.py'],\n"
+        "         'b': {'options': ['--master', '--wsgi-file', 'app.py'], 'address': '10.1.1.1',"
+        " 'hostname': 'bee'}}\n"
+        "SEED = 5\n"
+        "def timeline(cluster):\n    cluster['b'].get('/')\n    cluster.advance(10)\n"
+        "def check(cluster):\n    assert cluster['b'].uwsgi.hostname == b'bee'\n"
+        "    assert cluster.net.nodes['b'].host == '10.1.1.1'\n")
+    assert main(["run", str(app_dir / "s.py")]) == 0
+    out = capsys.readouterr().out
+    assert "scenario s (seed 5): 10 virtual s" in out and "check: passed" in out
+    scenario = load_scenario(app_dir / "s.py")
+    with pytest.raises(ValueError, match="a cluster .NODES. runs in sim mode"):
+        scenario.simulation(mode="fork")
+    assert main(["run", str(app_dir / "s.py"), "--trace-kinds", "request.*"]) == 2
+    assert "trace_kinds=['request.*'] is not available" in capsys.readouterr().err
+    (app_dir / "bad.py").write_text("NODES = []\n")
+    with pytest.raises(ValueError, match="NODES must be a non-empty dict"):
+        load_scenario(app_dir / "bad.py")
