@@ -26,6 +26,7 @@ Left out: ``mode='fork'`` nodes, real nodes (``add_real``), ``expose``.
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 from datetime import datetime, timezone
@@ -193,6 +194,7 @@ class Cluster:
         self._imports = ImportLedger()
         self.trace = Trace("cluster")
         self.nodes: dict[str, Node] = {}
+        self._exposed: dict[str, tuple[str, str]] = {}
         self.net = Network(self.kernel, self._record)
         self.kernel.domain_hook = self._enter_node
         self.started = False
@@ -381,6 +383,34 @@ class Cluster:
         kernel = self.kernel
         kernel.wake(kernel.current, None, max(0.0, float(seconds)))
         kernel.park(f"sleep({seconds})")
+
+    # -- real sockets ----------------------------------------------------------------------
+    def expose(self, name: str, address: str, *, protocol: str = "uwsgi") -> None:
+        """Let real clients reach node ``name`` on the real ``address``
+        (``"127.0.0.1:3031"``, port 0: any free port) while :meth:`serve` runs;
+        ``protocol`` is ``"uwsgi"`` (``--socket``) or ``"http"`` (``--http-socket``)."""
+        self[name]
+        if protocol not in ("uwsgi", "http"):
+            raise ValueError(f"protocol must be 'uwsgi' or 'http', not {protocol!r}")
+        self._exposed[name] = (address, protocol)
+        self._record("net.expose", name=name, address=address, protocol=protocol)
+
+    def serve(self, *, duration: float | None = None,
+              client: Callable[[dict[str, str]], Any] | None = None) -> Any:
+        """Serve the exposed nodes on real sockets, the cluster paced by the real clock,
+        in this thread (see ``simuwsgi.network._expose``): for ``duration`` real
+        seconds, or until ``client(addresses)`` returns (it runs in a helper thread once
+        every socket listens; ``addresses`` maps node names to the bound addresses);
+        returns what ``client`` returned."""
+        import trio
+
+        from .network._expose import serve_cluster
+
+        if not self._exposed:
+            raise SimulationError("nothing to serve: cluster.expose(name, '127.0.0.1:PORT')")
+        self._ensure_started()
+        return trio.run(functools.partial(serve_cluster, self, dict(self._exposed),
+                                          duration=duration, client=client))
 
     # -- a client on a node's host (``uwsgi --ping``, a script) -------------------------------
     def exchange(self, address: str, request: Any, body: bytes = b"", *,

@@ -270,3 +270,34 @@ def test_datagram_fates_follow_the_settings():
     state = rng.getstate()
     assert plain.datagram_delays(rng, 10, 2.0) == [0.02]
     assert rng.getstate() == state  # nothing drawn for settings left at zero
+
+
+# -- expose: a virtual node on a real socket ---------------------------------------------------
+def test_an_exposed_node_answers_real_clients_and_calls_other_nodes(app_dir):
+    import urllib.request
+
+    from simuwsgi.net import NodeClient
+
+    cluster = cluster_of(app_dir)
+    with cluster:
+        cluster.expose("a", "127.0.0.1:0")
+        cluster.expose("b", "127.0.0.1:0", protocol="http")
+
+        def client(bound):
+            to_a = NodeClient(bound["a"])
+            expr = quote("uwsgi.rpc('a:3031', b'hello', b'x')")
+            with urllib.request.urlopen(f"http://{bound['b']}/?{expr}", timeout=10) as page:
+                body = page.read()
+            return to_a.ping(), to_a.rpc(b"hello", b"real"), body
+
+        pong, answer, body = cluster.serve(duration=20, client=client)
+        assert pong == b"" and answer == b"hello from a real"
+        # over real HTTP to b, whose worker called a over the virtual network
+        assert body.startswith(b"b'hello from a x' ")
+        assert cluster.trace.select("net.expose")[1].fields == {
+            "name": "b", "address": "127.0.0.1:0", "protocol": "http"}
+        assert 0 < cluster.now < 20  # paced by the real clock
+    with pytest.raises(ValueError, match="protocol must be"):
+        cluster_of(app_dir).expose("a", "127.0.0.1:0", protocol="ftp")
+    with pytest.raises(Exception, match="nothing to serve"):
+        cluster_of(app_dir).serve(duration=1)
