@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import SimulationError
-from ._vfork import ModuleView
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import parse_options
 from .isolation import ImportLedger
@@ -131,19 +130,12 @@ class Node(Simulation):
 
     # -- what the kernel swaps when it runs another node ------------------------------------
     def _app_module_names(self) -> list[str]:
-        """The names in ``sys.modules`` that are this node's own (its app's modules and
-        its ``uwsgi``/``uwsgidecorators``); recomputed when it imported more."""
+        """The names in ``sys.modules`` that are this node's own (its app's modules,
+        ``uwsgi``, ``uwsgidecorators``); recomputed when its app imported more."""
         app = self.inst.app
-        added = app._added_modules
-        if len(added) != self._names_from:
-            self._names_from = len(added)
-            names = {"uwsgi", "uwsgidecorators"}
-            for name in added:
-                module = sys.modules.get(name)
-                if module is not None and (isinstance(module, ModuleView)
-                                           or app._is_app_module(module)):
-                    names.add(name)
-            self._app_names = sorted(names)
+        if app.imports_made != self._names_from:
+            self._names_from = app.imports_made
+            self._app_names = ["uwsgi", *app.own_module_names()]
         return self._app_names
 
     def _leave(self) -> None:

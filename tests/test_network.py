@@ -301,3 +301,12 @@ def test_an_exposed_node_answers_real_clients_and_calls_other_nodes(app_dir):
         cluster_of(app_dir).expose("a", "127.0.0.1:0", protocol="ftp")
     with pytest.raises(Exception, match="nothing to serve"):
         cluster_of(app_dir).serve(duration=1)
+
+
+def test_a_stopped_node_refuses_connections(app_dir):
+    with cluster_of(app_dir) as cluster:
+        cluster["b"].stop()
+        assert run(cluster["a"], "uwsgi.rpc('b:3031', b'hello')") == ("None",
+                                                                       pytest.approx(0.0002))
+        value = run(cluster["a"], "uwsgi.signal(17, 'b:3031')")[0]
+        assert value == "OSError: unable to deliver signal 17 to node b:3031"

@@ -65,7 +65,8 @@ class Network:
 
     def __init__(self, kernel: Kernel, record: Callable[..., None]) -> None:
         self.kernel = kernel
-        self._record = record
+        #: Adds a record to the cluster's trace: ``record(kind, **fields)``.
+        self.record = record
         self.nodes: dict[str, Endpoint] = {}
         self._by_host: dict[str, Endpoint] = {}
         self._links: dict[tuple[str, str], LinkSettings] = {}
@@ -118,7 +119,7 @@ class Network:
             if stream or key in self._held:
                 self._waiting.setdefault(key, []).append((nbytes, fn, args, stream))
             else:
-                self._record("net.drop", src=src, dst=dst, size=nbytes, why="cut")
+                self.record("net.drop", src=src, dst=dst, size=nbytes, why="cut")
             return
         self._send(key, nbytes, fn, args, stream)
 
@@ -137,7 +138,7 @@ class Network:
             return
         delays = settings.datagram_delays(rng, nbytes, slow)
         if not delays:
-            self._record("net.drop", src=src, dst=dst, size=nbytes, why="loss")
+            self.record("net.drop", src=src, dst=dst, size=nbytes, why="loss")
         for delay in delays:
             kernel.post(delay, fn, *args)
 
@@ -161,7 +162,7 @@ class Network:
                 for a in group:
                     for b in other:
                         self._cut.update(((a, b), (b, a)))
-        self._record("net.partition", groups=sets)
+        self.record("net.partition", groups=sets)
 
     def isolate(self, name: str) -> None:
         """Cut every link of node ``name``."""
@@ -169,23 +170,23 @@ class Network:
         for other in self.nodes:
             if other != name:
                 self._cut.update(((name, other), (other, name)))
-        self._record("net.isolate", name=name)
+        self.record("net.isolate", name=name)
 
     def heal(self) -> None:
         """Undo every partition and isolation; waiting stream bytes go on."""
         self._cut.clear()
-        self._record("net.heal")
+        self.record("net.heal")
         self._flush()
 
     def hold(self, a: str, b: str) -> None:
         """Queue everything between ``a`` and ``b`` (both ways) until ``release``."""
         self._held.update(((self._node(a), self._node(b)), (b, a)))
-        self._record("net.hold", a=a, b=b)
+        self.record("net.hold", a=a, b=b)
 
     def release(self, a: str, b: str) -> None:
         """Deliver what ``hold(a, b)`` queued, in order, and stop holding."""
         self._held.difference_update(((self._node(a), self._node(b)), (b, a)))
-        self._record("net.release", a=a, b=b)
+        self.record("net.release", a=a, b=b)
         self._flush()
 
     def set_link(self, a: str, b: str, *, one_way: bool = False, **settings: Any) -> None:
@@ -199,7 +200,7 @@ class Network:
             except TypeError:
                 raise TypeError(f"set_link takes {', '.join(LinkSettings.__slots__)}, "
                                 f"not {', '.join(sorted(settings))}") from None
-        self._record("net.set_link", a=a, b=b, one_way=one_way, **settings)
+        self.record("net.set_link", a=a, b=b, one_way=one_way, **settings)
 
     def link(self, a: str, b: str) -> LinkSettings:
         """The settings of the link from ``a`` to ``b``."""
@@ -210,11 +211,7 @@ class Network:
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
             raise ValueError(f"slow factor must be a number > 0, not {factor!r}")
         self._slow[self._node(name)] = float(factor)
-        self._record("net.slow", name=name, factor=factor)
-
-    def reachable(self, src: str, dst: str) -> bool:
-        key = (src, dst)
-        return key not in self._cut and key not in self._held
+        self.record("net.slow", name=name, factor=factor)
 
 
 def _is_ip(host: str) -> bool:

@@ -76,7 +76,7 @@ class Exchange:
             self._done(ok, value)
 
     def _timed_out(self, what: str) -> None:
-        self.net._record("net.timeout", src=self.src, address=self.address, during=what)
+        self.net.record("net.timeout", src=self.src, address=self.address, during=what)
         self._finish(False, TimeoutError(f"{what} {self.address}: no answer in "
                                          f"{self.timeout:g} s (--socket-timeout)"))
 
@@ -93,7 +93,7 @@ class Exchange:
     def _refused(self) -> None:
         if self._timer.active and not self.finished:
             self._timer.cancel()
-            self.net._record("net.refused", src=self.src, address=self.address)
+            self.net.record("net.refused", src=self.src, address=self.address)
             self._finish(False, ConnectionRefusedError(f"connection to {self.address} "
                                                        f"refused"))
 
