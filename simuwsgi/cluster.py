@@ -273,10 +273,9 @@ class Cluster:
             with self._patch.running():
                 self.kernel.close()
         finally:
+            self.kernel.switch_domain(None)  # the running node's modules saved with it
             self.kernel.domain_hook = None
-            self.kernel.context_hook = None
             for node in reversed(nodes):
-                self.kernel.switch_domain(None)
                 node._enter()
                 node.inst.app.restore()
             self._patch.uninstall()
