@@ -183,3 +183,17 @@ def test_a_scenario_file_with_nodes_runs_as_a_cluster(app_dir, capsys):
     (app_dir / "bad.py").write_text("NODES = []\n")
     with pytest.raises(ValueError, match="NODES must be a non-empty dict"):
         load_scenario(app_dir / "bad.py")
+
+
+def test_a_simulation_inside_a_cluster_and_a_node_that_fails_to_load(app_dir, write_app):
+    write_app("raise RuntimeError('no db')\n", "broken.py")
+    cluster = two_nodes(app_dir)
+    cluster.add("c", ["--master", "--socket", ":3031", "--wsgi-file", "broken.py"],
+                app_dir=app_dir)
+    with cluster:
+        assert "*** no app loaded. going in full dynamic mode ***" in cluster["c"].log
+        with Simulation(options(), app_dir=app_dir) as sim:
+            assert sim.get("/").body.startswith(b"simuwsgi 1002")
+        assert cluster["a"].get("/").body == b"a 1002 1767225600 1 1"
+        assert cluster["c"].get("/").status == 500
+        assert cluster["b"].get("/").body == b"bee 1002 1767225600 1 1"
