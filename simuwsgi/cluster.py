@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import sys
 from datetime import datetime, timezone
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._errors import SimulationError
+from ._errors import ConfigError, SimulationError
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import parse_options
 from .isolation import ImportLedger
@@ -163,6 +164,11 @@ class Node(Simulation):
         return f"<Node {self.name} {self.address} t={self.kernel.now:.3f}>"
 
 
+def _spool_dirs(node: Node) -> set[str]:
+    """The spool directories node's spooler processes scan (real paths)."""
+    return {os.path.realpath(node.opts.path(value)) for value in node.opts.strings("spooler")}
+
+
 class Cluster:
     """Named uWSGI nodes on one virtual clock and one virtual network.
 
@@ -249,6 +255,13 @@ class Cluster:
         return self
 
     def _start_node(self, node: Node) -> None:
+        for other in self.nodes.values():
+            shared = _spool_dirs(node) & _spool_dirs(other) if other.started else set()
+            if shared:
+                raise ConfigError(
+                    f"node {node.name!r}: spooler directory {min(shared)} is node "
+                    f"{other.name!r}'s too; hosts do not share a local directory: give "
+                    f"each node its own --spooler")
         self._imports.enter()
         node._boot()
         self._imports.check_stale()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from simuwsgi import Cluster, Simulation, SimulationError
+from simuwsgi import Cluster, ConfigError, Simulation, SimulationError
 
 APP = """
 import os, time, uwsgi
@@ -197,3 +197,13 @@ def test_a_simulation_inside_a_cluster_and_a_node_that_fails_to_load(app_dir, wr
         assert cluster["a"].get("/").body == b"a 1002 1767225600 1 1"
         assert cluster["c"].get("/").status == 500
         assert cluster["b"].get("/").body == b"bee 1002 1767225600 1 1"
+
+
+def test_two_nodes_cannot_share_a_spool_directory(app_dir):
+    cluster = Cluster()
+    for name in ("a", "b"):
+        cluster.add(name, [*options(), "--spooler", "spool"], app_dir=app_dir)
+    with pytest.raises(ConfigError, match="node 'b': spooler directory .*/spool is node "
+                                          "'a's too"):
+        cluster.start()
+    assert cluster.closed and "uwsgi" not in sys.modules
