@@ -259,8 +259,8 @@ class Cluster:
             shared = _spool_dirs(node) & _spool_dirs(other) if other.started else set()
             if shared:
                 raise ConfigError(
-                    f"node {node.name!r}: spooler directory {min(shared)} is node "
-                    f"{other.name!r}'s too; hosts do not share a local directory: give "
+                    f"node {node.name!r}: spooler directory {min(shared)} is also used by "
+                    f"node {other.name!r}; hosts do not share a local directory: give "
                     f"each node its own --spooler")
         self._imports.enter()
         node._boot()

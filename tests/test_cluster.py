@@ -203,7 +203,7 @@ def test_two_nodes_cannot_share_a_spool_directory(app_dir):
     cluster = Cluster()
     for name in ("a", "b"):
         cluster.add(name, [*options(), "--spooler", "spool"], app_dir=app_dir)
-    with pytest.raises(ConfigError, match="node 'b': spooler directory .*/spool is node "
-                                          "'a's too"):
+    with pytest.raises(ConfigError, match="node 'b': spooler directory .*/spool is also "
+                                          "used by node 'a'"):
         cluster.start()
     assert cluster.closed and "uwsgi" not in sys.modules
