@@ -115,7 +115,7 @@ class Network:
         """Deliver ``nbytes`` from ``src`` to ``dst``: call ``fn(*args)`` when they
         arrive (never for a lost datagram; twice for a duplicated one)."""
         key = (src, dst)
-        if key in self._cut or key in self._held:
+        if (self._cut or self._held) and (key in self._cut or key in self._held):
             if stream or key in self._held:
                 self._waiting.setdefault(key, []).append((nbytes, fn, args, stream))
             else:
@@ -127,7 +127,7 @@ class Network:
               args: tuple[Any, ...], stream: bool) -> None:
         src, dst = key
         settings = LOOPBACK if src == dst else self._links.get(key, self._default)
-        slow = self._slow.get(src, 1.0) * self._slow.get(dst, 1.0)
+        slow = self._slow.get(src, 1.0) * self._slow.get(dst, 1.0) if self._slow else 1.0
         kernel = self.kernel
         rng = kernel.rng
         if stream:
