@@ -310,3 +310,18 @@ def test_a_stopped_node_refuses_connections(app_dir):
                                                                        pytest.approx(0.0002))
         value = run(cluster["a"], "uwsgi.signal(17, 'b:3031')")[0]
         assert value == "OSError: unable to deliver signal 17 to node b:3031"
+
+
+def test_node_signal_and_touch_act_on_that_node_only(app_dir):
+    cluster = Cluster()
+    cluster.add("a", node_options(1, "--touch-reload", "deploy.txt"), app_dir=app_dir)
+    cluster.add("b", node_options(1, "--touch-reload", "deploy.txt"), app_dir=app_dir)
+    with cluster:
+        cluster["b"].signal(17)
+        cluster.advance(1)
+        assert len(cluster["b"].globals("worker1")["uwsgi_file_app"]["handled"]) == 1
+        assert not cluster["a"].globals("worker1")["uwsgi_file_app"]["handled"]
+        cluster["a"].touch("deploy.txt")
+        cluster.advance(5)
+        assert cluster["a"].trace.count("reload.begin") == 1
+        assert cluster["b"].trace.count("reload.begin") == 0
