@@ -325,3 +325,26 @@ def test_node_signal_and_touch_act_on_that_node_only(app_dir):
         cluster.advance(5)
         assert cluster["a"].trace.count("reload.begin") == 1
         assert cluster["b"].trace.count("reload.begin") == 0
+
+
+def test_a_wsgi_request_between_nodes_runs_the_remote_app(app_dir):
+    from simuwsgi.net import Reply
+    from simuwsgi.protocol import HttpResponse, Request
+
+    cluster = Cluster()
+    cluster.add("a", node_options(1), app_dir=app_dir)
+    cluster.add("b", [*node_options(1), "--http-socket", ":8080"], app_dir=app_dir)
+    with cluster:
+        expr = quote("uwsgi.hostname")
+        request = Request(vars=((b"REQUEST_METHOD", b"GET"), (b"PATH_INFO", b"/"),
+                                (b"QUERY_STRING", expr.encode()),
+                                (b"SERVER_PROTOCOL", b"HTTP/1.1")))
+        reply = cluster.exchange("b:3031", request, via="a")
+        assert isinstance(reply, Reply) and reply.body.startswith(b"b'b' ")
+        assert reply.body.endswith(b" 0.000000")
+        assert reply.head == HttpResponse(status=b"200 OK", headers=(), protocol=b"HTTP/1.1")
+        assert cluster["b"].trace.select("request.start")[-1]["path"] == "/"
+        # uwsgi packets to an HTTP port: no answer until the client's timeout
+        with pytest.raises(TimeoutError):
+            cluster.exchange("b:8080", request, via="a")
+        assert cluster.trace.select("net.unanswered")[0]["why"] == "an --http-socket port"

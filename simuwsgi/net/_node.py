@@ -114,6 +114,27 @@ class Plugins:
             return lambda: self._cache(request, body)
         return None
 
+    def start_wsgi(self, request: Request, body: bytes,
+                   submit: Callable[[WireRequest, str, str], Any]
+                   ) -> Reply | tuple[Any, Callable[[], Reply]]:
+        """A WSGI request (modifier1 0/30): ``submit(wire, method, path)`` makes it a
+        request of the instance; returns it and what makes the reply once it is done,
+        or the reply at once for a modifier the wheel does not serve."""
+        if request.modifier1 == 18:  # symcall without --symcall: no app for it
+            return _page(not_found_response())
+        if request.modifier1 not in (0, 30):
+            self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
+            return NO_REPLY
+        method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
+        path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
+        wire = WireRequest(vars=request.vars)
+        req = submit(wire, method, path)
+        # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
+        req.protocol = response_protocol(request.vars).decode("latin-1")
+        if request.get(b"REMOTE_ADDR"):
+            req.remote_addr = request.get(b"REMOTE_ADDR").decode("latin-1")
+        return req, lambda: _http_reply(req.response, wire)
+
     def refuse(self, request: RequestEvent) -> Reply:
         """A request no plugin serves: logged as uWSGI does, closed without a reply."""
         if isinstance(request, UnknownRequest) and request.modifier1 == 111:
@@ -353,21 +374,13 @@ class SimulatedNode(Plugins):
         return req
 
     async def _wsgi(self, request: Request, body: bytes, peer: Peer) -> Reply:
-        if request.modifier1 == 18:  # symcall without --symcall: no app for it
-            return _page(not_found_response())
-        if request.modifier1 not in (0, 30):
-            self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
-            return NO_REPLY
-        method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
-        path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
-        wire = WireRequest(vars=request.vars)
-        req = self._submit(wire, body, peer, method, path)
-        # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
-        req.protocol = response_protocol(request.vars).decode("latin-1")
-        if request.get(b"REMOTE_ADDR"):
-            req.remote_addr = request.get(b"REMOTE_ADDR").decode("latin-1")
+        started = self.start_wsgi(request, body, lambda wire, method, path: self._submit(
+            wire, body, peer, method, path))
+        if isinstance(started, Reply):
+            return started
+        req, reply = started
         await self._until_done(req)
-        return _http_reply(req.response, wire)
+        return reply()
 
     async def _in_worker(self, action: Callable[[], Reply], peer: Peer) -> Reply:
         wire = WireRequest(control=action)

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Endpoint", "Network", "UnknownHost"]
 
-#: The options whose ``host:port`` values are a node's stream sockets.
-SOCKET_OPTIONS = ("socket", "uwsgi-socket", "http-socket", "http11-socket")
+#: The options whose ``host:port`` values are a node's stream sockets, and what they speak.
+SOCKET_OPTIONS = {"socket": "uwsgi", "uwsgi-socket": "uwsgi", "http-socket": "http",
+                  "http11-socket": "http"}
 #: A node talking to itself (loopback).
 LOOPBACK = LinkSettings(latency=0.00001)
 _SELF = ("127.0.0.1", "localhost", "")
@@ -48,15 +49,17 @@ class Endpoint:
     host: str
     inst: Any
     submit: Callable[..., Any]
-    ports: set[int] = field(default_factory=set)
+    #: The listening ports and their protocol (``uwsgi`` or ``http``).
+    ports: dict[int, str] = field(default_factory=dict)
 
 
-def _ports(opts: Any) -> set[int]:
-    ports = set()
-    for value in opts.strings(*SOCKET_OPTIONS):
-        _host, sep, port = str(value).partition(",")[0].rpartition(":")
-        if sep and port.isdigit():
-            ports.add(int(port))
+def _ports(opts: Any) -> dict[int, str]:
+    ports = {}
+    for option, protocol in SOCKET_OPTIONS.items():
+        for value in opts.strings(option):
+            _host, sep, port = str(value).partition(",")[0].rpartition(":")
+            if sep and port.isdigit():
+                ports.setdefault(int(port), protocol)
     return ports
 
 

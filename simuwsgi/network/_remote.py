@@ -12,8 +12,8 @@ connection per call, no retries):
   (4 s) passes (``TimeoutError``);
 * the request's bytes (:mod:`simuwsgi.protocol`'s encoding) cross the link; the remote
   node decodes them with the server codec and answers as its plugins do
-  (:class:`simuwsgi.net.Plugins`): a ping at once, RPC/signal/cache/spool in one of its
-  workers (queued like any request: a busy node answers late, a node calling itself
+  (:class:`simuwsgi.net.Plugins`): a ping at once, a WSGI request (modifier1 0) and
+  RPC/signal/cache/spool in one of its workers (queued like any request: a busy node answers late, a node calling itself
   with its only worker waits for its own timeout);
 * the reply's bytes (none: the remote closed) come back; the client waits for them at
   most ``--socket-timeout``.
@@ -21,7 +21,8 @@ connection per call, no retries):
 The calling virtual process is parked in virtual time meanwhile; everything else (the
 remote node, the caller's other workers) goes on.
 
-Left out: WSGI/HTTP requests between nodes (a router's traffic), UNIX sockets.
+Left out: HTTP between nodes (a uwsgi packet sent to an ``--http-socket`` port gets no
+answer, as an HTTP parser waiting for the end of a request head), UNIX sockets.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from ..net._node import NO_REPLY, Plugins, worker_reply
 from ..net._server import _Incoming
 from ..net._subsystem import Net
 from ..net._wire import WireRequest
-from ..protocol import SERVER, Connection, NoReply, Ping, RemoteProtocolError, RequestEvent
+from ..protocol import (
+    SERVER,
+    Connection,
+    NoReply,
+    Ping,
+    RemoteProtocolError,
+    Request,
+    RequestEvent,
+)
 from ._network import Endpoint, Network
 
 if TYPE_CHECKING:
@@ -66,9 +75,10 @@ class Exchange:
         except OSError as exc:  # a name no node has: fails at once
             kernel.call_soon(self._finish, False, exc)
             return
+        self.port = port
         self._timer = kernel.schedule(timeout, self._timed_out, "connecting")
         if self.dst is not None:
-            net.transmit(src, self.dst.name, _SEGMENT, self._syn, port)
+            net.transmit(src, self.dst.name, _SEGMENT, self._syn)
 
     def _finish(self, ok: bool, value: Any) -> None:
         if not self.finished:
@@ -81,10 +91,10 @@ class Exchange:
                                          f"{self.timeout:g} s (--socket-timeout)"))
 
     # -- on the remote node: the listening socket --------------------------------------
-    def _syn(self, port: int) -> None:
+    def _syn(self) -> None:
         dst = self.dst
         assert dst is not None
-        if port not in dst.ports or dst.inst.stopped or not dst.inst.ready:
+        if self.port not in dst.ports or dst.inst.stopped or not dst.inst.ready:
             self.net.transmit(dst.name, self.src, _SEGMENT, self._refused)
             return
         self.net.transmit(dst.name, self.src, _SEGMENT, self._established)
@@ -105,6 +115,11 @@ class Exchange:
         assert dst is not None
         self._timer = self.net.kernel.schedule(self.timeout, self._timed_out,
                                                "waiting for a reply from")
+        if dst.ports[self.port] != "uwsgi":
+            # an HTTP parser reads uwsgi packets as an unfinished request head: no answer
+            self.net.record("net.unanswered", src=self.src, address=self.address,
+                            why="an --http-socket port")
+            return
         self.net.transmit(self.src, dst.name, len(self.out), serve, self.net, dst, self.src,
                           self.out, self._reply)
 
@@ -145,14 +160,27 @@ def serve(net: Network, node: Endpoint, peer: str, data: bytes,
         answer(plugins.ping())
         return
     body = b"".join(incoming.body)
+
+    def submit(wire: WireRequest, method: str = "", path: str = "") -> Any:
+        req = node.submit(method, path, body=body)
+        req.net = wire
+        req.remote_addr = net.nodes[peer].host
+        return req
+
+    if isinstance(request, Request):
+        started = plugins.start_wsgi(request, body, submit)
+        if isinstance(started, Reply):
+            answer(started)
+            return
+        req, make_reply = started
+        req.on_done = lambda: answer(make_reply())
+        return
     action = plugins.action(request, body)
     if action is None:
         answer(plugins.refuse(request))
         return
     wire = WireRequest(control=action)
-    req = node.submit("", "")
-    req.net = wire
-    req.remote_addr = net.nodes[peer].host
+    req = submit(wire)
     req.on_done = lambda: answer(worker_reply(req, wire, action))
 
 
