@@ -357,6 +357,15 @@ class Cluster:
         self._run(lambda: ran.append(self.kernel.step()))
         return ran[0]
 
+    def at(self, when: float, action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Do ``action(*args, **kwargs)`` at virtual time ``when`` (seconds since the
+        start) while the cluster runs: ``cluster.at(60, cluster.net.partition, ["a"],
+        ["b"])``, ``cluster.at(90, cluster.skew, "b", 30)``."""
+        if when < self.kernel.now:
+            raise ValueError(f"cannot schedule in the past: {when!r} is before now "
+                             f"({self.kernel.now:g})")
+        self.kernel.at(when, functools.partial(action, *args, **kwargs))
+
     def skew(self, name: str, seconds: float) -> None:
         """Set node ``name``'s wall clock ``seconds`` ahead of the cluster's (behind if
         negative), as an NTP step on that host would: its cron re-plans, its monotonic

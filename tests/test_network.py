@@ -348,3 +348,39 @@ def test_a_wsgi_request_between_nodes_runs_the_remote_app(app_dir):
         with pytest.raises(TimeoutError):
             cluster.exchange("b:8080", request, via="a")
         assert cluster.trace.select("net.unanswered")[0]["why"] == "an --http-socket port"
+
+
+def test_verbs_at_a_time_from_a_timeline(app_dir):
+    with cluster_of(app_dir) as cluster:
+        cluster.at(10, cluster.net.partition, ["a"], ["b"])
+        cluster.at(20, cluster.net.heal)
+        with pytest.raises(ValueError, match="cannot schedule in the past"):
+            cluster.at(-1, cluster.net.heal)
+        cluster.advance(30)
+        assert [(r.time, r.kind) for r in cluster.trace.select("net.*")] == [
+            (10.0, "net.partition"), (20.0, "net.heal")]
+
+
+def test_datagrams_are_lost_on_a_cut_link_queued_on_a_held_one(app_dir):
+    with cluster_of(app_dir) as cluster:
+        net = cluster.net
+        got = []
+
+        def send(tag):
+            net.transmit("a", "b", 10, got.append, tag, stream=False)
+
+        send("plain")
+        net.partition(["a"], ["b"])
+        send("cut")
+        net.heal()
+        net.hold("a", "b")
+        send("held")
+        cluster.advance(1)
+        assert got == ["plain"]
+        net.release("a", "b")
+        net.set_link("a", "b", loss=0.999999)
+        send("lost")
+        cluster.advance(1)
+        assert got == ["plain", "held"]
+        drops = [(r["why"], r["size"]) for r in cluster.trace.select("net.drop")]
+        assert drops == [("cut", 10), ("loss", 10)]
