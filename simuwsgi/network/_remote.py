@@ -31,13 +31,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..net._client import Reply, ReplyReader, request_bytes
-from ..net._node import NO_REPLY, Plugins, worker_reply
-from ..net._server import _Incoming
+from ..net._node import NO_REPLY, Plugins, _http_reply, worker_reply
 from ..net._subsystem import Net
 from ..net._wire import WireRequest
 from ..protocol import (
+    NEED_DATA,
     SERVER,
     Connection,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
     NoReply,
     Ping,
     RemoteProtocolError,
@@ -140,26 +143,22 @@ def serve(net: Network, node: Endpoint, peer: str, data: bytes,
     send the reply's bytes (or just the close) back with ``reply``."""
     inst = node.inst
     conn = Connection(SERVER, buffer_size=inst.buffer_size, max_vars=inst.max_vars)
-    incoming = _Incoming(conn)
 
     def answer(result: Reply) -> None:
         out = b"" if isinstance(result.head, NoReply) else conn.send_message(result.head,
                                                                             result.body)
         net.transmit(node.name, peer, len(out), reply, out)
 
-    try:
-        complete = incoming.feed(data)
-    except (RemoteProtocolError, EOFError):
-        complete = False
-    if not complete or incoming.head is None or inst.stopped:
-        answer(NO_REPLY)
+    conn.receive_data(data)
+    received = _read_request(conn)
+    if received is None or inst.stopped:
+        answer(NO_REPLY)  # what uWSGI refuses (see protocol), or a stopped node: close
         return
-    request = incoming.head
+    request, body = received
     plugins = _plugins(inst)
     if isinstance(request, Ping):
         answer(plugins.ping())
         return
-    body = b"".join(incoming.body)
 
     def submit(wire: WireRequest, method: str = "", path: str = "") -> Any:
         req = node.submit(method, path, body=body)
@@ -168,12 +167,12 @@ def serve(net: Network, node: Endpoint, peer: str, data: bytes,
         return req
 
     if isinstance(request, Request):
-        started = plugins.start_wsgi(request, body, submit)
-        if isinstance(started, Reply):
-            answer(started)
+        refused = plugins.refuse_wsgi(request)
+        if refused is not None:
+            answer(refused)
             return
-        req, make_reply = started
-        req.on_done = lambda: answer(make_reply())
+        req, wire = plugins.submit_wsgi(request, submit)
+        req.on_done = lambda: answer(_http_reply(req.response, wire))
         return
     action = plugins.action(request, body)
     if action is None:
@@ -182,6 +181,26 @@ def serve(net: Network, node: Endpoint, peer: str, data: bytes,
     wire = WireRequest(control=action)
     req = submit(wire)
     req.on_done = lambda: answer(worker_reply(req, wire, action))
+
+
+def _read_request(conn: Connection) -> tuple[RequestEvent, bytes] | None:
+    """The request and body a connection received whole, or None for what the server
+    codec refuses (the node logs nothing more and closes)."""
+    head: RequestEvent | None = None
+    chunks: list[bytes] = []
+    try:
+        while True:
+            event = conn.next_event()
+            if isinstance(event, Data):
+                chunks.append(event.data)
+            elif isinstance(event, EndOfMessage):
+                return (head, b"".join(chunks)) if head is not None else None
+            elif event is NEED_DATA or isinstance(event, ConnectionClosed):
+                return None
+            else:
+                head = event  # type: ignore[assignment]
+    except RemoteProtocolError:
+        return None
 
 
 def _plugins(inst: Instance) -> Plugins:
