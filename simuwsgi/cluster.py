@@ -73,7 +73,8 @@ class Node(Simulation):
 
     def __init__(self, cluster: Cluster, name: str, options: Any, *, address: str,
                  hostname: str, app_dir: str | Path | None, vfork: bool,
-                 cron_commands: bool, legacy: bool, pid_base: int) -> None:
+                 cron_commands: bool, legacy: bool, pid_base: int,
+                 allow_no_app: bool) -> None:
         # Simulation.__init__ makes a kernel, clock, patch and ledger of its own: a
         # node shares the cluster's instead.
         self.cluster = cluster
@@ -97,6 +98,7 @@ class Node(Simulation):
         self._patch = cluster._patch
         self._imports = cluster._imports
         self._decorators = "auto"
+        self.allow_no_app = allow_no_app
         self.started = False
         self.closed = False
         self._request_ids = 0
@@ -122,6 +124,7 @@ class Node(Simulation):
         self.inst.on_stop.append(self._settle)
         with self._patch.running():
             self.inst.boot()
+        self._check_app_loaded()
 
     def _run(self, body: Callable[[], Any]) -> None:
         self.cluster._run(body)
@@ -201,7 +204,7 @@ class Cluster:
     def add(self, name: str, options: Any, *, address: str | None = None,
             hostname: str | None = None, app_dir: str | Path | None = None,
             vfork: bool = True, cron_commands: bool = False, legacy: bool = False,
-            pid_base: int = 1000) -> Node:
+            pid_base: int = 1000, allow_no_app: bool = False) -> Node:
         """A new node ``name`` running ``options`` (as ``Simulation`` takes them).
 
         ``address`` is its IP on the virtual network (default ``10.0.0.N``); its
@@ -209,7 +212,8 @@ class Cluster:
         reachable by the node's name (``uwsgi.rpc("b:3031", ...)``). ``hostname``
         (default: the name) is what ``uwsgi.hostname`` and spool files show. Each node
         has its own pid space (``pid_base``). A node added to a running cluster starts
-        at once.
+        at once. A node whose app does not load stops the start with ``AppLoadError``
+        unless ``allow_no_app=True`` (see ``Simulation``).
         """
         if self.closed:
             raise SimulationError("this cluster is closed")
@@ -221,7 +225,8 @@ class Cluster:
         address = address or f"10.0.0.{len(self.nodes) + 1}"
         node = Node(self, name, options, address=address, hostname=hostname or name,
                     app_dir=app_dir if app_dir is not None else self.app_dir, vfork=vfork,
-                    cron_commands=cron_commands, legacy=legacy, pid_base=pid_base)
+                    cron_commands=cron_commands, legacy=legacy, pid_base=pid_base,
+                    allow_no_app=allow_no_app)
         self.net.attach(name, address, node.inst, node.submit)
         self.nodes[name] = node
         self._record("node.add", name=name, address=address)

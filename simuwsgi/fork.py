@@ -746,7 +746,9 @@ class RemoteAppLoader(AppLoader):
             self._child().call("import", list(specs))
 
     def load(self) -> bool:
-        loaded, apps, mountpoints, error = self._child().call("load")
+        loaded, apps, mountpoints, error, exited = self._child().call("load")
+        if exited is not None:
+            raise SystemExit(exited[0])
         self.apps.clear()
         self.apps.update(apps)
         self.mountpoints.update(mountpoints)
@@ -982,9 +984,12 @@ class _Child:
         self.loader.import_list(specs)
 
     def op_load(self, _payload: Any) -> tuple[Any, ...]:
-        loaded = self.loader.load()
+        try:
+            loaded = self.loader.load()
+        except SystemExit as exc:  # sys.exit() at import: the parent raises it in turn
+            return (False, {}, {}, None, (exc.code,))
         return (loaded, dict(self.loader.apps), dict(self.loader.mountpoints),
-                self.loader.load_error)
+                self.loader.load_error, None)
 
     def op_forget(self, _payload: Any) -> None:
         self.loader.forget_app_modules()

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import apps as _apps
-from ._errors import SimulationError
+from ._errors import AppLoadError, SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
@@ -239,10 +239,9 @@ class Instance:
 
     def _check_need_app(self) -> None:
         if not self.app_loaded and self.opts.flag("need-app"):
-            self.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
-            raise SimulationError(
-                "the app could not be loaded and --need-app is set: uWSGI exits "
-                f"(status 22){': ' + self.app.load_error if self.app.load_error else ''}")
+            raise AppLoadError(
+                "the app did not load and --need-app is set: uWSGI exits with status 22",
+                log=[line for _t, _p, line in self.log_lines], exit_status=22)
 
     def _spooler_ids(self) -> list[int]:
         sub = self.subsystems.get("spooler")

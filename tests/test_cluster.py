@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from simuwsgi import Cluster, ConfigError, Simulation, SimulationError
+from simuwsgi import AppLoadError, Cluster, ConfigError, Simulation, SimulationError
 
 APP = """
 import os, time, uwsgi
@@ -189,7 +189,7 @@ def test_a_simulation_inside_a_cluster_and_a_node_that_fails_to_load(app_dir, wr
     write_app("raise RuntimeError('no db')\n", "broken.py")
     cluster = two_nodes(app_dir)
     cluster.add("c", ["--master", "--socket", ":3031", "--wsgi-file", "broken.py"],
-                app_dir=app_dir)
+                app_dir=app_dir, allow_no_app=True)
     with cluster:
         assert "*** no app loaded. going in full dynamic mode ***" in cluster["c"].log
         with Simulation(options(), app_dir=app_dir) as sim:
@@ -205,5 +205,15 @@ def test_two_nodes_cannot_share_a_spool_directory(app_dir):
         cluster.add(name, [*options(), "--spooler", "spool"], app_dir=app_dir)
     with pytest.raises(ConfigError, match="node 'b': spooler directory .*/spool is also "
                                           "used by node 'a'"):
+        cluster.start()
+    assert cluster.closed and "uwsgi" not in sys.modules
+
+
+def test_a_node_whose_app_fails_stops_the_start_unless_allowed(app_dir, write_app):
+    write_app("raise RuntimeError('no db')\n", "broken.py")
+    cluster = two_nodes(app_dir)
+    cluster.add("c", ["--master", "--socket", ":3031", "--wsgi-file", "broken.py"],
+                app_dir=app_dir)
+    with pytest.raises(AppLoadError, match="no db"):
         cluster.start()
     assert cluster.closed and "uwsgi" not in sys.modules
