@@ -172,9 +172,11 @@ def test_a_scenario_file_with_nodes_runs_as_a_cluster(app_dir, capsys):
         "def timeline(cluster):\n    cluster['b'].get('/')\n    cluster.advance(10)\n"
         "def check(cluster):\n    assert cluster['b'].uwsgi.hostname == b'bee'\n"
         "    assert cluster.net.nodes['b'].host == '10.1.1.1'\n")
-    assert main(["run", str(app_dir / "s.py")]) == 0
+    assert main(["run", str(app_dir / "s.py"), "--report", str(app_dir / "rep")]) == 0
     out = capsys.readouterr().out
     assert "scenario s (seed 5): 10 virtual s" in out and "check: passed" in out
+    report = (app_dir / "rep" / "s-seed5" / "report.md").read_text()
+    assert "\na: --master --wsgi-file=app.py \nb: --master" in report
     scenario = load_scenario(app_dir / "s.py")
     with pytest.raises(ValueError, match="a cluster .NODES. runs in sim mode"):
         scenario.simulation(mode="fork")
