@@ -9,8 +9,11 @@ from ._errors import AppLoadError as AppLoadError
 from ._errors import ConfigError as ConfigError
 from ._errors import DeadlockError as DeadlockError
 from ._errors import NotSimulatedError as NotSimulatedError
+from ._errors import OptionNotSimulatedError as OptionNotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
+from ._errors import StartRefusedError as StartRefusedError
+from ._errors import StallError as StallError
 from . import real_time as real_time
 from .cluster import Cluster as Cluster
 from .config import Options as Options
@@ -29,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DeadlockError",
     "NotSimulatedError",
+    "OptionNotSimulatedError",
     "Options",
     "Record",
     "Response",
@@ -36,6 +40,8 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "SimuwsgiError",
+    "StartRefusedError",
+    "StallError",
     "Trace",
     "load_scenario",
     "real_time",

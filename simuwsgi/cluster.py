@@ -38,6 +38,7 @@ from typing import Any
 from ._errors import ConfigError, SimulationError
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import parse_options
+from .containment import Containment, Watchdog
 from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
@@ -97,6 +98,11 @@ class Node(Simulation):
         self.inst.legacy = legacy
         self._patch = cluster._patch
         self._imports = cluster._imports
+        # os._exit/os.kill/atexit/signal.signal act on the node's own processes; the
+        # stall watchdog is not armed for a cluster's nodes
+        self.inst.stall_timeout = None
+        self._contain = Containment(self.inst)
+        self._watchdog = Watchdog(self.inst, None)
         self._decorators = "auto"
         self.allow_no_app = allow_no_app
         self.started = False
@@ -121,6 +127,7 @@ class Node(Simulation):
         for name in ("uwsgi", "uwsgidecorators"):
             sys.modules.pop(name, None)  # this node's own, bound to its facade
         self.started = True
+        self._contain.install()
         self.inst.on_stop.append(self._settle)
         with self._patch.running():
             self.inst.boot()
@@ -296,6 +303,7 @@ class Cluster:
             for node in reversed(nodes):
                 node._enter()
                 node.inst.app.restore()
+                node._contain.uninstall()
             self._patch.uninstall()
             self._imports.close()
             for node in nodes:

@@ -414,7 +414,11 @@ def _log_text(sim: Any) -> str:
 
 
 def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Path:
-    out = Path(directory) / f"{summary['scenario']}-seed{summary['seed']}"
+    name = f"{summary['scenario']}-seed{summary['seed']}"
+    out = Path(directory) / name
+    if Path(name).name != name or name.startswith("."):
+        raise ValueError(f"report name {name!r} (scenario name and SEED) would write outside "
+                         f"{directory}: a scenario's name and SEED must be plain words")
     out.mkdir(parents=True, exist_ok=True)
     sim.trace.save(out / "trace.msgpack")
     (out / "log.txt").write_text(_log_text(sim))
