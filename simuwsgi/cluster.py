@@ -64,6 +64,15 @@ class _ClusterClock(VirtualClock):
         self._offset = value
 
 
+class _NodeContainment(Containment):
+    """The process-level patches for one node: the nodes share one kernel, so the
+    process running is this node's only if it belongs to its instance."""
+
+    def running(self) -> Any:
+        proc = super().running()
+        return proc if proc is not None and proc.inst is self.inst else None
+
+
 class Node(Simulation):
     """One node of a :class:`Cluster`, driven like a ``Simulation`` (which see).
 
@@ -101,7 +110,7 @@ class Node(Simulation):
         # os._exit/os.kill/atexit/signal.signal act on the node's own processes; the
         # stall watchdog is not armed for a cluster's nodes
         self.inst.stall_timeout = None
-        self._contain = Containment(self.inst)
+        self._contain = _NodeContainment(self.inst)
         self._watchdog = Watchdog(self.inst, None)
         self._decorators = "auto"
         self.allow_no_app = allow_no_app

@@ -398,9 +398,7 @@ class Containment:
         """The virtual process running app code now, if this thread runs one of ours."""
         if threading.get_ident() != self.thread:
             return None
-        proc = self.inst.kernel.current
-        # a cluster's nodes share one kernel: only this instance's processes are ours
-        return proc if getattr(proc, "inst", None) is self.inst else None  # type: ignore[return-value]
+        return self.inst.kernel.current  # type: ignore[return-value]
 
     def process_by_pid(self, pid: int) -> UProcess | None:
         inst = self.inst

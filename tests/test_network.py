@@ -384,3 +384,14 @@ def test_datagrams_are_lost_on_a_cut_link_queued_on_a_held_one(app_dir):
         assert got == ["plain", "held"]
         drops = [(r["why"], r["size"]) for r in cluster.trace.select("net.drop")]
         assert drops == [("cut", 10), ("loss", 10)]
+
+
+def test_process_calls_act_on_the_calling_nodes_own_processes(app_dir):
+    with cluster_of(app_dir) as cluster:
+        a, b = cluster["a"], cluster["b"]
+        # both nodes have a master with pid 1001 (each host its own pid space)
+        assert run(a, "os.getppid()")[0] == "1001" == run(b, "os.getppid()")[0]
+        run(a, "os.kill(os.getppid(), 1)")  # SIGHUP to a's master: a graceful reload
+        cluster.advance(5)
+        assert a.trace.count("reload.begin") == 1
+        assert b.trace.count("reload.begin") == 0
