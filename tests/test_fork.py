@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 #: tests/test_chaos_scenarios.py.
 SCENARIOS = sorted(p for p in (ROOT / "scenarios").rglob("*.py")
                    if "apps" not in p.parts and "chaos" not in p.relative_to(ROOT).parts
-                   and not p.name.startswith("_"))
+                   and not p.name.startswith("_")
+                   and "
+NODES = " not in p.read_text())  # clusters: sim mode only
 
 
 def write(tmp_path: Path, name: str, source: str) -> Path:
