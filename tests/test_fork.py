@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted(p for p in (ROOT / "scenarios").rglob("*.py")
                    if "apps" not in p.parts and "chaos" not in p.relative_to(ROOT).parts
                    and not p.name.startswith("_")
-                   and "
-NODES = " not in p.read_text())  # clusters: sim mode only
+                   and "\nNODES = " not in p.read_text())  # clusters: sim mode only
 
 
 def write(tmp_path: Path, name: str, source: str) -> Path:
