@@ -361,7 +361,7 @@ DISK_ERRORS: dict[str, dict[str, int]] = {
 @register
 @dataclass(frozen=True, repr=False)
 class DiskFault(Fault):
-    """The spool directories' disk fails for ``duration`` seconds (``kind``: ``full``,
+    """The spool directories' disk fails for ``duration`` seconds (``fault``: ``full``,
     ``readonly``, ``eio``, or ``torn``: the next spool file written is left half
     written)."""
 
