@@ -91,12 +91,14 @@ class Process:
         self.cwd: str | None = None
         self.greenlet = greenlet.greenlet(self._main, parent=kernel.hub)
         self._target = target
+        kernel._unfinished[self] = None
 
     def _main(self, *_ignored: Any) -> Any:
         try:
             return self._target()
         finally:
             self.alive = False
+            self.kernel._unfinished.pop(self, None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} pid={self.pid}>"
@@ -122,8 +124,10 @@ class Kernel:
         #: The working directory applied now (None: ``home_cwd``, where we started).
         self._cwd: str | None = None
         self.home_cwd = os.getcwd()
-        #: Processes that were killed while parked; finalised by ``close()``.
-        self._graveyard: list[Process] = []
+        #: Processes whose greenlet has not returned, in creation order: ``close()``
+        #: unwinds them (a suspended greenlet is invisible to the cycle collector, so one
+        #: left parked would keep the whole simulation alive).
+        self._unfinished: dict[Process, None] = {}
         #: ``resume``, bound once: the loop recognises wake-ups by identity.
         self._resume = self.resume
         #: The bounds of the running ``run_until`` and whether the process running now
@@ -270,7 +274,10 @@ class Kernel:
         if entry[3] is not self._resume or entry[0] > self._until:
             return None
         proc, value = entry[4]
-        if not proc.alive or (self._stop is not None and self._stop()):
+        if not proc.alive or not proc.greenlet or (self._stop is not None and self._stop()):
+            # Not a process that never ran either: a greenlet starts on the stack (and at
+            # the recursion depth) of the one that switches to it, so chained starts
+            # would nest; the hub starts it instead.
             return None
         heapq.heappop(heap)
         self.now = entry[0]
@@ -310,10 +317,9 @@ class Kernel:
         self.resume(proc)
 
     def discard(self, proc: Process) -> None:
-        """Forget a process without running any more of its code (SIGKILL)."""
+        """Forget a process without running any more of its code (SIGKILL); ``close()``
+        unwinds its greenlet."""
         proc.alive = False
-        if not proc.greenlet.dead:
-            self._graveyard.append(proc)
 
     def apply_cwd(self, cwd: str | None) -> None:
         """``chdir`` to a process's working directory (None: back to ``home_cwd``)."""
@@ -340,19 +346,30 @@ class Kernel:
         self._installed_context = context
 
     def close(self) -> None:
-        """Finalise killed processes' greenlets, so they are not collected later.
+        """Unwind every process that has not finished, so that nothing of the
+        simulation outlives it, and drop the pending events.
 
         Their ``finally`` blocks run here (a real SIGKILL runs none; a greenlet cannot
-        be freed without unwinding it).
+        be freed without unwinding it). A process that catches ``Killed`` and parks again
+        is thrown it again, a bounded number of times.
         """
-        for proc in self._graveyard:
-            g = proc.greenlet
-            if not g.dead:
+        self._heap.clear()
+        for _attempt in range(3):
+            if not self._unfinished:
+                break
+            for proc in list(self._unfinished):
+                proc.alive = False
+                g = proc.greenlet
+                if g.dead or not g:  # never started: nothing on its stack
+                    self._unfinished.pop(proc, None)
+                    continue
                 self.current = proc
                 try:
                     g.throw(Killed)
-                except BaseException:  # noqa: BLE001 - anything the dead code raises
+                except BaseException:  # noqa: BLE001 - anything the dying code raises
                     pass
-        self._graveyard.clear()
+                if g.dead:
+                    self._unfinished.pop(proc, None)
+        self._unfinished.clear()
         self.current = None
         self._heap.clear()

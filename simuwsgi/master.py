@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import apps as _apps
+from ._spool import Spool
 from ._errors import SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
@@ -80,7 +81,8 @@ class Instance:
         self.hostname = hostname
         self.vfork = vfork
         self.trace = Trace(node, trace_kinds)
-        self.log_lines: list[tuple[float, str, str]] = []
+        #: ``(time, process, line)`` rows; old ones spill to disk (bounded memory).
+        self.log_lines = Spool(list)
         self._pid = pid_base
         self._read_options()
         self.master: Master | None = None

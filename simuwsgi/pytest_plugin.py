@@ -147,6 +147,7 @@ def uwsgi_sim(request: pytest.FixtureRequest) -> Iterator[Simulation]:
         yield sim.start()
     finally:
         sim.close()
+        _forget(request, sim)
 
 
 @pytest.fixture
@@ -165,6 +166,16 @@ def uwsgi_simulation(request: pytest.FixtureRequest) -> Iterator[Any]:
     finally:
         for sim in made:
             sim.close()
+            _forget(request, sim)
+
+
+def _forget(request: pytest.FixtureRequest, sim: Any) -> None:
+    """Drop a closed simulation from the test item (which pytest keeps for the whole
+    session), so that its memory goes with it; a failed call has been reported on by
+    then (``pytest_runtest_makereport``)."""
+    sims = request.node.stash.get(_SIMS, [])
+    if sim in sims:
+        sims.remove(sim)
 
 
 @pytest.hookimpl(hookwrapper=True)

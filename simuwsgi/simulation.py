@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import DeadlockError, SimulationError
+from ._spool import LinesView
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_ini, parse_options
 from .kernel import Kernel
@@ -405,9 +406,10 @@ class Simulation:
         return self.inst.trace
 
     @property
-    def log(self) -> list[str]:
-        """The lines uWSGI would have logged."""
-        return [line for _t, _p, line in self.inst.log_lines]
+    def log(self) -> LinesView:
+        """The lines uWSGI would have logged: a read-only sequence (index, slice, ``in``,
+        ``count``, ``==`` a list) whose old lines are kept on disk, not in memory."""
+        return LinesView(self.inst.log_lines)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("running" if self.started else "new")

@@ -95,8 +95,9 @@ class Connection:
         self.inst = inst
         self.req = req
         self.worker = worker
-        #: the write callable start_response returns (uWSGI's one global ``uwsgi_write``)
-        self.write = write if write is not None else self.uwsgi_write
+        #: the write callable start_response returns (uWSGI's one global ``uwsgi_write``;
+        #: None: this connection's own, bound when asked, so that no cycle is kept)
+        self.write = write
         self.wire: list[bytes] = []  # every byte written on the socket, in order
         self.raw_writes: list[bytes] = []  # what uwsgi.send() wrote
         self.status: str | None = None
@@ -167,7 +168,7 @@ class Connection:
                 and isinstance(exc_info[1], BaseException)):
             raise SystemError("<built-in function uwsgi_spit> returned a result with an "
                               "exception set") from exc_info[1]
-        return self.write
+        return self.write if self.write is not None else self.uwsgi_write
 
     def uwsgi_write(self, *args: Any) -> None:
         """``py_uwsgi_write`` (``<built-in function uwsgi_write>``): bytes only; anything

@@ -119,6 +119,7 @@ class Request:
         self.response = Response(status=status, headers=headers, body=body, reason=reason,
                                  worker=self.worker, started=self.started, finished=now,
                                  raw=raw)
+        self.conn = None  # closed; and no request <-> connection cycle for the GC to find
         if self.on_done is not None:
             self.on_done()
 

@@ -109,7 +109,7 @@ async def serve_simulation(
         if keep_log:
             printed[0] = len(lines)
         else:
-            del lines[:]
+            lines.clear()
         log.flush()
 
     node.on_progress = flush_log

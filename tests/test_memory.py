@@ -1,0 +1,124 @@
+"""Memory: a closed simulation is freed whole, and a request leaves no cycle behind."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+import weakref
+
+from simuwsgi import Simulation
+
+APP = """
+import time
+import uwsgi
+calls = 0
+def tick(num):
+    global calls
+    calls += 1
+uwsgi.register_signal(1, "workers", tick)
+uwsgi.add_timer(1, 10)
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(10_000)  # still parked in the worker when the simulation closes
+    start_response("200 OK", [])
+    return [b"%d" % calls]
+"""
+
+MULE = """
+import uwsgi
+while True:
+    uwsgi.mule_get_msg()
+"""
+
+OPTIONS = ["--master", "--processes", "4", "--mule=mule.py", "--wsgi-file", "app.py"]
+
+
+def _an_hour(app_dir) -> list[weakref.ref]:
+    """Run a virtual hour, close, and return weak references to what must be freed."""
+    sim = Simulation(OPTIONS, app_dir=app_dir)
+    sim.start()
+    sim.advance(3600)
+    assert sim.get("/").status == 200
+    sim.submit("GET", "/slow")
+    sim.advance(1)
+    sim.close()
+    worker = sim.process("worker1")
+    return [weakref.ref(obj) for obj in
+            (sim, sim.kernel, sim.inst, sim.trace, sim.inst.log_lines, worker, worker.greenlet,
+             sim.process("mule1").greenlet)]
+
+
+def test_a_closed_simulation_is_freed_with_its_parked_processes(write_app):
+    write_app(APP)
+    path = write_app(MULE, "mule.py")
+    refs = _an_hour(path.parent)
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * len(refs)
+
+
+def test_simulations_one_after_another_do_not_grow_memory(write_app):
+    write_app(APP)
+    app_dir = write_app(MULE, "mule.py").parent
+    _an_hour(app_dir)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        _an_hour(app_dir)
+        gc.collect()
+        first, _peak = tracemalloc.get_traced_memory()
+        for _ in range(6):
+            _an_hour(app_dir)
+        gc.collect()
+        last, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert last - first < 200_000, f"{(last - first) / 6:,.0f} bytes kept per simulation"
+
+
+def test_a_request_leaves_no_reference_cycle(write_app):
+    write_app(APP)
+    app_dir = write_app(MULE, "mule.py").parent
+    with Simulation(OPTIONS, app_dir=app_dir) as sim:
+        sim.get("/")  # warm-up: the first request creates lasting state
+        gc.collect()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for _ in range(20):
+                assert sim.get("/", headers={"X-A": "b"}, body=b"x").status == 200
+            found = gc.collect()
+        finally:
+            if enabled:
+                gc.enable()
+    assert found == 0
+
+
+def test_the_pytest_fixture_lets_go_of_each_simulation(pytester):
+    pytester.makefile(".py", app=APP, mule=MULE)
+    pytester.makepyfile(test_many="""
+        import gc
+        import weakref
+
+        import pytest
+
+        seen = []
+
+        @pytest.mark.parametrize("n", range(5))
+        @pytest.mark.uwsgi("--master", "--processes", "4", "--mule=mule.py",
+                           "--wsgi-file", "app.py")
+        def test_an_hour(uwsgi_sim, n):
+            uwsgi_sim.advance(3600)
+            uwsgi_sim.submit("GET", "/slow")
+            uwsgi_sim.advance(1)
+            seen.append(weakref.ref(uwsgi_sim))
+
+        def test_factory(uwsgi_simulation):
+            sim = uwsgi_simulation(["--master", "--wsgi-file", "app.py"])
+            sim.advance(60)
+            seen.append(weakref.ref(sim))
+
+        def test_all_freed():
+            gc.collect()
+            assert len(seen) == 6 and [r() for r in seen] == [None] * 6
+    """)
+    pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=7)
