@@ -89,7 +89,9 @@ class Instance:
         self.workers: dict[int, Worker] = {}
         self.mules: dict[int, Mule] = {}
         self.spoolers: dict[int, Spooler] = {}
-        self.idle_workers: list[Worker] = []
+        from .workers import IdleWorkers  # workers imports this module
+
+        self.idle_workers = IdleWorkers()
         self.listen_queue: deque[Any] = deque()
         self.total_requests = 0
         self.started_on = 0

@@ -10,7 +10,7 @@ Times are rounded to the microsecond when encoded, so a digest does not depend o
 last bits of float arithmetic.
 
 Memory is bounded: past ``memory_rows`` records, older ones are spilled to a temporary
-file as compressed msgpack chunks with an index of their kinds (``simuwsgi._spool``);
+file in compressed chunks with an index of their kinds (``simuwsgi._spool``);
 queries, files and the digest read them back. A virtual day of a 1 s timer to 4
 workers makes half a million records (~10 MB compressed on disk). A run can also keep
 only some kinds (``Trace(kinds=["cron.*", "request.*"])``; a trailing ``*`` matches a
@@ -28,7 +28,7 @@ from typing import Any
 
 import msgpack
 
-from ._spool import Spool, array_header
+from ._spool import Spool
 
 __all__ = ["Trace", "Record"]
 
@@ -62,9 +62,42 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+_SIMPLE = frozenset({str, int, float, bool, type(None), bytes})
+
+
 def _encode(row: tuple[float, str, str, str, dict[str, Any]]) -> list[Any]:
+    """A row as it is encoded: time rounded to the microsecond, fields plain."""
     t, node, proc, kind, fields = row
     return [round(t, 6), node, proc, kind, _plain(fields)]
+
+
+def _packed(rows: Iterable[tuple[Any, ...]]) -> bytes:
+    """The concatenated msgpack encodings of ``_encode(row)`` for ``rows``."""
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    pack = packer.pack
+    simple = _SIMPLE
+    for t, node, proc, kind, fields in rows:
+        for key, value in fields.items():  # fields of plain values need no copy
+            if type(value) not in simple or type(key) is not str:
+                fields = _plain(fields)
+                break
+        pack([round(t, 6), node, proc, kind, fields])
+    return packer.bytes()
+
+
+def _stored(row: tuple[float, str, str, str, dict[str, Any]]) -> tuple[Any, ...]:
+    """What a spilled row holding an arbitrary object keeps: its encoded values."""
+    encoded = msgpack.packb(_encode(row), use_bin_type=True)
+    return tuple(msgpack.unpackb(encoded, raw=False, strict_map_key=False))
+
+
+def _array_header(count: int) -> bytes:
+    """The msgpack header of an array of ``count`` items."""
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
 
 
 def _count_kinds(rows: list[tuple[Any, ...]]) -> dict[str, int]:
@@ -88,17 +121,17 @@ def _kind_test(kind: str | None) -> Callable[[str], bool] | None:
 class Trace:
     """An append-only sequence of records with queries, msgpack I/O and a digest.
 
-    Records beyond ``memory_rows`` (default ``simuwsgi._spool.DEFAULT_LIMIT``) are spilled to a temporary file in compressed
-    msgpack chunks (``simuwsgi._spool``), so memory does not grow with the length of
-    the run; queries read them back (a spilled record's time is rounded to the
-    microsecond and its fields are plain values, as in a saved trace). The digest and
-    the saved bytes do not depend on what was spilled.
+    Records beyond ``memory_rows`` (default ``simuwsgi._spool.DEFAULT_LIMIT``) are
+    spilled to a temporary file in compressed chunks (``simuwsgi._spool``), so memory
+    does not grow with the length of the run; queries read them back unchanged (a
+    record holding an arbitrary object comes back with its encoded, plain values). The
+    digest and the saved bytes do not depend on what was spilled.
     """
 
     def __init__(self, node: str = "node0", kinds: Iterable[str] | None = None, *,
                  memory_rows: int | None = None) -> None:
         self.node = node
-        self._spool = Spool(_encode, _count_kinds, memory_rows)
+        self._spool = Spool(_stored, _count_kinds, memory_rows)
         #: The kinds kept (patterns as given), or None: every kind.
         self.kinds_kept: tuple[str, ...] | None = None
         if kinds is not None:
@@ -177,18 +210,18 @@ class Trace:
 
     # -- encoding -------------------------------------------------------------
     def rows(self) -> list[list[Any]]:
-        return [_encode(row) if isinstance(row, tuple) else row for row in self._spool]
+        return [_encode(row) for row in self._spool]
 
     def _encoded(self) -> Iterator[bytes]:
-        """The msgpack array of every row, in pieces (spilled chunks are not decoded)."""
+        """The msgpack array of every row, in pieces of a few thousand rows."""
         spool = self._spool
-        yield array_header(len(spool))
-        for index in range(len(spool.chunks())):
-            yield spool.raw_chunk(index)
-        packer = msgpack.Packer(use_bin_type=True, autoreset=False)
-        for row in spool.tail:
-            packer.pack(_encode(row))
-        yield packer.bytes()
+        yield _array_header(len(spool))
+        rows = iter(spool)
+        while True:
+            piece = _packed(itertools.islice(rows, 8192))
+            if not piece:
+                return
+            yield piece
 
     def dumps(self) -> bytes:
         return b"".join(self._encoded())

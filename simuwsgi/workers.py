@@ -22,8 +22,9 @@ Requests take no virtual time unless the app sleeps or blocks.
 
 from __future__ import annotations
 
+import bisect
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .master import Instance
     from .processes import Worker
 
-__all__ = ["Request", "Response", "dispatch_request", "worker_loop"]
+__all__ = ["IdleWorkers", "Request", "Response", "dispatch_request", "worker_loop"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,27 +133,91 @@ class Request:
 
 
 # -- dispatching --------------------------------------------------------------------------
+class IdleWorkers:
+    """The workers parked in their accept loop, kept in id order, so that picking one
+    at random costs the same with 4 workers or 256.
+
+    ``refusing`` counts those that called ``uwsgi.accepting(False)``: a worker only
+    changes that while it runs, never while it is listed here.
+    """
+
+    __slots__ = ("_ids", "_workers", "refusing")
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._workers: list[Worker] = []
+        self.refusing = 0
+
+    def append(self, worker: Worker) -> None:
+        at = bisect.bisect(self._ids, worker.id)
+        self._ids.insert(at, worker.id)
+        self._workers.insert(at, worker)
+        if not worker.accepting:
+            self.refusing += 1
+
+    def remove(self, worker: Worker) -> None:
+        at = bisect.bisect_left(self._ids, worker.id)
+        if at == len(self._ids) or self._workers[at] is not worker:
+            raise ValueError(f"{worker!r} is not idle")
+        self.pop(at)
+
+    def pop(self, index: int = -1) -> Worker:
+        del self._ids[index]
+        worker = self._workers.pop(index)
+        if not worker.accepting:
+            self.refusing -= 1
+        return worker
+
+    def clear(self) -> None:
+        self._ids.clear()
+        self._workers.clear()
+        self.refusing = 0
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, index: int) -> Worker:
+        return self._workers[index]
+
+    def __iter__(self) -> Iterator[Worker]:
+        return iter(self._workers)
+
+
 def choose(inst: Instance, candidates: list[Any], what: str) -> Any:
     """Pick one of several equally eligible processes with the seeded RNG (traced)."""
     if len(candidates) == 1:
         return candidates[0]
     ordered = sorted(candidates, key=lambda p: p.id)
     picked = ordered[inst.kernel.rng.randrange(len(ordered))]
-    inst.record("choice", None, what=what, among=[p.name for p in ordered], picked=picked.name)
+    _record_choice(inst, what, len(ordered), picked)
     return picked
 
 
+def _record_choice(inst: Instance, what: str, among: int, picked: Any) -> None:
+    # How many were eligible and which was picked: enough to replay and to compare
+    # runs, and the same size with 256 candidates as with 2.
+    inst.trace.add(inst.kernel.now, "master", "choice",
+                   {"what": what, "among": among, "picked": picked.name})
+
+
 def take_idle_worker(inst: Instance, what: str) -> Worker | None:
+    """An idle worker to hand a request or a signal to (None: all busy), picked as
+    ``choose`` would among the accepting ones, without listing them."""
     idle = inst.idle_workers
-    if len(idle) == 1 and idle[0].accepting:
-        worker = idle.pop()
-        worker.idle = False
-        return worker
-    idle = [w for w in idle if w.accepting]
-    if not idle:
+    count = len(idle)
+    if idle.refusing:
+        accepting = [w for w in idle if w.accepting]
+        if not accepting:
+            return None
+        worker = choose(inst, accepting, what)
+        idle.remove(worker)
+    elif count == 0:
         return None
-    worker = choose(inst, idle, what)
-    inst.idle_workers.remove(worker)
+    elif count == 1:
+        worker = idle.pop()
+    else:
+        worker = idle.pop(inst.kernel.rng.randrange(count))
+        _record_choice(inst, what, count, worker)
     worker.idle = False
     return worker
 

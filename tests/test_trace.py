@@ -99,9 +99,8 @@ def test_a_spilled_trace_answers_queries_and_digests_as_one_in_memory(app_dir, m
     for kind in ("signal.handler", "signal.*", "request.end", "nothing", None):
         assert spilled.count(kind) == memory.count(kind)
         assert spilled.count(kind, process="worker2") == memory.count(kind, process="worker2")
-    assert ([(r.time, r.process, r.kind) for r in spilled.select("signal.*", num=1)]
-            == [(round(r.time, 6), r.process, r.kind) for r in memory.select("signal.*", num=1)])
-    assert spilled[-1] == memory[-1] and spilled[3].kind == memory[3].kind
+    assert spilled.select("signal.*", num=1) == memory.select("signal.*", num=1)
+    assert spilled[-1] == memory[-1] and spilled[3] == memory[3] and list(spilled) == list(memory)
     assert spilled.format(limit=20) == memory.format(limit=20)
 
 
@@ -139,3 +138,20 @@ def test_the_log_is_a_bounded_sequence_of_lines(app_dir, monkeypatch):
     assert expected[1] in log and "not a line" not in log
     assert log.count(expected[-1]) == expected.count(expected[-1])
     assert [t for t, _p, _line in sim.inst.log_lines][-1] == sim.now
+
+
+def test_a_spilled_record_holding_an_object_keeps_its_encoded_values():
+    class Thing:
+        def __repr__(self) -> str:
+            return "<thing>"
+
+    memory = Trace()
+    spilled = Trace(memory_rows=2)
+    for trace in (memory, spilled):
+        trace.add(0.1234567, "master", "a", {"obj": Thing(), "n": 1})
+        trace.add(1.0, "master", "b", {"k": (1, 2)})
+        trace.add(2.0, "master", "c", {})
+    assert spilled.digest() == memory.digest()
+    assert spilled[0] == spilled.select("a")[0]
+    assert (spilled[0].time, spilled[0].fields) == (0.123457, {"obj": "<thing>", "n": 1})
+    assert spilled[1].fields == {"k": (1, 2)}  # marshal keeps plain values exact
