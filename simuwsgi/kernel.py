@@ -285,6 +285,51 @@ class Kernel:
         self._enter(proc)
         return proc, value
 
+    def sleep(self, delay: float, reason: str = "sleep") -> None:
+        """Park the calling process for ``delay`` virtual seconds (SimPy's ``yield
+        env.timeout(delay)``): ``wake`` and ``park`` in one step.
+
+        Its own wake-up goes on the heap and the next event comes off in one operation;
+        when that is its own wake-up (nothing is due before it), the clock moves and the
+        process goes on with no switch at all; when it is another process's wake-up, it
+        hands over as ``park`` does.
+        """
+        proc = self.current
+        if proc is None:
+            raise SimulationError(
+                "sleep() called outside a virtual process: blocking calls need one")
+        when = self.now + delay if delay > 0 else self.now
+        heap = self._heap
+        own = [when, NORMAL, next(self._seq), self._resume, (proc, None)]
+        if not self._may_hand_over or self.stopping:
+            heapq.heappush(heap, own)
+            self.park(reason)
+            return
+        entry = heapq.heappushpop(heap, own)
+        if entry[0] <= self._until and (self._stop is None or not self._stop()):
+            if entry is own:
+                self.now = when
+                self.events_run += 1
+                return
+            if entry[3] is self._resume:
+                nxt, value = entry[4]
+                g = nxt.greenlet
+                if nxt.alive and g:
+                    self.now = entry[0]
+                    self.events_run += 1
+                    proc.wait_reason = reason
+                    if nxt.cwd is self._cwd and nxt.context is self._installed_context:
+                        self.current = nxt
+                        nxt.wait_reason = ""
+                    else:
+                        self._enter(nxt)
+                    g.switch(value)
+                    return
+        heapq.heappush(heap, entry)  # not for this process to run: back, same place
+        proc.wait_reason = reason
+        self.current = None
+        self.hub.switch()
+
     def wake(self, proc: Process, value: Any = None, delay: float = 0.0) -> None:
         """Schedule ``proc`` to resume (from ``park``) with ``value``."""
         heapq.heappush(self._heap, [self.now + delay, NORMAL, next(self._seq), self._resume,

@@ -260,10 +260,7 @@ class Simulation:
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""
-        kernel = self.kernel
-        proc = kernel.current
-        kernel.wake(proc, None, max(0.0, float(seconds)))
-        kernel.park(f"sleep({seconds})")
+        self.kernel.sleep(float(seconds), f"sleep({seconds})")
 
     # -- requests ------------------------------------------------------------------------
     def submit(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",

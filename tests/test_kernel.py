@@ -302,3 +302,62 @@ def test_close_gives_up_on_a_process_that_swallows_its_death():
     k.start(p)
     k.close()
     assert len(tries) == 3 and not p.alive and k.current is None
+
+
+def _sleepers(delays: list[list[float]], fused: bool, stop_after: int | None,
+              ticks: list[float]) -> tuple[list, int, float]:
+    """Processes sleeping the given delays in turn, and callbacks at ``ticks``."""
+    k = Kernel()
+    log: list = []
+
+    def body(name: str, mine: list[float]) -> None:
+        for delay in mine:
+            log.append((k.now, name))
+            if fused:
+                k.sleep(delay)
+            else:
+                k.wake(k.current, None, delay)
+                k.park("sleep")
+        log.append((k.now, name, "end"))
+
+    for i, mine in enumerate(delays):
+        k.start(Process(k, f"p{i}", i, lambda n=f"p{i}", m=mine: body(n, m)))
+    for t in ticks:
+        k.post(t, log.append, (t, "tick"))
+    stop = None if stop_after is None else (lambda: len(log) >= stop_after)
+    k.run_until(5.0, stop)
+    k.run_until(100.0)
+    return log, k.events_run, k.now
+
+
+@given(st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.0, 2.5, 7.0]), max_size=8),
+                max_size=4),
+       st.one_of(st.none(), st.integers(1, 20)),
+       st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), max_size=3))
+@settings(max_examples=200, deadline=None)
+def test_sleep_runs_exactly_what_wake_and_park_would(delays, stop_after, ticks):
+    assert (_sleepers(delays, True, stop_after, ticks)
+            == _sleepers(delays, False, stop_after, ticks))
+
+
+def test_a_lone_sleeper_does_not_switch():
+    import greenlet
+
+    k = Kernel()
+    ended = []
+
+    def body() -> None:
+        for _ in range(1000):
+            k.sleep(1.0)
+        ended.append(k.now)
+
+    proc = Process(k, "p", 1, body)
+    k.start(proc)
+    switches = []
+    previous = greenlet.settrace(lambda event, args: switches.append(event))
+    try:
+        k.run_until(2000.0)
+    finally:
+        greenlet.settrace(previous)
+    assert ended == [1000.0] and k.events_run == 1000
+    assert switches == ["switch", "switch"]  # into the process once, and back at its end
