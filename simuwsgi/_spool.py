@@ -26,8 +26,8 @@ from typing import Any
 
 __all__ = ["Spool", "LinesView"]
 
-#: Rows kept in memory before a chunk is written (a few MB of Python objects).
-DEFAULT_LIMIT = 32_768
+#: Rows kept in memory before a chunk is written (~2.5 MB of Python objects).
+DEFAULT_LIMIT = 8192
 
 
 class _Chunk:

@@ -171,6 +171,10 @@ class Simulation:
                     sys.modules.pop(name, None)
                 else:
                     sys.modules[name] = module
+            # What stays readable after close() goes to disk: a closed simulation waits
+            # for the cycle collector, and its trace and log should not wait in memory.
+            self.inst.trace.spill()
+            self.inst.log_lines.spill()
 
     def stop(self) -> None:
         """Shut the instance down as ``SIGINT`` to the master does."""

@@ -144,6 +144,10 @@ class Trace:
         if len(tail) >= spool.limit:
             spool.spill()
 
+    def spill(self) -> None:
+        """Move the records held in memory to the file (a closed run keeps none)."""
+        self._spool.spill()
+
     def _keep_only(self, kinds: Iterable[str]) -> None:
         patterns = (kinds,) if isinstance(kinds, str) else tuple(kinds)
         for pattern in patterns:

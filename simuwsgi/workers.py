@@ -341,6 +341,11 @@ def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
     """The WSGI environ uWSGI's Python plugin builds for an ``--http-socket`` request
     (observed on 2.0.30: no ``REMOTE_PORT``; ``SERVER_NAME`` is the host name;
     ``CONTENT_LENGTH`` only with a body; headers become ``HTTP_*``)."""
+    constant = inst.__dict__.get("_environ_constant")
+    if constant is None:  # the options are read once per instance, not per request
+        constant = inst._environ_constant = (  # type: ignore[attr-defined]
+            _server_port(inst), inst.opts.int("threads", 0) > 1, inst.hostname.encode())
+    server_port, multithread, node = constant
     parts = urlsplit(req.path)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": req.method,
@@ -350,7 +355,7 @@ def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
         "SERVER_PROTOCOL": req.protocol,
         "SCRIPT_NAME": "",
         "SERVER_NAME": inst.hostname,
-        "SERVER_PORT": _server_port(inst),
+        "SERVER_PORT": server_port,
         "REMOTE_ADDR": req.remote_addr,
     }
     for name, value in req.headers:
@@ -368,10 +373,10 @@ def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
         "wsgi.version": (1, 0),
         "wsgi.run_once": False,
         "wsgi.url_scheme": "http",
-        "wsgi.multithread": inst.opts.int("threads", 0) > 1,
+        "wsgi.multithread": multithread,
         "wsgi.multiprocess": inst.numproc > 1,
         "uwsgi.version": b"2.0.30",
-        "uwsgi.node": inst.hostname.encode(),
+        "uwsgi.node": node,
     })
     return environ
 

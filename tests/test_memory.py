@@ -122,3 +122,15 @@ def test_the_pytest_fixture_lets_go_of_each_simulation(pytester):
             assert len(seen) == 6 and [r() for r in seen] == [None] * 6
     """)
     pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=7)
+
+
+def test_a_closed_simulation_keeps_its_trace_and_log_on_disk_and_readable(write_app):
+    write_app(APP)
+    app_dir = write_app(MULE, "mule.py").parent
+    with Simulation(OPTIONS, app_dir=app_dir) as sim:
+        sim.advance(60)
+        sim.get("/")
+        digest, kinds, log = sim.trace.digest(), sim.trace.kinds(), list(sim.log)
+    assert len(sim.trace._spool.tail) == 0 and len(sim.inst.log_lines.tail) == 0
+    assert (sim.trace.digest(), sim.trace.kinds(), list(sim.log)) == (digest, kinds, log)
+    assert sim.trace.count("signal.handler") == 4 * 6
