@@ -3,8 +3,8 @@ and the cost of a request as requests and workers grow.
 
 1. **No leak across simulations**: a pytest suite of ``TESTS`` tests (200; ``--quick``:
    40), each advancing a virtual hour of a 4-worker app with a 1 s timer through the
-   ``uwsgi_sim`` fixture; the RSS after the last test is within 20 MB of the RSS after
-   the first.
+   ``uwsgi_sim`` fixture (the app of 2.); the RSS after the last test is within 20 MB of
+   the RSS after the first.
 2. **Bounded long runs**: a 1 s timer to 4 workers + a per-minute cron + 1 request/s,
    default settings, for 30 virtual days (``--quick``: 2): peak RSS < 300 MB and wall
    time < 60 s (goal 30 s). ``--year`` also runs one virtual year (it must complete).
@@ -47,9 +47,8 @@ def cron(num):
     pass
 uwsgi.register_signal(1, "workers", tick)
 uwsgi.add_timer(1, 1)
-if uwsgi.opt.get("cron"):
-    uwsgi.register_signal(2, "", cron)
-    uwsgi.add_cron(2, -1, -1, -1, -1, -1)
+uwsgi.register_signal(2, "", cron)
+uwsgi.add_cron(2, -1, -1, -1, -1, -1)
 def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"%d" % calls]
@@ -112,8 +111,8 @@ def long_run(days: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         Path(d, "app.py").write_text(textwrap.dedent(APP))
         began = _perf()
-        with Simulation(["--master", "--processes", "4", "--set", "cron=1",
-                         "--wsgi-file", "app.py"], app_dir=d) as sim:
+        with Simulation(["--master", "--processes", "4", "--wsgi-file", "app.py"],
+                        app_dir=d) as sim:
             total = int(days * 86400)
             while sim.now < total:
                 base = sim.now
