@@ -89,9 +89,11 @@ class Instance:
         self.workers: dict[int, Worker] = {}
         self.mules: dict[int, Mule] = {}
         self.spoolers: dict[int, Spooler] = {}
-        from .workers import IdleWorkers  # workers imports this module
-
-        self.idle_workers = IdleWorkers()
+        #: Workers parked in their accept loop, in id order (``workers.take_idle_worker``).
+        self.idle_workers: list[Worker] = []
+        #: Set for good once a worker calls ``uwsgi.accepting(False)``: the dispatcher
+        #: then checks every idle worker's flag.
+        self.some_refuse = False
         self.listen_queue: deque[Any] = deque()
         self.total_requests = 0
         self.started_on = 0

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import bisect
 import io
-from collections.abc import Iterable, Iterator
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from .master import Instance
     from .processes import Worker
 
-__all__ = ["IdleWorkers", "Request", "Response", "dispatch_request", "worker_loop"]
+__all__ = ["Request", "Response", "dispatch_request", "worker_loop"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,54 +134,8 @@ class Request:
 
 
 # -- dispatching --------------------------------------------------------------------------
-class IdleWorkers:
-    """The workers parked in their accept loop, kept in id order, so that picking one
-    at random costs the same with 4 workers or 256.
-
-    ``refusing`` counts those that called ``uwsgi.accepting(False)``: a worker only
-    changes that while it runs, never while it is listed here.
-    """
-
-    __slots__ = ("_ids", "_workers", "refusing")
-
-    def __init__(self) -> None:
-        self._ids: list[int] = []
-        self._workers: list[Worker] = []
-        self.refusing = 0
-
-    def append(self, worker: Worker) -> None:
-        at = bisect.bisect(self._ids, worker.id)
-        self._ids.insert(at, worker.id)
-        self._workers.insert(at, worker)
-        if not worker.accepting:
-            self.refusing += 1
-
-    def remove(self, worker: Worker) -> None:
-        at = bisect.bisect_left(self._ids, worker.id)
-        if at == len(self._ids) or self._workers[at] is not worker:
-            raise ValueError(f"{worker!r} is not idle")
-        self.pop(at)
-
-    def pop(self, index: int = -1) -> Worker:
-        del self._ids[index]
-        worker = self._workers.pop(index)
-        if not worker.accepting:
-            self.refusing -= 1
-        return worker
-
-    def clear(self) -> None:
-        self._ids.clear()
-        self._workers.clear()
-        self.refusing = 0
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __getitem__(self, index: int) -> Worker:
-        return self._workers[index]
-
-    def __iter__(self) -> Iterator[Worker]:
-        return iter(self._workers)
+#: The key that keeps ``inst.idle_workers`` in id order (``bisect.insort``).
+by_id = operator.attrgetter("id")
 
 
 def choose(inst: Instance, candidates: list[Any], what: str) -> Any:
@@ -202,10 +157,15 @@ def _record_choice(inst: Instance, what: str, among: int, picked: Any) -> None:
 
 def take_idle_worker(inst: Instance, what: str) -> Worker | None:
     """An idle worker to hand a request or a signal to (None: all busy), picked as
-    ``choose`` would among the accepting ones, without listing them."""
+    ``choose`` would among the accepting ones.
+
+    ``inst.idle_workers`` is kept in id order, so the pick is an index the RNG draws,
+    the same with 4 workers or 256, as long as no worker ever called
+    ``uwsgi.accepting(False)`` (then the accepting ones are listed first).
+    """
     idle = inst.idle_workers
     count = len(idle)
-    if idle.refusing:
+    if inst.some_refuse:
         accepting = [w for w in idle if w.accepting]
         if not accepting:
             return None
@@ -256,6 +216,7 @@ def worker_loop(inst: Instance, w: Worker) -> None:
     shared = signals.shared_workers if signals is not None else ()
     listen = inst.listen_queue
     idle = inst.idle_workers
+    insort = bisect.insort
     while True:
         if not w.manage_next_request:
             raise ProcessExit("reload")
@@ -270,7 +231,7 @@ def worker_loop(inst: Instance, w: Worker) -> None:
             continue
         w.status = "idle"
         w.idle = True
-        idle.append(w)
+        insort(idle, w, key=by_id)
         kind, value = park("accept")
         if kind == "sig":
             signals.run_handler(w, value)
