@@ -1,12 +1,16 @@
-"""Benchmark: N tasks spooled by workers and completed by the spooler, in virtual time.
+"""Benchmark: N tasks spooled by workers and completed by the spooler, simuwsgi vs real.
 
 Every task is a real spool file (written, locked, scanned, read, unlinked) in a tmpfs
-directory when ``/dev/shm`` exists. Reports wall-clock tasks/s for the whole run
-(spooling + processing) and the peak memory (the process's max RSS; with ``--tracemalloc``
-also the peak of Python allocations, at the cost of a slower run).
+directory when ``/dev/shm`` exists, on both sides. The simulation runs the app in
+virtual time; real uWSGI 2.0.30 (pyuwsgi, started plainly) runs the same app and options.
+Both are pinned to the same CPU and measured in interleaved rounds: wall time from the
+first request to the last task done (real: the spool directory is empty again). Prints
+best and median tasks/s of each side, the ratio and the verdict against issue 17's target
+(>= 1x real), and the simulation's peak memory (max RSS; with ``--tracemalloc`` the peak
+of Python allocations, at the cost of a slower run).
 
 Usage: ``python benchmarks/bench_spooler.py [--tasks 100000] [--per-request 1000]
-[--verbose-log]`` (``--spooler-quiet`` is used unless ``--verbose-log``).
+[--rounds 3] [--verbose-log]`` (``--spooler-quiet`` is used unless ``--verbose-log``).
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
+from _util import PlainUwsgi
+
 from simuwsgi import Simulation
+from simuwsgi.clock import RealClock
+
+CPU = 0
 
 #: The real clocks (a running simulation patches ``time`` with its virtual clock).
 _perf_counter = time.perf_counter
@@ -43,13 +53,36 @@ def application(env, start_response):
 '''
 
 
+def options(base: Path, quiet: bool) -> list[str]:
+    opts = ["--master", "--processes", "2", "--spooler", str(base / "spool"),
+            "--wsgi-file", "app.py"]
+    return [*opts, "--spooler-quiet"] if quiet else opts
+
+
+def run_real(tasks: int, per_request: int, quiet: bool, base: Path) -> float:
+    """Tasks/s of real uWSGI: from the first request until the spool directory is empty."""
+    (base / "app.py").write_text(APP)
+    (base / "spool").mkdir(exist_ok=True)
+    real = PlainUwsgi(options(base, quiet), base, cpu=CPU, probe="/?0")
+    try:
+        started = RealClock.monotonic()
+        sent = 0
+        while sent < tasks:
+            n = min(per_request, tasks - sent)
+            assert real.get(f"/?{n}") == b"ok"
+            sent += n
+        spool = base / "spool"
+        while any(spool.iterdir()):
+            RealClock.sleep(0.001)
+        return tasks / (RealClock.monotonic() - started)
+    finally:
+        real.stop()
+
+
 def run(tasks: int, per_request: int, quiet: bool, base: Path,
         trace_memory: bool = False) -> dict[str, float]:
     (base / "app.py").write_text(APP)
-    opts = ["--master", "--processes", "2", "--spooler", str(base / "spool"),
-            "--wsgi-file", "app.py"]
-    if quiet:
-        opts.append("--spooler-quiet")
+    opts = options(base, quiet)
     if trace_memory:
         tracemalloc.start()
     started = _perf_counter()
@@ -80,26 +113,42 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--per-request", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--verbose-log", action="store_true")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also measure the peak of Python allocations (slows the run ~2x)")
     args = ap.parse_args()
+    quiet = not args.verbose_log
     root = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    base = Path(tempfile.mkdtemp(prefix="bench-spooler-", dir=root))
-    try:
-        res = run(args.tasks, args.per_request, not args.verbose_log, base, args.tracemalloc)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    os.sched_setaffinity(0, {CPU})
+    sim_rates: list[float] = []
+    real_rates: list[float] = []
+    peak_mb = 0.0
+    for _ in range(args.rounds):
+        for side in ("sim", "real"):
+            base = Path(tempfile.mkdtemp(prefix="bench-spooler-", dir=root))
+            try:
+                if side == "sim":
+                    res = run(args.tasks, args.per_request, quiet, base, args.tracemalloc)
+                    sim_rates.append(res["tasks_per_s"])
+                    peak_mb = max(peak_mb, res["peak_mb"])
+                else:
+                    real_rates.append(run_real(args.tasks, args.per_request, quiet, base))
+            finally:
+                shutil.rmtree(base, ignore_errors=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"directory: {base.parent} ({'tmpfs' if root else 'default temp dir'})")
-    print(f"tasks: {args.tasks} ({args.per_request} per request), "
-          f"log: {'full' if args.verbose_log else '--spooler-quiet'}")
-    print(f"wall: {res['elapsed']:.2f} s -> {res['tasks_per_s']:,.0f} tasks/s")
-    print(f"cpu (user+sys of this process): {res['cpu']:.2f} s -> "
-          f"{res['tasks_per_cpu_s']:,.0f} tasks/s (the wall figure on an idle machine)")
+    best, median = max(sim_rates) / max(real_rates), (statistics.median(sim_rates)
+                                                      / statistics.median(real_rates))
+    print(f"directory: {root or 'default temp dir'}; {args.tasks:,} tasks "
+          f"({args.per_request} per request); log: {'--spooler-quiet' if quiet else 'full'}; "
+          f"{args.rounds} interleaved rounds, both sides pinned to CPU {CPU}")
+    print(f"simuwsgi   : {max(sim_rates):>9,.0f} tasks/s best ({statistics.median(sim_rates):,.0f} median)")
+    print(f"real uWSGI : {max(real_rates):>9,.0f} tasks/s best ({statistics.median(real_rates):,.0f} median)")
+    print(f"ratio      : {best:.2f}x best ({median:.2f}x median)   target >= 1x: "
+          f"{'met' if best >= 1.0 else 'NOT MET'}")
     if args.tracemalloc:
-        print(f"peak traced memory (tracemalloc): {res['peak_mb']:.1f} MiB")
-    print(f"max RSS of the process: {rss:.1f} MiB")
+        print(f"peak traced memory (tracemalloc): {peak_mb:.1f} MiB")
+    print(f"max RSS of the benchmark process: {rss:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ _ABSENT: Any = object()
 __all__ = ["Cache", "Caches", "djb33x"]
 
 _U64 = 0xFFFFFFFFFFFFFFFF
+_U16 = 0xFFFF
 _I64_SIGN = 1 << 63
 
 _UPDATE = 1
@@ -603,21 +604,26 @@ class Caches:
         local = self.local
 
         def key_of(key: bytes) -> bytes:
-            return key[:len(key) & 0xFFFF] if len(key) > 0xFFFF else key
+            return key[:len(key) & _U16] if len(key) > _U16 else key
 
         default = self.default
         #: the default cache needs no per-lookup work (no lazy expiry, no LRU)
         plain = default is not None and not default.lazy_expire and not default.purge_lru
         d_items: dict[bytes, _Item] = default.items if default is not None else {}
         plain_insert = plain and default is not None and default._fast_mem
-        keysize = default.keysize if default is not None else 0
+        # The fast paths take keys as given: a key over 64 KiB goes the slow way, which
+        # truncates its length to 16 bits as the C API does.
+        keymax = min(default.keysize, _U16) if default is not None else 0
         maxsize = default.max_item_size if default is not None else 0
 
         def cache_get(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bytes | None:
             # The common call binds positionally (no tuple to unpack): cache_get(b"k").
             if type(key) is bytes and plain and not rest and not kw:
                 item = d_items.get(key)
-                return None if item is None else item.value
+                if item is not None:
+                    return item.value
+                if len(key) <= _U16:
+                    return None
             args = rest if key is _ABSENT else (key, *rest)
             no_kwargs("cache_get", kw)
             v = p_get(args)
@@ -649,26 +655,42 @@ class Caches:
                     if plain_insert:
                         if key in d_items:
                             return None
-                        if key and value and len(key) <= keysize and len(value) <= maxsize:
+                        if key and value and len(key) <= keymax and len(value) <= maxsize:
                             return True if default.insert_plain(key, value) else None
-                        return None
-                    return True if default.set(key, value, 0, 0) else None
+                        if len(key) <= _U16:
+                            return None
+                    elif len(key) <= _U16:
+                        return True if default.set(key, value, 0, 0) else None
             args = tuple(a for a in (key, value) if a is not _ABSENT) + rest
             no_kwargs("cache_set", kw)
             return _store("cache_set", p_set, 0, args)
 
-        def cache_update(*args: Any, **kw: Any) -> bool | None:
-            if kw:
-                no_kwargs("cache_update", kw)
+        def cache_update(key: Any = _ABSENT, value: Any = _ABSENT, /, *rest: Any,
+                         **kw: Any) -> bool | None:
+            if (type(key) is bytes and type(value) is bytes and not rest and not kw
+                    and plain_insert):
+                item = d_items.get(key)
+                if item is not None:
+                    if value and len(value) <= maxsize:  # the key fitted when it was set
+                        item.expires = 0
+                        default._write(item.first_block, value)  # type: ignore[union-attr]
+                        item.value = value
+                        return True
+                    return None
+                if len(key) <= _U16:  # a missing key: update is a set
+                    return cache_set(key, value)
+            args = tuple(a for a in (key, value) if a is not _ABSENT) + rest
+            no_kwargs("cache_update", kw)
             return _store("cache_update", p_update, _UPDATE, args)
 
         def cache_del(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
             if type(key) is bytes and plain and not rest and not kw:
                 item = d_items.get(key)
-                if item is None:
+                if item is not None:
+                    default.delete_item(item)
+                    return True
+                if len(key) <= _U16:
                     return None
-                default.delete_item(item)
-                return True
             args = rest if key is _ABSENT else (key, *rest)
             no_kwargs("cache_del", kw)
             v = p_del(args)
@@ -678,7 +700,13 @@ class Caches:
             uc = local(v[1] if len(v) > 1 else None)
             return True if uc is not None and uc.delete(key) else None
 
-        def cache_exists(*args: Any, **kw: Any) -> bool | None:
+        def cache_exists(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
+            if type(key) is bytes and plain and not rest and not kw:
+                if key in d_items:
+                    return True
+                if len(key) <= _U16:
+                    return None
+            args = rest if key is _ABSENT else (key, *rest)
             no_kwargs("cache_exists", kw)
             v = p_exists(args)
             key = key_of(v[0])
@@ -721,11 +749,20 @@ class Caches:
                 return 0
             return int.from_bytes(raw, "little", signed=True)
 
+        d_cache = default
+
         def math(name: str) -> Any:
             op, default = _MATH_OPS[name]
             p = parser(f"s#|lls:{name}")
 
-            def fn(*args: Any, **kw: Any) -> bool | None:
+            default_raw = (default & _U64).to_bytes(8, "little")
+            flags = _UPDATE | _MATH | _FIXEXPIRE
+
+            def fn(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
+                if type(key) is bytes and plain and not rest and not kw:  # cache_inc(b"k")
+                    ok = d_cache.set(key_of(key), default_raw, 0, flags, op)
+                    return True if ok else None
+                args = rest if key is _ABSENT else (key, *rest)
                 no_kwargs(name, kw)
                 v = p(args)
                 key = key_of(v[0])
@@ -738,7 +775,7 @@ class Caches:
                 uc = local(v[3] if len(v) > 3 else None)
                 if uc is None:
                     return None
-                ok = uc.set(key, raw, expires, _UPDATE | _MATH | _FIXEXPIRE, op)
+                ok = uc.set(key, raw, expires, flags, op)
                 return True if ok else None
 
             fn.__name__ = name

@@ -41,12 +41,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._errors import SimulationError
 from .runner import RunResult, private_app_dir, run_scenario
 from .scenario import Scenario, load_scenario
 from .trace import Trace
@@ -251,6 +253,28 @@ def compare(a: RunResult, b: RunResult, settings: dict[str, Any]) -> list[str]:
     return out
 
 
+class HarnessError(SimulationError):
+    """The real server failed for a reason of its own installation, not of the scenario:
+    nothing was compared, and no difference is blamed on the simulator."""
+
+
+#: The first frame of a traceback in pyuwsgi's ``uwsgi`` launcher script: the server's
+#: own program failed to start (e.g. a reload re-executed an interpreter that cannot
+#: import ``pyuwsgi``).
+_LAUNCHER_FRAME = re.compile(r'^\s*File "[^"]*/uwsgi", line \d+, in <module>')
+
+
+def harness_failure(real: RunResult) -> str | None:
+    """Why the real run failed by the harness's own fault, or None."""
+    for i, line in enumerate(real.log):
+        if _LAUNCHER_FRAME.match(line):
+            excerpt = "\n".join(f"    {x}" for x in real.log[max(0, i - 2):i + 4])
+            return (f"the real uWSGI server could not (re)start its own program, so nothing "
+                    f"was compared (a problem of the installation or of simuwsgi's real-mode "
+                    f"harness, not a simulator difference):\n{excerpt}")
+    return None
+
+
 def run_real(scenario: Scenario | str | Path) -> RunResult:
     """The real half of a conformance run (thread-safe: several can run at once)."""
     if not isinstance(scenario, Scenario):
@@ -268,6 +292,9 @@ def conform(scenario: Scenario | str | Path, *, fork: bool = False,
     settings = _settings(scenario)
     runs: dict[str, RunResult] = {}
     runs["real"] = real if real is not None else run_real(scenario)
+    failure = harness_failure(runs["real"])
+    if failure is not None:
+        raise HarnessError(failure)
     start = runs["real"].ready_wall
     modes = ["sim", "fork"] if fork else ["sim"]
     for mode in modes:
@@ -321,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         result = conform(args.scenario, fork=args.fork, report=args.report)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, HarnessError) as exc:
         print(f"simuwsgi conform: {exc}", file=sys.stderr)
         return 2
     print(result.format())

@@ -445,3 +445,33 @@ def test_random_cache_sequences_agree_with_real_uwsgi(tmp_path):
         got = [sim.request("POST", "/", body=p.encode()).body for p in programs]
     for program, want, have in zip(programs, expected, got):
         assert have == want, program
+
+
+@pytest.mark.parametrize("explicit", [False, True], ids=["fast-path", "full-parse"])
+def test_keys_over_64k_are_truncated_to_their_16_bit_length(tmp_path, explicit):
+    """The C API passes key lengths as uint16: a 65546-byte key is its first 10 bytes.
+    The one-argument calls (fast paths) must agree with the fully parsed ones."""
+    huge = b"0123456789" + b"x" * 0x10000
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        u = sim.uwsgi
+        extra = (0,) if explicit else ()
+        assert u.cache_set(huge, b"v1", *extra) is True
+        assert u.cache_get(b"0123456789") == b"v1"
+        assert u.cache_exists(huge) is True and u.cache_get(huge) == b"v1"
+        assert u.cache_update(huge, b"v2", *extra) is True
+        assert u.cache_get(b"0123456789") == b"v2"
+        assert u.cache_del(huge) is True and u.cache_exists(b"0123456789") is None
+        assert u.cache_inc(huge) is True and u.cache_num(b"0123456789") == 1
+
+
+def test_one_argument_calls_match_the_parsed_ones(tmp_path):
+    """The fast paths of update/exists/inc/del give what the full parse gives."""
+    with sim_with(tmp_path, "--cache", "10") as sim:
+        u = sim.uwsgi
+        assert u.cache_update(b"k", b"") is None and u.cache_update(b"k", b"", 0) is None
+        assert u.cache_update(b"k", b"a") is True and u.cache_get(b"k") == b"a"
+        assert u.cache_update(b"k", b"bb") is True and u.cache_get(b"k") == b"bb"
+        assert u.cache_update(b"k", b"c", 0) is True and u.cache_get(b"k") == b"c"
+        assert u.cache_exists(b"nope") is None and u.cache_del(b"nope") is None
+        assert u.cache_inc(b"n") is True and u.cache_inc(b"n", 1) is True
+        assert u.cache_num(b"n") == 2 and u.cache_dec(b"n") is True and u.cache_num(b"n") == 1

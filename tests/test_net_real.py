@@ -12,7 +12,9 @@
 * nginx (Debian's package) proxying with ``uwsgi_pass`` to ``simuwsgi serve`` and, with
   the same configuration, to real uWSGI: identical HTTP responses (``Date`` aside).
 
-Never skipped: a missing ``uwsgi`` or ``nginx`` is a failure.
+A missing ``uwsgi`` is a failure. nginx is a system package, not a Python one: on a
+developer's machine without it the nginx test is skipped with the command that installs
+it; under CI (``$CI`` set, as ``.ci/run`` runs) a missing nginx is a failure.
 """
 
 from __future__ import annotations
@@ -349,9 +351,11 @@ def find_nginx() -> str:
     path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
                                      else None)
     if path is None:
-        pytest.fail("nginx is required by this interop test but was not found: install "
-                    "Debian's package (apt-get install nginx-light), as .ci/run does. "
-                    "Interop tests are never skipped.", pytrace=False)
+        why = ("nginx is required by this interop test but was not found: install Debian's "
+               "package (apt-get install nginx-light), as .ci/run does")
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; under CI it is never skipped", pytrace=False)
+        pytest.skip(why)
     return path
 
 

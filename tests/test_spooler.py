@@ -1,7 +1,7 @@
 """The spooler subsystem (``simuwsgi.spooler``) and the spool-file format (``simuwsgi.protocol``).
 
 Rules from ``shared/spec/spoolfile.md``, ``semantics.md`` §5, ``api.md`` §8 and
-``decorators.md`` §4; file vectors in ``shared/vectors/spoolfile_*.json``.
+``decorators.md`` §4; file vectors in ``tests/vectors/spoolfile_*.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from simuwsgi import Simulation
 from simuwsgi import protocol as sf
 
-VECTORS = Path("/work/shared/vectors")
+VECTORS = Path(__file__).resolve().parent / "vectors"
 START = 1_800_000_000  # virtual wall clock at t=0 (2027-01-15)
 
 APP = textwrap.dedent('''

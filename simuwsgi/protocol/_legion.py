@@ -17,17 +17,15 @@ Models ``core/legion.c`` (``uwsgi_legion_announce``, ``legion_loop``,
   ``dead`` with any value means dead.
 
 Left out: membership, election, hooks, skew and loopback checks (simulator business).
-Ciphers: AES-128/192/256 in CBC, ECB, CTR (and CFB/OFB when ``cryptography`` still
-offers them); other OpenSSL names raise :class:`LocalProtocolError`.
+Ciphers: AES-128/192/256 in CBC, ECB, CTR, CFB and OFB; other OpenSSL names raise
+:class:`LocalProtocolError`. Encrypting needs the ``cryptography`` package, an optional
+dependency (``pip install 'simuwsgi[legion]'``) imported when a cipher is first used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._header import Header, decode_header, encode_header
@@ -45,13 +43,8 @@ __all__ = [
 MAX_DATAGRAM = 0xFFFF - 32 - 4  # UMAX16 - EVP_MAX_BLOCK_LENGTH - 4
 NO_UUID = b"\x00" * 36
 
-_MODES: dict[str, Any] = {"cbc": modes.CBC, "ecb": modes.ECB, "ctr": modes.CTR}
-try:  # cryptography >= 48 keeps the legacy feedback modes in "decrepit"
-    from cryptography.hazmat.decrepit.ciphers import modes as _legacy_modes
-
-    _MODES.update(cfb=_legacy_modes.CFB, ofb=_legacy_modes.OFB)
-except ImportError:  # pragma: no cover - older cryptography
-    _MODES.update(cfb=modes.CFB, ofb=modes.OFB)
+_MODE_NAMES = ("cbc", "ecb", "ctr", "cfb", "ofb")
+_MODES: dict[str, Any] = {}  # mode name -> cryptography's mode class, filled on first use
 _PADDED = {"cbc", "ecb"}
 
 
@@ -61,12 +54,30 @@ def _cipher_spec(name: str) -> tuple[int, str]:
     lowered = aliases.get(lowered, lowered)
     parts = lowered.split("-")
     if len(parts) == 3 and parts[0] == "aes" and parts[1] in ("128", "192", "256") and (
-        parts[2] in _MODES
+        parts[2] in _MODE_NAMES
     ):
         return int(parts[1]) // 8, parts[2]
     raise LocalProtocolError(
         f"unsupported Legion cipher {name!r}: use aes-128|192|256-cbc|ecb|ctr|cfb|ofb"
     )
+
+
+def _crypto() -> tuple[Any, Any]:
+    """``cryptography``'s ``Cipher`` and ``algorithms``, imported on first use."""
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError:
+        raise ModuleNotFoundError(
+            "Legion encryption needs the 'cryptography' package, an optional dependency: "
+            "pip install 'simuwsgi[legion]'", name="cryptography") from None
+    if not _MODES:
+        _MODES.update(cbc=modes.CBC, ecb=modes.ECB, ctr=modes.CTR)
+        try:  # cryptography >= 48 keeps the legacy feedback modes in "decrepit"
+            from cryptography.hazmat.decrepit.ciphers import modes as legacy_modes
+        except ImportError:  # pragma: no cover - older cryptography
+            legacy_modes = modes
+        _MODES.update(cfb=legacy_modes.CFB, ofb=legacy_modes.OFB)
+    return Cipher, algorithms
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,14 +97,17 @@ class LegionCipher:
         raw_iv = (iv or b"").split(b"\0", 1)[0][:iv_len]
         return cls(cipher=cipher, key=key, iv=raw_iv.ljust(iv_len, b"0"))
 
-    def _cipher(self) -> tuple[Cipher[Any], bool]:
+    def _cipher(self) -> tuple[Any, bool]:
         _, mode = _cipher_spec(self.cipher)
+        cipher_cls, algorithms = _crypto()
         mode_obj = _MODES[mode]() if mode == "ecb" else _MODES[mode](self.iv)
-        return Cipher(algorithms.AES(self.key), mode_obj), mode in _PADDED
+        return cipher_cls(algorithms.AES(self.key), mode_obj), mode in _PADDED
 
     def encrypt(self, plaintext: bytes) -> bytes:
         cipher, padded = self._cipher()
         if padded:
+            from cryptography.hazmat.primitives import padding
+
             padder = padding.PKCS7(128).padder()
             plaintext = padder.update(plaintext) + padder.finalize()
         encryptor = cipher.encryptor()
@@ -108,6 +122,8 @@ class LegionCipher:
             if padded:
                 if not plain:
                     raise ValueError("no complete block")
+                from cryptography.hazmat.primitives import padding
+
                 unpadder = padding.PKCS7(128).unpadder()
                 plain = unpadder.update(plain) + unpadder.finalize()
         except ValueError as exc:

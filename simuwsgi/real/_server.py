@@ -10,6 +10,7 @@ Harness options (appended *after* the user's options, so user sockets keep their
     --hook-master-start  "log:[simuwsgi-harness] master-ready"
     --hook-accepting     "log:[simuwsgi-harness] worker-accepting"
     --hook-as-mule       "log:[simuwsgi-harness] mule-ready"
+    --binary-path        the interpreter of pyuwsgi's script (see reload_binary_path)
 
 The hooks only write log lines (they also show up in ``uwsgi.opt``; see
 :data:`HARNESS_OPTION_NAMES`).  No ``--stats`` (it would force ``--master``), no
@@ -62,7 +63,9 @@ __all__ = [
 
 HARNESS_MARK = "[simuwsgi-harness]"
 #: option names the harness adds (they appear in ``uwsgi.opt``)
-HARNESS_OPTION_NAMES = ("http-socket", "hook-master-start", "hook-accepting", "hook-as-mule")
+#: ``binary-path`` only when the ``uwsgi`` is pyuwsgi's script (see :func:`reload_binary_path`).
+HARNESS_OPTION_NAMES = ("http-socket", "hook-master-start", "hook-accepting", "hook-as-mule",
+                        "binary-path")
 
 _MASTER_READY = f"{HARNESS_MARK} master-ready"
 _WORKER_ACCEPTING = f"{HARNESS_MARK} worker-accepting"
@@ -172,6 +175,28 @@ def find_uwsgi_binary() -> str | None:
     if sibling.is_file() and os.access(sibling, os.X_OK):
         return str(sibling)
     return shutil.which("uwsgi")
+
+
+def reload_binary_path(binary: str) -> str | None:
+    """What uWSGI must re-execute on a binary reload, when ``binary`` is pyuwsgi's script.
+
+    pyuwsgi's ``uwsgi`` is a Python console script. uWSGI takes its binary path from
+    ``/proc/self/exe``, which is the *base* interpreter even in a virtualenv (the venv's
+    ``python`` is a link to it), and a reload re-executes that: the base interpreter does
+    not see the venv's site-packages and dies with ``No module named 'pyuwsgi'``. Real
+    deployments of pyuwsgi in a venv meet the same problem; ``--binary-path`` set to the
+    script's own interpreter (its ``#!`` line) is the fix, and the harness passes it.
+    None when ``binary`` is a compiled ``uwsgi`` (it re-executes itself correctly).
+    """
+    try:
+        with open(binary, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    interpreter = first[2:].strip().split(b" ")[0].decode(errors="replace")
+    return interpreter if os.access(interpreter, os.X_OK) else None
 
 
 _version_cache: dict[str, str] = {}
@@ -568,9 +593,12 @@ class RealUwsgi:
 
     def _launch(self, binary: str, port: int, attempt: int) -> None:
         self.port = port
+        reexec = reload_binary_path(binary)
+        own_binary_path = any(o.lstrip("-").startswith("binary-path") for o in self.options)
         self.argv = [
             binary,
             *self.options,
+            *(["--binary-path", reexec] if reexec and not own_binary_path else []),
             "--http-socket",
             f"{self.host}:{port}",
             "--hook-master-start",

@@ -8,11 +8,12 @@ happens to agree, it passes.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from simuwsgi.conform import conform, write_conform_report
+from simuwsgi.conform import conform, harness_failure, write_conform_report
 from simuwsgi.real.pytest_helpers import requires_real_uwsgi
 from simuwsgi.scenario import load_scenario
 
@@ -50,3 +51,28 @@ def test_conform_leaves_no_temporary_files(tmp_path, monkeypatch):
     assert set(result.runs) == {"real", "sim", "fork"}
     assert all(not run.error for run in result.runs.values()), result.format()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_real_server_that_cannot_restart_its_own_program_is_a_harness_error(tmp_path):
+    """A real run whose ``uwsgi`` launcher failed (as a reload in a virtualenv did before
+    the harness passed ``--binary-path``) is reported as the harness's failure, with the
+    log excerpt, never as differences blamed on the simulator."""
+    from simuwsgi.conform import HarnessError
+    from simuwsgi.runner import RunResult
+    from simuwsgi.trace import Trace
+
+    log = ["binary reloading uWSGI...", "running /usr/bin/python3.12",
+           "Traceback (most recent call last):",
+           '  File "/tmp/venv/bin/uwsgi", line 5, in <module>',
+           "    from pyuwsgi import run",
+           "ModuleNotFoundError: No module named 'pyuwsgi'"]
+    broken = RunResult(mode="real", trace=Trace(), log=log, responses=[])
+    scenario = min((load_scenario(p) for p in SCENARIOS), key=lambda s: s.duration)
+    with pytest.raises(HarnessError, match="not a simulator difference") as info:
+        conform(scenario, real=broken)
+    assert "No module named 'pyuwsgi'" in str(info.value)
+    # An app's own traceback is not the harness's failure.
+    app_error = dataclasses.replace(broken, log=[
+        "Traceback (most recent call last):",
+        '  File "/tmp/app/app.py", line 5, in <module>', "ZeroDivisionError: x"])
+    assert harness_failure(app_error) is None

@@ -1,6 +1,7 @@
 """Support code for the golden-vector tests of ``simuwsgi.protocol``.
 
-* finds ``shared/vectors`` beside the repository root (or ``$SIMUWSGI_VECTORS_DIR``);
+* finds the golden vectors in ``tests/vectors`` (a copy of the project's ``shared/vectors``,
+  captured from real uWSGI 2.0.30), or in ``$SIMUWSGI_VECTORS_DIR``;
 * loads the capture app (``_fixtures/capture_app.py``) with a stub ``uwsgi`` module, so
   the replies "simuwsgi would send in the same situation" come from the very app the
   vectors were captured with, not from expectations written here;
@@ -64,20 +65,12 @@ from simuwsgi.protocol import (
 # -- locating the vectors ------------------------------------------------------------
 
 
-def repo_root() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "pyproject.toml").is_file() and (parent / "simuwsgi").is_dir():
-            return parent
-    return here.parents[2]
-
-
 def vectors_dir() -> Path:
-    """``$SIMUWSGI_VECTORS_DIR`` or ``<repo>/../shared/vectors`` (may not exist)."""
+    """``$SIMUWSGI_VECTORS_DIR`` or ``tests/vectors`` beside this package."""
     env = os.environ.get("SIMUWSGI_VECTORS_DIR")
     if env:
         return Path(env)
-    return repo_root().parent / "shared" / "vectors"
+    return Path(__file__).resolve().parent.parent / "vectors"
 
 
 def load_vector(path: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Golden vectors: every exchange captured from a real uWSGI 2.0.30 (``shared/vectors``).
+"""Golden vectors: every exchange captured from a real uWSGI 2.0.30 (``tests/vectors``).
 
 One test per vector file. Each test
 
@@ -104,7 +104,7 @@ def _params() -> list[Any]:
 def test_vector(path: Path | None) -> None:
     if path is None:
         pytest.fail(
-            f"golden vectors not found at {VECTORS} (expected <repo>/../shared/vectors "
+            f"golden vectors not found at {VECTORS} (expected tests/vectors "
             "or $SIMUWSGI_VECTORS_DIR); they are required, not optional"
         )
     vec = load_vector(path)

@@ -523,3 +523,21 @@ def test_requires_real_uwsgi_passes_when_present():
         return x * 2
 
     assert needs_server(21) == 42
+
+
+def test_pyuwsgi_in_a_virtualenv_reloads_into_its_own_interpreter(tmp_path):
+    """uWSGI re-executes ``/proc/self/exe`` on a binary reload: for pyuwsgi's console
+    script in a venv that is the base interpreter, which cannot import ``pyuwsgi``. The
+    harness passes the script's own interpreter (its ``#!`` line) as ``--binary-path``."""
+    from simuwsgi.real._server import reload_binary_path
+
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.symlink_to(sys.executable)
+    script = tmp_path / "venv" / "bin" / "uwsgi"
+    script.write_text(f"#!{venv_python}\nfrom pyuwsgi import run\nrun()\n")
+    assert reload_binary_path(str(script)) == str(venv_python)
+    compiled = tmp_path / "uwsgi-elf"
+    compiled.write_bytes(b"\x7fELF\x02\x01\x01")
+    assert reload_binary_path(str(compiled)) is None
+    assert reload_binary_path(str(tmp_path / "missing")) is None
