@@ -59,8 +59,8 @@ class Simulation:
     real loopback sockets, blocking the calling virtual process (see ``simuwsgi.net``);
     with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
-    ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
-    to 4 workers takes ~180 MB.
+    ``*`` matches a prefix); the trace and the log keep only their newest rows in memory
+    either way (``simuwsgi.trace``).
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
