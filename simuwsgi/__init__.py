@@ -10,6 +10,7 @@ from ._errors import DeadlockError as DeadlockError
 from ._errors import NotSimulatedError as NotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
+from . import real_time as real_time
 from .config import Options as Options
 from .scenario import Scenario as Scenario
 from .scenario import load_scenario as load_scenario
@@ -33,4 +34,5 @@ __all__ = [
     "SimuwsgiError",
     "Trace",
     "load_scenario",
+    "real_time",
 ]

@@ -29,3 +29,8 @@ class DeadlockError(SimulationError):
 
 class NotSimulatedError(SimuwsgiError, NotImplementedError):
     """A uWSGI feature simuwsgi cannot reproduce (listed in the README)."""
+
+
+class VirtualForkWarning(UserWarning):
+    """The virtual fork shares an object of the app between processes (it cannot be
+    copied); ``mode="fork"`` is exact."""

@@ -12,14 +12,12 @@ Loading (``plugins/python/pyloader.c``, ``python_plugin.c``):
   logs the traceback and ``*** no app loaded. going in full dynamic mode ***`` and
   keeps running.
 
-The virtual fork: after the master imported the app, each forked virtual process gets
-its own copy of the *app's own modules'* globals (modules loaded from the app's
-directory tree, plus ``uwsgidecorators``), deep-copied at fork time. Functions stay the
-same objects — their ``__globals__`` is the live module dict — and the kernel swaps
-each module dict's contents to the running process's copy whenever another process is
-resumed. So a module-level counter incremented by worker 1 is not seen by worker 2,
-as under real uWSGI. Not isolated: class attributes, closures created at import time,
-third-party library state and threads (``fork`` mode isolates everything).
+The virtual fork (``_vfork``): after the master imported the app, each forked virtual
+process gets its own copy of the *app's own modules* (modules loaded from the app's
+directory tree or the ``--wsgi-file``'s directory, plus ``uwsgidecorators``): new
+module objects, deep copies of the globals, functions and classes rebuilt on the
+process's globals. ``sys.modules`` shows the running process's modules through one
+``ModuleView`` per module, so a switch between processes changes one reference.
 
 Everything imported is removed from ``sys.modules`` when the simulation closes, and
 modules the test process had imported under the same names are put back.
@@ -27,19 +25,22 @@ modules the test process had imported under the same names are put back.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import importlib.util
 import sys
 import traceback
 import types
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ._errors import VirtualForkWarning
+from ._vfork import Copier, ModuleView, ProcessImage
 
 if TYPE_CHECKING:
     from .master import Instance
 
-__all__ = ["AppLoader", "ForkContext", "pythonize"]
+__all__ = ["AppLoader", "pythonize"]
 
 
 def pythonize(path: str) -> str:
@@ -52,16 +53,6 @@ def pythonize(path: str) -> str:
     if len(name) >= 3 and name[-3] in "._" and name.endswith("py"):
         name = name[:-3]
     return name
-
-
-class ForkContext:
-    """One process's private copy of the app modules' globals."""
-
-    __slots__ = ("store",)
-
-    def __init__(self, store: dict[int, dict[str, Any]]) -> None:
-        #: id(module dict) -> this process's bindings for it
-        self.store = store
 
 
 class AppLoader:
@@ -82,8 +73,17 @@ class AppLoader:
         #: The WSGI callables by app id (0 = the default app).
         self.apps: dict[int, Any] = {}
         self.mountpoints: dict[int, str] = {}
-        self.app_modules: list[types.ModuleType] = []
-        self._dicts: list[dict[str, Any]] = []
+        #: The modules each forked process gets its own copy of, by sys.modules name.
+        self.app_modules: dict[str, types.ModuleType] = {}
+        #: The image the ``ModuleView``s in sys.modules show now (a one-element list
+        #: they share), and the master's.
+        self._live: list[Any] = [None]
+        self._master_image: ProcessImage | None = None
+        #: App modules first imported after the fork, as their first importer has them;
+        #: and the names in sys.modules when last looked at for them.
+        self._late_modules: dict[str, types.ModuleType] = {}
+        self._modules_seen: set[str] = set()
+        self._shared_reported = False
         self._saved_modules: dict[str, types.ModuleType] = {}
         self._added_modules: set[str] = set()
         self._path_added = False
@@ -245,6 +245,8 @@ class AppLoader:
     def _is_app_module(self, module: types.ModuleType) -> bool:
         if module.__name__ == "uwsgidecorators":
             return True
+        if module.__name__.partition(".")[0] == __package__:
+            return False  # the simulator itself, even when the app's tree holds it
         path = getattr(module, "__file__", None)
         if not path:
             return False
@@ -254,77 +256,114 @@ class AppLoader:
             return False
         if "site-packages" in resolved.parts or "dist-packages" in resolved.parts:
             return False
-        return self.base_dir in resolved.parents or resolved.parent == self.base_dir
+        return any(d in resolved.parents or resolved.parent == d for d in self._app_dirs())
+
+    def _app_dirs(self) -> tuple[Path, ...]:
+        """The app's directory tree, and the ``--wsgi-file``'s directory wherever it is."""
+        if not self.wsgi_file:
+            return (self.base_dir,)
+        return (self.base_dir, (self.base_dir / self.wsgi_file).resolve().parent)
 
     def _collect_app_modules(self) -> None:
         if not self.vfork or self.inst.lazy_apps:
             return
-        seen = {id(m) for m in self.app_modules}
+        seen = {id(m) for m in self.app_modules.values()}
         for name in sorted(self._added_modules):
             module = sys.modules.get(name)
             if module is None or id(module) in seen:
                 continue
             if self._is_app_module(module):
-                self.app_modules.append(module)
-                self._dicts.append(module.__dict__)
+                self.app_modules[name] = module
                 seen.add(id(module))
 
-    def fork(self) -> ForkContext | None:
-        """A fresh copy of the master's app globals, as ``fork()`` would give a child
-        (a respawn happens while another process's globals may be installed)."""
-        if not self.vfork or not self._dicts:
+    def master_context(self) -> ProcessImage | None:
+        """The master's image (the modules it imported), installed behind a
+        ``ModuleView`` in ``sys.modules`` for each app module."""
+        if not self.vfork or not self.app_modules:
             return None
-        master = self.inst.master
-        saved = master.context if master is not None else None
-        if saved is not None and self.inst.kernel.installed_context() is saved:
-            saved = None  # the master's globals are the live ones
-        memo: dict[int, Any] = {id(m): m for m in list(sys.modules.values())}
-        store: dict[int, dict[str, Any]] = {}
-        for d in self._dicts:
-            copied: dict[str, Any] = {}
-            source = d if saved is None else saved.store.get(id(d), d)
-            for key, value in source.items():
-                if key.startswith("__") and key.endswith("__"):
-                    copied[key] = value
-                    continue
-                try:
-                    copied[key] = copy.deepcopy(value, memo)
-                except Exception:  # uncopyable (locks, sockets): shared, as documented
-                    copied[key] = value
-            store[id(d)] = copied
-        return ForkContext(store)
+        image = ProcessImage(dict(self.app_modules), None)
+        self._live[0] = self._master_image = image
+        for name in image.modules:
+            sys.modules[name] = ModuleView(name, self._live, self._import_late)
+        self._modules_seen = set(sys.modules)
+        return image
 
-    def master_context(self) -> ForkContext | None:
-        """The master's own bindings (the live dicts as they are now)."""
-        if not self.vfork or not self._dicts:
+    def _adopt_late_imports(self) -> None:
+        """App modules imported since the last switch belong to the process that ran
+        (the image still installed): theirs, behind a view like the others."""
+        new_names = sys.modules.keys() - self._modules_seen
+        self._modules_seen = set(sys.modules)
+        image = self._live[0]
+        for name in sorted(new_names):
+            module = sys.modules[name]
+            if (module is None or isinstance(module, ModuleView) or name in image.modules
+                    or name in self._late_modules or not self._is_app_module(module)):
+                continue
+            image.modules[name] = self._late_modules[name] = module
+            sys.modules[name] = ModuleView(name, self._live, self._import_late)
+
+    def _import_late(self, image: ProcessImage, name: str) -> types.ModuleType:
+        """``name`` for a process that has not imported it: its own import, now. The
+        master (the test's code) sees the first importer's module."""
+        origin = self._late_modules[name]
+        if image.copier is None or origin.__spec__ is None or origin.__spec__.loader is None:
+            return origin
+        module = importlib.util.module_from_spec(origin.__spec__)
+        image.modules[name] = module  # what sys.modules shows while it runs, as import does
+        try:
+            origin.__spec__.loader.exec_module(module)
+        except BaseException:
+            del image.modules[name]
+            raise
+        return module
+
+    def fork(self) -> ProcessImage | None:
+        """A fresh copy of the master's app modules, as ``fork()`` would give a child.
+
+        The first fork reports what could not be copied (in the trace and in one
+        warning); the master's objects do not change, so neither does that list.
+        """
+        if self._master_image is None:
             return None
-        return ForkContext({id(d): d.copy() for d in self._dicts})
+        if len(sys.modules) != len(self._modules_seen):
+            self._adopt_late_imports()
+        copier = Copier(self._master_image.modules)
+        if not self._shared_reported:
+            self._shared_reported = True
+            self._report_shared(copier.shared)
+        return ProcessImage(copier.modules, copier)
 
-    def switch(self, outgoing: ForkContext | None, incoming: ForkContext | None) -> None:
-        """Save the live globals into ``outgoing`` and install ``incoming``'s."""
-        if incoming is None and outgoing is None:
+    def _report_shared(self, shared: list[tuple[str, str]]) -> None:
+        if not shared:
             return
-        if outgoing is not None:
-            out_store = outgoing.store
-            for d in self._dicts:
-                key = id(d)
-                if key in out_store:
-                    out_store[key] = d.copy()
-        if incoming is not None:
-            in_store = incoming.store
-            for d in self._dicts:
-                new = in_store.get(id(d))
-                if new is not None:
-                    d.clear()
-                    d.update(new)
+        self.inst.record("vfork.shared", self.inst.master,
+                         objects=[f"{where} ({what})" for where, what in shared])
+        listing = "; ".join(f"{where} ({what})" for where, what in shared)
+        warnings.warn(
+            f"the virtual fork shares {len(shared)} object(s) of the app between "
+            f"processes instead of copying them: {listing}. Every process sees the "
+            f"master's object; mode='fork' gives each process its own, exactly as uWSGI's "
+            f"fork() does", VirtualForkWarning, stacklevel=1)
 
-    def module_globals(self, context: ForkContext | None) -> dict[str, dict[str, Any]]:
+    def switch(self, outgoing: ProcessImage | None, incoming: ProcessImage | None) -> None:
+        """Make ``incoming``'s modules the ones ``sys.modules`` shows (one reference)."""
+        if len(sys.modules) != len(self._modules_seen):
+            self._adopt_late_imports()
+        self._live[0] = incoming if incoming is not None else self._master_image
+
+    def resolve(self, obj: Any) -> Any:
+        """The running process's copy of ``obj`` (a callable the master registered)."""
+        image = self._live[0]
+        return obj if image is None else image.resolve(obj)
+
+    def module_globals(self, context: ProcessImage | None) -> dict[str, dict[str, Any]]:
         """A read-only view of one process's app globals, by module name."""
+        image = context or self._master_image
+        modules = image.modules if image is not None else self.app_modules
         out: dict[str, dict[str, Any]] = {}
-        for module, d in zip(self.app_modules, self._dicts):
-            source = d if context is None else context.store.get(id(d), d)
+        for name, module in modules.items():
             out[module.__name__] = {
-                k: v for k, v in source.items()
+                k: v for k, v in vars(module).items()
                 if not (k.startswith("__") and k.endswith("__"))
                 and not isinstance(v, types.ModuleType)}
         return out

@@ -8,32 +8,43 @@ names. A simulation keeps two clocks over the kernel's virtual seconds:
   experiments) without touching the monotonic clock;
 * monotonic time = ``MONOTONIC_BASE + kernel.now``, never going backwards.
 
-The patch replaces ``time.time/time_ns/monotonic/perf_counter/localtime/gmtime/ctime/
-strftime/sleep``, ``datetime.datetime``/``datetime.date`` (``now``, ``utcnow``,
-``today``) and ``os.getpid`` *in their modules*, before the app is imported, so that
-``from time import time`` in app code binds the virtual clock. It is removed when the
-simulation closes. Code that bound the real functions before the patch (the standard
-library, modules imported earlier) keeps the real clock; ``freezegun`` users can start a
-simulation inside ``freeze_time`` and it starts at the frozen instant.
+The patch shows virtual time to code in the thread running (or that opened) a
+simulation: ``time.time/time_ns/monotonic/perf_counter/localtime/gmtime/ctime/asctime/
+strftime/sleep`` are replaced *in their module* before the app is imported, so that
+``from time import time`` in app code binds the virtual clock (code that bound the real
+functions earlier keeps the real clock); ``datetime.datetime.now/utcnow`` and
+``datetime.date.today`` are replaced *in the classes* (their type dicts), so the values
+are real ``datetime``/``date`` objects — they pickle, copy and compare exactly as
+without the patch — and every binding of ``datetime`` sees the virtual clock. Each
+replacement looks up the clock of the calling thread (a stack per thread: nested
+simulations, and simulations in several threads, each see their own) and is the real
+function when there is none; the patch goes in with the first open simulation and comes
+out with the last, whatever the order and thread of the closes. ``freezegun`` users can
+start a simulation inside ``freeze_time`` and it starts at the frozen instant.
 
 The time zone is applied the way uWSGI's C code sees it: ``TZ`` is set and
 ``time.tzset()`` called for the simulation's lifetime, so ``localtime()``, ``mktime()``
 and naive ``datetime`` conversions agree, DST rules included.
 
 This is the only module of the simulator that reads real time (``RealClock``, used by
-``real`` mode and by pacing in ``simuwsgi serve``).
+``real`` mode and by pacing in ``simuwsgi serve``; ``simuwsgi.real_time`` gives the test
+code the same).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sys
 import threading
 import time as _time
 import types
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from ._errors import SimulationError
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -135,6 +146,8 @@ class VirtualClock:
         #: Wall-clock steps made by the scenario, as (virtual time, delta) pairs.
         self.steps: list[tuple[float, float]] = []
         self._listeners: list[Callable[[float], None]] = []
+        #: ``time.sleep`` in a virtual process of this clock (given by ``TimePatch``).
+        self.park: Callable[[float], None] = _R.sleep
 
     def time(self) -> float:
         return self.wall_offset + self.kernel.now
@@ -162,167 +175,306 @@ class VirtualClock:
         return _R.localtime(self.time() if secs is None else secs)
 
 
-class TimePatch:
-    """Installs the virtual clock into ``time``, ``datetime`` and ``os``; reversible.
 
-    ``sleep(seconds)`` is given by the simulation: it parks the calling virtual process.
-    Calls made outside a virtual process (the test itself, other threads) read the
-    virtual clock too, except from other threads, which keep the real clock.
+# -- the patch -----------------------------------------------------------------------------
+# One installation serves every open simulation: it goes in when the first one starts and
+# comes out when the last one closes, in whatever order and from whatever thread they
+# close. Each replacement looks up the clock active on the calling thread (the innermost
+# simulation open or running there) and, without one, is the real function.
+
+_lock = threading.Lock()
+#: Per thread (``threading.get_ident()``): the clocks open or running there, innermost last.
+_stacks: dict[int, list[VirtualClock]] = {}
+#: Per thread: the innermost of its stack (what every replacement reads).
+_active: dict[int, VirtualClock] = {}
+_get_ident = threading.get_ident
+_active_clock = _active.get
+#: What the installation replaced, to put back at the last close.
+_saved: list[tuple[Any, str, Any]] = []
+_saved_tz: list[str | None] = []
+
+
+def _v_time() -> float:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _R.time()
+    return clock.wall_offset + clock.kernel.now
+
+
+def _v_time_ns() -> int:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _R.time_ns()
+    return int(round((clock.wall_offset + clock.kernel.now) * 1e9))
+
+
+def _v_monotonic() -> float:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _R.monotonic()
+    return MONOTONIC_BASE + clock.kernel.now
+
+
+def _v_monotonic_ns() -> int:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _R.monotonic_ns()
+    return int(round((MONOTONIC_BASE + clock.kernel.now) * 1e9))
+
+
+def _v_perf_counter() -> float:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _R.perf_counter()
+    return MONOTONIC_BASE + clock.kernel.now
+
+
+def _v_perf_counter_ns() -> int:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _R.perf_counter_ns()
+    return int(round((MONOTONIC_BASE + clock.kernel.now) * 1e9))
+
+
+def _v_localtime(secs: float | None = None) -> _time.struct_time:
+    return _R.localtime(_v_time() if secs is None else secs)
+
+
+def _v_gmtime(secs: float | None = None) -> _time.struct_time:
+    return _R.gmtime(_v_time() if secs is None else secs)
+
+
+def _v_ctime(secs: float | None = None) -> str:
+    return _R.ctime(_v_time() if secs is None else secs)
+
+
+def _v_asctime(t: Any = None) -> str:
+    return _R.asctime(_v_localtime() if t is None else t)
+
+
+def _v_strftime(fmt: str, t: Any = None) -> str:
+    return _R.strftime(fmt, _v_localtime() if t is None else t)
+
+
+def _v_sleep(secs: float) -> None:
+    clock = _active_clock(_get_ident())
+    if clock is None or clock.kernel.current is None:
+        _R.sleep(secs)
+    else:
+        clock.park(secs)
+
+
+def _v_getpid() -> int:
+    clock = _active_clock(_get_ident())
+    proc = None if clock is None else clock.kernel.current
+    return _R.getpid() if proc is None else int(proc.pid)
+
+
+# ``datetime.now()`` and friends are changed in the classes themselves (their type
+# dicts), not by putting subclasses in the ``datetime`` module: the values they make are
+# real ``datetime``/``date`` objects, so they pickle, copy and compare exactly as
+# without the patch, and ``from datetime import datetime`` made before the patch sees
+# the virtual clock too.
+_REAL_NOW = _dt.datetime.__dict__["now"]
+_REAL_UTCNOW = _dt.datetime.__dict__["utcnow"]
+_REAL_TODAY = _dt.date.__dict__["today"]
+_UTCNOW_DEPRECATED = (
+    "datetime.datetime.utcnow() is deprecated and scheduled for removal in a future "
+    "version. Use timezone-aware objects to represent datetimes in UTC: "
+    "datetime.datetime.now(datetime.UTC)." if sys.version_info >= (3, 12) else "")
+
+
+def _dt_now(cls: type, tz: _dt.tzinfo | None = None) -> Any:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _REAL_NOW.__get__(None, cls)(tz)
+    return cls.fromtimestamp(clock.wall_offset + clock.kernel.now, tz)  # type: ignore[attr-defined]
+
+
+def _dt_utcnow(cls: type) -> Any:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _REAL_UTCNOW.__get__(None, cls)()
+    if _UTCNOW_DEPRECATED:  # what the real one says, from its caller's line
+        warnings.warn(_UTCNOW_DEPRECATED, DeprecationWarning, stacklevel=2)
+    aware = cls.fromtimestamp(clock.wall_offset + clock.kernel.now, _dt.timezone.utc)  # type: ignore[attr-defined]
+    return aware.replace(tzinfo=None)
+
+
+def _date_today(cls: type) -> Any:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _REAL_TODAY.__get__(None, cls)()
+    return cls.fromtimestamp(clock.wall_offset + clock.kernel.now)  # type: ignore[attr-defined]
+
+
+def _set_attr(owner: Any, name: str, value: Any) -> None:
+    """``setattr``, also on a C type that refuses it (``datetime.datetime``): write its
+    type dict and invalidate CPython's method cache, as ``setattr`` would."""
+    try:
+        setattr(owner, name, value)
+        return
+    except TypeError:
+        if not isinstance(owner, type):
+            raise
+    import ctypes
+    import gc
+
+    (type_dict,) = gc.get_referents(owner.__dict__)
+    type_dict[name] = value
+    ctypes.pythonapi.PyType_Modified(ctypes.py_object(owner))
+
+
+def _named(func: Callable[..., Any], name: str) -> Callable[..., Any]:
+    func.__name__ = name
+    func.__qualname__ = name
+    return func
+
+
+# ``staticmethod``: the replacements are plain functions, which a class attribute would
+# turn into methods; ``logging.Formatter.converter = time.localtime`` must stay callable
+# with one argument, as the builtin is.
+_TIME_REPLACEMENTS: dict[str, Callable[..., Any]] = {
+    "time": _v_time, "time_ns": _v_time_ns, "monotonic": _v_monotonic,
+    "monotonic_ns": _v_monotonic_ns, "perf_counter": _v_perf_counter,
+    "perf_counter_ns": _v_perf_counter_ns, "localtime": _v_localtime, "gmtime": _v_gmtime,
+    "ctime": _v_ctime, "asctime": _v_asctime, "strftime": _v_strftime, "sleep": _v_sleep,
+}
+_REPLACEMENTS: list[tuple[Any, str, Any]] = [
+    *((_time, name, staticmethod(_named(func, name))) for name, func in _TIME_REPLACEMENTS.items()),
+    (os, "getpid", staticmethod(_named(_v_getpid, "getpid"))),
+    (_dt.datetime, "now", classmethod(_named(_dt_now, "now"))),
+    (_dt.datetime, "utcnow", classmethod(_named(_dt_utcnow, "utcnow"))),
+    (_dt.date, "today", classmethod(_named(_date_today, "today"))),
+]
+
+
+def _install() -> None:
+    for owner, name, value in _REPLACEMENTS:
+        _saved.append((owner, name, owner.__dict__[name]))
+        _set_attr(owner, name, value)
+    _saved_tz.append(os.environ.get("TZ"))
+
+
+def _uninstall() -> None:
+    for owner, name, value in reversed(_saved):
+        _set_attr(owner, name, value)
+    _saved.clear()
+    _apply_tz(_saved_tz.pop())
+
+
+def _apply_tz(tz: str | None) -> None:
+    if os.environ.get("TZ") == tz:
+        return
+    if tz is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = tz
+    _time.tzset()
+
+
+def _push(clock: VirtualClock, thread: int) -> None:
+    with _lock:
+        if not _stacks:
+            _install()
+        stack = _stacks.setdefault(thread, [])
+        stack.append(clock)
+        _active[thread] = clock
+        _apply_tz(clock.tz)
+
+
+def _remove(clock: VirtualClock, thread: int | None = None) -> None:
+    """Take the innermost entry of ``clock`` off ``thread``'s stack (any thread's if
+    None); the last entry of all takes the patch out."""
+    with _lock:
+        for ident, stack in list(_stacks.items()):
+            if (thread is None or ident == thread) and clock in stack:
+                del stack[len(stack) - 1 - stack[::-1].index(clock)]
+                if stack:
+                    _active[ident] = stack[-1]
+                else:
+                    del _stacks[ident], _active[ident]
+                break
+        else:
+            return
+        if not _stacks:
+            _uninstall()
+        elif _get_ident() in _active:
+            _apply_tz(_active[_get_ident()].tz)
+
+
+def _raise(clock: VirtualClock, thread: int) -> bool:
+    """Make ``clock`` the innermost of ``thread``'s stack if it is there (else False)."""
+    with _lock:
+        stack = _stacks.get(thread)
+        if stack is None or clock not in stack:
+            return False
+        stack.remove(clock)
+        stack.append(clock)
+        _active[thread] = clock
+        _apply_tz(clock.tz)
+        return True
+
+
+def live_zones(exclude: VirtualClock) -> set[str]:
+    """The time zones of the clocks open on other threads than this one."""
+    me = _get_ident()
+    with _lock:
+        return {c.tz for ident, stack in _stacks.items() if ident != me
+                for c in stack if c is not exclude}
+
+
+class TimePatch:
+    """One simulation's share of the patch of ``time``, ``datetime`` and ``os.getpid``.
+
+    ``install()`` makes its clock the one the calling thread sees (the first
+    simulation puts the patch in); ``uninstall()`` takes it out again, from any thread
+    and in any order (the last one removes the patch and restores ``TZ``). While it is
+    installed, ``running()`` makes its clock the calling thread's innermost one, so that
+    nested simulations each see their own, and the test code sees the one it started or
+    ran last. ``sleep(seconds)`` is given by the
+    simulation: it parks the calling virtual process. Other threads, and threads with no
+    simulation open, keep the real clock.
     """
 
     def __init__(self, clock: VirtualClock, sleep: Callable[[float], None]) -> None:
         self.clock = clock
-        self._sleep = sleep
-        self._saved: list[tuple[Any, str, Any]] = []
-        self._saved_tz: str | None = None
+        clock.park = sleep
         self.installed = False
 
     def install(self) -> None:
         if self.installed:
             return
-        clock = self.clock
-        kernel = clock.kernel
-        sim_thread = threading.get_ident()
-        get_ident = threading.get_ident
-        mono_base = MONOTONIC_BASE
-        vsleep = self._sleep
-
-        def time() -> float:
-            if get_ident() == sim_thread:
-                return clock.wall_offset + kernel.now
-            return _R.time()
-
-        def time_ns() -> int:
-            if get_ident() == sim_thread:
-                return int(round((clock.wall_offset + kernel.now) * 1e9))
-            return _R.time_ns()
-
-        def monotonic() -> float:
-            if get_ident() == sim_thread:
-                return mono_base + kernel.now
-            return _R.monotonic()
-
-        def monotonic_ns() -> int:
-            if get_ident() == sim_thread:
-                return int(round((mono_base + kernel.now) * 1e9))
-            return _R.monotonic_ns()
-
-        def perf_counter() -> float:
-            if get_ident() == sim_thread:
-                return mono_base + kernel.now
-            return _R.perf_counter()
-
-        def perf_counter_ns() -> int:
-            if get_ident() == sim_thread:
-                return int(round((mono_base + kernel.now) * 1e9))
-            return _R.perf_counter_ns()
-
-        def localtime(secs: float | None = None) -> _time.struct_time:
-            if secs is None:
-                secs = time()
-            return _R.localtime(secs)
-
-        def gmtime(secs: float | None = None) -> _time.struct_time:
-            if secs is None:
-                secs = time()
-            return _R.gmtime(secs)
-
-        def ctime(secs: float | None = None) -> str:
-            if secs is None:
-                secs = time()
-            return _R.ctime(secs)
-
-        def asctime(t: Any = None) -> str:
-            return _R.asctime(localtime() if t is None else t)
-
-        def strftime(fmt: str, t: Any = None) -> str:
-            return _R.strftime(fmt, localtime() if t is None else t)
-
-        def sleep(secs: float) -> None:
-            if get_ident() == sim_thread and kernel.current is not None:
-                vsleep(secs)
-            else:
-                _R.sleep(secs)
-
-        def getpid() -> int:
-            proc = kernel.current
-            if proc is not None and get_ident() == sim_thread:
-                return int(proc.pid)
-            return _R.getpid()
-
-        fake_datetime, fake_date = _fake_datetime_classes(time)
-        replacements = [
-            (_time, "time", time), (_time, "time_ns", time_ns),
-            (_time, "monotonic", monotonic), (_time, "monotonic_ns", monotonic_ns),
-            (_time, "perf_counter", perf_counter), (_time, "perf_counter_ns", perf_counter_ns),
-            (_time, "localtime", localtime), (_time, "gmtime", gmtime),
-            (_time, "ctime", ctime), (_time, "asctime", asctime),
-            (_time, "strftime", strftime), (_time, "sleep", sleep),
-            (_dt, "datetime", fake_datetime), (_dt, "date", fake_date),
-            (os, "getpid", getpid),
-        ]
-        for module, name, value in replacements:
-            self._saved.append((module, name, getattr(module, name)))
-            setattr(module, name, value)
-        self._saved_tz = os.environ.get("TZ")
-        os.environ["TZ"] = clock.tz
-        _time.tzset()
+        others = live_zones(self.clock)
+        if others and others != {self.clock.tz}:
+            raise SimulationError(
+                f"time zone {self.clock.tz!r} differs from {min(others)!r}, used by a "
+                f"simulation open in another thread: the process has one TZ at a time; "
+                f"give concurrent simulations the same tz")
+        _push(self.clock, _get_ident())
         self.installed = True
 
     def uninstall(self) -> None:
         if not self.installed:
             return
-        for module, name, value in reversed(self._saved):
-            setattr(module, name, value)
-        self._saved.clear()
-        if self._saved_tz is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = self._saved_tz
-        _time.tzset()
         self.installed = False
+        _remove(self.clock)
 
-
-def _fake_datetime_classes(now: Callable[[], float]) -> tuple[type, type]:
-    """``datetime``/``date`` subclasses whose ``now``/``utcnow``/``today`` are virtual.
-
-    ``isinstance(real_datetime_value, FakeDatetime)`` stays true (as with freezegun),
-    so code that checks types keeps working.
-    """
-
-    class _DateMeta(type):
-        def __instancecheck__(cls, obj: object) -> bool:
-            return isinstance(obj, _R.date)
-
-        def __subclasscheck__(cls, sub: type) -> bool:
-            return issubclass(sub, _R.date)
-
-    class _DatetimeMeta(_DateMeta):
-        def __instancecheck__(cls, obj: object) -> bool:
-            return isinstance(obj, _R.datetime)
-
-        def __subclasscheck__(cls, sub: type) -> bool:
-            return issubclass(sub, _R.datetime)
-
-    class date(_R.date, metaclass=_DateMeta):  # noqa: N801 - stands in for date
-        @classmethod
-        def today(cls) -> _R.date:
-            return _R.date.fromtimestamp(now())
-
-    class datetime(_R.datetime, metaclass=_DatetimeMeta):  # noqa: N801
-        @classmethod
-        def now(cls, tz: _dt.tzinfo | None = None) -> _R.datetime:
-            return _R.datetime.fromtimestamp(now(), tz)
-
-        @classmethod
-        def utcnow(cls) -> _R.datetime:
-            return _R.datetime.fromtimestamp(now(), _dt.timezone.utc).replace(tzinfo=None)
-
-        @classmethod
-        def today(cls) -> _R.datetime:
-            return _R.datetime.fromtimestamp(now())
-
-    for cls, real in ((date, _R.date), (datetime, _R.datetime)):
-        cls.__module__ = "datetime"
-        cls.__qualname__ = real.__qualname__
-    return datetime, date
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """While the simulation runs, its clock is the calling thread's; in the thread
+        that opened it, it stays so afterwards (the test sees the simulation it started
+        or ran last)."""
+        thread = _get_ident()
+        if not self.installed or _active_clock(thread) is self.clock:
+            yield
+            return
+        opened_here = _raise(self.clock, thread)
+        if opened_here:
+            yield
+            return
+        _push(self.clock, thread)
+        try:
+            yield
+        finally:
+            _remove(self.clock, thread)

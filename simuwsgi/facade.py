@@ -30,16 +30,61 @@ SPOOL_RETRY = -1
 SPOOL_IGNORE = 0
 
 
+#: The attributes app code sets for uWSGI to call back (``uwsgi.spooler = f``); uWSGI
+#: reads them from the module of the process that calls them. Each virtual process has
+#: its own (``UProcess.hooks``), a forked one starting with a copy of the master's: a
+#: hook set only in a worker (at request time, or by a ``--lazy-apps`` import) is not
+#: seen by the spooler or the mules, as under uWSGI.
+HOOKS = frozenset({"spooler", "mule_msg_hook", "post_fork_hook"})
+
+
 class _UwsgiModule(types.ModuleType):
-    """The module type; its repr says where it comes from."""
+    """The module type: hooks per process; its repr says where it comes from."""
+
+    __slots__ = ("_inst",)
+    _inst: Instance
+
+    def _hooks(self) -> dict[str, Any]:
+        """The running process's hooks; the master's for the test's own calls."""
+        inst = self._inst
+        hooks: dict[str, Any] | None = getattr(inst.kernel.current, "hooks", None)
+        if hooks is None:
+            assert inst.master is not None  # made before the module
+            hooks = inst.master.hooks
+        return hooks
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in HOOKS:
+            self._hooks()[name] = value
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name not in HOOKS:
+            super().__delattr__(name)
+        elif self._hooks().pop(name, _MISSING) is _MISSING:
+            raise AttributeError(name)
 
     def __repr__(self) -> str:
         return "<module 'uwsgi' (simuwsgi)>"
 
 
+_MISSING: Any = object()
+
+
 def build_module(inst: Instance) -> types.ModuleType:
     """A fresh ``uwsgi`` module for ``inst``."""
     module = _UwsgiModule("uwsgi")
+    object.__setattr__(module, "_inst", inst)
+
+    def __getattr__(name: str) -> Any:  # PEP 562: the hooks are not in the dict
+        if name in HOOKS:
+            hooks = module._hooks()
+            if name in hooks:
+                return hooks[name]
+        raise AttributeError(f"module 'uwsgi' has no attribute '{name}'")
+
+    module.__dict__["__getattr__"] = __getattr__
     module.__dict__.update(_attributes(inst))
     module.__dict__.update(_process_functions(inst))
     for sub in inst.subsystems.values():

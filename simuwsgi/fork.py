@@ -55,10 +55,9 @@ same as in ``sim`` mode for the same seed.
 Left out: threads started by user code must not call ``uwsgi.*`` (one channel per
 process); ``uwsgi.sharedarea_memoryview``/``sharedarea_object`` (memory shared with the
 parent) raise ``NotSimulatedError``; attributes set on the ``uwsgi`` module are local to
-the process, except ``spooler``, ``post_fork_hook`` and ``mule_msg_hook``, which go to
-the instance's module as in ``sim`` mode (such a hook set by a ``--lazy-apps`` worker
-does not exist in the other processes, as under uWSGI: they skip it, where ``sim``
-mode would run it); tracebacks in the log name this module's frames instead of
+the process, except ``spooler``, ``post_fork_hook`` and ``mule_msg_hook``, which also
+go to that process's hooks in the parent, as in ``sim`` mode (``facade.HOOKS``: a hook
+set by a worker does not exist in the spooler or the mules, as under uWSGI); tracebacks in the log name this module's frames instead of
 ``master.py``'s; ``print`` output of children goes to the inherited file descriptors;
 the test process's own calls of the module (``sim.uwsgi.rpc``) run user code in the
 master's process; the real-socket server (``simuwsgi.net``) does not drive fork mode.
@@ -79,7 +78,6 @@ import struct
 import sys
 import tempfile
 import threading
-import time as _time
 import traceback
 import types
 import weakref
@@ -621,8 +619,8 @@ class ForkRuntime:
             return False, None
         if kind == EXIT:
             raise ProcessExit(outcome[1], outcome[2])
-        # MISSING: a hook set on the ``uwsgi`` module by another process (a --lazy-apps
-        # worker): it does not exist here, as under uWSGI; sim mode would run it.
+        # MISSING: a callable made by another process: it does not exist here, as under
+        # uWSGI.
         return False, None
 
     def _method_ref(self, func: Any) -> tuple[str | None, str, str]:
@@ -1174,7 +1172,7 @@ def _adapt_instance(child: _Child) -> None:
     def sleep(seconds: float) -> None:
         child.request("sleep", seconds, False)
 
-    _time.sleep = sleep
+    inst.clock.park = sleep  # what ``time.sleep`` does in a virtual process (clock.py)
 
 
 def _local(module: types.ModuleType, name: str, value: Any) -> None:

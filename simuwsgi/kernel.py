@@ -113,7 +113,8 @@ class Kernel:
         self.current: Process | None = None
         self.hub = greenlet.getcurrent()
         #: Called as ``hook(installed, incoming)`` before a process is resumed whose
-        #: ``context`` differs from the one installed last (the virtual-fork swap).
+        #: ``context`` differs from the one installed last (the virtual fork: which
+        #: process's app modules ``sys.modules`` shows).
         self.context_hook: Callable[[Any, Any], None] | None = None
         self._installed_context: Any = None
         self._heap: list[list[Any]] = []
@@ -376,9 +377,6 @@ class Kernel:
             os.chdir(self.home_cwd)
             cwd = None
         self._cwd = cwd
-
-    def installed_context(self) -> Any:
-        return self._installed_context
 
     def switch_context(self, context: Any) -> None:
         """Install ``context`` (through ``context_hook``) if it is not the one in."""

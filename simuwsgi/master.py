@@ -261,6 +261,11 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         proc.context = self.app.fork()
+        if self.master is not None and proc is not self.master:
+            # the master's memory, hooks included (as the process's copies of them)
+            image = proc.context
+            proc.hooks = {name: hook if image is None else image.resolve(hook)
+                          for name, hook in self.master.hooks.items()}
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())
@@ -291,9 +296,10 @@ class Instance:
 
     def call_python(self, func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """``python_call`` with no request: exceptions are printed; SystemExit ends
-        the process. Returns (ok, result)."""
+        the process. Returns (ok, result). ``func`` may be a master object (a handler
+        registered at import): the running process calls its own copy."""
         try:
-            return True, func(*args)
+            return True, self.app.resolve(func)(*args)
         except SystemExit as exc:
             raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
         except (Killed, ProcessExit):

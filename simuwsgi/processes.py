@@ -2,8 +2,8 @@
 
 Ids are uWSGI's slot numbers (workers 1..N, mules 1..M, spoolers 1..K); they are stable
 across respawns, pids are not. Each process carries the counters ``uwsgi.workers()``
-reports (kept across respawns, as uWSGI keeps them in shared memory) and its own
-module-globals context (the virtual fork, see ``apps``).
+reports (kept across respawns, as uWSGI keeps them in shared memory) and, as its
+``context``, its own copy of the app's modules (the virtual fork, see ``_vfork``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ class UProcess(Process):
         self.killed_by = ""
         self.in_handler = -1
         self.signals = 0
+        #: This process's ``uwsgi`` hook attributes (``facade.HOOKS``); a forked process
+        #: starts with a copy of the master's.
+        self.hooks: dict[str, Any] = {}
 
     @property
     def worker_id(self) -> int:

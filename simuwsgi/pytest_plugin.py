@@ -164,7 +164,7 @@ def uwsgi_simulation(request: pytest.FixtureRequest) -> Iterator[Any]:
     try:
         yield factory
     finally:
-        for sim in made:
+        for sim in reversed(made):  # innermost first, as nested ``with`` blocks close
             sim.close()
             _forget(request, sim)
 

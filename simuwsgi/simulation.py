@@ -2,9 +2,10 @@
 
 A simulation owns one kernel (virtual clock, seeded RNG), one instance built from the
 user's uWSGI options, and the patches that make app code see it: the ``uwsgi`` module
-in ``sys.modules``, the virtual clock in ``time``/``datetime``, virtual pids in
-``os.getpid``. They go in at ``start()``, before the app is imported, and come out at
-``close()``, leaving the test process as it was.
+in ``sys.modules``, the virtual clock in ``time``/``datetime`` (``clock``), virtual pids
+in ``os.getpid``, and its own imports (``isolation``). They go in at ``start()``, before
+the app is imported, and come out at ``close()`` — in any order, from any thread —
+leaving the test process as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ._errors import DeadlockError, SimulationError
 from ._spool import LinesView
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_ini, parse_options
+from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
 from .processes import UProcess
@@ -47,8 +49,8 @@ class Simulation:
     ``freezegun.freeze_time``, the frozen instant. ``seed`` drives every choice real
     uWSGI leaves to chance. ``app_dir`` is where relative paths in the options are
     resolved (default: the ``.ini`` file's directory, else the current directory).
-    ``vfork=False`` shares the app's module globals between processes (faster, less
-    faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
+    ``vfork=False`` shares the app's modules between processes (no copy at fork time,
+    less faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
     OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
     seconds such a process may run user code without a word before it is declared hung.
     ``cron_commands=True`` runs ``--cron`` commands when they fire (by default they are
@@ -95,7 +97,7 @@ class Simulation:
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.legacy)
         self._patch = TimePatch(self.clock, self._sleep)
         self._decorators = decorators
-        self._saved_modules: dict[str, types.ModuleType | None] = {}
+        self._imports = ImportLedger()
         self.started = False
         self.closed = False
         self._request_ids = 0
@@ -110,17 +112,23 @@ class Simulation:
         if self.started:
             return self
         self.started = True
+        stale = self._imports.begin()
         for name in ("uwsgi", "uwsgidecorators"):
-            self._saved_modules[name] = sys.modules.pop(name, None)
-        self._patch.install()
+            sys.modules.pop(name, None)
         kernel = self.kernel
         inst = self.inst
         kernel.context_hook = inst.app.switch
         try:
+            self._patch.install()
+            if stale:
+                inst.log(f"[simuwsgi] imported before the simulation with uwsgi = None, "
+                         f"imported afresh inside it: {', '.join(stale)}")
             self._install_facade()
             inst.on_stop.append(self._settle)
-            inst.boot()
+            with self._patch.running():
+                inst.boot()
             self._settle()
+            self._imports.check_stale()
         except BaseException:
             self.close()
             raise
@@ -135,7 +143,7 @@ class Simulation:
             sys.meta_path.insert(0, self._finder)
 
     def _settle(self) -> None:
-        """Back in the test: the master's globals in the app modules, and the test's
+        """Back in the test: ``sys.modules`` shows the master's app modules, and the test's
         working directory."""
         self.kernel.apply_cwd(None)
         master = self.inst.master
@@ -149,6 +157,8 @@ class Simulation:
             return
         self.closed = True
         try:
+            if self.started:
+                self._imports.enter()  # its modules, not another open simulation's
             if self.started and not self.inst.stopped:
                 self.inst.stopped = True
                 for sub in self.inst.subsystems.values():
@@ -156,7 +166,8 @@ class Simulation:
                     if hook is not None:
                         hook()
             self._settle()
-            self.kernel.close()
+            with self._patch.running():  # killed processes' finally blocks run here
+                self.kernel.close()
         finally:
             if self.inst.forks is not None:
                 self.inst.forks.close()
@@ -166,11 +177,10 @@ class Simulation:
             finder = getattr(self, "_finder", None)
             if finder is not None and finder in sys.meta_path:
                 sys.meta_path.remove(finder)
-            for name, module in self._saved_modules.items():
-                if module is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = module
+            self._imports.close()
+            facade = self.inst.facade
+            if facade is not None and sys.modules.get("uwsgi") is facade:
+                del sys.modules["uwsgi"]  # left in the sys.modules shared with another thread
             # What stays readable after close() goes to disk: a closed simulation waits
             # for the cycle collector, and its trace and log should not wait in memory.
             self.inst.trace.spill()
@@ -257,7 +267,10 @@ class Simulation:
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
         try:
-            body()
+            self._imports.enter()
+            sys.modules["uwsgi"] = self.inst.facade
+            with self._patch.running():
+                body()
         finally:
             gc.set_threshold(*thresholds)
             self._settle()

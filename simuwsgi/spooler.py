@@ -57,8 +57,10 @@ whenever it runs (``os.chdir``) and puts the test's back when control returns to
 Left out: ``--spooler-external`` directories in other instances;
 ``--touch-spoolers-reload``; the remote spool request (modifier1 17) is the protocol
 layer's (it can call ``Spoolers.spool_request``); the reseeding of Python's ``random``
-in the spooler; ``uwsgi.spooler`` is read from the one facade module shared by all
-virtual processes (so with ``--lazy-apps`` a hook set in a worker is seen by spoolers).
+in the spooler. ``uwsgi.spooler`` is the spooler process's own (``facade.HOOKS``): set
+in the master before the fork (at import without ``--lazy-apps``) or by a
+``--spooler-import``; one set only in a worker gives ``unable to find the spooler
+function``, as under uWSGI.
 """
 
 from __future__ import annotations
@@ -552,7 +554,7 @@ class Spoolers:
 
     def _python_spooler(self, name: str, task: SpoolFile) -> int:
         """``uwsgi_python_spooler``: 0 = not mine, -2 = done, anything else = keep."""
-        func = self.inst.facade.__dict__.get("spooler", _MISSING)
+        func = getattr(self.inst.facade, "spooler", _MISSING)  # this process's (facade.HOOKS)
         if func is _MISSING:
             return 0
         if not task.valid:

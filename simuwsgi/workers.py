@@ -408,6 +408,7 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         inst.log("--- no python application found, check your startup logs for errors ---", w)
         return 500, [("Connection", "close"), ("Content-Type", "text/plain")], \
             b"Internal Server Error", False
+    app = inst.app.resolve(app)  # this process's copy of the master's callable
     environ = build_environ(inst, req, w)
     facade = inst.facade
     if inst.cores < 2:

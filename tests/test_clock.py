@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
+import sys
+import threading
 import time
 
 import pytest
 
-from simuwsgi import Simulation
+from simuwsgi import Simulation, SimulationError, real_time
 from simuwsgi.clock import parse_start
 
 APP = """
@@ -113,3 +116,179 @@ def test_clock_step_moves_wall_time_but_not_monotonic(write_app):
         w1, m1 = eval(sim.get("/").body)
     assert w1 == w0 - 3599
     assert m1 == m0 + 1
+
+
+DATES_APP = """
+import copy, datetime, pickle
+import uwsgi
+
+OUTSIDE = None  # a pickle made by the test, loaded here
+
+def application(env, sr):
+    sr("200 OK", [])
+    now = datetime.datetime.now()
+    today = datetime.date.today()
+    aware = datetime.datetime.now(datetime.timezone.utc)
+    checks = {
+        "types": type(now) is datetime.datetime and type(today) is datetime.date,
+        "copy": copy.copy(now) == now and copy.deepcopy(aware) == aware,
+        "roundtrip": pickle.loads(pickle.dumps((now, today, aware))) == (now, today, aware),
+        "outside": pickle.loads(bytes.fromhex(env["QUERY_STRING"])).year,
+    }
+    return [repr((checks, pickle.dumps((now, today, aware)).hex())).encode()]
+"""
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_datetimes_made_inside_pickle_copy_and_load_outside_exactly(write_app, mode):
+    """Today ``pickle.dumps(datetime.datetime.now())`` raises PicklingError in the app."""
+    write_app(DATES_APP)
+    outside = pickle.dumps(dt.datetime(1999, 12, 31, 23, 59)).hex()
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent,
+                    start="2026-06-01T12:00:00", mode=mode) as sim:
+        resp = sim.get("/?" + outside)
+        assert resp.status == 200, sim.log[-20:]
+        checks, dumped = eval(resp.body)  # noqa: S307 - our own repr
+        inside = pickle.loads(bytes.fromhex(dumped))
+        test_side = dt.datetime.now()
+    assert checks == {"types": True, "copy": True, "roundtrip": True, "outside": 1999}
+    now, today, aware = inside
+    assert (now, today, aware) == (dt.datetime(2026, 6, 1, 12), dt.date(2026, 6, 1),
+                                   dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc))
+    assert type(now) is dt.datetime and type(today) is dt.date
+    assert type(test_side) is dt.datetime and test_side == now, "the test sees the sim's clock"
+
+
+def test_logging_asctime_works_when_the_app_imports_logging_first(write_app, monkeypatch):
+    """Today ``Formatter.converter = time.localtime`` binds the replacement as a method:
+    TypeError in ``formatTime``."""
+    for name in [n for n in sys.modules if n == "logging" or n.startswith("logging.")]:
+        monkeypatch.delitem(sys.modules, name)
+    write_app("""
+        import logging
+        def application(env, sr):
+            sr("200 OK", [])
+            fmt = logging.Formatter("%(asctime)s %(message)s")
+            record = logging.LogRecord("app", logging.INFO, __file__, 1, "hello", None, None)
+            return [fmt.format(record).encode()]
+    """)
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent,
+                    start="2026-03-29T01:59:00", tz="Europe/Paris") as sim:
+        resp = sim.get("/")
+    assert resp.status == 200, sim.log[-20:]
+    assert resp.body == b"2026-03-29 01:59:00,000 hello"
+
+
+def _sim(write_app, start, **kwargs):
+    write_app("import time\ndef application(e, sr):\n    sr('200 OK', [])\n"
+              "    return [repr(time.time()).encode()]\n")
+    return Simulation(["--master", "--wsgi-file", "app.py"],
+                      app_dir=write_app("", "x.py").parent, start=start, **kwargs).start()
+
+
+def _epoch(iso):
+    return dt.datetime.fromisoformat(iso).replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def test_nested_simulations_each_see_their_own_clock_and_close_in_any_order(write_app):
+    before = (time.time, time.localtime, dt.datetime.__dict__["now"],
+              dt.date.__dict__["today"], sys.modules.get("uwsgi"), os.environ.get("TZ"))
+    first = _sim(write_app, "2001-01-01T00:00:00+00:00", tz="Asia/Tokyo")
+    second = _sim(write_app, "2030-01-01T00:00:00")
+    assert float(first.get("/").body) == _epoch("2001-01-01T00:00:00")
+    assert float(second.get("/").body) == _epoch("2030-01-01T00:00:00")
+    first.advance(5)
+    assert float(first.get("/").body) == _epoch("2001-01-01T00:00:05")
+    assert time.time() == first.wall, "the test sees the simulation that ran last"
+    first.close()  # the first one first: the factory fixture's order
+    assert float(second.get("/").body) == _epoch("2030-01-01T00:00:00")
+    assert time.time() == second.wall
+    second.close()
+    after = (time.time, time.localtime, dt.datetime.__dict__["now"],
+             dt.date.__dict__["today"], sys.modules.get("uwsgi"), os.environ.get("TZ"))
+    assert after == before
+    assert abs(time.time() - real_time.time()) < 5
+    assert abs(dt.datetime.now().timestamp() - real_time.time()) < 5
+
+
+def test_simulations_in_two_threads_see_their_own_clocks_and_close_from_any_thread(write_app):
+    sims = {}
+    seen = {}
+
+    def in_thread():
+        sims["t"] = _sim(write_app, "2040-01-01T00:00:00")
+        seen["t"] = (float(sims["t"].get("/").body), time.time())
+
+    main = _sim(write_app, "2001-01-01T00:00:00")
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    seen["main"] = (float(main.get("/").body), time.time())
+    assert seen == {"t": (_epoch("2040-01-01T00:00:00"),) * 2,
+                    "main": (_epoch("2001-01-01T00:00:00"),) * 2}
+    main.close()
+    assert abs(time.time() - real_time.time()) < 5, "the thread's simulation is not ours"
+    assert sys.modules.get("uwsgi") is not main.uwsgi
+    closer = threading.Thread(target=sims["t"].close)
+    closer.start()
+    closer.join()
+    assert time.time is before_time and "uwsgi" not in sys.modules
+
+
+before_time = time.time
+
+
+def test_real_time_reads_the_real_clock_while_a_simulation_is_open(write_app):
+    sim = _sim(write_app, "2001-01-01T00:00:00")
+    try:
+        t0 = real_time.perf_counter()
+        assert time.time() == _epoch("2001-01-01T00:00:00")
+        assert abs(real_time.time() - dt.datetime.now().timestamp()) > 1e8
+        assert abs(real_time.now().timestamp() - real_time.time()) < 5
+        real_time.sleep(0.01)
+        assert real_time.perf_counter() - t0 >= 0.01
+        assert real_time.monotonic() != time.monotonic()
+    finally:
+        sim.close()
+
+
+def test_a_different_time_zone_than_a_simulation_open_in_another_thread_is_refused(write_app):
+    errors = []
+    main = _sim(write_app, "2001-01-01T00:00:00", tz="Europe/Paris")
+    try:
+        def other():
+            try:
+                _sim(write_app, "2001-01-01T00:00:00", tz="Asia/Tokyo").close()
+            except SimulationError as exc:
+                errors.append(str(exc))
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert float(main.get("/").body) == _epoch("2000-12-31T23:00:00")
+    finally:
+        main.close()
+    assert len(errors) == 1 and "'Asia/Tokyo' differs from 'Europe/Paris'" in errors[0]
+    assert time.time is before_time and os.environ.get("TZ") == before_tz
+
+
+before_tz = os.environ.get("TZ")
+
+
+def test_utcnow_warns_exactly_as_the_real_one(write_app):
+    """3.12 deprecates ``utcnow()``: the virtual one warns the same, at the caller."""
+    import warnings
+
+    def warned(call):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        return [(w.category, str(w.message), w.filename) for w in caught]
+
+    real = warned(dt.datetime.utcnow)
+    sim = _sim(write_app, "2001-01-01T00:00:00")
+    try:
+        assert warned(dt.datetime.utcnow) == real
+    finally:
+        sim.close()
+    assert bool(real) == (sys.version_info >= (3, 12))

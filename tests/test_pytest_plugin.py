@@ -102,3 +102,23 @@ def test_mode_parameter_runs_the_same_test_in_sim_and_real(pytester):
     """)
     result = pytester.runpytest("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6)
+
+
+def test_factory_simulations_leave_the_real_clock_to_the_next_test(pytester):
+    """Today the factory closes in creation order and leaves ``time.time()`` frozen."""
+    pytester.makefile(".py", app=APP)
+    pytester.makepyfile(test_clock_after="""
+        import datetime, time
+        from simuwsgi import real_time
+
+        def test_two(uwsgi_simulation):
+            a = uwsgi_simulation(["--master", "--wsgi-file", "app.py"], start="2001-01-01")
+            b = uwsgi_simulation(["--master", "--wsgi-file", "app.py"], start="2002-01-01")
+            assert a.get("/").status == b.get("/").status == 200
+
+        def test_after():
+            assert abs(time.time() - real_time.time()) < 5
+            assert abs(datetime.datetime.now().timestamp() - real_time.time()) < 5
+    """)
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

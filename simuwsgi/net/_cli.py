@@ -50,6 +50,10 @@ def add_commands(sub: Any) -> None:
     serve.add_argument("--start", help="first virtual instant, ISO 8601 (default: now)")
     serve.add_argument("--tz", help="time zone, e.g. Europe/Paris")
     serve.add_argument("--hostname", help="node name (default: this machine's host name)")
+    serve.add_argument("--mode", default="sim", choices=["sim", "fork"],
+                       help="fork: each process's user code in its own forked OS process")
+    serve.add_argument("--no-vfork", dest="vfork", action="store_false",
+                       help="share the app's module globals between processes (sim mode)")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -166,12 +170,16 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     if not uwsgi_options:
         print("simuwsgi serve: give uWSGI options after --", file=sys.stderr)
         return USAGE
+    if args.mode == "fork" and not args.vfork:
+        print("simuwsgi serve: --no-vfork is for sim mode: in fork mode every process has "
+              "its own memory; drop one of them", file=sys.stderr)
+        return USAGE
     try:
         duration = parse_duration(args.duration) if args.duration else None
         sim = Simulation(uwsgi_options, seed=args.seed,
                          start=args.start if args.start else RealClock.time(), tz=args.tz,
                          app_dir=Path.cwd(), hostname=args.hostname or socket.gethostname(),
-                         network="real")
+                         network="real", mode=args.mode, vfork=args.vfork)
     except (ConfigError, ValueError) as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return USAGE

@@ -1,0 +1,143 @@
+"""Small reproductions of how open-source libraries use uWSGI's API (not their code).
+
+Each was found by running the library under a simulation as its users would:
+
+* a job queue on the spooler (as ``uwsgi-tasks`` does): the task's arguments, datetimes
+  included, are pickled into ``uwsgi.spool``; the library installs ``uwsgi.spooler`` when
+  it is imported by the app (in the master); a failing task re-spools itself with ``at``
+  in the future for a bounded number of retries;
+* a Django-style cache backend (as ``django-uwsgi-cache`` does): a library module, loaded
+  lazily from outside the app's directory, binds ``uwsgi`` at its import and keeps it;
+  two simulations in a row must each see their own cache.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from simuwsgi import Simulation
+
+JOBLIB = '''
+import datetime, pickle, uwsgi
+
+TASKS = {}  # filled when the app is imported, in the master: every process inherits it
+
+def _run(message):
+    job = pickle.loads(message[b"job"])
+    try:
+        TASKS[job["fn"]](*job["args"])
+    except RuntimeError:
+        if job["retries"] > 0:
+            job["retries"] -= 1
+            when = datetime.datetime.now() + datetime.timedelta(seconds=job["delay"])
+            uwsgi.spool({b"job": pickle.dumps(job), b"at": str(int(when.timestamp())).encode()})
+    return uwsgi.SPOOL_OK
+
+uwsgi.spooler = _run
+
+def task(retries=0, delay=0):
+    def wrap(fn):
+        TASKS[fn.__name__] = fn
+
+        def enqueue(*args):
+            job = {"fn": fn.__name__, "args": args, "retries": retries, "delay": delay}
+            return uwsgi.spool({b"job": pickle.dumps(job)})
+        return enqueue
+    return wrap
+'''
+
+JOB_APP = '''
+import datetime, os
+import joblib
+
+HERE = os.path.dirname(os.path.abspath(__file__))  # the spooler runs tasks in its directory
+
+@joblib.task()
+def stamp(when):
+    with open(os.path.join(HERE, "stamps.log"), "a") as f:
+        f.write(f"{type(when).__name__} {when.isoformat()}\\n")
+
+@joblib.task(retries=2, delay=30)
+def flaky():
+    with open(os.path.join(HERE, "flaky.log"), "a") as f:
+        f.write(f"{datetime.datetime.now().isoformat()}\\n")
+    raise RuntimeError("try again")
+
+def application(environ, start_response):
+    stamp(datetime.datetime.now())
+    if environ["PATH_INFO"] == "/flaky":
+        flaky()
+    start_response("200 OK", [])
+    return [b"queued"]
+'''
+
+
+def test_a_spooler_job_queue_pickles_datetimes_and_retries_at_a_time(tmp_path):
+    (tmp_path / "joblib.py").write_text(JOBLIB)
+    (tmp_path / "app.py").write_text(JOB_APP)
+    (tmp_path / "spool").mkdir()
+    options = ["--master", "--processes", "2", "--spooler", "spool", "--wsgi-file", "app.py"]
+    with Simulation(options, app_dir=tmp_path, start="2026-05-01T12:00:00", tz="UTC") as sim:
+        assert sim.get("/").status == 200
+        assert sim.get("/flaky").status == 200
+        sim.advance(300)
+    stamps = (tmp_path / "stamps.log").read_text().split()
+    assert stamps == ["datetime", "2026-05-01T12:00:00", "datetime", "2026-05-01T12:00:00"]
+    tries = (tmp_path / "flaky.log").read_text().split()
+    assert len(tries) == 3, tries  # the first run and two retries, each at least 30 s later
+    assert tries[0] == "2026-05-01T12:00:00"
+    assert tries[1] >= "2026-05-01T12:00:30" and tries[2] >= "2026-05-01T12:01:00"
+
+
+CACHE_BACKEND = '''
+import pickle
+try:
+    import uwsgi
+except ImportError:
+    uwsgi = None
+
+class Cache:
+    def get(self, key, default=None):
+        raw = uwsgi.cache_get(key, "app")
+        return default if raw is None else pickle.loads(raw)
+
+    def set(self, key, value, timeout=0):
+        uwsgi.cache_update(key, pickle.dumps(value), timeout, "app")
+'''
+
+CACHE_APP = '''
+def application(environ, start_response):
+    import cachebackend  # loaded lazily, as a framework loads its cache backend
+    cache = cachebackend.Cache()
+    hits = cache.get("hits", 0) + 1
+    cache.set("hits", hits, 60)
+    start_response("200 OK", [])
+    return [b"hits=%d" % hits]
+'''
+
+
+@pytest.fixture
+def site_packages(tmp_path, monkeypatch):
+    lib = tmp_path / "site-packages"
+    lib.mkdir()
+    (lib / "cachebackend.py").write_text(textwrap.dedent(CACHE_BACKEND))
+    monkeypatch.syspath_prepend(str(lib))
+    return lib
+
+
+def test_a_lazily_loaded_cache_backend_sees_each_simulations_own_cache(tmp_path,
+                                                                      site_packages):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text(CACHE_APP)
+    options = ["--master", "--processes", "2", "--cache2", "name=app,items=10",
+               "--wsgi-file", "app.py"]
+    bodies = []
+    for _ in range(2):
+        with Simulation(options, app_dir=app) as sim:
+            bodies.append([sim.get("/").body for _ in range(2)])
+            sim.advance(61)
+            bodies[-1].append(sim.get("/").body)  # expired after its 60 s
+    assert bodies == [[b"hits=1", b"hits=2", b"hits=1"]] * 2
