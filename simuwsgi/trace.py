@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,11 +103,10 @@ def _array_header(count: int) -> bytes:
 
 
 def _count_kinds(rows: list[tuple[Any, ...]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        kind = row[3]
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+    return dict(Counter(map(_kind_of, rows)))
+
+
+_kind_of = operator.itemgetter(3)
 
 
 def _kind_test(kind: str | None) -> Callable[[str], bool] | None:
