@@ -170,3 +170,51 @@ def test_memory_does_not_grow_with_virtual_duration(write_app, monkeypatch):
     assert added > 2 * 3600 * 5  # two hours of timer firings and handler calls
     # ~300 bytes a record when every record stayed in memory; the chunks' index is left
     assert (last - first) / added < 0.5, f"{last - first:,} bytes for {added:,} records"
+
+
+def test_serve_keeps_no_memory_per_request(write_app):
+    import socket
+
+    from simuwsgi.net import ServedSimulation
+
+    app_dir = write_app("""
+        def application(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"hello"]
+    """).parent
+
+    def get(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data
+
+    with ServedSimulation(["--master", "--http-socket", "127.0.0.1:0", "--wsgi-file",
+                           "app.py"], app_dir=app_dir) as served:
+        port = int(served.address("http").rpartition(":")[2])
+
+        def traced() -> int:
+            """What the simulator's own code holds (trio keeps a lazily pruned heap of
+            stale deadlines, a bounded amount of its own)."""
+            def spill() -> None:
+                served.sim.trace.spill()
+                served.sim.inst.log_lines.spill()
+            served.call(spill)
+            gc.collect()
+            ours = tracemalloc.Filter(True, "*/simuwsgi/*")
+            snapshot = tracemalloc.take_snapshot().filter_traces([ours])
+            return sum(stat.size for stat in snapshot.statistics("filename"))
+
+        for _ in range(300):
+            assert get(port).startswith(b"HTTP/1.0 200")
+        tracemalloc.start()
+        try:
+            first = traced()
+            for _ in range(1500):
+                get(port)
+            last = traced()
+        finally:
+            tracemalloc.stop()
+    assert (last - first) / 1500 < 50, f"{last - first:,} bytes kept for 1,500 requests"
