@@ -43,9 +43,11 @@ def _an_hour(app_dir) -> list[weakref.ref]:
     sim.advance(1)
     sim.close()
     worker = sim.process("worker1")
+    copies = list(worker.context.modules.values())  # the worker's own app modules
+    assert copies and all(type(m).__name__ == "module" for m in copies)
     return [weakref.ref(obj) for obj in
             (sim, sim.kernel, sim.inst, sim.trace, sim.inst.log_lines, worker, worker.greenlet,
-             sim.process("mule1").greenlet)]
+             sim.process("mule1").greenlet, *copies)]
 
 
 def test_a_closed_simulation_is_freed_with_its_parked_processes(write_app):
