@@ -68,12 +68,13 @@ def main() -> int:
             assert body == b"hello from the wheel", body
             print("wheel check: serve answered", body, flush=True)
         finally:
-            serve.send_signal(signal.SIGINT)
+            serve.send_signal(signal.SIGINT)  # uWSGI's shutdown: goodbye, exit status 0
             try:
-                serve.wait(timeout=15)
+                status = serve.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 serve.kill()
                 raise
+        assert status == 0, f"serve exited with {status} on SIGINT"
     return 0
 
 

@@ -1,110 +1,310 @@
-"""Ping round trips per second: simuwsgi's server against real uWSGI, same client, same run.
+"""Requests per second: ``simuwsgi serve`` against real uWSGI, gunicorn and waitress.
 
-Run with ``python benchmarks/bench_server.py`` (no pytest). Both servers run the same
-app with the same options, each in its own process group with a deadline:
+Run with ``python benchmarks/bench_server.py [--rounds N] [--seconds S] [--cpu LIST]``
+(no pytest); ``--soak N`` instead sends N requests (100,000) to ``simuwsgi serve`` and
+prints its RSS and open descriptors along the way (issue 12 §5: they stay flat). Every server runs the same one-line WSGI app in one OS worker process:
 
-* real uWSGI 2.0.30 (``RealUwsgi``) with ``--socket 127.0.0.1:PORT``;
-* ``simuwsgi serve -- <same options>`` (the trio server in front of a simulated node).
+* real uWSGI 2.0.30, started plainly (``uwsgi --master --processes 1 --wsgi-file
+  app.py --socket ... --http-socket ...``, the pyuwsgi binary of this venv, not the
+  real-mode wrapper);
+* ``simuwsgi serve`` with the same uWSGI options;
+* gunicorn (one sync worker) and waitress (its default 4 threads), HTTP only, for scale.
 
-The client is the same for both: a blocking loop (plain ``socket``), one connection
-per ping, as uWSGI's own ping client does (``64 00 00 00`` -> ``64 00 00 01``). Each
-server is measured for a few rounds, alternating, best round kept. Prints both rates
-and the ratio (target: simuwsgi >= 0.5 x real uWSGI).
+Workloads: uwsgi-protocol GET (``--socket``), HTTP/1.0 GET (``--http-socket``), each
+with 1 and 4 concurrent clients, and ping (modifier1 100) with 1 client. A client is a
+separate OS process running a blocking loop, one connection per request (uWSGI closes
+every connection after its reply). Rounds are interleaved: round r measures every
+server once, in a rotating order, so a slow minute of this shared machine does not land
+on one side of a ratio. Printed: best and median per server, the server's CPU time
+per request (every process of the server, measured over all rounds: what the rate would
+be with the client and the machine's other load taken away), then one verdict line per
+target (issue 17, target 8: simuwsgi >= 0.8x real uWSGI, best against best).
+
+CPU placement: with ``--cpu 0`` (default: not pinned),
+every server and every client is started under ``taskset -c LIST``,
+the same list for all, so both sides compete for the same CPUs.
 """
 
 from __future__ import annotations
 
+import argparse
+import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+from typing import Any
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simuwsgi.clock import RealClock
-from simuwsgi.real import RealUwsgi, free_port
+from simuwsgi.protocol import encode_packet, encode_vars
 
-TARGET = 0.5
-APP = "def application(env, start_response):\n    start_response('200 OK', [])\n    return [b'x']\n"
-PING = b"\x64\x00\x00\x00"
-PONG = b"\x64\x00\x00\x01"
+TARGET = 0.8
+APP = ("def application(env, start_response):\n"
+       "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+       "    return [b'Hello World']\n")
+OPTIONS = ["--master", "--processes", "1", "--wsgi-file", "app.py"]
+PING, PONG = b"\x64\x00\x00\x00", b"\x64\x00\x00\x01"
+UWSGI_GET = encode_packet(0, 0, encode_vars([
+    (b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/"), (b"PATH_INFO", b"/"),
+    (b"QUERY_STRING", b""), (b"SERVER_PROTOCOL", b"HTTP/1.0"), (b"HTTP_HOST", b"bench"),
+    (b"SERVER_NAME", b"bench"), (b"SERVER_PORT", b"80"), (b"REMOTE_ADDR", b"127.0.0.1")]))
+HTTP_GET = b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n"
 
 
-def ping_rate(port: int, seconds: float) -> float:
-    """Round trips per second of the blocking client for ``seconds``."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the client -------------------------------------------------------------------------
+def _loop(port: int, payload: bytes, expect: bytes, seconds: float, out: Any) -> None:
     addr = ("127.0.0.1", port)
     n = 0
+    deadline = RealClock.monotonic() + seconds
     began = RealClock.monotonic()
-    deadline = began + seconds
     while True:
-        for _ in range(50):
+        for _ in range(20):
             with socket.create_connection(addr) as s:
-                s.sendall(PING)
-                got = s.recv(64)
-                if got != PONG:
-                    raise RuntimeError(f"unexpected pong {got!r}")
+                s.sendall(payload)
+                got = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            if not got.startswith(expect):
+                raise RuntimeError(f"unexpected answer {got[:80]!r}")
             n += 1
         now = RealClock.monotonic()
         if now >= deadline:
-            return n / (now - began)
+            out.put((n, n / (now - began)))
+            return
 
 
-def served_port(proc: subprocess.Popen, log: Path, seconds: float = 20.0) -> int:
-    """The port ``simuwsgi serve`` bound for ``--socket 127.0.0.1:0`` (read from its log)."""
-    marker = "simuwsgi: serving uwsgi on 127.0.0.1:"
-    deadline = RealClock.monotonic() + seconds
-    while RealClock.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith(marker):
-                return int(line[len(marker):].split()[0])
-        if proc.poll() is not None:
-            raise RuntimeError(f"simuwsgi serve exited early:\n{log.read_text()}")
-        RealClock.sleep(0.05)
-    raise RuntimeError("simuwsgi serve did not start serving")
+def rate(port: int, payload: bytes, expect: bytes, clients: int,
+         seconds: float) -> tuple[float, int]:
+    """Requests per second of ``clients`` client processes together, for ``seconds``,
+    and how many requests they made."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_loop, args=(port, payload, expect, seconds, queue))
+             for _ in range(clients)]
+    for p in procs:
+        p.start()
+    done = [queue.get(timeout=seconds + 30) for _ in procs]
+    for p in procs:
+        p.join(10)
+    return sum(r for _n, r in done), sum(n for n, _r in done)
 
 
-def main() -> int:
-    rounds, seconds = 3, 1.0
+# -- the servers ------------------------------------------------------------------------
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    uwsgi_port: int | None
+    http_port: int | None
+    ready_port: int
+    proc: subprocess.Popen | None = None
+
+    def start(self, cwd: Path, pin: list[str], log: Path) -> None:
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen([*pin, *self.argv], cwd=cwd, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = RealClock.monotonic() + 30
+        while RealClock.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.ready_port), timeout=1).close()
+                RealClock.sleep(0.5)  # workers spawned after the master bound the socket
+                return
+            except OSError:
+                RealClock.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start:\n{log.read_text()[-2000:]}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of every process of the server (its session)."""
+        assert self.proc is not None
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.proc.pid:  # the session id: start_new_session
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+
+
+def servers(bindir: Path) -> list[Server]:
+    up, hp = free_port(), free_port()
+    su, sh = free_port(), free_port()
+    gp, wp = free_port(), free_port()
+    found = [
+        Server("real uWSGI", [str(bindir / "uwsgi"), *OPTIONS, "--socket", f"127.0.0.1:{up}",
+                             "--http-socket", f"127.0.0.1:{hp}"],
+               up, hp, up),
+        Server("simuwsgi serve", [sys.executable, "-m", "simuwsgi.cli", "serve", "--", *OPTIONS,
+                                  "--socket", f"127.0.0.1:{su}", "--http-socket",
+                                  f"127.0.0.1:{sh}"], su, sh, su),
+    ]
+    if shutil.which("gunicorn", path=str(bindir)):
+        found.append(Server("gunicorn (1 sync worker)",
+                            [str(bindir / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{gp}",
+                             "app:application"], None, gp, gp))
+    try:
+        import waitress  # noqa: F401
+        found.append(Server("waitress (4 threads)",
+                            [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{wp}",
+                             "app:application"], None, wp, wp))
+    except ImportError:
+        pass
+    return found
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    protocol: str  # "uwsgi" or "http"
+    clients: int
+    payload: bytes
+    expect: bytes
+
+
+WORKLOADS = [
+    Workload("uwsgi GET, 1 client", "uwsgi", 1, UWSGI_GET, b"HTTP/1.0 200 OK"),
+    Workload("uwsgi GET, 4 clients", "uwsgi", 4, UWSGI_GET, b"HTTP/1.0 200 OK"),
+    Workload("HTTP GET, 1 client", "http", 1, HTTP_GET, b"HTTP/1."),
+    Workload("HTTP GET, 4 clients", "http", 4, HTTP_GET, b"HTTP/1."),
+    Workload("ping, 1 client", "uwsgi", 1, PING, PONG),
+]
+
+
+def port_for(server: Server, workload: Workload) -> int | None:
+    if workload.payload == PING and not server.name.startswith(("real", "simuwsgi")):
+        return None
+    return server.uwsgi_port if workload.protocol == "uwsgi" else server.http_port
+
+
+def soak(n: int) -> int:
+    """``--soak``: N uwsgi GETs, one client; RSS and descriptors every tenth."""
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+        d = Path(tmp)
+        (d / "app.py").write_text(APP)
+        server = servers(Path(sys.executable).parent)[1]
+        server.start(d, [], d / "serve.log")
+        assert server.proc is not None and server.uwsgi_port is not None
+        pid = server.proc.pid
+        try:
+            step = max(1, n // 10)
+            for done in range(0, n + 1, step):
+                rss = next(int(line.split()[1]) for line in
+                           Path(f"/proc/{pid}/status").read_text().splitlines()
+                           if line.startswith("VmRSS:"))
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+                print(f"{done:>8,} requests: RSS {rss / 1024:7.1f} MB, {fds} open descriptors",
+                      flush=True)
+                if done < n:
+                    for _ in range(step):
+                        with socket.create_connection(("127.0.0.1", server.uwsgi_port)) as s:
+                            s.sendall(UWSGI_GET)
+                            while s.recv(65536):
+                                pass
+        finally:
+            server.stop()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--cpu", default="", help="taskset CPU list for every process "
+                                                  "(default: not pinned)")
+    parser.add_argument("--soak", type=int, default=0, metavar="N",
+                        help="send N requests to simuwsgi serve, print RSS and descriptors")
+    args = parser.parse_args(argv[1:])
+    if args.soak:
+        return soak(args.soak)
+    pin = ["taskset", "-c", args.cpu] if args.cpu else []
+    if pin:
+        os.sched_setaffinity(0, {int(c) for c in args.cpu.split(",")})  # the clients too
+    bindir = Path(sys.executable).parent
+    results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}  # server CPU seconds, requests
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         d = Path(tmp)
         (d / "app.py").write_text(APP)
-        real_port = free_port()
-        options = ["--master", "--processes", "1", "--wsgi-file", "app.py"]
-        log = d / "serve.log"
-        with open(log, "wb") as out:
-            serve = subprocess.Popen(
-                ["timeout", "-s", "KILL", "120", sys.executable, "-m", "simuwsgi.cli", "serve",
-                 "--for", "100", "--", *options, "--socket", "127.0.0.1:0"],
-                cwd=d, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        all_servers = servers(bindir)
         try:
-            with RealUwsgi([*options, "--socket", f"127.0.0.1:{real_port}"], app_dir=d,
-                           max_lifetime=120):
-                sim_port = served_port(serve, log)
-                ping_rate(real_port, 0.2)  # warm up both
-                ping_rate(sim_port, 0.2)
-                real_rates, sim_rates = [], []
-                for _ in range(rounds):
-                    real_rates.append(ping_rate(real_port, seconds))
-                    sim_rates.append(ping_rate(sim_port, seconds))
+            for i, server in enumerate(all_servers):
+                server.start(d, pin, d / f"server{i}.log")
+            for server in all_servers:  # warm up
+                for w in WORKLOADS:
+                    port = port_for(server, w)
+                    if port is not None:
+                        rate(port, w.payload, w.expect, 1, 0.2)
+            for r in range(args.rounds):
+                order = all_servers[r % len(all_servers):] + all_servers[:r % len(all_servers)]
+                for w in WORKLOADS:
+                    for server in order:
+                        port = port_for(server, w)
+                        if port is None:
+                            continue
+                        before = server.cpu_seconds()
+                        per_second, count = rate(port, w.payload, w.expect, w.clients,
+                                                 args.seconds)
+                        results.setdefault((w.name, server.name), []).append(per_second)
+                        spent = cpu.setdefault((w.name, server.name), [0.0, 0])
+                        spent[0] += server.cpu_seconds() - before
+                        spent[1] += count
         finally:
-            try:
-                os.killpg(serve.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            serve.wait(10)
-    real_best, sim_best = max(real_rates), max(sim_rates)
-    ratio = sim_best / real_best
-    print(f"ping round trips/s, one connection per ping, best of {rounds} x {seconds:.0f} s")
-    print(f"  real uWSGI 2.0.30 : {real_best:>10,.0f}/s")
-    print(f"  simuwsgi serve    : {sim_best:>10,.0f}/s")
-    print(f"  ratio             : {ratio:>10.2f}   target >= {TARGET}  "
-          f"{'OK' if ratio >= TARGET else 'MISSED'}")
+            for server in all_servers:
+                server.stop()
+    placement = f"all processes pinned with taskset -c {args.cpu}" if pin else \
+        f"not pinned ({os.cpu_count()} CPUs shared by servers and clients)"
+    print(f"requests/s, one connection per request, {args.rounds} interleaved rounds x "
+          f"{args.seconds:g} s; {placement}")
+    verdicts = []
+    for w in WORKLOADS:
+        print(f"{w.name}:")
+        for server in all_servers:
+            rates = results.get((w.name, server.name))
+            if rates:
+                seconds, count = cpu[(w.name, server.name)]
+                print(f"  {server.name:<26} best {max(rates):>9,.0f}/s   "
+                      f"median {statistics.median(rates):>9,.0f}/s   "
+                      f"server CPU {seconds / count * 1e6:5.0f} us/request")
+        real = max(results[(w.name, "real uWSGI")])
+        sim = max(results[(w.name, "simuwsgi serve")])
+        ratio = sim / real
+        verdicts.append(f"target 8, {w.name}: simuwsgi/real uWSGI = {ratio:.2f}x "
+                        f"(target >= {TARGET}x): {'met' if ratio >= TARGET else 'NOT met'}")
+    print(*verdicts, sep="\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

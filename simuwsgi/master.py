@@ -516,6 +516,10 @@ class Instance:
         else:
             self.kernel.call_soon(self.shutdown)
 
+    def request_brutal_reload(self) -> None:
+        """SIGTERM to the master (SIGQUIT with ``--die-on-term``): a brutal reload."""
+        self.kernel.call_soon(self._brutal_reload)
+
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
@@ -537,6 +541,7 @@ class Instance:
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
+        self.log("...brutally killing workers...", self.master)
         self.record("reload.begin", self.master, graceful=False)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):

@@ -247,7 +247,7 @@ class Misc:
         def cl(*_args: Any, **kw: Any) -> int:
             no_kwargs("cl", kw)
             req = self._request()
-            return len(req.body) if req is not None else 0
+            return req.body_length if req is not None else 0
 
         def connection_fd(*_args: Any, **kw: Any) -> int:
             no_kwargs("connection_fd", kw)

@@ -113,8 +113,12 @@ class Connection:
     # -- the log lines of uwsgi_req_error ------------------------------------------------
     def _req_error(self, what: str, line: int, strerror: str = _EBADF) -> None:
         stamp = time.asctime(time.localtime(self.inst.wall()))
-        self.inst.log(f"{stamp} - {what}: {strerror} [core/writer.c line {line}] during "
-                      f"{self.req.method} {self.req.path} ({self.req.remote_addr})")
+        req = self.req
+        if req.method and req.path and req.remote_addr:
+            self.inst.log(f"{stamp} - {what}: {strerror} [core/writer.c line {line}] during "
+                          f"{req.method} {req.path} ({req.remote_addr})")
+        else:  # uwsgi.h's uwsgi_req_error without a method, URI or address
+            self.inst.log(f"{stamp} - {what} {strerror} [core/writer.c line {line}] ")
 
     def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
         self._req_error(what, line, strerror)

@@ -92,6 +92,9 @@ class Request:
         else:
             self.headers = list(headers)
         self.body = bytes(body)
+        #: ``CONTENT_LENGTH``: ``len(body)``, unless the body is read from elsewhere
+        #: (``simuwsgi serve`` keeps a big one in a file)
+        self.body_length = len(self.body)
         self.remote_addr = remote_addr
         self.protocol = protocol
         self.submitted = submitted

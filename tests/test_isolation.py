@@ -251,6 +251,7 @@ def application(e, sr):
                                                (["--no-vfork"], True)])
 def test_serve_accepts_mode_fork_and_no_vfork(tmp_path, flags, shared):
     """Today ``simuwsgi serve`` refuses both flags (usage error)."""
+    import signal
     import socket
     import subprocess
     import urllib.request
@@ -275,7 +276,7 @@ def test_serve_accepts_mode_fork_and_no_vfork(tmp_path, flags, shared):
                 assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
                 real_time.sleep(0.1)
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # SIGTERM is a reload, as for uWSGI's master
         proc.wait(10)
     assert len(counts) == 6
     # the seeded choice of worker spreads six requests over both workers

@@ -1,7 +1,8 @@
 """The network subcommands of ``simuwsgi``: ``serve`` and the node client.
 
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE]
-                   [--hostname NAME] -- <uwsgi options>
+                   [--hostname NAME] [--mode sim|fork] [--no-vfork]
+                   [--trace FILE [--trace-kinds KINDS]] -- <uwsgi options>
     simuwsgi ping ADDR
     simuwsgi rpc ADDR FUNCTION [ARG...]
     simuwsgi signal ADDR NUM
@@ -54,6 +55,13 @@ def add_commands(sub: Any) -> None:
                        help="fork: each process's user code in its own forked OS process")
     serve.add_argument("--no-vfork", dest="vfork", action="store_false",
                        help="share the app's module globals between processes (sim mode)")
+    serve.add_argument("--trace", help="keep the trace and save it (msgpack) to FILE when "
+                                       "serve ends (default: no trace is kept, so memory "
+                                       "stays flat however many requests are served)")
+    serve.add_argument("--trace-kinds", metavar="KINDS",
+                       help="with --trace: keep only these kinds, comma-separated, a "
+                            "trailing * matches a prefix (default: every kind; the trace "
+                            "then grows with every request)")
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -174,12 +182,20 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
         print("simuwsgi serve: --no-vfork is for sim mode: in fork mode every process has "
               "its own memory; drop one of them", file=sys.stderr)
         return USAGE
+    if args.trace_kinds and not args.trace:
+        print("simuwsgi serve: --trace-kinds needs --trace FILE (without it no trace is "
+              "kept)", file=sys.stderr)
+        return USAGE
+    kinds: list[str] | None = []  # serve keeps no trace unless asked to save one
+    if args.trace:
+        kinds = [k.strip() for k in args.trace_kinds.split(",")] if args.trace_kinds else None
     try:
         duration = parse_duration(args.duration) if args.duration else None
         sim = Simulation(uwsgi_options, seed=args.seed,
                          start=args.start if args.start else RealClock.time(), tz=args.tz,
                          app_dir=Path.cwd(), hostname=args.hostname or socket.gethostname(),
-                         network="real", mode=args.mode, vfork=args.vfork)
+                         network="real", mode=args.mode, vfork=args.vfork,
+                         trace_kinds=kinds)
     except (ConfigError, ValueError) as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return USAGE
@@ -190,7 +206,7 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     try:
         serve_forever(sim, duration=duration, log=sys.stderr)
     except KeyboardInterrupt:
-        return OK
+        return _save_trace(sim, args.trace)
     except ConfigError as exc:
         print(f"simuwsgi: {exc}", file=sys.stderr)
         return USAGE
@@ -201,4 +217,14 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
         inner = getattr(exc, "exceptions", (exc,))[0]
         print(f"simuwsgi serve: {inner!r}", file=sys.stderr)
         return UNREACHABLE
+    return _save_trace(sim, args.trace)
+
+
+def _save_trace(sim: Any, path: str | None) -> int:
+    if path is not None:
+        try:
+            sim.trace.save(path)
+        except OSError as exc:
+            print(f"simuwsgi serve: cannot save the trace to {path}: {exc}", file=sys.stderr)
+            return UNREACHABLE
     return OK

@@ -5,11 +5,13 @@
 wheel do (protocol.md §4-5):
 
 * modifier1 0/30 (WSGI): submitted to the simulation (``Simulation.submit``), run by a
-  worker with the environ built from the wire vars; the reply is every byte the
-  simulated worker wrote on the request's connection (``Response.raw``: status line
-  with the request's ``SERVER_PROTOCOL`` or ``HTTP/1.0``, headers, body,
-  ``uwsgi.send``...; ``proto/base.c``, ``core/writer.c``); a request uWSGI drops
-  (harakiri, no ``start_response``...) closes without a byte;
+  worker with the environ built from the wire vars; every byte the simulated worker
+  writes on the request's connection (status line with the request's
+  ``SERVER_PROTOCOL`` or ``HTTP/1.0``, headers, body, ``uwsgi.send``...;
+  ``proto/base.c``, ``core/writer.c``) goes to the client as it is written, the worker
+  waiting while the client's socket is full (``_wire.StreamedWire``); a request uWSGI
+  drops (harakiri, no ``start_response``...) closes without a byte, or after what was
+  written;
 * 100 (ping): ``[100, len, 1]`` + the warning message, answered at once and not
   counted as a request (``do_not_account``), with the log line ``PING``;
 * 173 (RPC, framed / raw / HTTP bridge), 110 (signal), 111 (cache), 17 (remote spool):
@@ -27,7 +29,9 @@ calling virtual process while a trio task does the real I/O, so the node keeps s
 (an app may even call its own node).
 
 Left out: the cache dump image of modifier2 6 (only its ``{items, blocksize}`` dict is
-sent), the per-worker queueing of pings (answered even when every worker is busy).
+sent), the per-worker queueing of pings (answered even when every worker is busy). A
+streamed response still costs its size in memory while the request runs: the simulated
+worker gathers the body for ``Response.body`` and the request log's byte count.
 """
 
 from __future__ import annotations
@@ -64,15 +68,17 @@ from ..protocol import (
     SignalRequest,
     SpoolRequest,
     UnknownRequest,
+    content_length,
     internal_error_response,
+    last_value,
     not_found_response,
     response_protocol,
     rpc_http_call,
     rpc_http_response,
 )
 from ._client import Reply, run_blocking
-from ._server import Peer
-from ._wire import WireRequest
+from ._server import Body, Peer
+from ._wire import StreamedWire, WireRequest
 
 if TYPE_CHECKING:
     from ..simulation import Simulation
@@ -107,6 +113,12 @@ class SimulatedNode:
         self._io: list[tuple[Any, Callable[..., Awaitable[Any]], tuple[Any, ...]]] = []
         self._kick = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._base_real = 0.0
+        self._base_virtual = 0.0
+        #: the virtual time at which the pacing loop wakes up on its own
+        self._wake_at = 0.0
+        #: streamed replies holding bytes to send when the step ends
+        self.unsent: list[StreamedWire] = []
         #: called after every pacing step (e.g. to print new log lines)
         self.on_progress: Callable[[], None] | None = None
         self.inst.net_host = self  # type: ignore[attr-defined]
@@ -119,23 +131,21 @@ class SimulatedNode:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Advance the simulation with the real clock until the instance stops."""
         kernel = self.kernel
-        sim = self.sim
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            base_real = RealClock.monotonic()
-            base_virtual = kernel.now
+            self._base_real = RealClock.monotonic()
+            self._base_virtual = kernel.now
             task_status.started()
             try:
                 while not self.inst.stopped:
-                    target = base_virtual + (RealClock.monotonic() - base_real)
-                    sim.run_until(max(target, kernel.now))
-                    self._after_run(nursery)
+                    target = self.step()
                     if self._kick.is_set():
                         self._kick = trio.Event()
                         await trio.lowlevel.checkpoint()
                         continue
                     nxt = kernel.peek()
                     delay = MAX_IDLE if nxt is None else min(MAX_IDLE, nxt - target)
+                    self._wake_at = target + delay
                     if delay > 0:
                         with trio.move_on_after(delay):
                             await self._kick.wait()
@@ -147,7 +157,27 @@ class SimulatedNode:
                     event.set()
                 nursery.cancel_scope.cancel()
 
+    def step(self) -> float:
+        """Run the simulation up to the real time elapsed; returns that virtual time.
+
+        Called by the pacing loop and, to answer a request at once, by the server
+        between two of its iterations (the loop is kicked if it would now wake too
+        late for the next event).
+        """
+        kernel = self.kernel
+        target = max(self._base_virtual + (RealClock.monotonic() - self._base_real),
+                     kernel.now)
+        self.sim.run_until(target)
+        assert self._nursery is not None
+        self._after_run(self._nursery)
+        nxt = kernel.peek()
+        if nxt is not None and nxt < self._wake_at:
+            self.kick()
+        return target
+
     def _after_run(self, nursery: trio.Nursery) -> None:
+        if self.unsent:
+            self.unsent = [streamed for streamed in self.unsent if streamed.flush()]
         if self.on_progress is not None:
             self.on_progress()
         if self._waiters:
@@ -192,20 +222,33 @@ class SimulatedNode:
         await event.wait()
 
     # -- the handler ---------------------------------------------------------------------
-    def answer_now(self, request: RequestEvent, body: bytes, peer: Peer) -> Reply | None:
-        """The answer to a request that needs no worker (a ping), or None."""
+    def answer_now(self, request: RequestEvent, body: Body,
+                   peer: Peer) -> Reply | Awaitable[Reply] | None:
+        """The answer to a request, without a trio task where possible: a ping at once;
+        a WSGI request is submitted and the simulation run up to now, which often
+        completes it (else the awaitable that waits for it). None: call :meth:`handle`.
+        """
         if self.inst.stopped:
             return _NO_REPLY
         if isinstance(request, Ping):
             return self._ping()
+        if (isinstance(request, Request) and request.modifier1 in (0, 30)
+                and self._nursery is not None):
+            req, wire = self._submit_wsgi(request, body, peer)
+            self.step()
+            if req.done:
+                return _http_reply(req.response, wire)
+            return self._reply_when_done(req, wire)
         return None
 
-    async def handle(self, request: RequestEvent, body: bytes, peer: Peer) -> Reply:
+    async def handle(self, request: RequestEvent, body: Body, peer: Peer) -> Reply:
         """Answer one request (see the module doc)."""
         if self.inst.stopped:
             return _NO_REPLY
         if isinstance(request, Request):
             return await self._wsgi(request, body, peer)
+        if not isinstance(body, bytes):  # a plugin's payload (cache value): in memory
+            body = body.read()
         if isinstance(request, Ping):
             return self._ping()
         if isinstance(request, (RpcRequest, RpcHttpRequest)):
@@ -223,35 +266,53 @@ class SimulatedNode:
         self.inst.log(f"-- unavailable modifier requested: {modifier1} --")
         return _NO_REPLY
 
-    def _submit(self, wire: WireRequest, body: bytes, peer: Peer, method: str = "",
+    def _submit(self, wire: WireRequest, body: Body, peer: Peer, method: str = "",
                 path: str = "") -> Any:
-        req = self.sim.submit(method, path, body=body)
+        if not isinstance(body, bytes) and self.sim.mode == "fork":
+            body = body.read()  # the forked worker gets the request's bytes, not our file
+        if isinstance(body, bytes):
+            req = self.sim.submit(method, path, body=body)
+        else:  # the app reads it from the file (see _wire), never all in memory
+            req = self.sim.submit(method, path)
+            wire.body = body
+            cl = last_value(wire.vars, b"CONTENT_LENGTH")
+            req.body_length = content_length(cl) if cl is not None else 0
         req.net = wire
         if peer.addr:
             req.remote_addr = peer.addr
-        self.kick()
         return req
 
-    async def _wsgi(self, request: Request, body: bytes, peer: Peer) -> Reply:
+    def _submit_wsgi(self, request: Request, body: Body, peer: Peer) -> tuple[Any, WireRequest]:
+        method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
+        path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
+        wire = WireRequest(vars=request.vars)
+        wire.stream = peer.stream
+        req = self._submit(wire, body, peer, method, path)
+        # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
+        req.protocol = response_protocol(request.vars).decode("latin-1")
+        # the client's address as uWSGI knows it: the REMOTE_ADDR var (on --socket the
+        # frontend sends it, or nobody does)
+        req.remote_addr = (request.get(b"REMOTE_ADDR") or b"").decode("latin-1")
+        return req, wire
+
+    async def _reply_when_done(self, req: Any, wire: WireRequest) -> Reply:
+        await self._until_done(req)
+        return _http_reply(req.response, wire)
+
+    async def _wsgi(self, request: Request, body: Body, peer: Peer) -> Reply:
         if request.modifier1 == 18:  # symcall without --symcall: no app for it
             return _page(not_found_response())
         if request.modifier1 not in (0, 30):
             self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
             return _NO_REPLY
-        method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
-        path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
-        wire = WireRequest(vars=request.vars)
-        req = self._submit(wire, body, peer, method, path)
-        # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
-        req.protocol = response_protocol(request.vars).decode("latin-1")
-        if request.get(b"REMOTE_ADDR"):
-            req.remote_addr = request.get(b"REMOTE_ADDR").decode("latin-1")
-        await self._until_done(req)
-        return _http_reply(req.response, wire)
+        req, wire = self._submit_wsgi(request, body, peer)
+        self.kick()
+        return await self._reply_when_done(req, wire)
 
     async def _in_worker(self, action: Callable[[], Reply], peer: Peer) -> Reply:
         wire = WireRequest(control=action)
         req = self._submit(wire, b"", peer)
+        self.kick()
         await self._until_done(req)
         if wire.ran:
             return wire.result if isinstance(wire.result, Reply) else _NO_REPLY
@@ -372,6 +433,9 @@ def _http_reply(response: Any, wire: WireRequest) -> Reply:
     """
     if response is None:
         return _NO_REPLY
+    if wire.streamed is not None:  # the worker wrote to the client: the rest, if any
+        rest = wire.streamed.rest()
+        return Reply(head=RawResponse(), body=rest) if rest else _NO_REPLY
     raw = getattr(response, "raw", None)
     if raw is not None:
         return Reply(head=RawResponse(), body=raw) if raw else _NO_REPLY

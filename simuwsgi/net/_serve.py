@@ -5,7 +5,12 @@ addresses HTTP, with the limits of ``--buffer-size``, ``--max-vars``, ``--limit-
 and ``--socket-timeout``, ``--listen`` as the backlog and, as uWSGI does on Linux,
 ``TCP_DEFER_ACCEPT`` (``--socket-timeout`` seconds) unless ``--no-defer-accept``. The simulation is paced by the real clock (see
 :class:`~simuwsgi.net.SimulatedNode`) and stops when the instance stops
-(``uwsgi.stop()``), after ``duration`` real seconds, or on Ctrl-C.
+(``uwsgi.stop()``), after ``duration`` real seconds, or on a signal that stops it.
+
+Signals sent to the ``serve`` process act on the simulated master as they do on real
+uWSGI 2.0.30's (checked against the real server): SIGINT and SIGQUIT shut it down
+(``goodbye to uWSGI.``, exit status 0), SIGHUP is a graceful reload, SIGTERM a brutal
+reload (with ``--die-on-term`` SIGTERM shuts down and SIGQUIT reloads brutally).
 
 :class:`ServedSimulation` runs the same thing on a helper thread for tests and
 embedding: the simulation belongs to that thread while it runs (its clock patch
@@ -16,6 +21,7 @@ applies there only); inspect it with :meth:`ServedSimulation.call` or after
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -55,6 +61,7 @@ def limits_from(opts: Any) -> Limits:
         max_vars=2 * opts.int("max-vars", 64),
         limit_post=opts.int("limit-post", 0),
         socket_timeout=float(opts.int("socket-timeout", 4)),
+        post_buffering=opts.int("post-buffering", 0),
     )
 
 
@@ -71,6 +78,7 @@ async def serve_simulation(
     duration: float | None = None,
     log: TextIO | None = None,
     keep_log: bool = True,
+    signals: bool = False,
     task_status: trio.TaskStatus[list[Bound]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Bind the sockets of ``sim``'s options, start ``sim`` and serve it (see module doc).
@@ -78,6 +86,8 @@ async def serve_simulation(
     ``task_status.started`` receives the bound addresses; ``log`` gets uWSGI's log
     lines as they appear (with ``keep_log=False`` they are then dropped from
     ``sim.log``, so a long run does not accumulate them; the trace still grows).
+    ``signals=True`` (main thread only) routes SIGINT, SIGQUIT, SIGTERM and SIGHUP to
+    the simulated master (see the module doc).
     """
     opts = sim.opts
     wanted = [(name, value, "uwsgi") for name in _UWSGI_SOCKETS for value in opts.strings(name)]
@@ -118,6 +128,8 @@ async def serve_simulation(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
+            if signals:
+                await nursery.start(_master_signals, node)
             for (listener, protocol), where in zip(listeners, bound, strict=True):
                 await nursery.start(functools.partial(
                     server.serve, listener, protocol=protocol, socket_name=where.address))
@@ -135,6 +147,27 @@ async def serve_simulation(
             with trio.CancelScope(shield=True):
                 await listener.aclose()
         flush_log()
+
+
+_MASTER_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+
+
+async def _master_signals(node: SimulatedNode,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Deliver the signals the ``serve`` process gets to the simulated master."""
+    inst = node.inst
+    with trio.open_signal_receiver(*_MASTER_SIGNALS) as received:
+        task_status.started()
+        async for signum in received:
+            if signum == signal.SIGHUP:
+                inst.request_reload()
+            elif signum == signal.SIGQUIT:
+                inst.request_stop()  # a brutal reload with --die-on-term
+            elif signum == signal.SIGTERM and not inst.die_on_term:
+                inst.request_brutal_reload()
+            else:
+                inst.kernel.call_soon(inst.shutdown)
+            node.kick()
 
 
 async def _wait_stopped(node: SimulatedNode) -> None:
@@ -240,6 +273,7 @@ def serve_forever(sim: Any, *, duration: float | None = None, log: TextIO | None
     """Blocking: serve ``sim`` in this thread until it stops (the ``serve`` command)."""
     try:
         trio.run(lambda: serve_simulation(sim, duration=duration, keep_log=False,
-                                          log=log if log is not None else sys.stderr))
+                                          log=log if log is not None else sys.stderr,
+                                          signals=True))
     finally:
         sim.close()

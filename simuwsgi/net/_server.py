@@ -5,14 +5,16 @@ uWSGI's connection handling (``proto/uwsgi.c``, ``proto/http.c``, ``core/utils.c
 ``wsgi_req_recv``, ``core/reader.c``; protocol.md §3):
 
 * one request per connection: read the request (every wait for bytes bounded by
-  ``--socket-timeout``, 4 s), call the handler, write the reply, close; bytes beyond
+  ``--socket-timeout``, 4 s), call the handler, write the reply (or let the handler
+  write it as it is produced, through ``peer.stream``), close; bytes beyond
   the request are never read (a pipelined second request is not served, and closing
   with unread bytes makes the kernel send a RST, as it does for uWSGI);
 * ``--socket``: the header, then ``pktsize`` bytes; a pktsize above ``--buffer-size``
   is refused as soon as the header is known (``invalid request block size: N (max
   M)...skip``); malformed packets and clients that disconnect or stall mid-packet are
   closed without a byte; the request body (``CONTENT_LENGTH``, cache ``size``) is read
-  before the handler runs;
+  before the handler runs, in memory up to ``--post-buffering`` bytes (64 KiB without
+  it) and in a temporary file beyond, so the handler gets ``bytes`` or a binary file;
 * ``--http-socket``: the head must end within ``--buffer-size`` bytes; the vars are
   built by :func:`simuwsgi.protocol.parse_http_request`; the reply is the same raw
   HTTP uWSGI writes on ``--socket``.
@@ -25,15 +27,18 @@ uWSGI's ``TCP_DEFER_ACCEPT``, a connection is accepted once its first bytes arri
 
 Left out: uWSGI's worker occupancy while a request is being *read* (a real worker is
 busy from ``accept`` on; here the handler is called once the request is complete),
-lazy body reading by the app (the whole body is read first), ``--post-buffering``,
-``--puwsgi-socket``, SSL and chunked request bodies.
+lazy body reading by the app (the whole body is read first, as with
+``--post-buffering``), ``--post-buffering-bufsize``, ``--puwsgi-socket``, SSL and
+chunked request bodies.
 """
 
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import trio
 
@@ -58,49 +63,108 @@ from ..protocol import (
 )
 from ._client import Reply
 
-__all__ = ["Handler", "Limits", "Peer", "UwsgiServer"]
+__all__ = ["Body", "ClientStream", "Handler", "Limits", "Peer", "UwsgiServer"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Peer:
-    """Who is on the other end, and on which of our sockets."""
+    """Who is on the other end, and on which of our sockets; ``stream`` writes on the
+    connection while the request is served (for a reply written as it is produced)."""
 
     addr: str
     port: int = 0
     socket_name: str = ""
     protocol: str = "uwsgi"
+    stream: ClientStream | None = field(default=None, compare=False, repr=False)
+
+
+class ClientStream:
+    """The client's connection while its request is served: a handler that writes the
+    reply itself, as it is produced, sends here instead of returning it (every wait for
+    the client bounded by ``--socket-timeout``). After a failed write (the client went
+    away or stopped reading) ``error`` says why and later writes are dropped, as uWSGI
+    drops a response after a write error."""
+
+    __slots__ = ("_server", "_sock", "error")
+
+    def __init__(self, server: UwsgiServer, sock: socket.socket) -> None:
+        self._server = server
+        self._sock = sock
+        #: why a write failed: the system's words (``Connection reset by peer``...),
+        #: or :data:`TIMEOUT`; None while every write succeeded
+        self.error: str | None = None
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        """Write what the socket takes now; how many bytes are done with."""
+        if self.error is not None:
+            return len(data)
+        try:
+            return self._sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+            return len(data)
+
+    async def send_all(self, data: bytes | memoryview) -> None:
+        """Write all of ``data``, waiting for the client as long as it reads."""
+        if self.error is None:
+            self.error = await self._server._send_all(self._sock, data)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Limits:
     """uWSGI's request limits: ``--buffer-size``, pairs (2 x ``--max-vars``),
-    ``--limit-post`` and ``--socket-timeout``."""
+    ``--limit-post``, ``--socket-timeout`` and ``--post-buffering`` (a body larger than
+    this is kept in a temporary file; 0: above :data:`SPOOL_ABOVE` bytes)."""
 
     buffer_size: int = 4096
     max_vars: int = 128
     limit_post: int = 0
     socket_timeout: float = 4.0
+    post_buffering: int = 0
 
 
-Handler = Callable[[RequestEvent, bytes, Peer], Awaitable[Reply]]
+#: A request body: bytes, or a binary file at offset 0 when it was too big for memory.
+Body = bytes | BinaryIO
+Handler = Callable[[RequestEvent, Body, Peer], Awaitable[Reply]]
 
 _READ = 65536
+#: Connections accepted per wake-up before the other tasks get a turn.
+_ACCEPT_BATCH = 64
+#: Without ``--post-buffering``, a request body above this many bytes goes to a file.
+SPOOL_ABOVE = 65536
+#: :attr:`ClientStream.error` of a client that stopped reading for ``--socket-timeout``.
+TIMEOUT = "TIMEOUT"
 _EOM = EndOfMessage()
 
 
 class _Timeout(Exception):
-    pass
+    """A wait for the client outlived ``--socket-timeout``."""
 
 
-def _peer_of(sock: socket.socket, socket_name: str, protocol: str) -> Peer:
+class _Refused(Exception):
+    """uWSGI closes this connection without a reply (already logged)."""
+
+
+#: What ``uwsgi_parse_vars`` logs when it refuses a request (core/protocol.c), by the
+#: start of the codec's message.
+_PARSE_VARS_LINES = (
+    ("max vec size reached", "max vec size reached. skip this var."),
+    ("Invalid (too big) CONTENT_LENGTH", "Invalid (too big) CONTENT_LENGTH. skip."),
+)
+
+
+def _peer_of(sock: socket.socket, socket_name: str, protocol: str,
+             stream: ClientStream | None = None) -> Peer:
     try:
         name = sock.getpeername()
     except OSError:
         name = None
     if isinstance(name, tuple):
         return Peer(addr=str(name[0]), port=int(name[1]), socket_name=socket_name,
-                    protocol=protocol)
-    return Peer(addr="", socket_name=socket_name, protocol=protocol)
+                    protocol=protocol, stream=stream)
+    return Peer(addr="", socket_name=socket_name, protocol=protocol, stream=stream)
 
 
 def _stdlib_socket(listener: trio.SocketListener) -> socket.socket:
@@ -110,8 +174,40 @@ def _stdlib_socket(listener: trio.SocketListener) -> socket.socket:
     return lsock
 
 
-def _stream(sock: socket.socket) -> trio.SocketStream:
-    return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+class _Body:
+    """A request body as it arrives: in memory up to ``spool_above`` bytes, then in an
+    anonymous temporary file, as uWSGI's ``--post-buffering`` moves a larger body to a
+    ``uwsgi_tmpfile`` (core/reader.c): a big POST does not grow the process."""
+
+    __slots__ = ("_file", "_memory", "size", "spool_above")
+
+    def __init__(self, spool_above: int) -> None:
+        self.spool_above = spool_above
+        self._memory = bytearray()
+        self._file: BinaryIO | None = None
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.size += len(data)
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._memory += data
+        if len(self._memory) > self.spool_above:
+            self._file = tempfile.TemporaryFile(prefix="uwsgi-body-")  # noqa: SIM115
+            self._file.write(self._memory)
+            self._memory = bytearray()
+
+    def value(self) -> bytes | BinaryIO:
+        """The body: bytes, or the file (at offset 0) once it outgrew memory."""
+        if self._file is None:
+            return bytes(self._memory)
+        self._file.seek(0)
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class _Incoming:
@@ -119,10 +215,10 @@ class _Incoming:
 
     __slots__ = ("body", "complete", "conn", "first", "head")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, body: _Body) -> None:
         self.conn = conn
         self.head: RequestEvent | None = None
-        self.body: list[bytes] = []
+        self.body = body
         self.first = b""
         self.complete = False
 
@@ -138,7 +234,7 @@ class _Incoming:
             if event is NEED_DATA:
                 return False
             if isinstance(event, Data):
-                self.body.append(event.data)
+                self.body.write(event.data)
             elif isinstance(event, EndOfMessage):
                 self.complete = True
                 return True
@@ -151,9 +247,10 @@ class _Incoming:
 class UwsgiServer:
     """Serve ``handler`` on listeners; ``log`` receives the lines uWSGI would log.
 
-    ``answer_now(request, body, peer) -> Reply | None``, if given, is a synchronous
-    answer for requests that need no waiting (a ping): a ``--socket`` request complete
-    at accept time is then answered inline, without a task.
+    ``answer_now(request, body, peer)``, if given, is tried first for every complete
+    request: a ``Reply`` is the answer (given at once: a request complete at accept time
+    is then answered inline, without a task), an awaitable is the answer under way
+    (awaited in a task), ``None`` means "call ``handler``".
     """
 
     def __init__(
@@ -163,7 +260,8 @@ class UwsgiServer:
         limits: Limits | None = None,
         hostname: bytes = b"simuwsgi",
         log: Callable[[str], None] | None = None,
-        answer_now: Callable[[RequestEvent, bytes, Peer], Reply | None] | None = None,
+        answer_now: Callable[[RequestEvent, Body, Peer], Reply | Awaitable[Reply] | None]
+        | None = None,
     ) -> None:
         self.handler = handler
         self.answer_now = answer_now
@@ -190,13 +288,12 @@ class UwsgiServer:
             raise ValueError(f"protocol must be 'uwsgi' or 'http', not {protocol!r}")
         name = socket_name or _socket_name(listener)
         lsock = _stdlib_socket(listener)
-        answer_now = self.answer_now
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
                 while True:
                     await trio.lowlevel.wait_readable(lsock)
-                    while True:  # drain the backlog: one wake-up, many connections
+                    for _ in range(_ACCEPT_BATCH):  # one wake-up, many connections
                         try:
                             sock, _addr = lsock.accept()
                         except BlockingIOError:
@@ -207,105 +304,174 @@ class UwsgiServer:
                             break
                         self.accepted += 1
                         sock.setblocking(False)
-                        if protocol == "http":
-                            nursery.start_soon(self.handle_http, _stream(sock), name)
-                            continue
-                        incoming = _Incoming(self._new_connection())
-                        if self._answer_inline(sock, incoming, name, answer_now):
-                            continue
-                        nursery.start_soon(self.handle_uwsgi, _stream(sock), name, incoming)
-                    await trio.lowlevel.checkpoint()
+                        self._accepted(nursery, sock, name, protocol)
+                    else:  # a full batch: let the other tasks run before the next
+                        await trio.lowlevel.checkpoint()
         finally:
             lsock.close()
+
+    def _accepted(self, nursery: trio.Nursery, sock: socket.socket, name: str,
+                  protocol: str) -> None:
+        """Serve a new connection: inline while nothing has to wait (with
+        ``TCP_DEFER_ACCEPT`` a small request has arrived whole, and a simulated node
+        answers it at once), else in a task of its own."""
+        body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
+        reading = (_Incoming(self._new_connection(), body) if protocol == "uwsgi"
+                   else _HttpIncoming(body))
+        peer = _peer_of(sock, name, protocol, ClientStream(self, sock))
+        try:
+            data = sock.recv(_READ)
+        except BlockingIOError:
+            nursery.start_soon(self._serve_connection, sock, peer, reading)
+            return
+        except OSError:
+            sock.close()
+            return
+        try:
+            if not self._feed(reading, data, peer):
+                nursery.start_soon(self._serve_connection, sock, peer, reading)
+                return
+        except _Refused:
+            body.close()
+            sock.close()
+            return
+        answer = self._answer_now(reading, peer)
+        if not isinstance(answer, Reply):
+            nursery.start_soon(self._respond, sock, reading, peer, answer)
+            return
+        body.close()
+        out = self._reply_bytes(reading, answer)
+        try:
+            sent = sock.send(out) if out else 0
+        except OSError:
+            sent = len(out)  # the client went away: uWSGI counts a write error, goes on
+        if sent < len(out):
+            nursery.start_soon(self._write_and_close, sock, memoryview(out)[sent:])
+            return
+        sock.close()
 
     def _new_connection(self) -> Connection:
         limits = self.limits
         return Connection(SERVER, buffer_size=limits.buffer_size, max_vars=limits.max_vars,
                           limit_post=limits.limit_post)
 
-    def _answer_inline(self, sock: socket.socket, incoming: _Incoming, name: str,
-                       answer_now: Callable[..., Reply | None] | None) -> bool:
-        """Read what already arrived; answer at once if possible. False = a task must
-        carry on with ``incoming``."""
+    def _feed(self, reading: _Incoming | _HttpIncoming, data: bytes, peer: Peer) -> bool:
+        """Give ``reading`` the bytes read (b"" = EOF); True once the request is whole.
+        Raises _Refused (after logging what uWSGI logs) when the connection must close."""
         try:
-            data = sock.recv(_READ)
-        except BlockingIOError:
-            return False
-        except OSError:
-            sock.close()
-            return True
-        try:
-            if not incoming.feed(data):
-                return False
+            if isinstance(reading, _Incoming):
+                return reading.feed(data)
+            return reading.feed(data, self, peer)
         except RemoteProtocolError as exc:
-            self._log_refusal(incoming.first, exc)
-            sock.close()
-            return True
+            self._log_refusal(reading.first, exc)
+            raise _Refused from None
         except EOFError:
+            raise _Refused from None
+
+    async def _serve_connection(self, sock: socket.socket, peer: Peer,
+                                reading: _Incoming | _HttpIncoming) -> None:
+        """Finish reading a request (each wait bounded by ``--socket-timeout``), then
+        answer it."""
+        try:
+            while not self._feed(reading, await self._read(sock), peer):
+                pass
+        except (_Refused, _Timeout):
+            reading.body.close()
             sock.close()
-            return True
-        if answer_now is None:
-            return False
-        assert incoming.head is not None
-        reply = answer_now(incoming.head, b"".join(incoming.body),
-                           _peer_of(sock, name, "uwsgi"))
-        if reply is None:
-            return False
-        out = self._reply_bytes(incoming.conn, reply)
-        try:
-            if out and sock.send(out) < len(out):
-                self.log("[simuwsgi] inline reply cut short by a full socket buffer")
-        except OSError:
-            pass  # the client went away: uWSGI counts a write error and goes on
-        sock.close()
-        return True
+            return
+        answer = self._answer_now(reading, peer)
+        if isinstance(answer, Reply):
+            reading.body.close()
+            await self._write_and_close(sock, self._reply_bytes(reading, answer))
+        else:
+            await self._respond(sock, reading, peer, answer)
 
-    # -- the uwsgi protocol -------------------------------------------------------------
-    async def handle_uwsgi(self, stream: trio.SocketStream, socket_name: str = "",
-                           incoming: _Incoming | None = None) -> None:
-        """Serve one ``--socket`` connection (``incoming``: what was read already)."""
-        if incoming is None:
-            incoming = _Incoming(self._new_connection())
+    def _answer_now(self, reading: _Incoming | _HttpIncoming,
+                    peer: Peer) -> Reply | Awaitable[Reply] | None:
+        if self.answer_now is None:
+            return None
+        assert reading.head is not None
+        return self.answer_now(reading.head, reading.body.value(), peer)
+
+    async def _respond(self, sock: socket.socket, reading: _Incoming | _HttpIncoming,
+                       peer: Peer, pending: Awaitable[Reply] | None) -> None:
+        """Wait for the reply (``pending``, or the handler's) and write it."""
         try:
-            try:
-                while not incoming.complete:
-                    incoming.feed(await self._read(stream))
-            except RemoteProtocolError as exc:
-                self._log_refusal(incoming.first, exc)
-                return
-            except (_Timeout, EOFError):
-                return
-            assert incoming.head is not None
-            reply = await self.handler(incoming.head, b"".join(incoming.body),
-                                       _peer_of(stream.socket, socket_name, "uwsgi"))
-            await self._write(stream, self._reply_bytes(incoming.conn, reply))
+            if pending is None:
+                assert reading.head is not None
+                pending = self.handler(reading.head, reading.body.value(), peer)
+            reply = await pending
+        except BaseException:
+            sock.close()
+            raise
         finally:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+            reading.body.close()
+        await self._write_and_close(sock, self._reply_bytes(reading, reply))
 
-    async def _read(self, stream: trio.SocketStream) -> bytes:
+    async def _read(self, sock: socket.socket) -> bytes:
         """One read, bounded by ``--socket-timeout``; a reset reads as EOF."""
-        with trio.move_on_after(self.limits.socket_timeout):
+        while True:
             try:
-                return await stream.receive_some(_READ)
-            except trio.BrokenResourceError:
+                return sock.recv(_READ)
+            except BlockingIOError:
+                pass
+            except OSError:
                 return b""
-        raise _Timeout
+            with trio.move_on_after(self.limits.socket_timeout) as scope:
+                await trio.lowlevel.wait_readable(sock)
+            if scope.cancelled_caught:
+                raise _Timeout
+
+    async def _write_and_close(self, sock: socket.socket, data: bytes | memoryview) -> None:
+        try:
+            await self._send_all(sock, data)  # a failure: uWSGI counts it and goes on
+        finally:
+            sock.close()
+
+    async def _send_all(self, sock: socket.socket, data: bytes | memoryview) -> str | None:
+        """Write ``data``, each wait for the client bounded by ``--socket-timeout`` (a
+        slow reader gets everything; one that stops reading is dropped). None, or why
+        it failed (see :attr:`ClientStream.error`)."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view):]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as exc:  # the client went away
+                return exc.strerror or str(exc)
+            with trio.move_on_after(self.limits.socket_timeout) as scope:
+                await trio.lowlevel.wait_writable(sock)
+            if scope.cancelled_caught:
+                self.log("uwsgi_response_write_body_do() TIMEOUT !!!")
+                return TIMEOUT
+        return None
 
     def _log_refusal(self, first: bytes, exc: RemoteProtocolError) -> None:
-        if len(first) == 4:
-            size = first[1] | first[2] << 8
-            if size > self.limits.buffer_size:
-                self.log(f"invalid request block size: {size} (max {self.limits.buffer_size})"
-                         "...skip")
+        if len(first) != 4:  # the http parser: its message is uWSGI's log line
+            self.log(str(exc))
+            return
+        for start, line in _PARSE_VARS_LINES:
+            if str(exc).startswith(start):
+                self.log(line)
                 return
-            if size == 0 and first[0] in (0, 30):
-                self.log("Empty python request. skip.")
-            elif size == 0 and first[0] == 173:
-                self.log("Empty RPC request. skip.")
+        size = first[1] | first[2] << 8
+        if size > self.limits.buffer_size:
+            self.log(f"invalid request block size: {size} (max {self.limits.buffer_size})"
+                     "...skip")
+            return
+        if size == 0 and first[0] in (0, 30):
+            self.log("Empty python request. skip.")
+        elif size == 0 and first[0] == 173:
+            self.log("Empty RPC request. skip.")
 
-    def _reply_bytes(self, conn: Connection, reply: Reply) -> bytes:
+    def _reply_bytes(self, reading: _Incoming | _HttpIncoming, reply: Reply) -> bytes:
         """The bytes of ``reply`` (``b""`` for NoReply: just close)."""
+        if isinstance(reading, _HttpIncoming):
+            assert reading.head is not None
+            return _http_bytes(reading.head.vars, reply)
+        conn = reading.conn
         try:
             if isinstance(reply.head, NoReply):
                 conn.send(reply.head)
@@ -318,60 +484,51 @@ class UwsgiServer:
             self.log(f"[simuwsgi] the handler's reply cannot be sent: {exc}")
             return b""
 
-    async def _write(self, stream: trio.SocketStream, data: bytes) -> None:
-        if not data:
-            return
-        try:
-            with trio.move_on_after(self.limits.socket_timeout):
-                await stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the client went away: uWSGI counts a write error and goes on
 
-    # -- the http protocol ----------------------------------------------------------------
-    async def handle_http(self, stream: trio.SocketStream, socket_name: str = "") -> None:
-        """Serve one ``--http-socket`` connection."""
-        limits = self.limits
-        peer = _peer_of(stream.socket, socket_name, "http")
-        port = socket_name.rpartition(":")[2] if ":" in socket_name else "80"
-        buf = bytearray()
-        try:
-            try:
-                while True:
-                    head = parse_http_request(
-                        buf, hostname=self.hostname, server_port=port.encode(),
-                        remote_addr=peer.addr.encode(), buffer_size=limits.buffer_size)
-                    if head is not None:
-                        break
-                    data = await self._read(stream)
-                    if not data:
-                        if buf:
-                            self.log("uwsgi_proto_http_parser() -> client closed connection")
-                        return
-                    buf += data
-                for line in head.warnings:
-                    self.log(line)
-                request = head.request
-                cl = last_value(request.vars, b"CONTENT_LENGTH")
-                wanted = content_length(cl) if cl is not None else 0
-                if limits.limit_post and wanted > limits.limit_post:
-                    self.log("Invalid (too big) CONTENT_LENGTH. skip.")
-                    return
-                body = bytearray(buf[head.consumed:])
-                while len(body) < wanted:
-                    data = await self._read(stream)
-                    if not data:
-                        return
-                    body += data
-            except RemoteProtocolError as exc:
-                self.log(str(exc))
-                return
-            except _Timeout:
-                return
-            reply = await self.handler(request, bytes(body[:wanted]), peer)
-            await self._write(stream, _http_bytes(request.vars, reply))
-        finally:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+class _HttpIncoming:
+    """An ``--http-socket`` request being read: the head, then ``CONTENT_LENGTH`` bytes."""
+
+    __slots__ = ("body", "buffer", "complete", "first", "head", "wanted")
+
+    def __init__(self, body: _Body) -> None:
+        self.buffer = bytearray()  # the head as it arrives
+        self.body = body
+        self.head: Request | None = None
+        self.wanted = 0
+        self.first = b""
+        self.complete = False
+
+    def feed(self, data: bytes, server: UwsgiServer, peer: Peer) -> bool:
+        """Take bytes (b"" = EOF); True once the request is complete."""
+        if not data:
+            if self.buffer and self.head is None:
+                server.log("uwsgi_proto_http_parser() -> client closed connection")
+            raise EOFError
+        if self.head is not None:
+            self.body.write(memoryview(data)[:self.wanted - self.body.size])
+        else:
+            self.buffer += data
+            name = peer.socket_name
+            port = name.rpartition(":")[2] if ":" in name else "80"
+            limits = server.limits
+            head = parse_http_request(
+                self.buffer, hostname=server.hostname, server_port=port.encode(),
+                remote_addr=peer.addr.encode(), buffer_size=limits.buffer_size)
+            if head is None:
+                return False
+            for line in head.warnings:
+                server.log(line)
+            if len(head.request.vars) > limits.max_vars:  # uwsgi_parse_vars, as --socket
+                raise RemoteProtocolError("max vec size reached. skip this var.")
+            self.head = head.request
+            cl = last_value(head.request.vars, b"CONTENT_LENGTH")
+            self.wanted = content_length(cl) if cl is not None else 0
+            if limits.limit_post and self.wanted > limits.limit_post:
+                raise RemoteProtocolError("Invalid (too big) CONTENT_LENGTH. skip.")
+            self.body.write(memoryview(self.buffer)[head.consumed:head.consumed + self.wanted])
+            self.buffer = bytearray()
+        self.complete = self.body.size >= self.wanted
+        return self.complete
 
 
 def _http_bytes(vars: tuple[tuple[bytes, bytes], ...], reply: Reply) -> bytes:

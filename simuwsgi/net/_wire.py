@@ -24,13 +24,19 @@ untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ._server import TIMEOUT
 
 if TYPE_CHECKING:
     from ..master import Instance
+    from ._server import ClientStream
 
 __all__ = ["WireRequest", "install"]
+
+#: A held header block and the first body write up to this size go in one send.
+_COALESCE = 65536
 
 _WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
               "wsgi.run_once", "wsgi.multithread", "wsgi.multiprocess")
@@ -39,16 +45,120 @@ _WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
 class WireRequest:
     """What a wire request carries into the worker, and what the worker leaves."""
 
-    __slots__ = ("control", "headers", "ran", "result", "status", "vars")
+    __slots__ = ("body", "control", "headers", "ran", "result", "status", "stream",
+                 "streamed", "vars")
 
     def __init__(self, vars: tuple[tuple[bytes, bytes], ...] = (),
                  control: Callable[[], Any] | None = None) -> None:
         self.vars = vars
+        #: a body too big for memory: the file ``wsgi.input`` reads (else None)
+        self.body: BinaryIO | None = None
+        #: the client's connection, written as the worker produces the reply (or None)
+        self.stream: ClientStream | None = None
+        #: the request's connection bytes, once the worker writes them to ``stream``
+        self.streamed: StreamedWire | None = None
         self.control = control
         self.ran = False
         self.result: Any = None
         self.status: str | None = None
         self.headers: list[tuple[Any, Any]] = []
+
+
+class StreamedWire(list):  # type: ignore[type-arg]
+    """``Connection.wire`` (:mod:`simuwsgi.wire`) of a request served on a real socket:
+    every write goes to the client at once, and while the client's socket is full the
+    worker waits (parked; the node goes on serving), so the reply is never gathered
+    whole. The header block waits for the first body write and goes with it in one
+    send, as uWSGI's ``writev`` sends them (or, if no write follows in this step of the
+    simulation, when the step ends); what is left unsent when the request ends is the
+    reply the server writes. Nothing else is kept: the response's ``raw`` is empty.
+    """
+
+    def __init__(self, inst: Instance, conn: Any, stream: ClientStream) -> None:
+        super().__init__()
+        self._node = inst.net_host  # type: ignore[attr-defined]
+        self._conn = conn
+        self._stream = stream
+        self._held = b""
+        self.written = 0
+
+    def append(self, data: bytes) -> None:
+        self.written += len(data)
+        if not self._conn.headers_sent and not self._held:  # the header block
+            self._held = data
+            self._node.unsent.append(self)
+            return
+        if self._held:
+            held, self._held = self._held, b""
+            if len(held) + len(data) <= _COALESCE:
+                data = held + data
+            else:
+                self._send(held)
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        stream = self._stream
+        failed_before = stream.error is not None
+        view = memoryview(data)
+        sent = stream.try_send(view)
+        if sent < len(view):
+            self._node.call_blocking(stream.send_all, view[sent:])
+        if stream.error is not None and not failed_before:
+            # the worker's next write fails (uWSGI then logs ``OSError: write error``)
+            if stream.error == TIMEOUT:  # logged by the server
+                self._conn.write_errors += 1
+            else:  # uwsgi_req_error's line, as core/writer.c logs it
+                self._conn._fail("uwsgi_response_write_body_do()", 429, stream.error)
+
+    def flush(self) -> bool:
+        """Send what is held if the socket takes it now (the simulation's step ended);
+        True while bytes are still held."""
+        if self._held and not self._conn.req.done:
+            self._held = self._held[self._stream.try_send(self._held):]
+        return bool(self._held)
+
+    def rest(self) -> bytes:
+        """The bytes still held, now the reply's end: the server writes them."""
+        held, self._held = self._held, b""
+        return held
+
+    def __bool__(self) -> bool:
+        return self.written > 0
+
+
+class FileInput:
+    """``wsgi.input`` over a body kept in a file: uWSGI's ``uwsgi._Input`` methods."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(-1 if size is None else size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._file.readline(-1 if size is None else size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return self._file.readlines(hint)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._file)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._file.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        return 0  # as the in-memory ``wsgi.input`` (workers._Input)
+
+    def close(self) -> None:
+        pass  # the server closes the file once the reply is known
+
+
+FileInput.__name__ = FileInput.__qualname__ = "_Input"
+FileInput.__module__ = "uwsgi"
 
 
 def _scheme(env: dict[str, Any]) -> str:
@@ -97,6 +207,10 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.result = wire.control()
             return ()
         wire_environ(environ, wire.vars)
+        if wire.body is not None:
+            environ["wsgi.input"] = FileInput(wire.body)
+        if wire.stream is not None and request.conn is not None:
+            request.conn.wire = wire.streamed = StreamedWire(inst, request.conn, wire.stream)
 
         def recording_start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
             write = start_response(status, headers, exc_info)
