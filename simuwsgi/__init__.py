@@ -5,11 +5,15 @@ virtual time from the same uWSGI options you deploy with, and compare it with th
 server. Start with ``Simulation``.
 """
 
+from ._errors import AppLoadError as AppLoadError
 from ._errors import ConfigError as ConfigError
 from ._errors import DeadlockError as DeadlockError
 from ._errors import NotSimulatedError as NotSimulatedError
+from ._errors import OptionNotSimulatedError as OptionNotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
+from ._errors import StartRefusedError as StartRefusedError
+from ._errors import StallError as StallError
 from . import real_time as real_time
 from .config import Options as Options
 from .scenario import Scenario as Scenario
@@ -22,9 +26,11 @@ from .workers import Response as Response
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppLoadError",
     "ConfigError",
     "DeadlockError",
     "NotSimulatedError",
+    "OptionNotSimulatedError",
     "Options",
     "Record",
     "Response",
@@ -32,6 +38,8 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "SimuwsgiError",
+    "StartRefusedError",
+    "StallError",
     "Trace",
     "load_scenario",
     "real_time",

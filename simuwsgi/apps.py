@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["AppLoader", "pythonize"]
 
 
+def _control() -> tuple[type[BaseException], ...]:
+    from .master import CONTROL
+
+    return CONTROL
+
+
 def pythonize(path: str) -> str:
     """uWSGI's module name for a file path (``uwsgi_pythonize``)."""
     for prefix in ("sym://", "http://", "data://"):
@@ -61,7 +67,8 @@ class AppLoader:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         opts = inst.opts
-        self.base_dir = Path(opts.str("chdir") or opts.base_dir).resolve()
+        chdir = opts.str("chdir")  # relative to uWSGI's current directory, as chdir(2)
+        self.base_dir = (opts.path(chdir) if chdir else opts.base_dir).resolve()
         self.callable_name = opts.str("callable", "application") or "application"
         self.wsgi_file = opts.str("wsgi-file")
         self.module_spec = opts.str("module")
@@ -88,6 +95,10 @@ class AppLoader:
         self._added_modules: set[str] = set()
         self._path_added = False
         self.load_error: str | None = None
+        from .startup import ProcessEnvironment
+
+        #: --env/--unenv/--pythonpath, undone by restore()
+        self.environment = ProcessEnvironment(inst)
 
     # -- sys.path and sys.modules bookkeeping -----------------------------------
     def prepare(self) -> None:
@@ -95,6 +106,7 @@ class AppLoader:
         if base not in sys.path:
             sys.path.insert(0, base)
             self._path_added = True
+        self.environment.apply()  # --pythonpath entries go before the app directory
         self._before = set(sys.modules)
 
     def _forget(self, name: str) -> None:
@@ -110,6 +122,7 @@ class AppLoader:
 
     def restore(self) -> None:
         """Undo every import made by the simulation (called when it closes)."""
+        self.environment.restore()
         before = getattr(self, "_before", None)
         if before is not None:  # app modules imported later (a mule script's imports)
             for name in set(sys.modules) - before - self._added_modules:
@@ -154,6 +167,8 @@ class AppLoader:
             raise ImportError(f"unable to load {filename}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        # ours from now on, even if the process dies inside the import (os._exit)
+        self._added_modules.add(name)
         try:
             spec.loader.exec_module(module)
         except BaseException:
@@ -178,7 +193,7 @@ class AppLoader:
         target = self.wsgi_file or self.module_spec
         if target is None:
             self.import_list(self.imports)
-            inst.log("*** no app loaded. going in full dynamic mode ***")
+            self._log_no_app()
             return False
         module = None
         callable_name = self.callable_name
@@ -197,7 +212,11 @@ class AppLoader:
         except FileNotFoundError:
             inst.log(f"failed to open python file {self.wsgi_file}")
             self.load_error = f"failed to open python file {self.wsgi_file}"
-        except SystemExit:
+        except SystemExit as exc:
+            from .master import ProcessExit
+
+            raise ProcessExit.from_system_exit(exc) from None
+        except _control():
             raise
         except BaseException:  # noqa: BLE001 - uWSGI prints any import error
             self.load_error = traceback.format_exc()
@@ -224,7 +243,7 @@ class AppLoader:
         self._collect_app_modules()
         if app is None:
             inst.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
-            inst.log("*** no app loaded. going in full dynamic mode ***")
+            self._log_no_app()
             return False
         if not self.apps:
             self.apps[0] = app
@@ -232,6 +251,13 @@ class AppLoader:
         inst.log(f"WSGI app 0 (mountpoint='') ready in 0 seconds on interpreter "
                  f"0x0 pid: {inst.kernel.current.pid if inst.kernel.current else 0} (default app)")
         return True
+
+    def _log_no_app(self) -> None:
+        # uWSGI's last word on loading: with --need-app it exits right after (status 22)
+        if self.inst.opts.flag("need-app"):
+            self.inst.log("*** no app loaded. GAME OVER ***")
+        else:
+            self.inst.log("*** no app loaded. going in full dynamic mode ***")
 
     def forget_app_modules(self) -> None:
         """Drop the app's modules from ``sys.modules`` so the next import runs afresh

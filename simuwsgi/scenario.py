@@ -7,7 +7,9 @@ A scenario is a Python file with module-level names:
     the scenario's directory);
 ``SEED``, ``START``, ``TZ``, ``DURATION``
     the simulation's seed, first instant, time zone, and how long ``run`` lasts
-    (seconds or ``"1d"``/``"2h"``/``"30m"``/``"10s"``; default 60 s);
+    (seconds or ``"1d"``/``"2h"``/``"30m"``/``"10s"``; default 60 s); with a
+    ``timeline`` it is how long the timeline runs (the progress bar and ``--mode
+    real``'s confirmation read it; ``run --for`` is refused);
 ``APP_DIR``
     where relative paths in the options are resolved (default: the scenario's dir);
 ``timeline(sim)``
@@ -101,12 +103,15 @@ def load_scenario(path: str | Path) -> Scenario:
         sys.modules.pop(name, None)
     if not hasattr(module, "OPTIONS"):
         raise ValueError(f"scenario {path} defines no OPTIONS (the uWSGI options to run)")
+    seed = getattr(module, "SEED", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"scenario {path}: SEED must be an integer, not {seed!r}")
     app_dir = Path(getattr(module, "APP_DIR", path.parent))
     if not app_dir.is_absolute():
         app_dir = path.parent / app_dir
     return Scenario(
         name=path.stem, options=module.OPTIONS, app_dir=app_dir,
-        seed=getattr(module, "SEED", 0), start=getattr(module, "START", None),
+        seed=seed, start=getattr(module, "START", None),
         tz=getattr(module, "TZ", None),
         duration=parse_duration(getattr(module, "DURATION", 60)),
         timeline=getattr(module, "timeline", None), check=getattr(module, "check", None),

@@ -18,13 +18,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._errors import DeadlockError, SimulationError
+from ._errors import AppLoadError, DeadlockError, SimulationError
 from ._spool import LinesView
 from .clock import TimePatch, VirtualClock, parse_start
-from .config import Options, parse_ini, parse_options
+from .config import Options, parse_options
+from .containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
 from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
+from .options_status import report_not_simulated
 from .processes import UProcess
 from .trace import Trace
 from .workers import Request, Response, dispatch_request
@@ -47,8 +49,10 @@ class Simulation:
     ``start`` is the first virtual instant (ISO string, datetime, epoch seconds; naive
     values are read in ``tz``); by default 2026-01-01 00:00 — or, inside an active
     ``freezegun.freeze_time``, the frozen instant. ``seed`` drives every choice real
-    uWSGI leaves to chance. ``app_dir`` is where relative paths in the options are
-    resolved (default: the ``.ini`` file's directory, else the current directory).
+    uWSGI leaves to chance. ``app_dir`` is where relative paths in the options (an
+    ``.ini`` file's path and the paths inside it included) are resolved: uWSGI's current
+    directory (default: this process's; ``--chdir`` moves it, ``%d`` in an ``.ini`` is
+    the file's directory).
     ``vfork=False`` shares the app's modules between processes (no copy at fork time,
     less faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
     OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
@@ -62,7 +66,15 @@ class Simulation:
     with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix); the trace and the log keep only their newest rows in memory
-    either way (``simuwsgi.trace``).
+    either way (``simuwsgi.trace``). ``start()`` raises ``AppLoadError`` when the app did
+    not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``. An option
+    the simulation does not simulate (``simuwsgi options --status not-simulated``) is
+    named in one warning line of the log; ``strict=True`` refuses it instead
+    (``OptionNotSimulatedError``). ``stall_timeout`` is how many real seconds app code
+    may run without yielding to the simulation (a CPU loop, a blocking real socket):
+    then the process is stopped, as uWSGI's harakiri would when ``--harakiri`` is set,
+    else ``StallError`` names it (None: never; see ``simuwsgi.containment``). In fork
+    mode ``fork_timeout`` plays that part (a hung child is a ``StallError`` too).
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -70,7 +82,9 @@ class Simulation:
                  hostname: str = "simuwsgi", vfork: bool = True,
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
-                 legacy: bool = False, trace_kinds: Iterable[str] | None = None) -> None:
+                 legacy: bool = False, trace_kinds: Iterable[str] | None = None,
+                 allow_no_app: bool = False, strict: bool = False,
+                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -88,6 +102,7 @@ class Simulation:
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
+        report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime
 
@@ -96,15 +111,24 @@ class Simulation:
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.legacy)
         self._patch = TimePatch(self.clock, self._sleep)
+        if stall_timeout is not None:
+            stall_timeout = check_duration("stall_timeout", stall_timeout) or None
+        self.inst.stall_timeout = stall_timeout
+        self._contain = Containment(self.inst)
+        # fork mode: user code runs in OS children, watched by ``fork_timeout``
+        self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
         self._decorators = decorators
         self._imports = ImportLedger()
+        self.allow_no_app = allow_no_app
         self.started = False
         self.closed = False
         self._request_ids = 0
 
     @classmethod
     def from_ini(cls, path: str | Path, **kwargs: Any) -> Simulation:
-        return cls(parse_ini(path), **kwargs)
+        """``Simulation(path, **kwargs)``: the options of a uWSGI ``.ini`` file (paths in
+        it relative to the current directory, as for ``uwsgi --ini path``)."""
+        return cls(str(path), **kwargs)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Simulation:
@@ -120,19 +144,37 @@ class Simulation:
         kernel.context_hook = inst.app.switch
         try:
             self._patch.install()
+            self._contain.install()
+            self._watchdog.start()
             if stale:
                 inst.log(f"[simuwsgi] imported before the simulation with uwsgi = None, "
                          f"imported afresh inside it: {', '.join(stale)}")
             self._install_facade()
             inst.on_stop.append(self._settle)
-            with self._patch.running():
-                inst.boot()
+            try:
+                with self._patch.running():
+                    self._drive(inst.boot, "start")
+            except SimulationError as exc:
+                if isinstance(exc.__cause__, AppLoadError):  # --lazy-apps: in a worker
+                    raise exc.__cause__ from None
+                raise
             self._settle()
             self._imports.check_stale()
+            if not inst.app_loaded and not self.allow_no_app:
+                raise AppLoadError(
+                    self._no_app_message(), log=self.log,
+                    advice="uWSGI runs on, answering every request with a 500: pass "
+                           "allow_no_app=True if that is what you want")
         except BaseException:
             self.close()
             raise
         return self
+
+    def _no_app_message(self) -> str:
+        app = self.inst.app
+        if not (app.wsgi_file or app.module_spec):
+            return "no app loaded: the options name none (--wsgi-file, --module, ...)"
+        return f"the app {app.wsgi_file or app.module_spec} did not load"
 
     def _install_facade(self) -> None:
         if self._decorators == "simuwsgi":
@@ -155,6 +197,7 @@ class Simulation:
         """Stop the instance and take every patch out. Idempotent."""
         if self.closed:
             return
+        self._check_not_reentrant("close")
         self.closed = True
         try:
             if self.started:
@@ -165,7 +208,8 @@ class Simulation:
                     hook = getattr(sub, "close", None)
                     if hook is not None:
                         hook()
-            self._settle()
+            if self.started:  # a never-started simulation installed no uwsgi module
+                self._settle()
             with self._patch.running():  # killed processes' finally blocks run here
                 self.kernel.close()
         finally:
@@ -173,6 +217,8 @@ class Simulation:
                 self.inst.forks.close()
             self.kernel.context_hook = None
             self.inst.app.restore()
+            self._watchdog.close()
+            self._contain.uninstall()
             self._patch.uninstall()
             finder = getattr(self, "_finder", None)
             if finder is not None and finder in sys.meta_path:
@@ -198,7 +244,19 @@ class Simulation:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _ensure_started(self) -> None:
+    def _check_not_reentrant(self, what: str) -> None:
+        """The driving API is for the test: app code calling it would run the kernel
+        from inside one of its own processes."""
+        proc = self.kernel.current
+        if self._watchdog.driving or proc is not None:
+            who = f"{proc.name} (pid {proc.pid})" if proc is not None else "the simulation"
+            raise SimulationError(
+                f"sim.{what}() called from app code running in {who}: the driving API "
+                "(start, advance, run_until, request, get, close...) is for the test, "
+                "outside the simulation; in the app, use time.sleep() or the uwsgi API")
+
+    def _ensure_started(self, what: str = "run") -> None:
+        self._check_not_reentrant(what)
         if not self.started:
             self.start()
         if self.closed:
@@ -225,15 +283,16 @@ class Simulation:
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass, running everything that falls due."""
-        self._ensure_started()
+        seconds = check_duration("advance()", seconds)
+        self._ensure_started("advance")
         self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
 
     def run_until(self, when: Any) -> None:
         """Run until virtual time ``when``: seconds since start, or a wall-clock
         instant (datetime, ISO string)."""
-        self._ensure_started()
+        self._ensure_started("run_until")
         if isinstance(when, (int, float)) and not isinstance(when, bool):
-            target = float(when)
+            target = check_duration("run_until()", when, negative=True)
         else:
             target = self.kernel.now + parse_start(when, self.clock.tz) - self.clock.time()
         if target < self.kernel.now:
@@ -250,7 +309,8 @@ class Simulation:
     def step_clock(self, seconds: float) -> None:
         """Step the virtual wall clock (NTP jump): forward or backward; monotonic time
         and pending timers are unaffected."""
-        self._ensure_started()
+        seconds = check_duration("step_clock()", seconds, negative=True)
+        self._ensure_started("step_clock")
         self.inst.record("clock.step", self.inst.master, delta=seconds)
         self.clock.step(seconds)
 
@@ -270,10 +330,22 @@ class Simulation:
             self._imports.enter()
             sys.modules["uwsgi"] = self.inst.facade
             with self._patch.running():
-                body()
+                self._drive(body, "run")
         finally:
             gc.set_threshold(*thresholds)
             self._settle()
+
+    def _drive(self, body: Any, what: str) -> None:
+        """Run the kernel for the test: the watchdog is armed, re-entry refused."""
+        self._check_not_reentrant(what)
+        watchdog = self._watchdog
+        watchdog.driving = True
+        test_argv, sys.argv = sys.argv, self._contain.argv
+        try:
+            body()
+        finally:
+            sys.argv = test_argv
+            watchdog.end_drive()
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""
@@ -372,6 +444,18 @@ class Simulation:
         self.inst.record("fault.kill", proc, pid=proc.pid)
         self.inst.kill(proc, "killed")
         self.advance(0)
+
+    def set_rss(self, process: str, rss: int, *, vsz: int | None = None) -> None:
+        """Set what measuring a process's memory gives from now on, in bytes (RSS, and
+        the address space with ``vsz``): ``--reload-on-rss``/``--reload-on-as`` read it
+        at the end of each request, ``--evil-reload-on-*`` when the worker publishes it
+        (end of a request, or every ``--mem-collector-freq`` seconds)."""
+        self._ensure_started()
+        proc = self.process(process)
+        proc.rss = int(rss)
+        if vsz is not None:
+            proc.vsz = int(vsz)
+        self.inst.record("memory.set", proc, rss=proc.rss, vsz=proc.vsz)
 
     def reload(self) -> None:
         """Graceful reload (SIGHUP to the master), run to completion."""
