@@ -309,6 +309,7 @@ class Kernel:
             heapq.heappush(heap, own)
             self.park(reason)
             return
+        self.parks += 1  # a yield, even when no switch follows (the stall watchdog)
         entry = heapq.heappushpop(heap, own)
         if entry[0] <= self._until and (self._stop is None or not self._stop()):
             if entry is own:

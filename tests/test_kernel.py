@@ -361,3 +361,15 @@ def test_a_lone_sleeper_does_not_switch():
         greenlet.settrace(previous)
     assert ended == [1000.0] and k.events_run == 1000
     assert switches == ["switch", "switch"]  # into the process once, and back at its end
+
+
+def test_sleep_counts_as_a_yield_even_without_a_switch():
+    k = Kernel()
+
+    def body() -> None:
+        for _ in range(10):
+            k.sleep(1.0)
+
+    k.start(Process(k, "p", 1, body))
+    k.run_until(100.0)
+    assert k.parks == 10  # what the stall watchdog watches
