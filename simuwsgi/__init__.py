@@ -12,9 +12,10 @@ from ._errors import NotSimulatedError as NotSimulatedError
 from ._errors import OptionNotSimulatedError as OptionNotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
-from ._errors import StartRefusedError as StartRefusedError
 from ._errors import StallError as StallError
+from ._errors import StartRefusedError as StartRefusedError
 from . import real_time as real_time
+from .cluster import Cluster as Cluster
 from .config import Options as Options
 from .scenario import Scenario as Scenario
 from .scenario import load_scenario as load_scenario
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppLoadError",
+    "Cluster",
     "ConfigError",
     "DeadlockError",
     "NotSimulatedError",
@@ -38,8 +40,8 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "SimuwsgiError",
-    "StartRefusedError",
     "StallError",
+    "StartRefusedError",
     "Trace",
     "load_scenario",
     "real_time",

@@ -259,7 +259,8 @@ def _load(path: str) -> Scenario:
         tree = ast.parse(file.read_bytes(), filename=path)
     except SyntaxError as exc:
         raise ValueError(f"scenario {path}, line {exc.lineno}: {exc.msg}") from None
-    if "OPTIONS" not in _top_level_names(tree):
+    names = _top_level_names(tree)
+    if "OPTIONS" not in names and "NODES" not in names:  # NODES: a cluster (scenario.py)
         raise ValueError(f"{path} is not a scenario (it sets no OPTIONS); to run it as the "
                          f"app, give uWSGI options after --: simuwsgi run -- --master "
                          f"--wsgi-file {path}")
@@ -439,6 +440,9 @@ class _CliDriver:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._driver, name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._driver[name]  # a cluster's node (a scenario with NODES)
 
     @contextlib.contextmanager
     def deferring_ctrl_c(self) -> Iterator[None]:

@@ -117,6 +117,8 @@ class Instance:
         self.clock = clock
         self.node = node
         self.hostname = hostname
+        #: whose facts the startup banner prints: "virtual" (fixed) or "host" (banner.py)
+        self.machine = "virtual"
         self.vfork = vfork
         self.trace = Trace(node, trace_kinds)
         #: ``(time, process, line)`` rows; old ones spill to disk (bounded memory).
@@ -354,12 +356,12 @@ class Instance:
         if not self.lazy_apps:
             self.app_loaded = self.app.load()
             self._check_need_app()
-        self._log_lines(_banner.after_app(self))
         if not self.has_master and self.numproc == 0:
             # uwsgi_start: no master and no workers: exit(0) once the app is loaded
             self.booted = True
             self.shutdown(signalled=False)
             return
+        self._log_lines(_banner.after_app(self))
         self.master.context = self.app.master_context()
         self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
@@ -1010,7 +1012,7 @@ class Instance:
         # uwsgi_reload (core/master_utils.c) before it execs the binary again
         self._log_lines([f"chdir() to {self.app.base_dir}",
                          f"closing all non-uwsgi socket fds > 2 (max_fd = "
-                         f"{_banner.machine()['max_fd']})..."]
+                         f"{_banner.machine(self)['max_fd']})..."]
                         + [f"found fd {3 + n} mapped to socket {n} ({address})"
                            for n, address in enumerate(_banner.sockets(self))]
                         + [f"running {_banner.binary_path(self)}"])

@@ -396,17 +396,26 @@ def _argv(sim: Any) -> list[str]:
     server = getattr(sim, "server", None)
     if server is not None and getattr(server, "argv", None):
         return list(server.argv)
+    nodes = getattr(sim, "nodes", None)
+    if nodes is not None:  # a cluster: each node's, after its name
+        return [part for name, node in nodes.items()
+                for part in (f"\n{name}:", *node.opts.argv())]
     return list(sim.opts.argv())
 
 
 def _log_text(sim: Any) -> str:
-    """``log.txt``: a simulation's lines with ``--log-date`` stamps in its time zone; a
-    real run's as uWSGI wrote them."""
+    """``log.txt``: a simulation's lines with ``--log-date`` stamps in its time zone
+    (``uwsgi_log_verbose``'s lines have theirs); a real run's as uWSGI wrote them."""
     inst = getattr(sim, "inst", None)
     if inst is None:
         return "\n".join(sim.log) + "\n"
     stamp = clock_of(sim, LOG_DATE)
-    return "".join(f"{stamp(t)} - {line}\n" for t, _proc, line in inst.log_lines)
+    out = []
+    for t, _proc, line in inst.log_lines:
+        date = f"{stamp(t)} - "
+        # uwsgi_log_verbose's lines carry their date already and skip --log-date's
+        out.append(f"{line}\n" if line.startswith(date) else f"{date}{line}\n")
+    return "".join(out)
 
 
 def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Path:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ._errors import AppLoadError, DeadlockError, SimulationError
 from ._spool import LinesView
+from .banner import MACHINES
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_options
 from .containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
@@ -75,6 +76,9 @@ class Simulation:
     then the process is stopped, as uWSGI's harakiri would when ``--harakiri`` is set,
     else ``StallError`` names it (None: never; see ``simuwsgi.containment``). In fork
     mode ``fork_timeout`` plays that part (a hung child is a ``StallError`` too).
+    ``machine`` is whose facts the startup lines of the log print: ``"virtual"`` (a
+    fixed machine, so the log is the same everywhere) or ``"host"`` (this machine's, as
+    the real server would print them here).
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -84,7 +88,8 @@ class Simulation:
                  network: str = "none", cron_commands: bool = False,
                  legacy: bool = False, trace_kinds: Iterable[str] | None = None,
                  allow_no_app: bool = False, strict: bool = False,
-                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT) -> None:
+                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+                 machine: str = "virtual") -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -102,6 +107,9 @@ class Simulation:
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
+        if machine not in MACHINES:
+            raise ValueError(f"machine must be one of {', '.join(MACHINES)}, not {machine!r}")
+        self.inst.machine = machine
         report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime
@@ -160,15 +168,18 @@ class Simulation:
                 raise
             self._settle()
             self._imports.check_stale()
-            if not inst.app_loaded and not self.allow_no_app:
-                raise AppLoadError(
-                    self._no_app_message(), log=self.log,
-                    advice="uWSGI runs on, answering every request with a 500: pass "
-                           "allow_no_app=True if that is what you want")
+            self._check_app_loaded()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _check_app_loaded(self) -> None:
+        if not self.inst.app_loaded and not self.allow_no_app:
+            raise AppLoadError(
+                self._no_app_message(), log=self.log,
+                advice="uWSGI runs on, answering every request with a 500: pass "
+                       "allow_no_app=True if that is what you want")
 
     def _no_app_message(self) -> str:
         app = self.inst.app

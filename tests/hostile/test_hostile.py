@@ -245,7 +245,9 @@ def test_code_that_never_yields_is_a_harakiri_when_one_is_set(tmp_path, path):
         sim.advance(GAP)
         assert sim.get("/").status == 200
         log = list(sim.log)
-    assert "*** HARAKIRI ON WORKER 1 (pid: 1002, try: 1, graceful: yes) ***" in log
+    # uwsgi_log_verbose: after the date
+    assert "Thu Jan  1 00:00:20 2026 - *** HARAKIRI ON WORKER 1 (pid: 1002, try: 1, " \
+           "graceful: yes) ***" in log
 
 
 @pytest.mark.parametrize("path", ["/spin", "/swallow"])
