@@ -169,14 +169,14 @@ class Trace:
         """Also append every record kept here to ``into`` (a cluster's one trace, in
         the order the records happen on every node)."""
         add = self.add
-        rows = self._rows
-        shared = into._rows
+        spool = self._spool
+        shared = into._spool
 
         def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
-            kept = len(rows)
+            kept = len(spool)
             add(time, process, kind, fields)
-            if len(rows) != kept:
-                shared.append(rows[-1])
+            if len(spool) != kept:
+                shared.append((time, self.node, process, kind, fields))
 
         self.add = both  # type: ignore[method-assign]
 
