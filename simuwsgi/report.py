@@ -1,8 +1,9 @@
 """Run reports: a short summary for the terminal and a report directory on disk.
 
 A report directory holds ``report.md`` (what ran, how long, what happened, the
-digest), ``summary.json``, ``trace.msgpack`` (the trace, or the kinds kept) and ``log.txt`` (the
-lines uWSGI would have logged).
+digest), ``summary.json``, ``trace.msgpack`` (the trace, or the kinds kept), ``log.txt`` (the
+lines uWSGI would have logged), ``timeline.html`` and ``timeline.png``
+(:mod:`simuwsgi.timeline`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from .timeline import timeline_of_sim
 
 __all__ = ["summarize", "format_summary", "write_report"]
 
@@ -25,6 +28,7 @@ def summarize(sim: Any, *, name: str, wall_seconds: float,
         "scenario": name,
         "seed": sim.seed,
         "end": sim.datetime.isoformat(),
+        "tz": getattr(getattr(sim, "clock", None), "tz", None),
         "virtual_seconds": round(sim.now, 6),
         "wall_seconds": round(wall_seconds, 3),
         "speedup": round(sim.now / wall_seconds, 1) if wall_seconds > 0 else None,
@@ -79,6 +83,7 @@ def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Pa
     out = Path(directory) / f"{summary['scenario']}-seed{summary['seed']}"
     out.mkdir(parents=True, exist_ok=True)
     sim.trace.save(out / "trace.msgpack")
+    timeline = timeline_of_sim(sim, out, summary["scenario"])
     (out / "log.txt").write_text("\n".join(sim.log) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     kinds = "\n".join(f"| {k} | {v} |" for k, v in summary["events_by_kind"].items())
@@ -90,5 +95,5 @@ def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Pa
         f"## Events by kind\n\n| kind | count |\n|---|---|\n{kinds}\n\n"
         f"## First events\n\n```\n{first}\n```\n\n"
         f"Trace: `trace.msgpack` (msgpack rows: time, node, process, kind, fields); "
-        f"uWSGI log: `log.txt`.\n")
+        f"uWSGI log: `log.txt`.\n\n{timeline}")
     return out
