@@ -295,7 +295,7 @@ class _Builder:
                         if g in (p, p.rstrip("0123456789"))})
         kinds = {k for _g, k in named}
         strings = self.s.table()
-        marked = [i for i, (lane, recs) in enumerate(zip(items["lane"], items["recs"]))
+        marked = [recs[0] for lane, recs in zip(items["lane"], items["recs"])
                   if lane in lanes and any(strings[self.rec["kind"][r]] in kinds for r in recs)]
         return lanes, marked
 
@@ -307,12 +307,51 @@ class _Builder:
                        key=lambda k: (self.items["lane"][k], self.items["t0"][k]))
         items = {k: [v[i] for i in order] for k, v in self.items.items()}
         lanes, marked = self._differing(items, differences)
+        rec = dict(self.rec, t=_deltas(_micro(self.rec["t"])))
+        log = dict(self.log, t=_deltas(_micro(self.log["t"])))
         return {"title": title, "tz": clock.tz, "start": clock.start_epoch,
                 "offsets": _offsets(clock, end), "end": end, "lanes": self.lanes,
-                "strings": self.s.table(), "rec": self.rec, "items": items,
-                "arrows": self.arrows, "log": self.log, "untimedLog": self.untimed_log,
+                "rec": rec, "items": self._pack(items), "strings": self.s.table(),
+                "arrows": [_deltas([a for a, _b in self.arrows]),
+                           _deltas([b for _a, b in self.arrows])],
+                "log": log, "untimedLog": self.untimed_log,
                 "differences": list(differences), "highlight": lanes, "marked": marked,
-                "categories": sorted(set(_CATEGORY.values()) | {"other"})}
+                "categories": sorted(set(_CATEGORY.values()) | {"other"}),
+                "markers": sorted(self.s(k) for k in _MARKERS)}
+
+
+    def _pack(self, items: dict[str, list[Any]]) -> dict[str, Any]:
+        """The items as the page reads them: times in µs as differences from the previous
+        item, the duration, type and class through the string table, the first record as
+        a difference, the other records only for the items that have them."""
+        # a tick or marker of one record is that record: the page rebuilds it from it
+        kinds = self.rec["kind"]
+        strings = self.s.table()
+        point = [len(recs) == 1 and type_ in ("tick", "mark") and label == kinds[recs[0]]
+                 and cls == strings[label].replace(".", "-")
+                 for type_, cls, label, recs in zip(items["type"], items["cls"],
+                                                    items["label"], items["recs"])]
+        keep = [i for i, p in enumerate(point) if not p]
+        full = {k: [v[i] for i in keep] for k, v in items.items()}
+        t0 = _micro(full["t0"])
+        return {"points": _deltas([recs[0] for recs, p in zip(items["recs"], point) if p]),
+                "t0": _deltas(t0),
+                "d": [b - a for a, b in zip(t0, _micro(full["t1"]))],
+                "lane": full["lane"], "label": full["label"],
+                "type": [self.s(v) for v in full["type"]],
+                "cls": [self.s(v) for v in full["cls"]],
+                "r": _deltas([recs[0] for recs in full["recs"]]),
+                "more": {str(i): recs[1:] for i, recs in enumerate(full["recs"])
+                         if len(recs) > 1}}
+
+
+def _micro(times: Iterable[float]) -> list[int]:
+    return [round(t * 1e6) for t in times]
+
+
+def _deltas(values: Sequence[int]) -> list[int]:
+    """Each value minus the one before: small numbers, short JSON (the page sums them)."""
+    return [v - p for p, v in zip([0, *values[:-1]], values)]
 
 
 def render(title: str, runs: Sequence[Run], differences: Sequence[str] = ()) -> str:
