@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -105,7 +106,8 @@ class _Narrator:
         self.submitted: dict[Any, float] = {}
         self.choices: dict[str, dict[str, Any]] = {}  # picked process -> the choice
         self.raised: dict[int, tuple[float, str]] = {}
-        self.routed: dict[int, tuple[float, set[str]]] = {}  # num -> (time, busy then)
+        # num -> its latest routings: (time, the processes busy then, those it reached)
+        self.routed: dict[int, deque[tuple[float, set[str], set[str]]]] = {}
         self.spool_tries: dict[str, int] = {}
 
     def line(self, t: float, proc: str, kind: str, f: dict[str, Any]) -> str:
@@ -218,24 +220,19 @@ class _Narrator:
                 "master's signal pipe")
 
     def _signal_route(self, t: float, proc: str, f: dict[str, Any]) -> str:
-        self.routed[f.get("num")] = (t, set(self.busy))
+        self.routed.setdefault(f.get("num"), deque(maxlen=64)).append((t, set(self.busy), set()))
         return (f"the master routes signal {f.get('num')} to '{f.get('target')}' "
                 "(the target it was registered with)")
-
-    def _fire(self, what: str, t: float, f: dict[str, Any]) -> str:
-        num = f.get("num")
-        self.routed[num] = (t, set(self.busy))
-        return f"{what}; the master routes signal {num} to '{self.targets.get(num, '?')}'"
 
     def _timer_fire(self, t: float, proc: str, f: dict[str, Any]) -> str:
         secs = self.timers.get(f.get("num"))
         every = f" (every {secs:g} s)" if secs is not None else ""
-        return self._fire(f"timer {f.get('num')} fired{every}", t, f)
+        return f"timer {f.get('num')} fired{every}"
 
     def _rb_timer_fire(self, t: float, proc: str, f: dict[str, Any]) -> str:
         secs = self.timers.get(f.get("num"))
         every = f" (every {secs:g} s)" if secs is not None else ""
-        return self._fire(f"rb_timer {f.get('num')} fired{every}", t, f)
+        return f"rb_timer {f.get('num')} fired{every}"
 
     def _timer_add(self, t: float, proc: str, f: dict[str, Any]) -> str:
         self.timers[f.get("num")] = f.get("secs")
@@ -263,12 +260,15 @@ class _Narrator:
                     reasons.append(f"{k}={v} matches {current[k]}" if why == str(v)
                                    else f"{k}={v} ({why}) matches {current[k]}")
         why = ": " + ", ".join(reasons) if reasons else ""
-        return self._fire(f"cron {num} fired at {self.clock.format(t)[:8]}{why}", t, f)
+        return f"cron {num} fired at {self.clock.format(t)[:8]}{why}"
 
     def _signal_handler(self, t: float, proc: str, f: dict[str, Any]) -> str:
         num = f.get("num")
-        routed = self.routed.get(num)
+        # the oldest routing of this signal not yet handled here is the one handled now
+        routed = next((r for r in self.routed.get(num, ()) if proc not in r[2]), None)
         text = f"{_worker_words(proc)} ran the handler of signal {num}"
+        if routed is not None:
+            routed[2].add(proc)
         if routed is not None and t - routed[0] > 0.0005:
             if proc in routed[1]:
                 text = (f"signal {num} queued to {_worker_words(proc)}: {_worker_words(proc)} "

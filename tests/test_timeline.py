@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from simuwsgi import timeline
 from simuwsgi.cli import main as cli_main
 from simuwsgi.conform import ConformResult
 from simuwsgi.explain import Clock
@@ -209,3 +210,13 @@ def test_conformance_timeline_puts_the_runs_side_by_side(tmp_path: Path) -> None
     assert [data["lanes"][i] for i in data["highlight"]] == ["sim worker1", "real worker1"]
     marked = {data["rec"]["t"][r] for r in data["marked"]}
     assert marked == {1.0, 4.0}
+
+
+def test_without_a_browser_the_report_says_so(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timeline, "chromium", lambda: None)
+    assert cli_main(["run", "--for", "5", "--report", str(tmp_path), "--quiet", "--",
+                     "--master", "--processes", "1"]) == 0
+    [out] = tmp_path.iterdir()
+    assert (out / "timeline.html").is_file() and not (out / "timeline.png").exists()
+    assert "No `timeline.png`: there is no Chromium here" in (out / "report.md").read_text()
