@@ -365,6 +365,8 @@ def load_run(source: str) -> tuple[list[Row], Clock]:
     path = Path(source)
     if path.is_dir():
         path = path / "trace.msgpack"
+    if not path.is_file():
+        raise ValueError(f"{source}: no such scenario, report directory or trace file")
     if path.suffix == ".py":
         from .scenario import load_scenario
 
@@ -376,8 +378,6 @@ def load_run(source: str) -> tuple[list[Row], Clock]:
                 sim.run_until(scenario.duration)
             rows = [tuple(r) for r in sim.trace.rows()]
             return rows, Clock.of(sim)  # type: ignore[return-value]
-    if not path.is_file():
-        raise ValueError(f"{source}: no such scenario, report directory or trace file")
     try:
         trace = Trace.load(path)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is bad input
