@@ -24,6 +24,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ._errors import SimulationError
+
 __all__ = ["Clock", "narrate", "main"]
 
 Row = tuple[float, str, str, str, dict[str, Any]]
@@ -144,7 +146,7 @@ class _Narrator:
         req = self.busy.pop(proc, None)
         why = {"max-requests": "it served --max-requests "
                                f"{self.options.get('max-requests', '?')} requests "
-                               "and the master recycles it",
+                               "and exits by itself ('The work of process ... is done')",
                "harakiri": "the master killed it (harakiri)",
                "reload": "a reload replaces every worker"}.get(str(reason), str(reason))
         lost = f"; request {req.get('id')} ({req.get('path')}) is lost" if req else ""
@@ -412,7 +414,7 @@ def select(rows: list[Row], lines: list[str], clock: Clock, *, at: str | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``simuwsgi explain``: 0 printed, 2 bad input."""
+    """``simuwsgi explain``: 0 printed, 2 bad input, 3 the scenario's simulation failed."""
     p = argparse.ArgumentParser(prog="simuwsgi explain",
                                 description="Narrate a run: what uWSGI did, and why.")
     p.add_argument("source", help="a scenario (SCENARIO.py), a report directory or a trace")
@@ -430,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"simuwsgi explain: {exc}", file=sys.stderr)
         return 2
+    except SimulationError as exc:
+        print(f"simuwsgi explain: the simulation failed: {exc}", file=sys.stderr)
+        return 3
     print("\n".join(out))
     return 0
 

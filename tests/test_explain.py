@@ -46,7 +46,7 @@ def test_quickstart_requests_recycling_signals_and_reload(quickstart: list[str])
     assert ("worker 4 took request 482 (GET /report?5): one of 4 idle workers blocked in "
             "accept(), the one the kernel woke") in text
     assert ("10:57:01.000 worker4   worker 4 (pid 1005) died: it served --max-requests 40 "
-            "requests and the master recycles it") in text
+            "requests and exits by itself ('The work of process ... is done')") in text
     assert "request 487 (/crash) failed: the app raised an exception" in text
     assert ("17:00:00.000 worker4   worker 4 raised signal 30: it goes through the master's "
             "signal pipe") in text
