@@ -5,6 +5,7 @@ virtual time from the same uWSGI options you deploy with, and compare it with th
 server. Start with ``Simulation``.
 """
 
+from ._errors import AppLoadError as AppLoadError
 from ._errors import ConfigError as ConfigError
 from ._errors import DeadlockError as DeadlockError
 from ._errors import NotSimulatedError as NotSimulatedError
@@ -22,6 +23,7 @@ from .workers import Response as Response
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppLoadError",
     "ConfigError",
     "DeadlockError",
     "NotSimulatedError",

@@ -23,6 +23,50 @@ class SimulationError(SimuwsgiError, RuntimeError):
     """
 
 
+class AppLoadError(SimulationError):
+    """The app did not load at start (no ``--wsgi-file``/``--module``, an import error,
+    ``sys.exit`` at import).
+
+    Without ``--need-app`` real uWSGI runs on "in full dynamic mode" and answers every
+    request with a 500; ``Simulation(..., allow_no_app=True)`` keeps such an instance.
+    ``what`` says what failed; ``log`` holds the uWSGI log lines up to the failure;
+    ``exit_status`` is the status real uWSGI exits with (22 under ``--need-app``, the
+    code given to ``sys.exit``), or ``None`` when it runs on.
+    """
+
+    def __init__(self, what: str, *, log: list[str], exit_status: int | None = None,
+                 advice: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.advice = advice
+        self.log = log
+        self.exit_status = exit_status
+
+    @property
+    def cause(self) -> list[str]:
+        """The log lines that tell why: the import's traceback (or ``failed to open``)
+        through uWSGI's ``*** no app loaded`` line."""
+        end = next((i for i in range(len(self.log) - 1, -1, -1)
+                    if self.log[i].startswith("*** no app loaded")), None)
+        if end is None:
+            return []
+        begin = end
+        for i in range(end - 1, -1, -1):
+            if self.log[i].startswith(_FAILURE_STARTS):
+                begin = i
+                break
+        return self.log[begin:end + 1]
+
+    def __str__(self) -> str:
+        head = f"{self.what}: {self.advice}" if self.advice else self.what
+        return "\n".join([head, *self.cause])
+
+
+#: The first log line of each way an app fails to load (``simuwsgi.apps``).
+_FAILURE_STARTS = ("Traceback (most recent call last):", "failed to open python file",
+                   'unable to find "')
+
+
 class DeadlockError(SimulationError):
     """Every virtual process is blocked and no event is scheduled: nothing can progress."""
 

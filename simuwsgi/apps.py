@@ -61,7 +61,8 @@ class AppLoader:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         opts = inst.opts
-        self.base_dir = Path(opts.str("chdir") or opts.base_dir).resolve()
+        chdir = opts.str("chdir")  # relative to uWSGI's current directory, as chdir(2)
+        self.base_dir = (opts.path(chdir) if chdir else opts.base_dir).resolve()
         self.callable_name = opts.str("callable", "application") or "application"
         self.wsgi_file = opts.str("wsgi-file")
         self.module_spec = opts.str("module")
@@ -178,7 +179,7 @@ class AppLoader:
         target = self.wsgi_file or self.module_spec
         if target is None:
             self.import_list(self.imports)
-            inst.log("*** no app loaded. going in full dynamic mode ***")
+            self._log_no_app()
             return False
         module = None
         callable_name = self.callable_name
@@ -224,7 +225,7 @@ class AppLoader:
         self._collect_app_modules()
         if app is None:
             inst.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
-            inst.log("*** no app loaded. going in full dynamic mode ***")
+            self._log_no_app()
             return False
         if not self.apps:
             self.apps[0] = app
@@ -232,6 +233,13 @@ class AppLoader:
         inst.log(f"WSGI app 0 (mountpoint='') ready in 0 seconds on interpreter "
                  f"0x0 pid: {inst.kernel.current.pid if inst.kernel.current else 0} (default app)")
         return True
+
+    def _log_no_app(self) -> None:
+        # uWSGI's last word on loading: with --need-app it exits right after (status 22)
+        if self.inst.opts.flag("need-app"):
+            self.inst.log("*** no app loaded. GAME OVER ***")
+        else:
+            self.inst.log("*** no app loaded. going in full dynamic mode ***")
 
     def forget_app_modules(self) -> None:
         """Drop the app's modules from ``sys.modules`` so the next import runs afresh

@@ -193,7 +193,9 @@ def _apply(opts: Options, name: str, value: str | bool, expand: _Expander,
            from_file: bool, top: bool = True) -> None:
     if top and not from_file:
         opts.given.append((name, value))
-    if isinstance(value, str):
+    if isinstance(value, str) and from_file:
+        # Only config files are expanded (uwsgi_open_and_read's magic_sub and the ini
+        # parser): a command line's ``%(addr)`` stays literal (observed: --logformat).
         value = expand(value)
     if name in ("set", "set-placeholder", "set-ph") and isinstance(value, str):
         key, _, val = value.partition("=")
@@ -222,9 +224,9 @@ def parse_options(options: Any, *, base_dir: Path | None = None) -> Options:
     """Options from an argv list, a dict, an ``Options``, or an ``.ini`` path."""
     if isinstance(options, Options):
         return options
-    if isinstance(options, (str, os.PathLike)):
-        return parse_ini(options)
     opts = Options(base_dir=Path(base_dir) if base_dir else Path.cwd())
+    if isinstance(options, (str, os.PathLike)):
+        return parse_ini(options, opts)
     expand = _Expander(opts, None)
     if isinstance(options, Mapping):
         for name, value in options.items():
@@ -305,12 +307,15 @@ def _iter_argv(argv: list[str]) -> Iterable[tuple[str, str | bool]]:
 
 
 def parse_ini(path: str | os.PathLike[str], opts: Options | None = None) -> Options:
-    """Options from a uWSGI ``.ini`` file (``file.ini:section`` picks a section)."""
-    spec = os.fspath(path)
+    """Options from a uWSGI ``.ini`` file (``file.ini:section`` picks a section).
+
+    Relative paths, the file's own included, are relative to the current directory
+    (``opts.base_dir``), not to the file, as uWSGI resolves them; ``%d`` in a value is
+    the file's directory.
+    """
     if opts is None:
-        file_part = spec.rsplit(":", 1)[0] if ".ini:" in spec else spec
-        opts = Options(base_dir=Path(file_part).resolve().parent)
-    _load_ini(opts, spec)
+        opts = Options()
+    _load_ini(opts, os.fspath(path))
     return opts
 
 

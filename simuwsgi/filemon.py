@@ -191,8 +191,8 @@ class FileMonitors:
         if self._touched:
             touched, self._touched = self._touched, []
             for target in touched:
-                self.inst.log(f"*** {self.touch_reload[target]} has been touched... "
-                              "grace them all !!! ***", self.inst.master)
+                self.inst.log_verbose(f"*** {self.touch_reload[target]} has been touched... "
+                                      "grace them all !!! ***", self.inst.master)
             self.inst.request_reload()
         for monitor in self.monitors:
             if not monitor.registered:

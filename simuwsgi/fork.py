@@ -643,9 +643,9 @@ class ForkRuntime:
         outcome = self.child_of(w).call("wsgi", state)
         if outcome[0] == EXIT:
             raise ProcessExit(outcome[1], outcome[2])
-        (status, headers, body, failed), raw, altered = outcome[1]
+        (status, headers, body, failed), raw, altered, stats = outcome[1]
         # what the client received, for ``Request.finish`` (the connection was the child's)
-        req.conn = types.SimpleNamespace(raw=raw, altered=altered)
+        req.conn = types.SimpleNamespace(raw=raw, altered=altered, log_stats=stats)
         if outcome[2]:  # exceptions counted in the child (the app's, write errors)
             w.exceptions += outcome[2]
             w.app_exceptions[0] = w.app_exceptions.get(0, 0) + outcome[2]
@@ -670,9 +670,9 @@ class ForkRuntime:
         if op == "sleep":
             self.sleep(payload)
             return None
-        if op == "logs":
+        if op == "logs":  # lines as the child wrote them (its uwsgi_log put the prefix)
             for line in payload:
-                inst.log(line)
+                inst.log_raw(line)
             return None
         if op == "set":
             setattr(inst.facade, payload[0], payload[1])
@@ -746,7 +746,9 @@ class RemoteAppLoader(AppLoader):
             self._child().call("import", list(specs))
 
     def load(self) -> bool:
-        loaded, apps, mountpoints, error = self._child().call("load")
+        loaded, apps, mountpoints, error, exited = self._child().call("load")
+        if exited is not None:
+            raise SystemExit(exited[0])
         self.apps.clear()
         self.apps.update(apps)
         self.mountpoints.update(mountpoints)
@@ -935,9 +937,7 @@ class _Child:
         return (DONE, _plain_result(value) if plain else value)
 
     def log_exception(self, exc: BaseException) -> None:
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        text = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
-        self.request("logs", text.splitlines(), False)
+        self.request("logs", self.inst.exception_lines(exc), False)
 
     def op_call(self, payload: Any) -> tuple[Any, ...]:
         token, args = payload
@@ -968,7 +968,8 @@ class _Child:
         try:
             result = _call_app(self.inst, w, req)  # type: ignore[arg-type]
             conn = req.conn
-            wire = (conn.raw, conn.altered) if conn is not None else (b"", False)
+            wire = ((conn.raw, conn.altered, conn.log_stats) if conn is not None
+                    else (b"", False, None))
             return (DONE, (result, *wire), w.exceptions)
         except ProcessExit as exc:
             return (EXIT, exc.reason, exc.code)
@@ -982,9 +983,12 @@ class _Child:
         self.loader.import_list(specs)
 
     def op_load(self, _payload: Any) -> tuple[Any, ...]:
-        loaded = self.loader.load()
+        try:
+            loaded = self.loader.load()
+        except SystemExit as exc:  # sys.exit() at import: the parent raises it in turn
+            return (False, {}, {}, None, (exc.code,))
         return (loaded, dict(self.loader.apps), dict(self.loader.mountpoints),
-                self.loader.load_error)
+                self.loader.load_error, None)
 
     def op_forget(self, _payload: Any) -> None:
         self.loader.forget_app_modules()
@@ -1125,12 +1129,17 @@ def _adapt_instance(child: _Child) -> None:
     inst = child.inst
     proc = child.proc
 
-    def log(line: str, _proc: Any = None) -> None:
+    def log_raw(line: str, _proc: Any = None, _request: bool = False) -> None:
         child.request("logs", [line], False)
 
+    def log(line: str, _proc: Any = None) -> None:
+        sink = inst.log_sink
+        log_raw(sink.stamp(inst.wall()) + line if sink is not None and sink.dated else line)
+
     def log_exception() -> None:
-        text = traceback.format_exc().rstrip("\n")
-        child.request("logs", text.splitlines(), False)
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            child.request("logs", inst.exception_lines(exc), False)
 
     def record(kind: str, _proc: Any = None, **fields: Any) -> None:
         child.request("record", (kind, fields))
@@ -1149,6 +1158,7 @@ def _adapt_instance(child: _Child) -> None:
     inst.kernel.park = park  # type: ignore[method-assign]
     inst.call_python = call_python  # type: ignore[method-assign]
     inst.log = log  # type: ignore[method-assign]
+    inst.log_raw = log_raw  # type: ignore[method-assign]
     inst.log_exception = log_exception  # type: ignore[method-assign]
     inst.record = record  # type: ignore[method-assign]
     inst._errors_stream = None  # type: ignore[attr-defined]

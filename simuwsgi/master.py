@@ -32,18 +32,23 @@ Not modelled: the exact sub-second phase of the master's once-per-second checks
 from __future__ import annotations
 
 import math
+import os
 import sys
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from . import apps as _apps
-from ._errors import SimulationError
+from . import banner as _banner
+from ._errors import AppLoadError, SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
 from .kernel import Kernel, Killed
+from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .trace import Trace
 
@@ -52,6 +57,16 @@ __all__ = ["Instance", "ProcessExit"]
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
 VERSION_INFO = (2, 0, 30, 0, b"")
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_simulator_frame(filename: str) -> bool:
+    """A frame of simuwsgi itself (its ``uwsgidecorators`` stands for a Python file of
+    uWSGI's, whose frames real tracebacks do show)."""
+    return (filename.startswith(_PACKAGE_DIR)
+            and not filename.endswith(os.sep + "uwsgidecorators.py"))
 
 
 class ProcessExit(BaseException):
@@ -81,6 +96,9 @@ class Instance:
         self.vfork = vfork
         self.trace = Trace(node, trace_kinds)
         self.log_lines: list[tuple[float, str, str]] = []
+        sink = LogSink(opts, Path(opts.str("chdir") or opts.base_dir))
+        #: the log's prefix and files (``--log-date``, ``--logto``...), None without them
+        self.log_sink: LogSink | None = sink if sink.active else None
         self._pid = pid_base
         self._read_options()
         self.master: Master | None = None
@@ -95,6 +113,8 @@ class Instance:
         self.ready = False
         self.stopped = False
         self.reloads = 0
+        #: when the master began killing everything (a reload or a stop), whole seconds
+        self._cursed_at = 0
         self.respawn_times: deque[float] = deque()
         #: Dead processes the master has not reaped yet (its next iteration will), and why
         #: they died.
@@ -147,16 +167,58 @@ class Instance:
         self.trace.add(self.kernel.now, proc.name if proc is not None else "master", kind, fields)
 
     def log(self, line: str, proc: UProcess | None = None) -> None:
-        """A line uWSGI would have written to its log."""
+        """A line uWSGI writes with ``uwsgi_log`` (``--log-date`` prefixes it)."""
+        sink = self.log_sink
+        if sink is not None and sink.dated:
+            line = sink.stamp(self.wall()) + line
+        self.log_raw(line, proc)
+
+    def log_raw(self, line: str, proc: UProcess | None = None, request: bool = False) -> None:
+        """A line written to the log as it is: a request line (``request``), Python's
+        output on fd 2."""
         if proc is None:
             proc = self.kernel.current  # type: ignore[assignment]
+        sink = self.log_sink
+        if sink is not None and not sink.write(line, request):
+            return
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
 
+    def log_verbose(self, line: str, proc: UProcess | None = None) -> None:
+        """``uwsgi_log_verbose``: the line after the current date."""
+        sink = self.log_sink
+        stamp = (sink.stamp(self.wall()) if sink is not None else
+                 time.asctime(time.localtime(int(self.wall()))) + " - ")
+        self.log_raw(stamp + line, proc)
+
+    def _log_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.log(line, self.master)
+
     def log_exception(self) -> None:
-        """``PyErr_Print()``: the traceback of the exception being handled, logged."""
-        text = traceback.format_exc().rstrip("\n")
-        for line in text.splitlines():
-            self.log(line)
+        """``PyErr_Print()``: the traceback of the exception being handled, logged. The
+        simulator's own frames are left out (uWSGI's are C, not in a traceback) and the
+        ``--wsgi-file`` shows as given, so the traceback starts at the app's frame."""
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            for line in self.exception_lines(exc):
+                self.log_raw(line)
+
+    def exception_lines(self, exc: BaseException) -> list[str]:
+        """The lines ``PyErr_Print`` writes for ``exc`` (see :meth:`log_exception`)."""
+        top = traceback.TracebackException.from_exception(exc)
+        wsgi_file = self.opts.str("wsgi-file")
+        shown = str(self.app.base_dir / wsgi_file) if wsgi_file else None
+        te: Any = top
+        seen: set[int] = set()
+        while te is not None and id(te) not in seen:  # the chain of causes too
+            seen.add(id(te))
+            frames = [f for f in te.stack if not _is_simulator_frame(f.filename)]
+            for f in frames:
+                if f.filename == shown:
+                    f.filename = wsgi_file
+            te.stack = traceback.StackSummary.from_list(frames)
+            te = te.__cause__ or te.__context__
+        return "".join(top.format()).rstrip("\n").splitlines()
 
     def errors_stream(self) -> Any:
         """The instance's ``wsgi.errors`` (one per instance, like uWSGI's fd 2)."""
@@ -183,6 +245,11 @@ class Instance:
                     options=[list(item) for item in self.opts.items])
         from .facade import build_module
 
+        if self.log_sink is not None:
+            for spec in self.log_sink.ignored:
+                self.log(f'[simuwsgi] logger "{spec}" is not simulated (only file: loggers '
+                         "are): its lines stay in the simulated log")
+        self._log_lines(_banner.before_subsystems(self))
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
@@ -205,11 +272,13 @@ class Instance:
 
     def _master_boot(self) -> None:
         """Runs in the master process: import, then fork everything."""
+        self._log_lines(_banner.before_app(self))
         self.app.prepare()
         self.app.import_list(self.app.shared_imports)
         if not self.lazy_apps:
             self.app_loaded = self.app.load()
             self._check_need_app()
+        self._log_lines(_banner.after_app(self))
         self.master.context = self.app.master_context()
         self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
@@ -221,12 +290,13 @@ class Instance:
         self.ready = True
         for wid in range(1, self.numproc + 1):
             self.spawn_worker(wid)
-        for ident in self._mule_ids():
-            self.spawn_mule(ident)
+        # uwsgi_master_loop: its threads (the cache sweeper...) start, then the mules fork
         for sub in self.subsystems.values():
             hook = getattr(sub, "master_loop_started", None)
             if hook is not None:
                 hook()
+        for ident in self._mule_ids():
+            self.spawn_mule(ident)
         self.record("instance.ready", self.master, workers=self.numproc,
                     mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
         self.booted = True
@@ -239,10 +309,9 @@ class Instance:
 
     def _check_need_app(self) -> None:
         if not self.app_loaded and self.opts.flag("need-app"):
-            self.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
-            raise SimulationError(
-                "the app could not be loaded and --need-app is set: uWSGI exits "
-                f"(status 22){': ' + self.app.load_error if self.app.load_error else ''}")
+            raise AppLoadError(
+                "the app did not load and --need-app is set: uWSGI exits with status 22",
+                log=[line for _t, _p, line in self.log_lines], exit_status=22)
 
     def _spooler_ids(self) -> list[int]:
         sub = self.subsystems.get("spooler")
@@ -254,6 +323,7 @@ class Instance:
 
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
+        self._log_spawn(proc)  # the master logs it as it forks
         proc.context = self.app.fork()
         if self.master is not None and proc is not self.master:
             # the master's memory, hooks included (as the process's copies of them)
@@ -270,6 +340,9 @@ class Instance:
         if self.stopped or not proc.alive:
             return
         self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
+        self.kernel.start(proc)
+
+    def _log_spawn(self, proc: UProcess) -> None:
         if isinstance(proc, Worker) and proc.respawn_count:
             self.log(f"Respawned uWSGI worker {proc.id} (new pid: {proc.pid})", self.master)
         elif isinstance(proc, Spooler):
@@ -278,7 +351,6 @@ class Instance:
         else:
             self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
                      f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
-        self.kernel.start(proc)
 
     def run_post_fork(self, proc: UProcess) -> None:
         """``uwsgi.post_fork_hook()`` in a newly forked process; errors are printed."""
@@ -419,7 +491,7 @@ class Instance:
                          f" :( trying respawn ...", self.master)
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
         elif isinstance(proc, Mule):
-            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn ...",
+            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
                      self.master)
             self.spawn_mule(proc.id, proc)
         elif isinstance(proc, Spooler):
@@ -480,16 +552,26 @@ class Instance:
         if not proc.alive:
             return
         if isinstance(proc, Worker):
-            self.log(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
-                     f"graceful: yes) ***", self.master)
+            # uwsgi_master_check_workers_deadline: the request deadline is checked first
+            h, u = proc.harakiri_deadline, proc.user_harakiri_deadline
+            user = bool(u) and (not h or u < h)
+            say = self.log_verbose
+            say(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
+                "graceful: yes) ***", self.master)
+            say(f"HARAKIRI !!! worker {proc.id} status !!!", self.master)  # uwsgi_dump_worker
             request = proc.request
             if request is not None:
-                self.log(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
-                         f"{request.path} since {int(self.clock.wall_offset + request.started)}",
-                         self.master)
-            self.log(f"HARAKIRI triggered by worker {proc.id} core 0 !!!", self.master)
+                say(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
+                    f"{request.path} since {int(self.clock.wall_offset + request.started)}",
+                    self.master)
+            say(f"HARAKIRI !!! end of worker {proc.id} status !!!", self.master)
+            say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {proc.id} core 0 !!!",
+                self.master)
         elif isinstance(proc, Spooler):
             self.log(f"*** HARAKIRI ON THE SPOOLER (pid: {proc.pid}) ***", self.master)
+        elif isinstance(proc, Mule) and proc.harakiri_deadline and proc.signum:
+            self.log(f"*** HARAKIRI ON MULE {proc.id} HANDLING SIGNAL {proc.signum} "
+                     f"(pid: {proc.pid}) ***", self.master)
         else:
             self.log(f"*** HARAKIRI ON {proc.kind.upper()} {proc.id} (pid: {proc.pid}) ***",
                      self.master)
@@ -517,7 +599,15 @@ class Instance:
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
+        self._cursed_at = int(self.wall())
+        for spooler in self.spoolers.values():
+            if spooler.alive:
+                self.log(f"killing the spooler with pid {spooler.pid}", self.master)
         self.log("...gracefully killing workers...", self.master)
+        for worker in sorted(self.workers.values(), key=lambda w: w.id):
+            if worker.alive:  # gracefully_kill(), the worker's SIGHUP handler
+                self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
+                         worker)
         self.record("reload.begin", self.master, graceful=True)
         for spooler in list(self.spoolers.values()):
             spooler.reloading = True  # type: ignore[attr-defined]
@@ -535,6 +625,7 @@ class Instance:
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
+        self._cursed_at = int(self.wall())
         self.log("...brutally killing workers...", self.master)
         self.record("reload.begin", self.master, graceful=False)
         for group in (self.spoolers, self.mules, self.workers):
@@ -547,11 +638,20 @@ class Instance:
         if any(w.alive for w in self.workers.values()):
             self.kernel.schedule(0.1, self._wait_workers_then, then)
             return
-        then()
+        # the master sees the last death when it reaps, at its next loop iteration
+        self.kernel.at(self.next_tick(self.kernel.now), then)
 
     def _binary_reload(self) -> None:
         """The master re-executes itself: same pid, everything else new."""
+        self._log_burials()
         self.log("binary reloading uWSGI...", self.master)
+        # uwsgi_reload (core/master_utils.c) before it execs the binary again
+        self._log_lines([f"chdir() to {self.app.base_dir}",
+                         f"closing all non-uwsgi socket fds > 2 (max_fd = "
+                         f"{_banner.machine()['max_fd']})..."]
+                        + [f"found fd {3 + n} mapped to socket {n} ({address})"
+                           for n, address in enumerate(_banner.sockets(self))]
+                        + [f"running {_banner.binary_path(self)}"])
         self._reap_all()
         old_master = self.master
         self._teardown_processes()
@@ -581,6 +681,7 @@ class Instance:
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=True,
                     options=[list(item) for item in self.opts.items])
+        self._log_lines(_banner.before_subsystems(self))
         for sub in self.subsystems.values():
             hook = getattr(sub, "close", None)
             if hook is not None:
@@ -594,6 +695,21 @@ class Instance:
         # Requests waiting in the listen queue survive: the socket is kept, and the
         # new workers take them from the queue.
         self.kernel.start(self.master)
+
+    def _log_burials(self, reaped_at: int | None = None) -> None:
+        """What the master logs as it reaps the processes of a reload or a stop: the
+        spoolers first (killed at once), then the workers, then the mules."""
+        now = int(self.wall()) if reaped_at is None else reaped_at
+        for spooler in self.spoolers.values():
+            if spooler.alive or spooler in self._unreaped or getattr(spooler, "reloading", False):
+                self.log(f"spooler (pid: {spooler.pid}) annihilated", self.master)
+        for worker in sorted(self.workers.values(), key=lambda w: w.id):
+            if worker.alive or worker in self._unreaped or getattr(worker, "reloading", False):
+                self.log(f"worker {worker.id} buried after {now - self._cursed_at} seconds",
+                         self.master)
+        for mule in sorted(self.mules.values(), key=lambda m: m.id):
+            if mule.alive or mule in self._unreaped or getattr(mule, "reloading", False):
+                self.log(f"mule {mule.id} (pid: {mule.pid}) annihilated", self.master)
 
     def _teardown_processes(self) -> None:
         if self.forks is not None:
@@ -610,6 +726,12 @@ class Instance:
         if self.stopped:
             return
         self.log("SIGINT/SIGTERM received...killing workers...", self.master)
+        self._cursed_at = int(self.wall())
+        for spooler in self.spoolers.values():
+            if spooler.alive:
+                self.log(f"killing the spooler with pid {spooler.pid}", self.master)
+        # the master reaps them at its next iteration (about a second later)
+        self._log_burials(int(self.wall() + self.next_tick(self.now) - self.now))
         self.stopped = True
         self.record("instance.stop", self.master)
         for group in (self.spoolers, self.mules, self.workers):

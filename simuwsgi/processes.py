@@ -97,6 +97,9 @@ class Worker(UProcess):
             self.app_requests = previous.app_requests
             self.app_exceptions = previous.app_exceptions
         self.status = "idle"
+        #: requests of app 0 in this process (``uwsgi_apps[0].requests``: a respawned
+        #: worker starts again from the master's copy, 0)
+        self.app_local_requests = 0
         #: True while parked in the accept loop, listed in ``inst.idle_workers``.
         self.idle = False
         #: The app table of this worker (``--lazy-apps``: each worker loads its own).
@@ -123,6 +126,8 @@ class Mule(UProcess):
         self.msg_queue: deque[bytes] = previous.msg_queue if previous else deque()
         self.farms: list[str] = previous.farms if previous else []
         self.signals = previous.signals if previous else 0
+        #: the signal whose handler runs now (``uwsgi.mules[i].signum``)
+        self.signum = 0
 
     @property
     def mule_id(self) -> int:

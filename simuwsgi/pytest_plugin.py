@@ -9,7 +9,8 @@
 The marker's positional arguments are uWSGI options (or pass ``options=`` a list, a dict
 or an ``.ini`` path); its keywords go to ``Simulation``. Relative paths are resolved
 in the test file's directory unless ``app_dir`` is given. ``--simuwsgi-seed N`` overrides
-every seed; a failing test's report shows the seed and the command that replays it.
+every seed; a failing test's report shows the seed, the command that replays it and the
+last 30 lines of the uWSGI log.
 ``uwsgi_simulation`` is a factory for tests that need several simulations.
 
 ``mode="real"`` (marker keyword or factory argument) runs the same options on the real
@@ -38,6 +39,8 @@ import pytest
 from .simulation import Simulation
 
 _SIMS = pytest.StashKey[list[Any]]()
+#: How many of the last uWSGI log lines a failing test's report shows.
+LOG_TAIL = 30
 _REAL_POOL = pytest.StashKey[dict[tuple, Any]]()
 _REAL_ONLY = ("reuse", "deadline", "env")
 _SIM_ONLY = ("seed", "start", "vfork", "decorators", "hostname", "fork_timeout", "network",
@@ -178,4 +181,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             lines.append(f"seed {sim.seed}, virtual time {sim.now:.6f} s, "
                          f"trace digest {sim.trace.digest()[:16]}")
         lines.append(f"replay: pytest '{item.nodeid}' --simuwsgi-seed={sims[0].seed}")
+        for n, sim in enumerate(sims, 1):
+            log = sim.log
+            which = f" of simulation {n}" if len(sims) > 1 else ""
+            lines.append(f"last {min(LOG_TAIL, len(log))} of {len(log)} lines of the uWSGI "
+                         f"log{which}:")
+            lines += ["  " + line for line in log[-LOG_TAIL:]]
         report.sections.append(("simuwsgi", "\n".join(lines)))

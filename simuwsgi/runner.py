@@ -101,8 +101,10 @@ def private_app_dir(app_dir: Path, prefix: str) -> Iterator[Path]:
 
 
 def make_driver(scenario: Scenario, mode: str, *, app_dir: Path | None = None,
-                start: Any = None, deadline: float | None = None) -> Any:
-    """The (unstarted) driver of ``mode`` for ``scenario``."""
+                start: Any = None, deadline: float | None = None,
+                allow_no_app: bool = False) -> Any:
+    """The (unstarted) driver of ``mode`` for ``scenario``; ``allow_no_app`` keeps an
+    instance whose app did not load (else its start fails)."""
     if mode not in MODES and mode != "fork":
         raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)} or fork")
     app_dir = app_dir or scenario.app_dir
@@ -110,8 +112,9 @@ def make_driver(scenario: Scenario, mode: str, *, app_dir: Path | None = None,
         from .real import RealRun
 
         limit = deadline if deadline is not None else max(30.0, scenario.duration + 20.0)
-        return RealRun(scenario.options, app_dir=app_dir, tz=scenario.tz, deadline=limit)
-    overrides: dict[str, Any] = {"app_dir": app_dir}
+        return RealRun(scenario.options, app_dir=app_dir, tz=scenario.tz, deadline=limit,
+                       allow_no_app=allow_no_app)
+    overrides: dict[str, Any] = {"app_dir": app_dir, "allow_no_app": allow_no_app}
     if start is not None:
         overrides["start"] = start
     if mode == "fork":

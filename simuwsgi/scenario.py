@@ -7,7 +7,9 @@ A scenario is a Python file with module-level names:
     the scenario's directory);
 ``SEED``, ``START``, ``TZ``, ``DURATION``
     the simulation's seed, first instant, time zone, and how long ``run`` lasts
-    (seconds or ``"1d"``/``"2h"``/``"30m"``/``"10s"``; default 60 s);
+    (seconds or ``"1d"``/``"2h"``/``"30m"``/``"10s"``; default 60 s); with a
+    ``timeline`` it is how long the timeline runs (the progress bar and ``--mode
+    real``'s confirmation read it; ``run --for`` is refused);
 ``APP_DIR``
     where relative paths in the options are resolved (default: the scenario's dir);
 ``timeline(sim)``

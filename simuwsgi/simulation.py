@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._errors import DeadlockError, SimulationError
+from ._errors import AppLoadError, DeadlockError, SimulationError
 from .clock import TimePatch, VirtualClock, parse_start
-from .config import Options, parse_ini, parse_options
+from .config import Options, parse_options
 from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
@@ -46,8 +46,10 @@ class Simulation:
     ``start`` is the first virtual instant (ISO string, datetime, epoch seconds; naive
     values are read in ``tz``); by default 2026-01-01 00:00 — or, inside an active
     ``freezegun.freeze_time``, the frozen instant. ``seed`` drives every choice real
-    uWSGI leaves to chance. ``app_dir`` is where relative paths in the options are
-    resolved (default: the ``.ini`` file's directory, else the current directory).
+    uWSGI leaves to chance. ``app_dir`` is where relative paths in the options (an
+    ``.ini`` file's path and the paths inside it included) are resolved: uWSGI's current
+    directory (default: this process's; ``--chdir`` moves it, ``%d`` in an ``.ini`` is
+    the file's directory).
     ``vfork=False`` shares the app's modules between processes (no copy at fork time,
     less faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
     OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
@@ -61,7 +63,8 @@ class Simulation:
     with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
-    to 4 workers takes ~180 MB.
+    to 4 workers takes ~180 MB. ``start()`` raises ``AppLoadError`` when the app did
+    not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``.
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -69,7 +72,8 @@ class Simulation:
                  hostname: str = "simuwsgi", vfork: bool = True,
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
-                 legacy: bool = False, trace_kinds: Iterable[str] | None = None) -> None:
+                 legacy: bool = False, trace_kinds: Iterable[str] | None = None,
+                 allow_no_app: bool = False) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -97,13 +101,16 @@ class Simulation:
         self._patch = TimePatch(self.clock, self._sleep)
         self._decorators = decorators
         self._imports = ImportLedger()
+        self.allow_no_app = allow_no_app
         self.started = False
         self.closed = False
         self._request_ids = 0
 
     @classmethod
     def from_ini(cls, path: str | Path, **kwargs: Any) -> Simulation:
-        return cls(parse_ini(path), **kwargs)
+        """``Simulation(path, **kwargs)``: the options of a uWSGI ``.ini`` file (paths in
+        it relative to the current directory, as for ``uwsgi --ini path``)."""
+        return cls(str(path), **kwargs)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Simulation:
@@ -124,14 +131,35 @@ class Simulation:
                          f"imported afresh inside it: {', '.join(stale)}")
             self._install_facade()
             inst.on_stop.append(self._settle)
-            with self._patch.running():
-                inst.boot()
+            try:
+                with self._patch.running():
+                    inst.boot()
+            except SimulationError as exc:
+                if isinstance(exc.__cause__, AppLoadError):  # --lazy-apps: in a worker
+                    raise exc.__cause__ from None
+                raise
+            except SystemExit as exc:  # sys.exit() at import: PyErr_Print() exits uWSGI
+                raise AppLoadError(
+                    f"the app called sys.exit({exc.code!r}) while it was imported: uWSGI "
+                    f"exits with status {_exit_status(exc.code)}",
+                    log=self.log, exit_status=_exit_status(exc.code)) from None
             self._settle()
             self._imports.check_stale()
+            if not inst.app_loaded and not self.allow_no_app:
+                raise AppLoadError(
+                    self._no_app_message(), log=self.log,
+                    advice="uWSGI runs on, answering every request with a 500: pass "
+                           "allow_no_app=True if that is what you want")
         except BaseException:
             self.close()
             raise
         return self
+
+    def _no_app_message(self) -> str:
+        app = self.inst.app
+        if not (app.wsgi_file or app.module_spec):
+            return "no app loaded: the options name none (--wsgi-file, --module, ...)"
+        return f"the app {app.wsgi_file or app.module_spec} did not load"
 
     def _install_facade(self) -> None:
         if self._decorators == "simuwsgi":
@@ -425,3 +453,10 @@ class Simulation:
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("running" if self.started else "new")
         return f"<Simulation seed={self.seed} t={self.kernel.now:.3f} {state}>"
+
+
+def _exit_status(code: Any) -> int:
+    """The process exit status of ``sys.exit(code)``, as CPython computes it."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1

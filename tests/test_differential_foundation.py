@@ -127,10 +127,48 @@ def test_app_that_fails_to_import_answers_500(tmp_path):
     options = ["--master", "--wsgi-file", "app.py"]
     with RealUwsgi(options, app_dir=tmp_path, allow_no_app=True) as real:
         r = real.get("/")
-    with Simulation(options, app_dir=tmp_path) as sim:
+    with Simulation(options, app_dir=tmp_path, allow_no_app=True) as sim:
         s = sim.get("/")
         assert "*** no app loaded. going in full dynamic mode ***" in sim.log
     assert (s.status, s.headers, s.body) == (r.status, r.headers, r.body)
+
+
+
+@requires_real_uwsgi
+@pytest.mark.parametrize(("source", "options", "status"), [
+    ("raise ImportError('nope')\n", ["--need-app"], 22),   # GAME OVER
+    ("", ["--need-app"], 22),                              # no callable
+    ("import sys\nsys.exit(3)\n", [], 3),                  # PyErr_Print() exits
+])
+def test_app_that_does_not_load_ends_the_instance(tmp_path, source, options, status):
+    from simuwsgi import AppLoadError
+    from simuwsgi.real import RealUwsgiError
+
+    (tmp_path / "app.py").write_text(source)
+    options = ["--master", *options, "--wsgi-file", "app.py"]
+    with pytest.raises(RealUwsgiError) as real:
+        RealUwsgi(options, app_dir=tmp_path).start()
+    with pytest.raises(AppLoadError) as sim:
+        Simulation(options, app_dir=tmp_path).start()
+    assert sim.value.exit_status == real.value.returncode == status
+    game_over = "*** no app loaded. GAME OVER ***"
+    assert (game_over in sim.value.log) == (game_over in real.value.log) == (status == 22)
+
+
+
+@requires_real_uwsgi
+@pytest.mark.parametrize("ini", ["deploy/uwsgi.ini", "deploy/chdir.ini", "deploy/here.ini",
+                                 "deploy/nested.ini"])
+def test_relative_paths_in_an_ini_resolve_as_uwsgi_resolves_them(tmp_path, monkeypatch, ini):
+    from test_simulation import _layout
+
+    _layout(tmp_path)
+    with RealUwsgi(["--ini", ini], app_dir=tmp_path) as real:
+        r = real.get("/")
+    monkeypatch.chdir(tmp_path)
+    with Simulation.from_ini(ini) as sim:
+        s = sim.get("/")
+    assert (s.status, s.body) == (r.status, r.body)
 
 
 LIFECYCLE_APP = r'''

@@ -8,6 +8,7 @@ simulation with ``network='real'``, and the ``simuwsgi`` command.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -341,9 +342,14 @@ def test_client_commands(node, capsysbinary) -> None:
     _, _, uport, _ = node
     addr = f"127.0.0.1:{uport}"
     assert main(["ping", addr]) == 0
+    assert re.fullmatch(rb"pong from 127\.0\.0\.1:\d+ in \d+\.\d\d ms\n",
+                        capsysbinary.readouterr().out)
     assert main(["rpc", addr, "hello", "x", "y"]) == 0
     assert capsysbinary.readouterr().out == b"hello x|y\n"
     assert main(["rpc", addr, "nope"]) == 1
+    assert capsysbinary.readouterr().err == (
+        f"simuwsgi rpc: {addr} returned nothing for 'nope': it has no RPC function of that "
+        f"name, or the function returned b''\n").encode()
     assert main(["signal", addr, "17"]) == 0
     assert main(["cache", addr, "set", "ck", "cv", "--expires", "100"]) == 0
     assert main(["cache", addr, "set", "ck", "cv"]) == 1
@@ -352,6 +358,8 @@ def test_client_commands(node, capsysbinary) -> None:
     assert main(["cache", addr, "exists", "ck"]) == 0
     assert main(["cache", addr, "del", "ck"]) == 0
     assert main(["cache", addr, "get", "ck"]) == 1
+    assert capsysbinary.readouterr().err == (
+        f"simuwsgi cache: {addr} has no key 'ck' in its default cache\n").encode()
     assert main(["cache", addr, "clear", "--cache", "other"]) == 0
     assert main(["cache", addr, "get"]) == 2
     assert main(["spool", addr, "a=b"]) == 0

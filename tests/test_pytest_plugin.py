@@ -31,8 +31,8 @@ def test_fixture_marker_and_seed_option(pytester):
     result.assert_outcomes(failed=1)
 
 
-def test_failure_report_shows_seed_and_replay_command(pytester):
-    pytester.makefile(".py", app=APP)
+def test_failure_report_shows_seed_replay_command_and_the_log_tail(pytester):
+    pytester.makefile(".py", app=APP + "for i in range(40):\n    uwsgi.log('line %d' % i)\n")
     pytester.makepyfile(test_fail="""
         import pytest
 
@@ -47,6 +47,41 @@ def test_failure_report_shows_seed_and_replay_command(pytester):
         "*simuwsgi*",
         "seed 17, virtual time 3.000000 s, trace digest *",
         "replay: pytest 'test_fail.py::test_broken' --simuwsgi-seed=17",
+        "last 30 of 43 lines of the uWSGI log:",
+        "  line 13",
+    ])
+    out = result.stdout.str().splitlines()
+    first = out.index("  line 13")
+    tail = out[first:first + 31]  # 40 app lines, then "ready", "spawned", the request
+    assert tail[26:29] == ["  line 39", "  WSGI app 0 (mountpoint='') ready in 0 seconds on "
+                           "interpreter 0x0 pid: 1001 (default app)",
+                           "  spawned uWSGI worker 1 (pid: 1002, cores: 1)"]
+    assert "GET /" in tail[29] and not tail[30].startswith("  ")
+
+
+def test_an_app_that_did_not_load_fails_the_test_unless_allowed(pytester):
+    pytester.makefile(".py", app="raise ImportError('gone')\n")
+    pytester.makepyfile(test_noapp="""
+        import pytest
+
+        @pytest.mark.uwsgi("--master", "--wsgi-file", "app.py")
+        def test_loud(uwsgi_sim):
+            pass
+
+        @pytest.mark.uwsgi("--master", "--wsgi-file", "app.py", allow_no_app=True)
+        def test_allowed(uwsgi_sim):
+            assert uwsgi_sim.get("/").status == 500
+
+        def test_factory(uwsgi_simulation):
+            sim = uwsgi_simulation(["--master", "--wsgi-file", "app.py"], allow_no_app=True)
+            assert sim.get("/").status == 500
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        "*AppLoadError: the app app.py did not load: uWSGI runs on, answering every request "
+        "with a 500: pass allow_no_app=True if that is what you want",
+        "*ImportError: gone",
     ])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simuwsgi import DeadlockError, Simulation, SimulationError
+from simuwsgi import AppLoadError, DeadlockError, Simulation, SimulationError
 
 INFO_APP = """
 import json, os, time, uwsgi
@@ -163,7 +163,8 @@ def test_reload_reimports_with_same_master_pid(app_dir):
         sim.advance(1)
         after = sim.get("/").json()
         assert after["reload"] is True and before["reload"] is False
-        assert after["started"] == before["started"] + 5
+        # the reload completes at the master's next tick, a second later
+        assert after["started"] == before["started"] + 6
         assert sim.uwsgi.masterpid() == master_pid
         assert after["pid"] not in (p.pid for p in [])
         assert after["total"] == 0, "shared memory starts empty after a binary reload"
@@ -197,7 +198,8 @@ def application(env, sr):
 
 def test_import_error_leaves_no_app_and_requests_get_500(write_app):
     write_app("raise ImportError('nope')\n")
-    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent) as sim:
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=write_app("", "x.py").parent,
+                    allow_no_app=True) as sim:
         assert "*** no app loaded. going in full dynamic mode ***" in sim.log
         assert sim.get("/").status == 500
 
@@ -209,8 +211,46 @@ def test_need_app_makes_a_failed_import_fatal(write_app):
                    app_dir=write_app("", "x.py").parent).start()
 
 
+@pytest.mark.parametrize(("options", "source", "cause"), [
+    (["--wsgi-file", "nothere.py"], None, "failed to open python file nothere.py"),
+    (["--wsgi-file", "app.py"], "raise ImportError('nope')\n", "ImportError: nope"),
+    (["--wsgi-file", "app.py"], "x = 1\n", 'unable to find "application" callable'),
+    ([], None, "*** no app loaded. going in full dynamic mode ***"),
+])
+def test_an_app_that_did_not_load_fails_start_with_the_log(tmp_path, options, source, cause):
+    if source is not None:
+        (tmp_path / "app.py").write_text(source)
+    sim = Simulation(["--master", *options], app_dir=tmp_path)
+    with pytest.raises(AppLoadError, match="allow_no_app=True") as exc:
+        sim.start()
+    assert sim.closed
+    assert exc.value.exit_status is None
+    assert any(cause in line for line in exc.value.cause)
+    assert exc.value.cause[-1] == "*** no app loaded. going in full dynamic mode ***"
+    assert cause in str(exc.value)
+    assert "spawned uWSGI worker 1 (pid: 1002, cores: 1)" in exc.value.log  # it ran on
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_sys_exit_at_import_ends_the_instance_with_its_status(write_app, mode):
+    app = write_app("import sys\nsys.exit(3)\n")
+    with pytest.raises(AppLoadError, match=r"sys.exit\(3\).*status 3") as exc:
+        Simulation(["--master", "--wsgi-file", "app.py"], app_dir=app.parent, mode=mode).start()
+    assert exc.value.exit_status == 3
+
+
+@pytest.mark.parametrize("lazy", [[], ["--lazy-apps"]])
+def test_need_app_is_game_over_with_status_22(tmp_path, lazy):
+    with pytest.raises(AppLoadError, match="--need-app") as exc:
+        Simulation(["--master", *lazy, "--need-app"], app_dir=tmp_path).start()
+    assert exc.value.exit_status == 22
+    assert exc.value.log[-1] == "*** no app loaded. GAME OVER ***"
+    assert "going in full dynamic mode" not in " ".join(exc.value.log)
+
+
 def test_missing_app_file(tmp_path):
-    with Simulation(["--master", "--wsgi-file", "nothere.py"], app_dir=tmp_path) as sim:
+    with Simulation(["--master", "--wsgi-file", "nothere.py"], app_dir=tmp_path,
+                    allow_no_app=True) as sim:
         assert "failed to open python file nothere.py" in sim.log
         assert sim.get("/").status == 500
 
@@ -296,8 +336,10 @@ def test_the_master_notices_a_death_at_its_next_tick(app_dir):
 
 
 def test_a_reload_reaps_the_dead_it_has_not_reaped_yet(app_dir):
-    """A reload waits for every child: a worker killed just before is reaped then (not
-    at a tick after the new instance started) and respawned once, by the reload."""
+    """A reload waits for every child: a worker killed just before is reaped by it (not
+    at a tick after the new instance started) and respawned once, by the reload, which
+    completes at the master's next tick (real 2.0.30: ``worker N buried after 1
+    seconds``)."""
     with sim_for(app_dir, "--processes", "2", "--harakiri", "2") as sim:
         sim.submit("GET", "/sleep?10")
         sim.advance(2.3)
@@ -305,5 +347,34 @@ def test_a_reload_reaps_the_dead_it_has_not_reaped_yet(app_dir):
         sim.get("/reload")
         sim.advance(5)
         deaths = [(r.time, r["reason"]) for r in sim.trace.select("death")]
-        assert sorted(deaths) == [(2.3, "harakiri"), (2.3, "reload")]
-        assert [r.time for r in sim.trace.select("spawn", "worker2")] == [0.0, 2.3]
+        assert sorted(deaths) == [(2.3, "reload"), (3.0, "harakiri")]
+        assert [r.time for r in sim.trace.select("spawn", "worker2")] == [0.0, 3.0]
+
+
+def _layout(root):
+    """An app in the current directory, another next to the ini, a third in sub/."""
+    for where in (".", "deploy", "sub"):
+        (root / where).mkdir(exist_ok=True)
+        (root / where / "app.py").write_text(
+            f"def application(e, sr):\n    sr('200 OK', [])\n    return [b'{where}']\n")
+    (root / "deploy" / "uwsgi.ini").write_text("[uwsgi]\nmaster = true\nwsgi-file = app.py\n")
+    (root / "deploy" / "chdir.ini").write_text("[uwsgi]\nchdir = sub\nwsgi-file = app.py\n")
+    (root / "deploy" / "here.ini").write_text("[uwsgi]\nwsgi-file = %d/app.py\n")
+    (root / "deploy" / "nested.ini").write_text("[uwsgi]\nini = deploy/uwsgi.ini\n")
+
+
+@pytest.mark.parametrize(("ini", "served"), [
+    ("deploy/uwsgi.ini", b"."),        # the README's example: paths from the current dir
+    ("deploy/chdir.ini", b"sub"),      # ... or from --chdir
+    ("deploy/here.ini", b"deploy"),    # %d: the ini's own directory
+    ("deploy/nested.ini", b"."),       # an included ini: from the current dir too
+])
+def test_from_ini_resolves_relative_paths_from_the_current_directory(
+        tmp_path, monkeypatch, ini, served):
+    _layout(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with Simulation.from_ini(ini) as sim:
+        assert sim.get("/").body == served
+    monkeypatch.chdir(tmp_path / "sub")
+    with Simulation.from_ini(ini, app_dir=tmp_path) as sim:  # app_dir: uWSGI's cwd
+        assert sim.get("/").body == served

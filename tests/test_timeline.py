@@ -215,8 +215,8 @@ def test_conformance_timeline_puts_the_runs_side_by_side(tmp_path: Path) -> None
 def test_without_a_browser_the_report_says_so(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(timeline, "chromium", lambda: None)
-    assert cli_main(["run", "--for", "5", "--report", str(tmp_path), "--quiet", "--",
-                     "--master", "--processes", "1"]) == 0
+    assert cli_main(["run", "--for", "5", "--report", str(tmp_path), "--quiet",
+                     "--allow-no-app", "--", "--master", "--processes", "1"]) == 0
     [out] = tmp_path.iterdir()
     assert (out / "timeline.html").is_file() and not (out / "timeline.png").exists()
     assert "No `timeline.png`: there is no Chromium here" in (out / "report.md").read_text()

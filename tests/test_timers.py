@@ -30,6 +30,8 @@ def h(num):
     pass
 uwsgi.register_signal(1, "workers", h)
 uwsgi.register_signal(2, "", h)
+def application(env, start_response):
+    return []
 """
 
 

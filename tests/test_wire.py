@@ -282,7 +282,7 @@ def test_connection_functions_match_real_uwsgi(tmp_path):
 def test_raw_of_the_no_app_500(tmp_path):
     """OBSERVATIONS.md (b): the bytes uWSGI writes when no app could be loaded."""
     (tmp_path / "app.py").write_text("raise ImportError('boom')\n")
-    with Simulation(OPTIONS, app_dir=tmp_path) as sim:
+    with Simulation(OPTIONS, app_dir=tmp_path, allow_no_app=True) as sim:
         resp = sim.get("/x")
     assert resp.raw == (b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n"
                         b"Content-Type: text/plain\r\n\r\nInternal Server Error")

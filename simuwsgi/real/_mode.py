@@ -123,7 +123,7 @@ class RealRun:
                  tz: str | None = None, env: dict[str, str] | None = None,
                  deadline: float = 120.0, startup_timeout: float = 10.0,
                  request_timeout: float = 30.0, keep_dir: bool = False,
-                 binary: str | None = None, seed: int = 0) -> None:
+                 binary: str | None = None, seed: int = 0, allow_no_app: bool = False) -> None:
         self.app_dir = Path(app_dir) if app_dir is not None else Path.cwd()
         self.options = real_argv(options, self.app_dir)
         self.tz = tz
@@ -134,6 +134,7 @@ class RealRun:
         self.keep_dir = keep_dir
         self.binary = binary
         self.seed = seed  # real uWSGI has no seed; kept for reports
+        self.allow_no_app = allow_no_app  # else "*** no app loaded" fails start()
         self.server: RealUwsgi | None = None
         self.run_dir: Path | None = None
         self.signal_port: int | None = None
@@ -179,7 +180,8 @@ class RealRun:
             env["TZ"] = self.tz
         self.server = RealUwsgi(self.options + self.harness_options, app_dir=self.app_dir,
                                 env=env, startup_timeout=self.startup_timeout,
-                                max_lifetime=self.deadline + 10.0, binary=self.binary)
+                                max_lifetime=self.deadline + 10.0, binary=self.binary,
+                                allow_no_app=self.allow_no_app)
         began = RealClock.monotonic()
         try:
             self.server.start()
@@ -427,11 +429,12 @@ class RealRun:
 
     def touch(self, path: str) -> None:
         """Update ``path``'s modification time (created if missing), relative to the
-        app dir."""
+        app dir: one filesystem event (``Path.touch`` is one ``utime``, or one create),
+        as ``sim.touch`` is one. A second event could reach uWSGI's inotify loop in a
+        batch of its own and raise the monitor's signal twice."""
         self._ensure_running()
         target = self.app_dir / path
         target.touch()
-        os.utime(target)
         self._faults.append((self.now, "master", "filemon.touch", {"path": path}))
 
     def reload(self) -> None:
