@@ -75,6 +75,20 @@ class NotSimulatedError(SimuwsgiError, NotImplementedError):
     """A uWSGI feature simuwsgi cannot reproduce (listed in the README)."""
 
 
+class StartRefusedError(ConfigError):
+    """Real uWSGI would refuse to start with these options: the message is the line it
+    logs, ``status`` the exit status it ends with."""
+
+    def __init__(self, message: str, *, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OptionNotSimulatedError(ConfigError, NotSimulatedError):
+    """``strict=True``: an option whose status is *not simulated* was given
+    (``simuwsgi options --status not-simulated`` lists them)."""
+
+
 class VirtualForkWarning(UserWarning):
     """The virtual fork shares an object of the app between processes (it cannot be
     copied); ``mode="fork"`` is exact."""

@@ -89,6 +89,10 @@ class AppLoader:
         self._added_modules: set[str] = set()
         self._path_added = False
         self.load_error: str | None = None
+        from .startup import ProcessEnvironment
+
+        #: --env/--unenv/--pythonpath, undone by restore()
+        self.environment = ProcessEnvironment(inst)
 
     # -- sys.path and sys.modules bookkeeping -----------------------------------
     def prepare(self) -> None:
@@ -96,6 +100,7 @@ class AppLoader:
         if base not in sys.path:
             sys.path.insert(0, base)
             self._path_added = True
+        self.environment.apply()  # --pythonpath entries go before the app directory
         self._before = set(sys.modules)
 
     def _forget(self, name: str) -> None:
@@ -111,6 +116,7 @@ class AppLoader:
 
     def restore(self) -> None:
         """Undo every import made by the simulation (called when it closes)."""
+        self.environment.restore()
         before = getattr(self, "_before", None)
         if before is not None:  # app modules imported later (a mule script's imports)
             for name in set(sys.modules) - before - self._added_modules:

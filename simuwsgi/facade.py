@@ -299,8 +299,10 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     """One entry of ``uwsgi.workers()`` with uWSGI's keys and types."""
     if w is None:  # not forked yet (the app's import in the master): the id is the
         # worker's own to set, once it runs
+        cheaper = inst.subsystems.get("cheaper")
+        cheap = cheaper is not None and cheaper.cheaped_at_start(wid)
         return {"id": 0, "pid": 0, "requests": 0, "delta_requests": 0,
-                "signals": 0, "exceptions": 0, "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
+                "signals": 0, "exceptions": 0, "status": b"cheap" if cheap else b"idle", "rss": 0, "vsz": 0, "running_time": 0,
                 "last_spawn": 0, "respawn_count": 0, "tx": 0, "avg_rt": 0, "apps": ()}
     if w.in_handler >= 0:
         status = b"sig%d" % w.in_handler
@@ -323,7 +325,7 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     return {
         "id": wid, "pid": w.pid if w.alive else 0,
         "requests": w.requests, "delta_requests": w.delta_requests,
-        "signals": w.signals, "exceptions": w.exceptions, "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
+        "signals": w.signals, "exceptions": w.exceptions, "status": status, "rss": w.rss_size, "vsz": w.vsz_size, "running_time": w.running_time,
         "last_spawn": w.last_spawn, "respawn_count": w.respawn_count, "tx": w.tx,
         "avg_rt": w.avg_rt, "apps": apps,
     }

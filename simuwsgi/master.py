@@ -47,7 +47,7 @@ from ._errors import AppLoadError, SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
-from .kernel import Kernel, Killed
+from .kernel import NORMAL, Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .trace import Trace
@@ -67,6 +67,11 @@ def _is_simulator_frame(filename: str) -> bool:
     uWSGI's, whose frames real tracebacks do show)."""
     return (filename.startswith(_PACKAGE_DIR)
             and not filename.endswith(os.sep + "uwsgidecorators.py"))
+
+
+#: The master's per-iteration checks (worker lifetime, evil memory) run after that
+#: iteration's waitpid() has reaped and respawned.
+_AFTER_REAP = NORMAL + 1
 
 
 class ProcessExit(BaseException):
@@ -134,15 +139,35 @@ class Instance:
         # (core/config.c).
         self.has_master = o.flag("master") or any(
             name in MASTER_OPTIONS for name, _value in o.items)
-        self.numproc = max(1, o.int("processes", 1))
+        # 0 is uWSGI's no-workers mode (negative values are refused by config)
+        self.numproc = o.int("processes", 1)
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
+        self.max_requests_delta = o.int("max-requests-delta", 0)
+        mb = 1024 * 1024  # uwsgi_opt_set_megabytes
+        self.reload_on_rss = o.int("reload-on-rss", 0) * mb
+        self.reload_on_as = o.int("reload-on-as", 0) * mb
+        self.evil_reload_on_rss = o.int("evil-reload-on-rss", 0) * mb
+        self.evil_reload_on_as = o.int("evil-reload-on-as", 0) * mb
+        self.mem_collector_freq = o.int("mem-collector-freq", 0) or 3
+        self.max_worker_lifetime = o.int("max-worker-lifetime", 0)
+        self.max_worker_lifetime_delta = o.int("max-worker-lifetime-delta", 0)
         self.min_worker_lifetime = o.int("min-worker-lifetime", 10)
         self.buffer_size = o.int("buffer-size", 4096)
         self.max_vars = o.int("max-vars", 128)
         self.forkbomb_delay = o.int("forkbomb-delay", 2)
         self.die_on_term = o.flag("die-on-term")
+        self.exit_on_reload = o.flag("exit-on-reload")
+        #: --cheap / --idle: no worker runs until a connection arrives
+        self.is_cheap = o.flag("cheap") and self.has_master
+        self.idle = o.int("idle", 0) if self.has_master else 0
+        self.die_on_idle = o.flag("die-on-idle")
+        self.worker_reload_mercy = o.int("worker-reload-mercy", 60)
+        #: --touch-chain-reload: the worker id the chain is at (0: no chain running)
+        self.chain_reloading = 0
+        self._chain_waited = -1
+        self._chain_timer: Any = None
         self.listen = o.int("listen", 100)
         self.cores = max(1, o.int("threads", 0) or o.int("async", 0) or 1)
 
@@ -239,10 +264,12 @@ class Instance:
     def start(self) -> None:
         """Boot the instance at the current virtual instant, as ``uwsgi_start`` does."""
         from . import subsystems as _subsystems
+        from .startup import check_start
 
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=self.is_a_reload,
                     options=[list(item) for item in self.opts.items])
+        check_start(self)
         from .facade import build_module
 
         if self.log_sink is not None:
@@ -253,7 +280,7 @@ class Instance:
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
-        self.master = Master(self, self._master_boot)
+        self.master = self._new_master()
         if self.has_master:  # without --master there is no master process in uWSGI
             self.record("spawn", self.master, pid=self.master.pid)
         self.booted = False
@@ -279,6 +306,11 @@ class Instance:
             self.app_loaded = self.app.load()
             self._check_need_app()
         self._log_lines(_banner.after_app(self))
+        if not self.has_master and self.numproc == 0:
+            # uwsgi_start: no master and no workers: exit(0) once the app is loaded
+            self.booted = True
+            self.shutdown(signalled=False)
+            return
         self.master.context = self.app.master_context()
         self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
@@ -288,8 +320,10 @@ class Instance:
         for ident in self._spooler_ids():
             self.spawn_spooler(ident)
         self.ready = True
+        cheaper = self.subsystems.get("cheaper")
         for wid in range(1, self.numproc + 1):
-            self.spawn_worker(wid)
+            if not self.is_cheap and (cheaper is None or not cheaper.cheaped_at_start(wid)):
+                self.spawn_worker(wid)
         # uwsgi_master_loop: its threads (the cache sweeper...) start, then the mules fork
         for sub in self.subsystems.values():
             hook = getattr(sub, "master_loop_started", None)
@@ -297,6 +331,12 @@ class Instance:
                 hook()
         for ident in self._mule_ids():
             self.spawn_mule(ident)
+        if self.is_cheap:
+            self.log("cheap mode enabled: waiting for socket connection...", self.master)
+        if self.idle > 0:
+            self._idle_state = [0, 0]  # last_request_timecheck, last_request_count
+            self.kernel.at(self.next_tick(self.kernel.now), self._idle_check,
+                           priority=_AFTER_REAP)
         self.record("instance.ready", self.master, workers=self.numproc,
                     mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
         self.booted = True
@@ -326,6 +366,7 @@ class Instance:
         self._log_spawn(proc)  # the master logs it as it forks
         proc.context = self.app.fork()
         if self.master is not None and proc is not self.master:
+            proc.cwd = self.master.cwd  # --chdir, inherited
             # the master's memory, hooks included (as the process's copies of them)
             image = proc.context
             proc.hooks = {name: hook if image is None else image.resolve(hook)
@@ -340,6 +381,9 @@ class Instance:
         if self.stopped or not proc.alive:
             return
         self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
+        if isinstance(proc, Worker):
+            self._start_mem_collector(proc)
+            self._watch_lifetime(proc)
         self.kernel.start(proc)
 
     def _log_spawn(self, proc: UProcess) -> None:
@@ -408,8 +452,10 @@ class Instance:
         try:
             self.run_post_fork(proc)
             if isinstance(proc, Worker):
+                from .startup import chdir2
                 from .workers import worker_loop
 
+                chdir2(self, proc)
                 worker_loop(self, proc)
             elif isinstance(proc, Mule):
                 self.subsystems["mules"].main(proc)
@@ -483,16 +529,21 @@ class Instance:
         if self.stopped or getattr(proc, "reloading", False):
             return
         if isinstance(proc, Worker):
-            if reason == "max-requests":
+            if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
                 self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
-            else:
+            elif reason != "lifetime":  # lifetime: woken with SIGWINCH, respawned silently
                 self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
                          f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
                          f" :( trying respawn ...", self.master)
+            if proc.cheaped:  # stopped by --cheaper: not respawned
+                self.log(f"uWSGI worker {proc.id} cheaped.", self.master)
+                return
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
+            self._chain_respawned(proc.id)
         elif isinstance(proc, Mule):
-            self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
-                     self.master)
+            if reason != "reload":  # a mule cursed with SIGHUP is respawned silently
+                self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
+                         self.master)
             self.spawn_mule(proc.id, proc)
         elif isinstance(proc, Spooler):
             self.log("OOOPS the spooler is no more...trying respawn...", self.master)
@@ -517,6 +568,76 @@ class Instance:
             self.kernel.at(now + float(self.forkbomb_delay), self._respawn_if_running, spawn)
             return
         spawn()
+
+    def _watch_lifetime(self, w: Worker) -> None:
+        """``--max-worker-lifetime`` (+ ``(id - 1) * --max-worker-lifetime-delta``): the
+        first master iteration at which the worker has lived longer (whole seconds)."""
+        if not self.has_master or self.max_worker_lifetime <= 0:
+            return
+        limit = self.max_worker_lifetime + (w.id - 1) * self.max_worker_lifetime_delta
+        due = self.kernel.now + (w.last_spawn + limit + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._lifetime_reached, w,
+                       priority=_AFTER_REAP)
+
+    def _lifetime_reached(self, w: Worker) -> None:
+        if not w.alive or self.stopped or not w.manage_next_request:
+            return
+        self.log(f"worker {w.id} lifetime reached, it was running for "
+                 f"{int(self.wall()) - w.last_spawn} second(s)", self.master)
+        w.manage_next_request = False
+        w.stop_reason = "lifetime"
+        if w.idle or w.request is None:  # SIGWINCH wakes it from accept()
+            self.kill(w, "lifetime")
+
+    # -- memory (--reload-on-rss/as, --evil-reload-on-rss/as) ------------------------------
+    def measure_memory(self, w: Worker) -> bool:
+        """End of a request (``uwsgi_close_request``): the worker publishes its memory
+        usage; True when ``--reload-on-as``/``--reload-on-rss`` make it exit (as
+        ``--max-requests`` does, after ``--min-worker-lifetime``)."""
+        if not (self.reload_on_rss or self.reload_on_as or self.evil_reload_on_rss
+                or self.evil_reload_on_as):
+            return False
+        self._publish_memory(w)
+        if int(self.wall()) - w.last_spawn < self.min_worker_lifetime:
+            return False
+        return bool((self.reload_on_as and w.vsz >= self.reload_on_as)
+                    or (self.reload_on_rss and w.rss >= self.reload_on_rss))
+
+    def _publish_memory(self, w: Worker) -> None:
+        w.rss_size, w.vsz_size = w.rss, w.vsz
+        if ((self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as)
+                or (self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss)):
+            self.kernel.at(self.next_tick(self.kernel.now), self._evil_check, w,
+                           priority=_AFTER_REAP)
+
+    def _start_mem_collector(self, w: Worker) -> None:
+        """The worker thread of ``--evil-reload-on-*``: every ``--mem-collector-freq``
+        seconds (3) it publishes the worker's memory usage."""
+        if not (self.evil_reload_on_rss or self.evil_reload_on_as):
+            return
+        self.log(f"mem-collector thread started for worker {w.id}", w)
+        self.kernel.at(self.kernel.now + self.mem_collector_freq, self._mem_collect, w)
+
+    def _mem_collect(self, w: Worker) -> None:
+        if w.alive and not self.stopped:
+            self._publish_memory(w)
+            self.kernel.at(self.kernel.now + self.mem_collector_freq, self._mem_collect, w)
+
+    def _evil_check(self, w: Worker) -> None:
+        """``uwsgi_master_check_workers_deadline``: SIGKILL a worker whose published
+        memory usage is over an evil limit."""
+        if not w.alive or self.stopped:
+            return
+        if self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as:
+            self.log(f"*** EVIL RELOAD ON WORKER {w.id} ADDRESS SPACE: {w.vsz_size} "
+                     f"(pid: {w.pid}) ***", self.master)
+            w.vsz_size = 0
+            self.kill(w, "killed")
+        if self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss:
+            self.log(f"*** EVIL RELOAD ON WORKER {w.id} RSS: {w.rss_size} (pid: {w.pid}) ***",
+                     self.master)
+            w.rss_size = 0
+            self.kill(w, "killed")
 
     def arm_harakiri(self, proc: UProcess, seconds: int, user: bool = False) -> None:
         """Set (or clear, with 0) a harakiri deadline for ``proc``."""
@@ -596,6 +717,125 @@ class Instance:
         """SIGTERM to the master (SIGQUIT with ``--die-on-term``): a brutal reload."""
         self.kernel.call_soon(self._brutal_reload)
 
+    def reload_workers(self) -> None:
+        """``uwsgi_reload_workers``: SIGHUP to every worker; each finishes its request,
+        exits, and is respawned (``--touch-workers-reload``)."""
+        for worker in list(self.workers.values()):
+            if worker.alive:
+                self._curse(worker)
+
+    def _curse(self, w: Worker) -> None:
+        """``uwsgi_curse(id, SIGHUP)``: the worker logs it, finishes its request (within
+        ``--worker-reload-mercy``) and exits."""
+        w.cursed = True
+        self.log(f"Gracefully killing worker {w.id} (pid: {w.pid})...", w)
+        w.manage_next_request = False
+        if w.idle or w.request is None:
+            self.kill(w, "reload")
+        else:
+            self._no_mercy_after(w)
+
+    # -- cheap mode (--cheap, --idle, --die-on-idle) -------------------------------------------
+    def leave_cheap_mode(self) -> None:
+        """A connection while in cheap mode: the master spawns the workers (``--cheaper``'s
+        count of them with --cheaper) and the connection waits in the listen queue."""
+        self.is_cheap = False
+        cheaper = self.subsystems.get("cheaper")
+        for wid in range(1, (cheaper.count if cheaper is not None else self.numproc) + 1):
+            self.spawn_worker(wid, self.workers.get(wid))
+
+    def _idle_check(self) -> None:
+        """``uwsgi_master_check_idle``, once a second: no request for more than ``--idle``
+        seconds stops every worker (cheap mode), or the instance (``--die-on-idle``)."""
+        if self.stopped or self.master is None or not self.master.alive:
+            return
+        self.kernel.at(self.next_tick(self.kernel.now), self._idle_check, priority=_AFTER_REAP)
+        state = self._idle_state
+        if self.is_cheap or any(w.alive and w.request is not None
+                                for w in self.workers.values()):
+            return
+        now = int(self.wall())
+        if not state[0]:
+            state[0] = now
+        if state[1] != self.total_requests:
+            state[0], state[1] = now, self.total_requests
+        elif state[0] < now and now - state[0] > self.idle:
+            self.log(f"workers have been inactive for more than {self.idle} seconds "
+                     f"({now}-{state[0]})", self.master)
+            self.is_cheap = True
+            if self.die_on_idle:
+                self.shutdown()
+                return
+            for w in list(self.workers.values()):
+                if w.alive:  # SIGINT, and the master waits for it (no reap line)
+                    self.kill(w, "idle")
+                    self._unreaped.pop(w, None)
+                    self.record("death", w, pid=w.pid, reason="idle")
+            self.log("cheap mode enabled: waiting for socket connection...", self.master)
+            state[0] = 0
+
+    # -- chain reload (--touch-chain-reload) ------------------------------------------------
+    def chain_reload(self, touched: str) -> None:
+        """The workers are cursed one at a time, each once the one before is respawned
+        and accepting (``uwsgi_master_check_chain``)."""
+        if self.chain_reloading:
+            self.log_verbose(f"*** {touched} has been touched... but chain reload is already "
+                     f"running ***", self.master)
+            return
+        self.log_verbose(f"*** {touched} has been touched... chain reload !!! ***", self.master)
+        self.chain_reloading = 1
+        self._chain_check()
+
+    def _chain_check(self) -> None:
+        if not self.chain_reloading or self.stopped:
+            return
+        # next iteration, unless a respawn brings one sooner
+        self._chain_timer = self.kernel.at(self.next_tick(self.kernel.now), self._chain_check,
+                                           priority=_AFTER_REAP)
+        previous = self.workers.get(self.chain_reloading - 1)
+        if previous is not None and previous.alive and not previous.greenlet:
+            if self._chain_waited != int(self.wall()):  # once a second
+                self.log(f"chain is still waiting for worker {previous.id}...", self.master)
+                self._chain_waited = int(self.wall())
+            return
+        while self.chain_reloading <= self.numproc:
+            w = self.workers.get(self.chain_reloading)
+            if w is not None and w.alive and w.accepting:
+                if not w.cursed:
+                    self.log(f"chain next victim is worker {w.id}", self.master)
+                    self._curse(w)
+                return
+            self.chain_reloading += 1
+        self.chain_reloading = 0
+        self._chain_timer.cancel()
+        self.log("chain reloading complete", self.master)
+
+    def _chain_respawned(self, wid: int) -> None:
+        """The master respawned the chain's victim: the chain moves on at once."""
+        if self.chain_reloading == wid:
+            self.chain_reloading += 1
+            self._chain_timer.cancel()
+            self._chain_check()
+
+    def _no_mercy_after(self, w: Worker) -> None:
+        """A cursed worker still busy ``--worker-reload-mercy`` seconds (60) later is
+        SIGKILLed (``uwsgi_master_check_mercy``, whole seconds)."""
+        due = self.kernel.now + (int(self.wall()) + self.worker_reload_mercy + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, w, w.pid,
+                       priority=_AFTER_REAP)
+
+    def _no_mercy(self, w: Worker, pid: int) -> None:
+        if w.alive and w.pid == pid and not self.stopped:
+            self.log(f"worker {w.id} (pid: {pid}) is taking too much time to die...NO MERCY !!!",
+                     self.master)
+            self.kill(w, "reload")
+
+    def reload_mules(self) -> None:
+        """``uwsgi_reload_mules``: SIGHUP ends every mule at once; each is respawned
+        (``--touch-mules-reload``)."""
+        for mule in list(self.mules.values()):
+            self.kill(mule, "reload")
+
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
@@ -620,6 +860,8 @@ class Instance:
             worker.manage_next_request = False
             if worker.idle or worker.request is None:
                 self.kill(worker, "reload")
+            else:
+                self._no_mercy_after(worker)
         self._wait_workers_then(self._binary_reload)
 
     def _brutal_reload(self) -> None:
@@ -642,7 +884,12 @@ class Instance:
         self.kernel.at(self.next_tick(self.kernel.now), then)
 
     def _binary_reload(self) -> None:
-        """The master re-executes itself: same pid, everything else new."""
+        """The master re-executes itself: same pid, everything else new (with
+        ``--exit-on-reload`` it exits instead)."""
+        if self.exit_on_reload:
+            self.log("uWSGI: GAME OVER (insert coin)", self.master)
+            self.shutdown(signalled=False)
+            return
         self._log_burials()
         self.log("binary reloading uWSGI...", self.master)
         # uwsgi_reload (core/master_utils.c) before it execs the binary again
@@ -689,7 +936,7 @@ class Instance:
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
-        self.master = Master(self, self._master_boot)
+        self.master = self._new_master()
         self._pid = max(saved_pid, self._pid)
         self.record("spawn", self.master, pid=self.master.pid)
         # Requests waiting in the listen queue survive: the socket is kept, and the
@@ -711,6 +958,13 @@ class Instance:
             if mule.alive or mule in self._unreaped or getattr(mule, "reloading", False):
                 self.log(f"mule {mule.id} (pid: {mule.pid}) annihilated", self.master)
 
+    def _new_master(self) -> Master:
+        master = Master(self, self._master_boot)
+        chdir = self.opts.str("chdir")
+        if chdir is not None:  # checked by check_start; every child inherits it
+            master.cwd = str(self.opts.path(chdir))
+        return master
+
     def _teardown_processes(self) -> None:
         if self.forks is not None:
             self.forks.kill_all(keep_master=True)
@@ -721,17 +975,19 @@ class Instance:
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
 
-    def shutdown(self) -> None:
-        """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL."""
+    def shutdown(self, *, signalled: bool = True) -> None:
+        """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
+        (``signalled=False``: uWSGI exits by itself, without its shutdown lines)."""
         if self.stopped:
             return
-        self.log("SIGINT/SIGTERM received...killing workers...", self.master)
-        self._cursed_at = int(self.wall())
-        for spooler in self.spoolers.values():
-            if spooler.alive:
-                self.log(f"killing the spooler with pid {spooler.pid}", self.master)
-        # the master reaps them at its next iteration (about a second later)
-        self._log_burials(int(self.wall() + self.next_tick(self.now) - self.now))
+        if signalled:
+            self.log("SIGINT/SIGTERM received...killing workers...", self.master)
+            self._cursed_at = int(self.wall())
+            for spooler in self.spoolers.values():
+                if spooler.alive:
+                    self.log(f"killing the spooler with pid {spooler.pid}", self.master)
+            # the master reaps them at its next iteration (about a second later)
+            self._log_burials(int(self.wall() + self.next_tick(self.now) - self.now))
         self.stopped = True
         self.record("instance.stop", self.master)
         for group in (self.spoolers, self.mules, self.workers):
@@ -746,7 +1002,8 @@ class Instance:
             req.fail("connection refused: instance stopped", self.kernel.now)
         self.listen_queue.clear()
         self._reap_all()
-        self.log("goodbye to uWSGI.", self.master)
+        if signalled:
+            self.log("goodbye to uWSGI.", self.master)
         if self.forks is not None:
             self.forks.kill_all()
         for sub in self.subsystems.values():

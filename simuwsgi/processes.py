@@ -41,6 +41,13 @@ class UProcess(Process):
         self.request: Any = None
         #: Set by the master when it kills the process (SIGKILL) mid-flight.
         self.killed_by = ""
+        #: What ``get_memusage`` would measure now, in bytes (``Simulation.set_rss``).
+        self.rss = 0
+        self.vsz = 0
+        #: The values last published to the shared worker table (end of a request, or
+        #: the mem-collector thread of --evil-reload-on-*).
+        self.rss_size = 0
+        self.vsz_size = 0
         self.in_handler = -1
         self.signals = 0
         #: This process's ``uwsgi`` hook attributes (``facade.HOOKS``); a forked process
@@ -108,6 +115,10 @@ class Worker(UProcess):
         self.cheaped = False
         self.paused = False
         self.manage_next_request = True
+        #: Why the worker leaves its loop once manage_next_request is off.
+        self.stop_reason = "reload"
+        #: Sent SIGHUP by the master (uwsgi_curse): it ends after its request.
+        self.cursed = False
 
     @property
     def worker_id(self) -> int:

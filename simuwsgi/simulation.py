@@ -24,6 +24,7 @@ from .config import Options, parse_options
 from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
+from .options_status import report_not_simulated
 from .processes import UProcess
 from .trace import Trace
 from .workers import Request, Response, dispatch_request
@@ -64,7 +65,10 @@ class Simulation:
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
     to 4 workers takes ~180 MB. ``start()`` raises ``AppLoadError`` when the app did
-    not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``.
+    not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``. An option
+    the simulation does not simulate (``simuwsgi options --status not-simulated``) is
+    named in one warning line of the log; ``strict=True`` refuses it instead
+    (``OptionNotSimulatedError``).
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -73,7 +77,7 @@ class Simulation:
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
                  legacy: bool = False, trace_kinds: Iterable[str] | None = None,
-                 allow_no_app: bool = False) -> None:
+                 allow_no_app: bool = False, strict: bool = False) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -91,6 +95,7 @@ class Simulation:
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
+        report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime
 
@@ -192,7 +197,8 @@ class Simulation:
                     hook = getattr(sub, "close", None)
                     if hook is not None:
                         hook()
-            self._settle()
+            if self.started:  # a never-started simulation installed no uwsgi module
+                self._settle()
             with self._patch.running():  # killed processes' finally blocks run here
                 self.kernel.close()
         finally:
@@ -398,6 +404,18 @@ class Simulation:
         self.inst.record("fault.kill", proc, pid=proc.pid)
         self.inst.kill(proc, "killed")
         self.advance(0)
+
+    def set_rss(self, process: str, rss: int, *, vsz: int | None = None) -> None:
+        """Set what measuring a process's memory gives from now on, in bytes (RSS, and
+        the address space with ``vsz``): ``--reload-on-rss``/``--reload-on-as`` read it
+        at the end of each request, ``--evil-reload-on-*`` when the worker publishes it
+        (end of a request, or every ``--mem-collector-freq`` seconds)."""
+        self._ensure_started()
+        proc = self.process(process)
+        proc.rss = int(rss)
+        if vsz is not None:
+            proc.vsz = int(vsz)
+        self.inst.record("memory.set", proc, rss=proc.rss, vsz=proc.vsz)
 
     def reload(self) -> None:
         """Graceful reload (SIGHUP to the master), run to completion."""

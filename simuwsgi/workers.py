@@ -174,6 +174,8 @@ def dispatch_request(inst: Instance, req: Request) -> None:
     if inst.stopped:
         req.fail("connection refused: instance stopped", inst.kernel.now)
         return
+    if inst.is_cheap:  # the master wakes on the socket and spawns the workers
+        inst.leave_cheap_mode()
     worker = take_idle_worker(inst, "accept")
     if worker is not None:
         inst.kernel.wake(worker, ("req", req))
@@ -204,7 +206,7 @@ def worker_loop(inst: Instance, w: Worker) -> None:
     idle = inst.idle_workers
     while True:
         if not w.manage_next_request:
-            raise ProcessExit("reload")
+            raise ProcessExit(w.stop_reason)
         if private:
             signals.run_handler(w, private.popleft())
             continue
@@ -433,8 +435,13 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
                    else "start_response not called"))
     req.finish(status, headers, body, end, reason)
     _log_request(inst, w, req, start_wall, end)
-    if (inst.max_requests > 0 and w.delta_requests >= inst.max_requests
+    # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
+    # memory limits
+    limit = inst.max_requests + (w.id - 1) * inst.max_requests_delta
+    if (inst.max_requests > 0 and w.delta_requests >= limit
             and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
+        raise ProcessExit("max-requests")
+    if inst.measure_memory(w):
         raise ProcessExit("max-requests")
 
 
