@@ -77,3 +77,16 @@ def test_console_blocks_print_what_they_show(page: Path, index: int, block: str,
     with contextlib.redirect_stdout(out):
         assert cli_main(argv[1:]) == 0
     assert out.getvalue() == expected
+
+
+def test_the_api_page_is_the_stubs() -> None:
+    from simuwsgi._apidoc import generate
+
+    def signatures(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("<br>called in")]
+
+    page = (DOCS / "api.md").read_text()
+    assert signatures(page) == signatures(generate()), "python -m simuwsgi._apidoc > docs/api.md"
+    named = re.findall(r"`(tests/[^`]+\.py)`", page)
+    assert named and all((ROOT / name).is_file() for name in named)
+    assert "`cache_get(key: _Text, cache: str=..., /) -> bytes | None`" in page
