@@ -156,8 +156,8 @@ class _Narrator:
         req = self.busy.get(proc)
         limit = self.options.get("harakiri", "?")
         on = f" on {req.get('path')}" if req else " in a signal handler or between requests"
-        return (f"HARAKIRI: {_worker_words(proc)} exceeded {limit} s{on}; the master kills it "
-                f"(pid {f.get('pid')}) with SIGKILL and respawns it")
+        return (f"HARAKIRI: {_worker_words(proc)} exceeded {limit} s{on}; the master sends "
+                f"it (pid {f.get('pid')}) SIGUSR2, then SIGKILL a second later, and respawns it")
 
     def _reload_begin(self, t: float, proc: str, f: dict[str, Any]) -> str:
         how = ("graceful: each worker finishes its request, then exits"

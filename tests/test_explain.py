@@ -28,11 +28,11 @@ def test_quickstart_harakiri_says_which_worker_how_long_and_where(quickstart: li
     harakiri = [line for line in quickstart if "HARAKIRI" in line]
     assert harakiri == [
         "15:00:20.000 worker2   HARAKIRI: worker 2 exceeded 20 s on /report?45; the master "
-        "kills it (pid 1003) with SIGKILL and respawns it",
+        "sends it (pid 1003) SIGUSR2, then SIGKILL a second later, and respawns it",
         "19:00:20.000 worker3   HARAKIRI: worker 3 exceeded 20 s on /report?45; the master "
-        "kills it (pid 1012) with SIGKILL and respawns it",
+        "sends it (pid 1012) SIGUSR2, then SIGKILL a second later, and respawns it",
         "23:00:20.000 worker4   HARAKIRI: worker 4 exceeded 20 s on /report?45; the master "
-        "kills it (pid 1013) with SIGKILL and respawns it",
+        "sends it (pid 1013) SIGUSR2, then SIGKILL a second later, and respawns it",
     ]
     i = quickstart.index(harakiri[0])
     assert quickstart[i + 1] == ("15:00:21.000 worker2   worker 2 (pid 1003) died: the master "
