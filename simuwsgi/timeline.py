@@ -307,17 +307,20 @@ class _Builder:
                        key=lambda k: (self.items["lane"][k], self.items["t0"][k]))
         items = {k: [v[i] for i in order] for k, v in self.items.items()}
         lanes, marked = self._differing(items, differences)
+        packed = self._pack(items)
+        strings = self.s.table()  # complete now: packing adds the types and classes
         rec = dict(self.rec, t=_deltas(_micro(self.rec["t"])))
         log = dict(self.log, t=_deltas(_micro(self.log["t"])))
         return {"title": title, "tz": clock.tz, "start": clock.start_epoch,
                 "offsets": _offsets(clock, end), "end": end, "lanes": self.lanes,
-                "rec": rec, "items": self._pack(items), "strings": self.s.table(),
+                "rec": rec, "items": packed, "strings": strings,
                 "arrows": [_deltas([a for a, _b in self.arrows]),
                            _deltas([b for _a, b in self.arrows])],
                 "log": log, "untimedLog": self.untimed_log,
                 "differences": list(differences), "highlight": lanes, "marked": marked,
                 "categories": sorted(set(_CATEGORY.values()) | {"other"}),
-                "markers": sorted(self.s(k) for k in _MARKERS)}
+                "markers": sorted(self.s.index[k] for k in _MARKERS if k in self.s.index),
+                "kindCategory": {i: category(strings[i]) for i in set(self.rec["kind"])}}
 
 
     def _pack(self, items: dict[str, list[Any]]) -> dict[str, Any]:

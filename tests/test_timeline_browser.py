@@ -1,7 +1,8 @@
 """The quickstart's timeline in a real browser: Debian's Chromium, headless.
 
 The page runs its own checks when opened with ``#selftest`` (lanes, the harakiri and
-reload markers drawn, a click on a request showing its records, no script error) and
+reload markers drawn, a click on a request showing its records, the kind filter, zooming
+down to a millisecond, no script error) and
 writes them into the DOM, which ``--dump-dom`` gives back; Chromium's console log
 (``--enable-logging=stderr``) must hold no error; ``timeline.png`` in the report must
 not be blank.
@@ -47,6 +48,7 @@ def test_quickstart_timeline_passes_its_checks_in_chromium(report: Path) -> None
     assert not [c for c in checks if c.startswith("FAIL")], checks
     assert "ok harakiri marker drawn" in checks and "ok reload-begin marker drawn" in checks
     assert "ok click shows the request's records" in checks
+    assert "ok filter hides requests" in checks and "ok zoom stops at a millisecond" in checks
     assert checks[0] == "ok lanes master,worker1,worker2,worker3,worker4"
     console = [line for line in done.stderr.splitlines()
                if "CONSOLE" in line and ("Uncaught" in line or "rror" in line)]
