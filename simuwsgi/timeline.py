@@ -207,7 +207,8 @@ class _Builder:
                 status = f.get("status")
                 cls = "s5" if f.get("exception") or status is None else f"s{str(status)[0]}"
                 path = rows[j][4].get("path")
-                self.item(rows[j][0], t, lanes[i], "bar", cls, f"{status} {path}",
+                what = "no response (the app raised)" if status is None else status
+                self.item(rows[j][0], t, lanes[i], "bar", cls, f"{what} {path}",
                           recs + [base + i])
             elif kind in ("death", "harakiri") and lanes[i] in open_:
                 j, recs = open_[lanes[i]]
@@ -223,7 +224,8 @@ class _Builder:
                       f"no response by the end {rows[j][4].get('path')}", recs)
         for rid, j in submit.items():
             self.item(rows[j][0], rows[j][0], lanes[j], "mark", "dropped",
-                      f"request {rid} never accepted", [base + j])
+                      f"request {rid}: still waiting for a worker when the run ended",
+                      [base + j])
 
     def _spool(self, rows: list[Row], lanes: list[int], base: int, end: float) -> None:
         """A task from its spool file's creation to its last attempt's end: an attempt

@@ -79,7 +79,7 @@ def test_quickstart_lanes_bars_markers_and_arrows(quickstart_report: Path) -> No
     ok = items(data, "s2")
     assert len(ok) == 485 and all(i["lane"].startswith("worker") for i in ok)
     # the crash (an exception, no status) is a red bar
-    assert [i["label"] for i in items(data, "s5")] == ["None /crash"]
+    assert [i["label"] for i in items(data, "s5")] == ["no response (the app raised) /crash"]
     # the three slow reports are cut by harakiri: dropped bars ending at the worker's death
     dropped = items(data, "dropped")
     assert [i["label"] for i in dropped] == ["dropped (harakiri) /report?45"] * 3
@@ -220,3 +220,16 @@ def test_without_a_browser_the_report_says_so(tmp_path: Path,
     [out] = tmp_path.iterdir()
     assert (out / "timeline.html").is_file() and not (out / "timeline.png").exists()
     assert "No `timeline.png`: there is no Chromium here" in (out / "report.md").read_text()
+
+
+def test_requests_without_an_answer_are_marked_with_why() -> None:
+    rows = [(0.0, "node0", "master", "request.submit", {"id": 1, "method": "GET", "path": "/a"}),
+            (0.0, "node0", "worker1", "request.start", {"id": 1, "method": "GET", "path": "/a"}),
+            (1.0, "node0", "master", "request.submit", {"id": 2, "method": "GET", "path": "/b"}),
+            (9.0, "node0", "master", "spawn", {"pid": 1})]
+    data = page_data(render("busy", [Run(rows=rows)]))
+    assert sorted((i["lane"], i["type"], i["t0"], i["t1"], i["label"])
+                  for i in items(data, "dropped")) == [
+        ("master", "mark", 1.0, 1.0,
+         "request 2: still waiting for a worker when the run ended"),
+        ("worker1", "bar", 0.0, 9.0, "no response by the end /a")]
