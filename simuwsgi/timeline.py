@@ -101,27 +101,23 @@ def _offsets(clock: Clock, end: float) -> list[list[float]]:
     """``[[t, utc offset s], ...]``: the zone's offset from t on, over the run."""
     if clock.datetime(0) is None:
         return []
-    out: list[list[float]] = []
+
+    def offset(t: float) -> float:
+        delta = clock.datetime(t).utcoffset()  # type: ignore[union-attr]
+        return delta.total_seconds() if delta else 0.0
+
+    out = [[0.0, offset(0.0)]]
     step = 900.0  # zones change offset on quarter hours at the finest
     t = 0.0
-    while True:
-        when = clock.datetime(t)
-        off = when.utcoffset().total_seconds() if when and when.utcoffset() else 0.0
-        if not out or out[-1][1] != off:
-            if out:  # find the instant of the change to the second
-                lo, hi = out[-1][0], t
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    w = clock.datetime(mid)
-                    if (w.utcoffset().total_seconds() if w and w.utcoffset() else 0.0) == off:
-                        hi = mid
-                    else:
-                        lo = mid
-                t = hi
-            out.append([t, off])
-        if t >= end:
-            return out
+    while t < end:
         t = min(end, (t // step + 1) * step)
+        if offset(t) != out[-1][1]:  # changed in this step: find the second
+            lo, hi = t - step, t
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if offset(mid) == offset(t) else (mid, hi)
+            out.append([hi, offset(t)])
+    return out
 
 
 class _Builder:
