@@ -424,11 +424,16 @@ def headless(url: str, *args: str, timeout: float = 60.0) -> Any:
 
 def screenshot(html: Path, png: Path, lanes: int) -> bool:
     """``png``: the page as Chromium draws it; False when there is no Chromium."""
+    import subprocess
+
     if chromium() is None:
         return False
     height = 110 + 26 * lanes
-    done = headless(html.resolve().as_uri(), f"--window-size=1400,{height}",
-                    f"--screenshot={png.resolve()}")
+    try:
+        done = headless(html.resolve().as_uri(), f"--window-size=1400,{height}",
+                        f"--screenshot={png.resolve()}")
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # a browser that cannot run costs the picture, not the report
     return done.returncode == 0 and png.is_file()
 
 
@@ -438,8 +443,10 @@ def report_section(directory: Path, lanes: int) -> str:
     if screenshot(directory / "timeline.html", png, lanes):
         return ("## Timeline\n\nOpen `timeline.html` in a browser (zoom, pan, click an item "
                 "for its records and why).\n\n![timeline](timeline.png)\n")
+    why = (f"there is no Chromium here to draw it ({CHROMIUM_INSTALL})" if chromium() is None
+           else f"{chromium()} failed to draw it")
     return ("## Timeline\n\nOpen `timeline.html` in a browser (zoom, pan, click an item). "
-            f"No `timeline.png`: there is no Chromium here to draw it ({CHROMIUM_INSTALL}).\n")
+            f"No `timeline.png`: {why}.\n")
 
 
 def conform_timeline(result: Any, directory: Path, tz: str = "UTC") -> Path:

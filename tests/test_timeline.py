@@ -212,14 +212,16 @@ def test_conformance_timeline_puts_the_runs_side_by_side(tmp_path: Path) -> None
     assert marked == {1.0, 4.0}
 
 
-def test_without_a_browser_the_report_says_so(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timeline, "chromium", lambda: None)
+@pytest.mark.parametrize("browser, why", [
+    (None, "there is no Chromium here"), ("/bin/false", "/bin/false failed to draw it")])
+def test_without_a_browser_the_report_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              browser: str | None, why: str) -> None:
+    monkeypatch.setattr(timeline, "chromium", lambda: browser)
     assert cli_main(["run", "--for", "5", "--report", str(tmp_path), "--quiet",
                      "--allow-no-app", "--", "--master", "--processes", "1"]) == 0
     [out] = tmp_path.iterdir()
     assert (out / "timeline.html").is_file() and not (out / "timeline.png").exists()
-    assert "No `timeline.png`: there is no Chromium here" in (out / "report.md").read_text()
+    assert f"No `timeline.png`: {why}" in (out / "report.md").read_text()
 
 
 def test_requests_without_an_answer_are_marked_with_why() -> None:
