@@ -12,6 +12,7 @@ from ._errors import NotSimulatedError as NotSimulatedError
 from ._errors import OptionNotSimulatedError as OptionNotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
+from ._errors import StallError as StallError
 from ._errors import StartRefusedError as StartRefusedError
 from . import real_time as real_time
 from .config import Options as Options
@@ -37,6 +38,7 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "SimuwsgiError",
+    "StallError",
     "StartRefusedError",
     "Trace",
     "load_scenario",

@@ -23,6 +23,12 @@ class SimulationError(SimuwsgiError, RuntimeError):
     """
 
 
+class StallError(SimulationError):
+    """App code ran longer than ``stall_timeout`` real seconds without yielding to the
+    simulation (a CPU loop, a blocking real socket or lock). The message names the
+    virtual process, its request and the app's stack at that moment."""
+
+
 class AppLoadError(SimulationError):
     """The app did not load at start (no ``--wsgi-file``/``--module``, an import error,
     ``sys.exit`` at import).

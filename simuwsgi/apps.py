@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["AppLoader", "pythonize"]
 
 
+def _control() -> tuple[type[BaseException], ...]:
+    from .master import CONTROL
+
+    return CONTROL
+
+
 def pythonize(path: str) -> str:
     """uWSGI's module name for a file path (``uwsgi_pythonize``)."""
     for prefix in ("sym://", "http://", "data://"):
@@ -161,6 +167,8 @@ class AppLoader:
             raise ImportError(f"unable to load {filename}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        # ours from now on, even if the process dies inside the import (os._exit)
+        self._added_modules.add(name)
         try:
             spec.loader.exec_module(module)
         except BaseException:
@@ -204,7 +212,11 @@ class AppLoader:
         except FileNotFoundError:
             inst.log(f"failed to open python file {self.wsgi_file}")
             self.load_error = f"failed to open python file {self.wsgi_file}"
-        except SystemExit:
+        except SystemExit as exc:
+            from .master import ProcessExit
+
+            raise ProcessExit.from_system_exit(exc) from None
+        except _control():
             raise
         except BaseException:  # noqa: BLE001 - uWSGI prints any import error
             self.load_error = traceback.format_exc()

@@ -13,9 +13,13 @@ the matching points of its boot:
 3. :func:`after_app`: the last root warning, the multiple-interpreter line and the
    master's ``spawned`` (``gracefully (RE)spawned`` after a reload) line.
 
-The machine facts are this machine's (``uname``, CPU count, page size, process and
-file-descriptor limits, the Python version, ``os.getuid()`` for the root warnings) — what
-the real server prints here; the build line is the pyuwsgi 2.0.30 wheel's. Left out:
+The machine facts (``uname``, CPU count, page size, process and file-descriptor limits,
+whether uWSGI runs as root, the binary's path) are the simulated machine's: by default
+:data:`VIRTUAL_MACHINE`, an ordinary Linux box whose node name is the simulation's
+``hostname``, so that the log is the same on every machine as the trace is;
+``Simulation(..., machine="host")`` prints this machine's instead, as the real server
+would here (``simuwsgi conform`` uses it to diff logs line by line). The Python version
+is the interpreter's that runs the app. The build line is the pyuwsgi 2.0.30 wheel's. Left out:
 ``--uid``/``--gid`` privilege dropping (no warning once ``--uid`` is set is all that is
 modelled), screen sessions, pidfiles, ``--vhost``, KSM and offload threads.
 """
@@ -47,8 +51,15 @@ _SOCKET_OPTIONS = ("socket", "uwsgi-socket", "http-socket", "http11-socket", "ht
                    "shared-socket")
 
 
+#: The simulated machine of ``machine="virtual"`` (the default).
+VIRTUAL_MACHINE = {"os": "Linux-6.1.0-simuwsgi #1 SMP PREEMPT_DYNAMIC", "machine": "x86_64",
+                   "cpus": "4", "nproc": "63704", "page": "4096", "max_fd": "1024",
+                   "root": "False", "binary": "/usr/local/bin/uwsgi"}
+MACHINES = ("virtual", "host")
+
+
 @functools.cache
-def machine() -> dict[str, str]:
+def _host() -> dict[str, str]:
     u = os.uname()
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -56,19 +67,27 @@ def machine() -> dict[str, str]:
             "machine": u.machine, "cpus": str(os.cpu_count() or 1),
             "nproc": "" if nproc == resource.RLIM_INFINITY else str(nproc),
             "page": str(os.sysconf("SC_PAGE_SIZE")), "max_fd": str(nofile),
-            "python": sys.version.replace("\n", " "), "root": str(os.getuid() == 0)}
+            "root": str(os.getuid() == 0), "binary": sys.executable}
+
+
+def machine(inst: Instance) -> dict[str, str]:
+    """The facts uWSGI prints about the machine it runs on (see the module docstring)."""
+    facts = dict(_host()) if inst.machine == "host" else {**VIRTUAL_MACHINE,
+                                                          "nodename": inst.hostname}
+    facts["python"] = sys.version.replace("\n", " ")
+    return facts
 
 
 def _as_root(inst: Instance) -> list[str]:
     """``uwsgi_as_root``: the two warnings while uWSGI keeps root privileges."""
-    if machine()["root"] != "True" or inst.opts.has("uid"):
+    if machine(inst)["root"] != "True" or inst.opts.has("uid"):
         return []
     return ["uWSGI running as root, you can use --uid/--gid/--chroot options",
             "*** WARNING: you are running uWSGI as root !!! (use the --uid flag) *** "]
 
 
 def binary_path(inst: Instance) -> str:
-    return inst.opts.str("binary-path") or sys.executable
+    return inst.opts.str("binary-path") or machine(inst)["binary"]
 
 
 def sockets(inst: Instance) -> list[str]:
@@ -80,7 +99,7 @@ def sockets(inst: Instance) -> list[str]:
 
 
 def before_subsystems(inst: Instance) -> list[str]:
-    m = machine()
+    m = machine(inst)
     stamp = time.asctime(time.localtime(int(inst.wall())))
     lines = [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
              f"compiled with version: {COMPILED_WITH}",
@@ -117,7 +136,7 @@ def before_app(inst: Instance) -> list[str]:
             kind = "UNIX" if kind == "UNIX" else "INET"
         lines.append(f"uwsgi socket {n} {how} {kind} address {address} fd {3 + n}")
     lines += _as_root(inst)
-    lines += [f"Python version: {machine()['python']}", "--- Python VM already initialized ---",
+    lines += [f"Python version: {machine(inst)['python']}", "--- Python VM already initialized ---",
               "Python main interpreter initialized at 0x0"]
     lines += _as_root(inst)
     lines.append("python threads support enabled")
@@ -150,7 +169,7 @@ def before_app(inst: Instance) -> list[str]:
 
 def after_app(inst: Instance) -> list[str]:
     lines = _as_root(inst)
-    if not inst.opts.flag("single-interpreter"):
+    if not inst.opts.flag("single-interpreter") and inst.numproc > 0:
         lines.append("*** uWSGI is running in multiple interpreter mode ***")
     if inst.has_master and inst.master is not None:
         again = "gracefully (RE)spawned" if inst.is_a_reload else "spawned"

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="run on when the app did not load (uWSGI's full dynamic mode, "
                           "every request a 500) instead of failing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--stall-timeout", type=float, metavar="SECONDS",
+                     help="real seconds app code may run without yielding before it is "
+                          "stopped (default 5; 0: never)")
     trace = sub.add_parser("trace", help="print a saved trace (run --trace FILE) as a table",
                            allow_abbrev=False)
     trace.add_argument("file")
@@ -212,7 +215,8 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
         sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
                                   mode=args.mode, trace_kinds=kinds,
                                   allow_no_app=args.allow_no_app or None,
-                                  strict=args.strict or None)
+                                  strict=args.strict or None,
+                                  stall_timeout=args.stall_timeout)
         return scenario, sim, requests
     if kinds is not None:
         raise ValueError("--trace-kinds: real mode records its trace as uWSGI runs; "

@@ -406,7 +406,9 @@ def conform(scenario: Scenario | str | Path, *, fork: bool = False,
     modes = ["sim", "fork"] if fork else ["sim"]
     for mode in modes:
         with private_app_dir(scenario.app_dir, f"simuwsgi-conform-{mode}-") as app_dir:
-            runs[mode] = run_scenario(scenario, mode, start=start, app_dir=app_dir)
+            # this machine's facts in the startup lines, as the real server prints them
+            runs[mode] = run_scenario(scenario, mode, start=start, app_dir=app_dir,
+                                      machine="host")
     differences: list[str] = []
     for mode in modes:
         diff = compare(runs[mode], runs["real"], settings)

@@ -148,7 +148,7 @@ def _magic_table(inst: Instance) -> dict[bytes, bytes]:
         group = str(gid)
     table = {"%": "%", "(": "%(", "v": str(inst.app.base_dir), "h": inst.hostname,
              "t": str(int(now)), "T": str(int(now * 1_000_000)), "V": "2.0.30",
-             "k": machine()["cpus"], "[": "\x1b", "u": str(uid), "U": user, "g": str(gid),
+             "k": machine(inst)["cpus"], "[": "\x1b", "u": str(uid), "U": user, "g": str(gid),
              "G": group}
     cfg = next((v for n, v in inst.opts.given if n == "ini" and isinstance(v, str)), None)
     if cfg:

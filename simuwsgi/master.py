@@ -41,18 +41,22 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import greenlet
+
 from . import apps as _apps
 from . import banner as _banner
 from ._errors import AppLoadError, SimulationError
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
+from .containment import (SimulationInterrupted, StallInterrupt, exit_code_of, run_atexit,
+                          stall_error)
 from .kernel import NORMAL, Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .trace import Trace
 
-__all__ = ["Instance", "ProcessExit"]
+__all__ = ["CONTROL", "Instance", "ProcessExit"]
 
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
@@ -75,12 +79,26 @@ _AFTER_REAP = NORMAL + 1
 
 
 class ProcessExit(BaseException):
-    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit)."""
+    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit).
+
+    App code must not be able to catch a C ``exit()``: raise it only from simulator
+    code that app code does not wrap, else use ``containment.die_now``.
+    """
 
     def __init__(self, reason: str, code: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+    @classmethod
+    def from_system_exit(cls, exc: SystemExit) -> ProcessExit:
+        """``PyErr_Print`` of a ``SystemExit``: ``Py_Exit`` with its status."""
+        return cls("SystemExit", exit_code_of(exc))
+
+
+#: The simulator's own exceptions travelling through app frames: never the app's error.
+CONTROL: tuple[type[BaseException], ...] = (
+    Killed, ProcessExit, StallInterrupt, SimulationInterrupted, greenlet.GreenletExit)
 
 
 class Instance:
@@ -98,6 +116,8 @@ class Instance:
         self.clock = clock
         self.node = node
         self.hostname = hostname
+        #: whose facts the startup banner prints: "virtual" (fixed) or "host" (banner.py)
+        self.machine = "virtual"
         self.vfork = vfork
         self.trace = Trace(node, trace_kinds)
         self.log_lines: list[tuple[float, str, str]] = []
@@ -131,6 +151,11 @@ class Instance:
         self.subsystems: dict[str, Any] = {}
         #: fork mode: the ``fork.ForkRuntime`` that runs user code in OS children.
         self.forks: Any = None
+        #: Set when the whole instance exited (the master died while importing the app).
+        self.exit_status: int | None = None
+        self.exit_reason = ""
+        #: Real seconds app code may run without yielding (``containment.Watchdog``).
+        self.stall_timeout: float | None = None
 
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:
@@ -291,11 +316,31 @@ class Instance:
         import may take virtual time, e.g. if it sleeps)."""
         self.start()
         kernel = self.kernel
-        if not kernel.run_while(lambda: not self.booted):
+        booting = kernel.run_while(lambda: not self.booted and self.exit_status is None)
+        if self.exit_status is not None:
+            raise AppLoadError(
+                f"the app called {self.exit_reason} while it was imported: uWSGI exits with "
+                f"status {self.exit_status}",
+                log=[line for _t, _p, line in self.log_lines], exit_status=self.exit_status)
+        if not booting:
             raise SimulationError(
                 f"the master blocked forever while importing the app, at virtual time "
                 f"{kernel.now:.6f} ({self.master.wait_reason or 'waiting'})")
         kernel.run_until(kernel.now)
+
+    def _master_main(self) -> None:
+        """The master process: boot; an exit while importing ends the whole instance."""
+        master = self.master
+        try:
+            self._master_boot()
+        except ProcessExit as exc:
+            if exc.reason == "SystemExit":
+                run_atexit(self, master)
+            self.exit_status = exc.code
+            self.exit_reason = exc.reason if exc.reason != "SystemExit" else \
+                f"sys.exit({exc.code})"
+        except StallInterrupt as exc:
+            raise stall_error(self, master, exc, self.stall_timeout) from None
 
     def _master_boot(self) -> None:
         """Runs in the master process: import, then fork everything."""
@@ -305,12 +350,12 @@ class Instance:
         if not self.lazy_apps:
             self.app_loaded = self.app.load()
             self._check_need_app()
-        self._log_lines(_banner.after_app(self))
         if not self.has_master and self.numproc == 0:
             # uwsgi_start: no master and no workers: exit(0) once the app is loaded
             self.booted = True
             self.shutdown(signalled=False)
             return
+        self._log_lines(_banner.after_app(self))
         self.master.context = self.app.master_context()
         self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
@@ -367,10 +412,15 @@ class Instance:
         proc.context = self.app.fork()
         if self.master is not None and proc is not self.master:
             proc.cwd = self.master.cwd  # --chdir, inherited
-            # the master's memory, hooks included (as the process's copies of them)
+            # the master's memory: its hooks and atexit handlers too (as the process's
+            # copies of them)
             image = proc.context
-            proc.hooks = {name: hook if image is None else image.resolve(hook)
-                          for name, hook in self.master.hooks.items()}
+
+            def own(obj: Any) -> Any:
+                return obj if image is None else image.resolve(obj)
+
+            proc.hooks = {name: own(hook) for name, hook in self.master.hooks.items()}
+            proc.atexit = [(own(func), args, kw) for func, args, kw in self.master.atexit]
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())
@@ -410,10 +460,10 @@ class Instance:
         registered at import): the running process calls its own copy."""
         try:
             return True, self.app.resolve(func)(*args)
-        except SystemExit as exc:
-            raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
-        except (Killed, ProcessExit):
+        except CONTROL:
             raise
+        except SystemExit as exc:
+            raise ProcessExit.from_system_exit(exc) from None
         except BaseException:  # noqa: BLE001 - PyErr_Print
             self.log_exception()
             return False, None
@@ -448,7 +498,11 @@ class Instance:
         return spooler
 
     def _process_main(self, proc: UProcess) -> None:
-        """The body of every forked process; turns its exits into deaths."""
+        """The body of every forked process; turns its exits into deaths.
+
+        ``atexit`` handlers run on an exit, unless a worker is in a request and the exit
+        is a C ``exit()`` (``uwsgi_python_atexit`` skips them when busy; ``sys.exit``
+        runs them through ``Py_Exit`` anyway)."""
         try:
             self.run_post_fork(proc)
             if isinstance(proc, Worker):
@@ -462,22 +516,35 @@ class Instance:
             elif isinstance(proc, Spooler):
                 self.subsystems["spooler"].main(proc)
         except ProcessExit as exc:
+            if exc.reason == "SystemExit" or proc.request is None:
+                run_atexit(self, proc)
+            proc.exit_code = exc.code
             self.kernel.call_soon(self.process_died, proc, exc.reason)
-        except Killed:
+        except StallInterrupt as exc:
+            if proc.harakiri_timer is None:
+                raise stall_error(self, proc, exc, self.stall_timeout) from None
+            # A harakiri is armed: the process stays stuck until the master kills it at
+            # its deadline, as the real one would.
+            self.record("stall", proc, timeout=self.stall_timeout)
+            self.kernel.park("stuck: ran without yielding")
+        except (Killed, SimulationInterrupted):
             raise
         except Exception as exc:  # a bug in simuwsgi, or in user code uWSGI would not survive
             raise SimulationError(
                 f"{proc.name} (pid {proc.pid}) crashed at virtual time "
                 f"{self.kernel.now:.6f}: {type(exc).__name__}: {exc}") from exc
         else:
+            run_atexit(self, proc)
             self.kernel.call_soon(self.process_died, proc, "exited")
 
     # -- death, respawn, harakiri ---------------------------------------------------------
-    def kill(self, proc: UProcess, reason: str) -> None:
-        """SIGKILL ``proc`` now (from the hub): its code never runs again."""
+    def kill(self, proc: UProcess, reason: str, signum: int | None = 9) -> None:
+        """End ``proc`` now: its code never runs again. ``signum`` is the signal that
+        killed it (SIGKILL by default), None for an ``exit()`` (``proc.exit_code``)."""
         if not proc.alive:
             return
         proc.killed_by = reason
+        proc.exit_signal = signum
         self.kernel.discard(proc)
         self.process_died(proc, reason)
 
@@ -531,10 +598,8 @@ class Instance:
         if isinstance(proc, Worker):
             if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
                 self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
-            elif reason != "lifetime":  # lifetime: woken with SIGWINCH, respawned silently
-                self.log(f"DAMN ! worker {proc.id} (pid: {proc.pid}) died"
-                         f"{', killed by signal 9' if reason in ('harakiri', 'killed') else ''}"
-                         f" :( trying respawn ...", self.master)
+            elif reason != "lifetime" and not self._log_worker_death(proc):
+                return  # lifetime: woken with SIGWINCH, respawned silently
             if proc.cheaped:  # stopped by --cheaper: not respawned
                 self.log(f"uWSGI worker {proc.id} cheaped.", self.master)
                 return
@@ -548,6 +613,48 @@ class Instance:
         elif isinstance(proc, Spooler):
             self.log("OOOPS the spooler is no more...trying respawn...", self.master)
             self._respawn(lambda: self.spawn_spooler(proc.id, proc))
+
+    def _log_worker_death(self, proc: Worker) -> bool:
+        """The master's lines for a worker's death, by its exit status (master.c); False
+        when the worker is not to be respawned (cheap mode, or a brutal reload)."""
+        wid, pid, code, sig = proc.id, proc.pid, proc.exit_code, proc.exit_signal
+        log = self.log
+        if sig is None and code == 22:
+            log(f"OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again...",
+                self.master)
+        if sig is None and code == 173:
+            log(f"...restoring worker {wid} (pid: {pid})...", self.master)
+        elif sig is None and code == 5:
+            log(f"... monitored exception detected, respawning worker {wid} (pid: {pid})...",
+                self.master)
+        elif sig is None and code == 29:
+            pass
+        elif sig is None and code == 31:
+            log(f"!!! inconsistent state reported by worker {wid} (pid: {pid}) !!!", self.master)
+            self.kernel.call_soon(self._brutal_reload)
+            return False
+        elif sig is None and code == 15:
+            log(f"worker {wid} asked for cheap mode (pid: {pid})...", self.master)
+            log(f"uWSGI worker {wid} cheaped.", self.master)
+            proc.cheaped = True
+            return False
+        elif proc.manage_next_request:
+            log(f"DAMN ! worker {wid} (pid: {pid}) died"
+                f"{f', killed by signal {sig}' if sig else ''} :( trying respawn ...",
+                self.master)
+        elif sig:
+            log(f"DAMN ! worker {wid} (pid: {pid}) MISTERIOUSLY killed by signal {sig} :( "
+                "trying respawn ...", self.master)
+        return True
+
+    def terminate(self, proc: UProcess, reason: str) -> None:
+        """``end_me`` in ``proc`` (SIGINT/SIGTERM/SIGHUP from the master): it exits,
+        running its ``atexit`` handlers unless it is a worker in a request."""
+        if not proc.alive:
+            return
+        if proc.request is None:
+            run_atexit(self, proc)
+        self.kill(proc, reason, None)
 
     def _respawn_if_running(self, spawn: Callable[[], Any]) -> None:
         if not self.stopped:
@@ -854,12 +961,12 @@ class Instance:
             self.kill(spooler, "reload")
         for mule in list(self.mules.values()):
             mule.reloading = True  # type: ignore[attr-defined]
-            self.kill(mule, "reload")
+            self.terminate(mule, "reload")
         for worker in list(self.workers.values()):
             worker.reloading = True  # type: ignore[attr-defined]
             worker.manage_next_request = False
             if worker.idle or worker.request is None:
-                self.kill(worker, "reload")
+                self.terminate(worker, "reload")
             else:
                 self._no_mercy_after(worker)
         self._wait_workers_then(self._binary_reload)
@@ -873,7 +980,11 @@ class Instance:
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 proc.reloading = True  # type: ignore[attr-defined]
-                self.kill(proc, "reload")
+                # SIGTERM (end_me) to workers and mules, SIGKILL to spoolers
+                if group is self.spoolers:
+                    self.kill(proc, "reload")
+                else:
+                    self.terminate(proc, "reload")
         self.kernel.call_soon(self._binary_reload)
 
     def _wait_workers_then(self, then: Callable[[], None]) -> None:
@@ -895,7 +1006,7 @@ class Instance:
         # uwsgi_reload (core/master_utils.c) before it execs the binary again
         self._log_lines([f"chdir() to {self.app.base_dir}",
                          f"closing all non-uwsgi socket fds > 2 (max_fd = "
-                         f"{_banner.machine()['max_fd']})..."]
+                         f"{_banner.machine(self)['max_fd']})..."]
                         + [f"found fd {3 + n} mapped to socket {n} ({address})"
                            for n, address in enumerate(_banner.sockets(self))]
                         + [f"running {_banner.binary_path(self)}"])
@@ -959,7 +1070,7 @@ class Instance:
                 self.log(f"mule {mule.id} (pid: {mule.pid}) annihilated", self.master)
 
     def _new_master(self) -> Master:
-        master = Master(self, self._master_boot)
+        master = Master(self, self._master_main)
         chdir = self.opts.str("chdir")
         if chdir is not None:  # checked by check_start; every child inherits it
             master.cwd = str(self.opts.path(chdir))
@@ -993,6 +1104,8 @@ class Instance:
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 if proc.alive:
+                    if group is not self.spoolers and proc.request is None:
+                        run_atexit(self, proc)  # SIGINT: end_me
                     self.kernel.discard(proc)
                     if proc.request is not None and not proc.request.done:
                         proc.request.fail("connection closed: instance stopped", self.kernel.now)

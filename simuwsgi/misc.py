@@ -359,10 +359,10 @@ class Misc:
             try:
                 data = target.read_bytes()
             except OSError as exc:
-                from .master import ProcessExit
+                from .containment import c_exit
 
                 inst.log(f'open("{path}"): {exc.strerror} [core/utils.c line 1906]')
-                raise ProcessExit("exit(1) in uwsgi_open_and_read", 1) from None
+                c_exit(inst, "exit(1) in uwsgi_open_and_read", 1)
             return data if data else None
 
         p_parse = parser("s:parsefile")

@@ -71,8 +71,8 @@ SIMULATED: dict[str, str] = {
     "evil-reload-on-as": "as --evil-reload-on-rss, for the address space",
     "mem-collector-freq": "how often a worker publishes its memory under --evil-reload-on-*",
     "forkbomb-delay": "the master's pause after too many respawns in a second",
-    "die-on-term": "uwsgi.stop() (SIGQUIT) becomes a brutal reload, as the option swaps "
-                   "SIGQUIT and SIGTERM",
+    "die-on-term": "SIGQUIT (uwsgi.stop(), os.kill, simuwsgi serve) is a brutal reload "
+                   "and SIGTERM a stop: the option swaps them",
     "need-app": "start fails when the app cannot be loaded",
     "worker-reload-mercy": "a worker still busy that long after a graceful reload (or "
                            "--touch-workers-reload) is killed, with the NO MERCY line",
@@ -147,6 +147,31 @@ SIMULATED: dict[str, str] = {
     "print": "the value written out at start (in the log)",
     "iprint": "the value written out at start (in the log)",
     "exit": "start refused with the given exit status",
+    # logging (reqlog.py, logsink.py)
+    "disable-logging": "request log lines are not written unless a --log-* condition or "
+                       "uwsgi.log_this_request() forces one",
+    **dict.fromkeys(("log-zero", "log-4xx", "log-5xx", "log-sendfile"),
+                    "forces the request log line under --disable-logging, as reqlog.py says"),
+    "log-slow": "forces the request log line of a request slower than N ms (virtual time)",
+    "log-big": "forces the request log line of a response bigger than N bytes",
+    "log-micros": "the request log line's time in microseconds",
+    "log-format": "the request log line's format, every 2.0.30 variable",
+    "logformat-strftime": "%(ftime) formatted with --log-date's format",
+    **dict.fromkeys(("log-date", "logdate"),
+                    "the date prefix on uWSGI's own lines (strftime format when given)"),
+    "log-prefix": "the prefix on uWSGI's own lines",
+    "logto": "the log written to the file too",
+    "logger": "file: loggers write the file; other loggers log a [simuwsgi] warning",
+    **dict.fromkeys(("req-logger", "logger-req"),
+                    "file: request loggers write the request lines to the file"),
+    "logfile-chmod": "the mode of --logto/file: logger files",
+    "log-x-forwarded-for": "the request log line's address from X-Forwarded-For",
+    "response-headers-limit": "the header buffer's size: a bigger header set raises "
+                              "TypeError('unable to add header to the response')",
+    # process identity and signals (containment.py)
+    "pyargv": "sys.argv of the app is ['uwsgi', *pyargv]",
+    "binary-path": "the binary in the startup lines, the magic table (%b) and a reload's "
+                   "'running' line",
 }
 
 _OS_IDENTITY = ("a simulation runs in the test process and cannot change its user, "
@@ -175,7 +200,7 @@ NO_EFFECT: dict[str, str] = {
         "tcp-fast-open-client", "freebind", "no-defer-accept", "chmod-socket",
         "chown-socket", "abstract-socket", "shutdown-sockets", "safe-fd",
         "close-on-exec", "close-on-exec2", "disable-sendfile", "use-abort",
-        "honour-stdin", "binary-path"), _OS_TUNING),
+        "honour-stdin"), _OS_TUNING),
     **dict.fromkeys((
         "auto-procname", "procname-prefix", "procname-prefix-spaced", "procname-append",
         "procname", "procname-master"), _PROCTITLE),
@@ -205,7 +230,6 @@ NOT_SIMULATED_NOTES: dict[str, str] = {
     "pidfile": "only uwsgi.pidfile is set; no file is written",
     "mode": "only uwsgi.mode is set",
     "loop": "only uwsgi.loop is set",
-    "disable-logging": "only legacy get_option(0)",
 }
 
 

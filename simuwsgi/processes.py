@@ -53,6 +53,13 @@ class UProcess(Process):
         #: This process's ``uwsgi`` hook attributes (``facade.HOOKS``); a forked process
         #: starts with a copy of the master's.
         self.hooks: dict[str, Any] = {}
+        #: How it ended: the signal that killed it, or its exit status (``master.c``
+        #: words its death by them).
+        self.exit_signal: int | None = None
+        self.exit_code: int | None = None
+        #: Its ``atexit`` handlers and Python signal handlers (``containment``).
+        self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.py_signals: dict[int, Any] = {}
 
     @property
     def worker_id(self) -> int:

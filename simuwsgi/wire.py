@@ -88,7 +88,7 @@ def segfault(inst: Instance) -> NoReturn:
     inst.log("*** end of backtrace ***")
     if proc is None or proc is inst.master:
         raise ProcessExit("segmentation fault", -11)
-    inst.kernel.call_soon(inst.kill, proc, "segmentation fault")
+    inst.kernel.call_soon(inst.kill, proc, "segmentation fault", None)  # 2.0.30: "died :(", no signal (observed)
     inst.kernel.park("segmentation fault")
     raise ProcessExit("segmentation fault", -11)  # not reached: the process is discarded
 

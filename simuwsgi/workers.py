@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
 from .protocol._numbers import content_length as _content_length
-from .master import ProcessExit
+from .master import CONTROL, ProcessExit
 from .wire import BuiltinFunction
 from .wire import Connection as _Connection
 
@@ -513,15 +513,20 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     try:
         try:
             result = app(environ, start_response)
-        except Exception:  # noqa: BLE001 - request_subhandler: logged, no response loop
+        except (*CONTROL, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - request_subhandler: logged, no response loop
             failed = True
             _manage_exception(inst, w)
         else:
             failed = _respond(inst, w, conn, result)
-    except (ProcessExit,):
+    except CONTROL:
         raise
     except SystemExit as exc:
-        raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
+        raise ProcessExit.from_system_exit(exc) from None
+    except BaseException:  # noqa: BLE001 - KeyboardInterrupt... from the body: logged
+        failed = True
+        _manage_exception(inst, w)
     finally:
         if inst.cores < 2 and getattr(facade, "env", None) is environ:
             try:

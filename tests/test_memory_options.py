@@ -134,7 +134,7 @@ LIFETIME = ["--master", "--processes", "2", "--wsgi-file", "app.py",
 def test_max_worker_lifetime(app_dir: Path) -> None:
     with Simulation(LIFETIME, app_dir=app_dir) as sim:
         sim.advance(5.5)
-        lines = [line for line in sim.log if "lifetime" in line or "Respawned" in line]
+        lines = [line for line in sim.log if "lifetime reached" in line or "Respawned" in line]
         assert lines[:4] == [
             "worker 1 lifetime reached, it was running for 3 second(s)",
             "Respawned uWSGI worker 1 (new pid: 1004)",

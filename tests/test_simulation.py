@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from simuwsgi import AppLoadError, DeadlockError, Simulation, SimulationError
@@ -378,3 +380,23 @@ def test_from_ini_resolves_relative_paths_from_the_current_directory(
     monkeypatch.chdir(tmp_path / "sub")
     with Simulation.from_ini(ini, app_dir=tmp_path) as sim:  # app_dir: uWSGI's cwd
         assert sim.get("/").body == served
+
+
+def test_the_startup_lines_describe_a_virtual_machine_unless_asked_for_the_host(tmp_path):
+    """The log, like the trace, is the same on every machine: the startup lines print a
+    fixed machine named after the simulation's hostname; machine="host" prints this
+    machine's facts, as the real server would here."""
+    (tmp_path / "app.py").write_text(INFO_APP)
+    options = ["--master", "--wsgi-file", "app.py"]
+    with Simulation(options, app_dir=tmp_path, hostname="web1") as sim:
+        virtual = list(sim.log)
+    assert "nodename: web1" in virtual and "detected number of CPU cores: 4" in virtual
+    assert "detected binary path: /usr/local/bin/uwsgi" in virtual
+    assert not any("running uWSGI as root" in line for line in virtual)
+    with Simulation(options, app_dir=tmp_path, machine="host") as sim:
+        host = list(sim.log)
+    assert f"nodename: {os.uname().nodename}" in host
+    assert f"detected number of CPU cores: {os.cpu_count()}" in host
+    assert (os.getuid() == 0) == any("running uWSGI as root" in line for line in host)
+    with pytest.raises(ValueError, match="machine must be one of virtual, host"):
+        Simulation(options, app_dir=tmp_path, machine="laptop")
