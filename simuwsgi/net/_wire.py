@@ -196,12 +196,13 @@ def wrap_app(inst: Instance, app: Any) -> Any:
     if getattr(app, "__simuwsgi_wire__", False):
         return app
     kernel = inst.kernel
+    resolve = inst.app.resolve  # the running process's copy of the app (virtual fork)
 
     def app_on_the_wire(environ: dict[str, Any], start_response: Any) -> Any:
         request = getattr(kernel.current, "request", None)
         wire = getattr(request, "net", None)
         if wire is None:
-            return app(environ, start_response)
+            return resolve(app)(environ, start_response)
         if wire.control is not None:
             wire.ran = True
             wire.result = wire.control()
@@ -218,7 +219,7 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.headers = list(headers)
             return write
 
-        return app(environ, recording_start_response)
+        return resolve(app)(environ, recording_start_response)
 
     app_on_the_wire.__simuwsgi_wire__ = True  # type: ignore[attr-defined]
     app_on_the_wire.__wrapped__ = app  # type: ignore[attr-defined]
