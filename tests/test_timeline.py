@@ -235,3 +235,23 @@ def test_requests_without_an_answer_are_marked_with_why() -> None:
         ("master", "mark", 1.0, 1.0,
          "request 2: still waiting for a worker when the run ended"),
         ("worker1", "bar", 0.0, 9.0, "no response by the end /a")]
+
+
+def test_a_cluster_has_lanes_per_node(tmp_path: Path) -> None:
+    from simuwsgi.cluster import Cluster
+
+    (tmp_path / "app.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n")
+    options = ["--master", "--processes", "1", "--socket", ":3031", "--wsgi-file", "app.py"]
+    cluster = Cluster()
+    cluster.add("a", options, app_dir=tmp_path)
+    cluster.add("b", options, app_dir=tmp_path)
+    with cluster:
+        assert cluster["b"].get("/").body == b"ok"
+        data = page_data(render("cluster", [Run(rows=cluster.trace.rows())]))
+    # the cluster's own events (its network, its nodes joining) have a lane of their own
+    assert data["lanes"] == ["a/master", "a/worker1", "b/master", "b/worker1",
+                             "cluster/cluster"]
+    assert [i["lane"] for i in items(data, "s2")] == ["b/worker1"]
