@@ -126,6 +126,14 @@ class StreamedWire(list):  # type: ignore[type-arg]
         return self.written > 0
 
 
+class _NotKept(list):  # type: ignore[type-arg]
+    """``Connection.body`` of a streamed reply: the client has the bytes, nothing keeps
+    them (the request log counts ``response_size``); the response's ``body`` is empty."""
+
+    def append(self, data: bytes) -> None:
+        pass
+
+
 class FileInput:
     """``wsgi.input`` over a body kept in a file: uWSGI's ``uwsgi._Input`` methods."""
 
@@ -212,6 +220,7 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             environ["wsgi.input"] = FileInput(wire.body)
         if wire.stream is not None and request.conn is not None:
             request.conn.wire = wire.streamed = StreamedWire(inst, request.conn, wire.stream)
+            request.conn.body = _NotKept()
 
         def recording_start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
             write = start_response(status, headers, exc_info)
