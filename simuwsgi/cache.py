@@ -39,6 +39,7 @@ the exact virtual wall clock), hit/miss counters (only the stats server shows th
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, NotSimulatedError
@@ -102,18 +103,18 @@ def _to_i64(value: int) -> int:
     return value - (1 << 64) if value & _I64_SIGN else value
 
 
-class _Item:
-    __slots__ = ("expires", "first_block", "hash", "key", "seq", "slot", "value")
+#: One live item is a list ``[value, slot, first_block, expires]``: a list literal is the
+#: cheapest object Python builds, and ``cache_set`` builds one per call. ``value`` is
+#: the item's bytes, or, after the inc/dec fast path, the unsigned 64-bit counter not
+#: yet encoded (``Cache.value`` encodes it when something reads the bytes). The key is
+#: the ``Cache.items`` key; their insertion order is uWSGI's collision-chain order.
+_Item = list
+_VALUE, _SLOT, _FIRST, _EXPIRES = range(4)
 
-    def __init__(self, key: bytes, value: bytes, slot: int, first_block: int,
-                 expires: int, seq: int) -> None:
-        self.key = key
-        self.value = value
-        self.slot = slot
-        self.first_block = first_block
-        self.expires = expires
-        self.seq = seq
-        self.hash = -1
+
+@functools.lru_cache(maxsize=65536)
+def _hash(key: bytes) -> int:
+    return djb33x(key)
 
 
 class Cache:
@@ -147,7 +148,6 @@ class Cache:
         self.lru: dict[bytes, None] = {}
         self.next_scan = 0
         self.full = 0
-        self._seq = 0
         #: data blocks, sparse: block index -> bytes (shorter = zeros beyond)
         self._data: dict[int, bytearray] = {}
         self._fast_mem = not bitmap and blocksize >= 8
@@ -207,11 +207,19 @@ class Cache:
     def lookup(self, key: bytes) -> _Item | None:
         """``uwsgi_cache_get_index`` (with ``check_lazy``)."""
         item = self.items.get(key)
-        if item is not None and self.lazy_expire and item.expires:
-            if item.expires <= int(self.owner.inst.wall()):
-                self.delete_item(item)
+        if item is not None and self.lazy_expire and item[_EXPIRES]:
+            if item[_EXPIRES] <= int(self.owner.inst.wall()):
+                self.delete_item(key, item)
                 return None
         return item
+
+    def value(self, item: _Item) -> bytes:
+        """The item's bytes, encoding (and writing to its block) a pending counter."""
+        v = item[_VALUE]
+        if type(v) is int:
+            v = item[_VALUE] = v.to_bytes(8, "little")
+            self._write(item[_FIRST], v)
+        return v  # type: ignore[no-any-return]
 
     def get(self, key: bytes) -> bytes | None:
         item = self.lookup(key)
@@ -221,36 +229,38 @@ class Cache:
             lru = self.lru
             del lru[key]
             lru[key] = None
-        return item.value
+        return self.value(item)
 
     def keys(self) -> list[bytes]:
         hs = self.hashsize
-        for item in self.items.values():
-            if item.hash < 0:
-                item.hash = djb33x(item.key)
-        ordered = sorted(self.items.values(), key=lambda it: (it.hash % hs, it.seq))
-        return [it.key for it in ordered]
+        # sorted() is stable: within one bucket, keys keep the dict's insertion order
+        return sorted(self.items, key=lambda key: _hash(key) % hs)
+
+    def by_slot(self) -> list[tuple[bytes, _Item]]:
+        """Live items in slot order (the order uWSGI's loops over the item array see)."""
+        return sorted(self.items.items(), key=lambda kv: kv[1][_SLOT])
 
     # -- delete ----------------------------------------------------------------------------
-    def delete_item(self, item: _Item) -> None:
+    def delete_item(self, key: bytes, item: _Item) -> None:
         """``uwsgi_cache_del2`` on a live item."""
-        del self.items[item.key]
+        value = self.value(item)  # the block keeps these bytes for the slot's next user
+        del self.items[key]
         if self.bitmap:
-            self._unmark(item.first_block, len(item.value))
-        self.free_slots.append(item.slot)
+            self._unmark(item[_FIRST], len(value))
+        self.free_slots.append(item[_SLOT])
         if self.purge_lru:
-            self.lru.pop(item.key, None)
+            self.lru.pop(key, None)
 
     def delete(self, key: bytes) -> bool:
         item = self.lookup(key)
         if item is None:
             return False
-        self.delete_item(item)
+        self.delete_item(key, item)
         return True
 
     def clear(self) -> None:
-        for item in sorted(self.items.values(), key=lambda it: it.slot):
-            self.delete_item(item)
+        for key, item in self.by_slot():
+            self.delete_item(key, item)
 
     # -- bitmap ------------------------------------------------------------------------
     def _needed(self, n: int) -> int:
@@ -310,9 +320,9 @@ class Cache:
         self.full += 1
         inst.record("cache.full", None, cache=self.name)
         if self.purge_lru and self.lru:
-            victim = self.items[next(iter(self.lru))]
-            inst.record("cache.lru_purge", None, cache=self.name, key=victim.key.hex())
-            self.delete_item(victim)
+            victim = next(iter(self.lru))
+            inst.record("cache.lru_purge", None, cache=self.name, key=victim.hex())
+            self.delete_item(victim, self.items[victim])
         clear = self.clear_on_full
         if self.sweep_on_full:
             removed = 0
@@ -320,9 +330,9 @@ class Cache:
             if self.next_scan <= now:
                 self.next_scan = now + self.sweep_on_full
                 self.owner.arm()
-                for item in sorted(self.items.values(), key=lambda it: it.slot):
-                    if 0 < item.expires <= now:
-                        self.delete_item(item)
+                for key, item in self.by_slot():
+                    if 0 < item[_EXPIRES] <= now:
+                        self.delete_item(key, item)
                         removed += 1
             if removed:
                 clear = False
@@ -351,42 +361,27 @@ class Cache:
             return self._insert(key, value, expires, flags, op)
         if not flags & _UPDATE:
             return False
+        old = self.value(item)
         if not flags & _FIXEXPIRE:
             if self.purge_lru:
                 lru = self.lru
                 del lru[key]
                 lru[key] = None
-                item.expires = expires
+                item[_EXPIRES] = expires
             else:
-                item.expires = self._expiry(expires)
+                item[_EXPIRES] = self._expiry(expires)
         if self.bitmap:
             first = self._find_free_blocks(n)
             if first is None:
                 self._cache_full()
                 return False
-            old_first, old_len = item.first_block, len(item.value)
             self._mark(first, n)
-            self._unmark(old_first, old_len)
-            item.first_block = first
+            self._unmark(item[_FIRST], len(old))
+            item[_FIRST] = first
         if flags & _MATH:
-            value = self._math(item.first_block, None, value, op)
-        self._write(item.first_block, value)
-        item.value = value
-        return True
-
-    def insert_plain(self, key: bytes, value: bytes) -> bool:
-        """``_insert`` for the common case (no bitmap, no LRU, no expiry, no math)."""
-        free = self.free_slots
-        if not free:
-            return self._insert(key, value, 0, 0, 0)
-        slot = free.pop()
-        data = self._data
-        if len(value) >= 8:
-            data[slot] = value  # type: ignore[assignment]
-        else:
-            self._write(slot, value)
-        self._seq += 1
-        self.items[key] = _Item(key, value, slot, slot, 0, self._seq)
+            value = self._math(item[_FIRST], None, value, op)
+        self._write(item[_FIRST], value)
+        item[_VALUE] = value
         return True
 
     def _insert(self, key: bytes, value: bytes, expires: int, flags: int, op: int) -> bool:
@@ -412,8 +407,7 @@ class Cache:
         if flags & _MATH:
             value = self._math(first, self.math_initial, value, op)
         self._write(first, value)
-        self._seq += 1
-        self.items[key] = _Item(key, value, slot, first, expires, self._seq)
+        self.items[key] = [value, slot, first, expires]
         return True
 
     def _math(self, block: int, start: int | None, delta_raw: bytes, op: int) -> bytes:
@@ -444,13 +438,14 @@ class Cache:
             return 0
         self.next_scan = 0
         freed = 0
-        for item in sorted(self.items.values(), key=lambda it: it.slot):
-            if item.expires:
-                if item.expires <= now:
-                    self.delete_item(item)
+        for key, item in self.by_slot():
+            expires = item[_EXPIRES]
+            if expires:
+                if expires <= now:
+                    self.delete_item(key, item)
                     freed += 1
-                elif not self.next_scan or self.next_scan > item.expires:
-                    self.next_scan = item.expires
+                elif not self.next_scan or self.next_scan > expires:
+                    self.next_scan = expires
         return freed
 
 
@@ -611,6 +606,8 @@ class Caches:
         plain = default is not None and not default.lazy_expire and not default.purge_lru
         d_items: dict[bytes, _Item] = default.items if default is not None else {}
         plain_insert = plain and default is not None and default._fast_mem
+        d_free = default.free_slots if default is not None else []
+        d_data: dict[int, Any] = default._data if default is not None else {}
         # The fast paths take keys as given: a key over 64 KiB goes the slow way, which
         # truncates its length to 16 bits as the C API does.
         keymax = min(default.keysize, _U16) if default is not None else 0
@@ -621,7 +618,8 @@ class Caches:
             if type(key) is bytes and plain and not rest and not kw:
                 item = d_items.get(key)
                 if item is not None:
-                    return item.value
+                    value = item[0]  # _VALUE
+                    return value if type(value) is bytes else default.value(item)
                 if len(key) <= _U16:
                     return None
             args = rest if key is _ABSENT else (key, *rest)
@@ -651,15 +649,25 @@ class Caches:
         def cache_set(key: Any = _ABSENT, value: Any = _ABSENT, /, *rest: Any,
                       **kw: Any) -> bool | None:
             if type(key) is bytes and type(value) is bytes and not rest and not kw:
-                if default is not None:
-                    if plain_insert:
-                        if key in d_items:
-                            return None
-                        if key and value and len(key) <= keymax and len(value) <= maxsize:
-                            return True if default.insert_plain(key, value) else None
-                        if len(key) <= _U16:
-                            return None
-                    elif len(key) <= _U16:
+                if plain_insert:
+                    # ``_insert`` inlined for the common case (no bitmap, LRU, expiry)
+                    if key in d_items:
+                        return None
+                    if key and value and len(key) <= keymax and len(value) <= maxsize:
+                        if d_free:
+                            slot = d_free.pop()
+                            if len(value) >= 8:
+                                d_data[slot] = value
+                            else:
+                                default._write(slot, value)  # type: ignore[union-attr]
+                            d_items[key] = [value, slot, slot, 0]
+                            return True
+                        ok = default._insert(key, value, 0, 0, 0)  # type: ignore[union-attr]
+                        return True if ok else None
+                    if len(key) <= _U16:
+                        return None
+                elif default is not None:
+                    if len(key) <= _U16:
                         return True if default.set(key, value, 0, 0) else None
             args = tuple(a for a in (key, value) if a is not _ABSENT) + rest
             no_kwargs("cache_set", kw)
@@ -672,9 +680,11 @@ class Caches:
                 item = d_items.get(key)
                 if item is not None:
                     if value and len(value) <= maxsize:  # the key fitted when it was set
-                        item.expires = 0
-                        default._write(item.first_block, value)  # type: ignore[union-attr]
-                        item.value = value
+                        if type(item[_VALUE]) is int:  # the block's bytes feed a short value
+                            default.value(item)  # type: ignore[union-attr]
+                        item[_EXPIRES] = 0
+                        default._write(item[_FIRST], value)  # type: ignore[union-attr]
+                        item[_VALUE] = value
                         return True
                     return None
                 if len(key) <= _U16:  # a missing key: update is a set
@@ -687,7 +697,7 @@ class Caches:
             if type(key) is bytes and plain and not rest and not kw:
                 item = d_items.get(key)
                 if item is not None:
-                    default.delete_item(item)
+                    default.delete_item(key, item)
                     return True
                 if len(key) <= _U16:
                     return None
@@ -757,9 +767,21 @@ class Caches:
 
             default_raw = (default & _U64).to_bytes(8, "little")
             flags = _UPDATE | _MATH | _FIXEXPIRE
+            # cache_inc(b"k")/cache_dec(b"k") on an existing key of the plain default
+            # cache add 1 or 2**64-1 to the item's counter kept as an int (no bytes
+            # decoded or encoded per call, as uWSGI's C adds in place).
+            step = {1: 1, 2: _U64}.get(op) if plain_insert else None
 
             def fn(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
                 if type(key) is bytes and plain and not rest and not kw:  # cache_inc(b"k")
+                    if step is not None:
+                        item = d_items.get(key)
+                        if item is not None:
+                            num = item[0]  # _VALUE
+                            if type(num) is not int:
+                                num = int.from_bytes(d_cache._read(item[_FIRST], 8), "little")
+                            item[0] = (num + step) & _U64
+                            return True
                     ok = d_cache.set(key_of(key), default_raw, 0, flags, op)
                     return True if ok else None
                 args = rest if key is _ABSENT else (key, *rest)

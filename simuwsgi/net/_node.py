@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..cache import _EXPIRES
 from ..clock import RealClock
 from ..protocol import (
     Ack,
@@ -405,7 +406,7 @@ class SimulatedNode:
             value = uc.get(key) if item is not None else None
             if value is None:
                 return _NO_REPLY
-            head = CacheMagicResponse.ok(size=len(value), expires=item.expires)
+            head = CacheMagicResponse.ok(size=len(value), expires=item[_EXPIRES])
             return Reply(head=head, body=value)
         if cmd == b"exists":
             return ok if uc.lookup(key) is not None else _NO_REPLY
