@@ -1,4 +1,4 @@
-"""Benchmark: timers, cron and mule messages in virtual time (plain script).
+"""Benchmark: timers and cron in virtual time (plain script; mules: bench_mules.py).
 
 Run: ``python benchmarks/bench_timers.py``. Prints each measurement, its target and the
 ratio against the target, all measured in this run (best of ``ROUNDS`` interleaved
@@ -7,12 +7,7 @@ rounds):
 1. a virtual day of ``add_timer(1, 1)`` delivered to ``workers`` with 4 workers
    (345,600 handler calls) — target >= 230,000 handler calls/s;
 2. a virtual year of a per-minute ``add_cron`` with a trivial handler — target < 5 s;
-3. 100,000 ``mule_msg``/``mule_get_msg`` round trips between a worker and a mule —
-   target >= 150,000/s;
-4. the timer-day model of (1) written directly in SimPy — simuwsgi at least as fast.
-5. the round trips of (3) under the real uWSGI server (pyuwsgi), as a reference:
-   what the same app and options do on this machine with real processes; and the
-   process switching of (3) alone on simuwsgi's kernel, the floor under (3).
+3. the timer-day model of (1) written directly in SimPy — simuwsgi at least as fast.
 
 Each measurement runs in a fresh interpreter (``--one NAME``), so that none pays for
 the memory another left behind.
@@ -57,34 +52,6 @@ def application(environ, start_response):
     return [b""]
 """
 
-MULE_APP = """
-import uwsgi
-N = int(uwsgi.opt.get("set", b"n=0").split(b"=")[1])
-def application(environ, start_response):
-    start_response("200 OK", [])
-    got = 0
-    for i in range(N):
-        uwsgi.mule_msg(b"ping", 1)
-        uwsgi.signal_wait(7)
-        got += 1
-    return [b"%d" % got]
-"""
-
-MULE_SCRIPT = """
-import uwsgi
-while True:
-    msg = uwsgi.mule_get_msg()
-    uwsgi.signal(7)
-"""
-
-MULE_APP_SIGNAL = """
-import uwsgi
-def pong(num):
-    pass
-uwsgi.register_signal(7, "worker1", pong)
-"""
-
-
 def _write(directory: Path, name: str, source: str) -> None:
     (directory / name).write_text(textwrap.dedent(source))
 
@@ -109,18 +76,6 @@ def bench_cron_year(tmp: Path) -> tuple[int, float]:
         elapsed = _perf() - start
         fired = sim.trace.count("cron.signal")
     return fired, elapsed
-
-
-def bench_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
-    """The worker sends a message to mule 1 and waits for its answer (a signal)."""
-    _write(tmp, "mule_app.py", MULE_APP + MULE_APP_SIGNAL)
-    _write(tmp, "mule_script.py", MULE_SCRIPT)
-    with Simulation(["--master", "--processes", "1", "--mule=mule_script.py",
-                     "--set", f"n={n}", "--wsgi-file", "mule_app.py"], app_dir=tmp) as sim:
-        start = _perf()
-        body = sim.get("/").body
-        elapsed = _perf() - start
-    return int(body), elapsed
 
 
 def bench_simpy_timer_day() -> tuple[int, float]:
@@ -151,67 +106,6 @@ def bench_simpy_timer_day() -> tuple[int, float]:
     return sum(counts), _perf() - start
 
 
-def bench_real_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
-    """(3) under the real uWSGI server: the request's duration, after a warm-up one."""
-    from simuwsgi.real import RealRun
-
-    _write(tmp, "mule_app.py", MULE_APP + MULE_APP_SIGNAL)
-    _write(tmp, "mule_script.py", MULE_SCRIPT)
-    run = RealRun(["--master", "--processes", "1", "--mule=mule_script.py",
-                   "--set", f"n={n}", "--wsgi-file", "mule_app.py"], app_dir=tmp, deadline=120)
-    try:
-        run.start()
-        run.get("/")
-        start = _perf()
-        body = run.get("/").body
-        elapsed = _perf() - start
-    finally:
-        run.close()
-    return int(body), elapsed
-
-
-def bench_kernel_mule_floor(n: int) -> tuple[int, float]:
-    """(3)'s process switching alone on simuwsgi's kernel: the worker queues a message
-    and wakes the mule, the mule takes it and posts a master event, the master event
-    wakes the worker. No uWSGI semantics, trace or virtual fork: the floor under (3)."""
-    from collections import deque
-
-    from simuwsgi.kernel import Kernel, Process
-
-    kernel = Kernel(0)
-    queue: deque[bytes] = deque()
-    procs: dict[str, Process] = {}
-
-    def master_route(_num: int) -> None:
-        kernel.wake(procs["worker"], None)
-
-    def worker() -> None:
-        for _ in range(n):
-            queue.append(b"ping")
-            kernel.wake(procs["mule"], None)
-            kernel.park("signal_wait")
-
-    def mule() -> None:
-        while True:
-            kernel.park("mule_get_msg")
-            queue.popleft()
-            kernel.call_soon(master_route, 7)
-
-    procs["worker"] = Process(kernel, "worker", 1, worker)
-    procs["mule"] = Process(kernel, "mule", 2, mule)
-    kernel.start(procs["mule"])
-    kernel.wake(procs["worker"], None)
-    start = _perf()
-    kernel.run_until(1.0)
-    elapsed = _perf() - start
-    kernel.close()
-    return n, elapsed
-
-
-MULE_TRIPS = 100_000
-REAL_MULE_TRIPS = 20_000
-
-
 def _measure(name: str) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -220,12 +114,6 @@ def _measure(name: str) -> tuple[int, float]:
             return bench_timer_day(tmp)
         if name == "cron_year":
             return bench_cron_year(tmp)
-        if name == "mule":
-            return bench_mule_round_trips(tmp, MULE_TRIPS)
-        if name == "kernel_mule_floor":
-            return bench_kernel_mule_floor(MULE_TRIPS)
-        if name == "real_mule":
-            return bench_real_mule_round_trips(tmp, REAL_MULE_TRIPS)
         if name == "simpy_timer_day":
             return bench_simpy_timer_day()
     raise ValueError(name)
@@ -249,14 +137,13 @@ def main() -> int:
     if sys.argv[1:2] == ["--one"]:
         print(json.dumps(_measure(sys.argv[2])))
         return 0
-    names = ["timer_day", "simpy_timer_day", "cron_year", "mule", "kernel_mule_floor"]
+    names = ["timer_day", "simpy_timer_day", "cron_year"]
     best: dict[str, tuple[int, float]] = {}
     for _ in range(ROUNDS):
         for name in names:
             count, seconds = _isolated(name)
             if name not in best or seconds < best[name][1]:
                 best[name] = (count, seconds)
-    best["real_mule"] = _isolated("real_mule")  # real seconds: one round is enough
 
     calls, t_timer = best["timer_day"]
     rate = calls / t_timer
@@ -269,16 +156,6 @@ def main() -> int:
     fired, t_cron = best["cron_year"]
     print(f"cron year: {fired} firings in {t_cron:.2f} s (target < 5 s, "
           f"ratio {5 / t_cron:.2f})")
-    trips, t_mule = best["mule"]
-    mrate = trips / t_mule
-    print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s "
-          f"(target 150,000/s, ratio {mrate / 150000:.2f})")
-    ftrips, t_floor = best["kernel_mule_floor"]
-    print(f"  the kernel's switching alone (no uWSGI semantics): {ftrips / t_floor:,.0f}/s")
-    rtrips, t_real = best["real_mule"]
-    rrate = rtrips / t_real
-    print(f"real uWSGI mule round trips: {rtrips} in {t_real:.2f} s = {rrate:,.0f}/s "
-          f"(simuwsgi/real speed ratio {mrate / rrate:.2f})")
     print(f"(best of {ROUNDS} interleaved rounds, each measurement in a fresh interpreter)")
     return 0
 
