@@ -145,8 +145,8 @@ def main(argv: list[str]) -> int:
     print(f"mule round trips (worker -> mule_msg -> mule -> signal 7 -> master -> worker1), "
           f"{n:,} per measurement, {args.rounds} interleaved rounds, every process of both "
           f"sides pinned to CPU {CPU}; load average {os.getloadavg()[0]:.1f}")
-    print(f"simuwsgi           {max(sim_r):>10,.0f}/s best  {statistics.median(sim_r):>10,.0f}/s median")
-    print(f"real uWSGI 2.0.30  {max(real_r):>10,.0f}/s best  {statistics.median(real_r):>10,.0f}/s median")
+    for label, side in (("simuwsgi", sim_r), ("real uWSGI 2.0.30", real_r)):
+        print(f"{label:<18} {max(side):>10,.0f}/s best  {statistics.median(side):>10,.0f}/s median")
     sim_c, real_c = rates["sim_cpu"], rates["real_cpu"]
     print(f"per CPU second: simuwsgi {max(sim_c):,.0f} best {statistics.median(sim_c):,.0f} "
           f"median, real uWSGI {max(real_c):,.0f} best {statistics.median(real_c):,.0f} "

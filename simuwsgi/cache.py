@@ -103,13 +103,12 @@ def _to_i64(value: int) -> int:
     return value - (1 << 64) if value & _I64_SIGN else value
 
 
-#: One live item is a list ``[value, slot, first_block, expires]``: a list literal is the
-#: cheapest object Python builds, and ``cache_set`` builds one per call. ``value`` is
-#: the item's bytes, or, after the inc/dec fast path, the unsigned 64-bit counter not
-#: yet encoded (``Cache.value`` encodes it when something reads the bytes). The key is
-#: the ``Cache.items`` key; their insertion order is uWSGI's collision-chain order.
-_Item = list
-_VALUE, _SLOT, _FIRST, _EXPIRES = range(4)
+#: A live item is its key in parallel dicts (``Cache.items``: its value; ``slots``; the
+#: sparse ``expires``; ``firsts`` for bitmap caches): ``cache_set`` stores two dict
+#: entries and allocates no container for the collector to traverse. A value is the
+#: item's bytes or, after the inc/dec fast path, its unsigned 64-bit counter not yet
+#: encoded (``Cache.value`` encodes it when something reads the bytes). The dicts'
+#: insertion order is uWSGI's collision-chain order.
 
 
 @functools.lru_cache(maxsize=65536)
@@ -142,7 +141,12 @@ class Cache:
         self.no_expire = no_expire
         self.math_initial = _to_i64(math_initial)
         self.max_item_size = blocksize * self.blocks if bitmap else blocksize
-        self.items: dict[bytes, _Item] = {}
+        self.items: dict[bytes, bytes | int] = {}
+        self.slots: dict[bytes, int] = {}
+        #: expiry of the items that have one (absent = 0)
+        self.expires: dict[bytes, int] = {}
+        #: first data block of each item of a bitmap cache (else its slot)
+        self.firsts: dict[bytes, int] = {}
         #: uWSGI's unused-slot stack: the top (list end) is taken first.
         self.free_slots: list[int] = list(range(1, max_items))
         self.lru: dict[bytes, None] = {}
@@ -160,9 +164,12 @@ class Cache:
 
     # -- raw block memory ------------------------------------------------------------
     # Only math reads block memory (8 bytes at the item's first block); values are
-    # returned from ``_Item.value``. In the common geometry (no bitmap, blocks of at
+    # returned from ``Cache.items``. In the common geometry (no bitmap, blocks of at
     # least 8 bytes) a block is kept as the bytes object last written plus the stale
-    # tail of its first 8 bytes.
+    # tail of its first 8 bytes, and the block of a live item whose value is 8 bytes
+    # or more (or a counter) is that value: ``cache_set`` writes no block, and
+    # ``_spill`` writes it out before the block's bytes can be read (a shorter value
+    # over it, math, or the slot freed).
     def _write(self, block: int, value: bytes) -> None:
         if self._fast_mem:
             n = len(value)
@@ -188,6 +195,14 @@ class Cache:
         for i in range(0, n, bs):
             self._write(block + i // bs, value[i:i + bs])
 
+    def _spill(self, key: bytes) -> None:
+        """Write a live item's value to its block (fast memory: see above)."""
+        v = self.items[key]
+        if type(v) is int:
+            v = v.to_bytes(8, "little")
+        if len(v) >= 8:  # type: ignore[arg-type]
+            self._data[self.slots[key]] = v  # type: ignore[assignment]
+
     def _read(self, block: int, n: int) -> bytes:
         if self._fast_mem:
             raw = bytes(self._data.get(block, b"")[:n])
@@ -204,63 +219,74 @@ class Cache:
         return bytes(out)
 
     # -- lookup --------------------------------------------------------------------------
-    def lookup(self, key: bytes) -> _Item | None:
-        """``uwsgi_cache_get_index`` (with ``check_lazy``)."""
-        item = self.items.get(key)
-        if item is not None and self.lazy_expire and item[_EXPIRES]:
-            if item[_EXPIRES] <= int(self.owner.inst.wall()):
-                self.delete_item(key, item)
-                return None
-        return item
+    def lookup(self, key: bytes) -> bool:
+        """``uwsgi_cache_get_index`` (with ``check_lazy``): is ``key`` live?"""
+        if key not in self.items:
+            return False
+        if self.lazy_expire:
+            expires = self.expires.get(key)
+            if expires and expires <= int(self.owner.inst.wall()):
+                self.delete_key(key)
+                return False
+        return True
 
-    def value(self, item: _Item) -> bytes:
+    def first_block(self, key: bytes) -> int:
+        return self.firsts[key] if self.bitmap else self.slots[key]
+
+    def value(self, key: bytes) -> bytes:
         """The item's bytes, encoding (and writing to its block) a pending counter."""
-        v = item[_VALUE]
-        if type(v) is int:
-            v = item[_VALUE] = v.to_bytes(8, "little")
-            self._write(item[_FIRST], v)
-        return v  # type: ignore[no-any-return]
+        v = self.items[key]
+        if type(v) is int:  # only in fast memory, where the block is the value
+            v = self.items[key] = v.to_bytes(8, "little")
+        return v  # type: ignore[return-value]
 
     def get(self, key: bytes) -> bytes | None:
-        item = self.lookup(key)
-        if item is None:
+        if not self.lookup(key):
             return None
         if self.purge_lru:
             lru = self.lru
             del lru[key]
             lru[key] = None
-        return self.value(item)
+        return self.value(key)
 
     def keys(self) -> list[bytes]:
         hs = self.hashsize
         # sorted() is stable: within one bucket, keys keep the dict's insertion order
         return sorted(self.items, key=lambda key: _hash(key) % hs)
 
-    def by_slot(self) -> list[tuple[bytes, _Item]]:
-        """Live items in slot order (the order uWSGI's loops over the item array see)."""
-        return sorted(self.items.items(), key=lambda kv: kv[1][_SLOT])
+    def by_slot(self) -> list[bytes]:
+        """Live keys in slot order (the order uWSGI's loops over the item array see)."""
+        return sorted(self.items, key=self.slots.__getitem__)
+
+    def _set_expires(self, key: bytes, expires: int) -> None:
+        if expires:
+            self.expires[key] = expires
+        else:
+            self.expires.pop(key, None)
 
     # -- delete ----------------------------------------------------------------------------
-    def delete_item(self, key: bytes, item: _Item) -> None:
+    def delete_key(self, key: bytes) -> None:
         """``uwsgi_cache_del2`` on a live item."""
-        value = self.value(item)  # the block keeps these bytes for the slot's next user
-        del self.items[key]
+        if self._fast_mem:
+            self._spill(key)  # the block keeps these bytes for the slot's next user
+        value = self.items.pop(key)
+        self.free_slots.append(self.slots.pop(key))
+        if self.expires:
+            self.expires.pop(key, None)
         if self.bitmap:
-            self._unmark(item[_FIRST], len(value))
-        self.free_slots.append(item[_SLOT])
+            self._unmark(self.firsts.pop(key), len(value))  # type: ignore[arg-type]
         if self.purge_lru:
             self.lru.pop(key, None)
 
     def delete(self, key: bytes) -> bool:
-        item = self.lookup(key)
-        if item is None:
+        if not self.lookup(key):
             return False
-        self.delete_item(key, item)
+        self.delete_key(key)
         return True
 
     def clear(self) -> None:
-        for key, item in self.by_slot():
-            self.delete_item(key, item)
+        for key in self.by_slot():
+            self.delete_key(key)
 
     # -- bitmap ------------------------------------------------------------------------
     def _needed(self, n: int) -> int:
@@ -322,7 +348,7 @@ class Cache:
         if self.purge_lru and self.lru:
             victim = next(iter(self.lru))
             inst.record("cache.lru_purge", None, cache=self.name, key=victim.hex())
-            self.delete_item(victim, self.items[victim])
+            self.delete_key(victim)
         clear = self.clear_on_full
         if self.sweep_on_full:
             removed = 0
@@ -330,9 +356,9 @@ class Cache:
             if self.next_scan <= now:
                 self.next_scan = now + self.sweep_on_full
                 self.owner.arm()
-                for key, item in self.by_slot():
-                    if 0 < item[_EXPIRES] <= now:
-                        self.delete_item(key, item)
+                for key in self.by_slot():
+                    if 0 < self.expires.get(key, 0) <= now:
+                        self.delete_key(key)
                         removed += 1
             if removed:
                 clear = False
@@ -356,32 +382,35 @@ class Cache:
         n = len(value)
         if not key or not n or len(key) > self.keysize or n > self.max_item_size:
             return False
-        item = self.lookup(key) if self.lazy_expire else self.items.get(key)
-        if item is None:
+        live = self.lookup(key) if self.lazy_expire else key in self.items
+        if not live:
             return self._insert(key, value, expires, flags, op)
         if not flags & _UPDATE:
             return False
-        old = self.value(item)
+        old = self.value(key)
         if not flags & _FIXEXPIRE:
             if self.purge_lru:
                 lru = self.lru
                 del lru[key]
                 lru[key] = None
-                item[_EXPIRES] = expires
+                self._set_expires(key, expires)
             else:
-                item[_EXPIRES] = self._expiry(expires)
+                self._set_expires(key, self._expiry(expires))
         if self.bitmap:
             first = self._find_free_blocks(n)
             if first is None:
                 self._cache_full()
                 return False
             self._mark(first, n)
-            self._unmark(item[_FIRST], len(old))
-            item[_FIRST] = first
+            self._unmark(self.firsts[key], len(old))
+            self.firsts[key] = first
+        first = self.first_block(key)
+        if self._fast_mem:
+            self._spill(key)
         if flags & _MATH:
-            value = self._math(item[_FIRST], None, value, op)
-        self._write(item[_FIRST], value)
-        item[_VALUE] = value
+            value = self._math(first, None, value, op)
+        self._write(first, value)
+        self.items[key] = value
         return True
 
     def _insert(self, key: bytes, value: bytes, expires: int, flags: int, op: int) -> bool:
@@ -407,7 +436,12 @@ class Cache:
         if flags & _MATH:
             value = self._math(first, self.math_initial, value, op)
         self._write(first, value)
-        self.items[key] = [value, slot, first, expires]
+        self.items[key] = value
+        self.slots[key] = slot
+        if self.bitmap:
+            self.firsts[key] = first
+        if expires:
+            self.expires[key] = expires
         return True
 
     def _math(self, block: int, start: int | None, delta_raw: bytes, op: int) -> bytes:
@@ -438,11 +472,11 @@ class Cache:
             return 0
         self.next_scan = 0
         freed = 0
-        for key, item in self.by_slot():
-            expires = item[_EXPIRES]
+        for key in self.by_slot():
+            expires = self.expires.get(key, 0)
             if expires:
                 if expires <= now:
-                    self.delete_item(key, item)
+                    self.delete_key(key)
                     freed += 1
                 elif not self.next_scan or self.next_scan > expires:
                     self.next_scan = expires
@@ -604,10 +638,11 @@ class Caches:
         default = self.default
         #: the default cache needs no per-lookup work (no lazy expiry, no LRU)
         plain = default is not None and not default.lazy_expire and not default.purge_lru
-        d_items: dict[bytes, _Item] = default.items if default is not None else {}
+        d_items: dict[bytes, Any] = default.items if default is not None else {}
+        d_slots: dict[bytes, int] = default.slots if default is not None else {}
+        d_expires: dict[bytes, int] = default.expires if default is not None else {}
         plain_insert = plain and default is not None and default._fast_mem
         d_free = default.free_slots if default is not None else []
-        d_data: dict[int, Any] = default._data if default is not None else {}
         # The fast paths take keys as given: a key over 64 KiB goes the slow way, which
         # truncates its length to 16 bits as the C API does.
         keymax = min(default.keysize, _U16) if default is not None else 0
@@ -616,10 +651,9 @@ class Caches:
         def cache_get(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bytes | None:
             # The common call binds positionally (no tuple to unpack): cache_get(b"k").
             if type(key) is bytes and plain and not rest and not kw:
-                item = d_items.get(key)
-                if item is not None:
-                    value = item[0]  # _VALUE
-                    return value if type(value) is bytes else default.value(item)
+                value = d_items.get(key)
+                if value is not None:
+                    return value if type(value) is bytes else default.value(key)
                 if len(key) <= _U16:
                     return None
             args = rest if key is _ABSENT else (key, *rest)
@@ -656,11 +690,10 @@ class Caches:
                     if key and value and len(key) <= keymax and len(value) <= maxsize:
                         if d_free:
                             slot = d_free.pop()
-                            if len(value) >= 8:
-                                d_data[slot] = value
-                            else:
+                            if len(value) < 8:  # a longer value is its block
                                 default._write(slot, value)  # type: ignore[union-attr]
-                            d_items[key] = [value, slot, slot, 0]
+                            d_items[key] = value
+                            d_slots[key] = slot
                             return True
                         ok = default._insert(key, value, 0, 0, 0)  # type: ignore[union-attr]
                         return True if ok else None
@@ -677,14 +710,15 @@ class Caches:
                          **kw: Any) -> bool | None:
             if (type(key) is bytes and type(value) is bytes and not rest and not kw
                     and plain_insert):
-                item = d_items.get(key)
-                if item is not None:
+                old = d_items.get(key)
+                if old is not None:
                     if value and len(value) <= maxsize:  # the key fitted when it was set
-                        if type(item[_VALUE]) is int:  # the block's bytes feed a short value
-                            default.value(item)  # type: ignore[union-attr]
-                        item[_EXPIRES] = 0
-                        default._write(item[_FIRST], value)  # type: ignore[union-attr]
-                        item[_VALUE] = value
+                        if len(value) < 8:  # the block's bytes feed a short value
+                            default._spill(key)  # type: ignore[union-attr]
+                        if d_expires:
+                            d_expires.pop(key, None)
+                        default._write(d_slots[key], value)  # type: ignore[union-attr]
+                        d_items[key] = value
                         return True
                     return None
                 if len(key) <= _U16:  # a missing key: update is a set
@@ -695,9 +729,8 @@ class Caches:
 
         def cache_del(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
             if type(key) is bytes and plain and not rest and not kw:
-                item = d_items.get(key)
-                if item is not None:
-                    default.delete_item(key, item)
+                if key in d_items:
+                    default.delete_key(key)
                     return True
                 if len(key) <= _U16:
                     return None
@@ -723,7 +756,7 @@ class Caches:
             if len(v) > 1 and "@" in v[1]:
                 return True if self.remote(v[1], "cache_exists", "exists", key) else None
             uc = local(v[1] if len(v) > 1 else None)
-            return True if uc is not None and uc.lookup(key) is not None else None
+            return True if uc is not None and uc.lookup(key) else None
 
         def cache_clear(*args: Any, **kw: Any) -> bool | None:
             no_kwargs("cache_clear", kw)
@@ -775,12 +808,12 @@ class Caches:
             def fn(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
                 if type(key) is bytes and plain and not rest and not kw:  # cache_inc(b"k")
                     if step is not None:
-                        item = d_items.get(key)
-                        if item is not None:
-                            num = item[0]  # _VALUE
+                        num = d_items.get(key)
+                        if num is not None:
                             if type(num) is not int:
-                                num = int.from_bytes(d_cache._read(item[_FIRST], 8), "little")
-                            item[0] = (num + step) & _U64
+                                raw = num[:8] if len(num) >= 8 else d_cache._read(d_slots[key], 8)
+                                num = int.from_bytes(raw, "little")
+                            d_items[key] = (num + step) & _U64
                             return True
                     ok = d_cache.set(key_of(key), default_raw, 0, flags, op)
                     return True if ok else None

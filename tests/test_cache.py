@@ -8,7 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import simuwsgi
 from simuwsgi import Simulation
-from simuwsgi.cache import _EXPIRES, _SLOT, djb33x
+from simuwsgi.cache import djb33x
 
 import _diff
 from _sim import b, run, start
@@ -35,17 +35,32 @@ def test_ignore_full_suppresses_the_log(tmp_path):
         assert not any("FULL" in line for line in sim.log)
 
 
-def test_first_key_takes_the_top_slot_and_stale_bytes_feed_math(tmp_path):
+@pytest.mark.parametrize("key", ["s", b"s"], ids=["parsed", "fast-path"])
+def test_first_key_takes_the_top_slot_and_stale_bytes_feed_math(tmp_path, key):
+    def plus_one(raw):
+        return (int.from_bytes(raw, "little") + 1).to_bytes(8, "little")
+
     with sim_with(tmp_path, "--cache", "5") as sim:
         u = sim.uwsgi
         cache = sim.inst.subsystems["cache"].default
-        u.cache_set("long", b"ABCDEFGH")
-        assert cache.items[b"long"][_SLOT] == 4
-        u.cache_del("long")
-        u.cache_set("s", b"1")          # reuses slot 4: bytes 1..7 are still "BCDEFGH"
-        assert cache.items[b"s"][_SLOT] == 4
-        u.cache_inc("s")
-        assert u.cache_get("s") == (int.from_bytes(b"1BCDEFGH", "little") + 1).to_bytes(8, "little")
+        long_key = b"long" if isinstance(key, bytes) else "long"
+        u.cache_set(long_key, b"ABCDEFGH")
+        assert cache.slots[b"long"] == 4
+        u.cache_del(long_key)
+        u.cache_set(key, b"1")          # reuses slot 4: bytes 1..7 are still "BCDEFGH"
+        assert cache.slots[b"s"] == 4
+        u.cache_inc(key)
+        assert u.cache_get(key) == plus_one(b"1BCDEFGH")
+        u.cache_del(key)
+        u.cache_set(key, b"abcdefghij")
+        u.cache_update(key, b"2")       # a short value over a long one keeps its tail
+        u.cache_inc(key)
+        assert u.cache_get(key) == plus_one(b"2bcdefgh")
+        u.cache_update(key, b"\xff" * 8)
+        u.cache_inc(key)                # wraps to a zero counter...
+        u.cache_update(key, b"3")       # ...whose bytes a short value keeps
+        u.cache_inc(key)
+        assert u.cache_get(key) == plus_one(b"3" + bytes(7))
 
 
 def test_math_semantics(tmp_path):
@@ -68,11 +83,11 @@ def test_math_keeps_the_expiry_and_update_resets_it(tmp_path):
         cache = sim.inst.subsystems["cache"].default
         now = int(sim.wall)
         u.cache_inc("n", 1, 100)
-        assert cache.items[b"n"][_EXPIRES] == now + 100
+        assert cache.expires.get(b"n", 0) == now + 100
         u.cache_inc("n", 1, 5)
-        assert cache.items[b"n"][_EXPIRES] == now + 100
+        assert cache.expires.get(b"n", 0) == now + 100
         u.cache_update("n", b"x")
-        assert cache.items[b"n"][_EXPIRES] == 0
+        assert cache.expires.get(b"n", 0) == 0
 
 
 def test_expired_items_stay_until_the_sweeper(tmp_path):

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..cache import _EXPIRES
 from ..clock import RealClock
 from ..protocol import (
     Ack,
@@ -402,14 +401,13 @@ class SimulatedNode:
         key = request.key
         ok = Reply(head=CacheMagicResponse.ok())
         if cmd == b"get":
-            item = uc.lookup(key)
-            value = uc.get(key) if item is not None else None
+            value = uc.get(key)
             if value is None:
                 return _NO_REPLY
-            head = CacheMagicResponse.ok(size=len(value), expires=item[_EXPIRES])
+            head = CacheMagicResponse.ok(size=len(value), expires=uc.expires.get(key, 0))
             return Reply(head=head, body=value)
         if cmd == b"exists":
-            return ok if uc.lookup(key) is not None else _NO_REPLY
+            return ok if uc.lookup(key) else _NO_REPLY
         if cmd == b"del":
             return ok if uc.delete(key) else _NO_REPLY
         if cmd == b"clear":
