@@ -195,13 +195,20 @@ class Cache:
         for i in range(0, n, bs):
             self._write(block + i // bs, value[i:i + bs])
 
-    def _spill(self, key: bytes) -> None:
+    def _spill(self, slot: int, value: bytes | int) -> None:
         """Write a live item's value to its block (fast memory: see above)."""
+        if type(value) is int:
+            value = value.to_bytes(8, "little")
+        if len(value) >= 8:  # type: ignore[arg-type]
+            self._data[slot] = value  # type: ignore[assignment]
+
+    def counter(self, key: bytes) -> int:
+        """The first 8 bytes of a live item's block, as an unsigned number."""
         v = self.items[key]
         if type(v) is int:
-            v = v.to_bytes(8, "little")
-        if len(v) >= 8:  # type: ignore[arg-type]
-            self._data[self.slots[key]] = v  # type: ignore[assignment]
+            return v
+        raw = v[:8] if len(v) >= 8 else self._read(self.first_block(key), 8)  # type: ignore[arg-type]
+        return int.from_bytes(raw, "little")
 
     def _read(self, block: int, n: int) -> bytes:
         if self._fast_mem:
@@ -267,10 +274,11 @@ class Cache:
     # -- delete ----------------------------------------------------------------------------
     def delete_key(self, key: bytes) -> None:
         """``uwsgi_cache_del2`` on a live item."""
-        if self._fast_mem:
-            self._spill(key)  # the block keeps these bytes for the slot's next user
         value = self.items.pop(key)
-        self.free_slots.append(self.slots.pop(key))
+        slot = self.slots.pop(key)
+        if self._fast_mem:
+            self._spill(slot, value)  # the block keeps these bytes for the slot's next user
+        self.free_slots.append(slot)
         if self.expires:
             self.expires.pop(key, None)
         if self.bitmap:
@@ -406,7 +414,7 @@ class Cache:
             self.firsts[key] = first
         first = self.first_block(key)
         if self._fast_mem:
-            self._spill(key)
+            self._spill(first, old)
         if flags & _MATH:
             value = self._math(first, None, value, op)
         self._write(first, value)
@@ -713,8 +721,8 @@ class Caches:
                 old = d_items.get(key)
                 if old is not None:
                     if value and len(value) <= maxsize:  # the key fitted when it was set
-                        if len(value) < 8:  # the block's bytes feed a short value
-                            default._spill(key)  # type: ignore[union-attr]
+                        if len(value) < 8 and (type(old) is int or len(old) >= 8):
+                            default._spill(d_slots[key], old)  # type: ignore[union-attr]
                         if d_expires:
                             d_expires.pop(key, None)
                         default._write(d_slots[key], value)  # type: ignore[union-attr]
@@ -800,21 +808,9 @@ class Caches:
 
             default_raw = (default & _U64).to_bytes(8, "little")
             flags = _UPDATE | _MATH | _FIXEXPIRE
-            # cache_inc(b"k")/cache_dec(b"k") on an existing key of the plain default
-            # cache add 1 or 2**64-1 to the item's counter kept as an int (no bytes
-            # decoded or encoded per call, as uWSGI's C adds in place).
-            step = {1: 1, 2: _U64}.get(op) if plain_insert else None
 
             def fn(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
                 if type(key) is bytes and plain and not rest and not kw:  # cache_inc(b"k")
-                    if step is not None:
-                        num = d_items.get(key)
-                        if num is not None:
-                            if type(num) is not int:
-                                raw = num[:8] if len(num) >= 8 else d_cache._read(d_slots[key], 8)
-                                num = int.from_bytes(raw, "little")
-                            d_items[key] = (num + step) & _U64
-                            return True
                     ok = d_cache.set(key_of(key), default_raw, 0, flags, op)
                     return True if ok else None
                 args = rest if key is _ABSENT else (key, *rest)
@@ -834,7 +830,26 @@ class Caches:
                 return True if ok else None
 
             fn.__name__ = name
-            return fn
+            # cache_inc(b"k")/cache_dec(b"k") on an existing key of the plain default
+            # cache add 1 or 2**64-1 to the item's counter kept as an int (no bytes
+            # decoded or encoded per call, as uWSGI's C adds in place). A function of
+            # its own: a call copies every variable its closure holds.
+            step = {1: 1, 2: _U64}.get(op) if plain_insert else None
+            if step is None:
+                return fn
+
+            def counter(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
+                if type(key) is bytes and not rest and not kw:
+                    num = d_items.get(key)
+                    if num is not None:
+                        if type(num) is not int:
+                            num = d_cache.counter(key)
+                        d_items[key] = (num + step) & _U64
+                        return True
+                return fn(key, *rest, **kw)
+
+            counter.__name__ = name
+            return counter
 
         funcs: dict[str, Any] = {
             "cache_get": cache_get, "cache_set": cache_set, "cache_update": cache_update,
