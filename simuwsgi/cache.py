@@ -166,19 +166,14 @@ class Cache:
     # Only math reads block memory (8 bytes at the item's first block); values are
     # returned from ``Cache.items``. In the common geometry (no bitmap, blocks of at
     # least 8 bytes) a block is kept as the bytes object last written plus the stale
-    # tail of its first 8 bytes, and the block of a live item whose value is 8 bytes
-    # or more (or a counter) is that value: ``cache_set`` writes no block, and
-    # ``_spill`` writes it out before the block's bytes can be read (a shorter value
-    # over it, math, or the slot freed).
+    # tail of its first 8 bytes, and written lazily: the block of a live item is its
+    # value over what ``_data`` holds for the slot. So ``cache_set`` and
+    # ``cache_update`` write no block; ``_spill`` writes the value out before the
+    # value changes to a shorter one, before math reads the block, and when the slot
+    # is freed (writing it twice changes nothing).
     def _write(self, block: int, value: bytes) -> None:
         if self._fast_mem:
-            n = len(value)
-            if n >= 8:
-                self._data[block] = value  # type: ignore[assignment]
-            else:
-                old = self._data.get(block)
-                self._data[block] = (value + bytes(old[n:8])  # type: ignore[assignment]
-                                     if old is not None and len(old) > n else value)
+            self._spill(block, value)
             return
         bs = self.blocksize
         data = self._data
@@ -199,16 +194,25 @@ class Cache:
         """Write a live item's value to its block (fast memory: see above)."""
         if type(value) is int:
             value = value.to_bytes(8, "little")
-        if len(value) >= 8:  # type: ignore[arg-type]
+        n = len(value)  # type: ignore[arg-type]
+        if n >= 8:
             self._data[slot] = value  # type: ignore[assignment]
+        else:
+            old = self._data.get(slot)
+            self._data[slot] = (value + bytes(old[n:8])  # type: ignore[assignment,operator]
+                                if old is not None and len(old) > n else value)
 
     def counter(self, key: bytes) -> int:
         """The first 8 bytes of a live item's block, as an unsigned number."""
         v = self.items[key]
         if type(v) is int:
             return v
-        raw = v[:8] if len(v) >= 8 else self._read(self.first_block(key), 8)  # type: ignore[arg-type]
-        return int.from_bytes(raw, "little")
+        if len(v) >= 8:  # type: ignore[arg-type]
+            return int.from_bytes(v[:8], "little")  # type: ignore[index]
+        block = self.first_block(key)
+        if self._fast_mem:
+            self._spill(block, v)
+        return int.from_bytes(self._read(block, 8), "little")
 
     def _read(self, block: int, n: int) -> bytes:
         if self._fast_mem:
@@ -698,8 +702,6 @@ class Caches:
                     if key and value and len(key) <= keymax and len(value) <= maxsize:
                         if d_free:
                             slot = d_free.pop()
-                            if len(value) < 8:  # a longer value is its block
-                                default._write(slot, value)  # type: ignore[union-attr]
                             d_items[key] = value
                             d_slots[key] = slot
                             return True
@@ -721,11 +723,10 @@ class Caches:
                 old = d_items.get(key)
                 if old is not None:
                     if value and len(value) <= maxsize:  # the key fitted when it was set
-                        if len(value) < 8 and (type(old) is int or len(old) >= 8):
+                        if len(value) < 8:  # a shorter value lies over the old bytes
                             default._spill(d_slots[key], old)  # type: ignore[union-attr]
                         if d_expires:
                             d_expires.pop(key, None)
-                        default._write(d_slots[key], value)  # type: ignore[union-attr]
                         d_items[key] = value
                         return True
                     return None
