@@ -105,7 +105,7 @@ def _to_i64(value: int) -> int:
 
 #: A live item is its key in parallel dicts (``Cache.items``: its value; ``slots``; the
 #: sparse ``expires``; ``firsts`` for bitmap caches): ``cache_set`` stores two dict
-#: entries and allocates no container for the collector to traverse. A value is the
+#: entries and builds no object per item. A value is the
 #: item's bytes or, after the inc/dec fast path, its unsigned 64-bit counter not yet
 #: encoded (``Cache.value`` encodes it when something reads the bytes). The dicts'
 #: insertion order is uWSGI's collision-chain order.
