@@ -9,8 +9,11 @@ from ._errors import AppLoadError as AppLoadError
 from ._errors import ConfigError as ConfigError
 from ._errors import DeadlockError as DeadlockError
 from ._errors import NotSimulatedError as NotSimulatedError
+from ._errors import OptionNotSimulatedError as OptionNotSimulatedError
 from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
+from ._errors import StallError as StallError
+from ._errors import StartRefusedError as StartRefusedError
 from . import real_time as real_time
 from .config import Options as Options
 from .scenario import Scenario as Scenario
@@ -27,6 +30,7 @@ __all__ = [
     "ConfigError",
     "DeadlockError",
     "NotSimulatedError",
+    "OptionNotSimulatedError",
     "Options",
     "Record",
     "Response",
@@ -34,6 +38,8 @@ __all__ = [
     "Simulation",
     "SimulationError",
     "SimuwsgiError",
+    "StallError",
+    "StartRefusedError",
     "Trace",
     "load_scenario",
     "real_time",

@@ -23,6 +23,12 @@ class SimulationError(SimuwsgiError, RuntimeError):
     """
 
 
+class StallError(SimulationError):
+    """App code ran longer than ``stall_timeout`` real seconds without yielding to the
+    simulation (a CPU loop, a blocking real socket or lock). The message names the
+    virtual process, its request and the app's stack at that moment."""
+
+
 class AppLoadError(SimulationError):
     """The app did not load at start (no ``--wsgi-file``/``--module``, an import error,
     ``sys.exit`` at import).
@@ -73,6 +79,20 @@ class DeadlockError(SimulationError):
 
 class NotSimulatedError(SimuwsgiError, NotImplementedError):
     """A uWSGI feature simuwsgi cannot reproduce (listed in the README)."""
+
+
+class StartRefusedError(ConfigError):
+    """Real uWSGI would refuse to start with these options: the message is the line it
+    logs, ``status`` the exit status it ends with."""
+
+    def __init__(self, message: str, *, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OptionNotSimulatedError(ConfigError, NotSimulatedError):
+    """``strict=True``: an option whose status is *not simulated* was given
+    (``simuwsgi options --status not-simulated`` lists them)."""
 
 
 class VirtualForkWarning(UserWarning):

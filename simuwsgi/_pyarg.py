@@ -19,7 +19,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["parser", "no_kwargs"]
+__all__ = ["kwargs_dict_passed", "no_kwargs", "parser"]
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
@@ -192,3 +192,18 @@ def no_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """Raise as a ``METH_VARARGS`` C function does when given keywords."""
     if kwargs:
         raise TypeError(f"{name}() takes no keyword arguments")
+
+
+_CALL_FUNCTION_EX = __import__("dis").opmap["CALL_FUNCTION_EX"]
+
+
+def kwargs_dict_passed(frame: Any) -> bool:
+    """Whether the call being made in ``frame`` passed a ``**`` dict, even an empty one.
+
+    A C function of uWSGI's declared ``METH_KEYWORDS`` gets ``kwargs == NULL`` for
+    ``f()`` but an (empty) dict for ``f(**{})`` or a wrapper's ``f(*a, **kw)``; a Python
+    function sees ``{}`` both ways, so the caller's call instruction tells them apart.
+    """
+    code = frame.f_code.co_code
+    i = frame.f_lasti
+    return code[i] == _CALL_FUNCTION_EX and bool(code[i + 1] & 1)

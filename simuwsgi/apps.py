@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["AppLoader", "pythonize"]
 
 
+def _control() -> tuple[type[BaseException], ...]:
+    from .master import CONTROL
+
+    return CONTROL
+
+
 def pythonize(path: str) -> str:
     """uWSGI's module name for a file path (``uwsgi_pythonize``)."""
     for prefix in ("sym://", "http://", "data://"):
@@ -89,6 +95,10 @@ class AppLoader:
         self._added_modules: set[str] = set()
         self._path_added = False
         self.load_error: str | None = None
+        from .startup import ProcessEnvironment
+
+        #: --env/--unenv/--pythonpath, undone by restore()
+        self.environment = ProcessEnvironment(inst)
 
     # -- sys.path and sys.modules bookkeeping -----------------------------------
     def prepare(self) -> None:
@@ -96,6 +106,7 @@ class AppLoader:
         if base not in sys.path:
             sys.path.insert(0, base)
             self._path_added = True
+        self.environment.apply()  # --pythonpath entries go before the app directory
         self._before = set(sys.modules)
 
     def _forget(self, name: str) -> None:
@@ -111,6 +122,7 @@ class AppLoader:
 
     def restore(self) -> None:
         """Undo every import made by the simulation (called when it closes)."""
+        self.environment.restore()
         before = getattr(self, "_before", None)
         if before is not None:  # app modules imported later (a mule script's imports)
             for name in set(sys.modules) - before - self._added_modules:
@@ -155,6 +167,8 @@ class AppLoader:
             raise ImportError(f"unable to load {filename}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        # ours from now on, even if the process dies inside the import (os._exit)
+        self._added_modules.add(name)
         try:
             spec.loader.exec_module(module)
         except BaseException:
@@ -198,7 +212,11 @@ class AppLoader:
         except FileNotFoundError:
             inst.log(f"failed to open python file {self.wsgi_file}")
             self.load_error = f"failed to open python file {self.wsgi_file}"
-        except SystemExit:
+        except SystemExit as exc:
+            from .master import ProcessExit
+
+            raise ProcessExit.from_system_exit(exc) from None
+        except _control():
             raise
         except BaseException:  # noqa: BLE001 - uWSGI prints any import error
             self.load_error = traceback.format_exc()

@@ -55,6 +55,8 @@ __all__ = ["Cache", "Caches", "djb33x"]
 
 _U64 = 0xFFFFFFFFFFFFFFFF
 _U16 = 0xFFFF
+#: ``sizeof(struct uwsgi_cache_item)`` on 64-bit 2.0.30 (the startup line's key size)
+_ITEM_SIZE = 88
 _I64_SIGN = 1 << 63
 
 _UPDATE = 1
@@ -528,12 +530,13 @@ class Caches:
     def _add(self, cache: Cache) -> None:
         self.caches.append(cache)
         self.by_name.setdefault(cache.name, cache)
-        self.inst.log(f'*** Cache "{cache.name}" initialized: '
-                      f'{(cache.max_items * (cache.keysize + 64) + cache.blocksize * cache.blocks) // (1024 * 1024)}MB '
-                      f'(key: {64 + cache.keysize} bytes, keys: '
-                      f'{(64 + cache.keysize) * cache.max_items} bytes, data: '
-                      f'{cache.blocksize * cache.blocks} bytes, bitmap: '
-                      f'{((cache.blocks + 7) // 8) if cache.bitmap else 0} bytes) preallocated ***')
+        key = _ITEM_SIZE + cache.keysize
+        bitmap = ((cache.blocks + 7) // 8) if cache.bitmap else 0
+        filesize = key * cache.max_items + cache.blocksize * cache.blocks  # no bitmap
+        self.inst.log(f'*** Cache "{cache.name}" initialized: {filesize // (1024 * 1024)}MB '
+                      f'(key: {key} bytes, keys: {key * cache.max_items} bytes, data: '
+                      f'{cache.blocksize * cache.blocks} bytes, bitmap: {bitmap} bytes) '
+                      'preallocated ***')
 
     def _from_keyval(self, spec: str) -> Cache:
         kv = _kvlist(spec)
@@ -581,6 +584,8 @@ class Caches:
     # -- the sweeper ------------------------------------------------------------------
     def master_loop_started(self) -> None:
         self._anchor = self.inst.kernel.now
+        if self.sweeper_enabled:
+            self.inst.log("cache sweeper thread enabled", self.inst.master)
         self.arm()
 
     def arm(self) -> None:

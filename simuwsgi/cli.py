@@ -7,15 +7,18 @@
     simuwsgi trace FILE [--kind K] [--process P] [--from T] [--to T]
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE] -- <uwsgi options>
     simuwsgi ping|rpc|signal|cache|spool ADDR ...   (see ``simuwsgi.net._cli``)
+    simuwsgi options [--status simulated|no-effect|not-simulated] [--markdown] [NAME]
 
 Every error a user can cause is one line on stderr (plus the uWSGI log lines that
 explain it) and a non-zero exit, never a Python traceback.
 
 Exit status of ``run``: 0 the run completed (and the scenario's ``check`` passed); 1 the
 check failed, or the app did not load (unless ``--allow-no-app``); 2 bad usage or a uWSGI
-option uWSGI would refuse; 3 the simulation failed (deadlock, crash); 130 interrupted
-(Ctrl-C). ``trace``: 0, or 2 for a file it cannot read. ``serve`` and the node client
-commands document theirs in ``simuwsgi.net._cli``.
+option uWSGI would refuse (or, with ``--strict``, an option the simulation does not
+simulate); 3 the simulation failed (deadlock, crash); 130 interrupted (Ctrl-C).
+``trace``: 0, or 2 for a file it cannot read. ``options`` prints what the simulation does
+with each uWSGI option (exit 2: unknown name). ``serve`` and the node client commands
+document theirs in ``simuwsgi.net._cli``.
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="run on when the app did not load (uWSGI's full dynamic mode, "
                           "every request a 500) instead of failing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--stall-timeout", type=float, metavar="SECONDS",
+                     help="real seconds app code may run without yielding before it is "
+                          "stopped (default 5; 0: never)")
     trace = sub.add_parser("trace", help="print a saved trace (run --trace FILE) as a table",
                            allow_abbrev=False)
     trace.add_argument("file")
@@ -103,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--from", dest="begin", metavar="T",
                        help="from virtual time T (seconds, or 10m, 1h...)")
     trace.add_argument("--to", dest="end", metavar="T", help="up to virtual time T")
+    run.add_argument("--strict", action="store_true",
+                     help="refuse uWSGI options the simulation does not simulate")
+    options = sub.add_parser("options", help="what the simulation does with each uWSGI option")
+    options.add_argument("name", nargs="?", help="one option (without --)")
+    options.add_argument("--status", choices=["simulated", "no-effect", "not-simulated"])
+    options.add_argument("--markdown", action="store_true", help="as docs/options.md")
     from .net._cli import add_commands
 
     add_commands(sub)
@@ -110,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     conform.add_argument("scenario")
     conform.add_argument("--fork", action="store_true", help="also run and diff fork mode")
     conform.add_argument("--report", default="reports", help="report dir (default reports/)")
+    conform.add_argument("--log", action="store_true",
+                         help="also compare the logs line by line (masked)")
     return p
 
 
@@ -123,11 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         _unrecognized(parser, argv, extra, uwsgi_options)
+    if args.command == "options":
+        return _options(args)
     if args.command == "conform":
         from .conform import main as conform_main
 
         return conform_main([args.scenario, "--report", args.report]
-                            + (["--fork"] if args.fork else []))
+                            + (["--fork"] if args.fork else [])
+                            + (["--log"] if args.log else []))
     if args.command == "trace":
         return _trace(args)
     if args.command != "run":
@@ -188,7 +205,9 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
     if args.mode != "real":
         sim = scenario.simulation(seed=args.seed, start=args.start, tz=args.tz,
                                   mode=args.mode, trace_kinds=kinds,
-                                  allow_no_app=args.allow_no_app or None)
+                                  allow_no_app=args.allow_no_app or None,
+                                  strict=args.strict or None,
+                                  stall_timeout=args.stall_timeout)
         return scenario, sim, requests
     if kinds is not None:
         raise ValueError("--trace-kinds: real mode records its trace as uWSGI runs; "
@@ -263,6 +282,24 @@ def _top_level_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             names.update(alias.asname or alias.name for alias in node.names)
     return names
+
+
+def _options(args: argparse.Namespace) -> int:
+    from .options_status import format_table, status, table
+
+    if args.name is not None:
+        try:
+            rows = [status(args.name.lstrip("-"))]
+        except KeyError:
+            print(f"simuwsgi options: uWSGI 2.0.30 has no option '--{args.name.lstrip('-')}'",
+                  file=sys.stderr)
+            return 2
+    else:
+        rows = table()
+    if args.status is not None:
+        rows = [r for r in rows if r.status == args.status]
+    print(format_table(rows, markdown=args.markdown), end="")
+    return 0
 
 
 def _real_driver(scenario: Scenario, args: argparse.Namespace) -> Any:

@@ -40,10 +40,11 @@ Normalisation of what real uWSGI leaves to chance is explicit, set by the scenar
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ from .runner import RunResult, private_app_dir, run_scenario
 from .scenario import Scenario, load_scenario
 from .trace import Trace
 
-__all__ = ["OBSERVABLE", "ORDERED", "ConformResult", "compare", "conform", "main", "run_real"]
+__all__ = ["OBSERVABLE", "ORDERED", "ConformResult", "LogDiff", "compare", "compare_logs",
+           "conform", "main", "mask_line", "run_real"]
 
 #: kinds observable on the real server, with the fields that identify an event
 OBSERVABLE: dict[str, tuple[str, ...]] = {
@@ -253,6 +255,110 @@ def compare(a: RunResult, b: RunResult, settings: dict[str, Any]) -> list[str]:
     return out
 
 
+# -- the log diff ----------------------------------------------------------------------------
+#: what differs between two runs of the same scenario by nature: pids, dates, object
+#: addresses, ports, durations and the machine's own startup facts
+_MASKS = [
+    (re.compile(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"), "DATE"),
+    (re.compile(r"0x[0-9a-f]+"), "0xADDR"),
+    (re.compile(r"(pid:? |\(pid: |process |with pid )\d+"), r"\1P"),
+    (re.compile(r"\b(\d{1,3}\.){3}\d{1,3}:\d+"), "ADDR:PORT"),
+    (re.compile(r"\b\d+ (msecs|micros|seconds?)\b"), r"T \1"),
+    (re.compile(r"\{\d+ vars in \d+ bytes\}"), "{VARS}"),
+    # which worker took a request is chance (its own count R), and every signal the
+    # harness raises on the real server is a request (modifier1 110) counted in T
+    (re.compile(r"\|req: \d+/\d+\]"), "|req: R/T]"),
+    (re.compile(r"\[\d{10}\]"), "[EPOCH]"),
+    (re.compile(r"simuwsgi-conform-(real|sim|fork)-\w+"), "simuwsgi-conform-DIR"),
+    # spool files are named after the host, the pid, a random number and the time
+    (re.compile(r"uwsgi_spoolfile_on_\S+?(?=( |$))"), "uwsgi_spoolfile_on_NAME"),
+]
+#: lines of the real harness, not of uWSGI, and the lines about the listen sockets the
+#: harness adds to the real server (the simulated one has only the scenario's)
+_HARNESS = re.compile(r"\[simuwsgi-harness\]|^running \"log:\[simuwsgi-harness|"
+                      r"^uwsgi socket \d+ (bound to|inherited) |^found fd \d+ mapped to socket|"
+                      r"^your server socket listen backlog is limited")
+
+
+#: with ``CONFORM_IDENTITY = "kind"`` which worker (mule) did something is chance
+_KIND_MASKS = [(re.compile(r"\b(worker|mule) \d+", re.IGNORECASE), r"\1 N"),
+               (re.compile(r"\bwid: \d+"), "wid: N")]
+
+
+def mask_line(line: str, identity: str = "exact") -> str:
+    """``line`` with what legitimately differs between two runs masked."""
+    for rx, repl in _MASKS:
+        line = rx.sub(repl, line)
+    if identity == "kind":
+        for rx, repl in _KIND_MASKS:
+            line = rx.sub(repl, line)
+    return line.rstrip()
+
+
+#: the writers whose lines interleave in uWSGI's log by the OS scheduler's chance (the
+#: spooler may run a task before the worker that spooled it logs the request): lines are
+#: compared in order within each writer; "peers" are lines every worker writes at the
+#: same moment (their order is the scheduler's alone; the app's "ready" line is a
+#: worker's under --lazy-apps): compared as a multiset
+_WRITERS = (("request", re.compile(r"^\[pid: ")), ("spooler", re.compile(r"^\[spooler")),
+            ("peers", re.compile(r"^Gracefully killing worker |^WSGI app \d+ \(mountpoint=")))
+
+
+def _writer(line: str) -> str:
+    return next((name for name, rx in _WRITERS if rx.search(line)), "other")
+
+
+def _equal_lines(a: list[str], b: list[str]) -> int:
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks())
+
+
+def _common_lines(a: list[str], b: list[str]) -> int:
+    return sum((Counter(a) & Counter(b)).values())
+
+
+@dataclass
+class LogDiff:
+    """Two logs compared line by line after masking: ``strict`` counts the lines equal in
+    the one sequence (``difflib`` alignment), ``equal`` the lines equal in order within
+    each writer (request lines, spooler lines, the rest; the workers' simultaneous lines
+    in any order)."""
+
+    sim: list[str]
+    real: list[str]
+    equal: int
+    strict: int
+
+    @property
+    def lines(self) -> int:
+        return max(len(self.sim), len(self.real))
+
+    @property
+    def fraction(self) -> float:
+        return self.equal / self.lines if self.lines else 1.0
+
+    def format(self, limit: int = 40) -> str:
+        out = [f"log: {self.equal} masked-equal lines of {self.lines} "
+               f"({100 * self.fraction:.1f}%; {self.strict} in one sequence)"]
+        for line in difflib.unified_diff(self.real, self.sim, "real", "sim", lineterm="", n=0):
+            if len(out) > limit:
+                out.append("  ...")
+                break
+            out.append("  " + line)
+        return "\n".join(out)
+
+
+def compare_logs(sim: list[str], real: list[str], identity: str = "exact") -> LogDiff:
+    """The masked logs of both runs and how many of their lines are equal, in order
+    (``identity`` is the scenario's ``CONFORM_IDENTITY``)."""
+    a = [mask_line(x, identity) for x in sim if x.strip() and not _HARNESS.search(x)]
+    b = [mask_line(x, identity) for x in real if x.strip() and not _HARNESS.search(x)]
+    per_writer = sum((_common_lines if w == "peers" else _equal_lines)(
+        [x for x in a if _writer(x) == w], [x for x in b if _writer(x) == w])
+        for w in ("request", "spooler", "peers", "other"))
+    return LogDiff(sim=a, real=b, equal=per_writer, strict=_equal_lines(a, b))
+
+
 class HarnessError(SimulationError):
     """The real server failed for a reason of its own installation, not of the scenario:
     nothing was compared, and no difference is blamed on the simulator."""
@@ -299,7 +405,9 @@ def conform(scenario: Scenario | str | Path, *, fork: bool = False,
     modes = ["sim", "fork"] if fork else ["sim"]
     for mode in modes:
         with private_app_dir(scenario.app_dir, f"simuwsgi-conform-{mode}-") as app_dir:
-            runs[mode] = run_scenario(scenario, mode, start=start, app_dir=app_dir)
+            # this machine's facts in the startup lines, as the real server prints them
+            runs[mode] = run_scenario(scenario, mode, start=start, app_dir=app_dir,
+                                      machine="host")
     differences: list[str] = []
     for mode in modes:
         diff = compare(runs[mode], runs["real"], settings)
@@ -345,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenario")
     p.add_argument("--fork", action="store_true", help="also run (and diff) fork mode")
     p.add_argument("--report", default="reports", help="report directory (default reports/)")
+    p.add_argument("--log", action="store_true",
+                   help="also compare the logs line by line (masked) and print the diff")
     args = p.parse_args(argv)
     try:
         result = conform(args.scenario, fork=args.fork, report=args.report)
@@ -352,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simuwsgi conform: {exc}", file=sys.stderr)
         return 2
     print(result.format())
+    if args.log:
+        print(compare_logs(result.runs["sim"].log, result.runs["real"].log,
+                           result.settings["identity"]).format())
     if result.report_dir is not None:
         print(f"  report: {result.report_dir / 'diff.txt'}")
     return 0 if result.ok else 1

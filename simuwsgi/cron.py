@@ -32,7 +32,8 @@ Command crons are recorded, not run, unless the scenario asks: with
 ``Cron.run_commands = True`` (``Simulation(..., cron_commands=True)``) each firing runs
 the command with ``/bin/sh -c`` in the app directory, synchronously and taking no
 virtual time (uWSGI forks it and carries on), logging uWSGI's ``[uwsgi-cron] running``
-line and the command's output. A ``--unique-cron`` is therefore never "still running";
+line, the command's output and, when the master reaps it at its next iteration, the
+``exited after N second(s)`` line. A ``--unique-cron`` is therefore never "still running";
 ``harakiri``/``legion`` settings are parsed and ignored.
 """
 
@@ -317,8 +318,9 @@ class Cron:
         import subprocess
 
         inst = self.inst
-        inst.log(f'{_asctime(tm)} - [uwsgi-cron] running "{command}" '
-                 f"(pid {inst.next_pid()})", inst.master)
+        pid = inst.next_pid()
+        started = int(inst.wall())
+        inst.log(f'{_asctime(tm)} - [uwsgi-cron] running "{command}" (pid {pid})', inst.master)
         try:
             done = subprocess.run(["/bin/sh", "-c", command], cwd=inst.app.base_dir,
                                   capture_output=True, timeout=60, check=False)
@@ -329,6 +331,14 @@ class Cron:
         for line in (done.stdout + done.stderr).decode("utf-8", "replace").splitlines():
             inst.log(line, inst.master)
         inst.record("cron.command.exit", inst.master, command=command, status=done.returncode)
+        # the master reaps the command at its next iteration (observed: "after 1 second(s)")
+        inst.kernel.at(inst.next_tick(inst.now), self._reaped, command, pid, started)
+
+    def _reaped(self, command: str, pid: int, started: int) -> None:
+        inst = self.inst
+        if not inst.stopped:
+            inst.log(f'[uwsgi-cron] command "{command}" running with pid {pid} exited after '
+                     f"{int(inst.wall()) - started} second(s)", inst.master)
 
     def _fire_signal(self, spec: CronSpec, wall_s: int, tm: Any) -> None:
         inst = self.inst

@@ -14,6 +14,8 @@ subsystem adds its own functions (``subsystems``).
 
 from __future__ import annotations
 
+import os
+
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -126,39 +128,57 @@ def _attributes(inst: Instance) -> dict[str, Any]:
 
 
 def _magic_table(inst: Instance) -> dict[bytes, bytes]:
-    """The ``%x`` magic variables of the option parser, as uWSGI exposes them."""
-    cfg = next((v for n, v in inst.opts.given if n == "ini" and isinstance(v, str)), None)
-    table = {
-        b"v": str(inst.app.base_dir).encode(),
-        b"h": inst.hostname.encode(),
-        b"o": b"",
-        b"O": b"",
-        b"x": b"",
-        b"X": b"",
-        b"p": b"",
-        b"s": b"",
-        b"S": b"",
-        b"d": b"",
-        b"e": b"",
-        b"E": b"",
-        b"n": b"",
-        b"N": b"",
-        b"c": b"",
-        b"C": b"",
-        b"V": b"2.0.30",
-        b"k": str(inst.numproc).encode(),
-        b"t": b"",
-        b"T": b"",
-        b"0": b"",
-    }
-    if cfg:
-        from pathlib import Path
+    """``uwsgi.magic_table``: the option parser's ``%x`` magic variables that are not
+    empty (``core/uwsgi.c`` ``uwsgi_init``; ``config_magic_table_fill`` for a config
+    file: its path, directory, name, extension, inode, hash, the directory's parts)."""
+    import grp
+    import pwd
 
-        p = Path(cfg.split(":")[0]).resolve()
-        table.update({b"p": str(p).encode(), b"s": p.name.encode(),
-                      b"d": (str(p.parent) + "/").encode(), b"n": p.stem.encode(),
-                      b"e": p.suffix.lstrip(".").encode(), b"c": p.parent.name.encode()})
-    return table
+    from .banner import binary_path, machine
+
+    now = inst.wall()
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    try:
+        group = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = str(gid)
+    table = {"%": "%", "(": "%(", "v": str(inst.app.base_dir), "h": inst.hostname,
+             "t": str(int(now)), "T": str(int(now * 1_000_000)), "V": "2.0.30",
+             "k": machine(inst)["cpus"], "[": "\x1b", "u": str(uid), "U": user, "g": str(gid),
+             "G": group}
+    cfg = next((v for n, v in inst.opts.given if n == "ini" and isinstance(v, str)), None)
+    if cfg:
+        name, colon, section = cfg.rpartition(":") if ":" in cfg else (cfg, "", "")
+        path = os.path.realpath(os.path.join(inst.opts.base_dir, name))
+        directory, _, base = path.rpartition("/")
+        stem, dot, ext = base.rpartition(".")
+        fill = {"o": cfg, "b": binary_path(inst), "p": path, "s": base, "d": directory + "/",
+                "c": directory.rpartition("/")[2], "n": stem if dot else base,
+                "e": ext if dot else "", "x": section if colon else "",
+                "j": _djb33x_hex(path)}
+        try:
+            fill["i"] = str(os.lstat(path).st_ino)
+        except OSError:
+            pass
+        for n, part in enumerate([x for x in directory.split("/") if x][:10]):
+            fill[str(n)] = part
+        for key in "odspcenxij":  # the first config file also fills the upper case
+            if key in fill:
+                fill[key.upper()] = fill[key]
+        table.update(fill)
+    return {k.encode(): v.encode() for k, v in table.items() if v}
+
+
+def _djb33x_hex(text: str) -> str:
+    """``%j``: the djb33x hash of the config path, its 4 bytes (little endian) in hex
+    (upper case, as ``uwsgi_str_to_hex``)."""
+    from .cache import djb33x
+
+    return djb33x(text.encode()).to_bytes(4, "little").hex().upper()
 
 
 def _sockets(inst: Instance) -> list[int]:
@@ -200,12 +220,15 @@ def _process_functions(inst: Instance) -> dict[str, Any]:
     def ready(*_args: Any) -> bool | None:
         return True if inst.ready else None
 
+    # py_uwsgi_workers refills one tuple of dicts, created with the interpreter: every
+    # call returns the same objects, updated in place
+    table: tuple[dict[str, Any], ...] = tuple({} for _ in range(inst.numproc))
+
     def workers(*_args: Any) -> tuple[dict[str, Any], ...]:
-        out = []
-        for wid in range(1, inst.numproc + 1):
-            w = inst.workers.get(wid)
-            out.append(_worker_info(inst, wid, w))
-        return tuple(out)
+        for wid, entry in enumerate(table, start=1):
+            entry.clear()
+            entry.update(_worker_info(inst, wid, inst.workers.get(wid)))
+        return table
 
     def reload(*_args: Any) -> bool:
         inst.record("api.reload")
@@ -274,9 +297,12 @@ def _process_functions(inst: Instance) -> dict[str, Any]:
 
 def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     """One entry of ``uwsgi.workers()`` with uWSGI's keys and types."""
-    if w is None:
-        return {"id": wid, "pid": 0, "requests": 0, "delta_requests": 0,
-                "signals": 0, "exceptions": 0, "status": b"idle", "rss": 0, "vsz": 0, "running_time": 0,
+    if w is None:  # not forked yet (the app's import in the master): the id is the
+        # worker's own to set, once it runs
+        cheaper = inst.subsystems.get("cheaper")
+        cheap = cheaper is not None and cheaper.cheaped_at_start(wid)
+        return {"id": 0, "pid": 0, "requests": 0, "delta_requests": 0,
+                "signals": 0, "exceptions": 0, "status": b"cheap" if cheap else b"idle", "rss": 0, "vsz": 0, "running_time": 0,
                 "last_spawn": 0, "respawn_count": 0, "tx": 0, "avg_rt": 0, "apps": ()}
     if w.in_handler >= 0:
         status = b"sig%d" % w.in_handler
@@ -299,7 +325,7 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
     return {
         "id": wid, "pid": w.pid if w.alive else 0,
         "requests": w.requests, "delta_requests": w.delta_requests,
-        "signals": w.signals, "exceptions": w.exceptions, "status": status, "rss": 0, "vsz": 0, "running_time": w.running_time,
+        "signals": w.signals, "exceptions": w.exceptions, "status": status, "rss": w.rss_size, "vsz": w.vsz_size, "running_time": w.running_time,
         "last_spawn": w.last_spawn, "respawn_count": w.respawn_count, "tx": w.tx,
         "avg_rt": w.avg_rt, "apps": apps,
     }

@@ -26,7 +26,13 @@ at the top of the master loop), ``core/event.c`` inotify ``event_queue_add_file_
 ``--touch-reload FILE`` (``core/master_checks.c`` ``uwsgi_check_touches``, run on every
 master loop iteration): a ``touch`` of such a file is seen by the master's next
 iteration, which logs ``*** FILE has been touched... grace them all !!! ***`` and starts a
-graceful reload. The other ``--touch-*`` options are left out.
+graceful reload. ``--touch-workers-reload`` (``... workers reload !!!``: each worker is
+cursed with SIGHUP, finishes its request and is respawned), ``--touch-mules-reload``
+(``... mules reload !!!``: mules end at once and are respawned) and ``--touch-signal 'FILE
+SIGNUM'`` (the signal is routed, then ``[uwsgi-touch-signal] raising N``) work the
+same way, checked in that order; ``--touch-chain-reload`` starts a chain reload (see
+``Instance.chain_reload``). ``--touch-spoolers-reload`` and ``--touch-exec`` are left
+out.
 
 Changes the app itself makes to watched files are seen the next time the scenario drives
 the simulation, not at the instant they are made. ``--touch-reload`` counts every change
@@ -45,12 +51,17 @@ import stat
 from typing import TYPE_CHECKING, Any
 
 from ._pyarg import no_kwargs, parser
+from .config import atoi
 
 if TYPE_CHECKING:
     from .master import Instance
     from .timers import MasterLoop
 
 __all__ = ["MAX_MONITORS", "FileMonitors"]
+
+#: The --touch-* options the master checks, in the order it checks them.
+_TOUCH_OPTIONS = ("touch-reload", "touch-workers-reload", "touch-mules-reload",
+                  "touch-chain-reload", "touch-signal")
 
 MAX_MONITORS = 64
 
@@ -80,16 +91,23 @@ class FileMonitors:
         self.inst = inst
         self.monitors: list[_Monitor] = []
         self._batch: list[str] = []
-        #: --touch-reload files by resolved path, and those touched since the last check
-        self.touch_reload = {self._resolve(p): p for p in inst.opts.strings("touch-reload")}
+        #: the --touch-* files: (option, resolved path, path as given, signal), in the
+        #: order the master checks them; and the paths touched since its last check
+        self.touches: list[tuple[str, str, str, int]] = []
+        for option in _TOUCH_OPTIONS:
+            for value in inst.opts.strings(option):
+                path, _, signum = value.partition(" ") if option == "touch-signal" \
+                    else (value, "", "")
+                self.touches.append((option, self._resolve(path), path, atoi(signum) & 0xFF))
+        self.touch_paths = {entry[1] for entry in self.touches}
         self._touched: list[str] = []
         #: What each watched path looked like when last looked at (``_look``).
-        self._seen: dict[str, Any] = {path: _look(path) for path in self.touch_reload}
+        self._seen: dict[str, Any] = {path: _look(path) for path in self.touch_paths}
 
     def master_loop_started(self) -> None:
         loop = self.inst.master_loop
         # Only a table with work joins the loop (add_file_monitor joins it later).
-        if loop is not None and self.inst.has_master and (self.monitors or self.touch_reload):
+        if loop is not None and self.inst.has_master and (self.monitors or self.touch_paths):
             loop.add_client(self)
 
     def _resolve(self, path: str) -> str:
@@ -119,7 +137,7 @@ class FileMonitors:
         instant, after the scenario hands control back to the simulation.
         """
         target = self._resolve(path)
-        if target in self.touch_reload and target not in self._touched:
+        if target in self.touch_paths and target not in self._touched:
             self._touched.append(target)
             loop = self.inst.master_loop
             if loop is not None:
@@ -190,10 +208,11 @@ class FileMonitors:
     def at_top(self, loop: MasterLoop, wall_s: int) -> None:
         if self._touched:
             touched, self._touched = self._touched, []
-            for target in touched:
-                self.inst.log(f"*** {self.touch_reload[target]} has been touched... "
-                              "grace them all !!! ***", self.inst.master)
-            self.inst.request_reload()
+            # uwsgi_check_touches, in master.c's order: each check that fires ends the
+            # iteration, except --touch-signal's
+            for option, target, path, signum in self.touches:
+                if target in touched and self._touch_fired(option, path, signum):
+                    break
         for monitor in self.monitors:
             if not monitor.registered:
                 monitor.registered = True
@@ -203,6 +222,28 @@ class FileMonitors:
                     self._seen[target] = _look(target)
                 self.inst.record("filemon.arm", self.inst.master, num=monitor.num,
                                  path=monitor.path, watching=monitor.watch is not None)
+
+    def _touch_fired(self, option: str, path: str, signum: int) -> bool:
+        inst, master = self.inst, self.inst.master
+        if option == "touch-signal":
+            signals = inst.subsystems.get("signals")
+            if signals is not None:
+                signals.route(signum)
+            inst.log_verbose(f"[uwsgi-touch-signal] raising {signum}", master)
+            return False
+        if option == "touch-chain-reload":
+            inst.chain_reload(path)
+            return False
+        what = {"touch-reload": "grace them all", "touch-workers-reload": "workers reload",
+                "touch-mules-reload": "mules reload"}[option]
+        inst.log_verbose(f"*** {path} has been touched... {what} !!! ***", master)
+        if option == "touch-reload":
+            inst.request_reload()
+        elif option == "touch-workers-reload":
+            inst.reload_workers()
+        else:
+            inst.reload_mules()
+        return True
 
     def next_wake(self, loop: MasterLoop) -> float | None:
         if self._touched or any(not m.registered for m in self.monitors):

@@ -84,7 +84,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._errors import NotSimulatedError, SimulationError
+from . import containment as _containment
+from ._errors import NotSimulatedError, SimulationError, StallError
 from .apps import AppLoader
 from .clock import RealClock
 from .master import ProcessExit
@@ -104,6 +105,10 @@ DEFAULT_TIMEOUT = 60.0
 REQ, OK, ERR = 0, 1, 2
 # Outcomes of user code run by a child.
 DONE, FAIL, EXIT, MISSING = 0, 1, 2, 3
+#: The host's functions: the runtime's own exits, kills and signal handlers are real
+#: (the app's act on its virtual process: ``simuwsgi.containment``).
+_real = _containment.REAL
+_exit = _real._exit
 
 #: ``uwsgi`` module attributes whose assignment in a child goes to the instance's module
 #: (the simulator reads them there: ``run_post_fork``, the spooler, the mule loop).
@@ -337,6 +342,8 @@ class ForkChild:
             kind = msg[0]
             if kind == OK:
                 return msg[1]
+            if kind == ERR and isinstance(msg[1], tuple):  # the process exited
+                raise ProcessExit(msg[1][1], msg[1][2])
             if kind == ERR:
                 raise SimulationError(
                     f"{self.proc.name} (pid {self.proc.pid}): the forked process failed at "
@@ -373,7 +380,7 @@ class ForkChild:
     def _hung(self) -> SimulationError:
         stack = self._stderr()  # the watchdog had it dump its stack before killing it
         self.runtime.reap(self)
-        return SimulationError(f"{self._where()}: its forked process sent nothing for "
+        return StallError(f"{self._where()}: its forked process sent nothing for "
                                f"{self.runtime.timeout:g} s (hung in user code?)"
                                f"{stack}")
 
@@ -472,7 +479,7 @@ class ForkRuntime:
                 parent_end.close()
                 _become_master_child(self, proc, child_end, crash, parent_pid)
             finally:
-                os._exit(70)
+                _exit(70)
         child_end.close()
         if self._watchdog is None:
             self._watchdog = _Watchdog(self)
@@ -507,6 +514,15 @@ class ForkRuntime:
         self.children[proc] = ForkChild(self, proc, up_r, down_w, ospid, crash)
         self.live_pids.add(ospid)
 
+    def run_atexit(self, proc: UProcess) -> None:
+        """``containment.run_atexit`` in fork mode: the handlers live in the child."""
+        child = self.children.get(proc)
+        if child is not None and child.alive:
+            try:
+                child.call("atexit")
+            except SimulationError:
+                pass  # it died meanwhile: nothing more runs in it
+
     def process_died(self, proc: UProcess) -> None:
         """The virtual process is gone (exit, SIGKILL): so is its OS process."""
         child = self.children.get(proc)
@@ -528,7 +544,7 @@ class ForkRuntime:
             return
         if child.alive:
             try:
-                os.kill(child.ospid, signal.SIGKILL)
+                _real.kill(child.ospid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self._unreaped.append(child.ospid)
@@ -553,7 +569,7 @@ class ForkRuntime:
                 pass
         if mchild.alive:
             try:
-                os.kill(mchild.ospid, signal.SIGKILL)
+                _real.kill(mchild.ospid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             mchild.alive = False
@@ -643,9 +659,9 @@ class ForkRuntime:
         outcome = self.child_of(w).call("wsgi", state)
         if outcome[0] == EXIT:
             raise ProcessExit(outcome[1], outcome[2])
-        (status, headers, body, failed), raw, altered = outcome[1]
+        (status, headers, body, failed), raw, altered, stats = outcome[1]
         # what the client received, for ``Request.finish`` (the connection was the child's)
-        req.conn = types.SimpleNamespace(raw=raw, altered=altered)
+        req.conn = types.SimpleNamespace(raw=raw, altered=altered, log_stats=stats)
         if outcome[2]:  # exceptions counted in the child (the app's, write errors)
             w.exceptions += outcome[2]
             w.app_exceptions[0] = w.app_exceptions.get(0, 0) + outcome[2]
@@ -670,9 +686,9 @@ class ForkRuntime:
         if op == "sleep":
             self.sleep(payload)
             return None
-        if op == "logs":
+        if op == "logs":  # lines as the child wrote them (its uwsgi_log put the prefix)
             for line in payload:
-                inst.log(line)
+                inst.log_raw(line)
             return None
         if op == "set":
             setattr(inst.facade, payload[0], payload[1])
@@ -682,6 +698,9 @@ class ForkRuntime:
             return None
         if op == "record":
             inst.record(payload[0], None, **payload[1])
+            return None
+        if op == "kill":  # the app's os.kill, acting on the virtual process (containment)
+            os.kill(*payload)
             return None
         raise SimulationError(f"unknown request {op!r} from {child.proc.name}")
 
@@ -721,9 +740,9 @@ class _Watchdog(threading.Thread):
             if RealClock.monotonic() - since >= self.timeout and not child.hung:
                 child.hung = True
                 try:
-                    os.kill(child.ospid, _DUMP_SIGNAL)
+                    _real.kill(child.ospid, _DUMP_SIGNAL)
                     RealClock.sleep(0.2)  # faulthandler writes from its signal handler
-                    os.kill(child.ospid, signal.SIGKILL)
+                    _real.kill(child.ospid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
 
@@ -797,7 +816,7 @@ def _real_getpid() -> int:
 def _kill_pids(pids: set[int]) -> None:
     for pid in list(pids):
         try:
-            os.kill(pid, signal.SIGKILL)
+            _real.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -821,9 +840,14 @@ def _describe_status(status: int | None) -> str:
 class _Proc:
     """What ``kernel.current`` is in a child: enough for ``os.getpid()`` and the loader."""
 
-    __slots__ = ("id", "kind", "name", "pid", "request", "wait_reason")
+    __slots__ = ("atexit", "exit_code", "id", "kind", "name", "pid", "py_signals", "request",
+                 "wait_reason")
 
     def __init__(self, pid: int, name: str, ident: int, kind: str) -> None:
+        #: The app's atexit and Python signal handlers in this process (containment).
+        self.atexit: list[Any] = []
+        self.py_signals: dict[int, Any] = {}
+        self.exit_code: int | None = None
         self.pid = pid
         self.name = name
         self.id = ident
@@ -852,6 +876,7 @@ class _Child:
             "prepare": self.op_prepare, "import": self.op_import, "load": self.op_load,
             "forget": self.op_forget, "globals": self.op_globals, "fork": self.op_fork,
             "reap": self.op_reap,
+            "atexit": lambda _payload: _containment.run_atexit(self.inst, self.proc),
         }
         self._zombies: dict[int, int] = {}
         #: The parent's requests being served, innermost last.
@@ -862,7 +887,7 @@ class _Child:
         parent learns it as the end of the user code it is waiting for."""
         if self.op_stack and self.op_stack[-1] in ("call", "method", "wsgi"):
             self.send((OK, (EXIT, reason, code), None), False)
-            os._exit(0)
+            _exit(0)
 
         raise ProcessExit(reason, code)
 
@@ -894,7 +919,7 @@ class _Child:
             try:
                 data = wire.recv()
             except (EOFError, OSError):
-                os._exit(0)  # the parent is gone
+                _exit(0)  # the parent is gone
             kind, now, wall, a, b = _loads(data)
             kernel.now = now
             clock.wall_offset = wall
@@ -913,6 +938,10 @@ class _Child:
         try:
             result = self.ops[op](payload)
             msg: tuple[Any, ...] = (OK, result, None)
+        except ProcessExit as exc:  # user code ended this process (os._exit, sys.exit)
+            if exc.reason == "SystemExit":
+                _containment.run_atexit(self.inst, self.proc)  # Py_Exit
+            msg = (ERR, (EXIT, exc.reason, exc.code), None)
         except BaseException:  # noqa: BLE001 - a simulator error in the child: report it
             msg = (ERR, traceback.format_exc(), None)
         finally:
@@ -930,16 +959,15 @@ class _Child:
         try:
             value = func(*args)
         except SystemExit as exc:
-            return (EXIT, "SystemExit", exc.code if isinstance(exc.code, int) else 1)
+            _containment.run_atexit(self.inst, self.kernel.current)  # Py_Exit
+            return (EXIT, "SystemExit", _containment.exit_code_of(exc))
         except BaseException as exc:  # noqa: BLE001 - PyErr_Print
             self.log_exception(exc)
             return (FAIL, None)
         return (DONE, _plain_result(value) if plain else value)
 
     def log_exception(self, exc: BaseException) -> None:
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        text = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
-        self.request("logs", text.splitlines(), False)
+        self.request("logs", self.inst.exception_lines(exc), False)
 
     def op_call(self, payload: Any) -> tuple[Any, ...]:
         token, args = payload
@@ -970,9 +998,12 @@ class _Child:
         try:
             result = _call_app(self.inst, w, req)  # type: ignore[arg-type]
             conn = req.conn
-            wire = (conn.raw, conn.altered) if conn is not None else (b"", False)
+            wire = ((conn.raw, conn.altered, conn.log_stats) if conn is not None
+                    else (b"", False, None))
             return (DONE, (result, *wire), w.exceptions)
         except ProcessExit as exc:
+            if exc.reason == "SystemExit":
+                _containment.run_atexit(self.inst, proc)  # Py_Exit
             return (EXIT, exc.reason, exc.code)
         finally:
             proc.request = None
@@ -1016,11 +1047,11 @@ class _Child:
         if ospid == 0:
             try:
                 _die_with_parent()
-                if os.getppid() != me:  # the master child died before prctl
-                    os._exit(0)
+                if _real.getppid() != me:  # the master child died before prctl
+                    _exit(0)
                 _become_child(self, vpid, name, kind, ident, seed, rfd, wfd, crash_fd)
             finally:
-                os._exit(70)
+                _exit(70)
         for fd in (rfd, wfd, crash_fd):
             os.close(fd)
         return ospid
@@ -1083,9 +1114,9 @@ def _become_master_child(rt: ForkRuntime, proc: Master, sock: socket.socket, cra
     """The master child: a fresh interpreter for the master, then its serve loop."""
     global _CHILD
     _die_with_parent()
-    if os.getppid() != parent_pid:
-        os._exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _real.getppid() != parent_pid:
+        _exit(0)
+    _real.signal(signal.SIGINT, signal.SIG_IGN)
     for fd in list(_OPEN_FDS):
         try:
             os.close(fd)
@@ -1110,11 +1141,12 @@ def _become_child(master: _Child, vpid: int, name: str, kind: str, ident: int, s
                   rfd: int, wfd: int, crash_fd: int) -> None:
     """A worker/mule/spooler child, forked from the master child."""
     global _CHILD
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _real.signal(signal.SIGCHLD, signal.SIG_DFL)
     assert master.wire.sock is not None
     master.wire.sock.close()
     crash = os.fdopen(crash_fd, "wb", buffering=0)
     proc = _Proc(vpid, name, ident, kind)
+    proc.atexit = list(getattr(master.proc, "atexit", []))  # type: ignore[attr-defined]
     child = _Child(master.inst, _Wire(rfd, wfd), proc)
     child.registry = master.registry  # inherited memory: the master's callables
     child._tokens = master._tokens
@@ -1130,12 +1162,17 @@ def _adapt_instance(child: _Child) -> None:
     inst = child.inst
     proc = child.proc
 
-    def log(line: str, _proc: Any = None) -> None:
+    def log_raw(line: str, _proc: Any = None, _request: bool = False) -> None:
         child.request("logs", [line], False)
 
+    def log(line: str, _proc: Any = None) -> None:
+        sink = inst.log_sink
+        log_raw(sink.stamp(inst.wall()) + line if sink is not None and sink.dated else line)
+
     def log_exception() -> None:
-        text = traceback.format_exc().rstrip("\n")
-        child.request("logs", text.splitlines(), False)
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            child.request("logs", inst.exception_lines(exc), False)
 
     def record(kind: str, _proc: Any = None, **fields: Any) -> None:
         child.request("record", (kind, fields))
@@ -1143,7 +1180,10 @@ def _adapt_instance(child: _Child) -> None:
     def park(reason: str = "") -> Any:
         # Only the parent blocks processes. What parks here is uWSGI killing this
         # process (``wire.segfault``): it ends, and the parent sees it die.
-        child.die(reason or "killed", -11 if "segmentation" in reason else 1)
+        code = getattr(proc, "exit_code", None)  # containment.die_now: os._exit(n)...
+        if code is None:
+            code = -11 if "segmentation" in reason else 1
+        child.die(reason or "killed", code)
 
     def call_python(func: Any, *args: Any) -> tuple[bool, Any]:
         outcome = child.python_call(func, args, False)
@@ -1152,8 +1192,11 @@ def _adapt_instance(child: _Child) -> None:
         return outcome[0] == DONE, outcome[1]
 
     inst.kernel.park = park  # type: ignore[method-assign]
+    # os.kill by the app: the parent owns the processes
+    _containment.forward_kill = lambda pid, signum: child.request("kill", (pid, signum))
     inst.call_python = call_python  # type: ignore[method-assign]
     inst.log = log  # type: ignore[method-assign]
+    inst.log_raw = log_raw  # type: ignore[method-assign]
     inst.log_exception = log_exception  # type: ignore[method-assign]
     inst.record = record  # type: ignore[method-assign]
     inst._errors_stream = None  # type: ignore[attr-defined]

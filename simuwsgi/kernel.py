@@ -118,6 +118,8 @@ class Kernel:
         self._heap: list[list[Any]] = []
         self._seq = itertools.count()
         self.events_run = 0
+        #: Times a process yielded: the stall watchdog sees progress by it.
+        self.parks = 0
         #: Set by an event to make ``run_until`` return after it (a response arrived).
         self.stopping = False
         #: The working directory applied now (None: ``home_cwd``, where we started).
@@ -247,6 +249,7 @@ class Kernel:
             raise SimulationError(
                 "park() called outside a virtual process: blocking calls need one")
         proc.wait_reason = reason
+        self.parks += 1
         if self._may_hand_over:
             handed = self._hand_over()
             if handed is not None:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import NotSimulatedError
 from ._pyarg import no_kwargs, parser
 from .wire import BuiltinFunction, segfault
-from .workers import _LogSink
+from .workers import _LogSink, content_length, packet_vars
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -161,6 +161,10 @@ class Misc:
             st = self._states[key] = _RequestState()
         return st
 
+    def request_state(self, req: Any) -> _RequestState | None:
+        """The finished request's state (logvars, ``log_this_request``), forgotten."""
+        return self._states.pop(id(req), None)
+
     def _request(self) -> Any:
         return getattr(self.inst.kernel.current, "request", None)
 
@@ -247,7 +251,12 @@ class Misc:
         def cl(*_args: Any, **kw: Any) -> int:
             no_kwargs("cl", kw)
             req = self._request()
-            return req.body_length if req is not None else 0
+            if req is None:
+                return 0
+            # post_cl: the CONTENT_LENGTH var as uWSGI reads it (a served request's
+            # body_length already is)
+            value = packet_vars(self.inst, req).get("CONTENT_LENGTH")
+            return content_length(value) if value is not None else req.body_length
 
         def connection_fd(*_args: Any, **kw: Any) -> int:
             no_kwargs("connection_fd", kw)
@@ -350,10 +359,10 @@ class Misc:
             try:
                 data = target.read_bytes()
             except OSError as exc:
-                from .master import ProcessExit
+                from .containment import c_exit
 
                 inst.log(f'open("{path}"): {exc.strerror} [core/utils.c line 1906]')
-                raise ProcessExit("exit(1) in uwsgi_open_and_read", 1) from None
+                c_exit(inst, "exit(1) in uwsgi_open_and_read", 1)
             return data if data else None
 
         p_parse = parser("s:parsefile")

@@ -179,6 +179,8 @@ class Mules:
         self.private: dict[int, MsgQueue] = {
             i: MsgQueue(f"mule {i}", self.sndbuf) for i in range(1, len(self.patches) + 1)}
         self.farms: list[_Farm] = []
+        #: what ``uwsgi_setup_mules_and_farms`` logs (the master's startup prints it)
+        self.setup_lines: list[str] = []
         for index, value in enumerate(opts.strings("farm"), start=1):
             self.farms.append(self._parse_farm(index, value))
         self.harakiri = opts.int("mule-harakiri", 0)
@@ -197,7 +199,8 @@ class Mules:
             if ident not in self.private:
                 raise ConfigError(f"invalid mule id: {token} (uWSGI exits)")
             ids.append(ident)
-        self.inst.log(f"created farm {index} name: {name} mules:{members}")
+        # logged by the master's startup, just before the operational mode (banner.py)
+        self.setup_lines.append(f"created farm {index} name: {name} mules:{members}")
         return _Farm(index, name, ids, self.sndbuf)
 
     # -- what the core asks ---------------------------------------------------------------
@@ -275,6 +278,7 @@ class Mules:
         signals = self.inst.subsystems.get("signals")
         if signals is None:
             return
+        mule.signum = num  # the signal the mule handles (its harakiri line names it)
         if self.harakiri > 0:
             self.inst.arm_harakiri(mule, self.harakiri)
         try:

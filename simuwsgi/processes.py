@@ -41,11 +41,25 @@ class UProcess(Process):
         self.request: Any = None
         #: Set by the master when it kills the process (SIGKILL) mid-flight.
         self.killed_by = ""
+        #: What ``get_memusage`` would measure now, in bytes (``Simulation.set_rss``).
+        self.rss = 0
+        self.vsz = 0
+        #: The values last published to the shared worker table (end of a request, or
+        #: the mem-collector thread of --evil-reload-on-*).
+        self.rss_size = 0
+        self.vsz_size = 0
         self.in_handler = -1
         self.signals = 0
         #: This process's ``uwsgi`` hook attributes (``facade.HOOKS``); a forked process
         #: starts with a copy of the master's.
         self.hooks: dict[str, Any] = {}
+        #: How it ended: the signal that killed it, or its exit status (``master.c``
+        #: words its death by them).
+        self.exit_signal: int | None = None
+        self.exit_code: int | None = None
+        #: Its ``atexit`` handlers and Python signal handlers (``containment``).
+        self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.py_signals: dict[int, Any] = {}
 
     @property
     def worker_id(self) -> int:
@@ -97,6 +111,9 @@ class Worker(UProcess):
             self.app_requests = previous.app_requests
             self.app_exceptions = previous.app_exceptions
         self.status = "idle"
+        #: requests of app 0 in this process (``uwsgi_apps[0].requests``: a respawned
+        #: worker starts again from the master's copy, 0)
+        self.app_local_requests = 0
         #: True while parked in the accept loop, listed in ``inst.idle_workers``.
         self.idle = False
         #: The app table of this worker (``--lazy-apps``: each worker loads its own).
@@ -105,6 +122,10 @@ class Worker(UProcess):
         self.cheaped = False
         self.paused = False
         self.manage_next_request = True
+        #: Why the worker leaves its loop once manage_next_request is off.
+        self.stop_reason = "reload"
+        #: Sent SIGHUP by the master (uwsgi_curse): it ends after its request.
+        self.cursed = False
 
     @property
     def worker_id(self) -> int:
@@ -123,6 +144,8 @@ class Mule(UProcess):
         self.msg_queue: deque[bytes] = previous.msg_queue if previous else deque()
         self.farms: list[str] = previous.farms if previous else []
         self.signals = previous.signals if previous else 0
+        #: the signal whose handler runs now (``uwsgi.mules[i].signum``)
+        self.signum = 0
 
     @property
     def mule_id(self) -> int:

@@ -44,7 +44,7 @@ LOG_TAIL = 30
 _REAL_POOL = pytest.StashKey[dict[tuple, Any]]()
 _REAL_ONLY = ("reuse", "deadline", "env")
 _SIM_ONLY = ("seed", "start", "vfork", "decorators", "hostname", "fork_timeout", "network",
-             "cron_commands")
+             "cron_commands", "strict", "stall_timeout")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,7 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "uwsgi(*options, options=None, seed=0, start=None, tz=None, app_dir=None, "
-        "mode='sim', vfork=True): uWSGI options and simulation settings for uwsgi_sim")
+        "mode='sim', vfork=True, stall_timeout=5.0): uWSGI options and simulation "
+        "settings for uwsgi_sim")
 
 
 def _make(request: pytest.FixtureRequest, options: Any = None, **kwargs: Any) -> Any:

@@ -167,12 +167,12 @@ class Queue:
             v = p_last(args)
             num = v[0] if v else 0
             if num < 0:
-                from .master import ProcessExit
+                from .containment import c_exit
 
                 inst = self.inst
                 inst.log("malloc(): Cannot allocate memory [core/utils.c line 1780]")
                 inst.log(f"!!! tried memory allocation of {(8 * num) & _U64} bytes !!!")
-                raise ProcessExit("exit(1) in uwsgi_malloc", 1)
+                c_exit(inst, "exit(1) in uwsgi_malloc", 1)
             return self.last(num)
 
         def queue_slot(*_args: Any, **kw: Any) -> int:

@@ -400,17 +400,26 @@ def _argv(sim: Any) -> list[str]:
 
 
 def _log_text(sim: Any) -> str:
-    """``log.txt``: a simulation's lines with ``--log-date`` stamps in its time zone; a
-    real run's as uWSGI wrote them."""
+    """``log.txt``: a simulation's lines with ``--log-date`` stamps in its time zone
+    (``uwsgi_log_verbose``'s lines have theirs); a real run's as uWSGI wrote them."""
     inst = getattr(sim, "inst", None)
     if inst is None:
         return "\n".join(sim.log) + "\n"
     stamp = clock_of(sim, LOG_DATE)
-    return "".join(f"{stamp(t)} - {line}\n" for t, _proc, line in inst.log_lines)
+    out = []
+    for t, _proc, line in inst.log_lines:
+        date = f"{stamp(t)} - "
+        # uwsgi_log_verbose's lines carry their date already and skip --log-date's
+        out.append(f"{line}\n" if line.startswith(date) else f"{date}{line}\n")
+    return "".join(out)
 
 
 def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Path:
-    out = Path(directory) / f"{summary['scenario']}-seed{summary['seed']}"
+    name = f"{summary['scenario']}-seed{summary['seed']}"
+    out = Path(directory) / name
+    if Path(name).name != name or name.startswith("."):
+        raise ValueError(f"report name {name!r} (scenario name and SEED) would write outside "
+                         f"{directory}: a scenario's name and SEED must be plain words")
     out.mkdir(parents=True, exist_ok=True)
     sim.trace.save(out / "trace.msgpack")
     (out / "log.txt").write_text(_log_text(sim))

@@ -102,9 +102,10 @@ def private_app_dir(app_dir: Path, prefix: str) -> Iterator[Path]:
 
 def make_driver(scenario: Scenario, mode: str, *, app_dir: Path | None = None,
                 start: Any = None, deadline: float | None = None,
-                allow_no_app: bool = False) -> Any:
+                allow_no_app: bool = False, machine: str = "virtual") -> Any:
     """The (unstarted) driver of ``mode`` for ``scenario``; ``allow_no_app`` keeps an
-    instance whose app did not load (else its start fails)."""
+    instance whose app did not load (else its start fails); ``machine`` is whose facts a
+    simulation's startup lines print (``Simulation``)."""
     if mode not in MODES and mode != "fork":
         raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)} or fork")
     app_dir = app_dir or scenario.app_dir
@@ -114,7 +115,8 @@ def make_driver(scenario: Scenario, mode: str, *, app_dir: Path | None = None,
         limit = deadline if deadline is not None else max(30.0, scenario.duration + 20.0)
         return RealRun(scenario.options, app_dir=app_dir, tz=scenario.tz, deadline=limit,
                        allow_no_app=allow_no_app)
-    overrides: dict[str, Any] = {"app_dir": app_dir, "allow_no_app": allow_no_app}
+    overrides: dict[str, Any] = {"app_dir": app_dir, "allow_no_app": allow_no_app,
+                                 "machine": machine}
     if start is not None:
         overrides["start"] = start
     if mode == "fork":
@@ -123,10 +125,12 @@ def make_driver(scenario: Scenario, mode: str, *, app_dir: Path | None = None,
 
 
 def run_scenario(scenario: Scenario, mode: str, *, app_dir: Path | None = None,
-                 start: Any = None, deadline: float | None = None) -> RunResult:
+                 start: Any = None, deadline: float | None = None,
+                 machine: str = "virtual") -> RunResult:
     """Run ``scenario`` in ``mode`` (see the module docstring)."""
     began = RealClock.monotonic()
-    driver = make_driver(scenario, mode, app_dir=app_dir, start=start, deadline=deadline)
+    driver = make_driver(scenario, mode, app_dir=app_dir, start=start, deadline=deadline,
+                         machine=machine)
     rec = RequestRecorder(driver)
     result = RunResult(mode=mode, trace=Trace(), log=[], responses=[])
     try:

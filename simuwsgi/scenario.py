@@ -103,12 +103,15 @@ def load_scenario(path: str | Path) -> Scenario:
         sys.modules.pop(name, None)
     if not hasattr(module, "OPTIONS"):
         raise ValueError(f"scenario {path} defines no OPTIONS (the uWSGI options to run)")
+    seed = getattr(module, "SEED", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"scenario {path}: SEED must be an integer, not {seed!r}")
     app_dir = Path(getattr(module, "APP_DIR", path.parent))
     if not app_dir.is_absolute():
         app_dir = path.parent / app_dir
     return Scenario(
         name=path.stem, options=module.OPTIONS, app_dir=app_dir,
-        seed=getattr(module, "SEED", 0), start=getattr(module, "START", None),
+        seed=seed, start=getattr(module, "START", None),
         tz=getattr(module, "TZ", None),
         duration=parse_duration(getattr(module, "DURATION", 60)),
         timeline=getattr(module, "timeline", None), check=getattr(module, "check", None),

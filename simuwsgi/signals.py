@@ -81,17 +81,28 @@ class Signals:
     def register(self, num: int, target: str, handler: Any) -> None:
         inst = self.inst
         proc = inst.kernel.current
-        if not inst.has_master or isinstance(proc, (Mule, Spooler)) or len(target.encode()) > 63:
+        # uwsgi_register_signal's checks, with its log lines, in its order
+        if not inst.has_master:
+            inst.log("you cannot register signals without a master")
             raise ValueError("unable to register signal")
+        if isinstance(proc, (Mule, Spooler)):
+            inst.log("only the master and the workers can register signal handlers")
+            raise ValueError("unable to register signal")
+        if len(target.encode()) > 63:
+            raise ValueError("unable to register signal")
+        wid = proc.id if isinstance(proc, Worker) else 0
         if isinstance(proc, Worker):
             self.table(proc.id)[num] = _Entry(handler, target, proc.id)
         else:
             if num in self.tables[0]:
-                inst.log("you cannot re-register a signal as the master !!!")
+                inst.log("[uwsgi-signal] you cannot re-register a signal as the master !!!")
                 raise ValueError("unable to register signal")
             entry = _Entry(handler, target, 0)
             for table in self.tables.values():
                 table[num] = entry
+        shown = target or "default, any worker"
+        inst.log(f"[uwsgi-signal] signum {num} registered (wid: {wid} modifier1: 0 "
+                 f"target: {shown})")
         inst.record("signal.register", proc, num=num, target=target)
 
     def registered(self, num: int) -> bool:
@@ -256,15 +267,17 @@ class Signals:
         return None
 
     # -- running handlers ----------------------------------------------------------------
-    def run_handler(self, proc: UProcess, num: int) -> None:
-        """``uwsgi_signal_handler`` in the receiving process."""
+    def run_handler(self, proc: UProcess, num: int, report: bool = True) -> None:
+        """``uwsgi_signal_handler`` in the receiving process; a failure is logged only
+        when ``report`` (``signal_wait`` ignores the handler's result)."""
         inst = self.inst
         is_worker = type(proc) is Worker
         slot = proc.id if is_worker else 0
         table = self.tables.get(slot)
         entry = (table if table is not None else self.table(slot)).get(num)
         if entry is None or (entry.wid != 0 and entry.wid != slot):
-            inst.log(f"error managing signal {num} on {_who(proc)}")
+            if report:
+                inst.log(f"error managing signal {num} on {_who(proc)}")
             inst.record("signal.unhandled", proc, num=num)
             return
         proc.signals += 1
@@ -279,7 +292,7 @@ class Signals:
             proc.in_handler = -1
             if harakiri:
                 inst.arm_harakiri(proc, 0)
-        if not ok:
+        if not ok and report:
             inst.log(f"error managing signal {num} on {_who(proc)}")
 
     # -- signal_wait ---------------------------------------------------------------------
@@ -299,9 +312,8 @@ class Signals:
         """``signal_wait([num])`` in the current process (dispatching what it reads)."""
         inst = self.inst
         proc = inst.kernel.current
-        request = getattr(proc, "request", None)
-        if request is not None:
-            request.signal_received = -1
+        holder = _request_struct(proc)
+        holder.signal_received = -1
         while True:
             num = None
             if isinstance(proc, Worker):
@@ -313,16 +325,13 @@ class Signals:
                     reason = _WAIT_REASONS[wanted] = (
                         f"signal_wait({'' if wanted is None else wanted})")
                 num = inst.kernel.park(reason)
-            if request is not None:
-                request.signal_received = num
-            self.run_handler(proc, num)
+            holder.signal_received = num
+            self.run_handler(proc, num, report=False)
             if wanted is None or num == wanted:
                 return b""
 
     def received(self) -> int:
-        proc = self.inst.kernel.current
-        request = getattr(proc, "request", None)
-        return getattr(request, "signal_received", 0) if request is not None else 0
+        return getattr(_request_struct(self.inst.kernel.current), "signal_received", 0)
 
     def process_died(self, proc: UProcess) -> None:
         self.waiting.pop(proc, None)
@@ -376,6 +385,16 @@ class Signals:
         return {"register_signal": register_signal, "signal": signal,
                 "signal_registered": signal_registered, "signal_wait": signal_wait,
                 "signal_received": signal_received}
+
+
+class _NoRequest:
+    signal_received = 0
+
+
+def _request_struct(proc: Any) -> Any:
+    """What holds ``wsgi_req->signal_received``: the request in flight, else the
+    process's own request structure (a mule's, a spooler's; the master's at import)."""
+    return getattr(proc, "request", None) or (proc if proc is not None else _NoRequest())
 
 
 #: park() reasons of signal_wait, by awaited number (built once each).

@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import AppLoadError, DeadlockError, SimulationError
+from .banner import MACHINES
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_options
+from .containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
 from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
+from .options_status import report_not_simulated
 from .processes import UProcess
 from .trace import Trace
 from .workers import Request, Response, dispatch_request
@@ -64,7 +67,17 @@ class Simulation:
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
     to 4 workers takes ~180 MB. ``start()`` raises ``AppLoadError`` when the app did
-    not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``.
+    not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``. An option
+    the simulation does not simulate (``simuwsgi options --status not-simulated``) is
+    named in one warning line of the log; ``strict=True`` refuses it instead
+    (``OptionNotSimulatedError``). ``stall_timeout`` is how many real seconds app code
+    may run without yielding to the simulation (a CPU loop, a blocking real socket):
+    then the process is stopped, as uWSGI's harakiri would when ``--harakiri`` is set,
+    else ``StallError`` names it (None: never; see ``simuwsgi.containment``). In fork
+    mode ``fork_timeout`` plays that part (a hung child is a ``StallError`` too).
+    ``machine`` is whose facts the startup lines of the log print: ``"virtual"`` (a
+    fixed machine, so the log is the same everywhere) or ``"host"`` (this machine's, as
+    the real server would print them here).
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -73,7 +86,9 @@ class Simulation:
                  decorators: str = "auto", fork_timeout: float | None = None,
                  network: str = "none", cron_commands: bool = False,
                  legacy: bool = False, trace_kinds: Iterable[str] | None = None,
-                 allow_no_app: bool = False) -> None:
+                 allow_no_app: bool = False, strict: bool = False,
+                 stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+                 machine: str = "virtual") -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -91,6 +106,10 @@ class Simulation:
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
+        if machine not in MACHINES:
+            raise ValueError(f"machine must be one of {', '.join(MACHINES)}, not {machine!r}")
+        self.inst.machine = machine
+        report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime
 
@@ -99,6 +118,12 @@ class Simulation:
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.legacy)
         self._patch = TimePatch(self.clock, self._sleep)
+        if stall_timeout is not None:
+            stall_timeout = check_duration("stall_timeout", stall_timeout) or None
+        self.inst.stall_timeout = stall_timeout
+        self._contain = Containment(self.inst)
+        # fork mode: user code runs in OS children, watched by ``fork_timeout``
+        self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
         self._decorators = decorators
         self._imports = ImportLedger()
         self.allow_no_app = allow_no_app
@@ -126,6 +151,8 @@ class Simulation:
         kernel.context_hook = inst.app.switch
         try:
             self._patch.install()
+            self._contain.install()
+            self._watchdog.start()
             if stale:
                 inst.log(f"[simuwsgi] imported before the simulation with uwsgi = None, "
                          f"imported afresh inside it: {', '.join(stale)}")
@@ -133,16 +160,11 @@ class Simulation:
             inst.on_stop.append(self._settle)
             try:
                 with self._patch.running():
-                    inst.boot()
+                    self._drive(inst.boot, "start")
             except SimulationError as exc:
                 if isinstance(exc.__cause__, AppLoadError):  # --lazy-apps: in a worker
                     raise exc.__cause__ from None
                 raise
-            except SystemExit as exc:  # sys.exit() at import: PyErr_Print() exits uWSGI
-                raise AppLoadError(
-                    f"the app called sys.exit({exc.code!r}) while it was imported: uWSGI "
-                    f"exits with status {_exit_status(exc.code)}",
-                    log=self.log, exit_status=_exit_status(exc.code)) from None
             self._settle()
             self._imports.check_stale()
             if not inst.app_loaded and not self.allow_no_app:
@@ -182,6 +204,7 @@ class Simulation:
         """Stop the instance and take every patch out. Idempotent."""
         if self.closed:
             return
+        self._check_not_reentrant("close")
         self.closed = True
         try:
             if self.started:
@@ -192,7 +215,8 @@ class Simulation:
                     hook = getattr(sub, "close", None)
                     if hook is not None:
                         hook()
-            self._settle()
+            if self.started:  # a never-started simulation installed no uwsgi module
+                self._settle()
             with self._patch.running():  # killed processes' finally blocks run here
                 self.kernel.close()
         finally:
@@ -200,6 +224,8 @@ class Simulation:
                 self.inst.forks.close()
             self.kernel.context_hook = None
             self.inst.app.restore()
+            self._watchdog.close()
+            self._contain.uninstall()
             self._patch.uninstall()
             finder = getattr(self, "_finder", None)
             if finder is not None and finder in sys.meta_path:
@@ -221,7 +247,19 @@ class Simulation:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _ensure_started(self) -> None:
+    def _check_not_reentrant(self, what: str) -> None:
+        """The driving API is for the test: app code calling it would run the kernel
+        from inside one of its own processes."""
+        proc = self.kernel.current
+        if self._watchdog.driving or proc is not None:
+            who = f"{proc.name} (pid {proc.pid})" if proc is not None else "the simulation"
+            raise SimulationError(
+                f"sim.{what}() called from app code running in {who}: the driving API "
+                "(start, advance, run_until, request, get, close...) is for the test, "
+                "outside the simulation; in the app, use time.sleep() or the uwsgi API")
+
+    def _ensure_started(self, what: str = "run") -> None:
+        self._check_not_reentrant(what)
         if not self.started:
             self.start()
         if self.closed:
@@ -248,15 +286,16 @@ class Simulation:
 
     def advance(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass, running everything that falls due."""
-        self._ensure_started()
+        seconds = check_duration("advance()", seconds)
+        self._ensure_started("advance")
         self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
 
     def run_until(self, when: Any) -> None:
         """Run until virtual time ``when``: seconds since start, or a wall-clock
         instant (datetime, ISO string)."""
-        self._ensure_started()
+        self._ensure_started("run_until")
         if isinstance(when, (int, float)) and not isinstance(when, bool):
-            target = float(when)
+            target = check_duration("run_until()", when, negative=True)
         else:
             target = self.kernel.now + parse_start(when, self.clock.tz) - self.clock.time()
         if target < self.kernel.now:
@@ -273,7 +312,8 @@ class Simulation:
     def step_clock(self, seconds: float) -> None:
         """Step the virtual wall clock (NTP jump): forward or backward; monotonic time
         and pending timers are unaffected."""
-        self._ensure_started()
+        seconds = check_duration("step_clock()", seconds, negative=True)
+        self._ensure_started("step_clock")
         self.inst.record("clock.step", self.inst.master, delta=seconds)
         self.clock.step(seconds)
 
@@ -293,10 +333,22 @@ class Simulation:
             self._imports.enter()
             sys.modules["uwsgi"] = self.inst.facade
             with self._patch.running():
-                body()
+                self._drive(body, "run")
         finally:
             gc.set_threshold(*thresholds)
             self._settle()
+
+    def _drive(self, body: Any, what: str) -> None:
+        """Run the kernel for the test: the watchdog is armed, re-entry refused."""
+        self._check_not_reentrant(what)
+        watchdog = self._watchdog
+        watchdog.driving = True
+        test_argv, sys.argv = sys.argv, self._contain.argv
+        try:
+            body()
+        finally:
+            sys.argv = test_argv
+            watchdog.end_drive()
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""
@@ -399,6 +451,18 @@ class Simulation:
         self.inst.kill(proc, "killed")
         self.advance(0)
 
+    def set_rss(self, process: str, rss: int, *, vsz: int | None = None) -> None:
+        """Set what measuring a process's memory gives from now on, in bytes (RSS, and
+        the address space with ``vsz``): ``--reload-on-rss``/``--reload-on-as`` read it
+        at the end of each request, ``--evil-reload-on-*`` when the worker publishes it
+        (end of a request, or every ``--mem-collector-freq`` seconds)."""
+        self._ensure_started()
+        proc = self.process(process)
+        proc.rss = int(rss)
+        if vsz is not None:
+            proc.vsz = int(vsz)
+        self.inst.record("memory.set", proc, rss=proc.rss, vsz=proc.vsz)
+
     def reload(self) -> None:
         """Graceful reload (SIGHUP to the master), run to completion."""
         self._ensure_started()
@@ -453,10 +517,3 @@ class Simulation:
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("running" if self.started else "new")
         return f"<Simulation seed={self.seed} t={self.kernel.now:.3f} {state}>"
-
-
-def _exit_status(code: Any) -> int:
-    """The process exit status of ``sys.exit(code)``, as CPython computes it."""
-    if code is None:
-        return 0
-    return code if isinstance(code, int) else 1

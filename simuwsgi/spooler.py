@@ -77,7 +77,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
-from ._pyarg import no_kwargs, parser
+from ._pyarg import kwargs_dict_passed, no_kwargs, parser
 from .config import canonical
 from .master import ProcessExit
 from .processes import Spooler
@@ -290,6 +290,13 @@ class Spoolers:
         except OSError as exc:
             self.inst.log(f'open("{path}"): {exc.strerror} [core/spooler.c line 271]')
             return False
+        if len(content) - 4 - int.from_bytes(content[1:3], "little") > MAX_RW_COUNT:
+            # the body goes out in one write(), which Linux stops at 0x7ffff000 bytes
+            self.inst.log(f"[spooler] unable to write body for {path}")
+            self.inst.log("uwsgi_spool_request()/write(): Success [core/spooler.c line 381]")
+            os.close(fd)
+            _unlink_quiet(path)
+            return False
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
             written = os.write(fd, content)
@@ -481,6 +488,14 @@ class Spoolers:
         if path in self._busy or not _try_lock(fd):
             os.close(fd)
             return
+        if _body_too_big(fd, st.st_size):
+            # uwsgi_spooler_read_content reads the body with one read(), which Linux
+            # stops at 0x7ffff000 bytes: a body over 2 GB is a read error, and the
+            # task file is destroyed
+            os.close(fd)
+            self.inst.log("spooler_manage_task()/read(): Success [core/spooler.c line 564]")
+            self._destroy(slot, directory, path, "body over 2 GB")
+            return
         try:
             decoded = decode_spool_file(_read_all(fd, st.st_size))
         except SpoolFileError as exc:
@@ -668,7 +683,8 @@ class Spoolers:
         p_get_task = parser("s:spooler_get_task")
 
         def spool(*args: Any, **kw: Any) -> bytes:
-            return self._py_spool(args, kw)
+            passed = kw or kwargs_dict_passed(sys._getframe(1))
+            return self._py_spool(args, kw if passed else None)
 
         def set_spooler_frequency(*args: Any, **kw: Any) -> bool:
             no_kwargs("set_spooler_frequency", kw)
@@ -700,13 +716,14 @@ class Spoolers:
             "spoolers": tuple(os.fsencode(s.dir) for s in self.slots),
         }
 
-    def _py_spool(self, args: tuple[Any, ...], kw: dict[str, Any]) -> bytes:
-        """``py_uwsgi_send_spool``."""
+    def _py_spool(self, args: tuple[Any, ...], kw: dict[str, Any] | None) -> bytes:
+        """``py_uwsgi_send_spool``: the dict argument, else the keyword dict, even empty
+        (``kw`` None: no ``**`` dict was passed, ``uwsgi.spool()``)."""
         if args:
             task = args[0]
             if not isinstance(task, dict):
                 raise ValueError("The argument of spooler callable must be a dictionary")
-        elif kw:
+        elif kw is not None:
             task = kw
         else:
             raise ValueError("The argument of spooler callable must be a dictionary")
@@ -823,6 +840,19 @@ def _try_lock(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+#: the most one read() or write() moves on Linux (``MAX_RW_COUNT``)
+MAX_RW_COUNT = 0x7FFFF000
+
+
+def _body_too_big(fd: int, size: int) -> bool:
+    """Whether the task file's body (after the header and its vars) is more than one
+    read() returns; only the 4-byte header is read to tell."""
+    if size - 4 <= MAX_RW_COUNT:
+        return False
+    head = os.pread(fd, 4, 0)
+    return len(head) == 4 and size - 4 - int.from_bytes(head[1:3], "little") > MAX_RW_COUNT
 
 
 def _read_all(fd: int, size: int) -> bytes:

@@ -39,6 +39,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("mules", "simuwsgi.mules:Mules"),
     ("spooler", "simuwsgi.spooler:Spoolers"),
     ("metrics", "simuwsgi.metrics:Metrics"),
+    ("cheaper", "simuwsgi.cheaper:Cheaper"),
     ("misc", "simuwsgi.misc:Misc"),
     ("net", "simuwsgi._net:Net"),  # only with Simulation(network='real')
 ]

@@ -10,10 +10,13 @@ What it models (``core/writer.c`` ``uwsgi_response_prepare_headers``,
 * ``start_response`` (the app's and the module-level ``uwsgi.start_response``, one and
   the same function) prepares ``<protocol> <status>\\r\\n`` and the headers; it can be
   called again until the headers are on the wire, then raises
-  ``OSError('headers already sent')``;
+  ``OSError('headers already sent')``; a status shorter than 3 bytes is ignored (no
+  headers at all), a 3-4 byte one gets uWSGI's reason phrase (``Unknown`` if none), and
+  the header buffer stops at ``--response-headers-limit`` (64k: ``TypeError('unable to
+  add header to the response')``, nothing sent);
 * the headers go out with the first body write, or at the end of the request, or with
-  ``sendfile``; a body written before any ``start_response`` is dropped, unless
-  ``sendfile`` already put file bytes on the wire (then headers are never sent);
+  ``sendfile``; a body written while no status is prepared goes out alone (no status
+  line, observed), and the log shows the default status 500;
 * ``uwsgi.send([fd, ]data)`` writes raw bytes on the connection at once, ahead of or
   between the response's own writes (``True``); ``uwsgi.sendfile`` streams a file (or an
   open file's descriptor) at ``pos`` for ``filesize`` bytes (the chunk argument is
@@ -37,7 +40,6 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .master import ProcessExit
@@ -49,6 +51,30 @@ if TYPE_CHECKING:
 __all__ = ["BuiltinFunction", "Connection", "segfault"]
 
 _EBADF = os.strerror(errno.EBADF)
+_PAGE_SIZE = 4096
+
+#: ``core/init.c`` ``hsc``: the reason phrases uWSGI adds to a bare 3-digit status
+_PHRASES = {
+    "200": "OK", "302": "Found", "404": "Not Found", "500": "Internal Server Error",
+    "301": "Moved Permanently", "304": "Not Modified", "303": "See Other",
+    "403": "Forbidden", "307": "Temporary Redirect", "401": "Unauthorized",
+    "400": "Bad Request", "405": "Method Not Allowed", "408": "Request Timeout",
+    "100": "Continue", "101": "Switching Protocols", "201": "Created", "202": "Accepted",
+    "203": "Non-Authoritative Information", "204": "No Content", "205": "Reset Content",
+    "206": "Partial Content", "300": "Multiple Choices", "305": "Use Proxy",
+    "402": "Payment Required", "406": "Not Acceptable",
+    "407": "Proxy Authentication Required", "409": "Conflict", "410": "Gone",
+    "411": "Length Required", "412": "Precondition Failed",
+    "413": "Request Entity Too Large", "414": "Request-URI Too Long",
+    "415": "Unsupported Media Type", "416": "Requested Range Not Satisfiable",
+    "417": "Expectation Failed", "418": "I'm a teapot", "422": "Unprocessable Entity",
+    "425": "Too Early", "426": "Upgrade Required", "428": "Precondition Required",
+    "429": "Too Many Requests", "431": "Request Header Fields Too Large",
+    "451": "Unavailable For Legal Reasons", "501": "Not Implemented", "502": "Bad Gateway",
+    "503": "Service Unavailable", "504": "Gateway Timeout",
+    "505": "HTTP Version Not Supported", "509": "Bandwidth Limit Exceeded",
+    "511": "Network Authentication Required",
+}
 
 
 def segfault(inst: Instance) -> NoReturn:
@@ -62,7 +88,7 @@ def segfault(inst: Instance) -> NoReturn:
     inst.log("*** end of backtrace ***")
     if proc is None or proc is inst.master:
         raise ProcessExit("segmentation fault", -11)
-    inst.kernel.call_soon(inst.kill, proc, "segmentation fault")
+    inst.kernel.call_soon(inst.kill, proc, "segmentation fault", None)  # 2.0.30: "died :(", no signal (observed)
     inst.kernel.park("segmentation fault")
     raise ProcessExit("segmentation fault", -11)  # not reached: the process is discarded
 
@@ -86,9 +112,10 @@ class BuiltinFunction:
 class Connection:
     """One request's client socket and response state (``struct wsgi_request``)."""
 
-    __slots__ = ("altered", "body", "closed", "headers", "headers_sent", "inst", "raw_writes",
-                 "req", "response_size", "status", "via_sendfile", "wire", "worker",
-                 "write", "write_errors")
+    __slots__ = ("_hcap", "_hpos", "altered", "body", "closed", "header_cnt", "headers",
+                 "headers_sent", "headers_size", "inst", "raw_writes", "req", "response_size",
+                 "sendfile_chunk", "sendfile_obj", "status", "status_code", "switches",
+                 "via_sendfile", "wire", "worker", "write", "write_errors")
 
     def __init__(self, inst: Instance, req: Request, worker: Any = None,
                  write: Any = None) -> None:
@@ -99,8 +126,19 @@ class Connection:
         self.write = write if write is not None else self.uwsgi_write
         self.wire: list[bytes] = []  # every byte written on the socket, in order
         self.raw_writes: list[bytes] = []  # what uwsgi.send() wrote
+        #: the status line's text; None until uWSGI's header buffer holds one
         self.status: str | None = None
+        #: ``wsgi_req->status``: 500 until a status is prepared (what the log shows)
+        self.status_code = 500
         self.headers: list[tuple[str, str]] = []
+        self.header_cnt = 0
+        self.headers_size = 0  # header bytes written (the log's "headers in N bytes")
+        self.switches = 0  # iterations of the response loop (the log's "N switches")
+        self._hcap = 0  # the header buffer's allocated size (0: no buffer yet)
+        self._hpos = 0
+        #: what ``wsgi.file_wrapper`` returned (and its read size), for the response loop
+        self.sendfile_obj: Any = None
+        self.sendfile_chunk = 0
         self.headers_sent = False
         self.response_size = 0  # body bytes written (uWSGI's response_size)
         self.body: list[bytes] = []
@@ -110,17 +148,18 @@ class Connection:
         self.via_sendfile = False
 
     # -- the log lines of uwsgi_req_error ------------------------------------------------
-    def _req_error(self, what: str, line: int, strerror: str = _EBADF) -> None:
-        stamp = time.asctime(time.localtime(self.inst.wall()))
+    def req_error(self, what: str, where: str, line: int, strerror: str = _EBADF) -> None:
+        """``uwsgi_req_error``: the failed call, the error and the request, dated; its
+        short form when the request has no method, URI or address."""
         req = self.req
         if req.method and req.path and req.remote_addr:
-            self.inst.log(f"{stamp} - {what}: {strerror} [core/writer.c line {line}] during "
-                          f"{req.method} {req.path} ({req.remote_addr})")
+            self.inst.log_verbose(f"{what}: {strerror} [{where} line {line}] during "
+                                  f"{req.method} {req.path} ({req.remote_addr})")
         else:  # uwsgi.h's uwsgi_req_error without a method, URI or address
-            self.inst.log(f"{stamp} - {what} {strerror} [core/writer.c line {line}] ")
+            self.inst.log_verbose(f"{what} {strerror} [{where} line {line}] ")
 
     def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
-        self._req_error(what, line, strerror)
+        self.req_error(what, "core/writer.c", line, strerror)
         self.write_errors += 1
         return False
 
@@ -141,37 +180,90 @@ class Connection:
         if not isinstance(status, str):
             raise TypeError("http status must be a string")
         try:
-            status.encode("latin-1")
+            raw_status = status.encode("latin-1")
         except UnicodeEncodeError:
             raise TypeError("http status string must be encodable in latin1") from None
-        self.status = status  # uwsgi_response_prepare_headers
-        self.headers = []
-        if len(args) < 2:
-            raise TypeError("start_response() takes at least 2 arguments")
-        headers = args[1]
-        if not isinstance(headers, list):
-            raise TypeError("http headers must be in a python list")
-        for item in list(headers):
-            if not isinstance(item, tuple):
-                raise TypeError("http header must be defined in a tuple")
-            if len(item) < 2:
-                raise TypeError("http header must be a 2-item tuple")
-            key, value = item[0], item[1]
-            if not isinstance(key, str):
-                raise TypeError("http header key must be a string")
-            if not isinstance(value, str):
-                raise TypeError("http header value must be a string")
-            try:
-                pair = (key.encode("latin-1").decode("latin-1"),
-                        value.encode("latin-1").decode("latin-1"))
-            except UnicodeEncodeError:
-                raise TypeError("http header must be encodable in latin1") from None
-            self.headers.append(pair)
+        if self._prepare(raw_status):
+            if len(args) < 2:
+                raise TypeError("start_response() takes at least 2 arguments")
+            headers = args[1]
+            if not isinstance(headers, list):
+                raise TypeError("http headers must be in a python list")
+            for item in list(headers):
+                if not isinstance(item, tuple):
+                    raise TypeError("http header must be defined in a tuple")
+                if len(item) < 2:
+                    raise TypeError("http header must be a 2-item tuple")
+                key, value = item[0], item[1]
+                if not isinstance(key, str):
+                    raise TypeError("http header key must be a string")
+                if not isinstance(value, str):
+                    raise TypeError("http header value must be a string")
+                try:
+                    pair = (key.encode("latin-1").decode("latin-1"),
+                            value.encode("latin-1").decode("latin-1"))
+                except UnicodeEncodeError:
+                    raise TypeError("http header must be encodable in latin1") from None
+                if not self._add_header(*pair):
+                    raise TypeError("unable to add header to the response")
         if (isinstance(exc_info, tuple) and len(exc_info) > 2
                 and isinstance(exc_info[1], BaseException)):
             raise SystemError("<built-in function uwsgi_spit> returned a result with an "
                               "exception set") from exc_info[1]
         return self.write
+
+    # -- the header buffer (uwsgi_response_prepare_headers / add_header, uwsgi_buffer) ----
+    def _prepare(self, status: bytes) -> bool:
+        """``uwsgi_response_prepare_headers``: False (and nothing changes) once anything
+        was written, or for a status shorter than 3 bytes; a 3-4 byte status gets
+        uWSGI's reason phrase."""
+        if (self.headers_sent or self.headers_size or self.response_size or len(status) < 3
+                or self.write_errors):
+            return False
+        if not self._hcap:
+            self._hcap = _PAGE_SIZE
+        self._hpos = 0
+        self.header_cnt = 0
+        self.headers = []
+        self.status_code = 100 * (status[0] - 48) + 10 * (status[1] - 48) + (status[2] - 48)
+        if len(status) <= 4:
+            phrase = _PHRASES.get(status[:3].decode("latin-1"), "Unknown")
+            status = status[:3] + b" " + phrase.encode()
+        protocol = self.req.protocol.encode("latin-1") or b"HTTP/1.0"
+        if not self._append(len(protocol) + 1 + len(status) + 2):
+            self.write_errors += 1
+            return False
+        self.status = status.decode("latin-1")
+        return True
+
+    def _add_header(self, key: str, value: str) -> bool:
+        """``uwsgi_response_add_header_do``: the buffer's limit is
+        ``--response-headers-limit`` (default 64k); past it, a write error."""
+        if self.headers_sent or self.headers_size or self.response_size or self.write_errors:
+            return False
+        if not self._hcap:
+            self._hcap = _PAGE_SIZE
+        if not self._append(len(key) + 2 + len(value) + 2):
+            self.write_errors += 1
+            return False
+        self.header_cnt += 1
+        self.headers.append((key, value))
+        return True
+
+    def _append(self, size: int) -> bool:
+        """``uwsgi_buffer_append`` on the header buffer: it grows by pages (or by exactly
+        what is missing near the limit) and refuses to grow past the limit."""
+        if size > self._hcap - self._hpos:
+            limit = self.inst.opts.int("response-headers-limit", 0) or 65535
+            chunk = max(size, _PAGE_SIZE)
+            if self._hcap + chunk > limit:
+                if size < _PAGE_SIZE:
+                    chunk = size
+                if self._hcap + chunk > limit:
+                    return False
+            self._hcap += chunk
+        self._hpos += size
+        return True
 
     def uwsgi_write(self, *args: Any) -> None:
         """``py_uwsgi_write`` (``<built-in function uwsgi_write>``): bytes only; anything
@@ -189,30 +281,39 @@ class Connection:
 
     # -- writes ---------------------------------------------------------------------------
     def write_headers(self) -> bool:
-        """``uwsgi_response_write_headers_do``."""
+        """``uwsgi_response_write_headers_do``: nothing to do without a prepared status."""
         if (self.headers_sent or self.status is None or self.response_size
                 or self.write_errors):
             return True
+        if not self._append(2):  # proto_fix_headers: the final CRLF
+            self.write_errors += 1
+            return False
         if self.closed:
             return self._fail("uwsgi_response_write_headers_do()", 248)
-        self.wire.append(self._header_block())
-        self.headers_sent = True
+        self._send_headers()
         return True
+
+    def _send_headers(self) -> None:
+        block = self._header_block()
+        self.wire.append(block)
+        self.headers_size += len(block)
+        self.headers_sent = True
 
     def write_body(self, data: bytes) -> bool:
         """``uwsgi_response_write_body_do``; False on a write error."""
         if self.write_errors:
             return False
-        if not self.headers_sent:
-            if self.status is None and not self.response_size:
-                return True  # observed: no start_response, nothing on the wire yet
-            if self.status is not None and not self.response_size:
-                if self.closed:
-                    line = (306, "uwsgi_response_writev_headers_and_body_do()") if data \
-                        else (248, "uwsgi_response_write_headers_do()")
-                    return self._fail(line[1], line[0])
-                self.wire.append(self._header_block())
-                self.headers_sent = True
+        # Without a prepared status there are no headers to send: the body goes out
+        # alone (observed: a body without start_response reaches the client raw).
+        if not self.headers_sent and self.status is not None and not self.response_size:
+            if not self._append(2):  # proto_fix_headers: the final CRLF
+                self.write_errors += 1
+                return False
+            if self.closed:
+                line = (306, "uwsgi_response_writev_headers_and_body_do()") if data \
+                    else (248, "uwsgi_response_write_headers_do()")
+                return self._fail(line[1], line[0])
+            self._send_headers()
         if not data:
             return True
         if self.closed:
@@ -279,6 +380,15 @@ class Connection:
         """``uwsgi_close_request``: headers still pending go out now."""
         if not self.headers_sent and not self.response_size:
             self.write_headers()
+
+    @property
+    def log_stats(self) -> dict[str, Any]:
+        """The request's counters the log line shows (plain values: fork mode sends
+        them from the worker's child)."""
+        return {"app_id": 0, "status": self.status_code, "response_size": self.response_size,
+                "headers_size": self.headers_size, "header_cnt": self.header_cnt,
+                "switches": self.switches, "via_sendfile": self.via_sendfile,
+                "write_errors": self.write_errors}
 
     @property
     def raw(self) -> bytes:

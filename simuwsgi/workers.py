@@ -15,6 +15,9 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
   ``uwsgi.request_id()`` — and ``total_requests``);
 * an exception in the app is logged with its traceback and counted in ``exceptions``;
   the client gets what uWSGI sends (see ``_exception_response``);
+* the response loop is ``uwsgi_response_subhandler_wsgi`` (see ``_respond``), and each
+  request ends with uWSGI's log line (``simuwsgi.reqlog``), its counters (headers,
+  switches, bytes) taken from the connection;
 * ``--harakiri`` is armed for each request; ``--max-requests`` recycles the worker.
 
 Requests take no virtual time unless the app sleeps or blocks.
@@ -22,13 +25,19 @@ Requests take no virtual time unless the app sleeps or blocks.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .master import ProcessExit
+from . import reqlog as _reqlog
+from ._pyarg import no_kwargs, parser
+from .protocol._numbers import content_length as _content_length
+from .master import CONTROL, ProcessExit
+from .wire import BuiltinFunction
 from .wire import Connection as _Connection
 
 if TYPE_CHECKING:
@@ -165,6 +174,8 @@ def dispatch_request(inst: Instance, req: Request) -> None:
     if inst.stopped:
         req.fail("connection refused: instance stopped", inst.kernel.now)
         return
+    if inst.is_cheap:  # the master wakes on the socket and spawns the workers
+        inst.leave_cheap_mode()
     worker = take_idle_worker(inst, "accept")
     if worker is not None:
         inst.kernel.wake(worker, ("req", req))
@@ -195,7 +206,7 @@ def worker_loop(inst: Instance, w: Worker) -> None:
     idle = inst.idle_workers
     while True:
         if not w.manage_next_request:
-            raise ProcessExit("reload")
+            raise ProcessExit(w.stop_reason)
         if private:
             signals.run_handler(w, private.popleft())
             continue
@@ -217,13 +228,60 @@ def worker_loop(inst: Instance, w: Worker) -> None:
 
 class _Input(io.BytesIO):
     """``wsgi.input``: uWSGI's ``uwsgi._Input`` (read, readline, readlines, seek, tell,
-    fileno, close)."""
+    fileno, close) over the body the client sent, up to the request's Content-Length
+    (``wsgi_req->post_cl``, see ``content_length``).
 
-    def fileno(self) -> int:
-        return 0
+    ``read()`` is ``uwsgi_request_body_read``: it reads at most what is left of the
+    Content-Length; a buffer larger than the machine's memory cannot be allocated
+    (``malloc()`` fails, logged, ``OSError``), and when the client sent fewer bytes than
+    it announced, uWSGI waits ``--socket-timeout`` (default 4 s) of virtual time for the
+    rest, logs ``[uwsgi-body-read] Timeout reading ...`` and raises ``OSError``.
+    ``readline``/``readlines``/iteration read what was sent, without the waiting."""
+
+    def __init__(self, body: bytes, post_cl: int = -1, conn: Any = None) -> None:
+        self._cl = len(body) if post_cl < 0 else post_cl
+        super().__init__(body[:self._cl])
+        self._conn = conn
+
+    def read(self, *args: Any) -> bytes:  # type: ignore[override]
+        (hint,) = _parse_read(args) or (0,)
+        pos = self.tell()
+        if pos >= self._cl:
+            return b""
+        remains = self._cl - pos if hint <= 0 else min(hint, self._cl - pos)
+        conn = self._conn
+        if conn is not None and remains > _memory():
+            conn.req_error("uwsgi_request_body_read()/malloc()", "core/reader.c", 371,
+                           os.strerror(errno.ENOMEM))
+            raise OSError(f"error during read({hint}) on wsgi.input")
+        sent = len(self.getbuffer())
+        if conn is not None and pos + remains > sent:
+            inst = conn.inst
+            kernel = inst.kernel
+            kernel.wake(kernel.current, None, delay=float(inst.opts.int("socket-timeout", 0)
+                                                          or 4))
+            kernel.park("reading the request body")
+            conn.switches += 1  # uwsgi_wait_read_req: a switch
+            self.seek(sent)
+            inst.log(f"[uwsgi-body-read] Timeout reading {pos + remains - sent} bytes. "
+                     f"Content-Length: {self._cl} consumed: {sent} left: {self._cl - sent}")
+            raise OSError(f"error during read({hint}) on wsgi.input")
+        return super().read(remains)
 
 
 _Input.__module__ = "uwsgi"
+_parse_read = parser("|l:read")
+
+
+def _memory() -> int:
+    """What one ``malloc`` can get on this machine (Linux's heuristic overcommit refuses
+    more than the physical memory, roughly)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def content_length(value: str | None) -> int:
+    """``get_content_length`` of a var's text (``simuwsgi.protocol``'s)."""
+    return _content_length((value or "").encode("latin-1", "replace"))
 
 
 class _LogSink(io.RawIOBase):
@@ -240,7 +298,7 @@ class _LogSink(io.RawIOBase):
         chunk = self._partial + bytes(data)
         *lines, self._partial = chunk.split(b"\n")
         for line in lines:
-            self._inst.log(line.decode("utf-8", "replace"))
+            self._inst.log_raw(line.decode("utf-8", "replace"))
         return len(data)
 
 
@@ -250,20 +308,29 @@ def errors_stream(inst: Instance) -> io.TextIOWrapper:
                             line_buffering=True)
 
 
-def file_wrapper(filelike: Any, blksize: int = 8192) -> Iterable[bytes]:
-    """``wsgi.file_wrapper`` (``uwsgi_sendfile``): the file's content, in blocks."""
-    def blocks() -> Iterable[bytes]:
-        try:
-            while True:
-                chunk = filelike.read(blksize)
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            close = getattr(filelike, "close", None)
-            if close is not None:
-                close()
-    return blocks()
+_parse_sendfile = parser("O|i:uwsgi_sendfile")
+
+
+def file_wrapper(inst: Instance) -> BuiltinFunction:
+    """``wsgi.file_wrapper``: uWSGI's ``uwsgi_sendfile``, one function per instance. It
+    returns the file object itself, remembered for the request's response loop."""
+    wrapper = getattr(inst, "_file_wrapper", None)
+    if wrapper is None:
+        def uwsgi_sendfile(*args: Any, **kw: Any) -> Any:
+            no_kwargs("uwsgi_sendfile", kw)
+            parsed = _parse_sendfile(args)
+            filelike = parsed[0]
+            if not hasattr(filelike, "read"):
+                raise AttributeError("object has no attribute 'read'")
+            req = getattr(inst.kernel.current, "request", None)
+            conn = getattr(req, "conn", None)
+            if conn is not None:
+                conn.sendfile_obj = filelike
+                conn.sendfile_chunk = parsed[1] if len(parsed) > 1 else 0
+            return filelike
+
+        wrapper = inst._file_wrapper = BuiltinFunction("uwsgi_sendfile", uwsgi_sendfile)
+    return wrapper
 
 
 def _server_port(inst: Instance) -> str:
@@ -274,12 +341,13 @@ def _server_port(inst: Instance) -> str:
     return "80"
 
 
-def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
-    """The WSGI environ uWSGI's Python plugin builds for an ``--http-socket`` request
-    (observed on 2.0.30: no ``REMOTE_PORT``; ``SERVER_NAME`` is the host name;
-    ``CONTENT_LENGTH`` only with a body; headers become ``HTTP_*``)."""
+def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
+    """The vars uWSGI's ``--http-socket`` parser (``proto/http.c`` ``http_parse``) puts
+    in the request's uwsgi packet (observed on 2.0.30: no ``REMOTE_PORT``;
+    ``SERVER_NAME`` is the host name; ``CONTENT_LENGTH`` only with a body; headers
+    become ``HTTP_*``)."""
     parts = urlsplit(req.path)
-    environ: dict[str, Any] = {
+    packet = {
         "REQUEST_METHOD": req.method,
         "REQUEST_URI": req.path,
         "PATH_INFO": _unquote_path(parts.path or "/"),
@@ -293,15 +361,23 @@ def build_environ(inst: Instance, req: Request, w: Worker) -> dict[str, Any]:
     for name, value in req.headers:
         key = name.upper().replace("-", "_")
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            environ[key] = value
+            packet[key] = value
         else:
-            environ["HTTP_" + key] = value
-    if req.body and "CONTENT_LENGTH" not in environ:
-        environ["CONTENT_LENGTH"] = str(len(req.body))
+            packet["HTTP_" + key] = value
+    if req.body and "CONTENT_LENGTH" not in packet:
+        packet["CONTENT_LENGTH"] = str(len(req.body))
+    return packet
+
+
+def build_environ(inst: Instance, req: Request, w: Worker,
+                  conn: Any = None) -> dict[str, Any]:
+    """The WSGI environ uWSGI's Python plugin builds: the packet's vars, then the
+    ``wsgi.*`` and ``uwsgi.*`` keys."""
+    environ: dict[str, Any] = dict(packet_vars(inst, req))
     environ.update({
-        "wsgi.input": _Input(req.body),
+        "wsgi.input": _Input(req.body, content_length(environ.get("CONTENT_LENGTH")), conn),
         "wsgi.errors": inst.errors_stream(),
-        "wsgi.file_wrapper": file_wrapper,
+        "wsgi.file_wrapper": file_wrapper(inst),
         "wsgi.version": (1, 0),
         "wsgi.run_once": False,
         "wsgi.url_scheme": "http",
@@ -326,6 +402,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     req.worker = w.id
     req.started = kernel.now
     inst.record("request.start", w, id=req.id, method=req.method, path=req.path)
+    start_wall = inst.wall()
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
     if inst.forks is None:
@@ -357,13 +434,54 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
                   ("the app raised before start_response" if failed
                    else "start_response not called"))
     req.finish(status, headers, body, end, reason)
-    # uWSGI's request log line (the vars count and size are not tracked here).
-    inst.log(f"[pid: {w.pid}|app: 0|req: {w.requests}/{inst.total_requests}] "
-             f"{req.remote_addr} () {{0 vars in 0 bytes}} "
-             f"{req.method} {req.path} => generated {len(body)} bytes (HTTP/1.1 {status})", w)
-    if (inst.max_requests > 0 and w.delta_requests >= inst.max_requests
+    _log_request(inst, w, req, start_wall, end)
+    # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
+    # memory limits
+    limit = inst.max_requests + (w.id - 1) * inst.max_requests_delta
+    if (inst.max_requests > 0 and w.delta_requests >= limit
             and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
         raise ProcessExit("max-requests")
+    if inst.measure_memory(w):
+        raise ProcessExit("max-requests")
+
+
+def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
+                 end: float) -> None:
+    """uWSGI's request log line, from the connection's counters (``reqlog``)."""
+    conn = req.conn
+    stats = getattr(conn, "log_stats", None)
+    if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
+        stats = _no_app_stats(req.protocol)
+    vars_ = packet_vars(inst, req)
+    addr = req.remote_addr
+    if inst.opts.flag("log-x-forwarded-for") and "HTTP_X_FORWARDED_FOR" in vars_:
+        addr = vars_["HTTP_X_FORWARDED_FOR"]
+    misc = inst.subsystems.get("misc")
+    state = misc.request_state(req) if misc is not None else None
+    if stats["app_id"] >= 0:
+        w.app_local_requests += 1
+    record = _reqlog.RequestLogRecord(
+        pid=w.pid, wid=w.id, app_id=stats["app_id"],
+        app_req=w.app_local_requests if stats["app_id"] >= 0 else -1,
+        total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
+        proto=req.protocol, status=stats["status"], var_cnt=2 * len(vars_),
+        pktsize=sum(4 + len(k) + len(v.encode("latin-1", "replace"))
+                    for k, v in vars_.items()),
+        start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
+        response_size=stats["response_size"], headers_size=stats["headers_size"],
+        header_cnt=stats["header_cnt"], switches=stats["switches"],
+        via_sendfile=stats["via_sendfile"], write_errors=stats["write_errors"],
+        cl=len(req.body), host=vars_.get("HTTP_HOST", ""),
+        uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),
+        log_this=bool(state is not None and state.log_forced))
+    _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w)
+
+
+def _no_app_stats(protocol: str) -> dict[str, Any]:
+    head = (f"{protocol} 500 Internal Server Error\r\nConnection: close\r\n"
+            "Content-Type: text/plain\r\n\r\n")
+    return {"app_id": -1, "status": 500, "response_size": 21, "headers_size": len(head),
+            "header_cnt": 2, "switches": 0, "via_sendfile": False, "write_errors": 0}
 
 
 def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
@@ -380,10 +498,6 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         return 500, [("Connection", "close"), ("Content-Type", "text/plain")], \
             b"Internal Server Error", False
     app = inst.app.resolve(app)  # this process's copy of the master's callable
-    environ = build_environ(inst, req, w)
-    facade = inst.facade
-    if inst.cores < 2:
-        facade.env = environ
     misc = inst.subsystems.get("misc")
     if misc is not None:
         conn = req.conn = _Connection(inst, req, w, misc.writeout)
@@ -391,29 +505,28 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     else:
         conn = req.conn = _Connection(inst, req, w)
         start_response = _local_spit(conn)
+    environ = build_environ(inst, req, w, conn)
+    facade = inst.facade
+    if inst.cores < 2:
+        facade.env = environ
     failed = False
     try:
-        result = app(environ, start_response)
         try:
-            for chunk in result:
-                if isinstance(chunk, str):
-                    raise TypeError("unable to get the body of the response: str, not bytes")
-                if not conn.write_body(bytes(chunk)):
-                    conn.write_exception()
-                    break
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-    except (ProcessExit,):
+            result = app(environ, start_response)
+        except (*CONTROL, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - request_subhandler: logged, no response loop
+            failed = True
+            _manage_exception(inst, w)
+        else:
+            failed = _respond(inst, w, conn, result)
+    except CONTROL:
         raise
     except SystemExit as exc:
-        raise ProcessExit("SystemExit", exc.code if isinstance(exc.code, int) else 1) from None
-    except Exception:  # noqa: BLE001 - uWSGI logs the traceback and carries on
+        raise ProcessExit.from_system_exit(exc) from None
+    except BaseException:  # noqa: BLE001 - KeyboardInterrupt... from the body: logged
         failed = True
-        w.exceptions += 1
-        w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
-        inst.log_exception()
+        _manage_exception(inst, w)
     finally:
         if inst.cores < 2 and getattr(facade, "env", None) is environ:
             try:
@@ -432,6 +545,91 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     except (ValueError, IndexError):
         code = None
     return code, conn.headers, body, failed
+
+
+def _manage_exception(inst: Instance, w: Worker) -> bool:
+    """``uwsgi_manage_exception``: the traceback logged, the exception counted."""
+    w.exceptions += 1
+    w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+    inst.log_exception()
+    return True
+
+
+def _respond(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
+    """``uwsgi_response_subhandler_wsgi``: a ``bytes`` result is the body; the object
+    ``wsgi.file_wrapper`` returned is sent as a file; anything else is iterated, each
+    ``bytes`` item written and any other item logged as unhandled (a ``str`` body is
+    iterated character by character, observed). Each item is one of the log's
+    "switches"; ``close()`` is called at the end whatever happened. True when an
+    exception was logged."""
+    failed = _write_result(inst, w, conn, result)
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001
+            failed = _manage_exception(inst, w)
+    return failed
+
+
+def _write_result(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
+    """The response loop proper; True when an exception was logged."""
+    if isinstance(result, bytes):
+        if not conn.write_body(result):
+            conn.write_exception()
+        return False
+    if conn.sendfile_obj is not None and result is conn.sendfile_obj:
+        _send_file_wrapper(inst, w, conn, result)
+        return False
+    try:
+        chunks = iter(result)
+    except Exception:  # noqa: BLE001 - uWSGI logs it and closes the request
+        return _manage_exception(inst, w)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return False
+        except Exception:  # noqa: BLE001
+            return _manage_exception(inst, w)
+        if isinstance(chunk, bytes):
+            if not conn.write_body(chunk):
+                conn.write_exception()
+                return False
+        elif conn.sendfile_obj is not None and chunk is conn.sendfile_obj:
+            if not _send_file_wrapper(inst, w, conn, chunk):
+                return False
+        else:
+            inst.log(f"[ERROR] Unhandled object from iterator: {chunk!r} ({hex(id(chunk))})")
+        conn.switches += 1
+
+
+def _send_file_wrapper(inst: Instance, w: Worker, conn: Any, filelike: Any) -> bool:
+    """The file ``wsgi.file_wrapper`` wrapped: sent with sendfile() when it has a file
+    descriptor, else read (in ``blksize`` reads) and written; False on a write error."""
+    try:
+        fd = filelike if isinstance(filelike, int) else filelike.fileno()
+        fd = fd if isinstance(fd, int) else -1
+    except Exception:  # noqa: BLE001 - PyObject_AsFileDescriptor failed: cleared
+        fd = -1
+    if fd >= 0:
+        conn.sendfile(fd, 0, 0)
+    elif hasattr(filelike, "read"):
+        args = (conn.sendfile_chunk,) if conn.sendfile_chunk > 0 else ()
+        while True:
+            try:
+                data = filelike.read(*args)
+            except Exception:  # noqa: BLE001
+                _manage_exception(inst, w)
+                break
+            if not isinstance(data, bytes) or not data:
+                break
+            if not conn.write_body(data):
+                break
+    if conn.write_errors:
+        conn.write_exception()
+        return False
+    return True
 
 
 def _local_spit(conn: Any) -> Any:

@@ -297,8 +297,8 @@ def test_sigint_stops_serve_as_uwsgi_stops(tmp_path):
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert err.splitlines()[-2:] == ["SIGINT/SIGTERM received...killing workers...",
-                                     "goodbye to uWSGI."]
+    assert err.splitlines()[-3:] == ["SIGINT/SIGTERM received...killing workers...",
+                                     "worker 1 buried after 1 seconds", "goodbye to uWSGI."]
     assert "Traceback" not in err
 
 

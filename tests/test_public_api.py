@@ -16,3 +16,5 @@ def test_error_hierarchy():
     assert issubclass(simuwsgi.DeadlockError, simuwsgi.SimulationError)
     assert issubclass(simuwsgi.SimulationError, RuntimeError)
     assert issubclass(simuwsgi.NotSimulatedError, NotImplementedError)
+    assert issubclass(simuwsgi.StartRefusedError, simuwsgi.ConfigError)
+    assert issubclass(simuwsgi.OptionNotSimulatedError, simuwsgi.NotSimulatedError)

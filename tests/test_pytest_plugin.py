@@ -47,14 +47,16 @@ def test_failure_report_shows_seed_replay_command_and_the_log_tail(pytester):
         "*simuwsgi*",
         "seed 17, virtual time 3.000000 s, trace digest *",
         "replay: pytest 'test_fail.py::test_broken' --simuwsgi-seed=17",
-        "last 30 of 43 lines of the uWSGI log:",
-        "  line 13",
+        "last 30 of 67 lines of the uWSGI log:",  # 27 of uWSGI's own (startup, request)
+        "  line 15",
     ])
     out = result.stdout.str().splitlines()
-    first = out.index("  line 13")
-    tail = out[first:first + 31]  # 40 app lines, then "ready", "spawned", the request
-    assert tail[26:29] == ["  line 39", "  WSGI app 0 (mountpoint='') ready in 0 seconds on "
+    first = out.index("  line 15")
+    tail = out[first:first + 31]  # the app's last 25 lines, then the master's, the request
+    assert tail[24:29] == ["  line 39", "  WSGI app 0 (mountpoint='') ready in 0 seconds on "
                            "interpreter 0x0 pid: 1001 (default app)",
+                           "  *** uWSGI is running in multiple interpreter mode ***",
+                           "  spawned uWSGI master process (pid: 1001)",
                            "  spawned uWSGI worker 1 (pid: 1002, cores: 1)"]
     assert "GET /" in tail[29] and not tail[30].startswith("  ")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from simuwsgi import AppLoadError, DeadlockError, Simulation, SimulationError
@@ -163,7 +165,8 @@ def test_reload_reimports_with_same_master_pid(app_dir):
         sim.advance(1)
         after = sim.get("/").json()
         assert after["reload"] is True and before["reload"] is False
-        assert after["started"] == before["started"] + 5
+        # the reload completes at the master's next tick, a second later
+        assert after["started"] == before["started"] + 6
         assert sim.uwsgi.masterpid() == master_pid
         assert after["pid"] not in (p.pid for p in [])
         assert after["total"] == 0, "shared memory starts empty after a binary reload"
@@ -335,8 +338,10 @@ def test_the_master_notices_a_death_at_its_next_tick(app_dir):
 
 
 def test_a_reload_reaps_the_dead_it_has_not_reaped_yet(app_dir):
-    """A reload waits for every child: a worker killed just before is reaped then (not
-    at a tick after the new instance started) and respawned once, by the reload."""
+    """A reload waits for every child: a worker killed just before is reaped by it (not
+    at a tick after the new instance started) and respawned once, by the reload, which
+    completes at the master's next tick (real 2.0.30: ``worker N buried after 1
+    seconds``)."""
     with sim_for(app_dir, "--processes", "2", "--harakiri", "2") as sim:
         sim.submit("GET", "/sleep?10")
         sim.advance(2.3)
@@ -344,8 +349,8 @@ def test_a_reload_reaps_the_dead_it_has_not_reaped_yet(app_dir):
         sim.get("/reload")
         sim.advance(5)
         deaths = [(r.time, r["reason"]) for r in sim.trace.select("death")]
-        assert sorted(deaths) == [(2.3, "harakiri"), (2.3, "reload")]
-        assert [r.time for r in sim.trace.select("spawn", "worker2")] == [0.0, 2.3]
+        assert sorted(deaths) == [(2.3, "reload"), (3.0, "harakiri")]
+        assert [r.time for r in sim.trace.select("spawn", "worker2")] == [0.0, 3.0]
 
 
 def _layout(root):
@@ -375,3 +380,23 @@ def test_from_ini_resolves_relative_paths_from_the_current_directory(
     monkeypatch.chdir(tmp_path / "sub")
     with Simulation.from_ini(ini, app_dir=tmp_path) as sim:  # app_dir: uWSGI's cwd
         assert sim.get("/").body == served
+
+
+def test_the_startup_lines_describe_a_virtual_machine_unless_asked_for_the_host(tmp_path):
+    """The log, like the trace, is the same on every machine: the startup lines print a
+    fixed machine named after the simulation's hostname; machine="host" prints this
+    machine's facts, as the real server would here."""
+    (tmp_path / "app.py").write_text(INFO_APP)
+    options = ["--master", "--wsgi-file", "app.py"]
+    with Simulation(options, app_dir=tmp_path, hostname="web1") as sim:
+        virtual = list(sim.log)
+    assert "nodename: web1" in virtual and "detected number of CPU cores: 4" in virtual
+    assert "detected binary path: /usr/local/bin/uwsgi" in virtual
+    assert not any("running uWSGI as root" in line for line in virtual)
+    with Simulation(options, app_dir=tmp_path, machine="host") as sim:
+        host = list(sim.log)
+    assert f"nodename: {os.uname().nodename}" in host
+    assert f"detected number of CPU cores: {os.cpu_count()}" in host
+    assert (os.getuid() == 0) == any("running uWSGI as root" in line for line in host)
+    with pytest.raises(ValueError, match="machine must be one of virtual, host"):
+        Simulation(options, app_dir=tmp_path, machine="laptop")

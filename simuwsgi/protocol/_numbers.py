@@ -43,13 +43,14 @@ def str_num(value: bytes) -> int:
 
 
 def content_length(value: bytes) -> int:
-    """``get_content_length``: the leading decimal digits of ``value`` (0 if none)."""
+    """``get_content_length``: the leading decimal digits of ``value`` (0 if none), in
+    a ``size_t`` (a value beyond 2**64 wraps, observed on 2.0.30)."""
     i = 0
     for byte in value:
         if not 48 <= byte <= 57:
             break
         i += 1
-    return int(value[:i]) if i else 0
+    return int(value[:i]) & _U64 if i else 0
 
 
 def format_signed(num: int) -> bytes:

@@ -429,11 +429,12 @@ class RealRun:
 
     def touch(self, path: str) -> None:
         """Update ``path``'s modification time (created if missing), relative to the
-        app dir."""
+        app dir: one filesystem event (``Path.touch`` is one ``utime``, or one create),
+        as ``sim.touch`` is one. A second event could reach uWSGI's inotify loop in a
+        batch of its own and raise the monitor's signal twice."""
         self._ensure_running()
         target = self.app_dir / path
         target.touch()
-        os.utime(target)
         self._faults.append((self.now, "master", "filemon.touch", {"path": path}))
 
     def reload(self) -> None:

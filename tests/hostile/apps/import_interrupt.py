@@ -1,0 +1,2 @@
+"""Hostile app: KeyboardInterrupt raised while being imported."""
+raise KeyboardInterrupt

@@ -1,0 +1,37 @@
+"""Hostile app: signals processes by pid with os.kill / os.killpg (its own, its
+master's, another worker's, a pid that is not uWSGI's), and installs Python signal
+handlers."""
+import os
+import signal
+
+import uwsgi
+
+CAUGHT = []
+
+
+def application(env, start_response):
+    parts = env["PATH_INFO"].strip("/").split("/")
+    target, signum = parts[0], int(parts[1]) if len(parts) > 1 else 0
+    body = b"ok"
+    if target == "self":
+        os.kill(os.getpid(), signum)
+    elif target == "master":
+        os.kill(uwsgi.masterpid(), signum)
+    elif target == "other":
+        mine = uwsgi.worker_id()
+        os.kill([w["pid"] for w in uwsgi.workers() if w["id"] != mine][0], signum)
+    elif target == "stranger":
+        try:
+            os.kill(1, 0)  # init: never one of ours
+        except ProcessLookupError as exc:
+            body = b"refused"
+        except PermissionError:
+            body = b"EPERM"
+    elif target == "handler":
+        signal.signal(signal.SIGUSR1, lambda num, frame: CAUGHT.append(num))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        body = repr(CAUGHT).encode()
+    elif target == "getsignal":
+        body = repr(signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL).encode()
+    start_response("200 OK", [])
+    return [body]

@@ -1,0 +1,349 @@
+"""The hostile-apps corpus: apps that end, signal, block or spin their own process.
+
+Each runs in ``sim`` and ``fork`` mode; nothing an app does may end the test process,
+signal a host process or hang the run (issue 12 §1 and §4). Where real uWSGI 2.0.30
+defines the behaviour, ``test_hostile_real.py`` runs the same app on it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+from _hostile import GAP, atexit_lines, copy_app
+
+from simuwsgi import Simulation, SimulationError, StallError
+from simuwsgi.clock import RealClock
+
+MODES = ["sim", "fork"]
+
+
+def drive(sim: Simulation, paths: list[str]) -> dict[str, object]:
+    out = {}
+    for path in paths:
+        out[path] = sim.get(path)
+        sim.advance(GAP)
+    return out
+
+
+def deaths(log: list[str]) -> list[str]:
+    return [line for line in log if line.startswith(("DAMN", "OOOPS", "..."))]
+
+
+# -- process exits -------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_exits_in_a_request_end_only_the_virtual_worker(tmp_path, mode):
+    copy_app(tmp_path, "exits.py")
+    paths = ["/os_exit", "/sys_exit", "/c_exit_caught", "/os_exit_caught", "/"]
+    with Simulation(["--master", "--wsgi-file", "exits.py", "--queue", "4"],
+                    app_dir=tmp_path, mode=mode) as sim:
+        got = drive(sim, paths)
+        sim.stop()
+        log = list(sim.log)
+    # each exit kills the worker: no response, and nobody caught it
+    for path in paths[:-1]:
+        assert got[path].status is None, (path, got[path])
+        assert "died" in got[path].reason
+    assert got["/"].status == 200 and got["/"].body == b"ok"
+    died = [line.split(" (pid")[0] for line in deaths(log)]
+    # exit status 5 is uWSGI's UWSGI_EXCEPTION_CODE: the master words it differently
+    assert died == ["DAMN ! worker 1"] * 3 + ["... monitored exception detected, respawning "
+                                              "worker 1"]
+    # sys.exit runs the atexit handlers (Py_Exit), os._exit and C exit() in a request
+    # do not; the stop runs them in the worker (end_me), never in the master
+    assert atexit_lines(tmp_path) == ["worker", "worker"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("path", ["/keyboard_interrupt", "/generator_exit", "/base_exception"])
+def test_base_exceptions_in_a_request_are_logged_like_errors(tmp_path, mode, path):
+    copy_app(tmp_path, "exits.py")
+    with Simulation(["--master", "--wsgi-file", "exits.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        first = sim.get(path)
+        second = sim.get("/")
+        log = list(sim.log)
+    assert first.status is None and "raised before start_response" in first.reason
+    assert second.status == 200  # the same worker goes on
+    assert not deaths(log)
+    name = {"/keyboard_interrupt": "KeyboardInterrupt", "/generator_exit": "GeneratorExit",
+            "/base_exception": "BaseException: hostile"}[path]
+    assert name in log
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_process_identity_is_the_virtual_one(tmp_path, mode):
+    copy_app(tmp_path, "exits.py")
+    argv = list(__import__("sys").argv)
+    with Simulation(["--master", "--wsgi-file", "exits.py", "--pyargv", "-v  --x=1"],
+                    app_dir=tmp_path, mode=mode) as sim:
+        got = sim.get("/whoami").json()
+        assert __import__("sys").argv == argv  # the test keeps its own argv
+    assert got == {"argv": ["uwsgi", "-v", "--x=1"], "ppid_is_master": True,
+                   "pid_is_master": False}
+
+
+def test_atexit_handlers_run_on_reload_and_recycle_but_not_on_sigkill(tmp_path):
+    copy_app(tmp_path, "exits.py")
+    with Simulation(["--master", "--processes", "2", "--wsgi-file", "exits.py",
+                     "--max-requests", "1", "--min-worker-lifetime", "0"],
+                    app_dir=tmp_path) as sim:
+        sim.get("/")  # recycles the worker that served it
+        sim.advance(GAP)
+        assert atexit_lines(tmp_path) == ["worker"]
+        sim.kill("worker1")
+        sim.advance(GAP)
+        assert atexit_lines(tmp_path) == ["worker"]
+        sim.reload()
+        sim.advance(GAP)
+        assert atexit_lines(tmp_path) == ["worker"] * 3
+        sim.stop()
+        assert atexit_lines(tmp_path) == ["worker"] * 5
+    assert atexit_lines(tmp_path) == ["worker"] * 5  # closing is not an exit: none run
+
+
+# -- signal handlers and mules ---------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_exits_in_signal_handlers_and_mules(tmp_path, mode):
+    copy_app(tmp_path, "handlers.py")
+    with Simulation(["--master", "--wsgi-file", "handlers.py", "--mule"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        drive(sim, ["/signal/10", "/signal/11", "/signal/12", "/signal/13", "/signal/14"])
+        log = list(sim.log)
+    assert [line.split(" (pid")[0] for line in deaths(log)] == [
+        "DAMN ! worker 1", "DAMN ! worker 1", "OOOPS mule 1"]
+    assert "KeyboardInterrupt" in log
+    assert "error managing signal 11 on worker 1" in log
+    assert "error managing signal 14 on mule 1" in log
+
+
+# -- at import -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_sys_exit_at_import_ends_the_instance_not_the_test(tmp_path, mode):
+    copy_app(tmp_path, "import_exit.py")
+    sim = Simulation(["--master", "--wsgi-file", "import_exit.py"], app_dir=tmp_path,
+                     mode=mode)
+    with pytest.raises(SimulationError, match=r"sys\.exit\(7\) .*status 7"):
+        sim.start()
+    assert atexit_lines(tmp_path) == ["import"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_os_exit_at_import_ends_the_instance_not_the_test(tmp_path, mode):
+    copy_app(tmp_path, "import_os_exit.py")
+    sim = Simulation(["--master", "--wsgi-file", "import_os_exit.py"], app_dir=tmp_path,
+                     mode=mode)
+    with pytest.raises(SimulationError, match=r"os\._exit\(5\) .*status 5"):
+        sim.start()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("app,line", [
+    ("import_exit.py", "DAMN ! worker 1 (pid: {pid}) died :( trying respawn ..."),
+    ("import_os_exit.py",
+     "... monitored exception detected, respawning worker 1 (pid: {pid})..."),
+])
+def test_exit_while_a_lazy_worker_loads_the_app_respawns_it(tmp_path, mode, app, line):
+    copy_app(tmp_path, app)
+    with Simulation(["--master", "--lazy-apps", "--wsgi-file", app], app_dir=tmp_path,
+                    mode=mode, allow_no_app=True) as sim:
+        pid = sim.process("worker1").pid
+        sim.advance(3)
+        log = list(sim.log)
+    assert line.format(pid=pid) in log
+    assert "worker respawning too fast !!! i have to sleep a bit (2 seconds)..." in log
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("lazy", [[], ["--lazy-apps"]])
+def test_keyboard_interrupt_at_import_is_a_failed_load(tmp_path, mode, lazy):
+    copy_app(tmp_path, "import_interrupt.py")
+    with Simulation(["--master", *lazy, "--wsgi-file", "import_interrupt.py"],
+                    app_dir=tmp_path, mode=mode, allow_no_app=True) as sim:
+        resp = sim.get("/")
+        log = list(sim.log)
+    assert resp.status == 500
+    assert "KeyboardInterrupt" in log
+    assert "unable to load app 0 (mountpoint='') (callable not found or import error)" in log
+
+
+# -- os.kill / signal.signal ---------------------------------------------------------------------
+def _kills(tmp_path: Path, mode: str, paths: list[str], *extra: str):
+    copy_app(tmp_path, "kills.py")
+    with Simulation(["--master", "--processes", "2", "--wsgi-file", "kills.py", *extra],
+                    app_dir=tmp_path, mode=mode, seed=3) as sim:
+        got = drive(sim, paths)
+        return got, list(sim.log), sim
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_os_kill_reaches_the_virtual_process_with_uwsgis_meaning(tmp_path, mode):
+    got, log, _sim = _kills(tmp_path, mode, ["/self/15", "/self/1", "/other/9", "/other/14",
+                                             "/other/2", "/self/10"])
+    assert got["/self/15"].status is None  # SIGTERM: end_me, mid-request
+    assert got["/self/1"].status == 200  # SIGHUP: the request ends, then the worker
+    assert any(line.startswith("Gracefully killing worker") for line in log)
+    assert [line.split("died")[1] for line in log if line.startswith("DAMN")] == [
+        " :( trying respawn ...", ", killed by signal 9 :( trying respawn ...",
+        ", killed by signal 14 :( trying respawn ...", " :( trying respawn ..."]
+    assert any(line.endswith(" total requests: 4") for line in log)  # SIGUSR1: stats
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("signum,line", [
+    (signal.SIGHUP, "...gracefully killing workers..."),
+    (signal.SIGTERM, "binary reloading uWSGI..."),
+    (signal.SIGINT, "goodbye to uWSGI."),
+    (signal.SIGQUIT, "goodbye to uWSGI."),
+    (signal.SIGUSR1, ";uWSGI instance configuration"),
+])
+def test_os_kill_of_the_master_pid_signals_the_virtual_master(tmp_path, mode, signum, line):
+    got, log, _sim = _kills(tmp_path, mode, [f"/master/{int(signum)}"])
+    assert got[f"/master/{int(signum)}"].status == 200
+    assert line in log
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_os_kill_of_a_pid_that_is_not_virtual_is_refused(tmp_path, mode):
+    got, _log, _sim = _kills(tmp_path, mode, ["/stranger"])
+    assert got["/stranger"].body == b"refused"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_signal_handlers_installed_by_the_app_stay_in_the_simulation(tmp_path, mode):
+    before = signal.getsignal(signal.SIGUSR1)
+    got, _log, sim = _kills(tmp_path, mode, ["/handler", "/getsignal"])
+    assert got["/handler"].body == b"[10]"
+    assert signal.getsignal(signal.SIGUSR1) is before
+
+
+# -- nothing hangs ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/spin", "/socket", "/join", "/swallow"])
+def test_code_that_never_yields_raises_stall_error(tmp_path, path):
+    copy_app(tmp_path, "stuck.py")
+    with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
+                    stall_timeout=0.3) as sim:
+        with pytest.raises(StallError) as err:
+            sim.get(path)
+    message = str(err.value)
+    assert f"worker1 (pid 1002) handling GET {path} (request 1)" in message
+    assert "stuck.py" in message and "simuwsgi/" not in message
+
+
+@pytest.mark.parametrize("path", ["/spin", "/socket"])
+def test_code_that_never_yields_is_a_harakiri_when_one_is_set(tmp_path, path):
+    copy_app(tmp_path, "stuck.py")
+    with Simulation(["--master", "--wsgi-file", "stuck.py", "--harakiri", "20"],
+                    app_dir=tmp_path, stall_timeout=0.3) as sim:
+        resp = sim.get(path)
+        assert resp.status is None and "harakiri" in resp.reason
+        assert sim.now == 20  # the master killed it at its deadline, as uWSGI would
+        sim.advance(GAP)
+        assert sim.get("/").status == 200
+        log = list(sim.log)
+    # uwsgi_log_verbose: after the date
+    assert "Thu Jan  1 00:00:20 2026 - *** HARAKIRI ON WORKER 1 (pid: 1002, try: 1, " \
+           "graceful: yes) ***" in log
+
+
+@pytest.mark.parametrize("path", ["/spin", "/swallow"])
+def test_ctrl_c_stops_a_stuck_run_within_a_second(tmp_path, path):
+    copy_app(tmp_path, "stuck.py")
+    timer = threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident,
+                                                       signal.SIGINT))
+    with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
+                    stall_timeout=None) as sim:
+        timer.start()
+        began = RealClock.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            sim.get(path)
+        assert RealClock.monotonic() - began < 1.3
+    timer.join()
+
+
+def test_driving_the_simulation_from_app_code_is_refused_at_once(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "import builtins\n"
+        "def application(env, sr):\n"
+        "    try:\n"
+        "        getattr(builtins.SIM, env['PATH_INFO'][1:])(1)\n"
+        "        body = b'no error'\n"
+        "    except Exception as exc:\n"
+        "        body = str(exc).encode()\n"
+        "    sr('200 OK', [])\n"
+        "    return [body]\n")
+    import builtins
+
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        builtins.SIM = sim  # type: ignore[attr-defined]
+        try:
+            for name in ("advance", "get", "run_until"):
+                body = sim.get(f"/{name}").text
+                assert body.startswith(f"sim.{name if name != 'get' else 'run'}() called "
+                                       "from app code running in worker1 (pid 1002)"), body
+        finally:
+            del builtins.SIM  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("call,value", [
+    ("advance", -1), ("advance", math.nan), ("advance", math.inf),
+    ("run_until", math.nan), ("run_until", math.inf), ("run_until", -5),
+    ("step_clock", math.nan), ("step_clock", -math.inf),
+])
+def test_driving_calls_refuse_negative_nan_and_infinite_durations(tmp_path, call, value):
+    copy_app(tmp_path, "exits.py")
+    with Simulation(["--master", "--wsgi-file", "exits.py"], app_dir=tmp_path) as sim:
+        with pytest.raises(ValueError, match=r"must|back in time"):
+            getattr(sim, call)(value)
+        assert sim.now == 0
+
+
+# -- state that cannot be copied ---------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_locks_sockets_and_threads_in_globals(tmp_path, mode):
+    copy_app(tmp_path, "holders.py")
+    with Simulation(["--master", "--processes", "2", "--wsgi-file", "holders.py"],
+                    app_dir=tmp_path, mode=mode) as sim:
+        bodies = [sim.get("/").body for _ in range(3)]
+    assert all(body.endswith(b" True") for body in bodies)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_datetimes_made_in_the_app_pickle(tmp_path, mode):
+    copy_app(tmp_path, "holders.py")
+    with Simulation(["--master", "--wsgi-file", "holders.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        assert sim.get("/pickle").body == b"True"
+
+
+def test_the_host_is_untouched_after_close(tmp_path):
+    saved = (os._exit, os.kill, os.killpg, os.getppid, signal.signal, signal.getsignal,
+             signal.getsignal(signal.SIGINT))
+    copy_app(tmp_path, "exits.py")
+    with Simulation(["--master", "--wsgi-file", "exits.py"], app_dir=tmp_path) as sim:
+        sim.get("/")
+        assert os.getppid() == saved[3]()  # the test's own calls are real
+    assert (os._exit, os.kill, os.killpg, os.getppid, signal.signal, signal.getsignal,
+            signal.getsignal(signal.SIGINT)) == saved
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("what,dies", [("interrupt", False), ("exit", True),
+                                       ("os_exit", True)])
+def test_the_spooler_function_ending_its_process(tmp_path, mode, what, dies):
+    copy_app(tmp_path, "spooled.py")
+    (tmp_path / "spool").mkdir()
+    with Simulation(["--master", "--wsgi-file", "spooled.py", "--spooler", "spool",
+                     "--spooler-frequency", "1"], app_dir=tmp_path, mode=mode) as sim:
+        assert sim.get(f"/{what}").status == 200
+        sim.advance(GAP)
+        log = list(sim.log)
+    # real uWSGI 2.0.30: the traceback, and the task stays to be retried; an exit
+    # kills the spooler, which the master respawns
+    assert ("OOOPS the spooler is no more...trying respawn..." in log) is dies
+    assert ("KeyboardInterrupt" in log) is not dies
+    assert len(list((tmp_path / "spool").iterdir())) == 1
