@@ -456,6 +456,28 @@ def _random_program(seed: int, length: int = 80) -> str:
     return "\n".join(lines)
 
 
+#: Stale block bytes through the one-argument calls (the fast paths): a short value
+#: in a freed slot, a short update over a long value, a short update over a counter.
+_STALE_BYTES_PROGRAM = """out = []
+u = uwsgi
+u.cache_clear()
+u.cache_set(b"long", b"ABCDEFGH")
+u.cache_del(b"long")
+u.cache_set(b"s", b"1")
+u.cache_inc(b"s")
+out.append(u.cache_get(b"s"))
+u.cache_del(b"s")
+u.cache_set(b"s", b"abcdefghij")
+u.cache_update(b"s", b"2")
+u.cache_inc(b"s")
+out.append(u.cache_get(b"s"))
+u.cache_update(b"s", b"\\xff" * 8)
+u.cache_inc(b"s")
+u.cache_update(b"s", b"3")
+u.cache_inc(b"s")
+out.append(u.cache_get(b"s"))"""
+
+
 @pytest.mark.real
 def test_random_cache_sequences_agree_with_real_uwsgi(tmp_path):
     """Random call sequences (seeded) replayed under real uWSGI and the simulation."""
@@ -466,7 +488,7 @@ def test_random_cache_sequences_agree_with_real_uwsgi(tmp_path):
     options = ["--master", "--cache2", "name=default,items=7,blocksize=32",
                "--wsgi-file", "app.py"]
     (tmp_path / "app.py").write_text(EXEC_APP)
-    programs = [_random_program(seed) for seed in range(8)]
+    programs = [_random_program(seed) for seed in range(8)] + [_STALE_BYTES_PROGRAM]
     with RealUwsgi(options, app_dir=tmp_path) as real:
         expected = [real.request("POST", "/", body=p.encode()).body for p in programs]
     with Simulation(options, app_dir=tmp_path) as sim:
