@@ -197,12 +197,12 @@ class Cache:
         if type(value) is int:
             value = value.to_bytes(8, "little")
         n = len(value)  # type: ignore[arg-type]
-        if n >= 8:
-            self._data[slot] = value  # type: ignore[assignment]
-        else:
-            old = self._data.get(slot)
-            self._data[slot] = (value + bytes(old[n:8])  # type: ignore[assignment,operator]
-                                if old is not None and len(old) > n else value)
+        data = self._data
+        if n < 8:
+            old = data.get(slot)
+            if old is not None and len(old) > n:
+                value = value + bytes(old[n:8])  # type: ignore[operator]
+        data[slot] = value  # type: ignore[assignment]
 
     def counter(self, key: bytes) -> int:
         """The first 8 bytes of a live item's block, as an unsigned number."""
@@ -857,9 +857,24 @@ class Caches:
             counter.__name__ = name
             return counter
 
+        del_function = cache_del
+        if plain:
+            delete_key = default.delete_key  # type: ignore[union-attr]
+
+            def del_present(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
+                # cache_del(b"k") of a present key, in a function whose closure holds
+                # three variables (a call copies them all)
+                if type(key) is bytes and not rest and not kw and key in d_items:
+                    delete_key(key)
+                    return True
+                return cache_del(key, *rest, **kw)
+
+            del_present.__name__ = "cache_del"
+            del_function = del_present
+
         funcs: dict[str, Any] = {
             "cache_get": cache_get, "cache_set": cache_set, "cache_update": cache_update,
-            "cache_del": cache_del, "cache_exists": cache_exists,
+            "cache_del": del_function, "cache_exists": cache_exists,
             "cache_clear": cache_clear, "cache_keys": cache_keys, "cache_num": cache_num,
         }
         for name in _MATH_OPS:
