@@ -15,6 +15,7 @@ from ._errors import SimuwsgiError as SimuwsgiError
 from ._errors import StallError as StallError
 from ._errors import StartRefusedError as StartRefusedError
 from . import real_time as real_time
+from .cluster import Cluster as Cluster
 from .config import Options as Options
 from .scenario import Scenario as Scenario
 from .scenario import load_scenario as load_scenario
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppLoadError",
+    "Cluster",
     "ConfigError",
     "DeadlockError",
     "NotSimulatedError",

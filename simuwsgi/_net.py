@@ -23,7 +23,12 @@ class Net:
 
     @classmethod
     def create(cls, inst: Instance) -> Any:
-        if getattr(inst, "network", None) != "real":
+        network = getattr(inst, "network", None)
+        if network == "virtual":  # a cluster's node (simuwsgi.network)
+            from .network._remote import VirtualNet
+
+            return VirtualNet.create(inst)
+        if network != "real":
             return None
         from .net._subsystem import Net as RealNet
 

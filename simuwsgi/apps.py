@@ -267,6 +267,23 @@ class AppLoader:
             if module is not None and self._is_app_module(module):
                 sys.modules.pop(name, None)
 
+    def own_module_names(self) -> list[str]:
+        """The names in ``sys.modules`` this instance's app owns (its app modules and
+        ``uwsgidecorators``): what another instance sharing the interpreter must not see
+        (a cluster's nodes each import the app)."""
+        names = []
+        for name in self._added_modules:
+            module = sys.modules.get(name)
+            if isinstance(module, ModuleView) or (
+                    isinstance(module, types.ModuleType) and self._is_app_module(module)):
+                names.append(name)
+        return sorted(names)
+
+    @property
+    def imports_made(self) -> int:
+        """How many modules the app imported so far (grows with late imports)."""
+        return len(self._added_modules)
+
     # -- the virtual fork ------------------------------------------------------------
     def _is_app_module(self, module: types.ModuleType) -> bool:
         if module.__name__ == "uwsgidecorators":
@@ -376,6 +393,11 @@ class AppLoader:
         if len(sys.modules) != len(self._modules_seen):
             self._adopt_late_imports()
         self._live[0] = incoming if incoming is not None else self._master_image
+
+    @property
+    def installed(self) -> ProcessImage | None:
+        """The image the ``ModuleView``s show now (the process that ran last)."""
+        return self._live[0]  # type: ignore[no-any-return]
 
     def resolve(self, obj: Any) -> Any:
         """The running process's copy of ``obj`` (a callable the master registered)."""

@@ -67,7 +67,8 @@ def _host() -> dict[str, str]:
             "machine": u.machine, "cpus": str(os.cpu_count() or 1),
             "nproc": "" if nproc == resource.RLIM_INFINITY else str(nproc),
             "page": str(os.sysconf("SC_PAGE_SIZE")), "max_fd": str(nofile),
-            "root": str(os.getuid() == 0), "binary": sys.executable}
+            "root": str(os.getuid() == 0),
+            "binary": os.path.realpath(sys.executable)}  # uWSGI reads /proc/self/exe
 
 
 def machine(inst: Instance) -> dict[str, str]:

@@ -259,7 +259,8 @@ def _load(path: str) -> Scenario:
         tree = ast.parse(file.read_bytes(), filename=path)
     except SyntaxError as exc:
         raise ValueError(f"scenario {path}, line {exc.lineno}: {exc.msg}") from None
-    if "OPTIONS" not in _top_level_names(tree):
+    names = _top_level_names(tree)
+    if "OPTIONS" not in names and "NODES" not in names:  # NODES: a cluster (scenario.py)
         raise ValueError(f"{path} is not a scenario (it sets no OPTIONS); to run it as the "
                          f"app, give uWSGI options after --: simuwsgi run -- --master "
                          f"--wsgi-file {path}")
@@ -381,9 +382,16 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
         if args.mode != "real" or not isinstance(exc, RuntimeError):
             raise
         # RealUwsgiError: uWSGI failed to start (its log lines follow)
+        log = list(getattr(exc, "log", ()))
+        if any("*** no app loaded" in line for line in log):
+            # as in sim mode: one line, then the log lines that say why
+            print("simuwsgi run: the app did not load on the real uWSGI server (--allow-no-app "
+                  "runs it anyway)", file=sys.stderr)
+            for line in _app_failure_lines(log):
+                print(f"  {line}", file=sys.stderr)
+            return 1
         print(f"simuwsgi run: the real uWSGI server failed: {exc}", file=sys.stderr)
-        no_app = any("*** no app loaded" in line for line in getattr(exc, "log", ()))
-        return 1 if no_app else 3
+        return 3
     summary = summarize(sim, name=scenario.name, wall_seconds=RealClock.monotonic() - began,
                         check_error=check_error, checked=scenario.check is not None)
     print(format_summary(summary))
@@ -393,6 +401,15 @@ def _run(scenario: Scenario, sim: Any, requests: list[tuple[float, str, str]],
         out = write_report(sim, summary, args.report)
         print(f"  report: {out / 'report.md'}")
     return 1 if check_error else 0
+
+
+def _app_failure_lines(log: list[str]) -> list[str]:
+    """The real log's lines about the app that did not load: from its first traceback
+    (or ``failed to open``) through ``*** no app loaded``."""
+    end = next(i for i, line in enumerate(log) if "*** no app loaded" in line)
+    start = next((i for i, line in enumerate(log[:end])
+                  if line.startswith(("Traceback", "failed to open"))), end)
+    return log[start:end + 1]
 
 
 def _scenario_line(scenario: Scenario, exc: BaseException) -> str | None:
@@ -439,6 +456,9 @@ class _CliDriver:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._driver, name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._driver[name]  # a cluster's node (a scenario with NODES)
 
     @contextlib.contextmanager
     def deferring_ctrl_c(self) -> Iterator[None]:

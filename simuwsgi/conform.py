@@ -272,6 +272,9 @@ _MASKS = [
     (re.compile(r"simuwsgi-conform-(real|sim|fork)-\w+"), "simuwsgi-conform-DIR"),
     # spool files are named after the host, the pid, a random number and the time
     (re.compile(r"uwsgi_spoolfile_on_\S+?(?=( |$))"), "uwsgi_spoolfile_on_NAME"),
+    # the binary the real server re-executes: the harness's choice (--binary-path for
+    # pyuwsgi's script in a venv, real/_server.reload_binary_path)
+    (re.compile(r"^(detected binary path: |running )/\S+$"), r"\1BINARY"),
 ]
 #: lines of the real harness, not of uWSGI, and the lines about the listen sockets the
 #: harness adds to the real server (the simulated one has only the scenario's)

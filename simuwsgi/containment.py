@@ -82,6 +82,8 @@ _REAL = {
     "getpgrp": os.getpgrp, "getpgid": os.getpgid,
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
+    "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
+    "setitimer": _signal.setitimer, "pause": _signal.pause,
 }
 #: The host's functions, for the simulator's own use (``fork`` mode's OS processes).
 REAL = types.SimpleNamespace(**_REAL)
@@ -568,12 +570,46 @@ def _getsignal(signum: int) -> Any:
     return getattr(found[1], "py_signals", {}).get(signum, _signal.SIG_DFL)
 
 
+def _abort() -> None:
+    """``os.abort()`` in a virtual process: SIGABRT to itself (it dies, "killed by
+    signal 6"), never to the test run."""
+    found = _current()
+    if found is None:
+        _REAL["abort"]()
+    _kill(found[1].pid, _S.SIGABRT)  # type: ignore[index]
+
+
+def _refused(name: str, why: str) -> Callable[..., Any]:
+    """A host-level call a virtual process may not make: NotSimulatedError naming it
+    (outside a virtual process, the host's function)."""
+    real = _REAL[name.rpartition(".")[2]]
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        if _current() is None:
+            return real(*args, **kwargs)
+        raise NotSimulatedError(f"{name}() in a virtual process: {why}")
+
+    refuse.__name__ = name.rpartition(".")[2]
+    return refuse
+
+
+_FORK_WHY = ("it would fork the test run; mode='fork' runs each virtual process in its "
+             "own OS process")
+_TIMER_WHY = ("OS timers and signals of the test process are not the virtual process's; "
+              "use uwsgi.add_timer/add_rb_timer or time.sleep (virtual time)")
+
 _PATCHES = [
     (os, "_exit", _exit), (os, "kill", _kill), (os, "killpg", _killpg),
     (os, "getppid", _getppid), (os, "getpgrp", _getpgrp), (os, "getpgid", _getpgid),
     (_atexit, "register", _register),
     (_atexit, "unregister", _unregister), (_signal, "signal", _signal_signal),
-    (_signal, "getsignal", _getsignal),
+    (_signal, "getsignal", _getsignal), (os, "abort", _abort),
+    (os, "fork", _refused("os.fork", _FORK_WHY)),
+    (os, "forkpty", _refused("os.forkpty", _FORK_WHY)),
+    (_signal, "alarm", _refused("signal.alarm", _TIMER_WHY)),
+    (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
+    (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
+                                "use uwsgi.signal_wait()")),
 ]
 
 

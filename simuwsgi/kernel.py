@@ -89,6 +89,9 @@ class Process:
         #: The process's working directory, applied whenever it runs (None: the
         #: directory the simulation started in).
         self.cwd: str | None = None
+        #: What the process belongs to (a node of a cluster): the kernel calls
+        #: ``domain_hook`` when the next process to run belongs elsewhere.
+        self.domain: Any = None
         self.greenlet = greenlet.greenlet(self._main, parent=kernel.hub)
         self._target = target
 
@@ -115,6 +118,10 @@ class Kernel:
         #: process's app modules ``sys.modules`` shows).
         self.context_hook: Callable[[Any, Any], None] | None = None
         self._installed_context: Any = None
+        #: Called as ``hook(current, incoming)`` before a process of another ``domain``
+        #: than the last one runs (a cluster: which node's modules and ``uwsgi`` show).
+        self.domain_hook: Callable[[Any, Any], None] | None = None
+        self._domain: Any = None
         self._heap: list[list[Any]] = []
         self._seq = itertools.count()
         self.events_run = 0
@@ -304,6 +311,8 @@ class Kernel:
         """Make ``proc`` the running process: its directory, its globals, ``current``."""
         if proc.cwd is not self._cwd:
             self.apply_cwd(proc.cwd)
+        if proc.domain is not self._domain:
+            self.switch_domain(proc.domain)
         if proc.context is not self._installed_context:
             self.switch_context(proc.context)
         self.current = proc
@@ -335,6 +344,13 @@ class Kernel:
         if context is not self._installed_context and self.context_hook is not None:
             self.context_hook(self._installed_context, context)
         self._installed_context = context
+
+    def switch_domain(self, domain: Any) -> None:
+        """Make ``domain`` the one in (through ``domain_hook``), from outside a process."""
+        if domain is not self._domain:
+            if self.domain_hook is not None:
+                self.domain_hook(self._domain, domain)
+            self._domain = domain
 
     def adopt_context(self, context: Any) -> None:
         """Record ``context`` as installed without swapping: the live state is it."""

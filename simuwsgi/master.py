@@ -263,6 +263,8 @@ class Instance:
         while te is not None and id(te) not in seen:  # the chain of causes too
             seen.add(id(te))
             frames = [f for f in te.stack if not _is_simulator_frame(f.filename)]
+            while frames and frames[0].filename.startswith("<frozen importlib"):
+                frames.pop(0)  # the simulator's loader importing the app (uWSGI's is C)
             for f in frames:
                 if f.filename == shown:
                     f.filename = wsgi_file

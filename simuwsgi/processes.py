@@ -30,6 +30,7 @@ class UProcess(Process):
         self.id = ident
         super().__init__(inst.kernel, f"{self.kind}{ident}" if ident else self.kind,
                          inst.next_pid(), target)
+        self.domain = inst  # the node it runs on (several share a kernel in a cluster)
         #: Signals queued on this process's private signal socket (owned by the
         #: master: they survive a respawn).
         self.last_spawn = 0

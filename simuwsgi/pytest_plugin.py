@@ -23,6 +23,16 @@ can be parametrised over modes::
         run = uwsgi_simulation(["--master", "--wsgi-file", "app.py"], mode=mode)
         assert run.get("/").status == 200
 
+``uwsgi_cluster`` is a :class:`~simuwsgi.Cluster` (seed from ``--simuwsgi-seed``, else
+the ``uwsgi_cluster`` marker's ``seed``; ``start``/``tz`` from the marker; nodes'
+relative paths resolved in the test file's directory), closed at the end of the test::
+
+    def test_rpc(uwsgi_cluster):
+        uwsgi_cluster.add("a", ["--master", "--socket", ":3031", "--wsgi-file", "app.py"])
+        uwsgi_cluster.add("b", ["--master", "--socket", ":3031", "--wsgi-file", "app.py"])
+        uwsgi_cluster.net.partition(["a"], ["b"])
+        assert uwsgi_cluster["a"].get("/call-b").status == 200
+
 ``reuse=True`` (real mode) shares one running instance among the tests of a session
 that use the same options and app directory (a start costs ~0.1 s, a stop ~1 s); its
 clock, trace and log restart for each test, its state (caches, counters) does not.
@@ -59,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "uwsgi(*options, options=None, seed=0, start=None, tz=None, app_dir=None, "
         "mode='sim', vfork=True, stall_timeout=5.0): uWSGI options and simulation "
         "settings for uwsgi_sim")
+    config.addinivalue_line(
+        "markers", "uwsgi_cluster(seed=0, start=None, tz=None): settings of uwsgi_cluster")
 
 
 def _make(request: pytest.FixtureRequest, options: Any = None, **kwargs: Any) -> Any:
@@ -169,6 +181,25 @@ def uwsgi_simulation(request: pytest.FixtureRequest) -> Iterator[Any]:
     finally:
         for sim in reversed(made):  # innermost first, as nested ``with`` blocks close
             sim.close()
+
+
+@pytest.fixture
+def uwsgi_cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A :class:`~simuwsgi.Cluster` for the test (add nodes, then drive it)."""
+    from .cluster import Cluster
+
+    marker = request.node.get_closest_marker("uwsgi_cluster")
+    settings = dict(marker.kwargs) if marker is not None else {}
+    override = request.config.getoption("--simuwsgi-seed")
+    if override is not None:
+        settings["seed"] = override
+    settings.setdefault("app_dir", Path(str(request.path)).parent)
+    cluster = Cluster(**settings)
+    request.node.stash.setdefault(_SIMS, []).append(cluster)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -396,6 +396,10 @@ def _argv(sim: Any) -> list[str]:
     server = getattr(sim, "server", None)
     if server is not None and getattr(server, "argv", None):
         return list(server.argv)
+    nodes = getattr(sim, "nodes", None)
+    if nodes is not None:  # a cluster: each node's, after its name
+        return [part for name, node in nodes.items()
+                for part in (f"\n{name}:", *node.opts.argv())]
     return list(sim.opts.argv())
 
 

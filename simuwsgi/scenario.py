@@ -2,9 +2,14 @@
 
 A scenario is a Python file with module-level names:
 
-``OPTIONS`` (required)
+``OPTIONS`` (required, unless ``NODES``)
     the uWSGI options, as a list, a dict or the path of an ``.ini`` file (relative to
     the scenario's directory);
+``NODES``
+    instead of ``OPTIONS``: the nodes of a :class:`~simuwsgi.Cluster`, by name, each
+    its options or a dict of ``Cluster.add`` arguments (``{"options": [...],
+    "address": "10.0.0.5"}``); the driver is then the cluster (``cluster["a"].get(...)``,
+    ``cluster.net.partition(...)``), in ``sim`` mode only;
 ``SEED``, ``START``, ``TZ``, ``DURATION``
     the simulation's seed, first instant, time zone, and how long ``run`` lasts
     (seconds or ``"1d"``/``"2h"``/``"30m"``/``"10s"``; default 60 s); with a
@@ -76,10 +81,13 @@ class Scenario:
     timeline: Callable[[Any], Any] | None = None
     check: Callable[[Any], Any] | None = None
     module: ModuleType | None = field(default=None, repr=False)
+    nodes: dict[str, Any] | None = None
 
     def simulation(self, **overrides: Any) -> Any:
         from .simulation import Simulation
 
+        if self.nodes is not None:
+            return self._cluster(**overrides)
         settings = {"seed": self.seed, "start": self.start, "tz": self.tz,
                     "app_dir": self.app_dir}
         settings.update({k: v for k, v in overrides.items() if v is not None})
@@ -87,6 +95,26 @@ class Scenario:
         if isinstance(options, str) and options.endswith(".ini") or ".ini:" in str(options):
             options = str(self.app_dir / options) if not Path(options).is_absolute() else options
         return Simulation(options, **settings)
+
+    def _cluster(self, **overrides: Any) -> Any:
+        from .cluster import Cluster
+
+        for name in ("mode", "trace_kinds"):
+            if overrides.get(name) not in (None, "sim"):
+                raise ValueError(f"scenario {self.name}: a cluster (NODES) runs in sim mode "
+                                 f"with its whole trace; {name}={overrides[name]!r} is not "
+                                 f"available for it")
+        settings = {"seed": self.seed, "start": self.start, "tz": self.tz,
+                    "app_dir": self.app_dir}
+        settings.update({k: v for k, v in overrides.items()
+                         if v is not None and k in settings})
+        cluster = Cluster(**settings)
+        for name, spec in self.nodes.items():  # type: ignore[union-attr]
+            if isinstance(spec, dict) and "options" in spec:
+                cluster.add(name, **spec)
+            else:
+                cluster.add(name, spec)
+        return cluster
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -101,7 +129,11 @@ def load_scenario(path: str | Path) -> Scenario:
         spec.loader.exec_module(module)
     finally:
         sys.modules.pop(name, None)
-    if not hasattr(module, "OPTIONS"):
+    nodes = getattr(module, "NODES", None)
+    if nodes is not None and (not isinstance(nodes, dict) or not nodes):
+        raise ValueError(f"scenario {path}: NODES must be a non-empty dict of node name "
+                         f"-> options, not {nodes!r}")
+    if not hasattr(module, "OPTIONS") and nodes is None:
         raise ValueError(f"scenario {path} defines no OPTIONS (the uWSGI options to run)")
     seed = getattr(module, "SEED", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -110,9 +142,9 @@ def load_scenario(path: str | Path) -> Scenario:
     if not app_dir.is_absolute():
         app_dir = path.parent / app_dir
     return Scenario(
-        name=path.stem, options=module.OPTIONS, app_dir=app_dir,
+        name=path.stem, options=getattr(module, "OPTIONS", None), app_dir=app_dir,
         seed=seed, start=getattr(module, "START", None),
         tz=getattr(module, "TZ", None),
         duration=parse_duration(getattr(module, "DURATION", 60)),
         timeline=getattr(module, "timeline", None), check=getattr(module, "check", None),
-        module=module)
+        module=module, nodes=nodes)

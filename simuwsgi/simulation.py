@@ -167,15 +167,18 @@ class Simulation:
                 raise
             self._settle()
             self._imports.check_stale()
-            if not inst.app_loaded and not self.allow_no_app:
-                raise AppLoadError(
-                    self._no_app_message(), log=self.log,
-                    advice="uWSGI runs on, answering every request with a 500: pass "
-                           "allow_no_app=True if that is what you want")
+            self._check_app_loaded()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _check_app_loaded(self) -> None:
+        if not self.inst.app_loaded and not self.allow_no_app:
+            raise AppLoadError(
+                self._no_app_message(), log=self.log,
+                advice="uWSGI runs on, answering every request with a 500: pass "
+                       "allow_no_app=True if that is what you want")
 
     def _no_app_message(self) -> str:
         app = self.inst.app

@@ -87,6 +87,21 @@ class Trace:
 
         self.add = add  # type: ignore[method-assign]  # the filter costs nothing when unset
 
+    def tee(self, into: Trace) -> None:
+        """Also append every record kept here to ``into`` (a cluster's one trace, in
+        the order the records happen on every node)."""
+        add = self.add
+        rows = self._rows
+        shared = into._rows
+
+        def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
+            kept = len(rows)
+            add(time, process, kind, fields)
+            if len(rows) != kept:
+                shared.append(rows[-1])
+
+        self.add = both  # type: ignore[method-assign]
+
     def __len__(self) -> int:
         return len(self._rows)
 

@@ -210,6 +210,25 @@ def test_an_app_that_did_not_load_fails_the_run_with_its_traceback(
     assert lines[-1] == "  " + last
 
 
+@pytest.mark.parametrize("mode", ["sim", pytest.param("real", marks=pytest.mark.real)])
+def test_an_app_that_did_not_load_shows_the_same_lines_in_sim_and_real_mode(
+        tmp_path, monkeypatch, capsys, mode):
+    """One line, then uWSGI's own lines from the app's traceback (the app's frames only,
+    as uWSGI's C loader shows them) to ``*** no app loaded``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text("import nonexistent_module_xyz\n")
+    assert main(["run", "--mode", mode, "--for", "5", "--", "--master",
+                 "--wsgi-file", "app.py"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("simuwsgi run: the app ") and "did not load" in lines[0]
+    assert lines[1:] == [
+        "  Traceback (most recent call last):", '    File "app.py", line 1, in <module>',
+        "      import nonexistent_module_xyz",
+        "  ModuleNotFoundError: No module named 'nonexistent_module_xyz'",
+        "  unable to load app 0 (mountpoint='') (callable not found or import error)",
+        "  *** no app loaded. going in full dynamic mode ***"]
+
+
 def test_allow_no_app_runs_on_and_check_is_reported_only_when_one_ran(tmp_path, monkeypatch,
                                                                        capsys):
     monkeypatch.chdir(tmp_path)

@@ -171,3 +171,43 @@ def test_killpg_of_the_instance_group_reaches_every_virtual_process(write_app, t
     assert sorted(line.split(" total")[0] for line in log
                   if line.startswith("worker") and " total requests: " in line) == [
         "worker 1", "worker 2"]
+
+
+HOST_LEVEL_APP = '''
+import os, signal
+CALLS = {"/fork": os.fork, "/forkpty": os.forkpty, "/alarm": lambda: signal.alarm(1),
+         "/pause": signal.pause, "/itimer": lambda: signal.setitimer(signal.ITIMER_REAL, 1)}
+
+def application(env, sr):
+    sr("200 OK", [])
+    if env["PATH_INFO"] == "/abort":
+        os.abort()
+    try:
+        CALLS[env["PATH_INFO"]]()
+    except NotImplementedError as exc:
+        return [str(exc).encode()]
+    return [b"ran"]
+'''
+
+
+@pytest.mark.parametrize(("path", "call"), [
+    ("/fork", "os.fork"), ("/forkpty", "os.forkpty"), ("/alarm", "signal.alarm"),
+    ("/pause", "signal.pause"), ("/itimer", "signal.setitimer")])
+def test_host_level_calls_are_refused_in_a_virtual_process(tmp_path, path, call):
+    """fork, OS timers and pause would act on the test run: refused, naming the call
+    and what to use instead."""
+    (tmp_path / "app.py").write_text(HOST_LEVEL_APP)
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        body = sim.get(path).body.decode()
+    assert body.startswith(f"{call}() in a virtual process: "), body
+
+
+def test_os_abort_kills_the_virtual_process_with_sigabrt(tmp_path):
+    (tmp_path / "app.py").write_text(HOST_LEVEL_APP)
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        resp = sim.get("/abort")
+        sim.advance(2)
+        assert resp.status is None and "SIGABRT" in resp.reason
+        assert "DAMN ! worker 1 (pid: 1002) died, killed by signal 6 :( trying respawn ..." \
+            in sim.log
+        assert sim.get("/fork").status == 200  # respawned

@@ -19,7 +19,8 @@ from simuwsgi.scenario import load_scenario
 ROOT = Path(__file__).resolve().parent.parent
 #: Every bundled scenario (the quick start and the conformance suite), not their apps.
 SCENARIOS = sorted(p for p in (ROOT / "scenarios").rglob("*.py")
-                   if "apps" not in p.parts and not p.name.startswith("_"))
+                   if "apps" not in p.parts and not p.name.startswith("_")
+                   and "\nNODES = " not in p.read_text())  # clusters: sim mode only
 
 
 def write(tmp_path: Path, name: str, source: str) -> Path:

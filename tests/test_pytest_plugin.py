@@ -159,3 +159,29 @@ def test_factory_simulations_leave_the_real_clock_to_the_next_test(pytester):
     """)
     result = pytester.runpytest("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_cluster_fixture(pytester):
+    pytester.makefile(".py", app=APP + "uwsgi.register_rpc('who', lambda: uwsgi.hostname)\n")
+    pytester.makepyfile(test_nodes="""
+        import pytest
+
+        OPTS = ["--master", "--socket", ":3031", "--wsgi-file", "app.py"]
+
+        @pytest.mark.uwsgi_cluster(seed=5)
+        def test_two_nodes(uwsgi_cluster):
+            uwsgi_cluster.add("a", OPTS)
+            uwsgi_cluster.add("b", OPTS)
+            assert uwsgi_cluster["a"].get("/").body == b"worker 1"
+            assert uwsgi_cluster["b"].uwsgi.hostname == b"b"
+            assert uwsgi_cluster.seed == 5
+            assert uwsgi_cluster.ping("b:3031") == b""
+            assert uwsgi_cluster.now == 0.5
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*assert 4e-05 == 0.5*",
+        "seed 5, virtual time 0.000040 s, trace digest *",
+        "replay: pytest 'test_nodes.py::test_two_nodes' --simuwsgi-seed=5",
+    ])

@@ -339,6 +339,28 @@ def test_a_big_post_does_not_grow_the_process(servers, tmp_path, post_buffering)
     assert peak - before < 16 << 10, (before, peak)
 
 
+def test_a_big_response_does_not_grow_the_process(servers, tmp_path) -> None:
+    """A 32 MB response written in 1 MB chunks goes to the client as the worker writes
+    it and is not kept (issue 12 §5: responses are not gathered whole)."""
+    (tmp_path / "app.py").write_text(
+        "def application(env, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    chunk = b'r' * (1 << 20)\n"
+        "    for _ in range(32):\n"
+        "        yield chunk\n")
+    server = start(servers, tmp_path, "sim")
+    pid = server.proc.pid
+    before = status_kib(pid)
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        received = 0
+        while data := s.recv(1 << 20):
+            received += len(data)
+    assert received > 32 << 20
+    peak = status_kib(pid, "VmHWM")
+    assert peak - before < 12 << 10, (before, peak)
+
+
 def test_fork_mode_workers_get_the_whole_body(servers, tmp_path) -> None:
     """In fork mode the worker is another OS process: a body past the memory threshold
     reaches it as bytes (the server's file is not shared)."""

@@ -93,6 +93,41 @@ async def _receive(stream: trio.abc.ReceiveStream, timeout: float) -> bytes:
     raise TimeoutError(f"no data from the node for {timeout} s (--socket-timeout)")
 
 
+def request_bytes(request: RequestEvent, body: bytes = b"") -> tuple[Connection, bytes]:
+    """A client connection and the bytes it writes for ``request`` (and its body)."""
+    conn = Connection(CLIENT)
+    return conn, conn.send_message(request, body)
+
+
+class ReplyReader:
+    """Collects what a client connection reads into a :class:`Reply` (sans-IO: the
+    caller feeds what the socket gave, ``b""`` at EOF)."""
+
+    __slots__ = ("chunks", "conn", "head")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.head: ReplyEvent | NoReply | None = None
+        self.chunks: list[bytes] = []
+
+    def next_reply(self) -> Reply | None:
+        """The reply, once complete; None while more bytes are needed."""
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                return None
+            if isinstance(event, NoReply):
+                return Reply(head=event)
+            if isinstance(event, Data):
+                self.chunks.append(event.data)
+            elif isinstance(event, EndOfMessage):
+                assert self.head is not None
+                return Reply(head=self.head, body=b"".join(self.chunks))
+            else:
+                self.head = event  # type: ignore[assignment]
+
+
 async def exchange(
     address: Address | str,
     request: RequestEvent,
@@ -101,11 +136,7 @@ async def exchange(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Reply:
     """One request/reply exchange on a new connection."""
-    conn = Connection(CLIENT)
-    out = conn.send(request)
-    if body:
-        out += conn.send(Data(data=body))
-    out += conn.send(EndOfMessage())
+    conn, out = request_bytes(request, body)
     with trio.move_on_after(timeout) as scope:
         stream = await connect(address)
     if scope.cancelled_caught:
@@ -115,27 +146,21 @@ async def exchange(
             await stream.send_all(out)
         except trio.BrokenResourceError:
             pass  # the node closed early (e.g. an oversize packet): read what it said
-        head: ReplyEvent | NoReply | None = None
-        chunks: list[bytes] = []
+        reader = ReplyReader(conn)
         while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                conn.receive_data(await _receive(stream, timeout))
-                continue
-            if isinstance(event, NoReply):
-                return Reply(head=event)
-            if isinstance(event, Data):
-                chunks.append(event.data)
-            elif isinstance(event, EndOfMessage):
-                assert head is not None
-                return Reply(head=head, body=b"".join(chunks))
-            else:
-                head = event  # type: ignore[assignment]
+            reply = reader.next_reply()
+            if reply is not None:
+                return reply
+            conn.receive_data(await _receive(stream, timeout))
 
 
 async def ping(address: Address | str, *, timeout: float = DEFAULT_TIMEOUT) -> bytes | None:
     """The node's warning message (``b""`` when healthy), or None for no pong."""
-    reply = await exchange(address, Ping(), timeout=timeout)
+    return ping_result(await exchange(address, Ping(), timeout=timeout))
+
+
+def ping_result(reply: Reply) -> bytes | None:
+    """The pong's warning message (``b""`` when healthy), or None for no pong."""
     return reply.head.message if isinstance(reply.head, Pong) else None
 
 
@@ -144,6 +169,11 @@ async def rpc(
 ) -> bytes | None:
     """``uwsgi.rpc(node, function, *args)``: the result, or None (no reply, or empty)."""
     reply = await exchange(address, RpcRequest(function=function, args=args), timeout=timeout)
+    return rpc_result(reply)
+
+
+def rpc_result(reply: Reply) -> bytes | None:
+    """What ``uwsgi.rpc`` gets from a reply: the bytes, None for nothing."""
     return reply.body or None
 
 
@@ -151,6 +181,11 @@ async def signal(address: Address | str, num: int, *, timeout: float = DEFAULT_T
     """Raise uWSGI signal ``num`` on the node: True if queued, False if rejected, None
     if the node closed without an ack."""
     reply = await exchange(address, SignalRequest(signum=num), timeout=timeout)
+    return signal_result(reply)
+
+
+def signal_result(reply: Reply) -> bool | None:
+    """True if queued, False if rejected, None for no ack."""
     return reply.head.ok if isinstance(reply.head, Ack) else None
 
 
@@ -162,30 +197,54 @@ async def spool(
 ) -> bool | None:
     """Enqueue a spool task (modifier1 17): True if written, False if refused, None if no
     ack. ``vars`` may be pairs or a raw block (sent verbatim, as uWSGI stores it)."""
+    reply = await exchange(address, spool_request(vars), timeout=timeout)
+    return signal_result(reply)
+
+
+def spool_request(vars: Iterable[tuple[bytes, bytes]] | bytes) -> SpoolRequest:
     if isinstance(vars, bytes):
-        request = SpoolRequest(vars=(), raw=vars)
-    else:
-        request = SpoolRequest(vars=tuple(vars))
-    reply = await exchange(address, request, timeout=timeout)
-    return reply.head.ok if isinstance(reply.head, Ack) else None
+        return SpoolRequest(vars=(), raw=vars)
+    return SpoolRequest(vars=tuple(vars))
 
 
-async def _magic(
-    address: Address | str, request: CacheMagicRequest, value: bytes, timeout: float
-) -> Reply:
-    return await exchange(address, request, value, timeout=timeout)
+def cache_request(cmd: str, key: bytes = b"", value: bytes = b"", expires: int = 0,
+                  cache: bytes = b"") -> CacheMagicRequest:
+    """The magic request of a remote ``cache_<cmd>`` (``value`` goes as its body)."""
+    if cmd == "set":
+        return CacheMagicRequest.set(key, len(value), expires, cache)
+    if cmd == "update":
+        return CacheMagicRequest.update(key, len(value), expires, cache)
+    if cmd == "get":
+        return CacheMagicRequest.get(key, cache)
+    if cmd == "exists":
+        return CacheMagicRequest.exists(key, cache)
+    if cmd == "del":
+        return CacheMagicRequest.delete(key, cache)
+    if cmd == "clear":
+        return CacheMagicRequest.clear(cache)
+    raise ValueError(f"unknown remote cache command {cmd!r}")
 
 
-def _ok(reply: Reply) -> bool:
-    return isinstance(reply.head, CacheMagicResponse) and reply.head.status == b"ok"
+def cache_result(cmd: str, reply: Reply) -> Any:
+    """``get``: the value or None; the other commands: True on ``status: ok``."""
+    ok = isinstance(reply.head, CacheMagicResponse) and reply.head.status == b"ok"
+    if cmd == "get":
+        return reply.body if ok else None
+    return ok
+
+
+async def _cache(address: Address | str, cmd: str, key: bytes = b"", value: bytes = b"",
+                 expires: int = 0, cache: bytes = b"", *,
+                 timeout: float = DEFAULT_TIMEOUT) -> Any:
+    request = cache_request(cmd, key, value, expires, cache)
+    return cache_result(cmd, await exchange(address, request, value, timeout=timeout))
 
 
 async def cache_get(
     address: Address | str, key: bytes, cache: bytes = b"", *, timeout: float = DEFAULT_TIMEOUT
 ) -> bytes | None:
     """``cache_get(key, 'cache@node')``: the value, or None."""
-    reply = await _magic(address, CacheMagicRequest.get(key, cache), b"", timeout)
-    return reply.body if _ok(reply) else None
+    return await _cache(address, "get", key, cache=cache, timeout=timeout)  # type: ignore[no-any-return]
 
 
 async def cache_set(
@@ -198,8 +257,7 @@ async def cache_set(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> bool:
     """``cache_set`` on the node (fails on an existing key): True on ``status: ok``."""
-    request = CacheMagicRequest.set(key, len(value), expires, cache)
-    return _ok(await _magic(address, request, value, timeout))
+    return await _cache(address, "set", key, value, expires, cache, timeout=timeout)  # type: ignore[no-any-return]
 
 
 async def cache_update(
@@ -212,26 +270,25 @@ async def cache_update(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> bool:
     """``cache_update`` on the node: True on ``status: ok``."""
-    request = CacheMagicRequest.update(key, len(value), expires, cache)
-    return _ok(await _magic(address, request, value, timeout))
+    return await _cache(address, "update", key, value, expires, cache, timeout=timeout)  # type: ignore[no-any-return]
 
 
 async def cache_del(
     address: Address | str, key: bytes, cache: bytes = b"", *, timeout: float = DEFAULT_TIMEOUT
 ) -> bool:
-    return _ok(await _magic(address, CacheMagicRequest.delete(key, cache), b"", timeout))
+    return await _cache(address, "del", key, cache=cache, timeout=timeout)  # type: ignore[no-any-return]
 
 
 async def cache_exists(
     address: Address | str, key: bytes, cache: bytes = b"", *, timeout: float = DEFAULT_TIMEOUT
 ) -> bool:
-    return _ok(await _magic(address, CacheMagicRequest.exists(key, cache), b"", timeout))
+    return await _cache(address, "exists", key, cache=cache, timeout=timeout)  # type: ignore[no-any-return]
 
 
 async def cache_clear(
     address: Address | str, cache: bytes = b"", *, timeout: float = DEFAULT_TIMEOUT
 ) -> bool:
-    return _ok(await _magic(address, CacheMagicRequest.clear(cache), b"", timeout))
+    return await _cache(address, "clear", cache=cache, timeout=timeout)  # type: ignore[no-any-return]
 
 
 def run_blocking(fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:

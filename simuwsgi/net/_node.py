@@ -81,16 +81,17 @@ from ._server import Body, Peer
 from ._wire import StreamedWire, WireRequest
 
 if TYPE_CHECKING:
+    from ..master import Instance
     from ..simulation import Simulation
 
-__all__ = ["SimulatedNode"]
+__all__ = ["NO_REPLY", "Plugins", "SimulatedNode", "worker_reply"]
 
 #: The low bytes of a heap address that uWSGI 2.0.30 writes instead of a header for
 #: cache modifier2 0/5 (vector ``cache_m2_0_get_garbage_header``).
 CACHE_GARBAGE_PREFIX = b"\x00\xd0\x4d\x2e"
 #: Longest sleep of the pacing loop when nothing is scheduled (seconds).
 MAX_IDLE = 0.25
-_NO_REPLY = Reply(head=NoReply())
+NO_REPLY = Reply(head=NoReply())
 _UPDATE = 1  # cache.py's UWSGI_CACHE_FLAG_UPDATE
 
 
@@ -98,7 +99,160 @@ def _page(page: tuple[HttpResponse, bytes]) -> Reply:
     return Reply(head=page[0], body=page[1])
 
 
-class SimulatedNode:
+class Plugins:
+    """The answers of the request plugins other than WSGI (ping, RPC, signal, cache,
+    remote spool) on one instance's subsystems: shared by :class:`SimulatedNode` (real
+    sockets) and the virtual network between a cluster's nodes (``simuwsgi.network``)."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+
+    def action(self, request: RequestEvent, body: bytes) -> Callable[[], Reply] | None:
+        """What a worker runs for a plugin's request (None: not a plugin's)."""
+        if isinstance(request, (RpcRequest, RpcHttpRequest)):
+            return lambda: self._rpc(request)
+        if isinstance(request, SignalRequest):
+            return lambda: self._signal(request.signum)
+        if isinstance(request, SpoolRequest):
+            return lambda: self._spool(request)
+        if isinstance(request, (CacheGet, CacheSet, CacheDelete, CacheDictGet, CacheGetStream,
+                                CacheDump, CacheMagicRequest)):
+            return lambda: self._cache(request, body)
+        return None
+
+    def refuse_wsgi(self, request: Request) -> Reply | None:
+        """The reply to a vars-framed request no app serves (a modifier1 other than the
+        WSGI ones 0/30, which the pyuwsgi wheel has no plugin for), or None."""
+        if request.modifier1 == 18:  # symcall without --symcall: no app for it
+            return _page(not_found_response())
+        if request.modifier1 not in (0, 30):
+            self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
+            return NO_REPLY
+        return None
+
+    def submit_wsgi(self, request: Request, submit: Callable[[WireRequest, str, str], Any]
+                    ) -> tuple[Any, WireRequest]:
+        """A WSGI request: ``submit(wire, method, path)`` makes it a request of the
+        instance; returns it and its wire state (``_http_reply`` makes the reply)."""
+        method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
+        path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
+        wire = WireRequest(vars=request.vars)
+        req = submit(wire, method, path)
+        # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
+        req.protocol = response_protocol(request.vars).decode("latin-1")
+        # the client's address as uWSGI knows it: the REMOTE_ADDR var (on --socket the
+        # frontend sends it, or nobody does)
+        req.remote_addr = (request.get(b"REMOTE_ADDR") or b"").decode("latin-1")
+        return req, wire
+
+    def refuse(self, request: RequestEvent) -> Reply:
+        """A request no plugin serves: logged as uWSGI does, closed without a reply."""
+        if isinstance(request, UnknownRequest) and request.modifier1 == 111:
+            return NO_REPLY  # the cache plugin ignores unknown commands
+        modifier1 = getattr(request, "modifier1", 101)  # Echo: not in the wheel
+        self.inst.log(f"-- unavailable modifier requested: {modifier1} --")
+        return NO_REPLY
+
+    def ping(self) -> Reply:
+        self.inst.log("PING")
+        misc = self.inst.subsystems.get("misc")
+        message = getattr(misc, "warning_message", b"") or b""
+        return Reply(head=Pong(message=bytes(message[:80])))
+
+    def _rpc(self, request: RpcRequest | RpcHttpRequest) -> Reply:
+        rpc = self.inst.subsystems.get("rpc")
+        if isinstance(request, RpcHttpRequest):
+            call = rpc_http_call(request)
+            if call is None:
+                return _page(internal_error_response())
+            result = rpc.call_local(call[0], list(call[1])) if rpc is not None else None
+            if not result:
+                return _page(not_found_response())
+            head = rpc_http_response(result, http_accept=request.get(b"HTTP_ACCEPT"))
+            return Reply(head=head, body=result)
+        result = rpc.call_local(request.function, list(request.args)) if rpc else None
+        if not result:
+            return NO_REPLY
+        return Reply(head=RpcResponse(length=len(result)), body=result)
+
+    def _signal(self, num: int) -> Reply:
+        signals = self.inst.subsystems.get("signals")
+        if signals is not None:
+            signals.raise_signal(num)
+        return Reply(head=Ack(status=1))
+
+    def _spool(self, request: SpoolRequest) -> Reply:
+        spooler = self.inst.subsystems.get("spooler")
+        if spooler is None:
+            self.inst.log("the spooler is inactive !!!...skip")
+            return Reply(head=Ack(status=0))
+        path = spooler.spool_request(request.payload, b"")
+        return Reply(head=Ack(status=1 if path else 0))
+
+    def _cache(self, request: RequestEvent, body: bytes) -> Reply:
+        caches = self.inst.subsystems.get("cache")
+        default = caches.local(None) if caches is not None else None
+        if isinstance(request, CacheMagicRequest):
+            return self._magic(caches, request, body)
+        if isinstance(request, CacheDump):
+            uc = caches.local(request.cache.decode("latin-1")) if caches is not None else None
+            if uc is None:
+                return NO_REPLY
+            return Reply(head=CacheDumpResponse.of(uc.max_items, uc.blocksize))
+        if default is None:
+            return NO_REPLY
+        if isinstance(request, (CacheGet, CacheGetStream)):
+            value = default.get(request.key)
+            if value is None:
+                if isinstance(request, CacheGetStream):
+                    return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX))
+                return NO_REPLY
+            return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX), body=value)
+        if isinstance(request, CacheSet):
+            default.set(request.key, request.value, 0, 0)
+            return NO_REPLY
+        if isinstance(request, CacheDelete):
+            default.delete(request.key)
+            return NO_REPLY
+        if isinstance(request, CacheDictGet):
+            # a shadowed length makes every lookup use an empty key: never found
+            if any(k == b"get" and v for k, v in request.pairs):
+                return _page(not_found_response())
+            return NO_REPLY
+        return NO_REPLY
+
+    def _magic(self, caches: Any, request: CacheMagicRequest, body: bytes) -> Reply:
+        if caches is None:
+            return NO_REPLY
+        uc = caches.local(request.cache.decode("latin-1") if request.cache else None)
+        if uc is None:
+            return NO_REPLY
+        cmd = request.command
+        key = request.key
+        ok = Reply(head=CacheMagicResponse.ok())
+        if cmd == b"get":
+            value = uc.get(key)
+            if value is None:
+                return NO_REPLY
+            head = CacheMagicResponse.ok(size=len(value), expires=uc.expires.get(key, 0))
+            return Reply(head=head, body=value)
+        if cmd == b"exists":
+            return ok if uc.lookup(key) else NO_REPLY
+        if cmd == b"del":
+            return ok if uc.delete(key) else NO_REPLY
+        if cmd == b"clear":
+            uc.clear()
+            return ok
+        if cmd in (b"set", b"update"):
+            size = request.size
+            if size == 0 or size > uc.max_item_size or len(body) != size:
+                return NO_REPLY
+            flags = _UPDATE if cmd == b"update" else 0
+            return ok if uc.set(key, body, request.expires, flags) else NO_REPLY
+        return NO_REPLY
+
+
+class SimulatedNode(Plugins):
     """Serve a started :class:`~simuwsgi.Simulation` (see the module doc).
 
     Use inside a trio nursery: ``nursery.start(node.run)`` then give ``node.handle``
@@ -106,8 +260,8 @@ class SimulatedNode:
     """
 
     def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim.inst)
         self.sim = sim
-        self.inst = sim.inst
         self.kernel = sim.kernel
         self._waiters: list[tuple[Any, trio.Event]] = []
         self._io: list[tuple[Any, Callable[..., Awaitable[Any]], tuple[Any, ...]]] = []
@@ -229,9 +383,9 @@ class SimulatedNode:
         completes it (else the awaitable that waits for it). None: call :meth:`handle`.
         """
         if self.inst.stopped:
-            return _NO_REPLY
+            return NO_REPLY
         if isinstance(request, Ping):
-            return self._ping()
+            return self.ping()
         if (isinstance(request, Request) and request.modifier1 in (0, 30)
                 and self._nursery is not None):
             req, wire = self._submit_wsgi(request, body, peer)
@@ -244,27 +398,17 @@ class SimulatedNode:
     async def handle(self, request: RequestEvent, body: Body, peer: Peer) -> Reply:
         """Answer one request (see the module doc)."""
         if self.inst.stopped:
-            return _NO_REPLY
+            return NO_REPLY
         if isinstance(request, Request):
             return await self._wsgi(request, body, peer)
         if not isinstance(body, bytes):  # a plugin's payload (cache value): in memory
             body = body.read()
         if isinstance(request, Ping):
-            return self._ping()
-        if isinstance(request, (RpcRequest, RpcHttpRequest)):
-            return await self._in_worker(lambda: self._rpc(request), peer)
-        if isinstance(request, SignalRequest):
-            return await self._in_worker(lambda: self._signal(request.signum), peer)
-        if isinstance(request, SpoolRequest):
-            return await self._in_worker(lambda: self._spool(request), peer)
-        if isinstance(request, (CacheGet, CacheSet, CacheDelete, CacheDictGet, CacheGetStream,
-                                CacheDump, CacheMagicRequest)):
-            return await self._in_worker(lambda: self._cache(request, body), peer)
-        if isinstance(request, UnknownRequest) and request.modifier1 == 111:
-            return _NO_REPLY  # the cache plugin ignores unknown commands
-        modifier1 = getattr(request, "modifier1", 101)  # Echo: not in the wheel
-        self.inst.log(f"-- unavailable modifier requested: {modifier1} --")
-        return _NO_REPLY
+            return self.ping()
+        action = self.action(request, body)
+        if action is not None:
+            return await self._in_worker(action, peer)
+        return self.refuse(request)
 
     def _submit(self, wire: WireRequest, body: Body, peer: Peer, method: str = "",
                 path: str = "") -> Any:
@@ -283,28 +427,20 @@ class SimulatedNode:
         return req
 
     def _submit_wsgi(self, request: Request, body: Body, peer: Peer) -> tuple[Any, WireRequest]:
-        method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
-        path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
-        wire = WireRequest(vars=request.vars)
-        wire.stream = peer.stream
-        req = self._submit(wire, body, peer, method, path)
-        # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
-        req.protocol = response_protocol(request.vars).decode("latin-1")
-        # the client's address as uWSGI knows it: the REMOTE_ADDR var (on --socket the
-        # frontend sends it, or nobody does)
-        req.remote_addr = (request.get(b"REMOTE_ADDR") or b"").decode("latin-1")
-        return req, wire
+        def submit(wire: WireRequest, method: str, path: str) -> Any:
+            wire.stream = peer.stream
+            return self._submit(wire, body, peer, method, path)
+
+        return self.submit_wsgi(request, submit)
 
     async def _reply_when_done(self, req: Any, wire: WireRequest) -> Reply:
         await self._until_done(req)
         return _http_reply(req.response, wire)
 
     async def _wsgi(self, request: Request, body: Body, peer: Peer) -> Reply:
-        if request.modifier1 == 18:  # symcall without --symcall: no app for it
-            return _page(not_found_response())
-        if request.modifier1 not in (0, 30):
-            self.inst.log(f"-- unavailable modifier requested: {request.modifier1} --")
-            return _NO_REPLY
+        refused = self.refuse_wsgi(request)
+        if refused is not None:
+            return refused
         req, wire = self._submit_wsgi(request, body, peer)
         self.kick()
         return await self._reply_when_done(req, wire)
@@ -314,112 +450,18 @@ class SimulatedNode:
         req = self._submit(wire, b"", peer)
         self.kick()
         await self._until_done(req)
-        if wire.ran:
-            return wire.result if isinstance(wire.result, Reply) else _NO_REPLY
-        response = req.response
-        if response is None or response.reason.startswith(("connection closed:",
-                                                           "connection refused:")):
-            return _NO_REPLY
-        return action()  # no app loaded: the plugin still answers (from the hub)
+        return worker_reply(req, wire, action)
 
-    # -- plugins ---------------------------------------------------------------------------
-    def _ping(self) -> Reply:
-        self.inst.log("PING")
-        misc = self.inst.subsystems.get("misc")
-        message = getattr(misc, "warning_message", b"") or b""
-        return Reply(head=Pong(message=bytes(message[:80])))
 
-    def _rpc(self, request: RpcRequest | RpcHttpRequest) -> Reply:
-        rpc = self.inst.subsystems.get("rpc")
-        if isinstance(request, RpcHttpRequest):
-            call = rpc_http_call(request)
-            if call is None:
-                return _page(internal_error_response())
-            result = rpc.call_local(call[0], list(call[1])) if rpc is not None else None
-            if not result:
-                return _page(not_found_response())
-            head = rpc_http_response(result, http_accept=request.get(b"HTTP_ACCEPT"))
-            return Reply(head=head, body=result)
-        result = rpc.call_local(request.function, list(request.args)) if rpc else None
-        if not result:
-            return _NO_REPLY
-        return Reply(head=RpcResponse(length=len(result)), body=result)
-
-    def _signal(self, num: int) -> Reply:
-        signals = self.inst.subsystems.get("signals")
-        if signals is not None:
-            signals.raise_signal(num)
-        return Reply(head=Ack(status=1))
-
-    def _spool(self, request: SpoolRequest) -> Reply:
-        spooler = self.inst.subsystems.get("spooler")
-        if spooler is None:
-            self.inst.log("the spooler is inactive !!!...skip")
-            return Reply(head=Ack(status=0))
-        path = spooler.spool_request(request.payload, b"")
-        return Reply(head=Ack(status=1 if path else 0))
-
-    def _cache(self, request: RequestEvent, body: bytes) -> Reply:
-        caches = self.inst.subsystems.get("cache")
-        default = caches.local(None) if caches is not None else None
-        if isinstance(request, CacheMagicRequest):
-            return self._magic(caches, request, body)
-        if isinstance(request, CacheDump):
-            uc = caches.local(request.cache.decode("latin-1")) if caches is not None else None
-            if uc is None:
-                return _NO_REPLY
-            return Reply(head=CacheDumpResponse.of(uc.max_items, uc.blocksize))
-        if default is None:
-            return _NO_REPLY
-        if isinstance(request, (CacheGet, CacheGetStream)):
-            value = default.get(request.key)
-            if value is None:
-                if isinstance(request, CacheGetStream):
-                    return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX))
-                return _NO_REPLY
-            return Reply(head=CacheValue(prefix=CACHE_GARBAGE_PREFIX), body=value)
-        if isinstance(request, CacheSet):
-            default.set(request.key, request.value, 0, 0)
-            return _NO_REPLY
-        if isinstance(request, CacheDelete):
-            default.delete(request.key)
-            return _NO_REPLY
-        if isinstance(request, CacheDictGet):
-            # a shadowed length makes every lookup use an empty key: never found
-            if any(k == b"get" and v for k, v in request.pairs):
-                return _page(not_found_response())
-            return _NO_REPLY
-        return _NO_REPLY
-
-    def _magic(self, caches: Any, request: CacheMagicRequest, body: bytes) -> Reply:
-        if caches is None:
-            return _NO_REPLY
-        uc = caches.local(request.cache.decode("latin-1") if request.cache else None)
-        if uc is None:
-            return _NO_REPLY
-        cmd = request.command
-        key = request.key
-        ok = Reply(head=CacheMagicResponse.ok())
-        if cmd == b"get":
-            value = uc.get(key)
-            if value is None:
-                return _NO_REPLY
-            head = CacheMagicResponse.ok(size=len(value), expires=uc.expires.get(key, 0))
-            return Reply(head=head, body=value)
-        if cmd == b"exists":
-            return ok if uc.lookup(key) else _NO_REPLY
-        if cmd == b"del":
-            return ok if uc.delete(key) else _NO_REPLY
-        if cmd == b"clear":
-            uc.clear()
-            return ok
-        if cmd in (b"set", b"update"):
-            size = request.size
-            if size == 0 or size > uc.max_item_size or len(body) != size:
-                return _NO_REPLY
-            flags = _UPDATE if cmd == b"update" else 0
-            return ok if uc.set(key, body, request.expires, flags) else _NO_REPLY
-        return _NO_REPLY
+def worker_reply(req: Any, wire: WireRequest, action: Callable[[], Reply]) -> Reply:
+    """The reply to a plugin's request a worker served (``req`` is done)."""
+    if wire.ran:
+        return wire.result if isinstance(wire.result, Reply) else NO_REPLY
+    response = req.response
+    if response is None or response.reason.startswith(("connection closed:",
+                                                       "connection refused:")):
+        return NO_REPLY
+    return action()  # no app loaded: the plugin still answers (from the hub)
 
 
 def _http_reply(response: Any, wire: WireRequest) -> Reply:
@@ -431,15 +473,15 @@ def _http_reply(response: Any, wire: WireRequest) -> Reply:
     from the status and headers the app gave ``start_response``.
     """
     if response is None:
-        return _NO_REPLY
+        return NO_REPLY
     if wire.streamed is not None:  # the worker wrote to the client: the rest, if any
         rest = wire.streamed.rest()
-        return Reply(head=RawResponse(), body=rest) if rest else _NO_REPLY
+        return Reply(head=RawResponse(), body=rest) if rest else NO_REPLY
     raw = getattr(response, "raw", None)
     if raw is not None:
-        return Reply(head=RawResponse(), body=raw) if raw else _NO_REPLY
+        return Reply(head=RawResponse(), body=raw) if raw else NO_REPLY
     if response.reason.startswith(("connection closed:", "connection refused:")):
-        return _NO_REPLY  # harakiri, worker death, instance stopped: nothing was sent
+        return NO_REPLY  # harakiri, worker death, instance stopped: nothing was sent
     if wire.status is not None:
         head = HttpResponse(
             status=str(wire.status).encode("latin-1"),
@@ -448,7 +490,7 @@ def _http_reply(response: Any, wire: WireRequest) -> Reply:
         )
         return Reply(head=head, body=response.body)
     if response.status is None:
-        return _NO_REPLY
+        return NO_REPLY
     try:
         phrase = HTTPStatus(response.status).phrase
     except ValueError:

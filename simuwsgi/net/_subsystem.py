@@ -33,7 +33,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..protocol import RequestEvent, RpcRequest, SignalRequest
 from . import _client
+from ._client import Reply
 from ._wire import install
 
 if TYPE_CHECKING:
@@ -63,6 +65,17 @@ class Net:
             return host.call_blocking(fn, *args)
         return _client.run_blocking(fn, *args)
 
+    def exchange(self, node: str, request: RequestEvent, body: bytes = b"") -> Reply:
+        """One exchange with ``node`` for the calling virtual process; OSError when it
+        cannot be reached (the transport: real sockets here, virtual links in a
+        cluster)."""
+        timeout = self.timeout
+
+        async def call() -> Reply:
+            return await _client.exchange(node, request, body, timeout=timeout)
+
+        return self._call(call)  # type: ignore[no-any-return]
+
     def _record(self, what: str, node: str, **fields: Any) -> None:
         self.inst.record("net.call", None, what=what, node=node, **fields)
 
@@ -74,39 +87,18 @@ class Net:
                           f"65535, have {size}")
             return None
         self._record("rpc", node, name=name.decode("latin-1"), argc=len(args))
-
-        async def call() -> bytes | None:
-            return await _client.rpc(node, name, *args, timeout=self.timeout)
-
         try:
-            return self._call(call)  # type: ignore[no-any-return]
+            reply = self.exchange(node, RpcRequest(function=name, args=tuple(args)))
         except OSError:
             return None
+        return _client.rpc_result(reply)
 
     def remote_cache(self, server: str, name: str, cmd: str, key: bytes = b"",
                      value: bytes = b"", expires: int = 0) -> Any:
         self._record("cache", server, cmd=cmd, cache=name)
-        cache = name.encode("latin-1")
-        timeout = self.timeout
-
-        async def call() -> Any:
-            if cmd == "get":
-                return await _client.cache_get(server, key, cache, timeout=timeout)
-            if cmd == "set":
-                return await _client.cache_set(server, key, value, expires, cache, timeout=timeout)
-            if cmd == "update":
-                return await _client.cache_update(server, key, value, expires, cache,
-                                                  timeout=timeout)
-            if cmd == "del":
-                return await _client.cache_del(server, key, cache, timeout=timeout)
-            if cmd == "exists":
-                return await _client.cache_exists(server, key, cache, timeout=timeout)
-            if cmd == "clear":
-                return await _client.cache_clear(server, cache, timeout=timeout)
-            raise ValueError(f"unknown remote cache command {cmd!r}")
-
+        request = _client.cache_request(cmd, key, value, expires, name.encode("latin-1"))
         try:
-            result = self._call(call)
+            result = _client.cache_result(cmd, self.exchange(server, request, value))
         except OSError:
             return None
         if cmd == "get":
@@ -116,12 +108,8 @@ class Net:
     def remote_signal(self, node: str, num: int) -> None:
         self.inst.log(f"sending signal {num} to node {node}")
         self._record("signal", node, num=num)
-
-        async def call() -> bool | None:
-            return await _client.signal(node, num, timeout=self.timeout)
-
         try:
-            acked = self._call(call)
+            acked = _client.signal_result(self.exchange(node, SignalRequest(signum=num)))
         except OSError:
             acked = None
         if acked is None:

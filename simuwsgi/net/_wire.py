@@ -126,6 +126,14 @@ class StreamedWire(list):  # type: ignore[type-arg]
         return self.written > 0
 
 
+class _NotKept(list):  # type: ignore[type-arg]
+    """``Connection.body`` of a streamed reply: the client has the bytes, nothing keeps
+    them (the request log counts ``response_size``); the response's ``body`` is empty."""
+
+    def append(self, data: bytes) -> None:
+        pass
+
+
 class FileInput:
     """``wsgi.input`` over a body kept in a file: uWSGI's ``uwsgi._Input`` methods."""
 
@@ -196,12 +204,13 @@ def wrap_app(inst: Instance, app: Any) -> Any:
     if getattr(app, "__simuwsgi_wire__", False):
         return app
     kernel = inst.kernel
+    resolve = inst.app.resolve  # the running process's copy of the app (virtual fork)
 
     def app_on_the_wire(environ: dict[str, Any], start_response: Any) -> Any:
         request = getattr(kernel.current, "request", None)
         wire = getattr(request, "net", None)
         if wire is None:
-            return app(environ, start_response)
+            return resolve(app)(environ, start_response)
         if wire.control is not None:
             wire.ran = True
             wire.result = wire.control()
@@ -211,6 +220,7 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             environ["wsgi.input"] = FileInput(wire.body)
         if wire.stream is not None and request.conn is not None:
             request.conn.wire = wire.streamed = StreamedWire(inst, request.conn, wire.stream)
+            request.conn.body = _NotKept()
 
         def recording_start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
             write = start_response(status, headers, exc_info)
@@ -218,7 +228,7 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.headers = list(headers)
             return write
 
-        return app(environ, recording_start_response)
+        return resolve(app)(environ, recording_start_response)
 
     app_on_the_wire.__simuwsgi_wire__ = True  # type: ignore[attr-defined]
     app_on_the_wire.__wrapped__ = app  # type: ignore[attr-defined]

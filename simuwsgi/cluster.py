@@ -1,0 +1,533 @@
+"""``Cluster``: several uWSGI nodes in one simulation, on one clock and one network.
+
+A cluster owns what a :class:`~simuwsgi.Simulation` owns once for all its nodes: one
+kernel (virtual time, the seeded RNG), one time patch, one import ledger and one
+trace (each record names its node; ``cluster.digest()`` covers them all). Each node
+(:class:`Node`, the ``Simulation`` driving API: ``get/request/submit/signal/kill/
+reload/touch/log/trace/uwsgi/globals``) is an :class:`~simuwsgi.master.Instance` of
+its own: host name, pids, process table, subsystems, app modules, and a wall clock
+that the scenario can skew (``cluster.skew("b", 30)``).
+
+How several instances share one interpreter:
+
+* every virtual process belongs to its node (``Process.domain``); when the kernel is
+  about to run a process of another node than the last one, ``_enter_node`` swaps what
+  the app sees: ``sys.modules['uwsgi']`` (the node's facade), the node's app modules
+  (each node imports its own: a module of the app is never shared between nodes) and
+  the node's virtual-fork hook (``AppLoader.switch``);
+* the time patch reads the running node's clock (:class:`_ClusterClock`), so
+  ``time.time()`` in a node's code includes its skew; the test's code (no process
+  running) sees the cluster's clock;
+* addresses in the nodes' options are virtual: nothing binds on the host; the nodes
+  talk through ``cluster.net`` (:mod:`simuwsgi.network`).
+
+Left out: ``mode='fork'`` nodes, real nodes (``add_real``), ``expose``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import sys
+from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigError, SimulationError
+from .clock import TimePatch, VirtualClock, parse_start
+from .config import parse_options
+from .containment import Containment, Watchdog
+from .isolation import ImportLedger
+from .kernel import Kernel
+from .master import Instance
+from .network import Network
+from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
+from .trace import Trace
+
+__all__ = ["Cluster", "Node"]
+
+
+class _ClusterClock(VirtualClock):
+    """The clock the time patch shows: the wall clock of the node whose process runs
+    (its skew included), the cluster's own when none does."""
+
+    @property  # type: ignore[override]
+    def wall_offset(self) -> float:
+        proc = self.kernel.current
+        node = getattr(proc, "domain", None)
+        return node.clock.wall_offset if node is not None else self._offset
+
+    @wall_offset.setter
+    def wall_offset(self, value: float) -> None:
+        self._offset = value
+
+
+class _NodeContainment(Containment):
+    """The process-level patches for one node: the nodes share one kernel, so the
+    process running is this node's only if it belongs to its instance."""
+
+    def running(self) -> Any:
+        proc = super().running()
+        return proc if proc is not None and proc.inst is self.inst else None
+
+
+class Node(Simulation):
+    """One node of a :class:`Cluster`, driven like a ``Simulation`` (which see).
+
+    Made by ``cluster.add``; its time, trace and lifecycle are the cluster's:
+    ``node.advance(5)`` runs every node for 5 virtual seconds, ``node.close()`` closes
+    the cluster.
+    """
+
+    def __init__(self, cluster: Cluster, name: str, options: Any, *, address: str,
+                 hostname: str, app_dir: str | Path | None, vfork: bool,
+                 cron_commands: bool, legacy: bool, pid_base: int,
+                 allow_no_app: bool) -> None:
+        # Simulation.__init__ makes a kernel, clock, patch and ledger of its own: a
+        # node shares the cluster's instead.
+        self.cluster = cluster
+        self.name = name
+        self.address = address
+        self.mode = "sim"
+        self.seed = cluster.seed
+        self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
+        if app_dir is not None:
+            self.opts.base_dir = Path(app_dir)
+        self.kernel = cluster.kernel
+        self.clock = VirtualClock(self.kernel, cluster.clock.wall_offset, cluster.clock.tz)
+        self.clock.park = cluster._sleep
+        self.inst = Instance(self.opts, self.kernel, self.clock, node=name,
+                             hostname=hostname, vfork=vfork, pid_base=pid_base)
+        self.inst.trace.tee(cluster.trace)
+        self.inst.network = "virtual"  # read by the net subsystem (simuwsgi._net)
+        self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
+        self.inst.cron_commands = cron_commands
+        self.inst.legacy = legacy
+        self._patch = cluster._patch
+        self._imports = cluster._imports
+        # os._exit/os.kill/atexit/signal.signal act on the node's own processes; the
+        # stall watchdog is not armed for a cluster's nodes
+        self.inst.stall_timeout = None
+        self._contain = _NodeContainment(self.inst)
+        self._watchdog = Watchdog(self.inst, None)
+        self._decorators = "auto"
+        self.allow_no_app = allow_no_app
+        self.started = False
+        self.closed = False
+        self._request_ids = 0
+        #: This node's entries of ``sys.modules`` while another node runs.
+        self._modules: dict[str, Any] = {}
+        self._app_names: list[str] = []
+        self._names_from = -1
+
+    # -- lifecycle: the cluster's ---------------------------------------------------------
+    def start(self) -> Node:
+        self.cluster.start()
+        return self
+
+    def close(self) -> None:
+        self.cluster.close()
+
+    def _boot(self) -> None:
+        """Boot this node (the cluster's patch and ledger are in)."""
+        self.kernel.switch_domain(self.inst)
+        for name in ("uwsgi", "uwsgidecorators"):
+            sys.modules.pop(name, None)  # this node's own, bound to its facade
+        self.started = True
+        self._contain.install()
+        self.inst.on_stop.append(self._settle)
+        with self._patch.running():
+            self.inst.boot()
+        self._check_app_loaded()
+
+    def _run(self, body: Callable[[], Any]) -> None:
+        self.cluster._run(body)
+
+    def _settle(self) -> None:
+        self.kernel.apply_cwd(None)
+
+    # -- what the kernel swaps when it runs another node ------------------------------------
+    def _app_module_names(self) -> list[str]:
+        """The names in ``sys.modules`` that are this node's own (its app's modules,
+        ``uwsgi``, ``uwsgidecorators``); recomputed when its app imported more."""
+        app = self.inst.app
+        if app.imports_made != self._names_from:
+            self._names_from = app.imports_made
+            self._app_names = ["uwsgi", *app.own_module_names()]
+        return self._app_names
+
+    def _leave(self) -> None:
+        modules = sys.modules
+        own = self._modules
+        for name in self._app_module_names():
+            own[name] = modules.pop(name, None)
+
+    def _enter(self) -> None:
+        modules = sys.modules
+        for name, module in self._modules.items():
+            if module is None:
+                modules.pop(name, None)
+            else:
+                modules[name] = module
+        if self.inst.facade is not None:
+            modules["uwsgi"] = self.inst.facade
+
+    @property
+    def trace(self) -> Trace:
+        """This node's records only (``cluster.trace`` has every node's)."""
+        return self.inst.trace
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} {self.address} t={self.kernel.now:.3f}>"
+
+
+def _spool_dirs(node: Node) -> set[str]:
+    """The spool directories node's spooler processes scan (real paths)."""
+    return {os.path.realpath(node.opts.path(value)) for value in node.opts.strings("spooler")}
+
+
+class Cluster:
+    """Named uWSGI nodes on one virtual clock and one virtual network.
+
+    ``seed``, ``start`` and ``tz`` are those of :class:`~simuwsgi.Simulation`, for
+    every node; ``app_dir`` is where the nodes' relative paths are resolved unless
+    ``add`` gives one. Add nodes with :meth:`add`, then use the cluster (or a node) as a
+    context manager; ``cluster.net`` controls the links between nodes.
+    """
+
+    def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
+                 app_dir: str | Path | None = None) -> None:
+        # the remote calls reuse the real-socket client's code, which imports trio:
+        # before any clock patch, or trio would keep the virtual clock (see simuwsgi._net)
+        from .network import _remote  # noqa: F401
+
+        self.seed = seed
+        self.app_dir = app_dir
+        self.kernel = Kernel(seed)
+        self.clock = _ClusterClock(self.kernel, parse_start(start, tz), tz)
+        self._patch = TimePatch(self.clock, self._sleep)
+        self._imports = ImportLedger()
+        self.trace = Trace("cluster")
+        self.nodes: dict[str, Node] = {}
+        self._exposed: dict[str, tuple[str, str]] = {}
+        self.net = Network(self.kernel, self._record)
+        self.kernel.domain_hook = self._enter_node
+        self.started = False
+        self.closed = False
+
+    def add(self, name: str, options: Any, *, address: str | None = None,
+            hostname: str | None = None, app_dir: str | Path | None = None,
+            vfork: bool = True, cron_commands: bool = False, legacy: bool = False,
+            pid_base: int = 1000, allow_no_app: bool = False) -> Node:
+        """A new node ``name`` running ``options`` (as ``Simulation`` takes them).
+
+        ``address`` is its IP on the virtual network (default ``10.0.0.N``); its
+        sockets are the ports of ``--socket``/``--http-socket`` on that address, also
+        reachable by the node's name (``uwsgi.rpc("b:3031", ...)``). ``hostname``
+        (default: the name) is what ``uwsgi.hostname`` and spool files show. Each node
+        has its own pid space (``pid_base``). A node added to a running cluster starts
+        at once. A node whose app does not load stops the start with ``AppLoadError``
+        unless ``allow_no_app=True`` (see ``Simulation``).
+        """
+        if self.closed:
+            raise SimulationError("this cluster is closed")
+        if not isinstance(name, str) or not name or ":" in name or "@" in name:
+            raise ValueError(f"a node name is a non-empty string without ':' or '@', "
+                             f"not {name!r}")
+        if name in self.nodes:
+            raise ValueError(f"there is already a node named {name!r}")
+        address = address or f"10.0.0.{len(self.nodes) + 1}"
+        node = Node(self, name, options, address=address, hostname=hostname or name,
+                    app_dir=app_dir if app_dir is not None else self.app_dir, vfork=vfork,
+                    cron_commands=cron_commands, legacy=legacy, pid_base=pid_base,
+                    allow_no_app=allow_no_app)
+        self.net.attach(name, address, node.inst, node.submit)
+        self.nodes[name] = node
+        self._record("node.add", name=name, address=address)
+        if self.started:
+            self._start_node(node)
+        return node
+
+    def __getitem__(self, name: str) -> Node:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(f"no node named {name!r} (there are: "
+                           f"{', '.join(self.nodes) or 'none'})") from None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Cluster:
+        """Boot every node, in the order they were added."""
+        if self.started:
+            return self
+        if not self.nodes:
+            raise SimulationError("a cluster needs a node: cluster.add(name, options)")
+        self.started = True
+        try:
+            self._imports.begin()
+            self._patch.install()
+            for node in self.nodes.values():
+                self._start_node(node)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_node(self, node: Node) -> None:
+        for other in self.nodes.values():
+            shared = _spool_dirs(node) & _spool_dirs(other) if other.started else set()
+            if shared:
+                raise ConfigError(
+                    f"node {node.name!r}: spooler directory {min(shared)} is also used by "
+                    f"node {other.name!r}; hosts do not share a local directory: give "
+                    f"each node its own --spooler")
+        self._imports.enter()
+        node._boot()
+        self._imports.check_stale()
+
+    def close(self) -> None:
+        """Stop every node and take every patch out. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        nodes = [n for n in self.nodes.values() if n.started]
+        try:
+            if self.started:
+                self._imports.enter()
+            for node in nodes:
+                node.closed = True
+                if not node.inst.stopped:
+                    node.inst.stopped = True
+                    for sub in node.inst.subsystems.values():
+                        hook = getattr(sub, "close", None)
+                        if hook is not None:
+                            hook()
+            with self._patch.running():
+                self.kernel.close()
+        finally:
+            self.kernel.switch_domain(None)  # the running node's modules saved with it
+            self.kernel.domain_hook = None
+            for node in reversed(nodes):
+                node._enter()
+                node.inst.app.restore()
+                node._contain.uninstall()
+            self._patch.uninstall()
+            self._imports.close()
+            for node in nodes:
+                if sys.modules.get("uwsgi") is node.inst.facade:
+                    del sys.modules["uwsgi"]
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _ensure_started(self) -> None:
+        if self.closed:
+            raise SimulationError("this cluster is closed")
+        self.start()
+
+    # -- switching between nodes --------------------------------------------------------------
+    def _enter_node(self, current: Instance | None, incoming: Instance | None) -> None:
+        """Show ``incoming``'s modules and ``uwsgi`` (the kernel's ``domain_hook``)."""
+        if current is not None:
+            self.nodes[current.node]._leave()
+        if incoming is None:
+            self.kernel.context_hook = None
+            return
+        self.nodes[incoming.node]._enter()
+        self.kernel.context_hook = incoming.app.switch
+        # the node's views show the image of its process that ran last
+        self.kernel.adopt_context(incoming.app.installed)
+
+    # -- time ------------------------------------------------------------------------
+    #: What runs the nodes (the ``mode`` of a ``Simulation``): virtual processes only.
+    mode = "sim"
+
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the cluster started."""
+        return self.kernel.now
+
+    @property
+    def datetime(self) -> datetime:
+        """The cluster's virtual wall-clock time, as an aware datetime in its zone."""
+        from zoneinfo import ZoneInfo
+
+        return datetime.fromtimestamp(self.clock._offset + self.kernel.now,
+                                      timezone.utc).astimezone(ZoneInfo(self.clock.tz))
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass on every node."""
+        self._ensure_started()
+        self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
+
+    def run_until(self, when: float) -> None:
+        """Run until ``when`` virtual seconds since the start."""
+        self._ensure_started()
+        if when < self.kernel.now:
+            raise ValueError(f"cannot run back in time: {when!r} is before now")
+        self._run(lambda: self.kernel.run_until(float(when)))
+
+    def step(self) -> bool:
+        """Run the next event only. False if nothing is scheduled."""
+        self._ensure_started()
+        ran: list[bool] = []
+        self._run(lambda: ran.append(self.kernel.step()))
+        return ran[0]
+
+    def at(self, when: float, action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Do ``action(*args, **kwargs)`` at virtual time ``when`` (seconds since the
+        start) while the cluster runs: ``cluster.at(60, cluster.net.partition, ["a"],
+        ["b"])``, ``cluster.at(90, cluster.skew, "b", 30)``."""
+        if when < self.kernel.now:
+            raise ValueError(f"cannot schedule in the past: {when!r} is before now "
+                             f"({self.kernel.now:g})")
+        self.kernel.at(when, functools.partial(action, *args, **kwargs))
+
+    def skew(self, name: str, seconds: float) -> None:
+        """Set node ``name``'s wall clock ``seconds`` ahead of the cluster's (behind if
+        negative), as an NTP step on that host would: its cron re-plans, its monotonic
+        clock and timers do not move."""
+        node = self[name]
+        delta = self.clock._offset + seconds - node.clock.wall_offset
+        self._record("clock.skew", name=name, seconds=seconds)
+        node.inst.record("clock.step", node.inst.master, delta=delta)
+        node.clock.step(delta)
+
+    def _run(self, body: Callable[[], Any]) -> None:
+        for node in self.nodes.values():
+            filemon = node.inst.subsystems.get("filemon") if node.started else None
+            if filemon is not None:
+                filemon.look_at_the_filesystem()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
+        try:
+            self._imports.enter()
+            with self._patch.running():
+                body()
+        finally:
+            gc.set_threshold(*thresholds)
+            self.kernel.apply_cwd(None)
+
+    def _sleep(self, seconds: float) -> None:
+        """``time.sleep`` inside a virtual process: park it for ``seconds``."""
+        kernel = self.kernel
+        kernel.wake(kernel.current, None, max(0.0, float(seconds)))
+        kernel.park(f"sleep({seconds})")
+
+    # -- real sockets ----------------------------------------------------------------------
+    def expose(self, name: str, address: str, *, protocol: str = "uwsgi") -> None:
+        """Let real clients reach node ``name`` on the real ``address``
+        (``"127.0.0.1:3031"``, port 0: any free port) while :meth:`serve` runs;
+        ``protocol`` is ``"uwsgi"`` (``--socket``) or ``"http"`` (``--http-socket``)."""
+        self[name]
+        if protocol not in ("uwsgi", "http"):
+            raise ValueError(f"protocol must be 'uwsgi' or 'http', not {protocol!r}")
+        self._exposed[name] = (address, protocol)
+        self._record("net.expose", name=name, address=address, protocol=protocol)
+
+    def serve(self, *, duration: float | None = None,
+              client: Callable[[dict[str, str]], Any] | None = None) -> Any:
+        """Serve the exposed nodes on real sockets, the cluster paced by the real clock,
+        in this thread (see ``simuwsgi.network._expose``): for ``duration`` real
+        seconds, or until ``client(addresses)`` returns (it runs in a helper thread once
+        every socket listens; ``addresses`` maps node names to the bound addresses);
+        returns what ``client`` returned."""
+        import trio
+
+        from .network._expose import serve_cluster
+
+        if not self._exposed:
+            raise SimulationError("nothing to serve: cluster.expose(name, '127.0.0.1:PORT')")
+        self._ensure_started()
+        return trio.run(functools.partial(serve_cluster, self, dict(self._exposed),
+                                          duration=duration, client=client))
+
+    # -- a client on a node's host (``uwsgi --ping``, a script) -------------------------------
+    def exchange(self, address: str, request: Any, body: bytes = b"", *,
+                 via: str | None = None, timeout: float = 4.0) -> Any:
+        """Send one request (a :mod:`simuwsgi.protocol` event) to ``address`` from a
+        client running on node ``via``'s host (default: the addressed node's own), run
+        the cluster until the reply, and return it (``simuwsgi.net.Reply``). Raises
+        ``OSError`` when the node cannot be reached, as the real client does."""
+        from .network._remote import Exchange
+
+        self._ensure_started()
+        src = self[via].name if via is not None else self._host_of(address)
+        box: list[tuple[bool, Any]] = []
+        kernel = self.kernel
+
+        def done(ok: bool, value: Any) -> None:
+            box.append((ok, value))
+            kernel.stopping = True
+
+        Exchange(self.net, src, address, request, body, timeout, done)
+        while not box:
+            self._run(lambda: kernel.run_until(kernel.now + DEFAULT_PATIENCE))
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def _host_of(self, address: str) -> str:
+        """The node ``address`` names (the first node when none does)."""
+        first = next(iter(self.nodes))
+        try:
+            node, _port = self.net.resolve(first, address)
+        except OSError:
+            return first
+        return node.name if node is not None else first
+
+    def ping(self, address: str, *, via: str | None = None, timeout: float = 4.0) -> bytes | None:
+        """``uwsgi --ping address``: the node's warning message (``b""`` when healthy),
+        None when it does not answer."""
+        from .net._client import ping_result
+        from .protocol import Ping
+
+        try:
+            return ping_result(self.exchange(address, Ping(), via=via, timeout=timeout))
+        except OSError:
+            return None
+
+    def spool(self, address: str, vars: Any, *, via: str | None = None,
+              timeout: float = 4.0) -> bool | None:
+        """A remote spool request (modifier1 17) with ``vars`` (pairs of bytes, or a raw
+        block): True if the node wrote the task, False if it refused, None for no ack."""
+        from .net._client import signal_result, spool_request
+
+        try:
+            reply = self.exchange(address, spool_request(vars), via=via, timeout=timeout)
+        except OSError:
+            return None
+        return signal_result(reply)
+
+    # -- the trace -------------------------------------------------------------------------
+    def _record(self, kind: str, **fields: Any) -> None:
+        self.trace.add(self.kernel.now, "cluster", kind, fields)
+
+    def digest(self) -> str:
+        """SHA-256 of the cluster's trace (every node's records)."""
+        return self.trace.digest()
+
+    @property
+    def log(self) -> list[str]:
+        """Every node's log lines, each prefixed with its node name, in time order."""
+        lines = [(t, i, f"[{name}] {line}")
+                 for i, (name, node) in enumerate(self.nodes.items())
+                 for t, _p, line in node.inst.log_lines]
+        return [line for _t, _i, line in sorted(lines, key=lambda x: (x[0], x[1]))]
+
+    def processes(self) -> Iterable[tuple[str, Any]]:
+        """Every node's processes, as ``(node name, process)``."""
+        for name, node in self.nodes.items():
+            for proc in node.processes():
+                yield name, proc
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("running" if self.started else "new")
+        return f"<Cluster seed={self.seed} nodes={list(self.nodes)} t={self.kernel.now:.3f} {state}>"
+

@@ -1,0 +1,236 @@
+"""Remote calls between a cluster's nodes: uWSGI's client and server over virtual links.
+
+The ``net`` subsystem of a cluster's node (:class:`VirtualNet`) is the real-socket one
+(:class:`simuwsgi.net.Net`: the facade's ``remote_rpc``/``remote_cache``/
+``remote_signal`` and their result mapping) with another transport: each call is one
+:class:`Exchange` on the cluster's network, as uWSGI's clients make them (a new
+connection per call, no retries):
+
+* connect: the SYN crosses the link and the SYN-ACK comes back; a node that does not
+  listen on the port, or has stopped, answers with a reset (refused, ``OSError``); an
+  IP no node has, or a cut link, leaves the connect waiting until ``--socket-timeout``
+  (4 s) passes (``TimeoutError``);
+* the request's bytes (:mod:`simuwsgi.protocol`'s encoding) cross the link; the remote
+  node decodes them with the server codec and answers as its plugins do
+  (:class:`simuwsgi.net.Plugins`): a ping at once, a WSGI request (modifier1 0) and
+  RPC/signal/cache/spool in one of its workers (queued like any request: a busy node answers late, a node calling itself
+  with its only worker waits for its own timeout);
+* the reply's bytes (none: the remote closed) come back; the client waits for them at
+  most ``--socket-timeout``.
+
+The calling virtual process is parked in virtual time meanwhile; everything else (the
+remote node, the caller's other workers) goes on.
+
+Left out: HTTP between nodes (a uwsgi packet sent to an ``--http-socket`` port gets no
+answer, as an HTTP parser waiting for the end of a request head), UNIX sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..net._client import Reply, ReplyReader, request_bytes
+from ..net._node import NO_REPLY, Plugins, _http_reply, worker_reply
+from ..net._subsystem import Net
+from ..net._wire import WireRequest
+from ..protocol import (
+    NEED_DATA,
+    SERVER,
+    Connection,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    NoReply,
+    Ping,
+    RemoteProtocolError,
+    Request,
+    RequestEvent,
+)
+from ._network import Endpoint, Network
+
+if TYPE_CHECKING:
+    from ..master import Instance
+
+__all__ = ["Exchange", "VirtualNet", "serve"]
+
+#: What a handshake segment (SYN, SYN-ACK, RST, FIN) weighs on a link.
+_SEGMENT = 0
+
+
+class Exchange:
+    """One connection from node ``src`` to ``address``: connect, send ``request``,
+    read the reply; ``done(ok, reply_or_error)`` is called once."""
+
+    def __init__(self, net: Network, src: str, address: str, request: RequestEvent,
+                 body: bytes, timeout: float, done: Callable[[bool, Any], None]) -> None:
+        self.net = net
+        self.src = src
+        self.address = address
+        self.timeout = timeout
+        self._done = done
+        self.finished = False
+        self.conn, self.out = request_bytes(request, body)
+        self.dst: Endpoint | None = None
+        kernel = net.kernel
+        try:
+            self.dst, port = net.resolve(src, address)
+        except OSError as exc:  # a name no node has: fails at once
+            kernel.call_soon(self._finish, False, exc)
+            return
+        self.port = port
+        self._timer = kernel.schedule(timeout, self._timed_out, "connecting")
+        if self.dst is not None:
+            net.transmit(src, self.dst.name, _SEGMENT, self._syn)
+
+    def _finish(self, ok: bool, value: Any) -> None:
+        if not self.finished:
+            self.finished = True
+            self._done(ok, value)
+
+    def _timed_out(self, what: str) -> None:
+        self.net.record("net.timeout", src=self.src, address=self.address, during=what)
+        self._finish(False, TimeoutError(f"{what} {self.address}: no answer in "
+                                         f"{self.timeout:g} s (--socket-timeout)"))
+
+    # -- on the remote node: the listening socket --------------------------------------
+    def _syn(self) -> None:
+        dst = self.dst
+        assert dst is not None
+        if self.port not in dst.ports or dst.inst.stopped or not dst.inst.ready:
+            self.net.transmit(dst.name, self.src, _SEGMENT, self._refused)
+            return
+        self.net.transmit(dst.name, self.src, _SEGMENT, self._established)
+
+    # -- back on the caller ---------------------------------------------------------------
+    def _refused(self) -> None:
+        if self._timer.active and not self.finished:
+            self._timer.cancel()
+            self.net.record("net.refused", src=self.src, address=self.address)
+            self._finish(False, ConnectionRefusedError(f"connection to {self.address} "
+                                                       f"refused"))
+
+    def _established(self) -> None:
+        if self.finished:
+            return
+        self._timer.cancel()
+        dst = self.dst
+        assert dst is not None
+        self._timer = self.net.kernel.schedule(self.timeout, self._timed_out,
+                                               "waiting for a reply from")
+        if dst.ports[self.port] != "uwsgi":
+            # an HTTP parser reads uwsgi packets as an unfinished request head: no answer
+            self.net.record("net.unanswered", src=self.src, address=self.address,
+                            why="an --http-socket port")
+            return
+        self.net.transmit(self.src, dst.name, len(self.out), serve, self.net, dst, self.src,
+                          self.out, self._reply)
+
+    def _reply(self, data: bytes) -> None:
+        if self.finished:
+            return  # the caller gave up: the bytes find a closed socket
+        self._timer.cancel()
+        conn = self.conn
+        if data:
+            conn.receive_data(data)
+        conn.receive_data(b"")  # the server closes after its reply
+        self._finish(True, ReplyReader(conn).next_reply())
+
+
+def serve(net: Network, node: Endpoint, peer: str, data: bytes,
+          reply: Callable[[bytes], None]) -> None:
+    """Node ``node`` got a connection's request bytes from ``peer``: answer them and
+    send the reply's bytes (or just the close) back with ``reply``."""
+    inst = node.inst
+    conn = Connection(SERVER, buffer_size=inst.buffer_size, max_vars=inst.max_vars)
+
+    def answer(result: Reply) -> None:
+        out = b"" if isinstance(result.head, NoReply) else conn.send_message(result.head,
+                                                                            result.body)
+        net.transmit(node.name, peer, len(out), reply, out)
+
+    conn.receive_data(data)
+    received = _read_request(conn)
+    if received is None or inst.stopped:
+        answer(NO_REPLY)  # what uWSGI refuses (see protocol), or a stopped node: close
+        return
+    request, body = received
+    plugins = _plugins(inst)
+    if isinstance(request, Ping):
+        answer(plugins.ping())
+        return
+
+    def submit(wire: WireRequest, method: str = "", path: str = "") -> Any:
+        req = node.submit(method, path, body=body)
+        req.net = wire
+        req.remote_addr = net.nodes[peer].host
+        return req
+
+    if isinstance(request, Request):
+        refused = plugins.refuse_wsgi(request)
+        if refused is not None:
+            answer(refused)
+            return
+        req, wire = plugins.submit_wsgi(request, submit)
+        req.on_done = lambda: answer(_http_reply(req.response, wire))
+        return
+    action = plugins.action(request, body)
+    if action is None:
+        answer(plugins.refuse(request))
+        return
+    wire = WireRequest(control=action)
+    req = submit(wire)
+    req.on_done = lambda: answer(worker_reply(req, wire, action))
+
+
+def _read_request(conn: Connection) -> tuple[RequestEvent, bytes] | None:
+    """The request and body a connection received whole, or None for what the server
+    codec refuses (the node logs nothing more and closes)."""
+    head: RequestEvent | None = None
+    chunks: list[bytes] = []
+    try:
+        while True:
+            event = conn.next_event()
+            if isinstance(event, Data):
+                chunks.append(event.data)
+            elif isinstance(event, EndOfMessage):
+                return (head, b"".join(chunks)) if head is not None else None
+            elif event is NEED_DATA or isinstance(event, ConnectionClosed):
+                return None
+            else:
+                head = event  # type: ignore[assignment]
+    except RemoteProtocolError:
+        return None
+
+
+def _plugins(inst: Instance) -> Plugins:
+    plugins = getattr(inst, "plugins", None)
+    if plugins is None:
+        plugins = inst.plugins = Plugins(inst)  # type: ignore[attr-defined]
+    return plugins
+
+
+class VirtualNet(Net):
+    """The ``net`` subsystem of a cluster's node: remote calls on the virtual network."""
+
+    @classmethod
+    def create(cls, inst: Instance) -> VirtualNet | None:
+        return cls(inst) if getattr(inst, "network", None) == "virtual" else None
+
+    def __init__(self, inst: Instance) -> None:
+        super().__init__(inst)
+        self.network: Network = inst.cluster_network  # type: ignore[attr-defined]
+
+    def exchange(self, node: str, request: RequestEvent, body: bytes = b"") -> Reply:
+        """One exchange for the calling virtual process, which is parked meanwhile."""
+        kernel = self.inst.kernel
+        proc = kernel.current
+
+        def done(ok: bool, value: Any) -> None:
+            kernel.wake(proc, (ok, value))
+
+        Exchange(self.network, self.inst.node, node, request, body, self.timeout, done)
+        ok, value = kernel.park(f"net {node}")
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
