@@ -8,6 +8,8 @@
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE] -- <uwsgi options>
     simuwsgi ping|rpc|signal|cache|spool ADDR ...   (see ``simuwsgi.net._cli``)
     simuwsgi options [--status simulated|no-effect|not-simulated] [--markdown] [NAME]
+    simuwsgi view REPORT_DIR|TRACE      (``simuwsgi.timeline``)
+    simuwsgi explain SCENARIO|TRACE [--at TIME] [--process P] [--kind K]   (``simuwsgi.explain``)
 
 Every error a user can cause is one line on stderr (plus the uWSGI log lines that
 explain it) and a non-zero exit, never a Python traceback.
@@ -118,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     from .net._cli import add_commands
 
     add_commands(sub)
+    for name, text in (("view", "write (if needed) and open a report's timeline.html"),
+                       ("explain", "narrate a run: what uWSGI did, and why")):
+        sub.add_parser(name, help=text, add_help=False)
     conform = sub.add_parser("conform", help="diff a scenario's sim run against real uWSGI")
     conform.add_argument("scenario")
     conform.add_argument("--fork", action="store_true", help="also run and diff fork mode")
@@ -133,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, uwsgi_options = argv[:cut], argv[cut + 1:]
+    if argv and argv[0] in ("view", "explain"):
+        from . import explain, timeline
+
+        return {"view": timeline.main, "explain": explain.main}[argv[0]](argv[1:])
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -130,7 +130,8 @@ def _settings(scenario: Scenario) -> dict[str, Any]:
     return {"identity": identity,
             "tolerance": getattr(mod, "CONFORM_TOLERANCE", DEFAULT_TOLERANCE),
             "ignore": dict(getattr(mod, "CONFORM_IGNORE", {}) or {}),
-            "known_difference": getattr(mod, "KNOWN_DIFFERENCE", None)}
+            "known_difference": getattr(mod, "KNOWN_DIFFERENCE", None),
+            "tz": scenario.tz}
 
 
 def _group_of(process: str, identity: str) -> str:
@@ -428,7 +429,8 @@ def conform(scenario: Scenario | str | Path, *, fork: bool = False,
 
 
 def write_conform_report(result: ConformResult, directory: str | Path) -> Path:
-    """``diff.txt``, ``summary.json``, each mode's trace (msgpack and text) and log."""
+    """``diff.txt``, ``summary.json``, each mode's trace (msgpack and text) and log, and
+    ``timeline.html`` (the runs side by side)."""
     out = Path(directory) / f"conform-{result.scenario}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "diff.txt").write_text(result.format() + "\n")
@@ -447,6 +449,9 @@ def write_conform_report(result: ConformResult, directory: str | Path) -> Path:
         (out / f"log.{mode}.txt").write_text("\n".join(run.log) + "\n")
         if run.info.get("traceback"):
             (out / f"error.{mode}.txt").write_text(run.info["traceback"])
+    from .timeline import conform_timeline
+
+    conform_timeline(result, out, result.settings.get("tz") or "UTC")
     return out
 
 

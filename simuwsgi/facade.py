@@ -248,6 +248,7 @@ def _process_functions(inst: Instance) -> dict[str, Any]:
         proc = kernel.current
         if isinstance(proc, Worker):
             proc.accepting = bool(values[0] if values else 1)
+            inst.some_refuse = inst.some_refuse or not proc.accepting
         return None
 
     p_harakiri = parser("i:set_user_harakiri")

@@ -473,7 +473,7 @@ class ForkRuntime:
             except (OSError, ValueError, AttributeError):
                 pass
         parent_pid = _real_getpid()
-        ospid = os.fork()
+        ospid = _containment.REAL.fork()  # the runtime's own fork, never refused
         if ospid == 0:  # the master child
             try:
                 parent_end.close()
@@ -1043,7 +1043,7 @@ class _Child:
         rfd, wfd, crash_fd = fds[-3:]
         del fds[:]
         me = _real_getpid()
-        ospid = os.fork()
+        ospid = _containment.REAL.fork()  # the runtime's own fork, never refused
         if ospid == 0:
             try:
                 _die_with_parent()

@@ -94,12 +94,14 @@ class Process:
         self.domain: Any = None
         self.greenlet = greenlet.greenlet(self._main, parent=kernel.hub)
         self._target = target
+        kernel._unfinished[self] = None
 
     def _main(self, *_ignored: Any) -> Any:
         try:
             return self._target()
         finally:
             self.alive = False
+            self.kernel._unfinished.pop(self, None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} pid={self.pid}>"
@@ -132,8 +134,10 @@ class Kernel:
         #: The working directory applied now (None: ``home_cwd``, where we started).
         self._cwd: str | None = None
         self.home_cwd = os.getcwd()
-        #: Processes that were killed while parked; finalised by ``close()``.
-        self._graveyard: list[Process] = []
+        #: Processes whose greenlet has not returned, in creation order: ``close()``
+        #: unwinds them (a suspended greenlet is invisible to the cycle collector, so one
+        #: left parked would keep the whole simulation alive).
+        self._unfinished: dict[Process, None] = {}
         #: ``resume``, bound once: the loop recognises wake-ups by identity.
         self._resume = self.resume
         #: The bounds of the running ``run_until`` and whether the process running now
@@ -281,13 +285,62 @@ class Kernel:
         if entry[3] is not self._resume or entry[0] > self._until:
             return None
         proc, value = entry[4]
-        if not proc.alive or (self._stop is not None and self._stop()):
+        if not proc.alive or not proc.greenlet or (self._stop is not None and self._stop()):
+            # Not a process that never ran either: a greenlet starts on the stack (and at
+            # the recursion depth) of the one that switches to it, so chained starts
+            # would nest; the hub starts it instead.
             return None
         heapq.heappop(heap)
         self.now = entry[0]
         self.events_run += 1
         self._enter(proc)
         return proc, value
+
+    def sleep(self, delay: float, reason: str = "sleep") -> None:
+        """Park the calling process for ``delay`` virtual seconds (SimPy's ``yield
+        env.timeout(delay)``): ``wake`` and ``park`` in one step.
+
+        Its own wake-up goes on the heap and the next event comes off in one operation;
+        when that is its own wake-up (nothing is due before it), the clock moves and the
+        process goes on with no switch at all; when it is another process's wake-up, it
+        hands over as ``park`` does.
+        """
+        proc = self.current
+        if proc is None:
+            raise SimulationError(
+                "sleep() called outside a virtual process: blocking calls need one")
+        when = self.now + delay if delay > 0 else self.now
+        heap = self._heap
+        own = [when, NORMAL, next(self._seq), self._resume, (proc, None)]
+        if not self._may_hand_over or self.stopping:
+            heapq.heappush(heap, own)
+            self.park(reason)
+            return
+        self.parks += 1  # a yield, even when no switch follows (the stall watchdog)
+        entry = heapq.heappushpop(heap, own)
+        if entry[0] <= self._until and (self._stop is None or not self._stop()):
+            if entry is own:
+                self.now = when
+                self.events_run += 1
+                return
+            if entry[3] is self._resume:
+                nxt, value = entry[4]
+                g = nxt.greenlet
+                if nxt.alive and g:
+                    self.now = entry[0]
+                    self.events_run += 1
+                    proc.wait_reason = reason
+                    if nxt.cwd is self._cwd and nxt.context is self._installed_context:
+                        self.current = nxt
+                        nxt.wait_reason = ""
+                    else:
+                        self._enter(nxt)
+                    g.switch(value)
+                    return
+        heapq.heappush(heap, entry)  # not for this process to run: back, same place
+        proc.wait_reason = reason
+        self.current = None
+        self.hub.switch()
 
     def wake(self, proc: Process, value: Any = None, delay: float = 0.0) -> None:
         """Schedule ``proc`` to resume (from ``park``) with ``value``."""
@@ -323,10 +376,9 @@ class Kernel:
         self.resume(proc)
 
     def discard(self, proc: Process) -> None:
-        """Forget a process without running any more of its code (SIGKILL)."""
+        """Forget a process without running any more of its code (SIGKILL); ``close()``
+        unwinds its greenlet."""
         proc.alive = False
-        if not proc.greenlet.dead:
-            self._graveyard.append(proc)
 
     def apply_cwd(self, cwd: str | None) -> None:
         """``chdir`` to a process's working directory (None: back to ``home_cwd``)."""
@@ -357,19 +409,30 @@ class Kernel:
         self._installed_context = context
 
     def close(self) -> None:
-        """Finalise killed processes' greenlets, so they are not collected later.
+        """Unwind every process that has not finished, so that nothing of the
+        simulation outlives it, and drop the pending events.
 
         Their ``finally`` blocks run here (a real SIGKILL runs none; a greenlet cannot
-        be freed without unwinding it).
+        be freed without unwinding it). A process that catches ``Killed`` and parks again
+        is thrown it again, a bounded number of times.
         """
-        for proc in self._graveyard:
-            g = proc.greenlet
-            if not g.dead:
+        self._heap.clear()
+        for _attempt in range(3):
+            if not self._unfinished:
+                break
+            for proc in list(self._unfinished):
+                proc.alive = False
+                g = proc.greenlet
+                if g.dead or not g:  # never started: nothing on its stack
+                    self._unfinished.pop(proc, None)
+                    continue
                 self.current = proc
                 try:
                     g.throw(Killed)
-                except BaseException:  # noqa: BLE001 - anything the dead code raises
+                except BaseException:  # noqa: BLE001 - anything the dying code raises
                     pass
-        self._graveyard.clear()
+                if g.dead:
+                    self._unfinished.pop(proc, None)
+        self._unfinished.clear()
         self.current = None
         self._heap.clear()

@@ -46,6 +46,7 @@ import greenlet
 from . import apps as _apps
 from . import banner as _banner
 from ._errors import AppLoadError, SimulationError
+from ._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
@@ -120,7 +121,8 @@ class Instance:
         self.machine = "virtual"
         self.vfork = vfork
         self.trace = Trace(node, trace_kinds)
-        self.log_lines: list[tuple[float, str, str]] = []
+        #: ``(time, process, line)`` rows; old ones spill to disk (bounded memory).
+        self.log_lines = Spool(list)
         sink = LogSink(opts, Path(opts.str("chdir") or opts.base_dir))
         #: the log's prefix and files (``--log-date``, ``--logto``...), None without them
         self.log_sink: LogSink | None = sink if sink.active else None
@@ -130,7 +132,11 @@ class Instance:
         self.workers: dict[int, Worker] = {}
         self.mules: dict[int, Mule] = {}
         self.spoolers: dict[int, Spooler] = {}
+        #: Workers parked in their accept loop, in id order (``workers.take_idle_worker``).
         self.idle_workers: list[Worker] = []
+        #: Set for good once a worker calls ``uwsgi.accepting(False)``: the dispatcher
+        #: then checks every idle worker's flag.
+        self.some_refuse = False
         self.listen_queue: deque[Any] = deque()
         self.total_requests = 0
         self.started_on = 0

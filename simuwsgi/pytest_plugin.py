@@ -163,6 +163,7 @@ def uwsgi_sim(request: pytest.FixtureRequest) -> Iterator[Simulation]:
         yield sim.start()
     finally:
         sim.close()
+        _forget(request, sim)
 
 
 @pytest.fixture
@@ -181,6 +182,16 @@ def uwsgi_simulation(request: pytest.FixtureRequest) -> Iterator[Any]:
     finally:
         for sim in reversed(made):  # innermost first, as nested ``with`` blocks close
             sim.close()
+            _forget(request, sim)
+
+
+def _forget(request: pytest.FixtureRequest, sim: Any) -> None:
+    """Drop a closed simulation from the test item (which pytest keeps for the whole
+    session), so that its memory goes with it; a failed call has been reported on by
+    then (``pytest_runtest_makereport``)."""
+    sims = request.node.stash.get(_SIMS, [])
+    if sim in sims:
+        sims.remove(sim)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Run reports: a short summary for the terminal and a report directory on disk.
 
 A report directory holds ``report.md``, ``summary.json``, ``trace.msgpack`` (the trace,
-or the kinds kept) and ``log.txt`` (the lines uWSGI would have logged, each stamped as
-``--log-date`` stamps it, in the simulation's time zone).
+or the kinds kept), ``log.txt`` (the lines uWSGI would have logged, each stamped as
+``--log-date`` stamps it, in the simulation's time zone), ``timeline.html`` and
+``timeline.png`` (:mod:`simuwsgi.timeline`).
 
 ``report.md`` tells the run's story rather than listing routine requests: the notable
 events first, in order (deaths and their causes, harakiri, reloads, the app's
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .timeline import timeline_of_sim
 from .trace import Record
 
 __all__ = ["format_summary", "format_trace", "notable_events", "summarize",
@@ -49,6 +51,7 @@ def summarize(sim: Any, *, name: str, wall_seconds: float,
         "seed": sim.seed,
         "start": clock(0.0),
         "end": sim.datetime.isoformat(),
+        "tz": getattr(getattr(sim, "clock", None), "tz", None),
         "virtual_seconds": round(sim.now, 6),
         "wall_seconds": round(wall_seconds, 3),
         "speedup": round(sim.now / wall_seconds, 1) if wall_seconds > 0 else None,
@@ -426,7 +429,8 @@ def write_report(sim: Any, summary: dict[str, Any], directory: str | Path) -> Pa
                          f"{directory}: a scenario's name and SEED must be plain words")
     out.mkdir(parents=True, exist_ok=True)
     sim.trace.save(out / "trace.msgpack")
+    timeline = timeline_of_sim(sim, out, summary["scenario"])
     (out / "log.txt").write_text(_log_text(sim))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    (out / "report.md").write_text(_story(sim, summary))
+    (out / "report.md").write_text(_story(sim, summary) + "\n" + timeline)
     return out

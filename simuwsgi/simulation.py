@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import AppLoadError, DeadlockError, SimulationError
+from ._spool import LinesView
 from .banner import MACHINES
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_options
@@ -65,8 +66,8 @@ class Simulation:
     real loopback sockets, blocking the calling virtual process (see ``simuwsgi.net``);
     with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
-    ``*`` matches a prefix) — for long runs: the trace of a virtual day of a 1 s timer
-    to 4 workers takes ~180 MB. ``start()`` raises ``AppLoadError`` when the app did
+    ``*`` matches a prefix); the trace and the log keep only their newest rows in memory
+    either way (``simuwsgi.trace``). ``start()`` raises ``AppLoadError`` when the app did
     not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``. An option
     the simulation does not simulate (``simuwsgi options --status not-simulated``) is
     named in one warning line of the log; ``strict=True`` refuses it instead
@@ -237,6 +238,10 @@ class Simulation:
             facade = self.inst.facade
             if facade is not None and sys.modules.get("uwsgi") is facade:
                 del sys.modules["uwsgi"]  # left in the sys.modules shared with another thread
+            # What stays readable after close() goes to disk: a closed simulation waits
+            # for the cycle collector, and its trace and log should not wait in memory.
+            self.inst.trace.spill()
+            self.inst.log_lines.spill()
 
     def stop(self) -> None:
         """Shut the instance down as ``SIGINT`` to the master does."""
@@ -355,10 +360,7 @@ class Simulation:
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""
-        kernel = self.kernel
-        proc = kernel.current
-        kernel.wake(proc, None, max(0.0, float(seconds)))
-        kernel.park(f"sleep({seconds})")
+        self.kernel.sleep(float(seconds), f"sleep({seconds})")
 
     # -- requests ------------------------------------------------------------------------
     def submit(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",
@@ -513,9 +515,10 @@ class Simulation:
         return self.inst.trace
 
     @property
-    def log(self) -> list[str]:
-        """The lines uWSGI would have logged."""
-        return [line for _t, _p, line in self.inst.log_lines]
+    def log(self) -> LinesView:
+        """The lines uWSGI would have logged: a read-only sequence (index, slice, ``in``,
+        ``count``, ``==`` a list) whose old lines are kept on disk, not in memory."""
+        return LinesView(self.inst.log_lines)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("running" if self.started else "new")

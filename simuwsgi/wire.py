@@ -122,8 +122,9 @@ class Connection:
         self.inst = inst
         self.req = req
         self.worker = worker
-        #: the write callable start_response returns (uWSGI's one global ``uwsgi_write``)
-        self.write = write if write is not None else self.uwsgi_write
+        #: the write callable start_response returns (uWSGI's one global ``uwsgi_write``;
+        #: None: this connection's own, bound when asked, so that no cycle is kept)
+        self.write = write
         self.wire: list[bytes] = []  # every byte written on the socket, in order
         self.raw_writes: list[bytes] = []  # what uwsgi.send() wrote
         #: the status line's text; None until uWSGI's header buffer holds one
@@ -210,7 +211,7 @@ class Connection:
                 and isinstance(exc_info[1], BaseException)):
             raise SystemError("<built-in function uwsgi_spit> returned a result with an "
                               "exception set") from exc_info[1]
-        return self.write
+        return self.write if self.write is not None else self.uwsgi_write
 
     # -- the header buffer (uwsgi_response_prepare_headers / add_header, uwsgi_buffer) ----
     def _prepare(self, status: bytes) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -234,3 +237,139 @@ def test_a_process_that_ends_after_a_hand_over_returns_control_to_the_loop():
     assert log == ["first woke", "second got go, ends", "event at 1", "first again"]
     assert not procs["second"].alive and not procs["first"].alive
     assert k.current is None and k.now == 3.0
+
+
+def test_a_hundred_thousand_processes_woken_at_one_instant():
+    # Each process that parks hands over to the next one directly -- but never to one
+    # that has not started: a greenlet starts at the depth of the one that switches to
+    # it, and 250 chained starts used to raise RecursionError.
+    k = Kernel()
+    woke = []
+
+    def body() -> None:
+        k.park("x")
+        woke.append(1)
+
+    procs = [Process(k, f"p{i}", i, body) for i in range(100_000)]
+    for p in procs:
+        k.wake(p)
+    k.run_until(0)
+    assert len(woke) == 0 and all(p.greenlet for p in procs)  # all started and parked
+    for p in procs:
+        k.wake(p)
+    k.run_until(1)
+    assert len(woke) == 100_000
+
+
+def _closed_kernel_with_parked_processes():
+    k = Kernel()
+    unwound = []
+
+    def body() -> None:
+        try:
+            k.park("forever")
+        finally:
+            unwound.append(k.current.name)
+
+    procs = [Process(k, "a", 1, body), Process(k, "b", 2, body)]
+    for p in procs:
+        k.start(p)
+    Process(k, "never started", 3, body)
+    k.discard(procs[1])  # SIGKILLed while parked: unwound all the same
+    k.close()
+    return weakref.ref(k), unwound, [p.greenlet.dead for p in procs]
+
+
+def test_close_unwinds_every_parked_process_and_frees_the_kernel():
+    ref, unwound, dead = _closed_kernel_with_parked_processes()
+    assert unwound == ["a", "b"] and dead == [True, True]
+    gc.collect()
+    assert ref() is None  # a parked greenlet is invisible to the cycle collector
+
+
+def test_close_gives_up_on_a_process_that_swallows_its_death():
+    k = Kernel()
+    tries = []
+
+    def stubborn() -> None:
+        while True:
+            try:
+                k.park("forever")
+            except BaseException:  # noqa: BLE001 - a user's bare except
+                tries.append(1)
+
+    p = Process(k, "stubborn", 1, stubborn)
+    k.start(p)
+    k.close()
+    assert len(tries) == 3 and not p.alive and k.current is None
+
+
+def _sleepers(delays: list[list[float]], fused: bool, stop_after: int | None,
+              ticks: list[float]) -> tuple[list, int, float]:
+    """Processes sleeping the given delays in turn, and callbacks at ``ticks``."""
+    k = Kernel()
+    log: list = []
+
+    def body(name: str, mine: list[float]) -> None:
+        for delay in mine:
+            log.append((k.now, name))
+            if fused:
+                k.sleep(delay)
+            else:
+                k.wake(k.current, None, delay)
+                k.park("sleep")
+        log.append((k.now, name, "end"))
+
+    for i, mine in enumerate(delays):
+        k.start(Process(k, f"p{i}", i, lambda n=f"p{i}", m=mine: body(n, m)))
+    for t in ticks:
+        k.post(t, log.append, (t, "tick"))
+    stop = None if stop_after is None else (lambda: len(log) >= stop_after)
+    k.run_until(5.0, stop)
+    k.run_until(100.0)
+    return log, k.events_run, k.now
+
+
+@given(st.lists(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.0, 2.5, 7.0]), max_size=8),
+                max_size=4),
+       st.one_of(st.none(), st.integers(1, 20)),
+       st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), max_size=3))
+@settings(max_examples=200, deadline=None)
+def test_sleep_runs_exactly_what_wake_and_park_would(delays, stop_after, ticks):
+    assert (_sleepers(delays, True, stop_after, ticks)
+            == _sleepers(delays, False, stop_after, ticks))
+
+
+def test_a_lone_sleeper_does_not_switch():
+    import greenlet
+
+    k = Kernel()
+    ended = []
+
+    def body() -> None:
+        for _ in range(1000):
+            k.sleep(1.0)
+        ended.append(k.now)
+
+    proc = Process(k, "p", 1, body)
+    k.start(proc)
+    switches = []
+    previous = greenlet.settrace(lambda event, args: switches.append(event))
+    try:
+        k.run_until(2000.0)
+    finally:
+        greenlet.settrace(previous)
+    assert ended == [1000.0] and k.events_run == 1000
+    assert switches == ["switch", "switch"]  # into the process once, and back at its end
+
+
+def test_sleep_counts_as_a_yield_even_without_a_switch():
+    k = Kernel()
+
+    def body() -> None:
+        for _ in range(10):
+            k.sleep(1.0)
+
+    k.start(Process(k, "p", 1, body))
+    k.run_until(100.0)
+    assert k.parks == 10  # what the stall watchdog watches

@@ -88,6 +88,33 @@ def test_idle_worker_choice_is_seeded_and_traced(app_dir):
     assert len(set(workers_for(1))) > 1
 
 
+def test_the_choice_among_many_idle_workers_is_uniform_by_id_and_recorded_compactly(app_dir):
+    import random
+
+    with sim_for(app_dir, "--processes", "256", seed=5) as sim:
+        picks = [sim.get("/").worker for _ in range(50)]
+        records = sim.trace.select("choice", what="accept")
+    rng = random.Random(5)  # every worker idle each time: ids 1..256, picked by index
+    assert picks == [rng.randrange(256) + 1 for _ in range(50)]
+    assert [(r["among"], r["picked"]) for r in records] == [(256, f"worker{w}") for w in picks]
+
+
+def test_a_worker_that_stopped_accepting_is_never_picked(write_app):
+    app_dir = write_app("""
+        import uwsgi
+        def application(env, sr):
+            if env["PATH_INFO"] == "/refuse":
+                uwsgi.accepting(False)
+            sr("200 OK", [])
+            return [b""]
+    """).parent
+    with sim_for(app_dir, "--processes", "3", seed=2) as sim:
+        refusing = sim.get("/refuse").worker
+        picked = {sim.get("/").worker for _ in range(30)}
+        assert refusing not in picked and len(picked) == 2
+        assert sim.inst.some_refuse
+
+
 def test_virtual_fork_gives_each_worker_its_own_globals(app_dir):
     with sim_for(app_dir, "--processes", "2", seed=3) as sim:
         seen = {}

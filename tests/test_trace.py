@@ -76,3 +76,82 @@ def test_the_pytest_factory_passes_trace_kinds(app_dir, uwsgi_simulation):
     sim = uwsgi_simulation(OPTIONS, app_dir=app_dir, trace_kinds=["timer.*"])
     sim.advance(10)
     assert set(sim.trace.kinds()) == {"timer.add", "timer.fire"}
+
+
+# -- bounded memory: old records spill to disk ----------------------------------------
+def _spilling(monkeypatch, rows):
+    """Keep only ``rows`` trace records and log lines in memory (the rest on disk)."""
+    import simuwsgi._spool
+
+    monkeypatch.setattr(simuwsgi._spool, "DEFAULT_LIMIT", rows)
+
+
+def test_a_spilled_trace_answers_queries_and_digests_as_one_in_memory(app_dir, monkeypatch):
+    memory, memory_body = _run(app_dir)
+    _spilling(monkeypatch, 7)
+    spilled, body = _run(app_dir)
+    assert body == memory_body
+    assert len(spilled._spool.tail) < 7 and len(spilled._spool.chunks()) > 30
+    assert spilled.digest() == memory.digest()
+    assert spilled.dumps() == memory.dumps()
+    assert spilled.rows() == memory.rows()
+    assert spilled.kinds() == memory.kinds()
+    for kind in ("signal.handler", "signal.*", "request.end", "nothing", None):
+        assert spilled.count(kind) == memory.count(kind)
+        assert spilled.count(kind, process="worker2") == memory.count(kind, process="worker2")
+    assert spilled.select("signal.*", num=1) == memory.select("signal.*", num=1)
+    assert spilled[-1] == memory[-1] and spilled[3] == memory[3] and list(spilled) == list(memory)
+    assert spilled.format(limit=20) == memory.format(limit=20)
+
+
+def test_a_spilled_trace_saves_and_loads_the_same_bytes(app_dir, monkeypatch, tmp_path):
+    _spilling(monkeypatch, 5)
+    trace, _ = _run(app_dir)
+    trace.save(tmp_path / "t.msgpack")
+    assert (tmp_path / "t.msgpack").read_bytes() == trace.dumps()
+    assert msgpack.unpackb(trace.dumps()) == trace.rows()
+    loaded = Trace.load(tmp_path / "t.msgpack")
+    assert loaded.digest() == trace.digest() and len(loaded._spool.chunks()) > 30
+
+
+def test_kept_kinds_spill_too(app_dir, monkeypatch):
+    kept_in_memory, _ = _run(app_dir, trace_kinds=["signal.*"])
+    _spilling(monkeypatch, 4)
+    kept, _ = _run(app_dir, trace_kinds=["signal.*"])
+    assert kept.digest() == kept_in_memory.digest()
+    assert kept.count("signal.handler") == 200
+
+
+def test_the_log_is_a_bounded_sequence_of_lines(app_dir, monkeypatch):
+    with Simulation(OPTIONS, app_dir=app_dir) as sim:
+        for _ in range(5):
+            sim.get("/")
+        expected = list(sim.log)
+    _spilling(monkeypatch, 3)
+    with Simulation(OPTIONS, app_dir=app_dir) as sim:
+        for _ in range(5):
+            sim.get("/")
+        log = sim.log
+        assert len(sim.inst.log_lines.tail) < 3 and sim.inst.log_lines.chunks()
+    assert log == expected and list(log) == expected and len(log) == len(expected)
+    assert log[0] == expected[0] and log[-1] == expected[-1] and log[2:9] == expected[2:9]
+    assert expected[1] in log and "not a line" not in log
+    assert log.count(expected[-1]) == expected.count(expected[-1])
+    assert [t for t, _p, _line in sim.inst.log_lines][-1] == sim.now
+
+
+def test_a_spilled_record_holding_an_object_keeps_its_encoded_values():
+    class Thing:
+        def __repr__(self) -> str:
+            return "<thing>"
+
+    memory = Trace()
+    spilled = Trace(memory_rows=2)
+    for trace in (memory, spilled):
+        trace.add(0.1234567, "master", "a", {"obj": Thing(), "n": 1})
+        trace.add(1.0, "master", "b", {"k": (1, 2)})
+        trace.add(2.0, "master", "c", {})
+    assert spilled.digest() == memory.digest()
+    assert spilled[0] == spilled.select("a")[0]
+    assert (spilled[0].time, spilled[0].fields) == (0.123457, {"obj": "<thing>", "n": 1})
+    assert spilled[1].fields == {"k": (1, 2)}  # marshal keeps plain values exact
