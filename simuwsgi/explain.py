@@ -180,17 +180,20 @@ class _Narrator:
 
     def _choice(self, t: float, proc: str, f: dict[str, Any]) -> str:
         self.choices[str(f.get("picked"))] = f
-        among = f.get("among") or []
-        return (f"{f.get('what')}: {f.get('picked')} is chosen among {', '.join(among)} "
+        among = f.get("among") or 0
+        choices = (f"the {among} idle ones" if isinstance(among, int)
+                   else ", ".join(among))  # a count (traces before it: the names)
+        return (f"{f.get('what')}: {f.get('picked')} is chosen among {choices} "
                 "(the seeded RNG stands for the kernel's wake-up order)")
 
     def _request_start(self, t: float, proc: str, f: dict[str, Any]) -> str:
         self.busy[proc] = f
         choice = self.choices.pop(proc, None)
         if choice is not None:
-            idle = choice.get("among") or []
-            why = ("the only idle worker" if len(idle) == 1 else
-                   f"one of {len(idle)} idle workers blocked in accept(), the one the kernel woke")
+            among = choice.get("among") or 0
+            idle = among if isinstance(among, int) else len(among)
+            why = ("the only idle worker" if idle == 1 else
+                   f"one of {idle} idle workers blocked in accept(), the one the kernel woke")
         else:
             why = "the only worker free to accept"
         waited = t - self.submitted.get(f.get("id"), t)

@@ -61,8 +61,8 @@ def test_at_process_and_kind_filter(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "15:00:00.000 master    request 181 arrives: GET /order",
-        "15:00:00.000 master    accept: worker3 is chosen among worker1, worker2, worker3, "
-        "worker4 (the seeded RNG stands for the kernel's wake-up order)",
+        "15:00:00.000 master    accept: worker3 is chosen among the 4 idle ones (the "
+        "seeded RNG stands for the kernel's wake-up order)",
         "15:00:00.000 master    request 481 arrives: GET /report?45"]
     assert cli_main(["explain", QUICKSTART, "--process", "worker3", "--kind", "harakiri"]) == 0
     assert capsys.readouterr().out.count("\n") == 1
