@@ -6,7 +6,10 @@ virtual time; real uWSGI 2.0.30 (pyuwsgi, started plainly) runs the same app and
 Both are pinned to the same CPU and measured in interleaved rounds: wall time from the
 first request to the last task done (real: the spool directory is empty again). Prints
 best and median tasks/s of each side, the ratio and the verdict against issue 17's target
-(>= 1x real), and the simulation's peak memory (max RSS; with ``--tracemalloc`` the peak
+(>= 1x real); the same per CPU second (the simulation's process time; the CPU time of
+every process of real uWSGI), the fair cost on a loaded machine, where a CPU shared with
+other programs gives each runnable process a share and so favours the side with more
+processes; and the simulation's peak memory (max RSS; with ``--tracemalloc`` the peak
 of Python allocations, at the cost of a slower run).
 
 Usage: ``python benchmarks/bench_spooler.py [--tasks 100000] [--per-request 1000]
@@ -59,13 +62,14 @@ def options(base: Path, quiet: bool) -> list[str]:
     return [*opts, "--spooler-quiet"] if quiet else opts
 
 
-def run_real(tasks: int, per_request: int, quiet: bool, base: Path) -> float:
-    """Tasks/s of real uWSGI: from the first request until the spool directory is empty."""
+def run_real(tasks: int, per_request: int, quiet: bool, base: Path) -> tuple[float, float]:
+    """Tasks/s of real uWSGI from the first request until the spool directory is empty,
+    and tasks per CPU second of all its processes over that time."""
     (base / "app.py").write_text(APP)
     (base / "spool").mkdir(exist_ok=True)
     real = PlainUwsgi(options(base, quiet), base, cpu=CPU, probe="/?0")
     try:
-        started = RealClock.monotonic()
+        started, cpu_started = RealClock.monotonic(), real.cpu_seconds()
         sent = 0
         while sent < tasks:
             n = min(per_request, tasks - sent)
@@ -74,7 +78,8 @@ def run_real(tasks: int, per_request: int, quiet: bool, base: Path) -> float:
         spool = base / "spool"
         while any(spool.iterdir()):
             RealClock.sleep(0.001)
-        return tasks / (RealClock.monotonic() - started)
+        elapsed = RealClock.monotonic() - started
+        return tasks / elapsed, tasks / (real.cpu_seconds() - cpu_started)
     finally:
         real.stop()
 
@@ -123,6 +128,8 @@ def main() -> None:
     os.sched_setaffinity(0, {CPU})
     sim_rates: list[float] = []
     real_rates: list[float] = []
+    sim_cpu: list[float] = []
+    real_cpu: list[float] = []
     peak_mb = 0.0
     for _ in range(args.rounds):
         for side in ("sim", "real"):
@@ -131,9 +138,12 @@ def main() -> None:
                 if side == "sim":
                     res = run(args.tasks, args.per_request, quiet, base, args.tracemalloc)
                     sim_rates.append(res["tasks_per_s"])
+                    sim_cpu.append(res["tasks_per_cpu_s"])
                     peak_mb = max(peak_mb, res["peak_mb"])
                 else:
-                    real_rates.append(run_real(args.tasks, args.per_request, quiet, base))
+                    rate, cpu_rate = run_real(args.tasks, args.per_request, quiet, base)
+                    real_rates.append(rate)
+                    real_cpu.append(cpu_rate)
             finally:
                 shutil.rmtree(base, ignore_errors=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -141,11 +151,16 @@ def main() -> None:
                                                       / statistics.median(real_rates))
     print(f"directory: {root or 'default temp dir'}; {args.tasks:,} tasks "
           f"({args.per_request} per request); log: {'--spooler-quiet' if quiet else 'full'}; "
-          f"{args.rounds} interleaved rounds, both sides pinned to CPU {CPU}")
+          f"{args.rounds} interleaved rounds, both sides pinned to CPU {CPU}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"simuwsgi   : {max(sim_rates):>9,.0f} tasks/s best ({statistics.median(sim_rates):,.0f} median)")
     print(f"real uWSGI : {max(real_rates):>9,.0f} tasks/s best ({statistics.median(real_rates):,.0f} median)")
     print(f"ratio      : {best:.2f}x best ({median:.2f}x median)   target >= 1x: "
           f"{'met' if best >= 1.0 else 'NOT MET'}")
+    print(f"per CPU s  : simuwsgi {max(sim_cpu):,.0f} best ({statistics.median(sim_cpu):,.0f} "
+          f"median), real uWSGI {max(real_cpu):,.0f} best ({statistics.median(real_cpu):,.0f} "
+          f"median): {max(sim_cpu) / max(real_cpu):.2f}x best "
+          f"({statistics.median(sim_cpu) / statistics.median(real_cpu):.2f}x median)")
     if args.tracemalloc:
         print(f"peak traced memory (tracemalloc): {peak_mb:.1f} MiB")
     print(f"max RSS of the benchmark process: {rss:.1f} MiB")

@@ -1,21 +1,16 @@
-"""Benchmark: timers, cron and mule messages in virtual time (plain script).
+"""Benchmark: timers and cron in virtual time (plain script; mules: bench_mules.py).
 
 Run: ``python benchmarks/bench_timers.py``. Prints each measurement (best and median of
 ``ROUNDS`` interleaved rounds) and a verdict per target with its ratio (issue 17,
 target 6):
 
 1. a virtual day of ``add_timer(1, 1)`` delivered to ``workers`` with 4 workers
-   (345,600 handler calls) — target < 1.0 s and >= 1.5x SimPy's model of it (4.);
+   (345,600 handler calls) — target < 1.0 s and >= 1.5x SimPy's model of it (3.);
 2. a virtual year of a per-minute ``add_cron`` with a trivial handler — target < 2 s
    and >= 1.5x SimPy's model of it (a process waking every minute that checks the
    local time against the cron fields and hands the signal to a worker process);
-3. 100,000 ``mule_msg``/``mule_get_msg`` round trips between a worker and a mule —
-   the rate is printed (issue 17 target 7 compares it with real uWSGI);
-4. the timer-day model of (1) written directly in SimPy: a timer process putting the
+3. the timer-day model of (1) written directly in SimPy: a timer process putting the
    signal in 4 worker processes' boxes.
-5. the round trips of (3) under the real uWSGI server (pyuwsgi), as a reference:
-   what the same app and options do on this machine with real processes; and the
-   process switching of (3) alone on simuwsgi's kernel, the floor under (3).
 
 Each measurement runs in a fresh interpreter (``--one NAME``), so that none pays for
 the memory another left behind.
@@ -61,34 +56,6 @@ def application(environ, start_response):
     return [b""]
 """
 
-MULE_APP = """
-import uwsgi
-N = int(uwsgi.opt.get("set", b"n=0").split(b"=")[1])
-def application(environ, start_response):
-    start_response("200 OK", [])
-    got = 0
-    for i in range(N):
-        uwsgi.mule_msg(b"ping", 1)
-        uwsgi.signal_wait(7)
-        got += 1
-    return [b"%d" % got]
-"""
-
-MULE_SCRIPT = """
-import uwsgi
-while True:
-    msg = uwsgi.mule_get_msg()
-    uwsgi.signal(7)
-"""
-
-MULE_APP_SIGNAL = """
-import uwsgi
-def pong(num):
-    pass
-uwsgi.register_signal(7, "worker1", pong)
-"""
-
-
 def _write(directory: Path, name: str, source: str) -> None:
     (directory / name).write_text(textwrap.dedent(source))
 
@@ -113,18 +80,6 @@ def bench_cron_year(tmp: Path) -> tuple[int, float]:
         elapsed = _perf() - start
         fired = sim.trace.count("cron.signal")
     return fired, elapsed
-
-
-def bench_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
-    """The worker sends a message to mule 1 and waits for its answer (a signal)."""
-    _write(tmp, "mule_app.py", MULE_APP + MULE_APP_SIGNAL)
-    _write(tmp, "mule_script.py", MULE_SCRIPT)
-    with Simulation(["--master", "--processes", "1", "--mule=mule_script.py",
-                     "--set", f"n={n}", "--wsgi-file", "mule_app.py"], app_dir=tmp) as sim:
-        start = _perf()
-        body = sim.get("/").body
-        elapsed = _perf() - start
-    return int(body), elapsed
 
 
 def bench_simpy_timer_day() -> tuple[int, float]:
@@ -190,67 +145,6 @@ def bench_simpy_cron_year() -> tuple[int, float]:
     return fired[0], _perf() - began
 
 
-def bench_real_mule_round_trips(tmp: Path, n: int) -> tuple[int, float]:
-    """(3) under the real uWSGI server: the request's duration, after a warm-up one."""
-    from simuwsgi.real import RealRun
-
-    _write(tmp, "mule_app.py", MULE_APP + MULE_APP_SIGNAL)
-    _write(tmp, "mule_script.py", MULE_SCRIPT)
-    run = RealRun(["--master", "--processes", "1", "--mule=mule_script.py",
-                   "--set", f"n={n}", "--wsgi-file", "mule_app.py"], app_dir=tmp, deadline=120)
-    try:
-        run.start()
-        run.get("/")
-        start = _perf()
-        body = run.get("/").body
-        elapsed = _perf() - start
-    finally:
-        run.close()
-    return int(body), elapsed
-
-
-def bench_kernel_mule_floor(n: int) -> tuple[int, float]:
-    """(3)'s process switching alone on simuwsgi's kernel: the worker queues a message
-    and wakes the mule, the mule takes it and posts a master event, the master event
-    wakes the worker. No uWSGI semantics, trace or virtual fork: the floor under (3)."""
-    from collections import deque
-
-    from simuwsgi.kernel import Kernel, Process
-
-    kernel = Kernel(0)
-    queue: deque[bytes] = deque()
-    procs: dict[str, Process] = {}
-
-    def master_route(_num: int) -> None:
-        kernel.wake(procs["worker"], None)
-
-    def worker() -> None:
-        for _ in range(n):
-            queue.append(b"ping")
-            kernel.wake(procs["mule"], None)
-            kernel.park("signal_wait")
-
-    def mule() -> None:
-        while True:
-            kernel.park("mule_get_msg")
-            queue.popleft()
-            kernel.call_soon(master_route, 7)
-
-    procs["worker"] = Process(kernel, "worker", 1, worker)
-    procs["mule"] = Process(kernel, "mule", 2, mule)
-    kernel.start(procs["mule"])
-    kernel.wake(procs["worker"], None)
-    start = _perf()
-    kernel.run_until(1.0)
-    elapsed = _perf() - start
-    kernel.close()
-    return n, elapsed
-
-
-MULE_TRIPS = 100_000
-REAL_MULE_TRIPS = 20_000
-
-
 def _measure(name: str) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -259,12 +153,6 @@ def _measure(name: str) -> tuple[int, float]:
             return bench_timer_day(tmp)
         if name == "cron_year":
             return bench_cron_year(tmp)
-        if name == "mule":
-            return bench_mule_round_trips(tmp, MULE_TRIPS)
-        if name == "kernel_mule_floor":
-            return bench_kernel_mule_floor(MULE_TRIPS)
-        if name == "real_mule":
-            return bench_real_mule_round_trips(tmp, REAL_MULE_TRIPS)
         if name == "simpy_timer_day":
             return bench_simpy_timer_day()
         if name == "simpy_cron_year":
@@ -309,14 +197,11 @@ def main() -> int:
     if sys.argv[1:2] == ["--one"]:
         print(json.dumps(_measure(sys.argv[2])))
         return 0
-    names = ["timer_day", "simpy_timer_day", "cron_year", "simpy_cron_year", "mule",
-             "kernel_mule_floor"]
+    names = ["timer_day", "simpy_timer_day", "cron_year", "simpy_cron_year"]
     runs: dict[str, list[tuple[int, float]]] = {name: [] for name in names}
     for _ in range(ROUNDS):
         for name in names:
             runs[name].append(_isolated(name))
-    best = {name: min(results, key=lambda r: r[1]) for name, results in runs.items()}
-    best["real_mule"] = _isolated("real_mule")  # real seconds: one round is enough
 
     print(_line("timer day, handler calls", runs["timer_day"]))
     print(_line("SimPy timer day, handler calls", runs["simpy_timer_day"]))
@@ -326,15 +211,6 @@ def main() -> int:
     print(_line("SimPy cron year, firings", runs["simpy_cron_year"]))
     _verdict("a virtual year of a per-minute cron", runs["cron_year"],
              runs["simpy_cron_year"], 2.0)
-    trips, t_mule = best["mule"]
-    mrate = trips / t_mule
-    print(f"mule round trips: {trips} in {t_mule:.2f} s = {mrate:,.0f}/s (best)")
-    ftrips, t_floor = best["kernel_mule_floor"]
-    print(f"  the kernel's switching alone (no uWSGI semantics): {ftrips / t_floor:,.0f}/s")
-    rtrips, t_real = best["real_mule"]
-    rrate = rtrips / t_real
-    print(f"real uWSGI mule round trips: {rtrips} in {t_real:.2f} s = {rrate:,.0f}/s "
-          f"(simuwsgi/real speed ratio {mrate / rrate:.2f})")
     print(f"({ROUNDS} interleaved rounds, each measurement in a fresh interpreter)")
     return 0
 

@@ -39,6 +39,7 @@ the exact virtual wall clock), hit/miss counters (only the stats server shows th
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, NotSimulatedError
@@ -104,18 +105,17 @@ def _to_i64(value: int) -> int:
     return value - (1 << 64) if value & _I64_SIGN else value
 
 
-class _Item:
-    __slots__ = ("expires", "first_block", "hash", "key", "seq", "slot", "value")
+#: A live item is its key in parallel dicts (``Cache.items``: its value; ``slots``; the
+#: sparse ``expires``; ``firsts`` for bitmap caches): ``cache_set`` stores two dict
+#: entries and builds no object per item. A value is the
+#: item's bytes or, after the inc/dec fast path, its unsigned 64-bit counter not yet
+#: encoded (``Cache.value`` encodes it when something reads the bytes). The dicts'
+#: insertion order is uWSGI's collision-chain order.
 
-    def __init__(self, key: bytes, value: bytes, slot: int, first_block: int,
-                 expires: int, seq: int) -> None:
-        self.key = key
-        self.value = value
-        self.slot = slot
-        self.first_block = first_block
-        self.expires = expires
-        self.seq = seq
-        self.hash = -1
+
+@functools.lru_cache(maxsize=65536)
+def _hash(key: bytes) -> int:
+    return djb33x(key)
 
 
 class Cache:
@@ -143,13 +143,17 @@ class Cache:
         self.no_expire = no_expire
         self.math_initial = _to_i64(math_initial)
         self.max_item_size = blocksize * self.blocks if bitmap else blocksize
-        self.items: dict[bytes, _Item] = {}
+        self.items: dict[bytes, bytes | int] = {}
+        self.slots: dict[bytes, int] = {}
+        #: expiry of the items that have one (absent = 0)
+        self.expires: dict[bytes, int] = {}
+        #: first data block of each item of a bitmap cache (else its slot)
+        self.firsts: dict[bytes, int] = {}
         #: uWSGI's unused-slot stack: the top (list end) is taken first.
         self.free_slots: list[int] = list(range(1, max_items))
         self.lru: dict[bytes, None] = {}
         self.next_scan = 0
         self.full = 0
-        self._seq = 0
         #: data blocks, sparse: block index -> bytes (shorter = zeros beyond)
         self._data: dict[int, bytearray] = {}
         self._fast_mem = not bitmap and blocksize >= 8
@@ -162,18 +166,16 @@ class Cache:
 
     # -- raw block memory ------------------------------------------------------------
     # Only math reads block memory (8 bytes at the item's first block); values are
-    # returned from ``_Item.value``. In the common geometry (no bitmap, blocks of at
+    # returned from ``Cache.items``. In the common geometry (no bitmap, blocks of at
     # least 8 bytes) a block is kept as the bytes object last written plus the stale
-    # tail of its first 8 bytes.
+    # tail of its first 8 bytes, and written lazily: the block of a live item is its
+    # value over what ``_data`` holds for the slot. So ``cache_set`` and
+    # ``cache_update`` write no block; ``_spill`` writes the value out before the
+    # value changes to a shorter one, before math reads the block, and when the slot
+    # is freed (writing it twice changes nothing).
     def _write(self, block: int, value: bytes) -> None:
         if self._fast_mem:
-            n = len(value)
-            if n >= 8:
-                self._data[block] = value  # type: ignore[assignment]
-            else:
-                old = self._data.get(block)
-                self._data[block] = (value + bytes(old[n:8])  # type: ignore[assignment]
-                                     if old is not None and len(old) > n else value)
+            self._spill(block, value)
             return
         bs = self.blocksize
         data = self._data
@@ -189,6 +191,30 @@ class Cache:
             return
         for i in range(0, n, bs):
             self._write(block + i // bs, value[i:i + bs])
+
+    def _spill(self, slot: int, value: bytes | int) -> None:
+        """Write a live item's value to its block (fast memory: see above)."""
+        if type(value) is int:
+            value = value.to_bytes(8, "little")
+        n = len(value)  # type: ignore[arg-type]
+        data = self._data
+        if n < 8:
+            old = data.get(slot)
+            if old is not None and len(old) > n:
+                value = value + bytes(old[n:8])  # type: ignore[operator]
+        data[slot] = value  # type: ignore[assignment]
+
+    def counter(self, key: bytes) -> int:
+        """The first 8 bytes of a live item's block, as an unsigned number."""
+        v = self.items[key]
+        if type(v) is int:
+            return v
+        if len(v) >= 8:  # type: ignore[arg-type]
+            return int.from_bytes(v[:8], "little")  # type: ignore[index]
+        block = self.first_block(key)
+        if self._fast_mem:
+            self._spill(block, v)
+        return int.from_bytes(self._read(block, 8), "little")
 
     def _read(self, block: int, n: int) -> bytes:
         if self._fast_mem:
@@ -206,53 +232,75 @@ class Cache:
         return bytes(out)
 
     # -- lookup --------------------------------------------------------------------------
-    def lookup(self, key: bytes) -> _Item | None:
-        """``uwsgi_cache_get_index`` (with ``check_lazy``)."""
-        item = self.items.get(key)
-        if item is not None and self.lazy_expire and item.expires:
-            if item.expires <= int(self.owner.inst.wall()):
-                self.delete_item(item)
-                return None
-        return item
+    def lookup(self, key: bytes) -> bool:
+        """``uwsgi_cache_get_index`` (with ``check_lazy``): is ``key`` live?"""
+        if key not in self.items:
+            return False
+        if self.lazy_expire:
+            expires = self.expires.get(key)
+            if expires and expires <= int(self.owner.inst.wall()):
+                self.delete_key(key)
+                return False
+        return True
+
+    def first_block(self, key: bytes) -> int:
+        return self.firsts[key] if self.bitmap else self.slots[key]
+
+    def value(self, key: bytes) -> bytes:
+        """The item's bytes, encoding (and writing to its block) a pending counter."""
+        v = self.items[key]
+        if type(v) is int:  # only in fast memory, where the block is the value
+            v = self.items[key] = v.to_bytes(8, "little")
+        return v  # type: ignore[return-value]
 
     def get(self, key: bytes) -> bytes | None:
-        item = self.lookup(key)
-        if item is None:
+        if not self.lookup(key):
             return None
         if self.purge_lru:
             lru = self.lru
             del lru[key]
             lru[key] = None
-        return item.value
+        return self.value(key)
 
     def keys(self) -> list[bytes]:
         hs = self.hashsize
-        for item in self.items.values():
-            if item.hash < 0:
-                item.hash = djb33x(item.key)
-        ordered = sorted(self.items.values(), key=lambda it: (it.hash % hs, it.seq))
-        return [it.key for it in ordered]
+        # sorted() is stable: within one bucket, keys keep the dict's insertion order
+        return sorted(self.items, key=lambda key: _hash(key) % hs)
+
+    def by_slot(self) -> list[bytes]:
+        """Live keys in slot order (the order uWSGI's loops over the item array see)."""
+        return sorted(self.items, key=self.slots.__getitem__)
+
+    def _set_expires(self, key: bytes, expires: int) -> None:
+        if expires:
+            self.expires[key] = expires
+        else:
+            self.expires.pop(key, None)
 
     # -- delete ----------------------------------------------------------------------------
-    def delete_item(self, item: _Item) -> None:
+    def delete_key(self, key: bytes) -> None:
         """``uwsgi_cache_del2`` on a live item."""
-        del self.items[item.key]
+        value = self.items.pop(key)
+        slot = self.slots.pop(key)
+        if self._fast_mem:
+            self._spill(slot, value)  # the block keeps these bytes for the slot's next user
+        self.free_slots.append(slot)
+        if self.expires:
+            self.expires.pop(key, None)
         if self.bitmap:
-            self._unmark(item.first_block, len(item.value))
-        self.free_slots.append(item.slot)
+            self._unmark(self.firsts.pop(key), len(value))  # type: ignore[arg-type]
         if self.purge_lru:
-            self.lru.pop(item.key, None)
+            self.lru.pop(key, None)
 
     def delete(self, key: bytes) -> bool:
-        item = self.lookup(key)
-        if item is None:
+        if not self.lookup(key):
             return False
-        self.delete_item(item)
+        self.delete_key(key)
         return True
 
     def clear(self) -> None:
-        for item in sorted(self.items.values(), key=lambda it: it.slot):
-            self.delete_item(item)
+        for key in self.by_slot():
+            self.delete_key(key)
 
     # -- bitmap ------------------------------------------------------------------------
     def _needed(self, n: int) -> int:
@@ -312,9 +360,9 @@ class Cache:
         self.full += 1
         inst.record("cache.full", None, cache=self.name)
         if self.purge_lru and self.lru:
-            victim = self.items[next(iter(self.lru))]
-            inst.record("cache.lru_purge", None, cache=self.name, key=victim.key.hex())
-            self.delete_item(victim)
+            victim = next(iter(self.lru))
+            inst.record("cache.lru_purge", None, cache=self.name, key=victim.hex())
+            self.delete_key(victim)
         clear = self.clear_on_full
         if self.sweep_on_full:
             removed = 0
@@ -322,9 +370,9 @@ class Cache:
             if self.next_scan <= now:
                 self.next_scan = now + self.sweep_on_full
                 self.owner.arm()
-                for item in sorted(self.items.values(), key=lambda it: it.slot):
-                    if 0 < item.expires <= now:
-                        self.delete_item(item)
+                for key in self.by_slot():
+                    if 0 < self.expires.get(key, 0) <= now:
+                        self.delete_key(key)
                         removed += 1
             if removed:
                 clear = False
@@ -352,47 +400,35 @@ class Cache:
         if faults is not None and faults.active("cache_full", self.name):
             self._cache_full()
             return False
-        item = self.lookup(key) if self.lazy_expire else self.items.get(key)
-        if item is None:
+        live = self.lookup(key) if self.lazy_expire else key in self.items
+        if not live:
             return self._insert(key, value, expires, flags, op)
         if not flags & _UPDATE:
             return False
+        old = self.value(key)
         if not flags & _FIXEXPIRE:
             if self.purge_lru:
                 lru = self.lru
                 del lru[key]
                 lru[key] = None
-                item.expires = expires
+                self._set_expires(key, expires)
             else:
-                item.expires = self._expiry(expires)
+                self._set_expires(key, self._expiry(expires))
         if self.bitmap:
             first = self._find_free_blocks(n)
             if first is None:
                 self._cache_full()
                 return False
-            old_first, old_len = item.first_block, len(item.value)
             self._mark(first, n)
-            self._unmark(old_first, old_len)
-            item.first_block = first
+            self._unmark(self.firsts[key], len(old))
+            self.firsts[key] = first
+        first = self.first_block(key)
+        if self._fast_mem:
+            self._spill(first, old)
         if flags & _MATH:
-            value = self._math(item.first_block, None, value, op)
-        self._write(item.first_block, value)
-        item.value = value
-        return True
-
-    def insert_plain(self, key: bytes, value: bytes) -> bool:
-        """``_insert`` for the common case (no bitmap, no LRU, no expiry, no math)."""
-        free = self.free_slots
-        if not free:
-            return self._insert(key, value, 0, 0, 0)
-        slot = free.pop()
-        data = self._data
-        if len(value) >= 8:
-            data[slot] = value  # type: ignore[assignment]
-        else:
-            self._write(slot, value)
-        self._seq += 1
-        self.items[key] = _Item(key, value, slot, slot, 0, self._seq)
+            value = self._math(first, None, value, op)
+        self._write(first, value)
+        self.items[key] = value
         return True
 
     def _insert(self, key: bytes, value: bytes, expires: int, flags: int, op: int) -> bool:
@@ -418,8 +454,12 @@ class Cache:
         if flags & _MATH:
             value = self._math(first, self.math_initial, value, op)
         self._write(first, value)
-        self._seq += 1
-        self.items[key] = _Item(key, value, slot, first, expires, self._seq)
+        self.items[key] = value
+        self.slots[key] = slot
+        if self.bitmap:
+            self.firsts[key] = first
+        if expires:
+            self.expires[key] = expires
         return True
 
     def _math(self, block: int, start: int | None, delta_raw: bytes, op: int) -> bytes:
@@ -450,13 +490,14 @@ class Cache:
             return 0
         self.next_scan = 0
         freed = 0
-        for item in sorted(self.items.values(), key=lambda it: it.slot):
-            if item.expires:
-                if item.expires <= now:
-                    self.delete_item(item)
+        for key in self.by_slot():
+            expires = self.expires.get(key, 0)
+            if expires:
+                if expires <= now:
+                    self.delete_key(key)
                     freed += 1
-                elif not self.next_scan or self.next_scan > item.expires:
-                    self.next_scan = item.expires
+                elif not self.next_scan or self.next_scan > expires:
+                    self.next_scan = expires
         return freed
 
 
@@ -618,8 +659,11 @@ class Caches:
         default = self.default
         #: the default cache needs no per-lookup work (no lazy expiry, no LRU)
         plain = default is not None and not default.lazy_expire and not default.purge_lru
-        d_items: dict[bytes, _Item] = default.items if default is not None else {}
+        d_items: dict[bytes, Any] = default.items if default is not None else {}
+        d_slots: dict[bytes, int] = default.slots if default is not None else {}
+        d_expires: dict[bytes, int] = default.expires if default is not None else {}
         plain_insert = plain and default is not None and default._fast_mem
+        d_free = default.free_slots if default is not None else []
         # The fast paths take keys as given: a key over 64 KiB goes the slow way, which
         # truncates its length to 16 bits as the C API does.
         keymax = min(default.keysize, _U16) if default is not None else 0
@@ -628,9 +672,9 @@ class Caches:
         def cache_get(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bytes | None:
             # The common call binds positionally (no tuple to unpack): cache_get(b"k").
             if type(key) is bytes and plain and not rest and not kw:
-                item = d_items.get(key)
-                if item is not None:
-                    return item.value
+                value = d_items.get(key)
+                if value is not None:
+                    return value if type(value) is bytes else default.value(key)
                 if len(key) <= _U16:
                     return None
             args = rest if key is _ABSENT else (key, *rest)
@@ -660,15 +704,22 @@ class Caches:
         def cache_set(key: Any = _ABSENT, value: Any = _ABSENT, /, *rest: Any,
                       **kw: Any) -> bool | None:
             if type(key) is bytes and type(value) is bytes and not rest and not kw:
-                if default is not None:
-                    if plain_insert:
-                        if key in d_items:
-                            return None
-                        if key and value and len(key) <= keymax and len(value) <= maxsize:
-                            return True if default.insert_plain(key, value) else None
-                        if len(key) <= _U16:
-                            return None
-                    elif len(key) <= _U16:
+                if plain_insert:
+                    # ``_insert`` inlined for the common case (no bitmap, LRU, expiry)
+                    if key in d_items:
+                        return None
+                    if key and value and len(key) <= keymax and len(value) <= maxsize:
+                        if d_free:
+                            slot = d_free.pop()
+                            d_items[key] = value
+                            d_slots[key] = slot
+                            return True
+                        ok = default._insert(key, value, 0, 0, 0)  # type: ignore[union-attr]
+                        return True if ok else None
+                    if len(key) <= _U16:
+                        return None
+                elif default is not None:
+                    if len(key) <= _U16:
                         return True if default.set(key, value, 0, 0) else None
             args = tuple(a for a in (key, value) if a is not _ABSENT) + rest
             no_kwargs("cache_set", kw)
@@ -678,12 +729,14 @@ class Caches:
                          **kw: Any) -> bool | None:
             if (type(key) is bytes and type(value) is bytes and not rest and not kw
                     and plain_insert):
-                item = d_items.get(key)
-                if item is not None:
+                old = d_items.get(key)
+                if old is not None:
                     if value and len(value) <= maxsize:  # the key fitted when it was set
-                        item.expires = 0
-                        default._write(item.first_block, value)  # type: ignore[union-attr]
-                        item.value = value
+                        if len(value) < 8:  # a shorter value lies over the old bytes
+                            default._spill(d_slots[key], old)  # type: ignore[union-attr]
+                        if d_expires:
+                            d_expires.pop(key, None)
+                        d_items[key] = value
                         return True
                     return None
                 if len(key) <= _U16:  # a missing key: update is a set
@@ -694,9 +747,8 @@ class Caches:
 
         def cache_del(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
             if type(key) is bytes and plain and not rest and not kw:
-                item = d_items.get(key)
-                if item is not None:
-                    default.delete_item(item)
+                if key in d_items:
+                    default.delete_key(key)
                     return True
                 if len(key) <= _U16:
                     return None
@@ -722,7 +774,7 @@ class Caches:
             if len(v) > 1 and "@" in v[1]:
                 return True if self.remote(v[1], "cache_exists", "exists", key) else None
             uc = local(v[1] if len(v) > 1 else None)
-            return True if uc is not None and uc.lookup(key) is not None else None
+            return True if uc is not None and uc.lookup(key) else None
 
         def cache_clear(*args: Any, **kw: Any) -> bool | None:
             no_kwargs("cache_clear", kw)
@@ -788,11 +840,45 @@ class Caches:
                 return True if ok else None
 
             fn.__name__ = name
-            return fn
+            # cache_inc(b"k")/cache_dec(b"k") on an existing key of the plain default
+            # cache add 1 or 2**64-1 to the item's counter kept as an int (no bytes
+            # decoded or encoded per call, as uWSGI's C adds in place). A function of
+            # its own: a call copies every variable its closure holds.
+            step = {1: 1, 2: _U64}.get(op) if plain_insert else None
+            if step is None:
+                return fn
+
+            def counter(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
+                if type(key) is bytes and not rest and not kw:
+                    num = d_items.get(key)
+                    if num is not None:
+                        if type(num) is not int:
+                            num = d_cache.counter(key)
+                        d_items[key] = (num + step) & _U64
+                        return True
+                return fn(key, *rest, **kw)
+
+            counter.__name__ = name
+            return counter
+
+        del_function = cache_del
+        if plain:
+            delete_key = default.delete_key  # type: ignore[union-attr]
+
+            def del_present(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
+                # cache_del(b"k") of a present key, in a function whose closure holds
+                # three variables (a call copies them all)
+                if type(key) is bytes and not rest and not kw and key in d_items:
+                    delete_key(key)
+                    return True
+                return cache_del(key, *rest, **kw)
+
+            del_present.__name__ = "cache_del"
+            del_function = del_present
 
         funcs: dict[str, Any] = {
             "cache_get": cache_get, "cache_set": cache_set, "cache_update": cache_update,
-            "cache_del": cache_del, "cache_exists": cache_exists,
+            "cache_del": del_function, "cache_exists": cache_exists,
             "cache_clear": cache_clear, "cache_keys": cache_keys, "cache_num": cache_num,
         }
         for name in _MATH_OPS:

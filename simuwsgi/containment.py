@@ -58,6 +58,7 @@ import os
 import signal as _signal
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable
@@ -732,12 +733,27 @@ class Watchdog:
             if sys.gettrace() == self._tracer:
                 sys.settrace(None)
 
+    def _cpu_clock(self) -> Callable[[], float]:
+        """The CPU time of the thread that runs the simulation (its wall time where the
+        platform cannot tell)."""
+        try:
+            clock = time.pthread_getcpuclockid(self._main)
+            time.clock_gettime(clock)
+        except (AttributeError, OSError):
+            return _R.monotonic  # type: ignore[no-any-return]
+        return lambda: time.clock_gettime(clock)
+
     def _watch(self) -> None:
+        """A process is stuck when it has not yielded for ``timeout`` real seconds *and*
+        used half of that in CPU (a CPU loop; on a loaded machine a busy but healthy
+        process gets less CPU than wall time, and must not be mistaken for one), or for
+        three times ``timeout`` whatever its CPU (blocked in a real socket, a lock)."""
         kernel = self.inst.kernel
         timeout = float(self.timeout or 0)
         poll = min(0.1, timeout / 4) if timeout else 0.1
+        cpu = self._cpu_clock()
         last = (-1, None)
-        since = _R.monotonic()
+        since, cpu_since = _R.monotonic(), cpu()
         resent = 0.0
         while not self._stop.wait(poll):
             now = _R.monotonic()
@@ -749,10 +765,12 @@ class Watchdog:
             proc = kernel.current
             mark = (kernel.parks, proc)
             if not timeout or not self.driving or proc is None or mark != last:
-                last, since = mark, now
+                last, since, cpu_since = mark, now, cpu()
                 self.stalled = None
                 continue
-            if now - since >= timeout and (self.stalled is None or now - resent >= 0.3):
+            stuck = now - since >= 3 * timeout or (
+                now - since >= timeout and cpu() - cpu_since >= timeout / 2)
+            if stuck and (self.stalled is None or now - resent >= 0.3):
                 self.stalled = proc
                 resent = now
                 self._interrupt()

@@ -354,12 +354,11 @@ class Mules:
             mule = choose(self.inst, takers, "mule message")
             self._hand(mule, ("msg", self.shared.pop()))
 
-    def _offer_private_msg(self, ident: int) -> None:
-        queue = self.private[ident]
+    def _offer_private_msg(self, queue: MsgQueue, ident: int) -> None:
         mule = self.inst.mules.get(ident)
-        if queue.items and mule is not None and mule in self.waiting:
-            if self.waiting[mule].mode != FARM_GET:
-                self._hand(mule, ("msg", queue.pop()))
+        wait = self.waiting.get(mule) if mule is not None else None  # type: ignore[arg-type]
+        if wait is not None and wait.mode != FARM_GET and queue.items:
+            self._hand(mule, ("msg", queue.pop()))  # type: ignore[arg-type]
 
     def _offer_farm_msg(self, farm: _Farm) -> None:
         if not farm.queue.items:
@@ -465,7 +464,7 @@ class Mules:
             if queue is None:
                 return False  # out of the mule array: undefined in C
             ok = self._send(queue, msg)
-            self._offer_private_msg(ident)
+            self._offer_private_msg(queue, ident)
             return ok
         raise ValueError("invalid mule")
 
@@ -524,9 +523,18 @@ class Mules:
         p_get = parser("|OOii:mule_get_msg")
         keywords = ("signals", "farms", "buffer_size", "timeout")
 
+        private = self.private
+
         def mule_msg(*args: Any, **kw: Any) -> bool:
             if not kw and len(args) == 2 and type(args[0]) is bytes and type(args[1]) is int:
-                return self.mule_msg(args[0], args[1])  # the common call: nothing to convert
+                # the common call, to one mule's own queue: nothing to convert or look up
+                ident = args[1]
+                queue = private.get(ident)
+                if queue is not None:
+                    ok = self._send(queue, args[0])
+                    self._offer_private_msg(queue, ident)
+                    return ok
+                return self.mule_msg(args[0], ident)
             no_kwargs("mule_msg", kw)
             values = p_msg(args)
             msg = _as_bytes(values[0])

@@ -486,7 +486,7 @@ class Spoolers:
             return
         if int(st.st_mtime) > int(self._clock.time()):
             return  # a task for the future (``at``)
-        if stat.S_ISDIR(st.st_mode) and self.ordered:
+        if self.ordered and stat.S_ISDIR(st.st_mode):
             self._scan(slot, os.path.realpath(path))
             return
         if not stat.S_ISREG(st.st_mode):
@@ -530,7 +530,7 @@ class Spoolers:
             inst.log(f"[spooler {slot.dir} pid: {proc.pid}] managing request {name} ...")
         trace = inst.trace
         trace.add(self.kernel.now, proc.name, "spool.start", {"path": path})
-        started = int(self._clock.time())
+        started = 0 if self.quiet else int(self._clock.time())  # for the log line only
         if self.harakiri > 0:
             self._arm_harakiri(slot)
         ret = self._python_spooler(name, task)

@@ -35,17 +35,32 @@ def test_ignore_full_suppresses_the_log(tmp_path):
         assert not any("FULL" in line for line in sim.log)
 
 
-def test_first_key_takes_the_top_slot_and_stale_bytes_feed_math(tmp_path):
+@pytest.mark.parametrize("key", ["s", b"s"], ids=["parsed", "fast-path"])
+def test_first_key_takes_the_top_slot_and_stale_bytes_feed_math(tmp_path, key):
+    def plus_one(raw):
+        return (int.from_bytes(raw, "little") + 1).to_bytes(8, "little")
+
     with sim_with(tmp_path, "--cache", "5") as sim:
         u = sim.uwsgi
         cache = sim.inst.subsystems["cache"].default
-        u.cache_set("long", b"ABCDEFGH")
-        assert cache.items[b"long"].slot == 4
-        u.cache_del("long")
-        u.cache_set("s", b"1")          # reuses slot 4: bytes 1..7 are still "BCDEFGH"
-        assert cache.items[b"s"].slot == 4
-        u.cache_inc("s")
-        assert u.cache_get("s") == (int.from_bytes(b"1BCDEFGH", "little") + 1).to_bytes(8, "little")
+        long_key = b"long" if isinstance(key, bytes) else "long"
+        u.cache_set(long_key, b"ABCDEFGH")
+        assert cache.slots[b"long"] == 4
+        u.cache_del(long_key)
+        u.cache_set(key, b"1")          # reuses slot 4: bytes 1..7 are still "BCDEFGH"
+        assert cache.slots[b"s"] == 4
+        u.cache_inc(key)
+        assert u.cache_get(key) == plus_one(b"1BCDEFGH")
+        u.cache_del(key)
+        u.cache_set(key, b"abcdefghij")
+        u.cache_update(key, b"2")       # a short value over a long one keeps its tail
+        u.cache_inc(key)
+        assert u.cache_get(key) == plus_one(b"2bcdefgh")
+        u.cache_update(key, b"\xff" * 8)
+        u.cache_inc(key)                # wraps to a zero counter...
+        u.cache_update(key, b"3")       # ...whose bytes a short value keeps
+        u.cache_inc(key)
+        assert u.cache_get(key) == plus_one(b"3" + bytes(7))
 
 
 def test_math_semantics(tmp_path):
@@ -68,11 +83,11 @@ def test_math_keeps_the_expiry_and_update_resets_it(tmp_path):
         cache = sim.inst.subsystems["cache"].default
         now = int(sim.wall)
         u.cache_inc("n", 1, 100)
-        assert cache.items[b"n"].expires == now + 100
+        assert cache.expires.get(b"n", 0) == now + 100
         u.cache_inc("n", 1, 5)
-        assert cache.items[b"n"].expires == now + 100
+        assert cache.expires.get(b"n", 0) == now + 100
         u.cache_update("n", b"x")
-        assert cache.items[b"n"].expires == 0
+        assert cache.expires.get(b"n", 0) == 0
 
 
 def test_expired_items_stay_until_the_sweeper(tmp_path):
@@ -304,36 +319,49 @@ class CacheModel(RuleBasedStateMachine):
     values = st.binary(min_size=1, max_size=12)
     expires = st.sampled_from([0, 0, 1, 2, 5])
 
-    @rule(key=keys, value=values, e=expires)
-    def cache_set(self, key, value, e):
-        assert self.u.cache_set(key, value, e, "m") == self._store(key, value, e, False)
+    def call(self, name, short, *args):
+        """``m`` is the first cache: with ``short`` the call names no cache (and drops
+        a default expiry), so it takes the facade's fast path for the default cache."""
+        fn = getattr(self.u, name)
+        return fn(*args) if short else fn(*args, "m")
 
-    @rule(key=keys, value=values, e=expires)
-    def cache_update(self, key, value, e):
-        assert self.u.cache_update(key, value, e, "m") == self._store(key, value, e, True)
+    short = st.booleans()
 
-    @rule(key=keys)
-    def cache_get(self, key):
+    @rule(key=keys, value=values, e=expires, short=short)
+    def cache_set(self, key, value, e, short):
+        args = (key, value) if short and not e else (key, value, e)
+        assert self.call("cache_set", short, *args) == self._store(key, value, e, False)
+
+    @rule(key=keys, value=values, e=expires, short=short)
+    def cache_update(self, key, value, e, short):
+        args = (key, value) if short and not e else (key, value, e)
+        assert self.call("cache_update", short, *args) == self._store(key, value, e, True)
+
+    @rule(key=keys, short=short)
+    def cache_get(self, key, short):
         it = self.items.get(key)
-        assert self.u.cache_get(key, "m") == (it[0] if it else None)
+        assert self.call("cache_get", short, key) == (it[0] if it else None)
 
-    @rule(key=keys)
-    def cache_exists(self, key):
-        assert self.u.cache_exists(key, "m") == (True if key in self.items else None)
+    @rule(key=keys, short=short)
+    def cache_exists(self, key, short):
+        assert self.call("cache_exists", short, key) == (True if key in self.items else None)
 
-    @rule(key=keys)
-    def cache_del(self, key):
+    @rule(key=keys, short=short)
+    def cache_del(self, key, short):
         it = self.items.pop(key, None)
         if it is not None:
             self.free.append(it[2])
-        assert self.u.cache_del(key, "m") == (True if it else None)
+        assert self.call("cache_del", short, key) == (True if it else None)
 
-    @rule(key=keys, delta=st.integers(-(2**63), 2**63 - 1), e=expires)
-    def cache_inc(self, key, delta, e):
+    @rule(key=keys, delta=st.integers(-(2**63), 2**63 - 1), e=expires, short=short)
+    def cache_inc(self, key, delta, e, short):
+        if short:  # cache_inc(key): delta 1, no expiry
+            delta, e = 1, 0
+        args = (key,) if short else (key, delta, e)
         it = self.items.get(key)
         if it is None:
             if not self.free:
-                assert self.u.cache_inc(key, delta, e, "m") is None
+                assert self.call("cache_inc", short, *args) is None
                 return
             slot = self.free.pop()
             num = delta
@@ -344,7 +372,7 @@ class CacheModel(RuleBasedStateMachine):
         raw = (num & (2**64 - 1)).to_bytes(8, "little")
         it[0] = raw
         self._write(it[2], raw)
-        assert self.u.cache_inc(key, delta, e, "m") is True
+        assert self.call("cache_inc", short, *args) is True
 
     @rule(dt=st.sampled_from([0.5, 1.0, 2.0, 3.5]))
     def advance(self, dt):
@@ -428,6 +456,28 @@ def _random_program(seed: int, length: int = 80) -> str:
     return "\n".join(lines)
 
 
+#: Stale block bytes through the one-argument calls (the fast paths): a short value
+#: in a freed slot, a short update over a long value, a short update over a counter.
+_STALE_BYTES_PROGRAM = """out = []
+u = uwsgi
+u.cache_clear()
+u.cache_set(b"long", b"ABCDEFGH")
+u.cache_del(b"long")
+u.cache_set(b"s", b"1")
+u.cache_inc(b"s")
+out.append(u.cache_get(b"s"))
+u.cache_del(b"s")
+u.cache_set(b"s", b"abcdefghij")
+u.cache_update(b"s", b"2")
+u.cache_inc(b"s")
+out.append(u.cache_get(b"s"))
+u.cache_update(b"s", b"\\xff" * 8)
+u.cache_inc(b"s")
+u.cache_update(b"s", b"3")
+u.cache_inc(b"s")
+out.append(u.cache_get(b"s"))"""
+
+
 @pytest.mark.real
 def test_random_cache_sequences_agree_with_real_uwsgi(tmp_path):
     """Random call sequences (seeded) replayed under real uWSGI and the simulation."""
@@ -438,7 +488,7 @@ def test_random_cache_sequences_agree_with_real_uwsgi(tmp_path):
     options = ["--master", "--cache2", "name=default,items=7,blocksize=32",
                "--wsgi-file", "app.py"]
     (tmp_path / "app.py").write_text(EXEC_APP)
-    programs = [_random_program(seed) for seed in range(8)]
+    programs = [_random_program(seed) for seed in range(8)] + [_STALE_BYTES_PROGRAM]
     with RealUwsgi(options, app_dir=tmp_path) as real:
         expected = [real.request("POST", "/", body=p.encode()).body for p in programs]
     with Simulation(options, app_dir=tmp_path) as sim:

@@ -137,8 +137,8 @@ def test_remote_expiry_is_absolute_on_the_remote_clock(app_dir):
         cluster.skew("b", 100)
         assert run(a, "uwsgi.cache_set('t', b'v', 10, 'c@b:3031')")[0] == "True"
         expires = b.uwsgi.cache_get  # noqa: F841 - looked up below through the facade
-        item = b.inst.subsystems["cache"].local("c").lookup(b"t")
-        assert item.expires == 1767225600 + 100 + 10
+        cache = b.inst.subsystems["cache"].local("c")
+        assert cache.lookup(b"t") and cache.expires[b"t"] == 1767225600 + 100 + 10
 
 
 # -- signals -------------------------------------------------------------------------------

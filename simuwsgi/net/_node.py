@@ -231,14 +231,13 @@ class Plugins:
         key = request.key
         ok = Reply(head=CacheMagicResponse.ok())
         if cmd == b"get":
-            item = uc.lookup(key)
-            value = uc.get(key) if item is not None else None
+            value = uc.get(key)
             if value is None:
                 return NO_REPLY
-            head = CacheMagicResponse.ok(size=len(value), expires=item.expires)
+            head = CacheMagicResponse.ok(size=len(value), expires=uc.expires.get(key, 0))
             return Reply(head=head, body=value)
         if cmd == b"exists":
-            return ok if uc.lookup(key) is not None else NO_REPLY
+            return ok if uc.lookup(key) else NO_REPLY
         if cmd == b"del":
             return ok if uc.delete(key) else NO_REPLY
         if cmd == b"clear":
