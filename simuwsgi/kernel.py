@@ -330,11 +330,7 @@ class Kernel:
                     self.now = entry[0]
                     self.events_run += 1
                     proc.wait_reason = reason
-                    if nxt.cwd is self._cwd and nxt.context is self._installed_context:
-                        self.current = nxt
-                        nxt.wait_reason = ""
-                    else:
-                        self._enter(nxt)
+                    self._enter(nxt)  # its directory, node and globals too
                     g.switch(value)
                     return
         heapq.heappush(heap, entry)  # not for this process to run: back, same place
