@@ -85,12 +85,23 @@ class Options:
     last_file: Path | None = None
     #: Lines uWSGI logs while it reads its options (logged when the instance starts).
     parse_log: list[str] = field(default_factory=list)
+    #: ``values()`` answers: names -> (the items list, its length, the values)
+    _seen: dict[tuple[str, ...], tuple[Any, int, list[str | bool]]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     # -- reading ------------------------------------------------------------------
     def values(self, *names: str) -> list[str | bool]:
-        """Every value given for any of ``names`` or their aliases, in order."""
+        """Every value given for any of ``names`` or their aliases, in order (a list
+        the caller must not change). Remembered while ``items`` stays as it is: the
+        request path reads a dozen options per request."""
+        items = self.items
+        hit = self._seen.get(names)
+        if hit is not None and hit[0] is items and hit[1] == len(items):
+            return hit[2]
         wanted = {canonical(n) for n in names}
-        return [v for n, v in self.items if canonical(n) in wanted]
+        found = [v for n, v in items if canonical(n) in wanted]
+        self._seen[names] = (items, len(items), found)
+        return found
 
     def last(self, *names: str) -> str | bool | None:
         found = self.values(*names)
