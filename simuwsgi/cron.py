@@ -76,6 +76,7 @@ class CronSpec:
         "last_job",
         "minute",
         "month",
+        "never",
         "plan",
         "plan_key",
         "sig",
@@ -106,6 +107,13 @@ class CronSpec:
             self._either = None
             fields = ((4, minute), (3, hour), (1, month), (2, day), (-1, week))
         self._checks = tuple((i, v) for i, v in fields if v != -1)
+        #: a field whose value no time has (minute 60, hour 24, month 13, day 0...): the
+        #: entry never fires, and nothing needs searching for its next match
+        day_never = day == 0 or day > 31
+        week_never = week > 6
+        self.never = (minute > 59 or hour > 23 or month == 0 or month > 12
+                      or (day_never and week_never if self._either else
+                          day_never or week_never))
 
     def __repr__(self) -> str:
         what = f"signal {self.sig}" if self.command is None else repr(self.command)
@@ -157,6 +165,8 @@ def needs_execution(tm: Any, minute: int, hour: int, day: int, month: int, week:
 def next_match(spec: CronSpec, start: int, limit: int | None = None) -> int | None:
     """The first second >= ``start`` whose local time matches ``spec`` (None if none
     before ``limit``). Jumps whole local months/days/hours/minutes that cannot match."""
+    if spec.never:
+        return None
     s = start
     end = start + HORIZON if limit is None else limit
     while s < end:
