@@ -84,7 +84,7 @@ class Node(Simulation):
     def __init__(self, cluster: Cluster, name: str, options: Any, *, address: str,
                  hostname: str, app_dir: str | Path | None, vfork: bool,
                  cron_commands: bool, legacy: bool, pid_base: int,
-                 allow_no_app: bool) -> None:
+                 allow_no_app: bool, ssl: bool) -> None:
         # Simulation.__init__ makes a kernel, clock, patch and ledger of its own: a
         # node shares the cluster's instead.
         self.cluster = cluster
@@ -92,7 +92,8 @@ class Node(Simulation):
         self.address = address
         self.mode = "sim"
         self.seed = cluster.seed
-        self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
+        self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
+                                  ssl=ssl)
         if app_dir is not None:
             self.opts.base_dir = Path(app_dir)
         self.kernel = cluster.kernel
@@ -102,6 +103,7 @@ class Node(Simulation):
                              hostname=hostname, vfork=vfork, pid_base=pid_base)
         self.inst.trace.tee(cluster.trace)
         self.inst.network = "virtual"  # read by the net subsystem (simuwsgi._net)
+        self.inst.ssl = ssl  # read by simuwsgi.legion
         self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
@@ -193,18 +195,20 @@ class Cluster:
 
     ``seed``, ``start`` and ``tz`` are those of :class:`~simuwsgi.Simulation`, for
     every node; ``app_dir`` is where the nodes' relative paths are resolved unless
-    ``add`` gives one. Add nodes with :meth:`add`, then use the cluster (or a node) as a
-    context manager; ``cluster.net`` controls the links between nodes.
+    ``add`` gives one; ``ssl=True`` makes every node a build with SSL (Legion). Add
+    nodes with :meth:`add`, then use the cluster (or a node) as a context manager;
+    ``cluster.net`` controls the links between nodes.
     """
 
     def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
-                 app_dir: str | Path | None = None) -> None:
+                 app_dir: str | Path | None = None, ssl: bool = False) -> None:
         # the remote calls reuse the real-socket client's code, which imports trio:
         # before any clock patch, or trio would keep the virtual clock (see simuwsgi._net)
         from .network import _remote  # noqa: F401
 
         self.seed = seed
         self.app_dir = app_dir
+        self.ssl = ssl
         self.kernel = Kernel(seed)
         self.clock = _ClusterClock(self.kernel, parse_start(start, tz), tz)
         self._patch = TimePatch(self.clock, self._sleep)
@@ -220,7 +224,8 @@ class Cluster:
     def add(self, name: str, options: Any, *, address: str | None = None,
             hostname: str | None = None, app_dir: str | Path | None = None,
             vfork: bool = True, cron_commands: bool = False, legacy: bool = False,
-            pid_base: int = 1000, allow_no_app: bool = False) -> Node:
+            pid_base: int = 1000, allow_no_app: bool = False,
+            ssl: bool | None = None) -> Node:
         """A new node ``name`` running ``options`` (as ``Simulation`` takes them).
 
         ``address`` is its IP on the virtual network (default ``10.0.0.N``); its
@@ -229,7 +234,8 @@ class Cluster:
         (default: the name) is what ``uwsgi.hostname`` and spool files show. Each node
         has its own pid space (``pid_base``). A node added to a running cluster starts
         at once. A node whose app does not load stops the start with ``AppLoadError``
-        unless ``allow_no_app=True`` (see ``Simulation``).
+        unless ``allow_no_app=True`` (see ``Simulation``). ``ssl`` (default: the
+        cluster's) simulates a build with SSL: Legion (``simuwsgi.legion``).
         """
         if self.closed:
             raise SimulationError("this cluster is closed")
@@ -242,7 +248,7 @@ class Cluster:
         node = Node(self, name, options, address=address, hostname=hostname or name,
                     app_dir=app_dir if app_dir is not None else self.app_dir, vfork=vfork,
                     cron_commands=cron_commands, legacy=legacy, pid_base=pid_base,
-                    allow_no_app=allow_no_app)
+                    allow_no_app=allow_no_app, ssl=self.ssl if ssl is None else ssl)
         self.net.attach(name, address, node.inst, node.submit)
         self.nodes[name] = node
         self._record("node.add", name=name, address=address)

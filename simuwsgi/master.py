@@ -47,7 +47,7 @@ from . import apps as _apps
 from . import banner as _banner
 from ._errors import AppLoadError, SimulationError
 from ._spool import Spool
-from ._uwsgi_options import MASTER_OPTIONS
+from ._uwsgi_options import MASTER_OPTIONS, SSL_MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
 from .containment import (SimulationInterrupted, StallInterrupt, exit_code_of, run_atexit,
@@ -171,7 +171,7 @@ class Instance:
         # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on
         # (core/config.c).
         self.has_master = o.flag("master") or any(
-            name in MASTER_OPTIONS for name, _value in o.items)
+            name in MASTER_OPTIONS or name in SSL_MASTER_OPTIONS for name, _value in o.items)
         # 0 is uWSGI's no-workers mode (negative values are refused by config)
         self.numproc = o.int("processes", 1)
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
@@ -966,6 +966,7 @@ class Instance:
                 self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
                          worker)
         self.record("reload.begin", self.master, graceful=True)
+        self._reload_begins()
         for spooler in list(self.spoolers.values()):
             spooler.reloading = True  # type: ignore[attr-defined]
             self.kill(spooler, "reload")
@@ -987,6 +988,7 @@ class Instance:
         self._cursed_at = int(self.wall())
         self.log("...brutally killing workers...", self.master)
         self.record("reload.begin", self.master, graceful=False)
+        self._reload_begins()
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 proc.reloading = True  # type: ignore[attr-defined]
@@ -996,6 +998,13 @@ class Instance:
                 else:
                     self.terminate(proc, "reload")
         self.kernel.call_soon(self._binary_reload)
+
+    def _reload_begins(self) -> None:
+        """The subsystems that act as the master starts a reload (Legion's ``dead``)."""
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "reload_begins", None)
+            if hook is not None:
+                hook()
 
     def _wait_workers_then(self, then: Callable[[], None]) -> None:
         if any(w.alive for w in self.workers.values()):

@@ -78,7 +78,10 @@ class Simulation:
     mode ``fork_timeout`` plays that part (a hung child is a ``StallError`` too).
     ``machine`` is whose facts the startup lines of the log print: ``"virtual"`` (a
     fixed machine, so the log is the same everywhere) or ``"host"`` (this machine's, as
-    the real server would print them here).
+    the real server would print them here). ``ssl=True`` simulates a build with SSL, as
+    uWSGI built from source where OpenSSL is installed: the Legion options (``--legion``
+    ...) and ``uwsgi.i_am_the_lord``/``lord_scroll``/``scrolls`` exist (``simuwsgi.legion``);
+    by default they do not, as in the pyuwsgi wheel.
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -89,7 +92,7 @@ class Simulation:
                  legacy: bool = False, trace_kinds: Iterable[str] | None = None,
                  allow_no_app: bool = False, strict: bool = False,
                  stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-                 machine: str = "virtual") -> None:
+                 machine: str = "virtual", ssl: bool = False) -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -99,7 +102,8 @@ class Simulation:
                              f"or 'fork'")
         self.mode = mode
         self.seed = seed
-        self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
+        self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
+                                           ssl=ssl)
         if app_dir is not None:
             self.opts.base_dir = Path(app_dir)
         self.kernel = Kernel(seed)
@@ -107,6 +111,7 @@ class Simulation:
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
+        self.inst.ssl = ssl  # read by simuwsgi.legion
         if machine not in MACHINES:
             raise ValueError(f"machine must be one of {', '.join(MACHINES)}, not {machine!r}")
         self.inst.machine = machine

@@ -41,6 +41,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("metrics", "simuwsgi.metrics:Metrics"),
     ("cheaper", "simuwsgi.cheaper:Cheaper"),
     ("misc", "simuwsgi.misc:Misc"),
+    ("legion", "simuwsgi.legion:Legions"),  # only in a build with SSL (ssl=True)
     ("net", "simuwsgi._net:Net"),  # only with Simulation(network='real')
 ]
 

@@ -51,6 +51,8 @@ class Endpoint:
     submit: Callable[..., Any]
     #: The listening ports and their protocol (``uwsgi`` or ``http``).
     ports: dict[int, str] = field(default_factory=dict)
+    #: The bound UDP ports and what reads a datagram arriving there.
+    udp: dict[int, Callable[[bytes], None]] = field(default_factory=dict)
 
 
 def _ports(opts: Any) -> dict[int, str]:
@@ -153,6 +155,27 @@ class Network:
             for nbytes, fn, args, stream in self._waiting.pop(key):
                 self._send(key, nbytes, fn, args, stream)
 
+    # -- datagrams (UDP) --------------------------------------------------------------------
+    def bind_udp(self, name: str, port: int, deliver: Callable[[bytes], None]) -> None:
+        """Node ``name`` reads the datagrams sent to its UDP ``port`` with ``deliver``."""
+        self.nodes[name].udp[port] = deliver
+
+    def unbind_udp(self, name: str, port: int) -> None:
+        self.nodes[name].udp.pop(port, None)
+
+    def sendto(self, src: str, address: str, data: bytes) -> None:
+        """``sendto()`` one datagram from node ``src`` to ``host:port``: no answer, no
+        error; lost when nothing is there (an unknown or unreachable host, a port
+        nobody bound, a stopped node) or as the link says."""
+        try:
+            dst, port = self.resolve(src, address)
+        except OSError:
+            dst, port = None, 0
+        if dst is None:
+            self.record("net.drop", src=src, dst=address, size=len(data), why="no such host")
+            return
+        self.transmit(src, dst.name, len(data), _arrive, dst, port, data, stream=False)
+
     # -- the verbs -------------------------------------------------------------------------
     def partition(self, *groups: Iterable[str]) -> None:
         """Cut every link between nodes of different groups
@@ -215,6 +238,15 @@ class Network:
             raise ValueError(f"slow factor must be a number > 0, not {factor!r}")
         self._slow[self._node(name)] = float(factor)
         self.record("net.slow", name=name, factor=factor)
+
+
+def _arrive(dst: Endpoint, port: int, data: bytes) -> None:
+    """A datagram reaches node ``dst``: read if a socket of its running instance is
+    bound to ``port``, else dropped (the ICMP port-unreachable is not seen by a
+    ``sendto`` that already returned)."""
+    deliver = dst.udp.get(port)
+    if deliver is not None and not dst.inst.stopped:
+        deliver(data)
 
 
 def _is_ip(host: str) -> bool:
