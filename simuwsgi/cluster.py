@@ -394,6 +394,27 @@ class Cluster:
                              f"({self.kernel.now:g})")
         self.kernel.at(when, functools.partial(action, *args, **kwargs))
 
+    def apply(self, plan: Any) -> None:
+        """Apply a fault plan (``simuwsgi.faults``): network faults to ``cluster.net``,
+        the others on the node each names with ``node=`` (required when there are
+        several nodes); timed faults at their virtual time, the others when their
+        trigger fires on their node."""
+        from .faults import FaultPlan, Injector, NetworkFault
+
+        by_node: dict[str, list[Any]] = {}
+        for fault in FaultPlan.coerce(plan):
+            name = fault.node
+            if name is None:
+                if not isinstance(fault, NetworkFault) and len(self.nodes) > 1:
+                    raise ValueError(f"{fault!r}: in a cluster, say which node it happens "
+                                     f"on (node=...; there are: {', '.join(self.nodes)})")
+                name = next(iter(self.nodes))
+            by_node.setdefault(self[name].name, []).append(fault)
+        for name, faults in by_node.items():
+            node = self.nodes[name]
+            injector = node.inst.faults or Injector(node, self.net)
+            injector.schedule(FaultPlan(*faults))
+
     def skew(self, name: str, seconds: float) -> None:
         """Set node ``name``'s wall clock ``seconds`` ahead of the cluster's (behind if
         negative), as an NTP step on that host would: its cron re-plans, its monotonic
