@@ -322,7 +322,8 @@ class Cluster:
             self._patch.uninstall()
             self._imports.close()
             for node in nodes:
-                if sys.modules.get("uwsgi") is node.inst.facade:
+                # (a node refused at start has no facade)
+                if node.inst.facade is not None and sys.modules.get("uwsgi") is node.inst.facade:
                     del sys.modules["uwsgi"]
 
     def __enter__(self) -> Cluster:

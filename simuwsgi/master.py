@@ -355,6 +355,10 @@ class Instance:
     def _master_boot(self) -> None:
         """Runs in the master process: import, then fork everything."""
         self._log_lines(_banner.before_app(self))
+        for sub in list(self.subsystems.values()):
+            hook = getattr(sub, "master_boot", None)  # what blocks the master at start
+            if hook is not None:
+                hook()
         self.app.prepare()
         self.app.import_list(self.app.shared_imports)
         if not self.lazy_apps:
