@@ -310,11 +310,12 @@ class Legions:
                 self._announce(legion)
             self._last_round = now
         self._check_nodes()
-        if readable and self._inbox:
-            self._receive(*self._inbox.popleft())
-        if self._first_round:
+        # a packet dropped, or a death announced, ends the iteration (``continue``):
+        # no election until the next one
+        goes_on = not (readable and self._inbox) or self._receive(*self._inbox.popleft())
+        if goes_on and self._first_round:
             self._first_round = False
-        else:
+        elif goes_on:
             for legion in self.legions.values():
                 self._elect(legion)
         if self.running:
@@ -350,29 +351,31 @@ class Legions:
             self._announce(legion)
 
     # -- receiving ---------------------------------------------------------------------------------
-    def _receive(self, legion: Legion, datagram: bytes) -> None:
+    def _receive(self, legion: Legion, datagram: bytes) -> bool:
+        """Read one datagram; False when the loop goes on to its next iteration
+        without an election (a dropped packet, a death)."""
         msg = self._decode(legion, datagram)
         if msg is None:
-            return
+            return False
         inst = self.inst
         if msg.legion != legion.name.encode():
             self._log("[uwsgi-legion] invalid legion name")
-            return
+            return False
         if msg.name == inst.hostname.encode() and msg.pid == legion.pid and \
                 msg.valor == legion.valor & _U64 and msg.uuid == legion.uuid:
-            return  # our own packet (multicast loopback)
+            return False  # our own packet (multicast loopback)
         now = self._now()
         if msg.unix < now - self.skew_tolerance:
             self._log(f"[uwsgi-legion] untolerable packet received for Legion {legion.name} "
                       f", check your clock !!!")
             self._record("legion.skew", legion, name=msg.name.decode("latin-1"),
                          unix=msg.unix, now=now)
-            return
+            return False
         member = next((m for m in legion.members if m.valor == msg.valor and
                        m.name == msg.name and m.uuid == msg.uuid), None)
         if member is None:
             if msg.dead or not msg.name:
-                return
+                return False
             member = _Member(msg.valor & 0xFFFF, msg.name, msg.uuid, msg.scroll)
             legion.members.append(member)
             self._rebuild_scrolls(legion)
@@ -387,11 +390,12 @@ class Legions:
                       f"valor: {member.valor} uuid: {_text(member.uuid)} announced "
                       f"its death to Legion {legion.name}")
             self._remove(legion, member, "dead")
-            return
+            return False
         member.last_seen = now
         member.lord_valor = msg.lord_valor
         member.checksum = msg.checksum
         member.lord_uuid = msg.lord_uuid
+        return True
 
     def _decode(self, legion: Legion, datagram: bytes) -> LegionAnnounce | None:
         """The receiver's checks, each with its log line; None for a dropped packet."""
