@@ -72,6 +72,8 @@ class _Member:
     name: bytes
     uuid: bytes
     scroll: bytes
+    #: Its share of the checksum: valor + the sum of its UUID's bytes.
+    weight: int = 0
     last_seen: int = 0
     checksum: int = 0
     lord_valor: int = 0
@@ -376,7 +378,8 @@ class Legions:
         if member is None:
             if msg.dead or not msg.name:
                 return False
-            member = _Member(msg.valor & 0xFFFF, msg.name, msg.uuid, msg.scroll)
+            member = _Member(msg.valor & 0xFFFF, msg.name, msg.uuid, msg.scroll,
+                             _checksum(msg.valor & 0xFFFF, msg.uuid))
             legion.members.append(member)
             self._rebuild_scrolls(legion)
             self._log(f"[uwsgi-legion] {_kind(member)}: {_text(member.name)} "
@@ -415,11 +418,17 @@ class Legions:
         if len(plain) != header.pktsize:
             self._log("[uwsgi-legion] invalid packet size")
             return None
-        try:
-            return parse_legion_plaintext(plain)
-        except RemoteProtocolError:
-            self._log("[uwsgi-legion] invalid packet")
-            return None
+        msg = _PARSED.get(plain)  # every peer reads the same announce
+        if msg is None:
+            try:
+                msg = parse_legion_plaintext(plain)
+            except RemoteProtocolError:
+                self._log("[uwsgi-legion] invalid packet")
+                return None
+            if len(_PARSED) > 4096:
+                _PARSED.clear()
+            _PARSED[plain] = msg
+        return msg
 
     def _remove(self, legion: Legion, member: _Member, why: str) -> None:
         legion.members.remove(member)
@@ -474,7 +483,7 @@ class Legions:
             best_valor, best_uuid = 0, NO_UUID
         checksum = _checksum(legion.valor, legion.uuid)
         for member in legion.members:
-            checksum += _checksum(member.valor, member.uuid)
+            checksum += member.weight
         checksum &= _U64
         if checksum != legion.checksum:
             legion.changed = True
@@ -644,6 +653,8 @@ def _uuid4(bits: int) -> bytes:
 #: once per round and its peers decrypt the same bytes (a fresh EVP init per packet
 #: makes equal plaintexts equal ciphertexts), so each is computed once.
 _CRYPT: dict[tuple[LegionCipher, bytes, bool], bytes] = {}
+#: Announces parsed, by plaintext (values are frozen).
+_PARSED: dict[bytes, LegionAnnounce] = {}
 
 
 def _crypt(cipher: LegionCipher, data: bytes, encrypt: bool) -> bytes:
