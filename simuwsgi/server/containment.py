@@ -74,8 +74,8 @@ if TYPE_CHECKING:
     from .master import Instance
     from .processes import UProcess
 
-__all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "StallInterrupt", "Watchdog",
-           "c_exit", "check_duration", "deliver", "die_now", "run_atexit"]
+__all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "StallInterrupt",
+           "Watchdog", "c_exit", "check_duration", "deliver", "die_now", "run_atexit"]
 
 #: Default real seconds a virtual process may run without yielding.
 DEFAULT_STALL_TIMEOUT = 5.0
