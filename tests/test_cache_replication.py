@@ -1,4 +1,4 @@
-"""Cache replication between cluster nodes (simuwsgi.cache: nodes=, udp=, sync=)."""
+"""Cache replication between cluster nodes (simuwsgi.subsystems.cache: nodes=, udp=, sync=)."""
 
 from __future__ import annotations
 

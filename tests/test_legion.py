@@ -1,4 +1,4 @@
-"""Legion on a cluster's virtual network (simuwsgi.legion): election, hooks, quorum,
+"""Legion on a cluster's virtual network (simuwsgi.subsystems.legion): election, hooks, quorum,
 scrolls, death, skew; the SSL build switch."""
 
 from __future__ import annotations
@@ -222,6 +222,6 @@ def test_the_ssl_options_left_out_are_named_in_the_warning():
             "lg -1 -1 -1 -1 -1 true"]
     with Simulation(opts, allow_no_app=True, ssl=True) as sim:
         assert sim.trace.select("options.not_simulated")[0]["options"] == ["legion-cron"]
-    from simuwsgi.options_status import status
+    from simuwsgi.server.options_status import status
 
     assert status("legion-quorum").status == "simulated"

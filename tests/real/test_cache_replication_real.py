@@ -10,7 +10,7 @@ import time
 import pytest
 
 from simuwsgi import Cluster
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 APP = '''
 import uwsgi

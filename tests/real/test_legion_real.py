@@ -1,5 +1,5 @@
 """Legion, real against simulated: two and three real uWSGI 2.0.30 nodes built with SSL
-(simuwsgi.real._ssl_build) on loopback vs the same topology in a simulated cluster - the
+(simuwsgi.modes.real._ssl_build) on loopback vs the same topology in a simulated cluster - the
 Lord after the start, the new Lord after the Lord stops (``dead`` announce) and after
 it is killed (silence, then the tolerance), and the Legion lines each node logs."""
 
@@ -12,8 +12,8 @@ import time
 import pytest
 
 from simuwsgi import Cluster
-from simuwsgi.real._server import RealUwsgi
-from simuwsgi.real._ssl_build import ssl_uwsgi_binary
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real._ssl_build import ssl_uwsgi_binary
 
 pytestmark = pytest.mark.real
 
