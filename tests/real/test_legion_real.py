@@ -33,9 +33,10 @@ def _udp_port() -> int:
         return s.getsockname()[1]
 
 
-def _options(addresses: list[str], i: int, valor: int) -> list[str]:
+def _options(addresses: list[str], i: int, valor: int, extra: tuple[str, ...] = ()
+             ) -> list[str]:
     opts = ["--master", "--processes", "1", "--legion",
-            f"lg {addresses[i]} {valor} {SECRET}"]
+            f"lg {addresses[i]} {valor} {SECRET}", *extra]
     for j, peer in enumerate(addresses):
         if j != i:
             opts += ["--legion-node", f"lg {peer}"]
@@ -140,3 +141,41 @@ def _kinds(lines: list[str]) -> list[str]:
     """The masked lines (without the quorum report's per-node lines, whose number is the
     same anyway)."""
     return [line for line in lines if not line.startswith("[uwsgi-legion-node]")]
+
+
+def _settled_lines(binary: str | None, valors: list[int], extra: tuple[str, ...]
+                   ) -> list[list[str]]:
+    """Each node's masked Legion lines after SETTLE seconds, real (``binary``) or
+    simulated (None)."""
+    if binary is None:
+        cluster = Cluster(ssl=True)
+        addresses = [f"10.0.0.{i + 1}:4000" for i in range(len(valors))]
+        for i, valor in enumerate(valors):
+            cluster.add(f"n{i}", _options(addresses, i, valor, extra),
+                        address=f"10.0.0.{i + 1}", allow_no_app=True)
+        with cluster:
+            cluster.advance(SETTLE)
+            return [_kinds(_legion_lines([line for _t, _p, line in node.inst.log_lines]))
+                    for node in cluster.nodes.values()]
+    addresses = [f"127.0.0.1:{_udp_port()}" for _ in valors]
+    nodes = [RealUwsgi(_options(addresses, i, v, extra), binary=binary, allow_no_app=True,
+                       max_lifetime=60) for i, v in enumerate(valors)]
+    try:
+        for node in nodes:
+            node.start()
+        time.sleep(SETTLE)
+        return [_kinds(_legion_lines(node.log)) for node in nodes]
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.mark.parametrize("valors, extra", [
+    ([90, 80], ("--legion-quorum", "lg 3")),  # no quorum: the warning, no Lord
+    ([0, 80], ()),  # an arbiter never rules
+    ([70000, 80], ()),  # a valor over 16 bits: re-added on every announce (UNSETTLED)
+], ids=["no-quorum", "arbiter", "valor-over-16-bits"])
+def test_the_legion_lines_after_start(ssl_binary, valors, extra):
+    real = _settled_lines(ssl_binary, valors, extra)
+    sim = _settled_lines(None, valors, extra)
+    assert real == sim
