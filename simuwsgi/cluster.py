@@ -21,7 +21,8 @@ How several instances share one interpreter:
 * addresses in the nodes' options are virtual: nothing binds on the host; the nodes
   talk through ``cluster.net`` (:mod:`simuwsgi.network`).
 
-Left out: ``mode='fork'`` nodes, real nodes (``add_real``), ``expose``.
+Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams cross the
+virtual network (``simuwsgi.cluster_real``). Left out: ``mode='fork'`` nodes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, SimulationError
-from ._core.clock import TimePatch, VirtualClock, parse_start
+from ._core.clock import RealClock, TimePatch, VirtualClock, parse_start
 from .server.config import parse_options
 from .server.containment import Containment, Watchdog
 from ._core.isolation import ImportLedger
@@ -215,6 +216,9 @@ class Cluster:
         self._imports = ImportLedger()
         self.trace = Trace("cluster")
         self.nodes: dict[str, Node] = {}
+        #: Real uWSGI nodes (``add_real``): with one, the cluster runs on the real clock.
+        self.real_nodes: dict[str, Any] = {}
+        self._real_zero = 0.0
         self._exposed: dict[str, tuple[str, str]] = {}
         self.net = Network(self.kernel, self._record)
         self.kernel.domain_hook = self._enter_node
@@ -237,14 +241,8 @@ class Cluster:
         unless ``allow_no_app=True`` (see ``Simulation``). ``ssl`` (default: the
         cluster's) simulates a build with SSL: Legion (``simuwsgi.subsystems.legion``).
         """
-        if self.closed:
-            raise SimulationError("this cluster is closed")
-        if not isinstance(name, str) or not name or ":" in name or "@" in name:
-            raise ValueError(f"a node name is a non-empty string without ':' or '@', "
-                             f"not {name!r}")
-        if name in self.nodes:
-            raise ValueError(f"there is already a node named {name!r}")
-        address = address or f"10.0.0.{len(self.nodes) + 1}"
+        self._check_new_name(name)
+        address = address or f"10.0.0.{len(self.nodes) + len(self.real_nodes) + 1}"
         node = Node(self, name, options, address=address, hostname=hostname or name,
                     app_dir=app_dir if app_dir is not None else self.app_dir, vfork=vfork,
                     cron_commands=cron_commands, legacy=legacy, pid_base=pid_base,
@@ -256,7 +254,42 @@ class Cluster:
             self._start_node(node)
         return node
 
+    def add_real(self, name: str, options: Any, *, address: str | None = None,
+                 binary: str | None = None, app_dir: str | Path | None = None,
+                 allow_no_app: bool = True) -> Any:
+        """A real uWSGI node ``name`` running ``options`` on loopback (``binary``: default
+        pyuwsgi's; Legion needs one built with SSL, ``simuwsgi.modes.real._ssl_build``),
+        with the virtual IP ``address``. Its UDP traffic (Legion, cache replication)
+        crosses the virtual links; from then on the cluster runs paced by the real
+        clock (see ``simuwsgi.cluster_real``). Returns its handle (``get``, ``log``,
+        ``stop``, ``kill``, ``real``)."""
+        from .cluster_real import RealNode
+
+        self._check_new_name(name)
+        address = address or f"10.0.0.{len(self.nodes) + len(self.real_nodes) + 1}"
+        base = app_dir if app_dir is not None else self.app_dir
+        node = RealNode(self, name, list(options), address=address, binary=binary,
+                        app_dir=Path(base) if base is not None else None,
+                        allow_no_app=allow_no_app)
+        self.net.attach(name, address, node.inst, lambda *a, **k: None)
+        self.real_nodes[name] = node
+        self._record("node.add_real", name=name, address=address)
+        if self.started:
+            node.start()
+        return node
+
+    def _check_new_name(self, name: str) -> None:
+        if self.closed:
+            raise SimulationError("this cluster is closed")
+        if not isinstance(name, str) or not name or ":" in name or "@" in name:
+            raise ValueError(f"a node name is a non-empty string without ':' or '@', "
+                             f"not {name!r}")
+        if name in self.nodes or name in self.real_nodes:
+            raise ValueError(f"there is already a node named {name!r}")
+
     def __getitem__(self, name: str) -> Node:
+        if name in self.real_nodes:
+            return self.real_nodes[name]  # type: ignore[no-any-return]
         try:
             return self.nodes[name]
         except KeyError:
@@ -272,10 +305,19 @@ class Cluster:
             raise SimulationError("a cluster needs a node: cluster.add(name, options)")
         self.started = True
         try:
+            if self.real_nodes:
+                # real nodes check each other's clocks: the cluster's is the real one
+                offset = RealClock.time() - self.kernel.now
+                self.clock.wall_offset = offset
+                for node in self.nodes.values():
+                    node.clock.wall_offset = offset
             self._imports.begin()
             self._patch.install()
             for node in self.nodes.values():
                 self._start_node(node)
+            for real in self.real_nodes.values():
+                real.start()
+            self._real_zero = RealClock.monotonic() - self.kernel.now
         except BaseException:
             self.close()
             raise
@@ -299,6 +341,8 @@ class Cluster:
             return
         self.closed = True
         nodes = [n for n in self.nodes.values() if n.started]
+        for real in self.real_nodes.values():
+            real.close()
         try:
             if self.started:
                 self._imports.enter()
@@ -368,16 +412,25 @@ class Cluster:
                                       timezone.utc).astimezone(ZoneInfo(self.clock.tz))
 
     def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of virtual time pass on every node."""
+        """Let ``seconds`` of virtual time pass on every node (real seconds too, with a
+        real node)."""
         self._ensure_started()
-        self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
+        self._run_to(self.kernel.now + seconds)
 
     def run_until(self, when: float) -> None:
         """Run until ``when`` virtual seconds since the start."""
         self._ensure_started()
         if when < self.kernel.now:
             raise ValueError(f"cannot run back in time: {when!r} is before now")
-        self._run(lambda: self.kernel.run_until(float(when)))
+        self._run_to(float(when))
+
+    def _run_to(self, when: float) -> None:
+        if self.real_nodes:
+            from .cluster_real import run_paced
+
+            run_paced(self, when)
+        else:
+            self._run(lambda: self.kernel.run_until(when))
 
     def step(self) -> bool:
         """Run the next event only. False if nothing is scheduled."""

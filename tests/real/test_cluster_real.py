@@ -1,0 +1,98 @@
+"""Real uWSGI nodes inside a cluster (Cluster.add_real): a real node and a simulated one
+in one Legion, and cache replication both ways, over the virtual links."""
+
+from __future__ import annotations
+
+import pytest
+
+from simuwsgi import Cluster
+from simuwsgi._errors import ConfigError
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real._ssl_build import ssl_uwsgi_binary
+
+pytestmark = pytest.mark.real
+
+SECRET = "aes-128-cbc:secret"
+APP = '''
+import uwsgi
+
+
+def application(environ, start_response):
+    op, _, arg = environ["PATH_INFO"].strip("/").partition("/")
+    key, _, value = arg.partition("=")
+    if op == "set":
+        result = uwsgi.cache_set(key, value, 0, "c")
+    else:
+        result = uwsgi.cache_get(key, "c")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [repr(result).encode()]
+'''
+
+
+def _legion(ip: str, valor: int, peer: str) -> list[str]:
+    return ["--master", "--processes", "1", "--legion", f"lg {ip}:4000 {valor} {SECRET}",
+            "--legion-node", f"lg {peer}:4000"]
+
+
+def _legion_cluster() -> Cluster:
+    cluster = Cluster(ssl=True)
+    cluster.add("a", _legion("10.0.0.1", 90, "10.0.0.2"), address="10.0.0.1",
+                allow_no_app=True)
+    cluster.add_real("r", _legion("10.0.0.2", 80, "10.0.0.1"), address="10.0.0.2",
+                     binary=ssl_uwsgi_binary())
+    return cluster
+
+
+def _is_lord(lines: list[str]) -> bool:
+    return any("i am now the Lord of the Legion lg" in line for line in lines)
+
+
+def test_a_real_node_and_a_simulated_one_elect_one_lord():
+    with _legion_cluster() as cluster:
+        real = cluster["r"]
+        cluster.advance(10)
+        assert cluster["a"].uwsgi.i_am_the_lord("lg") is True
+        assert any("node: a valor: 90" in line and "joined Legion lg" in line
+                   for line in real.log)
+        assert not _is_lord(real.log)
+        cluster["a"].stop()  # its "dead" announce crosses the link to the real node
+        cluster.advance(4)
+        assert any("announced its death to Legion lg" in line for line in real.log)
+        assert _is_lord(real.log)
+
+
+def test_a_partition_between_real_and_simulated_makes_two_lords():
+    with _legion_cluster() as cluster:
+        real = cluster["r"]
+        cluster.advance(8)
+        cluster.net.partition(["a"], ["r"])
+        cluster.advance(22)  # over the 15 s tolerance, and a round
+        assert any("node: a valor: 90" in line and "left Legion lg" in line
+                   for line in real.log)
+        assert _is_lord(real.log) and cluster["a"].uwsgi.i_am_the_lord("lg") is True
+
+
+@requires_real_uwsgi
+def test_cache_replication_between_a_real_node_and_a_simulated_one(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    base = ["--master", "--processes", "1", "--wsgi-file", "app.py"]
+    cluster = Cluster(app_dir=tmp_path)
+    cluster.add("a", base + ["--socket", ":3031", "--cache2",
+                             "name=c,items=10,nodes=10.0.0.2:4242,udp=:4242"],
+                address="10.0.0.1")
+    cluster.add_real("r", base + ["--cache2", "name=c,items=10,udp=:4242,"
+                                  "nodes=10.0.0.1:4242"], address="10.0.0.2")
+    with cluster:
+        real = cluster["r"]
+        assert cluster["a"].get("/set/k=from-sim").status == 200
+        cluster.advance(0.3)
+        assert real.get("/get/k").body == b"b'from-sim'"
+        assert real.get("/set/j=from-real").body == b"True"
+        cluster.advance(0.3)
+        assert cluster["a"].get("/get/j").body == b"b'from-real'"
+
+
+def test_a_real_node_has_no_stream_socket_on_the_virtual_network():
+    cluster = Cluster()
+    with pytest.raises(ConfigError, match="--socket is not available on a real node"):
+        cluster.add_real("r", ["--socket", ":3031"])
