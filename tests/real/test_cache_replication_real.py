@@ -12,28 +12,8 @@ import pytest
 from simuwsgi import Cluster
 from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
-APP = '''
-import uwsgi
+from _cache_app import APP
 
-
-def application(environ, start_response):
-    op, _, arg = environ["PATH_INFO"].strip("/").partition("/")
-    key, _, value = arg.partition("=")
-    if op == "set":
-        result = uwsgi.cache_set(key, value, 0, "c")
-    elif op == "update":
-        result = uwsgi.cache_update(key, value, 100, "c")
-    elif op == "inc":
-        result = uwsgi.cache_inc(key, int(value), 0, "c")
-    elif op == "del":
-        result = uwsgi.cache_del(key, "c")
-    elif op == "num":
-        result = uwsgi.cache_num(key, "c")
-    else:
-        result = uwsgi.cache_get(key, "c")
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [repr(result).encode()]
-'''
 
 #: (node, path): what the writer does, and what each node then reads.
 STEPS = [("a", "/set/k=v1"), ("b", "/get/k"), ("a", "/set/k=v9"), ("b", "/get/k"),

@@ -10,23 +10,11 @@ from simuwsgi._errors import ConfigError
 from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 from simuwsgi.modes.real._ssl_build import ssl_uwsgi_binary
 
+from _cache_app import APP
+
 pytestmark = pytest.mark.real
 
 SECRET = "aes-128-cbc:secret"
-APP = '''
-import uwsgi
-
-
-def application(environ, start_response):
-    op, _, arg = environ["PATH_INFO"].strip("/").partition("/")
-    key, _, value = arg.partition("=")
-    if op == "set":
-        result = uwsgi.cache_set(key, value, 0, "c")
-    else:
-        result = uwsgi.cache_get(key, "c")
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [repr(result).encode()]
-'''
 
 
 def _legion(ip: str, valor: int, peer: str) -> list[str]:
