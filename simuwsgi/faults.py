@@ -49,7 +49,8 @@ in the trace:
   (``duration`` None: until a ``Heal``; at the end of a duration every cut heals);
 * ``Heal()`` — every partition ends; waiting stream bytes go on;
 * ``Loss("a", "b", 0.3)``, ``Delay("a", "b", 0.5)`` (seconds added one way),
-  ``Duplicate("a", "b", 0.1)``, ``Reorder("a", "b", 0.2)`` on the link between two nodes
+  ``Duplicate("a", "b", 0.1)``, ``Reorder("a", "b", 0.2)``, ``Corrupt("a", "b", 0.1)``
+  (one byte of a datagram changed) on the link between two nodes
   (both ways unless ``one_way=True``), for ``duration`` seconds (None: for good).
 
 In a cluster every fault names the node it happens on with ``node=`` (``Kill('worker1',
@@ -72,6 +73,7 @@ __all__ = [
     "DuringSpoolTask", "ExceptionStorm", "Fault", "FaultInjected", "FaultPlan",
     "InSignalHandler", "Kill", "SendOnly", "SignalQueueFull", "SlowRequests", "TimeZone",
     "Trigger", "register", "Partition", "Heal", "Loss", "Delay", "Duplicate", "Reorder",
+    "Corrupt",
     "NetworkFault",
 ]
 
@@ -575,6 +577,15 @@ class Duplicate(_LinkFault):
     """A share ``value`` of the datagrams on the link arrive twice."""
 
     setting = "duplicate"
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class Corrupt(_LinkFault):
+    """A share ``value`` of the datagrams on the link arrive with one byte changed (on
+    a TCP stream: retransmitted late)."""
+
+    setting = "corrupt"
 
 
 @register

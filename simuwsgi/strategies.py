@@ -22,6 +22,7 @@ from typing import Any
 
 from .faults import (
     ClockStep,
+    Corrupt,
     Delay,
     DiskFault,
     Duplicate,
@@ -55,7 +56,8 @@ def fault_plans(*, processes: Sequence[str] = ("worker1",), within: float = 60.0
                 nodes: Sequence[str] = ()) -> Any:
     """``FaultPlan`` values of up to ``max_faults`` faults of ``kinds`` (``kill``,
     ``clock``, ``tz``, ``storm``, ``slow``, ``disk``, ``signals``, and with the names
-    of a cluster's ``nodes`` ``net``: partitions, loss, delay, duplication, reordering)
+    of a cluster's ``nodes`` ``net``: partitions, loss, delay, duplication, reordering,
+    corruption)
     at times in ``[0, within]``; in a cluster each fault is on one of the nodes."""
     st = _st()
     if not processes:
@@ -101,7 +103,7 @@ def _network_faults(st: Any, nodes: list[str], times: Any) -> Any:
             lambda k: (tuple(order[:k]), tuple(order[k:]))))
     pair = st.permutations(nodes).map(lambda order: (order[0], order[1]))
     link = st.builds(lambda kind, ab, value, t, d: kind(*ab, value, at=t, duration=d),
-                     st.sampled_from([Loss, Duplicate, Reorder]), pair,
+                     st.sampled_from([Loss, Duplicate, Reorder, Corrupt]), pair,
                      st.sampled_from([0.1, 0.5, 0.9]), times, durations)
     delay = st.builds(lambda ab, value, t, d: Delay(*ab, value, at=t, duration=d), pair,
                       st.sampled_from([0.01, 0.5, 5.0]), times, durations)

@@ -12,6 +12,7 @@ from simuwsgi import Cluster, Simulation
 from simuwsgi.explore import explore, run_one
 from simuwsgi.faults import (
     AfterRequests,
+    Corrupt,
     Delay,
     Duplicate,
     FaultPlan,
@@ -41,6 +42,7 @@ def test_network_faults_read_back_from_their_repr():
     plan = FaultPlan(Partition(["a"], ["b", "c"], at=5, duration=30), Heal(at=9),
                      Loss("a", "b", 0.3, at=1, duration=10), Delay("a", "b", 0.5, at=2),
                      Duplicate("b", "c", 0.1, at=3, one_way=True), Reorder("a", "c", 0.2, at=4),
+                     Corrupt("a", "b", 0.5, at=6, duration=2),
                      Kill("worker1", at=3, node="b"))
     assert repr(plan.faults[0]) == "Partition((('a',), ('b', 'c')), at=5, duration=30)"
     assert FaultPlan.parse(plan.spec()) == plan
@@ -123,6 +125,33 @@ def test_random_network_plans_apply_and_replay(plan):
             cluster.run_until(21)
             digests.append(cluster.digest())
     assert digests[0] == digests[1]
+
+
+def test_corrupted_legion_announces_fail_to_decrypt_and_are_dropped():
+    from test_legion import legion_cluster, lords
+
+    with legion_cluster([90, 80]) as cluster:
+        cluster.apply(Corrupt("n1", "n0", 0.99, at=0, one_way=True))
+        cluster.advance(15)
+        # n0 never reads n1 and rules alone; n1 reads n0 but their checksums differ
+        assert lords(cluster) == ["n0"]
+        assert cluster.trace.count("net.corrupt") >= 4
+        bad = [line for line in cluster.log if line.startswith("[n0] [uwsgi-legion]")]
+        assert bad and all(line.endswith((" EVP_DecryptFinal_ex()", " invalid packet size",
+                                          " invalid modifier1", " invalid packet",
+                                          "invalid legion name"))
+                           or "QUORUM" in line or "Lord" in line for line in bad)
+
+
+def test_corruption_on_a_stream_is_a_retransmission():
+    import random
+
+    from simuwsgi.network import LinkSettings
+
+    slow = LinkSettings(corrupt=0.9).stream_delay(random.Random(1), 100, 1.0)
+    assert slow >= 0.2 + 0.0001  # at least one RTO
+    with pytest.raises(ValueError, match="corrupt"):
+        LinkSettings(corrupt=1.5)
 
 
 # -- the split-brain Legion ------------------------------------------------------------------------

@@ -174,6 +174,12 @@ class Network:
         if dst is None:
             self.record("net.drop", src=src, dst=address, size=len(data), why="no such host")
             return
+        settings = self._links.get((src, dst.name)) if self._links else None
+        if settings is not None and settings.corrupt:
+            damaged = settings.damage(self.kernel.rng, data)
+            if damaged != data:
+                self.record("net.corrupt", src=src, dst=dst.name, size=len(data))
+                data = damaged
         self.transmit(src, dst.name, len(data), _arrive, dst, port, data, stream=False)
 
     # -- the verbs -------------------------------------------------------------------------
