@@ -70,7 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "mode='sim', vfork=True, stall_timeout=5.0): uWSGI options and simulation "
         "settings for uwsgi_sim")
     config.addinivalue_line(
-        "markers", "uwsgi_cluster(seed=0, start=None, tz=None): settings of uwsgi_cluster")
+        "markers", "uwsgi_cluster(seed=0, start=None, tz=None, ssl=False): settings of "
+        "uwsgi_cluster")
 
 
 def _make(request: pytest.FixtureRequest, options: Any = None, **kwargs: Any) -> Any:

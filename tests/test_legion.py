@@ -225,3 +225,11 @@ def test_the_ssl_options_left_out_are_named_in_the_warning():
     from simuwsgi.server.options_status import status
 
     assert status("legion-quorum").status == "simulated"
+
+
+@pytest.mark.uwsgi_cluster(ssl=True, seed=3)
+def test_the_cluster_fixture_takes_ssl(uwsgi_cluster):
+    uwsgi_cluster.add("a", legion_opts("10.0.0.1", 9, []), address="10.0.0.1",
+                      allow_no_app=True)
+    uwsgi_cluster.advance(7)
+    assert uwsgi_cluster["a"].uwsgi.i_am_the_lord("lg") is True

@@ -224,8 +224,7 @@ class Network:
     def set_link(self, a: str, b: str, *, one_way: bool = False, **settings: Any) -> None:
         """Change the link from ``a`` to ``b`` (and back, unless ``one_way``):
         ``latency``, ``jitter``, ``loss``, ``duplicate``, ``reorder``, ``corrupt``,
-        ``bandwidth``
-        (see :class:`~simuwsgi.network.LinkSettings`)."""
+        ``bandwidth`` (see :class:`~simuwsgi.network.LinkSettings`)."""
         pairs = [(self._node(a), self._node(b))] + ([] if one_way else [(b, a)])
         for key in pairs:
             try:
