@@ -148,6 +148,24 @@ class Node(Simulation):
     def _run(self, body: Callable[[], Any]) -> None:
         self.cluster._run(body)
 
+    def advance(self, seconds: float) -> None:
+        if self.cluster.real_nodes:  # paced by the real clock (simuwsgi.cluster_real)
+            self._ensure_started()
+            self.cluster.advance(seconds)
+        else:
+            super().advance(seconds)
+
+    def wait(self, requests: Any, *, timeout: float | None = None) -> None:
+        """As ``Simulation.wait``; with a real node, paced by the real clock (a request
+        still in flight after ``timeout``, default the patience, is left so)."""
+        if not self.cluster.real_nodes:
+            super().wait(requests, timeout=timeout)
+            return
+        pending = [requests] if not isinstance(requests, (list, tuple, set)) else list(requests)
+        limit = self.kernel.now + (timeout if timeout is not None else DEFAULT_PATIENCE)
+        while any(not r.done for r in pending) and self.kernel.now < limit:
+            self.cluster._run_to(min(limit, self.kernel.now + 0.01))
+
     def _settle(self) -> None:
         self.kernel.apply_cwd(None)
 
@@ -219,6 +237,10 @@ class Cluster:
         #: Real uWSGI nodes (``add_real``): with one, the cluster runs on the real clock.
         self.real_nodes: dict[str, Any] = {}
         self._real_zero = 0.0
+        #: Answers of real nodes from helper threads, and the socket pair that wakes the
+        #: pacing loop for them (``simuwsgi.cluster_real``), made with the first one.
+        self._real_done: Any = None
+        self._waker: Any = None
         self._exposed: dict[str, tuple[str, str]] = {}
         self.net = Network(self.kernel, self._record)
         self.kernel.domain_hook = self._enter_node
@@ -263,9 +285,17 @@ class Cluster:
         crosses the virtual links; from then on the cluster runs paced by the real
         clock (see ``simuwsgi.cluster_real``). Returns its handle (``get``, ``log``,
         ``stop``, ``kill``, ``real``)."""
+        import queue
+        import socket
+
         from .cluster_real import RealNode
 
         self._check_new_name(name)
+        if self._waker is None:
+            self._real_done = queue.SimpleQueue()
+            self._waker = socket.socketpair()
+            for end in self._waker:
+                end.setblocking(False)
         address = address or f"10.0.0.{len(self.nodes) + len(self.real_nodes) + 1}"
         base = app_dir if app_dir is not None else self.app_dir
         node = RealNode(self, name, list(options), address=address, binary=binary,
@@ -277,6 +307,13 @@ class Cluster:
         if self.started:
             node.start()
         return node
+
+    def _wake(self) -> None:
+        """A helper thread has an answer for the pacing loop."""
+        try:
+            self._waker[1].send(b"!")
+        except OSError:
+            pass
 
     def _check_new_name(self, name: str) -> None:
         if self.closed:
@@ -343,6 +380,8 @@ class Cluster:
         nodes = [n for n in self.nodes.values() if n.started]
         for real in self.real_nodes.values():
             real.close()
+        for end in self._waker or ():
+            end.close()
         try:
             if self.started:
                 self._imports.enter()

@@ -21,15 +21,24 @@ real elapsed time) and its wall clock is the real one (a real node refuses Legio
 announces from more than 60 s in its past). Nothing is deterministic there: the real
 node's timing is the OS's.
 
-Left out: TCP between real and virtual nodes (remote rpc/cache/signal, ``sync=``): the
-real node has no stream port on the virtual network (a connection to it is refused); a
-real node's ``--socket``/``--http-socket`` options are refused (the harness gives it one).
+* its ``--socket`` (uwsgi protocol) is a free loopback port too, and stands on the
+  virtual network at its virtual port: a virtual node's ``uwsgi.rpc("r:3031", ...)``,
+  ``cache_get(key, "c@r:3031")``, ``signal(n, "r:3031")``, a ``sync=`` - its bytes cross
+  the virtual link, then a helper thread writes them to the real socket and reads the
+  reply, which crosses the link back.
+
+Left out: connections from the real node to virtual ones (its ``uwsgi.rpc`` to a
+virtual node's address reaches nothing: ``Cluster.expose`` serves virtual nodes to real
+clients, in another run), ``--http-socket`` on a real node (the harness gives it one),
+more than one ``--socket``.
 """
 
 from __future__ import annotations
 
+import queue
 import select
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +52,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RealNode", "run_paced"]
 
-_STREAMS = ("socket", "uwsgi-socket", "http-socket", "http11-socket", "https-socket")
+_STREAMS = ("http-socket", "http11-socket", "https-socket")
+_UWSGI = ("socket", "uwsgi-socket")
+#: How long the helper thread waits for the real node (``--socket-timeout``'s default).
+_TIMEOUT = 4.0
 
 
 class _Endpoint:
@@ -63,6 +75,10 @@ class _Endpoint:
     @property
     def ready(self) -> bool:
         return not self.stopped
+
+    def forward(self, data: bytes, reply: Callable[[bytes], None]) -> None:
+        """A virtual node's request bytes reached us: ask the real socket."""
+        self.node.forward(data, reply)
 
 
 class RealNode:
@@ -85,11 +101,14 @@ class RealNode:
         #: Our UDP ports: virtual port -> real loopback port.
         self.udp_ports: dict[int, int] = {}
         self._out: socket.socket | None = None
+        #: Our uwsgi socket: (virtual port, real loopback port), once given.
+        self.tcp: tuple[int, int] | None = None
         for name_, _value in _pairs(self.options):
             if name_ in _STREAMS:
                 raise ConfigError(f"add_real: --{name_} is not available on a real node of a "
-                                  f"cluster (TCP between real and virtual nodes is not "
-                                  f"simulated); node.get() uses the harness's own socket")
+                                  f"cluster; node.get() uses the harness's own HTTP socket")
+        if sum(name_ in _UWSGI for name_, _value in _pairs(self.options)) > 1:
+            raise ConfigError("add_real: one --socket at the most on a real node")
 
     # -- starting ---------------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +117,8 @@ class RealNode:
         argv = self._rewritten()
         self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         net = self.cluster.net
+        if self.tcp is not None:
+            net.nodes[self.name].ports[self.tcp[0]] = "uwsgi"
         for vport, rport in self.udp_ports.items():
             net.bind_udp(self.name, vport, self._sender(rport))
         self.real = RealUwsgi(argv, binary=self.binary, app_dir=self.app_dir,
@@ -126,6 +147,14 @@ class RealNode:
         return out
 
     def _value(self, name: str, value: str) -> str:
+        if name in _UWSGI:
+            port = value.partition(",")[0].rpartition(":")[2]
+            if not port.isdigit():
+                raise ConfigError(f"add_real: --{name} {value}: a host:port address only")
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.tcp = (int(port), probe.getsockname()[1])
+            return f"127.0.0.1:{self.tcp[1]}"
         if name in ("legion", "legion-mcast"):
             parts = value.split(" ")
             if len(parts) > 1:
@@ -171,6 +200,27 @@ class RealNode:
         return f"127.0.0.1:{sock.getsockname()[1]}"
 
     # -- running ------------------------------------------------------------------------
+    def forward(self, data: bytes, reply: Callable[[bytes], None]) -> None:
+        """One connection to the real socket, in a helper thread; ``reply`` gets the
+        answer's bytes (none: closed or no answer in time) in the pacing loop."""
+        assert self.tcp is not None
+        port = self.tcp[1]
+        done = self.cluster._real_done
+
+        def talk() -> None:
+            chunks = []
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=_TIMEOUT) as conn:
+                    conn.sendall(data)
+                    while chunk := conn.recv(65536):
+                        chunks.append(chunk)
+            except OSError:
+                pass
+            done.put((reply, b"".join(chunks)))
+            self.cluster._wake()
+
+        threading.Thread(target=talk, daemon=True).start()
+
     def receive(self, sock: socket.socket) -> None:
         """Datagrams the real node sent to a bridge enter the virtual network."""
         while True:
@@ -223,15 +273,31 @@ def run_paced(cluster: Cluster, until: float) -> None:
     real nodes' datagrams carried into the virtual network as they come."""
     kernel = cluster.kernel
     bridges = {sock: node for node in cluster.real_nodes.values() for sock in node.bridges}
+    waker = cluster._waker[0]
     zero = cluster._real_zero
     while kernel.now < until:
         due = kernel.peek()
         target = until if due is None else min(due, until)
         wait = max(0.0, zero + target - RealClock.monotonic())
-        readable = select.select(list(bridges), [], [], wait)[0] if bridges else []
-        if not bridges and wait:
-            RealClock.sleep(wait)
+        readable = select.select([waker, *bridges], [], [], wait)[0]
         now = min(until, max(kernel.now, RealClock.monotonic() - zero))
         cluster._run(lambda: kernel.run_until(now))
         for sock in readable:
-            bridges[sock].receive(sock)
+            if sock is waker:
+                _drain(waker)
+            else:
+                bridges[sock].receive(sock)
+        while True:  # the helper threads' answers
+            try:
+                reply, data = cluster._real_done.get_nowait()
+            except queue.Empty:
+                break
+            reply(data)
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except (BlockingIOError, OSError):
+        pass

@@ -80,7 +80,48 @@ def test_cache_replication_between_a_real_node_and_a_simulated_one(tmp_path):
         assert cluster["a"].get("/get/j").body == b"b'from-real'"
 
 
-def test_a_real_node_has_no_stream_socket_on_the_virtual_network():
+RPC_APP = '''
+import uwsgi
+
+
+def hello(arg):
+    return b"hello " + arg + b" from " + uwsgi.hostname
+
+
+uwsgi.register_rpc("hello", hello)
+
+
+def application(environ, start_response):
+    start_response("200 OK", [])
+    node = environ["PATH_INFO"].strip("/")
+    answer = uwsgi.rpc(node, b"hello", b"x") if node else b"-"
+    return [repr(answer).encode(), b" ", repr(uwsgi.cache_get("k", "c@" + node)).encode()]
+'''
+
+
+@requires_real_uwsgi
+def test_a_simulated_node_calls_a_real_one(tmp_path):
+    (tmp_path / "app.py").write_text(RPC_APP)
+    base = ["--master", "--processes", "1", "--wsgi-file", "app.py", "--cache2",
+            "name=c,items=10"]
+    cluster = Cluster(app_dir=tmp_path)
+    cluster.add("a", base + ["--socket", ":3031"])
+    real = cluster.add_real("r", base + ["--socket", ":3031", "--cache2",
+                                         "name=d,items=4"], address="10.0.0.9")
+    with cluster:
+        real.get("/")  # warm
+        answer = cluster["a"].get("/r:3031").body
+        assert answer.startswith(b"b'hello x from ") and answer.endswith(b" None")
+        assert cluster.trace.select("net.call")
+        cluster.net.partition(["a"], ["r"])
+        began = cluster.now
+        assert cluster["a"].get("/10.0.0.9:3031").body == b"None None"
+        assert cluster.now - began >= 8  # two calls, each waiting --socket-timeout
+
+
+def test_a_real_node_takes_one_uwsgi_socket_and_no_http_socket():
     cluster = Cluster()
-    with pytest.raises(ConfigError, match="--socket is not available on a real node"):
-        cluster.add_real("r", ["--socket", ":3031"])
+    with pytest.raises(ConfigError, match="--http-socket is not available on a real node"):
+        cluster.add_real("r", ["--http-socket", ":8080"])
+    with pytest.raises(ConfigError, match="one --socket at the most"):
+        cluster.add_real("s", ["--socket", ":1", "--socket", ":2"])
