@@ -8,7 +8,8 @@ A scenario is a Python file with module-level names:
 ``NODES``
     instead of ``OPTIONS``: the nodes of a :class:`~simuwsgi.Cluster`, by name, each
     its options or a dict of ``Cluster.add`` arguments (``{"options": [...],
-    "address": "10.0.0.5"}``); the driver is then the cluster (``cluster["a"].get(...)``,
+    "address": "10.0.0.5", "ssl": True}``: ``ssl`` for Legion); the driver is then the
+    cluster (``cluster["a"].get(...)``,
     ``cluster.net.partition(...)``), in ``sim`` mode only;
 ``SEED``, ``START``, ``TZ``, ``DURATION``
     the simulation's seed, first instant, time zone, and how long ``run`` lasts
