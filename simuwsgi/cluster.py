@@ -43,6 +43,7 @@ from .server.containment import Containment, Watchdog
 from ._core.isolation import ImportLedger
 from ._core.kernel import Kernel
 from .server.master import Instance
+from .server.workers import Request
 from .network import Network
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
@@ -161,7 +162,7 @@ class Node(Simulation):
         if not self.cluster.real_nodes:
             super().wait(requests, timeout=timeout)
             return
-        pending = [requests] if not isinstance(requests, (list, tuple, set)) else list(requests)
+        pending = [requests] if isinstance(requests, Request) else list(requests)
         limit = self.kernel.now + (timeout if timeout is not None else DEFAULT_PATIENCE)
         while any(not r.done for r in pending) and self.kernel.now < limit:
             self.cluster._run_to(min(limit, self.kernel.now + 0.01))
