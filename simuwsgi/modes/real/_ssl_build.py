@@ -4,10 +4,11 @@ The pyuwsgi wheel is built without SSL, so it has no Legion (``--legion`` is an
 unrecognized option there). uWSGI built from its source where OpenSSL's headers are
 installed has it: :func:`ssl_uwsgi_binary` returns such a binary -
 ``$SIMUWSGI_UWSGI_SSL_BINARY`` if set, else one built once per machine into
-``~/.cache/simuwsgi/uwsgi-2.0.30-ssl/`` from the ``uwsgi==2.0.30`` source release
-(``pip download``, then ``python uwsgiconfig.py --build core``: the core alone, no
-language plugin, about 20 s on one core). It needs a C compiler and the OpenSSL
-headers (``libssl-dev``); without them it raises ``RealUwsgiError`` saying so.
+``~/.cache/simuwsgi/uwsgi-2.0.30-ssl-python/`` from the ``uwsgi==2.0.30`` source release
+(``pip download``, then ``python uwsgiconfig.py --build`` with the ``base`` profile and
+the Python plugin of this interpreter, so apps can call ``uwsgi.i_am_the_lord``: about
+100 s on one core). It needs a C compiler and the OpenSSL and Python headers
+(``libssl-dev``); without them it raises ``RealUwsgiError`` saying so.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ VERSION = "2.0.30"
 
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "simuwsgi" / f"uwsgi-{VERSION}-ssl"
+    return Path(base) / "simuwsgi" / f"uwsgi-{VERSION}-ssl-python"
 
 
 def _has_legion(binary: str) -> bool:
@@ -73,8 +74,10 @@ def _build(target: Path) -> str:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
         src = Path(tmp) / f"uwsgi-{VERSION}"
-        _run([sys.executable, "uwsgiconfig.py", "--build", "core"], str(src),
-             "uwsgiconfig.py --build core", 900)
+        (src / "buildconf" / "simuwsgi.ini").write_text(
+            "[uwsgi]\nmain_plugin = python\ninherit = base\n")
+        _run([sys.executable, "uwsgiconfig.py", "--build", "simuwsgi"], str(src),
+             "uwsgiconfig.py --build", 1800)
         if not _has_legion(str(src / "uwsgi")):
             raise RealUwsgiError(f"uWSGI {VERSION} was built without SSL (no OpenSSL "
                                  f"headers?): no --legion option")
