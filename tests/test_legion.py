@@ -233,3 +233,18 @@ def test_the_cluster_fixture_takes_ssl(uwsgi_cluster):
                       allow_no_app=True)
     uwsgi_cluster.advance(7)
     assert uwsgi_cluster["a"].uwsgi.i_am_the_lord("lg") is True
+
+
+def test_a_legion_cron_runs_only_on_the_lord():
+    with legion_cluster([90, 80], "--legion-cron", "lg -1 -1 -1 -1 -1 echo tick",
+                        "--cron2", "minute=-1,legion=lg echo tock") as cluster:
+        cluster.advance(185)
+        fired = {name: [r["command"] for r in node.trace.select("cron.command")]
+                 for name, node in cluster.nodes.items()}
+        assert fired["n1"] == [] and fired["n0"].count("echo tick") >= 2
+        assert fired["n0"].count("echo tock") == fired["n0"].count("echo tick")
+        cluster["n0"].stop()
+        cluster.advance(125)
+        assert cluster["n1"].trace.select("cron.command", command="echo tick")
+        assert ('[n0] [uwsgi-cron] command "echo tick" registered as cron task for legion '
+                '"lg"') in cluster.log

@@ -256,6 +256,10 @@ SSL_SIMULATED: dict[str, str] = {
     "legion-quorum": "votes needed to elect a Lord",
     "legion-scroll": "the scroll announced and shown by lord_scroll/scrolls",
     "legion-scroll-max-size": "the biggest Lord scroll kept",
+    "legion-cron": "a command cron that runs only while the node is Lord",
+    "unique-legion-cron": "as --legion-cron, unique",
+    "cron-legion": "as --legion-cron",
+    "unique-cron-legion": "as --unique-legion-cron",
     **{f"legion-{hook}": "hook actions: log: and signal: act, cmd:/exec:/alarm: are "
                          "recorded (legion.hook), not run"
        for hook in ("lord", "unlord", "setup", "death", "join", "node-joined",

@@ -34,8 +34,9 @@ the pyuwsgi wheel has no SSL, so by default ``--legion`` is an unrecognized opti
   kept in 16 bits as ``uwsgi_legion_add_node`` does (a member with a valor above 65535
   is therefore re-added on every announce, as in the source).
 
-Left out: UNIX datagram and multicast legions (an ADDR without a port is refused),
-``--legion-cron``, ``--legion-attach-daemon`` & co. and the ``legions`` key of the stats
+``--legion-cron`` & co. are the cron's (``simuwsgi.subsystems.cron``: it asks
+``i_am_the_lord``). Left out: UNIX datagram and multicast legions (an ADDR without a
+port is refused), ``--legion-attach-daemon`` & co. and the ``legions`` key of the stats
 server (they are listed as not simulated).
 """
 
