@@ -218,10 +218,11 @@ def test_the_election_is_deterministic_per_seed():
 
 
 def test_the_ssl_options_left_out_are_named_in_the_warning():
-    opts = ["--legion", f"lg 127.0.0.1:4000 9 {SECRET}", "--legion-cron",
-            "lg -1 -1 -1 -1 -1 true"]
+    opts = ["--legion", f"lg 127.0.0.1:4000 9 {SECRET}", "--legion-attach-daemon",
+            "lg sleep 100"]
     with Simulation(opts, allow_no_app=True, ssl=True) as sim:
-        assert sim.trace.select("options.not_simulated")[0]["options"] == ["legion-cron"]
+        assert sim.trace.select("options.not_simulated")[0]["options"] == \
+            ["legion-attach-daemon"]
     from simuwsgi.server.options_status import status
 
     assert status("legion-quorum").status == "simulated"
