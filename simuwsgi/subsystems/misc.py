@@ -15,9 +15,11 @@ the simulated kind:
 * async helpers outside an async loop: ``async_sleep`` → ``b''``, ``suspend`` /
   ``green_schedule`` → True, ``wait_fd_read/write`` → ``OSError('unable to fd N to the
   event queue')``, ``ready_fd`` → -1.
-* ``chunked_read`` on a request that is not chunked → ``OSError('unable to receive
-  chunked part')``, ``chunked_read_nb`` → None (its read would block); the
-  ``websocket_*`` functions on a plain HTTP request →
+* ``chunked_read([timeout])``/``chunked_read_nb()``: the chunks of a request sent with
+  ``Transfer-Encoding: chunked``, parsed as ``core/chunked.c`` does, ``b""`` at the
+  end; on a request that is not chunked, or a chunk that never completes, the
+  blocking read fails after its timeout (``OSError('unable to receive chunked
+  part')``) and the non-blocking one gives None; the ``websocket_*`` functions on a plain HTTP request →
   ``OSError`` with uWSGI's messages; ``offload`` → ``b''`` (a stub in 2.0).
 * files: ``extract(path)`` reads a file (a missing file makes the calling process exit,
   as ``uwsgi_open_and_read`` does); ``parsefile(path)`` parses one uwsgi packet of
@@ -48,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import NotSimulatedError
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import socket_fds
+from ..protocol._chunked import DEFAULT_LIMIT, NEED_MORE, ChunkedError, ChunkedReader
 from ..server.wire import BuiltinFunction, segfault
 from ..server.workers import _LogSink, content_length, packet_vars
 
@@ -168,6 +171,39 @@ class Misc:
 
     def _request(self) -> Any:
         return getattr(self.inst.kernel.current, "request", None)
+
+    def _chunked_read(self, timeout: int, *, nonblocking: bool) -> bytes | None:
+        """``uwsgi_chunked_read``: the next chunk of a chunked request body
+        (``protocol/_chunked.py``). The simulated client has sent its whole body, so
+        a chunk that is not all there never comes: the blocking read waits
+        ``timeout`` (else ``--chunked-input-timeout``, else ``--socket-timeout``)
+        virtual seconds and fails; the non-blocking one gives None (EAGAIN)."""
+        req = self._request()
+        if req is None:  # outside a request the stale fd fails
+            raise OSError("unable to receive chunked part")
+        reader = req.chunked_input
+        if reader is None:
+            opts = self.inst.opts
+            reader = req.chunked_input = ChunkedReader(
+                opts.int("chunked-input-limit", 0) or DEFAULT_LIMIT)
+            if req.chunked:  # a body sent with a length is wsgi.input's: none here
+                reader.feed(req.body)
+        try:
+            chunk = reader.read()
+        except ChunkedError:
+            raise OSError("unable to receive chunked part") from None
+        if chunk is not NEED_MORE:
+            return chunk
+        if nonblocking:
+            return None
+        if timeout == 0:
+            opts = self.inst.opts
+            timeout = opts.int("chunked-input-timeout", 0) or opts.int("socket-timeout", 4)
+        if timeout > 0:
+            self.inst.kernel.sleep(timeout, "chunked_read")
+        else:  # -1: until the client sends more, which it never does
+            self.inst.kernel.park("chunked_read (no timeout)")
+        raise OSError("unable to receive chunked part")
 
     def facade_functions(self) -> dict[str, Any]:
         inst = self.inst
@@ -300,16 +336,13 @@ class Misc:
 
         def chunked_read(*args: Any, **kw: Any) -> bytes:
             no_kwargs("chunked_read", kw)
-            p_chunked(args)
-            raise OSError("unable to receive chunked part")
+            v = p_chunked(args)
+            timeout = v[0] if v else 0
+            return self._chunked_read(timeout, nonblocking=False)  # type: ignore[return-value]
 
         def chunked_read_nb(*_args: Any, **kw: Any) -> bytes | None:
             no_kwargs("chunked_read_nb", kw)
-            # the non-blocking read finds nothing more on the socket: EAGAIN -> None
-            # (observed on a plain request); outside a request the stale fd fails.
-            if self._request() is not None:
-                return None
-            raise OSError("unable to receive chunked part")
+            return self._chunked_read(0, nonblocking=True)
 
         p_ws_hs = parser("|s#s#s#:websocket_handshake")
 
