@@ -37,6 +37,11 @@ __all__ = ["Simulation"]
 #: How long ``request()`` waits, in virtual seconds, for a response when no timeout is
 #: given and events keep coming (perpetual timers): then it reports who waits on what.
 DEFAULT_PATIENCE = 7 * 24 * 3600.0
+#: ... and for at most this many times ``stall_timeout`` real seconds: a response polled
+#: for in virtual time for ever is a hang of the test, which the watchdog turns into an
+#: error. The real clock is looked at every ``_WAIT_SLICE`` virtual seconds.
+_WAIT_PATIENCE = 12
+_WAIT_SLICE = 600.0
 #: The young-generation GC threshold while the kernel runs (see ``Simulation._run``).
 _GC_GEN0 = 50_000
 
@@ -417,8 +422,23 @@ class Simulation:
         for r in left:
             r.on_done = one_done
 
+        stall = self.inst.stall_timeout
+        patience = None if timeout is not None or not stall else _WAIT_PATIENCE * stall
+        began = kernel.now
+        out_of_patience = [False]
+
         def body() -> None:
-            kernel.run_until(limit)
+            if patience is None:
+                kernel.run_until(limit)
+                return
+            # in slices of virtual time, with a look at the real clock between them
+            passed = self._watchdog.deadline(patience)
+            while not kernel.run_until(min(limit, kernel.now + _WAIT_SLICE)):
+                if kernel.now >= limit or kernel.peek() is None:
+                    return
+                if passed():
+                    out_of_patience[0] = True
+                    return
 
         try:
             self._run(body)
@@ -426,8 +446,15 @@ class Simulation:
             for r in left:
                 r.on_done = None
         if count[0] and timeout is None:
-            why = ("nothing is scheduled" if kernel.peek() is None else
-                   f"no response after {DEFAULT_PATIENCE:.0f} virtual seconds")
+            if out_of_patience[0]:
+                why = (f"no response after {patience:.0f} real seconds, while virtual time "
+                       f"ran from {began:.6f}: does the app poll (a time.sleep() loop) for "
+                       "something that never comes? Give the request a timeout= or raise "
+                       "stall_timeout")
+            elif kernel.peek() is None:
+                why = "nothing is scheduled"
+            else:
+                why = f"no response after {DEFAULT_PATIENCE:.0f} virtual seconds"
             raise DeadlockError(self._stall_report(pending, why))
 
     def _stall_report(self, pending: list[Request], why: str) -> str:
