@@ -107,6 +107,8 @@ class Request:
         self.chunked = any(k.lower() == "transfer-encoding" and v.lower() == "chunked"
                            for k, v in self.headers)
         self.chunked_input: Any = None
+        #: Its WebSocket once the app called ``uwsgi.websocket_*`` (``server.websocket``).
+        self.websocket: Any = None
         #: ``CONTENT_LENGTH``: ``len(body)``, unless the body is read from elsewhere
         #: (``simuwsgi serve`` keeps a big one in a file) or chunked
         self.body_length = 0 if self.chunked else len(self.body)

@@ -19,8 +19,10 @@ the simulated kind:
   ``Transfer-Encoding: chunked``, parsed as ``core/chunked.c`` does, ``b""`` at the
   end; on a request that is not chunked, or a chunk that never completes, the
   blocking read fails after its timeout (``OSError('unable to receive chunked
-  part')``) and the non-blocking one gives None; the ``websocket_*`` functions on a plain HTTP request →
-  ``OSError`` with uWSGI's messages; ``offload`` → ``b''`` (a stub in 2.0).
+  part')``) and the non-blocking one gives None; ``offload`` → ``b''`` (a stub in 2.0).
+* the ``websocket_*`` functions on the request's connection (``simuwsgi.server.websocket``:
+  the handshake needs a build with SSL; frames are written and read as uWSGI does);
+  outside a request they fail with uWSGI's ``OSError`` messages.
 * files: ``extract(path)`` reads a file (a missing file makes the calling process exit,
   as ``uwsgi_open_and_read`` does); ``parsefile(path)`` parses one uwsgi packet of
   modifier1 0 or 17 into a dict; ``embedded_data`` → ``ValueError('unable to find
@@ -51,6 +53,8 @@ from .._errors import NotSimulatedError
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import socket_fds
 from ..protocol._chunked import DEFAULT_LIMIT, NEED_MORE, ChunkedError, ChunkedReader
+from ..protocol._websocket import server_frame
+from ..server.websocket import ServerWebSocket
 from ..server.wire import BuiltinFunction, segfault
 from ..server.workers import _LogSink, content_length, packet_vars
 
@@ -171,6 +175,20 @@ class Misc:
 
     def _request(self) -> Any:
         return getattr(self.inst.kernel.current, "request", None)
+
+    def _websocket(self) -> ServerWebSocket | None:
+        """The running request's WebSocket state, made on first use; None outside a
+        request (uWSGI's stale request structure: every call fails)."""
+        req = self._request()
+        if req is None or req.conn is None:
+            return None
+        if req.websocket is None:
+            proc = self.inst.kernel.current
+            continuation = getattr(proc, "ws_continuation", None)
+            if continuation is None:  # uWSGI's is one per process (a global)
+                continuation = proc.ws_continuation = []  # type: ignore[union-attr]
+            req.websocket = ServerWebSocket(self.inst, req, continuation)
+        return req.websocket  # type: ignore[no-any-return]
 
     def _chunked_read(self, timeout: int, *, nonblocking: bool) -> bytes | None:
         """``uwsgi_chunked_read``: the next chunk of a chunked request body
@@ -348,35 +366,48 @@ class Misc:
 
         def websocket_handshake(*args: Any, **kw: Any) -> None:
             no_kwargs("websocket_handshake", kw)
-            v = p_ws_hs(args)
-            req = self._request()
-            has_key = bool(v and v[0]) or any(
-                k.lower() == "sec-websocket-key" for k, _ in getattr(req, "headers", []))
-            if not has_key:
+            v = p_ws_hs(args) + [b"", b"", b""]
+            ws = self._websocket()
+            if ws is None:
+                if not getattr(inst, "ssl", False):  # the pyuwsgi wheel: no SSL
+                    inst.log("you need to build uWSGI with SSL support to use the "
+                             "websocket handshake api function !!!")
                 raise OSError("unable to complete websocket handshake")
-            raise NotSimulatedError("uwsgi.websocket_handshake() with a websocket key is "
-                                    "not simulated: the simulated client speaks plain HTTP")
+            if not ws.handshake(v[0], v[1], v[2]):
+                raise OSError("unable to complete websocket handshake")
 
         p_ws_send = parser("s#:websocket_send")
         p_ws_sendb = parser("s#:websocket_send_binary")
 
         def websocket_send(*args: Any, **kw: Any) -> None:
             no_kwargs("websocket_send", kw)
-            p_ws_send(args)
-            raise OSError("unable to send websocket message")
+            (message,) = p_ws_send(args)
+            ws = self._websocket()
+            if ws is None or not ws.send(server_frame(message, 0x81)):
+                raise OSError("unable to send websocket message")
 
         def websocket_send_binary(*args: Any, **kw: Any) -> None:
             no_kwargs("websocket_send_binary", kw)
-            p_ws_sendb(args)
-            raise OSError("unable to send websocket binary message")
+            (message,) = p_ws_sendb(args)
+            ws = self._websocket()
+            if ws is None or not ws.send(server_frame(message, 0x82)):
+                raise OSError("unable to send websocket binary message")
 
         def websocket_recv(*_args: Any, **kw: Any) -> bytes:
             no_kwargs("websocket_recv", kw)
-            raise OSError("unable to receive websocket message")
+            ws = self._websocket()
+            got = ws.recv(nonblocking=False) if ws is not None else None
+            if got is None:
+                raise OSError("unable to receive websocket message")
+            return got
 
         def websocket_recv_nb(*_args: Any, **kw: Any) -> bytes:
             no_kwargs("websocket_recv_nb", kw)
-            raise OSError("unable to receive websocket message")
+            ws = self._websocket()
+            got = ws.recv(nonblocking=True) if ws is not None else None
+            if got is None:
+                raise OSError("unable to receive websocket message")
+            return got
 
         def offload(*_args: Any, **kw: Any) -> bytes:
             no_kwargs("offload", kw)
