@@ -1,6 +1,6 @@
 """Cache replication, real against simulated: two real uWSGI nodes on loopback (a
-writer with ``nodes=``, a replica with ``udp=``) vs the same two nodes in a simulated
-cluster, driven by the same requests."""
+writer with ``nodes=``, a replica with ``udp=``; a node started with ``sync=``) vs the
+same two nodes in a simulated cluster, driven by the same requests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 import pytest
 
 from simuwsgi import Cluster
+from simuwsgi.modes.real import free_port
 from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 from _cache_app import APP
@@ -57,3 +58,27 @@ def test_replication_matches_two_real_nodes(tmp_path, real_uwsgi_factory):
     assert real == ["True", "b'v1'", "None", "b'v1'", "True", "b'v2'", "True", "None",
                     "b'v2'", "True", "True", "10", "5", "True", "None"]
     assert any('udp server thread enabled for cache "c"' in line for line in b.log)
+
+
+@requires_real_uwsgi
+def test_sync_at_start_matches_two_real_nodes(tmp_path, real_uwsgi_factory):
+    (tmp_path / "app.py").write_text(APP)
+    port = free_port()
+    base = ["--master", "--processes", "1", "--wsgi-file", "app.py"]
+    a = real_uwsgi_factory(base + ["--socket", f"127.0.0.1:{port}", "--cache2",
+                                   "name=c,items=10"], app_dir=tmp_path)
+    a.get("/set/k=v")
+    a.get("/set/j=w")
+    b = real_uwsgi_factory(base + ["--cache2", f"name=c,items=10,sync=127.0.0.1:{port}"],
+                           app_dir=tmp_path)
+    real = [b.get("/get/k").body, b.get("/get/j").body, b.get("/get/x").body]
+    assert any("[cache-sync] getting cache dump from" in line for line in b.log)
+    cluster = Cluster(app_dir=tmp_path)
+    cluster.add("a", base + ["--socket", ":3031", "--cache2", "name=c,items=10"])
+    with cluster:
+        cluster["a"].get("/set/k=v")
+        cluster["a"].get("/set/j=w")
+        late = cluster.add("b", base + ["--socket", ":3031", "--cache2",
+                                        "name=c,items=10,sync=a:3031"])
+        sim = [late.get("/get/k").body, late.get("/get/j").body, late.get("/get/x").body]
+    assert sim == real == [b"b'v'", b"b'w'", b"None"]
