@@ -27,6 +27,14 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   host's signal table.
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
+* the cores of a ``--threads`` worker are threads: ``threading.get_ident()`` in core
+  N >= 1 is a virtual thread id of its own (core 0 is the process's main thread, whose
+  id a fork keeps: the host's), so ``threading.current_thread()`` there is a
+  ``_DummyThread``, as for a thread uWSGI started; ``threading.local`` is the pure-Python
+  ``_threading_local.local`` keyed by that thread, so each core has its own namespace
+  (a ``threading.local`` made before the simulation opened is the host's C one, shared).
+  Threads the app starts itself (``threading.Thread``) run as host threads, outside
+  virtual time (see ``options_status``: ``enable-threads``).
 
 Calls from the test itself (no virtual process running) and from other threads go to
 the real functions. Everything is put back when the last open simulation closes.
@@ -59,6 +67,8 @@ import signal as _signal
 import sys
 import threading
 import time
+import _threading_local
+from _thread import get_ident as _host_ident
 import traceback
 import types
 from collections.abc import Callable
@@ -142,7 +152,7 @@ def c_exit(inst: Instance, reason: str, code: int) -> None:
     proc = inst.kernel.current
     if proc is None:  # the test itself called the module
         raise SimulationError(f"{reason}: uWSGI would exit with status {code}")
-    if not (proc.kind == "worker" and proc.request is not None):
+    if not (proc.kind == "worker" and proc.busy):
         run_atexit(inst, proc)
     die_now(inst, proc, reason, code=code)
 
@@ -316,8 +326,10 @@ def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
         inst.log(f"Gracefully killing worker {proc.id} (pid: {proc.pid})...", proc)
         assert isinstance(proc, Worker)
         proc.manage_next_request = False
-        if proc.request is None:
+        if not proc.busy:
             _end(inst, proc, "graceful", 17)
+        else:
+            proc.stop_accepting()
     elif action == "end":
         _end(inst, proc, "end_me", 30)
     else:  # "die": the default action of the signal kills the process
@@ -331,7 +343,7 @@ def _end(inst: Instance, proc: UProcess, reason: str, code: int) -> None:
     """``exit(code)`` from a signal handler: ``atexit`` unless a worker is busy."""
     if proc is inst.master:
         return
-    if proc.request is None:
+    if not proc.busy:
         run_atexit(inst, proc)
     proc.exit_code = code  # type: ignore[attr-defined]
     if inst.kernel.current is proc:
@@ -369,7 +381,7 @@ def _stats_lines(inst: Instance, proc: UProcess) -> list[str]:
     total = inst.total_requests  # requests done; an app's count includes the one running
 
     def app_line(w: Any) -> str:
-        requests = w.app_requests.get(0, 0) + (1 if w.request is not None else 0)
+        requests = w.app_requests.get(0, 0) + len(w.in_flight())
         return f"app 0 [] requests: {requests} exceptions: {w.app_exceptions.get(0, 0)}"
 
     if proc.kind == "master":
@@ -393,13 +405,13 @@ class Containment:
 
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
-        self.thread = threading.get_ident()
+        self.thread = _host_ident()
         pyargv = inst.opts.str("pyargv") or ""
         self.argv = ["uwsgi", *pyargv.split()]
 
     def running(self) -> UProcess | None:
         """The virtual process running app code now, if this thread runs one of ours."""
-        if threading.get_ident() != self.thread:
+        if _host_ident() != self.thread:
             return None
         return self.inst.kernel.current  # type: ignore[return-value]
 
@@ -500,6 +512,26 @@ def _getppid() -> int:
     if found is None or found[1] is found[0].inst.master or found[0].inst.master is None:
         return int(_REAL["getppid"]())
     return int(found[0].inst.master.pid)  # type: ignore[union-attr]
+
+
+#: Virtual thread ids of cores >= 1 are in [BASE, LIMIT) (the host's are addresses).
+_CORE_IDENT_BASE = 1 << 20
+_CORE_IDENT_LIMIT = 1 << 40
+
+
+def _get_ident() -> int:
+    found = _current()
+    if found is None or not getattr(found[1], "core", 0):
+        return _host_ident()
+    proc = found[1]
+    return _CORE_IDENT_BASE + proc.pid * 256 + proc.core
+
+
+def _forget_core_threads() -> None:
+    """The ``_DummyThread`` of every core goes (and their ``threading.local`` data)."""
+    active = threading._active  # type: ignore[attr-defined]
+    for ident in [i for i in active if _CORE_IDENT_BASE <= i < _CORE_IDENT_LIMIT]:
+        active.pop(ident, None)
 
 
 def _getpgrp() -> int:
@@ -611,6 +643,7 @@ _PATCHES = [
     (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
     (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
                                 "use uwsgi.signal_wait()")),
+    (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
 ]
 
 
@@ -624,6 +657,7 @@ def _uninstall() -> None:
     for module, name, value in _SAVED.values():
         setattr(module, name, value)
     _SAVED.clear()
+    _forget_core_threads()
 
 
 # -- the stall watchdog --------------------------------------------------------------------

@@ -123,9 +123,9 @@ class Metrics:
         ptr("core.routed_signals", zero)
         ptr("core.unrouted_signals", zero)
         ptr("core.busy_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and w.request is not None), "gauge")
+            1 for w in inst.workers.values() if w.alive and w.busy), "gauge")
         ptr("core.idle_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and w.request is None), "gauge")
+            1 for w in inst.workers.values() if w.alive and not w.busy), "gauge")
         ptr("core.overloaded", zero)
         totals = {n: self._add(_Metric(n, t, c)) for n, t, c in (
             ("core.total_tx", "counter", "sum"), ("core.total_rss", "gauge", "sum"),

@@ -231,9 +231,9 @@ class Signals:
         if worker is None:
             self.shared_workers.append(num)
         elif inst.kernel.current is None:
-            inst.kernel.resume(worker, ("sig", num))
+            inst.kernel.resume(worker.acceptor, ("sig", num))
         else:
-            inst.kernel.wake(worker, ("sig", num))
+            inst.kernel.wake(worker.acceptor, ("sig", num))
 
     def to_worker(self, w: Worker, num: int) -> None:
         if self.waiting and w in self.waiting:
@@ -247,9 +247,9 @@ class Signals:
             w.idle = False
             kernel = inst.kernel
             if kernel.current is None:
-                kernel.resume(w, ("sig", num))
+                kernel.resume(w.acceptor, ("sig", num))
             else:
-                kernel.wake(w, ("sig", num))
+                kernel.wake(w.acceptor, ("sig", num))
         else:
             w.signal_queue.append(num)
 
@@ -278,7 +278,7 @@ class Signals:
         """``uwsgi_signal_handler`` in the receiving process; a failure is logged only
         when ``report`` (``signal_wait`` ignores the handler's result)."""
         inst = self.inst
-        is_worker = type(proc) is Worker
+        is_worker = isinstance(proc, Worker)
         slot = proc.id if is_worker else 0
         table = self.tables.get(slot)
         entry = (table if table is not None else self.table(slot)).get(num)

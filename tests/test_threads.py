@@ -1,0 +1,312 @@
+"""``--threads``: the cores of a worker, each running a request (``simuwsgi/workers.py``,
+``processes.WorkerThread``), in the simulation and against the real uWSGI 2.0.30."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from simuwsgi import Simulation
+from simuwsgi.real import RealUwsgi
+from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+
+APP = r'''
+import threading, time, uwsgi
+
+tl = threading.local()
+
+
+def handler(num):
+    uwsgi.log("SIG %d" % num)
+
+
+uwsgi.register_signal(17, "workers", handler)
+
+
+def application(env, sr):
+    p = env["PATH_INFO"]
+    tl.n = getattr(tl, "n", 0) + 1
+    if p == "/slow":
+        time.sleep(0.5)
+    elif p == "/hang":
+        time.sleep(30)
+    elif p == "/locked":
+        uwsgi.lock()
+        time.sleep(0.5)
+        uwsgi.unlock()
+    elif p == "/lock":
+        uwsgi.lock()
+        uwsgi.unlock()
+    elif p == "/signal":
+        uwsgi.signal(17)
+        time.sleep(0.5)
+    elif p == "/reload":
+        uwsgi.reload()
+    body = "%s rid=%d tl=%d mt=%s env=%s cores=%d st=%s" % (
+        p, uwsgi.request_id(), tl.n, env["wsgi.multithread"], hasattr(uwsgi, "env"),
+        uwsgi.cores, ",".join(w["status"].decode() for w in uwsgi.workers()))
+    sr("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+'''
+
+
+def _sim(tmp_path, *options, seed=0, mode="sim"):
+    (tmp_path / "app.py").write_text(APP)
+    return Simulation(["--master", *options, "--module", "app:application"],
+                      app_dir=tmp_path, seed=seed, mode=mode)
+
+
+def _cores(log):
+    return [int(m.group(1)) for m in (re.search(r"switches on core (\d+)\)$", x) for x in log)
+            if m]
+
+
+def test_a_worker_runs_as_many_requests_at_once_as_it_has_cores(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/slow") for _ in range(3)]
+        sim.wait(reqs)
+        # two overlap on cores 0 and 1, the third waits for a free core
+        assert [r.response.finished for r in reqs] == [0.5, 0.5, 1.0]
+        bodies = [r.response.text for r in reqs]
+        assert bodies[0].startswith("/slow rid=0 ") and bodies[1].startswith("/slow rid=0 ")
+        assert bodies[2].startswith("/slow rid=1 ")  # request_id(): the core's own count
+        assert "mt=True env=False cores=2 st=busy" in bodies[0]
+        lines = [x for x in sim.log if "GET /slow" in x]
+        # the app's count includes the requests started; the total, those finished
+        assert [re.search(r"req: (\d+/\d+)", x).group(1) for x in lines] == \
+            ["2/1", "3/2", "3/3"]
+        assert _cores(lines) == [0, 1, 0]
+        assert any(x.startswith("spawned uWSGI worker 1 (pid: ") and x.endswith(", cores: 2)")
+                   for x in sim.log)
+
+
+def test_without_threads_the_requests_run_one_after_the_other(tmp_path):
+    with _sim(tmp_path, "--processes", "1") as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/slow") for _ in range(3)]
+        sim.wait(reqs)
+        assert [r.response.finished for r in reqs] == [0.5, 1.0, 1.5]
+        assert "mt=False env=True cores=1" in reqs[0].response.text
+
+
+def test_free_cores_take_turns_at_the_accept_mutex(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "3") as sim:
+        sim.start()
+        for path in ("/a", "/b", "/c", "/d"):
+            assert sim.get(path).status == 200
+        assert _cores(sim.log) == [0, 1, 2, 0]
+
+
+def test_thread_local_state_is_per_core(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
+        sim.start()
+        texts = [sim.get(p).text for p in ("/a", "/b", "/c", "/d")]
+        assert [re.search(r"tl=(\d+)", t).group(1) for t in texts] == ["1", "1", "2", "2"]
+
+
+def test_max_requests_waits_for_the_cores_still_in_a_request(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", "--max-requests", "1",
+              "--min-worker-lifetime", "0") as sim:
+        sim.start()
+        slow = sim.submit("GET", "/slow")
+        sim.run_until(0.1)
+        fast = sim.submit("GET", "/fast")
+        sim.run_until(0.2)
+        # the worker reached its limit: it takes nothing more, its busy core goes on
+        later = sim.submit("GET", "/later")
+        sim.wait([slow, fast, later])
+        assert slow.response.status == 200 and slow.response.finished == 0.5
+        assert later.response.status == 200 and later.response.started >= 1.0
+        log = list(sim.log)
+        i = next(n for n, x in enumerate(log) if "GET /fast" in x)
+        assert log[i + 1] == "...The work of process 1002 is done. Seeya!"
+        assert "GET /slow" in "".join(log[i + 2:])  # finished after the goodbye
+        assert "worker 1 killed successfully (pid: 1002)" in log
+        assert later.response.worker == 1 and "rid=0" not in later.response.text
+
+
+def test_a_graceful_reload_waits_for_every_busy_core(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
+        sim.start()
+        slow = sim.submit("GET", "/slow")
+        sim.run_until(0.1)
+        reload = sim.submit("GET", "/reload")
+        sim.wait([slow, reload])
+        # core 1 ran the reload while core 0 slept; the worker finished core 0's request
+        assert reload.response.started == 0.1 and reload.response.status == 200
+        assert slow.response.status == 200 and slow.response.finished == 0.5
+        assert "...gracefully killing workers..." in sim.log
+        sim.run_until(3)
+        assert sim.get("/after").status == 200
+
+
+def test_harakiri_kills_the_worker_with_every_core_in_its_dump(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", "--harakiri", "2") as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/hang") for _ in range(2)]
+        sim.wait(reqs)
+        assert [r.response.status for r in reqs] == [None, None]
+        dump = [x.partition(" - ")[2] for x in sim.log if " - HARAKIRI " in x]
+        assert [re.sub(r" since \d+", "", x) for x in dump] == [
+            "HARAKIRI !!! worker 1 status !!!",
+            "HARAKIRI [core 0] 127.0.0.1 - GET /hang",
+            "HARAKIRI [core 1] 127.0.0.1 - GET /hang",
+            "HARAKIRI !!! end of worker 1 status !!!",
+            "HARAKIRI triggered by worker 1 core 0 !!!"]
+
+
+def test_a_free_core_handles_a_signal_while_another_is_busy(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
+        sim.start()
+        req = sim.submit("GET", "/signal")
+        sim.run_until(0.1)  # the handler ran on core 1 while core 0 sleeps
+        assert "SIG 17" in sim.log
+        sim.wait(req)
+    with _sim(tmp_path, "--processes", "1") as sim:
+        sim.start()
+        req = sim.submit("GET", "/signal")
+        sim.run_until(0.1)  # one core: queued until the request ends
+        assert "SIG 17" not in sim.log
+        sim.wait(req)
+        assert "SIG 17" in sim.log
+
+
+def test_uwsgi_lock_excludes_the_other_cores_of_the_worker(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
+        sim.start()
+        held = sim.submit("GET", "/locked")
+        sim.run_until(0.1)
+        waiting = sim.submit("GET", "/lock")
+        sim.wait([held, waiting])
+        assert waiting.response.finished == 0.5
+
+
+def test_the_listen_queue_fills_when_every_core_is_busy(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", "--listen", "1") as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/slow") for _ in range(4)]
+        sim.wait(reqs)
+        assert [r.response.status for r in reqs] == [200, 200, 200, None]
+        assert reqs[3].response.reason == "connection refused: listen queue full"
+        assert '*** uWSGI listen queue of socket "127.0.0.1" (fd: 3) full !!! (1/1) ***' \
+            in sim.log
+
+
+def _run_trace(tmp_path, seed, mode="sim"):
+    with _sim(tmp_path, "--processes", "2", "--threads", "2", seed=seed, mode=mode) as sim:
+        sim.start()
+        reqs = [sim.submit("GET", p) for p in ("/slow", "/a", "/slow", "/b", "/slow", "/c")]
+        sim.wait(reqs)
+        return ([(r.response.worker, r.response.finished) for r in reqs],
+                [x for x in sim.log if "GET" in x])
+
+
+def test_same_seed_same_run(tmp_path):
+    assert _run_trace(tmp_path, 7) == _run_trace(tmp_path, 7)
+
+
+def test_fork_mode_runs_the_cores_of_a_worker_one_at_a_time(tmp_path):
+    """Decided: a worker's child has one thread, so fork mode runs its cores' requests
+    one after the other (the cores and their log lines are still as in sim mode)."""
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", mode="fork") as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/slow") for _ in range(2)]
+        sim.wait(reqs)
+        assert [r.response.finished for r in reqs] == [0.5, 1.0]
+        assert _cores(sim.log) == [0, 1]
+    assert _run_trace(tmp_path, 3, "fork") == _run_trace(tmp_path, 3, "fork")
+
+
+# -- against the real server -------------------------------------------------------------
+@pytest.mark.real
+@requires_real_uwsgi
+def test_threads_match_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    options = ["--master", "--processes", "1", "--threads", "2", "--module", "app:application"]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        out: dict[int, tuple[float, str]] = {}
+
+        def go(i: int) -> None:
+            text = real.get("/slow").text
+            out[i] = (time.monotonic(), text)
+
+        started = time.monotonic()
+        clients = [threading.Thread(target=go, args=(i,)) for i in range(3)]
+        for client in clients:
+            client.start()
+            time.sleep(0.05)
+        for client in clients:
+            client.join()
+        start = 0
+        for _ in range(3):  # the three log lines
+            start = real.log.index(real.wait_for_log(r"GET /slow ", start=start).string) + 1
+        real_log = [x for x in real.log if "GET /slow" in x or "spawned uWSGI worker" in x]
+    # two overlapped, the third waited for a core: about 1 s in all, not 1.5
+    assert 0.9 < max(t for t, _ in out.values()) - started < 1.4
+    with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/slow") for _ in range(3)]
+        sim.wait(reqs)
+        sim_log = [x for x in sim.log if "GET /slow" in x or "spawned uWSGI worker" in x]
+    assert sorted(re.sub(r"rid=\d", "rid=N", t) for _, t in out.values()) == \
+        sorted(re.sub(r"rid=\d", "rid=N", r.response.text) for r in reqs)
+    assert sorted(t for _, t in out.values())[0].startswith("/slow rid=0 tl=1 mt=True "
+                                                            "env=False cores=2 st=busy")
+
+    # which core accepts first is a race between the threads in real uWSGI
+    # (the two overlapping requests ran on the two cores)
+    assert set(_cores(sim_log)[:2]) == set(_cores(real_log)[:2]) == {0, 1}
+
+    def view(lines):
+        return [re.sub(r"pid: \d+|\{.*\}|\[\w{3} .*\d{4}\]|core \d|\d+ msecs", "X", x)
+                for x in lines]
+    assert view(sim_log) == view(real_log)
+
+
+# -- --thunder-lock ----------------------------------------------------------------------
+TL_APP = '''
+import uwsgi
+
+
+def application(env, sr):
+    sr("200 OK", [])
+    return [b"%d" % uwsgi.worker_id()]
+'''
+
+
+def _worker_sequence(tmp_path, *options, seed=0):
+    (tmp_path / "app.py").write_text(TL_APP)
+    with Simulation(["--master", "--processes", "3", *options, "--module", "app:application"],
+                    app_dir=tmp_path, seed=seed) as sim:
+        sim.start()
+        return [sim.get("/").text for _ in range(9)]
+
+
+def _round_robin(seq):
+    return all(seq[i] == seq[i % 3] for i in range(len(seq))) and len(set(seq[:3])) == 3
+
+
+def test_thunder_lock_hands_connections_round_robin(tmp_path):
+    assert _worker_sequence(tmp_path, "--thunder-lock") == list("123123123")
+    # without it, the seeded RNG picks among the idle workers
+    assert not all(_round_robin(_worker_sequence(tmp_path, seed=s)) for s in range(3))
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_thunder_lock_round_robin_matches_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(TL_APP)
+    with RealUwsgi(["--master", "--processes", "3", "--thunder-lock", "--module",
+                    "app:application"], app_dir=tmp_path) as real:
+        time.sleep(0.3)  # every worker back at the lock
+        seq = []
+        for _ in range(9):
+            seq.append(real.get("/").text)
+            time.sleep(0.02)
+    # which worker got the lock first is a race; then they take turns
+    assert _round_robin(seq), seq
+    assert _round_robin(_worker_sequence(tmp_path, "--thunder-lock"))
