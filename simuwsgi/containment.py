@@ -33,8 +33,14 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   ``_DummyThread``, as for a thread uWSGI started; ``threading.local`` is the pure-Python
   ``_threading_local.local`` keyed by that thread, so each core has its own namespace
   (a ``threading.local`` made before the simulation opened is the host's C one, shared).
-  Threads the app starts itself (``threading.Thread``) run as host threads, outside
-  virtual time (see ``options_status``: ``enable-threads``).
+* threads the app starts itself (``threading.Thread.start`` in a virtual process) run
+  as host threads: in real time, outside the virtual clock and the seeded order, so
+  what they do is not deterministic. They are kept in: each is made a daemon thread
+  (it cannot keep the test process from exiting); any of the calls above made from one
+  raises ``NotSimulatedError`` (it would act on the simulation from another OS thread,
+  or on the host); closing the simulation stops each one still running (an
+  asynchronous ``SystemExit`` at its next bytecode, waited for up to a second). A
+  ``uwsgi.*`` call from one answers for whatever virtual process runs at that moment.
 
 Calls from the test itself (no virtual process running) and from other threads go to
 the real functions. Everything is put back when the last open simulation closes.
@@ -94,7 +100,7 @@ _REAL = {
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
-    "setitimer": _signal.setitimer, "pause": _signal.pause,
+    "setitimer": _signal.setitimer, "pause": _signal.pause, "start": threading.Thread.start,
 }
 #: The host's functions, for the simulator's own use (``fork`` mode's OS processes).
 REAL = types.SimpleNamespace(**_REAL)
@@ -406,6 +412,9 @@ class Containment:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.thread = _host_ident()
+        #: The threads app code started (host threads), and their thread ids.
+        self.app_threads: list[threading.Thread] = []
+        self.app_idents: set[int] = set()
         pyargv = inst.opts.str("pyargv") or ""
         self.argv = ["uwsgi", *pyargv.split()]
 
@@ -441,6 +450,19 @@ class Containment:
             _ACTIVE.remove(self)
             if not _ACTIVE:
                 _uninstall()
+        self._stop_app_threads()
+
+    def _stop_app_threads(self) -> None:
+        """Closing: every thread the app started and still running gets ``SystemExit``."""
+        alive = [t for t in self.app_threads if t.is_alive() and t.ident is not None]
+        for thread in alive:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                       ctypes.py_object(SystemExit))
+        deadline = _R.monotonic() + 1.0
+        for thread in alive:
+            thread.join(max(0.0, deadline - _R.monotonic()))
+        self.app_threads.clear()
+        self.app_idents.clear()
 
 
 _ACTIVE: list[Containment] = []
@@ -448,10 +470,17 @@ _SAVED: dict[str, Any] = {}
 
 
 def _current() -> tuple[Containment, UProcess] | None:
+    """The simulation and virtual process making a call (None: the host's own); a
+    thread the app started may make none of these calls."""
     for contain in reversed(_ACTIVE):
         proc = contain.running()
         if proc is not None:
             return contain, proc
+        if contain.app_idents and _host_ident() in contain.app_idents:
+            raise NotSimulatedError(
+                "a thread started by app code runs as a host thread, outside the "
+                "simulation: it cannot signal, exit or register handlers; do it in a "
+                "request, a signal handler or a mule")
     return None
 
 
@@ -520,11 +549,30 @@ _CORE_IDENT_LIMIT = 1 << 40
 
 
 def _get_ident() -> int:
-    found = _current()
-    if found is None or not getattr(found[1], "core", 0):
-        return _host_ident()
-    proc = found[1]
-    return _CORE_IDENT_BASE + proc.pid * 256 + proc.core
+    for contain in reversed(_ACTIVE):
+        proc = contain.running()
+        if proc is not None:
+            core = getattr(proc, "core", 0)
+            return _CORE_IDENT_BASE + proc.pid * 256 + core if core else _host_ident()
+    return _host_ident()
+
+
+def _thread_start(thread: threading.Thread) -> None:
+    """``Thread.start`` from app code in a virtual process: a contained host thread."""
+    owner = next((c for c in reversed(_ACTIVE) if c.running() is not None), None)
+    if owner is None or type(thread).__module__.startswith("simuwsgi"):
+        _REAL["start"](thread)
+        return
+    thread.daemon = True
+    run = thread.run
+
+    def contained_run() -> None:
+        owner.app_idents.add(_host_ident())  # before any of its code runs
+        run()
+
+    thread.run = contained_run  # type: ignore[method-assign]
+    owner.app_threads.append(thread)
+    _REAL["start"](thread)
 
 
 def _forget_core_threads() -> None:
@@ -644,6 +692,7 @@ _PATCHES = [
     (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
                                 "use uwsgi.signal_wait()")),
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
+    (threading.Thread, "start", _thread_start),
 ]
 
 

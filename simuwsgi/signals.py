@@ -236,8 +236,10 @@ class Signals:
             inst.kernel.wake(worker.acceptor, ("sig", num))
 
     def to_worker(self, w: Worker, num: int) -> None:
-        if self.waiting and w in self.waiting:
-            self._wake_waiter(w, num)
+        # a core of the worker in signal_wait() reads it (the first that began waiting)
+        waiter = next((p for p in self.waiting if p.main is w), None)
+        if waiter is not None:
+            self._wake_waiter(waiter, num)
             return
         inst = self.inst
         if w.idle:
@@ -341,7 +343,8 @@ class Signals:
         return getattr(_request_struct(self.inst.kernel.current), "signal_received", 0)
 
     def process_died(self, proc: UProcess) -> None:
-        self.waiting.pop(proc, None)
+        for waiter in [p for p in self.waiting if p.main is proc]:
+            del self.waiting[waiter]
 
     # -- the uwsgi module ------------------------------------------------------------------
     def facade_functions(self) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def application(env, sr):
         time.sleep(0.5)
     elif p == "/hang":
         time.sleep(30)
+    elif p == "/hang5":
+        time.sleep(5)
     elif p == "/locked":
         uwsgi.lock()
         time.sleep(0.5)
@@ -129,16 +131,22 @@ def test_max_requests_waits_for_the_cores_still_in_a_request(tmp_path):
         assert later.response.worker == 1 and "rid=0" not in later.response.text
 
 
+def _second_while_first_runs(sim, first, second):
+    """``first`` on core 0, then ``second`` at 0.1 s on core 1; both responses."""
+    one = sim.submit("GET", first)
+    sim.run_until(0.1)
+    two = sim.submit("GET", second)
+    sim.wait([one, two])
+    return one.response, two.response
+
+
 def test_a_graceful_reload_waits_for_every_busy_core(tmp_path):
     with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
         sim.start()
-        slow = sim.submit("GET", "/slow")
-        sim.run_until(0.1)
-        reload = sim.submit("GET", "/reload")
-        sim.wait([slow, reload])
+        slow, reload = _second_while_first_runs(sim, "/slow", "/reload")
         # core 1 ran the reload while core 0 slept; the worker finished core 0's request
-        assert reload.response.started == 0.1 and reload.response.status == 200
-        assert slow.response.status == 200 and slow.response.finished == 0.5
+        assert reload.started == 0.1 and reload.status == 200
+        assert slow.status == 200 and slow.finished == 0.5
         assert "...gracefully killing workers..." in sim.log
         sim.run_until(3)
         assert sim.get("/after").status == 200
@@ -157,6 +165,24 @@ def test_harakiri_kills_the_worker_with_every_core_in_its_dump(tmp_path):
             "HARAKIRI [core 1] 127.0.0.1 - GET /hang",
             "HARAKIRI !!! end of worker 1 status !!!",
             "HARAKIRI triggered by worker 1 core 0 !!!"]
+
+
+def _harakiri_cleared_by_another_core(sim):
+    """/hang5 on one core, then a quick request on the other at 1 s: its end clears the
+    worker's one harakiri deadline (uWSGI 2.0 keeps one per worker)."""
+    hang = sim.submit("GET", "/hang5")
+    sim.run_until(1.0)
+    assert sim.get("/fast").status == 200
+    sim.wait(hang)
+    return hang.response
+
+
+def test_the_end_of_any_core_request_clears_the_worker_harakiri(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", "--harakiri", "2") as sim:
+        sim.start()
+        response = _harakiri_cleared_by_another_core(sim)
+        assert response.status == 200 and response.finished == 5.0
+        assert not any("HARAKIRI" in x for x in sim.log)
 
 
 def test_a_free_core_handles_a_signal_while_another_is_busy(tmp_path):
@@ -178,11 +204,8 @@ def test_a_free_core_handles_a_signal_while_another_is_busy(tmp_path):
 def test_uwsgi_lock_excludes_the_other_cores_of_the_worker(tmp_path):
     with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
         sim.start()
-        held = sim.submit("GET", "/locked")
-        sim.run_until(0.1)
-        waiting = sim.submit("GET", "/lock")
-        sim.wait([held, waiting])
-        assert waiting.response.finished == 0.5
+        _held, waiting = _second_while_first_runs(sim, "/locked", "/lock")
+        assert waiting.finished == 0.5
 
 
 def test_the_listen_queue_fills_when_every_core_is_busy(tmp_path):
@@ -310,3 +333,128 @@ def test_thunder_lock_round_robin_matches_real_uwsgi(tmp_path):
     # which worker got the lock first is a race; then they take turns
     assert _round_robin(seq), seq
     assert _round_robin(_worker_sequence(tmp_path, "--thunder-lock"))
+
+
+# -- threads the app starts --------------------------------------------------------------
+APP_THREADS = '''
+import os, threading, time
+import uwsgi
+
+errors = []
+
+
+def kill_master():
+    try:  # signal 0: whatever process it reaches, it only checks that it exists
+        os.kill(uwsgi.masterpid(), 0)
+    except Exception as exc:
+        errors.append(type(exc).__name__)
+
+
+def forever():
+    while True:
+        time.sleep(0.01)
+
+
+def application(env, sr):
+    p = env["PATH_INFO"]
+    if p == "/kill":
+        t = threading.Thread(target=kill_master)
+        t.start()
+        t.join()
+    elif p == "/forever":
+        threading.Thread(target=forever).start()
+    elif p == "/ident":
+        time.sleep(0.1)
+    sr("200 OK", [])
+    return [("%s %d %s" % (errors, threading.get_ident(),
+                           threading.current_thread().name)).encode()]
+'''
+
+
+def test_an_app_thread_cannot_act_on_the_simulation_or_the_host(tmp_path):
+    (tmp_path / "app.py").write_text(APP_THREADS)
+    with Simulation(["--master", "--enable-threads", "--module", "app:application"],
+                    app_dir=tmp_path) as sim:
+        sim.start()
+        assert sim.get("/kill").text.startswith("['NotSimulatedError'] ")
+        assert "Gracefully" not in "".join(sim.log)
+
+
+def test_an_app_thread_never_outlives_the_simulation(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "app.py").write_text(APP_THREADS)
+    script = ("from simuwsgi import Simulation\n"
+              "with Simulation(['--master', '--module', 'app:application'], app_dir='.') as s:\n"
+              "    s.start()\n"
+              "    assert s.get('/forever').status == 200\n")
+    # a non-daemon thread looping forever kept the interpreter from exiting
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_each_core_is_a_thread_of_its_own(tmp_path):
+    (tmp_path / "app.py").write_text(APP_THREADS)
+    with Simulation(["--master", "--threads", "2", "--module", "app:application"],
+                    app_dir=tmp_path) as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/ident") for _ in range(2)]
+        sim.wait(reqs)
+        (_, ident0, name0), (_, ident1, name1) = (r.response.text.split() for r in reqs)
+        assert ident0 == str(threading.get_ident()) and name0 == "MainThread"  # core 0
+        assert ident1 != ident0 and name1.startswith("Dummy-")  # a thread uWSGI started
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_harakiri_is_one_deadline_per_worker_in_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    with RealUwsgi(["--master", "--processes", "1", "--threads", "2", "--harakiri", "2",
+                    "--module", "app:application"], app_dir=tmp_path) as real:
+        out = {}
+        hang = threading.Thread(target=lambda: out.update(r=real.get("/hang5", timeout=10)))
+        hang.start()
+        time.sleep(1.0)
+        assert real.get("/fast").status == 200
+        hang.join()
+        assert out["r"].status == 200  # not killed at 2 s: the /fast request cleared it
+        assert not any("HARAKIRI" in x for x in real.log)
+
+
+_RECYCLE = re.compile(r"GET /|Seeya|killed successfully|Respawned")
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_max_requests_mid_task_matches_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    options = ["--master", "--processes", "1", "--threads", "2", "--max-requests", "1",
+               "--min-worker-lifetime", "0", "--module", "app:application"]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        out = {}
+        slow = threading.Thread(target=lambda: out.update(slow=real.get("/slow")))
+        slow.start()
+        time.sleep(0.1)
+        out["fast"] = real.get("/fast")
+        time.sleep(0.1)
+        out["later"] = real.get("/later")
+        slow.join()
+        real.wait_for_log(r"GET /later ")
+        real_lines = [x for x in real.log if _RECYCLE.search(x)]
+    assert [out[k].status for k in ("slow", "fast", "later")] == [200, 200, 200]
+    with _sim(tmp_path, *options[1:-2]) as sim:
+        sim.start()
+        slow = sim.submit("GET", "/slow")
+        sim.run_until(0.1)
+        assert sim.get("/fast").status == 200
+        sim.run_until(0.2)
+        assert sim.get("/later").status == 200
+        sim.wait(slow)
+        sim_lines = [x for x in sim.log if _RECYCLE.search(x)]
+
+    def view(lines):
+        return [re.sub(r"\d+", "N", re.sub(r" \(\d+ switches on core \d\)|\[\w{3} .*\d{4}\]",
+                                           "", x)) for x in lines]
+    assert view(sim_lines) == view(real_lines)
