@@ -10,8 +10,8 @@ import time
 import pytest
 
 from simuwsgi import Simulation
-from simuwsgi.real import RealUwsgi
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 APP = r'''
 import threading, time, uwsgi
