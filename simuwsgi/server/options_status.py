@@ -41,7 +41,9 @@ SIMULATED: dict[str, str] = {
     "uwsgi-socket": "as --socket",
     "http-socket": "the request environ and uwsgi.sockets; simuwsgi serve listens on it",
     "http11-socket": "as --http-socket",
-    "listen": "the listen queue's size and its 'listen queue ... full' log line",
+    "listen": "the accept queue: connections wait while every core is busy (none is "
+              "refused: the kernel makes clients retry); the master's once-a-second "
+              "'listen queue ... full' line, counting --listen + 1 at most",
     "threads": "N cores per worker, each running a request at the same time (the free "
                "cores take turns in accept); uwsgi.cores, request_id() per core, "
                "wsgi.multithread, no uwsgi.env, the log line's core, threading.local and "

@@ -5,8 +5,9 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
 
 * a worker waits in its accept loop on the listen socket and its signal sockets;
   signals are only handled there, between requests (a busy worker keeps them queued);
-  a request waits in the listen queue (``--listen``, default 100) while every worker is
-  busy, and is taken by the next worker that comes back to its accept loop;
+  a request waits in the listen queue while every core of every worker is busy, and is
+  taken by the next one that comes back to its accept loop; none is refused, and the
+  master logs the queue full once a second (``check_listen_queue``);
 * when several workers are idle, which one the kernel wakes is chance in real uWSGI:
   here the seeded RNG picks, and the trace records the choice; with ``--thunder-lock``
   the workers wait for a process-shared accept lock instead, first come first served:
@@ -65,7 +66,7 @@ class Response:
     """What the client received.
 
     ``status`` is None when uWSGI closed the connection without a reply; ``reason``
-    then says why (harakiri, worker death, instance stopped, listen queue full).
+    then says why (harakiri, worker death, instance stopped).
     """
 
     status: int | None
@@ -222,16 +223,25 @@ def dispatch_request(inst: Instance, req: Request) -> None:
     if worker is not None:
         inst.kernel.wake(worker.acceptor, ("req", req))
         return
-    queued = len(inst.listen_queue)
-    if inst.threads > 1:  # free cores about to take the mutex accept at this instant
-        queued -= sum(len(w.mutex_waiters) for w in inst.workers.values()
-                      if w.alive and w.manage_next_request and w.accepting)
-    if queued >= inst.listen:
-        inst.log("*** uWSGI listen queue of socket \"127.0.0.1\" (fd: 3) full !!! "
-                 f"({queued}/{inst.listen}) ***")
-        req.fail("connection refused: listen queue full", inst.kernel.now)
-        return
+    if not inst.listen_queue and inst.has_master:
+        inst.kernel.at(inst.next_tick(inst.kernel.now), check_listen_queue, inst)
     inst.listen_queue.append(req)
+
+
+def check_listen_queue(inst: Instance) -> None:
+    """``master_check_listen_queue``, once a second while connections wait: the kernel's
+    accept queue holds at most ``--listen`` + 1 of them (``tcpi_unacked``); when it is
+    full the master says so. Connections beyond it are not refused: the kernel drops
+    their SYNs and the clients retry, so they wait too (here, in arrival order)."""
+    if inst.stopped or not inst.listen_queue:
+        return
+    queue = min(len(inst.listen_queue), inst.listen + 1)
+    if queue >= inst.listen:
+        name = next(iter(inst.opts.strings("http-socket", "socket", "uwsgi-socket",
+                                           "http11-socket")), "127.0.0.1")
+        inst.log_verbose(f'*** uWSGI listen queue of socket "{name}" (fd: 3) full !!! '
+                         f"({queue}/{inst.listen}) ***", inst.master)
+    inst.kernel.at(inst.next_tick(inst.kernel.now), check_listen_queue, inst)
 
 
 # -- the worker -----------------------------------------------------------------------------
