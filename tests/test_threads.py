@@ -49,6 +49,10 @@ def application(env, sr):
         time.sleep(0.5)
     elif p == "/reload":
         uwsgi.reload()
+    elif p == "/keys":  # the shape of uwsgi.workers() (2.0.30 has no per-core entries)
+        w = uwsgi.workers()[0]
+        sr("200 OK", [])
+        return [repr((sorted(w), sorted(w["apps"][0]), hasattr(uwsgi, "core_id"))).encode()]
     body = "%s rid=%d tl=%d mt=%s env=%s cores=%d st=%s" % (
         p, uwsgi.request_id(), tl.n, env["wsgi.multithread"], hasattr(uwsgi, "env"),
         uwsgi.cores, ",".join(w["status"].decode() for w in uwsgi.workers()))
@@ -264,11 +268,14 @@ def _run_trace(tmp_path, seed, mode="sim"):
         reqs = [sim.submit("GET", p) for p in ("/slow", "/a", "/slow", "/b", "/slow", "/c")]
         sim.wait(reqs)
         return ([(r.response.worker, r.response.finished) for r in reqs],
-                [x for x in sim.log if "GET" in x])
+                [x for x in sim.log if "GET" in x], sim.trace.digest())
 
 
 def test_same_seed_same_run(tmp_path):
-    assert _run_trace(tmp_path, 7) == _run_trace(tmp_path, 7)
+    run = _run_trace(tmp_path, 7)
+    assert run == _run_trace(tmp_path, 7)
+    # the seed picks the worker among the idle ones, so some seed changes the run
+    assert any(_run_trace(tmp_path, s)[2] != run[2] for s in range(6))
 
 
 def test_fork_mode_runs_the_cores_of_a_worker_one_at_a_time(tmp_path):
@@ -307,6 +314,7 @@ def test_threads_match_real_uwsgi(tmp_path):
         for _ in range(3):  # the three log lines
             start = real.log.index(real.wait_for_log(r"GET /slow ", start=start).string) + 1
         real_log = [x for x in real.log if "GET /slow" in x or "spawned uWSGI worker" in x]
+        real_keys = real.get("/keys").text
     # two overlapped, the third waited for a core: about 1 s in all, not 1.5
     assert 0.9 < max(t for t, _ in out.values()) - started < 1.4
     with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
@@ -314,6 +322,7 @@ def test_threads_match_real_uwsgi(tmp_path):
         reqs = [sim.submit("GET", "/slow") for _ in range(3)]
         sim.wait(reqs)
         sim_log = [x for x in sim.log if "GET /slow" in x or "spawned uWSGI worker" in x]
+        assert sim.get("/keys").text == real_keys
     assert sorted(re.sub(r"rid=\d", "rid=N", t) for _, t in out.values()) == \
         sorted(re.sub(r"rid=\d", "rid=N", r.response.text) for r in reqs)
     assert sorted(t for _, t in out.values())[0].startswith("/slow rid=0 tl=1 mt=True "
@@ -497,3 +506,21 @@ def test_max_requests_mid_task_matches_real_uwsgi(tmp_path):
         return [re.sub(r"\d+", "N", re.sub(r" \(\d+ switches on core \d\)|\[\w{3} .*\d{4}\]",
                                            "", x)) for x in lines]
     assert view(sim_lines) == view(real_lines)
+
+
+def test_a_core_killing_its_own_process_stops_at_once(tmp_path):
+    (tmp_path / "app.py").write_text(APP.replace(
+        '''    elif p == "/reload":''', '''    elif p == "/suicide":
+        import os, signal
+        os.kill(os.getpid(), signal.SIGKILL)
+        uwsgi.log("NOT REACHED")
+    elif p == "/reload":'''))
+    with Simulation(["--master", "--processes", "1", "--threads", "2", "--module",
+                     "app:application"], app_dir=tmp_path) as sim:
+        sim.start()
+        slow, suicide = _second_while_first_runs(sim, "/slow", "/suicide")
+        assert suicide.status is None and slow.status is None  # the process died
+        sim.run_until(1.5)  # the master reaps it at its next iteration
+        assert "NOT REACHED" not in sim.log
+        assert "DAMN ! worker 1 (pid: 1002) died, killed by signal 9 :( trying respawn ..." \
+            in sim.log

@@ -284,7 +284,7 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
     if handler == _signal.SIG_IGN:
         return
     action = _action(inst, proc, signum)
-    if kernel.current is proc:
+    if _running_in(inst, proc) is not None:
         _act(inst, proc, signum, action)
     else:
         kernel.call_soon(_act, inst, proc, signum, action)
@@ -359,8 +359,9 @@ def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
     elif action == "end":
         _end(inst, proc, "end_me", 30)
     else:  # "die": the default action of the signal kills the process
-        if inst.kernel.current is proc:
-            die_now(inst, proc, f"killed by {_signame(signum)}", signum=signum)
+        running = _running_in(inst, proc)
+        if running is not None:
+            die_now(inst, running, f"killed by {_signame(signum)}", signum=signum)
         else:
             inst.kill(proc, f"killed by {_signame(signum)}", signum)
 
@@ -372,10 +373,18 @@ def _end(inst: Instance, proc: UProcess, reason: str, code: int) -> None:
     if not proc.busy:
         run_atexit(inst, proc)
     proc.exit_code = code  # type: ignore[attr-defined]
-    if inst.kernel.current is proc:
-        die_now(inst, proc, reason, code=code)
+    running = _running_in(inst, proc)
+    if running is not None:
+        die_now(inst, running, reason, code=code)
     else:
         inst.kill(proc, reason, None)
+
+
+def _running_in(inst: Instance, proc: UProcess) -> UProcess | None:
+    """The running virtual process if it is ``proc`` or one of its threads (a core of a
+    ``--threads`` worker): the one whose code must stop at once when ``proc`` dies."""
+    current = inst.kernel.current
+    return current if current is not None and current.main is proc else None
 
 
 def _run_handler(inst: Instance, proc: UProcess, handler: Any, signum: int) -> None:
