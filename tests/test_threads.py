@@ -101,6 +101,15 @@ def test_a_worker_runs_as_many_requests_at_once_as_it_has_cores(tmp_path):
                    for x in sim.log)
 
 
+def test_each_core_counts_its_requests_in_the_metrics(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", "--enable-metrics") as sim:
+        sim.start()
+        sim.wait([sim.submit("GET", "/slow") for _ in range(3)])
+        get = sim.uwsgi.metric_get
+        assert [get(f"worker.1.core.{j}.requests") for j in (0, 1)] == [2, 1]
+        assert get("worker.1.requests") == 3
+
+
 def test_without_threads_the_requests_run_one_after_the_other(tmp_path):
     with _sim(tmp_path, "--processes", "1") as sim:
         sim.start()
