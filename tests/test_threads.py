@@ -264,14 +264,7 @@ def test_the_listen_queue_matches_real_uwsgi(tmp_path):
     with RealUwsgi(["--master", "--processes", "1", "--threads", "2", "--listen", "2",
                     "--module", "app:application"], app_dir=tmp_path) as real:
         port = real.port
-        statuses = []
-        clients = [threading.Thread(target=lambda: statuses.append(
-            real.get("/sleep1", timeout=20).status)) for _ in range(8)]
-        for client in clients:
-            client.start()
-            time.sleep(0.01)
-        for client in clients:
-            client.join()
+        statuses = [r.status for _, r in _at_once(real, "/sleep1", 8, gap=0.01, timeout=20)]
         real_lines = _queue_full_lines(real.log)
     responses, sim_log = _overload(tmp_path, port)
     assert statuses == [r.status for r in responses] == [200] * 8
@@ -309,25 +302,31 @@ def test_fork_mode_runs_the_cores_of_a_worker_one_at_a_time(tmp_path):
 
 
 # -- against the real server -------------------------------------------------------------
+def _at_once(real, path, count, *, gap=0.05, timeout=5.0):
+    """``count`` clients GET ``path`` from threads started ``gap`` s apart: each response
+    with the time it came back, in the order they came back."""
+    got = []
+
+    def client():
+        response = real.get(path, timeout=timeout)
+        got.append((time.monotonic(), response))
+    clients = [threading.Thread(target=client) for _ in range(count)]
+    for thread in clients:
+        thread.start()
+        time.sleep(gap)
+    for thread in clients:
+        thread.join()
+    return got
+
+
 @pytest.mark.real
 @requires_real_uwsgi
 def test_threads_match_real_uwsgi(tmp_path):
     (tmp_path / "app.py").write_text(APP)
     options = ["--master", "--processes", "1", "--threads", "2", "--module", "app:application"]
     with RealUwsgi(options, app_dir=tmp_path) as real:
-        out: dict[int, tuple[float, str]] = {}
-
-        def go(i: int) -> None:
-            text = real.get("/slow").text
-            out[i] = (time.monotonic(), text)
-
         started = time.monotonic()
-        clients = [threading.Thread(target=go, args=(i,)) for i in range(3)]
-        for client in clients:
-            client.start()
-            time.sleep(0.05)
-        for client in clients:
-            client.join()
+        out = [(t, r.text) for t, r in _at_once(real, "/slow", 3)]
         for _ in range(100):  # the three log lines
             if sum("GET /slow " in x for x in real.log) == 3:
                 break
@@ -335,16 +334,16 @@ def test_threads_match_real_uwsgi(tmp_path):
         real_log = [x for x in real.log if "GET /slow" in x or "spawned uWSGI worker" in x]
         real_keys = real.get("/keys").text
     # two overlapped, the third waited for a core: about 1 s in all, not 1.5
-    assert 0.9 < max(t for t, _ in out.values()) - started < 1.4
+    assert 0.9 < max(t for t, _ in out) - started < 1.4
     with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
         sim.start()
         reqs = [sim.submit("GET", "/slow") for _ in range(3)]
         sim.wait(reqs)
         sim_log = [x for x in sim.log if "GET /slow" in x or "spawned uWSGI worker" in x]
         assert sim.get("/keys").text == real_keys
-    assert sorted(re.sub(r"rid=\d", "rid=N", t) for _, t in out.values()) == \
+    assert sorted(re.sub(r"rid=\d", "rid=N", t) for _, t in out) == \
         sorted(re.sub(r"rid=\d", "rid=N", r.response.text) for r in reqs)
-    assert sorted(t for _, t in out.values())[0].startswith("/slow rid=0 tl=1 mt=True "
+    assert sorted(t for _, t in out)[0].startswith("/slow rid=0 tl=1 mt=True "
                                                             "env=False cores=2 st=busy")
 
     # which core accepts first is a race between the threads in real uWSGI
@@ -598,3 +597,23 @@ def test_a_reload_with_a_busy_core_matches_real_uwsgi(tmp_path):
         return ([x for x in masked if "GET /reload" not in x],
                 [x for x in masked if "GET /reload" in x])
     assert view(sim_lines) == view(real_lines)
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_harakiri_with_two_busy_cores_matches_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    options = ["--master", "--processes", "1", "--threads", "2", "--harakiri", "2",
+               "--module", "app:application"]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        out = [r.status for _, r in _at_once(real, "/hang5", 2, timeout=10)]
+        real.wait_for_log(r"HARAKIRI triggered by worker 1 core 0")
+        real_dump = [x.partition(" - ")[2] for x in real.log if " - HARAKIRI" in x]
+    with _sim(tmp_path, *options[1:-2]) as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/hang5") for _ in range(2)]
+        sim.wait(reqs)
+        sim_dump = [x.partition(" - ")[2] for x in sim.log if " - HARAKIRI" in x]
+    assert out == [r.response.status for r in reqs] == [None, None]  # closed unanswered
+    assert [re.sub(r"since \d+|pid: \d+", "X", x) for x in sim_dump] == \
+        [re.sub(r"since \d+|pid: \d+", "X", x) for x in real_dump]
