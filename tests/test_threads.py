@@ -134,6 +134,17 @@ def test_thread_local_state_is_per_core(tmp_path):
         assert [re.search(r"tl=(\d+)", t).group(1) for t in texts] == ["1", "1", "2", "2"]
 
 
+def test_thread_local_state_is_per_process(tmp_path):
+    with _sim(tmp_path, "--processes", "2", seed=1) as sim:
+        sim.start()
+        served = [sim.get(f"/{n}") for n in range(6)]
+        counts: dict[int, int] = {}
+        for r in served:  # each worker's main thread counts its own requests
+            counts[r.worker] = counts.get(r.worker, 0) + 1
+            assert f" tl={counts[r.worker]} " in r.text
+        assert len(counts) == 2
+
+
 def test_max_requests_waits_for_the_cores_still_in_a_request(tmp_path):
     with _sim(tmp_path, "--processes", "1", "--threads", "2", "--max-requests", "1",
               "--min-worker-lifetime", "0") as sim:

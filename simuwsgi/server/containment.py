@@ -31,8 +31,9 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   N >= 1 is a virtual thread id of its own (core 0 is the process's main thread, whose
   id a fork keeps: the host's), so ``threading.current_thread()`` there is a
   ``_DummyThread``, as for a thread uWSGI started; ``threading.local`` is the pure-Python
-  ``_threading_local.local`` keyed by that thread, so each core has its own namespace
-  (a ``threading.local`` made before the simulation opened is the host's C one, shared).
+  ``_threading_local.local``, keyed by the virtual process and core, so each core of each
+  process has its own namespace (a ``threading.local`` made before the simulation
+  opened is the host's C one, shared).
 * threads the app starts itself (``threading.Thread.start`` in a virtual process) run
   as host threads: in real time, outside the virtual clock and the seeded order, so
   what they do is not deterministic. They are kept in: each is made a daemon thread
@@ -586,6 +587,16 @@ def _get_ident() -> int:
     return _host_ident()
 
 
+def _local_owner() -> Any:
+    """``_threading_local``'s ``current_thread``: whose namespace a ``threading.local``
+    shows, the running virtual process's core, or the host thread."""
+    for contain in reversed(_ACTIVE):
+        proc = contain.running()
+        if proc is not None:  # (a fork-mode child's stand-in has none: the host's)
+            return getattr(proc, "thread_token", None) or threading.current_thread()
+    return threading.current_thread()
+
+
 def _thread_start(thread: threading.Thread) -> None:
     """``Thread.start`` from app code in a virtual process: a contained host thread."""
     owner = next((c for c in reversed(_ACTIVE) if c.running() is not None), None)
@@ -721,6 +732,7 @@ _PATCHES = [
     (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
                                 "use uwsgi.signal_wait()")),
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
+    (_threading_local, "current_thread", _local_owner),
     (threading.Thread, "start", _thread_start),
 ]
 

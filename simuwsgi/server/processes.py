@@ -25,7 +25,12 @@ from .._core.kernel import Process
 if TYPE_CHECKING:
     from .master import Instance
 
-__all__ = ["UProcess", "Master", "Worker", "WorkerThread", "Mule", "Spooler"]
+__all__ = ["UProcess", "Master", "Worker", "WorkerThread", "Mule", "Spooler", "ThreadToken"]
+
+
+class ThreadToken:
+    """Who a thread is to ``threading.local`` (``containment``): one per process, one
+    per core of a ``--threads`` worker."""
 
 
 class UProcess(Process):
@@ -69,6 +74,7 @@ class UProcess(Process):
         #: Its ``atexit`` handlers and Python signal handlers (``containment``).
         self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
         self.py_signals: dict[int, Any] = {}
+        self.thread_token = ThreadToken()
 
     @property
     def worker_id(self) -> int:
@@ -187,7 +193,7 @@ class WorkerThread(Worker):
     """
 
     _OWN = frozenset({"greenlet", "_target", "_alive", "wait_reason", "request", "core",
-                      "_worker", "kernel", "alive"})
+                      "_worker", "kernel", "alive", "thread_token"})
 
     def __init__(self, main: Worker, core: int, target: Callable[[], Any]) -> None:
         # Not Worker.__init__: the state is the worker's; only the thread's is set here.
@@ -198,6 +204,7 @@ class WorkerThread(Worker):
         own(self, "request", None)
         own(self, "wait_reason", "")
         own(self, "_alive", True)
+        own(self, "thread_token", ThreadToken())
         own(self, "_target", target)
         own(self, "greenlet", greenlet.greenlet(self._main, parent=main.kernel.hub))
         main.kernel._unfinished[self] = None
