@@ -56,8 +56,9 @@ Left out: a ``--threads`` worker's child has one thread: its cores' requests run
 one after the other (the parent keeps the cores, their accept turns and log lines; a core
 waits while another core's request is in the child), so requests overlap across workers
 only, and in the child ``threading.get_ident()`` is the same for every core; threads
-started by user code must not call ``uwsgi.*`` (one channel per process); ``uwsgi.sharedarea_memoryview``/``sharedarea_object`` (memory shared with the
-parent) raise ``NotSimulatedError``; attributes set on the ``uwsgi`` module are local to
+started by user code must not call ``uwsgi.*`` (one channel per process);
+``uwsgi.sharedarea_memoryview``/``sharedarea_object`` (memory shared with the parent)
+raise ``NotSimulatedError``; attributes set on the ``uwsgi`` module are local to
 the process, except ``spooler``, ``post_fork_hook`` and ``mule_msg_hook``, which also
 go to that process's hooks in the parent, as in ``sim`` mode (``facade.HOOKS``: a hook
 set by a worker does not exist in the spooler or the mules, as under uWSGI); tracebacks in the log name this module's frames instead of
