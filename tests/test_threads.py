@@ -628,3 +628,24 @@ def test_harakiri_with_two_busy_cores_matches_real_uwsgi(tmp_path):
     assert out == [r.response.status for r in reqs] == [None, None]  # closed unanswered
     assert [re.sub(r"since \d+|pid: \d+", "X", x) for x in sim_dump] == \
         [re.sub(r"since \d+|pid: \d+", "X", x) for x in real_dump]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_uwsgi_lock_between_cores_matches_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    options = ["--master", "--processes", "1", "--threads", "2", "--module",
+               "app:application"]
+    with RealUwsgi(options, app_dir=tmp_path) as real:
+        held = threading.Thread(target=real.get, args=("/locked",))
+        held.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert real.get("/lock").status == 200
+        waited = time.monotonic() - started
+        held.join()
+    with _sim(tmp_path, *options[1:-2]) as sim:
+        sim.start()
+        _held, waiting = _second_while_first_runs(sim, "/locked", "/lock")
+    assert waiting.finished - waiting.started == pytest.approx(0.4)
+    assert waited == pytest.approx(0.4, abs=0.1)  # blocked until the other core unlocked
