@@ -271,9 +271,7 @@ def test_the_listen_queue_fills_when_every_core_is_busy(tmp_path):
 @pytest.mark.real
 @requires_real_uwsgi
 def test_the_listen_queue_matches_real_uwsgi(tmp_path):
-    (tmp_path / "app.py").write_text(APP)
-    with RealUwsgi(["--master", "--processes", "1", "--threads", "2", "--listen", "2",
-                    "--module", "app:application"], app_dir=tmp_path) as real:
+    with _real(tmp_path, "--threads", "2", "--listen", "2") as real:
         port = real.port
         statuses = [r.status for _, r in _at_once(real, "/sleep1", 8, gap=0.01, timeout=20)]
         real_lines = _queue_full_lines(real.log)
@@ -313,6 +311,13 @@ def test_fork_mode_runs_the_cores_of_a_worker_one_at_a_time(tmp_path):
 
 
 # -- against the real server -------------------------------------------------------------
+def _real(tmp_path, *options):
+    """The real server running APP in one worker, with ``options``."""
+    (tmp_path / "app.py").write_text(APP)
+    return RealUwsgi(["--master", "--processes", "1", *options, "--module",
+                      "app:application"], app_dir=tmp_path)
+
+
 def _at_once(real, path, count, *, gap=0.05, timeout=5.0):
     """``count`` clients GET ``path`` from threads started ``gap`` s apart: each response
     with the time it came back, in the order they came back."""
@@ -333,9 +338,8 @@ def _at_once(real, path, count, *, gap=0.05, timeout=5.0):
 @pytest.mark.real
 @requires_real_uwsgi
 def test_threads_match_real_uwsgi(tmp_path):
-    (tmp_path / "app.py").write_text(APP)
-    options = ["--master", "--processes", "1", "--threads", "2", "--module", "app:application"]
-    with RealUwsgi(options, app_dir=tmp_path) as real:
+    options = ["--threads", "2"]
+    with _real(tmp_path, *options) as real:
         started = time.monotonic()
         out = [(t, r.text) for t, r in _at_once(real, "/slow", 3)]
         for _ in range(100):  # the three log lines
@@ -484,9 +488,7 @@ def test_each_core_is_a_thread_of_its_own(tmp_path):
 @pytest.mark.real
 @requires_real_uwsgi
 def test_harakiri_is_one_deadline_per_worker_in_real_uwsgi(tmp_path):
-    (tmp_path / "app.py").write_text(APP)
-    with RealUwsgi(["--master", "--processes", "1", "--threads", "2", "--harakiri", "2",
-                    "--module", "app:application"], app_dir=tmp_path) as real:
+    with _real(tmp_path, "--threads", "2", "--harakiri", "2") as real:
         out = {}
         hang = threading.Thread(target=lambda: out.update(r=real.get("/hang5", timeout=10)))
         hang.start()
@@ -503,10 +505,8 @@ _RECYCLE = re.compile(r"GET /|Seeya|killed successfully|Respawned")
 @pytest.mark.real
 @requires_real_uwsgi
 def test_max_requests_mid_task_matches_real_uwsgi(tmp_path):
-    (tmp_path / "app.py").write_text(APP)
-    options = ["--master", "--processes", "1", "--threads", "2", "--max-requests", "1",
-               "--min-worker-lifetime", "0", "--module", "app:application"]
-    with RealUwsgi(options, app_dir=tmp_path) as real:
+    options = ["--threads", "2", "--max-requests", "1", "--min-worker-lifetime", "0"]
+    with _real(tmp_path, *options) as real:
         out = {}
         slow = threading.Thread(target=lambda: out.update(slow=real.get("/slow")))
         slow.start()
@@ -518,7 +518,7 @@ def test_max_requests_mid_task_matches_real_uwsgi(tmp_path):
         real.wait_for_log(r"GET /later ")
         real_lines = [x for x in real.log if _RECYCLE.search(x)]
     assert [out[k].status for k in ("slow", "fast", "later")] == [200, 200, 200]
-    with _sim(tmp_path, *options[1:-2]) as sim:
+    with _sim(tmp_path, "--processes", "1", *options) as sim:
         sim.start()
         slow = sim.submit("GET", "/slow")
         sim.run_until(0.1)
@@ -560,14 +560,12 @@ _SIGNAL_OR_REQUEST = re.compile(r"^SIG 17$|GET /signal ")
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_a_signal_to_a_busy_worker_matches_real_uwsgi(tmp_path, threads):
     """With a free core the handler runs during the request; with one core, after it."""
-    (tmp_path / "app.py").write_text(APP)
-    options = ["--master", "--processes", "1", "--threads", threads, "--module",
-               "app:application"]
-    with RealUwsgi(options, app_dir=tmp_path) as real:
+    options = ["--threads", threads]
+    with _real(tmp_path, *options) as real:
         assert real.get("/signal").status == 200
         real.wait_for_log(r"^SIG 17$")
         real_lines = [x for x in real.log if _SIGNAL_OR_REQUEST.search(x)]
-    with _sim(tmp_path, *options[1:-2]) as sim:
+    with _sim(tmp_path, "--processes", "1", *options) as sim:
         sim.start()
         assert sim.get("/signal").status == 200
         sim.run_until(sim.now + 1)
@@ -582,10 +580,8 @@ _RELOAD = re.compile(r"GET /|[Gg]raceful|buried|reloading|killed|spawned uWSGI w
 @pytest.mark.real
 @requires_real_uwsgi
 def test_a_reload_with_a_busy_core_matches_real_uwsgi(tmp_path):
-    (tmp_path / "app.py").write_text(APP)
-    options = ["--master", "--processes", "1", "--threads", "2", "--module",
-               "app:application"]
-    with RealUwsgi(options, app_dir=tmp_path) as real:
+    options = ["--threads", "2"]
+    with _real(tmp_path, *options) as real:
         out = {}
         slow = threading.Thread(target=lambda: out.update(slow=real.get("/slow")))
         mark = real.mark()
@@ -596,7 +592,7 @@ def test_a_reload_with_a_busy_core_matches_real_uwsgi(tmp_path):
         real.wait_reloaded(since=mark)
         real_lines = [x for x in real.log if _RELOAD.search(x)]
     assert out["slow"].status == out["reload"].status == 200
-    with _sim(tmp_path, *options[1:-2]) as sim:
+    with _sim(tmp_path, "--processes", "1", *options) as sim:
         sim.start()
         _second_while_first_runs(sim, "/slow", "/reload")
         sim.run_until(3)
@@ -613,14 +609,12 @@ def test_a_reload_with_a_busy_core_matches_real_uwsgi(tmp_path):
 @pytest.mark.real
 @requires_real_uwsgi
 def test_harakiri_with_two_busy_cores_matches_real_uwsgi(tmp_path):
-    (tmp_path / "app.py").write_text(APP)
-    options = ["--master", "--processes", "1", "--threads", "2", "--harakiri", "2",
-               "--module", "app:application"]
-    with RealUwsgi(options, app_dir=tmp_path) as real:
+    options = ["--threads", "2", "--harakiri", "2"]
+    with _real(tmp_path, *options) as real:
         out = [r.status for _, r in _at_once(real, "/hang5", 2, timeout=10)]
         real.wait_for_log(r"HARAKIRI triggered by worker 1 core 0")
         real_dump = [x.partition(" - ")[2] for x in real.log if " - HARAKIRI" in x]
-    with _sim(tmp_path, *options[1:-2]) as sim:
+    with _sim(tmp_path, "--processes", "1", *options) as sim:
         sim.start()
         reqs = [sim.submit("GET", "/hang5") for _ in range(2)]
         sim.wait(reqs)
@@ -633,10 +627,8 @@ def test_harakiri_with_two_busy_cores_matches_real_uwsgi(tmp_path):
 @pytest.mark.real
 @requires_real_uwsgi
 def test_uwsgi_lock_between_cores_matches_real_uwsgi(tmp_path):
-    (tmp_path / "app.py").write_text(APP)
-    options = ["--master", "--processes", "1", "--threads", "2", "--module",
-               "app:application"]
-    with RealUwsgi(options, app_dir=tmp_path) as real:
+    options = ["--threads", "2"]
+    with _real(tmp_path, *options) as real:
         held = threading.Thread(target=real.get, args=("/locked",))
         held.start()
         time.sleep(0.1)
@@ -644,7 +636,7 @@ def test_uwsgi_lock_between_cores_matches_real_uwsgi(tmp_path):
         assert real.get("/lock").status == 200
         waited = time.monotonic() - started
         held.join()
-    with _sim(tmp_path, *options[1:-2]) as sim:
+    with _sim(tmp_path, "--processes", "1", *options) as sim:
         sim.start()
         _held, waiting = _second_while_first_runs(sim, "/locked", "/lock")
     assert waiting.finished - waiting.started == pytest.approx(0.4)
