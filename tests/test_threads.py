@@ -175,6 +175,17 @@ def _second_while_first_runs(sim, first, second):
     return one.response, two.response
 
 
+def test_recycled_workers_leave_no_thread_behind(tmp_path):
+    """Each recycle ends a worker whose other cores wait in accept or never ran: they
+    are unwound at once, not kept until the simulation closes."""
+    with _sim(tmp_path, "--processes", "1", "--threads", "4", "--max-requests", "1",
+              "--min-worker-lifetime", "0") as sim:
+        sim.start()
+        for n in range(30):
+            assert sim.get(f"/{n}").status == 200
+        assert len(sim.inst.kernel._unfinished) <= 5  # master + the live worker's cores
+
+
 def test_a_graceful_reload_waits_for_every_busy_core(tmp_path):
     with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
         sim.start()

@@ -556,10 +556,14 @@ class Instance:
         proc.alive = False
         if self.forks is not None:
             self.forks.process_died(proc)
-        if isinstance(proc, Worker) and proc.idle:
-            # No longer in its accept loop: signals routed to it queue for its respawn.
-            self.idle_workers.remove(proc)
-            proc.idle = False
+        if isinstance(proc, Worker):
+            if proc.idle:
+                # No longer in its accept loop: signals routed to it queue for its respawn.
+                self.idle_workers.remove(proc)
+                proc.idle = False
+            from .workers import unwind_idle_cores
+
+            self.kernel.call_soon(unwind_idle_cores, self, proc)
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
             proc.harakiri_timer = None

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
 from ..protocol._numbers import content_length as _content_length
+from .._core.kernel import Killed
 from .interface import CONTROL, ProcessExit
 from .processes import Worker, WorkerThread
 from .wire import BuiltinFunction
@@ -267,6 +268,13 @@ def _new_thread(inst: Instance, w: Worker, core: int) -> WorkerThread:
     return thread
 
 
+#: Where a core waits in its own loop, outside app code.
+_IN_ACCEPT = "accept"
+_FOR_MUTEX = "accept mutex"
+_JOINING = "joining threads"
+_LOOP_WAITS = frozenset({_IN_ACCEPT, _FOR_MUTEX, _JOINING})
+
+
 def core_loop(inst: Instance, core: Worker) -> None:
     """The accept loop of one core: signals between requests, then requests, each
     taken while holding the worker's accept mutex."""
@@ -287,7 +295,7 @@ def core_loop(inst: Instance, core: Worker) -> None:
         owner = w.acceptor
         if owner is not None and owner is not core:  # wait for the mutex
             waiters.append(core)
-            park("accept mutex")
+            park(_FOR_MUTEX)
             continue
         w.acceptor = core
         if private:
@@ -308,7 +316,7 @@ def core_loop(inst: Instance, core: Worker) -> None:
             idle.append(w)
         else:
             insort(idle, w, key=by_id)
-        kind, value = park("accept")
+        kind, value = park(_IN_ACCEPT)
         _release(inst, w)
         if kind == "sig":
             signals.run_handler(core, value)
@@ -334,7 +342,27 @@ def _leave(inst: Instance, core: Worker) -> None:
     if not w.busy:
         raise ProcessExit(w.stop_reason)
     if core is w:
-        inst.kernel.park("joining threads")
+        inst.kernel.park(_JOINING)
+
+
+def unwind_idle_cores(inst: Instance, w: Worker) -> None:
+    """The cores of the dead worker ``w`` parked in their loop never run again: their
+    greenlets are unwound now (from the hub), else a long run that recycles workers
+    would keep every one until the simulation closes. A core stopped in app code is
+    left to ``Kernel.close``: a SIGKILL runs none of the app's ``finally`` blocks."""
+    kernel = inst.kernel
+    for core in w.cores:
+        kernel.discard(core)  # (a thread that never ran is simply forgotten)
+        g = core.greenlet
+        if not g or g.dead or core.wait_reason not in _LOOP_WAITS:
+            continue
+        previous, kernel.current = kernel.current, core
+        try:
+            g.throw(Killed)
+        except Killed:
+            pass
+        finally:
+            kernel.current = previous
 
 
 def goodbye(inst: Instance, w: Worker) -> None:
