@@ -428,6 +428,7 @@ def test_thunder_lock_round_robin_matches_real_uwsgi(tmp_path):
 APP_THREADS = '''
 import os, threading, time
 import uwsgi
+import uwsgidecorators
 
 errors = []
 
@@ -444,6 +445,15 @@ def forever():
         time.sleep(0.01)
 
 
+killed = threading.Event()
+
+
+@uwsgidecorators.thread
+def kill_in_the_background():
+    kill_master()
+    killed.set()
+
+
 def application(env, sr):
     p = env["PATH_INFO"]
     if p == "/kill":
@@ -452,6 +462,9 @@ def application(env, sr):
         t.join()
     elif p == "/forever":
         threading.Thread(target=forever).start()
+    elif p == "/decorated":
+        kill_in_the_background()
+        killed.wait(5)
     elif p == "/ident":
         time.sleep(0.1)
     sr("200 OK", [])
@@ -466,6 +479,9 @@ def test_an_app_thread_cannot_act_on_the_simulation_or_the_host(tmp_path):
                     app_dir=tmp_path) as sim:
         sim.start()
         assert sim.get("/kill").text.startswith("['NotSimulatedError'] ")
+        # uwsgidecorators.thread starts one too
+        assert sim.get("/decorated").text.startswith("['NotSimulatedError', "
+                                                     "'NotSimulatedError'] ")
         assert "Gracefully" not in "".join(sim.log)
 
 

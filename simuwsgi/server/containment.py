@@ -598,9 +598,13 @@ def _local_owner() -> Any:
 
 
 def _thread_start(thread: threading.Thread) -> None:
-    """``Thread.start`` from app code in a virtual process: a contained host thread."""
+    """``Thread.start`` from app code in a virtual process: a contained host thread.
+    The simulator's own threads (``network="real"``'s client...) are left alone;
+    ``uwsgidecorators.thread`` starts the app's."""
     owner = next((c for c in reversed(_ACTIVE) if c.running() is not None), None)
-    if owner is None or type(thread).__module__.startswith("simuwsgi"):
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if owner is None or (caller.startswith("simuwsgi.")
+                         and caller != "simuwsgi.uwsgidecorators"):
         _REAL["start"](thread)
         return
     thread.daemon = True
