@@ -54,6 +54,13 @@ SIMULATED: dict[str, str] = {
     "thunder-lock": "accept serialized between the workers: the idle worker that has "
                     "waited longest takes the next connection (round robin), where "
                     "without it the seeded RNG picks one",
+    # chunked request bodies (uwsgi.chunked_read, core/chunked.c)
+    "chunked-input-limit": "the largest chunk uwsgi.chunked_read() accepts",
+    "chunked-input-timeout": "how long uwsgi.chunked_read() waits for a chunk",
+    # WebSockets (uwsgi.websocket_*, core/websockets.c; the handshake needs ssl=True)
+    "websockets-ping-freq": "how often websocket_recv pings the client",
+    "websockets-pong-tolerance": "how long websocket_recv waits for the client's pong",
+    "websockets-max-size": "the largest message websocket_recv accepts (KiB)",
     # processes and their lifecycle
     "master": "the master process, its loop, respawns",
     "processes": "the number of workers; 0 is the no-workers mode; negative refused",
