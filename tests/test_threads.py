@@ -348,34 +348,35 @@ def _at_once(real, path, count, *, gap=0.05, timeout=5.0):
 
 @pytest.mark.real
 @requires_real_uwsgi
-def test_threads_match_real_uwsgi(tmp_path):
-    options = ["--threads", "2"]
-    with _real(tmp_path, *options) as real:
+@pytest.mark.parametrize("threads", [2, 4])
+def test_threads_match_real_uwsgi(tmp_path, threads):
+    """One and a half times as many 0.5 s requests as cores, 50 ms apart: a first wave
+    on every core, the rest as cores free up; about 1 s in all."""
+    count = threads * 3 // 2
+    with _real(tmp_path, "--threads", str(threads)) as real:
         started = time.monotonic()
-        out = [(t, r.text) for t, r in _at_once(real, "/slow", 3)]
-        for _ in range(100):  # the three log lines
-            if sum("GET /slow " in x for x in real.log) == 3:
+        out = [(t, r.text) for t, r in _at_once(real, "/slow", count)]
+        for _ in range(100):  # every log line
+            if sum("GET /slow " in x for x in real.log) == count:
                 break
             time.sleep(0.05)
         real_log = [x for x in real.log if "GET /slow" in x or "spawned uWSGI worker" in x]
         real_keys = real.get("/keys").text
-    # two overlapped, the third waited for a core: about 1 s in all, not 1.5
     assert 0.9 < max(t for t, _ in out) - started < 1.4
-    with _sim(tmp_path, "--processes", "1", "--threads", "2") as sim:
+    with _sim(tmp_path, "--processes", "1", "--threads", str(threads)) as sim:
         sim.start()
-        reqs = [sim.submit("GET", "/slow") for _ in range(3)]
+        reqs = [sim.submit("GET", "/slow") for _ in range(count)]
         sim.wait(reqs)
         sim_log = [x for x in sim.log if "GET /slow" in x or "spawned uWSGI worker" in x]
         assert sim.get("/keys").text == real_keys
     assert sorted(re.sub(r"rid=\d", "rid=N", t) for _, t in out) == \
         sorted(re.sub(r"rid=\d", "rid=N", r.response.text) for r in reqs)
-    assert sorted(t for _, t in out)[0].startswith("/slow rid=0 tl=1 mt=True "
-                                                            "env=False cores=2 st=busy")
-
-    # which core accepts first is a race between the threads in real uWSGI
-    # (the two overlapping requests ran on the two cores)
-    assert set(_cores(sim_log)[:2]) == set(_cores(real_log)[:2]) == {0, 1}
-
+    assert sorted(t for _, t in out)[0].startswith(
+        f"/slow rid=0 tl=1 mt=True env=False cores={threads} st=busy")
+    # which core accepts which connection is a race between the threads in real uWSGI;
+    # the first wave takes every core
+    assert set(_cores(sim_log)[:threads]) == set(_cores(real_log)[:threads]) == \
+        set(range(threads))
     assert _masked(sim_log) == _masked(real_log)
 
 
