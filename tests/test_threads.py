@@ -669,3 +669,24 @@ def test_uwsgi_lock_between_cores_matches_real_uwsgi(tmp_path):
         _held, waiting = _second_while_first_runs(sim, "/locked", "/lock")
     assert waiting.finished - waiting.started == pytest.approx(0.4)
     assert waited == pytest.approx(0.4, abs=0.1)  # blocked until the other core unlocked
+
+
+def test_explain_follows_each_core_request(tmp_path):
+    from simuwsgi.explain import Clock, narrate
+
+    def story(*paths, options=()):
+        with _sim(tmp_path, "--processes", "1", "--threads", "2", *options) as sim:
+            sim.start()
+            sim.wait([sim.submit("GET", p) for p in paths])
+            sim.run_until(sim.now + 2)  # the master reaps what died
+            return narrate([tuple(r) for r in sim.trace.rows()],  # type: ignore[misc]
+                           Clock.of(sim))
+
+    said = story("/slow", "/sleep1")
+    assert "worker 1 (core 1) took request 2 (GET /sleep1): the only worker free to " \
+        "accept" in said
+    assert "request 1 (/slow) answered 200, 50 bytes in 0.500 s" in said  # not /sleep1's
+    assert "request 2 (/sleep1) answered 200, 52 bytes in 1.000 s" in said
+    said = story("/hang", "/hang", options=("--harakiri", "2"))
+    assert any(x.startswith("HARAKIRI: worker 1 exceeded 2 s on /hang, /hang;") for x in said)
+    assert any(x.endswith("(harakiri); requests 1 (/hang), 2 (/hang) are lost") for x in said)
