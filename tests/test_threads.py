@@ -321,6 +321,17 @@ def test_fork_mode_runs_the_cores_of_a_worker_one_at_a_time(tmp_path):
     assert _run_trace(tmp_path, 3, "fork") == _run_trace(tmp_path, 3, "fork")
 
 
+def test_fork_mode_harakiri_with_a_core_waiting_for_the_child(tmp_path):
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", "--harakiri", "2",
+              mode="fork") as sim:
+        sim.start()
+        reqs = [sim.submit("GET", "/hang") for _ in range(2)]
+        sim.wait(reqs)  # one in the child, the other waiting for it: both lost
+        assert [r.response.status for r in reqs] == [None, None]
+        assert not sim.inst.forks._core_queues
+        assert sim.get("/after").status == 200  # the new worker's child serves
+
+
 # -- against the real server -------------------------------------------------------------
 def _real(tmp_path, *options):
     """The real server running APP in one worker, with ``options``."""

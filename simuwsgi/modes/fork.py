@@ -532,7 +532,9 @@ class ForkRuntime:
                 pass  # it died meanwhile: nothing more runs in it
 
     def process_died(self, proc: UProcess) -> None:
-        """The virtual process is gone (exit, SIGKILL): so is its OS process."""
+        """The virtual process is gone (exit, SIGKILL): so is its OS process (and the
+        cores that waited for it)."""
+        self._core_queues.pop(proc, None)
         child = self.children.get(proc)
         if child is not None and child is not self.master_child:
             self.kill(child)
