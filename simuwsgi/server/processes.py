@@ -207,6 +207,7 @@ class WorkerThread(Worker):
         own(self, "thread_token", ThreadToken())
         own(self, "_target", target)
         own(self, "greenlet", greenlet.greenlet(self._main, parent=main.kernel.hub))
+        # what Process.__init__ does for the kernel (its setattrs would reach the worker)
         main.kernel._unfinished[self] = None
 
     @property
