@@ -174,6 +174,8 @@ class Instance:
             name in MASTER_OPTIONS for name, _value in o.items)
         # 0 is uWSGI's no-workers mode (negative values are refused by config)
         self.numproc = o.int("processes", 1)
+        if o.strings("fastrouter") and not o.strings("http", *_banner._SOCKET_OPTIONS):
+            self.numproc = 0  # gateways only: uWSGI runs no worker without a socket
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
@@ -961,6 +963,8 @@ class Instance:
             if spooler.alive:
                 self.log(f"killing the spooler with pid {spooler.pid}", self.master)
         self.log("...gracefully killing workers...", self.master)
+        if self.opts.flag("unsubscribe-on-graceful-reload"):
+            self._unsubscribe()
         for worker in sorted(self.workers.values(), key=lambda w: w.id):
             if worker.alive:  # gracefully_kill(), the worker's SIGHUP handler
                 self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
@@ -981,11 +985,18 @@ class Instance:
                 self._no_mercy_after(worker)
         self._wait_workers_then(self._binary_reload)
 
+    def _unsubscribe(self) -> None:
+        """``uwsgi_unsubscribe_all()``: the subscriptions' cmd 1 datagrams (routers)."""
+        routers = self.subsystems.get("routers")
+        if routers is not None:
+            routers.unsubscribe_all()
+
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
         self._cursed_at = int(self.wall())
         self.log("...brutally killing workers...", self.master)
+        self._unsubscribe()
         self.record("reload.begin", self.master, graceful=False)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
@@ -1102,6 +1113,7 @@ class Instance:
         if self.stopped:
             return
         if signalled:
+            self._unsubscribe()  # kill_them_all: before its first line
             self.log("SIGINT/SIGTERM received...killing workers...", self.master)
             self._cursed_at = int(self.wall())
             for spooler in self.spoolers.values():

@@ -13,7 +13,9 @@ What it models (``core/signal.c``, ``core/master_events.c``, ``core/utils.c``
 * targets: ``''``/``worker``/``worker0`` (one idle worker, RNG-chosen), ``workers``
   (one copy per worker), ``active-workers``, ``workerN``, ``mule``/``mule0``, ``muleN``,
   ``mules``, ``spooler``, ``farmN``, ``farm_NAME``, ``subscribed`` (no-op); anything
-  else is dropped with uWSGI's log line. Matching order is uWSGI's (prefix ``worker``
+  else (``cluster`` too) is dropped with uWSGI's log line. On a Cluster's node built
+  with ``legacy=True``, ``cluster`` and ``subscribed`` reach the masters of the other
+  nodes / the subscribed nodes (``network._routers.signal_nodes``, an extension). Matching order is uWSGI's (prefix ``worker``
   makes ``workersX`` a write to the never-created worker 0 pipe: lost).
 * workers run handlers only between requests, in their accept loop; queued copies
   wait while the worker is busy. The receiver looks up its **own** slot: empty, or
@@ -180,6 +182,12 @@ class Signals:
                     return
                 self.to_worker(w, num)
             return to_worker_n
+        if target in ("cluster", "subscribed") and getattr(inst, "legacy", False) \
+                and getattr(inst, "cluster_network", None) is not None:
+            # a simulation extension (legacy=True): the seed's meaning, on the cluster
+            from .network._routers import signal_nodes
+
+            return lambda num: signal_nodes(inst, target, num)
         if target == "subscribed":
             return lambda num: None
         if target == "spooler":

@@ -42,6 +42,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("cheaper", "simuwsgi.cheaper:Cheaper"),
     ("misc", "simuwsgi.misc:Misc"),
     ("net", "simuwsgi._net:Net"),  # only with Simulation(network='real')
+    ("routers", "simuwsgi.network._routers:Routers"),  # a Cluster's nodes
 ]
 
 
