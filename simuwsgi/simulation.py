@@ -110,6 +110,7 @@ class Simulation:
         if machine not in MACHINES:
             raise ValueError(f"machine must be one of {', '.join(MACHINES)}, not {machine!r}")
         self.inst.machine = machine
+        self.inst.strict = strict  # type: ignore[attr-defined]
         report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
             from .fork import DEFAULT_TIMEOUT, ForkRuntime

@@ -311,3 +311,12 @@ def test_outside_a_cluster_router_options_warn(write_app):
     with Simulation(["--master", "--http", ":8080", "--wsgi-file", str(app)]) as sim:
         assert any("--http: routers and subscriptions are simulated between the nodes of "
                    "a Cluster only" in line for line in sim.log)
+
+
+def test_outside_a_cluster_strict_refuses_router_options(write_app):
+    from simuwsgi import OptionNotSimulatedError
+
+    app = write_app(APP)
+    with pytest.raises(OptionNotSimulatedError, match="--fastrouter: routers and"):
+        Simulation(["--master", "--fastrouter", ":3017", "--socket", ":3031",
+                    "--wsgi-file", str(app)], strict=True).start()

@@ -68,6 +68,7 @@ from ..protocol import (
     response_protocol,
     str_num,
 )
+from .._errors import ConfigError, OptionNotSimulatedError
 from ..config import atoi
 from ._subscriptions import SubscribedNode, SubscriptionTable
 
@@ -80,8 +81,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Routers"]
 
-#: The router options this module serves, and their log names.
-ROUTERS = ("fastrouter", "http")
+#: The routers this module serves, and the names of their options.
+OPTION_NAMES = {
+    "fastrouter": {"to": "fastrouter-to", "server": "fastrouter-subscription-server",
+                   "timeout": "fastrouter-timeout", "gracetime": "fastrouter-gracetime",
+                   "buffer-size": "fastrouter-buffer-size"},
+    "http": {"to": "http-to", "server": "http-subscription-server",
+             "timeout": "http-timeout", "gracetime": "http-gracetime",
+             "buffer-size": "http-buffer-size"},
+}
+ROUTERS = tuple(OPTION_NAMES)
 #: ``ucr->max_retries`` (corerouter.c: 3 unless set).
 MAX_RETRIES = 3
 
@@ -101,6 +110,10 @@ class Routers:
         if not given:
             return None
         if getattr(inst, "network", None) != "virtual":
+            if getattr(inst, "strict", False):
+                raise OptionNotSimulatedError(
+                    f"{' '.join('--' + n for n in given)}: routers and subscriptions are "
+                    f"simulated between the nodes of a Cluster only")
             inst.log(f"[simuwsgi] {', '.join('--' + n for n in given)}: routers and "
                      f"subscriptions are simulated between the nodes of a Cluster only; "
                      f"ignored here")
@@ -174,21 +187,24 @@ class Router:
         self.name = f"uWSGI {kind}"
         self.tag = f"[uwsgi-{kind}]"
         self.pid = 0
-        self.timeout = o.int(f"{kind}-timeout", 0) or 60
-        self.gracetime = o.int(f"{kind}-gracetime", 0) or 30
+        names = OPTION_NAMES[kind]
+        self.timeout = o.int(names["timeout"], 0) or 60
+        self.gracetime = o.int(names["gracetime"], 0) or 30
         self.algo = o.str("subscription-algo") or "wrr"
         self.tolerance = o.int("subscription-tolerance", 17)
         #: ``--<router>-to`` nodes: [address, when it failed (0: alive)]
-        self.static: list[list[Any]] = [[a, 0] for a in o.strings(f"{kind}-to")]
+        self.static: list[list[Any]] = [[a, 0] for a in o.strings(names["to"])]
         self._next_static = 0
         self.listen = o.strings(kind)
-        self.servers = o.strings(f"{kind}-subscription-server")
+        self.modifiers = ((o.int("http-modifier1", 0), o.int("http-modifier2", 0))
+                          if kind == "http" else (0, 0))
+        self.servers = o.strings(names["server"])
         self.table: SubscriptionTable | None = None
         self._early: list[tuple[bytes, str]] = []
         for value in self.listen:
             port = _port(value)
             if port is None:
-                raise ValueError(f"--{kind} {value}: only host:port addresses cross the "
+                raise ConfigError(f"--{kind} {value}: only host:port addresses cross the "
                                  f"virtual network")
             owner.by_port[port] = self
             inst.log(f"{self.name} bound on {value} fd {fd}")
@@ -196,7 +212,7 @@ class Router:
         for value in self.servers:
             port = _port(value)
             if port is None:
-                raise ValueError(f"--{kind}-subscription-server {value}: only host:port "
+                raise ConfigError(f"--{kind}-subscription-server {value}: only host:port "
                                  f"addresses cross the virtual network")
             self.net.bind_udp(inst.node, port, self.subscription)
             inst.log(f"{self.name} subscription server bound on {value} fd {fd}")
@@ -274,7 +290,8 @@ class Router:
 
         inst = self.inst
         if self.kind == "fastrouter":
-            conn = Connection(SERVER, buffer_size=inst.opts.int("fastrouter-buffer-size", 0)
+            conn = Connection(SERVER, buffer_size=inst.opts.int(
+                OPTION_NAMES["fastrouter"]["buffer-size"], 0)
                               or inst.buffer_size, max_vars=inst.max_vars)
             conn.receive_data(data)
             received = read_request(conn)
@@ -290,7 +307,8 @@ class Router:
                     data, hostname=inst.hostname.encode(),
                     server_port=str(_port(self.listen[0])).encode(),
                     remote_addr=self.net.nodes[peer].host.encode(),
-                    buffer_size=inst.opts.int("http-buffer-size", 0) or inst.buffer_size)
+                    buffer_size=inst.opts.int(OPTION_NAMES["http"]["buffer-size"], 0)
+                    or inst.buffer_size)
             except RemoteProtocolError:
                 return None
             if head is None:
@@ -319,6 +337,10 @@ class Router:
         if node is not None:
             request = dataclasses.replace(request, modifier1=node.modifier1,
                                           modifier2=node.modifier2)
+        if self.modifiers != (0, 0):  # --http-modifier1/2 win over the node's
+            request = dataclasses.replace(
+                request, modifier1=self.modifiers[0] or request.modifier1,
+                modifier2=self.modifiers[1] or request.modifier2)
         exchange: list[Any] = []
         exchange.append(Exchange(self.net, self.inst.node, address, request, session.body,
                                  self.timeout,
@@ -400,7 +422,7 @@ class Subscriber:
                         if n in ("subscribe-to", "subscribe", "subscribe2") and isinstance(v, str)]
         self.freq = o.int("subscribe-freq", 10)
         if self.freq <= 0:
-            raise ValueError(f"--subscribe-freq {self.freq}: uWSGI divides by it "
+            raise ConfigError(f"--subscribe-freq {self.freq}: uWSGI divides by it "
                              f"(master_cycles % subscribe_freq) and dies with SIGFPE")
         self.blocked = o.flag("start-unsubscribed")
         self.weight = o.int("weight", 0)
