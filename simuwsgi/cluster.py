@@ -421,6 +421,15 @@ class Cluster:
                              f"({self.kernel.now:g})")
         self.kernel.at(when, functools.partial(action, *args, **kwargs))
 
+    def kill(self, name: str) -> None:
+        """``kill -9`` every process of node ``name`` at once (its master too): nothing
+        is logged or unsubscribed, requests in flight lose their connection, and its
+        ports refuse connections from now on (the host stays up)."""
+        node = self[name]
+        self._ensure_started()
+        self._record("node.kill", name=name)
+        self._run(lambda: node.inst.shutdown(signalled=False, killed=True))
+
     def skew(self, name: str, seconds: float) -> None:
         """Set node ``name``'s wall clock ``seconds`` ahead of the cluster's (behind if
         negative), as an NTP step on that host would: its cron re-plans, its monotonic

@@ -1107,9 +1107,10 @@ class Instance:
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
 
-    def shutdown(self, *, signalled: bool = True) -> None:
+    def shutdown(self, *, signalled: bool = True, killed: bool = False) -> None:
         """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
-        (``signalled=False``: uWSGI exits by itself, without its shutdown lines)."""
+        (``signalled=False``: uWSGI exits by itself, without its shutdown lines;
+        ``killed``: every process SIGKILLed at once, no handler runs)."""
         if self.stopped:
             return
         if signalled:
@@ -1126,7 +1127,7 @@ class Instance:
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 if proc.alive:
-                    if group is not self.spoolers and proc.request is None:
+                    if group is not self.spoolers and proc.request is None and not killed:
                         run_atexit(self, proc)  # SIGINT: end_me
                     self.kernel.discard(proc)
                     if proc.request is not None and not proc.request.done:

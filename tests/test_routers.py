@@ -320,3 +320,24 @@ def test_outside_a_cluster_strict_refuses_router_options(write_app):
     with pytest.raises(OptionNotSimulatedError, match="--fastrouter: routers and"):
         Simulation(["--master", "--fastrouter", ":3017", "--socket", ":3031",
                     "--wsgi-file", str(app)], strict=True).start()
+
+
+# -- the bundled scenario -----------------------------------------------------------------
+def test_the_failover_scenario_reroutes_and_its_report_shows_it(tmp_path, capsys):
+    from pathlib import Path
+
+    from simuwsgi.cli import main
+
+    scenario = Path(__file__).parent.parent / "scenarios" / "cluster_failover.py"
+    assert main(["run", str(scenario), "--report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "check: passed" in out and "requests: 200: 114" in out
+    report = (tmp_path / "cluster_failover-seed14" / "report.md").read_text()
+    assert "(30 s): the network was partitioned: router, b1, b2 | b3" in report
+    assert ("(36 s): the http1 router of router: backend 10.0.0.4:3031 of shop.example "
+            "failed (connection refused or timed out): requests rerouted") in report
+    assert "(60 s): node b2 was killed (every process, kill -9)" in report
+    assert "| router/http1 | 10.0.0.3:3031 | 22 | 3.00043 s | 58.0004 s |" in report
+    digest = next(line for line in out.splitlines() if "trace digest" in line)
+    assert main(["run", str(scenario)]) == 0
+    assert digest in capsys.readouterr().out  # the same run again: the same trace

@@ -239,7 +239,8 @@ class Router:
         if self.servers:
             self.table = SubscriptionTable(now=lambda: int(inst.wall()), log=self._log,
                                            pid=self.pid, name=self.name,
-                                           tolerance=self.tolerance, algo=self.algo)
+                                           tolerance=self.tolerance, algo=self.algo,
+                                           record=self._record)
         for datagram, src in self._early:  # queued in the socket while it was not running
             self.subscription(datagram, src)
         self._early.clear()

@@ -65,7 +65,8 @@ class SubscriptionTable:
     """
 
     def __init__(self, *, now: Callable[[], int], log: Callable[[str], None], pid: int,
-                 name: str, tolerance: int = 17, algo: str = "wrr") -> None:
+                 name: str, tolerance: int = 17, algo: str = "wrr",
+                 record: Callable[..., None] = lambda kind, **fields: None) -> None:
         if algo not in ALGORITHMS:
             # uwsgi_subscription_set_algo: anything unknown is wrr
             algo = "wrr"
@@ -75,6 +76,8 @@ class SubscriptionTable:
         self.name = name
         self.tolerance = tolerance
         self.algo = algo
+        #: ``record(kind, **fields)``: a trace record of a pool's change.
+        self.record = record
         self.pools: dict[bytes, list[SubscribedNode]] = {}
 
     # -- announces ----------------------------------------------------------------------
@@ -102,25 +105,31 @@ class SubscriptionTable:
                               weight=sub.weight or 1, last_check=self.now())
         pool.append(node)
         self.log(f"{tag} {key} => new node: {address}")
+        self.record("subscription.add", key=key, address=address, weight=node.weight)
         return node
 
     def unsubscribe(self, sub: Subscription) -> None:
         """An unsubscribe datagram (cmd != 0) for a known node."""
         for node in self.pools.get(sub.key, ()):
             if node.address == sub.address:
-                self.fail(node, f"[{self.name} pid {self.pid}]")
+                self.fail(node, f"[{self.name} pid {self.pid}]", "unsubscribed")
                 return
 
-    def fail(self, node: SubscribedNode, tag: str) -> None:
+    def fail(self, node: SubscribedNode, tag: str, why: str = "failed") -> None:
         """Death-mark ``node`` (an unsubscribe, a failed connection to it) and remove it
         if no session uses it; ``tag`` starts the ``marking ... as failed`` line."""
         if not node.death_mark:
             self.log(f"{tag} {node.key.decode('latin-1')} => marking "
                      f"{node.address.decode('latin-1')} as failed")
+            self._dead(node, why)
         node.failcnt += 1
         node.death_mark = True
         if node.reference == 0:
             self._remove(node)
+
+    def _dead(self, node: SubscribedNode, why: str) -> None:
+        self.record("subscription.dead", key=node.key.decode("latin-1"),
+                    address=node.address.decode("latin-1"), why=why)
 
     def release(self, node: SubscribedNode) -> None:
         """A session using ``node`` ended (``corerouter_close_peer``); a dead node is
@@ -156,6 +165,7 @@ class SubscriptionTable:
                              f"{key.decode('latin-1')} => marking "
                              f"{node.address.decode('latin-1')} as failed (no announce "
                              f"received in {self.tolerance} seconds)")
+                    self._dead(node, "silent")
                 node.failcnt += 1
                 node.death_mark = True
             if node.death_mark and node.reference == 0:
