@@ -5,11 +5,15 @@
   unsubscribe at a stop; the simulated backend sends the same;
 * a real fastrouter with two real backends subscribed to it, and the same topology
   simulated: the backends' order (wrr with weights), the subscription log lines, and
-  where traffic goes once a backend stops.
+  where traffic goes once a backend stops;
+* a real HTTP router with three backends (scenarios/cluster_failover.py without its
+  partition, which loopback cannot do): the order, one backend killed with SIGKILL, the
+  refused connection, its log lines and the retry; and the vars a backend receives.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -25,9 +29,11 @@ from simuwsgi.real import RealUwsgi, free_port
 pytestmark = pytest.mark.real
 
 APP = """
-import uwsgi
+import json, uwsgi
 def application(env, sr):
     sr("200 OK", [("Content-Type", "text/plain")])
+    if env["PATH_INFO"] == "/env":
+        return [json.dumps({k: v for k, v in env.items() if isinstance(v, str)}).encode()]
     return [uwsgi.opt.get("socket", b"-")]
 """
 
@@ -122,7 +128,7 @@ def _topology(router_port: int, ss_port: int, sockets: list[str], server: str,
 def _masked(lines: list[str], names: dict[str, str]) -> list[str]:
     out = []
     for line in lines:
-        if not re.match(r"\[(uwsgi-subscription|uWSGI fastrouter) ", line):
+        if not re.match(r"\[(uwsgi-subscription for|uWSGI fastrouter pid|uwsgi-http\])", line):
             continue
         line = re.sub(r"pid \d+", "pid P", line)
         for address, name in names.items():
@@ -187,3 +193,75 @@ def test_a_fastrouter_with_two_subscribed_backends_real_and_simulated(app_dir):
         "[uwsgi-subscription for pid P] example.com => new node: B2",
         "[uWSGI fastrouter pid P] example.com => marking B2 as failed",
     ]
+
+
+def http_get(port: int, host: str, path: str = "/") -> bytes:
+    """The body a real HTTP router answers ``GET path`` for ``host`` with."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+                     f"\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data.partition(b"\r\n\r\n")[2]
+
+
+def test_an_http_router_with_three_backends_one_killed_real_and_simulated(app_dir):
+    h_port, ss_port = free_port(), free_port()
+    sockets = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    names = {address: f"B{n}" for n, address in enumerate(sockets, 1)}
+    router = ["--master", "--http", f"127.0.0.1:{h_port}", "--http-subscription-server",
+              f"127.0.0.1:{ss_port}", "--http-timeout", "5"]
+    nodes = [RealUwsgi([*router, "--wsgi-file", "app.py"], app_dir=app_dir, max_lifetime=60)]
+    try:
+        nodes[0].start()
+        for address in sockets:
+            nodes.append(RealUwsgi(["--master", "--socket", address, "--subscribe-to",
+                                    f"127.0.0.1:{ss_port}:shop.example", "--wsgi-file",
+                                    "app.py"], app_dir=app_dir, max_lifetime=60).start())
+            nodes[0].wait_for_log(r"new node: " + re.escape(address))
+        real_env = json.loads(http_get(h_port, "shop.example", "/env?x=1"))
+        real_before = [names[http_get(h_port, "shop.example").decode()] for _ in range(6)]
+        nodes[2].kill()
+        real_after = [names[http_get(h_port, "shop.example").decode()] for _ in range(4)]
+        real_log = _masked(nodes[0].log, names)
+    finally:
+        for node in reversed(nodes):
+            node.close()
+
+    cluster = Cluster(app_dir=app_dir)
+    cluster.add("router", [o.replace("127.0.0.1:", ":").replace(str(ss_port), "2626")
+                           .replace(str(h_port), "8080") for o in router]
+                + ["--wsgi-file", "app.py"])
+    sim_names = {}
+    for n in (1, 2, 3):
+        address = f"10.0.0.{n + 1}:3031"
+        sim_names[address] = f"B{n}"
+        cluster.add(f"b{n}", ["--master", "--socket", address, "--subscribe-to",
+                              "10.0.0.1:2626:shop.example", "--wsgi-file", "app.py"],
+                    address=f"10.0.0.{n + 1}")
+
+    def sim_get(path: str = "/") -> bytes:
+        return cluster.request("router:8080", "GET", path,
+                               headers={"Host": "shop.example"}).body
+
+    with cluster:
+        cluster.advance(1)
+        sim_env = json.loads(sim_get("/env?x=1"))
+        sim_before = [sim_names[sim_get().decode()] for _ in range(6)]
+        cluster.kill("b2")
+        sim_after = [sim_names[sim_get().decode()] for _ in range(4)]
+    sim_log = _masked(cluster["router"].log, sim_names)
+
+    # the /env request took the first pick (B3, the last node, when no node has credit)
+    assert real_before == sim_before == ["B1", "B2", "B3", "B1", "B2", "B3"]
+    # B2 refuses: marked failed, the request retried on the next node
+    assert real_after == sim_after == ["B1", "B3", "B1", "B3"]
+    assert real_log == sim_log
+    assert any("unable to connect() to node \"B2\" (0 retries): Connection refused" in line
+               for line in sim_log)
+    # the vars the HTTP router sends, but for the host's name and the ports
+    for env in (real_env, sim_env):
+        for key in ("SERVER_NAME", "SERVER_PORT", "REMOTE_PORT", "REMOTE_ADDR"):
+            env.pop(key)
+    assert real_env == sim_env

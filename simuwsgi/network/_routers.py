@@ -9,8 +9,8 @@ The ``routers`` subsystem of a cluster's node. What it models (uWSGI 2.0.30
   spawns once its loop starts (``spawned uWSGI fastrouter 1 (pid: N)``), listening on
   ADDR's port of the node. Each connection is one session: the fastrouter reads a uwsgi
   packet and takes its key from ``UWSGI_FASTROUTER_KEY``, else ``HTTP_HOST``, else
-  ``SERVER_NAME``; the HTTP router parses the HTTP head (as ``--http-socket`` does) and
-  keys on the ``Host`` header. It picks a backend (below), connects to it over the
+  ``SERVER_NAME``; the HTTP router parses the HTTP head (as ``--http-socket`` does,
+  adding ``UWSGI_ROUTER`` and ``REMOTE_PORT``) and keys on the ``Host`` header. It picks a backend (below), connects to it over the
   virtual network with ``--<router>-timeout`` (60 s) per wait, sends the request as a
   uwsgi packet with the node's modifier1/modifier2, and relays the reply's bytes. No key,
   no backend, or every retry failed: the client's connection is closed with no byte.
@@ -44,8 +44,7 @@ network). Left out: signed subscriptions (``sign``, ``--subscriptions-sign-check
 UNIX-socket subscription servers and backends, ``--<router>-resubscribe``,
 ``--subscription-dotsplit``, fallback nodes and keys, ``--<router>-use-cache/-pattern/
 -base/-code-string``, cheap mode, several router processes, post-buffering, keep-alive,
-the routers' stats servers, and the HTTP router's extra vars (it forwards the vars
-``--http-socket`` would build).
+the routers' stats servers, ``--http-var`` and ``--http-server-name-as-http-host``.
 """
 
 from __future__ import annotations
@@ -93,6 +92,9 @@ OPTION_NAMES = {
 ROUTERS = tuple(OPTION_NAMES)
 #: ``ucr->max_retries`` (corerouter.c: 3 unless set).
 MAX_RETRIES = 3
+#: The clients' ports (``REMOTE_PORT``) count up from here: a real client's ephemeral
+#: port is the system's choice.
+_CLIENT_PORTS = 40000
 
 
 def _port(address: str) -> int | None:
@@ -200,6 +202,7 @@ class Router:
                           if kind == "http" else (0, 0))
         self.servers = o.strings(names["server"])
         self.table: SubscriptionTable | None = None
+        self._sessions = 0
         self._early: list[tuple[bytes, str]] = []
         for value in self.listen:
             port = _port(value)
@@ -314,12 +317,22 @@ class Router:
                 return None
             if head is None:
                 return None
-            request, body = head.request, data[head.consumed:]
+            request, body = self._http_vars(head.request), data[head.consumed:]
             key = last_value(request.vars, b"HTTP_HOST") or b""
         if len(key) > 0xFF:
             return None
         return _Session(peer=peer, key=key, request=request, body=body,
                         protocol=response_protocol(request.vars), reply=reply)
+
+    def _http_vars(self, request: Request) -> Request:
+        """The vars the HTTP router sends: ``--http-socket``'s, with ``UWSGI_ROUTER``
+        before ``REMOTE_ADDR`` and the client's ``REMOTE_PORT`` after it (http.c)."""
+        self._sessions += 1
+        pairs = list(request.vars)
+        at = next(i for i, (k, _v) in enumerate(pairs) if k == b"REMOTE_ADDR")
+        pairs[at:at + 1] = [(b"UWSGI_ROUTER", b"http"), pairs[at],
+                            (b"REMOTE_PORT", str(_CLIENT_PORTS + self._sessions).encode())]
+        return dataclasses.replace(request, vars=tuple(pairs))
 
     def _close(self, reply: Callable[[bytes], None], peer: str) -> None:
         self.net.transmit(self.inst.node, peer, 0, reply, b"")
