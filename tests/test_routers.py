@@ -139,6 +139,7 @@ def test_a_fastrouter_routes_by_subscription_in_wrr_order(app_dir):
     assert "[b1] subscribing to 10.0.0.1:2626:example.com" in cluster.log
     # a node with gateways only runs no worker (uWSGI: no socket, numproc = 0)
     assert not any(line.startswith("[router] spawned uWSGI worker") for line in cluster.log)
+    assert "[router] *** Operational MODE: no-workers ***" in cluster.log
 
 
 def test_backends_announce_at_start_at_the_first_cycle_then_every_freq(app_dir):
