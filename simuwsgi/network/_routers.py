@@ -126,11 +126,17 @@ class Routers:
         self.inst = inst
         self.net = inst.cluster_network  # type: ignore[attr-defined]
         self.by_port: dict[int, Router] = {}
-        fd = 3 + len(_banner.sockets(inst))
+        o = inst.opts
+        # ``--http`` with no backend option and no socket: uWSGI makes socket 0 on
+        # 127.0.0.1 (fd 3) before the routers bind theirs (and logs it after them)
+        sockets = len(_banner.sockets(inst))
+        auto = not sockets and bool(o.strings("http")) and not o.strings(
+            OPTION_NAMES["http"]["server"], OPTION_NAMES["http"]["to"])
+        fd = 3 + sockets + auto
         self.routers: list[Router] = []
         for kind in ROUTERS:
-            if inst.opts.strings(kind):
-                router = Router(self, kind, fd)
+            if o.strings(kind):
+                router = Router(self, kind, fd, auto_fd=3 if auto else None)
                 fd += len(router.listen) + len(router.servers)
                 self.routers.append(router)
         has_subscriptions = inst.opts.strings("subscribe-to", "subscribe2")
@@ -181,7 +187,7 @@ class _Session:
 class Router:
     """One gateway: ``--fastrouter`` or ``--http`` (``kind``) on its node."""
 
-    def __init__(self, owner: Routers, kind: str, fd: int) -> None:
+    def __init__(self, owner: Routers, kind: str, fd: int, *, auto_fd: int | None) -> None:
         inst = self.inst = owner.inst
         o = inst.opts
         self.net = owner.net
@@ -226,12 +232,13 @@ class Router:
         if kind == "http" and not (self.servers or self.static):
             port = next((_port(a) for a in o.strings("socket", "uwsgi-socket")
                          if _port(a) is not None), None)
-            if port is None:
+            if auto_fd is not None:
                 port = inst.kernel.rng.randrange(32768, 61000)  # ip_local_port_range
                 self.net.nodes[inst.node].ports[port] = "uwsgi"
                 inst.log(f"uwsgi socket 0 bound to TCP address 127.0.0.1:{port} "
-                         f"(port auto-assigned) fd {fd}")
-            self.own_address = f"127.0.0.1:{port}"
+                         f"(port auto-assigned) fd {auto_fd}")
+            if port is not None:
+                self.own_address = f"127.0.0.1:{port}"
 
     # -- the process ------------------------------------------------------------------
     def spawn(self) -> None:
