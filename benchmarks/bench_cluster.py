@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import show
 
 from simuwsgi import Cluster
+from simuwsgi._core.clock import RealClock
 from simuwsgi.cluster import _uwsgi_request
-from simuwsgi.clock import RealClock
 from simuwsgi.network._remote import Exchange
 
 CALLS = 20_000
@@ -128,7 +128,7 @@ def real_routed(app_dir: Path) -> float:
     import threading
 
     from simuwsgi.protocol import CLIENT, Connection
-    from simuwsgi.real import RealUwsgi, free_port
+    from simuwsgi.modes.real import RealUwsgi, free_port
 
     f_port, ss_port, b_port = free_port(), free_port(), free_port()
     router = RealUwsgi(["--master", "--fastrouter", f"127.0.0.1:{f_port}",

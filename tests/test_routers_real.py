@@ -24,7 +24,7 @@ from simuwsgi import Cluster
 from simuwsgi.cluster import _uwsgi_request
 from simuwsgi.protocol import CLIENT, Connection, decode_subscription
 from simuwsgi.protocol._http import read_http_head
-from simuwsgi.real import RealUwsgi, free_port
+from simuwsgi.modes.real import RealUwsgi, free_port
 
 pytestmark = pytest.mark.real
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ._links import LinkSettings
 
 if TYPE_CHECKING:
-    from ..kernel import Kernel
+    from .._core.kernel import Kernel
 
 __all__ = ["Endpoint", "Network", "UnknownHost"]
 
@@ -142,6 +142,13 @@ class Network:
                         why=f"port {port} not bound")
             return
         handler(data, src)
+
+    def signal_masters(self, inst: Any, target: str, num: int) -> None:
+        """Signal target ``cluster``/``subscribed`` of a ``legacy=True`` node (the
+        signals subsystem's way here: ``network._routers.signal_nodes``)."""
+        from ._routers import signal_nodes
+
+        signal_nodes(self, inst, target, num)
 
     def _node(self, name: str) -> str:
         if name not in self.nodes:

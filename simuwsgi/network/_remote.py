@@ -63,7 +63,7 @@ from ..protocol._http import read_http_head
 from ._network import Endpoint, Network
 
 if TYPE_CHECKING:
-    from ..master import Instance
+    from ..server.master import Instance
 
 __all__ = ["Exchange", "VirtualNet", "http_bytes", "read_request", "serve", "serve_http"]
 

@@ -53,7 +53,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import banner as _banner
+from .._errors import ConfigError, OptionNotSimulatedError
 from ..protocol import (
     SERVER,
     Connection,
@@ -67,12 +67,13 @@ from ..protocol import (
     response_protocol,
     str_num,
 )
-from .._errors import ConfigError, OptionNotSimulatedError
-from ..config import atoi
+from ..server import banner as _banner
+from ..server.config import atoi
 from ._subscriptions import SubscribedNode, SubscriptionTable
 
 if TYPE_CHECKING:
-    from ..master import Instance
+    from ..server.master import Instance
+    from ._network import Network
 
 # ``._remote`` (the connections) imports trio, which every simulation would then import
 # when it looks for its subsystems: the routers import it when a node uses them (a
@@ -582,13 +583,12 @@ class Subscriber:
         return [(server, sub)] if sub is not None else []
 
 
-def signal_nodes(inst: Instance, target: str, num: int) -> None:
+def signal_nodes(net: Network, inst: Instance, target: str, num: int) -> None:
     """Signal target ``cluster``/``subscribed`` with ``legacy=True`` (a simulation
     extension: 2.0.30 logs ``cluster`` as unsupported and does nothing for
     ``subscribed``): the signal goes, as a datagram, to the master of every other node
     of the cluster, or of every node subscribed to this node's routers, which routes it
     by its own signal table."""
-    net = inst.cluster_network  # type: ignore[attr-defined]
     if target == "cluster":
         names = [name for name in net.nodes if name != inst.node]
     else:
