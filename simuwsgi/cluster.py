@@ -60,13 +60,14 @@ def _http_request(method: str, path: str, headers: list[tuple[str, str]], body: 
 
 
 def _uwsgi_request(method: str, path: str, headers: list[tuple[str, str]], address: str,
-                   remote_addr: str) -> Any:
+                   remote_addr: str, body_length: int = 0) -> Any:
     """The uwsgi packet a web server sends for the request (nginx's ``uwsgi_params``)."""
     from .protocol import Request
 
     path_info, _, query = path.partition("?")
+    length = str(body_length) if body_length else ""
     pairs = [("QUERY_STRING", query), ("REQUEST_METHOD", method), ("CONTENT_TYPE", ""),
-             ("CONTENT_LENGTH", ""), ("REQUEST_URI", path), ("PATH_INFO", path_info),
+             ("CONTENT_LENGTH", length), ("REQUEST_URI", path), ("PATH_INFO", path_info),
              ("DOCUMENT_ROOT", ""), ("SERVER_PROTOCOL", "HTTP/1.1"),
              ("REMOTE_ADDR", remote_addr), ("REMOTE_PORT", "0"),
              ("SERVER_PORT", address.rpartition(":")[2]),
@@ -539,7 +540,8 @@ class Cluster:
             return Response(status=None, reason=f"{type(exc).__name__}: {exc}")
         speaks_http = node is not None and node.ports.get(port) in ("http", "http-router")
         message = (_http_request(method, path, pairs, body) if speaks_http
-                   else _uwsgi_request(method, path, pairs, address, self.net.nodes[src].host))
+                   else _uwsgi_request(method, path, pairs, address, self.net.nodes[src].host,
+                                       len(body)))
         started = self.kernel.now
         try:
             reply = self.exchange(address, message, body, via=src, timeout=timeout)

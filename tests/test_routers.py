@@ -342,3 +342,21 @@ def test_the_failover_scenario_reroutes_and_its_report_shows_it(tmp_path, capsys
     digest = next(line for line in out.splitlines() if "trace digest" in line)
     assert main(["run", str(scenario)]) == 0
     assert digest in capsys.readouterr().out  # the same run again: the same trace
+
+
+BODY_APP = """
+def application(env, sr):
+    sr("200 OK", [])
+    return [env["wsgi.input"].read() + b" " + env.get("CONTENT_LENGTH", "").encode()]
+"""
+
+
+@pytest.mark.parametrize("port", ["3031", "9090"])
+def test_a_request_body_reaches_the_app_through_uwsgi_and_http_ports(write_app, port):
+    app_dir = write_app(BODY_APP).parent
+    cluster = Cluster(app_dir=app_dir)
+    cluster.add("a", ["--master", "--socket", ":3031", "--http-socket", ":9090",
+                      "--wsgi-file", "app.py"])
+    with cluster:
+        response = cluster.request(f"a:{port}", "POST", "/", body=b"hello")
+    assert response.body == b"hello 5"
