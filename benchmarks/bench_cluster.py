@@ -84,7 +84,7 @@ def routed(app_dir: Path) -> tuple[float, float, dict[str, int]]:
     through a simulated fastrouter with ``BACKENDS`` subscribed backends."""
     cluster = Cluster(app_dir=app_dir)
     cluster.add("router", ["--master", "--fastrouter", ":3017",
-                           "--fastrouter-subscription-server", ":2626"], allow_no_app=True)
+                           "--fastrouter-subscription-server", ":2626"])
     for n in range(1, BACKENDS + 1):
         cluster.add(f"b{n}", ["--master", "--processes", "2", "--socket", f"10.0.1.{n}:3031",
                               "--subscribe-to", "10.0.0.1:2626:bench", "--wsgi-file",

@@ -176,7 +176,8 @@ class Simulation:
         return self
 
     def _check_app_loaded(self) -> None:
-        if not self.inst.app_loaded and not self.allow_no_app:
+        # no worker (--processes 0, a node with routers only): uWSGI does not miss an app
+        if not self.inst.app_loaded and not self.allow_no_app and self.inst.numproc > 0:
             raise AppLoadError(
                 self._no_app_message(), log=self.log,
                 advice="uWSGI runs on, answering every request with a 500: pass "

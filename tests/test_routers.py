@@ -36,7 +36,7 @@ def fastrouter_cluster(app_dir, *backends: tuple[str, ...], seed: int = 0) -> Cl
     """A fastrouter on 10.0.0.1 (:3017, subscriptions on :2626) and backends b1, b2..."""
     cluster = Cluster(seed=seed, app_dir=app_dir)
     cluster.add("router", ["--master", "--fastrouter", ":3017",
-                           "--fastrouter-subscription-server", ":2626"], allow_no_app=True)
+                           "--fastrouter-subscription-server", ":2626"])
     for n, subscription in enumerate(backends, 1):
         spec = backend(n, *subscription)
         cluster.add(f"b{n}", spec["options"], address=spec["address"])
@@ -140,6 +140,8 @@ def test_a_fastrouter_routes_by_subscription_in_wrr_order(app_dir):
     # a node with gateways only runs no worker (uWSGI: no socket, numproc = 0)
     assert not any(line.startswith("[router] spawned uWSGI worker") for line in cluster.log)
     assert "[router] *** Operational MODE: no-workers ***" in cluster.log
+    # and misses no app (uWSGI's "no app loaded" needs a worker): no allow_no_app
+    assert not any("no app loaded" in line for line in cluster.log)
 
 
 def test_backends_announce_at_start_at_the_first_cycle_then_every_freq(app_dir):

@@ -378,7 +378,7 @@ class Instance:
             self.master.alive = True
 
     def _check_need_app(self) -> None:
-        if not self.app_loaded and self.opts.flag("need-app"):
+        if not self.app_loaded and self.opts.flag("need-app") and self.numproc > 0:
             raise AppLoadError(
                 "the app did not load and --need-app is set: uWSGI exits with status 22",
                 log=[line for _t, _p, line in self.log_lines], exit_status=22)
