@@ -362,3 +362,26 @@ def test_a_request_body_reaches_the_app_through_uwsgi_and_http_ports(write_app, 
     with cluster:
         response = cluster.request(f"a:{port}", "POST", "/", body=b"hello")
     assert response.body == b"hello 5"
+
+
+def test_a_brutal_reload_unsubscribes_then_subscribes_again(app_dir):
+    # real 2.0.30 (SIGTERM to a backend's master): "...brutally killing workers...",
+    # "unsubscribing from ...", the re-exec, "subscribing to ..." again
+    cluster = fastrouter_cluster(app_dir, ("--subscribe-to", "10.0.0.1:2626:example.com"))
+    with cluster:
+        cluster.advance(1)
+        cluster["b1"].inst.request_brutal_reload()
+        cluster.advance(2)
+        assert who(cluster) == "b1"
+    lines = [line for line in cluster["b1"].log
+             if "subscrib" in line or "brutally" in line or "binary reloading" in line]
+    assert lines == ["subscribing to 10.0.0.1:2626:example.com",
+                     "...brutally killing workers...",
+                     "unsubscribing from 10.0.0.1:2626:example.com",
+                     "binary reloading uWSGI...",
+                     "subscribing to 10.0.0.1:2626:example.com"]
+    # its only node gone, the pool went too: the announce after the reload makes it anew
+    assert [line.split("] ", 1)[1] for line in router_log(cluster)][-3:] == [
+        "example.com => marking 10.0.0.2:3031 as failed",
+        "new pool: example.com (hash key: 30778)",
+        "example.com => new node: 10.0.0.2:3031"]
