@@ -385,3 +385,24 @@ def test_a_brutal_reload_unsubscribes_then_subscribes_again(app_dir):
         "example.com => marking 10.0.0.2:3031 as failed",
         "new pool: example.com (hash key: 30778)",
         "example.com => new node: 10.0.0.2:3031"]
+
+
+def test_malformed_subscriptions_send_nothing_and_say_so(app_dir):
+    cluster = fastrouter_cluster(
+        app_dir, ("--subscribe-to", "10.0.0.1:2626", "--subscribe2",
+                  "server=10.0.0.1:2626,key=a.com,colour=red,weight=3",
+                  "--subscribe2", "key=b.com"))
+    with cluster:
+        cluster.advance(1)
+    sent = cluster["b1"].trace.select("subscription.send")
+    assert {r["key"] for r in sent} == {"a.com"}  # the unknown key is ignored, as real
+    table = cluster["router"].inst.subsystems["routers"].routers[0].table
+    assert table.pools[b"a.com"][0].weight == 3
+    warnings = [line for line in cluster["b1"].log if line.startswith("[simuwsgi]")]
+    assert warnings == [
+        "[simuwsgi] subscription 10.0.0.1:2626: no SERVER:KEY (uWSGI sends nothing and "
+        "says nothing); not sent",
+        "[simuwsgi] subscription server=10.0.0.1:2626,key=a.com,colour=red,weight=3: "
+        "'colour=red' is not a key=value uWSGI knows; ignored, as uWSGI does",
+        "[simuwsgi] subscription key=b.com: no server= or no key= (uWSGI sends nothing); "
+        "not sent"]

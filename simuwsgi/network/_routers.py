@@ -452,7 +452,7 @@ class Subscriber:
         self.with_modifier1 = o.str("subscribe-with-modifier1")
         self.on_graceful_reload = o.flag("unsubscribe-on-graceful-reload")
         self._timer: Any = None
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
 
     # -- when ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -512,10 +512,12 @@ class Subscriber:
                             cores=cores, load=0,
                             weight=cores if self.auto_weight else self.weight)
 
-    def _unsupported(self, value: str, why: str) -> None:
-        if value not in self._warned:
-            self._warned.add(value)
-            self.inst.log(f"[simuwsgi] subscription {value}: {why}; not sent", self.inst.master)
+    def _unsupported(self, value: str, why: str, what: str = "not sent") -> None:
+        """One ``[simuwsgi]`` warning per subscription and reason: where uWSGI says
+        nothing (a malformed value sends nothing), or the simulation lacks a feature."""
+        if (value, why) not in self._warned:
+            self._warned.add((value, why))
+            self.inst.log(f"[simuwsgi] subscription {value}: {why}; {what}", self.inst.master)
 
     def _subscribe_to(self, value: str, command: int) -> list[tuple[str, Subscription]]:
         """``uwsgi_subscribe``: ``[ADDR=]SERVER:KEY[,modifier1[,sign]]`` or ``SERVER:@file``."""
@@ -532,11 +534,13 @@ class Subscriber:
         colon = rest.find(":")
         key_at = rest.find(":", colon + 1) if colon >= 0 else -1
         if key_at < 0:
-            return []  # uWSGI returns without a word
+            self._unsupported(value, "no SERVER:KEY (uWSGI sends nothing and says nothing)")
+            return []
         server, spec = rest[:key_at], rest[key_at + 1:]
         if spec.startswith("@"):
             path = self.inst.opts.path(spec[1:])
             if not path.is_file():
+                self._unsupported(value, f"no key file {path} (uWSGI sends nothing)")
                 return []
             specs = [line for line in path.read_text().split("\n")
                      if line and not line.startswith("#")]
@@ -556,13 +560,16 @@ class Subscriber:
     def _subscribe2(self, value: str, command: int) -> list[tuple[str, Subscription]]:
         """``uwsgi_subscribe2``: ``server=...,key=...[,addr=,socket=,weight=,...]``."""
         fields: dict[str, str] = {}
-        for item in value.split(","):
+        for item in _kvlist_items(value):
             name, sep, field = item.partition("=")
-            if not sep:
-                return []  # uwsgi_kvlist_parse fails: nothing sent
+            if not sep or name not in _SUBSCRIBE2_KEYS:
+                self._unsupported(value, f"{item!r} is not a key=value uWSGI knows",
+                                  "ignored, as uWSGI does")
+                continue
             fields[name] = field
         server, key = fields.get("server"), fields.get("key")
         if not server or not key:
+            self._unsupported(value, "no server= or no key= (uWSGI sends nothing)")
             return []
         if "check" in fields and self.inst.opts.path(fields["check"]).exists():
             return []
@@ -581,6 +588,28 @@ class Subscriber:
         sub = self._datagram(key.encode(), address, atoi(fields.get("modifier1", "0")),
                              atoi(fields.get("modifier2", "0")), command)
         return [(server, sub)] if sub is not None else []
+
+
+#: The keys ``uwsgi_subscribe2`` reads (others are ignored).
+_SUBSCRIBE2_KEYS = {"server", "key", "socket", "addr", "weight", "modifier1", "modifier2",
+                    "sign", "check", "sni_key", "sni_crt", "sni_ca"}
+
+
+def _kvlist_items(value: str) -> list[str]:
+    """``uwsgi_kvlist_parse``'s items: split on unescaped commas, ``\\`` escaping."""
+    items, current, escaped = [], [], False
+    for char in value:
+        if char == "," and not escaped:
+            items.append("".join(current))
+            current = []
+        elif char == "\\" and not escaped:
+            escaped = True
+        else:
+            current.append(char)
+            escaped = False
+    if current:
+        items.append("".join(current))
+    return items
 
 
 def signal_nodes(net: Network, inst: Instance, target: str, num: int) -> None:
