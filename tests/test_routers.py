@@ -406,3 +406,26 @@ def test_malformed_subscriptions_send_nothing_and_say_so(app_dir):
         "'colour=red' is not a key=value uWSGI knows; ignored, as uWSGI does",
         "[simuwsgi] subscription key=b.com: no server= or no key= (uWSGI sends nothing); "
         "not sent"]
+
+
+def test_no_announce_while_a_graceful_reload_waits_for_its_workers(write_app):
+    app_dir = write_app(APP + """
+import time
+def slow(env, sr):
+    time.sleep(30)
+    return application(env, sr)
+""").parent
+    cluster = Cluster(app_dir=app_dir)
+    cluster.add("router", ["--master", "--fastrouter", ":3017",
+                           "--fastrouter-subscription-server", ":2626"])
+    b1 = cluster.add("b1", ["--master", "--socket", "10.0.0.2:3031", "--subscribe-to",
+                            "10.0.0.1:2626:k", "--wsgi-file", "app.py", "--callable", "slow"],
+                     address="10.0.0.2")
+    with cluster:
+        cluster.advance(2)
+        b1.submit("GET", "/")
+        cluster.advance(1)
+        b1.reload()  # the worker finishes its 30 s request first
+        cluster.advance(40)
+    sent = [round(r.time) for r in b1.trace.select("subscription.send")]
+    assert sent[:2] == [0, 1] and not [t for t in sent if 3 < t < 33]

@@ -469,7 +469,8 @@ class Subscriber:
     def _cycle(self, cycle: int) -> None:
         if self.inst.stopped:
             return
-        self.announce(0, verbose=False)
+        if not self.inst.reloading:  # nor while it reloads (uwsgi_instance_is_reloading)
+            self.announce(0, verbose=False)
         self._plan((cycle // self.freq + 1) * self.freq)
 
     def close(self) -> None:

@@ -114,6 +114,8 @@ class Instance:
         self.total_requests = 0
         self.started_on = 0
         self.is_a_reload = False
+        #: ``uwsgi_instance_is_reloading``: from a reload's start to the re-exec
+        self.reloading = False
         self.ready = False
         self.stopped = False
         self.reloads = 0
@@ -931,6 +933,7 @@ class Instance:
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
+        self.reloading = True
         self._cursed_at = int(self.wall())
         for spooler in self.spoolers.values():
             if spooler.alive:
@@ -967,6 +970,7 @@ class Instance:
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
+        self.reloading = True
         self._cursed_at = int(self.wall())
         self.log("...brutally killing workers...", self.master)
         self._unsubscribe()
@@ -1030,6 +1034,7 @@ class Instance:
         from . import subsystems as _subsystems
         from .facade import build_module
 
+        self.reloading = False
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=True,
                     options=[list(item) for item in self.opts.items])
