@@ -214,28 +214,29 @@ class Router:
         for value in self.listen:
             port = _port(value)
             if port is None:
-                raise ConfigError(f"--{kind} {value}: only host:port addresses cross the "
-                                 f"virtual network")
+                raise ConfigError(f"--{kind} {value}: only host:port addresses cross "
+                                  f"the virtual network")
             owner.by_port[port] = self
             inst.log(f"{self.name} bound on {value} fd {fd}")
             fd += 1
         for value in self.servers:
             port = _port(value)
             if port is None:
-                raise ConfigError(f"--{kind}-subscription-server {value}: only host:port "
-                                 f"addresses cross the virtual network")
+                raise ConfigError(f"--{kind}-subscription-server {value}: only "
+                                  f"host:port addresses cross the virtual network")
             self.net.bind_udp(inst.node, port, self.subscription)
             inst.log(f"{self.name} subscription server bound on {value} fd {fd}")
             fd += 1
         #: ``--http`` with no backend option: the node's own socket 0, made on
         #: 127.0.0.1 with a port the system picks when the node has none
         self.own_address: str | None = None
+        self._auto_port: int | None = None
         if kind == "http" and not (self.servers or self.static):
             port = next((_port(a) for a in o.strings("socket", "uwsgi-socket")
                          if _port(a) is not None), None)
             if auto_fd is not None:
-                port = inst.kernel.rng.randrange(32768, 61000)  # ip_local_port_range
-                self.net.nodes[inst.node].ports[port] = "uwsgi"
+                port = self._auto_port = inst.kernel.rng.randrange(32768, 61000)
+                self.net.nodes[inst.node].ports[port] = "uwsgi"  # ip_local_port_range
                 inst.log(f"uwsgi socket 0 bound to TCP address 127.0.0.1:{port} "
                          f"(port auto-assigned) fd {auto_fd}")
             if port is not None:
@@ -261,6 +262,8 @@ class Router:
             port = _port(value)
             if port is not None:
                 self.net.unbind_udp(self.inst.node, port)
+        if self._auto_port is not None:  # a reload binds socket 0 on another port
+            self.net.nodes[self.inst.node].ports.pop(self._auto_port, None)
         self.pid = 0
 
     def _log(self, line: str) -> None:
@@ -277,7 +280,8 @@ class Router:
             return
         try:
             sub = decode_subscription(datagram)
-        except RemoteProtocolError:
+        except RemoteProtocolError as exc:
+            self._record("subscription.invalid", why=str(exc))  # the router says nothing
             return
         assert self.table is not None
         self._record("subscription.receive", key=sub.key.decode("latin-1"),
