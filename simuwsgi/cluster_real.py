@@ -126,8 +126,8 @@ class RealNode:
         self.real.start()
         self.cluster._record("node.real", name=self.name, argv=argv)
 
-    def _sender(self, port: int) -> Callable[[bytes], None]:
-        def send(data: bytes) -> None:
+    def _sender(self, port: int) -> Callable[[bytes, str], None]:
+        def send(data: bytes, _src: str) -> None:
             if self._out is not None and not self.inst.stopped:
                 self._out.sendto(data, ("127.0.0.1", port))
         return send
@@ -228,7 +228,7 @@ class RealNode:
                 data = sock.recv(65536)
             except (BlockingIOError, OSError):
                 return
-            self.cluster.net.sendto(self.name, self.bridges[sock], data)
+            self.cluster.net.send_datagram(self.name, self.bridges[sock], data)
 
     def close(self) -> None:
         if self.real is not None:

@@ -43,6 +43,8 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("misc", "simuwsgi.subsystems.misc:Misc"),
     ("legion", "simuwsgi.subsystems.legion:Legions"),  # only in a build with SSL (ssl=True)
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
+    # routers and subscriptions, between a Cluster's nodes (a lone instance warns)
+    ("routers", "simuwsgi.network._routers:Routers"),
 ]
 
 #: The ``net`` subsystem by the instance's network: a cluster's node talks over the

@@ -667,7 +667,7 @@ class Caches:
             return
         datagram = encode_cache_udp_datagram(event)
         for node in cache.nodes:
-            net.sendto(self.inst.node, node, datagram)
+            net.send_datagram(self.inst.node, node, datagram)
 
     def master_boot(self) -> None:
         """``uwsgi_cache_sync_from_nodes`` for every ``sync=`` cache, in the master as it
@@ -726,7 +726,7 @@ class Caches:
                     continue  # a UNIX socket: not bound, as the C loop skips it
                 if net is not None and port.isdigit():
                     net.bind_udp(inst.node, int(port),
-                                 lambda data, cache=cache: self._udp_received(cache, data))
+                                 lambda data, _src, cache=cache: self._udp_received(cache, data))
                 inst.log(f'*** udp server for cache "{cache.name}" running on {address} ***',
                          inst.master)
             inst.log(f'udp server thread enabled for cache "{cache.name}"', inst.master)

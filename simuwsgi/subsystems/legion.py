@@ -258,7 +258,7 @@ class Legions:
             port = legion.addr.rpartition(":")[2]
             if net is not None:
                 net.bind_udp(inst.node, int(port),
-                             lambda data, legion=legion: self._arrived(legion, data))
+                             lambda data, _src, legion=legion: self._arrived(legion, data))
             legion.pid = inst.master.pid
             legion.uuid = _uuid4(rng.getrandbits(128))
             self._record("legion.setup", legion, uuid=legion.uuid.decode(),
@@ -341,7 +341,7 @@ class Legions:
         datagram = bytes((109, len(plain) & 0xFF, (len(plain) >> 8) & 0xFF, 0)) + \
             _crypt(legion.cipher, plain, True)
         for address in legion.nodes:
-            net.sendto(inst.node, address, datagram)
+            net.send_datagram(inst.node, address, datagram)
 
     def announce_death(self) -> None:
         """``uwsgi_legion_announce_death``: every legion says ``dead`` once."""
