@@ -249,3 +249,13 @@ def test_a_legion_cron_runs_only_on_the_lord():
         assert cluster["n1"].trace.select("cron.command", command="echo tick")
         assert ('[n0] [uwsgi-cron] command "echo tick" registered as cron task for legion '
                 '"lg"') in cluster.log
+
+
+def test_a_node_killed_whole_sends_no_death_announce():
+    with legion_cluster([90, 80]) as cluster:
+        cluster.advance(15)
+        cluster.kill("n0")  # kill -9 of every process: no atexit, no "dead" announce
+        cluster.advance(10)
+        assert lords(cluster) == [] and not cluster["n1"].trace.select("legion.node_left")
+        cluster.advance(10)
+        assert lords(cluster) == ["n1"]
