@@ -85,23 +85,39 @@ class Options:
     last_file: Path | None = None
     #: Lines uWSGI logs while it reads its options (logged when the instance starts).
     parse_log: list[str] = field(default_factory=list)
-    #: ``values()`` answers: names -> (the items list, its length, the values)
-    _seen: dict[tuple[str, ...], tuple[Any, int, list[str | bool]]] = field(
-        default_factory=dict, repr=False, compare=False)
+    #: Answers of ``values``/``flag``/``int``, valid while ``items`` is ``_seen_items``
+    #: with ``_seen_len`` items (keys: ``("values", names)``, ``names`` for ``flag``,
+    #: ``(name, default)`` for ``int``).
+    _seen: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False,
+                                               compare=False)
+    _seen_items: Any = field(default=None, repr=False, compare=False)
+    _seen_len: int = field(default=-1, repr=False, compare=False)
 
     # -- reading ------------------------------------------------------------------
     def values(self, *names: str) -> list[str | bool]:
         """Every value given for any of ``names`` or their aliases, in order (a list
         the caller must not change). Remembered while ``items`` stays as it is: the
         request path reads a dozen options per request."""
-        items = self.items
-        hit = self._seen.get(names)
-        if hit is not None and hit[0] is items and hit[1] == len(items):
-            return hit[2]
+        return self.memo(("values", names), self._values, names)
+
+    def _values(self, names: tuple[str, ...]) -> list[str | bool]:
         wanted = {canonical(n) for n in names}
-        found = [v for n, v in items if canonical(n) in wanted]
-        self._seen[names] = (items, len(items), found)
-        return found
+        return [v for n, v in self.items if canonical(n) in wanted]
+
+    def memo(self, key: tuple[Any, ...], compute: Any, *args: Any) -> Any:
+        """``compute(*args)``, remembered under ``key`` while ``items`` is the same list
+        of the same length (every change appends or replaces the list): what the
+        request path derives from the options is computed once."""
+        items = self.items
+        if items is not self._seen_items or len(items) != self._seen_len:
+            self._seen.clear()
+            self._seen_items = items
+            self._seen_len = len(items)
+        try:
+            return self._seen[key]
+        except KeyError:
+            answer = self._seen[key] = compute(*args)
+            return answer
 
     def last(self, *names: str) -> str | bool | None:
         found = self.values(*names)
@@ -112,6 +128,14 @@ class Options:
 
     def flag(self, *names: str) -> bool:
         """A flag option as ``uwsgi_opt_true`` reads it (last value wins)."""
+        seen = self._seen
+        if self.items is self._seen_items and len(self.items) == self._seen_len:
+            answer = seen.get(names)  # the hot path: one lookup
+            if answer is not None:
+                return answer  # type: ignore[no-any-return]
+        return self.memo(names, self._flag, names)  # type: ignore[no-any-return]
+
+    def _flag(self, names: tuple[str, ...]) -> bool:
         value = self.last(*names)
         if value is None:
             return False
@@ -120,6 +144,14 @@ class Options:
         return str(value).strip().lower() not in _FALSE_WORDS
 
     def int(self, name: str, default: int = 0) -> int:
+        seen = self._seen
+        if self.items is self._seen_items and len(self.items) == self._seen_len:
+            answer = seen.get((name, default))
+            if answer is not None:
+                return answer  # type: ignore[no-any-return]
+        return self.memo((name, default), self._int, name, default)  # type: ignore[no-any-return]
+
+    def _int(self, name: str, default: int) -> int:
         value = self.last(name)
         if value is None:
             return default
