@@ -362,8 +362,12 @@ class Kernel:
             self.apply_cwd(proc.cwd)
         if proc.domain is not self._domain:
             self.switch_domain(proc.domain)
-        if proc.context is not self._installed_context:
-            self.switch_context(proc.context)
+        context = proc.context
+        if context is not self._installed_context:  # switch_context, inline: every resume
+            hook = self.context_hook
+            if hook is not None:
+                hook(self._installed_context, context)
+            self._installed_context = context
         self.current = proc
         proc.wait_reason = ""
 

@@ -107,9 +107,8 @@ def policy(inst: Instance) -> _Policy:
     return inst.opts.memo(("reqlog",), _read_policy, inst.opts)  # type: ignore[no-any-return]
 
 
-def _should_log(inst: Instance, r: RequestLogRecord) -> bool:
+def _should_log(p: _Policy, r: RequestLogRecord) -> bool:
     """``log_request``: the conditions that log a request even when logging is off."""
-    p = policy(inst)
     if r.log_this:
         return True
     if p.log_zero and r.response_size == 0:
@@ -131,9 +130,8 @@ def _ctime(wall: float) -> str:
     return time.asctime(time.localtime(int(wall)))
 
 
-def default_line(inst: Instance, r: RequestLogRecord) -> str:
-    """``uwsgi_logit_simple``."""
-    p = policy(inst)
+def default_line(p: _Policy, r: RequestLogRecord) -> str:
+    """``uwsgi_logit_simple`` (``p``: the request log's options)."""
     micros = p.micros
     rt = r.micros if micros else r.micros // 1000
     via = " via sendfile() " if r.via_sendfile else " "
@@ -203,11 +201,12 @@ def format_line(fmt: str, r: RequestLogRecord, logvars: dict[bytes, bytes],
 def log_request(inst: Instance, r: RequestLogRecord, logvars: dict[bytes, bytes],
                 request_vars: dict[str, str], proc: object = None) -> None:
     """Log the request if uWSGI would, in the configured format."""
-    if not _should_log(inst, r):
+    p = policy(inst)
+    if not _should_log(p, r):
         return
-    fmt = policy(inst).fmt
+    fmt = p.fmt
     sink = inst.log_sink
-    ftime = sink.strftime if sink is not None and policy(inst).strftime else None
+    ftime = sink.strftime if sink is not None and p.strftime else None
     line = (format_line(fmt, r, logvars, request_vars, inst.subsystems.get("metrics"), ftime)
-            if fmt else default_line(inst, r))
+            if fmt else default_line(p, r))
     inst.log_raw(line, proc, request=True)  # type: ignore[arg-type]

@@ -442,7 +442,8 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     w.request = req
     req.worker = w.id
     req.started = kernel.now
-    inst.record("request.start", w, id=req.id, method=req.method, path=req.path)
+    inst.trace.add(kernel.now, w.name, "request.start",
+                   {"id": req.id, "method": req.method, "path": req.path})
     start_wall = inst.wall()
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
@@ -467,8 +468,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         w.harakiri_deadline = 0.0
         w.user_harakiri_deadline = 0.0
         inst._reschedule_harakiri(w)
-    inst.record("request.end", w, id=req.id, status=status, bytes=len(body),
-                **({"exception": True} if failed else {}))
+    fields = {"id": req.id, "status": status, "bytes": len(body)}
+    if failed:
+        fields["exception"] = True
+    inst.trace.add(end, w.name, "request.end", fields)
     reason = ""
     if status is None:
         reason = ("connection closed without a response: " +
