@@ -330,7 +330,12 @@ class Kernel:
                     self.now = entry[0]
                     self.events_run += 1
                     proc.wait_reason = reason
-                    self._enter(nxt)  # its directory, node and globals too
+                    if (nxt.context is self._installed_context and nxt.cwd is self._cwd
+                            and nxt.domain is self._domain):
+                        self.current = nxt  # _enter's work when nothing else changes
+                        nxt.wait_reason = ""
+                    else:
+                        self._enter(nxt)  # its directory, node and globals too
                     g.switch(value)
                     return
         heapq.heappush(heap, entry)  # not for this process to run: back, same place
