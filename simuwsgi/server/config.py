@@ -62,6 +62,24 @@ def canonical(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+class _Answers:
+    """What the typed accessors answered for one ``items`` list: ``values``, ``flag``
+    and ``int`` by their arguments, and what ``memo`` computed by its key."""
+
+    __slots__ = ("items", "length", "values", "flag", "int", "memo")
+
+    def __init__(self) -> None:
+        self.reset(None)
+
+    def reset(self, items: Any) -> None:
+        self.items = items
+        self.length = -1 if items is None else len(items)
+        self.values: dict[tuple[str, ...], list[str | bool]] = {}
+        self.flag: dict[tuple[str, ...], bool] = {}
+        self.int: dict[tuple[str, int], int] = {}
+        self.memo: dict[Any, Any] = {}
+
+
 @dataclass
 class Options:
     """The options of one uWSGI instance, in the order given.
@@ -85,39 +103,37 @@ class Options:
     last_file: Path | None = None
     #: Lines uWSGI logs while it reads its options (logged when the instance starts).
     parse_log: list[str] = field(default_factory=list)
-    #: Answers of ``values``/``flag``/``int``, valid while ``items`` is ``_seen_items``
-    #: with ``_seen_len`` items (keys: ``("values", names)``, ``names`` for ``flag``,
-    #: ``(name, default)`` for ``int``).
-    _seen: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False,
-                                               compare=False)
-    _seen_items: Any = field(default=None, repr=False, compare=False)
-    _seen_len: int = field(default=-1, repr=False, compare=False)
+    #: Remembered answers (``_Answers``), valid while ``items`` is the list they were
+    #: computed from, with as many items (every change appends or replaces the list).
+    _seen: _Answers = field(default_factory=lambda: _Answers(), repr=False, compare=False)
 
     # -- reading ------------------------------------------------------------------
+    def _fresh(self) -> _Answers:
+        """The remembered answers, forgotten first if ``items`` changed."""
+        seen = self._seen
+        items = self.items
+        if items is not seen.items or len(items) != seen.length:
+            seen.reset(items)
+        return seen
+
     def values(self, *names: str) -> list[str | bool]:
         """Every value given for any of ``names`` or their aliases, in order (a list
         the caller must not change). Remembered while ``items`` stays as it is: the
         request path reads a dozen options per request."""
-        return self.memo(("values", names), self._values, names)
+        answers = self._fresh().values
+        found = answers.get(names)
+        if found is None:
+            wanted = {canonical(n) for n in names}
+            found = answers[names] = [v for n, v in self.items if canonical(n) in wanted]
+        return found  # type: ignore[no-any-return]
 
-    def _values(self, names: tuple[str, ...]) -> list[str | bool]:
-        wanted = {canonical(n) for n in names}
-        return [v for n, v in self.items if canonical(n) in wanted]
-
-    def memo(self, key: tuple[Any, ...], compute: Any, *args: Any) -> Any:
-        """``compute(*args)``, remembered under ``key`` while ``items`` is the same list
-        of the same length (every change appends or replaces the list): what the
-        request path derives from the options is computed once."""
-        items = self.items
-        if items is not self._seen_items or len(items) != self._seen_len:
-            self._seen.clear()
-            self._seen_items = items
-            self._seen_len = len(items)
-        try:
-            return self._seen[key]
-        except KeyError:
-            answer = self._seen[key] = compute(*args)
-            return answer
+    def memo(self, key: Any, compute: Any, *args: Any) -> Any:
+        """``compute(*args)``, remembered under ``key`` while the options stay as they
+        are: what the request path derives from them is computed once."""
+        answers = self._fresh().memo
+        if key not in answers:
+            answers[key] = compute(*args)
+        return answers[key]
 
     def last(self, *names: str) -> str | bool | None:
         found = self.values(*names)
@@ -128,36 +144,24 @@ class Options:
 
     def flag(self, *names: str) -> bool:
         """A flag option as ``uwsgi_opt_true`` reads it (last value wins)."""
-        seen = self._seen
-        if self.items is self._seen_items and len(self.items) == self._seen_len:
-            answer = seen.get(names)  # the hot path: one lookup
-            if answer is not None:
-                return answer  # type: ignore[no-any-return]
-        return self.memo(names, self._flag, names)  # type: ignore[no-any-return]
-
-    def _flag(self, names: tuple[str, ...]) -> bool:
-        value = self.last(*names)
-        if value is None:
-            return False
-        if value is True:
-            return True
-        return str(value).strip().lower() not in _FALSE_WORDS
+        answers = self._fresh().flag
+        answer = answers.get(names)
+        if answer is None:
+            value = self.last(*names)
+            answer = answers[names] = (
+                value is True or (value is not None
+                                  and str(value).strip().lower() not in _FALSE_WORDS))
+        return answer  # type: ignore[no-any-return]
 
     def int(self, name: str, default: int = 0) -> int:
-        seen = self._seen
-        if self.items is self._seen_items and len(self.items) == self._seen_len:
-            answer = seen.get((name, default))
-            if answer is not None:
-                return answer  # type: ignore[no-any-return]
-        return self.memo((name, default), self._int, name, default)  # type: ignore[no-any-return]
-
-    def _int(self, name: str, default: int) -> int:
-        value = self.last(name)
-        if value is None:
-            return default
-        if value is True:
-            return 1
-        return atoi(str(value))
+        answers = self._fresh().int
+        key = (name, default)
+        answer = answers.get(key)
+        if answer is None:
+            value = self.last(name)
+            answer = answers[key] = (default if value is None else 1 if value is True
+                                     else atoi(str(value)))
+        return answer  # type: ignore[no-any-return]
 
     def str(self, name: str, default: str | None = None) -> str | None:
         value = self.last(name)
