@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import StartRefusedError
+from .interface import AFTER_REAP
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -92,10 +93,8 @@ class Cheaper:
         self._schedule()
 
     def _schedule(self) -> None:
-        from .master import _AFTER_REAP
-
         inst = self.inst
-        inst.kernel.at(inst.next_tick(inst.kernel.now), self._check, priority=_AFTER_REAP)
+        inst.kernel.at(inst.next_tick(inst.kernel.now), self._check, priority=AFTER_REAP)
 
     # -- uwsgi_calc_cheaper --------------------------------------------------------------
     def _check(self) -> None:

@@ -54,7 +54,7 @@ from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
     from .timers import MasterLoop
 
 __all__ = ["MAX_MONITORS", "FileMonitors"]

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from ..server._pyarg import no_kwargs, parser
+from ..server.config import socket_fds
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["Metrics"]
 
@@ -155,9 +156,8 @@ class Metrics:
                             attr = "requests" if what == "requests" and inst.cores == 1 else ""
                             ptr(f"worker.{i}.core.{j}.{what}",
                                 worker_attr(i, attr) if attr else zero)
-        from ..server.facade import _sockets
 
-        for pos, _fd in enumerate(_sockets(inst)):
+        for pos, _fd in enumerate(socket_fds(inst.opts)):
             ptr(f"socket.{pos}.listen_queue", lambda: len(inst.listen_queue), "gauge")
         for alias, target in (("rss_size", "core.total_rss"), ("vsz_size", "core.total_vsz")):
             m = self._add(_Metric(alias, "alias"))

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import trio
 
-from ._address import listen
-from ._node import SimulatedNode
-from ._server import Limits, UwsgiServer
+from .net._address import listen
+from .net._node import SimulatedNode
+from .net._server import UwsgiServer, limits_from
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -52,17 +52,6 @@ class Bound:
     option: str
     address: str
     protocol: str
-
-
-def limits_from(opts: Any) -> Limits:
-    """The server limits a uWSGI instance with these options applies."""
-    return Limits(
-        buffer_size=min(0xFFFF, opts.int("buffer-size", 4096)),
-        max_vars=2 * opts.int("max-vars", 64),
-        limit_post=opts.int("limit-post", 0),
-        socket_timeout=float(opts.int("socket-timeout", 4)),
-        post_buffering=opts.int("post-buffering", 0),
-    )
 
 
 @dataclass
@@ -221,7 +210,7 @@ class ServedSimulation:
                     self._ready.set()
 
         try:
-            from ..simulation import Simulation
+            from .simulation import Simulation
 
             self.sim = Simulation(self.options, **self.sim_kwargs)
             trio.run(main)
