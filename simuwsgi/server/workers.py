@@ -118,7 +118,7 @@ class Request:
         self.conn: Any = None
         #: Its uwsgi packet's vars, once built (``packet_vars``; the environ and the log
         #: line read them).
-        self.vars: dict[str, str] | None = None
+        self._vars: dict[str, str] | None = None
 
     def finish(self, status: int | None, headers: list[tuple[str, str]], body: bytes,
                now: float, reason: str = "") -> None:
@@ -376,8 +376,8 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
     in the request's uwsgi packet (observed on 2.0.30: no ``REMOTE_PORT``;
     ``SERVER_NAME`` is the host name; ``CONTENT_LENGTH`` only with a body; headers
     become ``HTTP_*``). Built once per request: the caller must not change it."""
-    if req.vars is not None:
-        return req.vars
+    if req._vars is not None:
+        return req._vars
     path_info, query = _split_uri(req.path)
     packet = {
         "REQUEST_METHOD": req.method,
@@ -398,7 +398,7 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
             packet["HTTP_" + key] = value
     if req.body and "CONTENT_LENGTH" not in packet:
         packet["CONTENT_LENGTH"] = str(len(req.body))
-    req.vars = packet
+    req._vars = packet
     return packet
 
 
@@ -422,12 +422,18 @@ def build_environ(inst: Instance, req: Request, w: Worker,
     return environ
 
 
-@functools.lru_cache(maxsize=4096)
 def _split_uri(uri: str) -> tuple[str, str]:
-    """``PATH_INFO`` (unquoted) and ``QUERY_STRING`` of a request URI (remembered: a
-    run requests the same few URIs again and again)."""
+    """``PATH_INFO`` (unquoted) and ``QUERY_STRING`` of a request URI; those of short
+    URIs are remembered (a run requests the same few again and again)."""
+    return _split_short_uri(uri) if len(uri) <= 256 else _split_any_uri(uri)
+
+
+def _split_any_uri(uri: str) -> tuple[str, str]:
     parts = urlsplit(uri)
     return _unquote_path(parts.path or "/"), parts.query
+
+
+_split_short_uri = functools.lru_cache(maxsize=4096)(_split_any_uri)
 
 
 def _unquote_path(path: str) -> str:
