@@ -24,6 +24,7 @@ import random
 import shutil
 import sys
 import tempfile
+import types
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -352,11 +353,15 @@ def _map(work: list[tuple[str, int, tuple[str, ...], str]], jobs: int,
 
 def replay_command(path: str, seed: int, plan: str) -> str:
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
-    if not any(c in plan for c in '"$`\\!'):
-        quoted = f'"{plan}"'
-    else:
-        quoted = "'" + plan.replace("'", "'\\''") + "'"
-    return f"simuwsgi run {shown} --seed {seed} --faults {quoted}"
+    return f"simuwsgi run {shown} --seed {seed} --faults {quote(plan)}"
+
+
+def quote(text: str) -> str:
+    """``text`` as one shell word: in double quotes when that needs no escaping (a plan's
+    reprs use single quotes), else in single quotes."""
+    if not any(c in text for c in '"$`\\!'):
+        return f'"{text}"'
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -437,3 +442,17 @@ def _now() -> float:
     from .clock import RealClock
 
     return RealClock.monotonic()
+
+
+class _ExploreModule(types.ModuleType):
+    """``simuwsgi.explore`` is this module and, called, the ``@simuwsgi.explore`` test
+    decorator (``simuwsgi.stateful.explore``): one name for exploring from the command
+    line and from pytest."""
+
+    def __call__(self, target: Any, **kwargs: Any) -> Any:
+        from .stateful import explore as decorator
+
+        return decorator(target, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ExploreModule
