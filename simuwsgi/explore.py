@@ -385,15 +385,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(args: Any) -> int:
     """``simuwsgi explore``: 0 no failure, 1 failures found, 2 bad usage."""
-    began = _now()
-
-    def progress(done: int, total: int, failing: int) -> None:
-        if not args.quiet and (done == total or done % max(1, total // 20) == 0):
-            print(f"\r  explored {done}/{total} seeds, {failing} failing", end="",
-                  file=sys.stderr, flush=True)
-
     from .cli import _load
 
+    began = _now()
+    progress = SeedBar(quiet=args.quiet)
     try:
         with scratch_dir():
             _load(args.scenario)  # a missing or broken scenario is one line, not N runs
@@ -402,10 +397,10 @@ def main(args: Any) -> int:
                          scheduler=args.scheduler, stop_on_failure=args.stop,
                          progress=progress)
     except (ValueError, OSError) as exc:
+        progress.done()
         print(f"simuwsgi explore: {exc}", file=sys.stderr)
         return 2
-    if not args.quiet:
-        print(file=sys.stderr)
+    progress.done()
     out = Path(args.report)
     out.mkdir(parents=True, exist_ok=True)
     (out / "explore.json").write_text(json.dumps(report, indent=1))
@@ -421,6 +416,38 @@ def main(args: Any) -> int:
         print(f"  ... and {len(report['failing']) - SHOWN} more failing seeds in the report")
     print(f"  report: {out / 'explore.md'}")
     return 1 if report["failing"] else 0
+
+
+class SeedBar:
+    """``simuwsgi explore``'s progress bar, on stderr when it is a terminal (nothing on a
+    pipe or a file, nor with ``--quiet``): seeds done, failing, seeds/s, time left."""
+
+    EVERY = 0.1  # real seconds between redraws
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.shown = not quiet and sys.stderr.isatty()
+        self.began = _now()
+        self.drawn_at: float | None = None
+
+    def __call__(self, done: int, total: int, failing: int) -> None:
+        now = _now()
+        if not self.shown or done < total and self.drawn_at is not None \
+                and now - self.drawn_at < self.EVERY:
+            return
+        from .cli import draw_bar
+
+        rate = done / max(now - self.began, 1e-9)
+        left = f", {(total - done) / rate:.0f} s left" if done < total else ""
+        sys.stderr.write(f"\r  {draw_bar(done / total if total else 1.0)} {done}/{total} "
+                         f"seeds, {failing} failing, {rate:.1f} seeds/s{left}  ")
+        sys.stderr.flush()
+        self.drawn_at = now
+
+    def done(self) -> None:
+        """End the bar's line (if one was drawn)."""
+        if self.drawn_at is not None:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def replay_main(scenario: str, seed: int, faults: str, mode: str) -> int:
