@@ -60,8 +60,11 @@ def explore(target: Any, *, seeds: int = 100, faults: str | None = "kill",
     or ``""``: no faults, seeds only) at times in ``[0, within]`` (default: the
     scenario's duration, else 60 s), against ``processes`` (default: every process the
     simulation started). ``target`` is the uWSGI options (a list, a dict, an
-    ``.ini`` path) or a scenario file (``.py``); ``app_dir`` and other keywords go to
-    ``Simulation``. The test's other parameters stay pytest fixtures."""
+    ``.ini`` path), a function returning them, called for each example in a fresh
+    ``$SIMUWSGI_RUN_DIR`` (so ``run_dir("spool")`` is a new spool directory each time:
+    files a killed spooler left must not reach the next example), or a scenario file
+    (``.py``); ``app_dir`` and other keywords go to ``Simulation``. The test's other
+    parameters stay pytest fixtures."""
     if seeds < 1:
         raise ValueError(f"explore: seeds={seeds!r} must be at least 1")
     kinds = parse_kinds(faults) if faults else ()
@@ -75,7 +78,8 @@ def explore(target: Any, *, seeds: int = 100, faults: str | None = "kill",
         """A started simulation for ``seed``, its scenario's properties, its span."""
         with scratch_dir():
             if scenario is None:
-                sim = Simulation(target, seed=seed, app_dir=app_dir, **simulation)
+                options = target() if callable(target) else target
+                sim = Simulation(options, seed=seed, app_dir=app_dir, **simulation)
                 props: list[Any] = []
                 span = 60.0
             else:
@@ -165,8 +169,8 @@ def parse_replay(text: str) -> tuple[int, FaultPlan]:
 class SimulationMachine(RuleBasedStateMachine):
     """A Hypothesis state machine around one ``Simulation`` (``self.sim``).
 
-    Class attributes: ``OPTIONS`` (required), ``APP_DIR``, ``SEED``, ``SIMULATION``
-    (more ``Simulation`` keywords); ``PATHS`` the request paths the ``request`` rule
+    Class attributes: ``OPTIONS`` (required, or an ``options()`` method), ``APP_DIR``,
+    ``SEED``, ``SIMULATION`` (more ``Simulation`` keywords); ``PATHS`` the request paths the ``request`` rule
     GETs (responses are appended to ``self.responses`` as ``(path, response)``);
     ``KILL`` the process-name prefixes the ``kill`` rule may SIGKILL (``"worker"``,
     ``"spooler"``, ``"mule"``, ``"master"``); ``ADVANCE`` the virtual seconds the
@@ -190,15 +194,23 @@ class SimulationMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        if self.OPTIONS is None:
-            raise TypeError(f"{type(self).__name__}: set OPTIONS to the uWSGI options")
         self._scratch = scratch_dir()
         self._scratch.__enter__()
-        self.sim = Simulation(self.OPTIONS, seed=self.SEED, app_dir=self.APP_DIR,
+        options = self.options()
+        if options is None:
+            self._scratch.__exit__(None, None, None)
+            raise TypeError(f"{type(self).__name__}: set OPTIONS to the uWSGI options")
+        self.sim = Simulation(options, seed=self.SEED, app_dir=self.APP_DIR,
                               **self.SIMULATION)
         self.sim.start()
         self.responses: list[tuple[str, Any]] = []
         self._properties = [p.attach(self.sim) for p in self.properties()]
+
+    def options(self) -> Any:
+        """The uWSGI options of this run (``OPTIONS``), made in its own fresh
+        ``$SIMUWSGI_RUN_DIR``: override it to put a spool directory there,
+        ``run_dir("spool")``, so no run sees the files an earlier one left."""
+        return self.OPTIONS
 
     def properties(self) -> list[Any]:
         """Properties to watch over this run (fresh objects each time)."""

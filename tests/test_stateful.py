@@ -4,6 +4,7 @@ killed worker counted), shrink it to one kill, and pass on the fixed counter (th
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hypothesis import Phase, settings
 from hypothesis.stateful import invariant, run_state_machine_as_test
 
 import simuwsgi
+from simuwsgi.explore import run_dir
 from simuwsgi.stateful import REPLAY_VAR, SimulationMachine, parse_replay
 
 HERE = Path(__file__).resolve().parent
@@ -119,6 +121,22 @@ def test_explored_tests_keep_their_fixtures_and_print_the_replay_under_pytest(py
         .assert_outcomes(passed=1)
 
 
+def test_options_from_a_function_get_a_fresh_run_dir_for_each_example():
+    made = []
+
+    def options():
+        made.append(run_dir("spool"))
+        return [*OPTIONS, "--spooler", made[-1]]
+
+    @simuwsgi.explore(options, app_dir=HERE, seeds=5, faults=None)
+    def test_spooled(sim):
+        assert os.path.isdir(made[-1])
+
+    test_spooled()
+    assert len(made) == 5 and len(set(made)) == 5
+    assert not any(os.path.exists(path) for path in made)  # removed after each example
+
+
 def test_explore_refuses_bad_arguments(monkeypatch):
     with pytest.raises(ValueError, match="seeds=0 must be at least 1"):
         simuwsgi.explore(OPTIONS, seeds=0)
@@ -193,6 +211,18 @@ def test_the_machine_checks_properties_and_history_checkers_after_every_step():
 
     with pytest.raises(AssertionError, match="a request ended"):
         run_state_machine_as_test(Checked, settings=SETTINGS)
+
+
+def test_a_machine_makes_its_options_in_a_fresh_run_dir():
+    made = []
+
+    class Spooled(CachedCounter):
+        def options(self):
+            made.append(run_dir("spool"))
+            return [*OPTIONS, "--spooler", made[-1]]
+
+    run_state_machine_as_test(Spooled, settings=settings(SETTINGS, max_examples=3))
+    assert len(set(made)) == len(made) >= 3
 
 
 def test_a_machine_without_options_is_refused():
