@@ -92,3 +92,31 @@ def test_the_api_page_is_the_stubs() -> None:
     named = re.findall(r"`(tests/[^`]+\.py)`", page)
     assert named and all((ROOT / name).is_file() for name in named)
     assert "`cache_get(key: _Text, cache: str=..., /) -> bytes | None`" in page
+
+
+def test_every_function_says_what_2_0_30_does_and_agrees_with_the_stub() -> None:
+    """``uwsgi_semantics.md`` covers the stub, function for function, and where the API
+    digest states a return value it is the stub's annotation."""
+    import ast
+
+    from simuwsgi._apidoc import STUB, semantics
+
+    said = semantics()
+    annotations: dict[str, set[str]] = {}
+    for node in ast.parse(STUB.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            annotations.setdefault(node.name, set()).add(ast.unparse(node.returns))
+    assert sorted(said) == sorted(annotations)
+
+    def kinds(text: str) -> str:
+        for alias, meaning in (("_TrueOrNone", "True | None"), ("Literal[True]", "True"),
+                               ("Literal[b'']", "b''"), ("bool", "True | False")):
+            text = text.replace(alias, meaning)
+        return re.sub(r"\[[^]]*\]", "", text)  # list[bytes] and list are both a list
+
+    checked = {name: e.returns for name, e in said.items() if e.returns is not None}
+    assert len(checked) >= 40
+    for name, returns in checked.items():
+        assert {kinds(a) for a in annotations[name]} == {kinds(returns)}, name
+    assert "Expired items are still returned" in said["cache_get"].real
+    assert "NotSimulatedError" in said["connect"].simulated
