@@ -11,8 +11,9 @@ Temporal properties watch a running simulation (``prop.attach(sim)`` before it r
 
 History checkers read a finished trace: ``spool_tasks_once``, ``cron_slots_once``,
 ``requests_answered``; ``cache_reads_written()`` records the history it checks (the
-``cache_*`` calls of every node's app) while the run goes, like a temporal property. Every failure is a ``PropertyViolation`` (an ``AssertionError``)
-naming the event, its virtual time and the slice of trace around it.
+``cache_*`` calls of every node's app) while the run goes, like a temporal property.
+Every failure is a ``PropertyViolation`` (an ``AssertionError``) naming the event, its
+virtual time and the slice of trace around it.
 """
 
 from __future__ import annotations
@@ -265,9 +266,10 @@ def cron_slots_once(sim: Any) -> None:
 # -- the cache history ---------------------------------------------------------------------------
 #: The ``cache_*`` functions and where their key and cache name are: (key index, name
 #: index); a key index of None: the call acts on the whole cache (``cache_clear``).
-_CACHE_CALLS = {"cache_get": (0, 1), "cache_num": (0, 1), "cache_set": (0, 3), "cache_update": (0, 3),
-                "cache_del": (0, 1), "cache_clear": (None, 0), "cache_inc": (0, 3),
-                "cache_dec": (0, 3), "cache_mul": (0, 3), "cache_div": (0, 3)}
+_CACHE_CALLS = {"cache_get": (0, 1), "cache_num": (0, 1), "cache_set": (0, 3),
+                "cache_update": (0, 3), "cache_del": (0, 1), "cache_clear": (None, 0),
+                "cache_inc": (0, 3), "cache_dec": (0, 3), "cache_mul": (0, 3),
+                "cache_div": (0, 3)}
 
 
 class _CacheHistory:

@@ -16,7 +16,8 @@ its rules send requests (``PATHS``), kill processes (``KILL``), advance the virt
 clock (``ADVANCE``), step the wall clock (``CLOCK_STEPS``) and raise signals
 (``SIGNALS``); its invariant checks the ``always`` properties ``properties()`` returns
 (``simuwsgi.properties``) and the history checkers in ``CHECKS`` after every step.
-Subclasses add their own rules and invariants on ``self.sim``. Hypothesis is the ``chaos`` extra.
+Subclasses add their own rules and invariants on ``self.sim``. Hypothesis is the
+``chaos`` extra.
 """
 
 from __future__ import annotations
@@ -27,25 +28,19 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from .explore import MAX_FAULTS, parse_kinds, quote, scratch_dir
 from .faults import FaultPlan
 from .properties import _Always
-from .scenario import parse_duration
+from .scenario import load_scenario, parse_duration
 from .simulation import Simulation
 from .strategies import _st, fault_plans
 
-st = _st()  # Hypothesis, the ``chaos`` extra, or an ImportError saying so
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    invariant,
-    precondition,
-    rule,
-)
-
 __all__ = ["REPLAY_VAR", "SimulationMachine", "explore"]
+
+#: Built on first use (``_machine``): its base class is Hypothesis', an optional extra.
+SimulationMachine: Any
 
 #: ``SEED PLAN``: run an ``@explore`` test once with that seed and fault plan.
 REPLAY_VAR = "SIMUWSGI_REPLAY"
@@ -83,8 +78,6 @@ def explore(target: Any, *, seeds: int = 100, faults: str | None = "kill",
                 props: list[Any] = []
                 span = 60.0
             else:
-                from .scenario import load_scenario
-
                 loaded = load_scenario(scenario)
                 sim = loaded.simulation(seed=seed, **simulation)
                 props = list(getattr(loaded.module, "PROPERTIES", ()))
@@ -103,15 +96,15 @@ def explore(target: Any, *, seeds: int = 100, faults: str | None = "kill",
 
         def once(seed: int, plan: Any, args: Sequence[Any], kwargs: dict[str, Any],
                  draw: Callable[[Any], Any] | None = None,
-                 note: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None) -> None:
             with simulation_for(seed) as (sim, props, span):
                 if draw is not None:
                     names = list(processes or [p.name for p in sim.processes()])
                     plan = draw(fault_plans(processes=names, within=span,
                                             max_faults=max_faults, kinds=kinds)) \
                         if kinds else FaultPlan()
-                if note is not None:
-                    note(f"replay: {replay_line(test, seed, plan)}")
+                if say is not None:  # shown with the falsifying example
+                    say(f"replay: {replay_line(test, seed, plan)}")
                 sim.apply(plan)
                 for prop in props:
                     prop.attach(sim)
@@ -126,6 +119,10 @@ def explore(target: Any, *, seeds: int = 100, faults: str | None = "kill",
                 seed, plan = parse_replay(replay)
                 once(seed, plan, args, kwargs)
                 return
+
+            st = _st()  # Hypothesis, the ``chaos`` extra, or an ImportError saying so
+            from hypothesis import HealthCheck, given, note, settings
+
             def search(seed: int, data: Any) -> None:
                 once(seed, None, args, kwargs,
                      lambda strategy: data.draw(strategy, label="faults"), note)
@@ -166,96 +163,111 @@ def parse_replay(text: str) -> tuple[int, FaultPlan]:
 
 
 # -- stateful testing --------------------------------------------------------------------------
-class SimulationMachine(RuleBasedStateMachine):
-    """A Hypothesis state machine around one ``Simulation`` (``self.sim``).
+def _machine() -> type:
+    """Define ``SimulationMachine`` (once: importing Hypothesis on the way)."""
+    st = _st()
+    from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-    Class attributes: ``OPTIONS`` (required, or an ``options()`` method), ``APP_DIR``,
-    ``SEED``, ``SIMULATION`` (more ``Simulation`` keywords); ``PATHS`` the request paths the ``request`` rule
-    GETs (responses are appended to ``self.responses`` as ``(path, response)``);
-    ``KILL`` the process-name prefixes the ``kill`` rule may SIGKILL (``"worker"``,
-    ``"spooler"``, ``"mule"``, ``"master"``); ``ADVANCE`` the virtual seconds the
-    ``advance`` rule may run; ``CLOCK_STEPS`` wall-clock steps; ``SIGNALS`` signal
-    numbers to raise; ``CHECKS`` history checkers called with the trace after every
-    step (``simuwsgi.properties.requests_answered``...). An empty tuple turns its
-    rule off. Override ``properties()`` to return fresh ``always``/``eventually``
-    properties for each run.
-    """
+    class SimulationMachine(RuleBasedStateMachine):
+        """A Hypothesis state machine around one ``Simulation`` (``self.sim``).
 
-    OPTIONS: Any = None
-    APP_DIR: Any = None
-    SEED = 0
-    SIMULATION: ClassVar[dict[str, Any]] = {}
-    PATHS: Sequence[str] = ()
-    KILL: Sequence[str] = ("worker",)
-    ADVANCE: Sequence[float] = (0.1, 1.0, 10.0)
-    CLOCK_STEPS: Sequence[float] = ()
-    SIGNALS: Sequence[int] = ()
-    CHECKS: Sequence[Callable[[Any], None]] = ()
+        Class attributes: ``OPTIONS`` (required, or an ``options()`` method),
+        ``APP_DIR``, ``SEED``, ``SIMULATION`` (more ``Simulation`` keywords); ``PATHS``
+        the request paths the ``request`` rule GETs (responses are appended to
+        ``self.responses`` as ``(path, response)``); ``KILL`` the process-name prefixes
+        the ``kill`` rule may SIGKILL (``"worker"``, ``"spooler"``, ``"mule"``,
+        ``"master"``); ``ADVANCE`` the virtual seconds the ``advance`` rule may run;
+        ``CLOCK_STEPS`` wall-clock steps; ``SIGNALS`` signal numbers to raise; ``CHECKS``
+        history checkers called with the trace after every step
+        (``simuwsgi.properties.requests_answered``...). An empty tuple turns its rule
+        off. Override ``properties()`` to return fresh ``always`` properties for each
+        run.
+        """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._scratch = scratch_dir()
-        self._scratch.__enter__()
-        options = self.options()
-        if options is None:
-            self._scratch.__exit__(None, None, None)
-            raise TypeError(f"{type(self).__name__}: set OPTIONS to the uWSGI options")
-        self.sim = Simulation(options, seed=self.SEED, app_dir=self.APP_DIR,
-                              **self.SIMULATION)
-        self.sim.start()
-        self.responses: list[tuple[str, Any]] = []
-        self._properties = [p.attach(self.sim) for p in self.properties()]
+        OPTIONS: Any = None
+        APP_DIR: Any = None
+        SEED = 0
+        SIMULATION: dict[str, Any] = {}  # noqa: RUF012 - read, never changed
+        PATHS: Sequence[str] = ()
+        KILL: Sequence[str] = ("worker",)
+        ADVANCE: Sequence[float] = (0.1, 1.0, 10.0)
+        CLOCK_STEPS: Sequence[float] = ()
+        SIGNALS: Sequence[int] = ()
+        CHECKS: Sequence[Callable[[Any], None]] = ()
 
-    def options(self) -> Any:
-        """The uWSGI options of this run (``OPTIONS``), made in its own fresh
-        ``$SIMUWSGI_RUN_DIR``: override it to put a spool directory there,
-        ``run_dir("spool")``, so no run sees the files an earlier one left."""
-        return self.OPTIONS
+        def __init__(self) -> None:
+            super().__init__()
+            self._scratch = scratch_dir()
+            self._scratch.__enter__()
+            options = self.options()
+            if options is None:
+                self._scratch.__exit__(None, None, None)
+                raise TypeError(f"{type(self).__name__}: set OPTIONS to the uWSGI options")
+            self.sim = Simulation(options, seed=self.SEED, app_dir=self.APP_DIR,
+                                  **self.SIMULATION)
+            self.sim.start()
+            self.responses: list[tuple[str, Any]] = []
+            self._properties = [p.attach(self.sim) for p in self.properties()]
 
-    def properties(self) -> list[Any]:
-        """Properties to watch over this run (fresh objects each time)."""
-        return []
+        def options(self) -> Any:
+            """The uWSGI options of this run (``OPTIONS``), made in its own fresh
+            ``$SIMUWSGI_RUN_DIR``: override it to put a spool directory there,
+            ``run_dir("spool")``, so no run sees the files an earlier one left."""
+            return self.OPTIONS
 
-    @precondition(lambda self: bool(self.PATHS))
-    @rule(data=st.data())
-    def request(self, data: Any) -> None:
-        path = data.draw(st.sampled_from(list(self.PATHS)), label="path")
-        self.responses.append((path, self.sim.get(path)))
+        def properties(self) -> list[Any]:
+            """Properties to watch over this run (fresh objects each time)."""
+            return []
 
-    @precondition(lambda self: bool(self.KILL))
-    @rule(data=st.data())
-    def kill(self, data: Any) -> None:
-        names = [p.name for p in self.sim.processes()
-                 if p.name.startswith(tuple(self.KILL))]
-        if names:
-            self.sim.kill(data.draw(st.sampled_from(names), label="process"))
+        @precondition(lambda self: bool(self.PATHS))
+        @rule(data=st.data())
+        def request(self, data: Any) -> None:
+            path = data.draw(st.sampled_from(list(self.PATHS)), label="path")
+            self.responses.append((path, self.sim.get(path)))
 
-    @precondition(lambda self: bool(self.ADVANCE))
-    @rule(data=st.data())
-    def advance(self, data: Any) -> None:
-        self.sim.advance(data.draw(st.sampled_from(list(self.ADVANCE)), label="seconds"))
+        @precondition(lambda self: bool(self.KILL))
+        @rule(data=st.data())
+        def kill(self, data: Any) -> None:
+            names = [p.name for p in self.sim.processes()
+                     if p.name.startswith(tuple(self.KILL))]
+            if names:
+                self.sim.kill(data.draw(st.sampled_from(names), label="process"))
 
-    @precondition(lambda self: bool(self.CLOCK_STEPS))
-    @rule(data=st.data())
-    def step_clock(self, data: Any) -> None:
-        self.sim.step_clock(data.draw(st.sampled_from(list(self.CLOCK_STEPS)),
-                                      label="seconds"))
+        @precondition(lambda self: bool(self.ADVANCE))
+        @rule(data=st.data())
+        def advance(self, data: Any) -> None:
+            self.sim.advance(data.draw(st.sampled_from(list(self.ADVANCE)), label="seconds"))
 
-    @precondition(lambda self: bool(self.SIGNALS))
-    @rule(data=st.data())
-    def signal(self, data: Any) -> None:
-        self.sim.signal(data.draw(st.sampled_from(list(self.SIGNALS)), label="signal"))
+        @precondition(lambda self: bool(self.CLOCK_STEPS))
+        @rule(data=st.data())
+        def step_clock(self, data: Any) -> None:
+            self.sim.step_clock(data.draw(st.sampled_from(list(self.CLOCK_STEPS)),
+                                          label="seconds"))
 
-    @invariant()
-    def properties_hold(self) -> None:
-        for prop in self._properties:
-            if isinstance(prop, _Always):
-                prop.verify()
-        for check in self.CHECKS:
-            check(self.sim.trace)
+        @precondition(lambda self: bool(self.SIGNALS))
+        @rule(data=st.data())
+        def signal(self, data: Any) -> None:
+            self.sim.signal(data.draw(st.sampled_from(list(self.SIGNALS)), label="signal"))
 
-    def teardown(self) -> None:
-        try:
-            self.sim.close()
-        finally:
-            self._scratch.__exit__(None, None, None)
+        @invariant()
+        def properties_hold(self) -> None:
+            for prop in self._properties:
+                if isinstance(prop, _Always):
+                    prop.verify()
+            for check in self.CHECKS:
+                check(self.sim.trace)
+
+        def teardown(self) -> None:
+            try:
+                self.sim.close()
+            finally:
+                self._scratch.__exit__(None, None, None)
+
+    return SimulationMachine
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SimulationMachine":
+        machine = globals()["SimulationMachine"] = _machine()
+        return machine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
