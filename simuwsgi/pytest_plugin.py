@@ -116,7 +116,12 @@ def explored(request: pytest.FixtureRequest, _explore_seed: int) -> Any:
     scenario = Path(str(marker.args[0]))
     if not scenario.is_absolute():
         scenario = Path(str(request.path)).parent / scenario
-    kinds = parse_kinds(marker.kwargs.get("faults", "kill"))
+    if not scenario.is_file():
+        raise pytest.UsageError(f"explore_seeds: no scenario file {scenario}")
+    try:
+        kinds = parse_kinds(marker.kwargs.get("faults", "kill"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"explore_seeds: {exc}") from None
     mode = marker.kwargs.get("mode", "sim")
     outcome = run_one(scenario, _explore_seed, kinds=kinds, mode=mode)
     request.node.stash[_EXPLORED] = (scenario, outcome, mode)

@@ -233,3 +233,22 @@ def test_a_failing_seed_reports_its_minimal_plan_and_replay(pytester, monkeypatc
     assert "test_seed[seed2]" in out
     assert "minimal plan (" in out and "Kill('spooler1', when=DuringSpoolTask(" in out
     assert "replay: simuwsgi run " in out and "spool_twice.py --seed 2 --faults" in out
+
+
+def test_explore_seeds_refuses_a_missing_scenario_or_an_unknown_fault(pytester):
+    pytester.makepyfile(test_user="""
+        import pytest
+
+        @pytest.mark.explore_seeds("nowhere.py", seeds=1)
+        def test_missing(explored):
+            pass
+
+        @pytest.mark.explore_seeds(__file__, seeds=1, faults="meteor")
+        def test_fault(explored):
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    assert "explore_seeds: no scenario file" in out and "nowhere.py" in out
+    assert "explore_seeds: --faults: unknown fault kind 'meteor'" in out
