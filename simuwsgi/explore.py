@@ -288,7 +288,8 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
             scheduler: str | None = None, stop_on_failure: bool = False,
             shrink_failures: bool = True, progress: Any = None) -> dict[str, Any]:
     """Run ``seeds`` seeds of scenario ``path`` and shrink the failures; a report dict
-    (what ``explore.json`` holds)."""
+    (what ``explore.json`` holds). ``progress(done, total, failing, shrunk=0)`` is
+    called after each seed, then after each failing seed is shrunk."""
     path = str(Path(path).resolve())
     kinds = parse_kinds(faults)
     work = [(path, seed, kinds, mode) for seed in range(first_seed, first_seed + seeds)]
@@ -300,8 +301,9 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
         if stop_on_failure and outcome.failure is not None:
             break
     outcomes.sort(key=lambda o: o.seed)
-    failing = []
-    for outcome in (o for o in outcomes if o.failure is not None):
+    failing: list[dict[str, Any]] = []
+    failed = [o for o in outcomes if o.failure is not None]
+    for outcome in failed:
         small, tries = shrink(path, outcome, mode=mode) if shrink_failures else (outcome, 0)
         failing.append({
             "seed": outcome.seed, "failure": outcome.failure, "plan": outcome.plan,
@@ -309,6 +311,8 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
             "minimal_detail": small.detail,
             "digest": small.digest, "shrink_runs": tries,
             "replay": replay_command(path, outcome.seed, small.plan)})
+        if progress is not None and shrink_failures:
+            progress(len(outcomes), len(work), len(failed), shrunk=len(failing))
         if stop_on_failure:
             break
     props = list(getattr(_module(path), "PROPERTIES", ()))
@@ -420,7 +424,8 @@ def main(args: Any) -> int:
 
 class SeedBar:
     """``simuwsgi explore``'s progress bar, on stderr when it is a terminal (nothing on a
-    pipe or a file, nor with ``--quiet``): seeds done, failing, seeds/s, time left."""
+    pipe or a file, nor with ``--quiet``): seeds done, failing, seeds/s, time left; then
+    how many failing seeds are shrunk."""
 
     EVERY = 0.1  # real seconds between redraws
 
@@ -428,18 +433,22 @@ class SeedBar:
         self.shown = not quiet and sys.stderr.isatty()
         self.began = _now()
         self.drawn_at: float | None = None
+        self.rate = 0.0  # seeds per second, while the seeds run
 
-    def __call__(self, done: int, total: int, failing: int) -> None:
+    def __call__(self, done: int, total: int, failing: int, shrunk: int = 0) -> None:
         now = _now()
-        if not self.shown or done < total and self.drawn_at is not None \
+        last = done == total and (not shrunk or shrunk == failing)
+        if not self.shown or not last and self.drawn_at is not None \
                 and now - self.drawn_at < self.EVERY:
             return
         from .cli import draw_bar
 
-        rate = done / max(now - self.began, 1e-9)
-        left = f", {(total - done) / rate:.0f} s left" if done < total else ""
+        if not shrunk:
+            self.rate = done / max(now - self.began, 1e-9)
+        left = f", {(total - done) / self.rate:.0f} s left" if done < total else ""
+        then = f", shrunk {shrunk}/{failing}" if shrunk else ""
         sys.stderr.write(f"\r  {draw_bar(done / total if total else 1.0)} {done}/{total} "
-                         f"seeds, {failing} failing, {rate:.1f} seeds/s{left}  ")
+                         f"seeds, {failing} failing, {self.rate:.1f} seeds/s{left}{then}  ")
         sys.stderr.flush()
         self.drawn_at = now
 

@@ -376,5 +376,6 @@ def test_explore_draws_a_progress_bar_on_a_terminal_only(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert err.startswith("\r  [") and err.endswith("\n")
     assert "[##############################] 100% 3/3 seeds, 1 failing, " in err
+    assert err.rstrip().endswith("seeds/s, shrunk 1/1")  # then the failing seed shrinks
     assert main([*argv, "--quiet"]) == 1
     assert capsys.readouterr().err == ""
