@@ -95,6 +95,12 @@ def generate(root: Path = ROOT) -> str:
             "sections of the project's API digest, written from uWSGI's source and checked "
             "against the real server), how simuwsgi differs, and the test files that call it "
             "(the differential ones check it against the real server)."), "",
+           ("In the **2.0.30** paragraphs, codes such as `s#|s` are the function's "
+            "`PyArg_ParseTuple` format (the conventions below), \"obs.\" marks what was "
+            "observed on the real server, and PM, PP, CACHE, MET, MULE, Q and UT are uWSGI's "
+            "`plugins/python/uwsgi_pymodule.c`, `plugins/python/python_plugin.c`, "
+            "`core/cache.c`, `core/metrics.c`, `core/mule.c`, `core/queue.c` and "
+            "`core/utils.c`."), "",
            ast.get_docstring(tree) or "", ""]
     seen: set[str] = set()
     section_lines = sorted(sections)
