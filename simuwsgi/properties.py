@@ -294,6 +294,9 @@ class _CacheHistory:
 
     def attach(self, target: Any) -> _CacheHistory:
         """Watch ``target``: a ``Simulation`` or every node of a ``Cluster``."""
+        if getattr(target, "mode", "sim") != "sim":
+            raise ValueError(f"cache_reads_written() records the app's cache calls in sim "
+                             f"mode; in {target.mode} mode they happen in other processes")
         nodes = getattr(target, "nodes", None)
         instances = [n.inst for n in nodes.values()] if nodes is not None else [target.inst]
         for inst in instances:

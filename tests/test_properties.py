@@ -104,3 +104,10 @@ def test_each_node_has_its_own_history(tmp_path):
         checker.verify()
     assert [(node, op) for _t, node, _n, _k, op, _v in checker.history] == [
         ("a", "cache_update"), ("a", "cache_get"), ("b", "cache_get")]
+
+
+def test_fork_mode_is_refused_not_silently_unwatched(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    with Simulation(OPTIONS, app_dir=tmp_path, mode="fork") as sim, \
+            pytest.raises(ValueError, match="in fork mode they happen in other processes"):
+        cache_reads_written().attach(sim)
