@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STUB = Path(__file__).resolve().parent / "stubs" / "uwsgi.pyi"
 SEMANTICS = STUB.with_name("uwsgi_semantics.md")
 _SECTION = re.compile(r"^# -- (.+?) -+$")
+#: After what simuwsgi does, for a function no test calls.
+UNCHECKED = " No test calls it yet: that is unchecked."
 
 
 class Semantics(NamedTuple):
@@ -124,7 +126,7 @@ def generate(root: Path = ROOT) -> str:
                 out.append(f"<br>called in {', '.join(f'`{p}`' for p in proofs[:6])}"
                            + (f" and {len(proofs) - 6} more" if len(proofs) > 6 else ""))
             entry = said[node.name]
-            unchecked = "" if proofs else " No test calls it yet: that is unchecked."
+            unchecked = "" if proofs else UNCHECKED
             out += ["", f"**2.0.30** ({entry.spec}): {entry.real}", "",
                     f"**simuwsgi:** {entry.simulated}{unchecked}"]
         out.append("")
