@@ -93,7 +93,7 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
             with sim:
                 nodes = list(getattr(sim, "nodes", ()))  # a cluster's (NODES)
                 if plan is None:
-                    names = sorted({p.name for p in _processes(sim)})
+                    names = list(dict.fromkeys(p.name for p in _processes(sim)))
                     plan = random_plan(seed, kinds, scenario.duration, names, nodes)
                 plan = FaultPlan.coerce(plan)
                 sim.apply(FaultPlan.coerce(getattr(module, "FAULTS", None)))
