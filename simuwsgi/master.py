@@ -50,8 +50,8 @@ from ._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS
 from .clock import VirtualClock
 from .config import Options
-from .containment import (SimulationInterrupted, StallInterrupt, exit_code_of, run_atexit,
-                          stall_error)
+from .containment import (SimulationInterrupted, StallInterrupt, deliver, exit_code_of,
+                          run_atexit, stall_error)
 from .kernel import NORMAL, Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker
@@ -197,6 +197,12 @@ class Instance:
         self.idle = o.int("idle", 0) if self.has_master else 0
         self.die_on_idle = o.flag("die-on-idle")
         self.worker_reload_mercy = o.int("worker-reload-mercy", 60)
+        self.mule_reload_mercy = o.int("mule-reload-mercy", 60)
+        self.harakiri_graceful_timeout = o.int("harakiri-graceful-timeout", 0)
+        self.harakiri_graceful_signal = o.int("harakiri-graceful-signal", 15)  # SIGTERM
+        #: --check-interval: the seconds the master waits for events between its checks
+        #: (0 means 1, as uWSGI reads it; negative values are refused by config)
+        self.check_interval = o.int("check-interval", 0) or 1
         #: --touch-chain-reload: the worker id the chain is at (0: no chain running)
         self.chain_reloading = 0
         self._chain_waited = -1
@@ -766,23 +772,24 @@ class Instance:
         self._reschedule_harakiri(proc)
 
     def next_tick(self, after: float) -> float:
-        """The master loop's next iteration strictly after ``after``: it wakes once a
-        second (``--master-interval``), in phase with its start."""
-        return float(math.floor(after + 1e-9) + 1)
+        """The master loop's next iteration strictly after ``after``: it wakes every
+        ``--check-interval`` seconds (1), in phase with the simulation's start."""
+        step = self.check_interval
+        return float(step * (math.floor(after / step + 1e-9) + 1))
 
-    def _reschedule_harakiri(self, proc: UProcess) -> None:
+    def _reschedule_harakiri(self, proc: UProcess, not_before: float = 0.0) -> None:
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
             proc.harakiri_timer = None
         deadlines = [d for d in (proc.harakiri_deadline, proc.user_harakiri_deadline) if d]
         if deadlines and self.has_master:
             # uWSGI stores ``uwsgi_now() + seconds`` (whole seconds) and the master's
-            # once-a-second check kills when its clock reaches it -- for workers; for
-            # mules and spoolers the test is strict (``harakiri < current_time``,
+            # check kills when its clock reaches it -- for workers; for mules and
+            # spoolers the test is strict (``harakiri < current_time``,
             # master_checks.c), so one second later.
             wall_deadline = min(deadlines) + (0.0 if isinstance(proc, Worker) else 1.0)
             virtual = max(self.kernel.now, wall_deadline - self.clock.wall_offset)
-            when = float(math.ceil(virtual - 1e-9))
+            when = max(self.next_tick(virtual - 1e-6), not_before)
             proc.harakiri_timer = self.kernel.at(when, self._harakiri, proc)
 
     def _harakiri(self, proc: UProcess) -> None:
@@ -790,22 +797,9 @@ class Instance:
         if not proc.alive:
             return
         if isinstance(proc, Worker):
-            # uwsgi_master_check_workers_deadline: the request deadline is checked first
-            h, u = proc.harakiri_deadline, proc.user_harakiri_deadline
-            user = bool(u) and (not h or u < h)
-            say = self.log_verbose
-            say(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
-                "graceful: yes) ***", self.master)
-            say(f"HARAKIRI !!! worker {proc.id} status !!!", self.master)  # uwsgi_dump_worker
-            request = proc.request
-            if request is not None:
-                say(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
-                    f"{request.path} since {int(self.clock.wall_offset + request.started)}",
-                    self.master)
-            say(f"HARAKIRI !!! end of worker {proc.id} status !!!", self.master)
-            say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {proc.id} core 0 !!!",
-                self.master)
-        elif isinstance(proc, Spooler):
+            self._worker_harakiri(proc)
+            return
+        if isinstance(proc, Spooler):
             self.log(f"*** HARAKIRI ON THE SPOOLER (pid: {proc.pid}) ***", self.master)
         elif isinstance(proc, Mule) and proc.harakiri_deadline and proc.signum:
             self.log(f"*** HARAKIRI ON MULE {proc.id} HANDLING SIGNAL {proc.signum} "
@@ -815,6 +809,44 @@ class Instance:
                      self.master)
         self.record("harakiri", proc, pid=proc.pid)
         self.kill(proc, "harakiri")
+
+    def _worker_harakiri(self, w: Worker) -> None:
+        """``uwsgi_master_check_harakiri`` + ``trigger_harakiri``: the request deadline
+        is checked first, then the user one. With ``--harakiri-graceful-timeout`` the
+        first attempt sends ``--harakiri-graceful-signal`` (SIGTERM) and moves the
+        (request) deadline on by the timeout; any later attempt is a SIGKILL."""
+        h, u = w.harakiri_deadline, w.user_harakiri_deadline
+        user = not (h and h <= self.wall() + 1e-9)
+        say = self.log_verbose
+        attempt = w.pending_harakiri
+        say(f"*** HARAKIRI ON WORKER {w.id} (pid: {w.pid}, try: {attempt + 1}, "
+            f"graceful: {'no' if attempt else 'yes'}) ***", self.master)
+        say(f"HARAKIRI !!! worker {w.id} status !!!", self.master)  # uwsgi_dump_worker
+        request = w.request
+        if request is not None:
+            say(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
+                f"{request.path} since {int(self.clock.wall_offset + request.started)}",
+                self.master)
+        say(f"HARAKIRI !!! end of worker {w.id} status !!!", self.master)
+        graceful = attempt == 0 and self.harakiri_graceful_timeout > 0
+        if attempt == 0:
+            w.harakiri_count += 1
+        w.pending_harakiri += 1
+        if self.harakiri_graceful_timeout > 0:
+            # 2.0.30 moves workers[w].harakiri, whichever deadline fired: a user
+            # harakiri is therefore checked again (and SIGKILLed) at the next check
+            w.harakiri_deadline = (u if user else h) + self.harakiri_graceful_timeout
+            say(f"HARAKIRI: graceful termination attempt on worker {w.id} with signal "
+                f"{self.harakiri_graceful_signal}. Next harakiri: {int(w.harakiri_deadline)}",
+                self.master)
+        say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {w.id} core 0 !!!",
+            self.master)
+        self.record("harakiri", w, pid=w.pid, graceful=graceful)
+        if not graceful:
+            self.kill(w, "harakiri")
+            return
+        self._reschedule_harakiri(w, not_before=self.next_tick(self.kernel.now))
+        deliver(self, w, self.harakiri_graceful_signal)
 
     # -- reload and stop -------------------------------------------------------------------
     def request_reload(self) -> None:

@@ -48,6 +48,11 @@ SIMULATED: dict[str, str] = {
     "lazy-apps": "each worker imports the app after fork",
     "lazy": "as --lazy-apps",
     "harakiri": "workers killed at the deadline, with the HARAKIRI log lines",
+    "harakiri-graceful-timeout": "the first harakiri attempt sends the graceful signal "
+                                 "and the next one, that many seconds later, SIGKILL",
+    "harakiri-graceful-signal": "the signal of the graceful harakiri attempt (15)",
+    "check-interval": "the master's checks (harakiri, deaths, touches, cheaper, idle, "
+                      "mercy) every N seconds",
     "max-requests": "workers recycled after N requests",
     "min-worker-lifetime": "the minimum life before --max-requests recycles a worker",
     "cheaper": "only --cheaper-initial workers at start; the algorithm spawns and stops "

@@ -127,6 +127,10 @@ class Worker(UProcess):
         self.stop_reason = "reload"
         #: Sent SIGHUP by the master (uwsgi_curse): it ends after its request.
         self.cursed = False
+        #: Harakiri attempts on this process (``pending_harakiri``, 0 at each spawn) and
+        #: on its slot (``harakiri_count``, kept across respawns).
+        self.pending_harakiri = 0
+        self.harakiri_count = previous.harakiri_count if previous is not None else 0
 
     @property
     def worker_id(self) -> int:
