@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -77,6 +78,8 @@ def _is_simulator_frame(filename: str) -> bool:
 #: The master's per-iteration checks (worker lifetime, evil memory) run after that
 #: iteration's waitpid() has reaped and respawned.
 _AFTER_REAP = NORMAL + 1
+#: The checks at the top of the master loop, before its waitpid().
+_BEFORE_REAP = NORMAL - 1
 
 
 class ProcessExit(BaseException):
@@ -622,7 +625,7 @@ class Instance:
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
             self._chain_respawned(proc.id)
         elif isinstance(proc, Mule):
-            if reason != "reload":  # a mule cursed with SIGHUP is respawned silently
+            if not proc.cursed_at:  # a cursed mule (SIGHUP) is respawned silently
                 self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
                          self.master)
             self.spawn_mule(proc.id, proc)
@@ -882,7 +885,7 @@ class Instance:
         if w.idle or w.request is None:
             self.kill(w, "reload")
         else:
-            self._no_mercy_after(w)
+            self._no_mercy_after(w, self.worker_reload_mercy)
 
     # -- cheap mode (--cheap, --idle, --die-on-idle) -------------------------------------------
     def leave_cheap_mode(self) -> None:
@@ -966,24 +969,56 @@ class Instance:
             self._chain_timer.cancel()
             self._chain_check()
 
-    def _no_mercy_after(self, w: Worker) -> None:
-        """A cursed worker still busy ``--worker-reload-mercy`` seconds (60) later is
-        SIGKILLed (``uwsgi_master_check_mercy``, whole seconds)."""
-        due = self.kernel.now + (int(self.wall()) + self.worker_reload_mercy + 1 - self.wall())
-        self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, w, w.pid,
-                       priority=_AFTER_REAP)
+    def _no_mercy_after(self, proc: UProcess, mercy: int) -> None:
+        """``uwsgi_master_check_mercy``: a cursed process still alive at the first check
+        more than ``mercy`` whole seconds after its curse is SIGKILLed
+        (``--worker-reload-mercy``, ``--mule-reload-mercy``: 60)."""
+        due = self.kernel.now + (int(self.wall()) + mercy + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, proc, proc.pid,
+                       priority=_BEFORE_REAP)
 
-    def _no_mercy(self, w: Worker, pid: int) -> None:
-        if w.alive and w.pid == pid and not self.stopped:
-            self.log(f"worker {w.id} (pid: {pid}) is taking too much time to die...NO MERCY !!!",
-                     self.master)
-            self.kill(w, "reload")
+    def _no_mercy(self, proc: UProcess, pid: int) -> None:
+        if proc.pid != pid or self.stopped:
+            return
+        if isinstance(proc, Spooler):
+            if not (proc.alive or proc in self._unreaped):
+                return
+            # uWSGI only kills a spooler: it stays cursed until the master reaps it, and
+            # every check until then says so again. Its number is the mule loop's
+            # leftover index (mules + 1).
+            who = f"spooler {len(self.mules) + 1}"
+            self.kernel.at(self.next_tick(self.kernel.now), self._no_mercy, proc, pid,
+                           priority=_BEFORE_REAP)
+        elif not proc.alive:
+            return
+        else:
+            who = f"{proc.kind} {proc.id}"
+        self.log_verbose(f"{who} (pid: {pid}) is taking too much time to die...NO MERCY !!!",
+                         self.master)
+        self.kill(proc, "reload")
+
+    def _curse_mule(self, mule: Mule, signum: int) -> None:
+        """``uwsgi_curse_mule``: the signal (the mule's own handler acts on it) and the
+        ``--mule-reload-mercy`` deadline."""
+        mule.cursed_at = int(self.wall())
+        deliver(self, mule, signum)
+        self._no_mercy_after(mule, self.mule_reload_mercy)
 
     def reload_mules(self) -> None:
-        """``uwsgi_reload_mules``: SIGHUP ends every mule at once; each is respawned
-        (``--touch-mules-reload``)."""
+        """``uwsgi_reload_mules``: every mule is cursed with SIGHUP (which ends it unless
+        the app handles SIGHUP there) and respawned once dead (``--touch-mules-reload``)."""
         for mule in list(self.mules.values()):
-            self.kill(mule, "reload")
+            if mule.alive:
+                self._curse_mule(mule, signal.SIGHUP)
+
+    def reload_spoolers(self) -> None:
+        """``uwsgi_reload_spoolers`` (``--touch-spoolers-reload``): SIGHUP to each spooler,
+        which ignores it, with a mercy of 0 seconds (``spooler_reload_mercy`` is never set
+        in 2.0.30): the next check kills it, and it is respawned."""
+        for spooler in list(self.spoolers.values()):
+            if spooler.alive:
+                deliver(self, spooler, signal.SIGHUP)
+                self._no_mercy_after(spooler, 0)
 
     def _graceful_reload(self) -> None:
         if self.stopped:
@@ -1003,15 +1038,17 @@ class Instance:
             self.kill(spooler, "reload")
         for mule in list(self.mules.values()):
             mule.reloading = True  # type: ignore[attr-defined]
-            self.terminate(mule, "reload")
+            if mule.alive:
+                self._curse_mule(mule, signal.SIGHUP)
         for worker in list(self.workers.values()):
             worker.reloading = True  # type: ignore[attr-defined]
             worker.manage_next_request = False
             if worker.idle or worker.request is None:
                 self.terminate(worker, "reload")
             else:
-                self._no_mercy_after(worker)
-        self._wait_workers_then(self._binary_reload)
+                self._no_mercy_after(worker, self.worker_reload_mercy)
+        # after the signals just sent have acted
+        self.kernel.call_soon(self._wait_workers_then, self._binary_reload)
 
     def _brutal_reload(self) -> None:
         if self.stopped:
@@ -1030,7 +1067,8 @@ class Instance:
         self.kernel.call_soon(self._binary_reload)
 
     def _wait_workers_then(self, then: Callable[[], None]) -> None:
-        if any(w.alive for w in self.workers.values()):
+        """``uwsgi_master_check_reload``: once every worker and mule is dead."""
+        if any(p.alive for group in (self.workers, self.mules) for p in group.values()):
             self.kernel.schedule(0.1, self._wait_workers_then, then)
             return
         # the master sees the last death when it reaps, at its next loop iteration

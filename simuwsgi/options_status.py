@@ -81,10 +81,16 @@ SIMULATED: dict[str, str] = {
     "need-app": "start fails when the app cannot be loaded",
     "worker-reload-mercy": "a worker still busy that long after a graceful reload (or "
                            "--touch-workers-reload) is killed, with the NO MERCY line",
+    "mule-reload-mercy": "a mule still alive that long after its curse (reload, "
+                         "--touch-mules-reload) is killed, with the NO MERCY line",
     "exit-on-reload": "a reload ends the instance ('uWSGI: GAME OVER (insert coin)')",
     "touch-reload": "a graceful reload when the file changes (sim.touch or the filesystem)",
     "touch-workers-reload": "each worker finishes its request and is respawned",
-    "touch-mules-reload": "the mules are ended and respawned",
+    "touch-mules-reload": "the mules are cursed with SIGHUP and respawned",
+    "touch-spoolers-reload": "the spoolers ignore SIGHUP: killed at the next check (NO "
+                             "MERCY lines) and respawned",
+    "touch-exec": "the command is recorded (touch.exec); run on the host only with "
+                  "cron_commands=True",
     "touch-chain-reload": "a chain reload: one worker at a time, each once the one before "
                           "is respawned, with 2.0.30's lines",
     "touch-signal": "the signal is raised when the file changes",
@@ -214,6 +220,9 @@ NO_EFFECT: dict[str, str] = {
     "reaper": _REAPER,
     "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
+    "reload-mercy": ("2.0.30 reads it only to wait for an Emperor or attached daemons, "
+                     "which a simulation has none of; worker and mule reloads are not "
+                     "shortened by it (--worker-/--mule-reload-mercy)"),
     "thunder-lock": _ACCEPT,
     "single-interpreter": ("the simulation runs the app in one interpreter already; "
                            "uWSGI's multiple-interpreter mode only matters to --mount "

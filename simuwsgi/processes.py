@@ -151,6 +151,8 @@ class Mule(UProcess):
         self.signals = previous.signals if previous else 0
         #: the signal whose handler runs now (``uwsgi.mules[i].signum``)
         self.signum = 0
+        #: when the master cursed it (``uwsgi_curse_mule``; 0: never)
+        self.cursed_at = 0
 
     @property
     def mule_id(self) -> int:
