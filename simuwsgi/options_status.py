@@ -60,7 +60,22 @@ SIMULATED: dict[str, str] = {
     "cheaper-initial": "the workers spawned at start",
     "cheaper-step": "how many cheaped workers an overload spawns",
     "cheaper-overload": "the spare/backlog threshold",
-    "cheaper-algo": "spare, backlog, manual (busyness runs spare, with a warning)",
+    "cheaper-algo": "spare, backlog, busyness, manual",
+    "cheaper-algo-list": "the list of pyuwsgi's algorithms before the banner",
+    "cheaper-busyness-max": "busyness: the average above which workers are spawned (50)",
+    "cheaper-busyness-min": "busyness: the average below which one is stopped (25)",
+    "cheaper-busyness-multiplier": "busyness: overload * multiplier idle seconds before a "
+                                   "worker is stopped (10)",
+    "cheaper-busyness-penalty": "busyness: added to the multiplier when workers come back "
+                                "too fast (2)",
+    "cheaper-busyness-verbose": "busyness: the per-check log lines",
+    "cheaper-busyness-backlog-alert": "busyness: a listen queue above it spawns emergency "
+                                      "workers (33)",
+    "cheaper-busyness-backlog-multiplier": "busyness: emergency workers are stopped after "
+                                           "overload * it seconds (3)",
+    "cheaper-busyness-backlog-step": "busyness: emergency workers spawned at a time (1)",
+    "cheaper-busyness-backlog-nonzero": "busyness: a listen queue never empty for that "
+                                        "long spawns emergency workers (60)",
     "cheap": "no worker until the first connection",
     "idle": "no request for that long stops the workers (cheap mode) until the next "
             "connection",
