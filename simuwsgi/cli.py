@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._errors import AppLoadError, ConfigError, SimulationError
-from .clock import RealClock
+from ._core.clock import RealClock
 from .report import format_summary, format_trace, summarize, write_report
 from .scenario import Scenario, load_scenario, parse_duration
 
@@ -334,7 +334,7 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def _options(args: argparse.Namespace) -> int:
-    from .options_status import format_table, status, table
+    from .server.options_status import format_table, status, table
 
     if args.name is not None:
         try:
@@ -352,7 +352,7 @@ def _options(args: argparse.Namespace) -> int:
 
 
 def _real_driver(scenario: Scenario, args: argparse.Namespace) -> Any:
-    """``--mode real``: the scenario on the real uWSGI server (``simuwsgi.real``)."""
+    """``--mode real``: the scenario on the real uWSGI server (``simuwsgi.modes.real``)."""
     if args.start is not None:
         raise ValueError("--start: real mode runs on the host's real clock")
     if args.tz is not None:
@@ -582,7 +582,7 @@ class _CliDriver:
 
 def _trace(args: argparse.Namespace) -> int:
     """``simuwsgi trace FILE``: a saved trace as a table."""
-    from .trace import Trace
+    from ._core.trace import Trace
 
     try:
         begin = parse_duration(args.begin) if args.begin is not None else None

@@ -11,7 +11,7 @@ import pytest
 from _uwsgi_process import run_with
 
 from simuwsgi import Simulation
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 APP = ("import time\n"
        "def application(e, s):\n"

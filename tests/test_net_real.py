@@ -42,8 +42,8 @@ from simuwsgi.protocol import (
     encode_packet,
     encode_vars,
 )
-from simuwsgi.real import RealUwsgi, free_port
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi, free_port
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 pytestmark = pytest.mark.real
 

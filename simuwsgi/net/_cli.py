@@ -125,7 +125,7 @@ def _no(args: argparse.Namespace, what: str) -> int:
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    from ..clock import RealClock
+    from .._core.clock import RealClock
 
     client = _client.NodeClient(args.address, timeout=args.timeout)
     command = args.command
@@ -195,7 +195,7 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     from zoneinfo import ZoneInfo
 
     from .._errors import ConfigError
-    from ..clock import RealClock
+    from .._core.clock import RealClock
     from ..scenario import parse_duration
     from ..simulation import Simulation
     from ._serve import serve_forever

@@ -86,7 +86,7 @@ async def serve_simulation(
     ``task_status.started`` receives the bound addresses; ``log`` gets uWSGI's log
     lines as they appear (with ``keep_log=False`` they are then dropped from
     ``sim.log``, so a long run does not accumulate them on disk either; the trace and
-    the log keep only their newest rows in memory, see ``simuwsgi.trace``).
+    the log keep only their newest rows in memory, see ``simuwsgi._core.trace``).
     ``signals=True`` (main thread only) routes SIGINT, SIGQUIT, SIGTERM and SIGHUP to
     the simulated master (see the module doc).
     """
