@@ -3,7 +3,9 @@
 ``--socket``/``--uwsgi-socket`` addresses speak the uwsgi protocol, ``--http-socket``
 addresses HTTP, with the limits of ``--buffer-size``, ``--max-vars``, ``--limit-post``
 and ``--socket-timeout``, ``--listen`` as the backlog and, as uWSGI does on Linux,
-``TCP_DEFER_ACCEPT`` (``--socket-timeout`` seconds) unless ``--no-defer-accept``. The simulation is paced by the real clock (see
+``TCP_DEFER_ACCEPT`` (``--socket-timeout`` seconds) unless ``--no-defer-accept``; a
+``--stats`` address answers each connection with the stats document. The simulation is
+paced by the real clock (see
 :class:`~simuwsgi.net.SimulatedNode`) and stops when the instance stops
 (``uwsgi.stop()``), after ``duration`` real seconds, or on a signal that stops it.
 
@@ -105,6 +107,14 @@ async def serve_simulation(
         here = listener.socket.getsockname()
         text = f"{here[0]}:{here[1]}" if isinstance(here, tuple) else value
         bound.append(Bound(option=name, address=text, protocol=protocol))
+    stats_at = opts.str("stats")
+    stats_listener = None
+    if stats_at:
+        stats_listener = await listen(stats_at, backlog=backlog)
+        here = stats_listener.socket.getsockname()
+        bound.append(Bound(option="stats", protocol="stats",
+                           address=f"{here[0]}:{here[1]}" if isinstance(here, tuple)
+                           else stats_at))
     if not sim.started:
         sim.start()
     inst = sim.inst
@@ -131,7 +141,10 @@ async def serve_simulation(
             await nursery.start(node.run)
             if signals:
                 await nursery.start(_master_signals, node)
-            for (listener, protocol), where in zip(listeners, bound, strict=True):
+            if stats_listener is not None:
+                nursery.start_soon(_serve_stats, stats_listener, inst)
+            for (listener, protocol), where in zip(listeners, bound[:len(listeners)],
+                                                   strict=True):
                 await nursery.start(functools.partial(
                     server.serve, listener, protocol=protocol, socket_name=where.address))
                 inst.log(f"simuwsgi: serving {protocol} on {where.address} ({where.option})")
@@ -147,7 +160,36 @@ async def serve_simulation(
         for listener, _protocol in listeners:
             with trio.CancelScope(shield=True):
                 await listener.aclose()
+        if stats_listener is not None:
+            with trio.CancelScope(shield=True):
+                await stats_listener.aclose()
         flush_log()
+
+
+async def _serve_stats(listener: trio.SocketListener, inst: Any) -> None:
+    """The ``--stats`` server: each connection gets the document, then is closed
+    (with ``--stats-http``, once the client has sent something; see
+    ``simuwsgi.server.stats``)."""
+    async with trio.open_nursery() as nursery:
+        while True:
+            stream = await listener.accept()
+            nursery.start_soon(_answer_stats, stream, inst)
+
+
+async def _answer_stats(stream: trio.SocketStream, inst: Any) -> None:
+    from ..protocol import encode_stats, encode_stats_http
+    from ..server.stats import document
+
+    http = inst.opts.flag("stats-http")
+    async with stream:
+        try:
+            if http:
+                await stream.receive_some(4096)
+            encode = encode_stats_http if http else encode_stats
+            await stream.send_all(encode(document(inst),
+                                         minified=inst.opts.flag("stats-minified")))
+        except trio.BrokenResourceError:
+            pass  # the client went away: uWSGI ignores the failed write too
 
 
 _MASTER_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)

@@ -188,6 +188,8 @@ class Instance:
         self.evil_reload_on_rss = o.int("evil-reload-on-rss", 0) * mb
         self.evil_reload_on_as = o.int("evil-reload-on-as", 0) * mb
         self.mem_collector_freq = o.int("mem-collector-freq", 0) or 3
+        #: --memory-report: the request line's memory prefix
+        self.memory_report = o.flag("memory-report")
         self.max_worker_lifetime = o.int("max-worker-lifetime", 0)
         self.max_worker_lifetime_delta = o.int("max-worker-lifetime-delta", 0)
         self.min_worker_lifetime = o.int("min-worker-lifetime", 10)
@@ -394,6 +396,10 @@ class Instance:
             hook = getattr(sub, "master_loop_started", None)
             if hook is not None:
                 hook()
+        if self.opts.str("stats"):
+            from .stats import enabled_line
+
+            self.log(enabled_line(self), self.master)
         for ident in self._mule_ids():
             self.spawn_mule(ident)
         if self.is_cheap:
@@ -717,14 +723,21 @@ class Instance:
             self.kill(w, "lifetime")
 
     # -- memory (--reload-on-rss/as, --evil-reload-on-rss/as) ------------------------------
+    def publish_request_memory(self, w: Worker) -> None:
+        """End of a request (``uwsgi_close_request``), before its log line: with
+        ``--memory-report`` or a ``--reload-on-*``/``--evil-reload-on-*`` limit the
+        worker measures its memory (``sim.set_rss``) and publishes it (the log line, the
+        stats server and ``uwsgi.workers()`` show it)."""
+        if self.memory_report or (self.reload_on_rss or self.reload_on_as
+                                       or self.evil_reload_on_rss or self.evil_reload_on_as):
+            self._publish_memory(w)
+
     def measure_memory(self, w: Worker) -> bool:
-        """End of a request (``uwsgi_close_request``): the worker publishes its memory
-        usage; True when ``--reload-on-as``/``--reload-on-rss`` make it exit (as
-        ``--max-requests`` does, after ``--min-worker-lifetime``)."""
-        if not (self.reload_on_rss or self.reload_on_as or self.evil_reload_on_rss
-                or self.evil_reload_on_as):
+        """After the request's log line: True when ``--reload-on-as``/``--reload-on-rss``
+        make the worker exit (as ``--max-requests`` does, after
+        ``--min-worker-lifetime``)."""
+        if not (self.reload_on_rss or self.reload_on_as):
             return False
-        self._publish_memory(w)
         if int(self.wall()) - w.last_spawn < self.min_worker_lifetime:
             return False
         return bool((self.reload_on_as and w.vsz >= self.reload_on_as)

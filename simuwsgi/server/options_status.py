@@ -51,6 +51,14 @@ SIMULATED: dict[str, str] = {
     "harakiri-graceful-timeout": "the first harakiri attempt sends the graceful signal "
                                  "and the next one, that many seconds later, SIGKILL",
     "harakiri-graceful-signal": "the signal of the graceful harakiri attempt (15)",
+    "memory-report": "each request end publishes the worker's memory (sim.set_rss) and "
+                     "its log line starts with it",
+    "stats": "the stats server: sim.stats() is its document; simuwsgi serve answers on "
+             "the address",
+    "stats-http": "the stats document after an HTTP/1.0 head, once the client sent something",
+    "stats-minified": "the stats document without whitespace",
+    "stats-no-cores": "no cores list in the stats document",
+    "stats-no-metrics": "no metrics in the stats document",
     "check-interval": "the master's checks (harakiri, deaths, touches, cheaper, idle, "
                       "mercy) every N seconds",
     "max-requests": "workers recycled after N requests",
