@@ -232,3 +232,18 @@ def test_real_metrics_names_types_and_oids(app_dir: Path) -> None:
 
     assert table(doc) == table(got["doc"])
     assert doc["locks"] == got["doc"]["locks"]
+
+
+def test_a_cluster_node_exposes_its_stats(app_dir: Path) -> None:
+    from simuwsgi import Cluster
+
+    cluster = Cluster()
+    for name in ("a", "b"):
+        cluster.add(name, ["--master", "--socket", ":3031", "--wsgi-file", "app.py",
+                           "--stats", ":9191"], app_dir=app_dir)
+    with cluster:
+        cluster.expose("b", "127.0.0.1:0", protocol="stats")
+        doc = cluster.serve(duration=20, client=lambda bound: decode_stats(
+            _read_all(bound["b"])))
+        assert doc["pid"] == cluster["b"].inst.master.pid
+        assert _shape(doc) == _shape(cluster["b"].stats())

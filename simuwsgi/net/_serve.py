@@ -39,7 +39,7 @@ from ._server import Limits, UwsgiServer
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["Bound", "ServedSimulation", "limits_from", "serve_simulation"]
+__all__ = ["Bound", "ServedSimulation", "limits_from", "serve_simulation", "serve_stats"]
 
 _T = TypeVar("_T")
 
@@ -142,7 +142,7 @@ async def serve_simulation(
             if signals:
                 await nursery.start(_master_signals, node)
             if stats_listener is not None:
-                nursery.start_soon(_serve_stats, stats_listener, inst)
+                nursery.start_soon(serve_stats, stats_listener, inst)
             for (listener, protocol), where in zip(listeners, bound[:len(listeners)],
                                                    strict=True):
                 await nursery.start(functools.partial(
@@ -166,7 +166,7 @@ async def serve_simulation(
         flush_log()
 
 
-async def _serve_stats(listener: trio.SocketListener, inst: Any) -> None:
+async def serve_stats(listener: trio.SocketListener, inst: Any) -> None:
     """The ``--stats`` server: each connection gets the document, then is closed
     (with ``--stats-http``, once the client has sent something; see
     ``simuwsgi.server.stats``)."""
