@@ -104,3 +104,55 @@ def test_real_graceful_harakiri(tmp_path: Path, extra: list[str],
         time.sleep(1.5)
 
     assert _masked(run_with(OPTIONS + extra, tmp_path, scenario)) == expected
+
+
+USER_APP = ("import time, uwsgi\n"
+            "def application(e, s):\n    if e['PATH_INFO'] == '/slow':\n"
+            "        uwsgi.set_user_harakiri(2)\n"
+            "        for _ in range(120):\n            time.sleep(0.25)\n"
+            "    s('200 OK', [])\n    return [b'ok']\n")
+USER_OPTIONS = ["--master", "--wsgi-file", "app.py", "--harakiri-graceful-timeout", "5",
+                "--harakiri-graceful-signal", "28"]
+# 2.0.30 moves the request deadline on (workers[w].harakiri), not the user one: the
+# user deadline, still past, kills the worker at the next check
+USER_LINES = [
+    "*** HARAKIRI ON WORKER 1 (pid: P, try: 1, graceful: yes) ***",
+    "HARAKIRI: graceful termination attempt on worker 1 with signal 28. Next harakiri: T",
+    "HARAKIRI (user) triggered by worker 1 core 0 !!!",
+    "*** HARAKIRI ON WORKER 1 (pid: P, try: 2, graceful: no) ***",
+    "HARAKIRI: graceful termination attempt on worker 1 with signal 28. Next harakiri: T",
+    "HARAKIRI (user) triggered by worker 1 core 0 !!!",
+    "DAMN ! worker 1 (pid: P) died, killed by signal 9 :( trying respawn ...",
+]
+
+
+def _user_lines(lines: list[str]) -> list[str]:
+    return [line for line in _masked(lines) if "triggered" in line or "try:" in line
+            or "graceful termination" in line or line.startswith("DAMN")]
+
+
+def test_a_user_harakiri_is_killed_at_the_next_check(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(USER_APP)
+    with Simulation(USER_OPTIONS, app_dir=tmp_path) as sim:
+        sim.advance(1.5)
+        sim.submit("GET", "/slow")
+        sim.advance(4)
+        assert _user_lines(sim.log) == USER_LINES
+        # the user deadline + 5, both times
+        assert sum("Next harakiri: 1767225608" in line for line in sim.log) == 2
+        when = [t for t, _p, line in sim.inst.log_lines if "HARAKIRI ON WORKER" in line]
+        assert when == [3.0, 4.0]
+
+
+@pytest.mark.real
+def test_real_a_user_harakiri_is_killed_at_the_next_check(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(USER_APP)
+
+    def scenario(url: str) -> None:
+        host, port = url.rsplit("/", 1)[-1].split(":")
+        with socket.create_connection((host, int(port)), timeout=15) as conn:
+            conn.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
+            assert conn.recv(100) == b""
+        time.sleep(1.5)
+
+    assert _user_lines(run_with(USER_OPTIONS, tmp_path, scenario)) == USER_LINES
