@@ -101,7 +101,7 @@ class Node(Simulation):
         self.inst = Instance(self.opts, self.kernel, self.clock, node=name,
                              hostname=hostname, vfork=vfork, pid_base=pid_base)
         self.inst.trace.tee(cluster.trace)
-        self.inst.network = "virtual"  # read by the net subsystem (simuwsgi.subsystems._net)
+        self.inst.network = "virtual"  # read by the net subsystem (simuwsgi.server.subsystems)
         self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
@@ -200,7 +200,7 @@ class Cluster:
     def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
                  app_dir: str | Path | None = None) -> None:
         # the remote calls reuse the real-socket client's code, which imports trio:
-        # before any clock patch, or trio would keep the virtual clock (see simuwsgi.subsystems._net)
+        # before any clock patch, or trio would keep the virtual clock (see simuwsgi.server.subsystems)
         from .network import _remote  # noqa: F401
 
         self.seed = seed

@@ -177,7 +177,7 @@ def test_memory_does_not_grow_with_virtual_duration(write_app, monkeypatch):
 def test_serve_keeps_no_memory_per_request(write_app):
     import socket
 
-    from simuwsgi.net import ServedSimulation
+    from simuwsgi.serve import ServedSimulation
 
     app_dir = write_app("""
         def application(environ, start_response):

@@ -34,7 +34,8 @@ import pytest
 from _net_apps import NODE_APP
 
 from simuwsgi import Simulation
-from simuwsgi.net import NodeClient, ServedSimulation
+from simuwsgi.net import NodeClient
+from simuwsgi.serve import ServedSimulation
 from simuwsgi.protocol import (
     CacheMagicRequest,
     encode_array,

@@ -16,7 +16,7 @@ from _uwsgi_process import get, run_with
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real import free_port
-from simuwsgi.net import ServedSimulation
+from simuwsgi.serve import ServedSimulation
 from simuwsgi.protocol import decode_stats, decode_stats_http, encode_stats
 
 VECTORS = Path(__file__).parent / "vectors"

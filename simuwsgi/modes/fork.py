@@ -88,7 +88,7 @@ from ..server import containment as _containment
 from .._errors import NotSimulatedError, SimulationError, StallError
 from ..server.apps import AppLoader
 from .._core.clock import RealClock
-from ..server.master import ProcessExit
+from ..server.interface import ProcessExit
 from ..server.processes import Master, UProcess, Worker
 from ..server.workers import Request, _call_app
 

@@ -65,7 +65,7 @@ class WireRequest:
 
 
 class StreamedWire(list):  # type: ignore[type-arg]
-    """``Connection.wire`` (:mod:`simuwsgi.subsystems.wire`) of a request served on a real socket:
+    """``Connection.wire`` (:mod:`simuwsgi.server.wire`) of a request served on a real socket:
     every write goes to the client at once, and while the client's socket is full the
     worker waits (parked; the node goes on serving), so the reply is never gathered
     whole. The header block waits for the first body write and goes with it in one

@@ -19,8 +19,8 @@ import trio
 
 from ..net._address import listen
 from ..net._node import SimulatedNode
-from ..net._serve import limits_from, serve_stats
-from ..net._server import UwsgiServer
+from ..net._server import UwsgiServer, limits_from
+from ..net._stats import serve_stats
 
 if TYPE_CHECKING:
     from ..cluster import Cluster

@@ -44,7 +44,7 @@ __all__ = ["AppLoader", "pythonize"]
 
 
 def _control() -> tuple[type[BaseException], ...]:
-    from .master import CONTROL
+    from .interface import CONTROL
 
     return CONTROL
 
@@ -213,7 +213,7 @@ class AppLoader:
             inst.log(f"failed to open python file {self.wsgi_file}")
             self.load_error = f"failed to open python file {self.wsgi_file}"
         except SystemExit as exc:
-            from .master import ProcessExit
+            from .interface import ProcessExit
 
             raise ProcessExit.from_system_exit(exc) from None
         except _control():

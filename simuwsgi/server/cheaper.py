@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._errors import StartRefusedError
+from .interface import BEFORE_REAP
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -112,11 +113,9 @@ class Cheaper:
         self._schedule()
 
     def _schedule(self) -> None:
-        from .master import _BEFORE_REAP
-
         inst = self.inst
         # uwsgi_calc_cheaper runs at the top of the master loop, before its waitpid()
-        inst.kernel.at(inst.next_tick(inst.kernel.now), self._check, priority=_BEFORE_REAP)
+        inst.kernel.at(inst.next_tick(inst.kernel.now), self._check, priority=BEFORE_REAP)
 
     # -- uwsgi_calc_cheaper --------------------------------------------------------------
     def _check(self) -> None:

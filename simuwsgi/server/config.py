@@ -553,3 +553,12 @@ def _load_ini(opts: Options, spec: str) -> None:
                               f"configuration file {file_part or p} ***")
     if not any(n == "ini" for n, _ in opts.given):
         opts.given.append(("ini", spec))
+
+
+def socket_fds(opts: Options) -> list[int]:
+    """The file descriptors of the instance's sockets, as uWSGI numbers them: 3, 4, ...
+    one per socket option, in order (``uwsgi.sockets``, ``--map-socket``)."""
+    count = len(opts.values("socket", "http-socket", "uwsgi-socket", "http11-socket",
+                            "fastcgi-socket", "scgi-socket", "raw-socket",
+                            "puwsgi-socket", "shared-socket"))
+    return list(range(3, 3 + count))

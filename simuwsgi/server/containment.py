@@ -64,15 +64,18 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import greenlet
+
 from .._errors import NotSimulatedError, SimulationError, StallError
 from .._core.clock import _R
+from .._core.kernel import Killed
 
 if TYPE_CHECKING:
     from .master import Instance
     from .processes import UProcess
 
-__all__ = ["Containment", "SimulationInterrupted", "StallInterrupt", "Watchdog",
-           "c_exit", "check_duration", "deliver", "die_now", "run_atexit"]
+__all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "StallInterrupt",
+           "Watchdog", "c_exit", "check_duration", "deliver", "die_now", "run_atexit"]
 
 #: Default real seconds a virtual process may run without yielding.
 DEFAULT_STALL_TIMEOUT = 5.0
@@ -103,6 +106,29 @@ class StallInterrupt(BaseException):
 
 class SimulationInterrupted(KeyboardInterrupt):
     """Ctrl-C while a simulation runs: always the test's, never the app's."""
+
+
+class ProcessExit(BaseException):
+    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit).
+
+    App code must not be able to catch a C ``exit()``: raise it only from simulator
+    code that app code does not wrap, else use ``containment.die_now``.
+    """
+
+    def __init__(self, reason: str, code: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+    @classmethod
+    def from_system_exit(cls, exc: SystemExit) -> ProcessExit:
+        """``PyErr_Print`` of a ``SystemExit``: ``Py_Exit`` with its status."""
+        return cls("SystemExit", exit_code_of(exc))
+
+
+#: The simulator's own exceptions travelling through app frames: never the app's error.
+CONTROL: tuple[type[BaseException], ...] = (
+    Killed, ProcessExit, StallInterrupt, SimulationInterrupted, greenlet.GreenletExit)
 
 
 def check_duration(name: str, value: Any, *, negative: bool = False) -> float:
@@ -181,7 +207,7 @@ def run_atexit(inst: Instance, proc: UProcess) -> None:
         for func, args, kwargs in reversed(handlers):
             try:
                 func(*args, **kwargs)
-            except _control():
+            except CONTROL:
                 raise
             except BaseException:  # noqa: BLE001 - _PyErr_WriteUnraisableMsg
                 inst.log(f"Exception ignored in atexit callback: {func!r}", proc)
@@ -189,12 +215,6 @@ def run_atexit(inst: Instance, proc: UProcess) -> None:
                     inst.log(line, proc)
     finally:
         kernel.current = outer
-
-
-def _control() -> tuple[type[BaseException], ...]:
-    from .master import CONTROL
-
-    return CONTROL
 
 
 # -- signals -----------------------------------------------------------------------------
@@ -350,7 +370,7 @@ def _run_handler(inst: Instance, proc: UProcess, handler: Any, signum: int) -> N
     kernel.switch_context(proc.context)
     try:
         handler(signum, None)
-    except _control():
+    except CONTROL:
         raise
     except SystemExit as exc:
         run_atexit(inst, proc)

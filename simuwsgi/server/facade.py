@@ -20,6 +20,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ._pyarg import no_kwargs, parser
+from .config import socket_fds
 from .processes import Mule, Spooler, Worker
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def _attributes(inst: Instance) -> dict[str, Any]:
         "loop": opts.str("loop").encode() if opts.str("loop") else None,
         "opt": opts.exported(),
         "magic_table": _magic_table(inst),
-        "sockets": _sockets(inst),
+        "sockets": socket_fds(inst.opts),
         "unbit": None,
         "applications": None,
         "SPOOL_OK": SPOOL_OK,
@@ -179,13 +180,6 @@ def _djb33x_hex(text: str) -> str:
     from ..subsystems.cache import djb33x
 
     return djb33x(text.encode()).to_bytes(4, "little").hex().upper()
-
-
-def _sockets(inst: Instance) -> list[int]:
-    count = len(inst.opts.values("socket", "http-socket", "uwsgi-socket", "http11-socket",
-                                 "fastcgi-socket", "scgi-socket", "raw-socket",
-                                 "puwsgi-socket", "shared-socket"))
-    return list(range(3, 3 + count))
 
 
 def _process_functions(inst: Instance) -> dict[str, Any]:

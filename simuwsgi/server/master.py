@@ -42,8 +42,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import greenlet
-
 from . import apps as _apps
 from . import banner as _banner
 from .._errors import AppLoadError, SimulationError
@@ -51,9 +49,10 @@ from .._core._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS
 from .._core.clock import VirtualClock
 from .config import Options
-from .containment import (SimulationInterrupted, StallInterrupt, deliver, exit_code_of,
-                          run_atexit, stall_error)
-from .._core.kernel import NORMAL, Kernel, Killed
+from .interface import AFTER_REAP, BEFORE_REAP, CONTROL, ProcessExit
+from .containment import (SimulationInterrupted, StallInterrupt, deliver, run_atexit,
+                          stall_error)
+from .._core.kernel import Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker
 from .._core.trace import Trace
@@ -76,34 +75,6 @@ def _is_simulator_frame(filename: str) -> bool:
             and not filename.endswith(os.sep + "uwsgidecorators.py"))
 
 
-#: The master's per-iteration checks (worker lifetime, evil memory) run after that
-#: iteration's waitpid() has reaped and respawned.
-_AFTER_REAP = NORMAL + 1
-#: The checks at the top of the master loop, before its waitpid().
-_BEFORE_REAP = NORMAL - 1
-
-
-class ProcessExit(BaseException):
-    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit).
-
-    App code must not be able to catch a C ``exit()``: raise it only from simulator
-    code that app code does not wrap, else use ``containment.die_now``.
-    """
-
-    def __init__(self, reason: str, code: int = 0) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-    @classmethod
-    def from_system_exit(cls, exc: SystemExit) -> ProcessExit:
-        """``PyErr_Print`` of a ``SystemExit``: ``Py_Exit`` with its status."""
-        return cls("SystemExit", exit_code_of(exc))
-
-
-#: The simulator's own exceptions travelling through app frames: never the app's error.
-CONTROL: tuple[type[BaseException], ...] = (
-    Killed, ProcessExit, StallInterrupt, SimulationInterrupted, greenlet.GreenletExit)
 
 
 class Instance:
@@ -407,7 +378,7 @@ class Instance:
         if self.idle > 0:
             self._idle_state = [0, 0]  # last_request_timecheck, last_request_count
             self.kernel.at(self.next_tick(self.kernel.now), self._idle_check,
-                           priority=_AFTER_REAP)
+                           priority=AFTER_REAP)
         self.record("instance.ready", self.master, workers=self.numproc,
                     mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
         self.booted = True
@@ -710,7 +681,7 @@ class Instance:
         limit = self.max_worker_lifetime + (w.id - 1) * self.max_worker_lifetime_delta
         due = self.kernel.now + (w.last_spawn + limit + 1 - self.wall())
         self.kernel.at(self.next_tick(due - 1e-6), self._lifetime_reached, w,
-                       priority=_AFTER_REAP)
+                       priority=AFTER_REAP)
 
     def _lifetime_reached(self, w: Worker) -> None:
         if not w.alive or self.stopped or not w.manage_next_request:
@@ -748,7 +719,7 @@ class Instance:
         if ((self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as)
                 or (self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss)):
             self.kernel.at(self.next_tick(self.kernel.now), self._evil_check, w,
-                           priority=_AFTER_REAP)
+                           priority=AFTER_REAP)
 
     def _start_mem_collector(self, w: Worker) -> None:
         """The worker thread of ``--evil-reload-on-*``: every ``--mem-collector-freq``
@@ -915,7 +886,7 @@ class Instance:
         seconds stops every worker (cheap mode), or the instance (``--die-on-idle``)."""
         if self.stopped or self.master is None or not self.master.alive:
             return
-        self.kernel.at(self.next_tick(self.kernel.now), self._idle_check, priority=_AFTER_REAP)
+        self.kernel.at(self.next_tick(self.kernel.now), self._idle_check, priority=AFTER_REAP)
         state = self._idle_state
         if self.is_cheap or any(w.alive and w.request is not None
                                 for w in self.workers.values()):
@@ -957,7 +928,7 @@ class Instance:
             return
         # next iteration, unless a respawn brings one sooner
         self._chain_timer = self.kernel.at(self.next_tick(self.kernel.now), self._chain_check,
-                                           priority=_AFTER_REAP)
+                                           priority=AFTER_REAP)
         previous = self.workers.get(self.chain_reloading - 1)
         if previous is not None and previous.alive and not previous.greenlet:
             if self._chain_waited != int(self.wall()):  # once a second
@@ -989,7 +960,7 @@ class Instance:
         (``--worker-reload-mercy``, ``--mule-reload-mercy``: 60)."""
         due = self.kernel.now + (int(self.wall()) + mercy + 1 - self.wall())
         self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, proc, proc.pid,
-                       priority=_BEFORE_REAP)
+                       priority=BEFORE_REAP)
 
     def _no_mercy(self, proc: UProcess, pid: int) -> None:
         if proc.pid != pid or self.stopped:
@@ -1002,7 +973,7 @@ class Instance:
             # leftover index (mules + 1).
             who = f"spooler {len(self.mules) + 1}"
             self.kernel.at(self.next_tick(self.kernel.now), self._no_mercy, proc, pid,
-                           priority=_BEFORE_REAP)
+                           priority=BEFORE_REAP)
         elif not proc.alive:
             return
         else:

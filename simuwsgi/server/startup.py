@@ -83,7 +83,7 @@ def chdir2(inst: Instance, worker: Worker) -> None:
     error = _chdir_error(path)
     if error is not None:
         inst.log(f"chdir(): {error} [core/uwsgi.c line 3503]", worker)
-        from .master import ProcessExit
+        from .interface import ProcessExit
 
         raise ProcessExit("exited", 1)
     worker.cwd = str(path)

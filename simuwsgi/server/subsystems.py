@@ -41,28 +41,31 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("metrics", "simuwsgi.subsystems.metrics:Metrics"),
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
     ("misc", "simuwsgi.subsystems.misc:Misc"),
-    ("net", "simuwsgi.subsystems._net:Net"),  # only with Simulation(network='real')
+    ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
 ]
+
+#: The ``net`` subsystem by the instance's network: a cluster's node talks over the
+#: virtual network, ``Simulation(network='real')`` over real sockets. Otherwise there
+#: is none, and neither package is imported: ``simuwsgi.net`` imports trio, which must
+#: not happen after the clock patch is installed (trio would keep the virtual
+#: ``perf_counter``); ``Simulation(network='real')`` imports it before.
+_NET = {"virtual": "simuwsgi.network._remote:VirtualNet",
+        "real": "simuwsgi.net._subsystem:Net"}
 
 
 def _load(path: str) -> Any:
     module_name, _, cls_name = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None  # not written yet
-        raise
-    return getattr(module, cls_name)
+    return getattr(importlib.import_module(module_name), cls_name)
 
 
 def create_all(inst: Instance) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, path in SUBSYSTEMS:
-        cls = _load(path)
-        if cls is None:
-            continue
-        sub = cls.create(inst)
+        if name == "net":
+            path = _NET.get(getattr(inst, "network", None), "")
+            if not path:
+                continue
+        sub = _load(path).create(inst)
         if sub is not None:
             out[name] = sub
     return out

@@ -38,9 +38,9 @@ from urllib.parse import urlsplit
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
 from ..protocol._numbers import content_length as _content_length
-from .master import CONTROL, ProcessExit
-from ..subsystems.wire import BuiltinFunction
-from ..subsystems.wire import Connection as _Connection
+from .interface import CONTROL, ProcessExit
+from .wire import BuiltinFunction
+from .wire import Connection as _Connection
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -113,7 +113,7 @@ class Request:
         self.response: Response | None = None
         self.worker = 0
         self.started = 0.0
-        #: The client connection while a worker serves it (``simuwsgi.subsystems.wire``).
+        #: The client connection while a worker serves it (``simuwsgi.server.wire``).
         self.conn: Any = None
 
     def finish(self, status: int | None, headers: list[tuple[str, str]], body: bytes,

@@ -46,7 +46,7 @@ from .._errors import ConfigError, NotSimulatedError
 from ..server._pyarg import no_kwargs, parser
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 #: Marks a positional argument that was not given (the fast paths bind positionally).
 _ABSENT: Any = object()

@@ -49,7 +49,7 @@ from .._core.clock import _R
 from ..server.config import atoi
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
     from .timers import MasterLoop
 
 __all__ = ["MAX_CRONS", "Cron", "CronSpec", "needs_execution"]

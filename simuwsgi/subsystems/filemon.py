@@ -56,10 +56,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
+from ..server.interface import AFTER_REAP
 from .cron import run_host_command
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
     from .timers import MasterLoop
 
 __all__ = ["MAX_MONITORS", "FileMonitors"]
@@ -262,8 +263,6 @@ class FileMonitors:
         """``--touch-exec``: the master forks ``/bin/sh -c COMMAND`` and reaps it at a
         later iteration. The command runs on the host only when the scenario asks
         (``cron_commands=True``, as for ``--cron``); else it is only recorded."""
-        from ..server.master import _AFTER_REAP
-
         inst = self.inst
         pid = inst.next_pid()
         inst.log_verbose(f"[uwsgi-touch-exec] running {command}", inst.master)
@@ -275,7 +274,7 @@ class FileMonitors:
                 # reaped by the waitpid() after the next check's touches
                 inst.kernel.at(inst.next_tick(inst.now), inst.log,
                                f"subprocess {pid} exited with code {status}", inst.master,
-                               priority=_AFTER_REAP)
+                               priority=AFTER_REAP)
 
     def next_wake(self, loop: MasterLoop) -> float | None:
         if self._touched or any(not m.registered for m in self.monitors):

@@ -43,7 +43,7 @@ from .._errors import NotSimulatedError
 from ..server._pyarg import no_kwargs, parser
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["LEGACY_NAMES", "legacy_entries"]
 

@@ -34,7 +34,7 @@ from ..server._pyarg import no_kwargs, parser
 from ..server.processes import Spooler, UProcess
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["Locks"]
 

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from ..server._pyarg import no_kwargs, parser
+from ..server.config import socket_fds
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["Metrics"]
 
@@ -169,9 +170,7 @@ class Metrics:
                                 oid=f"3.{i}.2.{j}.{leaf}")
         for total in totals.values():
             self._add(total)
-        from ..server.facade import _sockets
-
-        for pos, _fd in enumerate(_sockets(inst)):
+        for pos, _fd in enumerate(socket_fds(inst.opts)):
             ptr(f"socket.{pos}.listen_queue", lambda: len(inst.listen_queue), "gauge",
                 f"7.{pos}.1")
         for alias, target in (("rss_size", "core.total_rss"), ("vsz_size", "core.total_vsz")):

@@ -24,7 +24,7 @@ the simulated kind:
   modifier1 0 or 17 into a dict; ``embedded_data`` → ``ValueError('unable to find
   symbol NAME')``.
 
-* the client connection (``simuwsgi.subsystems.wire``): ``send([fd, ]data)`` writes raw bytes on
+* the client connection (``simuwsgi.server.wire``): ``send([fd, ]data)`` writes raw bytes on
   the request's socket (``True``; ``fd`` 1/2 go to the log, the app's own fds are
   written), ``sendfile(file_or_name[, chunk, pos, filesize])`` streams a file into the
   response, ``disconnect()`` closes the connection, and ``start_response`` is the one
@@ -47,11 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import NotSimulatedError
 from ..server._pyarg import no_kwargs, parser
-from .wire import BuiltinFunction, segfault
+from ..server.config import socket_fds
+from ..server.wire import BuiltinFunction, segfault
 from ..server.workers import _LogSink, content_length, packet_vars
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["NOT_SIMULATED", "Misc"]
 
@@ -191,9 +192,8 @@ class Misc:
             no_kwargs("listen_queue", kw)
             v = p_lq(args)
             num = v[0] if v else 0
-            from ..server.facade import _sockets
 
-            if num < 0 or num >= len(_sockets(inst)):
+            if num < 0 or num >= len(socket_fds(inst.opts)):
                 raise ValueError(f"unable to find socket {num}")
             return len(inst.listen_queue) if num == 0 else 0
 
@@ -260,11 +260,10 @@ class Misc:
 
         def connection_fd(*_args: Any, **kw: Any) -> int:
             no_kwargs("connection_fd", kw)
-            from ..server.facade import _sockets
 
             if self._request() is None:
                 return 0
-            socks = _sockets(inst)
+            socks = socket_fds(inst.opts)
             return (socks[-1] if socks else 2) + 2
 
         p_sleep = parser("f:async_sleep")
@@ -466,9 +465,8 @@ class Misc:
     def _send_fd(self, conn: Any, fd: int, data: bytes) -> bool | None:
         """``send(fd, data)``: the request's socket, the log (stdout/stderr), or an fd the
         app opened itself; the virtual listen sockets and fd 0 are not open (EBADF)."""
-        from ..server.facade import _sockets
 
-        socks = _sockets(self.inst)
+        socks = socket_fds(self.inst.opts)
         if conn is not None and fd == (socks[-1] if socks else 2) + 2:
             return True if conn.send_raw(data) else None
         if fd in (1, 2):

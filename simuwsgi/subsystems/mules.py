@@ -67,7 +67,7 @@ from ..server.config import atoi
 from ..server.processes import Mule
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["DEFAULT_SNDBUF", "MsgQueue", "Mules"]
 

@@ -28,7 +28,7 @@ from .._errors import ConfigError
 from ..server._pyarg import no_kwargs, parser
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["Queue"]
 

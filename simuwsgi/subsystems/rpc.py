@@ -33,7 +33,7 @@ from ..server._pyarg import no_kwargs, parser
 from ..server.processes import Mule, Spooler, Worker
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["Rpc"]
 

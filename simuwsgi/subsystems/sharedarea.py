@@ -36,7 +36,7 @@ from ..server.config import atoi
 from ..server.processes import UProcess
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["SharedAreas"]
 

@@ -34,7 +34,7 @@ from ..server.processes import Master, Mule, Spooler, UProcess, Worker
 from ..server.workers import choose, take_idle_worker
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["Signals"]
 

@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigError
 from ..server._pyarg import kwargs_dict_passed, no_kwargs, parser
 from ..server.config import canonical
-from ..server.master import ProcessExit
+from ..server.interface import ProcessExit
 from ..server.processes import Spooler
 from ..protocol import (
     SPOOL_FILE_PREFIX,
@@ -95,7 +95,7 @@ from ..protocol import (
 
 if TYPE_CHECKING:
     from .._core.kernel import Timer
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["Spoolers", "TaskRun"]
 

@@ -49,7 +49,7 @@ from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["MAX_TIMERS", "MasterLoop", "Timers"]
 

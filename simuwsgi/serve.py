@@ -32,14 +32,15 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import trio
 
-from ._address import listen
-from ._node import SimulatedNode
-from ._server import Limits, UwsgiServer
+from .net._address import listen
+from .net._node import SimulatedNode
+from .net._server import UwsgiServer, limits_from
+from .net._stats import serve_stats
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["Bound", "ServedSimulation", "limits_from", "serve_simulation", "serve_stats"]
+__all__ = ["Bound", "ServedSimulation", "limits_from", "serve_simulation"]
 
 _T = TypeVar("_T")
 
@@ -54,17 +55,6 @@ class Bound:
     option: str
     address: str
     protocol: str
-
-
-def limits_from(opts: Any) -> Limits:
-    """The server limits a uWSGI instance with these options applies."""
-    return Limits(
-        buffer_size=min(0xFFFF, opts.int("buffer-size", 4096)),
-        max_vars=2 * opts.int("max-vars", 64),
-        limit_post=opts.int("limit-post", 0),
-        socket_timeout=float(opts.int("socket-timeout", 4)),
-        post_buffering=opts.int("post-buffering", 0),
-    )
 
 
 @dataclass
@@ -166,32 +156,6 @@ async def serve_simulation(
         flush_log()
 
 
-async def serve_stats(listener: trio.SocketListener, inst: Any) -> None:
-    """The ``--stats`` server: each connection gets the document, then is closed
-    (with ``--stats-http``, once the client has sent something; see
-    ``simuwsgi.server.stats``)."""
-    async with trio.open_nursery() as nursery:
-        while True:
-            stream = await listener.accept()
-            nursery.start_soon(_answer_stats, stream, inst)
-
-
-async def _answer_stats(stream: trio.SocketStream, inst: Any) -> None:
-    from ..protocol import encode_stats, encode_stats_http
-    from ..server.stats import document
-
-    http = inst.opts.flag("stats-http")
-    async with stream:
-        try:
-            if http:
-                await stream.receive_some(4096)
-            encode = encode_stats_http if http else encode_stats
-            await stream.send_all(encode(document(inst),
-                                         minified=inst.opts.flag("stats-minified")))
-        except trio.BrokenResourceError:
-            pass  # the client went away: uWSGI ignores the failed write too
-
-
 _MASTER_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -263,7 +227,7 @@ class ServedSimulation:
                     self._ready.set()
 
         try:
-            from ..simulation import Simulation
+            from .simulation import Simulation
 
             self.sim = Simulation(self.options, **self.sim_kwargs)
             trio.run(main)

@@ -34,7 +34,7 @@ import socket
 import sys
 from typing import Any
 
-from . import _client
+from .net import _client
 
 __all__ = ["add_commands", "run_command"]
 
@@ -125,7 +125,7 @@ def _no(args: argparse.Namespace, what: str) -> int:
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    from .._core.clock import RealClock
+    from ._core.clock import RealClock
 
     client = _client.NodeClient(args.address, timeout=args.timeout)
     command = args.command
@@ -194,11 +194,11 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
-    from .._errors import ConfigError
-    from .._core.clock import RealClock
-    from ..scenario import parse_duration
-    from ..simulation import Simulation
-    from ._serve import serve_forever
+    from ._errors import ConfigError
+    from ._core.clock import RealClock
+    from .scenario import parse_duration
+    from .simulation import Simulation
+    from .serve import serve_forever
 
     if not uwsgi_options:
         print("simuwsgi serve: give uWSGI options after --", file=sys.stderr)
@@ -250,10 +250,10 @@ def _serve_failure(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         print("simuwsgi serve: interrupted (the instance was shut down)", file=sys.stderr)
         return INTERRUPTED
-    from .._errors import AppLoadError, ConfigError, SimulationError
+    from ._errors import AppLoadError, ConfigError, SimulationError
 
     if isinstance(exc, AppLoadError):
-        from ..cli import app_load_message
+        from .cli import app_load_message
 
         print(f"simuwsgi serve: {app_load_message(exc)}", file=sys.stderr)
         for line in exc.cause:

@@ -42,11 +42,11 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..server.master import ProcessExit
+from .interface import ProcessExit
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
-    from ..server.workers import Request
+    from .interface import Instance
+    from .workers import Request
 
 __all__ = ["BuiltinFunction", "Connection", "segfault"]
 
