@@ -111,7 +111,7 @@ SPOOLER_LINES = ["*** t has been touched... spoolers reload !!! ***",
 
 
 def _spooler_lines(lines: list[str], app_dir: Path) -> list[str]:
-    return [line.replace(str(app_dir / "spool"), "DIR") for line in _from_touch(lines)]
+    return _from_touch([line.replace(str(app_dir / "spool"), "DIR") for line in lines])
 
 
 def test_touch_spoolers_reload(app_dir: Path) -> None:

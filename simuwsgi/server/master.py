@@ -15,8 +15,15 @@ What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
   ``respawn_count`` + 1, counters and queued signals kept); respawning more than
   ``numproc`` workers within a second makes the master sleep ``--forkbomb-delay``
   (2 s), as uWSGI does.
+* the master's checks run every ``--check-interval`` seconds (1), in phase with the
+  start (``next_tick``): deaths, harakiri, touches, mercy, cheaper, idle.
 * harakiri (``--harakiri``, ``set_user_harakiri``): the worker is SIGKILLed when its
-  deadline passes; the request in flight gets no reply.
+  deadline passes; the request in flight gets no reply. With
+  ``--harakiri-graceful-timeout`` the first attempt sends ``--harakiri-graceful-signal``
+  (SIGTERM) and the next one, that much later, SIGKILL.
+* reload mercy: a worker or mule cursed by a reload and still alive
+  ``--worker-reload-mercy``/``--mule-reload-mercy`` seconds later is killed ("NO
+  MERCY"); ``--touch-spoolers-reload`` kills the spoolers at the next check.
 * ``--max-requests`` (``--min-worker-lifetime``, default 10 s in 2.0): the worker exits
   after the request that reaches the limit, if it has lived long enough.
 * ``uwsgi.reload()``: spoolers killed, workers finish their request and exit, mules
@@ -25,8 +32,9 @@ What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
   respawned. ``uwsgi.stop()``: the instance shuts down (a brutal reload with
   ``--die-on-term``).
 
-Not modelled: the exact sub-second phase of the master's once-per-second checks
-(harakiri fires exactly at its deadline), cheaper algorithms, the emperor.
+Not modelled: the exact sub-second phase of the master's checks (harakiri fires
+exactly at its check), the emperor. Cheaper algorithms: ``cheaper``; the stats server:
+``stats``.
 """
 
 from __future__ import annotations

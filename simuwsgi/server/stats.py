@@ -5,16 +5,17 @@ What it models (``core/master_utils.c`` ``uwsgi_master_generate_stats``,
 :func:`document` builds the document of an instance as plain data, with 2.0.30's keys
 in its order; ``simuwsgi.protocol.encode_stats`` writes it byte for byte as uWSGI does
 (``--stats-minified``; ``--stats-http`` puts the HTTP head first). ``Simulation.stats()``
-returns it; ``simuwsgi serve`` answers a connection to the ``--stats`` address with it.
+returns it; ``simuwsgi serve`` and ``Cluster.expose(..., protocol="stats")`` answer a
+connection with it (``simuwsgi.net._stats``).
 
 * ``version``, ``listen_queue`` (and ``load``: 2.0.30 stores the backlog in both),
-  ``listen_queue_errors`` (never counted in 2.0.30), ``signal_queue``, ``pid`` (the master's), ``uid``/``gid`` (the
-  simulated machine's: 0 when it runs as root, else 1000; the host's with
-  ``machine="host"``), ``cwd``;
+  ``listen_queue_errors`` (never counted in 2.0.30), ``signal_queue``, ``pid`` (the
+  master's), ``uid``/``gid`` (the simulated machine's: 0 when it runs as root, else
+  1000; the host's with ``machine="host"``), ``cwd``;
 * ``locks``: ``user 0``..``user N`` (``--locks``), the master's table locks, ``thunder``,
   ``rpc``, the shared areas', ``snmp``, ``queue``, the caches' (``cache_NAME``), the
-  spoolers' (``spooler on DIR``) and ``metrics``, in uWSGI's creation order, each with the pid holding it (0: free; only
-  the user locks are ever held in a simulation);
+  spoolers' (``spooler on DIR``) and ``metrics``, in uWSGI's creation order, each with
+  the pid holding it (0: free; only the user locks are ever held in a simulation);
 * ``caches`` (with their ``hits``/``miss`` counters), ``metrics`` (``--enable-metrics``,
   unless ``--stats-no-metrics``), ``sockets`` (the listen queue counts on the first);
 * ``workers``: each slot's counters, ``status`` (``cheap``, ``pause``, ``sigN``,
@@ -34,6 +35,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
+from ..protocol import escape_json
+from .banner import machine
+from .workers import packet_vars
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -87,7 +91,7 @@ def document(inst: Instance) -> dict[str, Any]:
         # a simulated command runs in no virtual time: never running (pid -1)
         doc["crons"] = [
             {"minute": c.minute, "hour": c.hour, "day": c.day, "month": c.month,
-             "week": c.week, "command": _escape(c.command or ""), "unique": int(c.unique),
+             "week": c.week, "command": escape_json(c.command or ""), "unique": int(c.unique),
              "pid": -1, "started_at": c.last_job} for c in cron.command_crons]
     return doc
 
@@ -115,17 +119,9 @@ def enabled_line(inst: Instance) -> str:
 
 
 def _uid(inst: Instance) -> int:
-    from .banner import machine
-
     if inst.machine == "host":
         return os.getuid()
     return 0 if machine(inst)["root"] == "True" else 1000
-
-
-def _escape(text: str) -> str:
-    from ..protocol import escape_json
-
-    return escape_json(text)
 
 
 def _locks(inst: Instance) -> list[tuple[str, int]]:
@@ -217,8 +213,6 @@ def _apps(inst: Instance, w: Worker | None) -> list[dict[str, Any]]:
 
 
 def _core(inst: Instance, w: Worker | None, core: int) -> dict[str, Any]:
-    from .workers import packet_vars
-
     request = w.request if w is not None and w.alive and core == 0 else None
     entry: dict[str, Any] = {
         "id": core, "requests": w.core_requests if w is not None and core == 0 else 0,
@@ -228,7 +222,7 @@ def _core(inst: Instance, w: Worker | None, core: int) -> dict[str, Any]:
         "vars": [], "req_info": {},
     }
     if request is not None:
-        entry["vars"] = [_escape(f"{k}={v}") for k, v in packet_vars(inst, request).items()]
+        entry["vars"] = [escape_json(f"{k}={v}") for k, v in packet_vars(inst, request).items()]
         entry["vars"].append("")
         entry["req_info"] = {
             "request_start": int(inst.clock.wall_offset + request.started)}
