@@ -33,8 +33,13 @@ fast), and a listen queue over ``--cheaper-busyness-backlog-alert`` (33), or non
 
 ``--cheaper-algo-list`` prints the algorithms pyuwsgi has, then the instance starts.
 
-Not modelled: ``--cheaper-rss-limit-*``, the master fifo's cheaper commands, the
-busyness metrics of ``--enable-metrics``. An unknown algorithm name falls back to
+``--cheaper-rss-limit-soft`` (needs ``--memory-report`` or a ``--reload-on-*`` limit, as
+real): while the workers' published RSS (``sim.set_rss``) adds up to it, no algorithm
+may spawn; ``--cheaper-rss-limit-hard``: over it, one worker is stopped at each check
+(``cheaper hard rss memory limit exceeded, cheap one of N workers``).
+
+Not modelled: the master fifo's cheaper commands, the busyness metrics of
+``--enable-metrics``. An unknown algorithm name falls back to
 ``spare`` with uWSGI's line.
 """
 
@@ -100,7 +105,9 @@ class Cheaper:
         self.algo = algo
         self._overload_count = 0
         self._idle_count = 0
-        self._algorithm: Callable[[], int] = (
+        self.rss_soft = o.int("cheaper-rss-limit-soft", 0)
+        self.rss_hard = o.int("cheaper-rss-limit-hard", 0)
+        self._algorithm: Callable[[bool], int] = (
             Busyness(self) if algo == "busyness" else getattr(self, "_" + algo))
 
     def facade_functions(self) -> dict[str, object]:
@@ -123,7 +130,13 @@ class Cheaper:
         if inst.stopped or inst.subsystems.get("cheaper") is not self:
             return  # stopped, or reloaded (a new Cheaper runs)
         self._schedule()
-        needed = self._algorithm()
+        needed, can_spawn = self._rss_limits()
+        if not needed:
+            needed = self._algorithm(can_spawn)
+        if not can_spawn and needed > 0:  # uwsgi_calc_cheaper's safety check
+            inst.log(f"BUG! cheaper algo returned {needed} but it cannot spawn any worker at "
+                     "this time!", inst.master)
+            needed = 0
         if needed > 0:
             for wid in range(1, inst.numproc + 1):
                 if needed == 0:
@@ -141,6 +154,20 @@ class Cheaper:
                 oldest.manage_next_request = False
                 inst.kill(oldest, "reload")  # SIGWINCH: it leaves its accept loop
 
+    def _rss_limits(self) -> tuple[int, bool]:
+        """``--cheaper-rss-limit-soft``/``-hard`` on the workers' published memory: over
+        the soft limit no worker may be spawned; over the hard one (with more than one
+        worker) one is stopped, whatever the algorithm says. (needed, can_spawn)"""
+        if not self.rss_soft:
+            return 0, True
+        counted = [w for w in self.inst.workers.values() if not w.cheaped]
+        total = sum(w.rss_size for w in counted)
+        if self.rss_hard and len(counted) > 1 and total >= self.rss_hard:
+            self.inst.log(f"cheaper hard rss memory limit exceeded, cheap one of "
+                          f"{len(counted)} workers", self.inst.master)
+            return -1, False
+        return 0, total < self.rss_soft
+
     def _is_cheaped(self, wid: int) -> bool:
         w = self.inst.workers.get(wid)
         return w is None or (w.cheaped and not w.alive)
@@ -153,14 +180,14 @@ class Cheaper:
                                   for wid in range(1, self.inst.numproc + 1)))
 
     # -- the algorithms ----------------------------------------------------------------------
-    def _spare(self) -> int:
+    def _spare(self, can_spawn: bool) -> int:
         active = self._active()
         if all(w.request is not None for w in active):
             self._overload_count += 1
             self._idle_count = 0
         elif self._overload_count > 0:
             self._overload_count -= 1
-        if self._overload_count > self.overload:
+        if can_spawn and self._overload_count > self.overload:
             self._overload_count = 0
             return self._cheaped_slots()
         if self._overload_count == 0:
@@ -172,15 +199,15 @@ class Cheaper:
                 return -1
         return 0
 
-    def _backlog(self) -> int:
+    def _backlog(self, can_spawn: bool) -> int:
         backlog = len(self.inst.listen_queue)
-        if backlog > self.overload:
+        if can_spawn and backlog > self.overload:
             return self._cheaped_slots()
         if backlog < self.overload and len(self._active()) > self.count:
             return -1
         return 0
 
-    def _manual(self) -> int:
+    def _manual(self, can_spawn: bool) -> int:
         return 0
 
 
@@ -261,7 +288,7 @@ class Busyness:
                       f"started maximum number of workers ({self.cheaper.inst.numproc})")
         return decheaped
 
-    def __call__(self) -> int:
+    def __call__(self, can_spawn: bool) -> int:
         cheaper = self.cheaper
         inst = cheaper.inst
         overload = cheaper.overload
@@ -303,14 +330,14 @@ class Busyness:
                 self._log(f"[busyness] {overload}s average busyness of {active_workers} "
                           f"worker(s) is at {avg}%")
             if avg > self.max:
-                return self._overloaded(now, avg, active_workers)
-            if backlog > self.backlog_alert and active_workers < inst.numproc:
+                return self._overloaded(now, avg, active_workers, can_spawn)
+            if can_spawn and backlog > self.backlog_alert and active_workers < inst.numproc:
                 return self._spawn_emergency_worker(backlog)
             if avg < self.min:
                 return self._idle(now, avg, active_workers)
             self._steady(avg, active_workers)
             return 0
-        if backlog > self.backlog_alert and active_workers < inst.numproc:
+        if can_spawn and backlog > self.backlog_alert and active_workers < inst.numproc:
             return self._spawn_emergency_worker(backlog)  # checked at every cycle
         if backlog > 0:
             if not self.backlog_is_nonzero:
@@ -318,7 +345,8 @@ class Busyness:
                     self._log(f"[busyness] backlog is starting to fill ({backlog})")
                 self.backlog_is_nonzero = True
                 self.backlog_nonzero_since = now
-            elif (now - self.backlog_nonzero_since) // 1_000_000 >= self.backlog_nonzero_alert:
+            elif can_spawn and ((now - self.backlog_nonzero_since) // 1_000_000
+                                >= self.backlog_nonzero_alert):
                 self._log(f"[busyness] backlog was non-zero for "
                           f"{(now - self.backlog_nonzero_since) // 1_000_000} second(s), "
                           "spawning new worker(s)")
@@ -330,10 +358,10 @@ class Busyness:
             self.backlog_is_nonzero = False
         return 0
 
-    def _overloaded(self, now: int, avg: int, active_workers: int) -> int:
+    def _overloaded(self, now: int, avg: int, active_workers: int, can_spawn: bool) -> int:
         overload = self.cheaper.overload
         self.tolerance_counter = 0
-        decheaped = self._cheaped_slots(self.cheaper.step)
+        decheaped = self._cheaped_slots(self.cheaper.step) if can_spawn else 0
         if decheaped > 0:
             self.last_action = 1
             if (now - self.last_cheaped) // overload // 1_000_000 <= self.multi:

@@ -70,6 +70,10 @@ SIMULATED: dict[str, str] = {
     "cheaper-overload": "the spare/backlog threshold",
     "cheaper-algo": "spare, backlog, busyness, manual",
     "cheaper-algo-list": "the list of pyuwsgi's algorithms before the banner",
+    "cheaper-rss-limit-soft": "no worker spawned while the workers' published RSS "
+                              "(sim.set_rss) is over it; needs --memory-report, as real",
+    "cheaper-rss-limit-hard": "a worker stopped at each check while the workers' RSS is "
+                              "over it",
     "cheaper-busyness-max": "busyness: the average above which workers are spawned (50)",
     "cheaper-busyness-min": "busyness: the average below which one is stopped (25)",
     "cheaper-busyness-multiplier": "busyness: overload * multiplier idle seconds before a "
