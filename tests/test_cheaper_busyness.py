@@ -152,3 +152,47 @@ def test_real_idle_workers_are_cheaped(app_dir: Path) -> None:
     assert [line for line in lines if line.startswith("[busyness] settings")] == SETTINGS[:1]
     got = _masked(_busyness(lines))
     assert got[:len(IDLE)] == IDLE
+
+
+METRICS = ["--master", "--processes", "2", "--cheaper", "1", "--cheaper-algo", "busyness",
+           "--enable-metrics", "--wsgi-file", "app.py"]
+BUSYNESS_METRICS = [("worker.1.plugin.cheaper_busyness.busyness", 1, "3.1.100.1"),
+                    ("worker.2.plugin.cheaper_busyness.busyness", 1, "3.2.100.1"),
+                    ("plugin.cheaper_busyness.total_avg_busyness", 1, "4.100.1")]
+
+
+def _first_metrics(doc: dict) -> list[tuple[str, int, str]]:
+    return [(name, m["type"], m["oid"]) for name, m in list(doc["metrics"].items())[:3]]
+
+
+def test_busyness_metrics_lead_the_table(app_dir: Path) -> None:
+    with Simulation(METRICS + ["--cheaper-overload", "1"], app_dir=app_dir) as sim:
+        after = sim.log.index(SETTINGS[2]) + 1  # the third settings line
+        assert sim.log[after] == "[busyness] metrics registered"
+        assert _first_metrics(sim.stats()) == BUSYNESS_METRICS
+        sim.submit("GET", "/slow")
+        sim.advance(1.5)  # the worker busy for the whole second
+        assert sim.uwsgi.metric_get("worker.1.plugin.cheaper_busyness.busyness") == 100
+        assert sim.uwsgi.metric_get("plugin.cheaper_busyness.total_avg_busyness") == 100
+
+
+@pytest.mark.real
+def test_real_busyness_metrics_lead_the_table(app_dir: Path) -> None:
+    import json
+    import socket
+
+    from simuwsgi.modes.real import free_port
+
+    port = free_port()
+    got: dict = {}
+
+    def scenario(_url: str) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        got["doc"] = json.loads(data)
+
+    lines = run_with(METRICS + ["--stats", f"127.0.0.1:{port}"], app_dir, scenario)
+    assert "[busyness] metrics registered" in lines
+    assert _first_metrics(got["doc"]) == BUSYNESS_METRICS

@@ -38,8 +38,10 @@ real): while the workers' published RSS (``sim.set_rss``) adds up to it, no algo
 may spawn; ``--cheaper-rss-limit-hard``: over it, one worker is stopped at each check
 (``cheaper hard rss memory limit exceeded, cheap one of N workers``).
 
-Not modelled: the master fifo's cheaper commands, the busyness metrics of
-``--enable-metrics``. An unknown algorithm name falls back to
+With ``--enable-metrics`` busyness registers ``worker.N.plugin.cheaper_busyness.busyness``
+and ``plugin.cheaper_busyness.total_avg_busyness`` ahead of the core metrics.
+
+Not modelled: the master fifo's cheaper commands. An unknown algorithm name falls back to
 ``spare`` with uWSGI's line.
 """
 
@@ -244,6 +246,18 @@ class Busyness:
                  f"step is {self.backlog_step}")
         inst.log(f"[busyness] backlog non-zero alert is set to {self.backlog_nonzero_alert} "
                  "second(s)")
+        #: --enable-metrics: each worker's last busyness and their average
+        self.current = [0] * inst.numproc
+        self.total_avg = 0
+        metrics = inst.subsystems.get("metrics")
+        if metrics is not None and metrics.enabled:
+            for i in range(inst.numproc):
+                metrics.register_plugin_gauge(
+                    f"worker.{i + 1}.plugin.cheaper_busyness.busyness", f"3.{i + 1}.100.1",
+                    lambda i=i: self.current[i])
+            metrics.register_plugin_gauge("plugin.cheaper_busyness.total_avg_busyness",
+                                          "4.100.1", lambda: self.total_avg)
+            inst.log("[busyness] metrics registered")
         self.tcheck = self._micros()
         self._set_next_cheap_time()
 
@@ -321,11 +335,13 @@ class Busyness:
                         percent = 100
                     self.was_busy[i] = 0
                     total += percent
+                    self.current[i] = percent
                     if self.verbose and active_workers > 1:
                         self._log(f"[busyness] worker nr {i + 1} {overload}s average busyness "
                                   f"is at {percent}%")
                 self.last_values[i] = running_time
             avg = total // active_workers if active_workers else 0
+            self.total_avg = avg
             if self.verbose:
                 self._log(f"[busyness] {overload}s average busyness of {active_workers} "
                           f"worker(s) is at {avg}%")

@@ -92,6 +92,8 @@ class Metrics:
         self.enabled = enabled
         self.snmp = snmp
         self.metrics: dict[str, _Metric] = {}
+        #: how many plugin metrics lead the table
+        self._plugin_metrics = 0
         self.snmp_values: list[list[int]] = [[0, 0] for _ in range(100)]
         self.snmp_community = b""
         if enabled:
@@ -205,6 +207,16 @@ class Metrics:
             m.alias = self.metrics[kv["alias"]]
         if mtype == "alias" and m.alias is None:
             raise ConfigError(f'metric alias "{name}" requires a mapping !!!')
+
+    def register_plugin_gauge(self, name: str, oid: str, read: Any) -> None:
+        """A plugin's gauge (``cheaper_busyness``): plugins register theirs as they start,
+        before the core metrics are set up, so they come first, in registration order."""
+        m = _Metric(name, "gauge", "ptr", oid=oid)
+        m.read = read
+        items = list(self.metrics.items())
+        items.insert(self._plugin_metrics, (name, m))
+        self._plugin_metrics += 1
+        self.metrics = dict(items)
 
     # -- values -------------------------------------------------------------------------
     def value(self, name: str) -> int:
