@@ -247,3 +247,11 @@ def test_a_cluster_node_exposes_its_stats(app_dir: Path) -> None:
             _read_all(bound["b"])))
         assert doc["pid"] == cluster["b"].inst.master.pid
         assert _shape(doc) == _shape(cluster["b"].stats())
+
+
+def test_without_a_master_there_is_no_stats_server(app_dir: Path) -> None:
+    from simuwsgi._errors import ConfigError
+
+    with Simulation(["--wsgi-file", "app.py"], app_dir=app_dir) as sim, \
+            pytest.raises(ConfigError, match="needs the master process"):
+        sim.stats()
