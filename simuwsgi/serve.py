@@ -133,6 +133,7 @@ async def serve_simulation(
                 await nursery.start(_master_signals, node)
             if stats_listener is not None:
                 nursery.start_soon(serve_stats, stats_listener, inst)
+                inst.log(f"simuwsgi: serving stats on {bound[-1].address} (stats)")
             for (listener, protocol), where in zip(listeners, bound[:len(listeners)],
                                                    strict=True):
                 await nursery.start(functools.partial(
