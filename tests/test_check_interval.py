@@ -86,3 +86,11 @@ def test_real_a_death_waits_for_the_next_check(app_dir: Path) -> None:
     # killed about a second into the master's 5 s wait: seen about 4 s later (with
     # the default interval, within a second)
     assert gaps[0] > 2
+
+
+def test_a_mule_that_exits_is_seen_an_interval_later(app_dir: Path) -> None:
+    (app_dir / "m.py").write_text("import time\ntime.sleep(0.5)\n")
+    with Simulation(["--master", "--wsgi-file", "app.py", "--mule=m.py",
+                     "--check-interval", "3"], app_dir=app_dir) as sim:
+        sim.advance(4)
+        assert _when(sim, "OOOPS mule 1") == [3.5]

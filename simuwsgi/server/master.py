@@ -578,10 +578,10 @@ class Instance:
             self.log("...The work of process %d is done. Seeya!" % proc.pid, proc)
         # The master notices the death at its next loop iteration (one waitpid() per
         # iteration): then it logs it and respawns. A mule that exits by itself is seen
-        # a second later.
+        # a whole check interval later.
         when = self.next_tick(self.kernel.now)
         if isinstance(proc, Mule) and reason == "exited":
-            when = self.kernel.now + 1.0
+            when = self.kernel.now + self.check_interval
         self._unreaped[proc] = reason
         self.kernel.at(when, self._reap, proc)
 
