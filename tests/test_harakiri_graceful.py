@@ -31,6 +31,15 @@ def _masked(lines: list[str]) -> list[str]:
     return out[first:last + 1]
 
 
+def _cut_slow_request(url: str) -> None:
+    """GET /slow on the real server: the harakiri closes it without a response."""
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as conn:
+        conn.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
+        assert conn.recv(100) == b""
+    time.sleep(1.5)
+
+
 SIGTERM_LINES = [
     "*** HARAKIRI ON WORKER 1 (pid: P, try: 1, graceful: yes) ***",
     "HARAKIRI !!! worker 1 status !!!",
@@ -96,14 +105,7 @@ def test_real_graceful_harakiri(tmp_path: Path, extra: list[str],
                                 expected: list[str]) -> None:
     (tmp_path / "app.py").write_text(SLOW)
 
-    def scenario(url: str) -> None:
-        host, port = url.rsplit("/", 1)[-1].split(":")
-        with socket.create_connection((host, int(port)), timeout=15) as conn:
-            conn.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
-            assert conn.recv(100) == b""  # closed without a response
-        time.sleep(1.5)
-
-    assert _masked(run_with(OPTIONS + extra, tmp_path, scenario)) == expected
+    assert _masked(run_with(OPTIONS + extra, tmp_path, _cut_slow_request)) == expected
 
 
 USER_APP = ("import time, uwsgi\n"
@@ -148,11 +150,4 @@ def test_a_user_harakiri_is_killed_at_the_next_check(tmp_path: Path) -> None:
 def test_real_a_user_harakiri_is_killed_at_the_next_check(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(USER_APP)
 
-    def scenario(url: str) -> None:
-        host, port = url.rsplit("/", 1)[-1].split(":")
-        with socket.create_connection((host, int(port)), timeout=15) as conn:
-            conn.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
-            assert conn.recv(100) == b""
-        time.sleep(1.5)
-
-    assert _user_lines(run_with(USER_OPTIONS, tmp_path, scenario)) == USER_LINES
+    assert _user_lines(run_with(USER_OPTIONS, tmp_path, _cut_slow_request)) == USER_LINES
