@@ -255,3 +255,20 @@ def test_without_a_master_there_is_no_stats_server(app_dir: Path) -> None:
     with Simulation(["--wsgi-file", "app.py"], app_dir=app_dir) as sim, \
             pytest.raises(ConfigError, match="needs the master process"):
         sim.stats()
+
+
+def test_each_core_of_a_threaded_worker(app_dir: Path) -> None:
+    with Simulation(["--master", "--threads", "2", "--wsgi-file", "app.py"],
+                    app_dir=app_dir) as sim:
+        sim.submit("GET", "/slow?a")
+        sim.submit("GET", "/slow?b")
+        sim.advance(0.5)
+        worker = sim.stats()["workers"][0]
+        assert [c["in_request"] for c in worker["cores"]] == [1, 1]
+        assert sorted(c["vars"][3] for c in worker["cores"]) == ["QUERY_STRING=a",
+                                                                 "QUERY_STRING=b"]
+        assert worker["status"] == "busy" and worker["apps"][0]["requests"] == 2
+        sim.advance(3)
+        worker = sim.stats()["workers"][0]
+        assert [c["requests"] for c in worker["cores"]] == [1, 1]
+        assert worker["requests"] == 2 and worker["apps"][0]["requests"] == 2

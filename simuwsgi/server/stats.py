@@ -25,8 +25,8 @@ connection with it (``simuwsgi.net._stats``).
   without SSL: no ``legions`` key, no cron ``legion`` key.
 
 Left out: ``daemons`` (``--attach-daemon`` is not simulated), the per-core counters of
-static, routed and offloaded requests and read errors (always 0 here), ``last_modified_at``
-(the cache's ``lastmod`` option).
+static, routed and offloaded requests, write and read errors (always 0 here),
+``last_modified_at`` (the cache's ``lastmod`` option).
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def _sockets(inst: Instance, backlog: int) -> list[dict[str, Any]]:
 def _status(w: Worker | None) -> str:
     if w is None or w.cheaped:
         return "cheap"
-    busy = w.request is not None or w.in_handler >= 0
+    busy = w.busy or w.in_handler >= 0
     if w.paused and not busy:
         return "pause"
     if w.in_handler >= 0:
@@ -204,7 +204,7 @@ def _apps(inst: Instance, w: Worker | None) -> list[dict[str, Any]]:
     if w is None:
         return []  # never forked: its app table was never copied from the master's
     # an app counts a request as it starts it (the worker and its core as they end it)
-    busy = int(w.request is not None)
+    busy = len(w.in_flight()) if w.alive else 0
     return [{"id": app_id, "modifier1": 0, "mountpoint": inst.app.mountpoints.get(app_id, ""),
              "startup_time": 0,
              "requests": w.app_requests.get(app_id, 0) + (busy if app_id == 0 else 0),
@@ -213,12 +213,13 @@ def _apps(inst: Instance, w: Worker | None) -> list[dict[str, Any]]:
 
 
 def _core(inst: Instance, w: Worker | None, core: int) -> dict[str, Any]:
-    request = w.request if w is not None and w.alive and core == 0 else None
+    thread = w.cores[core] if w is not None and w.alive and core < len(w.cores) else None
+    request = thread.request if thread is not None else None
+    counts = w.core_counts if w is not None else []
     entry: dict[str, Any] = {
-        "id": core, "requests": w.core_requests if w is not None and core == 0 else 0,
+        "id": core, "requests": counts[core] if core < len(counts) else 0,
         "static_requests": 0, "routed_requests": 0, "offloaded_requests": 0,
-        "write_errors": getattr(w, "write_errors", 0) if core == 0 else 0,
-        "read_errors": 0, "in_request": int(request is not None),
+        "write_errors": 0, "read_errors": 0, "in_request": int(request is not None),
         "vars": [], "req_info": {},
     }
     if request is not None:

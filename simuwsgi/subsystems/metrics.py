@@ -125,14 +125,19 @@ class Metrics:
                 return int(getattr(w, attr, 0) or 0) if w is not None else 0
             return read
 
+        def core_requests(wid: int, core: int) -> Any:
+            def read() -> int:  # uwsgi.workers[wid].cores[core].requests
+                w = inst.workers.get(wid)
+                return w.core_counts[core] if w is not None else 0
+            return read
+
         zero = lambda: 0
         ptr("core.routed_signals", zero, oid="5.1")
         ptr("core.unrouted_signals", zero, oid="5.2")
         ptr("core.busy_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and w.request is not None), "gauge",
-            "5.3")
+            1 for w in inst.workers.values() if w.alive and w.busy), "gauge", "5.3")
         ptr("core.idle_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and w.request is None), "gauge", "5.4")
+            1 for w in inst.workers.values() if w.alive and not w.busy), "gauge", "5.4")
         ptr("core.overloaded", zero, oid="5.5")
         # the totals are registered now and listed after the workers' (metrics.c)
         totals = {n: _Metric(n, t, c, oid=o) for n, t, c, o in (
@@ -166,10 +171,9 @@ class Metrics:
                                            ("routed_requests", 4), ("static_requests", 5),
                                            ("offloaded_requests", 6), ("exceptions", 7),
                                            ("read_errors", 8)):
-                            attr = "requests" if what == "requests" and inst.cores == 1 else ""
                             ptr(f"worker.{i}.core.{j}.{what}",
-                                worker_attr(i, attr) if attr else zero,
-                                oid=f"3.{i}.2.{j}.{leaf}")
+                                core_requests(i, j) if what == "requests" and j < inst.threads
+                                else zero, oid=f"3.{i}.2.{j}.{leaf}")
         for total in totals.values():
             self._add(total)
         for pos, _fd in enumerate(socket_fds(inst.opts)):
