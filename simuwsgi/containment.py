@@ -25,6 +25,13 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
 * ``signal.signal``/``getsignal`` in a virtual process set and read that process's
   Python handlers; an ``os.kill`` to it then calls the handler. Nothing reaches the
   host's signal table.
+* Commands (``subprocess``, ``os.system``, ``os.popen``, ``os.posix_spawn*``): the
+  app's own programs, which it may need (``convert``, ``git``): by default they run on
+  the host, in no virtual time, traced as ``subprocess``; ``Simulation(subprocess=
+  "refuse")`` or a policy callable refuses them. They start new processes and signal
+  none, so nothing of the host's is touched. ``os.exec*`` would replace the test
+  process: the virtual process becomes the program instead (it runs, and the process
+  dies with its exit status, as the master then sees a worker that exec'd).
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
 
@@ -53,9 +60,11 @@ from __future__ import annotations
 
 import atexit as _atexit
 import ctypes
+import inspect
 import math
 import os
 import signal as _signal
+import subprocess
 import sys
 import threading
 import time
@@ -84,8 +93,14 @@ _REAL = {
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
-    "setitimer": _signal.setitimer, "pause": _signal.pause,
+    "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
+    "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
+    "execve": os.execve,
 }
+_SAVED_EXECUTE_CHILD = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+_EXECUTE_CHILD_SIGNATURE = inspect.signature(_SAVED_EXECUTE_CHILD)
+#: The files between app code and the start of a command (this one included).
+_SPAWNERS = {os.__file__, subprocess.__file__, __file__}
 #: The host's functions, for the simulator's own use (``fork`` mode's OS processes).
 REAL = types.SimpleNamespace(**_REAL)
 #: In a ``fork``-mode child: sends an ``os.kill`` to the parent, which owns the
@@ -396,6 +411,8 @@ class Containment:
         self.thread = threading.get_ident()
         pyargv = inst.opts.str("pyargv") or ""
         self.argv = ["uwsgi", *pyargv.split()]
+        #: Whether commands app code starts run (``Simulation(subprocess=...)``).
+        self.subprocess: Any = "run"
 
     def running(self) -> UProcess | None:
         """The virtual process running app code now, if this thread runs one of ours."""
@@ -594,6 +611,105 @@ def _refused(name: str, why: str) -> Callable[..., Any]:
     return refuse
 
 
+# -- commands ----------------------------------------------------------------------------
+#: What ``Simulation(subprocess=...)`` accepts besides a callable.
+SUBPROCESS_POLICIES = ("run", "refuse")
+
+
+def check_subprocess_policy(policy: Any) -> Any:
+    """``policy`` if ``Simulation(subprocess=policy)`` accepts it, else a ``ValueError``."""
+    if policy in SUBPROCESS_POLICIES or callable(policy):
+        return policy
+    raise ValueError(f"subprocess must be 'run', 'refuse' or a callable, not {policy!r}")
+
+
+def _from_simulator() -> bool:
+    """Whether the code starting a command is the simulator's own (a ``--cron``
+    command, a hook), not the app's: the first caller outside ``os``/``subprocess``."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename in _SPAWNERS:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(_HERE)
+
+
+def _command_allowed(how: str, argv: list[Any]) -> tuple[Containment, UProcess] | None:
+    """The policy's word on a command the running virtual process starts (traced as
+    ``subprocess``): its containment and process when it runs for real, None when the
+    caller is not a virtual process; ``NotSimulatedError`` when refused."""
+    found = _current()
+    if found is None or _from_simulator():
+        return None
+    contain, proc = found
+    args = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in argv]
+    policy = contain.subprocess
+    action = policy(args) if callable(policy) else policy
+    if action not in SUBPROCESS_POLICIES:
+        raise TypeError(f"the subprocess policy {policy!r} returned {action!r} for {args}: "
+                        "it must return 'run' or 'refuse'")
+    contain.inst.record("subprocess", proc, how=how, argv=args, action=action)
+    if action == "refuse":
+        raise NotSimulatedError(
+            f"{how}({args!r}) in {proc.name} (pid {proc.pid}): starting host commands is "
+            "refused by Simulation(subprocess='refuse')")
+    return found
+
+
+def _execute_child(popen: Any, args: Any, executable: Any, *rest: Any, **kw: Any) -> Any:
+    """``subprocess.Popen`` (and ``os.popen``, ``subprocess.run``...) from app code: the
+    command is the policy's to run or refuse."""
+    argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    shell = _EXECUTE_CHILD_SIGNATURE.bind(popen, args, executable, *rest, **kw) \
+        .arguments["shell"]  # its place in the signature varies with the Python version
+    _command_allowed("subprocess.Popen", ["/bin/sh", "-c", *argv] if shell else argv)
+    return _SAVED_EXECUTE_CHILD(popen, args, executable, *rest, **kw)
+
+
+def _system(command: str) -> int:
+    _command_allowed("os.system", ["/bin/sh", "-c", command])
+    return int(_REAL["system"](command))
+
+
+def _spawner(name: str) -> Callable[..., Any]:
+    """``os.posix_spawn``/``posix_spawnp``: the policy's to run or refuse."""
+    real = _REAL[name]
+
+    def spawn(path: Any, argv: Any, *args: Any, **kwargs: Any) -> Any:
+        _command_allowed(f"os.{name}", list(argv))
+        return real(path, argv, *args, **kwargs)
+
+    spawn.__name__ = name
+    return spawn
+
+
+def _exec(path: Any, argv: Any, env: Any = None) -> None:
+    """``os.exec*`` from a virtual process: it becomes the program. The program runs
+    (a real child of the test process, with the process's environment), and when it
+    ends the virtual process ends with its status, as the master then sees it; the test
+    process is never replaced. (``execl``/``execlp``/``execvp``/... all come here.)"""
+    if _current() is not None and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        # what execve(2) says, so that execvp goes on searching the PATH
+        error = 2 if not os.path.exists(path) else 13
+        raise OSError(error, os.strerror(error), path)
+    found = _command_allowed("os.exec", list(argv))
+    if found is None:
+        _REAL["execv"](path, argv) if env is None else _REAL["execve"](path, argv, env)
+        return
+    contain, proc = found
+    pid = _REAL["posix_spawn"](path, list(argv), os.environ if env is None else env)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        die_now(contain.inst, proc, f"exec'd {os.fsdecode(path)} killed by "
+                f"{_signame(signum)}", signum=signum)
+    code = os.waitstatus_to_exitcode(status)
+    die_now(contain.inst, proc, f"exec'd {os.fsdecode(path)} exited with status {code}",
+            code=code)
+
+
+def _execv(path: Any, argv: Any) -> None:
+    _exec(path, argv)
+
+
 _FORK_WHY = ("it would fork the test run; mode='fork' runs each virtual process in its "
              "own OS process")
 _TIMER_WHY = ("OS timers and signals of the test process are not the virtual process's; "
@@ -609,6 +725,10 @@ _PATCHES = [
     (os, "forkpty", _refused("os.forkpty", _FORK_WHY)),
     (_signal, "alarm", _refused("signal.alarm", _TIMER_WHY)),
     (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
+    (os, "system", _system), (os, "posix_spawn", _spawner("posix_spawn")),
+    (os, "posix_spawnp", _spawner("posix_spawnp")),
+    (os, "execv", _execv), (os, "execve", _exec),
+    (subprocess.Popen, "_execute_child", _execute_child),
     (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
                                 "use uwsgi.signal_wait()")),
 ]

@@ -23,7 +23,8 @@ from ._spool import LinesView
 from .banner import MACHINES
 from .clock import TimePatch, VirtualClock, parse_start
 from .config import Options, parse_options
-from .containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
+from .containment import (DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration,
+                          check_subprocess_policy)
 from .isolation import ImportLedger
 from .kernel import Kernel
 from .master import Instance
@@ -76,6 +77,13 @@ class Simulation:
     then the process is stopped, as uWSGI's harakiri would when ``--harakiri`` is set,
     else ``StallError`` names it (None: never; see ``simuwsgi.containment``). In fork
     mode ``fork_timeout`` plays that part (a hung child is a ``StallError`` too).
+    ``subprocess`` is what a command app code starts (``subprocess``, ``os.system``,
+    ``os.popen``, ``os.posix_spawn``, ``os.exec*``) does: ``"run"`` (the default: it is
+    the app's own command, and its output may be what the app needs) runs it on the
+    host, taking no virtual time; ``"refuse"`` raises ``NotSimulatedError`` instead; a
+    callable is given the command's argv and returns one of the two. Each command is a
+    ``subprocess`` trace record. ``os.exec*`` never replaces the test process: the
+    virtual process becomes the program, and ends with its exit status.
     ``machine`` is whose facts the startup lines of the log print: ``"virtual"`` (a
     fixed machine, so the log is the same everywhere) or ``"host"`` (this machine's, as
     the real server would print them here).
@@ -89,7 +97,7 @@ class Simulation:
                  legacy: bool = False, trace_kinds: Iterable[str] | None = None,
                  allow_no_app: bool = False, strict: bool = False,
                  stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-                 machine: str = "virtual") -> None:
+                 machine: str = "virtual", subprocess: Any = "run") -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -123,6 +131,7 @@ class Simulation:
             stall_timeout = check_duration("stall_timeout", stall_timeout) or None
         self.inst.stall_timeout = stall_timeout
         self._contain = Containment(self.inst)
+        self._contain.subprocess = check_subprocess_policy(subprocess)
         # fork mode: user code runs in OS children, watched by ``fork_timeout``
         self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
         self._decorators = decorators

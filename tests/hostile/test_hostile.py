@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -347,3 +348,73 @@ def test_the_spooler_function_ending_its_process(tmp_path, mode, what, dies):
     assert ("OOOPS the spooler is no more...trying respawn..." in log) is dies
     assert ("KeyboardInterrupt" in log) is not dies
     assert len(list((tmp_path / "spool").iterdir())) == 1
+
+
+# -- host commands ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_commands_the_app_starts_run_on_the_host_by_default(tmp_path, mode):
+    copy_app(tmp_path, "commands.py")
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        bodies = {path: sim.get(path).body
+                  for path in ("/run", "/shell", "/system", "/popen", "/spawn")}
+        assert sim.now == 0  # a command takes no virtual time
+        records = [r for r in sim.trace if r.kind == "subprocess"]
+    assert bodies == {"/run": b"hello\n", "/shell": b"42\n", "/system": b"3",
+                      "/popen": b"popen\n", "/spawn": b"0"}
+    assert [(r.process, r.fields["how"], r.fields["argv"], r.fields["action"])
+            for r in records] == [
+        ("worker1", "subprocess.Popen", ["echo", "hello"], "run"),
+        ("worker1", "subprocess.Popen", ["/bin/sh", "-c", "echo $((6 * 7))"], "run"),
+        ("worker1", "os.system", ["/bin/sh", "-c", "exit 3"], "run"),
+        ("worker1", "subprocess.Popen", ["/bin/sh", "-c", "echo popen"], "run"),
+        ("worker1", "os.posix_spawnp", ["true"], "run")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_commands_are_refused_when_the_policy_says_so(tmp_path, mode):
+    copy_app(tmp_path, "commands.py")
+    seen = []
+
+    def policy(argv):
+        seen.append(argv)
+        return "run" if argv[0] == "echo" else "refuse"
+
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode, subprocess=policy) as sim:
+        assert sim.get("/run").body == b"hello\n"
+        for path in ("/shell", "/system", "/popen", "/spawn", "/exec"):
+            body = sim.get(path).text
+            assert body.startswith("refused: ") and "subprocess='refuse'" in body, body
+        assert not deaths(list(sim.log))
+    if mode == "sim":  # fork mode: the policy runs in the virtual process's OS child
+        assert seen[0] == ["echo", "hello"] and len(seen) == 6
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode, subprocess="refuse") as sim:
+        assert sim.get("/run").text.startswith("refused: subprocess.Popen(['echo', 'hello'])"
+                                               " in worker1 (pid 1002)")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exec_makes_the_virtual_process_the_program(tmp_path, mode):
+    copy_app(tmp_path, "commands.py")
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        pid = int(sim.get("/pid").body)
+        assert sim.get("/exec_missing").body == b"OSError: 2"  # as execv(2) fails
+        resp = sim.get("/exec")
+        sim.advance(GAP)
+        assert sim.get("/").status == 200  # the master respawned it
+        log = list(sim.log)
+        runs = [r.fields for r in sim.trace if r.kind in ("subprocess", "death")]
+    assert runs == [{"how": "os.exec", "argv": ["sh", "-c", "exit 4"], "action": "run"},
+                    {"pid": pid, "reason": f"exec'd {shutil.which('sh')} exited with "
+                                           "status 4"}]
+    # the program's exit status is the worker's, as the master sees it
+    assert resp.status is None and "died" in resp.reason
+    assert deaths(log) == [f"DAMN ! worker 1 (pid: {pid}) died :( trying respawn ..."]
+
+
+def test_a_bad_subprocess_policy_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="subprocess must be 'run', 'refuse' or a callable"):
+        Simulation(["--master"], subprocess="maybe")

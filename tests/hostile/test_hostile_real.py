@@ -130,3 +130,11 @@ def test_os_exit_while_a_lazy_worker_loads_the_app_matches_real_uwsgi(tmp_path):
         sim_lines = master_lines(list(sim.log))
     assert real_lines[:2] == sim_lines[:2] == [
         "... monitored exception detected, respawning worker N (pid: N)..."] * 2
+
+
+@requires_real_uwsgi
+def test_commands_and_exec_match_real_uwsgi(tmp_path):
+    real, sim = both(tmp_path, "commands.py", ["--master", "--wsgi-file", "commands.py"],
+                     ["/run", "/system", "/exec_missing", "/exec", "/"])
+    assert sim == real
+    assert real[0] == [200, 200, 200, None, 200]
