@@ -23,8 +23,15 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   (SIGHUP, reload, ``--max-requests``), not on SIGKILL or ``os._exit``, and not when
   a worker calls C ``exit()`` in the middle of a request (uWSGI skips them when busy).
 * ``signal.signal``/``getsignal`` in a virtual process set and read that process's
-  Python handlers; an ``os.kill`` to it then calls the handler. Nothing reaches the
-  host's signal table.
+  Python handlers; an ``os.kill`` to it then calls the handler, in that process (its
+  pid, its globals): at once when it signals itself, else when it next runs
+  (``Kernel.interrupt``), as CPython runs a handler at the process's next bytecode. A
+  process in a request gets it there (what the handler raises comes out of the call the
+  request waited in); one idle in uWSGI's loop runs it at once, printing its errors
+  (CPython would run it at the start of the next request). In fork mode the process's
+  OS child runs it the same way. Nothing reaches the host's signal table. Unlike
+  CPython, a handler does not cut short a virtual ``time.sleep``: it runs when the
+  sleep ends.
 * Commands (``subprocess``, ``os.system``, ``os.popen``, ``os.posix_spawn*``): the
   app's own programs, which it may need (``convert``, ``git``): by default they run on
   the host, in no virtual time, traced as ``subprocess``; ``Simulation(subprocess=
@@ -106,6 +113,8 @@ REAL = types.SimpleNamespace(**_REAL)
 #: In a ``fork``-mode child: sends an ``os.kill`` to the parent, which owns the
 #: virtual processes (set by ``simuwsgi.fork``).
 forward_kill: Callable[[int, int], None] | None = None
+#: In a ``fork``-mode child: tells the parent the app's Python handler of a signal.
+forward_signal: Callable[[int, Any], None] | None = None
 _S = _signal.Signals
 #: The signal the watchdog sends the main thread (a real-time one: test tools such as
 #: pytest-timeout use SIGALRM, apps use SIGUSR1/2).
@@ -248,17 +257,19 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
     """Signal ``signum`` arrives at virtual process ``proc`` (``os.kill``).
 
     To the process that sends it, it arrives at once (the call may not return); to any
-    other process, at the current instant after what is already due.
+    other process, at the current instant after what is already due. A Python handler
+    of another process runs in that process when it next runs (``_run_handler``).
     """
     if signum == 0:
         return
     kernel = inst.kernel
     handler = getattr(proc, "py_signals", {}).get(signum)
     if handler is not None and handler not in (_signal.SIG_DFL, _signal.SIG_IGN):
-        if kernel.current is proc:
+        inst.record("os.signal", proc, signum=signum, action="handler")
+        if kernel.current is proc and inst.forks is None:
             handler(signum, sys._getframe(1))
         else:
-            kernel.call_soon(_run_handler, inst, proc, handler, signum)
+            kernel.interrupt(proc, lambda: _run_handler(inst, handler, signum))
         return
     if handler == _signal.SIG_IGN:
         return
@@ -355,27 +366,28 @@ def _end(inst: Instance, proc: UProcess, reason: str, code: int) -> None:
         inst.kill(proc, reason, None)
 
 
-def _run_handler(inst: Instance, proc: UProcess, handler: Any, signum: int) -> None:
-    """A Python signal handler of ``proc``, run in its context (it must not block)."""
-    if not proc.alive:
+def _run_handler(inst: Instance, handler: Any, signum: int) -> None:
+    """A Python signal handler, run in its process at the next point it runs (as
+    CPython runs it at the next bytecode of the process's main thread): with its pid
+    and globals, and the app's frame it interrupts. When the process was running app
+    code (a request), what the handler raises comes out there, as in CPython; when it
+    was idle in uWSGI's own loop, the handler is a ``python_call`` (printed, SystemExit
+    ends the process). In fork mode the handler lives in the process's OS child."""
+    if inst.forks is not None:
+        inst.forks.signal(inst.kernel.current, signum)
         return
-    kernel = inst.kernel
-    outer = kernel.current
-    kernel.current = proc
-    kernel.switch_context(proc.context)
-    try:
-        handler(signum, None)
-    except _control():
-        raise
-    except SystemExit as exc:
-        run_atexit(inst, proc)
-        proc.exit_code = exit_code_of(exc)  # type: ignore[attr-defined]
-        inst.kill(proc, "SystemExit", None)
-    except BaseException:  # noqa: BLE001 - printed, as Python does for a handler
-        for line in traceback.format_exc().rstrip("\n").splitlines():
-            inst.log(line, proc)
-    finally:
-        kernel.current = outer
+    frame = app_frame(sys._getframe(1))
+    if frame is not None:
+        handler(signum, frame)
+    else:
+        inst.call_python(handler, signum, None)
+
+
+def app_frame(frame: Any) -> Any:
+    """The innermost frame of app code under ``frame``, None if only the simulator's."""
+    while frame is not None and frame.f_code.co_filename.startswith(_HERE):
+        frame = frame.f_back
+    return frame
 
 
 def _stats_lines(inst: Instance, proc: UProcess) -> list[str]:
@@ -577,6 +589,8 @@ def _signal_signal(signum: int, handler: Any) -> Any:
         table = proc.py_signals = {}  # type: ignore[attr-defined]
     previous = table.get(signum, _signal.SIG_DFL)
     table[signum] = handler
+    if forward_signal is not None:
+        forward_signal(signum, handler)
     return previous
 
 

@@ -418,3 +418,20 @@ def test_exec_makes_the_virtual_process_the_program(tmp_path, mode):
 def test_a_bad_subprocess_policy_is_refused(tmp_path):
     with pytest.raises(ValueError, match="subprocess must be 'run', 'refuse' or a callable"):
         Simulation(["--master"], subprocess="maybe")
+
+
+# -- Python signal handlers signalled by another process ------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_a_handler_signalled_by_another_process_runs_in_that_process(tmp_path, mode):
+    copy_app(tmp_path, "crosskill.py")
+    with Simulation(["--master", "--wsgi-file", "crosskill.py", "--mule"],
+                    app_dir=tmp_path, mode=mode) as sim:
+        got = [sim.get(path) for path in ("/record", "/signal", "/explode", "/signal", "/")]
+        log = list(sim.log)
+        signals = [(r.process, r.fields) for r in sim.trace if r.kind == "os.signal"]
+    seen = b"10:1:True:True"  # signal, worker id, its own pid, the app's frame
+    assert [(r.status, r.body) for r in got] == [
+        (200, b""), (200, seen), (200, seen), (None, b""), (200, seen)]
+    # the exception of the handler came out of the request's time.sleep
+    assert "RuntimeError: handler of signal 10" in log
+    assert signals == [("worker1", {"signum": 10, "action": "handler"})] * 2
