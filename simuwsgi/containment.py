@@ -27,8 +27,8 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   pid, its globals): at once when it signals itself, else when it next runs
   (``Kernel.interrupt``), as CPython runs a handler at the process's next bytecode. A
   process in a request gets it there (what the handler raises comes out of the call the
-  request waited in); one idle in uWSGI's loop runs it at once, printing its errors
-  (CPython would run it at the start of the next request). In fork mode the process's
+  request waited in); one idle in uWSGI's loop runs it when it wakes (for its next
+  request), printing its errors (CPython would run it inside that request). In fork mode the process's
   OS child runs it the same way. Nothing reaches the host's signal table. Unlike
   CPython, a handler does not cut short a virtual ``time.sleep``: it runs when the
   sleep ends.
