@@ -59,8 +59,16 @@ falls back to ``PyThreadState_SetAsyncExc`` (CPU loops only). Ctrl-C raises
 ``SimulationInterrupted`` (a ``KeyboardInterrupt``), which the simulator never treats
 as the app's. App code that catches what is raised (``except BaseException`` in a
 loop) gets it again every 0.3 s, from the second time on on every line it runs (a
-trace function), so that it also leaves the ``except`` blocks. Code stuck in C (a
-regex, a C extension) cannot be interrupted by any of these.
+trace function), so that it also leaves the ``except`` blocks.
+
+Code stuck in one C call holds the GIL, so the watchdog thread cannot run at all. For
+it a CPU-time timer (``ITIMER_VIRTUAL``, SIGVTALRM: it needs no GIL to fire; restored
+at close) ticks while the simulation is driven; CPython runs its handler in the main
+thread where a C call checks for signals: a regex backtracking (``re`` checks every
+few thousand steps) is stopped like a Python loop. A C call that never checks
+(``sum(range(10**12))``, many C extensions) cannot be stopped by anything short of
+killing the test process: the handler runs when it returns, and the ``StallError``
+then says how long it held the CPU. Ctrl-C does not stop it either, as in plain Python.
 """
 
 from __future__ import annotations
@@ -119,6 +127,9 @@ _S = _signal.Signals
 #: The signal the watchdog sends the main thread (a real-time one: test tools such as
 #: pytest-timeout use SIGALRM, apps use SIGUSR1/2).
 _STALL_SIGNAL = getattr(_signal, "SIGRTMIN", int(_S.SIGUSR2)) + 7
+#: The signal of the CPU-time timer that catches C calls the watchdog thread cannot
+#: (``ITIMER_VIRTUAL``: profilers use SIGPROF, timeouts SIGALRM).
+_CPU_SIGNAL = _S.SIGVTALRM
 
 
 class StallInterrupt(BaseException):
@@ -791,6 +802,10 @@ class Watchdog:
         self._handlers: dict[int, Any] = {}
         #: Interrupts sent since the driving call began.
         self._resends = 0
+        #: When the watchdog thread last looked (real time): it cannot while one C call
+        #: of app code holds the GIL (``_on_cpu_tick``).
+        self._polled = _R.monotonic()
+        self._itimer: tuple[float, float] | None = None
 
     def start(self) -> None:
         if threading.get_ident() == threading.main_thread().ident:
@@ -804,13 +819,18 @@ class Watchdog:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        itimer = self._itimer
         for signum, handler in self._handlers.items():
-            if _signal.getsignal(signum) in (self._on_stall_signal, self._on_sigint):
+            if _signal.getsignal(signum) in (self._on_stall_signal, self._on_sigint,
+                                             self._on_cpu_tick):
                 owner = getattr(handler, "__self__", None)
                 if isinstance(owner, Watchdog) and owner._stop.is_set():
                     # another simulation's, closed before this one: the host's default
                     handler = (_signal.default_int_handler if signum == _signal.SIGINT
                                else _signal.SIG_DFL)
+                    itimer = (0.0, 0.0)  # and its timer off
+                if signum == _CPU_SIGNAL:
+                    _REAL["setitimer"](_signal.ITIMER_VIRTUAL, *itimer)
                 _REAL["signal"](signum, handler)
         self._handlers.clear()
 
@@ -820,6 +840,36 @@ class Watchdog:
         previous = _REAL["getsignal"](_signal.SIGINT)
         if previous is _signal.default_int_handler:
             self._handlers[_signal.SIGINT] = real_signal(_signal.SIGINT, self._on_sigint)
+        if self.timeout:
+            self._main_cpu = self._cpu_clock()
+            self._tick: tuple[Any, float] = (None, self._main_cpu())
+            self._handlers[_CPU_SIGNAL] = real_signal(_CPU_SIGNAL, self._on_cpu_tick)
+            tick = min(0.25, self.timeout / 4)
+            self._itimer = _REAL["setitimer"](_signal.ITIMER_VIRTUAL, tick, tick)
+
+    def _on_cpu_tick(self, signum: int, frame: Any) -> None:
+        """A tick of the process's CPU time, for what the watchdog thread cannot see: one
+        C call of app code that holds the GIL (``sum(range(10**12))``, a regex
+        backtracking). CPython runs this handler where such a call checks for signals
+        (``re`` does): the thread has not run for ``timeout`` and no yield happened since
+        the last tick; or, for a call that never checks, when it returns: the main
+        thread used ``timeout`` of CPU since the last tick. The process is stopped there."""
+        kernel = self.inst.kernel
+        proc = kernel.current
+        mark, cpu = (kernel.parks, proc), self._main_cpu()
+        (last_mark, last_cpu), self._tick = self._tick, (mark, cpu)
+        timeout = float(self.timeout or 0)
+        if not self.driving or proc is None:
+            return
+        if mark == last_mark and _R.monotonic() - self._polled >= timeout:
+            self.stalled = proc
+            self._on_stall_signal(signum, frame)
+        elif cpu - last_cpu >= timeout and self._resends == 0:
+            self.stalled = proc
+            self._resends += 1
+            raise StallInterrupt(f"it was in one call of C code for {cpu - last_cpu:.1f} "
+                                 "CPU seconds, which nothing can interrupt: stopped when it "
+                                 "returned")
 
     def _on_sigint(self, _signum: int, _frame: Any) -> None:
         if self.driving:
@@ -890,7 +940,7 @@ class Watchdog:
         since, cpu_since = _R.monotonic(), cpu()
         resent = 0.0
         while not self._stop.wait(poll):
-            now = _R.monotonic()
+            now = self._polled = _R.monotonic()
             if self.interrupted and self.driving:
                 if now - resent >= 0.3:
                     resent = now
@@ -928,8 +978,8 @@ def stall_error(inst: Instance, proc: UProcess, exc: BaseException,
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if not f.filename.startswith(here)]
     stack = "".join(traceback.format_list(frames)).rstrip("\n")
+    why = f"; {exc}" if str(exc) else " (a CPU loop, a blocking real socket or lock?)"
     return StallError(
         f"{proc.name} (pid {proc.pid}){doing} ran {timeout} real seconds without "
-        f"yielding to the simulation, at virtual time {inst.kernel.now:.6f} (a CPU loop, "
-        "a blocking real socket or lock?). Set --harakiri to have it killed and "
+        f"yielding to the simulation, at virtual time {inst.kernel.now:.6f}{why}. Set --harakiri to have it killed and "
         "respawned as uWSGI would, or raise stall_timeout. Its stack:\n" + stack)

@@ -223,7 +223,8 @@ def test_signal_handlers_installed_by_the_app_stay_in_the_simulation(tmp_path, m
 
 
 # -- nothing hangs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/spin", "/socket", "/join", "/swallow"])
+@pytest.mark.parametrize("path", ["/spin", "/socket", "/join", "/swallow", "/regex",
+                                  "/sum"])
 def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
     with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
@@ -233,9 +234,12 @@ def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     message = str(err.value)
     assert f"worker1 (pid 1002) handling GET {path} (request 1)" in message
     assert "stuck.py" in message and "simuwsgi/" not in message
+    # a C call that never checks for signals is stopped after the fact, and says so
+    assert ("which nothing can interrupt: stopped when it returned" in message) is \
+        (path == "/sum")
 
 
-@pytest.mark.parametrize("path", ["/spin", "/socket"])
+@pytest.mark.parametrize("path", ["/spin", "/socket", "/regex"])
 def test_code_that_never_yields_is_a_harakiri_when_one_is_set(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
     with Simulation(["--master", "--wsgi-file", "stuck.py", "--harakiri", "20"],
@@ -330,6 +334,19 @@ def test_the_host_is_untouched_after_close(tmp_path):
         assert os.getppid() == saved[3]()  # the test's own calls are real
     assert (os._exit, os.kill, os.killpg, os.getppid, signal.signal, signal.getsignal,
             signal.getsignal(signal.SIGINT)) == saved
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_the_cpu_timer_is_put_back_whatever_the_closing_order(tmp_path, order):
+    copy_app(tmp_path, "exits.py")
+    before = (signal.getsignal(signal.SIGVTALRM), signal.getitimer(signal.ITIMER_VIRTUAL))
+    sims = [Simulation(["--master", "--wsgi-file", "exits.py"], app_dir=tmp_path).start()
+            for _ in range(2)]
+    assert signal.getitimer(signal.ITIMER_VIRTUAL)[1] > 0  # armed while they run
+    for index in order:
+        sims[index].close()
+    assert (signal.getsignal(signal.SIGVTALRM),
+            signal.getitimer(signal.ITIMER_VIRTUAL)) == before
 
 
 @pytest.mark.parametrize("mode", MODES)

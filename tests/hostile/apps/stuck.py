@@ -1,5 +1,6 @@
 """Hostile app: code that never yields: a CPU loop, a blocking read on a real socket
 nobody writes to, a join of a thread that never ends."""
+import re
 import socket
 import threading
 
@@ -24,5 +25,15 @@ def application(env, start_response):
         t = threading.Thread(target=threading.Event().wait, daemon=True)
         t.start()
         t.join()
+    in_c(path)
     start_response("200 OK", [])
     return [b"ok"]
+
+
+def in_c(path):
+    """Code stuck in one C call that holds the GIL: a regex backtracking (it checks
+    for signals), a sum (it never does: about a second here)."""
+    if path == "/regex":
+        re.match(r"(a+)+$", "a" * 40 + "b")
+    if path == "/sum":
+        sum(range(30_000_000))
