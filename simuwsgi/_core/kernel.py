@@ -278,7 +278,7 @@ class Kernel:
         return value
 
     def interrupt(self, proc: Process, call: Callable[[], Any]) -> None:
-        """Make ``call`` in ``proc`` when it next runs, as CPython runs a signal's Python
+        """Run ``call`` in ``proc`` when it next runs, as CPython runs a signal's Python
         handler at the process's next bytecode: when ``proc`` returns from the ``park``
         or ``sleep`` it waits in (an exception ``call`` raises comes out of it there)."""
         proc.pending.append(call)
