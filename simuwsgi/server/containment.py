@@ -875,6 +875,9 @@ class Watchdog:
             self._handlers[_CPU_SIGNAL] = real_signal(_CPU_SIGNAL, self._on_cpu_tick)
             tick = min(0.25, self.timeout / 4)
             self._itimer = _REAL["setitimer"](_signal.ITIMER_VIRTUAL, tick, tick)
+            if not _TIMER_DISARMED_AT_EXIT:
+                _TIMER_DISARMED_AT_EXIT.append(True)
+                _REAL["register"](_disarm_cpu_timer)
 
     def _on_cpu_tick(self, signum: int, frame: Any) -> None:
         """A tick of the process's CPU time, for what the watchdog thread cannot see: one
@@ -995,6 +998,19 @@ class Watchdog:
             exc = SimulationInterrupted if self.interrupted else StallInterrupt
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._main),
                                                        ctypes.py_object(exc))
+
+
+#: Whether ``_disarm_cpu_timer`` is registered with the host's ``atexit``.
+_TIMER_DISARMED_AT_EXIT: list[bool] = []
+
+
+def _disarm_cpu_timer() -> None:
+    """At the exit of the test process: a simulation never closed leaves the CPU timer
+    ticking, and once Python has put the default action back, a tick would end the
+    process ("Virtual timer expired")."""
+    if _signal.getsignal(_CPU_SIGNAL) not in (_signal.SIG_DFL, None) or \
+            _signal.getitimer(_signal.ITIMER_VIRTUAL)[1]:
+        _REAL["setitimer"](_signal.ITIMER_VIRTUAL, 0.0, 0.0)
 
 
 def stall_error(inst: Instance, proc: UProcess, exc: BaseException,

@@ -11,6 +11,8 @@ import math
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -469,3 +471,17 @@ def test_a_handler_signalled_by_another_process_runs_in_that_process(tmp_path, m
     # the exception of the handler came out of the request's time.sleep
     assert "RuntimeError: handler of signal 10" in log
     assert signals == [("worker1", {"signum": 10, "action": "handler"})] * 2
+
+
+def test_a_simulation_never_closed_does_not_end_the_test_process_at_exit(tmp_path):
+    """Its CPU timer is disarmed at exit: a tick after Python put the default action
+    of SIGVTALRM back would kill the process ("Virtual timer expired", status 154)."""
+    copy_app(tmp_path, "exits.py")
+    (tmp_path / "leave_open.py").write_text(
+        "from simuwsgi import Simulation\n"
+        "sim = Simulation(['--master', '--wsgi-file', 'exits.py']).start()\n"
+        "sim.get('/')\n"
+        "HEAP = [{'n': i} for i in range(3_000_000)]  # CPU while the interpreter ends\n")
+    for _ in range(3):  # a tick lands in the teardown two times in three
+        done = subprocess.run([sys.executable, "leave_open.py"], cwd=tmp_path, timeout=120)
+        assert done.returncode == 0
