@@ -364,3 +364,37 @@ def test_run_subprocess_says_whether_the_apps_commands_run(write_app, tmp_path, 
     assert summary in out
     rows = msgpack.unpackb((tmp_path / "t.msgpack").read_bytes())
     assert [r[4]["action"] for r in rows if r[3] == "subprocess"] == [policy]
+
+
+@pytest.mark.parametrize("command", [
+    ["options"],
+    ["explain", "scenarios/quickstart.py"],
+    ["run", "scenarios/chaos/spool_twice.py", "--seed", "0", "--faults",
+     "Kill('spooler1', at=30)"],
+    ["explore", "scenarios/chaos/spool_twice.py", "--seeds", "2", "--report", "{tmp}"],
+])
+def test_a_closed_pipe_ends_a_command_quietly(tmp_path, command):
+    """``simuwsgi ... | head``: the reader has gone before the first line is written; the
+    command stops with a shell's SIGPIPE status and no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simuwsgi.cli", *(c.format(tmp=tmp_path) for c in command)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as ``head`` exits
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
+
+
+def test_explore_draws_a_progress_bar_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    argv = ["explore", str(REPO / "scenarios/chaos/spool_twice.py"), "--seeds", "3",
+            "--report", str(tmp_path)]
+    assert main(argv) == 1  # seed 2 fails
+    assert capsys.readouterr().err == ""  # not a terminal: no bar, no progress line
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("\r  [") and err.endswith("\n")
+    assert "[##############################] 100% 3/3 seeds, 1 failing, " in err
+    assert err.rstrip().endswith("seeds/s, shrunk 1/1")  # then the failing seed shrinks
+    assert main([*argv, "--quiet"]) == 1
+    assert capsys.readouterr().err == ""

@@ -140,6 +140,7 @@ def before_app(inst: Instance) -> list[str]:
     lines += [f"Python version: {machine(inst)['python']}", "--- Python VM already initialized ---",
               "Python main interpreter initialized at 0x0"]
     lines += _as_root(inst)
+    # with or without "enable-threads": pyuwsgi 2.0.30 always initialises Python threads
     lines.append("python threads support enabled")
     if sockets(inst):
         lines.append(f"your server socket listen backlog is limited to {inst.listen} "
@@ -158,7 +159,9 @@ def before_app(inst: Instance) -> list[str]:
     mules = inst.subsystems.get("mules")
     lines += mules.setup_lines if mules is not None else []
     multi = inst.numproc > 1
-    if threads > 1:
+    if inst.numproc == 0:
+        mode = "no-workers"
+    elif threads > 1:
         mode = "preforking+threaded" if multi else "threaded"
     elif o.int("async", 0) > 0:
         mode = "preforking+async" if multi else "async"

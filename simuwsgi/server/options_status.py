@@ -41,7 +41,19 @@ SIMULATED: dict[str, str] = {
     "uwsgi-socket": "as --socket",
     "http-socket": "the request environ and uwsgi.sockets; simuwsgi serve listens on it",
     "http11-socket": "as --http-socket",
-    "listen": "the listen queue's size and its 'listen queue ... full' log line",
+    "listen": "the accept queue: connections wait while every core is busy (none is "
+              "refused: the kernel makes clients retry); the master's once-a-second "
+              "'listen queue ... full' line, counting --listen + 1 at most",
+    "threads": "N cores per worker, each running a request at the same time (the free "
+               "cores take turns in accept); uwsgi.cores, request_id() per core, "
+               "wsgi.multithread, no uwsgi.env, the log line's core, threading.local and "
+               "get_ident per core; fork mode runs a worker's cores one at a time",
+    "enable-threads": "Python threads are on, with or without it, as in pyuwsgi 2.0.30 "
+                      "('python threads support enabled', uwsgi.has_threads); threads "
+                      "the app starts run as host threads, outside virtual time",
+    "thunder-lock": "accept serialized between the workers: the idle worker that has "
+                    "waited longest takes the next connection (round robin), where "
+                    "without it the seeded RNG picks one",
     # chunked request bodies (uwsgi.chunked_read, core/chunked.c)
     "chunked-input-limit": "the largest chunk uwsgi.chunked_read() accepts",
     "chunked-input-timeout": "how long uwsgi.chunked_read() waits for a chunk",
@@ -175,6 +187,33 @@ SIMULATED: dict[str, str] = {
     "log-x-forwarded-for": "the request log line's address from X-Forwarded-For",
     "response-headers-limit": "the header buffer's size: a bigger header set raises "
                               "TypeError('unable to add header to the response')",
+    # routers and subscriptions between a Cluster's nodes (network/_routers.py); a lone
+    # Simulation logs a warning naming them (strict: refuses them)
+    **dict.fromkeys(("fastrouter", "http"),
+                    "a router process on a Cluster's node: sessions routed to backends "
+                    "over the virtual network, retries, failure lines"),
+    **dict.fromkeys(("fastrouter-to", "http-to"),
+                    "static backends in turn; a failed one skipped for the gracetime"),
+    **dict.fromkeys(("fastrouter-subscription-server", "http-subscription-server"),
+                    "the router's subscription table (pools, wrr/lrc/wlrc, tolerance)"),
+    **dict.fromkeys(("fastrouter-timeout", "http-timeout"),
+                    "the router's wait for a backend's connect and reply (default 60 s)"),
+    **dict.fromkeys(("fastrouter-gracetime", "http-gracetime"),
+                    "how long a failed static backend is skipped (default 30 s)"),
+    **dict.fromkeys(("fastrouter-buffer-size", "http-buffer-size"),
+                    "the router's request head buffer"),
+    **dict.fromkeys(("http-modifier1", "http-modifier2"),
+                    "the modifiers of the packets the HTTP router forwards"),
+    **dict.fromkeys(("subscribe-to", "subscribe2"),
+                    "the master's subscription datagrams to routers on a Cluster's nodes"),
+    "subscribe-freq": "master cycles between announces (one cycle a second)",
+    "subscription-tolerance": "seconds without an announce before a router drops a node",
+    "subscription-algo": "wrr, lrc, wlrc (anything else: wrr)",
+    "weight": "the weight in subscription datagrams",
+    "auto-weight": "the weight is the number of cores",
+    "start-unsubscribed": "no subscription datagram is sent",
+    "unsubscribe-on-graceful-reload": "a graceful reload unsubscribes first",
+    "subscribe-with-modifier1": "the modifier1 in every subscription datagram",
     # process identity and signals (containment.py)
     "pyargv": "sys.argv of the app is ['uwsgi', *pyargv]",
     "binary-path": "the binary in the startup lines, the magic table (%b) and a reload's "
@@ -188,11 +227,7 @@ _OS_TUNING = ("operating-system tuning of real processes or sockets: virtual pro
               "and virtual connections have nothing it acts on")
 _PROCTITLE = "the title of an OS process; virtual processes have none"
 _LOCKS = "how uWSGI implements its locks; simulated locks behave the same whatever it is"
-_THREADS_ON = ("pyuwsgi 2.0.30 initialises Python threads without it ('python threads "
-               "support enabled'); app threads run as host threads in a simulation")
 _REAPER = "zombie processes: virtual processes leave none"
-_ACCEPT = ("accept serialization between workers: the simulation hands each request to "
-           "one worker already")
 
 #: canonical name -> why it has no effect in a simulation
 NO_EFFECT: dict[str, str] = {
@@ -212,11 +247,9 @@ NO_EFFECT: dict[str, str] = {
         "auto-procname", "procname-prefix", "procname-prefix-spaced", "procname-append",
         "procname", "procname-master"), _PROCTITLE),
     **dict.fromkeys(("lock-engine", "ftok", "persistent-ipcsem"), _LOCKS),
-    "enable-threads": _THREADS_ON,
     "reaper": _REAPER,
     "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
-    "thunder-lock": _ACCEPT,
     "single-interpreter": ("the simulation runs the app in one interpreter already; "
                            "uWSGI's multiple-interpreter mode only matters to --mount "
                            "apps, which are not simulated"),
@@ -230,8 +263,6 @@ NOT_SIMULATED_NOTES: dict[str, str] = {
     "buffer-size": "only uwsgi.buffer_size and add_var's limit; a larger request is "
                    "not refused",
     "max-vars": "only simuwsgi serve's real sockets honour it",
-    "threads": "uwsgi.cores and wsgi.multithread follow it, but a worker runs one "
-               "request at a time",
     "async": "uwsgi.cores follows it, but a worker runs one request at a time",
     "mount": "every request goes to app 0",
     "pidfile": "only uwsgi.pidfile is set; no file is written",

@@ -13,8 +13,11 @@ What it models (``core/signal.c``, ``core/master_events.c``, ``core/utils.c``
 * targets: ``''``/``worker``/``worker0`` (one idle worker, RNG-chosen), ``workers``
   (one copy per worker), ``active-workers``, ``workerN``, ``mule``/``mule0``, ``muleN``,
   ``mules``, ``spooler``, ``farmN``, ``farm_NAME``, ``subscribed`` (no-op); anything
-  else is dropped with uWSGI's log line. Matching order is uWSGI's (prefix ``worker``
-  makes ``workersX`` a write to the never-created worker 0 pipe: lost).
+  else (``cluster`` too) is dropped with uWSGI's log line. On a Cluster's node built
+  with ``legacy=True``, ``cluster`` and ``subscribed`` reach the masters of the other
+  nodes / the subscribed nodes (``Network.signal_masters``, an extension). Matching
+  order is uWSGI's (prefix ``worker`` makes ``workersX`` a write to the never-created
+  worker 0 pipe: lost).
 * workers run handlers only between requests, in their accept loop; queued copies
   wait while the worker is busy. The receiver looks up its **own** slot: empty, or
   registered by another worker, logs ``error managing signal N on worker M``.
@@ -180,6 +183,11 @@ class Signals:
                     return
                 self.to_worker(w, num)
             return to_worker_n
+        network = getattr(inst, "cluster_network", None)
+        if target in ("cluster", "subscribed") and getattr(inst, "legacy", False) \
+                and network is not None:
+            # a simulation extension (legacy=True): the seed's meaning, on the cluster
+            return lambda num: network.signal_masters(inst, target, num)
         if target == "subscribed":
             return lambda num: None
         if target == "spooler":
@@ -231,13 +239,15 @@ class Signals:
         if worker is None:
             self.shared_workers.append(num)
         elif inst.kernel.current is None:
-            inst.kernel.resume(worker, ("sig", num))
+            inst.kernel.resume(worker.acceptor, ("sig", num))
         else:
-            inst.kernel.wake(worker, ("sig", num))
+            inst.kernel.wake(worker.acceptor, ("sig", num))
 
     def to_worker(self, w: Worker, num: int) -> None:
-        if self.waiting and w in self.waiting:
-            self._wake_waiter(w, num)
+        # a core of the worker in signal_wait() reads it (the first that began waiting)
+        waiter = next((p for p in self.waiting if p.main is w), None)
+        if waiter is not None:
+            self._wake_waiter(waiter, num)
             return
         inst = self.inst
         if w.idle:
@@ -247,9 +257,9 @@ class Signals:
             w.idle = False
             kernel = inst.kernel
             if kernel.current is None:
-                kernel.resume(w, ("sig", num))
+                kernel.resume(w.acceptor, ("sig", num))
             else:
-                kernel.wake(w, ("sig", num))
+                kernel.wake(w.acceptor, ("sig", num))
         else:
             w.signal_queue.append(num)
 
@@ -278,7 +288,7 @@ class Signals:
         """``uwsgi_signal_handler`` in the receiving process; a failure is logged only
         when ``report`` (``signal_wait`` ignores the handler's result)."""
         inst = self.inst
-        is_worker = type(proc) is Worker
+        is_worker = isinstance(proc, Worker)
         slot = proc.id if is_worker else 0
         table = self.tables.get(slot)
         entry = (table if table is not None else self.table(slot)).get(num)
@@ -341,7 +351,8 @@ class Signals:
         return getattr(_request_struct(self.inst.kernel.current), "signal_received", 0)
 
     def process_died(self, proc: UProcess) -> None:
-        self.waiting.pop(proc, None)
+        for waiter in [p for p in self.waiting if p.main is proc]:
+            del self.waiting[waiter]
 
     # -- the uwsgi module ------------------------------------------------------------------
     def facade_functions(self) -> dict[str, Any]:
