@@ -28,8 +28,8 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   (``Kernel.interrupt``), as CPython runs a handler at the process's next bytecode. A
   process in a request gets it there (what the handler raises comes out of the call the
   request waited in); one idle in uWSGI's loop runs it when it wakes (for its next
-  request), printing its errors (CPython would run it inside that request). In fork mode the process's
-  OS child runs it the same way. Nothing reaches the host's signal table. Unlike
+  request), printing its errors (CPython would run it inside that request). In fork
+  mode the process's OS child runs it the same way. Nothing reaches the host's signal table. Unlike
   CPython, a handler does not cut short a virtual ``time.sleep``: it runs when the
   sleep ends.
 * Commands (``subprocess``, ``os.system``, ``os.popen``, ``os.posix_spawn*``): the
@@ -1133,5 +1133,6 @@ def stall_error(inst: Instance, proc: UProcess, exc: BaseException,
     why = f"; {exc}" if str(exc) else " (a CPU loop, a blocking real socket or lock?)"
     return StallError(
         f"{proc.name} (pid {proc.pid}){doing} ran {timeout} real seconds without "
-        f"yielding to the simulation, at virtual time {inst.kernel.now:.6f}{why}. Set --harakiri to have it killed and "
-        "respawned as uWSGI would, or raise stall_timeout. Its stack:\n" + stack)
+        f"yielding to the simulation, at virtual time {inst.kernel.now:.6f}{why}. Set "
+        "--harakiri to have it killed and respawned as uWSGI would, or raise "
+        "stall_timeout. Its stack:\n" + stack)
