@@ -65,7 +65,7 @@ LOG_TAIL = 30
 _REAL_POOL = pytest.StashKey[dict[tuple, Any]]()
 _REAL_ONLY = ("reuse", "deadline", "env")
 _SIM_ONLY = ("seed", "start", "vfork", "decorators", "hostname", "fork_timeout", "network",
-             "cron_commands", "strict", "stall_timeout")
+             "cron_commands", "strict", "stall_timeout", "subprocess")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

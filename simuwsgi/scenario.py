@@ -104,6 +104,10 @@ class Scenario:
     def _cluster(self, **overrides: Any) -> Any:
         from .cluster import Cluster
 
+        if overrides.get("subprocess") not in (None, "run"):
+            raise ValueError(f"scenario {self.name}: a cluster (NODES) runs its apps' "
+                             f"commands; subprocess={overrides['subprocess']!r} is not "
+                             "available for it")
         for name in ("mode", "trace_kinds"):
             if overrides.get(name) not in (None, "sim"):
                 raise ValueError(f"scenario {self.name}: a cluster (NODES) runs in sim mode "
