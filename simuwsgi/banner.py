@@ -33,6 +33,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from . import static as _static
+
 if TYPE_CHECKING:
     from .master import Instance
 
@@ -102,7 +104,8 @@ def sockets(inst: Instance) -> list[str]:
 def before_subsystems(inst: Instance) -> list[str]:
     m = machine(inst)
     stamp = time.asctime(time.localtime(int(inst.wall())))
-    lines = [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
+    lines, mime_lines = _static.startup_lines(inst)
+    lines += [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
              f"compiled with version: {COMPILED_WITH}",
              f"os: {m['os']}", f"nodename: {m['nodename']}", f"machine: {m['machine']}",
              "clock source: unix", "pcre jit disabled",
@@ -118,8 +121,9 @@ def before_subsystems(inst: Instance) -> list[str]:
     if inst.harakiri > 0 and not inst.opts.int("post-buffering", 0):
         lines.append(" *** WARNING: you have enabled harakiri without post buffering. Slow "
                      "upload could be rejected on post-unbuffered webservers *** ")
-    lines += [f"detected max file descriptor number: {m['max_fd']}",
-              "lock engine: pthread robust mutexes"]
+    lines.append(f"detected max file descriptor number: {m['max_fd']}")
+    lines += mime_lines
+    lines.append("lock engine: pthread robust mutexes")
     if inst.opts.flag("thunder-lock"):
         lines.append("thunder lock: enabled")
     else:

@@ -652,7 +652,7 @@ class ForkRuntime:
         """``workers._call_app`` in fork mode: the WSGI call runs in the worker's child."""
 
         inst = self.inst
-        app = (w.apps if inst.lazy_apps else inst.app.apps).get(0)
+        app = (w.apps if inst.lazy_apps else inst.app.apps).get(req.app_id)
         if app is None:
             return _call_app(inst, w, req)  # "no python application found": no user code
         state = _request_state(req)

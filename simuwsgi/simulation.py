@@ -364,14 +364,29 @@ class Simulation:
 
     # -- requests ------------------------------------------------------------------------
     def submit(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",
-               at: float | None = None) -> Request:
+               at: float | None = None, body_chunks: Iterable[bytes] | None = None,
+               pace: float = 0.0) -> Request:
         """Send a request and return at once; the scenario goes on while it is in flight.
 
-        The handle's ``done`` and ``response`` tell how it ended.
+        The handle's ``done`` and ``response`` tell how it ended. A slow client:
+        ``body_chunks`` (instead of ``body``) are sent ``pace`` virtual seconds apart, the
+        first with the head; the Content-Length is their total. uWSGI waits for each at
+        most ``--socket-timeout``.
         """
         self._ensure_started()
         self._request_ids += 1
-        req = Request(method, path, headers, body, self.kernel.now, ident=self._request_ids)
+        chunks = [bytes(c) for c in body_chunks] if body_chunks is not None else []
+        if chunks and body:
+            raise ValueError("give the request body as body= or as body_chunks=, not both")
+        if pace < 0:
+            raise ValueError(f"pace must be >= 0 virtual seconds, got {pace!r}")
+        req = Request(method, path, headers, body or b"".join(chunks), self.kernel.now,
+                      ident=self._request_ids)
+        sent = 0
+        start = self.kernel.now if at is None else at
+        for i, chunk in enumerate(chunks):
+            sent += len(chunk)
+            req.chunk_times.append((start + i * pace, sent))
         if at is None:
             self.kernel.call_soon(dispatch_request, self.inst, req)
         else:
@@ -379,7 +394,8 @@ class Simulation:
         return req
 
     def request(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",
-                timeout: float | None = None) -> Response:
+                timeout: float | None = None, body_chunks: Iterable[bytes] | None = None,
+                pace: float = 0.0) -> Response:
         """Send a request and run the simulation until its response is complete.
 
         A request uWSGI drops (harakiri, worker death, instance stopped) gives a
@@ -387,7 +403,8 @@ class Simulation:
         flight after ``timeout`` virtual seconds gives ``status`` None, reason
         ``timeout``.
         """
-        req = self.submit(method, path, headers=headers, body=body)
+        req = self.submit(method, path, headers=headers, body=body,
+                          body_chunks=body_chunks, pace=pace)
         self.wait(req, timeout=timeout)
         if req.response is None:
             return Response(status=None, reason=f"timeout after {timeout} virtual seconds",
