@@ -77,12 +77,12 @@ def _parse_http_date(value: str) -> int:
         return 0
 
 
-def _mime_types(path: str) -> tuple[dict[str, str], int]:
+def _mime_types(path: Path) -> tuple[dict[str, str], int]:
     """``uwsgi_build_mime_dict``: extension -> type (the first listing wins) and the
     number of entries uWSGI counts (a one-letter extension ending a line is not one)."""
     types: dict[str, str] = {}
     entries = 0
-    for line in Path(path).read_bytes().decode("latin-1").split("\n"):
+    for line in path.read_bytes().decode("latin-1").split("\n"):
         if not line[:1].isalnum():
             continue
         parts = re.split(r"([ \t]+)", line)
@@ -157,10 +157,11 @@ class StaticFiles:
         """``uwsgi_build_mime_dict``'s lines (the types are read now, as at start)."""
         lines = []
         for path in self.mimefiles:
-            if not os.access(path, os.R_OK):
+            where = self.inst.app.base_dir / path  # relative to uWSGI's directory
+            if not os.access(where, os.R_OK):
                 lines.append(f"!!! no {path} file found !!!")
                 continue
-            types, entries = _mime_types(path)
+            types, entries = _mime_types(where)
             for ext, mime in types.items():
                 self.mime.setdefault(ext, mime)
             lines.append(f"building mime-types dictionary from file {path}...{entries} "

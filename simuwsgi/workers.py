@@ -530,11 +530,13 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         addr = vars_["HTTP_X_FORWARDED_FOR"]
     misc = inst.subsystems.get("misc")
     state = misc.request_state(req) if misc is not None else None
-    if stats["app_id"] >= 0:
-        w.app_local_requests += 1
+    app_id = stats["app_id"]
+    app_req = -1
+    if app_id >= 0:
+        app_req = w.app_local_requests[app_id] = w.app_local_requests.get(app_id, 0) + 1
     record = _reqlog.RequestLogRecord(
         pid=w.pid, wid=w.id, app_id=stats["app_id"],
-        app_req=w.app_local_requests if stats["app_id"] >= 0 else -1,
+        app_req=app_req,
         total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
         proto=req.protocol, status=stats["status"],
         var_cnt=req.var_cnt if req.var_cnt >= 0 else 2 * len(packet),
