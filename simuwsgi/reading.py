@@ -17,9 +17,11 @@ What it models, in uWSGI's order:
   body before the app runs (``uwsgi_postbuffer_do_in_mem``: a client that does not
   send it within ``--socket-timeout`` fails the request with uWSGI's
   ``[uwsgi-body-read] Timeout ...`` line); ``--manage-script-name`` moves the longest
-  ``--mount`` point that prefixes ``PATH_INFO`` (at a ``/`` boundary, trailing ``/``
-  ignored, never the empty one) into ``SCRIPT_NAME``; then the static file checks
-  (``simuwsgi.static``);
+  ``--mount`` point that prefixes ``PATH_INFO`` (at a ``/`` boundary, a trailing ``/``
+  ignored for the test, never the empty one) into ``SCRIPT_NAME`` (the HTTP parser
+  adds no ``SCRIPT_NAME`` under this option: uWSGI adds a var slot, no packet bytes,
+  for a ``PATH_INFO`` longer than ``/``; a request for ``/`` has none at all); then
+  the static file checks (``simuwsgi.static``);
 * the app (``uwsgi_request_wsgi``): the one mounted exactly on ``SCRIPT_NAME``, else
   the default app, else uWSGI's 'no python application found' 500.
 
@@ -87,7 +89,10 @@ class Reading:
         assert parsed is not None  # the whole head is given: it ends, or it is refused
         for line in parsed.warnings:
             inst.log(line)
-        return {k.decode("latin-1"): v.decode("latin-1") for k, v in parsed.request.vars}
+        found = {k.decode("latin-1"): v.decode("latin-1") for k, v in parsed.request.vars}
+        if self.manage_script_name:
+            del found["SCRIPT_NAME"]  # proto/http.c leaves it to uwsgi_parse_vars
+        return found
 
     # -- uwsgi_parse_vars ----------------------------------------------------------------
     def parse_vars(self, w: Worker, req: Request, vars_: dict[str, str]) -> str:
@@ -103,7 +108,7 @@ class Reading:
             return FAILED
         env = vars_
         if self.manage_script_name:
-            env = self._manage_script_name(vars_)
+            env = self._manage_script_name(req, vars_)
         if self.static is not None and self.static.serve(w, req, env):
             return SERVED
         req.env_vars = env
@@ -134,10 +139,13 @@ class Reading:
                       f"Content-Length: {cl} consumed: 0 left: {cl}")
         return False
 
-    def _manage_script_name(self, vars_: dict[str, str]) -> dict[str, str]:
+    def _manage_script_name(self, req: Request, vars_: dict[str, str]) -> dict[str, str]:
+        """The environ's vars: a ``SCRIPT_NAME`` slot (the HTTP parser added none) set to
+        the mountpoint chosen, ``PATH_INFO`` what follows it."""
         path_info = vars_.get("PATH_INFO", "")
-        if len(path_info) <= 1:
+        if len(path_info) <= 1 or not self.inst.app.apps:
             return vars_
+        req.var_slots += 1
         best = 0
         chosen = None
         for mountpoint in self.inst.app.mountpoints.values():
@@ -148,11 +156,11 @@ class Reading:
                 continue
             best = size
             chosen = mountpoint
-        if chosen is None:
-            return vars_
         env = dict(vars_)
-        env["SCRIPT_NAME"] = chosen
-        env["PATH_INFO"] = path_info[len(chosen):]
+        env["SCRIPT_NAME"] = ""
+        if chosen is not None:
+            env["SCRIPT_NAME"] = chosen
+            env["PATH_INFO"] = path_info[len(chosen):]
         return env
 
 

@@ -126,8 +126,10 @@ class Request:
         self.env_vars: dict[str, str] | None = None
         self.app_id = 0
         self.var_cnt = -1
-        #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``)
+        #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``), and
+        #: var slots it added outside the packet (``--manage-script-name``'s SCRIPT_NAME)
         self.appended_vars: list[tuple[str, str]] = []
+        self.var_slots = 0
 
     def arrived(self, now: float) -> int:
         """How many body bytes the client has sent by ``now``."""
@@ -419,6 +421,8 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
             packet["HTTP_" + key] = value
     if req.body and "CONTENT_LENGTH" not in packet:
         packet["CONTENT_LENGTH"] = str(len(req.body))
+    if _reading.reading(inst).manage_script_name:
+        del packet["SCRIPT_NAME"]  # proto/http.c leaves it to uwsgi_parse_vars
     return packet
 
 
@@ -539,7 +543,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         app_req=app_req,
         total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
         proto=req.protocol, status=stats["status"],
-        var_cnt=req.var_cnt if req.var_cnt >= 0 else 2 * len(packet),
+        var_cnt=req.var_cnt if req.var_cnt >= 0 else 2 * (len(packet) + req.var_slots),
         pktsize=sum(4 + len(k) + len(v.encode("latin-1", "replace")) for k, v in packet),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
         response_size=stats["response_size"], headers_size=stats["headers_size"],

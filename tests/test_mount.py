@@ -10,7 +10,7 @@ import pytest
 from simuwsgi import AppLoadError, Simulation
 
 ECHO = ("def application(e, s):\n    s('200 OK', [])\n"
-        "    return [('{name} %s|%s' % (e['SCRIPT_NAME'], e['PATH_INFO'])).encode()]\n")
+        "    return [('{name} %s|%s' % (e.get('SCRIPT_NAME', '-'), e['PATH_INFO'])).encode()]\n")
 
 
 @pytest.fixture
@@ -28,9 +28,10 @@ def test_manage_script_name_picks_the_longest_mountpoint(app_dir: Path) -> None:
     opts = ["--mount", "/a=one.py", "--mount", "/a/b/=two.py", "--mount", "/=root.py",
             "--manage-script-name"]
     with Simulation(opts, app_dir=app_dir) as sim:
-        # a trailing '/' counts for the prefix test only: PATH_INFO starts after it
+        # a trailing '/' counts for the prefix test only: PATH_INFO starts after it; a
+        # request for '/' gets no SCRIPT_NAME at all (observed on 2.0.30)
         assert _bodies(sim, ["/a/x", "/a/b/c", "/ab", "/", "/zz"]) == [
-            "one /a|/x", "two /a/b/|c", "one |/ab", "one |/", "one |/zz"]
+            "one /a|/x", "two /a/b/|c", "one |/ab", "one -|/", "one |/zz"]
         log = list(sim.log)
         # the first mount on '/...' is the default app; '/' itself (trailing '/' dropped)
         # is never chosen by the prefix
@@ -45,7 +46,7 @@ def test_manage_script_name_picks_the_longest_mountpoint(app_dir: Path) -> None:
 
 def test_without_manage_script_name_everything_goes_to_the_default_app(app_dir: Path) -> None:
     with Simulation(["--wsgi-file", "root.py", "--mount", "/a=one.py"], app_dir=app_dir) as sim:
-        assert _bodies(sim, ["/a/x"]) == ["root |/a/x"]
+        assert _bodies(sim, ["/a/x"]) == ["root |/a/x"]  # SCRIPT_NAME '' from the parser
         apps = sim.uwsgi.workers()[0]["apps"]
         assert [(a["id"], a["mountpoint"]) for a in apps] == [(0, b""), (1, b"/a")]
 
