@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 
 
 def best_rate(fn: Callable[[], int], repeat: int = 3) -> float:
@@ -47,7 +47,7 @@ class PlainUwsgi:
     real-mode wrapper), pinned to ``cpu`` with ``taskset``; ready when ``probe`` answers."""
 
     def __init__(self, options: list[str], app_dir: Path, *, cpu: int, probe: str = "/") -> None:
-        from simuwsgi.real import find_uwsgi_binary
+        from simuwsgi.modes.real import find_uwsgi_binary
 
         binary = find_uwsgi_binary()
         if binary is None:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import show
 
 from simuwsgi import Cluster
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 
 CALLS = 20_000
 ROUNDS = 3

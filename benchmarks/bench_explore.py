@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _util import show
 
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 from simuwsgi.explore import explore, run_one, shrink
 from simuwsgi.faults import ClockStep, FaultPlan, Kill
 

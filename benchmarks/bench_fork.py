@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import show
 
 from simuwsgi import Simulation
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 
 FIRINGS = 20_000
 HOPS = 20_000

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import best_rate, median_seconds, show  # noqa: E402
 
 from simuwsgi import Simulation  # noqa: E402
-from simuwsgi.kernel import Kernel, Process  # noqa: E402
+from simuwsgi._core.kernel import Kernel, Process  # noqa: E402
 
 N = 300_000
 ROUNDS = 5
@@ -110,7 +110,7 @@ def against_simpy() -> None:
 
 
 def time_call_cost() -> tuple[float, float]:
-    from simuwsgi.clock import _R
+    from simuwsgi._core.clock import _R
 
     calls = 1_000_000
 

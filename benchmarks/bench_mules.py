@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _util import PlainUwsgi
 
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 
 APP = '''
 import uwsgi
@@ -74,7 +74,7 @@ def kernel_floor(n: int) -> float:
     mule, the mule takes it and posts a master event, the master event wakes the worker."""
     from collections import deque
 
-    from simuwsgi.kernel import Kernel, Process
+    from simuwsgi._core.kernel import Kernel, Process
 
     kernel = Kernel(0)
     queue: deque[bytes] = deque()

@@ -2,7 +2,7 @@
 
 Start-to-ready is measured from ``RealRun.start()`` (run dir, instrumentation, harness
 options, uWSGI exec) to true readiness (master loop running, every worker in its accept
-loop, see ``simuwsgi.real._server``); target < 0.5 s. Also shown: the same with 2 mules
+loop, see ``simuwsgi.modes.real._server``); target < 0.5 s. Also shown: the same with 2 mules
 and a spooler, and how long a run's teardown (SIGKILL of the process group) takes.
 
 Run: python benchmarks/bench_real.py
@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import show
 
-from simuwsgi.clock import RealClock
-from simuwsgi.real import RealRun
+from simuwsgi._core.clock import RealClock
+from simuwsgi.modes.real import RealRun
 
 APP = "def application(environ, start_response):\n" \
       "    start_response('200 OK', [])\n    return [b'ok']\n"

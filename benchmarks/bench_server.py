@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 from simuwsgi.protocol import encode_packet, encode_vars
 
 TARGET = 0.8

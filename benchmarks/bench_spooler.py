@@ -31,7 +31,7 @@ from pathlib import Path
 from _util import PlainUwsgi
 
 from simuwsgi import Simulation
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 
 CPU = 0
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import show
 
 from simuwsgi import Simulation
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 
 FIRINGS = 50_000
 ROUNDS = 5

@@ -16,13 +16,13 @@ from ._errors import StallError as StallError
 from ._errors import StartRefusedError as StartRefusedError
 from . import real_time as real_time
 from .cluster import Cluster as Cluster
-from .config import Options as Options
+from .server.config import Options as Options
 from .scenario import Scenario as Scenario
 from .scenario import load_scenario as load_scenario
 from .simulation import Simulation as Simulation
-from .trace import Record as Record
-from .trace import Trace as Trace
-from .workers import Response as Response
+from ._core.trace import Record as Record
+from ._core.trace import Trace as Trace
+from .server.workers import Response as Response
 
 __version__ = "0.1.0"
 

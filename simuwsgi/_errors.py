@@ -68,7 +68,7 @@ class AppLoadError(SimulationError):
         return "\n".join([head, *self.cause])
 
 
-#: The first log line of each way an app fails to load (``simuwsgi.apps``).
+#: The first log line of each way an app fails to load (``simuwsgi.server.apps``).
 _FAILURE_STARTS = ("Traceback (most recent call last):", "failed to open python file",
                    'unable to find "')
 

@@ -9,7 +9,7 @@
                      [--scheduler tcp://HOST:PORT]   (see ``simuwsgi.explore``)
     simuwsgi trace FILE [--kind K] [--process P] [--from T] [--to T]
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE] -- <uwsgi options>
-    simuwsgi ping|rpc|signal|cache|spool ADDR ...   (see ``simuwsgi.net._cli``)
+    simuwsgi ping|rpc|signal|cache|spool ADDR ...   (see ``simuwsgi.cli_net``)
     simuwsgi options [--status simulated|no-effect|not-simulated] [--markdown] [NAME]
     simuwsgi view REPORT_DIR|TRACE      (``simuwsgi.timeline``)
     simuwsgi explain SCENARIO|TRACE [--at TIME] [--process P] [--kind K]   (``simuwsgi.explain``)
@@ -23,7 +23,7 @@ option uWSGI would refuse (or, with ``--strict``, an option the simulation does 
 simulate); 3 the simulation failed (deadlock, crash); 130 interrupted (Ctrl-C).
 ``trace``: 0, or 2 for a file it cannot read. ``options`` prints what the simulation does
 with each uWSGI option (exit 2: unknown name). ``serve`` and the node client commands
-document theirs in ``simuwsgi.net._cli``.
+document theirs in ``simuwsgi.cli_net``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._errors import AppLoadError, ConfigError, SimulationError
-from .clock import RealClock
+from ._core.clock import RealClock
 from .report import format_summary, format_trace, summarize, write_report
 from .scenario import Scenario, load_scenario, parse_duration
 
@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     options.add_argument("name", nargs="?", help="one option (without --)")
     options.add_argument("--status", choices=["simulated", "no-effect", "not-simulated"])
     options.add_argument("--markdown", action="store_true", help="as docs/options.md")
-    from .net._cli import add_commands
+    from .cli_net import add_commands
 
     add_commands(sub)
     explore = sub.add_parser("explore", help="run a scenario under many seeds and fault "
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "trace":
         return _trace(args)
     if args.command != "run":
-        from .net._cli import run_command
+        from .cli_net import run_command
 
         return run_command(args, uwsgi_options)
     try:
@@ -334,7 +334,7 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def _options(args: argparse.Namespace) -> int:
-    from .options_status import format_table, status, table
+    from .server.options_status import format_table, status, table
 
     if args.name is not None:
         try:
@@ -352,7 +352,7 @@ def _options(args: argparse.Namespace) -> int:
 
 
 def _real_driver(scenario: Scenario, args: argparse.Namespace) -> Any:
-    """``--mode real``: the scenario on the real uWSGI server (``simuwsgi.real``)."""
+    """``--mode real``: the scenario on the real uWSGI server (``simuwsgi.modes.real``)."""
     if args.start is not None:
         raise ValueError("--start: real mode runs on the host's real clock")
     if args.tz is not None:
@@ -582,7 +582,7 @@ class _CliDriver:
 
 def _trace(args: argparse.Namespace) -> int:
     """``simuwsgi trace FILE``: a saved trace as a table."""
-    from .trace import Trace
+    from ._core.trace import Trace
 
     try:
         begin = parse_duration(args.begin) if args.begin is not None else None

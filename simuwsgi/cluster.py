@@ -4,7 +4,7 @@ A cluster owns what a :class:`~simuwsgi.Simulation` owns once for all its nodes:
 kernel (virtual time, the seeded RNG), one time patch, one import ledger and one
 trace (each record names its node; ``cluster.digest()`` covers them all). Each node
 (:class:`Node`, the ``Simulation`` driving API: ``get/request/submit/signal/kill/
-reload/touch/log/trace/uwsgi/globals``) is an :class:`~simuwsgi.master.Instance` of
+reload/touch/log/trace/uwsgi/globals``) is an :class:`~simuwsgi.server.master.Instance` of
 its own: host name, pids, process table, subsystems, app modules, and a wall clock
 that the scenario can skew (``cluster.skew("b", 30)``).
 
@@ -36,15 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, SimulationError
-from .clock import TimePatch, VirtualClock, parse_start
-from .config import parse_options
-from .containment import Containment, Watchdog
-from .isolation import ImportLedger
-from .kernel import Kernel
-from .master import Instance
+from ._core.clock import TimePatch, VirtualClock, parse_start
+from .server.config import parse_options
+from .server.containment import Containment, Watchdog
+from ._core.isolation import ImportLedger
+from ._core.kernel import Kernel
+from .server.master import Instance
 from .network import Network
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
-from .trace import Trace
+from ._core.trace import Trace
 
 __all__ = ["Cluster", "Node"]
 
@@ -101,7 +101,7 @@ class Node(Simulation):
         self.inst = Instance(self.opts, self.kernel, self.clock, node=name,
                              hostname=hostname, vfork=vfork, pid_base=pid_base)
         self.inst.trace.tee(cluster.trace)
-        self.inst.network = "virtual"  # read by the net subsystem (simuwsgi._net)
+        self.inst.network = "virtual"  # read by the net subsystem (simuwsgi.server.subsystems)
         self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
@@ -200,7 +200,7 @@ class Cluster:
     def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
                  app_dir: str | Path | None = None) -> None:
         # the remote calls reuse the real-socket client's code, which imports trio:
-        # before any clock patch, or trio would keep the virtual clock (see simuwsgi._net)
+        # before any clock patch, or trio would keep the virtual clock (see simuwsgi.server.subsystems)
         from .network import _remote  # noqa: F401
 
         self.seed = seed

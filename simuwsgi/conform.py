@@ -52,7 +52,7 @@ from typing import Any
 from ._errors import SimulationError
 from .runner import RunResult, private_app_dir, run_scenario
 from .scenario import Scenario, load_scenario
-from .trace import Trace
+from ._core.trace import Trace
 
 __all__ = ["OBSERVABLE", "ORDERED", "ConformResult", "LogDiff", "compare", "compare_logs",
            "conform", "main", "mask_line", "run_real"]

@@ -1,7 +1,7 @@
 """The driver interface a scenario's ``timeline(sim)`` is written against.
 
 Both :class:`simuwsgi.Simulation` (``sim`` mode, virtual time) and
-:class:`simuwsgi.real.RealRun` (``real`` mode, the real uWSGI server on the real clock)
+:class:`simuwsgi.modes.real.RealRun` (``real`` mode, the real uWSGI server on the real clock)
 implement it, so one timeline runs in every mode. In real mode a virtual second of the
 timeline is a real second, so keep scenario timings short.
 
@@ -13,7 +13,7 @@ What a timeline may use:
     send a request now (or at ``at`` seconds) and go on; the handle has ``done`` and
     ``response``;
 ``request(method, path, ...)`` / ``get(path)``
-    send a request and wait for its response (a :class:`simuwsgi.workers.Response`:
+    send a request and wait for its response (a :class:`simuwsgi.server.workers.Response`:
     ``status`` (None: no reply, ``reason`` says why), ``headers``, ``body``, ``worker``);
 ``wait(handles, timeout=None)``
     wait until submitted requests are complete;

@@ -365,7 +365,7 @@ def _parse_time(text: str, clock: Clock, end: float) -> float:
 def load_run(source: str) -> tuple[list[Row], Clock]:
     """The rows and clock of a scenario (run now, in sim mode), a report directory or a
     trace file (with the report's ``summary.json`` beside it, if any)."""
-    from .trace import Trace
+    from ._core.trace import Trace
 
     path = Path(source)
     if path.is_dir():

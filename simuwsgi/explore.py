@@ -434,6 +434,6 @@ def replay_main(scenario: str, seed: int, faults: str, mode: str) -> int:
 
 
 def _now() -> float:
-    from .clock import RealClock
+    from ._core.clock import RealClock
 
     return RealClock.monotonic()

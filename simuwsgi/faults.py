@@ -549,7 +549,7 @@ class Injector:
             self.submitted += 1
             if self.send_limit is None or self.submitted <= self.send_limit:
                 return submit(method, path, **kw)
-            from .workers import Request
+            from .server.workers import Request
 
             req = Request(method, path, kw.get("headers"), kw.get("body", b""),
                           self.kernel.now)
@@ -626,7 +626,7 @@ class Injector:
             self.kernel.schedule(second, self.sim.clock.step, rate)
 
     def set_tz(self, tz: str) -> None:
-        from .clock import _apply_tz
+        from ._core.clock import _apply_tz
 
         self.sim.clock.tz = tz
         _apply_tz(tz)
@@ -728,7 +728,7 @@ class Injector:
     def _stormed(self) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
         """The app raised ``FaultInjected`` before ``start_response``: logged, and the
         response uWSGI gives (none)."""
-        from .workers import _exception_response
+        from .server.workers import _exception_response
 
         self.inst.log(f"{FaultInjected.__module__}.{FaultInjected.__name__}: exception "
                       f"storm (simuwsgi.faults.ExceptionStorm)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .trace import Trace
+from ._core.trace import Trace
 
 __all__ = ["PropertyViolation", "always", "cron_slots_once", "eventually",
            "requests_answered", "sometimes", "spool_tasks_once"]

@@ -14,7 +14,7 @@ last 30 lines of the uWSGI log.
 ``uwsgi_simulation`` is a factory for tests that need several simulations.
 
 ``mode="real"`` (marker keyword or factory argument) runs the same options on the real
-uWSGI server instead (``simuwsgi.real.RealRun``: same driver interface -- ``get``,
+uWSGI server instead (``simuwsgi.modes.real.RealRun``: same driver interface -- ``get``,
 ``submit``, ``advance``, ``signal``, ``kill``, ``trace``... -- on the real clock), so a test
 can be parametrised over modes::
 
@@ -108,7 +108,7 @@ def _make(request: pytest.FixtureRequest, options: Any = None, **kwargs: Any) ->
 
 def _make_real(request: pytest.FixtureRequest, options: Any, settings: dict[str, Any]) -> Any:
     """A started ``RealRun`` (or a reused one, checked out afresh)."""
-    from .real import RealRun
+    from .modes.real import RealRun
 
     settings = {k: v for k, v in settings.items() if k not in _SIM_ONLY and k != "mode"}
     reuse = settings.pop("reuse", False)

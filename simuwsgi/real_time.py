@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from .clock import _R, _REAL_NOW
+from ._core.clock import _R, _REAL_NOW
 
 __all__ = ["monotonic", "monotonic_ns", "now", "perf_counter", "perf_counter_ns", "sleep",
            "time", "time_ns"]

@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .timeline import timeline_of_sim
-from .trace import Record
+from ._core.trace import Record
 
 __all__ = ["format_summary", "format_trace", "notable_events", "summarize",
            "unanswered_requests", "write_report"]

@@ -1,7 +1,7 @@
 """Run a scenario in one mode and collect what the conformance diff compares.
 
 ``run_scenario(scenario, mode)`` builds the mode's driver (``Simulation`` for ``sim`` and
-``fork``, :class:`simuwsgi.real.RealRun` for ``real``), runs ``timeline(driver)`` (or just
+``fork``, :class:`simuwsgi.modes.real.RealRun` for ``real``), runs ``timeline(driver)`` (or just
 lets ``DURATION`` pass), waits for every request still in flight, calls the scenario's
 optional ``state(driver)`` (the final state to compare, any JSON-able value) and
 ``check(driver)``, and returns a :class:`RunResult`: the trace, the log, every response
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .clock import RealClock
+from ._core.clock import RealClock
 from .driver import MODES
 from .scenario import Scenario
-from .trace import Trace
+from ._core.trace import Trace
 
 __all__ = ["RequestRecorder", "RunResult", "make_driver", "private_app_dir", "run_scenario"]
 
@@ -110,7 +110,7 @@ def make_driver(scenario: Scenario, mode: str, *, app_dir: Path | None = None,
         raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)} or fork")
     app_dir = app_dir or scenario.app_dir
     if mode == "real":
-        from .real import RealRun
+        from .modes.real import RealRun
 
         limit = deadline if deadline is not None else max(30.0, scenario.duration + 20.0)
         return RealRun(scenario.options, app_dir=app_dir, tz=scenario.tz, deadline=limit,

@@ -33,7 +33,7 @@ A scenario is a Python file with module-level names:
     ``sometimes``).
 
 ``timeline``, ``check`` and ``state`` receive a driver (``simuwsgi.driver.Driver``): a
-``Simulation`` in ``sim``/``fork`` mode, a ``simuwsgi.real.RealRun`` in ``real`` mode
+``Simulation`` in ``sim``/``fork`` mode, a ``simuwsgi.modes.real.RealRun`` in ``real`` mode
 (``simuwsgi run SCENARIO --mode real``), so one file runs in every mode as long as it
 sticks to the driver interface (``get``/``request``/``submit``/``wait``, ``advance``/
 ``run_until``, ``signal``, ``kill``, ``touch``, ``reload``, ``trace``, ``log``; a

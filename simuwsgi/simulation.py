@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import AppLoadError, DeadlockError, SimulationError
-from ._spool import LinesView
-from .banner import MACHINES
-from .clock import TimePatch, VirtualClock, parse_start
-from .config import Options, parse_options
-from .containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
-from .isolation import ImportLedger
-from .kernel import Kernel
-from .master import Instance
-from .options_status import report_not_simulated
-from .processes import UProcess
-from .trace import Trace
-from .workers import Request, Response, dispatch_request
+from ._core._spool import LinesView
+from .server.banner import MACHINES
+from ._core.clock import TimePatch, VirtualClock, parse_start
+from .server.config import Options, parse_options
+from .server.containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
+from ._core.isolation import ImportLedger
+from ._core.kernel import Kernel
+from .server.master import Instance
+from .server.options_status import report_not_simulated
+from .server.processes import UProcess
+from ._core.trace import Trace
+from .server.workers import Request, Response, dispatch_request
 
 __all__ = ["Simulation"]
 
@@ -56,25 +56,25 @@ class Simulation:
     the file's directory).
     ``vfork=False`` shares the app's modules between processes (no copy at fork time,
     less faithful). ``mode="fork"`` runs every virtual process's user code in its own forked
-    OS process, in lockstep (``simuwsgi.fork``); ``fork_timeout`` is how many real
+    OS process, in lockstep (``simuwsgi.modes.fork``); ``fork_timeout`` is how many real
     seconds such a process may run user code without a word before it is declared hung.
     ``cron_commands=True`` runs ``--cron`` commands when they fire (by default they are
     only recorded in the trace). ``legacy=True`` installs the names uWSGI removed before
-    2.0 (``get_option``, ``grunt``, the cluster functions, ...; ``simuwsgi.legacy``).
+    2.0 (``get_option``, ``grunt``, the cluster functions, ...; ``simuwsgi.subsystems.legacy``).
     ``network='real'`` gives the ``uwsgi`` API its remote forms (``uwsgi.rpc('host:port',
     ...)``, ``cache_get(key, 'name@host:port')``, ``uwsgi.signal(n, 'host:port')``) over
     real loopback sockets, blocking the calling virtual process (see ``simuwsgi.net``);
     with the default ``'none'`` they raise ``NotSimulatedError``. ``trace_kinds`` keeps
     only the trace records of those kinds (``["cron.*", "request.end"]``; a trailing
     ``*`` matches a prefix); the trace and the log keep only their newest rows in memory
-    either way (``simuwsgi.trace``). ``start()`` raises ``AppLoadError`` when the app did
+    either way (``simuwsgi._core.trace``). ``start()`` raises ``AppLoadError`` when the app did
     not load (uWSGI would run on, answering 500s) unless ``allow_no_app=True``. An option
     the simulation does not simulate (``simuwsgi options --status not-simulated``) is
     named in one warning line of the log; ``strict=True`` refuses it instead
     (``OptionNotSimulatedError``). ``stall_timeout`` is how many real seconds app code
     may run without yielding to the simulation (a CPU loop, a blocking real socket):
     then the process is stopped, as uWSGI's harakiri would when ``--harakiri`` is set,
-    else ``StallError`` names it (None: never; see ``simuwsgi.containment``). In fork
+    else ``StallError`` names it (None: never; see ``simuwsgi.server.containment``). In fork
     mode ``fork_timeout`` plays that part (a hung child is a ``StallError`` too).
     ``machine`` is whose facts the startup lines of the log print: ``"virtual"`` (a
     fixed machine, so the log is the same everywhere) or ``"host"`` (this machine's, as
@@ -112,12 +112,12 @@ class Simulation:
         self.inst.machine = machine
         report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
-            from .fork import DEFAULT_TIMEOUT, ForkRuntime
+            from .modes.fork import DEFAULT_TIMEOUT, ForkRuntime
 
             ForkRuntime.attach(self.inst, self._sleep, seed=seed,
                                timeout=DEFAULT_TIMEOUT if fork_timeout is None else fork_timeout)
         self.inst.cron_commands = cron_commands
-        self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.legacy)
+        self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.subsystems.legacy)
         self._patch = TimePatch(self.clock, self._sleep)
         if stall_timeout is not None:
             stall_timeout = check_duration("stall_timeout", stall_timeout) or None
@@ -503,7 +503,7 @@ class Simulation:
 
     def touch(self, path: str) -> None:
         """A change of ``path`` (relative to the app dir), as ``touch`` on the real server
-        would make: the file monitors watching it fire (see ``simuwsgi.filemon``)."""
+        would make: the file monitors watching it fire (see ``simuwsgi.subsystems.filemon``)."""
         self._ensure_started()
         filemon = self.inst.subsystems.get("filemon")
         if filemon is not None:

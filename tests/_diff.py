@@ -58,8 +58,8 @@ def simulated() -> dict[str, Any]:
 
 def real() -> dict[str, Any]:
     if "real" not in _results:
-        from simuwsgi.real import RealUwsgi
-        from simuwsgi.real.pytest_helpers import require_real_uwsgi
+        from simuwsgi.modes.real import RealUwsgi
+        from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
         require_real_uwsgi()
         out: dict[str, Any] = {}

@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from simuwsgi.real import free_port
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real import free_port
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 
 def run_until_exit(options: Sequence[str], cwd: Path) -> tuple[int, list[str]]:

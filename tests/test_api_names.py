@@ -106,8 +106,8 @@ ABSENT = ["get_option", "set_option", "send_message", "sharedarea_update",
           "snmp_set_gauge"]
 
 #: which subsystem module must be installed for a name whose pointer is not a test file
-OWNER = {"mules": "simuwsgi.mules", "timers": "simuwsgi.timers", "cron": "simuwsgi.cron",
-         "filemon": "simuwsgi.filemon", "signals": "simuwsgi.signals"}
+OWNER = {"mules": "simuwsgi.subsystems.mules", "timers": "simuwsgi.subsystems.timers", "cron": "simuwsgi.subsystems.cron",
+         "filemon": "simuwsgi.subsystems.filemon", "signals": "simuwsgi.subsystems.signals"}
 
 
 def _installed(pointer: str) -> bool:

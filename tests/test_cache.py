@@ -1,4 +1,4 @@
-"""The cache subsystem (simuwsgi/cache.py) against uWSGI 2.0.30's rules."""
+"""The cache subsystem (simuwsgi/subsystems/cache.py) against uWSGI 2.0.30's rules."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import simuwsgi
 from simuwsgi import Simulation
-from simuwsgi.cache import djb33x
+from simuwsgi.subsystems.cache import djb33x
 
 import _diff
 from _sim import b, run, start
@@ -483,7 +483,7 @@ def test_random_cache_sequences_agree_with_real_uwsgi(tmp_path):
     """Random call sequences (seeded) replayed under real uWSGI and the simulation."""
     from _sim import EXEC_APP
 
-    from simuwsgi.real import RealUwsgi
+    from simuwsgi.modes.real import RealUwsgi
 
     options = ["--master", "--cache2", "name=default,items=7,blocksize=32",
                "--wsgi-file", "app.py"]

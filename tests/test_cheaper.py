@@ -1,4 +1,4 @@
-"""--cheaper with the spare and backlog algorithms (``simuwsgi.cheaper``), with the lines
+"""--cheaper with the spare and backlog algorithms (``simuwsgi.server.cheaper``), with the lines
 observed on pyuwsgi 2.0.30."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from simuwsgi import Simulation, SimulationError, real_time
-from simuwsgi.clock import parse_start
+from simuwsgi._core.clock import parse_start
 
 APP = """
 import datetime, os, time

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simuwsgi import ConfigError
-from simuwsgi.config import parse_ini, parse_options
+from simuwsgi.server.config import parse_ini, parse_options
 
 
 def test_argv_long_short_and_attached_forms():

@@ -9,7 +9,7 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi.cli import main
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 from simuwsgi.report import write_report
 
 SPIN_APP = "def application(e, sr):\n    while True:\n        pass\n"

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from simuwsgi import Simulation
-from simuwsgi.real import HARNESS_OPTION_NAMES, RealUwsgi
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import HARNESS_OPTION_NAMES, RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 pytestmark = pytest.mark.real
 
@@ -142,7 +142,7 @@ def test_app_that_fails_to_import_answers_500(tmp_path):
 ])
 def test_app_that_does_not_load_ends_the_instance(tmp_path, source, options, status):
     from simuwsgi import AppLoadError
-    from simuwsgi.real import RealUwsgiError
+    from simuwsgi.modes.real import RealUwsgiError
 
     (tmp_path / "app.py").write_text(source)
     options = ["--master", *options, "--wsgi-file", "app.py"]

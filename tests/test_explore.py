@@ -196,7 +196,7 @@ def test_requests_answered_or_dropped_for_a_traced_reason(tmp_path):
         requests_answered(sim.trace)
     trace = sim.trace
     rows = [r for r in trace if r.kind not in ("harakiri", "death")]
-    from simuwsgi.trace import Trace
+    from simuwsgi._core.trace import Trace
 
     bare = Trace()
     for r in rows:

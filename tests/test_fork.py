@@ -1,4 +1,4 @@
-"""``fork`` mode (simuwsgi/fork.py): same traces as ``sim`` mode, real per-process state,
+"""``fork`` mode (simuwsgi/modes/fork.py): same traces as ``sim`` mode, real per-process state,
 crash and hang reports, no process left behind."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """ini features as 2.0.30 parses them: option logic blocks, print, exit, inherit,
-include, ``:section`` and the ``$()``/``@()``/``%()`` passes (``simuwsgi.config``)."""
+include, ``:section`` and the ``$()``/``@()``/``%()`` passes (``simuwsgi.server.config``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from _uwsgi_process import run_until_exit, run_with
 
 from simuwsgi import Simulation
 from simuwsgi._errors import StartRefusedError
-from simuwsgi.config import parse_ini
+from simuwsgi.server.config import parse_ini
 
 APP = "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n"
 BASE_INI = """[uwsgi]

@@ -18,7 +18,7 @@ from pathlib import Path
 OPTIONAL = ("cryptography", "pytest", "_pytest", "hypothesis", "freezegun", "simpy", "pyuwsgi")
 #: Modules that only run inside their host: the pytest plugin in pytest, the real-mode
 #: instrumentation inside the real uWSGI server (it imports the server's ``uwsgi``).
-HOSTED = ("simuwsgi.pytest_plugin", "simuwsgi.real.pytest_helpers", "simuwsgi.real._instrument")
+HOSTED = ("simuwsgi.pytest_plugin", "simuwsgi.modes.real.pytest_helpers", "simuwsgi.modes.real._instrument")
 
 _BLOCKER = textwrap.dedent(
     f"""

@@ -1,4 +1,4 @@
-"""What a simulation imports stays in it (``simuwsgi.isolation``), and ``uwsgi`` hooks
+"""What a simulation imports stays in it (``simuwsgi._core.isolation``), and ``uwsgi`` hooks
 are per process (``facade.HOOKS``)."""
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from test_isolation import (
     hooks_app,
 )
 
-from simuwsgi.real import RealUwsgi
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 pytestmark = pytest.mark.real
 

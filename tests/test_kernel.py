@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simuwsgi.kernel import Kernel, Process
+from simuwsgi._core.kernel import Kernel, Process
 
 
 def test_events_run_in_time_then_sequence_order():

@@ -1,5 +1,5 @@
 """Names removed before uWSGI 2.0: absent by default (test_api_names), installed with
-their 1.x meaning by ``Simulation(..., legacy=True)`` (``simuwsgi/legacy.py``)."""
+their 1.x meaning by ``Simulation(..., legacy=True)`` (``simuwsgi/subsystems/legacy.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from _sim import EXEC_APP, b, run
 
 import simuwsgi
 from simuwsgi import Simulation
-from simuwsgi.legacy import LEGACY_NAMES
+from simuwsgi.subsystems.legacy import LEGACY_NAMES
 
 
 def _start(tmp_path, *options: str, legacy: bool = True) -> Simulation:

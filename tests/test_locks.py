@@ -1,4 +1,4 @@
-"""User locks (simuwsgi/locks.py): blocking, FIFO, deadlocks, robust-mutex recovery."""
+"""User locks (simuwsgi/subsystems/locks.py): blocking, FIFO, deadlocks, robust-mutex recovery."""
 from __future__ import annotations
 
 import pytest
@@ -101,7 +101,7 @@ def test_lock_numbers_and_master_import_time(tmp_path):
 
 def test_spooler_cannot_lock(tmp_path):
     with start(tmp_path) as sim:
-        from simuwsgi.processes import Spooler
+        from simuwsgi.server.processes import Spooler
 
         locks = sim.inst.subsystems["locks"]
         fake = Spooler.__new__(Spooler)

@@ -139,9 +139,9 @@ def test_a_closed_simulation_keeps_its_trace_and_log_on_disk_and_readable(write_
 
 
 def test_memory_does_not_grow_with_virtual_duration(write_app, monkeypatch):
-    import simuwsgi._spool
+    import simuwsgi._core._spool
 
-    monkeypatch.setattr(simuwsgi._spool, "DEFAULT_LIMIT", 2000)  # spill early: a short run
+    monkeypatch.setattr(simuwsgi._core._spool, "DEFAULT_LIMIT", 2000)  # spill early: a short run
     write_app(APP.replace("add_timer(1, 10)", "add_timer(1, 1)"))
     app_dir = write_app(MULE, "mule.py").parent
 
@@ -177,7 +177,7 @@ def test_memory_does_not_grow_with_virtual_duration(write_app, monkeypatch):
 def test_serve_keeps_no_memory_per_request(write_app):
     import socket
 
-    from simuwsgi.net import ServedSimulation
+    from simuwsgi.serve import ServedSimulation
 
     app_dir = write_app("""
         def application(environ, start_response):

@@ -1,4 +1,4 @@
-"""Metrics and SNMP values (simuwsgi/metrics.py)."""
+"""Metrics and SNMP values (simuwsgi/subsystems/metrics.py)."""
 from __future__ import annotations
 
 import pytest

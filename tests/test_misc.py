@@ -1,11 +1,11 @@
-"""The remaining helpers (simuwsgi/misc.py)."""
+"""The remaining helpers (simuwsgi/subsystems/misc.py)."""
 from __future__ import annotations
 
 import pytest
 
 import simuwsgi
 from _sim import b, run, start
-from simuwsgi.misc import NOT_SIMULATED
+from simuwsgi.subsystems.misc import NOT_SIMULATED
 
 
 def test_info_and_logging_helpers(tmp_path):

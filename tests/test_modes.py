@@ -13,10 +13,10 @@ from simuwsgi import Simulation
 from simuwsgi.cli import main as cli_main
 from simuwsgi.conform import compare
 from simuwsgi.driver import Driver, NotSupportedInMode
-from simuwsgi.real import RealRun, RealRunTimeout, RealUwsgiError
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import RealRun, RealRunTimeout, RealUwsgiError
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 from simuwsgi.runner import RunResult
-from simuwsgi.trace import Trace
+from simuwsgi._core.trace import Trace
 
 APP = textwrap.dedent("""\
     import uwsgi

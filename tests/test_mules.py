@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from simuwsgi import ConfigError, Simulation
-from simuwsgi.mules import DEFAULT_SNDBUF, MsgQueue, _truesize
-from simuwsgi.real.pytest_helpers import real_uwsgi_binary, real_uwsgi_factory, requires_real_uwsgi  # noqa: F401
+from simuwsgi.subsystems.mules import DEFAULT_SNDBUF, MsgQueue, _truesize
+from simuwsgi.modes.real.pytest_helpers import real_uwsgi_binary, real_uwsgi_factory, requires_real_uwsgi  # noqa: F401
 
 _real_sleep = time.sleep
 

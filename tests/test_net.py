@@ -21,7 +21,8 @@ from _net_apps import NODE_APP
 
 from simuwsgi import NotSimulatedError, Simulation
 from simuwsgi.cli import main
-from simuwsgi.net import NodeClient, ServedSimulation, UwsgiServer, exchange, listen
+from simuwsgi.net import NodeClient, UwsgiServer, exchange, listen
+from simuwsgi.serve import ServedSimulation
 from simuwsgi.net import Reply as NetReply
 from simuwsgi.protocol import (
     CacheGet,

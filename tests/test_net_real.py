@@ -34,7 +34,8 @@ import pytest
 from _net_apps import NODE_APP
 
 from simuwsgi import Simulation
-from simuwsgi.net import NodeClient, ServedSimulation
+from simuwsgi.net import NodeClient
+from simuwsgi.serve import ServedSimulation
 from simuwsgi.protocol import (
     CacheMagicRequest,
     encode_array,
@@ -42,8 +43,8 @@ from simuwsgi.protocol import (
     encode_packet,
     encode_vars,
 )
-from simuwsgi.real import RealUwsgi, free_port
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi, free_port
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 pytestmark = pytest.mark.real
 

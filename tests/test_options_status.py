@@ -9,9 +9,9 @@ import pytest
 
 from simuwsgi import ConfigError, NotSimulatedError, Simulation
 from simuwsgi._errors import OptionNotSimulatedError
-from simuwsgi._uwsgi_options import ALIASES, OPTIONS
+from simuwsgi.server._uwsgi_options import ALIASES, OPTIONS
 from simuwsgi.cli import main
-from simuwsgi.options_status import (
+from simuwsgi.server.options_status import (
     NO_EFFECT,
     NOT_SIMULATED_NOTES,
     SIMULATED,

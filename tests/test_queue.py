@@ -1,4 +1,4 @@
-"""The queue (simuwsgi/queue.py), semantics.md §8."""
+"""The queue (simuwsgi/subsystems/queue.py), semantics.md §8."""
 from __future__ import annotations
 
 import pytest

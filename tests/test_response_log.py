@@ -1,4 +1,4 @@
-"""Response bodies and the request log line (``simuwsgi/wire.py``, ``workers.py``,
+"""Response bodies and the request log line (``simuwsgi/subsystems/wire.py``, ``workers.py``,
 ``reqlog.py``), in the simulation and against the real uWSGI 2.0.30: the bytes the client
 gets and the log lines uWSGI writes, line for line after masking pids, dates, ports and
 object addresses."""
@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from simuwsgi import Simulation
-from simuwsgi.real import RealUwsgi
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 APP = r'''
 import uwsgi
@@ -661,7 +661,7 @@ def test_content_length_matches_real_uwsgi(tmp_path):
 # -- a spool file over 2 GB ------------------------------------------------------------------
 def _big_task(spool_dir):
     """A task file whose body is one byte more than one read() returns (sparse)."""
-    from simuwsgi.spooler import MAX_RW_COUNT
+    from simuwsgi.subsystems.spooler import MAX_RW_COUNT
 
     block = b"\x03\x00key\x05\x00value"
     path = spool_dir / "uwsgi_spoolfile_on_big_task"
@@ -713,7 +713,7 @@ def test_a_spool_file_over_2_gb_matches_real_uwsgi(tmp_path):
 def test_a_body_over_one_write_is_not_spooled(tmp_path, monkeypatch):
     """The body goes out in one write(); Linux moves at most 0x7ffff000 bytes (the limit
     is lowered here so the test needs no 2 GB body)."""
-    from simuwsgi import spooler
+    from simuwsgi.subsystems import spooler
 
     monkeypatch.setattr(spooler, "MAX_RW_COUNT", 10)
     (tmp_path / "spool").mkdir()

@@ -1,4 +1,4 @@
-"""RPC (simuwsgi/rpc.py)."""
+"""RPC (simuwsgi/subsystems/rpc.py)."""
 from __future__ import annotations
 
 import pytest

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from simuwsgi.protocol import encode_packet, encode_vars
-from simuwsgi.real import free_port
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
-from simuwsgi.real._server import reload_binary_path
+from simuwsgi.modes.real import free_port
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real._server import reload_binary_path
 
 APP = """\
 def application(env, start_response):

@@ -1,4 +1,4 @@
-"""Sharedareas (simuwsgi/sharedarea.py)."""
+"""Sharedareas (simuwsgi/subsystems/sharedarea.py)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""The spooler subsystem (``simuwsgi.spooler``) and the spool-file format (``simuwsgi.protocol``).
+"""The spooler subsystem (``simuwsgi.subsystems.spooler``) and the spool-file format (``simuwsgi.protocol``).
 
 Rules from ``shared/spec/spoolfile.md``, ``semantics.md`` §5, ``api.md`` §8 and
 ``decorators.md`` §4; file vectors in ``tests/vectors/spoolfile_*.json``.

@@ -19,8 +19,8 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi import protocol as sf
-from simuwsgi.real import RealUwsgi
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 pytestmark = pytest.mark.real
 

@@ -1,4 +1,4 @@
-"""Options real uWSGI refuses at start, and ``--processes 0`` (``simuwsgi.startup``).
+"""Options real uWSGI refuses at start, and ``--processes 0`` (``simuwsgi.server.startup``).
 
 Each behaviour is checked on the simulator and, in the ``real`` tests, observed on
 pyuwsgi 2.0.30 with the same options."""
@@ -18,8 +18,8 @@ from _uwsgi_process import run_until_exit
 
 from simuwsgi import ConfigError, Simulation
 from simuwsgi._errors import StartRefusedError
-from simuwsgi.real import free_port
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real import free_port
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 APP = ("import os\n"
        "CWD = os.getcwd()\n"

@@ -18,7 +18,7 @@ from simuwsgi.conform import ConformResult
 from simuwsgi.explain import Clock
 from simuwsgi.runner import RunResult
 from simuwsgi.timeline import Run, conform_timeline, render
-from simuwsgi.trace import Trace
+from simuwsgi._core.trace import Trace
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "scenarios" / "quickstart.py"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simuwsgi import Simulation, SimulationError
-from simuwsgi.real.pytest_helpers import real_uwsgi_binary, real_uwsgi_factory, requires_real_uwsgi  # noqa: F401
+from simuwsgi.modes.real.pytest_helpers import real_uwsgi_binary, real_uwsgi_factory, requires_real_uwsgi  # noqa: F401
 
 _real_sleep = time.sleep
 _real_time = time.time

@@ -1,4 +1,4 @@
-"""--touch-workers-reload, --touch-mules-reload, --touch-signal (``simuwsgi.filemon``),
+"""--touch-workers-reload, --touch-mules-reload, --touch-signal (``simuwsgi.subsystems.filemon``),
 with the lines and respawns observed on pyuwsgi 2.0.30."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from _uwsgi_process import run_with
 
 from simuwsgi import Simulation
-from simuwsgi.real.pytest_helpers import require_real_uwsgi
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
 APP = ("import uwsgi\n"
        "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n")

@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from simuwsgi import Simulation
-from simuwsgi.trace import Trace
+from simuwsgi._core.trace import Trace
 
 TIMER_APP = """
 import uwsgi
@@ -81,9 +81,9 @@ def test_the_pytest_factory_passes_trace_kinds(app_dir, uwsgi_simulation):
 # -- bounded memory: old records spill to disk ----------------------------------------
 def _spilling(monkeypatch, rows):
     """Keep only ``rows`` trace records and log lines in memory (the rest on disk)."""
-    import simuwsgi._spool
+    import simuwsgi._core._spool
 
-    monkeypatch.setattr(simuwsgi._spool, "DEFAULT_LIMIT", rows)
+    monkeypatch.setattr(simuwsgi._core._spool, "DEFAULT_LIMIT", rows)
 
 
 def test_a_spilled_trace_answers_queries_and_digests_as_one_in_memory(app_dir, monkeypatch):

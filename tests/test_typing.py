@@ -197,7 +197,7 @@ def test_positional_only_functions_refuse_keywords(tmp_path):
         resp = sim.request("POST", "/", body=code.encode())
         out = json.loads(resp.body)
     assert out, "no function checked"
-    from simuwsgi.misc import NOT_SIMULATED
+    from simuwsgi.subsystems.misc import NOT_SIMULATED
 
     for name, message in out.items():
         if name in NOT_SIMULATED:

@@ -13,7 +13,7 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi._errors import VirtualForkWarning
-from simuwsgi._vfork import Copier
+from simuwsgi.server._vfork import Copier
 
 TWO_WORKERS = ["--master", "--processes", "2", "--wsgi-file", "app.py"]
 

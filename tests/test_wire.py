@@ -1,5 +1,5 @@
 """The client connection: ``Response.raw``, ``uwsgi.send``, ``sendfile``, ``disconnect``
-and the module-level ``uwsgi.start_response`` (``simuwsgi/wire.py``), in the simulation
+and the module-level ``uwsgi.start_response`` (``simuwsgi/subsystems/wire.py``), in the simulation
 and against the real uWSGI 2.0.30 (same app, same options, same requests)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import re
 import pytest
 
 from simuwsgi import Simulation
-from simuwsgi.real import RealUwsgi
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 APP = r'''
 import os

@@ -3,8 +3,8 @@
 * :class:`UwsgiServer` serves any handler ``(request, body, peer) -> Reply`` on TCP or
   UNIX listeners with uWSGI's connection handling (``--socket`` and ``--http-socket``);
 * :class:`SimulatedNode` is the handler for a :class:`~simuwsgi.Simulation`, paced by
-  the real clock; :func:`serve_simulation` / :class:`ServedSimulation` bind the sockets
-  its options name (``simuwsgi serve``);
+  the real clock (``simuwsgi.serve`` binds the sockets its options name: ``simuwsgi
+  serve``);
 * the client functions (:func:`ping`, :func:`rpc`, :func:`signal`, :func:`spool`,
   ``cache_*``, :func:`exchange`) and the blocking :class:`NodeClient` talk to any uWSGI
   node, real or simulated;
@@ -35,11 +35,7 @@ from ._client import run_blocking as run_blocking
 from ._client import signal as signal
 from ._client import spool as spool
 from ._node import SimulatedNode as SimulatedNode
-from ._serve import Bound as Bound
-from ._serve import ServedSimulation as ServedSimulation
-from ._serve import limits_from as limits_from
-from ._serve import serve_forever as serve_forever
-from ._serve import serve_simulation as serve_simulation
+from ._server import limits_from as limits_from
 from ._server import Limits as Limits
 from ._server import Peer as Peer
 from ._server import UwsgiServer as UwsgiServer
@@ -48,13 +44,11 @@ from ._subsystem import Net as Net
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Address",
-    "Bound",
     "Limits",
     "Net",
     "NodeClient",
     "Peer",
     "Reply",
-    "ServedSimulation",
     "SimulatedNode",
     "UwsgiServer",
     "cache_clear",
@@ -71,8 +65,6 @@ __all__ = [
     "ping",
     "rpc",
     "run_blocking",
-    "serve_forever",
-    "serve_simulation",
     "signal",
     "spool",
 ]

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..clock import RealClock
+from .._core.clock import RealClock
 from ..protocol import (
     Ack,
     CacheDelete,
@@ -81,7 +81,7 @@ from ._server import Body, Peer
 from ._wire import StreamedWire, WireRequest
 
 if TYPE_CHECKING:
-    from ..master import Instance
+    from ..server.master import Instance
     from ..simulation import Simulation
 
 __all__ = ["NO_REPLY", "Plugins", "SimulatedNode", "worker_reply"]

@@ -38,7 +38,7 @@ import socket
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import trio
 
@@ -123,6 +123,17 @@ class Limits:
     limit_post: int = 0
     socket_timeout: float = 4.0
     post_buffering: int = 0
+
+
+def limits_from(opts: Any) -> Limits:
+    """The server limits a uWSGI instance with these options applies."""
+    return Limits(
+        buffer_size=min(0xFFFF, opts.int("buffer-size", 4096)),
+        max_vars=2 * opts.int("max-vars", 64),
+        limit_post=opts.int("limit-post", 0),
+        socket_timeout=float(opts.int("socket-timeout", 4)),
+        post_buffering=opts.int("post-buffering", 0),
+    )
 
 
 #: A request body: bytes, or a binary file at offset 0 when it was too big for memory.
@@ -493,7 +504,7 @@ class _HttpIncoming:
     def __init__(self, body: _Body) -> None:
         self.buffer = bytearray()  # the head as it arrives
         self.body = body
-        self.head: Request | None = None
+        self.head: RequestEvent | None = None
         self.wanted = 0
         self.first = b""
         self.complete = False

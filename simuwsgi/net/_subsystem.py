@@ -39,7 +39,7 @@ from ._client import Reply
 from ._wire import install
 
 if TYPE_CHECKING:
-    from ..master import Instance
+    from ..server.master import Instance
 
 __all__ = ["Net"]
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ._server import TIMEOUT
 
 if TYPE_CHECKING:
-    from ..master import Instance
+    from ..server.master import Instance
     from ._server import ClientStream
 
 __all__ = ["WireRequest", "install"]
@@ -65,7 +65,7 @@ class WireRequest:
 
 
 class StreamedWire(list):  # type: ignore[type-arg]
-    """``Connection.wire`` (:mod:`simuwsgi.wire`) of a request served on a real socket:
+    """``Connection.wire`` (:mod:`simuwsgi.server.wire`) of a request served on a real socket:
     every write goes to the client at once, and while the client's socket is full the
     worker waits (parked; the node goes on serving), so the reply is never gathered
     whole. The header block waits for the first body write and goes with it in one

@@ -19,8 +19,7 @@ import trio
 
 from ..net._address import listen
 from ..net._node import SimulatedNode
-from ..net._serve import limits_from
-from ..net._server import UwsgiServer
+from ..net._server import UwsgiServer, limits_from
 
 if TYPE_CHECKING:
     from ..cluster import Cluster

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ._links import LinkSettings
 
 if TYPE_CHECKING:
-    from ..kernel import Kernel
+    from .._core.kernel import Kernel
 
 __all__ = ["Endpoint", "Network", "UnknownHost"]
 

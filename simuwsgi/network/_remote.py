@@ -50,7 +50,7 @@ from ..protocol import (
 from ._network import Endpoint, Network
 
 if TYPE_CHECKING:
-    from ..master import Instance
+    from ..server.master import Instance
 
 __all__ = ["Exchange", "VirtualNet", "serve"]
 

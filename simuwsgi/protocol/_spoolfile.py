@@ -25,7 +25,7 @@ Python hook ``uwsgi_python_spooler`` (``plugins/python/python_plugin.c``), spool
   it agrees exactly with ``strverscmp``).
 
 This is the only implementation of the format: the spooler subsystem
-(``simuwsgi.spooler``) uses it for the file-system work.
+(``simuwsgi.subsystems.spooler``) uses it for the file-system work.
 
 Left out: directories, locking, mtimes and the scan loop (simulator business). The
 name builder refuses a priority containing ``/`` or equal to ``.``/``..``, which real

@@ -2,7 +2,7 @@
 
 Written from ``plugins/python/uwsgi_pymodule.c`` (each function's ``PyArg_ParseTuple``
 format) and from behaviour observed on the real 2.0.30 server (``shared/spec/api.md``,
-``simuwsgi/real/OBSERVATIONS.md``). Conventions:
+``simuwsgi/modes/real/OBSERVATIONS.md``). Conventions:
 
 * every function is ``METH_VARARGS`` — positional-only parameters, a keyword argument
   raises ``TypeError`` — except ``spool``/``send_to_spooler`` and ``mule_get_msg``;

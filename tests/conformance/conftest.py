@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from simuwsgi.conform import run_real
-from simuwsgi.real.pytest_helpers import real_uwsgi_binary  # noqa: F401  (fixture)
+from simuwsgi.modes.real.pytest_helpers import real_uwsgi_binary  # noqa: F401  (fixture)
 from simuwsgi.scenario import load_scenario
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "conformance"

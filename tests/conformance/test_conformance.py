@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from simuwsgi.conform import conform, harness_failure, write_conform_report
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 from simuwsgi.scenario import load_scenario
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "conformance"
@@ -59,7 +59,7 @@ def test_a_real_server_that_cannot_restart_its_own_program_is_a_harness_error(tm
     log excerpt, never as differences blamed on the simulator."""
     from simuwsgi.conform import HarnessError
     from simuwsgi.runner import RunResult
-    from simuwsgi.trace import Trace
+    from simuwsgi._core.trace import Trace
 
     log = ["binary reloading uWSGI...", "running /usr/bin/python3.12",
            "Traceback (most recent call last):",

@@ -17,7 +17,7 @@ import pytest
 from _hostile import GAP, atexit_lines, copy_app
 
 from simuwsgi import Simulation, SimulationError, StallError
-from simuwsgi.clock import RealClock
+from simuwsgi._core.clock import RealClock
 
 MODES = ["sim", "fork"]
 

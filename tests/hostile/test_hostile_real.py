@@ -11,8 +11,8 @@ import pytest
 from _hostile import GAP, atexit_lines, copy_app
 
 from simuwsgi import Simulation, SimulationError
-from simuwsgi.real import RealUwsgi, RealUwsgiError
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi, RealUwsgiError
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 pytestmark = pytest.mark.real
 

@@ -1,6 +1,6 @@
-"""Fixtures for tests that run the real uWSGI server (see simuwsgi.real.pytest_helpers)."""
+"""Fixtures for tests that run the real uWSGI server (see simuwsgi.modes.real.pytest_helpers)."""
 
-from simuwsgi.real.pytest_helpers import (  # noqa: F401  (fixture registration)
+from simuwsgi.modes.real.pytest_helpers import (  # noqa: F401  (fixture registration)
     real_uwsgi_binary,
     real_uwsgi_factory,
     real_uwsgi_pool,

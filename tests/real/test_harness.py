@@ -1,4 +1,4 @@
-"""Tests of the real-uWSGI harness (simuwsgi.real).  They run the real server on loopback."""
+"""Tests of the real-uWSGI harness (simuwsgi.modes.real).  They run the real server on loopback."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import simuwsgi.real._server as server_mod
-from simuwsgi.real import HARNESS_MARK, RealUwsgi, RealUwsgiError, find_uwsgi_binary
-from simuwsgi.real.pytest_helpers import require_real_uwsgi, requires_real_uwsgi
+import simuwsgi.modes.real._server as server_mod
+from simuwsgi.modes.real import HARNESS_MARK, RealUwsgi, RealUwsgiError, find_uwsgi_binary
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi, requires_real_uwsgi
 
 pytestmark = pytest.mark.real
 
@@ -468,7 +468,7 @@ def test_instance_dies_with_the_harness_process(tmp_path):
         f"""
         import os, signal, sys
         sys.path.insert(0, {str(Path(server_mod.__file__).parents[2])!r})
-        from simuwsgi.real import RealUwsgi
+        from simuwsgi.modes.real import RealUwsgi
         u = RealUwsgi(["--master", "--processes", "2", "--wsgi-file", "app.py"],
                       app_dir={str(tmp_path)!r})
         u.start()
@@ -529,7 +529,7 @@ def test_pyuwsgi_in_a_virtualenv_reloads_into_its_own_interpreter(tmp_path):
     """uWSGI re-executes ``/proc/self/exe`` on a binary reload: for pyuwsgi's console
     script in a venv that is the base interpreter, which cannot import ``pyuwsgi``. The
     harness passes the script's own interpreter (its ``#!`` line) as ``--binary-path``."""
-    from simuwsgi.real._server import reload_binary_path
+    from simuwsgi.modes.real._server import reload_binary_path
 
     venv_python = tmp_path / "venv" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)

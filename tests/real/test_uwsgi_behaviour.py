@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from simuwsgi.real import HARNESS_MARK
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import HARNESS_MARK
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 pytestmark = pytest.mark.real
 

@@ -1,0 +1,564 @@
+"""uWSGI options: parsed from an argv list, a dict, or the user's ``.ini`` file.
+
+What it models (uWSGI 2.0.30 ``core/uwsgi.c``, ``core/ini.c``):
+
+* the option names of the real binary (``_uwsgi_options.OPTIONS``) with their short
+  flags (``-p 4``, ``-M``) and ``--name=value`` forms; getopt's rules: a flag takes no
+  value (``--master=1`` is refused), a required value may not be missing, an optional
+  value must be attached with ``=`` (``--mule=file.py``);
+* an unknown command-line option is refused with uWSGI's own words
+  (``unrecognized option '--bogus'``); in an ``.ini`` file an unknown key is a
+  *placeholder*, exactly as uWSGI treats it (refused after ``--strict``);
+* repeated options keep every value in order (``--mule`` twice = two mules), while
+  ``uwsgi.opt`` keeps only the last one, as a Python 3 build of uWSGI does;
+* ``--set name=value`` (``-S``) sets an option when ``name`` is one, and always sets a
+  placeholder; ``%(name)``, ``$(ENV)``, ``%d``/``%n``/``%c``/``%p``/``%s``/``%e``/
+  ``%x`` (the config file's directory, name, ...) and ``%k`` (cpu count) are expanded;
+* flag values ``false``/``off``/``no``/``0`` mean off, as ``uwsgi_opt_true`` reads them;
+* a negative value of an integer option (``--processes -5``) is refused as
+  ``uwsgi_opt_set_int`` refuses it (exit status 1);
+* ``--ini file.ini[:section]`` inside argv, and ``.ini`` paths given directly;
+  ``:section`` alone is another section of the last file read;
+* the option logic of ``core/config.c``: ``if-env``/``if-opt``/``if-exists``/...
+  (``NAME=VALUE`` forms, ``if-not-*``) and ``for``/``for-times``/``for-readline``/
+  ``for-glob`` blocks up to ``endif``/``endfor``, ``%(_)`` substituted, a nested block
+  refused (2.0.30 has no ``else``: it is a placeholder); ``include`` reads a file where
+  it appears, ``inherit`` once every option is read; ``exit`` refuses to start;
+* the expansion passes uWSGI runs once every option is read: ``$(ENV)``, ``@(file)``
+  and ``%(placeholder)`` (the first value given; ``%(a b + 1)`` concatenates and
+  computes), an unresolved one left as written; ``%d``/``%n``/... are replaced as a
+  file is read.
+
+Options are kept as given; the simulator reads them through the typed accessors,
+which resolve aliases (``workers`` = ``processes``, ``wsgi`` = ``module``, ...).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import ConfigError, StartRefusedError
+from ._uwsgi_options import ALIASES, INT_OPTIONS, OPTIONS
+
+__all__ = ["Options", "atoi", "parse_options", "parse_ini"]
+
+_NO_ARG, _REQUIRED, _OPTIONAL = 0, 1, 2
+_SHORT = {short: name for name, (_kind, short) in OPTIONS.items() if short}
+# Where the short flag is shared (-s, -p, -w, -x), getopt maps it to the first name.
+for _name, (_kind, _short) in reversed(list(OPTIONS.items())):
+    if _short:
+        _SHORT[_short] = _name
+_FALSE_WORDS = {"false", "off", "no", "0"}
+
+
+def canonical(name: str) -> str:
+    """The name uWSGI's option table files this option's setting under."""
+    return ALIASES.get(name, name)
+
+
+@dataclass
+class Options:
+    """The options of one uWSGI instance, in the order given.
+
+    ``items`` holds ``(name, value)`` pairs; ``value`` is a ``str``, or ``True`` for a
+    flag given without a value.
+    """
+
+    items: list[tuple[str, str | bool]] = field(default_factory=list)
+    placeholders: dict[str, str] = field(default_factory=dict)
+    #: ``uwsgi.opt`` entries in the order uWSGI exports them (placeholders included).
+    exports: list[tuple[str, str | bool]] = field(default_factory=list)
+    #: What the user wrote, for rebuilding a command line (``--set``/``--ini`` kept).
+    given: list[tuple[str, str | bool]] = field(default_factory=list)
+    #: The directory relative paths (app file, spooler dirs) are resolved against.
+    base_dir: Path = field(default_factory=Path.cwd)
+    #: While reading: the open ``if-*``/``for`` block (name, argument), the
+    #: ``inherit`` files still to read, the last ini file read (for ``:section``).
+    logic: tuple[str, str] | None = None
+    inherit: list[str] = field(default_factory=list)
+    last_file: Path | None = None
+    #: Lines uWSGI logs while it reads its options (logged when the instance starts).
+    parse_log: list[str] = field(default_factory=list)
+    #: ``values()`` answers: names -> (the items list, its length, the values)
+    _seen: dict[tuple[str, ...], tuple[Any, int, list[str | bool]]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    # -- reading ------------------------------------------------------------------
+    def values(self, *names: str) -> list[str | bool]:
+        """Every value given for any of ``names`` or their aliases, in order (a list
+        the caller must not change). Remembered while ``items`` stays as it is: the
+        request path reads a dozen options per request."""
+        items = self.items
+        hit = self._seen.get(names)
+        if hit is not None and hit[0] is items and hit[1] == len(items):
+            return hit[2]
+        wanted = {canonical(n) for n in names}
+        found = [v for n, v in items if canonical(n) in wanted]
+        self._seen[names] = (items, len(items), found)
+        return found
+
+    def last(self, *names: str) -> str | bool | None:
+        found = self.values(*names)
+        return found[-1] if found else None
+
+    def has(self, *names: str) -> bool:
+        return bool(self.values(*names))
+
+    def flag(self, *names: str) -> bool:
+        """A flag option as ``uwsgi_opt_true`` reads it (last value wins)."""
+        value = self.last(*names)
+        if value is None:
+            return False
+        if value is True:
+            return True
+        return str(value).strip().lower() not in _FALSE_WORDS
+
+    def int(self, name: str, default: int = 0) -> int:
+        value = self.last(name)
+        if value is None:
+            return default
+        if value is True:
+            return 1
+        return atoi(str(value))
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.last(name)
+        if value is None or value is True:
+            return default
+        return str(value)
+
+    def strings(self, *names: str) -> list[str]:
+        return [v for v in self.values(*names) if isinstance(v, str)]
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def exported(self) -> dict[str, bytes | bool]:
+        """``uwsgi.opt``: str keys, bytes values or True, the last value of repeats."""
+        out: dict[str, bytes | bool] = {}
+        for name, value in self.exports:
+            out[name] = True if value is True else str(value).encode()
+        return out
+
+    def argv(self) -> list[str]:
+        """These options as a uWSGI command line (for real mode)."""
+        return [f"--{name}" if value is True else f"--{name}={value}"
+                for name, value in self.given]
+
+    def add(self, name: str, value: str | bool) -> None:
+        self.items.append((name, value))
+        self.exports.append((name, value))
+        if isinstance(value, str):
+            self.placeholders.setdefault(name, value)
+
+
+def atoi(text: str) -> int:
+    """C ``atoi``: leading whitespace, optional sign, digits; anything else stops it.
+
+    uWSGI reads most numbers this way (option values, signal and mule targets)."""
+    if text.isdigit() and text.isascii():
+        return int(text)
+    m = _ATOI.match(text)
+    return int(m.group(1)) if m else 0
+
+
+_ATOI = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")  # C isspace, ASCII digits
+
+
+_LOGIC = frozenset({
+    "if-env", "if-not-env", "if-opt", "if-not-opt", "if-exists", "if-not-exists",
+    "if-file", "if-not-file", "if-dir", "if-not-dir", "if-reload", "if-not-reload",
+    "if-plugin", "if-not-plugin", "for", "for-times", "for-readline", "for-glob"})
+_LOGIC_END = frozenset({"end", "endif", "end-if", "endfor", "end-for"})
+
+
+def _magic(text: str, config_file: Path) -> str:
+    """``magic_sub``: the ``%x`` letters of a config file, replaced as it is read."""
+    f = config_file
+    table = {
+        "%": "%", "(": "%(", "k": str(os.cpu_count() or 1),
+        "v": str(f.parent), "d": str(f.parent) + "/", "p": str(f), "s": f.name,
+        "n": f.stem, "e": f.suffix.lstrip("."), "c": f.parent.name,
+        "x": f.suffix.lstrip("."),
+    }
+    return re.sub(r"%(.)", lambda m: table.get(m.group(1), m.group(0)), text)
+
+
+def _exported(opts: Options, key: str) -> str | None:
+    """``uwsgi_get_exported_opt``: the first value given for ``key``."""
+    for name, value in opts.exports:
+        if name == key:
+            return "" if value is True else str(value)
+    return None
+
+
+def _placeholder(opts: Options, key: str) -> str | None:
+    """``uwsgi_manage_placeholder``: ``%(name)``, or ``%(a b + 2)`` concatenation and
+    integer arithmetic over placeholders and numbers."""
+    if " " not in key:
+        return _exported(opts, key)
+    current: str | None = None
+    op = ""
+    for token in key.split():
+        if token in ("+", "-", "*", "/"):
+            op = token
+            continue
+        if token in ("++", "--"):
+            if current is not None:
+                current = str(_strtoll(current) + (1 if token == "++" else -1))
+            op = ""
+            continue
+        value = token if token.isdigit() else (_exported(opts, token) or "")
+        a, b = _strtoll(current or ""), _strtoll(value)
+        if op == "+":
+            current = str(a + b)
+        elif op == "-":
+            current = str(a - b)
+        elif op == "*":
+            current = str(a * b)
+        elif op == "/":
+            current = str(int(a / b) if b else 0)
+        else:
+            current = (current or "") + value
+        op = ""
+    return current
+
+
+def _strtoll(text: str) -> int:
+    return atoi(text)
+
+
+def _at_file(opts: Options, name: str) -> str:
+    """``@(file)``: the file's content without its last newline."""
+    path = opts.path(name)
+    try:
+        data = path.read_text()
+    except OSError as exc:
+        raise StartRefusedError(f'open("{name}"): {exc.strerror} [core/io.c line 525]') from None
+    return data[:-1] if data.endswith(("\n", "\r")) else data
+
+
+def _config_pass(value: str, symbol: str, hook: Any) -> str:
+    """``uwsgi_apply_config_pass``: replace each ``<symbol>(key)`` the hook resolves
+    (nested parentheses kept in the key); an unresolved one stays as written."""
+    opening = symbol + "("
+    start = 0
+    while True:
+        i = value.find(opening, start)
+        if i == -1:
+            return value
+        depth, j = 0, i + 2
+        while j < len(value):
+            if value[j] == "(":
+                depth += 1
+            elif value[j] == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            j += 1
+        if j >= len(value) or j == i + 2:
+            return value
+        resolved = hook(value[i + 2:j])
+        if resolved is None:
+            start = j + 1
+            continue
+        value = value[:i] + resolved + value[j + 1:]
+        start = 0
+
+
+def _expand(opts: Options, value: str) -> str:
+    """The three passes uWSGI runs once every option is read: ``$(ENV)``,
+    ``@(file)``, ``%(placeholder)``."""
+    if "(" not in value:
+        return value
+    value = _config_pass(value, "$", os.environ.get)
+    value = _config_pass(value, "@", lambda name: _at_file(opts, name))
+    return _config_pass(value, "%", lambda key: _placeholder(opts, key))
+
+
+def _logic_values(opts: Options, value: str | bool) -> list[str | bool]:
+    """What one line inside an ``if-*``/``for`` block adds (``%(_)`` substituted)."""
+    kind, arg = opts.logic  # type: ignore[misc]
+
+    def sub(data: str) -> str | bool:
+        return value.replace("%(_)", data) if isinstance(value, str) else value
+
+    if kind in ("for", "for-times", "for-readline", "for-glob"):
+        if kind == "for":
+            items = arg.split()
+        elif kind == "for-times":
+            items = [str(i) for i in range(1, atoi(arg) + 1)]
+        elif kind == "for-readline":
+            try:
+                items = opts.path(arg).read_text().splitlines()
+            except OSError as exc:  # uwsgi_error_open: logged, the block adds nothing
+                opts.parse_log.append(f'open("{arg}"): {exc.strerror} [core/config.c line 96]')
+                items = []
+        else:
+            found = sorted(glob.glob(str(opts.path(arg))))
+            items = [p + "/" if os.path.isdir(p) else p for p in found] or [arg]
+        return [sub(item) for item in items]
+    negate = kind.startswith("if-not-")
+    test = kind.replace("if-not-", "if-")
+    data: str | None = arg
+    if test in ("if-env", "if-opt"):
+        key, eq, wanted = arg.partition("=")
+        data = os.environ.get(key) if test == "if-env" else _exported(opts, key)
+        true = data is not None and (not eq or data == wanted)
+    elif test == "if-reload":
+        true = False  # the options are read before any reload
+    elif test == "if-plugin":
+        true = False  # pyuwsgi has no plugin under any name
+    else:
+        path = opts.path(arg)
+        true = {"if-exists": path.exists, "if-file": path.is_file, "if-dir": path.is_dir}[test]()
+    if true == negate:
+        return []
+    return [sub(data if data is not None else "")]
+
+
+class _Literal(str):
+    """A value from the command line: never placeholder-expanded. Only config files are
+    (uwsgi_open_and_read's magic_sub and the ini parser): a command line's ``%(addr)``
+    stays literal (observed on 2.0.30 with --logformat)."""
+
+
+def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
+           top: bool = True, in_logic: bool = False) -> None:
+    if top and not from_file:
+        opts.given.append((name, value))
+        if isinstance(value, str):
+            value = _Literal(value)
+    # core/config.c add_exported_option_do: the end of a block, then the block's
+    # condition or loop, then the immediate options
+    if name in _LOGIC_END:
+        opts.logic = None
+        opts.exports.append((name, value))
+        return
+    if opts.logic is not None and not in_logic:
+        for each in _logic_values(opts, value):
+            _apply(opts, name, each, from_file, top=False, in_logic=True)
+        return
+    if canonical(name) in _LOGIC:
+        if opts.logic is not None:
+            raise StartRefusedError(
+                f"recursive logic in options is not supported (option = {name})")
+        opts.logic = (canonical(name), value if isinstance(value, str) else "")
+        opts.exports.append((name, value))
+        return
+    if name == "exit":
+        code = atoi(value) if isinstance(value, str) else 1
+        raise StartRefusedError(f"--exit in the options: uWSGI exits with status {code}",
+                                status=code)
+    if name in ("set", "set-placeholder", "set-ph") and isinstance(value, str):
+        key, eq, val = value.partition("=")
+        if not eq:
+            raise StartRefusedError("invalid placeholder/--set value")
+        opts.placeholders[key] = val
+        opts.exports.append((name, value))
+        if name == "set" and key in OPTIONS:
+            _apply(opts, key, val, from_file, top=False, in_logic=True)
+        else:
+            opts.exports.append((key, val))
+        return
+    if name in ("include", "inherit") and isinstance(value, str) and not (
+            value.endswith(".ini") or ".ini:" in value):
+        raise ConfigError(f"--{name} {value}: simuwsgi reads .ini configuration files only")
+    if name in ("ini", "include") and isinstance(value, str):
+        opts.exports.append((name, value))
+        _load_ini(opts, value)
+        return
+    if name == "inherit" and isinstance(value, str):
+        opts.exports.append((name, value))
+        opts.inherit.append(value)  # loaded once every option is read (uwsgi_configure)
+        return
+    if name not in OPTIONS:
+        if from_file:
+            # uWSGI: a key that is not an option is a placeholder, unless --strict
+            # came first (core/config.c uwsgi_opt_get).
+            if opts.flag("strict"):
+                raise StartRefusedError(f"[strict-mode] unknown config directive: {name}")
+            opts.placeholders[name] = str(value)
+            opts.exports.append((name, value))
+            return
+        raise ConfigError(f"unrecognized option '--{name}'")
+    opts.add(name, value)
+
+
+def _finish(opts: Options) -> Options:
+    """After reading: the expansion passes, the checks uWSGI makes as it applies the
+    options, then ``inherit`` files (read last, and not expanded)."""
+    opts.exports = [(n, _finished(opts, v)) for n, v in opts.exports]
+    opts.items = [(n, _finished(opts, v)) for n, v in opts.items]
+    for name, value in opts.items:
+        if name in INT_OPTIONS and isinstance(value, str) and atoi(value) < 0:
+            # uwsgi_opt_set_int: uWSGI exits while it applies the option
+            raise StartRefusedError(f'invalid value for option "{name}": must be > 0')
+    while opts.inherit:
+        _load_ini(opts, opts.inherit.pop(0))
+    return opts
+
+
+def _finished(opts: Options, value: str | bool) -> str | bool:
+    if isinstance(value, _Literal):
+        return str(value)
+    return _expand(opts, value) if isinstance(value, str) else value
+
+
+def parse_options(options: Any, *, base_dir: Path | None = None) -> Options:
+    """Options from an argv list, a dict, an ``Options``, or an ``.ini`` path."""
+    if isinstance(options, Options):
+        return options
+    opts = Options(base_dir=Path(base_dir) if base_dir else Path.cwd())
+    if isinstance(options, (str, os.PathLike)):
+        return parse_ini(options, opts)
+    if isinstance(options, Mapping):
+        for name, value in options.items():
+            name = str(name).lstrip("-")
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                if v is False or v is None:
+                    continue
+                _check_value(name, v if v is True else str(v))
+                _apply(opts, name, True if v is True else str(v), from_file=False)
+        return _finish(opts)
+    if isinstance(options, Iterable):
+        for name, value in _iter_argv(list(options)):
+            _apply(opts, name, value, from_file=False)
+        return _finish(opts)
+    raise TypeError(f"options must be an argv list, a dict or an .ini path, "
+                    f"not {type(options).__name__}")
+
+
+def _check_value(name: str, value: str | bool) -> None:
+    if name not in OPTIONS:
+        raise ConfigError(f"unrecognized option '--{name}'")
+    kind = OPTIONS[name][0]
+    if kind == _NO_ARG and value is not True and not isinstance(value, str):
+        raise ConfigError(f"option '--{name}' doesn't allow an argument")
+    if kind == _REQUIRED and value is True:
+        raise ConfigError(f"option '--{name}' requires an argument")
+
+
+def _iter_argv(argv: list[str]) -> Iterable[tuple[str, str | bool]]:
+    """getopt_long over a uWSGI command line; yields (long name, value)."""
+    i = 0
+    while i < len(argv):
+        arg = str(argv[i])
+        i += 1
+        if arg.startswith("--"):
+            name, eq, attached = arg[2:].partition("=")
+            if name not in OPTIONS:
+                raise ConfigError(f"unrecognized option '--{name}'")
+            kind = OPTIONS[name][0]
+            if kind == _NO_ARG:
+                if eq:
+                    raise ConfigError(f"option '--{name}' doesn't allow an argument")
+                yield name, True
+            elif kind == _OPTIONAL:
+                yield name, attached if eq else True
+            elif eq:
+                yield name, attached
+            elif i < len(argv):
+                yield name, str(argv[i])
+                i += 1
+            else:
+                raise ConfigError(f"option '--{name}' requires an argument")
+        elif arg.startswith("-") and len(arg) > 1:
+            letters = arg[1:]
+            while letters:
+                letter, letters = letters[0], letters[1:]
+                name = _SHORT.get(letter)
+                if name is None:
+                    raise ConfigError(f"invalid option -- '{letter}'")
+                if OPTIONS[name][0] == _NO_ARG:
+                    yield name, True
+                    continue
+                if letters:
+                    yield name, letters
+                elif i < len(argv):
+                    yield name, str(argv[i])
+                    i += 1
+                else:
+                    raise ConfigError(f"option requires an argument -- '{letter}'")
+                letters = ""
+        elif arg.endswith(".ini") or ".ini:" in arg:
+            yield "ini", arg
+        else:
+            raise ConfigError(
+                f"unexpected argument {arg!r}: simuwsgi takes uWSGI options "
+                f"('--name value') or an .ini file")
+
+
+def parse_ini(path: str | os.PathLike[str], opts: Options | None = None) -> Options:
+    """Options from a uWSGI ``.ini`` file (``file.ini:section`` picks a section).
+
+    Relative paths, the file's own included, are relative to the current directory
+    (``opts.base_dir``), not to the file, as uWSGI resolves them; ``%d`` in a value is
+    the file's directory.
+    """
+    spec = os.fspath(path)
+    if opts is None:
+        opts = Options()
+    opts.exports.append(("ini", spec))  # as ``uwsgi --ini FILE`` exports it
+    _load_ini(opts, spec)
+    return _finish(opts)
+
+
+def _load_ini(opts: Options, spec: str) -> None:
+    section = "uwsgi"
+    file_part = spec
+    if ".ini:" in spec or spec.startswith(":"):
+        file_part, section = spec.rsplit(":", 1)
+    if not file_part and opts.last_file is not None:
+        p = opts.last_file  # ":section": another section of the last file read
+    else:
+        p = Path(file_part)
+        if not p.is_absolute():
+            p = opts.base_dir / p
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"unable to load configuration from {file_part}: {exc.strerror}") from None
+    opts.last_file = p
+    text = _magic(text, p.resolve())
+    current = None
+    found = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in ";#":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+            continue
+        if current != section:
+            continue
+        found = True
+        key, eq, value = line.partition("=")
+        key = key.strip()
+        if not eq:
+            # uWSGI: a bare key in an ini file is a flag set to true.
+            _apply(opts, key, True, from_file=True)
+            continue
+        _apply(opts, key, value.strip(), from_file=True)
+    if not found:
+        opts.parse_log.append(f'*** WARNING: Can\'t find section "{section}" in INI '
+                              f"configuration file {file_part or p} ***")
+    if not any(n == "ini" for n, _ in opts.given):
+        opts.given.append(("ini", spec))
+
+
+def socket_fds(opts: Options) -> list[int]:
+    """The file descriptors of the instance's sockets, as uWSGI numbers them: 3, 4, ...
+    one per socket option, in order (``uwsgi.sockets``, ``--map-socket``)."""
+    count = len(opts.values("socket", "http-socket", "uwsgi-socket", "http11-socket",
+                            "fastcgi-socket", "scgi-socket", "raw-socket",
+                            "puwsgi-socket", "shared-socket"))
+    return list(range(3, 3 + count))

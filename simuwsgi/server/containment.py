@@ -1,0 +1,821 @@
+"""Containment: process-level calls made by app code act on its virtual process.
+
+A real uWSGI worker is an OS process: ``os._exit(3)`` ends it, ``os.kill(masterpid,
+SIGHUP)`` reloads the instance, ``atexit`` handlers run when it exits, ``os.getppid()``
+is the master. In a simulation the app runs in the test process, so each of these would
+act on the host (end the pytest run, signal whatever real process has pid 1001). While
+a simulation is open this module patches them so that, *called from a virtual process*,
+they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
+``gracefully_kill``, ``stats``, ``what_i_am_doing``; ``core/master.c`` signal setup;
+``core/mule.c``, ``core/spooler.c``; ``plugins/python/python_plugin.c``
+``uwsgi_python_atexit``):
+
+* ``os._exit(n)``: the process dies at once with status ``n`` (no ``atexit``, no
+  ``finally`` — nothing of its code runs again); the master logs and respawns it.
+* ``os.kill``/``os.killpg`` with a virtual pid: the signal means what uWSGI makes it
+  mean in that kind of process (``SIGNAL_TABLE``); a pid that is not one of the
+  simulation's is refused with ``ProcessLookupError`` — never sent to a host process.
+* ``os.getppid()`` is the master's virtual pid in workers, mules and spoolers;
+  ``os.getpgrp()``/``getpgid()`` too (the instance is the master's process group).
+* ``atexit.register`` in a virtual process registers for that process (inherited by the
+  processes forked from it); they run when it exits the way uWSGI runs them: on
+  ``sys.exit``, on ``end_me`` (SIGINT/SIGTERM: stop, brutal reload), on graceful exits
+  (SIGHUP, reload, ``--max-requests``), not on SIGKILL or ``os._exit``, and not when
+  a worker calls C ``exit()`` in the middle of a request (uWSGI skips them when busy).
+* ``signal.signal``/``getsignal`` in a virtual process set and read that process's
+  Python handlers; an ``os.kill`` to it then calls the handler. Nothing reaches the
+  host's signal table.
+* ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
+  simulation runs (the test's own code keeps its ``sys.argv``).
+
+Calls from the test itself (no virtual process running) and from other threads go to
+the real functions. Everything is put back when the last open simulation closes.
+
+The stall watchdog (``Watchdog``) is the one place besides ``clock`` that reads real
+time: while the test drives a simulation, a thread looks every tenth of a second
+whether the running virtual process has yielded to the kernel; if it has not for
+``stall_timeout`` real seconds, it interrupts it. The interrupt is a POSIX signal sent
+to the main thread (``signal.pthread_kill``) whose Python handler raises
+``StallInterrupt`` in whatever greenlet runs there — the stuck process. A signal, and
+not ``PyThreadState_SetAsyncExc`` alone, because a signal also breaks blocking system
+calls (a real socket ``recv``, ``thread.join``, a real ``sleep``: they fail with EINTR
+and the handler's exception propagates), where an asynchronous exception waits for the
+next bytecode. Off the main thread, where Python cannot install handlers, the watchdog
+falls back to ``PyThreadState_SetAsyncExc`` (CPU loops only). Ctrl-C raises
+``SimulationInterrupted`` (a ``KeyboardInterrupt``), which the simulator never treats
+as the app's. App code that catches what is raised (``except BaseException`` in a
+loop) gets it again every 0.3 s, from the second time on on every line it runs (a
+trace function), so that it also leaves the ``except`` blocks. Code stuck in C (a
+regex, a C extension) cannot be interrupted by any of these.
+"""
+
+from __future__ import annotations
+
+import atexit as _atexit
+import ctypes
+import math
+import os
+import signal as _signal
+import sys
+import threading
+import time
+import traceback
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import greenlet
+
+from .._errors import NotSimulatedError, SimulationError, StallError
+from .._core.clock import _R
+from .._core.kernel import Killed
+
+if TYPE_CHECKING:
+    from .master import Instance
+    from .processes import UProcess
+
+__all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "StallInterrupt",
+           "Watchdog", "c_exit", "check_duration", "deliver", "die_now", "run_atexit"]
+
+#: Default real seconds a virtual process may run without yielding.
+DEFAULT_STALL_TIMEOUT = 5.0
+
+# The host's functions, bound before any patch.
+_REAL = {
+    "_exit": os._exit, "kill": os.kill, "killpg": os.killpg, "getppid": os.getppid,
+    "getpgrp": os.getpgrp, "getpgid": os.getpgid,
+    "register": _atexit.register, "unregister": _atexit.unregister,
+    "signal": _signal.signal, "getsignal": _signal.getsignal,
+    "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
+    "setitimer": _signal.setitimer, "pause": _signal.pause,
+}
+#: The host's functions, for the simulator's own use (``fork`` mode's OS processes).
+REAL = types.SimpleNamespace(**_REAL)
+#: In a ``fork``-mode child: sends an ``os.kill`` to the parent, which owns the
+#: virtual processes (set by ``simuwsgi.modes.fork``).
+forward_kill: Callable[[int, int], None] | None = None
+_S = _signal.Signals
+#: The signal the watchdog sends the main thread (a real-time one: test tools such as
+#: pytest-timeout use SIGALRM, apps use SIGUSR1/2).
+_STALL_SIGNAL = getattr(_signal, "SIGRTMIN", int(_S.SIGUSR2)) + 7
+
+
+class StallInterrupt(BaseException):
+    """Raised in app code that has not yielded for ``stall_timeout`` real seconds."""
+
+
+class SimulationInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a simulation runs: always the test's, never the app's."""
+
+
+class ProcessExit(BaseException):
+    """Raised inside a virtual process to end it (``exit()`` in C, or a SystemExit).
+
+    App code must not be able to catch a C ``exit()``: raise it only from simulator
+    code that app code does not wrap, else use ``containment.die_now``.
+    """
+
+    def __init__(self, reason: str, code: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+    @classmethod
+    def from_system_exit(cls, exc: SystemExit) -> ProcessExit:
+        """``PyErr_Print`` of a ``SystemExit``: ``Py_Exit`` with its status."""
+        return cls("SystemExit", exit_code_of(exc))
+
+
+#: The simulator's own exceptions travelling through app frames: never the app's error.
+CONTROL: tuple[type[BaseException], ...] = (
+    Killed, ProcessExit, StallInterrupt, SimulationInterrupted, greenlet.GreenletExit)
+
+
+def check_duration(name: str, value: Any, *, negative: bool = False) -> float:
+    """``value`` as a float of seconds, or a ``ValueError`` saying what is wrong."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}") from None
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if seconds < 0 and not negative:
+        raise ValueError(f"{name} must not be negative, got {value!r}: virtual time "
+                         "only moves forward (step_clock() steps the wall clock back)")
+    return seconds
+
+
+# -- dying -------------------------------------------------------------------------------
+def die_now(inst: Instance, proc: UProcess, reason: str, *, code: int | None = None,
+            signum: int | None = None) -> None:
+    """The running process ``proc`` ends here, as a C ``exit()``/``_exit()`` or a fatal
+    signal ends an OS process: no more of its code runs (an ``except BaseException`` in
+    the app cannot catch it; its ``finally`` blocks run only when the simulation closes,
+    since a greenlet cannot be freed without unwinding it). The master reaps it."""
+    proc.exit_code = code  # type: ignore[attr-defined]
+    kernel = inst.kernel
+    if proc is inst.master and not inst.ready:
+        inst.exit_status = 128 + signum if signum else (code or 0)
+        inst.exit_reason = reason
+    kernel.call_soon(inst.kill, proc, reason, signum)
+    kernel.park(reason)
+
+
+def c_exit(inst: Instance, reason: str, code: int) -> None:
+    """C ``exit(code)`` in the running process (a fatal error inside a ``uwsgi`` call):
+    its ``atexit`` handlers run (``uwsgi_python_atexit``, skipped in a worker busy
+    with a request), then it dies where it stands."""
+    proc = inst.kernel.current
+    if proc is None:  # the test itself called the module
+        raise SimulationError(f"{reason}: uWSGI would exit with status {code}")
+    if not (proc.kind == "worker" and proc.request is not None):
+        run_atexit(inst, proc)
+    die_now(inst, proc, reason, code=code)
+
+
+def exit_code_of(exc: SystemExit) -> int:
+    """The status ``Py_Exit`` gives for a ``SystemExit`` (``handle_system_exit``)."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1
+
+
+def run_atexit(inst: Instance, proc: UProcess) -> None:
+    """Run ``proc``'s ``atexit`` handlers, last registered first, in its context
+    (``Py_Finalize``); a failing one is reported as Python does and the rest run."""
+    if inst.forks is not None and forward_kill is None:  # fork mode, in the parent
+        outer = inst.kernel.current
+        inst.kernel.current = proc
+        try:
+            inst.forks.run_atexit(proc)
+        finally:
+            inst.kernel.current = outer
+        return
+    handlers = getattr(proc, "atexit", None)
+    if not handlers:
+        return
+    proc.atexit = []  # type: ignore[attr-defined]
+    kernel = inst.kernel
+    outer = kernel.current
+    if outer is not proc:
+        kernel.current = proc
+        kernel.switch_context(proc.context)
+    try:
+        for func, args, kwargs in reversed(handlers):
+            try:
+                func(*args, **kwargs)
+            except CONTROL:
+                raise
+            except BaseException:  # noqa: BLE001 - _PyErr_WriteUnraisableMsg
+                inst.log(f"Exception ignored in atexit callback: {func!r}", proc)
+                for line in traceback.format_exc().rstrip("\n").splitlines():
+                    inst.log(line, proc)
+    finally:
+        kernel.current = outer
+
+
+# -- signals -----------------------------------------------------------------------------
+#: What each signal does to each kind of uWSGI process (after its setup), when the app
+#: installed no Python handler for it. Actions: "reload", "brutal", "stop" (master),
+#: "graceful" (``gracefully_kill``), "end" (``end_me``: exit(30)), "stats",
+#: "backtrace" (``what_i_am_doing``), "pipe" (``warn_pipe``), "wakeup" (spooler),
+#: "ignore"; a signal not listed kills the process (its default action), except those
+#: whose default is to be ignored.
+SIGNAL_TABLE: dict[str, dict[int, str]] = {
+    "master": {_S.SIGHUP: "reload", _S.SIGTERM: "brutal", _S.SIGQUIT: "stop",
+               _S.SIGINT: "stop", _S.SIGUSR1: "stats", _S.SIGPIPE: "ignore"},
+    "worker": {_S.SIGHUP: "graceful", _S.SIGINT: "end", _S.SIGTERM: "end",
+               _S.SIGUSR1: "stats", _S.SIGUSR2: "backtrace", _S.SIGPIPE: "pipe"},
+    "mule": {_S.SIGHUP: "end", _S.SIGINT: "end", _S.SIGTERM: "end", _S.SIGALRM: "ignore",
+             _S.SIGUSR1: "ignore", _S.SIGUSR2: "ignore", _S.SIGPIPE: "ignore",
+             _S.SIGTSTP: "ignore"},
+    "spooler": {_S.SIGHUP: "ignore", _S.SIGINT: "end", _S.SIGTERM: "end",
+                _S.SIGUSR1: "wakeup", _S.SIGUSR2: "ignore", _S.SIGALRM: "ignore",
+                _S.SIGPIPE: "ignore", _S.SIGTSTP: "ignore"},
+}
+#: Signals whose default action is to do nothing.
+_DEFAULT_IGNORED = {_S.SIGCHLD, _S.SIGWINCH, _S.SIGURG, _S.SIGCONT}
+#: Signals whose default action stops or continues the process: not simulated.
+_STOPPING = {_S.SIGSTOP, _S.SIGTSTP, _S.SIGTTIN, _S.SIGTTOU}
+
+
+def _signame(signum: int) -> str:
+    try:
+        return _S(signum).name
+    except ValueError:
+        return str(signum)
+
+
+def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
+    """Signal ``signum`` arrives at virtual process ``proc`` (``os.kill``).
+
+    To the process that sends it, it arrives at once (the call may not return); to any
+    other process, at the current instant after what is already due.
+    """
+    if signum == 0:
+        return
+    kernel = inst.kernel
+    handler = getattr(proc, "py_signals", {}).get(signum)
+    if handler is not None and handler not in (_signal.SIG_DFL, _signal.SIG_IGN):
+        if kernel.current is proc:
+            handler(signum, sys._getframe(1))
+        else:
+            kernel.call_soon(_run_handler, inst, proc, handler, signum)
+        return
+    if handler == _signal.SIG_IGN:
+        return
+    action = _action(inst, proc, signum)
+    if kernel.current is proc:
+        _act(inst, proc, signum, action)
+    else:
+        kernel.call_soon(_act, inst, proc, signum, action)
+
+
+def _action(inst: Instance, proc: UProcess, signum: int) -> str:
+    kind = proc.kind
+    if kind == "master" and not inst.ready:
+        # uwsgi.c ignores SIGHUP and SIGTERM until the master loop sets its handlers
+        if signum in (_S.SIGHUP, _S.SIGTERM, _S.SIGPIPE):
+            return "ignore"
+        action = ""
+    else:
+        action = SIGNAL_TABLE[kind].get(signum, "")
+    if kind == "master" and inst.die_on_term and action in ("brutal", "stop") \
+            and signum != _S.SIGINT:
+        action = "stop" if action == "brutal" else "brutal"
+    if action:
+        return action
+    if signum in _DEFAULT_IGNORED:
+        return "ignore"
+    if signum in _STOPPING:
+        raise NotSimulatedError(
+            f"os.kill({proc.pid}, {_signame(signum)}): stopping a {kind} is not simulated")
+    if kind == "master":
+        raise NotSimulatedError(
+            f"os.kill({proc.pid}, {_signame(signum)}): the death of the master is not "
+            "simulated (uWSGI's workers would live on as orphans)")
+    return "die"
+
+
+def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
+    from .processes import Worker
+
+    if not proc.alive and not (proc is inst.master and inst.ready):
+        return
+    inst.record("os.signal", proc, signum=signum, action=action)
+    if action == "ignore":
+        return
+    if action == "reload":
+        inst.request_reload()
+    elif action == "brutal":
+        inst.kernel.call_soon(inst._brutal_reload)
+    elif action == "stop":
+        inst.kernel.call_soon(inst.shutdown)
+    elif action == "stats":
+        for line in _stats_lines(inst, proc):
+            inst.log(line, proc)
+    elif action == "backtrace":
+        req = proc.request
+        if req is not None:
+            since = _R.ctime(inst.clock.wall_offset + req.started)
+            inst.log(f"SIGUSR2: --- uWSGI worker {proc.id} (pid: {proc.pid}) is managing "
+                     f"request {req.path} since {since} ---", proc)
+    elif action == "pipe":
+        req = proc.request
+        where = f" on request {req.path} (ip {req.remote_addr})" if req is not None else ""
+        inst.log(f"SIGPIPE: writing to a closed pipe/socket/fd (probably the client "
+                 f"disconnected){where} !!!", proc)
+    elif action == "wakeup":
+        spooler = inst.subsystems.get("spooler")
+        if spooler is not None:
+            spooler._wake_spoolers(proc.directory)  # type: ignore[attr-defined]
+    elif action == "graceful":
+        inst.log(f"Gracefully killing worker {proc.id} (pid: {proc.pid})...", proc)
+        assert isinstance(proc, Worker)
+        proc.manage_next_request = False
+        if proc.request is None:
+            _end(inst, proc, "graceful", 17)
+    elif action == "end":
+        _end(inst, proc, "end_me", 30)
+    else:  # "die": the default action of the signal kills the process
+        if inst.kernel.current is proc:
+            die_now(inst, proc, f"killed by {_signame(signum)}", signum=signum)
+        else:
+            inst.kill(proc, f"killed by {_signame(signum)}", signum)
+
+
+def _end(inst: Instance, proc: UProcess, reason: str, code: int) -> None:
+    """``exit(code)`` from a signal handler: ``atexit`` unless a worker is busy."""
+    if proc is inst.master:
+        return
+    if proc.request is None:
+        run_atexit(inst, proc)
+    proc.exit_code = code  # type: ignore[attr-defined]
+    if inst.kernel.current is proc:
+        die_now(inst, proc, reason, code=code)
+    else:
+        inst.kill(proc, reason, None)
+
+
+def _run_handler(inst: Instance, proc: UProcess, handler: Any, signum: int) -> None:
+    """A Python signal handler of ``proc``, run in its context (it must not block)."""
+    if not proc.alive:
+        return
+    kernel = inst.kernel
+    outer = kernel.current
+    kernel.current = proc
+    kernel.switch_context(proc.context)
+    try:
+        handler(signum, None)
+    except CONTROL:
+        raise
+    except SystemExit as exc:
+        run_atexit(inst, proc)
+        proc.exit_code = exit_code_of(exc)  # type: ignore[attr-defined]
+        inst.kill(proc, "SystemExit", None)
+    except BaseException:  # noqa: BLE001 - printed, as Python does for a handler
+        for line in traceback.format_exc().rstrip("\n").splitlines():
+            inst.log(line, proc)
+    finally:
+        kernel.current = outer
+
+
+def _stats_lines(inst: Instance, proc: UProcess) -> list[str]:
+    """``stats()`` (SIGUSR1): the master dumps its configuration and every worker's
+    app counters; a worker, its own."""
+    total = inst.total_requests  # requests done; an app's count includes the one running
+
+    def app_line(w: Any) -> str:
+        requests = w.app_requests.get(0, 0) + (1 if w.request is not None else 0)
+        return f"app 0 [] requests: {requests} exceptions: {w.app_exceptions.get(0, 0)}"
+
+    if proc.kind == "master":
+        lines = ["", ";uWSGI instance configuration", "[uwsgi]"]
+        for name, value in inst.opts.items:
+            lines.append(f"{name} = {'true' if value is True else value}")
+        lines += [";end of configuration", "", f"\tworkers total requests: {total}",
+                  "-----------------"]
+        for wid in sorted(inst.workers):
+            lines += [f"\tworker {wid} {app_line(inst.workers[wid])}", "-----------------"]
+        return [*lines, ""]
+    if proc.kind == "worker":
+        return [f"worker {proc.id} total requests: {total}", f"\t{app_line(proc)}",
+                "-----------------", ""]
+    return []
+
+
+# -- the patches -------------------------------------------------------------------------
+class Containment:
+    """One simulation's share of the process-level patches (see the module docstring)."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.thread = threading.get_ident()
+        pyargv = inst.opts.str("pyargv") or ""
+        self.argv = ["uwsgi", *pyargv.split()]
+
+    def running(self) -> UProcess | None:
+        """The virtual process running app code now, if this thread runs one of ours."""
+        if threading.get_ident() != self.thread:
+            return None
+        return self.inst.kernel.current  # type: ignore[return-value]
+
+    def process_by_pid(self, pid: int) -> UProcess | None:
+        inst = self.inst
+        if inst.master is not None and inst.master.pid == pid:
+            return inst.master
+        for group in (inst.workers, inst.mules, inst.spoolers):
+            for proc in group.values():
+                if proc.pid == pid and proc.alive:
+                    return proc
+        return None
+
+    def group(self) -> list[UProcess]:
+        inst = self.inst
+        procs: list[UProcess] = [p for g in (inst.workers, inst.mules, inst.spoolers)
+                                 for p in g.values() if p.alive]
+        return procs + ([inst.master] if inst.master is not None else [])
+
+    def install(self) -> None:
+        _ACTIVE.append(self)
+        if len(_ACTIVE) == 1:
+            _install()
+
+    def uninstall(self) -> None:
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+            if not _ACTIVE:
+                _uninstall()
+
+
+_ACTIVE: list[Containment] = []
+_SAVED: dict[str, Any] = {}
+
+
+def _current() -> tuple[Containment, UProcess] | None:
+    for contain in reversed(_ACTIVE):
+        proc = contain.running()
+        if proc is not None:
+            return contain, proc
+    return None
+
+
+def _exit(status: int) -> None:
+    found = _current()
+    if found is None:
+        _REAL["_exit"](status)
+        return
+    contain, proc = found
+    die_now(contain.inst, proc, f"os._exit({status})", code=int(status) & 0xFF)
+
+
+def _no_such_process(pid: int, what: str) -> ProcessLookupError:
+    return ProcessLookupError(
+        3, f"No such process: {what} {pid} is not a process of this simulation "
+           "(simuwsgi: app code cannot signal real processes)")
+
+
+def _kill(pid: int, signum: int) -> None:
+    found = _current()
+    if found is None:
+        _REAL["kill"](pid, signum)
+        return
+    contain, proc = found
+    signum = int(_signal.Signals(signum)) if signum else 0  # ValueError, as kill() gives
+    if forward_kill is not None:  # a fork-mode child
+        handler = proc.py_signals.get(signum) if pid == proc.pid else None
+        if callable(handler):
+            handler(signum, sys._getframe(1))
+        else:
+            forward_kill(pid, signum)
+        return
+    if pid in (0, -contain.inst.master.pid if contain.inst.master else 0) or pid == -1:
+        targets = contain.group()
+    else:
+        target = contain.process_by_pid(pid)
+        if target is None:
+            raise _no_such_process(pid, "pid")
+        targets = [target]
+    for target in targets:
+        deliver(contain.inst, target, signum)
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    found = _current()
+    if found is None:
+        _REAL["killpg"](pgid, signum)
+        return
+    contain, _proc = found
+    master = contain.inst.master
+    if pgid != 0 and (master is None or pgid != master.pid):
+        raise _no_such_process(pgid, "process group")
+    _kill(0, signum)
+
+
+def _getppid() -> int:
+    found = _current()
+    if found is None or found[1] is found[0].inst.master or found[0].inst.master is None:
+        return int(_REAL["getppid"]())
+    return int(found[0].inst.master.pid)  # type: ignore[union-attr]
+
+
+def _getpgrp() -> int:
+    found = _current()
+    if found is None or found[0].inst.master is None:
+        return int(_REAL["getpgrp"]())
+    return int(found[0].inst.master.pid)  # uWSGI's processes are the master's group
+
+
+def _getpgid(pid: int) -> int:
+    found = _current()
+    if found is None:
+        return int(_REAL["getpgid"](pid))
+    if pid != 0 and found[0].process_by_pid(pid) is None:
+        raise _no_such_process(pid, "pid")
+    return _getpgrp()
+
+
+def _register(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+    found = _current()
+    if found is None:
+        return _REAL["register"](func, *args, **kwargs)  # type: ignore[no-any-return]
+    proc = found[1]
+    if not hasattr(proc, "atexit"):
+        proc.atexit = []  # type: ignore[attr-defined]
+    proc.atexit.append((func, args, kwargs))  # type: ignore[attr-defined]
+    return func
+
+
+def _unregister(func: Callable[..., Any]) -> None:
+    found = _current()
+    if found is None:
+        _REAL["unregister"](func)
+        return
+    proc = found[1]
+    proc.atexit = [h for h in getattr(proc, "atexit", []) if h[0] != func]  # type: ignore[attr-defined]
+
+
+def _valid_signal(signum: int) -> int:
+    if signum not in _signal.valid_signals():
+        raise ValueError("signal number out of range")
+    return int(signum)
+
+
+def _signal_signal(signum: int, handler: Any) -> Any:
+    found = _current()
+    if found is None:
+        return _REAL["signal"](signum, handler)
+    signum = _valid_signal(signum)
+    if signum in (_S.SIGKILL, _S.SIGSTOP):
+        raise OSError(22, "Invalid argument")
+    if not callable(handler) and handler not in (_signal.SIG_DFL, _signal.SIG_IGN):
+        raise TypeError("signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a "
+                        "callable object")
+    proc = found[1]
+    table = getattr(proc, "py_signals", None)
+    if table is None:
+        table = proc.py_signals = {}  # type: ignore[attr-defined]
+    previous = table.get(signum, _signal.SIG_DFL)
+    table[signum] = handler
+    return previous
+
+
+def _getsignal(signum: int) -> Any:
+    found = _current()
+    if found is None:
+        return _REAL["getsignal"](signum)
+    signum = _valid_signal(signum)
+    return getattr(found[1], "py_signals", {}).get(signum, _signal.SIG_DFL)
+
+
+def _abort() -> None:
+    """``os.abort()`` in a virtual process: SIGABRT to itself (it dies, "killed by
+    signal 6"), never to the test run."""
+    found = _current()
+    if found is None:
+        _REAL["abort"]()
+    _kill(found[1].pid, _S.SIGABRT)  # type: ignore[index]
+
+
+def _refused(name: str, why: str) -> Callable[..., Any]:
+    """A host-level call a virtual process may not make: NotSimulatedError naming it
+    (outside a virtual process, the host's function)."""
+    real = _REAL[name.rpartition(".")[2]]
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        if _current() is None:
+            return real(*args, **kwargs)
+        raise NotSimulatedError(f"{name}() in a virtual process: {why}")
+
+    refuse.__name__ = name.rpartition(".")[2]
+    return refuse
+
+
+_FORK_WHY = ("it would fork the test run; mode='fork' runs each virtual process in its "
+             "own OS process")
+_TIMER_WHY = ("OS timers and signals of the test process are not the virtual process's; "
+              "use uwsgi.add_timer/add_rb_timer or time.sleep (virtual time)")
+
+_PATCHES = [
+    (os, "_exit", _exit), (os, "kill", _kill), (os, "killpg", _killpg),
+    (os, "getppid", _getppid), (os, "getpgrp", _getpgrp), (os, "getpgid", _getpgid),
+    (_atexit, "register", _register),
+    (_atexit, "unregister", _unregister), (_signal, "signal", _signal_signal),
+    (_signal, "getsignal", _getsignal), (os, "abort", _abort),
+    (os, "fork", _refused("os.fork", _FORK_WHY)),
+    (os, "forkpty", _refused("os.forkpty", _FORK_WHY)),
+    (_signal, "alarm", _refused("signal.alarm", _TIMER_WHY)),
+    (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
+    (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
+                                "use uwsgi.signal_wait()")),
+]
+
+
+def _install() -> None:
+    for module, name, value in _PATCHES:
+        _SAVED[f"{module.__name__}.{name}"] = (module, name, getattr(module, name))
+        setattr(module, name, value)
+
+
+def _uninstall() -> None:
+    for module, name, value in _SAVED.values():
+        setattr(module, name, value)
+    _SAVED.clear()
+
+
+# -- the stall watchdog --------------------------------------------------------------------
+#: simuwsgi's own directory (this file is in its ``server`` package).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _trace_from(frame: Any, tracer: Callable[..., Any]) -> None:
+    """Trace every line from now on, in ``frame`` and the frames that called it."""
+    sys.settrace(tracer)
+    while frame is not None:
+        frame.f_trace = tracer
+        frame.f_trace_lines = True
+        frame = frame.f_back
+
+
+class Watchdog:
+    """Interrupts a virtual process that runs ``timeout`` real seconds without yielding,
+    and makes Ctrl-C stop a run (see the module docstring)."""
+
+    def __init__(self, inst: Instance, timeout: float | None) -> None:
+        self.inst = inst
+        self.timeout = timeout
+        #: True while the test is inside a driving call (start, advance, request...).
+        self.driving = False
+        self.interrupted = False
+        #: Why the stuck process was interrupted, read by its handler.
+        self.stalled: UProcess | None = None
+        self._main = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handlers: dict[int, Any] = {}
+        #: Interrupts sent since the driving call began.
+        self._resends = 0
+
+    def start(self) -> None:
+        if threading.get_ident() == threading.main_thread().ident:
+            self._install_handlers()
+        if self.timeout or self._handlers:  # stalls, or Ctrl-C swallowed by the app
+            self._thread = threading.Thread(target=self._watch, name="simuwsgi-watchdog",
+                                            daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        for signum, handler in self._handlers.items():
+            if _signal.getsignal(signum) in (self._on_stall_signal, self._on_sigint):
+                owner = getattr(handler, "__self__", None)
+                if isinstance(owner, Watchdog) and owner._stop.is_set():
+                    # another simulation's, closed before this one: the host's default
+                    handler = (_signal.default_int_handler if signum == _signal.SIGINT
+                               else _signal.SIG_DFL)
+                _REAL["signal"](signum, handler)
+        self._handlers.clear()
+
+    def _install_handlers(self) -> None:
+        real_signal = _REAL["signal"]
+        self._handlers[_STALL_SIGNAL] = real_signal(_STALL_SIGNAL, self._on_stall_signal)
+        previous = _REAL["getsignal"](_signal.SIGINT)
+        if previous is _signal.default_int_handler:
+            self._handlers[_signal.SIGINT] = real_signal(_signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        if self.driving:
+            self.interrupted = True
+        raise SimulationInterrupted
+
+    def _pending(self) -> type[BaseException] | None:
+        """What the code running now must be interrupted with, if anything."""
+        if self.interrupted and self.driving:
+            return SimulationInterrupted
+        if self.stalled is not None and self.inst.kernel.current is self.stalled:
+            return StallInterrupt
+        return None
+
+    def _on_stall_signal(self, _signum: int, frame: Any) -> None:
+        pending = self._pending()
+        if pending is None:
+            return
+        if self._resends:
+            # Sent before and still here: the app catches what we raise (``except
+            # BaseException`` in a loop). Raise it again on every line of app code,
+            # so that it also leaves the ``except`` blocks that caught it.
+            _trace_from(frame, self._tracer)
+        self._resends += 1
+        raise pending
+
+    def _tracer(self, frame: Any, event: str, _arg: Any) -> Any:
+        pending = self._pending()
+        if pending is None:  # it got out: stop tracing
+            sys.settrace(None)
+            return None
+        # a line of app code (not ours); not the "exception" event of the raise that
+        # brought us here: an error there would only turn tracing off
+        if event == "line" and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            raise pending
+        return self._tracer
+
+    def end_drive(self) -> None:
+        """The driving call is over: no interrupt outlives it."""
+        self.driving = False
+        self.interrupted = False
+        self.stalled = None
+        if self._resends:
+            self._resends = 0
+            if sys.gettrace() == self._tracer:
+                sys.settrace(None)
+
+    def _cpu_clock(self) -> Callable[[], float]:
+        """The CPU time of the thread that runs the simulation (its wall time where the
+        platform cannot tell)."""
+        try:
+            clock = time.pthread_getcpuclockid(self._main)
+            time.clock_gettime(clock)
+        except (AttributeError, OSError):
+            return _R.monotonic  # type: ignore[no-any-return]
+        return lambda: time.clock_gettime(clock)
+
+    def _watch(self) -> None:
+        """A process is stuck when it has not yielded for ``timeout`` real seconds *and*
+        used half of that in CPU (a CPU loop; on a loaded machine a busy but healthy
+        process gets less CPU than wall time, and must not be mistaken for one), or for
+        three times ``timeout`` whatever its CPU (blocked in a real socket, a lock)."""
+        kernel = self.inst.kernel
+        timeout = float(self.timeout or 0)
+        poll = min(0.1, timeout / 4) if timeout else 0.1
+        cpu = self._cpu_clock()
+        last = (-1, None)
+        since, cpu_since = _R.monotonic(), cpu()
+        resent = 0.0
+        while not self._stop.wait(poll):
+            now = _R.monotonic()
+            if self.interrupted and self.driving:
+                if now - resent >= 0.3:
+                    resent = now
+                    self._interrupt()
+                continue
+            proc = kernel.current
+            mark = (kernel.parks, proc)
+            if not timeout or not self.driving or proc is None or mark != last:
+                last, since, cpu_since = mark, now, cpu()
+                self.stalled = None
+                continue
+            stuck = now - since >= 3 * timeout or (
+                now - since >= timeout and cpu() - cpu_since >= timeout / 2)
+            if stuck and (self.stalled is None or now - resent >= 0.3):
+                self.stalled = proc
+                resent = now
+                self._interrupt()
+
+    def _interrupt(self) -> None:
+        if self._handlers:
+            _signal.pthread_kill(self._main, _STALL_SIGNAL)
+        else:  # not the main thread: no signal handlers, an asynchronous exception
+            exc = SimulationInterrupted if self.interrupted else StallInterrupt
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._main),
+                                                       ctypes.py_object(exc))
+
+
+def stall_error(inst: Instance, proc: UProcess, exc: BaseException,
+                timeout: float | None) -> StallError:
+    """The error the simulation raises for a stuck process: which process, which
+    request, and where the app's code was."""
+    req = getattr(proc, "request", None)
+    doing = f" handling {req.method} {req.path} (request {req.id})" if req is not None else ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(_PACKAGE_DIR)]
+    stack = "".join(traceback.format_list(frames)).rstrip("\n")
+    return StallError(
+        f"{proc.name} (pid {proc.pid}){doing} ran {timeout} real seconds without "
+        f"yielding to the simulation, at virtual time {inst.kernel.now:.6f} (a CPU loop, "
+        "a blocking real socket or lock?). Set --harakiri to have it killed and "
+        "respawned as uWSGI would, or raise stall_timeout. Its stack:\n" + stack)

@@ -1,0 +1,100 @@
+"""Where uWSGI's log lines go, and the prefix ``uwsgi_log`` puts on them (``core/
+logging.c`` ``uwsgi_log``, ``uwsgi_log_verbose``, ``uwsgi_setup_log``; ``core/uwsgi.c``
+``uwsgi_opt_log_date``, ``uwsgi_opt_logfile_chmod``; the ``file`` logger plugin).
+
+What it models:
+
+* ``--log-date``/``--logdate`` (no value, or ``true``/``1``/``on``/``yes``): every line
+  written by ``uwsgi_log`` starts with the date (``ctime``, 24 characters) and `` - ``;
+  with another value, that ``strftime`` format instead; ``--log-prefix STR`` is the same
+  option (``STR`` is a ``strftime`` format too). Lines uWSGI writes otherwise have no
+  prefix: the request log lines (``writev`` on the request log fd), Python's tracebacks
+  and ``wsgi.errors`` (written to fd 2 directly). ``uwsgi_log_verbose`` lines always have
+  a date, in the ``--log-date`` format when one is set;
+* ``--logto PATH`` and ``--logger file:PATH``: every line also goes to ``PATH`` (appended,
+  relative to the instance's directory), ``--logfile-chmod MODE`` applied to it (three
+  octal digits, else uWSGI's ``invalid chmod value`` and exit);
+* ``--req-logger file:PATH`` (``--logger-req``): the request lines go to ``PATH`` and not
+  to the main log.
+
+The simulation's log (``Simulation.log``) is the main log; the files are written as the
+lines are logged. Left out: UDP/socket/syslog loggers, ``--logto2``, log rotation
+(``--log-maxsize``, ``--log-reopen``), encoders, routes, ``--log-master`` buffering.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import Options
+
+__all__ = ["LogSink"]
+
+_TRUE = ("true", "1", "on", "yes")
+
+
+class LogSink:
+    """The prefix and the files of one instance's log."""
+
+    def __init__(self, opts: Options, base_dir: Path) -> None:
+        self.dated = False
+        self.strftime: str | None = None
+        for name, value in opts.items:
+            if name in ("log-date", "logdate", "log-prefix"):
+                self.dated = True  # uwsgi_opt_log_date, all three
+                if isinstance(value, str) and value.lower() not in _TRUE:
+                    self.strftime = value
+        mode = opts.str("logfile-chmod")
+        if mode is not None and (len(mode) != 3 or any(c not in "01234567" for c in mode)):
+            raise ConfigError(f"invalid chmod value: {mode} (uWSGI exits)")
+        self._mode = int(mode, 8) if mode is not None else None
+        self._base = base_dir
+        #: logger specs that are not simulated (the instance warns about them)
+        self.ignored = [v for v in opts.strings("logger", "req-logger", "logger-req")
+                        if _file_logger(v) is None]
+        main = [opts.str("logto")] + [_file_logger(v) for v in opts.strings("logger")]
+        requests = [_file_logger(v) for v in opts.strings("req-logger", "logger-req")]
+        self.files = [self._create(p) for p in main if p]
+        self.request_files = [self._create(p) for p in requests if p]
+
+    @property
+    def active(self) -> bool:
+        return self.dated or bool(self.files or self.request_files or self.ignored)
+
+    def _create(self, path: str) -> Path:
+        """Open the file as uWSGI does at start (created if missing, chmod applied); it
+        is appended to line by line (no descriptor is held by the simulation)."""
+        full = self._base / path
+        with open(full, "a", encoding="utf-8"):
+            pass
+        if self._mode is not None:
+            os.chmod(full, self._mode)
+        return full
+
+    def stamp(self, wall: float) -> str:
+        """The `` - ``-ended date of ``uwsgi_log_verbose`` (and of ``uwsgi_log`` when
+        ``--log-date`` is set)."""
+        if self.strftime is not None:
+            return time.strftime(self.strftime, time.localtime(int(wall))) + " - "
+        return time.asctime(time.localtime(int(wall))) + " - "
+
+    def write(self, line: str, request: bool = False) -> bool:
+        """Send ``line`` to the files; False when it does not belong in the main log
+        (a request line that has a request logger)."""
+        targets = self.request_files if request and self.request_files else self.files
+        for path in targets:
+            with open(path, "a", encoding="utf-8", errors="surrogateescape") as stream:
+                stream.write(line + "\n")
+        return not (request and self.request_files)
+
+
+def _file_logger(spec: str) -> str | None:
+    """``[name ]file:PATH`` → PATH; other loggers are not simulated (None)."""
+    spec = spec.split(" ", 1)[1] if " " in spec and not spec.startswith("file:") else spec
+    return spec[5:] if spec.startswith("file:") else None

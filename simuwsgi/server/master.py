@@ -1,0 +1,1110 @@
+"""The master: one simulated uWSGI instance, its startup, lifecycle and respawns.
+
+What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
+``core/master_utils.c``; ``shared/spec/semantics.md`` §1, §2, §12):
+
+* startup order: shared state is created, the ``uwsgi`` module is built, the app is
+  imported in the master (unless ``--lazy-apps``), spoolers are forked, ``ready()``
+  becomes True, workers 1..N are forked, then the master loop forks the mules; every
+  forked process runs ``uwsgi.post_fork_hook`` first (lazy-apps workers run it before
+  importing the app, so the app's hooks never run there). Startup takes no virtual
+  time.
+* death and respawn: the master notices a death at its next loop iteration (one
+  ``waitpid`` per iteration; the ``death`` record and uWSGI's log line are from then)
+  and respawns the process there, in the same slot (same id, new pid,
+  ``respawn_count`` + 1, counters and queued signals kept); respawning more than
+  ``numproc`` workers within a second makes the master sleep ``--forkbomb-delay``
+  (2 s), as uWSGI does.
+* harakiri (``--harakiri``, ``set_user_harakiri``): the worker is SIGKILLed when its
+  deadline passes; the request in flight gets no reply.
+* ``--max-requests`` (``--min-worker-lifetime``, default 10 s in 2.0): the worker exits
+  after the request that reaches the limit, if it has lived long enough.
+* ``uwsgi.reload()``: spoolers killed, workers finish their request and exit, mules
+  exit, then the master re-executes itself: same master pid, app re-imported with
+  ``is_a_reload`` True and a new ``started_on``, all shared memory empty, everything
+  respawned. ``uwsgi.stop()``: the instance shuts down (a brutal reload with
+  ``--die-on-term``).
+
+Not modelled: the exact sub-second phase of the master's once-per-second checks
+(harakiri fires exactly at its deadline), cheaper algorithms, the emperor.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import apps as _apps
+from . import banner as _banner
+from .._errors import AppLoadError, SimulationError
+from .._core._spool import Spool
+from ._uwsgi_options import MASTER_OPTIONS
+from .._core.clock import VirtualClock
+from .config import Options
+from .interface import AFTER_REAP, CONTROL, ProcessExit
+from .containment import SimulationInterrupted, StallInterrupt, run_atexit, stall_error
+from .._core.kernel import Kernel, Killed
+from .logsink import LogSink
+from .processes import Master, Mule, Spooler, UProcess, Worker
+from .._core.trace import Trace
+
+__all__ = ["CONTROL", "Instance", "ProcessExit"]
+
+#: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
+VERSION = b"2.0.30"
+VERSION_INFO = (2, 0, 30, 0, b"")
+
+
+#: simuwsgi's own directory (this file is in its ``server`` package).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _is_simulator_frame(filename: str) -> bool:
+    """A frame of simuwsgi itself (its ``uwsgidecorators`` stands for a Python file of
+    uWSGI's, whose frames real tracebacks do show)."""
+    return (filename.startswith(_PACKAGE_DIR)
+            and not filename.endswith(os.sep + "uwsgidecorators.py"))
+
+
+
+
+class Instance:
+    """One uWSGI instance (a node): master, workers, mules, spoolers and shared state."""
+
+    #: What loads the app (fork mode: ``fork.RemoteAppLoader``, imports in a child).
+    app_loader_class = _apps.AppLoader
+
+    def __init__(self, opts: Options, kernel: Kernel, clock: VirtualClock, *,
+                 node: str = "node0", hostname: str = "simuwsgi",
+                 vfork: bool = True, pid_base: int = 1000,
+                 trace_kinds: Iterable[str] | None = None) -> None:
+        self.opts = opts
+        self.kernel = kernel
+        self.clock = clock
+        self.node = node
+        self.hostname = hostname
+        #: whose facts the startup banner prints: "virtual" (fixed) or "host" (banner.py)
+        self.machine = "virtual"
+        self.vfork = vfork
+        self.trace = Trace(node, trace_kinds)
+        #: ``(time, process, line)`` rows; old ones spill to disk (bounded memory).
+        self.log_lines = Spool(list)
+        sink = LogSink(opts, Path(opts.str("chdir") or opts.base_dir))
+        #: the log's prefix and files (``--log-date``, ``--logto``...), None without them
+        self.log_sink: LogSink | None = sink if sink.active else None
+        self._pid = pid_base
+        self._read_options()
+        self.master: Master | None = None
+        self.workers: dict[int, Worker] = {}
+        self.mules: dict[int, Mule] = {}
+        self.spoolers: dict[int, Spooler] = {}
+        #: Workers parked in their accept loop, in id order (``workers.take_idle_worker``).
+        self.idle_workers: list[Worker] = []
+        #: Set for good once a worker calls ``uwsgi.accepting(False)``: the dispatcher
+        #: then checks every idle worker's flag.
+        self.some_refuse = False
+        self.listen_queue: deque[Any] = deque()
+        self.total_requests = 0
+        self.started_on = 0
+        self.is_a_reload = False
+        self.ready = False
+        self.stopped = False
+        self.reloads = 0
+        #: when the master began killing everything (a reload or a stop), whole seconds
+        self._cursed_at = 0
+        self.respawn_times: deque[float] = deque()
+        #: Dead processes the master has not reaped yet (its next iteration will), and why
+        #: they died.
+        self._unreaped: dict[UProcess, str] = {}
+        self.on_stop: list[Callable[[], None]] = []
+        self.facade: Any = None
+        self.app = _apps.AppLoader(self)
+        self.app_loaded = False
+        self.subsystems: dict[str, Any] = {}
+        #: fork mode: the ``fork.ForkRuntime`` that runs user code in OS children.
+        self.forks: Any = None
+        #: The ``faults.Injector`` of an applied fault plan (disk, cache, signal windows).
+        self.faults: Any = None
+        #: Set when the whole instance exited (the master died while importing the app).
+        self.exit_status: int | None = None
+        self.exit_reason = ""
+        #: Real seconds app code may run without yielding (``containment.Watchdog``).
+        self.stall_timeout: float | None = None
+
+    # -- options -----------------------------------------------------------------------
+    def _read_options(self) -> None:
+        o = self.opts
+        # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on
+        # (core/config.c).
+        self.has_master = o.flag("master") or any(
+            name in MASTER_OPTIONS for name, _value in o.items)
+        # 0 is uWSGI's no-workers mode (negative values are refused by config)
+        self.numproc = o.int("processes", 1)
+        self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
+        self.harakiri = o.int("harakiri", 0)
+        self.max_requests = o.int("max-requests", 0)
+        self.max_requests_delta = o.int("max-requests-delta", 0)
+        mb = 1024 * 1024  # uwsgi_opt_set_megabytes
+        self.reload_on_rss = o.int("reload-on-rss", 0) * mb
+        self.reload_on_as = o.int("reload-on-as", 0) * mb
+        self.evil_reload_on_rss = o.int("evil-reload-on-rss", 0) * mb
+        self.evil_reload_on_as = o.int("evil-reload-on-as", 0) * mb
+        self.mem_collector_freq = o.int("mem-collector-freq", 0) or 3
+        self.max_worker_lifetime = o.int("max-worker-lifetime", 0)
+        self.max_worker_lifetime_delta = o.int("max-worker-lifetime-delta", 0)
+        self.min_worker_lifetime = o.int("min-worker-lifetime", 10)
+        self.buffer_size = o.int("buffer-size", 4096)
+        self.max_vars = o.int("max-vars", 128)
+        self.forkbomb_delay = o.int("forkbomb-delay", 2)
+        self.die_on_term = o.flag("die-on-term")
+        self.exit_on_reload = o.flag("exit-on-reload")
+        #: --cheap / --idle: no worker runs until a connection arrives
+        self.is_cheap = o.flag("cheap") and self.has_master
+        self.idle = o.int("idle", 0) if self.has_master else 0
+        self.die_on_idle = o.flag("die-on-idle")
+        self.worker_reload_mercy = o.int("worker-reload-mercy", 60)
+        #: --touch-chain-reload: the worker id the chain is at (0: no chain running)
+        self.chain_reloading = 0
+        self._chain_waited = -1
+        self._chain_timer: Any = None
+        self.listen = o.int("listen", 100)
+        self.cores = max(1, o.int("threads", 0) or o.int("async", 0) or 1)
+
+    # -- small services --------------------------------------------------------------
+    def next_pid(self) -> int:
+        self._pid += 1
+        return self._pid
+
+    @property
+    def now(self) -> float:
+        return self.kernel.now
+
+    def wall(self) -> float:
+        return self.clock.time()
+
+    def current(self) -> UProcess | None:
+        return self.kernel.current  # type: ignore[return-value]
+
+    def record(self, kind: str, proc: UProcess | None = None, **fields: Any) -> None:
+        if proc is None:
+            proc = self.kernel.current  # type: ignore[assignment]
+        self.trace.add(self.kernel.now, proc.name if proc is not None else "master", kind, fields)
+
+    def log(self, line: str, proc: UProcess | None = None) -> None:
+        """A line uWSGI writes with ``uwsgi_log`` (``--log-date`` prefixes it)."""
+        sink = self.log_sink
+        if sink is not None and sink.dated:
+            line = sink.stamp(self.wall()) + line
+        self.log_raw(line, proc)
+
+    def log_raw(self, line: str, proc: UProcess | None = None, request: bool = False) -> None:
+        """A line written to the log as it is: a request line (``request``), Python's
+        output on fd 2."""
+        if proc is None:
+            proc = self.kernel.current  # type: ignore[assignment]
+        sink = self.log_sink
+        if sink is not None and not sink.write(line, request):
+            return
+        self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
+
+    def log_verbose(self, line: str, proc: UProcess | None = None) -> None:
+        """``uwsgi_log_verbose``: the line after the current date."""
+        sink = self.log_sink
+        stamp = (sink.stamp(self.wall()) if sink is not None else
+                 time.asctime(time.localtime(int(self.wall()))) + " - ")
+        self.log_raw(stamp + line, proc)
+
+    def _log_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.log(line, self.master)
+
+    def log_exception(self) -> None:
+        """``PyErr_Print()``: the traceback of the exception being handled, logged. The
+        simulator's own frames are left out (uWSGI's are C, not in a traceback) and the
+        ``--wsgi-file`` shows as given, so the traceback starts at the app's frame."""
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            for line in self.exception_lines(exc):
+                self.log_raw(line)
+
+    def exception_lines(self, exc: BaseException) -> list[str]:
+        """The lines ``PyErr_Print`` writes for ``exc`` (see :meth:`log_exception`)."""
+        top = traceback.TracebackException.from_exception(exc)
+        wsgi_file = self.opts.str("wsgi-file")
+        shown = str(self.app.base_dir / wsgi_file) if wsgi_file else None
+        te: Any = top
+        seen: set[int] = set()
+        while te is not None and id(te) not in seen:  # the chain of causes too
+            seen.add(id(te))
+            frames = [f for f in te.stack if not _is_simulator_frame(f.filename)]
+            while frames and frames[0].filename.startswith("<frozen importlib"):
+                frames.pop(0)  # the simulator's loader importing the app (uWSGI's is C)
+            for f in frames:
+                if f.filename == shown:
+                    f.filename = wsgi_file
+            te.stack = traceback.StackSummary.from_list(frames)
+            te = te.__cause__ or te.__context__
+        return "".join(top.format()).rstrip("\n").splitlines()
+
+    def errors_stream(self) -> Any:
+        """The instance's ``wsgi.errors`` (one per instance, like uWSGI's fd 2)."""
+        stream = getattr(self, "_errors_stream", None)
+        if stream is None:
+            from .workers import errors_stream
+
+            stream = self._errors_stream = errors_stream(self)
+        return stream
+
+    @property
+    def master_loop(self) -> Any:
+        """The master's event loop (``timers.MasterLoop``), or None without timers."""
+        timers = self.subsystems.get("timers")
+        return timers.loop if timers is not None else None
+
+    # -- startup -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Boot the instance at the current virtual instant, as ``uwsgi_start`` does."""
+        from . import subsystems as _subsystems
+        from .startup import check_start
+
+        self.started_on = int(self.wall())
+        self.record("instance.start", None, reload=self.is_a_reload,
+                    options=[list(item) for item in self.opts.items])
+        check_start(self)
+        from .facade import build_module
+
+        if self.log_sink is not None:
+            for spec in self.log_sink.ignored:
+                self.log(f'[simuwsgi] logger "{spec}" is not simulated (only file: loggers '
+                         "are): its lines stay in the simulated log")
+        self._log_lines(_banner.before_subsystems(self))
+        self.subsystems = _subsystems.create_all(self)
+        self.facade = build_module(self)
+        sys.modules["uwsgi"] = self.facade
+        self.master = self._new_master()
+        if self.has_master:  # without --master there is no master process in uWSGI
+            self.record("spawn", self.master, pid=self.master.pid)
+        self.booted = False
+        self.kernel.start(self.master)
+
+    def boot(self) -> None:
+        """``start()`` and run until the master has forked everything (the app's
+        import may take virtual time, e.g. if it sleeps)."""
+        self.start()
+        kernel = self.kernel
+        booting = kernel.run_while(lambda: not self.booted and self.exit_status is None)
+        if self.exit_status is not None:
+            raise AppLoadError(
+                f"the app called {self.exit_reason} while it was imported: uWSGI exits with "
+                f"status {self.exit_status}",
+                log=[line for _t, _p, line in self.log_lines], exit_status=self.exit_status)
+        if not booting:
+            raise SimulationError(
+                f"the master blocked forever while importing the app, at virtual time "
+                f"{kernel.now:.6f} ({self.master.wait_reason or 'waiting'})")
+        kernel.run_until(kernel.now)
+
+    def _master_main(self) -> None:
+        """The master process: boot; an exit while importing ends the whole instance."""
+        master = self.master
+        try:
+            self._master_boot()
+        except ProcessExit as exc:
+            if exc.reason == "SystemExit":
+                run_atexit(self, master)
+            self.exit_status = exc.code
+            self.exit_reason = exc.reason if exc.reason != "SystemExit" else \
+                f"sys.exit({exc.code})"
+        except StallInterrupt as exc:
+            raise stall_error(self, master, exc, self.stall_timeout) from None
+
+    def _master_boot(self) -> None:
+        """Runs in the master process: import, then fork everything."""
+        self._log_lines(_banner.before_app(self))
+        self.app.prepare()
+        self.app.import_list(self.app.shared_imports)
+        if not self.lazy_apps:
+            self.app_loaded = self.app.load()
+            self._check_need_app()
+        if not self.has_master and self.numproc == 0:
+            # uwsgi_start: no master and no workers: exit(0) once the app is loaded
+            self.booted = True
+            self.shutdown(signalled=False)
+            return
+        self._log_lines(_banner.after_app(self))
+        self.master.context = self.app.master_context()
+        self.kernel.adopt_context(self.master.context)
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "after_import", None)
+            if hook is not None:
+                hook()
+        for ident in self._spooler_ids():
+            self.spawn_spooler(ident)
+        self.ready = True
+        cheaper = self.subsystems.get("cheaper")
+        for wid in range(1, self.numproc + 1):
+            if not self.is_cheap and (cheaper is None or not cheaper.cheaped_at_start(wid)):
+                self.spawn_worker(wid)
+        # uwsgi_master_loop: its threads (the cache sweeper...) start, then the mules fork
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "master_loop_started", None)
+            if hook is not None:
+                hook()
+        for ident in self._mule_ids():
+            self.spawn_mule(ident)
+        if self.is_cheap:
+            self.log("cheap mode enabled: waiting for socket connection...", self.master)
+        if self.idle > 0:
+            self._idle_state = [0, 0]  # last_request_timecheck, last_request_count
+            self.kernel.at(self.next_tick(self.kernel.now), self._idle_check,
+                           priority=AFTER_REAP)
+        self.record("instance.ready", self.master, workers=self.numproc,
+                    mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
+        self.booted = True
+        # The master lives on as the event handlers of the hub (its loop).
+        self.kernel.call_soon(self._master_alive)
+
+    def _master_alive(self) -> None:
+        if self.master is not None:
+            self.master.alive = True
+
+    def _check_need_app(self) -> None:
+        if not self.app_loaded and self.opts.flag("need-app"):
+            raise AppLoadError(
+                "the app did not load and --need-app is set: uWSGI exits with status 22",
+                log=[line for _t, _p, line in self.log_lines], exit_status=22)
+
+    def _spooler_ids(self) -> list[int]:
+        sub = self.subsystems.get("spooler")
+        return sub.process_ids() if sub is not None else []
+
+    def _mule_ids(self) -> list[int]:
+        sub = self.subsystems.get("mules")
+        return sub.process_ids() if sub is not None else []
+
+    # -- spawning ------------------------------------------------------------------------
+    def _fork(self, proc: UProcess) -> None:
+        self._log_spawn(proc)  # the master logs it as it forks
+        proc.context = self.app.fork()
+        if self.master is not None and proc is not self.master:
+            proc.cwd = self.master.cwd  # --chdir, inherited
+            # the master's memory: its hooks and atexit handlers too (as the process's
+            # copies of them)
+            image = proc.context
+
+            def own(obj: Any) -> Any:
+                return obj if image is None else image.resolve(obj)
+
+            proc.hooks = {name: own(hook) for name, hook in self.master.hooks.items()}
+            proc.atexit = [(own(func), args, kw) for func, args, kw in self.master.atexit]
+        if self.forks is not None:
+            self.forks.fork(proc)
+        proc.last_spawn = int(self.wall())
+        # Forks are events: the master's code goes on, the child runs from the hub.
+        self.kernel.call_soon(self._start_child, proc)
+
+    def _start_child(self, proc: UProcess) -> None:
+        if self.stopped or not proc.alive:
+            return
+        self.record("spawn", proc, pid=proc.pid, respawn=proc.respawn_count)
+        if isinstance(proc, Worker):
+            self._start_mem_collector(proc)
+            self._watch_lifetime(proc)
+        self.kernel.start(proc)
+
+    def _log_spawn(self, proc: UProcess) -> None:
+        if isinstance(proc, Worker) and proc.respawn_count:
+            self.log(f"Respawned uWSGI worker {proc.id} (new pid: {proc.pid})", self.master)
+        elif isinstance(proc, Spooler):
+            self.log(f"spawned the uWSGI spooler on dir {proc.directory} with pid {proc.pid}",
+                     self.master)
+        else:
+            self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
+                     f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
+
+    def run_post_fork(self, proc: UProcess) -> None:
+        """``uwsgi.post_fork_hook()`` in a newly forked process; errors are printed."""
+        hook = getattr(self.facade, "post_fork_hook", None)
+        if hook is None:
+            return
+        self.record("postfork", proc)
+        self.call_python(hook)
+
+    def call_python(self, func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """``python_call`` with no request: exceptions are printed; SystemExit ends
+        the process. Returns (ok, result). ``func`` may be a master object (a handler
+        registered at import): the running process calls its own copy."""
+        try:
+            return True, self.app.resolve(func)(*args)
+        except CONTROL:
+            raise
+        except SystemExit as exc:
+            raise ProcessExit.from_system_exit(exc) from None
+        except BaseException:  # noqa: BLE001 - PyErr_Print
+            self.log_exception()
+            return False, None
+
+    def spawn_worker(self, wid: int, previous: Worker | None = None) -> Worker:
+        holder: list[Worker] = []
+        worker = Worker(self, wid, lambda: self._process_main(holder[0]), previous)
+        holder.append(worker)
+        self.workers[wid] = worker
+        self._fork(worker)
+        return worker
+
+    def spawn_mule(self, ident: int, previous: Mule | None = None) -> Mule:
+        sub = self.subsystems["mules"]
+        holder: list[Mule] = []
+        mule = Mule(self, ident, lambda: self._process_main(holder[0]),
+                    script=sub.script_for(ident), previous=previous)
+        holder.append(mule)
+        sub.configure(mule)
+        self.mules[ident] = mule
+        self._fork(mule)
+        return mule
+
+    def spawn_spooler(self, ident: int, previous: Spooler | None = None) -> Spooler:
+        sub = self.subsystems["spooler"]
+        holder: list[Spooler] = []
+        spooler = Spooler(self, ident, lambda: self._process_main(holder[0]),
+                          directory=sub.directory_for(ident), previous=previous)
+        holder.append(spooler)
+        self.spoolers[ident] = spooler
+        self._fork(spooler)
+        return spooler
+
+    def _process_main(self, proc: UProcess) -> None:
+        """The body of every forked process; turns its exits into deaths.
+
+        ``atexit`` handlers run on an exit, unless a worker is in a request and the exit
+        is a C ``exit()`` (``uwsgi_python_atexit`` skips them when busy; ``sys.exit``
+        runs them through ``Py_Exit`` anyway)."""
+        try:
+            self.run_post_fork(proc)
+            if isinstance(proc, Worker):
+                from .startup import chdir2
+                from .workers import worker_loop
+
+                chdir2(self, proc)
+                worker_loop(self, proc)
+            elif isinstance(proc, Mule):
+                self.subsystems["mules"].main(proc)
+            elif isinstance(proc, Spooler):
+                self.subsystems["spooler"].main(proc)
+        except ProcessExit as exc:
+            if exc.reason == "SystemExit" or proc.request is None:
+                run_atexit(self, proc)
+            proc.exit_code = exc.code
+            self.kernel.call_soon(self.process_died, proc, exc.reason)
+        except StallInterrupt as exc:
+            if proc.harakiri_timer is None:
+                raise stall_error(self, proc, exc, self.stall_timeout) from None
+            # A harakiri is armed: the process stays stuck until the master kills it at
+            # its deadline, as the real one would.
+            self.record("stall", proc, timeout=self.stall_timeout)
+            self.kernel.park("stuck: ran without yielding")
+        except (Killed, SimulationInterrupted):
+            raise
+        except Exception as exc:  # a bug in simuwsgi, or in user code uWSGI would not survive
+            raise SimulationError(
+                f"{proc.name} (pid {proc.pid}) crashed at virtual time "
+                f"{self.kernel.now:.6f}: {type(exc).__name__}: {exc}") from exc
+        else:
+            run_atexit(self, proc)
+            self.kernel.call_soon(self.process_died, proc, "exited")
+
+    # -- death, respawn, harakiri ---------------------------------------------------------
+    def kill(self, proc: UProcess, reason: str, signum: int | None = 9) -> None:
+        """End ``proc`` now: its code never runs again. ``signum`` is the signal that
+        killed it (SIGKILL by default), None for an ``exit()`` (``proc.exit_code``)."""
+        if not proc.alive:
+            return
+        proc.killed_by = reason
+        proc.exit_signal = signum
+        self.kernel.discard(proc)
+        self.process_died(proc, reason)
+
+    def process_died(self, proc: UProcess, reason: str) -> None:
+        proc.alive = False
+        if self.forks is not None:
+            self.forks.process_died(proc)
+        if isinstance(proc, Worker) and proc.idle:
+            # No longer in its accept loop: signals routed to it queue for its respawn.
+            self.idle_workers.remove(proc)
+            proc.idle = False
+        if proc.harakiri_timer is not None:
+            proc.harakiri_timer.cancel()
+            proc.harakiri_timer = None
+        request = proc.request
+        if request is not None and not request.done:
+            request.fail(f"connection closed: {proc.name} died ({reason})", self.kernel.now)
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "process_died", None)
+            if hook is not None:
+                hook(proc)
+        if self.stopped or getattr(proc, "reloading", False):
+            self.record("death", proc, pid=proc.pid, reason=reason)  # the master waits on it
+            return
+        if isinstance(proc, Worker) and reason == "max-requests":
+            self.log("...The work of process %d is done. Seeya!" % proc.pid, proc)
+        # The master notices the death at its next loop iteration (one waitpid() per
+        # iteration): then it logs it and respawns. A mule that exits by itself is seen
+        # a second later.
+        when = self.next_tick(self.kernel.now)
+        if isinstance(proc, Mule) and reason == "exited":
+            when = self.kernel.now + 1.0
+        self._unreaped[proc] = reason
+        self.kernel.at(when, self._reap, proc)
+
+    def _reap_all(self) -> None:
+        """A reload or a stop waits for every child: the dead ones are reaped now."""
+        for proc, reason in list(self._unreaped.items()):
+            del self._unreaped[proc]
+            self.record("death", proc, pid=proc.pid, reason=reason)
+
+    def _reap(self, proc: UProcess) -> None:
+        """The master's iteration that reaps ``proc``: the death is logged, then the
+        process respawned (later if uWSGI's fork-bomb guard makes the master sleep)."""
+        reason = self._unreaped.pop(proc, None)
+        if reason is None:
+            return  # reaped by a reload or a stop in between
+        self.record("death", proc, pid=proc.pid, reason=reason)
+        if self.stopped or getattr(proc, "reloading", False):
+            return
+        if isinstance(proc, Worker):
+            if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
+                self.log(f"worker {proc.id} killed successfully (pid: {proc.pid})", self.master)
+            elif reason != "lifetime" and not self._log_worker_death(proc):
+                return  # lifetime: woken with SIGWINCH, respawned silently
+            if proc.cheaped:  # stopped by --cheaper: not respawned
+                self.log(f"uWSGI worker {proc.id} cheaped.", self.master)
+                return
+            self._respawn(lambda: self.spawn_worker(proc.id, proc))
+            self._chain_respawned(proc.id)
+        elif isinstance(proc, Mule):
+            if reason != "reload":  # a mule cursed with SIGHUP is respawned silently
+                self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
+                         self.master)
+            self.spawn_mule(proc.id, proc)
+        elif isinstance(proc, Spooler):
+            self.log("OOOPS the spooler is no more...trying respawn...", self.master)
+            self._respawn(lambda: self.spawn_spooler(proc.id, proc))
+
+    def _log_worker_death(self, proc: Worker) -> bool:
+        """The master's lines for a worker's death, by its exit status (master.c); False
+        when the worker is not to be respawned (cheap mode, or a brutal reload)."""
+        wid, pid, code, sig = proc.id, proc.pid, proc.exit_code, proc.exit_signal
+        log = self.log
+        if sig is None and code == 22:
+            log(f"OOPS ! failed loading app in worker {wid} (pid {pid}) :( trying again...",
+                self.master)
+        if sig is None and code == 173:
+            log(f"...restoring worker {wid} (pid: {pid})...", self.master)
+        elif sig is None and code == 5:
+            log(f"... monitored exception detected, respawning worker {wid} (pid: {pid})...",
+                self.master)
+        elif sig is None and code == 29:
+            pass
+        elif sig is None and code == 31:
+            log(f"!!! inconsistent state reported by worker {wid} (pid: {pid}) !!!", self.master)
+            self.kernel.call_soon(self._brutal_reload)
+            return False
+        elif sig is None and code == 15:
+            log(f"worker {wid} asked for cheap mode (pid: {pid})...", self.master)
+            log(f"uWSGI worker {wid} cheaped.", self.master)
+            proc.cheaped = True
+            return False
+        elif proc.manage_next_request:
+            log(f"DAMN ! worker {wid} (pid: {pid}) died"
+                f"{f', killed by signal {sig}' if sig else ''} :( trying respawn ...",
+                self.master)
+        elif sig:
+            log(f"DAMN ! worker {wid} (pid: {pid}) MISTERIOUSLY killed by signal {sig} :( "
+                "trying respawn ...", self.master)
+        return True
+
+    def terminate(self, proc: UProcess, reason: str) -> None:
+        """``end_me`` in ``proc`` (SIGINT/SIGTERM/SIGHUP from the master): it exits,
+        running its ``atexit`` handlers unless it is a worker in a request."""
+        if not proc.alive:
+            return
+        if proc.request is None:
+            run_atexit(self, proc)
+        self.kill(proc, reason, None)
+
+    def _respawn_if_running(self, spawn: Callable[[], Any]) -> None:
+        if not self.stopped:
+            spawn()
+
+    def _respawn(self, spawn: Callable[[], Any]) -> None:
+        """Respawn now, or after ``--forkbomb-delay`` when more processes than
+        ``--processes`` were respawned within a second (uWSGI's fork-bomb guard)."""
+        now = self.kernel.now
+        times = self.respawn_times
+        while times and times[0] < now - 1.0:
+            times.popleft()
+        times.append(now)
+        if len(times) > self.numproc and self.forkbomb_delay > 0:
+            self.log(f"worker respawning too fast !!! i have to sleep a bit "
+                     f"({self.forkbomb_delay} seconds)...", self.master)
+            times.clear()
+            self.kernel.at(now + float(self.forkbomb_delay), self._respawn_if_running, spawn)
+            return
+        spawn()
+
+    def _watch_lifetime(self, w: Worker) -> None:
+        """``--max-worker-lifetime`` (+ ``(id - 1) * --max-worker-lifetime-delta``): the
+        first master iteration at which the worker has lived longer (whole seconds)."""
+        if not self.has_master or self.max_worker_lifetime <= 0:
+            return
+        limit = self.max_worker_lifetime + (w.id - 1) * self.max_worker_lifetime_delta
+        due = self.kernel.now + (w.last_spawn + limit + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._lifetime_reached, w,
+                       priority=AFTER_REAP)
+
+    def _lifetime_reached(self, w: Worker) -> None:
+        if not w.alive or self.stopped or not w.manage_next_request:
+            return
+        self.log(f"worker {w.id} lifetime reached, it was running for "
+                 f"{int(self.wall()) - w.last_spawn} second(s)", self.master)
+        w.manage_next_request = False
+        w.stop_reason = "lifetime"
+        if w.idle or w.request is None:  # SIGWINCH wakes it from accept()
+            self.kill(w, "lifetime")
+
+    # -- memory (--reload-on-rss/as, --evil-reload-on-rss/as) ------------------------------
+    def measure_memory(self, w: Worker) -> bool:
+        """End of a request (``uwsgi_close_request``): the worker publishes its memory
+        usage; True when ``--reload-on-as``/``--reload-on-rss`` make it exit (as
+        ``--max-requests`` does, after ``--min-worker-lifetime``)."""
+        if not (self.reload_on_rss or self.reload_on_as or self.evil_reload_on_rss
+                or self.evil_reload_on_as):
+            return False
+        self._publish_memory(w)
+        if int(self.wall()) - w.last_spawn < self.min_worker_lifetime:
+            return False
+        return bool((self.reload_on_as and w.vsz >= self.reload_on_as)
+                    or (self.reload_on_rss and w.rss >= self.reload_on_rss))
+
+    def _publish_memory(self, w: Worker) -> None:
+        w.rss_size, w.vsz_size = w.rss, w.vsz
+        if ((self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as)
+                or (self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss)):
+            self.kernel.at(self.next_tick(self.kernel.now), self._evil_check, w,
+                           priority=AFTER_REAP)
+
+    def _start_mem_collector(self, w: Worker) -> None:
+        """The worker thread of ``--evil-reload-on-*``: every ``--mem-collector-freq``
+        seconds (3) it publishes the worker's memory usage."""
+        if not (self.evil_reload_on_rss or self.evil_reload_on_as):
+            return
+        self.log(f"mem-collector thread started for worker {w.id}", w)
+        self.kernel.at(self.kernel.now + self.mem_collector_freq, self._mem_collect, w)
+
+    def _mem_collect(self, w: Worker) -> None:
+        if w.alive and not self.stopped:
+            self._publish_memory(w)
+            self.kernel.at(self.kernel.now + self.mem_collector_freq, self._mem_collect, w)
+
+    def _evil_check(self, w: Worker) -> None:
+        """``uwsgi_master_check_workers_deadline``: SIGKILL a worker whose published
+        memory usage is over an evil limit."""
+        if not w.alive or self.stopped:
+            return
+        if self.evil_reload_on_as and w.vsz_size >= self.evil_reload_on_as:
+            self.log(f"*** EVIL RELOAD ON WORKER {w.id} ADDRESS SPACE: {w.vsz_size} "
+                     f"(pid: {w.pid}) ***", self.master)
+            w.vsz_size = 0
+            self.kill(w, "killed")
+        if self.evil_reload_on_rss and w.rss_size >= self.evil_reload_on_rss:
+            self.log(f"*** EVIL RELOAD ON WORKER {w.id} RSS: {w.rss_size} (pid: {w.pid}) ***",
+                     self.master)
+            w.rss_size = 0
+            self.kill(w, "killed")
+
+    def arm_harakiri(self, proc: UProcess, seconds: int, user: bool = False) -> None:
+        """Set (or clear, with 0) a harakiri deadline for ``proc``."""
+        deadline = float(int(self.wall()) + seconds) if seconds > 0 else 0.0
+        if user:
+            proc.user_harakiri_deadline = deadline
+        else:
+            proc.harakiri_deadline = deadline
+        self._reschedule_harakiri(proc)
+
+    def next_tick(self, after: float) -> float:
+        """The master loop's next iteration strictly after ``after``: it wakes once a
+        second (``--master-interval``), in phase with its start."""
+        return float(math.floor(after + 1e-9) + 1)
+
+    def _reschedule_harakiri(self, proc: UProcess) -> None:
+        if proc.harakiri_timer is not None:
+            proc.harakiri_timer.cancel()
+            proc.harakiri_timer = None
+        deadlines = [d for d in (proc.harakiri_deadline, proc.user_harakiri_deadline) if d]
+        if deadlines and self.has_master:
+            # uWSGI stores ``uwsgi_now() + seconds`` (whole seconds) and the master's
+            # once-a-second check kills when its clock reaches it -- for workers; for
+            # mules and spoolers the test is strict (``harakiri < current_time``,
+            # master_checks.c), so one second later.
+            wall_deadline = min(deadlines) + (0.0 if isinstance(proc, Worker) else 1.0)
+            virtual = max(self.kernel.now, wall_deadline - self.clock.wall_offset)
+            when = float(math.ceil(virtual - 1e-9))
+            proc.harakiri_timer = self.kernel.at(when, self._harakiri, proc)
+
+    def _harakiri(self, proc: UProcess) -> None:
+        proc.harakiri_timer = None
+        if not proc.alive:
+            return
+        if isinstance(proc, Worker):
+            # uwsgi_master_check_workers_deadline: the request deadline is checked first
+            h, u = proc.harakiri_deadline, proc.user_harakiri_deadline
+            user = bool(u) and (not h or u < h)
+            say = self.log_verbose
+            say(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
+                "graceful: yes) ***", self.master)
+            say(f"HARAKIRI !!! worker {proc.id} status !!!", self.master)  # uwsgi_dump_worker
+            request = proc.request
+            if request is not None:
+                say(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
+                    f"{request.path} since {int(self.clock.wall_offset + request.started)}",
+                    self.master)
+            say(f"HARAKIRI !!! end of worker {proc.id} status !!!", self.master)
+            say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {proc.id} core 0 !!!",
+                self.master)
+        elif isinstance(proc, Spooler):
+            self.log(f"*** HARAKIRI ON THE SPOOLER (pid: {proc.pid}) ***", self.master)
+        elif isinstance(proc, Mule) and proc.harakiri_deadline and proc.signum:
+            self.log(f"*** HARAKIRI ON MULE {proc.id} HANDLING SIGNAL {proc.signum} "
+                     f"(pid: {proc.pid}) ***", self.master)
+        else:
+            self.log(f"*** HARAKIRI ON {proc.kind.upper()} {proc.id} (pid: {proc.pid}) ***",
+                     self.master)
+        self.record("harakiri", proc, pid=proc.pid)
+        self.kill(proc, "harakiri")
+
+    # -- reload and stop -------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """``uwsgi.reload()`` (SIGHUP to the master): a graceful reload."""
+        if not self.ready:
+            return  # SIGHUP is ignored until the master loop installs its handlers
+        self.kernel.call_soon(self._graceful_reload)
+
+    def request_stop(self) -> None:
+        """``uwsgi.stop()`` (SIGQUIT to the master)."""
+        if self.die_on_term:
+            self.kernel.call_soon(self._brutal_reload)
+        else:
+            self.kernel.call_soon(self.shutdown)
+
+    def request_brutal_reload(self) -> None:
+        """SIGTERM to the master (SIGQUIT with ``--die-on-term``): a brutal reload."""
+        self.kernel.call_soon(self._brutal_reload)
+
+    def reload_workers(self) -> None:
+        """``uwsgi_reload_workers``: SIGHUP to every worker; each finishes its request,
+        exits, and is respawned (``--touch-workers-reload``)."""
+        for worker in list(self.workers.values()):
+            if worker.alive:
+                self._curse(worker)
+
+    def _curse(self, w: Worker) -> None:
+        """``uwsgi_curse(id, SIGHUP)``: the worker logs it, finishes its request (within
+        ``--worker-reload-mercy``) and exits."""
+        w.cursed = True
+        self.log(f"Gracefully killing worker {w.id} (pid: {w.pid})...", w)
+        w.manage_next_request = False
+        if w.idle or w.request is None:
+            self.kill(w, "reload")
+        else:
+            self._no_mercy_after(w)
+
+    # -- cheap mode (--cheap, --idle, --die-on-idle) -------------------------------------------
+    def leave_cheap_mode(self) -> None:
+        """A connection while in cheap mode: the master spawns the workers (``--cheaper``'s
+        count of them with --cheaper) and the connection waits in the listen queue."""
+        self.is_cheap = False
+        cheaper = self.subsystems.get("cheaper")
+        for wid in range(1, (cheaper.count if cheaper is not None else self.numproc) + 1):
+            self.spawn_worker(wid, self.workers.get(wid))
+
+    def _idle_check(self) -> None:
+        """``uwsgi_master_check_idle``, once a second: no request for more than ``--idle``
+        seconds stops every worker (cheap mode), or the instance (``--die-on-idle``)."""
+        if self.stopped or self.master is None or not self.master.alive:
+            return
+        self.kernel.at(self.next_tick(self.kernel.now), self._idle_check, priority=AFTER_REAP)
+        state = self._idle_state
+        if self.is_cheap or any(w.alive and w.request is not None
+                                for w in self.workers.values()):
+            return
+        now = int(self.wall())
+        if not state[0]:
+            state[0] = now
+        if state[1] != self.total_requests:
+            state[0], state[1] = now, self.total_requests
+        elif state[0] < now and now - state[0] > self.idle:
+            self.log(f"workers have been inactive for more than {self.idle} seconds "
+                     f"({now}-{state[0]})", self.master)
+            self.is_cheap = True
+            if self.die_on_idle:
+                self.shutdown()
+                return
+            for w in list(self.workers.values()):
+                if w.alive:  # SIGINT, and the master waits for it (no reap line)
+                    self.kill(w, "idle")
+                    self._unreaped.pop(w, None)
+                    self.record("death", w, pid=w.pid, reason="idle")
+            self.log("cheap mode enabled: waiting for socket connection...", self.master)
+            state[0] = 0
+
+    # -- chain reload (--touch-chain-reload) ------------------------------------------------
+    def chain_reload(self, touched: str) -> None:
+        """The workers are cursed one at a time, each once the one before is respawned
+        and accepting (``uwsgi_master_check_chain``)."""
+        if self.chain_reloading:
+            self.log_verbose(f"*** {touched} has been touched... but chain reload is already "
+                     f"running ***", self.master)
+            return
+        self.log_verbose(f"*** {touched} has been touched... chain reload !!! ***", self.master)
+        self.chain_reloading = 1
+        self._chain_check()
+
+    def _chain_check(self) -> None:
+        if not self.chain_reloading or self.stopped:
+            return
+        # next iteration, unless a respawn brings one sooner
+        self._chain_timer = self.kernel.at(self.next_tick(self.kernel.now), self._chain_check,
+                                           priority=AFTER_REAP)
+        previous = self.workers.get(self.chain_reloading - 1)
+        if previous is not None and previous.alive and not previous.greenlet:
+            if self._chain_waited != int(self.wall()):  # once a second
+                self.log(f"chain is still waiting for worker {previous.id}...", self.master)
+                self._chain_waited = int(self.wall())
+            return
+        while self.chain_reloading <= self.numproc:
+            w = self.workers.get(self.chain_reloading)
+            if w is not None and w.alive and w.accepting:
+                if not w.cursed:
+                    self.log(f"chain next victim is worker {w.id}", self.master)
+                    self._curse(w)
+                return
+            self.chain_reloading += 1
+        self.chain_reloading = 0
+        self._chain_timer.cancel()
+        self.log("chain reloading complete", self.master)
+
+    def _chain_respawned(self, wid: int) -> None:
+        """The master respawned the chain's victim: the chain moves on at once."""
+        if self.chain_reloading == wid:
+            self.chain_reloading += 1
+            self._chain_timer.cancel()
+            self._chain_check()
+
+    def _no_mercy_after(self, w: Worker) -> None:
+        """A cursed worker still busy ``--worker-reload-mercy`` seconds (60) later is
+        SIGKILLed (``uwsgi_master_check_mercy``, whole seconds)."""
+        due = self.kernel.now + (int(self.wall()) + self.worker_reload_mercy + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, w, w.pid,
+                       priority=AFTER_REAP)
+
+    def _no_mercy(self, w: Worker, pid: int) -> None:
+        if w.alive and w.pid == pid and not self.stopped:
+            self.log(f"worker {w.id} (pid: {pid}) is taking too much time to die...NO MERCY !!!",
+                     self.master)
+            self.kill(w, "reload")
+
+    def reload_mules(self) -> None:
+        """``uwsgi_reload_mules``: SIGHUP ends every mule at once; each is respawned
+        (``--touch-mules-reload``)."""
+        for mule in list(self.mules.values()):
+            self.kill(mule, "reload")
+
+    def _graceful_reload(self) -> None:
+        if self.stopped:
+            return
+        self._cursed_at = int(self.wall())
+        for spooler in self.spoolers.values():
+            if spooler.alive:
+                self.log(f"killing the spooler with pid {spooler.pid}", self.master)
+        self.log("...gracefully killing workers...", self.master)
+        for worker in sorted(self.workers.values(), key=lambda w: w.id):
+            if worker.alive:  # gracefully_kill(), the worker's SIGHUP handler
+                self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
+                         worker)
+        self.record("reload.begin", self.master, graceful=True)
+        for spooler in list(self.spoolers.values()):
+            spooler.reloading = True  # type: ignore[attr-defined]
+            self.kill(spooler, "reload")
+        for mule in list(self.mules.values()):
+            mule.reloading = True  # type: ignore[attr-defined]
+            self.terminate(mule, "reload")
+        for worker in list(self.workers.values()):
+            worker.reloading = True  # type: ignore[attr-defined]
+            worker.manage_next_request = False
+            if worker.idle or worker.request is None:
+                self.terminate(worker, "reload")
+            else:
+                self._no_mercy_after(worker)
+        self._wait_workers_then(self._binary_reload)
+
+    def _brutal_reload(self) -> None:
+        if self.stopped:
+            return
+        self._cursed_at = int(self.wall())
+        self.log("...brutally killing workers...", self.master)
+        self.record("reload.begin", self.master, graceful=False)
+        for group in (self.spoolers, self.mules, self.workers):
+            for proc in list(group.values()):
+                proc.reloading = True  # type: ignore[attr-defined]
+                # SIGTERM (end_me) to workers and mules, SIGKILL to spoolers
+                if group is self.spoolers:
+                    self.kill(proc, "reload")
+                else:
+                    self.terminate(proc, "reload")
+        self.kernel.call_soon(self._binary_reload)
+
+    def _wait_workers_then(self, then: Callable[[], None]) -> None:
+        if any(w.alive for w in self.workers.values()):
+            self.kernel.schedule(0.1, self._wait_workers_then, then)
+            return
+        # the master sees the last death when it reaps, at its next loop iteration
+        self.kernel.at(self.next_tick(self.kernel.now), then)
+
+    def _binary_reload(self) -> None:
+        """The master re-executes itself: same pid, everything else new (with
+        ``--exit-on-reload`` it exits instead)."""
+        if self.exit_on_reload:
+            self.log("uWSGI: GAME OVER (insert coin)", self.master)
+            self.shutdown(signalled=False)
+            return
+        self._log_burials()
+        self.log("binary reloading uWSGI...", self.master)
+        # uwsgi_reload (core/master_utils.c) before it execs the binary again
+        self._log_lines([f"chdir() to {self.app.base_dir}",
+                         f"closing all non-uwsgi socket fds > 2 (max_fd = "
+                         f"{_banner.machine(self)['max_fd']})..."]
+                        + [f"found fd {3 + n} mapped to socket {n} ({address})"
+                           for n, address in enumerate(_banner.sockets(self))]
+                        + [f"running {_banner.binary_path(self)}"])
+        self._reap_all()
+        old_master = self.master
+        self._teardown_processes()
+        self.app.restore()
+        self.kernel.adopt_context(None)
+        self.reloads += 1
+        self.is_a_reload = True
+        self.ready = False
+        self.total_requests = 0
+        self.workers.clear()
+        self.mules.clear()
+        self.spoolers.clear()
+        self.idle_workers.clear()
+        self.app = self.app_loader_class(self)
+        if self.kernel.context_hook is not None:
+            self.kernel.context_hook = self.app.switch
+        pid = old_master.pid if old_master else self.next_pid()
+        saved_pid = self._pid
+        self._pid = pid - 1
+        self.start_after_reload(saved_pid)
+
+    def start_after_reload(self, saved_pid: int) -> None:
+        """Boot again after a binary reload, keeping the master's pid."""
+        from . import subsystems as _subsystems
+        from .facade import build_module
+
+        self.started_on = int(self.wall())
+        self.record("instance.start", None, reload=True,
+                    options=[list(item) for item in self.opts.items])
+        self._log_lines(_banner.before_subsystems(self))
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "close", None)
+            if hook is not None:
+                hook()
+        self.subsystems = _subsystems.create_all(self)
+        self.facade = build_module(self)
+        sys.modules["uwsgi"] = self.facade
+        self.master = self._new_master()
+        self._pid = max(saved_pid, self._pid)
+        self.record("spawn", self.master, pid=self.master.pid)
+        # Requests waiting in the listen queue survive: the socket is kept, and the
+        # new workers take them from the queue.
+        self.kernel.start(self.master)
+
+    def _log_burials(self, reaped_at: int | None = None) -> None:
+        """What the master logs as it reaps the processes of a reload or a stop: the
+        spoolers first (killed at once), then the workers, then the mules."""
+        now = int(self.wall()) if reaped_at is None else reaped_at
+        for spooler in self.spoolers.values():
+            if spooler.alive or spooler in self._unreaped or getattr(spooler, "reloading", False):
+                self.log(f"spooler (pid: {spooler.pid}) annihilated", self.master)
+        for worker in sorted(self.workers.values(), key=lambda w: w.id):
+            if worker.alive or worker in self._unreaped or getattr(worker, "reloading", False):
+                self.log(f"worker {worker.id} buried after {now - self._cursed_at} seconds",
+                         self.master)
+        for mule in sorted(self.mules.values(), key=lambda m: m.id):
+            if mule.alive or mule in self._unreaped or getattr(mule, "reloading", False):
+                self.log(f"mule {mule.id} (pid: {mule.pid}) annihilated", self.master)
+
+    def _new_master(self) -> Master:
+        master = Master(self, self._master_main)
+        chdir = self.opts.str("chdir")
+        if chdir is not None:  # checked by check_start; every child inherits it
+            master.cwd = str(self.opts.path(chdir))
+        return master
+
+    def _teardown_processes(self) -> None:
+        if self.forks is not None:
+            self.forks.kill_all(keep_master=True)
+        for group in (self.spoolers, self.mules, self.workers):
+            for proc in group.values():
+                if proc.alive:
+                    self.kernel.discard(proc)
+                if proc.harakiri_timer is not None:
+                    proc.harakiri_timer.cancel()
+
+    def shutdown(self, *, signalled: bool = True) -> None:
+        """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
+        (``signalled=False``: uWSGI exits by itself, without its shutdown lines)."""
+        if self.stopped:
+            return
+        if signalled:
+            self.log("SIGINT/SIGTERM received...killing workers...", self.master)
+            self._cursed_at = int(self.wall())
+            for spooler in self.spoolers.values():
+                if spooler.alive:
+                    self.log(f"killing the spooler with pid {spooler.pid}", self.master)
+            # the master reaps them at its next iteration (about a second later)
+            self._log_burials(int(self.wall() + self.next_tick(self.now) - self.now))
+        self.stopped = True
+        self.record("instance.stop", self.master)
+        for group in (self.spoolers, self.mules, self.workers):
+            for proc in list(group.values()):
+                if proc.alive:
+                    if group is not self.spoolers and proc.request is None:
+                        run_atexit(self, proc)  # SIGINT: end_me
+                    self.kernel.discard(proc)
+                    if proc.request is not None and not proc.request.done:
+                        proc.request.fail("connection closed: instance stopped", self.kernel.now)
+                if proc.harakiri_timer is not None:
+                    proc.harakiri_timer.cancel()
+        for req in list(self.listen_queue):
+            req.fail("connection refused: instance stopped", self.kernel.now)
+        self.listen_queue.clear()
+        self._reap_all()
+        if signalled:
+            self.log("goodbye to uWSGI.", self.master)
+        if self.forks is not None:
+            self.forks.kill_all()
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "close", None)
+            if hook is not None:
+                hook()
+        for callback in self.on_stop:
+            callback()

@@ -1,0 +1,338 @@
+"""What the simulation does with each of uWSGI 2.0.30's 942 options.
+
+Every option of ``_uwsgi_options.OPTIONS`` has one status:
+
+* ``simulated``: the simulator implements what the option does (the note says how far);
+* ``no-effect``: the option changes nothing a simulation can show, by nature (the note
+  says why: e.g. ``--cpu-affinity`` pins OS processes to CPUs, and virtual processes
+  have neither);
+* ``not-simulated``: real uWSGI would act on it, the simulation does not.
+
+A simulation given a ``not-simulated`` option logs one warning at start naming them
+(and records it in the trace); ``Simulation(..., strict=True)`` refuses them instead
+(``OptionNotSimulatedError``). ``simuwsgi options`` prints this table.
+
+An alias has the status of the option it is an alias of (``workers`` = ``processes``).
+Keep this table truthful: a name goes into ``SIMULATED`` only with the code that reads
+it (``tests/test_options_status.py`` checks that every simulated name is read somewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .._errors import OptionNotSimulatedError
+from ._uwsgi_options import ALIASES, OPTIONS
+
+if TYPE_CHECKING:
+    from .master import Instance
+
+__all__ = ["STATUSES", "OptionStatus", "format_table", "not_simulated",
+           "report_not_simulated", "status", "table"]
+
+STATUSES = ("simulated", "no-effect", "not-simulated")
+
+#: canonical name -> what the simulation does with it
+SIMULATED: dict[str, str] = {
+    # sockets: the listen addresses (SERVER_NAME/PORT, uwsgi.sockets, simuwsgi serve)
+    "socket": "the request environ and uwsgi.sockets; simuwsgi serve listens on it",
+    "uwsgi-socket": "as --socket",
+    "http-socket": "the request environ and uwsgi.sockets; simuwsgi serve listens on it",
+    "http11-socket": "as --http-socket",
+    "listen": "the listen queue's size and its 'listen queue ... full' log line",
+    # processes and their lifecycle
+    "master": "the master process, its loop, respawns",
+    "processes": "the number of workers; 0 is the no-workers mode; negative refused",
+    "lazy-apps": "each worker imports the app after fork",
+    "lazy": "as --lazy-apps",
+    "harakiri": "workers killed at the deadline, with the HARAKIRI log lines",
+    "max-requests": "workers recycled after N requests",
+    "min-worker-lifetime": "the minimum life before --max-requests recycles a worker",
+    "cheaper": "only --cheaper-initial workers at start; the algorithm spawns and stops "
+               "them once a second",
+    "cheaper-initial": "the workers spawned at start",
+    "cheaper-step": "how many cheaped workers an overload spawns",
+    "cheaper-overload": "the spare/backlog threshold",
+    "cheaper-algo": "spare, backlog, manual (busyness runs spare, with a warning)",
+    "cheap": "no worker until the first connection",
+    "idle": "no request for that long stops the workers (cheap mode) until the next "
+            "connection",
+    "die-on-idle": "with --idle, the instance shuts down instead",
+    "max-worker-lifetime": "the worker leaves after its request once it lived longer; "
+                           "not above --min-worker-lifetime is refused, as real",
+    "max-worker-lifetime-delta": "worker N's lifetime is max + (N - 1) * delta",
+    "max-requests-delta": "worker N's limit is max-requests + (N - 1) * delta",
+    "reload-on-rss": "a worker over the limit after a request exits (sim.set_rss)",
+    "reload-on-as": "a worker over the limit after a request exits (sim.set_rss(vsz=))",
+    "evil-reload-on-rss": "the master kills a worker whose published rss is over the "
+                          "limit (sim.set_rss)",
+    "evil-reload-on-as": "as --evil-reload-on-rss, for the address space",
+    "mem-collector-freq": "how often a worker publishes its memory under --evil-reload-on-*",
+    "forkbomb-delay": "the master's pause after too many respawns in a second",
+    "die-on-term": "SIGQUIT (uwsgi.stop(), os.kill, simuwsgi serve) is a brutal reload "
+                   "and SIGTERM a stop: the option swaps them",
+    "need-app": "start fails when the app cannot be loaded",
+    "worker-reload-mercy": "a worker still busy that long after a graceful reload (or "
+                           "--touch-workers-reload) is killed, with the NO MERCY line",
+    "exit-on-reload": "a reload ends the instance ('uWSGI: GAME OVER (insert coin)')",
+    "touch-reload": "a graceful reload when the file changes (sim.touch or the filesystem)",
+    "touch-workers-reload": "each worker finishes its request and is respawned",
+    "touch-mules-reload": "the mules are ended and respawned",
+    "touch-chain-reload": "a chain reload: one worker at a time, each once the one before "
+                          "is respawned, with 2.0.30's lines",
+    "touch-signal": "the signal is raised when the file changes",
+    # the app
+    "wsgi-file": "the app file, imported as uWSGI names it",
+    "module": "the app module (pkg.mod[:callable])",
+    "callable": "the WSGI callable's name",
+    "import": "modules imported after the app",
+    "shared-import": "modules imported before the app, in every process",
+    "chdir2": "each worker's directory, changed as it starts; a missing directory makes "
+              "the worker exit and be respawned, as real",
+    "env": "set in os.environ while the simulation runs, as the compiled uwsgi binary "
+           "does (pyuwsgi's os.environ does not see it)",
+    "unenv": "removed from os.environ while the simulation runs (pyuwsgi: as --env)",
+    **dict.fromkeys(("pythonpath", "python-path", "pp"),
+                    "first in sys.path (globs expanded), with the 'added X to pythonpath.' "
+                    "line"),
+    "chdir": "the app directory; a missing directory is refused at start, as real",
+    "mount": "apps mounted on a SCRIPT_NAME (file.py/.wsgi or module:callable), the "
+             "first on '' or '/...' the default app, with 2.0.30's lines; one interpreter "
+             "for all (uWSGI gives each mount its own)",
+    "manage-script-name": "the longest mountpoint prefixing PATH_INFO becomes SCRIPT_NAME",
+    # static files (static.py)
+    "check-static": "files under the directory served by the worker, as core/static.c",
+    "check-static-docroot": "files under DOCUMENT_ROOT served by the worker",
+    "static-map": "files under MOUNT served from the directory (or the file)",
+    "static-map2": "as --static-map, the whole PATH_INFO appended to the directory",
+    "static-index": "the index file served for a directory",
+    "static-skip-ext": "those endings are never served as static files",
+    "static-safe": "real paths under it pass the security check",
+    **dict.fromkeys(("static-expires", "static-expires-mtime", "static-expires-path-info",
+                     "static-expires-path-info-mtime", "static-expires-uri",
+                     "static-expires-uri-mtime", "static-expires-type",
+                     "static-expires-type-mtime"),
+                    "the Expires header of a static file (virtual time)"),
+    "mimefile": "the mime types file read at start (default /etc/mime.types)",
+    "file-serve-mode": "x-sendfile/nginx: a static file is answered with its header",
+    # request limits on every request (reading.py; simuwsgi serve's sockets too)
+    "buffer-size": "a request head or vars beyond it are refused or dropped, as real",
+    "max-vars": "more than 2 x N vars: 'max vec size reached', a 500 without a byte",
+    "limit-post": "a bigger Content-Length: 'Invalid (too big) CONTENT_LENGTH', a 500",
+    "post-buffering": "the body is read before the app runs (a slow client times out "
+                      "there)",
+    "socket-timeout": "every wait for a slow client (submit(body_chunks=, pace=))",
+    **dict.fromkeys(("plugins", "plugin"),
+                    "logged as pyuwsgi logs a plugin it cannot load (it has none to load), "
+                    "and ignored as real"),
+    **dict.fromkeys(("need-plugin", "need-plugins"),
+                    "refused at start as real: pyuwsgi loads no plugin"),
+    # subsystems
+    "cache": "the 1.x default cache", "cache2": "named caches",
+    "cache-blocksize": "the default cache's block size",
+    "cache-no-expire": "no sweeper", "cache-expire-freq": "the sweeper's period",
+    "cache-report-freed-items": "the sweeper's log lines",
+    "cron": "cron tasks (recorded; run with cron_commands=True)",
+    "cron2": "cron2 tasks", "unique-cron": "unique cron tasks",
+    "signal-timer": "signal timers", "signal-rbtimer": "red-black signal timers",
+    "mule": "mules (default loop or a script)", "mules": "N default mules",
+    "farm": "mule farms", "mule-msg-size": "the mule queues' buffer size",
+    "mule-harakiri": "mule harakiri",
+    "spooler": "spooler directories and processes",
+    "spooler-external": "external spooler directories",
+    "spooler-ordered": "ordered scanning", "spooler-chdir": "chdir before each task",
+    "spooler-processes": "processes per spooler directory",
+    "spooler-quiet": "no per-task log lines", "spooler-max-tasks": "recycle after N tasks",
+    "spooler-harakiri": "spooler harakiri", "spooler-frequency": "the scan period",
+    "spooler-import": "modules imported by spoolers",
+    "locks": "user locks", "sharedarea": "shared areas", "py-sharedarea": "shared areas",
+    "queue": "the uWSGI queue", "queue-blocksize": "the queue's block size",
+    "enable-metrics": "the metrics subsystem", "metric": "user metrics",
+    "metrics-no-cores": "no per-core metrics", "snmp": "the SNMP value slots",
+    "rpc-max": "the RPC function table's size",
+    # the option language
+    "ini": "ini files, sections", "set": "options and placeholders",
+    "set-placeholder": "placeholders",
+    "strict": "an unknown key in a config file is refused instead of being a placeholder",
+    **dict.fromkeys(("if-env", "if-not-env", "if-opt", "if-not-opt", "if-exists",
+                      "if-not-exists", "if-file", "if-not-file", "if-dir", "if-not-dir",
+                      "if-plugin", "if-not-plugin"),
+                     "a block of options up to endif, kept when the test holds "
+                     "(%(_) is the tested value), as core/config.c"),
+    **dict.fromkeys(("if-reload", "if-not-reload"),
+                    "a block of options up to endif, as on a first start: the simulation "
+                    "does not read its options again at a reload"),
+    **dict.fromkeys(("for", "for-times", "for-readline", "for-glob"),
+                    "a block of options up to endfor, repeated with %(_) for each item"),
+    **dict.fromkeys(("endif", "end-if", "endfor", "end-for"), "ends an if-*/for block"),
+    "include": "an .ini file read where it appears (other formats are refused)",
+    "inherit": "an .ini file read once every option is read (its values come last and "
+               "are not expanded; other formats are refused)",
+    "print": "the value written out at start (in the log)",
+    "iprint": "the value written out at start (in the log)",
+    "exit": "start refused with the given exit status",
+    # logging (reqlog.py, logsink.py)
+    "disable-logging": "request log lines are not written unless a --log-* condition or "
+                       "uwsgi.log_this_request() forces one",
+    **dict.fromkeys(("log-zero", "log-4xx", "log-5xx", "log-sendfile"),
+                    "forces the request log line under --disable-logging, as reqlog.py says"),
+    "log-slow": "forces the request log line of a request slower than N ms (virtual time)",
+    "log-big": "forces the request log line of a response bigger than N bytes",
+    "log-micros": "the request log line's time in microseconds",
+    "log-format": "the request log line's format, every 2.0.30 variable",
+    "logformat-strftime": "%(ftime) formatted with --log-date's format",
+    **dict.fromkeys(("log-date", "logdate"),
+                    "the date prefix on uWSGI's own lines (strftime format when given)"),
+    "log-prefix": "the prefix on uWSGI's own lines",
+    "logto": "the log written to the file too",
+    "logger": "file: loggers write the file; other loggers log a [simuwsgi] warning",
+    **dict.fromkeys(("req-logger", "logger-req"),
+                    "file: request loggers write the request lines to the file"),
+    "logfile-chmod": "the mode of --logto/file: logger files",
+    "log-x-forwarded-for": "the request log line's address from X-Forwarded-For",
+    "response-headers-limit": "the header buffer's size: a bigger header set raises "
+                              "TypeError('unable to add header to the response')",
+    # process identity and signals (containment.py)
+    "pyargv": "sys.argv of the app is ['uwsgi', *pyargv]",
+    "binary-path": "the binary in the startup lines, the magic table (%b) and a reload's "
+                   "'running' line",
+}
+
+_OS_IDENTITY = ("a simulation runs in the test process and cannot change its user, "
+                "group, root or namespaces; an app that reads os.getuid() sees the "
+                "test's")
+_OS_TUNING = ("operating-system tuning of real processes or sockets: virtual processes "
+              "and virtual connections have nothing it acts on")
+_PROCTITLE = "the title of an OS process; virtual processes have none"
+_LOCKS = "how uWSGI implements its locks; simulated locks behave the same whatever it is"
+_THREADS_ON = ("pyuwsgi 2.0.30 initialises Python threads without it ('python threads "
+               "support enabled'); app threads run as host threads in a simulation")
+_REAPER = "zombie processes: virtual processes leave none"
+_ACCEPT = ("accept serialization between workers: the simulation hands each request to "
+           "one worker already")
+
+#: canonical name -> why it has no effect in a simulation
+NO_EFFECT: dict[str, str] = {
+    **dict.fromkeys((
+        "uid", "gid", "add-gid", "immediate-uid", "immediate-gid", "no-initgroups",
+        "master-as-root", "drop-after-init", "drop-after-apps"),
+        _OS_IDENTITY + " (unknown users and groups are refused, as real)"),
+    **dict.fromkeys((
+        "cpu-affinity", "prio", "ksm", "never-swap", "pcre-jit", "thread-stacksize",
+        "ugreen-stacksize", "tcp-nodelay", "so-keepalive", "so-send-timeout",
+        "socket-sndbuf", "socket-rcvbuf", "reuse-port", "tcp-fast-open",
+        "tcp-fast-open-client", "freebind", "no-defer-accept", "chmod-socket",
+        "chown-socket", "abstract-socket", "shutdown-sockets", "safe-fd",
+        "close-on-exec", "close-on-exec2", "disable-sendfile", "use-abort",
+        "honour-stdin"), _OS_TUNING),
+    **dict.fromkeys((
+        "auto-procname", "procname-prefix", "procname-prefix-spaced", "procname-append",
+        "procname", "procname-master"), _PROCTITLE),
+    **dict.fromkeys(("lock-engine", "ftok", "persistent-ipcsem"), _LOCKS),
+    "enable-threads": _THREADS_ON,
+    "reaper": _REAPER,
+    "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
+    "no-orphans": "virtual processes end with the master; none is ever orphaned",
+    "thunder-lock": _ACCEPT,
+    "single-interpreter": ("the simulation runs every app in one interpreter already "
+                           "(uWSGI's multiple-interpreter mode gives each --mount app "
+                           "its own)"),
+}
+
+#: canonical name -> what a user should know about a not-simulated option
+NOT_SIMULATED_NOTES: dict[str, str] = {
+    "http-timeout": "the --http router's timeout: the router is not simulated",
+    "threads": "uwsgi.cores and wsgi.multithread follow it, but a worker runs one "
+               "request at a time",
+    "async": "uwsgi.cores follows it, but a worker runs one request at a time",
+    "pidfile": "only uwsgi.pidfile is set; no file is written",
+    "mode": "only uwsgi.mode is set",
+    "loop": "only uwsgi.loop is set",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptionStatus:
+    """One row of the table."""
+
+    name: str
+    status: str
+    note: str = ""
+    alias_of: str | None = None
+
+
+def status(name: str) -> OptionStatus:
+    """The status of one option (``KeyError`` for a name uWSGI does not have)."""
+    if name not in OPTIONS:
+        raise KeyError(name)
+    target = ALIASES.get(name, name)
+    alias_of = target if target != name else None
+    if target in SIMULATED:
+        return OptionStatus(name=name, status="simulated", note=SIMULATED[target],
+                            alias_of=alias_of)
+    if target in NO_EFFECT:
+        return OptionStatus(name=name, status="no-effect", note=NO_EFFECT[target],
+                            alias_of=alias_of)
+    return OptionStatus(name=name, status="not-simulated",
+                        note=NOT_SIMULATED_NOTES.get(target, ""), alias_of=alias_of)
+
+
+def table() -> list[OptionStatus]:
+    """Every option, in the order of uWSGI's ``--help``."""
+    return [status(name) for name in OPTIONS]
+
+
+def not_simulated(names: Iterable[str]) -> list[str]:
+    """The given option names whose status is ``not-simulated``, once each, in order."""
+    out: list[str] = []
+    for name in names:
+        if name in OPTIONS and name not in out and status(name).status == "not-simulated":
+            out.append(name)
+    return out
+
+
+def report_not_simulated(inst: Instance, *, strict: bool) -> None:
+    """One warning line (and a trace record) naming the instance's not-simulated
+    options; with ``strict``, ``OptionNotSimulatedError`` instead."""
+    names = not_simulated(name for name, _value in inst.opts.items)
+    if not names:
+        return
+    listed = " ".join(f"--{name}" for name in names)
+    if strict:
+        raise OptionNotSimulatedError(
+            f"options not simulated (strict): {listed}; 'simuwsgi options NAME' says why")
+    inst.log(f"*** simuwsgi WARNING: options not simulated: {listed} "
+             f"('simuwsgi options NAME' says what is missing) ***")
+    inst.record("options.not_simulated", None, options=names)
+
+
+def format_table(rows: Iterable[OptionStatus], *, markdown: bool = False) -> str:
+    """The rows as text columns, or as the Markdown of ``docs/options.md``."""
+    rows = list(rows)
+    if markdown:
+        counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
+        lines = [
+            "# uWSGI 2.0.30 options in simuwsgi",
+            "",
+            "Generated by `simuwsgi options --markdown` from `simuwsgi/server/options_status.py`.",
+            "*simulated*: the simulator implements it; *no-effect*: it changes nothing a "
+            "simulation can show (the note says why); *not-simulated*: a simulation given it "
+            "logs a warning at start, and `strict=True` (`simuwsgi run --strict`) refuses it.",
+            "",
+            ", ".join(f"{counts[s]} {s}" for s in STATUSES) + f" ({len(rows)} options).",
+            "",
+            "| option | status | note |",
+            "|---|---|---|",
+        ]
+        for r in rows:
+            note = (f"alias of `--{r.alias_of}`. " if r.alias_of else "") + r.note
+            lines.append(f"| `--{r.name}` | {r.status} | {note.replace('|', '/')} |")
+        return "\n".join(lines) + "\n"
+    width = max((len(r.name) for r in rows), default=0) + 2
+    out = []
+    for r in rows:
+        note = (f"(= --{r.alias_of}) " if r.alias_of else "") + r.note
+        out.append(f"{'--' + r.name:<{width + 2}} {r.status:<13} {note}".rstrip())
+    return "\n".join(out) + "\n"

@@ -1,0 +1,165 @@
+"""uWSGI's process kinds as virtual processes: master, worker, mule, spooler.
+
+Ids are uWSGI's slot numbers (workers 1..N, mules 1..M, spoolers 1..K); they are stable
+across respawns, pids are not. Each process carries the counters ``uwsgi.workers()``
+reports (kept across respawns, as uWSGI keeps them in shared memory) and, as its
+``context``, its own copy of the app's modules (the virtual fork, see ``_vfork``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._core.kernel import Process
+
+if TYPE_CHECKING:
+    from .master import Instance
+
+__all__ = ["UProcess", "Master", "Worker", "Mule", "Spooler"]
+
+
+class UProcess(Process):
+    """A uWSGI process: kind, slot id, and what the facade asks about it."""
+
+    kind = "process"
+
+    def __init__(self, inst: Instance, ident: int, target: Callable[[], Any]) -> None:
+        self.inst = inst
+        self.id = ident
+        super().__init__(inst.kernel, f"{self.kind}{ident}" if ident else self.kind,
+                         inst.next_pid(), target)
+        self.domain = inst  # the node it runs on (several share a kernel in a cluster)
+        #: Signals queued on this process's private signal socket (owned by the
+        #: master: they survive a respawn).
+        self.last_spawn = 0
+        self.respawn_count = 0
+        self.harakiri_deadline = 0.0
+        self.user_harakiri_deadline = 0.0
+        self.harakiri_timer: Any = None
+        #: The current request (workers) while one runs.
+        self.request: Any = None
+        #: Set by the master when it kills the process (SIGKILL) mid-flight.
+        self.killed_by = ""
+        #: What ``get_memusage`` would measure now, in bytes (``Simulation.set_rss``).
+        self.rss = 0
+        self.vsz = 0
+        #: The values last published to the shared worker table (end of a request, or
+        #: the mem-collector thread of --evil-reload-on-*).
+        self.rss_size = 0
+        self.vsz_size = 0
+        self.in_handler = -1
+        self.signals = 0
+        #: This process's ``uwsgi`` hook attributes (``facade.HOOKS``); a forked process
+        #: starts with a copy of the master's.
+        self.hooks: dict[str, Any] = {}
+        #: How it ended: the signal that killed it, or its exit status (``master.c``
+        #: words its death by them).
+        self.exit_signal: int | None = None
+        self.exit_code: int | None = None
+        #: Its ``atexit`` handlers and Python signal handlers (``containment``).
+        self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.py_signals: dict[int, Any] = {}
+
+    @property
+    def worker_id(self) -> int:
+        return 0
+
+    @property
+    def mule_id(self) -> int:
+        return 0
+
+
+class Master(UProcess):
+    kind = "master"
+
+    def __init__(self, inst: Instance, target: Callable[[], Any]) -> None:
+        super().__init__(inst, 0, target)
+
+
+class Worker(UProcess):
+    kind = "worker"
+
+    def __init__(self, inst: Instance, ident: int, target: Callable[[], Any],
+                 previous: Worker | None = None) -> None:
+        super().__init__(inst, ident, target)
+        if previous is None:
+            self.signal_queue: deque[int] = deque()
+            self.requests = 0
+            self.delta_requests = 0
+            self.signals = 0
+            self.exceptions = 0
+            self.running_time = 0
+            self.tx = 0
+            self.avg_rt = 0
+            self.core_requests = 0
+            self.respawn_count = 0
+            self.app_requests: dict[int, int] = {}
+            self.app_exceptions: dict[int, int] = {}
+        else:
+            # Shared memory outlives the process: counters and queued signals stay.
+            self.signal_queue = previous.signal_queue
+            self.requests = previous.requests
+            self.delta_requests = 0
+            self.signals = previous.signals
+            self.exceptions = previous.exceptions
+            self.running_time = previous.running_time
+            self.tx = previous.tx
+            self.avg_rt = previous.avg_rt
+            self.core_requests = previous.core_requests
+            self.respawn_count = previous.respawn_count + 1
+            self.app_requests = previous.app_requests
+            self.app_exceptions = previous.app_exceptions
+        self.status = "idle"
+        #: requests of each app in this process (``uwsgi_apps[id].requests``: a respawned
+        #: worker starts again from the master's copy, 0)
+        self.app_local_requests: dict[int, int] = {}
+        #: True while parked in the accept loop, listed in ``inst.idle_workers``.
+        self.idle = False
+        #: The app table of this worker (``--lazy-apps``: each worker loads its own).
+        self.apps: dict[int, Any] = {}
+        self.accepting = True
+        self.cheaped = False
+        self.paused = False
+        self.manage_next_request = True
+        #: Why the worker leaves its loop once manage_next_request is off.
+        self.stop_reason = "reload"
+        #: Sent SIGHUP by the master (uwsgi_curse): it ends after its request.
+        self.cursed = False
+
+    @property
+    def worker_id(self) -> int:
+        return self.id
+
+
+class Mule(UProcess):
+    kind = "mule"
+
+    def __init__(self, inst: Instance, ident: int, target: Callable[[], Any],
+                 script: str | None = None, previous: Mule | None = None) -> None:
+        super().__init__(inst, ident, target)
+        self.script = script
+        self.respawn_count = previous.respawn_count + 1 if previous else 0
+        self.signal_queue: deque[int] = previous.signal_queue if previous else deque()
+        self.msg_queue: deque[bytes] = previous.msg_queue if previous else deque()
+        self.farms: list[str] = previous.farms if previous else []
+        self.signals = previous.signals if previous else 0
+        #: the signal whose handler runs now (``uwsgi.mules[i].signum``)
+        self.signum = 0
+
+    @property
+    def mule_id(self) -> int:
+        return self.id
+
+
+class Spooler(UProcess):
+    kind = "spooler"
+
+    def __init__(self, inst: Instance, ident: int, target: Callable[[], Any],
+                 directory: Any = None, previous: Spooler | None = None) -> None:
+        super().__init__(inst, ident, target)
+        self.directory = directory
+        self.respawn_count = previous.respawn_count + 1 if previous else 0
+        self.signal_queue: deque[int] = previous.signal_queue if previous else deque()
+        self.tasks = previous.tasks if previous else 0

@@ -1,0 +1,769 @@
+"""Workers and WSGI requests in virtual time.
+
+What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
+``plugins/python/wsgi_handlers.c``, ``wsgi_subhandler.c``):
+
+* a worker waits in its accept loop on the listen socket and its signal sockets;
+  signals are only handled there, between requests (a busy worker keeps them queued);
+  a request waits in the listen queue (``--listen``, default 100) while every worker is
+  busy, and is taken by the next worker that comes back to its accept loop;
+* when several workers are idle, which one the kernel wakes is chance in real uWSGI:
+  here the seeded RNG picks, and the trace records the choice;
+* the app is called with uWSGI's environ; ``uwsgi.env`` is set for the request (with
+  fewer than two threads); the response is collected; counters are updated at the
+  *end* of the request (``requests``, ``delta_requests``, the core's request count —
+  ``uwsgi.request_id()`` — and ``total_requests``);
+* an exception in the app is logged with its traceback and counted in ``exceptions``;
+  the client gets what uWSGI sends (see ``_exception_response``);
+* the response loop is ``uwsgi_response_subhandler_wsgi`` (see ``_respond``), and each
+  request ends with uWSGI's log line (``simuwsgi.server.reqlog``), its counters (headers,
+  switches, bytes) taken from the connection;
+* ``--harakiri`` is armed for each request; ``--max-requests`` recycles the worker.
+
+Requests take no virtual time unless the app sleeps or blocks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import io
+import operator
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from . import reading as _reading
+from . import reqlog as _reqlog
+from ._pyarg import no_kwargs, parser
+from ..protocol._numbers import content_length as _content_length
+from .interface import CONTROL, ProcessExit
+from .wire import BuiltinFunction
+from .wire import Connection as _Connection
+
+if TYPE_CHECKING:
+    from .master import Instance
+    from .processes import Worker
+
+__all__ = ["Request", "Response", "dispatch_request", "worker_loop"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Response:
+    """What the client received.
+
+    ``status`` is None when uWSGI closed the connection without a reply; ``reason``
+    then says why (harakiri, worker death, instance stopped, listen queue full).
+    """
+
+    status: int | None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    reason: str = ""
+    worker: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+    #: Every byte uWSGI wrote on the ``--http-socket`` connection: status line (with the
+    #: request's protocol), headers, CRLF, body, and any ``uwsgi.send()`` raw bytes.
+    raw: bytes = b""
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return default
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class Request:
+    """A request in flight. Users get it from ``Simulation.submit``."""
+
+    def __init__(self, method: str, path: str, headers: Iterable[tuple[str, str]] | dict[str, str] | None,
+                 body: bytes, submitted: float, *, ident: int = 0,
+                 remote_addr: str = "127.0.0.1", protocol: str = "HTTP/1.1") -> None:
+        self.id = ident
+        self.method = method.upper()
+        self.path = path
+        if headers is None:
+            self.headers: list[tuple[str, str]] = []
+        elif isinstance(headers, dict):
+            self.headers = list(headers.items())
+        else:
+            self.headers = list(headers)
+        self.body = bytes(body)
+        #: ``CONTENT_LENGTH``: ``len(body)``, unless the body is read from elsewhere
+        #: (``simuwsgi serve`` keeps a big one in a file)
+        self.body_length = len(self.body)
+        self.remote_addr = remote_addr
+        self.protocol = protocol
+        self.submitted = submitted
+        self.done = False
+        #: Called once when the request completes (``Simulation.wait`` uses it).
+        self.on_done: Any = None
+        self.response: Response | None = None
+        self.worker = 0
+        self.started = 0.0
+        #: The client connection while a worker serves it (``simuwsgi.server.wire``).
+        self.conn: Any = None
+        #: When the body's chunks arrive: (virtual time, bytes sent so far), from
+        #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
+        self.chunk_times: list[tuple[float, int]] = []
+        #: Set by the worker (``simuwsgi.reading``): the request's vars, the environ's
+        #: (``--manage-script-name``), the app chosen, and the log's var count when the
+        #: parse stopped early (-1: all the vars).
+        self.vars: dict[str, str] | None = None
+        self.env_vars: dict[str, str] | None = None
+        self.app_id = 0
+        self.var_cnt = -1
+        #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``), and
+        #: var slots it added outside the packet (``--manage-script-name``'s SCRIPT_NAME)
+        self.appended_vars: list[tuple[str, str]] = []
+        self.var_slots = 0
+
+    def arrived(self, now: float) -> int:
+        """How many body bytes the client has sent by ``now``."""
+        if not self.chunk_times:
+            return len(self.body)
+        got = 0
+        for when, total in self.chunk_times:
+            if when > now:
+                break
+            got = total
+        return got
+
+    def next_arrival(self, now: float) -> float | None:
+        """When the client sends its next chunk after ``now`` (None: it sent all)."""
+        return next((when for when, _total in self.chunk_times if when > now), None)
+
+    def finish(self, status: int | None, headers: list[tuple[str, str]], body: bytes,
+               now: float, reason: str = "") -> None:
+        if self.done:
+            return
+        self.done = True
+        conn = self.conn
+        if conn is not None:
+            raw = conn.raw
+            if conn.altered and status is None and "died" not in reason:
+                reason = (f"the client got {len(raw)} bytes that do not start with a "
+                          "status line (uwsgi.send)" if raw else
+                          "connection closed by uwsgi.disconnect() before any byte was sent")
+        else:
+            raw = _wire_bytes(self.protocol, status, headers, body)
+        self.response = Response(status=status, headers=headers, body=body, reason=reason,
+                                 worker=self.worker, started=self.started, finished=now,
+                                 raw=raw)
+        if self.on_done is not None:
+            self.on_done()
+
+    def fail(self, reason: str, now: float | None = None) -> None:
+        self.finish(None, [], b"", self.started if now is None else now, reason)
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "pending"
+        return f"<Request {self.id} {self.method} {self.path} {state}>"
+
+
+# -- dispatching --------------------------------------------------------------------------
+#: The key that keeps ``inst.idle_workers`` in id order (``bisect.insort``).
+by_id = operator.attrgetter("id")
+
+
+def choose(inst: Instance, candidates: list[Any], what: str) -> Any:
+    """Pick one of several equally eligible processes with the seeded RNG (traced)."""
+    if len(candidates) == 1:
+        return candidates[0]
+    ordered = sorted(candidates, key=lambda p: p.id)
+    picked = ordered[inst.kernel.rng.randrange(len(ordered))]
+    _record_choice(inst, what, len(ordered), picked)
+    return picked
+
+
+def _record_choice(inst: Instance, what: str, among: int, picked: Any) -> None:
+    # How many were eligible and which was picked: enough to replay and to compare
+    # runs, and the same size with 256 candidates as with 2.
+    inst.trace.add(inst.kernel.now, "master", "choice",
+                   {"what": what, "among": among, "picked": picked.name})
+
+
+def take_idle_worker(inst: Instance, what: str) -> Worker | None:
+    """An idle worker to hand a request or a signal to (None: all busy), picked as
+    ``choose`` would among the accepting ones.
+
+    ``inst.idle_workers`` is kept in id order, so the pick is an index the RNG draws,
+    the same with 4 workers or 256, as long as no worker ever called
+    ``uwsgi.accepting(False)`` (then the accepting ones are listed first).
+    """
+    idle = inst.idle_workers
+    count = len(idle)
+    if inst.some_refuse:
+        accepting = [w for w in idle if w.accepting]
+        if not accepting:
+            return None
+        worker = choose(inst, accepting, what)
+        idle.remove(worker)
+    elif count == 0:
+        return None
+    elif count == 1:
+        worker = idle.pop()
+    else:
+        worker = idle.pop(inst.kernel.rng.randrange(count))
+        _record_choice(inst, what, count, worker)
+    worker.idle = False
+    return worker
+
+
+def dispatch_request(inst: Instance, req: Request) -> None:
+    """A connection arrives on the listen socket."""
+    inst.record("request.submit", None, id=req.id, method=req.method, path=req.path)
+    if inst.stopped:
+        req.fail("connection refused: instance stopped", inst.kernel.now)
+        return
+    if inst.is_cheap:  # the master wakes on the socket and spawns the workers
+        inst.leave_cheap_mode()
+    worker = take_idle_worker(inst, "accept")
+    if worker is not None:
+        inst.kernel.wake(worker, ("req", req))
+        return
+    if len(inst.listen_queue) >= inst.listen:
+        inst.log("*** uWSGI listen queue of socket \"127.0.0.1\" (fd: 3) full !!! "
+                 f"({len(inst.listen_queue)}/{inst.listen}) ***")
+        req.fail("connection refused: listen queue full", inst.kernel.now)
+        return
+    inst.listen_queue.append(req)
+
+
+# -- the worker -----------------------------------------------------------------------------
+def worker_loop(inst: Instance, w: Worker) -> None:
+    """The accept loop of one worker: signals between requests, then requests."""
+    if inst.lazy_apps:
+        # Each worker imports its own copy of the app (and of its modules).
+        inst.app.forget_app_modules()
+        inst.app_loaded = inst.app.load()
+        inst._check_need_app()
+        w.apps = dict(inst.app.apps)
+    signals = inst.subsystems.get("signals")
+    kernel = inst.kernel
+    park = kernel.park
+    private = w.signal_queue
+    shared = signals.shared_workers if signals is not None else ()
+    listen = inst.listen_queue
+    idle = inst.idle_workers
+    insort = bisect.insort
+    while True:
+        if not w.manage_next_request:
+            raise ProcessExit(w.stop_reason)
+        if private:
+            signals.run_handler(w, private.popleft())
+            continue
+        if shared:
+            signals.run_handler(w, shared.popleft())
+            continue
+        if listen and w.accepting:
+            handle_request(inst, w, listen.popleft())
+            continue
+        w.status = "idle"
+        w.idle = True
+        insort(idle, w, key=by_id)
+        kind, value = park("accept")
+        if kind == "sig":
+            signals.run_handler(w, value)
+        elif kind == "req":
+            handle_request(inst, w, value)
+
+
+class _Input(io.BytesIO):
+    """``wsgi.input``: uWSGI's ``uwsgi._Input`` (read, readline, readlines, seek, tell,
+    fileno, close) over the body the client sent, up to the request's Content-Length
+    (``wsgi_req->post_cl``, see ``content_length``).
+
+    ``read()`` is ``uwsgi_request_body_read``: it reads at most what is left of the
+    Content-Length; a buffer larger than the machine's memory cannot be allocated
+    (``malloc()`` fails, logged, ``OSError``), and when the client sent fewer bytes than
+    it announced (or has not sent yet: a slow client), uWSGI waits for the rest, each
+    wait at most ``--socket-timeout`` (default 4 s) of virtual time; one that times out
+    logs ``[uwsgi-body-read] Timeout reading ...`` and raises ``OSError``. After
+    ``--post-buffering`` the body is in memory: no wait.
+    ``readline``/``readlines``/iteration read what was sent, without the waiting."""
+
+    def __init__(self, body: bytes, post_cl: int = -1, conn: Any = None) -> None:
+        self._cl = len(body) if post_cl < 0 else post_cl
+        super().__init__(body[:self._cl])
+        self._conn = conn
+
+    def read(self, *args: Any) -> bytes:  # type: ignore[override]
+        (hint,) = _parse_read(args) or (0,)
+        pos = self.tell()
+        if pos >= self._cl:
+            return b""
+        remains = self._cl - pos if hint <= 0 else min(hint, self._cl - pos)
+        conn = self._conn
+        if conn is not None and remains > _memory():
+            conn.req_error("uwsgi_request_body_read()/malloc()", "core/reader.c", 371,
+                           os.strerror(errno.ENOMEM))
+            raise OSError(f"error during read({hint}) on wsgi.input")
+        if conn is not None:
+            sent = _reading.wait_for_body(_reading.reading(conn.inst), conn.req, pos + remains,
+                                          conn)
+            if sent is not None:
+                self.seek(sent)
+                conn.inst.log(f"[uwsgi-body-read] Timeout reading {pos + remains - sent} "
+                              f"bytes. Content-Length: {self._cl} consumed: {sent} left: "
+                              f"{self._cl - sent}")
+                raise OSError(f"error during read({hint}) on wsgi.input")
+        return super().read(remains)
+
+
+_Input.__module__ = "uwsgi"
+_parse_read = parser("|l:read")
+
+
+def _memory() -> int:
+    """What one ``malloc`` can get on this machine (Linux's heuristic overcommit refuses
+    more than the physical memory, roughly)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def content_length(value: str | None) -> int:
+    """``get_content_length`` of a var's text (``simuwsgi.protocol``'s)."""
+    return _content_length((value or "").encode("latin-1", "replace"))
+
+
+class _LogSink(io.RawIOBase):
+    """The byte end of ``wsgi.errors``: complete lines go to the uWSGI log."""
+
+    def __init__(self, inst: Instance) -> None:
+        self._inst = inst
+        self._partial = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = self._partial + bytes(data)
+        *lines, self._partial = chunk.split(b"\n")
+        for line in lines:
+            self._inst.log_raw(line.decode("utf-8", "replace"))
+        return len(data)
+
+
+def errors_stream(inst: Instance) -> io.TextIOWrapper:
+    """``wsgi.errors``: uWSGI passes a text wrapper over its stderr (the log)."""
+    return io.TextIOWrapper(io.BufferedWriter(_LogSink(inst)), encoding="UTF-8",
+                            line_buffering=True)
+
+
+_parse_sendfile = parser("O|i:uwsgi_sendfile")
+
+
+def file_wrapper(inst: Instance) -> BuiltinFunction:
+    """``wsgi.file_wrapper``: uWSGI's ``uwsgi_sendfile``, one function per instance. It
+    returns the file object itself, remembered for the request's response loop."""
+    wrapper = getattr(inst, "_file_wrapper", None)
+    if wrapper is None:
+        def uwsgi_sendfile(*args: Any, **kw: Any) -> Any:
+            no_kwargs("uwsgi_sendfile", kw)
+            parsed = _parse_sendfile(args)
+            filelike = parsed[0]
+            if not hasattr(filelike, "read"):
+                raise AttributeError("object has no attribute 'read'")
+            req = getattr(inst.kernel.current, "request", None)
+            conn = getattr(req, "conn", None)
+            if conn is not None:
+                conn.sendfile_obj = filelike
+                conn.sendfile_chunk = parsed[1] if len(parsed) > 1 else 0
+            return filelike
+
+        wrapper = inst._file_wrapper = BuiltinFunction("uwsgi_sendfile", uwsgi_sendfile)
+    return wrapper
+
+
+def _server_port(inst: Instance) -> str:
+    for value in inst.opts.strings("http-socket", "socket", "http11-socket"):
+        host, sep, port = value.rpartition(":")
+        if sep and port.isdigit():
+            return port
+    return "80"
+
+
+def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
+    """The vars uWSGI's ``--http-socket`` parser (``proto/http.c`` ``http_parse``) puts
+    in the request's uwsgi packet (observed on 2.0.30: no ``REMOTE_PORT``;
+    ``SERVER_NAME`` is the host name; ``CONTENT_LENGTH`` only with a body; headers
+    become ``HTTP_*``)."""
+    parts = urlsplit(req.path)
+    packet = {
+        "REQUEST_METHOD": req.method,
+        "REQUEST_URI": req.path,
+        "PATH_INFO": _unquote_path(parts.path or "/"),
+        "QUERY_STRING": parts.query,
+        "SERVER_PROTOCOL": req.protocol,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": inst.hostname,
+        "SERVER_PORT": _server_port(inst),
+        "REMOTE_ADDR": req.remote_addr,
+    }
+    for name, value in req.headers:
+        key = name.upper().replace("-", "_")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            packet[key] = value
+        else:
+            packet["HTTP_" + key] = value
+    if req.body and "CONTENT_LENGTH" not in packet:
+        packet["CONTENT_LENGTH"] = str(len(req.body))
+    if _reading.reading(inst).manage_script_name:
+        del packet["SCRIPT_NAME"]  # proto/http.c leaves it to uwsgi_parse_vars
+    return packet
+
+
+def build_environ(inst: Instance, req: Request, w: Worker,
+                  conn: Any = None) -> dict[str, Any]:
+    """The WSGI environ uWSGI's Python plugin builds: the packet's vars, then the
+    ``wsgi.*`` and ``uwsgi.*`` keys."""
+    environ: dict[str, Any] = dict(req.env_vars or req.vars or packet_vars(inst, req))
+    environ.update({
+        "wsgi.input": _Input(req.body, content_length(environ.get("CONTENT_LENGTH")), conn),
+        "wsgi.errors": inst.errors_stream(),
+        "wsgi.file_wrapper": file_wrapper(inst),
+        "wsgi.version": (1, 0),
+        "wsgi.run_once": False,
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": inst.opts.int("threads", 0) > 1,
+        "wsgi.multiprocess": inst.numproc > 1,
+        "uwsgi.version": b"2.0.30",
+        "uwsgi.node": inst.hostname.encode(),
+    })
+    return environ
+
+
+def _unquote_path(path: str) -> str:
+    from urllib.parse import unquote_to_bytes
+
+    return unquote_to_bytes(path).decode("latin-1")
+
+
+def handle_request(inst: Instance, w: Worker, req: Request) -> None:
+    kernel = inst.kernel
+    reading = _reading.reading(inst)
+    vars_ = packet_vars(inst, req)
+    if getattr(req, "net", None) is None:  # serve's real socket server read those
+        read = reading.read_head(req, vars_)
+        if read is None:  # closed: nothing counted, no log line
+            req.fail("connection closed without a response: the request head does not "
+                     "fit --buffer-size", kernel.now)
+            return
+        vars_ = read
+    req.vars = vars_
+    w.status = "busy"
+    w.request = req
+    req.worker = w.id
+    req.started = kernel.now
+    inst.record("request.start", w, id=req.id, method=req.method, path=req.path)
+    start_wall = inst.wall()
+    if inst.harakiri:
+        inst.arm_harakiri(w, inst.harakiri)
+    outcome = reading.parse_vars(w, req, vars_)
+    if outcome is _reading.FAILED:  # uWSGI's 500 with no byte sent
+        status, headers, body, failed = None, [], b"", False
+    elif outcome is _reading.SERVED:  # a static file: the connection holds the response
+        status, headers, body, failed = _result(req.conn, False)
+    elif inst.forks is None:
+        status, headers, body, failed = _call_app(inst, w, req)
+    else:  # fork mode: the app runs in the worker's OS process
+        status, headers, body, failed = inst.forks.call_app(w, req)
+    end = kernel.now
+    # uwsgi_close_request: counters at the end of the request.
+    w.requests += 1
+    w.delta_requests += 1
+    w.core_requests += 1
+    inst.total_requests += 1
+    if outcome is _reading.PARSED and req.app_id >= 0:
+        w.app_requests[req.app_id] = w.app_requests.get(req.app_id, 0) + 1
+    elapsed_us = int(round((end - req.started) * 1_000_000))
+    w.running_time += elapsed_us
+    w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
+    w.tx += len(body)
+    w.request = None
+    if w.harakiri_deadline or w.user_harakiri_deadline:
+        w.harakiri_deadline = 0.0
+        w.user_harakiri_deadline = 0.0
+        inst._reschedule_harakiri(w)
+    inst.record("request.end", w, id=req.id, status=status, bytes=len(body),
+                **({"exception": True} if failed else {}))
+    reason = ""
+    if outcome is _reading.FAILED:
+        reason = "connection closed without a response: the request was refused (see the log)"
+    elif status is None:
+        reason = ("connection closed without a response: " +
+                  ("the app raised before start_response" if failed
+                   else "start_response not called"))
+    req.finish(status, headers, body, end, reason)
+    _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
+    req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
+    # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
+    # memory limits
+    limit = inst.max_requests + (w.id - 1) * inst.max_requests_delta
+    if (inst.max_requests > 0 and w.delta_requests >= limit
+            and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
+        raise ProcessExit("max-requests")
+    if inst.measure_memory(w):
+        raise ProcessExit("max-requests")
+
+
+def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
+                 end: float, refused: bool = False) -> None:
+    """uWSGI's request log line, from the connection's counters (``reqlog``)."""
+    conn = req.conn
+    stats = getattr(conn, "log_stats", None)
+    if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
+        stats = _FAILED_STATS if refused else _no_app_stats(req.protocol)
+    vars_ = req.vars or packet_vars(inst, req)
+    packet = [*vars_.items(), *req.appended_vars]
+    addr = req.remote_addr
+    if inst.opts.flag("log-x-forwarded-for") and "HTTP_X_FORWARDED_FOR" in vars_:
+        addr = vars_["HTTP_X_FORWARDED_FOR"]
+    misc = inst.subsystems.get("misc")
+    state = misc.request_state(req) if misc is not None else None
+    app_id = stats["app_id"]
+    app_req = -1
+    if app_id >= 0:
+        app_req = w.app_local_requests[app_id] = w.app_local_requests.get(app_id, 0) + 1
+    record = _reqlog.RequestLogRecord(
+        pid=w.pid, wid=w.id, app_id=stats["app_id"],
+        app_req=app_req,
+        total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
+        proto=req.protocol, status=stats["status"],
+        var_cnt=req.var_cnt if req.var_cnt >= 0 else 2 * (len(packet) + req.var_slots),
+        pktsize=sum(4 + len(k) + len(v.encode("latin-1", "replace")) for k, v in packet),
+        start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
+        response_size=stats["response_size"], headers_size=stats["headers_size"],
+        header_cnt=stats["header_cnt"], switches=stats["switches"],
+        via_sendfile=stats["via_sendfile"], write_errors=stats["write_errors"],
+        cl=len(req.body), host=vars_.get("HTTP_HOST", ""),
+        uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),
+        log_this=bool(state is not None and state.log_forced))
+    _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w)
+
+
+#: A request whose vars the parse refused: a 500 with nothing written.
+_FAILED_STATS = {"app_id": -1, "status": 500, "response_size": 0, "headers_size": 0,
+                 "header_cnt": 0, "switches": 0, "via_sendfile": False, "write_errors": 0}
+
+
+def _no_app_stats(protocol: str) -> dict[str, Any]:
+    head = (f"{protocol} 500 Internal Server Error\r\nConnection: close\r\n"
+            "Content-Type: text/plain\r\n\r\n")
+    return {"app_id": -1, "status": 500, "response_size": 21, "headers_size": len(head),
+            "header_cnt": 2, "switches": 0, "via_sendfile": False, "write_errors": 0}
+
+
+def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
+    """Run the WSGI callable; returns (status, headers, body, raised).
+
+    Every write goes through the request's ``wire.Connection`` (``req.conn``), in the
+    order uWSGI puts bytes on the socket; ``uwsgi.send``/``sendfile``/``disconnect`` and
+    the module-level ``uwsgi.start_response`` reach it through ``req.conn``.
+    """
+    app = (w.apps if inst.lazy_apps else inst.app.apps).get(req.app_id)
+    if app is None:
+        # "no app loaded": uWSGI answers 500 without calling anything.
+        inst.log("--- no python application found, check your startup logs for errors ---", w)
+        return 500, [("Connection", "close"), ("Content-Type", "text/plain")], \
+            b"Internal Server Error", False
+    app = inst.app.resolve(app)  # this process's copy of the master's callable
+    misc = inst.subsystems.get("misc")
+    if misc is not None:
+        conn = req.conn = _Connection(inst, req, w, misc.writeout)
+        start_response = misc.spit
+    else:
+        conn = req.conn = _Connection(inst, req, w)
+        start_response = _local_spit(conn)
+    conn.app_id = req.app_id
+    environ = build_environ(inst, req, w, conn)
+    facade = inst.facade
+    if inst.cores < 2:
+        facade.env = environ
+    failed = False
+    try:
+        try:
+            result = app(environ, start_response)
+        except (*CONTROL, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - request_subhandler: logged, no response loop
+            failed = True
+            _manage_exception(inst, w)
+        else:
+            failed = _respond(inst, w, conn, result)
+    except CONTROL:
+        raise
+    except SystemExit as exc:
+        raise ProcessExit.from_system_exit(exc) from None
+    except BaseException:  # noqa: BLE001 - KeyboardInterrupt... from the body: logged
+        failed = True
+        _manage_exception(inst, w)
+    finally:
+        if inst.cores < 2 and getattr(facade, "env", None) is environ:
+            try:
+                del facade.env
+            except AttributeError:
+                pass
+    return _result(conn, failed)
+
+
+def _result(conn: Any, failed: bool) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
+    """What the client got on ``conn`` once the request ends: (status, headers, body,
+    raised)."""
+    conn.finish()
+    if conn.altered or (conn.wire and not conn.headers_sent):
+        # raw bytes (uwsgi.send, sendfile before start_response): what a client parses
+        return (*_parse_wire(conn.raw), failed)
+    body = b"".join(conn.body)
+    if conn.status is None:
+        return _exception_response() if failed else (None, [], b"", False)
+    try:
+        code = int(conn.status.split(None, 1)[0])
+    except (ValueError, IndexError):
+        code = None
+    return code, conn.headers, body, failed
+
+
+def _manage_exception(inst: Instance, w: Worker) -> bool:
+    """``uwsgi_manage_exception``: the traceback logged, the exception counted."""
+    w.exceptions += 1
+    w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+    inst.log_exception()
+    return True
+
+
+def _respond(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
+    """``uwsgi_response_subhandler_wsgi``: a ``bytes`` result is the body; the object
+    ``wsgi.file_wrapper`` returned is sent as a file; anything else is iterated, each
+    ``bytes`` item written and any other item logged as unhandled (a ``str`` body is
+    iterated character by character, observed). Each item is one of the log's
+    "switches"; ``close()`` is called at the end whatever happened. True when an
+    exception was logged."""
+    failed = _write_result(inst, w, conn, result)
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001
+            failed = _manage_exception(inst, w)
+    return failed
+
+
+def _write_result(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
+    """The response loop proper; True when an exception was logged."""
+    if isinstance(result, bytes):
+        if not conn.write_body(result):
+            conn.write_exception()
+        return False
+    if conn.sendfile_obj is not None and result is conn.sendfile_obj:
+        _send_file_wrapper(inst, w, conn, result)
+        return False
+    try:
+        chunks = iter(result)
+    except Exception:  # noqa: BLE001 - uWSGI logs it and closes the request
+        return _manage_exception(inst, w)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return False
+        except Exception:  # noqa: BLE001
+            return _manage_exception(inst, w)
+        if isinstance(chunk, bytes):
+            if not conn.write_body(chunk):
+                conn.write_exception()
+                return False
+        elif conn.sendfile_obj is not None and chunk is conn.sendfile_obj:
+            if not _send_file_wrapper(inst, w, conn, chunk):
+                return False
+        else:
+            inst.log(f"[ERROR] Unhandled object from iterator: {chunk!r} ({hex(id(chunk))})")
+        conn.switches += 1
+
+
+def _send_file_wrapper(inst: Instance, w: Worker, conn: Any, filelike: Any) -> bool:
+    """The file ``wsgi.file_wrapper`` wrapped: sent with sendfile() when it has a file
+    descriptor, else read (in ``blksize`` reads) and written; False on a write error."""
+    try:
+        fd = filelike if isinstance(filelike, int) else filelike.fileno()
+        fd = fd if isinstance(fd, int) else -1
+    except Exception:  # noqa: BLE001 - PyObject_AsFileDescriptor failed: cleared
+        fd = -1
+    if fd >= 0:
+        conn.sendfile(fd, 0, 0)
+    elif hasattr(filelike, "read"):
+        args = (conn.sendfile_chunk,) if conn.sendfile_chunk > 0 else ()
+        while True:
+            try:
+                data = filelike.read(*args)
+            except Exception:  # noqa: BLE001
+                _manage_exception(inst, w)
+                break
+            if not isinstance(data, bytes) or not data:
+                break
+            if not conn.write_body(data):
+                break
+    if conn.write_errors:
+        conn.write_exception()
+        return False
+    return True
+
+
+def _local_spit(conn: Any) -> Any:
+    """A ``start_response`` bound to ``conn`` (when the misc subsystem is absent)."""
+    def start_response(*args: Any, **kw: Any) -> Any:
+        return conn.spit(args, kw)
+    return start_response
+
+
+def _wire_bytes(protocol: str, status: int | None, headers: list[tuple[str, str]],
+                body: bytes) -> bytes:
+    """What uWSGI writes for a response it builds itself (no app, fork mode)."""
+    if status is None:
+        return b""
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    lines = [f"{protocol} {status} {phrase}".rstrip()] + [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _parse_wire(raw: bytes) -> tuple[int | None, list[tuple[str, str]], bytes]:
+    """Read the bytes like an HTTP client: no status line, no status."""
+    import re
+
+    sep = raw.find(b"\r\n\r\n")
+    if sep < 0:
+        return None, [], b""
+    lines = raw[:sep].decode("latin-1").split("\r\n")
+    match = re.match(r"^HTTP/\d(?:\.\d)? (\d{3})(?: .*)?$", lines[0])
+    if match is None:
+        return None, [], b""
+    headers = []
+    for line in lines[1:]:
+        if line:
+            key, _, value = line.partition(":")
+            headers.append((key.strip(), value.strip()))
+    return int(match.group(1)), headers, raw[sep + 4:]
+
+
+def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
+    """What the client gets when the app raised before ``start_response``: nothing —
+    uWSGI logs the request as a 500 and closes the connection (observed, 2.0.30)."""
+    return None, [], b"", True

@@ -1,0 +1,301 @@
+"""uWSGI file monitors (``add_file_monitor``), driven by the scenario.
+
+What it models (``core/signal.c`` ``uwsgi_add_file_monitor``, ``core/master.c`` (arming
+at the top of the master loop), ``core/event.c`` inotify ``event_queue_add_file_monitor``/
+``event_queue_ack_file_monitor``, ``core/master_events.c``; ``semantics.md`` §4.4):
+
+* ``add_file_monitor(num, path)`` (``Bs``): no master check; a path longer than 254
+  bytes logs ``uwsgi_add_file_monitor: invalid filename length`` and raises
+  ``ValueError('unable to add file monitor')``, as does a 65th monitor
+  (``you can register max 64 file monitors !!!``). Returns None.
+* the master arms new monitors at the top of its next loop iteration: an inotify watch
+  on the path (relative paths from the app directory). A path that does not exist then
+  gets no watch and never fires, even if it is created later. Without a master nothing
+  is ever armed.
+* a change is reported by the scenario with ``sim.touch(path)`` (``path`` itself, or a
+  file directly inside a watched directory), or made on the real filesystem: whenever
+  the scenario drives the simulation (``advance``, ``request``...), the watched paths
+  are compared with what they were (a file's inode, size and times; a directory's
+  entries), and every change seen is reported at that instant, as ``touch`` would. Changes reported
+  at the same instant form one inotify read batch; the master wakes (an event
+  iteration of the loop) and routes **one** signal per batch: that of the monitor
+  matching the batch's last event, and, for a path registered several times (same
+  watch descriptor), the most recently added monitor's signal — as the C loop does.
+  For a file whose directory is watched too, the directory's event comes first.
+
+``--touch-reload FILE`` (``core/master_checks.c`` ``uwsgi_check_touches``, run on every
+master loop iteration): a ``touch`` of such a file is seen by the master's next
+iteration, which logs ``*** FILE has been touched... grace them all !!! ***`` and starts a
+graceful reload. ``--touch-workers-reload`` (``... workers reload !!!``: each worker is
+cursed with SIGHUP, finishes its request and is respawned), ``--touch-mules-reload``
+(``... mules reload !!!``: mules end at once and are respawned) and ``--touch-signal 'FILE
+SIGNUM'`` (the signal is routed, then ``[uwsgi-touch-signal] raising N``) work the
+same way, checked in that order; ``--touch-chain-reload`` starts a chain reload (see
+``Instance.chain_reload``). ``--touch-spoolers-reload`` and ``--touch-exec`` are left
+out.
+
+Changes the app itself makes to watched files are seen the next time the scenario drives
+the simulation, not at the instant they are made. ``--touch-reload`` counts every change
+of the file; uWSGI compares whole-second ``st_mtime`` values (two touches within one
+real second are one), which would make a run depend on the real clock.
+
+Left out: watches on inodes (a file replaced by a rename keeps firing here, while uWSGI's
+watch stays on the old inode), the stride bug of ``event_queue_ack_file_monitor`` on events that carry
+a file name, non-Linux backends.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING, Any
+
+from ..server._pyarg import no_kwargs, parser
+from ..server.config import atoi
+
+if TYPE_CHECKING:
+    from ..server.interface import Instance
+    from .timers import MasterLoop
+
+__all__ = ["MAX_MONITORS", "FileMonitors"]
+
+#: The --touch-* options the master checks, in the order it checks them.
+_TOUCH_OPTIONS = ("touch-reload", "touch-workers-reload", "touch-mules-reload",
+                  "touch-chain-reload", "touch-signal")
+
+MAX_MONITORS = 64
+
+
+class _Monitor:
+    __slots__ = ("num", "path", "registered", "watch")
+
+    def __init__(self, num: int, path: str) -> None:
+        self.num = num
+        self.path = path
+        self.registered = False
+        #: The watched path (its inotify identity), None when inotify refused it.
+        self.watch: str | None = None
+
+
+class FileMonitors:
+    """The file monitor table and its inotify watches."""
+
+    #: In the master loop only while it has entries: every iteration matters then.
+    needs_iteration = True
+
+    @classmethod
+    def create(cls, inst: Instance) -> FileMonitors:
+        return cls(inst)
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.monitors: list[_Monitor] = []
+        self._batch: list[str] = []
+        #: the --touch-* files: (option, resolved path, path as given, signal), in the
+        #: order the master checks them; and the paths touched since its last check
+        self.touches: list[tuple[str, str, str, int]] = []
+        for option in _TOUCH_OPTIONS:
+            for value in inst.opts.strings(option):
+                path, _, signum = value.partition(" ") if option == "touch-signal" \
+                    else (value, "", "")
+                self.touches.append((option, self._resolve(path), path, atoi(signum) & 0xFF))
+        self.touch_paths = {entry[1] for entry in self.touches}
+        self._touched: list[str] = []
+        #: What each watched path looked like when last looked at (``_look``).
+        self._seen: dict[str, Any] = {path: _look(path) for path in self.touch_paths}
+
+    def master_loop_started(self) -> None:
+        loop = self.inst.master_loop
+        # Only a table with work joins the loop (add_file_monitor joins it later).
+        if loop is not None and self.inst.has_master and (self.monitors or self.touch_paths):
+            loop.add_client(self)
+
+    def _resolve(self, path: str) -> str:
+        base = self.inst.opts.str("chdir") or str(self.inst.opts.base_dir)
+        return os.path.normpath(os.path.join(base, path))
+
+    # -- the table ---------------------------------------------------------------------
+    def add(self, num: int, path: str) -> bool:
+        if len(path.encode()) > 0xFF - 1:
+            self.inst.log("uwsgi_add_file_monitor: invalid filename length")
+            return False
+        if len(self.monitors) >= MAX_MONITORS:
+            self.inst.log("you can register max 64 file monitors !!!")
+            return False
+        self.monitors.append(_Monitor(num, path))
+        self.inst.record("filemon.add", num=num, path=path)
+        loop = self.inst.master_loop
+        if loop is not None and loop.started and self.inst.has_master:
+            loop.add_client(self)  # joins the loop now, or re-plans it if already in
+        return True
+
+    # -- the scenario's side --------------------------------------------------------------
+    def touch(self, path: str) -> int:
+        """Report a change of ``path`` (a watched path or a file in a watched directory).
+
+        Returns how many watches saw it. The master reads the batch at the current
+        instant, after the scenario hands control back to the simulation.
+        """
+        target = self._resolve(path)
+        if target in self.touch_paths and target not in self._touched:
+            self._touched.append(target)
+            loop = self.inst.master_loop
+            if loop is not None:
+                self.inst.kernel.call_soon(loop.poke)
+        parent = os.path.dirname(target)
+        seen = [w for w in (parent, target) if any(m.watch == w for m in self.monitors)]
+        self.inst.record("filemon.touch", self.inst.master, path=path, watches=len(seen))
+        if not seen:
+            return 0
+        if not self._batch:
+            self.inst.kernel.call_soon(self._wake_master)
+        self._batch.extend(seen)
+        return len(seen)
+
+    def look_at_the_filesystem(self) -> int:
+        """Report (as ``touch``) the real changes of the watched paths since the last
+        look, in the order they were made (by their change times); returns how many
+        paths changed. Called whenever the scenario drives the simulation."""
+        events: list[tuple[int, str]] = []
+        for path in list(self._seen):
+            before, now = self._seen[path], _look(path)
+            if now == before:
+                continue
+            self._seen[path] = now
+            if before is not None and now is not None and before[0] == now[0] == "dir":
+                old, new = before[2], now[2]
+                for name in sorted(old.keys() | new.keys()):
+                    if old.get(name) != new.get(name):  # created, changed or removed
+                        entry = new.get(name)
+                        events.append((entry[3] if entry else now[1], os.path.join(path, name)))
+                if old == new:  # the directory itself (attributes)
+                    events.append((now[1], path))
+            else:
+                events.append((_changed_at(now, path), path))
+        events.sort(key=lambda event: event[0])  # stable: equal times keep path order
+        targets = list(dict.fromkeys(target for _when, target in events))
+        for target in targets:
+            self.touch(target)
+        return len(targets)
+
+    def _wake_master(self) -> None:
+        loop = self.inst.master_loop
+        if loop is None or not loop.started:
+            self._batch.clear()
+            return
+        loop.event(self._read_batch)
+
+    def _read_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        chosen: _Monitor | None = None
+        for watch in batch:
+            for monitor in self.monitors:
+                if monitor.registered and monitor.watch == watch:
+                    chosen = monitor
+        if chosen is None:
+            return
+        inst = self.inst
+        inst.record("filemon.fire", inst.master, num=chosen.num, path=chosen.path,
+                    events=len(batch))
+        signals = inst.subsystems.get("signals")
+        if signals is not None:
+            signals.route(chosen.num)
+
+    # -- loop client ------------------------------------------------------------------------
+    def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None:
+        pass
+
+    def at_top(self, loop: MasterLoop, wall_s: int) -> None:
+        if self._touched:
+            touched, self._touched = self._touched, []
+            # uwsgi_check_touches, in master.c's order: each check that fires ends the
+            # iteration, except --touch-signal's
+            for option, target, path, signum in self.touches:
+                if target in touched and self._touch_fired(option, path, signum):
+                    break
+        for monitor in self.monitors:
+            if not monitor.registered:
+                monitor.registered = True
+                target = self._resolve(monitor.path)
+                monitor.watch = target if os.path.exists(target) else None
+                if monitor.watch is not None and target not in self._seen:
+                    self._seen[target] = _look(target)
+                self.inst.record("filemon.arm", self.inst.master, num=monitor.num,
+                                 path=monitor.path, watching=monitor.watch is not None)
+
+    def _touch_fired(self, option: str, path: str, signum: int) -> bool:
+        inst, master = self.inst, self.inst.master
+        if option == "touch-signal":
+            signals = inst.subsystems.get("signals")
+            if signals is not None:
+                signals.route(signum)
+            inst.log_verbose(f"[uwsgi-touch-signal] raising {signum}", master)
+            return False
+        if option == "touch-chain-reload":
+            inst.chain_reload(path)
+            return False
+        what = {"touch-reload": "grace them all", "touch-workers-reload": "workers reload",
+                "touch-mules-reload": "mules reload"}[option]
+        inst.log_verbose(f"*** {path} has been touched... {what} !!! ***", master)
+        if option == "touch-reload":
+            inst.request_reload()
+        elif option == "touch-workers-reload":
+            inst.reload_workers()
+        else:
+            inst.reload_mules()
+        return True
+
+    def next_wake(self, loop: MasterLoop) -> float | None:
+        if self._touched or any(not m.registered for m in self.monitors):
+            return loop.next_idle_wake()
+        return None
+
+    def clock_stepped(self, loop: MasterLoop) -> None:
+        pass
+
+    # -- the uwsgi module ----------------------------------------------------------------------
+    def facade_functions(self) -> dict[str, Any]:
+        p_add = parser("Bs:add_file_monitor")
+
+        def add_file_monitor(*args: Any, **kw: Any) -> None:
+            no_kwargs("add_file_monitor", kw)
+            num, path = p_add(args)
+            if not self.add(num, path):
+                raise ValueError("unable to add file monitor")
+
+        return {"add_file_monitor": add_file_monitor}
+
+
+def _look(path: str) -> Any:
+    """What a change of ``path`` changes, as inotify would see it: a file's identity,
+    size and times (``("file", ino, size, mtime, ctime)``); a directory's change time
+    and the same for each entry (``("dir", ctime, {name: (ino, size, mtime, ctime)})``);
+    None when it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return ("file", st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    entries = {}
+    try:
+        names = os.listdir(path)
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            e = os.stat(os.path.join(path, name), follow_symlinks=False)
+        except OSError:
+            continue
+        entries[name] = (e.st_ino, e.st_size, e.st_mtime_ns, e.st_ctime_ns)
+    return ("dir", st.st_ctime_ns, entries)
+
+
+def _changed_at(look: Any, path: str) -> int:
+    """When a watched path changed: its change time; a removed one, its directory's."""
+    if look is not None:
+        return int(look[4] if look[0] == "file" else look[1])
+    try:
+        return os.stat(os.path.dirname(path)).st_ctime_ns
+    except OSError:
+        return 0

@@ -1,0 +1,171 @@
+"""The pre-2.0 ``uwsgi`` names, installed only with ``Simulation(..., legacy=True)``.
+
+uWSGI 2.0 removed them (``shared/spec/api.md`` §2: "Names that do not exist in 2.0.x");
+a default simulation leaves them absent, as 2.0.30 does. With ``legacy=True`` the module
+gets them back with the meaning they had in the 1.x Python plugin (``git show
+1.4:plugins/python/uwsgi_pymodule.c``; ``0.9.8:plugins/python/python_plugin.c`` for the
+attributes):
+
+* ``get_option(id)``/``getoption`` and ``set_option(id, value)``/``setoption``: the 256
+  shared 32-bit option slots (``uwsgi.shared->options``); ids are taken modulo 256,
+  values stored as uint32; ``set_option`` returns the value given. The slots 1.x read
+  live are wired to the instance: 0 logging, 1 max-requests, 2 socket-timeout (4),
+  5 harakiri, 17 spooler-harakiri, 18 mule-harakiri; writing 1 or 5 changes the
+  instance's max-requests / harakiri for the following requests, as in 1.x.
+* ``sorry_i_need_to_block()``: True with a master, None without.
+* ``has_hook(modifier1)``: None (its body was commented out in 1.x).
+* ``cluster()``, ``cluster_nodes()``, ``cluster_node_name([node])``,
+  ``cluster_best_node()``: the answers of an instance without ``--cluster`` (None,
+  ``[]``, the host name / None, None) — 2.0 has no ``--cluster`` option to join one.
+* ``fastfuncs`` (256 slots, None) and ``message_manager_marshal`` (None): attributes the
+  app fills in; 1.x called them for uwsgi-protocol requests with modifier1 26 and 33,
+  which the simulated HTTP client never sends.
+* ``grunt()``: in 1.x (``--grunt``) it fork()ed the worker in the middle of a request so
+  the child could go on with it while the parent went back to accepting. It logs uWSGI's
+  ``spawning a grunt ...`` line and raises ``NotSimulatedError``: the child returns from
+  ``grunt()`` with a copy of the running Python stack, which a virtual process (a
+  greenlet) cannot duplicate.
+* ``send_message``, ``send_multi_message``, ``send_uwsgi_message``,
+  ``async_send_message``, ``send_multicast_message``, ``recv_block``, ``recv_frame``,
+  ``fcgi``, ``add_probe`` talk to other nodes over real sockets, and the ``erlang_*``
+  functions (the ``pyerl`` plugin) to an Erlang node: they raise ``NotSimulatedError``
+  naming the cluster / Erlang work that will complete them.
+
+Left out: the pre-1.9.21 sharedarea API (``sharedarea_read(pos, len)`` without an area
+id), ``applist``, ``call_hook``, ``load_plugin``, ``offload_transfer``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._errors import NotSimulatedError
+from ..server._pyarg import no_kwargs, parser
+
+if TYPE_CHECKING:
+    from ..server.interface import Instance
+
+__all__ = ["LEGACY_NAMES", "legacy_entries"]
+
+_CLUSTER = ("it sends uwsgi-protocol messages to other uWSGI nodes over real sockets; it "
+            "comes with the cluster work (shared/spec/cluster.md)")
+_ERLANG = ("it talks to an Erlang node through the pyerl plugin (not part of standard "
+           "builds); it comes with the Erlang work")
+_NETWORK = {
+    "send_message": _CLUSTER, "send_multi_message": _CLUSTER,
+    "send_uwsgi_message": _CLUSTER, "async_send_message": _CLUSTER,
+    "send_multicast_message": _CLUSTER, "recv_block": _CLUSTER, "recv_frame": _CLUSTER,
+    "fcgi": "it connects to a FastCGI server over a real socket; it comes with the "
+            "cluster work",
+    "add_probe": "it registers a network probe run by the master; it comes with the "
+                 "cluster work",
+    **{f"erlang_{n}": _ERLANG for n in (
+        "connect", "close", "send_message", "send", "recv_message", "recv", "sr", "rpc",
+        "lock", "unlock")},
+}
+
+#: option slot -> (uWSGI option name, default) for the slots 1.x kept in sync
+_SLOTS = {0: ("logging", 1), 1: ("max-requests", 0), 2: ("socket-timeout", 4),
+          5: ("harakiri", 0), 17: ("spooler-harakiri", 0), 18: ("mule-harakiri", 0)}
+
+#: every name this module installs
+LEGACY_NAMES: tuple[str, ...] = (
+    "get_option", "getoption", "set_option", "setoption", "sorry_i_need_to_block", "grunt",
+    "has_hook", "cluster", "cluster_nodes", "cluster_node_name", "cluster_best_node",
+    "fastfuncs", "message_manager_marshal", *_NETWORK)
+
+
+def _option_table(inst: Instance) -> list[int]:
+    table = [0] * 256
+    for slot, (name, default) in _SLOTS.items():
+        if name == "logging":
+            table[slot] = 0 if inst.opts.flag("disable-logging") else 1
+        else:
+            table[slot] = inst.opts.int(name, default) & 0xFFFFFFFF
+    return table
+
+
+def _not_simulated(name: str, why: str) -> Any:
+    def fn(*_args: Any, **kw: Any) -> Any:
+        no_kwargs(name, kw)
+        raise NotSimulatedError(f"uwsgi.{name}() (removed in uWSGI 2.0) is not simulated: "
+                                f"{why}")
+
+    fn.__name__ = name
+    return fn
+
+
+def legacy_entries(inst: Instance) -> dict[str, Any]:
+    """The legacy names for ``inst``'s ``uwsgi`` module (functions and attributes)."""
+    table: list[int] = getattr(inst, "legacy_options", None) or _option_table(inst)
+    inst.legacy_options = table  # shared by every process, like uwsgi.shared
+    p_get = parser("i:get_option")
+    p_set = parser("ii:set_option")
+
+    def get_option(*args: Any, **kw: Any) -> int:
+        no_kwargs("get_option", kw)
+        (opt_id,) = p_get(args)
+        return table[opt_id & 0xFF]
+
+    def set_option(*args: Any, **kw: Any) -> int:
+        no_kwargs("set_option", kw)
+        opt_id, value = p_set(args)
+        slot = opt_id & 0xFF
+        table[slot] = value & 0xFFFFFFFF
+        if slot == 1:
+            inst.max_requests = table[slot]
+        elif slot == 5:
+            inst.harakiri = table[slot]
+        inst.record("legacy.set_option", None, slot=slot, value=table[slot])
+        return value
+
+    def sorry_i_need_to_block(*_args: Any, **kw: Any) -> bool | None:
+        no_kwargs("sorry_i_need_to_block", kw)
+        return True if inst.has_master else None
+
+    def grunt(*_args: Any, **kw: Any) -> None:
+        no_kwargs("grunt", kw)
+        proc = inst.kernel.current
+        inst.log(f"spawning a grunt from worker {getattr(proc, 'id', 0)} "
+                 f"(pid :{getattr(proc, 'pid', 0)})...")
+        raise NotSimulatedError(
+            "uwsgi.grunt() (removed in uWSGI 2.0) is not simulated: it fork()s the worker "
+            "in the middle of a request and the child returns from grunt() with a copy of "
+            "the running Python stack, which a virtual process (a greenlet) cannot "
+            "duplicate")
+
+    p_hook = parser("i:has_hook")
+
+    def has_hook(*args: Any, **kw: Any) -> None:
+        no_kwargs("has_hook", kw)
+        p_hook(args)
+
+    def cluster(*_args: Any, **kw: Any) -> None:
+        no_kwargs("cluster", kw)
+
+    def cluster_nodes(*_args: Any, **kw: Any) -> list[bytes]:
+        no_kwargs("cluster_nodes", kw)
+        return []
+
+    p_node = parser("|s:cluster_node_name")
+
+    def cluster_node_name(*args: Any, **kw: Any) -> bytes | None:
+        no_kwargs("cluster_node_name", kw)
+        if not p_node(args):
+            return inst.hostname.encode()
+        return None  # no cluster node has that name
+
+    def cluster_best_node(*_args: Any, **kw: Any) -> None:
+        no_kwargs("cluster_best_node", kw)
+
+    entries: dict[str, Any] = {
+        "get_option": get_option, "getoption": get_option, "set_option": set_option,
+        "setoption": set_option, "sorry_i_need_to_block": sorry_i_need_to_block,
+        "grunt": grunt, "has_hook": has_hook, "cluster": cluster,
+        "cluster_nodes": cluster_nodes, "cluster_node_name": cluster_node_name,
+        "cluster_best_node": cluster_best_node,
+        "fastfuncs": [None] * 256, "message_manager_marshal": None,
+    }
+    for name, why in _NETWORK.items():
+        entries[name] = _not_simulated(name, why)
+    return entries
