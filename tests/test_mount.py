@@ -1,5 +1,5 @@
-"""--mount, --manage-script-name and uwsgi.applications (``simuwsgi/apps.py``,
-``simuwsgi/reading.py``): which app a request reaches, and the lines of app loading."""
+"""--mount, --manage-script-name and uwsgi.applications (``simuwsgi/server/apps.py``,
+``simuwsgi/server/reading.py``): which app a request reaches, and the lines of app loading."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request limits and slow clients on the simulated request path (``simuwsgi/reading.py``),
+"""Request limits and slow clients on the simulated request path (``simuwsgi/server/reading.py``),
 and a differential test of --mount, --manage-script-name, static files and the limits
 against the real uWSGI 2.0.30."""
 
@@ -13,8 +13,8 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi.conform import mask_line
-from simuwsgi.real import RealUwsgi
-from simuwsgi.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
 
 READER = ("def application(e, s):\n    data = e['wsgi.input'].read()\n"
           "    s('200 OK', [])\n    return [b'n=%d' % len(data)]\n")

@@ -1,4 +1,4 @@
-"""Static files served by the worker (``simuwsgi/static.py``): what the client gets, what
+"""Static files served by the worker (``simuwsgi/server/static.py``): what the client gets, what
 falls through to the app, and the log lines (the differential test against the real
 server is in ``test_reading.py``)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simuwsgi import Simulation
-from simuwsgi.static import http_date
+from simuwsgi.server.static import http_date
 
 APP = ("def application(e, s):\n    s('200 OK', [])\n"
        "    return [('app %s' % e['PATH_INFO']).encode()]\n")

@@ -264,13 +264,13 @@ class AppLoader:
         mounted file that does not load ends uWSGI at start (status 22)."""
         mountpoint, sep, what = mount.partition("=")
         if not sep:
-            from ._errors import StartRefusedError
+            from .._errors import StartRefusedError
 
             raise StartRefusedError(f"invalid mountpoint: {mount}")
         self.inst.log(f"mounting {what} on {mountpoint}")
         if what.endswith((".py", ".wsgi")):
             if self._init_app(mountpoint, lambda: self._file_loader(what)) == -2:
-                from ._errors import AppLoadError
+                from .._errors import AppLoadError
 
                 raise AppLoadError(
                     f"the app mounted on {mountpoint} did not load: uWSGI exits with "

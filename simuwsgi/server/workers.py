@@ -119,7 +119,7 @@ class Request:
         #: When the body's chunks arrive: (virtual time, bytes sent so far), from
         #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
         self.chunk_times: list[tuple[float, int]] = []
-        #: Set by the worker (``simuwsgi.reading``): the request's vars, the environ's
+        #: Set by the worker (``simuwsgi.server.reading``): the request's vars, the environ's
         #: (``--manage-script-name``), the app chosen, and the log's var count when the
         #: parse stopped early (-1: all the vars).
         self.vars: dict[str, str] | None = None

@@ -21,7 +21,7 @@ What it models, in uWSGI's order:
   ignored for the test, never the empty one) into ``SCRIPT_NAME`` (the HTTP parser
   adds no ``SCRIPT_NAME`` under this option: uWSGI adds a var slot, no packet bytes,
   for a ``PATH_INFO`` longer than ``/``; a request for ``/`` has none at all); then
-  the static file checks (``simuwsgi.static``);
+  the static file checks (``simuwsgi.server.static``);
 * the app (``uwsgi_request_wsgi``): the one mounted exactly on ``SCRIPT_NAME``, else
   the default app, else uWSGI's 'no python application found' 500.
 
@@ -41,8 +41,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .protocol._errors import RemoteProtocolError
-from .protocol._http_request import parse_http_request
+from ..protocol._errors import RemoteProtocolError
+from ..protocol._http_request import parse_http_request
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -67,7 +67,7 @@ class Reading:
     post_buffering: int
     socket_timeout: float
     manage_script_name: bool
-    static: Any  # simuwsgi.static.StaticFiles, or None without any static option
+    static: Any  # simuwsgi.server.static.StaticFiles, or None without any static option
 
     # -- proto/http.c ------------------------------------------------------------------
     def read_head(self, req: Request, vars_: dict[str, str]) -> dict[str, str] | None:

@@ -123,7 +123,7 @@ class StaticFiles:
             for value in opts.strings(name):
                 mountpoint, sep, docroot = value.partition("=")
                 if not sep:
-                    from ._errors import StartRefusedError
+                    from .._errors import StartRefusedError
 
                     raise StartRefusedError("invalid document root in static map, syntax "
                                             "mountpoint=docroot")
