@@ -352,10 +352,16 @@ class Simulation:
         watchdog = self._watchdog
         watchdog.driving = True
         test_argv, sys.argv = sys.argv, self._contain.argv
+        test_streams = sys.stdout, sys.stderr
+        if self.mode == "sim":
+            # uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a fork
+            # mode child writes to the test's streams)
+            sys.stdout = sys.stderr = self.inst.errors_stream()
         try:
             body()
         finally:
             sys.argv = test_argv
+            sys.stdout, sys.stderr = test_streams
             watchdog.end_drive()
 
     def _sleep(self, seconds: float) -> None:

@@ -23,8 +23,10 @@ the log without the ``--log-date``/``--log-prefix`` prefix, as uWSGI writes them
 ``logsink``).
 
 ``%(ftime)`` is ``%(ltime)`` unless ``--logformat-strftime`` and a ``--log-date`` format
-are set. Left out: the ``vhost`` prefix; ``%(rss)``/``%(vsz)`` and the
-``--memory-report`` prefix show 0 (no memory is measured), ``%(rerr)`` 0.
+are set. ``%(rss)``/``%(vsz)`` (and the ``--memory-report`` prefix) are the worker's
+memory as last read, which uWSGI does at the end of each request only when something
+needs it (``--reload-on-rss``/``-as``, ``--evil-reload-on-*``; ``sim.set_rss`` sets
+it): 0 otherwise, as real. Left out: the ``vhost`` prefix; ``%(rerr)`` is 0.
 """
 
 from __future__ import annotations

@@ -109,6 +109,13 @@ class BuiltinFunction:
         return f"<built-in function {self.__name__}>"
 
 
+# The type as a C function's: ``type(environ['wsgi.file_wrapper'])`` prints
+# ``<class 'builtin_function_or_method'>`` as under uWSGI (it is still not
+# ``types.BuiltinFunctionType``: a Python callable cannot be one).
+BuiltinFunction.__name__ = BuiltinFunction.__qualname__ = "builtin_function_or_method"
+BuiltinFunction.__module__ = "builtins"
+
+
 class Connection:
     """One request's client socket and response state (``struct wsgi_request``)."""
 

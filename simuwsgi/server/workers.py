@@ -508,6 +508,8 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
                   ("the app raised before start_response" if failed
                    else "start_response not called"))
     req.finish(status, headers, body, end, reason)
+    # uwsgi_close_request reads the memory usage before the log line (its %(rss), %(vsz))
+    over_memory = inst.measure_memory(w)
     _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
     req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
     # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
@@ -516,7 +518,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     if (inst.max_requests > 0 and w.delta_requests >= limit
             and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
         raise ProcessExit("max-requests")
-    if inst.measure_memory(w):
+    if over_memory:
         raise ProcessExit("max-requests")
 
 
@@ -551,6 +553,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         via_sendfile=stats["via_sendfile"], write_errors=stats["write_errors"],
         cl=len(req.body), host=vars_.get("HTTP_HOST", ""),
         uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),
+        rss=w.rss_size, vsz=w.vsz_size,
         log_this=bool(state is not None and state.log_forced))
     _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w)
 
