@@ -175,7 +175,7 @@ class Simulation:
         return self
 
     def _check_app_loaded(self) -> None:
-        if not self.inst.app_loaded and not self.allow_no_app:
+        if not self.inst.app_loaded and not self.allow_no_app and not self.inst.command_mode:
             raise AppLoadError(
                 self._no_app_message(), log=self.log,
                 advice="uWSGI runs on, answering every request with a 500: pass "

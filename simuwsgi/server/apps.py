@@ -73,6 +73,9 @@ class AppLoader:
         self.wsgi_file = opts.str("wsgi-file")
         self.module_spec = opts.str("module")
         self.mount = opts.strings("mount")  # --worker-mount is an alias of it
+        #: ``--pyrun``/``--python``/``--py``: the script worker 1 runs (command mode)
+        pyrun = opts.last("pyrun", "python", "py")
+        self.pyrun = pyrun if isinstance(pyrun, str) else None
         self.imports = opts.strings("import", "pyimport", "py-import", "python-import")
         self.shared_imports = opts.strings("shared-import", "shared-pyimport",
                                            "shared-py-import", "shared-python-import")
@@ -345,7 +348,34 @@ class AppLoader:
                 return app_id
         return self.default_app if self.default_app in apps else -1
 
+    def run_command(self) -> None:
+        """``uwsgi_python_hijack`` (``--pyrun``): the worker runs the file as
+        ``__main__`` instead of serving, then exits: 0, ``sys.exit``'s status, 1 when
+        the file cannot be opened; an exception is printed and the exit is 0."""
+        from .interface import ProcessExit
+
+        path = self.base_dir / (self.pyrun or "")
+        if not path.is_file():
+            self.inst.log(f'open("{self.pyrun}"): No such file or directory '
+                          "[plugins/python/python_plugin.c line 1940]")
+            raise ProcessExit("exited", 1)
+        sys.argv = [self.pyrun or ""]  # as pyuwsgi's command mode sets it
+        try:
+            exec(compile(path.read_bytes(), self.pyrun or "", "exec"), {"__name__": "__main__", "__file__": self.pyrun,  # noqa: S102
+                        "__builtins__": __builtins__})
+        except SystemExit as exc:
+            raise ProcessExit.from_system_exit(exc) from None
+        except _control():
+            raise
+        except BaseException:  # noqa: BLE001 - PyRun_SimpleFile prints it
+            self.inst.log_exception()
+        finally:
+            self._track_new_modules()
+        raise ProcessExit("exited", 0)
+
     def _log_no_app(self) -> None:
+        if self.pyrun:  # command mode: no app is expected
+            return
         # uWSGI's last word on loading: with --need-app it exits right after (status 22)
         if self.inst.opts.flag("need-app"):
             self.inst.log("*** no app loaded. GAME OVER ***")

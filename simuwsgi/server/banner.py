@@ -145,7 +145,7 @@ def before_app(inst: Instance) -> list[str]:
               "Python main interpreter initialized at 0x0"]
     lines += _as_root(inst)
     lines.append("python threads support enabled")
-    if sockets(inst):
+    if sockets(inst) and not inst.command_mode:  # command mode drops the sockets
         lines.append(f"your server socket listen backlog is limited to {inst.listen} "
                      "connections")
     lines.append("your mercy for graceful operations on workers is "
@@ -162,7 +162,9 @@ def before_app(inst: Instance) -> list[str]:
     mules = inst.subsystems.get("mules")
     lines += mules.setup_lines if mules is not None else []
     multi = inst.numproc > 1
-    if threads > 1:
+    if inst.command_mode:
+        mode = "command"
+    elif threads > 1:
         mode = "preforking+threaded" if multi else "threaded"
     elif o.int("async", 0) > 0:
         mode = "preforking+async" if multi else "async"

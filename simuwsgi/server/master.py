@@ -146,7 +146,10 @@ class Instance:
         self.has_master = o.flag("master") or any(
             name in MASTER_OPTIONS for name, _value in o.items)
         # 0 is uWSGI's no-workers mode (negative values are refused by config)
-        self.numproc = o.int("processes", 1)
+        #: ``--pyrun``: uWSGI's command mode, one worker that runs the script and ends
+        #: the instance (``uwsgi.status.brutally_destroying``)
+        self.command_mode = o.last("pyrun", "python", "py") is not None
+        self.numproc = 1 if self.command_mode else o.int("processes", 1)
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
@@ -577,6 +580,11 @@ class Instance:
             return  # reaped by a reload or a stop in between
         self.record("death", proc, pid=proc.pid, reason=reason)
         if self.stopped or getattr(proc, "reloading", False):
+            return
+        if isinstance(proc, Worker) and self.command_mode:  # the command ended
+            self.log(f"worker {proc.id} buried after 0 seconds", self.master)
+            self.shutdown(signalled=False)
+            self.log("goodbye to uWSGI.", self.master)
             return
         if isinstance(proc, Worker):
             if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP

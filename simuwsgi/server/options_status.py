@@ -102,6 +102,9 @@ SIMULATED: dict[str, str] = {
              "first on '' or '/...' the default app, with 2.0.30's lines; one interpreter "
              "for all (uWSGI gives each mount its own)",
     "manage-script-name": "the longest mountpoint prefixing PATH_INFO becomes SCRIPT_NAME",
+    **dict.fromkeys(("pyrun", "python", "py"),
+                    "command mode: worker 1 runs the file as __main__, then the instance "
+                    "ends"),
     # static files (static.py)
     "check-static": "files under the directory served by the worker, as core/static.c",
     "check-static-docroot": "files under DOCUMENT_ROOT served by the worker",

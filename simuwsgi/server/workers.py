@@ -246,6 +246,8 @@ def dispatch_request(inst: Instance, req: Request) -> None:
 # -- the worker -----------------------------------------------------------------------------
 def worker_loop(inst: Instance, w: Worker) -> None:
     """The accept loop of one worker: signals between requests, then requests."""
+    if inst.command_mode:
+        inst.app.run_command()
     if inst.lazy_apps:
         # Each worker imports its own copy of the app (and of its modules).
         inst.app.forget_app_modules()
