@@ -105,13 +105,22 @@ ECHO = ("def application(e, s):\n    s('200 OK', [])\n"
         "    return [('{name} %s|%s' % (e['SCRIPT_NAME'], e['PATH_INFO'])).encode()]\n")
 DIFF_OPTS = ["--master", "--processes", "1", "--mount", "/foo=one.py", "--mount",
              "/=two.py", "--manage-script-name", "--static-map", "/static=files",
-             "--static-index", "index.html", "--limit-post", "1000", "--max-vars", "20"]
+             "--static-index", "index.html", "--limit-post", "1000", "--max-vars", "20",
+             "--honour-range", "--static-gzip-ext", ".css", "--static-skip-ext", ".py",
+             "--static-expires-type-mtime", "text/css=3600"]
 DIFF_REQUESTS: list[tuple[str, str, list[tuple[str, str]], bytes]] = [
     ("GET", "/foo/bar", [], b""), ("GET", "/foo", [], b""), ("GET", "/foobar", [], b""),
     ("GET", "/static/a.txt", [], b""), ("GET", "/static/missing", [], b""),
     ("GET", "/static/sub/", [], b""), ("GET", "/static/sub", [], b""),
     ("HEAD", "/static/a.txt", [], b""), ("POST", "/static/a.txt", [], b"x"),
     ("GET", "/static/a.txt", [("If-Modified-Since", "Fri, 04 Dec 2037 00:00:00 GMT")], b""),
+    ("GET", "/static/a.txt", [("Range", "bytes=1-3")], b""),
+    ("GET", "/static/a.txt", [("Range", "bytes=-2")], b""),
+    ("GET", "/static/a.txt", [("Range", "bytes=9-12")], b""),
+    ("GET", "/static/a.txt", [("Range", "pages=1-2")], b""),
+    ("GET", "/static/s.css", [("Accept-Encoding", "gzip")], b""),
+    ("GET", "/static/s.css", [], b""),
+    ("GET", "/static/x.py", [], b""),
     ("POST", "/foo/x", [], b"y" * 1001),
     ("GET", "/foo/y", [(f"X-H{i}", "v") for i in range(40)], b""),
 ]
@@ -122,7 +131,8 @@ def _diff_dir(base: Path) -> Path:
     for name in ("one", "two"):
         (base / f"{name}.py").write_text(ECHO.format(name=name))
     (base / "files" / "sub").mkdir(parents=True)
-    for name, text in (("a.txt", "hello\n"), ("sub/index.html", "<h1>x</h1>\n")):
+    for name, text in (("a.txt", "hello\n"), ("sub/index.html", "<h1>x</h1>\n"),
+                       ("s.css", "css\n"), ("s.css.gz", "GZ"), ("x.py", "code")):
         (base / "files" / name).write_text(text)
         os.utime(base / "files" / name, (1_700_000_000, 1_700_000_000))
     return base

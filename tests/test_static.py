@@ -97,3 +97,34 @@ def test_check_static_map2_expires_and_serve_mode(app_dir: Path) -> None:
 def test_static_options_no_longer_warn(app_dir: Path) -> None:
     with Simulation(OPTS, app_dir=app_dir, strict=True) as sim:
         assert sim.get("/s/a.txt").status == 200
+
+
+def test_range_with_honour_range(app_dir: Path) -> None:
+    (app_dir / "files" / "ten.txt").write_text("0123456789")
+    with Simulation([*OPTS, "--honour-range"], app_dir=app_dir) as sim:
+        def get(rng: str, **more: str) -> object:
+            return sim.get("/s/ten.txt", headers={"Range": rng, **more})
+        part = get("bytes=2-4")
+        assert (part.status, part.body) == (206, b"234")
+        assert part.header("Content-Range") == "bytes 2-4/10"
+        assert part.header("Content-Length") == "3"
+        assert "(HTTP/1.1 200) 4 headers" in sim.log[-1]  # uWSGI logs its 206 as a 200
+        assert get("bytes=-3").body == b"789" and get("bytes=7-").body == b"789"
+        assert get("bytes=0-99").status == 200  # the whole file
+        bad = get("bytes=20-30")
+        assert (bad.status, bad.body) == (416, b"")
+        assert bad.header("Content-Range") == "bytes */10"
+        assert get("items=1-2").status == 416
+        assert get("bytes=2-4", **{"If-Range": http_date(2_000_000_000)}).status == 200
+    with Simulation(OPTS, app_dir=app_dir) as sim:  # without --honour-range: ignored
+        assert sim.get("/s/ten.txt", headers={"Range": "bytes=2-4"}).status == 200
+
+
+def test_gzip_sibling(app_dir: Path) -> None:
+    (app_dir / "files" / "a.txt.gz").write_bytes(b"GZ")
+    with Simulation([*OPTS, "--static-gzip-ext", ".txt"], app_dir=app_dir) as sim:
+        r = sim.get("/s/a.txt", headers={"Accept-Encoding": "gzip, deflate"})
+        assert r.body == b"GZ" and r.header("Content-Encoding") == "gzip"
+        assert r.header("Content-Type") == "text/plain"
+        assert sim.get("/s/a.txt").body == b"hello\n"
+        assert sim.get("/s/s.css", headers={"Accept-Encoding": "gzip"}).body == b"css\n"

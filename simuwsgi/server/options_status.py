@@ -119,6 +119,10 @@ SIMULATED: dict[str, str] = {
                      "static-expires-type-mtime"),
                     "the Expires header of a static file (virtual time)"),
     "mimefile": "the mime types file read at start (default /etc/mime.types)",
+    "honour-range": "a static file's Range: 206, or 416 (as 2.0.30, static files only)",
+    "static-gzip-all": "a static file's .br/.gz sibling served to a client accepting it",
+    **dict.fromkeys(("static-gzip", "static-gzip-dir", "static-gzip-ext"),
+                    "as --static-gzip-all, for the files matching it"),
     "file-serve-mode": "x-sendfile/nginx: a static file is answered with its header",
     # request limits on every request (reading.py; simuwsgi serve's sockets too)
     "buffer-size": "a request head or vars beyond it are refused or dropped, as real",

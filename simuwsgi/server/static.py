@@ -15,8 +15,14 @@ What it models (``uwsgi_parse_vars``'s static checks in ``core/protocol.c``,
   the vars, as uWSGI does, even when the method then falls through), the method is
   GET or HEAD, and its ending is not a ``--static-skip-ext``; anything else falls
   through to the app;
-* the answer: ``304 Not Modified`` (headers only) when ``If-Modified-Since`` is not
-  older than the file; else ``200 OK`` with the ``Expires`` of the first
+* the answer: the file's ``.br``/``.gz`` sibling instead when the client accepts that
+  encoding and ``--static-gzip-all``/``-dir``/``-ext`` or a ``--static-gzip`` regexp
+  covers the file (``Content-Encoding``; the type is the plain file's);
+  ``304 Not Modified`` (headers only) when ``If-Modified-Since`` is not older than the
+  file; with ``--honour-range``, the first range of ``Range`` gives ``206 Partial
+  Content`` (``Content-Range``; unless ``If-Range`` is not older than the file), an
+  unsatisfiable or malformed one ``416`` (``Content-Range: bytes */SIZE``, no body);
+  else ``200 OK``; then the ``Expires`` of the first
   ``--static-expires``/``-mtime`` (file name regexp), ``--static-expires-path-info``
   and ``--static-expires-uri`` (and their ``-mtime``) that matches, ``Content-Type``
   from the mime types (``--mimefile``, default ``/etc/mime.types``, read as uWSGI reads
@@ -27,9 +33,8 @@ What it models (``uwsgi_parse_vars``'s static checks in ``core/protocol.c``,
 * the request is logged as app -1 (``[pid: P|app: -1|req: -1/T]``), ``via sendfile()``.
 
 Files are read from the real filesystem, read-only; ``Expires`` counts from the
-request's virtual start. Left out: ``Range`` (``--honour-range``), the gzip/brotli
-variants (``--static-gzip*``), ``--static-cache-paths``, routing rules before a
-static file.
+request's virtual start. Left out: ``--static-cache-paths``, routing rules before a
+static file, offloading.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ _EXPIRES = (("static-expires", "", False), ("static-expires-mtime", "", True),
             ("static-expires-path-info", "-path-info", False),
             ("static-expires-path-info-mtime", "-path-info", True),
             ("static-expires-uri", "-uri", False), ("static-expires-uri-mtime", "-uri", True))
+#: ``enum uwsgi_range``
+_RANGE_NOT_PARSED, _RANGE_PARSED, _RANGE_VALID, _RANGE_INVALID = range(4)
+_INT64_MAX = 2 ** 63 - 1
 _SERVE_MODES = {"x-sendfile": 2, "xsendfile": 2, "apache": 2, "apache2": 2,
                 "x-accel-redirect": 1, "xaccelredirect": 1, "nginx": 1}
 
@@ -112,6 +120,11 @@ class StaticFiles:
     expires_type: list[tuple[str, int, bool]]
     serve_mode: int
     mimefiles: list[str]
+    honour_range: bool
+    gzip_all: bool
+    gzip_dirs: list[str]
+    gzip_exts: list[str]
+    gzip_regexps: list[re.Pattern[str]]
     mime: dict[str, str] = field(default_factory=dict)
     _real: dict[str, str | None] = field(default_factory=dict)
 
@@ -135,18 +148,23 @@ class StaticFiles:
         for name, what, mtime in _EXPIRES:
             for value in opts.strings(name):
                 pattern, _sep, delta = value.partition(" ")
-                expires.append((what, value, re.compile(pattern), _int(delta), mtime))
+                expires.append((what, value, re.compile(pattern), _str_num(delta), mtime))
         expires_type = []
         for name, mtime in (("static-expires-type", False), ("static-expires-type-mtime", True)):
             for value in opts.strings(name):
                 mime, _sep, delta = value.partition("=")
-                expires_type.append((mime, _int(delta), mtime))
+                expires_type.append((mime, _str_num(delta), mtime))
         mode = (opts.str("file-serve-mode") or "").lower()
         return cls(inst=inst, skip_ext=opts.strings("static-skip-ext"), checks=checks,
                    docroot_check=docroot_check, index=opts.strings("static-index"),
                    safe=opts.strings("static-safe"), expires=expires,
                    expires_type=expires_type, serve_mode=_SERVE_MODES.get(mode, 0),
-                   mimefiles=opts.strings("mimefile") or [_DEFAULT_MIMEFILE])
+                   mimefiles=opts.strings("mimefile") or [_DEFAULT_MIMEFILE],
+                   honour_range=opts.flag("honour-range"),
+                   gzip_all=opts.flag("static-gzip-all"),
+                   gzip_dirs=opts.strings("static-gzip-dir"),
+                   gzip_exts=opts.strings("static-gzip-ext"),
+                   gzip_regexps=[re.compile(r) for r in opts.strings("static-gzip")])
 
     def option_lines(self) -> list[str]:
         """The lines uWSGI logs while it reads the options (before its banner)."""
@@ -233,13 +251,26 @@ class StaticFiles:
 
         conn = req.conn = Connection(self.inst, req, w)
         conn.app_id = -1
+        mime = self._mime_type(real)  # of the name asked for, not of its .gz/.br
+        real, encoding = self._compressed(env, real)
         st = os.stat(real)
         ims = env.get("HTTP_IF_MODIFIED_SINCE")
         if ims and st.st_mtime <= _parse_http_date(ims):
             conn._prepare(b"304 Not Modified")
             conn.write_headers()
             return
-        conn._prepare(b"200 OK")
+        fsize = st.st_size
+        parsed, start, end = _fix_range(*self._range(env), fsize)
+        if parsed == _RANGE_INVALID:
+            conn._prepare(b"416 Requested Range Not Satisfiable")
+            conn._add_header("Content-Range", f"bytes */{fsize}")
+            return
+        if_range = env.get("HTTP_IF_RANGE") if self.honour_range else None
+        if parsed == _RANGE_VALID and (_parse_http_date(if_range) if if_range else 0) < st.st_mtime:
+            fsize = end - start + 1
+            conn._prepare(b"206 Partial Content")
+        else:
+            conn._prepare(b"200 OK")
         now = int(self.inst.wall())
         where = {"": real, "-path-info": env.get("PATH_INFO", ""),
                  "-uri": env.get("REQUEST_URI", "")}
@@ -248,7 +279,8 @@ class StaticFiles:
             if what not in done and pattern.search(where[what]):
                 done.add(what)  # the first match of each kind (its -mtime after it)
                 conn._add_header("Expires", http_date((st.st_mtime if mtime else now) + delta))
-        mime = self._mime_type(real)
+        if encoding:
+            conn._add_header("Content-Encoding", encoding)
         if mime is not None:
             conn._add_header("Content-Type", mime)
             for name, delta, mtime in self.expires_type:
@@ -256,21 +288,63 @@ class StaticFiles:
                     conn._add_header("Expires",
                                      http_date((st.st_mtime if mtime else now) + delta))
                     break
+        self._send(conn, req, real, st, fsize, parsed, start, end)
+        conn.status_code = 200  # what the log shows, even for a 206 (wsgi_req->status)
+
+    def _send(self, conn: Any, req: Request, real: str, st: os.stat_result, fsize: int,
+              parsed: int, start: int, end: int) -> None:
+        """The last headers, and the file (raw mode, not for HEAD) or its header."""
         modified = http_date(st.st_mtime)
         if self.serve_mode:
             conn._add_header("X-Accel-Redirect" if self.serve_mode == 1 else "X-Sendfile",
                              real)
             conn._add_header("Last-Modified", modified)
             return
-        conn._add_header("Content-Length", str(st.st_size))
+        conn._add_header("Content-Length", str(fsize))
+        if parsed == _RANGE_VALID:  # even when If-Range made it a 200, as uWSGI does
+            conn._add_header("Content-Range", f"bytes {start}-{end}/{st.st_size}")
         conn._add_header("Last-Modified", modified)
         if req.method == "HEAD":
             return
         fd = os.open(real, os.O_RDONLY)
         try:
-            conn.sendfile(fd, 0, st.st_size)
+            conn.sendfile(fd, start, fsize)
         finally:
             os.close(fd)
+
+    def _range(self, env: dict[str, str]) -> tuple[int, int, int]:
+        """``uwsgi_parse_http_range`` of the first range of ``Range`` (with
+        ``--honour-range``): (state, from, to)."""
+        value = env.get("HTTP_RANGE") if self.honour_range else None
+        if value is None:
+            return _RANGE_NOT_PARSED, 0, 0
+        spec = value.split(",", 1)[0]
+        if len(spec) < 8 or spec.find("=") != 5 or not spec.startswith("bytes"):
+            return _RANGE_INVALID, 0, 0
+        rng = spec[6:]
+        dash = rng.find("-")
+        if dash < 0:
+            return _RANGE_INVALID, 0, 0
+        if dash:
+            start = _str_num(rng[:dash])
+            end = _INT64_MAX if dash == len(rng) - 1 else _str_num(rng[dash + 1:])
+            return (_RANGE_PARSED, start, end) if end >= start else (_RANGE_INVALID, 0, 0)
+        start = -_str_num(rng[1:])  # bytes=-N: the last N bytes
+        return (_RANGE_PARSED, start, _INT64_MAX) if start < 0 else (_RANGE_INVALID, 0, 0)
+
+    def _compressed(self, env: dict[str, str], real: str) -> tuple[str, str]:
+        """``uwsgi_static_want_gzip``: the ``.br`` or ``.gz`` next to the file, when the
+        client accepts it and a ``--static-gzip*`` option covers the file."""
+        accepted = env.get("HTTP_ACCEPT_ENCODING", "")
+        if ("br" not in accepted and "gzip" not in accepted) or not (
+                self.gzip_all or any(real.startswith(d) for d in self.gzip_dirs)
+                or any(real.endswith(e) for e in self.gzip_exts)
+                or any(r.search(real) for r in self.gzip_regexps)):
+            return real, ""
+        for suffix, encoding in ((".br", "br"), (".gz", "gzip")):
+            if encoding in accepted and os.path.exists(real + suffix):
+                return real + suffix, encoding
+        return real, ""
 
     def _mime_type(self, filename: str) -> str | None:
         """``uwsgi_get_mime_type``: the text after the last '.' (alphanumerics only)."""
@@ -278,10 +352,23 @@ class StaticFiles:
         return self.mime.get(match.group(1)) if match else None
 
 
-def _int(value: str) -> int:
-    """``uwsgi_str_num``: the leading digits (0 without)."""
-    match = re.match(r"\d+", value.strip())
-    return int(match.group()) if match else 0
+def _str_num(value: str) -> int:
+    """``uwsgi_str_num``: each character's code minus '0' at its decimal place."""
+    return sum((ord(c) - 48) * 10 ** (len(value) - 1 - i) for i, c in enumerate(value))
+
+
+def _fix_range(parsed: int, start: int, end: int, size: int) -> tuple[int, int, int]:
+    """``uwsgi_fix_range_for_size``: a parsed range against the file's size."""
+    if parsed != _RANGE_PARSED:
+        return parsed, start, end
+    if start < 0:
+        start += size
+    end = min(end, size - 1)
+    if start == 0 and end == size - 1:
+        return _RANGE_NOT_PARSED, start, end  # the whole file: a plain 200
+    if end >= start:
+        return _RANGE_VALID, start, end
+    return _RANGE_INVALID, 0, 0
 
 
 def startup_lines(inst: Instance) -> tuple[list[str], list[str]]:
