@@ -124,3 +124,16 @@ def test_wsgi_file_ignores_uwsgi_applications(tmp_path: Path) -> None:
     with Simulation(["--wsgi-file", "multi.py"], app_dir=tmp_path) as sim:
         assert "found a multiapp module..." not in sim.log
         assert sim.get("/q").body == b"A /q"
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_mounts_static_and_limits_in_both_modes(app_dir: Path, mode: str) -> None:
+    (app_dir / "files").mkdir()
+    (app_dir / "files" / "a.txt").write_text("A")
+    opts = ["--mount", "/a=one.py", "--mount", "/b=two.py", "--manage-script-name",
+            "--static-map", "/s=files", "--limit-post", "10", "--post-buffering", "100"]
+    with Simulation(opts, app_dir=app_dir, mode=mode) as sim:
+        assert _bodies(sim, ["/b/x", "/zz", "/s/a.txt"]) == ["two /b|/x", "one |/zz", "A"]
+        assert sim.request("POST", "/a", body=b"x" * 11).status is None
+        slow = sim.request("POST", "/a/", body_chunks=[b"x", b"y"], pace=1)
+        assert slow.body == b"one /a|/" and slow.finished - slow.started == 1

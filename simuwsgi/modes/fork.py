@@ -765,12 +765,14 @@ class RemoteAppLoader(AppLoader):
             self._child().call("import", list(specs))
 
     def load(self) -> bool:
-        loaded, apps, mountpoints, error, exited = self._child().call("load")
+        loaded, apps, mountpoints, default, error, exited = self._child().call("load")
         if exited is not None:
             raise SystemExit(exited[0])
         self.apps.clear()
         self.apps.update(apps)
+        self.mountpoints.clear()
         self.mountpoints.update(mountpoints)
+        self.default_app = default
         self.load_error = error
         return bool(loaded)
 
@@ -1018,9 +1020,9 @@ class _Child:
         try:
             loaded = self.loader.load()
         except SystemExit as exc:  # sys.exit() at import: the parent raises it in turn
-            return (False, {}, {}, None, (exc.code,))
+            return (False, {}, {}, -1, None, (exc.code,))
         return (loaded, dict(self.loader.apps), dict(self.loader.mountpoints),
-                self.loader.load_error, None)
+                self.loader.default_app, self.loader.load_error, None)
 
     def op_forget(self, _payload: Any) -> None:
         self.loader.forget_app_modules()
