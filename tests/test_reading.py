@@ -164,3 +164,13 @@ def test_mount_static_and_limits_match_real_uwsgi(tmp_path: Path) -> None:
     counts = [re.findall(r"\{(\d+) vars in", line) for line in sim_log if "[pid:" in line]
     assert counts == [re.findall(r"\{(\d+) vars in", line)
                       for line in real_log if "[pid:" in line]
+
+
+def test_uwsgi_framing_refuses_a_packet_beyond_buffer_size(app_dir: Path) -> None:
+    opts = ["--socket", "127.0.0.1:3031", "--wsgi-file", "app.py", "--buffer-size", "1024"]
+    with Simulation(opts, app_dir=app_dir) as sim:
+        r = sim.get("/", headers={"X-Big": "a" * 1000})
+        assert r.status is None and _requests(sim) == []
+        assert any(re.fullmatch(r"invalid request block size: \d+ \(max 1024\)\.\.\.skip", line)
+                   for line in sim.log)
+        assert sim.get("/", headers={"X-Big": "a" * 800}).status == 200

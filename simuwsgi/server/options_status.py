@@ -125,7 +125,8 @@ SIMULATED: dict[str, str] = {
                     "as --static-gzip-all, for the files matching it"),
     "file-serve-mode": "x-sendfile/nginx: a static file is answered with its header",
     # request limits on every request (reading.py; simuwsgi serve's sockets too)
-    "buffer-size": "a request head or vars beyond it are refused or dropped, as real",
+    "buffer-size": "a request head (--http-socket) or packet (--socket) beyond it is "
+                   "refused, a var beyond it dropped, as real",
     "max-vars": "more than 2 x N vars: 'max vec size reached', a 500 without a byte",
     "limit-post": "a bigger Content-Length: 'Invalid (too big) CONTENT_LENGTH', a 500",
     "post-buffering": "the body is read before the app runs (a slow client times out "

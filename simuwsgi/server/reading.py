@@ -2,7 +2,7 @@
 
 What it models, in uWSGI's order:
 
-* ``proto/http.c`` (``--http-socket``): the head the client sends (request line,
+* ``proto/http.c`` (``--http-socket``, the default): the head the client sends (request line,
   headers, blank line) must end within ``--buffer-size`` bytes (default 4096), else
   ``invalid HTTP request size (max N)...skip``: the connection is closed, nothing is
   counted or logged; a head near the limit goes through the same parser as
@@ -29,8 +29,10 @@ A client can be slow: ``Simulation.submit(..., body_chunks=[...], pace=S)`` send
 body in chunks ``S`` virtual seconds apart (see ``Request.arrived``); every wait for the
 client is bounded by ``--socket-timeout`` (default 4 s).
 
-Left out: the uwsgi-protocol framing of ``--socket`` (a simulated request is HTTP; the
-``invalid request block size`` refusal is ``simuwsgi serve``'s), ``--post-buffering``'s
+With only ``--socket`` (uwsgi framing, as behind nginx) the vars come as one packet:
+above ``--buffer-size`` it is ``invalid request block size: N (max M)...skip``.
+
+Left out: ``--post-buffering``'s
 temporary file (the body is kept in memory either way, which the app cannot tell),
 and ``--manage-script-name`` for requests that came through ``simuwsgi serve`` (their
 environ is the wire's).
@@ -67,12 +69,21 @@ class Reading:
     post_buffering: int
     socket_timeout: float
     manage_script_name: bool
+    uwsgi_framing: bool  # requests come as uwsgi packets (--socket only), not HTTP
     static: Any  # simuwsgi.server.static.StaticFiles, or None without any static option
 
     # -- proto/http.c ------------------------------------------------------------------
     def read_head(self, req: Request, vars_: dict[str, str]) -> dict[str, str] | None:
-        """The request's vars as the HTTP parser builds them within ``--buffer-size``;
-        None when uWSGI closes the connection (logged)."""
+        """The request's vars as the HTTP parser builds them within ``--buffer-size``
+        (a uwsgi packet: whole or refused); None when uWSGI closes the connection
+        (logged)."""
+        if self.uwsgi_framing:  # proto/uwsgi.c
+            pktsize = _packet_size(vars_)
+            if pktsize <= self.buffer_size:
+                return vars_
+            self.inst.log(f"invalid request block size: {pktsize} (max {self.buffer_size})"
+                          "...skip")
+            return None
         # the head is shorter than the packet (a header is as long as its var, which
         # adds 'HTTP_') but for the request line: far from the limit, nothing to check
         if 2 * (_packet_size(vars_) + len(req.path)) + 64 < self.buffer_size:
@@ -180,6 +191,8 @@ def reading(inst: Instance) -> Reading:
             post_buffering=opts.int("post-buffering", 0),
             socket_timeout=float(opts.int("socket-timeout", 4) or 4),
             manage_script_name=opts.flag("manage-script-name"),
+            uwsgi_framing=bool(opts.strings("socket", "uwsgi-socket")) and not opts.strings(
+                "http-socket", "http11-socket"),
             static=StaticFiles.from_options(inst))
     return found
 
