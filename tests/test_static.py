@@ -128,3 +128,15 @@ def test_gzip_sibling(app_dir: Path) -> None:
         assert r.header("Content-Type") == "text/plain"
         assert sim.get("/s/a.txt").body == b"hello\n"
         assert sim.get("/s/s.css", headers={"Accept-Encoding": "gzip"}).body == b"css\n"
+
+
+def test_a_static_file_leaves_the_average_response_time(app_dir: Path) -> None:
+    (app_dir / "app.py").write_text(
+        "import time\ndef application(e, s):\n    time.sleep(0.5)\n"
+        "    s('200 OK', [])\n    return [b'']\n")
+    with Simulation(OPTS, app_dir=app_dir) as sim:
+        sim.get("/slow")
+        assert sim.uwsgi.workers()[0]["avg_rt"] == 500_000
+        sim.get("/s/a.txt")
+        worker = sim.uwsgi.workers()[0]
+        assert (worker["avg_rt"], worker["running_time"]) == (500_000, 500_000)

@@ -491,9 +491,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     inst.total_requests += 1
     if outcome is _reading.PARSED and req.app_id >= 0:
         w.app_requests[req.app_id] = w.app_requests.get(req.app_id, 0) + 1
-    elapsed_us = int(round((end - req.started) * 1_000_000))
-    w.running_time += elapsed_us
-    w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
+    if outcome is not _reading.SERVED:  # a static file: do_not_account_avg_rt
+        elapsed_us = int(round((end - req.started) * 1_000_000))
+        w.running_time += elapsed_us
+        w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
     w.tx += len(body)
     w.request = None
     if w.harakiri_deadline or w.user_harakiri_deadline:
