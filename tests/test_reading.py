@@ -174,3 +174,33 @@ def test_uwsgi_framing_refuses_a_packet_beyond_buffer_size(app_dir: Path) -> Non
         assert any(re.fullmatch(r"invalid request block size: \d+ \(max 1024\)\.\.\.skip", line)
                    for line in sim.log)
         assert sim.get("/", headers={"X-Big": "a" * 800}).status == 200
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+@pytest.mark.parametrize("buffering", [[], ["--post-buffering", "4096"]])
+def test_a_client_that_stops_sending_matches_real_uwsgi(tmp_path: Path, buffering) -> None:
+    """The client announces 10 bytes and sends 4: after --socket-timeout uWSGI logs the
+    timeout; with --post-buffering before the app runs (a 500 of app -1)."""
+    opts = ["--master", "--wsgi-file", "app.py", "--socket-timeout", "1", *buffering]
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "app.py").write_text(READER)
+    with RealUwsgi(opts, app_dir=tmp_path / "real") as real:
+        port = real.port
+        real.request_raw(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 10"
+                         "\r\n\r\nabcd".encode(), timeout=4)
+        real.wait_for_log(r"POST / => generated")
+        real_log = list(real.log)
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "sim" / "app.py").write_text(READER)
+    with Simulation(opts + ["--http-socket", f"127.0.0.1:{port}"], app_dir=tmp_path / "sim",
+                    hostname=socket.gethostname()) as sim:
+        sim.request("POST", "/", headers=[("Host", f"127.0.0.1:{port}"),
+                                          ("Content-Length", "10")], body=b"abcd")
+        sim_log = list(sim.log)
+
+    def view(lines: list[str]) -> list[str]:
+        keep = re.compile(r"^\[pid: |^\[uwsgi-body-read\]|^OSError")
+        return [mask_line(line) for line in lines if keep.search(line)]
+
+    assert view(sim_log) == view(real_log)

@@ -199,8 +199,9 @@ def reading(inst: Instance) -> Reading:
 
 def wait_for_body(reading: Reading, req: Request, upto: int, conn: Any = None) -> int | None:
     """``uwsgi_wait_read_req`` until the client sent ``upto`` body bytes, each wait at
-    most ``--socket-timeout`` (a switch of ``conn`` each): None once they are there,
-    else how many had arrived when a wait timed out."""
+    most ``--socket-timeout`` (a switch each, of ``conn`` or, before the app has a
+    connection, of ``req``): None once they are there, else how many had arrived when
+    a wait timed out."""
     kernel = reading.inst.kernel
     timeout = reading.socket_timeout
     while True:
@@ -211,8 +212,7 @@ def wait_for_body(reading: Reading, req: Request, upto: int, conn: Any = None) -
         late = due is None or due - kernel.now > timeout
         kernel.wake(kernel.current, None, delay=timeout if late else due - kernel.now)
         kernel.park("reading the request body")
-        if conn is not None:
-            conn.switches += 1
+        (conn if conn is not None else req).switches += 1
         if late:
             return got
 

@@ -251,6 +251,7 @@ class StaticFiles:
 
         conn = req.conn = Connection(self.inst, req, w)
         conn.app_id = -1
+        conn.switches = req.switches  # waits for a --post-buffering body
         mime = self._mime_type(real)  # of the name asked for, not of its .gz/.br
         real, encoding = self._compressed(env, real)
         st = os.stat(real)

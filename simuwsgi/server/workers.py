@@ -130,6 +130,8 @@ class Request:
         #: var slots it added outside the packet (``--manage-script-name``'s SCRIPT_NAME)
         self.appended_vars: list[tuple[str, str]] = []
         self.var_slots = 0
+        #: waits for the client before the app ran (``--post-buffering``)
+        self.switches = 0
 
     def arrived(self, now: float) -> int:
         """How many body bytes the client has sent by ``now``."""
@@ -322,7 +324,7 @@ class _Input(io.BytesIO):
                 conn.inst.log(f"[uwsgi-body-read] Timeout reading {pos + remains - sent} "
                               f"bytes. Content-Length: {self._cl} consumed: {sent} left: "
                               f"{self._cl - sent}")
-                raise OSError(f"error during read({hint}) on wsgi.input")
+                raise OSError(f"timeout during read({hint}) on wsgi.input")
         return super().read(remains)
 
 
@@ -531,7 +533,8 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     conn = req.conn
     stats = getattr(conn, "log_stats", None)
     if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
-        stats = _FAILED_STATS if refused else _no_app_stats(req.protocol)
+        stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
+            _no_app_stats(req.protocol)
     vars_ = req.vars or packet_vars(inst, req)
     packet = [*vars_.items(), *req.appended_vars]
     addr = req.remote_addr
@@ -595,6 +598,7 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         conn = req.conn = _Connection(inst, req, w)
         start_response = _local_spit(conn)
     conn.app_id = req.app_id
+    conn.switches = req.switches
     environ = build_environ(inst, req, w, conn)
     facade = inst.facade
     if inst.cores < 2:
