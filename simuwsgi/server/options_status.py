@@ -108,6 +108,7 @@ SIMULATED: dict[str, str] = {
     # static files (static.py)
     "check-static": "files under the directory served by the worker, as core/static.c",
     "check-static-docroot": "files under DOCUMENT_ROOT served by the worker",
+    "static-check": "as --check-static",
     "static-map": "files under MOUNT served from the directory (or the file)",
     "static-map2": "as --static-map, the whole PATH_INFO appended to the directory",
     "static-index": "the index file served for a directory",
@@ -124,6 +125,7 @@ SIMULATED: dict[str, str] = {
     **dict.fromkeys(("static-gzip", "static-gzip-dir", "static-gzip-ext"),
                     "as --static-gzip-all, for the files matching it"),
     "file-serve-mode": "x-sendfile/nginx: a static file is answered with its header",
+    "fileserve-mode": "as --file-serve-mode",
     # request limits on every request (reading.py; simuwsgi serve's sockets too)
     "buffer-size": "a request head (--http-socket) or packet (--socket) beyond it is "
                    "refused, a var beyond it dropped, as real",
@@ -244,6 +246,9 @@ NO_EFFECT: dict[str, str] = {
     "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
     "thunder-lock": _ACCEPT,
+    "post-buffering-bufsize": ("the size of each read() of a body buffered to disk: the "
+                               "simulated body arrives in the client's chunks, whatever "
+                               "the reads"),
     "single-interpreter": ("the simulation runs every app in one interpreter already "
                            "(uWSGI's multiple-interpreter mode gives each --mount app "
                            "its own)"),

@@ -131,7 +131,7 @@ class StaticFiles:
     @classmethod
     def from_options(cls, inst: Instance) -> StaticFiles | None:
         opts = inst.opts
-        checks = [("check", "", d) for d in opts.strings("check-static")]
+        checks = [("check", "", d) for d in opts.strings("check-static", "static-check")]
         for name, kind in (("static-map", "map"), ("static-map2", "map2")):
             for value in opts.strings(name):
                 mountpoint, sep, docroot = value.partition("=")
@@ -154,7 +154,7 @@ class StaticFiles:
             for value in opts.strings(name):
                 mime, _sep, delta = value.partition("=")
                 expires_type.append((mime, _str_num(delta), mtime))
-        mode = (opts.str("file-serve-mode") or "").lower()
+        mode = str(opts.last("file-serve-mode", "fileserve-mode") or "").lower()
         return cls(inst=inst, skip_ext=opts.strings("static-skip-ext"), checks=checks,
                    docroot_check=docroot_check, index=opts.strings("static-index"),
                    safe=opts.strings("static-safe"), expires=expires,
