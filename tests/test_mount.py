@@ -137,3 +137,13 @@ def test_mounts_static_and_limits_in_both_modes(app_dir: Path, mode: str) -> Non
         assert sim.request("POST", "/a", body=b"x" * 11).status is None
         slow = sim.request("POST", "/a/", body_chunks=[b"x", b"y"], pace=1)
         assert slow.body == b"one /a|/" and slow.finished - slow.started == 1
+
+
+def test_a_module_without_the_callable_logs_only_uwsgis_line(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text("x = 1\n")
+    with pytest.raises(AppLoadError) as info:
+        Simulation(["--module", "mod:nope"], app_dir=tmp_path).start()
+    assert info.value.cause == [
+        "unable to load app 0 (mountpoint='') (callable not found or import error)",
+        "*** no app loaded. going in full dynamic mode ***"]
+    assert not any(line.startswith("unable to find") for line in info.value.log)

@@ -256,10 +256,7 @@ class AppLoader:
             applications = getattr(source, "applications", None)
             if isinstance(applications, dict):
                 return applications
-        app = getattr(module, attr or self.callable_name, None)
-        if app is None:
-            self.inst.log(f'unable to find "{attr or self.callable_name}" callable in {spec}')
-        return app
+        return getattr(module, attr or self.callable_name, None)  # None: nothing logged
 
     def _mount(self, mount: str) -> None:
         """``--mount MOUNTPOINT=APP`` (``uwsgi_python_mount_app``, ``uwsgi_mount_loader``):
