@@ -204,3 +204,56 @@ def test_a_client_that_stops_sending_matches_real_uwsgi(tmp_path: Path, bufferin
         return [mask_line(line) for line in lines if keep.search(line)]
 
     assert view(sim_log) == view(real_log)
+
+
+READLINES = """
+def application(e, s):
+    inp, out = e['wsgi.input'], []
+    try:
+        while True:
+            line = inp.readline()
+            out.append(line)
+            if not line:
+                break
+    except Exception as exc:
+        out.append(repr(exc).encode())
+    s('200 OK', [])
+    return [repr(out).encode()]
+"""
+
+
+def test_readline_waits_for_its_line(app_dir: Path) -> None:
+    (app_dir / "app.py").write_text(READLINES)
+    with Simulation(["--wsgi-file", "app.py", "--socket-timeout", "2"], app_dir=app_dir) as sim:
+        ok = sim.request("POST", "/", body_chunks=[b"ab\nc", b"d\n"], pace=1)
+        assert ok.body == b"[b'ab\\n', b'cd\\n', b'']" and ok.finished - ok.started == 1
+        late = sim.request("POST", "/", body_chunks=[b"ab\nc", b"d\n"], pace=3)
+        assert late.body == b"[b'ab\\n', b\"OSError('error during readline(0) on wsgi.input')\"]"
+        assert late.finished - late.started == 2
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_readline_timeout_matches_real_uwsgi(tmp_path: Path) -> None:
+    opts = ["--master", "--wsgi-file", "app.py", "--socket-timeout", "1"]
+    for side in ("real", "sim"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "app.py").write_text(READLINES)
+    with RealUwsgi(opts, app_dir=tmp_path / "real") as real:
+        port = real.port
+        got = real.request_raw(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                               "Content-Length: 10\r\n\r\nab\ncd".encode(), timeout=4)
+        real.wait_for_log(r"POST / => generated")
+        real_log = list(real.log)
+    with Simulation(opts + ["--http-socket", f"127.0.0.1:{port}"], app_dir=tmp_path / "sim",
+                    hostname=socket.gethostname()) as sim:
+        want = sim.request("POST", "/", headers=[("Host", f"127.0.0.1:{port}"),
+                                                 ("Content-Length", "10")], body=b"ab\ncd")
+        sim_log = list(sim.log)
+    assert want.body == got.body
+
+    def view(lines: list[str]) -> list[str]:
+        keep = re.compile(r"^\[pid: |^\[uwsgi-body-read\]")
+        return [mask_line(line) for line in lines if keep.search(line)]
+
+    assert view(sim_log) == view(real_log)

@@ -297,8 +297,10 @@ class _Input(io.BytesIO):
     it announced (or has not sent yet: a slow client), uWSGI waits for the rest, each
     wait at most ``--socket-timeout`` (default 4 s) of virtual time; one that times out
     logs ``[uwsgi-body-read] Timeout reading ...`` and raises ``OSError``. After
-    ``--post-buffering`` the body is in memory: no wait.
-    ``readline``/``readlines``/iteration read what was sent, without the waiting."""
+    ``--post-buffering`` the body is in memory: no wait. ``readline()`` waits the same
+    way for its line (or the rest of the body); a timeout there raises
+    ``OSError('error during readline(N) ...')``. ``readlines``/iteration read what the
+    client will send, without the waiting."""
 
     def __init__(self, body: bytes, post_cl: int = -1, conn: Any = None) -> None:
         self._cl = len(body) if post_cl < 0 else post_cl
@@ -326,6 +328,27 @@ class _Input(io.BytesIO):
                               f"{self._cl - sent}")
                 raise OSError(f"timeout during read({hint}) on wsgi.input")
         return super().read(remains)
+
+
+    def readline(self, *args: Any) -> bytes:  # type: ignore[override]
+        conn = self._conn
+        pos = self.tell()
+        if conn is not None and pos < self._cl:
+            body = self.getbuffer()
+            end = bytes(body[pos:]).find(b"\n")
+            del body
+            target = self._cl if end < 0 else pos + end + 1
+            reading = _reading.reading(conn.inst)
+            sent = _reading.wait_for_body(reading, conn.req, target, conn)
+            if sent is not None:  # consume_body_for_readline timed out
+                conn.inst.log(f"[uwsgi-body-read] Timeout reading "
+                              f"{min(reading.buffer_size, self._cl - sent)} bytes. "
+                              f"Content-Length: {self._cl} consumed: {sent} left: "
+                              f"{self._cl - sent}")
+                self.seek(sent)
+                hint = args[0] if args else 0
+                raise OSError(f"error during readline({hint}) on wsgi.input")
+        return super().readline(*args)
 
 
 _Input.__module__ = "uwsgi"
