@@ -355,7 +355,7 @@ class Simulation:
         test_streams = sys.stdout, sys.stderr
         if self.mode == "sim":
             # uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a fork
-            # mode child writes to the test's streams)
+            # mode child sends it to the log itself)
             sys.stdout = sys.stderr = self.inst.errors_stream()
         try:
             body()

@@ -902,9 +902,10 @@ def application(env, sr):
 PRINT_LINES = ["AT IMPORT", "IN APP DONE", "TO STDERR"]
 
 
-def test_print_goes_to_the_log(tmp_path, capsys):
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_print_goes_to_the_log(tmp_path, capsys, mode):
     (tmp_path / "app.py").write_text(PRINT_APP)
-    with Simulation(["--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+    with Simulation(["--wsgi-file", "app.py"], app_dir=tmp_path, mode=mode) as sim:
         sim.get("/")
         assert [line for line in sim.log if line in PRINT_LINES] == PRINT_LINES
         assert sim.log.index("TO STDERR") < len(sim.log) - 1  # before the request line

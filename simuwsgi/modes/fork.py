@@ -1135,6 +1135,8 @@ def _become_master_child(rt: ForkRuntime, proc: Master, sock: socket.socket, cra
     child = _Child(inst, _Wire(sock.fileno(), sock.fileno(), sock, with_fds=True), proc)
     _CHILD = child
     _adapt_instance(child)
+    # uWSGI's fd 1 and 2 are its log: what the app prints reaches the parent's log
+    sys.stdout = sys.stderr = inst.errors_stream()
     _setup_process(child, proc, rt.seed, crash)
     child.serve_forever()
 
