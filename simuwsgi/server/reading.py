@@ -32,10 +32,8 @@ client is bounded by ``--socket-timeout`` (default 4 s).
 With only ``--socket`` (uwsgi framing, as behind nginx) the vars come as one packet:
 above ``--buffer-size`` it is ``invalid request block size: N (max M)...skip``.
 
-Left out: ``--post-buffering``'s
-temporary file (the body is kept in memory either way, which the app cannot tell),
-and ``--manage-script-name`` for requests that came through ``simuwsgi serve`` (their
-environ is the wire's).
+Left out: ``--post-buffering``'s temporary file (the body is kept in memory either way,
+which the app cannot tell).
 """
 
 from __future__ import annotations
