@@ -237,7 +237,8 @@ class AppLoader:
             self.inst.log(f"failed to open python file {filename}")
             self.load_error = f"failed to open python file {filename}"
             return None
-        module = self._guarded(lambda: self._import_file(filename, "uwsgi_file_" + pythonize(filename)))
+        name = "uwsgi_file_" + pythonize(filename)
+        module = self._guarded(lambda: self._import_file(filename, name))
         if module is None:
             return None
         app = getattr(module, self.callable_name, None)
@@ -358,7 +359,8 @@ class AppLoader:
             raise ProcessExit("exited", 1)
         sys.argv = [self.pyrun or ""]  # as pyuwsgi's command mode sets it
         try:
-            exec(compile(path.read_bytes(), self.pyrun or "", "exec"), {"__name__": "__main__", "__file__": self.pyrun,  # noqa: S102
+            code = compile(path.read_bytes(), self.pyrun or "", "exec")
+            exec(code, {"__name__": "__main__", "__file__": self.pyrun,  # noqa: S102
                         "__builtins__": __builtins__})
         except SystemExit as exc:
             raise ProcessExit.from_system_exit(exc) from None

@@ -394,7 +394,8 @@ class Connection:
     def log_stats(self) -> dict[str, Any]:
         """The request's counters the log line shows (plain values: fork mode sends
         them from the worker's child)."""
-        return {"app_id": self.app_id, "status": self.status_code, "response_size": self.response_size,
+        return {"app_id": self.app_id, "status": self.status_code,
+                "response_size": self.response_size,
                 "headers_size": self.headers_size, "header_cnt": self.header_cnt,
                 "switches": self.switches, "via_sendfile": self.via_sendfile,
                 "write_errors": self.write_errors}
