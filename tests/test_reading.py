@@ -113,6 +113,7 @@ DIFF_REQUESTS: list[tuple[str, str, list[tuple[str, str]], bytes]] = [
     ("GET", "/static/a.txt", [], b""), ("GET", "/static/missing", [], b""),
     ("GET", "/static/sub/", [], b""), ("GET", "/static/sub", [], b""),
     ("HEAD", "/static/a.txt", [], b""), ("POST", "/static/a.txt", [], b"x"),
+    ("POST", "/static/sub/", [], b"x"),  # the index's PATH_INFO reaches the app
     ("GET", "/static/a.txt", [("If-Modified-Since", "Fri, 04 Dec 2037 00:00:00 GMT")], b""),
     ("GET", "/static/a.txt", [("Range", "bytes=1-3")], b""),
     ("GET", "/static/a.txt", [("Range", "bytes=-2")], b""),

@@ -121,6 +121,8 @@ class Reading:
             env = self._manage_script_name(req, vars_)
         if self.static is not None and self.static.serve(w, req, env):
             return SERVED
+        if req.appended_vars:  # a static index's PATH_INFO, the method fell through
+            env = {**env, **dict(req.appended_vars)}
         req.env_vars = env
         req.app_id = inst.app.app_id(env.get("SCRIPT_NAME", ""),
                                      w.apps if inst.lazy_apps else None)
