@@ -116,7 +116,9 @@ class StaticFiles:
     docroot_check: bool
     index: list[str]
     safe: list[str]
-    expires: list[tuple[str, str, re.Pattern[str], int, bool]]  # (what, re, delta, mtime)
+    #: (what the regexp matches: '' file, '-path-info', '-uri'; regexp; seconds; from
+    #: the file's mtime instead of the request's start)
+    expires: list[tuple[str, re.Pattern[str], int, bool]]
     expires_type: list[tuple[str, int, bool]]
     serve_mode: int
     mimefiles: list[str]
@@ -148,7 +150,7 @@ class StaticFiles:
         for name, what, mtime in _EXPIRES:
             for value in opts.strings(name):
                 pattern, _sep, delta = value.partition(" ")
-                expires.append((what, value, re.compile(pattern), _str_num(delta), mtime))
+                expires.append((what, re.compile(pattern), _str_num(delta), mtime))
         expires_type = []
         for name, mtime in (("static-expires-type", False), ("static-expires-type-mtime", True)):
             for value in opts.strings(name):
@@ -276,7 +278,7 @@ class StaticFiles:
         where = {"": real, "-path-info": env.get("PATH_INFO", ""),
                  "-uri": env.get("REQUEST_URI", "")}
         done = set()
-        for what, _value, pattern, delta, mtime in self.expires:
+        for what, pattern, delta, mtime in self.expires:
             if what not in done and pattern.search(where[what]):
                 done.add(what)  # the first match of each kind (its -mtime after it)
                 conn._add_header("Expires", http_date((st.st_mtime if mtime else now) + delta))
