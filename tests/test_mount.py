@@ -147,3 +147,13 @@ def test_a_module_without_the_callable_logs_only_uwsgis_line(tmp_path: Path) -> 
         "unable to load app 0 (mountpoint='') (callable not found or import error)",
         "*** no app loaded. going in full dynamic mode ***"]
     assert not any(line.startswith("unable to find") for line in info.value.log)
+
+
+def test_requests_and_exceptions_are_counted_per_app(app_dir: Path) -> None:
+    (app_dir / "bad.py").write_text("def application(e, s):\n    raise ValueError('x')\n")
+    opts = ["--mount", "/a=one.py", "--mount", "/b=bad.py", "--manage-script-name"]
+    with Simulation(opts, app_dir=app_dir) as sim:
+        for path in ("/a/1", "/b/1", "/b/2"):
+            sim.get(path)
+        apps = sim.uwsgi.workers()[0]["apps"]
+        assert [(a["requests"], a["exceptions"]) for a in apps] == [(1, 0), (2, 2)]

@@ -664,7 +664,7 @@ class ForkRuntime:
         req.conn = types.SimpleNamespace(raw=raw, altered=altered, log_stats=stats)
         if outcome[2]:  # exceptions counted in the child (the app's, write errors)
             w.exceptions += outcome[2]
-            w.app_exceptions[0] = w.app_exceptions.get(0, 0) + outcome[2]
+            w.app_exceptions[req.app_id] = w.app_exceptions.get(req.app_id, 0) + outcome[2]
         return status, headers, body, failed
 
     def module_globals(self, proc: UProcess) -> dict[str, dict[str, Any]]:

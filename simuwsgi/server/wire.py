@@ -379,7 +379,8 @@ class Connection:
         w = self.worker
         if w is not None:
             w.exceptions += 1
-            w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+            app_id = self.req.app_id
+            w.app_exceptions[app_id] = w.app_exceptions.get(app_id, 0) + 1
 
     def disconnect(self) -> None:
         self.closed = True

@@ -673,7 +673,9 @@ def _result(conn: Any, failed: bool) -> tuple[int | None, list[tuple[str, str]],
 def _manage_exception(inst: Instance, w: Worker) -> bool:
     """``uwsgi_manage_exception``: the traceback logged, the exception counted."""
     w.exceptions += 1
-    w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+    request = getattr(w, "request", None)  # its app's count (uwsgi_apps[app_id])
+    app_id = request.app_id if request is not None else 0
+    w.app_exceptions[app_id] = w.app_exceptions.get(app_id, 0) + 1
     inst.log_exception()
     return True
 
