@@ -66,3 +66,22 @@ def test_pyrun_matches_real_uwsgi(app_dir: Path, script: str) -> None:
     assert real.returncode == 0
     lines = (real.stdout + real.stderr).splitlines()
     assert _simulated(app_dir, script) == _view(lines)
+
+
+def test_without_master_the_scripts_status_is_uwsgis(app_dir: Path) -> None:
+    sim = Simulation(["--pyrun", "exit3.py"], app_dir=app_dir)
+    try:
+        sim.start()
+        sim.advance(2)
+        assert sim.inst.stopped and sim.inst.exit_status == 3
+        assert not any(line.startswith(("worker 1 buried", "goodbye")) for line in sim.log)
+    finally:
+        sim.close()
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_without_master_the_status_matches_real_uwsgi(app_dir: Path) -> None:
+    real = subprocess.run([require_real_uwsgi(), "--pyrun", "exit3.py"], cwd=app_dir,
+                          timeout=20, capture_output=True, check=False)
+    assert real.returncode == 3

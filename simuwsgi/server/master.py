@@ -145,10 +145,10 @@ class Instance:
         # (core/config.c).
         self.has_master = o.flag("master") or any(
             name in MASTER_OPTIONS for name, _value in o.items)
-        # 0 is uWSGI's no-workers mode (negative values are refused by config)
         #: ``--pyrun``: uWSGI's command mode, one worker that runs the script and ends
         #: the instance (``uwsgi.status.brutally_destroying``)
         self.command_mode = o.last("pyrun", "python", "py") is not None
+        # 0 is uWSGI's no-workers mode (negative values are refused by config)
         self.numproc = 1 if self.command_mode else o.int("processes", 1)
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
@@ -582,6 +582,10 @@ class Instance:
         if self.stopped or getattr(proc, "reloading", False):
             return
         if isinstance(proc, Worker) and self.command_mode:  # the command ended
+            if not self.has_master:  # the worker was uWSGI: its status is uWSGI's
+                self.exit_status = proc.exit_code
+                self.shutdown(signalled=False)
+                return
             self.log(f"worker {proc.id} buried after 0 seconds", self.master)
             self.shutdown(signalled=False)
             self.log("goodbye to uWSGI.", self.master)
