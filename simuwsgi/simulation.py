@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,18 @@ from .server.options_status import report_not_simulated
 from .server.processes import UProcess
 from ._core.trace import Trace
 from .server.workers import Request, Response, dispatch_request
+from .websocket import WebSocket
 
 __all__ = ["Simulation"]
 
 #: How long ``request()`` waits, in virtual seconds, for a response when no timeout is
 #: given and events keep coming (perpetual timers): then it reports who waits on what.
 DEFAULT_PATIENCE = 7 * 24 * 3600.0
+#: ... and for at most this many times ``stall_timeout`` real seconds: a response polled
+#: for in virtual time for ever is a hang of the test, which the watchdog turns into an
+#: error. The real clock is looked at every ``_WAIT_SLICE`` virtual seconds.
+_WAIT_PATIENCE = 12
+_WAIT_SLICE = 600.0
 #: The young-generation GC threshold while the kernel runs (see ``Simulation._run``).
 _GC_GEN0 = 50_000
 
@@ -420,6 +426,16 @@ class Simulation:
     def get(self, path: str, **kwargs: Any) -> Response:
         return self.request("GET", path, **kwargs)
 
+    def websocket(self, path: str, *, headers: Any = None, origin: str | None = None,
+                  protocol: str | None = None, auto_pong: bool = True,
+                  timeout: float | None = None) -> WebSocket:
+        """Open a WebSocket to ``path`` as a browser does and run until the app has
+        answered the upgrade (``status`` 101 once it called
+        ``uwsgi.websocket_handshake()``); see ``simuwsgi.websocket``."""
+        self._ensure_started()
+        return WebSocket(self, path, headers=headers, origin=origin, protocol=protocol,
+                         auto_pong=auto_pong, timeout=timeout)
+
     def wait(self, requests: Request | Iterable[Request], *, timeout: float | None = None) -> None:
         """Run until the given in-flight requests are complete (or ``timeout``)."""
         pending = [requests] if isinstance(requests, Request) else list(requests)
@@ -440,18 +456,51 @@ class Simulation:
         for r in left:
             r.on_done = one_done
 
-        def body() -> None:
-            kernel.run_until(limit)
-
+        began = kernel.now
         try:
-            self._run(body)
+            impatient = self._run_patiently(limit, None, timeout is None)
         finally:
             for r in left:
                 r.on_done = None
         if count[0] and timeout is None:
-            why = ("nothing is scheduled" if kernel.peek() is None else
-                   f"no response after {DEFAULT_PATIENCE:.0f} virtual seconds")
+            if impatient:
+                why = self._impatience(began, "response")
+            elif kernel.peek() is None:
+                why = "nothing is scheduled"
+            else:
+                why = f"no response after {DEFAULT_PATIENCE:.0f} virtual seconds"
             raise DeadlockError(self._stall_report(pending, why))
+
+    def _run_patiently(self, limit: float, stop: Callable[[], bool] | None,
+                       patient: bool) -> bool:
+        """Run until ``limit``, an event that sets ``kernel.stopping``, or ``stop()``.
+        Unless ``patient``, give up after ``_WAIT_PATIENCE`` times ``stall_timeout``
+        real seconds: True then (the run goes in slices of virtual time, with a look
+        at the real clock between them: the watchdog's deadline)."""
+        kernel = self.kernel
+        stall = self.inst.stall_timeout
+        gave_up = [False]
+
+        def body() -> None:
+            if not patient or not stall:
+                kernel.run_until(limit, stop)
+                return
+            passed = self._watchdog.deadline(_WAIT_PATIENCE * stall)
+            while not kernel.run_until(min(limit, kernel.now + _WAIT_SLICE), stop):
+                if kernel.now >= limit or kernel.peek() is None:
+                    return
+                if passed():
+                    gave_up[0] = True
+                    return
+
+        self._run(body)
+        return gave_up[0]
+
+    def _impatience(self, began: float, what: str) -> str:
+        stall = self.inst.stall_timeout or 0
+        return (f"no {what} after {_WAIT_PATIENCE * stall:.0f} real seconds, while virtual "
+                f"time ran from {began:.6f}: does the app poll (a time.sleep() loop) for "
+                "something that never comes? Give it a timeout= or raise stall_timeout")
 
     def _stall_report(self, pending: list[Request], why: str) -> str:
         lines = [f"the simulation cannot make progress at virtual time "

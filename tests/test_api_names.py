@@ -72,8 +72,10 @@ NAMES_2_0_30 = {
     "version_info": "facade",
     "wait_fd_read": "test_misc::test_errors_outside_async_and_websockets",
     "wait_fd_write": "test_misc::test_errors_outside_async_and_websockets",
-    **{f"websocket_{n}": "test_misc::test_errors_outside_async_and_websockets" for n in (
-        "handshake", "recv", "recv_nb", "send", "send_binary")},
+    **{f"websocket_{n}": "test_websocket::test_echo_over_a_websocket" for n in (
+        "handshake", "recv", "send")},
+    "websocket_recv_nb": "test_websocket::test_websocket_calls_without_ssl_match_the_pyuwsgi_wheel",
+    "websocket_send_binary": "test_websocket::test_websocket_calls_without_ssl_match_the_pyuwsgi_wheel",
     "worker_id": "facade", "workers": "facade",
 }
 

@@ -27,8 +27,6 @@ def test_errors_outside_async_and_websockets(tmp_path):
         assert run(sim, "uwsgi.wait_fd_write(6, 1)")[2] == "unable to fd 6 to the event queue"
         assert run(sim, "uwsgi.chunked_read()")[2] == "unable to receive chunked part"
         assert run(sim, "uwsgi.websocket_handshake()")[2] == "unable to complete websocket handshake"
-        assert run(sim, "uwsgi.websocket_send(b'x')")[2] == "unable to send websocket message"
-        assert run(sim, "uwsgi.websocket_recv_nb()")[2] == "unable to receive websocket message"
         assert run(sim, "uwsgi.embedded_data('foo')") == ["exc", "ValueError", "unable to find symbol foo"]
         assert run(sim, "uwsgi.add_var('k', 'v' * 5000)")[1] == "ValueError"
 

@@ -344,3 +344,23 @@ def test_a_module_first_imported_after_the_fork_is_each_process_own(tmp_path):
         assert after[1] == [[i, i] for i in range(1, len(after[1]) + 1)]
         done = len(before[2])
         assert after[2] == [[i, i] for i in range(done + 1, done + len(after[2]) + 1)]
+
+
+def test_what_a_shared_object_holds_is_the_same_object_for_every_global(tmp_path):
+    """``holder`` cannot be copied (Picky refuses), so it is shared whole, with the
+    master's ``config`` inside; the global ``config`` must then be that same object,
+    not a copy of its own (copied first, it was: two globals disagreed)."""
+    master, child, copier = copy_module(tmp_path, "vfork_consistent", '''
+        config = {"debug": False}
+        class Picky:
+            def __init__(self, config):
+                self.config = config
+            def __reduce_ex__(self, protocol):
+                raise TypeError("Picky objects cannot be copied")
+        holder = Picky(config)
+        unrelated = {"n": 0}
+    ''')
+    assert child.holder is master.holder
+    assert child.config is child.holder.config is master.config
+    assert child.unrelated is not master.unrelated, "what it does not reach is copied"
+    assert [where for where, _ in copier.shared] == ["vfork_consistent.holder"]

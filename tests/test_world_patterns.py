@@ -8,7 +8,13 @@ Each was found by running the library under a simulation as its users would:
   in the future for a bounded number of retries;
 * a Django-style cache backend (as ``django-uwsgi-cache`` does): a library module, loaded
   lazily from outside the app's directory, binds ``uwsgi`` at its import and keeps it;
-  two simulations in a row must each see their own cache.
+  two simulations in a row must each see their own cache;
+* a Flask extension's view decorator (as ``flask-caching`` does): the library's wrapper
+  closes over the extension object, which the app also keeps in a global and the app
+  object keeps as a key of its ``extensions``; every worker must find one object in all
+  three places (each worker had a copy in two of them and the master's in the third:
+  ``KeyError`` on every request); and Flask's ``request`` proxy in the app's globals is
+  no reason for a warning.
 """
 
 from __future__ import annotations
@@ -141,3 +147,61 @@ def test_a_lazily_loaded_cache_backend_sees_each_simulations_own_cache(tmp_path,
             sim.advance(61)
             bodies[-1].append(sim.get("/").body)  # expired after its 60 s
     assert bodies == [[b"hits=1", b"hits=2", b"hits=1"]] * 2
+
+
+EXTENSION = '''
+import functools
+
+#: the app serving the request (Flask's ``current_app``: the app's own object)
+current = []
+
+class Extension:
+    """A Flask-style extension: registers itself on the app, wraps views."""
+    def __init__(self, app):
+        app.extensions[self] = {"calls": 0}
+
+    def counted(self, view):
+        @functools.wraps(view)
+        def wrapper(*args):
+            state = current[0].extensions[self]  # KeyError if self is not the key
+            state["calls"] += 1
+            return view(*args) + b" (call %d here)" % state["calls"]
+        return wrapper
+'''
+
+EXTENSION_APP = '''
+import extension
+from werkzeug.local import LocalProxy
+
+class App:
+    def __init__(self):
+        self.extensions = {}
+
+app = App()
+ext = extension.Extension(app)
+current = LocalProxy(lambda: app)  # as flask.request: a proxy of context-local state
+
+@ext.counted
+def view():
+    return b"view"
+
+def application(environ, start_response):
+    extension.current[:] = [app]  # as Flask pushes its app context
+    start_response("200 OK", [])
+    return [view()]
+'''
+
+
+def test_a_library_wrapper_and_the_app_share_one_extension_object_per_worker(
+        tmp_path, site_packages, recwarn):
+    (site_packages / "extension.py").write_text(EXTENSION)
+    (tmp_path / "app.py").write_text(EXTENSION_APP)
+    with Simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path) as sim:
+        bodies = sorted(sim.get("/").body for _ in range(4))
+        log = list(sim.log)
+    assert not [line for line in log if "Traceback" in line], log
+    # each worker counts its own calls: the extension object is copied, once, per worker
+    assert bodies[:2] == [b"view (call 1 here)", b"view (call 1 here)"] or \
+        bodies == sorted([b"view (call %d here)" % n for n in (1, 2, 3, 4)])
+    assert not [w for w in recwarn if "virtual fork shares" in str(w.message)]

@@ -36,7 +36,8 @@ another process that reaches it through ``sys.modules`` imports its own copy the
 its own ``import`` would have), and a process forked later starts without it.
 
 Not isolated: modules outside the app (third-party library state), classes with a metaclass other than ``type``/
-``ABCMeta`` (shared, and listed; enums are shared silently), threads. ``mode="fork"``
+``ABCMeta`` (shared, and listed; enums and werkzeug's ``LocalProxy`` — Flask's
+``request`` — are shared silently), threads. ``mode="fork"``
 isolates everything.
 """
 
@@ -48,6 +49,7 @@ import copy
 import copyreg
 import enum
 import functools
+import gc
 import itertools
 import sys
 import threading
@@ -75,6 +77,11 @@ _ATOMIC = frozenset({
     types.GetSetDescriptorType, types.MemberDescriptorType,
     types.MappingProxyType,  # read-only (a dataclass field's metadata)
 })
+
+
+#: Proxies of context-local state (Flask's ``request``, ``g``, ``current_app``): a copy
+#: would proxy the same context variable, so they are shared, silently.
+_PROXIES = frozenset({"werkzeug.local.LocalProxy"})
 
 
 class ProcessImage:
@@ -177,6 +184,11 @@ class Copier:
         #: The global being copied (its module.name) while the modules are copied
         self._where = ""
         self._top: Any = _MISSING
+        #: the objects shared whole (for the second pass, see _copy_all)
+        self._shared_objects: list[Any] = []
+        #: a library closure's cells of values it does not copy: (cell, master value),
+        #: filled with the copy of the value if the app's globals reach it
+        self._late_cells: list[tuple[types.CellType, Any]] = []
         self._handlers: dict[type, Any] = {
             list: self._copy_list, dict: self._copy_dict, tuple: self._copy_tuple,
             types.FunctionType: self._copy_function, types.MethodType: self._copy_method,
@@ -186,7 +198,25 @@ class Copier:
             _LOCK: self._copy_lock, _RLOCK: self._copy_lock,
             _LRU_CACHE: self._copy_lru_cache, weakref.ref: self._copy_weakref,
         }
-        self.modules = self._copy_modules(app_modules)
+        self.modules = self._copy_all(app_modules)
+
+    def _copy_all(self, app_modules: dict[str, types.ModuleType],
+                  ) -> dict[str, types.ModuleType]:
+        """Copy the modules; if an object had to be shared whole, copy them again with
+        everything that object reaches shared too (seeded in the memo as itself), until
+        no new object is shared. Else two globals could disagree: a Flask ``app``
+        shared whole holds the master's ``Cache`` as a key of ``app.extensions``, while
+        the global ``cache``, copied on its own, would be another object."""
+        seeded: set[int] = set()
+        while True:
+            modules = self._copy_modules(app_modules)
+            reach = _reachable(self._shared_objects)
+            if reach.keys() <= seeded:
+                return modules
+            seeded |= reach.keys()
+            self.memo = {key: obj for key, obj in reach.items()}
+            self._keep = []
+            self.globals_map = {}
 
     def _copy_modules(self, app_modules: dict[str, types.ModuleType],
                       ) -> dict[str, types.ModuleType]:
@@ -209,6 +239,9 @@ class Copier:
                     self._where, self._top = f"{name}.{key}", value
                     globs[key] = self.copy(value)
         self._where, self._top = "", _MISSING
+        for cell, value in self._late_cells:
+            cell.cell_contents = self.memo.get(id(value), value)
+        self._late_cells = []
         return copies
 
     # -- the deep copy -----------------------------------------------------------------
@@ -220,7 +253,7 @@ class Copier:
         if y is not _MISSING:
             return y
         cls = type(x)
-        if cls in _ATOMIC:
+        if cls in _ATOMIC or _type_name(x) in _PROXIES:
             return x
         mark = len(memo)
         try:
@@ -235,7 +268,7 @@ class Copier:
                 y = self._reduce(x)
         except Exception as exc:  # noqa: BLE001 - any object may refuse to be copied
             self._rollback(mark)
-            self._share(x, f"{_type_name(x)}: {exc}")
+            self._share(x, f"{_type_name(x)}: {str(exc).partition(chr(10))[0]}")
             y = x
         memo[key] = y
         if y is not x:
@@ -252,7 +285,10 @@ class Copier:
     def _share(self, x: Any, what: str) -> None:
         if x is not self._top:
             what = f"holds {what}"  # shared inside the global, which is copied
-        self.shared.append((self._where or _type_name(x), what))
+        entry = (self._where or _type_name(x), what)
+        if entry not in self.shared:  # the second pass finds the same ones
+            self.shared.append(entry)
+        self._shared_objects.append(x)
 
     def _reduce(self, x: Any) -> Any:
         custom = getattr(x, "__deepcopy__", None)
@@ -320,17 +356,25 @@ class Copier:
     def _copy_library_closure(self, fn: types.FunctionType) -> types.FunctionType:
         """A library's function is shared, unless its closure holds the app's functions
         or classes (a library decorator's wrapper: ``contextmanager``, ``wraps``): then a
-        copy of it, on the library's globals, holds this process's. Other values in a
-        library's closure are the library's state: shared."""
+        copy of it, on the library's globals, holds this process's. Its other values
+        are the library's state, shared, except those the app's globals reach too
+        (flask-caching's ``cached`` wrapper holds the ``Cache`` the app keeps in a
+        global): they are this process's copy, once the copy is complete."""
         if fn.__closure__ is None:
             return fn
         self.memo[id(fn)] = fn  # while its cells are copied (they may refer to it)
-        contents = [self.copy(value) if type(value) in _CODE or isinstance(value, type)
-                    else value for value in _cell_contents(fn)]
-        if all(a is b for a, b in zip(contents, _cell_contents(fn))):
+        originals = _cell_contents(fn)
+        code = [type(value) in _CODE or isinstance(value, type) for value in originals]
+        contents = [self.copy(value) if is_code else value
+                    for value, is_code in zip(originals, code)]
+        if all(a is b for a, b in zip(contents, originals)):
             return fn
         cells = tuple(types.CellType(value) if value is not _MISSING else types.CellType()
                       for value in contents)
+        self._late_cells += [(cell, value) for cell, value, is_code
+                             in zip(cells, originals, code)
+                             if not is_code and type(value) not in _ATOMIC
+                             and value is not _MISSING]
         new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__,
                                  fn.__defaults__, cells)
         new.__kwdefaults__ = fn.__kwdefaults__
@@ -425,6 +469,23 @@ class Copier:
         if meta is abc.ABCMeta:
             abc._abc_init(new)  # type: ignore[attr-defined]
         return new
+
+
+def _reachable(roots: list[Any]) -> dict[int, Any]:
+    """Every object reachable from ``roots`` (id -> object), without going into
+    modules, module globals or classes: those are the fork's to copy or share."""
+    stop = {id(m.__dict__) for m in list(sys.modules.values()) if m is not None}
+    out: dict[int, Any] = {}
+    todo = list(roots)
+    while todo:
+        obj = todo.pop()
+        key = id(obj)
+        if (key in out or key in stop or type(obj) in _ATOMIC
+                or isinstance(obj, (type, types.ModuleType))):
+            continue
+        out[key] = obj
+        todo.extend(gc.get_referents(obj))
+    return out
 
 
 def _cell_contents(fn: types.FunctionType) -> list[Any]:

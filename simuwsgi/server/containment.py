@@ -701,6 +701,14 @@ class Watchdog:
                 _REAL["signal"](signum, handler)
         self._handlers.clear()
 
+    def deadline(self, seconds: float) -> Callable[[], bool]:
+        """A test that says whether ``seconds`` real seconds have passed since now:
+        ``Simulation.wait``'s guard against a response the app polls for in virtual
+        time for ever (a ``time.sleep()`` loop yields, so the stall check never
+        sees it)."""
+        end = _R.monotonic() + seconds
+        return lambda: _R.monotonic() > end
+
     def _install_handlers(self) -> None:
         real_signal = _REAL["signal"]
         self._handlers[_STALL_SIGNAL] = real_signal(_STALL_SIGNAL, self._on_stall_signal)

@@ -42,6 +42,13 @@ SIMULATED: dict[str, str] = {
     "http-socket": "the request environ and uwsgi.sockets; simuwsgi serve listens on it",
     "http11-socket": "as --http-socket",
     "listen": "the listen queue's size and its 'listen queue ... full' log line",
+    # chunked request bodies (uwsgi.chunked_read, core/chunked.c)
+    "chunked-input-limit": "the largest chunk uwsgi.chunked_read() accepts",
+    "chunked-input-timeout": "how long uwsgi.chunked_read() waits for a chunk",
+    # WebSockets (uwsgi.websocket_*, core/websockets.c; the handshake needs ssl=True)
+    "websockets-ping-freq": "how often websocket_recv pings the client",
+    "websockets-pong-tolerance": "how long websocket_recv waits for the client's pong",
+    "websockets-max-size": "the largest message websocket_recv accepts (KiB)",
     # processes and their lifecycle
     "master": "the master process, its loop, respawns",
     "processes": "the number of workers; 0 is the no-workers mode; negative refused",

@@ -102,9 +102,17 @@ class Request:
         else:
             self.headers = list(headers)
         self.body = bytes(body)
+        #: Sent with ``Transfer-Encoding: chunked``: ``body`` is the chunked stream as
+        #: the client wrote it, with no ``CONTENT_LENGTH`` (so ``wsgi.input`` is empty);
+        #: the app reads it with ``uwsgi.chunked_read()``, parsed by ``chunked_input``.
+        self.chunked = any(k.lower() == "transfer-encoding" and v.lower() == "chunked"
+                           for k, v in self.headers)
+        self.chunked_input: Any = None
+        #: Its WebSocket once the app called ``uwsgi.websocket_*`` (``server.websocket``).
+        self.websocket: Any = None
         #: ``CONTENT_LENGTH``: ``len(body)``, unless the body is read from elsewhere
-        #: (``simuwsgi serve`` keeps a big one in a file)
-        self.body_length = len(self.body)
+        #: (``simuwsgi serve`` keeps a big one in a file) or chunked
+        self.body_length = 0 if self.chunked else len(self.body)
         self.remote_addr = remote_addr
         self.protocol = protocol
         self.submitted = submitted
@@ -446,7 +454,7 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
             packet[key] = value
         else:
             packet["HTTP_" + key] = value
-    if req.body and "CONTENT_LENGTH" not in packet:
+    if req.body and "CONTENT_LENGTH" not in packet and not req.chunked:
         packet["CONTENT_LENGTH"] = str(len(req.body))
     if _reading.reading(inst).manage_script_name:
         del packet["SCRIPT_NAME"]  # proto/http.c leaves it to uwsgi_parse_vars

@@ -15,10 +15,14 @@ the simulated kind:
 * async helpers outside an async loop: ``async_sleep`` → ``b''``, ``suspend`` /
   ``green_schedule`` → True, ``wait_fd_read/write`` → ``OSError('unable to fd N to the
   event queue')``, ``ready_fd`` → -1.
-* ``chunked_read`` on a request that is not chunked → ``OSError('unable to receive
-  chunked part')``, ``chunked_read_nb`` → None (its read would block); the
-  ``websocket_*`` functions on a plain HTTP request →
-  ``OSError`` with uWSGI's messages; ``offload`` → ``b''`` (a stub in 2.0).
+* ``chunked_read([timeout])``/``chunked_read_nb()``: the chunks of a request sent with
+  ``Transfer-Encoding: chunked``, parsed as ``core/chunked.c`` does, ``b""`` at the
+  end; on a request that is not chunked, or a chunk that never completes, the
+  blocking read fails after its timeout (``OSError('unable to receive chunked
+  part')``) and the non-blocking one gives None; ``offload`` → ``b''`` (a stub in 2.0).
+* the ``websocket_*`` functions on the request's connection (``simuwsgi.server.websocket``:
+  the handshake needs a build with SSL; frames are written and read as uWSGI does);
+  outside a request they fail with uWSGI's ``OSError`` messages.
 * files: ``extract(path)`` reads a file (a missing file makes the calling process exit,
   as ``uwsgi_open_and_read`` does); ``parsefile(path)`` parses one uwsgi packet of
   modifier1 0 or 17 into a dict; ``embedded_data`` → ``ValueError('unable to find
@@ -48,6 +52,9 @@ from typing import TYPE_CHECKING, Any
 from .._errors import NotSimulatedError
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import socket_fds
+from ..protocol._chunked import DEFAULT_LIMIT, NEED_MORE, ChunkedError, ChunkedReader
+from ..protocol._websocket import server_frame
+from ..server.websocket import ServerWebSocket
 from ..server.wire import BuiltinFunction, segfault
 from ..server.workers import _LogSink, content_length, packet_vars
 
@@ -168,6 +175,53 @@ class Misc:
 
     def _request(self) -> Any:
         return getattr(self.inst.kernel.current, "request", None)
+
+    def _websocket(self) -> ServerWebSocket | None:
+        """The running request's WebSocket state, made on first use; None outside a
+        request (uWSGI's stale request structure: every call fails)."""
+        req = self._request()
+        if req is None or req.conn is None:
+            return None
+        if req.websocket is None:
+            proc = self.inst.kernel.current
+            continuation = getattr(proc, "ws_continuation", None)
+            if continuation is None:  # uWSGI's is one per process (a global)
+                continuation = proc.ws_continuation = []  # type: ignore[union-attr]
+            req.websocket = ServerWebSocket(self.inst, req, continuation)
+        return req.websocket  # type: ignore[no-any-return]
+
+    def _chunked_read(self, timeout: int, *, nonblocking: bool) -> bytes | None:
+        """``uwsgi_chunked_read``: the next chunk of a chunked request body
+        (``protocol/_chunked.py``). The simulated client has sent its whole body, so
+        a chunk that is not all there never comes: the blocking read waits
+        ``timeout`` (else ``--chunked-input-timeout``, else ``--socket-timeout``)
+        virtual seconds and fails; the non-blocking one gives None (EAGAIN)."""
+        req = self._request()
+        if req is None:  # outside a request the stale fd fails
+            raise OSError("unable to receive chunked part")
+        reader = req.chunked_input
+        if reader is None:
+            opts = self.inst.opts
+            reader = req.chunked_input = ChunkedReader(
+                opts.int("chunked-input-limit", 0) or DEFAULT_LIMIT)
+            if req.chunked:  # a body sent with a length is wsgi.input's: none here
+                reader.feed(req.body)
+        try:
+            chunk = reader.read()
+        except ChunkedError:
+            raise OSError("unable to receive chunked part") from None
+        if chunk is not NEED_MORE:
+            return chunk
+        if nonblocking:
+            return None
+        if timeout == 0:
+            opts = self.inst.opts
+            timeout = opts.int("chunked-input-timeout", 0) or opts.int("socket-timeout", 4)
+        if timeout > 0:
+            self.inst.kernel.sleep(timeout, "chunked_read")
+        else:  # -1: until the client sends more, which it never does
+            self.inst.kernel.park("chunked_read (no timeout)")
+        raise OSError("unable to receive chunked part")
 
     def facade_functions(self) -> dict[str, Any]:
         inst = self.inst
@@ -300,50 +354,60 @@ class Misc:
 
         def chunked_read(*args: Any, **kw: Any) -> bytes:
             no_kwargs("chunked_read", kw)
-            p_chunked(args)
-            raise OSError("unable to receive chunked part")
+            v = p_chunked(args)
+            timeout = v[0] if v else 0
+            return self._chunked_read(timeout, nonblocking=False)  # type: ignore[return-value]
 
         def chunked_read_nb(*_args: Any, **kw: Any) -> bytes | None:
             no_kwargs("chunked_read_nb", kw)
-            # the non-blocking read finds nothing more on the socket: EAGAIN -> None
-            # (observed on a plain request); outside a request the stale fd fails.
-            if self._request() is not None:
-                return None
-            raise OSError("unable to receive chunked part")
+            return self._chunked_read(0, nonblocking=True)
 
         p_ws_hs = parser("|s#s#s#:websocket_handshake")
 
         def websocket_handshake(*args: Any, **kw: Any) -> None:
             no_kwargs("websocket_handshake", kw)
-            v = p_ws_hs(args)
-            req = self._request()
-            has_key = bool(v and v[0]) or any(
-                k.lower() == "sec-websocket-key" for k, _ in getattr(req, "headers", []))
-            if not has_key:
+            v = p_ws_hs(args) + [b"", b"", b""]
+            ws = self._websocket()
+            if ws is None:
+                if not getattr(inst, "ssl", False):  # the pyuwsgi wheel: no SSL
+                    inst.log("you need to build uWSGI with SSL support to use the "
+                             "websocket handshake api function !!!")
                 raise OSError("unable to complete websocket handshake")
-            raise NotSimulatedError("uwsgi.websocket_handshake() with a websocket key is "
-                                    "not simulated: the simulated client speaks plain HTTP")
+            if not ws.handshake(v[0], v[1], v[2]):
+                raise OSError("unable to complete websocket handshake")
 
         p_ws_send = parser("s#:websocket_send")
         p_ws_sendb = parser("s#:websocket_send_binary")
 
         def websocket_send(*args: Any, **kw: Any) -> None:
             no_kwargs("websocket_send", kw)
-            p_ws_send(args)
-            raise OSError("unable to send websocket message")
+            (message,) = p_ws_send(args)
+            ws = self._websocket()
+            if ws is None or not ws.send(server_frame(message, 0x81)):
+                raise OSError("unable to send websocket message")
 
         def websocket_send_binary(*args: Any, **kw: Any) -> None:
             no_kwargs("websocket_send_binary", kw)
-            p_ws_sendb(args)
-            raise OSError("unable to send websocket binary message")
+            (message,) = p_ws_sendb(args)
+            ws = self._websocket()
+            if ws is None or not ws.send(server_frame(message, 0x82)):
+                raise OSError("unable to send websocket binary message")
 
         def websocket_recv(*_args: Any, **kw: Any) -> bytes:
             no_kwargs("websocket_recv", kw)
-            raise OSError("unable to receive websocket message")
+            ws = self._websocket()
+            got = ws.recv(nonblocking=False) if ws is not None else None
+            if got is None:
+                raise OSError("unable to receive websocket message")
+            return got
 
         def websocket_recv_nb(*_args: Any, **kw: Any) -> bytes:
             no_kwargs("websocket_recv_nb", kw)
-            raise OSError("unable to receive websocket message")
+            ws = self._websocket()
+            got = ws.recv(nonblocking=True) if ws is not None else None
+            if got is None:
+                raise OSError("unable to receive websocket message")
+            return got
 
         def offload(*_args: Any, **kw: Any) -> bytes:
             no_kwargs("offload", kw)

@@ -234,6 +234,23 @@ def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     assert "stuck.py" in message and "simuwsgi/" not in message
 
 
+def test_a_response_polled_for_for_ever_is_an_error_not_a_hang(tmp_path):
+    """A loop of short sleeps yields, so the stall check never fires; but the request
+    would take 7 virtual days of 0.01 s sleeps: the wait gives up after 12 times
+    stall_timeout real seconds, naming the request and what it waits for."""
+    copy_app(tmp_path, "stuck.py")
+    with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
+                    stall_timeout=0.25) as sim:
+        began = RealClock.monotonic()
+        with pytest.raises(SimulationError) as err:
+            sim.get("/poll")
+        assert RealClock.monotonic() - began < 3 + 2  # 12 x 0.25 s, and a slice
+        assert "no response after 3 real seconds" in str(err.value)
+        assert "GET /poll" in str(err.value) and "sleep(0.01)" in str(err.value)
+        # a timeout given is the test's own bound: no real-time limit then
+        assert sim.get("/poll", timeout=60).status is None
+
+
 @pytest.mark.parametrize("path", ["/spin", "/socket"])
 def test_code_that_never_yields_is_a_harakiri_when_one_is_set(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
