@@ -232,7 +232,8 @@ def _head_lines(req: Request, vars_: dict[str, str]) -> list[str]:
     simulation added it for a body)."""
     lines = [f"{req.method} {req.path} {req.protocol}"]
     lines += [f"{k}: {v}" for k, v in req.headers]
-    if req.body and not any(k.lower() == "content-length" for k, _v in req.headers):
+    if "CONTENT_LENGTH" in vars_ and not any(k.lower() == "content-length"
+                                              for k, _v in req.headers):
         lines.append(f"Content-Length: {vars_['CONTENT_LENGTH']}")
     return lines
 
