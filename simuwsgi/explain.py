@@ -104,7 +104,8 @@ class _Narrator:
         self.targets: dict[int, str] = {}
         self.crons: dict[int, dict[str, Any]] = {}
         self.timers: dict[int, float] = {}
-        self.busy: dict[str, dict[str, Any]] = {}  # process -> its request (start fields)
+        #: process -> request id -> the start fields of its requests (one per core)
+        self.busy: dict[str, dict[Any, dict[str, Any]]] = {}
         self.submitted: dict[Any, float] = {}
         self.choices: dict[str, dict[str, Any]] = {}  # picked process -> the choice
         self.raised: dict[int, tuple[float, str]] = {}
@@ -143,19 +144,24 @@ class _Narrator:
 
     def _death(self, t: float, proc: str, f: dict[str, Any]) -> str:
         reason = f.get("reason")
-        req = self.busy.pop(proc, None)
+        reqs = list(self.busy.pop(proc, {}).values())
         why = {"max-requests": "it served --max-requests "
                                f"{self.options.get('max-requests', '?')} requests "
                                "and exits by itself ('The work of process ... is done')",
                "harakiri": "the master killed it (harakiri)",
                "reload": "a reload replaces every worker"}.get(str(reason), str(reason))
-        lost = f"; request {req.get('id')} ({req.get('path')}) is lost" if req else ""
+        lost = ""
+        if reqs:
+            which = ", ".join(f"{r.get('id')} ({r.get('path')})" for r in reqs)
+            lost = (f"; request {which} is lost" if len(reqs) == 1
+                    else f"; requests {which} are lost")
         return f"{_worker_words(proc)} (pid {f.get('pid')}) died: {why}{lost}"
 
     def _harakiri(self, t: float, proc: str, f: dict[str, Any]) -> str:
-        req = self.busy.get(proc)
+        reqs = self.busy.get(proc, {}).values()
         limit = self.options.get("harakiri", "?")
-        on = f" on {req.get('path')}" if req else " in a signal handler or between requests"
+        on = (" on " + ", ".join(str(r.get("path")) for r in reqs) if reqs
+              else " in a signal handler or between requests")
         return (f"HARAKIRI: {_worker_words(proc)} exceeded {limit} s{on}; the master sends "
                 f"it (pid {f.get('pid')}) SIGUSR2, then SIGKILL a second later, and respawns it")
 
@@ -187,7 +193,7 @@ class _Narrator:
                 "(the seeded RNG stands for the kernel's wake-up order)")
 
     def _request_start(self, t: float, proc: str, f: dict[str, Any]) -> str:
-        self.busy[proc] = f
+        self.busy.setdefault(proc, {})[f.get("id")] = f
         choice = self.choices.pop(proc, None)
         if choice is not None:
             among = choice.get("among") or 0
@@ -198,11 +204,15 @@ class _Narrator:
             why = "the only worker free to accept"
         waited = t - self.submitted.get(f.get("id"), t)
         queued = f", after {waited:.3f} s in the listen queue" if waited > 0.0005 else ""
-        return (f"{_worker_words(proc)} took request {f.get('id')} "
+        core = f" (core {f['core']})" if "core" in f else ""
+        return (f"{_worker_words(proc)}{core} took request {f.get('id')} "
                 f"({f.get('method')} {f.get('path')}): {why}{queued}")
 
     def _request_end(self, t: float, proc: str, f: dict[str, Any]) -> str:
-        req = self.busy.pop(proc, {})
+        reqs = self.busy.get(proc, {})
+        req = reqs.pop(f.get("id"), {})
+        if not reqs:
+            self.busy.pop(proc, None)
         took = ""
         started = req.get("_t")
         if started is not None:

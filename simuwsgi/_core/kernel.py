@@ -373,8 +373,11 @@ class Kernel:
 
     def discard(self, proc: Process) -> None:
         """Forget a process without running any more of its code (SIGKILL); ``close()``
-        unwinds its greenlet."""
+        unwinds its greenlet (one that never started has nothing to unwind: forgotten
+        now)."""
         proc.alive = False
+        if not proc.greenlet and not proc.greenlet.dead:
+            self._unfinished.pop(proc, None)
 
     def apply_cwd(self, cwd: str | None) -> None:
         """``chdir`` to a process's working directory (None: back to ``home_cwd``)."""

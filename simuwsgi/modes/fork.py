@@ -52,9 +52,13 @@ simulation kills and reaps every child; the master child dies with the parent
 For an app that keeps no per-process state outside its own modules, the trace is the
 same as in ``sim`` mode for the same seed.
 
-Left out: threads started by user code must not call ``uwsgi.*`` (one channel per
-process); ``uwsgi.sharedarea_memoryview``/``sharedarea_object`` (memory shared with the
-parent) raise ``NotSimulatedError``; attributes set on the ``uwsgi`` module are local to
+Left out: a ``--threads`` worker's child has one thread: its cores' requests run in it
+one after the other (the parent keeps the cores, their accept turns and log lines; a core
+waits while another core's request is in the child), so requests overlap across workers
+only, and in the child ``threading.get_ident()`` is the same for every core; threads
+started by user code must not call ``uwsgi.*`` (one channel per process);
+``uwsgi.sharedarea_memoryview``/``sharedarea_object`` (memory shared with the parent)
+raise ``NotSimulatedError``; attributes set on the ``uwsgi`` module are local to
 the process, except ``spooler``, ``post_fork_hook`` and ``mule_msg_hook``, which also
 go to that process's hooks in the parent, as in ``sim`` mode (``facade.HOOKS``: a hook
 set by a worker does not exist in the spooler or the mules, as under uWSGI); tracebacks in the log name this module's frames instead of
@@ -81,6 +85,7 @@ import threading
 import traceback
 import types
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -434,6 +439,9 @@ class ForkRuntime:
         self.wait_seq = 0
         self._watchdog: _Watchdog | None = None
         self.closed = False
+        #: ``--threads``: the cores of a worker waiting for its child, which runs one
+        #: request at a time (it has one thread), by worker
+        self._core_queues: dict[UProcess, deque[UProcess]] = {}
         self._local_call_python = inst.call_python
         #: OS pids of live children (killed at interpreter exit if never closed).
         self.live_pids: set[int] = set()
@@ -524,7 +532,9 @@ class ForkRuntime:
                 pass  # it died meanwhile: nothing more runs in it
 
     def process_died(self, proc: UProcess) -> None:
-        """The virtual process is gone (exit, SIGKILL): so is its OS process."""
+        """The virtual process is gone (exit, SIGKILL): so is its OS process (and the
+        cores that waited for it)."""
+        self._core_queues.pop(proc, None)
         child = self.children.get(proc)
         if child is not None and child is not self.master_child:
             self.kill(child)
@@ -656,7 +666,20 @@ class ForkRuntime:
         if app is None:
             return _call_app(inst, w, req)  # "no python application found": no user code
         state = _request_state(req)
-        outcome = self.child_of(w).call("wsgi", state)
+        worker = w.main
+        queue = self._core_queues.get(worker)
+        if queue is None:  # the child is free: this core's request goes in
+            queue = self._core_queues[worker] = deque()
+        else:  # another core's request runs in the child: wait for it
+            queue.append(w)
+            self.kernel.park("the worker's child runs another core's request")
+        try:
+            outcome = self.child_of(worker).call("wsgi", state)
+        finally:
+            if queue:
+                self.kernel.wake(queue.popleft())
+            else:
+                del self._core_queues[worker]
         if outcome[0] == EXIT:
             raise ProcessExit(outcome[1], outcome[2])
         (status, headers, body, failed), raw, altered, stats = outcome[1]

@@ -144,6 +144,7 @@ def before_app(inst: Instance) -> list[str]:
     lines += [f"Python version: {machine(inst)['python']}", "--- Python VM already initialized ---",
               "Python main interpreter initialized at 0x0"]
     lines += _as_root(inst)
+    # with or without "enable-threads": pyuwsgi 2.0.30 always initialises Python threads
     lines.append("python threads support enabled")
     if sockets(inst) and not inst.command_mode:  # command mode drops the sockets
         lines.append(f"your server socket listen backlog is limited to {inst.listen} "

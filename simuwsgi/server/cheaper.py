@@ -112,7 +112,7 @@ class Cheaper:
                     inst.spawn_worker(wid, previous)
                     needed -= 1
         elif needed < 0:
-            idle = [w for w in self._active() if w.request is None]
+            idle = [w for w in self._active() if not w.busy]
             if idle:
                 oldest = min(idle, key=lambda w: (w.last_spawn, w.id))
                 oldest.cheaped = True
@@ -134,7 +134,7 @@ class Cheaper:
     # -- the algorithms ----------------------------------------------------------------------
     def _spare(self) -> int:
         active = self._active()
-        if all(w.request is not None for w in active):
+        if all(w.busy for w in active):
             self._overload_count += 1
             self._idle_count = 0
         elif self._overload_count > 0:
@@ -143,7 +143,7 @@ class Cheaper:
             self._overload_count = 0
             return self._cheaped_slots()
         if self._overload_count == 0:
-            busy = sum(w.request is not None for w in active)
+            busy = sum(w.busy for w in active)
             if len(active) - busy == 1:
                 return 0  # one spare worker: stable
             self._idle_count += 1

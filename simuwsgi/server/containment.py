@@ -27,6 +27,21 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   host's signal table.
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
+* the cores of a ``--threads`` worker are threads: ``threading.get_ident()`` in core
+  N >= 1 is a virtual thread id of its own (core 0 is the process's main thread, whose
+  id a fork keeps: the host's), so ``threading.current_thread()`` there is a
+  ``_DummyThread``, as for a thread uWSGI started; ``threading.local`` is the pure-Python
+  ``_threading_local.local``, keyed by the virtual process and core, so each core of each
+  process has its own namespace (a ``threading.local`` made before the simulation
+  opened is the host's C one, shared).
+* threads the app starts itself (``threading.Thread.start`` in a virtual process) run
+  as host threads: in real time, outside the virtual clock and the seeded order, so
+  what they do is not deterministic. They are kept in: each is made a daemon thread
+  (it cannot keep the test process from exiting); any of the calls above made from one
+  raises ``NotSimulatedError`` (it would act on the simulation from another OS thread,
+  or on the host); closing the simulation stops each one still running (an
+  asynchronous ``SystemExit`` at its next bytecode, waited for up to a second). A
+  ``uwsgi.*`` call from one answers for whatever virtual process runs at that moment.
 
 Calls from the test itself (no virtual process running) and from other threads go to
 the real functions. Everything is put back when the last open simulation closes.
@@ -59,6 +74,8 @@ import signal as _signal
 import sys
 import threading
 import time
+import _threading_local
+from _thread import get_ident as _host_ident
 import traceback
 import types
 from collections.abc import Callable
@@ -87,7 +104,7 @@ _REAL = {
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
-    "setitimer": _signal.setitimer, "pause": _signal.pause,
+    "setitimer": _signal.setitimer, "pause": _signal.pause, "start": threading.Thread.start,
 }
 #: The host's functions, for the simulator's own use (``fork`` mode's OS processes).
 REAL = types.SimpleNamespace(**_REAL)
@@ -168,7 +185,7 @@ def c_exit(inst: Instance, reason: str, code: int) -> None:
     proc = inst.kernel.current
     if proc is None:  # the test itself called the module
         raise SimulationError(f"{reason}: uWSGI would exit with status {code}")
-    if not (proc.kind == "worker" and proc.request is not None):
+    if not (proc.kind == "worker" and proc.busy):
         run_atexit(inst, proc)
     die_now(inst, proc, reason, code=code)
 
@@ -268,7 +285,7 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
     if handler == _signal.SIG_IGN:
         return
     action = _action(inst, proc, signum)
-    if kernel.current is proc:
+    if _running_in(inst, proc) is not None:
         _act(inst, proc, signum, action)
     else:
         kernel.call_soon(_act, inst, proc, signum, action)
@@ -336,13 +353,16 @@ def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
         inst.log(f"Gracefully killing worker {proc.id} (pid: {proc.pid})...", proc)
         assert isinstance(proc, Worker)
         proc.manage_next_request = False
-        if proc.request is None:
+        if not proc.busy:
             _end(inst, proc, "graceful", 17)
+        else:
+            proc.stop_accepting()
     elif action == "end":
         _end(inst, proc, "end_me", 30)
     else:  # "die": the default action of the signal kills the process
-        if inst.kernel.current is proc:
-            die_now(inst, proc, f"killed by {_signame(signum)}", signum=signum)
+        running = _running_in(inst, proc)
+        if running is not None:
+            die_now(inst, running, f"killed by {_signame(signum)}", signum=signum)
         else:
             inst.kill(proc, f"killed by {_signame(signum)}", signum)
 
@@ -351,13 +371,21 @@ def _end(inst: Instance, proc: UProcess, reason: str, code: int) -> None:
     """``exit(code)`` from a signal handler: ``atexit`` unless a worker is busy."""
     if proc is inst.master:
         return
-    if proc.request is None:
+    if not proc.busy:
         run_atexit(inst, proc)
     proc.exit_code = code  # type: ignore[attr-defined]
-    if inst.kernel.current is proc:
-        die_now(inst, proc, reason, code=code)
+    running = _running_in(inst, proc)
+    if running is not None:
+        die_now(inst, running, reason, code=code)
     else:
         inst.kill(proc, reason, None)
+
+
+def _running_in(inst: Instance, proc: UProcess) -> UProcess | None:
+    """The running virtual process if it is ``proc`` or one of its threads (a core of a
+    ``--threads`` worker): the one whose code must stop at once when ``proc`` dies."""
+    current = inst.kernel.current
+    return current if current is not None and current.main is proc else None
 
 
 def _run_handler(inst: Instance, proc: UProcess, handler: Any, signum: int) -> None:
@@ -389,7 +417,7 @@ def _stats_lines(inst: Instance, proc: UProcess) -> list[str]:
     total = inst.total_requests  # requests done; an app's count includes the one running
 
     def app_line(w: Any) -> str:
-        requests = w.app_requests.get(0, 0) + (1 if w.request is not None else 0)
+        requests = w.app_requests.get(0, 0) + len(w.in_flight())
         return f"app 0 [] requests: {requests} exceptions: {w.app_exceptions.get(0, 0)}"
 
     if proc.kind == "master":
@@ -413,13 +441,16 @@ class Containment:
 
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
-        self.thread = threading.get_ident()
+        self.thread = _host_ident()
+        #: The threads app code started (host threads), and their thread ids.
+        self.app_threads: list[threading.Thread] = []
+        self.app_idents: set[int] = set()
         pyargv = inst.opts.str("pyargv") or ""
         self.argv = ["uwsgi", *pyargv.split()]
 
     def running(self) -> UProcess | None:
         """The virtual process running app code now, if this thread runs one of ours."""
-        if threading.get_ident() != self.thread:
+        if _host_ident() != self.thread:
             return None
         return self.inst.kernel.current  # type: ignore[return-value]
 
@@ -449,6 +480,19 @@ class Containment:
             _ACTIVE.remove(self)
             if not _ACTIVE:
                 _uninstall()
+        self._stop_app_threads()
+
+    def _stop_app_threads(self) -> None:
+        """Closing: every thread the app started and still running gets ``SystemExit``."""
+        alive = [t for t in self.app_threads if t.is_alive() and t.ident is not None]
+        for thread in alive:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                       ctypes.py_object(SystemExit))
+        deadline = _R.monotonic() + 1.0
+        for thread in alive:
+            thread.join(max(0.0, deadline - _R.monotonic()))
+        self.app_threads.clear()
+        self.app_idents.clear()
 
 
 _ACTIVE: list[Containment] = []
@@ -456,10 +500,17 @@ _SAVED: dict[str, Any] = {}
 
 
 def _current() -> tuple[Containment, UProcess] | None:
+    """The simulation and virtual process making a call (None: the host's own); a
+    thread the app started may make none of these calls."""
     for contain in reversed(_ACTIVE):
         proc = contain.running()
         if proc is not None:
             return contain, proc
+        if contain.app_idents and _host_ident() in contain.app_idents:
+            raise NotSimulatedError(
+                "a thread started by app code runs as a host thread, outside the "
+                "simulation: it cannot signal, exit or register handlers; do it in a "
+                "request, a signal handler or a mule")
     return None
 
 
@@ -520,6 +571,59 @@ def _getppid() -> int:
     if found is None or found[1] is found[0].inst.master or found[0].inst.master is None:
         return int(_REAL["getppid"]())
     return int(found[0].inst.master.pid)  # type: ignore[union-attr]
+
+
+#: Virtual thread ids of cores >= 1 are in [BASE, LIMIT) (the host's are addresses).
+_CORE_IDENT_BASE = 1 << 20
+_CORE_IDENT_LIMIT = 1 << 40
+
+
+def _get_ident() -> int:
+    for contain in reversed(_ACTIVE):
+        proc = contain.running()
+        if proc is not None:
+            core = getattr(proc, "core", 0)
+            return _CORE_IDENT_BASE + proc.pid * 256 + core if core else _host_ident()
+    return _host_ident()
+
+
+def _local_owner() -> Any:
+    """``_threading_local``'s ``current_thread``: whose namespace a ``threading.local``
+    shows, the running virtual process's core, or the host thread."""
+    for contain in reversed(_ACTIVE):
+        proc = contain.running()
+        if proc is not None:  # (a fork-mode child's stand-in has none: the host's)
+            return getattr(proc, "thread_token", None) or threading.current_thread()
+    return threading.current_thread()
+
+
+def _thread_start(thread: threading.Thread) -> None:
+    """``Thread.start`` from app code in a virtual process: a contained host thread.
+    The simulator's own threads (``network="real"``'s client...) are left alone;
+    ``uwsgidecorators.thread`` starts the app's."""
+    owner = next((c for c in reversed(_ACTIVE) if c.running() is not None), None)
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if owner is None or (caller.startswith("simuwsgi.")
+                         and caller != "simuwsgi.uwsgidecorators"):
+        _REAL["start"](thread)
+        return
+    thread.daemon = True
+    run = thread.run
+
+    def contained_run() -> None:
+        owner.app_idents.add(_host_ident())  # before any of its code runs
+        run()
+
+    thread.run = contained_run  # type: ignore[method-assign]
+    owner.app_threads.append(thread)
+    _REAL["start"](thread)
+
+
+def _forget_core_threads() -> None:
+    """The ``_DummyThread`` of every core goes (and their ``threading.local`` data)."""
+    active = threading._active  # type: ignore[attr-defined]
+    for ident in [i for i in active if _CORE_IDENT_BASE <= i < _CORE_IDENT_LIMIT]:
+        active.pop(ident, None)
 
 
 def _getpgrp() -> int:
@@ -631,6 +735,9 @@ _PATCHES = [
     (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
     (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
                                 "use uwsgi.signal_wait()")),
+    (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
+    (_threading_local, "current_thread", _local_owner),
+    (threading.Thread, "start", _thread_start),
 ]
 
 
@@ -644,6 +751,7 @@ def _uninstall() -> None:
     for module, name, value in _SAVED.values():
         setattr(module, name, value)
     _SAVED.clear()
+    _forget_core_threads()
 
 
 # -- the stall watchdog --------------------------------------------------------------------

@@ -206,7 +206,7 @@ def _process_functions(inst: Instance) -> dict[str, Any]:
 
     def request_id(*_args: Any) -> int:
         proc = kernel.current
-        return proc.core_requests if isinstance(proc, Worker) else 0
+        return proc.core_counts[proc.core] if isinstance(proc, Worker) else 0
 
     def i_am_the_spooler(*_args: Any) -> bool | None:
         return True if isinstance(kernel.current, Spooler) else None
@@ -305,7 +305,7 @@ def _worker_info(inst: Instance, wid: int, w: Worker | None) -> dict[str, Any]:
         status = b"cheap"
     elif w.paused:
         status = b"pause"
-    elif w.request is not None:
+    elif w.busy:
         status = b"busy"
     else:
         status = b"idle"

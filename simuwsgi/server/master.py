@@ -52,7 +52,7 @@ from .interface import AFTER_REAP, CONTROL, ProcessExit
 from .containment import SimulationInterrupted, StallInterrupt, run_atexit, stall_error
 from .._core.kernel import Kernel, Killed
 from .logsink import LogSink
-from .processes import Master, Mule, Spooler, UProcess, Worker
+from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
 from .._core.trace import Trace
 
 __all__ = ["CONTROL", "Instance", "ProcessExit"]
@@ -179,6 +179,10 @@ class Instance:
         self._chain_timer: Any = None
         self.listen = o.int("listen", 100)
         self.cores = max(1, o.int("threads", 0) or o.int("async", 0) or 1)
+        #: --threads: the cores of a worker that each run a request (``workers.py``)
+        self.threads = max(1, o.int("threads", 0))
+        #: --thunder-lock: the workers take turns in accept (``workers.take_idle_worker``)
+        self.thunder_lock = o.flag("thunder-lock")
 
     # -- small services --------------------------------------------------------------
     def next_pid(self) -> int:
@@ -430,7 +434,7 @@ class Instance:
                      self.master)
         else:
             self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
-                     f"{', cores: 1' if proc.kind == 'worker' else ''})", self.master)
+                     f"{f', cores: {self.cores}' if proc.kind == 'worker' else ''})", self.master)
 
     def run_post_fork(self, proc: UProcess) -> None:
         """``uwsgi.post_fork_hook()`` in a newly forked process; errors are printed."""
@@ -484,25 +488,39 @@ class Instance:
         return spooler
 
     def _process_main(self, proc: UProcess) -> None:
-        """The body of every forked process; turns its exits into deaths.
+        """The body of every forked process."""
+        self.run_process(proc, self._process_body)
+
+    def _process_body(self, proc: UProcess) -> None:
+        self.run_post_fork(proc)
+        if isinstance(proc, Worker):
+            from .startup import chdir2
+            from .workers import worker_loop
+
+            chdir2(self, proc)
+            worker_loop(self, proc)
+        elif isinstance(proc, Mule):
+            self.subsystems["mules"].main(proc)
+        elif isinstance(proc, Spooler):
+            self.subsystems["spooler"].main(proc)
+
+    def run_thread(self, thread: WorkerThread) -> None:
+        """The body of a worker's thread (core 1..N-1): its core's loop."""
+        from .workers import core_loop
+
+        self.run_process(thread, lambda _thread: core_loop(self, thread))
+
+    def run_process(self, proc: UProcess, body: Callable[[UProcess], None]) -> None:
+        """Run ``body(proc)`` and turn the process's exits into deaths.
 
         ``atexit`` handlers run on an exit, unless a worker is in a request and the exit
         is a C ``exit()`` (``uwsgi_python_atexit`` skips them when busy; ``sys.exit``
-        runs them through ``Py_Exit`` anyway)."""
+        runs them through ``Py_Exit`` anyway). A worker's thread that returns leaves
+        the process to its other cores."""
         try:
-            self.run_post_fork(proc)
-            if isinstance(proc, Worker):
-                from .startup import chdir2
-                from .workers import worker_loop
-
-                chdir2(self, proc)
-                worker_loop(self, proc)
-            elif isinstance(proc, Mule):
-                self.subsystems["mules"].main(proc)
-            elif isinstance(proc, Spooler):
-                self.subsystems["spooler"].main(proc)
+            body(proc)
         except ProcessExit as exc:
-            if exc.reason == "SystemExit" or proc.request is None:
+            if exc.reason == "SystemExit" or not proc.busy:
                 run_atexit(self, proc)
             proc.exit_code = exc.code
             self.kernel.call_soon(self.process_died, proc, exc.reason)
@@ -520,13 +538,15 @@ class Instance:
                 f"{proc.name} (pid {proc.pid}) crashed at virtual time "
                 f"{self.kernel.now:.6f}: {type(exc).__name__}: {exc}") from exc
         else:
-            run_atexit(self, proc)
-            self.kernel.call_soon(self.process_died, proc, "exited")
+            if not isinstance(proc, WorkerThread):
+                run_atexit(self, proc)
+                self.kernel.call_soon(self.process_died, proc, "exited")
 
     # -- death, respawn, harakiri ---------------------------------------------------------
     def kill(self, proc: UProcess, reason: str, signum: int | None = 9) -> None:
         """End ``proc`` now: its code never runs again. ``signum`` is the signal that
         killed it (SIGKILL by default), None for an ``exit()`` (``proc.exit_code``)."""
+        proc = proc.main  # a worker's thread: the whole worker
         if not proc.alive:
             return
         proc.killed_by = reason
@@ -535,19 +555,25 @@ class Instance:
         self.process_died(proc, reason)
 
     def process_died(self, proc: UProcess, reason: str) -> None:
+        proc = proc.main  # a worker's thread ends the whole worker
         proc.alive = False
         if self.forks is not None:
             self.forks.process_died(proc)
-        if isinstance(proc, Worker) and proc.idle:
-            # No longer in its accept loop: signals routed to it queue for its respawn.
-            self.idle_workers.remove(proc)
-            proc.idle = False
+        if isinstance(proc, Worker):
+            if proc.idle:
+                # No longer in its accept loop: signals routed to it queue for its respawn.
+                self.idle_workers.remove(proc)
+                proc.idle = False
+            from .workers import unwind_idle_cores
+
+            self.kernel.call_soon(unwind_idle_cores, self, proc)
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
             proc.harakiri_timer = None
-        request = proc.request
-        if request is not None and not request.done:
-            request.fail(f"connection closed: {proc.name} died ({reason})", self.kernel.now)
+        for request in proc.in_flight():
+            if not request.done:
+                request.fail(f"connection closed: {proc.name} died ({reason})",
+                             self.kernel.now)
         for sub in self.subsystems.values():
             hook = getattr(sub, "process_died", None)
             if hook is not None:
@@ -555,8 +581,6 @@ class Instance:
         if self.stopped or getattr(proc, "reloading", False):
             self.record("death", proc, pid=proc.pid, reason=reason)  # the master waits on it
             return
-        if isinstance(proc, Worker) and reason == "max-requests":
-            self.log("...The work of process %d is done. Seeya!" % proc.pid, proc)
         # The master notices the death at its next loop iteration (one waitpid() per
         # iteration): then it logs it and respawns. A mule that exits by itself is seen
         # a second later.
@@ -647,7 +671,7 @@ class Instance:
         running its ``atexit`` handlers unless it is a worker in a request."""
         if not proc.alive:
             return
-        if proc.request is None:
+        if not proc.busy:
             run_atexit(self, proc)
         self.kill(proc, reason, None)
 
@@ -688,8 +712,10 @@ class Instance:
                  f"{int(self.wall()) - w.last_spawn} second(s)", self.master)
         w.manage_next_request = False
         w.stop_reason = "lifetime"
-        if w.idle or w.request is None:  # SIGWINCH wakes it from accept()
+        if not w.busy:  # SIGWINCH wakes it from accept()
             self.kill(w, "lifetime")
+        else:
+            w.stop_accepting()
 
     # -- memory (--reload-on-rss/as, --evil-reload-on-rss/as) ------------------------------
     def measure_memory(self, w: Worker) -> bool:
@@ -742,7 +768,9 @@ class Instance:
             self.kill(w, "killed")
 
     def arm_harakiri(self, proc: UProcess, seconds: int, user: bool = False) -> None:
-        """Set (or clear, with 0) a harakiri deadline for ``proc``."""
+        """Set (or clear, with 0) a harakiri deadline for ``proc`` (a worker's: any of
+        its cores sets and clears the one deadline of the worker, as in uWSGI 2.0)."""
+        proc = proc.main
         deadline = float(int(self.wall()) + seconds) if seconds > 0 else 0.0
         if user:
             proc.user_harakiri_deadline = deadline
@@ -756,6 +784,7 @@ class Instance:
         return float(math.floor(after + 1e-9) + 1)
 
     def _reschedule_harakiri(self, proc: UProcess) -> None:
+        proc = proc.main
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
             proc.harakiri_timer = None
@@ -782,11 +811,12 @@ class Instance:
             say(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
                 "graceful: yes) ***", self.master)
             say(f"HARAKIRI !!! worker {proc.id} status !!!", self.master)  # uwsgi_dump_worker
-            request = proc.request
-            if request is not None:
-                say(f"HARAKIRI [core 0] {request.remote_addr} - {request.method} "
-                    f"{request.path} since {int(self.clock.wall_offset + request.started)}",
-                    self.master)
+            for core in proc.cores:
+                request = core.request
+                if request is not None:
+                    say(f"HARAKIRI [core {core.core}] {request.remote_addr} - "
+                        f"{request.method} {request.path} since "
+                        f"{int(self.clock.wall_offset + request.started)}", self.master)
             say(f"HARAKIRI !!! end of worker {proc.id} status !!!", self.master)
             say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {proc.id} core 0 !!!",
                 self.master)
@@ -832,9 +862,10 @@ class Instance:
         w.cursed = True
         self.log(f"Gracefully killing worker {w.id} (pid: {w.pid})...", w)
         w.manage_next_request = False
-        if w.idle or w.request is None:
+        if not w.busy:
             self.kill(w, "reload")
         else:
+            w.stop_accepting()
             self._no_mercy_after(w)
 
     # -- cheap mode (--cheap, --idle, --die-on-idle) -------------------------------------------
@@ -853,8 +884,7 @@ class Instance:
             return
         self.kernel.at(self.next_tick(self.kernel.now), self._idle_check, priority=AFTER_REAP)
         state = self._idle_state
-        if self.is_cheap or any(w.alive and w.request is not None
-                                for w in self.workers.values()):
+        if self.is_cheap or any(w.alive and w.busy for w in self.workers.values()):
             return
         now = int(self.wall())
         if not state[0]:
@@ -960,9 +990,10 @@ class Instance:
         for worker in list(self.workers.values()):
             worker.reloading = True  # type: ignore[attr-defined]
             worker.manage_next_request = False
-            if worker.idle or worker.request is None:
+            if not worker.busy:
                 self.terminate(worker, "reload")
             else:
+                worker.stop_accepting()
                 self._no_mercy_after(worker)
         self._wait_workers_then(self._binary_reload)
 
@@ -1099,11 +1130,13 @@ class Instance:
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 if proc.alive:
-                    if group is not self.spoolers and proc.request is None:
+                    if group is not self.spoolers and not proc.busy:
                         run_atexit(self, proc)  # SIGINT: end_me
                     self.kernel.discard(proc)
-                    if proc.request is not None and not proc.request.done:
-                        proc.request.fail("connection closed: instance stopped", self.kernel.now)
+                    for request in proc.in_flight():
+                        if not request.done:
+                            request.fail("connection closed: instance stopped",
+                                         self.kernel.now)
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
         for req in list(self.listen_queue):

@@ -41,7 +41,19 @@ SIMULATED: dict[str, str] = {
     "uwsgi-socket": "as --socket",
     "http-socket": "the request environ and uwsgi.sockets; simuwsgi serve listens on it",
     "http11-socket": "as --http-socket",
-    "listen": "the listen queue's size and its 'listen queue ... full' log line",
+    "listen": "the accept queue: connections wait while every core is busy (none is "
+              "refused: the kernel makes clients retry); the master's once-a-second "
+              "'listen queue ... full' line, counting --listen + 1 at most",
+    "threads": "N cores per worker, each running a request at the same time (the free "
+               "cores take turns in accept); uwsgi.cores, request_id() per core, "
+               "wsgi.multithread, no uwsgi.env, the log line's core, threading.local and "
+               "get_ident per core; fork mode runs a worker's cores one at a time",
+    "enable-threads": "Python threads are on, with or without it, as in pyuwsgi 2.0.30 "
+                      "('python threads support enabled', uwsgi.has_threads); threads "
+                      "the app starts run as host threads, outside virtual time",
+    "thunder-lock": "accept serialized between the workers: the idle worker that has "
+                    "waited longest takes the next connection (round robin), where "
+                    "without it the seeded RNG picks one",
     # chunked request bodies (uwsgi.chunked_read, core/chunked.c)
     "chunked-input-limit": "the largest chunk uwsgi.chunked_read() accepts",
     "chunked-input-timeout": "how long uwsgi.chunked_read() waits for a chunk",
@@ -224,11 +236,7 @@ _OS_TUNING = ("operating-system tuning of real processes or sockets: virtual pro
               "and virtual connections have nothing it acts on")
 _PROCTITLE = "the title of an OS process; virtual processes have none"
 _LOCKS = "how uWSGI implements its locks; simulated locks behave the same whatever it is"
-_THREADS_ON = ("pyuwsgi 2.0.30 initialises Python threads without it ('python threads "
-               "support enabled'); app threads run as host threads in a simulation")
 _REAPER = "zombie processes: virtual processes leave none"
-_ACCEPT = ("accept serialization between workers: the simulation hands each request to "
-           "one worker already")
 
 #: canonical name -> why it has no effect in a simulation
 NO_EFFECT: dict[str, str] = {
@@ -248,11 +256,9 @@ NO_EFFECT: dict[str, str] = {
         "auto-procname", "procname-prefix", "procname-prefix-spaced", "procname-append",
         "procname", "procname-master"), _PROCTITLE),
     **dict.fromkeys(("lock-engine", "ftok", "persistent-ipcsem"), _LOCKS),
-    "enable-threads": _THREADS_ON,
     "reaper": _REAPER,
     "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
-    "thunder-lock": _ACCEPT,
     "post-buffering-bufsize": ("the size of each read() of a body buffered to disk: the "
                                "simulated body arrives in the client's chunks, whatever "
                                "the reads"),
@@ -264,8 +270,6 @@ NO_EFFECT: dict[str, str] = {
 #: canonical name -> what a user should know about a not-simulated option
 NOT_SIMULATED_NOTES: dict[str, str] = {
     "http-timeout": "the --http router's timeout: the router is not simulated",
-    "threads": "uwsgi.cores and wsgi.multithread follow it, but a worker runs one "
-               "request at a time",
     "async": "uwsgi.cores follows it, but a worker runs one request at a time",
     "pidfile": "only uwsgi.pidfile is set; no file is written",
     "mode": "only uwsgi.mode is set",

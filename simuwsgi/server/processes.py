@@ -4,6 +4,12 @@ Ids are uWSGI's slot numbers (workers 1..N, mules 1..M, spoolers 1..K); they are
 across respawns, pids are not. Each process carries the counters ``uwsgi.workers()``
 reports (kept across respawns, as uWSGI keeps them in shared memory) and, as its
 ``context``, its own copy of the app's modules (the virtual fork, see ``_vfork``).
+
+A worker with ``--threads N`` is one process with N cores (``core/loop.c``
+``uwsgi_loop_cores_run``): the ``Worker`` is its main thread, core 0; cores 1..N-1 are
+``WorkerThread`` virtual processes of their own (a greenlet each, so each can be in a
+request at the same time in virtual time) that share everything else with the worker:
+pid, counters, hooks, modules, working directory.
 """
 
 from __future__ import annotations
@@ -12,12 +18,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import greenlet
+
 from .._core.kernel import Process
 
 if TYPE_CHECKING:
     from .master import Instance
 
-__all__ = ["UProcess", "Master", "Worker", "Mule", "Spooler"]
+__all__ = ["UProcess", "Master", "Worker", "WorkerThread", "Mule", "Spooler", "ThreadToken"]
+
+
+class ThreadToken:
+    """Who a thread is to ``threading.local`` (``containment``): one per process, one
+    per core of a ``--threads`` worker."""
 
 
 class UProcess(Process):
@@ -61,10 +74,25 @@ class UProcess(Process):
         #: Its ``atexit`` handlers and Python signal handlers (``containment``).
         self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
         self.py_signals: dict[int, Any] = {}
+        self.thread_token = ThreadToken()
 
     @property
     def worker_id(self) -> int:
         return 0
+
+    @property
+    def main(self) -> UProcess:
+        """The process this one is a thread of (itself, but for a worker's cores)."""
+        return self
+
+    @property
+    def busy(self) -> bool:
+        """In a request (a worker: any of its cores, ``uwsgi_worker_is_busy``)."""
+        return self.request is not None
+
+    def in_flight(self) -> list[Any]:
+        """The requests it is running (a worker: one per busy core)."""
+        return [] if self.request is None else [self.request]
 
     @property
     def mule_id(self) -> int:
@@ -93,7 +121,8 @@ class Worker(UProcess):
             self.running_time = 0
             self.tx = 0
             self.avg_rt = 0
-            self.core_requests = 0
+            #: each core's request count (``uwsgi.request_id()``), in shared memory
+            self.core_counts = [0] * inst.threads
             self.respawn_count = 0
             self.app_requests: dict[int, int] = {}
             self.app_exceptions: dict[int, int] = {}
@@ -107,7 +136,7 @@ class Worker(UProcess):
             self.running_time = previous.running_time
             self.tx = previous.tx
             self.avg_rt = previous.avg_rt
-            self.core_requests = previous.core_requests
+            self.core_counts = previous.core_counts
             self.respawn_count = previous.respawn_count + 1
             self.app_requests = previous.app_requests
             self.app_exceptions = previous.app_exceptions
@@ -127,10 +156,84 @@ class Worker(UProcess):
         self.stop_reason = "reload"
         #: Sent SIGHUP by the master (uwsgi_curse): it ends after its request.
         self.cursed = False
+        #: This thread's core number; ``cores`` lists every core, this one first.
+        self.core = 0
+        self.cores: list[Worker] = [self]
+        #: The core parked in accept (``kernel.wake`` it with a request or a signal), and
+        #: the free cores waiting for the accept mutex after it, first come first served.
+        self.acceptor: Worker | None = None
+        self.mutex_waiters: deque[Worker] = deque()
 
     @property
     def worker_id(self) -> int:
         return self.id
+
+    @property
+    def busy(self) -> bool:
+        return any(core.request is not None for core in self.cores)
+
+    def in_flight(self) -> list[Any]:
+        return [core.request for core in self.cores if core.request is not None]
+
+    def stop_accepting(self) -> None:
+        """``manage_next_request`` is off: the core in accept leaves it (the loop stop
+        pipe wakes it) and no new request or signal is handed to the worker."""
+        if self.idle:
+            self.inst.idle_workers.remove(self)
+            self.idle = False
+
+
+class WorkerThread(Worker):
+    """Core ``core`` (1..N-1) of a worker: a thread of its process.
+
+    Its own: the greenlet, whether it runs, its request and core number. Everything
+    else (pid, counters, hooks, modules, harakiri deadline: per worker in uWSGI 2.0)
+    reads and writes the worker's. It is a ``Worker`` to every ``isinstance`` check, so
+    ``uwsgi.worker_id()`` and the rest answer for the worker.
+    """
+
+    _OWN = frozenset({"greenlet", "_target", "_alive", "wait_reason", "request", "core",
+                      "_worker", "kernel", "alive", "thread_token"})
+
+    def __init__(self, main: Worker, core: int, target: Callable[[], Any]) -> None:
+        # Not Worker.__init__: the state is the worker's; only the thread's is set here.
+        own = object.__setattr__
+        own(self, "_worker", main)
+        own(self, "kernel", main.kernel)
+        own(self, "core", core)
+        own(self, "request", None)
+        own(self, "wait_reason", "")
+        own(self, "_alive", True)
+        own(self, "thread_token", ThreadToken())
+        own(self, "_target", target)
+        own(self, "greenlet", greenlet.greenlet(self._main, parent=main.kernel.hub))
+        # what Process.__init__ does for the kernel (its setattrs would reach the worker)
+        main.kernel._unfinished[self] = None
+
+    @property
+    def main(self) -> Worker:
+        return self._worker
+
+    @property  # type: ignore[override]
+    def alive(self) -> bool:
+        """Running, and so is its process (a dead process has no threads)."""
+        return self._alive and self._worker.alive
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        object.__setattr__(self, "_alive", value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._worker, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in WorkerThread._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._worker, name, value)
+
+    def __repr__(self) -> str:
+        return f"<WorkerThread {self.main.name} core {self.core} pid={self.main.pid}>"
 
 
 class Mule(UProcess):

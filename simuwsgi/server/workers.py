@@ -5,10 +5,13 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
 
 * a worker waits in its accept loop on the listen socket and its signal sockets;
   signals are only handled there, between requests (a busy worker keeps them queued);
-  a request waits in the listen queue (``--listen``, default 100) while every worker is
-  busy, and is taken by the next worker that comes back to its accept loop;
+  a request waits in the listen queue while every core of every worker is busy, and is
+  taken by the next one that comes back to its accept loop; none is refused, and the
+  master logs the queue full once a second (``check_listen_queue``);
 * when several workers are idle, which one the kernel wakes is chance in real uWSGI:
-  here the seeded RNG picks, and the trace records the choice;
+  here the seeded RNG picks, and the trace records the choice; with ``--thunder-lock``
+  the workers wait for a process-shared accept lock instead, first come first served:
+  the worker idle the longest takes the connection (observed on 2.0.30: round robin);
 * the app is called with uWSGI's environ; ``uwsgi.env`` is set for the request (with
   fewer than two threads); the response is collected; counters are updated at the
   *end* of the request (``requests``, ``delta_requests``, the core's request count —
@@ -18,7 +21,16 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
 * the response loop is ``uwsgi_response_subhandler_wsgi`` (see ``_respond``), and each
   request ends with uWSGI's log line (``simuwsgi.server.reqlog``), its counters (headers,
   switches, bytes) taken from the connection;
-* ``--harakiri`` is armed for each request; ``--max-requests`` recycles the worker.
+* ``--harakiri`` is armed for each request; ``--max-requests`` recycles the worker;
+* ``--threads N``: each worker has N cores (``core/loop.c`` ``simple_loop_run``, one per
+  thread), each running this loop and able to be in a request while the others are.
+  The free cores take turns in ``accept()`` behind the worker's accept mutex
+  (``thunder_lock``, a pthread mutex between the threads), first come first served: the
+  core parked in accept takes the connection and hands the mutex to the next free core,
+  so a worker with a free core stays among the accepting ones. A signal is read by
+  the core in accept. When ``manage_next_request`` goes off (``--max-requests``, a
+  curse, a reload) the worker accepts nothing more, each core leaves after its
+  request, and the process exits when the last one does (``wait_for_threads``).
 
 Requests take no virtual time unless the app sleeps or blocks.
 """
@@ -39,13 +51,14 @@ from . import reading as _reading
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
 from ..protocol._numbers import content_length as _content_length
+from .._core.kernel import Killed
 from .interface import CONTROL, ProcessExit
+from .processes import Worker, WorkerThread
 from .wire import BuiltinFunction
 from .wire import Connection as _Connection
 
 if TYPE_CHECKING:
     from .master import Instance
-    from .processes import Worker
 
 __all__ = ["Request", "Response", "dispatch_request", "worker_loop"]
 
@@ -55,7 +68,7 @@ class Response:
     """What the client received.
 
     ``status`` is None when uWSGI closed the connection without a reply; ``reason``
-    then says why (harakiri, worker death, instance stopped, listen queue full).
+    then says why (harakiri, worker death, instance stopped).
     """
 
     status: int | None
@@ -208,7 +221,8 @@ def _record_choice(inst: Instance, what: str, among: int, picked: Any) -> None:
 
 def take_idle_worker(inst: Instance, what: str) -> Worker | None:
     """An idle worker to hand a request or a signal to (None: all busy), picked as
-    ``choose`` would among the accepting ones.
+    ``choose`` would among the accepting ones; with ``--thunder-lock``, the accepting
+    one idle the longest (``inst.idle_workers`` is then in arrival order).
 
     ``inst.idle_workers`` is kept in id order, so the pick is an index the RNG draws,
     the same with 4 workers or 256, as long as no worker ever called
@@ -216,7 +230,12 @@ def take_idle_worker(inst: Instance, what: str) -> Worker | None:
     """
     idle = inst.idle_workers
     count = len(idle)
-    if inst.some_refuse:
+    if inst.thunder_lock:  # idle workers in the order they came back to the lock
+        worker = next((w for w in idle if w.accepting), None)
+        if worker is None:
+            return None
+        idle.remove(worker)
+    elif inst.some_refuse:
         accepting = [w for w in idle if w.accepting]
         if not accepting:
             return None
@@ -243,19 +262,32 @@ def dispatch_request(inst: Instance, req: Request) -> None:
         inst.leave_cheap_mode()
     worker = take_idle_worker(inst, "accept")
     if worker is not None:
-        inst.kernel.wake(worker, ("req", req))
+        inst.kernel.wake(worker.acceptor, ("req", req))
         return
-    if len(inst.listen_queue) >= inst.listen:
-        inst.log("*** uWSGI listen queue of socket \"127.0.0.1\" (fd: 3) full !!! "
-                 f"({len(inst.listen_queue)}/{inst.listen}) ***")
-        req.fail("connection refused: listen queue full", inst.kernel.now)
-        return
+    if not inst.listen_queue and inst.has_master:
+        inst.kernel.at(inst.next_tick(inst.kernel.now), check_listen_queue, inst)
     inst.listen_queue.append(req)
+
+
+def check_listen_queue(inst: Instance) -> None:
+    """``master_check_listen_queue``, once a second while connections wait: the kernel's
+    accept queue holds at most ``--listen`` + 1 of them (``tcpi_unacked``); when it is
+    full the master says so. Connections beyond it are not refused: the kernel drops
+    their SYNs and the clients retry, so they wait too (here, in arrival order)."""
+    if inst.stopped or not inst.listen_queue:
+        return
+    queue = min(len(inst.listen_queue), inst.listen + 1)
+    if queue >= inst.listen:
+        name = next(iter(inst.opts.strings("http-socket", "socket", "uwsgi-socket",
+                                           "http11-socket")), "127.0.0.1")
+        inst.log_verbose(f'*** uWSGI listen queue of socket "{name}" (fd: 3) full !!! '
+                         f"({queue}/{inst.listen}) ***", inst.master)
+    inst.kernel.at(inst.next_tick(inst.kernel.now), check_listen_queue, inst)
 
 
 # -- the worker -----------------------------------------------------------------------------
 def worker_loop(inst: Instance, w: Worker) -> None:
-    """The accept loop of one worker: signals between requests, then requests."""
+    """The worker's main thread: the threads of cores 1..N-1, then core 0's loop."""
     if inst.command_mode:
         inst.app.run_command()
     if inst.lazy_apps:
@@ -264,34 +296,125 @@ def worker_loop(inst: Instance, w: Worker) -> None:
         inst.app_loaded = inst.app.load()
         inst._check_need_app()
         w.apps = dict(inst.app.apps)
+    for core in range(1, inst.threads):  # uwsgi_loop_cores_run
+        thread = _new_thread(inst, w, core)
+        w.cores.append(thread)
+        inst.kernel.wake(thread)  # it runs once this one parks: behind it for the mutex
+    core_loop(inst, w)
+
+
+def _new_thread(inst: Instance, w: Worker, core: int) -> WorkerThread:
+    holder: list[WorkerThread] = []
+    thread = WorkerThread(w, core, lambda: inst.run_thread(holder[0]))
+    holder.append(thread)
+    return thread
+
+
+#: Where a core waits in its own loop, outside app code.
+_IN_ACCEPT = "accept"
+_FOR_MUTEX = "accept mutex"
+_JOINING = "joining threads"
+_LOOP_WAITS = frozenset({_IN_ACCEPT, _FOR_MUTEX, _JOINING})
+
+
+def core_loop(inst: Instance, core: Worker) -> None:
+    """The accept loop of one core: signals between requests, then requests, each
+    taken while holding the worker's accept mutex."""
+    w = core.main
     signals = inst.subsystems.get("signals")
-    kernel = inst.kernel
-    park = kernel.park
+    park = inst.kernel.park
     private = w.signal_queue
     shared = signals.shared_workers if signals is not None else ()
     listen = inst.listen_queue
     idle = inst.idle_workers
+    waiters = w.mutex_waiters
     insort = bisect.insort
+    thunder_lock = inst.thunder_lock
     while True:
         if not w.manage_next_request:
-            raise ProcessExit(w.stop_reason)
+            _leave(inst, core)
+            return
+        owner = w.acceptor
+        if owner is not None and owner is not core:  # wait for the mutex
+            waiters.append(core)
+            park(_FOR_MUTEX)
+            continue
+        w.acceptor = core
         if private:
-            signals.run_handler(w, private.popleft())
+            _release(inst, w)
+            signals.run_handler(core, private.popleft())
             continue
         if shared:
-            signals.run_handler(w, shared.popleft())
+            _release(inst, w)
+            signals.run_handler(core, shared.popleft())
             continue
         if listen and w.accepting:
-            handle_request(inst, w, listen.popleft())
+            _release(inst, w)
+            handle_request(inst, core, listen.popleft())
             continue
         w.status = "idle"
         w.idle = True
-        insort(idle, w, key=by_id)
-        kind, value = park("accept")
+        if thunder_lock:
+            idle.append(w)
+        else:
+            insort(idle, w, key=by_id)
+        kind, value = park(_IN_ACCEPT)
+        _release(inst, w)
         if kind == "sig":
-            signals.run_handler(w, value)
+            signals.run_handler(core, value)
         elif kind == "req":
-            handle_request(inst, w, value)
+            handle_request(inst, core, value)
+
+
+def _release(inst: Instance, w: Worker) -> None:
+    """``thunder_unlock``: the accept mutex goes to the first core waiting for it."""
+    waiters = w.mutex_waiters
+    if waiters:
+        nxt = w.acceptor = waiters.popleft()
+        inst.kernel.wake(nxt)
+    else:
+        w.acceptor = None
+
+
+def _leave(inst: Instance, core: Worker) -> None:
+    """A core leaves its loop (``manage_next_request`` is off): the last one to leave
+    ends the process; core 0, the main thread, waits for the threads to end
+    (``wait_for_threads``)."""
+    w = core.main
+    if not w.busy:
+        raise ProcessExit(w.stop_reason)
+    if core is w:
+        inst.kernel.park(_JOINING)
+
+
+def unwind_idle_cores(inst: Instance, w: Worker) -> None:
+    """The cores of the dead worker ``w`` parked in their loop never run again: their
+    greenlets are unwound now (from the hub), else a long run that recycles workers
+    would keep every one until the simulation closes. A core stopped in app code is
+    left to ``Kernel.close``: a SIGKILL runs none of the app's ``finally`` blocks."""
+    kernel = inst.kernel
+    for core in w.cores:
+        kernel.discard(core)  # (a thread that never ran is simply forgotten)
+        g = core.greenlet
+        if not g or g.dead or core.wait_reason not in _LOOP_WAITS:
+            continue
+        previous, kernel.current = kernel.current, core
+        try:
+            g.throw(Killed)
+        except Killed:
+            pass
+        finally:
+            kernel.current = previous
+
+
+def goodbye(inst: Instance, w: Worker) -> None:
+    """``goodbye_cruel_world`` (``--max-requests``, ``--reload-on-rss``...): the worker
+    takes no new request; the process exits once its cores are done."""
+    if w.manage_next_request:
+        inst.log("...The work of process %d is done. Seeya!" % w.pid, w)
+        w.stop_reason = "max-requests"
+    w.manage_next_request = False
+    w.stop_accepting()
 
 
 class _Input(io.BytesIO):
@@ -488,6 +611,7 @@ def _unquote_path(path: str) -> str:
 
 
 def handle_request(inst: Instance, w: Worker, req: Request) -> None:
+    """Core ``w`` (a worker, or one of its threads) runs ``req``."""
     kernel = inst.kernel
     reading = _reading.reading(inst)
     vars_ = packet_vars(inst, req)
@@ -503,11 +627,14 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     w.request = req
     req.worker = w.id
     req.started = kernel.now
-    inst.record("request.start", w, id=req.id, method=req.method, path=req.path)
+    inst.record("request.start", w, id=req.id, method=req.method, path=req.path,
+                **({"core": w.core} if inst.threads > 1 else {}))
     start_wall = inst.wall()
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
     outcome = reading.parse_vars(w, req, vars_)
+    if outcome is _reading.PARSED and req.app_id >= 0:  # as the app is called
+        w.app_local_requests[req.app_id] = w.app_local_requests.get(req.app_id, 0) + 1
     if outcome is _reading.FAILED:  # uWSGI's 500 with no byte sent
         status, headers, body, failed = None, [], b"", False
     elif outcome is _reading.SERVED:  # a static file: the connection holds the response
@@ -520,7 +647,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     # uwsgi_close_request: counters at the end of the request.
     w.requests += 1
     w.delta_requests += 1
-    w.core_requests += 1
+    w.core_counts[w.core] += 1
     inst.total_requests += 1
     if outcome is _reading.PARSED and req.app_id >= 0:
         w.app_requests[req.app_id] = w.app_requests.get(req.app_id, 0) + 1
@@ -545,17 +672,16 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
                    else "start_response not called"))
     req.finish(status, headers, body, end, reason)
     # uwsgi_close_request reads the memory usage before the log line (its %(rss), %(vsz))
-    over_memory = inst.measure_memory(w)
+    over_memory = inst.measure_memory(w.main)
     _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
     req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
     # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
     # memory limits
     limit = inst.max_requests + (w.id - 1) * inst.max_requests_delta
-    if (inst.max_requests > 0 and w.delta_requests >= limit
-            and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime):
-        raise ProcessExit("max-requests")
-    if over_memory:
-        raise ProcessExit("max-requests")
+    if ((inst.max_requests > 0 and w.delta_requests >= limit
+            and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime)
+            or over_memory):
+        goodbye(inst, w.main)
 
 
 def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
@@ -574,19 +700,16 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     misc = inst.subsystems.get("misc")
     state = misc.request_state(req) if misc is not None else None
     app_id = stats["app_id"]
-    app_req = -1
-    if app_id >= 0:
-        app_req = w.app_local_requests[app_id] = w.app_local_requests.get(app_id, 0) + 1
     record = _reqlog.RequestLogRecord(
-        pid=w.pid, wid=w.id, app_id=stats["app_id"],
-        app_req=app_req,
+        pid=w.pid, wid=w.id, app_id=app_id,
+        app_req=w.app_local_requests.get(app_id, 0) if app_id >= 0 else -1,
         total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
         proto=req.protocol, status=stats["status"],
         var_cnt=req.var_cnt if req.var_cnt >= 0 else 2 * (len(packet) + req.var_slots),
         pktsize=sum(4 + len(k) + len(v.encode("latin-1", "replace")) for k, v in packet),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
         response_size=stats["response_size"], headers_size=stats["headers_size"],
-        header_cnt=stats["header_cnt"], switches=stats["switches"],
+        header_cnt=stats["header_cnt"], switches=stats["switches"], core=w.core,
         via_sendfile=stats["via_sendfile"], write_errors=stats["write_errors"],
         cl=len(req.body), host=vars_.get("HTTP_HOST", ""),
         uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),

@@ -21,8 +21,11 @@ uwsgi_pymodule.c``; ``shared/spec/api.md`` §10, ``semantics.md`` §10):
   its ``unlock()`` makes the mutex unrecoverable (every later ``lock()`` returns at once
   without excluding anyone), as glibc does.
 
-Left out: threads inside one virtual process (a process is single-threaded here), the
-``--lock-engine`` alternatives (ipcsem, ...).
+The cores of a ``--threads`` worker are threads: each is a holder of its own (a core
+waits for the lock another core of its worker holds; an ``unlock`` by another core is
+a non-holder's); the worker's death is each of its cores' death.
+
+Left out: threads started by app code, the ``--lock-engine`` alternatives (ipcsem, ...).
 """
 
 from __future__ import annotations
@@ -155,9 +158,9 @@ class Locks:
 
     def process_died(self, proc: UProcess) -> None:
         for lock in self.locks:
-            if proc in lock.waiters:
-                lock.waiters.remove(proc)
-            if lock.holder is proc and lock.waiters:
+            for waiter in [p for p in lock.waiters if p.main is proc]:
+                lock.waiters.remove(waiter)
+            if lock.holder is not None and lock.holder.main is proc and lock.waiters:
                 # a waiter blocked in pthread_mutex_lock gets EOWNERDEAD at once
                 nxt = lock.waiters.popleft()
                 self.inst.log(_DEADLOCK_LOG, nxt)

@@ -120,13 +120,19 @@ class Metrics:
                 return int(getattr(w, attr, 0) or 0) if w is not None else 0
             return read
 
+        def core_requests(wid: int, core: int) -> Any:
+            def read() -> int:  # uwsgi.workers[wid].cores[core].requests
+                w = inst.workers.get(wid)
+                return w.core_counts[core] if w is not None else 0
+            return read
+
         zero = lambda: 0
         ptr("core.routed_signals", zero)
         ptr("core.unrouted_signals", zero)
         ptr("core.busy_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and w.request is not None), "gauge")
+            1 for w in inst.workers.values() if w.alive and w.busy), "gauge")
         ptr("core.idle_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and w.request is None), "gauge")
+            1 for w in inst.workers.values() if w.alive and not w.busy), "gauge")
         ptr("core.overloaded", zero)
         totals = {n: self._add(_Metric(n, t, c)) for n, t, c in (
             ("core.total_tx", "counter", "sum"), ("core.total_rss", "gauge", "sum"),
@@ -153,9 +159,9 @@ class Metrics:
                         for what in ("requests", "write_errors", "routed_requests",
                                      "static_requests", "offloaded_requests", "exceptions",
                                      "read_errors"):
-                            attr = "requests" if what == "requests" and inst.cores == 1 else ""
                             ptr(f"worker.{i}.core.{j}.{what}",
-                                worker_attr(i, attr) if attr else zero)
+                                core_requests(i, j) if what == "requests" and j < inst.threads
+                                else zero)
 
         for pos, _fd in enumerate(socket_fds(inst.opts)):
             ptr(f"socket.{pos}.listen_queue", lambda: len(inst.listen_queue), "gauge")

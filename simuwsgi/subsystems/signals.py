@@ -231,13 +231,15 @@ class Signals:
         if worker is None:
             self.shared_workers.append(num)
         elif inst.kernel.current is None:
-            inst.kernel.resume(worker, ("sig", num))
+            inst.kernel.resume(worker.acceptor, ("sig", num))
         else:
-            inst.kernel.wake(worker, ("sig", num))
+            inst.kernel.wake(worker.acceptor, ("sig", num))
 
     def to_worker(self, w: Worker, num: int) -> None:
-        if self.waiting and w in self.waiting:
-            self._wake_waiter(w, num)
+        # a core of the worker in signal_wait() reads it (the first that began waiting)
+        waiter = next((p for p in self.waiting if p.main is w), None)
+        if waiter is not None:
+            self._wake_waiter(waiter, num)
             return
         inst = self.inst
         if w.idle:
@@ -247,9 +249,9 @@ class Signals:
             w.idle = False
             kernel = inst.kernel
             if kernel.current is None:
-                kernel.resume(w, ("sig", num))
+                kernel.resume(w.acceptor, ("sig", num))
             else:
-                kernel.wake(w, ("sig", num))
+                kernel.wake(w.acceptor, ("sig", num))
         else:
             w.signal_queue.append(num)
 
@@ -278,7 +280,7 @@ class Signals:
         """``uwsgi_signal_handler`` in the receiving process; a failure is logged only
         when ``report`` (``signal_wait`` ignores the handler's result)."""
         inst = self.inst
-        is_worker = type(proc) is Worker
+        is_worker = isinstance(proc, Worker)
         slot = proc.id if is_worker else 0
         table = self.tables.get(slot)
         entry = (table if table is not None else self.table(slot)).get(num)
@@ -341,7 +343,8 @@ class Signals:
         return getattr(_request_struct(self.inst.kernel.current), "signal_received", 0)
 
     def process_died(self, proc: UProcess) -> None:
-        self.waiting.pop(proc, None)
+        for waiter in [p for p in self.waiting if p.main is proc]:
+            del self.waiting[waiter]
 
     # -- the uwsgi module ------------------------------------------------------------------
     def facade_functions(self) -> dict[str, Any]:
