@@ -373,9 +373,10 @@ class AppLoader:
         raise ProcessExit("exited", 0)
 
     def _log_no_app(self) -> None:
-        if self.pyrun:  # command mode: no app is expected
+        # uWSGI's last word on loading: with --need-app it exits right after (status 22);
+        # nothing without workers (uwsgi_init_all_apps: numproc > 0) or in command mode
+        if self.inst.numproc == 0 or self.pyrun:
             return
-        # uWSGI's last word on loading: with --need-app it exits right after (status 22)
         if self.inst.opts.flag("need-app"):
             self.inst.log("*** no app loaded. GAME OVER ***")
         else:

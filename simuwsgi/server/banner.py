@@ -165,6 +165,8 @@ def before_app(inst: Instance) -> list[str]:
     multi = inst.numproc > 1
     if inst.command_mode:
         mode = "command"
+    elif inst.numproc == 0:
+        mode = "no-workers"
     elif threads > 1:
         mode = "preforking+threaded" if multi else "threaded"
     elif o.int("async", 0) > 0:

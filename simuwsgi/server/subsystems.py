@@ -42,6 +42,8 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
     ("misc", "simuwsgi.subsystems.misc:Misc"),
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
+    # routers and subscriptions, between a Cluster's nodes (a lone instance warns)
+    ("routers", "simuwsgi.network._routers:Routers"),
 ]
 
 #: The ``net`` subsystem by the instance's network: a cluster's node talks over the
