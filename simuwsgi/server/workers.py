@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import io
 import operator
 import os
@@ -137,6 +138,9 @@ class Request:
         self.started = 0.0
         #: The client connection while a worker serves it (``simuwsgi.server.wire``).
         self.conn: Any = None
+        #: Its uwsgi packet's vars, once built (``packet_vars``; the environ and the log
+        #: line read them).
+        self._vars: dict[str, str] | None = None
         #: When the body's chunks arrive: (virtual time, bytes sent so far), from
         #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
         self.chunk_times: list[tuple[float, int]] = []
@@ -558,13 +562,15 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
     """The vars uWSGI's ``--http-socket`` parser (``proto/http.c`` ``http_parse``) puts
     in the request's uwsgi packet (observed on 2.0.30: no ``REMOTE_PORT``;
     ``SERVER_NAME`` is the host name; ``CONTENT_LENGTH`` only with a body; headers
-    become ``HTTP_*``)."""
-    parts = urlsplit(req.path)
+    become ``HTTP_*``). Built once per request: the caller must not change it."""
+    if req._vars is not None:
+        return req._vars
+    path_info, query = _split_uri(req.path)
     packet = {
         "REQUEST_METHOD": req.method,
         "REQUEST_URI": req.path,
-        "PATH_INFO": _unquote_path(parts.path or "/"),
-        "QUERY_STRING": parts.query,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
         "SERVER_PROTOCOL": req.protocol,
         "SCRIPT_NAME": "",
         "SERVER_NAME": inst.hostname,
@@ -581,6 +587,7 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
         packet["CONTENT_LENGTH"] = str(len(req.body))
     if _reading.reading(inst).manage_script_name:
         del packet["SCRIPT_NAME"]  # proto/http.c leaves it to uwsgi_parse_vars
+    req._vars = packet
     return packet
 
 
@@ -602,6 +609,20 @@ def build_environ(inst: Instance, req: Request, w: Worker,
         "uwsgi.node": inst.hostname.encode(),
     })
     return environ
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    """``PATH_INFO`` (unquoted) and ``QUERY_STRING`` of a request URI; those of short
+    URIs are remembered (a run requests the same few again and again)."""
+    return _split_short_uri(uri) if len(uri) <= 256 else _split_any_uri(uri)
+
+
+def _split_any_uri(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    return _unquote_path(parts.path or "/"), parts.query
+
+
+_split_short_uri = functools.lru_cache(maxsize=4096)(_split_any_uri)
 
 
 def _unquote_path(path: str) -> str:
@@ -627,8 +648,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     w.request = req
     req.worker = w.id
     req.started = kernel.now
-    inst.record("request.start", w, id=req.id, method=req.method, path=req.path,
-                **({"core": w.core} if inst.threads > 1 else {}))
+    fields = {"id": req.id, "method": req.method, "path": req.path}
+    if inst.threads > 1:
+        fields["core"] = w.core
+    inst.trace.add(kernel.now, w.name, "request.start", fields)
     start_wall = inst.wall()
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
@@ -661,8 +684,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         w.harakiri_deadline = 0.0
         w.user_harakiri_deadline = 0.0
         inst._reschedule_harakiri(w)
-    inst.record("request.end", w, id=req.id, status=status, bytes=len(body),
-                **({"exception": True} if failed else {}))
+    fields = {"id": req.id, "status": status, "bytes": len(body)}
+    if failed:
+        fields["exception"] = True
+    inst.trace.add(end, w.name, "request.end", fields)
     reason = ""
     if outcome is _reading.FAILED:
         reason = "connection closed without a response: the request was refused (see the log)"
@@ -693,9 +718,8 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
             _no_app_stats(req.protocol)
     vars_ = req.vars or packet_vars(inst, req)
-    packet = [*vars_.items(), *req.appended_vars]
     addr = req.remote_addr
-    if inst.opts.flag("log-x-forwarded-for") and "HTTP_X_FORWARDED_FOR" in vars_:
+    if _reqlog.policy(inst).x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:
         addr = vars_["HTTP_X_FORWARDED_FOR"]
     misc = inst.subsystems.get("misc")
     state = misc.request_state(req) if misc is not None else None
@@ -705,8 +729,11 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         app_req=w.app_local_requests.get(app_id, 0) if app_id >= 0 else -1,
         total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
         proto=req.protocol, status=stats["status"],
-        var_cnt=req.var_cnt if req.var_cnt >= 0 else 2 * (len(packet) + req.var_slots),
-        pktsize=sum(4 + len(k) + len(v.encode("latin-1", "replace")) for k, v in packet),
+        var_cnt=req.var_cnt if req.var_cnt >= 0 else
+        2 * (len(vars_) + len(req.appended_vars) + req.var_slots),
+        # 2 + 2 length bytes per var; latin-1 with "replace" is one byte per character
+        pktsize=4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values()))
+        + sum(4 + len(k) + len(v) for k, v in req.appended_vars),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
         response_size=stats["response_size"], headers_size=stats["headers_size"],
         header_cnt=stats["header_cnt"], switches=stats["switches"], core=w.core,
