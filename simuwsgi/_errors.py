@@ -61,6 +61,9 @@ class AppLoadError(SimulationError):
             if self.log[i].startswith(_FAILURE_STARTS):
                 begin = i
                 break
+        else:  # a module without the callable: uWSGI's one line says it
+            if end and self.log[end - 1].startswith("unable to load app "):
+                begin = end - 1
         return self.log[begin:end + 1]
 
     def __str__(self) -> str:

@@ -197,8 +197,10 @@ class Simulation:
         return self
 
     def _check_app_loaded(self) -> None:
-        # no worker (--processes 0, a node with routers only): uWSGI does not miss an app
-        if not self.inst.app_loaded and not self.allow_no_app and self.inst.numproc > 0:
+        # no worker (--processes 0, a node with routers only): uWSGI does not miss an app;
+        # nor does its command mode (--pyrun)
+        if (not self.inst.app_loaded and not self.allow_no_app and self.inst.numproc > 0
+                and not self.inst.command_mode):
             raise AppLoadError(
                 self._no_app_message(), log=self.log,
                 advice="uWSGI runs on, answering every request with a 500: pass "
@@ -375,10 +377,16 @@ class Simulation:
         watchdog = self._watchdog
         watchdog.driving = True
         test_argv, sys.argv = sys.argv, self._contain.argv
+        test_streams = sys.stdout, sys.stderr
+        if self.mode == "sim":
+            # uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a fork
+            # mode child sends it to the log itself)
+            sys.stdout = sys.stderr = self.inst.errors_stream()
         try:
             body()
         finally:
             sys.argv = test_argv
+            sys.stdout, sys.stderr = test_streams
             watchdog.end_drive()
 
     def _sleep(self, seconds: float) -> None:
@@ -387,14 +395,29 @@ class Simulation:
 
     # -- requests ------------------------------------------------------------------------
     def submit(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",
-               at: float | None = None) -> Request:
+               at: float | None = None, body_chunks: Iterable[bytes] | None = None,
+               pace: float = 0.0) -> Request:
         """Send a request and return at once; the scenario goes on while it is in flight.
 
-        The handle's ``done`` and ``response`` tell how it ended.
+        The handle's ``done`` and ``response`` tell how it ended. A slow client:
+        ``body_chunks`` (instead of ``body``) are sent ``pace`` virtual seconds apart, the
+        first with the head; the Content-Length is their total. uWSGI waits for each at
+        most ``--socket-timeout``.
         """
         self._ensure_started()
         self._request_ids += 1
-        req = Request(method, path, headers, body, self.kernel.now, ident=self._request_ids)
+        chunks = [bytes(c) for c in body_chunks] if body_chunks is not None else []
+        if chunks and body:
+            raise ValueError("give the request body as body= or as body_chunks=, not both")
+        if pace < 0:
+            raise ValueError(f"pace must be >= 0 virtual seconds, got {pace!r}")
+        req = Request(method, path, headers, body or b"".join(chunks), self.kernel.now,
+                      ident=self._request_ids)
+        sent = 0
+        start = self.kernel.now if at is None else at
+        for i, chunk in enumerate(chunks):
+            sent += len(chunk)
+            req.chunk_times.append((start + i * pace, sent))
         if at is None:
             self.kernel.call_soon(dispatch_request, self.inst, req)
         else:
@@ -402,7 +425,8 @@ class Simulation:
         return req
 
     def request(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",
-                timeout: float | None = None) -> Response:
+                timeout: float | None = None, body_chunks: Iterable[bytes] | None = None,
+                pace: float = 0.0) -> Response:
         """Send a request and run the simulation until its response is complete.
 
         A request uWSGI drops (harakiri, worker death, instance stopped) gives a
@@ -410,7 +434,8 @@ class Simulation:
         flight after ``timeout`` virtual seconds gives ``status`` None, reason
         ``timeout``.
         """
-        req = self.submit(method, path, headers=headers, body=body)
+        req = self.submit(method, path, headers=headers, body=body,
+                          body_chunks=body_chunks, pace=pace)
         self.wait(req, timeout=timeout)
         if req.response is None:
             return Response(status=None, reason=f"timeout after {timeout} virtual seconds",

@@ -32,15 +32,15 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_env_and_pythonpath(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_env_and_pythonpath(app_dir: Path) -> None:
     before = list(sys.path)
     with Simulation(OPTIONS, app_dir=app_dir) as sim:
         assert [line for line in sim.log if line.endswith(" to pythonpath.")] == PATH_LINES
         assert os.environ.get("SIMU_FOO") == "bar" and "SIMU_GONE" not in os.environ
-    out = capsys.readouterr().out
+        log = list(sim.log)
     paths = [str(app_dir / "nonexist"), f"{app_dir}/libs/b/", f"{app_dir}/libs/a/",
              f"{app_dir}/libs/a/"]
-    assert f"ENV bar None {paths!r}" in out.splitlines()
+    assert f"ENV bar None {paths!r}" in log  # the app's print() is a log line, as real
     # undone at close
     assert sys.path == before
     assert "SIMU_FOO" not in os.environ and os.environ["SIMU_GONE"] == "1"

@@ -240,8 +240,6 @@ def application(env, sr):
     out["input_methods"] = sorted(m for m in ("read", "readline", "readlines", "seek", "tell",
                                               "fileno", "close") if hasattr(env["wsgi.input"], m))
     out["errors_is_writable"] = hasattr(env["wsgi.errors"], "write")
-    # uWSGI's file_wrapper is a C builtin; the simulation's is a Python function.
-    out["wsgi.file_wrapper"] = callable(out.pop("wsgi.file_wrapper") and env["wsgi.file_wrapper"])
     sr("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(out, sort_keys=True).encode()]
 '''

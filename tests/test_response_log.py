@@ -80,8 +80,8 @@ def application(env, sr):
         sr("200 OK", [])
         f = open(__file__, "rb")
         w = env["wsgi.file_wrapper"](f)
-        uwsgi.log("FW %s %s %s" % (w is f, type(env["wsgi.file_wrapper"]).__name__ in
-                                   ("builtin_function_or_method", "BuiltinFunction"),
+        uwsgi.log("FW %s %s %s" % (w is f, repr(type(env["wsgi.file_wrapper"])) ==
+                                   "<class 'builtin_function_or_method'>",
                                    env["wsgi.file_wrapper"]))
         return w
     sr("200 OK", [])
@@ -883,3 +883,70 @@ def test_logformat_logvar_and_request_var(tmp_path):
     with Simulation(opts, app_dir=tmp_path) as sim:
         sim.get("/?q=1")
         assert "L bar q=1 -" in sim.log
+
+
+# -- what the app prints, and the memory in the log format ---------------------------------
+PRINT_APP = r'''
+import sys
+
+print("AT IMPORT")
+
+
+def application(env, sr):
+    print("IN APP", end="")
+    print(" DONE")
+    sys.stderr.write("TO STDERR\n")
+    sr("200 OK", [])
+    return [b"ok"]
+'''
+PRINT_LINES = ["AT IMPORT", "IN APP DONE", "TO STDERR"]
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_print_goes_to_the_log(tmp_path, capsys, mode):
+    (tmp_path / "app.py").write_text(PRINT_APP)
+    with Simulation(["--wsgi-file", "app.py"], app_dir=tmp_path, mode=mode) as sim:
+        sim.get("/")
+        assert [line for line in sim.log if line in PRINT_LINES] == PRINT_LINES
+        assert sim.log.index("TO STDERR") < len(sim.log) - 1  # before the request line
+        print("the test's own output")
+    out = capsys.readouterr()
+    assert out.out == "the test's own output\n" and "TO STDERR" not in out.err
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_print_goes_to_the_log_in_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(PRINT_APP)
+    with RealUwsgi(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as real:
+        real.get("/")
+        real.wait_for_log(r"GET / => generated")
+        assert [line for line in real.log if line in PRINT_LINES] == PRINT_LINES
+
+
+def test_logformat_memory_is_what_uwsgi_last_read(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    fmt = ["--logformat", "MEM %(rss) %(vsz) %(rssM)"]
+    with Simulation(["--wsgi-file", "app.py", *fmt], app_dir=tmp_path) as sim:
+        sim.set_rss("worker1", 50 << 20, vsz=80 << 20)
+        sim.get("/ok")
+        assert sim.log[-1] == "MEM 0 0 0"  # nothing reads the memory
+    opts = ["--wsgi-file", "app.py", "--reload-on-rss", "4000", *fmt]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        sim.set_rss("worker1", 50 << 20, vsz=80 << 20)
+        sim.get("/ok")
+        assert sim.log[-1] == f"MEM {50 << 20} {80 << 20} 50"
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_logformat_memory_in_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    fmt = ["--logformat", "MEM %(rss) %(vsz)"]
+    for extra, measured in (([], False), (["--reload-on-rss", "4000"], True)):
+        with RealUwsgi(["--master", "--wsgi-file", "app.py", *fmt, *extra],
+                       app_dir=tmp_path) as real:
+            real.get("/ok")
+            real.wait_for_log(r"^MEM ")
+            line = next(line for line in real.log if line.startswith("MEM "))
+            assert (line != "MEM 0 0") is measured, line

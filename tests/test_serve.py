@@ -484,3 +484,26 @@ def test_serve_subprocess_refuse(servers, tmp_path) -> None:
     assert get(server.port, "cmd") == b""  # the app's NotSimulatedError: no response
     assert "subprocess.Popen(['true']) in worker1" in server.log()
     assert get(server.port).startswith(b"HTTP/1.0 200")
+
+
+ECHO = """\
+def application(env, start_response):
+    start_response("200 OK", [])
+    return [("%s|%s" % (env.get("SCRIPT_NAME", "-"), env["PATH_INFO"])).encode()]
+"""
+
+
+@BOTH
+def test_mounted_apps_and_static_files_behind_the_socket(servers, tmp_path, kind) -> None:
+    (tmp_path / "echo.py").write_text(ECHO)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "f.txt").write_text("static")
+    server = start(servers, tmp_path, kind, "--mount", "/m=echo.py", "--manage-script-name",
+                   "--static-map", "/s=files")
+
+    def http(path: str) -> bytes:
+        return exchange(server.http_port, f"GET {path} HTTP/1.0\r\n\r\n".encode())
+
+    assert http("/m/x").endswith(b"\r\n\r\n/m|/x")
+    assert http("/s/f.txt").endswith(b"\r\n\r\nstatic")
+    assert http("/s/none").endswith(b"got 0")

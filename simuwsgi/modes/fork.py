@@ -669,7 +669,7 @@ class ForkRuntime:
         """``workers._call_app`` in fork mode: the WSGI call runs in the worker's child."""
 
         inst = self.inst
-        app = (w.apps if inst.lazy_apps else inst.app.apps).get(0)
+        app = (w.apps if inst.lazy_apps else inst.app.apps).get(req.app_id)
         if app is None:
             return _call_app(inst, w, req)  # "no python application found": no user code
         state = _request_state(req)
@@ -694,7 +694,7 @@ class ForkRuntime:
         req.conn = types.SimpleNamespace(raw=raw, altered=altered, log_stats=stats)
         if outcome[2]:  # exceptions counted in the child (the app's, write errors)
             w.exceptions += outcome[2]
-            w.app_exceptions[0] = w.app_exceptions.get(0, 0) + outcome[2]
+            w.app_exceptions[req.app_id] = w.app_exceptions.get(req.app_id, 0) + outcome[2]
         return status, headers, body, failed
 
     def module_globals(self, proc: UProcess) -> dict[str, dict[str, Any]]:
@@ -798,12 +798,14 @@ class RemoteAppLoader(AppLoader):
             self._child().call("import", list(specs))
 
     def load(self) -> bool:
-        loaded, apps, mountpoints, error, exited = self._child().call("load")
+        loaded, apps, mountpoints, default, error, exited = self._child().call("load")
         if exited is not None:
             raise SystemExit(exited[0])
         self.apps.clear()
         self.apps.update(apps)
+        self.mountpoints.clear()
         self.mountpoints.update(mountpoints)
+        self.default_app = default
         self.load_error = error
         return bool(loaded)
 
@@ -1078,9 +1080,9 @@ class _Child:
         try:
             loaded = self.loader.load()
         except SystemExit as exc:  # sys.exit() at import: the parent raises it in turn
-            return (False, {}, {}, None, (exc.code,))
+            return (False, {}, {}, -1, None, (exc.code,))
         return (loaded, dict(self.loader.apps), dict(self.loader.mountpoints),
-                self.loader.load_error, None)
+                self.loader.default_app, self.loader.load_error, None)
 
     def op_forget(self, _payload: Any) -> None:
         self.loader.forget_app_modules()
@@ -1193,6 +1195,8 @@ def _become_master_child(rt: ForkRuntime, proc: Master, sock: socket.socket, cra
     child = _Child(inst, _Wire(sock.fileno(), sock.fileno(), sock, with_fds=True), proc)
     _CHILD = child
     _adapt_instance(child)
+    # uWSGI's fd 1 and 2 are its log: what the app prints reaches the parent's log
+    sys.stdout = sys.stderr = inst.errors_stream()
     _setup_process(child, proc, rt.seed, crash)
     child.serve_forever()
 

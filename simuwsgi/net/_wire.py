@@ -216,6 +216,10 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.result = wire.control()
             return ()
         wire_environ(environ, wire.vars)
+        managed = request.env_vars
+        if managed is not None and managed is not request.vars:  # --manage-script-name
+            environ["SCRIPT_NAME"] = managed["SCRIPT_NAME"]
+            environ["PATH_INFO"] = managed["PATH_INFO"]
         if wire.body is not None:
             environ["wsgi.input"] = FileInput(wire.body)
         if wire.stream is not None and request.conn is not None:

@@ -72,7 +72,10 @@ class AppLoader:
         self.callable_name = opts.str("callable", "application") or "application"
         self.wsgi_file = opts.str("wsgi-file")
         self.module_spec = opts.str("module")
-        self.mount = opts.strings("mount")
+        self.mount = opts.strings("mount")  # --worker-mount is an alias of it
+        #: ``--pyrun``/``--python``/``--py``: the script worker 1 runs (command mode)
+        pyrun = opts.last("pyrun", "python", "py")
+        self.pyrun = pyrun if isinstance(pyrun, str) else None
         self.imports = opts.strings("import", "pyimport", "py-import", "python-import")
         self.shared_imports = opts.strings("shared-import", "shared-pyimport",
                                            "shared-py-import", "shared-python-import")
@@ -80,6 +83,8 @@ class AppLoader:
         #: The WSGI callables by app id (0 = the default app).
         self.apps: dict[int, Any] = {}
         self.mountpoints: dict[int, str] = {}
+        #: ``uwsgi.default_app``: the app a request no mountpoint matches goes to
+        self.default_app = -1
         #: The modules each forked process gets its own copy of, by sys.modules name.
         self.app_modules: dict[str, types.ModuleType] = {}
         #: The image the ``ModuleView``s in sys.modules show now (a one-element list
@@ -186,32 +191,32 @@ class AppLoader:
                 self._track_new_modules()
 
     def load(self) -> bool:
-        """Import the app (in the current process) as uWSGI does; True if an app loaded."""
-        inst = self.inst
+        """Import the apps (in the current process) as uWSGI does: the main app
+        (``--wsgi-file``/``--module``), the ``--import`` modules, then each ``--mount``
+        (``uwsgi_init_all_apps``); True if any app loaded."""
         self.apps.clear()
+        self.mountpoints.clear()
+        self.default_app = -1
         self.load_error = None
-        target = self.wsgi_file or self.module_spec
-        if target is None:
-            self.import_list(self.imports)
+        if self.wsgi_file:
+            self._init_app("", lambda: self._file_loader(self.wsgi_file or ""))
+        elif self.module_spec:
+            self._init_app("", lambda: self._module_loader(self.module_spec or ""))
+        self.import_list(self.imports)
+        for mount in self.mount:
+            self._mount(mount)
+        self._collect_app_modules()
+        if not self.apps:
             self._log_no_app()
             return False
-        module = None
-        callable_name = self.callable_name
+        return True
+
+    # -- the loaders (pyloader.c): a callable, a multiapp dict, or None (logged) -------------
+    def _guarded(self, load: Any) -> Any:
+        """Run a loader as uWSGI runs Python code at start: ``sys.exit`` ends the process,
+        any other exception is printed (``PyErr_Print``) and gives None."""
         try:
-            if self.wsgi_file:
-                path = self.base_dir / self.wsgi_file
-                if not path.exists():
-                    raise FileNotFoundError(self.wsgi_file)
-                module = self._import_file(self.wsgi_file, "uwsgi_file_" + pythonize(self.wsgi_file))
-            else:
-                spec = self.module_spec or ""
-                name, _, attr = spec.partition(":")
-                if attr:
-                    callable_name = attr
-                module = self._import_name(name)
-        except FileNotFoundError:
-            inst.log(f"failed to open python file {self.wsgi_file}")
-            self.load_error = f"failed to open python file {self.wsgi_file}"
+            return load()
         except SystemExit as exc:
             from .interface import ProcessExit
 
@@ -220,42 +225,157 @@ class AppLoader:
             raise
         except BaseException:  # noqa: BLE001 - uWSGI prints any import error
             self.load_error = traceback.format_exc()
-            inst.log_exception()
+            self.inst.log_exception()
+            return None
         finally:
             self._track_new_modules()
-        app = None
-        if module is not None:
-            applications = getattr(inst.facade, "applications", None)
-            if isinstance(applications, dict) and applications:
-                for mountpoint, value in applications.items():
-                    app_id = len(self.apps)
-                    self.apps[app_id] = value
-                    self.mountpoints[app_id] = str(mountpoint)
-                app = self.apps.get(0)
-            else:
-                app = getattr(module, callable_name, None)
-                if app is None:
-                    what = self.wsgi_file or self.module_spec
-                    inst.log(f'unable to find "{callable_name}" callable in file {what}'
-                             if self.wsgi_file else
-                             f'unable to find "{callable_name}" callable in {what}')
-        self.import_list(self.imports)
-        self._collect_app_modules()
+
+    def _file_loader(self, filename: str) -> Any:
+        """``uwsgi_file_loader``: the file run as ``uwsgi_file_<name>``, then its callable
+        (``--callable``; the message names ``application`` whatever it is, as uWSGI's)."""
+        if not (self.base_dir / filename).exists():
+            self.inst.log(f"failed to open python file {filename}")
+            self.load_error = f"failed to open python file {filename}"
+            return None
+        name = "uwsgi_file_" + pythonize(filename)
+        module = self._guarded(lambda: self._import_file(filename, name))
+        if module is None:
+            return None
+        app = getattr(module, self.callable_name, None)
         if app is None:
-            inst.log("unable to load app 0 (mountpoint='') (callable not found or import error)")
-            self._log_no_app()
-            return False
-        if not self.apps:
-            self.apps[0] = app
-            self.mountpoints[0] = ""
-        inst.log(f"WSGI app 0 (mountpoint='') ready in 0 seconds on interpreter "
-                 f"0x0 pid: {inst.kernel.current.pid if inst.kernel.current else 0} (default app)")
-        return True
+            self.inst.log(f'unable to find "application" callable in file {filename}')
+        return app
+
+    def _module_loader(self, spec: str) -> Any:
+        """``uwsgi_uwsgi_loader``: ``pkg.mod[:callable]`` imported; a dict in
+        ``uwsgi.applications`` (or the module's own ``applications``) is a multiapp."""
+        name, _, attr = spec.partition(":")
+        module = self._guarded(lambda: self._import_name(name))
+        if module is None:
+            return None
+        for source in (self.inst.facade, module):
+            applications = getattr(source, "applications", None)
+            if isinstance(applications, dict):
+                return applications
+        return getattr(module, attr or self.callable_name, None)  # None: nothing logged
+
+    def _mount(self, mount: str) -> None:
+        """``--mount MOUNTPOINT=APP`` (``uwsgi_python_mount_app``, ``uwsgi_mount_loader``):
+        a ``.py``/``.wsgi`` file, or ``module:callable``; anything else mounts nothing. A
+        mounted file that does not load ends uWSGI at start (status 22)."""
+        mountpoint, sep, what = mount.partition("=")
+        if not sep:
+            from .._errors import StartRefusedError
+
+            raise StartRefusedError(f"invalid mountpoint: {mount}")
+        self.inst.log(f"mounting {what} on {mountpoint}")
+        if what.endswith((".py", ".wsgi")):
+            if self._init_app(mountpoint, lambda: self._file_loader(what)) == -2:
+                from .._errors import AppLoadError
+
+                raise AppLoadError(
+                    f"the app mounted on {mountpoint} did not load: uWSGI exits with "
+                    "status 22", log=[line for _t, _p, line in self.inst.log_lines],
+                    exit_status=22)
+        elif ":" in what:
+            self._init_app(mountpoint, lambda: self._module_loader(what))
+
+    def _init_app(self, mountpoint: str, loader: Any, *, multi: bool = True) -> int:
+        """``init_uwsgi_app``: the app's id, -1 when the mountpoint is taken, -2 when the
+        loader gave nothing (logged)."""
+        if mountpoint in self.mountpoints.values():
+            self.inst.log(f"mountpoint {mountpoint} already configured. skip.")
+            return -1
+        app_id = len(self.apps)
+        app = loader()
+        if app is None:
+            self.inst.log(f"unable to load app {app_id} (mountpoint='{mountpoint}') "
+                          "(callable not found or import error)")
+            return -2
+        rest: list[tuple[Any, Any]] = []
+        if isinstance(app, dict) and multi:
+            # A multiapp: the first key's app gets this mountpoint's length of the key
+            # (``strlen(wi->mountpoint)``: none for the main app); keys must be bytes
+            # (``PyString_Check`` is ``PyBytes_Check`` on Python 3), a bytes value names
+            # a callable of the module (never found: the module's keys are str).
+            self.inst.log("found a multiapp module...")
+            items = list(app.items())
+            if not items:
+                self.inst.log("you have to define at least one app in the applications "
+                              "dictionary")
+                return -2
+            key, app = items[0]
+            if not isinstance(key, bytes):
+                self.inst.log("the app mountpoint must be a string")
+                return -2
+            mountpoint = key[:len(mountpoint)].decode("latin-1")
+            rest = items[1:]
+            if isinstance(app, bytes):
+                self.inst.log(f"skipping broken app {mountpoint}")
+                app = None
+        if app is not None:
+            self._register(app_id, mountpoint, app)
+        for key, value in rest:
+            if not isinstance(key, bytes):
+                self.inst.log("applications dictionary key must be a string, skipping.")
+            elif isinstance(value, bytes):
+                self.inst.log(f"skipping broken app {key.decode('latin-1')}")
+            else:
+                self._init_app(key.decode("latin-1"), lambda v=value: v, multi=False)
+        return app_id
+
+    def _register(self, app_id: int, mountpoint: str, app: Any) -> None:
+        # The first app mounted on '' or on anything starting with '/' is the default app
+        # (uWSGI's test assigns instead of comparing: ``appid_len = 1 && ...``).
+        default = ""
+        if self.default_app < 0 and (not mountpoint or mountpoint.startswith("/")):
+            default = " (default app)"
+            self.default_app = app_id
+        self.apps[app_id] = app
+        self.mountpoints[app_id] = mountpoint
+        pid = self.inst.kernel.current.pid if self.inst.kernel.current else 0
+        self.inst.log(f"WSGI app {app_id} (mountpoint='{mountpoint}') ready in 0 seconds "
+                      f"on interpreter 0x0 pid: {pid}{default}")
+
+    def app_id(self, script_name: str, apps: dict[int, Any] | None = None) -> int:
+        """``uwsgi_get_app_id`` with the request's ``SCRIPT_NAME``, then the default app
+        (``uwsgi_request_wsgi``): -1 for uWSGI's 'no python application found'."""
+        apps = self.apps if apps is None else apps
+        for app_id, mountpoint in self.mountpoints.items():
+            if mountpoint == script_name and app_id in apps:
+                return app_id
+        return self.default_app if self.default_app in apps else -1
+
+    def run_command(self) -> None:
+        """``uwsgi_python_hijack`` (``--pyrun``): the worker runs the file as
+        ``__main__`` instead of serving, then exits: 0, ``sys.exit``'s status, 1 when
+        the file cannot be opened; an exception is printed and the exit is 0."""
+        from .interface import ProcessExit
+
+        path = self.base_dir / (self.pyrun or "")
+        if not path.is_file():
+            self.inst.log(f'open("{self.pyrun}"): No such file or directory '
+                          "[plugins/python/python_plugin.c line 1940]")
+            raise ProcessExit("exited", 1)
+        sys.argv = [self.pyrun or ""]  # as pyuwsgi's command mode sets it
+        try:
+            code = compile(path.read_bytes(), self.pyrun or "", "exec")
+            exec(code, {"__name__": "__main__", "__file__": self.pyrun,  # noqa: S102
+                        "__builtins__": __builtins__})
+        except SystemExit as exc:
+            raise ProcessExit.from_system_exit(exc) from None
+        except _control():
+            raise
+        except BaseException:  # noqa: BLE001 - PyRun_SimpleFile prints it
+            self.inst.log_exception()
+        finally:
+            self._track_new_modules()
+        raise ProcessExit("exited", 0)
 
     def _log_no_app(self) -> None:
         # uWSGI's last word on loading: with --need-app it exits right after (status 22);
-        # nothing without workers (uwsgi_init_all_apps: numproc > 0)
-        if self.inst.numproc == 0:
+        # nothing without workers (uwsgi_init_all_apps: numproc > 0) or in command mode
+        if self.inst.numproc == 0 or self.pyrun:
             return
         if self.inst.opts.flag("need-app"):
             self.inst.log("*** no app loaded. GAME OVER ***")

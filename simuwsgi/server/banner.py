@@ -34,6 +34,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .cheaper import algo_list_lines
+from . import static as _static
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -106,6 +107,8 @@ def before_subsystems(inst: Instance) -> list[str]:
     stamp = time.asctime(time.localtime(int(inst.wall())))
     # --cheaper-algo-list's list comes out first
     lines = algo_list_lines() if inst.opts.flag("cheaper-algo-list") else []
+    static_lines, mime_lines = _static.startup_lines(inst)
+    lines += static_lines
     lines += [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
              f"compiled with version: {COMPILED_WITH}",
              f"os: {m['os']}", f"nodename: {m['nodename']}", f"machine: {m['machine']}",
@@ -122,8 +125,9 @@ def before_subsystems(inst: Instance) -> list[str]:
     if inst.harakiri > 0 and not inst.opts.int("post-buffering", 0):
         lines.append(" *** WARNING: you have enabled harakiri without post buffering. Slow "
                      "upload could be rejected on post-unbuffered webservers *** ")
-    lines += [f"detected max file descriptor number: {m['max_fd']}",
-              "lock engine: pthread robust mutexes"]
+    lines.append(f"detected max file descriptor number: {m['max_fd']}")
+    lines += mime_lines
+    lines.append("lock engine: pthread robust mutexes")
     if inst.opts.flag("thunder-lock"):
         lines.append("thunder lock: enabled")
     else:
@@ -146,7 +150,7 @@ def before_app(inst: Instance) -> list[str]:
     lines += _as_root(inst)
     # with or without "enable-threads": pyuwsgi 2.0.30 always initialises Python threads
     lines.append("python threads support enabled")
-    if sockets(inst):
+    if sockets(inst) and not inst.command_mode:  # command mode drops the sockets
         lines.append(f"your server socket listen backlog is limited to {inst.listen} "
                      "connections")
     lines.append("your mercy for graceful operations on workers is "
@@ -165,7 +169,9 @@ def before_app(inst: Instance) -> list[str]:
     mules = inst.subsystems.get("mules")
     lines += mules.setup_lines if mules is not None else []
     multi = inst.numproc > 1
-    if inst.numproc == 0:
+    if inst.command_mode:
+        mode = "command"
+    elif inst.numproc == 0:
         mode = "no-workers"
     elif threads > 1:
         mode = "preforking+threaded" if multi else "threaded"

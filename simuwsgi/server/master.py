@@ -157,10 +157,15 @@ class Instance:
         # (core/config.c).
         self.has_master = o.flag("master") or any(
             name in MASTER_OPTIONS or name in SSL_MASTER_OPTIONS for name, _value in o.items)
+        #: ``--pyrun``: uWSGI's command mode, one worker that runs the script and ends
+        #: the instance (``uwsgi.status.brutally_destroying``)
+        self.command_mode = o.last("pyrun", "python", "py") is not None
         # 0 is uWSGI's no-workers mode (negative values are refused by config)
         self.numproc = o.int("processes", 1)
         if o.strings("fastrouter") and not o.strings("http", *_banner._SOCKET_OPTIONS):
             self.numproc = 0  # gateways only: uWSGI runs no worker without a socket
+        if self.command_mode:
+            self.numproc = 1
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
@@ -631,6 +636,15 @@ class Instance:
             return  # reaped by a reload or a stop in between
         self.record("death", proc, pid=proc.pid, reason=reason)
         if self.stopped or getattr(proc, "reloading", False):
+            return
+        if isinstance(proc, Worker) and self.command_mode:  # the command ended
+            if not self.has_master:  # the worker was uWSGI: its status is uWSGI's
+                self.exit_status = proc.exit_code
+                self.shutdown(signalled=False)
+                return
+            self.log(f"worker {proc.id} buried after 0 seconds", self.master)
+            self.shutdown(signalled=False)
+            self.log("goodbye to uWSGI.", self.master)
             return
         if isinstance(proc, Worker):
             if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP

@@ -155,6 +155,42 @@ SIMULATED: dict[str, str] = {
                     "first in sys.path (globs expanded), with the 'added X to pythonpath.' "
                     "line"),
     "chdir": "the app directory; a missing directory is refused at start, as real",
+    "mount": "apps mounted on a SCRIPT_NAME (file.py/.wsgi or module:callable), the "
+             "first on '' or '/...' the default app, with 2.0.30's lines; one interpreter "
+             "for all (uWSGI gives each mount its own)",
+    "manage-script-name": "the longest mountpoint prefixing PATH_INFO becomes SCRIPT_NAME",
+    **dict.fromkeys(("pyrun", "python", "py"),
+                    "command mode: worker 1 runs the file as __main__, then the instance "
+                    "ends"),
+    # static files (static.py)
+    "check-static": "files under the directory served by the worker, as core/static.c",
+    "check-static-docroot": "files under DOCUMENT_ROOT served by the worker",
+    "static-check": "as --check-static",
+    "static-map": "files under MOUNT served from the directory (or the file)",
+    "static-map2": "as --static-map, the whole PATH_INFO appended to the directory",
+    "static-index": "the index file served for a directory",
+    "static-skip-ext": "those endings are never served as static files",
+    "static-safe": "real paths under it pass the security check",
+    **dict.fromkeys(("static-expires", "static-expires-mtime", "static-expires-path-info",
+                     "static-expires-path-info-mtime", "static-expires-uri",
+                     "static-expires-uri-mtime", "static-expires-type",
+                     "static-expires-type-mtime"),
+                    "the Expires header of a static file (virtual time)"),
+    "mimefile": "the mime types file read at start (default /etc/mime.types)",
+    "honour-range": "a static file's Range: 206, or 416 (as 2.0.30, static files only)",
+    "static-gzip-all": "a static file's .br/.gz sibling served to a client accepting it",
+    **dict.fromkeys(("static-gzip", "static-gzip-dir", "static-gzip-ext"),
+                    "as --static-gzip-all, for the files matching it"),
+    "file-serve-mode": "x-sendfile/nginx: a static file is answered with its header",
+    "fileserve-mode": "as --file-serve-mode",
+    # request limits on every request (reading.py; simuwsgi serve's sockets too)
+    "buffer-size": "a request head (--http-socket) or packet (--socket) beyond it is "
+                   "refused, a var beyond it dropped, as real",
+    "max-vars": "more than 2 x N vars: 'max vec size reached', a 500 without a byte",
+    "limit-post": "a bigger Content-Length: 'Invalid (too big) CONTENT_LENGTH', a 500",
+    "post-buffering": "the body is read before the app runs (a slow client times out "
+                      "there)",
+    "socket-timeout": "every wait for a slow client (submit(body_chunks=, pace=))",
     **dict.fromkeys(("plugins", "plugin"),
                     "logged as pyuwsgi logs a plugin it cannot load (it has none to load), "
                     "and ignored as real"),
@@ -291,21 +327,18 @@ NO_EFFECT: dict[str, str] = {
     "reload-mercy": ("2.0.30 reads it only to wait for an Emperor or attached daemons, "
                      "which a simulation has none of; worker and mule reloads are not "
                      "shortened by it (--worker-/--mule-reload-mercy)"),
-    "single-interpreter": ("the simulation runs the app in one interpreter already; "
-                           "uWSGI's multiple-interpreter mode only matters to --mount "
-                           "apps, which are not simulated"),
+    "post-buffering-bufsize": ("the size of each read() of a body buffered to disk: the "
+                               "simulated body arrives in the client's chunks, whatever "
+                               "the reads"),
+    "single-interpreter": ("the simulation runs every app in one interpreter already "
+                           "(uWSGI's multiple-interpreter mode gives each --mount app "
+                           "its own)"),
 }
 
 #: canonical name -> what a user should know about a not-simulated option
 NOT_SIMULATED_NOTES: dict[str, str] = {
-    "socket-timeout": "only simuwsgi serve's real sockets honour it",
-    "limit-post": "only simuwsgi serve's real sockets honour it",
-    "post-buffering": "only simuwsgi serve's real sockets honour it",
-    "buffer-size": "only uwsgi.buffer_size and add_var's limit; a larger request is "
-                   "not refused",
-    "max-vars": "only simuwsgi serve's real sockets honour it",
+    "http-timeout": "the --http router's timeout: the router is not simulated",
     "async": "uwsgi.cores follows it, but a worker runs one request at a time",
-    "mount": "every request goes to app 0",
     "pidfile": "only uwsgi.pidfile is set; no file is written",
     "mode": "only uwsgi.mode is set",
     "loop": "only uwsgi.loop is set",

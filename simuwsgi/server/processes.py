@@ -141,9 +141,9 @@ class Worker(UProcess):
             self.app_requests = previous.app_requests
             self.app_exceptions = previous.app_exceptions
         self.status = "idle"
-        #: requests of app 0 in this process (``uwsgi_apps[0].requests``: a respawned
+        #: requests of each app in this process (``uwsgi_apps[id].requests``: a respawned
         #: worker starts again from the master's copy, 0)
-        self.app_local_requests = 0
+        self.app_local_requests: dict[int, int] = {}
         #: True while parked in the accept loop, listed in ``inst.idle_workers``.
         self.idle = False
         #: The app table of this worker (``--lazy-apps``: each worker loads its own).

@@ -109,10 +109,17 @@ class BuiltinFunction:
         return f"<built-in function {self.__name__}>"
 
 
+# The type as a C function's: ``type(environ['wsgi.file_wrapper'])`` prints
+# ``<class 'builtin_function_or_method'>`` as under uWSGI (it is still not
+# ``types.BuiltinFunctionType``: a Python callable cannot be one).
+BuiltinFunction.__name__ = BuiltinFunction.__qualname__ = "builtin_function_or_method"
+BuiltinFunction.__module__ = "builtins"
+
+
 class Connection:
     """One request's client socket and response state (``struct wsgi_request``)."""
 
-    __slots__ = ("_hcap", "_hpos", "altered", "body", "closed", "header_cnt", "headers",
+    __slots__ = ("_hcap", "_hpos", "altered", "app_id", "body", "closed", "header_cnt", "headers",
                  "headers_sent", "headers_size", "inst", "raw_writes", "req", "response_size",
                  "sendfile_chunk", "sendfile_obj", "status", "status_code", "switches",
                  "via_sendfile", "wire", "worker", "write", "write_errors")
@@ -147,6 +154,7 @@ class Connection:
         self.closed = False
         self.altered = False  # raw writes or a disconnect: parse the wire like a client
         self.via_sendfile = False
+        self.app_id = 0  # the app that answers (-1: uWSGI itself, a static file)
 
     # -- the log lines of uwsgi_req_error ------------------------------------------------
     def req_error(self, what: str, where: str, line: int, strerror: str = _EBADF) -> None:
@@ -371,7 +379,8 @@ class Connection:
         w = self.worker
         if w is not None:
             w.exceptions += 1
-            w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+            app_id = self.req.app_id
+            w.app_exceptions[app_id] = w.app_exceptions.get(app_id, 0) + 1
 
     def disconnect(self) -> None:
         self.closed = True
@@ -386,7 +395,8 @@ class Connection:
     def log_stats(self) -> dict[str, Any]:
         """The request's counters the log line shows (plain values: fork mode sends
         them from the worker's child)."""
-        return {"app_id": 0, "status": self.status_code, "response_size": self.response_size,
+        return {"app_id": self.app_id, "status": self.status_code,
+                "response_size": self.response_size,
                 "headers_size": self.headers_size, "header_cnt": self.header_cnt,
                 "switches": self.switches, "via_sendfile": self.via_sendfile,
                 "write_errors": self.write_errors}

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from . import reading as _reading
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
 from ..protocol._numbers import content_length as _content_length
@@ -140,6 +141,37 @@ class Request:
         #: Its uwsgi packet's vars, once built (``packet_vars``; the environ and the log
         #: line read them).
         self._vars: dict[str, str] | None = None
+        #: When the body's chunks arrive: (virtual time, bytes sent so far), from
+        #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
+        self.chunk_times: list[tuple[float, int]] = []
+        #: Set by the worker (``simuwsgi.server.reading``): the request's vars, the environ's
+        #: (``--manage-script-name``), the app chosen, and the log's var count when the
+        #: parse stopped early (-1: all the vars).
+        self.vars: dict[str, str] | None = None
+        self.env_vars: dict[str, str] | None = None
+        self.app_id = 0
+        self.var_cnt = -1
+        #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``), and
+        #: var slots it added outside the packet (``--manage-script-name``'s SCRIPT_NAME)
+        self.appended_vars: list[tuple[str, str]] = []
+        self.var_slots = 0
+        #: waits for the client before the app ran (``--post-buffering``)
+        self.switches = 0
+
+    def arrived(self, now: float) -> int:
+        """How many body bytes the client has sent by ``now``."""
+        if not self.chunk_times:
+            return len(self.body)
+        got = 0
+        for when, total in self.chunk_times:
+            if when > now:
+                break
+            got = total
+        return got
+
+    def next_arrival(self, now: float) -> float | None:
+        """When the client sends its next chunk after ``now`` (None: it sent all)."""
+        return next((when for when, _total in self.chunk_times if when > now), None)
 
     def finish(self, status: int | None, headers: list[tuple[str, str]], body: bytes,
                now: float, reason: str = "") -> None:
@@ -260,6 +292,8 @@ def check_listen_queue(inst: Instance) -> None:
 # -- the worker -----------------------------------------------------------------------------
 def worker_loop(inst: Instance, w: Worker) -> None:
     """The worker's main thread: the threads of cores 1..N-1, then core 0's loop."""
+    if inst.command_mode:
+        inst.app.run_command()
     if inst.lazy_apps:
         # Each worker imports its own copy of the app (and of its modules).
         inst.app.forget_app_modules()
@@ -395,9 +429,13 @@ class _Input(io.BytesIO):
     ``read()`` is ``uwsgi_request_body_read``: it reads at most what is left of the
     Content-Length; a buffer larger than the machine's memory cannot be allocated
     (``malloc()`` fails, logged, ``OSError``), and when the client sent fewer bytes than
-    it announced, uWSGI waits ``--socket-timeout`` (default 4 s) of virtual time for the
-    rest, logs ``[uwsgi-body-read] Timeout reading ...`` and raises ``OSError``.
-    ``readline``/``readlines``/iteration read what was sent, without the waiting."""
+    it announced (or has not sent yet: a slow client), uWSGI waits for the rest, each
+    wait at most ``--socket-timeout`` (default 4 s) of virtual time; one that times out
+    logs ``[uwsgi-body-read] Timeout reading ...`` and raises ``OSError``. After
+    ``--post-buffering`` the body is in memory: no wait. ``readline()`` waits the same
+    way for its line (or the rest of the body); a timeout there raises
+    ``OSError('error during readline(N) ...')``. ``readlines``/iteration read what the
+    client will send, without the waiting."""
 
     def __init__(self, body: bytes, post_cl: int = -1, conn: Any = None) -> None:
         self._cl = len(body) if post_cl < 0 else post_cl
@@ -415,19 +453,37 @@ class _Input(io.BytesIO):
             conn.req_error("uwsgi_request_body_read()/malloc()", "core/reader.c", 371,
                            os.strerror(errno.ENOMEM))
             raise OSError(f"error during read({hint}) on wsgi.input")
-        sent = len(self.getbuffer())
-        if conn is not None and pos + remains > sent:
-            inst = conn.inst
-            kernel = inst.kernel
-            kernel.wake(kernel.current, None, delay=float(inst.opts.int("socket-timeout", 0)
-                                                          or 4))
-            kernel.park("reading the request body")
-            conn.switches += 1  # uwsgi_wait_read_req: a switch
-            self.seek(sent)
-            inst.log(f"[uwsgi-body-read] Timeout reading {pos + remains - sent} bytes. "
-                     f"Content-Length: {self._cl} consumed: {sent} left: {self._cl - sent}")
-            raise OSError(f"error during read({hint}) on wsgi.input")
+        if conn is not None:
+            sent = _reading.wait_for_body(_reading.reading(conn.inst), conn.req, pos + remains,
+                                          conn)
+            if sent is not None:
+                self.seek(sent)
+                conn.inst.log(f"[uwsgi-body-read] Timeout reading {pos + remains - sent} "
+                              f"bytes. Content-Length: {self._cl} consumed: {sent} left: "
+                              f"{self._cl - sent}")
+                raise OSError(f"timeout during read({hint}) on wsgi.input")
         return super().read(remains)
+
+
+    def readline(self, *args: Any) -> bytes:  # type: ignore[override]
+        conn = self._conn
+        pos = self.tell()
+        if conn is not None and pos < self._cl:
+            body = self.getbuffer()
+            end = bytes(body[pos:]).find(b"\n")
+            del body
+            target = self._cl if end < 0 else pos + end + 1
+            reading = _reading.reading(conn.inst)
+            sent = _reading.wait_for_body(reading, conn.req, target, conn)
+            if sent is not None:  # consume_body_for_readline timed out
+                conn.inst.log(f"[uwsgi-body-read] Timeout reading "
+                              f"{min(reading.buffer_size, self._cl - sent)} bytes. "
+                              f"Content-Length: {self._cl} consumed: {sent} left: "
+                              f"{self._cl - sent}")
+                self.seek(sent)
+                hint = args[0] if args else 0
+                raise OSError(f"error during readline({hint}) on wsgi.input")
+        return super().readline(*args)
 
 
 _Input.__module__ = "uwsgi"
@@ -529,6 +585,8 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
             packet["HTTP_" + key] = value
     if req.body and "CONTENT_LENGTH" not in packet and not req.chunked:
         packet["CONTENT_LENGTH"] = str(len(req.body))
+    if _reading.reading(inst).manage_script_name:
+        del packet["SCRIPT_NAME"]  # proto/http.c leaves it to uwsgi_parse_vars
     req._vars = packet
     return packet
 
@@ -537,7 +595,7 @@ def build_environ(inst: Instance, req: Request, w: Worker,
                   conn: Any = None) -> dict[str, Any]:
     """The WSGI environ uWSGI's Python plugin builds: the packet's vars, then the
     ``wsgi.*`` and ``uwsgi.*`` keys."""
-    environ: dict[str, Any] = dict(packet_vars(inst, req))
+    environ: dict[str, Any] = dict(req.env_vars or req.vars or packet_vars(inst, req))
     environ.update({
         "wsgi.input": _Input(req.body, content_length(environ.get("CONTENT_LENGTH")), conn),
         "wsgi.errors": inst.errors_stream(),
@@ -576,12 +634,20 @@ def _unquote_path(path: str) -> str:
 def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     """Core ``w`` (a worker, or one of its threads) runs ``req``."""
     kernel = inst.kernel
+    reading = _reading.reading(inst)
+    vars_ = packet_vars(inst, req)
+    if getattr(req, "net", None) is None:  # serve's real socket server read those
+        read = reading.read_head(req, vars_)
+        if read is None:  # closed: nothing counted, no log line
+            req.fail("connection closed without a response: the request head does not "
+                     "fit --buffer-size", kernel.now)
+            return
+        vars_ = read
+    req.vars = vars_
     w.status = "busy"
     w.request = req
     req.worker = w.id
     req.started = kernel.now
-    if (w.apps if inst.lazy_apps else inst.app.apps).get(0) is not None:
-        w.app_local_requests += 1  # the app's request count, as the request starts
     fields = {"id": req.id, "method": req.method, "path": req.path}
     if inst.threads > 1:
         fields["core"] = w.core
@@ -589,7 +655,14 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     start_wall = inst.wall()
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
-    if inst.forks is None:
+    outcome = reading.parse_vars(w, req, vars_)
+    if outcome is _reading.PARSED and req.app_id >= 0:  # as the app is called
+        w.app_local_requests[req.app_id] = w.app_local_requests.get(req.app_id, 0) + 1
+    if outcome is _reading.FAILED:  # uWSGI's 500 with no byte sent
+        status, headers, body, failed = None, [], b"", False
+    elif outcome is _reading.SERVED:  # a static file: the connection holds the response
+        status, headers, body, failed = _result(req.conn, False)
+    elif inst.forks is None:
         status, headers, body, failed = _call_app(inst, w, req)
     else:  # fork mode: the app runs in the worker's OS process
         status, headers, body, failed = inst.forks.call_app(w, req)
@@ -599,11 +672,12 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     w.delta_requests += 1
     w.core_counts[w.core] += 1
     inst.total_requests += 1
-    app_id = 0
-    w.app_requests[app_id] = w.app_requests.get(app_id, 0) + 1
-    elapsed_us = int(round((end - req.started) * 1_000_000))
-    w.running_time += elapsed_us
-    w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
+    if outcome is _reading.PARSED and req.app_id >= 0:
+        w.app_requests[req.app_id] = w.app_requests.get(req.app_id, 0) + 1
+    if outcome is not _reading.SERVED:  # a static file: do_not_account_avg_rt
+        elapsed_us = int(round((end - req.started) * 1_000_000))
+        w.running_time += elapsed_us
+        w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
     w.tx += len(body)
     w.request = None
     if w.harakiri_deadline or w.user_harakiri_deadline:
@@ -615,13 +689,15 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         fields["exception"] = True
     inst.trace.add(end, w.name, "request.end", fields)
     reason = ""
-    if status is None:
+    if outcome is _reading.FAILED:
+        reason = "connection closed without a response: the request was refused (see the log)"
+    elif status is None:
         reason = ("connection closed without a response: " +
                   ("the app raised before start_response" if failed
                    else "start_response not called"))
     req.finish(status, headers, body, end, reason)
     inst.publish_request_memory(w)
-    _log_request(inst, w, req, start_wall, end)
+    _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
     req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
     # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
     # memory limits
@@ -633,25 +709,30 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
 
 
 def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
-                 end: float) -> None:
+                 end: float, refused: bool = False) -> None:
     """uWSGI's request log line, from the connection's counters (``reqlog``)."""
     conn = req.conn
     stats = getattr(conn, "log_stats", None)
     if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
-        stats = _no_app_stats(req.protocol)
-    vars_ = packet_vars(inst, req)
+        stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
+            _no_app_stats(req.protocol)
+    vars_ = req.vars or packet_vars(inst, req)
     addr = req.remote_addr
     if _reqlog.policy(inst).x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:
         addr = vars_["HTTP_X_FORWARDED_FOR"]
     misc = inst.subsystems.get("misc")
     state = misc.request_state(req) if misc is not None else None
+    app_id = stats["app_id"]
     record = _reqlog.RequestLogRecord(
-        pid=w.pid, wid=w.id, app_id=stats["app_id"],
-        app_req=w.app_local_requests if stats["app_id"] >= 0 else -1,
+        pid=w.pid, wid=w.id, app_id=app_id,
+        app_req=w.app_local_requests.get(app_id, 0) if app_id >= 0 else -1,
         total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
-        proto=req.protocol, status=stats["status"], var_cnt=2 * len(vars_),
+        proto=req.protocol, status=stats["status"],
+        var_cnt=req.var_cnt if req.var_cnt >= 0 else
+        2 * (len(vars_) + len(req.appended_vars) + req.var_slots),
         # 2 + 2 length bytes per var; latin-1 with "replace" is one byte per character
-        pktsize=4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values())),
+        pktsize=4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values()))
+        + sum(4 + len(k) + len(v) for k, v in req.appended_vars),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
         response_size=stats["response_size"], headers_size=stats["headers_size"],
         header_cnt=stats["header_cnt"], switches=stats["switches"], core=w.core,
@@ -660,6 +741,11 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),
         log_this=bool(state is not None and state.log_forced))
     _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w)
+
+
+#: A request whose vars the parse refused: a 500 with nothing written.
+_FAILED_STATS = {"app_id": -1, "status": 500, "response_size": 0, "headers_size": 0,
+                 "header_cnt": 0, "switches": 0, "via_sendfile": False, "write_errors": 0}
 
 
 def _no_app_stats(protocol: str) -> dict[str, Any]:
@@ -676,7 +762,7 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     order uWSGI puts bytes on the socket; ``uwsgi.send``/``sendfile``/``disconnect`` and
     the module-level ``uwsgi.start_response`` reach it through ``req.conn``.
     """
-    app = (w.apps if inst.lazy_apps else inst.app.apps).get(0)
+    app = (w.apps if inst.lazy_apps else inst.app.apps).get(req.app_id)
     if app is None:
         # "no app loaded": uWSGI answers 500 without calling anything.
         inst.log("--- no python application found, check your startup logs for errors ---", w)
@@ -690,6 +776,8 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     else:
         conn = req.conn = _Connection(inst, req, w)
         start_response = _local_spit(conn)
+    conn.app_id = req.app_id
+    conn.switches = req.switches
     environ = build_environ(inst, req, w, conn)
     facade = inst.facade
     if inst.cores < 2:
@@ -718,6 +806,12 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
                 del facade.env
             except AttributeError:
                 pass
+    return _result(conn, failed)
+
+
+def _result(conn: Any, failed: bool) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
+    """What the client got on ``conn`` once the request ends: (status, headers, body,
+    raised)."""
     conn.finish()
     if conn.altered or (conn.wire and not conn.headers_sent):
         # raw bytes (uwsgi.send, sendfile before start_response): what a client parses
@@ -735,7 +829,9 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
 def _manage_exception(inst: Instance, w: Worker) -> bool:
     """``uwsgi_manage_exception``: the traceback logged, the exception counted."""
     w.exceptions += 1
-    w.app_exceptions[0] = w.app_exceptions.get(0, 0) + 1
+    request = getattr(w, "request", None)  # its app's count (uwsgi_apps[app_id])
+    app_id = request.app_id if request is not None else 0
+    w.app_exceptions[app_id] = w.app_exceptions.get(app_id, 0) + 1
     inst.log_exception()
     return True
 
