@@ -43,6 +43,7 @@ from ._core.isolation import ImportLedger
 from ._core.kernel import Kernel
 from .server.master import Instance
 from .network import Network
+from .subsystems.legacy import split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
 
@@ -92,6 +93,7 @@ class Node(Simulation):
         self.address = address
         self.mode = "sim"
         self.seed = cluster.seed
+        options, cluster_group = split_legacy_options(options) if legacy else (options, None)
         self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
         if app_dir is not None:
             self.opts.base_dir = Path(app_dir)
@@ -105,6 +107,7 @@ class Node(Simulation):
         self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
+        self.inst.legacy_cluster = cluster_group  # 1.4's --cluster (network._legacy)
         self._patch = cluster._patch
         self._imports = cluster._imports
         # os._exit/os.kill/atexit/signal.signal act on the node's own processes; the
@@ -504,6 +507,19 @@ class Cluster:
         except OSError:
             return None
         return signal_result(reply)
+
+    def send_udp(self, address: str, modifier1: int, payload: bytes = b"", modifier2: int = 0,
+                 *, via: str | None = None) -> int:
+        """One uwsgi datagram to the 1.4 ``--cluster`` group ``address`` (``legacy=True``
+        nodes), from a client on node ``via``'s host (default: the first node), as 1.4's
+        client commands sent them: ``uwsgi --cluster-reload G`` is ``send_udp(G, 98)``,
+        ``uwsgi --cluster-log G`` (a line from stdin) ``send_udp(G, 96, line)``. Returns
+        the bytes sent (``simuwsgi.network._legacy``)."""
+        from .network._legacy import send_datagram
+
+        self._ensure_started()
+        node = self[via] if via is not None else next(iter(self.nodes.values()))
+        return send_datagram(node.inst, address, modifier1, bytes(payload), modifier2)
 
     # -- the trace -------------------------------------------------------------------------
     def _record(self, kind: str, **fields: Any) -> None:

@@ -31,6 +31,7 @@ from .server.options_status import report_not_simulated
 from .server.processes import UProcess
 from ._core.trace import Trace
 from .server.workers import Request, Response, dispatch_request
+from .subsystems.legacy import split_legacy_options
 from .websocket import WebSocket
 
 __all__ = ["Simulation"]
@@ -105,6 +106,8 @@ class Simulation:
                              f"or 'fork'")
         self.mode = mode
         self.seed = seed
+        # legacy=True: 1.4's --cluster is an option too (simuwsgi.subsystems.legacy)
+        options, cluster_group = split_legacy_options(options) if legacy else (options, None)
         self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
         if app_dir is not None:
             self.opts.base_dir = Path(app_dir)
@@ -124,6 +127,7 @@ class Simulation:
                                timeout=DEFAULT_TIMEOUT if fork_timeout is None else fork_timeout)
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.subsystems.legacy)
+        self.inst.legacy_cluster = cluster_group
         self._patch = TimePatch(self.clock, self._sleep)
         if stall_timeout is not None:
             stall_timeout = check_duration("stall_timeout", stall_timeout) or None

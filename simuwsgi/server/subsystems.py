@@ -41,6 +41,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("metrics", "simuwsgi.subsystems.metrics:Metrics"),
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
     ("misc", "simuwsgi.subsystems.misc:Misc"),
+    ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
 ]
 
