@@ -98,8 +98,7 @@ def test_grunt_logs_and_says_why_it_is_not_simulated(tmp_path):
 
 
 @pytest.mark.parametrize("name,work", [
-    ("send_message", "cluster"), ("send_multi_message", "cluster"),
-    ("send_multicast_message", "cluster"), ("async_send_message", "cluster"),
+    ("async_send_message", "cluster"),
     ("recv_block", "cluster"), ("fcgi", "cluster"), ("erlang_connect", "Erlang"),
     ("erlang_rpc", "Erlang")])
 def test_network_names_raise_not_simulated(tmp_path, name, work):
@@ -108,3 +107,12 @@ def test_network_names_raise_not_simulated(tmp_path, name, work):
             getattr(sim.uwsgi, name)("127.0.0.1:3031", b"x")
         with pytest.raises(TypeError, match="takes no keyword arguments"):
             getattr(sim.uwsgi, name)(node="x")
+
+
+def test_messages_in_a_lone_simulation(tmp_path):
+    # no network: a message to another node says so; the multicast reaches no one
+    with _start(tmp_path, "--master") as sim:
+        assert run(sim, "out = uwsgi.send_message(b'10.0.0.2:3031', 0, 0, b'x')")[:3] == \
+            ["exc", "NotSimulatedError", "uwsgi.send_message() needs another node: run "
+             "this node in a simuwsgi.Cluster (a lone Simulation has no network)"]
+        assert run(sim, "out = uwsgi.send_multicast_message('239.0.0.1:1', b'x')") is True

@@ -132,3 +132,88 @@ def test_same_seed_same_trace(tmp_path):
             run(cluster["n2"], "out = uwsgi.cluster_best_node()")
             digests.append(cluster.digest())
     assert digests[0] == digests[1]
+
+
+RPC_APP = EXEC_APP + "\nuwsgi.register_rpc('hello', lambda *a: b'hi ' + b','.join(a))\n"
+
+
+def _two(tmp_path, *extra: str) -> Cluster:
+    (tmp_path / "app.py").write_text(RPC_APP)
+    cluster = Cluster(seed=3, app_dir=tmp_path)
+    for i in (1, 2):
+        cluster.add(f"n{i}", ["--master", "--socket", f"10.0.0.{i}:3031", "--wsgi-file",
+                              "app.py", *extra], legacy=True)
+    return cluster
+
+
+def test_send_message_dict_bytes_and_failures(tmp_path):
+    with _two(tmp_path) as cluster:
+        n1 = cluster["n1"]
+        # a dict is a request's vars: the other node's WSGI app answers in raw HTTP
+        out = run(n1, "out = list(uwsgi.send_message(b'10.0.0.2:3031', 0, 0, "
+                      "{b'REQUEST_METHOD': b'GET', b'PATH_INFO': b'/', 'skipped': 1}))")
+        assert out == [b(b"HTTP"), b(b"/1.0 200 OK\r\n\r\nnull")]
+        # bytes go as they are: an RPC packet; the iterator yields the reply's payload
+        assert run(n1, "out = list(uwsgi.send_message(b'10.0.0.2:3031', 173, 0, "
+                       "b'\\x05\\x00hello\\x01\\x00x'))") == [b(b"hi x")]
+        # anything else is marshalled: modifier1 33 is unknown to the node, which closes
+        assert run(n1, "out = list(uwsgi.send_message(b'10.0.0.2:3031', 33, 0, [1]))") == []
+        assert cluster["n2"].log[-1] == "-- unavailable modifier requested: 33 --"
+        # refused at once, unreachable after the timeout (virtual seconds), bad inputs
+        t = cluster.now
+        assert run(n1, "out = uwsgi.send_message(b'10.0.0.2:4000', 173, 0, b'x')") is None
+        assert cluster.now - t < 0.1
+        assert run(n1, "out = uwsgi.send_message(b'10.0.0.9:3031', 173, 0, b'x', 2)") is None
+        assert 2 <= cluster.now - t < 2.1
+        assert run(n1, "out = uwsgi.send_message(b'n2:3031', 173, 0, b'x')") is None
+        assert run(n1, "out = uwsgi.send_message('10.0.0.2:3031', 173, 0, b'x')") is None
+        assert "is not bytes" in n1.log[-2]
+        assert run(n1, "out = list(uwsgi.send_message(b'10.0.0.2:3031', 0, 0, {}))") == []
+        assert "empty python dictionary" in n1.log
+        assert run(n1, "out = uwsgi.send_message(3, 0, 0, b'x')")[:2] == \
+            ["exc", "NotSimulatedError"]
+        assert run(n1, "out = uwsgi.send_message(b'x', 0, 0)")[1] == "TypeError"
+
+
+def test_send_message_iterator_reads_4096_bytes_at_a_time():
+    from simuwsgi.network._messages import reply_chunks
+
+    body = bytes(range(256)) * 20
+    packet = bytes([173]) + len(body).to_bytes(2, "little") + b"\0" + body
+    assert [len(c) for c in reply_chunks(packet)] == [4096, 1024]
+    assert reply_chunks(b"HTTP/1.0 200 OK\r\n\r\n") == [b"HTTP", b"/1.0 200 OK\r\n\r\n"]
+    assert reply_chunks(b"\0\0\0\0") == [] and reply_chunks(b"") == []
+
+
+def test_send_multicast_message_reaches_the_group(tmp_path):
+    with _cluster(tmp_path, 2) as cluster:
+        cluster.advance(1)
+        assert run(cluster["n1"], "out = uwsgi.send_multicast_message('239.0.0.1:9999', "
+                                  "b'hi')") is True
+        assert run(cluster["n1"], "out = uwsgi.send_multicast_message('/tmp/x', b'hi')") \
+            is None
+        cluster.advance(1)
+        # every member's master got packet 74 and ignored it, as 1.4's did
+        assert cluster.trace.count("cluster.recv", modifier1=74) == 2
+
+
+def test_send_multi_message_times_out_or_spins_as_1_4(tmp_path):
+    with _two(tmp_path, "--harakiri", "20") as cluster:
+        n1 = cluster["n1"]
+        assert run(n1, "out = uwsgi.send_multi_message((), 33, 0, 2)") == []
+        assert run(n1, "out = uwsgi.send_multi_message(((b'10.0.0.2', 4000, 1),), 33, 0, "
+                       "2)") is None  # refused
+        assert run(n1, "out = uwsgi.send_multi_message([], 33, 0, 2)") is None
+        assert run(n1, "out = uwsgi.send_multi_message(((b'10.0.0.2', 3031, 1),), 31, 0, "
+                       "2)")[:2] == ["exc", "NotSimulatedError"]
+        # the node closes at once: 1.4's reply loop (commented out) polls forever
+        r = n1.request("POST", "/", body=b"out = uwsgi.send_multi_message(((b'10.0.0.2', "
+                                          b"3031, [1]),), 33, 0, 2)")
+        assert r.status is None and any("HARAKIRI" in line for line in n1.log)
+    with _two(tmp_path, "--http-socket", ":8080") as cluster:
+        # an HTTP port reads the packet as an unfinished request head: no answer
+        t = cluster.now
+        out = run(cluster["n1"], "out = uwsgi.send_multi_message(((b'10.0.0.2', 8080, "
+                                 "[1]),), 33, 0, 2)")
+        assert out is None and "timeout on multiple send !" in cluster["n1"].log
+        assert 2 <= cluster.now - t < 2.1

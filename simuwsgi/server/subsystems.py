@@ -42,6 +42,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
     ("misc", "simuwsgi.subsystems.misc:Misc"),
     ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster
+    ("legacy_net", "simuwsgi.network._messages:LegacyNet"),  # 1.4's uwsgi client calls
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
 ]
 
@@ -62,6 +63,8 @@ def _load(path: str) -> Any:
 def create_all(inst: Instance) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, path in SUBSYSTEMS:
+        if name.startswith("legacy_") and not getattr(inst, "legacy", False):
+            continue  # the 1.4 API's, with Simulation(legacy=True) only
         if name == "net":
             path = _NET.get(getattr(inst, "network", None), "")
             if not path:

@@ -28,11 +28,12 @@ attributes):
   ``spawning a grunt ...`` line and raises ``NotSimulatedError``: the child returns from
   ``grunt()`` with a copy of the running Python stack, which a virtual process (a
   greenlet) cannot duplicate.
-* ``send_message``, ``send_multi_message``, ``send_uwsgi_message``,
-  ``async_send_message``, ``send_multicast_message``, ``recv_block``, ``recv_frame``,
-  ``fcgi``, ``add_probe`` talk to other nodes over real sockets, and the ``erlang_*``
-  functions (the ``pyerl`` plugin) to an Erlang node: they raise ``NotSimulatedError``
-  naming the cluster / Erlang work that will complete them.
+* ``send_message``, ``send_multi_message``, ``send_multicast_message``: 1.4's uwsgi
+  client on the virtual network (``simuwsgi.network._messages``, the ``legacy_net``
+  subsystem; a lone ``Simulation`` has no other node to talk to).
+* ``send_uwsgi_message``, ``async_send_message``, ``recv_block``, ``recv_frame``,
+  ``fcgi``, ``add_probe`` and the ``erlang_*`` functions (the ``pyerl`` plugin) raise
+  ``NotSimulatedError`` saying why.
 
 Left out: the pre-1.9.21 sharedarea API (``sharedarea_read(pos, len)`` without an area
 id), ``applist``, ``call_hook``, ``load_plugin``, ``offload_transfer``.
@@ -222,4 +223,9 @@ def legacy_entries(inst: Instance) -> dict[str, Any]:
     }
     for name, why in _NETWORK.items():
         entries[name] = _not_simulated(name, why)
+    # what the network layer simulates (simuwsgi.network._messages)
+    for sub in ("legacy_net",):
+        provider = inst.subsystems.get(sub)
+        if provider is not None:
+            entries.update(provider.legacy_functions())
     return entries
