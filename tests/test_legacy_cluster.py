@@ -217,3 +217,55 @@ def test_send_multi_message_times_out_or_spins_as_1_4(tmp_path):
                                  "[1]),), 33, 0, 2)")
         assert out is None and "timeout on multiple send !" in cluster["n1"].log
         assert 2 <= cluster.now - t < 2.1
+
+
+def test_connect_async_send_message_and_recv_block(tmp_path):
+    with _two(tmp_path) as cluster:
+        n1 = cluster["n1"]
+        code = ("fd = uwsgi.connect('10.0.0.2:3031')\n"
+                "uwsgi.async_send_message(fd, 173, 0, b'\\x05\\x00hello\\x01\\x00x')\n"
+                "out = [fd, uwsgi.recv_block(fd, 4, 2), uwsgi.recv(fd), uwsgi.recv(fd)]\n"
+                "uwsgi.close(fd)\n"
+                "out.append(uwsgi.recv(fd))")
+        # the RPC reply: its header (recv_block reads exactly 4 bytes), then the payload
+        assert run(n1, code) == [10, b(bytes([173, 4, 0, 0])), b(b"hi x"), None, None]
+        assert "4 4 2" in n1.log  # 1.4's debug line before each read
+        t = cluster.now
+        assert run(n1, "out = [uwsgi.connect('10.0.0.2:4000'), uwsgi.connect('/tmp/s'), "
+                       "uwsgi.connect('n2:3031'), uwsgi.connect('10.0.0.9:1', 1)]") == \
+            [-1, -1, -1, -1]
+        assert 1 <= cluster.now - t < 1.1
+        # nothing sent: the block times out in virtual time
+        code = "fd = uwsgi.connect('10.0.0.2:3031')\nout = uwsgi.recv_block(fd, 8, 3)"
+        t = cluster.now
+        assert run(n1, code) is None
+        assert "error waiting for block data" in n1.log and 3 <= cluster.now - t < 3.1
+        assert run(n1, "out = uwsgi.async_send_message(99, 0, 0, b'x')") is None
+        assert n1.log[-2] == "write(): Bad file descriptor"
+
+
+class _FakeStream:
+    def __init__(self, *reads: bytes) -> None:
+        self.reads = list(reads)
+        self.eof = False
+        self.rbuf = b""
+
+    def read(self, size: int) -> bytes:
+        return self.reads.pop(0) if self.reads else b""
+
+
+def test_recv_frame_transcribes_1_4():
+    from simuwsgi.network._sockets import FrameState, read_frame
+
+    lines: list[str] = []
+    stream = _FakeStream(b"\x00hello\xff")
+    state = FrameState(64)
+    assert read_frame(stream, state, lines.append, lambda: True) == b"hello"
+    assert lines == ["read 7 bytes \x00hello\xff", "104 0", "101 1", "108 2", "108 3",
+                     "111 4", "-1 5", "returning a frame"]
+    # a frame split over two reads: the rest is read until the suffix; 1.4 copies one
+    # byte past what the first read gave (the buffer's stale byte: 0 here)
+    stream = _FakeStream(b"\x00ab", b"cd\xffzz")
+    assert read_frame(stream, FrameState(64), [].append, lambda: True) == b"ab\x00cd"
+    # EOF: an empty frame
+    assert read_frame(_FakeStream(), FrameState(64), [].append, lambda: True) == b""

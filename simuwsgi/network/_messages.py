@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotSimulatedError, SimulationError
-from ..protocol import UnknownRequest, decode_header, encode_vars
+from ..protocol import UnknownRequest, decode_header, encode_packet, encode_vars
 from ..server._pyarg import no_kwargs, parser
 from ._legacy import send_datagram
 from ._network import _is_ip
@@ -209,7 +209,134 @@ class LegacyNet:
             return self._multi(nodes, modifier1, modifier2, timeout)
 
         return {"send_message": send_message, "send_multi_message": send_multi_message,
-                "send_multicast_message": send_multicast_message}
+                "send_multicast_message": send_multicast_message,
+                **self._fd_functions()}
+
+    def _process(self, reason: str) -> Any:
+        """The calling virtual process, on a node with a network (or a clear error)."""
+        if self.network is None:
+            raise NotSimulatedError(
+                f"uwsgi.{reason}() needs another node: run this node in a "
+                f"simuwsgi.Cluster (a lone Simulation has no network)")
+        proc = self.inst.kernel.current
+        if proc is None:
+            raise SimulationError(f"uwsgi.{reason}() must be called from the app (a "
+                                  f"virtual process), not from the test")
+        return proc
+
+    def _fd_functions(self) -> dict[str, Callable[..., Any]]:
+        """``connect``/``close``/``recv`` and the 1.4 functions on their descriptors
+        (``simuwsgi.network._sockets``)."""
+        inst = self.inst
+        kernel = inst.kernel
+        streams: dict[int, Any] = {}
+        p_connect = parser("s|i:connect")
+        p_fd = parser("i:close")
+        p_recv = parser("i|i:recv")
+        p_async = parser("iiiO:async_send_message")
+        p_block = parser("ii|i:recv_block")
+
+        def connect(*args: Any, **kw: Any) -> int:
+            no_kwargs("connect", kw)
+            values = p_connect(args)
+            proc = self._process("connect")
+            address = values[0]
+            host, sep, _port = address.rpartition(":")
+            if not sep or (host and not _is_ip(host)):
+                return -1  # a UNIX path, or a name inet_addr() cannot read
+            from ._sockets import FIRST_FD, Stream
+
+            box: list[bool] = []
+
+            def done(ok: bool, _value: Any) -> None:
+                box.append(ok)
+                kernel.wake(proc, None)
+
+            stream = Stream(self.network, getattr(inst, "node", ""), address,  # type: ignore[arg-type]
+                            (values[1] if len(values) > 1 else 0) or self._timeout(), done)
+            kernel.park(f"connect {address}")
+            if not box[0]:
+                return -1
+            fd = max(streams, default=FIRST_FD - 1) + 1
+            streams[fd] = stream
+            return fd
+
+        def close(*args: Any, **kw: Any) -> None:
+            no_kwargs("close", kw)
+            (fd,) = p_fd(args)
+            streams.pop(fd, None)
+
+        def recv(*args: Any, **kw: Any) -> bytes | None:
+            no_kwargs("recv", kw)
+            values = p_recv(args)
+            stream = streams.get(values[0])
+            if stream is None:
+                return None
+            stream.wait_readable(kernel, None, f"recv({values[0]})")
+            data = stream.read(min(values[1] if len(values) > 1 else 4096, 4096))
+            return data or None
+
+        def async_send_message(*args: Any, **kw: Any) -> None:
+            no_kwargs("async_send_message", kw)
+            fd, modifier1, modifier2, obj = p_async(args)
+            if fd < 0:
+                return None
+            payload = self._encode(obj)
+            if payload is None:
+                return None
+            stream = streams.get(fd)
+            if stream is None:
+                inst.log("write(): Bad file descriptor")
+                return None
+            size = len(payload) & 0xFFFF
+            stream.write(encode_packet(modifier1 & 0xFF, modifier2 & 0xFF, payload[:size]))
+            return None
+
+        def recv_block(*args: Any, **kw: Any) -> bytes | None:
+            no_kwargs("recv_block", kw)
+            values = p_block(args)
+            fd, size = values[0], min(values[1], 4096)
+            timeout = values[2] if len(values) > 2 else -1
+            stream = streams.get(fd)
+            if fd < 0:
+                return None
+            got = bytearray()
+            remains = size
+            while remains > 0:
+                inst.log(f"{remains} {size} {timeout}")
+                if stream is None or not stream.wait_readable(
+                        kernel, None if timeout < 0 else timeout, f"recv_block({fd})"):
+                    inst.log("error waiting for block data")
+                    break
+                data = stream.read(min(remains, size))
+                if not data:
+                    break
+                got += data
+                remains -= len(data)
+            return bytes(got) if len(got) == size else None
+
+        def recv_frame(*args: Any, **kw: Any) -> bytes | None:
+            no_kwargs("recv_frame", kw)
+            if len(args) != 3 or not isinstance(args[0], int) or not all(
+                    isinstance(c, bytes) and len(c) == 1 for c in args[1:]):
+                raise TypeError("recv_frame() takes an int and two bytes of length 1")
+            from ._sockets import FrameState, read_frame
+
+            stream = streams.get(args[0])
+            if stream is None:
+                return None
+            state = getattr(stream, "frame_state", None)
+            if state is None:
+                state = stream.frame_state = FrameState(inst.buffer_size)
+            frame = read_frame(stream, state, inst.log, lambda: stream.wait_readable(
+                kernel, None, f"recv_frame({args[0]})"))
+            if frame is None:
+                kernel.park("recv_frame: EOF in a frame, 1.4 reads 0 bytes for ever")
+            return frame
+
+        return {"connect": connect, "close": close, "recv": recv,
+                "async_send_message": async_send_message, "recv_block": recv_block,
+                "recv_frame": recv_frame}
 
     def _multi(self, nodes: tuple[Any, ...], modifier1: int, modifier2: int,
                timeout: int) -> Any:

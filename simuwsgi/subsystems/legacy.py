@@ -31,8 +31,10 @@ attributes):
 * ``send_message``, ``send_multi_message``, ``send_multicast_message``: 1.4's uwsgi
   client on the virtual network (``simuwsgi.network._messages``, the ``legacy_net``
   subsystem; a lone ``Simulation`` has no other node to talk to).
-* ``send_uwsgi_message``, ``async_send_message``, ``recv_block``, ``recv_frame``,
-  ``fcgi``, ``add_probe`` and the ``erlang_*`` functions (the ``pyerl`` plugin) raise
+* ``connect``, ``close``, ``recv`` (2.0's, not simulated there) and 1.4's
+  ``async_send_message``, ``recv_block``, ``recv_frame`` on virtual stream sockets
+  (``simuwsgi.network._sockets``).
+* ``send_uwsgi_message``, ``fcgi``, ``add_probe`` and the ``erlang_*`` functions (the ``pyerl`` plugin) raise
   ``NotSimulatedError`` saying why.
 
 Left out: the pre-1.9.21 sharedarea API (``sharedarea_read(pos, len)`` without an area
