@@ -508,6 +508,15 @@ class Cluster:
             return None
         return signal_result(reply)
 
+    def add_fastcgi(self, name: str, app: Callable[[dict[bytes, bytes], bytes], bytes], *,
+                    address: str, port: int = 9000) -> Any:
+        """A virtual FastCGI responder (simulation-only, for 1.4's ``uwsgi.fcgi()`` on
+        ``legacy=True`` nodes) at ``address:port``: ``app(params, stdin)`` returns the
+        CGI response's bytes (``simuwsgi.network._fastcgi``)."""
+        from .network._fastcgi import add_fastcgi
+
+        return add_fastcgi(self.net, name, app, address, port)
+
     def send_udp(self, address: str, modifier1: int, payload: bytes = b"", modifier2: int = 0,
                  *, via: str | None = None) -> int:
         """One uwsgi datagram to the 1.4 ``--cluster`` group ``address`` (``legacy=True``

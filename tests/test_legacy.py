@@ -98,7 +98,7 @@ def test_grunt_logs_and_says_why_it_is_not_simulated(tmp_path):
 
 
 @pytest.mark.parametrize("name,work", [
-    ("fcgi", "cluster"), ("erlang_connect", "Erlang"),
+    ("erlang_connect", "Erlang"),
     ("erlang_rpc", "Erlang")])
 def test_network_names_raise_not_simulated(tmp_path, name, work):
     with _start(tmp_path, "--master") as sim:

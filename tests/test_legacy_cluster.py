@@ -269,3 +269,75 @@ def test_recv_frame_transcribes_1_4():
     assert read_frame(stream, FrameState(64), [].append, lambda: True) == b"ab\x00cd"
     # EOF: an empty frame
     assert read_frame(_FakeStream(), FrameState(64), [].append, lambda: True) == b""
+
+
+def test_fcgi_against_a_virtual_fastcgi_node(tmp_path):
+    with _two(tmp_path) as cluster:
+        seen = []
+
+        def php(params, stdin):
+            seen.append((params, stdin))
+            if params.get(b"SCRIPT_NAME") == b"/boom.php":
+                raise RuntimeError("boom")
+            return b"Status: 200 OK\r\n\r\n" + b"x" * 70000
+
+        cluster.add_fastcgi("php", php, address="10.0.0.5")
+        n1 = cluster["n1"]
+        out = run(n1, "out = [len(c) for c in uwsgi.fcgi('10.0.0.5:9000', "
+                      "{b'SCRIPT_NAME': b'/a.php', 'skipped': b'x'})]")
+        assert out == [65535, 70018 - 65535]  # STDOUT records of at most 65535 bytes
+        assert seen == [({b"SCRIPT_NAME": b"/a.php"}, b"")]
+        # an error in the app: a STDERR record, which ends the iteration
+        assert run(n1, "out = list(uwsgi.fcgi('10.0.0.5:9000', "
+                       "{b'SCRIPT_NAME': b'/boom.php'}))") == []
+        # refused, not a dict, a descriptor for stdin that is not a connection
+        assert run(n1, "out = [uwsgi.fcgi('10.0.0.5:9001', {}), "
+                       "uwsgi.fcgi('10.0.0.5:9000', [])]") == [None, None]
+        assert run(n1, "out = uwsgi.fcgi('10.0.0.5:9000', {}, 0, 10)")[:2] == \
+            ["exc", "NotSimulatedError"]
+        with pytest.raises(ValueError, match="already"):
+            cluster.add_fastcgi("php2", php, address="10.0.0.5")
+
+
+def test_fastcgi_records_round_trip():
+    from simuwsgi.network._fastcgi import FastCgiHost, fcgi_param, fcgi_record, read_records
+
+    host = FastCgiHost("php", lambda p, i: p[b"K" * 200] + i)
+    request = fcgi_param(b"K" * 200, b"v") + fcgi_record(4, b"") + fcgi_record(5, b"in")
+    assert host.respond(request) is None  # STDIN not ended yet
+    reply = host.respond(request + fcgi_record(5, b""))
+    assert [(k, c) for k, c in read_records(reply)] == \
+        [(6, b"vin"), (6, b""), (3, bytes(8))]
+    with pytest.raises(TypeError, match="callable"):
+        FastCgiHost("x", None)
+
+
+PROBE_APP = EXEC_APP + '''
+uwsgi.register_signal(17, "worker", lambda n: None)
+uwsgi.add_probe(17, "connect", "10.0.0.2:3031", 3, 2)
+'''
+
+
+def test_add_probe_signals_on_failure_and_recovery(tmp_path):
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    (tmp_path / "probe.py").write_text(PROBE_APP)
+    cluster = Cluster(seed=1, app_dir=tmp_path)
+    cluster.add("n1", ["--master", "--socket", "10.0.0.1:3031", "--wsgi-file", "probe.py"],
+                legacy=True)
+    cluster.add("n2", ["--master", "--socket", "10.0.0.2:3031", "--wsgi-file", "app.py"],
+                legacy=True)
+    with cluster:
+        cluster.advance(5)
+        cluster.net.isolate("n2")
+        cluster.advance(10)
+        cluster.net.heal()
+        cluster.advance(5)
+        # a connect every 2 cycles; the one at 6 s is given up after 3 cycles (8 s): bad;
+        # the one waiting on the cut link connects when it heals: good again
+        assert [(r.time, r["bad"]) for r in cluster.trace.select("legacy.probe")] == \
+            [(8.0, True), (pytest.approx(15.0002), False)]
+        assert cluster["n1"].trace.count("signal.route", num=17) == 2
+        n1 = cluster["n1"]
+        assert run(n1, "out = uwsgi.add_probe(1, 'pg', 'dbname=x')") == \
+            ["exc", "ValueError", "unable to add probe"]
+        assert 'unable to find probe "pg" !!!' in n1.log

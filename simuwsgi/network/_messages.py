@@ -33,12 +33,13 @@ Python 3 build reads ``PyString`` as ``bytes``, so:
 from __future__ import annotations
 
 import marshal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._errors import NotSimulatedError, SimulationError
 from ..protocol import UnknownRequest, decode_header, encode_packet, encode_vars
 from ..server._pyarg import no_kwargs, parser
+from ..server.interface import AFTER_REAP
 from ._legacy import send_datagram
 from ._network import _is_ip
 
@@ -56,10 +57,35 @@ MESSAGE_MARSHAL = 33
 READ_SIZE = 4096
 
 
+#: 1.4's ``MAX_PROBES``.
+MAX_PROBES = 64
+#: The probes the simulated 1.4 build registered: ``connect`` (the probeconnect
+#: plugin); ``pg`` (probepg) needs PostgreSQL, so it is absent, as without the plugin.
+PROBES = frozenset({"connect"})
+
+
+class Probe:
+    """One entry of 1.4's probe table (``struct uwsgi_signal_probe``)."""
+
+    def __init__(self, sig: int, args: str, timeout: int, freq: int) -> None:
+        self.sig = sig
+        self.args = args
+        self.timeout = timeout
+        self.freq = freq
+        self.cycles = 0
+        self.bad = False
+        self.stream: Any = None  # the connection being tried (up->fd)
+
+    def reset(self) -> None:
+        """Close the probe's connection: ``cycles = 0; close(fd); fd = -1``."""
+        self.cycles = 0
+        self.stream = None
+
+
 class _Iter:
     """1.4's ``uwsgi._Iter``: the chunks of a reply, in the reads 1.4 made."""
 
-    def __init__(self, chunks: list[bytes]) -> None:
+    def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
 
     def __iter__(self) -> _Iter:
@@ -94,6 +120,11 @@ class LegacyNet:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.network: Network | None = getattr(inst, "cluster_network", None)
+        #: ``ushared->probes``: shared by every process, run by the master.
+        self.probes: list[Probe] = []
+        self._loop_started = False
+        self._ticking = False
+        self._closed = False
 
     def facade_functions(self) -> dict[str, Any]:
         return {}  # installed with the other legacy names (simuwsgi.subsystems.legacy)
@@ -334,9 +365,150 @@ class LegacyNet:
                 kernel.park("recv_frame: EOF in a frame, 1.4 reads 0 bytes for ever")
             return frame
 
+        p_fcgi = parser("sO|ii:fcgi")
+
+        def fcgi(*args: Any, **kw: Any) -> Any:
+            no_kwargs("fcgi", kw)
+            values = p_fcgi(args)
+            fd = connect(values[0], self._timeout())
+            if fd < 0:
+                return None
+            stream = streams.pop(fd)
+            if not isinstance(values[1], dict):
+                return None
+            from ._fastcgi import STDIN, STDOUT, begin_request, fcgi_param, fcgi_record
+
+            out = [begin_request()]
+            out += [fcgi_param(k, v) for k, v in values[1].items()
+                    if type(k) is bytes and type(v) is bytes]
+            out.append(fcgi_record(4, b""))
+            stdin_fd = values[2] if len(values) > 2 else -1
+            stdin_size = values[3] if len(values) > 3 else 0
+            if stdin_fd > -1 and stdin_size:
+                source = streams.get(stdin_fd)
+                if source is None:
+                    raise NotSimulatedError(
+                        "uwsgi.fcgi() reading its stdin from a descriptor other than a "
+                        "uwsgi.connect() one is not simulated")
+                while stdin_size > 0:
+                    source.wait_readable(kernel, None, f"fcgi stdin {stdin_fd}")
+                    chunk = source.read(min(0xFFFF, stdin_size))
+                    if not chunk:
+                        break  # 1.4 sends empty records for ever here; stop instead
+                    out.append(fcgi_record(STDIN, chunk))
+                    stdin_size -= len(chunk)
+            out.append(fcgi_record(STDIN, b""))
+            stream.write(b"".join(out))
+
+            def read_exactly(n: int) -> bytes | None:
+                got = b""
+                while len(got) < n:
+                    stream.wait_readable(kernel, None, "fcgi reply")
+                    data = stream.read(n - len(got))
+                    if not data:
+                        return None
+                    got += data
+                return got
+
+            def records() -> Iterator[bytes]:  # py_fcgi_iterator, one record a step
+                while True:
+                    head = read_exactly(8)
+                    if head is None:
+                        return
+                    size = head[4] << 8 | head[5]
+                    content = read_exactly(size + head[6]) if size + head[6] else b""
+                    if content is None or head[1] != STDOUT or not size:
+                        return
+                    yield content[:size]
+
+            return _Iter(records())
+
+        p_probe = parser("Bss|ii:add_probe")
+
+        def add_probe(*args: Any, **kw: Any) -> None:
+            no_kwargs("add_probe", kw)
+            values = p_probe(args)
+            sig, kind, probe_args = values[:3]
+            timeout = (values[3] if len(values) > 3 else 0) or self._timeout()
+            freq = (values[4] if len(values) > 4 else 0) or 1
+            if len(self.probes) >= MAX_PROBES:
+                inst.log(f"you can register max {MAX_PROBES} probes !!!")
+                raise ValueError("unable to add probe")
+            if kind not in PROBES:
+                inst.log(f'unable to find probe "{kind}" !!!')
+                raise ValueError("unable to add probe")
+            self._process("add_probe")
+            self.probes.append(Probe(sig, probe_args[:1023], timeout, freq))
+            inst.record("legacy.add_probe", None, sig=sig, probe=kind, args=probe_args)
+            if self._loop_started and not self._ticking:
+                self._schedule_probes()
+
         return {"connect": connect, "close": close, "recv": recv,
                 "async_send_message": async_send_message, "recv_block": recv_block,
-                "recv_frame": recv_frame}
+                "recv_frame": recv_frame, "fcgi": fcgi, "add_probe": add_probe}
+
+    # -- probes (the master's) ------------------------------------------------------------
+    def master_loop_started(self) -> None:
+        self._loop_started = True
+        if self.probes:
+            self._schedule_probes()
+
+    def _schedule_probes(self) -> None:
+        inst = self.inst
+        self._ticking = True
+        inst.kernel.at(inst.next_tick(inst.kernel.now), self._probe_cycle,
+                       priority=AFTER_REAP)
+
+    def _probe_cycle(self) -> None:
+        """The master loop's timeout event: every probe's ``cycles`` grows and
+        ``connect_prober_callback(-1, probe)`` runs."""
+        inst = self.inst
+        if inst.stopped or self._closed:
+            return
+        for probe in self.probes:
+            probe.cycles += 1
+            if probe.stream is not None:
+                if probe.cycles > probe.timeout:
+                    probe.reset()
+                    self._bad(probe)
+            elif probe.cycles % probe.freq == 0:
+                self._probe_connect(probe)
+        self._schedule_probes()
+
+    def _probe_connect(self, probe: Probe) -> None:
+        host, sep, _port = probe.args.rpartition(":")
+        if self.network is None or not sep or (host and not _is_ip(host)):
+            self._bad(probe)  # uwsgi_connect() fails at once
+            return
+        from ._sockets import Stream
+
+        def done(ok: bool, _value: Any) -> None:  # the master's write event on its fd
+            if probe.stream is not stream:
+                return  # given up (timeout) meanwhile
+            probe.reset()
+            if not ok:
+                self._bad(probe)
+            elif probe.bad:
+                probe.bad = False
+                self._signal(probe)
+
+        stream = Stream(self.network, getattr(self.inst, "node", ""), probe.args, 1e9, done)
+        probe.stream = stream
+
+    def _bad(self, probe: Probe) -> None:
+        if not probe.bad:
+            probe.bad = True
+            self._signal(probe)
+
+    def _signal(self, probe: Probe) -> None:
+        """``uwsgi_route_signal``: the master delivers the probe's signal."""
+        self.inst.record("legacy.probe", None, sig=probe.sig, args=probe.args, bad=probe.bad)
+        signals = self.inst.subsystems.get("signals")
+        if signals is not None:
+            signals.route(probe.sig)
+
+    def close(self) -> None:
+        self._closed = True
 
     def _multi(self, nodes: tuple[Any, ...], modifier1: int, modifier2: int,
                timeout: int) -> Any:

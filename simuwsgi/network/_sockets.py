@@ -77,7 +77,14 @@ class Stream(Exchange):
         self._sent += data
         dst = self.dst
         assert dst is not None
-        if dst.ports.get(self.port) != "uwsgi" or not _complete(dst.inst, bytes(self._sent)):
+        protocol = dst.ports.get(self.port)
+        if protocol == "fastcgi":  # a virtual FastCGI responder (network._fastcgi)
+            reply = dst.inst.respond(bytes(self._sent))
+            if reply is not None:
+                self._served = True
+                self.net.transmit(dst.name, self.src, len(reply), self._replied, reply)
+            return
+        if protocol != "uwsgi" or not _complete(dst.inst, bytes(self._sent)):
             return  # an HTTP port, or a request still incomplete: the server waits
         self._served = True
         serve(self.net, dst, self.src, bytes(self._sent), self._replied)

@@ -34,7 +34,10 @@ attributes):
 * ``connect``, ``close``, ``recv`` (2.0's, not simulated there) and 1.4's
   ``async_send_message``, ``recv_block``, ``recv_frame`` on virtual stream sockets
   (``simuwsgi.network._sockets``).
-* ``send_uwsgi_message``, ``fcgi``, ``add_probe`` and the ``erlang_*`` functions (the ``pyerl`` plugin) raise
+* ``fcgi(node, dict[, stdin_fd, stdin_size])`` against a virtual FastCGI responder
+  (``Cluster.add_fastcgi``, ``simuwsgi.network._fastcgi``), and ``add_probe`` (the
+  ``connect`` probe, run by the master once a second: ``simuwsgi.network._messages``).
+* ``send_uwsgi_message`` and the ``erlang_*`` functions (the ``pyerl`` plugin) raise
   ``NotSimulatedError`` saying why.
 
 Left out: the pre-1.9.21 sharedarea API (``sharedarea_read(pos, len)`` without an area
