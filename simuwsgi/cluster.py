@@ -517,6 +517,20 @@ class Cluster:
 
         return add_fastcgi(self.net, name, app, address, port)
 
+    def add_erlang(self, name: str, *, processes: dict[str, Callable[[Any], Any]] | None = None,
+                   functions: dict[str, Callable[..., Any]] | None = None,
+                   address: str | None = None) -> Any:
+        """A virtual Erlang node ``name`` (``"erl@host"``; simulation-only, for 1.4's
+        ``erlang_*`` functions on ``legacy=True`` nodes): registered ``processes``
+        (name -> fn(message), whose result answers the sender) and ``functions`` for
+        rpc (``"mod:fun"`` -> fn(*args)); ``address`` defaults to ``10.0.1.N``
+        (``simuwsgi.network._erlang``)."""
+        from .network._erlang import ErlangNode, add_erlang
+
+        count = sum(isinstance(n.inst, ErlangNode) for n in self.net.nodes.values())
+        return add_erlang(self.net, name, processes, functions,
+                          address or f"10.0.1.{count + 1}")
+
     def send_udp(self, address: str, modifier1: int, payload: bytes = b"", modifier2: int = 0,
                  *, via: str | None = None) -> int:
         """One uwsgi datagram to the 1.4 ``--cluster`` group ``address`` (``legacy=True``

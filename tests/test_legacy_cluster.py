@@ -341,3 +341,37 @@ def test_add_probe_signals_on_failure_and_recovery(tmp_path):
         assert run(n1, "out = uwsgi.add_probe(1, 'pg', 'dbname=x')") == \
             ["exc", "ValueError", "unable to add probe"]
         assert 'unable to find probe "pg" !!!' in n1.log
+
+
+def test_erlang_functions_against_a_virtual_erlang_node(tmp_path):
+    with _two(tmp_path) as cluster:
+        erl = cluster.add_erlang("erl@host", processes={"echo": lambda m: ("ok", m)},
+                                 functions={"math:add": lambda a, b: a + b})
+        n1 = cluster["n1"]
+        code = ("fd = uwsgi.erlang_connect('erl@host')\n"
+                "out = [fd, uwsgi.erlang_send(fd, 'echo', [1, b'x']), uwsgi.erlang_recv(fd),"
+                " uwsgi.erlang_sr(b'erl@host', b'echo', (None, 'atom')),"
+                " uwsgi.erlang_rpc(fd, 'math', 'add', [2, 3])]\n"
+                "uwsgi.erlang_close(fd)")
+        # a list comes back with its tail (None), as 1.4's erl_to_py read it
+        assert run(n1, code) == [10, 10, ["ok", [1, b(b"x"), None]], ["ok", [None, "atom"]],
+                                 5]
+        assert erl.received == [("echo", [1, b"x"]), ("echo", ([], "atom"))]
+        assert run(n1, "out = uwsgi.erlang_rpc('erl@host', 'math', 'sub', [])") == \
+            ["badrpc", ["EXIT", ["undef", [["math", "sub", None, None], None]]]]
+        assert run(n1, "out = uwsgi.erlang_connect('nope@host')") == \
+            ["exc", "ValueError", "Unable to connect to erlang node"]
+        assert run(n1, "out = uwsgi.erlang_send('erl@host', 'echo', 1.5)") == \
+            ["exc", "ValueError", "Unsupported object in Python->Erlang translation"]
+        assert run(n1, "out = uwsgi.erlang_send(1.5, 'echo', 1)") == \
+            ["exc", "ValueError", "invalid erlang node/descriptor"]
+        assert run(n1, "uwsgi.erlang_lock(); uwsgi.erlang_unlock(); out = 1") == 1
+        # the Erlang node is on the network: its link's latency is waited for
+        cluster.net.set_link("n1", "erl@host", latency=0.5)
+        t = cluster.now
+        run(n1, "out = uwsgi.erlang_rpc('erl@host', 'math', 'add', [1, 1])")
+        assert cluster.now - t > 1.99  # connect and call: two round trips
+        with pytest.raises(ValueError, match="name@host"):
+            cluster.add_erlang("nohost")
+        with pytest.raises(TypeError, match="callables"):
+            cluster.add_erlang("a@b", processes={"x": 1})

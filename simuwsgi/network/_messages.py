@@ -40,6 +40,7 @@ from .._errors import NotSimulatedError, SimulationError
 from ..protocol import UnknownRequest, decode_header, encode_packet, encode_vars
 from ..server._pyarg import no_kwargs, parser
 from ..server.interface import AFTER_REAP
+from ._erlang import erlang_functions
 from ._legacy import send_datagram
 from ._network import _is_ip
 
@@ -120,6 +121,9 @@ class LegacyNet:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.network: Network | None = getattr(inst, "cluster_network", None)
+        #: The descriptors ``uwsgi.connect``/``erlang_connect`` gave out (one table for
+        #: the node: a virtual process does not inherit or close another's).
+        self.fds: dict[int, Any] = {}
         #: ``ushared->probes``: shared by every process, run by the master.
         self.probes: list[Probe] = []
         self._loop_started = False
@@ -260,7 +264,7 @@ class LegacyNet:
         (``simuwsgi.network._sockets``)."""
         inst = self.inst
         kernel = inst.kernel
-        streams: dict[int, Any] = {}
+        streams = self.fds
         p_connect = parser("s|i:connect")
         p_fd = parser("i:close")
         p_recv = parser("i|i:recv")
@@ -445,7 +449,8 @@ class LegacyNet:
 
         return {"connect": connect, "close": close, "recv": recv,
                 "async_send_message": async_send_message, "recv_block": recv_block,
-                "recv_frame": recv_frame, "fcgi": fcgi, "add_probe": add_probe}
+                "recv_frame": recv_frame, "fcgi": fcgi, "add_probe": add_probe,
+                **erlang_functions(self)}
 
     # -- probes (the master's) ------------------------------------------------------------
     def master_loop_started(self) -> None:

@@ -37,8 +37,9 @@ attributes):
 * ``fcgi(node, dict[, stdin_fd, stdin_size])`` against a virtual FastCGI responder
   (``Cluster.add_fastcgi``, ``simuwsgi.network._fastcgi``), and ``add_probe`` (the
   ``connect`` probe, run by the master once a second: ``simuwsgi.network._messages``).
-* ``send_uwsgi_message`` and the ``erlang_*`` functions (the ``pyerl`` plugin) raise
-  ``NotSimulatedError`` saying why.
+* the ``erlang_*`` functions (the ``pyerl`` plugin) against a virtual Erlang node
+  (``Cluster.add_erlang``, ``simuwsgi.network._erlang``).
+* ``send_uwsgi_message`` (gone since 0.9.6) raises ``NotSimulatedError`` saying why.
 
 Left out: the pre-1.9.21 sharedarea API (``sharedarea_read(pos, len)`` without an area
 id), ``applist``, ``call_hook``, ``load_plugin``, ``offload_transfer``.
@@ -62,21 +63,19 @@ __all__ = ["LEGACY_NAMES", "LEGACY_OPTIONS", "legacy_entries", "split_legacy_opt
 #: client commands (send one datagram and exit): ``Cluster.send_udp`` does what they did.
 LEGACY_OPTIONS = ("cluster",)
 
-_CLUSTER = ("it sends uwsgi-protocol messages to other uWSGI nodes over real sockets; it "
-            "comes with the cluster work (shared/spec/cluster.md)")
-_ERLANG = ("it talks to an Erlang node through the pyerl plugin (not part of standard "
-           "builds); it comes with the Erlang work")
-_NETWORK = {
-    "send_message": _CLUSTER, "send_multi_message": _CLUSTER,
-    "send_uwsgi_message": _CLUSTER, "async_send_message": _CLUSTER,
-    "send_multicast_message": _CLUSTER, "recv_block": _CLUSTER, "recv_frame": _CLUSTER,
-    "fcgi": "it connects to a FastCGI server over a real socket; it comes with the "
-            "cluster work",
-    "add_probe": "it registers a network probe run by the master; it comes with the "
-                 "cluster work",
-    **{f"erlang_{n}": _ERLANG for n in (
-        "connect", "close", "send_message", "send", "recv_message", "recv", "sr", "rpc",
-        "lock", "unlock")},
+#: 1.4's network functions: the ``legacy_net`` subsystem provides them
+#: (``simuwsgi.network._messages``; in a lone ``Simulation`` they say they need a cluster).
+_NETWORK = (
+    "send_message", "send_multi_message", "async_send_message", "send_multicast_message",
+    "recv_block", "recv_frame", "fcgi", "add_probe",
+    *(f"erlang_{n}" for n in ("connect", "close", "send_message", "send", "recv_message",
+                              "recv", "sr", "rpc", "lock", "unlock")))
+#: Removed before the 1.4 API this module models: raise ``NotSimulatedError``.
+_NOT_SIMULATED = {
+    "send_uwsgi_message": "send_uwsgi_message(host, port, modifier1, modifier2, obj"
+                          "[, timeout]) was replaced by send_message in 2010 (0.9.6), "
+                          "before the 1.4 API the legacy mode models: use send_message "
+                          "on a cluster node",
 }
 
 #: option slot -> (uWSGI option name, default) for the slots 1.x kept in sync
@@ -87,7 +86,7 @@ _SLOTS = {0: ("logging", 1), 1: ("max-requests", 0), 2: ("socket-timeout", 4),
 LEGACY_NAMES: tuple[str, ...] = (
     "get_option", "getoption", "set_option", "setoption", "sorry_i_need_to_block", "grunt",
     "has_hook", "cluster", "cluster_nodes", "cluster_node_name", "cluster_best_node",
-    "fastfuncs", "message_manager_marshal", *_NETWORK)
+    "fastfuncs", "message_manager_marshal", *_NETWORK, *_NOT_SIMULATED)
 
 
 def split_legacy_options(options: Any) -> tuple[Any, str | None]:
@@ -226,11 +225,7 @@ def legacy_entries(inst: Instance) -> dict[str, Any]:
         "cluster_best_node": cluster_best_node,
         "fastfuncs": [None] * 256, "message_manager_marshal": None,
     }
-    for name, why in _NETWORK.items():
+    for name, why in _NOT_SIMULATED.items():
         entries[name] = _not_simulated(name, why)
-    # what the network layer simulates (simuwsgi.network._messages)
-    for sub in ("legacy_net",):
-        provider = inst.subsystems.get(sub)
-        if provider is not None:
-            entries.update(provider.legacy_functions())
+    entries.update(inst.subsystems["legacy_net"].legacy_functions())
     return entries
