@@ -28,6 +28,16 @@ Python 3 build reads ``PyString`` as ``bytes``, so:
 * ``send_multicast_message(group, bytes)``: packet 74 to the ``--cluster`` group (its
   masters ignore it, as 1.4's did); True once sent, None for a UNIX path (no such
   socket).
+* ``connect``/``close``/``recv``, ``async_send_message``, ``recv_block``,
+  ``recv_frame`` on virtual stream descriptors (``simuwsgi.network._sockets``);
+  ``fcgi`` against ``Cluster.add_fastcgi`` responders (``_fastcgi``); the ``erlang_*``
+  functions against ``Cluster.add_erlang`` nodes (``_erlang``).
+* ``add_probe(signal, "connect", "ip:port"[, timeout, freq])``: 1.4's probeconnect
+  plugin (``plugins/probeconnect``), run by the master on its once-a-second timeout
+  event: every ``freq`` cycles a non-blocking connect; refused, or not connected
+  within ``timeout`` cycles, is bad; the signal is routed on the first bad result and
+  on the first good one after it. Other probes (``pg``): ``unable to find probe``,
+  ``ValueError``. 1.4 also counted a cycle per master event, not only per second.
 """
 
 from __future__ import annotations
