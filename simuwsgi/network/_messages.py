@@ -90,6 +90,8 @@ class Probe:
     def reset(self) -> None:
         """Close the probe's connection: ``cycles = 0; close(fd); fd = -1``."""
         self.cycles = 0
+        if self.stream is not None:
+            self.stream.abandon()
         self.stream = None
 
 
@@ -281,6 +283,11 @@ class LegacyNet:
         p_async = parser("iiiO:async_send_message")
         p_block = parser("ii|i:recv_block")
 
+        def stream_of(fd: int) -> Any:
+            """The stream socket ``fd`` names (None: no descriptor, or an Erlang one)."""
+            stream = streams.get(fd)
+            return stream if hasattr(stream, "wait_readable") else None
+
         def connect(*args: Any, **kw: Any) -> int:
             no_kwargs("connect", kw)
             values = p_connect(args)
@@ -297,8 +304,9 @@ class LegacyNet:
                 box.append(ok)
                 kernel.wake(proc, None)
 
-            stream = Stream(self.network, getattr(inst, "node", ""), address,  # type: ignore[arg-type]
-                            (values[1] if len(values) > 1 else 0) or self._timeout(), done)
+            timeout = (values[1] if len(values) > 1 else 0) or self._timeout()
+            stream = Stream(self.network, getattr(inst, "node", ""),  # type: ignore[arg-type]
+                            address, timeout, done)
             kernel.park(f"connect {address}")
             if not box[0]:
                 return -1
@@ -314,7 +322,7 @@ class LegacyNet:
         def recv(*args: Any, **kw: Any) -> bytes | None:
             no_kwargs("recv", kw)
             values = p_recv(args)
-            stream = streams.get(values[0])
+            stream = stream_of(values[0])
             if stream is None:
                 return None
             stream.wait_readable(kernel, None, f"recv({values[0]})")
@@ -329,7 +337,7 @@ class LegacyNet:
             payload = self._encode(obj)
             if payload is None:
                 return None
-            stream = streams.get(fd)
+            stream = stream_of(fd)
             if stream is None:
                 inst.log("write(): Bad file descriptor")
                 return None
@@ -342,14 +350,16 @@ class LegacyNet:
             values = p_block(args)
             fd, size = values[0], min(values[1], 4096)
             timeout = values[2] if len(values) > 2 else -1
-            stream = streams.get(fd)
+            stream = stream_of(fd)
             if fd < 0:
                 return None
             got = bytearray()
             remains = size
             while remains > 0:
                 inst.log(f"{remains} {size} {timeout}")
-                if stream is None or not stream.wait_readable(
+                if stream is None:
+                    break  # poll() says POLLNVAL, read() fails: no block
+                if not stream.wait_readable(
                         kernel, None if timeout < 0 else timeout, f"recv_block({fd})"):
                     inst.log("error waiting for block data")
                     break
@@ -367,7 +377,7 @@ class LegacyNet:
                 raise TypeError("recv_frame() takes an int and two bytes of length 1")
             from ._sockets import FrameState, read_frame
 
-            stream = streams.get(args[0])
+            stream = stream_of(args[0])
             if stream is None:
                 return None
             state = getattr(stream, "frame_state", None)
@@ -399,7 +409,7 @@ class LegacyNet:
             stdin_fd = values[2] if len(values) > 2 else -1
             stdin_size = values[3] if len(values) > 3 else 0
             if stdin_fd > -1 and stdin_size:
-                source = streams.get(stdin_fd)
+                source = stream_of(stdin_fd)
                 if source is None:
                     raise NotSimulatedError(
                         "uwsgi.fcgi() reading its stdin from a descriptor other than a "

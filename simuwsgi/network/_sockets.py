@@ -64,6 +64,11 @@ class Stream(Exchange):
         self.connected = True
         self._finish(True, self)
 
+    def abandon(self) -> None:
+        """``close(fd)`` while connecting: whatever the connect does next is ignored."""
+        self._timer.cancel()
+        self.finished = True
+
     # -- writing: the bytes cross the link to the server side --------------------------
     def write(self, data: bytes) -> None:
         dst = self.dst
