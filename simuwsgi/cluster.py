@@ -46,8 +46,42 @@ from .network import Network
 from .subsystems.legacy import split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
+from .server.workers import Response
 
 __all__ = ["Cluster", "Node"]
+
+
+def _http_request(method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """The bytes of an HTTP/1.1 request (``Connection: close``: one request)."""
+    lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+    if body and not any(k.lower() == "content-length" for k, _v in headers):
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _uwsgi_request(method: str, path: str, headers: list[tuple[str, str]], address: str,
+                   remote_addr: str, body_length: int = 0) -> Any:
+    """The uwsgi packet a web server sends for the request (nginx's ``uwsgi_params``)."""
+    from .protocol import Request
+
+    path_info, _, query = path.partition("?")
+    length = str(body_length) if body_length else ""
+    pairs = [("QUERY_STRING", query), ("REQUEST_METHOD", method), ("CONTENT_TYPE", ""),
+             ("CONTENT_LENGTH", length), ("REQUEST_URI", path), ("PATH_INFO", path_info),
+             ("DOCUMENT_ROOT", ""), ("SERVER_PROTOCOL", "HTTP/1.1"),
+             ("REMOTE_ADDR", remote_addr), ("REMOTE_PORT", "0"),
+             ("SERVER_PORT", address.rpartition(":")[2]),
+             ("SERVER_NAME", address.rpartition(":")[0])]
+    for name, value in headers:
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            pairs = [(k, v) for k, v in pairs if k != key]
+        else:
+            key = "HTTP_" + key
+        pairs.append((key, value))
+    return Request(vars=tuple((k.encode("latin-1"), str(v).encode("latin-1"))
+                              for k, v in pairs))
 
 
 class _ClusterClock(VirtualClock):
@@ -391,6 +425,15 @@ class Cluster:
                              f"({self.kernel.now:g})")
         self.kernel.at(when, functools.partial(action, *args, **kwargs))
 
+    def kill(self, name: str) -> None:
+        """``kill -9`` every process of node ``name`` at once (its master too): nothing
+        is logged or unsubscribed, requests in flight lose their connection, and its
+        ports refuse connections from now on (the host stays up)."""
+        node = self[name]
+        self._ensure_started()
+        self._record("node.kill", name=name)
+        self._run(lambda: node.inst.shutdown(signalled=False, killed=True))
+
     def skew(self, name: str, seconds: float) -> None:
         """Set node ``name``'s wall clock ``seconds`` ahead of the cluster's (behind if
         negative), as an NTP step on that host would: its cron re-plans, its monotonic
@@ -475,6 +518,51 @@ class Cluster:
         if not ok:
             raise value
         return value
+
+    def request(self, address: str, method: str = "GET", path: str = "/", *,
+                headers: Any = None, body: bytes = b"", via: str | None = None,
+                timeout: float = 300.0) -> Response:
+        """A web client's request to ``address`` (``"10.0.0.1:8080"``, ``"router:8080"``)
+        from node ``via``'s host (default: the addressed node's own), the cluster run
+        until the reply. An HTTP port (``--http-socket``, an ``--http`` router) gets the
+        HTTP request; a uwsgi port (``--socket``, a ``--fastrouter``) gets the uwsgi
+        packet a web server would send (``uwsgi_params``). ``headers`` (a dict or pairs)
+        default to ``Host``: the address's host. Returns a ``Response``: ``status`` None
+        when the connection closed with no reply or could not be made (``reason``
+        says which)."""
+        from .protocol import HttpResponse
+
+        self._ensure_started()
+        src = self[via].name if via is not None else self._host_of(address)
+        pairs = list(headers.items() if isinstance(headers, dict) else headers or [])
+        if not any(k.lower() == "host" for k, _v in pairs):
+            pairs.insert(0, ("Host", address.rpartition(":")[0]))
+        try:
+            node, port = self.net.resolve(src, address)
+        except OSError as exc:
+            return Response(status=None, reason=f"{type(exc).__name__}: {exc}")
+        speaks_http = node is not None and node.ports.get(port) in ("http", "http-router")
+        message = (_http_request(method, path, pairs, body) if speaks_http
+                   else _uwsgi_request(method, path, pairs, address, self.net.nodes[src].host,
+                                       len(body)))
+        started = self.kernel.now
+        try:
+            reply = self.exchange(address, message, body, via=src, timeout=timeout)
+        except OSError as exc:
+            return Response(status=None, reason=f"{type(exc).__name__}: {exc}",
+                            started=started, finished=self.kernel.now)
+        if reply.no_reply:
+            return Response(status=None, reason="connection closed: no reply",
+                            started=started, finished=self.kernel.now)
+        head = reply.head
+        if not isinstance(head, HttpResponse):
+            return Response(status=None, body=reply.body, raw=reply.body,
+                            reason="not an HTTP reply", started=started,
+                            finished=self.kernel.now)
+        return Response(status=head.status_code,
+                        headers=[(k.decode("latin-1"), v.decode("latin-1"))
+                                 for k, v in head.headers],
+                        body=reply.body, started=started, finished=self.kernel.now)
 
     def _host_of(self, address: str) -> str:
         """The node ``address`` names (the first node when none does)."""

@@ -201,6 +201,12 @@ def notable_events(trace: Iterable[Record], log: Iterable[tuple[float, str, str]
                                 f"the wall clock stepped by {r.get('delta'):+g} s"))
         elif kind == "fault.kill":
             events.append(Event(r.time, r.process, f"{r.process} was killed (sim.kill)"))
+        elif kind in _NETWORK_EVENTS:
+            events.append(Event(r.time, r.process, _NETWORK_EVENTS[kind](r.fields)))
+        elif kind == "subscription.dead":
+            events.append(Event(r.time, r.process, (
+                f"the {r.process} router of {r.node}: backend {r['address']} of {r['key']} "
+                f"{_DEAD_WHY.get(r['why'], r['why'])}")))
         elif kind == "request.start":
             started[r.get("id")] = r
         elif kind == "request.end":
@@ -217,6 +223,32 @@ def notable_events(trace: Iterable[Record], log: Iterable[tuple[float, str, str]
                             f", the last at {last.time:g} s"))
     events.extend(_tracebacks(log))
     return sorted(events, key=lambda e: e.time)
+
+
+#: What the report says of a cluster's network verbs and nodes (cluster.trace records).
+_NETWORK_EVENTS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "net.partition": lambda f: "the network was partitioned: "
+                               + " | ".join(", ".join(g) for g in f["groups"]),
+    "net.isolate": lambda f: f"node {f['name']} was isolated from the network",
+    "net.heal": lambda f: "the network was healed",
+    "node.kill": lambda f: f"node {f['name']} was killed (every process, kill -9)",
+}
+_DEAD_WHY = {"failed": "failed (connection refused or timed out): requests rerouted",
+             "unsubscribed": "unsubscribed",
+             "silent": "sent no announce within the tolerance: dropped"}
+
+
+def _routers_section(trace: Any) -> list[str]:
+    """Which backends each router sent requests to, and when (a cluster's routers)."""
+    rows: dict[tuple[str, str], list[float]] = {}
+    for r in trace.select("router.route"):
+        rows.setdefault((f"{r.node}/{r.process}", r["backend"]), []).append(r.time)
+    if not rows:
+        return []
+    return ["## Routed requests", "", "| router | backend | requests | first | last |",
+            "|---|---|---|---|---|",
+            *(f"| {router} | {backend} | {len(times)} | {times[0]:g} s | {times[-1]:g} s |"
+              for (router, backend), times in rows.items()), ""]
 
 
 def _death(reason: str) -> str:
@@ -312,7 +344,7 @@ def _story(sim: Any, summary: dict[str, Any]) -> str:
         if e.detail:
             out += ["", "  ```", *("  " + line for line in e.detail), "  ```", ""]
     out += ["", *_unanswered_section(trace, when), *_signals_section(trace, _handlers(sim)),
-            *_statuses_section(trace),
+            *_statuses_section(trace), *_routers_section(trace),
             "## Options", "", "```", " ".join(_argv(sim)), "```", "",
             "## Events by kind", "", "| kind | count |", "|---|---|",
             *(f"| {k} | {v} |" for k, v in summary["events_by_kind"].items()), "",

@@ -119,6 +119,7 @@ class Simulation:
         if machine not in MACHINES:
             raise ValueError(f"machine must be one of {', '.join(MACHINES)}, not {machine!r}")
         self.inst.machine = machine
+        self.inst.strict = strict  # type: ignore[attr-defined]
         report_not_simulated(self.inst, strict=strict)
         if mode == "fork":
             from .modes.fork import DEFAULT_TIMEOUT, ForkRuntime
@@ -185,7 +186,8 @@ class Simulation:
         return self
 
     def _check_app_loaded(self) -> None:
-        if not self.inst.app_loaded and not self.allow_no_app:
+        # no worker (--processes 0, a node with routers only): uWSGI does not miss an app
+        if not self.inst.app_loaded and not self.allow_no_app and self.inst.numproc > 0:
             raise AppLoadError(
                 self._no_app_message(), log=self.log,
                 advice="uWSGI runs on, answering every request with a 500: pass "

@@ -13,7 +13,10 @@ virtual link in virtual time:
   each recorded in the cluster's trace (``_network``);
 * the ``net`` subsystem of a cluster's node (``_remote``): ``uwsgi.rpc('b:3031', ...)``,
   ``cache_*(..., 'name@b:3031')``, ``uwsgi.signal(n, 'b:3031')`` as connections on the
-  virtual links, served by the remote node's workers.
+  virtual links, served by the remote node's workers; HTTP to ``--http-socket`` ports;
+* the ``routers`` subsystem (``_routers``): ``--fastrouter``/``--http`` routers and the
+  backends' ``--subscribe-to`` datagrams (UDP: ``Network.send_datagram``), with the
+  routers' subscription tables (``_subscriptions``).
 """
 
 from ._links import LinkSettings as LinkSettings

@@ -13,6 +13,11 @@ or a held one (``hold``) waits: a TCP stream's bytes are retransmitted until the
 works again (``heal``/``release`` delivers them, in order; a connection given up in
 the meantime ignores them), a datagram on a cut link is lost and on a held link queued.
 Each verb is recorded in the cluster's trace (``net.partition``, ``net.heal``, ...).
+
+Datagrams (UDP: subscriptions...): a node binds a port with :meth:`Network.bind_udp`;
+:meth:`Network.send_datagram` carries one datagram there as ``sendto()`` does: nothing
+tells the sender whether it arrived (a lost, cut or unbound one is a ``net.drop``
+record).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Endpoint", "Network", "UnknownHost"]
 
-#: The options whose ``host:port`` values are a node's stream sockets, and what they speak.
+#: The options whose ``host:port`` values are a node's stream sockets, and what they
+#: speak (the routers' ports are served by the node's ``routers`` subsystem).
 SOCKET_OPTIONS = {"socket": "uwsgi", "uwsgi-socket": "uwsgi", "http-socket": "http",
-                  "http11-socket": "http"}
+                  "http11-socket": "http", "fastrouter": "fastrouter", "http": "http-router"}
 #: A node talking to itself (loopback).
 LOOPBACK = LinkSettings(latency=0.00001)
 _SELF = ("127.0.0.1", "localhost", "")
@@ -49,8 +55,11 @@ class Endpoint:
     host: str
     inst: Any
     submit: Callable[..., Any]
-    #: The listening ports and their protocol (``uwsgi`` or ``http``).
+    #: The listening ports and their protocol (``uwsgi``, ``http``, ``fastrouter``,
+    #: ``http-router``).
     ports: dict[int, str] = field(default_factory=dict)
+    #: The bound UDP ports: ``handler(datagram, sender_name)``.
+    udp: dict[int, Callable[[bytes, str], None]] = field(default_factory=dict)
 
 
 def _ports(opts: Any) -> dict[int, str]:
@@ -108,6 +117,40 @@ class Network:
         if node is None and not _is_ip(host):
             raise UnknownHost(f"unable to resolve {host!r}: no node has that name")
         return node, int(port)
+
+    def bind_udp(self, name: str, port: int, handler: Callable[[bytes, str], None]) -> None:
+        """Node ``name`` receives the datagrams sent to ``port`` with ``handler``."""
+        self.nodes[name].udp[port] = handler
+
+    def unbind_udp(self, name: str, port: int) -> None:
+        self.nodes[name].udp.pop(port, None)
+
+    def send_datagram(self, src: str, address: str, data: bytes) -> None:
+        """Node ``src`` sends one datagram to ``address`` (``host:port``)."""
+        try:
+            dst, port = self.resolve(src, address)
+        except OSError:
+            dst = None
+        if dst is None:
+            self.record("net.drop", src=src, dst=address, size=len(data), why="no such host")
+            return
+        self.transmit(src, dst.name, len(data), self._datagram, src, dst, port, data,
+                      stream=False)
+
+    def _datagram(self, src: str, dst: Endpoint, port: int, data: bytes) -> None:
+        handler = dst.udp.get(port)
+        if handler is None or dst.inst.stopped:
+            self.record("net.drop", src=src, dst=dst.name, size=len(data),
+                        why=f"port {port} not bound")
+            return
+        handler(data, src)
+
+    def signal_masters(self, inst: Any, target: str, num: int) -> None:
+        """Signal target ``cluster``/``subscribed`` of a ``legacy=True`` node (the
+        signals subsystem's way here: ``network._routers.signal_nodes``)."""
+        from ._routers import signal_nodes
+
+        signal_nodes(self, inst, target, num)
 
     def _node(self, name: str) -> str:
         if name not in self.nodes:

@@ -14,16 +14,11 @@ __all__ = ["RawExchange"]
 
 
 class RawExchange(Exchange):
-    """An :class:`Exchange` whose reply is the raw bytes the remote sent before closing;
-    ``connected`` tells a refused or unanswered connect from a missing reply."""
+    """An :class:`Exchange` whose reply is the raw bytes the remote sent before closing
+    (its ``connected`` tells a refused or unanswered connect from a missing reply)."""
 
-    connected = False
     #: What the remote sent before it closed (None: nothing came within the timeout).
     reply: bytes | None = None
-
-    def _established(self) -> None:
-        self.connected = True
-        super()._established()
 
     def _reply(self, data: bytes) -> None:
         if not self.finished:

@@ -21,8 +21,15 @@ connection per call, no retries):
 The calling virtual process is parked in virtual time meanwhile; everything else (the
 remote node, the caller's other workers) goes on.
 
-Left out: HTTP between nodes (a uwsgi packet sent to an ``--http-socket`` port gets no
-answer, as an HTTP parser waiting for the end of a request head), UNIX sockets.
+HTTP between nodes: an exchange whose request is raw bytes speaks HTTP (``cluster.
+request`` to an ``--http-socket`` or an ``--http`` router port): the node parses the head
+as ``--http-socket`` does (:func:`simuwsgi.protocol.parse_http_request`) and the reply
+is read as an HTTP head and a body ending at close. A uwsgi packet sent to an HTTP port,
+or HTTP sent to a uwsgi port, gets no answer (each parser waits for the rest of what it
+expects), until the client's timeout. The router ports (``--fastrouter``, ``--http``)
+are served by the node's ``routers`` subsystem (:mod:`simuwsgi.network._routers`).
+
+Left out: UNIX sockets.
 """
 
 from __future__ import annotations
@@ -41,28 +48,41 @@ from ..protocol import (
     ConnectionClosed,
     Data,
     EndOfMessage,
+    HttpResponse,
     NoReply,
     Ping,
+    RawResponse,
     RemoteProtocolError,
     Request,
     RequestEvent,
+    encode_http_head,
+    parse_http_request,
+    response_protocol,
 )
+from ..protocol._http import read_http_head
 from ._network import Endpoint, Network
 
 if TYPE_CHECKING:
     from ..server.master import Instance
 
-__all__ = ["Exchange", "VirtualNet", "serve"]
+__all__ = ["Exchange", "VirtualNet", "http_bytes", "read_request", "serve", "serve_http"]
 
 #: What a handshake segment (SYN, SYN-ACK, RST, FIN) weighs on a link.
 _SEGMENT = 0
+#: What the parser behind each kind of port reads: uwsgi packets or HTTP.
+_SPEAKS = {"uwsgi": "uwsgi", "fastrouter": "uwsgi", "http": "http", "http-router": "http",
+           "fastcgi": "fastcgi"}
+_PORT_NAMES = {"uwsgi": "a --socket port", "fastrouter": "a --fastrouter port",
+               "http": "an --http-socket port", "http-router": "an --http router port",
+               "fastcgi": "a FastCGI responder's port (Cluster.add_fastcgi)"}
 
 
 class Exchange:
-    """One connection from node ``src`` to ``address``: connect, send ``request``,
-    read the reply; ``done(ok, reply_or_error)`` is called once."""
+    """One connection from node ``src`` to ``address``: connect, send ``request`` (a
+    uwsgi packet's event, or the raw bytes of an HTTP request), read the reply;
+    ``done(ok, reply_or_error)`` is called once."""
 
-    def __init__(self, net: Network, src: str, address: str, request: RequestEvent,
+    def __init__(self, net: Network, src: str, address: str, request: RequestEvent | bytes,
                  body: bytes, timeout: float, done: Callable[[bool, Any], None]) -> None:
         self.net = net
         self.src = src
@@ -70,7 +90,13 @@ class Exchange:
         self.timeout = timeout
         self._done = done
         self.finished = False
-        self.conn, self.out = request_bytes(request, body)
+        #: Set once the connection is established (a failure after is not a connect's).
+        self.connected = False
+        self.conn: Connection | None
+        if isinstance(request, bytes):
+            self.conn, self.out = None, request + body
+        else:
+            self.conn, self.out = request_bytes(request, body)
         self.dst: Endpoint | None = None
         kernel = net.kernel
         try:
@@ -114,33 +140,69 @@ class Exchange:
         if self.finished:
             return
         self._timer.cancel()
+        self.connected = True
         dst = self.dst
         assert dst is not None
         self._timer = self.net.kernel.schedule(self.timeout, self._timed_out,
                                                "waiting for a reply from")
-        if dst.ports[self.port] != "uwsgi":
-            # an HTTP parser reads uwsgi packets as an unfinished request head: no answer
+        protocol = dst.ports[self.port]
+        if _SPEAKS[protocol] != ("uwsgi" if self.conn is not None else "http"):
+            # each parser waits for the rest of what it expects: no answer
             self.net.record("net.unanswered", src=self.src, address=self.address,
-                            why="an --http-socket port")
+                            why=_PORT_NAMES[protocol])
             return
-        self.net.transmit(self.src, dst.name, len(self.out), serve, self.net, dst, self.src,
-                          self.out, self._reply)
+        if protocol == "uwsgi":
+            handler: Callable[..., None] = serve
+        elif protocol == "http":
+            handler = serve_http
+        else:
+            handler = dst.inst.subsystems["routers"].serve
+        self.net.transmit(self.src, dst.name, len(self.out), handler, self.net, dst,
+                          self.port, self.src, self.out, self._reply)
 
     def _reply(self, data: bytes) -> None:
         if self.finished:
             return  # the caller gave up: the bytes find a closed socket
         self._timer.cancel()
         conn = self.conn
+        if conn is None:
+            self._finish(True, _read_http_reply(data))
+            return
         if data:
             conn.receive_data(data)
         conn.receive_data(b"")  # the server closes after its reply
         self._finish(True, ReplyReader(conn).next_reply())
 
 
-def serve(net: Network, node: Endpoint, peer: str, data: bytes,
+def _read_http_reply(data: bytes) -> Reply:
+    """An HTTP reply (head, then the body up to the close) as a client reads it."""
+    if not data:
+        return NO_REPLY
+    try:
+        parsed = read_http_head(data, True)
+    except RemoteProtocolError:
+        parsed = None
+    if parsed is None:
+        return Reply(head=RawResponse(), body=data)
+    head, consumed = parsed
+    return Reply(head=head, body=data[consumed:])
+
+
+def http_bytes(result: Reply, protocol: bytes) -> bytes:
+    """The bytes uWSGI writes for ``result`` on an HTTP connection."""
+    head = result.head
+    if isinstance(head, NoReply):
+        return b""
+    if isinstance(head, HttpResponse):
+        return encode_http_head(head, protocol) + result.body
+    return result.body
+
+
+def serve(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
           reply: Callable[[bytes], None]) -> None:
-    """Node ``node`` got a connection's request bytes from ``peer``: answer them and
-    send the reply's bytes (or just the close) back with ``reply``."""
+    """Node ``node`` got a connection's request bytes from ``peer`` on its uwsgi
+    ``port``: answer them and send the reply's bytes (or just the close) back with
+    ``reply``."""
     inst = node.inst
     conn = Connection(SERVER, buffer_size=inst.buffer_size, max_vars=inst.max_vars)
 
@@ -150,7 +212,7 @@ def serve(net: Network, node: Endpoint, peer: str, data: bytes,
         net.transmit(node.name, peer, len(out), reply, out)
 
     conn.receive_data(data)
-    received = _read_request(conn)
+    received = read_request(conn)
     if received is None or inst.stopped:
         answer(NO_REPLY)  # what uWSGI refuses (see protocol), or a stopped node: close
         return
@@ -159,31 +221,67 @@ def serve(net: Network, node: Endpoint, peer: str, data: bytes,
     if isinstance(request, Ping):
         answer(plugins.ping())
         return
-
-    def submit(wire: WireRequest, method: str = "", path: str = "") -> Any:
-        req = node.submit(method, path, body=body)
-        req.net = wire
-        req.remote_addr = net.nodes[peer].host
-        return req
-
     if isinstance(request, Request):
-        refused = plugins.refuse_wsgi(request)
-        if refused is not None:
-            answer(refused)
-            return
-        req, wire = plugins.submit_wsgi(request, submit)
-        req.on_done = lambda: answer(_http_reply(req.response, wire))
+        _serve_wsgi(net, node, peer, request, body, answer)
         return
     action = plugins.action(request, body)
     if action is None:
         answer(plugins.refuse(request))
         return
     wire = WireRequest(control=action)
-    req = submit(wire)
+    req = _submit(net, node, peer, body, wire)
     req.on_done = lambda: answer(worker_reply(req, wire, action))
 
 
-def _read_request(conn: Connection) -> tuple[RequestEvent, bytes] | None:
+def serve_http(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
+               reply: Callable[[bytes], None]) -> None:
+    """Node ``node`` got an HTTP request from ``peer`` on its ``--http-socket`` port."""
+    inst = node.inst
+    protocol = b"HTTP/1.0"
+
+    def answer(result: Reply) -> None:
+        out = http_bytes(result, protocol)
+        net.transmit(node.name, peer, len(out), reply, out)
+
+    try:
+        head = parse_http_request(data, hostname=inst.hostname.encode(),
+                                  server_port=str(port).encode(),
+                                  remote_addr=net.nodes[peer].host.encode(),
+                                  buffer_size=inst.buffer_size)
+    except RemoteProtocolError as exc:
+        inst.log(str(exc))
+        head = None
+    if head is None or inst.stopped:
+        answer(NO_REPLY)
+        return
+    for line in head.warnings:
+        inst.log(line)
+    protocol = response_protocol(head.request.vars)
+    _serve_wsgi(net, node, peer, head.request, data[head.consumed:], answer)
+
+
+def _submit(net: Network, node: Endpoint, peer: str, body: bytes, wire: WireRequest,
+            method: str = "", path: str = "") -> Any:
+    req = node.submit(method, path, body=body)
+    req.net = wire
+    req.remote_addr = net.nodes[peer].host
+    return req
+
+
+def _serve_wsgi(net: Network, node: Endpoint, peer: str, request: Request, body: bytes,
+                answer: Callable[[Reply], None]) -> None:
+    """A WSGI request for one of the node's workers; ``answer`` gets the reply."""
+    plugins = _plugins(node.inst)
+    refused = plugins.refuse_wsgi(request)
+    if refused is not None:
+        answer(refused)
+        return
+    req, wire = plugins.submit_wsgi(
+        request, lambda wire, method, path: _submit(net, node, peer, body, wire, method, path))
+    req.on_done = lambda: answer(_http_reply(req.response, wire))
+
+
+def read_request(conn: Connection) -> tuple[RequestEvent, bytes] | None:
     """The request and body a connection received whole, or None for what the server
     codec refuses (the node logs nothing more and closes)."""
     head: RequestEvent | None = None

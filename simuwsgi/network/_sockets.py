@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import NEED_DATA, SERVER, Connection, EndOfMessage, RemoteProtocolError
-from ._remote import Exchange, serve
+from ._remote import _SPEAKS, Exchange, serve
 
 if TYPE_CHECKING:
     from ._network import Network
@@ -89,10 +89,12 @@ class Stream(Exchange):
                 self._served = True
                 self.net.transmit(dst.name, self.src, len(reply), self._replied, reply)
             return
-        if protocol != "uwsgi" or not _complete(dst.inst, bytes(self._sent)):
+        if _SPEAKS.get(protocol or "") != "uwsgi" or not _complete(dst.inst,
+                                                                  bytes(self._sent)):
             return  # an HTTP port, or a request still incomplete: the server waits
         self._served = True
-        serve(self.net, dst, self.src, bytes(self._sent), self._replied)
+        handler = serve if protocol == "uwsgi" else dst.inst.subsystems["routers"].serve
+        handler(self.net, dst, self.port, self.src, bytes(self._sent), self._replied)
 
     def _replied(self, data: bytes) -> None:
         self.rbuf += data

@@ -253,7 +253,10 @@ class AppLoader:
         return True
 
     def _log_no_app(self) -> None:
-        # uWSGI's last word on loading: with --need-app it exits right after (status 22)
+        # uWSGI's last word on loading: with --need-app it exits right after (status 22);
+        # nothing without workers (uwsgi_init_all_apps: numproc > 0)
+        if self.inst.numproc == 0:
+            return
         if self.inst.opts.flag("need-app"):
             self.inst.log("*** no app loaded. GAME OVER ***")
         else:

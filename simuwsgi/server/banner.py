@@ -159,7 +159,9 @@ def before_app(inst: Instance) -> list[str]:
     mules = inst.subsystems.get("mules")
     lines += mules.setup_lines if mules is not None else []
     multi = inst.numproc > 1
-    if threads > 1:
+    if inst.numproc == 0:
+        mode = "no-workers"
+    elif threads > 1:
         mode = "preforking+threaded" if multi else "threaded"
     elif o.int("async", 0) > 0:
         mode = "preforking+async" if multi else "async"

@@ -114,6 +114,8 @@ class Instance:
         self.total_requests = 0
         self.started_on = 0
         self.is_a_reload = False
+        #: ``uwsgi_instance_is_reloading``: from a reload's start to the re-exec
+        self.reloading = False
         self.ready = False
         self.stopped = False
         self.reloads = 0
@@ -147,6 +149,8 @@ class Instance:
             name in MASTER_OPTIONS for name, _value in o.items)
         # 0 is uWSGI's no-workers mode (negative values are refused by config)
         self.numproc = o.int("processes", 1)
+        if o.strings("fastrouter") and not o.strings("http", *_banner._SOCKET_OPTIONS):
+            self.numproc = 0  # gateways only: uWSGI runs no worker without a socket
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
@@ -380,7 +384,7 @@ class Instance:
             self.master.alive = True
 
     def _check_need_app(self) -> None:
-        if not self.app_loaded and self.opts.flag("need-app"):
+        if not self.app_loaded and self.opts.flag("need-app") and self.numproc > 0:
             raise AppLoadError(
                 "the app did not load and --need-app is set: uWSGI exits with status 22",
                 log=[line for _t, _p, line in self.log_lines], exit_status=22)
@@ -959,11 +963,14 @@ class Instance:
     def _graceful_reload(self) -> None:
         if self.stopped:
             return
+        self.reloading = True
         self._cursed_at = int(self.wall())
         for spooler in self.spoolers.values():
             if spooler.alive:
                 self.log(f"killing the spooler with pid {spooler.pid}", self.master)
         self.log("...gracefully killing workers...", self.master)
+        if self.opts.flag("unsubscribe-on-graceful-reload"):
+            self._unsubscribe()
         for worker in sorted(self.workers.values(), key=lambda w: w.id):
             if worker.alive:  # gracefully_kill(), the worker's SIGHUP handler
                 self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
@@ -985,11 +992,19 @@ class Instance:
                 self._no_mercy_after(worker)
         self._wait_workers_then(self._binary_reload)
 
+    def _unsubscribe(self) -> None:
+        """``uwsgi_unsubscribe_all()``: the subscriptions' cmd 1 datagrams (routers)."""
+        routers = self.subsystems.get("routers")
+        if routers is not None:
+            routers.unsubscribe_all()
+
     def _brutal_reload(self) -> None:
         if self.stopped:
             return
+        self.reloading = True
         self._cursed_at = int(self.wall())
         self.log("...brutally killing workers...", self.master)
+        self._unsubscribe()
         self.record("reload.begin", self.master, graceful=False)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
@@ -1050,6 +1065,7 @@ class Instance:
         from . import subsystems as _subsystems
         from .facade import build_module
 
+        self.reloading = False
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=True,
                     options=[list(item) for item in self.opts.items])
@@ -1100,12 +1116,14 @@ class Instance:
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
 
-    def shutdown(self, *, signalled: bool = True) -> None:
+    def shutdown(self, *, signalled: bool = True, killed: bool = False) -> None:
         """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
-        (``signalled=False``: uWSGI exits by itself, without its shutdown lines)."""
+        (``signalled=False``: uWSGI exits by itself, without its shutdown lines;
+        ``killed``: every process SIGKILLed at once, no handler runs)."""
         if self.stopped:
             return
         if signalled:
+            self._unsubscribe()  # kill_them_all: before its first line
             self.log("SIGINT/SIGTERM received...killing workers...", self.master)
             self._cursed_at = int(self.wall())
             for spooler in self.spoolers.values():
@@ -1118,7 +1136,7 @@ class Instance:
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 if proc.alive:
-                    if group is not self.spoolers and not proc.busy:
+                    if group is not self.spoolers and not proc.busy and not killed:
                         run_atexit(self, proc)  # SIGINT: end_me
                     self.kernel.discard(proc)
                     for request in proc.in_flight():

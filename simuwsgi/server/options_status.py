@@ -187,6 +187,33 @@ SIMULATED: dict[str, str] = {
     "log-x-forwarded-for": "the request log line's address from X-Forwarded-For",
     "response-headers-limit": "the header buffer's size: a bigger header set raises "
                               "TypeError('unable to add header to the response')",
+    # routers and subscriptions between a Cluster's nodes (network/_routers.py); a lone
+    # Simulation logs a warning naming them (strict: refuses them)
+    **dict.fromkeys(("fastrouter", "http"),
+                    "a router process on a Cluster's node: sessions routed to backends "
+                    "over the virtual network, retries, failure lines"),
+    **dict.fromkeys(("fastrouter-to", "http-to"),
+                    "static backends in turn; a failed one skipped for the gracetime"),
+    **dict.fromkeys(("fastrouter-subscription-server", "http-subscription-server"),
+                    "the router's subscription table (pools, wrr/lrc/wlrc, tolerance)"),
+    **dict.fromkeys(("fastrouter-timeout", "http-timeout"),
+                    "the router's wait for a backend's connect and reply (default 60 s)"),
+    **dict.fromkeys(("fastrouter-gracetime", "http-gracetime"),
+                    "how long a failed static backend is skipped (default 30 s)"),
+    **dict.fromkeys(("fastrouter-buffer-size", "http-buffer-size"),
+                    "the router's request head buffer"),
+    **dict.fromkeys(("http-modifier1", "http-modifier2"),
+                    "the modifiers of the packets the HTTP router forwards"),
+    **dict.fromkeys(("subscribe-to", "subscribe2"),
+                    "the master's subscription datagrams to routers on a Cluster's nodes"),
+    "subscribe-freq": "master cycles between announces (one cycle a second)",
+    "subscription-tolerance": "seconds without an announce before a router drops a node",
+    "subscription-algo": "wrr, lrc, wlrc (anything else: wrr)",
+    "weight": "the weight in subscription datagrams",
+    "auto-weight": "the weight is the number of cores",
+    "start-unsubscribed": "no subscription datagram is sent",
+    "unsubscribe-on-graceful-reload": "a graceful reload unsubscribes first",
+    "subscribe-with-modifier1": "the modifier1 in every subscription datagram",
     # process identity and signals (containment.py)
     "pyargv": "sys.argv of the app is ['uwsgi', *pyargv]",
     "binary-path": "the binary in the startup lines, the magic table (%b) and a reload's "

@@ -44,6 +44,8 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster
     ("legacy_net", "simuwsgi.network._messages:LegacyNet"),  # 1.4's uwsgi client calls
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
+    # routers and subscriptions, between a Cluster's nodes (a lone instance warns)
+    ("routers", "simuwsgi.network._routers:Routers"),
 ]
 
 #: The ``net`` subsystem by the instance's network: a cluster's node talks over the

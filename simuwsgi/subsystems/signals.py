@@ -13,8 +13,11 @@ What it models (``core/signal.c``, ``core/master_events.c``, ``core/utils.c``
 * targets: ``''``/``worker``/``worker0`` (one idle worker, RNG-chosen), ``workers``
   (one copy per worker), ``active-workers``, ``workerN``, ``mule``/``mule0``, ``muleN``,
   ``mules``, ``spooler``, ``farmN``, ``farm_NAME``, ``subscribed`` (no-op); anything
-  else is dropped with uWSGI's log line. Matching order is uWSGI's (prefix ``worker``
-  makes ``workersX`` a write to the never-created worker 0 pipe: lost).
+  else (``cluster`` too) is dropped with uWSGI's log line. On a Cluster's node built
+  with ``legacy=True``, ``cluster`` and ``subscribed`` reach the masters of the other
+  nodes / the subscribed nodes (``Network.signal_masters``, an extension). Matching
+  order is uWSGI's (prefix ``worker`` makes ``workersX`` a write to the never-created
+  worker 0 pipe: lost).
 * workers run handlers only between requests, in their accept loop; queued copies
   wait while the worker is busy. The receiver looks up its **own** slot: empty, or
   registered by another worker, logs ``error managing signal N on worker M``.
@@ -180,6 +183,11 @@ class Signals:
                     return
                 self.to_worker(w, num)
             return to_worker_n
+        network = getattr(inst, "cluster_network", None)
+        if target in ("cluster", "subscribed") and getattr(inst, "legacy", False) \
+                and network is not None:
+            # a simulation extension (legacy=True): the seed's meaning, on the cluster
+            return lambda num: network.signal_masters(inst, target, num)
         if target == "subscribed":
             return lambda num: None
         if target == "spooler":
