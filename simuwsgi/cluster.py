@@ -142,6 +142,8 @@ class Node(Simulation):
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
         self.inst.legacy_cluster = cluster_group  # 1.4's --cluster (network._legacy)
+        if cluster_group:
+            self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
         self._patch = cluster._patch
         self._imports = cluster._imports
         # os._exit/os.kill/atexit/signal.signal act on the node's own processes; the

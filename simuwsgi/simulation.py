@@ -129,6 +129,8 @@ class Simulation:
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.subsystems.legacy)
         self.inst.legacy_cluster = cluster_group
+        if cluster_group:
+            self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
         self._patch = TimePatch(self.clock, self._sleep)
         if stall_timeout is not None:
             stall_timeout = check_duration("stall_timeout", stall_timeout) or None

@@ -123,3 +123,15 @@ def test_lone_simulation_joins_its_own_cluster(tmp_path):
         assert run(sim, "out = [uwsgi.cluster(), uwsgi.cluster_nodes()]") == \
             [b(b":4000"), [b(b":3031")]]
         assert "joining multicast group" not in "\n".join(sim.log)  # broadcast
+
+
+def test_cluster_from_an_ini_file_turns_the_master_on(tmp_path):
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    (tmp_path / "node.ini").write_text("[uwsgi]\nsocket = 10.0.0.1:3031\n"
+                                       "cluster = 239.0.0.1:9999\nwsgi-file = app.py\n")
+    with Simulation(str(tmp_path / "node.ini"), app_dir=tmp_path, legacy=True) as sim:
+        sim.advance(1)
+        assert run(sim, "out = [uwsgi.cluster(), uwsgi.cluster_nodes()]") == \
+            [b(b"239.0.0.1:9999"), [b(b"10.0.0.1:3031")]]
+    with _start(tmp_path, "--socket", ":3031", "--cluster", ":4000") as sim:
+        assert sim.inst.has_master  # 1.4 flags --cluster UWSGI_OPT_MASTER

@@ -36,6 +36,9 @@ dead.``), and every 10th cycle the node announces itself again (packet 95).
 tie) and stamps it with the current second; a freed slot keeps its stamp, as 1.4's
 shared memory does.
 
+``--cluster`` turns the master on (1.4 flags it ``UWSGI_OPT_MASTER``), except when it
+comes from an ``.ini`` file (read as a placeholder there, after the master is decided).
+
 Left out: fetching the configuration from the cluster at boot (a node given only
 ``--cluster``, 1.4's ``asking ... for configuration data``: refused with
 ``NotSimulatedError``), ``--cluster-nodes`` and static nodes (with their ping retry),
