@@ -173,15 +173,8 @@ class LegacyNet:
                    timeout: float, reason: str) -> list[RawExchange]:
         """One connection per ``(address, payload)`` from the calling virtual process,
         all at once; the process is parked until every one has ended."""
-        if self.network is None:
-            raise NotSimulatedError(
-                f"uwsgi.{reason}() needs another node: run this node in a "
-                f"simuwsgi.Cluster (a lone Simulation has no network)")
+        proc = self._process(reason)
         kernel = self.inst.kernel
-        proc = kernel.current
-        if proc is None:
-            raise SimulationError(f"uwsgi.{reason}() must be called from the app (a "
-                                  f"virtual process), not from the test")
         pending = [len(packets)]
 
         def done(_ok: bool, _value: Any) -> None:
@@ -192,8 +185,10 @@ class LegacyNet:
         # a cluster imported it before the clock patch (it imports trio): see Cluster
         from ._raw import RawExchange
 
+        net = self.network
+        assert net is not None  # _process checked it
         src = getattr(self.inst, "node", "")
-        exchanges = [RawExchange(self.network, src, address,
+        exchanges = [RawExchange(net, src, address,
                                  UnknownRequest(modifier1=modifier1 & 0xFF,
                                                 modifier2=modifier2 & 0xFF,
                                                 payload=payload[:0xFFFF]),
