@@ -5,7 +5,8 @@
   callbacks (ten chains of callbacks, each scheduling the next one a second later;
   SimPy: a timeout event whose callback makes the next one) >= 2x SimPy; processes
   (N = 1, 10, 1000 processes looping ``sleep(1)``; SimPy: the same generators looping
-  ``yield env.timeout(1)``) >= 1.5x SimPy;
+  ``yield env.timeout(1)``) >= 1.5x SimPy; "best" is each side's best round against
+  the other's, "median" the median of the per-round ratios;
 * ``time.time()`` called from app code inside a simulation vs the unpatched call;
   target < 3x;
 * fixture setup + teardown of a 4-worker instance: median < 5 ms.
@@ -30,7 +31,7 @@ from simuwsgi import Simulation  # noqa: E402
 from simuwsgi._core.kernel import Kernel, Process  # noqa: E402
 
 N = 300_000
-ROUNDS = 5
+ROUNDS = 7
 
 
 def kernel_events() -> int:
@@ -92,7 +93,9 @@ def simpy_processes(n: int) -> int:
 
 
 def against_simpy() -> None:
-    """Each model on both kernels, ``ROUNDS`` interleaved rounds; ratio per round."""
+    """Each model on both kernels, ``ROUNDS`` interleaved rounds. The verdict compares
+    each side's best round (the one the machine disturbed least); the median of the
+    per-round ratios is printed beside it."""
     models = [("callbacks", kernel_events, simpy_callbacks, 2.0)]
     for n in (1, 10, 1000):
         models.append((f"{n} processes looping sleep(1)", partial(kernel_processes, n),
@@ -102,11 +105,12 @@ def against_simpy() -> None:
         for name, ours, theirs, _target in models:
             rates[name].append((best_rate(ours, 1), best_rate(theirs, 1)))
     for name, _ours, _theirs, target in models:
+        ours_best = max(a for a, _ in rates[name])
+        best = ours_best / max(b for _, b in rates[name])
         ratios = [a / b for a, b in rates[name]]
-        best = max(ratios)
         show(f"kernel vs SimPy: {name}", f"best {best:.2f}x median "
-             f"{statistics.median(ratios):.2f}x ({max(a for a, _ in rates[name]):,.0f}/s)",
-             f">= {target}x", best >= target)
+             f"{statistics.median(ratios):.2f}x ({ours_best:,.0f}/s)", f">= {target}x",
+             best >= target)
 
 
 def time_call_cost() -> tuple[float, float]:

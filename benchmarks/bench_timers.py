@@ -13,7 +13,8 @@ target 6):
    signal in 4 worker processes' boxes.
 
 Each measurement runs in a fresh interpreter (``--one NAME``), so that none pays for
-the memory another left behind.
+the memory another left behind. Times are the CPU time of the measured section (both
+sides are single-threaded; wall time on a shared machine mostly measures its load).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from pathlib import Path
 
 from simuwsgi import Simulation
 
-_perf = time.perf_counter  # bound before any simulation patches the clock
+#: The measured sections' CPU time (this process's, bound before any simulation patches
+#: the clock): each side is one single-threaded interpreter, and on a shared machine
+#: its wall time mostly measures the other work.
+_perf = time.process_time
 
 TIMER_APP = """
 import uwsgi
@@ -182,14 +186,16 @@ def _line(name: str, runs: list[tuple[int, float]], unit: str = "s") -> str:
 
 def _verdict(name: str, ours: list[tuple[int, float]], simpy: list[tuple[int, float]],
              bound: float) -> None:
-    """Met when the best round is under ``bound`` seconds and >= 1.5x SimPy (per-round
-    ratios: the rounds are interleaved)."""
+    """Met when our best round is under ``bound`` seconds and >= 1.5x SimPy's best round
+    (each side's least disturbed round; the median of the per-round ratios is printed
+    beside it, the rounds being interleaved)."""
     ratios = [b[1] / a[1] for a, b in zip(ours, simpy)]
     best = min(t for _n, t in ours)
-    ok = best < bound and max(ratios) >= 1.5
+    ratio = min(t for _n, t in simpy) / best
+    ok = best < bound and ratio >= 1.5
     print(f"{'MET    ' if ok else 'NOT MET'} {name}: best {best:.2f} s median "
           f"{statistics.median(t for _n, t in ours):.2f} s (target < {bound} s); "
-          f"vs SimPy best {max(ratios):.2f}x median {statistics.median(ratios):.2f}x "
+          f"vs SimPy best {ratio:.2f}x median {statistics.median(ratios):.2f}x "
           f"(target >= 1.5x)")
 
 

@@ -14,6 +14,7 @@ from ._errors import SimulationError as SimulationError
 from ._errors import SimuwsgiError as SimuwsgiError
 from ._errors import StallError as StallError
 from ._errors import StartRefusedError as StartRefusedError
+from . import explore as explore
 from . import real_time as real_time
 from .cluster import Cluster as Cluster
 from .server.config import Options as Options
@@ -43,6 +44,7 @@ __all__ = [
     "StallError",
     "StartRefusedError",
     "Trace",
+    "explore",
     "load_scenario",
     "real_time",
 ]

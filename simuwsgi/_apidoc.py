@@ -3,7 +3,10 @@
 ``simuwsgi/stubs/uwsgi.pyi`` is the one description of the 2.0.30 module: its sections
 (``# -- name --`` comments), signatures and ``#`` comments become the page, and each
 function lists the test files that call it (``uwsgi.NAME`` in ``tests/``): where what
-it does is checked, against the real server for the differential ones.
+it does is checked, against the real server for the differential ones. Next to it,
+``simuwsgi/stubs/uwsgi_semantics.md`` says per function what 2.0.30 really does (from
+the project's API digest of uWSGI's source and the real server) and how simuwsgi
+differs, if it does: ``semantics()`` reads it, and the page shows both.
 
     python -m simuwsgi._apidoc > docs/api.md
 
@@ -18,10 +21,42 @@ import ast
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 STUB = Path(__file__).resolve().parent / "stubs" / "uwsgi.pyi"
+SEMANTICS = STUB.with_name("uwsgi_semantics.md")
 _SECTION = re.compile(r"^# -- (.+?) -+$")
+#: After what simuwsgi does, for a function no test calls.
+UNCHECKED = " No test calls it yet: that is unchecked."
+
+
+class Semantics(NamedTuple):
+    """One function's entry of ``uwsgi_semantics.md``."""
+
+    spec: str  # the section of the API digest it comes from
+    returns: str | None  # what the digest says a call returns
+    real: str  # what 2.0.30 does
+    simulated: str  # how simuwsgi differs ("as 2.0.30." when it does not)
+
+
+def semantics(path: Path = SEMANTICS) -> dict[str, Semantics]:
+    """Each function's entry, by name (one ``## a, b`` heading may name several)."""
+    entries: dict[str, Semantics] = {}
+    for block in path.read_text().split("\n## ")[1:]:
+        head, meta, rest = block.split("\n", 2)
+        real, _, simulated = rest.strip().partition("\n\nsimuwsgi: ")
+        if not real.startswith("2.0.30: ") or not simulated:
+            raise ValueError(f"{path.name}: the entry of {head} needs a '2.0.30: ' and a "
+                             f"'simuwsgi: ' paragraph")
+        spec, _, returns = meta.partition("; returns: ")
+        entry = Semantics(spec.removeprefix("spec: "), returns or None,
+                          real.removeprefix("2.0.30: "), simulated.strip())
+        for name in head.split(", "):
+            if name in entries:
+                raise ValueError(f"{path.name}: {name} has two entries")
+            entries[name] = entry
+    return entries
 
 
 def _comments_before(lines: list[str], lineno: int) -> list[str]:
@@ -54,11 +89,20 @@ def generate(root: Path = ROOT) -> str:
              for p in sorted((root / "tests").rglob("*.py"))}
     sections: dict[int, str] = {i + 1: m.group(1) for i, line in enumerate(lines)
                                 if (m := _SECTION.match(line))}
+    said = semantics()
     out = ["# The `uwsgi` module", "",
-           "Generated from `simuwsgi/stubs/uwsgi.pyi` by `python -m simuwsgi._apidoc`: "
-           "every function of uWSGI 2.0.30's `uwsgi` module as the simulator provides it, "
-           "with the test files that call it (the differential ones check it against the real "
-           "server).", "",
+           ("Generated from `simuwsgi/stubs/uwsgi.pyi` and `uwsgi_semantics.md` by "
+            "`python -m simuwsgi._apidoc`: every function of uWSGI 2.0.30's `uwsgi` module as "
+            "the simulator provides it, what the real 2.0.30 function does (§ numbers are the "
+            "sections of the project's API digest, written from uWSGI's source and checked "
+            "against the real server), how simuwsgi differs, and the test files that call it "
+            "(the differential ones check it against the real server)."), "",
+           ("In the **2.0.30** paragraphs, codes such as `s#|s` are the function's "
+            "`PyArg_ParseTuple` format (the conventions below), \"obs.\" marks what was "
+            "observed on the real server, and PM, PP, CACHE, MET, MULE, Q and UT are uWSGI's "
+            "`plugins/python/uwsgi_pymodule.c`, `plugins/python/python_plugin.c`, "
+            "`core/cache.c`, `core/metrics.c`, `core/mule.c`, `core/queue.c` and "
+            "`core/utils.c`."), "",
            ast.get_docstring(tree) or "", ""]
     seen: set[str] = set()
     section_lines = sorted(sections)
@@ -81,6 +125,10 @@ def generate(root: Path = ROOT) -> str:
             if proofs:
                 out.append(f"<br>called in {', '.join(f'`{p}`' for p in proofs[:6])}"
                            + (f" and {len(proofs) - 6} more" if len(proofs) > 6 else ""))
+            entry = said[node.name]
+            unchecked = "" if proofs else UNCHECKED
+            out += ["", f"**2.0.30** ({entry.spec}): {entry.real}", "",
+                    f"**simuwsgi:** {entry.simulated}{unchecked}"]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

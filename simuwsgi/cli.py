@@ -20,7 +20,9 @@ explain it) and a non-zero exit, never a Python traceback.
 Exit status of ``run``: 0 the run completed (and the scenario's ``check`` passed); 1 the
 check failed, or the app did not load (unless ``--allow-no-app``); 2 bad usage or a uWSGI
 option uWSGI would refuse (or, with ``--strict``, an option the simulation does not
-simulate); 3 the simulation failed (deadlock, crash); 130 interrupted (Ctrl-C).
+simulate); 3 the simulation failed (deadlock, crash); 130 interrupted (Ctrl-C). Every
+command exits 141 without a traceback when its output's reader goes away
+(``simuwsgi trace FILE | head``).
 ``trace``: 0, or 2 for a file it cannot read. ``options`` prints what the simulation does
 with each uWSGI option (exit 2: unknown name). ``serve`` and the node client commands
 document theirs in ``simuwsgi.cli_net``.
@@ -49,6 +51,8 @@ __all__ = ["main"]
 
 #: The exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
+#: The exit status when stdout's reader went away (128 + SIGPIPE, as shells report it).
+BROKEN_PIPE = 141
 #: ``--mode real`` runs in real time: longer scenarios need ``--yes``.
 REAL_MODE_CONFIRM_AFTER = 60.0
 
@@ -155,6 +159,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a gone reader can still be answered
+        return status
+    except BrokenPipeError:
+        # ``simuwsgi ... | head``: the reader is gone. Whatever is still buffered goes
+        # to /dev/null (else the interpreter's last flush prints a traceback), and the
+        # exit status is a shell's for a command killed by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["run"] and "SIMUWSGI_RUN_DIR" not in os.environ:
         from .explore import scratch_dir
@@ -495,7 +512,6 @@ class _CliDriver:
     """
 
     SLICES = 50
-    WIDTH = 30
     AFTER = 0.5  # real seconds: a run shorter than that draws no bar
     EVERY = 0.1  # real seconds between redraws (a timeline may advance in tiny steps)
     SLICE_WALL = 0.25  # real seconds a slice should take, at most (about)
@@ -564,9 +580,8 @@ class _CliDriver:
                 self._drawn_at is not None and now - self._drawn_at < self.EVERY)):
             return
         done = min(1.0, self._driver.now / self._duration) if self._duration else 1.0
-        bar = "#" * int(done * self.WIDTH)
         stamp = self._driver.datetime.strftime("%Y-%m-%d %H:%M:%S")
-        sys.stderr.write(f"\r  [{bar:<{self.WIDTH}}] {done:4.0%} {stamp} "
+        sys.stderr.write(f"\r  {draw_bar(done)} {stamp} "
                          f"({self._driver.now:.0f}/{self._duration:.0f} virtual s, "
                          f"{now - self._began:.1f} s)")
         sys.stderr.flush()
@@ -578,6 +593,11 @@ class _CliDriver:
             self._draw(final=True)
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def draw_bar(done: float, width: int = 30) -> str:
+    """``[#####     ]  50%``: the progress bars of ``run`` and ``explore``."""
+    return f"[{'#' * int(done * width):<{width}}] {done:4.0%}"
 
 
 def _trace(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import random
 import shutil
 import sys
 import tempfile
+import types
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -287,7 +288,8 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
             scheduler: str | None = None, stop_on_failure: bool = False,
             shrink_failures: bool = True, progress: Any = None) -> dict[str, Any]:
     """Run ``seeds`` seeds of scenario ``path`` and shrink the failures; a report dict
-    (what ``explore.json`` holds)."""
+    (what ``explore.json`` holds). ``progress(done, total, failing, shrunk=0)`` is
+    called after each seed, then after each failing seed is shrunk."""
     path = str(Path(path).resolve())
     kinds = parse_kinds(faults)
     work = [(path, seed, kinds, mode) for seed in range(first_seed, first_seed + seeds)]
@@ -299,8 +301,9 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
         if stop_on_failure and outcome.failure is not None:
             break
     outcomes.sort(key=lambda o: o.seed)
-    failing = []
-    for outcome in (o for o in outcomes if o.failure is not None):
+    failing: list[dict[str, Any]] = []
+    failed = [o for o in outcomes if o.failure is not None]
+    for outcome in failed:
         small, tries = shrink(path, outcome, mode=mode) if shrink_failures else (outcome, 0)
         failing.append({
             "seed": outcome.seed, "failure": outcome.failure, "plan": outcome.plan,
@@ -308,6 +311,8 @@ def explore(path: str | Path, *, seeds: int = 100, first_seed: int = 0,
             "minimal_detail": small.detail,
             "digest": small.digest, "shrink_runs": tries,
             "replay": replay_command(path, outcome.seed, small.plan)})
+        if progress is not None and shrink_failures:
+            progress(len(outcomes), len(work), len(failed), shrunk=len(failing))
         if stop_on_failure:
             break
     props = list(getattr(_module(path), "PROPERTIES", ()))
@@ -352,11 +357,15 @@ def _map(work: list[tuple[str, int, tuple[str, ...], str]], jobs: int,
 
 def replay_command(path: str, seed: int, plan: str) -> str:
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
-    if not any(c in plan for c in '"$`\\!'):
-        quoted = f'"{plan}"'
-    else:
-        quoted = "'" + plan.replace("'", "'\\''") + "'"
-    return f"simuwsgi run {shown} --seed {seed} --faults {quoted}"
+    return f"simuwsgi run {shown} --seed {seed} --faults {quote(plan)}"
+
+
+def quote(text: str) -> str:
+    """``text`` as one shell word: in double quotes when that needs no escaping (a plan's
+    reprs use single quotes), else in single quotes."""
+    if not any(c in text for c in '"$`\\!'):
+        return f'"{text}"'
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -380,15 +389,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(args: Any) -> int:
     """``simuwsgi explore``: 0 no failure, 1 failures found, 2 bad usage."""
-    began = _now()
-
-    def progress(done: int, total: int, failing: int) -> None:
-        if not args.quiet and (done == total or done % max(1, total // 20) == 0):
-            print(f"\r  explored {done}/{total} seeds, {failing} failing", end="",
-                  file=sys.stderr, flush=True)
-
     from .cli import _load
 
+    began = _now()
+    progress = SeedBar(quiet=args.quiet)
     try:
         with scratch_dir():
             _load(args.scenario)  # a missing or broken scenario is one line, not N runs
@@ -397,10 +401,10 @@ def main(args: Any) -> int:
                          scheduler=args.scheduler, stop_on_failure=args.stop,
                          progress=progress)
     except (ValueError, OSError) as exc:
+        progress.done()
         print(f"simuwsgi explore: {exc}", file=sys.stderr)
         return 2
-    if not args.quiet:
-        print(file=sys.stderr)
+    progress.done()
     out = Path(args.report)
     out.mkdir(parents=True, exist_ok=True)
     (out / "explore.json").write_text(json.dumps(report, indent=1))
@@ -416,6 +420,43 @@ def main(args: Any) -> int:
         print(f"  ... and {len(report['failing']) - SHOWN} more failing seeds in the report")
     print(f"  report: {out / 'explore.md'}")
     return 1 if report["failing"] else 0
+
+
+class SeedBar:
+    """``simuwsgi explore``'s progress bar, on stderr when it is a terminal (nothing on a
+    pipe or a file, nor with ``--quiet``): seeds done, failing, seeds/s, time left; then
+    how many failing seeds are shrunk."""
+
+    EVERY = 0.1  # real seconds between redraws
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.shown = not quiet and sys.stderr.isatty()
+        self.began = _now()
+        self.drawn_at: float | None = None
+        self.rate = 0.0  # seeds per second, while the seeds run
+
+    def __call__(self, done: int, total: int, failing: int, shrunk: int = 0) -> None:
+        now = _now()
+        last = done == total and (not shrunk or shrunk == failing)
+        if not self.shown or not last and self.drawn_at is not None \
+                and now - self.drawn_at < self.EVERY:
+            return
+        from .cli import draw_bar
+
+        if not shrunk:
+            self.rate = done / max(now - self.began, 1e-9)
+        left = f", {(total - done) / self.rate:.0f} s left" if done < total else ""
+        then = f", shrunk {shrunk}/{failing}" if shrunk else ""
+        sys.stderr.write(f"\r  {draw_bar(done / total if total else 1.0)} {done}/{total} "
+                         f"seeds, {failing} failing, {self.rate:.1f} seeds/s{left}{then}  ")
+        sys.stderr.flush()
+        self.drawn_at = now
+
+    def done(self) -> None:
+        """End the bar's line (if one was drawn)."""
+        if self.drawn_at is not None:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def replay_main(scenario: str, seed: int, faults: str, mode: str) -> int:
@@ -437,3 +478,17 @@ def _now() -> float:
     from ._core.clock import RealClock
 
     return RealClock.monotonic()
+
+
+class _ExploreModule(types.ModuleType):
+    """``simuwsgi.explore`` is this module and, called, the ``@simuwsgi.explore`` test
+    decorator (``simuwsgi.stateful.explore``): one name for exploring from the command
+    line and from pytest."""
+
+    def __call__(self, target: Any, **kwargs: Any) -> Any:
+        from .stateful import explore as decorator
+
+        return decorator(target, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ExploreModule

@@ -10,8 +10,10 @@ Temporal properties watch a running simulation (``prop.attach(sim)`` before it r
   reports whether it saw it).
 
 History checkers read a finished trace: ``spool_tasks_once``, ``cron_slots_once``,
-``requests_answered``. Every failure is a ``PropertyViolation`` (an ``AssertionError``)
-naming the event, its virtual time and the slice of trace around it.
+``requests_answered``; ``cache_reads_written()`` records the history it checks (the
+``cache_*`` calls of every node's app) while the run goes, like a temporal property.
+Every failure is a ``PropertyViolation`` (an ``AssertionError``) naming the event, its
+virtual time and the slice of trace around it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Any
 
 from ._core.trace import Trace
 
-__all__ = ["PropertyViolation", "always", "cron_slots_once", "eventually",
-           "requests_answered", "sometimes", "spool_tasks_once"]
+__all__ = ["PropertyViolation", "always", "cache_reads_written", "cron_slots_once",
+           "eventually", "requests_answered", "sometimes", "spool_tasks_once"]
 
 SPOOL_OK = -2
 #: Records shown on each side of a violation.
@@ -259,3 +261,170 @@ def cron_slots_once(sim: Any) -> None:
                                         f"{tuple(tm[:5])} (uWSGI logs nothing)",
                                         minute - first_offset)
 
+
+
+# -- the cache history ---------------------------------------------------------------------------
+#: The ``cache_*`` functions and where their key and cache name are: (key index, name
+#: index); a key index of None: the call acts on the whole cache (``cache_clear``).
+_CACHE_CALLS = {"cache_get": (0, 1), "cache_num": (0, 1), "cache_set": (0, 3),
+                "cache_update": (0, 3), "cache_del": (0, 1), "cache_clear": (None, 0),
+                "cache_inc": (0, 3), "cache_dec": (0, 3), "cache_mul": (0, 3),
+                "cache_div": (0, 3)}
+
+
+class _CacheHistory:
+    """``cache_reads_written()``: the history of the app's cache calls, per node, and its
+    check (see that function)."""
+
+    name = "cache_reads_written"
+    seen: int | None = None  # a checker, not a ``sometimes``: nothing to see
+
+    def __init__(self) -> None:
+        #: (time, node, cache, key, op, value): value is what a read returned, what a
+        #: write stored (math: the value after it), None for a delete or clear
+        self.history: list[tuple[float, str, str, bytes | None, str, bytes | None]] = []
+        #: values written to each (cache, key) on any node (replication carries them)
+        self.written: dict[tuple[str, bytes], set[bytes]] = {}
+        #: per node, (cache, key) -> (time, whether it may vanish: an expiry was set)
+        self.last: dict[str, dict[tuple[str, bytes], tuple[float, bool]]] = {}
+        #: per node, (cache, key) -> when the reload that emptied it happened
+        self.lost: dict[str, dict[tuple[str, bytes], float]] = {}
+        self.failure: PropertyViolation | None = None
+        self._wrapped: dict[str, Any] = {}
+
+    def attach(self, target: Any) -> _CacheHistory:
+        """Watch ``target``: a ``Simulation`` or every node of a ``Cluster``."""
+        if getattr(target, "mode", "sim") != "sim":
+            raise ValueError(f"cache_reads_written() records the app's cache calls in sim "
+                             f"mode; in {target.mode} mode they happen in other processes")
+        nodes = getattr(target, "nodes", None)
+        instances = [n.inst for n in nodes.values()] if nodes is not None else [target.inst]
+        for inst in instances:
+            self._watch(inst)
+        return self
+
+    def _watch(self, inst: Any) -> None:
+        node = inst.node
+        trace = inst.trace
+        add = trace.add
+
+        def watched(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
+            add(time, process, kind, fields)
+            if inst.facade is not self._wrapped.get(node):  # started, or reloaded
+                self._wrap(inst, node)
+
+        trace.add = watched
+        if inst.facade is not None:
+            self._wrap(inst, node)
+
+    def _wrap(self, inst: Any, node: str) -> None:
+        """Record the calls of this (new) ``uwsgi`` module: its caches are new too."""
+        module = inst.facade
+        self._wrapped[node] = module
+        lost = self.lost.setdefault(node, {})
+        for slot, (_at, may_vanish) in self.last.get(node, {}).items():
+            if not may_vanish:
+                lost[slot] = inst.kernel.now
+        self.last[node] = {}
+        for op, (key_at, name_at) in _CACHE_CALLS.items():
+            original = module.__dict__.get(op)
+            if original is not None:
+                module.__dict__[op] = self._recorder(inst, node, op, original, key_at,
+                                                     name_at)
+
+    def _recorder(self, inst: Any, node: str, op: str, original: Any, key_at: int | None,
+                  name_at: int) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            name = args[name_at] if len(args) > name_at else None
+            if isinstance(name, str) and "@" in name:
+                return result  # a remote cache: that node's history has it
+            key = args[key_at] if key_at is not None and len(args) > key_at else None
+            if isinstance(key, str):
+                key = key.encode()
+            if key_at is not None and not isinstance(key, bytes):
+                return result  # refused arguments (uWSGI raised or returned None)
+            self._record(inst, node, op, str(name or ""), key, args, result)
+            return result
+
+        call.__name__ = op
+        return call
+
+    def _record(self, inst: Any, node: str, op: str, name: str, key: bytes | None,
+                args: tuple[Any, ...], result: Any) -> None:
+        now = inst.kernel.now
+        last, lost = self.last[node], self.lost[node]
+        if key is None:  # cache_clear
+            for slot in [k for k in (*last, *lost) if k[0] == name]:
+                last.pop(slot, None)
+                lost.pop(slot, None)
+            self.history.append((now, node, name, None, op, None))
+            return
+        slot = (name, key)
+        if op == "cache_get":
+            self.history.append((now, node, name, key, op, result))
+            self._check_read(inst, slot, result, now)
+        elif op == "cache_num":  # the counter in the first 8 bytes; 0 when absent
+            nums = {_num(v) for v in self.written.get(slot, ())}
+            value = result if result in nums or result != 0 else None
+            self.history.append((now, node, name, key, op, value))
+            self._check_read(inst, slot, value, now, nums)
+        elif op == "cache_del":
+            last.pop(slot, None)
+            lost.pop(slot, None)
+            self.history.append((now, node, name, key, op, None))
+        elif result:  # a write that took: what the cache now holds
+            caches = inst.subsystems.get("cache")
+            cache = caches.local(name or None) if caches is not None else None
+            stored = cache.items.get(key) if cache is not None else None
+            if isinstance(stored, int):  # a counter kept unencoded (cache.py)
+                stored = stored.to_bytes(8, "little")
+            if stored is not None:
+                expires = args[2] if len(args) > 2 else 0
+                self.written.setdefault(slot, set()).add(bytes(stored))
+                last[slot] = (now, bool(expires) or getattr(cache, "purge_lru", False))
+                lost.pop(slot, None)
+                self.history.append((now, node, name, key, op, bytes(stored)))
+
+    def _check_read(self, inst: Any, slot: tuple[str, bytes], value: Any, now: float,
+                    allowed: set[Any] | None = None) -> None:
+        if self.failure is not None:
+            return
+        name, key = slot
+        node = inst.node
+        where = f"cache {name or '(default)'!s} key {key!r} on {node}"
+        what = None
+        written = self.last[node].get(slot)
+        emptied = self.lost[node].get(slot)
+        if value is not None:
+            if value not in (self.written.get(slot, set()) if allowed is None else allowed):
+                what = f"{where} read {value!r}, a value no node wrote"
+        elif written is not None and not written[1]:
+            what = (f"{where} read None after it was written at {written[0]:.6f} "
+                    f"(no delete, clear or expiry since)")
+        elif emptied is not None:
+            what = (f"{where} read None: the reload at {emptied:.6f} emptied the cache "
+                    f"(uWSGI's caches live in the master, which a reload executes anew)")
+        if what is not None:  # the trace up to the read (the request being served)
+            self.failure = PropertyViolation(what, now, _slice(inst.trace, len(inst.trace) - 1))
+
+    def verify(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+def _num(value: bytes) -> int:
+    """What ``cache_num`` reads from a value: its first 8 bytes, signed little-endian."""
+    return int.from_bytes(value[:8].ljust(8, b"\0"), "little", signed=True)
+
+
+def cache_reads_written() -> _CacheHistory:
+    """Cache reads see a value written, per node: every ``cache_get`` that returns a
+    value (``cache_get``, ``cache_num``) returns one some node wrote to that key (set,
+    update or math), and one that
+    returns None follows a delete, a clear or an expiry of that key on its node, never
+    just a write (a reload empties uWSGI's caches: named when it is the cause). Attach
+    it before the run (``PROPERTIES = [cache_reads_written()]``, or ``.attach(sim)``)
+    and ``verify()`` after; ``.history`` is what it saw. In ``sim`` mode (fork mode's
+    apps call their own copy of the module)."""
+    return _CacheHistory()

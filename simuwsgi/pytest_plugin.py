@@ -33,6 +33,17 @@ relative paths resolved in the test file's directory), closed at the end of the 
         uwsgi_cluster.net.partition(["a"], ["b"])
         assert uwsgi_cluster["a"].get("/call-b").status == 200
 
+``explore_seeds`` shards a scenario's exploration into one test per seed, which
+pytest-xdist spreads over its workers (``pytest -n auto``) without changing any result:
+each seed's run (``simuwsgi.explore.run_one``, with a fault plan drawn from the seed) is
+the same in any process. The ``explored`` fixture is that run's ``Outcome``; a failing
+test's report shows the failure shrunk to a minimal plan and its one-line replay::
+
+    @pytest.mark.explore_seeds("scenarios/chaos/spool_twice_fixed.py", seeds=200,
+                               faults="kill")
+    def test_never_charged_twice(explored):
+        assert explored.failure is None, explored.detail
+
 ``reuse=True`` (real mode) shares one running instance among the tests of a session
 that use the same options and app directory (a start costs ~0.1 s, a stop ~1 s); its
 clock, trace and log restart for each test, its state (caches, counters) does not.
@@ -71,6 +82,50 @@ def pytest_configure(config: pytest.Config) -> None:
         "settings for uwsgi_sim")
     config.addinivalue_line(
         "markers", "uwsgi_cluster(seed=0, start=None, tz=None): settings of uwsgi_cluster")
+    config.addinivalue_line(
+        "markers", "explore_seeds(scenario, seeds=100, faults='kill', first_seed=0, "
+        "mode='sim'): one test per seed of the scenario's exploration (fixture explored)")
+
+
+_EXPLORED = pytest.StashKey[Any]()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("explore_seeds")
+    if marker is None or "explored" not in metafunc.fixturenames:
+        return
+    first = marker.kwargs.get("first_seed", 0)
+    seeds = range(first, first + marker.kwargs.get("seeds", 100))
+    metafunc.parametrize("_explore_seed", seeds, ids=[f"seed{s}" for s in seeds])
+
+
+@pytest.fixture
+def _explore_seed(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@pytest.fixture
+def explored(request: pytest.FixtureRequest, _explore_seed: int) -> Any:
+    """The ``Outcome`` of this test's seed of an ``explore_seeds`` exploration."""
+    from .explore import parse_kinds, run_one
+
+    marker = request.node.get_closest_marker("explore_seeds")
+    if marker is None or not marker.args:
+        raise pytest.UsageError("explored needs @pytest.mark.explore_seeds(SCENARIO, "
+                                "seeds=N)")
+    scenario = Path(str(marker.args[0]))
+    if not scenario.is_absolute():
+        scenario = Path(str(request.path)).parent / scenario
+    if not scenario.is_file():
+        raise pytest.UsageError(f"explore_seeds: no scenario file {scenario}")
+    try:
+        kinds = parse_kinds(marker.kwargs.get("faults", "kill"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"explore_seeds: {exc}") from None
+    mode = marker.kwargs.get("mode", "sim")
+    outcome = run_one(scenario, _explore_seed, kinds=kinds, mode=mode)
+    request.node.stash[_EXPLORED] = (scenario, outcome, mode)
+    return outcome
 
 
 def _make(request: pytest.FixtureRequest, options: Any = None, **kwargs: Any) -> Any:
@@ -217,6 +272,9 @@ def uwsgi_cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
+    explored = item.stash.get(_EXPLORED, None)
+    if report.failed and explored is not None and explored[1].failure is not None:
+        report.sections.append(("simuwsgi explore", _shrunk(*explored)))
     sims = item.stash.get(_SIMS, [])
     if report.failed and sims:
         lines = []
@@ -231,3 +289,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                          f"log{which}:")
             lines += ["  " + line for line in log[-LOG_TAIL:]]
         report.sections.append(("simuwsgi", "\n".join(lines)))
+
+
+def _shrunk(scenario: Path, outcome: Any, mode: str) -> str:
+    """A failing seed's report: the failure shrunk to a minimal plan, and its replay."""
+    from .explore import replay_command, shrink
+
+    small, tries = shrink(scenario, outcome, mode=mode)
+    return "\n".join([f"seed {outcome.seed}: {small.failure}",
+                      f"plan drawn: {outcome.plan or '(none)'}",
+                      f"minimal plan ({tries} shrink runs): {small.plan or '(none)'}",
+                      f"replay: {replay_command(str(scenario), outcome.seed, small.plan)}",
+                      f"digest: {small.digest}"])

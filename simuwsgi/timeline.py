@@ -428,7 +428,7 @@ def screenshot(html: Path, png: Path, lanes: int) -> bool:
 
     if chromium() is None:
         return False
-    height = 110 + 26 * lanes
+    height = 260 + 26 * min(lanes, 40)  # the page scrolls its lanes: the first 40 show
     try:
         done = headless(html.resolve().as_uri(), f"--window-size=1400,{height}",
                         f"--screenshot={png.resolve()}")

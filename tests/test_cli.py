@@ -345,3 +345,37 @@ def test_trace_prints_a_saved_trace_as_a_table(tmp_path, monkeypatch, capsys):
         "simuwsgi trace: app.py is not a simuwsgi trace (run --trace FILE saves one)")
     assert main(["trace", "t.msgpack", "--from", "later"]) == 2
     _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", [
+    ["options"],
+    ["explain", "scenarios/quickstart.py"],
+    ["run", "scenarios/chaos/spool_twice.py", "--seed", "0", "--faults",
+     "Kill('spooler1', at=30)"],
+    ["explore", "scenarios/chaos/spool_twice.py", "--seeds", "2", "--report", "{tmp}"],
+])
+def test_a_closed_pipe_ends_a_command_quietly(tmp_path, command):
+    """``simuwsgi ... | head``: the reader has gone before the first line is written; the
+    command stops with a shell's SIGPIPE status and no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simuwsgi.cli", *(c.format(tmp=tmp_path) for c in command)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as ``head`` exits
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
+
+
+def test_explore_draws_a_progress_bar_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    argv = ["explore", str(REPO / "scenarios/chaos/spool_twice.py"), "--seeds", "3",
+            "--report", str(tmp_path)]
+    assert main(argv) == 1  # seed 2 fails
+    assert capsys.readouterr().err == ""  # not a terminal: no bar, no progress line
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("\r  [") and err.endswith("\n")
+    assert "[##############################] 100% 3/3 seeds, 1 failing, " in err
+    assert err.rstrip().endswith("seeds/s, shrunk 1/1")  # then the failing seed shrinks
+    assert main([*argv, "--quiet"]) == 1
+    assert capsys.readouterr().err == ""

@@ -101,3 +101,21 @@ def test_argv_roundtrip_for_real_mode():
     o = parse_options(["--master", "-p", "2", "--mule=x.py", "--set", "a=1"])
     assert o.argv() == ["--master", "--processes=2", "--mule=x.py", "--set=a=1"]
     assert parse_options(o.argv()).exported() == o.exported()
+
+
+def test_remembered_answers_follow_changed_options():
+    # The typed accessors remember their answers (the request path reads a dozen options
+    # per request); an option added, or the list replaced, must be seen at once.
+    opts = parse_options(["--log-micros", "--processes", "2"])
+    derived = []
+    assert opts.flag("log-micros") and opts.int("processes") == 2
+    assert opts.memo("k", lambda: derived.append(1) or len(derived)) == 1
+    assert opts.memo("k", lambda: derived.append(1) or len(derived)) == 1  # remembered
+    opts.add("log-micros", "false")
+    opts.add("workers", "5")
+    assert not opts.flag("log-micros") and opts.int("processes") == 5
+    assert opts.values("processes") == ["2", "5"]
+    assert opts.memo("k", lambda: derived.append(1) or len(derived)) == 2  # recomputed
+    opts.items = [("disable-logging", True)]
+    assert opts.flag("disable-logging") and opts.int("processes", 1) == 1
+    assert not opts.flag("log-micros") and opts.values("processes") == []

@@ -9,7 +9,83 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simuwsgi._core import kernel as kernel_module
 from simuwsgi._core.kernel import Kernel, Process
+
+_C_LOOP = kernel_module._c_run_events
+
+
+@pytest.fixture(autouse=True, scope="module", params=["C loop", "Python loop"])
+def event_loop(request):
+    """Every test of this module runs with the C event loop (``_ckernel.c``) and with
+    its pure-Python twin: they must not differ in anything a test can see."""
+    kernel_module._c_run_events = _C_LOOP if request.param == "C loop" else None
+    yield request.param
+    kernel_module._c_run_events = _C_LOOP
+
+
+def test_the_loop_accelerator_is_built_here():
+    # The machines this project runs on have a compiler: a silent fallback would hide
+    # a broken build (and slow the loop). SIMUWSGI_PURE_PYTHON=1 runs the whole suite
+    # on the Python loop.
+    import os
+
+    assert (_C_LOOP is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+
+
+def test_pure_python_is_forced_by_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = "from simuwsgi._core import kernel; print(kernel._c_run_events is None)"
+    env = dict(os.environ, SIMUWSGI_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
+def test_an_event_that_raises_leaves_the_kernel_as_the_loop_left_it():
+    k = Kernel()
+    seen = []
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    def proc_body() -> None:
+        seen.append(("ran", k.now))
+        raise KeyError("in a process")
+
+    k.post(1.0, seen.append, "a")
+    k.post(2.0, boom)
+    k.post(3.0, seen.append, "b")
+    with pytest.raises(ValueError, match="boom"):
+        k.run_until(10)
+    assert (seen, k.now, k.events_run) == (["a"], 2.0, 2)
+    p = Process(k, "p", 1, proc_body)
+    k.wake(p)  # a resume by the loop: the hand-over flag is set around it
+    with pytest.raises(KeyError):
+        k.run_until(10)
+    assert k._may_hand_over is False and seen[-1] == ("ran", 2.0)
+    assert k.run_until(10) is False and seen[-1] == "b" and k.now == 10
+    assert k.events_run == 4
+
+
+def test_nested_run_until_and_stopping():
+    k = Kernel()
+    seen = []
+
+    def outer_event() -> None:
+        k.post(0.5, seen.append, "inner")
+        assert k.run_until(k.now + 1) is False  # an event may run the loop itself
+        seen.append(("back", k.now))
+        k.stopping = True
+
+    k.post(1.0, outer_event)
+    k.post(5.0, seen.append, "later")
+    assert k.run_until(10) is True
+    assert seen == ["inner", ("back", 2.0)] and k.now == 2.0 and not k.stopping
+    assert k.run_until(10) is False and seen[-1] == "later"
 
 
 def test_events_run_in_time_then_sequence_order():
@@ -373,3 +449,49 @@ def test_sleep_counts_as_a_yield_even_without_a_switch():
     k.start(Process(k, "p", 1, body))
     k.run_until(100.0)
     assert k.parks == 10  # what the stall watchdog watches
+
+
+_LOOP_APP = """
+import time
+import uwsgi
+calls = 0
+def tick(num):
+    global calls
+    calls += 1
+uwsgi.register_signal(1, "workers", tick)
+uwsgi.add_timer(1, 2)
+uwsgi.register_signal(2, "", tick)
+uwsgi.add_cron(2, -1, -1, -1, -1, -1)
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(3)  # past --harakiri 2: the worker is killed
+    elif environ["PATH_INFO"] == "/nap":
+        time.sleep(0.25)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%d" % calls]
+"""
+
+
+def test_a_simulation_runs_the_same_on_both_loops(tmp_path):
+    from simuwsgi import Simulation
+
+    (tmp_path / "app.py").write_text(_LOOP_APP)
+
+    def run(loop) -> tuple:
+        kernel_module._c_run_events = loop
+        with Simulation(["--master", "--processes", "3", "--harakiri", "2",
+                         "--wsgi-file", "app.py"], app_dir=tmp_path, seed=7) as sim:
+            handles = [sim.submit("GET", path, at=0.3 * i)
+                       for i, path in enumerate(["/", "/nap", "/slow", "/nap", "/"] * 8)]
+            sim.wait(handles)
+            sim.advance(600)
+            sim.get("/")
+            return (sim.trace.digest(), list(sim.log), sim.kernel.events_run, sim.now,
+                    [h.response.status for h in handles])
+
+    try:
+        with_c, pure = run(_C_LOOP), run(None)
+    finally:
+        kernel_module._c_run_events = _C_LOOP
+    assert with_c == pure
+    assert None in with_c[4] and 200 in with_c[4]  # harakiri and answers both happened

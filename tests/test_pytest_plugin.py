@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+CHAOS = Path(__file__).resolve().parent.parent / "scenarios" / "chaos"
+
 APP = """
 import uwsgi
 def application(env, sr):
@@ -185,3 +189,66 @@ def test_cluster_fixture(pytester):
         "seed 5, virtual time 0.000040 s, trace digest *",
         "replay: pytest 'test_nodes.py::test_two_nodes' --simuwsgi-seed=5",
     ])
+
+
+EXPLORED_TESTS = """
+    import os
+    import pytest
+
+    @pytest.mark.explore_seeds({scenario!r}, seeds=6, faults="kill")
+    def test_seed(explored):
+        with open(os.environ["DIGESTS"], "a") as f:
+            f.write(f"{{explored.seed}} {{explored.digest}} {{os.getpid()}}\\n")
+        assert explored.failure is None, explored.detail
+"""
+
+
+def _digests(path):
+    rows = [line.split() for line in path.read_text().splitlines()]
+    path.unlink()
+    return sorted((int(seed), digest) for seed, digest, _pid in rows), {r[2] for r in rows}
+
+
+def test_explore_seeds_shard_over_xdist_workers_with_the_same_results(pytester, monkeypatch):
+    pytester.makepyfile(test_user=EXPLORED_TESTS.format(
+        scenario=str(CHAOS / "spool_twice_fixed.py")))
+    digests = pytester.path / "digests"
+    monkeypatch.setenv("DIGESTS", str(digests))
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=6)
+    alone, pids = _digests(digests)
+    assert [seed for seed, _ in alone] == list(range(6)) and len(pids) == 1
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2").assert_outcomes(
+        passed=6)
+    sharded, pids = _digests(digests)
+    assert sharded == alone and len(pids) == 2  # two workers, the same six runs
+
+
+def test_a_failing_seed_reports_its_minimal_plan_and_replay(pytester, monkeypatch):
+    pytester.makepyfile(test_user=EXPLORED_TESTS.format(
+        scenario=str(CHAOS / "spool_twice.py")).replace("seeds=6", "first_seed=2, seeds=1"))
+    monkeypatch.setenv("DIGESTS", str(pytester.path / "digests"))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "test_seed[seed2]" in out
+    assert "minimal plan (" in out and "Kill('spooler1', when=DuringSpoolTask(" in out
+    assert "replay: simuwsgi run " in out and "spool_twice.py --seed 2 --faults" in out
+
+
+def test_explore_seeds_refuses_a_missing_scenario_or_an_unknown_fault(pytester):
+    pytester.makepyfile(test_user="""
+        import pytest
+
+        @pytest.mark.explore_seeds("nowhere.py", seeds=1)
+        def test_missing(explored):
+            pass
+
+        @pytest.mark.explore_seeds(__file__, seeds=1, faults="meteor")
+        def test_fault(explored):
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    assert "explore_seeds: no scenario file" in out and "nowhere.py" in out
+    assert "explore_seeds: --faults: unknown fault kind 'meteor'" in out

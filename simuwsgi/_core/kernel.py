@@ -107,6 +107,48 @@ class Process:
         return f"<{type(self).__name__} {self.name} pid={self.pid}>"
 
 
+def _run_events(kernel: Kernel, heap: list[list[Any]], when: float,
+                stop: Callable[[], bool] | None, resume: Callable[..., None]) -> bool:
+    """The loop of ``Kernel.run_until``: run the events due at or before ``when``; True
+    when one set ``kernel.stopping`` or ``stop()`` was true after one. The events run
+    are counted into ``kernel.events_run`` (also when one raises). ``_ckernel.c`` is
+    this function in C (used when built, unless ``SIMUWSGI_PURE_PYTHON`` is set)."""
+    pop = heapq.heappop
+    count = 0
+    try:
+        while heap and heap[0][0] <= when:
+            t, _prio, _seq, fn, args = pop(heap)
+            if fn is None:
+                continue
+            kernel.now = t
+            count += 1
+            if fn is resume:
+                # A process resumed by the loop itself may hand over to the next
+                # process directly when it parks (``Kernel._hand_over``).
+                kernel._may_hand_over = True
+                try:
+                    resume(*args)
+                finally:
+                    kernel._may_hand_over = False
+            else:
+                fn(*args)
+            if kernel.stopping or (stop is not None and stop()):
+                kernel.stopping = False
+                return True
+        return False
+    finally:
+        kernel.events_run += count
+
+
+if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+    _c_run_events = None
+else:
+    try:  # the optional C accelerator: the same loop (see _ckernel.c)
+        from ._ckernel import run_events as _c_run_events
+    except ImportError:  # not built (no compiler): the Python loop
+        _c_run_events = None
+
+
 class Kernel:
     """Event heap, virtual clock, seeded RNG and the current-process pointer."""
 
@@ -202,36 +244,15 @@ class Kernel:
         ``kernel.stopping`` (the flag is cleared) or, with ``stop``, as soon as
         ``stop()`` is true after an event. Returns False otherwise.
         """
-        heap = self._heap
-        pop = heapq.heappop
-        resume = self._resume
-        count = 0
         self.stopping = False
         outer = self._until, self._stop
         self._until = when
         self._stop = stop
         try:
-            while heap and heap[0][0] <= when:
-                t, _prio, _seq, fn, args = pop(heap)
-                if fn is None:
-                    continue
-                self.now = t
-                count += 1
-                if fn is resume:
-                    # A process resumed by the loop itself may hand over to the next
-                    # process directly when it parks (``_hand_over``).
-                    self._may_hand_over = True
-                    try:
-                        resume(*args)
-                    finally:
-                        self._may_hand_over = False
-                else:
-                    fn(*args)
-                if self.stopping or (stop is not None and stop()):
-                    self.stopping = False
-                    return True
+            run = _c_run_events if _c_run_events is not None else _run_events
+            if run(self, self._heap, when, stop, self._resume):
+                return True
         finally:
-            self.events_run += count
             self._until, self._stop = outer
         if when > self.now:
             self.now = when
@@ -330,7 +351,12 @@ class Kernel:
                     self.now = entry[0]
                     self.events_run += 1
                     proc.wait_reason = reason
-                    self._enter(nxt)  # its directory, node and globals too
+                    if (nxt.context is self._installed_context and nxt.cwd is self._cwd
+                            and nxt.domain is self._domain):
+                        self.current = nxt  # _enter's work when nothing else changes
+                        nxt.wait_reason = ""
+                    else:
+                        self._enter(nxt)  # its directory, node and globals too
                     g.switch(value)
                     return
         heapq.heappush(heap, entry)  # not for this process to run: back, same place
@@ -362,8 +388,12 @@ class Kernel:
             self.apply_cwd(proc.cwd)
         if proc.domain is not self._domain:
             self.switch_domain(proc.domain)
-        if proc.context is not self._installed_context:
-            self.switch_context(proc.context)
+        context = proc.context
+        if context is not self._installed_context:  # switch_context, inline: every resume
+            hook = self.context_hook
+            if hook is not None:
+                hook(self._installed_context, context)
+            self._installed_context = context
         self.current = proc
         proc.wait_reason = ""
 

@@ -62,6 +62,24 @@ def canonical(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+class _Answers:
+    """What the typed accessors answered for one ``items`` list: ``values``, ``flag``
+    and ``int`` by their arguments, and what ``memo`` computed by its key."""
+
+    __slots__ = ("items", "length", "values", "flag", "int", "memo")
+
+    def __init__(self) -> None:
+        self.reset(None)
+
+    def reset(self, items: Any) -> None:
+        self.items = items
+        self.length = -1 if items is None else len(items)
+        self.values: dict[tuple[str, ...], list[str | bool]] = {}
+        self.flag: dict[tuple[str, ...], bool] = {}
+        self.int: dict[tuple[str, int], int] = {}
+        self.memo: dict[Any, Any] = {}
+
+
 @dataclass
 class Options:
     """The options of one uWSGI instance, in the order given.
@@ -85,23 +103,37 @@ class Options:
     last_file: Path | None = None
     #: Lines uWSGI logs while it reads its options (logged when the instance starts).
     parse_log: list[str] = field(default_factory=list)
-    #: ``values()`` answers: names -> (the items list, its length, the values)
-    _seen: dict[tuple[str, ...], tuple[Any, int, list[str | bool]]] = field(
-        default_factory=dict, repr=False, compare=False)
+    #: Remembered answers (``_Answers``), valid while ``items`` is the list they were
+    #: computed from, with as many items (every change appends or replaces the list).
+    _seen: _Answers = field(default_factory=lambda: _Answers(), repr=False, compare=False)
 
     # -- reading ------------------------------------------------------------------
+    def _fresh(self) -> _Answers:
+        """The remembered answers, forgotten first if ``items`` changed."""
+        seen = self._seen
+        items = self.items
+        if items is not seen.items or len(items) != seen.length:
+            seen.reset(items)
+        return seen
+
     def values(self, *names: str) -> list[str | bool]:
         """Every value given for any of ``names`` or their aliases, in order (a list
         the caller must not change). Remembered while ``items`` stays as it is: the
         request path reads a dozen options per request."""
-        items = self.items
-        hit = self._seen.get(names)
-        if hit is not None and hit[0] is items and hit[1] == len(items):
-            return hit[2]
-        wanted = {canonical(n) for n in names}
-        found = [v for n, v in items if canonical(n) in wanted]
-        self._seen[names] = (items, len(items), found)
-        return found
+        answers = self._fresh().values
+        found = answers.get(names)
+        if found is None:
+            wanted = {canonical(n) for n in names}
+            found = answers[names] = [v for n, v in self.items if canonical(n) in wanted]
+        return found  # type: ignore[no-any-return]
+
+    def memo(self, key: Any, compute: Any, *args: Any) -> Any:
+        """``compute(*args)``, remembered under ``key`` while the options stay as they
+        are: what the request path derives from them is computed once."""
+        answers = self._fresh().memo
+        if key not in answers:
+            answers[key] = compute(*args)
+        return answers[key]
 
     def last(self, *names: str) -> str | bool | None:
         found = self.values(*names)
@@ -112,20 +144,24 @@ class Options:
 
     def flag(self, *names: str) -> bool:
         """A flag option as ``uwsgi_opt_true`` reads it (last value wins)."""
-        value = self.last(*names)
-        if value is None:
-            return False
-        if value is True:
-            return True
-        return str(value).strip().lower() not in _FALSE_WORDS
+        answers = self._fresh().flag
+        answer = answers.get(names)
+        if answer is None:
+            value = self.last(*names)
+            answer = answers[names] = (
+                value is True or (value is not None
+                                  and str(value).strip().lower() not in _FALSE_WORDS))
+        return answer  # type: ignore[no-any-return]
 
     def int(self, name: str, default: int = 0) -> int:
-        value = self.last(name)
-        if value is None:
-            return default
-        if value is True:
-            return 1
-        return atoi(str(value))
+        answers = self._fresh().int
+        key = (name, default)
+        answer = answers.get(key)
+        if answer is None:
+            value = self.last(name)
+            answer = answers[key] = (default if value is None else 1 if value is True
+                                     else atoi(str(value)))
+        return answer  # type: ignore[no-any-return]
 
     def str(self, name: str, default: str | None = None) -> str | None:
         value = self.last(name)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["RequestLogRecord", "log_request"]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)  # not frozen: a frozen __init__ costs 25 calls
 class RequestLogRecord:
     """What ``struct wsgi_request`` holds when the request is logged."""
 
@@ -75,39 +75,68 @@ class RequestLogRecord:
     log_this: bool = False
 
 
-def _should_log(inst: Instance, r: RequestLogRecord) -> bool:
+class _Policy(NamedTuple):
+    """The options the request log reads, read once per set of options."""
+
+    log_zero: bool
+    slow: int
+    log_4xx: bool
+    log_5xx: bool
+    big: int
+    log_sendfile: bool
+    disabled: bool
+    micros: bool
+    memory_report: bool
+    fmt: str | None
+    strftime: bool
+    x_forwarded_for: bool
+
+
+def _read_policy(o: Any) -> _Policy:
+    fmt = o.last("logformat", "log-format")
+    return _Policy(o.flag("log-zero"), o.int("log-slow", 0), o.flag("log-4xx"),
+                   o.flag("log-5xx"), o.int("log-big", 0), o.flag("log-sendfile"),
+                   o.flag("disable-logging"), o.flag("log-micros"), o.flag("memory-report"),
+                   fmt if isinstance(fmt, str) else None,
+                   o.flag("logformat-strftime", "log-format-strftime"),
+                   o.flag("log-x-forwarded-for"))
+
+
+def policy(inst: Instance) -> _Policy:
+    """The request log's options of ``inst`` (remembered while they do not change)."""
+    return inst.opts.memo(("reqlog",), _read_policy, inst.opts)  # type: ignore[no-any-return]
+
+
+def _should_log(p: _Policy, r: RequestLogRecord) -> bool:
     """``log_request``: the conditions that log a request even when logging is off."""
-    o = inst.opts
     if r.log_this:
         return True
-    if o.flag("log-zero") and r.response_size == 0:
+    if p.log_zero and r.response_size == 0:
         return True
-    slow = o.int("log-slow", 0)
-    if slow and r.micros // 1000 >= slow:
+    if p.slow and r.micros // 1000 >= p.slow:
         return True
-    if o.flag("log-4xx") and 400 <= r.status <= 499:
+    if p.log_4xx and 400 <= r.status <= 499:
         return True
-    if o.flag("log-5xx") and 500 <= r.status <= 599:
+    if p.log_5xx and 500 <= r.status <= 599:
         return True
-    big = o.int("log-big", 0)
-    if big and r.response_size >= big:
+    if p.big and r.response_size >= p.big:
         return True
-    if o.flag("log-sendfile") and r.via_sendfile:
+    if p.log_sendfile and r.via_sendfile:
         return True
-    return not o.flag("disable-logging")
+    return not p.disabled
 
 
 def _ctime(wall: float) -> str:
     return time.asctime(time.localtime(int(wall)))
 
 
-def default_line(inst: Instance, r: RequestLogRecord) -> str:
-    """``uwsgi_logit_simple``."""
-    micros = inst.opts.flag("log-micros")
+def default_line(p: _Policy, r: RequestLogRecord) -> str:
+    """``uwsgi_logit_simple`` (``p``: the request log's options)."""
+    micros = p.micros
     rt = r.micros if micros else r.micros // 1000
     via = " via sendfile() " if r.via_sendfile else " "
     mem = ""
-    if inst.opts.flag("memory-report"):
+    if p.memory_report:
         mem = (f"{{address space usage: {r.vsz} bytes/{r.vsz // 1024 // 1024}MB}} "
                f"{{rss usage: {r.rss} bytes/{r.rss // 1024 // 1024}MB}} ")
     return (f"{mem}[pid: {r.pid}|app: {r.app_id}|req: {r.app_req}/{r.total}] {r.addr} "
@@ -172,13 +201,12 @@ def format_line(fmt: str, r: RequestLogRecord, logvars: dict[bytes, bytes],
 def log_request(inst: Instance, r: RequestLogRecord, logvars: dict[bytes, bytes],
                 request_vars: dict[str, str], proc: object = None) -> None:
     """Log the request if uWSGI would, in the configured format."""
-    if not _should_log(inst, r):
+    p = policy(inst)
+    if not _should_log(p, r):
         return
-    fmt = inst.opts.last("logformat", "log-format")
-    fmt = fmt if isinstance(fmt, str) else None
+    fmt = p.fmt
     sink = inst.log_sink
-    ftime = (sink.strftime if sink is not None
-             and inst.opts.flag("logformat-strftime", "log-format-strftime") else None)
+    ftime = sink.strftime if sink is not None and p.strftime else None
     line = (format_line(fmt, r, logvars, request_vars, inst.subsystems.get("metrics"), ftime)
-            if fmt else default_line(inst, r))
+            if fmt else default_line(p, r))
     inst.log_raw(line, proc, request=True)  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import io
 import operator
 import os
@@ -136,6 +137,9 @@ class Request:
         self.started = 0.0
         #: The client connection while a worker serves it (``simuwsgi.server.wire``).
         self.conn: Any = None
+        #: Its uwsgi packet's vars, once built (``packet_vars``; the environ and the log
+        #: line read them).
+        self._vars: dict[str, str] | None = None
 
     def finish(self, status: int | None, headers: list[tuple[str, str]], body: bytes,
                now: float, reason: str = "") -> None:
@@ -502,13 +506,15 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
     """The vars uWSGI's ``--http-socket`` parser (``proto/http.c`` ``http_parse``) puts
     in the request's uwsgi packet (observed on 2.0.30: no ``REMOTE_PORT``;
     ``SERVER_NAME`` is the host name; ``CONTENT_LENGTH`` only with a body; headers
-    become ``HTTP_*``)."""
-    parts = urlsplit(req.path)
+    become ``HTTP_*``). Built once per request: the caller must not change it."""
+    if req._vars is not None:
+        return req._vars
+    path_info, query = _split_uri(req.path)
     packet = {
         "REQUEST_METHOD": req.method,
         "REQUEST_URI": req.path,
-        "PATH_INFO": _unquote_path(parts.path or "/"),
-        "QUERY_STRING": parts.query,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
         "SERVER_PROTOCOL": req.protocol,
         "SCRIPT_NAME": "",
         "SERVER_NAME": inst.hostname,
@@ -523,6 +529,7 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
             packet["HTTP_" + key] = value
     if req.body and "CONTENT_LENGTH" not in packet and not req.chunked:
         packet["CONTENT_LENGTH"] = str(len(req.body))
+    req._vars = packet
     return packet
 
 
@@ -546,6 +553,20 @@ def build_environ(inst: Instance, req: Request, w: Worker,
     return environ
 
 
+def _split_uri(uri: str) -> tuple[str, str]:
+    """``PATH_INFO`` (unquoted) and ``QUERY_STRING`` of a request URI; those of short
+    URIs are remembered (a run requests the same few again and again)."""
+    return _split_short_uri(uri) if len(uri) <= 256 else _split_any_uri(uri)
+
+
+def _split_any_uri(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    return _unquote_path(parts.path or "/"), parts.query
+
+
+_split_short_uri = functools.lru_cache(maxsize=4096)(_split_any_uri)
+
+
 def _unquote_path(path: str) -> str:
     from urllib.parse import unquote_to_bytes
 
@@ -561,8 +582,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     req.started = kernel.now
     if (w.apps if inst.lazy_apps else inst.app.apps).get(0) is not None:
         w.app_local_requests += 1  # the app's request count, as the request starts
-    inst.record("request.start", w, id=req.id, method=req.method, path=req.path,
-                **({"core": w.core} if inst.threads > 1 else {}))
+    fields = {"id": req.id, "method": req.method, "path": req.path}
+    if inst.threads > 1:
+        fields["core"] = w.core
+    inst.trace.add(kernel.now, w.name, "request.start", fields)
     start_wall = inst.wall()
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
@@ -587,8 +610,10 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         w.harakiri_deadline = 0.0
         w.user_harakiri_deadline = 0.0
         inst._reschedule_harakiri(w)
-    inst.record("request.end", w, id=req.id, status=status, bytes=len(body),
-                **({"exception": True} if failed else {}))
+    fields = {"id": req.id, "status": status, "bytes": len(body)}
+    if failed:
+        fields["exception"] = True
+    inst.trace.add(end, w.name, "request.end", fields)
     reason = ""
     if status is None:
         reason = ("connection closed without a response: " +
@@ -615,7 +640,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         stats = _no_app_stats(req.protocol)
     vars_ = packet_vars(inst, req)
     addr = req.remote_addr
-    if inst.opts.flag("log-x-forwarded-for") and "HTTP_X_FORWARDED_FOR" in vars_:
+    if _reqlog.policy(inst).x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:
         addr = vars_["HTTP_X_FORWARDED_FOR"]
     misc = inst.subsystems.get("misc")
     state = misc.request_state(req) if misc is not None else None
@@ -624,8 +649,8 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         app_req=w.app_local_requests if stats["app_id"] >= 0 else -1,
         total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
         proto=req.protocol, status=stats["status"], var_cnt=2 * len(vars_),
-        pktsize=sum(4 + len(k) + len(v.encode("latin-1", "replace"))
-                    for k, v in vars_.items()),
+        # 2 + 2 length bytes per var; latin-1 with "replace" is one byte per character
+        pktsize=4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values())),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
         response_size=stats["response_size"], headers_size=stats["headers_size"],
         header_cnt=stats["header_cnt"], switches=stats["switches"], core=w.core,
