@@ -471,10 +471,11 @@ class Cluster:
     def expose(self, name: str, address: str, *, protocol: str = "uwsgi") -> None:
         """Let real clients reach node ``name`` on the real ``address``
         (``"127.0.0.1:3031"``, port 0: any free port) while :meth:`serve` runs;
-        ``protocol`` is ``"uwsgi"`` (``--socket``) or ``"http"`` (``--http-socket``)."""
+        ``protocol`` is ``"uwsgi"`` (``--socket``), ``"http"`` (``--http-socket``) or
+        ``"stats"`` (the node's ``--stats`` server: each connection reads its document)."""
         self[name]
-        if protocol not in ("uwsgi", "http"):
-            raise ValueError(f"protocol must be 'uwsgi' or 'http', not {protocol!r}")
+        if protocol not in ("uwsgi", "http", "stats"):
+            raise ValueError(f"protocol must be 'uwsgi', 'http' or 'stats', not {protocol!r}")
         self._exposed[name] = (address, protocol)
         self._record("net.expose", name=name, address=address, protocol=protocol)
 

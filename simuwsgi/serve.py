@@ -3,7 +3,9 @@
 ``--socket``/``--uwsgi-socket`` addresses speak the uwsgi protocol, ``--http-socket``
 addresses HTTP, with the limits of ``--buffer-size``, ``--max-vars``, ``--limit-post``
 and ``--socket-timeout``, ``--listen`` as the backlog and, as uWSGI does on Linux,
-``TCP_DEFER_ACCEPT`` (``--socket-timeout`` seconds) unless ``--no-defer-accept``. The simulation is paced by the real clock (see
+``TCP_DEFER_ACCEPT`` (``--socket-timeout`` seconds) unless ``--no-defer-accept``; a
+``--stats`` address answers each connection with the stats document. The simulation is
+paced by the real clock (see
 :class:`~simuwsgi.net.SimulatedNode`) and stops when the instance stops
 (``uwsgi.stop()``), after ``duration`` real seconds, or on a signal that stops it.
 
@@ -33,6 +35,7 @@ import trio
 from .net._address import listen
 from .net._node import SimulatedNode
 from .net._server import UwsgiServer, limits_from
+from .net._stats import serve_stats
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -94,6 +97,14 @@ async def serve_simulation(
         here = listener.socket.getsockname()
         text = f"{here[0]}:{here[1]}" if isinstance(here, tuple) else value
         bound.append(Bound(option=name, address=text, protocol=protocol))
+    stats_at = opts.str("stats")
+    stats_listener = None
+    if stats_at:
+        stats_listener = await listen(stats_at, backlog=backlog)
+        here = stats_listener.socket.getsockname()
+        bound.append(Bound(option="stats", protocol="stats",
+                           address=f"{here[0]}:{here[1]}" if isinstance(here, tuple)
+                           else stats_at))
     if not sim.started:
         sim.start()
     inst = sim.inst
@@ -120,7 +131,11 @@ async def serve_simulation(
             await nursery.start(node.run)
             if signals:
                 await nursery.start(_master_signals, node)
-            for (listener, protocol), where in zip(listeners, bound, strict=True):
+            if stats_listener is not None:
+                nursery.start_soon(serve_stats, stats_listener, inst)
+                inst.log(f"simuwsgi: serving stats on {bound[-1].address} (stats)")
+            for (listener, protocol), where in zip(listeners, bound[:len(listeners)],
+                                                   strict=True):
                 await nursery.start(functools.partial(
                     server.serve, listener, protocol=protocol, socket_name=where.address))
                 inst.log(f"simuwsgi: serving {protocol} on {where.address} ({where.option})")
@@ -136,6 +151,9 @@ async def serve_simulation(
         for listener, _protocol in listeners:
             with trio.CancelScope(shield=True):
                 await listener.aclose()
+        if stats_listener is not None:
+            with trio.CancelScope(shield=True):
+                await stats_listener.aclose()
         flush_log()
 
 

@@ -565,6 +565,15 @@ class Simulation:
         names = ", ".join(p.name for p in self.processes())
         raise KeyError(f"no process named {name!r} (there are: {names})")
 
+    def stats(self) -> dict[str, Any]:
+        """The stats server's document now (what a connection to ``--stats`` reads, as
+        ordered data; ``simuwsgi.protocol.encode_stats`` gives its bytes): see
+        ``simuwsgi.server.stats``. Needs the master, as the stats server does."""
+        self._ensure_started()
+        from .server.stats import document
+
+        return document(self.inst)
+
     def globals(self, process: str = "master") -> dict[str, dict[str, Any]]:
         """A copy of one process's app-module globals, by module name."""
         proc = self.process(process)

@@ -73,14 +73,15 @@ def test_unknown_name_is_a_key_error() -> None:
 
 # -- the warning and strict mode ---------------------------------------------------------
 def test_a_not_simulated_option_is_named_in_one_warning(app_dir: Path) -> None:
-    with Simulation(["--wsgi-file", "app.py", "--stats", ":1717", "--cpu-affinity", "1",
-                     "--stats-http", "--processes", "2"], app_dir=app_dir) as sim:
+    with Simulation(["--wsgi-file", "app.py", "--stats-push", "file:x", "--cpu-affinity", "1",
+                     "--touch-logrotate", "x", "--processes", "2"], app_dir=app_dir) as sim:
         warnings = [line for line in sim.log if "not simulated" in line]
-        assert warnings == ["*** simuwsgi WARNING: options not simulated: --stats --stats-http "
-                            "('simuwsgi options NAME' says what is missing) ***"]
+        assert warnings == ["*** simuwsgi WARNING: options not simulated: --stats-push "
+                            "--touch-logrotate ('simuwsgi options NAME' says what is "
+                            "missing) ***"]
         assert sim.log[0] == warnings[0]
         records = sim.trace.select("options.not_simulated")
-        assert [r.fields["options"] for r in records] == [["stats", "stats-http"]]
+        assert [r.fields["options"] for r in records] == [["stats-push", "touch-logrotate"]]
         assert sim.request("GET", "/").body == b"ok"
 
 
@@ -93,9 +94,9 @@ def test_simulated_and_no_effect_options_do_not_warn(app_dir: Path) -> None:
 
 def test_strict_refuses_not_simulated_options(app_dir: Path) -> None:
     with pytest.raises(OptionNotSimulatedError) as info:
-        Simulation(["--wsgi-file", "app.py", "--stats", ":1717", "--pyrun", "x.py"],
+        Simulation(["--wsgi-file", "app.py", "--stats-push", "file:x", "--pyrun", "x.py"],
                    app_dir=app_dir, strict=True)
-    assert str(info.value) == ("options not simulated (strict): --stats --pyrun; "
+    assert str(info.value) == ("options not simulated (strict): --stats-push --pyrun; "
                                "'simuwsgi options NAME' says why")
     assert isinstance(info.value, ConfigError) and isinstance(info.value, NotSimulatedError)
     Simulation(["--wsgi-file", "app.py", "--cpu-affinity", "1"], app_dir=app_dir,
@@ -105,16 +106,16 @@ def test_strict_refuses_not_simulated_options(app_dir: Path) -> None:
 @pytest.mark.uwsgi(strict=True)
 def test_strict_as_a_marker_keyword(uwsgi_simulation, app_dir: Path) -> None:
     with pytest.raises(OptionNotSimulatedError):
-        uwsgi_simulation(["--wsgi-file", "app.py", "--stats", ":1717"], app_dir=app_dir)
+        uwsgi_simulation(["--wsgi-file", "app.py", "--stats-push", "file:x"], app_dir=app_dir)
 
 
 def test_run_strict_exits_2(app_dir: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(app_dir)
     assert main(["run", "--strict", "--for", "1", "--quiet", "--",
-                 "--wsgi-file", "app.py", "--stats", ":1717"]) == 2
-    assert "options not simulated (strict): --stats" in capsys.readouterr().err
+                 "--wsgi-file", "app.py", "--stats-push", "file:x"]) == 2
+    assert "options not simulated (strict): --stats-push" in capsys.readouterr().err
     assert main(["run", "--for", "1", "--quiet", "--",
-                 "--wsgi-file", "app.py", "--stats", ":1717"]) == 0
+                 "--wsgi-file", "app.py", "--stats-push", "file:x"]) == 0
 
 
 # -- simuwsgi options ----------------------------------------------------------------------

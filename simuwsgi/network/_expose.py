@@ -20,6 +20,7 @@ import trio
 from ..net._address import listen
 from ..net._node import SimulatedNode
 from ..net._server import UwsgiServer, limits_from
+from ..net._stats import serve_stats
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
@@ -50,12 +51,16 @@ async def serve_cluster(cluster: Cluster, exposed: dict[str, tuple[str, str]], *
             for node, listener, protocol in listeners:
                 handler = SimulatedNode(node)
                 inst = node.inst
-                server = UwsgiServer(handler.handle, limits=limits_from(node.opts),
-                                     answer_now=handler.answer_now,
-                                     hostname=inst.hostname.encode(), log=inst.log)
                 await nursery.start(handler.run)
-                await nursery.start(functools.partial(
-                    server.serve, listener, protocol=protocol, socket_name=bound[node.name]))
+                if protocol == "stats":
+                    nursery.start_soon(serve_stats, listener, inst)
+                else:
+                    server = UwsgiServer(handler.handle, limits=limits_from(node.opts),
+                                         answer_now=handler.answer_now,
+                                         hostname=inst.hostname.encode(), log=inst.log)
+                    await nursery.start(functools.partial(
+                        server.serve, listener, protocol=protocol,
+                        socket_name=bound[node.name]))
                 inst.log(f"simuwsgi: serving {protocol} on {bound[node.name]} (exposed)")
             with trio.move_on_after(float("inf") if duration is None else duration):
                 if client is not None:

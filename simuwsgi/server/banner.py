@@ -33,6 +33,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from .cheaper import algo_list_lines
+
 if TYPE_CHECKING:
     from .master import Instance
 
@@ -102,7 +104,9 @@ def sockets(inst: Instance) -> list[str]:
 def before_subsystems(inst: Instance) -> list[str]:
     m = machine(inst)
     stamp = time.asctime(time.localtime(int(inst.wall())))
-    lines = [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
+    # --cheaper-algo-list's list comes out first
+    lines = algo_list_lines() if inst.opts.flag("cheaper-algo-list") else []
+    lines += [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
              f"compiled with version: {COMPILED_WITH}",
              f"os: {m['os']}", f"nodename: {m['nodename']}", f"machine: {m['machine']}",
              "clock source: unix", "pcre jit disabled",

@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from .config import Options
     from .processes import Master, Mule, Spooler, UProcess, Worker
 
-__all__ = ["AFTER_REAP", "CONTROL", "Instance", "ProcessExit"]
+__all__ = ["AFTER_REAP", "BEFORE_REAP", "CONTROL", "Instance", "ProcessExit"]
 
 #: The kernel priority of the master's per-iteration checks (worker lifetime, evil
 #: memory, cheaper): they run after that iteration's waitpid() has reaped and respawned.
 AFTER_REAP = NORMAL + 1
+#: The checks at the top of the master loop, before its waitpid() (mercy, cheaper).
+BEFORE_REAP = NORMAL - 1
 
 
 class Instance(Protocol):
@@ -46,6 +48,8 @@ class Instance(Protocol):
     numproc: int
     cores: int
     harakiri: int
+    #: ``--check-interval``: the seconds between the master's checks (1)
+    check_interval: int
     max_requests: int
     buffer_size: int
     has_master: bool
@@ -90,4 +94,5 @@ class Instance(Protocol):
     def request_reload(self) -> None: ...
     def reload_workers(self) -> None: ...
     def reload_mules(self) -> None: ...
+    def reload_spoolers(self) -> None: ...
     def chain_reload(self, touched: str) -> None: ...

@@ -15,8 +15,15 @@ What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
   ``respawn_count`` + 1, counters and queued signals kept); respawning more than
   ``numproc`` workers within a second makes the master sleep ``--forkbomb-delay``
   (2 s), as uWSGI does.
+* the master's checks run every ``--check-interval`` seconds (1), in phase with the
+  start (``next_tick``): deaths, harakiri, touches, mercy, cheaper, idle.
 * harakiri (``--harakiri``, ``set_user_harakiri``): the worker is SIGKILLed when its
-  deadline passes; the request in flight gets no reply.
+  deadline passes; the request in flight gets no reply. With
+  ``--harakiri-graceful-timeout`` the first attempt sends ``--harakiri-graceful-signal``
+  (SIGTERM) and the next one, that much later, SIGKILL.
+* reload mercy: a worker or mule cursed by a reload and still alive
+  ``--worker-reload-mercy``/``--mule-reload-mercy`` seconds later is killed ("NO
+  MERCY"); ``--touch-spoolers-reload`` kills the spoolers at the next check.
 * ``--max-requests`` (``--min-worker-lifetime``, default 10 s in 2.0): the worker exits
   after the request that reaches the limit, if it has lived long enough.
 * ``uwsgi.reload()``: spoolers killed, workers finish their request and exit, mules
@@ -25,14 +32,16 @@ What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
   respawned. ``uwsgi.stop()``: the instance shuts down (a brutal reload with
   ``--die-on-term``).
 
-Not modelled: the exact sub-second phase of the master's once-per-second checks
-(harakiri fires exactly at its deadline), cheaper algorithms, the emperor.
+Not modelled: the exact sub-second phase of the master's checks (harakiri fires
+exactly at its check), the emperor. Cheaper algorithms: ``cheaper``; the stats server:
+``stats``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -48,8 +57,9 @@ from .._core._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS
 from .._core.clock import VirtualClock
 from .config import Options
-from .interface import AFTER_REAP, CONTROL, ProcessExit
-from .containment import SimulationInterrupted, StallInterrupt, run_atexit, stall_error
+from .interface import AFTER_REAP, BEFORE_REAP, CONTROL, ProcessExit
+from .containment import (SimulationInterrupted, StallInterrupt, deliver, run_atexit,
+                          stall_error)
 from .._core.kernel import Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
@@ -161,6 +171,8 @@ class Instance:
         self.evil_reload_on_rss = o.int("evil-reload-on-rss", 0) * mb
         self.evil_reload_on_as = o.int("evil-reload-on-as", 0) * mb
         self.mem_collector_freq = o.int("mem-collector-freq", 0) or 3
+        #: --memory-report: the request line's memory prefix
+        self.memory_report = o.flag("memory-report")
         self.max_worker_lifetime = o.int("max-worker-lifetime", 0)
         self.max_worker_lifetime_delta = o.int("max-worker-lifetime-delta", 0)
         self.min_worker_lifetime = o.int("min-worker-lifetime", 10)
@@ -174,6 +186,12 @@ class Instance:
         self.idle = o.int("idle", 0) if self.has_master else 0
         self.die_on_idle = o.flag("die-on-idle")
         self.worker_reload_mercy = o.int("worker-reload-mercy", 60)
+        self.mule_reload_mercy = o.int("mule-reload-mercy", 60)
+        self.harakiri_graceful_timeout = o.int("harakiri-graceful-timeout", 0)
+        self.harakiri_graceful_signal = o.int("harakiri-graceful-signal", 15)  # SIGTERM
+        #: --check-interval: the seconds the master waits for events between its checks
+        #: (0 means 1, as uWSGI reads it; negative values are refused by config)
+        self.check_interval = o.int("check-interval", 0) or 1
         #: --touch-chain-reload: the worker id the chain is at (0: no chain running)
         self.chain_reloading = 0
         self._chain_waited = -1
@@ -365,6 +383,10 @@ class Instance:
             hook = getattr(sub, "master_loop_started", None)
             if hook is not None:
                 hook()
+        if self.opts.str("stats"):
+            from .stats import enabled_line
+
+            self.log(enabled_line(self), self.master)
         for ident in self._mule_ids():
             self.spawn_mule(ident)
         if self.is_cheap:
@@ -584,10 +606,10 @@ class Instance:
             return
         # The master notices the death at its next loop iteration (one waitpid() per
         # iteration): then it logs it and respawns. A mule that exits by itself is seen
-        # a second later.
+        # a whole check interval later.
         when = self.next_tick(self.kernel.now)
         if isinstance(proc, Mule) and reason == "exited":
-            when = self.kernel.now + 1.0
+            when = self.kernel.now + self.check_interval
         self._unreaped[proc] = reason
         self.kernel.at(when, self._reap, proc)
 
@@ -617,7 +639,7 @@ class Instance:
             self._respawn(lambda: self.spawn_worker(proc.id, proc))
             self._chain_respawned(proc.id)
         elif isinstance(proc, Mule):
-            if reason != "reload":  # a mule cursed with SIGHUP is respawned silently
+            if not proc.cursed_at:  # a cursed mule (SIGHUP) is respawned silently
                 self.log(f"OOOPS mule {proc.id} (pid: {proc.pid}) crippled...trying respawn...",
                          self.master)
             self.spawn_mule(proc.id, proc)
@@ -710,14 +732,21 @@ class Instance:
             w.stop_accepting()
 
     # -- memory (--reload-on-rss/as, --evil-reload-on-rss/as) ------------------------------
+    def publish_request_memory(self, w: Worker) -> None:
+        """End of a request (``uwsgi_close_request``), before its log line: with
+        ``--memory-report`` or a ``--reload-on-*``/``--evil-reload-on-*`` limit the
+        worker measures its memory (``sim.set_rss``) and publishes it (the log line, the
+        stats server and ``uwsgi.workers()`` show it)."""
+        if self.memory_report or (self.reload_on_rss or self.reload_on_as
+                                       or self.evil_reload_on_rss or self.evil_reload_on_as):
+            self._publish_memory(w)
+
     def measure_memory(self, w: Worker) -> bool:
-        """End of a request (``uwsgi_close_request``): the worker publishes its memory
-        usage; True when ``--reload-on-as``/``--reload-on-rss`` make it exit (as
-        ``--max-requests`` does, after ``--min-worker-lifetime``)."""
-        if not (self.reload_on_rss or self.reload_on_as or self.evil_reload_on_rss
-                or self.evil_reload_on_as):
+        """After the request's log line: True when ``--reload-on-as``/``--reload-on-rss``
+        make the worker exit (as ``--max-requests`` does, after
+        ``--min-worker-lifetime``)."""
+        if not (self.reload_on_rss or self.reload_on_as):
             return False
-        self._publish_memory(w)
         if int(self.wall()) - w.last_spawn < self.min_worker_lifetime:
             return False
         return bool((self.reload_on_as and w.vsz >= self.reload_on_as)
@@ -771,11 +800,12 @@ class Instance:
         self._reschedule_harakiri(proc)
 
     def next_tick(self, after: float) -> float:
-        """The master loop's next iteration strictly after ``after``: it wakes once a
-        second (``--master-interval``), in phase with its start."""
-        return float(math.floor(after + 1e-9) + 1)
+        """The master loop's next iteration strictly after ``after``: it wakes every
+        ``--check-interval`` seconds (1), in phase with the simulation's start."""
+        step = self.check_interval
+        return float(step * (math.floor(after / step + 1e-9) + 1))
 
-    def _reschedule_harakiri(self, proc: UProcess) -> None:
+    def _reschedule_harakiri(self, proc: UProcess, not_before: float = 0.0) -> None:
         proc = proc.main
         if proc.harakiri_timer is not None:
             proc.harakiri_timer.cancel()
@@ -783,12 +813,12 @@ class Instance:
         deadlines = [d for d in (proc.harakiri_deadline, proc.user_harakiri_deadline) if d]
         if deadlines and self.has_master:
             # uWSGI stores ``uwsgi_now() + seconds`` (whole seconds) and the master's
-            # once-a-second check kills when its clock reaches it -- for workers; for
-            # mules and spoolers the test is strict (``harakiri < current_time``,
+            # check kills when its clock reaches it -- for workers; for mules and
+            # spoolers the test is strict (``harakiri < current_time``,
             # master_checks.c), so one second later.
             wall_deadline = min(deadlines) + (0.0 if isinstance(proc, Worker) else 1.0)
             virtual = max(self.kernel.now, wall_deadline - self.clock.wall_offset)
-            when = float(math.ceil(virtual - 1e-9))
+            when = max(self.next_tick(virtual - 1e-6), not_before)
             proc.harakiri_timer = self.kernel.at(when, self._harakiri, proc)
 
     def _harakiri(self, proc: UProcess) -> None:
@@ -796,23 +826,9 @@ class Instance:
         if not proc.alive:
             return
         if isinstance(proc, Worker):
-            # uwsgi_master_check_workers_deadline: the request deadline is checked first
-            h, u = proc.harakiri_deadline, proc.user_harakiri_deadline
-            user = bool(u) and (not h or u < h)
-            say = self.log_verbose
-            say(f"*** HARAKIRI ON WORKER {proc.id} (pid: {proc.pid}, try: 1, "
-                "graceful: yes) ***", self.master)
-            say(f"HARAKIRI !!! worker {proc.id} status !!!", self.master)  # uwsgi_dump_worker
-            for core in proc.cores:
-                request = core.request
-                if request is not None:
-                    say(f"HARAKIRI [core {core.core}] {request.remote_addr} - "
-                        f"{request.method} {request.path} since "
-                        f"{int(self.clock.wall_offset + request.started)}", self.master)
-            say(f"HARAKIRI !!! end of worker {proc.id} status !!!", self.master)
-            say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {proc.id} core 0 !!!",
-                self.master)
-        elif isinstance(proc, Spooler):
+            self._worker_harakiri(proc)
+            return
+        if isinstance(proc, Spooler):
             self.log(f"*** HARAKIRI ON THE SPOOLER (pid: {proc.pid}) ***", self.master)
         elif isinstance(proc, Mule) and proc.harakiri_deadline and proc.signum:
             self.log(f"*** HARAKIRI ON MULE {proc.id} HANDLING SIGNAL {proc.signum} "
@@ -822,6 +838,45 @@ class Instance:
                      self.master)
         self.record("harakiri", proc, pid=proc.pid)
         self.kill(proc, "harakiri")
+
+    def _worker_harakiri(self, w: Worker) -> None:
+        """``uwsgi_master_check_harakiri`` + ``trigger_harakiri``: the request deadline
+        is checked first, then the user one. With ``--harakiri-graceful-timeout`` the
+        first attempt sends ``--harakiri-graceful-signal`` (SIGTERM) and moves the
+        (request) deadline on by the timeout; any later attempt is a SIGKILL."""
+        h, u = w.harakiri_deadline, w.user_harakiri_deadline
+        user = not (h and h <= self.wall() + 1e-9)
+        say = self.log_verbose
+        attempt = w.pending_harakiri
+        say(f"*** HARAKIRI ON WORKER {w.id} (pid: {w.pid}, try: {attempt + 1}, "
+            f"graceful: {'no' if attempt else 'yes'}) ***", self.master)
+        say(f"HARAKIRI !!! worker {w.id} status !!!", self.master)  # uwsgi_dump_worker
+        for core in w.cores:
+            request = core.request
+            if request is not None:
+                say(f"HARAKIRI [core {core.core}] {request.remote_addr} - "
+                    f"{request.method} {request.path} since "
+                    f"{int(self.clock.wall_offset + request.started)}", self.master)
+        say(f"HARAKIRI !!! end of worker {w.id} status !!!", self.master)
+        graceful = attempt == 0 and self.harakiri_graceful_timeout > 0
+        if attempt == 0:
+            w.harakiri_count += 1
+        w.pending_harakiri += 1
+        if self.harakiri_graceful_timeout > 0:
+            # 2.0.30 moves workers[w].harakiri, whichever deadline fired: a user
+            # harakiri is therefore checked again (and SIGKILLed) at the next check
+            w.harakiri_deadline = (u if user else h) + self.harakiri_graceful_timeout
+            say(f"HARAKIRI: graceful termination attempt on worker {w.id} with signal "
+                f"{self.harakiri_graceful_signal}. Next harakiri: {int(w.harakiri_deadline)}",
+                self.master)
+        say(f"HARAKIRI {'(user) ' if user else ''}triggered by worker {w.id} core 0 !!!",
+            self.master)
+        self.record("harakiri", w, pid=w.pid, graceful=graceful)
+        if not graceful:
+            self.kill(w, "harakiri")
+            return
+        self._reschedule_harakiri(w, not_before=self.next_tick(self.kernel.now))
+        deliver(self, w, self.harakiri_graceful_signal)
 
     # -- reload and stop -------------------------------------------------------------------
     def request_reload(self) -> None:
@@ -858,7 +913,7 @@ class Instance:
             self.kill(w, "reload")
         else:
             w.stop_accepting()
-            self._no_mercy_after(w)
+            self._no_mercy_after(w, self.worker_reload_mercy)
 
     # -- cheap mode (--cheap, --idle, --die-on-idle) -------------------------------------------
     def leave_cheap_mode(self) -> None:
@@ -941,24 +996,56 @@ class Instance:
             self._chain_timer.cancel()
             self._chain_check()
 
-    def _no_mercy_after(self, w: Worker) -> None:
-        """A cursed worker still busy ``--worker-reload-mercy`` seconds (60) later is
-        SIGKILLed (``uwsgi_master_check_mercy``, whole seconds)."""
-        due = self.kernel.now + (int(self.wall()) + self.worker_reload_mercy + 1 - self.wall())
-        self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, w, w.pid,
-                       priority=AFTER_REAP)
+    def _no_mercy_after(self, proc: UProcess, mercy: int) -> None:
+        """``uwsgi_master_check_mercy``: a cursed process still alive at the first check
+        more than ``mercy`` whole seconds after its curse is SIGKILLed
+        (``--worker-reload-mercy``, ``--mule-reload-mercy``: 60)."""
+        due = self.kernel.now + (int(self.wall()) + mercy + 1 - self.wall())
+        self.kernel.at(self.next_tick(due - 1e-6), self._no_mercy, proc, proc.pid,
+                       priority=BEFORE_REAP)
 
-    def _no_mercy(self, w: Worker, pid: int) -> None:
-        if w.alive and w.pid == pid and not self.stopped:
-            self.log(f"worker {w.id} (pid: {pid}) is taking too much time to die...NO MERCY !!!",
-                     self.master)
-            self.kill(w, "reload")
+    def _no_mercy(self, proc: UProcess, pid: int) -> None:
+        if proc.pid != pid or self.stopped:
+            return
+        if isinstance(proc, Spooler):
+            if not (proc.alive or proc in self._unreaped):
+                return
+            # uWSGI only kills a spooler: it stays cursed until the master reaps it, and
+            # every check until then says so again. Its number is the mule loop's
+            # leftover index (mules + 1).
+            who = f"spooler {len(self.mules) + 1}"
+            self.kernel.at(self.next_tick(self.kernel.now), self._no_mercy, proc, pid,
+                           priority=BEFORE_REAP)
+        elif not proc.alive:
+            return
+        else:
+            who = f"{proc.kind} {proc.id}"
+        self.log_verbose(f"{who} (pid: {pid}) is taking too much time to die...NO MERCY !!!",
+                         self.master)
+        self.kill(proc, "reload")
+
+    def _curse_mule(self, mule: Mule, signum: int) -> None:
+        """``uwsgi_curse_mule``: the signal (the mule's own handler acts on it) and the
+        ``--mule-reload-mercy`` deadline."""
+        mule.cursed_at = int(self.wall())
+        deliver(self, mule, signum)
+        self._no_mercy_after(mule, self.mule_reload_mercy)
 
     def reload_mules(self) -> None:
-        """``uwsgi_reload_mules``: SIGHUP ends every mule at once; each is respawned
-        (``--touch-mules-reload``)."""
+        """``uwsgi_reload_mules``: every mule is cursed with SIGHUP (which ends it unless
+        the app handles SIGHUP there) and respawned once dead (``--touch-mules-reload``)."""
         for mule in list(self.mules.values()):
-            self.kill(mule, "reload")
+            if mule.alive:
+                self._curse_mule(mule, signal.SIGHUP)
+
+    def reload_spoolers(self) -> None:
+        """``uwsgi_reload_spoolers`` (``--touch-spoolers-reload``): SIGHUP to each spooler,
+        which ignores it, with a mercy of 0 seconds (``spooler_reload_mercy`` is never set
+        in 2.0.30): the next check kills it, and it is respawned."""
+        for spooler in list(self.spoolers.values()):
+            if spooler.alive:
+                deliver(self, spooler, signal.SIGHUP)
+                self._no_mercy_after(spooler, 0)
 
     def _graceful_reload(self) -> None:
         if self.stopped:
@@ -981,7 +1068,8 @@ class Instance:
             self.kill(spooler, "reload")
         for mule in list(self.mules.values()):
             mule.reloading = True  # type: ignore[attr-defined]
-            self.terminate(mule, "reload")
+            if mule.alive:
+                self._curse_mule(mule, signal.SIGHUP)
         for worker in list(self.workers.values()):
             worker.reloading = True  # type: ignore[attr-defined]
             worker.manage_next_request = False
@@ -989,8 +1077,9 @@ class Instance:
                 self.terminate(worker, "reload")
             else:
                 worker.stop_accepting()
-                self._no_mercy_after(worker)
-        self._wait_workers_then(self._binary_reload)
+                self._no_mercy_after(worker, self.worker_reload_mercy)
+        # after the signals just sent have acted
+        self.kernel.call_soon(self._wait_workers_then, self._binary_reload)
 
     def _unsubscribe(self) -> None:
         """``uwsgi_unsubscribe_all()``: the subscriptions' cmd 1 datagrams (routers)."""
@@ -1017,7 +1106,8 @@ class Instance:
         self.kernel.call_soon(self._binary_reload)
 
     def _wait_workers_then(self, then: Callable[[], None]) -> None:
-        if any(w.alive for w in self.workers.values()):
+        """``uwsgi_master_check_reload``: once every worker and mule is dead."""
+        if any(p.alive for group in (self.workers, self.mules) for p in group.values()):
             self.kernel.schedule(0.1, self._wait_workers_then, then)
             return
         # the master sees the last death when it reaps, at its next loop iteration

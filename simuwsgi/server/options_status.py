@@ -67,6 +67,19 @@ SIMULATED: dict[str, str] = {
     "lazy-apps": "each worker imports the app after fork",
     "lazy": "as --lazy-apps",
     "harakiri": "workers killed at the deadline, with the HARAKIRI log lines",
+    "harakiri-graceful-timeout": "the first harakiri attempt sends the graceful signal "
+                                 "and the next one, that many seconds later, SIGKILL",
+    "harakiri-graceful-signal": "the signal of the graceful harakiri attempt (15)",
+    "memory-report": "each request end publishes the worker's memory (sim.set_rss) and "
+                     "its log line starts with it",
+    "stats": "the stats server: sim.stats() is its document; simuwsgi serve answers on "
+             "the address",
+    "stats-http": "the stats document after an HTTP/1.0 head, once the client sent something",
+    "stats-minified": "the stats document without whitespace",
+    "stats-no-cores": "no cores list in the stats document",
+    "stats-no-metrics": "no metrics in the stats document",
+    "check-interval": "the master's checks (harakiri, deaths, touches, cheaper, idle, "
+                      "mercy) every N seconds",
     "max-requests": "workers recycled after N requests",
     "min-worker-lifetime": "the minimum life before --max-requests recycles a worker",
     "cheaper": "only --cheaper-initial workers at start; the algorithm spawns and stops "
@@ -74,7 +87,26 @@ SIMULATED: dict[str, str] = {
     "cheaper-initial": "the workers spawned at start",
     "cheaper-step": "how many cheaped workers an overload spawns",
     "cheaper-overload": "the spare/backlog threshold",
-    "cheaper-algo": "spare, backlog, manual (busyness runs spare, with a warning)",
+    "cheaper-algo": "spare, backlog, busyness, manual",
+    "cheaper-algo-list": "the list of pyuwsgi's algorithms before the banner",
+    "cheaper-rss-limit-soft": "no worker spawned while the workers' published RSS "
+                              "(sim.set_rss) is over it; needs --memory-report, as real",
+    "cheaper-rss-limit-hard": "a worker stopped at each check while the workers' RSS is "
+                              "over it",
+    "cheaper-busyness-max": "busyness: the average above which workers are spawned (50)",
+    "cheaper-busyness-min": "busyness: the average below which one is stopped (25)",
+    "cheaper-busyness-multiplier": "busyness: overload * multiplier idle seconds before a "
+                                   "worker is stopped (10)",
+    "cheaper-busyness-penalty": "busyness: added to the multiplier when workers come back "
+                                "too fast (2)",
+    "cheaper-busyness-verbose": "busyness: the per-check log lines",
+    "cheaper-busyness-backlog-alert": "busyness: a listen queue above it spawns emergency "
+                                      "workers (33)",
+    "cheaper-busyness-backlog-multiplier": "busyness: emergency workers are stopped after "
+                                           "overload * it seconds (3)",
+    "cheaper-busyness-backlog-step": "busyness: emergency workers spawned at a time (1)",
+    "cheaper-busyness-backlog-nonzero": "busyness: a listen queue never empty for that "
+                                        "long spawns emergency workers (60)",
     "cheap": "no worker until the first connection",
     "idle": "no request for that long stops the workers (cheap mode) until the next "
             "connection",
@@ -95,10 +127,16 @@ SIMULATED: dict[str, str] = {
     "need-app": "start fails when the app cannot be loaded",
     "worker-reload-mercy": "a worker still busy that long after a graceful reload (or "
                            "--touch-workers-reload) is killed, with the NO MERCY line",
+    "mule-reload-mercy": "a mule still alive that long after its curse (reload, "
+                         "--touch-mules-reload) is killed, with the NO MERCY line",
     "exit-on-reload": "a reload ends the instance ('uWSGI: GAME OVER (insert coin)')",
     "touch-reload": "a graceful reload when the file changes (sim.touch or the filesystem)",
     "touch-workers-reload": "each worker finishes its request and is respawned",
-    "touch-mules-reload": "the mules are ended and respawned",
+    "touch-mules-reload": "the mules are cursed with SIGHUP and respawned",
+    "touch-spoolers-reload": "the spoolers ignore SIGHUP: killed at the next check (NO "
+                             "MERCY lines) and respawned",
+    "touch-exec": "the command is recorded (touch.exec); run on the host only with "
+                  "cron_commands=True",
     "touch-chain-reload": "a chain reload: one worker at a time, each once the one before "
                           "is respawned, with 2.0.30's lines",
     "touch-signal": "the signal is raised when the file changes",
@@ -250,6 +288,9 @@ NO_EFFECT: dict[str, str] = {
     "reaper": _REAPER,
     "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
+    "reload-mercy": ("2.0.30 reads it only to wait for an Emperor or attached daemons, "
+                     "which a simulation has none of; worker and mule reloads are not "
+                     "shortened by it (--worker-/--mule-reload-mercy)"),
     "single-interpreter": ("the simulation runs the app in one interpreter already; "
                            "uWSGI's multiple-interpreter mode only matters to --mount "
                            "apps, which are not simulated"),

@@ -156,6 +156,10 @@ class Worker(UProcess):
         self.stop_reason = "reload"
         #: Sent SIGHUP by the master (uwsgi_curse): it ends after its request.
         self.cursed = False
+        #: Harakiri attempts on this process (``pending_harakiri``, 0 at each spawn) and
+        #: on its slot (``harakiri_count``, kept across respawns).
+        self.pending_harakiri = 0
+        self.harakiri_count = previous.harakiri_count if previous is not None else 0
         #: This thread's core number; ``cores`` lists every core, this one first.
         self.core = 0
         self.cores: list[Worker] = [self]
@@ -250,6 +254,8 @@ class Mule(UProcess):
         self.signals = previous.signals if previous else 0
         #: the signal whose handler runs now (``uwsgi.mules[i].signum``)
         self.signum = 0
+        #: when the master cursed it (``uwsgi_curse_mule``; 0: never)
+        self.cursed_at = 0
 
     @property
     def mule_id(self) -> int:

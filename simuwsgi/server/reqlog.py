@@ -23,8 +23,9 @@ the log without the ``--log-date``/``--log-prefix`` prefix, as uWSGI writes them
 ``logsink``).
 
 ``%(ftime)`` is ``%(ltime)`` unless ``--logformat-strftime`` and a ``--log-date`` format
-are set. Left out: the ``vhost`` prefix; ``%(rss)``/``%(vsz)`` and the
-``--memory-report`` prefix show 0 (no memory is measured), ``%(rerr)`` 0.
+are set. ``%(rss)``/``%(vsz)`` and the ``--memory-report`` prefix show the memory the
+worker published at the end of the request (``Instance.publish_request_memory``:
+``sim.set_rss``'s values, 0 until set). Left out: the ``vhost`` prefix, ``%(rerr)`` 0.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ What it models, in the order ``uwsgi_setup``/``uwsgi_start`` make them:
 * ``--gid``/``--uid`` given as names (``uwsgi_as_root``, only when running as root):
   an unknown group, then an unknown user, exits 1 with ``group NAME not found.`` /
   ``user NAME not found.``;
+* ``--cheaper-rss-limit-soft`` without ``--memory-report`` (or a ``--reload-on-*``
+  limit), ``--cheaper-rss-limit-hard`` without the soft one or not above it: uWSGI's
+  line and exit 1;
 * ``--max-worker-lifetime`` not above ``--min-worker-lifetime`` (10 by default):
   ``invalid min-worker-lifetime value (10), must be lower than max-worker-lifetime (N)``,
   exit 1;
@@ -63,6 +66,16 @@ def check_start(inst: Instance) -> None:
     if 0 < inst.max_worker_lifetime <= inst.min_worker_lifetime:  # core/init.c
         _refuse(inst, f"invalid min-worker-lifetime value ({inst.min_worker_lifetime}), must "
                       f"be lower than max-worker-lifetime ({inst.max_worker_lifetime})")
+    soft, hard = opts.int("cheaper-rss-limit-soft", 0), opts.int("cheaper-rss-limit-hard", 0)
+    if soft and not (inst.memory_report or inst.reload_on_rss or inst.reload_on_as
+                     or inst.evil_reload_on_rss or inst.evil_reload_on_as):
+        _refuse(inst, "enabling cheaper-rss-limit-soft requires enabling also memory-report")
+    if hard and not soft:
+        _refuse(inst, "enabling cheaper-rss-limit-hard requires setting also "
+                      "cheaper-rss-limit-soft")
+    if hard and hard <= soft:
+        _refuse(inst, "cheaper-rss-limit-hard value must be higher than "
+                      "cheaper-rss-limit-soft value")
     chdir = opts.str("chdir")
     if chdir is not None:
         inst.log(f"chdir() to {chdir}")

@@ -63,7 +63,10 @@ def _load(path: str) -> Any:
 
 
 def create_all(inst: Instance) -> dict[str, Any]:
+    # filled as they are created: each sees those created before it (the cheaper's
+    # busyness algorithm registers its metrics)
     out: dict[str, Any] = {}
+    inst.subsystems = out
     for name, path in SUBSYSTEMS:
         if name.startswith("legacy_") and not getattr(inst, "legacy", False):
             continue  # the 1.4 API's, with Simulation(legacy=True) only

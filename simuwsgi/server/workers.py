@@ -512,8 +512,8 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
     path_info, query = _split_uri(req.path)
     packet = {
         "REQUEST_METHOD": req.method,
-        "REQUEST_URI": req.path,
         "PATH_INFO": path_info,
+        "REQUEST_URI": req.path,
         "QUERY_STRING": query,
         "SERVER_PROTOCOL": req.protocol,
         "SCRIPT_NAME": "",
@@ -620,6 +620,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
                   ("the app raised before start_response" if failed
                    else "start_response not called"))
     req.finish(status, headers, body, end, reason)
+    inst.publish_request_memory(w)
     _log_request(inst, w, req, start_wall, end)
     req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
     # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
@@ -655,7 +656,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         response_size=stats["response_size"], headers_size=stats["headers_size"],
         header_cnt=stats["header_cnt"], switches=stats["switches"], core=w.core,
         via_sendfile=stats["via_sendfile"], write_errors=stats["write_errors"],
-        cl=len(req.body), host=vars_.get("HTTP_HOST", ""),
+        cl=len(req.body), host=vars_.get("HTTP_HOST", ""), rss=w.rss_size, vsz=w.vsz_size,
         uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),
         log_this=bool(state is not None and state.log_forced))
     _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w)

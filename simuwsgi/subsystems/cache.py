@@ -34,7 +34,7 @@ What it models (``core/cache.c``, ``plugins/python/uwsgi_pymodule.c``;
 Left out: ``store=``/``--cache-store`` persistence (the cache is anonymous memory,
 lost on reload), UDP sync nodes, hash algorithms other than djb33x (only key order
 depends on it), the sub-second lag of the master's ``current_time`` (the sweeper reads
-the exact virtual wall clock), hit/miss counters (only the stats server shows them).
+the exact virtual wall clock), ``last_modified_at`` (the ``lastmod`` option).
 """
 
 from __future__ import annotations
@@ -154,6 +154,10 @@ class Cache:
         self.lru: dict[bytes, None] = {}
         self.next_scan = 0
         self.full = 0
+        #: ``uwsgi_cache_get*`` lookups that found the key, and that did not (the stats
+        #: server shows them)
+        self.hits = 0
+        self.miss = 0
         #: data blocks, sparse: block index -> bytes (shorter = zeros beyond)
         self._data: dict[int, bytearray] = {}
         self._fast_mem = not bitmap and blocksize >= 8
@@ -255,7 +259,9 @@ class Cache:
 
     def get(self, key: bytes) -> bytes | None:
         if not self.lookup(key):
+            self.miss += 1
             return None
+        self.hits += 1
         if self.purge_lru:
             lru = self.lru
             del lru[key]
@@ -674,8 +680,10 @@ class Caches:
             if type(key) is bytes and plain and not rest and not kw:
                 value = d_items.get(key)
                 if value is not None:
+                    default.hits += 1
                     return value if type(value) is bytes else default.value(key)
                 if len(key) <= _U16:
+                    default.miss += 1
                     return None
             args = rest if key is _ABSENT else (key, *rest)
             no_kwargs("cache_get", kw)

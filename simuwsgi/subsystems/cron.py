@@ -325,22 +325,14 @@ class Cron:
         return tm
 
     def _run_command(self, command: str, tm: Any) -> None:
-        import subprocess
-
         inst = self.inst
         pid = inst.next_pid()
         started = int(inst.wall())
         inst.log(f'{_asctime(tm)} - [uwsgi-cron] running "{command}" (pid {pid})', inst.master)
-        try:
-            done = subprocess.run(["/bin/sh", "-c", command], cwd=inst.app.base_dir,
-                                  capture_output=True, timeout=60, check=False)
-        except subprocess.TimeoutExpired:
-            inst.log(f'[simuwsgi] cron command "{command}" killed after 60 real seconds',
-                     inst.master)
+        status = run_host_command(inst, command)
+        if status is None:
             return
-        for line in (done.stdout + done.stderr).decode("utf-8", "replace").splitlines():
-            inst.log(line, inst.master)
-        inst.record("cron.command.exit", inst.master, command=command, status=done.returncode)
+        inst.record("cron.command.exit", inst.master, command=command, status=status)
         # the master reaps the command at its next iteration (observed: "after 1 second(s)")
         inst.kernel.at(inst.next_tick(inst.now), self._reaped, command, pid, started)
 
@@ -422,3 +414,19 @@ class Cron:
 
         return {"add_cron": add_cron}
 
+
+def run_host_command(inst: Instance, command: str) -> int | None:
+    """Run a command the master forks (``--cron``, ``--touch-exec``) with ``/bin/sh -c``
+    in the app directory, synchronously, taking no virtual time: its output goes to the
+    log; returns its exit status (None, with a line saying so, after 60 real seconds)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["/bin/sh", "-c", command], cwd=inst.app.base_dir,
+                              capture_output=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        inst.log(f'[simuwsgi] command "{command}" killed after 60 real seconds', inst.master)
+        return None
+    for line in (done.stdout + done.stderr).decode("utf-8", "replace").splitlines():
+        inst.log(line, inst.master)
+    return done.returncode

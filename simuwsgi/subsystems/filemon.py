@@ -23,16 +23,20 @@ at the top of the master loop), ``core/event.c`` inotify ``event_queue_add_file_
   watch descriptor), the most recently added monitor's signal — as the C loop does.
   For a file whose directory is watched too, the directory's event comes first.
 
-``--touch-reload FILE`` (``core/master_checks.c`` ``uwsgi_check_touches``, run on every
-master loop iteration): a ``touch`` of such a file is seen by the master's next
+``--touch-reload FILE`` (``core/utils.c`` ``uwsgi_check_touches``, run at every
+master check, ``--check-interval``): a ``touch`` of such a file is seen by the master's next
 iteration, which logs ``*** FILE has been touched... grace them all !!! ***`` and starts a
 graceful reload. ``--touch-workers-reload`` (``... workers reload !!!``: each worker is
 cursed with SIGHUP, finishes its request and is respawned), ``--touch-mules-reload``
-(``... mules reload !!!``: mules end at once and are respawned) and ``--touch-signal 'FILE
-SIGNUM'`` (the signal is routed, then ``[uwsgi-touch-signal] raising N``) work the
-same way, checked in that order; ``--touch-chain-reload`` starts a chain reload (see
-``Instance.chain_reload``). ``--touch-spoolers-reload`` and ``--touch-exec`` are left
-out.
+(``... mules reload !!!``: each mule is cursed with SIGHUP, killed after
+``--mule-reload-mercy``, respawned), ``--touch-spoolers-reload`` (``... spoolers reload
+!!!``: a spooler ignores SIGHUP, so the next check kills it -- see
+``Instance.reload_spoolers``), ``--touch-exec 'FILE COMMAND'`` (``[uwsgi-touch-exec]
+running COMMAND``; the command is recorded, and run on the host only with
+``cron_commands=True``, then ``subprocess P exited with code N`` at the next check) and
+``--touch-signal 'FILE SIGNUM'`` (the signal is routed, then ``[uwsgi-touch-signal]
+raising N``) work the same way, checked in that order, one entry of each option per
+check; ``--touch-chain-reload`` starts a chain reload (see ``Instance.chain_reload``).
 
 Changes the app itself makes to watched files are seen the next time the scenario drives
 the simulation, not at the instant they are made. ``--touch-reload`` counts every change
@@ -52,6 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
+from ..server.interface import AFTER_REAP
+from .cron import run_host_command
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
@@ -61,7 +67,9 @@ __all__ = ["MAX_MONITORS", "FileMonitors"]
 
 #: The --touch-* options the master checks, in the order it checks them.
 _TOUCH_OPTIONS = ("touch-reload", "touch-workers-reload", "touch-mules-reload",
-                  "touch-chain-reload", "touch-signal")
+                  "touch-spoolers-reload", "touch-chain-reload", "touch-exec", "touch-signal")
+#: The options whose value is "FILE ARGUMENT" (master.c splits it at the first space).
+_WITH_ARGUMENT = ("touch-exec", "touch-signal")
 
 MAX_MONITORS = 64
 
@@ -91,16 +99,16 @@ class FileMonitors:
         self.inst = inst
         self.monitors: list[_Monitor] = []
         self._batch: list[str] = []
-        #: the --touch-* files: (option, resolved path, path as given, signal), in the
-        #: order the master checks them; and the paths touched since its last check
-        self.touches: list[tuple[str, str, str, int]] = []
+        #: the --touch-* files: (option, resolved path, path as given, argument), in the
+        #: order the master checks them; and those touched since they last fired
+        self.touches: list[tuple[str, str, str, str]] = []
         for option in _TOUCH_OPTIONS:
             for value in inst.opts.strings(option):
-                path, _, signum = value.partition(" ") if option == "touch-signal" \
+                path, _, argument = value.partition(" ") if option in _WITH_ARGUMENT \
                     else (value, "", "")
-                self.touches.append((option, self._resolve(path), path, atoi(signum) & 0xFF))
+                self.touches.append((option, self._resolve(path), path, argument))
         self.touch_paths = {entry[1] for entry in self.touches}
-        self._touched: list[str] = []
+        self._touched: list[tuple[str, str, str, str]] = []
         #: What each watched path looked like when last looked at (``_look``).
         self._seen: dict[str, Any] = {path: _look(path) for path in self.touch_paths}
 
@@ -137,8 +145,9 @@ class FileMonitors:
         instant, after the scenario hands control back to the simulation.
         """
         target = self._resolve(path)
-        if target in self.touch_paths and target not in self._touched:
-            self._touched.append(target)
+        if target in self.touch_paths:
+            self._touched.extend(entry for entry in self.touches
+                                 if entry[1] == target and entry not in self._touched)
             loop = self.inst.master_loop
             if loop is not None:
                 self.inst.kernel.call_soon(loop.poke)
@@ -207,12 +216,15 @@ class FileMonitors:
 
     def at_top(self, loop: MasterLoop, wall_s: int) -> None:
         if self._touched:
-            touched, self._touched = self._touched, []
-            # uwsgi_check_touches, in master.c's order: each check that fires ends the
-            # iteration, except --touch-signal's
-            for option, target, path, signum in self.touches:
-                if target in touched and self._touch_fired(option, path, signum):
-                    break
+            # uwsgi_check_touches, in master.c's order: each option's check fires its
+            # first touched entry (the others at the next iterations), and each check
+            # that fires a reload ends the iteration
+            for option in _TOUCH_OPTIONS:
+                entry = next((e for e in self._touched if e[0] == option), None)
+                if entry is not None:
+                    self._touched.remove(entry)
+                    if self._touch_fired(option, entry[2], entry[3]):
+                        break
         for monitor in self.monitors:
             if not monitor.registered:
                 monitor.registered = True
@@ -223,27 +235,46 @@ class FileMonitors:
                 self.inst.record("filemon.arm", self.inst.master, num=monitor.num,
                                  path=monitor.path, watching=monitor.watch is not None)
 
-    def _touch_fired(self, option: str, path: str, signum: int) -> bool:
+    def _touch_fired(self, option: str, path: str, argument: str) -> bool:
         inst, master = self.inst, self.inst.master
         if option == "touch-signal":
+            signum = atoi(argument) & 0xFF
             signals = inst.subsystems.get("signals")
             if signals is not None:
                 signals.route(signum)
             inst.log_verbose(f"[uwsgi-touch-signal] raising {signum}", master)
             return False
+        if option == "touch-exec":
+            self._exec(argument)
+            return False
         if option == "touch-chain-reload":
             inst.chain_reload(path)
             return False
-        what = {"touch-reload": "grace them all", "touch-workers-reload": "workers reload",
-                "touch-mules-reload": "mules reload"}[option]
+        what, reload = {"touch-reload": ("grace them all", inst.request_reload),
+                        "touch-workers-reload": ("workers reload", inst.reload_workers),
+                        "touch-mules-reload": ("mules reload", inst.reload_mules),
+                        "touch-spoolers-reload": ("spoolers reload", inst.reload_spoolers),
+                        }[option]
         inst.log_verbose(f"*** {path} has been touched... {what} !!! ***", master)
-        if option == "touch-reload":
-            inst.request_reload()
-        elif option == "touch-workers-reload":
-            inst.reload_workers()
-        else:
-            inst.reload_mules()
+        reload()
         return True
+
+    def _exec(self, command: str) -> None:
+        """``--touch-exec``: the master forks ``/bin/sh -c COMMAND`` and reaps it at a
+        later iteration. The command runs on the host only when the scenario asks
+        (``cron_commands=True``, as for ``--cron``); else it is only recorded."""
+        inst = self.inst
+        pid = inst.next_pid()
+        inst.log_verbose(f"[uwsgi-touch-exec] running {command}", inst.master)
+        inst.record("touch.exec", inst.master, command=command, pid=pid)
+        if getattr(inst, "cron_commands", False):
+            status = run_host_command(inst, command)
+            if status is not None:
+                inst.record("touch.exec.exit", inst.master, command=command, status=status)
+                # reaped by the waitpid() after the next check's touches
+                inst.kernel.at(inst.next_tick(inst.now), inst.log,
+                               f"subprocess {pid} exited with code {status}", inst.master,
+                               priority=AFTER_REAP)
 
     def next_wake(self, loop: MasterLoop) -> float | None:
         if self._touched or any(not m.registered for m in self.monitors):

@@ -59,11 +59,14 @@ def _strtoll(text: str) -> int:
 
 
 class _Metric:
-    __slots__ = ("alias", "children", "collector", "initial", "name", "read", "type", "value")
+    __slots__ = ("alias", "children", "collector", "initial", "name", "oid", "read", "type",
+                 "value")
 
     def __init__(self, name: str, mtype: str = "counter", collector: str | None = None,
-                 initial: int = 0) -> None:
+                 initial: int = 0, oid: str = "") -> None:
         self.name = name
+        #: the SNMP oid under uWSGI's tree (the stats server shows it)
+        self.oid = oid
         self.type = mtype
         self.collector = collector
         self.initial = initial
@@ -89,6 +92,8 @@ class Metrics:
         self.enabled = enabled
         self.snmp = snmp
         self.metrics: dict[str, _Metric] = {}
+        #: how many plugin metrics lead the table
+        self._plugin_metrics = 0
         self.snmp_values: list[list[int]] = [[0, 0] for _ in range(100)]
         self.snmp_community = b""
         if enabled:
@@ -109,8 +114,8 @@ class Metrics:
     def _builtins(self) -> None:
         inst = self.inst
 
-        def ptr(name: str, fn: Any, mtype: str = "counter") -> _Metric:
-            m = self._add(_Metric(name, mtype, "ptr"))
+        def ptr(name: str, fn: Any, mtype: str = "counter", oid: str = "") -> _Metric:
+            m = self._add(_Metric(name, mtype, "ptr", oid=oid))
             m.read = fn
             return m
 
@@ -127,27 +132,33 @@ class Metrics:
             return read
 
         zero = lambda: 0
-        ptr("core.routed_signals", zero)
-        ptr("core.unrouted_signals", zero)
+        ptr("core.routed_signals", zero, oid="5.1")
+        ptr("core.unrouted_signals", zero, oid="5.2")
         ptr("core.busy_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and w.busy), "gauge")
+            1 for w in inst.workers.values() if w.alive and w.busy), "gauge", "5.3")
         ptr("core.idle_workers", lambda: sum(
-            1 for w in inst.workers.values() if w.alive and not w.busy), "gauge")
-        ptr("core.overloaded", zero)
-        totals = {n: self._add(_Metric(n, t, c)) for n, t, c in (
-            ("core.total_tx", "counter", "sum"), ("core.total_rss", "gauge", "sum"),
-            ("core.total_vsz", "gauge", "sum"), ("core.avg_response_time", "gauge", "avg"),
-            ("core.total_running_time", "counter", "sum"))}
+            1 for w in inst.workers.values() if w.alive and not w.busy), "gauge", "5.4")
+        ptr("core.overloaded", zero, oid="5.5")
+        # the totals are registered now and listed after the workers' (metrics.c)
+        totals = {n: _Metric(n, t, c, oid=o) for n, t, c, o in (
+            ("core.total_tx", "counter", "sum", "5.100"),
+            ("core.total_rss", "gauge", "sum", "5.101"),
+            ("core.total_vsz", "gauge", "sum", "5.102"),
+            ("core.avg_response_time", "gauge", "avg", "5.103"),
+            ("core.total_running_time", "counter", "sum", "5.104"))}
         for i in range(inst.numproc + 1):
-            ptr(f"worker.{i}.requests", worker_attr(i, "requests"))
-            ptr(f"worker.{i}.delta_requests", worker_attr(i, "delta_requests"), "absolute")
-            ptr(f"worker.{i}.failed_requests", zero)
-            ptr(f"worker.{i}.respawns", worker_attr(i, "respawn_count"))
-            avg = ptr(f"worker.{i}.avg_response_time", worker_attr(i, "avg_rt"), "gauge")
-            tx = ptr(f"worker.{i}.total_tx", worker_attr(i, "tx"))
-            rss = ptr(f"worker.{i}.rss_size", zero, "gauge")
-            vsz = ptr(f"worker.{i}.vsz_size", zero, "gauge")
-            rt = ptr(f"worker.{i}.running_time", worker_attr(i, "running_time"))
+            ptr(f"worker.{i}.requests", worker_attr(i, "requests"), oid=f"3.{i}.1")
+            ptr(f"worker.{i}.delta_requests", worker_attr(i, "delta_requests"), "absolute",
+                f"3.{i}.2")
+            ptr(f"worker.{i}.failed_requests", zero, oid=f"3.{i}.13")
+            ptr(f"worker.{i}.respawns", worker_attr(i, "respawn_count"), oid=f"3.{i}.14")
+            avg = ptr(f"worker.{i}.avg_response_time", worker_attr(i, "avg_rt"), "gauge",
+                      f"3.{i}.8")
+            tx = ptr(f"worker.{i}.total_tx", worker_attr(i, "tx"), oid=f"3.{i}.9")
+            rss = ptr(f"worker.{i}.rss_size", zero, "gauge", f"3.{i}.11")
+            vsz = ptr(f"worker.{i}.vsz_size", zero, "gauge", f"3.{i}.12")
+            rt = ptr(f"worker.{i}.running_time", worker_attr(i, "running_time"),
+                     oid=f"3.{i}.13")
             if i > 0:
                 totals["core.avg_response_time"].children.append(avg)
                 totals["core.total_tx"].children.append(tx)
@@ -156,15 +167,18 @@ class Metrics:
                 totals["core.total_running_time"].children.append(rt)
                 if not inst.opts.flag("metrics-no-cores"):
                     for j in range(inst.cores):
-                        for what in ("requests", "write_errors", "routed_requests",
-                                     "static_requests", "offloaded_requests", "exceptions",
-                                     "read_errors"):
+                        for what, leaf in (("requests", 1), ("write_errors", 3),
+                                           ("routed_requests", 4), ("static_requests", 5),
+                                           ("offloaded_requests", 6), ("exceptions", 7),
+                                           ("read_errors", 8)):
                             ptr(f"worker.{i}.core.{j}.{what}",
                                 core_requests(i, j) if what == "requests" and j < inst.threads
-                                else zero)
-
+                                else zero, oid=f"3.{i}.2.{j}.{leaf}")
+        for total in totals.values():
+            self._add(total)
         for pos, _fd in enumerate(socket_fds(inst.opts)):
-            ptr(f"socket.{pos}.listen_queue", lambda: len(inst.listen_queue), "gauge")
+            ptr(f"socket.{pos}.listen_queue", lambda: len(inst.listen_queue), "gauge",
+                f"7.{pos}.1")
         for alias, target in (("rss_size", "core.total_rss"), ("vsz_size", "core.total_vsz")):
             m = self._add(_Metric(alias, "alias"))
             m.alias = self.metrics[target]
@@ -186,7 +200,7 @@ class Metrics:
         if mtype not in ("gauge", "absolute", "alias"):
             mtype = "counter"
         m = self._add(_Metric(name, mtype, kv.get("collector") or None,
-                              _strtoll(kv.get("initial_value", "0"))))
+                              _strtoll(kv.get("initial_value", "0")), kv.get("oid", "")))
         for child in filter(None, kv.get("children", "").split(";")):
             if child not in self.metrics:
                 raise ConfigError(f'unable to find metric "{child}"')
@@ -197,6 +211,16 @@ class Metrics:
             m.alias = self.metrics[kv["alias"]]
         if mtype == "alias" and m.alias is None:
             raise ConfigError(f'metric alias "{name}" requires a mapping !!!')
+
+    def register_plugin_gauge(self, name: str, oid: str, read: Any) -> None:
+        """A plugin's gauge (``cheaper_busyness``): plugins register theirs as they start,
+        before the core metrics are set up, so they come first, in registration order."""
+        m = _Metric(name, "gauge", "ptr", oid=oid)
+        m.read = read
+        items = list(self.metrics.items())
+        items.insert(self._plugin_metrics, (name, m))
+        self._plugin_metrics += 1
+        self.metrics = dict(items)
 
     # -- values -------------------------------------------------------------------------
     def value(self, name: str) -> int:

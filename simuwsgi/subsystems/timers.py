@@ -4,7 +4,7 @@ What it models (``core/signal.c`` ``uwsgi_add_timer``/``uwsgi_signal_add_rb_time
 ``core/master.c`` ``master_loop``/``expire_rb_timeouts``, ``core/event.c``
 ``event_queue_add_timer``; ``shared/spec/semantics.md`` §1, §4.1, §4.2; ``api.md`` §7):
 
-* **The master loop** (``MasterLoop``). The master waits ``--master-interval`` seconds
+* **The master loop** (``MasterLoop``). The master waits ``--check-interval`` seconds
   (default 1) for events; every wake-up is an *iteration*: after a timeout it expires
   due rb_timers, then it evaluates the cron tables, then handles the event (a timerfd,
   the inotify fd), then, at the top of the next iteration, arms the timers, rb_timers
@@ -80,8 +80,8 @@ class MasterLoop:
         self.inst = inst
         self.kernel = inst.kernel
         self.clock = inst.clock
-        #: ``--master-interval`` (0 means 1 in uWSGI; negative values are read as 1).
-        self.interval = max(1, inst.opts.int("master-interval", 1))
+        #: ``--check-interval`` (0 means 1 in uWSGI; negative values are read as 1).
+        self.interval = inst.check_interval
         self.started = False
         self.closed = False
         #: Virtual time of the last iteration; idle wake-ups follow at ``interval`` steps.
