@@ -9,20 +9,27 @@ three backends that subscribe to it. A client asks for shop.example every second
   is refused, it is marked failed and the request goes to b1;
 * 90 s: the partition heals: b3's next announce (every 10 s) puts it back in the pool;
 * every request is answered; the report's "Routed requests" table shows the traffic
-  moving.
+  moving;
+* the backends are a Legion (a build with SSL) with a quorum of 2: b1 (the highest
+  valor) is Lord from 6 s; cut off, b3 never becomes one; after b2's death b1 alone has
+  no quorum and gives the title up, then takes it back once b3 is back.
 
     simuwsgi run scenarios/cluster_failover.py --report reports/
 """
 
-#: Where the Legion options of the backends go (issue 14: a lord among the backends).
-LEGION: list[str] = []
+def legion(n):
+    """Backend ``n``'s Legion options: one Legion over the three backends."""
+    others = [f"shop 10.0.0.{m + 1}:4000" for m in (1, 2, 3) if m != n]
+    return ["--legion", f"shop 10.0.0.{n + 1}:4000 {100 - n} aes-128-cbc:s3cret",
+            *[arg for node in others for arg in ("--legion-node", node)],
+            "--legion-quorum", "shop 2", "--legion-scroll", f"shop b{n}"]
 
 
 def backend(n):
     return {"options": ["--master", "--processes", "2", "--socket", f"10.0.0.{n + 1}:3031",
-                        "--subscribe-to", "10.0.0.1:2626:shop.example", *LEGION,
+                        "--subscribe-to", "10.0.0.1:2626:shop.example", *legion(n),
                         "--wsgi-file", "apps/cluster_backend.py"],
-            "address": f"10.0.0.{n + 1}"}
+            "address": f"10.0.0.{n + 1}", "ssl": True}
 
 
 NODES = {
@@ -65,6 +72,11 @@ def check(cluster):
     dead = {(r["address"], r["why"]) for r in cluster.trace.select("subscription.dead")}
     assert dead == {("10.0.0.4:3031", "failed"), ("10.0.0.3:3031", "failed")}, dead
     assert all(r["status"] == 200 for r in cluster["b1"].trace.select("request.end"))
+    lords = [(r.time, r.node, r.kind) for r in cluster.trace.select("legion.*")
+             if r.kind in ("legion.lord", "legion.unlord")]
+    assert lords[0][1:] == ("b1", "legion.lord") and lords[0][0] < 10, lords
+    assert all(node == "b1" for _, node, _ in lords), f"only b1 is ever Lord: {lords}"
+    assert [kind for _, _, kind in lords][-2:] == ["legion.unlord", "legion.lord"], lords
 
 
 def state(cluster):

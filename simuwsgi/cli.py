@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--faults", metavar="PLAN",
                      help="a fault plan (simuwsgi.faults), as explore prints it: "
                           "\"Kill('spooler1', at=12.5); ClockStep(-60, at=30)\"")
+    run.add_argument("--subprocess", choices=["run", "refuse"],
+                     help="commands the app starts (subprocess, os.system, os.exec*...): "
+                          "run them on this host (the default) or refuse them")
     run.add_argument("--stall-timeout", type=float, metavar="SECONDS",
                      help="real seconds app code may run without yielding before it is "
                           "stopped (default 5; 0: never)")
@@ -272,7 +275,8 @@ def _prepare(args: argparse.Namespace, uwsgi_options: list[str]
                                   mode=args.mode, trace_kinds=kinds,
                                   allow_no_app=args.allow_no_app or None,
                                   strict=args.strict or None,
-                                  stall_timeout=args.stall_timeout)
+                                  stall_timeout=args.stall_timeout,
+                                  subprocess=args.subprocess)
         return scenario, sim, requests
     if kinds is not None:
         raise ValueError("--trace-kinds: real mode records its trace as uWSGI runs; "

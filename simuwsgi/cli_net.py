@@ -2,6 +2,7 @@
 
     simuwsgi serve [--for SECONDS] [--seed N] [--start ISO] [--tz ZONE]
                    [--hostname NAME] [--mode sim|fork] [--no-vfork]
+                   [--subprocess run|refuse]
                    [--trace FILE [--trace-kinds KINDS]] -- <uwsgi options>
     simuwsgi ping ADDR
     simuwsgi rpc ADDR FUNCTION [ARG...]
@@ -61,6 +62,9 @@ def add_commands(sub: Any) -> None:
                        help="fork: each process's user code in its own forked OS process")
     serve.add_argument("--no-vfork", dest="vfork", action="store_false",
                        help="share the app's module globals between processes (sim mode)")
+    serve.add_argument("--subprocess", default="run", choices=["run", "refuse"],
+                       help="commands the app starts (subprocess, os.system, os.exec*...): "
+                            "run them on this host (default) or refuse them")
     serve.add_argument("--allow-no-app", action="store_true",
                        help="serve on when the app did not load (uWSGI's full dynamic mode: "
                             "RPC, caches, signals; every request a 500)")
@@ -225,7 +229,8 @@ def _serve(args: argparse.Namespace, uwsgi_options: list[str]) -> int:
                          start=args.start if args.start else RealClock.time(), tz=args.tz,
                          app_dir=Path.cwd(), hostname=args.hostname or socket.gethostname(),
                          network="real", mode=args.mode, vfork=args.vfork,
-                         trace_kinds=kinds, allow_no_app=args.allow_no_app)
+                         trace_kinds=kinds, allow_no_app=args.allow_no_app,
+                         subprocess=args.subprocess)
     except (ConfigError, ValueError, LookupError) as exc:  # ZoneInfo: a KeyError
         print(f"simuwsgi serve: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return USAGE

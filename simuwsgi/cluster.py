@@ -21,7 +21,8 @@ How several instances share one interpreter:
 * addresses in the nodes' options are virtual: nothing binds on the host; the nodes
   talk through ``cluster.net`` (:mod:`simuwsgi.network`).
 
-Left out: ``mode='fork'`` nodes, real nodes (``add_real``), ``expose``.
+Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams cross the
+virtual network (``simuwsgi.cluster_real``). Left out: ``mode='fork'`` nodes.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError, SimulationError
-from ._core.clock import TimePatch, VirtualClock, parse_start
+from ._core.clock import RealClock, TimePatch, VirtualClock, parse_start
 from .server.config import parse_options
 from .server.containment import Containment, Watchdog
 from ._core.isolation import ImportLedger
 from ._core.kernel import Kernel
 from .server.master import Instance
+from .server.workers import Request
 from .network import Network
 from .subsystems.legacy import split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
@@ -119,7 +121,7 @@ class Node(Simulation):
     def __init__(self, cluster: Cluster, name: str, options: Any, *, address: str,
                  hostname: str, app_dir: str | Path | None, vfork: bool,
                  cron_commands: bool, legacy: bool, pid_base: int,
-                 allow_no_app: bool) -> None:
+                 allow_no_app: bool, ssl: bool) -> None:
         # Simulation.__init__ makes a kernel, clock, patch and ledger of its own: a
         # node shares the cluster's instead.
         self.cluster = cluster
@@ -128,7 +130,8 @@ class Node(Simulation):
         self.mode = "sim"
         self.seed = cluster.seed
         options, cluster_group = split_legacy_options(options) if legacy else (options, None)
-        self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
+        self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
+                                  ssl=ssl)
         if app_dir is not None:
             self.opts.base_dir = Path(app_dir)
         self.kernel = cluster.kernel
@@ -138,6 +141,7 @@ class Node(Simulation):
                              hostname=hostname, vfork=vfork, pid_base=pid_base)
         self.inst.trace.tee(cluster.trace)
         self.inst.network = "virtual"  # read by the net subsystem (simuwsgi.server.subsystems)
+        self.inst.ssl = ssl  # read by simuwsgi.subsystems.legion
         self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
@@ -183,6 +187,24 @@ class Node(Simulation):
 
     def _run(self, body: Callable[[], Any]) -> None:
         self.cluster._run(body)
+
+    def advance(self, seconds: float) -> None:
+        if self.cluster.real_nodes:  # paced by the real clock (simuwsgi.cluster_real)
+            self._ensure_started()
+            self.cluster.advance(seconds)
+        else:
+            super().advance(seconds)
+
+    def wait(self, requests: Any, *, timeout: float | None = None) -> None:
+        """As ``Simulation.wait``; with a real node, paced by the real clock (a request
+        still in flight after ``timeout``, default the patience, is left so)."""
+        if not self.cluster.real_nodes:
+            super().wait(requests, timeout=timeout)
+            return
+        pending = [requests] if isinstance(requests, Request) else list(requests)
+        limit = self.kernel.now + (timeout if timeout is not None else DEFAULT_PATIENCE)
+        while any(not r.done for r in pending) and self.kernel.now < limit:
+            self.cluster._run_to(min(limit, self.kernel.now + 0.01))
 
     def _settle(self) -> None:
         self.kernel.apply_cwd(None)
@@ -232,24 +254,33 @@ class Cluster:
 
     ``seed``, ``start`` and ``tz`` are those of :class:`~simuwsgi.Simulation`, for
     every node; ``app_dir`` is where the nodes' relative paths are resolved unless
-    ``add`` gives one. Add nodes with :meth:`add`, then use the cluster (or a node) as a
-    context manager; ``cluster.net`` controls the links between nodes.
+    ``add`` gives one; ``ssl=True`` makes every node a build with SSL (Legion). Add
+    nodes with :meth:`add`, then use the cluster (or a node) as a context manager;
+    ``cluster.net`` controls the links between nodes.
     """
 
     def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
-                 app_dir: str | Path | None = None) -> None:
+                 app_dir: str | Path | None = None, ssl: bool = False) -> None:
         # the remote calls reuse the real-socket client's code, which imports trio:
         # before any clock patch, or trio would keep the virtual clock (see simuwsgi.server.subsystems)
         from .network import _remote  # noqa: F401
 
         self.seed = seed
         self.app_dir = app_dir
+        self.ssl = ssl
         self.kernel = Kernel(seed)
         self.clock = _ClusterClock(self.kernel, parse_start(start, tz), tz)
         self._patch = TimePatch(self.clock, self._sleep)
         self._imports = ImportLedger()
         self.trace = Trace("cluster")
         self.nodes: dict[str, Node] = {}
+        #: Real uWSGI nodes (``add_real``): with one, the cluster runs on the real clock.
+        self.real_nodes: dict[str, Any] = {}
+        self._real_zero = 0.0
+        #: Answers of real nodes from helper threads, and the socket pair that wakes the
+        #: pacing loop for them (``simuwsgi.cluster_real``), made with the first one.
+        self._real_done: Any = None
+        self._waker: Any = None
         self._exposed: dict[str, tuple[str, str]] = {}
         self.net = Network(self.kernel, self._record)
         self.kernel.domain_hook = self._enter_node
@@ -259,7 +290,8 @@ class Cluster:
     def add(self, name: str, options: Any, *, address: str | None = None,
             hostname: str | None = None, app_dir: str | Path | None = None,
             vfork: bool = True, cron_commands: bool = False, legacy: bool = False,
-            pid_base: int = 1000, allow_no_app: bool = False) -> Node:
+            pid_base: int = 1000, allow_no_app: bool = False,
+            ssl: bool | None = None) -> Node:
         """A new node ``name`` running ``options`` (as ``Simulation`` takes them).
 
         ``address`` is its IP on the virtual network (default ``10.0.0.N``); its
@@ -268,20 +300,15 @@ class Cluster:
         (default: the name) is what ``uwsgi.hostname`` and spool files show. Each node
         has its own pid space (``pid_base``). A node added to a running cluster starts
         at once. A node whose app does not load stops the start with ``AppLoadError``
-        unless ``allow_no_app=True`` (see ``Simulation``).
+        unless ``allow_no_app=True`` (see ``Simulation``). ``ssl`` (default: the
+        cluster's) simulates a build with SSL: Legion (``simuwsgi.subsystems.legion``).
         """
-        if self.closed:
-            raise SimulationError("this cluster is closed")
-        if not isinstance(name, str) or not name or ":" in name or "@" in name:
-            raise ValueError(f"a node name is a non-empty string without ':' or '@', "
-                             f"not {name!r}")
-        if name in self.nodes:
-            raise ValueError(f"there is already a node named {name!r}")
-        address = address or f"10.0.0.{len(self.nodes) + 1}"
+        self._check_new_name(name)
+        address = address or f"10.0.0.{len(self.nodes) + len(self.real_nodes) + 1}"
         node = Node(self, name, options, address=address, hostname=hostname or name,
                     app_dir=app_dir if app_dir is not None else self.app_dir, vfork=vfork,
                     cron_commands=cron_commands, legacy=legacy, pid_base=pid_base,
-                    allow_no_app=allow_no_app)
+                    allow_no_app=allow_no_app, ssl=self.ssl if ssl is None else ssl)
         self.net.attach(name, address, node.inst, node.submit)
         self.nodes[name] = node
         self._record("node.add", name=name, address=address)
@@ -289,7 +316,57 @@ class Cluster:
             self._start_node(node)
         return node
 
+    def add_real(self, name: str, options: Any, *, address: str | None = None,
+                 binary: str | None = None, app_dir: str | Path | None = None,
+                 allow_no_app: bool = True) -> Any:
+        """A real uWSGI node ``name`` running ``options`` on loopback (``binary``: default
+        pyuwsgi's; Legion needs one built with SSL, ``simuwsgi.modes.real._ssl_build``),
+        with the virtual IP ``address``. Its UDP traffic (Legion, cache replication)
+        crosses the virtual links; from then on the cluster runs paced by the real
+        clock (see ``simuwsgi.cluster_real``). Returns its handle (``get``, ``log``,
+        ``stop``, ``kill``, ``real``)."""
+        import queue
+        import socket
+
+        from .cluster_real import RealNode
+
+        self._check_new_name(name)
+        if self._waker is None:
+            self._real_done = queue.SimpleQueue()
+            self._waker = socket.socketpair()
+            for end in self._waker:
+                end.setblocking(False)
+        address = address or f"10.0.0.{len(self.nodes) + len(self.real_nodes) + 1}"
+        base = app_dir if app_dir is not None else self.app_dir
+        node = RealNode(self, name, list(options), address=address, binary=binary,
+                        app_dir=Path(base) if base is not None else None,
+                        allow_no_app=allow_no_app)
+        self.net.attach(name, address, node.inst, lambda *a, **k: None)
+        self.real_nodes[name] = node
+        self._record("node.add_real", name=name, address=address)
+        if self.started:
+            node.start()
+        return node
+
+    def _wake(self) -> None:
+        """A helper thread has an answer for the pacing loop."""
+        try:
+            self._waker[1].send(b"!")
+        except OSError:
+            pass
+
+    def _check_new_name(self, name: str) -> None:
+        if self.closed:
+            raise SimulationError("this cluster is closed")
+        if not isinstance(name, str) or not name or ":" in name or "@" in name:
+            raise ValueError(f"a node name is a non-empty string without ':' or '@', "
+                             f"not {name!r}")
+        if name in self.nodes or name in self.real_nodes:
+            raise ValueError(f"there is already a node named {name!r}")
+
     def __getitem__(self, name: str) -> Node:
+        if name in self.real_nodes:
+            return self.real_nodes[name]  # type: ignore[no-any-return]
         try:
             return self.nodes[name]
         except KeyError:
@@ -305,10 +382,19 @@ class Cluster:
             raise SimulationError("a cluster needs a node: cluster.add(name, options)")
         self.started = True
         try:
+            if self.real_nodes:
+                # real nodes check each other's clocks: the cluster's is the real one
+                offset = RealClock.time() - self.kernel.now
+                self.clock.wall_offset = offset
+                for node in self.nodes.values():
+                    node.clock.wall_offset = offset
             self._imports.begin()
             self._patch.install()
             for node in self.nodes.values():
                 self._start_node(node)
+            for real in self.real_nodes.values():
+                real.start()
+            self._real_zero = RealClock.monotonic() - self.kernel.now
         except BaseException:
             self.close()
             raise
@@ -332,6 +418,10 @@ class Cluster:
             return
         self.closed = True
         nodes = [n for n in self.nodes.values() if n.started]
+        for real in self.real_nodes.values():
+            real.close()
+        for end in self._waker or ():
+            end.close()
         try:
             if self.started:
                 self._imports.enter()
@@ -355,7 +445,8 @@ class Cluster:
             self._patch.uninstall()
             self._imports.close()
             for node in nodes:
-                if sys.modules.get("uwsgi") is node.inst.facade:
+                # (a node refused at start has no facade)
+                if node.inst.facade is not None and sys.modules.get("uwsgi") is node.inst.facade:
                     del sys.modules["uwsgi"]
 
     def __enter__(self) -> Cluster:
@@ -400,16 +491,25 @@ class Cluster:
                                       timezone.utc).astimezone(ZoneInfo(self.clock.tz))
 
     def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of virtual time pass on every node."""
+        """Let ``seconds`` of virtual time pass on every node (real seconds too, with a
+        real node)."""
         self._ensure_started()
-        self._run(lambda: self.kernel.run_until(self.kernel.now + seconds))
+        self._run_to(self.kernel.now + seconds)
 
     def run_until(self, when: float) -> None:
         """Run until ``when`` virtual seconds since the start."""
         self._ensure_started()
         if when < self.kernel.now:
             raise ValueError(f"cannot run back in time: {when!r} is before now")
-        self._run(lambda: self.kernel.run_until(float(when)))
+        self._run_to(float(when))
+
+    def _run_to(self, when: float) -> None:
+        if self.real_nodes:
+            from .cluster_real import run_paced
+
+            run_paced(self, when)
+        else:
+            self._run(lambda: self.kernel.run_until(when))
 
     def step(self) -> bool:
         """Run the next event only. False if nothing is scheduled."""
@@ -426,6 +526,27 @@ class Cluster:
             raise ValueError(f"cannot schedule in the past: {when!r} is before now "
                              f"({self.kernel.now:g})")
         self.kernel.at(when, functools.partial(action, *args, **kwargs))
+
+    def apply(self, plan: Any) -> None:
+        """Apply a fault plan (``simuwsgi.faults``): network faults to ``cluster.net``,
+        the others on the node each names with ``node=`` (required when there are
+        several nodes); timed faults at their virtual time, the others when their
+        trigger fires on their node."""
+        from .faults import FaultPlan, Injector, NetworkFault
+
+        by_node: dict[str, list[Any]] = {}
+        for fault in FaultPlan.coerce(plan):
+            name = fault.node
+            if name is None:
+                if not isinstance(fault, NetworkFault) and len(self.nodes) > 1:
+                    raise ValueError(f"{fault!r}: in a cluster, say which node it happens "
+                                     f"on (node=...; there are: {', '.join(self.nodes)})")
+                name = next(iter(self.nodes))
+            by_node.setdefault(self[name].name, []).append(fault)
+        for name, faults in by_node.items():
+            node = self.nodes[name]
+            injector = node.inst.faults or Injector(node, self.net)
+            injector.schedule(FaultPlan(*faults))
 
     def kill(self, name: str) -> None:
         """``kill -9`` every process of node ``name`` at once (its master too): nothing

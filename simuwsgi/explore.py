@@ -42,6 +42,7 @@ from .faults import (
     Fault,
     FaultPlan,
     Kill,
+    Partition,
     SendOnly,
     SignalQueueFull,
     SlowRequests,
@@ -52,7 +53,7 @@ __all__ = ["FAULT_KINDS", "Outcome", "explore", "run_dir", "run_one", "shrink"]
 
 RUN_DIR_VAR = "SIMUWSGI_RUN_DIR"
 #: What ``--faults SPEC`` may name: the families of faults a random plan draws from.
-FAULT_KINDS = ("kill", "clock", "tz", "storm", "slow", "disk", "signals")
+FAULT_KINDS = ("kill", "clock", "tz", "storm", "slow", "disk", "signals", "net")
 #: Failing seeds printed by ``simuwsgi explore`` (all are in the report).
 SHOWN = 3
 #: A random plan has up to this many faults.
@@ -90,9 +91,10 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
         props = list(getattr(module, "PROPERTIES", ()))
         try:
             with sim:
+                nodes = list(getattr(sim, "nodes", ()))  # a cluster's (NODES)
                 if plan is None:
-                    names = [p.name for p in sim.processes()]
-                    plan = random_plan(seed, kinds, scenario.duration, names)
+                    names = list(dict.fromkeys(p.name for p in _processes(sim)))
+                    plan = random_plan(seed, kinds, scenario.duration, names, nodes)
                 plan = FaultPlan.coerce(plan)
                 sim.apply(FaultPlan.coerce(getattr(module, "FAULTS", None)))
                 sim.apply(plan)
@@ -114,8 +116,16 @@ def run_one(path: str | Path, seed: int, plan: Any = None, *, kinds: Iterable[st
             detail = f"simulation failed: {exc}"
             failure = detail.split("\n", 1)[0]
         seen = tuple(p.name for p in props if p.seen is not None)
+        # a cluster's requests are not counted: SendOnly does not shrink its timeline
+        submitted = 0 if nodes else sim.inst.faults.submitted
         return Outcome(seed, FaultPlan.coerce(plan).spec(), digest(sim.trace, run_dir),
-                       failure, seen, sim.inst.faults.submitted, detail)
+                       failure, seen, submitted, detail)
+
+
+def _processes(sim: Any) -> Iterator[Any]:
+    """A simulation's processes, or every node's in a cluster."""
+    for item in sim.processes():
+        yield item[1] if isinstance(item, tuple) else item
 
 
 def run_dir(*parts: str) -> str:
@@ -170,8 +180,10 @@ def digest(trace: Any, run_dir: str) -> str:
 
 
 def random_plan(seed: int, kinds: Iterable[str], duration: float,
-                processes: list[str]) -> FaultPlan:
-    """A plan of 0..``MAX_FAULTS`` faults of ``kinds``, drawn from ``seed`` alone."""
+                processes: list[str], nodes: list[str] | None = None) -> FaultPlan:
+    """A plan of 0..``MAX_FAULTS`` faults of ``kinds``, drawn from ``seed`` alone; in a
+    cluster (``nodes``) each on a node drawn too, and ``net`` partitions one node from
+    the others."""
     kinds = tuple(kinds)
     if not kinds:
         return FaultPlan()
@@ -180,31 +192,39 @@ def random_plan(seed: int, kinds: Iterable[str], duration: float,
     for _ in range(rng.randint(0, MAX_FAULTS)):
         kind = rng.choice(kinds)
         at = round(rng.uniform(0, duration), 3)
-        if kind == "kill":
-            target = rng.choice(processes)
-            if target.startswith("spooler") and rng.random() < 0.3:
-                faults.append(Kill(target, when=DuringSpoolTask(nth=rng.randint(1, 5))))
-            elif target.startswith("worker") and rng.random() < 0.3:
-                faults.append(Kill(target, when=AfterRequests("/", rng.randint(1, 5))))
-            else:
-                faults.append(Kill(target, at=at))
-        elif kind == "clock":
-            if rng.random() < 0.5:
-                faults.append(ClockStep(rng.choice((-3600, -60, -1, 1, 60, 3600)), at=at))
-            else:
-                faults.append(ClockDrift(rng.choice((-0.01, 0.01)), at=at, duration=60))
-        elif kind == "tz":
-            faults.append(TimeZone(rng.choice(("UTC", "Europe/Paris", "America/New_York")),
-                                   at=at))
-        elif kind == "storm":
-            faults.append(ExceptionStorm(rng.choice((1, 10, 60)), at=at))
-        elif kind == "slow":
-            faults.append(SlowRequests(rng.choice((1, 10, 60)), at=at))
-        elif kind == "disk":
-            faults.append(DiskFault(rng.choice(("full", "readonly", "eio", "torn")), at=at))
-        elif kind == "signals":
-            faults.append(SignalQueueFull(10, at=at))
+        if kind == "net":
+            if nodes and len(nodes) > 1:
+                alone = rng.choice(nodes)
+                faults.append(Partition([alone], [n for n in nodes if n != alone], at=at,
+                                        duration=rng.choice((10, 30, 60, 120))))
+            continue
+        fault = _random_fault(rng, kind, at, processes)
+        faults.append(fault.on(rng.choice(nodes)) if nodes else fault)
     return FaultPlan(*faults)
+
+
+def _random_fault(rng: random.Random, kind: str, at: float, processes: list[str]) -> Fault:
+    """One fault of family ``kind`` (not ``net``) at ``at``."""
+    if kind == "kill":
+        target = rng.choice(processes)
+        if target.startswith("spooler") and rng.random() < 0.3:
+            return Kill(target, when=DuringSpoolTask(nth=rng.randint(1, 5)))
+        if target.startswith("worker") and rng.random() < 0.3:
+            return Kill(target, when=AfterRequests("/", rng.randint(1, 5)))
+        return Kill(target, at=at)
+    if kind == "clock":
+        if rng.random() < 0.5:
+            return ClockStep(rng.choice((-3600, -60, -1, 1, 60, 3600)), at=at)
+        return ClockDrift(rng.choice((-0.01, 0.01)), at=at, duration=60)
+    if kind == "tz":
+        return TimeZone(rng.choice(("UTC", "Europe/Paris", "America/New_York")), at=at)
+    if kind == "storm":
+        return ExceptionStorm(rng.choice((1, 10, 60)), at=at)
+    if kind == "slow":
+        return SlowRequests(rng.choice((1, 10, 60)), at=at)
+    if kind == "disk":
+        return DiskFault(rng.choice(("full", "readonly", "eio", "torn")), at=at)
+    return SignalQueueFull(10, at=at)
 
 
 def parse_kinds(spec: str | None) -> tuple[str, ...]:

@@ -41,10 +41,22 @@ What a fault does, as on a real Linux host:
 * ``SignalQueueFull(duration)`` — the master's signal socket is full: signals raised
   meanwhile are lost (``signal.lost``).
 
-Network faults (loss, duplication, reordering, delay, corruption, partitions) belong to
-the cluster's network: they will be ``Fault`` subclasses whose ``apply`` acts on it;
-``FaultPlan`` and triggers need no change for them (``register`` makes a new kind
-known to ``parse``).
+Network faults act on the links of a :class:`~simuwsgi.Cluster` (``cluster.apply(plan)``,
+a scenario's ``FAULTS`` with ``NODES``), through ``cluster.net``'s verbs, each recorded
+in the trace:
+
+* ``Partition(("a",), ("b", "c"), duration=30)`` — cut the links between the groups
+  (``duration`` None: until a ``Heal``; at the end of a duration every cut heals);
+* ``Heal()`` — every partition ends; waiting stream bytes go on;
+* ``Loss("a", "b", 0.3)``, ``Delay("a", "b", 0.5)`` (seconds added one way),
+  ``Duplicate("a", "b", 0.1)``, ``Reorder("a", "b", 0.2)``, ``Corrupt("a", "b", 0.1)``
+  (one byte of a datagram changed) on the link between two nodes
+  (both ways unless ``one_way=True``), for ``duration`` seconds (None: for good).
+
+In a cluster every fault names the node it happens on with ``node=`` (``Kill('worker1',
+node='b', at=5)``); a network fault with a trigger watches the events of its ``node``
+(default: the first node). A ``Simulation`` (one node, no network) refuses network
+faults.
 """
 
 from __future__ import annotations
@@ -60,7 +72,9 @@ __all__ = [
     "AfterRequests", "CacheFull", "ClockDrift", "ClockStep", "DiskFault", "DuringReload",
     "DuringSpoolTask", "ExceptionStorm", "Fault", "FaultInjected", "FaultPlan",
     "InSignalHandler", "Kill", "SendOnly", "SignalQueueFull", "SlowRequests", "TimeZone",
-    "Trigger", "register",
+    "Trigger", "register", "Partition", "Heal", "Loss", "Delay", "Duplicate", "Reorder",
+    "Corrupt",
+    "NetworkFault",
 ]
 
 #: The names ``Kill`` takes (the processes ``Simulation.process`` knows).
@@ -214,6 +228,8 @@ class Fault(_Ordered):
 
     at: float | None = field(default=None, kw_only=True)
     when: Trigger | None = field(default=None, kw_only=True)
+    #: The cluster node it happens on (a ``Simulation`` has one: None).
+    node: str | None = field(default=None, kw_only=True)
 
     #: The trace kind recorded when the fault fires.
 
@@ -235,8 +251,15 @@ class Fault(_Ordered):
 
     def with_time(self, at: float) -> Fault:
         """The same fault at another time (for shrinking)."""
+        return self._with(at=at)
+
+    def on(self, node: str) -> Fault:
+        """The same fault on cluster node ``node``."""
+        return self._with(node=node)
+
+    def _with(self, **changes: Any) -> Fault:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-        values["at"] = at
+        values.update(changes)
         return type(self)(**values)
 
 
@@ -432,6 +455,147 @@ class SignalQueueFull(Fault):
         injector.window("signal_queue_full", self.duration, "")
 
 
+# -- the cluster's network ----------------------------------------------------------------
+class NetworkFault(Fault):
+    """A fault of the cluster's links (``Injector.net``)."""
+
+    def apply(self, injector: Injector) -> None:
+        net = injector.net
+        if net is None:
+            injector.skip(f"{self!r}: a network fault needs a cluster (simuwsgi.Cluster)")
+            return
+        self.act(net, injector)
+
+    def act(self, net: Any, injector: Injector) -> None:
+        raise NotImplementedError
+
+
+def _names(group: Any) -> tuple[str, ...]:
+    return (group,) if isinstance(group, str) else tuple(group)
+
+
+@register
+@dataclass(frozen=True, repr=False, init=False)
+class Partition(NetworkFault):
+    """Cut the links between ``groups`` of node names for ``duration`` seconds (None:
+    until a ``Heal``)."""
+
+    groups: tuple[tuple[str, ...], ...] = _pos(())
+    duration: float | None = None
+
+    def __init__(self, *groups: Any, at: float | None = None, when: Trigger | None = None,
+                 node: str | None = None, duration: float | None = None) -> None:
+        if len(groups) == 1 and groups[0] and not isinstance(groups[0][0], str):
+            groups = tuple(groups[0])  # Partition((("a",), ("b",))), as the repr shows
+        object.__setattr__(self, "groups", tuple(_names(g) for g in groups))
+        for name, value in (("at", at), ("when", when), ("node", node),
+                            ("duration", duration)):
+            object.__setattr__(self, name, value)
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.groups) < 2 or not all(self.groups):
+            raise ValueError(f"Partition needs two or more non-empty groups of node names, "
+                             f"not {self.groups!r}")
+        if self.duration is not None:
+            _positive("duration", self.duration)
+
+    def __repr__(self) -> str:
+        named = [f"{n}={getattr(self, n)!r}" for n in ("at", "when", "node", "duration")
+                 if getattr(self, n) is not None]
+        return f"Partition({', '.join([repr(self.groups)] + named)})"
+
+    def _with(self, **changes: Any) -> Fault:
+        values = {"at": self.at, "when": self.when, "node": self.node,
+                  "duration": self.duration, **changes}
+        return Partition(*self.groups, **values)
+
+    def act(self, net: Any, injector: Injector) -> None:
+        net.partition(*self.groups)
+        if self.duration is not None:
+            injector.kernel.schedule(self.duration, net.heal)
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class Heal(NetworkFault):
+    """Every partition ends (``cluster.net.heal()``)."""
+
+    def act(self, net: Any, injector: Injector) -> None:
+        net.heal()
+
+
+@dataclass(frozen=True, repr=False)
+class _LinkFault(NetworkFault):
+    """One setting of the link between nodes ``a`` and ``b`` changes for ``duration``
+    seconds (None: for good), both ways unless ``one_way``."""
+
+    a: str = _pos("")
+    b: str = _pos("")
+    value: float = _pos(0.0)
+    duration: float | None = None
+    one_way: bool = False
+    #: The ``LinkSettings`` field it sets.
+    setting = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.a or not self.b:
+            raise ValueError(f"{type(self).__name__}: name the two nodes of the link")
+        if self.duration is not None:
+            _positive("duration", self.duration)
+
+    def act(self, net: Any, injector: Injector) -> None:
+        before = getattr(net.link(self.a, self.b), self.setting)
+        value = before + self.value if self.setting == "latency" else self.value
+        net.set_link(self.a, self.b, one_way=self.one_way, **{self.setting: value})
+        if self.duration is not None:
+            injector.kernel.schedule(self.duration, lambda: net.set_link(
+                self.a, self.b, one_way=self.one_way, **{self.setting: before}))
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class Loss(_LinkFault):
+    """A share ``value`` of the packets on the link is lost (TCP: retransmitted late)."""
+
+    setting = "loss"
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class Delay(_LinkFault):
+    """``value`` seconds more latency on the link."""
+
+    setting = "latency"
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class Duplicate(_LinkFault):
+    """A share ``value`` of the datagrams on the link arrive twice."""
+
+    setting = "duplicate"
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class Corrupt(_LinkFault):
+    """A share ``value`` of the datagrams on the link arrive with one byte changed (on
+    a TCP stream: retransmitted late)."""
+
+    setting = "corrupt"
+
+
+@register
+@dataclass(frozen=True, repr=False)
+class Reorder(_LinkFault):
+    """A share ``value`` of the datagrams on the link arrive after later ones."""
+
+    setting = "reorder"
+
+
 # -- plans ---------------------------------------------------------------------------------
 @dataclass(frozen=True, order=True)
 class FaultPlan:
@@ -520,10 +684,12 @@ class Injector:
     its trace for triggers, and holds the windows (disk, cache, signals, storms) the
     subsystems consult."""
 
-    def __init__(self, sim: Any) -> None:
+    def __init__(self, sim: Any, net: Any = None) -> None:
         self.sim = sim
         self.inst = sim.inst
         self.kernel = sim.kernel
+        #: The cluster's network (``cluster.net``) for network faults; None alone.
+        self.net = net
         #: Active windows by name: (until, argument) pairs.
         self.windows: dict[str, list[tuple[float, str]]] = {}
         #: Faults waiting for their trigger, with the trigger's counting state.

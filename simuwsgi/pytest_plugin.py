@@ -65,7 +65,7 @@ LOG_TAIL = 30
 _REAL_POOL = pytest.StashKey[dict[tuple, Any]]()
 _REAL_ONLY = ("reuse", "deadline", "env")
 _SIM_ONLY = ("seed", "start", "vfork", "decorators", "hostname", "fork_timeout", "network",
-             "cron_commands", "strict", "stall_timeout")
+             "cron_commands", "strict", "stall_timeout", "subprocess")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,7 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "mode='sim', vfork=True, stall_timeout=5.0): uWSGI options and simulation "
         "settings for uwsgi_sim")
     config.addinivalue_line(
-        "markers", "uwsgi_cluster(seed=0, start=None, tz=None): settings of uwsgi_cluster")
+        "markers", "uwsgi_cluster(seed=0, start=None, tz=None, ssl=False): settings of "
+        "uwsgi_cluster")
     config.addinivalue_line(
         "markers", "explore_seeds(scenario, seeds=100, faults='kill', first_seed=0, "
         "mode='sim'): one test per seed of the scenario's exploration (fixture explored)")

@@ -8,7 +8,8 @@ A scenario is a Python file with module-level names:
 ``NODES``
     instead of ``OPTIONS``: the nodes of a :class:`~simuwsgi.Cluster`, by name, each
     its options or a dict of ``Cluster.add`` arguments (``{"options": [...],
-    "address": "10.0.0.5"}``); the driver is then the cluster (``cluster["a"].get(...)``,
+    "address": "10.0.0.5", "ssl": True}``: ``ssl`` for Legion); the driver is then the
+    cluster (``cluster["a"].get(...)``,
     ``cluster.net.partition(...)``), in ``sim`` mode only;
 ``SEED``, ``START``, ``TZ``, ``DURATION``
     the simulation's seed, first instant, time zone, and how long ``run`` lasts
@@ -103,6 +104,10 @@ class Scenario:
     def _cluster(self, **overrides: Any) -> Any:
         from .cluster import Cluster
 
+        if overrides.get("subprocess") not in (None, "run"):
+            raise ValueError(f"scenario {self.name}: a cluster (NODES) runs its apps' "
+                             f"commands; subprocess={overrides['subprocess']!r} is not "
+                             "available for it")
         for name in ("mode", "trace_kinds"):
             if overrides.get(name) not in (None, "sim"):
                 raise ValueError(f"scenario {self.name}: a cluster (NODES) runs in sim mode "

@@ -124,8 +124,10 @@ async def serve_simulation(
         log.flush()
 
     node.on_progress = flush_log
+    # a uWSGI worker (each of its cores) serves one connection from accept to close
     server = UwsgiServer(node.handle, limits=limits_from(opts), answer_now=node.answer_now,
-                         hostname=inst.hostname.encode(), log=lambda line: inst.log(line))
+                         hostname=inst.hostname.encode(), log=lambda line: inst.log(line),
+                         workers=inst.numproc * inst.cores)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)

@@ -23,7 +23,8 @@ from ._core._spool import LinesView
 from .server.banner import MACHINES
 from ._core.clock import TimePatch, VirtualClock, parse_start
 from .server.config import Options, parse_options
-from .server.containment import DEFAULT_STALL_TIMEOUT, Containment, Watchdog, check_duration
+from .server.containment import (DEFAULT_STALL_TIMEOUT, Containment, Watchdog,
+                                 check_duration, check_subprocess_policy)
 from ._core.isolation import ImportLedger
 from ._core.kernel import Kernel
 from .server.master import Instance
@@ -83,9 +84,19 @@ class Simulation:
     then the process is stopped, as uWSGI's harakiri would when ``--harakiri`` is set,
     else ``StallError`` names it (None: never; see ``simuwsgi.server.containment``). In fork
     mode ``fork_timeout`` plays that part (a hung child is a ``StallError`` too).
+    ``subprocess`` is what a command app code starts (``subprocess``, ``os.system``,
+    ``os.popen``, ``os.posix_spawn``, ``os.exec*``) does: ``"run"`` (the default: it is
+    the app's own command, and its output may be what the app needs) runs it on the
+    host, taking no virtual time; ``"refuse"`` raises ``NotSimulatedError`` instead; a
+    callable is given the command's argv and returns one of the two. Each command is a
+    ``subprocess`` trace record. ``os.exec*`` never replaces the test process: the
+    virtual process becomes the program, and ends with its exit status.
     ``machine`` is whose facts the startup lines of the log print: ``"virtual"`` (a
     fixed machine, so the log is the same everywhere) or ``"host"`` (this machine's, as
-    the real server would print them here).
+    the real server would print them here). ``ssl=True`` simulates a build with SSL, as
+    uWSGI built from source where OpenSSL is installed: the Legion options (``--legion``
+    ...), ``uwsgi.i_am_the_lord``/``lord_scroll``/``scrolls`` (``simuwsgi.subsystems.legion``)
+    and the WebSocket handshake exist; by default they do not, as in the pyuwsgi wheel.
     """
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
@@ -96,7 +107,8 @@ class Simulation:
                  legacy: bool = False, trace_kinds: Iterable[str] | None = None,
                  allow_no_app: bool = False, strict: bool = False,
                  stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-                 machine: str = "virtual") -> None:
+                 machine: str = "virtual", ssl: bool = False,
+                 subprocess: Any = "run") -> None:
         if network not in ("none", "real"):
             raise ValueError(f"network must be 'none' or 'real', not {network!r}")
         if network == "real":
@@ -108,7 +120,8 @@ class Simulation:
         self.seed = seed
         # legacy=True: 1.4's --cluster is an option too (simuwsgi.subsystems.legacy)
         options, cluster_group = split_legacy_options(options) if legacy else (options, None)
-        self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None)
+        self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
+                                           ssl=ssl)
         if app_dir is not None:
             self.opts.base_dir = Path(app_dir)
         self.kernel = Kernel(seed)
@@ -116,6 +129,7 @@ class Simulation:
         self.inst = Instance(self.opts, self.kernel, self.clock, hostname=hostname,
                              vfork=vfork and mode == "sim", trace_kinds=trace_kinds)
         self.inst.network = network  # read by the net subsystem
+        self.inst.ssl = ssl  # read by simuwsgi.subsystems.legion
         if machine not in MACHINES:
             raise ValueError(f"machine must be one of {', '.join(MACHINES)}, not {machine!r}")
         self.inst.machine = machine
@@ -136,6 +150,7 @@ class Simulation:
             stall_timeout = check_duration("stall_timeout", stall_timeout) or None
         self.inst.stall_timeout = stall_timeout
         self._contain = Containment(self.inst)
+        self._contain.subprocess = check_subprocess_policy(subprocess)
         # fork mode: user code runs in OS children, watched by ``fork_timeout``
         self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
         self._decorators = decorators

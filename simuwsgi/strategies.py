@@ -22,11 +22,18 @@ from typing import Any
 
 from .faults import (
     ClockStep,
+    Corrupt,
+    Delay,
     DiskFault,
+    Duplicate,
     DuringSpoolTask,
     ExceptionStorm,
     FaultPlan,
     Kill,
+    Loss,
+    NetworkFault,
+    Partition,
+    Reorder,
     SignalQueueFull,
     SlowRequests,
     TimeZone,
@@ -45,10 +52,13 @@ def _st() -> Any:
 
 
 def fault_plans(*, processes: Sequence[str] = ("worker1",), within: float = 60.0,
-                max_faults: int = 3, kinds: Sequence[str] = ("kill",)) -> Any:
+                max_faults: int = 3, kinds: Sequence[str] = ("kill",),
+                nodes: Sequence[str] = ()) -> Any:
     """``FaultPlan`` values of up to ``max_faults`` faults of ``kinds`` (``kill``,
-    ``clock``, ``tz``, ``storm``, ``slow``, ``disk``, ``signals``) at times in
-    ``[0, within]``."""
+    ``clock``, ``tz``, ``storm``, ``slow``, ``disk``, ``signals``, and with the names
+    of a cluster's ``nodes`` ``net``: partitions, loss, delay, duplication, reordering,
+    corruption)
+    at times in ``[0, within]``; in a cluster each fault is on one of the nodes."""
     st = _st()
     if not processes:
         raise ValueError("fault_plans: processes must name at least one process")
@@ -72,11 +82,34 @@ def fault_plans(*, processes: Sequence[str] = ("worker1",), within: float = 60.0
                           st.sampled_from(["full", "readonly", "eio", "torn"]), times),
         "signals": st.builds(lambda t: SignalQueueFull(at=t), times),
     }
+    if len(nodes) > 1:
+        makers["net"] = _network_faults(st, list(nodes), times)
     bad = [k for k in kinds if k not in makers]
     if bad:
         raise ValueError(f"fault_plans: unknown kind {bad[0]!r} (known: {', '.join(makers)})")
     one = st.one_of(*(makers[k] for k in kinds))
+    if nodes:
+        one = st.tuples(one, st.sampled_from(list(nodes))).map(
+            lambda pair: pair[0] if isinstance(pair[0], NetworkFault) else pair[0].on(pair[1]))
     return st.lists(one, max_size=max_faults).map(lambda faults: FaultPlan(*faults))
+
+
+def _network_faults(st: Any, nodes: list[str], times: Any) -> Any:
+    """Faults of the links between ``nodes``: a partition (one node or a split in two),
+    or a link setting for a while."""
+    durations = st.sampled_from([10, 30, 60, 120])
+    split = st.permutations(nodes).flatmap(
+        lambda order: st.integers(1, len(order) - 1).map(
+            lambda k: (tuple(order[:k]), tuple(order[k:]))))
+    pair = st.permutations(nodes).map(lambda order: (order[0], order[1]))
+    link = st.builds(lambda kind, ab, value, t, d: kind(*ab, value, at=t, duration=d),
+                     st.sampled_from([Loss, Duplicate, Reorder, Corrupt]), pair,
+                     st.sampled_from([0.1, 0.5, 0.9]), times, durations)
+    delay = st.builds(lambda ab, value, t, d: Delay(*ab, value, at=t, duration=d), pair,
+                      st.sampled_from([0.01, 0.5, 5.0]), times, durations)
+    partition = st.builds(lambda groups, t, d: Partition(*groups, at=t, duration=d),
+                          split, times, durations)
+    return st.one_of(partition, link, delay)
 
 
 def uwsgi_options(*, app: str = "app.py", max_processes: int = 4) -> Any:

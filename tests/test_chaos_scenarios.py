@@ -20,7 +20,10 @@ PITFALLS = {
     "cache_reload": "15 views counted of 30",
     "mule_queue_full": "e-mails sent of 40",
     "thundering_herd": "computed 5 times for 2 empty caches",
+    "split_brain": None,  # needs a partition: tests/test_network_faults.py
 }
+#: The scenarios of one node (a cluster's run in sim mode only).
+SINGLE = sorted(p for p in CHAOS.glob("*.py") if "NODES" not in p.read_text())
 
 
 def test_every_scenario_has_a_fixed_variant_and_a_test():
@@ -36,7 +39,7 @@ def test_the_check_fails_on_the_buggy_app_and_passes_on_the_fixed_one(name):
     assert run_one(CHAOS / f"{name}_fixed.py", 0, "").failure is None
 
 
-@pytest.mark.parametrize("path", sorted(CHAOS.glob("*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SINGLE, ids=lambda p: p.stem)
 def test_every_chaos_scenario_gives_the_same_digest_in_fork_mode(path):
     sim = run_one(path, 0, "")
     fork = run_one(path, 0, "", mode="fork")

@@ -347,6 +347,25 @@ def test_trace_prints_a_saved_trace_as_a_table(tmp_path, monkeypatch, capsys):
     _one_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("policy,summary", [
+    ("run", "requests: 200: 1"),
+    ("refuse", "1 without a response"),  # NotSimulatedError before start_response
+])
+def test_run_subprocess_says_whether_the_apps_commands_run(write_app, tmp_path, capsys,
+                                                           monkeypatch, policy, summary):
+    write_app("import subprocess\ndef application(e, sr):\n"
+              "    subprocess.run(['true'], check=True)\n"
+              "    sr('200 OK', [])\n    return [b'x']\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--for", "10", "--subprocess", policy, "--request", "1 GET /",
+                 "--trace", "t.msgpack", "--", "--master", "--wsgi-file", "app.py"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert summary in out
+    rows = msgpack.unpackb((tmp_path / "t.msgpack").read_bytes())
+    assert [r[4]["action"] for r in rows if r[3] == "subprocess"] == [policy]
+
+
 @pytest.mark.parametrize("command", [
     ["options"],
     ["explain", "scenarios/quickstart.py"],

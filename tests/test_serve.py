@@ -384,24 +384,46 @@ def test_die_on_term_swaps_sigterm_and_sigquit(servers, tmp_path, kind) -> None:
 def test_stalled_clients_are_closed_after_the_socket_timeout(servers, tmp_path) -> None:
     """Half a request, then nothing: each connection is closed without a byte once
     --socket-timeout passes without one, and the server keeps no descriptor for it.
-    (Real uWSGI does the same one worker at a time: a worker is busy from accept on, so
-    with one worker 50 stalled clients take 50 s; serve reads them all at once, see
-    simuwsgi/net/_server.py.)"""
-    server = start(servers, tmp_path, "sim", "--socket-timeout", "1")
+    A worker is busy from accept on: with two workers, eight stalled clients take four
+    timeouts, two at a time."""
+    server = start(servers, tmp_path, "sim", "--socket-timeout", "1", "--processes", "2")
     pid = server.proc.pid
     fds = open_fds(pid)
     packet = wsgi_packet()
     stalled = [socket.create_connection(("127.0.0.1", p), timeout=10)
-               for p in (server.port, server.http_port) for _ in range(25)]
+               for p in (server.port, server.http_port) for _ in range(4)]
     for s in stalled:
         s.sendall(packet[:10] if s.getpeername()[1] == server.port else b"GET / HTTP/1.0\r\n")
     began = time.monotonic()
     for s in stalled:
         with s:
             assert s.recv(100) == b""
-    assert time.monotonic() - began < 5
+    assert 3.5 < time.monotonic() - began < 8
     assert get(server.port).startswith(b"HTTP/1.0 200")
     assert open_fds(pid) == fds
+
+
+@BOTH
+def test_a_slow_client_holds_its_worker(servers, tmp_path, kind) -> None:
+    """One worker: it accepts the first client and waits for the rest of its request;
+    the second client, whose request came whole just after, is served only then."""
+    server = start(servers, tmp_path, kind)
+    packet = wsgi_packet()
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    slow.sendall(packet[:10])
+    time.sleep(0.2)  # accepted (TCP_DEFER_ACCEPT: it sent its first bytes)
+    began = time.monotonic()
+    with slow, socket.create_connection(("127.0.0.1", server.port), timeout=10) as fast:
+        fast.sendall(packet)
+        ready = selectors.DefaultSelector()
+        ready.register(fast, selectors.EVENT_READ)
+        assert not ready.select(1.5)  # nothing for the second while the first is read
+        slow.sendall(packet[10:])
+        assert slow.recv(100).startswith(b"HTTP/1.0 200")
+        out = b""
+        while chunk := fast.recv(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.0 200") and time.monotonic() - began >= 1.5
 
 
 @BOTH
@@ -448,3 +470,17 @@ def test_a_client_that_stops_reading_is_dropped_after_the_socket_timeout(
     at = lines.index("uwsgi_response_write_body_do() TIMEOUT !!!")
     assert lines[at + 1] == "OSError: write error"
     assert get(server.port).endswith(b"got 0")
+
+
+def test_serve_subprocess_refuse(servers, tmp_path) -> None:
+    (tmp_path / "app.py").write_text(
+        "import subprocess\n"
+        "def application(env, start_response):\n"
+        "    if env['QUERY_STRING'] == 'cmd':\n"
+        "        subprocess.run(['true'])\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n")
+    server = start(servers, tmp_path, "sim", flags=("--subprocess", "refuse"))
+    assert get(server.port, "cmd") == b""  # the app's NotSimulatedError: no response
+    assert "subprocess.Popen(['true']) in worker1" in server.log()
+    assert get(server.port).startswith(b"HTTP/1.0 200")

@@ -43,8 +43,7 @@ ECHO = textwrap.dedent('''
 def ssl_sim(tmp_path, app: str = ECHO, *options: str) -> Simulation:
     (tmp_path / "app.py").write_text(app)
     sim = Simulation(["--master", "--http-socket", ":9090", "--wsgi-file",
-                      str(tmp_path / "app.py"), *options])
-    sim.inst.ssl = True  # LEGION-MERGE: Simulation(..., ssl=True)
+                      str(tmp_path / "app.py"), *options], ssl=True)
     sim.start()
     return sim
 

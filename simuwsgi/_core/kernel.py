@@ -92,6 +92,8 @@ class Process:
         #: What the process belongs to (a node of a cluster): the kernel calls
         #: ``domain_hook`` when the next process to run belongs elsewhere.
         self.domain: Any = None
+        #: Calls to make in the process when it next runs (``Kernel.interrupt``).
+        self.pending: list[Callable[[], Any]] = []
         self.greenlet = greenlet.greenlet(self._main, parent=kernel.hub)
         self._target = target
         kernel._unfinished[self] = None
@@ -286,10 +288,27 @@ class Kernel:
             handed = self._hand_over()
             if handed is not None:
                 nxt, value = handed
-                return nxt.greenlet.switch(value)
+                value = nxt.greenlet.switch(value)
+                if proc.pending:
+                    self._run_pending(proc)
+                return value
         self.current = None
         value = self.hub.switch()
+        if proc.pending:
+            self._run_pending(proc)
         return value
+
+    def interrupt(self, proc: Process, call: Callable[[], Any]) -> None:
+        """Run ``call`` in ``proc`` when it next runs, as CPython runs a signal's Python
+        handler at the process's next bytecode: when ``proc`` returns from the ``park``
+        or ``sleep`` it waits in (an exception ``call`` raises comes out of it there)."""
+        proc.pending.append(call)
+
+    @staticmethod
+    def _run_pending(proc: Process) -> None:
+        calls, proc.pending = proc.pending, []
+        for call in calls:
+            call()
 
     def _hand_over(self) -> tuple[Process, Any] | None:
         """The process the loop would resume next and its value, entered now, or None.
@@ -358,11 +377,15 @@ class Kernel:
                     else:
                         self._enter(nxt)  # its directory, node and globals too
                     g.switch(value)
+                    if proc.pending:
+                        self._run_pending(proc)
                     return
         heapq.heappush(heap, entry)  # not for this process to run: back, same place
         proc.wait_reason = reason
         self.current = None
         self.hub.switch()
+        if proc.pending:
+            self._run_pending(proc)
 
     def wake(self, proc: Process, value: Any = None, delay: float = 0.0) -> None:
         """Schedule ``proc`` to resume (from ``park``) with ``value``."""

@@ -110,6 +110,8 @@ DEFAULT_TIMEOUT = 60.0
 REQ, OK, ERR = 0, 1, 2
 # Outcomes of user code run by a child.
 DONE, FAIL, EXIT, MISSING = 0, 1, 2, 3
+#: The parent's requests that run user code in the child.
+_USER_OPS = ("call", "method", "wsgi")
 #: The host's functions: the runtime's own exits, kills and signal handlers are real
 #: (the app's act on its virtual process: ``simuwsgi.server.containment``).
 _real = _containment.REAL
@@ -636,6 +638,11 @@ class ForkRuntime:
         outcome = self.child_of(proc).call(op, payload)
         return self._outcome(proc, outcome)
 
+    def signal(self, proc: UProcess, signum: int) -> None:
+        """Another process's ``os.kill`` reaches ``proc``'s Python handler of ``signum``
+        (``containment.deliver``): its child runs it (``_Child.op_signal``)."""
+        self._outcome(proc, self.child_of(proc).call("signal", signum))
+
     def _outcome(self, proc: Any, outcome: tuple[Any, ...]) -> tuple[bool, Any]:
 
         kind = outcome[0]
@@ -724,6 +731,9 @@ class ForkRuntime:
             return None
         if op == "kill":  # the app's os.kill, acting on the virtual process (containment)
             os.kill(*payload)
+            return None
+        if op == "sigset":  # the app's signal.signal: other processes' os.kill calls it
+            child.proc.py_signals[payload[0]] = payload[1]
             return None
         raise SimulationError(f"unknown request {op!r} from {child.proc.name}")
 
@@ -898,17 +908,19 @@ class _Child:
             "call": self.op_call, "method": self.op_method, "wsgi": self.op_wsgi,
             "prepare": self.op_prepare, "import": self.op_import, "load": self.op_load,
             "forget": self.op_forget, "globals": self.op_globals, "fork": self.op_fork,
-            "reap": self.op_reap,
+            "reap": self.op_reap, "signal": self.op_signal,
             "atexit": lambda _payload: _containment.run_atexit(self.inst, self.proc),
         }
         self._zombies: dict[int, int] = {}
         #: The parent's requests being served, innermost last.
         self.op_stack: list[str] = []
+        #: Signals whose Python handler runs when user code runs again (``op_signal``).
+        self.pending_signals: list[int] = []
 
     def die(self, reason: str, code: int) -> None:
         """uWSGI kills this process (``wire.segfault``): no more of its code runs. The
         parent learns it as the end of the user code it is waiting for."""
-        if self.op_stack and self.op_stack[-1] in ("call", "method", "wsgi"):
+        if self.op_stack and self.op_stack[-1] in _USER_OPS:
             self.send((OK, (EXIT, reason, code), None), False)
             _exit(0)
 
@@ -932,7 +944,20 @@ class _Child:
         """Ask the parent; serve its nested requests until the answer comes."""
         msg = (REQ, op, payload)
         self.wire.send(_child_dumps(msg) if tokenize else _dumps(msg, _PROTO))
-        return self.wait()
+        result = self.wait()
+        if self.pending_signals:
+            self.run_signals()
+        return result
+
+    def run_signals(self) -> None:
+        """The Python handlers of the signals that arrived while user code waited for
+        the parent, in it: what they raise comes out in that code (CPython)."""
+        signals, self.pending_signals = self.pending_signals, []
+        frame = _containment.app_frame(sys._getframe(1))
+        for signum in signals:
+            handler = self.proc.py_signals.get(signum)
+            if callable(handler):
+                handler(signum, frame)
 
     def wait(self) -> Any:
         wire = self.wire
@@ -1030,6 +1055,18 @@ class _Child:
             return (EXIT, exc.reason, exc.code)
         finally:
             proc.request = None
+
+    def op_signal(self, signum: int) -> tuple[Any, ...]:
+        """A signal for a Python handler of this process: CPython runs it at the next
+        bytecode, so in the user code that waits for the parent if there is some (when
+        its wait ends), else now."""
+        if any(op in _USER_OPS for op in self.op_stack[:-1]):
+            self.pending_signals.append(signum)
+            return (DONE, None)
+        handler = self.proc.py_signals.get(signum)
+        if not callable(handler):
+            return (DONE, None)
+        return self.python_call(handler, (signum, None), True)
 
     def op_prepare(self, _payload: Any) -> None:
         self.loader.prepare()
@@ -1217,6 +1254,8 @@ def _adapt_instance(child: _Child) -> None:
     inst.kernel.park = park  # type: ignore[method-assign]
     # os.kill by the app: the parent owns the processes
     _containment.forward_kill = lambda pid, signum: child.request("kill", (pid, signum))
+    _containment.forward_signal = lambda signum, handler: child.request(
+        "sigset", (signum, handler))
     inst.call_python = call_python  # type: ignore[method-assign]
     inst.log = log  # type: ignore[method-assign]
     inst.log_raw = log_raw  # type: ignore[method-assign]

@@ -20,14 +20,18 @@ uWSGI's connection handling (``proto/uwsgi.c``, ``proto/http.c``, ``core/utils.c
   HTTP uWSGI writes on ``--socket``.
 
 Every byte is produced and parsed by the sans-IO codec (:mod:`simuwsgi.protocol`).
-Each connection is its own trio task, so a slow client never delays the others; a
+Each connection is its own trio task; a
 request already complete at accept time that the handler can answer at once (a ping)
 is answered inline. Listening sockets are made by :func:`simuwsgi.net.listen` (with
 uWSGI's ``TCP_DEFER_ACCEPT``, a connection is accepted once its first bytes arrived).
 
-Left out: uWSGI's worker occupancy while a request is being *read* (a real worker is
-busy from ``accept`` on; here the handler is called once the request is complete),
-lazy body reading by the app (the whole body is read first, as with
+With ``workers=N`` (``simuwsgi serve``: processes x cores) at most N connections are
+served at once, on all listeners together, as a uWSGI worker is busy from ``accept``
+until it closes the connection: a slow client holds its worker while its request is
+read, and the next connections wait in the listen queue, not accepted. Without it,
+every connection is accepted and served at once.
+
+Left out: lazy body reading by the app (the whole body is read first, as with
 ``--post-buffering``), ``--post-buffering-bufsize``, ``--puwsgi-socket``, SSL and
 chunked request bodies.
 """
@@ -273,8 +277,13 @@ class UwsgiServer:
         log: Callable[[str], None] | None = None,
         answer_now: Callable[[RequestEvent, Body, Peer], Reply | Awaitable[Reply] | None]
         | None = None,
+        workers: int | None = None,
     ) -> None:
         self.handler = handler
+        #: How many connections are served at once, on all listeners (None: any
+        #: number); the others wait in the listen queue, not accepted.
+        self.workers = workers
+        self._free: trio.Semaphore | None = None
         self.answer_now = answer_now
         self.limits = limits or Limits()
         self.hostname = hostname
@@ -299,33 +308,56 @@ class UwsgiServer:
             raise ValueError(f"protocol must be 'uwsgi' or 'http', not {protocol!r}")
         name = socket_name or _socket_name(listener)
         lsock = _stdlib_socket(listener)
+        if self.workers is not None and self._free is None:
+            self._free = trio.Semaphore(self.workers)
+        free = self._free
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
                 while True:
                     await trio.lowlevel.wait_readable(lsock)
                     for _ in range(_ACCEPT_BATCH):  # one wake-up, many connections
+                        if free is not None:  # a worker free to accept it
+                            await free.acquire()
                         try:
                             sock, _addr = lsock.accept()
                         except BlockingIOError:
+                            self._release()
                             break
                         except OSError as exc:  # e.g. EMFILE: uWSGI logs and goes on
+                            self._release()
                             self.log(f"accept(): {exc.strerror}")
                             await trio.sleep(0.01)
                             break
                         self.accepted += 1
                         sock.setblocking(False)
-                        self._accepted(nursery, sock, name, protocol)
+                        task = self._accepted(sock, name, protocol)
+                        if task is None:
+                            self._release()
+                        else:
+                            nursery.start_soon(self._in_worker, *task)
                     else:  # a full batch: let the other tasks run before the next
                         await trio.lowlevel.checkpoint()
         finally:
             lsock.close()
 
-    def _accepted(self, nursery: trio.Nursery, sock: socket.socket, name: str,
-                  protocol: str) -> None:
-        """Serve a new connection: inline while nothing has to wait (with
+    def _release(self) -> None:
+        if self._free is not None:
+            self._free.release()
+
+    async def _in_worker(self, serve: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Serve a connection in a task; its worker is busy until it is closed."""
+        try:
+            await serve(*args)
+        finally:
+            self._release()
+
+    def _accepted(self, sock: socket.socket, name: str,
+                  protocol: str) -> tuple[Any, ...] | None:
+        """Serve a new connection inline while nothing has to wait (with
         ``TCP_DEFER_ACCEPT`` a small request has arrived whole, and a simulated node
-        answers it at once), else in a task of its own."""
+        answers it at once): None once it is closed; else what serves the rest in a
+        task of its own, and its arguments."""
         body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
         reading = (_Incoming(self._new_connection(), body) if protocol == "uwsgi"
                    else _HttpIncoming(body))
@@ -333,23 +365,20 @@ class UwsgiServer:
         try:
             data = sock.recv(_READ)
         except BlockingIOError:
-            nursery.start_soon(self._serve_connection, sock, peer, reading)
-            return
+            return self._serve_connection, sock, peer, reading
         except OSError:
             sock.close()
-            return
+            return None
         try:
             if not self._feed(reading, data, peer):
-                nursery.start_soon(self._serve_connection, sock, peer, reading)
-                return
+                return self._serve_connection, sock, peer, reading
         except _Refused:
             body.close()
             sock.close()
-            return
+            return None
         answer = self._answer_now(reading, peer)
         if not isinstance(answer, Reply):
-            nursery.start_soon(self._respond, sock, reading, peer, answer)
-            return
+            return self._respond, sock, reading, peer, answer
         body.close()
         out = self._reply_bytes(reading, answer)
         try:
@@ -357,9 +386,9 @@ class UwsgiServer:
         except OSError:
             sent = len(out)  # the client went away: uWSGI counts a write error, goes on
         if sent < len(out):
-            nursery.start_soon(self._write_and_close, sock, memoryview(out)[sent:])
-            return
+            return self._write_and_close, sock, memoryview(out)[sent:]
         sock.close()
+        return None
 
     def _new_connection(self) -> Connection:
         limits = self.limits

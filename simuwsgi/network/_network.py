@@ -134,6 +134,12 @@ class Network:
         if dst is None:
             self.record("net.drop", src=src, dst=address, size=len(data), why="no such host")
             return
+        settings = self._links.get((src, dst.name)) if self._links else None
+        if settings is not None and settings.corrupt:
+            damaged = settings.damage(self.kernel.rng, data)
+            if damaged != data:
+                self.record("net.corrupt", src=src, dst=dst.name, size=len(data))
+                data = damaged
         self.transmit(src, dst.name, len(data), self._datagram, src, dst, port, data,
                       stream=False)
 
@@ -239,8 +245,8 @@ class Network:
 
     def set_link(self, a: str, b: str, *, one_way: bool = False, **settings: Any) -> None:
         """Change the link from ``a`` to ``b`` (and back, unless ``one_way``):
-        ``latency``, ``jitter``, ``loss``, ``duplicate``, ``reorder``, ``bandwidth``
-        (see :class:`~simuwsgi.network.LinkSettings`)."""
+        ``latency``, ``jitter``, ``loss``, ``duplicate``, ``reorder``, ``corrupt``,
+        ``bandwidth`` (see :class:`~simuwsgi.network.LinkSettings`)."""
         pairs = [(self._node(a), self._node(b))] + ([] if one_way else [(b, a)])
         for key in pairs:
             try:

@@ -204,6 +204,10 @@ def serve(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
     ``port``: answer them and send the reply's bytes (or just the close) back with
     ``reply``."""
     inst = node.inst
+    forward = getattr(inst, "forward", None)
+    if forward is not None:  # a real node (simuwsgi.cluster_real) answers by itself
+        forward(data, lambda out: net.transmit(node.name, peer, len(out), reply, out))
+        return
     conn = Connection(SERVER, buffer_size=inst.buffer_size, max_vars=inst.max_vars)
 
     def answer(result: Reply) -> None:

@@ -38,6 +38,8 @@ __all__ = [
     "decode_legion_announce",
     "decrypt_legion_datagram",
     "encode_legion_announce",
+    "legion_plaintext",
+    "parse_legion_plaintext",
 ]
 
 MAX_DATAGRAM = 0xFFFF - 32 - 4  # UMAX16 - EVP_MAX_BLOCK_LENGTH - 4
@@ -62,22 +64,25 @@ def _cipher_spec(name: str) -> tuple[int, str]:
     )
 
 
-def _crypto() -> tuple[Any, Any]:
-    """``cryptography``'s ``Cipher`` and ``algorithms``, imported on first use."""
-    try:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    except ImportError:
-        raise ModuleNotFoundError(
-            "Legion encryption needs the 'cryptography' package, an optional dependency: "
-            "pip install 'simuwsgi[legion]'", name="cryptography") from None
+def _crypto() -> tuple[Any, Any, Any]:
+    """``cryptography``'s ``Cipher``, ``algorithms`` and ``padding``, imported on first
+    use and kept: a simulation that imported them may drop its imports when it closes
+    (``simuwsgi.isolation``), and classes of two imports must not meet."""
     if not _MODES:
-        _MODES.update(cbc=modes.CBC, ecb=modes.ECB, ctr=modes.CTR)
+        try:
+            from cryptography.hazmat.primitives import padding
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        except ImportError:
+            raise ModuleNotFoundError(
+                "Legion encryption needs the 'cryptography' package, an optional "
+                "dependency: pip install 'simuwsgi[legion]'", name="cryptography") from None
         try:  # cryptography >= 48 keeps the legacy feedback modes in "decrepit"
             from cryptography.hazmat.decrepit.ciphers import modes as legacy_modes
         except ImportError:  # pragma: no cover - older cryptography
             legacy_modes = modes
-        _MODES.update(cfb=legacy_modes.CFB, ofb=legacy_modes.OFB)
-    return Cipher, algorithms
+        _MODES.update(cbc=modes.CBC, ecb=modes.ECB, ctr=modes.CTR, cfb=legacy_modes.CFB,
+                      ofb=legacy_modes.OFB, _=(Cipher, algorithms, padding))
+    return _MODES["_"]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -99,16 +104,14 @@ class LegionCipher:
 
     def _cipher(self) -> tuple[Any, bool]:
         _, mode = _cipher_spec(self.cipher)
-        cipher_cls, algorithms = _crypto()
+        cipher_cls, algorithms, _padding = _crypto()
         mode_obj = _MODES[mode]() if mode == "ecb" else _MODES[mode](self.iv)
         return cipher_cls(algorithms.AES(self.key), mode_obj), mode in _PADDED
 
     def encrypt(self, plaintext: bytes) -> bytes:
         cipher, padded = self._cipher()
         if padded:
-            from cryptography.hazmat.primitives import padding
-
-            padder = padding.PKCS7(128).padder()
+            padder = _crypto()[2].PKCS7(128).padder()
             plaintext = padder.update(plaintext) + padder.finalize()
         encryptor = cipher.encryptor()
         return encryptor.update(plaintext) + encryptor.finalize()
@@ -122,9 +125,7 @@ class LegionCipher:
             if padded:
                 if not plain:
                     raise ValueError("no complete block")
-                from cryptography.hazmat.primitives import padding
-
-                unpadder = padding.PKCS7(128).unpadder()
+                unpadder = _crypto()[2].PKCS7(128).unpadder()
                 plain = unpadder.update(plain) + unpadder.finalize()
         except ValueError as exc:
             raise RemoteProtocolError(
@@ -212,6 +213,12 @@ def _s32(num: int) -> int:
 def decode_legion_announce(datagram: bytes, cipher: LegionCipher) -> LegionAnnounce:
     """Decode a datagram as ``legion_loop`` does (raises for every dropped packet)."""
     _, plain = decrypt_legion_datagram(datagram, cipher)
+    return parse_legion_plaintext(plain)
+
+
+def parse_legion_plaintext(plain: bytes) -> LegionAnnounce:
+    """The announce in a decrypted dict (``uwsgi_parse_legion``); RemoteProtocolError
+    for a malformed dict."""
     fields: dict[str, Any] = {
         "legion": b"", "valor": 0, "unix": 0, "lord": 0, "name": b"", "pid": 0,
         "uuid": NO_UUID, "checksum": 0, "lord_valor": 0, "lord_uuid": NO_UUID,

@@ -1329,3 +1329,59 @@ INT_OPTIONS: frozenset[str] = frozenset({
     'rawrouter-timeout',
     'rawrouter-harakiri',
 })
+
+
+# The options of a source build with SSL (``UWSGI_SSL``, as ``python uwsgiconfig.py
+# --build`` makes it where OpenSSL's headers are) that the pyuwsgi wheel lacks, from
+# the ``#ifdef UWSGI_SSL`` blocks of ``core/uwsgi.c`` at 2.0.30. A simulation accepts
+# them with ``ssl=True`` (``simuwsgi.config.parse_options``).
+SSL_OPTIONS: dict[str, tuple[int, str]] = {
+    'suwsgi-socket': (1, ''),
+    'ssl-socket': (1, ''),
+    'https-socket': (1, ''),
+    'https-socket-modifier1': (1, ''),
+    'https-socket-modifier2': (1, ''),
+    'legion': (1, ''),
+    'legion-mcast': (1, ''),
+    'legion-node': (1, ''),
+    'legion-freq': (1, ''),
+    'legion-tolerance': (1, ''),
+    'legion-death-on-lord-error': (1, ''),
+    'legion-skew-tolerance': (1, ''),
+    'legion-lord': (1, ''),
+    'legion-unlord': (1, ''),
+    'legion-setup': (1, ''),
+    'legion-death': (1, ''),
+    'legion-join': (1, ''),
+    'legion-node-joined': (1, ''),
+    'legion-node-left': (1, ''),
+    'legion-quorum': (1, ''),
+    'legion-scroll': (1, ''),
+    'legion-scroll-max-size': (1, ''),
+    'legion-scroll-list-max-size': (1, ''),
+    'subscriptions-sign-check': (1, ''),
+    'subscriptions-sign-check-tolerance': (1, ''),
+    'subscriptions-sign-skip-uid': (1, ''),
+    'ssl-verbose': (0, ''),
+    'ssl-verify-depth': (2, ''),
+    'ssl-sessions-use-cache': (2, ''),
+    'ssl-session-use-cache': (2, ''),
+    'ssl-sessions-timeout': (1, ''),
+    'ssl-session-timeout': (1, ''),
+    'legion-cron': (1, ''),
+    'cron-legion': (1, ''),
+    'unique-legion-cron': (1, ''),
+    'unique-cron-legion': (1, ''),
+    'legion-attach-daemon': (1, ''),
+    'legion-smart-attach-daemon': (1, ''),
+    'legion-smart-attach-daemon2': (1, ''),
+}
+#: The SSL build's options flagged ``UWSGI_OPT_MASTER`` (they turn the master on) and
+#: those set by ``uwsgi_opt_set_int`` (a negative value is refused).
+SSL_MASTER_OPTIONS: frozenset[str] = frozenset(
+    name for name in SSL_OPTIONS if name.startswith(("legion", "cron-legion", "unique-"))
+    and name not in ("legion-scroll-max-size", "legion-scroll-list-max-size"))
+SSL_INT_OPTIONS: frozenset[str] = frozenset({
+    'legion-freq', 'legion-tolerance', 'legion-death-on-lord-error',
+    'legion-skew-tolerance',
+})

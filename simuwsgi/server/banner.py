@@ -153,7 +153,9 @@ def before_app(inst: Instance) -> list[str]:
                  f"{o.int('worker-reload-mercy', 60)} seconds")
     cron = inst.subsystems.get("cron")
     for spec in cron.command_crons if cron is not None else ():
-        lines.append(f'[uwsgi-cron] command "{spec.command}" registered as cron task')
+        legion = f' for legion "{spec.legion}"' if spec.legion and "legion" in \
+            inst.subsystems else ""
+        lines.append(f'[uwsgi-cron] command "{spec.command}" registered as cron task{legion}')
     threads = max(1, o.int("threads", 0))
     cores = inst.cores
     vec = 4 + 1 + 4 * o.int("max-vars", 64)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError, StartRefusedError
-from ._uwsgi_options import ALIASES, INT_OPTIONS, OPTIONS
+from ._uwsgi_options import ALIASES, INT_OPTIONS, OPTIONS, SSL_INT_OPTIONS, SSL_OPTIONS
 
 __all__ = ["Options", "atoi", "parse_options", "parse_ini"]
 
@@ -103,6 +103,10 @@ class Options:
     last_file: Path | None = None
     #: Lines uWSGI logs while it reads its options (logged when the instance starts).
     parse_log: list[str] = field(default_factory=list)
+    #: The option table of the build: the pyuwsgi wheel's, or with ``ssl=True`` also the
+    #: SSL build's (``--legion``...).
+    known: Mapping[str, tuple[int, str]] = field(default_factory=lambda: OPTIONS, repr=False,
+                                                  compare=False)
     #: Remembered answers (``_Answers``), valid while ``items`` is the list they were
     #: computed from, with as many items (every change appends or replaces the list).
     _seen: _Answers = field(default_factory=lambda: _Answers(), repr=False, compare=False)
@@ -399,7 +403,7 @@ def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
             raise StartRefusedError("invalid placeholder/--set value")
         opts.placeholders[key] = val
         opts.exports.append((name, value))
-        if name == "set" and key in OPTIONS:
+        if name == "set" and key in opts.known:
             _apply(opts, key, val, from_file, top=False, in_logic=True)
         else:
             opts.exports.append((key, val))
@@ -415,7 +419,7 @@ def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
         opts.exports.append((name, value))
         opts.inherit.append(value)  # loaded once every option is read (uwsgi_configure)
         return
-    if name not in OPTIONS:
+    if name not in opts.known:
         if from_file:
             # uWSGI: a key that is not an option is a placeholder, unless --strict
             # came first (core/config.c uwsgi_opt_get).
@@ -434,7 +438,8 @@ def _finish(opts: Options) -> Options:
     opts.exports = [(n, _finished(opts, v)) for n, v in opts.exports]
     opts.items = [(n, _finished(opts, v)) for n, v in opts.items]
     for name, value in opts.items:
-        if name in INT_OPTIONS and isinstance(value, str) and atoi(value) < 0:
+        if (name in INT_OPTIONS or name in SSL_INT_OPTIONS) and isinstance(value, str) \
+                and atoi(value) < 0:
             # uwsgi_opt_set_int: uWSGI exits while it applies the option
             raise StartRefusedError(f'invalid value for option "{name}": must be > 0')
     while opts.inherit:
@@ -448,11 +453,13 @@ def _finished(opts: Options, value: str | bool) -> str | bool:
     return _expand(opts, value) if isinstance(value, str) else value
 
 
-def parse_options(options: Any, *, base_dir: Path | None = None) -> Options:
-    """Options from an argv list, a dict, an ``Options``, or an ``.ini`` path."""
+def parse_options(options: Any, *, base_dir: Path | None = None, ssl: bool = False) -> Options:
+    """Options from an argv list, a dict, an ``Options``, or an ``.ini`` path; with
+    ``ssl`` those of a build with SSL are known too (``--legion``...)."""
     if isinstance(options, Options):
         return options
-    opts = Options(base_dir=Path(base_dir) if base_dir else Path.cwd())
+    opts = Options(base_dir=Path(base_dir) if base_dir else Path.cwd(),
+                   known={**OPTIONS, **SSL_OPTIONS} if ssl else OPTIONS)
     if isinstance(options, (str, os.PathLike)):
         return parse_ini(options, opts)
     if isinstance(options, Mapping):
@@ -462,28 +469,29 @@ def parse_options(options: Any, *, base_dir: Path | None = None) -> Options:
             for v in values:
                 if v is False or v is None:
                     continue
-                _check_value(name, v if v is True else str(v))
+                _check_value(opts.known, name, v if v is True else str(v))
                 _apply(opts, name, True if v is True else str(v), from_file=False)
         return _finish(opts)
     if isinstance(options, Iterable):
-        for name, value in _iter_argv(list(options)):
+        for name, value in _iter_argv(list(options), opts.known):
             _apply(opts, name, value, from_file=False)
         return _finish(opts)
     raise TypeError(f"options must be an argv list, a dict or an .ini path, "
                     f"not {type(options).__name__}")
 
 
-def _check_value(name: str, value: str | bool) -> None:
-    if name not in OPTIONS:
+def _check_value(known: Mapping[str, tuple[int, str]], name: str, value: str | bool) -> None:
+    if name not in known:
         raise ConfigError(f"unrecognized option '--{name}'")
-    kind = OPTIONS[name][0]
+    kind = known[name][0]
     if kind == _NO_ARG and value is not True and not isinstance(value, str):
         raise ConfigError(f"option '--{name}' doesn't allow an argument")
     if kind == _REQUIRED and value is True:
         raise ConfigError(f"option '--{name}' requires an argument")
 
 
-def _iter_argv(argv: list[str]) -> Iterable[tuple[str, str | bool]]:
+def _iter_argv(argv: list[str],
+               known: Mapping[str, tuple[int, str]]) -> Iterable[tuple[str, str | bool]]:
     """getopt_long over a uWSGI command line; yields (long name, value)."""
     i = 0
     while i < len(argv):
@@ -491,9 +499,9 @@ def _iter_argv(argv: list[str]) -> Iterable[tuple[str, str | bool]]:
         i += 1
         if arg.startswith("--"):
             name, eq, attached = arg[2:].partition("=")
-            if name not in OPTIONS:
+            if name not in known:
                 raise ConfigError(f"unrecognized option '--{name}'")
-            kind = OPTIONS[name][0]
+            kind = known[name][0]
             if kind == _NO_ARG:
                 if eq:
                     raise ConfigError(f"option '--{name}' doesn't allow an argument")

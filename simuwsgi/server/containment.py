@@ -23,8 +23,22 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   (SIGHUP, reload, ``--max-requests``), not on SIGKILL or ``os._exit``, and not when
   a worker calls C ``exit()`` in the middle of a request (uWSGI skips them when busy).
 * ``signal.signal``/``getsignal`` in a virtual process set and read that process's
-  Python handlers; an ``os.kill`` to it then calls the handler. Nothing reaches the
-  host's signal table.
+  Python handlers; an ``os.kill`` to it then calls the handler, in that process (its
+  pid, its globals): at once when it signals itself, else when it next runs
+  (``Kernel.interrupt``), as CPython runs a handler at the process's next bytecode. A
+  process in a request gets it there (what the handler raises comes out of the call the
+  request waited in); one idle in uWSGI's loop runs it when it wakes (for its next
+  request), printing its errors (CPython would run it inside that request). In fork
+  mode the process's OS child runs it the same way. Nothing reaches the host's signal table. Unlike
+  CPython, a handler does not cut short a virtual ``time.sleep``: it runs when the
+  sleep ends.
+* Commands (``subprocess``, ``os.system``, ``os.popen``, ``os.posix_spawn*``): the
+  app's own programs, which it may need (``convert``, ``git``): by default they run on
+  the host, in no virtual time, traced as ``subprocess``; ``Simulation(subprocess=
+  "refuse")`` or a policy callable refuses them. They start new processes and signal
+  none, so nothing of the host's is touched. ``os.exec*`` would replace the test
+  process: the virtual process becomes the program instead (it runs, and the process
+  dies with its exit status, as the master then sees a worker that exec'd).
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
 * the cores of a ``--threads`` worker are threads: ``threading.get_ident()`` in core
@@ -60,17 +74,27 @@ falls back to ``PyThreadState_SetAsyncExc`` (CPU loops only). Ctrl-C raises
 ``SimulationInterrupted`` (a ``KeyboardInterrupt``), which the simulator never treats
 as the app's. App code that catches what is raised (``except BaseException`` in a
 loop) gets it again every 0.3 s, from the second time on on every line it runs (a
-trace function), so that it also leaves the ``except`` blocks. Code stuck in C (a
-regex, a C extension) cannot be interrupted by any of these.
+trace function), so that it also leaves the ``except`` blocks.
+
+Code stuck in one C call holds the GIL, so the watchdog thread cannot run at all. For
+it a CPU-time timer (``ITIMER_VIRTUAL``, SIGVTALRM: it needs no GIL to fire; restored
+at close) ticks while the simulation is driven; CPython runs its handler in the main
+thread where a C call checks for signals: a regex backtracking (``re`` checks every
+few thousand steps) is stopped like a Python loop. A C call that never checks
+(``sum(range(10**12))``, many C extensions) cannot be stopped by anything short of
+killing the test process: the handler runs when it returns, and the ``StallError``
+then says how long it held the CPU. Ctrl-C does not stop it either, as in plain Python.
 """
 
 from __future__ import annotations
 
 import atexit as _atexit
 import ctypes
+import inspect
 import math
 import os
 import signal as _signal
+import subprocess
 import sys
 import threading
 import time
@@ -104,17 +128,28 @@ _REAL = {
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
-    "setitimer": _signal.setitimer, "pause": _signal.pause, "start": threading.Thread.start,
+    "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
+    "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
+    "execve": os.execve, "start": threading.Thread.start,
 }
+_SAVED_EXECUTE_CHILD = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+_EXECUTE_CHILD_SIGNATURE = inspect.signature(_SAVED_EXECUTE_CHILD)
+#: The files between app code and the start of a command (this one included).
+_SPAWNERS = {os.__file__, subprocess.__file__, __file__}
 #: The host's functions, for the simulator's own use (``fork`` mode's OS processes).
 REAL = types.SimpleNamespace(**_REAL)
 #: In a ``fork``-mode child: sends an ``os.kill`` to the parent, which owns the
 #: virtual processes (set by ``simuwsgi.modes.fork``).
 forward_kill: Callable[[int, int], None] | None = None
+#: In a ``fork``-mode child: tells the parent the app's Python handler of a signal.
+forward_signal: Callable[[int, Any], None] | None = None
 _S = _signal.Signals
 #: The signal the watchdog sends the main thread (a real-time one: test tools such as
 #: pytest-timeout use SIGALRM, apps use SIGUSR1/2).
 _STALL_SIGNAL = getattr(_signal, "SIGRTMIN", int(_S.SIGUSR2)) + 7
+#: The signal of the CPU-time timer that catches C calls the watchdog thread cannot
+#: (``ITIMER_VIRTUAL``: profilers use SIGPROF, timeouts SIGALRM).
+_CPU_SIGNAL = _S.SIGVTALRM
 
 
 class StallInterrupt(BaseException):
@@ -270,17 +305,19 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
     """Signal ``signum`` arrives at virtual process ``proc`` (``os.kill``).
 
     To the process that sends it, it arrives at once (the call may not return); to any
-    other process, at the current instant after what is already due.
+    other process, at the current instant after what is already due. A Python handler
+    of another process runs in that process when it next runs (``_run_handler``).
     """
     if signum == 0:
         return
     kernel = inst.kernel
     handler = getattr(proc, "py_signals", {}).get(signum)
     if handler is not None and handler not in (_signal.SIG_DFL, _signal.SIG_IGN):
-        if kernel.current is proc:
+        inst.record("os.signal", proc, signum=signum, action="handler")
+        if kernel.current is proc and inst.forks is None:
             handler(signum, sys._getframe(1))
         else:
-            kernel.call_soon(_run_handler, inst, proc, handler, signum)
+            kernel.interrupt(proc, lambda: _run_handler(inst, handler, signum))
         return
     if handler == _signal.SIG_IGN:
         return
@@ -388,27 +425,28 @@ def _running_in(inst: Instance, proc: UProcess) -> UProcess | None:
     return current if current is not None and current.main is proc else None
 
 
-def _run_handler(inst: Instance, proc: UProcess, handler: Any, signum: int) -> None:
-    """A Python signal handler of ``proc``, run in its context (it must not block)."""
-    if not proc.alive:
+def _run_handler(inst: Instance, handler: Any, signum: int) -> None:
+    """A Python signal handler, run in its process at the next point it runs (as
+    CPython runs it at the next bytecode of the process's main thread): with its pid
+    and globals, and the app's frame it interrupts. When the process was running app
+    code (a request), what the handler raises comes out there, as in CPython; when it
+    was idle in uWSGI's own loop, the handler is a ``python_call`` (printed, SystemExit
+    ends the process). In fork mode the handler lives in the process's OS child."""
+    if inst.forks is not None:
+        inst.forks.signal(inst.kernel.current, signum)
         return
-    kernel = inst.kernel
-    outer = kernel.current
-    kernel.current = proc
-    kernel.switch_context(proc.context)
-    try:
-        handler(signum, None)
-    except CONTROL:
-        raise
-    except SystemExit as exc:
-        run_atexit(inst, proc)
-        proc.exit_code = exit_code_of(exc)  # type: ignore[attr-defined]
-        inst.kill(proc, "SystemExit", None)
-    except BaseException:  # noqa: BLE001 - printed, as Python does for a handler
-        for line in traceback.format_exc().rstrip("\n").splitlines():
-            inst.log(line, proc)
-    finally:
-        kernel.current = outer
+    frame = app_frame(sys._getframe(1))
+    if frame is not None:
+        handler(signum, frame)
+    else:
+        inst.call_python(handler, signum, None)
+
+
+def app_frame(frame: Any) -> Any:
+    """The innermost frame of app code under ``frame``, None if only the simulator's."""
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return frame
 
 
 def _stats_lines(inst: Instance, proc: UProcess) -> list[str]:
@@ -447,6 +485,8 @@ class Containment:
         self.app_idents: set[int] = set()
         pyargv = inst.opts.str("pyargv") or ""
         self.argv = ["uwsgi", *pyargv.split()]
+        #: Whether commands app code starts run (``Simulation(subprocess=...)``).
+        self.subprocess: Any = "run"
 
     def running(self) -> UProcess | None:
         """The virtual process running app code now, if this thread runs one of ours."""
@@ -684,6 +724,8 @@ def _signal_signal(signum: int, handler: Any) -> Any:
         table = proc.py_signals = {}  # type: ignore[attr-defined]
     previous = table.get(signum, _signal.SIG_DFL)
     table[signum] = handler
+    if forward_signal is not None:
+        forward_signal(signum, handler)
     return previous
 
 
@@ -718,6 +760,105 @@ def _refused(name: str, why: str) -> Callable[..., Any]:
     return refuse
 
 
+# -- commands ----------------------------------------------------------------------------
+#: What ``Simulation(subprocess=...)`` accepts besides a callable.
+SUBPROCESS_POLICIES = ("run", "refuse")
+
+
+def check_subprocess_policy(policy: Any) -> Any:
+    """``policy`` if ``Simulation(subprocess=policy)`` accepts it, else a ``ValueError``."""
+    if policy in SUBPROCESS_POLICIES or callable(policy):
+        return policy
+    raise ValueError(f"subprocess must be 'run', 'refuse' or a callable, not {policy!r}")
+
+
+def _from_simulator() -> bool:
+    """Whether the code starting a command is the simulator's own (a ``--cron``
+    command, a hook), not the app's: the first caller outside ``os``/``subprocess``."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename in _SPAWNERS:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+def _command_allowed(how: str, argv: list[Any]) -> tuple[Containment, UProcess] | None:
+    """The policy's word on a command the running virtual process starts (traced as
+    ``subprocess``): its containment and process when it runs for real, None when the
+    caller is not a virtual process; ``NotSimulatedError`` when refused."""
+    found = _current()
+    if found is None or _from_simulator():
+        return None
+    contain, proc = found
+    args = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in argv]
+    policy = contain.subprocess
+    action = policy(args) if callable(policy) else policy
+    if action not in SUBPROCESS_POLICIES:
+        raise TypeError(f"the subprocess policy {policy!r} returned {action!r} for {args}: "
+                        "it must return 'run' or 'refuse'")
+    contain.inst.record("subprocess", proc, how=how, argv=args, action=action)
+    if action == "refuse":
+        raise NotSimulatedError(
+            f"{how}({args!r}) in {proc.name} (pid {proc.pid}): starting host commands is "
+            "refused by Simulation(subprocess='refuse')")
+    return found
+
+
+def _execute_child(popen: Any, args: Any, executable: Any, *rest: Any, **kw: Any) -> Any:
+    """``subprocess.Popen`` (and ``os.popen``, ``subprocess.run``...) from app code: the
+    command is the policy's to run or refuse."""
+    argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    shell = _EXECUTE_CHILD_SIGNATURE.bind(popen, args, executable, *rest, **kw) \
+        .arguments["shell"]  # its place in the signature varies with the Python version
+    _command_allowed("subprocess.Popen", ["/bin/sh", "-c", *argv] if shell else argv)
+    return _SAVED_EXECUTE_CHILD(popen, args, executable, *rest, **kw)
+
+
+def _system(command: str) -> int:
+    _command_allowed("os.system", ["/bin/sh", "-c", command])
+    return int(_REAL["system"](command))
+
+
+def _spawner(name: str) -> Callable[..., Any]:
+    """``os.posix_spawn``/``posix_spawnp``: the policy's to run or refuse."""
+    real = _REAL[name]
+
+    def spawn(path: Any, argv: Any, *args: Any, **kwargs: Any) -> Any:
+        _command_allowed(f"os.{name}", list(argv))
+        return real(path, argv, *args, **kwargs)
+
+    spawn.__name__ = name
+    return spawn
+
+
+def _exec(path: Any, argv: Any, env: Any = None) -> None:
+    """``os.exec*`` from a virtual process: it becomes the program. The program runs
+    (a real child of the test process, with the process's environment), and when it
+    ends the virtual process ends with its status, as the master then sees it; the test
+    process is never replaced. (``execl``/``execlp``/``execvp``/... all come here.)"""
+    if _current() is not None and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        # what execve(2) says, so that execvp goes on searching the PATH
+        error = 2 if not os.path.exists(path) else 13
+        raise OSError(error, os.strerror(error), path)
+    found = _command_allowed("os.exec", list(argv))
+    if found is None:
+        _REAL["execv"](path, argv) if env is None else _REAL["execve"](path, argv, env)
+        return
+    contain, proc = found
+    pid = _REAL["posix_spawn"](path, list(argv), os.environ if env is None else env)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        die_now(contain.inst, proc, f"exec'd {os.fsdecode(path)} killed by "
+                f"{_signame(signum)}", signum=signum)
+    code = os.waitstatus_to_exitcode(status)
+    die_now(contain.inst, proc, f"exec'd {os.fsdecode(path)} exited with status {code}",
+            code=code)
+
+
+def _execv(path: Any, argv: Any) -> None:
+    _exec(path, argv)
+
+
 _FORK_WHY = ("it would fork the test run; mode='fork' runs each virtual process in its "
              "own OS process")
 _TIMER_WHY = ("OS timers and signals of the test process are not the virtual process's; "
@@ -733,6 +874,10 @@ _PATCHES = [
     (os, "forkpty", _refused("os.forkpty", _FORK_WHY)),
     (_signal, "alarm", _refused("signal.alarm", _TIMER_WHY)),
     (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
+    (os, "system", _system), (os, "posix_spawn", _spawner("posix_spawn")),
+    (os, "posix_spawnp", _spawner("posix_spawnp")),
+    (os, "execv", _execv), (os, "execve", _exec),
+    (subprocess.Popen, "_execute_child", _execute_child),
     (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
                                 "use uwsgi.signal_wait()")),
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
@@ -786,6 +931,10 @@ class Watchdog:
         self._handlers: dict[int, Any] = {}
         #: Interrupts sent since the driving call began.
         self._resends = 0
+        #: When the watchdog thread last looked (real time): it cannot while one C call
+        #: of app code holds the GIL (``_on_cpu_tick``).
+        self._polled = _R.monotonic()
+        self._itimer: tuple[float, float] | None = None
 
     def start(self) -> None:
         if threading.get_ident() == threading.main_thread().ident:
@@ -799,13 +948,18 @@ class Watchdog:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        itimer = self._itimer
         for signum, handler in self._handlers.items():
-            if _signal.getsignal(signum) in (self._on_stall_signal, self._on_sigint):
+            if _signal.getsignal(signum) in (self._on_stall_signal, self._on_sigint,
+                                             self._on_cpu_tick):
                 owner = getattr(handler, "__self__", None)
                 if isinstance(owner, Watchdog) and owner._stop.is_set():
                     # another simulation's, closed before this one: the host's default
                     handler = (_signal.default_int_handler if signum == _signal.SIGINT
                                else _signal.SIG_DFL)
+                    itimer = (0.0, 0.0)  # and its timer off
+                if signum == _CPU_SIGNAL:
+                    _REAL["setitimer"](_signal.ITIMER_VIRTUAL, *itimer)
                 _REAL["signal"](signum, handler)
         self._handlers.clear()
 
@@ -823,6 +977,39 @@ class Watchdog:
         previous = _REAL["getsignal"](_signal.SIGINT)
         if previous is _signal.default_int_handler:
             self._handlers[_signal.SIGINT] = real_signal(_signal.SIGINT, self._on_sigint)
+        if self.timeout:
+            self._main_cpu = self._cpu_clock()
+            self._tick: tuple[Any, float] = (None, self._main_cpu())
+            self._handlers[_CPU_SIGNAL] = real_signal(_CPU_SIGNAL, self._on_cpu_tick)
+            tick = min(0.25, self.timeout / 4)
+            self._itimer = _REAL["setitimer"](_signal.ITIMER_VIRTUAL, tick, tick)
+            if not _TIMER_DISARMED_AT_EXIT:
+                _TIMER_DISARMED_AT_EXIT.append(True)
+                _REAL["register"](_disarm_cpu_timer)
+
+    def _on_cpu_tick(self, signum: int, frame: Any) -> None:
+        """A tick of the process's CPU time, for what the watchdog thread cannot see: one
+        C call of app code that holds the GIL (``sum(range(10**12))``, a regex
+        backtracking). CPython runs this handler where such a call checks for signals
+        (``re`` does): the thread has not run for ``timeout`` and no yield happened since
+        the last tick; or, for a call that never checks, when it returns: the main
+        thread used ``timeout`` of CPU since the last tick. The process is stopped there."""
+        kernel = self.inst.kernel
+        proc = kernel.current
+        mark, cpu = (kernel.parks, proc), self._main_cpu()
+        (last_mark, last_cpu), self._tick = self._tick, (mark, cpu)
+        timeout = float(self.timeout or 0)
+        if not self.driving or proc is None:
+            return
+        if mark == last_mark and _R.monotonic() - self._polled >= timeout:
+            self.stalled = proc
+            self._on_stall_signal(signum, frame)
+        elif cpu - last_cpu >= timeout and self._resends == 0:
+            self.stalled = proc
+            self._resends += 1
+            raise StallInterrupt(f"it was in one call of C code for {cpu - last_cpu:.1f} "
+                                 "CPU seconds, which nothing can interrupt: stopped when it "
+                                 "returned")
 
     def _on_sigint(self, _signum: int, _frame: Any) -> None:
         if self.driving:
@@ -893,7 +1080,7 @@ class Watchdog:
         since, cpu_since = _R.monotonic(), cpu()
         resent = 0.0
         while not self._stop.wait(poll):
-            now = _R.monotonic()
+            now = self._polled = _R.monotonic()
             if self.interrupted and self.driving:
                 if now - resent >= 0.3:
                     resent = now
@@ -921,6 +1108,19 @@ class Watchdog:
                                                        ctypes.py_object(exc))
 
 
+#: Whether ``_disarm_cpu_timer`` is registered with the host's ``atexit``.
+_TIMER_DISARMED_AT_EXIT: list[bool] = []
+
+
+def _disarm_cpu_timer() -> None:
+    """At the exit of the test process: a simulation never closed leaves the CPU timer
+    ticking, and once Python has put the default action back, a tick would end the
+    process ("Virtual timer expired")."""
+    if _signal.getsignal(_CPU_SIGNAL) not in (_signal.SIG_DFL, None) or \
+            _signal.getitimer(_signal.ITIMER_VIRTUAL)[1]:
+        _REAL["setitimer"](_signal.ITIMER_VIRTUAL, 0.0, 0.0)
+
+
 def stall_error(inst: Instance, proc: UProcess, exc: BaseException,
                 timeout: float | None) -> StallError:
     """The error the simulation raises for a stuck process: which process, which
@@ -930,8 +1130,9 @@ def stall_error(inst: Instance, proc: UProcess, exc: BaseException,
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if not f.filename.startswith(_PACKAGE_DIR)]
     stack = "".join(traceback.format_list(frames)).rstrip("\n")
+    why = f"; {exc}" if str(exc) else " (a CPU loop, a blocking real socket or lock?)"
     return StallError(
         f"{proc.name} (pid {proc.pid}){doing} ran {timeout} real seconds without "
-        f"yielding to the simulation, at virtual time {inst.kernel.now:.6f} (a CPU loop, "
-        "a blocking real socket or lock?). Set --harakiri to have it killed and "
-        "respawned as uWSGI would, or raise stall_timeout. Its stack:\n" + stack)
+        f"yielding to the simulation, at virtual time {inst.kernel.now:.6f}{why}. Set "
+        "--harakiri to have it killed and respawned as uWSGI would, or raise "
+        "stall_timeout. Its stack:\n" + stack)

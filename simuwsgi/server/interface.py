@@ -44,6 +44,8 @@ class Instance(Protocol):
 
     # -- identity and configuration
     opts: Options
+    #: Its node name (a cluster's; ``node0`` alone).
+    node: str
     hostname: str
     numproc: int
     cores: int

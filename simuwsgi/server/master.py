@@ -54,7 +54,7 @@ from . import apps as _apps
 from . import banner as _banner
 from .._errors import AppLoadError, SimulationError
 from .._core._spool import Spool
-from ._uwsgi_options import MASTER_OPTIONS
+from ._uwsgi_options import MASTER_OPTIONS, SSL_MASTER_OPTIONS
 from .._core.clock import VirtualClock
 from .config import Options
 from .interface import AFTER_REAP, BEFORE_REAP, CONTROL, ProcessExit
@@ -156,7 +156,7 @@ class Instance:
         # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on
         # (core/config.c).
         self.has_master = o.flag("master") or any(
-            name in MASTER_OPTIONS for name, _value in o.items)
+            name in MASTER_OPTIONS or name in SSL_MASTER_OPTIONS for name, _value in o.items)
         # 0 is uWSGI's no-workers mode (negative values are refused by config)
         self.numproc = o.int("processes", 1)
         if o.strings("fastrouter") and not o.strings("http", *_banner._SOCKET_OPTIONS):
@@ -354,6 +354,10 @@ class Instance:
     def _master_boot(self) -> None:
         """Runs in the master process: import, then fork everything."""
         self._log_lines(_banner.before_app(self))
+        for sub in list(self.subsystems.values()):
+            hook = getattr(sub, "master_boot", None)  # what blocks the master at start
+            if hook is not None:
+                hook()
         self.app.prepare()
         self.app.import_list(self.app.shared_imports)
         if not self.lazy_apps:
@@ -1063,6 +1067,7 @@ class Instance:
                 self.log(f"Gracefully killing worker {worker.id} (pid: {worker.pid})...",
                          worker)
         self.record("reload.begin", self.master, graceful=True)
+        self._reload_begins()
         for spooler in list(self.spoolers.values()):
             spooler.reloading = True  # type: ignore[attr-defined]
             self.kill(spooler, "reload")
@@ -1095,6 +1100,7 @@ class Instance:
         self.log("...brutally killing workers...", self.master)
         self._unsubscribe()
         self.record("reload.begin", self.master, graceful=False)
+        self._reload_begins()
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
                 proc.reloading = True  # type: ignore[attr-defined]
@@ -1104,6 +1110,13 @@ class Instance:
                 else:
                     self.terminate(proc, "reload")
         self.kernel.call_soon(self._binary_reload)
+
+    def _reload_begins(self) -> None:
+        """The subsystems that act as the master starts a reload (Legion's ``dead``)."""
+        for sub in self.subsystems.values():
+            hook = getattr(sub, "reload_begins", None)
+            if hook is not None:
+                hook()
 
     def _wait_workers_then(self, then: Callable[[], None]) -> None:
         """``uwsgi_master_check_reload``: once every worker and mule is dead."""
@@ -1243,6 +1256,8 @@ class Instance:
             self.log("goodbye to uWSGI.", self.master)
         if self.forks is not None:
             self.forks.kill_all()
+        if killed and self.master is not None:
+            self.master.alive = False  # no atexit (Legion's death announce) runs either
         for sub in self.subsystems.values():
             hook = getattr(sub, "close", None)
             if hook is not None:

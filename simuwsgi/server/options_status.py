@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._errors import OptionNotSimulatedError
-from ._uwsgi_options import ALIASES, OPTIONS
+from ._uwsgi_options import ALIASES, OPTIONS, SSL_OPTIONS
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -322,8 +322,38 @@ class OptionStatus:
     alias_of: str | None = None
 
 
+#: The options of a build with SSL (``ssl=True``) that the simulation implements.
+SSL_SIMULATED: dict[str, str] = {
+    "legion": "announces and the Lord election on the cluster's virtual network "
+              "(simuwsgi.subsystems.legion); a UNIX datagram address is refused",
+    "legion-node": "where the announces go",
+    "legion-mcast": "--legion plus its own address as a node (no multicast group)",
+    "legion-freq": "seconds between announces",
+    "legion-tolerance": "seconds of silence before a member leaves",
+    "legion-skew-tolerance": "announces older than this are refused (clock skew)",
+    "legion-death-on-lord-error": "a failing lord hook suspends the node",
+    "legion-quorum": "votes needed to elect a Lord",
+    "legion-scroll": "the scroll announced and shown by lord_scroll/scrolls",
+    "legion-scroll-max-size": "the biggest Lord scroll kept",
+    "legion-cron": "a command cron that runs only while the node is Lord",
+    "unique-legion-cron": "as --legion-cron, unique",
+    "cron-legion": "as --legion-cron",
+    "unique-cron-legion": "as --unique-legion-cron",
+    **{f"legion-{hook}": "hook actions: log: and signal: act, cmd:/exec:/alarm: are "
+                         "recorded (legion.hook), not run"
+       for hook in ("lord", "unlord", "setup", "death", "join", "node-joined",
+                    "node-left")},
+}
+
+
 def status(name: str) -> OptionStatus:
-    """The status of one option (``KeyError`` for a name uWSGI does not have)."""
+    """The status of one option (``KeyError`` for a name uWSGI does not have); an
+    option of the SSL build only has its own table (``SSL_SIMULATED``)."""
+    if name in SSL_OPTIONS:
+        if name in SSL_SIMULATED:
+            return OptionStatus(name=name, status="simulated", note=SSL_SIMULATED[name])
+        return OptionStatus(name=name, status="not-simulated",
+                            note="an option of a build with SSL (ssl=True)")
     if name not in OPTIONS:
         raise KeyError(name)
     target = ALIASES.get(name, name)
@@ -347,7 +377,8 @@ def not_simulated(names: Iterable[str]) -> list[str]:
     """The given option names whose status is ``not-simulated``, once each, in order."""
     out: list[str] = []
     for name in names:
-        if name in OPTIONS and name not in out and status(name).status == "not-simulated":
+        if (name in OPTIONS or name in SSL_OPTIONS) and name not in out \
+                and status(name).status == "not-simulated":
             out.append(name)
     return out
 

@@ -41,6 +41,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("metrics", "simuwsgi.subsystems.metrics:Metrics"),
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
     ("misc", "simuwsgi.subsystems.misc:Misc"),
+    ("legion", "simuwsgi.subsystems.legion:Legions"),  # only in a build with SSL (ssl=True)
     ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster
     ("legacy_net", "simuwsgi.network._messages:LegacyNet"),  # 1.4's uwsgi client calls
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET

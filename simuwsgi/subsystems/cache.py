@@ -31,8 +31,20 @@ What it models (``core/cache.c``, ``plugins/python/uwsgi_pymodule.c``;
 * ``name@host:port`` goes to ``inst.subsystems['net'].remote_cache(...)`` (math
   operations become a plain update whose value is the 8-byte delta, as uWSGI sends).
 
+Replication (cluster.md §5, ``core/cache.c``): ``nodes=ADDR;ADDR`` (``--cache-udp-node``
+for the ``--cache`` one) sends a datagram (``protocol._cache_udp``) to every node after
+each successful set/update/math/delete that did not itself come from UDP, with the
+expiry made absolute and, for math, the 8-byte delta as the value (as the C code sends
+them); ``udp=ADDR`` (``--cache-udp-server``) binds a UDP port where the master's "udp
+server" thread applies sets as updates with an absolute expiry and - as 2.0.30's length
+check does - drops every delete, so replicas diverge on delete; ``sync=ADDR;ADDR``
+(``--cache-sync``) asks the nodes in turn for a dump (modifier1 111, modifier2 6) as
+the master starts, checks ``items``/``blocksize`` and copies the remote cache's image,
+exits if none answers. Datagrams and connections go over a cluster's virtual network
+(:mod:`simuwsgi.network`); a lone ``Simulation`` sends them nowhere.
+
 Left out: ``store=``/``--cache-store`` persistence (the cache is anonymous memory,
-lost on reload), UDP sync nodes, hash algorithms other than djb33x (only key order
+lost on reload), hash algorithms other than djb33x (only key order
 depends on it), the sub-second lag of the master's ``current_time`` (the sweeper reads
 the exact virtual wall clock), ``last_modified_at`` (the ``lastmod`` option).
 """
@@ -42,7 +54,14 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError, NotSimulatedError
+from .._errors import ConfigError, NotSimulatedError, StartRefusedError
+from ..protocol import (
+    CacheUdpDelete,
+    CacheUdpUpdate,
+    RemoteProtocolError,
+    decode_cache_udp_datagram,
+    encode_cache_udp_datagram,
+)
 from ..server._pyarg import no_kwargs, parser
 
 if TYPE_CHECKING:
@@ -62,6 +81,10 @@ _I64_SIGN = 1 << 63
 _UPDATE = 1
 _MATH = 2
 _FIXEXPIRE = 4
+#: ``UWSGI_CACHE_FLAG_LOCAL``: a write that came by UDP is not sent on.
+_LOCAL = 8
+#: ``UWSGI_CACHE_FLAG_ABSEXPIRE``: ``expires`` is a unix time, not seconds from now.
+_ABSEXPIRE = 16
 
 
 def djb33x(key: bytes) -> int:
@@ -143,6 +166,10 @@ class Cache:
         self.no_expire = no_expire
         self.math_initial = _to_i64(math_initial)
         self.max_item_size = blocksize * self.blocks if bitmap else blocksize
+        #: ``nodes=`` (written to), ``udp=`` (listened on), ``sync=`` (dumped at start).
+        self.nodes: list[str] = []
+        self.udp_servers: list[str] = []
+        self.sync_nodes: list[str] = []
         self.items: dict[bytes, bytes | int] = {}
         self.slots: dict[bytes, int] = {}
         #: expiry of the items that have one (absent = 0)
@@ -299,10 +326,27 @@ class Cache:
             self.lru.pop(key, None)
 
     def delete(self, key: bytes) -> bool:
+        """``uwsgi_cache_del2`` of a local call: also sent to the ``nodes=``."""
         if not self.lookup(key):
             return False
         self.delete_key(key)
+        if self.nodes:
+            self.owner.replicate(self, CacheUdpDelete(key=key))
         return True
+
+    def copy_image(self, other: Cache) -> None:
+        """``sync=``: this cache becomes a copy of ``other``'s memory (same geometry)."""
+        # in place: the uwsgi module's fast paths hold these dicts
+        for name in ("items", "slots", "expires", "firsts", "lru", "_data"):
+            mine = getattr(self, name)
+            mine.clear()
+            mine.update({k: (bytearray(v) if isinstance(v, bytearray) else v)
+                         for k, v in getattr(other, name).items()})
+        self.free_slots[:] = other.free_slots
+        self.next_scan = other.next_scan
+        if self.bitmap:
+            self._used = bytearray(other._used)
+            self._bitmap_pos = other._bitmap_pos
 
     def clear(self) -> None:
         for key in self.by_slot():
@@ -386,10 +430,11 @@ class Cache:
             self.clear()
 
     # -- set ------------------------------------------------------------------------------
-    def _expiry(self, expires: int) -> int:
+    def _expiry(self, expires: int, flags: int = 0) -> int:
         if self.purge_lru or not expires:
             return expires
-        expires = (expires + int(self.owner.inst.wall())) & _U64
+        if not flags & _ABSEXPIRE:
+            expires = (expires + int(self.owner.inst.wall())) & _U64
         if not self.next_scan or self.next_scan > expires:
             self.next_scan = expires
             self.owner.arm()
@@ -398,7 +443,16 @@ class Cache:
     def set(self, key: bytes, value: bytes, expires: int, flags: int = 0,
             op: int = 0) -> bool:
         """``uwsgi_cache_set2``: True on success. ``op`` is the math operator
-        (1 inc, 2 dec, 3 mul, 4 div) when ``flags`` has ``_MATH``."""
+        (1 inc, 2 dec, 3 mul, 4 div) when ``flags`` has ``_MATH``; a success is sent
+        to the ``nodes=`` unless ``_LOCAL``."""
+        ok = self._set2(key, value, expires, flags, op)
+        if ok and self.nodes and not flags & _LOCAL:
+            if expires and not (flags & (_ABSEXPIRE | _FIXEXPIRE) or self.purge_lru):
+                expires = (expires + int(self.owner.inst.wall())) & _U64
+            self.owner.replicate(self, CacheUdpUpdate(key=key, value=value, expires=expires))
+        return ok
+
+    def _set2(self, key: bytes, value: bytes, expires: int, flags: int, op: int) -> bool:
         n = len(value)
         if not key or not n or len(key) > self.keysize or n > self.max_item_size:
             return False
@@ -419,7 +473,7 @@ class Cache:
                 lru[key] = None
                 self._set_expires(key, expires)
             else:
-                self._set_expires(key, self._expiry(expires))
+                self._set_expires(key, self._expiry(expires, flags))
         if self.bitmap:
             first = self._find_free_blocks(n)
             if first is None:
@@ -456,7 +510,7 @@ class Cache:
         if self.purge_lru:
             self.lru[key] = None
         elif expires:
-            expires = self._expiry(expires)
+            expires = self._expiry(expires, flags)
         if flags & _MATH:
             value = self._math(first, self.math_initial, value, op)
         self._write(first, value)
@@ -527,7 +581,11 @@ class Caches:
         items = opts.int("cache", 0)
         if items > 0:
             bs = opts.int("cache-blocksize", 0) or 65536
-            self._add(Cache(self, "default", items, blocksize=bs, blocks=items))
+            cache = Cache(self, "default", items, blocksize=bs, blocks=items)
+            cache.nodes = list(opts.strings("cache-udp-node"))
+            cache.udp_servers = list(opts.strings("cache-udp-server"))
+            cache.sync_nodes = list(opts.strings("cache-sync"))[-1:]
+            self._add(cache)
         for spec in opts.strings("cache2"):
             self._add(self._from_keyval(spec))
         self.default: Cache | None = self.caches[0] if self.caches else None
@@ -547,6 +605,12 @@ class Caches:
                       f'(key: {key} bytes, keys: {key * cache.max_items} bytes, data: '
                       f'{cache.blocksize * cache.blocks} bytes, bitmap: {bitmap} bytes) '
                       'preallocated ***')
+        for node in cache.nodes:  # uwsgi_cache_setup_nodes
+            if ":" not in node:
+                line = f"[cache-udp-node] invalid udp address: {node}"
+                self.inst.log(line)
+                raise StartRefusedError(line)
+            self.inst.log(f'added udp node {node} for cache "{cache.name}"')
 
     def _from_keyval(self, spec: str) -> Cache:
         kv = _kvlist(spec)
@@ -582,7 +646,7 @@ class Caches:
             raise ConfigError(f'invalid number of cache blocks for "{name}", must be higher '
                               f"than max_items ({max_items})")
         has = lambda *names: any(n in kv for n in names)
-        return Cache(
+        cache = Cache(
             self, name, max_items, blocksize=blocksize, blocks=blocks, keysize=keysize,
             hashsize=hashsize, bitmap=has("bitmap"), purge_lru=has("purge_lru", "lru"),
             lazy_expire=has("lazy_expire", "lazy"),
@@ -590,12 +654,111 @@ class Caches:
             clear_on_full=has("clear_on_full"), ignore_full=has("ignore_full"),
             no_expire=has("no_expire"),
             math_initial=_strtol(pick("math_initial") or "0"))
+        addresses = lambda *names: [a for a in (pick(*names) or "").split(";") if a]
+        cache.nodes = addresses("node", "nodes")
+        cache.udp_servers = addresses("udp", "udp_servers", "udp_server", "udpservers",
+                                      "udpserver")
+        cache.sync_nodes = addresses("sync")
+        return cache
+
+    # -- replication (nodes=, udp=, sync=) ------------------------------------------------
+    @property
+    def _network(self) -> Any:
+        return getattr(self.inst, "cluster_network", None)
+
+    def replicate(self, cache: Cache, event: CacheUdpUpdate | CacheUdpDelete) -> None:
+        """``cache_send_udp_command``: one datagram to each of the cache's nodes."""
+        net = self._network
+        if net is None:
+            return
+        datagram = encode_cache_udp_datagram(event)
+        for node in cache.nodes:
+            net.send_datagram(self.inst.node, node, datagram)
+
+    def master_boot(self) -> None:
+        """``uwsgi_cache_sync_from_nodes`` for every ``sync=`` cache, in the master as it
+        starts (it blocks: a dump request per node until one answers)."""
+        for cache in self.caches:
+            if cache.sync_nodes:
+                self._sync(cache)
+
+    def _sync(self, cache: Cache) -> None:
+        from ..protocol import CacheDump, CacheDumpResponse
+
+        inst = self.inst
+        net = inst.subsystems.get("net")
+        for i, node in enumerate(cache.sync_nodes):
+            inst.log(f"[cache-sync] getting cache dump from {node} ...")
+            reply = None
+            try:
+                if net is None:
+                    raise OSError("no network")
+                reply = net.exchange(node, CacheDump(cache=cache.name.encode()))
+            except OSError:
+                inst.log("[cache-sync] unable to connect to the cache server")
+            head = getattr(reply, "head", None) if reply is not None else None
+            if reply is not None and not isinstance(head, CacheDumpResponse):
+                inst.log("[cache-sync] unable to read from the cache server")
+            elif isinstance(head, CacheDumpResponse):
+                for what, mine, theirs in (("size", cache.max_items, head.items),
+                                           ("block size", cache.blocksize, head.blocksize)):
+                    if mine != theirs:
+                        line = (f"[cache-sync] invalid cache {what}, expected {mine} "
+                                f"received {theirs}")
+                        inst.log(line)
+                        raise StartRefusedError(line)
+                remote, _port = self._network.resolve(inst.node, node)
+                cache.copy_image(remote.inst.subsystems["cache"].local(cache.name))
+                inst.record("cache.sync", inst.master, cache=cache.name, node=node,
+                            items=len(cache.items))
+                return
+            if i == len(cache.sync_nodes) - 1:
+                line = f'[cache-sync] no node answered for cache "{cache.name}": exit(1)'
+                inst.record("instance.refused", inst.master, reason=line)
+                raise StartRefusedError(line)
+            inst.log("[cache-sync] trying with the next sync node...")
+
+    def _start_udp_servers(self) -> None:
+        """``uwsgi_cache_start_sync_servers``: a thread per ``udp=`` cache, reading
+        datagrams on its ports."""
+        inst = self.inst
+        net = self._network
+        for cache in self.caches:
+            if not cache.udp_servers:
+                continue
+            for address in cache.udp_servers:
+                host, colon, port = address.rpartition(":")
+                if not colon:
+                    continue  # a UNIX socket: not bound, as the C loop skips it
+                if net is not None and port.isdigit():
+                    net.bind_udp(inst.node, int(port),
+                                 lambda data, _src, cache=cache: self._udp_received(cache, data))
+                inst.log(f'*** udp server for cache "{cache.name}" running on {address} ***',
+                         inst.master)
+            inst.log(f'udp server thread enabled for cache "{cache.name}"', inst.master)
+
+    def _udp_received(self, cache: Cache, datagram: bytes) -> None:
+        """``cache_udp_server_loop``: apply a set as an update with an absolute
+        expiry; a delete never passes the length check (2.0.30)."""
+        try:
+            event = decode_cache_udp_datagram(datagram)
+        except RemoteProtocolError:
+            self.inst.record("cache.udp.drop", self.inst.master, cache=cache.name,
+                             size=len(datagram))
+            return
+        assert isinstance(event, CacheUdpUpdate)
+        ok = cache.set(event.key, event.value, event.expires, _UPDATE | _LOCAL | _ABSEXPIRE)
+        self.inst.record("cache.udp", self.inst.master, cache=cache.name, key=event.key,
+                         ok=ok)
+        if not ok:
+            self.inst.log("[cache-udp-server] unable to update cache", self.inst.master)
 
     # -- the sweeper ------------------------------------------------------------------
     def master_loop_started(self) -> None:
         self._anchor = self.inst.kernel.now
         if self.sweeper_enabled:
             self.inst.log("cache sweeper thread enabled", self.inst.master)
+        self._start_udp_servers()
         self.arm()
 
     def arm(self) -> None:
@@ -663,8 +826,10 @@ class Caches:
             return key[:len(key) & _U16] if len(key) > _U16 else key
 
         default = self.default
-        #: the default cache needs no per-lookup work (no lazy expiry, no LRU)
-        plain = default is not None and not default.lazy_expire and not default.purge_lru
+        #: the default cache needs no per-lookup work (no lazy expiry, no LRU, no nodes to
+        #: send its writes to)
+        plain = default is not None and not default.lazy_expire and not default.purge_lru \
+            and not default.nodes
         d_items: dict[bytes, Any] = default.items if default is not None else {}
         d_slots: dict[bytes, int] = default.slots if default is not None else {}
         d_expires: dict[bytes, int] = default.expires if default is not None else {}

@@ -34,7 +34,9 @@ the command with ``/bin/sh -c`` in the app directory, synchronously and taking n
 virtual time (uWSGI forks it and carries on), logging uWSGI's ``[uwsgi-cron] running``
 line, the command's output and, when the master reaps it at its next iteration, the
 ``exited after N second(s)`` line. A ``--unique-cron`` is therefore never "still running";
-``harakiri``/``legion`` settings are parsed and ignored.
+``harakiri`` settings are parsed and ignored. In a build with SSL (``ssl=True``) a cron
+with a legion (``--legion-cron``, ``--unique-legion-cron``, ``--cron2 legion=``) runs
+only while the instance is Lord of that legion, checked at every master iteration.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class CronSpec:
         "day",
         "hour",
         "last_job",
+        "legion",
         "minute",
         "month",
         "never",
@@ -85,8 +88,11 @@ class CronSpec:
     )
 
     def __init__(self, minute: int, hour: int, day: int, month: int, week: int, *,
-                 sig: int = 0, command: str | None = None, unique: bool = False) -> None:
+                 sig: int = 0, command: str | None = None, unique: bool = False,
+                 legion: str | None = None) -> None:
         self.sig = sig
+        #: Run only while this instance is Lord of that legion (a build with SSL).
+        self.legion = legion
         self.minute = minute
         self.hour = hour
         self.day = day
@@ -246,7 +252,8 @@ def parse_cron2_option(value: str) -> CronSpec:
     elif not space and "=" in value:
         raise ConfigError(f"unable to parse cron definition: {value}")
     fields = [atoi(kv[k]) if k in kv else -1 for k in ("minute", "hour", "day", "month", "week")]
-    return CronSpec(*fields, command=command, unique=bool(atoi(kv.get("unique", "0"))))
+    return CronSpec(*fields, command=command, unique=bool(atoi(kv.get("unique", "0"))),
+                    legion=kv.get("legion"))
 
 
 
@@ -273,6 +280,17 @@ class Cron:
             self.command_crons.append(parse_cron_option(value, unique=True))
         for value in opts.strings("cron2"):
             self.command_crons.append(parse_cron2_option(value))
+        # a build with SSL: --legion-cron "LEGION m h d M w command" and its aliases
+        for option in ("legion-cron", "cron-legion", "unique-legion-cron",
+                       "unique-cron-legion"):
+            for value in opts.strings(option):
+                legion, space, rest = value.partition(" ")
+                if not space:
+                    raise ConfigError(f"invalid --{option} syntax, must be prefixed with a "
+                                      f"legion name")
+                spec = parse_cron_option(rest, unique=option.startswith("unique"))
+                spec.legion = legion
+                self.command_crons.append(spec)
 
     # -- wiring --------------------------------------------------------------------------
     def master_loop_started(self) -> None:
@@ -309,6 +327,10 @@ class Cron:
             if wall_s - spec.last_job >= 60 and spec.matches(tm):
                 self._fire_signal(spec, wall_s, tm)
         for spec in self.command_crons:
+            if spec.legion is not None and not self._lord(spec.legion):
+                if spec.plan is not None and spec.plan <= loop.kernel.now:
+                    spec.plan = spec.plan_key = None  # checked again at the next wake-up
+                continue
             if spec.matches(tm) and wall_s - spec.last_job >= 60:
                 spec.last_job = wall_s
                 spec.plan = None
@@ -316,6 +338,14 @@ class Cron:
                                  unique=spec.unique)
                 if self.run_commands:
                     self._run_command(spec.command or "", tm)
+
+    def _lord(self, legion: str) -> bool:
+        """``uwsgi_legion_i_am_the_lord`` (a build without SSL does not check)."""
+        legions = self.inst.subsystems.get("legion")
+        if legions is None:
+            return True
+        found = legions.legions.get(legion)
+        return bool(found is not None and found.i_am_the_lord)
 
     def _tm(self, secs: int) -> Any:
         cached_secs, tm = self._tm_cache

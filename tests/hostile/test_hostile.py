@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -222,7 +225,8 @@ def test_signal_handlers_installed_by_the_app_stay_in_the_simulation(tmp_path, m
 
 
 # -- nothing hangs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/spin", "/socket", "/join", "/swallow"])
+@pytest.mark.parametrize("path", ["/spin", "/socket", "/join", "/swallow", "/regex",
+                                  "/sum"])
 def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
     with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
@@ -232,6 +236,9 @@ def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     message = str(err.value)
     assert f"worker1 (pid 1002) handling GET {path} (request 1)" in message
     assert "stuck.py" in message and "simuwsgi/" not in message
+    # a C call that never checks for signals is stopped after the fact, and says so
+    assert ("which nothing can interrupt: stopped when it returned" in message) is \
+        (path == "/sum")
 
 
 def test_a_response_polled_for_for_ever_is_an_error_not_a_hang(tmp_path):
@@ -251,7 +258,7 @@ def test_a_response_polled_for_for_ever_is_an_error_not_a_hang(tmp_path):
         assert sim.get("/poll", timeout=60).status is None
 
 
-@pytest.mark.parametrize("path", ["/spin", "/socket"])
+@pytest.mark.parametrize("path", ["/spin", "/socket", "/regex"])
 def test_code_that_never_yields_is_a_harakiri_when_one_is_set(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
     with Simulation(["--master", "--wsgi-file", "stuck.py", "--harakiri", "20"],
@@ -348,6 +355,19 @@ def test_the_host_is_untouched_after_close(tmp_path):
             signal.getsignal(signal.SIGINT)) == saved
 
 
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_the_cpu_timer_is_put_back_whatever_the_closing_order(tmp_path, order):
+    copy_app(tmp_path, "exits.py")
+    before = (signal.getsignal(signal.SIGVTALRM), signal.getitimer(signal.ITIMER_VIRTUAL))
+    sims = [Simulation(["--master", "--wsgi-file", "exits.py"], app_dir=tmp_path).start()
+            for _ in range(2)]
+    assert signal.getitimer(signal.ITIMER_VIRTUAL)[1] > 0  # armed while they run
+    for index in order:
+        sims[index].close()
+    assert (signal.getsignal(signal.SIGVTALRM),
+            signal.getitimer(signal.ITIMER_VIRTUAL)) == before
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("what,dies", [("interrupt", False), ("exit", True),
                                        ("os_exit", True)])
@@ -364,3 +384,104 @@ def test_the_spooler_function_ending_its_process(tmp_path, mode, what, dies):
     assert ("OOOPS the spooler is no more...trying respawn..." in log) is dies
     assert ("KeyboardInterrupt" in log) is not dies
     assert len(list((tmp_path / "spool").iterdir())) == 1
+
+
+# -- host commands ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_commands_the_app_starts_run_on_the_host_by_default(tmp_path, mode):
+    copy_app(tmp_path, "commands.py")
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        bodies = {path: sim.get(path).body
+                  for path in ("/run", "/shell", "/system", "/popen", "/spawn")}
+        assert sim.now == 0  # a command takes no virtual time
+        records = [r for r in sim.trace if r.kind == "subprocess"]
+    assert bodies == {"/run": b"hello\n", "/shell": b"42\n", "/system": b"3",
+                      "/popen": b"popen\n", "/spawn": b"0"}
+    assert [(r.process, r.fields["how"], r.fields["argv"], r.fields["action"])
+            for r in records] == [
+        ("worker1", "subprocess.Popen", ["echo", "hello"], "run"),
+        ("worker1", "subprocess.Popen", ["/bin/sh", "-c", "echo $((6 * 7))"], "run"),
+        ("worker1", "os.system", ["/bin/sh", "-c", "exit 3"], "run"),
+        ("worker1", "subprocess.Popen", ["/bin/sh", "-c", "echo popen"], "run"),
+        ("worker1", "os.posix_spawnp", ["true"], "run")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_commands_are_refused_when_the_policy_says_so(tmp_path, mode):
+    copy_app(tmp_path, "commands.py")
+    seen = []
+
+    def policy(argv):
+        seen.append(argv)
+        return "run" if argv[0] == "echo" else "refuse"
+
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode, subprocess=policy) as sim:
+        assert sim.get("/run").body == b"hello\n"
+        for path in ("/shell", "/system", "/popen", "/spawn", "/exec"):
+            body = sim.get(path).text
+            assert body.startswith("refused: ") and "subprocess='refuse'" in body, body
+        assert not deaths(list(sim.log))
+    if mode == "sim":  # fork mode: the policy runs in the virtual process's OS child
+        assert seen[0] == ["echo", "hello"] and len(seen) == 6
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode, subprocess="refuse") as sim:
+        assert sim.get("/run").text.startswith("refused: subprocess.Popen(['echo', 'hello'])"
+                                               " in worker1 (pid 1002)")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exec_makes_the_virtual_process_the_program(tmp_path, mode):
+    copy_app(tmp_path, "commands.py")
+    with Simulation(["--master", "--wsgi-file", "commands.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        pid = int(sim.get("/pid").body)
+        assert sim.get("/exec_missing").body == b"OSError: 2"  # as execv(2) fails
+        resp = sim.get("/exec")
+        sim.advance(GAP)
+        assert sim.get("/").status == 200  # the master respawned it
+        log = list(sim.log)
+        runs = [r.fields for r in sim.trace if r.kind in ("subprocess", "death")]
+    assert runs == [{"how": "os.exec", "argv": ["sh", "-c", "exit 4"], "action": "run"},
+                    {"pid": pid, "reason": f"exec'd {shutil.which('sh')} exited with "
+                                           "status 4"}]
+    # the program's exit status is the worker's, as the master sees it
+    assert resp.status is None and "died" in resp.reason
+    assert deaths(log) == [f"DAMN ! worker 1 (pid: {pid}) died :( trying respawn ..."]
+
+
+def test_a_bad_subprocess_policy_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="subprocess must be 'run', 'refuse' or a callable"):
+        Simulation(["--master"], subprocess="maybe")
+
+
+# -- Python signal handlers signalled by another process ------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_a_handler_signalled_by_another_process_runs_in_that_process(tmp_path, mode):
+    copy_app(tmp_path, "crosskill.py")
+    with Simulation(["--master", "--wsgi-file", "crosskill.py", "--mule"],
+                    app_dir=tmp_path, mode=mode) as sim:
+        got = [sim.get(path) for path in ("/record", "/signal", "/explode", "/signal", "/")]
+        log = list(sim.log)
+        signals = [(r.process, r.fields) for r in sim.trace if r.kind == "os.signal"]
+    seen = b"10:1:True:True"  # signal, worker id, its own pid, the app's frame
+    assert [(r.status, r.body) for r in got] == [
+        (200, b""), (200, seen), (200, seen), (None, b""), (200, seen)]
+    # the exception of the handler came out of the request's time.sleep
+    assert "RuntimeError: handler of signal 10" in log
+    assert signals == [("worker1", {"signum": 10, "action": "handler"})] * 2
+
+
+def test_a_simulation_never_closed_does_not_end_the_test_process_at_exit(tmp_path):
+    """Its CPU timer is disarmed at exit: a tick after Python put the default action
+    of SIGVTALRM back would kill the process ("Virtual timer expired", status 154)."""
+    copy_app(tmp_path, "exits.py")
+    (tmp_path / "leave_open.py").write_text(
+        "from simuwsgi import Simulation\n"
+        "sim = Simulation(['--master', '--wsgi-file', 'exits.py']).start()\n"
+        "sim.get('/')\n"
+        "HEAP = [{'n': i} for i in range(3_000_000)]  # CPU while the interpreter ends\n")
+    for _ in range(3):  # a tick lands in the teardown two times in three
+        done = subprocess.run([sys.executable, "leave_open.py"], cwd=tmp_path, timeout=120)
+        assert done.returncode == 0

@@ -130,3 +130,37 @@ def test_os_exit_while_a_lazy_worker_loads_the_app_matches_real_uwsgi(tmp_path):
         sim_lines = master_lines(list(sim.log))
     assert real_lines[:2] == sim_lines[:2] == [
         "... monitored exception detected, respawning worker N (pid: N)..."] * 2
+
+
+@requires_real_uwsgi
+def test_commands_and_exec_match_real_uwsgi(tmp_path):
+    real, sim = both(tmp_path, "commands.py", ["--master", "--wsgi-file", "commands.py"],
+                     ["/run", "/system", "/exec_missing", "/exec", "/"])
+    assert sim == real
+    assert real[0] == [200, 200, 200, None, 200]
+
+
+@requires_real_uwsgi
+def test_a_handler_signalled_by_another_process_runs_in_its_own_like_real_uwsgi(tmp_path):
+    # the worker's handler runs in the worker, with its globals and pid, in the request
+    # it was running; what the handler raises comes out in that request
+    paths = ["/record", "/signal", "/", "/explode", "/signal", "/"]
+    out = []
+    for side in ("real", "sim"):
+        where = tmp_path / side
+        where.mkdir()
+        copy_app(where, "crosskill.py")
+        options = ["--master", "--wsgi-file", "crosskill.py", "--mule"]
+        if side == "real":
+            with RealUwsgi(options, app_dir=where) as real:
+                got = [real.get(path, timeout=5) for path in paths]
+                log = real.app_log()
+        else:
+            with Simulation(options, app_dir=where) as sim:
+                got = [sim.get(path) for path in paths]
+                log = list(sim.log)
+        out.append(([(r.status, r.body) for r in got],
+                    "RuntimeError: handler of signal 10" in log))
+    assert out[0] == out[1]
+    seen = (200, b"10:1:True:True")
+    assert out[0] == ([(200, b""), seen, seen, seen, (None, b""), seen], True)
