@@ -45,6 +45,7 @@ from ._core.kernel import Kernel
 from .server.master import Instance
 from .server.workers import Request
 from .network import Network
+from .subsystems.legacy import split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
 from .server.workers import Response
@@ -128,6 +129,7 @@ class Node(Simulation):
         self.address = address
         self.mode = "sim"
         self.seed = cluster.seed
+        options, cluster_group = split_legacy_options(options) if legacy else (options, None)
         self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
                                   ssl=ssl)
         if app_dir is not None:
@@ -143,6 +145,9 @@ class Node(Simulation):
         self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
+        self.inst.legacy_cluster = cluster_group  # 1.4's --cluster (network._legacy)
+        if cluster_group:
+            self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
         self._patch = cluster._patch
         self._imports = cluster._imports
         # os._exit/os.kill/atexit/signal.signal act on the node's own processes; the
@@ -714,6 +719,42 @@ class Cluster:
         except OSError:
             return None
         return signal_result(reply)
+
+    def add_fastcgi(self, name: str, app: Callable[[dict[bytes, bytes], bytes], bytes], *,
+                    address: str, port: int = 9000) -> Any:
+        """A virtual FastCGI responder (simulation-only, for 1.4's ``uwsgi.fcgi()`` on
+        ``legacy=True`` nodes) at ``address:port``: ``app(params, stdin)`` returns the
+        CGI response's bytes (``simuwsgi.network._fastcgi``)."""
+        from .network._fastcgi import add_fastcgi
+
+        return add_fastcgi(self.net, name, app, address, port)
+
+    def add_erlang(self, name: str, *, processes: dict[str, Callable[[Any], Any]] | None = None,
+                   functions: dict[str, Callable[..., Any]] | None = None,
+                   address: str | None = None) -> Any:
+        """A virtual Erlang node ``name`` (``"erl@host"``; simulation-only, for 1.4's
+        ``erlang_*`` functions on ``legacy=True`` nodes): registered ``processes``
+        (name -> fn(message), whose result answers the sender) and ``functions`` for
+        rpc (``"mod:fun"`` -> fn(*args)); ``address`` defaults to ``10.0.1.N``
+        (``simuwsgi.network._erlang``)."""
+        from .network._erlang import ErlangNode, add_erlang
+
+        count = sum(isinstance(n.inst, ErlangNode) for n in self.net.nodes.values())
+        return add_erlang(self.net, name, processes, functions,
+                          address or f"10.0.1.{count + 1}")
+
+    def send_udp(self, address: str, modifier1: int, payload: bytes = b"", modifier2: int = 0,
+                 *, via: str | None = None) -> int:
+        """One uwsgi datagram to the 1.4 ``--cluster`` group ``address`` (``legacy=True``
+        nodes), from a client on node ``via``'s host (default: the first node), as 1.4's
+        client commands sent them: ``uwsgi --cluster-reload G`` is ``send_udp(G, 98)``,
+        ``uwsgi --cluster-log G`` (a line from stdin) ``send_udp(G, 96, line)``. Returns
+        the bytes sent (``simuwsgi.network._legacy``)."""
+        from .network._legacy import send_datagram
+
+        self._ensure_started()
+        node = self[via] if via is not None else next(iter(self.nodes.values()))
+        return send_datagram(node.inst, address, modifier1, bytes(payload), modifier2)
 
     # -- the trace -------------------------------------------------------------------------
     def _record(self, kind: str, **fields: Any) -> None:

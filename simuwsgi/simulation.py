@@ -32,6 +32,7 @@ from .server.options_status import report_not_simulated
 from .server.processes import UProcess
 from ._core.trace import Trace
 from .server.workers import Request, Response, dispatch_request
+from .subsystems.legacy import split_legacy_options
 from .websocket import WebSocket
 
 __all__ = ["Simulation"]
@@ -117,6 +118,8 @@ class Simulation:
                              f"or 'fork'")
         self.mode = mode
         self.seed = seed
+        # legacy=True: 1.4's --cluster is an option too (simuwsgi.subsystems.legacy)
+        options, cluster_group = split_legacy_options(options) if legacy else (options, None)
         self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
                                            ssl=ssl)
         if app_dir is not None:
@@ -139,6 +142,9 @@ class Simulation:
                                timeout=DEFAULT_TIMEOUT if fork_timeout is None else fork_timeout)
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.subsystems.legacy)
+        self.inst.legacy_cluster = cluster_group
+        if cluster_group:
+            self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
         self._patch = TimePatch(self.clock, self._sleep)
         if stall_timeout is not None:
             stall_timeout = check_duration("stall_timeout", stall_timeout) or None

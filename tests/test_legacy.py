@@ -97,14 +97,41 @@ def test_grunt_logs_and_says_why_it_is_not_simulated(tmp_path):
                    for line in sim.log)
 
 
-@pytest.mark.parametrize("name,work", [
-    ("send_message", "cluster"), ("send_multi_message", "cluster"),
-    ("send_multicast_message", "cluster"), ("async_send_message", "cluster"),
-    ("recv_block", "cluster"), ("fcgi", "cluster"), ("erlang_connect", "Erlang"),
-    ("erlang_rpc", "Erlang")])
-def test_network_names_raise_not_simulated(tmp_path, name, work):
+def test_send_uwsgi_message_raises_not_simulated(tmp_path):
     with _start(tmp_path, "--master") as sim:
-        with pytest.raises(simuwsgi.NotSimulatedError, match=work):
-            getattr(sim.uwsgi, name)("127.0.0.1:3031", b"x")
+        with pytest.raises(simuwsgi.NotSimulatedError, match="0.9.6"):
+            sim.uwsgi.send_uwsgi_message("127.0.0.1:3031", b"x")
         with pytest.raises(TypeError, match="takes no keyword arguments"):
-            getattr(sim.uwsgi, name)(node="x")
+            sim.uwsgi.send_uwsgi_message(node="x")
+
+
+def test_messages_in_a_lone_simulation(tmp_path):
+    # no network: a message to another node says so; the multicast reaches no one
+    with _start(tmp_path, "--master") as sim:
+        assert run(sim, "out = uwsgi.send_message(b'10.0.0.2:3031', 0, 0, b'x')")[:3] == \
+            ["exc", "NotSimulatedError", "uwsgi.send_message() needs another node: run "
+             "this node in a simuwsgi.Cluster (a lone Simulation has no network)"]
+        assert run(sim, "out = uwsgi.send_multicast_message('239.0.0.1:1', b'x')") is True
+        for call in ("uwsgi.connect('10.0.0.2:1')", "uwsgi.erlang_connect('e@h')",
+                     "uwsgi.fcgi('10.0.0.2:9000', {})"):
+            assert run(sim, f"out = {call}")[1] == "NotSimulatedError", call
+
+
+def test_lone_simulation_joins_its_own_cluster(tmp_path):
+    with _start(tmp_path, "--master", "--socket", ":3031", "--cluster", ":4000") as sim:
+        sim.advance(1)
+        assert run(sim, "out = [uwsgi.cluster(), uwsgi.cluster_nodes()]") == \
+            [b(b":4000"), [b(b":3031")]]
+        assert "joining multicast group" not in "\n".join(sim.log)  # broadcast
+
+
+def test_cluster_from_an_ini_file_turns_the_master_on(tmp_path):
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    (tmp_path / "node.ini").write_text("[uwsgi]\nsocket = 10.0.0.1:3031\n"
+                                       "cluster = 239.0.0.1:9999\nwsgi-file = app.py\n")
+    with Simulation(str(tmp_path / "node.ini"), app_dir=tmp_path, legacy=True) as sim:
+        sim.advance(1)
+        assert run(sim, "out = [uwsgi.cluster(), uwsgi.cluster_nodes()]") == \
+            [b(b"239.0.0.1:9999"), [b(b"10.0.0.1:3031")]]
+    with _start(tmp_path, "--socket", ":3031", "--cluster", ":4000") as sim:
+        assert sim.inst.has_master  # 1.4 flags --cluster UWSGI_OPT_MASTER

@@ -90,6 +90,8 @@ class Network:
         self._slow: dict[str, float] = {}
         #: When the last stream bytes on each directed pair arrive (TCP keeps order).
         self._last: dict[tuple[str, str], float] = {}
+        #: 1.4's ``--cluster`` groups: address -> node name -> member (``_legacy``).
+        self.groups: dict[str, dict[str, Any]] = {}
 
     # -- addresses ---------------------------------------------------------------------
     def attach(self, name: str, host: str, inst: Any, submit: Callable[..., Any]) -> Endpoint:

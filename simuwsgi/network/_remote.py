@@ -70,9 +70,11 @@ __all__ = ["Exchange", "VirtualNet", "http_bytes", "read_request", "serve", "ser
 #: What a handshake segment (SYN, SYN-ACK, RST, FIN) weighs on a link.
 _SEGMENT = 0
 #: What the parser behind each kind of port reads: uwsgi packets or HTTP.
-_SPEAKS = {"uwsgi": "uwsgi", "fastrouter": "uwsgi", "http": "http", "http-router": "http"}
+_SPEAKS = {"uwsgi": "uwsgi", "fastrouter": "uwsgi", "http": "http", "http-router": "http",
+           "fastcgi": "fastcgi"}
 _PORT_NAMES = {"uwsgi": "a --socket port", "fastrouter": "a --fastrouter port",
-               "http": "an --http-socket port", "http-router": "an --http router port"}
+               "http": "an --http-socket port", "http-router": "an --http router port",
+               "fastcgi": "a FastCGI responder's port (Cluster.add_fastcgi)"}
 
 
 class Exchange:

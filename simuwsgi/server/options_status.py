@@ -431,6 +431,17 @@ def report_not_simulated(inst: Instance, *, strict: bool) -> None:
     inst.record("options.not_simulated", None, options=names)
 
 
+#: The 1.4 options of ``legacy=True`` (``simuwsgi.subsystems.legacy.LEGACY_OPTIONS``).
+LEGACY_ROWS = (
+    ("cluster", "simulated", "joins that multicast (ip:port) or broadcast (:port) group on "
+                             "the virtual network, 1.4's packets and log lines "
+                             "(simuwsgi/network/_legacy.py)"),
+    ("cluster-reload", "simulated", "a client command: Cluster.send_udp(group, 98)"),
+    ("cluster-log", "simulated", "a client command: Cluster.send_udp(group, 96, line)"),
+    ("cluster-nodes", "not-simulated", "refused (unrecognized option)"),
+)
+
+
 def format_table(rows: Iterable[OptionStatus], *, markdown: bool = False) -> str:
     """The rows as text columns, or as the Markdown of ``docs/options.md``."""
     rows = list(rows)
@@ -452,6 +463,10 @@ def format_table(rows: Iterable[OptionStatus], *, markdown: bool = False) -> str
         for r in rows:
             note = (f"alias of `--{r.alias_of}`. " if r.alias_of else "") + r.note
             lines.append(f"| `--{r.name}` | {r.status} | {note.replace('|', '/')} |")
+        lines += ["", "## uWSGI 1.4 options (`legacy=True` only)", "",
+                  "2.0.30 refuses them (`unrecognized option`), and so does a simulation "
+                  "without `legacy=True`.", "", "| option | status | note |", "|---|---|---|"]
+        lines += [f"| `--{name}` | {status} | {note} |" for name, status, note in LEGACY_ROWS]
         return "\n".join(lines) + "\n"
     width = max((len(r.name) for r in rows), default=0) + 2
     out = []

@@ -42,6 +42,8 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
     ("misc", "simuwsgi.subsystems.misc:Misc"),
     ("legion", "simuwsgi.subsystems.legion:Legions"),  # only in a build with SSL (ssl=True)
+    ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster
+    ("legacy_net", "simuwsgi.network._messages:LegacyNet"),  # 1.4's uwsgi client calls
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
     # routers and subscriptions, between a Cluster's nodes (a lone instance warns)
     ("routers", "simuwsgi.network._routers:Routers"),
@@ -67,6 +69,8 @@ def create_all(inst: Instance) -> dict[str, Any]:
     out: dict[str, Any] = {}
     inst.subsystems = out
     for name, path in SUBSYSTEMS:
+        if name.startswith("legacy_") and not getattr(inst, "legacy", False):
+            continue  # the 1.4 API's, with Simulation(legacy=True) only
         if name == "net":
             path = _NET.get(getattr(inst, "network", None), "")
             if not path:

@@ -14,9 +14,12 @@ attributes):
   instance's max-requests / harakiri for the following requests, as in 1.x.
 * ``sorry_i_need_to_block()``: True with a master, None without.
 * ``has_hook(modifier1)``: None (its body was commented out in 1.x).
-* ``cluster()``, ``cluster_nodes()``, ``cluster_node_name([node])``,
-  ``cluster_best_node()``: the answers of an instance without ``--cluster`` (None,
-  ``[]``, the host name / None, None) — 2.0 has no ``--cluster`` option to join one.
+* 1.4's ``--cluster ADDR`` option (``LEGACY_OPTIONS``; 2.0.30 refuses it): the node
+  joins that group on the virtual network (``simuwsgi.network._legacy``); then
+  ``cluster()`` is the group (bytes), ``cluster_nodes()`` the addresses of the nodes
+  in the table, ``cluster_node_name(addr)`` a node's host name (no argument: this
+  host's), ``cluster_best_node()`` the node chosen least recently, stamped now. Without
+  ``--cluster``: None, ``[]``, the host name / None, None.
 * ``fastfuncs`` (256 slots, None) and ``message_manager_marshal`` (None): attributes the
   app fills in; 1.x called them for uwsgi-protocol requests with modifier1 26 and 33,
   which the simulated HTTP client never sends.
@@ -25,11 +28,18 @@ attributes):
   ``spawning a grunt ...`` line and raises ``NotSimulatedError``: the child returns from
   ``grunt()`` with a copy of the running Python stack, which a virtual process (a
   greenlet) cannot duplicate.
-* ``send_message``, ``send_multi_message``, ``send_uwsgi_message``,
-  ``async_send_message``, ``send_multicast_message``, ``recv_block``, ``recv_frame``,
-  ``fcgi``, ``add_probe`` talk to other nodes over real sockets, and the ``erlang_*``
-  functions (the ``pyerl`` plugin) to an Erlang node: they raise ``NotSimulatedError``
-  naming the cluster / Erlang work that will complete them.
+* ``send_message``, ``send_multi_message``, ``send_multicast_message``: 1.4's uwsgi
+  client on the virtual network (``simuwsgi.network._messages``, the ``legacy_net``
+  subsystem; a lone ``Simulation`` has no other node to talk to).
+* ``connect``, ``close``, ``recv`` (2.0's, not simulated there) and 1.4's
+  ``async_send_message``, ``recv_block``, ``recv_frame`` on virtual stream sockets
+  (``simuwsgi.network._sockets``).
+* ``fcgi(node, dict[, stdin_fd, stdin_size])`` against a virtual FastCGI responder
+  (``Cluster.add_fastcgi``, ``simuwsgi.network._fastcgi``), and ``add_probe`` (the
+  ``connect`` probe, run by the master once a second: ``simuwsgi.network._messages``).
+* the ``erlang_*`` functions (the ``pyerl`` plugin) against a virtual Erlang node
+  (``Cluster.add_erlang``, ``simuwsgi.network._erlang``).
+* ``send_uwsgi_message`` (gone since 0.9.6) raises ``NotSimulatedError`` saying why.
 
 Left out: the pre-1.9.21 sharedarea API (``sharedarea_read(pos, len)`` without an area
 id), ``applist``, ``call_hook``, ``load_plugin``, ``offload_transfer``.
@@ -37,31 +47,35 @@ id), ``applist``, ``call_hook``, ``load_plugin``, ``offload_transfer``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import NotSimulatedError
+from .._errors import ConfigError, NotSimulatedError
 from ..server._pyarg import no_kwargs, parser
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
 
-__all__ = ["LEGACY_NAMES", "legacy_entries"]
+__all__ = ["LEGACY_NAMES", "LEGACY_OPTIONS", "legacy_entries", "split_legacy_options"]
 
-_CLUSTER = ("it sends uwsgi-protocol messages to other uWSGI nodes over real sockets; it "
-            "comes with the cluster work (shared/spec/cluster.md)")
-_ERLANG = ("it talks to an Erlang node through the pyerl plugin (not part of standard "
-           "builds); it comes with the Erlang work")
-_NETWORK = {
-    "send_message": _CLUSTER, "send_multi_message": _CLUSTER,
-    "send_uwsgi_message": _CLUSTER, "async_send_message": _CLUSTER,
-    "send_multicast_message": _CLUSTER, "recv_block": _CLUSTER, "recv_frame": _CLUSTER,
-    "fcgi": "it connects to a FastCGI server over a real socket; it comes with the "
-            "cluster work",
-    "add_probe": "it registers a network probe run by the master; it comes with the "
-                 "cluster work",
-    **{f"erlang_{n}": _ERLANG for n in (
-        "connect", "close", "send_message", "send", "recv_message", "recv", "sr", "rpc",
-        "lock", "unlock")},
+#: The 1.4 options a ``legacy=True`` simulation accepts on top of 2.0.30's (2.0.30
+#: refuses them: ``unrecognized option``). ``--cluster-reload``/``--cluster-log`` were
+#: client commands (send one datagram and exit): ``Cluster.send_udp`` does what they did.
+LEGACY_OPTIONS = ("cluster",)
+
+#: 1.4's network functions: the ``legacy_net`` subsystem provides them
+#: (``simuwsgi.network._messages``; in a lone ``Simulation`` they say they need a cluster).
+_NETWORK = (
+    "send_message", "send_multi_message", "async_send_message", "send_multicast_message",
+    "recv_block", "recv_frame", "fcgi", "add_probe",
+    *(f"erlang_{n}" for n in ("connect", "close", "send_message", "send", "recv_message",
+                              "recv", "sr", "rpc", "lock", "unlock")))
+#: Removed before the 1.4 API this module models: raise ``NotSimulatedError``.
+_NOT_SIMULATED = {
+    "send_uwsgi_message": "send_uwsgi_message(host, port, modifier1, modifier2, obj"
+                          "[, timeout]) was replaced by send_message in 2010 (0.9.6), "
+                          "before the 1.4 API the legacy mode models: use send_message "
+                          "on a cluster node",
 }
 
 #: option slot -> (uWSGI option name, default) for the slots 1.x kept in sync
@@ -72,7 +86,40 @@ _SLOTS = {0: ("logging", 1), 1: ("max-requests", 0), 2: ("socket-timeout", 4),
 LEGACY_NAMES: tuple[str, ...] = (
     "get_option", "getoption", "set_option", "setoption", "sorry_i_need_to_block", "grunt",
     "has_hook", "cluster", "cluster_nodes", "cluster_node_name", "cluster_best_node",
-    "fastfuncs", "message_manager_marshal", *_NETWORK)
+    "fastfuncs", "message_manager_marshal", *_NETWORK, *_NOT_SIMULATED)
+
+
+def split_legacy_options(options: Any) -> tuple[Any, str | None]:
+    """``options`` without 1.4's ``--cluster`` (a dict key or argv words), and its value
+    (None if not given). An ``.ini`` file is left as it is: there ``cluster`` is read as a
+    placeholder (``simuwsgi.network._legacy``)."""
+    if isinstance(options, Mapping):
+        rest = {k: v for k, v in options.items() if str(k).lstrip("-") != "cluster"}
+        given = [v for k, v in options.items() if str(k).lstrip("-") == "cluster"]
+        return rest, _cluster_value(given[-1]) if given else None
+    if isinstance(options, (list, tuple)):
+        words, value, i = [], None, 0
+        while i < len(options):
+            word = str(options[i])
+            if word == "--cluster":
+                if i + 1 >= len(options):
+                    raise ConfigError("option '--cluster' requires an argument")
+                value, i = _cluster_value(options[i + 1]), i + 2
+                continue
+            if word.startswith("--cluster="):
+                value = _cluster_value(word.partition("=")[2])
+            else:
+                words.append(options[i])
+            i += 1
+        return words, value
+    return options, None
+
+
+def _cluster_value(value: Any) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(f"--cluster takes a multicast ip:port or a broadcast :port, "
+                          f"not {value!r}")
+    return value
 
 
 def _option_table(inst: Instance) -> list[int]:
@@ -140,23 +187,35 @@ def legacy_entries(inst: Instance) -> dict[str, Any]:
         no_kwargs("has_hook", kw)
         p_hook(args)
 
-    def cluster(*_args: Any, **kw: Any) -> None:
+    def membership() -> Any:
+        return inst.subsystems.get("legacy_cluster")  # None without --cluster
+
+    def cluster(*_args: Any, **kw: Any) -> bytes | None:
         no_kwargs("cluster", kw)
+        member = membership()
+        return member.group.encode() if member is not None else None
 
     def cluster_nodes(*_args: Any, **kw: Any) -> list[bytes]:
         no_kwargs("cluster_nodes", kw)
-        return []
+        member = membership()
+        return [n.encode() for n in member.nodes()] if member is not None else []
 
     p_node = parser("|s:cluster_node_name")
 
     def cluster_node_name(*args: Any, **kw: Any) -> bytes | None:
         no_kwargs("cluster_node_name", kw)
-        if not p_node(args):
+        given = p_node(args)
+        if not given:
             return inst.hostname.encode()
-        return None  # no cluster node has that name
+        member = membership()
+        name = member.node_name(given[0]) if member is not None else None
+        return name.encode() if name is not None else None
 
-    def cluster_best_node(*_args: Any, **kw: Any) -> None:
+    def cluster_best_node(*_args: Any, **kw: Any) -> bytes | None:
         no_kwargs("cluster_best_node", kw)
+        member = membership()
+        best = member.best_node() if member is not None else None
+        return best.encode() if best else None
 
     entries: dict[str, Any] = {
         "get_option": get_option, "getoption": get_option, "set_option": set_option,
@@ -166,6 +225,7 @@ def legacy_entries(inst: Instance) -> dict[str, Any]:
         "cluster_best_node": cluster_best_node,
         "fastfuncs": [None] * 256, "message_manager_marshal": None,
     }
-    for name, why in _NETWORK.items():
+    for name, why in _NOT_SIMULATED.items():
         entries[name] = _not_simulated(name, why)
+    entries.update(inst.subsystems["legacy_net"].legacy_functions())
     return entries

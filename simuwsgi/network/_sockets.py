@@ -1,0 +1,215 @@
+"""Virtual stream sockets for 1.4's fd-level functions (``legacy=True`` cluster nodes).
+
+1.4's ``uwsgi.connect(addr[, timeout])`` returned a file descriptor that
+``async_send_message``, ``recv``, ``recv_block``, ``recv_frame`` and ``close`` worked on
+(``git show uwsgi-1.4:plugins/python/uwsgi_pymodule.c``). Here the descriptor is a
+number in the node's table of :class:`Stream` objects, connections on the virtual
+network (:class:`~simuwsgi.network._remote.Exchange`'s connect: refused at once, or
+-1 after the timeout for an IP no node has). What the app writes crosses the link;
+once the other node has a whole request it answers it as any request (its codec, its
+workers) and closes, and the reply's bytes wait in the descriptor for the reads. A read
+waits in virtual time (``recv`` and ``recv_frame`` without a limit, as 1.4's blocking
+``read``; ``recv_block`` up to its ``timeout``).
+
+Each function is 1.4's, debug lines included: ``recv_block`` logs ``remains size
+timeout`` before each read and ``error waiting for block data`` on a timeout;
+``recv_frame`` (Hixie-76 WebSocket frames, ``\\x00`` ... ``\\xff``, whatever its two
+separator arguments say) logs ``read N bytes ...``, a ``byte frame_size`` line for each
+buffered byte and ``returning a frame``, and keeps its leftover bytes per descriptor
+(1.4: in the request). Its bugs are kept: the scan for the prefix in buffered bytes
+looks at every other byte, and the copy after a prefix runs one byte past the data
+read (a stale byte of the buffer: zeros here, whatever the request left in 1.4).
+
+Left out: ``async_connect`` (the non-blocking connect), descriptors of real files, and
+``connection_fd()``'s socket (the simulated client is not a stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import NEED_DATA, SERVER, Connection, EndOfMessage, RemoteProtocolError
+from ._remote import _SPEAKS, Exchange, serve
+
+if TYPE_CHECKING:
+    from ._network import Network
+
+__all__ = ["Stream", "read_frame"]
+
+#: The first descriptor number given out (0-2 are stdio; uWSGI's own sockets follow).
+FIRST_FD = 10
+
+
+class Stream(Exchange):
+    """One virtual TCP connection opened by ``uwsgi.connect`` (the client side, and the
+    bytes the server side has received so far)."""
+
+    def __init__(self, net: Network, src: str, address: str, timeout: float,
+                 done: Callable[[bool, Any], None]) -> None:
+        from ..protocol import UnknownRequest
+
+        self.connected = False
+        self.rbuf = bytearray()
+        self.eof = False
+        self._sent = bytearray()  # what the server side has received
+        self._served = False
+        self._waiter: Callable[[], None] | None = None
+        super().__init__(net, src, address, UnknownRequest(modifier1=0), b"", timeout, done)
+
+    def _established(self) -> None:
+        if self.finished:
+            return
+        self._timer.cancel()
+        self.connected = True
+        self._finish(True, self)
+
+    def abandon(self) -> None:
+        """``close(fd)`` while connecting: whatever the connect does next is ignored."""
+        self._timer.cancel()
+        self.finished = True
+
+    # -- writing: the bytes cross the link to the server side --------------------------
+    def write(self, data: bytes) -> None:
+        dst = self.dst
+        if dst is None or self.eof or not data:
+            return
+        self.net.transmit(self.src, dst.name, len(data), self._arrived, bytes(data))
+
+    def _arrived(self, data: bytes) -> None:
+        if self._served:
+            return
+        self._sent += data
+        dst = self.dst
+        assert dst is not None
+        protocol = dst.ports.get(self.port)
+        if protocol == "fastcgi":  # a virtual FastCGI responder (network._fastcgi)
+            reply = dst.inst.respond(bytes(self._sent))
+            if reply is not None:
+                self._served = True
+                self.net.transmit(dst.name, self.src, len(reply), self._replied, reply)
+            return
+        if _SPEAKS.get(protocol or "") != "uwsgi" or not _complete(dst.inst,
+                                                                  bytes(self._sent)):
+            return  # an HTTP port, or a request still incomplete: the server waits
+        self._served = True
+        handler = serve if protocol == "uwsgi" else dst.inst.subsystems["routers"].serve
+        handler(self.net, dst, self.port, self.src, bytes(self._sent), self._replied)
+
+    def _replied(self, data: bytes) -> None:
+        self.rbuf += data
+        self.eof = True  # the server closes after its reply
+        self._wake()
+
+    # -- reading ----------------------------------------------------------------------------
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter()
+
+    def wait_readable(self, kernel: Any, timeout: float | None, reason: str) -> bool:
+        """``uwsgi_waitfd``: park the calling process until there is something to read
+        (or EOF); False after ``timeout`` seconds (None: no limit)."""
+        if self.rbuf or self.eof:
+            return True
+        proc = kernel.current
+        timer = None
+        if timeout is not None:
+            timer = kernel.schedule(timeout, kernel.wake, proc, False)
+        self._waiter = lambda: kernel.wake(proc, True)
+        ready = kernel.park(reason)
+        if timer is not None:
+            timer.cancel()
+        self._waiter = None
+        return bool(ready)
+
+    def read(self, size: int) -> bytes:
+        """``read(fd, buf, size)`` once readable: up to ``size`` bytes, b"" at EOF."""
+        data = bytes(self.rbuf[:size])
+        del self.rbuf[:size]
+        return data
+
+
+def _complete(inst: Any, data: bytes) -> bool:
+    """Whether ``data`` holds a whole request for the server codec (or one it refuses:
+    then the server closes too)."""
+    conn = Connection(SERVER, buffer_size=inst.buffer_size, max_vars=inst.max_vars)
+    try:
+        conn.receive_data(data)
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                return False
+            if isinstance(event, EndOfMessage):
+                return True
+    except RemoteProtocolError:
+        return True
+
+
+def _signed(byte: int) -> int:
+    return byte - 256 if byte > 127 else byte
+
+
+class FrameState:
+    """``wsgi_req->buffer``/``frame_pos``/``frame_len`` of 1.4's ``recv_frame``."""
+
+    def __init__(self, size: int) -> None:
+        self.buffer = bytearray(size)
+        self.pos = 0
+        self.len = 0
+
+
+def read_frame(stream: Stream, state: FrameState, log: Callable[[str], None],
+               wait: Callable[[], bool]) -> bytes | None:
+    """``py_uwsgi_recv_frame`` transcribed (see the module doc); ``wait`` is its
+    ``uwsgi_waitfd(fd, -1)``. None: 1.4 spins forever (EOF in the middle of a frame)."""
+    prefix, suffix = 0x00, 0xFF
+    frame = bytearray()
+    found_start = False
+    buf = state.buffer
+
+    def fill() -> None:
+        data = stream.read(len(buf))
+        buf[:len(data)] = data
+        state.pos, state.len = 0, len(data)
+
+    while True:  # get_data
+        frame.clear()
+        if state.len > 0:
+            ptr = state.pos
+            i = 0
+            while i < state.len:
+                if buf[ptr + i] == prefix:
+                    ptr += 1
+                    found_start = True
+                    break
+                ptr += 1
+                state.pos += 1
+                i += 1
+            state.len -= i
+            if found_start:
+                for i in range(state.len):
+                    log(f"{_signed(buf[ptr + i])} {len(frame)}")
+                    if buf[ptr + i] == suffix:
+                        state.len -= i
+                        log("returning a frame")
+                        return bytes(frame)
+                    frame.append(buf[ptr + i])
+                    state.pos += 1
+        if found_start:
+            while True:  # read_more_data
+                wait()
+                if stream.eof and not stream.rbuf:
+                    return None  # read() gives 0 for ever: 1.4 loops without end
+                fill()
+                for i in range(state.len):
+                    if buf[i] == suffix:
+                        log("returning a frame")
+                        return bytes(frame)
+                    frame.append(buf[i])
+        wait()
+        fill()
+        log(f"read {state.len} bytes {bytes(buf[:state.len]).decode('latin-1')}")
+        if state.len == 0:
+            log("returning a frame")
+            return bytes(frame)
