@@ -701,3 +701,44 @@ def test_explain_follows_each_core_request(tmp_path):
     said = story("/hang", "/hang", options=("--harakiri", "2"))
     assert any(x.startswith("HARAKIRI: worker 1 exceeded 2 s on /hang, /hang;") for x in said)
     assert any(x.endswith("(harakiri); requests 1 (/hang), 2 (/hang) are lost") for x in said)
+
+
+_MERCY = re.compile(r"Seeya|NO MERCY")
+
+
+def test_max_requests_kills_a_core_still_busy_after_the_worker_reload_mercy(tmp_path):
+    """``goodbye_cruel_world`` curses the worker: a request that outlives
+    ``--worker-reload-mercy`` is killed with its process, as 2.0.30 does."""
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", "--max-requests", "1",
+              "--min-worker-lifetime", "0", "--worker-reload-mercy", "2") as sim:
+        sim.start()
+        hang = sim.submit("GET", "/hang5")
+        sim.run_until(0.1)
+        assert sim.get("/fast").status == 200
+        sim.wait(hang)
+        assert hang.response.status is None and "died" in hang.response.reason
+        assert hang.response.finished == 3.0  # the first check more than 2 s after
+        assert [x for x in sim.log if _MERCY.search(x)] == [
+            "...The work of process 1002 is done. Seeya!",
+            "Thu Jan  1 00:00:03 2026 - worker 1 (pid: 1002) is taking too much time to "
+            "die...NO MERCY !!!"]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_max_requests_mercy_matches_real_uwsgi(tmp_path):
+    options = ["--threads", "2", "--max-requests", "1", "--min-worker-lifetime", "0",
+               "--worker-reload-mercy", "2"]
+    with _real(tmp_path, *options) as real:
+        out = {}
+        hang = threading.Thread(target=lambda: out.update(hang=real.get("/hang5")))
+        hang.start()
+        time.sleep(0.1)
+        out["fast"] = real.get("/fast")
+        hang.join()
+        real.wait_for_log(r"NO MERCY")
+        real_lines = [x for x in real.log if _MERCY.search(x)]
+    assert out["fast"].status == 200 and out["hang"].status is None
+    view = [re.sub(r"\d+", "N", re.sub(r"^\w{3} \w{3} .*\d{4} - ", "", x)) for x in real_lines]
+    assert view == ["...The work of process N is done. Seeya!",
+                    "worker N (pid: N) is taking too much time to die...NO MERCY !!!"]

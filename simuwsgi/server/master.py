@@ -931,7 +931,7 @@ class Instance:
             self.kill(w, "reload")
         else:
             w.stop_accepting()
-            self._no_mercy_after(w, self.worker_reload_mercy)
+            self.no_mercy_after(w, self.worker_reload_mercy)
 
     # -- cheap mode (--cheap, --idle, --die-on-idle) -------------------------------------------
     def leave_cheap_mode(self) -> None:
@@ -1014,7 +1014,7 @@ class Instance:
             self._chain_timer.cancel()
             self._chain_check()
 
-    def _no_mercy_after(self, proc: UProcess, mercy: int) -> None:
+    def no_mercy_after(self, proc: UProcess, mercy: int) -> None:
         """``uwsgi_master_check_mercy``: a cursed process still alive at the first check
         more than ``mercy`` whole seconds after its curse is SIGKILLed
         (``--worker-reload-mercy``, ``--mule-reload-mercy``: 60)."""
@@ -1047,7 +1047,7 @@ class Instance:
         ``--mule-reload-mercy`` deadline."""
         mule.cursed_at = int(self.wall())
         deliver(self, mule, signum)
-        self._no_mercy_after(mule, self.mule_reload_mercy)
+        self.no_mercy_after(mule, self.mule_reload_mercy)
 
     def reload_mules(self) -> None:
         """``uwsgi_reload_mules``: every mule is cursed with SIGHUP (which ends it unless
@@ -1063,7 +1063,7 @@ class Instance:
         for spooler in list(self.spoolers.values()):
             if spooler.alive:
                 deliver(self, spooler, signal.SIGHUP)
-                self._no_mercy_after(spooler, 0)
+                self.no_mercy_after(spooler, 0)
 
     def _graceful_reload(self) -> None:
         if self.stopped:
@@ -1096,7 +1096,7 @@ class Instance:
                 self.terminate(worker, "reload")
             else:
                 worker.stop_accepting()
-                self._no_mercy_after(worker, self.worker_reload_mercy)
+                self.no_mercy_after(worker, self.worker_reload_mercy)
         # after the signals just sent have acted
         self.kernel.call_soon(self._wait_workers_then, self._binary_reload)
 

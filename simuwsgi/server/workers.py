@@ -413,10 +413,14 @@ def unwind_idle_cores(inst: Instance, w: Worker) -> None:
 
 def goodbye(inst: Instance, w: Worker) -> None:
     """``goodbye_cruel_world`` (``--max-requests``, ``--reload-on-rss``...): the worker
-    takes no new request; the process exits once its cores are done."""
+    takes no new request; the process exits once its cores are done. It curses itself
+    (``uwsgi_curse``): a core still busy after ``--worker-reload-mercy`` is SIGKILLed by
+    the master with its request (observed: a 30 s request dies at a mercy of 5 s)."""
     if w.manage_next_request:
         inst.log("...The work of process %d is done. Seeya!" % w.pid, w)
         w.stop_reason = "max-requests"
+        if w.busy:
+            inst.no_mercy_after(w, inst.worker_reload_mercy)
     w.manage_next_request = False
     w.stop_accepting()
 
