@@ -140,8 +140,20 @@ def test_a_killed_lord_is_replaced_after_the_tolerance(ssl_binary):
 
 def _kinds(lines: list[str]) -> list[str]:
     """The masked lines (without the quorum report's per-node lines, whose number is the
-    same anyway)."""
-    return [line for line in lines if not line.startswith("[uwsgi-legion-node]")]
+    same anyway); a run of "joined" lines sorted, since which real node's first announce
+    arrives first is a race between their start-ups."""
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("[uwsgi-legion-node]"):
+            continue
+        if line.endswith(" joined Legion lg") and out and out[-1].endswith(" joined Legion lg"):
+            run = len(out)
+            while run and out[run - 1].endswith(" joined Legion lg"):
+                run -= 1
+            out[run:] = sorted([*out[run:], line])
+        else:
+            out.append(line)
+    return out
 
 
 def _settled_lines(binary: str | None, valors: list[int], extra: tuple[str, ...]
