@@ -214,7 +214,7 @@ class Copier:
             if reach.keys() <= seeded:
                 return modules
             seeded |= reach.keys()
-            self.memo = {key: obj for key, obj in reach.items()}
+            self.memo = dict(reach)
             self._keep = []
             self.globals_map = {}
 
