@@ -603,6 +603,8 @@ def test_a_signal_to_a_busy_worker_matches_real_uwsgi(tmp_path, threads):
     with _real(tmp_path, *options) as real:
         assert real.get("/signal").status == 200
         real.wait_for_log(r"^SIG 17$")
+        # the request's log line is written after the response: wait for it too
+        real.wait_for_log(r"GET /signal ")
         real_lines = [x for x in real.log if _SIGNAL_OR_REQUEST.search(x)]
     with _sim(tmp_path, "--processes", "1", *options) as sim:
         sim.start()
