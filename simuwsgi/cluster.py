@@ -45,6 +45,7 @@ from ._core.kernel import Kernel
 from .server.master import Instance
 from .server.workers import Request
 from .network import Network
+from .network._appsockets import NodeSockets, VirtualSocket, driver_block
 from .subsystems.legacy import split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
@@ -154,6 +155,7 @@ class Node(Simulation):
         # stall watchdog is not armed for a cluster's nodes
         self.inst.stall_timeout = None
         self._contain = _NodeContainment(self.inst)
+        self._contain.sockets = NodeSockets(cluster.net, name, cluster.host_addresses)
         self._watchdog = Watchdog(self.inst, None)
         self._decorators = "auto"
         self.allow_no_app = allow_no_app
@@ -256,11 +258,16 @@ class Cluster:
     every node; ``app_dir`` is where the nodes' relative paths are resolved unless
     ``add`` gives one; ``ssl=True`` makes every node a build with SSL (Legion). Add
     nodes with :meth:`add`, then use the cluster (or a node) as a context manager;
-    ``cluster.net`` controls the links between nodes.
+    ``cluster.net`` controls the links between nodes. The nodes' app code reaches other
+    nodes with its own sockets (``socket.create_connection``, ``urllib``) over the
+    virtual network; ``host_addresses`` (``"db.internal"``, ``"10.1.2.3:5432"``) are
+    those it may reach on the host instead, every other address is refused
+    (``simuwsgi.network._appsockets``).
     """
 
     def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
-                 app_dir: str | Path | None = None, ssl: bool = False) -> None:
+                 app_dir: str | Path | None = None, ssl: bool = False,
+                 host_addresses: Iterable[str] = ()) -> None:
         # the remote calls reuse the real-socket client's code, which imports trio:
         # before any clock patch, or trio would keep the virtual clock (see simuwsgi.server.subsystems)
         from .network import _remote  # noqa: F401
@@ -268,6 +275,10 @@ class Cluster:
         self.seed = seed
         self.app_dir = app_dir
         self.ssl = ssl
+        if isinstance(host_addresses, str):
+            raise TypeError("host_addresses is a list of 'host' or 'host:port' strings")
+        #: What the nodes' app code may connect to on the host (``network._appsockets``).
+        self.host_addresses = frozenset(host_addresses)
         self.kernel = Kernel(seed)
         self.clock = _ClusterClock(self.kernel, parse_start(start, tz), tz)
         self._patch = TimePatch(self.clock, self._sleep)
@@ -642,6 +653,20 @@ class Cluster:
         if not ok:
             raise value
         return value
+
+    def connect(self, address: str, *, via: str | None = None,
+                timeout: float | None = None) -> VirtualSocket:
+        """A TCP connection to ``address`` from a client on node ``via``'s host (default:
+        the addressed node's own): a socket (``sendall``, ``recv``, ``shutdown``,
+        ``close``, ``makefile``) whose waits run the cluster, each at most ``timeout``
+        virtual seconds (None: the patience). For what a real client does at the
+        edges: a request cut short, a half-closed connection
+        (``simuwsgi.network._appsockets``)."""
+        self._ensure_started()
+        src = self[via].name if via is not None else self._host_of(address)
+        host, _sep, port = address.rpartition(":")
+        block = driver_block(self.kernel, self._run_to, DEFAULT_PATIENCE)
+        return VirtualSocket(self.net, src, (host, int(port)), timeout, block)
 
     def request(self, address: str, method: str = "GET", path: str = "/", *,
                 headers: Any = None, body: bytes = b"", via: str | None = None,
