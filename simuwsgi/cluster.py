@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, SimulationError
+from ._errors import ConfigError, NotSimulatedError, SimulationError
 from ._core.clock import RealClock, TimePatch, VirtualClock, parse_start
 from .server.config import parse_options
 from .server.containment import Containment, Watchdog
@@ -302,7 +302,7 @@ class Cluster:
             hostname: str | None = None, app_dir: str | Path | None = None,
             vfork: bool = True, cron_commands: bool = False, legacy: bool = False,
             pid_base: int = 1000, allow_no_app: bool = False,
-            ssl: bool | None = None) -> Node:
+            ssl: bool | None = None, mode: str = "sim") -> Node:
         """A new node ``name`` running ``options`` (as ``Simulation`` takes them).
 
         ``address`` is its IP on the virtual network (default ``10.0.0.N``); its
@@ -313,7 +313,14 @@ class Cluster:
         at once. A node whose app does not load stops the start with ``AppLoadError``
         unless ``allow_no_app=True`` (see ``Simulation``). ``ssl`` (default: the
         cluster's) simulates a build with SSL: Legion (``simuwsgi.subsystems.legion``).
+        ``mode`` is ``"sim"``: a node's processes are virtual ones (``mode="fork"``, a
+        ``Simulation``'s forked OS processes, is not available for a cluster's nodes).
         """
+        if mode != "sim":
+            raise NotSimulatedError(
+                f"mode={mode!r} for a cluster node: the nodes share one kernel and one "
+                f"interpreter and run as virtual processes (mode='sim'); a fork-mode "
+                f"Simulation runs alone")
         self._check_new_name(name)
         address = address or f"10.0.0.{len(self.nodes) + len(self.real_nodes) + 1}"
         node = Node(self, name, options, address=address, hostname=hostname or name,

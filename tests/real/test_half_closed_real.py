@@ -48,6 +48,7 @@ CASES = [
     ("http head cut", "http", b"GET / HTTP/1.1\r\nHo", True),
     ("http body cut", "http", HTTP_CUT, True),
     ("body stalls", "uwsgi", FULL + b"ab", False),
+    ("packet stalls", "uwsgi", FULL[:10], False),
 ]
 
 
@@ -114,3 +115,4 @@ def test_half_closed_connections_match_real_uwsgi(tmp_path, real_uwsgi_factory):
                                  "unavailable [proto/uwsgi.c line 40]"])
     assert real_out[3][0].endswith(b"exc:OSError('error during read(0) on wsgi.input')")
     assert real_out[7][0].endswith(b"exc:OSError('timeout during read(0) on wsgi.input')")
+    assert real_out[8] == (b"", [])  # closed after --socket-timeout, nothing logged
