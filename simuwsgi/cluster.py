@@ -22,7 +22,9 @@ How several instances share one interpreter:
   talk through ``cluster.net`` (:mod:`simuwsgi.network`).
 
 Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams cross the
-virtual network (``simuwsgi.cluster_real``). Left out: ``mode='fork'`` nodes.
+virtual network (``simuwsgi.cluster_real``). The nodes' app code connects to other
+nodes with its own sockets over the virtual network (``simuwsgi.network._appsockets``).
+Left out: ``mode='fork'`` nodes (``add`` refuses them).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ or HTTP sent to a uwsgi port, gets no answer (each parser waits for the rest of 
 expects), until the client's timeout. The router ports (``--fastrouter``, ``--http``)
 are served by the node's ``routers`` subsystem (:mod:`simuwsgi.network._routers`).
 
-Left out: UNIX sockets.
+Requests written a piece at a time, cut by the client's FIN or silence:
+:mod:`simuwsgi.network._sockets`. Left out: UNIX sockets.
 """
 
 from __future__ import annotations

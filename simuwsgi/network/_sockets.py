@@ -1,4 +1,32 @@
-"""Virtual stream sockets for 1.4's fd-level functions (``legacy=True`` cluster nodes).
+"""Virtual TCP connections written a piece at a time: app code's sockets
+(``network._appsockets``), the test's ``Cluster.connect`` and 1.4's fd-level functions
+(``legacy=True`` cluster nodes).
+
+The server's end reads the request as 2.0.30 does (``proto/uwsgi.c``,
+``proto/http.c``, ``core/reader.c``; checked in ``tests/real/test_half_closed_real.py``):
+once the request is whole it is served (its codec, its workers) and the server closes
+after the reply. Until then each wait for the client's bytes lasts ``--socket-timeout``,
+and the client's FIN (``shutdown(SHUT_WR)``, ``close``) reads as EOF:
+
+* in the uwsgi packet: ``uwsgi_proto_uwsgi_parser(): Resource temporarily unavailable
+  [proto/uwsgi.c line 40]`` (the errno of the read before) and a close without a byte;
+  on an ``--http-socket``, ``uwsgi_proto_http_parser() -> client closed connection``;
+  nothing for a connection that sent nothing, nor for one gone silent (closed after
+  the timeout);
+* in the body (the head is in): the app runs, and its ``wsgi.input`` read past the cut
+  logs ``[uwsgi-body-read] Error reading N bytes. ... message: Client closed
+  connection`` and raises ``OSError('error during read(...)')`` (after a silence:
+  ``Timeout reading`` and ``timeout during read``); its reply still reaches a client
+  that only shut its write side;
+* after a whole request: nothing changes, the reply comes.
+
+A client that closed its socket gets nothing more (the reply's bytes are dropped, as
+its kernel refuses them). Not as real: the app of a request whose body is incomplete
+starts when the body is cut (FIN or silence), where uWSGI starts it as soon as the
+head is in, so a body that stalls shows in the request's time as 0 ms, not the
+timeout; the routers' ports close a cut request without a log line (not checked).
+
+1.4's fd-level functions:
 
 1.4's ``uwsgi.connect(addr[, timeout])`` returned a file descriptor that
 ``async_send_message``, ``recv``, ``recv_block``, ``recv_frame`` and ``close`` worked on
