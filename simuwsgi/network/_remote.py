@@ -29,8 +29,9 @@ or HTTP sent to a uwsgi port, gets no answer (each parser waits for the rest of 
 expects), until the client's timeout. The router ports (``--fastrouter``, ``--http``)
 are served by the node's ``routers`` subsystem (:mod:`simuwsgi.network._routers`).
 
+A UNIX socket's path names a socket of the calling node (``network._network``).
 Requests written a piece at a time, cut by the client's FIN or silence:
-:mod:`simuwsgi.network._sockets`. Left out: UNIX sockets.
+:mod:`simuwsgi.network._sockets`.
 """
 
 from __future__ import annotations
