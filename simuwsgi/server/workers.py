@@ -555,7 +555,12 @@ def file_wrapper(inst: Instance) -> BuiltinFunction:
 
 
 def _server_port(inst: Instance) -> str:
-    for value in inst.opts.strings("http-socket", "socket", "http11-socket"):
+    """``SERVER_PORT``: the port of the first socket option (remembered per options)."""
+    return inst.opts.memo(("server-port",), _read_server_port, inst.opts)  # type: ignore[no-any-return]
+
+
+def _read_server_port(opts: Any) -> str:
+    for value in opts.strings("http-socket", "socket", "http11-socket"):
         host, sep, port = value.rpartition(":")
         if sep and port.isdigit():
             return port
@@ -734,9 +739,9 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         proto=req.protocol, status=stats["status"],
         var_cnt=req.var_cnt if req.var_cnt >= 0 else
         2 * (len(vars_) + len(req.appended_vars) + req.var_slots),
-        # 2 + 2 length bytes per var; latin-1 with "replace" is one byte per character
-        pktsize=4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values()))
-        + sum(4 + len(k) + len(v) for k, v in req.appended_vars),
+        pktsize=_reading.packet_size(vars_) + (
+            sum(4 + len(k) + len(v) for k, v in req.appended_vars) if req.appended_vars
+            else 0),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
         response_size=stats["response_size"], headers_size=stats["headers_size"],
         header_cnt=stats["header_cnt"], switches=stats["switches"], core=w.core,
