@@ -559,7 +559,8 @@ def file_wrapper(inst: Instance) -> BuiltinFunction:
 
 def _server_port(inst: Instance) -> str:
     """``SERVER_PORT``: the port of the first socket option (remembered per options)."""
-    return inst.opts.memo(("server-port",), _read_server_port, inst.opts)  # type: ignore[no-any-return]
+    port: str = inst.opts.memo(("server-port",), _read_server_port, inst.opts)
+    return port
 
 
 def _read_server_port(opts: Any) -> str:
