@@ -132,7 +132,8 @@ class Node(Simulation):
         self.address = address
         self.mode = "sim"
         self.seed = cluster.seed
-        options, cluster_group = split_legacy_options(options) if legacy else (options, None)
+        options, cluster_group, cluster_nodes = split_legacy_options(options) if legacy \
+            else (options, None, False)
         self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
                                   ssl=ssl)
         if app_dir is not None:
@@ -149,6 +150,7 @@ class Node(Simulation):
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
         self.inst.legacy_cluster = cluster_group  # 1.4's --cluster (network._legacy)
+        self.inst.legacy_cluster_nodes = cluster_nodes  # and --cluster-nodes
         if cluster_group:
             self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
         self._patch = cluster._patch
