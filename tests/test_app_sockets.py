@@ -175,7 +175,9 @@ def test_a_silent_client_is_closed_after_the_socket_timeout(pair):
 
 
 def test_a_closed_client_gets_nothing_more_and_reads_fail(pair):
-    sock = pair.connect("b:8080")
+    sock = pair.connect("b:8080", via="a")
+    assert sock.getpeername() == ("10.0.0.2", 8080)
+    assert sock.getsockname()[0] == "10.0.0.1" and sock.getsockname()[1] >= 32768
     sock.sendall(b"GET /echo HTTP/1.0\r\n\r\n")
     sock.close()
     pair.advance(1)

@@ -47,7 +47,7 @@ __all__ = ["SYN_RETRIES_TIMEOUT", "NodeSockets", "VirtualSocket", "driver_block"
 #: (``tcp_syn_retries`` 6: 1 + 2 + 4 + ... + 64 seconds).
 SYN_RETRIES_TIMEOUT = 127.0
 #: The first local port of a node's outgoing connections (Linux's
-#: ``ip_local_port_range`` starts there).
+#: ``ip_local_port_range``: 32768-60999, 28232 ports).
 _EPHEMERAL = 32768
 
 
@@ -71,8 +71,8 @@ class VirtualSocket:
         self._io_refs = 0
         self._rd_shut = False
         host, port = address
-        net.ports_used = getattr(net, "ports_used", 0) + 1
-        self._local = (net.nodes[src].host, _EPHEMERAL + net.ports_used)
+        net.connections += 1
+        self._local = (net.nodes[src].host, _EPHEMERAL + net.connections % 28232)
         box: list[tuple[bool, Any]] = []
         wake: list[Callable[[], None]] = []
 

@@ -97,6 +97,8 @@ class Network:
         self._last: dict[tuple[str, str], float] = {}
         #: 1.4's ``--cluster`` groups: address -> node name -> member (``_legacy``).
         self.groups: dict[str, dict[str, Any]] = {}
+        #: Outgoing connections made by sockets (``_appsockets``): their local ports.
+        self.connections = 0
 
     # -- addresses ---------------------------------------------------------------------
     def attach(self, name: str, host: str, inst: Any, submit: Callable[..., Any]) -> Endpoint:
