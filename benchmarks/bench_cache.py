@@ -8,6 +8,7 @@ monotonic clocks, not the CPU clock). Each round measures every operation on bot
 alternating, so a slow minute of the machine lands on both; both sides run pinned to the
 same CPU (``taskset``/``sched_setaffinity``). Prints, per operation, best and median
 ops/s of each side and the ratio, and a verdict against issue 17's target (>= 1x real).
+``SIMUWSGI_PURE_PYTHON=1`` measures the pure-Python fast paths instead of the C ones.
 
     python benchmarks/bench_cache.py [N] [--rounds R]
 """
@@ -95,8 +96,12 @@ def main(argv: list[str]) -> int:
                             rates[op][side].append(n / seconds)
         finally:
             real.stop()
+    from simuwsgi.subsystems import cache
+
     print(f"cache operations from app code, {n:,} calls per measurement, {args.rounds} "
           f"interleaved rounds, both sides pinned to CPU {CPU}; ops/s best (median)")
+    print("simuwsgi's fast paths: " + ("C accelerator (_ccache)" if cache._c is not None else
+                                       "pure Python (SIMUWSGI_PURE_PYTHON or not built)"))
     print(f"{'op':<8} {'simuwsgi':>24} {'real uWSGI worker':>24} {'ratio':>14}   verdict (>= 1x)")
     for op in OPS:
         sim_r, real_r = rates[op]["sim"], rates[op]["real"]
