@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from ._errors import LocalProtocolError, RemoteProtocolError, SpoolFileError
 from ._header import decode_header, encode_header
 from ._numbers import str_num
-from ._vars import Pairs, decode_dict_prefix, encode_vars, last_value
+from ._vars import Pairs, _c_join, decode_dict_prefix, encode_vars, last_value
 
 __all__ = [
     "SPOOL_FILE_PREFIX",
@@ -88,6 +88,10 @@ def encode_spool_vars(pairs: Iterable[tuple[bytes, bytes]], *, truncate: bool = 
     """
     if not truncate:
         return encode_vars(pairs)
+    if _c_join is not None and isinstance(pairs, (list, tuple)):
+        block = _c_join(pairs)  # every length fits: nothing to truncate
+        if block is not None:
+            return block
     out = bytearray()
     for key, value in pairs:
         klen = len(key) & 0xFFFF

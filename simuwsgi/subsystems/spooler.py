@@ -698,6 +698,8 @@ class Spoolers:
         p_get_task = parser("s:spooler_get_task")
 
         def spool(*args: Any, **kw: Any) -> bytes:
+            if args:  # the dict argument wins: whether a ** dict came does not matter
+                return self._py_spool(args, None)
             passed = kw or kwargs_dict_passed(sys._getframe(1))
             return self._py_spool(args, kw if passed else None)
 
