@@ -530,10 +530,25 @@ def test_one_argument_calls_match_the_parsed_ones(tmp_path):
 # -- the optional C accelerator of the fast paths (subsystems/_ccache.c) -----------------
 def test_the_cache_accelerator_is_built_here():
     # The machines this project runs on have a compiler: a silent fallback would hide
-    # a broken build.
-    from simuwsgi.subsystems import cache
+    # a broken build. SIMUWSGI_PURE_PYTHON=1 runs the suite on the Python functions.
+    import os
 
-    assert cache._c is not None
+    from simuwsgi.subsystems import _ccache, cache
+
+    assert _ccache.counter is not None
+    assert (cache._c is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+
+
+def test_pure_python_cache_functions_are_forced_by_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = "from simuwsgi.subsystems import cache; print(cache._c is None)"
+    env = dict(os.environ, SIMUWSGI_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "True"
 
 
 #: Calls that take each fast path and every way of leaving it: missing and present
@@ -582,10 +597,10 @@ for call in [
 
 def _fast_path_runs(tmp_path, monkeypatch, *options, programs=(_FAST_PATH_PROGRAM,)):
     """The programs' outputs, trace digest and log with the accelerator and without."""
-    from simuwsgi.subsystems import cache
+    from simuwsgi.subsystems import _ccache, cache
 
     outs = []
-    for accelerator in (cache._c, None):
+    for accelerator in (_ccache, None):
         monkeypatch.setattr(cache, "_c", accelerator)
         sim = start(tmp_path, *options)
         try:
@@ -630,11 +645,11 @@ def test_cache_full_fault_fails_the_fast_paths_too(tmp_path, monkeypatch):
     """A CacheFull window fails every set, update and math call, bytes keys included
     (the one-call fast paths once skipped the fault)."""
     from simuwsgi.faults import CacheFull
-    from simuwsgi.subsystems import cache
+    from simuwsgi.subsystems import _ccache, cache
 
     program = ("out = [uwsgi.cache_set(b'k', b'v'), uwsgi.cache_update(b'k', b'12345678'),"
                " uwsgi.cache_inc(b'k'), uwsgi.cache_set(b'j', b'v'), uwsgi.cache_del(b'k')]")
-    for accelerator in (cache._c, None):
+    for accelerator in (_ccache, None):
         monkeypatch.setattr(cache, "_c", accelerator)
         sim = start(tmp_path, "--cache", "10")
         try:
