@@ -50,7 +50,7 @@ fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject 
     return PyObject_Vectorcall(fallback, args, nargs, kwnames);
 }
 
-/* `key in d` as 1/0, -1 on error. */
+/* `d.pop(key, None)`: 1 if `key` was there, 0 if not, -1 on error. */
 static int
 discard(PyObject *d, PyObject *key)
 {
@@ -190,7 +190,9 @@ del_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
             Py_INCREF(slot);
             int rc = PyDict_DelItem(items, key) < 0 || PyDict_DelItem(slots, key) < 0;
             if (!rc) rc = spill(ITEM(state, 2), slot, value, ITEM(state, 5)) < 0;
-            if (!rc) rc = PyList_Append(ITEM(state, 3), slot) < 0 || discard(ITEM(state, 4), key) < 0;
+            if (!rc) {
+                rc = PyList_Append(ITEM(state, 3), slot) < 0 || discard(ITEM(state, 4), key) < 0;
+            }
             Py_DECREF(value);
             Py_DECREF(slot);
             if (rc) return NULL;
@@ -281,10 +283,10 @@ new_counter(PyObject *module, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"setter", new_setter, METH_O, "cache_set's fast path over (items, slots, free, faulted, keymax, maxsize, fallback)."},
-    {"updater", new_updater, METH_O, "cache_update's fast path over (items, slots, data, expires, faulted, maxsize, spill, fallback)."},
-    {"deleter", new_deleter, METH_O, "cache_del's fast path over (items, slots, data, free, expires, spill, fallback)."},
-    {"counter", new_counter, METH_VARARGS, "counter(name, (items, step, read, faulted, fallback)): cache_inc/cache_dec's fast path."},
+    {"setter", new_setter, METH_O, "cache_set's fast path (state: see the module comment)."},
+    {"updater", new_updater, METH_O, "cache_update's fast path (state: see the module comment)."},
+    {"deleter", new_deleter, METH_O, "cache_del's fast path (state: see the module comment)."},
+    {"counter", new_counter, METH_VARARGS, "counter(name, state): cache_inc/dec fast path."},
     {NULL, NULL, 0, NULL},
 };
 
