@@ -662,3 +662,19 @@ def test_cache_full_fault_fails_the_fast_paths_too(tmp_path, monkeypatch):
             assert run(sim, program) == [True, True, True, True, True]
         finally:
             sim.close()
+
+
+def test_cache_full_fault_outlives_a_reload(tmp_path):
+    from simuwsgi.faults import CacheFull
+
+    sim = start(tmp_path, "--cache", "10")
+    try:
+        sim.apply([CacheFull(at=1, duration=30)])
+        sim.run_until(2)
+        sim.uwsgi.reload()
+        sim.run_until(5)
+        assert sim.trace.count("instance.start", reload=True) == 1
+        assert run(sim, "out = [uwsgi.cache_set(b'k', b'v'), uwsgi.cache_inc(b'n')]") == \
+            [None, None]
+    finally:
+        sim.close()

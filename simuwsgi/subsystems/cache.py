@@ -603,9 +603,12 @@ class Caches:
                                 and any(c.sweepable for c in self.caches))
         self._anchor: float | None = None
         self._timer: Any = None
-        #: Not empty once a ``CacheFull`` fault is planned: the ``cache_*`` fast paths
-        #: (which do not look for fault windows) then leave every call to ``Cache.set``.
-        self.faulted: list[Any] = []
+        #: Not empty once a ``CacheFull`` fault is planned (before a reload too): the
+        #: ``cache_*`` fast paths (which do not look for fault windows) then leave every
+        #: call to ``Cache.set``.
+        faults = inst.faults
+        self.faulted: list[Any] = (
+            [faults] if faults is not None and faults.windows.get("cache_full") else [])
 
     def _add(self, cache: Cache) -> None:
         self.caches.append(cache)
