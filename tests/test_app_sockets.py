@@ -94,6 +94,15 @@ def test_connections_to_a_closed_port_or_across_a_partition_fail(pair):
     assert pair.kernel.now - started == pytest.approx(3.0, abs=0.01)
 
 
+def test_a_connect_without_timeout_gives_up_after_the_syn_retries(pair):
+    pair.net.partition(["a"], ["b"])
+    started = pair.kernel.now
+    with pytest.raises(TimeoutError) as caught:
+        pair.connect("b:8080", via="a")
+    assert caught.value.errno == 110 and caught.value.strerror == "Connection timed out"
+    assert pair.kernel.now - started == pytest.approx(127.0)
+
+
 def test_an_address_of_no_node_is_refused_not_sent_to_the_host(pair):
     body = pair["a"].get("/urlopen?192.0.2.7:80").body.decode()
     assert body.startswith("NotSimulatedError: socket.create_connection(('192.0.2.7', 80)) "

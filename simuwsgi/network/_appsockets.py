@@ -20,9 +20,9 @@ socket's), ``settimeout``/``setblocking``, ``getpeername``/``getsockname``, and
 ``setsockopt(IPPROTO_TCP, TCP_NODELAY)`` (the virtual link sends every write at once:
 there is no Nagle to turn off). A read waits in virtual time: the calling process is
 parked until bytes or the EOF arrive, or its timeout passes (``TimeoutError('timed
-out')``). A connect without a timeout that finds no listener on a reachable node is
-refused (``ConnectionRefusedError``); a cut link makes it wait the timeout, or Linux's
-127 s of SYN retries without one (``TimeoutError(110, 'Connection timed out')``).
+out')``). A connect that finds no listener on the node is refused
+(``ConnectionRefusedError``); a cut link makes it wait its timeout, or Linux's 127 s of
+SYN retries without one (``TimeoutError(110, 'Connection timed out')``).
 
 The test drives one too: ``cluster.connect("b:3031")`` is the same socket, its waits
 running the cluster (``simuwsgi.Cluster.connect``).
