@@ -149,6 +149,10 @@ def test_cluster_nodes_learns_the_nodes_without_announcing_itself(tmp_path):
                     "--cluster-nodes=off"], app_dir=tmp_path, legacy=True).start()
     with pytest.raises(ConfigError, match="unrecognized option '--cluster-nodes'"):
         Simulation(["--cluster-nodes", "1", "--wsgi-file", "app.py"], app_dir=tmp_path)
+    with Simulation(["--master", "--cluster-nodes", "1", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path, legacy=True) as sim:
+        assert "[simuwsgi] --cluster-nodes without --cluster: no group to read, it does " \
+               "nothing" in sim.log
 
 
 def test_same_seed_same_trace(tmp_path):

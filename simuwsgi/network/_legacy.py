@@ -135,6 +135,9 @@ class LegacyCluster:
             return None
         # an .ini file's ``cluster`` key is a placeholder to 2.0.30's option parser
         group = getattr(inst, "legacy_cluster", None) or inst.opts.placeholders.get("cluster")
+        if not group and getattr(inst, "legacy_cluster_nodes", False):
+            inst.log("[simuwsgi] --cluster-nodes without --cluster: no group to read, it "
+                     "does nothing")
         return cls(inst, group) if group else None
 
     def __init__(self, inst: Instance, group: str) -> None:
