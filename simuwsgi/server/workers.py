@@ -649,8 +649,14 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     """Core ``w`` (a worker, or one of its threads) runs ``req``."""
     kernel = inst.kernel
     reading = _reading.reading(inst)
-    vars_ = packet_vars(inst, req)
-    if getattr(req, "net", None) is None:  # serve's real socket server read those
+    wire = getattr(req, "net", None)
+    if wire is not None and wire.vars:
+        # the packet the node received (its HTTP parser's, or a router's or web server's
+        # uwsgi packet): its vars are the ones uWSGI parses, counts and logs
+        vars_ = req._vars = {k.decode("latin-1"): v.decode("latin-1") for k, v in wire.vars}
+    else:
+        vars_ = packet_vars(inst, req)
+    if wire is None:  # serve's real socket server read those
         read = reading.read_head(req, vars_)
         if read is None:  # closed: nothing counted, no log line
             req.fail("connection closed without a response: the request head does not "
