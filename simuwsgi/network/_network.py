@@ -92,6 +92,9 @@ class Network:
         self._last: dict[tuple[str, str], float] = {}
         #: 1.4's ``--cluster`` groups: address -> node name -> member (``_legacy``).
         self.groups: dict[str, dict[str, Any]] = {}
+        #: ``resolve``'s answers, (src, address) -> (node, port): a client calls the
+        #: same few addresses again and again; a new node forgets them.
+        self._resolved: dict[tuple[str, str], tuple[Endpoint | None, int]] = {}
 
     # -- addresses ---------------------------------------------------------------------
     def attach(self, name: str, host: str, inst: Any, submit: Callable[..., Any]) -> Endpoint:
@@ -101,22 +104,28 @@ class Network:
         self.nodes[name] = node
         for key in (name, host, inst.hostname):
             self._by_host.setdefault(key, node)
+        self._resolved.clear()
         return node
 
     def resolve(self, src: str, address: str) -> tuple[Endpoint | None, int]:
         """The node and port ``address`` names for node ``src``; (None, port) for an
         unreachable IP. Raises :class:`UnknownHost` (an OSError, as the client's failed
         lookup or connect)."""
+        known = self._resolved.get((src, address))
+        if known is not None:
+            return known
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit():
             raise UnknownHost(f"{address!r} is not a host:port address (UNIX sockets do not "
                               f"cross the virtual network)")
         if host in _SELF or host == "0.0.0.0":
-            return self.nodes[src], int(port)
-        node = self._by_host.get(host)
-        if node is None and not _is_ip(host):
-            raise UnknownHost(f"unable to resolve {host!r}: no node has that name")
-        return node, int(port)
+            node: Endpoint | None = self.nodes[src]
+        else:
+            node = self._by_host.get(host)
+            if node is None and not _is_ip(host):
+                raise UnknownHost(f"unable to resolve {host!r}: no node has that name")
+        known = self._resolved[(src, address)] = (node, int(port))
+        return known
 
     def bind_udp(self, name: str, port: int, handler: Callable[[bytes, str], None]) -> None:
         """Node ``name`` receives the datagrams sent to ``port`` with ``handler``."""

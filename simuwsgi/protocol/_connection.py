@@ -369,6 +369,14 @@ class Connection:
     def send_message(self, head: RequestEvent | ReplyEvent, body: bytes = b"") -> bytes:
         """Convenience: ``send(head)``, ``send(Data(body))`` if any, ``send(EndOfMessage())``."""
         out = self.send(head)
+        remaining = self._our_remaining
+        if self.our_state is _BODY and type(body) is bytes and (
+                remaining is None or remaining == len(body)):
+            # the Data and EndOfMessage steps, which cannot fail here, in one
+            self._our_remaining = None if remaining is None else 0
+            self._our_sent += len(body)
+            self.our_state = _DONE
+            return out + body
         if body:
             out += self.send(Data(data=body))
         return out + self.send(_EOM)
