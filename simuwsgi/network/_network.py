@@ -194,8 +194,10 @@ class Network:
         kernel = self.kernel
         rng = kernel.rng
         if stream:
-            when = max(kernel.now + settings.stream_delay(rng, nbytes, slow),
-                       self._last.get(key, 0.0))
+            when = kernel.now + settings.stream_delay(rng, nbytes, slow)
+            last = self._last.get(key, 0.0)
+            if when < last:
+                when = last
             self._last[key] = when
             kernel.post_at(when, fn, *args)
             return
