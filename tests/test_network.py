@@ -86,6 +86,18 @@ def test_refused_unreachable_and_unknown_hosts(app_dir):
         assert kinds == ["net.refused", "net.timeout"]
 
 
+def test_an_address_unreachable_until_a_node_takes_it_then_reaches_it(app_dir):
+    # the addresses a node resolved are remembered: a node added later is found
+    with cluster_of(app_dir) as cluster:
+        a = cluster["a"]
+        assert run(a, "uwsgi.rpc('10.0.0.9:3031', b'hello')") == ("None", 4.0)
+        assert run(a, "uwsgi.rpc('cee:3031', b'hello')")[0] == "None"  # no such name
+        cluster.add("c", node_options(1), app_dir=app_dir, address="10.0.0.9",
+                    hostname="cee")
+        for node in ("10.0.0.9:3031", "cee:3031"):
+            assert run(a, f"uwsgi.rpc({node!r}, b'hello')")[0] == "b'hello from cee'"
+
+
 def test_socket_timeout_bounds_each_wait(app_dir):
     with cluster_of(app_dir, a_extra=("--socket-timeout", "2")) as cluster:
         assert run(cluster["a"], "uwsgi.rpc('10.9.9.9:3031', b'hello')") == ("None", 2.0)
