@@ -369,10 +369,11 @@ class Router:
             request = dataclasses.replace(
                 request, modifier1=self.modifiers[0] or request.modifier1,
                 modifier2=self.modifiers[1] or request.modifier2)
-        exchange: list[Any] = []
+        exchange: list[Any] = []  # (popped when done: no exchange <-> callback cycle)
         exchange.append(Exchange(self.net, self.inst.node, address, request, session.body,
                                  self.timeout,
-                                 lambda ok, value: self._done(session, exchange[0], ok, value)))
+                                 lambda ok, value: self._done(session, exchange.pop(), ok,
+                                                              value)))
 
     def _map(self, session: _Session) -> str | None:
         """The backend address for the session (``ucr->mapper``)."""
