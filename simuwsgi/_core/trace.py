@@ -180,11 +180,11 @@ class Trace:
         else:  # every kind kept: one row, appended to both tails
             def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
                 row = (time, self.node, process, kind, fields)
-                for store in (spool, shared):
-                    tail = store.tail
-                    tail.append(row)
-                    if len(tail) >= store.limit:
-                        store.spill()
+                tail = spool.tail
+                tail.append(row)
+                if len(tail) >= spool.limit:
+                    spool.spill()
+                shared.append(row)
 
         self.add = both  # type: ignore[method-assign]
 
