@@ -652,14 +652,8 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     """Core ``w`` (a worker, or one of its threads) runs ``req``."""
     kernel = inst.kernel
     reading = _reading.reading(inst)
-    wire = getattr(req, "net", None)
-    if wire is not None and wire.vars:
-        # the packet the node received (its HTTP parser's, or a router's or web server's
-        # uwsgi packet): its vars are the ones uWSGI parses, counts and logs
-        vars_ = req._vars = {k.decode("latin-1"): v.decode("latin-1") for k, v in wire.vars}
-    else:
-        vars_ = packet_vars(inst, req)
-    if wire is None:  # serve's real socket server read those
+    vars_ = packet_vars(inst, req)
+    if getattr(req, "net", None) is None:  # serve's real socket server read those
         read = reading.read_head(req, vars_)
         if read is None:  # closed: nothing counted, no log line
             req.fail("connection closed without a response: the request head does not "
@@ -739,7 +733,13 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
         stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
             _no_app_stats(req.protocol)
-    vars_ = req.vars or packet_vars(inst, req)
+    wire = getattr(req, "net", None)
+    if wire is not None and wire.vars:
+        # the packet the node received (its HTTP parser's, or a router's or web server's
+        # uwsgi packet): the vars uWSGI counts and logs
+        vars_ = {k.decode("latin-1"): v.decode("latin-1") for k, v in wire.vars}
+    else:
+        vars_ = req.vars or packet_vars(inst, req)
     addr = req.remote_addr
     policy = _reqlog.policy(inst)
     if policy.x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:
