@@ -110,6 +110,7 @@ import greenlet
 from .._errors import NotSimulatedError, SimulationError, StallError
 from .._core.clock import _R
 from .._core.kernel import Killed
+from .appthreads import AppThreads, VLock
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -130,8 +131,11 @@ _REAL = {
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
-    "execve": os.execve, "start": threading.Thread.start,
+    "execve": os.execve, "start": threading.Thread.start, "rlock": threading.RLock,
+    "counter": threading._counter,  # type: ignore[attr-defined]
+    "enumerate": threading.enumerate,
 }
+_REAL_LOCK = threading.Lock
 _SAVED_EXECUTE_CHILD = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 _EXECUTE_CHILD_SIGNATURE = inspect.signature(_SAVED_EXECUTE_CHILD)
 #: The files between app code and the start of a command (this one included).
@@ -480,7 +484,9 @@ class Containment:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.thread = _host_ident()
-        #: The threads app code started (host threads), and their thread ids.
+        #: The threads app code starts in virtual processes.
+        self.threads = inst.app_threads = AppThreads(self)
+        #: Those it starts in fork mode's OS processes (host threads), and their ids.
         self.app_threads: list[threading.Thread] = []
         self.app_idents: set[int] = set()
         pyargv = inst.opts.str("pyargv") or ""
@@ -520,6 +526,7 @@ class Containment:
             _ACTIVE.remove(self)
             if not _ACTIVE:
                 _uninstall()
+        self.threads.close()
         self._stop_app_threads()
 
     def _stop_app_threads(self) -> None:
@@ -622,6 +629,9 @@ def _get_ident() -> int:
     for contain in reversed(_ACTIVE):
         proc = contain.running()
         if proc is not None:
+            vident = getattr(proc, "vident", None)  # a thread the app started
+            if vident is not None:
+                return vident  # type: ignore[no-any-return]
             core = getattr(proc, "core", 0)
             return _CORE_IDENT_BASE + proc.pid * 256 + core if core else _host_ident()
     return _host_ident()
@@ -637,15 +647,32 @@ def _local_owner() -> Any:
     return threading.current_thread()
 
 
+def _virtual() -> tuple[Containment, UProcess] | None:
+    """The simulation and virtual process running app code on this OS thread now, if
+    its threads are virtual (not in fork mode, where app code has OS processes)."""
+    for contain in reversed(_ACTIVE):
+        proc = contain.running()
+        if proc is not None:
+            if forward_kill is not None or contain.inst.forks is not None:
+                return None
+            return contain, proc
+    return None
+
+
 def _thread_start(thread: threading.Thread) -> None:
-    """``Thread.start`` from app code in a virtual process: a contained host thread.
-    The simulator's own threads (``network="real"``'s client...) are left alone;
+    """``Thread.start`` from app code: a virtual thread of its virtual process
+    (``appthreads``); in fork mode's OS processes, a contained host thread. The
+    simulator's own threads (``network="real"``'s client...) are left alone;
     ``uwsgidecorators.thread`` starts the app's."""
     owner = next((c for c in reversed(_ACTIVE) if c.running() is not None), None)
     caller = sys._getframe(1).f_globals.get("__name__", "")
     if owner is None or (caller.startswith("simuwsgi.")
                          and caller != "simuwsgi.uwsgidecorators"):
         _REAL["start"](thread)
+        return
+    found = _virtual()
+    if found is not None:
+        found[0].threads.start(found[1], thread)
         return
     thread.daemon = True
     run = thread.run
@@ -657,6 +684,40 @@ def _thread_start(thread: threading.Thread) -> None:
     thread.run = contained_run  # type: ignore[method-assign]
     owner.app_threads.append(thread)
     _REAL["start"](thread)
+
+
+def _lock() -> Any:
+    """``threading.Lock()``: one the threads of a simulation wait for in virtual time
+    when made in a virtual process, else the host's."""
+    found = _virtual()
+    return VLock(found[0]) if found is not None else _REAL_LOCK()
+
+
+def _rlock(*args: Any, **kwargs: Any) -> Any:
+    """``threading.RLock()``: in a virtual process, the pure-Python one over a ``VLock``."""
+    if _virtual() is not None:
+        return threading._PyRLock(*args, **kwargs)  # type: ignore[attr-defined]
+    return _REAL["rlock"](*args, **kwargs)
+
+
+def _enumerate() -> list[threading.Thread]:
+    """``threading.enumerate()``: a virtual process sees its own threads and the host
+    its own (not the cores' and app threads of the virtual processes)."""
+    found = _virtual()
+    if found is not None:
+        return found[0].threads.enumerate(found[1])
+    return [t for t in _REAL["enumerate"]()
+            if not _CORE_IDENT_BASE <= (t.ident or 0) < _CORE_IDENT_LIMIT]
+
+
+def _active_count() -> int:
+    return len(_enumerate())
+
+
+def _counter() -> int:
+    """The N of a new thread's "Thread-N" name: counted per virtual process."""
+    found = _virtual()
+    return found[0].threads.name_number(found[1]) if found is not None else _REAL["counter"]()
 
 
 def _forget_core_threads() -> None:
@@ -882,7 +943,10 @@ _PATCHES = [
                                 "use uwsgi.signal_wait()")),
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
     (_threading_local, "current_thread", _local_owner),
-    (threading.Thread, "start", _thread_start),
+    (threading.Thread, "start", _thread_start), (threading, "Lock", _lock),
+    (threading, "_allocate_lock", _lock), (threading, "RLock", _rlock),
+    (threading, "_counter", _counter), (threading, "enumerate", _enumerate),
+    (threading, "active_count", _active_count),
 ]
 
 
