@@ -31,6 +31,7 @@ Fork mode runs app code in OS processes: there threads and locks are real.
 from __future__ import annotations
 
 import _thread
+import inspect
 import itertools
 import threading
 from collections import deque
@@ -197,6 +198,17 @@ def _thread_class(main: UProcess) -> type:
     return cls
 
 
+def _bootstrap_frame() -> list[str]:
+    """The traceback's lines of ``Thread._bootstrap_inner`` calling ``run()``."""
+    lines, first = inspect.getsourcelines(threading.Thread._bootstrap_inner)  # type: ignore[attr-defined]
+    at = next(i for i, line in enumerate(lines) if line.strip() == "self.run()")
+    return [f'  File "{threading.__file__}", line {first + at}, in _bootstrap_inner',
+            "    self.run()"]
+
+
+_BOOTSTRAP_FRAME = _bootstrap_frame()
+
+
 def _body(vt: AppThread) -> None:
     """``Thread._bootstrap_inner`` for a virtual thread: ``run()``, its exception to
     ``threading.excepthook`` (the default one writes to the process's log; SystemExit
@@ -216,8 +228,10 @@ def _body(vt: AppThread) -> None:
             thread._invoke_excepthook(thread)  # type: ignore[attr-defined]
         else:  # the default one prints to stderr: uWSGI's log
             inst = vt.inst
-            inst.log_raw(f"Exception in thread {thread.name}:")
-            for line in inst.exception_lines(exc):
+            lines = inst.exception_lines(exc)
+            if lines[:1] == ["Traceback (most recent call last):"]:
+                lines[1:1] = _BOOTSTRAP_FRAME  # where CPython's thread calls run()
+            for line in [f"Exception in thread {thread.name}:", *lines]:
                 inst.log_raw(line)
     vt.inst.app_threads.finish(vt)
 

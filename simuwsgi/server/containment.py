@@ -48,14 +48,14 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   ``_threading_local.local``, keyed by the virtual process and core, so each core of each
   process has its own namespace (a ``threading.local`` made before the simulation
   opened is the host's C one, shared).
-* threads the app starts itself (``threading.Thread.start`` in a virtual process) run
-  as host threads: in real time, outside the virtual clock and the seeded order, so
-  what they do is not deterministic. They are kept in: each is made a daemon thread
-  (it cannot keep the test process from exiting); any of the calls above made from one
-  raises ``NotSimulatedError`` (it would act on the simulation from another OS thread,
-  or on the host); closing the simulation stops each one still running (an
-  asynchronous ``SystemExit`` at its next bytecode, waited for up to a second). A
-  ``uwsgi.*`` call from one answers for whatever virtual process runs at that moment.
+* threads the app starts itself (``threading.Thread.start`` in a virtual process) are
+  virtual threads of that process (``appthreads``): greenlets in virtual time, with
+  their own ident; every call above acts on their process. ``threading.Lock``/``RLock``
+  made in a virtual process are ``appthreads.VLock`` (they wait in virtual time), and
+  ``threading.enumerate()`` there lists the process's own threads (the host's lists
+  the host's). In fork mode's OS children they are host threads of the child, made
+  daemons (they end with it); any of the calls above made from one raises
+  ``NotSimulatedError``.
 
 Calls from the test itself (no virtual process running) and from other threads go to
 the real functions. Everything is put back when the last open simulation closes.
@@ -486,8 +486,7 @@ class Containment:
         self.thread = _host_ident()
         #: The threads app code starts in virtual processes.
         self.threads = inst.app_threads = AppThreads(self)
-        #: Those it starts in fork mode's OS processes (host threads), and their ids.
-        self.app_threads: list[threading.Thread] = []
+        #: The ids of those it starts in a fork mode's OS process (host threads there).
         self.app_idents: set[int] = set()
         pyargv = inst.opts.str("pyargv") or ""
         self.argv = ["uwsgi", *pyargv.split()]
@@ -527,19 +526,6 @@ class Containment:
             if not _ACTIVE:
                 _uninstall()
         self.threads.close()
-        self._stop_app_threads()
-
-    def _stop_app_threads(self) -> None:
-        """Closing: every thread the app started and still running gets ``SystemExit``."""
-        alive = [t for t in self.app_threads if t.is_alive() and t.ident is not None]
-        for thread in alive:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
-                                                       ctypes.py_object(SystemExit))
-        deadline = _R.monotonic() + 1.0
-        for thread in alive:
-            thread.join(max(0.0, deadline - _R.monotonic()))
-        self.app_threads.clear()
-        self.app_idents.clear()
 
 
 _ACTIVE: list[Containment] = []
@@ -555,9 +541,9 @@ def _current() -> tuple[Containment, UProcess] | None:
             return contain, proc
         if contain.app_idents and _host_ident() in contain.app_idents:
             raise NotSimulatedError(
-                "a thread started by app code runs as a host thread, outside the "
-                "simulation: it cannot signal, exit or register handlers; do it in a "
-                "request, a signal handler or a mule")
+                "in fork mode a thread started by app code runs as a host thread, "
+                "outside the simulation: it cannot signal, exit or register handlers; "
+                "do it in a request, a signal handler or a mule")
     return None
 
 
@@ -682,7 +668,6 @@ def _thread_start(thread: threading.Thread) -> None:
         run()
 
     thread.run = contained_run  # type: ignore[method-assign]
-    owner.app_threads.append(thread)
     _REAL["start"](thread)
 
 
@@ -943,9 +928,10 @@ _PATCHES = [
                                 "use uwsgi.signal_wait()")),
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
     (_threading_local, "current_thread", _local_owner),
-    (threading.Thread, "start", _thread_start), (threading, "Lock", _lock),
-    (threading, "_allocate_lock", _lock), (threading, "RLock", _rlock),
-    (threading, "_counter", _counter), (threading, "enumerate", _enumerate),
+    # (staticmethods, as the builtins they replace: not bound when a class keeps one)
+    (threading.Thread, "start", _thread_start), (threading, "Lock", staticmethod(_lock)),
+    (threading, "_allocate_lock", staticmethod(_lock)), (threading, "RLock", _rlock),
+    (threading, "_counter", staticmethod(_counter)), (threading, "enumerate", _enumerate),
     (threading, "active_count", _active_count),
 ]
 
