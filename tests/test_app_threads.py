@@ -97,6 +97,9 @@ def application(env, sr):
         first = t.is_alive()
         t.join()
         body = "%s %s" % (first, t.is_alive())
+    elif p == "/timer":
+        threading.Timer(5, lambda: seen.append("timer at %.1f" % time.time())).start()
+        body = "%.1f" % time.time()
     elif p == "/boom":
         threading.Thread(target=lambda: 1 / 0, name="boom").start()
         body = "started"
@@ -128,6 +131,14 @@ def test_join_with_a_timeout_waits_in_virtual_time(calls):
     response = calls.get("/join")
     assert response.text == "True False"
     assert round(calls.now - began) == 30
+
+
+def test_a_timer_fires_after_its_virtual_interval(calls):
+    started = float(calls.get("/timer").text)
+    calls.advance(4.9)
+    assert "timer" not in calls.get("/seen").text
+    calls.advance(0.2)
+    assert f"'timer at {started + 5:.1f}'" in calls.get("/seen").text
 
 
 def test_an_exception_in_a_thread_is_printed_to_the_log(calls):

@@ -154,9 +154,16 @@ class VLock:
             raise TypeError("held by a thread at fork time")
         return VLock(self._contain)
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("cannot pickle '_thread.lock' object")
+
     def __repr__(self) -> str:
         state = "locked" if self._locked else "unlocked"
         return f"<{state} _thread.lock object at {id(self):#x}>"
+
+
+# What app code (and the virtual fork's report) sees of its lock's type.
+VLock.__module__, VLock.__qualname__ = "_thread", "lock"
 
 
 class AppThread(ThreadOf):
