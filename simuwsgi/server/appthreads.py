@@ -93,7 +93,7 @@ class VLock:
         if timeout >= 0:
             entry[1] = kernel.schedule(timeout, self._expire, entry)
         else:
-            self._contain.inst.app_threads.check_deadlock(proc)
+            proc.inst.app_threads.check_deadlock(proc)
         try:
             kernel.park(WAITING_TIMED if timeout >= 0 else WAITING)
         except BaseException:

@@ -657,8 +657,8 @@ def _thread_start(thread: threading.Thread) -> None:
         _REAL["start"](thread)
         return
     found = _virtual()
-    if found is not None:
-        found[0].threads.start(found[1], thread)
+    if found is not None:  # (the process's own node's, in a cluster sharing the kernel)
+        found[1].inst.app_threads.start(found[1], thread)
         return
     thread.daemon = True
     run = thread.run
@@ -690,7 +690,7 @@ def _enumerate() -> list[threading.Thread]:
     its own (not the cores' and app threads of the virtual processes)."""
     found = _virtual()
     if found is not None:
-        return found[0].threads.enumerate(found[1])
+        return found[1].inst.app_threads.enumerate(found[1])
     return [t for t in _REAL["enumerate"]()
             if not _CORE_IDENT_BASE <= (t.ident or 0) < _CORE_IDENT_LIMIT]
 
@@ -702,7 +702,9 @@ def _active_count() -> int:
 def _counter() -> int:
     """The N of a new thread's "Thread-N" name: counted per virtual process."""
     found = _virtual()
-    return found[0].threads.name_number(found[1]) if found is not None else _REAL["counter"]()
+    if found is None:
+        return _REAL["counter"]()  # type: ignore[no-any-return]
+    return found[1].inst.app_threads.name_number(found[1])  # type: ignore[no-any-return]
 
 
 def _forget_core_threads() -> None:
