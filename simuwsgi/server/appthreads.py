@@ -119,11 +119,11 @@ class VLock:
         waiters = self._waiters
         while waiters:
             entry = waiters.popleft()
+            if entry[1] is not None:
+                entry[1].cancel()
             proc = entry[0]
             if not proc.alive:  # died waiting (with its process)
                 continue
-            if entry[1] is not None:
-                entry[1].cancel()
             entry[2] = True  # it holds the lock now: it stays locked
             proc.wait_reason = "lock handed over"
             self._contain.inst.kernel.wake(proc)
