@@ -207,7 +207,8 @@ def _thread_class(main: UProcess) -> type:
 
 def _bootstrap_frame() -> list[str]:
     """The traceback's lines of ``Thread._bootstrap_inner`` calling ``run()``."""
-    lines, first = inspect.getsourcelines(threading.Thread._bootstrap_inner)  # type: ignore[attr-defined]
+    bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+    lines, first = inspect.getsourcelines(bootstrap)
     at = next(i for i, line in enumerate(lines) if line.strip() == "self.run()")
     return [f'  File "{threading.__file__}", line {first + at}, in _bootstrap_inner',
             "    self.run()"]
