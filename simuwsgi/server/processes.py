@@ -38,6 +38,9 @@ class UProcess(Process):
     """A uWSGI process: kind, slot id, and what the facade asks about it."""
 
     kind = "process"
+    #: ``threading.get_ident()`` of a thread the app started (``appthreads``); None for
+    #: the process and its cores (found here, not through a core's ``__getattr__``).
+    vident: int | None = None
 
     def __init__(self, inst: Instance, ident: int, target: Callable[[], Any]) -> None:
         self.inst = inst
