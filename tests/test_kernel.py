@@ -12,25 +12,25 @@ from hypothesis import strategies as st
 from simuwsgi._core import kernel as kernel_module
 from simuwsgi._core.kernel import Kernel, Process
 
-_C_LOOP = kernel_module._c_run_events
+_C_KERNEL = kernel_module._c_kernel
 
 
-@pytest.fixture(autouse=True, scope="module", params=["C loop", "Python loop"])
-def event_loop(request):
-    """Every test of this module runs with the C event loop (``_ckernel.c``) and with
-    its pure-Python twin: they must not differ in anything a test can see."""
-    kernel_module._c_run_events = _C_LOOP if request.param == "C loop" else None
+@pytest.fixture(autouse=True, scope="module", params=["C kernel", "Python kernel"])
+def kernel_kind(request):
+    """Every test of this module runs on the C kernel (``_ckernel.c``) and on its
+    pure-Python twin: they must not differ in anything a test can see."""
+    kernel_module._c_kernel = _C_KERNEL if request.param == "C kernel" else None
     yield request.param
-    kernel_module._c_run_events = _C_LOOP
+    kernel_module._c_kernel = _C_KERNEL
 
 
-def test_the_loop_accelerator_is_built_here():
+def test_the_kernel_accelerator_is_built_here():
     # The machines this project runs on have a compiler: a silent fallback would hide
-    # a broken build (and slow the loop). SIMUWSGI_PURE_PYTHON=1 runs the whole suite
-    # on the Python loop.
+    # a broken build (and slow the kernel). SIMUWSGI_PURE_PYTHON=1 runs the whole suite
+    # on the Python kernel.
     import os
 
-    assert (_C_LOOP is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+    assert (_C_KERNEL is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
 
 
 def test_pure_python_is_forced_by_the_environment():
@@ -38,7 +38,7 @@ def test_pure_python_is_forced_by_the_environment():
     import subprocess
     import sys
 
-    code = "from simuwsgi._core import kernel; print(kernel._c_run_events is None)"
+    code = "from simuwsgi._core import kernel; print(kernel._c_kernel is None)"
     env = dict(os.environ, SIMUWSGI_PURE_PYTHON="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
@@ -472,13 +472,13 @@ def application(environ, start_response):
 """
 
 
-def test_a_simulation_runs_the_same_on_both_loops(tmp_path):
+def test_a_simulation_runs_the_same_on_both_kernels(tmp_path):
     from simuwsgi import Simulation
 
     (tmp_path / "app.py").write_text(_LOOP_APP)
 
     def run(loop) -> tuple:
-        kernel_module._c_run_events = loop
+        kernel_module._c_kernel = loop
         with Simulation(["--master", "--processes", "3", "--harakiri", "2",
                          "--wsgi-file", "app.py"], app_dir=tmp_path, seed=7) as sim:
             handles = [sim.submit("GET", path, at=0.3 * i)
@@ -490,8 +490,8 @@ def test_a_simulation_runs_the_same_on_both_loops(tmp_path):
                     [h.response.status for h in handles])
 
     try:
-        with_c, pure = run(_C_LOOP), run(None)
+        with_c, pure = run(_C_KERNEL), run(None)
     finally:
-        kernel_module._c_run_events = _C_LOOP
+        kernel_module._c_kernel = _C_KERNEL
     assert with_c == pure
     assert None in with_c[4] and 200 in with_c[4]  # harakiri and answers both happened

@@ -1,106 +1,566 @@
 /*
- * Optional C accelerator for the kernel's event loop (simuwsgi/_core/kernel.py).
+ * Optional C accelerator for the kernel (simuwsgi/_core/kernel.py).
  *
- * What it models: nothing of uWSGI. It is the inner loop of Kernel.run_until, the
- * loop every simulation spends its life in: pop the earliest entry of the event heap
- * (a list [time, priority, sequence, fn, args], ordered by heapq as lists compare),
- * skip it if it was cancelled (fn is None), move the clock, run fn(*args), and stop
- * when the kernel's ``stopping`` flag or the caller's ``stop()`` says so.
+ * What it models: nothing of uWSGI. It holds the state the kernel touches on every
+ * event and runs the kernel's hottest methods without a Python frame:
  *
- *   run_events(kernel, heap, when, stop, resume) -> bool
- *       exactly what kernel._run_events (its pure-Python twin) does, step for step:
- *       the same heap operations (heapq's own heappop), the same attribute writes
- *       (kernel.now before each event, kernel._may_hand_over around a resume, the
- *       events counted into kernel.events_run when it returns, also on an error),
- *       the same return value (True: stopped by ``stopping`` or ``stop()``).
+ *   KernelCore: the C base of kernel._CKernel. Its fields are the kernel attributes
+ *       of the same names (now, current, hub, _heap, _seq, _resume, _until, _stop,
+ *       _may_hand_over, stopping, _installed_context, _cwd, _domain, events_run,
+ *       parks), and its methods _run_events, sleep, post, post_at, call_soon and wake
+ *       are the Python methods of kernel.Kernel (their twins), step for step: the same
+ *       heap operations (heapq's algorithm; events compare as their lists do), the
+ *       same sequence numbers (drawn from the kernel's own itertools.count), the same
+ *       clock moves and counts, the same hand-over from process to process. Anything
+ *       rare (parking through the hub, entering a process of another context, node or
+ *       directory, pending interrupts) calls the Python method that does it.
+ *   ProcessCore: the C base of kernel.Process, holding the fields the kernel reads on
+ *       a switch (alive, greenlet, context, cwd, domain, pending, wait_reason).
  *
- * Nothing else is done here, so the Python code stays the one description of what
- * the loop means; the simulator runs the Python twin when this module is not built or
- * when SIMUWSGI_PURE_PYTHON is set, and the tests compare both on the same runs.
+ * The Python code stays the one description of what the kernel means: the simulator
+ * runs it alone when this module is not built or when SIMUWSGI_PURE_PYTHON is set,
+ * and tests/test_kernel.py runs every kernel test on both.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "structmember.h"
 
-static PyObject *heappop;          /* _heapq.heappop */
-static PyObject *str_now, *str_stopping, *str_may_hand_over, *str_events_run;
+static PyObject *str_park, *str_enter, *str_run_pending, *str_switch, *str_sleep, *str_empty;
+static PyObject *normal;            /* the default priority, kernel.NORMAL (1) */
+static PyObject *zero;              /* 0, what a delay is compared with */
 
-/* kernel.events_run += count, keeping any exception being raised. */
+/* -- processes ------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *alive, *greenlet, *context, *cwd, *domain, *pending, *wait_reason;
+} ProcessCore;
+
+static PyTypeObject ProcessCoreType;
+
+#define PROC_FIELDS(X) X(alive) X(greenlet) X(context) X(cwd) X(domain) X(pending) \
+    X(wait_reason)
+
 static int
-add_events(PyObject *kernel, Py_ssize_t count)
+process_traverse(ProcessCore *self, visitproc visit, void *arg)
 {
-    PyObject *type, *value, *tb;
-    int failed = 0;
-    if (count == 0) {
+#define VISIT(f) Py_VISIT(self->f);
+    PROC_FIELDS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+process_clear(ProcessCore *self)
+{
+#define CLEAR(f) Py_CLEAR(self->f);
+    PROC_FIELDS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+process_dealloc(ProcessCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    process_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef process_members[] = {
+#define MEMBER(f) {#f, T_OBJECT_EX, offsetof(ProcessCore, f), 0, NULL},
+    PROC_FIELDS(MEMBER)
+#undef MEMBER
+    {NULL},
+};
+
+static PyTypeObject ProcessCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "simuwsgi._core._ckernel.ProcessCore",
+    .tp_doc = "The fields of a virtual process the kernel reads on every switch.",
+    .tp_basicsize = sizeof(ProcessCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)process_dealloc,
+    .tp_traverse = (traverseproc)process_traverse,
+    .tp_clear = (inquiry)process_clear,
+    .tp_members = process_members,
+};
+
+/* A field of a process: from the struct when it is one of ours (new reference). */
+#define PROC_GET(p, f, name) \
+    (PyObject_TypeCheck((p), &ProcessCoreType) \
+     ? (((ProcessCore *)(p))->f ? Py_NewRef(((ProcessCore *)(p))->f) \
+        : PyObject_GetAttrString((p), name)) \
+     : PyObject_GetAttrString((p), name))
+
+static int
+set_wait_reason(PyObject *proc, PyObject *reason)
+{
+    if (PyObject_TypeCheck(proc, &ProcessCoreType)) {
+        Py_XSETREF(((ProcessCore *)proc)->wait_reason, Py_NewRef(reason));
         return 0;
     }
-    PyErr_Fetch(&type, &value, &tb);
-    PyObject *old = PyObject_GetAttr(kernel, str_events_run);
-    PyObject *inc = old ? PyLong_FromSsize_t(count) : NULL;
-    PyObject *sum = inc ? PyNumber_Add(old, inc) : NULL;
-    if (sum == NULL || PyObject_SetAttr(kernel, str_events_run, sum) < 0) {
-        failed = 1;
-    }
-    Py_XDECREF(old);
-    Py_XDECREF(inc);
-    Py_XDECREF(sum);
-    if (type != NULL) {  /* the loop's own error wins over ours */
-        if (failed) {
-            PyErr_Clear();
-        }
-        PyErr_Restore(type, value, tb);
-        return -1;
-    }
-    return failed ? -1 : 0;
+    return PyObject_SetAttrString(proc, "wait_reason", reason);
 }
 
-/* fn(*args) of one heap entry; a resume runs with kernel._may_hand_over set. */
-static PyObject *
-run_one(PyObject *kernel, PyObject *fn, PyObject *args, PyObject *resume)
-{
-    PyObject *tuple = PyTuple_Check(args) ? Py_NewRef(args) : PySequence_Tuple(args);
-    if (tuple == NULL) {
-        return NULL;
-    }
-    if (fn != resume) {
-        PyObject *result = PyObject_Call(fn, tuple, NULL);
-        Py_DECREF(tuple);
-        return result;
-    }
-    if (PyObject_SetAttr(kernel, str_may_hand_over, Py_True) < 0) {
-        Py_DECREF(tuple);
-        return NULL;
-    }
-    PyObject *result = PyObject_Call(fn, tuple, NULL);
-    Py_DECREF(tuple);
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);  /* the finally: clear the flag, keep the error */
-    int failed = PyObject_SetAttr(kernel, str_may_hand_over, Py_False) < 0;
-    if (type != NULL) {
-        if (failed) {
-            PyErr_Clear();
-        }
-        PyErr_Restore(type, value, tb);
-        return NULL;
-    }
-    if (failed) {
-        Py_XDECREF(result);
-        return NULL;
-    }
-    return result;
-}
+/* -- the event heap ---------------------------------------------------------------- */
 
-/* True when the loop must stop after an event: kernel.stopping, or stop(). */
+/* a < b for two events [time, priority, sequence, fn, args]: what comparing the lists
+ * gives, taking the common case (float times, the same priority object, int sequences)
+ * without calling back into Python. */
 static int
-must_stop(PyObject *kernel, PyObject *stop)
+event_lt(PyObject *a, PyObject *b)
 {
-    PyObject *flag = PyObject_GetAttr(kernel, str_stopping);
-    if (flag == NULL) {
+    if (PyList_CheckExact(a) && PyList_CheckExact(b) && PyList_GET_SIZE(a) >= 3
+            && PyList_GET_SIZE(b) >= 3) {
+        PyObject *ta = PyList_GET_ITEM(a, 0), *tb = PyList_GET_ITEM(b, 0);
+        if (PyFloat_CheckExact(ta) && PyFloat_CheckExact(tb)) {
+            double x = PyFloat_AS_DOUBLE(ta), y = PyFloat_AS_DOUBLE(tb);
+            if (x < y) {
+                return 1;
+            }
+            if (x > y) {
+                return 0;
+            }
+            PyObject *sa = PyList_GET_ITEM(a, 2), *sb = PyList_GET_ITEM(b, 2);
+            if (x == y && PyList_GET_ITEM(a, 1) == PyList_GET_ITEM(b, 1)
+                    && PyLong_CheckExact(sa) && PyLong_CheckExact(sb)) {
+                int oa, ob;
+                long long va = PyLong_AsLongLongAndOverflow(sa, &oa);
+                long long vb = PyLong_AsLongLongAndOverflow(sb, &ob);
+                if (!oa && !ob && va != vb) {
+                    return va < vb;
+                }
+            }
+        }
+    }
+    return PyObject_RichCompareBool(a, b, Py_LT);
+}
+
+/* heapq's _siftdown and _siftup (Modules/_heapqmodule.c), with event_lt. */
+static int
+siftdown(PyObject *heap, Py_ssize_t startpos, Py_ssize_t pos)
+{
+    Py_ssize_t size = PyList_GET_SIZE(heap);
+    PyObject **arr = ((PyListObject *)heap)->ob_item;
+    PyObject *newitem = arr[pos];
+    while (pos > startpos) {
+        Py_ssize_t parentpos = (pos - 1) >> 1;
+        PyObject *parent = arr[parentpos];
+        Py_INCREF(newitem);
+        Py_INCREF(parent);
+        int lt = event_lt(newitem, parent);
+        Py_DECREF(parent);
+        Py_DECREF(newitem);
+        if (lt < 0) {
+            return -1;
+        }
+        if (size != PyList_GET_SIZE(heap)) {
+            PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
+            return -1;
+        }
+        if (lt == 0) {
+            break;
+        }
+        arr = ((PyListObject *)heap)->ob_item;
+        parent = arr[parentpos];
+        newitem = arr[pos];
+        arr[parentpos] = newitem;
+        arr[pos] = parent;
+        pos = parentpos;
+    }
+    return 0;
+}
+
+static int
+siftup(PyObject *heap, Py_ssize_t pos)
+{
+    Py_ssize_t endpos = PyList_GET_SIZE(heap), startpos = pos;
+    Py_ssize_t limit = endpos >> 1;
+    PyObject **arr = ((PyListObject *)heap)->ob_item;
+    while (pos < limit) {
+        Py_ssize_t childpos = 2 * pos + 1;
+        if (childpos + 1 < endpos) {
+            PyObject *a = arr[childpos], *b = arr[childpos + 1];
+            Py_INCREF(a);
+            Py_INCREF(b);
+            int lt = event_lt(a, b);
+            Py_DECREF(a);
+            Py_DECREF(b);
+            if (lt < 0) {
+                return -1;
+            }
+            childpos += ((unsigned)lt ^ 1);
+            arr = ((PyListObject *)heap)->ob_item;
+            if (endpos != PyList_GET_SIZE(heap)) {
+                PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
+                return -1;
+            }
+        }
+        PyObject *tmp1 = arr[childpos], *tmp2 = arr[pos];
+        arr[childpos] = tmp2;
+        arr[pos] = tmp1;
+        pos = childpos;
+    }
+    return siftdown(heap, startpos, pos);
+}
+
+static int
+heap_push(PyObject *heap, PyObject *item)
+{
+    if (PyList_Append(heap, item) < 0) {
         return -1;
     }
-    int stopping = PyObject_IsTrue(flag);
-    Py_DECREF(flag);
-    if (stopping != 0 || stop == Py_None) {
-        return stopping;
+    return siftdown(heap, 0, PyList_GET_SIZE(heap) - 1);
+}
+
+/* heapq.heappop (new reference). */
+static PyObject *
+heap_pop(PyObject *heap)
+{
+    Py_ssize_t n = PyList_GET_SIZE(heap);
+    if (n == 0) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return NULL;
+    }
+    PyObject *lastelt = Py_NewRef(PyList_GET_ITEM(heap, n - 1));
+    if (PyList_SetSlice(heap, n - 1, n, NULL) < 0) {
+        Py_DECREF(lastelt);
+        return NULL;
+    }
+    if (n - 1 == 0) {
+        return lastelt;
+    }
+    PyObject *returnitem = PyList_GET_ITEM(heap, 0);
+    PyList_SET_ITEM(heap, 0, lastelt);
+    if (siftup(heap, 0) < 0) {
+        Py_DECREF(returnitem);
+        return NULL;
+    }
+    return returnitem;
+}
+
+/* heapq.heappushpop (new reference). */
+static PyObject *
+heap_pushpop(PyObject *heap, PyObject *item)
+{
+    if (PyList_GET_SIZE(heap) == 0) {
+        return Py_NewRef(item);
+    }
+    PyObject *top = Py_NewRef(PyList_GET_ITEM(heap, 0));
+    int lt = event_lt(top, item);
+    Py_DECREF(top);
+    if (lt < 0) {
+        return NULL;
+    }
+    if (lt == 0) {
+        return Py_NewRef(item);
+    }
+    if (PyList_GET_SIZE(heap) == 0) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return NULL;
+    }
+    PyObject *returnitem = PyList_GET_ITEM(heap, 0);
+    PyList_SET_ITEM(heap, 0, Py_NewRef(item));
+    if (siftup(heap, 0) < 0) {
+        Py_DECREF(returnitem);
+        return NULL;
+    }
+    return returnitem;
+}
+
+/* An item of an event (borrowed), checking that it is a 5-item list. */
+static PyObject *
+event_item(PyObject *entry, Py_ssize_t i)
+{
+    if (!PyList_CheckExact(entry) || PyList_GET_SIZE(entry) != 5) {
+        PyErr_SetString(PyExc_TypeError, "an event must be a 5-item list");
+        return NULL;
+    }
+    return PyList_GET_ITEM(entry, i);
+}
+
+/* a <= b for two times (1 yes, 0 no, -1 error). */
+static int
+time_le(PyObject *a, PyObject *b)
+{
+    if (PyFloat_CheckExact(a) && PyFloat_CheckExact(b)) {
+        return PyFloat_AS_DOUBLE(a) <= PyFloat_AS_DOUBLE(b);
+    }
+    return PyObject_RichCompareBool(a, b, Py_LE);
+}
+
+/* -- the kernel -------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *now, *current, *hub, *heap, *seq, *resume, *until, *stop;
+    PyObject *may_hand_over, *stopping, *installed_context, *cwd, *domain;
+    long long events_run, parks;
+} KernelCore;
+
+#define KERNEL_FIELDS(X) X(now) X(current) X(hub) X(heap) X(seq) X(resume) X(until) \
+    X(stop) X(may_hand_over) X(stopping) X(installed_context) X(cwd) X(domain)
+
+static int
+kernel_traverse(KernelCore *self, visitproc visit, void *arg)
+{
+#define VISIT(f) Py_VISIT(self->f);
+    KERNEL_FIELDS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+kernel_clear(KernelCore *self)
+{
+#define CLEAR(f) Py_CLEAR(self->f);
+    KERNEL_FIELDS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+kernel_dealloc(KernelCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    kernel_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A field read from C: AttributeError, as Python gives, if it was never set. */
+static PyObject *
+field(PyObject *value, const char *name)
+{
+    if (value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "kernel attribute '%s' is not set", name);
+    }
+    return value;
+}
+#define FIELD(self, f, name) field((self)->f, name)
+
+static int
+is_true(PyObject *flag)
+{
+    return flag == Py_True ? 1 : flag == Py_False || flag == NULL ? 0 : PyObject_IsTrue(flag);
+}
+
+static void
+set_now(KernelCore *self, PyObject *t)
+{
+    Py_XSETREF(self->now, Py_NewRef(t));
+}
+
+/* next(self._seq) */
+static PyObject *
+next_seq(KernelCore *self)
+{
+    PyObject *seq = FIELD(self, seq, "_seq");
+    if (seq == NULL) {
+        return NULL;
+    }
+    PyObject *n = PyIter_Next(seq);
+    if (n == NULL && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_RuntimeError, "the kernel's sequence ran out");
+    }
+    return n;
+}
+
+/* [when, NORMAL, next(self._seq), fn, args] (steals when and args). */
+static PyObject *
+new_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
+{
+    PyObject *seq = when && args ? next_seq(self) : NULL;
+    if (seq == NULL) {
+        Py_XDECREF(when);
+        Py_XDECREF(args);
+        return NULL;
+    }
+    PyObject *entry = PyList_New(5);
+    if (entry == NULL) {
+        Py_DECREF(when);
+        Py_DECREF(args);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    PyList_SET_ITEM(entry, 0, when);
+    PyList_SET_ITEM(entry, 1, Py_NewRef(normal));
+    PyList_SET_ITEM(entry, 2, seq);
+    PyList_SET_ITEM(entry, 3, Py_NewRef(fn));
+    PyList_SET_ITEM(entry, 4, args);
+    return entry;
+}
+
+/* self.now + delay (new reference) */
+static PyObject *
+now_plus(KernelCore *self, PyObject *delay)
+{
+    PyObject *now = FIELD(self, now, "now");
+    if (now == NULL) {
+        return NULL;
+    }
+    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(delay)) {
+        return PyFloat_FromDouble(PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(delay));
+    }
+    return PyNumber_Add(now, delay);
+}
+
+static int
+push_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
+{
+    PyObject *heap = FIELD(self, heap, "_heap");
+    PyObject *entry = heap ? new_event(self, when, fn, args) : NULL;
+    if (entry == NULL) {
+        if (heap == NULL) {
+            Py_XDECREF(when);
+            Py_XDECREF(args);
+        }
+        return -1;
+    }
+    int rc = heap_push(heap, entry);
+    Py_DECREF(entry);
+    return rc;
+}
+
+static int
+no_keywords(PyObject *kwnames, const char *name)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no keyword arguments", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The tuple of args[0:n] (the ``*args`` of a call). */
+static PyObject *
+tuple_of(PyObject *const *args, Py_ssize_t n)
+{
+    PyObject *tuple = PyTuple_New(n);
+    for (Py_ssize_t i = 0; tuple != NULL && i < n; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+    }
+    return tuple;
+}
+
+/* post(delay, fn, *args) */
+static PyObject *
+kernel_post(KernelCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "post(delay, fn, *args)");
+        return NULL;
+    }
+    if (push_event(self, now_plus(self, args[0]), args[1],
+                   tuple_of(args + 2, nargs - 2)) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* post_at(when, fn, *args) */
+static PyObject *
+kernel_post_at(KernelCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "post_at(when, fn, *args)");
+        return NULL;
+    }
+    if (push_event(self, Py_NewRef(args[0]), args[1],
+                   tuple_of(args + 2, nargs - 2)) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* call_soon(fn, *args) */
+static PyObject *
+kernel_call_soon(KernelCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_soon(fn, *args)");
+        return NULL;
+    }
+    PyObject *now = FIELD(self, now, "now");
+    if (now == NULL || push_event(self, Py_NewRef(now), args[0],
+                                  tuple_of(args + 1, nargs - 1)) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Positional and keyword arguments of a FASTCALL method into slots by name. */
+static int
+parse_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+           const char *const *names, int required, PyObject **out, const char *fname)
+{
+    int total = 0;
+    while (names[total]) {
+        total++;
+    }
+    if (nargs > total) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments", fname, total);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        out[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < total && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) {
+            i++;
+        }
+        if (i == total || out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected or repeated argument %R",
+                         fname, key);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    for (int i = 0; i < required; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() missing argument '%s'", fname, names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* wake(proc, value=None, delay=0.0) */
+static PyObject *
+kernel_wake(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"proc", "value", "delay", NULL};
+    PyObject *a[3] = {NULL, NULL, NULL};
+    if (parse_args(args, nargs, kwnames, names, 1, a, "wake") < 0) {
+        return NULL;
+    }
+    PyObject *zero = NULL;
+    if (a[2] == NULL) {
+        a[2] = zero = PyFloat_FromDouble(0.0);
+        if (zero == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *resume = FIELD(self, resume, "_resume");
+    int rc = resume == NULL ? -1 : push_event(
+        self, now_plus(self, a[2]), resume, PyTuple_Pack(2, a[0], a[1] ? a[1] : Py_None));
+    Py_XDECREF(zero);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* self._stop is not None and self._stop() (1 yes, 0 no, -1 error). */
+static int
+stop_requested(PyObject *stop)
+{
+    if (stop == NULL || stop == Py_None) {
+        return 0;
     }
     PyObject *answer = PyObject_CallNoArgs(stop);
     if (answer == NULL) {
@@ -111,114 +571,416 @@ must_stop(PyObject *kernel, PyObject *stop)
     return yes;
 }
 
+/* fn(*args) of one event run by the loop; a resume runs with _may_hand_over set. */
 static PyObject *
-run_events(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+run_one(KernelCore *self, PyObject *fn, PyObject *args)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "run_events(kernel, heap, when, stop, resume)");
+    PyObject *tuple = PyTuple_Check(args) ? Py_NewRef(args) : PySequence_Tuple(args);
+    if (tuple == NULL) {
         return NULL;
     }
-    PyObject *kernel = args[0], *heap = args[1], *when = args[2];
-    PyObject *stop = args[3], *resume = args[4];
-    if (!PyList_Check(heap)) {
+    if (fn != self->resume) {
+        PyObject *result = PyObject_Call(fn, tuple, NULL);
+        Py_DECREF(tuple);
+        return result;
+    }
+    Py_XSETREF(self->may_hand_over, Py_NewRef(Py_True));
+    PyObject *result = PyObject_Call(fn, tuple, NULL);
+    Py_DECREF(tuple);
+    Py_XSETREF(self->may_hand_over, Py_NewRef(Py_False));  /* the finally */
+    return result;
+}
+
+/* _run_events(when, stop) -> bool: Kernel._run_events. */
+static PyObject *
+kernel_run_events(KernelCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_run_events(when, stop)");
+        return NULL;
+    }
+    PyObject *when = args[0], *stop = args[1];
+    PyObject *heap = FIELD(self, heap, "_heap");
+    if (heap == NULL) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(heap)) {
         PyErr_SetString(PyExc_TypeError, "the event heap must be a list");
         return NULL;
     }
-    Py_ssize_t count = 0;
-    PyObject *answer = Py_False;
+    Py_INCREF(heap);
+    long long count = 0;
+    PyObject *answer = NULL;
     for (;;) {
-        /* while heap and heap[0][0] <= when */
         if (PyList_GET_SIZE(heap) == 0) {
+            answer = Py_False;
             break;
         }
-        PyObject *top = PyList_GET_ITEM(heap, 0);
-        if (!PyList_Check(top) || PyList_GET_SIZE(top) != 5) {
-            PyErr_SetString(PyExc_TypeError, "an event must be a 5-item list");
-            goto error;
-        }
-        int due = PyObject_RichCompareBool(PyList_GET_ITEM(top, 0), when, Py_LE);
+        PyObject *t = event_item(PyList_GET_ITEM(heap, 0), 0);
+        int due = t ? time_le(t, when) : -1;
         if (due < 0) {
-            goto error;
+            break;
         }
         if (!due) {
+            answer = Py_False;
             break;
         }
-        PyObject *entry = PyObject_CallOneArg(heappop, heap);
+        PyObject *entry = heap_pop(heap);
         if (entry == NULL) {
-            goto error;
+            break;
         }
-        /* heappop returned the entry compared above (nothing ran in between) */
-        PyObject *t = PyList_GET_ITEM(entry, 0);
         PyObject *fn = PyList_GET_ITEM(entry, 3);
         if (fn == Py_None) {
             Py_DECREF(entry);
             continue;
         }
-        if (PyObject_SetAttr(kernel, str_now, t) < 0) {
-            Py_DECREF(entry);
-            goto error;
-        }
+        set_now(self, PyList_GET_ITEM(entry, 0));
         count++;
         Py_INCREF(fn);
         PyObject *fn_args = Py_NewRef(PyList_GET_ITEM(entry, 4));
         Py_DECREF(entry);
-        PyObject *result = run_one(kernel, fn, fn_args, resume);
+        PyObject *result = run_one(self, fn, fn_args);
         Py_DECREF(fn);
         Py_DECREF(fn_args);
         if (result == NULL) {
-            goto error;
+            break;
         }
         Py_DECREF(result);
-        int stopped = must_stop(kernel, stop);
+        int stopped = is_true(self->stopping);
+        if (stopped == 0) {
+            stopped = stop_requested(stop);
+        }
         if (stopped < 0) {
-            goto error;
+            break;
         }
         if (stopped) {
-            if (PyObject_SetAttr(kernel, str_stopping, Py_False) < 0) {
-                goto error;
-            }
+            Py_XSETREF(self->stopping, Py_NewRef(Py_False));
             answer = Py_True;
             break;
         }
     }
-    if (add_events(kernel, count) < 0) {
+    Py_DECREF(heap);
+    self->events_run += count;  /* the finally: counted also when an event raised */
+    return answer ? Py_NewRef(answer) : NULL;
+}
+
+/* After a process's switch returned: run what interrupted it (Kernel._run_pending). */
+static PyObject *
+back_in(KernelCore *self, PyObject *proc, PyObject *switched)
+{
+    if (switched == NULL) {
         return NULL;
     }
-    return Py_NewRef(answer);
-error:
-    add_events(kernel, count);
+    PyObject *pending = PROC_GET(proc, pending, "pending");
+    int any = pending ? PyObject_IsTrue(pending) : -1;
+    Py_XDECREF(pending);
+    if (any > 0) {
+        PyObject *call[2] = {(PyObject *)self, proc};
+        PyObject *done = PyObject_VectorcallMethod(
+            str_run_pending, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (done == NULL) {
+            Py_DECREF(switched);
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    else if (any < 0) {
+        Py_DECREF(switched);
+        return NULL;
+    }
+    return switched;
+}
+
+/* g.switch(value) */
+static PyObject *
+switch_to(PyObject *g, PyObject *value)
+{
+    PyObject *call[2] = {g, value};
+    return PyObject_VectorcallMethod(str_switch, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                     NULL);
+}
+
+static PyObject *
+simulation_error(const char *message)
+{
+    PyObject *errors = PyImport_ImportModule("simuwsgi._errors");
+    PyObject *cls = errors ? PyObject_GetAttrString(errors, "SimulationError") : NULL;
+    Py_XDECREF(errors);
+    if (cls != NULL) {
+        PyErr_SetString(cls, message);
+        Py_DECREF(cls);
+    }
     return NULL;
 }
 
-static PyMethodDef methods[] = {
-    {"run_events", (PyCFunction)(void (*)(void))run_events, METH_FASTCALL,
-     "run_events(kernel, heap, when, stop, resume) -> bool: Kernel._run_events in C."},
+/* Hand over from the sleeping process to nxt, whose wake-up ``entry`` came off the
+ * heap (Kernel.sleep's inner branch); NULL with no error: nxt cannot run. */
+static PyObject *
+hand_over(KernelCore *self, PyObject *proc, PyObject *entry, PyObject *reason, int *done)
+{
+    *done = 0;
+    PyObject *pair = PyList_GET_ITEM(entry, 4);
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_ValueError, "a wake-up carries (process, value)");
+        return NULL;
+    }
+    PyObject *nxt = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+    PyObject *g = PROC_GET(nxt, greenlet, "greenlet");
+    if (g == NULL) {
+        return NULL;
+    }
+    PyObject *alive = PROC_GET(nxt, alive, "alive");
+    int runnable = alive ? PyObject_IsTrue(alive) : -1;
+    Py_XDECREF(alive);
+    if (runnable > 0) {
+        runnable = PyObject_IsTrue(g);
+    }
+    if (runnable <= 0) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    Py_INCREF(nxt);
+    Py_INCREF(value);
+    set_now(self, PyList_GET_ITEM(entry, 0));
+    self->events_run++;
+    PyObject *result = NULL;
+    if (set_wait_reason(proc, reason) < 0) {
+        goto out;
+    }
+    PyObject *context = PROC_GET(nxt, context, "context");
+    PyObject *cwd = PROC_GET(nxt, cwd, "cwd");
+    PyObject *domain = PROC_GET(nxt, domain, "domain");
+    int plain = context && cwd && domain && context == self->installed_context
+        && cwd == self->cwd && domain == self->domain;
+    int failed = !(context && cwd && domain);
+    Py_XDECREF(context);
+    Py_XDECREF(cwd);
+    Py_XDECREF(domain);
+    if (failed) {
+        goto out;
+    }
+    if (plain) {  /* _enter's work when nothing else changes */
+        Py_XSETREF(self->current, Py_NewRef(nxt));
+        if (set_wait_reason(nxt, str_empty) < 0) {
+            goto out;
+        }
+    }
+    else {  /* its directory, node and globals too */
+        PyObject *call[2] = {(PyObject *)self, nxt};
+        PyObject *r = PyObject_VectorcallMethod(
+            str_enter, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r == NULL) {
+            goto out;
+        }
+        Py_DECREF(r);
+    }
+    *done = 1;
+    result = back_in(self, proc, switch_to(g, value));
+out:
+    if (!*done && PyErr_Occurred()) {
+        *done = 1;  /* an error: no fall-back either */
+    }
+    Py_DECREF(g);
+    Py_DECREF(nxt);
+    Py_DECREF(value);
+    return result;
+}
+
+/* sleep(delay, reason="sleep"): Kernel.sleep. */
+static PyObject *
+kernel_sleep(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"delay", "reason", NULL};
+    PyObject *a[2] = {NULL, NULL};
+    if (parse_args(args, nargs, kwnames, names, 1, a, "sleep") < 0) {
+        return NULL;
+    }
+    PyObject *delay = a[0], *reason = a[1] ? a[1] : str_sleep;
+    PyObject *proc = self->current;
+    if (proc == NULL || proc == Py_None) {
+        return simulation_error(
+            "sleep() called outside a virtual process: blocking calls need one");
+    }
+    PyObject *heap = FIELD(self, heap, "_heap");
+    PyObject *resume = FIELD(self, resume, "_resume");
+    PyObject *now = FIELD(self, now, "now");
+    if (heap == NULL || resume == NULL || now == NULL) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(heap)) {
+        PyErr_SetString(PyExc_TypeError, "the event heap must be a list");
+        return NULL;
+    }
+    int positive = PyFloat_CheckExact(delay) ? PyFloat_AS_DOUBLE(delay) > 0
+        : PyObject_RichCompareBool(delay, zero, Py_GT);
+    if (positive < 0) {
+        return NULL;
+    }
+    PyObject *when = positive ? now_plus(self, delay) : Py_NewRef(now);
+    PyObject *own = new_event(self, when, resume, PyTuple_Pack(2, proc, Py_None));
+    if (own == NULL) {
+        return NULL;
+    }
+    Py_INCREF(proc);
+    Py_INCREF(heap);
+    PyObject *result = NULL, *entry = NULL;
+    int hand = is_true(self->may_hand_over);
+    int stopping = hand > 0 ? is_true(self->stopping) : 0;
+    if (hand < 0 || stopping < 0) {
+        goto out;
+    }
+    if (!hand || stopping) {
+        if (heap_push(heap, own) < 0) {
+            goto out;
+        }
+        PyObject *call[2] = {(PyObject *)self, reason};
+        result = PyObject_VectorcallMethod(str_park, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                           NULL);
+        if (result != NULL) {
+            Py_SETREF(result, Py_NewRef(Py_None));
+        }
+        goto out;
+    }
+    self->parks++;  /* a yield, even when no switch follows (the stall watchdog) */
+    entry = heap_pushpop(heap, own);
+    if (entry == NULL) {
+        goto out;
+    }
+    PyObject *t = event_item(entry, 0);
+    if (t == NULL) {
+        goto out;
+    }
+    PyObject *until = FIELD(self, until, "_until");
+    int due = until ? time_le(t, until) : -1;
+    if (due < 0) {
+        goto out;
+    }
+    if (due) {
+        due = !stop_requested(self->stop);
+        if (PyErr_Occurred()) {
+            goto out;
+        }
+    }
+    if (due) {
+        if (entry == own) {
+            set_now(self, t);
+            self->events_run++;
+            result = Py_NewRef(Py_None);
+            goto out;
+        }
+        if (PyList_GET_ITEM(entry, 3) == resume) {
+            int done;
+            result = hand_over(self, proc, entry, reason, &done);
+            if (done || PyErr_Occurred()) {
+                if (result != NULL) {
+                    Py_SETREF(result, Py_NewRef(Py_None));
+                }
+                goto out;
+            }
+        }
+    }
+    /* not for this process to run: back, same place; wait in the hub */
+    if (heap_push(heap, entry) < 0 || set_wait_reason(proc, reason) < 0) {
+        goto out;
+    }
+    Py_XSETREF(self->current, Py_NewRef(Py_None));
+    PyObject *hub = FIELD(self, hub, "hub");
+    if (hub == NULL) {
+        goto out;
+    }
+    PyObject *call[1] = {hub};
+    result = back_in(self, proc, PyObject_VectorcallMethod(
+        str_switch, call, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL));
+    if (result != NULL) {
+        Py_SETREF(result, Py_NewRef(Py_None));
+    }
+out:
+    Py_XDECREF(entry);
+    Py_DECREF(own);
+    Py_DECREF(heap);
+    Py_DECREF(proc);
+    return result;
+}
+
+static PyMethodDef kernel_methods[] = {
+    {"_run_events", (PyCFunction)(void (*)(void))kernel_run_events, METH_FASTCALL,
+     "_run_events(when, stop) -> bool: Kernel._run_events in C."},
+    {"sleep", (PyCFunction)(void (*)(void))kernel_sleep, METH_FASTCALL | METH_KEYWORDS,
+     "sleep(delay, reason='sleep'): Kernel.sleep in C."},
+    {"post", (PyCFunction)(void (*)(void))kernel_post, METH_FASTCALL,
+     "post(delay, fn, *args): Kernel.post in C."},
+    {"post_at", (PyCFunction)(void (*)(void))kernel_post_at, METH_FASTCALL,
+     "post_at(when, fn, *args): Kernel.post_at in C."},
+    {"call_soon", (PyCFunction)(void (*)(void))kernel_call_soon, METH_FASTCALL,
+     "call_soon(fn, *args): Kernel.call_soon in C."},
+    {"wake", (PyCFunction)(void (*)(void))kernel_wake, METH_FASTCALL | METH_KEYWORDS,
+     "wake(proc, value=None, delay=0.0): Kernel.wake in C."},
     {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef kernel_members[] = {
+    {"now", T_OBJECT_EX, offsetof(KernelCore, now), 0, NULL},
+    {"current", T_OBJECT_EX, offsetof(KernelCore, current), 0, NULL},
+    {"hub", T_OBJECT_EX, offsetof(KernelCore, hub), 0, NULL},
+    {"_heap", T_OBJECT_EX, offsetof(KernelCore, heap), 0, NULL},
+    {"_seq", T_OBJECT_EX, offsetof(KernelCore, seq), 0, NULL},
+    {"_resume", T_OBJECT_EX, offsetof(KernelCore, resume), 0, NULL},
+    {"_until", T_OBJECT_EX, offsetof(KernelCore, until), 0, NULL},
+    {"_stop", T_OBJECT_EX, offsetof(KernelCore, stop), 0, NULL},
+    {"_may_hand_over", T_OBJECT_EX, offsetof(KernelCore, may_hand_over), 0, NULL},
+    {"stopping", T_OBJECT_EX, offsetof(KernelCore, stopping), 0, NULL},
+    {"_installed_context", T_OBJECT_EX, offsetof(KernelCore, installed_context), 0, NULL},
+    {"_cwd", T_OBJECT_EX, offsetof(KernelCore, cwd), 0, NULL},
+    {"_domain", T_OBJECT_EX, offsetof(KernelCore, domain), 0, NULL},
+    {"events_run", T_LONGLONG, offsetof(KernelCore, events_run), 0, NULL},
+    {"parks", T_LONGLONG, offsetof(KernelCore, parks), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject KernelCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "simuwsgi._core._ckernel.KernelCore",
+    .tp_doc = "The kernel's per-event state and hottest methods (see _ckernel.c).",
+    .tp_basicsize = sizeof(KernelCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)kernel_dealloc,
+    .tp_traverse = (traverseproc)kernel_traverse,
+    .tp_clear = (inquiry)kernel_clear,
+    .tp_methods = kernel_methods,
+    .tp_members = kernel_members,
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_ckernel",
-    "Optional C accelerator for simuwsgi's kernel loop (see _ckernel.c).", -1, methods,
+    "Optional C accelerator for simuwsgi's kernel (see _ckernel.c).", -1, NULL,
 };
 
 PyMODINIT_FUNC
 PyInit__ckernel(void)
 {
-    PyObject *heapq = PyImport_ImportModule("_heapq");
-    if (heapq == NULL) {
+    str_park = PyUnicode_InternFromString("park");
+    str_enter = PyUnicode_InternFromString("_enter");
+    str_run_pending = PyUnicode_InternFromString("_run_pending");
+    str_switch = PyUnicode_InternFromString("switch");
+    str_sleep = PyUnicode_InternFromString("sleep");
+    str_empty = PyUnicode_InternFromString("");
+    normal = PyLong_FromLong(1);
+    zero = PyLong_FromLong(0);
+    if (!str_empty || !zero || !str_park || !str_enter || !str_run_pending || !str_switch || !str_sleep || !normal
+            || PyType_Ready(&ProcessCoreType) < 0 || PyType_Ready(&KernelCoreType) < 0) {
         return NULL;
     }
-    heappop = PyObject_GetAttrString(heapq, "heappop");
-    Py_DECREF(heapq);
-    if (heappop == NULL) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
         return NULL;
     }
-    str_now = PyUnicode_InternFromString("now");
-    str_stopping = PyUnicode_InternFromString("stopping");
-    str_may_hand_over = PyUnicode_InternFromString("_may_hand_over");
-    str_events_run = PyUnicode_InternFromString("events_run");
-    if (!str_now || !str_stopping || !str_may_hand_over || !str_events_run) {
+    Py_INCREF(&ProcessCoreType);
+    Py_INCREF(&KernelCoreType);
+    if (PyModule_AddObject(m, "ProcessCore", (PyObject *)&ProcessCoreType) < 0
+            || PyModule_AddObject(m, "KernelCore", (PyObject *)&KernelCoreType) < 0) {
+        Py_DECREF(m);
         return NULL;
     }
-    return PyModule_Create(&module);
+    return m;
 }
