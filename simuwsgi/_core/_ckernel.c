@@ -24,10 +24,19 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include "structmember.h"
+#if PY_VERSION_HEX < 0x030B0000
+#include "longintrepr.h"
+#endif
 
-static PyObject *str_park, *str_enter, *str_run_pending, *str_switch, *str_sleep, *str_empty;
+static PyObject *str_park, *str_enter, *str_run_pending, *str_sleep, *str_empty;
 static PyObject *normal;            /* the default priority, kernel.NORMAL (1) */
 static PyObject *zero;              /* 0, what a delay is compared with */
+
+/* greenlet's C API (greenlet/greenlet.h: the capsule "greenlet._C_API", an array of
+ * pointers; entry 6 is PyGreenlet_Switch): switching without looking up the method. */
+#define GREENLET_SWITCH_NUM 6
+typedef PyObject *(*greenlet_switch_fn)(PyObject *g, PyObject *args, PyObject *kwargs);
+static greenlet_switch_fn greenlet_switch;
 
 /* -- processes ------------------------------------------------------------------- */
 
@@ -106,6 +115,29 @@ set_wait_reason(PyObject *proc, PyObject *reason)
 
 /* -- the event heap ---------------------------------------------------------------- */
 
+/* The value of an exact int that fits one digit (1), or 0: the sequence numbers of
+ * events, compared on every sift, without a call. */
+static inline int
+small_int(PyObject *v, long long *out)
+{
+    if (!PyLong_CheckExact(v)) {
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    if (_PyLong_IsCompact((PyLongObject *)v)) {
+        *out = _PyLong_CompactValue((PyLongObject *)v);
+        return 1;
+    }
+#else
+    Py_ssize_t size = Py_SIZE(v);
+    if (size == 0 || size == 1) {
+        *out = size ? (long long)((PyLongObject *)v)->ob_digit[0] : 0;
+        return 1;
+    }
+#endif
+    return 0;
+}
+
 /* a < b for two events [time, priority, sequence, fn, args]: what comparing the lists
  * gives, taking the common case (float times, the same priority object, int sequences)
  * without calling back into Python. */
@@ -115,7 +147,8 @@ event_lt(PyObject *a, PyObject *b)
     if (PyList_CheckExact(a) && PyList_CheckExact(b) && PyList_GET_SIZE(a) >= 3
             && PyList_GET_SIZE(b) >= 3) {
         PyObject *ta = PyList_GET_ITEM(a, 0), *tb = PyList_GET_ITEM(b, 0);
-        if (PyFloat_CheckExact(ta) && PyFloat_CheckExact(tb)) {
+        int same = ta == tb;  /* identical items compare equal, as in a list */
+        if (!same && PyFloat_CheckExact(ta) && PyFloat_CheckExact(tb)) {
             double x = PyFloat_AS_DOUBLE(ta), y = PyFloat_AS_DOUBLE(tb);
             if (x < y) {
                 return 1;
@@ -123,15 +156,14 @@ event_lt(PyObject *a, PyObject *b)
             if (x > y) {
                 return 0;
             }
+            same = x == y;
+        }
+        if (same) {
             PyObject *sa = PyList_GET_ITEM(a, 2), *sb = PyList_GET_ITEM(b, 2);
-            if (x == y && PyList_GET_ITEM(a, 1) == PyList_GET_ITEM(b, 1)
-                    && PyLong_CheckExact(sa) && PyLong_CheckExact(sb)) {
-                int oa, ob;
-                long long va = PyLong_AsLongLongAndOverflow(sa, &oa);
-                long long vb = PyLong_AsLongLongAndOverflow(sb, &ob);
-                if (!oa && !ob && va != vb) {
-                    return va < vb;
-                }
+            long long va, vb;
+            if (PyList_GET_ITEM(a, 1) == PyList_GET_ITEM(b, 1)
+                    && small_int(sa, &va) && small_int(sb, &vb) && va != vb) {
+                return va < vb;
             }
         }
     }
@@ -298,10 +330,13 @@ typedef struct {
     PyObject *now, *current, *hub, *heap, *seq, *resume, *until, *stop;
     PyObject *may_hand_over, *stopping, *installed_context, *cwd, *domain;
     long long events_run, parks;
+    PyObject *spare;  /* a spent event list, to be the next one (see recycle) */
+    PyObject *last_when;  /* the float now_plus made last */
 } KernelCore;
 
 #define KERNEL_FIELDS(X) X(now) X(current) X(hub) X(heap) X(seq) X(resume) X(until) \
-    X(stop) X(may_hand_over) X(stopping) X(installed_context) X(cwd) X(domain)
+    X(stop) X(may_hand_over) X(stopping) X(installed_context) X(cwd) X(domain) X(spare) \
+    X(last_when)
 
 static int
 kernel_traverse(KernelCore *self, visitproc visit, void *arg)
@@ -377,7 +412,22 @@ new_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
         Py_XDECREF(args);
         return NULL;
     }
-    PyObject *entry = PyList_New(5);
+    PyObject *entry = self->spare;
+    if (entry != NULL) {  /* refill the spent one; what it held goes now */
+        self->spare = NULL;
+        PyObject *old[5];
+        memcpy(old, ((PyListObject *)entry)->ob_item, sizeof(old));
+        PyList_SET_ITEM(entry, 0, when);
+        PyList_SET_ITEM(entry, 1, Py_NewRef(normal));
+        PyList_SET_ITEM(entry, 2, seq);
+        PyList_SET_ITEM(entry, 3, Py_NewRef(fn));
+        PyList_SET_ITEM(entry, 4, args);
+        for (int i = 0; i < 5; i++) {
+            Py_DECREF(old[i]);
+        }
+        return entry;
+    }
+    entry = PyList_New(5);
     if (entry == NULL) {
         Py_DECREF(when);
         Py_DECREF(args);
@@ -392,6 +442,25 @@ new_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
     return entry;
 }
 
+/* Drop our reference to an event; when it was the last one (no Timer holds it, it is
+ * off the heap) keep the list to be the next event: an event is made and one is spent
+ * per step, and reusing the list saves its allocation and its trip through the GC. */
+static void
+recycle(KernelCore *self, PyObject *entry)
+{
+    if (self->spare != NULL || Py_REFCNT(entry) != 1 || !PyList_CheckExact(entry)
+            || PyList_GET_SIZE(entry) != 5) {
+        Py_DECREF(entry);
+        return;
+    }
+    PyObject *fn = PyList_GET_ITEM(entry, 3), *args = PyList_GET_ITEM(entry, 4);
+    PyList_SET_ITEM(entry, 3, Py_NewRef(Py_None));  /* hold no process or callback */
+    PyList_SET_ITEM(entry, 4, Py_NewRef(Py_None));
+    self->spare = entry;
+    Py_DECREF(fn);
+    Py_DECREF(args);
+}
+
 /* self.now + delay (new reference) */
 static PyObject *
 now_plus(KernelCore *self, PyObject *delay)
@@ -401,7 +470,19 @@ now_plus(KernelCore *self, PyObject *delay)
         return NULL;
     }
     if (PyFloat_CheckExact(now) && PyFloat_CheckExact(delay)) {
-        return PyFloat_FromDouble(PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(delay));
+        /* Events made for the same instant share its float: a sift comparing two of
+         * them sees one object, and the float is not made again. */
+        double when = PyFloat_AS_DOUBLE(now) + PyFloat_AS_DOUBLE(delay);
+        PyObject *last = self->last_when;
+        if (last != NULL && memcmp(&when, &((PyFloatObject *)last)->ob_fval,
+                                   sizeof(double)) == 0) {
+            return Py_NewRef(last);
+        }
+        PyObject *made = PyFloat_FromDouble(when);
+        if (made != NULL) {
+            Py_XSETREF(self->last_when, Py_NewRef(made));
+        }
+        return made;
     }
     return PyNumber_Add(now, delay);
 }
@@ -421,16 +502,6 @@ push_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
     int rc = heap_push(heap, entry);
     Py_DECREF(entry);
     return rc;
-}
-
-static int
-no_keywords(PyObject *kwnames, const char *name)
-{
-    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s() takes no keyword arguments", name);
-        return -1;
-    }
-    return 0;
 }
 
 /* The tuple of args[0:n] (the ``*args`` of a call). */
@@ -631,14 +702,14 @@ kernel_run_events(KernelCore *self, PyObject *const *args, Py_ssize_t nargs)
         }
         PyObject *fn = PyList_GET_ITEM(entry, 3);
         if (fn == Py_None) {
-            Py_DECREF(entry);
+            recycle(self, entry);
             continue;
         }
         set_now(self, PyList_GET_ITEM(entry, 0));
         count++;
         Py_INCREF(fn);
         PyObject *fn_args = Py_NewRef(PyList_GET_ITEM(entry, 4));
-        Py_DECREF(entry);
+        recycle(self, entry);
         PyObject *result = run_one(self, fn, fn_args);
         Py_DECREF(fn);
         Py_DECREF(fn_args);
@@ -691,13 +762,17 @@ back_in(KernelCore *self, PyObject *proc, PyObject *switched)
     return switched;
 }
 
-/* g.switch(value) */
+/* g.switch(value), or g.switch() when value is NULL */
 static PyObject *
 switch_to(PyObject *g, PyObject *value)
 {
-    PyObject *call[2] = {g, value};
-    return PyObject_VectorcallMethod(str_switch, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                     NULL);
+    PyObject *args = value ? PyTuple_Pack(1, value) : PyTuple_New(0);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *result = greenlet_switch(g, args, NULL);
+    Py_DECREF(args);
+    return result;
 }
 
 static PyObject *
@@ -888,15 +963,15 @@ kernel_sleep(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     if (hub == NULL) {
         goto out;
     }
-    PyObject *call[1] = {hub};
-    result = back_in(self, proc, PyObject_VectorcallMethod(
-        str_switch, call, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL));
+    result = back_in(self, proc, switch_to(hub, NULL));
     if (result != NULL) {
         Py_SETREF(result, Py_NewRef(Py_None));
     }
 out:
-    Py_XDECREF(entry);
-    Py_DECREF(own);
+    if (entry != NULL) {
+        recycle(self, entry);
+    }
+    recycle(self, own);
     Py_DECREF(heap);
     Py_DECREF(proc);
     return result;
@@ -962,12 +1037,16 @@ PyInit__ckernel(void)
     str_park = PyUnicode_InternFromString("park");
     str_enter = PyUnicode_InternFromString("_enter");
     str_run_pending = PyUnicode_InternFromString("_run_pending");
-    str_switch = PyUnicode_InternFromString("switch");
     str_sleep = PyUnicode_InternFromString("sleep");
     str_empty = PyUnicode_InternFromString("");
     normal = PyLong_FromLong(1);
     zero = PyLong_FromLong(0);
-    if (!str_empty || !zero || !str_park || !str_enter || !str_run_pending || !str_switch || !str_sleep || !normal
+    void **greenlet_api = (void **)PyCapsule_Import("greenlet._C_API", 0);
+    if (greenlet_api == NULL) {
+        return NULL;
+    }
+    greenlet_switch = (greenlet_switch_fn)greenlet_api[GREENLET_SWITCH_NUM];
+    if (!str_empty || !zero || !str_park || !str_enter || !str_run_pending || !str_sleep || !normal
             || PyType_Ready(&ProcessCoreType) < 0 || PyType_Ready(&KernelCoreType) < 0) {
         return NULL;
     }
