@@ -442,9 +442,17 @@ new_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
     return entry;
 }
 
+/* A 2-tuple only its event holds: a wake-up's (process, value), reusable in place. */
+static int
+own_pair(PyObject *args)
+{
+    return PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 2 && Py_REFCNT(args) == 1;
+}
+
 /* Drop our reference to an event; when it was the last one (no Timer holds it, it is
- * off the heap) keep the list to be the next event: an event is made and one is spent
- * per step, and reusing the list saves its allocation and its trip through the GC. */
+ * off the heap) keep the list, and the (process, value) tuple of a wake-up, to be the
+ * next event: an event is made and one is spent per step, and reusing them saves their
+ * allocation and their trips through the GC (as zip() reuses its tuple). */
 static void
 recycle(KernelCore *self, PyObject *entry)
 {
@@ -455,10 +463,40 @@ recycle(KernelCore *self, PyObject *entry)
     }
     PyObject *fn = PyList_GET_ITEM(entry, 3), *args = PyList_GET_ITEM(entry, 4);
     PyList_SET_ITEM(entry, 3, Py_NewRef(Py_None));  /* hold no process or callback */
-    PyList_SET_ITEM(entry, 4, Py_NewRef(Py_None));
     self->spare = entry;
     Py_DECREF(fn);
-    Py_DECREF(args);
+    if (own_pair(args)) {
+        PyObject *proc = PyTuple_GET_ITEM(args, 0), *value = PyTuple_GET_ITEM(args, 1);
+        PyTuple_SET_ITEM(args, 0, Py_NewRef(Py_None));
+        PyTuple_SET_ITEM(args, 1, Py_NewRef(Py_None));
+        Py_DECREF(proc);
+        Py_DECREF(value);
+    }
+    else {
+        PyList_SET_ITEM(entry, 4, Py_NewRef(Py_None));
+        Py_DECREF(args);
+    }
+}
+
+/* (proc, value) for a wake-up: the spare event's tuple when it has one. */
+static PyObject *
+wakeup_args(KernelCore *self, PyObject *proc, PyObject *value)
+{
+    PyObject *spare = self->spare;
+    if (spare == NULL || !own_pair(PyList_GET_ITEM(spare, 4))) {
+        return PyTuple_Pack(2, proc, value);
+    }
+    PyObject *pair = PyList_GET_ITEM(spare, 4);  /* its reference is ours now */
+    PyList_SET_ITEM(spare, 4, Py_NewRef(Py_None));
+    PyObject *old0 = PyTuple_GET_ITEM(pair, 0), *old1 = PyTuple_GET_ITEM(pair, 1);
+    PyTuple_SET_ITEM(pair, 0, Py_NewRef(proc));
+    PyTuple_SET_ITEM(pair, 1, Py_NewRef(value));
+    Py_DECREF(old0);
+    Py_DECREF(old1);
+    if (!PyObject_GC_IsTracked(pair)) {  /* the GC untracks a tuple of atoms */
+        PyObject_GC_Track(pair);
+    }
+    return pair;
 }
 
 /* self.now + delay (new reference) */
@@ -618,7 +656,7 @@ kernel_wake(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     }
     PyObject *resume = FIELD(self, resume, "_resume");
     int rc = resume == NULL ? -1 : push_event(
-        self, now_plus(self, a[2]), resume, PyTuple_Pack(2, a[0], a[1] ? a[1] : Py_None));
+        self, now_plus(self, a[2]), resume, wakeup_args(self, a[0], a[1] ? a[1] : Py_None));
     Py_XDECREF(zero);
     if (rc < 0) {
         return NULL;
@@ -892,7 +930,7 @@ kernel_sleep(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         return NULL;
     }
     PyObject *when = positive ? now_plus(self, delay) : Py_NewRef(now);
-    PyObject *own = new_event(self, when, resume, PyTuple_Pack(2, proc, Py_None));
+    PyObject *own = new_event(self, when, resume, wakeup_args(self, proc, Py_None));
     if (own == NULL) {
         return NULL;
     }
