@@ -28,7 +28,8 @@
 #include "longintrepr.h"
 #endif
 
-static PyObject *str_park, *str_enter, *str_run_pending, *str_sleep, *str_empty;
+static PyObject *str_park, *str_hand_over, *str_run_pending, *str_sleep, *str_empty;
+static PyObject *str_apply_cwd, *str_switch_domain, *str_context_hook;
 static PyObject *normal;            /* the default priority, kernel.NORMAL (1) */
 static PyObject *zero;              /* 0, what a delay is compared with */
 
@@ -313,14 +314,15 @@ event_item(PyObject *entry, Py_ssize_t i)
     return PyList_GET_ITEM(entry, i);
 }
 
-/* a <= b for two times (1 yes, 0 no, -1 error). */
+/* a <= b or a > b (op: Py_LE, Py_GT) for two times (1 yes, 0 no, -1 error). */
 static int
-time_le(PyObject *a, PyObject *b)
+time_cmp(PyObject *a, PyObject *b, int op)
 {
     if (PyFloat_CheckExact(a) && PyFloat_CheckExact(b)) {
-        return PyFloat_AS_DOUBLE(a) <= PyFloat_AS_DOUBLE(b);
+        double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
+        return op == Py_LE ? x <= y : x > y;
     }
-    return PyObject_RichCompareBool(a, b, Py_LE);
+    return PyObject_RichCompareBool(a, b, op);
 }
 
 /* -- the kernel -------------------------------------------------------------------- */
@@ -412,23 +414,12 @@ new_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
         Py_XDECREF(args);
         return NULL;
     }
-    PyObject *entry = self->spare;
-    if (entry != NULL) {  /* refill the spent one; what it held goes now */
+    PyObject *entry = self->spare, *old[5] = {NULL, NULL, NULL, NULL, NULL};
+    if (entry != NULL) {  /* refill the spent one; what it held goes at the end */
         self->spare = NULL;
-        PyObject *old[5];
         memcpy(old, ((PyListObject *)entry)->ob_item, sizeof(old));
-        PyList_SET_ITEM(entry, 0, when);
-        PyList_SET_ITEM(entry, 1, Py_NewRef(normal));
-        PyList_SET_ITEM(entry, 2, seq);
-        PyList_SET_ITEM(entry, 3, Py_NewRef(fn));
-        PyList_SET_ITEM(entry, 4, args);
-        for (int i = 0; i < 5; i++) {
-            Py_DECREF(old[i]);
-        }
-        return entry;
     }
-    entry = PyList_New(5);
-    if (entry == NULL) {
+    else if ((entry = PyList_New(5)) == NULL) {
         Py_DECREF(when);
         Py_DECREF(args);
         Py_DECREF(seq);
@@ -439,6 +430,9 @@ new_event(KernelCore *self, PyObject *when, PyObject *fn, PyObject *args)
     PyList_SET_ITEM(entry, 2, seq);
     PyList_SET_ITEM(entry, 3, Py_NewRef(fn));
     PyList_SET_ITEM(entry, 4, args);
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(old[i]);
+    }
     return entry;
 }
 
@@ -726,7 +720,7 @@ kernel_run_events(KernelCore *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         PyObject *t = event_item(PyList_GET_ITEM(heap, 0), 0);
-        int due = t ? time_le(t, when) : -1;
+        int due = t ? time_cmp(t, when, Py_LE) : -1;
         if (due < 0) {
             break;
         }
@@ -826,6 +820,251 @@ simulation_error(const char *message)
     return NULL;
 }
 
+/* Call self.name(arg) and drop the result. */
+static int
+call_method(KernelCore *self, PyObject *name, PyObject *arg)
+{
+    PyObject *call[2] = {(PyObject *)self, arg};
+    PyObject *r = PyObject_VectorcallMethod(name, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* Kernel._enter: make proc the running process (its directory, node, globals). */
+static int
+enter(KernelCore *self, PyObject *proc)
+{
+    PyObject *cwd = PROC_GET(proc, cwd, "cwd");
+    int rc = cwd == NULL ? -1 : cwd == self->cwd ? 0 : call_method(self, str_apply_cwd, cwd);
+    Py_XDECREF(cwd);
+    if (rc < 0) {
+        return -1;
+    }
+    PyObject *domain = PROC_GET(proc, domain, "domain");
+    rc = domain == NULL ? -1
+        : domain == self->domain ? 0 : call_method(self, str_switch_domain, domain);
+    Py_XDECREF(domain);
+    if (rc < 0) {
+        return -1;
+    }
+    PyObject *context = PROC_GET(proc, context, "context");
+    if (context == NULL) {
+        return -1;
+    }
+    if (context != self->installed_context) {  /* switch_context, inline */
+        PyObject *hook = PyObject_GetAttr((PyObject *)self, str_context_hook);
+        PyObject *installed = hook ? FIELD(self, installed_context, "_installed_context")
+                                   : NULL;
+        PyObject *r = installed == NULL ? NULL : hook == Py_None ? Py_NewRef(Py_None)
+            : PyObject_CallFunctionObjArgs(hook, installed, context, NULL);
+        Py_XDECREF(hook);
+        if (r == NULL) {
+            Py_DECREF(context);
+            return -1;
+        }
+        Py_DECREF(r);
+        Py_XSETREF(self->installed_context, Py_NewRef(context));
+    }
+    Py_DECREF(context);
+    Py_XSETREF(self->current, Py_NewRef(proc));
+    return set_wait_reason(proc, str_empty);
+}
+
+static PyObject *
+kernel_enter(KernelCore *self, PyObject *proc)
+{
+    if (enter(self, proc) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+killed_class(void)
+{
+    static PyObject *killed;
+    if (killed == NULL) {
+        PyObject *kernel = PyImport_ImportModule("simuwsgi._core.kernel");
+        killed = kernel ? PyObject_GetAttrString(kernel, "Killed") : NULL;
+        Py_XDECREF(kernel);
+    }
+    return killed;
+}
+
+/* resume(proc, value=None): Kernel.resume. */
+static PyObject *
+kernel_resume(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"proc", "value", NULL};
+    PyObject *a[2] = {NULL, NULL};
+    if (parse_args(args, nargs, kwnames, names, 1, a, "resume") < 0) {
+        return NULL;
+    }
+    PyObject *proc = a[0], *value = a[1] ? a[1] : Py_None;
+    PyObject *alive = PROC_GET(proc, alive, "alive");
+    int runnable = alive ? PyObject_IsTrue(alive) : -1;
+    Py_XDECREF(alive);
+    if (runnable <= 0) {
+        return runnable < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *prev = FIELD(self, current, "current");
+    if (prev == NULL) {
+        return NULL;
+    }
+    Py_INCREF(prev);
+    Py_INCREF(proc);
+    PyObject *g = NULL, *result = NULL;
+    if (enter(self, proc) < 0) {  /* before the try: current stays as _enter left it */
+        goto out;
+    }
+    PyObject *killed = killed_class();  /* looked up with no exception pending */
+    g = killed ? PROC_GET(proc, greenlet, "greenlet") : NULL;
+    result = g ? switch_to(g, value) : NULL;
+    if (result == NULL && g != NULL) {
+        if (PyErr_ExceptionMatches(killed)) {  /* except Killed */
+            PyErr_Clear();
+            result = PyObject_SetAttrString(proc, "alive", Py_False) < 0 ? NULL
+                : Py_NewRef(Py_None);
+        }
+    }
+    Py_XSETREF(self->current, Py_NewRef(prev));  /* the finally */
+    if (result != NULL) {
+        Py_SETREF(result, Py_NewRef(Py_None));
+    }
+out:
+    Py_XDECREF(g);
+    Py_DECREF(proc);
+    Py_DECREF(prev);
+    return result;
+}
+
+/* _hand_over() -> (process, value) or None: Kernel._hand_over. */
+static PyObject *
+kernel_hand_over(KernelCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *heap = FIELD(self, heap, "_heap");
+    if (heap == NULL) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(heap)) {
+        PyErr_SetString(PyExc_TypeError, "the event heap must be a list");
+        return NULL;
+    }
+    int stopping = is_true(self->stopping);
+    if (PyList_GET_SIZE(heap) == 0 || stopping) {
+        return stopping < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *entry = Py_NewRef(PyList_GET_ITEM(heap, 0)), *result = NULL;
+    PyObject *t = event_item(entry, 0);
+    PyObject *until = t ? FIELD(self, until, "_until") : NULL;
+    if (until == NULL) {
+        goto out;
+    }
+    if (PyList_GET_ITEM(entry, 3) != self->resume) {
+        result = Py_NewRef(Py_None);
+        goto out;
+    }
+    int late = time_cmp(t, until, Py_GT);
+    if (late) {
+        result = late < 0 ? NULL : Py_NewRef(Py_None);
+        goto out;
+    }
+    PyObject *pair = PyList_GET_ITEM(entry, 4);
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_ValueError, "a wake-up carries (process, value)");
+        goto out;
+    }
+    PyObject *proc = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+    PyObject *alive = PROC_GET(proc, alive, "alive");
+    int runnable = alive ? PyObject_IsTrue(alive) : -1;
+    Py_XDECREF(alive);
+    if (runnable > 0) {
+        PyObject *g = PROC_GET(proc, greenlet, "greenlet");
+        runnable = g ? PyObject_IsTrue(g) : -1;
+        Py_XDECREF(g);
+    }
+    if (runnable > 0) {
+        runnable = stop_requested(self->stop);
+        runnable = runnable < 0 ? -1 : !runnable;
+    }
+    if (runnable <= 0) {
+        result = runnable < 0 ? NULL : Py_NewRef(Py_None);
+        goto out;
+    }
+    result = PyTuple_Pack(2, proc, value);
+    PyObject *popped = result ? heap_pop(heap) : NULL;
+    if (popped == NULL) {
+        Py_CLEAR(result);
+        goto out;
+    }
+    Py_DECREF(popped);
+    set_now(self, t);
+    self->events_run++;
+    if (enter(self, proc) < 0) {
+        Py_CLEAR(result);
+    }
+out:
+    recycle(self, entry);
+    return result;
+}
+
+/* park(reason=""): Kernel.park. */
+static PyObject *
+kernel_park(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"reason", NULL};
+    PyObject *a[1] = {NULL};
+    if (parse_args(args, nargs, kwnames, names, 0, a, "park") < 0) {
+        return NULL;
+    }
+    PyObject *proc = self->current;
+    if (proc == NULL || proc == Py_None) {
+        return simulation_error(
+            "park() called outside a virtual process: blocking calls need one");
+    }
+    Py_INCREF(proc);
+    PyObject *result = NULL;
+    if (set_wait_reason(proc, a[0] ? a[0] : str_empty) < 0) {
+        goto out;
+    }
+    self->parks++;
+    int hand = is_true(self->may_hand_over);
+    if (hand < 0) {
+        goto out;
+    }
+    if (hand) {
+        PyObject *call[1] = {(PyObject *)self};
+        PyObject *handed = PyObject_VectorcallMethod(
+            str_hand_over, call, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (handed == NULL) {
+            goto out;
+        }
+        if (handed != Py_None) {
+            PyObject *nxt, *value, *g;
+            if (!PyTuple_Check(handed) || PyTuple_GET_SIZE(handed) != 2) {
+                PyErr_SetString(PyExc_ValueError, "_hand_over gives (process, value)");
+                Py_DECREF(handed);
+                goto out;
+            }
+            nxt = PyTuple_GET_ITEM(handed, 0);
+            value = PyTuple_GET_ITEM(handed, 1);
+            g = PROC_GET(nxt, greenlet, "greenlet");
+            result = g ? back_in(self, proc, switch_to(g, value)) : NULL;
+            Py_XDECREF(g);
+            Py_DECREF(handed);
+            goto out;
+        }
+        Py_DECREF(handed);
+    }
+    Py_XSETREF(self->current, Py_NewRef(Py_None));
+    PyObject *hub = FIELD(self, hub, "hub");
+    result = hub ? back_in(self, proc, switch_to(hub, NULL)) : NULL;
+out:
+    Py_DECREF(proc);
+    return result;
+}
+
 /* Hand over from the sleeping process to nxt, whose wake-up ``entry`` came off the
  * heap (Kernel.sleep's inner branch); NULL with no error: nxt cannot run. */
 static PyObject *
@@ -878,14 +1117,8 @@ hand_over(KernelCore *self, PyObject *proc, PyObject *entry, PyObject *reason, i
             goto out;
         }
     }
-    else {  /* its directory, node and globals too */
-        PyObject *call[2] = {(PyObject *)self, nxt};
-        PyObject *r = PyObject_VectorcallMethod(
-            str_enter, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (r == NULL) {
-            goto out;
-        }
-        Py_DECREF(r);
+    else if (enter(self, nxt) < 0) {  /* its directory, node and globals too */
+        goto out;
     }
     *done = 1;
     result = back_in(self, proc, switch_to(g, value));
@@ -964,7 +1197,7 @@ kernel_sleep(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         goto out;
     }
     PyObject *until = FIELD(self, until, "_until");
-    int due = until ? time_le(t, until) : -1;
+    int due = until ? time_cmp(t, until, Py_LE) : -1;
     if (due < 0) {
         goto out;
     }
@@ -1028,6 +1261,13 @@ static PyMethodDef kernel_methods[] = {
      "call_soon(fn, *args): Kernel.call_soon in C."},
     {"wake", (PyCFunction)(void (*)(void))kernel_wake, METH_FASTCALL | METH_KEYWORDS,
      "wake(proc, value=None, delay=0.0): Kernel.wake in C."},
+    {"park", (PyCFunction)(void (*)(void))kernel_park, METH_FASTCALL | METH_KEYWORDS,
+     "park(reason=''): Kernel.park in C."},
+    {"resume", (PyCFunction)(void (*)(void))kernel_resume, METH_FASTCALL | METH_KEYWORDS,
+     "resume(proc, value=None): Kernel.resume in C."},
+    {"_hand_over", (PyCFunction)kernel_hand_over, METH_NOARGS,
+     "_hand_over() -> (process, value) or None: Kernel._hand_over in C."},
+    {"_enter", (PyCFunction)kernel_enter, METH_O, "_enter(proc): Kernel._enter in C."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1073,7 +1313,10 @@ PyMODINIT_FUNC
 PyInit__ckernel(void)
 {
     str_park = PyUnicode_InternFromString("park");
-    str_enter = PyUnicode_InternFromString("_enter");
+    str_hand_over = PyUnicode_InternFromString("_hand_over");
+    str_apply_cwd = PyUnicode_InternFromString("apply_cwd");
+    str_switch_domain = PyUnicode_InternFromString("switch_domain");
+    str_context_hook = PyUnicode_InternFromString("context_hook");
     str_run_pending = PyUnicode_InternFromString("_run_pending");
     str_sleep = PyUnicode_InternFromString("sleep");
     str_empty = PyUnicode_InternFromString("");
@@ -1084,7 +1327,8 @@ PyInit__ckernel(void)
         return NULL;
     }
     greenlet_switch = (greenlet_switch_fn)greenlet_api[GREENLET_SWITCH_NUM];
-    if (!str_empty || !zero || !str_park || !str_enter || !str_run_pending || !str_sleep || !normal
+    if (!str_empty || !zero || !str_park || !str_hand_over || !str_apply_cwd
+            || !str_switch_domain || !str_context_hook || !str_run_pending || !str_sleep || !normal
             || PyType_Ready(&ProcessCoreType) < 0 || PyType_Ready(&KernelCoreType) < 0) {
         return NULL;
     }
