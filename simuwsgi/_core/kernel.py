@@ -20,6 +20,11 @@ another process's wake-up, the parking process switches to it directly (``_hand_
 
 The kernel knows nothing of uWSGI. Randomness comes from ``Kernel.rng``, one seeded
 ``random.Random`` per simulation.
+
+The Python code here is the kernel's one description. ``_ckernel.c`` (an optional
+build) holds the same per-event state in C fields and runs the hot methods in C, so
+that a process's ``sleep``, the hand-over to the next process and the loop's pop run
+without a Python frame (``Kernel`` says which).
 """
 
 from __future__ import annotations
@@ -124,9 +129,11 @@ class Kernel:
     """Event heap, virtual clock, seeded RNG and the current-process pointer.
 
     ``Kernel(...)`` makes a ``_CKernel`` when the C accelerator is built (and not
-    disabled by ``SIMUWSGI_PURE_PYTHON``): the same class with its state and its hot
-    methods (``_run_events``, ``sleep``, ``post``, ``post_at``, ``call_soon``, ``wake``)
-    in C, each the twin of the Python method here.
+    disabled by ``SIMUWSGI_PURE_PYTHON``): the same class with its per-event state and
+    its hot methods (``_run_events``, ``sleep``, ``park``, ``resume``, ``_hand_over``,
+    ``_enter``, ``post``, ``post_at``, ``call_soon``, ``wake``) in C, each the twin of
+    the Python method here, step for step (same event order, sequence numbers, clock and
+    counts; ``tests/test_kernel.py`` runs every test on both).
     """
 
     def __new__(cls, *_args: Any, **_kwargs: Any) -> Kernel:
