@@ -32,6 +32,7 @@ static PyObject *str_park, *str_hand_over, *str_run_pending, *str_sleep, *str_em
 static PyObject *str_apply_cwd, *str_switch_domain, *str_context_hook;
 static PyObject *normal;            /* the default priority, kernel.NORMAL (1) */
 static PyObject *zero;              /* 0, what a delay is compared with */
+static PyObject *none_args;         /* (None,) */
 
 /* greenlet's C API (greenlet/greenlet.h: the capsule "greenlet._C_API", an array of
  * pointers; entry 6 is PyGreenlet_Switch): switching without looking up the method. */
@@ -798,7 +799,9 @@ back_in(KernelCore *self, PyObject *proc, PyObject *switched)
 static PyObject *
 switch_to(PyObject *g, PyObject *value)
 {
-    PyObject *args = value ? PyTuple_Pack(1, value) : PyTuple_New(0);
+    PyObject *args = value == NULL ? PyTuple_New(0)
+        : value == Py_None ? Py_NewRef(none_args)  /* a sleeper's wake-up: made once */
+        : PyTuple_Pack(1, value);
     if (args == NULL) {
         return NULL;
     }
@@ -1322,12 +1325,13 @@ PyInit__ckernel(void)
     str_empty = PyUnicode_InternFromString("");
     normal = PyLong_FromLong(1);
     zero = PyLong_FromLong(0);
+    none_args = PyTuple_Pack(1, Py_None);
     void **greenlet_api = (void **)PyCapsule_Import("greenlet._C_API", 0);
     if (greenlet_api == NULL) {
         return NULL;
     }
     greenlet_switch = (greenlet_switch_fn)greenlet_api[GREENLET_SWITCH_NUM];
-    if (!str_empty || !zero || !str_park || !str_hand_over || !str_apply_cwd
+    if (!str_empty || !zero || !none_args || !str_park || !str_hand_over || !str_apply_cwd
             || !str_switch_domain || !str_context_hook || !str_run_pending || !str_sleep || !normal
             || PyType_Ready(&ProcessCoreType) < 0 || PyType_Ready(&KernelCoreType) < 0) {
         return NULL;
