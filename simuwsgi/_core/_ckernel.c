@@ -7,15 +7,21 @@
  *   KernelCore: the C base of kernel._CKernel. Its fields are the kernel attributes
  *       of the same names (now, current, hub, _heap, _seq, _resume, _until, _stop,
  *       _may_hand_over, stopping, _installed_context, _cwd, _domain, events_run,
- *       parks), and its methods _run_events, sleep, post, post_at, call_soon and wake
- *       are the Python methods of kernel.Kernel (their twins), step for step: the same
- *       heap operations (heapq's algorithm; events compare as their lists do), the
- *       same sequence numbers (drawn from the kernel's own itertools.count), the same
- *       clock moves and counts, the same hand-over from process to process. Anything
- *       rare (parking through the hub, entering a process of another context, node or
- *       directory, pending interrupts) calls the Python method that does it.
+ *       parks), and its methods _run_events, sleep, park, resume, _hand_over,
+ *       _enter, post, post_at, call_soon and wake are the Python methods of
+ *       kernel.Kernel (their twins), step for step: the same heap operations (heapq's
+ *       algorithm; events compare as their lists do), the same sequence numbers (drawn
+ *       from the kernel's own itertools.count), the same clock moves and counts, the
+ *       same hand-over from process to process. What the kernel calls out to (a
+ *       directory, node or globals swap, pending interrupts, a stop predicate) is
+ *       the same Python code on both.
  *   ProcessCore: the C base of kernel.Process, holding the fields the kernel reads on
  *       a switch (alive, greenlet, context, cwd, domain, pending, wait_reason).
+ *
+ * Nothing a program can see differs, but two things are done more cheaply: a spent
+ * event's list (and a wake-up's tuple) that nothing else holds is refilled for the
+ * next event instead of a new one, and events made for the same instant share one
+ * float.
  *
  * The Python code stays the one description of what the kernel means: the simulator
  * runs it alone when this module is not built or when SIMUWSGI_PURE_PYTHON is set,
