@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from .processes import Worker
     from .workers import Request
 
-__all__ = ["FAILED", "PARSED", "SERVED", "Reading", "reading", "wait_for_body"]
+__all__ = ["FAILED", "PARSED", "SERVED", "Reading", "body_read_failed", "reading",
+           "wait_for_body"]
 
 #: outcomes of ``Reading.parse_vars``: call the app; a static file answered; the
 #: request failed (logged as a 500, no byte sent)
@@ -76,7 +77,7 @@ class Reading:
         (a uwsgi packet: whole or refused); None when uWSGI closes the connection
         (logged)."""
         if self.uwsgi_framing:  # proto/uwsgi.c
-            pktsize = _packet_size(vars_)
+            pktsize = packet_size(vars_)
             if pktsize <= self.buffer_size:
                 return vars_
             self.inst.log(f"invalid request block size: {pktsize} (max {self.buffer_size})"
@@ -84,7 +85,7 @@ class Reading:
             return None
         # the head is shorter than the packet (a header is as long as its var, which
         # adds 'HTTP_') but for the request line: far from the limit, nothing to check
-        if 2 * (_packet_size(vars_) + len(req.path)) + 64 < self.buffer_size:
+        if 2 * (packet_size(vars_) + len(req.path)) + 64 < self.buffer_size:
             return vars_
         inst = self.inst
         raw = _render_head(req, vars_)
@@ -147,8 +148,7 @@ class Reading:
         got = wait_for_body(self, req, cl)
         if got is None:
             return True
-        self.inst.log(f"[uwsgi-body-read] Timeout reading {cl - got} bytes. "
-                      f"Content-Length: {cl} consumed: 0 left: {cl}")
+        body_read_failed(self.inst, req, cl - got, cl, 0)
         return False
 
     def _manage_script_name(self, req: Request, vars_: dict[str, str]) -> dict[str, str]:
@@ -201,7 +201,7 @@ def wait_for_body(reading: Reading, req: Request, upto: int, conn: Any = None) -
     """``uwsgi_wait_read_req`` until the client sent ``upto`` body bytes, each wait at
     most ``--socket-timeout`` (a switch each, of ``conn`` or, before the app has a
     connection, of ``req``): None once they are there, else how many had arrived when
-    a wait timed out."""
+    a wait timed out (or at once when the body was cut: ``req.body_end``)."""
     kernel = reading.inst.kernel
     timeout = reading.socket_timeout
     while True:
@@ -209,6 +209,8 @@ def wait_for_body(reading: Reading, req: Request, upto: int, conn: Any = None) -
         if got >= upto:
             return None
         due = req.next_arrival(kernel.now)
+        if due is None and req.body_end is not None:
+            return got
         late = due is None or due - kernel.now > timeout
         kernel.wake(kernel.current, None, delay=timeout if late else due - kernel.now)
         kernel.park("reading the request body")
@@ -217,14 +219,31 @@ def wait_for_body(reading: Reading, req: Request, upto: int, conn: Any = None) -
             return got
 
 
+def body_read_failed(inst: Instance, req: Request, remains: int, cl: int,
+                     consumed: int) -> str:
+    """Log why a body read got no more bytes (``core/reader.c``'s ``uwsgi_read_error0``
+    when the client closed, ``uwsgi_read_timeout`` else) and return the word of the
+    ``OSError`` the app gets (``error``/``timeout during read(...)``)."""
+    if req.body_end == "closed":
+        inst.log(f"[uwsgi-body-read] Error reading {remains} bytes. Content-Length: {cl} "
+                 f"consumed: {consumed} left: {cl - consumed} message: Client closed "
+                 f"connection")
+        return "error"
+    inst.log(f"[uwsgi-body-read] Timeout reading {remains} bytes. Content-Length: {cl} "
+             f"consumed: {consumed} left: {cl - consumed}")
+    return "timeout"
+
+
 def _content_length(vars_: dict[str, str]) -> int:
     from .workers import content_length
 
     return content_length(vars_.get("CONTENT_LENGTH"))
 
 
-def _packet_size(vars_: dict[str, str]) -> int:
-    return sum(4 + len(k) + len(v) for k, v in vars_.items())
+def packet_size(vars_: dict[str, str]) -> int:
+    """The bytes of ``vars_`` in a uwsgi packet: 2 + 2 length bytes per var (latin-1
+    with "replace" is one byte per character)."""
+    return 4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values()))
 
 
 def _head_lines(req: Request, vars_: dict[str, str]) -> list[str]:
