@@ -121,6 +121,21 @@ set_wait_reason(PyObject *proc, PyObject *reason)
     return PyObject_SetAttrString(proc, "wait_reason", reason);
 }
 
+/* proc.alive, and with ``started`` proc.greenlet too, as a truth value (-1: error). */
+static int
+runnable(PyObject *proc, int started)
+{
+    PyObject *alive = PROC_GET(proc, alive, "alive");
+    int yes = alive ? PyObject_IsTrue(alive) : -1;
+    Py_XDECREF(alive);
+    if (yes > 0 && started) {
+        PyObject *g = PROC_GET(proc, greenlet, "greenlet");
+        yes = g ? PyObject_IsTrue(g) : -1;
+        Py_XDECREF(g);
+    }
+    return yes;
+}
+
 /* -- the event heap ---------------------------------------------------------------- */
 
 /* The value of an exact int that fits one digit (1), or 0: the sequence numbers of
@@ -911,11 +926,9 @@ kernel_resume(KernelCore *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
         return NULL;
     }
     PyObject *proc = a[0], *value = a[1] ? a[1] : Py_None;
-    PyObject *alive = PROC_GET(proc, alive, "alive");
-    int runnable = alive ? PyObject_IsTrue(alive) : -1;
-    Py_XDECREF(alive);
-    if (runnable <= 0) {
-        return runnable < 0 ? NULL : Py_NewRef(Py_None);
+    int alive = runnable(proc, 0);
+    if (alive <= 0) {
+        return alive < 0 ? NULL : Py_NewRef(Py_None);
     }
     PyObject *prev = FIELD(self, current, "current");
     if (prev == NULL) {
@@ -985,20 +998,13 @@ kernel_hand_over(KernelCore *self, PyObject *Py_UNUSED(ignored))
         goto out;
     }
     PyObject *proc = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
-    PyObject *alive = PROC_GET(proc, alive, "alive");
-    int runnable = alive ? PyObject_IsTrue(alive) : -1;
-    Py_XDECREF(alive);
-    if (runnable > 0) {
-        PyObject *g = PROC_GET(proc, greenlet, "greenlet");
-        runnable = g ? PyObject_IsTrue(g) : -1;
-        Py_XDECREF(g);
+    int go = runnable(proc, 1);
+    if (go > 0) {
+        go = stop_requested(self->stop);
+        go = go < 0 ? -1 : !go;
     }
-    if (runnable > 0) {
-        runnable = stop_requested(self->stop);
-        runnable = runnable < 0 ? -1 : !runnable;
-    }
-    if (runnable <= 0) {
-        result = runnable < 0 ? NULL : Py_NewRef(Py_None);
+    if (go <= 0) {
+        result = go < 0 ? NULL : Py_NewRef(Py_None);
         goto out;
     }
     result = PyTuple_Pack(2, proc, value);
@@ -1086,18 +1092,11 @@ hand_over(KernelCore *self, PyObject *proc, PyObject *entry, PyObject *reason, i
         return NULL;
     }
     PyObject *nxt = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
-    PyObject *g = PROC_GET(nxt, greenlet, "greenlet");
-    if (g == NULL) {
+    if (runnable(nxt, 1) <= 0) {  /* an error is seen by the caller */
         return NULL;
     }
-    PyObject *alive = PROC_GET(nxt, alive, "alive");
-    int runnable = alive ? PyObject_IsTrue(alive) : -1;
-    Py_XDECREF(alive);
-    if (runnable > 0) {
-        runnable = PyObject_IsTrue(g);
-    }
-    if (runnable <= 0) {
-        Py_DECREF(g);
+    PyObject *g = PROC_GET(nxt, greenlet, "greenlet");
+    if (g == NULL) {
         return NULL;
     }
     Py_INCREF(nxt);
