@@ -82,7 +82,7 @@ class Net:
 
     # -- what the facade calls --------------------------------------------------------
     def remote_rpc(self, node: str, name: bytes, args: list[bytes]) -> bytes | None:
-        size = 2 + len(name) + sum(2 + len(a) for a in args)
+        size = 2 + len(name) + 2 * len(args) + sum(map(len, args))
         if size > 0xFFFF:
             self.inst.log("RPC packet length overflow!!! Must be less than or equal to "
                           f"65535, have {size}")

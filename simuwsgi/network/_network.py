@@ -99,6 +99,9 @@ class Network:
         self.groups: dict[str, dict[str, Any]] = {}
         #: Outgoing connections made by sockets (``_appsockets``): their local ports.
         self.connections = 0
+        #: ``resolve``'s answers, (src, address) -> (node, port): a client calls the
+        #: same few addresses again and again; a new node forgets them.
+        self._resolved: dict[tuple[str, str], tuple[Endpoint | None, Any]] = {}
 
     # -- addresses ---------------------------------------------------------------------
     def attach(self, name: str, host: str, inst: Any, submit: Callable[..., Any]) -> Endpoint:
@@ -108,6 +111,7 @@ class Network:
         self.nodes[name] = node
         for key in (name, host, inst.hostname):
             self._by_host.setdefault(key, node)
+        self._resolved.clear()
         return node
 
     def resolve(self, src: str, address: str) -> tuple[Endpoint | None, Any]:
@@ -115,17 +119,22 @@ class Network:
         unreachable IP; a UNIX socket's path (no ``:``, as ``uwsgi_connect`` tells
         them) names a file of ``src``'s own host: (``src``'s node, the path). Raises
         :class:`UnknownHost` (an OSError, as the client's failed lookup or connect)."""
+        known = self._resolved.get((src, address))
+        if known is not None:
+            return known
         host, sep, port = address.rpartition(":")
         if not sep and address:
             return self.nodes[src], address
         if not sep or not port.isdigit():
             raise UnknownHost(f"{address!r} is not a host:port address")
         if host in _SELF or host == "0.0.0.0":
-            return self.nodes[src], int(port)
-        node = self._by_host.get(host)
-        if node is None and not _is_ip(host):
-            raise UnknownHost(f"unable to resolve {host!r}: no node has that name")
-        return node, int(port)
+            node: Endpoint | None = self.nodes[src]
+        else:
+            node = self._by_host.get(host)
+            if node is None and not _is_ip(host):
+                raise UnknownHost(f"unable to resolve {host!r}: no node has that name")
+        known = self._resolved[(src, address)] = (node, int(port))
+        return known
 
     def bind_udp(self, name: str, port: int, handler: Callable[[bytes, str], None]) -> None:
         """Node ``name`` receives the datagrams sent to ``port`` with ``handler``."""
@@ -194,8 +203,10 @@ class Network:
         kernel = self.kernel
         rng = kernel.rng
         if stream:
-            when = max(kernel.now + settings.stream_delay(rng, nbytes, slow),
-                       self._last.get(key, 0.0))
+            when = kernel.now + settings.stream_delay(rng, nbytes, slow)
+            last = self._last.get(key, 0.0)
+            if when < last:
+                when = last
             self._last[key] = when
             kernel.post_at(when, fn, *args)
             return

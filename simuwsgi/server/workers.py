@@ -194,8 +194,11 @@ class Request:
         self.response = Response(status=status, headers=headers, body=body, reason=reason,
                                  worker=self.worker, started=self.started, finished=now,
                                  raw=raw)
-        if self.on_done is not None:
-            self.on_done()
+        # called once and forgotten: a callback that holds the request (the network's
+        # answer) leaves no request <-> callback cycle for the GC to find
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done()
 
     def fail(self, reason: str, now: float | None = None) -> None:
         self.finish(None, [], b"", self.started if now is None else now, reason)
@@ -617,7 +620,7 @@ def build_environ(inst: Instance, req: Request, w: Worker,
         "wsgi.version": (1, 0),
         "wsgi.run_once": False,
         "wsgi.url_scheme": "http",
-        "wsgi.multithread": inst.opts.int("threads", 0) > 1,
+        "wsgi.multithread": inst.threads > 1,
         "wsgi.multiprocess": inst.numproc > 1,
         "uwsgi.version": b"2.0.30",
         "uwsgi.node": inst.hostname.encode(),
