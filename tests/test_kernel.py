@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 
 import pytest
@@ -616,3 +618,18 @@ def test_a_handle_of_an_event_that_ran_still_names_it():
     handle.cancel()  # ran already
     k.run_until(20.0)
     assert handle.when == 1.0 and log == ["timer", ("done", 10.0)]
+
+
+def test_a_c_kernel_left_by_an_older_build_falls_back_to_python():
+    """A checkout updated without `pip install` keeps an old ``_ckernel`` module without
+    the kernel types: the package still imports and runs the Python kernel."""
+    code = (
+        "import sys, types\n"
+        "sys.modules['simuwsgi._core._ckernel'] = types.ModuleType('simuwsgi._core._ckernel')\n"
+        "from simuwsgi._core import kernel\n"
+        "print(kernel._c_kernel, type(kernel.Kernel()).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "Kernel"]

@@ -80,7 +80,10 @@ if os.environ.get("SIMUWSGI_PURE_PYTHON"):
 else:
     try:  # the optional C accelerator (see _ckernel.c)
         from . import _ckernel
-    except ImportError:  # not built (no compiler): the Python kernel
+        # a module left by an older build (a checkout updated without `pip install`)
+        # lacks the types: the Python kernel runs, as when nothing was built
+        _ckernel.KernelCore, _ckernel.ProcessCore  # noqa: B018
+    except (ImportError, AttributeError):  # not built (no compiler): the Python kernel
         _ckernel = None
 
 
