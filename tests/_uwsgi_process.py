@@ -5,6 +5,7 @@ the whole output of one short run)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -16,6 +17,23 @@ from pathlib import Path
 
 from simuwsgi.modes.real import free_port
 from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
+
+
+# uwsgi_log_verbose's date, which real uWSGI takes from the wall clock (any year)
+_DATE = re.compile(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - ")
+
+
+def undated(line: str) -> str:
+    """``line`` without uwsgi_log_verbose's date."""
+    return _DATE.sub("", line)
+
+
+def before_stop(lines: list[str]) -> list[str]:
+    """The lines before the master's answer to the SIGINT that stops it: what follows
+    is the harness ending the run (a process still starting then races with it)."""
+    stop = next((i for i, line in enumerate(lines) if line.startswith("SIGINT/SIGTERM")),
+                len(lines))
+    return lines[:stop]
 
 
 def run_until_exit(options: Sequence[str], cwd: Path) -> tuple[int, list[str]]:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import run_with
+from _uwsgi_process import run_with, undated
 
 from simuwsgi import Simulation
 
@@ -24,7 +24,7 @@ OPTIONS = ["--master", "--wsgi-file", "app.py", "--harakiri", "2",
 
 def _masked(lines: list[str]) -> list[str]:
     """From the first HARAKIRI line to the respawn: dates cut, pids and times masked."""
-    out = [re.sub(r"\d{6,}", "T", re.sub(r"pid: \d+", "pid: P", line.split(" 2026 - ", 1)[-1]))
+    out = [re.sub(r"\d{6,}", "T", re.sub(r"pid: \d+", "pid: P", undated(line)))
            for line in lines]
     first = next(i for i, line in enumerate(out) if "HARAKIRI" in line)
     last = next(i for i, line in enumerate(out) if line.startswith("Respawned"))

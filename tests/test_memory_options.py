@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import run_until_exit, run_with
+from _uwsgi_process import run_until_exit, run_with, undated
 
 from simuwsgi import Simulation
 
@@ -27,7 +27,7 @@ def _after_spawn(lines: list[str]) -> list[str]:
     """The lines after worker 1's first spawn, numbers masked, dates cut, without the
     request and shutdown lines."""
     start = next(i for i, line in enumerate(lines) if "spawned uWSGI worker 1" in line)
-    out = [NUM.sub("N", line.split(" 2026 - ", 1)[-1]) for line in lines[start + 1:]]
+    out = [NUM.sub("N", undated(line)) for line in lines[start + 1:]]
     return [line for line in out if not line.startswith(
         ("[pid:", "SIGINT", "worker N buried", "goodbye"))]
 

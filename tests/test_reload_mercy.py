@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import run_with
+from _uwsgi_process import before_stop, run_with, undated
 
 from simuwsgi import Simulation
 
@@ -37,15 +37,14 @@ def app_dir(tmp_path: Path) -> Path:
 
 
 def _from_touch(lines: list[str]) -> list[str]:
-    """The lines from the touch on, dates cut and pids masked, shutdown lines left out."""
+    """The lines from the touch to the stop, dates cut and pids masked, request lines
+    left out."""
     # every pid, whatever its digits (a fresh container's are short)
-    out = [re.sub(r"(pid:? |subprocess )\d+", r"\1P", line.split(" 2026 - ", 1)[-1])
-           for line in lines]
+    out = [re.sub(r"(pid:? |subprocess )\d+", r"\1P", undated(line))
+           for line in before_stop(lines)]
     first = next(i for i, line in enumerate(out) if "has been touched" in line
                  or "touch-exec" in line)
-    return [line for line in out[first:] if not line.endswith("annihilated")
-            and not line.startswith(("SIGINT", "worker 1 buried", "goodbye", "killing",
-                                     "[pid:"))]
+    return [line for line in out[first:] if not line.startswith("[pid:")]
 
 
 def _touch_later(app_dir: Path) -> Callable[[str], None]:
