@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import before_stop, run_with, undated
+from _uwsgi_process import before_stop, get, run_with, undated
 
 from simuwsgi import Simulation
 
@@ -22,7 +22,7 @@ MULE = ("import signal, time\n"
         "while True:\n    time.sleep(1)\n")
 SLOW = ("import time\n"
         "def application(e, s):\n"
-        "    for _ in range(20):\n        time.sleep(0.25)\n"
+        "    for _ in range(20 if e['PATH_INFO'] == '/slow' else 0):\n        time.sleep(0.25)\n"
         "    s('200 OK', [])\n    return [b'slow']\n")
 
 
@@ -193,7 +193,7 @@ def test_reload_mercy_does_not_shorten_a_worker_reload(app_dir: Path) -> None:
     # 2.0.30 reads --reload-mercy only when it waits for an Emperor or attached daemons
     with Simulation(RELOAD_MERCY, app_dir=app_dir) as sim:
         sim.advance(0.5)
-        handle = sim.submit("GET", "/")
+        handle = sim.submit("GET", "/slow")
         sim.advance(1)
         sim.touch("t")
         sim.advance(5)
@@ -206,12 +206,13 @@ def test_real_reload_mercy_does_not_shorten_a_worker_reload(app_dir: Path) -> No
     def scenario(url: str) -> None:
         host, port = url.rsplit("/", 1)[-1].split(":")
         with socket.create_connection((host, int(port)), timeout=15) as conn:
-            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            conn.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
             time.sleep(1)
             (app_dir / "t").touch()
             assert conn.recv(1000).endswith(b"slow")
-        time.sleep(1.5)
+        # answered by the new worker: not stopped while it starts (a slow stop)
+        assert get(url, wait=15) == b"slow"
 
-    lines = run_with(RELOAD_MERCY, app_dir, scenario)
+    lines = before_stop(run_with(RELOAD_MERCY, app_dir, scenario))
     assert any("workers reload" in line for line in lines)
     assert not any("NO MERCY" in line for line in lines)
