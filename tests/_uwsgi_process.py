@@ -51,7 +51,9 @@ def run_with(options: Sequence[str], cwd: Path,
     then SIGINT it; every line it wrote."""
     with running(options, cwd, http=http) as uwsgi:
         scenario(uwsgi.url)
-        uwsgi.wait_for(*until)
+        if until:
+            uwsgi.wait_for(*until)
+            uwsgi.let_new_processes_start()
     return uwsgi.lines
 
 
@@ -83,6 +85,13 @@ class Running:
 
         with self._changed:
             self._changed.wait_for(seen, timeout)
+
+    @staticmethod
+    def let_new_processes_start() -> None:
+        """A second for a process just spawned to set its signal handlers: SIGINTed
+        before, it runs the master's handler it inherited ("SIGINT/SIGTERM received"
+        twice) and the stop takes 15 s more."""
+        time.sleep(1)
 
     def wait_for_output_end(self, timeout: float | None) -> bool:
         """Whether every process holding the output has gone within ``timeout``."""
