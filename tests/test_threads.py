@@ -31,6 +31,9 @@ def application(env, sr):
     tl.n = getattr(tl, "n", 0) + 1
     if p == "/slow":
         time.sleep(0.5)
+    elif p == "/slow-said":  # /slow that says when it has begun
+        uwsgi.log("slow begins")
+        time.sleep(0.5)
     elif p == "/hang":
         time.sleep(30)
     elif p == "/hang5":
@@ -547,9 +550,9 @@ def test_max_requests_mid_task_matches_real_uwsgi(tmp_path):
     options = ["--threads", "2", "--max-requests", "1", "--min-worker-lifetime", "0"]
     with _real(tmp_path, *options) as real:
         out = {}
-        slow = threading.Thread(target=lambda: out.update(slow=real.get("/slow")))
+        slow = threading.Thread(target=lambda: out.update(slow=real.get("/slow-said")))
         slow.start()
-        time.sleep(0.1)
+        real.wait_for_log(r"^slow begins$")  # the other core is busy: /fast is core 1's
         out["fast"] = real.get("/fast")
         time.sleep(0.1)
         out["later"] = real.get("/later")
@@ -559,7 +562,7 @@ def test_max_requests_mid_task_matches_real_uwsgi(tmp_path):
     assert [out[k].status for k in ("slow", "fast", "later")] == [200, 200, 200]
     with _sim(tmp_path, "--processes", "1", *options) as sim:
         sim.start()
-        slow = sim.submit("GET", "/slow")
+        slow = sim.submit("GET", "/slow-said")
         sim.run_until(0.1)
         assert sim.get("/fast").status == 200
         sim.run_until(0.2)
