@@ -417,6 +417,9 @@ class CacheFull(Fault):
 
     def apply(self, injector: Injector) -> None:
         injector.window("cache_full", self.duration, self.cache)
+        caches = injector.inst.subsystems.get("cache")
+        if caches is not None:  # its fast paths step aside from now on
+            caches.faulted.append(self)
 
 
 @register

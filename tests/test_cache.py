@@ -525,3 +525,156 @@ def test_one_argument_calls_match_the_parsed_ones(tmp_path):
         assert u.cache_exists(b"nope") is None and u.cache_del(b"nope") is None
         assert u.cache_inc(b"n") is True and u.cache_inc(b"n", 1) is True
         assert u.cache_num(b"n") == 2 and u.cache_dec(b"n") is True and u.cache_num(b"n") == 1
+
+
+# -- the optional C accelerator of the fast paths (subsystems/_ccache.c) -----------------
+def test_the_cache_accelerator_is_built_here():
+    # The machines this project runs on have a compiler: a silent fallback would hide
+    # a broken build. SIMUWSGI_PURE_PYTHON=1 runs the suite on the Python functions.
+    import os
+
+    from simuwsgi.subsystems import _ccache, cache
+
+    assert _ccache.counter is not None
+    assert (cache._c is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+
+
+def test_pure_python_cache_functions_are_forced_by_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = "from simuwsgi.subsystems import cache; print(cache._c is None)"
+    env = dict(os.environ, SIMUWSGI_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
+#: Calls that take each fast path and every way of leaving it: missing and present
+#: keys, short values over longer ones (stale block bytes), counters still in bytes,
+#: wrap-around both ways, keywords, str keys, no or extra arguments, empty values,
+#: a full cache, a named cache.
+_FAST_PATH_PROGRAM = """out = []
+u = uwsgi
+for call in [
+    lambda: u.cache_inc(b"n"), lambda: u.cache_inc(b"n"), lambda: u.cache_dec(b"n"),
+    lambda: u.cache_dec(b"z"), lambda: u.cache_dec(b"z"), lambda: u.cache_inc(b"z"),
+    lambda: u.cache_set(b"s", b"7"), lambda: u.cache_inc(b"s"), lambda: u.cache_get(b"s"),
+    lambda: u.cache_set(b"l", b"\\xfe" + b"\\xff" * 9), lambda: u.cache_inc(b"l"),
+    lambda: u.cache_inc(b"l"), lambda: u.cache_get(b"l"), lambda: u.cache_num(b"l"),
+    lambda: u.cache_update(b"n", b"x"), lambda: u.cache_inc(b"n"), lambda: u.cache_get(b"n"),
+    lambda: u.cache_inc("n"), lambda: u.cache_inc(b"n", 5), lambda: u.cache_dec(b"n", 2, 0),
+    lambda: u.cache_inc(b"n", 1, 0, "other"), lambda: u.cache_inc(b"n", 1, 0, "nope"),
+    lambda: u.cache_inc(key=b"n"), lambda: u.cache_dec(b"n", delta=1), lambda: u.cache_inc(),
+    lambda: u.cache_inc(1), lambda: u.cache_inc(b"n", 1, 2, "default", 5),
+    lambda: u.cache_set(b"a", b"ABCDEFGHIJ"), lambda: u.cache_set(b"a", b"x"),
+    lambda: u.cache_update(b"a", b"12345678"), lambda: u.cache_update(b"a", b"xy"),
+    lambda: u.cache_inc(b"a"), lambda: u.cache_get(b"a"), lambda: u.cache_del(b"a"),
+    lambda: u.cache_set(b"b", b"q"), lambda: u.cache_inc(b"b"), lambda: u.cache_get(b"b"),
+    lambda: u.cache_update(b"c", b"0123456789"), lambda: u.cache_update(b"c", b""),
+    lambda: u.cache_set(b"e", b"v", 30), lambda: u.cache_update(b"e", b"longer than 8"),
+    lambda: u.cache_del(b"e"), lambda: u.cache_del(b"e"), lambda: u.cache_set(b"", b"v"),
+    lambda: u.cache_set(b"k", b""), lambda: u.cache_set(b"k", b"v" * 17),
+    lambda: u.cache_set(b"k", value=b"v"), lambda: u.cache_del(key=b"k"),
+    lambda: u.cache_update("c", b"str key"), lambda: u.cache_del("c"), lambda: u.cache_set(b"k"),
+    lambda: u.cache_del(b"n", "other"), lambda: u.cache_set(b"k", b"v", 0, "other"),
+    lambda: [u.cache_inc(b"k%d" % i) for i in range(12)],
+    lambda: [u.cache_set(b"f%d" % i, b"v") for i in range(3)],
+    lambda: [u.cache_del(b"k%d" % i) for i in range(12)],
+    lambda: [u.cache_set(b"g%d" % i, b"%d" % i) for i in range(12)],
+    lambda: u.cache_num(b"n"), lambda: u.cache_num(b"z"), lambda: sorted(u.cache_keys()),
+    lambda: [u.cache_get(k) for k in sorted(u.cache_keys())],
+    lambda: [f.__name__ for f in (u.cache_set, u.cache_update, u.cache_del, u.cache_inc,
+                                  u.cache_dec)],
+]:
+    try:
+        out.append(call())
+    except Exception as exc:
+        out.append([type(exc).__name__, str(exc)])
+"""
+
+
+def _fast_path_runs(tmp_path, monkeypatch, *options, programs=(_FAST_PATH_PROGRAM,)):
+    """The programs' outputs, trace digest and log with the accelerator and without."""
+    from simuwsgi.subsystems import _ccache, cache
+
+    outs = []
+    for accelerator in (_ccache, None):
+        monkeypatch.setattr(cache, "_c", accelerator)
+        sim = start(tmp_path, *options)
+        try:
+            names = {type(getattr(sim.uwsgi, f"cache_{op}")).__name__
+                     for op in ("set", "update", "del", "inc", "dec")}
+            outs.append((names, [run(sim, p) for p in programs], sim.trace.digest(),
+                         list(sim.log)))
+        finally:
+            sim.close()
+    return outs
+
+
+def test_cache_accelerator_gives_what_the_python_functions_give(tmp_path, monkeypatch):
+    outs = _fast_path_runs(tmp_path, monkeypatch, "--cache2", "name=default,items=10,blocksize=16",
+                           "--cache2", "name=other,items=4")
+    assert outs[0][0] == {"builtin_function_or_method"} and outs[1][0] == {"function"}
+    assert outs[0][1:] == outs[1][1:]
+    result = outs[0][1][0]
+    assert result[:6] == [True, True, True, True, True, True]
+    assert result[-1] == ["cache_set", "cache_update", "cache_del", "cache_inc", "cache_dec"]
+    assert ["TypeError", "cache_inc() takes no keyword arguments"] in result
+    assert ["TypeError", "cache_del() takes no keyword arguments"] in result
+
+
+@pytest.mark.parametrize("geometry", ["bitmap=1,blocks=40", "blocksize=4", "purge_lru=1"])
+def test_other_geometries_keep_the_python_functions(tmp_path, monkeypatch, geometry):
+    outs = _fast_path_runs(tmp_path, monkeypatch,
+                           "--cache2", f"name=default,items=10,blocksize=16,{geometry}")
+    assert "builtin_function_or_method" not in outs[0][0]
+    assert outs[0][1:] == outs[1][1:]
+
+
+def test_random_cache_sequences_same_with_and_without_the_accelerator(tmp_path, monkeypatch):
+    programs = [_random_program(seed, 200) for seed in range(20)] + [_STALE_BYTES_PROGRAM]
+    outs = _fast_path_runs(tmp_path, monkeypatch, "--cache2", "name=default,items=7,blocksize=32",
+                           programs=programs)
+    assert outs[0][0] == {"builtin_function_or_method"}
+    assert outs[0][1:] == outs[1][1:]
+
+
+def test_cache_full_fault_fails_the_fast_paths_too(tmp_path, monkeypatch):
+    """A CacheFull window fails every set, update and math call, bytes keys included
+    (the one-call fast paths once skipped the fault)."""
+    from simuwsgi.faults import CacheFull
+    from simuwsgi.subsystems import _ccache, cache
+
+    program = ("out = [uwsgi.cache_set(b'k', b'v'), uwsgi.cache_update(b'k', b'12345678'),"
+               " uwsgi.cache_inc(b'k'), uwsgi.cache_set(b'j', b'v'), uwsgi.cache_del(b'k')]")
+    for accelerator in (_ccache, None):
+        monkeypatch.setattr(cache, "_c", accelerator)
+        sim = start(tmp_path, "--cache", "10")
+        try:
+            assert run(sim, "out = [uwsgi.cache_set(b'k', b'v')]") == [True]
+            sim.apply([CacheFull(at=1, duration=2)])
+            sim.run_until(1.5)
+            assert run(sim, program) == [None, None, None, None, True]
+            assert sim.trace.count("cache.full") == 4
+            sim.run_until(4)
+            assert run(sim, program) == [True, True, True, True, True]
+        finally:
+            sim.close()
+
+
+def test_cache_full_fault_outlives_a_reload(tmp_path):
+    from simuwsgi.faults import CacheFull
+
+    sim = start(tmp_path, "--cache", "10")
+    try:
+        sim.apply([CacheFull(at=1, duration=30)])
+        sim.run_until(2)
+        sim.uwsgi.reload()
+        sim.run_until(5)
+        assert sim.trace.count("instance.start", reload=True) == 1
+        assert run(sim, "out = [uwsgi.cache_set(b'k', b'v'), uwsgi.cache_inc(b'n')]") == \
+            [None, None]
+    finally:
+        sim.close()

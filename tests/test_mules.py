@@ -154,7 +154,30 @@ def test_queue_capacity_follows_the_socket_buffer():
         q = MsgQueue("t", DEFAULT_SNDBUF)
         assert sum(1 for _ in iter(lambda: q.push(b"x" * size) == "", False)) == count, size
     assert MsgQueue("t", DEFAULT_SNDBUF).push(b"x" * 212961) == "too long"
-    assert _truesize(1) == 768
+    assert _truesize(1) == 768 and _truesize(192) == 768 and _truesize(193) == 1280
+
+
+def test_a_waiting_mule_takes_what_fits_and_a_message_too_long_is_refused(tmp_path):
+    """The hand-off to a mule waiting on its empty queue: the size limit still holds."""
+    (tmp_path / "app.py").write_text("def application(e, sr):\n    sr('200 OK', [])\n"
+                                     "    return [b'']\n")
+    (tmp_path / "reader.py").write_text(textwrap.dedent("""
+        import uwsgi
+        while True:
+            uwsgi.log("read %d" % len(uwsgi.mule_get_msg(buffer_size=1 << 20)))
+    """))
+    opts = ["--master", "--mule=reader.py", "--wsgi-file", "app.py"]
+    with Simulation(opts, app_dir=tmp_path) as sim:
+        sim.advance(1)
+        limit = DEFAULT_SNDBUF - 32
+        assert sim.uwsgi.mule_msg(b"x" * (limit + 1), 1) is False
+        assert "mule_send_msg(): Message too long [core/mule.c line 28]" in sim.log
+        assert sim.uwsgi.mule_msg(b"x" * limit, 1) is True
+        assert sim.uwsgi.mule_msg(b"y", 1) is True and sim.uwsgi.mule_msg(b"z", 1) is True
+        sim.advance(1)
+        assert [line for line in sim.log if line.startswith("read")] == \
+            [f"read {limit}", "read 1", "read 1"]
+        assert [r["ok"] for r in sim.trace.select("mule.send")] == [False, True, True, True]
 
 
 def test_full_queue_returns_false_and_messages_survive_a_mule_death(tmp_path):

@@ -40,15 +40,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._errors import LocalProtocolError, RemoteProtocolError, SpoolFileError
-from ._header import decode_header, encode_header
+from ._header import encode_header
 from ._numbers import str_num
-from ._vars import Pairs, decode_dict_prefix, encode_vars, last_value
+from ._vars import Pairs, _c_join, decode_dict_prefix, encode_vars, last_value
 
 __all__ = [
     "SPOOL_FILE_PREFIX",
     "SpoolFile",
     "SpoolFileName",
     "decode_spool_file",
+    "decode_spool_task",
     "encode_spool_file",
     "encode_spool_vars",
     "parse_spool_file_name",
@@ -88,6 +89,10 @@ def encode_spool_vars(pairs: Iterable[tuple[bytes, bytes]], *, truncate: bool = 
     """
     if not truncate:
         return encode_vars(pairs)
+    if _c_join is not None and isinstance(pairs, (list, tuple)):
+        block = _c_join(pairs)  # every length fits: nothing to truncate
+        if block is not None:
+            return block
     out = bytearray()
     for key, value in pairs:
         klen = len(key) & 0xFFFF
@@ -119,30 +124,35 @@ def encode_spool_file(
 
 def decode_spool_file(data: bytes) -> SpoolFile:
     """Read a spool file as the spooler does; raises :class:`SpoolFileError` if unrunnable."""
+    pairs, body, valid, block = _decode_spool_file(data)
+    return SpoolFile(vars=pairs, body=body, valid=valid, vars_block=block,
+                     modifier1=data[0], modifier2=data[3])
+
+
+def decode_spool_task(data: bytes) -> tuple[Pairs, bytes, bool]:
+    """:func:`decode_spool_file`'s ``(vars, body, valid)``, without building the
+    :class:`SpoolFile` (the spooler's path, once per task)."""
+    return _decode_spool_file(data)[:3]
+
+
+def _decode_spool_file(data: bytes) -> tuple[Pairs, bytes, bool, bytes]:
     if len(data) < 4:
         raise SpoolFileError(
             f"spool file of {len(data)} byte(s) is shorter than its 4-byte header: "
             "skipped (the writer may still be busy)",
             disposition="skip",
         )
-    header = decode_header(data)
-    end = 4 + header.pktsize
+    pktsize = data[1] | data[2] << 8  # the header's u16le (``decode_header``)
+    end = 4 + pktsize
     if len(data) < end:
         raise SpoolFileError(
-            f"spool file header announces {header.pktsize} bytes of vars, only "
+            f"spool file header announces {pktsize} bytes of vars, only "
             f"{len(data) - 4} present: the spooler deletes it",
             disposition="delete",
         )
     block = data[4:end]
     pairs, error = decode_dict_prefix(block)
-    return SpoolFile(
-        vars=pairs,
-        body=data[end:],
-        valid=error is None,
-        vars_block=block,
-        modifier1=header.modifier1,
-        modifier2=header.modifier2,
-    )
+    return pairs, data[end:], error is None, block
 
 
 def spool_options(vars: Pairs) -> tuple[bytes | None, bytes | None, int]:

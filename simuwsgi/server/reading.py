@@ -76,7 +76,7 @@ class Reading:
         (a uwsgi packet: whole or refused); None when uWSGI closes the connection
         (logged)."""
         if self.uwsgi_framing:  # proto/uwsgi.c
-            pktsize = _packet_size(vars_)
+            pktsize = packet_size(vars_)
             if pktsize <= self.buffer_size:
                 return vars_
             self.inst.log(f"invalid request block size: {pktsize} (max {self.buffer_size})"
@@ -84,7 +84,7 @@ class Reading:
             return None
         # the head is shorter than the packet (a header is as long as its var, which
         # adds 'HTTP_') but for the request line: far from the limit, nothing to check
-        if 2 * (_packet_size(vars_) + len(req.path)) + 64 < self.buffer_size:
+        if 2 * (packet_size(vars_) + len(req.path)) + 64 < self.buffer_size:
             return vars_
         inst = self.inst
         raw = _render_head(req, vars_)
@@ -223,8 +223,10 @@ def _content_length(vars_: dict[str, str]) -> int:
     return content_length(vars_.get("CONTENT_LENGTH"))
 
 
-def _packet_size(vars_: dict[str, str]) -> int:
-    return sum(4 + len(k) + len(v) for k, v in vars_.items())
+def packet_size(vars_: dict[str, str]) -> int:
+    """The bytes of ``vars_`` in a uwsgi packet: 2 + 2 length bytes per var (latin-1
+    with "replace" is one byte per character)."""
+    return 4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values()))
 
 
 def _head_lines(req: Request, vars_: dict[str, str]) -> list[str]:

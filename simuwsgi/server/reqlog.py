@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._core.clock import _R
+
 if TYPE_CHECKING:
     from .master import Instance
 
@@ -128,7 +130,9 @@ def _should_log(p: _Policy, r: RequestLogRecord) -> bool:
 
 
 def _ctime(wall: float) -> str:
-    return time.asctime(time.localtime(int(wall)))
+    # the real functions: of an explicit time, the virtual clock's wrappers return the
+    # same, one Python call later each
+    return _R.asctime(_R.localtime(int(wall)))
 
 
 def default_line(p: _Policy, r: RequestLogRecord) -> str:
@@ -200,9 +204,12 @@ def format_line(fmt: str, r: RequestLogRecord, logvars: dict[bytes, bytes],
 
 
 def log_request(inst: Instance, r: RequestLogRecord, logvars: dict[bytes, bytes],
-                request_vars: dict[str, str], proc: object = None) -> None:
-    """Log the request if uWSGI would, in the configured format."""
-    p = policy(inst)
+                request_vars: dict[str, str], proc: object = None,
+                p: _Policy | None = None) -> None:
+    """Log the request if uWSGI would, in the configured format (``p``: ``policy(inst)``
+    when the caller has it)."""
+    if p is None:
+        p = policy(inst)
     if not _should_log(p, r):
         return
     fmt = p.fmt

@@ -119,8 +119,9 @@ class Request:
         #: Sent with ``Transfer-Encoding: chunked``: ``body`` is the chunked stream as
         #: the client wrote it, with no ``CONTENT_LENGTH`` (so ``wsgi.input`` is empty);
         #: the app reads it with ``uwsgi.chunked_read()``, parsed by ``chunked_input``.
-        self.chunked = any(k.lower() == "transfer-encoding" and v.lower() == "chunked"
-                           for k, v in self.headers)
+        self.chunked = bool(self.headers) and any(
+            k.lower() == "transfer-encoding" and v.lower() == "chunked"
+            for k, v in self.headers)
         self.chunked_input: Any = None
         #: Its WebSocket once the app called ``uwsgi.websocket_*`` (``server.websocket``).
         self.websocket: Any = None
@@ -258,7 +259,9 @@ def take_idle_worker(inst: Instance, what: str) -> Worker | None:
 
 def dispatch_request(inst: Instance, req: Request) -> None:
     """A connection arrives on the listen socket."""
-    inst.record("request.submit", None, id=req.id, method=req.method, path=req.path)
+    proc = inst.kernel.current
+    inst.trace.add(inst.kernel.now, proc.name if proc is not None else "master",
+                   "request.submit", {"id": req.id, "method": req.method, "path": req.path})
     if inst.stopped:
         req.fail("connection refused: instance stopped", inst.kernel.now)
         return
@@ -555,7 +558,13 @@ def file_wrapper(inst: Instance) -> BuiltinFunction:
 
 
 def _server_port(inst: Instance) -> str:
-    for value in inst.opts.strings("http-socket", "socket", "http11-socket"):
+    """``SERVER_PORT``: the port of the first socket option (remembered per options)."""
+    port: str = inst.opts.memo(("server-port",), _read_server_port, inst.opts)
+    return port
+
+
+def _read_server_port(opts: Any) -> str:
+    for value in opts.strings("http-socket", "socket", "http11-socket"):
         host, sep, port = value.rpartition(":")
         if sep and port.isdigit():
             return port
@@ -722,7 +731,8 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
             _no_app_stats(req.protocol)
     vars_ = req.vars or packet_vars(inst, req)
     addr = req.remote_addr
-    if _reqlog.policy(inst).x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:
+    policy = _reqlog.policy(inst)
+    if policy.x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:
         addr = vars_["HTTP_X_FORWARDED_FOR"]
     misc = inst.subsystems.get("misc")
     state = misc.request_state(req) if misc is not None else None
@@ -734,9 +744,9 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         proto=req.protocol, status=stats["status"],
         var_cnt=req.var_cnt if req.var_cnt >= 0 else
         2 * (len(vars_) + len(req.appended_vars) + req.var_slots),
-        # 2 + 2 length bytes per var; latin-1 with "replace" is one byte per character
-        pktsize=4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values()))
-        + sum(4 + len(k) + len(v) for k, v in req.appended_vars),
+        pktsize=_reading.packet_size(vars_) + (
+            sum(4 + len(k) + len(v) for k, v in req.appended_vars) if req.appended_vars
+            else 0),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
         response_size=stats["response_size"], headers_size=stats["headers_size"],
         header_cnt=stats["header_cnt"], switches=stats["switches"], core=w.core,
@@ -744,7 +754,8 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         cl=len(req.body), host=vars_.get("HTTP_HOST", ""), rss=w.rss_size, vsz=w.vsz_size,
         uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),
         log_this=bool(state is not None and state.log_forced))
-    _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w)
+    _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w,
+                        policy)
 
 
 #: A request whose vars the parse refused: a 500 with nothing written.

@@ -52,6 +52,7 @@ the exact virtual wall clock), ``last_modified_at`` (the ``lastmod`` option).
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError, NotSimulatedError, StartRefusedError
@@ -66,6 +67,14 @@ from ..server._pyarg import no_kwargs, parser
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
+
+if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+    _c = None
+else:
+    try:  # the optional C accelerator: the same fast paths (see _ccache.c)
+        from . import _ccache as _c
+    except ImportError:  # not built (no compiler): the Python functions
+        _c = None
 
 #: Marks a positional argument that was not given (the fast paths bind positionally).
 _ABSENT: Any = object()
@@ -594,6 +603,12 @@ class Caches:
                                 and any(c.sweepable for c in self.caches))
         self._anchor: float | None = None
         self._timer: Any = None
+        #: Not empty once a ``CacheFull`` fault is planned (before a reload too): the
+        #: ``cache_*`` fast paths (which do not look for fault windows) then leave every
+        #: call to ``Cache.set``.
+        faults = inst.faults
+        self.faulted: list[Any] = (
+            [faults] if faults is not None and faults.windows.get("cache_full") else [])
 
     def _add(self, cache: Cache) -> None:
         self.caches.append(cache)
@@ -839,6 +854,7 @@ class Caches:
         # truncates its length to 16 bits as the C API does.
         keymax = min(default.keysize, _U16) if default is not None else 0
         maxsize = default.max_item_size if default is not None else 0
+        faulted = self.faulted
 
         def cache_get(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bytes | None:
             # The common call binds positionally (no tuple to unpack): cache_get(b"k").
@@ -876,7 +892,8 @@ class Caches:
 
         def cache_set(key: Any = _ABSENT, value: Any = _ABSENT, /, *rest: Any,
                       **kw: Any) -> bool | None:
-            if type(key) is bytes and type(value) is bytes and not rest and not kw:
+            if type(key) is bytes and type(value) is bytes and not rest and not kw \
+                    and not faulted:
                 if plain_insert:
                     # ``_insert`` inlined for the common case (no bitmap, LRU, expiry)
                     if key in d_items:
@@ -901,7 +918,7 @@ class Caches:
         def cache_update(key: Any = _ABSENT, value: Any = _ABSENT, /, *rest: Any,
                          **kw: Any) -> bool | None:
             if (type(key) is bytes and type(value) is bytes and not rest and not kw
-                    and plain_insert):
+                    and plain_insert and not faulted):
                 old = d_items.get(key)
                 if old is not None:
                     if value and len(value) <= maxsize:  # the key fitted when it was set
@@ -1020,9 +1037,11 @@ class Caches:
             step = {1: 1, 2: _U64}.get(op) if plain_insert else None
             if step is None:
                 return fn
+            if _c is not None:  # the same function in C (no frame per call)
+                return _c.counter(name, (d_items, step, d_cache.counter, faulted, fn))
 
             def counter(key: Any = _ABSENT, /, *rest: Any, **kw: Any) -> bool | None:
-                if type(key) is bytes and not rest and not kw:
+                if type(key) is bytes and not rest and not kw and not faulted:
                     num = d_items.get(key)
                     if num is not None:
                         if type(num) is not int:
@@ -1056,4 +1075,12 @@ class Caches:
         }
         for name in _MATH_OPS:
             funcs[name] = math(name)
+        if _c is not None and plain_insert:  # the same fast paths in C (see _ccache.c)
+            funcs["cache_set"] = _c.setter((d_items, d_slots, d_free, faulted, keymax,
+                                            maxsize, cache_set))
+            funcs["cache_update"] = _c.updater((d_items, d_slots, default._data, d_expires,
+                                                faulted, maxsize, default._spill,
+                                                cache_update))
+            funcs["cache_del"] = _c.deleter((d_items, d_slots, default._data, d_free,
+                                             d_expires, default._spill, del_function))
         return funcs

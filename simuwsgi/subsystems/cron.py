@@ -320,18 +320,25 @@ class Cron:
         return bool(self.signal_crons or self.command_crons)
 
     def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None:
-        if not self.signal_crons and not self.command_crons:
-            return
-        tm = self._tm(wall_s)
+        # An entry that ran less than a minute ago is not matched (the local time is
+        # only looked up for the others: most iterations need none).
+        tm = None
         for spec in self.signal_crons:
-            if wall_s - spec.last_job >= 60 and spec.matches(tm):
-                self._fire_signal(spec, wall_s, tm)
+            if wall_s - spec.last_job >= 60:
+                if tm is None:
+                    tm = self._tm(wall_s)
+                if spec.matches(tm):
+                    self._fire_signal(spec, wall_s, tm)
         for spec in self.command_crons:
             if spec.legion is not None and not self._lord(spec.legion):
                 if spec.plan is not None and spec.plan <= loop.kernel.now:
                     spec.plan = spec.plan_key = None  # checked again at the next wake-up
                 continue
-            if spec.matches(tm) and wall_s - spec.last_job >= 60:
+            if wall_s - spec.last_job >= 60:
+                if tm is None:
+                    tm = self._tm(wall_s)
+                if not spec.matches(tm):
+                    continue
                 spec.last_job = wall_s
                 spec.plan = None
                 self.inst.record("cron.command", self.inst.master, command=spec.command,

@@ -86,6 +86,8 @@ _MAX_LINEAR = 16384 - _SHINFO
 
 def _truesize(length: int) -> int:
     """The skb ``truesize`` Linux charges to the sender for a datagram of ``length``."""
+    if length <= 512 - _SHINFO:  # the common short message: the smallest skb
+        return _SKB_OVERHEAD + 512
     if length <= _MAX_LINEAR:
         size = 512
         while size < length + _SHINFO:
@@ -299,8 +301,9 @@ class Mules:
     # -- waiting and handing off --------------------------------------------------------------
     def _scan(self, mule: Mule, wait: _Wait) -> tuple[str, Any] | None:
         """Something already ready for ``mule`` (in uWSGI's poll order), taken."""
-        signals = self.inst.subsystems.get("signals")
-        if wait.mode == LOOP and signals is not None:
+        mode = wait.mode
+        signals = self.inst.subsystems.get("signals") if mode == LOOP or wait.signals else None
+        if mode == LOOP and signals is not None:
             if signals.shared_mules:
                 return ("sig", signals.shared_mules.popleft())
             if mule.signal_queue:
@@ -308,13 +311,13 @@ class Mules:
             for farm in self.farms:
                 if mule.id in farm.members and farm.signals:
                     return ("sig", farm.signals.popleft())
-        if wait.mode != FARM_GET:
+        if mode != FARM_GET:
             own = self.private.get(mule.id)
             if own is not None and own.items:
                 return ("msg", own.pop())
             if self.shared.items:
                 return ("msg", self.shared.pop())
-        if wait.mode == GET_MSG and wait.signals and signals is not None:
+        if mode == GET_MSG and signals is not None:
             if signals.shared_mules:
                 return ("sig", signals.shared_mules.popleft())
             if mule.signal_queue:
@@ -354,11 +357,18 @@ class Mules:
             mule = choose(self.inst, takers, "mule message")
             self._hand(mule, ("msg", self.shared.pop()))
 
-    def _offer_private_msg(self, queue: MsgQueue, ident: int) -> None:
+    def _send_private(self, queue: MsgQueue, ident: int, msg: bytes) -> bool:
+        """``mule_msg`` to mule ``ident``'s own queue. A mule waiting on its empty queue
+        takes the message at once (as it would take it off the socket: queued and read
+        in the same instant, so nothing is charged to the buffer in between)."""
         mule = self.inst.mules.get(ident)
         wait = self.waiting.get(mule) if mule is not None else None  # type: ignore[arg-type]
-        if wait is not None and wait.mode != FARM_GET and queue.items:
+        taker = mule if wait is not None and wait.mode != FARM_GET and not queue.items \
+            else None
+        ok = self._send(queue, msg, taker)
+        if taker is None and wait is not None and wait.mode != FARM_GET and queue.items:
             self._hand(mule, ("msg", queue.pop()))  # type: ignore[arg-type]
+        return ok
 
     def _offer_farm_msg(self, farm: _Farm) -> None:
         if not farm.queue.items:
@@ -427,9 +437,12 @@ class Mules:
         return True
 
     # -- sending ----------------------------------------------------------------------------------
-    def _send(self, queue: MsgQueue, msg: bytes) -> bool:
-        why = queue.push(msg)
+    def _send(self, queue: MsgQueue, msg: bytes, taker: Mule | None = None) -> bool:
+        """Queue ``msg`` (a message that fits goes straight to ``taker``, a mule waiting
+        on the empty ``queue``); False, logged, when the queue refuses it."""
         inst = self.inst
+        direct = taker is not None and len(msg) <= queue.sndbuf - 32
+        why = "" if direct else queue.push(msg)
         if why == "full":
             inst.log(f"*** MULE MSG QUEUE IS FULL: buffer size {queue.sndbuf} bytes (you can "
                      "tune it with --mule-msg-size) ***")
@@ -438,6 +451,8 @@ class Mules:
         proc = inst.kernel.current
         inst.trace.add(inst.kernel.now, proc.name if proc is not None else "master",
                        "mule.send", {"queue": queue.name, "bytes": len(msg), "ok": not why})
+        if direct:
+            self._hand(taker, ("msg", msg))  # type: ignore[arg-type]
         return not why
 
     def mule_msg(self, msg: bytes, target: Any) -> bool:
@@ -463,9 +478,7 @@ class Mules:
             queue = self.private.get(ident)
             if queue is None:
                 return False  # out of the mule array: undefined in C
-            ok = self._send(queue, msg)
-            self._offer_private_msg(queue, ident)
-            return ok
+            return self._send_private(queue, ident, msg)
         raise ValueError("invalid mule")
 
     def farm_msg(self, name: str, msg: bytes) -> None:
@@ -531,9 +544,7 @@ class Mules:
                 ident = args[1]
                 queue = private.get(ident)
                 if queue is not None:
-                    ok = self._send(queue, args[0])
-                    self._offer_private_msg(queue, ident)
-                    return ok
+                    return self._send_private(queue, ident, args[0])
                 return self.mule_msg(args[0], ident)
             no_kwargs("mule_msg", kw)
             values = p_msg(args)

@@ -160,9 +160,11 @@ class Signals:
         if target in ("", "worker", "worker0"):
             return self._to_shared_workers
         if target == "workers":
+            to_worker = self.to_worker
+
             def to_workers(num: int) -> None:
                 for w in list(workers.values()):
-                    self.to_worker(w, num)
+                    to_worker(w, num)
             return to_workers
         if target == "active-workers":
             def to_active_workers(num: int) -> None:
@@ -244,15 +246,16 @@ class Signals:
             inst.kernel.wake(worker.acceptor, ("sig", num))
 
     def to_worker(self, w: Worker, num: int) -> None:
-        # a core of the worker in signal_wait() reads it (the first that began waiting)
-        waiter = next((p for p in self.waiting if p.main is w), None)
-        if waiter is not None:
-            self._wake_waiter(waiter, num)
-            return
-        inst = self.inst
+        if self.waiting:
+            # a core of the worker in signal_wait() reads it (the first that began waiting)
+            waiter = next((p for p in self.waiting if p.main is w), None)
+            if waiter is not None:
+                self._wake_waiter(waiter, num)
+                return
         if w.idle:
             # An idle worker in its accept loop reads the signal at once (from the
             # master's routing, in the hub, it runs now; else at the next event).
+            inst = self.inst
             inst.idle_workers.remove(w)
             w.idle = False
             kernel = inst.kernel

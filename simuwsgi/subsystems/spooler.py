@@ -83,7 +83,7 @@ from ..server.interface import ProcessExit
 from ..server.processes import Spooler
 from ..protocol import (
     SPOOL_FILE_PREFIX,
-    SpoolFile,
+    Pairs,
     SpoolFileError,
     decode_dict_prefix,
     decode_spool_file,
@@ -92,6 +92,7 @@ from ..protocol import (
     spool_options,
     versionsort,
 )
+from ..protocol._spoolfile import decode_spool_task
 
 if TYPE_CHECKING:
     from .._core.kernel import Timer
@@ -510,17 +511,17 @@ class Spoolers:
             self._destroy(slot, directory, path, "body over 2 GB")
             return
         try:
-            decoded = decode_spool_file(_read_all(fd, st.st_size))
+            pairs, body, valid = decode_spool_task(_read_all(fd, st.st_size))
         except SpoolFileError as exc:
             os.close(fd)
             if exc.disposition == "delete":  # vars block shorter than announced
                 self.inst.log("spooler_manage_task()/read(): Success [core/spooler.c line 554]")
                 self._destroy(slot, directory, path, "truncated")
             return  # "skip": fewer than 4 bytes, the writer may still be busy
-        self._run_task(slot, directory, name, path, fd, decoded)
+        self._run_task(slot, directory, name, path, fd, pairs, body, valid)
 
     def _run_task(self, slot: _Slot, directory: str, name: str, path: str, fd: int,
-                  task: SpoolFile) -> None:
+                  pairs: Pairs, body: bytes, valid: bool) -> None:
         inst = self.inst
         proc = slot.proc
         slot.running = True
@@ -533,7 +534,7 @@ class Spoolers:
         started = 0 if self.quiet else int(self._clock.time())  # for the log line only
         if self.harakiri > 0:
             self._arm_harakiri(slot)
-        ret = self._python_spooler(name, task)
+        ret = self._python_spooler(name, pairs, body, valid)
         if slot.harakiri_timer is not None:
             self._disarm_harakiri(slot)
         trace.add(self.kernel.now, proc.name, "spool.end", {"path": path, "rc": ret})
@@ -582,17 +583,17 @@ class Spoolers:
             _touch(directory, self.inst.wall())
         self.inst.record("spool.remove", slot.proc, path=path, reason=reason)
 
-    def _python_spooler(self, name: str, task: SpoolFile) -> int:
+    def _python_spooler(self, name: str, pairs: Pairs, body: bytes, valid: bool) -> int:
         """``uwsgi_python_spooler``: 0 = not mine, -2 = done, anything else = keep."""
         func = getattr(self.inst.facade, "spooler", _MISSING)  # this process's (facade.HOOKS)
         if func is _MISSING:
             return 0
-        if not task.valid:
+        if not valid:
             return SPOOL_OK
         arg: dict[Any, bytes] = {"spooler_task_name": name.encode("utf-8", "surrogateescape")}
-        arg.update(task.vars)
-        if task.body:
-            arg["body"] = task.body
+        arg.update(pairs)
+        if body:
+            arg["body"] = body
         proc = self.kernel.current
         if self.chdir and proc is not None:
             proc.cwd = self.chdir  # --spooler-chdir, for the task
@@ -698,6 +699,8 @@ class Spoolers:
         p_get_task = parser("s:spooler_get_task")
 
         def spool(*args: Any, **kw: Any) -> bytes:
+            if args:  # the dict argument wins: whether a ** dict came does not matter
+                return self._py_spool(args, None)
             passed = kw or kwargs_dict_passed(sys._getframe(1))
             return self._py_spool(args, kw if passed else None)
 
@@ -872,7 +875,11 @@ def _body_too_big(fd: int, size: int) -> bool:
 
 def _read_all(fd: int, size: int) -> bytes:
     """The file's content (``size`` from a stat: normally one ``read``)."""
-    chunks = []
+    first = os.read(fd, max(size, 4096))
+    if len(first) >= size or not first:
+        return first
+    chunks = [first]
+    size -= len(first)
     while True:
         chunk = os.read(fd, max(size, 4096))
         if not chunk:

@@ -355,13 +355,15 @@ class Timers:
         t.fired += 1
         t.next += t.secs
         inst.kernel.post_at(t.next, self._timer_fired, t)
-        self.loop.event(self._route, t.num, "timer")
+        self.loop.event(self._route, t.num, "timer.fire")
 
     def _route(self, num: int, kind: str) -> None:
+        """The master routes a timer's signal (``kind``: the trace record's)."""
+        inst = self.inst
         signals = self._signals
         if signals is None:
-            signals = self._signals = self.inst.subsystems.get("signals")
-        self.inst.record(kind + ".fire", self.inst.master, num=num)
+            signals = self._signals = inst.subsystems.get("signals")
+        inst.trace.add(inst.kernel.now, inst.master.name, kind, {"num": num})
         if signals is not None:
             signals.route(num)
 
@@ -374,7 +376,7 @@ class Timers:
                 return
             rb = min(due, key=lambda r: r.deadline)  # type: ignore[arg-type, return-value]
             rb.done += 1
-            self._route(rb.num, "rb_timer")
+            self._route(rb.num, "rb_timer.fire")
             if not rb.iterations or rb.done < rb.iterations:
                 if rb.secs <= 0 and not rb.iterations:
                     raise SimulationError(

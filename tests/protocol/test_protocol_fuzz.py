@@ -33,6 +33,7 @@ from simuwsgi.protocol import (
     parse_spool_file_name,
     str_num,
 )
+from simuwsgi.protocol._spoolfile import decode_spool_task
 
 FUZZ = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -148,6 +149,20 @@ def test_spool_file_decoder(vars_block: bytes, body: bytes) -> None:
         assert spool.vars_block == vars_block[: max(0, cut - 4)] or cut == len(content)
     spool = decode_spool_file(content)
     assert (spool.vars_block, spool.body) == (vars_block, body)
+    assert (spool.modifier1, spool.modifier2) == (17, 0)
+    # the spooler's lighter decoder: the same three fields, the same errors
+    for data in (content, content[:3], content[:len(content) // 2]):
+        try:
+            expected: object = decode_spool_file(data)
+        except ProtocolError as exc:
+            expected = (type(exc), str(exc), getattr(exc, "disposition", None))
+        else:
+            expected = (expected.vars, expected.body, expected.valid)  # type: ignore[attr-defined]
+        try:
+            got: object = decode_spool_task(data)
+        except ProtocolError as exc:
+            got = (type(exc), str(exc), getattr(exc, "disposition", None))
+        assert got == expected
 
 
 @FUZZ
