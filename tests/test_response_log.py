@@ -11,6 +11,7 @@ import socket
 import sys
 
 import pytest
+from _waits import wait_for_lines
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real import RealUwsgi
@@ -481,14 +482,11 @@ def test_api_differences_in_the_simulation(tmp_path):
 @pytest.mark.real
 @requires_real_uwsgi
 def test_api_differences_match_real_uwsgi(tmp_path):
+    sim_bodies, sim_lines = _api_sim(tmp_path / "sim")
     with RealUwsgi(API_OPTIONS, app_dir=_api_dir(tmp_path / "real")) as real:
         real_bodies = [real.get(p).body for p in API_PATHS]
-        real.wait_for_log(r"^MULE ")
-        import time
-
-        time.sleep(0.5)
+        wait_for_lines(real, _API_LINES.pattern, len(sim_lines))
         real_lines = [line for line in real.log if _API_LINES.search(line)]
-    sim_bodies, sim_lines = _api_sim(tmp_path / "sim")
     assert sim_bodies == real_bodies
     # the spooler, the mule and the worker write concurrently: compared as sets of lines
     masked = sorted(re.sub(r"'[hbp]'|'[0-9DPSIJijdNnOoCcEe]'", "'X'", x) for x in sim_lines)

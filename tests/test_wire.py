@@ -5,9 +5,9 @@ and against the real uWSGI 2.0.30 (same app, same options, same requests)."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
+from _waits import wait_for_lines
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real import RealUwsgi
@@ -270,13 +270,8 @@ def test_connection_functions_match_real_uwsgi(tmp_path):
     (real_dir / "app.py").write_text(APP)
     with RealUwsgi(OPTIONS, app_dir=real_dir) as real:
         real_responses = [real.get(p) for p in PATHS]
-        # the last worker death is logged by the master's next 1 s tick: wait for as
-        # many as the simulation logged (fewer, the comparison says so after 10 s)
-        deaths = sum(line.startswith("DAMN") for line in sim_log)
-        deadline = time.monotonic() + 10
-        while sum(line.startswith("DAMN") for line in real.log) < deaths \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # the last worker death is logged by the master's next 1 s tick
+        wait_for_lines(real, "^DAMN", sum(line.startswith("DAMN") for line in sim_log))
         real_log = list(real.log)
     for path, sim, got in zip(PATHS, sim_responses, real_responses):
         assert sim.raw == got.raw, path
