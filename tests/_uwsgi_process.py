@@ -28,6 +28,13 @@ def undated(line: str) -> str:
     return _DATE.sub("", line)
 
 
+def let_new_processes_start() -> None:
+    """A second for a process just spawned to set its signal handlers: SIGINTed before,
+    it runs the handler it inherited ("SIGINT/SIGTERM received" twice) or none, and the
+    stop waits for it until it is killed (10 s and more)."""
+    time.sleep(1)
+
+
 def before_stop(lines: list[str]) -> list[str]:
     """The lines before the master's answer to the SIGINT that stops it: what follows
     is the harness ending the run (a process still starting then races with it)."""
@@ -53,7 +60,7 @@ def run_with(options: Sequence[str], cwd: Path,
         scenario(uwsgi.url)
         if until:
             uwsgi.wait_for(*until)
-            uwsgi.let_new_processes_start()
+            let_new_processes_start()
     return uwsgi.lines
 
 
@@ -85,13 +92,6 @@ class Running:
 
         with self._changed:
             self._changed.wait_for(seen, timeout)
-
-    @staticmethod
-    def let_new_processes_start() -> None:
-        """A second for a process just spawned to set its signal handlers: SIGINTed
-        before, it runs the master's handler it inherited ("SIGINT/SIGTERM received"
-        twice) and the stop takes 15 s more."""
-        time.sleep(1)
 
     def wait_for_output_end(self, timeout: float | None) -> bool:
         """Whether every process holding the output has gone within ``timeout``."""

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import before_stop, get, running
+from _uwsgi_process import before_stop, get, let_new_processes_start, running
 
 from simuwsgi import Simulation
 
@@ -61,5 +61,5 @@ def test_real_cheap_then_idle(app_dir: Path) -> None:
         uwsgi.wait_for("workers have been inactive", "cheap mode enabled")
         assert get(uwsgi.url + "/") == b"ok"
         uwsgi.wait_for("workers have been inactive", "Respawned", "Respawned")
-        uwsgi.let_new_processes_start()
+        let_new_processes_start()
     assert _lines(before_stop(uwsgi.lines)) == LINES

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import before_stop, run_until_exit, run_with, running, undated
+from _uwsgi_process import (before_stop, let_new_processes_start, run_until_exit, run_with,
+                            running, undated)
 
 from simuwsgi import Simulation
 
@@ -117,7 +118,7 @@ def _real_run(app_dir: Path, option: str, *waits: tuple[str, ...]) -> list[str]:
                   option, "1"], app_dir) as uwsgi:
         for texts in waits:
             uwsgi.wait_for(*texts)
-        uwsgi.let_new_processes_start()
+        let_new_processes_start()
     return uwsgi.lines
 
 
