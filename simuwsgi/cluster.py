@@ -22,7 +22,9 @@ How several instances share one interpreter:
   talk through ``cluster.net`` (:mod:`simuwsgi.network`).
 
 Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams cross the
-virtual network (``simuwsgi.cluster_real``). Left out: ``mode='fork'`` nodes.
+virtual network (``simuwsgi.cluster_real``). The nodes' app code connects to other
+nodes with its own sockets over the virtual network (``simuwsgi.network._appsockets``).
+Left out: ``mode='fork'`` nodes (``add`` refuses them).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, SimulationError
+from ._errors import ConfigError, NotSimulatedError, SimulationError
 from ._core.clock import RealClock, TimePatch, VirtualClock, parse_start
 from .server.config import parse_options
 from .server.containment import Containment, Watchdog
@@ -45,6 +47,7 @@ from ._core.kernel import Kernel
 from .server.master import Instance
 from .server.workers import Request
 from .network import Network
+from .network._appsockets import NodeSockets, VirtualSocket, driver_block
 from .subsystems.legacy import split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
@@ -129,7 +132,8 @@ class Node(Simulation):
         self.address = address
         self.mode = "sim"
         self.seed = cluster.seed
-        options, cluster_group = split_legacy_options(options) if legacy else (options, None)
+        options, cluster_group, cluster_nodes = split_legacy_options(options) if legacy \
+            else (options, None, False)
         self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
                                   ssl=ssl)
         if app_dir is not None:
@@ -146,6 +150,7 @@ class Node(Simulation):
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
         self.inst.legacy_cluster = cluster_group  # 1.4's --cluster (network._legacy)
+        self.inst.legacy_cluster_nodes = cluster_nodes  # and --cluster-nodes
         if cluster_group:
             self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
         self._patch = cluster._patch
@@ -154,6 +159,7 @@ class Node(Simulation):
         # stall watchdog is not armed for a cluster's nodes
         self.inst.stall_timeout = None
         self._contain = _NodeContainment(self.inst)
+        self._contain.sockets = NodeSockets(cluster.net, name, cluster.host_addresses)
         self._watchdog = Watchdog(self.inst, None)
         self._decorators = "auto"
         self.allow_no_app = allow_no_app
@@ -256,11 +262,16 @@ class Cluster:
     every node; ``app_dir`` is where the nodes' relative paths are resolved unless
     ``add`` gives one; ``ssl=True`` makes every node a build with SSL (Legion). Add
     nodes with :meth:`add`, then use the cluster (or a node) as a context manager;
-    ``cluster.net`` controls the links between nodes.
+    ``cluster.net`` controls the links between nodes. The nodes' app code reaches other
+    nodes with its own sockets (``socket.create_connection``, ``urllib``) over the
+    virtual network; ``host_addresses`` (``"db.internal"``, ``"10.1.2.3:5432"``) are
+    those it may reach on the host instead, every other address is refused
+    (``simuwsgi.network._appsockets``).
     """
 
     def __init__(self, *, seed: int = 0, start: Any = None, tz: str | None = None,
-                 app_dir: str | Path | None = None, ssl: bool = False) -> None:
+                 app_dir: str | Path | None = None, ssl: bool = False,
+                 host_addresses: Iterable[str] = ()) -> None:
         # the remote calls reuse the real-socket client's code, which imports trio:
         # before any clock patch, or trio would keep the virtual clock (see simuwsgi.server.subsystems)
         from .network import _remote  # noqa: F401
@@ -268,6 +279,10 @@ class Cluster:
         self.seed = seed
         self.app_dir = app_dir
         self.ssl = ssl
+        if isinstance(host_addresses, str):
+            raise TypeError("host_addresses is a list of 'host' or 'host:port' strings")
+        #: What the nodes' app code may connect to on the host (``network._appsockets``).
+        self.host_addresses = frozenset(host_addresses)
         self.kernel = Kernel(seed)
         self.clock = _ClusterClock(self.kernel, parse_start(start, tz), tz)
         self._patch = TimePatch(self.clock, self._sleep)
@@ -291,7 +306,7 @@ class Cluster:
             hostname: str | None = None, app_dir: str | Path | None = None,
             vfork: bool = True, cron_commands: bool = False, legacy: bool = False,
             pid_base: int = 1000, allow_no_app: bool = False,
-            ssl: bool | None = None) -> Node:
+            ssl: bool | None = None, mode: str = "sim") -> Node:
         """A new node ``name`` running ``options`` (as ``Simulation`` takes them).
 
         ``address`` is its IP on the virtual network (default ``10.0.0.N``); its
@@ -302,7 +317,14 @@ class Cluster:
         at once. A node whose app does not load stops the start with ``AppLoadError``
         unless ``allow_no_app=True`` (see ``Simulation``). ``ssl`` (default: the
         cluster's) simulates a build with SSL: Legion (``simuwsgi.subsystems.legion``).
+        ``mode`` is ``"sim"``: a node's processes are virtual ones (``mode="fork"``, a
+        ``Simulation``'s forked OS processes, is not available for a cluster's nodes).
         """
+        if mode != "sim":
+            raise NotSimulatedError(
+                f"mode={mode!r} for a cluster node: the nodes share one kernel and one "
+                f"interpreter and run as virtual processes (mode='sim'); a fork-mode "
+                f"Simulation runs alone")
         self._check_new_name(name)
         address = address or f"10.0.0.{len(self.nodes) + len(self.real_nodes) + 1}"
         node = Node(self, name, options, address=address, hostname=hostname or name,
@@ -642,6 +664,20 @@ class Cluster:
         if not ok:
             raise value
         return value
+
+    def connect(self, address: str, *, via: str | None = None,
+                timeout: float | None = None) -> VirtualSocket:
+        """A TCP connection to ``address`` from a client on node ``via``'s host (default:
+        the addressed node's own): a socket (``sendall``, ``recv``, ``shutdown``,
+        ``close``, ``makefile``) whose waits run the cluster, each at most ``timeout``
+        virtual seconds (None: the patience). For what a real client does at the
+        edges: a request cut short, a half-closed connection
+        (``simuwsgi.network._appsockets``)."""
+        self._ensure_started()
+        src = self[via].name if via is not None else self._host_of(address)
+        host, _sep, port = address.rpartition(":")
+        block = driver_block(self.kernel, self._run_to, DEFAULT_PATIENCE)
+        return VirtualSocket(self.net, src, (host, int(port)), timeout, block)
 
     def request(self, address: str, method: str = "GET", path: str = "/", *,
                 headers: Any = None, body: bytes = b"", via: str | None = None,

@@ -119,7 +119,8 @@ class Simulation:
         self.mode = mode
         self.seed = seed
         # legacy=True: 1.4's --cluster is an option too (simuwsgi.subsystems.legacy)
-        options, cluster_group = split_legacy_options(options) if legacy else (options, None)
+        options, cluster_group, cluster_nodes = split_legacy_options(options) if legacy \
+            else (options, None, False)
         self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
                                            ssl=ssl)
         if app_dir is not None:
@@ -143,6 +144,7 @@ class Simulation:
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.subsystems.legacy)
         self.inst.legacy_cluster = cluster_group
+        self.inst.legacy_cluster_nodes = cluster_nodes
         if cluster_group:
             self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
         self._patch = TimePatch(self.clock, self._sleep)

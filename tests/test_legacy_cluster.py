@@ -123,6 +123,38 @@ def test_configuration_request_answered(tmp_path):
         assert cluster.trace.count("cluster.send", modifier1=99, modifier2=1) == 2
 
 
+def test_cluster_nodes_learns_the_nodes_without_announcing_itself(tmp_path):
+    cluster = _cluster(tmp_path, 2)
+    # a reader of the group: no socket, never announced, answers no configuration
+    cluster.add("reader", ["--master", "--wsgi-file", "app.py", "--cluster", GROUP,
+                           "--cluster-nodes", "1"], legacy=True, address="10.0.0.9")
+    with cluster:
+        cluster.advance(11)
+        assert _lines(cluster, "reader", "JOINED") == [f"JOINED CLUSTER: {GROUP}"]
+        assert sorted(_lines(cluster, "reader", "added node")) == \
+            [f"[uWSGI cluster] added node 10.0.0.{i}:3031" for i in (1, 2)]
+        assert sorted(run(cluster["n1"], "out = uwsgi.cluster_nodes()")) == \
+            [b(f"10.0.0.{i}:3031".encode()) for i in (1, 2)]
+        assert run(cluster["reader"], "out = uwsgi.cluster_best_node()") in \
+            [b(f"10.0.0.{i}:3031".encode()) for i in (1, 2)]
+        assert _lines(cluster, "n1", "new node available")[-1].endswith(": reader")
+        cluster.send_udp(GROUP, 99)
+        cluster.advance(1)
+        assert not _lines(cluster, "reader", "requested configuration data")
+        assert len(_lines(cluster, "n1", "requested configuration data")) == 1
+    # 1.4's uwsgi_opt_true: "0", "no", "off", "false" turn it off
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    with pytest.raises(StartRefusedError, match="at least a socket"):
+        Simulation(["--master", "--wsgi-file", "app.py", "--cluster", GROUP,
+                    "--cluster-nodes=off"], app_dir=tmp_path, legacy=True).start()
+    with pytest.raises(ConfigError, match="unrecognized option '--cluster-nodes'"):
+        Simulation(["--cluster-nodes", "1", "--wsgi-file", "app.py"], app_dir=tmp_path)
+    with Simulation(["--master", "--cluster-nodes", "1", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path, legacy=True) as sim:
+        assert "[simuwsgi] --cluster-nodes without --cluster: no group to read, it does " \
+               "nothing" in sim.log
+
+
 def test_same_seed_same_trace(tmp_path):
     digests = []
     for _ in range(2):

@@ -259,3 +259,21 @@ def test_a_node_killed_whole_sends_no_death_announce():
         assert lords(cluster) == [] and not cluster["n1"].trace.select("legion.node_left")
         cluster.advance(10)
         assert lords(cluster) == ["n1"]
+
+
+def test_the_stats_document_has_the_legions_of_an_ssl_build():
+    from simuwsgi.server.stats import document
+
+    with legion_cluster([90, 80]) as cluster:
+        cluster.advance(10)
+        docs = [document(node.inst)["legions"] for node in cluster.nodes.values()]
+        lord, follower = docs[0][0], docs[1][0]
+        assert lord["i_am_the_lord"] == cluster.clock.wall_offset + 6  # when it won
+        assert follower["i_am_the_lord"] == 0
+        assert lord["lord_uuid"] == follower["lord_uuid"] == lord["uuid"]
+        assert lord["members"] == [{"name": "n1", "uuid": follower["uuid"], "valor": 80,
+                                    "checksum": lord["checksum"],
+                                    "last_seen": lord["members"][0]["last_seen"]}]
+        assert lord["nodes"] == ["10.0.0.2:4000"] and lord["addr"] == "10.0.0.1:4000"
+    with Simulation(["--master"], allow_no_app=True) as sim:
+        assert "legions" not in document(sim.inst)  # the wheel: no SSL

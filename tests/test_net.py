@@ -166,7 +166,7 @@ def test_remote_api_from_a_plain_simulation(tmp_path) -> None:
             u.signal(9, node)
         with pytest.raises(OSError, match="unable to deliver signal 17 to node 127.0.0.1:1"):
             u.signal(17, "127.0.0.1:1")
-        assert f"sending signal 17 to node {node}" in sim.log
+        assert not any("sending signal" in line for line in sim.log)  # UWSGI_DEBUG only
         assert sim.trace.count("net.call") == 10
     assert fake.seen.count("RpcRequest") == 2 and fake.seen.count("SignalRequest") == 2
     with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as sim, \

@@ -155,3 +155,22 @@ def test_a_spilled_record_holding_an_object_keeps_its_encoded_values():
     assert spilled[0] == spilled.select("a")[0]
     assert (spilled[0].time, spilled[0].fields) == (0.123457, {"obj": "<thing>", "n": 1})
     assert spilled[1].fields == {"k": (1, 2)}  # marshal keeps plain values exact
+
+
+@pytest.mark.parametrize("kinds", [None, ["a", "c*"]])
+def test_a_teed_trace_keeps_its_own_records_and_adds_them_to_the_shared_one(kinds):
+    # a cluster's node: its own trace (maybe filtered) and the cluster's, both spilling
+    shared = Trace(node="cluster", memory_rows=3)
+    nodes = {name: Trace(node=name, kinds=kinds, memory_rows=2) for name in ("n1", "n2")}
+    for trace in nodes.values():
+        trace.tee(shared)
+    for i in range(10):
+        for name, trace in nodes.items():
+            trace.add(float(i), "worker1", "abc"[i % 3], {"i": i, "node": name})
+    kept = [(float(i), name, "abc"[i % 3]) for i in range(10) for name in nodes
+            if kinds is None or i % 3 != 1]
+    assert [(r.time, r.node, r.kind) for r in shared] == kept
+    for name, trace in nodes.items():
+        assert [(r.time, r.node, r.kind) for r in trace] == [k for k in kept if k[1] == name]
+        assert [r.fields for r in trace] == [r.fields for r in shared if r.node == name]
+    assert shared.kinds() == ({"a": 8, "b": 6, "c": 6} if kinds is None else {"a": 8, "c": 6})

@@ -171,12 +171,20 @@ class Trace:
         add = self.add
         spool = self._spool
         shared = into._spool
-
-        def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
-            kept = len(spool)
-            add(time, process, kind, fields)
-            if len(spool) != kept:
-                shared.append((time, self.node, process, kind, fields))
+        if "add" in vars(self):  # a kinds filter: what it keeps goes to both
+            def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
+                kept = len(spool)
+                add(time, process, kind, fields)
+                if len(spool) != kept:
+                    shared.append((time, self.node, process, kind, fields))
+        else:  # every kind kept: one row, appended to both tails
+            def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
+                row = (time, self.node, process, kind, fields)
+                tail = spool.tail
+                tail.append(row)
+                if len(tail) >= spool.limit:
+                    spool.spill()
+                shared.append(row)
 
         self.add = both  # type: ignore[method-assign]
 

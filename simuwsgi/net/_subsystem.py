@@ -9,9 +9,10 @@ Enabled by ``Simulation(..., network='real')`` (and by ``simuwsgi serve``). It s
   ``cache_inc``... sent as a plain update, as uWSGI does) -> ``remote_cache``
   (``core/cache.c`` magic client): get returns the value or None, the others True on
   ``status: ok`` and None otherwise;
-* ``uwsgi.signal(num, 'host:port')`` -> ``remote_signal`` (``core/signal.c``): logs
-  ``sending signal N to node X``; None if acked, ``ValueError`` ``node X rejected signal
-  N`` for an ack of 0, ``OSError`` ``unable to deliver signal N to node X`` otherwise.
+* ``uwsgi.signal(num, 'host:port')`` -> ``remote_signal`` (``core/signal.c``; its
+  ``sending signal N to node X`` line is an ``UWSGI_DEBUG`` build's only): None if
+  acked, ``ValueError`` ``node X rejected signal N`` for an ack of 0, ``OSError``
+  ``unable to deliver signal N to node X`` otherwise.
 
 Each wait is bounded by ``--socket-timeout`` (default 4 s). **The calling virtual
 process blocks while the real I/O happens.** In a plain ``Simulation`` the whole
@@ -81,7 +82,7 @@ class Net:
 
     # -- what the facade calls --------------------------------------------------------
     def remote_rpc(self, node: str, name: bytes, args: list[bytes]) -> bytes | None:
-        size = 2 + len(name) + sum(2 + len(a) for a in args)
+        size = 2 + len(name) + 2 * len(args) + sum(map(len, args))
         if size > 0xFFFF:
             self.inst.log("RPC packet length overflow!!! Must be less than or equal to "
                           f"65535, have {size}")
@@ -106,7 +107,6 @@ class Net:
         return True if result else None
 
     def remote_signal(self, node: str, num: int) -> None:
-        self.inst.log(f"sending signal {num} to node {node}")
         self._record("signal", node, num=num)
         try:
             acked = _client.signal_result(self.exchange(node, SignalRequest(signum=num)))

@@ -187,11 +187,8 @@ def wire_environ(environ: dict[str, Any], vars: tuple[tuple[bytes, bytes], ...])
     node = environ.get("uwsgi.node", b"")
     core = environ.get("uwsgi.core")
     environ.clear()
-    for key, value in vars:
-        environ[key.decode("latin-1")] = value.decode("latin-1")
-    for key in _WSGI_KEYS:
-        if key in keep:
-            environ[key] = keep[key]
+    environ.update([(key.decode("latin-1"), value.decode("latin-1")) for key, value in vars])
+    environ.update(keep)
     environ["wsgi.url_scheme"] = _scheme(environ)
     environ["uwsgi.version"] = version
     if core is not None:

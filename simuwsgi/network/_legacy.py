@@ -39,9 +39,14 @@ shared memory does.
 ``--cluster`` turns the master on (1.4 flags it ``UWSGI_OPT_MASTER``), except when it
 comes from an ``.ini`` file (read as a placeholder there, after the master is decided).
 
+``--cluster-nodes`` (a flag in 1.4, whatever its value but false/off/no/0) makes a
+member that only reads the group: it joins (packet 73, ``JOINED CLUSTER``) and keeps
+the node table from the others' 95s, but never announces itself (so it needs no
+socket) and does not answer configuration requests.
+
 Left out: fetching the configuration from the cluster at boot (a node given only
 ``--cluster``, 1.4's ``asking ... for configuration data``: refused with
-``NotSimulatedError``), ``--cluster-nodes`` and static nodes (with their ping retry),
+``NotSimulatedError``), static nodes (``CLUSTER_NODE_STATIC``, with their ping retry),
 1.4 counting master cycles per event as well as per second.
 """
 
@@ -130,11 +135,17 @@ class LegacyCluster:
             return None
         # an .ini file's ``cluster`` key is a placeholder to 2.0.30's option parser
         group = getattr(inst, "legacy_cluster", None) or inst.opts.placeholders.get("cluster")
+        if not group and getattr(inst, "legacy_cluster_nodes", False):
+            inst.log("[simuwsgi] --cluster-nodes without --cluster: no group to read, it "
+                     "does nothing")
         return cls(inst, group) if group else None
 
     def __init__(self, inst: Instance, group: str) -> None:
         self.inst = inst
         self.group = group
+        #: ``--cluster-nodes``: a member that only learns the nodes (no announce, no
+        #: configuration for others, no socket needed).
+        self.nodes_only = bool(getattr(inst, "legacy_cluster_nodes", False))
         self.slots = [Slot() for _ in range(MAX_CLUSTER_NODES)]
         self._inbox: list[bytes] | None = []  # until the master loop reads the socket
         self._cycles = 0
@@ -150,7 +161,7 @@ class LegacyCluster:
             raise StartRefusedError(f"invalid cluster address {group!r}: give ip:port "
                                     f"(multicast) or :port (broadcast)")
         address = self._address()
-        if address is None:
+        if address is None and not self.nodes_only:
             if len(inst.opts.items) == 0:
                 raise NotSimulatedError(
                     f"a node given only --cluster asks the cluster for its configuration "
@@ -164,7 +175,8 @@ class LegacyCluster:
         inst.record("cluster.join", None, group=group, address=address)
         send_datagram(inst, group, 73, inst.hostname.encode())
         inst.log(f"JOINED CLUSTER: {group}")
-        self._announce()
+        if not self.nodes_only:
+            self._announce()
 
     def _address(self) -> str | None:
         for name, value in self.inst.opts.items:
@@ -206,7 +218,7 @@ class LegacyCluster:
             return
         self._cycles += 1
         self._check_nodes()
-        if self._cycles % ANNOUNCE_CYCLES == 0:
+        if self._cycles % ANNOUNCE_CYCLES == 0 and not self.nodes_only:
             self._announce()
         self._schedule_cycle()
 
@@ -247,7 +259,7 @@ class LegacyCluster:
             inst.log_verbose(payload.decode("utf-8", "replace"), master)
         elif header.modifier1 == 98:
             inst.request_reload()
-        elif header.modifier1 == 99 and header.modifier2 == 0:
+        elif header.modifier1 == 99 and header.modifier2 == 0 and not self.nodes_only:
             buf = self._options_packet()
             inst.log(f"requested configuration data, sending {len(buf)} bytes", master)
             send_datagram(inst, self.group, 99, buf[4:], 1)

@@ -62,6 +62,8 @@ class LinkSettings:
 
     def stream_delay(self, rng: Random, nbytes: int, slow: float) -> float:
         """How long ``nbytes`` of a TCP stream take to arrive."""
+        if not (self.jitter or self.loss or self.corrupt) and self.bandwidth is None:
+            return self.latency * slow  # nothing drawn (the default links)
         delay = self._base(rng, nbytes, slow)
         if self.loss or self.corrupt:
             damaged = 1 - (1 - self.loss) * (1 - self.corrupt)

@@ -2,7 +2,9 @@
 
 Addresses: a node has one IP (``cluster.add(..., address="10.0.0.2")``) and listens on
 the ports of its ``--socket``/``--uwsgi-socket``/``--http-socket``/``--http11-socket``
-options, whatever host part they give (nothing binds on the host). A peer is named
+options, whatever host part they give (nothing binds on the host). A UNIX socket of
+those options (``--socket /tmp/app.sock``) is reachable by its path from the node
+itself only (each node is a host of its own: no file is shared), over its loopback. A peer is named
 ``host:port`` where host is the node's IP, its name or its host name; ``127.0.0.1`` and
 ``localhost`` are the calling node itself. An IP no node has is unreachable (a connect
 waits for its timeout, as toward a dead host); a name no node has does not resolve.
@@ -56,19 +58,22 @@ class Endpoint:
     inst: Any
     submit: Callable[..., Any]
     #: The listening ports and their protocol (``uwsgi``, ``http``, ``fastrouter``,
-    #: ``http-router``).
-    ports: dict[int, str] = field(default_factory=dict)
+    #: ``http-router``); a UNIX socket's key is its path.
+    ports: dict[int | str, str] = field(default_factory=dict)
     #: The bound UDP ports: ``handler(datagram, sender_name)``.
     udp: dict[int, Callable[[bytes, str], None]] = field(default_factory=dict)
 
 
-def _ports(opts: Any) -> dict[int, str]:
-    ports = {}
+def _ports(opts: Any) -> dict[int | str, str]:
+    ports: dict[int | str, str] = {}
     for option, protocol in SOCKET_OPTIONS.items():
         for value in opts.strings(option):
-            _host, sep, port = str(value).partition(",")[0].rpartition(":")
+            address = str(value).partition(",")[0]
+            _host, sep, port = address.rpartition(":")
             if sep and port.isdigit():
                 ports.setdefault(int(port), protocol)
+            elif not sep and address:  # a UNIX socket: its path is the "port"
+                ports.setdefault(address, protocol)
     return ports
 
 
@@ -92,6 +97,11 @@ class Network:
         self._last: dict[tuple[str, str], float] = {}
         #: 1.4's ``--cluster`` groups: address -> node name -> member (``_legacy``).
         self.groups: dict[str, dict[str, Any]] = {}
+        #: Outgoing connections made by sockets (``_appsockets``): their local ports.
+        self.connections = 0
+        #: ``resolve``'s answers, (src, address) -> (node, port): a client calls the
+        #: same few addresses again and again; a new node forgets them.
+        self._resolved: dict[tuple[str, str], tuple[Endpoint | None, Any]] = {}
 
     # -- addresses ---------------------------------------------------------------------
     def attach(self, name: str, host: str, inst: Any, submit: Callable[..., Any]) -> Endpoint:
@@ -101,22 +111,30 @@ class Network:
         self.nodes[name] = node
         for key in (name, host, inst.hostname):
             self._by_host.setdefault(key, node)
+        self._resolved.clear()
         return node
 
-    def resolve(self, src: str, address: str) -> tuple[Endpoint | None, int]:
+    def resolve(self, src: str, address: str) -> tuple[Endpoint | None, Any]:
         """The node and port ``address`` names for node ``src``; (None, port) for an
-        unreachable IP. Raises :class:`UnknownHost` (an OSError, as the client's failed
-        lookup or connect)."""
+        unreachable IP; a UNIX socket's path (no ``:``, as ``uwsgi_connect`` tells
+        them) names a file of ``src``'s own host: (``src``'s node, the path). Raises
+        :class:`UnknownHost` (an OSError, as the client's failed lookup or connect)."""
+        known = self._resolved.get((src, address))
+        if known is not None:
+            return known
         host, sep, port = address.rpartition(":")
+        if not sep and address:
+            return self.nodes[src], address
         if not sep or not port.isdigit():
-            raise UnknownHost(f"{address!r} is not a host:port address (UNIX sockets do not "
-                              f"cross the virtual network)")
+            raise UnknownHost(f"{address!r} is not a host:port address")
         if host in _SELF or host == "0.0.0.0":
-            return self.nodes[src], int(port)
-        node = self._by_host.get(host)
-        if node is None and not _is_ip(host):
-            raise UnknownHost(f"unable to resolve {host!r}: no node has that name")
-        return node, int(port)
+            node: Endpoint | None = self.nodes[src]
+        else:
+            node = self._by_host.get(host)
+            if node is None and not _is_ip(host):
+                raise UnknownHost(f"unable to resolve {host!r}: no node has that name")
+        known = self._resolved[(src, address)] = (node, int(port))
+        return known
 
     def bind_udp(self, name: str, port: int, handler: Callable[[bytes, str], None]) -> None:
         """Node ``name`` receives the datagrams sent to ``port`` with ``handler``."""
@@ -185,8 +203,10 @@ class Network:
         kernel = self.kernel
         rng = kernel.rng
         if stream:
-            when = max(kernel.now + settings.stream_delay(rng, nbytes, slow),
-                       self._last.get(key, 0.0))
+            when = kernel.now + settings.stream_delay(rng, nbytes, slow)
+            last = self._last.get(key, 0.0)
+            if when < last:
+                when = last
             self._last[key] = when
             kernel.post_at(when, fn, *args)
             return

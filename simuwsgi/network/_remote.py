@@ -29,7 +29,9 @@ or HTTP sent to a uwsgi port, gets no answer (each parser waits for the rest of 
 expects), until the client's timeout. The router ports (``--fastrouter``, ``--http``)
 are served by the node's ``routers`` subsystem (:mod:`simuwsgi.network._routers`).
 
-Left out: UNIX sockets.
+A UNIX socket's path names a socket of the calling node (``network._network``).
+Requests written a piece at a time, cut by the client's FIN or silence:
+:mod:`simuwsgi.network._sockets`.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from ..protocol import (
     Request,
     RequestEvent,
     encode_http_head,
+    last_value,
     parse_http_request,
     response_protocol,
 )
@@ -199,10 +202,11 @@ def http_bytes(result: Reply, protocol: bytes) -> bytes:
 
 
 def serve(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
-          reply: Callable[[bytes], None]) -> None:
+          reply: Callable[[bytes], None], cut: str | None = None) -> None:
     """Node ``node`` got a connection's request bytes from ``peer`` on its uwsgi
     ``port``: answer them and send the reply's bytes (or just the close) back with
-    ``reply``."""
+    ``reply``. ``cut``: the body ends early, the client having closed (``"closed"``)
+    or gone silent (``"timeout"``; see ``network._sockets``)."""
     inst = node.inst
     forward = getattr(inst, "forward", None)
     if forward is not None:  # a real node (simuwsgi.cluster_real) answers by itself
@@ -216,8 +220,8 @@ def serve(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
         net.transmit(node.name, peer, len(out), reply, out)
 
     conn.receive_data(data)
-    received = read_request(conn)
-    if received is None or inst.stopped:
+    received = read_request(conn, partial=cut is not None)
+    if received is None or inst.stopped or (cut and not isinstance(received[0], Request)):
         answer(NO_REPLY)  # what uWSGI refuses (see protocol), or a stopped node: close
         return
     request, body = received
@@ -226,7 +230,7 @@ def serve(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
         answer(plugins.ping())
         return
     if isinstance(request, Request):
-        _serve_wsgi(net, node, peer, request, body, answer)
+        _serve_wsgi(net, node, peer, request, body, answer, cut)
         return
     action = plugins.action(request, body)
     if action is None:
@@ -238,8 +242,9 @@ def serve(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
 
 
 def serve_http(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
-               reply: Callable[[bytes], None]) -> None:
-    """Node ``node`` got an HTTP request from ``peer`` on its ``--http-socket`` port."""
+               reply: Callable[[bytes], None], cut: str | None = None) -> None:
+    """Node ``node`` got an HTTP request from ``peer`` on its ``--http-socket`` port
+    (``cut``: as for :func:`serve`)."""
     inst = node.inst
     protocol = b"HTTP/1.0"
 
@@ -261,19 +266,23 @@ def serve_http(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
     for line in head.warnings:
         inst.log(line)
     protocol = response_protocol(head.request.vars)
-    _serve_wsgi(net, node, peer, head.request, data[head.consumed:], answer)
+    _serve_wsgi(net, node, peer, head.request, data[head.consumed:], answer, cut)
 
 
 def _submit(net: Network, node: Endpoint, peer: str, body: bytes, wire: WireRequest,
-            method: str = "", path: str = "") -> Any:
-    req = node.submit(method, path, body=body)
+            method: str = "", path: str = "", cut: str | None = None) -> Any:
+    # a cut body is shorter than its CONTENT_LENGTH, which wsgi.input reads up to
+    length = last_value(wire.vars, b"CONTENT_LENGTH") if cut and wire.vars else None
+    headers = [("Content-Length", length.decode("latin-1"))] if length is not None else None
+    req = node.submit(method, path, body=body, headers=headers)
     req.net = wire
     req.remote_addr = net.nodes[peer].host
+    req.body_end = cut
     return req
 
 
 def _serve_wsgi(net: Network, node: Endpoint, peer: str, request: Request, body: bytes,
-                answer: Callable[[Reply], None]) -> None:
+                answer: Callable[[Reply], None], cut: str | None = None) -> None:
     """A WSGI request for one of the node's workers; ``answer`` gets the reply."""
     plugins = _plugins(node.inst)
     refused = plugins.refuse_wsgi(request)
@@ -281,13 +290,15 @@ def _serve_wsgi(net: Network, node: Endpoint, peer: str, request: Request, body:
         answer(refused)
         return
     req, wire = plugins.submit_wsgi(
-        request, lambda wire, method, path: _submit(net, node, peer, body, wire, method, path))
+        request, lambda wire, method, path: _submit(net, node, peer, body, wire, method, path, cut))
     req.on_done = lambda: answer(_http_reply(req.response, wire))
 
 
-def read_request(conn: Connection) -> tuple[RequestEvent, bytes] | None:
-    """The request and body a connection received whole, or None for what the server
-    codec refuses (the node logs nothing more and closes)."""
+def read_request(conn: Connection, partial: bool = False
+                 ) -> tuple[RequestEvent, bytes] | None:
+    """The request and body a connection received whole (``partial``: or its head and
+    the body so far), or None for what the server codec refuses (the node logs nothing
+    more and closes)."""
     head: RequestEvent | None = None
     chunks: list[bytes] = []
     try:
@@ -298,7 +309,7 @@ def read_request(conn: Connection) -> tuple[RequestEvent, bytes] | None:
             elif isinstance(event, EndOfMessage):
                 return (head, b"".join(chunks)) if head is not None else None
             elif event is NEED_DATA or isinstance(event, ConnectionClosed):
-                return None
+                return (head, b"".join(chunks)) if partial and head is not None else None
             else:
                 head = event  # type: ignore[assignment]
     except RemoteProtocolError:

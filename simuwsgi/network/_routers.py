@@ -208,6 +208,9 @@ class Router:
         self.modifiers = ((o.int("http-modifier1", 0), o.int("http-modifier2", 0))
                           if kind == "http" else (0, 0))
         self.servers = o.strings(names["server"])
+        #: ``--fastrouter-buffer-size``/``--http-buffer-size`` (0: the node's
+        #: ``--buffer-size``)
+        self.buffer_size = o.int(names["buffer-size"], 0)
         self.table: SubscriptionTable | None = None
         self._sessions = 0
         self._early: list[tuple[bytes, str]] = []
@@ -306,9 +309,8 @@ class Router:
 
         inst = self.inst
         if self.kind == "fastrouter":
-            conn = Connection(SERVER, buffer_size=inst.opts.int(
-                OPTION_NAMES["fastrouter"]["buffer-size"], 0)
-                              or inst.buffer_size, max_vars=inst.max_vars)
+            conn = Connection(SERVER, buffer_size=self.buffer_size or inst.buffer_size,
+                              max_vars=inst.max_vars)
             conn.receive_data(data)
             received = read_request(conn)
             if received is None or not isinstance(received[0], Request):
@@ -323,8 +325,7 @@ class Router:
                     data, hostname=inst.hostname.encode(),
                     server_port=str(_port(self.listen[0])).encode(),
                     remote_addr=self.net.nodes[peer].host.encode(),
-                    buffer_size=inst.opts.int(OPTION_NAMES["http"]["buffer-size"], 0)
-                    or inst.buffer_size)
+                    buffer_size=self.buffer_size or inst.buffer_size)
             except RemoteProtocolError:
                 return None
             if head is None:
@@ -360,17 +361,19 @@ class Router:
         session.address = address
         request = session.request
         node = session.node
-        if node is not None:
+        if node is not None and (node.modifier1, node.modifier2) != (request.modifier1,
+                                                                      request.modifier2):
             request = dataclasses.replace(request, modifier1=node.modifier1,
                                           modifier2=node.modifier2)
         if self.modifiers != (0, 0):  # --http-modifier1/2 win over the node's
             request = dataclasses.replace(
                 request, modifier1=self.modifiers[0] or request.modifier1,
                 modifier2=self.modifiers[1] or request.modifier2)
-        exchange: list[Any] = []
+        exchange: list[Any] = []  # (popped when done: no exchange <-> callback cycle)
         exchange.append(Exchange(self.net, self.inst.node, address, request, session.body,
                                  self.timeout,
-                                 lambda ok, value: self._done(session, exchange[0], ok, value)))
+                                 lambda ok, value: self._done(session, exchange.pop(), ok,
+                                                              value)))
 
     def _map(self, session: _Session) -> str | None:
         """The backend address for the session (``ucr->mapper``)."""

@@ -54,6 +54,8 @@ _IDLE, _BODY, _DONE, _CLOSED, _ERROR = (
     State.CLOSED,
     State.ERROR,
 )
+# (module names: an Enum member read as a class attribute costs a lookup each time)
+_HEAD, _DATA, _END, _NO_REPLY = Kind.HEAD, Kind.DATA, Kind.END, Kind.NO_REPLY
 _HEADER = struct.Struct("<BHB")
 _EOM = EndOfMessage()  # events are frozen values: one instance serves every message
 _KINDS: dict[type, Kind] = {Data: Kind.DATA, EndOfMessage: Kind.END, NoReply: Kind.NO_REPLY}
@@ -369,15 +371,23 @@ class Connection:
     def send_message(self, head: RequestEvent | ReplyEvent, body: bytes = b"") -> bytes:
         """Convenience: ``send(head)``, ``send(Data(body))`` if any, ``send(EndOfMessage())``."""
         out = self.send(head)
+        remaining = self._our_remaining
+        if self.our_state is _BODY and type(body) is bytes and (
+                remaining is None or remaining == len(body)):
+            # the Data and EndOfMessage steps, which cannot fail here, in one
+            self._our_remaining = None if remaining is None else 0
+            self._our_sent += len(body)
+            self.our_state = _DONE
+            return out + body
         if body:
             out += self.send(Data(data=body))
         return out + self.send(_EOM)
 
     def _send(self, event: Event) -> bytes:
         state = self.our_state
-        kind = _KINDS.get(type(event), Kind.HEAD)
+        kind = _KINDS.get(type(event), _HEAD)
         new_state = TRANSITIONS[state].get(kind)
-        if kind is Kind.NO_REPLY:
+        if kind is _NO_REPLY:
             if self.role is not SERVER:
                 raise LocalProtocolError("only a server answers NoReply (it closes the connection)")
             if state is _ERROR and self._reply is None:
@@ -387,7 +397,7 @@ class Connection:
                 f"cannot send {type(event).__name__} as {self.role!r} in state {state!r} "
                 f"({_HINTS[kind]})"
             )
-        if kind is Kind.DATA:
+        if kind is _DATA:
             assert isinstance(event, Data)
             data = event.data
             if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -402,12 +412,12 @@ class Connection:
                 self._our_remaining = remaining - len(data)
             self._our_sent += len(data)
             return bytes(data)
-        if kind is Kind.END and self._our_remaining:
+        if kind is _END and self._our_remaining:
             raise LocalProtocolError(
                 f"EndOfMessage with {self._our_remaining} byte(s) of the stream announced "
                 f"by the {self._head_name()} still unsent"
             )
-        if kind is not Kind.HEAD:
+        if kind is not _HEAD:
             self.our_state = new_state
             return b""
         stream: int | None

@@ -39,6 +39,11 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   none, so nothing of the host's is touched. ``os.exec*`` would replace the test
   process: the virtual process becomes the program instead (it runs, and the process
   dies with its exit status, as the master then sees a worker that exec'd).
+* sockets: in a ``Cluster``'s node, ``socket.create_connection`` (so ``http.client``,
+  ``urllib.request``) to a node's address goes over the virtual network, and any
+  other internet address (a raw ``socket.connect`` too) is refused unless the cluster
+  allows it (``simuwsgi.network._appsockets``); a lone ``Simulation``'s app reaches the
+  host as before.
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
 * the cores of a ``--threads`` worker are threads: ``threading.get_ident()`` in core
@@ -94,6 +99,7 @@ import inspect
 import math
 import os
 import signal as _signal
+import socket as _socket
 import subprocess
 import sys
 import threading
@@ -131,6 +137,8 @@ _REAL = {
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
     "execve": os.execve, "start": threading.Thread.start,
+    "create_connection": _socket.create_connection, "connect": _socket.socket.connect,
+    "connect_ex": _socket.socket.connect_ex,
 }
 _SAVED_EXECUTE_CHILD = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 _EXECUTE_CHILD_SIGNATURE = inspect.signature(_SAVED_EXECUTE_CHILD)
@@ -487,6 +495,10 @@ class Containment:
         self.argv = ["uwsgi", *pyargv.split()]
         #: Whether commands app code starts run (``Simulation(subprocess=...)``).
         self.subprocess: Any = "run"
+        #: A cluster node's sockets (``simuwsgi.network._appsockets``): ``connect(address,
+        #: timeout)`` gives a virtual socket or None (the host's), ``check(address)``
+        #: refuses a raw socket's connect; None: the app's sockets are the host's.
+        self.sockets: Any = None
 
     def running(self) -> UProcess | None:
         """The virtual process running app code now, if this thread runs one of ours."""
@@ -813,6 +825,37 @@ def _execute_child(popen: Any, args: Any, executable: Any, *rest: Any, **kw: Any
     return _SAVED_EXECUTE_CHILD(popen, args, executable, *rest, **kw)
 
 
+def _node_sockets() -> Any:
+    """The sockets of the cluster node whose virtual process runs (None: the host's)."""
+    for contain in reversed(_ACTIVE):
+        if contain.sockets is not None and contain.running() is not None:
+            return contain.sockets
+    return None
+
+
+def _create_connection(address: Any, timeout: Any = _socket._GLOBAL_DEFAULT_TIMEOUT,
+                       *args: Any, **kwargs: Any) -> Any:
+    sockets = _node_sockets()
+    if sockets is not None:
+        seconds = _socket.getdefaulttimeout() if timeout is _socket._GLOBAL_DEFAULT_TIMEOUT \
+            else timeout
+        sock = sockets.connect(address, seconds)
+        if sock is not None:
+            return sock
+    return _REAL["create_connection"](address, timeout, *args, **kwargs)
+
+
+def _checked_connect(name: str) -> Callable[..., Any]:
+    def connect(sock: _socket.socket, address: Any) -> Any:
+        if sock.family in (_socket.AF_INET, _socket.AF_INET6):
+            sockets = _node_sockets()
+            if sockets is not None:
+                sockets.check(address)
+        return _REAL[name](sock, address)
+
+    return connect
+
+
 def _system(command: str) -> int:
     _command_allowed("os.system", ["/bin/sh", "-c", command])
     return int(_REAL["system"](command))
@@ -883,6 +926,9 @@ _PATCHES = [
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
     (_threading_local, "current_thread", _local_owner),
     (threading.Thread, "start", _thread_start),
+    (_socket, "create_connection", _create_connection),
+    (_socket.socket, "connect", _checked_connect("connect")),
+    (_socket.socket, "connect_ex", _checked_connect("connect_ex")),
 ]
 
 

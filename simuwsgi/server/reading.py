@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from .processes import Worker
     from .workers import Request
 
-__all__ = ["FAILED", "PARSED", "SERVED", "Reading", "reading", "wait_for_body"]
+__all__ = ["FAILED", "PARSED", "SERVED", "Reading", "body_read_failed", "reading",
+           "wait_for_body"]
 
 #: outcomes of ``Reading.parse_vars``: call the app; a static file answered; the
 #: request failed (logged as a 500, no byte sent)
@@ -147,8 +148,7 @@ class Reading:
         got = wait_for_body(self, req, cl)
         if got is None:
             return True
-        self.inst.log(f"[uwsgi-body-read] Timeout reading {cl - got} bytes. "
-                      f"Content-Length: {cl} consumed: 0 left: {cl}")
+        body_read_failed(self.inst, req, cl - got, cl, 0)
         return False
 
     def _manage_script_name(self, req: Request, vars_: dict[str, str]) -> dict[str, str]:
@@ -201,7 +201,7 @@ def wait_for_body(reading: Reading, req: Request, upto: int, conn: Any = None) -
     """``uwsgi_wait_read_req`` until the client sent ``upto`` body bytes, each wait at
     most ``--socket-timeout`` (a switch each, of ``conn`` or, before the app has a
     connection, of ``req``): None once they are there, else how many had arrived when
-    a wait timed out."""
+    a wait timed out (or at once when the body was cut: ``req.body_end``)."""
     kernel = reading.inst.kernel
     timeout = reading.socket_timeout
     while True:
@@ -209,12 +209,29 @@ def wait_for_body(reading: Reading, req: Request, upto: int, conn: Any = None) -
         if got >= upto:
             return None
         due = req.next_arrival(kernel.now)
+        if due is None and req.body_end is not None:
+            return got
         late = due is None or due - kernel.now > timeout
         kernel.wake(kernel.current, None, delay=timeout if late else due - kernel.now)
         kernel.park("reading the request body")
         (conn if conn is not None else req).switches += 1
         if late:
             return got
+
+
+def body_read_failed(inst: Instance, req: Request, remains: int, cl: int,
+                     consumed: int) -> str:
+    """Log why a body read got no more bytes (``core/reader.c``'s ``uwsgi_read_error0``
+    when the client closed, ``uwsgi_read_timeout`` else) and return the word of the
+    ``OSError`` the app gets (``error``/``timeout during read(...)``)."""
+    if req.body_end == "closed":
+        inst.log(f"[uwsgi-body-read] Error reading {remains} bytes. Content-Length: {cl} "
+                 f"consumed: {consumed} left: {cl - consumed} message: Client closed "
+                 f"connection")
+        return "error"
+    inst.log(f"[uwsgi-body-read] Timeout reading {remains} bytes. Content-Length: {cl} "
+             f"consumed: {consumed} left: {cl - consumed}")
+    return "timeout"
 
 
 def _content_length(vars_: dict[str, str]) -> int:

@@ -21,8 +21,9 @@ connection with it (``simuwsgi.net._stats``).
 * ``workers``: each slot's counters, ``status`` (``cheap``, ``pause``, ``sigN``,
   ``busy``, ``idle``), memory (``sim.set_rss``), ``apps`` and ``cores`` (unless
   ``--stats-no-cores``) with a busy core's request vars and ``request_start``;
-* ``spoolers`` and ``crons`` (the command crons) when there are any. pyuwsgi is built
-  without SSL: no ``legions`` key, no cron ``legion`` key.
+* ``spoolers`` and ``crons`` (the command crons) when there are any; ``legions`` in a
+  build with SSL (``ssl=True``) with a ``--legion`` (``subsystems.legion``). pyuwsgi is
+  built without SSL: no ``legions`` key, no cron ``legion`` key (nor here with SSL).
 
 Left out: ``daemons`` (``--attach-daemon`` is not simulated), the per-core counters of
 static, routed and offloaded requests, write and read errors (always 0 here),
@@ -93,6 +94,9 @@ def document(inst: Instance) -> dict[str, Any]:
             {"minute": c.minute, "hour": c.hour, "day": c.day, "month": c.month,
              "week": c.week, "command": escape_json(c.command or ""), "unique": int(c.unique),
              "pid": -1, "started_at": c.last_job} for c in cron.command_crons]
+    legions = inst.subsystems.get("legion")
+    if legions is not None and legions.legions:
+        doc["legions"] = legions.stats()
     return doc
 
 

@@ -145,6 +145,9 @@ class Request:
         #: When the body's chunks arrive: (virtual time, bytes sent so far), from
         #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
         self.chunk_times: list[tuple[float, int]] = []
+        #: Why no more body bytes come once those are read: the client closed
+        #: (``"closed"``) or went silent (``"timeout"``); None: ``chunk_times`` say.
+        self.body_end: str | None = None
         #: Set by the worker (``simuwsgi.server.reading``): the request's vars, the environ's
         #: (``--manage-script-name``), the app chosen, and the log's var count when the
         #: parse stopped early (-1: all the vars).
@@ -191,8 +194,11 @@ class Request:
         self.response = Response(status=status, headers=headers, body=body, reason=reason,
                                  worker=self.worker, started=self.started, finished=now,
                                  raw=raw)
-        if self.on_done is not None:
-            self.on_done()
+        # called once and forgotten: a callback that holds the request (the network's
+        # answer) leaves no request <-> callback cycle for the GC to find
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done()
 
     def fail(self, reason: str, now: float | None = None) -> None:
         self.finish(None, [], b"", self.started if now is None else now, reason)
@@ -465,10 +471,9 @@ class _Input(io.BytesIO):
                                           conn)
             if sent is not None:
                 self.seek(sent)
-                conn.inst.log(f"[uwsgi-body-read] Timeout reading {pos + remains - sent} "
-                              f"bytes. Content-Length: {self._cl} consumed: {sent} left: "
-                              f"{self._cl - sent}")
-                raise OSError(f"timeout during read({hint}) on wsgi.input")
+                why = _reading.body_read_failed(conn.inst, conn.req, pos + remains - sent,
+                                                self._cl, sent)
+                raise OSError(f"{why} during read({hint}) on wsgi.input")
         return super().read(remains)
 
 
@@ -482,11 +487,10 @@ class _Input(io.BytesIO):
             target = self._cl if end < 0 else pos + end + 1
             reading = _reading.reading(conn.inst)
             sent = _reading.wait_for_body(reading, conn.req, target, conn)
-            if sent is not None:  # consume_body_for_readline timed out
-                conn.inst.log(f"[uwsgi-body-read] Timeout reading "
-                              f"{min(reading.buffer_size, self._cl - sent)} bytes. "
-                              f"Content-Length: {self._cl} consumed: {sent} left: "
-                              f"{self._cl - sent}")
+            if sent is not None:  # consume_body_for_readline timed out or met EOF
+                _reading.body_read_failed(conn.inst, conn.req,
+                                          min(reading.buffer_size, self._cl - sent),
+                                          self._cl, sent)
                 self.seek(sent)
                 hint = args[0] if args else 0
                 raise OSError(f"error during readline({hint}) on wsgi.input")
@@ -616,7 +620,7 @@ def build_environ(inst: Instance, req: Request, w: Worker,
         "wsgi.version": (1, 0),
         "wsgi.run_once": False,
         "wsgi.url_scheme": "http",
-        "wsgi.multithread": inst.opts.int("threads", 0) > 1,
+        "wsgi.multithread": inst.threads > 1,
         "wsgi.multiprocess": inst.numproc > 1,
         "uwsgi.version": b"2.0.30",
         "uwsgi.node": inst.hostname.encode(),

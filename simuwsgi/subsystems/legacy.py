@@ -61,7 +61,7 @@ __all__ = ["LEGACY_NAMES", "LEGACY_OPTIONS", "legacy_entries", "split_legacy_opt
 #: The 1.4 options a ``legacy=True`` simulation accepts on top of 2.0.30's (2.0.30
 #: refuses them: ``unrecognized option``). ``--cluster-reload``/``--cluster-log`` were
 #: client commands (send one datagram and exit): ``Cluster.send_udp`` does what they did.
-LEGACY_OPTIONS = ("cluster",)
+LEGACY_OPTIONS = ("cluster", "cluster-nodes")
 
 #: 1.4's network functions: the ``legacy_net`` subsystem provides them
 #: (``simuwsgi.network._messages``; in a lone ``Simulation`` they say they need a cluster).
@@ -89,30 +89,42 @@ LEGACY_NAMES: tuple[str, ...] = (
     "fastfuncs", "message_manager_marshal", *_NETWORK, *_NOT_SIMULATED)
 
 
-def split_legacy_options(options: Any) -> tuple[Any, str | None]:
-    """``options`` without 1.4's ``--cluster`` (a dict key or argv words), and its value
-    (None if not given). An ``.ini`` file is left as it is: there ``cluster`` is read as a
+def split_legacy_options(options: Any) -> tuple[Any, str | None, bool]:
+    """``options`` without 1.4's ``--cluster`` and ``--cluster-nodes`` (a dict key or
+    argv words), the value of ``--cluster`` (None if not given) and whether
+    ``--cluster-nodes`` is on (1.4's ``uwsgi_opt_true``: any value but
+    false/off/no/0). An ``.ini`` file is left as it is: there ``cluster`` is read as a
     placeholder (``simuwsgi.network._legacy``)."""
     if isinstance(options, Mapping):
-        rest = {k: v for k, v in options.items() if str(k).lstrip("-") != "cluster"}
+        rest = {k: v for k, v in options.items()
+                if str(k).lstrip("-") not in LEGACY_OPTIONS}
         given = [v for k, v in options.items() if str(k).lstrip("-") == "cluster"]
-        return rest, _cluster_value(given[-1]) if given else None
+        nodes = [v for k, v in options.items() if str(k).lstrip("-") == "cluster-nodes"]
+        return (rest, _cluster_value(given[-1]) if given else None,
+                bool(nodes) and _flag(nodes[-1]))
     if isinstance(options, (list, tuple)):
-        words, value, i = [], None, 0
+        words, values, i = [], {}, 0
         while i < len(options):
             word = str(options[i])
-            if word == "--cluster":
-                if i + 1 >= len(options):
-                    raise ConfigError("option '--cluster' requires an argument")
-                value, i = _cluster_value(options[i + 1]), i + 2
+            name, eq, inline = word.partition("=")
+            if name.lstrip("-") in LEGACY_OPTIONS and name.startswith("--"):
+                if eq:
+                    values[name], i = inline, i + 1
+                elif i + 1 < len(options):
+                    values[name], i = options[i + 1], i + 2
+                else:
+                    raise ConfigError(f"option '{name}' requires an argument")
                 continue
-            if word.startswith("--cluster="):
-                value = _cluster_value(word.partition("=")[2])
-            else:
-                words.append(options[i])
+            words.append(options[i])
             i += 1
-        return words, value
-    return options, None
+        group = values.get("--cluster")
+        return (words, _cluster_value(group) if group is not None else None,
+                "--cluster-nodes" in values and _flag(values["--cluster-nodes"]))
+    return options, None, False
+
+
+def _flag(value: Any) -> bool:
+    return str(value).lower() not in ("false", "off", "no", "0")
 
 
 def _cluster_value(value: Any) -> str:

@@ -233,6 +233,19 @@ class Legions:
                 "scrolls": scrolls}
 
     # -- small services ------------------------------------------------------------------
+    def stats(self) -> list[dict[str, Any]]:
+        """The stats server's ``legions`` (``uwsgi_master_generate_stats``):
+        ``i_am_the_lord`` is when this node became Lord (0: it is not), ``members``
+        the peers heard from, ``name`` their host name."""
+        return [{"legion": lg.name, "addr": lg.addr, "uuid": _text(lg.uuid),
+                 "valor": lg.valor, "checksum": lg.checksum, "quorum": lg.quorum,
+                 "i_am_the_lord": lg.i_am_the_lord, "lord_valor": lg.lord_valor,
+                 "lord_uuid": _text(lg.lord_uuid), "nodes": list(lg.nodes),
+                 "members": [{"name": _text(m.name), "uuid": _text(m.uuid),
+                              "valor": m.valor, "checksum": m.checksum,
+                              "last_seen": m.last_seen} for m in lg.members]}
+                for lg in self.legions.values()]
+
     def _now(self) -> int:
         """``uwsgi_now()``: the node's wall clock, whole seconds."""
         return int(self.inst.wall())
