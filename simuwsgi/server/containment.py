@@ -53,14 +53,14 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   ``_threading_local.local``, keyed by the virtual process and core, so each core of each
   process has its own namespace (a ``threading.local`` made before the simulation
   opened is the host's C one, shared).
-* threads the app starts itself (``threading.Thread.start`` in a virtual process) run
-  as host threads: in real time, outside the virtual clock and the seeded order, so
-  what they do is not deterministic. They are kept in: each is made a daemon thread
-  (it cannot keep the test process from exiting); any of the calls above made from one
-  raises ``NotSimulatedError`` (it would act on the simulation from another OS thread,
-  or on the host); closing the simulation stops each one still running (an
-  asynchronous ``SystemExit`` at its next bytecode, waited for up to a second). A
-  ``uwsgi.*`` call from one answers for whatever virtual process runs at that moment.
+* threads the app starts itself (``threading.Thread.start`` in a virtual process) are
+  virtual threads of that process (``appthreads``): greenlets in virtual time, with
+  their own ident; every call above acts on their process. ``threading.Lock``/``RLock``
+  made in a virtual process are ``appthreads.VLock`` (they wait in virtual time), and
+  ``threading.enumerate()`` there lists the process's own threads (the host's lists
+  the host's). In fork mode's OS children they are host threads of the child, made
+  daemons (they end with it); any of the calls above made from one raises
+  ``NotSimulatedError``.
 
 Calls from the test itself (no virtual process running) and from other threads go to
 the real functions. Everything is put back when the last open simulation closes.
@@ -116,6 +116,7 @@ import greenlet
 from .._errors import NotSimulatedError, SimulationError, StallError
 from .._core.clock import _R
 from .._core.kernel import Killed
+from .appthreads import AppThreads, VLock
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -136,10 +137,13 @@ _REAL = {
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
-    "execve": os.execve, "start": threading.Thread.start,
+    "execve": os.execve, "start": threading.Thread.start, "rlock": threading.RLock,
+    "counter": threading._counter,  # type: ignore[attr-defined]
+    "enumerate": threading.enumerate,
     "create_connection": _socket.create_connection, "connect": _socket.socket.connect,
     "connect_ex": _socket.socket.connect_ex,
 }
+_REAL_LOCK = threading.Lock
 _SAVED_EXECUTE_CHILD = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 _EXECUTE_CHILD_SIGNATURE = inspect.signature(_SAVED_EXECUTE_CHILD)
 #: The files between app code and the start of a command (this one included).
@@ -488,8 +492,9 @@ class Containment:
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.thread = _host_ident()
-        #: The threads app code started (host threads), and their thread ids.
-        self.app_threads: list[threading.Thread] = []
+        #: The threads app code starts in virtual processes.
+        self.threads = inst.app_threads = AppThreads(self)
+        #: The ids of those it starts in a fork mode's OS process (host threads there).
         self.app_idents: set[int] = set()
         pyargv = inst.opts.str("pyargv") or ""
         self.argv = ["uwsgi", *pyargv.split()]
@@ -532,19 +537,7 @@ class Containment:
             _ACTIVE.remove(self)
             if not _ACTIVE:
                 _uninstall()
-        self._stop_app_threads()
-
-    def _stop_app_threads(self) -> None:
-        """Closing: every thread the app started and still running gets ``SystemExit``."""
-        alive = [t for t in self.app_threads if t.is_alive() and t.ident is not None]
-        for thread in alive:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
-                                                       ctypes.py_object(SystemExit))
-        deadline = _R.monotonic() + 1.0
-        for thread in alive:
-            thread.join(max(0.0, deadline - _R.monotonic()))
-        self.app_threads.clear()
-        self.app_idents.clear()
+        self.threads.close()
 
 
 _ACTIVE: list[Containment] = []
@@ -560,9 +553,9 @@ def _current() -> tuple[Containment, UProcess] | None:
             return contain, proc
         if contain.app_idents and _host_ident() in contain.app_idents:
             raise NotSimulatedError(
-                "a thread started by app code runs as a host thread, outside the "
-                "simulation: it cannot signal, exit or register handlers; do it in a "
-                "request, a signal handler or a mule")
+                "in fork mode a thread started by app code runs as a host thread, "
+                "outside the simulation: it cannot signal, exit or register handlers; "
+                "do it in a request, a signal handler or a mule")
     return None
 
 
@@ -634,6 +627,9 @@ def _get_ident() -> int:
     for contain in reversed(_ACTIVE):
         proc = contain.running()
         if proc is not None:
+            vident = getattr(proc, "vident", None)  # a thread the app started
+            if vident is not None:
+                return vident  # type: ignore[no-any-return]
             core = getattr(proc, "core", 0)
             return _CORE_IDENT_BASE + proc.pid * 256 + core if core else _host_ident()
     return _host_ident()
@@ -649,15 +645,32 @@ def _local_owner() -> Any:
     return threading.current_thread()
 
 
+def _virtual() -> tuple[Containment, UProcess] | None:
+    """The simulation and virtual process running app code on this OS thread now, if
+    its threads are virtual (not in fork mode, where app code has OS processes)."""
+    for contain in reversed(_ACTIVE):
+        proc = contain.running()
+        if proc is not None:
+            if forward_kill is not None or contain.inst.forks is not None:
+                return None
+            return contain, proc
+    return None
+
+
 def _thread_start(thread: threading.Thread) -> None:
-    """``Thread.start`` from app code in a virtual process: a contained host thread.
-    The simulator's own threads (``network="real"``'s client...) are left alone;
+    """``Thread.start`` from app code: a virtual thread of its virtual process
+    (``appthreads``); in fork mode's OS processes, a contained host thread. The
+    simulator's own threads (``network="real"``'s client...) are left alone;
     ``uwsgidecorators.thread`` starts the app's."""
     owner = next((c for c in reversed(_ACTIVE) if c.running() is not None), None)
     caller = sys._getframe(1).f_globals.get("__name__", "")
     if owner is None or (caller.startswith("simuwsgi.")
                          and caller != "simuwsgi.uwsgidecorators"):
         _REAL["start"](thread)
+        return
+    found = _virtual()
+    if found is not None:  # (the process's own node's, in a cluster sharing the kernel)
+        found[1].inst.app_threads.start(found[1], thread)
         return
     thread.daemon = True
     run = thread.run
@@ -667,8 +680,43 @@ def _thread_start(thread: threading.Thread) -> None:
         run()
 
     thread.run = contained_run  # type: ignore[method-assign]
-    owner.app_threads.append(thread)
     _REAL["start"](thread)
+
+
+def _lock() -> Any:
+    """``threading.Lock()``: one the threads of a simulation wait for in virtual time
+    when made in a virtual process, else the host's."""
+    found = _virtual()
+    return VLock(found[0]) if found is not None else _REAL_LOCK()
+
+
+def _rlock(*args: Any, **kwargs: Any) -> Any:
+    """``threading.RLock()``: in a virtual process, the pure-Python one over a ``VLock``."""
+    if _virtual() is not None:
+        return threading._PyRLock(*args, **kwargs)  # type: ignore[attr-defined]
+    return _REAL["rlock"](*args, **kwargs)
+
+
+def _enumerate() -> list[threading.Thread]:
+    """``threading.enumerate()``: a virtual process sees its own threads and the host
+    its own (not the cores' and app threads of the virtual processes)."""
+    found = _virtual()
+    if found is not None:
+        return found[1].inst.app_threads.enumerate(found[1])
+    return [t for t in _REAL["enumerate"]()
+            if not _CORE_IDENT_BASE <= (t.ident or 0) < _CORE_IDENT_LIMIT]
+
+
+def _active_count() -> int:
+    return len(_enumerate())
+
+
+def _counter() -> int:
+    """The N of a new thread's "Thread-N" name: counted per virtual process."""
+    found = _virtual()
+    if found is None:
+        return _REAL["counter"]()  # type: ignore[no-any-return]
+    return found[1].inst.app_threads.name_number(found[1])  # type: ignore[no-any-return]
 
 
 def _forget_core_threads() -> None:
@@ -925,7 +973,11 @@ _PATCHES = [
                                 "use uwsgi.signal_wait()")),
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
     (_threading_local, "current_thread", _local_owner),
-    (threading.Thread, "start", _thread_start),
+    # (staticmethods, as the builtins they replace: not bound when a class keeps one)
+    (threading.Thread, "start", _thread_start), (threading, "Lock", staticmethod(_lock)),
+    (threading, "_allocate_lock", staticmethod(_lock)), (threading, "RLock", _rlock),
+    (threading, "_counter", staticmethod(_counter)), (threading, "enumerate", _enumerate),
+    (threading, "active_count", _active_count),
     (_socket, "create_connection", _create_connection),
     (_socket.socket, "connect", _checked_connect("connect")),
     (_socket.socket, "connect_ex", _checked_connect("connect_ex")),

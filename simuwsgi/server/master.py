@@ -142,6 +142,8 @@ class Instance:
         self.subsystems: dict[str, Any] = {}
         #: fork mode: the ``fork.ForkRuntime`` that runs user code in OS children.
         self.forks: Any = None
+        #: The threads app code starts (``appthreads.AppThreads``), once a simulation is open.
+        self.app_threads: Any = None
         #: The ``faults.Injector`` of an applied fault plan (disk, cache, signal windows).
         self.faults: Any = None
         #: Set when the whole instance exited (the master died while importing the app).
@@ -547,8 +549,8 @@ class Instance:
 
         ``atexit`` handlers run on an exit, unless a worker is in a request and the exit
         is a C ``exit()`` (``uwsgi_python_atexit`` skips them when busy; ``sys.exit``
-        runs them through ``Py_Exit`` anyway). A worker's thread that returns leaves
-        the process to its other cores."""
+        runs them through ``Py_Exit`` anyway). A thread (a core, one the app started) that
+        returns leaves the process to its other threads."""
         try:
             body(proc)
         except ProcessExit as exc:
@@ -570,7 +572,7 @@ class Instance:
                 f"{proc.name} (pid {proc.pid}) crashed at virtual time "
                 f"{self.kernel.now:.6f}: {type(exc).__name__}: {exc}") from exc
         else:
-            if not isinstance(proc, WorkerThread):
+            if proc.main is proc:  # a thread that returns leaves its process running
                 run_atexit(self, proc)
                 self.kernel.call_soon(self.process_died, proc, "exited")
 
@@ -589,6 +591,8 @@ class Instance:
     def process_died(self, proc: UProcess, reason: str) -> None:
         proc = proc.main  # a worker's thread ends the whole worker
         proc.alive = False
+        if self.app_threads is not None:  # the threads the app started die with it
+            self.app_threads.reap(proc)
         if self.forks is not None:
             self.forks.process_died(proc)
         if isinstance(proc, Worker):
@@ -1216,7 +1220,14 @@ class Instance:
             if mule.alive or mule in self._unreaped or getattr(mule, "reloading", False):
                 self.log(f"mule {mule.id} (pid: {mule.pid}) annihilated", self.master)
 
+    def _reap_master_threads(self) -> None:
+        """The master exits or re-executes itself (a reload): its threads end with it
+        (the master's greenlet ends after boot; it lives on as the hub's events)."""
+        if self.app_threads is not None and self.master is not None:
+            self.app_threads.reap(self.master)
+
     def _new_master(self) -> Master:
+        self._reap_master_threads()
         master = Master(self, self._master_main)
         chdir = self.opts.str("chdir")
         if chdir is not None:  # checked by check_start; every child inherits it
@@ -1266,6 +1277,7 @@ class Instance:
             req.fail("connection refused: instance stopped", self.kernel.now)
         self.listen_queue.clear()
         self._reap_all()
+        self._reap_master_threads()
         if signalled:
             self.log("goodbye to uWSGI.", self.master)
         if self.forks is not None:

@@ -50,7 +50,7 @@ SIMULATED: dict[str, str] = {
                "get_ident per core; fork mode runs a worker's cores one at a time",
     "enable-threads": "Python threads are on, with or without it, as in pyuwsgi 2.0.30 "
                       "('python threads support enabled', uwsgi.has_threads); threads "
-                      "the app starts run as host threads, outside virtual time",
+                      "the app starts are virtual threads of their process",
     "thunder-lock": "accept serialized between the workers: the idle worker that has "
                     "waited longest takes the next connection (round robin), where "
                     "without it the seeded RNG picks one",

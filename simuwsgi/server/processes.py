@@ -25,7 +25,8 @@ from .._core.kernel import Process
 if TYPE_CHECKING:
     from .master import Instance
 
-__all__ = ["UProcess", "Master", "Worker", "WorkerThread", "Mule", "Spooler", "ThreadToken"]
+__all__ = ["UProcess", "Master", "Worker", "WorkerThread", "ThreadOf", "Mule", "Spooler",
+           "ThreadToken"]
 
 
 class ThreadToken:
@@ -37,6 +38,9 @@ class UProcess(Process):
     """A uWSGI process: kind, slot id, and what the facade asks about it."""
 
     kind = "process"
+    #: ``threading.get_ident()`` of a thread the app started (``appthreads``); None for
+    #: the process and its cores (found here, not through a core's ``__getattr__``).
+    vident: int | None = None
 
     def __init__(self, inst: Instance, ident: int, target: Callable[[], Any]) -> None:
         self.inst = inst
@@ -187,22 +191,19 @@ class Worker(UProcess):
             self.idle = False
 
 
-class WorkerThread(Worker):
-    """Core ``core`` (1..N-1) of a worker: a thread of its process.
+class ThreadOf:
+    """A thread of a process: its own greenlet, wait, request and ``threading.local``
+    identity (``OWN``); everything else (pid, counters, hooks, modules, harakiri
+    deadline) it reads and writes on its process. Mixed in before the process's class,
+    so that it is one to every ``isinstance`` check and ``uwsgi.*`` answers for it."""
 
-    Its own: the greenlet, whether it runs, its request and core number. Everything
-    else (pid, counters, hooks, modules, harakiri deadline: per worker in uWSGI 2.0)
-    reads and writes the worker's. It is a ``Worker`` to every ``isinstance`` check, so
-    ``uwsgi.worker_id()`` and the rest answer for the worker.
-    """
+    OWN = frozenset({"greenlet", "_target", "_alive", "wait_reason", "request", "core",
+                     "_process", "kernel", "alive", "thread_token"})
 
-    _OWN = frozenset({"greenlet", "_target", "_alive", "wait_reason", "request", "core",
-                      "_worker", "kernel", "alive", "thread_token"})
-
-    def __init__(self, main: Worker, core: int, target: Callable[[], Any]) -> None:
-        # Not Worker.__init__: the state is the worker's; only the thread's is set here.
+    def _begin(self, main: UProcess, core: int, target: Callable[[], Any]) -> None:
+        # Not the process's __init__: the state is the process's; only the thread's is set.
         own = object.__setattr__
-        own(self, "_worker", main)
+        own(self, "_process", main)
         own(self, "kernel", main.kernel)
         own(self, "core", core)
         own(self, "request", None)
@@ -211,30 +212,37 @@ class WorkerThread(Worker):
         own(self, "thread_token", ThreadToken())
         own(self, "_target", target)
         own(self, "greenlet", greenlet.greenlet(self._main, parent=main.kernel.hub))
-        # what Process.__init__ does for the kernel (its setattrs would reach the worker)
-        main.kernel._unfinished[self] = None
+        # what Process.__init__ does for the kernel (its setattrs would reach the process)
+        main.kernel._unfinished[self] = None  # type: ignore[index]
 
     @property
-    def main(self) -> Worker:
-        return self._worker
+    def main(self) -> Any:
+        return self._process
 
-    @property  # type: ignore[override]
+    @property
     def alive(self) -> bool:
         """Running, and so is its process (a dead process has no threads)."""
-        return self._alive and self._worker.alive
+        return self._alive and self._process.alive
 
     @alive.setter
     def alive(self, value: bool) -> None:
         object.__setattr__(self, "_alive", value)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._worker, name)
+        return getattr(self._process, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in WorkerThread._OWN:
+        if name in type(self).OWN:
             object.__setattr__(self, name, value)
         else:
-            setattr(self._worker, name, value)
+            setattr(self._process, name, value)
+
+
+class WorkerThread(ThreadOf, Worker):
+    """Core ``core`` (1..N-1) of a worker: a thread of its process."""
+
+    def __init__(self, main: Worker, core: int, target: Callable[[], Any]) -> None:
+        self._begin(main, core, target)
 
     def __repr__(self) -> str:
         return f"<WorkerThread {self.main.name} core {self.core} pid={self.main.pid}>"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from _hostile import GAP, atexit_lines, copy_app
 
-from simuwsgi import Simulation, SimulationError, StallError
+from simuwsgi import DeadlockError, Simulation, SimulationError, StallError
 from simuwsgi._core.clock import RealClock
 
 MODES = ["sim", "fork"]
@@ -225,8 +225,7 @@ def test_signal_handlers_installed_by_the_app_stay_in_the_simulation(tmp_path, m
 
 
 # -- nothing hangs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/spin", "/socket", "/join", "/swallow", "/regex",
-                                  "/sum"])
+@pytest.mark.parametrize("path", ["/spin", "/socket", "/swallow", "/regex", "/sum"])
 def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     copy_app(tmp_path, "stuck.py")
     with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
@@ -239,6 +238,18 @@ def test_code_that_never_yields_raises_stall_error(tmp_path, path):
     # a C call that never checks for signals is stopped after the fact, and says so
     assert ("which nothing can interrupt: stopped when it returned" in message) is \
         (path == "/sum")
+
+
+def test_a_join_of_a_thread_that_never_ends_is_a_deadlock_not_a_hang(tmp_path):
+    """The thread is a virtual one: the join waits in virtual time, for ever, since no
+    other thread of the worker can set the thread's event."""
+    copy_app(tmp_path, "stuck.py")
+    with Simulation(["--master", "--wsgi-file", "stuck.py"], app_dir=tmp_path,
+                    stall_timeout=0.3) as sim:
+        with pytest.raises(DeadlockError, match=r"deadlock in worker1 \(pid 1002\): every "
+                           r"thread .*: the main thread handling GET /join, thread "
+                           r"'Thread-1 \(wait\)'"):
+            sim.get("/join")
 
 
 def test_a_response_polled_for_for_ever_is_an_error_not_a_hang(tmp_path):

@@ -1,0 +1,331 @@
+"""Threads the app starts (``threading.Thread``, ``@postfork @thread``, ``Timer``) are
+virtual threads of their virtual process, and the locks between the threads of a
+simulation wait in virtual time (``simuwsgi/server/appthreads.py``)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from simuwsgi import DeadlockError, Simulation
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
+
+LOOP = '''
+import threading, time, uwsgi
+from uwsgidecorators import postfork, thread
+
+ticks = []
+
+
+@postfork
+@thread
+def loop():
+    for i in range(5):
+        time.sleep(10)
+        ticks.append(time.time())
+        print("tick %d of worker %d in %s" % (i, uwsgi.worker_id(),
+                                              threading.current_thread().name))
+
+
+def application(env, sr):
+    sr("200 OK", [])
+    return [repr(ticks).encode()]
+'''
+
+
+def _loop(tmp_path, *extra: str) -> tuple[list[str], str, list[float]]:
+    (tmp_path / "app.py").write_text(LOOP)
+    with Simulation(["--master", "--module", "app:application", *extra],
+                    app_dir=tmp_path) as sim:
+        sim.start()
+        began = sim.wall
+        sim.advance(60)
+        ticks = [t - began for t in eval(sim.get("/").text)]
+        return [x for x in sim.log if "tick" in x], sim.trace.digest(), ticks
+
+
+def test_the_postfork_thread_loop_sleeps_in_virtual_time(tmp_path):
+    lines, digest, ticks = _loop(tmp_path)
+    assert lines == [f"tick {i} of worker 1 in Thread-1 (loop)" for i in range(5)]
+    assert [round(t) for t in ticks] == [10, 20, 30, 40, 50]  # no real second went by
+    assert _loop(tmp_path) == (lines, digest, ticks)  # the same run, to the digest
+
+
+def test_each_worker_runs_its_own_postfork_thread(tmp_path):
+    lines, _digest, _ticks = _loop(tmp_path, "--processes", "2")
+    assert sorted(x[:18] for x in lines) == sorted(
+        f"tick {i} of worker {w}" for i in range(5) for w in (1, 2))
+
+
+CALLS = '''
+import os, threading, time, uwsgi
+
+seen = []
+
+
+def handler(num):
+    seen.append("signal %d in worker %d" % (num, uwsgi.worker_id()))
+
+
+uwsgi.register_signal(17, "worker", handler)
+
+
+def background():
+    uwsgi.cache_set("k", b"from a thread")
+    os.kill(uwsgi.masterpid(), 0)  # the virtual master exists
+    uwsgi.signal(17)
+    seen.append("ident %s" % (threading.get_ident() != MAIN))
+
+
+MAIN = threading.get_ident()
+
+
+def application(env, sr):
+    p = env["PATH_INFO"]
+    if p == "/start":
+        t = threading.Thread(target=background)
+        t.start()
+        t.join()
+        body = "alive=%s" % t.is_alive()
+    elif p == "/join":
+        t = threading.Thread(target=time.sleep, args=(30,))
+        t.start()
+        t.join(5)
+        first = t.is_alive()
+        t.join()
+        body = "%s %s" % (first, t.is_alive())
+    elif p == "/timer":
+        threading.Timer(5, lambda: seen.append("timer at %.1f" % time.time())).start()
+        body = "%.1f" % time.time()
+    elif p == "/boom":
+        threading.Thread(target=lambda: 1 / 0, name="boom").start()
+        body = "started"
+    else:
+        body = "%s %r" % (uwsgi.cache_get("k"), seen)
+    sr("200 OK", [])
+    return [body.encode()]
+'''
+
+
+@pytest.fixture
+def calls(tmp_path):
+    (tmp_path / "app.py").write_text(CALLS)
+    with Simulation(["--master", "--module", "app:application", "--cache2",
+                     "name=default,items=10"], app_dir=tmp_path) as sim:
+        sim.start()
+        yield sim
+
+
+def test_a_thread_acts_on_its_own_process(calls):
+    assert calls.get("/start").text == "alive=False"
+    calls.advance(1)
+    assert calls.get("/seen").text == ("b'from a thread' ['ident True', "
+                                       "'signal 17 in worker 1']")
+
+
+def test_join_with_a_timeout_waits_in_virtual_time(calls):
+    began = calls.now
+    response = calls.get("/join")
+    assert response.text == "True False"
+    assert round(calls.now - began) == 30
+
+
+def test_a_timer_fires_after_its_virtual_interval(calls):
+    started = float(calls.get("/timer").text)
+    calls.advance(4.9)
+    assert "timer" not in calls.get("/seen").text
+    calls.advance(0.2)
+    assert f"'timer at {started + 5:.1f}'" in calls.get("/seen").text
+
+
+def test_an_exception_in_a_thread_is_printed_to_the_log(calls):
+    assert calls.get("/boom").text == "started"
+    calls.advance(1)
+    log = list(calls.log)
+    at = log.index("Exception in thread boom:")
+    assert log[at + 1] == "Traceback (most recent call last):"
+    assert "ZeroDivisionError: division by zero" in log[at + 2:at + 10]
+
+
+LOCKS = '''
+import queue, threading, time
+
+lock = threading.Lock()
+event = threading.Event()
+jobs = queue.Queue()
+done = queue.Queue()
+
+
+def consumer():
+    while True:
+        n = jobs.get()
+        time.sleep(1)
+        done.put(n * 2)
+
+
+threading.Thread(target=consumer, daemon=True).start()
+
+
+def application(env, sr):
+    p = env["PATH_INFO"]
+    t0 = time.time()
+    if p == "/hold":
+        with lock:
+            time.sleep(3)
+    elif p == "/want":
+        time.sleep(0.5)
+        with lock:
+            pass
+    elif p == "/try":
+        time.sleep(0.5)
+        body = str(lock.acquire(timeout=1))
+    elif p == "/wait":
+        event.wait()
+    elif p == "/set":
+        time.sleep(2)
+        event.set()
+    elif p == "/job":
+        jobs.put(21)
+        body = str(done.get())
+    elif p == "/self":
+        lock.acquire()
+        lock.acquire()
+    if p not in ("/try", "/job"):
+        body = "%.1f" % (time.time() - t0)
+    sr("200 OK", [])
+    return [body.encode()]
+'''
+
+
+def _locks(tmp_path, *extra: str) -> Simulation:
+    (tmp_path / "app.py").write_text(LOCKS)
+    return Simulation(["--master", "--threads", "2", "--lazy-apps", "--module",
+                       "app:application", *extra], app_dir=tmp_path, stall_timeout=1)
+
+
+def test_a_lock_held_across_a_sleep_makes_the_other_core_wait_in_virtual_time(tmp_path):
+    with _locks(tmp_path) as sim:
+        sim.start()
+        hold, want = sim.submit("GET", "/hold"), sim.submit("GET", "/want")
+        sim.wait([hold, want])
+        assert (hold.response.text, want.response.text) == ("3.0", "3.0")  # 0.5 s + 2.5 s
+        hold, tried = sim.submit("GET", "/hold"), sim.submit("GET", "/try")
+        sim.wait([hold, tried])
+        assert tried.response.text == "False"  # gave up after 1 virtual second
+
+
+def test_an_event_and_a_queue_between_requests_and_a_thread(tmp_path):
+    with _locks(tmp_path) as sim:
+        sim.start()
+        waiting, setting = sim.submit("GET", "/wait"), sim.submit("GET", "/set")
+        sim.wait([waiting, setting])
+        assert waiting.response.text == "2.0"
+        began = sim.now
+        assert sim.get("/job").text == "42"
+        assert sim.now - began == pytest.approx(1.0)
+
+
+def test_a_deadlock_among_the_threads_of_a_process_is_reported(tmp_path):
+    with _locks(tmp_path, "--threads", "1") as sim:
+        sim.start()
+        with pytest.raises(DeadlockError, match=r"deadlock in worker1 \(pid \d+\): every "
+                           r"thread .* the main thread handling GET /self, thread "):
+            sim.get("/self")
+
+
+def test_a_harakiri_ends_a_deadlocked_worker(tmp_path):
+    with _locks(tmp_path, "--threads", "1", "--harakiri", "5") as sim:
+        sim.start()
+        assert sim.get("/self").status is None  # killed at its deadline
+        assert any("HARAKIRI" in line for line in sim.log)
+
+
+RESPAWN = '''
+import threading, time, uwsgi
+
+def loop():
+    while True:
+        time.sleep(1)
+        print("alive in pid %d" % uwsgi.worker_id())
+
+threading.Thread(target=loop).start()  # in the master, before the fork
+
+def application(env, sr):
+    threading.Thread(target=loop, daemon=True).start()
+    sr("200 OK", [])
+    return [" ".join(t.name for t in threading.enumerate()
+                     if t.name.startswith("Thread-")).encode()]
+'''
+
+
+def test_threads_die_with_their_process_and_never_outlive_the_simulation(tmp_path):
+    (tmp_path / "app.py").write_text(RESPAWN)
+    before = set(threading.enumerate())
+    with Simulation(["--master", "--module", "app:application"], app_dir=tmp_path) as sim:
+        sim.start()
+        # the master's thread is not the worker's
+        assert sim.get("/").text == "Thread-2 (loop)"
+        sim.advance(2.5)
+        sim.kill("worker1")
+        sim.advance(0.1)
+        count = len(sim.log)
+        sim.advance(3)
+        later = [line for line in list(sim.log)[count:] if line.startswith("alive")]
+        assert later == ["alive in pid 0"] * 3  # only the master's thread is left
+        assert sim.get("/").text == "Thread-2 (loop)"  # the new worker counts from the master
+        # no host thread but the stall watchdog's
+        assert {t.name for t in set(threading.enumerate()) - before} == {"simuwsgi-watchdog"}
+    assert set(threading.enumerate()) == before
+
+
+# -- against the real uWSGI 2.0.30 ----------------------------------------------------------
+REAL_LOOP = '''
+import threading, time, uwsgi
+from uwsgidecorators import postfork, thread
+
+
+@postfork
+@thread
+def loop():
+    for i in range(3):
+        time.sleep(1)
+        print("tick %d of worker %d in %s" % (i, uwsgi.worker_id(),
+                                              threading.current_thread().name))
+    if uwsgi.worker_id() == 1:  # (two tracebacks at once would interleave their lines)
+        raise ValueError("done")
+
+
+def application(env, sr):
+    sr("200 OK", [])
+    return [b"ok"]
+'''
+
+
+def _threads_lines(log: list[str]) -> list[str]:
+    """The ticks, and each worker's traceback (in the order its lines came)."""
+    ticks = sorted(line for line in log if line.startswith("tick"))
+    at = [i for i, line in enumerate(log) if line.startswith("Exception in thread")]
+    return ticks + [line for i in at for line in log[i:i + 9]]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_the_postfork_thread_loop_is_real_uwsgis(tmp_path):
+    """Without --enable-threads too (pyuwsgi 2.0.30 always runs Python threads): each
+    worker's loop ticks on its own, and what it raises is printed to the log."""
+    (tmp_path / "app.py").write_text(REAL_LOOP)
+    argv = ["--master", "--processes", "2", "--module", "app:application"]
+    with RealUwsgi(argv, app_dir=tmp_path) as real:
+        for worker in (1, 2):
+            real.wait_for_log(rf"tick 2 of worker {worker}", timeout=15)
+        real.wait_for_log("ValueError: done", timeout=5)
+        expected = _threads_lines(real.app_log())
+    with Simulation(argv, app_dir=tmp_path) as sim:
+        sim.start()
+        sim.advance(5)
+        got = _threads_lines(list(sim.log))
+    assert got == expected
+    assert "tick 2 of worker 2 in Thread-1 (loop)" in got
+    assert got.count("Exception in thread Thread-1 (loop):") == 1
