@@ -190,8 +190,16 @@ def test_real_document_shape(app_dir: Path) -> None:
     def scenario(url: str) -> None:
         slow = threading.Thread(target=lambda: get(url + "/slow?x=1"))
         slow.start()
-        time.sleep(1)
-        got["doc"] = decode_stats(_read_all(f"127.0.0.1:{port}"))
+        # while /slow (3 s) runs, once it has begun and the master has measured the
+        # listen queue (max_queue, at its first 1 s tick)
+        deadline = time.monotonic() + 2.5
+        while True:
+            got["doc"] = doc = decode_stats(_read_all(f"127.0.0.1:{port}"))
+            if (any(w["status"] == "busy" for w in doc["workers"])
+                    and all(s["max_queue"] for s in doc["sockets"])) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         slow.join()
 
     lines = run_with(OPTIONS + ["--stats", f"127.0.0.1:{port}"], app_dir, scenario)
