@@ -961,3 +961,15 @@ def test_logformat_memory_in_real_uwsgi(tmp_path):
             real.wait_for_log(r"^MEM ")
             line = next(line for line in real.log if line.startswith("MEM "))
             assert (line != "MEM 0 0") is measured, line
+
+
+def test_default_line_time_in_each_runs_zone(tmp_path):
+    # the same instant in two zones, one run after the other: the request line's time
+    # is each run's local time (the line's remembered text is the zone's own)
+    (tmp_path / "app.py").write_text(LOGGED_APP)
+    for tz, shown in (("UTC", "[Sun Mar  1 10:00:00 2026]"),
+                      ("Asia/Tokyo", "[Sun Mar  1 19:00:00 2026]")):
+        with Simulation(["--wsgi-file", "app.py"], app_dir=tmp_path,
+                        start="2026-03-01T10:00:00Z", tz=tz) as sim:
+            sim.get("/ok")
+            assert [line for line in sim.log if "GET /ok" in line and shown in line], tz

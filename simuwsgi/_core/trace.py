@@ -184,7 +184,10 @@ class Trace:
                 tail.append(row)
                 if len(tail) >= spool.limit:
                     spool.spill()
-                shared.append(row)
+                tail = shared.tail  # Spool.append, inlined: six rows to a remote call
+                tail.append(row)
+                if len(tail) >= shared.limit:
+                    shared.spill()
 
         self.add = both  # type: ignore[method-assign]
 

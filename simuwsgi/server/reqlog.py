@@ -131,8 +131,19 @@ def _should_log(p: _Policy, r: RequestLogRecord) -> bool:
 
 def _ctime(wall: float) -> str:
     # the real functions: of an explicit time, the virtual clock's wrappers return the
-    # same, one Python call later each
-    return _R.asctime(_R.localtime(int(wall)))
+    # same, one Python call later each. The last second's text is kept (requests come
+    # many to a second); ``time.tzset()`` makes a new ``tzname``, so a new time zone
+    # is not served the old one's text.
+    secs = int(wall)
+    zone = time.tzname
+    last = _last_ctime
+    if last[0] != secs or last[1] is not zone:
+        last[:] = secs, zone, _R.asctime(_R.localtime(secs))
+    return last[2]  # type: ignore[no-any-return]
+
+
+#: ``_ctime``'s last (second, ``time.tzname``, text).
+_last_ctime: list[Any] = [None, None, ""]
 
 
 def default_line(p: _Policy, r: RequestLogRecord) -> str:
