@@ -157,6 +157,28 @@ def test_a_spilled_record_holding_an_object_keeps_its_encoded_values():
     assert spilled[1].fields == {"k": (1, 2)}  # marshal keeps plain values exact
 
 
+def test_a_teed_trace_reads_its_spilled_records_from_the_shared_one():
+    # every kind kept: the node's spilled rows are compressed once, in the shared
+    # spool, and read back from there as if it had kept them
+    shared = Trace(node="cluster", memory_rows=3)
+    teed = {name: Trace(node=name, memory_rows=2) for name in ("n1", "n2")}
+    alone = {name: Trace(node=name, memory_rows=2) for name in ("n1", "n2")}
+    for trace in teed.values():
+        trace.tee(shared)
+    for i in range(11):
+        shared.add(float(i), "cluster", "x", {"i": i})  # the shared trace's own rows
+        for name in teed:
+            for trace in (teed[name], alone[name]):
+                trace.add(float(i), "worker1", "abc"[i % 3], {"i": i, "node": name})
+    for name, trace in teed.items():
+        assert trace._spool._end == 0 and len(trace._spool.chunks()) == 5
+        own = alone[name]
+        assert trace.digest() == own.digest() and len(trace) == len(own) == 11
+        assert [trace[i] for i in (0, 3, 9, -1)] == [own[i] for i in (0, 3, 9, -1)]
+        assert trace.kinds() == own.kinds() and trace.format() == own.format()
+        assert trace.count("a") == 4 and trace.select("b", i=4) == own.select("b", i=4)
+
+
 @pytest.mark.parametrize("kinds", [None, ["a", "c*"]])
 def test_a_teed_trace_keeps_its_own_records_and_adds_them_to_the_shared_one(kinds):
     # a cluster's node: its own trace (maybe filtered) and the cluster's, both spilling

@@ -16,6 +16,7 @@ outlives the run.
 
 from __future__ import annotations
 
+import itertools
 import marshal
 import os
 import tempfile
@@ -24,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["Spool", "LinesView"]
+__all__ = ["Spool", "Borrowed", "LinesView"]
 
 #: Rows kept in memory before a chunk is written (~2.5 MB of Python objects).
 DEFAULT_LIMIT = 8192
@@ -162,6 +163,48 @@ class Spool:
             first = last
         if stop > first:
             yield from self.tail[max(start - first, 0):stop - first]
+
+
+class Borrowed(Spool):
+    """A spool whose rows are also appended, in the same order, to ``source`` (a
+    spool of several writers' rows, ``mine(row)`` telling this one's): its tail is its
+    own, but a spill writes no chunk, only the index; the spilled rows are read back
+    from ``source``. (A cluster's node and the cluster keep the same rows: compressed
+    once.)"""
+
+    def __init__(self, source: Spool, mine: Callable[[Any], bool],
+                 plain: Callable[[Any], Any],
+                 summarize: Callable[[list[Any]], Any] | None = None,
+                 limit: int | None = None) -> None:
+        super().__init__(plain, summarize, limit)
+        self._source = source
+        self._mine = mine
+
+    def spill(self) -> None:
+        rows = self.tail
+        if not rows:
+            return
+        summary = self._summarize(rows) if self._summarize is not None else None
+        self._chunks.append(_Chunk(0, 0, len(rows), summary))
+        self._spilled += len(rows)
+        self.tail = []
+
+    def scan(self, wanted: Callable[[Any], bool] | None = None) -> Iterator[Any]:
+        # one pass over the source (the chunks' summaries are the caller's to test
+        # again on each row, as Trace does)
+        if self._spilled:
+            yield from itertools.islice(filter(self._mine, self._source.scan()),
+                                        self._spilled)
+        yield from self.tail
+
+    def _rows_of(self, index: int) -> list[Any]:
+        cached = self._cached
+        if cached is not None and cached[0] == index:
+            return cached[1]
+        first = sum(chunk.count for chunk in self._chunks[:index])
+        rows = list(itertools.islice(self.scan(), first, first + self._chunks[index].count))
+        self._cached = (index, rows)
+        return rows
 
 
 def _marshallable(row: Any) -> bool:

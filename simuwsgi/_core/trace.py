@@ -30,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from ._spool import Spool
+from ._spool import Borrowed, Spool
 
 __all__ = ["Trace", "Record"]
 
@@ -167,7 +167,8 @@ class Trace:
 
     def tee(self, into: Trace) -> None:
         """Also append every record kept here to ``into`` (a cluster's one trace, in
-        the order the records happen on every node)."""
+        the order the records happen on every node). Keeping every kind, this trace
+        spills no chunk of its own: it reads its spilled records back from ``into``'s."""
         add = self.add
         spool = self._spool
         shared = into._spool
@@ -178,6 +179,11 @@ class Trace:
                 if len(spool) != kept:
                     shared.append((time, self.node, process, kind, fields))
         else:  # every kind kept: one row, appended to both tails
+            if not spool and self.node != into.node:  # read back from ``into``'s chunks
+                node = self.node
+                spool = self._spool = Borrowed(shared, lambda row: row[1] == node,
+                                               _stored, _count_kinds, spool.limit)
+
             def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
                 row = (time, self.node, process, kind, fields)
                 tail = spool.tail
