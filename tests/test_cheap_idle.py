@@ -4,11 +4,10 @@ cheap mode), with the lines observed on pyuwsgi 2.0.30."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import get, run_with
+from _uwsgi_process import before_stop, get, let_new_processes_start, running
 
 from simuwsgi import Simulation
 
@@ -58,9 +57,9 @@ def test_die_on_idle(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_cheap_then_idle(app_dir: Path) -> None:
-    def scenario(url: str) -> None:  # the first request woke it
-        time.sleep(6)
-        assert get(url + "/") == b"ok"
-        time.sleep(0.5)
-
-    assert _lines(run_with(OPTIONS, app_dir, scenario)) == LINES
+    with running(OPTIONS, app_dir) as uwsgi:  # the first request woke it
+        uwsgi.wait_for("workers have been inactive", "cheap mode enabled")
+        assert get(uwsgi.url + "/") == b"ok"
+        uwsgi.wait_for("workers have been inactive", "Respawned", "Respawned")
+        let_new_processes_start()
+    assert _lines(before_stop(uwsgi.lines)) == LINES

@@ -4,7 +4,6 @@ observed on pyuwsgi 2.0.30."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -88,7 +87,7 @@ def test_unknown_algorithm_falls_back_to_spare(app_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_idle_cheaping(app_dir: Path) -> None:
-    lines = run_with(IDLE, app_dir, lambda url: time.sleep(11))
+    lines = run_with(IDLE, app_dir, until=["uWSGI worker 1 cheaped", "uWSGI worker 2 cheaped"])
     assert _worker_lines(lines) == IDLE_LINES
 
 

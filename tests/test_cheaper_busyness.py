@@ -4,7 +4,6 @@ the lines observed on pyuwsgi 2.0.30."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -148,7 +147,8 @@ def test_real_cheaper_algo_list(tmp_path: Path) -> None:
 
 @pytest.mark.real
 def test_real_idle_workers_are_cheaped(app_dir: Path) -> None:
-    lines = run_with(OPTIONS, app_dir, lambda _url: time.sleep(6))
+    lines = run_with(OPTIONS, app_dir, until=["uWSGI worker 2 cheaped",
+                                              "[busyness] 1s average busyness of 1 worker"])
     assert [line for line in lines if line.startswith("[busyness] settings")] == SETTINGS[:1]
     got = _masked(_busyness(lines))
     assert got[:len(IDLE)] == IDLE

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 
 import pytest
@@ -12,25 +14,30 @@ from hypothesis import strategies as st
 from simuwsgi._core import kernel as kernel_module
 from simuwsgi._core.kernel import Kernel, Process
 
-_C_LOOP = kernel_module._c_run_events
+_C_KERNEL = kernel_module._c_kernel
 
 
-@pytest.fixture(autouse=True, scope="module", params=["C loop", "Python loop"])
-def event_loop(request):
-    """Every test of this module runs with the C event loop (``_ckernel.c``) and with
-    its pure-Python twin: they must not differ in anything a test can see."""
-    kernel_module._c_run_events = _C_LOOP if request.param == "C loop" else None
+@pytest.fixture(autouse=True, scope="module", params=["C kernel", "Python kernel"])
+def kernel_kind(request):
+    """Every test of this module runs on the C kernel (``_ckernel.c``) and on its
+    pure-Python twin: they must not differ in anything a test can see."""
+    kernel_module._c_kernel = _C_KERNEL if request.param == "C kernel" else None
     yield request.param
-    kernel_module._c_run_events = _C_LOOP
+    kernel_module._c_kernel = _C_KERNEL
 
 
-def test_the_loop_accelerator_is_built_here():
+def test_the_kernel_accelerator_is_built_here():
     # The machines this project runs on have a compiler: a silent fallback would hide
-    # a broken build (and slow the loop). SIMUWSGI_PURE_PYTHON=1 runs the whole suite
-    # on the Python loop.
+    # a broken build (and slow the kernel). SIMUWSGI_PURE_PYTHON=1 runs the whole suite
+    # on the Python kernel.
     import os
 
-    assert (_C_LOOP is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+    assert (_C_KERNEL is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+    if _C_KERNEL is not None:  # and it is this source's build, not a stale one
+        in_c = {name for name in vars(kernel_module._ckernel.KernelCore)
+                if not name.startswith("__") and callable(getattr(Kernel, name, None))}
+        assert in_c == {"_run_events", "sleep", "post", "post_at", "call_soon", "wake",
+                        "park", "resume", "_hand_over", "_enter"}
 
 
 def test_pure_python_is_forced_by_the_environment():
@@ -38,7 +45,7 @@ def test_pure_python_is_forced_by_the_environment():
     import subprocess
     import sys
 
-    code = "from simuwsgi._core import kernel; print(kernel._c_run_events is None)"
+    code = "from simuwsgi._core import kernel; print(kernel._c_kernel is None)"
     env = dict(os.environ, SIMUWSGI_PURE_PYTHON="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
@@ -472,13 +479,24 @@ def application(environ, start_response):
 """
 
 
-def test_a_simulation_runs_the_same_on_both_loops(tmp_path):
+def _on_both_kernels(run):
+    """``run()`` with ``Kernel()`` making the C kernel, then the Python one."""
+    before = kernel_module._c_kernel
+    try:
+        kernel_module._c_kernel = _C_KERNEL
+        with_c = run()
+        kernel_module._c_kernel = None
+        return with_c, run()
+    finally:
+        kernel_module._c_kernel = before
+
+
+def test_a_simulation_runs_the_same_on_both_kernels(tmp_path):
     from simuwsgi import Simulation
 
     (tmp_path / "app.py").write_text(_LOOP_APP)
 
-    def run(loop) -> tuple:
-        kernel_module._c_run_events = loop
+    def run() -> tuple:
         with Simulation(["--master", "--processes", "3", "--harakiri", "2",
                          "--wsgi-file", "app.py"], app_dir=tmp_path, seed=7) as sim:
             handles = [sim.submit("GET", path, at=0.3 * i)
@@ -489,9 +507,129 @@ def test_a_simulation_runs_the_same_on_both_loops(tmp_path):
             return (sim.trace.digest(), list(sim.log), sim.kernel.events_run, sim.now,
                     [h.response.status for h in handles])
 
-    try:
-        with_c, pure = run(_C_LOOP), run(None)
-    finally:
-        kernel_module._c_run_events = _C_LOOP
+    with_c, pure = _on_both_kernels(run)
     assert with_c == pure
     assert None in with_c[4] and 200 in with_c[4]  # harakiri and answers both happened
+
+
+_ACTIONS = st.tuples(st.sampled_from(["sleep", "post", "post_at", "call_soon", "wake",
+                                      "schedule", "cancel", "park"]),
+                     st.sampled_from([0, 0.0, 0.5, 1, 1.0, 2.5]), st.integers(0, 3))
+
+
+def _mixed_program(programs: list[list[tuple[str, float, int]]], stop_after: int | None):
+    """Processes running a random mix of the kernel's calls, with integer and float
+    times, ties at one instant, cancelled events and wake-ups carrying values."""
+    k = Kernel()
+    log: list = []
+    procs: list[Process] = []
+    timers: list = []
+
+    def body(name: str, actions: list[tuple[str, float, int]]) -> None:
+        for what, delay, other in actions:
+            log.append((k.now, name, what))
+            if what == "sleep":
+                k.sleep(delay)
+            elif what == "post":
+                k.post(delay, log.append, (name, "posted", delay))
+            elif what == "post_at":
+                k.post_at(k.now + delay, log.append, (name, "at", delay))
+            elif what == "call_soon":
+                k.call_soon(log.append, (name, "soon"))
+            elif what == "wake":
+                k.wake(procs[other % len(procs)], (name, delay), delay=delay)
+            elif what == "schedule":
+                timers.append(k.schedule(delay, log.append, (name, "timer"), priority=other % 2))
+            elif what == "cancel" and timers:
+                timers.pop(other % len(timers)).cancel()
+            elif what == "park":
+                log.append(("parked got", k.park("test")))
+        log.append((k.now, name, "end"))
+
+    for i, actions in enumerate(programs):
+        procs.append(Process(k, f"p{i}", i, lambda n=f"p{i}", a=actions: body(n, a)))
+        k.start(procs[-1])
+    for i in range(len(programs)):
+        k.post(float(i), k.wake, procs[i], "kick")
+    stop = None if stop_after is None else (lambda: len(log) >= stop_after)
+    stopped = k.run_until(3, stop)
+    k.run_until(50.0)
+    heap = sorted((e[0], e[1], e[2]) for e in k._heap if e[3] is not None)
+    result = (log, stopped, k.events_run, k.parks, k.now, heap,
+              [p.wait_reason for p in procs], [p.alive for p in procs])
+    k.close()
+    return result
+
+
+@given(st.lists(st.lists(_ACTIONS, max_size=12), min_size=1, max_size=4),
+       st.one_of(st.none(), st.integers(1, 30)))
+@settings(max_examples=150, deadline=None)
+def test_the_c_kernel_runs_exactly_what_the_python_kernel_does(programs, stop_after):
+    """Event order, times, values, counts, stop points and what is left on the heap."""
+    with_c, pure = _on_both_kernels(lambda: _mixed_program(programs, stop_after))
+    assert with_c == pure
+
+
+def test_processes_handing_over_run_no_python_code_of_the_kernel():
+    """On the C kernel a process's sleep, the switch to the next process, the loop and
+    its resumes are C: the only Python frames are the processes' own (and run_until's)."""
+    import sys
+
+    k = Kernel()
+
+    def body() -> None:
+        for _ in range(50):
+            k.sleep(1.0)
+
+    for i in range(10):
+        k.start(Process(k, f"p{i}", i, body))
+    called: list[str] = []
+
+    def profile(frame, event, _arg) -> None:
+        if event == "call" and frame.f_code.co_filename == kernel_module.__file__:
+            called.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        k.run_until(40.0)
+    finally:
+        sys.setprofile(None)
+    assert k.events_run == 10 * 40
+    if kernel_module._c_kernel is not None:  # resumes and hand-overs included
+        assert called == ["run_until"]
+    else:
+        assert called.count("sleep") == 10 * 40
+
+
+def test_a_handle_of_an_event_that_ran_still_names_it():
+    """The C kernel reuses a spent event's list for the next event, but never one that a
+    handle still holds: cancelling it late cancels nothing else."""
+    k = Kernel()
+    log: list = []
+    handle = k.schedule(1.0, log.append, "timer")
+
+    def body() -> None:
+        for _ in range(20):
+            k.sleep(0.5)
+        log.append(("done", k.now))
+
+    k.start(Process(k, "p", 1, body))
+    k.run_until(2.0)
+    handle.cancel()  # ran already
+    k.run_until(20.0)
+    assert handle.when == 1.0 and log == ["timer", ("done", 10.0)]
+
+
+def test_a_c_kernel_left_by_an_older_build_falls_back_to_python():
+    """A checkout updated without `pip install` keeps an old ``_ckernel`` module without
+    the kernel types: the package still imports and runs the Python kernel."""
+    code = (
+        "import sys, types\n"
+        "sys.modules['simuwsgi._core._ckernel'] = types.ModuleType('simuwsgi._core._ckernel')\n"
+        "from simuwsgi._core import kernel\n"
+        "print(kernel._c_kernel, type(kernel.Kernel()).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "Kernel"]

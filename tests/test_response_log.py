@@ -11,6 +11,7 @@ import socket
 import sys
 
 import pytest
+from _waits import wait_for_lines
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real import RealUwsgi
@@ -98,7 +99,13 @@ _DROP = re.compile(r"^\*\*\*|^\[simuwsgi-harness\]|^running \"|^spawned|^WSGI ap
                    r"lock engine|thunder lock|uwsgi socket|--- Python")
 
 
+#: a request's time in the request line and in the logformat below: real's is the
+#: machine's (tests of the simulated one: test_the_request_log_follows_the_virtual_clock)
+_MSECS = re.compile(r"( in | ms=)\d+( msecs |\b)")
+
+
 def _mask(line: str) -> str:
+    line = _MSECS.sub(r"\1T\2", line)
     line = re.sub(r"\[pid: \d+\|", "[pid: P|", line)
     line = re.sub(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}", "DATE", line)
     line = re.sub(r"0x[0-9a-f]+", "0xADDR", line)
@@ -187,6 +194,9 @@ def test_bodies_and_log_lines_match_real_uwsgi(tmp_path):
     sim_responses, sim_log = _simulate(sim_dir, port, socket.gethostname())
     for path, sim, got in zip(PATHS, sim_responses, real_responses):
         assert sim.raw == got.raw, path
+    # the app takes no time: none in the simulation, the machine's in real (0 ms, or a
+    # few on a loaded one: _view masks them)
+    assert all(" in 0 msecs " in x for x in sim_log if x.startswith("[pid: "))
     assert _view(sim_log) == _view(real_log)
 
 
@@ -208,7 +218,7 @@ def application(env, sr):
 LOG_PATHS = ["/a", "/missing", "/fail", "/big", "/forced", "/logvar"]
 LOGFORMAT = ("LF %(addr) %(method) %(uri) %(proto) %(status) %(rsize) %(hsize) %(size) "
              "%(headers) %(switches) %(vars) %(pktsize) %(core) %(wid) %(host) %(uagent) "
-             "%(referer) %(cl) %(werr) %(rerr) %(ioerr) %(modifier1) %(modifier2) %(msecs) "
+             "%(referer) %(cl) %(werr) %(rerr) %(ioerr) %(modifier1) %(modifier2) ms=%(msecs) "
              "%(user) %(foo) %(var.REQUEST_METHOD) %(var.NOPE)")
 LOG_OPTIONS = ["--disable-logging", "--log-4xx", "--log-5xx", "--log-big", "50",
                "--logformat", LOGFORMAT]
@@ -232,7 +242,7 @@ def test_conditional_logging_and_logformat(tmp_path):
     lines = _log_lines(_simulate_logging(tmp_path, 9090))
     assert [line.split()[3] for line in lines] == ["/missing", "/fail", "/big", "/forced"]
     assert lines[0] == ("LF 127.0.0.1 GET /missing HTTP/1.1 404 3 52 55 1 1 22 240 0 1 "
-                        "127.0.0.1:9090 - - 0 0 0 0 0 0 0 - - GET -")
+                        "127.0.0.1:9090 - - 0 0 0 0 0 0 ms=0 - - GET -")
 
 
 def test_log_slow_and_default_format_options(tmp_path):
@@ -265,7 +275,10 @@ def test_logging_options_match_real_uwsgi(tmp_path):
     sim_dir = tmp_path / "sim"
     sim_dir.mkdir()
     sim_lines = _log_lines(_simulate_logging(sim_dir, port, socket.gethostname()))
-    assert sim_lines == real_lines
+    # the app takes no time: none in the simulation, the machine's in real
+    assert all(" ms=0 " in x for x in sim_lines)
+    assert [_MSECS.sub(r"\1T\2", x) for x in sim_lines] == \
+        [_MSECS.sub(r"\1T\2", x) for x in real_lines]
 
 
 # -- the log diff ---------------------------------------------------------------------------
@@ -481,14 +494,11 @@ def test_api_differences_in_the_simulation(tmp_path):
 @pytest.mark.real
 @requires_real_uwsgi
 def test_api_differences_match_real_uwsgi(tmp_path):
+    sim_bodies, sim_lines = _api_sim(tmp_path / "sim")
     with RealUwsgi(API_OPTIONS, app_dir=_api_dir(tmp_path / "real")) as real:
         real_bodies = [real.get(p).body for p in API_PATHS]
-        real.wait_for_log(r"^MULE ")
-        import time
-
-        time.sleep(0.5)
+        wait_for_lines(real, _API_LINES.pattern, len(sim_lines))
         real_lines = [line for line in real.log if _API_LINES.search(line)]
-    sim_bodies, sim_lines = _api_sim(tmp_path / "sim")
     assert sim_bodies == real_bodies
     # the spooler, the mule and the worker write concurrently: compared as sets of lines
     masked = sorted(re.sub(r"'[hbp]'|'[0-9DPSIJijdNnOoCcEe]'", "'X'", x) for x in sim_lines)
@@ -561,8 +571,9 @@ def test_req_logger_matches_real_uwsgi(tmp_path):
         real.get("/exc")
         import time
 
-        deadline = time.monotonic() + 5
-        while (tmp_path / "real" / "req.log").read_text().count("\n") < 2:
+        req_log = tmp_path / "real" / "req.log"  # opened by the first request's line
+        deadline = time.monotonic() + 10
+        while not req_log.exists() or req_log.read_text().count("\n") < 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         real_main = [line for line in real.log if "GET /" in line]

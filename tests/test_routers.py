@@ -293,6 +293,22 @@ def test_an_http_request_to_an_http_socket_between_nodes(app_dir):
     assert refused.status is None and refused.reason.startswith("ConnectionRefusedError")
 
 
+def test_the_request_log_counts_the_vars_the_node_parsed(app_dir):
+    # --http-socket: 9 vars and the 3 headers (Host, X-A, Connection: close); the router
+    # adds UWSGI_ROUTER and REMOTE_PORT (checked against real uWSGI in
+    # tests/real/test_request_log_vars_real.py)
+    cluster = Cluster(app_dir=app_dir)
+    cluster.add("h", ["--master", "--http-socket", ":9090", "--wsgi-file", "app.py"])
+    cluster.add("b", backend(1)["options"], address="10.0.0.2")
+    cluster.add("router", ["--master", "--http", ":80", "--http-to", "10.0.0.2:3031"],
+                allow_no_app=True)
+    with cluster:
+        for address in ("h:9090", "router:80"):
+            cluster.request(address, headers={"Host": "site", "X-A": "1"})
+    lines = [line for line in cluster.log if " vars in " in line]
+    assert "{24 vars in " in lines[0] and "{28 vars in " in lines[1]
+
+
 # -- signal targets ---------------------------------------------------------------------
 ROUTER_APP = """
 import uwsgi

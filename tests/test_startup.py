@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from _uwsgi_process import run_until_exit
+from _uwsgi_process import let_new_processes_start, run_until_exit
 
 from simuwsgi import ConfigError, Simulation
 from simuwsgi._errors import StartRefusedError
@@ -57,6 +57,7 @@ def _real_until(options: list[str], app_dir: Path, line: str) -> list[str]:
                 break
             lines.append(text.rstrip("\n"))
             if line in text:
+                let_new_processes_start()
                 break
     finally:
         proc.send_signal(signal.SIGINT)

@@ -90,6 +90,22 @@ def test_a_busy_core_shows_its_request(app_dir: Path) -> None:
     assert doc["crons"][0]["command"] == "echo hi" and doc["crons"][0]["minute"] == 5
 
 
+@pytest.mark.parametrize("ssl", [False, True])
+def test_a_build_with_ssl_names_each_crons_legion(tmp_path, ssl):
+    # master_utils.c writes "legion" under #ifdef UWSGI_SSL (checked against a real SSL
+    # build in tests/real/test_legion_stats_real.py)
+    crons = ["--cron", "5 -1 -1 -1 -1 echo hi", *(["--legion-cron", "lg 5 -1 -1 -1 -1 x"]
+                                                 if ssl else [])]
+    with Simulation(["--master", *crons], app_dir=tmp_path, allow_no_app=True,
+                    ssl=ssl) as sim:
+        doc = sim.stats()
+    keys = ["minute", "hour", "day", "month", "week", "command", "unique", "pid", "started_at"]
+    if ssl:
+        keys.insert(7, "legion")
+    assert [list(c) for c in doc["crons"]] == [keys] * len(doc["crons"])
+    assert [c.get("legion") for c in doc["crons"]] == (["", "lg"] if ssl else [None])
+
+
 def test_counters_locks_and_caches(app_dir: Path) -> None:
     options = OPTIONS + ["--harakiri", "1", "--processes", "1"]
     with Simulation(options, app_dir=app_dir) as sim:
@@ -174,8 +190,16 @@ def test_real_document_shape(app_dir: Path) -> None:
     def scenario(url: str) -> None:
         slow = threading.Thread(target=lambda: get(url + "/slow?x=1"))
         slow.start()
-        time.sleep(1)
-        got["doc"] = decode_stats(_read_all(f"127.0.0.1:{port}"))
+        # while /slow (3 s) runs, once it has begun and the master has measured the
+        # listen queue (max_queue, at its first 1 s tick)
+        deadline = time.monotonic() + 2.5
+        while True:
+            got["doc"] = doc = decode_stats(_read_all(f"127.0.0.1:{port}"))
+            if (any(w["status"] == "busy" for w in doc["workers"])
+                    and all(s["max_queue"] for s in doc["sockets"])) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         slow.join()
 
     lines = run_with(OPTIONS + ["--stats", f"127.0.0.1:{port}"], app_dir, scenario)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _uwsgi_process import run_with
+from _uwsgi_process import before_stop, get, run_with, running, undated
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
@@ -34,11 +34,9 @@ def app_dir(tmp_path: Path) -> Path:
 def _masked(lines: list[str], racing_tail: bool = True) -> list[str]:
     """Lines from the first touch on, pids masked, uwsgi_log_verbose's date cut; the
     last two sorted (the worker's error line races with the master's)."""
-    out = [PID.sub("P", line.split(" - ", 1)[-1] if " 2026 - " in line else line)
-           for line in lines]
+    out = [PID.sub("P", undated(line)) for line in before_stop(lines)]
     first = next(i for i, line in enumerate(out) if "has been touched" in line)
-    kept = [line for line in out[first:]
-            if not line.startswith(("SIGINT", "worker P buried", "mule P (pid", "goodbye", "[pid:"))]
+    kept = [line for line in out[first:] if not line.startswith(("mule P (pid", "[pid:"))]
     return kept[:-2] + sorted(kept[-2:]) if racing_tail else kept
 
 
@@ -91,13 +89,17 @@ def test_a_busy_worker_finishes_its_request_first(tmp_path: Path) -> None:
 
 @pytest.mark.real
 def test_real_touch_options(app_dir: Path) -> None:
-    def scenario(_url: str) -> None:
-        time.sleep(2.5)
-        for name in ("tw", "tm", "tsig"):
-            (app_dir / name).touch()
-            time.sleep(2.2)
-
-    assert _masked(run_with(OPTIONS, app_dir, scenario)) == EXPECTED
+    with running(OPTIONS, app_dir) as uwsgi:
+        time.sleep(2.5)  # a later second than the master's first stat of the files
+        # each touch once the one before has had its effect
+        (app_dir / "tw").touch()
+        uwsgi.wait_for("tw has been touched", "Respawned uWSGI worker", "Respawned uWSGI worker")
+        (app_dir / "tm").touch()
+        uwsgi.wait_for("tm has been touched", "spawned uWSGI mule")
+        (app_dir / "tsig").touch()
+        uwsgi.wait_for("[uwsgi-touch-signal] raising")
+        uwsgi.wait_for("error managing signal")
+    assert _masked(uwsgi.lines) == EXPECTED
 
 
 def test_exit_on_reload(app_dir: Path) -> None:
@@ -169,7 +171,9 @@ def test_real_worker_reload_mercy(app_dir: Path) -> None:
             time.sleep(1)
             (app_dir / "tw").touch()
             assert conn.recv(100) == b""  # closed without a response
-        time.sleep(2.5)
+        # answered once the new worker serves: not stopped while it starts (that is
+        # NO MERCY again)
+        assert get(url, wait=15) == b"slow"
 
     assert _masked(run_with(MERCY, app_dir, scenario), racing_tail=False) == MERCY_LINES
 
@@ -189,7 +193,7 @@ CHAIN_LINES = [
 
 
 def _chain_lines(lines: list[str]) -> list[str]:
-    out = [re.sub(r"pid: \d+", "pid: P", line.split(" 2026 - ", 1)[-1]) for line in lines]
+    out = [re.sub(r"pid: \d+", "pid: P", undated(line)) for line in lines]
     first = next(i for i, line in enumerate(out) if "has been touched" in line)
     return [line for line in out[first:] if "chain" in line or "worker" in line][:12]
 
@@ -219,7 +223,6 @@ def test_real_chain_reload(tmp_path: Path) -> None:
     def scenario(_url: str) -> None:
         time.sleep(2.5)
         (tmp_path / "tc").touch()
-        time.sleep(7)
 
-    out = run_with(CHAIN, tmp_path, scenario)
+    out = run_with(CHAIN, tmp_path, scenario, until=["chain reloading complete"])
     assert _chain_lines(out) == CHAIN_LINES

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from _waits import wait_for_lines
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real import RealUwsgi
@@ -269,9 +270,8 @@ def test_connection_functions_match_real_uwsgi(tmp_path):
     (real_dir / "app.py").write_text(APP)
     with RealUwsgi(OPTIONS, app_dir=real_dir) as real:
         real_responses = [real.get(p) for p in PATHS]
-        import time
-
-        time.sleep(1.2)  # the last worker death is logged by the master's 1 s tick
+        # the last worker death is logged by the master's next 1 s tick
+        wait_for_lines(real, "^DAMN", sum(line.startswith("DAMN") for line in sim_log))
         real_log = list(real.log)
     for path, sim, got in zip(PATHS, sim_responses, real_responses):
         assert sim.raw == got.raw, path

@@ -20,6 +20,11 @@ another process's wake-up, the parking process switches to it directly (``_hand_
 
 The kernel knows nothing of uWSGI. Randomness comes from ``Kernel.rng``, one seeded
 ``random.Random`` per simulation.
+
+The Python code here is the kernel's one description. ``_ckernel.c`` (an optional
+build) holds the same per-event state in C fields and runs the hot methods in C, so
+that a process's ``sleep``, the hand-over to the next process and the loop's pop run
+without a Python frame (``Kernel`` says which).
 """
 
 from __future__ import annotations
@@ -70,11 +75,25 @@ class Timer:
         self._entry[4] = ()
 
 
-class Process:
+if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+    _ckernel = None
+else:
+    try:  # the optional C accelerator (see _ckernel.c)
+        from . import _ckernel
+        # a module left by an older build (a checkout updated without `pip install`)
+        # lacks the types: the Python kernel runs, as when nothing was built
+        _ckernel.KernelCore, _ckernel.ProcessCore  # noqa: B018
+    except (ImportError, AttributeError):  # not built (no compiler): the Python kernel
+        _ckernel = None
+
+
+class Process(object if _ckernel is None else _ckernel.ProcessCore):  # type: ignore[misc]
     """A virtual process: a greenlet with a name and a pid.
 
     Subclasses (in the uWSGI layer) add what a uWSGI process is. The kernel only uses
-    ``greenlet``, ``alive``, ``wait_reason`` and ``context``.
+    ``greenlet``, ``alive``, ``wait_reason``, ``context``, ``cwd``, ``domain`` and
+    ``pending`` (kept in C fields when the accelerator is built, so that the C kernel
+    reads them without a dictionary look-up).
     """
 
     def __init__(self, kernel: Kernel, name: str, pid: int, target: Callable[[], Any]) -> None:
@@ -109,50 +128,21 @@ class Process:
         return f"<{type(self).__name__} {self.name} pid={self.pid}>"
 
 
-def _run_events(kernel: Kernel, heap: list[list[Any]], when: float,
-                stop: Callable[[], bool] | None, resume: Callable[..., None]) -> bool:
-    """The loop of ``Kernel.run_until``: run the events due at or before ``when``; True
-    when one set ``kernel.stopping`` or ``stop()`` was true after one. The events run
-    are counted into ``kernel.events_run`` (also when one raises). ``_ckernel.c`` is
-    this function in C (used when built, unless ``SIMUWSGI_PURE_PYTHON`` is set)."""
-    pop = heapq.heappop
-    count = 0
-    try:
-        while heap and heap[0][0] <= when:
-            t, _prio, _seq, fn, args = pop(heap)
-            if fn is None:
-                continue
-            kernel.now = t
-            count += 1
-            if fn is resume:
-                # A process resumed by the loop itself may hand over to the next
-                # process directly when it parks (``Kernel._hand_over``).
-                kernel._may_hand_over = True
-                try:
-                    resume(*args)
-                finally:
-                    kernel._may_hand_over = False
-            else:
-                fn(*args)
-            if kernel.stopping or (stop is not None and stop()):
-                kernel.stopping = False
-                return True
-        return False
-    finally:
-        kernel.events_run += count
-
-
-if os.environ.get("SIMUWSGI_PURE_PYTHON"):
-    _c_run_events = None
-else:
-    try:  # the optional C accelerator: the same loop (see _ckernel.c)
-        from ._ckernel import run_events as _c_run_events
-    except ImportError:  # not built (no compiler): the Python loop
-        _c_run_events = None
-
-
 class Kernel:
-    """Event heap, virtual clock, seeded RNG and the current-process pointer."""
+    """Event heap, virtual clock, seeded RNG and the current-process pointer.
+
+    ``Kernel(...)`` makes a ``_CKernel`` when the C accelerator is built (and not
+    disabled by ``SIMUWSGI_PURE_PYTHON``): the same class with its per-event state and
+    its hot methods (``_run_events``, ``sleep``, ``park``, ``resume``, ``_hand_over``,
+    ``_enter``, ``post``, ``post_at``, ``call_soon``, ``wake``) in C, each the twin of
+    the Python method here, step for step (same event order, sequence numbers, clock and
+    counts; ``tests/test_kernel.py`` runs every test on both).
+    """
+
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Kernel:
+        if cls is Kernel and _c_kernel is not None:
+            return _c_kernel.__new__(_c_kernel)
+        return super().__new__(cls)
 
     def __init__(self, seed: int = 0) -> None:
         self.now = 0.0
@@ -251,14 +241,45 @@ class Kernel:
         self._until = when
         self._stop = stop
         try:
-            run = _c_run_events if _c_run_events is not None else _run_events
-            if run(self, self._heap, when, stop, self._resume):
+            if self._run_events(when, stop):
                 return True
         finally:
             self._until, self._stop = outer
         if when > self.now:
             self.now = when
         return False
+
+    def _run_events(self, when: float, stop: Callable[[], bool] | None) -> bool:
+        """The loop of ``run_until``: run the events due at or before ``when``; True
+        when one set ``stopping`` or ``stop()`` was true after one. The events run are
+        counted into ``events_run`` (also when one raises)."""
+        heap = self._heap
+        resume = self._resume
+        pop = heapq.heappop
+        count = 0
+        try:
+            while heap and heap[0][0] <= when:
+                t, _prio, _seq, fn, args = pop(heap)
+                if fn is None:
+                    continue
+                self.now = t
+                count += 1
+                if fn is resume:
+                    # A process resumed by the loop itself may hand over to the next
+                    # process directly when it parks (``_hand_over``).
+                    self._may_hand_over = True
+                    try:
+                        resume(*args)
+                    finally:
+                        self._may_hand_over = False
+                else:
+                    fn(*args)
+                if self.stopping or (stop is not None and stop()):
+                    self.stopping = False
+                    return True
+            return False
+        finally:
+            self.events_run += count
 
     def run_while(self, pending: Callable[[], bool]) -> bool:
         """Run events while ``pending()`` is true. False if the heap ran dry first."""
@@ -488,3 +509,12 @@ class Kernel:
         self._unfinished.clear()
         self.current = None
         self._heap.clear()
+
+
+if _ckernel is not None:
+    class _CKernel(_ckernel.KernelCore, Kernel):
+        """``Kernel`` with its per-event state and hot methods in C (``_ckernel.c``)."""
+
+    _c_kernel: type[Kernel] | None = _CKernel
+else:
+    _c_kernel = None

@@ -818,7 +818,7 @@ class RemoteAppLoader(AppLoader):
     def restore(self) -> None:
         pass
 
-    def fork(self) -> None:
+    def fork(self, threads: object = None) -> None:
         return None
 
     def master_context(self) -> None:

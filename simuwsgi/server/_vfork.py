@@ -52,6 +52,7 @@ import functools
 import gc
 import itertools
 import sys
+import _threading_local
 import threading
 import types
 import weakref
@@ -172,7 +173,8 @@ class Copier:
     failed copy built stays in the memo.
     """
 
-    def __init__(self, app_modules: dict[str, types.ModuleType]) -> None:
+    def __init__(self, app_modules: dict[str, types.ModuleType],
+                 threads: dict[int, Any] | None = None) -> None:
         #: id(master object) -> this process's copy (kept alive by ``_keep``)
         self.memo: dict[int, Any] = {}
         self._keep: list[Any] = []
@@ -183,6 +185,9 @@ class Copier:
         self.shared: list[tuple[str, str]] = []
         #: The global being copied (its module.name) while the modules are copied
         self._where = ""
+        #: the forking thread's identity (id of its ``threading.local`` owner) -> the
+        #: child's: the thread ``fork()`` keeps
+        self._threads = threads or {}
         self._top: Any = _MISSING
         #: the objects shared whole (for the second pass, see _copy_all)
         self._shared_objects: list[Any] = []
@@ -197,6 +202,7 @@ class Copier:
             types.BuiltinMethodType: self._copy_builtin_method,
             _LOCK: self._copy_lock, _RLOCK: self._copy_lock,
             _LRU_CACHE: self._copy_lru_cache, weakref.ref: self._copy_weakref,
+            _threading_local._localimpl: self._copy_thread_local,
         }
         self.modules = self._copy_all(app_modules)
 
@@ -389,6 +395,31 @@ class Copier:
         if wrapped is cached.__wrapped__:
             return cached  # a library's cache: shared
         return functools.lru_cache(**cached.cache_parameters())(wrapped)
+
+    def _copy_thread_local(self, impl: Any) -> Any:
+        """The state of a pure-Python ``threading.local`` (what ``threading.local`` is in
+        a simulation), under a key of its own: the key names the local in each thread's
+        ``__dict__``, and a copy sharing the master's would remove another copy's entry
+        there when it dies. The forking thread's data becomes the child's main thread's,
+        as after ``fork()``; other threads' data stays theirs."""
+        mine = object.__new__(type(impl))
+        self.memo[id(impl)] = mine
+        mine.key = f"_threading_local._localimpl.{id(mine)}"
+        mine.dicts = {}
+        mine.localargs = self.copy(impl.localargs)
+        mine.locallock = self.copy(impl.locallock)
+        for ident, (thread, data) in impl.dicts.items():
+            child = self._threads.get(ident)
+            if child is None:
+                mine.dicts[ident] = (thread, self.copy(data))
+                continue
+            owner = _threading_local.current_thread  # type: ignore[attr-defined]
+            _threading_local.current_thread = lambda: child  # type: ignore[attr-defined]
+            try:  # the library's own bookkeeping of a thread's dict, for the child
+                mine.create_dict().update(self.copy(data))
+            finally:
+                _threading_local.current_thread = owner  # type: ignore[attr-defined]
+        return mine
 
     def _copy_weakref(self, ref: weakref.ref[Any]) -> weakref.ref[Any]:
         """A reference to this process's copy of the referent (and callback)."""

@@ -483,8 +483,9 @@ class AppLoader:
             raise
         return module
 
-    def fork(self) -> ProcessImage | None:
-        """A fresh copy of the master's app modules, as ``fork()`` would give a child.
+    def fork(self, threads: dict[int, Any] | None = None) -> ProcessImage | None:
+        """A fresh copy of the master's app modules, as ``fork()`` would give a child
+        (``threads``: the forking thread's ``threading.local`` owner -> the child's).
 
         The first fork reports what could not be copied (in the trace and in one
         warning); the master's objects do not change, so neither does that list.
@@ -493,7 +494,7 @@ class AppLoader:
             return None
         if len(sys.modules) != len(self._modules_seen):
             self._adopt_late_imports()
-        copier = Copier(self._master_image.modules)
+        copier = Copier(self._master_image.modules, threads)
         if not self._shared_reported:
             self._shared_reported = True
             self._report_shared(copier.shared)

@@ -433,7 +433,9 @@ class Instance:
     # -- spawning ------------------------------------------------------------------------
     def _fork(self, proc: UProcess) -> None:
         self._log_spawn(proc)  # the master logs it as it forks
-        proc.context = self.app.fork()
+        parent = self.master
+        proc.context = self.app.fork(
+            None if parent is None else {id(parent.thread_token): proc.thread_token})
         if self.master is not None and proc is not self.master:
             proc.cwd = self.master.cwd  # --chdir, inherited
             # the master's memory: its hooks and atexit handlers too (as the process's

@@ -90,9 +90,12 @@ def document(inst: Instance) -> dict[str, Any]:
     cron = inst.subsystems.get("cron")
     if cron is not None and cron.command_crons:
         # a simulated command runs in no virtual time: never running (pid -1)
+        # a build with SSL (master_utils.c's #ifdef UWSGI_SSL) names each one's legion
+        ssl = getattr(inst, "ssl", False)
         doc["crons"] = [
             {"minute": c.minute, "hour": c.hour, "day": c.day, "month": c.month,
              "week": c.week, "command": escape_json(c.command or ""), "unique": int(c.unique),
+             **({"legion": c.legion or ""} if ssl else {}),
              "pid": -1, "started_at": c.last_job} for c in cron.command_crons]
     legions = inst.subsystems.get("legion")
     if legions is not None and legions.legions:

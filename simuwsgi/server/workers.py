@@ -733,7 +733,13 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
         stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
             _no_app_stats(req.protocol)
-    vars_ = req.vars or packet_vars(inst, req)
+    wire = getattr(req, "net", None)
+    if wire is not None and wire.vars:
+        # the packet the node received (its HTTP parser's, or a router's or web server's
+        # uwsgi packet): the vars uWSGI counts and logs
+        vars_ = {k.decode("latin-1"): v.decode("latin-1") for k, v in wire.vars}
+    else:
+        vars_ = req.vars or packet_vars(inst, req)
     addr = req.remote_addr
     policy = _reqlog.policy(inst)
     if policy.x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:

@@ -1,5 +1,6 @@
-"""The stats server's ``legions`` key, real against simulated: two real uWSGI 2.0.30
-nodes built with SSL on loopback, a Lord and a follower, vs the same pair simulated."""
+"""The stats server's ``legions`` key, and the ``legion`` of each ``crons`` entry, real
+against simulated: two real uWSGI 2.0.30 nodes built with SSL on loopback, a Lord and a
+follower, vs the same pair simulated."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from simuwsgi.server.stats import document
 pytestmark = pytest.mark.real
 
 SECRET = "aes-128-cbc:secret"
+#: a plain cron and a legion cron, neither due in the test's 10 s
+CRONS = ["--cron", "30 3 15 6 -1 true", "--legion-cron", "lg 30 3 15 6 -1 true"]
 
 
 def _udp_port() -> int:
@@ -59,13 +62,14 @@ def test_stats_legions_match_two_real_nodes():
     valors = [90, 80]
     real = [RealUwsgi(["--master", "--processes", "1", "--legion",
                        f"lg {addrs[i]} {valors[i]} {SECRET}", "--legion-node",
-                       f"lg {addrs[1 - i]}", "--stats", f"127.0.0.1:{stats_ports[i]}"],
+                       f"lg {addrs[1 - i]}", "--stats", f"127.0.0.1:{stats_ports[i]}", *CRONS],
                       binary=binary, allow_no_app=True, max_lifetime=60) for i in range(2)]
     try:
         for node in real:
             node.start()
         time.sleep(10)
-        real_docs = [_stats(port)["legions"] for port in stats_ports]
+        real_full = [_stats(port) for port in stats_ports]
+        real_docs = [doc["legions"] for doc in real_full]
     finally:
         for node in real:
             node.stop()
@@ -74,11 +78,12 @@ def test_stats_legions_match_two_real_nodes():
     for i in range(2):
         cluster.add(f"n{i}", ["--master", "--processes", "1", "--legion",
                               f"lg {ips[i]}:4000 {valors[i]} {SECRET}", "--legion-node",
-                              f"lg {ips[1 - i]}:4000", "--stats", "127.0.0.1:9191"],
+                              f"lg {ips[1 - i]}:4000", "--stats", "127.0.0.1:9191", *CRONS],
                     address=ips[i], allow_no_app=True)
     with cluster:
         cluster.advance(10)
-        sim_docs = [document(cluster[f"n{i}"].inst)["legions"] for i in range(2)]
+        sim_full = [document(cluster[f"n{i}"].inst) for i in range(2)]
+        sim_docs = [doc["legions"] for doc in sim_full]
     assert list(document(cluster["n0"].inst))[-1] == "legions"
 
     def roles(docs):
@@ -90,3 +95,7 @@ def test_stats_legions_match_two_real_nodes():
     assert [list(d[0]) for d in sim_docs] == [list(d[0]) for d in real_docs]
     assert [list(d[0]["members"][0]) for d in sim_docs] == \
         [list(d[0]["members"][0]) for d in real_docs]
+    # each cron names its legion ("" for none) between "unique" and "pid"
+    assert [d["crons"] for d in sim_full] == [d["crons"] for d in real_full]
+    assert [list(c) for c in sim_full[0]["crons"]] == [list(c) for c in real_full[0]["crons"]]
+    assert [c["legion"] for c in sim_full[0]["crons"]] == ["", "lg"]
