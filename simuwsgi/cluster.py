@@ -48,6 +48,7 @@ from .server.master import Instance
 from .server.workers import Request
 from .network import Network
 from .network._appsockets import NodeSockets, VirtualSocket, driver_block
+from .network._legacy import configure_from_cluster
 from .subsystems.legacy import apply_legacy_options, split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
@@ -184,6 +185,10 @@ class Node(Simulation):
         self._contain.install()
         self.inst.on_stop.append(self._settle)
         with self._patch.running():
+            if configure_from_cluster(self.inst):  # 1.4: a node given only --cluster
+                self.opts = self.inst.opts
+                self.kernel.switch_domain(self.inst)  # the others ran meanwhile
+                self.kernel.context_hook = self.inst.app.switch  # its new app loader
             self.inst.boot()
         self._check_app_loaded()
 

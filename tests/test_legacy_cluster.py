@@ -123,6 +123,34 @@ def test_configuration_request_answered(tmp_path):
         assert cluster.trace.count("cluster.send", modifier1=99, modifier2=1) == 2
 
 
+def test_a_node_given_only_cluster_fetches_its_options(tmp_path):
+    """1.4's cluster_setup: asks the group (99/0) and boots with a member's options."""
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    cluster = Cluster(seed=0, app_dir=tmp_path)
+    cluster.add("n1", ["--master", "--socket", ":3031", "--wsgi-file", "app.py",
+                       "--processes", "3", "--cluster", GROUP], legacy=True)
+    cluster.add("n2", ["--cluster", GROUP], legacy=True, address="10.0.0.2")
+    with cluster:
+        log = cluster["n2"].log
+        assert log[:3] == [f"[uWSGI] joining multicast group: {GROUP}",
+                           f"JOINED CLUSTER: {GROUP}",
+                           f'asking "{GROUP}" uWSGI cluster for configuration data:']
+        assert len(_lines(cluster, "n1", "requested configuration data, sending")) == 1
+        assert len(_lines(cluster, "n2", "JOINED CLUSTER")) == 1  # joined once
+        n2 = cluster["n2"]
+        assert n2.inst.numproc == 3 and n2.inst.has_master
+        assert run(n2, "out = uwsgi.cluster()") == b(GROUP.encode())
+        cluster.advance(2)
+        # it announced itself with the fetched socket
+        assert _lines(cluster, "n1", "[uWSGI cluster] added node :3031")
+    # nobody to ask: 1.4 asks forever, the simulation gives up after a minute
+    alone = Cluster(seed=0, app_dir=tmp_path)
+    alone.add("n1", ["--cluster", GROUP], legacy=True)
+    with pytest.raises(StartRefusedError, match="answered 6 requests"):
+        alone.start()
+    assert len(_lines(alone, "n1", "asking")) == 6
+
+
 def test_cluster_nodes_learns_the_nodes_without_announcing_itself(tmp_path):
     cluster = _cluster(tmp_path, 2)
     # a reader of the group: no socket, never announced, answers no configuration

@@ -100,8 +100,8 @@ def split_legacy_options(options: Any) -> tuple[Any, dict[str, Any]]:
     if isinstance(options, Mapping):
         rest = {k: v for k, v in options.items()
                 if str(k).lstrip("-") not in LEGACY_OPTIONS}
-        return rest, {str(k).lstrip("-"): v for k, v in options.items()
-                      if str(k).lstrip("-") in LEGACY_OPTIONS}
+        return rest, {str(k).lstrip("-"): v[-1] if isinstance(v, (list, tuple)) else v
+                      for k, v in options.items() if str(k).lstrip("-") in LEGACY_OPTIONS}
     if isinstance(options, (list, tuple)):
         words, values, i = [], {}, 0
         while i < len(options):
