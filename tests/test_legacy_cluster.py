@@ -149,6 +149,8 @@ def test_a_node_given_only_cluster_fetches_its_options(tmp_path):
     with pytest.raises(StartRefusedError, match="answered 6 requests"):
         alone.start()
     assert len(_lines(alone, "n1", "asking")) == 6
+    with pytest.raises(StartRefusedError, match="alone, waits forever"):
+        Simulation(["--cluster", GROUP], app_dir=tmp_path, legacy=True).start()
 
 
 def test_cluster_nodes_learns_the_nodes_without_announcing_itself(tmp_path):

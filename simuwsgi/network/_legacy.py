@@ -272,6 +272,11 @@ class LegacyCluster:
                                     f"(multicast) or :port (broadcast)")
         address = self._address()
         if address is None and not self.nodes_only:
+            if not inst.opts.items:  # a lone Simulation: nobody to fetch options from
+                raise StartRefusedError(
+                    f"a node given only --cluster asks {group} for its options and, "
+                    f"alone, waits forever (1.4 asks forever): run it in a Cluster, "
+                    f"added after a configured member")
             raise StartRefusedError("you need to specify at least a socket to start a "
                                     "uWSGI cluster")
         fetched = getattr(inst, "legacy_config_fetched", False)
