@@ -914,7 +914,9 @@ def _spawner(name: str) -> Callable[..., Any]:
     real = _REAL[name]
 
     def spawn(path: Any, argv: Any, *args: Any, **kwargs: Any) -> Any:
-        _command_allowed(f"os.{name}", list(argv))
+        # subprocess.Popen (which spawns through here on Python 3.13) asked already
+        if sys._getframe(1).f_globals.get("__name__") != "subprocess":
+            _command_allowed(f"os.{name}", list(argv))
         return real(path, argv, *args, **kwargs)
 
     spawn.__name__ = name
@@ -984,8 +986,18 @@ _PATCHES = [
 ]
 
 
+def _dummy_thread_slots() -> list[tuple[Any, str, Any]]:
+    """Python 3.13 keeps a ``_DummyThread`` in ``threading._active`` while a slot of its
+    thread's in ``threading._thread_local_info`` holds its tracker: a slot per core (a
+    ``threading.local`` of ours), else each core's dummy would evict the previous core's,
+    which would get a new name. A fresh one per simulation: they go with it."""
+    if not hasattr(threading, "_thread_local_info"):  # (3.10-3.12)
+        return []
+    return [(threading, "_thread_local_info", _threading_local.local())]
+
+
 def _install() -> None:
-    for module, name, value in _PATCHES:
+    for module, name, value in [*_PATCHES, *_dummy_thread_slots()]:
         _SAVED[f"{module.__name__}.{name}"] = (module, name, getattr(module, name))
         setattr(module, name, value)
 
