@@ -48,7 +48,8 @@ from .server.master import Instance
 from .server.workers import Request
 from .network import Network
 from .network._appsockets import NodeSockets, VirtualSocket, driver_block
-from .subsystems.legacy import split_legacy_options
+from .network._legacy import configure_from_cluster
+from .subsystems.legacy import apply_legacy_options, split_legacy_options
 from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
 from .server.workers import Response
@@ -132,8 +133,7 @@ class Node(Simulation):
         self.address = address
         self.mode = "sim"
         self.seed = cluster.seed
-        options, cluster_group, cluster_nodes = split_legacy_options(options) if legacy \
-            else (options, None, False)
+        options, legacy_values = split_legacy_options(options) if legacy else (options, {})
         self.opts = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
                                   ssl=ssl)
         if app_dir is not None:
@@ -149,10 +149,7 @@ class Node(Simulation):
         self.inst.cluster_network = cluster.net  # type: ignore[attr-defined]
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy
-        self.inst.legacy_cluster = cluster_group  # 1.4's --cluster (network._legacy)
-        self.inst.legacy_cluster_nodes = cluster_nodes  # and --cluster-nodes
-        if cluster_group:
-            self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
+        apply_legacy_options(self.inst, legacy_values)  # 1.4's --cluster, --erlang
         self._patch = cluster._patch
         self._imports = cluster._imports
         # os._exit/os.kill/atexit/signal.signal act on the node's own processes; the
@@ -188,6 +185,10 @@ class Node(Simulation):
         self._contain.install()
         self.inst.on_stop.append(self._settle)
         with self._patch.running():
+            if configure_from_cluster(self.inst):  # 1.4: a node given only --cluster
+                self.opts = self.inst.opts
+                self.kernel.switch_domain(self.inst)  # the others ran meanwhile
+                self.kernel.context_hook = self.inst.app.switch  # its new app loader
             self.inst.boot()
         self._check_app_loaded()
 
@@ -771,8 +772,9 @@ class Cluster:
         """A virtual Erlang node ``name`` (``"erl@host"``; simulation-only, for 1.4's
         ``erlang_*`` functions on ``legacy=True`` nodes): registered ``processes``
         (name -> fn(message), whose result answers the sender) and ``functions`` for
-        rpc (``"mod:fun"`` -> fn(*args)); ``address`` defaults to ``10.0.1.N``
-        (``simuwsgi.network._erlang``)."""
+        rpc (``"mod:fun"`` -> fn(*args)); ``address`` defaults to ``10.0.1.N``. Its
+        ``send(cnode, process, term)`` and ``rpc(cnode, function, arg)`` reach the
+        ``--erlang`` C-nodes of ``legacy=True`` nodes (``simuwsgi.network._erlang``)."""
         from .network._erlang import ErlangNode, add_erlang
 
         count = sum(isinstance(n.inst, ErlangNode) for n in self.net.nodes.values())

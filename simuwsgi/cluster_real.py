@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ._core.clock import RealClock
 from ._errors import ConfigError
 from .server.config import parse_options
+from .server.containment import host_section
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -219,7 +220,8 @@ class RealNode:
             done.put((reply, b"".join(chunks)))
             self.cluster._wake()
 
-        threading.Thread(target=talk, daemon=True).start()
+        with host_section():  # a worker may be the caller: the thread's locks are the host's
+            threading.Thread(target=talk, daemon=True).start()
 
     def receive(self, sock: socket.socket) -> None:
         """Datagrams the real node sent to a bridge enter the virtual network."""

@@ -32,7 +32,7 @@ from .server.options_status import report_not_simulated
 from .server.processes import UProcess
 from ._core.trace import Trace
 from .server.workers import Request, Response, dispatch_request
-from .subsystems.legacy import split_legacy_options
+from .subsystems.legacy import apply_legacy_options, split_legacy_options
 from .websocket import WebSocket
 
 __all__ = ["Simulation"]
@@ -118,9 +118,8 @@ class Simulation:
                              f"or 'fork'")
         self.mode = mode
         self.seed = seed
-        # legacy=True: 1.4's --cluster is an option too (simuwsgi.subsystems.legacy)
-        options, cluster_group, cluster_nodes = split_legacy_options(options) if legacy \
-            else (options, None, False)
+        # legacy=True: 1.4's --cluster, --erlang are options too (simuwsgi.subsystems.legacy)
+        options, legacy_values = split_legacy_options(options) if legacy else (options, {})
         self.opts: Options = parse_options(options, base_dir=Path(app_dir) if app_dir else None,
                                            ssl=ssl)
         if app_dir is not None:
@@ -143,10 +142,7 @@ class Simulation:
                                timeout=DEFAULT_TIMEOUT if fork_timeout is None else fork_timeout)
         self.inst.cron_commands = cron_commands
         self.inst.legacy = legacy  # read by facade.build_module (simuwsgi.subsystems.legacy)
-        self.inst.legacy_cluster = cluster_group
-        self.inst.legacy_cluster_nodes = cluster_nodes
-        if cluster_group:
-            self.inst.has_master = True  # 1.4 flags --cluster UWSGI_OPT_MASTER
+        apply_legacy_options(self.inst, legacy_values)
         self._patch = TimePatch(self.clock, self._sleep)
         if stall_timeout is not None:
             stall_timeout = check_duration("stall_timeout", stall_timeout) or None

@@ -123,6 +123,36 @@ def test_configuration_request_answered(tmp_path):
         assert cluster.trace.count("cluster.send", modifier1=99, modifier2=1) == 2
 
 
+def test_a_node_given_only_cluster_fetches_its_options(tmp_path):
+    """1.4's cluster_setup: asks the group (99/0) and boots with a member's options."""
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    cluster = Cluster(seed=0, app_dir=tmp_path)
+    cluster.add("n1", ["--master", "--socket", ":3031", "--wsgi-file", "app.py",
+                       "--processes", "3", "--cluster", GROUP], legacy=True)
+    cluster.add("n2", ["--cluster", GROUP], legacy=True, address="10.0.0.2")
+    with cluster:
+        log = cluster["n2"].log
+        assert log[:3] == [f"[uWSGI] joining multicast group: {GROUP}",
+                           f"JOINED CLUSTER: {GROUP}",
+                           f'asking "{GROUP}" uWSGI cluster for configuration data:']
+        assert len(_lines(cluster, "n1", "requested configuration data, sending")) == 1
+        assert len(_lines(cluster, "n2", "JOINED CLUSTER")) == 1  # joined once
+        n2 = cluster["n2"]
+        assert n2.inst.numproc == 3 and n2.inst.has_master
+        assert run(n2, "out = uwsgi.cluster()") == b(GROUP.encode())
+        cluster.advance(2)
+        # it announced itself with the fetched socket
+        assert _lines(cluster, "n1", "[uWSGI cluster] added node :3031")
+    # nobody to ask: 1.4 asks forever, the simulation gives up after a minute
+    alone = Cluster(seed=0, app_dir=tmp_path)
+    alone.add("n1", ["--cluster", GROUP], legacy=True)
+    with pytest.raises(StartRefusedError, match="answered 6 requests"):
+        alone.start()
+    assert len(_lines(alone, "n1", "asking")) == 6
+    with pytest.raises(StartRefusedError, match="alone, waits forever"):
+        Simulation(["--cluster", GROUP], app_dir=tmp_path, legacy=True).start()
+
+
 def test_cluster_nodes_learns_the_nodes_without_announcing_itself(tmp_path):
     cluster = _cluster(tmp_path, 2)
     # a reader of the group: no socket, never announced, answers no configuration
@@ -407,3 +437,91 @@ def test_erlang_functions_against_a_virtual_erlang_node(tmp_path):
             cluster.add_erlang("nohost")
         with pytest.raises(TypeError, match="callables"):
             cluster.add_erlang("a@b", processes={"x": 1})
+
+
+ERLANG_APP = EXEC_APP + '''
+import sys
+GOT = []
+
+def on_message(message):
+    GOT.append(message)
+    uwsgi.cache_update("got", repr(GOT).encode())
+
+def first(message):
+    uwsgi.cache_update("first", repr(message).encode())
+
+uwsgi.erlang_register_process("box", on_message)
+uwsgi.erlang_register_process("dup", first)
+uwsgi.erlang_register_process("dup", on_message)  # 1.4 keeps the first one
+uwsgi.register_rpc("hello", lambda *args: b"hi " + b",".join(args))
+uwsgi.erlang_register_process("quit", lambda message: sys.exit(1))
+'''
+
+
+def test_erlang_node_sends_and_calls_into_a_c_node(tmp_path):
+    """1.4's ``--erlang``: the gateway runs registered processes and ``rex`` calls."""
+    (tmp_path / "app.py").write_text(ERLANG_APP)
+    cluster = Cluster(seed=0, app_dir=tmp_path)
+    n1 = cluster.add("n1", ["--socket", "10.0.0.1:3031", "--wsgi-file", "app.py",
+                            "--erlang", "uwsgi@n1", "--cache2", "name=default,items=10"],
+                     legacy=True, hostname="web1.example.com")
+    erl = cluster.add_erlang("erl@host")
+    with cluster:
+        assert "Erlang C-Node uwsgi@n1 registered on port" in "\n".join(n1.log)
+        assert any("spawned uWSGI erlang c-node 1 (pid:" in line for line in n1.log)
+        assert n1.inst.has_master  # --erlang turns the master on
+        assert run(n1, "out = uwsgi.erlang_node") == b(b"uwsgi@n1")
+        erl.send("uwsgi@n1", "box", ("hello", [104, 105], [1, b"x"], 2.5, []))
+        erl.send("uwsgi@n1", "dup", "atom")
+        erl.send("uwsgi@n1", "nobody", 1)
+        # registered in a worker's memory: the gateway (forked from the master) has not
+        assert run(n1, "out = uwsgi.erlang_register_process('late', len)") is None
+        erl.send("uwsgi@n1", "late", 1)
+        call = erl.rpc("uwsgi@n1", "hello", "world")
+        empty = erl.rpc("uwsgi@n1", "hello", [1, 2, 300])  # a list: no argument
+        missing = erl.rpc("uwsgi@n1", "nope", b"x")
+        assert not call.done
+        cluster.advance(1)
+        assert run(n1, "out = [uwsgi.cache_get('got'), uwsgi.cache_get('first')]") == [
+            b(repr([("hello", b"hi", [1, b"x", None], 2.5, None)]).encode()),
+            b(b"'atom'")]
+        assert (call.done, bytes(call.result)) == (True, b"hi world")
+        assert bytes(empty.result) == b"hi "
+        assert (missing.done, missing.result) == (True, [])
+        log = "\n".join(n1.log)
+        assert "[erlang] message From: erl@host To (process): box" in log
+        assert "[erlang] message From: erl@host To (process): rex" in log
+        assert log.count("!!! unregistered erlang process requested, dumping it !!!") == 2
+        assert n1.trace.count("legacy.erlang_message") == 7
+        # a registered process that exits ends the gateway: the master respawns it
+        erl.send("uwsgi@n1", "quit", [])
+        cluster.advance(2)
+        erl.send("uwsgi@n1", "box", 7)
+        cluster.advance(1)
+        assert _lines(cluster, "n1", "c-node 1 (pid:")[-1].startswith(
+            "respawned uWSGI erlang c-node 1")
+        # a new copy of the master's memory: GOT starts empty again
+        assert run(n1, "out = uwsgi.cache_get('got')") == b(b"[7]")
+        with pytest.raises(ValueError, match="no C-node 'other@n1'"):
+            erl.send("other@n1", "box", 1)
+        with pytest.raises(ValueError, match="not an Erlang term"):
+            erl.send("uwsgi@n1", "box", {1: 2})
+
+
+def test_erlang_node_name_and_register_errors(tmp_path):
+    (tmp_path / "app.py").write_text(EXEC_APP)
+    sim = Simulation(["--wsgi-file", "app.py"], app_dir=tmp_path, legacy=True,
+                     hostname="web1.example.com")
+    with sim:
+        # without --erlang pyerl's node is ei_connect_init's "uwsgi" on the short host
+        assert run(sim, "out = uwsgi.erlang_node") == b(b"uwsgi@web1")
+        assert run(sim, "out = uwsgi.erlang_register_process('x' * 255, len)") == \
+            ["exc", "ValueError", "Invalid erlang process name"]
+        assert run(sim, "out = uwsgi.erlang_register_process('x' * 254, len)") is None
+    with pytest.raises(ConfigError, match="unrecognized option '--erlang'"):
+        Simulation(["--erlang", "n", "--wsgi-file", "app.py"], app_dir=tmp_path)
+    sim = Simulation(["--wsgi-file", "app.py", "--erlang", "cn", "--erlang-cookie", "c"],
+                     app_dir=tmp_path, legacy=True, hostname="web1.example.com")
+    with sim:
+        assert run(sim, "out = uwsgi.erlang_node") == b(b"cn@web1")
+        assert "the cookie is not checked" in "\n".join(sim.log)

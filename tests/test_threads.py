@@ -529,14 +529,19 @@ def test_an_app_thread_never_outlives_the_simulation(tmp_path):
 
 def test_each_core_is_a_thread_of_its_own(tmp_path):
     (tmp_path / "app.py").write_text(APP_THREADS)
-    with Simulation(["--master", "--threads", "2", "--module", "app:application"],
+    with Simulation(["--master", "--threads", "3", "--module", "app:application"],
                     app_dir=tmp_path) as sim:
         sim.start()
-        reqs = [sim.submit("GET", "/ident") for _ in range(2)]
-        sim.wait(reqs)
-        (_, ident0, name0), (_, ident1, name1) = (r.response.text.split() for r in reqs)
+        rounds = []
+        for _ in range(2):
+            reqs = [sim.submit("GET", "/ident") for _ in range(3)]
+            sim.wait(reqs)
+            rounds.append([tuple(r.response.text.split()[1:]) for r in reqs])
+        (ident0, name0), (ident1, name1), (ident2, name2) = rounds[0]
         assert ident0 == str(threading.get_ident()) and name0 == "MainThread"  # core 0
         assert ident1 != ident0 and name1.startswith("Dummy-")  # a thread uWSGI started
+        assert ident2 not in (ident0, ident1) and name2 != name1
+        assert rounds[1] == rounds[0]  # each core stays the same thread
 
 
 @pytest.mark.real

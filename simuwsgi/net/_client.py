@@ -44,6 +44,7 @@ from ..protocol import (
     SignalRequest,
     SpoolRequest,
 )
+from ..server.containment import host_section
 from ._address import Address, connect
 
 __all__ = [
@@ -305,9 +306,10 @@ def run_blocking(fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name="simuwsgi-net-client", daemon=True)
-    thread.start()
-    thread.join()
+    with host_section():  # the caller waits for a host thread: host locks
+        thread = threading.Thread(target=target, name="simuwsgi-net-client", daemon=True)
+        thread.start()
+        thread.join()
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]

@@ -44,27 +44,36 @@ member that only reads the group: it joins (packet 73, ``JOINED CLUSTER``) and k
 the node table from the others' 95s, but never announces itself (so it needs no
 socket) and does not answer configuration requests.
 
-Left out: fetching the configuration from the cluster at boot (a node given only
-``--cluster``, 1.4's ``asking ... for configuration data``: refused with
-``NotSimulatedError``), static nodes (``CLUSTER_NODE_STATIC``, with their ping retry),
-1.4 counting master cycles per event as well as per second.
+A node given only ``--cluster`` (no other option, no ``--cluster-nodes``) fetches its
+options before it starts (``cluster_setup``, ``fetch_configuration``): it joins, logs
+``asking "G" uWSGI cluster for configuration data:`` and sends packet 99/0 every 10 s
+of silence until a member's 99/1 answer comes, then boots with those options (the
+banner follows). Its group's members are those added before it (they boot first);
+with nobody to answer, 1.4 asks forever, the simulation refuses to start after six
+requests.
+
+Left out: static nodes (``CLUSTER_NODE_STATIC``, with their ping retry), 1.4 counting
+master cycles per event as well as per second, the 4096-byte limit of the answer
+``cluster_setup`` reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import NotSimulatedError, StartRefusedError
+from .._errors import StartRefusedError
 from ..protocol import decode_dict_prefix, decode_header, encode_packet, encode_vars
 from ..server.interface import AFTER_REAP
-from ._network import LOOPBACK
+from ._network import LOOPBACK, _ports
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
     from ._network import Network
 
-__all__ = ["LegacyCluster", "send_datagram"]
+__all__ = ["LegacyCluster", "configure_from_cluster", "fetch_configuration",
+           "send_datagram"]
 
 MAX_CLUSTER_NODES = 100
 #: Seconds without a 95 packet after which a node is taken for dead.
@@ -120,6 +129,107 @@ def send_datagram(inst: Instance, group: str, modifier1: int, payload: bytes = b
     return len(data)
 
 
+def _join_group(inst: Instance, group: str, member: Any) -> None:
+    """``uwsgi_cluster_join`` and its ``JOINED CLUSTER`` line: ``member`` receives the
+    group's datagrams."""
+    if group.partition(":")[0]:
+        inst.log(f"[uWSGI] joining multicast group: {group}")
+    _members(inst).setdefault(group, {})[getattr(inst, "node", "node0")] = member
+    send_datagram(inst, group, 73, inst.hostname.encode())
+    inst.log(f"JOINED CLUSTER: {group}")
+
+
+#: Seconds ``cluster_setup`` waits for a configuration before it asks again.
+ASK_INTERVAL = 10
+#: Requests without an answer after which the simulation gives up (1.4 asks forever).
+ASK_ROUNDS = 6
+
+
+class _Asker:
+    """The group socket of a node waiting for its configuration (``cluster_setup``)."""
+
+    def __init__(self) -> None:
+        self.answer: list[tuple[bytes, bytes]] | None = None
+        self.other = False  # a datagram that was not a configuration came
+
+    def receive(self, data: bytes) -> None:
+        header = decode_header(data) if len(data) >= 4 else None
+        if header is not None and (header.modifier1, header.modifier2) == (99, 1):
+            if self.answer is None:
+                self.answer = decode_dict_prefix(data[4:4 + header.pktsize])[0]
+        else:
+            self.other = True
+
+
+def fetch_configuration(inst: Instance) -> Any:
+    """1.4's ``cluster_setup`` for a node given only ``--cluster`` (no other option, no
+    ``--cluster-nodes``): join, then ``asking "G" uWSGI cluster for configuration
+    data:`` (packet 99/0) every 10 s until a member answers (its 99/1); a datagram
+    that is not an answer restarts the 10 s wait without asking again, as 1.4's ``goto
+    waitfd``. Runs the network (the other nodes) meanwhile; returns the answer's options
+    as a dict of lists (flags are ``"1"``), None when the node has options of its own.
+    1.4 asks forever: the simulation gives up after 6 requests (``StartRefusedError``).
+    """
+    group = getattr(inst, "legacy_cluster", None)
+    if (not getattr(inst, "legacy", False) or not group or inst.opts.items
+            or getattr(inst, "legacy_cluster_nodes", False)
+            or getattr(inst, "legacy_erlang", None)):
+        return None
+    kernel = inst.kernel
+    asker = _Asker()
+    _join_group(inst, group, asker)
+    try:
+        for _round in range(ASK_ROUNDS):
+            inst.log(f'asking "{group}" uWSGI cluster for configuration data:')
+            send_datagram(inst, group, 99)
+            while True:
+                asker.other = False
+                kernel.run_until(kernel.now + ASK_INTERVAL,
+                                 lambda: asker.answer is not None or asker.other)
+                if asker.answer is not None:
+                    options: dict[str, list[str]] = {}
+                    for key, value in asker.answer:
+                        options.setdefault(key.decode("utf-8", "replace"), []).append(
+                            value.decode("utf-8", "replace"))
+                    inst.record("cluster.configured", None, group=group,
+                                options=sorted(options))
+                    return options
+                if not asker.other:
+                    break  # 10 s of silence: ask again
+    finally:
+        _members(inst).get(group, {}).pop(getattr(inst, "node", "node0"), None)
+    raise StartRefusedError(
+        f"no member of the cluster {group} answered {ASK_ROUNDS} requests for the "
+        f"configuration in {ASK_ROUNDS * ASK_INTERVAL} s (1.4 would ask forever): add a "
+        f"configured node to the group before this one")
+
+
+def configure_from_cluster(inst: Instance) -> bool:
+    """A node given only ``--cluster``: fetch its options (``fetch_configuration``) and
+    take them, as 1.4's ``uwsgi_configure()`` does, before anything else starts. False
+    when the node has options of its own."""
+    options = fetch_configuration(inst)
+    if options is None:
+        return False
+    from ..server.config import parse_options
+    from ..server.logsink import LogSink
+    from ..subsystems.legacy import apply_legacy_options, split_legacy_options
+
+    rest, values = split_legacy_options(options)
+    inst.opts = parse_options(rest, base_dir=inst.opts.base_dir,
+                              ssl=bool(getattr(inst, "ssl", False)))
+    inst._read_options()
+    sink = LogSink(inst.opts, Path(inst.opts.str("chdir") or inst.opts.base_dir))
+    inst.log_sink = sink if sink.active else None
+    inst.app = inst.app_loader_class(inst)  # what it loads comes from the options
+    apply_legacy_options(inst, values)
+    inst.legacy_config_fetched = True  # LegacyCluster does not join a second time
+    network: Network | None = getattr(inst, "cluster_network", None)
+    if network is not None:
+        network.nodes[inst.node].ports = _ports(inst.opts)
+    return True
+
+
 def _arrive(members: dict[str, LegacyCluster], name: str, data: bytes) -> None:
     member = members.get(name)
     if member is not None:  # it may have left the group (stopped, reloading) meanwhile
@@ -162,19 +272,19 @@ class LegacyCluster:
                                     f"(multicast) or :port (broadcast)")
         address = self._address()
         if address is None and not self.nodes_only:
-            if len(inst.opts.items) == 0:
-                raise NotSimulatedError(
-                    f"a node given only --cluster asks the cluster for its configuration "
-                    f"(1.4's 'asking \"{group}\" uWSGI cluster for configuration data'): "
-                    f"not simulated; give the node its options")
+            if not inst.opts.items:  # a lone Simulation: nobody to fetch options from
+                raise StartRefusedError(
+                    f"a node given only --cluster asks {group} for its options and, "
+                    f"alone, waits forever (1.4 asks forever): run it in a Cluster, "
+                    f"added after a configured member")
             raise StartRefusedError("you need to specify at least a socket to start a "
                                     "uWSGI cluster")
-        if host:
-            inst.log(f"[uWSGI] joining multicast group: {group}")
-        _members(inst).setdefault(group, {})[getattr(inst, "node", "node0")] = self
+        fetched = getattr(inst, "legacy_config_fetched", False)
+        if not fetched:  # else fetch_configuration joined and logged it already
+            _join_group(inst, group, self)
+        else:
+            _members(inst).setdefault(group, {})[getattr(inst, "node", "node0")] = self
         inst.record("cluster.join", None, group=group, address=address)
-        send_datagram(inst, group, 73, inst.hostname.encode())
-        inst.log(f"JOINED CLUSTER: {group}")
         if not self.nodes_only:
             self._announce()
 

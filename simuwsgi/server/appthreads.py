@@ -7,8 +7,8 @@ Here such a thread is a virtual thread of its virtual process (``AppThread``): a
 greenlet the kernel schedules like a ``--threads`` core (``processes.ThreadOf``): in
 the seeded order, reading the virtual clock (``time.sleep`` in it is virtual), with its
 own ``threading.get_ident()``, ``current_thread()`` and ``threading.local`` namespace.
-``join`` and ``is_alive`` are ``Thread``'s own, waiting on the thread's state lock, a
-``VLock`` released when the thread ends. ``uwsgi.*`` and the calls ``containment``
+``join`` and ``is_alive`` are ``Thread``'s own (an app's subclass may override them),
+asking a ``VLock`` the simulator holds while the thread runs (``_ended_on``). ``uwsgi.*`` and the calls ``containment``
 patches act on its process. What it raises goes to ``threading.excepthook`` (printed to
 the process's log). It dies with its process (exit, respawn, reload, harakiri): the new
 process starts with none, as after ``fork()``; one started in the master before the
@@ -33,7 +33,9 @@ from __future__ import annotations
 import _thread
 import inspect
 import itertools
+import sys
 import threading
+import traceback
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -169,14 +171,17 @@ VLock.__module__, VLock.__qualname__ = "_thread", "lock"
 class AppThread(ThreadOf):
     """A ``threading.Thread`` app code started in a virtual process: a thread of it."""
 
-    OWN = ThreadOf.OWN | {"pending", "thread", "vident"}
+    OWN = ThreadOf.OWN | {"pending", "thread", "vident", "ended"}
 
-    def __init__(self, main: UProcess, thread: threading.Thread, vident: int) -> None:
+    def __init__(self, main: UProcess, thread: threading.Thread, vident: int,
+                 ended: VLock) -> None:
         inst = main.inst
         self._begin(main, 0, lambda: inst.run_process(self, _body))
         own = object.__setattr__
         own(self, "thread", thread)
         own(self, "vident", vident)
+        #: Held while it runs: ``join`` waits for it, ``is_alive`` asks it.
+        own(self, "ended", ended)
         # CPython runs Python signal handlers in the main thread only: not here.
         own(self, "pending", [])
 
@@ -206,12 +211,16 @@ def _thread_class(main: UProcess) -> type:
 
 
 def _bootstrap_frame() -> list[str]:
-    """The traceback's lines of ``Thread._bootstrap_inner`` calling ``run()``."""
+    """The traceback's lines of ``Thread._bootstrap_inner`` calling ``run()``, as this
+    Python prints them (3.13 marks the call with carets)."""
     bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
     lines, first = inspect.getsourcelines(bootstrap)
     at = next(i for i, line in enumerate(lines) if line.strip() == "self.run()")
-    return [f'  File "{threading.__file__}", line {first + at}, in _bootstrap_inner',
-            "    self.run()"]
+    lineno, col = first + at, len(lines[at]) - len(lines[at].lstrip())
+    where = {} if sys.version_info < (3, 11) else {  # (3.10 has no columns)
+        "end_lineno": lineno, "colno": col, "end_colno": col + len("self.run()")}
+    frame = traceback.FrameSummary(threading.__file__, lineno, "_bootstrap_inner", **where)
+    return "".join(traceback.StackSummary.from_list([frame]).format()).splitlines()
 
 
 _BOOTSTRAP_FRAME = _bootstrap_frame()
@@ -267,10 +276,11 @@ class AppThreads:
         if thread._started.is_set():  # type: ignore[attr-defined]
             raise RuntimeError("threads can only be started once")
         main = proc.main
-        vt = _thread_class(main)(main, thread, next(self._idents))
+        ended = VLock(self.contain)
+        ended.acquire()
+        vt = _thread_class(main)(main, thread, next(self._idents), ended)
         thread._ident = thread._native_id = vt.vident  # type: ignore[attr-defined]
-        state = thread._tstate_lock = VLock(self.contain)  # type: ignore[attr-defined]
-        state.acquire()  # released when it ends: join() and is_alive() wait on it
+        _ended_on(thread, ended)
         thread._started.set()  # type: ignore[attr-defined]
         threading._active[vt.vident] = thread  # type: ignore[attr-defined]
         self.of.setdefault(main, []).append(vt)
@@ -300,11 +310,9 @@ class AppThreads:
 
     @staticmethod
     def _gone(vt: AppThread) -> None:
-        thread = vt.thread
         threading._active.pop(vt.vident, None)  # type: ignore[attr-defined]
-        state = thread._tstate_lock  # type: ignore[attr-defined]
-        if state is not None and state.locked():
-            state.release()
+        if vt.ended.locked():
+            vt.ended.release()
 
     def reap(self, main: Any) -> None:
         """Its process died: so did its threads (none of their code runs again)."""
@@ -334,6 +342,34 @@ class AppThreads:
             raise error
 
         proc.kernel.call_soon(report)
+
+
+class _EndedHandle:
+    """Python 3.13's ``_thread._ThreadHandle`` of a virtual thread: what
+    ``Thread.join`` and ``is_alive`` ask, answered by its ``ended`` lock."""
+
+    __slots__ = ("_ended",)
+
+    def __init__(self, ended: VLock) -> None:
+        self._ended = ended
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._ended.acquire(True, -1 if timeout is None else timeout):
+            self._ended.release()
+
+    def is_done(self) -> bool:
+        return not self._ended.locked()
+
+
+def _ended_on(thread: threading.Thread, ended: VLock) -> None:
+    """``thread``'s ``join()`` and ``is_alive()`` (and ``repr``) from now on wait for and
+    ask ``ended``, held until the virtual thread ends. The one place knowing CPython's
+    thread internals: replacing ``join``/``is_alive`` on the thread instead would bypass
+    an app's subclass overriding them (its ``super().join()`` reaches ``Thread``'s)."""
+    if sys.version_info >= (3, 13):  # they ask the thread's handle of its OS thread
+        thread._handle = _EndedHandle(ended)  # type: ignore[attr-defined]
+    else:  # 3.10-3.12: they wait for its "tstate lock", released as its OS thread ends
+        thread._tstate_lock = ended  # type: ignore[attr-defined]
 
 
 def _thread_name(t: Any) -> str:

@@ -94,6 +94,7 @@ then says how long it held the CPU. Ctrl-C does not stop it either, as in plain 
 from __future__ import annotations
 
 import atexit as _atexit
+import contextlib
 import ctypes
 import inspect
 import math
@@ -108,7 +109,7 @@ import _threading_local
 from _thread import get_ident as _host_ident
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import greenlet
@@ -123,7 +124,8 @@ if TYPE_CHECKING:
     from .processes import UProcess
 
 __all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "StallInterrupt",
-           "Watchdog", "c_exit", "check_duration", "deliver", "die_now", "run_atexit"]
+           "Watchdog", "c_exit", "check_duration", "deliver", "die_now", "host_section",
+           "run_atexit"]
 
 #: Default real seconds a virtual process may run without yielding.
 DEFAULT_STALL_TIMEOUT = 5.0
@@ -685,16 +687,33 @@ def _thread_start(thread: threading.Thread) -> None:
 
 def _lock() -> Any:
     """``threading.Lock()``: one the threads of a simulation wait for in virtual time
-    when made in a virtual process, else the host's."""
+    when made in a virtual process (outside ``host_section``), else the host's."""
     found = _virtual()
-    return VLock(found[0]) if found is not None else _REAL_LOCK()
+    return VLock(found[0]) if found is not None and not _HOST[0] else _REAL_LOCK()
 
 
 def _rlock(*args: Any, **kwargs: Any) -> Any:
     """``threading.RLock()``: in a virtual process, the pure-Python one over a ``VLock``."""
-    if _virtual() is not None:
+    if _virtual() is not None and not _HOST[0]:
         return threading._PyRLock(*args, **kwargs)  # type: ignore[attr-defined]
     return _REAL["rlock"](*args, **kwargs)
+
+
+#: How many ``host_section`` blocks run now (they run on the main thread only).
+_HOST = [0]
+
+
+@contextlib.contextmanager
+def host_section() -> Iterator[None]:
+    """While the block runs, the locks made are host locks even in a virtual process:
+    for the simulator's own work with host threads there (``network="real"``'s helper
+    thread, whose ``Thread.start`` and ``join`` wait for it on locks a host thread
+    releases), which virtual waits would turn into a deadlock."""
+    _HOST[0] += 1
+    try:
+        yield
+    finally:
+        _HOST[0] -= 1
 
 
 def _enumerate() -> list[threading.Thread]:
@@ -914,7 +933,9 @@ def _spawner(name: str) -> Callable[..., Any]:
     real = _REAL[name]
 
     def spawn(path: Any, argv: Any, *args: Any, **kwargs: Any) -> Any:
-        _command_allowed(f"os.{name}", list(argv))
+        # subprocess.Popen (which spawns through here on Python 3.13) asked already
+        if sys._getframe(1).f_globals.get("__name__") != "subprocess":
+            _command_allowed(f"os.{name}", list(argv))
         return real(path, argv, *args, **kwargs)
 
     spawn.__name__ = name
@@ -984,8 +1005,18 @@ _PATCHES = [
 ]
 
 
+def _dummy_thread_slots() -> list[tuple[Any, str, Any]]:
+    """Python 3.13 keeps a ``_DummyThread`` in ``threading._active`` while a slot of its
+    thread's in ``threading._thread_local_info`` holds its tracker: a slot per core (a
+    ``threading.local`` of ours), else each core's dummy would evict the previous core's,
+    which would get a new name. A fresh one per simulation: they go with it."""
+    if not hasattr(threading, "_thread_local_info"):  # (3.10-3.12)
+        return []
+    return [(threading, "_thread_local_info", _threading_local.local())]
+
+
 def _install() -> None:
-    for module, name, value in _PATCHES:
+    for module, name, value in [*_PATCHES, *_dummy_thread_slots()]:
         _SAVED[f"{module.__name__}.{name}"] = (module, name, getattr(module, name))
         setattr(module, name, value)
 

@@ -469,7 +469,7 @@ class Instance:
             self.log(f"spawned the uWSGI spooler on dir {proc.directory} with pid {proc.pid}",
                      self.master)
         else:
-            self.log(f"spawned uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
+            self.log(f"{proc.spawn_verb} uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
                      f"{f', cores: {self.cores}' if proc.kind == 'worker' else ''})", self.master)
 
     def run_post_fork(self, proc: UProcess) -> None:

@@ -438,7 +438,12 @@ LEGACY_ROWS = (
                              "(simuwsgi/network/_legacy.py)"),
     ("cluster-reload", "simulated", "a client command: Cluster.send_udp(group, 98)"),
     ("cluster-log", "simulated", "a client command: Cluster.send_udp(group, 96, line)"),
-    ("cluster-nodes", "not-simulated", "refused (unrecognized option)"),
+    ("cluster-nodes", "simulated", "a member that only reads the group's node table "
+                                   "(simuwsgi/network/_legacy.py)"),
+    ("erlang", "simulated", "the C-node gateway process for a Cluster.add_erlang node's "
+                            "sends and rex rpc calls (simuwsgi/network/_erlang.py)"),
+    ("erlang-cookie", "simulated", "accepted and warned about: the virtual network does not "
+                                   "check cookies"),
 )
 
 

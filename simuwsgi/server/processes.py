@@ -38,6 +38,8 @@ class UProcess(Process):
     """A uWSGI process: kind, slot id, and what the facade asks about it."""
 
     kind = "process"
+    #: how the master's spawn line starts (1.4's gateways: "respawned" after a death)
+    spawn_verb = "spawned"
     #: ``threading.get_ident()`` of a thread the app started (``appthreads``); None for
     #: the process and its cores (found here, not through a core's ``__getattr__``).
     vident: int | None = None

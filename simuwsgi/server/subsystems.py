@@ -44,6 +44,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("legion", "simuwsgi.subsystems.legion:Legions"),  # only in a build with SSL (ssl=True)
     ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster
     ("legacy_net", "simuwsgi.network._messages:LegacyNet"),  # 1.4's uwsgi client calls
+    ("legacy_erlang", "simuwsgi.network._erlang:CNode"),  # 1.4 pyerl, --erlang
     ("net", ""),  # the remote forms of rpc/cache/signal/spool: see _NET
     # routers and subscriptions, between a Cluster's nodes (a lone instance warns)
     ("routers", "simuwsgi.network._routers:Routers"),

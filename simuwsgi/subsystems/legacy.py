@@ -38,7 +38,9 @@ attributes):
   (``Cluster.add_fastcgi``, ``simuwsgi.network._fastcgi``), and ``add_probe`` (the
   ``connect`` probe, run by the master once a second: ``simuwsgi.network._messages``).
 * the ``erlang_*`` functions (the ``pyerl`` plugin) against a virtual Erlang node
-  (``Cluster.add_erlang``, ``simuwsgi.network._erlang``).
+  (``Cluster.add_erlang``, ``simuwsgi.network._erlang``), and the other direction:
+  ``erlang_node``, ``erlang_register_process`` and 1.4's ``--erlang NAME`` /
+  ``--erlang-cookie`` (the C-node gateway process; ``simuwsgi.network._erlang.CNode``).
 * ``send_uwsgi_message`` (gone since 0.9.6) raises ``NotSimulatedError`` saying why.
 
 Left out: the pre-1.9.21 sharedarea API (``sharedarea_read(pos, len)`` without an area
@@ -56,12 +58,13 @@ from ..server._pyarg import no_kwargs, parser
 if TYPE_CHECKING:
     from ..server.interface import Instance
 
-__all__ = ["LEGACY_NAMES", "LEGACY_OPTIONS", "legacy_entries", "split_legacy_options"]
+__all__ = ["LEGACY_NAMES", "LEGACY_OPTIONS", "apply_legacy_options", "legacy_entries",
+           "split_legacy_options"]
 
 #: The 1.4 options a ``legacy=True`` simulation accepts on top of 2.0.30's (2.0.30
 #: refuses them: ``unrecognized option``). ``--cluster-reload``/``--cluster-log`` were
 #: client commands (send one datagram and exit): ``Cluster.send_udp`` does what they did.
-LEGACY_OPTIONS = ("cluster", "cluster-nodes")
+LEGACY_OPTIONS = ("cluster", "cluster-nodes", "erlang", "erlang-cookie")
 
 #: 1.4's network functions: the ``legacy_net`` subsystem provides them
 #: (``simuwsgi.network._messages``; in a lone ``Simulation`` they say they need a cluster).
@@ -69,7 +72,8 @@ _NETWORK = (
     "send_message", "send_multi_message", "async_send_message", "send_multicast_message",
     "recv_block", "recv_frame", "fcgi", "add_probe",
     *(f"erlang_{n}" for n in ("connect", "close", "send_message", "send", "recv_message",
-                              "recv", "sr", "rpc", "lock", "unlock")))
+                              "recv", "sr", "rpc", "lock", "unlock", "register_process")),
+    "erlang_node")
 #: Removed before the 1.4 API this module models: raise ``NotSimulatedError``.
 _NOT_SIMULATED = {
     "send_uwsgi_message": "send_uwsgi_message(host, port, modifier1, modifier2, obj"
@@ -89,19 +93,15 @@ LEGACY_NAMES: tuple[str, ...] = (
     "fastfuncs", "message_manager_marshal", *_NETWORK, *_NOT_SIMULATED)
 
 
-def split_legacy_options(options: Any) -> tuple[Any, str | None, bool]:
-    """``options`` without 1.4's ``--cluster`` and ``--cluster-nodes`` (a dict key or
-    argv words), the value of ``--cluster`` (None if not given) and whether
-    ``--cluster-nodes`` is on (1.4's ``uwsgi_opt_true``: any value but
-    false/off/no/0). An ``.ini`` file is left as it is: there ``cluster`` is read as a
-    placeholder (``simuwsgi.network._legacy``)."""
+def split_legacy_options(options: Any) -> tuple[Any, dict[str, Any]]:
+    """``options`` without 1.4's options (``LEGACY_OPTIONS``: a dict key or argv words)
+    and their values (the last one given for each). An ``.ini`` file is left as it is:
+    there ``cluster`` is read as a placeholder (``simuwsgi.network._legacy``)."""
     if isinstance(options, Mapping):
         rest = {k: v for k, v in options.items()
                 if str(k).lstrip("-") not in LEGACY_OPTIONS}
-        given = [v for k, v in options.items() if str(k).lstrip("-") == "cluster"]
-        nodes = [v for k, v in options.items() if str(k).lstrip("-") == "cluster-nodes"]
-        return (rest, _cluster_value(given[-1]) if given else None,
-                bool(nodes) and _flag(nodes[-1]))
+        return rest, {str(k).lstrip("-"): v[-1] if isinstance(v, (list, tuple)) else v
+                      for k, v in options.items() if str(k).lstrip("-") in LEGACY_OPTIONS}
     if isinstance(options, (list, tuple)):
         words, values, i = [], {}, 0
         while i < len(options):
@@ -109,18 +109,35 @@ def split_legacy_options(options: Any) -> tuple[Any, str | None, bool]:
             name, eq, inline = word.partition("=")
             if name.lstrip("-") in LEGACY_OPTIONS and name.startswith("--"):
                 if eq:
-                    values[name], i = inline, i + 1
+                    values[name[2:]], i = inline, i + 1
                 elif i + 1 < len(options):
-                    values[name], i = options[i + 1], i + 2
+                    values[name[2:]], i = options[i + 1], i + 2
                 else:
                     raise ConfigError(f"option '{name}' requires an argument")
                 continue
             words.append(options[i])
             i += 1
-        group = values.get("--cluster")
-        return (words, _cluster_value(group) if group is not None else None,
-                "--cluster-nodes" in values and _flag(values["--cluster-nodes"]))
-    return options, None, False
+        return words, values
+    return options, {}
+
+
+def apply_legacy_options(inst: Instance, values: dict[str, Any]) -> None:
+    """Set ``inst``'s 1.4 options (``split_legacy_options``'s values): ``--cluster``
+    (``simuwsgi.network._legacy``), ``--cluster-nodes`` (1.4's ``uwsgi_opt_true``: any
+    value but false/off/no/0), ``--erlang``/``--erlang-cookie``
+    (``simuwsgi.network._erlang``). ``--cluster`` and ``--erlang`` turn the master on
+    (1.4 flags them ``UWSGI_OPT_MASTER``)."""
+    group = values.get("cluster")
+    inst.legacy_cluster = _cluster_value(group) if group is not None else None
+    inst.legacy_cluster_nodes = "cluster-nodes" in values and _flag(values["cluster-nodes"])
+    erlang = values.get("erlang")
+    if erlang is not None and (not isinstance(erlang, str) or not erlang
+                               or erlang.startswith("@")):
+        raise ConfigError(f"--erlang takes a node name (name or name@host), not {erlang!r}")
+    inst.legacy_erlang = erlang
+    inst.legacy_erlang_cookie = values.get("erlang-cookie")
+    if inst.legacy_cluster or erlang:
+        inst.has_master = True
 
 
 def _flag(value: Any) -> bool:
@@ -240,4 +257,5 @@ def legacy_entries(inst: Instance) -> dict[str, Any]:
     for name, why in _NOT_SIMULATED.items():
         entries[name] = _not_simulated(name, why)
     entries.update(inst.subsystems["legacy_net"].legacy_functions())
+    entries.update(inst.subsystems["legacy_erlang"].legacy_functions())
     return entries
