@@ -293,8 +293,13 @@ def test_the_listen_queue_matches_real_uwsgi(tmp_path):
     responses, sim_log = _overload(tmp_path, port)
     assert statuses == [r.status for r in responses] == [200] * 8
     # the master's checks fall a little differently against the real clock: the counts
-    # it sees are the same, from a full queue down
-    assert real_lines and set(real_lines) <= set(_queue_full_lines(sim_log))
+    # it sees are the same, from a full queue down. Linux checks a full accept queue
+    # without a lock, so two handshakes finishing at once on two CPUs can overshoot it
+    # by one more (seen under load: "(4/2)"); that count is the host's, not uWSGI's.
+    sim_lines = set(_queue_full_lines(sim_log))
+    overshoot = {line.replace("(3/2)", "(4/2)") for line in sim_lines}
+    assert real_lines and set(real_lines) <= sim_lines | overshoot
+    assert set(real_lines) & sim_lines
 
 
 def _run_trace(tmp_path, seed, mode="sim"):
