@@ -327,6 +327,8 @@ class Cron:
                 spec = parse_cron_option(rest, unique=option.startswith("unique"))
                 spec.legion = legion
                 self.command_crons.append(spec)
+        #: Every master iteration matters while the tables have entries (none without).
+        self.needs_iteration = bool(self.command_crons)
 
     # -- wiring --------------------------------------------------------------------------
     def master_loop_started(self) -> None:
@@ -342,6 +344,7 @@ class Cron:
             self.inst.log(f"you can register max {MAX_CRONS} cron !!!")
             return False
         self.signal_crons.append(CronSpec(minute, hour, day, month, week, sig=sig))
+        self.needs_iteration = True
         self.inst.record("cron.add", num=sig, minute=minute, hour=hour, day=day,
                          month=month, week=week)
         loop = self.inst.master_loop
@@ -350,11 +353,6 @@ class Cron:
         return True
 
     # -- loop client -----------------------------------------------------------------------
-    @property
-    def needs_iteration(self) -> bool:
-        """Every master iteration matters while the table has entries (none without)."""
-        return bool(self.signal_crons or self.command_crons)
-
     def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None:
         for spec in self.signal_crons:
             if self._due(spec, wall_s):
@@ -434,21 +432,19 @@ class Cron:
 
     def next_wake(self, loop: MasterLoop) -> float | None:
         best: float | None = None
+        now = loop.kernel.now
+        epoch, offset = loop.grid_epoch, loop.inst.clock.wall_offset
         for table in (self.signal_crons, self.command_crons):
             for spec in table:
-                when = self._planned(spec, loop)
+                key = (epoch, offset, spec.last_job)
+                if spec.plan_key != key or (spec.plan is not None and spec.plan <= now):
+                    # planned for another grid, clock or last firing, or already past
+                    spec.plan = self.plan(spec, loop)
+                    spec.plan_key = key
+                when = spec.plan
                 if when is not None and (best is None or when < best):
                     best = when
         return best
-
-    def _planned(self, spec: CronSpec, loop: MasterLoop) -> float | None:
-        key = (loop.grid_epoch, loop.inst.clock.wall_offset, spec.last_job)
-        now = loop.kernel.now
-        if spec.plan_key == key and (spec.plan is None or spec.plan > now):
-            return spec.plan
-        spec.plan = self.plan(spec, loop)
-        spec.plan_key = key
-        return spec.plan
 
     def plan(self, spec: CronSpec, loop: MasterLoop) -> float | None:
         """The virtual time of the next loop iteration at which ``spec`` fires, assuming
