@@ -271,6 +271,47 @@ def test_cron_agrees_with_brute_force(tmp_path, spec, zone, start, hours):
     assert got == [float(k) for k in expected]
 
 
+@pytest.mark.parametrize("zone,transition", list(zip(ZONES, TRANSITIONS)))
+def test_local_days_stamp_every_second_as_asctime_does(zone, transition):
+    """The firing's date, by arithmetic within a cached local day, is asctime(localtime())
+    of every second around an offset change (Lord Howe's moves by 30 minutes), asked in
+    order, backwards and by jumps."""
+    from simuwsgi.subsystems.cron import LocalDays
+
+    seconds = list(range(transition - 26 * 3600, transition + 26 * 3600, 37))
+    seconds += [transition - 1, transition, transition + 1] + seconds[::-7]
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        days = LocalDays()
+        got = [days.asctime(s) for s in seconds]
+        expected = [time.asctime(_real_localtime(s)) for s in seconds]
+    finally:
+        os.environ.pop("TZ", None)
+        time.tzset()
+    assert got == expected
+
+
+def test_cron_log_lines_are_dated_in_local_time_across_dst(tmp_path):
+    _cron_app(tmp_path, (-1, -1, -1, -1, -1))
+    with _sim(tmp_path, "2026-10-25T00:00:00Z", tz="Europe/Paris") as sim:
+        sim.advance(4 * 3600)
+        lines = [x for x in sim.log if "[uwsgi-cron] routing signal 0" in x]
+        walls = [int(sim.clock.wall_offset + r.time) for r in sim.trace.select("cron.signal")]
+    os.environ["TZ"] = "Europe/Paris"
+    time.tzset()
+    try:
+        expected = [f"{time.asctime(_real_localtime(w))} - [uwsgi-cron] routing signal 0"
+                    for w in walls]
+    finally:
+        os.environ.pop("TZ", None)
+        time.tzset()
+    assert len(lines) == 240
+    assert lines == expected
+    assert lines[59].startswith("Sun Oct 25 02:59:01") and lines[60].startswith(
+        "Sun Oct 25 02:00:01")  # the repeated hour
+
+
 # -- differential test against real uWSGI -------------------------------------------------------
 DIFF_APP = """
 import json, os, time
