@@ -203,6 +203,24 @@ def test_rare_crons_are_planned_without_stepping_minutes(tmp_path):
         assert sim.kernel.events_run < 50
 
 
+@pytest.mark.parametrize("spec,firings", [((0, -1, -1, -1, -1), 25), ((-5, -1, -1, -1, -1), 289),
+                                           ((30, -3, -1, -1, -1), 8)])
+def test_replanning_jumps_to_the_next_matching_minute_and_hour(tmp_path, monkeypatch, spec,
+                                                               firings):
+    """The next firing is found from the broken-down time, not by a local time per
+    candidate minute (an hourly cron looked up ~120 per firing)."""
+    from simuwsgi.subsystems import cron
+
+    calls = []
+    real = cron._localtime
+    monkeypatch.setattr(cron, "_localtime", lambda s: calls.append(s) or real(s))
+    _cron_app(tmp_path, spec)
+    with _sim(tmp_path, "2026-01-01T00:00:00") as sim:
+        sim.advance(86400)
+        assert sim.trace.count("cron.signal") == firings
+    assert len(calls) < 16 * firings  # (before: 120-135 per firing)
+
+
 # -- an independent brute-force model -----------------------------------------------------------
 def _c_rule(tm: time.struct_time, minute: int, hour: int, day: int, month: int, week: int) -> bool:
     """uwsgi_cron_task_needs_execution, transcribed once more for the oracle."""

@@ -177,7 +177,9 @@ def needs_execution(tm: Any, minute: int, hour: int, day: int, month: int, week:
 
 def next_match(spec: CronSpec, start: int, limit: int | None = None) -> int | None:
     """The first second >= ``start`` whose local time matches ``spec`` (None if none
-    before ``limit``). Jumps whole local months/days/hours/minutes that cannot match."""
+    before ``limit``). Jumps whole local months and days that cannot match, and to the
+    next matching hour and minute (the local time moves with the seconds between two
+    changes of the UTC offset, where every jump stops)."""
     if spec.never:
         return None
     s = start
@@ -190,13 +192,25 @@ def next_match(spec: CronSpec, start: int, limit: int | None = None) -> int | No
         elif not spec.day_ok(tm):
             jump = 86400 - (tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec)
         elif not spec.hour_ok(tm):
-            jump = 3600 - (tm.tm_min * 60 + tm.tm_sec)
+            hours = _ahead(spec.hour, tm.tm_hour, 24)  # to that hour, or to midnight
+            jump = hours * 3600 - (tm.tm_min * 60 + tm.tm_sec)
         elif not spec.minute_ok(tm):
-            jump = 60 - tm.tm_sec
+            minutes = _ahead(spec.minute, tm.tm_min, 60)  # to that minute, or the hour's end
+            jump = minutes * 60 - tm.tm_sec
         else:
             return s
         s = _guarded_jump(s, max(1, jump), tm.tm_gmtoff)
     return None
+
+
+def _ahead(value: int, current: int, end: int) -> int:
+    """How many units from ``current`` to the next one that ``value`` matches (the C rule:
+    ``value`` itself, or a multiple of ``-value``), or to ``end`` if none comes first."""
+    if value < 0:
+        nxt = (current // -value + 1) * -value
+    else:
+        nxt = value if value > current else end
+    return min(nxt, end) - current
 
 
 def _guarded_jump(s: int, jump: int, gmtoff: int) -> int:
