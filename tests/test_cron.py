@@ -289,11 +289,12 @@ def test_cron_agrees_with_brute_force(tmp_path, spec, zone, start, hours):
     assert got == [float(k) for k in expected]
 
 
-@pytest.mark.parametrize("zone,transition", list(zip(ZONES, TRANSITIONS)))
+@pytest.mark.parametrize("zone,transition",
+                         list(zip(ZONES, TRANSITIONS)) + [("right/UTC", 1483228826)])
 def test_local_days_stamp_every_second_as_asctime_does(zone, transition):
     """The firing's date, by arithmetic within a cached local day, is asctime(localtime())
-    of every second around an offset change (Lord Howe's moves by 30 minutes), asked in
-    order, backwards and by jumps."""
+    of every second around an offset change (Lord Howe's moves by 30 minutes) or a leap
+    second (23:59:60 in a "right/" zone), asked in order, backwards and by jumps."""
     from simuwsgi.subsystems.cron import LocalDays
 
     seconds = list(range(transition - 26 * 3600, transition + 26 * 3600, 37))

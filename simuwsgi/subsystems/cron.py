@@ -251,12 +251,14 @@ class LocalDays:
 
     def asctime(self, s: int) -> str:
         if not self._lo <= s < self._hi:
-            self._load(s)
+            tm = _localtime(s)
+            if tm.tm_sec > 59:  # a leap second (a "right/" zone): in no day's stretch
+                return _asctime(tm)
+            self._load(s, tm)
         sod = s - self._base  # the second of the local day
         return self._day + _HH_MM[sod // 60] + _SS[sod % 60] + self._year
 
-    def _load(self, s: int) -> None:
-        tm = _localtime(s)
+    def _load(self, s: int, tm: Any) -> None:
         sod = tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec
         stamp = _asctime(tm)  # "Www Mmm dd hh:mm:ss yyyy"
         self._day, self._year = stamp[:11], stamp[19:]
