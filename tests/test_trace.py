@@ -7,6 +7,8 @@ import textwrap
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simuwsgi import Simulation
 from simuwsgi._core.trace import Trace
@@ -196,3 +198,112 @@ def test_a_teed_trace_keeps_its_own_records_and_adds_them_to_the_shared_one(kind
         assert [(r.time, r.node, r.kind) for r in trace] == [k for k in kept if k[1] == name]
         assert [r.fields for r in trace] == [r.fields for r in shared if r.node == name]
     assert shared.kinds() == ({"a": 8, "b": 6, "c": 6} if kinds is None else {"a": 8, "c": 6})
+
+
+# -- the optional C accelerator of Trace.add (_core/_ctrace.c) -------------------------
+from simuwsgi._core import trace as trace_module  # noqa: E402
+
+_C_TRACE = trace_module._c_trace
+
+
+class _PyTrace(Trace):
+    """The pure-Python ``Trace.add`` (a subclass is not replaced by the C class)."""
+
+
+def test_the_trace_accelerator_is_built_here():
+    # The machines this project runs on have a compiler: a silent fallback would hide
+    # a broken build (and slow every record). SIMUWSGI_PURE_PYTHON=1 runs the Python add.
+    import os
+
+    assert (_C_TRACE is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+    assert type(Trace()) is (Trace if _C_TRACE is None else _C_TRACE)
+    assert type(_PyTrace()).add is Trace.add
+
+
+def test_pure_python_trace_is_forced_by_the_environment_and_a_stale_build_falls_back():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from simuwsgi._core.trace import Trace, _c_trace\n"
+            "print(_c_trace is None, type(Trace()).__name__)")
+    stale = ("import sys, types\n"
+             "sys.modules['simuwsgi._core._ctrace'] = types.ModuleType('_ctrace')\n")
+    for env, prelude in ((dict(os.environ, SIMUWSGI_PURE_PYTHON="1"), ""), (None, stale)):
+        out = subprocess.run([sys.executable, "-c", prelude + code], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["True", "Trace"]
+
+
+class _Thing:
+    def __repr__(self) -> str:
+        return "<thing>"
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
+                    st.floats(allow_nan=False), st.text(max_size=4), st.binary(max_size=4),
+                    st.tuples(st.integers(-9, 9), st.text(max_size=2)),
+                    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(), max_size=2),
+                    st.just(_Thing()))
+_records = st.lists(st.tuples(
+    st.one_of(st.floats(0, 1e6), st.integers(0, 10**6)),
+    st.sampled_from(["master", "worker1", "mule1"]),
+    st.sampled_from(["a", "ab", "b.x", "b.y", "c", ""]),
+    st.dictionaries(st.one_of(st.sampled_from(["num", "n", "x"]), st.integers(0, 3)),
+                    _values, max_size=3)), max_size=40)
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+@settings(max_examples=150, deadline=None)
+@given(records=_records, limit=st.integers(1, 9),
+       kinds=st.one_of(st.none(), st.lists(st.sampled_from(["a", "b.*", "a*", "", "*", "c"]),
+                                           max_size=3)),
+       teed=st.sampled_from([None, "cluster", "n1"]))
+def test_c_and_python_add_give_the_same_records_files_and_digests(records, limit, kinds,
+                                                                  teed, tmp_path_factory):
+    """Random record sequences, spill sizes, kinds filters and tees (a cluster's node,
+    whose spilled rows are read back from the shared trace): the C ``add`` and the
+    Python one leave the same rows, chunks, saved bytes and digests."""
+    out = tmp_path_factory.mktemp("traces")
+    results = []
+    for make in (_C_TRACE, _PyTrace):
+        trace = make(node="n1", kinds=kinds, memory_rows=limit)
+        shared = make(node=teed, memory_rows=limit + 1) if teed else None
+        if shared is not None:
+            trace.tee(shared)
+        for time, process, kind, fields in records:
+            trace.add(time, process, kind, dict(fields))
+            if shared is not None:
+                shared.add(time, "cluster", kind, {"own": 1})
+        trace.save(out / f"{make.__name__}.msgpack")
+        results.append([
+            (out / f"{make.__name__}.msgpack").read_bytes(), trace.digest(), trace.rows(),
+            trace.kinds(), len(trace), len(trace._spool.tail), trace._spool.chunks(),
+            trace.format(), [trace.count(k) for k in ("a", "b.*", None)],
+            shared.dumps() if shared is not None else None])
+    assert results[0] == results[1]
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+def test_c_and_python_add_refuse_the_same_calls():
+    for make in (_C_TRACE, _PyTrace):
+        with pytest.raises(TypeError):
+            make().add(1.0, "master", "a")
+        with pytest.raises(TypeError):  # unhashable kind under a filter
+            make(kinds=["a*"]).add(1.0, "master", ["a"], {})
+        with pytest.raises(AttributeError):  # a kind that is not a string
+            make(kinds=["a*"]).add(1.0, "master", 3, {})
+
+
+def test_a_simulation_gives_the_same_trace_with_the_c_and_the_python_add(app_dir,
+                                                                         monkeypatch):
+    """Timers to two workers and requests, spilling: the same saved bytes both ways."""
+    _spilling(monkeypatch, 50)
+    traces = []
+    for accelerator in (_C_TRACE, None):
+        monkeypatch.setattr(trace_module, "_c_trace", accelerator)
+        trace, _ = _run(app_dir)
+        assert (type(trace) is _C_TRACE) == (accelerator is not None)
+        traces.append((trace.dumps(), trace.digest(), trace.kinds()))
+    assert traces[0] == traces[1]

@@ -12,6 +12,9 @@ something ``marshal`` cannot write (an arbitrary object) is stored as ``plain(ro
 
 The file has no name on disk and is closed when the spool is collected, so nothing
 outlives the run.
+
+When the optional C accelerator ``_ctrace.c`` is built, a spool's ``tail`` and ``limit``
+are fields of its C base (``SpoolCore``), which the trace's C ``add`` appends to directly.
 """
 
 from __future__ import annotations
@@ -27,6 +30,17 @@ from typing import Any
 
 __all__ = ["Spool", "Borrowed", "LinesView"]
 
+if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+    _ctrace = None
+else:
+    try:  # the optional C accelerator (see _ctrace.c)
+        from . import _ctrace
+        # a module left by an older build (a checkout updated without `pip install`)
+        # lacks the types: the Python code runs, as when nothing was built
+        _ctrace.SpoolCore, _ctrace.TraceCore  # noqa: B018
+    except (ImportError, AttributeError):  # not built (no compiler): pure Python
+        _ctrace = None
+
 #: Rows kept in memory before a chunk is written (~2.5 MB of Python objects).
 DEFAULT_LIMIT = 8192
 
@@ -41,7 +55,7 @@ class _Chunk:
         self.summary = summary
 
 
-class Spool:
+class Spool(object if _ctrace is None else _ctrace.SpoolCore):  # type: ignore[misc]
     """A sequence of rows that spills old rows to a temporary file in compressed chunks.
 
     ``plain(row)`` is the stand-in stored for a row that ``marshal`` cannot write;
