@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import marshal
 import textwrap
 
 import msgpack
@@ -244,7 +246,7 @@ class _Thing:
 _values = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
                     st.floats(allow_nan=False), st.text(max_size=4), st.binary(max_size=4),
                     st.tuples(st.integers(-9, 9), st.text(max_size=2)),
-                    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(), max_size=2),
+                    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(-9, 9), max_size=2),
                     st.just(_Thing()))
 _records = st.lists(st.tuples(
     st.one_of(st.floats(0, 1e6), st.integers(0, 10**6)),
@@ -268,21 +270,89 @@ def test_c_and_python_add_give_the_same_records_files_and_digests(records, limit
     out = tmp_path_factory.mktemp("traces")
     results = []
     for make in (_C_TRACE, _PyTrace):
-        trace = make(node="n1", kinds=kinds, memory_rows=limit)
-        shared = make(node=teed, memory_rows=limit + 1) if teed else None
-        if shared is not None:
-            trace.tee(shared)
-        for time, process, kind, fields in records:
-            trace.add(time, process, kind, dict(fields))
-            if shared is not None:
-                shared.add(time, "cluster", kind, {"own": 1})
-        trace.save(out / f"{make.__name__}.msgpack")
-        results.append([
-            (out / f"{make.__name__}.msgpack").read_bytes(), trace.digest(), trace.rows(),
-            trace.kinds(), len(trace), len(trace._spool.tail), trace._spool.chunks(),
-            trace.format(), [trace.count(k) for k in ("a", "b.*", None)],
-            shared.dumps() if shared is not None else None])
+        with _chunk_codec(make is _C_TRACE):
+            results.append(_record(make, out, records, limit, kinds, teed))
     assert results[0] == results[1]
+
+
+@contextlib.contextmanager
+def _chunk_codec(accelerated):
+    """Spill chunks with ``_ctrace.pack`` (the build's codec) or with marshal."""
+    from simuwsgi._core import _spool
+
+    saved = _spool._dumps, _spool._loads
+    if not accelerated:
+        _spool._dumps, _spool._loads = marshal.dumps, marshal.loads
+    try:
+        yield
+    finally:
+        _spool._dumps, _spool._loads = saved
+
+
+def _record(make, out, records, limit, kinds, teed):
+    """What a trace made by ``make`` shows after ``records`` (see the test above)."""
+    trace = make(node="n1", kinds=kinds, memory_rows=limit)
+    shared = make(node=teed, memory_rows=limit + 1) if teed else None
+    if shared is not None:
+        trace.tee(shared)
+    for time, process, kind, fields in records:
+        trace.add(time, process, kind, dict(fields))
+        if shared is not None:
+            shared.add(time, "cluster", kind, {"own": 1})
+    trace.save(out / f"{make.__name__}.msgpack")
+    return [
+        (out / f"{make.__name__}.msgpack").read_bytes(), trace.digest(), trace.rows(),
+        trace.kinds(), len(trace), len(trace._spool.tail), trace._spool.chunks(),
+        trace.format(), [trace.count(k) for k in ("a", "b.*", None)],
+        [_typed(row) for row in trace._spool], shared.dumps() if shared else None]
+
+
+def _typed(value):
+    """``value`` with the type of every part spelled out (``1 == 1.0 == True``)."""
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, [_typed(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", [(_typed(k), _typed(v)) for k, v in value.items()])
+    return (type(value).__name__, repr(value))
+
+
+_nested = st.recursive(
+    _values | st.floats() | st.text() | st.integers() | st.sets(st.integers(), max_size=2),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner)
+    | st.dictionaries(st.one_of(st.text(max_size=3), st.integers(), st.floats(allow_nan=False)),
+                      inner, max_size=3),
+    max_leaves=12)
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+@settings(max_examples=300, deadline=None)
+@given(value=_nested)
+def test_the_chunk_codec_reads_back_what_marshal_reads_back(value):
+    from simuwsgi._core import _ctrace
+
+    def read_back(dumps, loads):
+        try:
+            return _typed(loads(dumps(value)))
+        except ValueError as exc:  # an object neither can write
+            return str(exc)
+
+    assert read_back(_ctrace.pack, _ctrace.unpack) == read_back(marshal.dumps, marshal.loads)
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+def test_the_chunk_codec_refuses_what_marshal_refuses_and_damaged_chunks():
+    from simuwsgi._core import _ctrace
+
+    deep: list = []
+    for _ in range(500):  # deeper than the codec's own nesting: marshal writes the rest
+        deep = [deep]
+    assert _ctrace.unpack(_ctrace.pack(deep)) == deep
+    with pytest.raises(ValueError, match="unmarshallable"):
+        _ctrace.pack([1, _Thing()])
+    packed = _ctrace.pack([(1.5, "a", "a", b"x", 2**70)])
+    for damaged in (packed[:-1], packed + b"\0", b"\x63", b"\x07\x00"):
+        with pytest.raises(ValueError, match="spool chunk"):
+            _ctrace.unpack(damaged)
 
 
 @pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")

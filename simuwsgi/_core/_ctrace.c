@@ -11,6 +11,8 @@
  *   SpoolCore   the fields a record's append reads: `tail` (the list of rows held in
  *               memory) and `limit` (rows before a spill). The base of `_spool.Spool`,
  *               whose Python methods (spill, reading back) are unchanged.
+ *   pack/unpack the spool's chunk codec (below), marshal's twin for rows of plain
+ *               values, at about half its cost.
  *   TraceCore   the fields of `Trace.add` (`node`, `_spool`, the kinds filter
  *               `_keep_exact` / `_keep_prefixes`, the cluster's spool `_tee`) and
  *               `add` itself, step for step the Python `Trace.add` in trace.py (which
@@ -23,6 +25,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <marshal.h>
+#include <string.h>
 #include <structmember.h>
 
 static PyObject *str_spill;         /* "spill" */
@@ -249,9 +253,388 @@ static PyTypeObject TraceCoreType = {
     .tp_members = trace_members,
 };
 
+
+/* -- the spool's chunk codec ------------------------------------------------------------
+ *
+ * A spilled chunk is a list of rows, and rows are small tuples of plain values where
+ * the same few strings recur (the node, the process names, the kinds, the field
+ * names). `pack(value)` writes a value as a tag byte and its content:
+ *
+ *   NONE FALSE TRUE            no content (tags: TAG_NONE...)
+ *   INT                        a zigzag varint (an int of 64 bits or less)
+ *   FLOAT                      the 8 bytes of the double, native order
+ *   FLOAT_AGAIN                the last FLOAT written again (the records of one instant)
+ *   STR_NEW                    varint length + UTF-8; the string takes the next number
+ *   STR_REF                    varint number of a string written before in this chunk
+ *   BYTES                      varint length + the bytes
+ *   TUPLE LIST DICT            varint count + items (a dict: key, value, key, value...)
+ *   MARSHAL                    varint length + `marshal.dumps(value)`: any other value
+ *                              (a big int, a set, a subclass; marshal refuses what it
+ *                              cannot write, as the Python spill expects)
+ *
+ * `unpack(data)` gives back an equal value of the same types. A string is recognised by
+ * identity (the recurring ones are the same objects), so it is a pointer hash, not a
+ * string comparison. The file is the process's own (anonymous, read back by the same
+ * build), so the byte order of a float is the machine's. Python's twin is marshal.
+ */
+
+enum { TAG_NONE, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_FLOAT, TAG_FLOAT_AGAIN, TAG_STR_NEW, TAG_STR_REF, TAG_BYTES, TAG_TUPLE,
+       TAG_LIST, TAG_DICT, TAG_MARSHAL };
+
+#define MAX_DEPTH 64    /* deeper values are written by marshal (which has its limit) */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    PyObject **keys;    /* the strings written, by pointer (open addressing) */
+    Py_ssize_t *numbers;
+    size_t slots, used;
+    double last;        /* the last FLOAT written (valid when has_last) */
+    int has_last;
+} Writer;
+
+static int
+reserve(Writer *w, size_t more)
+{
+    if (w->len + more <= w->cap) return 0;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < w->len + more) cap *= 2;
+    char *buf = PyMem_Realloc(w->buf, cap);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->buf = buf;
+    w->cap = cap;
+    return 0;
+}
+
+static int
+put_byte(Writer *w, unsigned char byte)
+{
+    if (reserve(w, 1) < 0) return -1;
+    w->buf[w->len++] = (char)byte;
+    return 0;
+}
+
+static int
+put_varint(Writer *w, unsigned long long n)
+{
+    if (reserve(w, 10) < 0) return -1;
+    while (n >= 0x80) {
+        w->buf[w->len++] = (char)(n | 0x80);
+        n >>= 7;
+    }
+    w->buf[w->len++] = (char)n;
+    return 0;
+}
+
+static int
+put_raw(Writer *w, const void *data, size_t size)
+{
+    if (reserve(w, size) < 0) return -1;
+    memcpy(w->buf + w->len, data, size);
+    w->len += size;
+    return 0;
+}
+
+static size_t
+slot_of(Writer *w, PyObject *key)
+{
+    size_t mask = w->slots - 1;
+    size_t i = ((size_t)key >> 4) * 0x9E3779B97F4A7C15ull & mask;
+    while (w->keys[i] != NULL && w->keys[i] != key) i = (i + 1) & mask;
+    return i;
+}
+
+static int
+grow_strings(Writer *w)
+{
+    size_t old = w->slots;
+    PyObject **keys = w->keys;
+    Py_ssize_t *numbers = w->numbers;
+    w->slots = old ? old * 2 : 256;
+    w->keys = PyMem_Calloc(w->slots, sizeof(PyObject *));
+    w->numbers = PyMem_Malloc(w->slots * sizeof(Py_ssize_t));
+    if (w->keys == NULL || w->numbers == NULL) {
+        PyErr_NoMemory();
+        PyMem_Free(keys);
+        PyMem_Free(numbers);
+        return -1;
+    }
+    for (size_t i = 0; i < old; i++) {
+        if (keys[i] != NULL) {
+            size_t j = slot_of(w, keys[i]);
+            w->keys[j] = keys[i];
+            w->numbers[j] = numbers[i];
+        }
+    }
+    PyMem_Free(keys);
+    PyMem_Free(numbers);
+    return 0;
+}
+
+static int put_value(Writer *w, PyObject *value, int depth);
+
+static int
+put_marshal(Writer *w, PyObject *value)
+{
+    PyObject *data = PyMarshal_WriteObjectToString(value, Py_MARSHAL_VERSION);
+    if (data == NULL) return -1;
+    int rc = put_byte(w, TAG_MARSHAL) < 0 || put_varint(w, PyBytes_GET_SIZE(data)) < 0
+        || put_raw(w, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) < 0 ? -1 : 0;
+    Py_DECREF(data);
+    return rc;
+}
+
+static int
+put_str(Writer *w, PyObject *value)
+{
+    if ((w->used + 1) * 2 > w->slots && grow_strings(w) < 0) return -1;
+    size_t i = slot_of(w, value);
+    if (w->keys[i] != NULL) {
+        return put_byte(w, TAG_STR_REF) < 0 || put_varint(w, w->numbers[i]) < 0 ? -1 : 0;
+    }
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+    if (text == NULL) {  /* lone surrogates: marshal writes them */
+        PyErr_Clear();
+        return put_marshal(w, value);
+    }
+    w->keys[i] = value;  /* alive while the rows are: the caller holds them */
+    w->numbers[i] = (Py_ssize_t)w->used++;
+    return put_byte(w, TAG_STR_NEW) < 0 || put_varint(w, size) < 0 || put_raw(w, text, size) < 0
+        ? -1 : 0;
+}
+
+static int
+put_items(Writer *w, unsigned char tag, PyObject *const *items, Py_ssize_t n, int depth)
+{
+    if (put_byte(w, tag) < 0 || put_varint(w, n) < 0) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (put_value(w, items[i], depth + 1) < 0) return -1;
+    }
+    return 0;
+}
+
+static int
+put_value(Writer *w, PyObject *value, int depth)
+{
+    if (value == Py_None) return put_byte(w, TAG_NONE);
+    if (value == Py_False) return put_byte(w, TAG_FALSE);
+    if (value == Py_True) return put_byte(w, TAG_TRUE);
+    if (PyUnicode_CheckExact(value)) return put_str(w, value);
+    if (PyFloat_CheckExact(value)) {
+        double d = PyFloat_AS_DOUBLE(value);
+        if (w->has_last && memcmp(&d, &w->last, sizeof d) == 0) {
+            return put_byte(w, TAG_FLOAT_AGAIN);
+        }
+        w->last = d;
+        w->has_last = 1;
+        return put_byte(w, TAG_FLOAT) < 0 || put_raw(w, &d, sizeof d) < 0 ? -1 : 0;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (n == -1 && PyErr_Occurred()) return -1;
+        if (!overflow) {
+            unsigned long long zigzag = ((unsigned long long)n << 1) ^ (unsigned long long)(n >> 63);
+            return put_byte(w, TAG_INT) < 0 || put_varint(w, zigzag) < 0 ? -1 : 0;
+        }
+    }
+    else if (depth < MAX_DEPTH) {
+        if (PyTuple_CheckExact(value)) {
+            return put_items(w, TAG_TUPLE, &PyTuple_GET_ITEM(value, 0), PyTuple_GET_SIZE(value),
+                             depth);
+        }
+        if (PyList_CheckExact(value)) {
+            return put_items(w, TAG_LIST, &PyList_GET_ITEM(value, 0), PyList_GET_SIZE(value),
+                             depth);
+        }
+        if (PyBytes_CheckExact(value)) {
+            return put_byte(w, TAG_BYTES) < 0 || put_varint(w, PyBytes_GET_SIZE(value)) < 0
+                || put_raw(w, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)) < 0 ? -1 : 0;
+        }
+        if (PyDict_CheckExact(value)) {
+            if (put_byte(w, TAG_DICT) < 0 || put_varint(w, PyDict_GET_SIZE(value)) < 0) return -1;
+            Py_ssize_t pos = 0;
+            PyObject *k, *v;
+            while (PyDict_Next(value, &pos, &k, &v)) {
+                if (put_value(w, k, depth + 1) < 0 || put_value(w, v, depth + 1) < 0) return -1;
+            }
+            return 0;
+        }
+    }
+    return put_marshal(w, value);
+}
+
+static PyObject *
+codec_pack(PyObject *module, PyObject *value)
+{
+    Writer w = {0};
+    PyObject *out = NULL;
+    if (put_value(&w, value, 0) == 0) out = PyBytes_FromStringAndSize(w.buf, w.len);
+    PyMem_Free(w.buf);
+    PyMem_Free(w.keys);
+    PyMem_Free(w.numbers);
+    return out;
+}
+
+typedef struct {
+    const unsigned char *at, *end;
+    PyObject *strings;  /* list: the chunk's strings by number */
+    PyObject *last;     /* the last FLOAT read (NULL before the first) */
+} Reader;
+
+static int
+truncated(void)
+{
+    PyErr_SetString(PyExc_ValueError, "a spool chunk ends early");
+    return -1;
+}
+
+static int
+get_varint(Reader *r, unsigned long long *n)
+{
+    unsigned long long value = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->at >= r->end) return truncated();
+        unsigned char byte = *r->at++;
+        value |= (unsigned long long)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *n = value;
+            return 0;
+        }
+    }
+    PyErr_SetString(PyExc_ValueError, "a spool chunk holds a bad number");
+    return -1;
+}
+
+/* A varint that counts `unit`-byte things still ahead in the data. */
+static int
+get_size(Reader *r, Py_ssize_t *size, size_t unit)
+{
+    unsigned long long n;
+    if (get_varint(r, &n) < 0) return -1;
+    if (n > (unsigned long long)(r->end - r->at) / unit) return truncated();
+    *size = (Py_ssize_t)n;
+    return 0;
+}
+
+static PyObject *get_value(Reader *r);
+
+static PyObject *
+codec_get_value(Reader *r, int tag)
+{
+    Py_ssize_t n;
+    switch (tag) {
+    case TAG_NONE: return Py_NewRef(Py_None);
+    case TAG_FALSE: return Py_NewRef(Py_False);
+    case TAG_TRUE: return Py_NewRef(Py_True);
+    case TAG_INT: {
+        unsigned long long zigzag;
+        if (get_varint(r, &zigzag) < 0) return NULL;
+        return PyLong_FromLongLong((long long)(zigzag >> 1) ^ -(long long)(zigzag & 1));
+    }
+    case TAG_FLOAT: {
+        double d;
+        if (r->end - r->at < (Py_ssize_t)sizeof d) return truncated(), NULL;
+        memcpy(&d, r->at, sizeof d);
+        r->at += sizeof d;
+        Py_XSETREF(r->last, PyFloat_FromDouble(d));
+        return Py_XNewRef(r->last);
+    }
+    case TAG_FLOAT_AGAIN:
+        if (r->last == NULL) return truncated(), NULL;
+        return Py_NewRef(r->last);
+    case TAG_STR_NEW: {
+        if (get_size(r, &n, 1) < 0) return NULL;
+        PyObject *s = PyUnicode_DecodeUTF8((const char *)r->at, n, NULL);
+        if (s == NULL) return NULL;
+        r->at += n;
+        if (PyList_Append(r->strings, s) < 0) {
+            Py_DECREF(s);
+            return NULL;
+        }
+        return s;
+    }
+    case TAG_STR_REF: {
+        unsigned long long number;
+        if (get_varint(r, &number) < 0) return NULL;
+        if (number >= (unsigned long long)PyList_GET_SIZE(r->strings)) return truncated(), NULL;
+        return Py_NewRef(PyList_GET_ITEM(r->strings, (Py_ssize_t)number));
+    }
+    case TAG_BYTES:
+        if (get_size(r, &n, 1) < 0) return NULL;
+        r->at += n;
+        return PyBytes_FromStringAndSize((const char *)r->at - n, n);
+    case TAG_TUPLE:
+    case TAG_LIST: {
+        if (get_size(r, &n, 1) < 0) return NULL;
+        PyObject *seq = tag == TAG_TUPLE ? PyTuple_New(n) : PyList_New(n);
+        for (Py_ssize_t i = 0; seq != NULL && i < n; i++) {
+            PyObject *item = get_value(r);
+            if (item == NULL) Py_CLEAR(seq);
+            else if (tag == TAG_TUPLE) PyTuple_SET_ITEM(seq, i, item);
+            else PyList_SET_ITEM(seq, i, item);
+        }
+        return seq;
+    }
+    case TAG_DICT: {
+        if (get_size(r, &n, 2) < 0) return NULL;
+        PyObject *d = PyDict_New();
+        for (Py_ssize_t i = 0; d != NULL && i < n; i++) {
+            PyObject *k = get_value(r), *v = k != NULL ? get_value(r) : NULL;
+            if (v == NULL || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+        }
+        return d;
+    }
+    case TAG_MARSHAL: {
+        if (get_size(r, &n, 1) < 0) return NULL;
+        r->at += n;
+        return PyMarshal_ReadObjectFromString((const char *)r->at - n, n);
+    }
+    }
+    PyErr_Format(PyExc_ValueError, "a spool chunk holds an unknown tag %d", tag);
+    return NULL;
+}
+
+static PyObject *
+get_value(Reader *r)
+{
+    if (r->at >= r->end) return truncated(), NULL;
+    return codec_get_value(r, *r->at++);
+}
+
+static PyObject *
+codec_unpack(PyObject *module, PyObject *data)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Reader r = {view.buf, (const unsigned char *)view.buf + view.len, PyList_New(0), NULL};
+    PyObject *value = r.strings != NULL ? get_value(&r) : NULL;
+    if (value != NULL && r.at != r.end) {
+        Py_CLEAR(value);
+        PyErr_SetString(PyExc_ValueError, "a spool chunk has bytes after its value");
+    }
+    Py_XDECREF(r.strings);
+    Py_XDECREF(r.last);
+    PyBuffer_Release(&view);
+    return value;
+}
+
+static PyMethodDef module_methods[] = {
+    {"pack", codec_pack, METH_O, "pack(value) -> bytes: a spool chunk (see _ctrace.c)."},
+    {"unpack", codec_unpack, METH_O, "unpack(data) -> the value pack() wrote."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_ctrace",
-    "Optional C accelerator for simuwsgi's trace records (see _ctrace.c).", -1, NULL,
+    "Optional C accelerator for simuwsgi's trace records (see _ctrace.c).", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC
