@@ -277,16 +277,18 @@ def test_c_and_python_add_give_the_same_records_files_and_digests(records, limit
 
 @contextlib.contextmanager
 def _chunk_codec(accelerated):
-    """Spill chunks with ``_ctrace.pack`` (the build's codec) or with marshal."""
+    """Spill chunks and encode rows for files and digests with the build's C functions
+    (``_ctrace.pack``, ``_ctrace.packed``) or with marshal and trace.py's ``_packed``."""
     from simuwsgi._core import _spool
 
-    saved = _spool._dumps, _spool._loads
+    saved = _spool._dumps, _spool._loads, trace_module._ctrace
     if not accelerated:
         _spool._dumps, _spool._loads = marshal.dumps, marshal.loads
+        trace_module._ctrace = None
     try:
         yield
     finally:
-        _spool._dumps, _spool._loads = saved
+        _spool._dumps, _spool._loads, trace_module._ctrace = saved
 
 
 def _record(make, out, records, limit, kinds, teed):
@@ -377,3 +379,39 @@ def test_a_simulation_gives_the_same_trace_with_the_c_and_the_python_add(app_dir
         assert (type(trace) is _C_TRACE) == (accelerator is not None)
         traces.append((trace.dumps(), trace.digest(), trace.kinds()))
     assert traces[0] == traces[1]
+
+
+_simple = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
+                    st.sampled_from([-2**63, -2**31 - 1, -2**31, -2**15 - 1, -2**15, -129,
+                                     -128, -33, -32, 127, 128, 255, 256, 2**16 - 1, 2**16,
+                                     2**32 - 1, 2**32, 2**64 - 1]),
+                    st.floats(), st.text(max_size=40), st.binary(max_size=40),
+                    st.sampled_from([n * "s" for n in (31, 32, 255, 256, 2**16 - 1, 2**16)]),
+                    st.sampled_from([n * b"b" for n in (255, 256, 2**16 - 1, 2**16)]),
+                    st.just("\udc80"), st.just(_Thing()), st.integers(2**64, 2**65))
+_times = st.one_of(st.floats(), st.floats(-1e-5, 1e-5), st.floats(0, 3.2e7),
+                   st.integers(-10**13, 10**13).map(lambda n: n / 10**6 + 5e-7),
+                   st.integers(-10**13, 10**13).map(lambda n: n / 10**6 - 5e-7),
+                   st.integers(-10**6, 10**6))
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+@settings(max_examples=400, deadline=None)
+@given(rows=st.lists(st.tuples(
+    _times, st.sampled_from(["node0", "ü" * 40]), st.text(max_size=3), st.just("kind"),
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3)), _simple,
+                    max_size=20)), max_size=6))
+def test_the_c_encoding_of_rows_is_the_python_one(rows):
+    """``_ctrace.packed`` writes what ``_packed`` writes (times rounded to the
+    microsecond, near ties and signed zeros included; every int, string and map form),
+    or raises what it raises."""
+    from simuwsgi._core import _ctrace
+
+    def encoded(pack):
+        try:
+            return pack(rows)
+        except (OverflowError, UnicodeEncodeError) as exc:
+            return type(exc).__name__
+
+    assert encoded(lambda r: _ctrace.packed(r, trace_module._packed)) == \
+        encoded(trace_module._packed)

@@ -91,6 +91,14 @@ def _packed(rows: Iterable[tuple[Any, ...]]) -> bytes:
     return packer.bytes()
 
 
+def _pack_rows(rows: Iterable[tuple[Any, ...]]) -> bytes:
+    """``_packed(rows)``, by its C twin when it is built (``_ctrace.packed``, which hands
+    ``_packed`` the rows it does not encode itself)."""
+    if _ctrace is None:
+        return _packed(rows)
+    return _ctrace.packed(rows, _packed)  # type: ignore[no-any-return]
+
+
 def _stored(row: tuple[float, str, str, str, dict[str, Any]]) -> tuple[Any, ...]:
     """What a spilled row holding an arbitrary object keeps: its encoded values."""
     encoded = msgpack.packb(_encode(row), use_bin_type=True)
@@ -248,7 +256,7 @@ class Trace:
         yield _array_header(len(spool))
         rows = iter(spool)
         while True:
-            piece = _packed(itertools.islice(rows, 8192))
+            piece = _pack_rows(itertools.islice(rows, 8192))
             if not piece:
                 return
             yield piece
