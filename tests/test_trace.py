@@ -231,7 +231,10 @@ def test_pure_python_trace_is_forced_by_the_environment_and_a_stale_build_falls_
             "print(_c_trace is None, type(Trace()).__name__)")
     stale = ("import sys, types\n"
              "sys.modules['simuwsgi._core._ctrace'] = types.ModuleType('_ctrace')\n")
-    for env, prelude in ((dict(os.environ, SIMUWSGI_PURE_PYTHON="1"), ""), (None, stale)):
+    older = stale + "sys.modules['simuwsgi._core._ctrace'].SpoolCore = object\n" + \
+        "sys.modules['simuwsgi._core._ctrace'].TraceCore = object\n"  # before the codec
+    for env, prelude in ((dict(os.environ, SIMUWSGI_PURE_PYTHON="1"), ""), (None, stale),
+                         (None, older)):
         out = subprocess.run([sys.executable, "-c", prelude + code], env=env,
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr

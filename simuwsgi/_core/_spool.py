@@ -40,7 +40,7 @@ else:
         from . import _ctrace
         # a module left by an older build (a checkout updated without `pip install`)
         # lacks the types: the Python code runs, as when nothing was built
-        _ctrace.SpoolCore, _ctrace.TraceCore  # noqa: B018
+        _ctrace.SpoolCore, _ctrace.TraceCore, _ctrace.pack, _ctrace.packed  # noqa: B018
     except (ImportError, AttributeError):  # not built (no compiler): pure Python
         _ctrace = None
 
