@@ -28,6 +28,7 @@ What it models (``core/signal.c``, ``core/master_events.c``, ``core/utils.c``
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,14 @@ from ..server.workers import choose, take_idle_worker
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
+
+if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+    _c = None
+else:
+    try:  # the optional C accelerator: the common signal path (see _csignals.c)
+        from . import _csignals as _c
+    except ImportError:  # not built (no compiler): the Python methods
+        _c = None
 
 __all__ = ["Signals"]
 
@@ -54,6 +63,9 @@ class _Entry:
 
 class Signals:
     """The signal tables of one instance and the master's router."""
+
+    #: The process classes the C accelerator tells apart (see _csignals.c).
+    _process_types = (Master, Worker)
 
     @classmethod
     def create(cls, inst: Instance) -> Signals:
@@ -71,6 +83,21 @@ class Signals:
         self.waiting: dict[UProcess, Any] = {}
         #: target string -> its delivery function (targets are parsed once)
         self._routes: dict[str, Any] = {}
+        #: the parsed targets that name workers: ``workers`` -> 0, ``workerN`` -> N for
+        #: 1 <= N <= processes (the C route delivers these itself)
+        self._worker_targets: dict[str, int] = {}
+        if _c is not None:  # the common signal path in C (see _csignals.c)
+            self.route = _c.route(self._c_state())  # type: ignore[method-assign]
+            self.master_read = _c.master_read(self._c_state())  # type: ignore[method-assign]
+            self.run_handler = _c.run_handler(  # type: ignore[method-assign]
+                self._c_state(Signals.run_handler.__get__(self)))
+
+    def _c_state(self, fallback: Any = None) -> tuple[Any, ...]:
+        """What the C functions work on (see _csignals.c): objects that live as long
+        as the instance, and the Python function a call falls back to."""
+        inst = self.inst
+        return (self, fallback, inst, inst.kernel, inst.trace, self.tables, self.waiting,
+                inst.workers, inst.idle_workers, self._worker_targets, self.shared_workers)
 
     # -- tables ----------------------------------------------------------------------------
     def slot_of(self, proc: UProcess | None) -> int:
@@ -149,6 +176,9 @@ class Signals:
         entry = self.tables[0].get(num)
         target = entry.target if entry is not None else ""
         inst.trace.add(inst.kernel.now, "master", "signal.route", {"num": num, "target": target})
+        self._deliver(target, num)
+
+    def _deliver(self, target: str, num: int) -> None:
         deliver = self._routes.get(target)
         if deliver is None:
             deliver = self._routes[target] = self._router(target)
@@ -161,6 +191,7 @@ class Signals:
         if target in ("", "worker", "worker0"):
             return self._to_shared_workers
         if target == "workers":
+            self._worker_targets[target] = 0
             return lambda num: self.to_workers(list(workers.values()), num)
         if target == "active-workers":
             def to_active_workers(num: int) -> None:
@@ -171,6 +202,8 @@ class Signals:
             return to_active_workers
         if target.startswith("worker"):
             wid = atoi(target[6:])
+            if 1 <= wid <= inst.numproc:
+                self._worker_targets[target] = wid
 
             def to_worker_n(num: int) -> None:
                 if wid > inst.numproc:
@@ -318,7 +351,10 @@ class Signals:
             if harakiri:
                 inst.arm_harakiri(proc, 0)
         if not ok and report:
-            inst.log(f"error managing signal {num} on {_who(proc)}")
+            self._handler_failed(proc, num)
+
+    def _handler_failed(self, proc: UProcess, num: int) -> None:
+        self.inst.log(f"error managing signal {num} on {_who(proc)}")
 
     # -- signal_wait ---------------------------------------------------------------------
     def _signal_waiter(self, kind: type) -> UProcess | None:
@@ -345,15 +381,19 @@ class Signals:
                 num = self.next_for_worker(proc)
             if num is None:
                 self.waiting[proc] = wanted
-                reason = _WAIT_REASONS.get(wanted)
-                if reason is None:
-                    reason = _WAIT_REASONS[wanted] = (
-                        f"signal_wait({'' if wanted is None else wanted})")
-                num = inst.kernel.park(reason)
+                num = inst.kernel.park(self._wait_reason(wanted))
             holder.signal_received = num
             self.run_handler(proc, num, report=False)
             if wanted is None or num == wanted:
                 return b""
+
+    @staticmethod
+    def _wait_reason(wanted: int | None) -> str:
+        """The park() reason of ``signal_wait(wanted)`` (built once per number)."""
+        reason = _WAIT_REASONS.get(wanted)
+        if reason is None:
+            reason = _WAIT_REASONS[wanted] = f"signal_wait({'' if wanted is None else wanted})"
+        return reason
 
     def received(self) -> int:
         return getattr(_request_struct(self.inst.kernel.current), "signal_received", 0)
@@ -408,9 +448,13 @@ class Signals:
         def signal_received(*_args: Any) -> int:
             return self.received()
 
-        return {"register_signal": register_signal, "signal": signal,
-                "signal_registered": signal_registered, "signal_wait": signal_wait,
-                "signal_received": signal_received}
+        funcs = {"register_signal": register_signal, "signal": signal,
+                 "signal_registered": signal_registered, "signal_wait": signal_wait,
+                 "signal_received": signal_received}
+        if _c is not None:  # the common calls in C (see _csignals.c)
+            funcs["signal"] = _c.signal(self._c_state(signal))
+            funcs["signal_wait"] = _c.signal_wait(self._c_state(signal_wait))
+        return funcs
 
 
 class _NoRequest:
