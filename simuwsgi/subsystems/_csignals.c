@@ -65,7 +65,9 @@ static PyObject *Master, *Worker;
 #define IDLE(self) STATE(self, 8)
 #define WORKER_TARGETS(self) STATE(self, 9)
 #define SHARED_WORKERS(self) STATE(self, 10)
-#define STATE_SIZE 11
+#define WAIT_REASONS(self) STATE(self, 11)
+#define LOOP_CELL(self) STATE(self, 12)
+#define STATE_SIZE 13
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -225,8 +227,16 @@ master_read_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         return NULL;
     }
     PyObject *loop = NULL, *flag = NULL, *route = NULL, *now = NULL, *result = NULL;
-    if ((loop = PyObject_GetAttr(INST(self), str_master_loop)) == NULL
-            || (route = PyObject_GetAttr(SIGNALS(self), str_route)) == NULL) goto out;
+    /* inst.master_loop, remembered once there is one (the timers subsystem is created
+     * and replaced together with this one) */
+    PyObject *cell = LOOP_CELL(self);
+    loop = Py_NewRef(PyList_GET_ITEM(cell, 0));
+    if (loop == Py_None) {
+        Py_SETREF(loop, PyObject_GetAttr(INST(self), str_master_loop));
+        if (loop == NULL) goto out;
+        if (loop != Py_None) PyList_SetItem(cell, 0, Py_NewRef(loop));
+    }
+    if ((route = PyObject_GetAttr(SIGNALS(self), str_route)) == NULL) goto out;
     int running = 0;
     if (loop != Py_None) {
         if ((flag = PyObject_GetAttr(loop, str_started)) == NULL) goto out;
@@ -516,10 +526,14 @@ wait_loop(PyObject *self, PyObject *proc, PyObject *wanted)
         PyObject *num = pop_queued(proc, str_signal_queue), *reason = NULL;
         if (num == NULL && !PyErr_Occurred()) num = pop_queued(SHARED_WORKERS(self), NULL);
         if (num == NULL) {
-            if (PyErr_Occurred()
-                    || PyDict_SetItem(WAITING(self), proc, wanted) < 0
-                    || (reason = call_method(signals, str_wait_reason, wanted, NULL)) == NULL)
+            if (PyErr_Occurred() || PyDict_SetItem(WAITING(self), proc, wanted) < 0) goto out;
+            reason = PyDict_GetItemWithError(WAIT_REASONS(self), wanted);
+            if (reason != NULL) {
+                Py_INCREF(reason);
+            } else if (PyErr_Occurred()
+                       || (reason = call_method(signals, str_wait_reason, wanted, NULL)) == NULL) {
                 goto out;
+            }
             num = call_method(KERNEL(self), str_park, reason, NULL);
             Py_DECREF(reason);
             if (num == NULL) goto out;
@@ -592,7 +606,9 @@ make(int index, PyObject *state)
     if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != STATE_SIZE
             || !PyDict_CheckExact(TABLES(state)) || !PyDict_CheckExact(WAITING(state))
             || !PyDict_CheckExact(WORKERS(state)) || !PyList_CheckExact(IDLE(state))
-            || !PyDict_CheckExact(WORKER_TARGETS(state))) {
+            || !PyDict_CheckExact(WORKER_TARGETS(state))
+            || !PyDict_CheckExact(WAIT_REASONS(state))
+            || !PyList_CheckExact(LOOP_CELL(state)) || PyList_GET_SIZE(LOOP_CELL(state)) != 1) {
         PyErr_Format(PyExc_TypeError, "%s: the state is Signals._c_state()",
                      defs[index].ml_name);
         return NULL;

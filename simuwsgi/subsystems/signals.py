@@ -86,6 +86,8 @@ class Signals:
         #: the parsed targets that name workers: ``workers`` -> 0, ``workerN`` -> N for
         #: 1 <= N <= processes (the C route delivers these itself)
         self._worker_targets: dict[str, int] = {}
+        #: the master loop once the C master_read has looked it up (see _csignals.c)
+        self._loop_cell: list[Any] = [None]
         if _c is not None:  # the common signal path in C (see _csignals.c)
             self.route = _c.route(self._c_state())  # type: ignore[method-assign]
             self.master_read = _c.master_read(self._c_state())  # type: ignore[method-assign]
@@ -97,7 +99,8 @@ class Signals:
         as the instance, and the Python function a call falls back to."""
         inst = self.inst
         return (self, fallback, inst, inst.kernel, inst.trace, self.tables, self.waiting,
-                inst.workers, inst.idle_workers, self._worker_targets, self.shared_workers)
+                inst.workers, inst.idle_workers, self._worker_targets, self.shared_workers,
+                _WAIT_REASONS, self._loop_cell)
 
     # -- tables ----------------------------------------------------------------------------
     def slot_of(self, proc: UProcess | None) -> int:
