@@ -87,6 +87,16 @@ class Response:
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
 
+    @classmethod
+    def _of(cls, status: int | None, headers: list[tuple[str, str]], body: bytes, reason: str,
+            worker: int, started: float, finished: float, raw: bytes) -> Response:
+        """A response made without the frozen ``__init__``, whose eight
+        ``object.__setattr__`` calls cost ~1 us per request: every field given."""
+        self = object.__new__(cls)
+        self.__dict__.update(status=status, headers=headers, body=body, reason=reason,
+                             worker=worker, started=started, finished=finished, raw=raw)
+        return self
+
     def header(self, name: str, default: str | None = None) -> str | None:
         lname = name.lower()
         for key, value in self.headers:
@@ -195,9 +205,8 @@ class Request:
                           "connection closed by uwsgi.disconnect() before any byte was sent")
         else:
             raw = _wire_bytes(self.protocol, status, headers, body)
-        self.response = Response(status=status, headers=headers, body=body, reason=reason,
-                                 worker=self.worker, started=self.started, finished=now,
-                                 raw=raw)
+        self.response = Response._of(status, headers, body, reason, self.worker, self.started,
+                                     now, raw)
         # called once and forgotten: a callback that holds the request (the network's
         # answer) leaves no request <-> callback cycle for the GC to find
         on_done, self.on_done = self.on_done, None
@@ -838,9 +847,11 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     conn.app_id = req.app_id
     conn.switches = req.switches
     environ = build_environ(inst, req, w, conn)
-    facade = inst.facade
+    # uwsgi.env: ``env`` is no per-process hook, so it goes straight into the module's
+    # dict (past the module type's Python ``__setattr__``/``__delattr__``)
+    module = inst.facade.__dict__
     if inst.cores < 2:
-        facade.env = environ
+        module["env"] = environ
     failed = False
     try:
         try:
@@ -860,11 +871,8 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         failed = True
         _manage_exception(inst, w)
     finally:
-        if inst.cores < 2 and getattr(facade, "env", None) is environ:
-            try:
-                del facade.env
-            except AttributeError:
-                pass
+        if inst.cores < 2 and module.get("env") is environ:
+            del module["env"]
     return _result(conn, failed)
 
 
