@@ -294,9 +294,9 @@ class Connection:
                 raise OSError("write error")
 
     def _header_block(self) -> bytes:
-        lines = [f"{self.req.protocol} {self.status}"]
-        lines += [f"{k}: {v}" for k, v in self.headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return ("\r\n".join([f"{self.req.protocol} {self.status}",
+                              *map(": ".join, self.headers)])
+                + "\r\n\r\n").encode("latin-1")
 
     # -- writes ---------------------------------------------------------------------------
     def write_headers(self) -> bool:
