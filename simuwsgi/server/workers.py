@@ -780,7 +780,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     if wire is not None and wire.vars:
         # the packet the node received (its HTTP parser's, or a router's or web server's
         # uwsgi packet): the vars uWSGI counts and logs
-        vars_ = {k.decode("latin-1"): v.decode("latin-1") for k, v in wire.vars}
+        vars_ = wire.text_vars()
     else:
         vars_ = req.vars or packet_vars(inst, req)
     addr = req.remote_addr
