@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 import types
@@ -39,6 +40,14 @@ from ._vfork import Copier, ModuleView, ProcessImage
 
 if TYPE_CHECKING:
     from .master import Instance
+
+if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+    _c = None
+else:
+    try:  # the optional C accelerator: switch and resolve's common case (see _cvfork.c)
+        from . import _cvfork as _c
+    except ImportError:  # not built (no compiler): the Python methods
+        _c = None
 
 __all__ = ["AppLoader", "pythonize"]
 
@@ -100,6 +109,9 @@ class AppLoader:
         self._added_modules: set[str] = set()
         self._path_added = False
         self.load_error: str | None = None
+        if _c is not None:  # the per-switch and per-call steps in C (see _cvfork.c)
+            self.switch = _c.switcher((self._live, self._modules_seen, self.switch))
+            self.resolve = _c.resolver((self._live, self.resolve))
         from .startup import ProcessEnvironment
 
         #: --env/--unenv/--pythonpath, undone by restore()
@@ -451,14 +463,14 @@ class AppLoader:
         self._live[0] = self._master_image = image
         for name in image.modules:
             sys.modules[name] = ModuleView(name, self._live, self._import_late)
-        self._modules_seen = set(sys.modules)
+        self._see_modules()
         return image
 
     def _adopt_late_imports(self) -> None:
         """App modules imported since the last switch belong to the process that ran
         (the image still installed): theirs, behind a view like the others."""
         new_names = sys.modules.keys() - self._modules_seen
-        self._modules_seen = set(sys.modules)
+        self._see_modules()
         image = self._live[0]
         for name in sorted(new_names):
             module = sys.modules[name]
@@ -467,6 +479,11 @@ class AppLoader:
                 continue
             image.modules[name] = self._late_modules[name] = module
             sys.modules[name] = ModuleView(name, self._live, self._import_late)
+
+    def _see_modules(self) -> None:
+        """Remember the names in sys.modules (in place: the C ``switch`` holds the set)."""
+        self._modules_seen.clear()
+        self._modules_seen.update(sys.modules)
 
     def _import_late(self, image: ProcessImage, name: str) -> types.ModuleType:
         """``name`` for a process that has not imported it: its own import, now. The

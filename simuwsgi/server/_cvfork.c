@@ -1,0 +1,150 @@
+/*
+ * Optional C accelerator for the virtual fork's per-call steps (simuwsgi.server.apps).
+ *
+ * Every switch between two virtual processes calls `AppLoader.switch` (the kernel's
+ * context hook), and every call the simulator makes into the app (a signal handler, the
+ * WSGI callable, a mule's hook) asks `AppLoader.resolve` for the running process's copy
+ * of the master's object. Both are a few lines over Python objects; this module makes
+ * builtin functions of their common case, step for step what the Python methods do for
+ * it, and hands every other call to the Python method (`fallback`, same arguments):
+ *
+ *   switcher(state) -> switch(outgoing, incoming)    state: (live, seen, fallback)
+ *       when no module was added to or removed from sys.modules since the loader last
+ *       looked (len(sys.modules) == len(seen): nothing to adopt) and `incoming` is an
+ *       image: live[0] = incoming.
+ *   resolver(state) -> resolve(obj)                  state: (live, fallback)
+ *       the installed image live[0]: None, or the master's (its copier is None):
+ *       `obj`; else the copy its copier's memo holds for id(obj) (what
+ *       `ProcessImage.resolve` returns first). Anything else goes to the fallback.
+ *
+ * `live` is the loader's one-element list (the image the ModuleViews show), `seen` the
+ * set of sys.modules names it last looked at (updated in place). What these save is
+ * the Python frames of each step (one per switch, two per call into the app).
+ * SIMUWSGI_PURE_PYTHON=1 (or a failed build) runs the Python methods.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
+
+static PyObject *str_copier, *str_memo;
+
+static PyObject *
+fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return PyObject_Vectorcall(fallback, args, nargs, kwnames);
+}
+
+static PyObject *
+switch_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *live = ITEM(state, 0), *seen = ITEM(state, 1);
+    if (nargs != 2 || kwnames != NULL || args[1] == Py_None || !PyList_CheckExact(live)
+            || PyList_GET_SIZE(live) != 1 || !PyAnySet_Check(seen)) {
+        return fall_back(ITEM(state, 2), args, nargs, kwnames);
+    }
+    PyObject *modules = PySys_GetObject("modules");  /* borrowed */
+    Py_ssize_t size = modules == NULL ? -1 : PyObject_Length(modules);
+    if (size < 0) {
+        PyErr_Clear();
+        return fall_back(ITEM(state, 2), args, nargs, kwnames);
+    }
+    if (size != PySet_GET_SIZE(seen)) {
+        return fall_back(ITEM(state, 2), args, nargs, kwnames);
+    }
+    PyObject *old = PyList_GET_ITEM(live, 0);
+    PyList_SET_ITEM(live, 0, Py_NewRef(args[1]));
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *live = ITEM(state, 0);
+    if (nargs != 1 || kwnames != NULL || !PyList_CheckExact(live)
+            || PyList_GET_SIZE(live) != 1) {
+        return fall_back(ITEM(state, 1), args, nargs, kwnames);
+    }
+    PyObject *obj = args[0], *image = PyList_GET_ITEM(live, 0);
+    if (image == Py_None) {
+        return Py_NewRef(obj);
+    }
+    PyObject *copier = PyObject_GetAttr(image, str_copier);
+    if (copier == NULL) {
+        return NULL;
+    }
+    if (copier == Py_None) {
+        Py_DECREF(copier);
+        return Py_NewRef(obj);
+    }
+    PyObject *memo = PyObject_GetAttr(copier, str_memo);
+    Py_DECREF(copier);
+    if (memo == NULL) {
+        return NULL;
+    }
+    PyObject *mine = NULL;
+    if (PyDict_CheckExact(memo)) {
+        PyObject *key = PyLong_FromVoidPtr(obj);
+        if (key == NULL) {
+            Py_DECREF(memo);
+            return NULL;
+        }
+        mine = PyDict_GetItemWithError(memo, key);  /* borrowed */
+        Py_DECREF(key);
+        Py_XINCREF(mine);
+    }
+    Py_DECREF(memo);
+    if (mine != NULL || PyErr_Occurred()) {
+        return mine;
+    }
+    return fall_back(ITEM(state, 1), args, nargs, kwnames);  /* not copied yet, or not the app's */
+}
+
+#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
+
+static PyMethodDef defs[] = {
+    {"switch", FASTCALL(switch_call), NULL},
+    {"resolve", FASTCALL(resolve_call), NULL},
+};
+
+/* The builtin function defs[index] over `state`, a tuple of `size` items. */
+static PyObject *
+make(int index, PyObject *state, Py_ssize_t size)
+{
+    if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != size) {
+        PyErr_Format(PyExc_TypeError, "%s: the state is a tuple of %zd items",
+                     defs[index].ml_name, size);
+        return NULL;
+    }
+    return PyCFunction_NewEx(&defs[index], state, NULL);
+}
+
+static PyObject *
+new_switcher(PyObject *module, PyObject *state) { return make(0, state, 3); }
+
+static PyObject *
+new_resolver(PyObject *module, PyObject *state) { return make(1, state, 2); }
+
+static PyMethodDef methods[] = {
+    {"switcher", new_switcher, METH_O,
+     "AppLoader.switch's fast path (state: see the module comment)."},
+    {"resolver", new_resolver, METH_O,
+     "AppLoader.resolve's fast path (state: see the module comment)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cvfork",
+    "C accelerator for simuwsgi.server.apps' virtual fork (optional).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__cvfork(void)
+{
+    if ((str_copier = PyUnicode_InternFromString("copier")) == NULL
+            || (str_memo = PyUnicode_InternFromString("memo")) == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}
