@@ -1,5 +1,6 @@
 /*
- * Optional C accelerator for the virtual fork's per-call steps (simuwsgi.server.apps).
+ * Optional C accelerator for the virtual fork's per-call steps (simuwsgi.server.apps,
+ * and `Instance.call_python` in simuwsgi.server.master).
  *
  * Every switch between two virtual processes calls `AppLoader.switch` (the kernel's
  * context hook), and every call the simulator makes into the app (a signal handler, the
@@ -16,10 +17,16 @@
  *       the installed image live[0]: None, or the master's (its copier is None):
  *       `obj`; else the copy its copier's memo holds for id(obj) (what
  *       `ProcessImage.resolve` returns first). Anything else goes to the fallback.
+ *   caller(state) -> call_python(func, *args)        state: (inst, CONTROL, failed,
+ *                                                            fallback)
+ *       `Instance.call_python`: (True, inst.app.resolve(func)(*args)); when that raises,
+ *       a CONTROL exception goes on, any other becomes the exception being handled
+ *       (as in an `except` clause) and `failed(exc)` ends the call (SystemExit ends the
+ *       process, anything else is printed: (False, None)). Keywords go to the fallback.
  *
  * `live` is the loader's one-element list (the image the ModuleViews show), `seen` the
  * set of sys.modules names it last looked at (updated in place). What these save is
- * the Python frames of each step (one per switch, two per call into the app).
+ * the Python frames of each step (one per switch, three per call into the app).
  * SIMUWSGI_PURE_PYTHON=1 (or a failed build) runs the Python methods.
  */
 #define PY_SSIZE_T_CLEAN
@@ -27,7 +34,7 @@
 
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
-static PyObject *str_copier, *str_memo;
+static PyObject *str_copier, *str_memo, *str_app, *str_resolve;
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -101,11 +108,53 @@ resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
     return fall_back(ITEM(state, 1), args, nargs, kwnames);  /* not copied yet, or not the app's */
 }
 
+static PyObject *
+call_python_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    if (nargs < 1 || kwnames != NULL) {
+        return fall_back(ITEM(state, 3), args, nargs, kwnames);
+    }
+    PyObject *app = PyObject_GetAttr(ITEM(state, 0), str_app), *mine = NULL, *result = NULL;
+    if (app != NULL) {
+        mine = PyObject_CallMethodOneArg(app, str_resolve, args[0]);
+        Py_DECREF(app);
+    }
+    if (mine != NULL) {
+        result = PyObject_Vectorcall(mine, args + 1, nargs - 1, NULL);
+        Py_DECREF(mine);
+    }
+    if (result != NULL) {
+        PyObject *out = PyTuple_Pack(2, Py_True, result);
+        Py_DECREF(result);
+        return out;
+    }
+    if (PyErr_ExceptionMatches(ITEM(state, 1))) {
+        return NULL;  /* the simulator's control flow (a kill, a stop): not the app's */
+    }
+    /* `except BaseException as exc: return failed(exc)`, with exc the exception being
+     * handled while failed() runs (it prints sys.exc_info()'s traceback) */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyObject *saved_type, *saved_value, *saved_tb;
+    PyErr_GetExcInfo(&saved_type, &saved_value, &saved_tb);
+    PyErr_SetExcInfo(type, Py_NewRef(value), tb);  /* steals type, value, tb */
+    result = PyObject_CallOneArg(ITEM(state, 2), value);
+    PyErr_SetExcInfo(saved_type, saved_value, saved_tb);
+    Py_DECREF(value);
+    return result;
+}
+
 #define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 
 static PyMethodDef defs[] = {
     {"switch", FASTCALL(switch_call), NULL},
     {"resolve", FASTCALL(resolve_call), NULL},
+    {"call_python", FASTCALL(call_python_call), NULL},
 };
 
 /* The builtin function defs[index] over `state`, a tuple of `size` items. */
@@ -126,11 +175,16 @@ new_switcher(PyObject *module, PyObject *state) { return make(0, state, 3); }
 static PyObject *
 new_resolver(PyObject *module, PyObject *state) { return make(1, state, 2); }
 
+static PyObject *
+new_caller(PyObject *module, PyObject *state) { return make(2, state, 4); }
+
 static PyMethodDef methods[] = {
     {"switcher", new_switcher, METH_O,
      "AppLoader.switch's fast path (state: see the module comment)."},
     {"resolver", new_resolver, METH_O,
      "AppLoader.resolve's fast path (state: see the module comment)."},
+    {"caller", new_caller, METH_O,
+     "Instance.call_python (state: see the module comment)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -143,7 +197,9 @@ PyMODINIT_FUNC
 PyInit__cvfork(void)
 {
     if ((str_copier = PyUnicode_InternFromString("copier")) == NULL
-            || (str_memo = PyUnicode_InternFromString("memo")) == NULL) {
+            || (str_memo = PyUnicode_InternFromString("memo")) == NULL
+            || (str_app = PyUnicode_InternFromString("app")) == NULL
+            || (str_resolve = PyUnicode_InternFromString("resolve")) == NULL) {
         return NULL;
     }
     return PyModule_Create(&module);

@@ -138,6 +138,9 @@ class Instance:
         self.on_stop: list[Callable[[], None]] = []
         self.facade: Any = None
         self.app = _apps.AppLoader(self)
+        if _apps._c is not None:  # call_python in C (see server/_cvfork.c)
+            self.call_python = _apps._c.caller(  # type: ignore[method-assign]
+                (self, CONTROL, self._call_failed, self.call_python))
         self.app_loaded = False
         self.subsystems: dict[str, Any] = {}
         #: fork mode: the ``fork.ForkRuntime`` that runs user code in OS children.
@@ -488,11 +491,16 @@ class Instance:
             return True, self.app.resolve(func)(*args)
         except CONTROL:
             raise
-        except SystemExit as exc:
+        except BaseException as exc:  # noqa: BLE001 - PyErr_Print
+            return self._call_failed(exc)
+
+    def _call_failed(self, exc: BaseException) -> tuple[bool, Any]:
+        """How ``call_python`` ends when the call raised ``exc`` (the exception being
+        handled): SystemExit ends the process, anything else is printed."""
+        if isinstance(exc, SystemExit):
             raise ProcessExit.from_system_exit(exc) from None
-        except BaseException:  # noqa: BLE001 - PyErr_Print
-            self.log_exception()
-            return False, None
+        self.log_exception()
+        return False, None
 
     def spawn_worker(self, wid: int, previous: Worker | None = None) -> Worker:
         holder: list[Worker] = []
