@@ -1,13 +1,23 @@
 """Legion, real against simulated: two and three real uWSGI 2.0.30 nodes built with SSL
 (simuwsgi.modes.real._ssl_build) on loopback vs the same topology in a simulated cluster - the
 Lord after the start, the new Lord after the Lord stops (``dead`` announce) and after
-it is killed (silence, then the tolerance), and the Legion lines each node logs."""
+it is killed (silence, then the tolerance), and the Legion lines each node logs.
+
+The real runs are the slow half: each waits out Legion's rounds on the real clock (10 s,
+and the 15 s tolerance after a kill) on a machine it leaves idle. The ``real_runs``
+fixture starts those of the selected tests all at once in threads (as the conformance
+suite does); each test then runs its simulated twin and compares."""
 
 from __future__ import annotations
 
 import re
 import socket
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +30,6 @@ pytestmark = pytest.mark.real
 SECRET = "aes-128-cbc:secret"
 #: How long the nodes run before the Lord is stopped or killed (two rounds and more).
 SETTLE = 10.0
-
-
-@pytest.fixture(scope="module")
-def ssl_binary() -> str:
-    return ssl_uwsgi_binary()  # builds it once per machine; fails (never skips) without
 
 
 def _udp_port() -> int:
@@ -111,10 +116,11 @@ def _sim(valors: list[int], end: str) -> tuple[list[bool], float, list[list[str]
         return lords, cluster.now - gone, [_legion_lines(lines) for lines in logs]
 
 
-@pytest.mark.parametrize("valors", [[90, 80], [90, 80, 70]], ids=["two", "three"])
-def test_the_lord_after_start_and_after_a_stop(ssl_binary, valors):
-    real_lords, real_delay, real_lines = _real(ssl_binary, valors, "stop")
-    sim_lords, sim_delay, sim_lines = _sim(valors, "stop")
+@pytest.mark.parametrize("case", ["two", "three"])
+def test_the_lord_after_start_and_after_a_stop(real_runs, case):
+    real_lords, real_delay, real_lines = real_runs[case].result()
+    valors = CASES[case][1][0]
+    sim_lords, sim_delay, sim_lines = _sim(*CASES[case][1])
     assert real_lords == sim_lords == [True] + [False] * (len(valors) - 1)
     # the death announce ends the survivors' loop iteration: the next Lord is elected at
     # a later one - with three nodes once the two survivors' announces agree again
@@ -127,9 +133,10 @@ def test_the_lord_after_start_and_after_a_stop(ssl_binary, valors):
         assert _kinds(real) == _kinds(sim), (real, sim)
 
 
-def test_a_killed_lord_is_replaced_after_the_tolerance(ssl_binary):
-    real_lords, real_delay, real_lines = _real(ssl_binary, [90, 80], "kill")
-    sim_lords, sim_delay, sim_lines = _sim([90, 80], "kill")
+@pytest.mark.parametrize("case", ["kill"])
+def test_a_killed_lord_is_replaced_after_the_tolerance(real_runs, case):
+    real_lords, real_delay, real_lines = real_runs[case].result()
+    sim_lords, sim_delay, sim_lines = _sim(*CASES[case][1])
     assert real_lords == sim_lords == [True, False]
     # silent for more than --legion-tolerance (15 s) since its last announce (0-3 s
     # before the kill), seen at a whole-second check, then a round to agree
@@ -183,17 +190,16 @@ def _settled_lines(binary: str | None, valors: list[int], extra: tuple[str, ...]
             node.stop()
 
 
-@pytest.mark.parametrize("valors, extra", [
-    ([90, 80], ("--legion-quorum", "lg 3")),  # no quorum: the warning, no Lord
-    ([0, 80], ()),  # an arbiter never rules
-    ([70000, 80], ()),  # a valor over 16 bits: re-added on every announce (UNSETTLED)
-], ids=["no-quorum", "arbiter", "valor-over-16-bits"])
-def test_the_legion_lines_after_start(ssl_binary, valors, extra):
-    real = _settled_lines(ssl_binary, valors, extra)
-    sim = _settled_lines(None, valors, extra)
+@pytest.mark.parametrize("case", ["no-quorum", "arbiter", "valor-over-16-bits"])
+def test_the_legion_lines_after_start(real_runs, case):
+    real = real_runs[case].result()
+    sim = _settled_lines(None, *CASES[case][1])
     assert real == sim
 
 
+#: Each node's own scroll (LORD_APP reads them).
+SCROLLS = [("--wsgi-file", "app.py", "--legion-scroll", f"lg scroll of {name}")
+           for name in ("a", "b")]
 LORD_APP = '''
 import uwsgi
 
@@ -206,26 +212,33 @@ def application(environ, start_response):
 '''
 
 
-def test_i_am_the_lord_lord_scroll_and_scrolls_as_real(ssl_binary, tmp_path):
-    (tmp_path / "app.py").write_text(LORD_APP)
+def _real_scrolls(binary: str) -> list[list[bytes]]:
+    """What the two real nodes' LORD_APP answers right after the start, and after SETTLE."""
     addresses = [f"127.0.0.1:{_udp_port()}" for _ in range(2)]
-    extra = [("--wsgi-file", "app.py", "--legion-scroll", f"lg scroll of {name}")
-             for name in ("a", "b")]
-    nodes = [RealUwsgi(_options(addresses, i, v, extra[i]), binary=ssl_binary,
-                       app_dir=tmp_path, max_lifetime=60) for i, v in enumerate([90, 80])]
-    try:
-        for node in nodes:
-            node.start()
-        real = [[n.get("/").body for n in nodes]]
-        time.sleep(SETTLE)
-        real.append([n.get("/").body for n in nodes])
-    finally:
-        for node in nodes:
-            node.stop()
+    with tempfile.TemporaryDirectory() as app_dir:
+        (Path(app_dir) / "app.py").write_text(LORD_APP)
+        nodes = [RealUwsgi(_options(addresses, i, v, SCROLLS[i]), binary=binary,
+                           app_dir=app_dir, max_lifetime=60) for i, v in enumerate([90, 80])]
+        try:
+            for node in nodes:
+                node.start()
+            real = [[n.get("/").body for n in nodes]]
+            time.sleep(SETTLE)
+            real.append([n.get("/").body for n in nodes])
+            return real
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+@pytest.mark.parametrize("case", ["scrolls"])
+def test_i_am_the_lord_lord_scroll_and_scrolls_as_real(real_runs, case, tmp_path):
+    real = real_runs[case].result()
+    (tmp_path / "app.py").write_text(LORD_APP)
     cluster = Cluster(ssl=True, app_dir=tmp_path)
     sim_addresses = ["10.0.0.1:4000", "10.0.0.2:4000"]
     for i, valor in enumerate([90, 80]):
-        cluster.add(f"n{i}", _options(sim_addresses, i, valor, extra[i]),
+        cluster.add(f"n{i}", _options(sim_addresses, i, valor, SCROLLS[i]),
                     address=f"10.0.0.{i + 1}")
     with cluster:
         sim = [[cluster[n].get("/").body for n in cluster.nodes]]
@@ -239,3 +252,28 @@ def test_i_am_the_lord_lord_scroll_and_scrolls_as_real(ssl_binary, tmp_path):
                        b"None, None)",
                        b"(False, b'scroll of a', [b'scroll of b', b'scroll of a'], False, "
                        b"None, None)"]
+
+
+#: Each test's real run: the function (called with the SSL binary first) and its
+#: arguments, which the simulated twin takes too.
+CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
+    "two": (_real, ([90, 80], "stop")),
+    "three": (_real, ([90, 80, 70], "stop")),
+    "kill": (_real, ([90, 80], "kill")),
+    "no-quorum": (_settled_lines, ([90, 80], ("--legion-quorum", "lg 3"))),  # no Lord
+    "arbiter": (_settled_lines, ([0, 80], ())),  # an arbiter never rules
+    # a valor over 16 bits: re-added on every announce (UNSETTLED)
+    "valor-over-16-bits": (_settled_lines, ([70000, 80], ())),
+    "scrolls": (_real_scrolls, ()),
+}
+
+
+@pytest.fixture(scope="module")
+def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Any]]]:
+    """The real runs of this module's selected tests (their ``case``), all started at
+    once: a minute and a half less than one after the other."""
+    binary = ssl_uwsgi_binary()  # builds it once per machine; fails (never skips) without
+    cases = {item.callspec.params["case"] for item in request.session.items
+             if item.module is request.module and hasattr(item, "callspec")}
+    with ThreadPoolExecutor(len(cases)) as pool:
+        yield {case: pool.submit(CASES[case][0], binary, *CASES[case][1]) for case in cases}
