@@ -120,15 +120,21 @@ def test_real_exit_on_reload(app_dir: Path) -> None:
                              "--exit-on-reload"], cwd=app_dir, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    time.sleep(2.5)
-    (app_dir / "tw").touch()
     try:
+        assert proc.stdout is not None
+        started = []  # up to the master's loop, which stats the file first
+        for line in proc.stdout:
+            started.append(line.rstrip("\n"))
+            if "spawned uWSGI worker 1" in line:
+                break
+        time.sleep(1)  # the master's first stat, and a later second for the touch
+        (app_dir / "tw").touch()
         out, _ = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    lines = out.splitlines()
+    lines = started + out.splitlines()
     assert lines[-1] == "uWSGI: GAME OVER (insert coin)"
     assert "binary reloading uWSGI..." not in lines
 
