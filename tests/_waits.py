@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -13,12 +14,17 @@ class _Logging(Protocol):
     def log(self) -> list[str]: ...
 
 
+def wait_until(done: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait until ``done()`` is true, at most ``timeout`` seconds: the assertion that
+    follows says what is missing."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def wait_for_lines(real: _Logging, pattern: str, count: int, timeout: float = 10) -> None:
     """Wait until ``real.log`` has ``count`` lines matching ``pattern`` (re.search) - as
     many as the simulation wrote: if real writes fewer, the comparison that follows says
     so after ``timeout`` seconds."""
     rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while sum(bool(rx.search(line)) for line in real.log) < count \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: sum(bool(rx.search(line)) for line in real.log) >= count, timeout)
