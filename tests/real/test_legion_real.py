@@ -4,9 +4,9 @@ Lord after the start, the new Lord after the Lord stops (``dead`` announce) and 
 it is killed (silence, then the tolerance), and the Legion lines each node logs.
 
 The real runs are the slow half: each waits out Legion's rounds on the real clock (10 s,
-and the 15 s tolerance after a kill) on a machine it leaves idle. The ``real_runs``
-fixture starts those of the selected tests all at once in threads (as the conformance
-suite does); each test then runs its simulated twin and compares."""
+and the 15 s tolerance after a kill) on a machine it leaves idle. Those of the selected
+tests start together (``real_runs``, tests/_overlap.py); each test then runs its
+simulated twin and compares."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _overlap import started_together
 
 from simuwsgi import Cluster
 from simuwsgi.modes.real import RealUwsgi
@@ -270,10 +271,6 @@ CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
 
 @pytest.fixture(scope="module")
 def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Any]]]:
-    """The real runs of this module's selected tests (their ``case``), all started at
-    once: a minute and a half less than one after the other."""
+    """The real runs of this module's selected tests, started together."""
     binary = ssl_uwsgi_binary()  # builds it once per machine; fails (never skips) without
-    cases = {item.callspec.params["case"] for item in request.session.items
-             if item.module is request.module and hasattr(item, "callspec")}
-    with ThreadPoolExecutor(len(cases)) as pool:
-        yield {case: pool.submit(CASES[case][0], binary, *CASES[case][1]) for case in cases}
+    yield from started_together(request, lambda case: CASES[case][0](binary, *CASES[case][1]))
