@@ -1,7 +1,8 @@
 """Legion, real against simulated: two and three real uWSGI 2.0.30 nodes built with SSL
 (simuwsgi.modes.real._ssl_build) on loopback vs the same topology in a simulated cluster - the
 Lord after the start, the new Lord after the Lord stops (``dead`` announce) and after
-it is killed (silence, then the tolerance), and the Legion lines each node logs.
+it is killed (silence, then the tolerance), the Legion lines each node logs, and the
+stats server's ``legions`` key and the ``legion`` of each ``crons`` entry.
 
 The real runs are the slow half: each waits out Legion's rounds on the real clock (10 s,
 and the 15 s tolerance after a kill) on a machine it leaves idle. Those of the selected
@@ -10,6 +11,7 @@ simulated twin and compares."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import tempfile
@@ -23,8 +25,9 @@ import pytest
 from _overlap import started_together
 
 from simuwsgi import Cluster
-from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real import RealUwsgi, free_port
 from simuwsgi.modes.real._ssl_build import ssl_uwsgi_binary
+from simuwsgi.server.stats import document
 
 pytestmark = pytest.mark.real
 
@@ -255,6 +258,88 @@ def test_i_am_the_lord_lord_scroll_and_scrolls_as_real(real_runs, case, tmp_path
                        b"None, None)"]
 
 
+#: The stats test's two nodes, with a plain cron and a legion cron, neither due in SETTLE
+STATS_VALORS = [90, 80]
+CRONS = ["--cron", "30 3 15 6 -1 true", "--legion-cron", "lg 30 3 15 6 -1 true"]
+
+
+def _stats(port: int) -> dict:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return json.loads(data)
+
+
+def _shape(legions: list[dict], uuids: dict[str, str]) -> list[dict]:
+    """What must match: UUIDs by whose they are, times and checksums by whether set."""
+    out = []
+    for lg in legions:
+        item = dict(lg)
+        item["addr"] = "ADDR"
+        item["nodes"] = len(lg["nodes"])
+        for key in ("uuid", "lord_uuid"):
+            item[key] = uuids.get(lg[key], lg[key])
+        item["i_am_the_lord"] = lg["i_am_the_lord"] > 1_000_000  # a time: when it won
+        item["checksum"] = lg["checksum"] > 0
+        item["members"] = [{**m, "name": "NAME", "uuid": uuids.get(m["uuid"], m["uuid"]),
+                            "checksum": m["checksum"] == lg["checksum"],
+                            "last_seen": m["last_seen"] > 1_000_000}
+                           for m in lg["members"]]
+        out.append(item)
+    return out
+
+
+def _real_stats(binary: str) -> list[dict]:
+    """The two real nodes' stats documents after SETTLE."""
+    addrs = [f"127.0.0.1:{_udp_port()}" for _ in range(2)]
+    stats_ports = [free_port(), free_port()]
+    real = [RealUwsgi(["--master", "--processes", "1", "--legion",
+                       f"lg {addrs[i]} {STATS_VALORS[i]} {SECRET}", "--legion-node",
+                       f"lg {addrs[1 - i]}", "--stats", f"127.0.0.1:{stats_ports[i]}", *CRONS],
+                      binary=binary, allow_no_app=True, max_lifetime=60) for i in range(2)]
+    try:
+        for node in real:
+            node.start()
+        time.sleep(SETTLE)
+        return [_stats(port) for port in stats_ports]
+    finally:
+        for node in real:
+            node.stop()
+
+
+@pytest.mark.parametrize("case", ["stats"])
+def test_stats_legions_match_two_real_nodes(real_runs, case):
+    real_full = real_runs[case].result()
+    real_docs = [doc["legions"] for doc in real_full]
+    cluster = Cluster(ssl=True)
+    ips = ["10.0.0.1", "10.0.0.2"]
+    for i in range(2):
+        cluster.add(f"n{i}", ["--master", "--processes", "1", "--legion",
+                              f"lg {ips[i]}:4000 {STATS_VALORS[i]} {SECRET}", "--legion-node",
+                              f"lg {ips[1 - i]}:4000", "--stats", "127.0.0.1:9191", *CRONS],
+                    address=ips[i], allow_no_app=True)
+    with cluster:
+        cluster.advance(SETTLE)
+        sim_full = [document(cluster[f"n{i}"].inst) for i in range(2)]
+        sim_docs = [doc["legions"] for doc in sim_full]
+    assert list(document(cluster["n0"].inst))[-1] == "legions"
+
+    def roles(docs):
+        return {docs[0][0]["uuid"]: "UUID-A", docs[1][0]["uuid"]: "UUID-B"}
+
+    assert [_shape(d, roles(sim_docs)) for d in sim_docs] == \
+        [_shape(d, roles(real_docs)) for d in real_docs]
+    assert real_docs[0][0]["i_am_the_lord"] > 0 and real_docs[1][0]["i_am_the_lord"] == 0
+    assert [list(d[0]) for d in sim_docs] == [list(d[0]) for d in real_docs]
+    assert [list(d[0]["members"][0]) for d in sim_docs] == \
+        [list(d[0]["members"][0]) for d in real_docs]
+    # each cron names its legion ("" for none) between "unique" and "pid"
+    assert [d["crons"] for d in sim_full] == [d["crons"] for d in real_full]
+    assert [list(c) for c in sim_full[0]["crons"]] == [list(c) for c in real_full[0]["crons"]]
+    assert [c["legion"] for c in sim_full[0]["crons"]] == ["", "lg"]
+
+
 #: Each test's real run: the function (called with the SSL binary first) and its
 #: arguments, which the simulated twin takes too.
 CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
@@ -266,6 +351,7 @@ CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     # a valor over 16 bits: re-added on every announce (UNSETTLED)
     "valor-over-16-bits": (_settled_lines, ([70000, 80], ())),
     "scrolls": (_real_scrolls, ()),
+    "stats": (_real_stats, ()),
 }
 
 
