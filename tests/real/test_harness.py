@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _waits import proc_state, settles_asleep
 
 import simuwsgi.modes.real._server as server_mod
 from simuwsgi.modes.real import HARNESS_MARK, RealUwsgi, RealUwsgiError, find_uwsgi_binary
@@ -56,27 +57,6 @@ BAD_IMPORT_APP = textwrap.dedent(
 def write_app(directory: Path, source: str = APP, name: str = "app.py") -> Path:
     (directory / name).write_text(source)
     return directory
-
-
-def _settles_asleep(pid: int, patience: float = 2.0) -> bool:
-    """The process is (or within ``patience`` s becomes) asleep in its loop: a process
-    caught running for an instant (the master's 1 s tick) is not still initialising."""
-    import time
-
-    deadline = time.monotonic() + patience
-    while proc_state(pid) != "S":
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def proc_state(pid: int) -> str | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2 :].split()[0].decode()
 
 
 def pid_alive(pid: int) -> bool:
@@ -129,7 +109,7 @@ def test_readiness(real_uwsgi_factory, tmp_path, extra, workers, mules, spoolers
     # loop (accept/epoll/poll): nothing is still initialising
     for key, pid in pids.items():
         assert os.getpgid(pid) == u.pgid, key
-        assert _settles_asleep(pid), (key, proc_state(pid))
+        assert settles_asleep(pid), (key, proc_state(pid))
     log = u.log
     assert sum(1 for ln in log if ln == f"{HARNESS_MARK} worker-accepting") == workers
     assert sum(1 for ln in log if ln == f"{HARNESS_MARK} mule-ready") == mules
