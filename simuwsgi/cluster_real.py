@@ -371,7 +371,11 @@ def run_paced(cluster: Cluster, until: float, done: Callable[[], bool] | None = 
         target = until if due is None else min(due, until)
         wait = min(_IDLE, max(0.0, zero + target - RealClock.monotonic()))
         # the TCP bridges and their connections (simuwsgi.network._bridge)
-        listeners = {b.listener: b for node in reals for b in node.tcp_bridges.values()}
+        listeners = {}
+        for bridge in (b for node in reals for b in node.tcp_bridges.values()):
+            bridge.sync()
+            if bridge.listener is not None:
+                listeners[bridge.listener] = bridge
         relays = [r for b in listeners.values() for r in b.relays]
         reading = {r.conn: r for r in relays if r.wants_read}
         writing = {r.conn: r for r in relays if r.out}

@@ -10,13 +10,16 @@ request and the reply cross the links (latency, partitions, holds, ``slow``), th
 virtual node reads the request as 2.0.30 does (its ``--socket``, ``--http-socket``,
 ``--fastrouter``/``--http`` router ports) and answers once, then closes.
 
-What the real client sees at the edges differs from a wire where the link itself is
-cut, because the host's kernel completes the handshake with the bridge before the
-virtual SYN has crossed: a cut link shows as a connected peer that does not answer
-(the client's read times out, where a real partition times out its connect; uWSGI's
-rpc, cache and signal clients fail silently either way, after ``--socket-timeout``),
-and a refused or unreachable virtual port as a connection reset after the connect
-(where a real one is refused at the connect).
+Refusals are the host's: while the destination would refuse (a stopped node, a port
+nothing listens on) and the link between them works, the bridge does not listen
+(:meth:`TcpBridge.sync`, a ``net.bridge.listen`` record each time it changes), so the
+real client's connect is refused as it would be (uWSGI's routers log ``unable to
+connect() to node ...: Connection refused`` and try another node). What differs from a
+wire is a cut link: the host's kernel completes the handshake with the bridge before
+the virtual SYN has crossed, so the real client sees a connected peer that does not
+answer (its read times out, where a real partition times out its connect; uWSGI's rpc,
+cache and signal clients fail silently either way, after ``--socket-timeout``), and a
+connection accepted so that is refused once the link heals is reset.
 
 The relay is driven by the cluster's pacing loop (``cluster_real.run_paced``): it
 selects on the bridges and their connections and calls :meth:`TcpBridge.accept`,
@@ -38,8 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Relay", "TcpBridge"]
 
-#: ``SO_LINGER`` on, 0 s: ``close`` sends a reset (what a refused connect looks like
-#: once the handshake is done).
+#: ``SO_LINGER`` on, 0 s: ``close`` sends a reset (a virtual connect that failed after
+#: the host had accepted the real one).
 _RESET = struct.pack("ii", 1, 0)
 
 
@@ -51,17 +54,50 @@ class TcpBridge:
         self.net = net
         self.src = src
         self.address = address
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
-        self.listener.setblocking(False)
-        self.port: int = self.listener.getsockname()[1]
+        self.port = 0
+        #: The listening socket; None while the destination refuses (see :meth:`sync`).
+        self.listener: socket.socket | None = None
+        self._listen()
         #: The connections being relayed.
         self.relays: set[Relay] = set()
 
+    def _listen(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", self.port))
+        except OSError:
+            listener.close()  # the port was taken meanwhile: refused until it is free
+            return
+        listener.listen(128)
+        listener.setblocking(False)
+        self.port = listener.getsockname()[1]
+        self.listener = listener
+
+    def sync(self) -> None:
+        """Listen while the destination would take a connection, or while the link
+        hides whether it would (cut or held: the connection waits); else close the
+        listener, so that the real client's connect is refused, as it would be by a
+        stopped node or a port nothing listens on."""
+        try:
+            dst, port = self.net.resolve(self.src, self.address)
+        except OSError:
+            return
+        refuses = dst is not None and not self.net.waits(self.src, dst.name) and (
+            port not in dst.ports or dst.inst.stopped or not dst.inst.ready)
+        if refuses and self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        elif not refuses and self.listener is None:
+            self._listen()
+        else:
+            return
+        self.net.record("net.bridge.listen", src=self.src, address=self.address,
+                        listening=self.listener is not None)
+
     def accept(self) -> None:
         """Relay every connection waiting on the listener."""
-        while True:
+        while self.listener is not None:
             try:
                 conn, _peer = self.listener.accept()
             except (BlockingIOError, OSError):
@@ -73,7 +109,9 @@ class TcpBridge:
     def close(self) -> None:
         for relay in list(self.relays):
             relay.end(reset=True)
-        self.listener.close()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
 
 
 class Relay:

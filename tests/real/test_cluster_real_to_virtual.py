@@ -85,6 +85,16 @@ def _mixed(tmp_path, processes: int = 2, hostname: str = "a") -> Cluster:
 _LINE = re.compile(r"^\[pid: \d+\|(.*?)\] \S+ \(\) \{.*?\} \[.*?\] (.*) in \d+ msecs (.*)$")
 
 
+def _wait_for_log(cluster: Cluster, name: str, text: str) -> None:
+    """Run the cluster until the real node ``name`` has logged ``text`` (its log file is
+    read as it grows; ``RealUwsgi.wait_for_log`` would sleep in virtual time)."""
+    for _ in range(100):
+        if any(text in line for line in cluster[name].log):
+            return
+        cluster.advance(0.05)
+    raise AssertionError(f"{name} did not log {text!r}")
+
+
 def _request_lines(log: list[str]) -> list[str]:
     return [" ".join(m.groups()) for m in map(_LINE.match, log) if m]
 
@@ -131,7 +141,8 @@ def test_a_partition_fails_the_real_nodes_calls_as_uwsgi_does_and_heal_restores(
         began = cluster.now
         assert real.get("/local/").body == b"None None"
         assert cluster.now - began < TIMEOUT
-        assert cluster.trace.select("net.refused")
+        assert [r.fields for r in cluster.trace.select("net.bridge.listen")] == [
+            {"src": "r", "address": "a:3031", "listening": False}]
 
 
 @requires_real_uwsgi
@@ -141,8 +152,9 @@ def test_a_real_http_router_in_front_of_virtual_backends(tmp_path):
     for n in (1, 2):
         cluster.add(f"b{n}", ["--master", "--wsgi-file", "backend.py", "--socket", ":3031"],
                     address=f"10.0.0.{n + 1}")
-    cluster.add_real("r", ["--master", "--http", ":8080", "--http-to", "10.0.0.2:3031",
-                           "--http-to", "b2:3031"], address="10.0.0.9")
+    real = cluster.add_real("r", ["--master", "--http", ":8080", "--http-to",
+                                  "10.0.0.2:3031", "--http-to", "b2:3031"],
+                            address="10.0.0.9")
     with cluster:
         # a client on b1's host -> the real router -> the bridges -> b1, b2 in turn
         bodies = [cluster.request("r:8080", path=f"/{i}", via="b1").body for i in range(4)]
@@ -155,6 +167,14 @@ def test_a_real_http_router_in_front_of_virtual_backends(tmp_path):
         assert response.body == b"b1 /slow"  # the router's turn: b1
         response = cluster.request("r:8080", path="/slow", via="b1")
         assert response.body == b"b2 /slow" and response.finished - response.started >= 0.6
+        cluster.kill("b2")  # refused: the router marks it failed and tries b1
+        bodies = [cluster.request("r:8080", path="/k", via="b1").body for _ in range(2)]
+        assert bodies == [b"b1 /k"] * 2  # b2's turn went to b1
+        b2 = cluster.real_address("b2:3031")
+        _wait_for_log(cluster, "r", "as failed")
+        assert [line for line in real.log if "uwsgi-http" in line] == [
+            f'[uwsgi-http] unable to connect() to node "{b2}" (0 retries): Connection refused',
+            f"[uwsgi-http] r => marking {b2} as failed"]
 
 
 def _free_port() -> int:
@@ -177,12 +197,15 @@ def test_a_real_node_calls_a_virtual_one_as_it_calls_a_real_one(tmp_path):
         callee.get("/set/v3")
         real_answer = caller.get("/local/").body
         callee.get("/")
+        caller.wait_for_log("GET /local/ ")
+        callee.wait_for_log("GET / ")
     real_lines = (_request_lines(caller.log), _request_lines(callee.log))  # all written
     with _mixed(tmp_path, processes=1, hostname=socket.gethostname()) as cluster:
         a, real = cluster["a"], cluster["r"]
         a.get("/set/v3")
         mixed_answer = real.get("/local/").body
         a.get("/")
+        _wait_for_log(cluster, "r", "GET /local/ ")
         mixed_lines = [_request_lines(a.log)]
     mixed_lines.insert(0, _request_lines(real.log))
     assert real_answer == mixed_answer == \
