@@ -21,9 +21,10 @@ How several instances share one interpreter:
 * addresses in the nodes' options are virtual: nothing binds on the host; the nodes
   talk through ``cluster.net`` (:mod:`simuwsgi.network`).
 
-Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams cross the
-virtual network (``simuwsgi.cluster_real``). The nodes' app code connects to other
-nodes with its own sockets over the virtual network (``simuwsgi.network._appsockets``).
+Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams and
+connections cross the virtual network both ways (``simuwsgi.cluster_real``). The
+nodes' app code connects to other nodes with its own sockets over the virtual network
+(``simuwsgi.network._appsockets``).
 Left out: ``mode='fork'`` nodes (``add`` refuses them).
 """
 
@@ -345,9 +346,10 @@ class Cluster:
         """A real uWSGI node ``name`` running ``options`` on loopback (``binary``: default
         pyuwsgi's; Legion needs one built with SSL, ``simuwsgi.modes.real._ssl_build``),
         with the virtual IP ``address``. Its UDP traffic (Legion, cache replication)
-        crosses the virtual links; from then on the cluster runs paced by the real
-        clock (see ``simuwsgi.cluster_real``). Returns its handle (``get``, ``log``,
-        ``stop``, ``kill``, ``real``)."""
+        and its TCP connections (its sockets; the virtual peers its options name,
+        through bridges: :meth:`real_address`) cross the virtual links; from then on
+        the cluster runs paced by the real clock (see ``simuwsgi.cluster_real``).
+        Returns its handle (``get``, ``log``, ``stop``, ``kill``, ``real``)."""
         import queue
         import socket
 

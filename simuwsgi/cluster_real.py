@@ -254,9 +254,6 @@ class RealNode:
 
     def _names_node(self, value: str) -> bool:
         """Whether ``value`` is a ``host:port`` whose host is another node's."""
-        host, colon, port = value.rpartition(":")
-        if not (colon and port.isdigit()):
-            return False
         try:
             node, _port = self.cluster.net.resolve(self.name, value)
         except OSError:
@@ -371,12 +368,11 @@ def run_paced(cluster: Cluster, until: float, done: Callable[[], bool] | None = 
         target = until if due is None else min(due, until)
         wait = min(_IDLE, max(0.0, zero + target - RealClock.monotonic()))
         # the TCP bridges and their connections (simuwsgi.network._bridge)
-        listeners = {}
-        for bridge in (b for node in reals for b in node.tcp_bridges.values()):
+        tcp = [b for node in reals for b in node.tcp_bridges.values()]
+        for bridge in tcp:
             bridge.sync()
-            if bridge.listener is not None:
-                listeners[bridge.listener] = bridge
-        relays = [r for b in listeners.values() for r in b.relays]
+        listeners = {b.listener: b for b in tcp if b.listener is not None}
+        relays = [r for b in tcp for r in b.relays]
         reading = {r.conn: r for r in relays if r.wants_read}
         writing = {r.conn: r for r in relays if r.out}
         readable, writable, _x = select.select([waker, *bridges, *listeners, *reading],

@@ -117,8 +117,8 @@ def test_a_simulated_node_calls_a_real_node_which_calls_it_back(tmp_path):
         assert _request_lines(a.log) == [
             "app: 0|req: 1/1 GET /set/v1 => generated 4 bytes (HTTP/1.1 200) 0 headers "
             "in 19 bytes (1 switches on core 0)",
-            "app: 0|req: 2/4 GET /r:3031 => generated 25 bytes (HTTP/1.1 200) 0 headers in 19 bytes "
-            "(1 switches on core 0)"]
+            "app: 0|req: 2/4 GET /r:3031 => generated 25 bytes (HTTP/1.1 200) 0 headers "
+            "in 19 bytes (1 switches on core 0)"]
 
 
 @requires_real_uwsgi
