@@ -203,6 +203,24 @@ def test_rare_crons_are_planned_without_stepping_minutes(tmp_path):
         assert sim.kernel.events_run < 50
 
 
+@pytest.mark.parametrize("spec,firings", [((0, -1, -1, -1, -1), 25), ((-5, -1, -1, -1, -1), 289),
+                                           ((30, -3, -1, -1, -1), 8)])
+def test_replanning_jumps_to_the_next_matching_minute_and_hour(tmp_path, monkeypatch, spec,
+                                                               firings):
+    """The next firing is found from the broken-down time, not by a local time per
+    candidate minute (an hourly cron looked up ~120 per firing)."""
+    from simuwsgi.subsystems import cron
+
+    calls = []
+    real = cron._localtime
+    monkeypatch.setattr(cron, "_localtime", lambda s: calls.append(s) or real(s))
+    _cron_app(tmp_path, spec)
+    with _sim(tmp_path, "2026-01-01T00:00:00") as sim:
+        sim.advance(86400)
+        assert sim.trace.count("cron.signal") == firings
+    assert len(calls) < 16 * firings  # (before: 120-135 per firing)
+
+
 # -- an independent brute-force model -----------------------------------------------------------
 def _c_rule(tm: time.struct_time, minute: int, hour: int, day: int, month: int, week: int) -> bool:
     """uwsgi_cron_task_needs_execution, transcribed once more for the oracle."""
@@ -269,6 +287,48 @@ def test_cron_agrees_with_brute_force(tmp_path, spec, zone, start, hours):
         sim.advance(ticks + 0.5)
         got = [round(r.time, 6) for r in sim.trace.select("cron.signal")]
     assert got == [float(k) for k in expected]
+
+
+@pytest.mark.parametrize("zone,transition",
+                         list(zip(ZONES, TRANSITIONS)) + [("right/UTC", 1483228826)])
+def test_local_days_stamp_every_second_as_asctime_does(zone, transition):
+    """The firing's date, by arithmetic within a cached local day, is asctime(localtime())
+    of every second around an offset change (Lord Howe's moves by 30 minutes) or a leap
+    second (23:59:60 in a "right/" zone), asked in order, backwards and by jumps."""
+    from simuwsgi.subsystems.cron import LocalDays
+
+    seconds = list(range(transition - 26 * 3600, transition + 26 * 3600, 37))
+    seconds += [transition - 1, transition, transition + 1] + seconds[::-7]
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        days = LocalDays()
+        got = [days.asctime(s) for s in seconds]
+        expected = [time.asctime(_real_localtime(s)) for s in seconds]
+    finally:
+        os.environ.pop("TZ", None)
+        time.tzset()
+    assert got == expected
+
+
+def test_cron_log_lines_are_dated_in_local_time_across_dst(tmp_path):
+    _cron_app(tmp_path, (-1, -1, -1, -1, -1))
+    with _sim(tmp_path, "2026-10-25T00:00:00Z", tz="Europe/Paris") as sim:
+        sim.advance(4 * 3600)
+        lines = [x for x in sim.log if "[uwsgi-cron] routing signal 0" in x]
+        walls = [int(sim.clock.wall_offset + r.time) for r in sim.trace.select("cron.signal")]
+    os.environ["TZ"] = "Europe/Paris"
+    time.tzset()
+    try:
+        expected = [f"{time.asctime(_real_localtime(w))} - [uwsgi-cron] routing signal 0"
+                    for w in walls]
+    finally:
+        os.environ.pop("TZ", None)
+        time.tzset()
+    assert len(lines) == 240
+    assert lines == expected
+    assert lines[59].startswith("Sun Oct 25 02:59:01") and lines[60].startswith(
+        "Sun Oct 25 02:00:01")  # the repeated hour
 
 
 # -- differential test against real uWSGI -------------------------------------------------------

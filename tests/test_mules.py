@@ -299,3 +299,80 @@ def test_mules_match_real_uwsgi(tmp_path, real_uwsgi_factory):  # noqa: F811
 
     assert norm(real_rows) == norm(sim_rows)
     assert ["got", "b''", 2] in real_rows and ["got", "b''", 2] in sim_rows
+
+
+# -- the optional C accelerator of the round trip (subsystems/_cmules.c) ---------------
+_ROUND_TRIP_APP = """
+import time, uwsgi
+def application(environ, start_response):
+    out = []
+    for i in range(14):
+        out.append(uwsgi.mule_msg(b"m%d" % i * (i + 1), 1 + i % 2))
+        if i % 4 == 0:
+            out.append(uwsgi.mule_msg(b"s%d" % i))
+        if i % 5 == 0:
+            out.append(uwsgi.mule_msg(b"x" * 300000, 1))
+        if i == 6:
+            out.append(uwsgi.mule_msg(b"p", 7))
+        time.sleep(0.3 * (i % 3))
+    start_response("200 OK", [])
+    return [repr(out).encode()]
+"""
+
+#: Mule 1 waits every way (the common call, a timeout, a short buffer) and is sometimes
+#: busy, so that messages queue up and are found waiting.
+_ROUND_TRIP_MULE = """
+import time, uwsgi
+n = 0
+while True:
+    n += 1
+    if n % 4 == 0:
+        msg = uwsgi.mule_get_msg(timeout=1)
+    elif n % 4 == 1:
+        msg = uwsgi.mule_get_msg(buffer_size=3)
+    else:
+        msg = uwsgi.mule_get_msg()
+    uwsgi.log("mule1 got %r" % (msg,))
+    if n % 3 == 0:
+        time.sleep(0.5)
+"""
+
+
+def test_the_mules_accelerator_is_built_here():
+    import os
+
+    from simuwsgi.subsystems import _cmules, mules
+
+    assert _cmules.sender is not None
+    assert (mules._c is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+
+
+@pytest.mark.parametrize("farm", [[], ["--farm", "f:1,2"]])
+def test_mules_accelerator_gives_what_the_python_functions_give(tmp_path, monkeypatch, farm):
+    """Direct hand-overs to a mule waiting in mule_get_msg() and in the default loop
+    (C), and every way out of them (a busy mule, a timed or short-buffer wait, the
+    shared queue, a message too long, an unknown mule, farms): the same replies, trace
+    and log with the C functions and the Python ones."""
+    from simuwsgi.subsystems import _cmules, mules
+
+    (tmp_path / "app.py").write_text(_ROUND_TRIP_APP)
+    (tmp_path / "mule1.py").write_text(_ROUND_TRIP_MULE)
+    options = ["--master", "--processes", "1", "--mule=mule1.py", "--mule", *farm,
+               "--wsgi-file", "app.py"]
+    outs = []
+    for accelerator in (_cmules, None):
+        monkeypatch.setattr(mules, "_c", accelerator)
+        with Simulation(options, app_dir=tmp_path) as sim:
+            kinds = {type(getattr(sim.uwsgi, name)).__name__
+                     for name in ("mule_msg", "mule_get_msg")}
+            body = sim.get("/").body
+            sim.advance(3)
+            outs.append((kinds, body, sim.trace.digest(), list(sim.log)))
+    assert outs[0][0] == {"builtin_function_or_method"} and outs[1][0] == {"function"}
+    assert outs[0][1:] == outs[1][1:]
+    log = outs[0][3]
+    for line in ("mule1 got b'm2m2m2'", "mule1 got b'm8m'", "mule1 got b''",
+                 "*** mule 2 received a 4 bytes message ***",
+                 "mule_send_msg(): Message too long [core/mule.c line 28]"):
+        assert line in log
+    assert outs[0][1].count(b"False") == 4  # three too long, one to no such mule

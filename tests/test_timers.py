@@ -220,3 +220,31 @@ def test_timers_match_real_uwsgi(tmp_path, real_uwsgi_factory):  # noqa: F811
     summary = _summary(simulated["rows"], horizon)
     assert summary["sig1-w1"] == summary["sig1-w2"] == list(range(1, int(horizon) + 1))
     assert summary["sig2"] == [2, 4]
+
+
+@pytest.mark.parametrize("target", ["workers", "active-workers"])
+def test_a_signal_for_every_worker_reaches_each_in_turn_and_a_busy_one_after(tmp_path,
+                                                                              target):
+    _app(tmp_path, f"""
+        import time
+        import uwsgi
+        def h(num):
+            pass
+        uwsgi.register_signal(1, "{target}", h)
+        uwsgi.add_timer(1, 10)
+        def application(env, start_response):
+            time.sleep(3)
+            start_response("200 OK", [])
+            return [b""]
+        """)
+    with Simulation(["--master", "--processes", "3", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path) as sim:
+        sim.advance(9)
+        req = sim.submit("GET", "/")
+        sim.advance(2)
+        busy = next(w for w in sim.inst.workers.values() if w.busy)
+        idle = sorted(w.name for w in sim.inst.workers.values() if w is not busy)
+        assert _fires(sim, num=1) == [(10.0, idle[0]), (10.0, idle[1])]
+        sim.wait([req])  # ends at 12: the worker reads the signal queued for it
+        sim.advance(1)
+        assert _fires(sim, num=1)[2:] == [(12.0, busy.name)]

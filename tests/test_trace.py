@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import marshal
 import textwrap
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simuwsgi import Simulation
 from simuwsgi._core.trace import Trace
@@ -196,3 +200,221 @@ def test_a_teed_trace_keeps_its_own_records_and_adds_them_to_the_shared_one(kind
         assert [(r.time, r.node, r.kind) for r in trace] == [k for k in kept if k[1] == name]
         assert [r.fields for r in trace] == [r.fields for r in shared if r.node == name]
     assert shared.kinds() == ({"a": 8, "b": 6, "c": 6} if kinds is None else {"a": 8, "c": 6})
+
+
+# -- the optional C accelerator of Trace.add (_core/_ctrace.c) -------------------------
+from simuwsgi._core import trace as trace_module  # noqa: E402
+
+_C_TRACE = trace_module._c_trace
+
+
+class _PyTrace(Trace):
+    """The pure-Python ``Trace.add`` (a subclass is not replaced by the C class)."""
+
+
+def test_the_trace_accelerator_is_built_here():
+    # The machines this project runs on have a compiler: a silent fallback would hide
+    # a broken build (and slow every record). SIMUWSGI_PURE_PYTHON=1 runs the Python add.
+    import os
+
+    assert (_C_TRACE is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+    assert type(Trace()) is (Trace if _C_TRACE is None else _C_TRACE)
+    assert type(_PyTrace()).add is Trace.add
+
+
+def test_pure_python_trace_is_forced_by_the_environment_and_a_stale_build_falls_back():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from simuwsgi._core.trace import Trace, _c_trace\n"
+            "print(_c_trace is None, type(Trace()).__name__)")
+    stale = ("import sys, types\n"
+             "sys.modules['simuwsgi._core._ctrace'] = types.ModuleType('_ctrace')\n")
+    older = stale + "sys.modules['simuwsgi._core._ctrace'].SpoolCore = object\n" + \
+        "sys.modules['simuwsgi._core._ctrace'].TraceCore = object\n"  # before the codec
+    for env, prelude in ((dict(os.environ, SIMUWSGI_PURE_PYTHON="1"), ""), (None, stale),
+                         (None, older)):
+        out = subprocess.run([sys.executable, "-c", prelude + code], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["True", "Trace"]
+
+
+class _Thing:
+    def __repr__(self) -> str:
+        return "<thing>"
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
+                    st.floats(allow_nan=False), st.text(max_size=4), st.binary(max_size=4),
+                    st.tuples(st.integers(-9, 9), st.text(max_size=2)),
+                    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(-9, 9), max_size=2),
+                    st.just(_Thing()))
+_records = st.lists(st.tuples(
+    st.one_of(st.floats(0, 1e6), st.integers(0, 10**6)),
+    st.sampled_from(["master", "worker1", "mule1"]),
+    st.sampled_from(["a", "ab", "b.x", "b.y", "c", ""]),
+    st.dictionaries(st.one_of(st.sampled_from(["num", "n", "x"]), st.integers(0, 3)),
+                    _values, max_size=3)), max_size=40)
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+@settings(max_examples=150, deadline=None)
+@given(records=_records, limit=st.integers(1, 9),
+       kinds=st.one_of(st.none(), st.lists(st.sampled_from(["a", "b.*", "a*", "", "*", "c"]),
+                                           max_size=3)),
+       teed=st.sampled_from([None, "cluster", "n1"]))
+def test_c_and_python_add_give_the_same_records_files_and_digests(records, limit, kinds,
+                                                                  teed, tmp_path_factory):
+    """Random record sequences, spill sizes, kinds filters and tees (a cluster's node,
+    whose spilled rows are read back from the shared trace): the C ``add`` and the
+    Python one leave the same rows, chunks, saved bytes and digests."""
+    out = tmp_path_factory.mktemp("traces")
+    results = []
+    for make in (_C_TRACE, _PyTrace):
+        with _chunk_codec(make is _C_TRACE):
+            results.append(_record(make, out, records, limit, kinds, teed))
+    assert results[0] == results[1]
+
+
+@contextlib.contextmanager
+def _chunk_codec(accelerated):
+    """Spill chunks and encode rows for files and digests with the build's C functions
+    (``_ctrace.pack``, ``_ctrace.packed``) or with marshal and trace.py's ``_packed``."""
+    from simuwsgi._core import _spool
+
+    saved = _spool._dumps, _spool._loads, trace_module._ctrace
+    if not accelerated:
+        _spool._dumps, _spool._loads = marshal.dumps, marshal.loads
+        trace_module._ctrace = None
+    try:
+        yield
+    finally:
+        _spool._dumps, _spool._loads, trace_module._ctrace = saved
+
+
+def _record(make, out, records, limit, kinds, teed):
+    """What a trace made by ``make`` shows after ``records`` (see the test above)."""
+    trace = make(node="n1", kinds=kinds, memory_rows=limit)
+    shared = make(node=teed, memory_rows=limit + 1) if teed else None
+    if shared is not None:
+        trace.tee(shared)
+    for time, process, kind, fields in records:
+        trace.add(time, process, kind, dict(fields))
+        if shared is not None:
+            shared.add(time, "cluster", kind, {"own": 1})
+    trace.save(out / f"{make.__name__}.msgpack")
+    return [
+        (out / f"{make.__name__}.msgpack").read_bytes(), trace.digest(), trace.rows(),
+        trace.kinds(), len(trace), len(trace._spool.tail), trace._spool.chunks(),
+        trace.format(), [trace.count(k) for k in ("a", "b.*", None)],
+        [_typed(row) for row in trace._spool], shared.dumps() if shared else None]
+
+
+def _typed(value):
+    """``value`` with the type of every part spelled out (``1 == 1.0 == True``)."""
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, [_typed(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", [(_typed(k), _typed(v)) for k, v in value.items()])
+    return (type(value).__name__, repr(value))
+
+
+_nested = st.recursive(
+    _values | st.floats() | st.text() | st.integers() | st.sets(st.integers(), max_size=2),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner)
+    | st.dictionaries(st.one_of(st.text(max_size=3), st.integers(), st.floats(allow_nan=False)),
+                      inner, max_size=3),
+    max_leaves=12)
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+@settings(max_examples=300, deadline=None)
+@given(value=_nested)
+def test_the_chunk_codec_reads_back_what_marshal_reads_back(value):
+    from simuwsgi._core import _ctrace
+
+    def read_back(dumps, loads):
+        try:
+            return _typed(loads(dumps(value)))
+        except ValueError as exc:  # an object neither can write
+            return str(exc)
+
+    assert read_back(_ctrace.pack, _ctrace.unpack) == read_back(marshal.dumps, marshal.loads)
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+def test_the_chunk_codec_refuses_what_marshal_refuses_and_damaged_chunks():
+    from simuwsgi._core import _ctrace
+
+    deep: list = []
+    for _ in range(500):  # deeper than the codec's own nesting: marshal writes the rest
+        deep = [deep]
+    assert _ctrace.unpack(_ctrace.pack(deep)) == deep
+    with pytest.raises(ValueError, match="unmarshallable"):
+        _ctrace.pack([1, _Thing()])
+    packed = _ctrace.pack([(1.5, "a", "a", b"x", 2**70)])
+    for damaged in (packed[:-1], packed + b"\0", b"\x63", b"\x07\x00"):
+        with pytest.raises(ValueError, match="spool chunk"):
+            _ctrace.unpack(damaged)
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+def test_c_and_python_add_refuse_the_same_calls():
+    for make in (_C_TRACE, _PyTrace):
+        with pytest.raises(TypeError):
+            make().add(1.0, "master", "a")
+        with pytest.raises(TypeError):  # unhashable kind under a filter
+            make(kinds=["a*"]).add(1.0, "master", ["a"], {})
+        with pytest.raises(AttributeError):  # a kind that is not a string
+            make(kinds=["a*"]).add(1.0, "master", 3, {})
+
+
+def test_a_simulation_gives_the_same_trace_with_the_c_and_the_python_add(app_dir,
+                                                                         monkeypatch):
+    """Timers to two workers and requests, spilling: the same saved bytes both ways."""
+    _spilling(monkeypatch, 50)
+    traces = []
+    for accelerator in (_C_TRACE, None):
+        monkeypatch.setattr(trace_module, "_c_trace", accelerator)
+        trace, _ = _run(app_dir)
+        assert (type(trace) is _C_TRACE) == (accelerator is not None)
+        traces.append((trace.dumps(), trace.digest(), trace.kinds()))
+    assert traces[0] == traces[1]
+
+
+_simple = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1),
+                    st.sampled_from([-2**63, -2**31 - 1, -2**31, -2**15 - 1, -2**15, -129,
+                                     -128, -33, -32, 127, 128, 255, 256, 2**16 - 1, 2**16,
+                                     2**32 - 1, 2**32, 2**64 - 1]),
+                    st.floats(), st.text(max_size=40), st.binary(max_size=40),
+                    st.sampled_from([n * "s" for n in (31, 32, 255, 256, 2**16 - 1, 2**16)]),
+                    st.sampled_from([n * b"b" for n in (255, 256, 2**16 - 1, 2**16)]),
+                    st.just("\udc80"), st.just(_Thing()), st.integers(2**64, 2**65))
+_times = st.one_of(st.floats(), st.floats(-1e-5, 1e-5), st.floats(0, 3.2e7),
+                   st.integers(-10**13, 10**13).map(lambda n: n / 10**6 + 5e-7),
+                   st.integers(-10**13, 10**13).map(lambda n: n / 10**6 - 5e-7),
+                   st.integers(-10**6, 10**6))
+
+
+@pytest.mark.skipif(_C_TRACE is None, reason="the C accelerator is off or not built")
+@settings(max_examples=400, deadline=None)
+@given(rows=st.lists(st.tuples(
+    _times, st.sampled_from(["node0", "ü" * 40]), st.text(max_size=3), st.just("kind"),
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3)), _simple,
+                    max_size=20)), max_size=6))
+def test_the_c_encoding_of_rows_is_the_python_one(rows):
+    """``_ctrace.packed`` writes what ``_packed`` writes (times rounded to the
+    microsecond, near ties and signed zeros included; every int, string and map form),
+    or raises what it raises."""
+    from simuwsgi._core import _ctrace
+
+    def encoded(pack):
+        try:
+            return pack(rows)
+        except (OverflowError, UnicodeEncodeError) as exc:
+            return type(exc).__name__
+
+    assert encoded(lambda r: _ctrace.packed(r, trace_module._packed)) == \
+        encoded(trace_module._packed)

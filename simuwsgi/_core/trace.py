@@ -15,6 +15,10 @@ queries, files and the digest read them back. A virtual day of a 1 s timer to 4
 workers makes half a million records (~10 MB compressed on disk). A run can also keep
 only some kinds (``Trace(kinds=["cron.*", "request.*"])``; a trailing ``*`` matches a
 prefix): queries, files and the digest then cover the kept records only.
+
+``Trace.add`` runs once per event; ``_ctrace.c`` (an optional build) is its C twin, step
+for step (``Trace(...)`` makes a ``_CTrace`` when it is built; ``SIMUWSGI_PURE_PYTHON=1``
+runs the Python code).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 import msgpack
 
-from ._spool import Borrowed, Spool
+from ._spool import Borrowed, Spool, _ctrace
 
 __all__ = ["Trace", "Record"]
 
@@ -87,6 +91,14 @@ def _packed(rows: Iterable[tuple[Any, ...]]) -> bytes:
     return packer.bytes()
 
 
+def _pack_rows(rows: Iterable[tuple[Any, ...]]) -> bytes:
+    """``_packed(rows)``, by its C twin when it is built (``_ctrace.packed``, which hands
+    ``_packed`` the rows it does not encode itself)."""
+    if _ctrace is None:
+        return _packed(rows)
+    return _ctrace.packed(rows, _packed)  # type: ignore[no-any-return]
+
+
 def _stored(row: tuple[float, str, str, str, dict[str, Any]]) -> tuple[Any, ...]:
     """What a spilled row holding an arbitrary object keeps: its encoded values."""
     encoded = msgpack.packb(_encode(row), use_bin_type=True)
@@ -129,21 +141,37 @@ class Trace:
     digest and the saved bytes do not depend on what was spilled.
     """
 
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Trace:
+        if cls is Trace and _c_trace is not None:
+            return _c_trace.__new__(_c_trace)
+        return super().__new__(cls)
+
     def __init__(self, node: str = "node0", kinds: Iterable[str] | None = None, *,
                  memory_rows: int | None = None) -> None:
         self.node = node
         self._spool = Spool(_stored, _count_kinds, memory_rows)
         #: The kinds kept (patterns as given), or None: every kind.
         self.kinds_kept: tuple[str, ...] | None = None
+        #: The kinds filter: the exact kinds kept (None: every kind) and the prefixes.
+        self._keep_exact: frozenset[str] | None = None
+        self._keep_prefixes: tuple[str, ...] = ()
+        #: The spool every kept record is also appended to (``tee``), or None.
+        self._tee: Spool | None = None
         if kinds is not None:
             self._keep_only(kinds)
 
     def add(self, time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
+        exact = self._keep_exact
+        if exact is not None and kind not in exact and not kind.startswith(self._keep_prefixes):
+            return
+        row = (time, self.node, process, kind, fields)
         spool = self._spool
         tail = spool.tail
-        tail.append((time, self.node, process, kind, fields))
+        tail.append(row)
         if len(tail) >= spool.limit:
             spool.spill()
+        if self._tee is not None:
+            self._tee.append(row)
 
     def spill(self) -> None:
         """Move the records held in memory to the file (a closed run keeps none)."""
@@ -155,47 +183,20 @@ class Trace:
             if not isinstance(pattern, str):
                 raise TypeError(f"trace kinds must be strings, not {type(pattern).__name__}")
         self.kinds_kept = patterns
-        exact = frozenset(p for p in patterns if not p.endswith("*"))
-        prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
-        keep = Trace.add
-
-        def add(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
-            if kind in exact or kind.startswith(prefixes):
-                keep(self, time, process, kind, fields)
-
-        self.add = add  # type: ignore[method-assign]  # the filter costs nothing when unset
+        self._keep_exact = frozenset(p for p in patterns if not p.endswith("*"))
+        self._keep_prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
 
     def tee(self, into: Trace) -> None:
         """Also append every record kept here to ``into`` (a cluster's one trace, in
         the order the records happen on every node). Keeping every kind, this trace
         spills no chunk of its own: it reads its spilled records back from ``into``'s."""
-        add = self.add
         spool = self._spool
         shared = into._spool
-        if "add" in vars(self):  # a kinds filter: what it keeps goes to both
-            def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
-                kept = len(spool)
-                add(time, process, kind, fields)
-                if len(spool) != kept:
-                    shared.append((time, self.node, process, kind, fields))
-        else:  # every kind kept: one row, appended to both tails
-            if not spool and self.node != into.node:  # read back from ``into``'s chunks
-                node = self.node
-                spool = self._spool = Borrowed(shared, lambda row: row[1] == node,
-                                               _stored, _count_kinds, spool.limit)
-
-            def both(time: float, process: str, kind: str, fields: dict[str, Any]) -> None:
-                row = (time, self.node, process, kind, fields)
-                tail = spool.tail
-                tail.append(row)
-                if len(tail) >= spool.limit:
-                    spool.spill()
-                tail = shared.tail  # Spool.append, inlined: six rows to a remote call
-                tail.append(row)
-                if len(tail) >= shared.limit:
-                    shared.spill()
-
-        self.add = both  # type: ignore[method-assign]
+        if self.kinds_kept is None and not spool and self.node != into.node:
+            node = self.node
+            self._spool = Borrowed(shared, lambda row: row[1] == node, _stored, _count_kinds,
+                                   spool.limit)
+        self._tee = shared
 
     def __len__(self) -> int:
         return len(self._spool)
@@ -255,7 +256,7 @@ class Trace:
         yield _array_header(len(spool))
         rows = iter(spool)
         while True:
-            piece = _packed(itertools.islice(rows, 8192))
+            piece = _pack_rows(itertools.islice(rows, 8192))
             if not piece:
                 return
             yield piece
@@ -292,3 +293,12 @@ class Trace:
             detail = " ".join(f"{k}={v!r}" for k, v in fields.items())
             lines.append(f"{t:12.6f} {proc:<10} {kind:<18} {detail}")
         return "\n".join(lines)
+
+
+if _ctrace is not None:
+    class _CTrace(_ctrace.TraceCore, Trace):
+        """``Trace`` with ``add`` and the fields it reads in C (``_ctrace.c``)."""
+
+    _c_trace: type[Trace] | None = _CTrace
+else:
+    _c_trace = None

@@ -64,6 +64,10 @@ HORIZON = 30 * 366 * 86400
 
 _localtime = _R.localtime
 _asctime = _R.asctime  # of an explicit struct_time: needs no virtual clock
+#: ``asctime``'s "HH:MM:" of every minute of a day and "SS" of every second: a time of
+#: day in two look-ups (``asctime`` formats it ~5x slower)
+_HH_MM = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440))
+_SS = tuple(f"{s:02d}" for s in range(60))
 
 
 class CronSpec:
@@ -72,6 +76,7 @@ class CronSpec:
     __slots__ = (
         "_checks",
         "_either",
+        "always",
         "command",
         "day",
         "hour",
@@ -113,6 +118,8 @@ class CronSpec:
             self._either = None
             fields = ((4, minute), (3, hour), (1, month), (2, day), (-1, week))
         self._checks = tuple((i, v) for i, v in fields if v != -1)
+        #: every field "any": every time matches (no local time needs looking up)
+        self.always = not self._checks and self._either is None
         #: a field whose value no time has (minute 60, hour 24, month 13, day 0...): the
         #: entry never fires, and nothing needs searching for its next match
         day_never = day == 0 or day > 31
@@ -170,7 +177,9 @@ def needs_execution(tm: Any, minute: int, hour: int, day: int, month: int, week:
 
 def next_match(spec: CronSpec, start: int, limit: int | None = None) -> int | None:
     """The first second >= ``start`` whose local time matches ``spec`` (None if none
-    before ``limit``). Jumps whole local months/days/hours/minutes that cannot match."""
+    before ``limit``). Jumps whole local months and days that cannot match, and to the
+    next matching hour and minute (the local time moves with the seconds between two
+    changes of the UTC offset, where every jump stops)."""
     if spec.never:
         return None
     s = start
@@ -183,13 +192,25 @@ def next_match(spec: CronSpec, start: int, limit: int | None = None) -> int | No
         elif not spec.day_ok(tm):
             jump = 86400 - (tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec)
         elif not spec.hour_ok(tm):
-            jump = 3600 - (tm.tm_min * 60 + tm.tm_sec)
+            hours = _ahead(spec.hour, tm.tm_hour, 24)  # to that hour, or to midnight
+            jump = hours * 3600 - (tm.tm_min * 60 + tm.tm_sec)
         elif not spec.minute_ok(tm):
-            jump = 60 - tm.tm_sec
+            minutes = _ahead(spec.minute, tm.tm_min, 60)  # to that minute, or the hour's end
+            jump = minutes * 60 - tm.tm_sec
         else:
             return s
         s = _guarded_jump(s, max(1, jump), tm.tm_gmtoff)
     return None
+
+
+def _ahead(value: int, current: int, end: int) -> int:
+    """How many units from ``current`` to the next one that ``value`` matches (the C rule:
+    ``value`` itself, or a multiple of ``-value``), or to ``end`` if none comes first."""
+    if value < 0:
+        nxt = (current // -value + 1) * -value
+    else:
+        nxt = value if value > current else end
+    return min(nxt, end) - current
 
 
 def _guarded_jump(s: int, jump: int, gmtoff: int) -> int:
@@ -214,6 +235,36 @@ def _guarded_jump(s: int, jump: int, gmtoff: int) -> int:
         else:
             hi = mid
     return hi
+
+
+class LocalDays:
+    """``asctime(localtime(s))`` of wall seconds by arithmetic within the stretch of
+    one local day (at one UTC offset) that holds the last second asked for: one
+    ``localtime`` (and two probes for an offset change) per day instead of one per
+    firing."""
+
+    __slots__ = ("_base", "_day", "_hi", "_lo", "_year")
+
+    def __init__(self) -> None:
+        self._lo = self._hi = self._base = 0
+        self._day = self._year = ""
+
+    def asctime(self, s: int) -> str:
+        if not self._lo <= s < self._hi:
+            tm = _localtime(s)
+            if tm.tm_sec > 59:  # a leap second (a "right/" zone): in no day's stretch
+                return _asctime(tm)
+            self._load(s, tm)
+        sod = s - self._base  # the second of the local day
+        return self._day + _HH_MM[sod // 60] + _SS[sod % 60] + self._year
+
+    def _load(self, s: int, tm: Any) -> None:
+        sod = tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec
+        stamp = _asctime(tm)  # "Www Mmm dd hh:mm:ss yyyy"
+        self._day, self._year = stamp[:11], stamp[19:]
+        self._lo, self._base = s, s - sod
+        # to the local midnight, or to the offset's next change if that comes first
+        self._hi = _guarded_jump(s, 86400 - sod, tm.tm_gmtoff)
 
 
 def _days_in_month(year: int, month: int) -> int:
@@ -273,6 +324,7 @@ class Cron:
         #: The last ``localtime()`` computed: a plan's candidate second is usually the
         #: second the master then wakes in.
         self._tm_cache: tuple[int, Any] = (-1, None)
+        self._days = LocalDays()
         opts = inst.opts
         for value in opts.strings("cron"):
             self.command_crons.append(parse_cron_option(value))
@@ -291,6 +343,8 @@ class Cron:
                 spec = parse_cron_option(rest, unique=option.startswith("unique"))
                 spec.legion = legion
                 self.command_crons.append(spec)
+        #: Every master iteration matters while the tables have entries (none without).
+        self.needs_iteration = bool(self.command_crons)
 
     # -- wiring --------------------------------------------------------------------------
     def master_loop_started(self) -> None:
@@ -306,6 +360,7 @@ class Cron:
             self.inst.log(f"you can register max {MAX_CRONS} cron !!!")
             return False
         self.signal_crons.append(CronSpec(minute, hour, day, month, week, sig=sig))
+        self.needs_iteration = True
         self.inst.record("cron.add", num=sig, minute=minute, hour=hour, day=day,
                          month=month, week=week)
         loop = self.inst.master_loop
@@ -314,37 +369,28 @@ class Cron:
         return True
 
     # -- loop client -----------------------------------------------------------------------
-    @property
-    def needs_iteration(self) -> bool:
-        """Every master iteration matters while the table has entries (none without)."""
-        return bool(self.signal_crons or self.command_crons)
-
     def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None:
-        # An entry that ran less than a minute ago is not matched (the local time is
-        # only looked up for the others: most iterations need none).
-        tm = None
         for spec in self.signal_crons:
-            if wall_s - spec.last_job >= 60:
-                if tm is None:
-                    tm = self._tm(wall_s)
-                if spec.matches(tm):
-                    self._fire_signal(spec, wall_s, tm)
+            if self._due(spec, wall_s):
+                self._fire_signal(spec, wall_s)
         for spec in self.command_crons:
             if spec.legion is not None and not self._lord(spec.legion):
                 if spec.plan is not None and spec.plan <= loop.kernel.now:
                     spec.plan = spec.plan_key = None  # checked again at the next wake-up
                 continue
-            if wall_s - spec.last_job >= 60:
-                if tm is None:
-                    tm = self._tm(wall_s)
-                if not spec.matches(tm):
-                    continue
-                spec.last_job = wall_s
-                spec.plan = None
-                self.inst.record("cron.command", self.inst.master, command=spec.command,
-                                 unique=spec.unique)
-                if self.run_commands:
-                    self._run_command(spec.command or "", tm)
+            if not self._due(spec, wall_s):
+                continue
+            spec.last_job = wall_s
+            spec.plan = None
+            self.inst.record("cron.command", self.inst.master, command=spec.command,
+                             unique=spec.unique)
+            if self.run_commands:
+                self._run_command(spec.command or "", wall_s)
+
+    def _due(self, spec: CronSpec, wall_s: int) -> bool:
+        """The master's check of one entry: it last ran a minute ago or more, and the
+        local time matches (looked up only for such an entry with a field to match)."""
+        return wall_s - spec.last_job >= 60 and (spec.always or spec.matches(self._tm(wall_s)))
 
     def _lord(self, legion: str) -> bool:
         """``uwsgi_legion_i_am_the_lord`` (a build without SSL does not check)."""
@@ -361,11 +407,12 @@ class Cron:
             self._tm_cache = (secs, tm)
         return tm
 
-    def _run_command(self, command: str, tm: Any) -> None:
+    def _run_command(self, command: str, wall_s: int) -> None:
         inst = self.inst
         pid = inst.next_pid()
         started = int(inst.wall())
-        inst.log(f'{_asctime(tm)} - [uwsgi-cron] running "{command}" (pid {pid})', inst.master)
+        inst.log(f'{self._days.asctime(wall_s)} - [uwsgi-cron] running "{command}" (pid {pid})',
+                 inst.master)
         status = run_host_command(inst, command)
         if status is None:
             return
@@ -379,9 +426,10 @@ class Cron:
             inst.log(f'[uwsgi-cron] command "{command}" running with pid {pid} exited after '
                      f"{int(inst.wall()) - started} second(s)", inst.master)
 
-    def _fire_signal(self, spec: CronSpec, wall_s: int, tm: Any) -> None:
+    def _fire_signal(self, spec: CronSpec, wall_s: int) -> None:
         inst = self.inst
-        inst.log(f"{_asctime(tm)} - [uwsgi-cron] routing signal {spec.sig}", inst.master)
+        inst.log(f"{self._days.asctime(wall_s)} - [uwsgi-cron] routing signal {spec.sig}",
+                 inst.master)
         inst.trace.add(inst.kernel.now, "master", "cron.signal", {"num": spec.sig})
         spec.last_job = wall_s
         spec.plan = None
@@ -400,21 +448,19 @@ class Cron:
 
     def next_wake(self, loop: MasterLoop) -> float | None:
         best: float | None = None
+        now = loop.kernel.now
+        epoch, offset = loop.grid_epoch, loop.inst.clock.wall_offset
         for table in (self.signal_crons, self.command_crons):
             for spec in table:
-                when = self._planned(spec, loop)
+                key = (epoch, offset, spec.last_job)
+                if spec.plan_key != key or (spec.plan is not None and spec.plan <= now):
+                    # planned for another grid, clock or last firing, or already past
+                    spec.plan = self.plan(spec, loop)
+                    spec.plan_key = key
+                when = spec.plan
                 if when is not None and (best is None or when < best):
                     best = when
         return best
-
-    def _planned(self, spec: CronSpec, loop: MasterLoop) -> float | None:
-        key = (loop.grid_epoch, loop.inst.clock.wall_offset, spec.last_job)
-        now = loop.kernel.now
-        if spec.plan_key == key and (spec.plan is None or spec.plan > now):
-            return spec.plan
-        spec.plan = self.plan(spec, loop)
-        spec.plan_key = key
-        return spec.plan
 
     def plan(self, spec: CronSpec, loop: MasterLoop) -> float | None:
         """The virtual time of the next loop iteration at which ``spec`` fires, assuming
@@ -428,7 +474,7 @@ class Cron:
         limit = s0 + HORIZON
         while True:
             cand = s0 + j * interval
-            if spec.matches(self._tm(cand)):
+            if spec.always or spec.matches(self._tm(cand)):
                 return t0 + j * interval  # the common case: the first candidate fires
             found = next_match(spec, cand, limit)
             if found is None:

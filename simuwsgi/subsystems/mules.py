@@ -57,6 +57,7 @@ its own ``__main__`` module object), mule cheap mode and ``--touch-mules-reload`
 from __future__ import annotations
 
 import importlib
+import os
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,14 @@ from ..server.processes import Mule
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
+
+if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+    _c = None
+else:
+    try:  # the optional C accelerator: the common round trip (see _cmules.c)
+        from . import _cmules as _c
+    except ImportError:  # not built (no compiler): the Python functions
+        _c = None
 
 __all__ = ["DEFAULT_SNDBUF", "MsgQueue", "Mules"]
 
@@ -510,6 +519,10 @@ class Mules:
             if timeout > 0:
                 wait.timer = self.inst.kernel.schedule(timeout, self._timed_out, mule, wait)
             item = self._park(mule, wait, "mule_get_msg")
+        return self._received(mule, item, buffer_size)
+
+    def _received(self, mule: Mule, item: tuple[str, Any], buffer_size: int) -> bytes | None:
+        """What ``mule_get_msg`` returns for what it took or was handed."""
         kind, payload = item
         if kind == "timeout":
             return b""
@@ -603,8 +616,15 @@ class Mules:
                 raise ValueError("you can receive farm messages only in a mule !!!")
             return self.farm_get(proc)
 
-        return {"mule_msg": mule_msg, "farm_msg": farm_msg, "in_farm": in_farm,
-                "mule_get_msg": mule_get_msg, "farm_get_msg": farm_get_msg}
+        funcs = {"mule_msg": mule_msg, "farm_msg": farm_msg, "in_farm": in_farm,
+                 "mule_get_msg": mule_get_msg, "farm_get_msg": farm_get_msg}
+        if _c is not None:  # the common round trip in C (see _cmules.c)
+            funcs["mule_msg"] = _c.sender((private, self.inst.mules, self.waiting, kernel,
+                                           self.inst.trace, FARM_GET, mule_msg))
+            funcs["mule_get_msg"] = _c.getter((
+                kernel, Mule, private, self.shared, self.farms, self.waiting,
+                _UNTIMED_GET_WAITS[False, True], self._received, mule_get_msg))
+        return funcs
 
 
 #: Defaults of ``mule_get_msg``'s four arguments (the unset C values).

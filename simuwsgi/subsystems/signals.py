@@ -29,6 +29,7 @@ What it models (``core/signal.c``, ``core/master_events.c``, ``core/utils.c``
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..server._pyarg import no_kwargs, parser
@@ -160,18 +161,13 @@ class Signals:
         if target in ("", "worker", "worker0"):
             return self._to_shared_workers
         if target == "workers":
-            to_worker = self.to_worker
-
-            def to_workers(num: int) -> None:
-                for w in list(workers.values()):
-                    to_worker(w, num)
-            return to_workers
+            return lambda num: self.to_workers(list(workers.values()), num)
         if target == "active-workers":
             def to_active_workers(num: int) -> None:
-                for wid in sorted(workers):
-                    w = workers[wid]
-                    if w.alive and not w.cheaped and not w.paused:
-                        self.to_worker(w, num)
+                # each worker's state is looked at when its turn comes (after the
+                # handlers of the workers before it have run)
+                self.to_workers((w for w in map(workers.__getitem__, sorted(workers))
+                                 if w.alive and not w.cheaped and not w.paused), num)
             return to_active_workers
         if target.startswith("worker"):
             wid = atoi(target[6:])
@@ -246,25 +242,34 @@ class Signals:
             inst.kernel.wake(worker.acceptor, ("sig", num))
 
     def to_worker(self, w: Worker, num: int) -> None:
-        if self.waiting:
-            # a core of the worker in signal_wait() reads it (the first that began waiting)
-            waiter = next((p for p in self.waiting if p.main is w), None)
-            if waiter is not None:
-                self._wake_waiter(waiter, num)
-                return
-        if w.idle:
-            # An idle worker in its accept loop reads the signal at once (from the
-            # master's routing, in the hub, it runs now; else at the next event).
-            inst = self.inst
-            inst.idle_workers.remove(w)
-            w.idle = False
-            kernel = inst.kernel
-            if kernel.current is None:
-                kernel.resume(w.acceptor, ("sig", num))
+        self.to_workers((w,), num)
+
+    def to_workers(self, targets: Iterable[Worker], num: int) -> None:
+        """Write ``num`` to each worker's private signal socket, one worker after the
+        other (one routing for all of them)."""
+        inst = self.inst
+        kernel = inst.kernel
+        idle = inst.idle_workers
+        message = ("sig", num)
+        for w in targets:
+            if self.waiting:
+                # a core of the worker in signal_wait() reads it (the first that began
+                # waiting)
+                waiter = next((p for p in self.waiting if p.main is w), None)
+                if waiter is not None:
+                    self._wake_waiter(waiter, num)
+                    continue
+            if w.idle:
+                # An idle worker in its accept loop reads the signal at once (from the
+                # master's routing, in the hub, it runs now; else at the next event).
+                idle.remove(w)
+                w.idle = False
+                if kernel.current is None:
+                    kernel.resume(w.acceptor, message)
+                else:
+                    kernel.wake(w.acceptor, message)
             else:
-                kernel.wake(w.acceptor, ("sig", num))
-        else:
-            w.signal_queue.append(num)
+                w.signal_queue.append(num)
 
     def to_mule(self, mule: Mule, num: int) -> None:
         mule.signal_queue.append(num)

@@ -60,8 +60,9 @@ MAX_TIMERS = 64
 class LoopClient(Protocol):
     """What the master loop asks of a subsystem that lives in it."""
 
-    #: False while the client has nothing to do at iteration boundaries, so that an
-    #: event iteration can skip the clients' hooks.
+    #: False while the client has nothing to do at iteration boundaries (its hooks
+    #: would do nothing and ``next_wake`` would be None): the loop skips its hooks then.
+    #: An attribute, not a property: the loop reads it several times per iteration.
     needs_iteration: bool
 
     def before_events(self, loop: MasterLoop, wall_s: int, timeout: bool) -> None: ...
@@ -170,13 +171,15 @@ class MasterLoop:
         if clients:
             wall_s = math.floor(self.clock.wall_offset + now)  # uwsgi_now()
             for client in clients:
-                client.before_events(self, wall_s, timeout)
+                if client.needs_iteration:
+                    client.before_events(self, wall_s, timeout)
         if handler is not None:
             handler(*args)
         if clients:
             # Handlers run without virtual time passing: the same second.
             for client in clients:
-                client.at_top(self, wall_s)
+                if client.needs_iteration:
+                    client.at_top(self, wall_s)
             self.replan()
 
     def _top(self) -> None:
@@ -187,9 +190,10 @@ class MasterLoop:
     def replan(self) -> None:
         best: float | None = None
         for client in self.clients:
-            when = client.next_wake(self)
-            if when is not None and (best is None or when < best):
-                best = when
+            if client.needs_iteration:
+                when = client.next_wake(self)
+                if when is not None and (best is None or when < best):
+                    best = when
         if best == self._wake_at:
             return
         self._wake_gen += 1
@@ -250,6 +254,9 @@ class Timers:
         self.rb_timers: list[_RbTimer] = []
         #: How many kernel timers wait for the master's next pass to be armed.
         self._unarmed = 0
+        #: Kernel timers fire by themselves; only rb_timers and unarmed timers need
+        #: the master's iterations.
+        self.needs_iteration = False
         self._signals: Any = None
         self.loop.add_client(self)
         self._options()
@@ -263,12 +270,6 @@ class Timers:
                     kind = "signal timer" if name == "timer" else "redblack signal timer"
                     raise ConfigError(f"invalid {kind} syntax, must be: <signal> <seconds>")
                 add(atoi(num) & 0xFF, atoi(secs))
-
-    @property
-    def needs_iteration(self) -> bool:
-        """Kernel timers fire by themselves; only rb_timers and unarmed timers need
-        the master's iterations."""
-        return bool(self._unarmed or self.rb_timers)
 
     # -- hooks ---------------------------------------------------------------------------
     def master_loop_started(self) -> None:
@@ -287,6 +288,7 @@ class Timers:
             return False
         self.timers.append(_Timer(num, secs))
         self._unarmed += 1
+        self.needs_iteration = True
         self.inst.record("timer.add", num=num, secs=secs)
         self.loop.poke()
         return True
@@ -298,6 +300,7 @@ class Timers:
             self.inst.log("you can register max 64 rb_timers !!!")
             return False
         self.rb_timers.append(_RbTimer(num, secs, iterations))
+        self.needs_iteration = True
         self.inst.record("rb_timer.add", num=num, secs=secs, iterations=iterations)
         self.loop.poke()
         return True
@@ -313,6 +316,7 @@ class Timers:
                 if not t.registered:
                     self._arm_timer(t)
             self._unarmed = 0
+            self.needs_iteration = bool(self.rb_timers)
         if self.rb_timers:
             for rb in self.rb_timers:
                 if not rb.registered:
@@ -321,8 +325,6 @@ class Timers:
             self._expire_rb(wall_s)
 
     def next_wake(self, loop: MasterLoop) -> float | None:
-        if not self._unarmed and not self.rb_timers:
-            return None  # the common case: kernel timers need no master wake-up
         pending = self._unarmed or any(not rb.registered for rb in self.rb_timers)
         best = loop.next_idle_wake() if pending else None
         deadlines = [rb.deadline for rb in self.rb_timers if rb.deadline is not None]
