@@ -211,8 +211,7 @@ class Node(Simulation):
             return
         pending = [requests] if isinstance(requests, Request) else list(requests)
         limit = self.kernel.now + (timeout if timeout is not None else DEFAULT_PATIENCE)
-        while any(not r.done for r in pending) and self.kernel.now < limit:
-            self.cluster._run_to(min(limit, self.kernel.now + 0.01))
+        self.cluster._run_to(limit, done=lambda: all(r.done for r in pending))
 
     def _settle(self) -> None:
         self.kernel.apply_cwd(None)
