@@ -162,9 +162,13 @@ def test_a_real_http_router_in_front_of_virtual_backends(tmp_path):
         assert [r.fields["address"] for r in cluster.trace.select("net.bridge")] == \
             ["10.0.0.2:3031", "b2:3031"] * 2
         assert any("GET /1 => generated 5 bytes" in line for line in cluster["b2"].log)
-        cluster.net.set_link("r", "b2", latency=0.3)
-        response = cluster.request("r:8080", path="/slow", via="b1")
-        assert response.body == b"b1 /slow"  # the router's turn: b1
+        # a raw client's socket to the real router: each read ends when its bytes came
+        began = cluster.now
+        with cluster.connect("r:8080", via="b1") as sock:
+            sock.sendall(b"GET /raw HTTP/1.0\r\n\r\n")
+            assert sock.makefile("rb").read().endswith(b"\r\n\r\nb1 /raw")
+        assert cluster.now - began < 1
+        cluster.net.set_link("r", "b2", latency=0.3)  # the router's turn: b2
         response = cluster.request("r:8080", path="/slow", via="b1")
         assert response.body == b"b2 /slow" and response.finished - response.started >= 0.6
         cluster.kill("b2")  # refused: the router marks it failed and tries b1
