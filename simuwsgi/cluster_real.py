@@ -9,9 +9,11 @@ its datagrams and connections cross the same links as everyone's:
 
 * the UDP addresses in its options are rewritten before it starts: its own
   (``--legion``'s ADDR, ``udp=``, ``--cache-udp-server``) become free loopback ports,
-  and a peer's (``--legion-node``, ``nodes=``, ``--cache-udp-node``: a virtual node's
-  IP, name or host name and port) becomes a *bridge*, a real loopback socket whose
-  datagrams enter the virtual network as sent by the real node;
+  and a peer's (``--legion-node``, ``nodes=``, ``--cache-udp-node``, the subscription
+  server of ``--subscribe-to``/``--subscribe2 server=``: a virtual node's IP, name or
+  host name and port) becomes a *bridge*, a real loopback socket whose datagrams enter
+  the virtual network as sent by the real node (a subscription's announced address,
+  its socket's real one, made its virtual one);
 * what a virtual node sends to the real node's address goes out of a real socket to
   its real port, once the virtual link has carried it (so ``partition``, ``loss`` and
   latency apply both ways);
@@ -34,8 +36,10 @@ announces from more than 60 s in its past). Nothing is deterministic there: the 
 node's timing is the OS's. ``node.get`` runs the cluster while the real node answers
 (its app may call virtual nodes).
 
-Left out: ``--http-socket`` on a real node (the harness gives it one); UDP peers not
-listed above (``--subscribe-to``: a real node subscribing to a virtual router).
+Left out: ``--http-socket`` on a real node (the harness gives it one); UDP and TCP
+peers in options not listed above; a real router's own subscription server
+(``--*-subscription-server`` is not rewritten: virtual backends cannot subscribe to a
+real router).
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ import queue
 import select
 import socket
 import threading
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._core.clock import RealClock
+from .protocol import ProtocolError, decode_subscription, encode_subscription
 from ._errors import ConfigError
 from .server.config import parse_options
 from .network._bridge import TcpBridge
@@ -120,6 +126,8 @@ class RealNode:
         self.inst = _Endpoint(self)
         #: Bridges: real socket -> the virtual ``host:port`` its datagrams are for.
         self.bridges: dict[socket.socket, str] = {}
+        #: The bridges to subscription servers (``--subscribe-to``, ``--subscribe2``).
+        self.subscribing: set[socket.socket] = set()
         #: Our UDP ports: virtual port -> real loopback port.
         self.udp_ports: dict[int, int] = {}
         self._out: socket.socket | None = None
@@ -199,6 +207,13 @@ class RealNode:
             return self._peer(value)
         if name in _TCP_PEERS:
             return self.bridge(value)
+        if name == "subscribe-to" or name == "subscribe":  # SERVER:PORT:KEY
+            host, _colon, rest = value.partition(":")
+            port, colon, key = rest.partition(":")
+            return f"{self._peer(f'{host}:{port}', subscribing=True)}{colon}{key}"
+        if name == "subscribe2":
+            return ",".join(f"server={self._peer(kv[7:], subscribing=True)}"
+                            if kv.startswith("server=") else kv for kv in value.split(","))
         if name in _SETTINGS:
             key, eq, addr = value.partition("=")
             if eq and self._names_node(addr):
@@ -230,12 +245,15 @@ class RealNode:
                 self.udp_ports[vport] = probe.getsockname()[1]
         return f"127.0.0.1:{self.udp_ports[vport]}"
 
-    def _peer(self, addr: str) -> str:
-        """A peer's UDP ``host:port``: a bridge into the virtual network."""
+    def _peer(self, addr: str, *, subscribing: bool = False) -> str:
+        """A peer's UDP ``host:port``: a bridge into the virtual network
+        (``subscribing``: a subscription server's, see :meth:`receive`)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         self.bridges[sock] = addr
+        if subscribing:
+            self.subscribing.add(sock)
         return f"127.0.0.1:{sock.getsockname()[1]}"
 
     def bridge(self, address: str) -> str:
@@ -294,7 +312,23 @@ class RealNode:
                 data = sock.recv(65536)
             except (BlockingIOError, OSError):
                 return
+            if sock in self.subscribing:
+                data = self._announced(data)
             self.cluster.net.send_datagram(self.name, self.bridges[sock], data)
+
+    def _announced(self, data: bytes) -> bytes:
+        """A subscription datagram as the router must read it: the address it announces
+        (our socket's real ``127.0.0.1:PORT``) made our virtual one."""
+        try:
+            sub = decode_subscription(data)
+        except ProtocolError:
+            return data
+        real = {f"127.0.0.1:{rport}".encode(): vport
+                for vport, (rport, _p) in self.tcp_ports.items()}
+        vport = real.get(sub.address)
+        if vport is None:
+            return data
+        return encode_subscription(replace(sub, address=f"{self.address}:{vport}".encode()))
 
     def close(self) -> None:
         if self.real is not None:

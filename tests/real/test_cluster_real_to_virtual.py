@@ -181,6 +181,26 @@ def test_a_real_http_router_in_front_of_virtual_backends(tmp_path):
             f"[uwsgi-http] r => marking {b2} as failed"]
 
 
+@requires_real_uwsgi
+def test_a_real_backend_subscribes_to_a_virtual_router(tmp_path):
+    (tmp_path / "backend.py").write_text(BACKEND)
+    backend = ["--master", "--wsgi-file", "backend.py", "--subscribe-to",
+               "10.0.0.1:2626:shop.example"]
+    cluster = Cluster(app_dir=tmp_path)
+    cluster.add("router", ["--master", "--http", ":8080", "--http-subscription-server",
+                           ":2626"], address="10.0.0.1", allow_no_app=True)
+    cluster.add("b1", backend + ["--socket", "10.0.0.2:3031"], address="10.0.0.2")
+    cluster.add_real("r", backend + ["--socket", ":3031"], address="10.0.0.9")
+    with cluster:
+        cluster.advance(1.5)  # the announces at start and at the first master cycle
+        # the real node announced its socket's real address, made its virtual one
+        assert "[uwsgi-subscription for pid 1003] shop.example => new node: 10.0.0.9:3031" \
+            in cluster["router"].log
+        bodies = {cluster.request("router:8080", path="/s", headers={"Host": "shop.example"}
+                                  ).body for _ in range(4)}
+        assert bodies == {b"b1 /s", socket.gethostname().encode() + b" /s"}
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
