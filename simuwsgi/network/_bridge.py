@@ -85,15 +85,15 @@ class TcpBridge:
             return
         refuses = dst is not None and not self.net.waits(self.src, dst.name) and (
             port not in dst.ports or dst.inst.stopped or not dst.inst.ready)
+        listening = self.listener is not None
         if refuses and self.listener is not None:
             self.listener.close()
             self.listener = None
         elif not refuses and self.listener is None:
             self._listen()
-        else:
-            return
-        self.net.record("net.bridge.listen", src=self.src, address=self.address,
-                        listening=self.listener is not None)
+        if listening != (self.listener is not None):
+            self.net.record("net.bridge.listen", src=self.src, address=self.address,
+                            listening=not listening)
 
     def accept(self) -> None:
         """Relay every connection waiting on the listener."""
