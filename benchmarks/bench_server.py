@@ -8,7 +8,10 @@ prints its RSS and open descriptors along the way (issue 12 §5: they stay flat)
   app.py --socket ... --http-socket ...``, the pyuwsgi binary of this venv, not the
   real-mode wrapper);
 * ``simuwsgi serve`` with the same uWSGI options;
-* gunicorn (one sync worker) and waitress (its default 4 threads), HTTP only, for scale.
+* gunicorn (one sync worker) and waitress (its default 4 threads), HTTP only, for scale;
+* with ``--floors``, two bare servers that accept, read once, write a fixed reply and
+  close, HTTP only: a ``selectors`` loop and a trio server (a task per connection), the
+  floor of a Python server on each.
 
 Workloads: uwsgi-protocol GET (``--socket``), HTTP/1.0 GET (``--http-socket``), each
 with 1 and 4 concurrent clients, and ping (modifier1 100) with 1 client. A client is a
@@ -57,6 +60,47 @@ UWSGI_GET = encode_packet(0, 0, encode_vars([
     (b"QUERY_STRING", b""), (b"SERVER_PROTOCOL", b"HTTP/1.0"), (b"HTTP_HOST", b"bench"),
     (b"SERVER_NAME", b"bench"), (b"SERVER_PORT", b"80"), (b"REMOTE_ADDR", b"127.0.0.1")]))
 HTTP_GET = b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n"
+_REPLY = 'b"HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nHello World"'
+#: ``--floors``: the bare servers (``python FILE PORT``)
+FLOORS = {
+    "floor_selectors.py": f"""import selectors, socket, sys
+REPLY = {_REPLY}
+listener = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=100)
+listener.setblocking(False)
+sel = selectors.DefaultSelector()
+sel.register(listener, selectors.EVENT_READ)
+def answer(conn):  # the request is in (read once, as serve does for a small one)
+    conn.recv(65536)
+    conn.send(REPLY)
+    conn.close()
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is not listener:
+            sel.unregister(key.fileobj)
+            answer(key.fileobj)
+            continue
+        while True:
+            try:
+                conn, _addr = listener.accept()
+            except BlockingIOError:
+                break
+            conn.setblocking(False)
+            try:  # arrived with the connection: answered at once
+                conn.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                sel.register(conn, selectors.EVENT_READ)
+            else:
+                answer(conn)
+""",
+    "floor_trio.py": f"""import sys, trio
+REPLY = {_REPLY}
+async def answer(stream):
+    await stream.receive_some(65536)
+    await stream.send_all(REPLY)
+    await stream.aclose()
+trio.run(lambda: trio.serve_tcp(answer, int(sys.argv[1]), host="127.0.0.1"))
+""",
+}
 
 
 def free_port() -> int:
@@ -158,7 +202,7 @@ class Server:
         self.proc.wait(10)
 
 
-def servers(bindir: Path) -> list[Server]:
+def servers(bindir: Path, floors: bool = False) -> list[Server]:
     up, hp = free_port(), free_port()
     su, sh = free_port(), free_port()
     gp, wp = free_port(), free_port()
@@ -181,6 +225,11 @@ def servers(bindir: Path) -> list[Server]:
                              "app:application"], None, wp, wp))
     except ImportError:
         pass
+    if floors:
+        for name in FLOORS:
+            port = free_port()
+            found.append(Server(f"bare {name[6:-3]} server", [sys.executable, name, str(port)],
+                                None, port, port))
     return found
 
 
@@ -243,6 +292,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--cpu", default="", help="taskset CPU list for every process "
                                                   "(default: not pinned)")
+    parser.add_argument("--floors", action="store_true",
+                        help="also measure bare selectors and trio servers (HTTP)")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="send N requests to simuwsgi serve, print RSS and descriptors")
     args = parser.parse_args(argv[1:])
@@ -257,7 +308,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         d = Path(tmp)
         (d / "app.py").write_text(APP)
-        all_servers = servers(bindir)
+        if args.floors:
+            for name, text in FLOORS.items():
+                (d / name).write_text(text)
+        all_servers = servers(bindir, args.floors)
         try:
             for i, server in enumerate(all_servers):
                 server.start(d, pin, d / f"server{i}.log")

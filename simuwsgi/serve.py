@@ -115,8 +115,10 @@ async def serve_simulation(
         if log is None:
             return
         lines = inst.log_lines
-        for _t, _p, line in lines[printed[0]:]:
-            print(line, file=log)
+        if len(lines) == printed[0]:  # nothing new (most pacing steps)
+            return
+        # one write for the step's lines: a request's line is one write(), as in uWSGI
+        log.write("".join([f"{line}\n" for _t, _p, line in lines[printed[0]:]]))
         if keep_log:
             printed[0] = len(lines)
         else:

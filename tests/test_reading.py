@@ -258,3 +258,32 @@ def test_readline_timeout_matches_real_uwsgi(tmp_path: Path) -> None:
         return [mask_line(line) for line in lines if keep.search(line)]
 
     assert view(sim_log) == view(real_log)
+
+
+# -- request shapes ------------------------------------------------------------------------
+MUTATOR = ("def application(e, s):\n"
+           "    seen = '%s %s %s %s' % (e['PATH_INFO'], e.get('CONTENT_LENGTH'),\n"
+           "                            e.get('HTTP_X_A'), e['wsgi.input'].read())\n"
+           "    e['PATH_INFO'] = '/changed'\n"
+           "    e['HTTP_X_A'] = 'changed'\n"
+           "    s('200 OK', [])\n"
+           "    return [seen.encode()]\n")
+
+
+def test_requests_of_one_shape_share_their_packet_vars_not_their_environ(tmp_path: Path) -> None:
+    # the vars of a request shape are built once (a run repeats a few shapes); each
+    # request still gets its own environ, so what an app writes there stays in it
+    (tmp_path / "app.py").write_text(MUTATOR)
+    with Simulation(["--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        reqs = [sim.submit("GET", "/a"), sim.submit("GET", "/a"),
+                sim.submit("POST", "/a", body=b"xy"), sim.submit("POST", "/a", body=b"zw"),
+                sim.submit("POST", "/a", body=b"xyz"),
+                sim.submit("GET", "/a", headers=[("X-A", "1")]),
+                sim.submit("GET", "/a", headers=[["X-A", "2"]])]
+        sim.wait(reqs)
+    assert [r.response.body for r in reqs] == [
+        b"/a None None b''", b"/a None None b''", b"/a 2 None b'xy'", b"/a 2 None b'zw'",
+        b"/a 3 None b'xyz'", b"/a None 1 b''", b"/a None 2 b''"]
+    assert reqs[0].vars is reqs[1].vars and reqs[2].vars is reqs[3].vars
+    assert reqs[0].vars["PATH_INFO"] == "/a" and "HTTP_X_A" not in reqs[0].vars
+    assert len({id(r.vars) for r in reqs}) == 5

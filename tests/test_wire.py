@@ -300,3 +300,50 @@ def test_raise_after_start_response_sends_the_headers(tmp_path):
     with Simulation(OPTIONS, app_dir=tmp_path) as sim:
         resp = sim.get("/raise-iter")
     assert resp.raw == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst-chunk;"
+
+
+HEADERS_APP = '''
+class Str(str):
+    pass
+
+CASES = {
+    "/ascii": [("X-A", "b")],
+    "/latin1": [("X-A", "caf\\xe9")],
+    "/subclass": [(Str("X-A"), Str("b"))],
+    "/triple": [("X-A", "b", "ignored")],
+    "/list": [["X-A", "b"]],
+    "/single": [("X-A",)],
+    "/key": [(1, "b")],
+    "/value": [("X-A", 2)],
+    "/euro": [("X-A", "\\u20ac")],
+}
+
+def application(environ, start_response):
+    try:
+        start_response("200 OK", CASES[environ["PATH_INFO"]])
+    except TypeError as exc:
+        start_response("500 Internal Server Error", [])
+        return [str(exc).encode()]
+    return [b"ok"]
+'''
+
+
+def test_start_response_checks_each_header_in_uwsgis_order(tmp_path):
+    # py_uwsgi_spit: a tuple of two latin-1 strings (str subclasses too, extra items
+    # ignored); plain ASCII pairs take a shorter path to the same result
+    (tmp_path / "app.py").write_text(HEADERS_APP)
+    with Simulation(["--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        got = {path: sim.get(path) for path in ("/ascii", "/latin1", "/subclass", "/triple",
+                                                "/list", "/single", "/key", "/value",
+                                                "/euro")}
+    for path in ("/ascii", "/subclass", "/triple"):
+        assert got[path].raw.startswith(b"HTTP/1.1 200 OK\r\nX-A: b\r\n\r\n"), path
+    assert got["/latin1"].raw.startswith(b"HTTP/1.1 200 OK\r\nX-A: caf\xe9\r\n\r\n")
+    assert got["/latin1"].headers == [("X-A", "caf\xe9")]
+    assert {path: got[path].body for path in ("/list", "/single", "/key", "/value", "/euro")} == {
+        "/list": b"http header must be defined in a tuple",
+        "/single": b"http header must be a 2-item tuple",
+        "/key": b"http header key must be a string",
+        "/value": b"http header value must be a string",
+        "/euro": b"http header must be encodable in latin1",
+    }

@@ -170,12 +170,10 @@ _PARSE_VARS_LINES = (
 )
 
 
-def _peer_of(sock: socket.socket, socket_name: str, protocol: str,
+def _peer_of(name: Any, socket_name: str, protocol: str,
              stream: ClientStream | None = None) -> Peer:
-    try:
-        name = sock.getpeername()
-    except OSError:
-        name = None
+    """The peer of a connection whose address ``accept()`` returned (a host and port
+    for TCP; anything else, a UNIX socket's, is no address)."""
     if isinstance(name, tuple):
         return Peer(addr=str(name[0]), port=int(name[1]), socket_name=socket_name,
                     protocol=protocol, stream=stream)
@@ -318,9 +316,12 @@ class UwsgiServer:
                     await trio.lowlevel.wait_readable(lsock)
                     for _ in range(_ACCEPT_BATCH):  # one wake-up, many connections
                         if free is not None:  # a worker free to accept it
-                            await free.acquire()
+                            try:  # without a trip through trio's scheduler when one is
+                                free.acquire_nowait()
+                            except trio.WouldBlock:
+                                await free.acquire()
                         try:
-                            sock, _addr = lsock.accept()
+                            sock, addr = lsock.accept()
                         except BlockingIOError:
                             self._release()
                             break
@@ -331,7 +332,7 @@ class UwsgiServer:
                             break
                         self.accepted += 1
                         sock.setblocking(False)
-                        task = self._accepted(sock, name, protocol)
+                        task = self._accepted(sock, addr, name, protocol)
                         if task is None:
                             self._release()
                         else:
@@ -352,7 +353,7 @@ class UwsgiServer:
         finally:
             self._release()
 
-    def _accepted(self, sock: socket.socket, name: str,
+    def _accepted(self, sock: socket.socket, addr: Any, name: str,
                   protocol: str) -> tuple[Any, ...] | None:
         """Serve a new connection inline while nothing has to wait (with
         ``TCP_DEFER_ACCEPT`` a small request has arrived whole, and a simulated node
@@ -361,7 +362,7 @@ class UwsgiServer:
         body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
         reading = (_Incoming(self._new_connection(), body) if protocol == "uwsgi"
                    else _HttpIncoming(body))
-        peer = _peer_of(sock, name, protocol, ClientStream(self, sock))
+        peer = _peer_of(addr, name, protocol, ClientStream(self, sock))
         try:
             data = sock.recv(_READ)
         except BlockingIOError:

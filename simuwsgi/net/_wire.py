@@ -45,7 +45,7 @@ _WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
 class WireRequest:
     """What a wire request carries into the worker, and what the worker leaves."""
 
-    __slots__ = ("body", "control", "headers", "ran", "result", "status", "stream",
+    __slots__ = ("_text", "body", "control", "headers", "ran", "result", "status", "stream",
                  "streamed", "vars")
 
     def __init__(self, vars: tuple[tuple[bytes, bytes], ...] = (),
@@ -62,6 +62,16 @@ class WireRequest:
         self.result: Any = None
         self.status: str | None = None
         self.headers: list[tuple[Any, Any]] = []
+        self._text: dict[str, str] | None = None
+
+    def text_vars(self) -> dict[str, str]:
+        """The vars decoded as latin-1, the last duplicate winning (made once: the
+        environ and the request's log line read them; not to be changed)."""
+        text = self._text
+        if text is None:
+            text = self._text = {k.decode("latin-1"): v.decode("latin-1")
+                                 for k, v in self.vars}
+        return text
 
 
 class StreamedWire(list):  # type: ignore[type-arg]
@@ -179,15 +189,15 @@ def _scheme(env: dict[str, Any]) -> str:
     return "http"
 
 
-def wire_environ(environ: dict[str, Any], vars: tuple[tuple[bytes, bytes], ...]) -> None:
-    """Rebuild ``environ`` in place from the wire vars (keeps the simulator's objects
-    for ``wsgi.input``, ``wsgi.errors``...)."""
+def wire_environ(environ: dict[str, Any], vars: dict[str, str]) -> None:
+    """Rebuild ``environ`` in place from the wire vars (``WireRequest.text_vars``;
+    keeps the simulator's objects for ``wsgi.input``, ``wsgi.errors``...)."""
     keep = {k: environ[k] for k in _WSGI_KEYS if k in environ}
     version = environ.get("uwsgi.version", b"2.0.30")
     node = environ.get("uwsgi.node", b"")
     core = environ.get("uwsgi.core")
     environ.clear()
-    environ.update([(key.decode("latin-1"), value.decode("latin-1")) for key, value in vars])
+    environ.update(vars)
     environ.update(keep)
     environ["wsgi.url_scheme"] = _scheme(environ)
     environ["uwsgi.version"] = version
@@ -212,7 +222,7 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.ran = True
             wire.result = wire.control()
             return ()
-        wire_environ(environ, wire.vars)
+        wire_environ(environ, wire.text_vars())
         managed = request.env_vars
         if managed is not None and managed is not request.vars:  # --manage-script-name
             environ["SCRIPT_NAME"] = managed["SCRIPT_NAME"]

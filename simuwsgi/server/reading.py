@@ -38,7 +38,7 @@ which the app cannot tell).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..protocol._errors import RemoteProtocolError
@@ -70,14 +70,16 @@ class Reading:
     manage_script_name: bool
     uwsgi_framing: bool  # requests come as uwsgi packets (--socket only), not HTTP
     static: Any  # simuwsgi.server.static.StaticFiles, or None without any static option
+    #: request shape -> (packet vars, their size), see ``workers.packet_vars``
+    shapes: dict[tuple[Any, ...], tuple[dict[str, str], int]] = field(default_factory=dict)
 
     # -- proto/http.c ------------------------------------------------------------------
     def read_head(self, req: Request, vars_: dict[str, str]) -> dict[str, str] | None:
         """The request's vars as the HTTP parser builds them within ``--buffer-size``
         (a uwsgi packet: whole or refused); None when uWSGI closes the connection
         (logged)."""
+        pktsize = vars_size(req, vars_)
         if self.uwsgi_framing:  # proto/uwsgi.c
-            pktsize = packet_size(vars_)
             if pktsize <= self.buffer_size:
                 return vars_
             self.inst.log(f"invalid request block size: {pktsize} (max {self.buffer_size})"
@@ -85,7 +87,7 @@ class Reading:
             return None
         # the head is shorter than the packet (a header is as long as its var, which
         # adds 'HTTP_') but for the request line: far from the limit, nothing to check
-        if 2 * (packet_size(vars_) + len(req.path)) + 64 < self.buffer_size:
+        if 2 * (pktsize + len(req.path)) + 64 < self.buffer_size:
             return vars_
         inst = self.inst
         raw = _render_head(req, vars_)
@@ -244,6 +246,12 @@ def packet_size(vars_: dict[str, str]) -> int:
     """The bytes of ``vars_`` in a uwsgi packet: 2 + 2 length bytes per var (latin-1
     with "replace" is one byte per character)."""
     return 4 * len(vars_) + sum(map(len, vars_)) + sum(map(len, vars_.values()))
+
+
+def vars_size(req: Request, vars_: dict[str, str]) -> int:
+    """``packet_size(vars_)`` for the vars of ``req`` (known when they are its packet's,
+    see ``workers.packet_vars``)."""
+    return req._pktsize if vars_ is req._vars else packet_size(vars_)
 
 
 def _head_lines(req: Request, vars_: dict[str, str]) -> list[str]:

@@ -116,6 +116,25 @@ BuiltinFunction.__name__ = BuiltinFunction.__qualname__ = "builtin_function_or_m
 BuiltinFunction.__module__ = "builtins"
 
 
+def _header_pair(item: Any) -> tuple[str, str]:
+    """A header of ``start_response``'s list, checked in ``py_uwsgi_spit``'s order: the
+    (key, value) strings as latin-1 decodes them."""
+    if not isinstance(item, tuple):
+        raise TypeError("http header must be defined in a tuple")
+    if len(item) < 2:
+        raise TypeError("http header must be a 2-item tuple")
+    key, value = item[0], item[1]
+    if not isinstance(key, str):
+        raise TypeError("http header key must be a string")
+    if not isinstance(value, str):
+        raise TypeError("http header value must be a string")
+    try:
+        return (key.encode("latin-1").decode("latin-1"),
+                value.encode("latin-1").decode("latin-1"))
+    except UnicodeEncodeError:
+        raise TypeError("http header must be encodable in latin1") from None
+
+
 class Connection:
     """One request's client socket and response state (``struct wsgi_request``)."""
 
@@ -199,21 +218,12 @@ class Connection:
             if not isinstance(headers, list):
                 raise TypeError("http headers must be in a python list")
             for item in list(headers):
-                if not isinstance(item, tuple):
-                    raise TypeError("http header must be defined in a tuple")
-                if len(item) < 2:
-                    raise TypeError("http header must be a 2-item tuple")
-                key, value = item[0], item[1]
-                if not isinstance(key, str):
-                    raise TypeError("http header key must be a string")
-                if not isinstance(value, str):
-                    raise TypeError("http header value must be a string")
-                try:
-                    pair = (key.encode("latin-1").decode("latin-1"),
-                            value.encode("latin-1").decode("latin-1"))
-                except UnicodeEncodeError:
-                    raise TypeError("http header must be encodable in latin1") from None
-                if not self._add_header(*pair):
+                # the common case, plain ASCII str: already what latin-1 gives back
+                if not (type(item) is tuple and len(item) == 2 and type(item[0]) is str
+                        and type(item[1]) is str and item[0].isascii()
+                        and item[1].isascii()):
+                    item = _header_pair(item)
+                if not self._add_header(*item):
                     raise TypeError("unable to add header to the response")
         if (isinstance(exc_info, tuple) and len(exc_info) > 2
                 and isinstance(exc_info[1], BaseException)):
@@ -284,9 +294,9 @@ class Connection:
                 raise OSError("write error")
 
     def _header_block(self) -> bytes:
-        lines = [f"{self.req.protocol} {self.status}"]
-        lines += [f"{k}: {v}" for k, v in self.headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return ("\r\n".join([f"{self.req.protocol} {self.status}",
+                              *map(": ".join, self.headers)])
+                + "\r\n\r\n").encode("latin-1")
 
     # -- writes ---------------------------------------------------------------------------
     def write_headers(self) -> bool:

@@ -87,6 +87,16 @@ class Response:
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
 
+    @classmethod
+    def _of(cls, status: int | None, headers: list[tuple[str, str]], body: bytes, reason: str,
+            worker: int, started: float, finished: float, raw: bytes) -> Response:
+        """A response made without the frozen ``__init__``, whose eight
+        ``object.__setattr__`` calls cost ~1 us per request: every field given."""
+        self = object.__new__(cls)
+        self.__dict__.update(status=status, headers=headers, body=body, reason=reason,
+                             worker=worker, started=started, finished=finished, raw=raw)
+        return self
+
     def header(self, name: str, default: str | None = None) -> str | None:
         lname = name.lower()
         for key, value in self.headers:
@@ -102,6 +112,38 @@ class Response:
 
 class Request:
     """A request in flight. Users get it from ``Simulation.submit``."""
+
+    # What most requests never change is a class default: a request is made per
+    # submit, and each attribute set in ``__init__`` costs (a long run makes 86,400 a day).
+    chunked_input: Any = None
+    #: Its WebSocket once the app called ``uwsgi.websocket_*`` (``server.websocket``).
+    websocket: Any = None
+    done = False
+    #: Called once when the request completes (``Simulation.wait`` uses it).
+    on_done: Any = None
+    response: Response | None = None
+    worker = 0
+    started = 0.0
+    #: The client connection while a worker serves it (``simuwsgi.server.wire``).
+    conn: Any = None
+    #: Its uwsgi packet's vars, once built, and their size in a packet (``packet_vars``;
+    #: the environ and the log line read them).
+    _vars: dict[str, str] | None = None
+    _pktsize = 0
+    #: Why no more body bytes come once those are read: the client closed
+    #: (``"closed"``) or went silent (``"timeout"``); None: ``chunk_times`` say.
+    body_end: str | None = None
+    #: Set by the worker (``simuwsgi.server.reading``): the request's vars, the environ's
+    #: (``--manage-script-name``), the app chosen, and the log's var count when the
+    #: parse stopped early (-1: all the vars).
+    vars: dict[str, str] | None = None
+    env_vars: dict[str, str] | None = None
+    app_id = 0
+    var_cnt = -1
+    #: var slots uWSGI added outside the packet (``--manage-script-name``'s SCRIPT_NAME)
+    var_slots = 0
+    #: waits for the client before the app ran (``--post-buffering``)
+    switches = 0
 
     def __init__(self, method: str, path: str, headers: Iterable[tuple[str, str]] | dict[str, str] | None,
                  body: bytes, submitted: float, *, ident: int = 0,
@@ -122,45 +164,17 @@ class Request:
         self.chunked = bool(self.headers) and any(
             k.lower() == "transfer-encoding" and v.lower() == "chunked"
             for k, v in self.headers)
-        self.chunked_input: Any = None
-        #: Its WebSocket once the app called ``uwsgi.websocket_*`` (``server.websocket``).
-        self.websocket: Any = None
         #: ``CONTENT_LENGTH``: ``len(body)``, unless the body is read from elsewhere
         #: (``simuwsgi serve`` keeps a big one in a file) or chunked
         self.body_length = 0 if self.chunked else len(self.body)
         self.remote_addr = remote_addr
         self.protocol = protocol
         self.submitted = submitted
-        self.done = False
-        #: Called once when the request completes (``Simulation.wait`` uses it).
-        self.on_done: Any = None
-        self.response: Response | None = None
-        self.worker = 0
-        self.started = 0.0
-        #: The client connection while a worker serves it (``simuwsgi.server.wire``).
-        self.conn: Any = None
-        #: Its uwsgi packet's vars, once built (``packet_vars``; the environ and the log
-        #: line read them).
-        self._vars: dict[str, str] | None = None
         #: When the body's chunks arrive: (virtual time, bytes sent so far), from
         #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
         self.chunk_times: list[tuple[float, int]] = []
-        #: Why no more body bytes come once those are read: the client closed
-        #: (``"closed"``) or went silent (``"timeout"``); None: ``chunk_times`` say.
-        self.body_end: str | None = None
-        #: Set by the worker (``simuwsgi.server.reading``): the request's vars, the environ's
-        #: (``--manage-script-name``), the app chosen, and the log's var count when the
-        #: parse stopped early (-1: all the vars).
-        self.vars: dict[str, str] | None = None
-        self.env_vars: dict[str, str] | None = None
-        self.app_id = 0
-        self.var_cnt = -1
-        #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``), and
-        #: var slots it added outside the packet (``--manage-script-name``'s SCRIPT_NAME)
+        #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``)
         self.appended_vars: list[tuple[str, str]] = []
-        self.var_slots = 0
-        #: waits for the client before the app ran (``--post-buffering``)
-        self.switches = 0
 
     def arrived(self, now: float) -> int:
         """How many body bytes the client has sent by ``now``."""
@@ -191,9 +205,8 @@ class Request:
                           "connection closed by uwsgi.disconnect() before any byte was sent")
         else:
             raw = _wire_bytes(self.protocol, status, headers, body)
-        self.response = Response(status=status, headers=headers, body=body, reason=reason,
-                                 worker=self.worker, started=self.started, finished=now,
-                                 raw=raw)
+        self.response = Response._of(status, headers, body, reason, self.worker, self.started,
+                                     now, raw)
         # called once and forgotten: a callback that holds the request (the network's
         # answer) leaves no request <-> callback cycle for the GC to find
         on_done, self.on_done = self.on_done, None
@@ -257,7 +270,8 @@ def take_idle_worker(inst: Instance, what: str) -> Worker | None:
     elif count == 1:
         worker = idle.pop()
     else:
-        worker = idle.pop(inst.kernel.rng.randrange(count))
+        # randrange(count) is _randbelow(count) (the same draw), two calls fewer
+        worker = idle.pop(inst.kernel.rng._randbelow(count))
         _record_choice(inst, what, count, worker)
     worker.idle = False
     return worker
@@ -579,9 +593,22 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
     """The vars uWSGI's ``--http-socket`` parser (``proto/http.c`` ``http_parse``) puts
     in the request's uwsgi packet (observed on 2.0.30: no ``REMOTE_PORT``;
     ``SERVER_NAME`` is the host name; ``CONTENT_LENGTH`` only with a body; headers
-    become ``HTTP_*``). Built once per request: the caller must not change it."""
+    become ``HTTP_*``), and their size in the packet (``req._pktsize``). Built once per
+    request shape: requests that differ only in their body's bytes share one dict (a
+    run sends the same few again and again), so no caller may change it."""
     if req._vars is not None:
         return req._vars
+    reading = _reading.reading(inst)
+    shapes = reading.shapes
+    key = (req.method, req.path, req.protocol, req.remote_addr, len(req.body), req.chunked,
+           *req.headers)
+    try:
+        known = shapes.get(key)
+    except TypeError:  # a header given as a list: not remembered
+        key = known = None
+    if known is not None:
+        req._vars, req._pktsize = known
+        return known[0]
     path_info, query = _split_uri(req.path)
     packet = {
         "REQUEST_METHOD": req.method,
@@ -595,26 +622,42 @@ def packet_vars(inst: Instance, req: Request) -> dict[str, str]:
         "REMOTE_ADDR": req.remote_addr,
     }
     for name, value in req.headers:
-        key = name.upper().replace("-", "_")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            packet[key] = value
+        key_ = name.upper().replace("-", "_")
+        if key_ == "CONTENT_TYPE" or key_ == "CONTENT_LENGTH":
+            packet[key_] = value
         else:
-            packet["HTTP_" + key] = value
+            packet["HTTP_" + key_] = value
     if req.body and "CONTENT_LENGTH" not in packet and not req.chunked:
         packet["CONTENT_LENGTH"] = str(len(req.body))
-    if _reading.reading(inst).manage_script_name:
+    if reading.manage_script_name:
         del packet["SCRIPT_NAME"]  # proto/http.c leaves it to uwsgi_parse_vars
     req._vars = packet
+    req._pktsize = _reading.packet_size(packet)
+    if key is not None:
+        if len(shapes) >= _SHAPES:
+            shapes.clear()
+        shapes[key] = packet, req._pktsize
     return packet
+
+
+#: How many request shapes an instance remembers (``packet_vars``).
+_SHAPES = 4096
 
 
 def build_environ(inst: Instance, req: Request, w: Worker,
                   conn: Any = None) -> dict[str, Any]:
-    """The WSGI environ uWSGI's Python plugin builds: the packet's vars, then the
-    ``wsgi.*`` and ``uwsgi.*`` keys."""
+    """The WSGI environ uWSGI's Python plugin builds: the packet's vars, then
+    ``wsgi.input`` and the other ``wsgi.*`` and ``uwsgi.*`` keys."""
     environ: dict[str, Any] = dict(req.env_vars or req.vars or packet_vars(inst, req))
-    environ.update({
-        "wsgi.input": _Input(req.body, content_length(environ.get("CONTENT_LENGTH")), conn),
+    length = environ.get("CONTENT_LENGTH")
+    environ["wsgi.input"] = _Input(req.body, content_length(length) if length else 0, conn)
+    environ.update(inst.opts.memo(("environ",), _environ_keys, inst))
+    return environ
+
+
+def _environ_keys(inst: Instance) -> dict[str, Any]:
+    """The environ's keys after ``wsgi.input``: the same for every request."""
+    return {
         "wsgi.errors": inst.errors_stream(),
         "wsgi.file_wrapper": file_wrapper(inst),
         "wsgi.version": (1, 0),
@@ -624,8 +667,7 @@ def build_environ(inst: Instance, req: Request, w: Worker,
         "wsgi.multiprocess": inst.numproc > 1,
         "uwsgi.version": b"2.0.30",
         "uwsgi.node": inst.hostname.encode(),
-    })
-    return environ
+    }
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
@@ -652,7 +694,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     """Core ``w`` (a worker, or one of its threads) runs ``req``."""
     kernel = inst.kernel
     reading = _reading.reading(inst)
-    vars_ = packet_vars(inst, req)
+    vars_ = req._vars or packet_vars(inst, req)
     if getattr(req, "net", None) is None:  # serve's real socket server read those
         read = reading.read_head(req, vars_)
         if read is None:  # closed: nothing counted, no log line
@@ -668,7 +710,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     fields = {"id": req.id, "method": req.method, "path": req.path}
     if inst.threads > 1:
         fields["core"] = w.core
-    inst.trace.add(kernel.now, w.name, "request.start", fields)
+    inst.trace.add(req.started, w.name, "request.start", fields)
     start_wall = inst.wall()
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
@@ -743,7 +785,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     if wire is not None and wire.vars:
         # the packet the node received (its HTTP parser's, or a router's or web server's
         # uwsgi packet): the vars uWSGI counts and logs
-        vars_ = {k.decode("latin-1"): v.decode("latin-1") for k, v in wire.vars}
+        vars_ = wire.text_vars()
     else:
         vars_ = req.vars or packet_vars(inst, req)
     addr = req.remote_addr
@@ -760,7 +802,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         proto=req.protocol, status=stats["status"],
         var_cnt=req.var_cnt if req.var_cnt >= 0 else
         2 * (len(vars_) + len(req.appended_vars) + req.var_slots),
-        pktsize=_reading.packet_size(vars_) + (
+        pktsize=_reading.vars_size(req, vars_) + (
             sum(4 + len(k) + len(v) for k, v in req.appended_vars) if req.appended_vars
             else 0),
         start_wall=start_wall, micros=int(round((end - req.started) * 1_000_000)),
@@ -810,9 +852,11 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     conn.app_id = req.app_id
     conn.switches = req.switches
     environ = build_environ(inst, req, w, conn)
-    facade = inst.facade
+    # uwsgi.env: ``env`` is no per-process hook, so it goes straight into the module's
+    # dict (past the module type's Python ``__setattr__``/``__delattr__``)
+    module = inst.facade.__dict__
     if inst.cores < 2:
-        facade.env = environ
+        module["env"] = environ
     failed = False
     try:
         try:
@@ -832,11 +876,8 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         failed = True
         _manage_exception(inst, w)
     finally:
-        if inst.cores < 2 and getattr(facade, "env", None) is environ:
-            try:
-                del facade.env
-            except AttributeError:
-                pass
+        if inst.cores < 2 and module.get("env") is environ:
+            del module["env"]
     return _result(conn, failed)
 
 

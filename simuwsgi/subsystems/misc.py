@@ -126,7 +126,7 @@ class Misc:
 
     def _conn(self) -> Any:
         """The current request's ``wire.Connection`` (None outside a request)."""
-        req = self._request()
+        req = getattr(self.inst.kernel.current, "request", None)  # _request(), inlined
         if req is None:
             return None
         conn = getattr(req, "conn", None)
