@@ -75,6 +75,13 @@ def test_remote_rpc_by_name_ip_and_host_name_runs_on_the_remote_node(app_dir):
         assert cluster["b"].trace.count("request.end") == 5  # served by b's workers
         assert [r["node"] for r in a.trace.select("net.call")][:3] == [
             "b:3031", "10.0.0.7:3031", "bee:3031"]
+        # uWSGI's rpc plugin logs no request line and counts its requests in the
+        # totals only, not the app's (tests/real/test_cluster_real_to_virtual.py)
+        b = cluster["b"]
+        assert not [line for line in b.log if line.startswith("[pid: ")]
+        b.get("/?1")
+        assert [line.split("] ")[0].split("|", 1)[1] for line in b.log
+                if line.startswith("[pid: ")] == ["app: 0|req: 1/6"]
 
 
 def test_remote_calls_leave_no_garbage_for_the_cyclic_gc(app_dir):
