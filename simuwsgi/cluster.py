@@ -663,6 +663,11 @@ class Cluster:
 
         if not self._exposed:
             raise SimulationError("nothing to serve: cluster.expose(name, '127.0.0.1:PORT')")
+        if self.real_nodes:
+            raise SimulationError(
+                "cluster.serve() cannot run a cluster with real nodes (they pace it): "
+                "real clients reach a virtual node at cluster.real_address(name) while "
+                "the cluster advances")
         self._ensure_started()
         return trio.run(functools.partial(serve_cluster, self, dict(self._exposed),
                                           duration=duration, client=client))

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from simuwsgi import Cluster
+from simuwsgi import Cluster, SimulationError
 from simuwsgi.network import LinkSettings
 
 # Each request evaluates its query string in the worker, with uwsgi in scope, and
@@ -310,6 +310,15 @@ def test_datagram_fates_follow_the_settings():
 
 
 # -- expose: a virtual node on a real socket ---------------------------------------------------
+def test_serve_refuses_a_cluster_with_real_nodes(app_dir):
+    cluster = cluster_of(app_dir)
+    cluster.add_real("r", ["--socket", "10.0.0.9:3031"], address="10.0.0.9")  # not started
+    cluster.expose("a", "127.0.0.1:0")
+    with pytest.raises(SimulationError, match=r"real_address\(name\)"):
+        cluster.serve(duration=1)
+    assert not cluster.started and not cluster.real_nodes["r"].real
+
+
 def test_an_exposed_node_answers_real_clients_and_calls_other_nodes(app_dir):
     import urllib.request
 
