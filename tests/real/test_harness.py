@@ -171,6 +171,25 @@ def test_request_to_closed_port_is_refused(real_uwsgi_factory, tmp_path):
     assert r.status is None and r.reason == "refused"
 
 
+@requires_real_uwsgi
+def test_the_harness_waits_on_the_real_clock_while_a_simulation_is_open(
+        real_uwsgi_factory, tmp_path):
+    """The test thread reads a simulation's clock while one is open: the harness's
+    deadlines must not (a mixed cluster's real nodes are driven from that thread)."""
+    from simuwsgi import Simulation, real_time
+
+    write_app(tmp_path)
+    with Simulation(["--wsgi-file", str(tmp_path / "app.py")], seed=1) as sim:
+        sim.start()
+        u = real_uwsgi_factory(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path)
+        assert u.get("/").status == 200
+        began = real_time.monotonic()
+        with pytest.raises(RealUwsgiError):
+            u.wait_for_log("a line uWSGI never writes", timeout=0.5)
+        assert real_time.monotonic() - began < 5
+        assert sim.now == 0.0  # the simulation's clock did not move meanwhile
+
+
 # --------------------------------------------------------------------------- start failures
 @requires_real_uwsgi
 def test_app_raising_at_import_is_a_start_error(real_uwsgi_factory, tmp_path):
