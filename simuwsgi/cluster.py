@@ -21,9 +21,10 @@ How several instances share one interpreter:
 * addresses in the nodes' options are virtual: nothing binds on the host; the nodes
   talk through ``cluster.net`` (:mod:`simuwsgi.network`).
 
-Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams cross the
-virtual network (``simuwsgi.cluster_real``). The nodes' app code connects to other
-nodes with its own sockets over the virtual network (``simuwsgi.network._appsockets``).
+Real nodes (``add_real``) are real uWSGI servers on loopback whose datagrams and
+connections cross the virtual network both ways (``simuwsgi.cluster_real``). The
+nodes' app code connects to other nodes with its own sockets over the virtual network
+(``simuwsgi.network._appsockets``).
 Left out: ``mode='fork'`` nodes (``add`` refuses them).
 """
 
@@ -210,8 +211,7 @@ class Node(Simulation):
             return
         pending = [requests] if isinstance(requests, Request) else list(requests)
         limit = self.kernel.now + (timeout if timeout is not None else DEFAULT_PATIENCE)
-        while any(not r.done for r in pending) and self.kernel.now < limit:
-            self.cluster._run_to(min(limit, self.kernel.now + 0.01))
+        self.cluster._run_to(limit, done=lambda: all(r.done for r in pending))
 
     def _settle(self) -> None:
         self.kernel.apply_cwd(None)
@@ -345,9 +345,10 @@ class Cluster:
         """A real uWSGI node ``name`` running ``options`` on loopback (``binary``: default
         pyuwsgi's; Legion needs one built with SSL, ``simuwsgi.modes.real._ssl_build``),
         with the virtual IP ``address``. Its UDP traffic (Legion, cache replication)
-        crosses the virtual links; from then on the cluster runs paced by the real
-        clock (see ``simuwsgi.cluster_real``). Returns its handle (``get``, ``log``,
-        ``stop``, ``kill``, ``real``)."""
+        and its TCP connections (its sockets; the virtual peers its options name,
+        through bridges: :meth:`real_address`) cross the virtual links; from then on
+        the cluster runs paced by the real clock (see ``simuwsgi.cluster_real``).
+        Returns its handle (``get``, ``log``, ``stop``, ``kill``, ``real``)."""
         import queue
         import socket
 
@@ -370,6 +371,30 @@ class Cluster:
         if self.started:
             node.start()
         return node
+
+    def real_address(self, address: str, *, via: str | None = None) -> str:
+        """Where the real node ``via`` (default: the only one) reaches ``address`` (a
+        node's ``name:port``, ``ip:port`` or ``hostname:port``; a bare node name: its
+        first TCP socket): a ``127.0.0.1:PORT`` whose connections cross the virtual
+        link from ``via`` to that address (``simuwsgi.network._bridge``). For the real
+        node's app code, which uWSGI cannot rewrite: pass it as an rpc argument, or use
+        ``--set``/``--set-placeholder``/``--env KEY=a:3031`` in the real node's
+        options, whose node addresses are rewritten to this."""
+        if via is None:
+            if len(self.real_nodes) != 1:
+                raise ValueError(f"real_address: say which real node connects (via=...; "
+                                 f"there are: {', '.join(self.real_nodes) or 'none'})")
+            via = next(iter(self.real_nodes))
+        if via not in self.real_nodes:
+            raise ValueError(f"real_address: {via!r} is not a real node (there are: "
+                             f"{', '.join(self.real_nodes) or 'none'})")
+        if ":" not in address:
+            self[address]  # KeyError naming the nodes
+            ports = [p for p in self.net.nodes[address].ports if isinstance(p, int)]
+            if not ports:
+                raise ValueError(f"real_address: node {address!r} has no TCP socket")
+            address = f"{address}:{ports[0]}"
+        return self.real_nodes[via].bridge(address)  # type: ignore[no-any-return]
 
     def _wake(self) -> None:
         """A helper thread has an answer for the pacing loop."""
@@ -526,11 +551,13 @@ class Cluster:
             raise ValueError(f"cannot run back in time: {when!r} is before now")
         self._run_to(float(when))
 
-    def _run_to(self, when: float) -> None:
+    def _run_to(self, when: float, done: Callable[[], bool] | None = None) -> None:
+        """Run until ``when`` (with a real node: or until ``done()``; a virtual run
+        stops earlier when an event sets ``kernel.stopping``)."""
         if self.real_nodes:
             from .cluster_real import run_paced
 
-            run_paced(self, when)
+            run_paced(self, when, done)
         else:
             self._run(lambda: self.kernel.run_until(when))
 
@@ -636,6 +663,11 @@ class Cluster:
 
         if not self._exposed:
             raise SimulationError("nothing to serve: cluster.expose(name, '127.0.0.1:PORT')")
+        if self.real_nodes:
+            raise SimulationError(
+                "cluster.serve() cannot run a cluster with real nodes (they pace it): "
+                "real clients reach a virtual node at cluster.real_address(name) while "
+                "the cluster advances")
         self._ensure_started()
         return trio.run(functools.partial(serve_cluster, self, dict(self._exposed),
                                           duration=duration, client=client))
@@ -660,7 +692,7 @@ class Cluster:
 
         Exchange(self.net, src, address, request, body, timeout, done)
         while not box:
-            self._run(lambda: kernel.run_until(kernel.now + DEFAULT_PATIENCE))
+            self._run_to(kernel.now + DEFAULT_PATIENCE, done=lambda: bool(box))
         ok, value = box[0]
         if not ok:
             raise value

@@ -1,36 +1,45 @@
-"""Real uWSGI nodes inside a cluster (``Cluster.add_real``), talking UDP with the
-virtual ones.
+"""Real uWSGI nodes inside a cluster (``Cluster.add_real``), talking UDP and TCP with
+the virtual ones both ways.
 
 A real node is a real uWSGI (pyuwsgi's, or one built with SSL for Legion:
 ``simuwsgi.modes.real._ssl_build``) started on loopback by the real-mode harness
 (:class:`~simuwsgi.modes.real.RealUwsgi`: its own ``--http-socket``, which
 ``node.get(...)`` uses). It has a place on the virtual network (a name, a virtual IP) and
-its datagrams cross the same links as everyone's:
+its datagrams and connections cross the same links as everyone's:
 
 * the UDP addresses in its options are rewritten before it starts: its own
   (``--legion``'s ADDR, ``udp=``, ``--cache-udp-server``) become free loopback ports,
-  and a peer's (``--legion-node``, ``nodes=``, ``--cache-udp-node``: a virtual node's
-  IP, name or host name and port) becomes a *bridge*, a real loopback socket whose
-  datagrams enter the virtual network as sent by the real node;
+  and a peer's (``--legion-node``, ``nodes=``, ``--cache-udp-node``, the subscription
+  server of ``--subscribe-to``/``--subscribe2 server=``: a virtual node's IP, name or
+  host name and port) becomes a *bridge*, a real loopback socket whose datagrams enter
+  the virtual network as sent by the real node (a subscription's announced address,
+  its socket's real one, made its virtual one);
 * what a virtual node sends to the real node's address goes out of a real socket to
   its real port, once the virtual link has carried it (so ``partition``, ``loss`` and
-  latency apply both ways).
+  latency apply both ways);
+* its TCP sockets (``--socket``, ``--fastrouter``, ``--http``) are free loopback ports
+  too, and stand on the virtual network at their virtual ports: a virtual node's
+  ``uwsgi.rpc("r:3031", ...)``, ``cache_get(key, "c@r:3031")``, ``signal(n,
+  "r:3031")``, a ``sync=``, ``cluster.request("r:8080")`` - its bytes cross the virtual
+  link, then a helper thread writes them to the real socket and reads the reply, which
+  crosses the link back;
+* the TCP peers it names (``--http-to``, ``--fastrouter-to``, ``--cache-sync``,
+  ``sync=``, and a ``KEY=host:port`` of ``--set``/``--set-placeholder``/``--env``
+  whose host is another node, for its app to read) become TCP bridges
+  (``simuwsgi.network._bridge``): its connections there are relayed onto the virtual
+  network from the real node to that address. ``Cluster.real_address`` gives one for
+  any other use (an rpc argument).
 
 While a cluster has a real node it runs paced by the real clock (virtual time follows
 real elapsed time) and its wall clock is the real one (a real node refuses Legion
 announces from more than 60 s in its past). Nothing is deterministic there: the real
-node's timing is the OS's.
+node's timing is the OS's. ``node.get`` runs the cluster while the real node answers
+(its app may call virtual nodes).
 
-* its ``--socket`` (uwsgi protocol) is a free loopback port too, and stands on the
-  virtual network at its virtual port: a virtual node's ``uwsgi.rpc("r:3031", ...)``,
-  ``cache_get(key, "c@r:3031")``, ``signal(n, "r:3031")``, a ``sync=`` - its bytes cross
-  the virtual link, then a helper thread writes them to the real socket and reads the
-  reply, which crosses the link back.
-
-Left out: connections from the real node to virtual ones (its ``uwsgi.rpc`` to a
-virtual node's address reaches nothing: ``Cluster.expose`` serves virtual nodes to real
-clients, in another run), ``--http-socket`` on a real node (the harness gives it one),
-more than one ``--socket``.
+Left out: ``--http-socket`` on a real node (the harness gives it one); UDP and TCP
+peers in options not listed above; a real router's own subscription server
+(``--*-subscription-server`` is not rewritten: virtual backends cannot subscribe to a
+real router).
 """
 
 from __future__ import annotations
@@ -39,13 +48,16 @@ import queue
 import select
 import socket
 import threading
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._core.clock import RealClock
+from .protocol import ProtocolError, decode_subscription, encode_subscription
 from ._errors import ConfigError
 from .server.config import parse_options
+from .network._bridge import TcpBridge
 from .server.containment import host_section
 
 if TYPE_CHECKING:
@@ -54,9 +66,18 @@ if TYPE_CHECKING:
 __all__ = ["RealNode", "run_paced"]
 
 _STREAMS = ("http-socket", "http11-socket", "https-socket")
-_UWSGI = ("socket", "uwsgi-socket")
+#: Our own TCP sockets and what they speak (``network._network.SOCKET_OPTIONS``).
+_OWN_TCP = {"socket": "uwsgi", "uwsgi-socket": "uwsgi", "fastrouter": "fastrouter",
+            "http": "http-router"}
+#: Options naming one TCP peer (``host:port``): its bridge takes its place.
+_TCP_PEERS = ("http-to", "fastrouter-to", "cache-sync")
+#: Options whose ``KEY=host:port`` value may name another node (the app reads it:
+#: ``uwsgi.opt``, a placeholder, ``os.environ``): its bridge takes its place.
+_SETTINGS = ("set", "set-placeholder", "set-ph", "env")
 #: How long the helper thread waits for the real node (``--socket-timeout``'s default).
 _TIMEOUT = 4.0
+#: The pacing loop's longest sleep when nothing is scheduled (seconds).
+_IDLE = 1.0
 
 
 class _Endpoint:
@@ -67,6 +88,12 @@ class _Endpoint:
         self.node = node
         self.opts = parse_options([])
         self.hostname = node.name
+        # what the virtual network's server side reads a request with (uWSGI's defaults)
+        self.buffer_size = 4096
+        self.max_vars = 128
+
+    def log(self, line: str) -> None:
+        """A line the virtual network would log for this node: the real one logs its own."""
 
     @property
     def stopped(self) -> bool:
@@ -77,9 +104,9 @@ class _Endpoint:
     def ready(self) -> bool:
         return not self.stopped
 
-    def forward(self, data: bytes, reply: Callable[[bytes], None]) -> None:
+    def forward(self, *args: Any) -> None:
         """A virtual node's request bytes reached us: ask the real socket."""
-        self.node.forward(data, reply)
+        self.node.forward(*args)
 
 
 class RealNode:
@@ -99,17 +126,28 @@ class RealNode:
         self.inst = _Endpoint(self)
         #: Bridges: real socket -> the virtual ``host:port`` its datagrams are for.
         self.bridges: dict[socket.socket, str] = {}
+        #: The bridges to subscription servers (``--subscribe-to``, ``--subscribe2``).
+        self.subscribing: set[socket.socket] = set()
         #: Our UDP ports: virtual port -> real loopback port.
         self.udp_ports: dict[int, int] = {}
         self._out: socket.socket | None = None
-        #: Our uwsgi socket: (virtual port, real loopback port), once given.
-        self.tcp: tuple[int, int] | None = None
-        for name_, _value in _pairs(self.options):
+        #: Our TCP sockets: virtual port -> (real loopback port, what it speaks).
+        self.tcp_ports: dict[int, tuple[int, str]] = {}
+        #: TCP bridges: (node name or unreachable IP, port) we connect to -> its bridge.
+        self.tcp_bridges: dict[tuple[str, Any], TcpBridge] = {}
+        ports: set[str] = set()
+        for name_, value in _pairs(self.options):
             if name_ in _STREAMS:
                 raise ConfigError(f"add_real: --{name_} is not available on a real node of a "
                                   f"cluster; node.get() uses the harness's own HTTP socket")
-        if sum(name_ in _UWSGI for name_, _value in _pairs(self.options)) > 1:
-            raise ConfigError("add_real: one --socket at the most on a real node")
+            if name_ in _OWN_TCP:
+                port = value.partition(",")[0].rpartition(":")[2]
+                if not port.isdigit():
+                    raise ConfigError(f"add_real: --{name_} {value}: a host:port address only")
+                if port in ports:
+                    raise ConfigError(f"add_real: --{name_} {value}: port {port} is taken by "
+                                      f"another socket of the node")
+                ports.add(port)
 
     # -- starting ---------------------------------------------------------------------
     def start(self) -> None:
@@ -118,8 +156,8 @@ class RealNode:
         argv = self._rewritten()
         self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         net = self.cluster.net
-        if self.tcp is not None:
-            net.nodes[self.name].ports[self.tcp[0]] = "uwsgi"
+        for vport, (_rport, protocol) in self.tcp_ports.items():
+            net.nodes[self.name].ports[vport] = protocol
         for vport, rport in self.udp_ports.items():
             net.bind_udp(self.name, vport, self._sender(rport))
         self.real = RealUwsgi(argv, binary=self.binary, app_dir=self.app_dir,
@@ -148,14 +186,13 @@ class RealNode:
         return out
 
     def _value(self, name: str, value: str) -> str:
-        if name in _UWSGI:
-            port = value.partition(",")[0].rpartition(":")[2]
-            if not port.isdigit():
-                raise ConfigError(f"add_real: --{name} {value}: a host:port address only")
+        if name in _OWN_TCP:  # checked by __init__
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
-                self.tcp = (int(port), probe.getsockname()[1])
-            return f"127.0.0.1:{self.tcp[1]}"
+                rport = probe.getsockname()[1]
+            self.tcp_ports[int(value.partition(",")[0].rpartition(":")[2])] = \
+                (rport, _OWN_TCP[name])
+            return f"127.0.0.1:{rport}"
         if name in ("legion", "legion-mcast"):
             parts = value.split(" ")
             if len(parts) > 1:
@@ -168,6 +205,20 @@ class RealNode:
             return self._own(value)
         if name == "cache-udp-node":
             return self._peer(value)
+        if name in _TCP_PEERS:
+            return self.bridge(value)
+        if name == "subscribe-to" or name == "subscribe":  # SERVER:PORT:KEY
+            host, _colon, rest = value.partition(":")
+            port, colon, key = rest.partition(":")
+            return f"{self._peer(f'{host}:{port}', subscribing=True)}{colon}{key}"
+        if name == "subscribe2":
+            return ",".join(f"server={self._peer(kv[7:], subscribing=True)}"
+                            if kv.startswith("server=") else kv for kv in value.split(","))
+        if name in _SETTINGS:
+            key, eq, addr = value.partition("=")
+            if eq and self._names_node(addr):
+                return f"{key}={self.bridge(addr)}"
+            return value
         if name == "cache2":
             items = []
             for kv in value.split(","):
@@ -176,6 +227,8 @@ class RealNode:
                     val = ";".join(self._peer(a) for a in val.split(";") if a)
                 elif key in ("udp", "udp_servers", "udp_server", "udpservers", "udpserver"):
                     val = ";".join(self._own(a) for a in val.split(";") if a)
+                elif key == "sync":
+                    val = ";".join(self.bridge(a) for a in val.split(";") if a)
                 items.append(f"{key}{eq}{val}")
             return ",".join(items)
         return value
@@ -192,21 +245,50 @@ class RealNode:
                 self.udp_ports[vport] = probe.getsockname()[1]
         return f"127.0.0.1:{self.udp_ports[vport]}"
 
-    def _peer(self, addr: str) -> str:
-        """A peer's UDP ``host:port``: a bridge into the virtual network."""
+    def _peer(self, addr: str, *, subscribing: bool = False) -> str:
+        """A peer's UDP ``host:port``: a bridge into the virtual network
+        (``subscribing``: a subscription server's, see :meth:`receive`)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         self.bridges[sock] = addr
+        if subscribing:
+            self.subscribing.add(sock)
         return f"127.0.0.1:{sock.getsockname()[1]}"
 
+    def bridge(self, address: str) -> str:
+        """The real ``127.0.0.1:port`` where our connections reach the virtual
+        ``address`` (a node's name, IP or host name and a port) over the virtual link
+        (``simuwsgi.network._bridge``), made on first use."""
+        try:
+            node, port = self.cluster.net.resolve(self.name, address)
+        except OSError as exc:
+            raise ConfigError(f"real node {self.name!r}: {exc}") from None
+        key = (node.name if node is not None else address.rpartition(":")[0], port)
+        found = self.tcp_bridges.get(key)
+        if found is None:  # one per destination, whatever name the address gives it
+            found = self.tcp_bridges[key] = TcpBridge(self.cluster.net, self.name, address)
+        return f"127.0.0.1:{found.port}"
+
+    def _names_node(self, value: str) -> bool:
+        """Whether ``value`` is a ``host:port`` whose host is another node's."""
+        try:
+            node, _port = self.cluster.net.resolve(self.name, value)
+        except OSError:
+            return False
+        return node is not None and node.name != self.name
+
     # -- running ------------------------------------------------------------------------
-    def forward(self, data: bytes, reply: Callable[[bytes], None]) -> None:
-        """One connection to the real socket, in a helper thread; ``reply`` gets the
-        answer's bytes (none: closed or no answer in time) in the pacing loop."""
-        assert self.tcp is not None
-        port = self.tcp[1]
+    def forward(self, net: Any, node: Any, vport: int, peer: str, data: bytes,
+                reply: Callable[[bytes], None]) -> None:
+        """A connection's request bytes from node ``peer`` reached our virtual port
+        ``vport``: one connection to the real socket, in a helper thread; its answer's
+        bytes (none: closed or no answer in time) cross the link back to ``reply``."""
+        port = self.tcp_ports[vport][0]
         done = self.cluster._real_done
+
+        def answer(out: bytes) -> None:
+            net.transmit(node.name, peer, len(out), reply, out)
 
         def talk() -> None:
             chunks = []
@@ -217,7 +299,7 @@ class RealNode:
                         chunks.append(chunk)
             except OSError:
                 pass
-            done.put((reply, b"".join(chunks)))
+            done.put((answer, b"".join(chunks)))
             self.cluster._wake()
 
         with host_section():  # a worker may be the caller: the thread's locks are the host's
@@ -230,7 +312,23 @@ class RealNode:
                 data = sock.recv(65536)
             except (BlockingIOError, OSError):
                 return
+            if sock in self.subscribing:
+                data = self._announced(data)
             self.cluster.net.send_datagram(self.name, self.bridges[sock], data)
+
+    def _announced(self, data: bytes) -> bytes:
+        """A subscription datagram as the router must read it: the address it announces
+        (our socket's real ``127.0.0.1:PORT``) made our virtual one."""
+        try:
+            sub = decode_subscription(data)
+        except ProtocolError:
+            return data
+        real = {f"127.0.0.1:{rport}".encode(): vport
+                for vport, (rport, _p) in self.tcp_ports.items()}
+        vport = real.get(sub.address)
+        if vport is None:
+            return data
+        return encode_subscription(replace(sub, address=f"{self.address}:{vport}".encode()))
 
     def close(self) -> None:
         if self.real is not None:
@@ -239,12 +337,32 @@ class RealNode:
             if sock is not None:
                 sock.close()
         self.bridges.clear()
+        for bridge in self.tcp_bridges.values():
+            bridge.close()
+        self.tcp_bridges.clear()
         self._out = None
 
     # -- driving ------------------------------------------------------------------------
     def get(self, path: str, **kw: Any) -> Any:
-        """A request to the real node through the harness's HTTP socket."""
-        return self.real.get(path, **kw)
+        """A request to the real node through the harness's HTTP socket; the cluster
+        runs meanwhile (the real node's app may call virtual nodes through bridges)."""
+        box: list[tuple[bool, Any]] = []
+        cluster = self.cluster
+
+        def ask() -> None:
+            try:
+                box.append((True, self.real.get(path, **kw)))
+            except Exception as exc:  # noqa: BLE001 - raised in the caller's thread
+                box.append((False, exc))
+            cluster._wake()
+
+        cluster._ensure_started()
+        threading.Thread(target=ask, daemon=True).start()
+        run_paced(cluster, float("inf"), done=lambda: bool(box))
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
 
     @property
     def log(self) -> list[str]:
@@ -270,25 +388,42 @@ def _pairs(options: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def run_paced(cluster: Cluster, until: float) -> None:
-    """Run the cluster until virtual ``until``, virtual time following real time, the
-    real nodes' datagrams carried into the virtual network as they come."""
+def run_paced(cluster: Cluster, until: float, done: Callable[[], bool] | None = None) -> None:
+    """Run the cluster until virtual ``until`` (or until ``done()``), virtual time
+    following real time, the real nodes' datagrams and connections carried into the
+    virtual network as they come."""
     kernel = cluster.kernel
-    bridges = {sock: node for node in cluster.real_nodes.values() for sock in node.bridges}
+    reals = cluster.real_nodes.values()
+    bridges = {sock: node for node in reals for sock in node.bridges}
     waker = cluster._waker[0]
     zero = cluster._real_zero
-    while kernel.now < until:
+    while kernel.now < until and not (done is not None and done()):
         due = kernel.peek()
         target = until if due is None else min(due, until)
-        wait = max(0.0, zero + target - RealClock.monotonic())
-        readable = select.select([waker, *bridges], [], [], wait)[0]
+        wait = min(_IDLE, max(0.0, zero + target - RealClock.monotonic()))
+        # the TCP bridges and their connections (simuwsgi.network._bridge)
+        tcp = [b for node in reals for b in node.tcp_bridges.values()]
+        for bridge in tcp:
+            bridge.sync()
+        listeners = {b.listener: b for b in tcp if b.listener is not None}
+        relays = [r for b in tcp for r in b.relays]
+        reading = {r.conn: r for r in relays if r.wants_read}
+        writing = {r.conn: r for r in relays if r.out}
+        readable, writable, _x = select.select([waker, *bridges, *listeners, *reading],
+                                               list(writing), [], wait)
         now = min(until, max(kernel.now, RealClock.monotonic() - zero))
         cluster._run(lambda: kernel.run_until(now))
+        for sock in writable:
+            writing[sock].writable()
         for sock in readable:
             if sock is waker:
                 _drain(waker)
-            else:
+            elif sock in bridges:
                 bridges[sock].receive(sock)
+            elif sock in listeners:
+                listeners[sock].accept()
+            else:
+                reading[sock].readable()
         while True:  # the helper threads' answers
             try:
                 reply, data = cluster._real_done.get_nowait()

@@ -151,6 +151,8 @@ class Simulation:
         self._contain.subprocess = check_subprocess_policy(subprocess)
         # fork mode: user code runs in OS children, watched by ``fork_timeout``
         self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
+        if self.inst.forks is not None:
+            self.inst.forks.others_paused = self._watchdog.paused
         self._decorators = decorators
         self._imports = ImportLedger()
         self.allow_no_app = allow_no_app

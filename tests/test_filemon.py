@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _waits import wait_for_lines
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real.pytest_helpers import real_uwsgi_binary, real_uwsgi_factory, requires_real_uwsgi  # noqa: F401
@@ -159,16 +160,6 @@ def test_real_filesystem_changes_match_real_uwsgi(tmp_path, real_uwsgi_factory):
         else:
             (d / path).touch()
 
-    real_dir = tmp_path / "real"
-    prepare(real_dir)
-    u = real_uwsgi_factory(OPTIONS, app_dir=real_dir)
-    u.get("/")
-    _real_sleep(1.2)  # the master has armed its watches
-    for what, path in DIFF_STEPS:
-        change(real_dir, what, path)
-        _real_sleep(0.7)  # the master reads each change before the next (one batch each)
-    real = [int(line.split()[-1]) for line in u.app_log() if line.startswith("FILEMON ")]
-
     sim_dir = tmp_path / "sim"
     prepare(sim_dir)
     with Simulation(OPTIONS, app_dir=sim_dir) as sim:
@@ -177,4 +168,16 @@ def test_real_filesystem_changes_match_real_uwsgi(tmp_path, real_uwsgi_factory):
             change(sim_dir, what, path)
             sim.advance(0.7)
         simulated = [num for _t, num in _fired(sim)]
+
+    real_dir = tmp_path / "real"
+    prepare(real_dir)
+    u = real_uwsgi_factory(OPTIONS, app_dir=real_dir)
+    u.get("/")
+    _real_sleep(1.2)  # the master has armed its watches
+    for what, path in DIFF_STEPS:
+        change(real_dir, what, path)
+        _real_sleep(0.7)  # the master reads each change before the next (one batch each)
+    # the handlers' lines, which a worker writes when it gets to them
+    wait_for_lines(u, "^FILEMON ", len(simulated))
+    real = [int(line.split()[-1]) for line in u.app_log() if line.startswith("FILEMON ")]
     assert simulated == real == [40, 41, 40, 41]

@@ -596,3 +596,45 @@ def test_the_pytest_fixture_takes_the_mode(uwsgi_simulation, tmp_path: Path, mod
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="sim' or 'fork"):
         Simulation(["--master"], mode="threads")
+
+
+FORK_ALONE = '''
+import sys, threading
+from simuwsgi import Simulation
+from simuwsgi.server import containment
+
+real_fork = containment.REAL.fork
+
+
+def fork():
+    print("threads at the fork:", sorted(t.name for t in threading.enumerate()), flush=True)
+    return real_fork()
+
+
+containment.REAL.fork = fork
+with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=sys.argv[1],
+                mode="fork") as sim:
+    sim.get("/")
+    sim.reload()  # a new master child, forked while the first one's watchdog ran
+    print(sim.get("/").body, flush=True)
+'''
+
+
+def test_the_master_child_is_forked_without_threads(tmp_path: Path) -> None:
+    """The test process has no thread of simuwsgi's when it forks the master child, at
+    the start and again at a reload: a child would start with a copy of any lock one of
+    them held, held for ever (Python 3.12's DeprecationWarning "This process ... is
+    multi-threaded, use of fork() may lead to deadlocks in the child"). In a process of
+    its own: the test process may have threads of other tests."""
+    write(tmp_path, "app.py", """
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            return [b"ok"]
+    """)
+    write(tmp_path, "run.py", FORK_ALONE)
+    out = subprocess.run([sys.executable, "-W", "always::DeprecationWarning", "run.py",
+                          str(tmp_path)], cwd=tmp_path, check=False, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["threads at the fork: ['MainThread']"] * 2 + ["b'ok'"]
+    assert "multi-threaded" not in out.stderr, out.stderr

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import re
 import socket
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from _overlap import started_together
 from _uwsgi_process import get, run_with, undated
 
 from simuwsgi import Simulation
@@ -101,12 +105,10 @@ def test_without_graceful_timeout_the_first_attempt_kills(tmp_path: Path) -> Non
 
 
 @pytest.mark.real
-@pytest.mark.parametrize(("extra", "expected"), CASES)
-def test_real_graceful_harakiri(tmp_path: Path, extra: list[str],
-                                expected: list[str]) -> None:
-    (tmp_path / "app.py").write_text(SLOW)
-
-    assert _masked(run_with(OPTIONS + extra, tmp_path, _cut_slow_request)) == expected
+@pytest.mark.parametrize(("case", "expected"),
+                         [("sigterm", SIGTERM_LINES), ("sigwinch", SIGWINCH_LINES)])
+def test_real_graceful_harakiri(real_runs, case: str, expected: list[str]) -> None:
+    assert _masked(real_runs[case].result()) == expected
 
 
 USER_APP = ("import time, uwsgi\n"
@@ -148,7 +150,26 @@ def test_a_user_harakiri_is_killed_at_the_next_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.real
-def test_real_a_user_harakiri_is_killed_at_the_next_check(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(USER_APP)
+@pytest.mark.parametrize("case", ["user"])
+def test_real_a_user_harakiri_is_killed_at_the_next_check(real_runs, case: str) -> None:
+    assert _user_lines(real_runs[case].result()) == USER_LINES
 
-    assert _user_lines(run_with(USER_OPTIONS, tmp_path, _cut_slow_request)) == USER_LINES
+
+#: The real runs by case: the app and the options of a harakiri of GET /slow.
+REAL_CASES = {"sigterm": (SLOW, OPTIONS + CASES[0][0]),
+              "sigwinch": (SLOW, OPTIONS + CASES[1][0]),
+              "user": (USER_APP, USER_OPTIONS)}
+
+
+def _real(case: str) -> list[str]:
+    app, options = REAL_CASES[case]
+    with tempfile.TemporaryDirectory() as path:
+        (Path(path) / "app.py").write_text(app)
+        return run_with(options, Path(path), _cut_slow_request)
+
+
+@pytest.fixture(scope="module")
+def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[list[str]]]]:
+    """The real runs of this module's selected tests, started together (each mostly
+    waits for its harakiri)."""
+    yield from started_together(request, _real)

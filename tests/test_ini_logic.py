@@ -3,7 +3,6 @@ include, ``:section`` and the ``$()``/``@()``/``%()`` passes (``simuwsgi.server.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -82,7 +81,8 @@ def test_ini_logic_print_and_passes(ini_dir: Path) -> None:
 
 @pytest.mark.real
 def test_real_ini_logic_print_and_passes(ini_dir: Path) -> None:
-    lines = run_with(["--ini", "main.ini"], ini_dir, lambda url: time.sleep(4), http=False)
+    lines = run_with(["--ini", "main.ini"], ini_dir, http=False,
+                     until=("spawned uWSGI worker 1", "spawned uWSGI worker 2"))
     assert [line for line in lines if line in EXPECTED] == EXPECTED
     assert sum("spawned uWSGI worker" in line for line in lines) == 2
 

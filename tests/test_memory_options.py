@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from _overlap import started_together
 from _uwsgi_process import (before_stop, let_new_processes_start, run_until_exit, run_with,
                             running, undated)
 
@@ -17,10 +21,14 @@ MB = 1024 * 1024
 NUM = re.compile(r"\d+")
 
 
+def _prepare(path: Path) -> Path:
+    (path / "app.py").write_text(APP)
+    return path
+
+
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "app.py").write_text(APP)
-    return tmp_path
+    return _prepare(tmp_path)
 
 
 def _after_spawn(lines: list[str]) -> list[str]:
@@ -123,18 +131,17 @@ def _real_run(app_dir: Path, option: str, *waits: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.real
-def test_real_reload_on_rss(app_dir: Path) -> None:
-    lines = _real_run(app_dir, "--reload-on-rss", ("Respawned uWSGI worker",))
-    assert _after_spawn(lines) == RELOAD_ON_RSS
+@pytest.mark.parametrize("case", ["rss"])
+def test_real_reload_on_rss(real_runs, case) -> None:
+    assert _after_spawn(real_runs[case].result()) == RELOAD_ON_RSS
 
 
 @pytest.mark.real
-def test_real_evil_reload_on_rss(app_dir: Path) -> None:
+@pytest.mark.parametrize("case", ["evil"])
+def test_real_evil_reload_on_rss(real_runs, case) -> None:
     # the respawned worker's first line and the master's "Respawned" line come from two
     # processes: real writes them in either order
-    got = _after_spawn(_real_run(app_dir, "--evil-reload-on-rss",
-                                 ("EVIL RELOAD", "Respawned uWSGI worker"),
-                                 ("EVIL RELOAD", "mem-collector thread started")))
+    got = _after_spawn(real_runs[case].result())
     assert got[:3] == EVIL[:3] and sorted(got[3:]) == sorted(EVIL[3:]), got
 
 
@@ -168,10 +175,11 @@ def test_max_worker_lifetime_not_above_min_refused(app_dir: Path) -> None:
 
 
 @pytest.mark.real
-def test_real_max_worker_lifetime(app_dir: Path) -> None:
+@pytest.mark.parametrize("case", ["lifetime"])
+def test_real_max_worker_lifetime(real_runs, case, app_dir: Path) -> None:
     """The same lines (real timing: the master's iterations drift, so worker 2 may be
     seen a second late), and the refusal."""
-    out = run_with(LIFETIME, app_dir, until=["lifetime reached", "Respawned"] * 2)
+    out = real_runs[case].result()
     lines = [NUM.sub("N", line) for line in out
              if "lifetime reached" in line or "Respawned" in line]
     assert lines[:4] == ["worker N lifetime reached, it was running for N second(s)",
@@ -181,3 +189,25 @@ def test_real_max_worker_lifetime(app_dir: Path) -> None:
     assert code == 1
     assert refused[-1] == (
         "invalid min-worker-lifetime value (10), must be lower than max-worker-lifetime (2)")
+
+
+#: The real runs by case, each given a directory of its own with APP: its lines.
+REAL_CASES = {
+    "rss": lambda d: _real_run(d, "--reload-on-rss", ("Respawned uWSGI worker",)),
+    "evil": lambda d: _real_run(d, "--evil-reload-on-rss",
+                                ("EVIL RELOAD", "Respawned uWSGI worker"),
+                                ("EVIL RELOAD", "mem-collector thread started")),
+    "lifetime": lambda d: run_with(LIFETIME, d, until=["lifetime reached", "Respawned"] * 2),
+}
+
+
+def _real(case: str) -> list[str]:
+    with tempfile.TemporaryDirectory() as path:
+        return REAL_CASES[case](_prepare(Path(path)))
+
+
+@pytest.fixture(scope="module")
+def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[list[str]]]]:
+    """The real runs of this module's selected tests, started together (each waits for
+    the master's checks)."""
+    yield from started_together(request, _real)

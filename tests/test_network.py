@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from simuwsgi import Cluster
+from simuwsgi import Cluster, SimulationError
 from simuwsgi.network import LinkSettings
 
 # Each request evaluates its query string in the worker, with uwsgi in scope, and
@@ -75,6 +75,13 @@ def test_remote_rpc_by_name_ip_and_host_name_runs_on_the_remote_node(app_dir):
         assert cluster["b"].trace.count("request.end") == 5  # served by b's workers
         assert [r["node"] for r in a.trace.select("net.call")][:3] == [
             "b:3031", "10.0.0.7:3031", "bee:3031"]
+        # uWSGI's rpc plugin logs no request line and counts its requests in the
+        # totals only, not the app's (tests/real/test_cluster_real_to_virtual.py)
+        b = cluster["b"]
+        assert not [line for line in b.log if line.startswith("[pid: ")]
+        b.get("/?1")
+        assert [line.split("] ")[0].split("|", 1)[1] for line in b.log
+                if line.startswith("[pid: ")] == ["app: 0|req: 1/6"]
 
 
 def test_remote_calls_leave_no_garbage_for_the_cyclic_gc(app_dir):
@@ -303,6 +310,15 @@ def test_datagram_fates_follow_the_settings():
 
 
 # -- expose: a virtual node on a real socket ---------------------------------------------------
+def test_serve_refuses_a_cluster_with_real_nodes(app_dir):
+    cluster = cluster_of(app_dir)
+    cluster.add_real("r", ["--socket", "10.0.0.9:3031"], address="10.0.0.9")  # not started
+    cluster.expose("a", "127.0.0.1:0")
+    with pytest.raises(SimulationError, match=r"real_address\(name\)"):
+        cluster.serve(duration=1)
+    assert not cluster.started and not cluster.real_nodes["r"].real
+
+
 def test_an_exposed_node_answers_real_clients_and_calls_other_nodes(app_dir):
     import urllib.request
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 import socket
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from _overlap import started_together
 from _uwsgi_process import before_stop, get, run_with, undated
 
 from simuwsgi import Simulation
@@ -26,14 +29,18 @@ SLOW = ("import time\n"
         "    s('200 OK', [])\n    return [b'slow']\n")
 
 
+def _prepare(path: Path) -> Path:
+    (path / "app.py").write_text(APP)
+    (path / "m.py").write_text(MULE)
+    (path / "slow.py").write_text(SLOW)
+    (path / "t").write_text("")
+    (path / "spool").mkdir()
+    return path
+
+
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "m.py").write_text(MULE)
-    (tmp_path / "slow.py").write_text(SLOW)
-    (tmp_path / "t").write_text("")
-    (tmp_path / "spool").mkdir()
-    return tmp_path
+    return _prepare(tmp_path)
 
 
 def _from_touch(lines: list[str]) -> list[str]:
@@ -101,10 +108,9 @@ def test_a_graceful_reload_waits_for_a_mule_until_its_mercy(app_dir: Path) -> No
 
 
 @pytest.mark.real
-def test_real_mule_reload_mercy(app_dir: Path) -> None:
-    lines = run_with(MULE_OPTIONS, app_dir, _touch_later(app_dir),
-                     until=["has been touched", "spawned uWSGI mule 1"])
-    assert _from_touch(lines) == MULE_LINES
+@pytest.mark.parametrize("case", ["mule"])
+def test_real_mule_reload_mercy(real_runs, case) -> None:
+    assert _from_touch(real_runs[case].result()) == MULE_LINES
 
 
 SPOOLER_OPTIONS = ["--master", "--wsgi-file", "app.py", "--spooler", "spool",
@@ -134,10 +140,9 @@ def test_touch_spoolers_reload(app_dir: Path) -> None:
 
 
 @pytest.mark.real
-def test_real_touch_spoolers_reload(app_dir: Path) -> None:
-    lines = _spooler_lines(run_with(SPOOLER_OPTIONS, app_dir, _touch_later(app_dir),
-                                    until=["has been touched", "spawned the uWSGI spooler"]),
-                           app_dir)
+@pytest.mark.parametrize("case", ["spoolers"])
+def test_real_touch_spoolers_reload(real_runs, case) -> None:
+    lines = _from_touch(real_runs[case].result())
     # whether the master's waitpid() sees the SIGKILLed spooler dead in the check that
     # killed it or at the next one is a race (the simulation: the next one): one or
     # two NO MERCY lines
@@ -178,9 +183,9 @@ def test_touch_exec_runs_with_cron_commands(app_dir: Path) -> None:
 
 
 @pytest.mark.real
-def test_real_touch_exec(app_dir: Path) -> None:
-    lines = _from_touch(run_with(EXEC_OPTIONS, app_dir, _touch_later(app_dir),
-                                 until=["running echo hello", "subprocess", "subprocess"]))
+@pytest.mark.parametrize("case", ["exec"])
+def test_real_touch_exec(real_runs, case) -> None:
+    lines = _from_touch(real_runs[case].result())
     assert [line for line in lines if line not in ("hello-from-touch", "two")] == EXEC_LINES
     assert {"hello-from-touch", "two"} <= set(lines)
 
@@ -201,8 +206,7 @@ def test_reload_mercy_does_not_shorten_a_worker_reload(app_dir: Path) -> None:
         assert not any("NO MERCY" in line for line in sim.log)
 
 
-@pytest.mark.real
-def test_real_reload_mercy_does_not_shorten_a_worker_reload(app_dir: Path) -> None:
+def _touch_during_a_slow_request(app_dir: Path) -> Callable[[str], None]:
     def scenario(url: str) -> None:
         host, port = url.rsplit("/", 1)[-1].split(":")
         with socket.create_connection((host, int(port)), timeout=15) as conn:
@@ -212,7 +216,38 @@ def test_real_reload_mercy_does_not_shorten_a_worker_reload(app_dir: Path) -> No
             assert conn.recv(1000).endswith(b"slow")
         # answered by the new worker: not stopped while it starts (a slow stop)
         assert get(url, wait=15) == b"slow"
+    return scenario
 
-    lines = before_stop(run_with(RELOAD_MERCY, app_dir, scenario))
+
+@pytest.mark.real
+@pytest.mark.parametrize("case", ["reload-mercy"])
+def test_real_reload_mercy_does_not_shorten_a_worker_reload(real_runs, case) -> None:
+    lines = before_stop(real_runs[case].result())
     assert any("workers reload" in line for line in lines)
     assert not any("NO MERCY" in line for line in lines)
+
+
+#: The real runs by case: options, the scenario for the run's directory, lines waited for.
+REAL_CASES = {
+    "mule": (MULE_OPTIONS, _touch_later, ["has been touched", "spawned uWSGI mule 1"]),
+    "spoolers": (SPOOLER_OPTIONS, _touch_later,
+                 ["has been touched", "spawned the uWSGI spooler"]),
+    "exec": (EXEC_OPTIONS, _touch_later, ["running echo hello", "subprocess", "subprocess"]),
+    "reload-mercy": (RELOAD_MERCY, _touch_during_a_slow_request, []),
+}
+
+
+def _real(case: str) -> list[str]:
+    """A case's lines from real uWSGI, in a directory of its own (the spool dir: DIR)."""
+    options, scenario, until = REAL_CASES[case]
+    with tempfile.TemporaryDirectory() as path:
+        app_dir = _prepare(Path(path))
+        lines = run_with(options, app_dir, scenario(app_dir), until=until)
+        return [line.replace(str(app_dir / "spool"), "DIR") for line in lines]
+
+
+@pytest.fixture(scope="module")
+def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[list[str]]]]:
+    """The real runs of this module's selected tests, started together (each mostly
+    waits: for its touch, a mercy, a slow request)."""
+    yield from started_together(request, _real)

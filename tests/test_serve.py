@@ -234,15 +234,22 @@ def test_the_response_is_written_as_the_app_produces_it(servers, tmp_path, kind)
     assert first < 0.5 < 0.9 < total, (first, total)
 
 
+#: Five times the default listen queue.
+CLIENTS = 500
+
+
 @BOTH
-def test_a_thousand_connections_at_once_are_all_answered(servers, tmp_path, kind) -> None:
-    """The default listen queue (100) with 1,000 clients connecting at once: whatever
-    the kernel queues is served; nothing is accepted and then dropped without a reply."""
+def test_five_times_the_listen_queue_at_once_are_all_answered(servers, tmp_path,
+                                                              kind) -> None:
+    """The default listen queue (100) with 500 clients connecting at once: whatever
+    the kernel queues is served; nothing is accepted and then dropped without a reply.
+    Five times the queue overflows it as well as 1,000 clients (the size is not the
+    point): 2 s in ``sim`` against 15 s for 1,000."""
     server = start(servers, tmp_path, kind)
     packet = wsgi_packet()
     sel = selectors.DefaultSelector()
     replies: dict[socket.socket, bytes] = {}
-    for _ in range(1000):
+    for _ in range(CLIENTS):
         s = socket.socket()
         s.setblocking(False)
         try:
@@ -271,7 +278,7 @@ def test_a_thousand_connections_at_once_are_all_answered(servers, tmp_path, kind
         sel.unregister(s.fileobj)
         s.fileobj.close()
     answered = [r for r in replies.values() if r.startswith(b"HTTP/1.0 200")]
-    assert len(answered) == 1000, {r[:20] for r in replies.values()}
+    assert len(answered) == CLIENTS, {r[:20] for r in replies.values()}
 
 
 # -- soak --------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_a_busy_core_shows_its_request(app_dir: Path) -> None:
 @pytest.mark.parametrize("ssl", [False, True])
 def test_a_build_with_ssl_names_each_crons_legion(tmp_path, ssl):
     # master_utils.c writes "legion" under #ifdef UWSGI_SSL (checked against a real SSL
-    # build in tests/real/test_legion_stats_real.py)
+    # build in tests/real/test_legion_real.py)
     crons = ["--cron", "5 -1 -1 -1 -1 echo hi", *(["--legion-cron", "lg 5 -1 -1 -1 -1 x"]
                                                  if ssl else [])]
     with Simulation(["--master", *crons], app_dir=tmp_path, allow_no_app=True,

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from _waits import settles_asleep
 
 from simuwsgi import Simulation
 from simuwsgi.modes.real import RealUwsgi
@@ -446,11 +447,12 @@ def test_thunder_lock_round_robin_matches_real_uwsgi(tmp_path):
     (tmp_path / "app.py").write_text(TL_APP)
     with RealUwsgi(["--master", "--processes", "3", "--thunder-lock", "--module",
                     "app:application"], app_dir=tmp_path) as real:
-        time.sleep(0.3)  # every worker back at the lock
+        workers = [pid for (kind, _n), pid in real.pids().items() if kind == "worker"]
         seq = []
         for _ in range(9):
+            # every worker back at the lock (asleep: it waits on nothing else)
+            assert all(settles_asleep(pid) for pid in workers)
             seq.append(real.get("/").text)
-            time.sleep(0.02)
     # which worker got the lock first is a race; then they take turns
     assert _round_robin(seq), seq
     assert _round_robin(_worker_sequence(tmp_path, "--thunder-lock"))

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from _overlap import started_together
 from _uwsgi_process import before_stop, get, run_with, running, undated
 
 from simuwsgi import Simulation
@@ -23,12 +27,16 @@ OPTIONS = ["--master", "--processes", "2", "--mules", "1", "--wsgi-file", "app.p
 PID = re.compile(r"\d+")
 
 
+def _prepare(path: Path) -> Path:
+    (path / "app.py").write_text(APP)
+    for name in ("tw", "tm", "tsig"):
+        (path / name).write_text("")
+    return path
+
+
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "app.py").write_text(APP)
-    for name in ("tw", "tm", "tsig"):
-        (tmp_path / name).write_text("")
-    return tmp_path
+    return _prepare(tmp_path)
 
 
 def _masked(lines: list[str], racing_tail: bool = True) -> list[str]:
@@ -87,8 +95,7 @@ def test_a_busy_worker_finishes_its_request_first(tmp_path: Path) -> None:
         assert sim.inst.workers[1].respawn_count == 1
 
 
-@pytest.mark.real
-def test_real_touch_options(app_dir: Path) -> None:
+def _real_touches(app_dir: Path) -> list[str]:
     with running(OPTIONS, app_dir) as uwsgi:
         time.sleep(2.5)  # a later second than the master's first stat of the files
         # each touch once the one before has had its effect
@@ -99,7 +106,13 @@ def test_real_touch_options(app_dir: Path) -> None:
         (app_dir / "tsig").touch()
         uwsgi.wait_for("[uwsgi-touch-signal] raising")
         uwsgi.wait_for("error managing signal")
-    assert _masked(uwsgi.lines) == EXPECTED
+    return uwsgi.lines
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("case", ["touches"])
+def test_real_touch_options(real_runs, case) -> None:
+    assert _masked(real_runs[case].result()) == EXPECTED
 
 
 def test_exit_on_reload(app_dir: Path) -> None:
@@ -120,15 +133,21 @@ def test_real_exit_on_reload(app_dir: Path) -> None:
                              "--exit-on-reload"], cwd=app_dir, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    time.sleep(2.5)
-    (app_dir / "tw").touch()
     try:
+        assert proc.stdout is not None
+        started = []  # up to the master's loop, which stats the file first
+        for line in proc.stdout:
+            started.append(line.rstrip("\n"))
+            if "spawned uWSGI worker 1" in line:
+                break
+        time.sleep(1)  # the master's first stat, and a later second for the touch
+        (app_dir / "tw").touch()
         out, _ = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    lines = out.splitlines()
+    lines = started + out.splitlines()
     assert lines[-1] == "uWSGI: GAME OVER (insert coin)"
     assert "binary reloading uWSGI..." not in lines
 
@@ -160,8 +179,7 @@ def test_worker_reload_mercy(app_dir: Path) -> None:
         assert _masked(sim.log, racing_tail=False) == MERCY_LINES
 
 
-@pytest.mark.real
-def test_real_worker_reload_mercy(app_dir: Path) -> None:
+def _real_worker_reload_mercy(app_dir: Path) -> list[str]:
     (app_dir / "slow.py").write_text(SLOW)
 
     def scenario(url: str) -> None:
@@ -175,7 +193,13 @@ def test_real_worker_reload_mercy(app_dir: Path) -> None:
         # NO MERCY again)
         assert get(url, wait=15) == b"slow"
 
-    assert _masked(run_with(MERCY, app_dir, scenario), racing_tail=False) == MERCY_LINES
+    return run_with(MERCY, app_dir, scenario)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("case", ["mercy"])
+def test_real_worker_reload_mercy(real_runs, case) -> None:
+    assert _masked(real_runs[case].result(), racing_tail=False) == MERCY_LINES
 
 
 CHAIN = ["--master", "--processes", "2", "--wsgi-file", "app.py",
@@ -215,14 +239,34 @@ def test_chain_reload(tmp_path: Path) -> None:
         assert sum("chain reloading complete" in line for line in sim.log) == 2
 
 
-@pytest.mark.real
-def test_real_chain_reload(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "tc").write_text("")
+def _real_chain_reload(app_dir: Path) -> list[str]:
+    (app_dir / "tc").write_text("")
 
     def scenario(_url: str) -> None:
         time.sleep(2.5)
-        (tmp_path / "tc").touch()
+        (app_dir / "tc").touch()
 
-    out = run_with(CHAIN, tmp_path, scenario, until=["chain reloading complete"])
-    assert _chain_lines(out) == CHAIN_LINES
+    return run_with(CHAIN, app_dir, scenario, until=["chain reloading complete"])
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("case", ["chain"])
+def test_real_chain_reload(real_runs, case) -> None:
+    assert _chain_lines(real_runs[case].result()) == CHAIN_LINES
+
+
+#: The real runs by case, each given a directory of its own (``_prepare``d): its lines.
+REAL_CASES = {"touches": _real_touches, "mercy": _real_worker_reload_mercy,
+              "chain": _real_chain_reload}
+
+
+def _real(case: str) -> list[str]:
+    with tempfile.TemporaryDirectory() as path:
+        return REAL_CASES[case](_prepare(Path(path)))
+
+
+@pytest.fixture(scope="module")
+def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[list[str]]]]:
+    """The real runs of this module's selected tests, started together (each mostly
+    waits: for the master's next second, a mercy, a chain of reloads)."""
+    yield from started_together(request, _real)

@@ -44,7 +44,10 @@ child on request (their pipes come over the master's socket with ``SCM_RIGHTS``)
 reaps them. A child that dies (segfault, ``os._exit``) or stays silent longer than
 ``timeout`` real seconds (a watchdog thread looks, so the message path pays no
 ``poll``) is reported as a ``SimulationError`` naming the virtual process and virtual
-time, with its exit status and its Python stack (``faulthandler``). A SIGKILL of a
+time, with its exit status and its Python stack (``faulthandler``). The test process
+forks the master child with no thread of simuwsgi's alive (this watchdog and the
+simulation's stop for it): the child would start with a copy of any lock one of them
+held, held for ever (Python 3.12 warns of a fork with threads). A SIGKILL of a
 virtual process (harakiri, ``sim.kill``, reload, stop) kills its OS child. Closing the
 simulation kills and reaps every child; the master child dies with the parent
 (``PR_SET_PDEATHSIG``), the others with the master child.
@@ -69,6 +72,7 @@ master's process; the real-socket server (``simuwsgi.net``) does not drive fork 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import faulthandler
 import gc
@@ -86,7 +90,7 @@ import traceback
 import types
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..server import containment as _containment
@@ -440,6 +444,10 @@ class ForkRuntime:
         self.waiting_on: ForkChild | None = None
         self.wait_seq = 0
         self._watchdog: _Watchdog | None = None
+        #: Pauses the test process's other simuwsgi thread while it forks (the
+        #: simulation's stall watchdog: ``Watchdog.paused``).
+        self.others_paused: Callable[[], contextlib.AbstractContextManager[None]] = \
+            contextlib.nullcontext
         self.closed = False
         #: ``--threads``: the cores of a worker waiting for its child, which runs one
         #: request at a time (it has one thread), by worker
@@ -483,23 +491,36 @@ class ForkRuntime:
             except (OSError, ValueError, AttributeError):
                 pass
         parent_pid = _real_getpid()
-        ospid = _containment.REAL.fork()  # the runtime's own fork, never refused
-        if ospid == 0:  # the master child
-            try:
-                parent_end.close()
-                _become_master_child(self, proc, child_end, crash, parent_pid)
-            finally:
-                _exit(70)
+        with self._alone():
+            ospid = _containment.REAL.fork()  # the runtime's own fork, never refused
+            if ospid == 0:  # the master child
+                try:
+                    parent_end.close()
+                    _become_master_child(self, proc, child_end, crash, parent_pid)
+                finally:
+                    _exit(70)
         child_end.close()
-        if self._watchdog is None:
-            self._watchdog = _Watchdog(self)
-            self._watchdog.start()
         fd = parent_end.fileno()
         child = ForkChild(self, proc, fd, fd, ospid, crash, sock=parent_end)
         self.children[proc] = child
         self.master_child = child
         self.live_pids.add(ospid)
         return child
+
+    @contextlib.contextmanager
+    def _alone(self) -> Iterator[None]:
+        """The test process without simuwsgi's threads while it forks the master child:
+        the child would start with a copy of any lock one of them held, held for ever
+        (Python 3.12 warns of a fork with threads). Nothing waits for a child here (the
+        old ones are gone): this runtime's watchdog is stopped and a new one started
+        after; the simulation's is paused."""
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            _containment.end_thread(self._watchdog)
+        with self.others_paused():
+            yield
+        self._watchdog = _Watchdog(self)
+        self._watchdog.start()
 
     def fork(self, proc: UProcess) -> None:
         """``fork()`` of the master for a new worker, mule or spooler (at spawn time)."""
@@ -616,7 +637,8 @@ class ForkRuntime:
             return
         self.closed = True
         if self._watchdog is not None:
-            self._watchdog.stopped = True
+            self._watchdog.stop()
+            _containment.end_thread(self._watchdog)
             self._watchdog = None
         self.kill_all()
         for child in list(self.children.values()):
@@ -751,16 +773,18 @@ class _Watchdog(threading.Thread):
         super().__init__(name="simuwsgi-fork-watchdog", daemon=True)
         self._runtime = weakref.ref(runtime)
         self.timeout = runtime.timeout
-        self.stopped = False
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
 
     def run(self) -> None:
         seen: tuple[Any, int] | None = None
         since = 0.0
         tick = min(max(self.timeout / 5, 0.01), 1.0)
-        while not self.stopped:
-            RealClock.sleep(tick)
+        while not self._stopped.wait(tick):
             rt = self._runtime()
-            if rt is None or self.stopped:
+            if rt is None:
                 return
             child, seq = rt.waiting_on, rt.wait_seq
             del rt

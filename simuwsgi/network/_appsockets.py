@@ -242,9 +242,11 @@ def process_block(kernel: Any) -> Block:
     return block
 
 
-def driver_block(kernel: Any, run_to: Callable[[float], None], patience: float) -> Block:
+def driver_block(kernel: Any, run_to: Callable[[float, Callable[[], bool]], None],
+                 patience: float) -> Block:
     """The test's waits: the cluster runs until the event, or the timeout passed
-    (None: ``patience`` virtual seconds)."""
+    (None: ``patience`` virtual seconds); ``run_to(when, ready)`` may also end when
+    ``ready()`` (a cluster paced by the real clock does)."""
 
     def block(ready: Callable[[], bool], timeout: float | None, _reason: str,
               hook: Callable[[Callable[[], None]], None]) -> bool:
@@ -252,7 +254,7 @@ def driver_block(kernel: Any, run_to: Callable[[float], None], patience: float) 
         waker = _Waker(lambda: setattr(kernel, "stopping", True))
         hook(waker)
         while not ready() and kernel.now < deadline:
-            run_to(deadline)
+            run_to(deadline, ready)
         waker.cancel()
         return ready()
 

@@ -276,6 +276,10 @@ class Network:
                                 f"not {', '.join(sorted(settings))}") from None
         self.record("net.set_link", a=a, b=b, one_way=one_way, **settings)
 
+    def waits(self, src: str, dst: str) -> bool:
+        """Whether traffic from ``src`` to ``dst`` waits (a cut or held link)."""
+        return (src, dst) in self._cut or (src, dst) in self._held
+
     def link(self, a: str, b: str) -> LinkSettings:
         """The settings of the link from ``a`` to ``b``."""
         return self._links.get((self._node(a), self._node(b)), self._default)

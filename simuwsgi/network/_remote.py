@@ -159,7 +159,8 @@ class Exchange:
         elif protocol == "http":
             handler = serve_http
         else:
-            handler = dst.inst.subsystems["routers"].serve
+            # a real node (simuwsgi.cluster_real) forwards to its real router
+            handler = getattr(dst.inst, "forward", None) or dst.inst.subsystems["routers"].serve
         self.net.transmit(self.src, dst.name, len(self.out), handler, self.net, dst,
                           self.port, self.src, self.out, self._reply)
 
@@ -210,7 +211,7 @@ def serve(net: Network, node: Endpoint, port: int, peer: str, data: bytes,
     inst = node.inst
     forward = getattr(inst, "forward", None)
     if forward is not None:  # a real node (simuwsgi.cluster_real) answers by itself
-        forward(data, lambda out: net.transmit(node.name, peer, len(out), reply, out))
+        forward(net, node, port, peer, data, reply)
         return
     conn = Connection(SERVER, buffer_size=inst.buffer_size, max_vars=inst.max_vars)
 

@@ -202,7 +202,8 @@ class Stream(Exchange):
         elif protocol == "http":
             handler = functools.partial(serve_http, cut=cut)
         else:
-            handler = dst.inst.subsystems["routers"].serve
+            # a real node (simuwsgi.cluster_real) forwards to its real router
+            handler = getattr(dst.inst, "forward", None) or dst.inst.subsystems["routers"].serve
         handler(self.net, dst, self.port, self.src, bytes(self._sent), self._replied)
 
     def _replied(self, data: bytes) -> None:

@@ -1042,6 +1042,17 @@ def _trace_from(frame: Any, tracer: Callable[..., Any]) -> None:
         frame = frame.f_back
 
 
+def end_thread(thread: threading.Thread) -> None:
+    """Join ``thread`` and wait until its OS thread is gone too: ``join`` returns while
+    it is still ending, and a fork then copies a process with two threads (Python 3.12
+    counts them in /proc and warns that the child may deadlock)."""
+    thread.join()
+    task = f"/proc/self/task/{thread.native_id}"
+    deadline = _R.monotonic() + 1.0
+    while os.path.exists(task) and _R.monotonic() < deadline:
+        _R.sleep(0.0005)
+
+
 class Watchdog:
     """Interrupts a virtual process that runs ``timeout`` real seconds without yielding,
     and makes Ctrl-C stop a run (see the module docstring)."""
@@ -1069,14 +1080,33 @@ class Watchdog:
         if threading.get_ident() == threading.main_thread().ident:
             self._install_handlers()
         if self.timeout or self._handlers:  # stalls, or Ctrl-C swallowed by the app
-            self._thread = threading.Thread(target=self._watch, name="simuwsgi-watchdog",
-                                            daemon=True)
-            self._thread.start()
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="simuwsgi-watchdog",
+                                        daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No watchdog thread while the block runs (fork mode forks in it: a child would
+        start with a copy of any lock the thread held, held for ever)."""
+        thread = self._thread
+        if thread is None or self._stop.is_set():
+            yield
+            return
+        self._stop.set()
+        end_thread(thread)
+        try:
+            yield
+        finally:
+            self._stop.clear()
+            self._start_thread()
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+            end_thread(self._thread)
         itimer = self._itimer
         for signum, handler in self._handlers.items():
             if _signal.getsignal(signum) in (self._on_stall_signal, self._on_sigint,

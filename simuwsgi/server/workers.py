@@ -715,8 +715,12 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     if inst.harakiri:
         inst.arm_harakiri(w, inst.harakiri)
     outcome = reading.parse_vars(w, req, vars_)
-    parsed = outcome is _reading.PARSED and req.app_id >= 0
-    if parsed:  # as the app is called
+    # rpc, signal, cache, spool (simuwsgi.net._wire's control) run in the app's place but
+    # are no app's requests: uWSGI counts them in the totals only, and logs no line
+    wire = getattr(req, "net", None)
+    plugin = wire is not None and wire.control is not None
+    counted = outcome is _reading.PARSED and req.app_id >= 0 and not plugin
+    if counted:  # as the app is called
         w.app_local_requests[req.app_id] = w.app_local_requests.get(req.app_id, 0) + 1
     if outcome is _reading.FAILED:  # uWSGI's 500 with no byte sent
         status, headers, body, failed = None, [], b"", False
@@ -732,7 +736,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     w.delta_requests += 1
     w.core_counts[w.core] += 1
     inst.total_requests += 1
-    if parsed:
+    if counted:
         w.app_requests[req.app_id] = w.app_requests.get(req.app_id, 0) + 1
     if outcome is not _reading.SERVED:  # a static file: do_not_account_avg_rt
         elapsed_us = int(round((end - req.started) * 1_000_000))
@@ -757,7 +761,8 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
                    else "start_response not called"))
     req.finish(status, headers, body, end, reason)
     inst.publish_request_memory(w)
-    _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
+    if not plugin:
+        _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
     req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
     # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
     # memory limits

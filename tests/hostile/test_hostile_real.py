@@ -1,18 +1,24 @@
 """The hostile apps on the real uWSGI 2.0.30 server and in the simulation: the same
-deaths, the same master lines, the same atexit runs."""
+deaths, the same master lines, the same atexit runs. The real runs that pause GAP seconds
+between requests start together (``real_runs``, tests/_overlap.py)."""
 
 from __future__ import annotations
 
 import re
+import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _hostile import GAP, atexit_lines, copy_app
+from _overlap import started_together
 
 from simuwsgi import Simulation, SimulationError
 from simuwsgi.modes.real import RealUwsgi, RealUwsgiError
-from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
+from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi, requires_real_uwsgi
 
 pytestmark = pytest.mark.real
 
@@ -25,58 +31,77 @@ def master_lines(log: list[str]) -> list[str]:
     return [re.sub(r"\d+", "N", line) for line in log if _MASTER_LINES.match(line)]
 
 
-def both(tmp_path: Path, app: str, options: list[str], paths: list[str]):
-    """(statuses, master lines, atexit lines) from the real server, then the simulation."""
-    out = []
-    for side in ("real", "sim"):
-        where = tmp_path / side
-        where.mkdir()
-        copy_app(where, app)
-        if side == "real":
-            with RealUwsgi(options, app_dir=where) as real:
-                statuses = []
-                for path in paths:
-                    statuses.append(real.get(path, timeout=5).status)
-                    time.sleep(GAP)
-                real.stop()
-                log = real.app_log()
-        else:
-            with Simulation(options, app_dir=where) as sim:
-                statuses = []
-                for path in paths:
-                    statuses.append(sim.get(path).status)
-                    sim.advance(GAP)
-                sim.stop()
-                log = list(sim.log)
-        out.append((statuses, master_lines(log), atexit_lines(where)))
-    return out
+#: The apps driven the same way on both sides, by case: app, options, request paths.
+CASES = {
+    "exits": ("exits.py", ["--master", "--wsgi-file", "exits.py", "--queue", "4"],
+              ["/os_exit", "/sys_exit", "/c_exit_caught", "/os_exit_caught",
+               "/keyboard_interrupt", "/base_exception", "/"]),
+    # one worker: "other" is not needed, every signal goes to the worker itself or is
+    # sent by it to itself
+    "kills": ("kills.py", ["--master", "--wsgi-file", "kills.py"],
+              ["/self/15", "/self/1", "/self/10", "/self/2", "/"]),
+    "handlers": ("handlers.py", ["--master", "--wsgi-file", "handlers.py", "--mule"],
+                 ["/signal/10", "/signal/11", "/signal/12", "/signal/13", "/signal/14"]),
+    "python-handlers": ("kills.py", ["--master", "--wsgi-file", "kills.py"],
+                        ["/getsignal", "/handler", "/getsignal"]),
+    "commands": ("commands.py", ["--master", "--wsgi-file", "commands.py"],
+                 ["/run", "/system", "/exec_missing", "/exec", "/"]),
+}
 
 
-@requires_real_uwsgi
-def test_exits_in_requests_match_real_uwsgi(tmp_path):
-    real, sim = both(tmp_path, "exits.py", ["--master", "--wsgi-file", "exits.py",
-                                            "--queue", "4"],
-                     ["/os_exit", "/sys_exit", "/c_exit_caught", "/os_exit_caught",
-                      "/keyboard_interrupt", "/base_exception", "/"])
-    assert sim == real
+def _real(case: str):
+    """(statuses, master lines, atexit lines) of a case on the real server, a request
+    every GAP seconds."""
+    app, options, paths = CASES[case]
+    with tempfile.TemporaryDirectory() as where:
+        copy_app(Path(where), app)
+        with RealUwsgi(options, app_dir=where) as real:
+            statuses = []
+            for path in paths:
+                statuses.append(real.get(path, timeout=5).status)
+                time.sleep(GAP)
+            real.stop()
+            log = real.app_log()
+        return statuses, master_lines(log), atexit_lines(Path(where))
+
+
+def _sim(where: Path, case: str):
+    """The same from the simulation."""
+    app, options, paths = CASES[case]
+    copy_app(where, app)
+    with Simulation(options, app_dir=where) as sim:
+        statuses = []
+        for path in paths:
+            statuses.append(sim.get(path).status)
+            sim.advance(GAP)
+        sim.stop()
+        log = list(sim.log)
+    return statuses, master_lines(log), atexit_lines(where)
+
+
+@pytest.fixture(scope="module")
+def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Any]]]:
+    """The real runs of this module's selected tests, started together (each mostly
+    waits out its GAPs)."""
+    require_real_uwsgi()
+    yield from started_together(request, _real)
+
+
+@pytest.mark.parametrize("case", ["exits"])
+def test_exits_in_requests_match_real_uwsgi(real_runs, case, tmp_path):
+    real = real_runs[case].result()
+    assert _sim(tmp_path, case) == real
     assert real[0] == [None, None, None, None, None, None, 200]
 
 
-@requires_real_uwsgi
-def test_os_kill_between_workers_matches_real_uwsgi(tmp_path):
-    # one worker: "other" is not needed, every signal goes to the worker itself or is
-    # sent by it to itself
-    real, sim = both(tmp_path, "kills.py", ["--master", "--wsgi-file", "kills.py"],
-                     ["/self/15", "/self/1", "/self/10", "/self/2", "/"])
-    assert sim == real
+@pytest.mark.parametrize("case", ["kills"])
+def test_os_kill_between_workers_matches_real_uwsgi(real_runs, case, tmp_path):
+    assert _sim(tmp_path, case) == real_runs[case].result()
 
 
-@requires_real_uwsgi
-def test_signal_handler_and_mule_exits_match_real_uwsgi(tmp_path):
-    real, sim = both(tmp_path, "handlers.py", ["--master", "--wsgi-file", "handlers.py",
-                                               "--mule"],
-                     ["/signal/10", "/signal/11", "/signal/12", "/signal/13", "/signal/14"])
-    assert sim == real
+@pytest.mark.parametrize("case", ["handlers"])
+def test_signal_handler_and_mule_exits_match_real_uwsgi(real_runs, case, tmp_path):
+    assert _sim(tmp_path, case) == real_runs[case].result()
 
 
 @requires_real_uwsgi
@@ -92,11 +117,9 @@ def test_sys_exit_at_import_matches_real_uwsgi(tmp_path):
     assert atexit_lines(tmp_path) == ["import", "import"]
 
 
-@requires_real_uwsgi
-def test_python_signal_handlers_of_the_app_match_real_uwsgi(tmp_path):
-    real, sim = both(tmp_path, "kills.py", ["--master", "--wsgi-file", "kills.py"],
-                     ["/getsignal", "/handler", "/getsignal"])
-    assert sim == real
+@pytest.mark.parametrize("case", ["python-handlers"])
+def test_python_signal_handlers_of_the_app_match_real_uwsgi(real_runs, case, tmp_path):
+    assert _sim(tmp_path, case) == real_runs[case].result()
 
 
 @requires_real_uwsgi
@@ -132,11 +155,10 @@ def test_os_exit_while_a_lazy_worker_loads_the_app_matches_real_uwsgi(tmp_path):
         "... monitored exception detected, respawning worker N (pid: N)..."] * 2
 
 
-@requires_real_uwsgi
-def test_commands_and_exec_match_real_uwsgi(tmp_path):
-    real, sim = both(tmp_path, "commands.py", ["--master", "--wsgi-file", "commands.py"],
-                     ["/run", "/system", "/exec_missing", "/exec", "/"])
-    assert sim == real
+@pytest.mark.parametrize("case", ["commands"])
+def test_commands_and_exec_match_real_uwsgi(real_runs, case, tmp_path):
+    real = real_runs[case].result()
+    assert _sim(tmp_path, case) == real
     assert real[0] == [200, 200, 200, None, 200]
 
 

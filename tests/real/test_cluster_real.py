@@ -119,9 +119,12 @@ def test_a_simulated_node_calls_a_real_one(tmp_path):
         assert cluster.now - began >= 8  # two calls, each waiting --socket-timeout
 
 
-def test_a_real_node_takes_one_uwsgi_socket_and_no_http_socket():
+def test_a_real_node_takes_no_http_socket_and_one_socket_per_port():
     cluster = Cluster()
     with pytest.raises(ConfigError, match="--http-socket is not available on a real node"):
         cluster.add_real("r", ["--http-socket", ":8080"])
-    with pytest.raises(ConfigError, match="one --socket at the most"):
-        cluster.add_real("s", ["--socket", ":1", "--socket", ":2"])
+    with pytest.raises(ConfigError, match="--fastrouter :1: port 1 is taken by another"):
+        cluster.add_real("s", ["--socket", ":1", "--fastrouter", ":1"])
+    with pytest.raises(ConfigError, match="--socket /tmp/s.sock: a host:port address only"):
+        cluster.add_real("t", ["--socket", "/tmp/s.sock"])
+    cluster.add_real("u", ["--socket", ":1", "--socket", ":2", "--http", ":3"])

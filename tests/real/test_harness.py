@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _waits import proc_state, settles_asleep
 
 import simuwsgi.modes.real._server as server_mod
 from simuwsgi.modes.real import HARNESS_MARK, RealUwsgi, RealUwsgiError, find_uwsgi_binary
@@ -56,27 +57,6 @@ BAD_IMPORT_APP = textwrap.dedent(
 def write_app(directory: Path, source: str = APP, name: str = "app.py") -> Path:
     (directory / name).write_text(source)
     return directory
-
-
-def _settles_asleep(pid: int, patience: float = 2.0) -> bool:
-    """The process is (or within ``patience`` s becomes) asleep in its loop: a process
-    caught running for an instant (the master's 1 s tick) is not still initialising."""
-    import time
-
-    deadline = time.monotonic() + patience
-    while proc_state(pid) != "S":
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def proc_state(pid: int) -> str | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2 :].split()[0].decode()
 
 
 def pid_alive(pid: int) -> bool:
@@ -129,7 +109,7 @@ def test_readiness(real_uwsgi_factory, tmp_path, extra, workers, mules, spoolers
     # loop (accept/epoll/poll): nothing is still initialising
     for key, pid in pids.items():
         assert os.getpgid(pid) == u.pgid, key
-        assert _settles_asleep(pid), (key, proc_state(pid))
+        assert settles_asleep(pid), (key, proc_state(pid))
     log = u.log
     assert sum(1 for ln in log if ln == f"{HARNESS_MARK} worker-accepting") == workers
     assert sum(1 for ln in log if ln == f"{HARNESS_MARK} mule-ready") == mules
@@ -189,6 +169,25 @@ def test_request_to_closed_port_is_refused(real_uwsgi_factory, tmp_path):
     u.kill()
     r = u.get("/")
     assert r.status is None and r.reason == "refused"
+
+
+@requires_real_uwsgi
+def test_the_harness_waits_on_the_real_clock_while_a_simulation_is_open(
+        real_uwsgi_factory, tmp_path):
+    """The test thread reads a simulation's clock while one is open: the harness's
+    deadlines must not (a mixed cluster's real nodes are driven from that thread)."""
+    from simuwsgi import Simulation, real_time
+
+    write_app(tmp_path)
+    with Simulation(["--wsgi-file", str(tmp_path / "app.py")], seed=1) as sim:
+        sim.start()
+        u = real_uwsgi_factory(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path)
+        assert u.get("/").status == 200
+        began = real_time.monotonic()
+        with pytest.raises(RealUwsgiError):
+            u.wait_for_log("a line uWSGI never writes", timeout=0.5)
+        assert real_time.monotonic() - began < 5
+        assert sim.now == 0.0  # the simulation's clock did not move meanwhile
 
 
 # --------------------------------------------------------------------------- start failures

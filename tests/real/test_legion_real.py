@@ -1,30 +1,39 @@
 """Legion, real against simulated: two and three real uWSGI 2.0.30 nodes built with SSL
 (simuwsgi.modes.real._ssl_build) on loopback vs the same topology in a simulated cluster - the
 Lord after the start, the new Lord after the Lord stops (``dead`` announce) and after
-it is killed (silence, then the tolerance), and the Legion lines each node logs."""
+it is killed (silence, then the tolerance), the Legion lines each node logs, and the
+stats server's ``legions`` key and the ``legion`` of each ``crons`` entry.
+
+The real runs are the slow half: each waits out Legion's rounds on the real clock (10 s,
+and the 15 s tolerance after a kill) on a machine it leaves idle. Those of the selected
+tests start together (``real_runs``, tests/_overlap.py); each test then runs its
+simulated twin and compares."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
 
 import pytest
+from _overlap import started_together
 
 from simuwsgi import Cluster
-from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real import RealUwsgi, free_port
 from simuwsgi.modes.real._ssl_build import ssl_uwsgi_binary
+from simuwsgi.server.stats import document
 
 pytestmark = pytest.mark.real
 
 SECRET = "aes-128-cbc:secret"
 #: How long the nodes run before the Lord is stopped or killed (two rounds and more).
 SETTLE = 10.0
-
-
-@pytest.fixture(scope="module")
-def ssl_binary() -> str:
-    return ssl_uwsgi_binary()  # builds it once per machine; fails (never skips) without
 
 
 def _udp_port() -> int:
@@ -111,10 +120,11 @@ def _sim(valors: list[int], end: str) -> tuple[list[bool], float, list[list[str]
         return lords, cluster.now - gone, [_legion_lines(lines) for lines in logs]
 
 
-@pytest.mark.parametrize("valors", [[90, 80], [90, 80, 70]], ids=["two", "three"])
-def test_the_lord_after_start_and_after_a_stop(ssl_binary, valors):
-    real_lords, real_delay, real_lines = _real(ssl_binary, valors, "stop")
-    sim_lords, sim_delay, sim_lines = _sim(valors, "stop")
+@pytest.mark.parametrize("case", ["two", "three"])
+def test_the_lord_after_start_and_after_a_stop(real_runs, case):
+    real_lords, real_delay, real_lines = real_runs[case].result()
+    valors = CASES[case][1][0]
+    sim_lords, sim_delay, sim_lines = _sim(*CASES[case][1])
     assert real_lords == sim_lords == [True] + [False] * (len(valors) - 1)
     # the death announce ends the survivors' loop iteration: the next Lord is elected at
     # a later one - with three nodes once the two survivors' announces agree again
@@ -127,9 +137,10 @@ def test_the_lord_after_start_and_after_a_stop(ssl_binary, valors):
         assert _kinds(real) == _kinds(sim), (real, sim)
 
 
-def test_a_killed_lord_is_replaced_after_the_tolerance(ssl_binary):
-    real_lords, real_delay, real_lines = _real(ssl_binary, [90, 80], "kill")
-    sim_lords, sim_delay, sim_lines = _sim([90, 80], "kill")
+@pytest.mark.parametrize("case", ["kill"])
+def test_a_killed_lord_is_replaced_after_the_tolerance(real_runs, case):
+    real_lords, real_delay, real_lines = real_runs[case].result()
+    sim_lords, sim_delay, sim_lines = _sim(*CASES[case][1])
     assert real_lords == sim_lords == [True, False]
     # silent for more than --legion-tolerance (15 s) since its last announce (0-3 s
     # before the kill), seen at a whole-second check, then a round to agree
@@ -183,17 +194,16 @@ def _settled_lines(binary: str | None, valors: list[int], extra: tuple[str, ...]
             node.stop()
 
 
-@pytest.mark.parametrize("valors, extra", [
-    ([90, 80], ("--legion-quorum", "lg 3")),  # no quorum: the warning, no Lord
-    ([0, 80], ()),  # an arbiter never rules
-    ([70000, 80], ()),  # a valor over 16 bits: re-added on every announce (UNSETTLED)
-], ids=["no-quorum", "arbiter", "valor-over-16-bits"])
-def test_the_legion_lines_after_start(ssl_binary, valors, extra):
-    real = _settled_lines(ssl_binary, valors, extra)
-    sim = _settled_lines(None, valors, extra)
+@pytest.mark.parametrize("case", ["no-quorum", "arbiter", "valor-over-16-bits"])
+def test_the_legion_lines_after_start(real_runs, case):
+    real = real_runs[case].result()
+    sim = _settled_lines(None, *CASES[case][1])
     assert real == sim
 
 
+#: Each node's own scroll (LORD_APP reads them).
+SCROLLS = [("--wsgi-file", "app.py", "--legion-scroll", f"lg scroll of {name}")
+           for name in ("a", "b")]
 LORD_APP = '''
 import uwsgi
 
@@ -206,26 +216,33 @@ def application(environ, start_response):
 '''
 
 
-def test_i_am_the_lord_lord_scroll_and_scrolls_as_real(ssl_binary, tmp_path):
-    (tmp_path / "app.py").write_text(LORD_APP)
+def _real_scrolls(binary: str) -> list[list[bytes]]:
+    """What the two real nodes' LORD_APP answers right after the start, and after SETTLE."""
     addresses = [f"127.0.0.1:{_udp_port()}" for _ in range(2)]
-    extra = [("--wsgi-file", "app.py", "--legion-scroll", f"lg scroll of {name}")
-             for name in ("a", "b")]
-    nodes = [RealUwsgi(_options(addresses, i, v, extra[i]), binary=ssl_binary,
-                       app_dir=tmp_path, max_lifetime=60) for i, v in enumerate([90, 80])]
-    try:
-        for node in nodes:
-            node.start()
-        real = [[n.get("/").body for n in nodes]]
-        time.sleep(SETTLE)
-        real.append([n.get("/").body for n in nodes])
-    finally:
-        for node in nodes:
-            node.stop()
+    with tempfile.TemporaryDirectory() as app_dir:
+        (Path(app_dir) / "app.py").write_text(LORD_APP)
+        nodes = [RealUwsgi(_options(addresses, i, v, SCROLLS[i]), binary=binary,
+                           app_dir=app_dir, max_lifetime=60) for i, v in enumerate([90, 80])]
+        try:
+            for node in nodes:
+                node.start()
+            real = [[n.get("/").body for n in nodes]]
+            time.sleep(SETTLE)
+            real.append([n.get("/").body for n in nodes])
+            return real
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+@pytest.mark.parametrize("case", ["scrolls"])
+def test_i_am_the_lord_lord_scroll_and_scrolls_as_real(real_runs, case, tmp_path):
+    real = real_runs[case].result()
+    (tmp_path / "app.py").write_text(LORD_APP)
     cluster = Cluster(ssl=True, app_dir=tmp_path)
     sim_addresses = ["10.0.0.1:4000", "10.0.0.2:4000"]
     for i, valor in enumerate([90, 80]):
-        cluster.add(f"n{i}", _options(sim_addresses, i, valor, extra[i]),
+        cluster.add(f"n{i}", _options(sim_addresses, i, valor, SCROLLS[i]),
                     address=f"10.0.0.{i + 1}")
     with cluster:
         sim = [[cluster[n].get("/").body for n in cluster.nodes]]
@@ -239,3 +256,107 @@ def test_i_am_the_lord_lord_scroll_and_scrolls_as_real(ssl_binary, tmp_path):
                        b"None, None)",
                        b"(False, b'scroll of a', [b'scroll of b', b'scroll of a'], False, "
                        b"None, None)"]
+
+
+#: The stats test's two nodes, with a plain cron and a legion cron, neither due in SETTLE
+STATS_VALORS = [90, 80]
+CRONS = ["--cron", "30 3 15 6 -1 true", "--legion-cron", "lg 30 3 15 6 -1 true"]
+
+
+def _stats(port: int) -> dict:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return json.loads(data)
+
+
+def _shape(legions: list[dict], uuids: dict[str, str]) -> list[dict]:
+    """What must match: UUIDs by whose they are, times and checksums by whether set."""
+    out = []
+    for lg in legions:
+        item = dict(lg)
+        item["addr"] = "ADDR"
+        item["nodes"] = len(lg["nodes"])
+        for key in ("uuid", "lord_uuid"):
+            item[key] = uuids.get(lg[key], lg[key])
+        item["i_am_the_lord"] = lg["i_am_the_lord"] > 1_000_000  # a time: when it won
+        item["checksum"] = lg["checksum"] > 0
+        item["members"] = [{**m, "name": "NAME", "uuid": uuids.get(m["uuid"], m["uuid"]),
+                            "checksum": m["checksum"] == lg["checksum"],
+                            "last_seen": m["last_seen"] > 1_000_000}
+                           for m in lg["members"]]
+        out.append(item)
+    return out
+
+
+def _real_stats(binary: str) -> list[dict]:
+    """The two real nodes' stats documents after SETTLE."""
+    addrs = [f"127.0.0.1:{_udp_port()}" for _ in range(2)]
+    stats_ports = [free_port(), free_port()]
+    real = [RealUwsgi(["--master", "--processes", "1", "--legion",
+                       f"lg {addrs[i]} {STATS_VALORS[i]} {SECRET}", "--legion-node",
+                       f"lg {addrs[1 - i]}", "--stats", f"127.0.0.1:{stats_ports[i]}", *CRONS],
+                      binary=binary, allow_no_app=True, max_lifetime=60) for i in range(2)]
+    try:
+        for node in real:
+            node.start()
+        time.sleep(SETTLE)
+        return [_stats(port) for port in stats_ports]
+    finally:
+        for node in real:
+            node.stop()
+
+
+@pytest.mark.parametrize("case", ["stats"])
+def test_stats_legions_match_two_real_nodes(real_runs, case):
+    real_full = real_runs[case].result()
+    real_docs = [doc["legions"] for doc in real_full]
+    cluster = Cluster(ssl=True)
+    ips = ["10.0.0.1", "10.0.0.2"]
+    for i in range(2):
+        cluster.add(f"n{i}", ["--master", "--processes", "1", "--legion",
+                              f"lg {ips[i]}:4000 {STATS_VALORS[i]} {SECRET}", "--legion-node",
+                              f"lg {ips[1 - i]}:4000", "--stats", "127.0.0.1:9191", *CRONS],
+                    address=ips[i], allow_no_app=True)
+    with cluster:
+        cluster.advance(SETTLE)
+        sim_full = [document(cluster[f"n{i}"].inst) for i in range(2)]
+        sim_docs = [doc["legions"] for doc in sim_full]
+    assert list(document(cluster["n0"].inst))[-1] == "legions"
+
+    def roles(docs):
+        return {docs[0][0]["uuid"]: "UUID-A", docs[1][0]["uuid"]: "UUID-B"}
+
+    assert [_shape(d, roles(sim_docs)) for d in sim_docs] == \
+        [_shape(d, roles(real_docs)) for d in real_docs]
+    assert real_docs[0][0]["i_am_the_lord"] > 0 and real_docs[1][0]["i_am_the_lord"] == 0
+    assert [list(d[0]) for d in sim_docs] == [list(d[0]) for d in real_docs]
+    assert [list(d[0]["members"][0]) for d in sim_docs] == \
+        [list(d[0]["members"][0]) for d in real_docs]
+    # each cron names its legion ("" for none) between "unique" and "pid"
+    assert [d["crons"] for d in sim_full] == [d["crons"] for d in real_full]
+    assert [list(c) for c in sim_full[0]["crons"]] == [list(c) for c in real_full[0]["crons"]]
+    assert [c["legion"] for c in sim_full[0]["crons"]] == ["", "lg"]
+
+
+#: Each test's real run: the function (called with the SSL binary first) and its
+#: arguments, which the simulated twin takes too.
+CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
+    "two": (_real, ([90, 80], "stop")),
+    "three": (_real, ([90, 80, 70], "stop")),
+    "kill": (_real, ([90, 80], "kill")),
+    "no-quorum": (_settled_lines, ([90, 80], ("--legion-quorum", "lg 3"))),  # no Lord
+    "arbiter": (_settled_lines, ([0, 80], ())),  # an arbiter never rules
+    # a valor over 16 bits: re-added on every announce (UNSETTLED)
+    "valor-over-16-bits": (_settled_lines, ([70000, 80], ())),
+    "scrolls": (_real_scrolls, ()),
+    "stats": (_real_stats, ()),
+}
+
+
+@pytest.fixture(scope="module")
+def real_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Any]]]:
+    """The real runs of this module's selected tests, started together."""
+    binary = ssl_uwsgi_binary()  # builds it once per machine; fails (never skips) without
+    yield from started_together(request, lambda case: CASES[case][0](binary, *CASES[case][1]))

@@ -6,9 +6,9 @@ sockets (``network._network``)."""
 from __future__ import annotations
 
 import textwrap
-import time
 
 import pytest
+from _waits import wait_for_lines
 
 from simuwsgi import Cluster
 from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
@@ -49,10 +49,6 @@ def test_cache_and_signal_over_a_unix_socket_match_real_uwsgi(tmp_path, real_uws
     (tmp_path / "app.py").write_text(APP)
     options = ["--master", "--processes", "2", "--wsgi-file", "app.py", "--cache2",
                "name=c,items=10", "--socket", str(tmp_path / "app.sock")]
-    real = real_uwsgi_factory(options, app_dir=tmp_path)
-    real_body = real.get("/").body.decode()
-    time.sleep(0.5)  # the signal's handler runs in a worker
-    real_handled = sum("handled signal 17" in line for line in real.log)
     cluster = Cluster(app_dir=tmp_path)
     node = cluster.add("a", options + ["--http-socket", ":8080"])
     with cluster:
@@ -60,6 +56,10 @@ def test_cache_and_signal_over_a_unix_socket_match_real_uwsgi(tmp_path, real_uws
         cluster.advance(0.5)
         sim_handled = sum("handled signal 17" in line for line in node.log)
         sim_log = list(node.log)
+    real = real_uwsgi_factory(options, app_dir=tmp_path)
+    real_body = real.get("/").body.decode()
+    wait_for_lines(real, "handled signal 17", sim_handled)  # the handlers run in workers
+    real_handled = sum("handled signal 17" in line for line in real.log)
     assert sim_body == real_body
     assert real_body.splitlines() == [
         "True", "b'v'", "True", "None", "None",

@@ -90,8 +90,11 @@ def shared(real_uwsgi_pool):
     return real_uwsgi_pool.get(SHARED_OPTS, app=OBS_APP)
 
 
-def new_lines(u, start):
-    time.sleep(0.05)  # the request log line is written right after the response
+def new_lines(u, start, path=None):
+    """The lines since ``start``; with ``path``, once the log line of its request is there
+    (uWSGI writes it after the response: the client may read it first)."""
+    if path is not None:
+        u.wait_for_log(rf" {re.escape(path)} => generated ", start=start)
     return [ln for ln in u.log[start:] if HARNESS_MARK not in ln]
 
 
@@ -101,7 +104,7 @@ def test_exception_before_start_response_closes_without_reply(shared):
     start = len(shared.log)
     r = shared.get("/raise-before")
     assert r.status is None and r.raw == b"" and r.reason == "closed"
-    lines = new_lines(shared, start)
+    lines = new_lines(shared, start, "/raise-before")
     assert lines[:4] == [
         "Traceback (most recent call last):",
         '  File "app.py", line 8, in application',
@@ -129,7 +132,7 @@ def test_exception_while_iterating_sends_partial_body(shared):
     r = shared.get("/raise-iter")
     assert r.raw == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst-chunk;"
     assert r.closed_by_server
-    lines = new_lines(shared, start)
+    lines = new_lines(shared, start, "/raise-iter")
     assert lines[0] == "Traceback (most recent call last):"
     assert lines[3] == "RuntimeError: boom while iterating"
     assert re.match(
@@ -152,7 +155,7 @@ def test_exception_after_start_response_sends_headers_only(shared):
     start = len(shared.log)
     r = shared.get("/raise-after-sr")
     assert r.raw == b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
-    lines = new_lines(shared, start)
+    lines = new_lines(shared, start, "/raise-after-sr")
     assert lines[3] == "RuntimeError: boom after start_response"
     assert re.match(
         REQ_LOG.format(

@@ -44,10 +44,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+# the harness waits on the host's clock, also in a test thread that sees a simulation's
+from ...real_time import monotonic, sleep
 
 __all__ = [
     "HARNESS_MARK",
@@ -273,7 +275,7 @@ class _LogFollower:
         self.lines: list[str] = []
         self._pos = 0
         self._partial = b""
-        self.generations: list[_Generation] = [_Generation(0, last_change=time.monotonic())]
+        self.generations: list[_Generation] = [_Generation(0, last_change=monotonic())]
 
     @property
     def current(self) -> _Generation:
@@ -310,7 +312,7 @@ class _LogFollower:
 
     def _parse(self, line: str, index: int) -> None:
         g = self.current
-        now = time.monotonic()
+        now = monotonic()
         if _RE_BANNER.match(line):
             if g.banner:
                 self.generations.append(_Generation(index, banner=True, last_change=now))
@@ -588,7 +590,7 @@ class RealUwsgi:
                 self._hard_kill()
                 raise
             break
-        self.ready_after = time.monotonic() - self._started_at
+        self.ready_after = monotonic() - self._started_at
         return self
 
     def _launch(self, binary: str, port: int, attempt: int) -> None:
@@ -636,7 +638,7 @@ class RealUwsgi:
             *self.argv,
         ]
         with open(self.log_path, "ab", buffering=0) as logf:
-            self._started_at = time.monotonic()
+            self._started_at = monotonic()
             try:
                 self._sup = subprocess.Popen(
                     cmd,
@@ -656,12 +658,12 @@ class RealUwsgi:
                 os.close(w)
         _live.add(self)
         # the supervisor writes "pid N" right after its fork (a few ms)
-        deadline = time.monotonic() + 10.0
+        deadline = monotonic() + 10.0
         while self._master_pid is None:
             self._read_status(block=0.05)
             if self._master_pid is not None:
                 break
-            if self._sup.poll() is not None or time.monotonic() > deadline:
+            if self._sup.poll() is not None or monotonic() > deadline:
                 self._log.flush_partial()
                 raise RealUwsgiError(
                     "the harness supervisor failed to start uWSGI", log=self._log.lines
@@ -782,8 +784,8 @@ class RealUwsgi:
         self, timeout: float, *, initial: bool = False, since: ReloadMark | None = None
     ) -> None:
         assert self._log is not None
-        deadline = time.monotonic() + timeout
-        sleep = 0.002
+        deadline = monotonic() + timeout
+        pause = 0.002
         while True:
             self._log.poll()
             self._check_failure(initial)
@@ -793,7 +795,7 @@ class RealUwsgi:
                     return
             else:
                 waiting = "the reload (master re-exec or all workers replaced)"
-            if time.monotonic() > deadline:
+            if monotonic() > deadline:
                 lines = list(self._log.lines)
                 raise RealUwsgiError(
                     self._failure_message(
@@ -802,16 +804,16 @@ class RealUwsgi:
                     ),
                     log=lines,
                 )
-            time.sleep(sleep)
-            sleep = min(sleep * 1.5, 0.02)
+            sleep(pause)
+            pause = min(pause * 1.5, 0.02)
 
     def wait_ready(self, timeout: float = 10.0) -> float:
         """Wait until the current generation is ready (e.g. after a worker respawn);
         returns the seconds waited."""
         self._require_running()
-        t0 = time.monotonic()
+        t0 = monotonic()
         self._wait_ready_or_fail(timeout)
-        return time.monotonic() - t0
+        return monotonic() - t0
 
     # ------------------------------------------------------------------------ requests
     def request(
@@ -853,7 +855,7 @@ class RealUwsgi:
     def request_raw(self, data: bytes, *, timeout: float = 5.0) -> Response:
         """Send raw bytes on a fresh connection, read until the server closes (or the
         response is complete and ``timeout`` expires), and parse what came back."""
-        t0 = time.monotonic()
+        t0 = monotonic()
         deadline = t0 + timeout
         raw = b""
         reason: str | None = None
@@ -861,16 +863,16 @@ class RealUwsgi:
         try:
             sock = socket.create_connection(self.address, timeout=timeout)
         except ConnectionRefusedError:
-            return Response(None, [], b"", reason="refused", elapsed=time.monotonic() - t0)
+            return Response(None, [], b"", reason="refused", elapsed=monotonic() - t0)
         except TimeoutError:
-            return Response(None, [], b"", reason="timeout", elapsed=time.monotonic() - t0)
+            return Response(None, [], b"", reason="timeout", elapsed=monotonic() - t0)
         with sock:
             try:
                 sock.sendall(data)
             except (BrokenPipeError, ConnectionResetError):
                 reason = "reset"
             while reason is None:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - monotonic()
                 if remaining <= 0:
                     reason = "timeout"
                     break
@@ -888,7 +890,7 @@ class RealUwsgi:
                     break
                 raw += chunk
         resp = _parse_response(raw)
-        resp.elapsed = time.monotonic() - t0
+        resp.elapsed = monotonic() - t0
         resp.closed_by_server = closed
         if resp.status is None:
             resp.reason = resp.reason or reason or ("closed" if closed else None)
@@ -936,10 +938,10 @@ class RealUwsgi:
             since = self._last_reload_mark
             if since is None:
                 raise RealUwsgiError("wait_reloaded() without reload() needs since=mark()")
-        t0 = time.monotonic()
+        t0 = monotonic()
         self._wait_ready_or_fail(timeout, since=since)
         self._last_reload_mark = None
-        return time.monotonic() - t0
+        return monotonic() - t0
 
     def pids(self) -> dict[tuple[str, int], int]:
         """Processes of the current generation, from the log: ``("master", 0)`` (when
@@ -977,7 +979,7 @@ class RealUwsgi:
         os.kill(old, _signal.SIGKILL)
         if not wait_respawn:
             return None
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         while True:
             self._log.poll()
             self._check_failure(False)
@@ -985,12 +987,12 @@ class RealUwsgi:
             new = g.workers.get(n)
             if g.worker_spawns > spawns and new != old and self._readiness()[0]:
                 return new
-            if time.monotonic() > deadline:
+            if monotonic() > deadline:
                 raise RealUwsgiError(
                     self._failure_message(f"worker {n} not respawned after {timeout}s", self.log),
                     log=self.log,
                 )
-            time.sleep(0.005)
+            sleep(0.005)
 
     def wait_for_log(
         self, pattern: str | re.Pattern, timeout: float = 10.0, *, start: int = 0
@@ -998,7 +1000,7 @@ class RealUwsgi:
         """Wait for a log line (index >= ``start``) matching ``pattern`` (re.search)."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         assert self._log is not None
-        deadline = time.monotonic() + timeout
+        deadline = monotonic() + timeout
         while True:
             self._log.poll()
             lines = self._log.lines if self._final_lines is None else self._final_lines
@@ -1006,13 +1008,13 @@ class RealUwsgi:
                 m = rx.search(ln)
                 if m:
                     return m
-            if time.monotonic() > deadline:
+            if monotonic() > deadline:
                 raise RealUwsgiError(
                     f"no log line matching {rx.pattern!r} after {timeout}s\n"
                     + "\n".join(lines[-25:]),
                     log=lines,
                 )
-            time.sleep(0.01)
+            sleep(0.01)
 
     # ------------------------------------------------------------------------ stopping
     def stop(self, timeout: float = 5.0) -> int | None:
@@ -1027,9 +1029,9 @@ class RealUwsgi:
                 os.kill(self._master_pid, _signal.SIGINT)
             except ProcessLookupError:
                 pass
-            deadline = time.monotonic() + timeout
-            while self._master_exit is None and time.monotonic() < deadline:
-                self._read_status(block=min(0.05, max(0.0, deadline - time.monotonic())))
+            deadline = monotonic() + timeout
+            while self._master_exit is None and monotonic() < deadline:
+                self._read_status(block=min(0.05, max(0.0, deadline - monotonic())))
         self._hard_kill()
         return self.returncode
 
@@ -1066,13 +1068,13 @@ class RealUwsgi:
             self._status_r = None
         # the supervisor reaped every orphan; wait for the group to vanish (defensive)
         if pgid is not None:
-            deadline = time.monotonic() + 5.0
-            while _group_alive(pgid) and time.monotonic() < deadline:
+            deadline = monotonic() + 5.0
+            while _group_alive(pgid) and monotonic() < deadline:
                 try:
                     os.killpg(pgid, _signal.SIGKILL)
                 except OSError:
                     pass
-                time.sleep(0.01)
+                sleep(0.01)
         if self._log is not None:
             self._log.flush_partial()
             self._final_lines = list(self._log.lines)
