@@ -50,13 +50,9 @@ switch_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *
             || PyList_GET_SIZE(live) != 1 || !PyAnySet_Check(seen)) {
         return fall_back(ITEM(state, 2), args, nargs, kwnames);
     }
-    PyObject *modules = PySys_GetObject("modules");  /* borrowed */
-    Py_ssize_t size = modules == NULL ? -1 : PyObject_Length(modules);
-    if (size < 0) {
-        PyErr_Clear();
-        return fall_back(ITEM(state, 2), args, nargs, kwnames);
-    }
-    if (size != PySet_GET_SIZE(seen)) {
+    /* sys.modules (the interpreter's dict, which the import system uses), borrowed */
+    PyObject *modules = PyImport_GetModuleDict();
+    if (!PyDict_Check(modules) || PyDict_GET_SIZE(modules) != PySet_GET_SIZE(seen)) {
         return fall_back(ITEM(state, 2), args, nargs, kwnames);
     }
     PyObject *old = PyList_GET_ITEM(live, 0);
