@@ -18,6 +18,8 @@ directory tree or the ``--wsgi-file``'s directory, plus ``uwsgidecorators``): ne
 module objects, deep copies of the globals, functions and classes rebuilt on the
 process's globals. ``sys.modules`` shows the running process's modules through one
 ``ModuleView`` per module, so a switch between processes changes one reference.
+That switch, the look-up of the running process's copy of a master object
+(``resolve``) and ``Instance.call_python`` have optional C twins (``_cvfork.c``).
 
 Everything imported is removed from ``sys.modules`` when the simulation closes, and
 modules the test process had imported under the same names are put back.
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 if os.environ.get("SIMUWSGI_PURE_PYTHON"):
     _c = None
 else:
-    try:  # the optional C accelerator: switch and resolve's common case (see _cvfork.c)
+    try:  # the optional C accelerator: switch, resolve, call_python (see _cvfork.c)
         from . import _cvfork as _c
     except ImportError:  # not built (no compiler): the Python methods
         _c = None
@@ -110,8 +112,9 @@ class AppLoader:
         self._path_added = False
         self.load_error: str | None = None
         if _c is not None:  # the per-switch and per-call steps in C (see _cvfork.c)
-            self.switch = _c.switcher((self._live, self._modules_seen, self.switch))
-            self.resolve = _c.resolver((self._live, self.resolve))
+            self.switch = _c.switcher(  # type: ignore[method-assign]
+                (self._live, self._modules_seen, self.switch))
+            self.resolve = _c.resolver((self._live, self.resolve))  # type: ignore[method-assign]
         from .startup import ProcessEnvironment
 
         #: --env/--unenv/--pythonpath, undone by restore()
