@@ -49,7 +49,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 # the harness waits on the host's clock, also in a test thread that sees a simulation's
-from ...real_time import monotonic, sleep
+# (``_R`` holds the real functions, out of freezegun's reach, as simuwsgi.real_time does)
+from ..._core.clock import _R
 
 __all__ = [
     "HARNESS_MARK",
@@ -275,7 +276,7 @@ class _LogFollower:
         self.lines: list[str] = []
         self._pos = 0
         self._partial = b""
-        self.generations: list[_Generation] = [_Generation(0, last_change=monotonic())]
+        self.generations: list[_Generation] = [_Generation(0, last_change=_R.monotonic())]
 
     @property
     def current(self) -> _Generation:
@@ -312,7 +313,7 @@ class _LogFollower:
 
     def _parse(self, line: str, index: int) -> None:
         g = self.current
-        now = monotonic()
+        now = _R.monotonic()
         if _RE_BANNER.match(line):
             if g.banner:
                 self.generations.append(_Generation(index, banner=True, last_change=now))
@@ -590,7 +591,7 @@ class RealUwsgi:
                 self._hard_kill()
                 raise
             break
-        self.ready_after = monotonic() - self._started_at
+        self.ready_after = _R.monotonic() - self._started_at
         return self
 
     def _launch(self, binary: str, port: int, attempt: int) -> None:
@@ -638,7 +639,7 @@ class RealUwsgi:
             *self.argv,
         ]
         with open(self.log_path, "ab", buffering=0) as logf:
-            self._started_at = monotonic()
+            self._started_at = _R.monotonic()
             try:
                 self._sup = subprocess.Popen(
                     cmd,
@@ -658,12 +659,12 @@ class RealUwsgi:
                 os.close(w)
         _live.add(self)
         # the supervisor writes "pid N" right after its fork (a few ms)
-        deadline = monotonic() + 10.0
+        deadline = _R.monotonic() + 10.0
         while self._master_pid is None:
             self._read_status(block=0.05)
             if self._master_pid is not None:
                 break
-            if self._sup.poll() is not None or monotonic() > deadline:
+            if self._sup.poll() is not None or _R.monotonic() > deadline:
                 self._log.flush_partial()
                 raise RealUwsgiError(
                     "the harness supervisor failed to start uWSGI", log=self._log.lines
@@ -784,7 +785,7 @@ class RealUwsgi:
         self, timeout: float, *, initial: bool = False, since: ReloadMark | None = None
     ) -> None:
         assert self._log is not None
-        deadline = monotonic() + timeout
+        deadline = _R.monotonic() + timeout
         pause = 0.002
         while True:
             self._log.poll()
@@ -795,7 +796,7 @@ class RealUwsgi:
                     return
             else:
                 waiting = "the reload (master re-exec or all workers replaced)"
-            if monotonic() > deadline:
+            if _R.monotonic() > deadline:
                 lines = list(self._log.lines)
                 raise RealUwsgiError(
                     self._failure_message(
@@ -804,16 +805,16 @@ class RealUwsgi:
                     ),
                     log=lines,
                 )
-            sleep(pause)
+            _R.sleep(pause)
             pause = min(pause * 1.5, 0.02)
 
     def wait_ready(self, timeout: float = 10.0) -> float:
         """Wait until the current generation is ready (e.g. after a worker respawn);
         returns the seconds waited."""
         self._require_running()
-        t0 = monotonic()
+        t0 = _R.monotonic()
         self._wait_ready_or_fail(timeout)
-        return monotonic() - t0
+        return _R.monotonic() - t0
 
     # ------------------------------------------------------------------------ requests
     def request(
@@ -855,7 +856,7 @@ class RealUwsgi:
     def request_raw(self, data: bytes, *, timeout: float = 5.0) -> Response:
         """Send raw bytes on a fresh connection, read until the server closes (or the
         response is complete and ``timeout`` expires), and parse what came back."""
-        t0 = monotonic()
+        t0 = _R.monotonic()
         deadline = t0 + timeout
         raw = b""
         reason: str | None = None
@@ -863,16 +864,16 @@ class RealUwsgi:
         try:
             sock = socket.create_connection(self.address, timeout=timeout)
         except ConnectionRefusedError:
-            return Response(None, [], b"", reason="refused", elapsed=monotonic() - t0)
+            return Response(None, [], b"", reason="refused", elapsed=_R.monotonic() - t0)
         except TimeoutError:
-            return Response(None, [], b"", reason="timeout", elapsed=monotonic() - t0)
+            return Response(None, [], b"", reason="timeout", elapsed=_R.monotonic() - t0)
         with sock:
             try:
                 sock.sendall(data)
             except (BrokenPipeError, ConnectionResetError):
                 reason = "reset"
             while reason is None:
-                remaining = deadline - monotonic()
+                remaining = deadline - _R.monotonic()
                 if remaining <= 0:
                     reason = "timeout"
                     break
@@ -890,7 +891,7 @@ class RealUwsgi:
                     break
                 raw += chunk
         resp = _parse_response(raw)
-        resp.elapsed = monotonic() - t0
+        resp.elapsed = _R.monotonic() - t0
         resp.closed_by_server = closed
         if resp.status is None:
             resp.reason = resp.reason or reason or ("closed" if closed else None)
@@ -938,10 +939,10 @@ class RealUwsgi:
             since = self._last_reload_mark
             if since is None:
                 raise RealUwsgiError("wait_reloaded() without reload() needs since=mark()")
-        t0 = monotonic()
+        t0 = _R.monotonic()
         self._wait_ready_or_fail(timeout, since=since)
         self._last_reload_mark = None
-        return monotonic() - t0
+        return _R.monotonic() - t0
 
     def pids(self) -> dict[tuple[str, int], int]:
         """Processes of the current generation, from the log: ``("master", 0)`` (when
@@ -979,7 +980,7 @@ class RealUwsgi:
         os.kill(old, _signal.SIGKILL)
         if not wait_respawn:
             return None
-        deadline = monotonic() + timeout
+        deadline = _R.monotonic() + timeout
         while True:
             self._log.poll()
             self._check_failure(False)
@@ -987,12 +988,12 @@ class RealUwsgi:
             new = g.workers.get(n)
             if g.worker_spawns > spawns and new != old and self._readiness()[0]:
                 return new
-            if monotonic() > deadline:
+            if _R.monotonic() > deadline:
                 raise RealUwsgiError(
                     self._failure_message(f"worker {n} not respawned after {timeout}s", self.log),
                     log=self.log,
                 )
-            sleep(0.005)
+            _R.sleep(0.005)
 
     def wait_for_log(
         self, pattern: str | re.Pattern, timeout: float = 10.0, *, start: int = 0
@@ -1000,7 +1001,7 @@ class RealUwsgi:
         """Wait for a log line (index >= ``start``) matching ``pattern`` (re.search)."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         assert self._log is not None
-        deadline = monotonic() + timeout
+        deadline = _R.monotonic() + timeout
         while True:
             self._log.poll()
             lines = self._log.lines if self._final_lines is None else self._final_lines
@@ -1008,13 +1009,13 @@ class RealUwsgi:
                 m = rx.search(ln)
                 if m:
                     return m
-            if monotonic() > deadline:
+            if _R.monotonic() > deadline:
                 raise RealUwsgiError(
                     f"no log line matching {rx.pattern!r} after {timeout}s\n"
                     + "\n".join(lines[-25:]),
                     log=lines,
                 )
-            sleep(0.01)
+            _R.sleep(0.01)
 
     # ------------------------------------------------------------------------ stopping
     def stop(self, timeout: float = 5.0) -> int | None:
@@ -1029,9 +1030,9 @@ class RealUwsgi:
                 os.kill(self._master_pid, _signal.SIGINT)
             except ProcessLookupError:
                 pass
-            deadline = monotonic() + timeout
-            while self._master_exit is None and monotonic() < deadline:
-                self._read_status(block=min(0.05, max(0.0, deadline - monotonic())))
+            deadline = _R.monotonic() + timeout
+            while self._master_exit is None and _R.monotonic() < deadline:
+                self._read_status(block=min(0.05, max(0.0, deadline - _R.monotonic())))
         self._hard_kill()
         return self.returncode
 
@@ -1068,13 +1069,13 @@ class RealUwsgi:
             self._status_r = None
         # the supervisor reaped every orphan; wait for the group to vanish (defensive)
         if pgid is not None:
-            deadline = monotonic() + 5.0
-            while _group_alive(pgid) and monotonic() < deadline:
+            deadline = _R.monotonic() + 5.0
+            while _group_alive(pgid) and _R.monotonic() < deadline:
                 try:
                     os.killpg(pgid, _signal.SIGKILL)
                 except OSError:
                     pass
-                sleep(0.01)
+                _R.sleep(0.01)
         if self._log is not None:
             self._log.flush_partial()
             self._final_lines = list(self._log.lines)
