@@ -244,7 +244,7 @@ def test_five_times_the_listen_queue_at_once_are_all_answered(servers, tmp_path,
     """The default listen queue (100) with 500 clients connecting at once: whatever
     the kernel queues is served; nothing is accepted and then dropped without a reply.
     Five times the queue overflows it as well as 1,000 clients (the size is not the
-    point), and both servers answer the 500 in ~1.5 s: 203 at once, the rest when their
+    point), and both servers answer the 500 in ~1.5 s: 203 at once, the rest when the
     clients resend their SYN 1 s later. With 1,000 clients, that second wave comes
     faster than a server drains a full queue: what it misses waits for its client's
     backed-off retransmissions (~2.4, 4, 7, 14, 28 s, ~101 answered each time), so
