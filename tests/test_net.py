@@ -273,6 +273,38 @@ def test_wsgi_on_uwsgi_and_http_sockets(node) -> None:
     assert body["env"]["HTTP_X"] == "last"  # the last duplicate wins
 
 
+def test_a_full_listen_queue_is_drained_without_waiting_for_the_pacing_loop(node) -> None:
+    """A hundred whole requests queue up (the listen queue) while the serving thread is
+    busy; once it is free they are answered back to back, the simulation run up to now
+    for each, as a uWSGI worker accepts the next connection as soon as it is done: in a
+    fraction of a second, where one pacing step each (up to MAX_IDLE, 0.25 s) would take
+    25 s and a listen queue that overflows meanwhile would make its clients retransmit."""
+    served, _, uport, _ = node
+    clients: list[socket.socket] = []
+
+    def queue_requests() -> None:  # in the serving thread: nothing is accepted meanwhile
+        for _ in range(100):  # the default --listen
+            s = socket.create_connection(("127.0.0.1", uport), timeout=5)
+            s.sendall(wsgi_packet("/"))
+            clients.append(s)
+
+    try:
+        served.call(queue_requests)
+        began = time.monotonic()
+        replies = []
+        for s in clients:
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+            replies.append(reply)
+        took = time.monotonic() - began
+    finally:
+        for s in clients:
+            s.close()
+    assert all(r.startswith(b"HTTP/1.1 200 OK") for r in replies)
+    assert took < 5.0, took
+
+
 # -- bad input ---------------------------------------------------------------------------------
 def test_bad_input_is_closed_and_the_server_keeps_serving(node) -> None:
     served, _, uport, hport = node
