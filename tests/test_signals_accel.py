@@ -117,3 +117,46 @@ def test_signal_accelerator_is_used_unless_pure_python():
     from simuwsgi.subsystems import signals
 
     assert (signals._c is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
+
+
+#: Kernel timers only: no loop client needs the master's iteration, so a firing takes
+#: the C master_read's own branch (the phase moved, then route with the timer's record).
+TIMERS_APP = """
+import uwsgi
+calls = 0
+def tick(num):
+    global calls
+    calls += 1
+uwsgi.register_signal(1, "workers", tick)
+uwsgi.register_signal(2, "", tick)
+uwsgi.register_signal(3, "worker2", tick)
+uwsgi.add_timer(1, 1)
+uwsgi.add_timer(2, 3)
+uwsgi.add_timer(3, 2)
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [b"%d" % calls]
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["--threads", "2"], ["--thunder-lock"]])
+def test_timer_firings_routed_in_c_give_what_the_python_methods_give(tmp_path, monkeypatch,
+                                                                      extra):
+    from simuwsgi.subsystems import _csignals, signals
+
+    (tmp_path / "app.py").write_text(TIMERS_APP)
+    outs = []
+    for accelerator in (_csignals, None):
+        monkeypatch.setattr(signals, "_c", accelerator)
+        with Simulation(["--master", "--processes", "3", "--wsgi-file", "app.py", *extra],
+                        app_dir=tmp_path, seed=3) as sim:
+            requests = [sim.submit("GET", "/", at=i * 0.7) for i in range(20)]
+            sim.wait(requests, timeout=60)
+            sim.advance(30)
+            fired = {r["num"] for r in sim.trace.select("timer.fire")}
+            outs.append((type(sim.inst.subsystems.get("signals").route).__name__,
+                         [r.response.body for r in requests], fired,
+                         sim.trace.digest(), list(sim.log)))
+    assert outs[0][0] == "builtin_function_or_method" and outs[1][0] == "method"
+    assert outs[0][1:] == outs[1][1:]
+    assert outs[0][2] == {1, 2, 3}

@@ -338,7 +338,7 @@ def test_fork_mode_harakiri_with_a_core_waiting_for_the_child(tmp_path):
         reqs = [sim.submit("GET", "/hang") for _ in range(2)]
         sim.wait(reqs)  # one in the child, the other waiting for it: both lost
         assert [r.response.status for r in reqs] == [None, None]
-        assert not sim.inst.forks._core_queues
+        assert not sim.inst.forks._turns
         assert sim.get("/after").status == 200  # the new worker's child serves
 
 
@@ -796,3 +796,33 @@ def test_a_thread_local_is_forked_with_the_masters_data(tmp_path):
     # each worker's first request is core 0's; the first worker's second is core 1's
     assert seen[0::2] == ["master"] * 3
     assert seen[1] == "unset"
+
+
+def _signals_while_a_core_sleeps(tmp_path, mode):
+    """A signal handler of a threaded worker while one of its cores sleeps in a request."""
+    with _sim(tmp_path, "--processes", "1", "--threads", "2", mode=mode) as sim:
+        sim.start()
+        slow = sim.submit("GET", "/slow")
+        sim.advance(0.1)
+        sim.signal(17)
+        sim.wait([slow])
+        sim.advance(1)
+        sim.signal(17)
+        sim.advance(1)
+        return slow.response.status, [x for x in sim.log if "SIG" in x or "GET" in x]
+
+
+def test_fork_mode_runs_a_threaded_workers_signal_handlers_in_its_child(tmp_path):
+    """A core's handler runs in its worker's child, after the other core's request call
+    there (the child has one thread): it crashed with "worker1 has no forked process"."""
+    status, lines = _signals_while_a_core_sleeps(tmp_path, "fork")
+    assert status == 200
+    _, in_sim = _signals_while_a_core_sleeps(tmp_path, "sim")
+    # in sim mode the free core runs the first handler at once; the child waits its turn
+    assert [x[:6] for x in in_sim] == ["SIG 17", "[pid: ", "SIG 17"]
+    assert [x[:6] for x in lines] == ["[pid: ", "SIG 17", "SIG 17"]
+    # the same lines otherwise (the body's size shows what uwsgi.workers() said: a core
+    # busy in sim mode is waiting for its turn in fork mode)
+    sized = re.compile(r"generated \d+ bytes")
+    assert sorted(sized.sub("X", x) for x in _masked(lines)) == sorted(
+        sized.sub("X", x) for x in _masked(in_sim))

@@ -451,7 +451,9 @@ class ForkRuntime:
         self.closed = False
         #: ``--threads``: the cores of a worker waiting for its child, which runs one
         #: request at a time (it has one thread), by worker
-        self._core_queues: dict[UProcess, deque[UProcess]] = {}
+        #: a threaded worker's child runs one core's user code at a time: the core whose
+        #: turn it is, and the cores waiting for theirs (see ``_turn``)
+        self._turns: dict[UProcess, tuple[list[UProcess], deque[UProcess]]] = {}
         self._local_call_python = inst.call_python
         #: OS pids of live children (killed at interpreter exit if never closed).
         self.live_pids: set[int] = set()
@@ -557,7 +559,7 @@ class ForkRuntime:
     def process_died(self, proc: UProcess) -> None:
         """The virtual process is gone (exit, SIGKILL): so is its OS process (and the
         cores that waited for it)."""
-        self._core_queues.pop(proc, None)
+        self._turns.pop(proc, None)
         child = self.children.get(proc)
         if child is not None and child is not self.master_child:
             self.kill(child)
@@ -657,13 +659,40 @@ class ForkRuntime:
         proc = self.kernel.current
         if proc is None:  # called by the test itself (``sim.uwsgi.rpc``): the master's code
             proc = self.inst.master
-        outcome = self.child_of(proc).call(op, payload)
+        with self._turn(proc):  # a core's handler runs in its worker's child too
+            outcome = self.child_of(proc.main).call(op, payload)
         return self._outcome(proc, outcome)
 
     def signal(self, proc: UProcess, signum: int) -> None:
         """Another process's ``os.kill`` reaches ``proc``'s Python handler of ``signum``
         (``containment.deliver``): its child runs it (``_Child.op_signal``)."""
-        self._outcome(proc, self.child_of(proc).call("signal", signum))
+        with self._turn(proc):
+            self._outcome(proc, self.child_of(proc.main).call("signal", signum))
+
+    @contextlib.contextmanager
+    def _turn(self, proc: UProcess) -> Iterator[None]:
+        """Let the running core call into the child of ``proc``'s process when no other
+        core's call is under way there: the child has one thread, so the cores of a
+        threaded worker take turns (a call nested in the running core's own goes on)."""
+        main = proc.main
+        me = self.kernel.current
+        turn = self._turns.get(main)
+        if me is None or (turn is not None and turn[0][0] is me):
+            yield
+            return
+        if turn is None:
+            turn = self._turns[main] = ([me], deque())
+        else:
+            turn[1].append(me)
+            self.kernel.park("the worker's child runs another core's request")
+        try:
+            yield
+        finally:
+            if turn[1]:
+                turn[0][0] = turn[1].popleft()
+                self.kernel.wake(turn[0][0])
+            elif self._turns.get(main) is turn:
+                del self._turns[main]
 
     def _outcome(self, proc: Any, outcome: tuple[Any, ...]) -> tuple[bool, Any]:
 
@@ -695,20 +724,8 @@ class ForkRuntime:
         if app is None:
             return _call_app(inst, w, req)  # "no python application found": no user code
         state = _request_state(req)
-        worker = w.main
-        queue = self._core_queues.get(worker)
-        if queue is None:  # the child is free: this core's request goes in
-            queue = self._core_queues[worker] = deque()
-        else:  # another core's request runs in the child: wait for it
-            queue.append(w)
-            self.kernel.park("the worker's child runs another core's request")
-        try:
-            outcome = self.child_of(worker).call("wsgi", state)
-        finally:
-            if queue:
-                self.kernel.wake(queue.popleft())
-            else:
-                del self._core_queues[worker]
+        with self._turn(w):
+            outcome = self.child_of(w.main).call("wsgi", state)
         if outcome[0] == EXIT:
             raise ProcessExit(outcome[1], outcome[2])
         (status, headers, body, failed), raw, altered, stats = outcome[1]

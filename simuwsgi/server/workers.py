@@ -350,6 +350,7 @@ def core_loop(inst: Instance, core: Worker) -> None:
     w = core.main
     signals = inst.subsystems.get("signals")
     park = inst.kernel.park
+    wake = inst.kernel.wake
     private = w.signal_queue
     shared = signals.shared_workers if signals is not None else ()
     listen = inst.listen_queue
@@ -368,39 +369,30 @@ def core_loop(inst: Instance, core: Worker) -> None:
             continue
         w.acceptor = core
         if private:
-            _release(inst, w)
-            signals.run_handler(core, private.popleft())
-            continue
-        if shared:
-            _release(inst, w)
-            signals.run_handler(core, shared.popleft())
-            continue
-        if listen and w.accepting:
-            _release(inst, w)
-            handle_request(inst, core, listen.popleft())
-            continue
-        w.status = "idle"
-        w.idle = True
-        if thunder_lock:
-            idle.append(w)
+            kind, value = "sig", private.popleft()
+        elif shared:
+            kind, value = "sig", shared.popleft()
+        elif listen and w.accepting:
+            kind, value = "req", listen.popleft()
         else:
-            insort(idle, w, key=by_id)
-        kind, value = park(_IN_ACCEPT)
-        _release(inst, w)
+            w.status = "idle"
+            w.idle = True
+            if thunder_lock:
+                idle.append(w)
+            else:
+                insort(idle, w, key=by_id)
+            kind, value = park(_IN_ACCEPT)
+        # thunder_unlock: the accept mutex goes to the first core waiting for it (inline:
+        # once per signal and request, the hot path of the timer day)
+        if waiters:
+            nxt = w.acceptor = waiters.popleft()
+            wake(nxt)
+        else:
+            w.acceptor = None
         if kind == "sig":
             signals.run_handler(core, value)
         elif kind == "req":
             handle_request(inst, core, value)
-
-
-def _release(inst: Instance, w: Worker) -> None:
-    """``thunder_unlock``: the accept mutex goes to the first core waiting for it."""
-    waiters = w.mutex_waiters
-    if waiters:
-        nxt = w.acceptor = waiters.popleft()
-        inst.kernel.wake(nxt)
-    else:
-        w.acceptor = None
 
 
 def _leave(inst: Instance, core: Worker) -> None:

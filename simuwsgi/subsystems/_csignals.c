@@ -12,10 +12,12 @@
  *   signal(state)                   uwsgi.signal(n) with one int, raised by a worker,
  *       mule or spooler with no fault planned: the `signal.raise` record and the
  *       master's read posted (`raise_signal`).
- *   master_read(state)              the master's read: with its loop running and no
- *       loop client needing the iteration, the phase moved and `route` called
- *       (`master_read`, `MasterLoop.event`, `_move_phase`); else `loop.event(route, n)`.
- *   route(state)                    `route`: the `signal.route` record, then a target
+ *   master_read(state)              the master's read (or a timer's firing, `fired`
+ *       passed on to `route`): with its loop running and no loop client needing the
+ *       iteration, the phase moved and `route` called (`master_read`,
+ *       `MasterLoop.event`, `_move_phase`); else `loop.event(route, n, fired)`.
+ *   route(state)                    `route`: the `fired` record when given (the
+ *       timer's), the `signal.route` record, then a target
  *       in `signals._worker_targets` (`workers`, or `workerN` naming an existing
  *       worker) delivered to each worker as `to_workers` does; any other target
  *       through `signals._deliver(target, n)`.
@@ -222,8 +224,8 @@ move_phase(PyObject *loop, PyObject *now)
 static PyObject *
 master_read_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 1 || !no_keywords(kwnames)) {
-        PyErr_SetString(PyExc_TypeError, "master_read(num)");
+    if (nargs < 1 || nargs > 2 || !no_keywords(kwnames)) {
+        PyErr_SetString(PyExc_TypeError, "master_read(num, fired=None)");
         return NULL;
     }
     PyObject *loop = NULL, *flag = NULL, *route = NULL, *now = NULL, *result = NULL;
@@ -253,13 +255,15 @@ master_read_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         int needs = needs_iteration(loop);
         if (needs < 0) goto out;
         if (needs) {  /* an iteration with the clients' hooks: the loop's own code */
-            result = call_method(loop, str_event, route, args[0]);
+            PyObject *call[] = {loop, route, args[0], nargs > 1 ? args[1] : NULL};
+            result = PyObject_VectorcallMethod(
+                str_event, call, (nargs + 2) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
             goto out;
         }
         if ((now = PyObject_GetAttr(KERNEL(self), str_now)) == NULL
                 || move_phase(loop, now) < 0) goto out;
     }
-    result = PyObject_Vectorcall(route, args, 1, NULL);
+    result = PyObject_Vectorcall(route, args, nargs, NULL);
 out:
     Py_XDECREF(loop);
     Py_XDECREF(flag);
@@ -359,11 +363,13 @@ to_worker_target(PyObject *self, PyObject *wid, PyObject *num)
 static PyObject *
 route_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 1 || !no_keywords(kwnames)) {
-        PyErr_SetString(PyExc_TypeError, "route(num)");
+    if (nargs < 1 || nargs > 2 || !no_keywords(kwnames)) {
+        PyErr_SetString(PyExc_TypeError, "route(num, fired=None)");
         return NULL;
     }
     PyObject *num = args[0], *target = NULL, *result = NULL;
+    if (nargs > 1 && args[1] != Py_None  /* the firing timer's record first */
+            && record(self, str_master, args[1], str_num, num, NULL, NULL) < 0) return NULL;
     PyObject *table = PyDict_GetItemWithError(TABLES(self), zero);
     if (table == NULL || !PyDict_Check(table)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "no slot-0 signal table");

@@ -165,17 +165,21 @@ class Signals:
         # (so the loop's 1 s phase restarts and due rb_timers expire, as in uWSGI).
         inst.kernel.call_soon(self.master_read, num)
 
-    def master_read(self, num: int) -> None:
-        """The master reads a signal byte from a process's socket and routes it."""
+    def master_read(self, num: int, fired: str | None = None) -> None:
+        """The master reads a signal byte from a process's socket and routes it (or,
+        ``fired`` the kind of its trace record, a timer's signal: ``route``)."""
         loop = self.inst.master_loop
         if loop is not None and loop.started and not loop.closed:
-            loop.event(self.route, num)
+            loop.event(self.route, num, fired)
         else:
-            self.route(num)
+            self.route(num, fired)
 
-    def route(self, num: int) -> None:
-        """``uwsgi_route_signal``: the master delivers ``num`` by its slot-0 entry."""
+    def route(self, num: int, fired: str | None = None) -> None:
+        """``uwsgi_route_signal``: the master delivers ``num`` by its slot-0 entry;
+        ``fired``: first a record of that kind, the timer that fired it."""
         inst = self.inst
+        if fired is not None:
+            inst.trace.add(inst.kernel.now, "master", fired, {"num": num})
         entry = self.tables[0].get(num)
         target = entry.target if entry is not None else ""
         inst.trace.add(inst.kernel.now, "master", "signal.route", {"num": num, "target": target})

@@ -357,17 +357,27 @@ class Timers:
         t.fired += 1
         t.next += t.secs
         inst.kernel.post_at(t.next, self._timer_fired, t)
-        self.loop.event(self._route, t.num, "timer.fire")
+        signals = self._signals or self._signals_subsystem()  # (a call less per firing)
+        if signals is not None:  # an event of the master's loop, as a signal byte read is
+            signals.master_read(t.num, "timer.fire")
+        else:
+            self.loop.event(self._route, t.num, "timer.fire")
+
+    def _signals_subsystem(self) -> Any:
+        """The instance's signals subsystem, or None (looked up at the first firing)."""
+        signals = self._signals
+        if signals is None:
+            signals = self._signals = self.inst.subsystems.get("signals")
+        return signals
 
     def _route(self, num: int, kind: str) -> None:
         """The master routes a timer's signal (``kind``: the trace record's)."""
-        inst = self.inst
-        signals = self._signals
-        if signals is None:
-            signals = self._signals = inst.subsystems.get("signals")
-        inst.trace.add(inst.kernel.now, inst.master.name, kind, {"num": num})
+        signals = self._signals_subsystem()
         if signals is not None:
-            signals.route(num)
+            signals.route(num, kind)
+        else:
+            inst = self.inst
+            inst.trace.add(inst.kernel.now, inst.master.name, kind, {"num": num})
 
     # -- rb timers ---------------------------------------------------------------------------
     def _expire_rb(self, wall_s: int) -> None:
