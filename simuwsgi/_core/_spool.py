@@ -30,19 +30,12 @@ import weakref
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from .accel import load
 
 __all__ = ["Spool", "Borrowed", "LinesView"]
 
-if os.environ.get("SIMUWSGI_PURE_PYTHON"):
-    _ctrace = None
-else:
-    try:  # the optional C accelerator (see _ctrace.c)
-        from . import _ctrace
-        # a module left by an older build (a checkout updated without `pip install`)
-        # lacks the types: the Python code runs, as when nothing was built
-        _ctrace.SpoolCore, _ctrace.TraceCore, _ctrace.pack, _ctrace.packed  # noqa: B018
-    except (ImportError, AttributeError):  # not built (no compiler): pure Python
-        _ctrace = None
+#: the optional C accelerator (see _ctrace.c), or None: pure Python
+_ctrace = load(f"{__package__}._ctrace", "SpoolCore", "TraceCore", "pack", "packed")
 
 #: How a chunk's rows are written and read back: marshal, or its faster twin for rows
 #: of plain values (``_ctrace.pack``: the recurring strings written once per chunk).

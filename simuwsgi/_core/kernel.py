@@ -39,6 +39,7 @@ from typing import Any
 import greenlet
 
 from .._errors import SimulationError
+from .accel import load
 
 __all__ = ["Kernel", "Process", "Timer", "Killed"]
 
@@ -75,16 +76,8 @@ class Timer:
         self._entry[4] = ()
 
 
-if os.environ.get("SIMUWSGI_PURE_PYTHON"):
-    _ckernel = None
-else:
-    try:  # the optional C accelerator (see _ckernel.c)
-        from . import _ckernel
-        # a module left by an older build (a checkout updated without `pip install`)
-        # lacks the types: the Python kernel runs, as when nothing was built
-        _ckernel.KernelCore, _ckernel.ProcessCore  # noqa: B018
-    except (ImportError, AttributeError):  # not built (no compiler): the Python kernel
-        _ckernel = None
+#: the optional C accelerator (see _ckernel.c), or None: the Python kernel runs
+_ckernel = load(f"{__package__}._ckernel", "KernelCore", "ProcessCore")
 
 
 class Process(object if _ckernel is None else _ckernel.ProcessCore):  # type: ignore[misc]

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._numbers import content_length
+from .._core.accel import load
 
 __all__ = [
     "Pairs",
@@ -45,12 +46,12 @@ __all__ = [
 
 Pairs = tuple[tuple[bytes, bytes], ...]
 
-try:  # the optional C accelerator (same results, well-formed input only)
-    from ._cvars import join as _c_join
-    from ._cvars import join_request as _c_join_request
-    from ._cvars import tile as _c_tile
-except ImportError:  # not built: the pure-Python paths below do everything
-    _c_join = _c_join_request = _c_tile = None
+# the optional C accelerator (same results, well-formed input only); without it the
+# pure-Python paths below do everything
+_cvars = load(f"{__package__}._cvars", "join", "join_request", "tile")
+_c_join = _cvars.join if _cvars else None
+_c_join_request = _cvars.join_request if _cvars else None
+_c_tile = _cvars.tile if _cvars else None
 
 # Pre-built little-endian u16 length prefixes: indexing a list beats struct.pack.
 _U16 = [i.to_bytes(2, "little") for i in range(4096)]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 import traceback
 import types
@@ -39,17 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import VirtualForkWarning
 from ._vfork import Copier, ModuleView, ProcessImage
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from .master import Instance
 
-if os.environ.get("SIMUWSGI_PURE_PYTHON"):
-    _c = None
-else:
-    try:  # the optional C accelerator: switch, resolve, call_python (see _cvfork.c)
-        from . import _cvfork as _c
-    except ImportError:  # not built (no compiler): the Python methods
-        _c = None
+#: the optional C accelerator: switch, resolve, call_python (see _cvfork.c)
+_c = load(f"{__package__}._cvfork")
 
 __all__ = ["AppLoader", "pythonize"]
 

@@ -52,7 +52,6 @@ the exact virtual wall clock), ``last_modified_at`` (the ``lastmod`` option).
 from __future__ import annotations
 
 import functools
-import os
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError, NotSimulatedError, StartRefusedError
@@ -64,17 +63,13 @@ from ..protocol import (
     encode_cache_udp_datagram,
 )
 from ..server._pyarg import no_kwargs, parser
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
 
-if os.environ.get("SIMUWSGI_PURE_PYTHON"):
-    _c = None
-else:
-    try:  # the optional C accelerator: the same fast paths (see _ccache.c)
-        from . import _ccache as _c
-    except ImportError:  # not built (no compiler): the Python functions
-        _c = None
+#: the optional C accelerator: the same fast paths (see _ccache.c)
+_c = load(f"{__package__}._ccache")
 
 #: Marks a positional argument that was not given (the fast paths bind positionally).
 _ABSENT: Any = object()

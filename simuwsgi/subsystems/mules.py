@@ -57,7 +57,6 @@ its own ``__main__`` module object), mule cheap mode and ``--touch-mules-reload`
 from __future__ import annotations
 
 import importlib
-import os
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,17 +65,13 @@ from .._errors import ConfigError
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
 from ..server.processes import Mule
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
 
-if os.environ.get("SIMUWSGI_PURE_PYTHON"):
-    _c = None
-else:
-    try:  # the optional C accelerator: the common round trip (see _cmules.c)
-        from . import _cmules as _c
-    except ImportError:  # not built (no compiler): the Python functions
-        _c = None
+#: the optional C accelerator: the common round trip (see _cmules.c)
+_c = load(f"{__package__}._cmules")
 
 __all__ = ["DEFAULT_SNDBUF", "MsgQueue", "Mules"]
 

@@ -28,7 +28,6 @@ What it models (``core/signal.c``, ``core/master_events.c``, ``core/utils.c``
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -37,17 +36,13 @@ from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
 from ..server.processes import Master, Mule, Spooler, UProcess, Worker
 from ..server.workers import choose, take_idle_worker
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
 
-if os.environ.get("SIMUWSGI_PURE_PYTHON"):
-    _c = None
-else:
-    try:  # the optional C accelerator: the common signal path (see _csignals.c)
-        from . import _csignals as _c
-    except ImportError:  # not built (no compiler): the Python methods
-        _c = None
+#: the optional C accelerator: the common signal path (see _csignals.c)
+_c = load(f"{__package__}._csignals")
 
 __all__ = ["Signals"]
 

@@ -1,0 +1,48 @@
+"""Which optional C accelerators run.
+
+Each ``_c*.c`` module beside a Python one is the C twin of its hot path, built by
+``pip install`` when a compiler is there (pyproject.toml lists them). :func:`load`
+gives the module, or None when the Python twin must run instead:
+
+* ``SIMUWSGI_PURE_PYTHON=1`` is set;
+* it was not built (no compiler), or a build lacks a name the Python side needs;
+* the build is stale: its C source beside it is newer than the built file, as after a
+  checkout updated without ``pip install -e .``. Old C called by new Python fails in
+  odd ways (a changed signature is a ``TypeError`` deep in a run), so the Python twin
+  runs and a warning names the fix. An installed wheel has no source beside its build.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import types
+import warnings
+from pathlib import Path
+
+__all__ = ["load"]
+
+
+def load(name: str, *needs: str) -> types.ModuleType | None:
+    """The accelerator module ``name`` (dotted), or None (see the module's docstring);
+    ``needs``: names it must have."""
+    if os.environ.get("SIMUWSGI_PURE_PYTHON"):
+        return None
+    try:
+        module = importlib.import_module(name)
+        for need in needs:
+            getattr(module, need)
+    except (ImportError, AttributeError):
+        return None
+    built = Path(getattr(module, "__file__", None) or "")
+    source = built.with_name(name.rpartition(".")[2] + ".c")
+    try:
+        stale = source.stat().st_mtime > built.stat().st_mtime
+    except OSError:  # no source beside it (an installed wheel), or no file at all
+        return module
+    if stale:
+        warnings.warn(f"simuwsgi: {built.name} was built before the last change to "
+                      f"{source.name}; running the pure-Python code (rebuild: "
+                      f"pip install -e .)", RuntimeWarning, stacklevel=2)
+        return None
+    return module
