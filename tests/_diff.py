@@ -62,12 +62,22 @@ def real() -> dict[str, Any]:
         from simuwsgi.modes.real.pytest_helpers import require_real_uwsgi
 
         require_real_uwsgi()
-        out: dict[str, Any] = {}
-        with _app_dir() as app_dir, RealUwsgi(OPTIONS, app_dir=app_dir, max_lifetime=60) as u:
-            for ep in ENDPOINTS:
-                r = u.get(ep, timeout=10)
-                assert r.status == 200, (ep, r.status, u.log_text()[-3000:])
-                out[ep] = json.loads(r.body)
+        # Once in CI (load ~2), the real worker died of a segfault inside
+        # uwsgi_sharedarea_inc64 on /sharedarea (a C backtrace in its log); it did not
+        # recur in repeated runs. A crash of the reference is not a difference: one
+        # fresh server more, and a second crash fails the test.
+        for attempt in (1, 2):
+            out: dict[str, Any] = {}
+            with _app_dir() as app_dir, RealUwsgi(OPTIONS, app_dir=app_dir,
+                                                  max_lifetime=60) as u:
+                for ep in ENDPOINTS:
+                    r = u.get(ep, timeout=10)
+                    if r.status is None and attempt == 1 and "*** backtrace" in u.log_text():
+                        break
+                    assert r.status == 200, (ep, r.status, u.log_text()[-3000:])
+                    out[ep] = json.loads(r.body)
+                else:
+                    break
         _results["real"] = out
     return _results["real"]
 
