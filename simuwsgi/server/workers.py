@@ -126,6 +126,9 @@ class Request:
     started = 0.0
     #: The client connection while a worker serves it (``simuwsgi.server.wire``).
     conn: Any = None
+    #: The network's side of a request that came over a socket (``simuwsgi.net``: the
+    #: packet as received, a control plugin's request); None for a driver's request.
+    net: Any = None
     #: Its uwsgi packet's vars, once built, and their size in a packet (``packet_vars``;
     #: the environ and the log line read them).
     _vars: dict[str, str] | None = None
@@ -687,7 +690,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     kernel = inst.kernel
     reading = _reading.reading(inst)
     vars_ = req._vars or packet_vars(inst, req)
-    if getattr(req, "net", None) is None:  # serve's real socket server read those
+    if req.net is None:  # serve's real socket server read those
         read = reading.read_head(req, vars_)
         if read is None:  # closed: nothing counted, no log line
             req.fail("connection closed without a response: the request head does not "
@@ -709,7 +712,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     outcome = reading.parse_vars(w, req, vars_)
     # rpc, signal, cache, spool (simuwsgi.net._wire's control) run in the app's place but
     # are no app's requests: uWSGI counts them in the totals only, and logs no line
-    wire = getattr(req, "net", None)
+    wire = req.net
     plugin = wire is not None and wire.control is not None
     counted = outcome is _reading.PARSED and req.app_id >= 0 and not plugin
     if counted:  # as the app is called
@@ -773,7 +776,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
         stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
             _no_app_stats(req.protocol)
-    wire = getattr(req, "net", None)
+    wire = req.net
     if wire is not None and wire.vars:
         # the packet the node received (its HTTP parser's, or a router's or web server's
         # uwsgi packet): the vars uWSGI counts and logs
