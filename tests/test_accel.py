@@ -15,7 +15,7 @@ from simuwsgi._core.accel import load
 
 ACCELERATORS = ["simuwsgi._core._ckernel", "simuwsgi._core._ctrace",
                 "simuwsgi.subsystems._csignals", "simuwsgi.subsystems._cmules",
-                "simuwsgi.subsystems._ccache", "simuwsgi.server._cvfork",
+                "simuwsgi.subsystems._ccache", "simuwsgi.server._cvfork", "simuwsgi.server._creq",
                 "simuwsgi.protocol._cvars"]
 
 

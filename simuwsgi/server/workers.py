@@ -52,6 +52,7 @@ from . import reading as _reading
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
 from ..protocol._numbers import content_length as _content_length
+from .._core.accel import load
 from .._core.kernel import Killed
 from .interface import CONTROL, ProcessExit
 from .processes import Worker, WorkerThread
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
     from .master import Instance
 
 __all__ = ["Request", "Response", "dispatch_request", "worker_loop"]
+
+#: the optional C accelerator: a request's bookkeeping (see _creq.c)
+_c = load(f"{__package__}._creq")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,6 +298,11 @@ def dispatch_request(inst: Instance, req: Request) -> None:
     if worker is not None:
         inst.kernel.wake(worker.acceptor, ("req", req))
         return
+    _queue_request(inst, req)
+
+
+def _queue_request(inst: Instance, req: Request) -> None:
+    """Every worker is busy: the connection waits in the listen queue."""
     if not inst.listen_queue and inst.has_master:
         inst.kernel.at(inst.next_tick(inst.kernel.now), check_listen_queue, inst)
     inst.listen_queue.append(req)
@@ -1025,3 +1034,12 @@ def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, boo
     """What the client gets when the app raised before ``start_response``: nothing —
     uWSGI logs the request as a 500 and closes the connection (observed, 2.0.30)."""
     return None, [], b"", True
+
+
+#: The Python twins of the C functions, which the C code calls for every case it does
+#: not handle itself (see _creq.c).
+_dispatch_request_py, _handle_request_py = dispatch_request, handle_request
+if _c is not None:  # a request's common path in C (see _creq.c)
+    _c.setup(globals(), _reqlog.__dict__)
+    dispatch_request = _c.dispatch_request  # noqa: F811 - the twin is kept above
+    handle_request = _c.handle_request  # noqa: F811
