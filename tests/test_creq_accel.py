@@ -69,8 +69,8 @@ STATUSES = ["200 OK", "201 Created", "204 No Content", "302 Found", "404 Not Fou
 
 
 def _path(rng: random.Random) -> str:
-    path = "/" + "/".join(rng.choice(["a", "b%20c", "%7Euser", "d.txt", "", "e%2Ff"])
-                          for _ in range(rng.randint(0, 3)))
+    parts = ["a", "b%20c", "%7Euser", "d.txt", "", "e%2Ff", "caf\u00e9"]
+    path = "/" + "/".join(rng.choice(parts) for _ in range(rng.randint(0, 3)))
     if rng.random() < 0.5:
         path += "?" + "&".join(f"{rng.choice('xyz')}={rng.choice(['1', '%41', 'a b', ''])}"
                                for _ in range(rng.randint(0, 3)))

@@ -57,7 +57,7 @@
     X(rss_size) X(vsz_size) X(tzname) X(log_sink) X(log_lines) X(append) X(log_raw) \
     X(_call_app) X(_handle_request_py) X(_dispatch_request_py) X(_queue_request) \
     X(_log_request) X(goodbye) X(Request) X(Response) X(policy) X(_ctime) \
-    X(_last_ctime) X(packet_vars) X(_randbelow) X(__dict__)
+    X(_last_ctime) X(packet_vars) X(shapes) X(chunked) X(_randbelow) X(__dict__)
 
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
@@ -429,6 +429,77 @@ should_log(Owned *own, PyObject *p, PyObject *status, PyObject *size, PyObject *
     return set < 0 ? -1 : !set;
 }
 
+/* The default line built in a buffer when every value is an int or an ASCII str (what
+ * `%S` of them gives); NULL with no error set when one is not. */
+#define LOG_LINE_MAX 4096
+typedef struct {
+    char text[LOG_LINE_MAX];
+    Py_ssize_t len;
+} Line;
+
+static int
+put(Line *line, const char *text, Py_ssize_t len)
+{
+    if (line->len + len > LOG_LINE_MAX) return 0;
+    memcpy(line->text + line->len, text, len);
+    line->len += len;
+    return 1;
+}
+
+static int
+put_value(Line *line, PyObject *value)
+{
+    if (PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value)) {
+        return put(line, (const char *)PyUnicode_1BYTE_DATA(value),
+                   PyUnicode_GET_LENGTH(value));
+    }
+    if (!PyLong_CheckExact(value)) return 0;
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (number == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    char digits[24], *end = digits + sizeof(digits), *at = end;
+    unsigned long long rest = number < 0 ? 0ULL - (unsigned long long)number
+                                         : (unsigned long long)number;
+    do {
+        *--at = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (number < 0) *--at = '-';
+    return put(line, at, end - at);
+}
+
+static PyObject *
+ascii_line(PyObject *mem, PyObject **values, int micro, int sendfile)
+{
+    /* the literal text before each of the 18 values (NULL: the time's unit, the
+     * sendfile note and "("), then ")" */
+    static const char *const parts[] = {
+        "[pid: ", "|app: ", "|req: ", "/", "] ", " () {", " vars in ", " bytes} [", "] ",
+        " ", " => generated ", " bytes in ", NULL, " ", ") ", " headers in ", " bytes (",
+        " switches on core "};
+    Line line;
+    line.len = 0;
+    if (!put_value(&line, mem)) return NULL;
+    for (int i = 0; i < 18; i++) {
+        const char *part = parts[i];
+        if (part == NULL) {  /* after the time: its unit, then the sendfile note */
+            int ok = micro ? put(&line, " micros", 7) : put(&line, " msecs", 6);
+            if (!ok || !(sendfile ? put(&line, " via sendfile() ", 16) : put(&line, " ", 1)))
+                return NULL;
+            part = "(";
+        }
+        if (!put(&line, part, (Py_ssize_t)strlen(part)) || !put_value(&line, values[i]))
+            return NULL;
+    }
+    if (!put(&line, ")", 1)) return NULL;
+    PyObject *result = PyUnicode_New(line.len, 127);
+    if (result != NULL) memcpy(PyUnicode_1BYTE_DATA(result), line.text, line.len);
+    return result;
+}
+
 /* `_log_request` for the default line: 1 written (or not logged), 0 not a case of this
  * path (the caller calls `_log_request`), -1 error. */
 static int
@@ -509,16 +580,19 @@ log_default(Owned *own, PyObject *inst, PyObject *w, PyObject *req, PyObject *st
     }
     PyObject *values[] = {pid, app_id, app_req, total, addr, var_cnt, pktsize, date, method,
                           uri, size, rt, proto, status, hcount, hsize, switches, core};
-    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        if ((values[i] = text(own, values[i])) == NULL) return -1;
+    PyObject *line = keep(own, ascii_line(mem, values, micro, sendfile));
+    if (line == NULL && !PyErr_Occurred()) {  /* not all ASCII: format's own way */
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+            if ((values[i] = text(own, values[i])) == NULL) return -1;
+        }
+        line = keep(own, PyUnicode_FromFormat(
+            "%U[pid: %S|app: %S|req: %S/%S] %S () {%S vars in %S bytes} [%S] %S %S => "
+            "generated %S bytes in %S %s%s(%S %S) %S headers in %S bytes (%S switches on "
+            "core %S)", mem, values[0], values[1], values[2], values[3], values[4],
+            values[5], values[6], values[7], values[8], values[9], values[10], values[11],
+            micro ? "micros" : "msecs", sendfile ? " via sendfile() " : " ", values[12],
+            values[13], values[14], values[15], values[16], values[17]));
     }
-    PyObject *line = keep(own, PyUnicode_FromFormat(
-        "%U[pid: %S|app: %S|req: %S/%S] %S () {%S vars in %S bytes} [%S] %S %S => "
-        "generated %S bytes in %S %s%s(%S %S) %S headers in %S bytes (%S switches on core %S)",
-        mem, values[0], values[1], values[2], values[3], values[4], values[5], values[6],
-        values[7], values[8], values[9], values[10], values[11],
-        micro ? "micros" : "msecs", sendfile ? " via sendfile() " : " ", values[12],
-        values[13], values[14], values[15], values[16], values[17]));
     if (line == NULL) return -1;
     /* inst.log_raw(line, w, request=True): with no log sink, the row appended here */
     PyObject *sink = GET(inst, log_sink), *own_dict = GET(inst, __dict__);
@@ -598,6 +672,42 @@ finish(Owned *own, PyObject *req, PyObject *status, PyObject *headers, PyObject 
 
 /* -- handle_request -------------------------------------------------------------------- */
 
+/* `packet_vars` for a request of a shape `reading.shapes` knows: its vars (req._vars and
+ * req._pktsize set), or NULL (with an error set, or none: packet_vars' case). */
+static PyObject *
+known_shape(Owned *own, PyObject *reading, PyObject *req)
+{
+    PyObject *shapes = GET(reading, shapes), *headers = GET(req, headers);
+    PyObject *parts[] = {GET(req, method), GET(req, path), GET(req, protocol),
+                         GET(req, remote_addr), NULL, GET(req, chunked)};
+    PyObject *body = GET(req, body);
+    if (shapes == NULL || headers == NULL || body == NULL) return NULL;
+    for (int i = 0; i < 6; i++) {
+        if (i != 4 && parts[i] == NULL) return NULL;
+    }
+    if (!PyDict_CheckExact(shapes) || !PyList_CheckExact(headers)) return NULL;
+    Py_ssize_t length = PyObject_Length(body), count = PyList_GET_SIZE(headers);
+    if (length < 0 || (parts[4] = keep(own, PyLong_FromSsize_t(length))) == NULL) return NULL;
+    PyObject *key = keep(own, PyTuple_New(6 + count));
+    if (key == NULL) return NULL;
+    for (int i = 0; i < 6; i++) PyTuple_SET_ITEM(key, i, Py_NewRef(parts[i]));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *header = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_CheckExact(header)) return NULL;  /* may not hash: packet_vars' case */
+        PyTuple_SET_ITEM(key, 6 + i, Py_NewRef(header));
+    }
+    PyObject *known = PyDict_GetItemWithError(shapes, key);
+    if (known == NULL) {
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_TypeError)) PyErr_Clear();
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2) return NULL;
+    PyObject *vars = PyTuple_GET_ITEM(known, 0);
+    if (PyObject_SetAttr(req, s__vars, vars) < 0
+            || PyObject_SetAttr(req, s__pktsize, PyTuple_GET_ITEM(known, 1)) < 0) return NULL;
+    return keep(own, Py_NewRef(vars));
+}
+
 /* The vars of `req` when this path serves it (borrowed from req), else NULL with no
  * error (the twin serves it), or NULL with an error. Sets *pktsize. */
 static PyObject *
@@ -620,13 +730,13 @@ plain_vars(Owned *own, PyObject *inst, PyObject *req, PyObject **pktsize)
     PyObject *vars = GET(req, _vars);
     int built = truth(vars);
     if (built < 0) return NULL;
-    if (!built) {  /* req._vars or packet_vars(inst, req) */
-        PyObject *packet_vars = global(workers_globals, s_packet_vars);
+    if (!built && (vars = known_shape(own, reading, req)) == NULL) {
+        /* req._vars or packet_vars(inst, req) */
+        PyObject *packet_vars = global(workers_globals, s_packet_vars), *kept;
         PyObject *call_args[] = {inst, req};
-        if (packet_vars == NULL
-                || (vars = keep(own, call(packet_vars, call_args, 2))) == NULL) return NULL;
-        PyObject *kept = GET(req, _vars);
-        if (kept == NULL) return NULL;
+        if (PyErr_Occurred() || packet_vars == NULL
+                || (vars = keep(own, call(packet_vars, call_args, 2))) == NULL
+                || (kept = GET(req, _vars)) == NULL) return NULL;
         if (kept != vars) return NULL;  /* not its packet's vars: the twin's case */
     }
     if (!PyDict_CheckExact(vars)) return NULL;
