@@ -97,12 +97,14 @@ def run(app_dir: str, variant: str, seed: int) -> dict[str, object]:
         for _ in range(40):
             headers = [("X-Plan", json.dumps(_plan(rng)))]
             if rng.random() < 0.4:
-                headers.append((rng.choice(["User-Agent", "Referer", "X-Other", "Host"]),
-                                rng.choice(["curl/8", "http://h/", "v a l", "v" * 300])))
+                headers.append((rng.choice(["User-Agent", "Referer", "X-Other", "Host",
+                                            "Transfer-Encoding"]),
+                                rng.choice(["curl/8", "http://h/", "v a l", "v" * 300,
+                                            "Chunked"])))
             body = rng.choice([b"", b"", b"data", b"x" * rng.randint(1, 300)])
-            requests.append(sim.submit(rng.choice(["GET", "POST", "PUT", "HEAD", "DELETE"]),
-                                       _path(rng), headers=headers, body=body,
-                                       at=rng.uniform(0, 6)))
+            requests.append(sim.submit(rng.choice(["GET", "post", "PUT", "HEAD", "DELETE"]),
+                                       _path(rng), body=body, at=rng.uniform(0, 6),
+                                       headers=dict(headers) if rng.random() < 0.1 else headers))
         if variant == "memory":
             sim.set_rss("worker1", 50_000_000, vsz=300_000_000)
         sim.advance(20)
@@ -140,7 +142,7 @@ def test_the_c_request_path_gives_what_the_python_path_gives(tmp_path):
     # the programs reach what the variants are for
     log = "\n".join(line for case in expected for line in case["log"])  # type: ignore[union-attr]
     for needle in ("HARAKIRI", "The work of process", "address space usage", " micros ",
-                   "RuntimeError", "POST /", " 200 me ", "(HTTP/1.1 418)"):
+                   "RuntimeError", "POST /", " me ", "(HTTP/1.1 418)"):
         assert needle in log, needle
 
 

@@ -57,13 +57,14 @@
     X(rss_size) X(vsz_size) X(tzname) X(log_sink) X(log_lines) X(append) X(log_raw) \
     X(_call_app) X(_handle_request_py) X(_dispatch_request_py) X(_queue_request) \
     X(_log_request) X(goodbye) X(Request) X(Response) X(policy) X(_ctime) \
-    X(_last_ctime) X(packet_vars) X(shapes) X(chunked) X(_randbelow) X(__dict__)
+    X(_last_ctime) X(packet_vars) X(shapes) X(chunked) X(body_length) X(submitted) \
+    X(chunk_times) X(_randbelow) X(__dict__)
 
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
 static PyObject *s_request_start, *s_request_end, *s_request_submit, *s_choice;
 static PyObject *s_accept, *s_req, *s_busy, *s_master, *s_empty, *s_script_name;
-static PyObject *s_raised, *s_not_called, *s_reqlog_key;
+static PyObject *s_raised, *s_not_called, *s_reqlog_key, *s_loopback, *s_http11;
 static PyObject *zero, *one, *two, *zero_float;
 
 /* The module dicts of workers and reqlog (setup), and the `time` module's dict. */
@@ -214,16 +215,16 @@ elapsed_micros(PyObject *end, PyObject *started)
     return result;
 }
 
-/* inst.wall() at `now`: the virtual clock's `wall_offset + kernel.now` read here when
- * the clock is a VirtualClock, else the method. */
+/* inst.wall(): VirtualClock.time() (`wall_offset + kernel.now`) read here for that
+ * clock, else the method. */
 static PyObject *
-wall(Owned *own, PyObject *inst, PyObject *now)
+wall(Owned *own, PyObject *inst)
 {
-    PyObject *clock = GET(inst, clock), *offset;
+    PyObject *clock = GET(inst, clock), *offset, *kernel, *now;
     if (clock == NULL) return NULL;
     if (Py_TYPE(clock) != VirtualClock) return keep(own, call_method(inst, s_wall, NULL, NULL));
-    return (offset = GET(clock, wall_offset)) == NULL ? NULL
-           : keep(own, PyNumber_Add(offset, now));
+    return (offset = GET(clock, wall_offset)) == NULL || (kernel = GET(clock, kernel)) == NULL
+           || (now = GET(kernel, now)) == NULL ? NULL : keep(own, PyNumber_Add(offset, now));
 }
 
 /* -- dispatch -------------------------------------------------------------------------- */
@@ -791,7 +792,7 @@ find_app(Owned *own, PyObject *inst, PyObject *w, PyObject *vars)
 /* After the request: --max-requests (+ (id - 1) * --max-requests-delta) after
  * --min-worker-lifetime, then the memory limits: 1 the worker says goodbye, 0 not. */
 static int
-worker_done(Owned *own, PyObject *inst, PyObject *w, PyObject *now)
+worker_done(Owned *own, PyObject *inst, PyObject *w)
 {
     PyObject *max = GET(inst, max_requests);
     int limited = max == NULL ? -1 : PyObject_RichCompareBool(max, zero, Py_GT);
@@ -806,7 +807,7 @@ worker_done(Owned *own, PyObject *inst, PyObject *w, PyObject *now)
         int reached = PyObject_RichCompareBool(done, limit, Py_GE);
         if (reached < 0) return -1;
         if (reached) {
-            PyObject *clock = wall(own, inst, now), *secs, *spawn, *lifetime, *age;
+            PyObject *clock = wall(own, inst), *secs, *spawn, *lifetime, *age;
             if (clock == NULL || (secs = keep(own, PyNumber_Long(clock))) == NULL
                     || (spawn = GET(w, last_spawn)) == NULL
                     || (lifetime = GET(inst, min_worker_lifetime)) == NULL
@@ -858,7 +859,7 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *start_wall, *harakiri;
     if ((name = GET(w, name)) == NULL
             || record(trace, started, name, s_request_start, fields) < 0
-            || (start_wall = wall(own, inst, started)) == NULL
+            || (start_wall = wall(own, inst)) == NULL
             || (harakiri = GET(inst, harakiri)) == NULL) goto out;
     int armed = truth(harakiri);
     if (armed < 0 || (armed && keep(own, call_method(inst, s_arm_harakiri, w, harakiri)) == NULL))
@@ -943,7 +944,7 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (log == NULL || keep(own, call(log, log_args, 5)) == NULL) goto out;
     }
     if (PyObject_SetAttr(req, s_conn, Py_None) < 0) goto out;
-    int done = worker_done(own, inst, w, end);
+    int done = worker_done(own, inst, w);
     if (done < 0) goto out;
     if (done) {
         PyObject *goodbye = global(workers_globals, s_goodbye), *main = GET(w, main);
@@ -952,6 +953,88 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto out;
     }
     result = Py_NewRef(Py_None);
+out:
+    release(own);
+    return result;
+}
+
+/* -- new_request ------------------------------------------------------------------------ */
+
+/* 1 when `text.lower() == lowered` (an ASCII `lowered`), 0 when not, -1 error. */
+static int
+lower_is(PyObject *text, const char *lowered)
+{
+    Py_ssize_t len = (Py_ssize_t)strlen(lowered);
+    if (PyUnicode_IS_ASCII(text) && PyUnicode_GET_LENGTH(text) != len) return 0;
+    PyObject *lower = PyObject_CallMethod(text, "lower", NULL);
+    if (lower == NULL) return -1;
+    int same = PyUnicode_CompareWithASCIIString(lower, lowered) == 0;
+    Py_DECREF(lower);
+    return same;
+}
+
+static PyObject *
+new_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "new_request(method, path, headers, body, submitted, ident)");
+        return NULL;
+    }
+    PyObject *method = args[0], *path = args[1], *headers = args[2], *body = args[3];
+    PyObject *request_type = global(workers_globals, s_Request), *result = NULL;
+    Owned owned = {.count = 0}, *own = &owned;
+    if (request_type == NULL) return NULL;
+    int plain = PyType_Check(request_type) && PyUnicode_CheckExact(method)
+                && PyUnicode_CheckExact(path) && PyBytes_CheckExact(body)
+                && (headers == Py_None || PyList_CheckExact(headers));
+    /* (name, value) str pairs: the `Transfer-Encoding: chunked` check made here */
+    int chunked = 0;
+    Py_ssize_t count = plain && headers != Py_None ? PyList_GET_SIZE(headers) : 0;
+    for (Py_ssize_t i = 0; plain && i < count; i++) {
+        PyObject *header = PyList_GET_ITEM(headers, i);
+        plain = PyTuple_CheckExact(header) && PyTuple_GET_SIZE(header) == 2
+                && PyUnicode_CheckExact(PyTuple_GET_ITEM(header, 0))
+                && PyUnicode_CheckExact(PyTuple_GET_ITEM(header, 1));
+        if (plain && !chunked) {
+            int is = lower_is(PyTuple_GET_ITEM(header, 0), "transfer-encoding");
+            if (is > 0) is = lower_is(PyTuple_GET_ITEM(header, 1), "chunked");
+            if (is < 0) return NULL;
+            chunked = is;
+        }
+    }
+    if (!plain) {  /* Request(method, path, headers, body, submitted, ident=ident) */
+        PyObject *names = keep(own, Py_BuildValue("(s)", "ident"));
+        if (names != NULL) result = PyObject_Vectorcall(request_type, args, 5, names);
+        release(own);
+        return result;
+    }
+    /* Request.__init__, its attributes in its order */
+    PyObject *empty = keep(own, PyTuple_New(0)), *req, *fields, *upper, *list;
+    if (empty == NULL
+            || (req = keep(own, PyBaseObject_Type.tp_new((PyTypeObject *)request_type, empty,
+                                                         NULL))) == NULL
+            || (fields = keep(own, PyObject_GenericGetDict(req, NULL))) == NULL
+            || (upper = keep(own, PyObject_CallMethod(method, "upper", NULL))) == NULL
+            || (list = keep(own, headers == Py_None ? PyList_New(0)
+                                                    : PyList_GetSlice(headers, 0, count))) == NULL
+            || PyDict_SetItem(fields, s_id, args[5]) < 0
+            || PyDict_SetItem(fields, s_method, upper) < 0
+            || PyDict_SetItem(fields, s_path, path) < 0
+            || PyDict_SetItem(fields, s_headers, list) < 0
+            || PyDict_SetItem(fields, s_body, body) < 0
+            || PyDict_SetItem(fields, s_chunked, chunked ? Py_True : Py_False) < 0) goto out;
+    PyObject *length = keep(own, chunked ? Py_NewRef(zero)
+                                         : PyLong_FromSsize_t(PyBytes_GET_SIZE(body)));
+    PyObject *chunk_times = keep(own, PyList_New(0)), *appended = keep(own, PyList_New(0));
+    if (length == NULL || chunk_times == NULL || appended == NULL
+            || PyDict_SetItem(fields, s_body_length, length) < 0
+            || PyDict_SetItem(fields, s_remote_addr, s_loopback) < 0
+            || PyDict_SetItem(fields, s_protocol, s_http11) < 0
+            || PyDict_SetItem(fields, s_submitted, args[4]) < 0
+            || PyDict_SetItem(fields, s_chunk_times, chunk_times) < 0
+            || PyDict_SetItem(fields, s_appended_vars, appended) < 0) goto out;
+    result = Py_NewRef(req);
 out:
     release(own);
     return result;
@@ -977,6 +1060,8 @@ static PyMethodDef methods[] = {
      "handle_request(inst, w, req): workers.handle_request, its common case in C"},
     {"dispatch_request", (PyCFunction)(void (*)(void))dispatch_request, METH_FASTCALL,
      "dispatch_request(inst, req): workers.dispatch_request, its common case in C"},
+    {"new_request", (PyCFunction)(void (*)(void))new_request, METH_FASTCALL,
+     "new_request(method, path, headers, body, submitted, ident): workers.new_request"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1001,6 +1086,8 @@ PyInit__creq(void)
     STRING(s_master, "master")
     STRING(s_empty, "")
     STRING(s_script_name, "SCRIPT_NAME")
+    STRING(s_loopback, "127.0.0.1")
+    STRING(s_http11, "HTTP/1.1")
     STRING(s_raised, "connection closed without a response: the app raised before "
                      "start_response")
     STRING(s_not_called, "connection closed without a response: start_response not called")

@@ -228,6 +228,13 @@ class Request:
         return f"<Request {self.id} {self.method} {self.path} {state}>"
 
 
+def new_request(method: str, path: str, headers: Any, body: bytes, submitted: float,
+                ident: int) -> Request:
+    """A driver's request (``Simulation.submit``), made in C when the accelerator is
+    built (see _creq.c)."""
+    return Request(method, path, headers, body, submitted, ident=ident)
+
+
 # -- dispatching --------------------------------------------------------------------------
 #: The key that keeps ``inst.idle_workers`` in id order (``bisect.insort``).
 by_id = operator.attrgetter("id")
@@ -1041,5 +1048,6 @@ def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, boo
 _dispatch_request_py, _handle_request_py = dispatch_request, handle_request
 if _c is not None:  # a request's common path in C (see _creq.c)
     _c.setup(globals(), _reqlog.__dict__)
+    new_request = _c.new_request  # noqa: F811
     dispatch_request = _c.dispatch_request  # noqa: F811 - the twin is kept above
     handle_request = _c.handle_request  # noqa: F811
