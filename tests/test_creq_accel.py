@@ -10,6 +10,7 @@ functions they stand for (run in a subprocess with ``SIMUWSGI_PURE_PYTHON=1``).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -119,9 +120,23 @@ def run(app_dir: str, variant: str, seed: int) -> dict[str, object]:
                 "workers": workers}
 
 
-def _pure_python(app_dir: Path, cases: list[tuple[str, int]]) -> list[dict[str, object]]:
-    code = ("import json, sys; sys.path.insert(0, sys.argv[3]); from test_creq_accel import run; "
-            "print(json.dumps([run(sys.argv[1], v, s) for v, s in json.loads(sys.argv[2])]))")
+def run_many(app_dir: str, variant: str, seed: int) -> dict[str, object]:
+    """Enough requests for the log and the trace to spill chunks (a spool keeps 8,192
+    rows), two workers: the log's lines, its digest and the trace's."""
+    options = ["--master", "--processes", "2", "--wsgi-file", "app.py", *VARIANTS[variant]]
+    with Simulation(options, app_dir=app_dir, seed=seed) as sim:
+        requests = [sim.submit("GET", f"/{i % 7}?n={i}", at=i / 100) for i in range(8500)]
+        sim.advance(100)
+        assert all(r.response is not None for r in requests)
+        log = list(sim.log)
+        return {"lines": len(log), "log": hashlib.sha256("\n".join(log).encode()).hexdigest(),
+                "digest": sim.trace.digest()}
+
+
+def _pure_python(app_dir: Path, cases: list[tuple[str, str, int]]) -> list[dict[str, object]]:
+    code = ("import json, sys; sys.path.insert(0, sys.argv[3]); import test_creq_accel as t; "
+            "print(json.dumps([getattr(t, f)(sys.argv[1], v, s) "
+            "for f, v, s in json.loads(sys.argv[2])]))")
     env = {**os.environ, "SIMUWSGI_PURE_PYTHON": "1"}
     out = subprocess.run([sys.executable, "-c", code, str(app_dir), json.dumps(cases),
                           str(Path(__file__).parent)],
@@ -134,13 +149,14 @@ def test_the_c_request_path_gives_what_the_python_path_gives(tmp_path):
 
     assert type(workers.handle_request).__name__ == "builtin_function_or_method"
     (tmp_path / "app.py").write_text(APP)
-    cases = [(variant, seed) for variant in VARIANTS for seed in range(3)]
+    cases = [("run", variant, seed) for variant in VARIANTS for seed in range(3)]
+    cases += [("run_many", "plain", 0), ("run_many", "memory", 1)]
     expected = _pure_python(tmp_path, cases)
-    for (variant, seed), want in zip(cases, expected):
-        got = json.loads(json.dumps(run(str(tmp_path), variant, seed)))
-        assert got == want, (variant, seed)
+    for (func, variant, seed), want in zip(cases, expected):
+        got = json.loads(json.dumps(globals()[func](str(tmp_path), variant, seed)))
+        assert got == want, (func, variant, seed)
     # the programs reach what the variants are for
-    log = "\n".join(line for case in expected for line in case["log"])  # type: ignore[union-attr]
+    log = "\n".join(line for case in expected[:-2] for line in case["log"])  # type: ignore
     for needle in ("HARAKIRI", "The work of process", "address space usage", " micros ",
                    "RuntimeError", "POST /", " me ", "(HTTP/1.1 418)"):
         assert needle in log, needle

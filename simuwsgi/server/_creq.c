@@ -57,8 +57,8 @@
     X(rss_size) X(vsz_size) X(tzname) X(log_sink) X(log_lines) X(append) X(log_raw) \
     X(_call_app) X(_handle_request_py) X(_dispatch_request_py) X(_queue_request) \
     X(_log_request) X(goodbye) X(Request) X(Response) X(policy) X(_ctime) \
-    X(_last_ctime) X(packet_vars) X(shapes) X(chunked) X(body_length) X(submitted) \
-    X(chunk_times) X(_randbelow) X(__dict__)
+    X(_last_ctime) X(pop) X(tail) X(limit) X(spill) X(packet_vars) X(shapes) X(chunked) \
+    X(body_length) X(submitted) X(chunk_times) X(_randbelow) X(__dict__)
 
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
@@ -69,13 +69,15 @@ static PyObject *zero, *one, *two, *zero_float;
 
 /* The module dicts of workers and reqlog (setup), and the `time` module's dict. */
 static PyObject *workers_globals, *reqlog_globals, *time_dict;
-/* random.Random (whose `_randbelow` this module draws as it does) and VirtualClock. */
+/* random.Random (whose `_randbelow` this module draws as it does), VirtualClock. */
 static PyTypeObject *Random, *VirtualClock;
+/* simuwsgi._core._spool.Spool, whose `append` this module does as it does. */
+static PyTypeObject *Spool;
 
 /* -- helpers ------------------------------------------------------------------------- */
 
 /* The new references of one call, released together at its end. */
-#define MAX_OWNED 192
+#define MAX_OWNED 256
 typedef struct {
     PyObject *refs[MAX_OWNED];
     int count;
@@ -147,6 +149,7 @@ increment(PyObject *obj, PyObject *name)
 static int
 count_in(PyObject *counts, PyObject *key)
 {
+    if (counts == NULL) return -1;
     if (!PyDict_Check(counts)) {
         PyErr_SetString(PyExc_TypeError, "_creq: a request count that is not a dict");
         return -1;
@@ -290,18 +293,16 @@ dispatch_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (queue != NULL) result = call(queue, args, 2);
         goto out;
     }
-    Py_ssize_t index = count - 1;
+    /* idle.pop(), or idle.pop(rng._randbelow(count)) */
+    PyObject *drawn = NULL, *worker;
     if (count > 1) {
-        PyObject *rng = GET(kernel, rng), *drawn;
-        if (rng == NULL) goto out;
-        PyObject *n = keep(own, PyLong_FromSsize_t(count));
-        if (n == NULL || (drawn = keep(own, Py_TYPE(rng) == Random ? randbelow(rng, count)
-                                       : call_method(rng, s__randbelow, n, NULL))) == NULL)
+        PyObject *rng = GET(kernel, rng), *n;
+        if (rng == NULL || (n = keep(own, PyLong_FromSsize_t(count))) == NULL
+                || (drawn = keep(own, Py_TYPE(rng) == Random ? randbelow(rng, count)
+                                 : call_method(rng, s__randbelow, n, NULL))) == NULL)
             goto out;
-        index = PyLong_AsSsize_t(drawn);
     }
-    PyObject *worker = keep(own, Py_NewRef(PyList_GET_ITEM(idle, index)));
-    if (PySequence_DelItem(idle, index) < 0) goto out;
+    if ((worker = keep(own, call_method(idle, s_pop, drawn, NULL))) == NULL) goto out;
     if (count > 1) {
         /* _record_choice: how many were eligible and which was picked */
         PyObject *picked = GET(worker, name), *among = keep(own, PyLong_FromSsize_t(count));
@@ -613,8 +614,19 @@ log_default(Owned *own, PyObject *inst, PyObject *w, PyObject *req, PyObject *st
     if (lines == NULL || kernel == NULL || (now = GET(kernel, now)) == NULL
             || (named = truth(w)) < 0) return -1;
     who = named ? GET(w, name) : s_master;
-    if (who == NULL || (row = keep(own, PyTuple_Pack(3, now, who, line))) == NULL
-            || keep(own, call_method(lines, s_append, row, NULL)) == NULL) return -1;
+    if (who == NULL || (row = keep(own, PyTuple_Pack(3, now, who, line))) == NULL) return -1;
+    if (Py_TYPE(lines) != Spool)
+        return keep(own, call_method(lines, s_append, row, NULL)) == NULL ? -1 : 1;
+    /* Spool.append: onto its tail, spilled when full */
+    PyObject *tail = GET(lines, tail), *limit;
+    if (tail == NULL || (limit = GET(lines, limit)) == NULL) return -1;
+    if (!PyList_CheckExact(tail) || !PyLong_Check(limit))
+        return keep(own, call_method(lines, s_append, row, NULL)) == NULL ? -1 : 1;
+    if (PyList_Append(tail, row) < 0) return -1;
+    Py_ssize_t most = PyLong_AsSsize_t(limit);
+    if (most == -1 && PyErr_Occurred()) return -1;
+    if (PyList_GET_SIZE(tail) >= most && keep(own, call_method(lines, s_spill, NULL, NULL)) == NULL)
+        return -1;
     return 1;
 }
 
@@ -1111,5 +1123,11 @@ PyInit__creq(void)
     Py_DECREF(clock);
     if (found == NULL) return NULL;
     VirtualClock = (PyTypeObject *)found;
+    PyObject *spool = PyImport_ImportModule("simuwsgi._core._spool");
+    if (spool == NULL) return NULL;
+    found = PyObject_GetAttrString(spool, "Spool");
+    Py_DECREF(spool);
+    if (found == NULL) return NULL;
+    Spool = (PyTypeObject *)found;
     return PyModule_Create(&module_def);
 }
