@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from simuwsgi import Simulation
+from simuwsgi.server import workers
 
 pytest.importorskip("simuwsgi.server._creq")
 
@@ -144,9 +145,8 @@ def _pure_python(app_dir: Path, cases: list[tuple[str, str, int]]) -> list[dict[
     return json.loads(out.splitlines()[-1])  # type: ignore[no-any-return]
 
 
+@pytest.mark.skipif(workers._c is None, reason="the C accelerator is off or not built")
 def test_the_c_request_path_gives_what_the_python_path_gives(tmp_path):
-    from simuwsgi.server import workers
-
     assert type(workers.handle_request).__name__ == "builtin_function_or_method"
     (tmp_path / "app.py").write_text(APP)
     cases = [("run", variant, seed) for variant in VARIANTS for seed in range(3)]
@@ -163,6 +163,4 @@ def test_the_c_request_path_gives_what_the_python_path_gives(tmp_path):
 
 
 def test_the_c_request_path_is_used_unless_pure_python():
-    from simuwsgi.server import workers
-
     assert (workers._c is None) == bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
