@@ -28,6 +28,12 @@ pytest.importorskip("simuwsgi.server._creq")
 APP = """
 import json, time, uwsgi
 
+def tick(num):
+    uwsgi.log("tick %d in worker %d" % (num, uwsgi.worker_id()))
+
+uwsgi.register_signal(1, "workers", tick)
+uwsgi.add_timer(1, 2)
+
 def application(environ, start_response):
     query = environ["QUERY_STRING"]
     plan = json.loads(environ.get("HTTP_X_PLAN", "{}"))

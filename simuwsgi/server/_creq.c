@@ -57,7 +57,9 @@
     X(rss_size) X(vsz_size) X(tzname) X(log_sink) X(log_lines) X(append) X(log_raw) \
     X(_call_app) X(_handle_request_py) X(_dispatch_request_py) X(_queue_request) \
     X(_log_request) X(goodbye) X(Request) X(Response) X(policy) X(_ctime) \
-    X(_last_ctime) X(pop) X(tail) X(limit) X(spill) X(packet_vars) X(shapes) X(chunked) \
+    X(_last_ctime) X(_leave) X(manage_next_request) X(park) X(popleft) \
+    X(accepting) X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
+    X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) X(shapes) X(chunked) \
     X(body_length) X(submitted) X(chunk_times) X(_randbelow) X(__dict__)
 
 #define DECLARE(n) static PyObject *s_##n;
@@ -65,6 +67,7 @@ NAMES(DECLARE)
 static PyObject *s_request_start, *s_request_end, *s_request_submit, *s_choice;
 static PyObject *s_accept, *s_req, *s_busy, *s_master, *s_empty, *s_script_name;
 static PyObject *s_raised, *s_not_called, *s_reqlog_key, *s_loopback, *s_http11;
+static PyObject *s_sig, *s_for_mutex, *s_idle_status;
 static PyObject *zero, *one, *two, *zero_float;
 
 /* The module dicts of workers and reqlog (setup), and the `time` module's dict. */
@@ -970,6 +973,144 @@ out:
     return result;
 }
 
+/* -- core_loop --------------------------------------------------------------------------- */
+
+/* bisect.insort(idle, w, key=by_id): `w` after the workers of its id or a lower one. */
+static int
+insort_by_id(PyObject *idle, PyObject *w)
+{
+    PyObject *id = PyObject_GetAttr(w, s_id);
+    if (id == NULL) return -1;
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(idle);
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        PyObject *other = PyObject_GetAttr(PyList_GET_ITEM(idle, mid), s_id);
+        int before = other == NULL ? -1 : PyObject_RichCompareBool(id, other, Py_LT);
+        Py_XDECREF(other);
+        if (before < 0) {
+            Py_DECREF(id);
+            return -1;
+        }
+        if (before) hi = mid;
+        else lo = mid + 1;
+    }
+    Py_DECREF(id);
+    return PyList_Insert(idle, lo, w);
+}
+
+/* One turn of the loop: 1 go on, 0 the loop is left (`_leave` returned), -1 error. */
+static int
+core_turn(PyObject *inst, PyObject *core, PyObject *w, PyObject *kernel, PyObject *signals,
+          PyObject *private, PyObject *shared, PyObject *listen, PyObject *idle,
+          PyObject *waiters, int thunder_lock)
+{
+    Owned owned = {.count = 0}, *own = &owned;
+    int rc = -1, go = truth(GET(w, manage_next_request));
+    PyObject *owner, *kind = NULL, *value = NULL;
+    if (go <= 0) {
+        PyObject *leave = global(workers_globals, s__leave), *leave_args[] = {inst, core};
+        if (go == 0 && leave != NULL && keep(own, call(leave, leave_args, 2)) != NULL) rc = 0;
+        goto out;
+    }
+    if ((owner = GET(w, acceptor)) == NULL) goto out;
+    if (owner != Py_None && owner != core) {  /* wait for the mutex */
+        if (keep(own, call_method(waiters, s_append, core, NULL)) == NULL
+                || keep(own, call_method(kernel, s_park, s_for_mutex, NULL)) == NULL) goto out;
+        rc = 1;
+        goto out;
+    }
+    if (PyObject_SetAttr(w, s_acceptor, core) < 0) goto out;
+    int has = truth(private);
+    if (has > 0) {
+        kind = s_sig;
+        value = keep(own, call_method(private, s_popleft, NULL, NULL));
+    } else if (has == 0 && (has = truth(shared)) > 0) {
+        kind = s_sig;
+        value = keep(own, call_method(shared, s_popleft, NULL, NULL));
+    } else if (has == 0 && (has = truth(listen)) > 0
+               && (has = truth(GET(w, accepting))) > 0) {
+        kind = s_req;
+        value = keep(own, call_method(listen, s_popleft, NULL, NULL));
+    } else if (has == 0) {  /* idle in accept */
+        PyObject *message;
+        if (PyObject_SetAttr(w, s_status, s_idle_status) < 0
+                || PyObject_SetAttr(w, s_idle, Py_True) < 0
+                || (thunder_lock ? PyList_Append(idle, w) : insort_by_id(idle, w)) < 0
+                || (message = keep(own, call_method(kernel, s_park, s_accept, NULL))) == NULL)
+            goto out;
+        if (!PyTuple_CheckExact(message) || PyTuple_GET_SIZE(message) != 2) {
+            if ((message = keep(own, PySequence_Tuple(message))) == NULL) goto out;
+            if (PyTuple_GET_SIZE(message) != 2) {
+                PyErr_Format(PyExc_ValueError, "expected 2 values to unpack, got %zd",
+                             PyTuple_GET_SIZE(message));
+                goto out;
+            }
+        }
+        kind = PyTuple_GET_ITEM(message, 0);
+        value = PyTuple_GET_ITEM(message, 1);
+    }
+    if (has < 0 || value == NULL) goto out;
+    /* thunder_unlock: the accept mutex to the first core waiting for it */
+    int waiting = truth(waiters);
+    if (waiting < 0) goto out;
+    if (waiting) {
+        PyObject *next = keep(own, call_method(waiters, s_popleft, NULL, NULL));
+        if (next == NULL || PyObject_SetAttr(w, s_acceptor, next) < 0
+                || keep(own, call_method(kernel, s_wake, next, NULL)) == NULL) goto out;
+    } else if (PyObject_SetAttr(w, s_acceptor, Py_None) < 0) goto out;
+    int is = PyObject_RichCompareBool(kind, s_sig, Py_EQ);
+    if (is < 0) goto out;
+    if (is) {
+        PyObject *run = GET(signals, run_handler);
+        if (run == NULL || keep(own, call(run, (PyObject *[]){core, value}, 2)) == NULL) goto out;
+    } else {
+        if ((is = PyObject_RichCompareBool(kind, s_req, Py_EQ)) < 0) goto out;
+        PyObject *handle = is ? global(workers_globals, s_handle_request) : NULL;
+        PyObject *handle_args[] = {inst, core, value};
+        if (is && (handle == NULL || keep(own, call(handle, handle_args, 3)) == NULL)) goto out;
+    }
+    rc = 1;
+out:
+    release(own);
+    return rc;
+}
+
+static PyObject *
+core_loop(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "core_loop(inst, core)");
+        return NULL;
+    }
+    PyObject *inst = args[0], *core = args[1], *result = NULL;
+    Owned owned = {.count = 0}, *own = &owned;
+    /* what the loop reads once, as the Python loop does */
+    PyObject *w = GET(core, main), *subsystems = GET(inst, subsystems), *kernel = GET(inst, kernel);
+    PyObject *signals = NULL, *private, *shared = NULL, *listen, *idle, *waiters;
+    if (w == NULL || subsystems == NULL || kernel == NULL
+            || (signals = keep(own, PyObject_CallMethod(subsystems, "get", "O", s_signals)))
+               == NULL
+            || (private = GET(w, signal_queue)) == NULL
+            || (shared = signals == Py_None ? keep(own, PyTuple_New(0))
+                                            : GET(signals, shared_workers)) == NULL
+            || (listen = GET(inst, listen_queue)) == NULL
+            || (idle = GET(inst, idle_workers)) == NULL
+            || (waiters = GET(w, mutex_waiters)) == NULL) goto out;
+    int thunder_lock = truth(GET(inst, thunder_lock));
+    if (thunder_lock < 0) goto out;
+    if (!PyList_Check(idle)) {
+        PyErr_SetString(PyExc_TypeError, "_creq: inst.idle_workers is not a list");
+        goto out;
+    }
+    int go;
+    while ((go = core_turn(inst, core, w, kernel, signals, private, shared, listen, idle,
+                           waiters, thunder_lock)) > 0) {}
+    if (go == 0) result = Py_NewRef(Py_None);
+out:
+    release(own);
+    return result;
+}
+
 /* -- new_request ------------------------------------------------------------------------ */
 
 /* 1 when `text.lower() == lowered` (an ASCII `lowered`), 0 when not, -1 error. */
@@ -1072,6 +1213,8 @@ static PyMethodDef methods[] = {
      "handle_request(inst, w, req): workers.handle_request, its common case in C"},
     {"dispatch_request", (PyCFunction)(void (*)(void))dispatch_request, METH_FASTCALL,
      "dispatch_request(inst, req): workers.dispatch_request, its common case in C"},
+    {"core_loop", (PyCFunction)(void (*)(void))core_loop, METH_FASTCALL,
+     "core_loop(inst, core): workers.core_loop, in C"},
     {"new_request", (PyCFunction)(void (*)(void))new_request, METH_FASTCALL,
      "new_request(method, path, headers, body, submitted, ident): workers.new_request"},
     {NULL, NULL, 0, NULL},
@@ -1099,6 +1242,9 @@ PyInit__creq(void)
     STRING(s_empty, "")
     STRING(s_script_name, "SCRIPT_NAME")
     STRING(s_loopback, "127.0.0.1")
+    STRING(s_sig, "sig")
+    STRING(s_for_mutex, "accept mutex")
+    STRING(s_idle_status, "idle")
     STRING(s_http11, "HTTP/1.1")
     STRING(s_raised, "connection closed without a response: the app raised before "
                      "start_response")

@@ -1049,5 +1049,6 @@ _dispatch_request_py, _handle_request_py = dispatch_request, handle_request
 if _c is not None:  # a request's common path in C (see _creq.c)
     _c.setup(globals(), _reqlog.__dict__)
     new_request = _c.new_request  # noqa: F811
+    core_loop = _c.core_loop  # noqa: F811
     dispatch_request = _c.dispatch_request  # noqa: F811 - the twin is kept above
     handle_request = _c.handle_request  # noqa: F811
