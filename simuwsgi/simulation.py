@@ -31,7 +31,7 @@ from .server.master import Instance
 from .server.options_status import report_not_simulated
 from .server.processes import UProcess
 from ._core.trace import Trace
-from .server.workers import Request, Response, dispatch_request, new_request
+from .server.workers import Request, Response, dispatch_request
 from .subsystems.legacy import apply_legacy_options, split_legacy_options
 from .websocket import WebSocket
 
@@ -417,8 +417,8 @@ class Simulation:
             raise ValueError("give the request body as body= or as body_chunks=, not both")
         if pace < 0:
             raise ValueError(f"pace must be >= 0 virtual seconds, got {pace!r}")
-        req = new_request(method, path, headers, body or b"".join(chunks), self.kernel.now,
-                          self._request_ids)
+        req = Request(method, path, headers, body or b"".join(chunks), self.kernel.now,
+                      ident=self._request_ids)
         sent = 0
         start = self.kernel.now if at is None else at
         for i, chunk in enumerate(chunks):

@@ -2,12 +2,13 @@
  * Optional C accelerator for a simulated request's bookkeeping (simuwsgi.server.workers).
  *
  * A request is dispatched to an idle worker (`dispatch_request`, `take_idle_worker`),
- * then served by the worker (`handle_request`: the vars, the `request.start` and
- * `request.end` records, the counters, `Request.finish`, the log line, the max-requests
- * check). This module makes builtin functions of their common case, step for step what
- * the Python code does for it, and hands every other call to the Python function (the
- * twin: `_dispatch_request_py`, `_handle_request_py`, `_log_request` in the module),
- * which stays the one place where the rarer cases live:
+ * taken by the core waiting in its accept loop (`core_loop`), then served
+ * (`handle_request`: the vars, the `request.start` and `request.end` records, the
+ * counters, `Request.finish`, the log line, the max-requests check). This module makes
+ * builtin functions of their common case, step for step what the Python code does for
+ * it, and hands every other call to the Python function (the twin:
+ * `_dispatch_request_py`, `_handle_request_py`, `_log_request`, `_queue_request`,
+ * `_leave` in the module), which stays the one place where the rarer cases live:
  *
  *   dispatch_request(inst, req)   an instance neither stopped nor cheap, without
  *       --thunder-lock or a worker that refused (uwsgi.accepting): the `request.submit`
@@ -21,6 +22,9 @@
  *       replace it). The log line is written here when it is the default line
  *       (no --logformat, --log-x-forwarded-for, logvars or log_this_request), through
  *       `inst.log_raw` when a log sink is set; else `_log_request` writes it.
+ *   core_loop(inst, core)         the accept loop of a core, all of it: the mutex among
+ *       a worker's threads, the signals first (`signals.run_handler`), then the listen
+ *       queue, else idle in `inst.idle_workers` until woken; `_leave` at the end.
  *
  * `setup(workers_globals, reqlog_globals)` gives the module the names it calls.
  * SIMUWSGI_PURE_PYTHON=1 (or a failed build) runs the Python functions.
@@ -60,13 +64,13 @@
     X(_last_ctime) X(_leave) X(manage_next_request) X(park) X(popleft) \
     X(accepting) X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
     X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) X(shapes) X(chunked) \
-    X(body_length) X(submitted) X(chunk_times) X(_randbelow) X(__dict__)
+    X(_randbelow) X(__dict__)
 
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
 static PyObject *s_request_start, *s_request_end, *s_request_submit, *s_choice;
 static PyObject *s_accept, *s_req, *s_busy, *s_master, *s_empty, *s_script_name;
-static PyObject *s_raised, *s_not_called, *s_reqlog_key, *s_loopback, *s_http11;
+static PyObject *s_raised, *s_not_called, *s_reqlog_key;
 static PyObject *s_sig, *s_for_mutex, *s_idle_status;
 static PyObject *zero, *one, *two, *zero_float;
 
@@ -1111,88 +1115,6 @@ out:
     return result;
 }
 
-/* -- new_request ------------------------------------------------------------------------ */
-
-/* 1 when `text.lower() == lowered` (an ASCII `lowered`), 0 when not, -1 error. */
-static int
-lower_is(PyObject *text, const char *lowered)
-{
-    Py_ssize_t len = (Py_ssize_t)strlen(lowered);
-    if (PyUnicode_IS_ASCII(text) && PyUnicode_GET_LENGTH(text) != len) return 0;
-    PyObject *lower = PyObject_CallMethod(text, "lower", NULL);
-    if (lower == NULL) return -1;
-    int same = PyUnicode_CompareWithASCIIString(lower, lowered) == 0;
-    Py_DECREF(lower);
-    return same;
-}
-
-static PyObject *
-new_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "new_request(method, path, headers, body, submitted, ident)");
-        return NULL;
-    }
-    PyObject *method = args[0], *path = args[1], *headers = args[2], *body = args[3];
-    PyObject *request_type = global(workers_globals, s_Request), *result = NULL;
-    Owned owned = {.count = 0}, *own = &owned;
-    if (request_type == NULL) return NULL;
-    int plain = PyType_Check(request_type) && PyUnicode_CheckExact(method)
-                && PyUnicode_CheckExact(path) && PyBytes_CheckExact(body)
-                && (headers == Py_None || PyList_CheckExact(headers));
-    /* (name, value) str pairs: the `Transfer-Encoding: chunked` check made here */
-    int chunked = 0;
-    Py_ssize_t count = plain && headers != Py_None ? PyList_GET_SIZE(headers) : 0;
-    for (Py_ssize_t i = 0; plain && i < count; i++) {
-        PyObject *header = PyList_GET_ITEM(headers, i);
-        plain = PyTuple_CheckExact(header) && PyTuple_GET_SIZE(header) == 2
-                && PyUnicode_CheckExact(PyTuple_GET_ITEM(header, 0))
-                && PyUnicode_CheckExact(PyTuple_GET_ITEM(header, 1));
-        if (plain && !chunked) {
-            int is = lower_is(PyTuple_GET_ITEM(header, 0), "transfer-encoding");
-            if (is > 0) is = lower_is(PyTuple_GET_ITEM(header, 1), "chunked");
-            if (is < 0) return NULL;
-            chunked = is;
-        }
-    }
-    if (!plain) {  /* Request(method, path, headers, body, submitted, ident=ident) */
-        PyObject *names = keep(own, Py_BuildValue("(s)", "ident"));
-        if (names != NULL) result = PyObject_Vectorcall(request_type, args, 5, names);
-        release(own);
-        return result;
-    }
-    /* Request.__init__, its attributes in its order */
-    PyObject *empty = keep(own, PyTuple_New(0)), *req, *fields, *upper, *list;
-    if (empty == NULL
-            || (req = keep(own, PyBaseObject_Type.tp_new((PyTypeObject *)request_type, empty,
-                                                         NULL))) == NULL
-            || (fields = keep(own, PyObject_GenericGetDict(req, NULL))) == NULL
-            || (upper = keep(own, PyObject_CallMethod(method, "upper", NULL))) == NULL
-            || (list = keep(own, headers == Py_None ? PyList_New(0)
-                                                    : PyList_GetSlice(headers, 0, count))) == NULL
-            || PyDict_SetItem(fields, s_id, args[5]) < 0
-            || PyDict_SetItem(fields, s_method, upper) < 0
-            || PyDict_SetItem(fields, s_path, path) < 0
-            || PyDict_SetItem(fields, s_headers, list) < 0
-            || PyDict_SetItem(fields, s_body, body) < 0
-            || PyDict_SetItem(fields, s_chunked, chunked ? Py_True : Py_False) < 0) goto out;
-    PyObject *length = keep(own, chunked ? Py_NewRef(zero)
-                                         : PyLong_FromSsize_t(PyBytes_GET_SIZE(body)));
-    PyObject *chunk_times = keep(own, PyList_New(0)), *appended = keep(own, PyList_New(0));
-    if (length == NULL || chunk_times == NULL || appended == NULL
-            || PyDict_SetItem(fields, s_body_length, length) < 0
-            || PyDict_SetItem(fields, s_remote_addr, s_loopback) < 0
-            || PyDict_SetItem(fields, s_protocol, s_http11) < 0
-            || PyDict_SetItem(fields, s_submitted, args[4]) < 0
-            || PyDict_SetItem(fields, s_chunk_times, chunk_times) < 0
-            || PyDict_SetItem(fields, s_appended_vars, appended) < 0) goto out;
-    result = Py_NewRef(req);
-out:
-    release(own);
-    return result;
-}
-
 /* -- setup ----------------------------------------------------------------------------- */
 
 static PyObject *
@@ -1215,8 +1137,6 @@ static PyMethodDef methods[] = {
      "dispatch_request(inst, req): workers.dispatch_request, its common case in C"},
     {"core_loop", (PyCFunction)(void (*)(void))core_loop, METH_FASTCALL,
      "core_loop(inst, core): workers.core_loop, in C"},
-    {"new_request", (PyCFunction)(void (*)(void))new_request, METH_FASTCALL,
-     "new_request(method, path, headers, body, submitted, ident): workers.new_request"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1241,11 +1161,9 @@ PyInit__creq(void)
     STRING(s_master, "master")
     STRING(s_empty, "")
     STRING(s_script_name, "SCRIPT_NAME")
-    STRING(s_loopback, "127.0.0.1")
     STRING(s_sig, "sig")
     STRING(s_for_mutex, "accept mutex")
     STRING(s_idle_status, "idle")
-    STRING(s_http11, "HTTP/1.1")
     STRING(s_raised, "connection closed without a response: the app raised before "
                      "start_response")
     STRING(s_not_called, "connection closed without a response: start_response not called")

@@ -33,6 +33,11 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
   request, and the process exits when the last one does (``wait_for_threads``).
 
 Requests take no virtual time unless the app sleeps or blocks.
+
+The common path of a request around the app's call (``dispatch_request``,
+``core_loop``, ``handle_request`` with its default log line) has
+an optional C twin (``_creq.c``); the Python functions here stay the reference, and
+the C code hands them every case it does not handle itself.
 """
 
 from __future__ import annotations
@@ -226,13 +231,6 @@ class Request:
     def __repr__(self) -> str:
         state = "done" if self.done else "pending"
         return f"<Request {self.id} {self.method} {self.path} {state}>"
-
-
-def new_request(method: str, path: str, headers: Any, body: bytes, submitted: float,
-                ident: int) -> Request:
-    """A driver's request (``Simulation.submit``), made in C when the accelerator is
-    built (see _creq.c)."""
-    return Request(method, path, headers, body, submitted, ident=ident)
 
 
 # -- dispatching --------------------------------------------------------------------------
@@ -1048,7 +1046,6 @@ def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, boo
 _dispatch_request_py, _handle_request_py = dispatch_request, handle_request
 if _c is not None:  # a request's common path in C (see _creq.c)
     _c.setup(globals(), _reqlog.__dict__)
-    new_request = _c.new_request  # noqa: F811
     core_loop = _c.core_loop  # noqa: F811
     dispatch_request = _c.dispatch_request  # noqa: F811 - the twin is kept above
     handle_request = _c.handle_request  # noqa: F811
