@@ -70,6 +70,11 @@ VARIANTS = {
     # over the limit, buffered bodies
     "buffer": ["--buffer-size", "700"],
     "post": ["--limit-post", "250", "--post-buffering", "100"],
+    # uwsgi framing; per-worker apps with a mountpoint; the memory limits after the line
+    "socket": ["--socket", "127.0.0.1:3031", "--max-requests", "4",
+               "--max-requests-delta", "2", "--min-worker-lifetime", "1"],
+    "lazy-mount": ["--lazy-apps", "--mount", "/m=app.py", "--log-micros"],
+    "reload-rss": ["--reload-on-rss", "40", "--min-worker-lifetime", "1", "--log-5xx"],
 }
 
 STATUSES = ["200 OK", "201 Created", "204 No Content", "302 Found", "404 Not Found",
@@ -113,7 +118,7 @@ def run(app_dir: str, variant: str, seed: int) -> dict[str, object]:
             requests.append(sim.submit(rng.choice(["GET", "post", "PUT", "HEAD", "DELETE"]),
                                        _path(rng), body=body, at=rng.uniform(0, 6),
                                        headers=dict(headers) if rng.random() < 0.1 else headers))
-        if variant == "memory":
+        if variant in ("memory", "reload-rss"):
             sim.set_rss("worker1", 50_000_000, vsz=300_000_000)
         sim.advance(20)
         replies = [None if r.response is None else
