@@ -61,10 +61,10 @@
     X(rss_size) X(vsz_size) X(tzname) X(log_sink) X(log_lines) X(append) X(log_raw) \
     X(_call_app) X(_handle_request_py) X(_dispatch_request_py) X(_queue_request) \
     X(_log_request) X(goodbye) X(Request) X(Response) X(policy) X(_ctime) \
-    X(_last_ctime) X(_leave) X(manage_next_request) X(park) X(popleft) \
-    X(accepting) X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
-    X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) X(shapes) X(chunked) \
-    X(_randbelow) X(__dict__)
+    X(_last_ctime) X(_leave) X(manage_next_request) X(park) X(popleft) X(accepting) \
+    X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
+    X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) \
+    X(shapes) X(chunked) X(_randbelow) X(__dict__)
 
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
