@@ -71,7 +71,7 @@ NAMES(DECLARE)
 static PyObject *s_request_start, *s_request_end, *s_request_submit, *s_choice;
 static PyObject *s_accept, *s_req, *s_busy, *s_master, *s_empty, *s_script_name;
 static PyObject *s_raised, *s_not_called, *s_reqlog_key;
-static PyObject *s_sig, *s_for_mutex, *s_idle_status;
+static PyObject *s_sig, *s_for_mutex;
 static PyObject *zero, *one, *two, *zero_float;
 
 /* The module dicts of workers and reqlog (setup), and the `time` module's dict. */
@@ -1037,7 +1037,7 @@ core_turn(PyObject *inst, PyObject *core, PyObject *w, PyObject *kernel, PyObjec
         value = keep(own, call_method(listen, s_popleft, NULL, NULL));
     } else if (has == 0) {  /* idle in accept */
         PyObject *message;
-        if (PyObject_SetAttr(w, s_status, s_idle_status) < 0
+        if (PyObject_SetAttr(w, s_status, s_idle) < 0
                 || PyObject_SetAttr(w, s_idle, Py_True) < 0
                 || (thunder_lock ? PyList_Append(idle, w) : insort_by_id(idle, w)) < 0
                 || (message = keep(own, call_method(kernel, s_park, s_accept, NULL))) == NULL)
@@ -1163,7 +1163,6 @@ PyInit__creq(void)
     STRING(s_script_name, "SCRIPT_NAME")
     STRING(s_sig, "sig")
     STRING(s_for_mutex, "accept mutex")
-    STRING(s_idle_status, "idle")
     STRING(s_raised, "connection closed without a response: the app raised before "
                      "start_response")
     STRING(s_not_called, "connection closed without a response: start_response not called")
