@@ -6,7 +6,9 @@ apps answering various statuses, raising, sleeping, setting logvars, not calling
 (``--max-requests``, ``--harakiri``, ``--threads 2``, ``--disable-logging`` with
 ``--log-4xx``/``--log-5xx``, ``--memory-report``, ``--logformat``...) must give the same
 replies, stats counters, log and trace digest with the C functions as with the Python
-functions they stand for (run in a subprocess with ``SIMUWSGI_PURE_PYTHON=1``).
+functions they stand for (run in a subprocess with ``SIMUWSGI_PURE_PYTHON=1``); so must
+enough requests for the log and the trace to spill, and requests that come over a
+cluster's network (HTTP and uwsgi sockets).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from simuwsgi import Simulation
+from simuwsgi import Cluster, Simulation
 from simuwsgi.server import workers
 
 pytest.importorskip("simuwsgi.server._creq")
@@ -145,6 +147,28 @@ def run_many(app_dir: str, variant: str, seed: int) -> dict[str, object]:
                 "digest": sim.trace.digest()}
 
 
+def run_net(app_dir: str, variant: str, seed: int) -> dict[str, object]:
+    """Requests that come over a cluster's network (``req.net``): an HTTP socket and a
+    uwsgi one, with random plans."""
+    rng = random.Random(seed)
+    cluster = Cluster(seed=seed, app_dir=app_dir)
+    for name, socket in (("a", ["--http-socket", "10.0.0.1:8080"]),
+                         ("b", ["--socket", "10.0.0.2:3031"])):
+        cluster.add(name, ["--master", "--processes", "2", *socket, "--wsgi-file", "app.py",
+                           *VARIANTS[variant]], address=socket[1].partition(":")[0])
+    with cluster:
+        replies = []
+        for _ in range(20):
+            response = cluster.request(rng.choice(["a:8080", "b:3031"]),
+                                       rng.choice(["GET", "POST", "PUT"]), _path(rng),
+                                       headers=[("X-Plan", json.dumps(_plan(rng)))],
+                                       body=rng.choice([b"", b"abc", b"x" * 90]))
+            replies.append([response.status, response.body.decode("latin-1")])
+        cluster.advance(5)
+        return {"replies": replies, "digest": cluster.trace.digest(),
+                "log": [line for line in cluster.log if app_dir not in line]}
+
+
 def _pure_python(app_dir: Path, cases: list[tuple[str, str, int]]) -> list[dict[str, object]]:
     code = ("import json, sys; sys.path.insert(0, sys.argv[3]); import test_creq_accel as t; "
             "print(json.dumps([getattr(t, f)(sys.argv[1], v, s) "
@@ -162,12 +186,15 @@ def test_the_c_request_path_gives_what_the_python_path_gives(tmp_path):
     (tmp_path / "app.py").write_text(APP)
     cases = [("run", variant, seed) for variant in VARIANTS for seed in range(3)]
     cases += [("run_many", "plain", 0), ("run_many", "memory", 1)]
+    cases += [("run_net", variant, seed) for variant in ("plain", "quiet", "threads")
+              for seed in range(2)]
     expected = _pure_python(tmp_path, cases)
     for (func, variant, seed), want in zip(cases, expected):
         got = json.loads(json.dumps(globals()[func](str(tmp_path), variant, seed)))
         assert got == want, (func, variant, seed)
     # the programs reach what the variants are for
-    log = "\n".join(line for case in expected[:-2] for line in case["log"])  # type: ignore
+    log = "\n".join(line for case in expected[:3 * len(VARIANTS)]
+                    for line in case["log"])  # type: ignore[union-attr]
     for needle in ("HARAKIRI", "The work of process", "address space usage", " micros ",
                    "RuntimeError", "POST /", " me ", "(HTTP/1.1 418)"):
         assert needle in log, needle

@@ -14,8 +14,9 @@
  *       --thunder-lock or a worker that refused (uwsgi.accepting): the `request.submit`
  *       record, the pick of an idle worker (the seeded RNG's `_randbelow`, and the
  *       `choice` record) and its wake-up; no idle worker: `_queue_request`.
- *   handle_request(inst, w, req)  a request from a driver (no `req.net`), not in fork
- *       mode, whose vars pass the HTTP parser's size check and need none of
+ *   handle_request(inst, w, req)  a request from a driver, or from the network but not
+ *       for a control plugin (rpc, signal, cache, spool), not in fork mode, whose vars
+ *       pass the HTTP parser's size check (a driver's) and need none of
  *       `Reading.parse_vars`' steps (--limit-post, --post-buffering,
  *       --manage-script-name, static files, too many vars): everything but the app's
  *       call, which is `workers._call_app` (looked up per request: a C twin may
@@ -64,7 +65,7 @@
     X(_last_ctime) X(_leave) X(manage_next_request) X(park) X(popleft) X(accepting) \
     X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
     X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) \
-    X(shapes) X(chunked) X(_randbelow) X(__dict__)
+    X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars)
 
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
@@ -509,6 +510,21 @@ ascii_line(PyObject *mem, PyObject **values, int micro, int sendfile)
     return result;
 }
 
+/* reading.packet_size(vars): 2 + 2 length bytes per var and its text (a new
+ * reference), or NULL with no error set when a key or value is not a str. */
+static PyObject *
+packet_size(PyObject *vars)
+{
+    if (!PyDict_CheckExact(vars)) return NULL;
+    Py_ssize_t pos = 0, size = 4 * PyDict_GET_SIZE(vars);
+    PyObject *key, *value;
+    while (PyDict_Next(vars, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value)) return NULL;
+        size += PyUnicode_GET_LENGTH(key) + PyUnicode_GET_LENGTH(value);
+    }
+    return PyLong_FromSsize_t(size);
+}
+
 /* `_log_request` for the default line: 1 written (or not logged), 0 not a case of this
  * path (the caller calls `_log_request`), -1 error. */
 static int
@@ -538,6 +554,20 @@ log_default(Owned *own, PyObject *inst, PyObject *w, PyObject *req, PyObject *st
     if (app_id == NULL || status == NULL || size == NULL || hsize == NULL || hcount == NULL
             || switches == NULL || via == NULL || started == NULL) return -1;
     if (!PyLong_CheckExact(status)) return 0;
+    /* the vars uWSGI counts: those of the packet a node received, else the request's */
+    PyObject *net = GET(req, net), *own_vars = GET(req, _vars), *pktsize;
+    if (net == NULL || own_vars == NULL) return -1;
+    if (net != Py_None) {
+        int wired = truth(GET(net, vars));
+        if (wired < 0) return -1;
+        if (wired && (vars = keep(own, call_method(net, s_text_vars, NULL, NULL))) == NULL)
+            return -1;
+    }
+    if (vars == own_vars) {
+        if ((pktsize = GET(req, _pktsize)) == NULL) return -1;
+    } else if ((pktsize = keep(own, packet_size(vars))) == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
     PyObject *micros = keep(own, elapsed_micros(end, started));
     if (micros == NULL) return -1;
     int log = should_log(own, p, status, size, micros, via);
@@ -556,8 +586,8 @@ log_default(Owned *own, PyObject *inst, PyObject *w, PyObject *req, PyObject *st
         if (app_req == NULL && PyErr_Occurred()) return -1;
         if (app_req == NULL) app_req = zero;
     }
-    PyObject *var_cnt = GET(req, var_cnt), *pktsize = GET(req, _pktsize);
-    if (var_cnt == NULL || pktsize == NULL || app_req == NULL) return -1;
+    PyObject *var_cnt = GET(req, var_cnt);
+    if (var_cnt == NULL || app_req == NULL) return -1;
     int counted = PyObject_RichCompareBool(var_cnt, zero, Py_GE);
     if (counted < 0) return -1;
     if (!counted) {  /* 2 * (len(vars_) + len(req.appended_vars) + req.var_slots) */
@@ -734,8 +764,11 @@ static PyObject *
 plain_vars(Owned *own, PyObject *inst, PyObject *req, PyObject **pktsize)
 {
     PyObject *forks = GET(inst, forks), *net = GET(req, net), *reading = NULL;
-    if (forks == NULL || net == NULL) return NULL;
-    if (forks != Py_None || net != Py_None) return NULL;
+    if (forks == NULL || net == NULL || forks != Py_None) return NULL;
+    if (net != Py_None) {  /* from the network: a control plugin's request is the twin's */
+        PyObject *control = GET(net, control);
+        if (control == NULL || control != Py_None) return NULL;
+    }
     if (lookup_attr(inst, s__reading, &reading) < 0) return NULL;
     if (reading == NULL) return NULL;  /* made on first use: by the twin */
     keep(own, reading);
@@ -769,8 +802,10 @@ plain_vars(Owned *own, PyObject *inst, PyObject *req, PyObject **pktsize)
     long long most = PyLong_AsLongLong(max_vars);
     int uwsgi = PyObject_IsTrue(framing);
     if (PyErr_Occurred() || uwsgi < 0 || !PyUnicode_Check(path)) return NULL;
-    /* Reading.read_head's checks that need no parse */
-    int fits = uwsgi ? n <= limit : 2 * (n + PyUnicode_GET_LENGTH(path)) + 64 < limit;
+    /* Reading.read_head's checks that need no parse (a request from the network was
+     * read by its node) */
+    int fits = net != Py_None || (uwsgi ? n <= limit
+                                        : 2 * (n + PyUnicode_GET_LENGTH(path)) + 64 < limit);
     if (!fits || PyDict_GET_SIZE(vars) > 2 * most) return NULL;
     *pktsize = size;
     return vars;
