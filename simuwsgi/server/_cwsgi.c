@@ -9,8 +9,8 @@
  *   ConnectionCore: the C base of wire.Connection, holding its state (the fields of
  *       wire._ConnectionCore, the Python twin, under the same names) and its hot
  *       methods: spit, _prepare, _add_header, _append, uwsgi_write, _header_block,
- *       write_headers, _send_headers, write_body, finish, log_stats. The rare ones
- *       (req_error, _fail, send_raw, sendfile, write_exception, disconnect, raw) stay
+ *       write_headers, _send_headers, write_body, finish, log_stats, raw. The rare ones
+ *       (req_error, _fail, send_raw, sendfile, write_exception, disconnect) stay
  *       Python in the subclass, and this code calls them by name.
  *   Builtin(name, fn): wire.BuiltinFunction, a callable whose repr and type name are a
  *       C function's; calling it calls fn.
@@ -718,9 +718,16 @@ static PyMemberDef conn_members[] = {
     {NULL},
 };
 
+static PyObject *
+conn_raw(Conn *self, void *closure)
+{
+    return PyObject_CallMethodOneArg(empty_bytes, str_join, self->wire);
+}
+
 static PyGetSetDef conn_getset[] = {
     {"log_stats", (getter)conn_log_stats, NULL,
      "The request's counters the log line shows.", NULL},
+    {"raw", (getter)conn_raw, NULL, "Every byte written on the socket.", NULL},
     {NULL},
 };
 

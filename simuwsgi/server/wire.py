@@ -351,6 +351,11 @@ class _ConnectionCore:
                 "switches": self.switches, "via_sendfile": self.via_sendfile,
                 "write_errors": self.write_errors}
 
+    @property
+    def raw(self) -> bytes:
+        """Every byte written on the socket."""
+        return b"".join(self.wire)
+
 
 class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type: ignore[misc]
     """One request's client socket and response state; the rarely called methods."""
@@ -426,10 +431,6 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
     def disconnect(self) -> None:
         self.closed = True
         self.altered = True
-
-    @property
-    def raw(self) -> bytes:
-        return b"".join(self.wire)
 
 
 if _c is not None:  # what the C spit needs of this module
