@@ -17,6 +17,8 @@
  *   spitter(kernel, fallback): the body of `uwsgi.start_response` (misc's uwsgi_spit):
  *       the running request's connection's spit; anything else (outside a request, a
  *       connection of another kind) goes to the Python function `fallback`.
+ *   writer(kernel, fallback): the same for the write callable start_response returns
+ *       (misc's uwsgi_write): the running request's connection's uwsgi_write.
  *   app_caller(helpers): workers._call_app(inst, w, req) for its common case: the
  *       request's app, the misc subsystem's start_response, the environ (the packet's
  *       vars, wsgi.input, the per-instance keys), uwsgi.env, the app's call, the
@@ -872,24 +874,59 @@ spitter_call(PyObject *state, PyObject *args, PyObject *kw)
     return r;
 }
 
-static PyMethodDef spitter_def = {
-    "uwsgi_spit", (PyCFunction)(void (*)(void))spitter_call, METH_VARARGS | METH_KEYWORDS,
-    NULL};
-
+/* the write callable: the running request's connection's uwsgi_write (keywords are
+ * ignored, as by the twin) */
 static PyObject *
-new_spitter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+writer_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Conn *conn = current_conn(PyTuple_GET_ITEM(state, 0));
+    if (conn == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_Vectorcall(PyTuple_GET_ITEM(state, 1), args, nargs, kwnames);
+    }
+    Py_INCREF(conn);
+    PyObject *r = conn_uwsgi_write(conn, args, nargs);
+    Py_DECREF(conn);
+    return r;
+}
+
+static PyMethodDef current_defs[] = {
+    {"uwsgi_spit", (PyCFunction)(void (*)(void))spitter_call, METH_VARARGS | METH_KEYWORDS,
+     NULL},
+    {"uwsgi_write", (PyCFunction)(void (*)(void))writer_call, METH_FASTCALL | METH_KEYWORDS,
+     NULL},
+};
+
+/* current_defs[index] over (kernel, fallback) */
+static PyObject *
+new_current(int index, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "spitter(kernel, fallback)");
+        PyErr_Format(PyExc_TypeError, "%s: takes (kernel, fallback)",
+                     current_defs[index].ml_name);
         return NULL;
     }
     PyObject *state = PyTuple_Pack(2, args[0], args[1]);
     if (state == NULL) {
         return NULL;
     }
-    PyObject *fn = PyCFunction_NewEx(&spitter_def, state, NULL);
+    PyObject *fn = PyCFunction_NewEx(&current_defs[index], state, NULL);
     Py_DECREF(state);
     return fn;
+}
+
+static PyObject *
+new_spitter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return new_current(0, args, nargs);
+}
+
+static PyObject *
+new_writer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return new_current(1, args, nargs);
 }
 
 /* -- app_caller: workers._call_app ----------------------------------------------------- */
@@ -1486,6 +1523,8 @@ static PyMethodDef methods[] = {
      "configure(header_pair, phrases): wire's helpers."},
     {"spitter", (PyCFunction)(void (*)(void))new_spitter, METH_FASTCALL,
      "spitter(kernel, fallback): uwsgi.start_response's body (see the module comment)."},
+    {"writer", (PyCFunction)(void (*)(void))new_writer, METH_FASTCALL,
+     "writer(kernel, fallback): the write callable's body (see the module comment)."},
     {"app_caller", new_app_caller, METH_O,
      "app_caller(helpers): workers._call_app's common case (see the module comment)."},
     {NULL, NULL, 0, NULL},

@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["BuiltinFunction", "Connection", "segfault"]
 
 #: the optional C accelerator: the connection's state and hot methods (see _cwsgi.c)
-_c = load(f"{__package__}._cwsgi", "ConnectionCore", "Builtin", "app_caller", "spitter")
+_c = load(f"{__package__}._cwsgi", "ConnectionCore", "Builtin", "app_caller", "spitter",
+         "writer")
 
 _EBADF = os.strerror(errno.EBADF)
 _PAGE_SIZE = 4096

@@ -158,6 +158,8 @@ class Misc:
             if conn is not None:
                 conn.uwsgi_write(*args)
 
+        if _wire._c is not None:  # the running request's write without a Python frame
+            return BuiltinFunction("uwsgi_write", _wire._c.writer(self.inst.kernel, uwsgi_write))
         return BuiltinFunction("uwsgi_write", uwsgi_write)
 
     def state(self) -> _RequestState:
