@@ -205,3 +205,24 @@ def test_the_wsgi_accelerator_is_used_unless_pure_python():
     pure = bool(os.environ.get("SIMUWSGI_PURE_PYTHON"))
     assert (wire._c is None) == pure
     assert (type(workers._call_app).__name__ == "function") == pure
+
+
+def test_the_uwsgi_c_functions_survive_the_virtual_fork_as_they_are(tmp_path):
+    """``uwsgi.start_response`` (and the write callable) kept in an app global before
+    the fork: a C function, the same object in every worker, as after uWSGI's fork(),
+    and not one of the objects the virtual fork reports as shared."""
+    from simuwsgi import Simulation
+
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import uwsgi
+        SR = uwsgi.start_response
+        def application(environ, start_response):
+            write = SR("200 OK", [])
+            write(b"%r " % (SR is uwsgi.start_response is start_response))
+            return [repr(SR).encode()]
+    """))
+    with Simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path) as sim:
+        bodies = {sim.get("/").body for _ in range(4)}
+        assert bodies == {b"True <built-in function uwsgi_spit>"}
+        assert not sim.trace.select("vfork.shared")

@@ -810,6 +810,18 @@ builtin_repr(Builtin *self)
     return PyUnicode_FromFormat("<built-in function %U>", self->name);
 }
 
+/* __deepcopy__: itself (wire.BuiltinFunction.__deepcopy__ says why) */
+static PyObject *
+builtin_deepcopy(PyObject *self, PyObject *memo)
+{
+    return Py_NewRef(self);
+}
+
+static PyMethodDef builtin_methods[] = {
+    {"__deepcopy__", builtin_deepcopy, METH_O, NULL},
+    {NULL},
+};
+
 static PyMemberDef builtin_members[] = {
     {"__name__", T_OBJECT, offsetof(Builtin, name), READONLY, NULL},
     {"_fn", T_OBJECT, offsetof(Builtin, fn), READONLY, NULL},
@@ -830,6 +842,7 @@ static PyTypeObject BuiltinType = {
     .tp_call = PyVectorcall_Call,
     .tp_vectorcall_offset = offsetof(Builtin, vectorcall),
     .tp_members = builtin_members,
+    .tp_methods = builtin_methods,
     .tp_new = builtin_new,
 };
 

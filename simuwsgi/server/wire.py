@@ -116,6 +116,11 @@ class BuiltinFunction:
     def __repr__(self) -> str:
         return f"<built-in function {self.__name__}>"
 
+    def __deepcopy__(self, memo: Any) -> BuiltinFunction:
+        """Itself: a C function survives ``fork()`` as it is (so the virtual fork's
+        copier keeps it, as it keeps the C twin, which it could not copy)."""
+        return self
+
 
 # The type as a C function's: ``type(environ['wsgi.file_wrapper'])`` prints
 # ``<class 'builtin_function_or_method'>`` as under uWSGI (it is still not
