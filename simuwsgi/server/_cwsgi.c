@@ -959,7 +959,7 @@ typedef struct {
     vectorcallfunc vectorcall;
 } Caller;
 
-/* `obj.name or None` kept as a new reference (NULL: error) */
+/* getattr(obj, name): a new reference (NULL: error) */
 #define GET(obj, name) PyObject_GetAttr((obj), (name))
 
 /* inst.opts.memo(key, compute, inst), looking in the options' answers first as
