@@ -21,7 +21,8 @@
  *       (misc's uwsgi_write): the running request's connection's uwsgi_write.
  *   app_caller(helpers): workers._call_app(inst, w, req) for its common case: the
  *       request's app, the misc subsystem's start_response, the environ (the packet's
- *       vars, wsgi.input, the per-instance keys), uwsgi.env, the app's call, the
+ *       vars, wsgi.input made as workers._Input.__init__ makes it, the per-instance
+ *       keys), uwsgi.env, the app's call, the
  *       response loop over bytes or an iterable (close() at the end) and the result.
  *       A missing app or misc goes to the Python twin (helpers["fallback"]), a
  *       wsgi.file_wrapper response to workers._respond, a reply to be parsed like a
@@ -52,6 +53,7 @@ static PyObject *str_app, *str_resolve, *str_subsystems, *str_misc, *str_spit;
 static PyObject *str_writeout, *str_body, *str_facade, *str_cores, *str_env_vars;
 static PyObject *str_vars, *str_seen, *str_items, *str_length, *str_memo, *str_join;
 static PyObject *str_crlf, *str_colon, *str_end, *str_headers_limit, *empty_str;
+static PyObject *str__cl, *str__conn, *empty_tuple;
 static PyObject *empty_bytes, *unknown, *zero, *two;
 
 /* -- the connection ---------------------------------------------------------------- */
@@ -996,6 +998,45 @@ environ_keys(Caller *self, PyObject *inst)
     return found;
 }
 
+/* workers._Input(body, cl, conn), made as its __init__ makes it (without its frame):
+ * _cl, io.BytesIO's buffer of body[:_cl], _conn. A length past ssize_t goes to the
+ * class itself. */
+static PyObject *
+new_input(Caller *self, PyObject *body, PyObject *cl, PyObject *conn)
+{
+    PyTypeObject *type = (PyTypeObject *)self->h[H_INPUT];
+    Py_ssize_t post_cl = PyLong_AsSsize_t(cl);
+    if (post_cl == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        PyObject *args[3] = {body, cl, conn};
+        return PyObject_Vectorcall((PyObject *)type, args, 3, NULL);
+    }
+    PyObject *length = NULL;
+    if (post_cl < 0) {  /* _cl = len(body) */
+        Py_ssize_t n = PyObject_Length(body);
+        if (n < 0 || (length = PyLong_FromSsize_t(n)) == NULL) {
+            return NULL;
+        }
+        cl = length;
+        post_cl = n;
+    }
+    PyObject *input = type->tp_new(type, empty_tuple, NULL), *initial = NULL, *args = NULL;
+    if (input == NULL || PyObject_SetAttr(input, str__cl, cl) < 0
+            || (initial = PySequence_GetSlice(body, 0, post_cl)) == NULL
+            || (args = PyTuple_Pack(1, initial)) == NULL
+            || type->tp_base->tp_init(input, args, NULL) < 0
+            || PyObject_SetAttr(input, str__conn, conn) < 0) {
+        Py_CLEAR(input);
+    }
+    Py_XDECREF(args);
+    Py_XDECREF(initial);
+    Py_XDECREF(length);
+    return input;
+}
+
 /* build_environ: the packet's vars, wsgi.input, the per-instance keys */
 static PyObject *
 build_environ(Caller *self, PyObject *inst, PyObject *req, PyObject *conn)
@@ -1048,8 +1089,7 @@ build_environ(Caller *self, PyObject *inst, PyObject *req, PyObject *conn)
         Py_DECREF(cl);
         goto fail;
     }
-    PyObject *args[3] = {body, cl, conn};
-    PyObject *input = PyObject_Vectorcall(self->h[H_INPUT], args, 3, NULL);
+    PyObject *input = new_input(self, body, cl, conn);
     Py_DECREF(body);
     Py_DECREF(cl);
     if (input == NULL) {
@@ -1514,6 +1554,12 @@ new_app_caller(PyObject *module, PyObject *helpers)
         Py_DECREF(self);
         return NULL;
     }
+    PyTypeObject *input = (PyTypeObject *)self->h[H_INPUT];
+    if (!PyType_Check(input) || input->tp_base == NULL || input->tp_base->tp_init == NULL) {
+        PyErr_SetString(PyExc_TypeError, "app_caller(): Input must subclass io.BytesIO");
+        Py_DECREF(self);
+        return NULL;
+    }
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
@@ -1566,9 +1612,10 @@ PyInit__cwsgi(void)
     INTERN(str_memo, "memo") INTERN(str_join, "join") INTERN(str_crlf, "\r\n")
     INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")
     INTERN(str_headers_limit, "response-headers-limit") INTERN(empty_str, "")
-    INTERN(unknown, "Unknown")
+    INTERN(unknown, "Unknown") INTERN(str__cl, "_cl") INTERN(str__conn, "_conn")
 #undef INTERN
     if ((empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL
+            || (empty_tuple = PyTuple_New(0)) == NULL
             || (zero = PyLong_FromLong(0)) == NULL || (two = PyLong_FromLong(2)) == NULL
             || PyType_Ready(&ConnType) < 0 || PyType_Ready(&BuiltinType) < 0
             || PyType_Ready(&CallerType) < 0) {

@@ -461,6 +461,7 @@ class _Input(io.BytesIO):
     client will send, without the waiting."""
 
     def __init__(self, body: bytes, post_cl: int = -1, conn: Any = None) -> None:
+        # _cwsgi.c's new_input makes one as this does (keep them alike)
         self._cl = len(body) if post_cl < 0 else post_cl
         super().__init__(body[:self._cl])
         self._conn = conn
