@@ -14,13 +14,17 @@
  *       `_py_spool` -> `spool_request` -> `_write_file` (open O_EXCL, lockf, one write,
  *       futimens to the virtual wall clock, close), the log line unless
  *       --spooler-quiet, the `spool.enqueue` record, `_wake_spoolers`.
- *   manager(state)   `Spoolers._manage(slot, directory, name)` for an entry of the
- *       spooler's own directory with no fault planned: lstat, the `at` check, open,
- *       the busy and lock checks, one read, the parse, then `_run_task` (the records,
- *       log lines, harakiri, `uwsgi.spooler` through `inst.call_python`, unlink on
- *       SPOOL_OK, close, --spooler-max-tasks). A directory (--spooler-ordered), a body
- *       over 2 GB, a file whose vars block is short or not a valid dict, and a read
- *       error go to `_manage` before anything is recorded, which does them again.
+ *   manager(state)   `Spoolers._manage_all(slot, directory, names)` for a scan of the
+ *       spooler's own directory: per entry with no fault planned, `_manage` (lstat, the
+ *       `at` check, open, the busy and lock checks, one read, the parse) and `_run_task`
+ *       (the records, log lines, harakiri, `uwsgi.spooler` through `inst.call_python`,
+ *       unlink on SPOOL_OK, close, --spooler-max-tasks). The directory is opened once
+ *       per scan and the entries' system calls are made relative to it, as real uWSGI
+ *       makes them relative to the directory it chdir()s to. An entry that is a
+ *       directory (--spooler-ordered), has a body over 2 GB, a short or invalid vars
+ *       block or a read error, or comes while a fault is planned goes to `_manage`
+ *       before anything of it is recorded (it does the checks again).
+ *   readdir_order(names, seed)   the order a scan sees the names in.
  *
  * What these save is the Python frames and objects of each task (a dozen frames, the
  * pairs tuple, the file's bytes, the os module's argument conversions).
@@ -70,6 +74,7 @@ static PyObject *missing;
 #define BUSY(self) STATE(self, 9)
 #define PROCESS_EXIT(self) STATE(self, 10)
 #define MODULE_TYPE(self) STATE(self, 11)
+#define MANAGE(self) STATE(self, 13)
 /* the options, fixed for the instance: (quiet, ordered, harakiri, chdir, max_tasks) */
 #define OPTION(self, i) PyTuple_GET_ITEM(STATE(self, 12), (i))
 #define QUIET(self) PyObject_IsTrue(OPTION(self, 0))
@@ -77,7 +82,7 @@ static PyObject *missing;
 #define HARAKIRI(self) PyLong_AsLongLong(OPTION(self, 2))
 #define CHDIR(self) OPTION(self, 3)
 #define MAX_TASKS(self) PyLong_AsLongLong(OPTION(self, 4))
-#define STATE_SIZE 13
+#define STATE_SIZE 14
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -733,20 +738,24 @@ process_exit(PyObject *self, const char *reason, int code)
     return NULL;
 }
 
+/* What a scan's tasks share: the slot, its directory (the str, and open as `dirfd` for
+ * the system calls: what real uWSGI's chdir() to it gives), its process and that one's
+ * pid and name. */
+typedef struct {
+    PyObject *slot, *directory, *proc, *pid, *who;
+    int dirfd;
+} Scan;
+
 /* `_run_task` for a valid task file open (and locked) as fd, its content in data. */
-static PyObject *
-run_task(PyObject *self, PyObject *slot, PyObject *name, PyObject *path, const char *cpath,
+static int
+run_task(PyObject *self, Scan *scan, PyObject *name, PyObject *path, const char *cname,
          int fd, const unsigned char *data, Py_ssize_t len)
 {
-    PyObject *spoolers = SPOOLERS(self), *inst = INST(self);
-    PyObject *proc = NULL, *current = NULL, *dir = NULL, *pid = NULL, *who = NULL;
-    PyObject *rc = NULL, *timer = NULL, *tasks = NULL, *result = NULL;
-    int owned = 0;  /* whether the slot holds the file (process_died closes it then) */
-    if ((proc = PyObject_GetAttr(slot, str_proc)) == NULL
-            || (dir = PyObject_GetAttr(slot, str_dir)) == NULL
-            || (pid = PyObject_GetAttr(proc, str_pid)) == NULL
-            || (who = PyObject_GetAttr(proc, str_name)) == NULL
-            || PyObject_SetAttr(slot, str_running, Py_True) < 0) goto out;
+    PyObject *spoolers = SPOOLERS(self), *inst = INST(self), *slot = scan->slot;
+    PyObject *dir = scan->directory, *pid = scan->pid, *who = scan->who;
+    PyObject *current = NULL, *rc = NULL, *timer = NULL, *tasks = NULL;
+    int owned = 0, rv = -1;  /* owned: the slot holds the file (process_died closes it) */
+    if (PyObject_SetAttr(slot, str_running, Py_True) < 0) goto out;
     owned = 1;
     if ((current = Py_BuildValue("(iO)", fd, path)) == NULL
             || PyObject_SetAttr(slot, str_current_task, current) < 0
@@ -774,14 +783,14 @@ run_task(PyObject *self, PyObject *slot, PyObject *name, PyObject *path, const c
         if (count != NULL) tasks = PyNumber_Add(count, one);
         Py_XDECREF(count);
         if (tasks == NULL || PyObject_SetAttr(slot, str_tasks, tasks) < 0
-                || PyObject_SetAttr(proc, str_tasks, tasks) < 0) goto out;
+                || PyObject_SetAttr(scan->proc, str_tasks, tasks) < 0) goto out;
     }
     if (ret == SPOOL_OK) {
         long long now = 0;
         if (!quiet && (int_now(inst, str_wall, &now) < 0
                        || log_line(self, "[spooler %S pid: %S] done with task %U after %lld "
                                    "seconds", dir, pid, name, now - started) < 0)) goto out;
-        if (unlink(cpath) < 0) {  /* `_destroy`: kill the spooler if that fails */
+        if (unlinkat(scan->dirfd, cname, 0) < 0) {  /* `_destroy`: kill it if that fails */
             if (log_line(self, "unlink(): %s [core/spooler.c line 164]", strerror(errno)) < 0
                     || log_line(self, "[spooler] something horrible happened to the "
                                 "spooler. Better to kill it.") < 0
@@ -804,26 +813,22 @@ run_task(PyObject *self, PyObject *slot, PyObject *name, PyObject *path, const c
     }
     if (ret == 0 && log_line(self, "unable to find the spooler function, have you loaded it "
                              "into the spooler process ?") < 0) goto out;
-    result = Py_NewRef(Py_None);
+    rv = 0;
 out:
     if (!owned) close(fd);
-    Py_XDECREF(proc);
     Py_XDECREF(current);
-    Py_XDECREF(dir);
-    Py_XDECREF(pid);
-    Py_XDECREF(who);
     Py_XDECREF(rc);
     Py_XDECREF(timer);
     Py_XDECREF(tasks);
-    return result;
+    return rv;
 }
 
 /* `_manage`'s checks before a task file is read: 1 to go on, 0 done, 2 for `_manage`,
  * -1 on error. */
 static int
-pre_checks(PyObject *self, const char *cpath, struct stat *st)
+pre_checks(PyObject *self, int dirfd, const char *cname, struct stat *st)
 {
-    if (lstat(cpath, st) < 0) return 0;
+    if (fstatat(dirfd, cname, st, AT_SYMLINK_NOFOLLOW) < 0) return 0;
     double mtime = st->st_mtim.tv_sec + st->st_mtim.tv_nsec * 1e-9;  /* os.stat's float */
     long long now;
     if (int_now(CLOCK(self), str_time, &now) < 0) return -1;
@@ -836,71 +841,113 @@ pre_checks(PyObject *self, const char *cpath, struct stat *st)
     return st->st_size - 4 > MAX_RW_COUNT ? 2 : 1;  /* a body over 2 GB: `_manage` */
 }
 
-static PyObject *
-manage_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* `_manage(slot, directory, name)` for one entry of the scan: 0, or -1 on error. */
+static int
+manage(PyObject *self, Scan *scan, PyObject *name)
 {
-    PyObject *fallback = FALLBACK(self);
-    if (nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
-            || !PyUnicode_CheckExact(args[1]) || !PyUnicode_CheckExact(args[2]))
-        return fall_back(fallback, args, nargs, kwnames);
-    PyObject *slot = args[0], *directory = args[1], *name = args[2];
-    PyObject *dir = PyObject_GetAttr(slot, str_dir);
-    if (dir == NULL) return NULL;
-    int other = PyObject_RichCompareBool(dir, directory, Py_NE);
-    Py_DECREF(dir);
-    if (other == 0) {
-        PyObject *faults = PyObject_GetAttr(INST(self), str_faults);
-        if (faults == NULL) return NULL;
-        other = faults != Py_None;
-        Py_DECREF(faults);
+    PyObject *faults = PyObject_GetAttr(INST(self), str_faults);
+    if (faults == NULL) return -1;
+    Py_DECREF(faults);
+    Py_ssize_t name_len;
+    const char *cname = faults == Py_None && fs_utf8 && PyUnicode_CheckExact(name)
+                        ? PyUnicode_AsUTF8AndSize(name, &name_len) : NULL;
+    if (cname == NULL || strlen(cname) != (size_t)name_len) {
+        if (PyErr_Occurred()) {  /* a lone surrogate */
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+            PyErr_Clear();
+        }
+        goto python;  /* a fault may be planned, or a name that is not plain */
     }
-    if (other) return other < 0 ? NULL : fall_back(fallback, args, nargs, kwnames);
-
-    PyObject *path = NULL, *cpath = NULL, *result = NULL;
-    PyObject *pieces[] = {directory, str_slash, name};
-    char *data = NULL;
-    if (make_path(&path, &cpath, pieces, 3) < 0) goto out;
-    const char *c = PyBytes_AS_STRING(cpath);
     struct stat st;
-    int go = pre_checks(self, c, &st);
+    int go = pre_checks(self, scan->dirfd, cname, &st);
     if (go != 1) {
-        if (go >= 0) result = go == 2 ? fall_back(fallback, args, nargs, kwnames)
-                                      : Py_NewRef(Py_None);
-        goto out;
+        if (go == 2) goto python;
+        return go;
     }
+    PyObject *path = NULL, *cpath = NULL;
+    PyObject *pieces[] = {scan->directory, str_slash, name};
+    char *data = NULL;
+    int rv = -1;
+    if (make_path(&path, &cpath, pieces, 3) < 0) goto out;
     /* access(R_OK|W_OK) then open(O_RDWR): one call gives both answers here */
-    int fd = open(c, O_RDWR | O_CLOEXEC);
+    int fd = openat(scan->dirfd, cname, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
         if (err != ENOENT && err != EACCES && err != EPERM && err != EROFS
                 && log_line(self, "open(\"%U\"): %s [core/spooler.c line 623]", name,
                             strerror(err)) < 0) goto out;
-        result = Py_NewRef(Py_None);
+        rv = 0;
         goto out;
     }
     int busy = PyDict_Contains(BUSY(self), path);
     if (busy != 0 || lock_file(fd, 0) < 0) {  /* another spooler runs it */
         close(fd);
-        if (busy >= 0) result = Py_NewRef(Py_None);
+        rv = busy < 0 ? -1 : 0;
         goto out;
     }
     Py_ssize_t len = read_all(fd, st.st_size, &data);
     const unsigned char *d = (const unsigned char *)data;
     if (len >= 0 && len < 4) {  /* the writer may still be busy: skipped */
         close(fd);
-        result = Py_NewRef(Py_None);
+        rv = 0;
         goto out;
     }
     if (len < 0 || len < 4 + (d[1] | d[2] << 8) || !valid_dict(d + 4, d[1] | d[2] << 8)) {
         close(fd);  /* a read error, a short or invalid vars block: `_manage` again */
-        result = fall_back(fallback, args, nargs, kwnames);
+        rv = 1;
         goto out;
     }
-    result = run_task(self, slot, name, path, c, fd, d, len);
+    rv = run_task(self, scan, name, path, cname, fd, d, len);
 out:
     free(data);
     Py_XDECREF(path);
     Py_XDECREF(cpath);
+    if (rv != 1) return rv;
+python:;
+    PyObject *done = PyObject_CallFunctionObjArgs(MANAGE(self), scan->slot, scan->directory,
+                                                  name, NULL);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+/* `_manage_all(slot, directory, names)`: each entry of a scan of the spooler's own
+ * directory; any other scan (a priority directory) goes to the Python method. */
+static PyObject *
+manage_all_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *fallback = FALLBACK(self);
+    if (nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
+            || !PyUnicode_CheckExact(args[1]) || !PyList_CheckExact(args[2]))
+        return fall_back(fallback, args, nargs, kwnames);
+    Scan scan = {args[0], args[1], NULL, NULL, NULL, -1};
+    PyObject *names = args[2], *dir = NULL, *cdir = NULL, *result = NULL;
+    if ((dir = PyObject_GetAttr(scan.slot, str_dir)) == NULL) goto out;
+    int other = PyObject_RichCompareBool(dir, scan.directory, Py_NE);
+    if (other < 0
+            || (cdir = PyUnicode_EncodeFSDefault(scan.directory)) == NULL
+            || (scan.proc = PyObject_GetAttr(scan.slot, str_proc)) == NULL) goto out;
+    if (!other && scan.proc != Py_None)
+        scan.dirfd = open(PyBytes_AS_STRING(cdir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (scan.dirfd < 0) {
+        result = fall_back(fallback, args, nargs, kwnames);
+        goto out;
+    }
+    if ((scan.pid = PyObject_GetAttr(scan.proc, str_pid)) == NULL
+            || (scan.who = PyObject_GetAttr(scan.proc, str_name)) == NULL) goto out;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+        PyObject *name = Py_NewRef(PyList_GET_ITEM(names, i));
+        int rc = manage(self, &scan, name);
+        Py_DECREF(name);
+        if (rc < 0) goto out;
+    }
+    result = Py_NewRef(Py_None);
+out:
+    if (scan.dirfd >= 0) close(scan.dirfd);
+    Py_XDECREF(dir);
+    Py_XDECREF(cdir);
+    Py_XDECREF(scan.proc);
+    Py_XDECREF(scan.pid);
+    Py_XDECREF(scan.who);
     return result;
 }
 
@@ -982,7 +1029,7 @@ done:
 
 static PyMethodDef defs[] = {
     {"spool", FASTCALL(spool_call), NULL},
-    {"_manage", FASTCALL(manage_call), NULL},
+    {"_manage_all", FASTCALL(manage_all_call), NULL},
 };
 
 /* The builtin function defs[index] over `state` (see STATE). */
@@ -1008,7 +1055,8 @@ new_manager(PyObject *module, PyObject *state) { return make(1, state); }
 
 static PyMethodDef methods[] = {
     {"spooler", new_spooler, METH_O, "uwsgi.spool's fast path (fallback: the facade's)."},
-    {"manager", new_manager, METH_O, "Spoolers._manage's fast path (fallback: the method)."},
+    {"manager", new_manager, METH_O,
+     "Spoolers._manage_all's fast path (fallback: the method)."},
     {"readdir_order", (PyCFunction)(void (*)(void))readdir_order, METH_FASTCALL,
      "The order of a directory's names in a scan (spooler.py's readdir_order)."},
     {NULL, NULL, 0, NULL},

@@ -52,8 +52,8 @@ order or its digest), ``spool.start`` (path), ``spool.end`` (path, rc), ``spool.
 died mid-task). Queries: ``tasks_run()``, ``pending()``.
 
 A task's common case has an optional C twin (``_cspooler.c``): ``uwsgi.spool`` of a
-plain bytes dict, ``_manage`` of an entry of the spooler's own directory, and the scan's
-readdir order; the Python code here stays the twin and handles every other case
+plain bytes dict, ``_manage_all`` over the entries of a scan of the spooler's own
+directory, and the scan's readdir order; the Python code here stays the twin and handles every other case
 (``SIMUWSGI_PURE_PYTHON=1`` runs it alone).
 
 Working directories: a spooler process works in its directory, and with
@@ -216,8 +216,8 @@ class Spoolers:
         self._readdir_seed = self.kernel.rng.getrandbits(32)
         inst.record("spool.readdir_seed", None, seed=self._readdir_seed)
         if _c is not None:  # a task's common case in C (see _cspooler.c)
-            self._manage = _c.manager(  # type: ignore[method-assign]
-                self._c_state(Spoolers._manage.__get__(self)))
+            self._manage_all = _c.manager(  # type: ignore[method-assign]
+                self._c_state(Spoolers._manage_all.__get__(self)))
 
     def _c_state(self, fallback: Any) -> tuple[Any, ...]:
         """What the C functions work on (see _cspooler.c): objects that live as long as
@@ -225,7 +225,8 @@ class Spoolers:
         inst = self.inst
         options = (self.quiet, self.ordered, self.harakiri, self.chdir, self.max_tasks)
         return (self, fallback, inst, self.kernel, inst.trace.add, self._clock, self.kernel.rng,
-                self._counters, self.slots, self._busy, ProcessExit, _UwsgiModule, options)
+                self._counters, self.slots, self._busy, ProcessExit, _UwsgiModule, options,
+                Spoolers._manage.__get__(self))
 
     def _prepare_dir(self, value: str) -> str:
         """``uwsgi_opt_add_spooler``: create the directory if needed, keep its realpath."""
@@ -483,6 +484,10 @@ class Spoolers:
         else:
             names = self._readdir_order([n for n in names if n.startswith(SPOOL_FILE_PREFIX)])
         self._record_scan(slot, directory, names)
+        self._manage_all(slot, directory, names)
+
+    def _manage_all(self, slot: _Slot, directory: str, names: list[str]) -> None:
+        """The entries of one scan, in order."""
         for name in names:
             self._manage(slot, directory, name)
 
