@@ -232,15 +232,16 @@ set_times(int fd, double when)
 /* Whether the file system's encoding is UTF-8 (then a path's bytes are its UTF-8). */
 static int fs_utf8;
 
-/* The path joined from `n` str pieces, as a str (*path) and as the bytes the os module
- * would pass to the system (*cpath): the pieces' UTF-8 copied when every piece has one
- * (no lone surrogate), else Python's own join and encoding. 0, or -1 on error. */
+/* The path joined from `n` str pieces and an ASCII `tail` (or NULL), as a str (*path)
+ * and as the bytes the os module would pass to the system (*cpath): the pieces' UTF-8
+ * copied when every piece has one (no lone surrogate), else Python's own join and
+ * encoding. 0, or -1 on error. */
 static int
-make_path(PyObject **path, PyObject **cpath, PyObject *const *pieces, int n)
+make_path(PyObject **path, PyObject **cpath, PyObject *const *pieces, int n, const char *tail)
 {
     const char *utf8[8];
-    Py_ssize_t lens[8], total = 0;
-    int plain = fs_utf8 && n <= 8;
+    Py_ssize_t lens[8], total = 0, tail_len = tail == NULL ? 0 : (Py_ssize_t)strlen(tail);
+    int plain = fs_utf8 && n <= 7;
     for (int i = 0; plain && i < n; i++) {
         utf8[i] = PyUnicode_AsUTF8AndSize(pieces[i], &lens[i]);
         if (utf8[i] == NULL) {
@@ -251,11 +252,12 @@ make_path(PyObject **path, PyObject **cpath, PyObject *const *pieces, int n)
         total += lens[i];
     }
     if (!plain) {
-        PyObject *empty = PyUnicode_New(0, 0), *list = PyList_New(n);
+        PyObject *empty = PyUnicode_New(0, 0), *list = PyList_New(n + 1);
         *path = NULL;
         if (empty != NULL && list != NULL) {
             for (int i = 0; i < n; i++) PyList_SET_ITEM(list, i, Py_NewRef(pieces[i]));
-            *path = PyUnicode_Join(empty, list);
+            PyList_SET_ITEM(list, n, PyUnicode_FromString(tail == NULL ? "" : tail));
+            if (PyList_GET_ITEM(list, n) != NULL) *path = PyUnicode_Join(empty, list);
         }
         Py_XDECREF(empty);
         Py_XDECREF(list);
@@ -263,14 +265,16 @@ make_path(PyObject **path, PyObject **cpath, PyObject *const *pieces, int n)
         *cpath = PyUnicode_EncodeFSDefault(*path);
         return *cpath == NULL ? -1 : 0;
     }
-    *cpath = PyBytes_FromStringAndSize(NULL, total);
+    *cpath = PyBytes_FromStringAndSize(NULL, total + tail_len);
     if (*cpath == NULL) return -1;
     char *out = PyBytes_AS_STRING(*cpath);
     for (int i = 0; i < n; i++) {
         memcpy(out, utf8[i], lens[i]);
         out += lens[i];
     }
-    *path = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(*cpath), total, "surrogateescape");
+    memcpy(out, tail, tail_len);
+    *path = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(*cpath), total + tail_len,
+                                 "surrogateescape");
     return *path == NULL ? -1 : 0;
 }
 
@@ -427,6 +431,26 @@ wake_spoolers(PyObject *self, PyObject *directory)
     return 0;
 }
 
+/* "_{pid}_{counter}_{rand}_{sec}_{usec}" into tail[160] (as str() writes ints). */
+static int
+number_tail(char *tail, PyObject *pid, PyObject *counter, PyObject *rand, PyObject *sec,
+            long long usec)
+{
+    PyObject *ints[] = {pid, counter, rand, sec};
+    long long values[4];
+    for (int i = 0; i < 4; i++) {
+        if (!PyLong_Check(ints[i])) {
+            PyErr_SetString(PyExc_TypeError, "spool file name: the numbers are ints");
+            return -1;
+        }
+        values[i] = PyLong_AsLongLong(ints[i]);
+        if (values[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    snprintf(tail, 160, "_%lld_%lld_%lld_%lld_%lld", values[0], values[1], values[2],
+             values[3], usec);
+    return 0;
+}
+
 /* `self._counters.get(writer, self._counters.get(inst.master, 0)) + 1`, stored. */
 static PyObject *
 next_counter(PyObject *self, PyObject *writer, PyObject *master)
@@ -457,7 +481,8 @@ spool_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     PyObject *writer = NULL, *master = NULL, *counter = NULL, *wall_obj = NULL;
     PyObject *sec = NULL, *rand = NULL, *hostname = NULL, *pid = NULL, *slot = NULL;
     PyObject *directory = NULL, *path = NULL, *cpath = NULL, *content = NULL;
-    PyObject *who = NULL, *fields = NULL, *tail = NULL, *result = NULL;
+    PyObject *who = NULL, *fields = NULL, *result = NULL;
+    char tail[160];
     Py_XINCREF(body);
     if (body != NULL && PyDict_DelItem(task, bytes_body) < 0) goto out;  /* the caller's dict */
     if ((content = spool_content(task, block_len, body)) == NULL
@@ -482,11 +507,10 @@ spool_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     pid = present ? PyObject_GetAttr(writer, str_pid) : PyLong_FromLong(0);
     if (pid == NULL || (slot = PyList_GetItem(SLOTS(self), 0)) == NULL
             || (directory = PyObject_GetAttr(slot, str_dir)) == NULL
-            || (tail = PyUnicode_FromFormat("_%S_%S_%S_%S_%lld", pid, counter, rand, sec,
-                                            usec)) == NULL) goto out;
+            || number_tail(tail, pid, counter, rand, sec, usec) < 0) goto out;
     /* spool_file_name()'s format */
-    PyObject *pieces[] = {directory, str_prefix, hostname, tail};
-    if (make_path(&path, &cpath, pieces, 4) < 0) goto out;
+    PyObject *pieces[] = {directory, str_prefix, hostname};
+    if (make_path(&path, &cpath, pieces, 3, tail) < 0) goto out;
     if (strlen(PyBytes_AS_STRING(cpath)) != (size_t)PyBytes_GET_SIZE(cpath)) {
         PyErr_SetString(PyExc_ValueError, "embedded null byte");  /* as os.open says */
         goto out;
@@ -524,7 +548,6 @@ out:
     Py_XDECREF(cpath);
     Py_XDECREF(who);
     Py_XDECREF(fields);
-    Py_XDECREF(tail);
     return result;
 }
 
@@ -868,7 +891,7 @@ manage(PyObject *self, Scan *scan, PyObject *name)
     PyObject *pieces[] = {scan->directory, str_slash, name};
     char *data = NULL;
     int rv = -1;
-    if (make_path(&path, &cpath, pieces, 3) < 0) goto out;
+    if (make_path(&path, &cpath, pieces, 3, NULL) < 0) goto out;
     /* access(R_OK|W_OK) then open(O_RDWR): one call gives both answers here */
     int fd = openat(scan->dirfd, cname, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
