@@ -20,6 +20,7 @@ import pytest
 
 from simuwsgi import Simulation
 from simuwsgi.faults import DiskFault
+from simuwsgi.protocol import encode_spool_file
 
 pytest.importorskip("simuwsgi.subsystems._cspooler")
 
@@ -144,9 +145,14 @@ def _files(tmp_path) -> list[tuple[str, bytes, int]]:
 
 
 def _run(tmp_path, options: list[str], seed: int, fault: bool) -> tuple[object, ...]:
-    for name in ("spool1", "spool2", "work"):
+    for name in ("spool1", "spool2", ODD_DIR, "work"):
         shutil.rmtree(tmp_path / name, ignore_errors=True)
     (tmp_path / "work").mkdir()
+    (tmp_path / "spool1").mkdir()
+    odd = os.path.join(os.fsencode(tmp_path / "spool1"), ODD_TASK)
+    with open(odd, "wb") as f:
+        f.write(encode_spool_file([(b"do", b"ok"), (b"odd", b"1")]))
+    os.utime(odd, (0, 0))  # not a task for the future: it runs at the first scan
     rng = random.Random(seed)
     with Simulation(options, app_dir=tmp_path, seed=seed) as sim:
         kinds = {type(getattr(sim.uwsgi, name)).__name__ for name in ("spool", "send_to_spooler")}
@@ -162,11 +168,17 @@ def _run(tmp_path, options: list[str], seed: int, fault: bool) -> tuple[object, 
         return kinds, replies, _files(tmp_path), sim.trace.digest(), list(sim.log)
 
 
+#: a spool directory whose name is not ASCII
+ODD_DIR = "sp\u00e9"
+#: a task file with a name that is not ASCII, there before the start
+ODD_TASK = "uwsgi_spoolfile_on_\u00e9_1_1_1_1_1".encode()
+
 VARIANTS = {
     "plain": [],
     "quiet": ["--spooler-quiet"],
     "two-dirs-two-processes": ["--spooler", "spool2", "--spooler-processes", "2"],
     "frequency": ["--spooler-frequency", "1", "--spooler-quiet"],
+    "odd-directory-name": ["--spooler", ODD_DIR],
     "ordered": ["--spooler-ordered", "--spooler-frequency", "2"],
     "max-tasks-chdir": ["--spooler-max-tasks", "3", "--spooler-chdir", "work"],
     "harakiri": ["--spooler-harakiri", "5", "--spooler-frequency", "1"],
@@ -192,6 +204,7 @@ def test_spooler_accelerator_gives_what_the_python_code_gives(tmp_path, monkeypa
         assert outs[0][1:] == outs[1][1:]
         log = outs[0][4]
         assert any("do=b'ok'" in line for line in log)
+        assert any("_1_1_1_1_1' do=b'ok' keys=3" in line for line in log)  # ODD_TASK ran
         assert all(reply is not None and reply[0] == 200 for reply in outs[0][1])
 
 

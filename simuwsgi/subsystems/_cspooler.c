@@ -233,9 +233,9 @@ set_times(int fd, double when)
 static int fs_utf8;
 
 /* The path joined from `n` str pieces and an ASCII `tail` (or NULL), as a str (*path)
- * and as the bytes the os module would pass to the system (*cpath): the pieces' UTF-8
- * copied when every piece has one (no lone surrogate), else Python's own join and
- * encoding. 0, or -1 on error. */
+ * and, unless cpath is NULL, as the bytes the os module would pass to the system
+ * (*cpath): the pieces' UTF-8 copied when every piece has one (no lone surrogate), else
+ * Python's own join and encoding. 0, or -1 on error. */
 static int
 make_path(PyObject **path, PyObject **cpath, PyObject *const *pieces, int n, const char *tail)
 {
@@ -261,20 +261,27 @@ make_path(PyObject **path, PyObject **cpath, PyObject *const *pieces, int n, con
         }
         Py_XDECREF(empty);
         Py_XDECREF(list);
-        if (*path == NULL) return -1;
+        if (*path == NULL || cpath == NULL) return *path == NULL ? -1 : 0;
         *cpath = PyUnicode_EncodeFSDefault(*path);
         return *cpath == NULL ? -1 : 0;
     }
-    *cpath = PyBytes_FromStringAndSize(NULL, total + tail_len);
-    if (*cpath == NULL) return -1;
-    char *out = PyBytes_AS_STRING(*cpath);
+    char stack[512], *buf = stack;
+    if (cpath != NULL) {
+        if ((*cpath = PyBytes_FromStringAndSize(NULL, total + tail_len)) == NULL) return -1;
+        buf = PyBytes_AS_STRING(*cpath);
+    } else if (total + tail_len > (Py_ssize_t)sizeof stack
+               && (buf = PyMem_Malloc(total + tail_len)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    char *out = buf;
     for (int i = 0; i < n; i++) {
         memcpy(out, utf8[i], lens[i]);
         out += lens[i];
     }
     memcpy(out, tail, tail_len);
-    *path = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(*cpath), total + tail_len,
-                                 "surrogateescape");
+    *path = PyUnicode_DecodeUTF8(buf, total + tail_len, "surrogateescape");
+    if (cpath == NULL && buf != stack) PyMem_Free(buf);
     return *path == NULL ? -1 : 0;
 }
 
@@ -531,7 +538,9 @@ spool_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
             || PyDict_SetItem(fields, str_at, Py_None) < 0
             || record(self, who, str_spool_enqueue, fields) < 0
             || wake_spoolers(self, directory) < 0) goto out;
-    result = PyUnicode_AsEncodedString(path, "utf-8", "surrogateescape");
+    /* path.encode("utf-8", "surrogateescape"): the bytes written when those are UTF-8 */
+    result = fs_utf8 ? Py_NewRef(cpath)
+                     : PyUnicode_AsEncodedString(path, "utf-8", "surrogateescape");
 out:
     Py_XDECREF(body);
     Py_XDECREF(content);
@@ -887,11 +896,11 @@ manage(PyObject *self, Scan *scan, PyObject *name)
         if (go == 2) goto python;
         return go;
     }
-    PyObject *path = NULL, *cpath = NULL;
+    PyObject *path = NULL;
     PyObject *pieces[] = {scan->directory, str_slash, name};
     char *data = NULL;
     int rv = -1;
-    if (make_path(&path, &cpath, pieces, 3, NULL) < 0) goto out;
+    if (make_path(&path, NULL, pieces, 3, NULL) < 0) goto out;
     /* access(R_OK|W_OK) then open(O_RDWR): one call gives both answers here */
     int fd = openat(scan->dirfd, cname, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
@@ -924,7 +933,6 @@ manage(PyObject *self, Scan *scan, PyObject *name)
 out:
     free(data);
     Py_XDECREF(path);
-    Py_XDECREF(cpath);
     if (rv != 1) return rv;
 python:;
     PyObject *done = PyObject_CallFunctionObjArgs(MANAGE(self), scan->slot, scan->directory,
