@@ -438,7 +438,8 @@ wake_spoolers(PyObject *self, PyObject *directory)
     return 0;
 }
 
-/* "_{pid}_{counter}_{rand}_{sec}_{usec}" into tail[160] (as str() writes ints). */
+/* "_{pid}_{counter}_{rand}_{sec}_{usec}" into tail (at least 5 * 22 bytes), as str()
+ * writes ints. */
 static int
 number_tail(char *tail, PyObject *pid, PyObject *counter, PyObject *rand, PyObject *sec,
             long long usec)
@@ -453,8 +454,17 @@ number_tail(char *tail, PyObject *pid, PyObject *counter, PyObject *rand, PyObje
         values[i] = PyLong_AsLongLong(ints[i]);
         if (values[i] == -1 && PyErr_Occurred()) return -1;
     }
-    snprintf(tail, 160, "_%lld_%lld_%lld_%lld_%lld", values[0], values[1], values[2],
-             values[3], usec);
+    for (int i = 0; i < 5; i++) {  /* snprintf's "_%lld" five times, without its parsing */
+        long long v = i < 4 ? values[i] : usec;
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        char digits[24];
+        int n = 0;
+        do digits[n++] = (char)('0' + u % 10); while ((u /= 10) != 0);
+        *tail++ = '_';
+        if (v < 0) *tail++ = '-';
+        while (n) *tail++ = digits[--n];
+    }
+    *tail = '\0';
     return 0;
 }
 
