@@ -3,10 +3,11 @@
 Random programs of ``uwsgi.spool`` (dicts of every size, ``body``, ``at``, ``priority``,
 a named ``spooler``, arguments it refuses), tasks that end in every way (done, retry,
 ignore, an exception, a result that is not an int, one too big for a C long, a task
-that spools another), ``spooler_jobs`` and ``spooler_pids``, under the spooler's options
-(a signal handler running in the spooler, several directories, ``--spooler-processes 2``, ``--spooler-frequency``, quiet or not,
-``--spooler-ordered``, ``--spooler-max-tasks``, ``--spooler-chdir``, harakiri, a disk
-fault), must give the same replies, spool files (names, bytes, mtimes), trace digest and
+that spools another), ``spooler_jobs``, ``spooler_pids`` and a signal handler running in
+the spooler, under the spooler's options (several directories, ``--spooler-processes 2``,
+``--spooler-frequency``, quiet or not, ``--spooler-ordered``, ``--spooler-max-tasks``,
+``--spooler-chdir``, harakiri, a non-ASCII directory) and events (a disk fault, wall-clock
+steps), must give the same replies, spool files (names, bytes, mtimes), trace digest and
 log with the C functions and with the Python code they stand for.
 """
 from __future__ import annotations
@@ -144,7 +145,7 @@ def _files(tmp_path) -> list[tuple[str, bytes, int]]:
     return out
 
 
-def _run(tmp_path, options: list[str], seed: int, fault: bool) -> tuple[object, ...]:
+def _run(tmp_path, options: list[str], seed: int, variant: str) -> tuple[object, ...]:
     for name in ("spool1", "spool2", ODD_DIR, "work"):
         shutil.rmtree(tmp_path / name, ignore_errors=True)
     (tmp_path / "work").mkdir()
@@ -156,11 +157,16 @@ def _run(tmp_path, options: list[str], seed: int, fault: bool) -> tuple[object, 
     rng = random.Random(seed)
     with Simulation(options, app_dir=tmp_path, seed=seed) as sim:
         kinds = {type(getattr(sim.uwsgi, name)).__name__ for name in ("spool", "send_to_spooler")}
-        if fault:
+        if variant == "fault":
             sim.apply([DiskFault(rng.choice(["full", "eio", "torn"]), 1.0,
                                  at=rng.uniform(0, 2))])
         requests = [sim.submit("GET", "/?" + json.dumps(_program(rng), separators=(",", ":")),
                                at=rng.uniform(0, 4)) for _ in range(12)]
+        if variant == "clock-step":  # the wall clock back, then forward: tasks wait, then run
+            sim.advance(1.5)
+            sim.step_clock(-4)
+            sim.advance(1)
+            sim.step_clock(3)
         sim.wait(requests, timeout=60)
         sim.advance(8)
         replies = [(r.response.status, r.response.body) if r.response else None
@@ -183,6 +189,7 @@ VARIANTS = {
     "max-tasks-chdir": ["--spooler-max-tasks", "3", "--spooler-chdir", "work"],
     "harakiri": ["--spooler-harakiri", "5", "--spooler-frequency", "1"],
     "fault": [],
+    "clock-step": [],
 }
 
 
@@ -199,7 +206,7 @@ def test_spooler_accelerator_gives_what_the_python_code_gives(tmp_path, monkeypa
             monkeypatch.setattr(spooler, "_c", accelerator)
             monkeypatch.setattr(spooler, "readdir_order", accelerator.readdir_order
                                 if accelerator else spooler._readdir_order)
-            outs.append(_run(tmp_path, options, seed, variant == "fault"))
+            outs.append(_run(tmp_path, options, seed, variant))
         assert outs[0][0] == {"builtin_function_or_method"} and outs[1][0] == {"function"}
         assert outs[0][1:] == outs[1][1:]
         log = outs[0][4]

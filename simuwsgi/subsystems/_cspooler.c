@@ -54,7 +54,7 @@ static PyObject *str_facade, *str_spooler, *str_current_task;
 static PyObject *str_spool_start, *str_spool_end, *str_spool_retry, *str_spool_remove;
 static PyObject *str_arm_harakiri, *str_disarm_harakiri, *str_harakiri_timer;
 static PyObject *str_task_name, *str_body, *str_cwd, *str_apply_cwd, *str_call_python;
-static PyObject *str_prefix, *str_slash, *str_hooks, *str_rc, *str_reason, *str_done, *str_tasks, *str_wall;
+static PyObject *str_kernel, *str_wall_offset, *str_prefix, *str_slash, *str_hooks, *str_rc, *str_reason, *str_done, *str_tasks, *str_wall;
 static PyObject *bytes_body, *one, *bits31;
 /* what spooler_function gives when the process has no `uwsgi.spooler` (_MISSING) */
 static PyObject *missing;
@@ -75,6 +75,7 @@ static PyObject *missing;
 #define PROCESS_EXIT(self) STATE(self, 10)
 #define MODULE_TYPE(self) STATE(self, 11)
 #define MANAGE(self) STATE(self, 13)
+#define CLOCK_TYPE(self) STATE(self, 14)
 /* the options, fixed for the instance: (quiet, ordered, harakiri, chdir, max_tasks) */
 #define OPTION(self, i) PyTuple_GET_ITEM(STATE(self, 12), (i))
 #define QUIET(self) PyObject_IsTrue(OPTION(self, 0))
@@ -82,7 +83,7 @@ static PyObject *missing;
 #define HARAKIRI(self) PyLong_AsLongLong(OPTION(self, 2))
 #define CHDIR(self) OPTION(self, 3)
 #define MAX_TASKS(self) PyLong_AsLongLong(OPTION(self, 4))
-#define STATE_SIZE 14
+#define STATE_SIZE 15
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -141,11 +142,29 @@ trunc_of(PyObject *x)
     return out;
 }
 
+/* `clock.time()`: for the VirtualClock, what its method returns, `wall_offset +
+ * kernel.now` (as the clock module's patched time functions compute it). */
+static PyObject *
+wall_time(PyObject *self)
+{
+    PyObject *clock = CLOCK(self);
+    if (Py_TYPE(clock) != (PyTypeObject *)CLOCK_TYPE(self))
+        return call_method(clock, str_time, NULL, NULL);
+    PyObject *offset = PyObject_GetAttr(clock, str_wall_offset), *now = NULL, *wall = NULL;
+    PyObject *kernel = PyObject_GetAttr(clock, str_kernel);
+    if (offset != NULL && kernel != NULL && (now = PyObject_GetAttr(kernel, str_now)) != NULL)
+        wall = PyNumber_Add(offset, now);
+    Py_XDECREF(offset);
+    Py_XDECREF(kernel);
+    Py_XDECREF(now);
+    return wall;
+}
+
 /* int(obj.method()) of a clock (`clock.time()`, `inst.wall()`). */
 static int
-int_now(PyObject *obj, PyObject *method, long long *out)
+int_now(PyObject *self, PyObject *obj, PyObject *method, long long *out)
 {
-    PyObject *t = call_method(obj, method, NULL, NULL);
+    PyObject *t = obj == CLOCK(self) ? wall_time(self) : call_method(obj, method, NULL, NULL);
     if (t == NULL) return -1;
     *out = trunc_of(t);
     Py_DECREF(t);
@@ -509,7 +528,7 @@ spool_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     if (present < 0) goto out;
     if (!present) Py_SETREF(writer, Py_NewRef(master));
     if ((counter = next_counter(self, writer, master)) == NULL
-            || (wall_obj = call_method(CLOCK(self), str_time, NULL, NULL)) == NULL
+            || (wall_obj = wall_time(self)) == NULL
             || (sec = PyNumber_Long(wall_obj)) == NULL) goto out;
     double wall = PyFloat_AsDouble(wall_obj), sec_d = PyFloat_AsDouble(sec);
     if (PyErr_Occurred()) goto out;
@@ -808,7 +827,7 @@ run_task(PyObject *self, Scan *scan, PyObject *name, PyObject *path, const char 
                                    pid, name) < 0)
             || record_path(self, who, str_spool_start, path, NULL, NULL) < 0) goto out;
     long long started = 0;  /* for the log line only */
-    if (!quiet && int_now(CLOCK(self), str_time, &started) < 0) goto out;
+    if (!quiet && int_now(self, CLOCK(self), str_time, &started) < 0) goto out;
     long long harakiri = HARAKIRI(self);
     if ((harakiri == -1 && PyErr_Occurred())
             || (harakiri > 0 && call_void(spoolers, str_arm_harakiri, slot, NULL) < 0)) goto out;
@@ -829,7 +848,7 @@ run_task(PyObject *self, Scan *scan, PyObject *name, PyObject *path, const char 
     }
     if (ret == SPOOL_OK) {
         long long now = 0;
-        if (!quiet && (int_now(inst, str_wall, &now) < 0
+        if (!quiet && (int_now(self, inst, str_wall, &now) < 0
                        || log_line(self, "[spooler %S pid: %S] done with task %U after %lld "
                                    "seconds", dir, pid, name, now - started) < 0)) goto out;
         if (unlinkat(scan->dirfd, cname, 0) < 0) {  /* `_destroy`: kill it if that fails */
@@ -873,7 +892,7 @@ pre_checks(PyObject *self, int dirfd, const char *cname, struct stat *st)
     if (fstatat(dirfd, cname, st, AT_SYMLINK_NOFOLLOW) < 0) return 0;
     double mtime = st->st_mtim.tv_sec + st->st_mtim.tv_nsec * 1e-9;  /* os.stat's float */
     long long now;
-    if (int_now(CLOCK(self), str_time, &now) < 0) return -1;
+    if (int_now(self, CLOCK(self), str_time, &now) < 0) return -1;
     if ((long long)mtime > now) return 0;  /* a task for the future (`at`) */
     if (S_ISDIR(st->st_mode)) {
         int ordered = ORDERED(self);
@@ -1080,6 +1099,7 @@ make(int index, PyObject *state)
     if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != STATE_SIZE
             || !PyDict_CheckExact(COUNTERS(state)) || !PyList_CheckExact(SLOTS(state))
             || !PyDict_CheckExact(BUSY(state)) || !PyType_Check(MODULE_TYPE(state))
+            || !PyType_Check(CLOCK_TYPE(state))
             || !PyTuple_CheckExact(STATE(state, 12)) || PyTuple_GET_SIZE(STATE(state, 12)) != 5) {
         PyErr_Format(PyExc_TypeError, "%s: the state is Spoolers._c_state()",
                      defs[index].ml_name);
@@ -1132,7 +1152,8 @@ PyInit__cspooler(void)
     INTERN(str_apply_cwd, "apply_cwd") INTERN(str_call_python, "call_python")
     INTERN(str_rc, "rc") INTERN(str_reason, "reason") INTERN(str_done, "done")
     INTERN(str_tasks, "tasks") INTERN(str_wall, "wall")
-    INTERN(str_body, "body") INTERN(str_hooks, "hooks")
+    INTERN(str_body, "body") INTERN(str_hooks, "hooks") INTERN(str_wall_offset, "wall_offset")
+    INTERN(str_kernel, "kernel")
     INTERN(str_prefix, "/uwsgi_spoolfile_on_") INTERN(str_slash, "/")
 #undef INTERN
     if ((bytes_body = PyBytes_FromString("body")) == NULL || (one = PyLong_FromLong(1)) == NULL

@@ -82,6 +82,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._core.accel import load
+from .._core.clock import VirtualClock
 from .._errors import ConfigError
 from ..server._pyarg import kwargs_dict_passed, no_kwargs, parser
 from ..server.config import canonical
@@ -226,7 +227,7 @@ class Spoolers:
         options = (self.quiet, self.ordered, self.harakiri, self.chdir, self.max_tasks)
         return (self, fallback, inst, self.kernel, inst.trace.add, self._clock, self.kernel.rng,
                 self._counters, self.slots, self._busy, ProcessExit, _UwsgiModule, options,
-                Spoolers._manage.__get__(self))
+                Spoolers._manage.__get__(self), VirtualClock)
 
     def _prepare_dir(self, value: str) -> str:
         """``uwsgi_opt_add_spooler``: create the directory if needed, keep its realpath."""
