@@ -54,7 +54,8 @@ static PyObject *str_facade, *str_spooler, *str_current_task;
 static PyObject *str_spool_start, *str_spool_end, *str_spool_retry, *str_spool_remove;
 static PyObject *str_arm_harakiri, *str_disarm_harakiri, *str_harakiri_timer;
 static PyObject *str_task_name, *str_body, *str_cwd, *str_apply_cwd, *str_call_python;
-static PyObject *str_kernel, *str_wall_offset, *str_prefix, *str_slash, *str_hooks, *str_rc, *str_reason, *str_done, *str_tasks, *str_wall;
+static PyObject *str_kernel, *str_wall_offset, *str_prefix, *str_slash, *str_hooks;
+static PyObject *str_rc, *str_reason, *str_done, *str_tasks, *str_wall;
 static PyObject *bytes_body, *one, *bits31;
 /* what spooler_function gives when the process has no `uwsgi.spooler` (_MISSING) */
 static PyObject *missing;
