@@ -708,17 +708,13 @@ spooler_function(PyObject *self, PyObject *proc)
         if (hooks != NULL && PyDict_CheckExact(hooks)) {
             func = PyDict_GetItemWithError(hooks, str_spooler);
             func = func != NULL ? Py_NewRef(func) : PyErr_Occurred() ? NULL : Py_NewRef(missing);
-            Py_DECREF(hooks);
-            Py_DECREF(facade);
-            return func;
+        } else if (hooks != NULL) {  /* not a dict: the module's own __getattr__ */
+            func = PyObject_GetAttr(facade, str_spooler);
         }
         Py_XDECREF(hooks);
-        if (PyErr_Occurred()) {
-            Py_DECREF(facade);
-            return NULL;
-        }
+    } else if (!PyErr_Occurred()) {
+        func = PyObject_GetAttr(facade, str_spooler);
     }
-    if (!PyErr_Occurred()) func = PyObject_GetAttr(facade, str_spooler);
     Py_DECREF(facade);
     if (func == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
         PyErr_Clear();
