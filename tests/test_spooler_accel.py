@@ -7,9 +7,9 @@ that spools another), ``spooler_jobs``, ``spooler_pids`` and a signal handler ru
 the spooler, under the spooler's options (several directories, ``--spooler-processes 2``,
 ``--spooler-frequency``, quiet or not, ``--spooler-ordered``, ``--spooler-max-tasks``,
 ``--spooler-chdir``, harakiri, a non-ASCII directory, no ``uwsgi.spooler`` in the
-spooler) and events (a disk fault, wall-clock
-steps), must give the same replies, spool files (names, bytes, mtimes), trace digest and
-log with the C functions and with the Python code they stand for.
+spooler) and events (a disk fault, wall-clock steps), must give the same replies, spool
+files (names, bytes, mtimes), trace digest and log with the C functions and with the
+Python code they stand for.
 """
 from __future__ import annotations
 
