@@ -74,17 +74,16 @@ static PyObject *missing;
 #define SLOTS(self) STATE(self, 8)
 #define BUSY(self) STATE(self, 9)
 #define PROCESS_EXIT(self) STATE(self, 10)
-#define MODULE_TYPE(self) STATE(self, 11)
-#define MANAGE(self) STATE(self, 13)
-#define CLOCK_TYPE(self) STATE(self, 14)
 /* the options, fixed for the instance: (quiet, ordered, harakiri, chdir, max_tasks) */
-#define OPTION(self, i) PyTuple_GET_ITEM(STATE(self, 12), (i))
+#define OPTION(self, i) PyTuple_GET_ITEM(STATE(self, 11), (i))
+#define MANAGE(self) STATE(self, 12)
+#define CLOCK_TYPE(self) STATE(self, 13)
 #define QUIET(self) PyObject_IsTrue(OPTION(self, 0))
 #define ORDERED(self) PyObject_IsTrue(OPTION(self, 1))
 #define HARAKIRI(self) PyLong_AsLongLong(OPTION(self, 2))
 #define CHDIR(self) OPTION(self, 3)
 #define MAX_TASKS(self) PyLong_AsLongLong(OPTION(self, 4))
-#define STATE_SIZE 15
+#define STATE_SIZE 14
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -686,13 +685,14 @@ fail:
 /* `getattr(inst.facade, "spooler", _MISSING)`, `missing` for _MISSING (NULL on error): the
  * running process's hook. The facade module's `__getattr__` finds it in the process's
  * `hooks` (the master's when the running process has none) unless its dict has one;
- * that lookup is done here for the facade's own module type. */
+ * that lookup is done here for the facade's own module type, known by its name (the
+ * subsystems may not import the facade). */
 static PyObject *
 spooler_function(PyObject *self, PyObject *proc)
 {
     PyObject *facade = PyObject_GetAttr(INST(self), str_facade), *func = NULL;
     if (facade == NULL) return NULL;
-    if (Py_TYPE(facade) == (PyTypeObject *)MODULE_TYPE(self)
+    if (strcmp(Py_TYPE(facade)->tp_name, "_UwsgiModule") == 0 && PyModule_Check(facade)
             && PyDict_GetItemWithError(PyModule_GetDict(facade), str_spooler) == NULL
             && !PyErr_Occurred()) {
         PyObject *hooks = PyObject_GetAttr(proc, str_hooks);
@@ -1095,9 +1095,8 @@ make(int index, PyObject *state)
 {
     if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != STATE_SIZE
             || !PyDict_CheckExact(COUNTERS(state)) || !PyList_CheckExact(SLOTS(state))
-            || !PyDict_CheckExact(BUSY(state)) || !PyType_Check(MODULE_TYPE(state))
-            || !PyType_Check(CLOCK_TYPE(state))
-            || !PyTuple_CheckExact(STATE(state, 12)) || PyTuple_GET_SIZE(STATE(state, 12)) != 5) {
+            || !PyDict_CheckExact(BUSY(state)) || !PyType_Check(CLOCK_TYPE(state))
+            || !PyTuple_CheckExact(STATE(state, 11)) || PyTuple_GET_SIZE(STATE(state, 11)) != 5) {
         PyErr_Format(PyExc_TypeError, "%s: the state is Spoolers._c_state()",
                      defs[index].ml_name);
         return NULL;

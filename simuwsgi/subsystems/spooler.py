@@ -86,7 +86,6 @@ from .._core.clock import VirtualClock
 from .._errors import ConfigError
 from ..server._pyarg import kwargs_dict_passed, no_kwargs, parser
 from ..server.config import canonical
-from ..server.facade import _UwsgiModule
 from ..server.interface import ProcessExit
 from ..server.processes import Spooler
 from ..protocol import (
@@ -226,7 +225,7 @@ class Spoolers:
         inst = self.inst
         options = (self.quiet, self.ordered, self.harakiri, self.chdir, self.max_tasks)
         return (self, fallback, inst, self.kernel, inst.trace.add, self._clock, self.kernel.rng,
-                self._counters, self.slots, self._busy, ProcessExit, _UwsgiModule, options,
+                self._counters, self.slots, self._busy, ProcessExit, options,
                 Spoolers._manage.__get__(self), VirtualClock)
 
     def _prepare_dir(self, value: str) -> str:
