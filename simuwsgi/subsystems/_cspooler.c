@@ -41,8 +41,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* the most one read() or write() moves on Linux (spooler.py's MAX_RW_COUNT) */
-#define MAX_RW_COUNT 0x7FFFF000LL
 #define SPOOL_OK (-2)
 
 static PyObject *str_now, *str_current, *str_name, *str_faults, *str_master;
@@ -74,7 +72,8 @@ static PyObject *missing;
 #define SLOTS(self) STATE(self, 8)
 #define BUSY(self) STATE(self, 9)
 #define PROCESS_EXIT(self) STATE(self, 10)
-/* the options, fixed for the instance: (quiet, ordered, harakiri, chdir, max_tasks) */
+/* the options, fixed for the instance: (quiet, ordered, harakiri, chdir, max_tasks,
+ * spooler.py's MAX_RW_COUNT: the most one read() or write() moves on Linux) */
 #define OPTION(self, i) PyTuple_GET_ITEM(STATE(self, 11), (i))
 #define MANAGE(self) STATE(self, 12)
 #define CLOCK_TYPE(self) STATE(self, 13)
@@ -83,6 +82,7 @@ static PyObject *missing;
 #define HARAKIRI(self) PyLong_AsLongLong(OPTION(self, 2))
 #define CHDIR(self) OPTION(self, 3)
 #define MAX_TASKS(self) PyLong_AsLongLong(OPTION(self, 4))
+#define MAX_RW_COUNT(self) PyLong_AsLongLong(OPTION(self, 5))
 #define STATE_SIZE 14
 
 static PyObject *
@@ -316,7 +316,7 @@ is_key(PyObject *key, const char *text)
 /* The task dict's vars block size, and its body (borrowed, NULL if none); 0 when the
  * fast path takes the dict, 1 when it does not, -1 on error. */
 static int
-check_task(PyObject *task, Py_ssize_t *block_len, PyObject **body)
+check_task(PyObject *task, long long max_rw, Py_ssize_t *block_len, PyObject **body)
 {
     Py_ssize_t pos = 0, total = 0;
     PyObject *key, *value;
@@ -333,7 +333,7 @@ check_task(PyObject *task, Py_ssize_t *block_len, PyObject **body)
         total += 4 + klen + vlen;
     }
     if (total > 0xFFFF) return 1;  /* "args buffer is limited to 64k" */
-    if (*body != NULL && PyBytes_GET_SIZE(*body) > MAX_RW_COUNT) return 1;
+    if (*body != NULL && PyBytes_GET_SIZE(*body) > max_rw) return 1;
     *block_len = total;
     return 0;
 }
@@ -511,7 +511,7 @@ spool_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     PyObject *faults = PyObject_GetAttr(inst, str_faults);
     if (faults == NULL) return NULL;
     Py_DECREF(faults);
-    int other = faults != Py_None ? 1 : check_task(task, &block_len, &body);
+    int other = faults != Py_None ? 1 : check_task(task, MAX_RW_COUNT(self), &block_len, &body);
     if (other) return other < 0 ? NULL : fall_back(fallback, args, nargs, kwnames);
 
     PyObject *writer = NULL, *master = NULL, *counter = NULL, *wall_obj = NULL;
@@ -896,7 +896,7 @@ pre_checks(PyObject *self, int dirfd, const char *cname, struct stat *st)
         if (ordered) return ordered < 0 ? -1 : 2;
     }
     if (!S_ISREG(st->st_mode)) return 0;
-    return st->st_size - 4 > MAX_RW_COUNT ? 2 : 1;  /* a body over 2 GB: `_manage` */
+    return st->st_size - 4 > MAX_RW_COUNT(self) ? 2 : 1;  /* a body over 2 GB: `_manage` */
 }
 
 /* `_manage(slot, directory, name)` for one entry of the scan: 0, or -1 on error. */
@@ -1096,7 +1096,7 @@ make(int index, PyObject *state)
     if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != STATE_SIZE
             || !PyDict_CheckExact(COUNTERS(state)) || !PyList_CheckExact(SLOTS(state))
             || !PyDict_CheckExact(BUSY(state)) || !PyType_Check(CLOCK_TYPE(state))
-            || !PyTuple_CheckExact(STATE(state, 11)) || PyTuple_GET_SIZE(STATE(state, 11)) != 5) {
+            || !PyTuple_CheckExact(STATE(state, 11)) || PyTuple_GET_SIZE(STATE(state, 11)) != 6) {
         PyErr_Format(PyExc_TypeError, "%s: the state is Spoolers._c_state()",
                      defs[index].ml_name);
         return NULL;

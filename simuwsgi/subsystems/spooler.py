@@ -223,7 +223,8 @@ class Spoolers:
         """What the C functions work on (see _cspooler.c): objects that live as long as
         the instance, and the Python function a call falls back to."""
         inst = self.inst
-        options = (self.quiet, self.ordered, self.harakiri, self.chdir, self.max_tasks)
+        options = (self.quiet, self.ordered, self.harakiri, self.chdir, self.max_tasks,
+                   MAX_RW_COUNT)
         return (self, fallback, inst, self.kernel, inst.trace.add, self._clock, self.kernel.rng,
                 self._counters, self.slots, self._busy, ProcessExit, options,
                 Spoolers._manage.__get__(self), VirtualClock)
