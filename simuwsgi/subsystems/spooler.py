@@ -53,8 +53,8 @@ died mid-task). Queries: ``tasks_run()``, ``pending()``.
 
 A task's common case has an optional C twin (``_cspooler.c``): ``uwsgi.spool`` of a
 plain bytes dict, ``_manage_all`` over the entries of a scan of the spooler's own
-directory, and the scan's readdir order; the Python code here stays the twin and handles every other case
-(``SIMUWSGI_PURE_PYTHON=1`` runs it alone).
+directory, and the scan's readdir order; the Python code here stays the twin and handles
+every other case (``SIMUWSGI_PURE_PYTHON=1`` runs it alone).
 
 Working directories: a spooler process works in its directory, and with
 ``--spooler-chdir`` tasks run in that one; the kernel applies a process's directory
