@@ -181,10 +181,11 @@ class Options:
         return p if p.is_absolute() else self.base_dir / p
 
     def exported(self) -> dict[str, bytes | bool]:
-        """``uwsgi.opt``: str keys, bytes values or True, the last value of repeats."""
+        """``uwsgi.opt``: str keys, bytes values or True, the last value of repeats; a
+        value's bytes are those of the command line (``os.fsencode``: not UTF-8 too)."""
         out: dict[str, bytes | bool] = {}
         for name, value in self.exports:
-            out[name] = True if value is True else str(value).encode()
+            out[name] = True if value is True else os.fsencode(str(value))
         return out
 
     def argv(self) -> list[str]:
