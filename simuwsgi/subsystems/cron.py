@@ -49,12 +49,17 @@ from .._errors import ConfigError
 from ..server._pyarg import no_kwargs, parser
 from .._core.clock import _R
 from ..server.config import atoi
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
     from .timers import MasterLoop
 
 __all__ = ["MAX_CRONS", "Cron", "CronSpec", "needs_execution"]
+
+#: the optional C accelerator: the signal crons' checks, firings and plans (see
+#: _cmaster.c)
+_c = load(f"{__package__}._cmaster")
 
 #: ``MAX_CRONS`` in ``uwsgi.h``.
 MAX_CRONS = 64
@@ -345,6 +350,11 @@ class Cron:
                 self.command_crons.append(spec)
         #: Every master iteration matters while the tables have entries (none without).
         self.needs_iteration = bool(self.command_crons)
+        if _c is not None:  # the signal crons in C (see _cmaster.c)
+            state = (self, inst, inst.kernel, inst.trace, self.signal_crons,
+                     self.command_crons, self._days, inst.clock, type(inst).log)
+            self.before_events = _c.cron_before_events(state)  # type: ignore[method-assign]
+            self.next_wake = _c.cron_next_wake(state)  # type: ignore[method-assign]
 
     # -- wiring --------------------------------------------------------------------------
     def master_loop_started(self) -> None:
@@ -373,6 +383,11 @@ class Cron:
         for spec in self.signal_crons:
             if self._due(spec, wall_s):
                 self._fire_signal(spec, wall_s)
+        if self.command_crons:
+            self._before_commands(loop, wall_s)
+
+    def _before_commands(self, loop: MasterLoop, wall_s: int) -> None:
+        """``before_events`` for the command crons."""
         for spec in self.command_crons:
             if spec.legion is not None and not self._lord(spec.legion):
                 if spec.plan is not None and spec.plan <= loop.kernel.now:

@@ -47,11 +47,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import ConfigError, SimulationError
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
 
 __all__ = ["MAX_TIMERS", "MasterLoop", "Timers"]
+
+#: the optional C accelerator: the loop's iterations and the timers' firings (see
+#: _cmaster.c)
+_c = load(f"{__package__}._cmaster")
 
 #: ``ushared->timers[64]``, ``rb_timers[64]``.
 MAX_TIMERS = 64
@@ -77,6 +82,10 @@ class LoopClient(Protocol):
 class MasterLoop:
     """The phase and iterations of the master's event loop, planned analytically."""
 
+    #: slots for the fields the C twin reads at every iteration (see _cmaster.c)
+    __slots__ = ("__dict__", "_wake_at", "_wake_gen", "closed", "grid_epoch", "interval",
+                 "last_wake", "started")
+
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.kernel = inst.kernel
@@ -95,6 +104,12 @@ class MasterLoop:
         #: events of superseded plans no-ops (cheaper than cancelling handles).
         self._wake_at: float | None = None
         self._wake_gen = 0
+        if _c is not None:  # the iterations in C (see _cmaster.c)
+            state = (self, inst, self.kernel, self.clock, self.clients)
+            self.event = _c.event(state)  # type: ignore[method-assign]
+            self._iterate = _c.iterate(state)  # type: ignore[method-assign]
+            self.replan = _c.replan(state)  # type: ignore[method-assign]
+            self._idle_wake = _c.idle_wake(state)  # type: ignore[method-assign]
 
     # -- lifecycle ---------------------------------------------------------------------
     def add_client(self, client: LoopClient) -> None:
@@ -259,6 +274,9 @@ class Timers:
         self.needs_iteration = False
         self._signals: Any = None
         self.loop.add_client(self)
+        if _c is not None:  # the firing in C (see _cmaster.c)
+            self._timer_fired = _c.timer_fired(  # type: ignore[method-assign]
+                (self, inst, inst.kernel, self.loop))
         self._options()
 
     def _options(self) -> None:
