@@ -42,34 +42,50 @@
  * attribute, or object, goes through getattr/setattr. */
 #include <structmember.h>
 
+/* Where a class keeps a field: its slot's offset, or -1 (getattr/setattr). */
+typedef struct {
+    PyTypeObject *type;   /* NULL: not yet seen */
+    Py_ssize_t offset;
+} Layout;
+
+#define LAYOUTS 2  /* the classes a field is read on (the loop's clients: two) */
+
 typedef struct {
     const char *text;
     PyObject *name;       /* interned at the module's init */
-    PyTypeObject *type;   /* the class it was checked on (NULL: not yet) */
-    Py_ssize_t offset;    /* its slot's offset in that class, -1 none */
+    Layout layouts[LAYOUTS];
 } Field;
 
-static void
-bind(Field *f, PyTypeObject *type)
+/* Where `type` keeps `f`: checked once per class. */
+static Py_ssize_t
+offset_in(Field *f, PyTypeObject *type)
 {
-    f->type = (PyTypeObject *)Py_NewRef(type);
-    f->offset = -1;
     PyObject *descr = _PyType_Lookup(type, f->name);  /* borrowed */
     if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
         if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
-            f->offset = member->offset;
+            return member->offset;
         }
     }
+    return -1;
 }
 
 /* The address of obj's slot for `f`, or NULL: getattr/setattr. */
 static PyObject **
 slot_of(Field *f, PyObject *obj)
 {
-    if (f->type == NULL) bind(f, Py_TYPE(obj));
-    if (Py_TYPE(obj) != f->type || f->offset < 0) return NULL;
-    return (PyObject **)((char *)obj + f->offset);
+    PyTypeObject *type = Py_TYPE(obj);
+    for (int i = 0; i < LAYOUTS; i++) {
+        Layout *layout = &f->layouts[i];
+        if (layout->type == NULL) {  /* a class not seen yet (kept alive from now on) */
+            layout->type = (PyTypeObject *)Py_NewRef(type);
+            layout->offset = offset_in(f, type);
+        }
+        if (layout->type == type) {
+            return layout->offset < 0 ? NULL : (PyObject **)((char *)obj + layout->offset);
+        }
+    }
+    return NULL;
 }
 
 /* obj.<f> (a new reference, NULL on error). */
@@ -141,7 +157,7 @@ get_int(Field *f, PyObject *obj, long long *out)
     X(always) X(plan) X(plan_key) X(sig) X(_lo) X(_hi) X(_base) X(_day) X(_year) X(log) \
     X(log_sink) X(master) X(name) X(log_lines) X(tail) X(limit) X(subsystems) \
     X(_signals) X(fired) X(next) X(secs) X(num) X(_timer_fired) X(_route)
-#define DECLARE(f) static Field f_##f = {#f, NULL, NULL, -1};
+#define DECLARE(f) static Field f_##f = {#f, NULL, {{NULL, -1}}};
 FIELDS(DECLARE)
 #undef DECLARE
 
@@ -429,39 +445,57 @@ idle_wake_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObjec
 #define INSTANCE_LOG(s) ITEM(s, 8)
 #define CRON_STATE_SIZE 9
 
-/* `LocalDays.asctime(s)`: "Www Mmm dd hh:mm:ss yyyy" from the day it holds, or its
- * Python method for a second outside that day. */
+/* The firing's line, f"{LocalDays.asctime(s)} - [uwsgi-cron] routing signal {sig}":
+ * the date from the day `LocalDays` holds, or from its Python method for a second
+ * outside that day. */
 static PyObject *
-cron_date(PyObject *state, PyObject *wall_s)
+cron_line(PyObject *state, PyObject *wall_s, PyObject *sig)
 {
-    PyObject *days = DAYS(state);
-    long long s = 0, lo, hi, base;
-    int rc;
-    if ((rc = PyLong_CheckExact(wall_s)) == 1) {
-        int overflow;
-        s = PyLong_AsLongLongAndOverflow(wall_s, &overflow);
-        if (overflow) rc = 0;
-        else if (s == -1 && PyErr_Occurred()) return NULL;
-    }
+    PyObject *days = DAYS(state), *day = NULL, *year = NULL, *line = NULL;
+    long long s = 0, lo, hi, base, num = 0;
+    int rc = as_int(wall_s, &s);
+    if (rc == 1) rc = as_int(sig, &num);
     if (rc == 1 && (rc = get_int(&f__lo, days, &lo)) == 1 && lo <= s
             && (rc = get_int(&f__hi, days, &hi)) == 1 && s < hi
-            && (rc = get_int(&f__base, days, &base)) == 1) {
+            && (rc = get_int(&f__base, days, &base)) == 1
+            && (day = get(&f__day, days)) != NULL && (year = get(&f__year, days)) != NULL
+            && PyUnicode_IS_COMPACT_ASCII(day) && PyUnicode_IS_COMPACT_ASCII(year)) {
         long long sod = s - base;  /* the second of the local day */
-        if (sod >= 0 && sod < 86400) {
-            PyObject *day = get(&f__day, days), *year = NULL, *date = NULL;
-            if (day != NULL && (year = get(&f__year, days)) != NULL) {
-                char clock[16];
-                snprintf(clock, sizeof clock, "%02d:%02d:%02d", (int)(sod / 3600),
-                         (int)(sod / 60 % 60), (int)(sod % 60));
-                date = PyUnicode_FromFormat("%S%s%S", day, clock, year);
+        Py_ssize_t day_n = PyUnicode_GET_LENGTH(day), year_n = PyUnicode_GET_LENGTH(year);
+        if (sod >= 0 && sod < 86400 && day_n < 32 && year_n < 32 && num >= 0) {
+            /* written by hand: snprintf's format parsing costs as much as the rest */
+            char text[160], *p = text;
+            memcpy(p, PyUnicode_DATA(day), day_n);
+            p += day_n;
+            int hms[3] = {(int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60)};
+            for (int i = 0; i < 3; i++) {  /* "hh:mm:ss" */
+                if (i) *p++ = ':';
+                *p++ = (char)('0' + hms[i] / 10);
+                *p++ = (char)('0' + hms[i] % 10);
             }
-            Py_XDECREF(day);
-            Py_XDECREF(year);
-            return date;
+            memcpy(p, PyUnicode_DATA(year), year_n);
+            p += year_n;
+            static const char routing[] = " - [uwsgi-cron] routing signal ";
+            memcpy(p, routing, sizeof routing - 1);
+            p += sizeof routing - 1;
+            char digits[24];
+            int n = 0;
+            do digits[n++] = (char)('0' + num % 10); while ((num /= 10) > 0);
+            while (n) *p++ = digits[--n];
+            line = PyUnicode_DecodeASCII(text, p - text, NULL);
+            goto out;
         }
     }
-    if (rc < 0) return NULL;
-    return call_method(days, str_asctime, wall_s, NULL, NULL);
+    if (rc < 0 || PyErr_Occurred()) goto out;
+    PyObject *date = call_method(days, str_asctime, wall_s, NULL, NULL);
+    if (date != NULL) {
+        line = PyUnicode_FromFormat("%S - [uwsgi-cron] routing signal %S", date, sig);
+        Py_DECREF(date);
+    }
+out:
+    Py_XDECREF(day);
+    Py_XDECREF(year);
+    return line;
 }
 
 /* inst.log(line, inst.master): the row appended to inst.log_lines as `log_raw` does
@@ -517,13 +551,11 @@ out:
 static int
 fire_signal(PyObject *state, PyObject *spec, PyObject *wall_s)
 {
-    PyObject *sig = NULL, *date = NULL, *line = NULL, *now = NULL, *fields = NULL;
+    PyObject *sig = NULL, *line = NULL, *now = NULL, *fields = NULL;
     PyObject *done = NULL, *subsystems = NULL, *signals = NULL;
     int rc = -1;
     if ((sig = get(&f_sig, spec)) == NULL
-            || (date = cron_date(state, wall_s)) == NULL
-            || (line = PyUnicode_FromFormat("%U - [uwsgi-cron] routing signal %S",
-                                            date, sig)) == NULL
+            || (line = cron_line(state, wall_s, sig)) == NULL
             || cron_log(state, line) < 0
             || (now = get(&f_now, CRON_KERNEL(state))) == NULL
             || (fields = PyDict_New()) == NULL
@@ -532,13 +564,17 @@ fire_signal(PyObject *state, PyObject *spec, PyObject *wall_s)
     done = PyObject_VectorcallMethod(str_add, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (done == NULL || set(&f_last_job, spec, wall_s) < 0
             || set(&f_plan, spec, Py_None) < 0
-            || (subsystems = get(&f_subsystems, CRON_INST(state))) == NULL
-            || (signals = PyObject_CallMethodOneArg(subsystems, str_get, str_signals))
-               == NULL) goto out;
+            || (subsystems = get(&f_subsystems, CRON_INST(state))) == NULL) goto out;
+    if (PyDict_CheckExact(subsystems)) {  /* inst.subsystems.get("signals") */
+        signals = PyDict_GetItemWithError(subsystems, str_signals);
+        if (signals == NULL && PyErr_Occurred()) goto out;
+        signals = Py_NewRef(signals != NULL ? signals : Py_None);
+    } else if ((signals = PyObject_CallMethodOneArg(subsystems, str_get, str_signals)) == NULL) {
+        goto out;
+    }
     rc = signals == Py_None ? 0 : call_void(signals, str_route, sig, NULL, NULL);
 out:
     Py_XDECREF(sig);
-    Py_XDECREF(date);
     Py_XDECREF(line);
     Py_XDECREF(now);
     Py_XDECREF(fields);

@@ -316,6 +316,9 @@ def parse_cron2_option(value: str) -> CronSpec:
 class Cron:
     """The signal cron table and the command crons of one instance."""
 
+    #: a slot for the flag the C loop reads three times an iteration (see _cmaster.c)
+    __slots__ = ("__dict__", "needs_iteration")
+
     @classmethod
     def create(cls, inst: Instance) -> Cron:
         return cls(inst)

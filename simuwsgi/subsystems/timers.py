@@ -258,6 +258,9 @@ class _RbTimer:
 class Timers:
     """The timer and rb_timer tables, and the instance's master loop."""
 
+    #: a slot for the flag the C loop reads three times an iteration (see _cmaster.c)
+    __slots__ = ("__dict__", "needs_iteration")
+
     @classmethod
     def create(cls, inst: Instance) -> Timers:
         return cls(inst)
