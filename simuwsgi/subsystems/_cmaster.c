@@ -25,7 +25,8 @@
  *   timer_fired(timers_state)        Timers._timer_fired(timer)
  *
  * The states are tuples of the objects they work on, which live as long as the
- * instance (see the Python constructors). What this saves is the Python frames of a
+ * instance (see the Python constructors); the fields of the loop, the cron entries,
+ * the local day and the kernel are read at their slots' offsets (see _cfields.h). What this saves is the Python frames of a
  * firing (about a dozen for a cron firing). SIMUWSGI_PURE_PYTHON=1 (or a failed
  * build) runs the Python methods.
  */
@@ -33,123 +34,7 @@
 #include <Python.h>
 #include <math.h>
 
-/* -- fields --------------------------------------------------------------------------
- * Every attribute these functions read or write is a `Field`. The hot ones are slots
- * (`__slots__`, or a C type's members: the kernel's `now`): for the class of the first
- * object a field is used on, its member descriptor is checked once, and the field of an
- * object of exactly that class is then read and written at its offset, as the
- * descriptor does, without the attribute look-up (a firing reads ~60 fields). Any other
- * attribute, or object, goes through getattr/setattr. */
-#include <structmember.h>
-
-/* Where a class keeps a field: its slot's offset, or -1 (getattr/setattr). */
-typedef struct {
-    PyTypeObject *type;   /* NULL: not yet seen */
-    Py_ssize_t offset;
-} Layout;
-
-#define LAYOUTS 2  /* the classes a field is read on (the loop's clients: two) */
-
-typedef struct {
-    const char *text;
-    PyObject *name;       /* interned at the module's init */
-    Layout layouts[LAYOUTS];
-} Field;
-
-/* Where `type` keeps `f`: checked once per class. */
-static Py_ssize_t
-offset_in(Field *f, PyTypeObject *type)
-{
-    PyObject *descr = _PyType_Lookup(type, f->name);  /* borrowed */
-    if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
-            return member->offset;
-        }
-    }
-    return -1;
-}
-
-/* The address of obj's slot for `f`, or NULL: getattr/setattr. */
-static PyObject **
-slot_of(Field *f, PyObject *obj)
-{
-    PyTypeObject *type = Py_TYPE(obj);
-    for (int i = 0; i < LAYOUTS; i++) {
-        Layout *layout = &f->layouts[i];
-        if (layout->type == NULL) {  /* a class not seen yet (kept alive from now on) */
-            layout->type = (PyTypeObject *)Py_NewRef(type);
-            layout->offset = offset_in(f, type);
-        }
-        if (layout->type == type) {
-            return layout->offset < 0 ? NULL : (PyObject **)((char *)obj + layout->offset);
-        }
-    }
-    return NULL;
-}
-
-/* obj.<f> (a new reference, NULL on error). */
-static PyObject *
-get(Field *f, PyObject *obj)
-{
-    PyObject **slot = slot_of(f, obj);
-    if (slot != NULL && *slot != NULL) return Py_NewRef(*slot);
-    return PyObject_GetAttr(obj, f->name);  /* (an empty slot raises AttributeError) */
-}
-
-/* obj.<f> = value: 0, -1 on error. */
-static int
-set(Field *f, PyObject *obj, PyObject *value)
-{
-    PyObject **slot = slot_of(f, obj);
-    if (slot == NULL) return PyObject_SetAttr(obj, f->name, value);
-    Py_XSETREF(*slot, Py_NewRef(value));
-    return 0;
-}
-
-/* The truth of obj.<f>: 1, 0, -1 on error. */
-static int
-get_true(Field *f, PyObject *obj)
-{
-    PyObject *value = get(f, obj);
-    if (value == NULL) return -1;
-    int truth = PyObject_IsTrue(value);
-    Py_DECREF(value);
-    return truth;
-}
-
-/* obj.<f> as a double when it is an exact float: 1 (into *out), 0 not a float, -1. */
-static int
-get_float(Field *f, PyObject *obj, double *out)
-{
-    PyObject *value = get(f, obj);
-    if (value == NULL) return -1;
-    int is_float = PyFloat_CheckExact(value);
-    if (is_float) *out = PyFloat_AS_DOUBLE(value);
-    Py_DECREF(value);
-    return is_float;
-}
-
-/* `value` as a long long when it is an exact int in range: 1, 0 not one, -1. */
-static int
-as_int(PyObject *value, long long *out)
-{
-    if (!PyLong_CheckExact(value)) return 0;
-    int overflow;
-    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
-    return overflow ? 0 : (*out == -1 && PyErr_Occurred()) ? -1 : 1;
-}
-
-/* obj.<f> as a long long when it is an exact int in range: 1, 0 not one, -1. */
-static int
-get_int(Field *f, PyObject *obj, long long *out)
-{
-    PyObject *value = get(f, obj);
-    if (value == NULL) return -1;
-    int rc = as_int(value, out);
-    Py_DECREF(value);
-    return rc;
-}
+#include "_cfields.h"
 
 #define FIELDS(X) \
     X(now) X(last_wake) X(interval) X(grid_epoch) X(started) X(closed) X(needs_iteration) \
@@ -157,9 +42,7 @@ get_int(Field *f, PyObject *obj, long long *out)
     X(always) X(plan) X(plan_key) X(sig) X(_lo) X(_hi) X(_base) X(_day) X(_year) X(log) \
     X(log_sink) X(master) X(name) X(log_lines) X(tail) X(limit) X(subsystems) \
     X(_signals) X(fired) X(next) X(secs) X(num) X(_timer_fired) X(_route)
-#define DECLARE(f) static Field f_##f = {#f, NULL, {{NULL, -1}}};
-FIELDS(DECLARE)
-#undef DECLARE
+FIELDS(FIELD_DECLARE)
 
 /* Method and other names. */
 static PyObject *str_before_events, *str_at_top, *str_next_wake, *str_post_at, *str_due;
@@ -853,9 +736,7 @@ PyMODINIT_FUNC
 PyInit__cmaster(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
-#define INTERN_FIELD(f) INTERN(f_##f.name, f_##f.text)
-    FIELDS(INTERN_FIELD)
-#undef INTERN_FIELD
+    FIELDS(FIELD_INTERN)
     INTERN(str_before_events, "before_events") INTERN(str_at_top, "at_top")
     INTERN(str_next_wake, "next_wake") INTERN(str_post_at, "post_at") INTERN(str_due, "_due")
     INTERN(str_plan, "plan") INTERN(str_before_commands, "_before_commands")

@@ -35,16 +35,22 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static PyObject *str_add, *str_now, *str_current, *str_name;
+#include "_cfields.h"
+
+/* The slots read at their offsets (see _cfields.h): the kernel's, a table entry's. */
+#define FIELDS(X) X(now) X(current) X(target) X(wid) X(handler)
+FIELDS(FIELD_DECLARE)
+
+static PyObject *str_add, *str_name;
 static PyObject *str_faults, *str_master_read, *str_call_soon, *str_num;
 static PyObject *str_signal_raise, *str_master_loop, *str_started, *str_closed;
 static PyObject *str_event, *str_route;
 static PyObject *str_target, *str_signal_route, *str_deliver;
 static PyObject *str_main, *str_wake, *str_idle;
 static PyObject *str_remove, *str_acceptor, *str_resume, *str_sig;
-static PyObject *str_signal_queue, *str_append, *str_id, *str_wid, *str_harakiri;
+static PyObject *str_signal_queue, *str_append, *str_id, *str_harakiri;
 static PyObject *str_signals, *str_in_handler, *str_signal_handler, *str_call_python;
-static PyObject *str_handler, *str_handler_failed, *str_run_handler, *str_request;
+static PyObject *str_handler_failed, *str_run_handler, *str_request;
 static PyObject *str_signal_received, *str_popleft, *str_park;
 static PyObject *str_wait_reason, *str_process_types, *str_master, *str_signal;
 static PyObject *minus_one, *zero, *one;
@@ -108,7 +114,7 @@ record(PyObject *self, PyObject *who, PyObject *kind, PyObject *key1, PyObject *
 {
     PyObject *now = NULL, *fields = NULL, *done = NULL;
     int rc = -1;
-    if ((now = PyObject_GetAttr(KERNEL(self), str_now)) == NULL
+    if ((now = get(&f_now, KERNEL(self))) == NULL
             || (fields = PyDict_New()) == NULL
             || PyDict_SetItem(fields, key1, value1) < 0
             || (key2 != NULL && PyDict_SetItem(fields, key2, value2) < 0)) goto out;
@@ -137,7 +143,7 @@ signal_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (value == -1 && PyErr_Occurred()) return NULL;
     PyObject *kernel = KERNEL(self), *proc = NULL, *faults = NULL, *name = NULL;
     PyObject *num = NULL, *reader = NULL, *result = NULL;
-    if ((proc = PyObject_GetAttr(kernel, str_current)) == NULL
+    if ((proc = get(&f_current, kernel)) == NULL
             || (faults = PyObject_GetAttr(INST(self), str_faults)) == NULL) goto out;
     int master = proc == Py_None ? 1 : PyObject_IsInstance(proc, Master);
     if (master < 0) goto out;
@@ -212,7 +218,7 @@ out:
 static int
 wake(PyObject *kernel, PyObject *proc, PyObject *value)
 {
-    PyObject *current = PyObject_GetAttr(kernel, str_current);
+    PyObject *current = get(&f_current, kernel);
     if (current == NULL) return -1;
     Py_DECREF(current);
     return call_void(kernel, current == Py_None ? str_resume : str_wake, proc, value);
@@ -343,7 +349,7 @@ route_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         if (PyErr_Occurred()) goto out;
         target = PyUnicode_FromString("");
     } else {
-        target = PyObject_GetAttr(entry, str_target);
+        target = get(&f_target, entry);
     }
     if (target == NULL
             || record(self, str_master, str_signal_route, str_num, num, str_target, target) < 0)
@@ -378,7 +384,7 @@ runnable_entry(PyObject *self, PyObject *proc, PyObject *num)
     PyObject *entry = NULL, *table = PyDict_GetItemWithError(TABLES(self), slot);
     if (table != NULL && PyDict_Check(table)) entry = PyDict_GetItemWithError(table, num);
     if (entry != NULL) {
-        PyObject *wid = PyObject_GetAttr(entry, str_wid);
+        PyObject *wid = get(&f_wid, entry);
         int own = -1;
         if (wid != NULL) {
             own = PyObject_RichCompareBool(wid, zero, Py_EQ);
@@ -420,7 +426,7 @@ run_handler_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
             || PyObject_SetAttr(proc, str_in_handler, num) < 0
             || (name = PyObject_GetAttr(proc, str_name)) == NULL
             || record(self, name, str_signal_handler, str_num, num, NULL, NULL) < 0
-            || (handler = PyObject_GetAttr(entry, str_handler)) == NULL
+            || (handler = get(&f_handler, entry)) == NULL
             || (call = PyObject_GetAttr(INST(self), str_call_python)) == NULL) goto out;
     PyObject *call_args[] = {handler, num};
     outcome = PyObject_Vectorcall(call, call_args, 2, NULL);
@@ -544,7 +550,7 @@ signal_wait_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
     } else {
         Py_INCREF(wanted);
     }
-    PyObject *result = NULL, *proc = PyObject_GetAttr(KERNEL(self), str_current);
+    PyObject *result = NULL, *proc = get(&f_current, KERNEL(self));
     if (proc == NULL) goto out;
     int is_worker = PyObject_IsInstance(proc, Worker);
     if (is_worker < 0) goto out;
@@ -628,7 +634,7 @@ PyMODINIT_FUNC
 PyInit__csignals(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
-    INTERN(str_add, "add") INTERN(str_now, "now") INTERN(str_current, "current")
+    INTERN(str_add, "add")
     INTERN(str_name, "name") INTERN(str_faults, "faults")
     INTERN(str_master_read, "master_read") INTERN(str_call_soon, "call_soon")
     INTERN(str_num, "num") INTERN(str_signal_raise, "signal.raise")
@@ -639,16 +645,17 @@ PyInit__csignals(void)
     INTERN(str_idle, "idle") INTERN(str_remove, "remove") INTERN(str_acceptor, "acceptor")
     INTERN(str_resume, "resume") INTERN(str_sig, "sig")
     INTERN(str_signal_queue, "signal_queue") INTERN(str_append, "append")
-    INTERN(str_id, "id") INTERN(str_wid, "wid") INTERN(str_harakiri, "harakiri")
+    INTERN(str_id, "id") INTERN(str_harakiri, "harakiri")
     INTERN(str_signals, "signals") INTERN(str_in_handler, "in_handler")
     INTERN(str_signal_handler, "signal.handler") INTERN(str_call_python, "call_python")
-    INTERN(str_handler, "handler") INTERN(str_handler_failed, "_handler_failed")
+    INTERN(str_handler_failed, "_handler_failed")
     INTERN(str_run_handler, "run_handler") INTERN(str_request, "request")
     INTERN(str_signal_received, "signal_received") INTERN(str_popleft, "popleft")
     INTERN(str_park, "park")
     INTERN(str_wait_reason, "_wait_reason") INTERN(str_process_types, "_process_types")
     INTERN(str_master, "master") INTERN(str_signal, "signal")
 #undef INTERN
+    FIELDS(FIELD_INTERN)
     if ((minus_one = PyLong_FromLong(-1)) == NULL || (zero = PyLong_FromLong(0)) == NULL
             || (one = PyLong_FromLong(1)) == NULL)
         return NULL;
