@@ -22,6 +22,7 @@
  *   cron_next_wake(cron_state)       Cron.next_wake(loop): an entry's plan computed
  *       here when every field is "any" and the loop's interval an int (`Cron.plan`
  *       otherwise).
+ *   cron_at_top                      Cron.at_top(loop, wall_s): nothing.
  *   timer_fired(timers_state)        Timers._timer_fired(timer)
  *
  * The states are tuples of the objects they work on, which live as long as the
@@ -607,6 +608,18 @@ fail:
     return NULL;
 }
 
+/* Cron.at_top(loop, wall_s): nothing to do (a builtin costs the loop less than the
+ * Python method's frame). */
+static PyObject *
+cron_at_top(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "at_top(loop, wall_s)");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* -- the timers ------------------------------------------------------------------------ */
 
 #define TIMERS(s) ITEM(s, 0)
@@ -722,6 +735,8 @@ static PyMethodDef methods[] = {
     {"idle_wake", new_idle_wake, METH_O, "MasterLoop._idle_wake's twin."},
     {"cron_before_events", new_cron_before_events, METH_O, "Cron.before_events's twin."},
     {"cron_next_wake", new_cron_next_wake, METH_O, "Cron.next_wake's twin."},
+    {"cron_at_top", (PyCFunction)(void (*)(void))cron_at_top, METH_FASTCALL,
+     "Cron.at_top's twin (nothing to do)."},
     {"timer_fired", new_timer_fired, METH_O, "Timers._timer_fired's twin."},
     {NULL, NULL, 0, NULL},
 };

@@ -358,6 +358,7 @@ class Cron:
                      self.command_crons, self._days, inst.clock, type(inst).log)
             self.before_events = _c.cron_before_events(state)  # type: ignore[method-assign]
             self.next_wake = _c.cron_next_wake(state)  # type: ignore[method-assign]
+            self.at_top = _c.cron_at_top  # type: ignore[method-assign]
 
     # -- wiring --------------------------------------------------------------------------
     def master_loop_started(self) -> None:
