@@ -40,7 +40,7 @@
 #define FIELDS(X) \
     X(now) X(last_wake) X(interval) X(grid_epoch) X(started) X(closed) X(needs_iteration) \
     X(wall_offset) X(_wake_at) X(_wake_gen) X(_idle_wake) X(stopped) X(last_job) \
-    X(always) X(plan) X(plan_key) X(sig) X(_lo) X(_hi) X(_base) X(_day) X(_year) X(log) \
+    X(always) X(plan) X(plan_key) X(sig) X(_lo) X(_hi) X(_base) X(_day) X(_year) \
     X(log_sink) X(master) X(name) X(log_lines) X(tail) X(limit) X(subsystems) \
     X(_signals) X(fired) X(next) X(secs) X(num) X(_timer_fired) X(_route)
 FIELDS(FIELD_DECLARE)
@@ -50,7 +50,7 @@ static PyObject *str_before_events, *str_at_top, *str_next_wake, *str_post_at, *
 static PyObject *str_plan, *str_before_commands, *str_asctime, *str_spill, *str_add;
 static PyObject *str_cron_signal, *str_num, *str_signals, *str_route, *str_get;
 static PyObject *str_signals_subsystem, *str_master_read, *str_timer_fire, *str_event;
-static PyObject *str_master, *one;
+static PyObject *str_master, *str_log, *one;
 
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
@@ -383,20 +383,22 @@ out:
 }
 
 /* inst.log(line, inst.master): the row appended to inst.log_lines as `log_raw` does
- * when there is no log sink and `log` is Instance.log; else the method. */
+ * when there is no log sink and `log` is Instance.log (not replaced on the instance,
+ * as fork mode's child does); else the method. */
 static int
 cron_log(PyObject *state, PyObject *line)
 {
     PyObject *inst = CRON_INST(state), *log = NULL, *sink = NULL, *master = NULL;
     PyObject *name = NULL, *now = NULL, *row = NULL, *spool = NULL, *tail = NULL;
     int rc = -1;
-    if ((log = get(&f_log, inst)) == NULL
-            || (sink = get(&f_log_sink, inst)) == NULL
+    /* the function and whether it is the class's, without a bound method made */
+    int unbound = _PyObject_GetMethod(inst, str_log, &log);
+    if (log == NULL || (sink = get(&f_log_sink, inst)) == NULL
             || (master = get(&f_master, inst)) == NULL) goto out;
-    if (sink != Py_None || !PyMethod_Check(log)
-            || PyMethod_GET_FUNCTION(log) != INSTANCE_LOG(state)) {
-        PyObject *call_args[] = {line, master};
-        PyObject *done = PyObject_Vectorcall(log, call_args, 2, NULL);
+    if (sink != Py_None || !unbound || log != INSTANCE_LOG(state)) {
+        PyObject *call_args[] = {inst, line, master};
+        PyObject *done = unbound ? PyObject_Vectorcall(log, call_args, 3, NULL)
+                                 : PyObject_Vectorcall(log, call_args + 1, 2, NULL);
         rc = done == NULL ? -1 : 0;
         Py_XDECREF(done);
         goto out;
@@ -406,6 +408,11 @@ cron_log(PyObject *state, PyObject *line)
             || (row = PyTuple_Pack(3, now, name, line)) == NULL
             || (spool = get(&f_log_lines, inst)) == NULL
             || (tail = get(&f_tail, spool)) == NULL) goto out;
+    if (PyFloat_CheckExact(now) && PyUnicode_CheckExact(name)) {
+        PyObject_GC_UnTrack(row);  /* plain values: no cycle (the collector would untrack
+                                    * it at its first pass; until then every young
+                                    * collection visits the rows the log holds) */
+    }
     /* Spool.append: tail.append(row); if len(tail) >= limit: spool.spill() */
     long long limit;
     int is_int;
@@ -760,7 +767,7 @@ PyInit__cmaster(void)
     INTERN(str_signals, "signals") INTERN(str_route, "route") INTERN(str_get, "get")
     INTERN(str_signals_subsystem, "_signals_subsystem")
     INTERN(str_master_read, "master_read") INTERN(str_timer_fire, "timer.fire")
-    INTERN(str_event, "event") INTERN(str_master, "master")
+    INTERN(str_event, "event") INTERN(str_master, "master") INTERN(str_log, "log")
 #undef INTERN
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     return PyModule_Create(&module);
