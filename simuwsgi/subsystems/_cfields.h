@@ -35,10 +35,16 @@ typedef struct {
 #define FIELD_INTERN(f) \
     if ((f_##f.name = PyUnicode_InternFromString(f_##f.text)) == NULL) return NULL;
 
-/* Where `type` keeps `f`: checked once per class. */
+/* Where `type` keeps `f`: checked once per class. A class with its own
+ * __getattr__/__setattr__ (a worker's thread, which reads and writes its process's
+ * fields) is always asked. */
 static inline Py_ssize_t
 offset_in(Field *f, PyTypeObject *type)
 {
+    if (type->tp_getattro != PyObject_GenericGetAttr
+            || type->tp_setattro != PyObject_GenericSetAttr) {
+        return -1;
+    }
     PyObject *descr = _PyType_Lookup(type, f->name);  /* borrowed */
     if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
