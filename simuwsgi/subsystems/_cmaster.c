@@ -27,9 +27,10 @@
  *
  * The states are tuples of the objects they work on, which live as long as the
  * instance (see the Python constructors); the fields of the loop, the cron entries,
- * the local day and the kernel are read at their slots' offsets (see _cfields.h). What this saves is the Python frames of a
- * firing (about a dozen for a cron firing). SIMUWSGI_PURE_PYTHON=1 (or a failed
- * build) runs the Python methods.
+ * the local day, the clock and the kernel are read at their slots' offsets (see
+ * _cfields.h). What this saves is a cron firing's Python frames (about a dozen) and
+ * most of its attribute look-ups. SIMUWSGI_PURE_PYTHON=1 (or a failed build) runs the
+ * Python methods.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -144,7 +145,8 @@ replan(PyObject *state)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(clients); i++) {
         PyObject *client = Py_NewRef(PyList_GET_ITEM(clients, i));
         int needs = get_true(&f_needs_iteration, client);
-        PyObject *when = needs <= 0 ? NULL : call_method(client, str_next_wake, loop, NULL, NULL);
+        PyObject *when = needs <= 0 ? NULL
+                         : call_method(client, str_next_wake, loop, NULL, NULL);
         Py_DECREF(client);
         if (needs < 0 || (needs && when == NULL)) goto out;
         if (when == NULL || when == Py_None) {
@@ -383,8 +385,8 @@ out:
 }
 
 /* inst.log(line, inst.master): the row appended to inst.log_lines as `log_raw` does
- * when there is no log sink and `log` is Instance.log (not replaced on the instance,
- * as fork mode's child does); else the method. */
+ * when there is a master, no log sink and `log` is Instance.log (not replaced on the
+ * instance, as fork mode's child does); else the method. */
 static int
 cron_log(PyObject *state, PyObject *line)
 {
@@ -395,7 +397,7 @@ cron_log(PyObject *state, PyObject *line)
     int unbound = _PyObject_GetMethod(inst, str_log, &log);
     if (log == NULL || (sink = get(&f_log_sink, inst)) == NULL
             || (master = get(&f_master, inst)) == NULL) goto out;
-    if (sink != Py_None || !unbound || log != INSTANCE_LOG(state)) {
+    if (sink != Py_None || !unbound || log != INSTANCE_LOG(state) || master == Py_None) {
         PyObject *call_args[] = {inst, line, master};
         PyObject *done = unbound ? PyObject_Vectorcall(log, call_args, 3, NULL)
                                  : PyObject_Vectorcall(log, call_args + 1, 2, NULL);
@@ -403,8 +405,8 @@ cron_log(PyObject *state, PyObject *line)
         Py_XDECREF(done);
         goto out;
     }
-    name = master == Py_None ? Py_NewRef(str_master) : get(&f_name, master);
-    if (name == NULL || (now = get(&f_now, CRON_KERNEL(state))) == NULL
+    if ((name = get(&f_name, master)) == NULL
+            || (now = get(&f_now, CRON_KERNEL(state))) == NULL
             || (row = PyTuple_Pack(3, now, name, line)) == NULL
             || (spool = get(&f_log_lines, inst)) == NULL
             || (tail = get(&f_tail, spool)) == NULL) goto out;
@@ -460,8 +462,9 @@ fire_signal(PyObject *state, PyObject *spec, PyObject *wall_s)
         signals = PyDict_GetItemWithError(subsystems, str_signals);
         if (signals == NULL && PyErr_Occurred()) goto out;
         signals = Py_NewRef(signals != NULL ? signals : Py_None);
-    } else if ((signals = PyObject_CallMethodOneArg(subsystems, str_get, str_signals)) == NULL) {
-        goto out;
+    } else {
+        signals = PyObject_CallMethodOneArg(subsystems, str_get, str_signals);
+        if (signals == NULL) goto out;
     }
     rc = signals == Py_None ? 0 : call_void(signals, str_route, sig, NULL, NULL);
 out:
