@@ -74,6 +74,18 @@ call_void(PyObject *obj, PyObject *name, PyObject *a, PyObject *b, PyObject *c)
     return 0;
 }
 
+/* 0 when a call has lo..hi positional arguments and no keywords, else -1 with a
+ * TypeError showing `usage`. */
+static int
+arity(Py_ssize_t nargs, Py_ssize_t lo, Py_ssize_t hi, PyObject *kwnames, const char *usage)
+{
+    if (nargs < lo || nargs > hi || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    return 0;
+}
+
 /* -- the master loop ------------------------------------------------------------------ */
 
 #define LOOP(s) ITEM(s, 0)
@@ -230,9 +242,10 @@ out:
 static PyObject *
 iterate_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs < 1 || nargs > 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
-            || (nargs == 3 && !PyTuple_Check(args[2]))) {
-        PyErr_SetString(PyExc_TypeError, "_iterate(timeout, handler=None, args=())");
+    static const char usage[] = "_iterate(timeout, handler=None, args=())";
+    if (arity(nargs, 1, 3, kwnames, usage) < 0) return NULL;
+    if (nargs == 3 && !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
     PyObject *handler = nargs > 1 && args[1] != Py_None ? args[1] : NULL;
@@ -246,10 +259,7 @@ iterate_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
 static PyObject *
 event_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs < 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "event(handler, *args)");
-        return NULL;
-    }
+    if (arity(nargs, 1, PY_SSIZE_T_MAX, kwnames, "event(handler, *args)") < 0) return NULL;
     PyObject *loop = LOOP(state), *clients = LOOP_CLIENTS(state);
     int closed = get_true(&f_closed, loop);
     int started = closed != 0 ? 0 : get_true(&f_started, loop);
@@ -285,20 +295,14 @@ event_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 static PyObject *
 replan_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "replan() takes no arguments");
-        return NULL;
-    }
+    if (arity(nargs, 0, 0, kwnames, "replan() takes no arguments") < 0) return NULL;
     return replan(state) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 static PyObject *
 idle_wake_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "_idle_wake(generation)");
-        return NULL;
-    }
+    if (arity(nargs, 1, 1, kwnames, "_idle_wake(generation)") < 0) return NULL;
     PyObject *loop = LOOP(state);
     PyObject *gen = get(&f__wake_gen, loop);
     if (gen == NULL) return NULL;
@@ -506,10 +510,7 @@ static PyObject *
 cron_before_events_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs,
                         PyObject *kwnames)
 {
-    if (nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "before_events(loop, wall_s, timeout)");
-        return NULL;
-    }
+    if (arity(nargs, 3, 3, kwnames, "before_events(loop, wall_s, timeout)") < 0) return NULL;
     PyObject *crons = SIGNAL_CRONS(state), *wall_s = args[1];
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(crons); i++) {
         PyObject *spec = Py_NewRef(PyList_GET_ITEM(crons, i));
@@ -584,10 +585,7 @@ static PyObject *
 cron_next_wake_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames)
 {
-    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "next_wake(loop)");
-        return NULL;
-    }
+    if (arity(nargs, 1, 1, kwnames, "next_wake(loop)") < 0) return NULL;
     PyObject *loop = args[0], *best = Py_NewRef(Py_None);
     PyObject *now = get(&f_now, CRON_KERNEL(state)), *epoch = NULL, *offset = NULL;
     if (now == NULL || (epoch = get(&f_grid_epoch, loop)) == NULL
@@ -623,10 +621,7 @@ fail:
 static PyObject *
 cron_at_top(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "at_top(loop, wall_s)");
-        return NULL;
-    }
+    if (arity(nargs, 2, 2, NULL, "at_top(loop, wall_s)") < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -641,10 +636,7 @@ cron_at_top(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 timer_fired_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "_timer_fired(timer)");
-        return NULL;
-    }
+    if (arity(nargs, 1, 1, kwnames, "_timer_fired(timer)") < 0) return NULL;
     PyObject *timers = TIMERS(state), *loop = TIMERS_LOOP(state), *t = args[0];
     int stopped = get_true(&f_stopped, TIMERS_INST(state));
     if (stopped == 0) stopped = get_true(&f_closed, loop);
