@@ -26,7 +26,10 @@ What it models (``core/cron.c`` ``uwsgi_manage_signal_cron``/``uwsgi_manage_comm
 Not simulated: the master is not stepped once per second. At each iteration the cron
 computes its next firing analytically (jumping over non-matching months, days, hours
 and minutes in local time, with a guard at UTC-offset transitions) on the loop's idle
-grid, and re-plans when the grid moves or the wall clock is stepped.
+grid, and re-plans when the grid moves or the wall clock is stepped. The signal crons'
+checks, firings and plans have a C twin (``_cmaster.c``, optional: the master's idle
+wake-up, a cron firing's log line, records and routing without a Python frame); these
+methods stay the reference and run under ``SIMUWSGI_PURE_PYTHON=1``.
 
 Command crons are recorded, not run, unless the scenario asks: with
 ``Cron.run_commands = True`` (``Simulation(..., cron_commands=True)``) each firing runs

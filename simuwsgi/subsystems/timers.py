@@ -37,6 +37,10 @@ Left out: collapsing of missed timerfd expirations (the simulated master is neve
 late), the master waking for events simuwsgi does not model as iterations (signals
 raised by workers, mules and spoolers, stats, sockets), so only timers, file monitors
 and the modelled idle wake-ups move the loop's phase; ``add_ms_timer`` (not in 2.0).
+
+The loop's iterations (``event``, ``_iterate``, ``replan``, ``_idle_wake``) and a timer's
+firing have a C twin (``_cmaster.c``, optional), installed on the instances; these
+methods stay the reference and run under ``SIMUWSGI_PURE_PYTHON=1``.
 """
 
 from __future__ import annotations
