@@ -397,14 +397,13 @@ cron_log(PyObject *state, PyObject *line)
     PyObject *inst = CRON_INST(state), *log = NULL, *sink = NULL, *master = NULL;
     PyObject *name = NULL, *now = NULL, *row = NULL, *spool = NULL, *tail = NULL;
     int rc = -1;
-    /* the function and whether it is the class's, without a bound method made */
-    int unbound = _PyObject_GetMethod(inst, str_log, &log);
-    if (log == NULL || (sink = get(&f_log_sink, inst)) == NULL
+    if ((log = PyObject_GetAttr(inst, str_log)) == NULL
+            || (sink = get(&f_log_sink, inst)) == NULL
             || (master = get(&f_master, inst)) == NULL) goto out;
-    if (sink != Py_None || !unbound || log != INSTANCE_LOG(state) || master == Py_None) {
-        PyObject *call_args[] = {inst, line, master};
-        PyObject *done = unbound ? PyObject_Vectorcall(log, call_args, 3, NULL)
-                                 : PyObject_Vectorcall(log, call_args + 1, 2, NULL);
+    if (sink != Py_None || master == Py_None || !PyMethod_Check(log)
+            || PyMethod_GET_FUNCTION(log) != INSTANCE_LOG(state)) {
+        PyObject *call_args[] = {line, master};
+        PyObject *done = PyObject_Vectorcall(log, call_args, 2, NULL);
         rc = done == NULL ? -1 : 0;
         Py_XDECREF(done);
         goto out;
