@@ -14,7 +14,8 @@ import pytest
 from simuwsgi._core.accel import load
 
 ACCELERATORS = ["simuwsgi._core._ckernel", "simuwsgi._core._ctrace",
-                "simuwsgi.subsystems._csignals", "simuwsgi.subsystems._cmules",
+                "simuwsgi.subsystems._csignals", "simuwsgi.subsystems._cmaster",
+                "simuwsgi.subsystems._cmules",
                 "simuwsgi.subsystems._ccache", "simuwsgi.server._cvfork",
                 "simuwsgi.protocol._cvars", "simuwsgi.subsystems._cspooler",
                 "simuwsgi.server._cwsgi"]
