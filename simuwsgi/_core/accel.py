@@ -8,8 +8,9 @@ gives the module, or None when the Python twin must run instead:
 * it was not built (no compiler), or a build lacks a name the Python side needs;
 * the build is stale: its C source beside it (or a header of the package the source
   includes) is newer than the built file, as after a checkout updated without
-  ``pip install -e .``. Old C called by new Python fails in odd ways (a changed signature is a ``TypeError`` deep in a run), so the Python twin
-  runs and a warning names the fix. An installed wheel has no source beside its build.
+  ``pip install -e .``. Old C called by new Python fails in odd ways (a changed
+  signature is a ``TypeError`` deep in a run), so the Python twin runs and a warning
+  names the fix. An installed wheel has no source beside its build.
 """
 
 from __future__ import annotations
