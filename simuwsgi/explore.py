@@ -176,7 +176,8 @@ def digest(trace: Any, run_dir: str) -> str:
         return value
 
     rows = [norm(row) for row in trace.rows()]
-    return hashlib.sha256(msgpack.packb(rows, use_bin_type=True)).hexdigest()
+    return hashlib.sha256(msgpack.packb(rows, use_bin_type=True,
+                                                unicode_errors="surrogateescape")).hexdigest()
 
 
 def random_plan(seed: int, kinds: Iterable[str], duration: float,

@@ -157,6 +157,37 @@ def test_real_uwsgi_opt_after_logic_and_placeholders(tmp_path: Path) -> None:
     assert f"OPT {REAL_OPT!r}" in lines
 
 
+#: an ini file with bytes that are not UTF-8 in a value, in a file read by ``@(...)`` and
+#: in one read by ``for-readline`` (pyuwsgi segfaults on such bytes in its argv, so the
+#: file carries them)
+ODD_INI = (b"[uwsgi]\nwsgi-file = optapp.py\nodd = a\xffb\nfor-readline = lines.txt\n"
+           b"x%(_) = %(_)\nendfor =\nodd2 = @(lines.txt)\n")
+# observed on pyuwsgi 2.0.30 (with its --http-socket)
+REAL_ODD_OPT = [("endfor", b""), ("for-readline", b"lines.txt"), ("ini", b"odd.ini"),
+                ("odd", b"a\xffb"), ("odd2", b"c\xfed"), ("wsgi-file", b"optapp.py"),
+                ("x%(_)", b"c\xfed")]
+
+
+def _odd_ini(tmp_path: Path) -> None:
+    (tmp_path / "optapp.py").write_text(OPT_APP)
+    (tmp_path / "odd.ini").write_bytes(ODD_INI)
+    (tmp_path / "lines.txt").write_bytes(b"c\xfed\n")
+
+
+def test_uwsgi_opt_keeps_bytes_of_an_ini_that_are_not_utf8(tmp_path: Path) -> None:
+    _odd_ini(tmp_path)
+    with Simulation(["--ini", "odd.ini"], app_dir=tmp_path) as sim:
+        assert sorted(sim.inst.facade.opt.items()) == REAL_ODD_OPT
+
+
+@pytest.mark.real
+def test_real_uwsgi_opt_keeps_bytes_of_an_ini_that_are_not_utf8(tmp_path: Path) -> None:
+    _odd_ini(tmp_path)
+    lines = run_with(["--ini", "odd.ini"], tmp_path, until=["OPT"])
+    opt = next(line for line in lines if line.startswith("OPT "))
+    got = [item for item in eval(opt[4:]) if item[0] != "http-socket"]  # noqa: S307
+    assert got == REAL_ODD_OPT
+
 READLINE_INI = ("[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = optapp.py\nprocesses = 0\n"
                 "for-readline = nofile.txt\nprint = never %(_)\nendfor =\n")
 PARSE_LINES = ['open("nofile.txt"): No such file or directory [core/config.c line 96]',

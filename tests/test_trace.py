@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import marshal
+import os
 import textwrap
 
 import msgpack
@@ -418,3 +419,23 @@ def test_the_c_encoding_of_rows_is_the_python_one(rows):
 
     assert encoded(lambda r: _ctrace.packed(r, trace_module._packed)) == \
         encoded(trace_module._packed)
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_a_name_that_is_not_utf8_is_traced_saved_and_digested_as_its_bytes(accelerated,
+                                                                            tmp_path):
+    """A file name the OS handed over with a byte that is not UTF-8 (a surrogate escape)
+    is encoded as those bytes: no error from the digest, the same string read back."""
+    name = os.fsdecode(b"uwsgi_spoolfile_\xff")
+    with _chunk_codec(accelerated):
+        trace = Trace(memory_rows=2)
+        for i in range(5):
+            trace.add(float(i), "spooler", "spool.run", {"file": name, "i": i})
+        plain = Trace()
+        for i in range(5):
+            plain.add(float(i), "spooler", "spool.run", {"file": "uwsgi_spoolfile_?", "i": i})
+        trace.save(tmp_path / "t.msgpack")
+        loaded = Trace.load(tmp_path / "t.msgpack")
+        assert trace.digest() == loaded.digest() != plain.digest()
+        assert [row[4]["file"] for row in loaded.rows()] == [name] * 5
+        assert b"uwsgi_spoolfile_\xff" in trace.dumps()

@@ -139,6 +139,9 @@ def parse_start(start: Any, tz: str | None) -> float:
 class VirtualClock:
     """Wall and monotonic time over a kernel's virtual seconds."""
 
+    #: a slot for the offset the master loop's C twin reads (subsystems/_cmaster.c)
+    __slots__ = ("__dict__", "wall_offset")
+
     def __init__(self, kernel: Kernel, start: float, tz: str | None = None) -> None:
         self.kernel = kernel
         self.tz = tz or "UTC"

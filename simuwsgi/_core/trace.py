@@ -68,6 +68,10 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+#: How a string with lone surrogates is encoded: its original bytes, as ``os.fsencode``
+#: gives them (a file or directory name that is not UTF-8, as the OS handed it over).
+_UNICODE_ERRORS = "surrogateescape"
+
 _SIMPLE = frozenset({str, int, float, bool, type(None), bytes})
 
 
@@ -79,7 +83,8 @@ def _encode(row: tuple[float, str, str, str, dict[str, Any]]) -> list[Any]:
 
 def _packed(rows: Iterable[tuple[Any, ...]]) -> bytes:
     """The concatenated msgpack encodings of ``_encode(row)`` for ``rows``."""
-    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False,
+                            unicode_errors=_UNICODE_ERRORS)
     pack = packer.pack
     simple = _SIMPLE
     for t, node, proc, kind, fields in rows:
@@ -101,8 +106,9 @@ def _pack_rows(rows: Iterable[tuple[Any, ...]]) -> bytes:
 
 def _stored(row: tuple[float, str, str, str, dict[str, Any]]) -> tuple[Any, ...]:
     """What a spilled row holding an arbitrary object keeps: its encoded values."""
-    encoded = msgpack.packb(_encode(row), use_bin_type=True)
-    return tuple(msgpack.unpackb(encoded, raw=False, strict_map_key=False))
+    encoded = msgpack.packb(_encode(row), use_bin_type=True, unicode_errors=_UNICODE_ERRORS)
+    return tuple(msgpack.unpackb(encoded, raw=False, strict_map_key=False,
+                                 unicode_errors=_UNICODE_ERRORS))
 
 
 def _array_header(count: int) -> bytes:
@@ -279,7 +285,8 @@ class Trace:
     def load(cls, path: str | Path) -> Trace:
         trace = cls()
         with open(path, "rb") as source:
-            unpacker = msgpack.Unpacker(source, raw=False, strict_map_key=False)
+            unpacker = msgpack.Unpacker(source, raw=False, strict_map_key=False,
+                                     unicode_errors=_UNICODE_ERRORS)
             count = unpacker.read_array_header()
             for _ in range(count):
                 t, node, proc, kind, fields = next(unpacker)

@@ -16,7 +16,10 @@
  *   resolver(state) -> resolve(obj)                  state: (live, fallback)
  *       the installed image live[0]: None, or the master's (its copier is None):
  *       `obj`; else the copy its copier's memo holds for id(obj) (what
- *       `ProcessImage.resolve` returns first). Anything else goes to the fallback.
+ *       `ProcessImage.resolve` returns first), or `obj` itself when it is not a
+ *       function (or bound method) of a copied module (its last line: the process's own
+ *       copy, a hook it set). A function of a copied module not copied yet goes to the
+ *       fallback.
  *   caller(state) -> call_python(func, *args)        state: (inst, CONTROL, failed,
  *                                                            fallback)
  *       `Instance.call_python`: (True, inst.app.resolve(func)(*args)); when that raises,
@@ -34,7 +37,7 @@
 
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
-static PyObject *str_copier, *str_memo, *str_app, *str_resolve;
+static PyObject *str_copier, *str_memo, *str_app, *str_resolve, *str_globals_map;
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -61,6 +64,28 @@ switch_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *
     Py_RETURN_NONE;
 }
 
+/* `ProcessImage.resolve`'s last lines for an object the memo does not hold: 1 when it
+ * is returned as it is (a function, or a bound method's, whose globals are not a copied
+ * module's, such as the process's own copy; or not a function at all), 0 when the
+ * copier must copy it, -1 on error. */
+static int
+owned_function(PyObject *copier, PyObject *obj)
+{
+    PyObject *func = Py_IS_TYPE(obj, &PyMethod_Type) ? PyMethod_GET_FUNCTION(obj) : obj;
+    if (!Py_IS_TYPE(func, &PyFunction_Type)) return 1;
+    PyObject *map = PyObject_GetAttr(copier, str_globals_map);
+    if (map == NULL) return -1;
+    int own = 0;  /* not a dict: the Python method decides */
+    if (PyDict_CheckExact(map)) {
+        PyObject *key = PyLong_FromVoidPtr(PyFunction_GET_GLOBALS(func));
+        int copied = key == NULL ? -1 : PyDict_Contains(map, key);
+        Py_XDECREF(key);
+        own = copied < 0 ? -1 : !copied;
+    }
+    Py_DECREF(map);
+    return own;
+}
+
 static PyObject *
 resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -82,8 +107,8 @@ resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
         return Py_NewRef(obj);
     }
     PyObject *memo = PyObject_GetAttr(copier, str_memo);
-    Py_DECREF(copier);
     if (memo == NULL) {
+        Py_DECREF(copier);
         return NULL;
     }
     PyObject *mine = NULL;
@@ -91,6 +116,7 @@ resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
         PyObject *key = PyLong_FromVoidPtr(obj);
         if (key == NULL) {
             Py_DECREF(memo);
+            Py_DECREF(copier);
             return NULL;
         }
         mine = PyDict_GetItemWithError(memo, key);  /* borrowed */
@@ -98,10 +124,15 @@ resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
         Py_XINCREF(mine);
     }
     Py_DECREF(memo);
+    if (mine == NULL && !PyErr_Occurred()) {
+        int own = owned_function(copier, obj);
+        if (own > 0) mine = Py_NewRef(obj);
+    }
+    Py_DECREF(copier);
     if (mine != NULL || PyErr_Occurred()) {
         return mine;
     }
-    return fall_back(ITEM(state, 1), args, nargs, kwnames);  /* not copied yet, or not the app's */
+    return fall_back(ITEM(state, 1), args, nargs, kwnames);  /* not copied yet */
 }
 
 static PyObject *
@@ -195,7 +226,8 @@ PyInit__cvfork(void)
     if ((str_copier = PyUnicode_InternFromString("copier")) == NULL
             || (str_memo = PyUnicode_InternFromString("memo")) == NULL
             || (str_app = PyUnicode_InternFromString("app")) == NULL
-            || (str_resolve = PyUnicode_InternFromString("resolve")) == NULL) {
+            || (str_resolve = PyUnicode_InternFromString("resolve")) == NULL
+            || (str_globals_map = PyUnicode_InternFromString("globals_map")) == NULL) {
         return NULL;
     }
     return PyModule_Create(&module);

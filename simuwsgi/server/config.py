@@ -181,10 +181,11 @@ class Options:
         return p if p.is_absolute() else self.base_dir / p
 
     def exported(self) -> dict[str, bytes | bool]:
-        """``uwsgi.opt``: str keys, bytes values or True, the last value of repeats."""
+        """``uwsgi.opt``: str keys, bytes values or True, the last value of repeats; a
+        value's bytes are those of the command line (``os.fsencode``: not UTF-8 too)."""
         out: dict[str, bytes | bool] = {}
         for name, value in self.exports:
-            out[name] = True if value is True else str(value).encode()
+            out[name] = True if value is True else os.fsencode(str(value))
         return out
 
     def argv(self) -> list[str]:
@@ -279,7 +280,7 @@ def _at_file(opts: Options, name: str) -> str:
     """``@(file)``: the file's content without its last newline."""
     path = opts.path(name)
     try:
-        data = path.read_text()
+        data = os.fsdecode(path.read_bytes())
     except OSError as exc:
         raise StartRefusedError(f'open("{name}"): {exc.strerror} [core/io.c line 525]') from None
     return data[:-1] if data.endswith(("\n", "\r")) else data
@@ -337,7 +338,7 @@ def _logic_values(opts: Options, value: str | bool) -> list[str | bool]:
             items = [str(i) for i in range(1, atoi(arg) + 1)]
         elif kind == "for-readline":
             try:
-                items = opts.path(arg).read_text().splitlines()
+                items = os.fsdecode(opts.path(arg).read_bytes()).splitlines()
             except OSError as exc:  # uwsgi_error_open: logged, the block adds nothing
                 opts.parse_log.append(f'open("{arg}"): {exc.strerror} [core/config.c line 96]')
                 items = []
@@ -568,7 +569,7 @@ def _load_ini(opts: Options, spec: str) -> None:
         if not p.is_absolute():
             p = opts.base_dir / p
     try:
-        text = p.read_text()
+        text = os.fsdecode(p.read_bytes())  # the bytes as written (not only UTF-8)
     except OSError as exc:
         raise ConfigError(f"unable to load configuration from {file_part}: {exc.strerror}") from None
     opts.last_file = p

@@ -13,14 +13,15 @@
  *       mule or spooler with no fault planned: the `signal.raise` record and the
  *       master's read posted (`raise_signal`).
  *   master_read(state)              the master's read (or a timer's firing, `fired`
- *       passed on to `route`): with its loop running and no loop client needing the
- *       iteration, the phase moved and `route` called (`master_read`,
- *       `MasterLoop.event`, `_move_phase`); else `loop.event(route, n, fired)`.
+ *       passed on to `route`): `loop.event(route, n, fired)` with its loop running
+ *       (_cmaster.c has the loop's twin), else `route(n, fired)`.
  *   route(state)                    `route`: the `fired` record when given (the
  *       timer's), the `signal.route` record, then a target
  *       in `signals._worker_targets` (`workers`, or `workerN` naming an existing
- *       worker) delivered to each worker as `to_workers` does; any other target
- *       through `signals._deliver(target, n)`.
+ *       worker) delivered to each worker as `to_workers` does, or (`''`, `worker`,
+ *       `worker0`) with no process in signal_wait, to the idle worker
+ *       `take_idle_worker` gives or the shared queue (`_to_shared_workers`); any other
+ *       target through `signals._deliver(target, n)`.
  *   run_handler(state)              `run_handler(proc, n, report=True)` for an entry
  *       the receiver may run without harakiri armed: the counters, the
  *       `signal.handler` record, `inst.call_python(handler, n)` (looked up per call:
@@ -33,21 +34,25 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <math.h>
 
-static PyObject *str_add, *str_now, *str_current, *str_name;
+#include "_cfields.h"
+
+/* The slots read at their offsets (see _cfields.h): the kernel's, a table entry's. */
+#define FIELDS(X) X(now) X(current) X(target) X(wid) X(handler)
+FIELDS(FIELD_DECLARE)
+
+static PyObject *str_add, *str_name;
 static PyObject *str_faults, *str_master_read, *str_call_soon, *str_num;
 static PyObject *str_signal_raise, *str_master_loop, *str_started, *str_closed;
-static PyObject *str_clients, *str_needs_iteration, *str_event, *str_route;
-static PyObject *str_last_wake, *str_interval, *str_grid_epoch;
+static PyObject *str_event, *str_route;
 static PyObject *str_target, *str_signal_route, *str_deliver;
 static PyObject *str_main, *str_wake, *str_idle;
 static PyObject *str_remove, *str_acceptor, *str_resume, *str_sig;
-static PyObject *str_signal_queue, *str_append, *str_id, *str_wid, *str_harakiri;
+static PyObject *str_signal_queue, *str_append, *str_id, *str_harakiri;
 static PyObject *str_signals, *str_in_handler, *str_signal_handler, *str_call_python;
-static PyObject *str_handler, *str_handler_failed, *str_run_handler, *str_request;
+static PyObject *str_handler_failed, *str_run_handler, *str_request;
 static PyObject *str_signal_received, *str_popleft, *str_park;
-static PyObject *str_wait_reason, *str_process_types, *str_master;
+static PyObject *str_wait_reason, *str_process_types, *str_master, *str_signal;
 static PyObject *minus_one, *zero, *one;
 
 /* The process classes (Master, Worker), read once from `signals._process_types`. */
@@ -69,7 +74,8 @@ static PyObject *Master, *Worker;
 #define SHARED_WORKERS(self) STATE(self, 10)
 #define WAIT_REASONS(self) STATE(self, 11)
 #define LOOP_CELL(self) STATE(self, 12)
-#define STATE_SIZE 13
+#define TAKE_IDLE_WORKER(self) STATE(self, 13)
+#define STATE_SIZE 14
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -108,7 +114,7 @@ record(PyObject *self, PyObject *who, PyObject *kind, PyObject *key1, PyObject *
 {
     PyObject *now = NULL, *fields = NULL, *done = NULL;
     int rc = -1;
-    if ((now = PyObject_GetAttr(KERNEL(self), str_now)) == NULL
+    if ((now = get(&f_now, KERNEL(self))) == NULL
             || (fields = PyDict_New()) == NULL
             || PyDict_SetItem(fields, key1, value1) < 0
             || (key2 != NULL && PyDict_SetItem(fields, key2, value2) < 0)) goto out;
@@ -137,7 +143,7 @@ signal_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (value == -1 && PyErr_Occurred()) return NULL;
     PyObject *kernel = KERNEL(self), *proc = NULL, *faults = NULL, *name = NULL;
     PyObject *num = NULL, *reader = NULL, *result = NULL;
-    if ((proc = PyObject_GetAttr(kernel, str_current)) == NULL
+    if ((proc = get(&f_current, kernel)) == NULL
             || (faults = PyObject_GetAttr(INST(self), str_faults)) == NULL) goto out;
     int master = proc == Py_None ? 1 : PyObject_IsInstance(proc, Master);
     if (master < 0) goto out;
@@ -162,65 +168,6 @@ out:
 
 /* -- the master's read ---------------------------------------------------------------- */
 
-/* Whether any client of the master loop needs the iteration: 1, 0, -1 on error. */
-static int
-needs_iteration(PyObject *loop)
-{
-    PyObject *clients = PyObject_GetAttr(loop, str_clients);
-    if (clients == NULL) return -1;
-    int needs = 0;
-    if (!PyList_Check(clients)) {
-        needs = 1;  /* not the loop this was written for: its own code decides */
-    }
-    for (Py_ssize_t i = 0; needs == 0 && i < PyList_GET_SIZE(clients); i++) {
-        PyObject *flag = PyObject_GetAttr(PyList_GET_ITEM(clients, i), str_needs_iteration);
-        if (flag == NULL) {
-            needs = -1;
-            break;
-        }
-        needs = PyObject_IsTrue(flag);
-        Py_DECREF(flag);
-    }
-    Py_DECREF(clients);
-    return needs;
-}
-
-/* MasterLoop._move_phase(now), with Python's float arithmetic. */
-static int
-move_phase(PyObject *loop, PyObject *now)
-{
-    PyObject *last = PyObject_GetAttr(loop, str_last_wake);
-    if (last == NULL) return -1;
-    int same = PyObject_RichCompareBool(now, last, Py_EQ);
-    double last_d = PyFloat_AsDouble(last);
-    Py_DECREF(last);
-    if (same != 0) return same < 0 ? -1 : 0;
-    if (last_d == -1.0 && PyErr_Occurred()) return -1;
-    PyObject *interval = PyObject_GetAttr(loop, str_interval);
-    if (interval == NULL) return -1;
-    double interval_d = PyFloat_AsDouble(interval);
-    Py_DECREF(interval);
-    double now_d = PyFloat_AsDouble(now);
-    if (PyErr_Occurred()) return -1;
-    if (interval_d == 0.0) {
-        PyErr_SetString(PyExc_ZeroDivisionError, "float division by zero");
-        return -1;
-    }
-    double off_grid = fmod((now_d - last_d) / interval_d, 1.0);  /* Python's % 1.0 */
-    if (off_grid != 0.0 && off_grid < 0.0) off_grid += 1.0;
-    if (1e-9 < off_grid && off_grid < 1.0 - 1e-9) {
-        PyObject *epoch = PyObject_GetAttr(loop, str_grid_epoch);
-        if (epoch == NULL) return -1;
-        PyObject *next = PyNumber_Add(epoch, one);
-        Py_DECREF(epoch);
-        if (next == NULL) return -1;
-        int rc = PyObject_SetAttr(loop, str_grid_epoch, next);
-        Py_DECREF(next);
-        if (rc < 0) return -1;
-    }
-    return PyObject_SetAttr(loop, str_last_wake, now);
-}
-
 static PyObject *
 master_read_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -228,7 +175,7 @@ master_read_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         PyErr_SetString(PyExc_TypeError, "master_read(num, fired=None)");
         return NULL;
     }
-    PyObject *loop = NULL, *flag = NULL, *route = NULL, *now = NULL, *result = NULL;
+    PyObject *loop = NULL, *flag = NULL, *route = NULL, *result = NULL;
     /* inst.master_loop, remembered once there is one (the timers subsystem is created
      * and replaced together with this one) */
     PyObject *cell = LOOP_CELL(self);
@@ -251,24 +198,17 @@ master_read_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         }
         if (running < 0) goto out;
     }
-    if (running) {
-        int needs = needs_iteration(loop);
-        if (needs < 0) goto out;
-        if (needs) {  /* an iteration with the clients' hooks: the loop's own code */
-            PyObject *call[] = {loop, route, args[0], nargs > 1 ? args[1] : NULL};
-            result = PyObject_VectorcallMethod(
-                str_event, call, (nargs + 2) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-            goto out;
-        }
-        if ((now = PyObject_GetAttr(KERNEL(self), str_now)) == NULL
-                || move_phase(loop, now) < 0) goto out;
+    if (running) {  /* an event of the master's loop */
+        PyObject *call[] = {loop, route, args[0], nargs > 1 ? args[1] : NULL};
+        result = PyObject_VectorcallMethod(
+            str_event, call, (nargs + 2) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    } else {
+        result = PyObject_Vectorcall(route, args, nargs, NULL);
     }
-    result = PyObject_Vectorcall(route, args, nargs, NULL);
 out:
     Py_XDECREF(loop);
     Py_XDECREF(flag);
     Py_XDECREF(route);
-    Py_XDECREF(now);
     return result;
 }
 
@@ -278,7 +218,7 @@ out:
 static int
 wake(PyObject *kernel, PyObject *proc, PyObject *value)
 {
-    PyObject *current = PyObject_GetAttr(kernel, str_current);
+    PyObject *current = get(&f_current, kernel);
     if (current == NULL) return -1;
     Py_DECREF(current);
     return call_void(kernel, current == Py_None ? str_resume : str_wake, proc, value);
@@ -330,14 +270,43 @@ out:
     return rc;
 }
 
-/* Delivers `num` by the worker target `wid` (0: every worker): 1 done, 0 not a case
- * of this path (no such worker), -1 error. */
+/* `Signals._to_shared_workers` with no process in signal_wait: the idle worker
+ * `take_idle_worker` gives reads it, else the shared socket holds it. */
+static int
+to_shared_workers(PyObject *self, PyObject *num)
+{
+    PyObject *call_args[] = {INST(self), str_signal};
+    PyObject *worker = PyObject_Vectorcall(TAKE_IDLE_WORKER(self), call_args, 2, NULL);
+    if (worker == NULL) return -1;
+    PyObject *acceptor = NULL, *message = NULL;
+    int rc = -1;
+    if (worker == Py_None) {
+        rc = call_void(SHARED_WORKERS(self), str_append, num, NULL);
+    } else if ((acceptor = PyObject_GetAttr(worker, str_acceptor)) != NULL
+               && (message = PyTuple_Pack(2, str_sig, num)) != NULL) {
+        rc = wake(KERNEL(self), acceptor, message);
+    }
+    Py_DECREF(worker);
+    Py_XDECREF(acceptor);
+    Py_XDECREF(message);
+    return rc;
+}
+
+/* Delivers `num` by the worker target `wid` (0: every worker, -1: one idle worker): 1
+ * done, 0 not a case of this path (no such worker, a process in signal_wait), -1
+ * error. */
 static int
 to_worker_target(PyObject *self, PyObject *wid, PyObject *num)
 {
     PyObject *workers = WORKERS(self);
     int rc = -1;
-    if (PyLong_AsLong(wid) == 0) {
+    long which = PyLong_AsLong(wid);
+    if (which == -1 && PyErr_Occurred()) return -1;
+    if (which == -1) {
+        if (PyDict_GET_SIZE(WAITING(self))) return 0;  /* the Python code chooses */
+        return to_shared_workers(self, num) < 0 ? -1 : 1;
+    }
+    if (which == 0) {
         /* "workers": one copy each, in the order of the map when routed */
         PyObject *targets = PyDict_Values(workers);
         if (targets != NULL) {
@@ -380,7 +349,7 @@ route_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         if (PyErr_Occurred()) goto out;
         target = PyUnicode_FromString("");
     } else {
-        target = PyObject_GetAttr(entry, str_target);
+        target = get(&f_target, entry);
     }
     if (target == NULL
             || record(self, str_master, str_signal_route, str_num, num, str_target, target) < 0)
@@ -415,7 +384,7 @@ runnable_entry(PyObject *self, PyObject *proc, PyObject *num)
     PyObject *entry = NULL, *table = PyDict_GetItemWithError(TABLES(self), slot);
     if (table != NULL && PyDict_Check(table)) entry = PyDict_GetItemWithError(table, num);
     if (entry != NULL) {
-        PyObject *wid = PyObject_GetAttr(entry, str_wid);
+        PyObject *wid = get(&f_wid, entry);
         int own = -1;
         if (wid != NULL) {
             own = PyObject_RichCompareBool(wid, zero, Py_EQ);
@@ -457,7 +426,7 @@ run_handler_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
             || PyObject_SetAttr(proc, str_in_handler, num) < 0
             || (name = PyObject_GetAttr(proc, str_name)) == NULL
             || record(self, name, str_signal_handler, str_num, num, NULL, NULL) < 0
-            || (handler = PyObject_GetAttr(entry, str_handler)) == NULL
+            || (handler = get(&f_handler, entry)) == NULL
             || (call = PyObject_GetAttr(INST(self), str_call_python)) == NULL) goto out;
     PyObject *call_args[] = {handler, num};
     outcome = PyObject_Vectorcall(call, call_args, 2, NULL);
@@ -581,7 +550,7 @@ signal_wait_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
     } else {
         Py_INCREF(wanted);
     }
-    PyObject *result = NULL, *proc = PyObject_GetAttr(KERNEL(self), str_current);
+    PyObject *result = NULL, *proc = get(&f_current, KERNEL(self));
     if (proc == NULL) goto out;
     int is_worker = PyObject_IsInstance(proc, Worker);
     if (is_worker < 0) goto out;
@@ -665,30 +634,28 @@ PyMODINIT_FUNC
 PyInit__csignals(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
-    INTERN(str_add, "add") INTERN(str_now, "now") INTERN(str_current, "current")
+    INTERN(str_add, "add")
     INTERN(str_name, "name") INTERN(str_faults, "faults")
     INTERN(str_master_read, "master_read") INTERN(str_call_soon, "call_soon")
     INTERN(str_num, "num") INTERN(str_signal_raise, "signal.raise")
     INTERN(str_master_loop, "master_loop") INTERN(str_started, "started")
-    INTERN(str_closed, "closed") INTERN(str_clients, "clients")
-    INTERN(str_needs_iteration, "needs_iteration") INTERN(str_event, "event")
-    INTERN(str_route, "route") INTERN(str_last_wake, "last_wake")
-    INTERN(str_interval, "interval") INTERN(str_grid_epoch, "grid_epoch")
+    INTERN(str_closed, "closed") INTERN(str_event, "event") INTERN(str_route, "route")
     INTERN(str_target, "target") INTERN(str_signal_route, "signal.route")
     INTERN(str_deliver, "_deliver") INTERN(str_main, "main") INTERN(str_wake, "wake")
     INTERN(str_idle, "idle") INTERN(str_remove, "remove") INTERN(str_acceptor, "acceptor")
     INTERN(str_resume, "resume") INTERN(str_sig, "sig")
     INTERN(str_signal_queue, "signal_queue") INTERN(str_append, "append")
-    INTERN(str_id, "id") INTERN(str_wid, "wid") INTERN(str_harakiri, "harakiri")
+    INTERN(str_id, "id") INTERN(str_harakiri, "harakiri")
     INTERN(str_signals, "signals") INTERN(str_in_handler, "in_handler")
     INTERN(str_signal_handler, "signal.handler") INTERN(str_call_python, "call_python")
-    INTERN(str_handler, "handler") INTERN(str_handler_failed, "_handler_failed")
+    INTERN(str_handler_failed, "_handler_failed")
     INTERN(str_run_handler, "run_handler") INTERN(str_request, "request")
     INTERN(str_signal_received, "signal_received") INTERN(str_popleft, "popleft")
     INTERN(str_park, "park")
     INTERN(str_wait_reason, "_wait_reason") INTERN(str_process_types, "_process_types")
-    INTERN(str_master, "master")
+    INTERN(str_master, "master") INTERN(str_signal, "signal")
 #undef INTERN
+    FIELDS(FIELD_INTERN)
     if ((minus_one = PyLong_FromLong(-1)) == NULL || (zero = PyLong_FromLong(0)) == NULL
             || (one = PyLong_FromLong(1)) == NULL)
         return NULL;

@@ -26,7 +26,10 @@ What it models (``core/cron.c`` ``uwsgi_manage_signal_cron``/``uwsgi_manage_comm
 Not simulated: the master is not stepped once per second. At each iteration the cron
 computes its next firing analytically (jumping over non-matching months, days, hours
 and minutes in local time, with a guard at UTC-offset transitions) on the loop's idle
-grid, and re-plans when the grid moves or the wall clock is stepped.
+grid, and re-plans when the grid moves or the wall clock is stepped. The signal crons'
+checks, firings and plans have a C twin (``_cmaster.c``, optional: the master's idle
+wake-up, a cron firing's log line, records and routing without a Python frame); these
+methods stay the reference and run under ``SIMUWSGI_PURE_PYTHON=1``.
 
 Command crons are recorded, not run, unless the scenario asks: with
 ``Cron.run_commands = True`` (``Simulation(..., cron_commands=True)``) each firing runs
@@ -49,12 +52,17 @@ from .._errors import ConfigError
 from ..server._pyarg import no_kwargs, parser
 from .._core.clock import _R
 from ..server.config import atoi
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
     from .timers import MasterLoop
 
 __all__ = ["MAX_CRONS", "Cron", "CronSpec", "needs_execution"]
+
+#: the optional C accelerator: the signal crons' checks, firings and plans (see
+#: _cmaster.c)
+_c = load(f"{__package__}._cmaster")
 
 #: ``MAX_CRONS`` in ``uwsgi.h``.
 MAX_CRONS = 64
@@ -311,6 +319,9 @@ def parse_cron2_option(value: str) -> CronSpec:
 class Cron:
     """The signal cron table and the command crons of one instance."""
 
+    #: a slot for the flag the C loop reads three times an iteration (see _cmaster.c)
+    __slots__ = ("__dict__", "needs_iteration")
+
     @classmethod
     def create(cls, inst: Instance) -> Cron:
         return cls(inst)
@@ -345,6 +356,12 @@ class Cron:
                 self.command_crons.append(spec)
         #: Every master iteration matters while the tables have entries (none without).
         self.needs_iteration = bool(self.command_crons)
+        if _c is not None:  # the signal crons in C (see _cmaster.c)
+            state = (self, inst, inst.kernel, inst.trace, self.signal_crons,
+                     self.command_crons, self._days, inst.clock, type(inst).log)
+            self.before_events = _c.cron_before_events(state)  # type: ignore[method-assign]
+            self.next_wake = _c.cron_next_wake(state)  # type: ignore[method-assign]
+            self.at_top = _c.cron_at_top  # type: ignore[method-assign]
 
     # -- wiring --------------------------------------------------------------------------
     def master_loop_started(self) -> None:
@@ -373,6 +390,11 @@ class Cron:
         for spec in self.signal_crons:
             if self._due(spec, wall_s):
                 self._fire_signal(spec, wall_s)
+        if self.command_crons:
+            self._before_commands(loop, wall_s)
+
+    def _before_commands(self, loop: MasterLoop, wall_s: int) -> None:
+        """``before_events`` for the command crons."""
         for spec in self.command_crons:
             if spec.legion is not None and not self._lord(spec.legion):
                 if spec.plan is not None and spec.plan <= loop.kernel.now:

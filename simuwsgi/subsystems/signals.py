@@ -79,7 +79,8 @@ class Signals:
         #: target string -> its delivery function (targets are parsed once)
         self._routes: dict[str, Any] = {}
         #: the parsed targets that name workers: ``workers`` -> 0, ``workerN`` -> N for
-        #: 1 <= N <= processes (the C route delivers these itself)
+        #: 1 <= N <= processes, ``''``/``worker``/``worker0`` (one idle worker) -> -1
+        #: (the C route delivers these itself)
         self._worker_targets: dict[str, int] = {}
         #: the master loop once the C master_read has looked it up (see _csignals.c)
         self._loop_cell: list[Any] = [None]
@@ -95,7 +96,7 @@ class Signals:
         inst = self.inst
         return (self, fallback, inst, inst.kernel, inst.trace, self.tables, self.waiting,
                 inst.workers, inst.idle_workers, self._worker_targets, self.shared_workers,
-                _WAIT_REASONS, self._loop_cell)
+                _WAIT_REASONS, self._loop_cell, take_idle_worker)
 
     # -- tables ----------------------------------------------------------------------------
     def slot_of(self, proc: UProcess | None) -> int:
@@ -191,6 +192,7 @@ class Signals:
         inst = self.inst
         workers = inst.workers
         if target in ("", "worker", "worker0"):
+            self._worker_targets[target] = -1
             return self._to_shared_workers
         if target == "workers":
             self._worker_targets[target] = 0

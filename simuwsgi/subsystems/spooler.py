@@ -51,6 +51,11 @@ order or its digest), ``spool.start`` (path), ``spool.end`` (path, rc), ``spool.
 (path, rc), ``spool.remove`` (path, reason), ``spool.abort`` (path, reason: the process
 died mid-task). Queries: ``tasks_run()``, ``pending()``.
 
+A task's common case has an optional C twin (``_cspooler.c``): ``uwsgi.spool`` of a
+plain bytes dict, ``_manage_all`` over the entries of a scan of the spooler's own
+directory, and the scan's readdir order; the Python code here stays the twin and handles
+every other case (``SIMUWSGI_PURE_PYTHON=1`` runs it alone).
+
 Working directories: a spooler process works in its directory, and with
 ``--spooler-chdir`` tasks run in that one; the kernel applies a process's directory
 whenever it runs (``os.chdir``) and puts the test's back when control returns to it.
@@ -76,6 +81,8 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._core.accel import load
+from .._core.clock import VirtualClock
 from .._errors import ConfigError
 from ..server._pyarg import kwargs_dict_passed, no_kwargs, parser
 from ..server.config import canonical
@@ -99,6 +106,9 @@ if TYPE_CHECKING:
     from ..server.interface import Instance
 
 __all__ = ["Spoolers", "TaskRun"]
+
+#: the optional C accelerator: the task path, written and run (see _cspooler.c)
+_c = load(f"{__package__}._cspooler")
 
 SPOOL_OK = -2
 _DEFAULT_FREQUENCY = 30
@@ -205,6 +215,19 @@ class Spoolers:
         self._imported: set[str] = set()
         self._readdir_seed = self.kernel.rng.getrandbits(32)
         inst.record("spool.readdir_seed", None, seed=self._readdir_seed)
+        if _c is not None:  # a task's common case in C (see _cspooler.c)
+            self._manage_all = _c.manager(  # type: ignore[method-assign]
+                self._c_state(Spoolers._manage_all.__get__(self)))
+
+    def _c_state(self, fallback: Any) -> tuple[Any, ...]:
+        """What the C functions work on (see _cspooler.c): objects that live as long as
+        the instance, and the Python function a call falls back to."""
+        inst = self.inst
+        options = (self.quiet, self.ordered, self.harakiri, self.chdir, self.max_tasks,
+                   MAX_RW_COUNT)
+        return (self, fallback, inst, self.kernel, inst.trace.add, self._clock, self.kernel.rng,
+                self._counters, self.slots, self._busy, ProcessExit, options,
+                Spoolers._manage.__get__(self), VirtualClock)
 
     def _prepare_dir(self, value: str) -> str:
         """``uwsgi_opt_add_spooler``: create the directory if needed, keep its realpath."""
@@ -462,13 +485,15 @@ class Spoolers:
         else:
             names = self._readdir_order([n for n in names if n.startswith(SPOOL_FILE_PREFIX)])
         self._record_scan(slot, directory, names)
+        self._manage_all(slot, directory, names)
+
+    def _manage_all(self, slot: _Slot, directory: str, names: list[str]) -> None:
+        """The entries of one scan, in order."""
         for name in names:
             self._manage(slot, directory, name)
 
     def _readdir_order(self, names: list[str]) -> list[str]:
-        seed = self._readdir_seed
-        crc = zlib.crc32
-        return sorted(names, key=lambda n: (crc(n.encode("utf-8", "surrogateescape"), seed), n))
+        return readdir_order(names, self._readdir_seed)
 
     def _record_scan(self, slot: _Slot, directory: str, names: list[str]) -> None:
         if len(names) <= _ORDER_LIMIT:
@@ -726,6 +751,8 @@ class Spoolers:
             (path,) = p_get_task(args)
             return self._get_task(path)
 
+        if _c is not None:  # the common call in C (see _cspooler.c)
+            spool = _c.spooler(self._c_state(spool))
         return {
             "spool": spool, "send_to_spooler": spool,
             "set_spooler_frequency": set_spooler_frequency, "spooler_jobs": spooler_jobs,
@@ -824,6 +851,15 @@ def _reserved_vars(block: bytes) -> tuple[bytes, bytes, int]:
         return b"", b"", 0  # none of them can be there: skip the parse
     target, priority, at = spool_options(decode_dict_prefix(block)[0])
     return target or b"", priority or b"", at
+
+
+def _readdir_order(names: list[str], seed: int) -> list[str]:
+    """The order a scan sees ``names`` in: a keyed hash order (see the module docstring)."""
+    crc = zlib.crc32
+    return sorted(names, key=lambda n: (crc(n.encode("utf-8", "surrogateescape"), seed), n))
+
+
+readdir_order = _c.readdir_order if _c is not None else _readdir_order
 
 
 def _raw(value: bytes) -> bytes:

@@ -37,6 +37,10 @@ Left out: collapsing of missed timerfd expirations (the simulated master is neve
 late), the master waking for events simuwsgi does not model as iterations (signals
 raised by workers, mules and spoolers, stats, sockets), so only timers, file monitors
 and the modelled idle wake-ups move the loop's phase; ``add_ms_timer`` (not in 2.0).
+
+The loop's iterations (``event``, ``_iterate``, ``replan``, ``_idle_wake``) and a timer's
+firing have a C twin (``_cmaster.c``, optional), installed on the instances; these
+methods stay the reference and run under ``SIMUWSGI_PURE_PYTHON=1``.
 """
 
 from __future__ import annotations
@@ -47,11 +51,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import ConfigError, SimulationError
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
+from .._core.accel import load
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
 
 __all__ = ["MAX_TIMERS", "MasterLoop", "Timers"]
+
+#: the optional C accelerator: the loop's iterations and the timers' firings (see
+#: _cmaster.c)
+_c = load(f"{__package__}._cmaster")
 
 #: ``ushared->timers[64]``, ``rb_timers[64]``.
 MAX_TIMERS = 64
@@ -77,6 +86,10 @@ class LoopClient(Protocol):
 class MasterLoop:
     """The phase and iterations of the master's event loop, planned analytically."""
 
+    #: slots for the fields the C twin reads at every iteration (see _cmaster.c)
+    __slots__ = ("__dict__", "_wake_at", "_wake_gen", "closed", "grid_epoch", "interval",
+                 "last_wake", "started")
+
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
         self.kernel = inst.kernel
@@ -95,6 +108,12 @@ class MasterLoop:
         #: events of superseded plans no-ops (cheaper than cancelling handles).
         self._wake_at: float | None = None
         self._wake_gen = 0
+        if _c is not None:  # the iterations in C (see _cmaster.c)
+            state = (self, inst, self.kernel, self.clock, self.clients)
+            self.event = _c.event(state)  # type: ignore[method-assign]
+            self._iterate = _c.iterate(state)  # type: ignore[method-assign]
+            self.replan = _c.replan(state)  # type: ignore[method-assign]
+            self._idle_wake = _c.idle_wake(state)  # type: ignore[method-assign]
 
     # -- lifecycle ---------------------------------------------------------------------
     def add_client(self, client: LoopClient) -> None:
@@ -243,6 +262,9 @@ class _RbTimer:
 class Timers:
     """The timer and rb_timer tables, and the instance's master loop."""
 
+    #: a slot for the flag the C loop reads three times an iteration (see _cmaster.c)
+    __slots__ = ("__dict__", "needs_iteration")
+
     @classmethod
     def create(cls, inst: Instance) -> Timers:
         return cls(inst)
@@ -259,6 +281,9 @@ class Timers:
         self.needs_iteration = False
         self._signals: Any = None
         self.loop.add_client(self)
+        if _c is not None:  # the firing in C (see _cmaster.c)
+            self._timer_fired = _c.timer_fired(  # type: ignore[method-assign]
+                (self, inst, inst.kernel, self.loop))
         self._options()
 
     def _options(self) -> None:

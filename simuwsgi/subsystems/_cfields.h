@@ -1,0 +1,139 @@
+/*
+ * Attribute access for the C twins of simuwsgi.subsystems (_cmaster.c, _csignals.c).
+ *
+ * Every attribute a twin reads or writes is a `Field`. The hot ones are slots
+ * (`__slots__`, or a C type's members: the kernel's `now` and `current`): for each of
+ * the first LAYOUTS classes a field is used on, its member descriptor is checked once,
+ * and the field of an object of exactly such a class is then read and written at its
+ * offset, as the descriptor does, without the attribute look-up (a cron firing reads
+ * ~60 fields). Any other attribute, or object, goes through getattr/setattr.
+ *
+ * A module declares its fields with FIELD_DECLARE(name) (a `Field f_<name>`) and
+ * interns their names at its init with FIELD_INTERN(name).
+ */
+#ifndef SIMUWSGI_CFIELDS_H
+#define SIMUWSGI_CFIELDS_H
+
+#include <Python.h>
+#include <structmember.h>
+
+/* Where a class keeps a field: its slot's offset, or -1 (getattr/setattr). */
+typedef struct {
+    PyTypeObject *type;   /* NULL: not yet seen */
+    Py_ssize_t offset;
+} Layout;
+
+#define LAYOUTS 2  /* the classes a field is read on (the loop's clients: two) */
+
+typedef struct {
+    const char *text;
+    PyObject *name;       /* interned at the module's init */
+    Layout layouts[LAYOUTS];
+} Field;
+
+#define FIELD_DECLARE(f) static Field f_##f = {#f, NULL, {{NULL, -1}}};
+#define FIELD_INTERN(f) \
+    if ((f_##f.name = PyUnicode_InternFromString(f_##f.text)) == NULL) return NULL;
+
+/* Where `type` keeps `f`: checked once per class. A class with its own
+ * __getattr__/__setattr__ (a worker's thread, which reads and writes its process's
+ * fields) is always asked. */
+static inline Py_ssize_t
+offset_in(Field *f, PyTypeObject *type)
+{
+    if (type->tp_getattro != PyObject_GenericGetAttr
+            || type->tp_setattro != PyObject_GenericSetAttr) {
+        return -1;
+    }
+    PyObject *descr = _PyType_Lookup(type, f->name);  /* borrowed */
+    if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+            return member->offset;
+        }
+    }
+    return -1;
+}
+
+/* The address of obj's slot for `f`, or NULL: getattr/setattr. */
+static inline PyObject **
+slot_of(Field *f, PyObject *obj)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    for (int i = 0; i < LAYOUTS; i++) {
+        Layout *layout = &f->layouts[i];
+        if (layout->type == NULL) {  /* a class not seen yet (kept alive from now on) */
+            layout->type = (PyTypeObject *)Py_NewRef(type);
+            layout->offset = offset_in(f, type);
+        }
+        if (layout->type == type) {
+            return layout->offset < 0 ? NULL : (PyObject **)((char *)obj + layout->offset);
+        }
+    }
+    return NULL;
+}
+
+/* obj.<f> (a new reference, NULL on error). */
+static inline PyObject *
+get(Field *f, PyObject *obj)
+{
+    PyObject **slot = slot_of(f, obj);
+    if (slot != NULL && *slot != NULL) return Py_NewRef(*slot);
+    return PyObject_GetAttr(obj, f->name);  /* (an empty slot raises AttributeError) */
+}
+
+/* obj.<f> = value: 0, -1 on error. */
+static inline int
+set(Field *f, PyObject *obj, PyObject *value)
+{
+    PyObject **slot = slot_of(f, obj);
+    if (slot == NULL) return PyObject_SetAttr(obj, f->name, value);
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
+
+/* The truth of obj.<f>: 1, 0, -1 on error. */
+static inline int
+get_true(Field *f, PyObject *obj)
+{
+    PyObject *value = get(f, obj);
+    if (value == NULL) return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* obj.<f> as a double when it is an exact float: 1 (into *out), 0 not a float, -1. */
+static inline int
+get_float(Field *f, PyObject *obj, double *out)
+{
+    PyObject *value = get(f, obj);
+    if (value == NULL) return -1;
+    int is_float = PyFloat_CheckExact(value);
+    if (is_float) *out = PyFloat_AS_DOUBLE(value);
+    Py_DECREF(value);
+    return is_float;
+}
+
+/* `value` as a long long when it is an exact int in range: 1, 0 not one, -1. */
+static inline int
+as_int(PyObject *value, long long *out)
+{
+    if (!PyLong_CheckExact(value)) return 0;
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    return overflow ? 0 : (*out == -1 && PyErr_Occurred()) ? -1 : 1;
+}
+
+/* obj.<f> as a long long when it is an exact int in range: 1, 0 not one, -1. */
+static inline int
+get_int(Field *f, PyObject *obj, long long *out)
+{
+    PyObject *value = get(f, obj);
+    if (value == NULL) return -1;
+    int rc = as_int(value, out);
+    Py_DECREF(value);
+    return rc;
+}
+
+#endif
