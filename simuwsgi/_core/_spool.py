@@ -35,7 +35,8 @@ from .accel import load
 __all__ = ["Spool", "Borrowed", "LinesView"]
 
 #: the optional C accelerator (see _ctrace.c), or None: pure Python
-_ctrace = load(f"{__package__}._ctrace", "SpoolCore", "TraceCore", "pack", "packed")
+_ctrace = load(f"{__package__}._ctrace", "SpoolCore", "TraceCore", "pack", "packed",
+               "count_kinds")
 
 #: How a chunk's rows are written and read back: marshal, or its faster twin for rows
 #: of plain values (``_ctrace.pack``: the recurring strings written once per chunk).
