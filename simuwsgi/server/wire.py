@@ -30,6 +30,9 @@ Outside a request these functions act on uWSGI's stale request structure:
 ``None``, and ``start_response``/``sendfile`` dereference a NULL pointer — the process
 dies of a segmentation fault (observed), which the simulation reproduces.
 
+The connection's state and hot methods (``_ConnectionCore``) have a C twin, the base
+of ``Connection`` when ``_cwsgi.c`` is built (``SIMUWSGI_PURE_PYTHON=1`` runs this code).
+
 Left out: ``--http-socket`` keep-alive and chunked encoding (uWSGI adds neither by
 default), offloading, response routes/transformations, and closing the descriptor of a
 file object passed to ``sendfile`` (uWSGI closes it under the Python file object; the
@@ -42,6 +45,7 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .._core.accel import load
 from .interface import ProcessExit
 
 if TYPE_CHECKING:
@@ -49,6 +53,10 @@ if TYPE_CHECKING:
     from .workers import Request
 
 __all__ = ["BuiltinFunction", "Connection", "segfault"]
+
+#: the optional C accelerator: the connection's state and hot methods (see _cwsgi.c)
+_c = load(f"{__package__}._cwsgi", "ConnectionCore", "Builtin", "app_caller", "spitter",
+         "writer")
 
 _EBADF = os.strerror(errno.EBADF)
 _PAGE_SIZE = 4096
@@ -108,12 +116,19 @@ class BuiltinFunction:
     def __repr__(self) -> str:
         return f"<built-in function {self.__name__}>"
 
+    def __deepcopy__(self, memo: Any) -> BuiltinFunction:
+        """Itself: a C function survives ``fork()`` as it is (so the virtual fork's
+        copier keeps it, as it keeps the C twin, which it could not copy)."""
+        return self
+
 
 # The type as a C function's: ``type(environ['wsgi.file_wrapper'])`` prints
 # ``<class 'builtin_function_or_method'>`` as under uWSGI (it is still not
 # ``types.BuiltinFunctionType``: a Python callable cannot be one).
 BuiltinFunction.__name__ = BuiltinFunction.__qualname__ = "builtin_function_or_method"
 BuiltinFunction.__module__ = "builtins"
+if _c is not None:  # the same, without a Python frame per call (see _cwsgi.c)
+    BuiltinFunction = _c.Builtin  # type: ignore[misc]
 
 
 def _header_pair(item: Any) -> tuple[str, str]:
@@ -135,8 +150,9 @@ def _header_pair(item: Any) -> tuple[str, str]:
         raise TypeError("http header must be encodable in latin1") from None
 
 
-class Connection:
-    """One request's client socket and response state (``struct wsgi_request``)."""
+class _ConnectionCore:
+    """A request's response state and the writer's hot methods (``struct
+    wsgi_request``): the Python twin of ``_cwsgi.ConnectionCore``."""
 
     __slots__ = ("_hcap", "_hpos", "altered", "app_id", "body", "closed", "header_cnt", "headers",
                  "headers_sent", "headers_size", "inst", "raw_writes", "req", "response_size",
@@ -174,22 +190,6 @@ class Connection:
         self.altered = False  # raw writes or a disconnect: parse the wire like a client
         self.via_sendfile = False
         self.app_id = 0  # the app that answers (-1: uWSGI itself, a static file)
-
-    # -- the log lines of uwsgi_req_error ------------------------------------------------
-    def req_error(self, what: str, where: str, line: int, strerror: str = _EBADF) -> None:
-        """``uwsgi_req_error``: the failed call, the error and the request, dated; its
-        short form when the request has no method, URI or address."""
-        req = self.req
-        if req.method and req.path and req.remote_addr:
-            self.inst.log_verbose(f"{what}: {strerror} [{where} line {line}] during "
-                                  f"{req.method} {req.path} ({req.remote_addr})")
-        else:  # uwsgi.h's uwsgi_req_error without a method, URI or address
-            self.inst.log_verbose(f"{what} {strerror} [{where} line {line}] ")
-
-    def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
-        self.req_error(what, "core/writer.c", line, strerror)
-        self.write_errors += 1
-        return False
 
     # -- start_response ------------------------------------------------------------------
     def spit(self, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
@@ -342,6 +342,48 @@ class Connection:
         self.response_size += len(data)
         return True
 
+    def finish(self) -> None:
+        """``uwsgi_close_request``: headers still pending go out now."""
+        if not self.headers_sent and not self.response_size:
+            self.write_headers()
+
+    @property
+    def log_stats(self) -> dict[str, Any]:
+        """The request's counters the log line shows (plain values: fork mode sends
+        them from the worker's child)."""
+        return {"app_id": self.app_id, "status": self.status_code,
+                "response_size": self.response_size,
+                "headers_size": self.headers_size, "header_cnt": self.header_cnt,
+                "switches": self.switches, "via_sendfile": self.via_sendfile,
+                "write_errors": self.write_errors}
+
+    @property
+    def raw(self) -> bytes:
+        """Every byte written on the socket."""
+        return b"".join(self.wire)
+
+
+class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type: ignore[misc]
+    """One request's client socket and response state; the rarely called methods."""
+
+    __slots__ = ()
+
+    # -- the log lines of uwsgi_req_error ------------------------------------------------
+    def req_error(self, what: str, where: str, line: int, strerror: str = _EBADF) -> None:
+        """``uwsgi_req_error``: the failed call, the error and the request, dated; its
+        short form when the request has no method, URI or address."""
+        req = self.req
+        if req.method and req.path and req.remote_addr:
+            self.inst.log_verbose(f"{what}: {strerror} [{where} line {line}] during "
+                                  f"{req.method} {req.path} ({req.remote_addr})")
+        else:  # uwsgi.h's uwsgi_req_error without a method, URI or address
+            self.inst.log_verbose(f"{what} {strerror} [{where} line {line}] ")
+
+    def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
+        self.req_error(what, "core/writer.c", line, strerror)
+        self.write_errors += 1
+        return False
+
     def send_raw(self, data: bytes) -> bool:
         """``py_uwsgi_send`` on the request's own socket."""
         if self.closed:
@@ -396,21 +438,6 @@ class Connection:
         self.closed = True
         self.altered = True
 
-    def finish(self) -> None:
-        """``uwsgi_close_request``: headers still pending go out now."""
-        if not self.headers_sent and not self.response_size:
-            self.write_headers()
 
-    @property
-    def log_stats(self) -> dict[str, Any]:
-        """The request's counters the log line shows (plain values: fork mode sends
-        them from the worker's child)."""
-        return {"app_id": self.app_id, "status": self.status_code,
-                "response_size": self.response_size,
-                "headers_size": self.headers_size, "header_cnt": self.header_cnt,
-                "switches": self.switches, "via_sendfile": self.via_sendfile,
-                "write_errors": self.write_errors}
-
-    @property
-    def raw(self) -> bytes:
-        return b"".join(self.wire)
+if _c is not None:  # what the C spit needs of this module
+    _c.configure(_header_pair, _PHRASES)

@@ -55,6 +55,7 @@ from ..protocol._numbers import content_length as _content_length
 from .._core.kernel import Killed
 from .interface import CONTROL, ProcessExit
 from .processes import Worker, WorkerThread
+from . import wire as _wire
 from .wire import BuiltinFunction
 from .wire import Connection as _Connection
 
@@ -460,6 +461,7 @@ class _Input(io.BytesIO):
     client will send, without the waiting."""
 
     def __init__(self, body: bytes, post_cl: int = -1, conn: Any = None) -> None:
+        # _cwsgi.c's new_input makes one as this does (keep them alike)
         self._cl = len(body) if post_cl < 0 else post_cl
         super().__init__(body[:self._cl])
         self._conn = conn
@@ -880,6 +882,11 @@ def _result(conn: Any, failed: bool) -> tuple[int | None, list[tuple[str, str]],
     """What the client got on ``conn`` once the request ends: (status, headers, body,
     raised)."""
     conn.finish()
+    return _outcome(conn, failed)
+
+
+def _outcome(conn: Any, failed: bool) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
+    """``_result`` once the connection is finished."""
     if conn.altered or (conn.wire and not conn.headers_sent):
         # raw bytes (uwsgi.send, sendfile before start_response): what a client parses
         return (*_parse_wire(conn.raw), failed)
@@ -948,8 +955,12 @@ def _write_result(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
             if not _send_file_wrapper(inst, w, conn, chunk):
                 return False
         else:
-            inst.log(f"[ERROR] Unhandled object from iterator: {chunk!r} ({hex(id(chunk))})")
+            _unhandled(inst, chunk)
         conn.switches += 1
+
+
+def _unhandled(inst: Instance, chunk: Any) -> None:
+    inst.log(f"[ERROR] Unhandled object from iterator: {chunk!r} ({hex(id(chunk))})")
 
 
 def _send_file_wrapper(inst: Instance, w: Worker, conn: Any, filelike: Any) -> bool:
@@ -1025,3 +1036,14 @@ def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, boo
     """What the client gets when the app raised before ``start_response``: nothing —
     uWSGI logs the request as a 500 and closes the connection (observed, 2.0.30)."""
     return None, [], b"", True
+
+
+if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
+    _call_app = _wire._c.app_caller({  # noqa: F811 - the twin stays the fallback
+        "fallback": _call_app, "Connection": _Connection, "Input": _Input,
+        "content_length": content_length, "packet_vars": packet_vars,
+        "environ_keys": _environ_keys, "environ_key": ("environ",),
+        "manage_exception": _manage_exception, "respond": _respond, "outcome": _outcome,
+        "unhandled": _unhandled, "send_file_wrapper": _send_file_wrapper,
+        "CONTROL": CONTROL, "exit": ProcessExit.from_system_exit,
+        "exception_response": _exception_response})

@@ -55,6 +55,7 @@ from ..server.config import socket_fds
 from ..protocol._chunked import DEFAULT_LIMIT, NEED_MORE, ChunkedError, ChunkedReader
 from ..protocol._websocket import server_frame
 from ..server.websocket import ServerWebSocket
+from ..server import wire as _wire
 from ..server.wire import BuiltinFunction, segfault
 from ..server.workers import _LogSink, content_length, packet_vars
 
@@ -145,6 +146,8 @@ class Misc:
                 segfault(self.inst)
             return conn.spit(args, kw)
 
+        if _wire._c is not None:  # the running request's spit without a Python frame
+            return BuiltinFunction("uwsgi_spit", _wire._c.spitter(self.inst.kernel, uwsgi_spit))
         return BuiltinFunction("uwsgi_spit", uwsgi_spit)
 
     def _make_writeout(self) -> Any:
@@ -155,6 +158,8 @@ class Misc:
             if conn is not None:
                 conn.uwsgi_write(*args)
 
+        if _wire._c is not None:  # the running request's write without a Python frame
+            return BuiltinFunction("uwsgi_write", _wire._c.writer(self.inst.kernel, uwsgi_write))
         return BuiltinFunction("uwsgi_write", uwsgi_write)
 
     def state(self) -> _RequestState:
