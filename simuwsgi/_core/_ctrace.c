@@ -887,9 +887,25 @@ out:
     return out;
 }
 
+/* `counts[kind] += n` (0, or -1 on error). */
+static int
+add_count(PyObject *counts, PyObject *kind, Py_ssize_t n)
+{
+    PyObject *seen = PyDict_GetItemWithError(counts, kind);
+    if (seen == NULL && PyErr_Occurred()) return -1;
+    PyObject *count = PyLong_FromSsize_t(n + (seen != NULL ? PyLong_AsSsize_t(seen) : 0));
+    int rc = count == NULL ? -1 : PyDict_SetItem(counts, kind, count);
+    Py_XDECREF(count);
+    return rc;
+}
+
+/* Distinct kinds a chunk's count tells apart by identity (a chunk holds a few). */
+#define KINDS_SEEN 64
+
 /* `count_kinds(rows)`: {kind: rows of that kind}, kinds in the order they first come
  * (a spilled chunk's index entry); the twin of trace.py's `Counter(map(itemgetter(3),
- * rows))`, which costs as much as packing the chunk. */
+ * rows))`. The recurring kinds are the same string objects: counted by pointer, then
+ * added to the dict once each (equal kinds that are different objects add up there). */
 static PyObject *
 count_kinds(PyObject *module, PyObject *rows)
 {
@@ -897,17 +913,34 @@ count_kinds(PyObject *module, PyObject *rows)
         PyErr_SetString(PyExc_TypeError, "count_kinds: rows must be a list");
         return NULL;
     }
-    PyObject *counts = PyDict_New();
-    for (Py_ssize_t i = 0; counts != NULL && i < PyList_GET_SIZE(rows); i++) {
+    PyObject *kinds[KINDS_SEEN];
+    Py_ssize_t tally[KINDS_SEEN], seen = 0, last = 0, i = 0;
+    for (; i < PyList_GET_SIZE(rows); i++) {  /* no Python code runs in this loop */
         PyObject *row = PyList_GET_ITEM(rows, i);
-        PyObject *kind = PyTuple_CheckExact(row) && PyTuple_GET_SIZE(row) > 3
-            ? Py_NewRef(PyTuple_GET_ITEM(row, 3)) : PySequence_GetItem(row, 3);
-        PyObject *seen = kind != NULL ? PyDict_GetItemWithError(counts, kind) : NULL;
-        PyObject *count = seen != NULL ? PyLong_FromSsize_t(PyLong_AsSsize_t(seen) + 1)
-            : kind != NULL && !PyErr_Occurred() ? PyLong_FromLong(1) : NULL;
-        if (count == NULL || PyDict_SetItem(counts, kind, count) < 0) Py_CLEAR(counts);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) < 4) break;
+        PyObject *kind = PyTuple_GET_ITEM(row, 3);
+        if (seen == 0 || kinds[last] != kind) {
+            for (last = 0; last < seen && kinds[last] != kind; last++) {}
+            if (last == seen) {
+                if (seen == KINDS_SEEN) break;
+                kinds[seen] = Py_NewRef(kind);
+                tally[seen++] = 0;
+            }
+        }
+        tally[last]++;
+    }
+    PyObject *counts = PyDict_New();
+    for (Py_ssize_t k = 0; k < seen; k++) {
+        if (counts != NULL && add_count(counts, kinds[k], tally[k]) < 0) Py_CLEAR(counts);
+        Py_DECREF(kinds[k]);
+    }
+    /* the rest (after a row that is not a tuple, or past KINDS_SEEN kinds): one by one */
+    for (; counts != NULL && i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, i));
+        PyObject *kind = PySequence_GetItem(row, 3);
+        if (kind == NULL || add_count(counts, kind, 1) < 0) Py_CLEAR(counts);
         Py_XDECREF(kind);
-        Py_XDECREF(count);
+        Py_DECREF(row);
     }
     return counts;
 }
