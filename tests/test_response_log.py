@@ -989,3 +989,43 @@ def test_default_line_time_in_each_runs_zone(tmp_path):
                         start="2026-03-01T10:00:00Z", tz=tz) as sim:
             sim.get("/ok")
             assert [line for line in sim.log if "GET /ok" in line and shown in line], tz
+
+
+DATED_APP = '''
+import os, time
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/tokyo":  # the app moves the process to another zone
+        os.environ["TZ"] = "Asia/Tokyo"
+        time.tzset()
+    start_response("200 OK", [])
+    return [b"ok"]
+'''
+
+
+def test_request_log_lines_are_dated_in_local_time_across_dst_and_a_tzset(tmp_path):
+    """Each line's date is ``asctime(localtime())`` of its second: through the repeated
+    hour of a DST change, over midnight, and after the app changes the zone."""
+    import time
+
+    (tmp_path / "app.py").write_text(DATED_APP)
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path,
+                    start="2026-10-25T00:00:00Z", tz="Europe/Paris") as sim:
+        walls = []
+        for step in [1800] * 4 + [7 * 3600 + 1] * 4:
+            sim.advance(step)
+            walls.append(int(sim.clock.wall_offset + sim.now))
+            sim.get("/tokyo" if len(walls) == 6 else "/")
+        dates = [m.group(1) for m in map(re.compile(r"\} \[(.+?)\] GET /").search,
+                                         sim.log) if m]
+    expected = []
+    for i, wall in enumerate(walls):
+        os.environ["TZ"] = "Asia/Tokyo" if i >= 5 else "Europe/Paris"  # from /tokyo on
+        time.tzset()
+        try:
+            expected.append(time.asctime(time.localtime(wall)))
+        finally:
+            os.environ.pop("TZ", None)
+            time.tzset()
+    assert dates == expected
+    assert dates[0] == dates[2] == "Sun Oct 25 02:30:00 2026"  # the repeated hour

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._core.clock import _R
+from .._core.localdays import LocalDays
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -130,20 +130,23 @@ def _should_log(p: _Policy, r: RequestLogRecord) -> bool:
 
 
 def _ctime(wall: float) -> str:
-    # the real functions: of an explicit time, the virtual clock's wrappers return the
-    # same, one Python call later each. The last second's text is kept (requests come
-    # many to a second); ``time.tzset()`` makes a new ``tzname``, so a new time zone
-    # is not served the old one's text.
+    # ``asctime(localtime())`` of the second, from the local day ``LocalDays`` holds (a
+    # request a second makes a new second each time). The last second's text is kept
+    # (requests come many to a second); ``time.tzset()`` makes a new ``tzname``, so a
+    # new time zone is served neither the old one's text nor its day.
     secs = int(wall)
     zone = time.tzname
     last = _last_ctime
     if last[0] != secs or last[1] is not zone:
-        last[:] = secs, zone, _R.asctime(_R.localtime(secs))
+        if last[1] is not zone:
+            _days[0] = LocalDays()
+        last[:] = secs, zone, _days[0].asctime(secs)
     return last[2]  # type: ignore[no-any-return]
 
 
-#: ``_ctime``'s last (second, ``time.tzname``, text).
+#: ``_ctime``'s last (second, ``time.tzname``, text), and the local day of that zone.
 _last_ctime: list[Any] = [None, None, ""]
+_days = [LocalDays()]
 
 
 def default_line(p: _Policy, r: RequestLogRecord) -> str:
