@@ -426,8 +426,8 @@ class Simulation:
             req.chunk_times.append((start + i * pace, sent))
         if at is None:
             self.kernel.call_soon(dispatch_request, self.inst, req)
-        else:
-            self.kernel.at(at, dispatch_request, self.inst, req)
+        else:  # kernel.at without the handle nobody keeps
+            self.kernel.post_at(max(at, self.kernel.now), dispatch_request, self.inst, req)
         return req
 
     def request(self, method: str, path: str, *, headers: Any = None, body: bytes = b"",

@@ -18,7 +18,7 @@ ACCELERATORS = ["simuwsgi._core._ckernel", "simuwsgi._core._ctrace",
                 "simuwsgi.subsystems._cmules",
                 "simuwsgi.subsystems._ccache", "simuwsgi.server._cvfork",
                 "simuwsgi.protocol._cvars", "simuwsgi.subsystems._cspooler",
-                "simuwsgi.server._cwsgi"]
+                "simuwsgi.server._cwsgi", "simuwsgi.server._creq"]
 
 
 @pytest.fixture
@@ -56,6 +56,20 @@ def test_a_build_older_than_its_source_is_not_loaded_and_says_so(fake):
                                             r"to _cfast\.c.*pip install -e \."):
         assert load("fakeacc._cfast", "go") is None
 
+
+
+def test_a_build_older_than_a_header_its_source_includes_is_not_loaded(fake):
+    build, source = fake
+    header = source.with_name("_cshared.h")
+    header.write_text("/* shared */\n")
+    source.write_text('#include <Python.h>\n#include "_cshared.h"\n')
+    os.utime(source, (1_000, 1_000))
+    os.utime(build, (2_000, 2_000))
+    os.utime(header, (3_000, 3_000))
+    with pytest.warns(RuntimeWarning, match=r"before the last change to _cshared\.h"):
+        assert load("fakeacc._cfast", "go") is None
+    os.utime(header, (1_500, 1_500))
+    assert load("fakeacc._cfast", "go") is not None
 
 def test_no_source_beside_the_build_a_missing_name_or_the_environment(fake, monkeypatch):
     build, source = fake

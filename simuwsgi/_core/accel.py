@@ -6,16 +6,18 @@ gives the module, or None when the Python twin must run instead:
 
 * ``SIMUWSGI_PURE_PYTHON=1`` is set;
 * it was not built (no compiler), or a build lacks a name the Python side needs;
-* the build is stale: its C source beside it is newer than the built file, as after a
-  checkout updated without ``pip install -e .``. Old C called by new Python fails in
-  odd ways (a changed signature is a ``TypeError`` deep in a run), so the Python twin
-  runs and a warning names the fix. An installed wheel has no source beside its build.
+* the build is stale: its C source beside it (or a header of the package the source
+  includes) is newer than the built file, as after a checkout updated without
+  ``pip install -e .``. Old C called by new Python fails in odd ways (a changed
+  signature is a ``TypeError`` deep in a run), so the Python twin runs and a warning
+  names the fix. An installed wheel has no source beside its build.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import types
 import warnings
 from pathlib import Path
@@ -37,12 +39,21 @@ def load(name: str, *needs: str) -> types.ModuleType | None:
     built = Path(getattr(module, "__file__", None) or "")
     source = built.with_name(name.rpartition(".")[2] + ".c")
     try:
-        stale = source.stat().st_mtime > built.stat().st_mtime
+        built_at = built.stat().st_mtime
+        newer = [path.name for path in (source, *_local_headers(source))
+                 if path.stat().st_mtime > built_at]
     except OSError:  # no source beside it (an installed wheel), or no file at all
         return module
-    if stale:
+    if newer:
         warnings.warn(f"simuwsgi: {built.name} was built before the last change to "
-                      f"{source.name}; running the pure-Python code (rebuild: "
+                      f"{', '.join(newer)}; running the pure-Python code (rebuild: "
                       f"pip install -e .)", RuntimeWarning, stacklevel=2)
         return None
     return module
+
+
+def _local_headers(source: Path) -> list[Path]:
+    """The headers of this package ``source`` includes (``#include "name.h"``): a change
+    to one alone makes the build stale too."""
+    names = re.findall(r'^#include "([^"/]+)"', source.read_text(), re.MULTILINE)
+    return [source.with_name(name) for name in names]

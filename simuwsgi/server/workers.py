@@ -33,6 +33,11 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
   request, and the process exits when the last one does (``wait_for_threads``).
 
 Requests take no virtual time unless the app sleeps or blocks.
+
+The common path of a request around the app's call (``dispatch_request``,
+``core_loop``, ``handle_request`` with its default log line) has
+an optional C twin (``_creq.c``); the Python functions here stay the reference, and
+the C code hands them every case it does not handle itself.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from . import reading as _reading
 from . import reqlog as _reqlog
 from ._pyarg import no_kwargs, parser
 from ..protocol._numbers import content_length as _content_length
+from .._core.accel import load
 from .._core.kernel import Killed
 from .interface import CONTROL, ProcessExit
 from .processes import Worker, WorkerThread
@@ -63,6 +69,9 @@ if TYPE_CHECKING:
     from .master import Instance
 
 __all__ = ["Request", "Response", "dispatch_request", "worker_loop"]
+
+#: the optional C accelerator: a request's bookkeeping (see _creq.c)
+_c = load(f"{__package__}._creq")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,6 +304,11 @@ def dispatch_request(inst: Instance, req: Request) -> None:
     if worker is not None:
         inst.kernel.wake(worker.acceptor, ("req", req))
         return
+    _queue_request(inst, req)
+
+
+def _queue_request(inst: Instance, req: Request) -> None:
+    """Every worker is busy: the connection waits in the listen queue."""
     if not inst.listen_queue and inst.has_master:
         inst.kernel.at(inst.next_tick(inst.kernel.now), check_listen_queue, inst)
     inst.listen_queue.append(req)
@@ -1047,3 +1061,13 @@ if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
         "unhandled": _unhandled, "send_file_wrapper": _send_file_wrapper,
         "CONTROL": CONTROL, "exit": ProcessExit.from_system_exit,
         "exception_response": _exception_response})
+
+
+#: The Python twins of the C functions, which the C code calls for every case it does
+#: not handle itself (see _creq.c).
+_dispatch_request_py, _handle_request_py = dispatch_request, handle_request
+if _c is not None:  # a request's common path in C (see _creq.c)
+    _c.setup(globals(), _reqlog.__dict__)
+    core_loop = _c.core_loop  # noqa: F811
+    dispatch_request = _c.dispatch_request  # noqa: F811 - the twin is kept above
+    handle_request = _c.handle_request  # noqa: F811
