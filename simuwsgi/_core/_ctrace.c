@@ -269,6 +269,9 @@ static PyTypeObject TraceCoreType = {
  *   FLOAT_AGAIN                the last FLOAT written again (the records of one instant)
  *   STR_NEW                    varint length + UTF-8; the string takes the next number
  *   STR_REF                    varint number of a string written before in this chunk
+ *   STR_EDIT                   a new string (numbered as STR_NEW) told as an edit of the
+ *                              last new one: varint bytes kept from its start, varint
+ *                              bytes kept from its end, varint length + the UTF-8 between
  *   BYTES                      varint length + the bytes
  *   TUPLE LIST DICT            varint count + items (a dict: key, value, key, value...)
  *   MARSHAL                    varint length + `marshal.dumps(value)`: any other value
@@ -279,10 +282,16 @@ static PyTypeObject TraceCoreType = {
  * identity (the recurring ones are the same objects), so it is a pointer hash, not a
  * string comparison. The file is the process's own (anonymous, read back by the same
  * build), so the byte order of a float is the machine's. Python's twin is marshal.
+ *
+ * STR_EDIT is for the log: its lines are new strings that mostly repeat the line before
+ * but for a date and a counter ("Sat Feb 21 04:21:01 2026 - [uwsgi-cron] routing signal
+ * 1"), so a line costs a few bytes instead of ~70, and zlib, whose time grows with its
+ * input, has a tenth of it to compress. (The edit is by bytes: a cut through a UTF-8
+ * sequence is whole again once the three pieces are joined.)
  */
 
 enum { TAG_NONE, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_FLOAT, TAG_FLOAT_AGAIN, TAG_STR_NEW, TAG_STR_REF, TAG_BYTES, TAG_TUPLE,
-       TAG_LIST, TAG_DICT, TAG_MARSHAL };
+       TAG_LIST, TAG_DICT, TAG_MARSHAL, TAG_STR_EDIT };
 
 #define MAX_DEPTH 64    /* deeper values are written by marshal (which has its limit) */
 
@@ -294,7 +303,12 @@ typedef struct {
     size_t slots, used;
     double last;        /* the last FLOAT written (valid when has_last) */
     int has_last;
+    const char *prev;   /* the UTF-8 of the last new string written (NULL: none yet) */
+    Py_ssize_t prev_size;
 } Writer;
+
+/* An edit saves its cost (two more varints) and more from this many bytes kept. */
+#define MIN_KEPT 4
 
 static int
 reserve(Writer *w, size_t more)
@@ -406,7 +420,21 @@ put_str(Writer *w, PyObject *value)
     }
     w->keys[i] = value;  /* alive while the rows are: the caller holds them */
     w->numbers[i] = (Py_ssize_t)w->used++;
-    return put_byte(w, TAG_STR_NEW) < 0 || put_varint(w, size) < 0 || put_raw(w, text, size) < 0
+    const char *prev = w->prev;
+    Py_ssize_t prev_size = w->prev_size, head = 0, tail = 0;
+    Py_ssize_t most = size < prev_size ? size : prev_size;
+    w->prev = text;  /* the string's own UTF-8: alive as long as the string */
+    w->prev_size = size;
+    if (prev != NULL) {
+        while (head < most && text[head] == prev[head]) head++;
+        while (tail < most - head && text[size - 1 - tail] == prev[prev_size - 1 - tail]) tail++;
+    }
+    if (head + tail < MIN_KEPT) {
+        return put_byte(w, TAG_STR_NEW) < 0 || put_varint(w, size) < 0
+            || put_raw(w, text, size) < 0 ? -1 : 0;
+    }
+    return put_byte(w, TAG_STR_EDIT) < 0 || put_varint(w, head) < 0 || put_varint(w, tail) < 0
+        || put_varint(w, size - head - tail) < 0 || put_raw(w, text + head, size - head - tail) < 0
         ? -1 : 0;
 }
 
@@ -487,6 +515,7 @@ typedef struct {
     const unsigned char *at, *end;
     PyObject *strings;  /* list: the chunk's strings by number */
     PyObject *last;     /* the last FLOAT read (NULL before the first) */
+    PyObject *prev;     /* the last new string read (borrowed from strings; NULL: none) */
 } Reader;
 
 static int
@@ -526,6 +555,46 @@ get_size(Reader *r, Py_ssize_t *size, size_t unit)
 
 static PyObject *get_value(Reader *r);
 
+/* The string of `size` UTF-8 bytes at `text` (NULL: error), numbered in the chunk. */
+static PyObject *
+new_string(Reader *r, const char *text, Py_ssize_t size)
+{
+    PyObject *s = PyUnicode_DecodeUTF8(text, size, NULL);
+    if (s == NULL || PyList_Append(r->strings, s) < 0) {
+        Py_XDECREF(s);
+        return NULL;
+    }
+    r->prev = s;
+    return s;
+}
+
+/* STR_EDIT's string: the last new one's first `head` and last `tail` bytes around the
+ * bytes in the chunk. */
+static PyObject *
+edited_string(Reader *r)
+{
+    unsigned long long head, tail;
+    Py_ssize_t middle, prev_size;
+    if (get_varint(r, &head) < 0 || get_varint(r, &tail) < 0 || get_size(r, &middle, 1) < 0) {
+        return NULL;
+    }
+    const char *prev = r->prev != NULL ? PyUnicode_AsUTF8AndSize(r->prev, &prev_size) : NULL;
+    if (prev == NULL || head > (unsigned long long)prev_size
+            || tail > (unsigned long long)prev_size - head) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a spool chunk holds a bad edit");
+        return NULL;
+    }
+    char *text = PyMem_Malloc(head + middle + tail + 1);
+    if (text == NULL) return PyErr_NoMemory();
+    memcpy(text, prev, head);
+    memcpy(text + head, r->at, middle);
+    memcpy(text + head + middle, prev + prev_size - tail, tail);
+    r->at += middle;
+    PyObject *s = new_string(r, text, head + middle + tail);
+    PyMem_Free(text);
+    return s;
+}
+
 static PyObject *
 codec_get_value(Reader *r, int tag)
 {
@@ -550,17 +619,12 @@ codec_get_value(Reader *r, int tag)
     case TAG_FLOAT_AGAIN:
         if (r->last == NULL) return truncated(), NULL;
         return Py_NewRef(r->last);
-    case TAG_STR_NEW: {
+    case TAG_STR_NEW:
         if (get_size(r, &n, 1) < 0) return NULL;
-        PyObject *s = PyUnicode_DecodeUTF8((const char *)r->at, n, NULL);
-        if (s == NULL) return NULL;
         r->at += n;
-        if (PyList_Append(r->strings, s) < 0) {
-            Py_DECREF(s);
-            return NULL;
-        }
-        return s;
-    }
+        return new_string(r, (const char *)r->at - n, n);
+    case TAG_STR_EDIT:
+        return edited_string(r);
     case TAG_STR_REF: {
         unsigned long long number;
         if (get_varint(r, &number) < 0) return NULL;
@@ -616,7 +680,7 @@ codec_unpack(PyObject *module, PyObject *data)
 {
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
-    Reader r = {view.buf, (const unsigned char *)view.buf + view.len, PyList_New(0), NULL};
+    Reader r = {view.buf, (const unsigned char *)view.buf + view.len, PyList_New(0), NULL, NULL};
     PyObject *value = r.strings != NULL ? get_value(&r) : NULL;
     if (value != NULL && r.at != r.end) {
         Py_CLEAR(value);
@@ -823,7 +887,67 @@ out:
     return out;
 }
 
+/* `counts[kind] += n` (0, or -1 on error). */
+static int
+add_count(PyObject *counts, PyObject *kind, Py_ssize_t n)
+{
+    PyObject *seen = PyDict_GetItemWithError(counts, kind);
+    if (seen == NULL && PyErr_Occurred()) return -1;
+    PyObject *count = PyLong_FromSsize_t(n + (seen != NULL ? PyLong_AsSsize_t(seen) : 0));
+    int rc = count == NULL ? -1 : PyDict_SetItem(counts, kind, count);
+    Py_XDECREF(count);
+    return rc;
+}
+
+/* Distinct kinds a chunk's count tells apart by identity (a chunk holds a few). */
+#define KINDS_SEEN 64
+
+/* `count_kinds(rows)`: {kind: rows of that kind}, kinds in the order they first come
+ * (a spilled chunk's index entry); the twin of trace.py's `Counter(map(itemgetter(3),
+ * rows))`. The recurring kinds are the same string objects: counted by pointer, then
+ * added to the dict once each (equal kinds that are different objects add up there). */
+static PyObject *
+count_kinds(PyObject *module, PyObject *rows)
+{
+    if (!PyList_CheckExact(rows)) {
+        PyErr_SetString(PyExc_TypeError, "count_kinds: rows must be a list");
+        return NULL;
+    }
+    PyObject *kinds[KINDS_SEEN];
+    Py_ssize_t tally[KINDS_SEEN], seen = 0, last = 0, i = 0;
+    for (; i < PyList_GET_SIZE(rows); i++) {  /* no Python code runs in this loop */
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) < 4) break;
+        PyObject *kind = PyTuple_GET_ITEM(row, 3);
+        if (seen == 0 || kinds[last] != kind) {
+            for (last = 0; last < seen && kinds[last] != kind; last++) {}
+            if (last == seen) {
+                if (seen == KINDS_SEEN) break;
+                kinds[seen] = Py_NewRef(kind);
+                tally[seen++] = 0;
+            }
+        }
+        tally[last]++;
+    }
+    PyObject *counts = PyDict_New();
+    for (Py_ssize_t k = 0; k < seen; k++) {
+        if (counts != NULL && add_count(counts, kinds[k], tally[k]) < 0) Py_CLEAR(counts);
+        Py_DECREF(kinds[k]);
+    }
+    /* the rest (after a row that is not a tuple, or past KINDS_SEEN kinds): one by one */
+    for (; counts != NULL && i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, i));
+        PyObject *kind = PySequence_GetItem(row, 3);
+        if (kind == NULL || add_count(counts, kind, 1) < 0) Py_CLEAR(counts);
+        Py_XDECREF(kind);
+        Py_DECREF(row);
+    }
+    return counts;
+}
+
 static PyMethodDef module_methods[] = {
+    {"count_kinds", count_kinds, METH_O,
+     "count_kinds(rows) -> {kind: count}: a chunk's index entry (see _ctrace.c)."},
     {"pack", codec_pack, METH_O, "pack(value) -> bytes: a spool chunk (see _ctrace.c)."},
     {"unpack", codec_unpack, METH_O, "unpack(data) -> the value pack() wrote."},
     {"packed", (PyCFunction)(void (*)(void))codec_packed, METH_FASTCALL,

@@ -120,11 +120,18 @@ def _array_header(count: int) -> bytes:
     return b"\xdd" + count.to_bytes(4, "big")
 
 
-def _count_kinds(rows: list[tuple[Any, ...]]) -> dict[str, int]:
+def _py_count_kinds(rows: list[tuple[Any, ...]]) -> dict[str, int]:
+    """How many rows of each kind, kinds in the order they first come (a spilled
+    chunk's index entry)."""
     return dict(Counter(map(_kind_of, rows)))
 
 
 _kind_of = operator.itemgetter(3)
+
+#: ``_py_count_kinds``, by its C twin when it is built (the kinds counted by pointer:
+#: ~1.5 ns a row instead of ~35).
+_count_kinds: Callable[[list[tuple[Any, ...]]], dict[str, int]] = \
+    _py_count_kinds if _ctrace is None else _ctrace.count_kinds
 
 
 def _kind_test(kind: str | None) -> Callable[[str], bool] | None:

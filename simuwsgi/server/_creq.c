@@ -65,7 +65,8 @@
     X(_last_ctime) X(_leave) X(manage_next_request) X(park) X(popleft) X(accepting) \
     X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
     X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) \
-    X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars)
+    X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars) \
+    X(_take_idle_worker_py)
 
 #define DECLARE(n) static PyObject *s_##n;
 NAMES(DECLARE)
@@ -264,6 +265,79 @@ randbelow(PyObject *rng, Py_ssize_t n)
     return r;
 }
 
+/* `take_idle_worker`'s plain case (no --thunder-lock, every worker accepting), `count`
+ * > 0 workers idle: idle.pop(), or idle.pop(rng._randbelow(count)) and the `choice`
+ * record; the worker is no longer idle. A new reference. */
+static PyObject *
+pick_idle(PyObject *idle, Py_ssize_t count, PyObject *kernel, PyObject *trace,
+          PyObject *now, PyObject *what)
+{
+    Owned owned = {.count = 0}, *own = &owned;
+    PyObject *drawn = NULL, *worker = NULL;
+    if (count > 1) {
+        PyObject *rng = GET(kernel, rng), *n;
+        if (rng == NULL || (n = keep(own, PyLong_FromSsize_t(count))) == NULL
+                || (drawn = keep(own, Py_TYPE(rng) == Random ? randbelow(rng, count)
+                                 : call_method(rng, s__randbelow, n, NULL))) == NULL)
+            goto out;
+    }
+    if ((worker = call_method(idle, s_pop, drawn, NULL)) == NULL) goto out;
+    if (count > 1) {
+        /* _record_choice: how many were eligible and which was picked */
+        PyObject *picked = GET(worker, name), *among = keep(own, PyLong_FromSsize_t(count));
+        PyObject *choice = keep(own, PyDict_New());
+        if (picked == NULL || among == NULL || choice == NULL
+                || PyDict_SetItem(choice, s_what, what) < 0
+                || PyDict_SetItem(choice, s_among, among) < 0
+                || PyDict_SetItem(choice, s_picked, picked) < 0
+                || record(trace, now, s_master, s_choice, choice) < 0) goto fail;
+    }
+    if (PyObject_SetAttr(worker, s_idle, Py_False) == 0) goto out;
+fail:
+    Py_CLEAR(worker);
+out:
+    release(own);
+    return worker;
+}
+
+/* `take_idle_worker(inst, what)`: its plain case in C (see pick_idle), the Python twin
+ * for --thunder-lock and workers that stopped accepting. */
+static PyObject *
+take_idle_worker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "take_idle_worker(inst, what)");
+        return NULL;
+    }
+    PyObject *inst = args[0], *result = NULL;
+    Owned owned = {.count = 0}, *own = &owned;
+    int plain = 1;
+    PyObject *flags[] = {GET(inst, thunder_lock), GET(inst, some_refuse)};
+    for (int i = 0; i < 2; i++) {
+        int set = truth(flags[i]);
+        if (set < 0) goto out;
+        if (set) plain = 0;
+    }
+    PyObject *idle = GET(inst, idle_workers);
+    if (idle == NULL) goto out;
+    if (!plain || !PyList_CheckExact(idle)) {
+        PyObject *twin = global(workers_globals, s__take_idle_worker_py);
+        if (twin != NULL) result = call(twin, args, 2);
+        goto out;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(idle);
+    if (count == 0) {
+        result = Py_NewRef(Py_None);
+        goto out;
+    }
+    PyObject *kernel = GET(inst, kernel), *trace = GET(inst, trace), *now;
+    if (kernel == NULL || trace == NULL || (now = GET(kernel, now)) == NULL) goto out;
+    result = pick_idle(idle, count, kernel, trace, now, args[1]);
+out:
+    release(own);
+    return result;
+}
+
 static PyObject *
 dispatch_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -301,29 +375,10 @@ dispatch_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (queue != NULL) result = call(queue, args, 2);
         goto out;
     }
-    /* idle.pop(), or idle.pop(rng._randbelow(count)) */
-    PyObject *drawn = NULL, *worker;
-    if (count > 1) {
-        PyObject *rng = GET(kernel, rng), *n;
-        if (rng == NULL || (n = keep(own, PyLong_FromSsize_t(count))) == NULL
-                || (drawn = keep(own, Py_TYPE(rng) == Random ? randbelow(rng, count)
-                                 : call_method(rng, s__randbelow, n, NULL))) == NULL)
-            goto out;
-    }
-    if ((worker = keep(own, call_method(idle, s_pop, drawn, NULL))) == NULL) goto out;
-    if (count > 1) {
-        /* _record_choice: how many were eligible and which was picked */
-        PyObject *picked = GET(worker, name), *among = keep(own, PyLong_FromSsize_t(count));
-        PyObject *choice = keep(own, PyDict_New());
-        if (picked == NULL || among == NULL || choice == NULL
-                || PyDict_SetItem(choice, s_what, s_accept) < 0
-                || PyDict_SetItem(choice, s_among, among) < 0
-                || PyDict_SetItem(choice, s_picked, picked) < 0
-                || record(trace, now, s_master, s_choice, choice) < 0) goto out;
-    }
+    PyObject *worker = keep(own, pick_idle(idle, count, kernel, trace, now, s_accept));
+    if (worker == NULL) goto out;
     PyObject *acceptor, *message;
-    if (PyObject_SetAttr(worker, s_idle, Py_False) < 0
-            || (acceptor = GET(worker, acceptor)) == NULL
+    if ((acceptor = GET(worker, acceptor)) == NULL
             || (message = keep(own, PyTuple_Pack(2, s_req, req))) == NULL) goto out;
     result = call_method(kernel, s_wake, acceptor, message);
 out:
@@ -1168,6 +1223,8 @@ static PyMethodDef methods[] = {
      "setup(workers_globals, reqlog_globals): the module dicts whose names are called"},
     {"handle_request", (PyCFunction)(void (*)(void))handle_request, METH_FASTCALL,
      "handle_request(inst, w, req): workers.handle_request, its common case in C"},
+    {"take_idle_worker", (PyCFunction)(void (*)(void))take_idle_worker, METH_FASTCALL,
+     "take_idle_worker(inst, what): workers.take_idle_worker, its plain case in C"},
     {"dispatch_request", (PyCFunction)(void (*)(void))dispatch_request, METH_FASTCALL,
      "dispatch_request(inst, req): workers.dispatch_request, its common case in C"},
     {"core_loop", (PyCFunction)(void (*)(void))core_loop, METH_FASTCALL,

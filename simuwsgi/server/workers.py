@@ -1066,8 +1066,10 @@ if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
 #: The Python twins of the C functions, which the C code calls for every case it does
 #: not handle itself (see _creq.c).
 _dispatch_request_py, _handle_request_py = dispatch_request, handle_request
+_take_idle_worker_py = take_idle_worker
 if _c is not None:  # a request's common path in C (see _creq.c)
     _c.setup(globals(), _reqlog.__dict__)
     core_loop = _c.core_loop  # noqa: F811
+    take_idle_worker = _c.take_idle_worker  # noqa: F811 - also the signals' pick
     dispatch_request = _c.dispatch_request  # noqa: F811 - the twin is kept above
     handle_request = _c.handle_request  # noqa: F811
