@@ -72,7 +72,6 @@ from ..protocol import (
     internal_error_response,
     last_value,
     not_found_response,
-    response_protocol,
     rpc_http_call,
     rpc_http_response,
 )
@@ -134,15 +133,15 @@ class Plugins:
                     ) -> tuple[Any, WireRequest]:
         """A WSGI request: ``submit(wire, method, path)`` makes it a request of the
         instance; returns it and its wire state (``_http_reply`` makes the reply)."""
-        method = (request.get(b"REQUEST_METHOD") or b"").decode("latin-1")
-        path = (request.get(b"REQUEST_URI") or request.get(b"PATH_INFO") or b"").decode("latin-1")
         wire = WireRequest(vars=request.vars)
-        req = submit(wire, method, path)
+        text = wire.text_vars()  # decoded once: the environ is built from it too
+        req = submit(wire, text.get("REQUEST_METHOD", ""),
+                     text.get("REQUEST_URI") or text.get("PATH_INFO") or "")
         # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
-        req.protocol = response_protocol(request.vars).decode("latin-1")
+        req.protocol = text.get("SERVER_PROTOCOL") or "HTTP/1.0"
         # the client's address as uWSGI knows it: the REMOTE_ADDR var (on --socket the
         # frontend sends it, or nobody does)
-        req.remote_addr = (request.get(b"REMOTE_ADDR") or b"").decode("latin-1")
+        req.remote_addr = text.get("REMOTE_ADDR", "")
         return req, wire
 
     def refuse(self, request: RequestEvent) -> Reply:
