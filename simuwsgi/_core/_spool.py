@@ -114,13 +114,13 @@ class Spool(object if _ctrace is None else _ctrace.SpoolCore):  # type: ignore[m
 
     def clear(self) -> None:
         """Forget every row (the file's space is reused)."""
+        if self._fd >= 0 and self._end:  # (serve clears the log after each request)
+            os.ftruncate(self._fd, 0)
         self.tail = []
         self._chunks.clear()
         self._spilled = 0
         self._end = 0
         self._cached = None
-        if self._fd >= 0:
-            os.ftruncate(self._fd, 0)
 
     # -- reading ----------------------------------------------------------------------
     def __len__(self) -> int:
