@@ -236,7 +236,8 @@ class StaticFiles:
             real = os.path.join(real, index)
             path_info = env.get("PATH_INFO", "")
             slash = "" if not path_info or path_info.endswith("/") else "/"
-            req.appended_vars.append(("PATH_INFO", path_info + slash + index))
+            req.appended_vars = (*req.appended_vars,
+                                 ("PATH_INFO", path_info + slash + index))
         elif not os.path.isfile(real):
             return False
         if req.method not in ("GET", "HEAD"):

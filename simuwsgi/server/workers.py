@@ -48,7 +48,7 @@ import functools
 import io
 import operator
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -157,6 +157,11 @@ class Request:
     var_slots = 0
     #: waits for the client before the app ran (``--post-buffering``)
     switches = 0
+    #: When the body's chunks arrive: (virtual time, bytes sent so far), from
+    #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
+    chunk_times: Sequence[tuple[float, int]] = ()
+    #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``)
+    appended_vars: Sequence[tuple[str, str]] = ()
 
     def __init__(self, method: str, path: str, headers: Iterable[tuple[str, str]] | dict[str, str] | None,
                  body: bytes, submitted: float, *, ident: int = 0,
@@ -183,11 +188,6 @@ class Request:
         self.remote_addr = remote_addr
         self.protocol = protocol
         self.submitted = submitted
-        #: When the body's chunks arrive: (virtual time, bytes sent so far), from
-        #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
-        self.chunk_times: list[tuple[float, int]] = []
-        #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``)
-        self.appended_vars: list[tuple[str, str]] = []
 
     def arrived(self, now: float) -> int:
         """How many body bytes the client has sent by ``now``."""
