@@ -34,6 +34,8 @@
 #include <Python.h>
 #include <math.h>
 
+#include "_cattr.h"
+
 #if PY_VERSION_HEX >= 0x030D0000
 #define lookup_attr PyObject_GetOptionalAttr
 #else
@@ -66,9 +68,9 @@
     X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
     X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) \
     X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars) \
-    X(_take_idle_worker_py)
+    X(_take_idle_worker_py) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
 
-#define DECLARE(n) static PyObject *s_##n;
+#define DECLARE(n) static PyObject *s_##n; ATTR_DECLARE(n)
 NAMES(DECLARE)
 static PyObject *s_request_start, *s_request_end, *s_request_submit, *s_choice;
 static PyObject *s_accept, *s_req, *s_busy, *s_master, *s_empty, *s_script_name;
@@ -109,7 +111,7 @@ release(Owned *own)
     while (own->count) Py_DECREF(own->refs[--own->count]);
 }
 
-#define GET(o, n) keep(own, PyObject_GetAttr((o), s_##n))
+#define GET(o, n) keep(own, attr_get(&a_##n, (o)))
 
 /* A name of the workers or reqlog module (borrowed), or NULL with an error set. */
 static PyObject *
@@ -143,13 +145,13 @@ truth(PyObject *obj)
 
 /* setattr(obj, name, obj.name + 1): 0, or -1 on error. */
 static int
-increment(PyObject *obj, PyObject *name)
+increment(PyObject *obj, Attr *name)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = attr_get(name, obj);
     if (value == NULL) return -1;
     Py_SETREF(value, PyNumber_Add(value, one));
     if (value == NULL) return -1;
-    int rc = PyObject_SetAttr(obj, name, value);
+    int rc = attr_set(name, obj, value);
     Py_DECREF(value);
     return rc;
 }
@@ -292,7 +294,7 @@ pick_idle(PyObject *idle, Py_ssize_t count, PyObject *kernel, PyObject *trace,
                 || PyDict_SetItem(choice, s_picked, picked) < 0
                 || record(trace, now, s_master, s_choice, choice) < 0) goto fail;
     }
-    if (PyObject_SetAttr(worker, s_idle, Py_False) == 0) goto out;
+    if (attr_set(&a_idle, worker, Py_False) == 0) goto out;
 fail:
     Py_CLEAR(worker);
 out:
@@ -407,20 +409,70 @@ policy(Owned *own, PyObject *inst)
     return func == NULL ? NULL : keep(own, call(func, &inst, 1));
 }
 
+/* `value` as a long long: 1 when it is an exact int that fits, 0 when not, -1 error. */
+static int
+exact_int(PyObject *value, long long *out)
+{
+    int overflow = 0;
+    *out = PyLong_CheckExact(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : 0;
+    if (*out == -1 && PyErr_Occurred()) return -1;
+    return PyLong_CheckExact(value) && !overflow;
+}
+
+/* LocalDays.asctime(secs) when `secs` is within the day `days` holds (its slots): the
+ * day's text, HH:MM:SS and the year, as a new reference; NULL with no error set when
+ * it is not (a new day: the Python method loads it). */
+static PyObject *
+day_asctime(Owned *own, PyObject *days, long long secs)
+{
+    PyObject *lo = GET(days, _lo), *hi = GET(days, _hi), *base = GET(days, _base);
+    PyObject *day = GET(days, _day), *year = GET(days, _year);
+    long long from, to, origin;
+    if (lo == NULL || hi == NULL || base == NULL || day == NULL || year == NULL
+            || exact_int(lo, &from) <= 0 || exact_int(hi, &to) <= 0 || exact_int(base, &origin) <= 0
+            || !(from <= secs && secs < to && 0 <= secs - origin && secs - origin < 86400) || !PyUnicode_IS_ASCII(day)
+            || !PyUnicode_IS_ASCII(year)) return NULL;
+    Py_ssize_t day_len = PyUnicode_GET_LENGTH(day), year_len = PyUnicode_GET_LENGTH(year);
+    long sod = (long)(secs - origin);  /* the second of the local day, < 86400 */
+    PyObject *text = PyUnicode_New(day_len + 8 + year_len, 127);
+    if (text == NULL) return NULL;
+    char *at = (char *)PyUnicode_1BYTE_DATA(text);
+    memcpy(at, PyUnicode_1BYTE_DATA(day), day_len);
+    at += day_len;
+    long parts[] = {sod / 3600, sod / 60 % 60, sod % 60};
+    for (int i = 0; i < 3; i++) {
+        *at++ = (char)('0' + parts[i] / 10);
+        *at++ = (char)('0' + parts[i] % 10);
+        if (i < 2) *at++ = ':';
+    }
+    memcpy(at, PyUnicode_1BYTE_DATA(year), year_len);
+    return keep(own, text);
+}
+
 /* reqlog._ctime(wall): the text kept in `reqlog._last_ctime` for its second and time
- * zone, else the Python function (which keeps the new one). Borrowed or owned. */
+ * zone, or the second's text from the local day `reqlog._days` holds (kept as the
+ * last); else the Python function (which loads the day). Borrowed or owned. */
 static PyObject *
 ctime_text(Owned *own, PyObject *start_wall)
 {
-    PyObject *last = global(reqlog_globals, s__last_ctime), *zone;
+    PyObject *last = global(reqlog_globals, s__last_ctime), *zone, *days, *text;
     PyObject *secs = keep(own, PyNumber_Long(start_wall));
-    if (last == NULL || secs == NULL || (zone = global(time_dict, s_tzname)) == NULL)
+    if (last == NULL || secs == NULL || (zone = global(time_dict, s_tzname)) == NULL
+            || (days = global(reqlog_globals, s__days)) == NULL)
         return NULL;
     if (PyList_CheckExact(last) && PyList_GET_SIZE(last) == 3
             && PyList_GET_ITEM(last, 1) == zone) {
         int same = PyObject_RichCompareBool(PyList_GET_ITEM(last, 0), secs, Py_EQ);
         if (same < 0) return NULL;
         if (same) return keep(own, Py_NewRef(PyList_GET_ITEM(last, 2)));
+        long long s;
+        if (PyList_CheckExact(days) && PyList_GET_SIZE(days) == 1 && exact_int(secs, &s) > 0
+                && (text = day_asctime(own, PyList_GET_ITEM(days, 0), s)) != NULL) {
+            PyList_SetItem(last, 0, Py_NewRef(secs));
+            PyList_SetItem(last, 2, Py_NewRef(text));
+            return text;
+        }
+        if (PyErr_Occurred()) return NULL;
     }
     PyObject *func = global(reqlog_globals, s__ctime);
     return func == NULL ? NULL : keep(own, call(func, &start_wall, 1));
@@ -753,7 +805,7 @@ finish(Owned *own, PyObject *req, PyObject *status, PyObject *headers, PyObject 
         Py_XDECREF(done);
         return done == NULL ? -1 : 0;
     }
-    if (PyObject_SetAttr(req, s_done, Py_True) < 0) return -1;
+    if (attr_set(&a_done, req, Py_True) < 0) return -1;
     PyObject *raw = GET(conn, raw), *worker = GET(req, worker), *started = GET(req, started);
     PyObject *empty = keep(own, PyTuple_New(0)), *response, *fields;
     if (raw == NULL || worker == NULL || started == NULL || empty == NULL) return -1;
@@ -768,9 +820,9 @@ finish(Owned *own, PyObject *req, PyObject *status, PyObject *headers, PyObject 
             || PyDict_SetItem(fields, s_started, started) < 0
             || PyDict_SetItem(fields, s_finished, end) < 0
             || PyDict_SetItem(fields, s_raw, raw) < 0
-            || PyObject_SetAttr(req, s_response, response) < 0) return -1;
+            || attr_set(&a_response, req, response) < 0) return -1;
     PyObject *on_done = GET(req, on_done);
-    if (on_done == NULL || PyObject_SetAttr(req, s_on_done, Py_None) < 0) return -1;
+    if (on_done == NULL || attr_set(&a_on_done, req, Py_None) < 0) return -1;
     if (on_done != Py_None && keep(own, PyObject_CallNoArgs(on_done)) == NULL) return -1;
     return 0;
 }
@@ -808,8 +860,8 @@ known_shape(Owned *own, PyObject *reading, PyObject *req)
     }
     if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2) return NULL;
     PyObject *vars = PyTuple_GET_ITEM(known, 0);
-    if (PyObject_SetAttr(req, s__vars, vars) < 0
-            || PyObject_SetAttr(req, s__pktsize, PyTuple_GET_ITEM(known, 1)) < 0) return NULL;
+    if (attr_set(&a__vars, req, vars) < 0
+            || attr_set(&a__pktsize, req, PyTuple_GET_ITEM(known, 1)) < 0) return NULL;
     return keep(own, Py_NewRef(vars));
 }
 
@@ -951,12 +1003,12 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *kernel = GET(inst, kernel), *trace = GET(inst, trace), *id = GET(w, id);
     PyObject *started, *fields, *name, *threads;
     if (kernel == NULL || trace == NULL || id == NULL
-            || PyObject_SetAttr(req, s_vars, vars) < 0
-            || PyObject_SetAttr(w, s_status, s_busy) < 0
-            || PyObject_SetAttr(w, s_request, req) < 0
-            || PyObject_SetAttr(req, s_worker, id) < 0
+            || attr_set(&a_vars, req, vars) < 0
+            || attr_set(&a_status, w, s_busy) < 0
+            || attr_set(&a_request, w, req) < 0
+            || attr_set(&a_worker, req, id) < 0
             || (started = GET(kernel, now)) == NULL
-            || PyObject_SetAttr(req, s_started, started) < 0
+            || attr_set(&a_started, req, started) < 0
             || (fields = request_fields(own, req)) == NULL
             || (threads = GET(inst, threads)) == NULL) goto out;
     int many = PyObject_RichCompareBool(threads, one, Py_GT);
@@ -975,9 +1027,9 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto out;
     /* Reading.parse_vars with none of its steps: the environ's vars, the app */
     PyObject *app_id;
-    if (PyObject_SetAttr(req, s_env_vars, vars) < 0
+    if (attr_set(&a_env_vars, req, vars) < 0
             || (app_id = find_app(own, inst, w, vars)) == NULL
-            || PyObject_SetAttr(req, s_app_id, app_id) < 0) goto out;
+            || attr_set(&a_app_id, req, app_id) < 0) goto out;
     int counted = PyObject_RichCompareBool(app_id, zero, Py_GE);
     if (counted < 0 || (counted && count_in(GET(w, app_local_requests), app_id) < 0)) goto out;
     PyObject *call_app = global(workers_globals, s__call_app), *outcome;
@@ -994,18 +1046,18 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* uwsgi_close_request: counters at the end of the request */
     PyObject *end, *core_counts, *core, *elapsed, *requests, *running, *size;
     if ((end = GET(kernel, now)) == NULL
-            || increment(w, s_requests) < 0 || increment(w, s_delta_requests) < 0
+            || increment(w, &a_requests) < 0 || increment(w, &a_delta_requests) < 0
             || (core_counts = GET(w, core_counts)) == NULL
             || (core = GET(w, core)) == NULL) goto out;
     PyObject *at_core = keep(own, PyObject_GetItem(core_counts, core));
     if (at_core == NULL || (at_core = keep(own, PyNumber_Add(at_core, one))) == NULL
             || PyObject_SetItem(core_counts, core, at_core) < 0
-            || increment(inst, s_total_requests) < 0
+            || increment(inst, &a_total_requests) < 0
             || (counted && count_in(GET(w, app_requests), app_id) < 0)
             || (elapsed = keep(own, elapsed_micros(end, started))) == NULL
             || (running = GET(w, running_time)) == NULL
             || (running = keep(own, PyNumber_Add(running, elapsed))) == NULL
-            || PyObject_SetAttr(w, s_running_time, running) < 0
+            || attr_set(&a_running_time, w, running) < 0
             || (requests = GET(w, requests)) == NULL) goto out;
     int first = PyObject_RichCompareBool(requests, one, Py_EQ);
     if (first < 0) goto out;
@@ -1015,16 +1067,16 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 || (avg = keep(own, PyNumber_FloorDivide(avg, two))) == NULL) goto out;
     }
     Py_ssize_t length = PyObject_Length(body);
-    if (length < 0 || PyObject_SetAttr(w, s_avg_rt, avg) < 0
+    if (length < 0 || attr_set(&a_avg_rt, w, avg) < 0
             || (size = keep(own, PyLong_FromSsize_t(length))) == NULL
             || (tx = GET(w, tx)) == NULL || (tx = keep(own, PyNumber_Add(tx, size))) == NULL
-            || PyObject_SetAttr(w, s_tx, tx) < 0
-            || PyObject_SetAttr(w, s_request, Py_None) < 0) goto out;
+            || attr_set(&a_tx, w, tx) < 0
+            || attr_set(&a_request, w, Py_None) < 0) goto out;
     int deadline = truth(GET(w, harakiri_deadline));
     if (deadline == 0) deadline = truth(GET(w, user_harakiri_deadline));
     if (deadline < 0) goto out;
-    if (deadline && (PyObject_SetAttr(w, s_harakiri_deadline, zero_float) < 0
-                     || PyObject_SetAttr(w, s_user_harakiri_deadline, zero_float) < 0
+    if (deadline && (attr_set(&a_harakiri_deadline, w, zero_float) < 0
+                     || attr_set(&a_user_harakiri_deadline, w, zero_float) < 0
                      || keep(own, call_method(inst, s__reschedule_harakiri, w, NULL)) == NULL))
         goto out;
     int raised = truth(failed);
@@ -1052,7 +1104,7 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *log_args[] = {inst, w, req, start_wall, end};
         if (log == NULL || keep(own, call(log, log_args, 5)) == NULL) goto out;
     }
-    if (PyObject_SetAttr(req, s_conn, Py_None) < 0) goto out;
+    if (attr_set(&a_conn, req, Py_None) < 0) goto out;
     int done = worker_done(own, inst, w);
     if (done < 0) goto out;
     if (done) {
@@ -1073,12 +1125,12 @@ out:
 static int
 insort_by_id(PyObject *idle, PyObject *w)
 {
-    PyObject *id = PyObject_GetAttr(w, s_id);
+    PyObject *id = attr_get(&a_id, w);
     if (id == NULL) return -1;
     Py_ssize_t lo = 0, hi = PyList_GET_SIZE(idle);
     while (lo < hi) {
         Py_ssize_t mid = (lo + hi) / 2;
-        PyObject *other = PyObject_GetAttr(PyList_GET_ITEM(idle, mid), s_id);
+        PyObject *other = attr_get(&a_id, PyList_GET_ITEM(idle, mid));
         int before = other == NULL ? -1 : PyObject_RichCompareBool(id, other, Py_LT);
         Py_XDECREF(other);
         if (before < 0) {
@@ -1113,7 +1165,7 @@ core_turn(PyObject *inst, PyObject *core, PyObject *w, PyObject *kernel, PyObjec
         rc = 1;
         goto out;
     }
-    if (PyObject_SetAttr(w, s_acceptor, core) < 0) goto out;
+    if (attr_set(&a_acceptor, w, core) < 0) goto out;
     int has = truth(private);
     if (has > 0) {
         kind = s_sig;
@@ -1127,8 +1179,8 @@ core_turn(PyObject *inst, PyObject *core, PyObject *w, PyObject *kernel, PyObjec
         value = keep(own, call_method(listen, s_popleft, NULL, NULL));
     } else if (has == 0) {  /* idle in accept */
         PyObject *message;
-        if (PyObject_SetAttr(w, s_status, s_idle) < 0
-                || PyObject_SetAttr(w, s_idle, Py_True) < 0
+        if (attr_set(&a_status, w, s_idle) < 0
+                || attr_set(&a_idle, w, Py_True) < 0
                 || (thunder_lock ? PyList_Append(idle, w) : insort_by_id(idle, w)) < 0
                 || (message = keep(own, call_method(kernel, s_park, s_accept, NULL))) == NULL)
             goto out;
@@ -1149,9 +1201,9 @@ core_turn(PyObject *inst, PyObject *core, PyObject *w, PyObject *kernel, PyObjec
     if (waiting < 0) goto out;
     if (waiting) {
         PyObject *next = keep(own, call_method(waiters, s_popleft, NULL, NULL));
-        if (next == NULL || PyObject_SetAttr(w, s_acceptor, next) < 0
+        if (next == NULL || attr_set(&a_acceptor, w, next) < 0
                 || keep(own, call_method(kernel, s_wake, next, NULL)) == NULL) goto out;
-    } else if (PyObject_SetAttr(w, s_acceptor, Py_None) < 0) goto out;
+    } else if (attr_set(&a_acceptor, w, Py_None) < 0) goto out;
     int is = PyObject_RichCompareBool(kind, s_sig, Py_EQ);
     if (is < 0) goto out;
     if (is) {
@@ -1236,7 +1288,7 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "_creq", "A simulated request's bookkeeping in C.", -1, methods,
 };
 
-#define INTERN(n) if ((s_##n = PyUnicode_InternFromString(#n)) == NULL) return NULL;
+#define INTERN(n) ATTR_INTERN(n) s_##n = a_##n.name;
 #define STRING(var, value) if ((var = PyUnicode_InternFromString(value)) == NULL) return NULL;
 
 PyMODINIT_FUNC
