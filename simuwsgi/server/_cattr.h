@@ -120,24 +120,45 @@ attr_dict(PyObject *obj)
     return where == NULL ? NULL : *where;
 }
 
+/* obj.<a> as its class's layout finds it (a new reference), or NULL: an error, or
+ * none set when getattr must be asked. */
+static inline PyObject *
+attr_known(Attr *a, PyObject *obj)
+{
+    AttrLayout *layout = attr_layout(a, obj);
+    if (layout->how == ATTR_SLOT) {
+        return Py_XNewRef(*(PyObject **)((char *)obj + layout->offset));
+    }
+    if (layout->how == ATTR_DICT) {
+        PyObject *dict = attr_dict(obj);
+        if (dict != NULL) {
+            PyObject *value = PyDict_GetItemWithError(dict, a->name);
+            return Py_XNewRef(value != NULL || PyErr_Occurred() ? value : layout->fallback);
+        }
+    }
+    return NULL;
+}
+
 /* obj.<a>: a new reference, NULL on error. */
 static inline PyObject *
 attr_get(Attr *a, PyObject *obj)
 {
-    AttrLayout *layout = attr_layout(a, obj);
-    if (layout->how == ATTR_SLOT) {
-        PyObject *value = *(PyObject **)((char *)obj + layout->offset);
-        if (value != NULL) return Py_NewRef(value);
-    } else if (layout->how == ATTR_DICT) {
-        PyObject *dict = attr_dict(obj);
-        if (dict != NULL) {
-            PyObject *value = PyDict_GetItemWithError(dict, a->name);
-            if (value != NULL) return Py_NewRef(value);
-            if (PyErr_Occurred()) return NULL;
-            if (layout->fallback != NULL) return Py_NewRef(layout->fallback);
-        }
-    }
+    PyObject *value = attr_known(a, obj);
+    if (value != NULL || PyErr_Occurred()) return value;
     return PyObject_GetAttr(obj, a->name);  /* (its error when there is no such value) */
+}
+
+/* obj.<a> into *out when it has one: 1, 0 when it has none (*out NULL), -1 error. */
+static inline int
+attr_lookup(Attr *a, PyObject *obj, PyObject **out)
+{
+    if ((*out = attr_known(a, obj)) != NULL) return 1;
+    if (PyErr_Occurred()) return -1;
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(obj, a->name, out);
+#else
+    return _PyObject_LookupAttr(obj, a->name, out);
+#endif
 }
 
 /* obj.<a> = value: 0, -1 on error. */

@@ -36,12 +36,6 @@
 
 #include "_cattr.h"
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define lookup_attr PyObject_GetOptionalAttr
-#else
-#define lookup_attr _PyObject_LookupAttr
-#endif
-
 #define NAMES(X) \
     X(kernel) X(now) X(current) X(name) X(trace) X(add) X(stopped) X(is_cheap) \
     X(thunder_lock) X(some_refuse) X(idle_workers) X(rng) X(getrandbits) X(idle) \
@@ -876,7 +870,7 @@ plain_vars(Owned *own, PyObject *inst, PyObject *req, PyObject **pktsize)
         PyObject *control = GET(net, control);
         if (control == NULL || control != Py_None) return NULL;
     }
-    if (lookup_attr(inst, s__reading, &reading) < 0) return NULL;
+    if (attr_lookup(&a__reading, inst, &reading) < 0) return NULL;
     if (reading == NULL) return NULL;  /* made on first use: by the twin */
     keep(own, reading);
     PyObject *checks[] = {GET(reading, limit_post), GET(reading, post_buffering),

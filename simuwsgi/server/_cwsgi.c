@@ -38,23 +38,22 @@
 #include <Python.h>
 #include "structmember.h"
 
+#include "_cattr.h"
+
 #define PAGE_SIZE_ 4096
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define lookup_attr(obj, name, out) PyObject_GetOptionalAttr((obj), (name), (out))
-#else
-#define lookup_attr(obj, name, out) _PyObject_LookupAttr((obj), (name), (out))
-#endif
 
-static PyObject *str_protocol, *str_opts, *str_int, *str_append, *str_close;
-static PyObject *str_request, *str_conn, *str_current, *str_env, *str_content_length;
-static PyObject *str_wsgi_input, *str_app_id, *str_switches, *str_lazy_apps, *str_apps;
-static PyObject *str_app, *str_resolve, *str_subsystems, *str_misc, *str_spit;
-static PyObject *str_writeout, *str_body, *str_facade, *str_cores, *str_env_vars;
-static PyObject *str_vars, *str_seen, *str_items, *str_length, *str_memo, *str_join;
-static PyObject *str_crlf, *str_colon, *str_end, *str_headers_limit, *empty_str;
-static PyObject *str__cl, *str__conn, *empty_tuple;
-static PyObject *empty_bytes, *unknown, *zero, *two;
+static PyObject *str_int, *str_append, *str_env, *str_content_length, *str_wsgi_input;
+static PyObject *str_resolve, *str_misc, *str_join, *str_crlf, *str_colon, *str_end;
+static PyObject *str_headers_limit, *empty_str, *empty_tuple, *empty_bytes, *unknown;
+static PyObject *zero, *two;
+
+/* the attributes read and written here (see _cattr.h) */
+#define ATTRS(X) \
+    X(_cl) X(_conn) X(app) X(app_id) X(apps) X(body) X(close) X(conn) X(cores) X(current) \
+    X(facade) X(items) X(lazy_apps) X(length) X(memo) X(opts) X(protocol) X(request) \
+    X(_seen) X(spit) X(subsystems) X(switches) X(writeout) X(env_vars) X(vars)
+ATTRS(ATTR_DECLARE)
 
 /* -- the connection ---------------------------------------------------------------- */
 
@@ -170,7 +169,7 @@ static int
 conn_append_size(Conn *self, Py_ssize_t size)
 {
     if (size > self->hcap - self->hpos) {
-        PyObject *opts = PyObject_GetAttr(self->inst, str_opts);
+        PyObject *opts = attr_get(&a_opts, self->inst);
         if (opts == NULL) {
             return -1;
         }
@@ -269,7 +268,7 @@ conn_prepare(Conn *self, PyObject *raw, PyObject *text)
     if (status == NULL) {
         return -1;
     }
-    PyObject *proto_text = PyObject_GetAttr(self->req, str_protocol);
+    PyObject *proto_text = attr_get(&a_protocol, self->req);
     if (proto_text == NULL) {
         Py_DECREF(status);
         return -1;
@@ -350,7 +349,7 @@ conn_add_header_meth(Conn *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 conn_header_block(Conn *self)
 {
-    PyObject *proto = PyObject_GetAttr(self->req, str_protocol);
+    PyObject *proto = attr_get(&a_protocol, self->req);
     if (proto == NULL) {
         return NULL;
     }
@@ -855,16 +854,16 @@ static PyTypeObject BuiltinType = {
 static Conn *
 current_conn(PyObject *kernel)
 {
-    PyObject *proc = PyObject_GetAttr(kernel, str_current), *req, *conn;
+    PyObject *proc = attr_get(&a_current, kernel), *req, *conn;
     if (proc == NULL) {
         return NULL;
     }
-    int found = lookup_attr(proc, str_request, &req);
+    int found = attr_lookup(&a_request, proc, &req);
     Py_DECREF(proc);
     if (found <= 0) {
         return NULL;
     }
-    found = lookup_attr(req, str_conn, &conn);
+    found = attr_lookup(&a_conn, req, &conn);
     Py_DECREF(req);
     if (found <= 0) {
         return NULL;
@@ -962,21 +961,21 @@ typedef struct {
 } Caller;
 
 /* getattr(obj, name): a new reference (NULL: error) */
-#define GET(obj, name) PyObject_GetAttr((obj), (name))
+#define GET(obj, n) attr_get(&a_##n, (obj))
 
 /* inst.opts.memo(key, compute, inst), looking in the options' answers first as
  * Options.memo does when they are fresh */
 static PyObject *
 environ_keys(Caller *self, PyObject *inst)
 {
-    PyObject *opts = GET(inst, str_opts), *seen = NULL, *items = NULL, *length = NULL;
+    PyObject *opts = GET(inst, opts), *seen = NULL, *items = NULL, *length = NULL;
     PyObject *memo = NULL, *found = NULL;
     if (opts == NULL) {
         return NULL;
     }
-    if ((seen = GET(opts, str_seen)) != NULL && (items = GET(opts, str_items)) != NULL
-            && (length = GET(seen, str_length)) != NULL && (memo = GET(seen, str_memo)) != NULL) {
-        PyObject *seen_items = GET(seen, str_items);
+    if ((seen = GET(opts, _seen)) != NULL && (items = GET(opts, items)) != NULL
+            && (length = GET(seen, length)) != NULL && (memo = GET(seen, memo)) != NULL) {
+        PyObject *seen_items = GET(seen, items);
         if (seen_items != NULL) {
             Py_ssize_t n = PyObject_Length(items);
             Py_ssize_t want = PyLong_AsSsize_t(length);
@@ -1024,11 +1023,11 @@ new_input(Caller *self, PyObject *body, PyObject *cl, PyObject *conn)
         post_cl = n;
     }
     PyObject *input = type->tp_new(type, empty_tuple, NULL), *initial = NULL, *args = NULL;
-    if (input == NULL || PyObject_SetAttr(input, str__cl, cl) < 0
+    if (input == NULL || attr_set(&a__cl, input, cl) < 0
             || (initial = PySequence_GetSlice(body, 0, post_cl)) == NULL
             || (args = PyTuple_Pack(1, initial)) == NULL
             || type->tp_base->tp_init(input, args, NULL) < 0
-            || PyObject_SetAttr(input, str__conn, conn) < 0) {
+            || attr_set(&a__conn, input, conn) < 0) {
         Py_CLEAR(input);
     }
     Py_XDECREF(args);
@@ -1041,9 +1040,10 @@ new_input(Caller *self, PyObject *body, PyObject *cl, PyObject *conn)
 static PyObject *
 build_environ(Caller *self, PyObject *inst, PyObject *req, PyObject *conn)
 {
-    PyObject *src = NULL, *names[2] = {str_env_vars, str_vars};
+    PyObject *src = NULL;
+    Attr *names[2] = {&a_env_vars, &a_vars};
     for (int i = 0; i < 2 && src == NULL; i++) {
-        PyObject *v = GET(req, names[i]);
+        PyObject *v = attr_get(names[i], req);
         if (v == NULL) {
             return NULL;
         }
@@ -1084,7 +1084,7 @@ build_environ(Caller *self, PyObject *inst, PyObject *req, PyObject *conn)
     else {
         cl = Py_NewRef(zero);
     }
-    PyObject *body = GET(req, str_body);
+    PyObject *body = GET(req, body);
     if (body == NULL) {
         Py_DECREF(cl);
         goto fail;
@@ -1253,7 +1253,7 @@ respond(Caller *self, PyObject *inst, PyObject *w, Conn *conn, PyObject *result)
         return failed;  /* no close() */
     }
     PyObject *close;
-    if (lookup_attr(result, str_close, &close) < 0) {
+    if (attr_lookup(&a_close, result, &close) < 0) {
         return -1;
     }
     if (close != NULL) {
@@ -1345,7 +1345,7 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
     int cores_lt2 = 0;
 
     /* the app: (w.apps if inst.lazy_apps else inst.app.apps).get(req.app_id) */
-    PyObject *lazy = GET(inst, str_lazy_apps);
+    PyObject *lazy = GET(inst, lazy_apps);
     if (lazy == NULL) {
         return NULL;
     }
@@ -1355,20 +1355,20 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
         return NULL;
     }
     if (is_lazy) {
-        apps = GET(w, str_apps);
+        apps = GET(w, apps);
     }
     else {
-        PyObject *loader = GET(inst, str_app);
+        PyObject *loader = GET(inst, app);
         if (loader == NULL) {
             return NULL;
         }
-        apps = GET(loader, str_apps);
+        apps = GET(loader, apps);
         Py_DECREF(loader);
     }
-    if (apps == NULL || (app_id = GET(req, str_app_id)) == NULL) {
+    if (apps == NULL || (app_id = GET(req, app_id)) == NULL) {
         goto done;
     }
-    if ((subsystems = GET(inst, str_subsystems)) == NULL) {
+    if ((subsystems = GET(inst, subsystems)) == NULL) {
         goto done;
     }
     if (PyDict_Check(apps) && PyDict_Check(subsystems)) {
@@ -1387,7 +1387,7 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
         Py_CLEAR(misc);
         return PyObject_Vectorcall(self->h[H_FALLBACK], args, nargsf, kwnames);
     }
-    PyObject *loader = GET(inst, str_app);
+    PyObject *loader = GET(inst, app);
     if (loader == NULL) {
         goto done;
     }
@@ -1397,19 +1397,19 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
         goto done;
     }
     Py_SETREF(app, mine);
-    if ((spit = GET(misc, str_spit)) == NULL || (write = GET(misc, str_writeout)) == NULL) {
+    if ((spit = GET(misc, spit)) == NULL || (write = GET(misc, writeout)) == NULL) {
         goto done;
     }
     PyTypeObject *conn_type = (PyTypeObject *)self->h[H_CONNECTION];
     if ((conn = (Conn *)conn_type->tp_alloc(conn_type, 0)) == NULL
             || conn_fill(conn, inst, req, w, write) < 0
-            || PyObject_SetAttr(req, str_conn, (PyObject *)conn) < 0) {
+            || attr_set(&a_conn, req, (PyObject *)conn) < 0) {
         goto done;
     }
     if ((conn->app_id = PyLong_AsSsize_t(app_id)) == -1 && PyErr_Occurred()) {
         goto done;
     }
-    PyObject *switches = GET(req, str_switches);
+    PyObject *switches = GET(req, switches);
     if (switches == NULL) {
         goto done;
     }
@@ -1422,14 +1422,14 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
         goto done;
     }
     /* uwsgi.env goes straight into the module's dict (see the twin) */
-    PyObject *facade = GET(inst, str_facade), *cores;
+    PyObject *facade = GET(inst, facade), *cores;
     if (facade == NULL) {
         goto done;
     }
     module = PyModule_Check(facade) ? Py_NewRef(PyModule_GetDict(facade))
                                     : PyObject_GetAttrString(facade, "__dict__");
     Py_DECREF(facade);
-    if (module == NULL || (cores = GET(inst, str_cores)) == NULL) {
+    if (module == NULL || (cores = GET(inst, cores)) == NULL) {
         goto done;
     }
     cores_lt2 = PyObject_RichCompareBool(cores, two, Py_LT);
@@ -1598,22 +1598,14 @@ PyMODINIT_FUNC
 PyInit__cwsgi(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
-    INTERN(str_protocol, "protocol") INTERN(str_opts, "opts")
-    INTERN(str_int, "int") INTERN(str_append, "append") INTERN(str_close, "close")
-    INTERN(str_request, "request") INTERN(str_conn, "conn") INTERN(str_current, "current")
-    INTERN(str_env, "env") INTERN(str_content_length, "CONTENT_LENGTH")
-    INTERN(str_wsgi_input, "wsgi.input") INTERN(str_app_id, "app_id")
-    INTERN(str_switches, "switches") INTERN(str_lazy_apps, "lazy_apps")
-    INTERN(str_apps, "apps") INTERN(str_app, "app") INTERN(str_resolve, "resolve")
-    INTERN(str_subsystems, "subsystems") INTERN(str_misc, "misc") INTERN(str_spit, "spit")
-    INTERN(str_writeout, "writeout") INTERN(str_body, "body") INTERN(str_facade, "facade")
-    INTERN(str_cores, "cores") INTERN(str_env_vars, "env_vars") INTERN(str_vars, "vars")
-    INTERN(str_seen, "_seen") INTERN(str_items, "items") INTERN(str_length, "length")
-    INTERN(str_memo, "memo") INTERN(str_join, "join") INTERN(str_crlf, "\r\n")
-    INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")
+    INTERN(str_int, "int") INTERN(str_append, "append") INTERN(str_env, "env")
+    INTERN(str_content_length, "CONTENT_LENGTH") INTERN(str_wsgi_input, "wsgi.input")
+    INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
+    INTERN(str_crlf, "\r\n") INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")
     INTERN(str_headers_limit, "response-headers-limit") INTERN(empty_str, "")
-    INTERN(unknown, "Unknown") INTERN(str__cl, "_cl") INTERN(str__conn, "_conn")
+    INTERN(unknown, "Unknown")
 #undef INTERN
+    ATTRS(ATTR_INTERN)
     if ((empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL
             || (empty_tuple = PyTuple_New(0)) == NULL
             || (zero = PyLong_FromLong(0)) == NULL || (two = PyLong_FromLong(2)) == NULL
