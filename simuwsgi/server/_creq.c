@@ -62,7 +62,9 @@
     X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
     X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) \
     X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars) \
-    X(_take_idle_worker_py) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
+    X(_take_idle_worker_py) X(ident) X(closed) X(_watchdog) X(driving) \
+    X(_request_ids) X(_ensure_started) X(inst) X(call_soon) X(post_at) X(dispatch_request) \
+    X(submitted) X(body_length) X(upper) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
 
 #define DECLARE(n) static PyObject *s_##n; ATTR_DECLARE(n)
 NAMES(DECLARE)
@@ -70,7 +72,7 @@ static PyObject *s_request_start, *s_request_end, *s_request_submit, *s_choice;
 static PyObject *s_accept, *s_req, *s_busy, *s_master, *s_empty, *s_script_name;
 static PyObject *s_raised, *s_not_called, *s_reqlog_key;
 static PyObject *s_sig, *s_for_mutex;
-static PyObject *zero, *one, *two, *zero_float;
+static PyObject *zero, *one, *two, *zero_float, *empty_args;
 
 /* The module dicts of workers and reqlog (setup), and the `time` module's dict. */
 static PyObject *workers_globals, *reqlog_globals, *time_dict;
@@ -1251,6 +1253,95 @@ out:
     return result;
 }
 
+/* -- submit ---------------------------------------------------------------------------- */
+
+/* Request.__init__'s defaults of remote_addr and protocol (read at setup). */
+static PyObject *default_remote_addr, *default_protocol;
+
+/* Request(method, path, None, body, submitted, ident=ident) for a str method and a
+ * bytes body: its __dict__ filled as __init__ fills it. Else Request itself. */
+static PyObject *
+new_request(PyObject *method, PyObject *path, PyObject *headers, PyObject *body,
+            PyObject *submitted, PyObject *ident)
+{
+    PyObject *type = global(workers_globals, s_Request);
+    if (type == NULL) return NULL;
+    if (headers != Py_None || !PyBytes_CheckExact(body) || !PyUnicode_CheckExact(method)
+            || !PyType_Check(type)) {
+        PyObject *args[] = {method, path, headers, body, submitted, ident};
+        PyObject *names = PyTuple_Pack(1, s_ident);
+        PyObject *req = names == NULL ? NULL : PyObject_Vectorcall(type, args, 5, names);
+        Py_XDECREF(names);
+        return req;
+    }
+    PyObject *req = NULL, *fields = NULL, *upper = NULL, *headers_list = NULL, *length = NULL;
+    if ((upper = call_method(method, s_upper, NULL, NULL)) == NULL
+            || (headers_list = PyList_New(0)) == NULL
+            || (length = PyLong_FromSsize_t(PyBytes_GET_SIZE(body))) == NULL
+            || (req = PyBaseObject_Type.tp_new((PyTypeObject *)type, empty_args, NULL)) == NULL
+            || (fields = PyObject_GenericGetDict(req, NULL)) == NULL
+            || PyDict_SetItem(fields, s_id, ident) < 0
+            || PyDict_SetItem(fields, s_method, upper) < 0
+            || PyDict_SetItem(fields, s_path, path) < 0
+            || PyDict_SetItem(fields, s_headers, headers_list) < 0
+            || PyDict_SetItem(fields, s_body, body) < 0
+            || PyDict_SetItem(fields, s_chunked, Py_False) < 0
+            || PyDict_SetItem(fields, s_body_length, length) < 0
+            || PyDict_SetItem(fields, s_remote_addr, default_remote_addr) < 0
+            || PyDict_SetItem(fields, s_protocol, default_protocol) < 0
+            || PyDict_SetItem(fields, s_submitted, submitted) < 0) Py_CLEAR(req);
+    Py_XDECREF(upper);
+    Py_XDECREF(headers_list);
+    Py_XDECREF(length);
+    Py_XDECREF(fields);
+    return req;
+}
+
+/* `Simulation.submit(method, path, headers=, body=, at=)` without body chunks: the
+ * same steps (the start checks, the request's id, the request, its dispatch event). */
+static PyObject *
+submit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "submit(sim, method, path, headers, body, at)");
+        return NULL;
+    }
+    PyObject *sim = args[0], *at = args[5], *result = NULL;
+    Owned owned = {.count = 0}, *own = &owned;
+    PyObject *kernel = GET(sim, kernel), *watchdog = GET(sim, _watchdog), *current;
+    if (kernel == NULL || watchdog == NULL || (current = GET(kernel, current)) == NULL)
+        goto out;
+    int ready = truth(GET(sim, started));
+    if (ready > 0) ready = !truth(GET(sim, closed)) && current == Py_None;
+    if (ready > 0) ready = !truth(GET(watchdog, driving));
+    if (PyErr_Occurred() || (!ready
+                             && keep(own, call_method(sim, s__ensure_started, NULL, NULL)) == NULL))
+        goto out;
+    PyObject *ids = GET(sim, _request_ids), *now, *req, *inst, *dispatch;
+    if (ids == NULL || (ids = keep(own, PyNumber_Add(ids, one))) == NULL
+            || attr_set(&a__request_ids, sim, ids) < 0
+            || (now = GET(kernel, now)) == NULL
+            || (req = keep(own, new_request(args[1], args[2], args[3], args[4], now, ids))) == NULL
+            || (inst = GET(sim, inst)) == NULL
+            || (dispatch = global(workers_globals, s_dispatch_request)) == NULL) goto out;
+    PyObject *event;
+    if (at == Py_None) {
+        PyObject *call_args[] = {kernel, dispatch, inst, req};
+        event = PyObject_VectorcallMethod(s_call_soon, call_args,
+                                          4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    } else {  /* kernel.post_at(max(at, now), ...) */
+        int later = PyObject_RichCompareBool(now, at, Py_GT);
+        if (later < 0) goto out;
+        PyObject *call_args[] = {kernel, later ? now : at, dispatch, inst, req};
+        event = PyObject_VectorcallMethod(s_post_at, call_args,
+                                          5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    if (keep(own, event) != NULL) result = Py_NewRef(req);
+out:
+    release(own);
+    return result;
+}
+
 /* -- setup ----------------------------------------------------------------------------- */
 
 static PyObject *
@@ -1259,6 +1350,21 @@ setup(PyObject *module, PyObject *args)
     PyObject *workers, *reqlog;
     if (!PyArg_ParseTuple(args, "O!O!:setup", &PyDict_Type, &workers, &PyDict_Type, &reqlog))
         return NULL;
+    PyObject *type = global(workers, s_Request), *init, *defaults;
+    if (type == NULL || (init = PyObject_GetAttrString(type, "__init__")) == NULL) return NULL;
+    defaults = PyObject_GetAttrString(init, "__kwdefaults__");
+    Py_DECREF(init);
+    if (defaults == NULL) return NULL;
+    PyObject *remote = PyDict_Check(defaults) ? PyDict_GetItem(defaults, s_remote_addr) : NULL;
+    PyObject *protocol = PyDict_Check(defaults) ? PyDict_GetItem(defaults, s_protocol) : NULL;
+    if (remote == NULL || protocol == NULL) {
+        Py_DECREF(defaults);
+        PyErr_SetString(PyExc_TypeError, "_creq: Request.__init__ without its defaults");
+        return NULL;
+    }
+    Py_XSETREF(default_remote_addr, Py_NewRef(remote));
+    Py_XSETREF(default_protocol, Py_NewRef(protocol));
+    Py_DECREF(defaults);
     Py_XSETREF(workers_globals, Py_NewRef(workers));
     Py_XSETREF(reqlog_globals, Py_NewRef(reqlog));
     Py_RETURN_NONE;
@@ -1275,6 +1381,8 @@ static PyMethodDef methods[] = {
      "dispatch_request(inst, req): workers.dispatch_request, its common case in C"},
     {"core_loop", (PyCFunction)(void (*)(void))core_loop, METH_FASTCALL,
      "core_loop(inst, core): workers.core_loop, in C"},
+    {"submit", (PyCFunction)(void (*)(void))submit, METH_FASTCALL,
+     "submit(sim, method, path, headers, body, at): Simulation.submit without chunks"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1307,7 +1415,8 @@ PyInit__creq(void)
     if ((s_reqlog_key = Py_BuildValue("(s)", "reqlog")) == NULL
             || (zero = PyLong_FromLong(0)) == NULL || (one = PyLong_FromLong(1)) == NULL
             || (two = PyLong_FromLong(2)) == NULL
-            || (zero_float = PyFloat_FromDouble(0.0)) == NULL) return NULL;
+            || (zero_float = PyFloat_FromDouble(0.0)) == NULL
+            || (empty_args = PyTuple_New(0)) == NULL) return NULL;
     PyObject *time_module = PyImport_ImportModule("time");
     if (time_module == NULL) return NULL;
     time_dict = Py_NewRef(PyModule_GetDict(time_module));

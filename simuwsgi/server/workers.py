@@ -1067,6 +1067,9 @@ if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
 #: not handle itself (see _creq.c).
 _dispatch_request_py, _handle_request_py = dispatch_request, handle_request
 _take_idle_worker_py = take_idle_worker
+#: ``Simulation.submit``'s steps for a request without body chunks, in C (None: the
+#: Python method does them)
+submit_request = None if _c is None else _c.submit
 if _c is not None:  # a request's common path in C (see _creq.c)
     _c.setup(globals(), _reqlog.__dict__)
     core_loop = _c.core_loop  # noqa: F811
