@@ -9,8 +9,8 @@
  * walk found, while the class is unchanged (its version tag, which CPython renews on
  * any change to the class or a base):
  *   - a slot (`__slots__` or a C type's object member): read and written at its offset;
- *   - no descriptor: the instance's own dict, then the class's plain value (a default
- *     such as `Request.done`);
+ *   - no data descriptor: the instance's own dict, then the class's plain value (a
+ *     default such as `Request.done`; a method is bound by getattr);
  *   - anything else (a property, a method, a class with its own __getattr__ or
  *     __setattr__, a class without a version tag): getattr/setattr.
  * What is read is always the object's current state: only the class's layout is
@@ -81,11 +81,12 @@ attr_study(Attr *a, AttrLayout *layout, PyTypeObject *type)
         }
         return;
     }
-    if ((descr != NULL && Py_TYPE(descr)->tp_descr_get != NULL) || type->tp_dictoffset == 0) {
-        return;  /* a descriptor, or no instance dict */
+    if ((descr != NULL && Py_TYPE(descr)->tp_descr_set != NULL) || type->tp_dictoffset == 0) {
+        return;  /* a data descriptor (a property), or no instance dict */
     }
     layout->how = ATTR_DICT;
-    layout->fallback = descr;
+    /* a method or another descriptor is bound by getattr when the dict has no value */
+    layout->fallback = descr != NULL && Py_TYPE(descr)->tp_descr_get != NULL ? NULL : descr;
 }
 
 /* The layout of obj's class for `a`, studied now if its class is new or changed. */

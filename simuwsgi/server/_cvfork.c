@@ -35,9 +35,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_cattr.h"
+
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
-static PyObject *str_copier, *str_memo, *str_app, *str_resolve, *str_globals_map;
+/* the attributes read here (see _cattr.h) */
+ATTR_DECLARE(copier) ATTR_DECLARE(memo) ATTR_DECLARE(app) ATTR_DECLARE(resolve)
+ATTR_DECLARE(globals_map)
 
 static PyObject *
 fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -73,7 +77,7 @@ owned_function(PyObject *copier, PyObject *obj)
 {
     PyObject *func = Py_IS_TYPE(obj, &PyMethod_Type) ? PyMethod_GET_FUNCTION(obj) : obj;
     if (!Py_IS_TYPE(func, &PyFunction_Type)) return 1;
-    PyObject *map = PyObject_GetAttr(copier, str_globals_map);
+    PyObject *map = attr_get(&a_globals_map, copier);
     if (map == NULL) return -1;
     int own = 0;  /* not a dict: the Python method decides */
     if (PyDict_CheckExact(map)) {
@@ -98,7 +102,7 @@ resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (image == Py_None) {
         return Py_NewRef(obj);
     }
-    PyObject *copier = PyObject_GetAttr(image, str_copier);
+    PyObject *copier = attr_get(&a_copier, image);
     if (copier == NULL) {
         return NULL;
     }
@@ -106,7 +110,7 @@ resolve_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
         Py_DECREF(copier);
         return Py_NewRef(obj);
     }
-    PyObject *memo = PyObject_GetAttr(copier, str_memo);
+    PyObject *memo = attr_get(&a_memo, copier);
     if (memo == NULL) {
         Py_DECREF(copier);
         return NULL;
@@ -142,11 +146,13 @@ call_python_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs,
     if (nargs < 1 || kwnames != NULL) {
         return fall_back(ITEM(state, 3), args, nargs, kwnames);
     }
-    PyObject *app = PyObject_GetAttr(ITEM(state, 0), str_app), *mine = NULL, *result = NULL;
-    if (app != NULL) {
-        mine = PyObject_CallMethodOneArg(app, str_resolve, args[0]);
-        Py_DECREF(app);
+    PyObject *app = attr_get(&a_app, ITEM(state, 0)), *mine = NULL, *result = NULL;
+    PyObject *resolve = app == NULL ? NULL : attr_get(&a_resolve, app);
+    if (resolve != NULL) {
+        mine = PyObject_CallOneArg(resolve, args[0]);
+        Py_DECREF(resolve);
     }
+    Py_XDECREF(app);
     if (mine != NULL) {
         result = PyObject_Vectorcall(mine, args + 1, nargs - 1, NULL);
         Py_DECREF(mine);
@@ -223,12 +229,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__cvfork(void)
 {
-    if ((str_copier = PyUnicode_InternFromString("copier")) == NULL
-            || (str_memo = PyUnicode_InternFromString("memo")) == NULL
-            || (str_app = PyUnicode_InternFromString("app")) == NULL
-            || (str_resolve = PyUnicode_InternFromString("resolve")) == NULL
-            || (str_globals_map = PyUnicode_InternFromString("globals_map")) == NULL) {
-        return NULL;
-    }
+    ATTR_INTERN(copier) ATTR_INTERN(memo) ATTR_INTERN(app) ATTR_INTERN(resolve)
+    ATTR_INTERN(globals_map)
     return PyModule_Create(&module);
 }
