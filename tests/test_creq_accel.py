@@ -7,8 +7,10 @@ apps answering various statuses, raising, sleeping, setting logvars, not calling
 ``--log-4xx``/``--log-5xx``, ``--memory-report``, ``--logformat``...) must give the same
 replies, stats counters, log and trace digest with the C functions as with the Python
 functions they stand for (run in a subprocess with ``SIMUWSGI_PURE_PYTHON=1``); so must
-enough requests for the log and the trace to spill, and requests that come over a
-cluster's network (HTTP and uwsgi sockets).
+enough requests for the log and the trace to spill, requests that come over a
+cluster's network (HTTP and uwsgi sockets), and requests between the events that replace
+what a request reads (reloads, killed and respawned workers, cheaper spawns, a second
+simulation, a class default changed: ``_cattr.h`` keeps no value across them).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from simuwsgi import Cluster, Simulation
+from simuwsgi import Cluster, Simulation, simulation
 from simuwsgi.server import workers
 
 pytest.importorskip("simuwsgi.server._creq")
@@ -169,6 +171,73 @@ def run_net(app_dir: str, variant: str, seed: int) -> dict[str, object]:
                 "log": [line for line in cluster.log if app_dir not in line]}
 
 
+#: option sets of the lifecycle programs: what replaces workers, apps and their counts
+LIFECYCLE = {
+    "respawn": ["--max-requests", "3", "--min-worker-lifetime", "1"],
+    "cheaper": ["--cheaper", "1", "--cheaper-initial", "1", "--cheaper-step", "2",
+                "--cheaper-overload", "1", "--log-date"],
+    "threads": ["--threads", "2", "--max-requests", "4", "--min-worker-lifetime", "1",
+                "--harakiri", "2"],
+    "mount": ["--lazy-apps", "--mount", "/m=app.py", "--max-requests", "5",
+              "--min-worker-lifetime", "1", "--log-micros"],
+}
+
+
+def _lifecycle_event(sim: Simulation, step: int) -> None:
+    """Between two rounds of requests: what replaces the objects a request reads."""
+    if step == 1:
+        sim.reload()
+    elif step == 2:
+        sim.kill("worker1")
+    elif step == 3:
+        sim.inst.request_brutal_reload()  # SIGTERM to the master
+        sim.advance(0)
+    elif step == 4:  # a class default the C path reads (the log's switch count)
+        workers.Request.switches = 40
+    elif step == 5:
+        workers.Request.switches = 0
+
+
+def run_lifecycle(app_dir: str, variant: str, seed: int) -> dict[str, object]:
+    """Random requests to two simulations open at once (different start dates, served in
+    turn), between graceful and brutal reloads, a killed worker, --max-requests respawns
+    and cheaper spawns, and a class default changed mid-run; submitted as the common
+    case (no headers, bytes) and not (lower-case methods, a bytearray body, a time
+    already past)."""
+    rng = random.Random(seed)
+    options = ["--master", "--processes", "3", "--wsgi-file", "app.py", *LIFECYCLE[variant]]
+    sims = [Simulation(options, app_dir=app_dir, seed=seed),
+            Simulation(options, app_dir=app_dir, seed=seed + 1, start="2031-06-15 23:59:50")]
+    requests: list[workers.Request] = []
+    try:
+        for step in range(7):
+            for sim in sims:
+                for _ in range(6):
+                    headers = None
+                    if variant == "cheaper":  # busy workers: more are spawned, then cheaped
+                        headers = [("X-Plan", json.dumps({"sleep": 1.5}))]
+                    elif rng.random() < 0.3:
+                        headers = [("X-Plan", json.dumps(_plan(rng)))]
+                    body = rng.choice([b"", b"data", bytearray(b"ba"), b"y" * 50])
+                    at = sim.now + rng.choice([-5.0, 0.0, rng.uniform(0, 3)])
+                    requests.append(sim.submit(rng.choice(["GET", "post", "Put"]), _path(rng),
+                                               headers=headers, body=bytes(body)
+                                               if rng.random() < 0.8 else body, at=at))
+                sim.advance(4)
+                _lifecycle_event(sim, step) if sim is sims[0] else None
+            if step == 6:
+                sims[1].reload()
+        replies = [None if r.response is None else
+                   [r.response.status, r.response.body.decode("latin-1"), r.response.reason,
+                    r.response.worker, r.response.finished] for r in requests]
+        return {"replies": replies, "digests": [sim.trace.digest() for sim in sims],
+                "logs": [list(sim.log) for sim in sims]}
+    finally:
+        workers.Request.switches = 0
+        for sim in sims:
+            sim.close()
+
+
 def _pure_python(app_dir: Path, cases: list[tuple[str, str, int]]) -> list[dict[str, object]]:
     code = ("import json, sys; sys.path.insert(0, sys.argv[3]); import test_creq_accel as t; "
             "print(json.dumps([getattr(t, f)(sys.argv[1], v, s) "
@@ -198,6 +267,56 @@ def test_the_c_request_path_gives_what_the_python_path_gives(tmp_path):
     for needle in ("HARAKIRI", "The work of process", "address space usage", " micros ",
                    "RuntimeError", "POST /", " me ", "(HTTP/1.1 418)"):
         assert needle in log, needle
+
+
+@pytest.mark.skipif(workers._c is None, reason="the C accelerator is off or not built")
+def test_the_c_request_path_across_reloads_respawns_and_simulations(tmp_path):
+    """_creq's, _cwsgi's and _cvfork's C across what replaces the objects they read."""
+    (tmp_path / "app.py").write_text(APP)
+    cases = [("run_lifecycle", variant, seed) for variant in LIFECYCLE for seed in range(2)]
+    expected = _pure_python(tmp_path, cases)
+    for (func, variant, seed), want in zip(cases, expected):
+        got = json.loads(json.dumps(run_lifecycle(str(tmp_path), variant, seed)))
+        assert got == want, (func, variant, seed)
+    # the programs reach what they are for
+    log = "\n".join(line for case in expected for sim_log in case["logs"]  # type: ignore[union-attr]
+                    for line in sim_log)
+    for needle in ("binary reloading uWSGI", "brutally killing workers", "killed by signal 9",
+                   "The work of process", "spawned uWSGI worker 2", "switches on core 1",
+                   "43 switches", "Jun 15 23:59:59 2031", "Jun 16 00:00:00 2031"):
+        assert needle in log, needle
+
+
+@pytest.mark.skipif(workers._c is None, reason="the C accelerator is off or not built")
+def test_submit_in_c_refuses_what_the_python_method_refuses(tmp_path, monkeypatch):
+    """Simulation.submit with its steps in C and without: the same request, the same
+    refusals (from app code, after close)."""
+    (tmp_path / "app.py").write_text(
+        "import uwsgi\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    try:\n"
+        "        uwsgi.sim.submit('GET', '/inner')\n"
+        "    except Exception as exc:\n"
+        "        return [repr(exc).encode()]\n"
+        "    return [b'accepted']\n")
+    outcomes = []
+    for fast in (workers.submit_request, None):
+        monkeypatch.setattr(simulation, "submit_request", fast)
+        with Simulation(["--master", "--processes", "1", "--wsgi-file", "app.py"],
+                        app_dir=tmp_path) as sim:
+            first = sim.submit("get", "/a", at=-3)  # starts the simulation; at: now
+            sim.uwsgi.sim = sim  # the app calls the driving API
+            inner = sim.get("/b").text
+            sim.advance(1)
+            outcome = [first.method, first.submitted, first.id, first.response.status, inner,
+                       list(sim.log)[-2:], sim.trace.digest()]
+        with pytest.raises(Exception) as closed:
+            sim.submit("GET", "/c")
+        outcomes.append([*outcome, repr(closed.value)])
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == "GET" and "called from app code" in outcomes[0][4]
+    assert outcomes[0][-1] == "SimulationError('this simulation is closed')"
 
 
 def test_the_c_request_path_is_used_unless_pure_python():

@@ -64,7 +64,7 @@
     X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars) \
     X(_take_idle_worker_py) X(ident) X(closed) X(_watchdog) X(driving) \
     X(_request_ids) X(_ensure_started) X(inst) X(call_soon) X(post_at) X(dispatch_request) \
-    X(submitted) X(body_length) X(upper) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
+    X(submitted) X(body_length) X(upper) X(__init__) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
 
 #define DECLARE(n) static PyObject *s_##n; ATTR_DECLARE(n)
 NAMES(DECLARE)
@@ -1255,11 +1255,13 @@ out:
 
 /* -- submit ---------------------------------------------------------------------------- */
 
-/* Request.__init__'s defaults of remote_addr and protocol (read at setup). */
-static PyObject *default_remote_addr, *default_protocol;
+/* Request.__init__ (the function) and its defaults of remote_addr and protocol, read
+ * at setup. */
+static PyObject *request_init, *default_remote_addr, *default_protocol;
 
 /* Request(method, path, None, body, submitted, ident=ident) for a str method and a
- * bytes body: its __dict__ filled as __init__ fills it. Else Request itself. */
+ * bytes body: the attributes set as Request.__init__ sets them, while it is the
+ * __init__ read at setup. Else Request itself. */
 static PyObject *
 new_request(PyObject *method, PyObject *path, PyObject *headers, PyObject *body,
             PyObject *submitted, PyObject *ident)
@@ -1267,33 +1269,29 @@ new_request(PyObject *method, PyObject *path, PyObject *headers, PyObject *body,
     PyObject *type = global(workers_globals, s_Request);
     if (type == NULL) return NULL;
     if (headers != Py_None || !PyBytes_CheckExact(body) || !PyUnicode_CheckExact(method)
-            || !PyType_Check(type)) {
+            || !PyType_Check(type) || _PyType_Lookup((PyTypeObject *)type, s___init__)
+                                      != request_init) {
         PyObject *args[] = {method, path, headers, body, submitted, ident};
         PyObject *names = PyTuple_Pack(1, s_ident);
         PyObject *req = names == NULL ? NULL : PyObject_Vectorcall(type, args, 5, names);
         Py_XDECREF(names);
         return req;
     }
-    PyObject *req = NULL, *fields = NULL, *upper = NULL, *headers_list = NULL, *length = NULL;
+    PyObject *req = NULL, *upper = NULL, *headers_list = NULL, *length = NULL;
     if ((upper = call_method(method, s_upper, NULL, NULL)) == NULL
             || (headers_list = PyList_New(0)) == NULL
             || (length = PyLong_FromSsize_t(PyBytes_GET_SIZE(body))) == NULL
             || (req = PyBaseObject_Type.tp_new((PyTypeObject *)type, empty_args, NULL)) == NULL
-            || (fields = PyObject_GenericGetDict(req, NULL)) == NULL
-            || PyDict_SetItem(fields, s_id, ident) < 0
-            || PyDict_SetItem(fields, s_method, upper) < 0
-            || PyDict_SetItem(fields, s_path, path) < 0
-            || PyDict_SetItem(fields, s_headers, headers_list) < 0
-            || PyDict_SetItem(fields, s_body, body) < 0
-            || PyDict_SetItem(fields, s_chunked, Py_False) < 0
-            || PyDict_SetItem(fields, s_body_length, length) < 0
-            || PyDict_SetItem(fields, s_remote_addr, default_remote_addr) < 0
-            || PyDict_SetItem(fields, s_protocol, default_protocol) < 0
-            || PyDict_SetItem(fields, s_submitted, submitted) < 0) Py_CLEAR(req);
+            || attr_set(&a_id, req, ident) < 0 || attr_set(&a_method, req, upper) < 0
+            || attr_set(&a_path, req, path) < 0 || attr_set(&a_headers, req, headers_list) < 0
+            || attr_set(&a_body, req, body) < 0 || attr_set(&a_chunked, req, Py_False) < 0
+            || attr_set(&a_body_length, req, length) < 0
+            || attr_set(&a_remote_addr, req, default_remote_addr) < 0
+            || attr_set(&a_protocol, req, default_protocol) < 0
+            || attr_set(&a_submitted, req, submitted) < 0) Py_CLEAR(req);
     Py_XDECREF(upper);
     Py_XDECREF(headers_list);
     Py_XDECREF(length);
-    Py_XDECREF(fields);
     return req;
 }
 
@@ -1351,10 +1349,12 @@ setup(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!:setup", &PyDict_Type, &workers, &PyDict_Type, &reqlog))
         return NULL;
     PyObject *type = global(workers, s_Request), *init, *defaults;
-    if (type == NULL || (init = PyObject_GetAttrString(type, "__init__")) == NULL) return NULL;
-    defaults = PyObject_GetAttrString(init, "__kwdefaults__");
-    Py_DECREF(init);
-    if (defaults == NULL) return NULL;
+    if (type == NULL || !PyType_Check(type)
+            || (init = _PyType_Lookup((PyTypeObject *)type, s___init__)) == NULL
+            || (defaults = PyObject_GetAttrString(init, "__kwdefaults__")) == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_creq: no Request.__init__");
+        return NULL;
+    }
     PyObject *remote = PyDict_Check(defaults) ? PyDict_GetItem(defaults, s_remote_addr) : NULL;
     PyObject *protocol = PyDict_Check(defaults) ? PyDict_GetItem(defaults, s_protocol) : NULL;
     if (remote == NULL || protocol == NULL) {
@@ -1362,6 +1362,7 @@ setup(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "_creq: Request.__init__ without its defaults");
         return NULL;
     }
+    Py_XSETREF(request_init, Py_NewRef(init));
     Py_XSETREF(default_remote_addr, Py_NewRef(remote));
     Py_XSETREF(default_protocol, Py_NewRef(protocol));
     Py_DECREF(defaults);
