@@ -37,7 +37,8 @@ typedef struct {
                              class holds it while its version stands) */
 } AttrLayout;
 
-#define ATTR_LAYOUTS 2
+#define ATTR_LAYOUTS 4  /* the classes a name is used on (`kernel`: the simulation, the instance,
+                         * the clock) */
 
 typedef struct {
     const char *text;
