@@ -412,7 +412,8 @@ class Simulation:
         """
         if body_chunks is None and pace >= 0 and submit_request is not None:
             # the steps below in C (a long run submits 86,400 requests a virtual day)
-            return submit_request(self, method, path, headers, body, at)  # type: ignore[no-any-return]
+            req: Request = submit_request(self, method, path, headers, body, at)
+            return req
         kernel = self.kernel
         # _ensure_started's checks, its calls made only when one fails
         if not self.started or self.closed or kernel.current is not None \

@@ -279,7 +279,8 @@ def test_the_c_request_path_across_reloads_respawns_and_simulations(tmp_path):
         got = json.loads(json.dumps(run_lifecycle(str(tmp_path), variant, seed)))
         assert got == want, (func, variant, seed)
     # the programs reach what they are for
-    log = "\n".join(line for case in expected for sim_log in case["logs"]  # type: ignore[union-attr]
+    log = "\n".join(line for case in expected
+                    for sim_log in case["logs"]  # type: ignore[union-attr]
                     for line in sim_log)
     for needle in ("binary reloading uWSGI", "brutally killing workers", "killed by signal 9",
                    "The work of process", "spawned uWSGI worker 2", "switches on core 1",

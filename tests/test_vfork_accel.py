@@ -4,7 +4,8 @@
 ``Instance.call_python`` (every call into the app) have C twins for their common case. A
 program that takes those paths and every way out of them (handlers a global holds and
 lambdas copied at their first call, calls in the master, a handler that raises, one that
-exits, app modules first imported after the fork, a respawn) must give the same
+exits, app modules first imported after the fork, a respawn, graceful and brutal
+reloads, which make a new loader the C functions must read afresh) must give the same
 replies, trace digest and log both ways.
 """
 from __future__ import annotations
@@ -76,6 +77,14 @@ def _run(tmp_path) -> tuple[object, ...]:
         sim.kill("worker1")
         sim.advance(3)
         replies += [sim.get("/").body for _ in range(4)]
+        loader = sim.inst.app
+        sim.reload()
+        sim.advance(2)
+        replies += [sim.get("/").body for _ in range(3)]
+        sim.inst.request_brutal_reload()  # SIGTERM to the master
+        sim.advance(2)
+        replies += [sim.get("/").body for _ in range(3)]
+        assert sim.inst.app is not loader
         replies.append(sim.uwsgi.call(b"bump"))  # called by the test: the master's copy
         return kinds, replies, sim.trace.digest(), list(sim.log)
 

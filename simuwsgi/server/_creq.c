@@ -62,9 +62,9 @@
     X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
     X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) \
     X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars) \
-    X(_take_idle_worker_py) X(ident) X(closed) X(_watchdog) X(driving) \
-    X(_request_ids) X(_ensure_started) X(inst) X(call_soon) X(post_at) X(dispatch_request) \
-    X(submitted) X(body_length) X(upper) X(__init__) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
+    X(_take_idle_worker_py) X(ident) X(closed) X(_watchdog) X(driving) X(_request_ids) \
+    X(_ensure_started) X(inst) X(call_soon) X(post_at) X(dispatch_request) X(submitted) \
+    X(body_length) X(upper) X(__init__) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
 
 #define DECLARE(n) static PyObject *s_##n; ATTR_DECLARE(n)
 NAMES(DECLARE)
@@ -425,9 +425,11 @@ day_asctime(Owned *own, PyObject *days, long long secs)
     PyObject *day = GET(days, _day), *year = GET(days, _year);
     long long from, to, origin;
     if (lo == NULL || hi == NULL || base == NULL || day == NULL || year == NULL
-            || exact_int(lo, &from) <= 0 || exact_int(hi, &to) <= 0 || exact_int(base, &origin) <= 0
-            || !(from <= secs && secs < to && 0 <= secs - origin && secs - origin < 86400) || !PyUnicode_IS_ASCII(day)
+            || exact_int(lo, &from) <= 0 || exact_int(hi, &to) <= 0
+            || exact_int(base, &origin) <= 0 || !PyUnicode_IS_ASCII(day)
             || !PyUnicode_IS_ASCII(year)) return NULL;
+    if (!(from <= secs && secs < to && 0 <= secs - origin && secs - origin < 86400))
+        return NULL;
     Py_ssize_t day_len = PyUnicode_GET_LENGTH(day), year_len = PyUnicode_GET_LENGTH(year);
     long sod = (long)(secs - origin);  /* the second of the local day, < 86400 */
     PyObject *text = PyUnicode_New(day_len + 8 + year_len, 127);
