@@ -8,7 +8,8 @@
  * An `Attr` remembers, for the last ATTR_LAYOUTS classes it was used on, what that
  * walk found, while the class is unchanged (its version tag, which CPython renews on
  * any change to the class or a base):
- *   - a slot (`__slots__` or a C type's object member): read and written at its offset;
+ *   - a slot (`__slots__`, a C type's member): read at its offset as the member
+ *     descriptor reads it (an object, a Py_ssize_t, a bool), an object one written there;
  *   - no data descriptor: the instance's own dict, then the class's plain value (a
  *     default such as `Request.done`; a method is bound by getattr);
  *   - anything else (a property, a method, a class with its own __getattr__ or
@@ -32,7 +33,8 @@ typedef struct {
     PyTypeObject *type;   /* NULL: not yet seen */
     unsigned int version; /* the class's version tag when it was looked at */
     int how;              /* ATTR_ASK, ATTR_DICT or ATTR_SLOT */
-    Py_ssize_t offset;    /* ATTR_SLOT: where the slot is */
+    Py_ssize_t offset;    /* ATTR_SLOT: where the member is */
+    int member;           /* ATTR_SLOT: its type (T_OBJECT_EX, T_OBJECT, T_PYSSIZET, T_BOOL) */
     PyObject *fallback;   /* ATTR_DICT: the class's plain value or NULL (borrowed: the
                              class holds it while its version stands) */
 } AttrLayout;
@@ -46,7 +48,7 @@ typedef struct {
     AttrLayout layouts[ATTR_LAYOUTS];
 } Attr;
 
-#define ATTR_DECLARE(n) static Attr a_##n = {#n, NULL, {{NULL, 0, ATTR_ASK, 0, NULL}}};
+#define ATTR_DECLARE(n) static Attr a_##n = {#n, NULL, {{NULL, 0, ATTR_ASK, 0, 0, NULL}}};
 #define ATTR_INTERN(n) \
     if ((a_##n.name = PyUnicode_InternFromString(a_##n.text)) == NULL) return NULL;
 
@@ -76,9 +78,12 @@ attr_study(Attr *a, AttrLayout *layout, PyTypeObject *type)
     layout->version = type->tp_version_tag;
     if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+        int kind = member->type;
+        if ((kind == T_OBJECT_EX || kind == T_OBJECT || kind == T_PYSSIZET || kind == T_BOOL)
+                && member->flags == 0) {  /* neither read-only nor audited */
             layout->how = ATTR_SLOT;
             layout->offset = member->offset;
+            layout->member = kind;
         }
         return;
     }
@@ -128,8 +133,14 @@ static inline PyObject *
 attr_known(Attr *a, PyObject *obj)
 {
     AttrLayout *layout = attr_layout(a, obj);
-    if (layout->how == ATTR_SLOT) {
-        return Py_XNewRef(*(PyObject **)((char *)obj + layout->offset));
+    if (layout->how == ATTR_SLOT) {  /* as PyMember_GetOne reads it */
+        char *at = (char *)obj + layout->offset;
+        switch (layout->member) {
+        case T_PYSSIZET: return PyLong_FromSsize_t(*(Py_ssize_t *)at);
+        case T_BOOL: return PyBool_FromLong(*at);
+        case T_OBJECT: return Py_NewRef(*(PyObject **)at != NULL ? *(PyObject **)at : Py_None);
+        default: return Py_XNewRef(*(PyObject **)at);  /* T_OBJECT_EX: unset raises */
+        }
     }
     if (layout->how == ATTR_DICT) {
         PyObject *dict = attr_dict(obj);
@@ -168,7 +179,8 @@ static inline int
 attr_set(Attr *a, PyObject *obj, PyObject *value)
 {
     AttrLayout *layout = attr_layout(a, obj);
-    if (layout->how == ATTR_SLOT) {
+    if (layout->how == ATTR_SLOT
+            && (layout->member == T_OBJECT_EX || layout->member == T_OBJECT)) {
         Py_XSETREF(*(PyObject **)((char *)obj + layout->offset), Py_NewRef(value));
         return 0;
     }
