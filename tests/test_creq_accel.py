@@ -178,8 +178,8 @@ LIFECYCLE = {
                 "--cheaper-overload", "1", "--log-date"],
     "threads": ["--threads", "2", "--max-requests", "4", "--min-worker-lifetime", "1",
                 "--harakiri", "2"],
-    "mount": ["--lazy-apps", "--mount", "/m=app.py", "--max-requests", "5",
-              "--min-worker-lifetime", "1", "--log-micros"],
+    "mount": ["--lazy-apps", "--mount", "/m=app.py", "--manage-script-name",
+              "--max-requests", "5", "--min-worker-lifetime", "1", "--log-micros"],
 }
 
 
@@ -200,10 +200,10 @@ def _lifecycle_event(sim: Simulation, step: int) -> None:
 
 def run_lifecycle(app_dir: str, variant: str, seed: int) -> dict[str, object]:
     """Random requests to two simulations open at once (different start dates, served in
-    turn), between graceful and brutal reloads, a killed worker, --max-requests respawns
-    and cheaper spawns, and a class default changed mid-run; submitted as the common
-    case (no headers, bytes) and not (lower-case methods, a bytearray body, a time
-    already past)."""
+    turn), between graceful and brutal reloads, a killed worker, --max-requests respawns,
+    cheaper spawns, harakiri (with --threads), a mounted app and a class default changed
+    mid-run; submitted as the common case (no headers, bytes) and not (lower-case
+    methods, a bytearray body, a time already past)."""
     rng = random.Random(seed)
     options = ["--master", "--processes", "3", "--wsgi-file", "app.py", *LIFECYCLE[variant]]
     sims = [Simulation(options, app_dir=app_dir, seed=seed),
@@ -216,17 +216,21 @@ def run_lifecycle(app_dir: str, variant: str, seed: int) -> dict[str, object]:
                     headers = None
                     if variant == "cheaper":  # busy workers: more are spawned, then cheaped
                         headers = [("X-Plan", json.dumps({"sleep": 1.5}))]
+                    elif variant == "threads" and rng.random() < 0.15:  # past --harakiri
+                        headers = [("X-Plan", json.dumps({"sleep": 3.0}))]
                     elif rng.random() < 0.3:
                         headers = [("X-Plan", json.dumps(_plan(rng)))]
                     body = rng.choice([b"", b"data", bytearray(b"ba"), b"y" * 50])
                     at = sim.now + rng.choice([-5.0, 0.0, rng.uniform(0, 3)])
-                    requests.append(sim.submit(rng.choice(["GET", "post", "Put"]), _path(rng),
+                    path = ("/m" if rng.random() < 0.3 else "") + _path(rng)
+                    requests.append(sim.submit(rng.choice(["GET", "post", "Put"]), path,
                                                headers=headers, body=bytes(body)
                                                if rng.random() < 0.8 else body, at=at))
                 sim.advance(4)
-                _lifecycle_event(sim, step) if sim is sims[0] else None
-            if step == 6:
-                sims[1].reload()
+                if sim is sims[0]:
+                    _lifecycle_event(sim, step)
+                elif step == 3:
+                    sim.reload()
         replies = [None if r.response is None else
                    [r.response.status, r.response.body.decode("latin-1"), r.response.reason,
                     r.response.worker, r.response.finished] for r in requests]
@@ -284,7 +288,8 @@ def test_the_c_request_path_across_reloads_respawns_and_simulations(tmp_path):
                     for line in sim_log)
     for needle in ("binary reloading uWSGI", "brutally killing workers", "killed by signal 9",
                    "The work of process", "spawned uWSGI worker 2", "switches on core 1",
-                   "43 switches", "Jun 15 23:59:59 2031", "Jun 16 00:00:00 2031"):
+                   "43 switches", "Jun 15 23:59:59 2031", "Jun 16 00:00:00 2031",
+                   "HARAKIRI ON WORKER", "|app: 1|"):
         assert needle in log, needle
 
 
