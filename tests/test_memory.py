@@ -6,6 +6,8 @@ import gc
 import tracemalloc
 import weakref
 
+import pytest
+
 from simuwsgi import Simulation
 
 APP = """
@@ -220,3 +222,28 @@ def test_serve_keeps_no_memory_per_request(write_app):
         finally:
             tracemalloc.stop()
     assert (last - first) / 1500 < 50, f"{last - first:,} bytes kept for 1,500 requests"
+
+
+def test_the_young_threshold_is_raised_while_a_simulation_is_open(tmp_path):
+    """From the first start to the last close (the test submits between runs too), and
+    restored when a start fails."""
+    from simuwsgi import AppLoadError
+    from simuwsgi.simulation import _GC_GEN0
+
+    (tmp_path / "app.py").write_text(APP)
+    before = gc.get_threshold()
+    raised = (max(before[0], _GC_GEN0), *before[1:])
+    first = Simulation(["--master", "--processes", "1", "--wsgi-file", "app.py"],
+                       app_dir=tmp_path)
+    assert gc.get_threshold() == before  # not started yet
+    first.start()
+    assert gc.get_threshold() == raised
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as second:
+        first.close()
+        assert gc.get_threshold() == raised  # the second still holds it
+        second.submit("GET", "/")
+    assert gc.get_threshold() == before
+    failing = Simulation(["--master", "--wsgi-file", "missing.py"], app_dir=tmp_path)
+    with pytest.raises(AppLoadError):
+        failing.start()
+    assert failing.closed and gc.get_threshold() == before
