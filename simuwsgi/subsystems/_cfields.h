@@ -2,11 +2,12 @@
  * Attribute access for the C twins of simuwsgi.subsystems (_cmaster.c, _csignals.c).
  *
  * Every attribute a twin reads or writes is a `Field`. The hot ones are slots
- * (`__slots__`, or a C type's members: the kernel's `now` and `current`): for each of
- * the first LAYOUTS classes a field is used on, its member descriptor is checked once,
- * and the field of an object of exactly such a class is then read and written at its
- * offset, as the descriptor does, without the attribute look-up (a cron firing reads
- * ~60 fields). Any other attribute, or object, goes through getattr/setattr.
+ * (`__slots__`, or a C type's members: the kernel's `now` and `current`, a spool's
+ * `limit`): for each of the first LAYOUTS classes a field is used on, its member
+ * descriptor is checked once, and the field of an object of exactly such a class is
+ * then read and written at its offset, as the descriptor does, without the attribute
+ * look-up (a cron firing reads ~60 fields). Any other attribute, or object, goes
+ * through getattr/setattr.
  *
  * A module declares its fields with FIELD_DECLARE(name) (a `Field f_<name>`) and
  * interns their names at its init with FIELD_INTERN(name).
@@ -21,9 +22,13 @@
 typedef struct {
     PyTypeObject *type;   /* NULL: not yet seen */
     Py_ssize_t offset;
+    int member;           /* the slot's member type: T_OBJECT_EX, or T_PYSSIZET (read
+                           * by get_int only) */
 } Layout;
 
-#define LAYOUTS 2  /* the classes a field is read on (the loop's clients: two) */
+/* the classes a field is read on: the loop's clients (two), a process's (master,
+ * worker, mule, spooler) */
+#define LAYOUTS 4
 
 typedef struct {
     const char *text;
@@ -31,46 +36,53 @@ typedef struct {
     Layout layouts[LAYOUTS];
 } Field;
 
-#define FIELD_DECLARE(f) static Field f_##f = {#f, NULL, {{NULL, -1}}};
+#define FIELD_DECLARE(f) static Field f_##f = {#f, NULL, {{NULL, -1, 0}}};
 #define FIELD_INTERN(f) \
     if ((f_##f.name = PyUnicode_InternFromString(f_##f.text)) == NULL) return NULL;
 
-/* Where `type` keeps `f`: checked once per class. A class with its own
+/* Where `type` keeps `f` (into `layout`): checked once per class. A class with its own
  * __getattr__/__setattr__ (a worker's thread, which reads and writes its process's
  * fields) is always asked. */
-static inline Py_ssize_t
-offset_in(Field *f, PyTypeObject *type)
+static inline void
+lay_out(Layout *layout, Field *f, PyTypeObject *type)
 {
+    layout->type = (PyTypeObject *)Py_NewRef(type);  /* kept alive from now on */
+    layout->offset = -1;
     if (type->tp_getattro != PyObject_GenericGetAttr
             || type->tp_setattro != PyObject_GenericSetAttr) {
-        return -1;
+        return;
     }
     PyObject *descr = _PyType_Lookup(type, f->name);  /* borrowed */
     if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
-            return member->offset;
+        if ((member->type == T_OBJECT_EX || member->type == T_PYSSIZET)
+                && !(member->flags & READONLY)) {
+            layout->offset = member->offset;
+            layout->member = member->type;
         }
     }
-    return -1;
 }
 
-/* The address of obj's slot for `f`, or NULL: getattr/setattr. */
-static inline PyObject **
-slot_of(Field *f, PyObject *obj)
+/* The layout of obj's class for `f`, NULL past the first LAYOUTS classes. */
+static inline Layout *
+layout_of(Field *f, PyObject *obj)
 {
     PyTypeObject *type = Py_TYPE(obj);
     for (int i = 0; i < LAYOUTS; i++) {
         Layout *layout = &f->layouts[i];
-        if (layout->type == NULL) {  /* a class not seen yet (kept alive from now on) */
-            layout->type = (PyTypeObject *)Py_NewRef(type);
-            layout->offset = offset_in(f, type);
-        }
-        if (layout->type == type) {
-            return layout->offset < 0 ? NULL : (PyObject **)((char *)obj + layout->offset);
-        }
+        if (layout->type == NULL) lay_out(layout, f, type);
+        if (layout->type == type) return layout;
     }
     return NULL;
+}
+
+/* The address of obj's object slot for `f`, or NULL: getattr/setattr. */
+static inline PyObject **
+slot_of(Field *f, PyObject *obj)
+{
+    Layout *layout = layout_of(f, obj);
+    if (layout == NULL || layout->offset < 0 || layout->member != T_OBJECT_EX) return NULL;
+    return (PyObject **)((char *)obj + layout->offset);
 }
 
 /* obj.<f> (a new reference, NULL on error). */
@@ -129,6 +141,11 @@ as_int(PyObject *value, long long *out)
 static inline int
 get_int(Field *f, PyObject *obj, long long *out)
 {
+    Layout *layout = layout_of(f, obj);
+    if (layout != NULL && layout->offset >= 0 && layout->member == T_PYSSIZET) {
+        *out = *(Py_ssize_t *)((char *)obj + layout->offset);
+        return 1;
+    }
     PyObject *value = get(f, obj);
     if (value == NULL) return -1;
     int rc = as_int(value, out);
