@@ -541,15 +541,31 @@ put_value(Writer *w, PyObject *value, int depth)
     return put_marshal(w, value);
 }
 
+/* The buffers of the last pack, kept for the next (a spill every few thousand rows:
+ * fresh ones cost page faults and a dozen reallocations and rehashes each time), up to
+ * these sizes. */
+static Writer spare;
+#define SPARE_BYTES (4 << 20)
+#define SPARE_SLOTS (1 << 16)
+
 static PyObject *
 codec_pack(PyObject *module, PyObject *value)
 {
     Writer w = {0};
+    w.buf = spare.buf, w.cap = spare.cap;  /* (taken: a pack within a pack starts afresh) */
+    w.keys = spare.keys, w.numbers = spare.numbers, w.slots = spare.slots;
+    spare = (Writer){0};
+    if (w.keys != NULL) memset(w.keys, 0, w.slots * sizeof(PyObject *));
     PyObject *out = NULL;
     if (put_value(&w, value, 0) == 0) out = PyBytes_FromStringAndSize(w.buf, w.len);
-    PyMem_Free(w.buf);
-    PyMem_Free(w.keys);
-    PyMem_Free(w.numbers);
+    if (spare.buf == NULL && w.cap <= SPARE_BYTES && w.slots <= SPARE_SLOTS) {
+        spare.buf = w.buf, spare.cap = w.cap;
+        spare.keys = w.keys, spare.numbers = w.numbers, spare.slots = w.slots;
+    } else {
+        PyMem_Free(w.buf);
+        PyMem_Free(w.keys);
+        PyMem_Free(w.numbers);
+    }
     return out;
 }
 
