@@ -474,8 +474,8 @@ fire_signal(PyObject *state, PyObject *spec, PyObject *wall_s)
             || (line = cron_line(state, wall_s, sig)) == NULL
             || cron_log(state, line) < 0
             || (now = get(&f_now, CRON_KERNEL(state))) == NULL
-            || (fields = PyDict_New()) == NULL
-            || PyDict_SetItem(fields, str_num, sig) < 0) goto out;
+            || (fields = record_fields(str_cron_signal, str_num, sig, NULL, NULL)) == NULL)
+        goto out;
     PyObject *args[] = {CRON_TRACE(state), now, str_master, str_cron_signal, fields};
     done = PyObject_VectorcallMethod(str_add, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (done == NULL || set(&f_last_job, spec, wall_s) < 0

@@ -115,9 +115,7 @@ record(PyObject *self, PyObject *who, PyObject *kind, PyObject *key1, PyObject *
     PyObject *now = NULL, *fields = NULL, *done = NULL;
     int rc = -1;
     if ((now = get(&f_now, KERNEL(self))) == NULL
-            || (fields = PyDict_New()) == NULL
-            || PyDict_SetItem(fields, key1, value1) < 0
-            || (key2 != NULL && PyDict_SetItem(fields, key2, value2) < 0)) goto out;
+            || (fields = record_fields(kind, key1, value1, key2, value2)) == NULL) goto out;
     PyObject *args[] = {TRACE(self), now, who, kind, fields};
     done = PyObject_VectorcallMethod(str_add, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     rc = done == NULL ? -1 : 0;
