@@ -169,8 +169,8 @@ static FieldsMemo fields_memo[FIELDS_MEMOS];
 /* A record's fields, {key1: value1[, key2: value2]} (key2 NULL: one item): a new
  * reference, NULL on error. A record of a kind with the very values (by identity) of the
  * last one of that kind gets the same dict, found unchanged: a cron or a timer makes the
- * same few records again and again, and a dict's making and, when the trace spills,
- * its freeing cost ~5% of a cron firing. (A record's fields are read-only: queries hand
+ * same few records again and again, and making a dict for each and freeing it when the
+ * trace spills cost a tenth of a cron firing. (A record's fields are read-only: queries hand
  * them out as the trace keeps them.) */
 static inline PyObject *
 record_fields(PyObject *kind, PyObject *key1, PyObject *value1, PyObject *key2,
