@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -496,3 +497,24 @@ def test_a_simulation_never_closed_does_not_end_the_test_process_at_exit(tmp_pat
     for _ in range(3):  # a tick lands in the teardown two times in three
         done = subprocess.run([sys.executable, "leave_open.py"], cwd=tmp_path, timeout=120)
         assert done.returncode == 0
+
+
+# -- the process environment ---------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_environment_changes_end_with_the_simulation(tmp_path, monkeypatch, mode):
+    """What app code sets in ``os.environ`` (and the zone it applies with
+    ``time.tzset()``) does not outlive the simulation: the next simulation's app and the
+    test process see the environment they had before."""
+    copy_app(tmp_path, "environ.py")
+    monkeypatch.setenv("SIMUWSGI_HOSTILE_HOST", "kept")
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    before, zone = dict(os.environ), time.tzname
+    bodies = []
+    for name in ("one", "two"):
+        with Simulation(["--master", "--wsgi-file", "environ.py", "--env", f"APP_NAME={name}"],
+                        app_dir=tmp_path, mode=mode, tz="Europe/Paris") as sim:
+            bodies += [sim.get("/").body, sim.get("/set").body]
+        assert dict(os.environ) == before
+        assert time.tzname == zone
+    assert bodies == [b"one.settings CET", b"one.settings JST",
+                      b"two.settings CET", b"two.settings JST"]
