@@ -199,15 +199,16 @@ def _lifecycle_event(sim: Simulation, step: int) -> None:
 
 
 def run_lifecycle(app_dir: str, variant: str, seed: int) -> dict[str, object]:
-    """Random requests to two simulations open at once (different start dates, served in
-    turn), between graceful and brutal reloads, a killed worker, --max-requests respawns,
+    """Random requests to two simulations open at once (different start dates and time
+    zones, served in turn), between graceful and brutal reloads, a killed worker, --max-requests respawns,
     cheaper spawns, harakiri (with --threads), a mounted app and a class default changed
     mid-run; submitted as the common case (no headers, bytes) and not (lower-case
     methods, a bytearray body, a time already past)."""
     rng = random.Random(seed)
     options = ["--master", "--processes", "3", "--wsgi-file", "app.py", *LIFECYCLE[variant]]
     sims = [Simulation(options, app_dir=app_dir, seed=seed),
-            Simulation(options, app_dir=app_dir, seed=seed + 1, start="2031-06-15 23:59:50")]
+            Simulation(options, app_dir=app_dir, seed=seed + 1, start="2031-06-15 23:59:50",
+                       tz="Asia/Tokyo")]
     requests: list[workers.Request] = []
     try:
         for step in range(7):

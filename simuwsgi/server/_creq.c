@@ -64,7 +64,8 @@
     X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars) \
     X(_take_idle_worker_py) X(ident) X(closed) X(_watchdog) X(driving) X(_request_ids) \
     X(_ensure_started) X(inst) X(call_soon) X(post_at) X(dispatch_request) X(submitted) \
-    X(body_length) X(upper) X(__init__) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year)
+    X(body_length) X(upper) X(__init__) X(_days) X(_lo) X(_hi) X(_base) X(_day) X(_year) \
+    X(_zone)
 
 #define DECLARE(n) static PyObject *s_##n; ATTR_DECLARE(n)
 NAMES(DECLARE)
@@ -415,16 +416,17 @@ exact_int(PyObject *value, long long *out)
     return PyLong_CheckExact(value) && !overflow;
 }
 
-/* LocalDays.asctime(secs) when `secs` is within the day `days` holds (its slots): the
- * day's text, HH:MM:SS and the year, as a new reference; NULL with no error set when
- * it is not (a new day: the Python method loads it). */
+/* LocalDays.asctime(secs) when `secs` is within the day `days` holds (its slots) and
+ * that day is of the zone `zone` (time.tzname): the day's text, HH:MM:SS and the year,
+ * as a new reference; NULL with no error set when it is not (a new day: the Python
+ * method loads it). */
 static PyObject *
-day_asctime(Owned *own, PyObject *days, long long secs)
+day_asctime(Owned *own, PyObject *days, long long secs, PyObject *zone)
 {
     PyObject *lo = GET(days, _lo), *hi = GET(days, _hi), *base = GET(days, _base);
-    PyObject *day = GET(days, _day), *year = GET(days, _year);
+    PyObject *day = GET(days, _day), *year = GET(days, _year), *of = GET(days, _zone);
     long long from, to, origin;
-    if (lo == NULL || hi == NULL || base == NULL || day == NULL || year == NULL
+    if (of != zone || lo == NULL || hi == NULL || base == NULL || day == NULL || year == NULL
             || exact_int(lo, &from) <= 0 || exact_int(hi, &to) <= 0
             || exact_int(base, &origin) <= 0 || !PyUnicode_IS_ASCII(day)
             || !PyUnicode_IS_ASCII(year)) return NULL;
@@ -465,7 +467,7 @@ ctime_text(Owned *own, PyObject *start_wall)
         if (same) return keep(own, Py_NewRef(PyList_GET_ITEM(last, 2)));
         long long s;
         if (PyList_CheckExact(days) && PyList_GET_SIZE(days) == 1 && exact_int(secs, &s) > 0
-                && (text = day_asctime(own, PyList_GET_ITEM(days, 0), s)) != NULL) {
+                && (text = day_asctime(own, PyList_GET_ITEM(days, 0), s, zone)) != NULL) {
             PyList_SetItem(last, 0, Py_NewRef(secs));
             PyList_SetItem(last, 2, Py_NewRef(text));
             return text;
