@@ -44,10 +44,10 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   other internet address (a raw ``socket.connect`` too) is refused unless the cluster
   allows it (``simuwsgi.network._appsockets``); a lone ``Simulation``'s app reaches the
   host as before.
-* ``os.environ``: what app code sets there (and a ``TZ`` it applies with
-  ``time.tzset()``) is undone when the last open simulation closes; while it runs the
-  environment is one for every virtual process (real uWSGI's processes each have theirs:
-  ``mode="fork"`` gives them that).
+* ``os.environ``, the collector's settings, the recursion limit, ``sys``'s hooks, the
+  umask, socket's default timeout, warnings filters, the root logger's level, the locale:
+  what app code changes there is undone when the last open simulation closes
+  (``hoststate``).
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
 * the cores of a ``--threads`` worker are threads: ``threading.get_ident()`` in core
@@ -122,6 +122,7 @@ from .._errors import NotSimulatedError, SimulationError, StallError
 from .._core.clock import _R
 from .._core.kernel import Killed
 from .appthreads import AppThreads, VLock
+from . import hoststate
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -1023,7 +1024,7 @@ def _install() -> None:
     for module, name, value in [*_PATCHES, *_dummy_thread_slots()]:
         _SAVED[f"{module.__name__}.{name}"] = (module, name, getattr(module, name))
         setattr(module, name, value)
-    _SAVED_ENVIRON.update(os.environ)
+    hoststate.save()
 
 
 def _uninstall() -> None:
@@ -1031,28 +1032,7 @@ def _uninstall() -> None:
         setattr(module, name, value)
     _SAVED.clear()
     _forget_core_threads()
-    _restore_environ()
-
-
-#: ``os.environ`` as the first open simulation found it.
-_SAVED_ENVIRON: dict[str, str] = {}
-
-
-def _restore_environ() -> None:
-    """Put ``os.environ`` back as it was before the simulations: what app code set
-    (``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)`` at import, a request's
-    ``os.environ[...] = ...``) would otherwise reach the test process and the next
-    simulation, where a real uWSGI instance's changes die with its processes."""
-    saved = _SAVED_ENVIRON
-    tz = os.environ.get("TZ")
-    for key in [key for key in os.environ if key not in saved]:
-        del os.environ[key]
-    for key, value in saved.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
-    saved.clear()
-    if os.environ.get("TZ") != tz:
-        time.tzset()
+    hoststate.restore()
 
 
 # -- the stall watchdog --------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""Hostile app: it changes interpreter-wide settings at import, as production apps do
+(the collector off or frozen for copy-on-write, a deeper recursion limit, a strict
+umask, a socket timeout, logging and warnings configured, its own excepthook)."""
+import gc
+import locale
+import logging
+import os
+import socket
+import sys
+import warnings
+
+gc.disable()
+gc.set_threshold(5)
+gc.freeze()
+sys.setrecursionlimit(50_000)
+os.umask(0o077)
+socket.setdefaulttimeout(3)
+sys.excepthook = lambda *exc: None
+warnings.simplefilter("error")
+logging.basicConfig(format="app: %(message)s")  # (none under pytest: root has handlers)
+logging.getLogger().setLevel(logging.DEBUG)
+logging.getLogger("app.requests").addHandler(logging.StreamHandler())
+locale.setlocale(locale.LC_ALL, "C")
+
+
+def application(env, start_response):
+    logging.getLogger("app.requests").info("a request")
+    start_response("200 OK", [])
+    return [b"ok"]
