@@ -1,6 +1,7 @@
 """The interpreter-wide settings app code can change, kept from outliving the simulations.
 
-A real uWSGI app that calls ``gc.disable()``, ``sys.setrecursionlimit(...)``,
+A real uWSGI app that calls ``gc.disable()``, ``sys.setrecursionlimit(...)`` (or
+``setswitchinterval``, ``set_int_max_str_digits``),
 ``os.umask(0o077)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
 ``warnings.simplefilter("error")``, ``locale.setlocale(...)``, replaces
 ``sys.excepthook`` or sets ``os.environ[...]`` changes its own processes, which end
@@ -22,6 +23,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import warnings
 from typing import Any
@@ -45,6 +47,9 @@ def save() -> None:
         "environ": dict(os.environ),
         "gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()),
         "recursion": sys.getrecursionlimit(),
+        "switch": sys.getswitchinterval(),
+        "digits": getattr(sys, "get_int_max_str_digits", lambda: None)(),  # (3.10.7+)
+        "thread hook": threading.excepthook,
         "hooks": [getattr(sys, name) for name in _HOOKS],
         "umask": _umask(),
         "socket_timeout": socket.getdefaulttimeout(),
@@ -67,6 +72,10 @@ def restore() -> None:
     if gc.get_freeze_count() > frozen:  # the app's gc.freeze(): the test's objects
         gc.unfreeze()  # are collectable again (its own frozen ones with them)
     sys.setrecursionlimit(saved["recursion"])
+    sys.setswitchinterval(saved["switch"])
+    if saved["digits"] is not None:
+        sys.set_int_max_str_digits(saved["digits"])
+    threading.excepthook = saved["thread hook"]
     for name, hook in zip(_HOOKS, saved["hooks"], strict=True):
         setattr(sys, name, hook)
     os.umask(saved["umask"])

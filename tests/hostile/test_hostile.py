@@ -530,6 +530,9 @@ def interpreter_settings() -> dict[str, object]:
     os.umask(mask)
     return {"gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()),
             "recursion": sys.getrecursionlimit(), "umask": mask,
+            "switch": sys.getswitchinterval(),
+            "digits": getattr(sys, "get_int_max_str_digits", lambda: None)(),
+            "thread hook": threading.excepthook,
             "socket timeout": socket.getdefaulttimeout(), "excepthook": sys.excepthook,
             "warnings": list(warnings.filters), "locale": locale.setlocale(locale.LC_ALL),
             "root": (logging.getLogger().level, list(logging.getLogger().handlers)),

@@ -7,12 +7,17 @@ import logging
 import os
 import socket
 import sys
+import threading
 import warnings
 
 gc.disable()
 gc.set_threshold(5)
 gc.freeze()
 sys.setrecursionlimit(50_000)
+sys.setswitchinterval(0.5)
+if hasattr(sys, "set_int_max_str_digits"):
+    sys.set_int_max_str_digits(640)
+threading.excepthook = lambda args: None
 os.umask(0o077)
 socket.setdefaulttimeout(3)
 sys.excepthook = lambda *exc: None
