@@ -2,7 +2,7 @@
 
 A real uWSGI app that calls ``gc.disable()``, ``sys.setrecursionlimit(...)`` (or
 ``setswitchinterval``, ``set_int_max_str_digits``),
-``os.umask(0o077)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
+``os.umask(0o077)``, ``resource.setrlimit(...)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
 ``warnings.simplefilter("error")``, ``locale.setlocale(...)``, replaces
 ``sys.excepthook`` or sets ``os.environ[...]`` changes its own processes, which end
 with the instance. In a simulation the app runs in the test process: each of these
@@ -21,6 +21,7 @@ import gc
 import locale
 import logging
 import os
+import resource
 import socket
 import sys
 import threading
@@ -28,6 +29,7 @@ import time
 import warnings
 from typing import Any
 
+_LIMITS = [getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")]
 _HOOKS = ("excepthook", "displayhook", "unraisablehook", "breakpointhook")
 
 #: What :func:`save` took, or None when nothing is saved.
@@ -52,6 +54,7 @@ def save() -> None:
         "thread hook": threading.excepthook,
         "hooks": [getattr(sys, name) for name in _HOOKS],
         "umask": _umask(),
+        "limits": {limit: resource.getrlimit(limit) for limit in _LIMITS},
         "socket_timeout": socket.getdefaulttimeout(),
         "warnings": list(warnings.filters),
         "logging": (logging.getLogger().level, logging.root.manager.disable),
@@ -79,6 +82,12 @@ def restore() -> None:
     for name, hook in zip(_HOOKS, saved["hooks"], strict=True):
         setattr(sys, name, hook)
     os.umask(saved["umask"])
+    for limit, value in saved["limits"].items():
+        if resource.getrlimit(limit) != value:
+            try:
+                resource.setrlimit(limit, value)
+            except (OSError, ValueError):  # a hard limit lowered: for root only
+                pass
     socket.setdefaulttimeout(saved["socket_timeout"])
     if warnings.filters != saved["warnings"]:
         warnings.filters[:] = saved["warnings"]

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import shutil
+import resource
 import signal
 import socket
 import subprocess
@@ -530,6 +531,7 @@ def interpreter_settings() -> dict[str, object]:
     os.umask(mask)
     return {"gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()),
             "recursion": sys.getrecursionlimit(), "umask": mask,
+            "files": resource.getrlimit(resource.RLIMIT_NOFILE),
             "switch": sys.getswitchinterval(),
             "digits": getattr(sys, "get_int_max_str_digits", lambda: None)(),
             "thread hook": threading.excepthook,

@@ -5,6 +5,7 @@ import gc
 import locale
 import logging
 import os
+import resource
 import socket
 import sys
 import threading
@@ -19,6 +20,8 @@ if hasattr(sys, "set_int_max_str_digits"):
     sys.set_int_max_str_digits(640)
 threading.excepthook = lambda args: None
 os.umask(0o077)
+resource.setrlimit(resource.RLIMIT_NOFILE,
+                   (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 socket.setdefaulttimeout(3)
 sys.excepthook = lambda *exc: None
 warnings.simplefilter("error")
