@@ -48,6 +48,9 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   umask, socket's default timeout, warnings filters, the root logger's level, the locale:
   what app code changes there is undone when the last open simulation closes
   (``hoststate``).
+* ``os.setuid``/``setgid``/``setgroups``/``chroot``/``setsid``/``setpgid`` & co. in a
+  virtual process raise ``NotSimulatedError``: they would change the test process for
+  good.
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
 * the cores of a ``--threads`` worker are threads: ``threading.get_ident()`` in core
@@ -136,11 +139,18 @@ __all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "St
 DEFAULT_STALL_TIMEOUT = 5.0
 
 # The host's functions, bound before any patch.
+#: The calls that change the process's identity or session for good (uWSGI makes them
+#: with ``--uid``, ``--gid``, ``--chroot``, ...): refused in a virtual process.
+_IDENTITY = [name for name in ("setuid", "setgid", "seteuid", "setegid", "setreuid",
+                               "setregid", "setresuid", "setresgid", "setgroups",
+                               "initgroups", "chroot", "setsid", "setpgid", "setpgrp")
+             if hasattr(os, name)]
 _REAL = {
     "_exit": os._exit, "kill": os.kill, "killpg": os.killpg, "getppid": os.getppid,
     "getpgrp": os.getpgrp, "getpgid": os.getpgid,
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
+    **{name: getattr(os, name) for name in _IDENTITY},
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
@@ -981,6 +991,10 @@ _FORK_WHY = ("it would fork the test run; mode='fork' runs each virtual process 
 _TIMER_WHY = ("OS timers and signals of the test process are not the virtual process's; "
               "use uwsgi.add_timer/add_rb_timer or time.sleep (virtual time)")
 
+_IDENTITY_WHY = ("it would change the test process's user, groups, root directory or "
+                 "session for good (a simulation cannot change them, as its --uid/--gid/"
+                 "--chroot options say)")
+
 _PATCHES = [
     (os, "_exit", _exit), (os, "kill", _kill), (os, "killpg", _killpg),
     (os, "getppid", _getppid), (os, "getpgrp", _getpgrp), (os, "getpgid", _getpgid),
@@ -991,6 +1005,7 @@ _PATCHES = [
     (os, "forkpty", _refused("os.forkpty", _FORK_WHY)),
     (_signal, "alarm", _refused("signal.alarm", _TIMER_WHY)),
     (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
+    *[(os, name, _refused(f"os.{name}", _IDENTITY_WHY)) for name in _IDENTITY],
     (os, "system", _system), (os, "posix_spawn", _spawner("posix_spawn")),
     (os, "posix_spawnp", _spawner("posix_spawnp")),
     (os, "execv", _execv), (os, "execve", _exec),

@@ -2,7 +2,7 @@
 
 A real uWSGI app that calls ``gc.disable()``, ``sys.setrecursionlimit(...)`` (or
 ``setswitchinterval``, ``set_int_max_str_digits``),
-``os.umask(0o077)``, ``resource.setrlimit(...)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
+``os.umask(0o077)``, ``os.nice(10)``, ``resource.setrlimit(...)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
 ``warnings.simplefilter("error")``, ``locale.setlocale(...)``, replaces
 ``sys.excepthook`` or sets ``os.environ[...]`` changes its own processes, which end
 with the instance. In a simulation the app runs in the test process: each of these
@@ -54,6 +54,7 @@ def save() -> None:
         "thread hook": threading.excepthook,
         "hooks": [getattr(sys, name) for name in _HOOKS],
         "umask": _umask(),
+        "priority": os.getpriority(os.PRIO_PROCESS, 0),
         "limits": {limit: resource.getrlimit(limit) for limit in _LIMITS},
         "socket_timeout": socket.getdefaulttimeout(),
         "warnings": list(warnings.filters),
@@ -82,12 +83,10 @@ def restore() -> None:
     for name, hook in zip(_HOOKS, saved["hooks"], strict=True):
         setattr(sys, name, hook)
     os.umask(saved["umask"])
+    _try(os.setpriority, os.PRIO_PROCESS, 0, saved["priority"])  # os.nice() (root only)
     for limit, value in saved["limits"].items():
         if resource.getrlimit(limit) != value:
-            try:
-                resource.setrlimit(limit, value)
-            except (OSError, ValueError):  # a hard limit lowered: for root only
-                pass
+            _try(resource.setrlimit, limit, value)  # a hard limit lowered: root only
     socket.setdefaulttimeout(saved["socket_timeout"])
     if warnings.filters != saved["warnings"]:
         warnings.filters[:] = saved["warnings"]
@@ -95,6 +94,14 @@ def restore() -> None:
     _restore_logging(*saved["logging"])
     if locale.setlocale(locale.LC_ALL) != saved["locale"]:
         locale.setlocale(locale.LC_ALL, saved["locale"])
+
+
+def _try(call: Any, *args: Any) -> None:
+    """Put a setting back that only a privileged process may raise again."""
+    try:
+        call(*args)
+    except (OSError, ValueError):
+        pass
 
 
 def _restore_environ(saved: dict[str, str]) -> None:

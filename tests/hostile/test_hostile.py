@@ -532,6 +532,7 @@ def interpreter_settings() -> dict[str, object]:
     return {"gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()),
             "recursion": sys.getrecursionlimit(), "umask": mask,
             "files": resource.getrlimit(resource.RLIMIT_NOFILE),
+            "uid": os.getuid(), "priority": os.getpriority(os.PRIO_PROCESS, 0),
             "switch": sys.getswitchinterval(),
             "digits": getattr(sys, "get_int_max_str_digits", lambda: None)(),
             "thread hook": threading.excepthook,
@@ -552,6 +553,12 @@ def test_interpreter_settings_end_with_the_simulation(tmp_path, mode):
     with Simulation(["--master", "--wsgi-file", "interpreter.py"], app_dir=tmp_path,
                     mode=mode) as sim:
         assert sim.get("/").body == b"ok"
+        assert sim.get("/setuid").body == b"ok"
         log = list(sim.log)
     assert interpreter_settings() == before
     assert "a request" in log  # the app logger's handler wrote to the instance's log
+    refusal = [line for line in log if line.startswith("NotSimulatedError: os.setuid()")]
+    assert refusal == ["NotSimulatedError: os.setuid() in a virtual process: it would change "
+                       "the test process's user, groups, root directory or session for good "
+                       "(a simulation cannot change them, as its --uid/--gid/--chroot "
+                       "options say)"]

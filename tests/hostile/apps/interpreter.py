@@ -20,6 +20,7 @@ if hasattr(sys, "set_int_max_str_digits"):
     sys.set_int_max_str_digits(640)
 threading.excepthook = lambda args: None
 os.umask(0o077)
+os.nice(5)
 resource.setrlimit(resource.RLIMIT_NOFILE,
                    (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 socket.setdefaulttimeout(3)
@@ -33,5 +34,10 @@ locale.setlocale(locale.LC_ALL, "C")
 
 def application(env, start_response):
     logging.getLogger("app.requests").info("a request")
+    if env["PATH_INFO"] == "/setuid":
+        try:
+            os.setuid(65534)
+        except Exception as exc:  # noqa: BLE001
+            logging.getLogger("app.requests").info(f"{type(exc).__name__}: {exc}")
     start_response("200 OK", [])
     return [b"ok"]
