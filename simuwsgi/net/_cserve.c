@@ -1,0 +1,265 @@
+/*
+ * Optional C accelerator for simuwsgi serve's accept loop (simuwsgi/net/_server.py).
+ *
+ * A Taker takes one connection off a listening IPv4 socket: accept4 (non-blocking,
+ * close-on-exec), one recv, and then one of two Python callables:
+ *
+ *   plain(sock, addr, vars, modifier1, modifier2)
+ *       a plain WSGI request complete at accept time: modifier1 0 or 30, a non-empty
+ *       vars block within buffer_size that the pairs tile exactly (none with an empty
+ *       key, at most max_vars of them), no body (no CONTENT_LENGTH var, or its last
+ *       value "" or "0") and no byte after the packet; vars is the tuple of
+ *       (bytes, bytes) pairs the Python codec decodes;
+ *   other(sock, addr, data)
+ *       anything else, with the bytes read (None: none yet, EAGAIN).
+ *
+ * Both get the connection as a socket.socket-level object (sock_type(family, type,
+ * proto, fd)) and the peer's address as accept() gives it ((host, port)); take()
+ * returns what the callable returned, False when no connection was waiting, None
+ * when the recv failed (the connection is closed: the Python loop does the same), and
+ * accept4's other errors as the OSError socket.accept raises, returned, not raised
+ * (an OSError out of a callable is not accept's). With plain=None every connection
+ * goes to other (the --http-socket listeners).
+ *
+ * The Python twin (_server._Taker) does the same with socket.accept and always calls
+ * other: the sans-IO codec then reads the packet, which is what this C path must
+ * match byte for byte (tests/net/test_cserve.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+/* As _server._READ: what one recv asks for. */
+#define READ_SIZE 65536
+
+typedef struct {
+    PyObject_HEAD
+    int lfd;
+    int buffer_size;
+    Py_ssize_t max_vars;
+    PyObject *sock_args[3]; /* family, type, proto: the accepted sockets' */
+    PyObject *sock_type;
+    PyObject *plain;
+    PyObject *other;
+    unsigned char buf[READ_SIZE];
+} Taker;
+
+static void
+taker_dealloc(Taker *self)
+{
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(self->sock_args[i]);
+    }
+    Py_XDECREF(self->sock_type);
+    Py_XDECREF(self->plain);
+    Py_XDECREF(self->other);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+taker_init(Taker *self, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"lfd", "family", "type", "proto", "sock_type", "buffer_size",
+                            "max_vars", "plain", "other", NULL};
+    PyObject *family, *type, *proto, *sock_type, *plain, *other;
+    int lfd, buffer_size;
+    Py_ssize_t max_vars;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iOOOOinOO", names, &lfd, &family, &type,
+                                     &proto, &sock_type, &buffer_size, &max_vars, &plain,
+                                     &other)) {
+        return -1;
+    }
+    self->lfd = lfd;
+    self->buffer_size = buffer_size;
+    self->max_vars = max_vars;
+    Py_XSETREF(self->sock_args[0], Py_NewRef(family));
+    Py_XSETREF(self->sock_args[1], Py_NewRef(type));
+    Py_XSETREF(self->sock_args[2], Py_NewRef(proto));
+    Py_XSETREF(self->sock_type, Py_NewRef(sock_type));
+    Py_XSETREF(self->plain, plain == Py_None ? NULL : Py_NewRef(plain));
+    Py_XSETREF(self->other, Py_NewRef(other));
+    return 0;
+}
+
+/* The pairs of a plain request's vars block (see the module doc), or NULL without an
+ * error set when it is not one. */
+static PyObject *
+plain_vars(const unsigned char *data, Py_ssize_t end, Py_ssize_t max_vars)
+{
+    Py_ssize_t pos = 0, count = 0;
+    const unsigned char *cl = NULL; /* the last CONTENT_LENGTH value */
+    Py_ssize_t cl_len = 0;
+    while (pos < end) {
+        if (end - pos < 2) {
+            return NULL;
+        }
+        Py_ssize_t klen = data[pos] | (data[pos + 1] << 8);
+        Py_ssize_t ks = pos + 2, ke = ks + klen;
+        if (klen == 0 || ke + 2 > end) {
+            return NULL;
+        }
+        Py_ssize_t vs = ke + 2;
+        pos = vs + (data[ke] | (data[ke + 1] << 8));
+        if (pos > end) {
+            return NULL;
+        }
+        if (klen == 14 && memcmp(data + ks, "CONTENT_LENGTH", 14) == 0) {
+            cl = data + vs;
+            cl_len = pos - vs;
+        }
+        count++;
+    }
+    if (count > max_vars || (cl != NULL && !(cl_len == 0 || (cl_len == 1 && cl[0] == '0')))) {
+        return NULL;
+    }
+    PyObject *out = PyTuple_New(count);
+    if (out == NULL) {
+        return NULL;
+    }
+    pos = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t klen = data[pos] | (data[pos + 1] << 8);
+        Py_ssize_t ks = pos + 2, ke = ks + klen;
+        Py_ssize_t vs = ke + 2, vlen = data[ke] | (data[ke + 1] << 8);
+        pos = vs + vlen;
+        PyObject *key = PyBytes_FromStringAndSize((const char *)data + ks, klen);
+        PyObject *value = key ? PyBytes_FromStringAndSize((const char *)data + vs, vlen) : NULL;
+        PyObject *pair = value ? PyTuple_Pack(2, key, value) : NULL;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (pair == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, pair);
+    }
+    return out;
+}
+
+static PyObject *
+taker_take(Taker *self, PyObject *Py_UNUSED(ignored))
+{
+    struct sockaddr_in sa;
+    socklen_t salen;
+    int fd;
+    for (;;) {
+        salen = sizeof(sa);
+        fd = accept4(self->lfd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            break;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            Py_RETURN_FALSE;
+        }
+        if (errno != EINTR) { /* EMFILE...: the loop logs it */
+            return PyObject_CallFunction(PyExc_OSError, "is", errno, strerror(errno));
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+    }
+    Py_ssize_t got;
+    do {
+        got = recv(fd, self->buf, READ_SIZE, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        close(fd); /* a reset before the first byte: closed without a word */
+        Py_RETURN_NONE;
+    }
+    char host[INET_ADDRSTRLEN] = "";
+    inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
+    PyObject *addr = Py_BuildValue("(si)", host, (int)ntohs(sa.sin_port));
+    if (addr == NULL) {
+        close(fd);
+        return NULL;
+    }
+    PyObject *fdo = PyLong_FromLong(fd);
+    PyObject *sock = NULL;
+    if (fdo != NULL) {
+        PyObject *args[4] = {self->sock_args[0], self->sock_args[1], self->sock_args[2], fdo};
+        sock = PyObject_Vectorcall(self->sock_type, args, 4, NULL);
+        Py_DECREF(fdo);
+    }
+    if (sock == NULL) {
+        Py_DECREF(addr);
+        close(fd);
+        return NULL;
+    }
+    PyObject *result;
+    const unsigned char *b = self->buf;
+    Py_ssize_t size = got >= 4 ? (b[1] | (b[2] << 8)) : 0;
+    PyObject *vars = NULL;
+    if (self->plain != NULL && got >= 4 && (b[0] == 0 || b[0] == 30) && size > 0
+            && size <= self->buffer_size && got == 4 + size) {
+        vars = plain_vars(b + 4, size, self->max_vars);
+        if (vars == NULL && PyErr_Occurred()) {
+            Py_DECREF(addr);
+            Py_DECREF(sock);
+            return NULL;
+        }
+    }
+    if (vars != NULL) {
+        PyObject *m1 = PyLong_FromLong(b[0]), *m2 = m1 ? PyLong_FromLong(b[3]) : NULL;
+        PyObject *args[5] = {sock, addr, vars, m1, m2};
+        result = m2 ? PyObject_Vectorcall(self->plain, args, 5, NULL) : NULL;
+        Py_XDECREF(m1);
+        Py_XDECREF(m2);
+        Py_DECREF(vars);
+    }
+    else {
+        PyObject *data = got < 0 ? Py_NewRef(Py_None)
+                                 : PyBytes_FromStringAndSize((const char *)b, got);
+        PyObject *args[3] = {sock, addr, data};
+        result = data ? PyObject_Vectorcall(self->other, args, 3, NULL) : NULL;
+        Py_XDECREF(data);
+    }
+    Py_DECREF(addr);
+    Py_DECREF(sock);
+    return result;
+}
+
+static PyMethodDef taker_methods[] = {
+    {"take", (PyCFunction)taker_take, METH_NOARGS,
+     "Take one connection (see the module doc): False when none is waiting."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "simuwsgi.net._cserve.Taker",
+    .tp_basicsize = sizeof(Taker),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Taker(lfd, family, type, proto, sock_type, buffer_size, max_vars, plain, "
+              "other): the accept loop's one connection (see the module doc)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)taker_init,
+    .tp_dealloc = (destructor)taker_dealloc,
+    .tp_methods = taker_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cserve",
+    "C accept, read and plain-request parse for simuwsgi serve (see _cserve.c).", -1, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__cserve(void)
+{
+    if (PyType_Ready(&TakerType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "Taker", (PyObject *)&TakerType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
