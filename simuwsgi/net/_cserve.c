@@ -13,6 +13,9 @@
  *   other(sock, addr, data)
  *       anything else, with the bytes read (None: none yet, EAGAIN).
  *
+ * text_vars(pairs) -> dict: the (bytes, bytes) pairs decoded as latin-1, the last
+ * duplicate winning (_wire.WireRequest.text_vars's dict comprehension).
+ *
  * Both get the connection as a socket.socket-level object (sock_type(family, type,
  * proto, fd)) and the peer's address as accept() gives it ((host, port)); take()
  * returns what the callable returned, False when no connection was waiting, None
@@ -223,6 +226,45 @@ taker_take(Taker *self, PyObject *Py_UNUSED(ignored))
     return result;
 }
 
+static PyObject *
+text_vars(PyObject *Py_UNUSED(mod), PyObject *pairs)
+{
+    PyObject *seq = PySequence_Fast(pairs, "text_vars() takes a sequence of pairs");
+    if (seq == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyDict_New();
+    Py_ssize_t n = out ? PySequence_Fast_GET_SIZE(seq) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i), *k = NULL, *v = NULL;
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2
+                || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 0))
+                || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "text_vars() takes (bytes, bytes) pairs");
+        }
+        else {
+            PyObject *kb = PyTuple_GET_ITEM(pair, 0), *vb = PyTuple_GET_ITEM(pair, 1);
+            k = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(kb), PyBytes_GET_SIZE(kb), NULL);
+            v = k ? PyUnicode_DecodeLatin1(PyBytes_AS_STRING(vb), PyBytes_GET_SIZE(vb), NULL)
+                  : NULL;
+        }
+        int failed = v == NULL || PyDict_SetItem(out, k, v) < 0;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (failed) {
+            Py_CLEAR(out);
+            break;
+        }
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"text_vars", text_vars, METH_O, "The pairs decoded as latin-1 (see the module doc)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef taker_methods[] = {
     {"take", (PyCFunction)taker_take, METH_NOARGS,
      "Take one connection (see the module doc): False when none is waiting."},
@@ -244,7 +286,8 @@ static PyTypeObject TakerType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cserve",
-    "C accept, read and plain-request parse for simuwsgi serve (see _cserve.c).", -1, NULL,
+    "C accept, read and plain-request parse for simuwsgi serve (see _cserve.c).", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ._server import TIMEOUT
+from ._server import TIMEOUT, _cserve
 
 if TYPE_CHECKING:
     from ..server.master import Instance
@@ -69,9 +69,16 @@ class WireRequest:
         environ and the request's log line read them; not to be changed)."""
         text = self._text
         if text is None:
-            text = self._text = {k.decode("latin-1"): v.decode("latin-1")
-                                 for k, v in self.vars}
+            text = self._text = _text_vars(self.vars)
         return text
+
+
+def _python_text_vars(vars: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """The Python twin of ``_cserve.text_vars``."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in vars}
+
+
+_text_vars = _cserve.text_vars if _cserve is not None else _python_text_vars
 
 
 class StreamedWire(list):  # type: ignore[type-arg]
