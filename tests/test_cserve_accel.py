@@ -8,7 +8,9 @@ with random vars (duplicates, bytes above 127, empty values, ``CONTENT_LENGTH`` 
 ``0``, ``00`` or with a body), modifier1 30 and 5, ping, empty and oversized packets,
 malformed vars blocks (an empty key, a value past the end, stray bytes), var counts
 around ``--max-vars``, a second request pipelined behind the first, clients that send
-their request in pieces or close early, and HTTP requests on ``--http-socket``.
+their request in pieces or close early, and HTTP requests on ``--http-socket`` (simple
+heads, which the C taker builds the vars of, and the turns of uWSGI's parser it leaves
+to the Python one).
 """
 from __future__ import annotations
 
@@ -90,9 +92,35 @@ def _vars(rng: random.Random) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
+def _http_head(rng: random.Random) -> bytes:
+    """A request head, often simple (the C path's), else with one of the turns the
+    Python parser takes: escapes, dot segments, a name twice, a continuation line, a
+    body, a missing space or CR, bytes after the head, a header too big for the
+    buffer..."""
+    uri = b"/" + rng.choice([b"", b"a/b", b"x?q=1&r", b"a%20b", b"a/../b", b"./c", b"d#f",
+                             b"?", b"e//f", b"g.", b"h?%41", _word(rng, 0, 6).replace(b" ", b"")])
+    if rng.random() < 0.05:
+        uri = rng.choice([b"", b"*", b"rel"])
+    line = rng.choice([b"GET", b"HEAD", b"", b"PO ST"]) + b" " + uri + b" " + rng.choice(
+        [b"HTTP/1.0", b"HTTP/1.1", b"", b"HTTP/1.0 x"])
+    headers = [b"Host: h"]
+    for _ in range(rng.randint(0, 3)):  # at most 12 vars pass --max-vars 6
+        headers.append(rng.choice([b"X-" + _word(rng, 1, 3).replace(b":", b""), b"Accept",
+                                   b"content-type", b"Content_Type", b"x-a", b"X-A"])
+                       + rng.choice([b": ", b":", b":  "]) + _word(rng, 0, 10).replace(
+                           b"\xff", b""))
+    extra, body = rng.choice([(b"", b"")] * 8 + [
+        (b"Content-Length: 3\r\n", b"abc"), (b"Content-Length: 0\r\n", b""),
+        (b"X-Long: " + b"l" * rng.choice([300, 420, 560]) + b"\r\n", b""),
+        (b"X-Fold: a\r\n b\r\n", b""), (b"NoColon\r\n", b""), (b": v\r\n", b""),
+        (b"X-Cr: a\rb\r\n", b""), (b"", b"after")])
+    head = line + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + extra + b"\r\n"
+    return head + body
+
+
 def _case(rng: random.Random) -> dict:
     kind = rng.choice(["plain"] * 6 + ["m30", "m5", "ping", "empty", "big", "bad", "count",
-                                       "pipelined", "pieces", "body", "short", "http"])
+                                       "pipelined", "pieces", "body", "short"] + ["http"] * 8)
     packet = encode_packet(30 if kind == "m30" else 5 if kind == "m5" else 0,
                            rng.randint(0, 255), encode_vars(_vars(rng)))
     pieces, close = [packet], False
@@ -122,8 +150,10 @@ def _case(rng: random.Random) -> dict:
     elif kind == "short":
         pieces, close = [packet[:rng.randint(1, len(packet) - 1)]], True
     elif kind == "http":
-        pieces = [b"GET /" + _word(rng, 0, 6).replace(b" ", b"+") + b" HTTP/1.0\r\n"
-                  b"Host: h\r\nX-A: " + _word(rng, 0, 8).replace(b"\xff", b"") + b"\r\n\r\n"]
+        pieces = [_http_head(rng)]
+        if rng.random() < 0.15:  # in two pieces
+            cut = rng.randint(1, len(pieces[0]) - 1)
+            pieces = [pieces[0][:cut], pieces[0][cut:]]
     return {"protocol": "http" if kind == "http" else "uwsgi",
             "pieces": [p.hex() for p in pieces], "close": close}
 
@@ -149,7 +179,7 @@ def _serve(tmp_path: Path, cases: list[dict], pure: bool, ports: list[str]) -> d
 def test_the_c_taker_answers_and_logs_as_the_python_path(tmp_path: Path, seed: int) -> None:
     (tmp_path / "app.py").write_text(APP)
     rng = random.Random(seed)
-    cases = [_case(rng) for _ in range(60)]
+    cases = [_case(rng) for _ in range(100)]
     ports = [_free_port(), _free_port()]  # the same in both runs: SERVER_PORT is one
     with_c = _serve(tmp_path, cases, pure=False, ports=ports)
     python = _serve(tmp_path, cases, pure=True, ports=ports)

@@ -10,6 +10,13 @@
  *       key, at most max_vars of them), no body (no CONTENT_LENGTH var, or its last
  *       value "" or "0") and no byte after the packet; vars is the tuple of
  *       (bytes, bytes) pairs the Python codec decodes;
+ *       On an --http-socket listener (http=(hostname, server_port)), plain gets a
+ *       simple HTTP head instead, complete and alone in the first read, whose vars
+ *       _http_request.parse_http_request would build without a warning or a refusal:
+ *       "METHOD SP URI SP PROTOCOL CRLF", a URI starting with "/" without "%", "#"
+ *       or "/." (its PATH_INFO is itself), header lines "Name: value" (no
+ *       continuation, no name twice, no Content-Length), every var fitting
+ *       buffer_size, at most max_vars of them; modifier1 and modifier2 are 0;
  *   other(sock, addr, data)
  *       anything else, with the bytes read (None: none yet, EAGAIN).
  *
@@ -22,7 +29,7 @@
  * when the recv failed (the connection is closed: the Python loop does the same), and
  * accept4's other errors as the OSError socket.accept raises, returned, not raised
  * (an OSError out of a callable is not accept's). With plain=None every connection
- * goes to other (the --http-socket listeners).
+ * goes to other.
  *
  * The Python twin (_server._Taker) does the same with socket.accept and always calls
  * other: the sans-IO codec then reads the packet, which is what this C path must
@@ -49,6 +56,8 @@ typedef struct {
     PyObject *sock_type;
     PyObject *plain;
     PyObject *other;
+    PyObject *hostname; /* --http-socket: SERVER_NAME and SERVER_PORT (else NULL) */
+    PyObject *server_port;
     unsigned char buf[READ_SIZE];
 } Taker;
 
@@ -61,6 +70,8 @@ taker_dealloc(Taker *self)
     Py_XDECREF(self->sock_type);
     Py_XDECREF(self->plain);
     Py_XDECREF(self->other);
+    Py_XDECREF(self->hostname);
+    Py_XDECREF(self->server_port);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -68,15 +79,18 @@ static int
 taker_init(Taker *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"lfd", "family", "type", "proto", "sock_type", "buffer_size",
-                            "max_vars", "plain", "other", NULL};
-    PyObject *family, *type, *proto, *sock_type, *plain, *other;
+                            "max_vars", "plain", "other", "http", NULL};
+    PyObject *family, *type, *proto, *sock_type, *plain, *other, *hostname = NULL,
+             *server_port = NULL;
     int lfd, buffer_size;
     Py_ssize_t max_vars;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iOOOOinOO", names, &lfd, &family, &type,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iOOOOinOO|(SS)", names, &lfd, &family, &type,
                                      &proto, &sock_type, &buffer_size, &max_vars, &plain,
-                                     &other)) {
+                                     &other, &hostname, &server_port)) {
         return -1;
     }
+    Py_XSETREF(self->hostname, Py_XNewRef(hostname));
+    Py_XSETREF(self->server_port, Py_XNewRef(server_port));
     self->lfd = lfd;
     self->buffer_size = buffer_size;
     self->max_vars = max_vars;
@@ -144,6 +158,167 @@ plain_vars(const unsigned char *data, Py_ssize_t end, Py_ssize_t max_vars)
     return out;
 }
 
+/* The HTTP head's vars being built: proto_base_add_uwsgi_var's size rule. */
+typedef struct {
+    PyObject *pairs[128];
+    Py_ssize_t count, size, max_vars, buffer_size;
+} Vars;
+
+/* Add a var (the key made of prefix + key); 0 when it does not fit (or too many),
+ * -1 on an error. key_upper: the header name's http_header_to_cgi transform. */
+static int
+add_var(Vars *v, const char *prefix, const unsigned char *key, Py_ssize_t klen,
+        int key_upper, const unsigned char *value, Py_ssize_t vlen)
+{
+    Py_ssize_t plen = (Py_ssize_t)strlen(prefix);
+    if (v->count >= v->max_vars || v->count >= 128
+            || v->size + plen + klen + vlen + 4 >= v->buffer_size) {
+        return 0;
+    }
+    PyObject *k = PyBytes_FromStringAndSize(NULL, plen + klen);
+    if (k == NULL) {
+        return -1;
+    }
+    char *kb = PyBytes_AS_STRING(k);
+    memcpy(kb, prefix, plen);
+    for (Py_ssize_t i = 0; i < klen; i++) {
+        unsigned char c = key[i];
+        if (key_upper) {
+            c = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? c - 32 : c;
+        }
+        kb[plen + i] = (char)c;
+    }
+    PyObject *val = PyBytes_FromStringAndSize((const char *)value, vlen);
+    PyObject *pair = val ? PyTuple_Pack(2, k, val) : NULL;
+    Py_DECREF(k);
+    Py_XDECREF(val);
+    if (pair == NULL) {
+        return -1;
+    }
+    v->pairs[v->count++] = pair;
+    v->size += plen + klen + vlen + 4;
+    return 1;
+}
+
+static int
+add_obj(Vars *v, const char *key, PyObject *value)
+{
+    return add_var(v, "", (const unsigned char *)key, (Py_ssize_t)strlen(key), 0,
+                   (const unsigned char *)PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
+}
+
+static const unsigned char *
+find(const unsigned char *from, const unsigned char *end, unsigned char c)
+{
+    return memchr(from, c, end - from);
+}
+
+/* The vars of a simple HTTP head (see the module doc) that fills data exactly, or NULL
+ * without an error set when it is not one. */
+static PyObject *
+simple_http_vars(Taker *self, const unsigned char *data, Py_ssize_t got, const char *remote)
+{
+    const unsigned char *end = data + got, *line_end;
+    if (got < 4 || got >= self->buffer_size || memcmp(end - 4, "\r\n\r\n", 4) != 0) {
+        return NULL;
+    }
+    const unsigned char *head_end = data;  /* the first CRLFCRLF must be the last */
+    while ((head_end = find(head_end, end, '\r')) != NULL && head_end + 4 <= end
+           && memcmp(head_end, "\r\n\r\n", 4) != 0) {
+        head_end++;
+    }
+    if (head_end != end - 4 || (line_end = find(data, end, '\r')) == NULL || line_end[1] != '\n') {
+        return NULL;
+    }
+    const unsigned char *sp1 = find(data, line_end, ' ');
+    const unsigned char *uri = sp1 ? sp1 + 1 : NULL;
+    const unsigned char *sp2 = uri ? find(uri, line_end, ' ') : NULL;
+    if (sp2 == NULL || uri == sp2 || uri[0] != '/') {
+        return NULL;
+    }
+    const unsigned char *query = find(uri, sp2, '?'), *path_end = query ? query : sp2;
+    for (const unsigned char *c = uri; c < sp2; c++) {
+        if (*c == '%' || *c == '#' || (c < path_end && *c == '/' && c + 1 < path_end
+                                       && c[1] == '.')) {
+            return NULL;
+        }
+    }
+    if (got + (path_end - uri) >= self->buffer_size) { /* _path_info's room check */
+        return NULL;
+    }
+    Vars v = {.count = 0, .size = 0, .max_vars = self->max_vars,
+              .buffer_size = self->buffer_size};
+    PyObject *out = NULL;
+    int ok = add_var(&v, "", (const unsigned char *)"REQUEST_METHOD", 14, 0, data, sp1 - data);
+    if (query != NULL) {
+        ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"PATH_INFO", 9, 0, uri,
+                              path_end - uri) : ok;
+        ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"REQUEST_URI", 11, 0, uri,
+                              sp2 - uri) : ok;
+        ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"QUERY_STRING", 12, 0, query + 1,
+                              sp2 - query - 1) : ok;
+    }
+    else {
+        ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"REQUEST_URI", 11, 0, uri,
+                              sp2 - uri) : ok;
+        ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"PATH_INFO", 9, 0, uri,
+                              sp2 - uri) : ok;
+        ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"QUERY_STRING", 12, 0, uri, 0) : ok;
+    }
+    ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"SERVER_PROTOCOL", 15, 0, sp2 + 1,
+                          line_end - sp2 - 1) : ok;
+    ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"SCRIPT_NAME", 11, 0, uri, 0) : ok;
+    ok = ok > 0 ? add_obj(&v, "SERVER_NAME", self->hostname) : ok;
+    ok = ok > 0 ? add_obj(&v, "SERVER_PORT", self->server_port) : ok;
+    ok = ok > 0 ? add_var(&v, "", (const unsigned char *)"REMOTE_ADDR", 11, 0,
+                          (const unsigned char *)remote, (Py_ssize_t)strlen(remote)) : ok;
+    Py_ssize_t first_header = v.count;
+    for (const unsigned char *line = line_end + 2; ok > 0 && line < end - 2; line = line_end + 2) {
+        line_end = find(line, end, '\r');  /* there is one: the head ends with CRLFCRLF */
+        const unsigned char *colon = find(line, line_end, ':');
+        if (line_end[1] != '\n' || line[0] == ' ' || line[0] == '\t' || colon == NULL
+                || colon == line) {
+            ok = 0;  /* a continuation, a lone CR, no name: the Python parser's */
+            break;
+        }
+        const unsigned char *value = colon + 1;
+        while (value < line_end && *value == ' ') {
+            value++;
+        }
+        Py_ssize_t klen = colon - line;
+        int plain_key = klen == 12 || klen == 14;  /* CONTENT_TYPE, CONTENT_LENGTH */
+        if (plain_key) {
+            char upper[14];
+            for (Py_ssize_t i = 0; i < klen; i++) {
+                unsigned char c = line[i];
+                upper[i] = (char)(c == '-' ? '_' : (c >= 'a' && c <= 'z') ? c - 32 : c);
+            }
+            if (klen == 14 && memcmp(upper, "CONTENT_LENGTH", 14) == 0) {
+                ok = 0;  /* a body: the Python path reads it */
+                break;
+            }
+            plain_key = klen == 12 && memcmp(upper, "CONTENT_TYPE", 12) == 0;
+        }
+        ok = add_var(&v, plain_key ? "" : "HTTP_", line, klen, 1, value, line_end - value);
+        for (Py_ssize_t i = first_header; ok > 0 && i < v.count - 1; i++) {
+            if (PyObject_RichCompareBool(PyTuple_GET_ITEM(v.pairs[i], 0),
+                                         PyTuple_GET_ITEM(v.pairs[v.count - 1], 0), Py_EQ)) {
+                ok = 0;  /* a name twice: merged by the Python parser */
+            }
+        }
+    }
+    if (ok > 0 && (out = PyTuple_New(v.count)) != NULL) {
+        for (Py_ssize_t i = 0; i < v.count; i++) {
+            PyTuple_SET_ITEM(out, i, v.pairs[i]);
+        }
+        return out;
+    }
+    for (Py_ssize_t i = 0; i < v.count; i++) {
+        Py_DECREF(v.pairs[i]);
+    }
+    return NULL;
+}
+
 static PyObject *
 taker_take(Taker *self, PyObject *Py_UNUSED(ignored))
 {
@@ -197,17 +372,22 @@ taker_take(Taker *self, PyObject *Py_UNUSED(ignored))
     const unsigned char *b = self->buf;
     Py_ssize_t size = got >= 4 ? (b[1] | (b[2] << 8)) : 0;
     PyObject *vars = NULL;
-    if (self->plain != NULL && got >= 4 && (b[0] == 0 || b[0] == 30) && size > 0
-            && size <= self->buffer_size && got == 4 + size) {
+    if (self->plain != NULL && self->hostname != NULL) {
+        vars = simple_http_vars(self, b, got, host);
+    }
+    else if (self->plain != NULL && got >= 4 && (b[0] == 0 || b[0] == 30) && size > 0
+             && size <= self->buffer_size && got == 4 + size) {
         vars = plain_vars(b + 4, size, self->max_vars);
-        if (vars == NULL && PyErr_Occurred()) {
-            Py_DECREF(addr);
-            Py_DECREF(sock);
-            return NULL;
-        }
+    }
+    if (vars == NULL && PyErr_Occurred()) {
+        Py_DECREF(addr);
+        Py_DECREF(sock);
+        return NULL;
     }
     if (vars != NULL) {
-        PyObject *m1 = PyLong_FromLong(b[0]), *m2 = m1 ? PyLong_FromLong(b[3]) : NULL;
+        int http = self->hostname != NULL;
+        PyObject *m1 = PyLong_FromLong(http ? 0 : b[0]);
+        PyObject *m2 = m1 ? PyLong_FromLong(http ? 0 : b[3]) : NULL;
         PyObject *args[5] = {sock, addr, vars, m1, m2};
         result = m2 ? PyObject_Vectorcall(self->plain, args, 5, NULL) : NULL;
         Py_XDECREF(m1);

@@ -406,17 +406,19 @@ class UwsgiServer:
 
         def plain(sock: socket.socket, addr: Any, vars: tuple[tuple[bytes, bytes], ...],
                   modifier1: int, modifier2: int) -> Any:
-            reading = _Incoming(None, _Body(self.limits.post_buffering or SPOOL_ABOVE))
+            body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
+            reading = _Incoming(None, body) if protocol == "uwsgi" else _HttpIncoming(body)
             reading.head = Request(vars=vars, modifier1=modifier1, modifier2=modifier2)
             reading.complete = True
             return self._answer_inline(sock, reading, _peer_of(addr, name, protocol,
                                                                ClientStream(self, sock)))
 
         limits = self.limits
+        http = () if protocol == "uwsgi" else ((self.hostname, _server_port(name)),)
         return _cserve.Taker(
             lsock.fileno(), int(lsock.family), int(lsock.type) | socket.SOCK_NONBLOCK,
-            lsock.proto, _raw_socket, limits.buffer_size, limits.max_vars,
-            plain if protocol == "uwsgi" else None, other).take
+            lsock.proto, _raw_socket, limits.buffer_size, limits.max_vars, plain, other,
+            *http).take
 
     def _release(self) -> None:
         if self._free is not None:
@@ -637,11 +639,10 @@ class _HttpIncoming:
             self.body.write(memoryview(data)[:self.wanted - self.body.size])
         else:
             self.buffer += data
-            name = peer.socket_name
-            port = name.rpartition(":")[2] if ":" in name else "80"
             limits = server.limits
             head = parse_http_request(
-                self.buffer, hostname=server.hostname, server_port=port.encode(),
+                self.buffer, hostname=server.hostname,
+                server_port=_server_port(peer.socket_name),
                 remote_addr=peer.addr.encode(), buffer_size=limits.buffer_size)
             if head is None:
                 return False
@@ -658,6 +659,12 @@ class _HttpIncoming:
             self.buffer = bytearray()
         self.complete = self.body.size >= self.wanted
         return self.complete
+
+
+def _server_port(socket_name: str) -> bytes:
+    """``SERVER_PORT`` of an ``--http-socket`` request: after the socket name's last
+    ``:``, else 80."""
+    return (socket_name.rpartition(":")[2] if ":" in socket_name else "80").encode()
 
 
 def _http_bytes(vars: tuple[tuple[bytes, bytes], ...], reply: Reply) -> bytes:
