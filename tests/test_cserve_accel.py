@@ -1,11 +1,13 @@
 """The optional C accelerator of ``serve``'s accept loop (``net/_cserve.c``).
 
 Random request sets sent to a served simulation, one connection after the other, must
-get the same reply bytes and the same log lines with the C taker (accept, first read,
-a plain WSGI request's vars decoded in C) as with its Python twin, where the sans-IO
+get the same reply bytes (the app echoes its environ) and the same log lines with the C
+functions (accept, first read, a plain request's vars, the wire environ) as with their
+Python twins, where the sans-IO
 codec reads every request (a subprocess with ``SIMUWSGI_PURE_PYTHON=1``): plain GETs
-with random vars (duplicates, bytes above 127, empty values, ``CONTENT_LENGTH`` empty,
-``0``, ``00`` or with a body), modifier1 30 and 5, ping, empty and oversized packets,
+with random vars (duplicates, bytes above 127, empty values, ``HTTPS`` and
+``UWSGI_SCHEME`` for the environ's scheme, ``CONTENT_LENGTH`` empty, ``0``, ``00`` or
+with a body), modifier1 30 and 5, ping, empty and oversized packets,
 malformed vars blocks (an empty key, a value past the end, stray bytes), var counts
 around ``--max-vars``, a second request pipelined behind the first, clients that send
 their request in pieces or close early, and HTTP requests on ``--http-socket`` (simple
@@ -83,9 +85,12 @@ def _vars(rng: random.Random) -> list[tuple[bytes, bytes]]:
     pairs = [(b"REQUEST_METHOD", rng.choice([b"GET", b"HEAD", b"DELETE"])),
              (b"REQUEST_URI", b"/" + _word(rng, 0, 8)), (b"PATH_INFO", b"/p")]
     for _ in range(rng.randint(0, 9)):  # often above --max-vars (12 pairs)
-        pairs.append((rng.choice([b"HTTP_X_" + _word(rng, 1, 3), b"QUERY_STRING",
-                                  b"SERVER_PROTOCOL", b"HTTPS", b"UWSGI_SCHEME"]),
-                      _word(rng, 0, 10)))
+        key = rng.choice([b"HTTP_X_" + _word(rng, 1, 3), b"QUERY_STRING", b"SERVER_PROTOCOL",
+                          b"HTTPS", b"UWSGI_SCHEME", b"wsgi.url_scheme"])
+        value = _word(rng, 0, 10)
+        if key == b"HTTPS" and rng.random() < 0.7:  # wsgi.url_scheme's turns
+            value = rng.choice([b"on", b"ON", b"oN", b"o", b"1x", b"off", b"\xe9n"])
+        pairs.append((key, value))
     if rng.random() < 0.3:
         pairs.append((b"CONTENT_LENGTH", rng.choice([b"", b"0", b"00", b"x1"])))
     rng.shuffle(pairs)

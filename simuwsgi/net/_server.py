@@ -73,7 +73,7 @@ from ..protocol import (
 from ..protocol._dispatch import encode_reply
 from ._client import Reply
 
-_cserve = load(f"{__package__}._cserve", "Taker", "text_vars")
+_cserve = load(f"{__package__}._cserve", "Taker", "text_vars", "wire_environ")
 
 __all__ = ["Body", "ClientStream", "Handler", "Limits", "Peer", "UwsgiServer"]
 
