@@ -370,17 +370,20 @@ class UwsgiServer:
                 while True:
                     await trio.lowlevel.wait_readable(lsock)
                     for _ in range(_ACCEPT_BATCH):  # one wake-up, many connections
-                        if free is not None:  # a worker free to accept it
-                            try:  # without a trip through trio's scheduler when one is
-                                free.acquire_nowait()
-                            except trio.WouldBlock:
-                                await free.acquire()
+                        # a worker free to accept it; one served inline (and closed)
+                        # before anything else runs never holds it
+                        held = free is not None and free.value == 0
+                        if held:
+                            await free.acquire()  # type: ignore[union-attr]
                         task = take()
                         if type(task) is tuple:  # what serves the rest, in a task
+                            if free is not None and not held:
+                                free.acquire_nowait()  # free since the check: nothing ran
                             self.accepted += 1
                             nursery.start_soon(self._in_worker, *task)
                             continue
-                        self._release()
+                        if held:
+                            self._release()
                         if task is None:  # served (or refused) and closed
                             self.accepted += 1
                         elif task is False:  # none waiting
