@@ -19,13 +19,15 @@ uWSGI's connection handling (``proto/uwsgi.c``, ``proto/http.c``, ``core/utils.c
   built by :func:`simuwsgi.protocol.parse_http_request`; the reply is the same raw
   HTTP uWSGI writes on ``--socket``.
 
-Every byte is produced and parsed by the sans-IO codec (:mod:`simuwsgi.protocol`),
-but for the common case of its C twin (``_cserve.c``, when built: accept, the first
-read and a plain WSGI request's vars in C; the reply to a vars-framed request is the
-raw HTTP the codec would write, made without its states). Each connection is its own
-trio task; a request already complete at accept time that the handler can answer at
-once (a ping, a simulated request that completes) is answered inline. Listening sockets are made by :func:`simuwsgi.net.listen` (with
-uWSGI's ``TCP_DEFER_ACCEPT``, a connection is accepted once its first bytes arrived).
+Every byte is produced and parsed by the sans-IO codec (:mod:`simuwsgi.protocol`) and
+the HTTP parser, but for the common case their C twin takes (``_cserve.c``, when
+built: accept, the first read, and the vars of a plain WSGI packet or a simple HTTP
+head complete in it; the reply to a vars-framed request is the raw HTTP the codec
+would write, made without its states). Each connection is its own trio task; a request
+already complete at accept time that the handler can answer at once (a ping, a
+simulated request that completes) is answered inline. Listening sockets are made by
+:func:`simuwsgi.net.listen` (with uWSGI's ``TCP_DEFER_ACCEPT``, a connection is
+accepted once its first bytes arrived).
 
 With ``workers=N`` (``simuwsgi serve``: processes x cores) at most N connections are
 served at once, on all listeners together, as a uWSGI worker is busy from ``accept``
@@ -372,9 +374,10 @@ class UwsgiServer:
                     for _ in range(_ACCEPT_BATCH):  # one wake-up, many connections
                         # a worker free to accept it; one served inline (and closed)
                         # before anything else runs never holds it
-                        held = free is not None and free.value == 0
-                        if held:
-                            await free.acquire()  # type: ignore[union-attr]
+                        held = False
+                        if free is not None and free.value == 0:  # all busy: wait
+                            await free.acquire()
+                            held = True
                         task = take()
                         if type(task) is tuple:  # what serves the rest, in a task
                             if free is not None and not held:
