@@ -331,6 +331,42 @@ def test_cron_log_lines_are_dated_in_local_time_across_dst(tmp_path):
         "Sun Oct 25 02:00:01")  # the repeated hour
 
 
+TZSET_APP = """
+import os, time, uwsgi
+def tick(num):
+    pass
+uwsgi.register_signal(1, "", tick)
+uwsgi.register_signal(2, "", tick)
+uwsgi.add_cron(1, -1, -1, -1, -1, -1)
+uwsgi.add_cron(2, 0, 3, -1, -1, -1)  # 03:00 local time
+def application(environ, start_response):
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    start_response("200 OK", [])
+    return [b"ok"]
+"""
+
+
+def test_cron_follows_a_time_zone_the_app_changes(tmp_path):
+    """After ``time.tzset()`` the master's ``localtime()`` is the new zone's: the firing
+    lines are dated in it (not from the day cached before) and a cron of an hour fires at
+    that local hour (not at the time planned in the old zone)."""
+    (tmp_path / "app.py").write_text(TZSET_APP)
+    with _sim(tmp_path, "2026-01-01T00:00:00Z") as sim:
+        sim.advance(90)
+        sim.get("/")  # 00:01:30 UTC: 09:01:30 in Tokyo
+        sim.advance(20 * 3600)
+        walls = {num: [int(sim.clock.wall_offset + r.time)
+                       for r in sim.trace.select("cron.signal", num=num)] for num in (1, 2)}
+        lines = [x for x in sim.log if "[uwsgi-cron] routing signal 1" in x]
+    assert lines[:3] == ["Thu Jan  1 00:00:01 2026 - [uwsgi-cron] routing signal 1",
+                         "Thu Jan  1 00:01:01 2026 - [uwsgi-cron] routing signal 1",
+                         "Thu Jan  1 09:02:01 2026 - [uwsgi-cron] routing signal 1"]
+    start = walls[1][0] - 1
+    assert walls[2] == [start + 18 * 3600]  # 03:00 in Tokyo is 18:00 UTC, not 03:00 UTC
+    assert len(lines) == len(walls[1]) == 20 * 60 + 2
+
+
 # -- differential test against real uWSGI -------------------------------------------------------
 DIFF_APP = """
 import json, os, time

@@ -267,6 +267,9 @@ static PyTypeObject TraceCoreType = {
  *   INT                        a zigzag varint (an int of 64 bits or less)
  *   FLOAT                      the 8 bytes of the double, native order
  *   FLOAT_AGAIN                the last FLOAT written again (the records of one instant)
+ *   FLOAT_STEP                 varint k: the last FLOAT plus k, when that sum is exactly the
+ *                              value (a run's instants are often whole seconds apart: 2
+ *                              bytes instead of 9, and less for zlib)
  *   STR_NEW                    varint length + UTF-8; the string takes the next number
  *   STR_REF                    varint number of a string written before in this chunk
  *   STR_EDIT                   a new string (numbered as STR_NEW) told as an edit of the
@@ -291,7 +294,7 @@ static PyTypeObject TraceCoreType = {
  */
 
 enum { TAG_NONE, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_FLOAT, TAG_FLOAT_AGAIN, TAG_STR_NEW, TAG_STR_REF, TAG_BYTES, TAG_TUPLE,
-       TAG_LIST, TAG_DICT, TAG_MARSHAL, TAG_STR_EDIT };
+       TAG_LIST, TAG_DICT, TAG_MARSHAL, TAG_STR_EDIT, TAG_FLOAT_STEP };
 
 #define MAX_DEPTH 64    /* deeper values are written by marshal (which has its limit) */
 
@@ -306,6 +309,9 @@ typedef struct {
     const char *prev;   /* the UTF-8 of the last new string written (NULL: none yet) */
     Py_ssize_t prev_size;
 } Writer;
+
+/* The largest FLOAT_STEP (a step of whole units that a double holds exactly). */
+#define MAX_STEP 9007199254740992.0  /* 2^53 */
 
 /* An edit saves its cost (two more varints) and more from this many bytes kept. */
 #define MIN_KEPT 4
@@ -404,6 +410,35 @@ put_marshal(Writer *w, PyObject *value)
     return rc;
 }
 
+/* How many of the first `n` bytes of `a` and `b` are the same before the first that
+ * differs (eight at a time: a log line is ~70 bytes). */
+static Py_ssize_t
+common_head(const char *a, const char *b, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (uint64_t x, y; i + 8 <= n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) break;
+    }
+    while (i < n && a[i] == b[i]) i++;
+    return i;
+}
+
+/* How many of the last `n` bytes before `a_end` and `b_end` are the same, backwards. */
+static Py_ssize_t
+common_tail(const char *a_end, const char *b_end, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (uint64_t x, y; i + 8 <= n; i += 8) {
+        memcpy(&x, a_end - i - 8, 8);
+        memcpy(&y, b_end - i - 8, 8);
+        if (x != y) break;
+    }
+    while (i < n && a_end[-1 - i] == b_end[-1 - i]) i++;
+    return i;
+}
+
 static int
 put_str(Writer *w, PyObject *value)
 {
@@ -426,8 +461,8 @@ put_str(Writer *w, PyObject *value)
     w->prev = text;  /* the string's own UTF-8: alive as long as the string */
     w->prev_size = size;
     if (prev != NULL) {
-        while (head < most && text[head] == prev[head]) head++;
-        while (tail < most - head && text[size - 1 - tail] == prev[prev_size - 1 - tail]) tail++;
+        head = common_head(text, prev, most);
+        tail = common_tail(text + size, prev + prev_size, most - head);
     }
     if (head + tail < MIN_KEPT) {
         return put_byte(w, TAG_STR_NEW) < 0 || put_varint(w, size) < 0
@@ -460,8 +495,15 @@ put_value(Writer *w, PyObject *value, int depth)
         if (w->has_last && memcmp(&d, &w->last, sizeof d) == 0) {
             return put_byte(w, TAG_FLOAT_AGAIN);
         }
+        double step = d - w->last, sum = w->last + step;
+        int stepped = w->has_last && step >= 1 && step < MAX_STEP && step == floor(step)
+                      && memcmp(&sum, &d, sizeof d) == 0;
         w->last = d;
         w->has_last = 1;
+        if (stepped) {
+            return put_byte(w, TAG_FLOAT_STEP) < 0 || put_varint(w, (unsigned long long)step) < 0
+                ? -1 : 0;
+        }
         return put_byte(w, TAG_FLOAT) < 0 || put_raw(w, &d, sizeof d) < 0 ? -1 : 0;
     }
     if (PyLong_CheckExact(value)) {
@@ -499,15 +541,31 @@ put_value(Writer *w, PyObject *value, int depth)
     return put_marshal(w, value);
 }
 
+/* The buffers of the last pack, kept for the next (a spill every few thousand rows:
+ * fresh ones cost page faults and a dozen reallocations and rehashes each time), up to
+ * these sizes. */
+static Writer spare;
+#define SPARE_BYTES (4 << 20)
+#define SPARE_SLOTS (1 << 16)
+
 static PyObject *
 codec_pack(PyObject *module, PyObject *value)
 {
     Writer w = {0};
+    w.buf = spare.buf, w.cap = spare.cap;  /* (taken: a pack within a pack starts afresh) */
+    w.keys = spare.keys, w.numbers = spare.numbers, w.slots = spare.slots;
+    spare = (Writer){0};
+    if (w.keys != NULL) memset(w.keys, 0, w.slots * sizeof(PyObject *));
     PyObject *out = NULL;
     if (put_value(&w, value, 0) == 0) out = PyBytes_FromStringAndSize(w.buf, w.len);
-    PyMem_Free(w.buf);
-    PyMem_Free(w.keys);
-    PyMem_Free(w.numbers);
+    if (spare.buf == NULL && w.cap <= SPARE_BYTES && w.slots <= SPARE_SLOTS) {
+        spare.buf = w.buf, spare.cap = w.cap;
+        spare.keys = w.keys, spare.numbers = w.numbers, spare.slots = w.slots;
+    } else {
+        PyMem_Free(w.buf);
+        PyMem_Free(w.keys);
+        PyMem_Free(w.numbers);
+    }
     return out;
 }
 
@@ -619,6 +677,13 @@ codec_get_value(Reader *r, int tag)
     case TAG_FLOAT_AGAIN:
         if (r->last == NULL) return truncated(), NULL;
         return Py_NewRef(r->last);
+    case TAG_FLOAT_STEP: {
+        unsigned long long step;
+        if (r->last == NULL) return truncated(), NULL;
+        if (get_varint(r, &step) < 0) return NULL;
+        Py_SETREF(r->last, PyFloat_FromDouble(PyFloat_AS_DOUBLE(r->last) + (double)step));
+        return Py_XNewRef(r->last);
+    }
     case TAG_STR_NEW:
         if (get_size(r, &n, 1) < 0) return NULL;
         r->at += n;

@@ -17,7 +17,8 @@ When the optional C accelerator ``_ctrace.c`` is built, a spool's ``tail`` and `
 are fields of its C base (``SpoolCore``), which the trace's C ``add`` appends to directly,
 and a chunk is written by ``_ctrace.pack`` instead of marshal: the same values read
 back, the recurring strings and a time repeated by the records of one instant written
-once, a new string as its edit of the one before (a log line as the few bytes that
+once, a time a whole number of seconds after the one before as that step, a new string
+as its edit of the one before (a log line as the few bytes that
 differ from the line before), and a chunk's index entry counted in C: about half
 marshal's time, a fifth of its bytes for the log, and so less for zlib to compress.
 """

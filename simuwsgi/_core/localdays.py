@@ -4,11 +4,13 @@ uWSGI dates its log lines (a cron firing's, a request's) with ``ctime``-style te
 the wall clock's second. Runs ask for the seconds of one day again and again, so
 :class:`LocalDays` keeps the day that holds the last second asked for and writes a
 second's date from two look-ups; a second outside it (the next day, a UTC offset change,
-a leap second of a "right/" zone) goes back to ``localtime``.
+a leap second of a "right/" zone) goes back to ``localtime``, and so does every second
+after ``time.tzset()`` (which makes a new ``time.tzname``: the day was another zone's).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .clock import _R
@@ -49,18 +51,19 @@ def guarded_jump(s: int, jump: int, gmtoff: int) -> int:
 
 class LocalDays:
     """``asctime(localtime(s))`` of wall seconds by arithmetic within the stretch of
-    one local day (at one UTC offset) that holds the last second asked for: one
-    ``localtime`` (and two probes for an offset change) per day instead of one per
-    firing."""
+    one local day (at one UTC offset, of the zone ``time.tzname`` names) that holds the
+    last second asked for: one ``localtime`` (and two probes for an offset change) per
+    day instead of one per firing."""
 
-    __slots__ = ("_base", "_day", "_hi", "_lo", "_year")
+    __slots__ = ("_base", "_day", "_hi", "_lo", "_year", "_zone")
 
     def __init__(self) -> None:
         self._lo = self._hi = self._base = 0
         self._day = self._year = ""
+        self._zone: Any = None
 
     def asctime(self, s: int) -> str:
-        if not self._lo <= s < self._hi:
+        if not self._lo <= s < self._hi or self._zone is not time.tzname:
             tm = _localtime(s)
             if tm.tm_sec > 59:  # a leap second (a "right/" zone): in no day's stretch
                 return _asctime(tm)
@@ -73,5 +76,6 @@ class LocalDays:
         stamp = _asctime(tm)  # "Www Mmm dd hh:mm:ss yyyy"
         self._day, self._year = stamp[:11], stamp[19:]
         self._lo, self._base = s, s - sod
+        self._zone = time.tzname
         # to the local midnight, or to the offset's next change if that comes first
         self._hi = guarded_jump(s, 86400 - sod, tm.tm_gmtoff)

@@ -41,7 +41,8 @@ __all__ = ["Trace", "Record"]
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One event of a trace."""
+    """One event of a trace. Its ``fields`` are the dict the trace keeps: read-only
+    (the C paths give the records of one kind with the very same values one dict)."""
 
     time: float
     node: str

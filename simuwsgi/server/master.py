@@ -88,6 +88,11 @@ def _is_simulator_frame(filename: str) -> bool:
 class Instance:
     """One uWSGI instance (a node): master, workers, mules, spoolers and shared state."""
 
+    #: slots for the fields the C master and signal paths read at every firing (see
+    #: subsystems/_cfields.h)
+    __slots__ = ("__dict__", "__weakref__", "harakiri", "log_lines", "log_sink", "master",
+                 "stopped", "subsystems")
+
     #: What loads the app (fork mode: ``fork.RemoteAppLoader``, imports in a child).
     app_loader_class = _apps.AppLoader
 

@@ -37,6 +37,10 @@ class ThreadToken:
 class UProcess(Process):
     """A uWSGI process: kind, slot id, and what the facade asks about it."""
 
+    #: slots for the fields the C signal path reads and writes at every delivery (see
+    #: subsystems/_cfields.h)
+    __slots__ = ("id", "in_handler", "name", "signals")
+
     kind = "process"
     #: how the master's spawn line starts (1.4's gateways: "respawned" after a death)
     spawn_verb = "spawned"
@@ -114,6 +118,7 @@ class Master(UProcess):
 
 class Worker(UProcess):
     kind = "worker"
+    __slots__ = ("acceptor", "idle")  # (see UProcess.__slots__)
 
     def __init__(self, inst: Instance, ident: int, target: Callable[[], Any],
                  previous: Worker | None = None) -> None:

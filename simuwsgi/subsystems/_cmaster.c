@@ -41,7 +41,7 @@
 #define FIELDS(X) \
     X(now) X(last_wake) X(interval) X(grid_epoch) X(started) X(closed) X(needs_iteration) \
     X(wall_offset) X(_wake_at) X(_wake_gen) X(_idle_wake) X(stopped) X(last_job) \
-    X(always) X(plan) X(plan_key) X(sig) X(_lo) X(_hi) X(_base) X(_day) X(_year) \
+    X(always) X(plan) X(plan_key) X(sig) X(_lo) X(_hi) X(_base) X(_day) X(_year) X(_zone) \
     X(log_sink) X(master) X(name) X(log_lines) X(tail) X(limit) X(subsystems) \
     X(_signals) X(fired) X(next) X(secs) X(num) X(_timer_fired) X(_route)
 FIELDS(FIELD_DECLARE)
@@ -51,7 +51,9 @@ static PyObject *str_before_events, *str_at_top, *str_next_wake, *str_post_at, *
 static PyObject *str_plan, *str_before_commands, *str_asctime, *str_spill, *str_add;
 static PyObject *str_cron_signal, *str_num, *str_signals, *str_route, *str_get;
 static PyObject *str_signals_subsystem, *str_master_read, *str_timer_fire, *str_event;
-static PyObject *str_master, *str_log, *one;
+static PyObject *str_master, *str_log, *str_tzname, *one;
+/* the time module's dict: `time.tzname` is a new tuple after each `time.tzset()` */
+static PyObject *time_dict;
 
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
@@ -206,35 +208,29 @@ out:
 static int
 iterate(PyObject *state, PyObject *timeout, PyObject *handler, PyObject *args)
 {
-    PyObject *loop = LOOP(state), *clients = LOOP_CLIENTS(state);
-    PyObject *now = get(&f_now, LOOP_KERNEL(state)), *wall_s = NULL;
+    PyObject *loop = LOOP(state);
+    PyObject *now = get(&f_now, LOOP_KERNEL(state)), *wall_s = NULL, *offset = NULL;
+    PyObject *wall = NULL;
     int rc = -1;
-    if (now == NULL || move_phase(loop, now) < 0) goto out;
-    if (PyList_GET_SIZE(clients)) {
-        /* uwsgi_now() */
-        PyObject *offset = get(&f_wall_offset, LOOP_CLOCK(state));
-        if (offset == NULL) goto out;
-        PyObject *wall = PyNumber_Add(offset, now);
-        Py_DECREF(offset);
-        if (wall == NULL) goto out;
-        double wall_d = PyFloat_AsDouble(wall);
-        Py_DECREF(wall);
-        if ((wall_d == -1.0 && PyErr_Occurred())
-                || (wall_s = PyLong_FromDouble(floor(wall_d))) == NULL
-                || each_client(state, str_before_events, wall_s, timeout) < 0) goto out;
-    }
+    if (now == NULL || move_phase(loop, now) < 0
+            || (offset = get(&f_wall_offset, LOOP_CLOCK(state))) == NULL
+            || (wall = PyNumber_Add(offset, now)) == NULL) goto out;
+    double wall_d = PyFloat_AsDouble(wall);  /* uwsgi_now() */
+    if ((wall_d == -1.0 && PyErr_Occurred())
+            || (wall_s = PyLong_FromDouble(floor(wall_d))) == NULL
+            || each_client(state, str_before_events, wall_s, timeout) < 0) goto out;
     if (handler != NULL) {
         PyObject *done = PyObject_Call(handler, args, NULL);
         if (done == NULL) goto out;
         Py_DECREF(done);
     }
     /* handlers run without virtual time passing: the same second */
-    if (PyList_GET_SIZE(clients)
-            && (each_client(state, str_at_top, wall_s, NULL) < 0 || replan(state) < 0))
-        goto out;
+    if (each_client(state, str_at_top, wall_s, NULL) < 0 || replan(state) < 0) goto out;
     rc = 0;
 out:
     Py_XDECREF(now);
+    Py_XDECREF(offset);
+    Py_XDECREF(wall);
     Py_XDECREF(wall_s);
     return rc;
 }
@@ -335,9 +331,20 @@ idle_wake_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObjec
 #define INSTANCE_LOG(s) ITEM(s, 8)
 #define CRON_STATE_SIZE 9
 
+/* 1 when `days` holds a day of the zone `time.tzname` names now, 0 not, -1 error. */
+static int
+same_zone(PyObject *days)
+{
+    PyObject *zone = get(&f__zone, days);
+    if (zone == NULL) return -1;
+    PyObject *now = PyDict_GetItemWithError(time_dict, str_tzname);  /* borrowed */
+    Py_DECREF(zone);
+    return now == zone ? 1 : PyErr_Occurred() ? -1 : 0;
+}
+
 /* The firing's line, f"{LocalDays.asctime(s)} - [uwsgi-cron] routing signal {sig}":
  * the date from the day `LocalDays` holds, or from its Python method for a second
- * outside that day. */
+ * outside that day (or after a `time.tzset()`). */
 static PyObject *
 cron_line(PyObject *state, PyObject *wall_s, PyObject *sig)
 {
@@ -345,6 +352,7 @@ cron_line(PyObject *state, PyObject *wall_s, PyObject *sig)
     long long s = 0, lo, hi, base, num = 0;
     int rc = as_int(wall_s, &s);
     if (rc == 1) rc = as_int(sig, &num);
+    if (rc == 1) rc = same_zone(days);
     if (rc == 1 && (rc = get_int(&f__lo, days, &lo)) == 1 && lo <= s
             && (rc = get_int(&f__hi, days, &hi)) == 1 && s < hi
             && (rc = get_int(&f__base, days, &base)) == 1
@@ -388,20 +396,32 @@ out:
     return line;
 }
 
+/* 1 when inst.log is Instance.log (not replaced on the instance, as fork mode's child
+ * does), 0 when it is something else, -1 on error: told without making the bound
+ * method. */
+static int
+plain_log(PyObject *state, PyObject *inst)
+{
+    if (Py_TYPE(inst)->tp_getattro != PyObject_GenericGetAttr
+            || _PyType_Lookup(Py_TYPE(inst), str_log) != INSTANCE_LOG(state)) return 0;
+    PyObject **dict = _PyObject_GetDictPtr(inst);
+    if (dict == NULL || *dict == NULL) return 1;
+    if (PyDict_GetItemWithError(*dict, str_log) != NULL) return 0;
+    return PyErr_Occurred() ? -1 : 1;
+}
+
 /* inst.log(line, inst.master): the row appended to inst.log_lines as `log_raw` does
- * when there is a master, no log sink and `log` is Instance.log (not replaced on the
- * instance, as fork mode's child does); else the method. */
+ * when there is a master, no log sink and `log` is Instance.log; else the method. */
 static int
 cron_log(PyObject *state, PyObject *line)
 {
     PyObject *inst = CRON_INST(state), *log = NULL, *sink = NULL, *master = NULL;
     PyObject *name = NULL, *now = NULL, *row = NULL, *spool = NULL, *tail = NULL;
-    int rc = -1;
-    if ((log = PyObject_GetAttr(inst, str_log)) == NULL
-            || (sink = get(&f_log_sink, inst)) == NULL
+    int rc = -1, plain = plain_log(state, inst);
+    if (plain < 0 || (sink = get(&f_log_sink, inst)) == NULL
             || (master = get(&f_master, inst)) == NULL) goto out;
-    if (sink != Py_None || master == Py_None || !PyMethod_Check(log)
-            || PyMethod_GET_FUNCTION(log) != INSTANCE_LOG(state)) {
+    if (sink != Py_None || master == Py_None || !plain) {
+        if ((log = PyObject_GetAttr(inst, str_log)) == NULL) goto out;
         PyObject *call_args[] = {line, master};
         PyObject *done = PyObject_Vectorcall(log, call_args, 2, NULL);
         rc = done == NULL ? -1 : 0;
@@ -454,8 +474,8 @@ fire_signal(PyObject *state, PyObject *spec, PyObject *wall_s)
             || (line = cron_line(state, wall_s, sig)) == NULL
             || cron_log(state, line) < 0
             || (now = get(&f_now, CRON_KERNEL(state))) == NULL
-            || (fields = PyDict_New()) == NULL
-            || PyDict_SetItem(fields, str_num, sig) < 0) goto out;
+            || (fields = record_fields(str_cron_signal, str_num, sig, NULL, NULL)) == NULL)
+        goto out;
     PyObject *args[] = {CRON_TRACE(state), now, str_master, str_cron_signal, fields};
     done = PyObject_VectorcallMethod(str_add, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (done == NULL || set(&f_last_job, spec, wall_s) < 0
@@ -580,16 +600,39 @@ out:
     return plan;
 }
 
+/* `if self._zone is not time.tzname`: the zone it is, and every plan made again. */
+static int
+zone_check(PyObject *state, PyObject *const *tables)
+{
+    PyObject *cron = CRON(state), *zone = get(&f__zone, cron);
+    if (zone == NULL) return -1;
+    Py_DECREF(zone);
+    PyObject *now = PyDict_GetItemWithError(time_dict, str_tzname);  /* borrowed */
+    if (now == zone) return 0;
+    if (now == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "time.tzname");
+        return -1;
+    }
+    if (set(&f__zone, cron, now) < 0) return -1;
+    for (int t = 0; t < 2; t++) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tables[t]); i++) {
+            if (set(&f_plan_key, PyList_GET_ITEM(tables[t], i), Py_None) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 cron_next_wake_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames)
 {
     if (arity(nargs, 1, 1, kwnames, "next_wake(loop)") < 0) return NULL;
     PyObject *loop = args[0], *best = Py_NewRef(Py_None);
-    PyObject *now = get(&f_now, CRON_KERNEL(state)), *epoch = NULL, *offset = NULL;
-    if (now == NULL || (epoch = get(&f_grid_epoch, loop)) == NULL
-            || (offset = get(&f_wall_offset, CRON_CLOCK(state))) == NULL) goto fail;
+    PyObject *now = NULL, *epoch = NULL, *offset = NULL;
     PyObject *tables[] = {SIGNAL_CRONS(state), COMMAND_CRONS(state)};
+    if (zone_check(state, tables) < 0 || (now = get(&f_now, CRON_KERNEL(state))) == NULL
+            || (epoch = get(&f_grid_epoch, loop)) == NULL
+            || (offset = get(&f_wall_offset, CRON_CLOCK(state))) == NULL) goto fail;
     for (int t = 0; t < 2; t++) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tables[t]); i++) {
             PyObject *spec = Py_NewRef(PyList_GET_ITEM(tables[t], i));
@@ -762,7 +805,12 @@ PyInit__cmaster(void)
     INTERN(str_signals_subsystem, "_signals_subsystem")
     INTERN(str_master_read, "master_read") INTERN(str_timer_fire, "timer.fire")
     INTERN(str_event, "event") INTERN(str_master, "master") INTERN(str_log, "log")
+    INTERN(str_tzname, "tzname")
 #undef INTERN
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) return NULL;
+    time_dict = Py_NewRef(PyModule_GetDict(time_module));
+    Py_DECREF(time_module);
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     return PyModule_Create(&module);
 }

@@ -37,19 +37,19 @@
 
 #include "_cfields.h"
 
-/* The slots read at their offsets (see _cfields.h): the kernel's, a table entry's. */
-#define FIELDS(X) X(now) X(current) X(target) X(wid) X(handler)
+/* The slots read at their offsets (see _cfields.h): the kernel's, a table entry's, a
+ * process's, the instance's. */
+#define FIELDS(X) X(now) X(current) X(target) X(wid) X(handler) X(id) X(name) X(signals) \
+    X(in_handler) X(idle) X(acceptor) X(harakiri)
 FIELDS(FIELD_DECLARE)
 
-static PyObject *str_add, *str_name;
+static PyObject *str_add;
 static PyObject *str_faults, *str_master_read, *str_call_soon, *str_num;
 static PyObject *str_signal_raise, *str_master_loop, *str_started, *str_closed;
 static PyObject *str_event, *str_route;
 static PyObject *str_target, *str_signal_route, *str_deliver;
-static PyObject *str_main, *str_wake, *str_idle;
-static PyObject *str_remove, *str_acceptor, *str_resume, *str_sig;
-static PyObject *str_signal_queue, *str_append, *str_id, *str_harakiri;
-static PyObject *str_signals, *str_in_handler, *str_signal_handler, *str_call_python;
+static PyObject *str_main, *str_wake, *str_remove, *str_resume, *str_sig;
+static PyObject *str_signal_queue, *str_append, *str_signal_handler, *str_call_python;
 static PyObject *str_handler_failed, *str_run_handler, *str_request;
 static PyObject *str_signal_received, *str_popleft, *str_park;
 static PyObject *str_wait_reason, *str_process_types, *str_master, *str_signal;
@@ -115,9 +115,7 @@ record(PyObject *self, PyObject *who, PyObject *kind, PyObject *key1, PyObject *
     PyObject *now = NULL, *fields = NULL, *done = NULL;
     int rc = -1;
     if ((now = get(&f_now, KERNEL(self))) == NULL
-            || (fields = PyDict_New()) == NULL
-            || PyDict_SetItem(fields, key1, value1) < 0
-            || (key2 != NULL && PyDict_SetItem(fields, key2, value2) < 0)) goto out;
+            || (fields = record_fields(kind, key1, value1, key2, value2)) == NULL) goto out;
     PyObject *args[] = {TRACE(self), now, who, kind, fields};
     done = PyObject_VectorcallMethod(str_add, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     rc = done == NULL ? -1 : 0;
@@ -151,7 +149,7 @@ signal_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         result = fall_back(fallback, args, nargs, kwnames);
         goto out;
     }
-    if ((name = PyObject_GetAttr(proc, str_name)) == NULL
+    if ((name = get(&f_name, proc)) == NULL
             || (num = PyLong_FromLong(value & 0xFF)) == NULL
             || record(self, name, str_signal_raise, str_num, num, NULL, NULL) < 0
             || (reader = PyObject_GetAttr(SIGNALS(self), str_master_read)) == NULL
@@ -248,14 +246,14 @@ to_worker(PyObject *self, PyObject *w, PyObject *num)
             }
         }
     }
-    if ((flag = PyObject_GetAttr(w, str_idle)) == NULL) goto out;
+    if ((flag = get(&f_idle, w)) == NULL) goto out;
     int is_idle = PyObject_IsTrue(flag);
     if (is_idle < 0) goto out;
     if (is_idle) {
         /* an idle worker in its accept loop reads the signal at once */
         if (call_void(IDLE(self), str_remove, w, NULL) < 0
-                || PyObject_SetAttr(w, str_idle, Py_False) < 0
-                || (acceptor = PyObject_GetAttr(w, str_acceptor)) == NULL
+                || set(&f_idle, w, Py_False) < 0
+                || (acceptor = get(&f_acceptor, w)) == NULL
                 || (message = PyTuple_Pack(2, str_sig, num)) == NULL) goto out;
         rc = wake(kernel, acceptor, message);
     } else {
@@ -282,7 +280,7 @@ to_shared_workers(PyObject *self, PyObject *num)
     int rc = -1;
     if (worker == Py_None) {
         rc = call_void(SHARED_WORKERS(self), str_append, num, NULL);
-    } else if ((acceptor = PyObject_GetAttr(worker, str_acceptor)) != NULL
+    } else if ((acceptor = get(&f_acceptor, worker)) != NULL
                && (message = PyTuple_Pack(2, str_sig, num)) != NULL) {
         rc = wake(KERNEL(self), acceptor, message);
     }
@@ -379,7 +377,7 @@ runnable_entry(PyObject *self, PyObject *proc, PyObject *num)
 {
     int is_worker = PyObject_IsInstance(proc, Worker);
     if (is_worker < 0) return NULL;
-    PyObject *slot = is_worker ? PyObject_GetAttr(proc, str_id) : Py_NewRef(zero);
+    PyObject *slot = is_worker ? get(&f_id, proc) : Py_NewRef(zero);
     if (slot == NULL) return NULL;
     PyObject *entry = NULL, *table = PyDict_GetItemWithError(TABLES(self), slot);
     if (table != NULL && PyDict_Check(table)) entry = PyDict_GetItemWithError(table, num);
@@ -394,7 +392,7 @@ runnable_entry(PyObject *self, PyObject *proc, PyObject *num)
         if (own <= 0) entry = NULL;
     }
     if (entry != NULL && is_worker) {
-        PyObject *harakiri = PyObject_GetAttr(INST(self), str_harakiri);
+        PyObject *harakiri = get(&f_harakiri, INST(self));
         int armed = harakiri == NULL ? -1 : PyObject_IsTrue(harakiri);
         Py_XDECREF(harakiri);
         if (armed != 0) entry = NULL;
@@ -417,14 +415,14 @@ run_handler_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
         return PyErr_Occurred() ? NULL : fall_back(fallback, args, nargs, kwnames);
     }
     Py_INCREF(entry);
-    PyObject *before = PyObject_GetAttr(proc, str_signals);
+    PyObject *before = get(&f_signals, proc);
     if (before != NULL) {
         count = PyNumber_Add(before, one);
         Py_DECREF(before);
     }
-    if (count == NULL || PyObject_SetAttr(proc, str_signals, count) < 0
-            || PyObject_SetAttr(proc, str_in_handler, num) < 0
-            || (name = PyObject_GetAttr(proc, str_name)) == NULL
+    if (count == NULL || set(&f_signals, proc, count) < 0
+            || set(&f_in_handler, proc, num) < 0
+            || (name = get(&f_name, proc)) == NULL
             || record(self, name, str_signal_handler, str_num, num, NULL, NULL) < 0
             || (handler = get(&f_handler, entry)) == NULL
             || (call = PyObject_GetAttr(INST(self), str_call_python)) == NULL) goto out;
@@ -433,7 +431,7 @@ run_handler_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
     /* finally: proc.in_handler = -1, keeping the handler's exception */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    int reset = PyObject_SetAttr(proc, str_in_handler, minus_one);
+    int reset = set(&f_in_handler, proc, minus_one);
     if (type != NULL) {
         if (reset < 0) PyErr_Clear();
         PyErr_Restore(type, value, tb);
@@ -635,18 +633,16 @@ PyInit__csignals(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
     INTERN(str_add, "add")
-    INTERN(str_name, "name") INTERN(str_faults, "faults")
+    INTERN(str_faults, "faults")
     INTERN(str_master_read, "master_read") INTERN(str_call_soon, "call_soon")
     INTERN(str_num, "num") INTERN(str_signal_raise, "signal.raise")
     INTERN(str_master_loop, "master_loop") INTERN(str_started, "started")
     INTERN(str_closed, "closed") INTERN(str_event, "event") INTERN(str_route, "route")
     INTERN(str_target, "target") INTERN(str_signal_route, "signal.route")
     INTERN(str_deliver, "_deliver") INTERN(str_main, "main") INTERN(str_wake, "wake")
-    INTERN(str_idle, "idle") INTERN(str_remove, "remove") INTERN(str_acceptor, "acceptor")
+    INTERN(str_remove, "remove")
     INTERN(str_resume, "resume") INTERN(str_sig, "sig")
     INTERN(str_signal_queue, "signal_queue") INTERN(str_append, "append")
-    INTERN(str_id, "id") INTERN(str_harakiri, "harakiri")
-    INTERN(str_signals, "signals") INTERN(str_in_handler, "in_handler")
     INTERN(str_signal_handler, "signal.handler") INTERN(str_call_python, "call_python")
     INTERN(str_handler_failed, "_handler_failed")
     INTERN(str_run_handler, "run_handler") INTERN(str_request, "request")

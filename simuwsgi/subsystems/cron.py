@@ -44,8 +44,10 @@ only while the instance is Lord of that legion, checked at every master iteratio
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
@@ -261,8 +263,9 @@ def parse_cron2_option(value: str) -> CronSpec:
 class Cron:
     """The signal cron table and the command crons of one instance."""
 
-    #: a slot for the flag the C loop reads three times an iteration (see _cmaster.c)
-    __slots__ = ("__dict__", "needs_iteration")
+    #: slots for the flag the C loop reads three times an iteration and the zone it
+    #: reads at each plan (see _cmaster.c)
+    __slots__ = ("__dict__", "_zone", "needs_iteration")
 
     @classmethod
     def create(cls, inst: Instance) -> Cron:
@@ -274,10 +277,13 @@ class Cron:
         self.command_crons: list[CronSpec] = []
         #: Run command crons when they fire (the scenario's choice; default: record).
         self.run_commands = bool(getattr(inst, "cron_commands", False))
-        #: The last ``localtime()`` computed: a plan's candidate second is usually the
-        #: second the master then wakes in.
-        self._tm_cache: tuple[int, Any] = (-1, None)
+        #: The last ``localtime()`` computed, and of which zone (``time.tzname``): a
+        #: plan's candidate second is usually the second the master then wakes in.
+        self._tm_cache: tuple[int, Any, Any] = (-1, None, None)
         self._days = LocalDays()
+        #: The zone (``time.tzname``, a new tuple after each ``time.tzset()``) the plans
+        #: were made in: a plan of another zone's local times is made again.
+        self._zone = time.tzname
         opts = inst.opts
         for value in opts.strings("cron"):
             self.command_crons.append(parse_cron_option(value))
@@ -365,10 +371,10 @@ class Cron:
         return bool(found is not None and found.i_am_the_lord)
 
     def _tm(self, secs: int) -> Any:
-        cached_secs, tm = self._tm_cache
-        if cached_secs != secs:
+        cached_secs, zone, tm = self._tm_cache
+        if cached_secs != secs or zone is not time.tzname:
             tm = _localtime(secs)
-            self._tm_cache = (secs, tm)
+            self._tm_cache = (secs, time.tzname, tm)
         return tm
 
     def _run_command(self, command: str, wall_s: int) -> None:
@@ -411,6 +417,10 @@ class Cron:
             spec.plan = None
 
     def next_wake(self, loop: MasterLoop) -> float | None:
+        if self._zone is not time.tzname:  # time.tzset(): every plan is made again
+            self._zone = time.tzname
+            for spec in itertools.chain(self.signal_crons, self.command_crons):
+                spec.plan_key = None
         best: float | None = None
         now = loop.kernel.now
         epoch, offset = loop.grid_epoch, loop.inst.clock.wall_offset

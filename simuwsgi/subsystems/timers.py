@@ -186,20 +186,20 @@ class MasterLoop:
     def _iterate(self, timeout: bool, handler: Any = None, args: tuple[Any, ...] = ()) -> None:
         now = self.kernel.now
         self._move_phase(now)
+        # (an iteration always has clients: `event` iterates for one with work, an idle
+        # wake-up is one's plan; a handler may add one, which then plans too)
+        wall_s = math.floor(self.clock.wall_offset + now)  # uwsgi_now()
         clients = self.clients
-        if clients:
-            wall_s = math.floor(self.clock.wall_offset + now)  # uwsgi_now()
-            for client in clients:
-                if client.needs_iteration:
-                    client.before_events(self, wall_s, timeout)
+        for client in clients:
+            if client.needs_iteration:
+                client.before_events(self, wall_s, timeout)
         if handler is not None:
             handler(*args)
-        if clients:
-            # Handlers run without virtual time passing: the same second.
-            for client in clients:
-                if client.needs_iteration:
-                    client.at_top(self, wall_s)
-            self.replan()
+        # Handlers run without virtual time passing: the same second.
+        for client in clients:
+            if client.needs_iteration:
+                client.at_top(self, wall_s)
+        self.replan()
 
     def _top(self) -> None:
         wall_s = self.wall_s()
