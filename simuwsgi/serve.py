@@ -118,7 +118,9 @@ async def serve_simulation(
         if len(lines) == printed[0]:  # nothing new (most pacing steps)
             return
         # one write for the step's lines: a request's line is one write(), as in uWSGI
-        log.write("".join([f"{line}\n" for _t, _p, line in lines[printed[0]:]]))
+        # (without keep_log every line is new: the spool is read without a slice)
+        new = lines[printed[0]:] if printed[0] else lines
+        log.write("".join([f"{line}\n" for _t, _p, line in new]))
         if keep_log:
             printed[0] = len(lines)
         else:

@@ -366,6 +366,12 @@ class Simulation:
             raise ValueError(f"cannot run back in time: {when!r} is before now")
         self._run(lambda: self.kernel.run_until(target))
 
+    def run_to(self, target: float) -> None:
+        """:meth:`run_until` for a driver that paces the simulation itself (``serve``'s
+        node, once per request): ``target`` is seconds since start, not before
+        :attr:`now`, and the simulation is started and open; nothing is checked."""
+        self._run(lambda: self.kernel.run_until(target))
+
     def step(self) -> bool:
         """Run the next event only. False if nothing is scheduled."""
         self._ensure_started()

@@ -427,6 +427,10 @@ def live_zones(exclude: VirtualClock) -> set[str]:
                 for c in stack if c is not exclude}
 
 
+#: :meth:`TimePatch.running` when the clock is already the thread's: nothing to do.
+_AS_IS = contextlib.nullcontext()
+
+
 class TimePatch:
     """One simulation's share of the patch of ``time``, ``datetime`` and ``os.getpid``.
 
@@ -463,15 +467,17 @@ class TimePatch:
         self.installed = False
         _remove(self.clock)
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
+    def running(self) -> contextlib.AbstractContextManager[None]:
         """While the simulation runs, its clock is the calling thread's; in the thread
         that opened it, it stays so afterwards (the test sees the simulation it started
         or ran last)."""
+        if not self.installed or _active_clock(_get_ident()) is self.clock:
+            return _AS_IS  # the common case, without a generator per run
+        return self._running_here()
+
+    @contextlib.contextmanager
+    def _running_here(self) -> Iterator[None]:
         thread = _get_ident()
-        if not self.installed or _active_clock(thread) is self.clock:
-            yield
-            return
         opened_here = _raise(self.clock, thread)
         if opened_here:
             yield

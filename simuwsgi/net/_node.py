@@ -320,7 +320,7 @@ class SimulatedNode(Plugins):
         kernel = self.kernel
         target = max(self._base_virtual + (RealClock.monotonic() - self._base_real),
                      kernel.now)
-        self.sim.run_until(target)
+        self.sim.run_to(target)
         assert self._nursery is not None
         self._after_run(self._nursery)
         nxt = kernel.peek()

@@ -19,11 +19,15 @@ uWSGI's connection handling (``proto/uwsgi.c``, ``proto/http.c``, ``core/utils.c
   built by :func:`simuwsgi.protocol.parse_http_request`; the reply is the same raw
   HTTP uWSGI writes on ``--socket``.
 
-Every byte is produced and parsed by the sans-IO codec (:mod:`simuwsgi.protocol`).
-Each connection is its own trio task; a
-request already complete at accept time that the handler can answer at once (a ping)
-is answered inline. Listening sockets are made by :func:`simuwsgi.net.listen` (with
-uWSGI's ``TCP_DEFER_ACCEPT``, a connection is accepted once its first bytes arrived).
+Every byte is produced and parsed by the sans-IO codec (:mod:`simuwsgi.protocol`) and
+the HTTP parser, but for the common case their C twin takes (``_cserve.c``, when
+built: accept, the first read, and the vars of a plain WSGI packet or a simple HTTP
+head complete in it; the reply to a vars-framed request is the raw HTTP the codec
+would write, made without its states). Each connection is its own trio task; a request
+already complete at accept time that the handler can answer at once (a ping, a
+simulated request that completes) is answered inline. Listening sockets are made by
+:func:`simuwsgi.net.listen` (with uWSGI's ``TCP_DEFER_ACCEPT``, a connection is
+accepted once its first bytes arrived).
 
 With ``workers=N`` (``simuwsgi serve``: processes x cores) at most N connections are
 served at once, on all listeners together, as a uWSGI worker is busy from ``accept``
@@ -47,6 +51,7 @@ from typing import Any, BinaryIO
 
 import trio
 
+from .._core.accel import load
 from ..protocol import (
     NEED_DATA,
     SERVER,
@@ -59,6 +64,7 @@ from ..protocol import (
     ProtocolError,
     RawResponse,
     RemoteProtocolError,
+    Request,
     RequestEvent,
     content_length,
     encode_http_head,
@@ -66,7 +72,10 @@ from ..protocol import (
     parse_http_request,
     response_protocol,
 )
+from ..protocol._dispatch import encode_reply
 from ._client import Reply
+
+_cserve = load(f"{__package__}._cserve", "Taker", "text_vars", "wire_environ")
 
 __all__ = ["Body", "ClientStream", "Handler", "Limits", "Peer", "UwsgiServer"]
 
@@ -153,6 +162,8 @@ SPOOL_ABOVE = 65536
 #: :attr:`ClientStream.error` of a client that stopped reading for ``--socket-timeout``.
 TIMEOUT = "TIMEOUT"
 _EOM = EndOfMessage()
+#: The replies to a vars-framed request (a WSGI one): raw HTTP, or nothing.
+_HTTP_REPLIES = (HttpResponse, RawResponse, NoReply)
 
 
 class _Timeout(Exception):
@@ -202,6 +213,34 @@ def _acceptor(lsock: socket.socket) -> Callable[[], tuple[_raw_socket, Any]]:
     return accept_one
 
 
+def _python_taker(lsock: socket.socket,
+                  other: Callable[[socket.socket, Any, bytes | None], Any]) -> Callable[[], Any]:
+    """The Python twin of ``_cserve.Taker.take``: accept a connection, read once and give
+    ``other`` the socket, the peer's address and the bytes (None: none yet). False when
+    no connection waits, None when the read failed (closed), the OSError of a failed
+    accept; else what ``other`` returned."""
+    accept = _acceptor(lsock)
+
+    def take() -> Any:
+        try:
+            sock, addr = accept()
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            return exc
+        sock.setblocking(False)
+        try:
+            data = sock.recv(_READ)
+        except BlockingIOError:
+            data = None
+        except OSError:
+            sock.close()
+            return None
+        return other(sock, addr, data)
+
+    return take
+
+
 class _Body:
     """A request body as it arrives: in memory up to ``spool_above`` bytes, then in an
     anonymous temporary file, as uWSGI's ``--post-buffering`` moves a larger body to a
@@ -243,7 +282,8 @@ class _Incoming:
 
     __slots__ = ("body", "complete", "conn", "first", "head")
 
-    def __init__(self, conn: Connection, body: _Body) -> None:
+    def __init__(self, conn: Connection | None, body: _Body) -> None:
+        #: the codec reading the request (None: the C twin read a plain one)
         self.conn = conn
         self.head: RequestEvent | None = None
         self.body = body
@@ -256,6 +296,7 @@ class _Incoming:
         if len(self.first) < 4:
             self.first += data[: 4 - len(self.first)]
         conn = self.conn
+        assert conn is not None
         conn.receive_data(data)
         while True:
             event = conn.next_event()
@@ -321,7 +362,7 @@ class UwsgiServer:
             raise ValueError(f"protocol must be 'uwsgi' or 'http', not {protocol!r}")
         name = socket_name or _socket_name(listener)
         lsock = _stdlib_socket(listener)
-        accept = _acceptor(lsock)
+        take = self._taker(lsock, name, protocol)
         if self.workers is not None and self._free is None:
             self._free = trio.Semaphore(self.workers)
         free = self._free
@@ -331,32 +372,59 @@ class UwsgiServer:
                 while True:
                     await trio.lowlevel.wait_readable(lsock)
                     for _ in range(_ACCEPT_BATCH):  # one wake-up, many connections
-                        if free is not None:  # a worker free to accept it
-                            try:  # without a trip through trio's scheduler when one is
-                                free.acquire_nowait()
-                            except trio.WouldBlock:
-                                await free.acquire()
-                        try:
-                            sock, addr = accept()
-                        except BlockingIOError:
+                        # a worker free to accept it; one served inline (and closed)
+                        # before anything else runs never holds it
+                        held = False
+                        if free is not None and free.value == 0:  # all busy: wait
+                            await free.acquire()
+                            held = True
+                        task = take()
+                        if type(task) is tuple:  # what serves the rest, in a task
+                            if free is not None and not held:
+                                free.acquire_nowait()  # free since the check: nothing ran
+                            self.accepted += 1
+                            nursery.start_soon(self._in_worker, *task)
+                            continue
+                        if held:
                             self._release()
+                        if task is None:  # served (or refused) and closed
+                            self.accepted += 1
+                        elif task is False:  # none waiting
                             break
-                        except OSError as exc:  # e.g. EMFILE: uWSGI logs and goes on
-                            self._release()
-                            self.log(f"accept(): {exc.strerror}")
+                        else:  # accept failed, e.g. EMFILE: uWSGI logs and goes on
+                            self.log(f"accept(): {task.strerror}")
                             await trio.sleep(0.01)
                             break
-                        self.accepted += 1
-                        sock.setblocking(False)
-                        task = self._accepted(sock, addr, name, protocol)
-                        if task is None:
-                            self._release()
-                        else:
-                            nursery.start_soon(self._in_worker, *task)
                     else:  # a full batch: let the other tasks run before the next
                         await trio.lowlevel.checkpoint()
         finally:
             lsock.close()
+
+    def _taker(self, lsock: socket.socket, name: str, protocol: str) -> Callable[[], Any]:
+        """What takes one connection off ``lsock`` (see :func:`_python_taker`): the C
+        twin on an IPv4 listener when it is built, else the Python one."""
+
+        def other(sock: socket.socket, addr: Any, data: bytes | None) -> Any:
+            return self._accepted(sock, addr, name, protocol, data)
+
+        if _cserve is None or lsock.family != socket.AF_INET:
+            return _python_taker(lsock, other)
+
+        def plain(sock: socket.socket, addr: Any, vars: tuple[tuple[bytes, bytes], ...],
+                  modifier1: int, modifier2: int) -> Any:
+            body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
+            reading = _Incoming(None, body) if protocol == "uwsgi" else _HttpIncoming(body)
+            reading.head = Request(vars=vars, modifier1=modifier1, modifier2=modifier2)
+            reading.complete = True
+            return self._answer_inline(sock, reading, _peer_of(addr, name, protocol,
+                                                               ClientStream(self, sock)))
+
+        limits = self.limits
+        http = () if protocol == "uwsgi" else ((self.hostname, _server_port(name)),)
+        return _cserve.Taker(
+            lsock.fileno(), int(lsock.family), int(lsock.type) | socket.SOCK_NONBLOCK,
+            lsock.proto, _raw_socket, limits.buffer_size, limits.max_vars, plain, other,
+            *http).take
 
     def _release(self) -> None:
         if self._free is not None:
@@ -369,23 +437,18 @@ class UwsgiServer:
         finally:
             self._release()
 
-    def _accepted(self, sock: socket.socket, addr: Any, name: str,
-                  protocol: str) -> tuple[Any, ...] | None:
+    def _accepted(self, sock: socket.socket, addr: Any, name: str, protocol: str,
+                  data: bytes | None) -> tuple[Any, ...] | None:
         """Serve a new connection inline while nothing has to wait (with
-        ``TCP_DEFER_ACCEPT`` a small request has arrived whole, and a simulated node
-        answers it at once): None once it is closed; else what serves the rest in a
-        task of its own, and its arguments."""
+        ``TCP_DEFER_ACCEPT`` a small request has arrived whole in ``data``, the first
+        read, and a simulated node answers it at once): None once it is closed; else
+        what serves the rest in a task of its own, and its arguments."""
         body = _Body(self.limits.post_buffering or SPOOL_ABOVE)
         reading = (_Incoming(self._new_connection(), body) if protocol == "uwsgi"
                    else _HttpIncoming(body))
         peer = _peer_of(addr, name, protocol, ClientStream(self, sock))
-        try:
-            data = sock.recv(_READ)
-        except BlockingIOError:
+        if data is None:
             return self._serve_connection, sock, peer, reading
-        except OSError:
-            sock.close()
-            return None
         try:
             if not self._feed(reading, data, peer):
                 return self._serve_connection, sock, peer, reading
@@ -393,6 +456,13 @@ class UwsgiServer:
             body.close()
             sock.close()
             return None
+        return self._answer_inline(sock, reading, peer)
+
+    def _answer_inline(self, sock: socket.socket, reading: _Incoming | _HttpIncoming,
+                       peer: Peer) -> tuple[Any, ...] | None:
+        """Answer a complete request, inline if the answer is known now (see
+        :meth:`_accepted`)."""
+        body = reading.body
         answer = self._answer_now(reading, peer)
         if not isinstance(answer, Reply):
             return self._respond, sock, reading, peer, answer
@@ -525,10 +595,20 @@ class UwsgiServer:
 
     def _reply_bytes(self, reading: _Incoming | _HttpIncoming, reply: Reply) -> bytes:
         """The bytes of ``reply`` (``b""`` for NoReply: just close)."""
+        head = reading.head
         if isinstance(reading, _HttpIncoming):
-            assert reading.head is not None
-            return _http_bytes(reading.head.vars, reply)
+            assert head is not None
+            return _http_bytes(head.vars, reply)
+        if isinstance(head, Request):  # raw HTTP, as the codec writes it
+            if not isinstance(reply.head, _HTTP_REPLIES):
+                try:  # the codec's refusal
+                    encode_reply(head, reply.head)
+                except ProtocolError as exc:
+                    self.log(f"[simuwsgi] the handler's reply cannot be sent: {exc}")
+                    return b""
+            return _http_bytes(head.vars, reply)
         conn = reading.conn
+        assert conn is not None
         try:
             if isinstance(reply.head, NoReply):
                 conn.send(reply.head)
@@ -565,11 +645,10 @@ class _HttpIncoming:
             self.body.write(memoryview(data)[:self.wanted - self.body.size])
         else:
             self.buffer += data
-            name = peer.socket_name
-            port = name.rpartition(":")[2] if ":" in name else "80"
             limits = server.limits
             head = parse_http_request(
-                self.buffer, hostname=server.hostname, server_port=port.encode(),
+                self.buffer, hostname=server.hostname,
+                server_port=_server_port(peer.socket_name),
                 remote_addr=peer.addr.encode(), buffer_size=limits.buffer_size)
             if head is None:
                 return False
@@ -586,6 +665,12 @@ class _HttpIncoming:
             self.buffer = bytearray()
         self.complete = self.body.size >= self.wanted
         return self.complete
+
+
+def _server_port(socket_name: str) -> bytes:
+    """``SERVER_PORT`` of an ``--http-socket`` request: after the socket name's last
+    ``:``, else 80."""
+    return (socket_name.rpartition(":")[2] if ":" in socket_name else "80").encode()
 
 
 def _http_bytes(vars: tuple[tuple[bytes, bytes], ...], reply: Reply) -> bytes:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ._server import TIMEOUT
+from ._server import TIMEOUT, _cserve
 
 if TYPE_CHECKING:
     from ..server.master import Instance
@@ -69,9 +69,16 @@ class WireRequest:
         environ and the request's log line read them; not to be changed)."""
         text = self._text
         if text is None:
-            text = self._text = {k.decode("latin-1"): v.decode("latin-1")
-                                 for k, v in self.vars}
+            text = self._text = _text_vars(self.vars)
         return text
+
+
+def _python_text_vars(vars: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """The Python twin of ``_cserve.text_vars``."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in vars}
+
+
+_text_vars = _cserve.text_vars if _cserve is not None else _python_text_vars
 
 
 class StreamedWire(list):  # type: ignore[type-arg]
@@ -189,10 +196,12 @@ def _scheme(env: dict[str, Any]) -> str:
     return "http"
 
 
-def wire_environ(environ: dict[str, Any], vars: dict[str, str]) -> None:
+def _python_wire_environ(environ: dict[str, Any], vars: dict[str, str],
+                         keys: tuple[str, ...]) -> None:
     """Rebuild ``environ`` in place from the wire vars (``WireRequest.text_vars``;
-    keeps the simulator's objects for ``wsgi.input``, ``wsgi.errors``...)."""
-    keep = {k: environ[k] for k in _WSGI_KEYS if k in environ}
+    keeps the simulator's objects for ``keys``, ``wsgi.input``, ``wsgi.errors``...).
+    The Python twin of ``_cserve.wire_environ``."""
+    keep = {k: environ[k] for k in keys if k in environ}
     version = environ.get("uwsgi.version", b"2.0.30")
     node = environ.get("uwsgi.node", b"")
     core = environ.get("uwsgi.core")
@@ -204,6 +213,9 @@ def wire_environ(environ: dict[str, Any], vars: dict[str, str]) -> None:
     if core is not None:
         environ["uwsgi.core"] = core
     environ["uwsgi.node"] = node
+
+
+_wire_environ = _cserve.wire_environ if _cserve is not None else _python_wire_environ
 
 
 def wrap_app(inst: Instance, app: Any) -> Any:
@@ -222,7 +234,7 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.ran = True
             wire.result = wire.control()
             return ()
-        wire_environ(environ, wire.text_vars())
+        _wire_environ(environ, wire.text_vars(), _WSGI_KEYS)
         managed = request.env_vars
         if managed is not None and managed is not request.vars:  # --manage-script-name
             environ["SCRIPT_NAME"] = managed["SCRIPT_NAME"]
@@ -232,6 +244,8 @@ def wrap_app(inst: Instance, app: Any) -> Any:
         if wire.stream is not None and request.conn is not None:
             request.conn.wire = wire.streamed = StreamedWire(inst, request.conn, wire.stream)
             request.conn.body = _NotKept()
+            # the reply goes to the client as written: its status and headers with it
+            return resolve(app)(environ, start_response)
 
         def recording_start_response(status: Any, headers: Any, exc_info: Any = None) -> Any:
             write = start_response(status, headers, exc_info)

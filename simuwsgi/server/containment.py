@@ -44,10 +44,13 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   other internet address (a raw ``socket.connect`` too) is refused unless the cluster
   allows it (``simuwsgi.network._appsockets``); a lone ``Simulation``'s app reaches the
   host as before.
-* ``os.environ``: what app code sets there (and a ``TZ`` it applies with
-  ``time.tzset()``) is undone when the last open simulation closes; while it runs the
-  environment is one for every virtual process (real uWSGI's processes each have theirs:
-  ``mode="fork"`` gives them that).
+* ``os.environ``, the collector's settings, the recursion limit, ``sys``'s hooks, the
+  umask, socket's default timeout, warnings filters, the root logger's level, the locale:
+  what app code changes there is undone when the last open simulation closes
+  (``hoststate``).
+* ``os.setuid``/``setgid``/``setgroups``/``chroot``/``setsid``/``setpgid`` & co. in a
+  virtual process raise ``NotSimulatedError``: they would change the test process for
+  good.
 * ``sys.argv`` is ``['uwsgi']`` plus ``--pyargv`` (``init_pyargv``) while the
   simulation runs (the test's own code keeps its ``sys.argv``).
 * the cores of a ``--threads`` worker are threads: ``threading.get_ident()`` in core
@@ -122,6 +125,7 @@ from .._errors import NotSimulatedError, SimulationError, StallError
 from .._core.clock import _R
 from .._core.kernel import Killed
 from .appthreads import AppThreads, VLock
+from . import hoststate
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -135,11 +139,18 @@ __all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "St
 DEFAULT_STALL_TIMEOUT = 5.0
 
 # The host's functions, bound before any patch.
+#: The calls that change the process's identity or session for good (uWSGI makes them
+#: with ``--uid``, ``--gid``, ``--chroot``, ...): refused in a virtual process.
+_IDENTITY = [name for name in ("setuid", "setgid", "seteuid", "setegid", "setreuid",
+                               "setregid", "setresuid", "setresgid", "setgroups",
+                               "initgroups", "chroot", "setsid", "setpgid", "setpgrp")
+             if hasattr(os, name)]
 _REAL = {
     "_exit": os._exit, "kill": os.kill, "killpg": os.killpg, "getppid": os.getppid,
     "getpgrp": os.getpgrp, "getpgid": os.getpgid,
     "register": _atexit.register, "unregister": _atexit.unregister,
     "signal": _signal.signal, "getsignal": _signal.getsignal,
+    **{name: getattr(os, name) for name in _IDENTITY},
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
@@ -980,6 +991,10 @@ _FORK_WHY = ("it would fork the test run; mode='fork' runs each virtual process 
 _TIMER_WHY = ("OS timers and signals of the test process are not the virtual process's; "
               "use uwsgi.add_timer/add_rb_timer or time.sleep (virtual time)")
 
+_IDENTITY_WHY = ("it would change the test process's user, groups, root directory or "
+                 "session for good (a simulation cannot change them, as its --uid/--gid/"
+                 "--chroot options say)")
+
 _PATCHES = [
     (os, "_exit", _exit), (os, "kill", _kill), (os, "killpg", _killpg),
     (os, "getppid", _getppid), (os, "getpgrp", _getpgrp), (os, "getpgid", _getpgid),
@@ -990,6 +1005,7 @@ _PATCHES = [
     (os, "forkpty", _refused("os.forkpty", _FORK_WHY)),
     (_signal, "alarm", _refused("signal.alarm", _TIMER_WHY)),
     (_signal, "setitimer", _refused("signal.setitimer", _TIMER_WHY)),
+    *[(os, name, _refused(f"os.{name}", _IDENTITY_WHY)) for name in _IDENTITY],
     (os, "system", _system), (os, "posix_spawn", _spawner("posix_spawn")),
     (os, "posix_spawnp", _spawner("posix_spawnp")),
     (os, "execv", _execv), (os, "execve", _exec),
@@ -1023,7 +1039,7 @@ def _install() -> None:
     for module, name, value in [*_PATCHES, *_dummy_thread_slots()]:
         _SAVED[f"{module.__name__}.{name}"] = (module, name, getattr(module, name))
         setattr(module, name, value)
-    _SAVED_ENVIRON.update(os.environ)
+    hoststate.save()
 
 
 def _uninstall() -> None:
@@ -1031,28 +1047,7 @@ def _uninstall() -> None:
         setattr(module, name, value)
     _SAVED.clear()
     _forget_core_threads()
-    _restore_environ()
-
-
-#: ``os.environ`` as the first open simulation found it.
-_SAVED_ENVIRON: dict[str, str] = {}
-
-
-def _restore_environ() -> None:
-    """Put ``os.environ`` back as it was before the simulations: what app code set
-    (``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)`` at import, a request's
-    ``os.environ[...] = ...``) would otherwise reach the test process and the next
-    simulation, where a real uWSGI instance's changes die with its processes."""
-    saved = _SAVED_ENVIRON
-    tz = os.environ.get("TZ")
-    for key in [key for key in os.environ if key not in saved]:
-        del os.environ[key]
-    for key, value in saved.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
-    saved.clear()
-    if os.environ.get("TZ") != tz:
-        time.tzset()
+    hoststate.restore()
 
 
 # -- the stall watchdog --------------------------------------------------------------------

@@ -561,6 +561,12 @@ def errors_stream(inst: Instance) -> io.TextIOWrapper:
                             line_buffering=True)
 
 
+def writes_to_a_log(stream: Any) -> bool:
+    """Whether ``stream`` is an instance's :func:`errors_stream`."""
+    return (isinstance(stream, io.TextIOWrapper)
+            and isinstance(getattr(stream.buffer, "raw", None), _LogSink))
+
+
 _parse_sendfile = parser("O|i:uwsgi_sendfile")
 
 

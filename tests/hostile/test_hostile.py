@@ -7,13 +7,19 @@ defines the behaviour, ``test_hostile_real.py`` runs the same app on it.
 
 from __future__ import annotations
 
+import gc
+import locale
+import logging
 import math
 import os
 import shutil
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import warnings
 import time
 from pathlib import Path
 
@@ -518,3 +524,41 @@ def test_environment_changes_end_with_the_simulation(tmp_path, monkeypatch, mode
         assert time.tzname == zone
     assert bodies == [b"one.settings CET", b"one.settings JST",
                       b"two.settings CET", b"two.settings JST"]
+
+
+def interpreter_settings() -> dict[str, object]:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return {"gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()),
+            "recursion": sys.getrecursionlimit(), "umask": mask,
+            "files": resource.getrlimit(resource.RLIMIT_NOFILE),
+            "uid": os.getuid(), "priority": os.getpriority(os.PRIO_PROCESS, 0),
+            "switch": sys.getswitchinterval(),
+            "digits": getattr(sys, "get_int_max_str_digits", lambda: None)(),
+            "thread hook": threading.excepthook,
+            "socket timeout": socket.getdefaulttimeout(), "excepthook": sys.excepthook,
+            "warnings": list(warnings.filters), "locale": locale.setlocale(locale.LC_ALL),
+            "root": (logging.getLogger().level, list(logging.getLogger().handlers)),
+            "app logger": list(logging.getLogger("app.requests").handlers)}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_interpreter_settings_end_with_the_simulation(tmp_path, mode):
+    """An app that switches the collector off, raises the recursion limit, sets a umask,
+    a socket timeout, warnings, logging and the locale changes its own processes; the
+    test process has its settings back after ``close()``, and the app's log handlers
+    wrote to the instance's log while it ran."""
+    copy_app(tmp_path, "interpreter.py")
+    before = interpreter_settings()
+    with Simulation(["--master", "--wsgi-file", "interpreter.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        assert sim.get("/").body == b"ok"
+        assert sim.get("/setuid").body == b"ok"
+        log = list(sim.log)
+    assert interpreter_settings() == before
+    assert "a request" in log  # the app logger's handler wrote to the instance's log
+    refusal = [line for line in log if line.startswith("NotSimulatedError: os.setuid()")]
+    assert refusal == ["NotSimulatedError: os.setuid() in a virtual process: it would change "
+                       "the test process's user, groups, root directory or session for good "
+                       "(a simulation cannot change them, as its --uid/--gid/--chroot "
+                       "options say)"]

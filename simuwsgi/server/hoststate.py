@@ -1,0 +1,135 @@
+"""The interpreter-wide settings app code can change, kept from outliving the simulations.
+
+A real uWSGI app that calls ``gc.disable()``, ``sys.setrecursionlimit(...)`` (or
+``setswitchinterval``, ``set_int_max_str_digits``),
+``os.umask(0o077)``, ``os.nice(10)``, ``resource.setrlimit(...)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
+``warnings.simplefilter("error")``, ``locale.setlocale(...)``, replaces
+``sys.excepthook`` or sets ``os.environ[...]`` changes its own processes, which end
+with the instance. In a simulation the app runs in the test process: each of these
+would stay in the pytest run (a collector switched off for every later test, a Django
+``wsgi.py``'s ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)`` answering for
+the next app, a ``TZ`` applied with ``time.tzset()``). :func:`save` takes them when the
+first simulation opens and :func:`restore` puts them back when the last one closes
+(``server/containment.py`` calls both). While simulations are open they are one for
+every virtual process, where real uWSGI's processes each have their own;
+``mode="fork"`` gives them that.
+"""
+
+from __future__ import annotations
+
+import gc
+import locale
+import logging
+import os
+import resource
+import socket
+import sys
+import threading
+import time
+import warnings
+from typing import Any
+
+_LIMITS = [getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")]
+_HOOKS = ("excepthook", "displayhook", "unraisablehook", "breakpointhook")
+
+#: What :func:`save` took, or None when nothing is saved.
+_saved: dict[str, Any] | None = None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def save() -> None:
+    """Take the settings as the test process has them (the first simulation opens)."""
+    global _saved
+    _saved = {
+        "environ": dict(os.environ),
+        "gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()),
+        "recursion": sys.getrecursionlimit(),
+        "switch": sys.getswitchinterval(),
+        "digits": getattr(sys, "get_int_max_str_digits", lambda: None)(),  # (3.10.7+)
+        "thread hook": threading.excepthook,
+        "hooks": [getattr(sys, name) for name in _HOOKS],
+        "umask": _umask(),
+        "priority": os.getpriority(os.PRIO_PROCESS, 0),
+        "limits": {limit: resource.getrlimit(limit) for limit in _LIMITS},
+        "socket_timeout": socket.getdefaulttimeout(),
+        "warnings": list(warnings.filters),
+        "logging": (logging.getLogger().level, logging.root.manager.disable),
+        "locale": locale.setlocale(locale.LC_ALL),
+    }
+
+
+def restore() -> None:
+    """Put back what :func:`save` took (the last simulation closes)."""
+    global _saved
+    saved, _saved = _saved, None
+    if saved is None:
+        return
+    _restore_environ(saved["environ"])
+    enabled, threshold, frozen = saved["gc"]
+    (gc.enable if enabled else gc.disable)()
+    gc.set_threshold(*threshold)
+    if gc.get_freeze_count() > frozen:  # the app's gc.freeze(): the test's objects
+        gc.unfreeze()  # are collectable again (its own frozen ones with them)
+    sys.setrecursionlimit(saved["recursion"])
+    sys.setswitchinterval(saved["switch"])
+    if saved["digits"] is not None:
+        sys.set_int_max_str_digits(saved["digits"])
+    threading.excepthook = saved["thread hook"]
+    for name, hook in zip(_HOOKS, saved["hooks"], strict=True):
+        setattr(sys, name, hook)
+    os.umask(saved["umask"])
+    _try(os.setpriority, os.PRIO_PROCESS, 0, saved["priority"])  # os.nice() (root only)
+    for limit, value in saved["limits"].items():
+        if resource.getrlimit(limit) != value:
+            _try(resource.setrlimit, limit, value)  # a hard limit lowered: root only
+    socket.setdefaulttimeout(saved["socket_timeout"])
+    if warnings.filters != saved["warnings"]:
+        warnings.filters[:] = saved["warnings"]
+        warnings._filters_mutated()  # type: ignore[attr-defined]
+    _restore_logging(*saved["logging"])
+    if locale.setlocale(locale.LC_ALL) != saved["locale"]:
+        locale.setlocale(locale.LC_ALL, saved["locale"])
+
+
+def _try(call: Any, *args: Any) -> None:
+    """Put a setting back that only a privileged process may raise again."""
+    try:
+        call(*args)
+    except (OSError, ValueError):
+        pass
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    tz = os.environ.get("TZ")
+    for key in [key for key in os.environ if key not in saved]:
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+    if os.environ.get("TZ") != tz:
+        time.tzset()
+
+
+def _restore_logging(level: int, disable: int) -> None:
+    """The root logger's level and ``logging.disable`` as they were; a handler app code
+    bound to an instance's log (``logging.basicConfig()`` or a Django ``LOGGING``
+    ``StreamHandler`` made while ``sys.stderr`` was the instance's ``wsgi.errors``) is
+    taken off its logger and closed, as it ends with the instance's processes (the
+    test's own handlers, pytest's, stay)."""
+    from .workers import writes_to_a_log  # the server's stream: a lazy, one-way import
+
+    root = logging.getLogger()
+    root.setLevel(level)
+    logging.disable(disable)
+    loggers = [root, *(logger for logger in logging.root.manager.loggerDict.values()
+                       if isinstance(logger, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers[:]:
+            if writes_to_a_log(getattr(handler, "stream", None)):
+                logger.removeHandler(handler)
+                handler.close()
