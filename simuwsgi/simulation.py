@@ -121,6 +121,9 @@ class Simulation:
     and the WebSocket handshake exist; by default they do not, as in the pyuwsgi wheel.
     """
 
+    #: between the start and the close: this simulation holds the raised GC threshold
+    _holds_gc = False
+
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
                  tz: str | None = None, mode: str = "sim", app_dir: str | Path | None = None,
                  hostname: str = "simuwsgi", vfork: bool = True,
@@ -194,7 +197,6 @@ class Simulation:
         if self.started:
             return self
         self.started = True
-        _hold_gc()
         stale = self._imports.begin()
         for name in ("uwsgi", "uwsgidecorators"):
             sys.modules.pop(name, None)
@@ -204,6 +206,8 @@ class Simulation:
         try:
             self._patch.install()
             self._contain.install()
+            _hold_gc()  # after containment took the collector's settings (hoststate)
+            self._holds_gc = True
             self._watchdog.start()
             if stale:
                 inst.log(f"[simuwsgi] imported before the simulation with uwsgi = None, "
@@ -278,14 +282,15 @@ class Simulation:
             with self._patch.running():  # killed processes' finally blocks run here
                 self.kernel.close()
         finally:
-            if self.started:
-                _release_gc()
             if self.inst.forks is not None:
                 self.inst.forks.close()
             self.kernel.context_hook = None
             self.inst.app.restore()
             self._watchdog.close()
             self._contain.uninstall()
+            if self._holds_gc:  # after containment put the collector's settings back
+                self._holds_gc = False
+                _release_gc()
             self._patch.uninstall()
             finder = getattr(self, "_finder", None)
             if finder is not None and finder in sys.meta_path:

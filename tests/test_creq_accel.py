@@ -200,10 +200,10 @@ def _lifecycle_event(sim: Simulation, step: int) -> None:
 
 def run_lifecycle(app_dir: str, variant: str, seed: int) -> dict[str, object]:
     """Random requests to two simulations open at once (different start dates and time
-    zones, served in turn), between graceful and brutal reloads, a killed worker, --max-requests respawns,
-    cheaper spawns, harakiri (with --threads), a mounted app and a class default changed
-    mid-run; submitted as the common case (no headers, bytes) and not (lower-case
-    methods, a bytearray body, a time already past)."""
+    zones, served in turn), between graceful and brutal reloads, a killed worker,
+    --max-requests respawns, cheaper spawns, harakiri (with --threads), a mounted app
+    and a class default changed mid-run; submitted as the common case (no headers,
+    bytes) and not (lower-case methods, a bytearray body, a time already past)."""
     rng = random.Random(seed)
     options = ["--master", "--processes", "3", "--wsgi-file", "app.py", *LIFECYCLE[variant]]
     sims = [Simulation(options, app_dir=app_dir, seed=seed),
