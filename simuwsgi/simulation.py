@@ -414,16 +414,17 @@ class Simulation:
         watchdog = self._watchdog
         watchdog.driving = True
         test_argv, sys.argv = sys.argv, self._contain.argv
-        test_streams = sys.stdout, sys.stderr
-        if self.mode == "sim":
-            # uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a fork
-            # mode child sends it to the log itself)
-            sys.stdout = sys.stderr = self.inst.errors_stream()
+        test_streams = sys.stdin, sys.stdout, sys.stderr
         try:
+            if self.mode == "sim":
+                # uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a
+                # fork mode child sends it to the log itself); its stdin is /dev/null
+                sys.stdout = sys.stderr = self.inst.errors_stream()
+                sys.stdin = self.inst.stdin_stream() or sys.stdin
             body()
         finally:
             sys.argv = test_argv
-            sys.stdout, sys.stderr = test_streams
+            sys.stdin, sys.stdout, sys.stderr = test_streams
             watchdog.end_drive()
 
     def _sleep(self, seconds: float) -> None:

@@ -1236,8 +1236,15 @@ def _become_master_child(rt: ForkRuntime, proc: Master, sock: socket.socket, cra
     child = _Child(inst, _Wire(sock.fileno(), sock.fileno(), sock, with_fds=True), proc)
     _CHILD = child
     _adapt_instance(child)
-    # uWSGI's fd 1 and 2 are its log: what the app prints reaches the parent's log
+    # uWSGI's fd 1 and 2 are its log: what the app prints reaches the parent's log; its
+    # fd 0 is /dev/null (core/socket.c) unless --honour-stdin
     sys.stdout = sys.stderr = inst.errors_stream()
+    stdin = inst.stdin_stream()
+    if stdin is not None:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        sys.stdin = stdin
     _setup_process(child, proc, rt.seed, crash)
     child.serve_forever()
 

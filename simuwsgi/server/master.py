@@ -39,6 +39,7 @@ exactly at its check), the emperor. Cheaper algorithms: ``cheaper``; the stats s
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -301,6 +302,15 @@ class Instance:
             from .workers import errors_stream
 
             stream = self._errors_stream = errors_stream(self)
+        return stream
+
+    def stdin_stream(self) -> Any:
+        """The processes' ``sys.stdin``: uWSGI remaps fd 0 to /dev/null
+        (``core/socket.c``), an empty stream here; None with ``--honour-stdin`` (the
+        test's own stays)."""
+        stream = getattr(self, "_stdin_stream", None)
+        if stream is None and not self.opts.flag("honour-stdin"):
+            stream = self._stdin_stream = io.TextIOWrapper(io.BytesIO(), encoding="UTF-8")
         return stream
 
     @property

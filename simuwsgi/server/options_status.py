@@ -125,6 +125,9 @@ SIMULATED: dict[str, str] = {
     "die-on-term": "SIGQUIT (uwsgi.stop(), os.kill, simuwsgi serve) is a brutal reload "
                    "and SIGTERM a stop: the option swaps them",
     "need-app": "start fails when the app cannot be loaded",
+    "honour-stdin": "the app's sys.stdin is the test's; without it an empty stream, as "
+                    "uWSGI remaps fd 0 to /dev/null (sim mode; a fork mode child's fd 0 "
+                    "is /dev/null)",
     "worker-reload-mercy": "a worker still busy that long after a graceful reload (or "
                            "--touch-workers-reload) is killed, with the NO MERCY line",
     "mule-reload-mercy": "a mule still alive that long after its curse (reload, "
@@ -315,8 +318,7 @@ NO_EFFECT: dict[str, str] = {
         "socket-sndbuf", "socket-rcvbuf", "reuse-port", "tcp-fast-open",
         "tcp-fast-open-client", "freebind", "no-defer-accept", "chmod-socket",
         "chown-socket", "abstract-socket", "shutdown-sockets", "safe-fd",
-        "close-on-exec", "close-on-exec2", "disable-sendfile", "use-abort",
-        "honour-stdin"), _OS_TUNING),
+        "close-on-exec", "close-on-exec2", "disable-sendfile", "use-abort"), _OS_TUNING),
     **dict.fromkeys((
         "auto-procname", "procname-prefix", "procname-prefix-spaced", "procname-append",
         "procname", "procname-master"), _PROCTITLE),

@@ -562,3 +562,30 @@ def test_interpreter_settings_end_with_the_simulation(tmp_path, mode):
                        "the test process's user, groups, root directory or session for good "
                        "(a simulation cannot change them, as its --uid/--gid/--chroot "
                        "options say)"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stdin_is_dev_null_unless_honour_stdin(tmp_path, mode):
+    """uWSGI remaps fd 0 to /dev/null (``core/socket.c``): an app reading its stdin reads
+    nothing at once, never the test process's input (a pipe that stays open here: the
+    read would block until the stall watchdog)."""
+    copy_app(tmp_path, "stdin.py")
+    reader, writer = os.pipe()
+    saved_fd, saved_stream = os.dup(0), sys.stdin
+    os.dup2(reader, 0)
+    sys.stdin = os.fdopen(os.dup(0), "r")
+    try:
+        with Simulation(["--master", "--wsgi-file", "stdin.py"], app_dir=tmp_path,
+                        mode=mode) as sim:
+            assert sim.get("/").body == b"('', 'EOFError')"
+        os.write(writer, b"typed\n")
+        os.close(writer)
+        with Simulation(["--master", "--wsgi-file", "stdin.py", "--honour-stdin"],
+                        app_dir=tmp_path, mode=mode) as sim:
+            assert sim.get("/").body == b"('typed\\n', 'EOFError')"
+    finally:
+        sys.stdin.close()
+        sys.stdin = saved_stream
+        os.dup2(saved_fd, 0)
+        os.close(saved_fd)
+        os.close(reader)
