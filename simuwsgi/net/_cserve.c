@@ -20,11 +20,6 @@
  *   other(sock, addr, data)
  *       anything else, with the bytes read (None: none yet, EAGAIN).
  *
- * text_vars(pairs) -> dict: the (bytes, bytes) pairs decoded as latin-1, the last
- * duplicate winning (_wire.WireRequest.text_vars's dict comprehension).
- * wire_environ(environ, vars, keys): _wire.wire_environ (its Python twin), keys being
- * _wire._WSGI_KEYS.
- *
  * Both get the connection as a socket.socket-level object (sock_type(family, type,
  * proto, fd)) and the peer's address as accept() gives it ((host, port)); take()
  * returns what the callable returned, False when no connection was waiting, None
@@ -32,6 +27,9 @@
  * accept4's other errors as the OSError socket.accept raises, returned, not raised
  * (an OSError out of a callable is not accept's). With plain=None every connection
  * goes to other.
+ *
+ * text_vars(pairs) -> dict: the (bytes, bytes) pairs decoded as latin-1, the last
+ * duplicate winning (_wire.WireRequest.text_vars's dict comprehension).
  *
  * The Python twin (_server._Taker) does the same with socket.accept and always calls
  * other: the sans-IO codec then reads the packet, which is what this C path must
@@ -442,86 +440,8 @@ text_vars(PyObject *Py_UNUSED(mod), PyObject *pairs)
     return out;
 }
 
-/* environ.get(key) as a new reference (None when absent) */
-static PyObject *
-get_str(PyObject *environ, const char *key)
-{
-    PyObject *v = PyDict_GetItemString(environ, key);
-    return Py_NewRef(v != NULL ? v : Py_None);
-}
-
-/* _wire._scheme of the rebuilt environ (its vars are str) */
-static const char *
-scheme(PyObject *environ, PyObject **given)
-{
-    PyObject *v = PyDict_GetItemString(environ, "UWSGI_SCHEME");
-    int t = v == NULL ? 0 : PyObject_IsTrue(v);
-    if (t < 0) {
-        return NULL;
-    }
-    if (t) {
-        *given = PyObject_Str(v);
-        return *given ? "" : NULL;
-    }
-    v = PyDict_GetItemString(environ, "HTTPS");
-    if (v == NULL || !PyUnicode_Check(v) || PyUnicode_GET_LENGTH(v) == 0) {
-        return "http";
-    }
-    Py_UCS4 a = PyUnicode_READ_CHAR(v, 0);
-    Py_UCS4 b = PyUnicode_GET_LENGTH(v) > 1 ? PyUnicode_READ_CHAR(v, 1) : 0;
-    return ((a == 'o' || a == 'O') && (b == 'n' || b == 'N')) || a == '1' ? "https" : "http";
-}
-
-static PyObject *
-wire_environ(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3 || !PyDict_CheckExact(args[0]) || !PyDict_Check(args[1])
-            || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) > 16) {
-        PyErr_SetString(PyExc_TypeError, "wire_environ(environ, vars, keys)");
-        return NULL;
-    }
-    PyObject *environ = args[0], *keys = args[2], *kept[16], *given = NULL;
-    Py_ssize_t nkeys = PyTuple_GET_SIZE(keys);
-    for (Py_ssize_t i = 0; i < nkeys; i++) {
-        kept[i] = PyDict_GetItemWithError(environ, PyTuple_GET_ITEM(keys, i));
-        Py_XINCREF(kept[i]);
-    }
-    PyObject *version = PyDict_GetItemString(environ, "uwsgi.version");
-    version = version ? Py_NewRef(version) : PyBytes_FromString("2.0.30");
-    PyObject *node = PyDict_GetItemString(environ, "uwsgi.node");
-    node = node ? Py_NewRef(node) : PyBytes_FromString("");
-    PyObject *core = get_str(environ, "uwsgi.core");
-    PyDict_Clear(environ);
-    int failed = version == NULL || node == NULL || PyErr_Occurred()
-                 || PyDict_Update(environ, args[1]) < 0;
-    for (Py_ssize_t i = 0; i < nkeys; i++) {
-        if (!failed && kept[i] != NULL) {
-            failed = PyDict_SetItem(environ, PyTuple_GET_ITEM(keys, i), kept[i]) < 0;
-        }
-        Py_XDECREF(kept[i]);
-    }
-    const char *url_scheme = failed ? NULL : scheme(environ, &given);
-    PyObject *text = url_scheme == NULL ? NULL
-                     : given ? Py_NewRef(given) : PyUnicode_FromString(url_scheme);
-    failed = text == NULL || PyDict_SetItemString(environ, "wsgi.url_scheme", text) < 0
-             || PyDict_SetItemString(environ, "uwsgi.version", version) < 0
-             || (core != Py_None && PyDict_SetItemString(environ, "uwsgi.core", core) < 0)
-             || PyDict_SetItemString(environ, "uwsgi.node", node) < 0;
-    Py_XDECREF(text);
-    Py_XDECREF(given);
-    Py_XDECREF(version);
-    Py_XDECREF(node);
-    Py_DECREF(core);
-    if (failed) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef module_methods[] = {
     {"text_vars", text_vars, METH_O, "The pairs decoded as latin-1 (see the module doc)."},
-    {"wire_environ", (PyCFunction)(void (*)(void))wire_environ, METH_FASTCALL,
-     "The environ rebuilt from the wire vars (see the module doc)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -75,7 +75,7 @@ from ..protocol import (
 from ..protocol._dispatch import encode_reply
 from ._client import Reply
 
-_cserve = load(f"{__package__}._cserve", "Taker", "text_vars", "wire_environ")
+_cserve = load(f"{__package__}._cserve", "Taker", "text_vars")
 
 __all__ = ["Body", "ClientStream", "Handler", "Limits", "Peer", "UwsgiServer"]
 

@@ -5,12 +5,13 @@ A wire request enters the simulation as an ordinary ``Simulation.submit`` reques
 :class:`WireRequest` in its ``net`` attribute. The ``net`` subsystem wraps every app
 callable the instance loads (:func:`install`); the wrapper, which runs in the worker:
 
-* for a WSGI request, replaces the environ the simulator built with the one uWSGI's
-  Python plugin builds from the wire vars (``plugins/python/wsgi_subhandler.c``: every
-  var decoded as latin-1, the last duplicate winning, then ``wsgi.input``,
-  ``wsgi.file_wrapper``, ``wsgi.version``, ``wsgi.errors``, ``wsgi.run_once``,
-  ``wsgi.multithread``, ``wsgi.multiprocess``, ``wsgi.url_scheme`` (``UWSGI_SCHEME``,
-  else ``HTTPS`` on/1, else http), ``uwsgi.version``, ``uwsgi.node``), and records the
+* for a WSGI request, gets the environ uWSGI's Python plugin builds from the wire vars
+  (``plugins/python/wsgi_subhandler.c``: every var decoded as latin-1, the last
+  duplicate winning, then ``wsgi.input``, ``wsgi.file_wrapper``, ``wsgi.version``,
+  ``wsgi.errors``, ``wsgi.run_once``, ``wsgi.multithread``, ``wsgi.multiprocess``,
+  ``wsgi.url_scheme`` (``UWSGI_SCHEME``, else ``HTTPS`` on/1, else http),
+  ``uwsgi.version``, ``uwsgi.node``: the worker's ``build_environ`` builds it from
+  :meth:`WireRequest.text_vars` and :attr:`WireRequest.scheme`), and records the
   status string and header list exactly as the app gave them to ``start_response`` (the
   reply is built from them when the simulator does not record the connection's bytes
   itself, see ``_node._http_reply``);
@@ -38,15 +39,12 @@ __all__ = ["WireRequest", "install"]
 #: A held header block and the first body write up to this size go in one send.
 _COALESCE = 65536
 
-_WSGI_KEYS = ("wsgi.input", "wsgi.file_wrapper", "wsgi.version", "wsgi.errors",
-              "wsgi.run_once", "wsgi.multithread", "wsgi.multiprocess")
-
 
 class WireRequest:
     """What a wire request carries into the worker, and what the worker leaves."""
 
-    __slots__ = ("_text", "body", "control", "headers", "ran", "result", "status", "stream",
-                 "streamed", "vars")
+    __slots__ = ("_text", "body", "control", "headers", "ran", "result", "scheme", "status",
+                 "stream", "streamed", "vars")
 
     def __init__(self, vars: tuple[tuple[bytes, bytes], ...] = (),
                  control: Callable[[], Any] | None = None) -> None:
@@ -63,6 +61,8 @@ class WireRequest:
         self.status: str | None = None
         self.headers: list[tuple[Any, Any]] = []
         self._text: dict[str, str] | None = None
+        #: the environ's ``wsgi.url_scheme``, once ``text_vars`` made the vars
+        self.scheme = "http"
 
     def text_vars(self) -> dict[str, str]:
         """The vars decoded as latin-1, the last duplicate winning (made once: the
@@ -70,6 +70,7 @@ class WireRequest:
         text = self._text
         if text is None:
             text = self._text = _text_vars(self.vars)
+            self.scheme = _scheme(text)
         return text
 
 
@@ -186,7 +187,7 @@ FileInput.__name__ = FileInput.__qualname__ = "_Input"
 FileInput.__module__ = "uwsgi"
 
 
-def _scheme(env: dict[str, Any]) -> str:
+def _scheme(env: dict[str, str]) -> str:
     scheme = env.get("UWSGI_SCHEME")
     if scheme:
         return str(scheme)
@@ -194,28 +195,6 @@ def _scheme(env: dict[str, Any]) -> str:
     if https:
         return "https" if https[:2].lower() == "on" or https[0] == "1" else "http"
     return "http"
-
-
-def _python_wire_environ(environ: dict[str, Any], vars: dict[str, str],
-                         keys: tuple[str, ...]) -> None:
-    """Rebuild ``environ`` in place from the wire vars (``WireRequest.text_vars``;
-    keeps the simulator's objects for ``keys``, ``wsgi.input``, ``wsgi.errors``...).
-    The Python twin of ``_cserve.wire_environ``."""
-    keep = {k: environ[k] for k in keys if k in environ}
-    version = environ.get("uwsgi.version", b"2.0.30")
-    node = environ.get("uwsgi.node", b"")
-    core = environ.get("uwsgi.core")
-    environ.clear()
-    environ.update(vars)
-    environ.update(keep)
-    environ["wsgi.url_scheme"] = _scheme(environ)
-    environ["uwsgi.version"] = version
-    if core is not None:
-        environ["uwsgi.core"] = core
-    environ["uwsgi.node"] = node
-
-
-_wire_environ = _cserve.wire_environ if _cserve is not None else _python_wire_environ
 
 
 def wrap_app(inst: Instance, app: Any) -> Any:
@@ -234,7 +213,6 @@ def wrap_app(inst: Instance, app: Any) -> Any:
             wire.ran = True
             wire.result = wire.control()
             return ()
-        _wire_environ(environ, wire.text_vars(), _WSGI_KEYS)
         managed = request.env_vars
         if managed is not None and managed is not request.vars:  # --manage-script-name
             environ["SCRIPT_NAME"] = managed["SCRIPT_NAME"]

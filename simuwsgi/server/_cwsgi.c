@@ -52,7 +52,8 @@ static PyObject *zero, *two;
 #define ATTRS(X) \
     X(_cl) X(_conn) X(app) X(app_id) X(apps) X(body) X(close) X(conn) X(cores) X(current) \
     X(facade) X(items) X(lazy_apps) X(length) X(memo) X(opts) X(protocol) X(request) \
-    X(_seen) X(spit) X(subsystems) X(switches) X(writeout) X(env_vars) X(vars)
+    X(_seen) X(spit) X(subsystems) X(switches) X(writeout) X(env_vars) X(vars) X(net) \
+    X(control) X(scheme) X(text_vars)
 ATTRS(ATTR_DECLARE)
 
 /* -- the connection ---------------------------------------------------------------- */
@@ -948,11 +949,13 @@ new_writer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* helpers: what app_caller's dict gives (see the module comment) */
 enum { H_FALLBACK, H_CONNECTION, H_INPUT, H_CONTENT_LENGTH, H_PACKET_VARS, H_ENVIRON_KEYS,
        H_ENVIRON_KEY, H_MANAGE_EXCEPTION, H_RESPOND, H_OUTCOME, H_UNHANDLED,
-       H_SEND_FILE_WRAPPER, H_CONTROL, H_EXIT, H_EXCEPTION_RESPONSE, H_COUNT };
+       H_SEND_FILE_WRAPPER, H_CONTROL, H_EXIT, H_EXCEPTION_RESPONSE, H_WIRE_ENVIRON_KEYS,
+       H_WIRE_ENVIRON_KEY, H_COUNT };
 static const char *helper_names[H_COUNT] = {
     "fallback", "Connection", "Input", "content_length", "packet_vars", "environ_keys",
     "environ_key", "manage_exception", "respond", "outcome", "unhandled",
-    "send_file_wrapper", "CONTROL", "exit", "exception_response"};
+    "send_file_wrapper", "CONTROL", "exit", "exception_response", "wire_environ_keys",
+    "wire_environ_key"};
 
 typedef struct {
     PyObject_HEAD
@@ -964,10 +967,12 @@ typedef struct {
 #define GET(obj, n) attr_get(&a_##n, (obj))
 
 /* inst.opts.memo(key, compute, inst), looking in the options' answers first as
- * Options.memo does when they are fresh */
+ * Options.memo does when they are fresh: the keys after wsgi.input (wired: in the
+ * order of a wire request's environ) */
 static PyObject *
-environ_keys(Caller *self, PyObject *inst)
+environ_keys(Caller *self, PyObject *inst, int wired)
 {
+    PyObject *key = self->h[wired ? H_WIRE_ENVIRON_KEY : H_ENVIRON_KEY];
     PyObject *opts = GET(inst, opts), *seen = NULL, *items = NULL, *length = NULL;
     PyObject *memo = NULL, *found = NULL;
     if (opts == NULL) {
@@ -980,7 +985,7 @@ environ_keys(Caller *self, PyObject *inst)
             Py_ssize_t n = PyObject_Length(items);
             Py_ssize_t want = PyLong_AsSsize_t(length);
             if (seen_items == items && n >= 0 && n == want && PyDict_Check(memo)) {
-                found = Py_XNewRef(PyDict_GetItemWithError(memo, self->h[H_ENVIRON_KEY]));
+                found = Py_XNewRef(PyDict_GetItemWithError(memo, key));
             }
             Py_DECREF(seen_items);
         }
@@ -990,8 +995,9 @@ environ_keys(Caller *self, PyObject *inst)
     Py_XDECREF(length);
     Py_XDECREF(memo);
     if (found == NULL && !PyErr_Occurred()) {
-        found = PyObject_CallMethod(opts, "memo", "OOO", self->h[H_ENVIRON_KEY],
-                                    self->h[H_ENVIRON_KEYS], inst);
+        found = PyObject_CallMethod(opts, "memo", "OOO", key,
+                                    self->h[wired ? H_WIRE_ENVIRON_KEYS : H_ENVIRON_KEYS],
+                                    inst);
     }
     Py_DECREF(opts);
     return found;
@@ -1036,7 +1042,34 @@ new_input(Caller *self, PyObject *body, PyObject *cl, PyObject *conn)
     return input;
 }
 
-/* build_environ: the packet's vars, wsgi.input, the per-instance keys */
+/* The environ's start for a WSGI request that came over a socket (req.net set, no
+ * control plugin): a copy of the vars the node received (net.text_vars()), and in
+ * *scheme its wsgi.url_scheme (net.scheme). NULL with no error pending: any other
+ * request. */
+static PyObject *
+wire_vars(PyObject *req, PyObject **scheme)
+{
+    PyObject *net = GET(req, net), *control = NULL, *text_vars = NULL, *text = NULL;
+    PyObject *environ = NULL;
+    if (net != NULL && net != Py_None && (control = GET(net, control)) != NULL
+            && control == Py_None && (text_vars = GET(net, text_vars)) != NULL
+            && (text = PyObject_CallNoArgs(text_vars)) != NULL
+            && (*scheme = GET(net, scheme)) != NULL) {
+        environ = PyDict_Check(text) ? PyDict_Copy(text)
+                                     : PyObject_CallOneArg((PyObject *)&PyDict_Type, text);
+        if (environ == NULL) {
+            Py_CLEAR(*scheme);
+        }
+    }
+    Py_XDECREF(net);
+    Py_XDECREF(control);
+    Py_XDECREF(text_vars);
+    Py_XDECREF(text);
+    return environ;
+}
+
+/* build_environ: the packet's vars, wsgi.input, the per-instance keys (workers.py's
+ * twin: a wire request's vars and scheme, the body's length from the packet's) */
 static PyObject *
 build_environ(Caller *self, PyObject *inst, PyObject *req, PyObject *conn)
 {
@@ -1065,13 +1098,22 @@ build_environ(Caller *self, PyObject *inst, PyObject *req, PyObject *conn)
             return NULL;
         }
     }
-    PyObject *environ = PyDict_CheckExact(src) ? PyDict_Copy(src)
-                                               : PyObject_CallOneArg((PyObject *)&PyDict_Type, src);
-    Py_DECREF(src);
+    if (!PyDict_CheckExact(src)) {
+        Py_SETREF(src, PyObject_CallOneArg((PyObject *)&PyDict_Type, src));
+        if (src == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *scheme = NULL;
+    PyObject *environ = wire_vars(req, &scheme);
+    if (environ == NULL && !PyErr_Occurred()) {
+        environ = PyDict_Copy(src);
+    }
     if (environ == NULL) {
+        Py_DECREF(src);
         return NULL;
     }
-    PyObject *length = PyDict_GetItemWithError(environ, str_content_length), *cl;
+    PyObject *length = PyDict_GetItemWithError(src, str_content_length), *cl;
     int t = length == NULL ? 0 : PyObject_IsTrue(length);
     if (t < 0 || (length == NULL && PyErr_Occurred())) {
         goto fail;
@@ -1100,17 +1142,22 @@ build_environ(Caller *self, PyObject *inst, PyObject *req, PyObject *conn)
     if (t < 0) {
         goto fail;
     }
-    PyObject *keys = environ_keys(self, inst);
+    PyObject *keys = environ_keys(self, inst, scheme != NULL);
     if (keys == NULL) {
         goto fail;
     }
     t = PyDict_Update(environ, keys);
     Py_DECREF(keys);
-    if (t < 0) {
+    if (t < 0 || (scheme != NULL
+                  && PyDict_SetItemString(environ, "wsgi.url_scheme", scheme) < 0)) {
         goto fail;
     }
+    Py_DECREF(src);
+    Py_XDECREF(scheme);
     return environ;
 fail:
+    Py_DECREF(src);
+    Py_XDECREF(scheme);
     Py_DECREF(environ);
     return NULL;
 }

@@ -664,11 +664,21 @@ _SHAPES = 4096
 def build_environ(inst: Instance, req: Request, w: Worker,
                   conn: Any = None) -> dict[str, Any]:
     """The WSGI environ uWSGI's Python plugin builds: the packet's vars, then
-    ``wsgi.input`` and the other ``wsgi.*`` and ``uwsgi.*`` keys."""
-    environ: dict[str, Any] = dict(req.env_vars or req.vars or packet_vars(inst, req))
-    length = environ.get("CONTENT_LENGTH")
+    ``wsgi.input`` and the other ``wsgi.*`` and ``uwsgi.*`` keys. A WSGI request that
+    came over a socket (``simuwsgi.net``) has the vars the node received
+    (``WireRequest.text_vars``), the keys in the order ``wsgi_subhandler.c`` adds them
+    and its ``wsgi.url_scheme``; its body's length is the simulated packet's."""
+    vars_ = req.env_vars or req.vars or packet_vars(inst, req)
+    length = vars_.get("CONTENT_LENGTH")
+    wire = req.net
+    wired = wire is not None and wire.control is None
+    environ: dict[str, Any] = dict(wire.text_vars() if wired else vars_)
     environ["wsgi.input"] = _Input(req.body, content_length(length) if length else 0, conn)
-    environ.update(inst.opts.memo(("environ",), _environ_keys, inst))
+    if wired:
+        environ.update(inst.opts.memo(("wire environ",), _wire_environ_keys, inst))
+        environ["wsgi.url_scheme"] = wire.scheme
+    else:
+        environ.update(inst.opts.memo(("environ",), _environ_keys, inst))
     return environ
 
 
@@ -685,6 +695,18 @@ def _environ_keys(inst: Instance) -> dict[str, Any]:
         "uwsgi.version": b"2.0.30",
         "uwsgi.node": inst.hostname.encode(),
     }
+
+
+#: The order of those keys in the environ of a request that came over a socket.
+_WIRE_ENVIRON_ORDER = ("wsgi.file_wrapper", "wsgi.version", "wsgi.errors", "wsgi.run_once",
+                       "wsgi.multithread", "wsgi.multiprocess", "wsgi.url_scheme",
+                       "uwsgi.version", "uwsgi.node")
+
+
+def _wire_environ_keys(inst: Instance) -> dict[str, Any]:
+    """``_environ_keys`` (the very objects) in the order of a wire request's environ."""
+    keys = inst.opts.memo(("environ",), _environ_keys, inst)
+    return {key: keys[key] for key in _WIRE_ENVIRON_ORDER}
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
@@ -1063,6 +1085,7 @@ if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
         "fallback": _call_app, "Connection": _Connection, "Input": _Input,
         "content_length": content_length, "packet_vars": packet_vars,
         "environ_keys": _environ_keys, "environ_key": ("environ",),
+        "wire_environ_keys": _wire_environ_keys, "wire_environ_key": ("wire environ",),
         "manage_exception": _manage_exception, "respond": _respond, "outcome": _outcome,
         "unhandled": _unhandled, "send_file_wrapper": _send_file_wrapper,
         "CONTROL": CONTROL, "exit": ProcessExit.from_system_exit,
