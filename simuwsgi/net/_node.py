@@ -129,14 +129,14 @@ class Plugins:
             return NO_REPLY
         return None
 
-    def submit_wsgi(self, request: Request, submit: Callable[[WireRequest, str, str], Any]
+    def submit_wsgi(self, request: Request, submit: Callable[..., Any], *args: Any
                     ) -> tuple[Any, WireRequest]:
-        """A WSGI request: ``submit(wire, method, path)`` makes it a request of the
-        instance; returns it and its wire state (``_http_reply`` makes the reply)."""
+        """A WSGI request: ``submit(wire, method, path, *args)`` makes it a request of
+        the instance; returns it and its wire state (``_http_reply`` makes the reply)."""
         wire = WireRequest(vars=request.vars)
         text = wire.text_vars()  # decoded once: the environ is built from it too
         req = submit(wire, text.get("REQUEST_METHOD", ""),
-                     text.get("REQUEST_URI") or text.get("PATH_INFO") or "")
+                     text.get("REQUEST_URI") or text.get("PATH_INFO") or "", *args)
         # the status line's protocol: SERVER_PROTOCOL, or HTTP/1.0 (proto/base.c)
         req.protocol = text.get("SERVER_PROTOCOL") or "HTTP/1.0"
         # the client's address as uWSGI knows it: the REMOTE_ADDR var (on --socket the
@@ -387,7 +387,7 @@ class SimulatedNode(Plugins):
             return self.ping()
         if (isinstance(request, Request) and request.modifier1 in (0, 30)
                 and self._nursery is not None):
-            req, wire = self._submit_wsgi(request, body, peer)
+            req, wire = self.submit_wsgi(request, self._submit_streamed, body, peer)
             self.step()
             if req.done:
                 return _http_reply(req.response, wire)
@@ -425,12 +425,12 @@ class SimulatedNode(Plugins):
             req.remote_addr = peer.addr
         return req
 
-    def _submit_wsgi(self, request: Request, body: Body, peer: Peer) -> tuple[Any, WireRequest]:
-        def submit(wire: WireRequest, method: str, path: str) -> Any:
-            wire.stream = peer.stream
-            return self._submit(wire, body, peer, method, path)
-
-        return self.submit_wsgi(request, submit)
+    def _submit_streamed(self, wire: WireRequest, method: str, path: str, body: Body,
+                         peer: Peer) -> Any:
+        """``submit_wsgi``'s ``submit`` for a client's request: the worker writes the
+        reply to the client's connection as it goes."""
+        wire.stream = peer.stream
+        return self._submit(wire, body, peer, method, path)
 
     async def _reply_when_done(self, req: Any, wire: WireRequest) -> Reply:
         await self._until_done(req)
@@ -440,7 +440,7 @@ class SimulatedNode(Plugins):
         refused = self.refuse_wsgi(request)
         if refused is not None:
             return refused
-        req, wire = self._submit_wsgi(request, body, peer)
+        req, wire = self.submit_wsgi(request, self._submit_streamed, body, peer)
         self.kick()
         return await self._reply_when_done(req, wire)
 
