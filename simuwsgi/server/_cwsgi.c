@@ -53,7 +53,7 @@ static PyObject *zero, *two;
     X(_cl) X(_conn) X(app) X(app_id) X(apps) X(body) X(close) X(conn) X(cores) X(current) \
     X(facade) X(items) X(lazy_apps) X(length) X(memo) X(opts) X(protocol) X(request) \
     X(_seen) X(spit) X(subsystems) X(switches) X(writeout) X(env_vars) X(vars) X(net) \
-    X(control) X(scheme) X(text_vars)
+    X(control) X(scheme) X(text_vars) X(_text)
 ATTRS(ATTR_DECLARE)
 
 /* -- the connection ---------------------------------------------------------------- */
@@ -1051,16 +1051,25 @@ wire_vars(PyObject *req, PyObject **scheme)
 {
     PyObject *net = GET(req, net), *control = NULL, *text_vars = NULL, *text = NULL;
     PyObject *environ = NULL;
-    if (net != NULL && net != Py_None && (control = GET(net, control)) != NULL
-            && control == Py_None && (text_vars = GET(net, text_vars)) != NULL
-            && (text = PyObject_CallNoArgs(text_vars)) != NULL
-            && (*scheme = GET(net, scheme)) != NULL) {
+    if (net == NULL || net == Py_None || (control = GET(net, control)) == NULL
+            || control != Py_None || (text = GET(net, _text)) == NULL) {
+        goto done;
+    }
+    if (text == Py_None) {  /* not decoded yet (the node decodes them as it submits) */
+        Py_CLEAR(text);
+        if ((text_vars = GET(net, text_vars)) == NULL
+                || (text = PyObject_CallNoArgs(text_vars)) == NULL) {
+            goto done;
+        }
+    }
+    if ((*scheme = GET(net, scheme)) != NULL) {
         environ = PyDict_Check(text) ? PyDict_Copy(text)
                                      : PyObject_CallOneArg((PyObject *)&PyDict_Type, text);
         if (environ == NULL) {
             Py_CLEAR(*scheme);
         }
     }
+done:
     Py_XDECREF(net);
     Py_XDECREF(control);
     Py_XDECREF(text_vars);
