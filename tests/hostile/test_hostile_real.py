@@ -46,6 +46,8 @@ CASES = {
               ["/self/15", "/self/1", "/self/10", "/self/2", "/"]),
     "handlers": ("handlers.py", ["--master", "--wsgi-file", "handlers.py", "--mule"],
                  ["/signal/10", "/signal/11", "/signal/12", "/signal/13", "/signal/14"]),
+    "raises": ("kills.py", ["--master", "--wsgi-file", "kills.py"],
+               ["/raise/10", "/thread/10", "/raise/1", "/thread/15", "/"]),
     "python-handlers": ("kills.py", ["--master", "--wsgi-file", "kills.py"],
                         ["/getsignal", "/handler", "/getsignal"]),
     "commands": ("commands.py", ["--master", "--wsgi-file", "commands.py"],
@@ -101,6 +103,16 @@ def test_exits_in_requests_match_real_uwsgi(real_runs, case, tmp_path):
 @pytest.mark.parametrize("case", ["kills"])
 def test_os_kill_between_workers_matches_real_uwsgi(real_runs, case, tmp_path):
     assert _sim(tmp_path, case) == real_runs[case].result()
+
+
+@pytest.mark.parametrize("case", ["raises"])
+def test_raise_signal_and_pthread_kill_match_real_uwsgi(real_runs, case, tmp_path):
+    """signal.raise_signal and signal.pthread_kill in a worker signal that worker, as
+    os.kill of its own pid: SIGUSR1 logs its request count, SIGHUP ends it after its
+    request, SIGTERM at once; the host process is never signalled."""
+    real = real_runs[case].result()
+    assert _sim(tmp_path, case) == real
+    assert real[0][-1] == 200
 
 
 @pytest.mark.parametrize("case", ["handlers"])
