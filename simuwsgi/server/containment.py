@@ -157,6 +157,7 @@ _REAL = {
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "raise_signal": _signal.raise_signal, "pthread_kill": _signal.pthread_kill,
+    "clock_settime": time.clock_settime, "clock_settime_ns": time.clock_settime_ns,
     "pthread_sigmask": _signal.pthread_sigmask, "sigwait": _signal.sigwait,
     "sigwaitinfo": _signal.sigwaitinfo, "sigtimedwait": _signal.sigtimedwait,
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
@@ -1048,6 +1049,9 @@ _PATCHES = [
         "watchdog's interrupts blocked); a virtual process takes its signals through "
         "signal.signal and uwsgi.register_signal")),
     (_signal, "raise_signal", _raise_signal), (_signal, "pthread_kill", _pthread_kill),
+    *[(time, name, _refused(f"time.{name}", "it would set the machine's clock; "
+                            "sim.step_clock()/set_clock() step the virtual one"))
+      for name in ("clock_settime", "clock_settime_ns")],
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
     (_threading_local, "current_thread", _local_owner),
     # (staticmethods, as the builtins they replace: not bound when a class keeps one)
