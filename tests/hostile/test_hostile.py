@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import shutil
+import re
 import resource
 import signal
 import socket
@@ -201,6 +202,29 @@ def test_os_kill_reaches_the_virtual_process_with_uwsgis_meaning(tmp_path, mode)
         " :( trying respawn ...", ", killed by signal 9 :( trying respawn ...",
         ", killed by signal 14 :( trying respawn ...", " :( trying respawn ..."]
     assert any(line.endswith(" total requests: 4") for line in log)  # SIGUSR1: stats
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_raise_signal_and_pthread_kill_are_os_kill_of_the_virtual_process(tmp_path, mode):
+    """signal.raise_signal and signal.pthread_kill signal the calling virtual process (the
+    same log as os.kill of its own pid), never the test process."""
+    def master_lines(paths: list[str]) -> list[str]:
+        _got, log, _sim = _kills(tmp_path, mode, paths)
+        return [re.sub(r"\d+", "N", line) for line in log
+                if line.startswith(("DAMN", "Gracefully", "worker"))]
+
+    by_kill = master_lines(["/self/10", "/self/1", "/self/15", "/"])
+    assert len(by_kill) == 4
+    assert master_lines(["/raise/10", "/thread/1", "/raise/15", "/"]) == by_kill
+    assert master_lines(["/thread/10", "/raise/1", "/thread/15", "/"]) == by_kill
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_signal_mask_is_refused_in_a_virtual_process(tmp_path, mode):
+    """pthread_sigmask would block the test process's signals (Ctrl-C): refused."""
+    got, _log, _sim = _kills(tmp_path, mode, ["/sigmask"])
+    assert got["/sigmask"].body == b"NotSimulatedError"
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()
 
 
 @pytest.mark.parametrize("mode", MODES)
