@@ -11,6 +11,7 @@ import gc
 import locale
 import logging
 import math
+import random
 import os
 import shutil
 import re
@@ -613,3 +614,37 @@ def test_stdin_is_dev_null_unless_honour_stdin(tmp_path, mode):
         os.dup2(saved_fd, 0)
         os.close(saved_fd)
         os.close(reader)
+
+
+# -- the random module ---------------------------------------------------------------------
+_RANDOM_APP = '''
+import random
+
+AT_IMPORT = random.random()
+
+
+def application(env, start_response):
+    start_response("200 OK", [])
+    return [repr((AT_IMPORT, random.random())).encode()]
+'''
+
+
+def test_app_random_draws_follow_the_seed_and_leave_the_tests_stream(tmp_path):
+    """The app's ``random`` module is seeded from the simulation's seed (uWSGI reseeds it
+    in every forked process from the system: a simulation is reproducible instead), and
+    the test's own stream goes on after close as if the simulation had drawn nothing."""
+    (tmp_path / "app.py").write_text(_RANDOM_APP)
+
+    def bodies(seed: int) -> list[bytes]:
+        with Simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
+                        app_dir=tmp_path, seed=seed) as sim:
+            return [sim.get("/").body for _ in range(3)]
+
+    random.seed(7)
+    expected_next = random.random()
+    random.seed(7)
+    first = bodies(1)
+    assert random.random() == expected_next
+    assert bodies(1) == first
+    assert bodies(2) != first
+    assert len(set(first)) == 3
