@@ -18,7 +18,7 @@ ACCELERATORS = ["simuwsgi._core._ckernel", "simuwsgi._core._ctrace",
                 "simuwsgi.subsystems._cmules",
                 "simuwsgi.subsystems._ccache", "simuwsgi.server._cvfork",
                 "simuwsgi.protocol._cvars", "simuwsgi.subsystems._cspooler",
-                "simuwsgi.server._cwsgi", "simuwsgi.server._creq"]
+                "simuwsgi.server._cwsgi", "simuwsgi.server._creq", "simuwsgi.net._cserve"]
 
 
 @pytest.fixture
