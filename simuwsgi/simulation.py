@@ -11,6 +11,7 @@ leaving the test process as it was.
 from __future__ import annotations
 
 import gc
+import random
 import sys
 import types
 from collections.abc import Callable, Iterable
@@ -206,6 +207,10 @@ class Simulation:
         try:
             self._patch.install()
             self._contain.install()
+            if self.mode == "sim":
+                # app code's random module, one stream for all the virtual processes
+                # (uWSGI reseeds it in each forked process; fork mode does, from the seed)
+                random.seed(f"simuwsgi:{self.seed}")
             _hold_gc()  # after containment took the collector's settings (hoststate)
             self._holds_gc = True
             self._watchdog.start()

@@ -18,7 +18,7 @@ ACCELERATORS = ["simuwsgi._core._ckernel", "simuwsgi._core._ctrace",
                 "simuwsgi.subsystems._cmules",
                 "simuwsgi.subsystems._ccache", "simuwsgi.server._cvfork",
                 "simuwsgi.protocol._cvars", "simuwsgi.subsystems._cspooler",
-                "simuwsgi.server._cwsgi", "simuwsgi.server._creq"]
+                "simuwsgi.server._cwsgi", "simuwsgi.server._creq", "simuwsgi.net._cserve"]
 
 
 @pytest.fixture
@@ -58,11 +58,16 @@ def test_a_build_older_than_its_source_is_not_loaded_and_says_so(fake):
 
 
 
-def test_a_build_older_than_a_header_its_source_includes_is_not_loaded(fake):
+@pytest.mark.parametrize("include", ["_cshared.h", "../_core/_cshared.h"])
+def test_a_build_older_than_a_header_its_source_includes_is_not_loaded(fake, include):
+    """A header beside the source, or in another directory of the package (as the twins
+    include "../_core/_cutil.h"); a quoted header that is not there (Python's
+    "structmember.h") does not stop the check."""
     build, source = fake
-    header = source.with_name("_cshared.h")
+    header = source.parent / include
+    header.parent.mkdir(exist_ok=True)
     header.write_text("/* shared */\n")
-    source.write_text('#include <Python.h>\n#include "_cshared.h"\n')
+    source.write_text(f'#include <Python.h>\n#include "structmember.h"\n#include "{include}"\n')
     os.utime(source, (1_000, 1_000))
     os.utime(build, (2_000, 2_000))
     os.utime(header, (3_000, 3_000))
@@ -70,6 +75,10 @@ def test_a_build_older_than_a_header_its_source_includes_is_not_loaded(fake):
         assert load("fakeacc._cfast", "go") is None
     os.utime(header, (1_500, 1_500))
     assert load("fakeacc._cfast", "go") is not None
+    os.utime(source, (2_500, 2_500))
+    with pytest.warns(RuntimeWarning, match=r"before the last change to _cfast\.c"):
+        assert load("fakeacc._cfast", "go") is None
+
 
 def test_no_source_beside_the_build_a_missing_name_or_the_environment(fake, monkeypatch):
     build, source = fake

@@ -26,6 +26,9 @@ def application(env, sr):
     out = {
         "t0": t0, "t1": time.time(), "bound": bound_time(), "mono": time.monotonic(),
         "perf": time.perf_counter(), "ns": time.time_ns(),
+        "realtime": time.clock_gettime(time.CLOCK_REALTIME),
+        "clock_mono": time.clock_gettime(time.CLOCK_MONOTONIC),
+        "boottime_ns": time.clock_gettime_ns(time.CLOCK_BOOTTIME),
         "local": list(time.localtime()[:6]), "gm": list(time.gmtime()[:6]),
         "strftime": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "now": datetime.datetime.now().isoformat(),
@@ -61,6 +64,9 @@ def test_app_sees_virtual_time_and_sleep_takes_virtual_seconds(write_app):
     assert out["today"] == "2026-03-29"
     assert out["aware"] == "2026-03-29T00:59:02.500000+00:00"
     assert out["perf"] - out["mono"] == 0
+    assert out["realtime"] == start + 2.5, "clock_gettime reads the virtual clocks too"
+    assert out["clock_mono"] == out["mono"]
+    assert out["boottime_ns"] == int(out["mono"] * 1e9)
     assert sim.now == 2.5
 
 
@@ -71,11 +77,13 @@ def test_os_getpid_is_the_virtual_pid_of_the_worker(write_app):
 
 
 def test_patch_is_removed_when_the_simulation_closes(write_app):
-    before = (time.time, time.sleep, time.monotonic, dt.datetime, dt.date, os.getpid,
-              os.environ.get("TZ"))
+    def patched():
+        return (time.time, time.sleep, time.monotonic, time.clock_gettime,
+                time.clock_gettime_ns, dt.datetime, dt.date, os.getpid, os.environ.get("TZ"))
+
+    before = patched()
     _run(write_app, tz="Asia/Tokyo")
-    after = (time.time, time.sleep, time.monotonic, dt.datetime, dt.date, os.getpid,
-             os.environ.get("TZ"))
+    after = patched()
     assert before == after
     assert abs(time.time() - dt.datetime.now().timestamp()) < 5
 

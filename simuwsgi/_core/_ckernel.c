@@ -34,6 +34,8 @@
 #include "longintrepr.h"
 #endif
 
+#include "_cutil.h"
+
 static PyObject *str_park, *str_hand_over, *str_run_pending, *str_sleep, *str_empty;
 static PyObject *str_apply_cwd, *str_switch_domain, *str_context_hook;
 static PyObject *normal;            /* the default priority, kernel.NORMAL (1) */
@@ -834,9 +836,7 @@ switch_to(PyObject *g, PyObject *value)
 static PyObject *
 simulation_error(const char *message)
 {
-    PyObject *errors = PyImport_ImportModule("simuwsgi._errors");
-    PyObject *cls = errors ? PyObject_GetAttrString(errors, "SimulationError") : NULL;
-    Py_XDECREF(errors);
+    PyObject *cls = import_attr("simuwsgi._errors", "SimulationError");
     if (cls != NULL) {
         PyErr_SetString(cls, message);
         Py_DECREF(cls);
@@ -844,30 +844,21 @@ simulation_error(const char *message)
     return NULL;
 }
 
-/* Call self.name(arg) and drop the result. */
-static int
-call_method(KernelCore *self, PyObject *name, PyObject *arg)
-{
-    PyObject *call[2] = {(PyObject *)self, arg};
-    PyObject *r = PyObject_VectorcallMethod(name, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            NULL);
-    Py_XDECREF(r);
-    return r == NULL ? -1 : 0;
-}
-
 /* Kernel._enter: make proc the running process (its directory, node, globals). */
 static int
 enter(KernelCore *self, PyObject *proc)
 {
     PyObject *cwd = PROC_GET(proc, cwd, "cwd");
-    int rc = cwd == NULL ? -1 : cwd == self->cwd ? 0 : call_method(self, str_apply_cwd, cwd);
+    int rc = cwd == NULL ? -1 : cwd == self->cwd ? 0
+        : call_void((PyObject *)self, str_apply_cwd, cwd, NULL);
     Py_XDECREF(cwd);
     if (rc < 0) {
         return -1;
     }
     PyObject *domain = PROC_GET(proc, domain, "domain");
     rc = domain == NULL ? -1
-        : domain == self->domain ? 0 : call_method(self, str_switch_domain, domain);
+        : domain == self->domain ? 0
+        : call_void((PyObject *)self, str_switch_domain, domain, NULL);
     Py_XDECREF(domain);
     if (rc < 0) {
         return -1;
@@ -909,9 +900,7 @@ killed_class(void)
 {
     static PyObject *killed;
     if (killed == NULL) {
-        PyObject *kernel = PyImport_ImportModule("simuwsgi._core.kernel");
-        killed = kernel ? PyObject_GetAttrString(kernel, "Killed") : NULL;
-        Py_XDECREF(kernel);
+        killed = import_attr("simuwsgi._core.kernel", "Killed");
     }
     return killed;
 }
@@ -1341,16 +1330,7 @@ PyInit__ckernel(void)
             || PyType_Ready(&ProcessCoreType) < 0 || PyType_Ready(&KernelCoreType) < 0) {
         return NULL;
     }
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) {
-        return NULL;
-    }
-    Py_INCREF(&ProcessCoreType);
-    Py_INCREF(&KernelCoreType);
-    if (PyModule_AddObject(m, "ProcessCore", (PyObject *)&ProcessCoreType) < 0
-            || PyModule_AddObject(m, "KernelCore", (PyObject *)&KernelCoreType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    static const char *const names[] = {"ProcessCore", "KernelCore"};
+    static PyTypeObject *const types[] = {&ProcessCoreType, &KernelCoreType};
+    return module_with_types(&module, names, types, 2);
 }

@@ -32,6 +32,8 @@
 #include <string.h>
 #include <structmember.h>
 
+#include "_cutil.h"
+
 static PyObject *str_spill;         /* "spill" */
 static PyObject *str_startswith;    /* "startswith" */
 
@@ -1031,24 +1033,13 @@ PyInit__ctrace(void)
 {
     str_spill = PyUnicode_InternFromString("spill");
     str_startswith = PyUnicode_InternFromString("startswith");
-    PyObject *builtins = PyImport_ImportModule("builtins");
-    round_fn = builtins != NULL ? PyObject_GetAttrString(builtins, "round") : NULL;
-    Py_XDECREF(builtins);
+    round_fn = import_attr("builtins", "round");
     six = PyLong_FromLong(6);
     if (!str_spill || !str_startswith || !round_fn || !six || PyType_Ready(&SpoolCoreType) < 0
             || PyType_Ready(&TraceCoreType) < 0) {
         return NULL;
     }
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) {
-        return NULL;
-    }
-    Py_INCREF(&SpoolCoreType);
-    Py_INCREF(&TraceCoreType);
-    if (PyModule_AddObject(m, "SpoolCore", (PyObject *)&SpoolCoreType) < 0
-            || PyModule_AddObject(m, "TraceCore", (PyObject *)&TraceCoreType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    static const char *const names[] = {"SpoolCore", "TraceCore"};
+    static PyTypeObject *const types[] = {&SpoolCoreType, &TraceCoreType};
+    return module_with_types(&module, names, types, 2);
 }

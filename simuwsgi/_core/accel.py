@@ -53,7 +53,9 @@ def load(name: str, *needs: str) -> types.ModuleType | None:
 
 
 def _local_headers(source: Path) -> list[Path]:
-    """The headers of this package ``source`` includes (``#include "name.h"``): a change
-    to one alone makes the build stale too."""
-    names = re.findall(r'^#include "([^"/]+)"', source.read_text(), re.MULTILINE)
-    return [source.with_name(name) for name in names]
+    """The headers of this package ``source`` includes (``#include "name.h"`` beside it,
+    or ``"../_core/_cutil.h"`` relative to it): a change to one alone makes the build
+    stale too."""
+    names = re.findall(r'^#include "([^"]+)"', source.read_text(), re.MULTILINE)
+    # one not there is Python's, found on the include path ("structmember.h")
+    return [path for path in (source.parent / name for name in names) if path.exists()]

@@ -10,7 +10,7 @@ names. A simulation keeps two clocks over the kernel's virtual seconds:
 
 The patch shows virtual time to code in the thread running (or that opened) a
 simulation: ``time.time/time_ns/monotonic/perf_counter/localtime/gmtime/ctime/asctime/
-strftime/sleep`` are replaced *in their module* before the app is imported, so that
+strftime/sleep`` and ``clock_gettime(_ns)`` (its wall and monotonic clocks) are replaced *in their module* before the app is imported, so that
 ``from time import time`` in app code binds the virtual clock (code that bound the real
 functions earlier keeps the real clock); ``datetime.datetime.now/utcnow`` and
 ``datetime.date.today`` are replaced *in the classes* (their type dicts), so the values
@@ -67,6 +67,8 @@ _R = types.SimpleNamespace(
     asctime=_time.asctime,
     strftime=_time.strftime,
     sleep=_time.sleep,
+    clock_gettime=_time.clock_gettime,
+    clock_gettime_ns=_time.clock_gettime_ns,
     datetime=_dt.datetime,
     date=_dt.date,
     getpid=os.getpid,
@@ -239,6 +241,36 @@ def _v_perf_counter_ns() -> int:
     return int(round((MONOTONIC_BASE + clock.kernel.now) * 1e9))
 
 
+#: ``clock_gettime``'s clocks that read the wall clock, and those that read a monotonic
+#: one (the coarse variants have no constant in ``time``: Linux numbers them 5 and 6).
+#: The CPU-time clocks stay the host's: virtual processes spend no virtual time.
+_WALL_CLOCKS = {_time.CLOCK_REALTIME, 5}
+_MONOTONIC_CLOCKS = {_time.CLOCK_MONOTONIC, getattr(_time, "CLOCK_MONOTONIC_RAW", 4),
+                     getattr(_time, "CLOCK_BOOTTIME", 7), 6}
+_TAI = getattr(_time, "CLOCK_TAI", None)
+
+
+def _v_clock_gettime(clk_id: int) -> float:
+    clock = _active_clock(_get_ident())
+    if clock is None:
+        return _R.clock_gettime(clk_id)
+    if clk_id in _WALL_CLOCKS:
+        return clock.wall_offset + clock.kernel.now
+    if clk_id in _MONOTONIC_CLOCKS:
+        return MONOTONIC_BASE + clock.kernel.now
+    if clk_id == _TAI:  # the wall clock plus the kernel's whole-second TAI offset
+        offset = round(_R.clock_gettime(_TAI) - _R.clock_gettime(_time.CLOCK_REALTIME))
+        return clock.wall_offset + clock.kernel.now + offset
+    return _R.clock_gettime(clk_id)
+
+
+def _v_clock_gettime_ns(clk_id: int) -> int:
+    clock = _active_clock(_get_ident())
+    if clock is None or clk_id not in _WALL_CLOCKS | _MONOTONIC_CLOCKS | {_TAI}:
+        return _R.clock_gettime_ns(clk_id)
+    return int(round(_v_clock_gettime(clk_id) * 1e9))
+
+
 def _v_localtime(secs: float | None = None) -> _time.struct_time:
     return _R.localtime(_v_time() if secs is None else secs)
 
@@ -342,6 +374,7 @@ _TIME_REPLACEMENTS: dict[str, Callable[..., Any]] = {
     "monotonic_ns": _v_monotonic_ns, "perf_counter": _v_perf_counter,
     "perf_counter_ns": _v_perf_counter_ns, "localtime": _v_localtime, "gmtime": _v_gmtime,
     "ctime": _v_ctime, "asctime": _v_asctime, "strftime": _v_strftime, "sleep": _v_sleep,
+    "clock_gettime": _v_clock_gettime, "clock_gettime_ns": _v_clock_gettime_ns,
 }
 _REPLACEMENTS: list[tuple[Any, str, Any]] = [
     *((_time, name, staticmethod(_named(func, name))) for name, func in _TIME_REPLACEMENTS.items()),

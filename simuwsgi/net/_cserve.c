@@ -44,6 +44,8 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include "../_core/_cutil.h"
+
 /* As _server._READ: what one recv asks for. */
 #define READ_SIZE 65536
 
@@ -476,13 +478,7 @@ PyInit__cserve(void)
     if (PyType_Ready(&TakerType) < 0) {
         return NULL;
     }
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) {
-        return NULL;
-    }
-    if (PyModule_AddObjectRef(m, "Taker", (PyObject *)&TakerType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    static const char *const names[] = {"Taker"};
+    static PyTypeObject *const types[] = {&TakerType};
+    return module_with_types(&module, names, types, 1);
 }

@@ -34,6 +34,7 @@
 #include <Python.h>
 #include <math.h>
 
+#include "../_core/_cutil.h"
 #include "_cattr.h"
 
 #define NAMES(X) \
@@ -117,20 +118,6 @@ global(PyObject *globals, PyObject *name)
     PyObject *found = PyDict_GetItemWithError(globals, name);
     if (found == NULL && !PyErr_Occurred()) PyErr_SetObject(PyExc_NameError, name);
     return found;
-}
-
-static PyObject *
-call(PyObject *func, PyObject *const *args, Py_ssize_t nargs)
-{
-    return PyObject_Vectorcall(func, args, nargs, NULL);
-}
-
-static PyObject *
-call_method(PyObject *obj, PyObject *name, PyObject *a, PyObject *b)
-{
-    PyObject *args[] = {obj, a, b};
-    Py_ssize_t n = a == NULL ? 1 : b == NULL ? 2 : 3;
-    return PyObject_VectorcallMethod(name, args, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
 /* 1 when `obj` is true, 0 false, -1 error (NULL: an error already set). */
@@ -1422,27 +1409,11 @@ PyInit__creq(void)
             || (two = PyLong_FromLong(2)) == NULL
             || (zero_float = PyFloat_FromDouble(0.0)) == NULL
             || (empty_args = PyTuple_New(0)) == NULL) return NULL;
-    PyObject *time_module = PyImport_ImportModule("time");
-    if (time_module == NULL) return NULL;
-    time_dict = Py_NewRef(PyModule_GetDict(time_module));
-    Py_DECREF(time_module);
-    PyObject *random = PyImport_ImportModule("random"), *found;
-    if (random == NULL) return NULL;
-    found = PyObject_GetAttrString(random, "Random");
-    Py_DECREF(random);
-    if (found == NULL) return NULL;
-    Random = (PyTypeObject *)found;
-    PyObject *clock = PyImport_ImportModule("simuwsgi._core.clock");
-    if (clock == NULL) return NULL;
-    found = PyObject_GetAttrString(clock, "VirtualClock");
-    Py_DECREF(clock);
-    if (found == NULL) return NULL;
-    VirtualClock = (PyTypeObject *)found;
-    PyObject *spool = PyImport_ImportModule("simuwsgi._core._spool");
-    if (spool == NULL) return NULL;
-    found = PyObject_GetAttrString(spool, "Spool");
-    Py_DECREF(spool);
-    if (found == NULL) return NULL;
-    Spool = (PyTypeObject *)found;
+    if ((time_dict = module_dict("time")) == NULL
+            || (Random = (PyTypeObject *)import_attr("random", "Random")) == NULL
+            || (VirtualClock = (PyTypeObject *)import_attr("simuwsgi._core.clock",
+                                                          "VirtualClock")) == NULL
+            || (Spool = (PyTypeObject *)import_attr("simuwsgi._core._spool", "Spool")) == NULL)
+        return NULL;
     return PyModule_Create(&module_def);
 }

@@ -36,18 +36,13 @@
 #include <Python.h>
 
 #include "_cattr.h"
+#include "../_core/_cutil.h"
 
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
 /* the attributes read here (see _cattr.h) */
 ATTR_DECLARE(copier) ATTR_DECLARE(memo) ATTR_DECLARE(app) ATTR_DECLARE(resolve)
 ATTR_DECLARE(globals_map)
-
-static PyObject *
-fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    return PyObject_Vectorcall(fallback, args, nargs, kwnames);
-}
 
 static PyObject *
 switch_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -182,34 +177,20 @@ call_python_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs,
     return result;
 }
 
-#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
-
 static PyMethodDef defs[] = {
     {"switch", FASTCALL(switch_call), NULL},
     {"resolve", FASTCALL(resolve_call), NULL},
     {"call_python", FASTCALL(call_python_call), NULL},
 };
 
-/* The builtin function defs[index] over `state`, a tuple of `size` items. */
 static PyObject *
-make(int index, PyObject *state, Py_ssize_t size)
-{
-    if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != size) {
-        PyErr_Format(PyExc_TypeError, "%s: the state is a tuple of %zd items",
-                     defs[index].ml_name, size);
-        return NULL;
-    }
-    return PyCFunction_NewEx(&defs[index], state, NULL);
-}
+new_switcher(PyObject *module, PyObject *state) { return state_function(&defs[0], state, 3); }
 
 static PyObject *
-new_switcher(PyObject *module, PyObject *state) { return make(0, state, 3); }
+new_resolver(PyObject *module, PyObject *state) { return state_function(&defs[1], state, 2); }
 
 static PyObject *
-new_resolver(PyObject *module, PyObject *state) { return make(1, state, 2); }
-
-static PyObject *
-new_caller(PyObject *module, PyObject *state) { return make(2, state, 4); }
+new_caller(PyObject *module, PyObject *state) { return state_function(&defs[2], state, 4); }
 
 static PyMethodDef methods[] = {
     {"switcher", new_switcher, METH_O,

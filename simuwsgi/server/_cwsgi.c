@@ -38,6 +38,7 @@
 #include <Python.h>
 #include "structmember.h"
 
+#include "../_core/_cutil.h"
 #include "_cattr.h"
 
 #define PAGE_SIZE_ 4096
@@ -1669,14 +1670,7 @@ PyInit__cwsgi(void)
             || PyType_Ready(&CallerType) < 0) {
         return NULL;
     }
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) {
-        return NULL;
-    }
-    if (PyModule_AddObject(m, "ConnectionCore", Py_NewRef((PyObject *)&ConnType)) < 0
-            || PyModule_AddObject(m, "Builtin", Py_NewRef((PyObject *)&BuiltinType)) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    static const char *const names[] = {"ConnectionCore", "Builtin"};
+    static PyTypeObject *const types[] = {&ConnType, &BuiltinType};
+    return module_with_types(&moduledef, names, types, 2);
 }

@@ -22,6 +22,9 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   ``sys.exit``, on ``end_me`` (SIGINT/SIGTERM: stop, brutal reload), on graceful exits
   (SIGHUP, reload, ``--max-requests``), not on SIGKILL or ``os._exit``, and not when
   a worker calls C ``exit()`` in the middle of a request (uWSGI skips them when busy).
+* ``signal.raise_signal(n)`` and ``signal.pthread_kill(thread, n)`` in a virtual process
+  are ``os.kill`` of its own pid; ``signal.pthread_sigmask`` and ``sigwait*`` (the test
+  process's mask, real signals) raise ``NotSimulatedError``.
 * ``signal.signal``/``getsignal`` in a virtual process set and read that process's
   Python handlers; an ``os.kill`` to it then calls the handler, in that process (its
   pid, its globals): at once when it signals itself, else when it next runs
@@ -153,6 +156,10 @@ _REAL = {
     **{name: getattr(os, name) for name in _IDENTITY},
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
+    "raise_signal": _signal.raise_signal, "pthread_kill": _signal.pthread_kill,
+    "clock_settime": time.clock_settime, "clock_settime_ns": time.clock_settime_ns,
+    "pthread_sigmask": _signal.pthread_sigmask, "sigwait": _signal.sigwait,
+    "sigwaitinfo": _signal.sigwaitinfo, "sigtimedwait": _signal.sigtimedwait,
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
     "execve": os.execve, "start": threading.Thread.start, "rlock": threading.RLock,
     "counter": threading._counter,  # type: ignore[attr-defined]
@@ -616,6 +623,28 @@ def _kill(pid: int, signum: int) -> None:
         deliver(contain.inst, target, signum)
 
 
+def _raise_signal(signum: int) -> None:
+    """``signal.raise_signal``: the calling process signals itself (``raise(3)``), as
+    ``os.kill(os.getpid(), signum)`` does."""
+    found = _current()
+    if found is None:
+        _REAL["raise_signal"](signum)
+        return
+    _kill(found[1].pid, signum)
+
+
+def _pthread_kill(thread_id: int, signum: int) -> None:
+    """``signal.pthread_kill``: a signal to a thread of the calling process. Python runs
+    its handler in the process's main thread whichever thread gets it, so in a virtual
+    process it is the process's signal (0 only checks, as for a live thread)."""
+    found = _current()
+    if found is None:
+        _REAL["pthread_kill"](thread_id, signum)
+        return
+    if signum:
+        _kill(found[1].pid, signum)
+
+
 def _killpg(pgid: int, signum: int) -> None:
     found = _current()
     if found is None:
@@ -1012,6 +1041,17 @@ _PATCHES = [
     (subprocess.Popen, "_execute_child", _execute_child),
     (_signal, "pause", _refused("signal.pause", "it would wait for a real signal forever; "
                                 "use uwsgi.signal_wait()")),
+    *[(_signal, name, _refused(f"signal.{name}", "it would wait for a real signal of the "
+                               "test process; use uwsgi.signal_wait()"))
+      for name in ("sigwait", "sigwaitinfo", "sigtimedwait")],
+    (_signal, "pthread_sigmask", _refused(
+        "signal.pthread_sigmask", "the mask would be the test process's (Ctrl-C and the "
+        "watchdog's interrupts blocked); a virtual process takes its signals through "
+        "signal.signal and uwsgi.register_signal")),
+    (_signal, "raise_signal", _raise_signal), (_signal, "pthread_kill", _pthread_kill),
+    *[(time, name, _refused(f"time.{name}", "it would set the machine's clock; "
+                            "sim.step_clock()/set_clock() step the virtual one"))
+      for name in ("clock_settime", "clock_settime_ns")],
     (threading, "get_ident", _get_ident), (threading, "local", _threading_local.local),
     (_threading_local, "current_thread", _local_owner),
     # (staticmethods, as the builtins they replace: not bound when a class keeps one)

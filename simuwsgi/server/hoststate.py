@@ -3,7 +3,8 @@
 A real uWSGI app that calls ``gc.disable()``, ``sys.setrecursionlimit(...)`` (or
 ``setswitchinterval``, ``set_int_max_str_digits``),
 ``os.umask(0o077)``, ``os.nice(10)``, ``resource.setrlimit(...)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
-``warnings.simplefilter("error")``, ``locale.setlocale(...)``, replaces
+``warnings.simplefilter("error")``, ``locale.setlocale(...)``, draws from ``random``,
+replaces
 ``sys.excepthook`` or sets ``os.environ[...]`` changes its own processes, which end
 with the instance. In a simulation the app runs in the test process: each of these
 would stay in the pytest run (a collector switched off for every later test, a Django
@@ -21,6 +22,7 @@ import gc
 import locale
 import logging
 import os
+import random
 import resource
 import socket
 import sys
@@ -60,6 +62,7 @@ def save() -> None:
         "warnings": list(warnings.filters),
         "logging": (logging.getLogger().level, logging.root.manager.disable),
         "locale": locale.setlocale(locale.LC_ALL),
+        "random": random.getstate(),
     }
 
 
@@ -92,6 +95,7 @@ def restore() -> None:
         warnings.filters[:] = saved["warnings"]
         warnings._filters_mutated()  # type: ignore[attr-defined]
     _restore_logging(*saved["logging"])
+    random.setstate(saved["random"])
     if locale.setlocale(locale.LC_ALL) != saved["locale"]:
         locale.setlocale(locale.LC_ALL, saved["locale"])
 

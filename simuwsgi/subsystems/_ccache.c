@@ -31,23 +31,19 @@
 #include <Python.h>
 #include <string.h>
 
+#include "../_core/_cutil.h"
+
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
 /* A call with exactly n positional exact-bytes arguments and no keywords. */
 static int
 plain_call(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, Py_ssize_t n)
 {
-    if (nargs != n || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) return 0;
+    if (nargs != n || !no_keywords(kwnames)) return 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (!PyBytes_CheckExact(args[i])) return 0;
     }
     return 1;
-}
-
-static PyObject *
-fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    return PyObject_Vectorcall(fallback, args, nargs, kwnames);
 }
 
 /* `d.pop(key, None)`: 1 if `key` was there, 0 if not, -1 on error. */
@@ -235,7 +231,6 @@ counter_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject 
     return fall_back(ITEM(state, 4), args, nargs, kwnames);
 }
 
-#define FASTCALL(fn) (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS
 /* One definition per name: a builtin function's __name__ is its definition's. */
 static PyMethodDef defs[] = {
     {"cache_set", FASTCALL(set_call), NULL},

@@ -36,6 +36,7 @@
 #include <Python.h>
 #include <math.h>
 
+#include "../_core/_cutil.h"
 #include "_cfields.h"
 
 #define FIELDS(X) \
@@ -57,31 +58,12 @@ static PyObject *time_dict;
 
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 
-/* obj.name(args...) with up to three arguments (NULL ends them). */
-static PyObject *
-call_method(PyObject *obj, PyObject *name, PyObject *a, PyObject *b, PyObject *c)
-{
-    PyObject *args[] = {obj, a, b, c};
-    Py_ssize_t n = a == NULL ? 1 : b == NULL ? 2 : c == NULL ? 3 : 4;
-    return PyObject_VectorcallMethod(name, args, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-}
-
-/* call_method with the result dropped: 0, or -1 on error. */
-static int
-call_void(PyObject *obj, PyObject *name, PyObject *a, PyObject *b, PyObject *c)
-{
-    PyObject *done = call_method(obj, name, a, b, c);
-    if (done == NULL) return -1;
-    Py_DECREF(done);
-    return 0;
-}
-
 /* 0 when a call has lo..hi positional arguments and no keywords, else -1 with a
  * TypeError showing `usage`. */
 static int
 arity(Py_ssize_t nargs, Py_ssize_t lo, Py_ssize_t hi, PyObject *kwnames, const char *usage)
 {
-    if (nargs < lo || nargs > hi || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+    if (nargs < lo || nargs > hi || !no_keywords(kwnames)) {
         PyErr_SetString(PyExc_TypeError, usage);
         return -1;
     }
@@ -143,7 +125,7 @@ each_client(PyObject *state, PyObject *hook, PyObject *wall_s, PyObject *timeout
         PyObject *client = Py_NewRef(PyList_GET_ITEM(clients, i));
         int needs = get_true(&f_needs_iteration, client);
         int rc = needs <= 0 ? needs
-                 : call_void(client, hook, LOOP(state), wall_s, timeout);
+                 : call_void3(client, hook, LOOP(state), wall_s, timeout);
         Py_DECREF(client);
         if (rc < 0) return -1;
     }
@@ -160,7 +142,7 @@ replan(PyObject *state)
         PyObject *client = Py_NewRef(PyList_GET_ITEM(clients, i));
         int needs = get_true(&f_needs_iteration, client);
         PyObject *when = needs <= 0 ? NULL
-                         : call_method(client, str_next_wake, loop, NULL, NULL);
+                         : call_method3(client, str_next_wake, loop, NULL, NULL);
         Py_DECREF(client);
         if (needs < 0 || (needs && when == NULL)) goto out;
         if (when == NULL || when == Py_None) {
@@ -191,7 +173,7 @@ replan(PyObject *state)
                 || (callback = get(&f__idle_wake, loop)) == NULL) goto out;
         int later = PyObject_RichCompareBool(now, best, Py_GT);  /* max(best, now) */
         if (later < 0
-                || call_void(kernel, str_post_at, later ? now : best, callback, gen) < 0)
+                || call_void3(kernel, str_post_at, later ? now : best, callback, gen) < 0)
             goto out;
     }
     rc = 0;
@@ -385,7 +367,7 @@ cron_line(PyObject *state, PyObject *wall_s, PyObject *sig)
         }
     }
     if (rc < 0 || PyErr_Occurred()) goto out;
-    PyObject *date = call_method(days, str_asctime, wall_s, NULL, NULL);
+    PyObject *date = call_method3(days, str_asctime, wall_s, NULL, NULL);
     if (date != NULL) {
         line = PyUnicode_FromFormat("%S - [uwsgi-cron] routing signal %S", date, sig);
         Py_DECREF(date);
@@ -450,7 +432,7 @@ cron_log(PyObject *state, PyObject *line)
         PyErr_SetString(PyExc_TypeError, "a spool's limit is an int");
         goto out;
     }
-    rc = PyList_GET_SIZE(tail) >= limit ? call_void(spool, str_spill, NULL, NULL, NULL) : 0;
+    rc = PyList_GET_SIZE(tail) >= limit ? call_void3(spool, str_spill, NULL, NULL, NULL) : 0;
 out:
     Py_XDECREF(log);
     Py_XDECREF(sink);
@@ -489,7 +471,7 @@ fire_signal(PyObject *state, PyObject *spec, PyObject *wall_s)
         signals = PyObject_CallMethodOneArg(subsystems, str_get, str_signals);
         if (signals == NULL) goto out;
     }
-    rc = signals == Py_None ? 0 : call_void(signals, str_route, sig, NULL, NULL);
+    rc = signals == Py_None ? 0 : call_void3(signals, str_route, sig, NULL, NULL);
 out:
     Py_XDECREF(sig);
     Py_XDECREF(line);
@@ -518,7 +500,7 @@ due(PyObject *state, PyObject *spec, PyObject *wall_s)
         known = get_true(&f_always, spec);
     }
     if (known != 0) return known;  /* 1: every field "any", or -1 */
-    PyObject *found = call_method(CRON(state), str_due, spec, wall_s, NULL);
+    PyObject *found = call_method3(CRON(state), str_due, spec, wall_s, NULL);
     if (found == NULL) return -1;
     int truth = PyObject_IsTrue(found);
     Py_DECREF(found);
@@ -539,7 +521,7 @@ cron_before_events_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs
         if (rc < 0) return NULL;
     }
     if (PyList_GET_SIZE(COMMAND_CRONS(state))
-            && call_void(CRON(state), str_before_commands, args[0], wall_s, NULL) < 0)
+            && call_void3(CRON(state), str_before_commands, args[0], wall_s, NULL) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -559,7 +541,7 @@ cron_plan(PyObject *state, PyObject *spec, PyObject *loop)
     if (rc == 1) rc = get_float(&f_last_wake, loop, &last_wake);
     if (rc == 1) rc = get_float(&f_wall_offset, CRON_CLOCK(state), &wall_offset);
     if (rc < 0) return NULL;
-    if (rc == 0) return call_method(CRON(state), str_plan, spec, loop, NULL);
+    if (rc == 0) return call_method3(CRON(state), str_plan, spec, loop, NULL);
     /* loop.first_wake_index() */
     double k = floor((now - last_wake) / (double)interval + 1e-12) + 1;
     long long k0 = k < 1 ? 1 : (long long)k;
@@ -693,21 +675,21 @@ timer_fired_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObj
     Py_SETREF(next, PyNumber_InPlaceAdd(next, secs));
     if (next == NULL || set(&f_next, t, next) < 0
             || (callback = get(&f__timer_fired, timers)) == NULL
-            || call_void(TIMERS_KERNEL(state), str_post_at, next, callback, t) < 0
+            || call_void3(TIMERS_KERNEL(state), str_post_at, next, callback, t) < 0
             || (signals = get(&f__signals, timers)) == NULL) goto out;
     int found = PyObject_IsTrue(signals);
     if (found < 0) goto out;
     if (!found) {
-        Py_SETREF(signals, call_method(timers, str_signals_subsystem, NULL, NULL, NULL));
+        Py_SETREF(signals, call_method3(timers, str_signals_subsystem, NULL, NULL, NULL));
         if (signals == NULL) goto out;
     }
     if ((num = get(&f_num, t)) == NULL) goto out;
     if (signals != Py_None) {  /* an event of the master's loop, as a signal byte read is */
-        result = call_method(signals, str_master_read, num, str_timer_fire, NULL);
+        result = call_method3(signals, str_master_read, num, str_timer_fire, NULL);
     } else {
         PyObject *route = get(&f__route, timers);
         if (route == NULL) goto out;
-        result = call_method(loop, str_event, route, num, str_timer_fire);
+        result = call_method3(loop, str_event, route, num, str_timer_fire);
         Py_DECREF(route);
     }
     if (result != NULL) Py_SETREF(result, Py_NewRef(Py_None));
@@ -722,8 +704,6 @@ out:
 }
 
 /* -- the module ------------------------------------------------------------------------ */
-
-#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 
 static PyMethodDef defs[] = {
     {"event", FASTCALL(event_call), NULL},
@@ -807,10 +787,7 @@ PyInit__cmaster(void)
     INTERN(str_event, "event") INTERN(str_master, "master") INTERN(str_log, "log")
     INTERN(str_tzname, "tzname")
 #undef INTERN
-    PyObject *time_module = PyImport_ImportModule("time");
-    if (time_module == NULL) return NULL;
-    time_dict = Py_NewRef(PyModule_GetDict(time_module));
-    Py_DECREF(time_module);
+    if ((time_dict = module_dict("time")) == NULL) return NULL;
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     return PyModule_Create(&module);
 }

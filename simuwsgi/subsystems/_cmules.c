@@ -30,6 +30,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "../_core/_cutil.h"
+
 #define ITEM(state, i) PyTuple_GET_ITEM((state), (i))
 #define MULE_READ_BUFFER 65536
 
@@ -37,12 +39,6 @@ static PyObject *str_add, *str_wake, *str_park, *str_now, *str_current, *str_nam
 static PyObject *str_items, *str_mode, *str_timer, *str_sndbuf, *str_id, *str_queue;
 static PyObject *str_bytes, *str_ok, *str_master, *str_mule_send, *str_msg;
 static PyObject *str_mule_get_msg;
-
-static PyObject *
-fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    return PyObject_Vectorcall(fallback, args, nargs, kwnames);
-}
 
 /* len(obj.<name>) == 0: 1 empty, 0 not, -1 error. */
 static int
@@ -122,7 +118,7 @@ static PyObject *
 send_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *fallback = ITEM(state, 6);
-    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)
+    if (nargs != 2 || !no_keywords(kwnames)
             || !PyBytes_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
         return fall_back(fallback, args, nargs, kwnames);
     }
@@ -177,7 +173,7 @@ static PyObject *
 get_call(PyObject *state, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *fallback = ITEM(state, 8);
-    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+    if (nargs != 0 || !no_keywords(kwnames)) {
         return fall_back(fallback, args, nargs, kwnames);
     }
     PyObject *kernel = ITEM(state, 0);
@@ -215,30 +211,16 @@ out:
     return result;
 }
 
-#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
-
 static PyMethodDef defs[] = {
     {"mule_msg", FASTCALL(send_call), NULL},
     {"mule_get_msg", FASTCALL(get_call), NULL},
 };
 
-/* The builtin function defs[index] over `state`, a tuple of `size` items. */
 static PyObject *
-make(int index, PyObject *state, Py_ssize_t size)
-{
-    if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != size) {
-        PyErr_Format(PyExc_TypeError, "%s: the state is a tuple of %zd items",
-                     defs[index].ml_name, size);
-        return NULL;
-    }
-    return PyCFunction_NewEx(&defs[index], state, NULL);
-}
+new_sender(PyObject *module, PyObject *state) { return state_function(&defs[0], state, 7); }
 
 static PyObject *
-new_sender(PyObject *module, PyObject *state) { return make(0, state, 7); }
-
-static PyObject *
-new_getter(PyObject *module, PyObject *state) { return make(1, state, 9); }
+new_getter(PyObject *module, PyObject *state) { return state_function(&defs[1], state, 9); }
 
 static PyMethodDef methods[] = {
     {"sender", new_sender, METH_O, "mule_msg's fast path (state: see the module comment)."},

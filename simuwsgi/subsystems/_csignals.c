@@ -35,6 +35,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "../_core/_cutil.h"
 #include "_cfields.h"
 
 /* The slots read at their offsets (see _cfields.h): the kernel's, a table entry's, a
@@ -76,36 +77,6 @@ static PyObject *Master, *Worker;
 #define LOOP_CELL(self) STATE(self, 12)
 #define TAKE_IDLE_WORKER(self) STATE(self, 13)
 #define STATE_SIZE 14
-
-static PyObject *
-fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    return PyObject_Vectorcall(fallback, args, nargs, kwnames);
-}
-
-static int
-no_keywords(PyObject *kwnames)
-{
-    return kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0;
-}
-
-static PyObject *
-call_method(PyObject *obj, PyObject *name, PyObject *a, PyObject *b)
-{
-    PyObject *args[] = {obj, a, b};
-    Py_ssize_t n = a == NULL ? 1 : b == NULL ? 2 : 3;
-    return PyObject_VectorcallMethod(name, args, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-}
-
-/* call_method with the result dropped: 0, or -1 on error. */
-static int
-call_void(PyObject *obj, PyObject *name, PyObject *a, PyObject *b)
-{
-    PyObject *done = call_method(obj, name, a, b);
-    if (done == NULL) return -1;
-    Py_DECREF(done);
-    return 0;
-}
 
 /* trace.add(kernel.now, who, kind, {key1: value1[, key2: value2]}). */
 static int
@@ -561,8 +532,6 @@ out:
 }
 
 /* -- the module ---------------------------------------------------------------------- */
-
-#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 
 static PyMethodDef defs[] = {
     {"signal", FASTCALL(signal_call), NULL},

@@ -41,6 +41,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../_core/_cutil.h"
+
 #define SPOOL_OK (-2)
 
 static PyObject *str_now, *str_current, *str_name, *str_faults, *str_master;
@@ -84,30 +86,6 @@ static PyObject *missing;
 #define MAX_TASKS(self) PyLong_AsLongLong(OPTION(self, 4))
 #define MAX_RW_COUNT(self) PyLong_AsLongLong(OPTION(self, 5))
 #define STATE_SIZE 14
-
-static PyObject *
-fall_back(PyObject *fallback, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    return PyObject_Vectorcall(fallback, args, nargs, kwnames);
-}
-
-static PyObject *
-call_method(PyObject *obj, PyObject *name, PyObject *a, PyObject *b)
-{
-    PyObject *args[] = {obj, a, b};
-    Py_ssize_t n = a == NULL ? 1 : b == NULL ? 2 : 3;
-    return PyObject_VectorcallMethod(name, args, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-}
-
-/* call_method with the result dropped: 0, or -1 on error. */
-static int
-call_void(PyObject *obj, PyObject *name, PyObject *a, PyObject *b)
-{
-    PyObject *done = call_method(obj, name, a, b);
-    if (done == NULL) return -1;
-    Py_DECREF(done);
-    return 0;
-}
 
 /* The truth of obj.name: 1, 0, -1 on error. */
 static int
@@ -504,7 +482,7 @@ static PyObject *
 spool_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *fallback = FALLBACK(self), *inst = INST(self);
-    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)) || !PyDict_CheckExact(args[0]))
+    if (nargs != 1 || !no_keywords(kwnames) || !PyDict_CheckExact(args[0]))
         return fall_back(fallback, args, nargs, kwnames);
     PyObject *task = args[0], *body = NULL;
     Py_ssize_t block_len = 0;
@@ -973,7 +951,7 @@ static PyObject *
 manage_all_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *fallback = FALLBACK(self);
-    if (nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
+    if (nargs != 3 || !no_keywords(kwnames)
             || !PyUnicode_CheckExact(args[1]) || !PyList_CheckExact(args[2]))
         return fall_back(fallback, args, nargs, kwnames);
     Scan scan = {args[0], args[1], NULL, NULL, NULL, -1};
@@ -1081,8 +1059,6 @@ done:
 }
 
 /* -- the builtin functions ------------------------------------------------------------ */
-
-#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 
 static PyMethodDef defs[] = {
     {"spool", FASTCALL(spool_call), NULL},

@@ -11,8 +11,10 @@ import gc
 import locale
 import logging
 import math
+import random
 import os
 import shutil
+import re
 import resource
 import signal
 import socket
@@ -201,6 +203,29 @@ def test_os_kill_reaches_the_virtual_process_with_uwsgis_meaning(tmp_path, mode)
         " :( trying respawn ...", ", killed by signal 9 :( trying respawn ...",
         ", killed by signal 14 :( trying respawn ...", " :( trying respawn ..."]
     assert any(line.endswith(" total requests: 4") for line in log)  # SIGUSR1: stats
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_raise_signal_and_pthread_kill_are_os_kill_of_the_virtual_process(tmp_path, mode):
+    """signal.raise_signal and signal.pthread_kill signal the calling virtual process (the
+    same log as os.kill of its own pid), never the test process."""
+    def master_lines(paths: list[str]) -> list[str]:
+        _got, log, _sim = _kills(tmp_path, mode, paths)
+        return [re.sub(r"\d+", "N", line) for line in log
+                if line.startswith(("DAMN", "Gracefully", "worker"))]
+
+    by_kill = master_lines(["/self/10", "/self/1", "/self/15", "/"])
+    assert len(by_kill) == 4
+    assert master_lines(["/raise/10", "/thread/1", "/raise/15", "/"]) == by_kill
+    assert master_lines(["/thread/10", "/raise/1", "/thread/15", "/"]) == by_kill
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_signal_mask_is_refused_in_a_virtual_process(tmp_path, mode):
+    """pthread_sigmask would block the test process's signals (Ctrl-C): refused."""
+    got, _log, _sim = _kills(tmp_path, mode, ["/sigmask"])
+    assert got["/sigmask"].body == b"NotSimulatedError"
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -589,3 +614,37 @@ def test_stdin_is_dev_null_unless_honour_stdin(tmp_path, mode):
         os.dup2(saved_fd, 0)
         os.close(saved_fd)
         os.close(reader)
+
+
+# -- the random module ---------------------------------------------------------------------
+_RANDOM_APP = '''
+import random
+
+AT_IMPORT = random.random()
+
+
+def application(env, start_response):
+    start_response("200 OK", [])
+    return [repr((AT_IMPORT, random.random())).encode()]
+'''
+
+
+def test_app_random_draws_follow_the_seed_and_leave_the_tests_stream(tmp_path):
+    """The app's ``random`` module is seeded from the simulation's seed (uWSGI reseeds it
+    in every forked process from the system: a simulation is reproducible instead), and
+    the test's own stream goes on after close as if the simulation had drawn nothing."""
+    (tmp_path / "app.py").write_text(_RANDOM_APP)
+
+    def bodies(seed: int) -> list[bytes]:
+        with Simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
+                        app_dir=tmp_path, seed=seed) as sim:
+            return [sim.get("/").body for _ in range(3)]
+
+    random.seed(7)
+    expected_next = random.random()
+    random.seed(7)
+    first = bodies(1)
+    assert random.random() == expected_next
+    assert bodies(1) == first
+    assert bodies(2) != first
+    assert len(set(first)) == 3

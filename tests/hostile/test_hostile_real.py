@@ -4,7 +4,11 @@ between requests start together (``real_runs``, tests/_overlap.py)."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -42,6 +46,8 @@ CASES = {
               ["/self/15", "/self/1", "/self/10", "/self/2", "/"]),
     "handlers": ("handlers.py", ["--master", "--wsgi-file", "handlers.py", "--mule"],
                  ["/signal/10", "/signal/11", "/signal/12", "/signal/13", "/signal/14"]),
+    "raises": ("kills.py", ["--master", "--wsgi-file", "kills.py"],
+               ["/raise/10", "/thread/10", "/raise/1", "/thread/15", "/"]),
     "python-handlers": ("kills.py", ["--master", "--wsgi-file", "kills.py"],
                         ["/getsignal", "/handler", "/getsignal"]),
     "commands": ("commands.py", ["--master", "--wsgi-file", "commands.py"],
@@ -97,6 +103,16 @@ def test_exits_in_requests_match_real_uwsgi(real_runs, case, tmp_path):
 @pytest.mark.parametrize("case", ["kills"])
 def test_os_kill_between_workers_matches_real_uwsgi(real_runs, case, tmp_path):
     assert _sim(tmp_path, case) == real_runs[case].result()
+
+
+@pytest.mark.parametrize("case", ["raises"])
+def test_raise_signal_and_pthread_kill_match_real_uwsgi(real_runs, case, tmp_path):
+    """signal.raise_signal and signal.pthread_kill in a worker signal that worker, as
+    os.kill of its own pid: SIGUSR1 logs its request count, SIGHUP ends it after its
+    request, SIGTERM at once; the host process is never signalled."""
+    real = real_runs[case].result()
+    assert _sim(tmp_path, case) == real
+    assert real[0][-1] == 200
 
 
 @pytest.mark.parametrize("case", ["handlers"])
@@ -186,3 +202,63 @@ def test_a_handler_signalled_by_another_process_runs_in_its_own_like_real_uwsgi(
     assert out[0] == out[1]
     seen = (200, b"10:1:True:True")
     assert out[0] == ([(200, b""), seen, seen, seen, (None, b""), seen], True)
+
+
+def _real_stdin_reads(where: Path, honour: bool) -> bytes:
+    """What ``stdin.py`` answers on the real server started with an open pipe on its
+    stdin (with ``--honour-stdin``: a line written to it, then closed)."""
+    binary = require_real_uwsgi()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = ["--master", "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", "stdin.py"]
+    server = subprocess.Popen([binary, *options, *(["--honour-stdin"] if honour else [])],
+                              cwd=where, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        if honour:
+            server.stdin.write(b"typed\n")
+            server.stdin.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                    conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    reply = b"".join(iter(lambda: conn.recv(65536), b""))
+                return reply.partition(b"\r\n\r\n")[2]
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        server.kill()
+        server.wait()
+
+
+@requires_real_uwsgi
+@pytest.mark.parametrize("honour", [False, True])
+def test_stdin_reads_as_on_the_real_server(tmp_path, honour):
+    """uWSGI remaps fd 0 to /dev/null unless --honour-stdin: an app reading stdin gets
+    EOF at once, on the real server and in the simulation."""
+    copy_app(tmp_path, "stdin.py")
+    real = _real_stdin_reads(tmp_path, honour)
+    reader, writer = os.pipe()
+    saved_fd, saved_stream = os.dup(0), sys.stdin
+    os.dup2(reader, 0)
+    sys.stdin = os.fdopen(os.dup(0), "r")
+    try:
+        if honour:
+            os.write(writer, b"typed\n")
+        os.close(writer)
+        options = ["--master", "--wsgi-file", "stdin.py", *(["--honour-stdin"] if honour
+                                                             else [])]
+        with Simulation(options, app_dir=tmp_path) as sim:
+            simulated = sim.get("/").body
+    finally:
+        sys.stdin.close()
+        sys.stdin = saved_stream
+        os.dup2(saved_fd, 0)
+        os.close(saved_fd)
+        os.close(reader)
+    assert real == simulated == (b"('typed\\n', 'EOFError')" if honour
+                                 else b"('', 'EOFError')")

@@ -1,8 +1,9 @@
 """Hostile app: signals processes by pid with os.kill / os.killpg (its own, its
-master's, another worker's, a pid that is not uWSGI's), and installs Python signal
-handlers."""
+master's, another worker's, a pid that is not uWSGI's), itself with signal.raise_signal
+and signal.pthread_kill, and installs Python signal handlers."""
 import os
 import signal
+import threading
 
 import uwsgi
 
@@ -15,6 +16,15 @@ def application(env, start_response):
     body = b"ok"
     if target == "self":
         os.kill(os.getpid(), signum)
+    elif target == "raise":
+        signal.raise_signal(signum)
+    elif target == "thread":
+        signal.pthread_kill(threading.get_ident(), signum)
+    elif target == "sigmask":
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+        except Exception as exc:  # noqa: BLE001
+            body = type(exc).__name__.encode()
     elif target == "master":
         os.kill(uwsgi.masterpid(), signum)
     elif target == "other":
