@@ -31,7 +31,6 @@ Left out: ``mode='fork'`` nodes (``add`` refuses them).
 from __future__ import annotations
 
 import functools
-import gc
 import os
 import sys
 from datetime import datetime, timezone
@@ -51,7 +50,7 @@ from .network import Network
 from .network._appsockets import NodeSockets, VirtualSocket, driver_block
 from .network._legacy import configure_from_cluster
 from .subsystems.legacy import apply_legacy_options, split_legacy_options
-from .simulation import _GC_GEN0, DEFAULT_PATIENCE, Simulation
+from .simulation import DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
 from .server.workers import Response
 
@@ -622,14 +621,11 @@ class Cluster:
             filemon = node.inst.subsystems.get("filemon") if node.started else None
             if filemon is not None:
                 filemon.look_at_the_filesystem()
-        thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
         try:
             self._imports.enter()
             with self._patch.running():
                 body()
         finally:
-            gc.set_threshold(*thresholds)
             self.kernel.apply_cwd(None)
 
     def _sleep(self, seconds: float) -> None:

@@ -10,7 +10,6 @@ leaving the test process as it was.
 
 from __future__ import annotations
 
-import gc
 import random
 import sys
 import types
@@ -46,30 +45,6 @@ DEFAULT_PATIENCE = 7 * 24 * 3600.0
 #: error. The real clock is looked at every ``_WAIT_SLICE`` virtual seconds.
 _WAIT_PATIENCE = 12
 _WAIT_SLICE = 600.0
-#: The young-generation GC threshold while a simulation is open (see ``_hold_gc``).
-_GC_GEN0 = 50_000
-#: How many open simulations hold it, and the thresholds to restore when none does.
-_gc_held: list[Any] = [0, None]
-
-
-def _hold_gc() -> None:
-    """Raise the young generation's threshold from a simulation's start to its close. A
-    run allocates many short-lived objects (events, trace records): collecting every
-    700 allocations cost a fifth of the run time. So does the test between runs (a long
-    run submits 86,400 requests a virtual day): with the threshold raised only while the
-    kernel ran, the collections between runs, and the full ones they led to, took 5% of
-    a long run. Several simulations may be open: the first raises it, the last restores
-    it."""
-    if _gc_held[0] == 0:
-        _gc_held[1] = thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], _GC_GEN0), *thresholds[1:])
-    _gc_held[0] += 1
-
-
-def _release_gc() -> None:
-    _gc_held[0] -= 1
-    if _gc_held[0] == 0:
-        gc.set_threshold(*_gc_held[1])
 
 
 class Simulation:
@@ -121,9 +96,6 @@ class Simulation:
     ...), ``uwsgi.i_am_the_lord``/``lord_scroll``/``scrolls`` (``simuwsgi.subsystems.legion``)
     and the WebSocket handshake exist; by default they do not, as in the pyuwsgi wheel.
     """
-
-    #: between the start and the close: this simulation holds the raised GC threshold
-    _holds_gc = False
 
     def __init__(self, options: Any, *, seed: int = 0, start: Any = None,
                  tz: str | None = None, mode: str = "sim", app_dir: str | Path | None = None,
@@ -211,8 +183,6 @@ class Simulation:
                 # app code's random module, one stream for all the virtual processes
                 # (uWSGI reseeds it in each forked process; fork mode does, from the seed)
                 random.seed(f"simuwsgi:{self.seed}")
-            _hold_gc()  # after containment took the collector's settings (hoststate)
-            self._holds_gc = True
             self._watchdog.start()
             if stale:
                 inst.log(f"[simuwsgi] imported before the simulation with uwsgi = None, "
@@ -293,9 +263,6 @@ class Simulation:
             self.inst.app.restore()
             self._watchdog.close()
             self._contain.uninstall()
-            if self._holds_gc:  # after containment put the collector's settings back
-                self._holds_gc = False
-                _release_gc()
             self._patch.uninstall()
             finder = getattr(self, "_finder", None)
             if finder is not None and finder in sys.meta_path:

@@ -230,7 +230,7 @@ def test_the_young_threshold_is_raised_while_a_simulation_is_open(tmp_path):
     """From the first start to the last close (the test submits between runs too), and
     restored when a start fails."""
     from simuwsgi import AppLoadError
-    from simuwsgi.simulation import _GC_GEN0
+    from simuwsgi.server.hoststate import GC_GEN0 as _GC_GEN0
 
     (tmp_path / "app.py").write_text(APP)
     before = gc.get_threshold()
