@@ -10,7 +10,8 @@ names. A simulation keeps two clocks over the kernel's virtual seconds:
 
 The patch shows virtual time to code in the thread running (or that opened) a
 simulation: ``time.time/time_ns/monotonic/perf_counter/localtime/gmtime/ctime/asctime/
-strftime/sleep`` and ``clock_gettime(_ns)`` (its wall and monotonic clocks) are replaced *in their module* before the app is imported, so that
+strftime/sleep`` and ``clock_gettime(_ns)`` (its wall and monotonic clocks) are replaced
+*in their module* before the app is imported, so that
 ``from time import time`` in app code binds the virtual clock (code that bound the real
 functions earlier keeps the real clock); ``datetime.datetime.now/utcnow`` and
 ``datetime.date.today`` are replaced *in the classes* (their type dicts), so the values
@@ -248,6 +249,7 @@ _WALL_CLOCKS = {_time.CLOCK_REALTIME, 5}
 _MONOTONIC_CLOCKS = {_time.CLOCK_MONOTONIC, getattr(_time, "CLOCK_MONOTONIC_RAW", 4),
                      getattr(_time, "CLOCK_BOOTTIME", 7), 6}
 _TAI = getattr(_time, "CLOCK_TAI", None)
+_VIRTUAL_CLOCKS = _WALL_CLOCKS | _MONOTONIC_CLOCKS | {_TAI}
 
 
 def _v_clock_gettime(clk_id: int) -> float:
@@ -266,7 +268,7 @@ def _v_clock_gettime(clk_id: int) -> float:
 
 def _v_clock_gettime_ns(clk_id: int) -> int:
     clock = _active_clock(_get_ident())
-    if clock is None or clk_id not in _WALL_CLOCKS | _MONOTONIC_CLOCKS | {_TAI}:
+    if clock is None or clk_id not in _VIRTUAL_CLOCKS:
         return _R.clock_gettime_ns(clk_id)
     return int(round(_v_clock_gettime(clk_id) * 1e9))
 

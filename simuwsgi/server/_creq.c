@@ -453,8 +453,7 @@ ctime_text(Owned *own, PyObject *start_wall)
         if (same < 0) return NULL;
         if (same) return keep(own, Py_NewRef(PyList_GET_ITEM(last, 2)));
         long long s;
-        if (PyList_CheckExact(days) && PyList_GET_SIZE(days) == 1 && exact_int(secs, &s) > 0
-                && (text = day_asctime(own, PyList_GET_ITEM(days, 0), s, zone)) != NULL) {
+        if (exact_int(secs, &s) > 0 && (text = day_asctime(own, days, s, zone)) != NULL) {
             PyList_SetItem(last, 0, Py_NewRef(secs));
             PyList_SetItem(last, 2, Py_NewRef(text));
             return text;

@@ -47,10 +47,10 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   other internet address (a raw ``socket.connect`` too) is refused unless the cluster
   allows it (``simuwsgi.network._appsockets``); a lone ``Simulation``'s app reaches the
   host as before.
-* ``os.environ``, the collector's settings, the recursion limit, ``sys``'s hooks, the
-  umask, socket's default timeout, warnings filters, the root logger's level, the locale:
-  what app code changes there is undone when the last open simulation closes
-  (``hoststate``).
+* the interpreter-wide settings ``hoststate`` lists (``os.environ``, the collector,
+  ``sys``'s limits and hooks, the umask, resource limits, the socket timeout, warnings,
+  logging, the locale, ``random``): what app code changes there is undone when the last
+  open simulation closes.
 * ``os.setuid``/``setgid``/``setgroups``/``chroot``/``setsid``/``setpgid`` & co. in a
   virtual process raise ``NotSimulatedError``: they would change the test process for
   good.

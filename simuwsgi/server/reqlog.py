@@ -133,20 +133,19 @@ def _ctime(wall: float) -> str:
     # ``asctime(localtime())`` of the second, from the local day ``LocalDays`` holds (a
     # request a second makes a new second each time). The last second's text is kept
     # (requests come many to a second); ``time.tzset()`` makes a new ``tzname``, so a
-    # new time zone is served neither the old one's text nor its day.
+    # new time zone is served neither the old one's text nor (``LocalDays`` checks it)
+    # its day.
     secs = int(wall)
     zone = time.tzname
     last = _last_ctime
     if last[0] != secs or last[1] is not zone:
-        if last[1] is not zone:
-            _days[0] = LocalDays()
-        last[:] = secs, zone, _days[0].asctime(secs)
+        last[:] = secs, zone, _days.asctime(secs)
     return last[2]  # type: ignore[no-any-return]
 
 
-#: ``_ctime``'s last (second, ``time.tzname``, text), and the local day of that zone.
+#: ``_ctime``'s last (second, ``time.tzname``, text), and the local days it reads.
 _last_ctime: list[Any] = [None, None, ""]
-_days = [LocalDays()]
+_days = LocalDays()
 
 
 def default_line(p: _Policy, r: RequestLogRecord) -> str:
