@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _hostile import GAP, atexit_lines, copy_app
+from _hostile import GAP, atexit_lines, copy_app, stdin_from_a_pipe
 
 from simuwsgi import DeadlockError, Simulation, SimulationError, StallError
 from simuwsgi._core.clock import RealClock
@@ -595,25 +595,14 @@ def test_stdin_is_dev_null_unless_honour_stdin(tmp_path, mode):
     nothing at once, never the test process's input (a pipe that stays open here: the
     read would block until the stall watchdog)."""
     copy_app(tmp_path, "stdin.py")
-    reader, writer = os.pipe()
-    saved_fd, saved_stream = os.dup(0), sys.stdin
-    os.dup2(reader, 0)
-    sys.stdin = os.fdopen(os.dup(0), "r")
-    try:
+    with stdin_from_a_pipe() as send:
         with Simulation(["--master", "--wsgi-file", "stdin.py"], app_dir=tmp_path,
                         mode=mode) as sim:
             assert sim.get("/").body == b"('', 'EOFError')"
-        os.write(writer, b"typed\n")
-        os.close(writer)
+        send(b"typed\n")
         with Simulation(["--master", "--wsgi-file", "stdin.py", "--honour-stdin"],
                         app_dir=tmp_path, mode=mode) as sim:
             assert sim.get("/").body == b"('typed\\n', 'EOFError')"
-    finally:
-        sys.stdin.close()
-        sys.stdin = saved_stream
-        os.dup2(saved_fd, 0)
-        os.close(saved_fd)
-        os.close(reader)
 
 
 # -- the random module ---------------------------------------------------------------------

@@ -4,11 +4,9 @@ between requests start together (``real_runs``, tests/_overlap.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _hostile import GAP, atexit_lines, copy_app
+from _hostile import GAP, atexit_lines, copy_app, stdin_from_a_pipe
 from _overlap import started_together
 
 from simuwsgi import Simulation, SimulationError
@@ -242,23 +240,11 @@ def test_stdin_reads_as_on_the_real_server(tmp_path, honour):
     EOF at once, on the real server and in the simulation."""
     copy_app(tmp_path, "stdin.py")
     real = _real_stdin_reads(tmp_path, honour)
-    reader, writer = os.pipe()
-    saved_fd, saved_stream = os.dup(0), sys.stdin
-    os.dup2(reader, 0)
-    sys.stdin = os.fdopen(os.dup(0), "r")
-    try:
-        if honour:
-            os.write(writer, b"typed\n")
-        os.close(writer)
+    with stdin_from_a_pipe() as send:
+        send(b"typed\n" if honour else b"")
         options = ["--master", "--wsgi-file", "stdin.py", *(["--honour-stdin"] if honour
                                                              else [])]
         with Simulation(options, app_dir=tmp_path) as sim:
             simulated = sim.get("/").body
-    finally:
-        sys.stdin.close()
-        sys.stdin = saved_stream
-        os.dup2(saved_fd, 0)
-        os.close(saved_fd)
-        os.close(reader)
     assert real == simulated == (b"('typed\\n', 'EOFError')" if honour
                                  else b"('', 'EOFError')")
