@@ -97,6 +97,46 @@ def test_a_request_leaves_no_reference_cycle(write_app):
     assert found == 0
 
 
+def test_a_served_request_leaves_no_reference_cycle(write_app):
+    """``serve``'s path too: a request whose reply the worker streamed to the client
+    (its connection and the wire referred to each other) leaves nothing for the
+    collector."""
+    import socket
+
+    from simuwsgi.protocol import encode_packet, encode_vars
+    from simuwsgi.serve import ServedSimulation
+
+    app_dir = write_app(APP).parent
+    with ServedSimulation(["--master", "--processes", "2", "--socket", "127.0.0.1:0",
+                           "--http-socket", "127.0.0.1:0", "--wsgi-file", "app.py"],
+                          app_dir=app_dir) as served:
+        def get(protocol: str) -> bytes:
+            host, _, port = served.address(protocol).rpartition(":")
+            with socket.create_connection((host, int(port))) as s:
+                s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n" if protocol == "http" else
+                          encode_packet(0, 0, encode_vars([(b"REQUEST_METHOD", b"GET"),
+                                                           (b"PATH_INFO", b"/")])))
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            return data
+
+        for protocol in ("http", "uwsgi"):  # warm-up: the first requests' lasting state
+            get(protocol)
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(20):
+                assert get("http").startswith(b"HTTP/1.0 200")
+                assert get("uwsgi").startswith(b"HTTP/1.0 200")
+            gc.collect()
+            kinds = sorted({type(o).__name__ for o in gc.garbage})
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    assert kinds == []
+
+
 def test_the_pytest_fixture_lets_go_of_each_simulation(pytester):
     pytester.makefile(".py", app=APP, mule=MULE)
     pytester.makepyfile(test_many="""

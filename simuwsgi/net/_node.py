@@ -471,10 +471,11 @@ def _http_reply(response: Any, wire: WireRequest) -> Reply:
     ``sendfile``, ``disconnect``...), those bytes are the reply. Otherwise it is built
     from the status and headers the app gave ``start_response``.
     """
+    streamed = wire.streamed
+    rest = streamed.rest() if streamed is not None else b""
     if response is None:
         return NO_REPLY
-    if wire.streamed is not None:  # the worker wrote to the client: the rest, if any
-        rest = wire.streamed.rest()
+    if streamed is not None:  # the worker wrote to the client: the rest, if any
         return Reply(head=RawResponse(), body=rest) if rest else NO_REPLY
     raw = getattr(response, "raw", None)
     if raw is not None:

@@ -136,8 +136,11 @@ class StreamedWire(list):  # type: ignore[type-arg]
         return bool(self._held)
 
     def rest(self) -> bytes:
-        """The bytes still held, now the reply's end: the server writes them."""
+        """The bytes still held, now the reply's end: the server writes them. The
+        request's connection is let go (it refers to this wire: no cycle is left for
+        the collector)."""
         held, self._held = self._held, b""
+        self._conn = None
         return held
 
     def __bool__(self) -> bool:
