@@ -31,6 +31,8 @@ from simuwsgi.protocol import encode_packet, encode_vars
 pytest.importorskip("simuwsgi.net._cserve")
 
 APP = """
+import uwsgi
+uwsgi.set_warning_message("a warning for the pings")
 def application(environ, start_response):
     keys = sorted(k for k, v in environ.items() if isinstance(v, str))
     text = "\\n".join("%s=%r" % (k, environ[k]) for k in keys)
@@ -129,8 +131,9 @@ def _case(rng: random.Random) -> dict:
     packet = encode_packet(30 if kind == "m30" else 5 if kind == "m5" else 0,
                            rng.randint(0, 255), encode_vars(_vars(rng)))
     pieces, close = [packet], False
-    if kind == "ping":
-        pieces = [b"\x64\x00\x00\x00"]
+    if kind == "ping":  # alone (the C taker answers it), or as the codec alone reads it
+        pieces = [rng.choice([b"\x64\x00\x00\x00", b"\x64\x00\x00\x07",
+                              b"\x64\x03\x00\x00abc", b"\x64\x00\x00\x00xy"])]
     elif kind == "empty":
         pieces = [b"\x00\x00\x00\x00"]
     elif kind == "big":
@@ -193,3 +196,48 @@ def test_the_c_taker_answers_and_logs_as_the_python_path(tmp_path: Path, seed: i
     assert with_c["log"] == python["log"]
     served = [r for r in with_c["replies"] if bytes.fromhex(r).startswith(b"HTTP/1.0 200")]
     assert len(served) > 10  # the plain path was taken, not only refusals
+
+
+@pytest.mark.parametrize("answer", ["now", "later", "handler", "none"])
+def test_a_ping_goes_to_the_handler_when_it_is_not_answered_at_once(answer: str) -> None:
+    """The C taker answers a lone ping with what ``answer_now`` gives at once (a Pong or
+    no reply); an answer under way, or none (the handler's turn), takes the usual path."""
+    import trio
+
+    from simuwsgi.net import Reply, UwsgiServer, listen, ping
+    from simuwsgi.protocol import NoReply, Pong
+
+    seen = []
+
+    async def later() -> Reply:
+        await trio.sleep(0.01)
+        return Reply(head=Pong(message=b"later"))
+
+    def answer_now(request, body, peer):
+        seen.append(("now", type(request).__name__, peer.addr))
+        if answer == "now":
+            return Reply(head=Pong(message=b"now"))
+        if answer == "none":
+            return Reply(head=NoReply())
+        return later() if answer == "later" else None
+
+    async def handler(request, body, peer):
+        seen.append(("handler", type(request).__name__, peer.addr))
+        return Reply(head=Pong(message=b"handler"))
+
+    async def main() -> bytes | None:
+        listener = await listen("127.0.0.1:0")
+        address = "127.0.0.1:%d" % listener.socket.getsockname()[1]
+        server = UwsgiServer(handler, answer_now=answer_now)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: server.serve(listener,
+                                                                 task_status=task_status))
+            try:
+                return await ping(address)  # None: no pong
+            finally:
+                nursery.cancel_scope.cancel()
+
+    got = trio.run(main)
+    assert got == {"now": b"now", "later": b"later", "handler": b"handler"}.get(answer)
+    assert seen[0] == ("now", "Ping", "127.0.0.1")
+    assert seen[1:] == ([("handler", "Ping", "127.0.0.1")] if answer == "handler" else [])

@@ -18,7 +18,14 @@
  *       continuation, no name twice, no Content-Length), every var fitting
  *       buffer_size, at most max_vars of them; modifier1 and modifier2 are 0;
  *   other(sock, addr, data)
- *       anything else, with the bytes read (None: none yet, EAGAIN).
+ *       anything else, with the bytes read (None: none yet, EAGAIN);
+ *   ping(fd, addr)  (keyword ping=, optional)
+ *       a ping alone in the first read on a --socket listener (the four bytes
+ *       100, 0, 0, modifier2): returns the reply's bytes, which take() sends before
+ *       closing the connection (no socket object is made: a ping is answered as
+ *       uWSGI answers it, in a few system calls); None: not answered, the connection
+ *       goes on to other; anything else is take()'s result, the descriptor then
+ *       belonging to the caller.
  *
  * Both get the connection as a socket.socket-level object (sock_type(family, type,
  * proto, fd)) and the peer's address as accept() gives it ((host, port)); take()
@@ -60,6 +67,7 @@ typedef struct {
     PyObject *other;
     PyObject *hostname; /* --http-socket: SERVER_NAME and SERVER_PORT (else NULL) */
     PyObject *server_port;
+    PyObject *ping; /* answers a ping alone in the first read (or NULL) */
     unsigned char buf[READ_SIZE];
 } Taker;
 
@@ -74,6 +82,7 @@ taker_dealloc(Taker *self)
     Py_XDECREF(self->other);
     Py_XDECREF(self->hostname);
     Py_XDECREF(self->server_port);
+    Py_XDECREF(self->ping);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -81,16 +90,17 @@ static int
 taker_init(Taker *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"lfd", "family", "type", "proto", "sock_type", "buffer_size",
-                            "max_vars", "plain", "other", "http", NULL};
+                            "max_vars", "plain", "other", "http", "ping", NULL};
     PyObject *family, *type, *proto, *sock_type, *plain, *other, *hostname = NULL,
-             *server_port = NULL;
+             *server_port = NULL, *ping = Py_None;
     int lfd, buffer_size;
     Py_ssize_t max_vars;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iOOOOinOO|(SS)", names, &lfd, &family, &type,
-                                     &proto, &sock_type, &buffer_size, &max_vars, &plain,
-                                     &other, &hostname, &server_port)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iOOOOinOO|(SS)$O", names, &lfd, &family,
+                                     &type, &proto, &sock_type, &buffer_size, &max_vars,
+                                     &plain, &other, &hostname, &server_port, &ping)) {
         return -1;
     }
+    Py_XSETREF(self->ping, ping == Py_None ? NULL : Py_NewRef(ping));
     Py_XSETREF(self->hostname, Py_XNewRef(hostname));
     Py_XSETREF(self->server_port, Py_XNewRef(server_port));
     self->lfd = lfd;
@@ -321,6 +331,26 @@ simple_http_vars(Taker *self, const unsigned char *data, Py_ssize_t got, const c
     return NULL;
 }
 
+/* Write a small reply on a fresh connection and close it: what the socket does not
+ * take now is dropped, and a failed write is not reported (uWSGI counts a write
+ * error and goes on; a reply of a few bytes fits a new socket's buffer). */
+static void
+send_and_close(int fd, const char *data, Py_ssize_t len)
+{
+    while (len > 0) {
+        Py_ssize_t sent = send(fd, data, (size_t)len, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR) {
+            continue;
+        }
+        if (sent <= 0) {
+            break;
+        }
+        data += sent;
+        len -= sent;
+    }
+    close(fd);
+}
+
 static PyObject *
 taker_take(Taker *self, PyObject *Py_UNUSED(ignored))
 {
@@ -359,6 +389,27 @@ taker_take(Taker *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     PyObject *fdo = PyLong_FromLong(fd);
+    const unsigned char *b = self->buf;
+    if (fdo != NULL && self->ping != NULL && self->hostname == NULL && got == 4
+            && b[0] == 100 && b[1] == 0 && b[2] == 0) {
+        PyObject *args[2] = {fdo, addr};
+        PyObject *reply = PyObject_Vectorcall(self->ping, args, 2, NULL);
+        if (reply == NULL || reply != Py_None) {
+            Py_DECREF(fdo);
+            Py_DECREF(addr);
+            if (reply == NULL) {
+                close(fd);
+                return NULL;
+            }
+            if (!PyBytes_Check(reply)) {
+                return reply;  /* a task: the descriptor is the caller's now */
+            }
+            send_and_close(fd, PyBytes_AS_STRING(reply), PyBytes_GET_SIZE(reply));
+            Py_DECREF(reply);
+            Py_RETURN_NONE;
+        }
+        Py_DECREF(reply);
+    }
     PyObject *sock = NULL;
     if (fdo != NULL) {
         PyObject *args[4] = {self->sock_args[0], self->sock_args[1], self->sock_args[2], fdo};
@@ -371,7 +422,6 @@ taker_take(Taker *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     PyObject *result;
-    const unsigned char *b = self->buf;
     Py_ssize_t size = got >= 4 ? (b[1] | (b[2] << 8)) : 0;
     PyObject *vars = NULL;
     if (self->plain != NULL && self->hostname != NULL) {

@@ -63,6 +63,8 @@ from ..protocol import (
     EndOfMessage,
     HttpResponse,
     NoReply,
+    Ping,
+    Pong,
     ProtocolError,
     RawResponse,
     RemoteProtocolError,
@@ -74,6 +76,7 @@ from ..protocol import (
     parse_http_request,
     response_protocol,
 )
+from ..protocol._control import encode_pong
 from ..protocol._dispatch import encode_reply
 from ._client import Reply
 
@@ -164,6 +167,9 @@ SPOOL_ABOVE = 65536
 #: :attr:`ClientStream.error` of a client that stopped reading for ``--socket-timeout``.
 TIMEOUT = "TIMEOUT"
 _EOM = EndOfMessage()
+_PING = Ping()
+#: A ping (modifier1 100), as ``uwsgi --ping`` sends it.
+_PING_PACKET = b"\x64\x00\x00\x00"
 #: The replies to a vars-framed request (a WSGI one): raw HTTP, or nothing.
 _HTTP_REPLIES = (HttpResponse, RawResponse, NoReply)
 
@@ -473,11 +479,32 @@ class UwsgiServer:
                                                                ClientStream(self, sock)))
 
         limits = self.limits
+        family, kind = int(lsock.family), int(lsock.type) | socket.SOCK_NONBLOCK
         http = () if protocol == "uwsgi" else ((self.hostname, _server_port(name)),)
+        answer_now = self.answer_now
+
+        def ping(fd: int, addr: Any) -> bytes | tuple[Any, ...] | None:
+            """A ping alone in the first read: the bytes of a Pong (or of no reply) given
+            at once; any other answer goes the way of every request (the codec reads
+            the ping again)."""
+            assert answer_now is not None
+            answer = answer_now(_PING, b"", _peer_of(addr, name, protocol))
+            if isinstance(answer, Reply) and not answer.body:
+                if isinstance(answer.head, NoReply):
+                    return b""
+                if isinstance(answer.head, Pong):
+                    return encode_pong(answer.head)
+            sock = _raw_socket(family, kind, lsock.proto, fd)
+            reading = _Incoming(self._new_connection(),
+                                _Body(self.limits.post_buffering or SPOOL_ABOVE))
+            reading.feed(_PING_PACKET)
+            peer = _peer_of(addr, name, protocol, ClientStream(self, sock))
+            return self._send_answer(sock, reading, peer, answer)
+
         return _cserve.Taker(
-            lsock.fileno(), int(lsock.family), int(lsock.type) | socket.SOCK_NONBLOCK,
-            lsock.proto, _raw_socket, limits.buffer_size, limits.max_vars, plain, other,
-            *http).take
+            lsock.fileno(), family, kind, lsock.proto, _raw_socket, limits.buffer_size,
+            limits.max_vars, plain, other, *http,
+            ping=ping if answer_now is not None and protocol == "uwsgi" else None).take
 
     def _release(self) -> None:
         if self._free is not None:
@@ -515,8 +542,14 @@ class UwsgiServer:
                        peer: Peer) -> tuple[Any, ...] | None:
         """Answer a complete request, inline if the answer is known now (see
         :meth:`_accepted`)."""
+        return self._send_answer(sock, reading, peer, self._answer_now(reading, peer))
+
+    def _send_answer(self, sock: socket.socket, reading: _Incoming | _HttpIncoming,
+                     peer: Peer, answer: Reply | Awaitable[Reply] | None
+                     ) -> tuple[Any, ...] | None:
+        """Send ``answer`` and close (None) if it is a Reply; else what serves the rest
+        in a task, and its arguments."""
         body = reading.body
-        answer = self._answer_now(reading, peer)
         if not isinstance(answer, Reply):
             return self._respond, sock, reading, peer, answer
         body.close()

@@ -165,6 +165,8 @@ class FileMonitors:
         """Report (as ``touch``) the real changes of the watched paths since the last
         look, in the order they were made (by their change times); returns how many
         paths changed. Called whenever the scenario drives the simulation."""
+        if not self._seen:  # nothing watched (serve calls this for every request)
+            return 0
         events: list[tuple[int, str]] = []
         for path in list(self._seen):
             before, now = self._seen[path], _look(path)
