@@ -917,12 +917,13 @@ class _Proc:
     """What ``kernel.current`` is in a child: enough for ``os.getpid()`` and the loader."""
 
     __slots__ = ("atexit", "exit_code", "id", "kind", "name", "pid", "py_signals", "request",
-                 "wait_reason")
+                 "wait_reason", "wakeup_fd")
 
     def __init__(self, pid: int, name: str, ident: int, kind: str) -> None:
         #: The app's atexit and Python signal handlers in this process (containment).
         self.atexit: list[Any] = []
         self.py_signals: dict[int, Any] = {}
+        self.wakeup_fd = _containment.NO_WAKEUP
         self.exit_code: int | None = None
         self.pid = pid
         self.name = name
@@ -1103,10 +1104,12 @@ class _Child:
         """A signal for a Python handler of this process: CPython runs it at the next
         bytecode, so in the user code that waits for the parent if there is some (when
         its wait ends), else now."""
+        handler = self.proc.py_signals.get(signum)
+        if callable(handler):  # the C handler's byte, at once
+            _containment.wake(self.proc, signum, _containment.stderr_line)
         if any(op in _USER_OPS for op in self.op_stack[:-1]):
             self.pending_signals.append(signum)
             return (DONE, None)
-        handler = self.proc.py_signals.get(signum)
         if not callable(handler):
             return (DONE, None)
         return self.python_call(handler, (signum, None), True)

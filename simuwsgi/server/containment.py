@@ -35,6 +35,11 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   mode the process's OS child runs it the same way. Nothing reaches the host's signal table. Unlike
   CPython, a handler does not cut short a virtual ``time.sleep``: it runs when the
   sleep ends.
+* ``signal.set_wakeup_fd`` in a virtual process sets that process's descriptor: each
+  signal that reaches one of its Python handlers writes its number there first (a
+  failed write is reported in the log, as CPython reports it); ``signal.siginterrupt``
+  is checked and changes nothing (a virtual signal interrupts no host system call).
+  The test process's own (trio's, asyncio's) stays.
 * Commands (``subprocess``, ``os.system``, ``os.popen``, ``os.posix_spawn*``): the
   app's own programs, which it may need (``convert``, ``git``): by default they run on
   the host, in no virtual time, traced as ``subprocess``; ``Simulation(subprocess=
@@ -108,6 +113,7 @@ import contextlib
 import ctypes
 import inspect
 import math
+import operator
 import os
 import signal as _signal
 import socket as _socket
@@ -157,6 +163,7 @@ _REAL = {
     "abort": os.abort, "fork": os.fork, "forkpty": os.forkpty, "alarm": _signal.alarm,
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "raise_signal": _signal.raise_signal, "pthread_kill": _signal.pthread_kill,
+    "set_wakeup_fd": _signal.set_wakeup_fd, "siginterrupt": _signal.siginterrupt,
     "clock_settime": time.clock_settime, "clock_settime_ns": time.clock_settime_ns,
     "pthread_sigmask": _signal.pthread_sigmask, "sigwait": _signal.sigwait,
     "sigwaitinfo": _signal.sigwaitinfo, "sigtimedwait": _signal.sigtimedwait,
@@ -350,6 +357,7 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
     handler = getattr(proc, "py_signals", {}).get(signum)
     if handler is not None and handler not in (_signal.SIG_DFL, _signal.SIG_IGN):
         inst.record("os.signal", proc, signum=signum, action="handler")
+        wake(proc, signum, lambda line: inst.log(line, proc))
         if kernel.current is proc and inst.forks is None:
             handler(signum, sys._getframe(1))
         else:
@@ -608,6 +616,7 @@ def _kill(pid: int, signum: int) -> None:
     if forward_kill is not None:  # a fork-mode child
         handler = proc.py_signals.get(signum) if pid == proc.pid else None
         if callable(handler):
+            wake(proc, signum, stderr_line)
             handler(signum, sys._getframe(1))
         else:
             forward_kill(pid, signum)
@@ -852,6 +861,62 @@ def _signal_signal(signum: int, handler: Any) -> Any:
     return previous
 
 
+#: A process's wakeup descriptor before ``signal.set_wakeup_fd``: none.
+NO_WAKEUP = (-1, True)
+
+
+def _set_wakeup_fd(fd: Any, /, *, warn_on_full_buffer: bool = True) -> int:
+    """``signal.set_wakeup_fd`` in a virtual process: that process's descriptor (the
+    number of each signal it gets is written there, :func:`wake`), checked as CPython
+    checks it; the previous one is returned (-1: none)."""
+    found = _current()
+    if found is None:
+        return _REAL["set_wakeup_fd"](  # type: ignore[no-any-return]
+            fd, warn_on_full_buffer=warn_on_full_buffer)
+    fd = operator.index(fd)
+    if fd != -1:
+        os.fstat(fd)  # OSError (EBADF...), as CPython's
+        if os.get_blocking(fd):
+            raise ValueError(f"the fd {fd} must be in non-blocking mode")
+    proc = found[1]
+    previous = getattr(proc, "wakeup_fd", NO_WAKEUP)[0]
+    proc.wakeup_fd = (fd, bool(warn_on_full_buffer))  # type: ignore[union-attr]
+    return int(previous)
+
+
+def wake(proc: Any, signum: int, log: Callable[[str], None]) -> None:
+    """A signal with a Python handler arrives at ``proc``: CPython's C handler writes its
+    number, one byte, to the process's wakeup descriptor (if any) before the handler
+    runs; a failed write is reported as CPython reports it (``log``: a line each), a
+    full buffer only with ``warn_on_full_buffer``."""
+    fd, warn = getattr(proc, "wakeup_fd", NO_WAKEUP)
+    if fd < 0:
+        return
+    try:
+        os.write(fd, bytes([signum & 0xFF]))
+    except OSError as exc:
+        if warn or not isinstance(exc, BlockingIOError):
+            log("Exception ignored when trying to write to the signal wakeup fd:")
+            log(f"{type(exc).__name__}: {exc}")
+
+
+def stderr_line(line: str) -> None:
+    """A line on the process's stderr (a fork mode child's: the instance's log)."""
+    print(line, file=sys.stderr)
+
+
+def _siginterrupt(signum: int, flag: bool) -> None:
+    """``signal.siginterrupt`` in a virtual process: whether the signal interrupts a
+    system call in progress. A virtual process's signals are not the OS's and never
+    interrupt the host's system calls, so only the arguments are checked; the host's
+    signal table is not touched."""
+    if _current() is None:
+        _REAL["siginterrupt"](signum, flag)
+        return
+    _valid_signal(operator.index(signum))
+    operator.index(flag)
+
+
 def _getsignal(signum: int) -> Any:
     found = _current()
     if found is None:
@@ -1049,6 +1114,7 @@ _PATCHES = [
         "watchdog's interrupts blocked); a virtual process takes its signals through "
         "signal.signal and uwsgi.register_signal")),
     (_signal, "raise_signal", _raise_signal), (_signal, "pthread_kill", _pthread_kill),
+    (_signal, "set_wakeup_fd", _set_wakeup_fd), (_signal, "siginterrupt", _siginterrupt),
     *[(time, name, _refused(f"time.{name}", "it would set the machine's clock; "
                             "sim.step_clock()/set_clock() step the virtual one"))
       for name in ("clock_settime", "clock_settime_ns")],

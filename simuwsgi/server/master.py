@@ -465,6 +465,8 @@ class Instance:
 
             proc.hooks = {name: own(hook) for name, hook in self.master.hooks.items()}
             proc.atexit = [(own(func), args, kw) for func, args, kw in self.master.atexit]
+            if hasattr(self.master, "wakeup_fd"):  # signal.set_wakeup_fd's descriptor
+                proc.wakeup_fd = self.master.wakeup_fd  # type: ignore[attr-defined]
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())

@@ -256,6 +256,23 @@ def test_signal_handlers_installed_by_the_app_stay_in_the_simulation(tmp_path, m
     assert signal.getsignal(signal.SIGUSR1) is before
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_wakeup_descriptor_set_by_the_app_is_its_process_own(tmp_path, mode):
+    """``signal.set_wakeup_fd`` in a virtual process: the process's signals write their
+    number there, a failed write is reported in the log, and the test process's own
+    descriptor (trio's, asyncio's) stays."""
+    host = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(host)
+    got, log, _sim = _kills(tmp_path, mode, ["/wakeup", "/wakeup_closed", "/siginterrupt"])
+    assert got["/wakeup"].body == b"[-1, [10], True, 'the fd N must be in non-blocking mode']"
+    assert got["/wakeup_closed"].status == 200
+    assert got["/siginterrupt"].body == b"signal number out of range"
+    assert [line for line in log if "wakeup fd" in line or line.startswith("OSError")] == [
+        "Exception ignored when trying to write to the signal wakeup fd:",
+        "OSError: [Errno 9] Bad file descriptor"]
+    assert signal.set_wakeup_fd(host) == host
+
+
 # -- nothing hangs ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/spin", "/socket", "/swallow", "/regex", "/sum"])
 def test_code_that_never_yields_raises_stall_error(tmp_path, path):

@@ -202,6 +202,34 @@ def test_a_handler_signalled_by_another_process_runs_in_its_own_like_real_uwsgi(
     assert out[0] == ([(200, b""), seen, seen, seen, (None, b""), seen], True)
 
 
+@requires_real_uwsgi
+def test_a_wakeup_descriptor_of_the_app_works_as_on_the_real_server(tmp_path):
+    """``signal.set_wakeup_fd`` in a worker: the same checks, the same byte written, the
+    same report of a failed write in the log (and ``siginterrupt``'s check)."""
+    paths = ["/wakeup", "/wakeup_closed", "/wakeup", "/siginterrupt"]
+    out = []
+    for side in ("real", "sim"):
+        where = tmp_path / side
+        where.mkdir()
+        copy_app(where, "kills.py")
+        options = ["--master", "--wsgi-file", "kills.py"]
+        if side == "real":
+            with RealUwsgi(options, app_dir=where) as real:
+                got = [real.get(path, timeout=5) for path in paths]
+                log = real.app_log()
+        else:
+            with Simulation(options, app_dir=where) as sim:
+                got = [sim.get(path) for path in paths]
+                log = list(sim.log)
+        out.append(([(r.status, r.body) for r in got],
+                    [line for line in log if "wakeup fd" in line or line.startswith("OSError")]))
+    assert out[0] == out[1]
+    assert out[0][0][0] == (200, b"[-1, [10], True, 'the fd N must be in non-blocking mode']")
+    assert out[0][0][3] == (200, b"signal number out of range")
+    assert out[0][1] == ["Exception ignored when trying to write to the signal wakeup fd:",
+                         "OSError: [Errno 9] Bad file descriptor"]
+
+
 def _real_stdin_reads(where: Path, honour: bool) -> bytes:
     """What ``stdin.py`` answers on the real server started with an open pipe on its
     stdin (with ``--honour-stdin``: a line written to it, then closed)."""

@@ -1,6 +1,6 @@
 """Hostile app: signals processes by pid with os.kill / os.killpg (its own, its
 master's, another worker's, a pid that is not uWSGI's), itself with signal.raise_signal
-and signal.pthread_kill, and installs Python signal handlers."""
+and signal.pthread_kill, and installs Python signal handlers and a wakeup descriptor."""
 import os
 import signal
 import threading
@@ -41,6 +41,37 @@ def application(env, start_response):
         signal.signal(signal.SIGUSR1, lambda num, frame: CAUGHT.append(num))
         os.kill(os.getpid(), signal.SIGUSR1)
         body = repr(CAUGHT).encode()
+    elif target == "wakeup":  # its own wakeup descriptor gets the signal's number
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        try:
+            signal.set_wakeup_fd(r)
+            refused = ""
+        except ValueError as exc:
+            refused = str(exc).replace(str(r), "N")
+        previous = signal.set_wakeup_fd(w)
+        signal.signal(signal.SIGUSR1, lambda num, frame: CAUGHT.append(num))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        written = list(os.read(r, 16))
+        mine = signal.set_wakeup_fd(previous) == w
+        os.close(r)
+        os.close(w)
+        body = repr([previous, written, mine, refused]).encode()
+    elif target == "wakeup_closed":  # a write that fails is reported (in the log)
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        previous = signal.set_wakeup_fd(w)
+        os.close(r)
+        os.close(w)
+        signal.signal(signal.SIGUSR1, lambda num, frame: None)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        signal.set_wakeup_fd(previous)
+    elif target == "siginterrupt":  # checked, the host's signal table untouched
+        signal.siginterrupt(signal.SIGUSR1, True)
+        try:
+            signal.siginterrupt(999, True)
+        except ValueError as exc:
+            body = str(exc).encode()
     elif target == "getsignal":
         body = repr(signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL).encode()
     start_response("200 OK", [])
