@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import faulthandler
 import gc
 import io
 import os
@@ -917,13 +916,14 @@ class _Proc:
     """What ``kernel.current`` is in a child: enough for ``os.getpid()`` and the loader."""
 
     __slots__ = ("atexit", "exit_code", "id", "kind", "name", "pid", "py_signals", "request",
-                 "wait_reason", "wakeup_fd")
+                 "wait_reason", "wakeup_fd", "fault_handler")
 
     def __init__(self, pid: int, name: str, ident: int, kind: str) -> None:
         #: The app's atexit and Python signal handlers in this process (containment).
         self.atexit: list[Any] = []
         self.py_signals: dict[int, Any] = {}
         self.wakeup_fd = _containment.NO_WAKEUP
+        self.fault_handler: Any = None  # faulthandler's state (containment.FaultHandler)
         self.exit_code: int | None = None
         self.pid = pid
         self.name = name
@@ -1200,8 +1200,8 @@ def _is_app_module(loader: AppLoader, module: Any) -> bool:
 
 def _setup_process(child: _Child, proc: Any, seed: int, crash: Any) -> None:
     """What every child does first: stack dumps, clean GC, its own ``random``."""
-    faulthandler.enable(file=crash, all_threads=True)
-    faulthandler.register(_DUMP_SIGNAL, file=crash, all_threads=True)
+    _real.faulthandler_enable(file=crash, all_threads=True)
+    _real.faulthandler_register(_DUMP_SIGNAL, file=crash, all_threads=True)
     gc.freeze()
     random.seed(f"simuwsgi:{seed}:{proc.pid}")
     child.kernel.current = proc  # os.getpid() and the loader read it

@@ -40,6 +40,13 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   failed write is reported in the log, as CPython reports it); ``signal.siginterrupt``
   is checked and changes nothing (a virtual signal interrupts no host system call).
   The test process's own (trio's, asyncio's) stays.
+* ``faulthandler`` in a virtual process acts on that process: ``enable``/``disable``/
+  ``is_enabled``/``register``/``unregister`` are its own (the test process's, pytest's,
+  stays); a dump (``dump_traceback``, a fatal signal while enabled, a registered one)
+  shows its app's frames, in the log when the file is ``sys.stderr``;
+  ``dump_traceback_later`` counts virtual time and its ``exit=True`` ends the process
+  (``_exit(1)``), never the test run. In fork mode's children it is refused (their
+  timer would count real time).
 * Commands (``subprocess``, ``os.system``, ``os.popen``, ``os.posix_spawn*``): the
   app's own programs, which it may need (``convert``, ``git``): by default they run on
   the host, in no virtual time, traced as ``subprocess``; ``Simulation(subprocess=
@@ -111,6 +118,7 @@ from __future__ import annotations
 import atexit as _atexit
 import contextlib
 import ctypes
+import faulthandler
 import inspect
 import math
 import operator
@@ -154,6 +162,9 @@ _IDENTITY = [name for name in ("setuid", "setgid", "seteuid", "setegid", "setreu
                                "setregid", "setresuid", "setresgid", "setgroups",
                                "initgroups", "chroot", "setsid", "setpgid", "setpgrp")
              if hasattr(os, name)]
+#: The functions of ``faulthandler``, which act on a virtual process (see the doc).
+_FAULTHANDLER = ("enable", "disable", "is_enabled", "dump_traceback", "dump_traceback_later",
+                 "cancel_dump_traceback_later", "register", "unregister")
 _REAL = {
     "_exit": os._exit, "kill": os.kill, "killpg": os.killpg, "getppid": os.getppid,
     "getpgrp": os.getpgrp, "getpgid": os.getpgid,
@@ -164,6 +175,7 @@ _REAL = {
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "raise_signal": _signal.raise_signal, "pthread_kill": _signal.pthread_kill,
     "set_wakeup_fd": _signal.set_wakeup_fd, "siginterrupt": _signal.siginterrupt,
+    **{f"faulthandler_{name}": getattr(faulthandler, name) for name in _FAULTHANDLER},
     "clock_settime": time.clock_settime, "clock_settime_ns": time.clock_settime_ns,
     "pthread_sigmask": _signal.pthread_sigmask, "sigwait": _signal.sigwait,
     "sigwaitinfo": _signal.sigwaitinfo, "sigtimedwait": _signal.sigtimedwait,
@@ -354,6 +366,9 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
     if signum == 0:
         return
     kernel = inst.kernel
+    running = kernel.current is not None and kernel.current.main is proc
+    if not fault_dump(inst, proc, signum, app_frame(sys._getframe(1)) if running else None):
+        return  # faulthandler.register(signum) without chain: the dump was all
     handler = getattr(proc, "py_signals", {}).get(signum)
     if handler is not None and handler not in (_signal.SIG_DFL, _signal.SIG_IGN):
         inst.record("os.signal", proc, signum=signum, action="handler")
@@ -614,6 +629,9 @@ def _kill(pid: int, signum: int) -> None:
     contain, proc = found
     signum = int(_signal.Signals(signum)) if signum else 0  # ValueError, as kill() gives
     if forward_kill is not None:  # a fork-mode child
+        if pid == proc.pid and not fault_dump(contain.inst, proc, signum,
+                                              app_frame(sys._getframe(1))):
+            return
         handler = proc.py_signals.get(signum) if pid == proc.pid else None
         if callable(handler):
             wake(proc, signum, stderr_line)
@@ -917,6 +935,250 @@ def _siginterrupt(signum: int, flag: bool) -> None:
     operator.index(flag)
 
 
+# -- faulthandler ---------------------------------------------------------------------------
+#: The signals ``faulthandler.enable`` handles, and CPython's words for them.
+_FATAL = {_S.SIGBUS: "Bus error", _S.SIGILL: "Illegal instruction",
+          _S.SIGFPE: "Floating point exception", _S.SIGABRT: "Aborted",
+          _S.SIGSEGV: "Segmentation fault"}
+
+
+class FaultHandler:
+    """A virtual process's ``faulthandler`` state: enabled (where to), the signals
+    registered, the pending ``dump_traceback_later``."""
+
+    __slots__ = ("enabled", "later", "registered")
+
+    def __init__(self) -> None:
+        #: (file, all_threads) while enabled
+        self.enabled: tuple[Any, bool] | None = None
+        #: signum -> (file, all_threads, chain)
+        self.registered: dict[int, tuple[Any, bool, bool]] = {}
+        self.later: Any = None
+
+    def inherited(self) -> FaultHandler:
+        """A forked child's: the same handlers (no ``dump_traceback_later``: its thread
+        does not survive a fork)."""
+        child = FaultHandler()
+        child.enabled = self.enabled
+        child.registered = dict(self.registered)
+        return child
+
+
+def _fault_state(proc: Any) -> FaultHandler:
+    state = getattr(proc, "fault_handler", None)
+    if state is None:
+        state = proc.fault_handler = FaultHandler()
+    return state  # type: ignore[no-any-return]
+
+
+def _fault_file(file: Any) -> Any:
+    """Where faulthandler writes: the log stream (``sys.stderr`` in a simulation), else
+    a descriptor, found as CPython's ``faulthandler_get_fileno`` finds it."""
+    from .workers import writes_to_a_log
+
+    if file is None:
+        file = sys.stderr
+        if file is None:
+            raise RuntimeError("sys.stderr is None")
+    if writes_to_a_log(file):
+        return file
+    if isinstance(file, int):
+        fd = file
+    else:
+        fd = file.fileno()
+        if not isinstance(fd, int):
+            raise RuntimeError("file.fileno() is not a valid file descriptor")
+        file.flush()
+    if fd < 0:
+        raise ValueError("file is not a valid file descriptor")
+    return fd
+
+
+def _fault_write(file: Any, lines: list[str]) -> None:
+    text = "".join(f"{line}\n" for line in lines)
+    if isinstance(file, int):
+        try:
+            os.write(file, text.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass  # faulthandler ignores a failed write
+    else:
+        file.write(text)
+        file.flush()
+
+
+def _fault_stack(inst: Instance, proc: Any, frame: Any, header: str) -> list[str]:
+    """faulthandler's traceback of a virtual process: its app's frames (the simulator's
+    stand for uWSGI's C code, which has none; its ``uwsgidecorators`` is uWSGI's Python
+    file), innermost first, at most 100, the ``--wsgi-file`` as given (as in
+    ``Instance.exception_lines``)."""
+    if frame is None:
+        glet = getattr(proc, "greenlet", None)
+        frame = getattr(glet, "gr_frame", None)
+    wsgi_file = inst.opts.str("wsgi-file")
+    shown = str(inst.app.base_dir / wsgi_file) if wsgi_file else None
+    names = []
+    while frame is not None:
+        code = frame.f_code
+        name = code.co_filename
+        if not name.startswith(_PACKAGE_DIR) or name.endswith(os.sep + "uwsgidecorators.py"):
+            names.append(f'  File "{wsgi_file if name == shown else name}", line '
+                         f"{frame.f_lineno} in {code.co_name}")
+        frame = frame.f_back
+    if not names:
+        names.append("  <no Python frame>")
+    return [header, *names[:100], *(["  ..."] if len(names) > 100 else [])]
+
+
+def _thread_header(current: bool, all_threads: bool) -> str:
+    if not all_threads:
+        return "Stack (most recent call first):"
+    what = "Current thread" if current else "Thread"
+    return f"{what} 0x{_host_ident():016x} (most recent call first):"
+
+
+def fault_dump(inst: Instance, proc: Any, signum: int, frame: Any) -> bool:
+    """A signal arrives at ``proc`` (``frame``: the app's, where it runs now; None: it
+    is not running): what faulthandler does with it there. A fatal one while enabled:
+    "Fatal Python error" and the traceback (the signal then kills it); a registered
+    one: the traceback. False when that was all (registered without ``chain``). (The
+    list of extension modules CPython adds after a fatal error's traceback is left
+    out: it would be the test process's.)"""
+    state = getattr(proc, "fault_handler", None)
+    if state is None:
+        return True
+    if signum in _FATAL and state.enabled is not None:
+        file, all_threads = state.enabled
+        _fault_write(file, [f"Fatal Python error: {_FATAL[signum]}", "",
+                            *_fault_stack(inst, proc, frame,
+                                          _thread_header(True, all_threads))])
+        return True
+    found = state.registered.get(signum)
+    if found is None:
+        return True
+    file, all_threads, chain = found
+    _fault_write(file, _fault_stack(inst, proc, frame, _thread_header(True, all_threads)))
+    return chain
+
+
+def _fault_timeout(seconds: float) -> str:
+    micros = round(seconds * 1e6)
+    sec, us = divmod(micros, 1_000_000)
+    minutes, sec = divmod(sec, 60)
+    hours, minutes = divmod(minutes, 60)
+    fraction = f".{us:06d}" if us else ""
+    return f"Timeout ({hours}:{minutes:02d}:{sec:02d}{fraction})!"
+
+
+def _faulthandler_call(name: str) -> Callable[..., Any]:
+    """``faulthandler.<name>``: in a virtual process, acting on that process (see the
+    module doc); elsewhere (and in a fork mode child, an OS process of its own) the
+    real one."""
+    real = _REAL[f"faulthandler_{name}"]
+    virtual = _FAULT_CALLS[name]
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        found = _current()
+        if found is None:
+            return real(*args, **kwargs)
+        return virtual(found[0].inst, getattr(found[1], "main", found[1]), *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = real.__doc__
+    return call
+
+
+def _fh_enable(inst: Instance, proc: Any, file: Any = None, all_threads: bool = True) -> None:
+    _fault_state(proc).enabled = (_fault_file(file), bool(all_threads))
+
+
+def _fh_disable(inst: Instance, proc: Any) -> bool:
+    state = _fault_state(proc)
+    was, state.enabled = state.enabled is not None, None
+    return was
+
+
+def _fh_is_enabled(inst: Instance, proc: Any) -> bool:
+    return _fault_state(proc).enabled is not None
+
+
+def _fh_dump_traceback(inst: Instance, proc: Any, file: Any = None,
+                       all_threads: bool = True) -> None:
+    _fault_write(_fault_file(file), _fault_stack(inst, proc, app_frame(sys._getframe(2)),
+                                                 _thread_header(True, bool(all_threads))))
+
+
+def _fh_dump_traceback_later(inst: Instance, proc: Any, timeout: Any, repeat: bool = False,
+                             file: Any = None, exit: bool = False) -> None:
+    seconds = float(operator.index(timeout) if isinstance(timeout, int) else timeout)
+    if not seconds > 0:
+        raise ValueError("timeout must be greater than 0")
+    if seconds > 2**63 / 1e9:
+        raise OverflowError("timeout value is too large")
+    if forward_kill is not None:
+        raise NotSimulatedError(
+            "faulthandler.dump_traceback_later() in a fork mode child: its timer would "
+            "count the child's real time, not the virtual time its requests take")
+    out = _fault_file(file)
+    state = _fault_state(proc)
+    _fh_cancel_dump_traceback_later(inst, proc)
+
+    def fire() -> None:
+        if not proc.alive or state.later is None:
+            return
+        _fault_write(out, [_fault_timeout(seconds),
+                           *_fault_stack(inst, proc, None, _thread_header(False, True))])
+        if exit:  # faulthandler's _exit(1): no atexit, nothing more of its code runs
+            state.later = None
+            proc.exit_code = 1
+            running = _running_in(inst, proc)
+            if running is not None:
+                die_now(inst, running, "faulthandler: _exit(1)", code=1)
+            else:
+                inst.kill(proc, "faulthandler: _exit(1)", None)
+        elif repeat:
+            state.later = inst.kernel.schedule(seconds, fire)
+        else:
+            state.later = None
+
+    state.later = inst.kernel.schedule(seconds, fire)
+
+
+def _fh_cancel_dump_traceback_later(inst: Instance, proc: Any) -> None:
+    state = _fault_state(proc)
+    if state.later is not None:
+        state.later.cancel()
+        state.later = None
+
+
+def _fh_signal(signum: Any) -> int:
+    signum = _valid_signal(operator.index(signum))
+    if signum in (_S.SIGKILL, _S.SIGSTOP):
+        raise OSError(22, "Invalid argument")
+    if signum in _FATAL:
+        raise RuntimeError(f"signal {signum} cannot be registered, use enable() instead")
+    return signum
+
+
+def _fh_register(inst: Instance, proc: Any, signum: Any, file: Any = None,
+                 all_threads: bool = True, chain: bool = False) -> None:
+    signum = _fh_signal(signum)
+    _fault_state(proc).registered[signum] = (_fault_file(file), bool(all_threads),
+                                             bool(chain))
+
+
+def _fh_unregister(inst: Instance, proc: Any, signum: Any) -> bool:
+    signum = _fh_signal(signum)
+    return _fault_state(proc).registered.pop(signum, None) is not None
+
+
+_FAULT_CALLS: dict[str, Callable[..., Any]] = {
+    "enable": _fh_enable, "disable": _fh_disable, "is_enabled": _fh_is_enabled,
+    "dump_traceback": _fh_dump_traceback, "dump_traceback_later": _fh_dump_traceback_later,
+    "cancel_dump_traceback_later": _fh_cancel_dump_traceback_later,
+    "register": _fh_register, "unregister": _fh_unregister,
+}
+
+
 def _getsignal(signum: int) -> Any:
     found = _current()
     if found is None:
@@ -1115,6 +1377,7 @@ _PATCHES = [
         "signal.signal and uwsgi.register_signal")),
     (_signal, "raise_signal", _raise_signal), (_signal, "pthread_kill", _pthread_kill),
     (_signal, "set_wakeup_fd", _set_wakeup_fd), (_signal, "siginterrupt", _siginterrupt),
+    *[(faulthandler, name, _faulthandler_call(name)) for name in _FAULTHANDLER],
     *[(time, name, _refused(f"time.{name}", "it would set the machine's clock; "
                             "sim.step_clock()/set_clock() step the virtual one"))
       for name in ("clock_settime", "clock_settime_ns")],

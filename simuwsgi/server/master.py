@@ -467,6 +467,8 @@ class Instance:
             proc.atexit = [(own(func), args, kw) for func, args, kw in self.master.atexit]
             if hasattr(self.master, "wakeup_fd"):  # signal.set_wakeup_fd's descriptor
                 proc.wakeup_fd = self.master.wakeup_fd  # type: ignore[attr-defined]
+            if getattr(self.master, "fault_handler", None) is not None:  # faulthandler's
+                proc.fault_handler = self.master.fault_handler.inherited()  # type: ignore[attr-defined]
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())

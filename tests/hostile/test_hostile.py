@@ -7,6 +7,7 @@ defines the behaviour, ``test_hostile_real.py`` runs the same app on it.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import locale
 import logging
@@ -271,6 +272,79 @@ def test_a_wakeup_descriptor_set_by_the_app_is_its_process_own(tmp_path, mode):
         "Exception ignored when trying to write to the signal wakeup fd:",
         "OSError: [Errno 9] Bad file descriptor"]
     assert signal.set_wakeup_fd(host) == host
+
+
+FAULT_PATHS = ["/enable", "/disable", "/dump", "/later", "/", "/cancelled", "/register",
+               "/abort", "/", "/errors"]
+
+
+def fault_lines(log: list[str]) -> list[str]:
+    """What faulthandler wrote in the log (thread ids blanked out)."""
+    starts = ("Stack", "Timeout", "Thread", "Current thread", "Fatal Python")
+    return [re.sub(r"0x[0-9a-f]{16}", "0xN", line) for line in log
+            if line.startswith(starts) or re.match(r'  File ".*", line \d+ in ', line)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_faulthandler_in_a_worker_acts_on_its_process(tmp_path, mode):
+    """faulthandler in app code is the virtual process's: its dumps go to the log with
+    the app's frames, ``dump_traceback_later(exit=True)`` ends the worker when the
+    virtual timeout comes (in fork mode it is refused, loudly), a registered SIGUSR2 is
+    dumped, os.abort dumps "Fatal Python error"; the test process's own faulthandler
+    (pytest's) stays as it was, and the test process lives."""
+    host = faulthandler.is_enabled()
+    copy_app(tmp_path, "faults.py")
+    with Simulation(["--master", "--wsgi-file", "faults.py"], app_dir=tmp_path, mode=mode,
+                    seed=3) as sim:
+        got = drive(sim, FAULT_PATHS)
+        log = list(sim.log)
+    assert faulthandler.is_enabled() is host
+    bodies = {path: (r.status, r.body) for path, r in got.items()}
+    assert bodies["/enable"] == (200, b"True")
+    assert bodies["/disable"] == (200, b"[True, False, False]")
+    assert bodies["/register"] == (200, b"[True, False]")
+    assert bodies["/abort"] == (None, b"")
+    assert bodies["/"] == (200, b"ok")
+    here = "faults.py"  # as --wsgi-file gives it (Instance.exception_lines)
+    stack = "Stack (most recent call first):"
+    timed_out = ["Timeout (0:00:01.500000)!", "Thread 0xN (most recent call first):",
+                 f'  File "{here}", line 23 in application']
+    assert fault_lines(log) == [
+        stack, f'  File "{here}", line 20 in application',
+        *(timed_out if mode == "sim" else []),
+        stack, f'  File "{here}", line 30 in application',
+        "Fatal Python error: Aborted", stack, f'  File "{here}", line 35 in application']
+    if mode == "sim":  # the timer's _exit(1), after its dump
+        assert bodies["/later"] == (None, b"") and bodies["/cancelled"] == (200, b"ok")
+        assert "DAMN ! worker 1 (pid: 1002) died :( trying respawn ..." in log
+        assert bodies["/errors"][1].startswith(b"[\"ValueError('timeout must be greater")
+    else:
+        assert "NotSimulatedError: faulthandler.dump_traceback_later() in a fork mode child" \
+            in "\n".join(log)
+
+
+def test_faulthandler_enabled_at_import_is_the_workers_too(tmp_path):
+    """Enabled in the master as the app loads, it is inherited by the workers it forks
+    (their fatal signals are dumped); the pending dump timer of a worker that died never
+    fires."""
+    (tmp_path / "app.py").write_text(
+        "import faulthandler, os, time\n"
+        "faulthandler.enable(all_threads=False)\n"
+        "def application(env, start_response):\n"
+        "    if env['PATH_INFO'] == '/timer':\n"
+        "        faulthandler.dump_traceback_later(5)\n"
+        "        os._exit(3)\n"
+        "    os.abort()\n")
+    with Simulation(["--master", "--processes", "2", "--wsgi-file", "app.py"],
+                    app_dir=tmp_path) as sim:
+        sim.get("/timer")
+        sim.advance(10)  # the timer's process is gone: no dump
+        sim.get("/")
+        sim.advance(2)
+        log = list(sim.log)
+    assert fault_lines(log) == ["Fatal Python error: Aborted",
+                                "Stack (most recent call first):",
+                                '  File "app.py", line 7 in application']
 
 
 # -- nothing hangs ---------------------------------------------------------------------------------

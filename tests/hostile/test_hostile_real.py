@@ -230,6 +230,45 @@ def test_a_wakeup_descriptor_of_the_app_works_as_on_the_real_server(tmp_path):
                          "OSError: [Errno 9] Bad file descriptor"]
 
 
+@requires_real_uwsgi
+def test_faulthandler_in_a_worker_matches_real_uwsgi(tmp_path):
+    """The same answers, the same dumps in the log (a dump, a timeout that ends the
+    worker, a registered signal, os.abort with the handler on) and the same deaths.
+    Left aside on the real side: the frame of pyuwsgi's entry script (the ``uwsgi``
+    Python script that starts the server, under every stack of the wheel) and the list
+    of extension modules after a fatal error (the simulation's would be the test
+    process's)."""
+    from test_hostile import FAULT_PATHS, fault_lines
+
+    out = []
+    for side in ("real", "sim"):
+        where = tmp_path / side
+        where.mkdir()
+        copy_app(where, "faults.py")
+        options = ["--master", "--wsgi-file", "faults.py"]
+        if side == "real":
+            with RealUwsgi(options, app_dir=where) as real:
+                got = []
+                for path in FAULT_PATHS:
+                    got.append(real.get(path, timeout=8))
+                    time.sleep(GAP)
+                log = real.app_log()
+        else:
+            with Simulation(options, app_dir=where) as sim:
+                got = []
+                for path in FAULT_PATHS:
+                    got.append(sim.get(path))
+                    sim.advance(GAP)
+                log = list(sim.log)
+        dumps = [line for line in fault_lines(log)
+                 if not re.search(r'/uwsgi", line \d+ in ', line)]
+        out.append(([(r.status, r.body) for r in got], dumps, master_lines(log)))
+    assert out[0] == out[1]
+    assert "Fatal Python error: Aborted" in out[0][1]
+    assert out[0][2] == ["DAMN ! worker N (pid: N) died :( trying respawn ...",
+                         "DAMN ! worker N (pid: N) died, killed by signal N :( trying respawn ..."]
+
+
 def _real_stdin_reads(where: Path, honour: bool) -> bytes:
     """What ``stdin.py`` answers on the real server started with an open pipe on its
     stdin (with ``--honour-stdin``: a line written to it, then closed)."""
