@@ -50,6 +50,7 @@ from .network import Network
 from .network._appsockets import NodeSockets, VirtualSocket, driver_block
 from .network._legacy import configure_from_cluster
 from .subsystems.legacy import apply_legacy_options, split_legacy_options
+from .uwsgidecorators import install_finder, remove_finder
 from .simulation import DEFAULT_PATIENCE, Simulation
 from ._core.trace import Trace
 from .server.workers import Response
@@ -437,6 +438,7 @@ class Cluster:
                     node.clock.wall_offset = offset
             self._imports.begin()
             self._patch.install()
+            self._finder = install_finder("auto")  # (see Simulation's decorators)
             for node in self.nodes.values():
                 self._start_node(node)
             for real in self.real_nodes.values():
@@ -490,6 +492,7 @@ class Cluster:
                 node.inst.app.restore()
                 node._contain.uninstall()
             self._patch.uninstall()
+            remove_finder(getattr(self, "_finder", None))
             self._imports.close()
             for node in nodes:
                 # (a node refused at start has no facade)

@@ -33,6 +33,7 @@ from .server.processes import UProcess
 from ._core.trace import Trace
 from .server.workers import Request, Response, dispatch_request, submit_request
 from .subsystems.legacy import apply_legacy_options, split_legacy_options
+from .uwsgidecorators import CHOICES as DECORATORS, install_finder, remove_finder
 from .websocket import WebSocket
 
 __all__ = ["Simulation"]
@@ -89,6 +90,10 @@ class Simulation:
     callable is given the command's argv and returns one of the two. Each command is a
     ``subprocess`` trace record. ``os.exec*`` never replaces the test process: the
     virtual process becomes the program, and ends with its exit status.
+    ``decorators`` is which ``uwsgidecorators`` app code imports: ``"auto"`` (the
+    default) uWSGI's own file where it is installed (the pyuwsgi wheel ships it; it runs
+    on the simulated ``uwsgi`` unchanged), else simuwsgi's compatible module
+    (``simuwsgi.uwsgidecorators``); ``"simuwsgi"`` always simuwsgi's.
     ``machine`` is whose facts the startup lines of the log print: ``"virtual"`` (a
     fixed machine, so the log is the same everywhere) or ``"host"`` (this machine's, as
     the real server would print them here). ``ssl=True`` simulates a build with SSL, as
@@ -151,6 +156,9 @@ class Simulation:
         self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
         if self.inst.forks is not None:
             self.inst.forks.others_paused = self._watchdog.paused
+        if decorators not in DECORATORS:
+            raise ValueError(f"decorators must be one of "
+                             f"{', '.join(map(repr, DECORATORS))}, not {decorators!r}")
         self._decorators = decorators
         self._imports = ImportLedger()
         self.allow_no_app = allow_no_app
@@ -221,12 +229,8 @@ class Simulation:
         return f"the app {app.wsgi_file or app.module_spec} did not load"
 
     def _install_facade(self) -> None:
-        if self._decorators == "simuwsgi":
-            from .uwsgidecorators import Finder
-
-            # a real import, run afresh by each process that imports it (lazy-apps)
-            self._finder = Finder()
-            sys.meta_path.insert(0, self._finder)
+        # a real import, run afresh by each process that imports it (lazy-apps)
+        self._finder = install_finder(self._decorators)
 
     def _settle(self) -> None:
         """Back in the test: ``sys.modules`` shows the master's app modules, and the test's
@@ -264,9 +268,7 @@ class Simulation:
             self._watchdog.close()
             self._contain.uninstall()
             self._patch.uninstall()
-            finder = getattr(self, "_finder", None)
-            if finder is not None and finder in sys.meta_path:
-                sys.meta_path.remove(finder)
+            remove_finder(getattr(self, "_finder", None))
             self._imports.close()
             facade = self.inst.facade
             if facade is not None and sys.modules.get("uwsgi") is facade:

@@ -1,9 +1,11 @@
 """simuwsgi's own ``uwsgidecorators``, compatible with the one uWSGI 2.0 ships.
 
 Written from ``shared/spec/decorators.md`` (not from uWSGI's GPL file). Used when a
-simulation is created with ``decorators="simuwsgi"``: importing ``uwsgidecorators`` in
-the app then executes this file as a fresh module named ``uwsgidecorators`` (see
-``Finder``/``fresh``), with uWSGI 2.0's import-time effects:
+simulation is created with ``decorators="simuwsgi"``, and with the default ``"auto"``
+when uWSGI's own file is not installed (it comes with pyuwsgi): importing
+``uwsgidecorators`` in the app then executes this file as a fresh module named
+``uwsgidecorators`` (see ``install_finder``/``fresh``), with uWSGI 2.0's import-time
+effects:
 
 * ``Exception('you have to enable the uWSGI master process to use this module')``
   when ``uwsgi.masterpid()`` is 0;
@@ -22,7 +24,8 @@ evaluated), ``rpc``, ``lock``, ``thread``, ``harakiri``, ``erlang``
 (``AttributeError``: no erlang plugin).
 
 When imported as ``simuwsgi.uwsgidecorators`` (outside a simulation) the module only
-offers ``fresh()`` and ``Finder``; the decorators need the ``uwsgi`` module.
+offers ``fresh()``, ``Finder`` and ``install_finder``; the decorators need the ``uwsgi``
+module.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from functools import partial
 from threading import Thread
 from typing import Any
 
-__all__ = ["Finder", "fresh"]
+__all__ = ["CHOICES", "Finder", "fresh", "install_finder", "remove_finder"]
 
 _SIMULATED = __name__ == "uwsgidecorators"
 
@@ -449,3 +452,31 @@ class Finder:
 
     def invalidate_caches(self) -> None:
         pass
+
+
+#: What ``Simulation(decorators=...)`` takes.
+CHOICES = ("auto", "simuwsgi")
+
+
+def install_finder(choice: str) -> Finder:
+    """Make ``import uwsgidecorators`` in app code work while a simulation is open:
+    ``"simuwsgi"`` loads this file, before any other finder is asked; ``"auto"``
+    prefers uWSGI's own file (the one the pyuwsgi wheel installs, or one on the app's
+    path), which works on the ``uwsgi`` facade unchanged, and loads this file only where
+    no other finder has one (``pip install simuwsgi`` alone). Returns the finder put in
+    ``sys.meta_path``, for :func:`remove_finder`."""
+    if choice not in CHOICES:
+        raise ValueError(f"decorators must be one of {', '.join(map(repr, CHOICES))}, "
+                         f"not {choice!r}")
+    finder = Finder()
+    if choice == "simuwsgi":
+        sys.meta_path.insert(0, finder)
+    else:
+        sys.meta_path.append(finder)
+    return finder
+
+
+def remove_finder(finder: Finder | None) -> None:
+    """Take out what :func:`install_finder` put in (idempotent)."""
+    if finder is not None and finder in sys.meta_path:
+        sys.meta_path.remove(finder)

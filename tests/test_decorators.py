@@ -1,4 +1,4 @@
-"""simuwsgi's own ``uwsgidecorators`` (``decorators="simuwsgi"``)."""
+"""simuwsgi's own ``uwsgidecorators`` (``decorators="simuwsgi"``, and the default where uWSGI's is not installed)."""
 
 from __future__ import annotations
 
@@ -224,3 +224,70 @@ def test_spool_needs_a_spooler_and_misc(monkeypatch):
     assert ud.lock(lambda: 1)() is None
     with pytest.raises(AttributeError):
         ud.erlang("x")(lambda: None)
+
+
+DECORATED = """
+    import uwsgi
+    import uwsgidecorators
+    from uwsgidecorators import timer
+    @timer(1)
+    def tick(num):
+        uwsgi.log("tick")
+    def application(environ, start_response):
+        start_response("200 OK", [])
+        return [uwsgidecorators.__file__.encode()]
+"""
+
+
+@pytest.fixture
+def no_installed_decorators(monkeypatch):
+    """As after ``pip install simuwsgi`` alone: no ``uwsgidecorators`` on the path
+    (pyuwsgi, which ships uWSGI's, is not installed)."""
+    import importlib.machinery
+
+    real = importlib.machinery.PathFinder.find_spec
+
+    def find_spec(name, path=None, target=None):
+        return None if name == "uwsgidecorators" else real(name, path, target)
+
+    monkeypatch.setattr(importlib.machinery.PathFinder, "find_spec", find_spec)
+
+
+def test_without_uwsgis_own_file_the_default_imports_simuwsgis(tmp_path,
+                                                              no_installed_decorators):
+    (tmp_path / "app.py").write_text(textwrap.dedent(DECORATED))
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        sim.advance(2.5)
+        assert sim.get("/").body == ud_source.__file__.encode()
+        assert sim.log.count("tick") == 2
+    assert ud_source.Finder not in {type(f) for f in sys.meta_path}  # taken out at close
+
+
+def test_a_cluster_node_imports_it_too(tmp_path, no_installed_decorators):
+    from simuwsgi import Cluster
+
+    (tmp_path / "app.py").write_text(textwrap.dedent(DECORATED))
+    cluster = Cluster()
+    node = cluster.add("a", ["--master", "--wsgi-file", "app.py"], app_dir=tmp_path)
+    with cluster:
+        cluster.advance(1.5)
+        assert node.get("/").body == ud_source.__file__.encode()
+        assert node.log.count("tick") == 1
+    assert ud_source.Finder not in {type(f) for f in sys.meta_path}
+
+
+def test_the_default_prefers_uwsgis_own_file_where_installed(tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec("uwsgidecorators")  # pyuwsgi (a test dependency)
+    assert real is not None and real.origin != ud_source.__file__
+    (tmp_path / "app.py").write_text(textwrap.dedent(DECORATED))
+    with Simulation(["--master", "--wsgi-file", "app.py"], app_dir=tmp_path) as sim:
+        sim.advance(1.5)
+        assert sim.get("/").body == real.origin.encode()
+        assert sim.log.count("tick") == 1
+
+
+def test_an_unknown_choice_is_refused():
+    with pytest.raises(ValueError, match="decorators must be one of 'auto', 'simuwsgi'"):
+        Simulation(["--master"], decorators="uwsgi")

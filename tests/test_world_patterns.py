@@ -14,7 +14,14 @@ Each was found by running the library under a simulation as its users would:
   object keeps as a key of its ``extensions``; every worker must find one object in all
   three places (each worker had a copy in two of them and the master's in the third:
   ``KeyError`` on every request); and Flask's ``request`` proxy in the app's globals is
-  no reason for a warning.
+  no reason for a warning;
+* an APM agent's start-up checks (as ``ddtrace`` does, ``--import``-ed or imported by
+  the app): ``uwsgi.opt`` flags read as ``True``, ``numproc``/``worker_id()`` to know the
+  master, its worker callback registered with ``uwsgidecorators.postfork`` from the
+  library's own module (with only simuwsgi installed, ``uwsgidecorators`` was missing),
+  and ``uwsgi.atexit`` chained; an error tracker's (as ``sentry-sdk`` does): it warns
+  unless ``--py-call-uwsgi-fork-hooks`` is set, and its forked workers must then see the
+  ``os.register_at_fork`` hook it relies on run.
 """
 
 from __future__ import annotations
@@ -205,3 +212,65 @@ def test_a_library_wrapper_and_the_app_share_one_extension_object_per_worker(
     assert bodies[:2] == [b"view (call 1 here)", b"view (call 1 here)"] or \
         bodies == sorted([b"view (call %d here)" % n for n in (1, 2, 3, 4)])
     assert not [w for w in recwarn if "virtual fork shares" in str(w.message)]
+
+
+AGENT = """
+import os
+import uwsgi
+
+class MasterProcess(Exception):
+    pass
+
+state = {"started": [], "forked": [], "exits": []}
+
+def check():
+    opt = uwsgi.opt
+    if not (opt.get("enable-threads") or int(opt.get("threads") or 0)):
+        raise RuntimeError("enable-threads option must be set to true")
+    hooks = bool(opt.get("py-call-uwsgi-fork-hooks"))
+    if hooks:  # CPython's own fork hooks will run in the workers
+        os.register_at_fork(after_in_child=lambda: state["forked"].append(os.getpid()))
+    elif uwsgi.numproc > 1 and not opt.get("lazy-apps") and uwsgi.worker_id() == 0:
+        import uwsgidecorators
+        uwsgidecorators.postfork(lambda: state["started"].append(uwsgi.worker_id()))
+        previous = getattr(uwsgi, "atexit", None)
+        def chained():
+            state["exits"].append(uwsgi.worker_id())
+            if previous is not None:
+                previous()
+        uwsgi.atexit = chained
+        raise MasterProcess()
+"""
+
+AGENT_APP = """
+import agent
+try:
+    agent.check()
+except agent.MasterProcess:
+    pass
+
+def application(environ, start_response):
+    # (the agent is a library: its module's state is one for all the virtual processes,
+    # README "The virtual fork"; each worker looks for its own entries)
+    import os, uwsgi
+    mine = (uwsgi.worker_id() in agent.state["started"], os.getpid() in agent.state["forked"])
+    start_response("200 OK", [])
+    return [repr(mine).encode()]
+"""
+
+
+@pytest.mark.parametrize("decorators", ["auto", "simuwsgi"])
+@pytest.mark.parametrize("hooks", [False, True])
+def test_an_apm_agent_finds_its_worker_hooks(tmp_path, site_packages, decorators, hooks):
+    """``decorators="simuwsgi"`` stands for a machine where only simuwsgi is installed
+    (test_decorators.py hides uWSGI's file for the default as well)."""
+    (site_packages / "agent.py").write_text(AGENT)
+    (tmp_path / "app.py").write_text(AGENT_APP)
+    options = ["--master", "--processes", "2", "--enable-threads", "--wsgi-file", "app.py"]
+    with Simulation([*options, *(["--py-call-uwsgi-fork-hooks"] if hooks else [])],
+                    app_dir=tmp_path, decorators=decorators) as sim:
+        bodies = sorted({sim.get("/").body for _ in range(6)})
+        log = list(sim.log)
+    assert not [line for line in log if "Traceback" in line or "not simulated" in line], log
+    assert bodies == ([b"(False, True)"] if hooks else [b"(True, False)"])
+    assert "*** Operational MODE: preforking ***" in log

@@ -546,6 +546,10 @@ class ForkRuntime:
         self.children[proc] = ForkChild(self, proc, up_r, down_w, ospid, crash)
         self.live_pids.add(ospid)
 
+    def after_fork(self, proc: UProcess, mode: str) -> None:
+        """``Instance._after_fork`` in fork mode: the hooks live in the child."""
+        self.child_of(proc).call("after_fork", mode)
+
     def run_atexit(self, proc: UProcess) -> None:
         """``containment.run_atexit`` in fork mode: the handlers live in the child."""
         child = self.children.get(proc)
@@ -915,14 +919,15 @@ def _describe_status(status: int | None) -> str:
 class _Proc:
     """What ``kernel.current`` is in a child: enough for ``os.getpid()`` and the loader."""
 
-    __slots__ = ("atexit", "exit_code", "id", "kind", "name", "pid", "py_signals", "request",
-                 "wait_reason", "wakeup_fd", "fault_handler")
+    __slots__ = ("atexit", "exit_code", "fault_handler", "fork_hooks", "id", "kind", "name",
+                 "pid", "py_signals", "request", "wait_reason", "wakeup_fd")
 
     def __init__(self, pid: int, name: str, ident: int, kind: str) -> None:
         #: The app's atexit and Python signal handlers in this process (containment).
         self.atexit: list[Any] = []
         self.py_signals: dict[int, Any] = {}
         self.wakeup_fd = _containment.NO_WAKEUP
+        self.fork_hooks: list[tuple[Any, Any, Any]] = []  # os.register_at_fork's
         self.fault_handler: Any = None  # faulthandler's state (containment.FaultHandler)
         self.exit_code: int | None = None
         self.pid = pid
@@ -954,6 +959,7 @@ class _Child:
             "forget": self.op_forget, "globals": self.op_globals, "fork": self.op_fork,
             "reap": self.op_reap, "signal": self.op_signal,
             "atexit": lambda _payload: _containment.run_atexit(self.inst, self.proc),
+            "after_fork": self.op_after_fork,
         }
         self._zombies: dict[int, int] = {}
         #: The parent's requests being served, innermost last.
@@ -1149,7 +1155,14 @@ class _Child:
         rfd, wfd, crash_fd = fds[-3:]
         del fds[:]
         me = _real_getpid()
+        # the app's fork hooks live here, in the master's process (containment)
+        hooks = self.proc.fork_hooks
+        around = _containment.fork_hook_mode(self.inst.opts, kind) == "uwsgi"
+        if around:
+            _containment.run_fork_hooks(self.inst, hooks, "before")
         ospid = _containment.REAL.fork()  # the runtime's own fork, never refused
+        if around and ospid != 0:
+            _containment.run_fork_hooks(self.inst, hooks, "after_in_parent")
         if ospid == 0:
             try:
                 _die_with_parent()
@@ -1161,6 +1174,17 @@ class _Child:
         for fd in (rfd, wfd, crash_fd):
             os.close(fd)
         return ospid
+
+    def op_after_fork(self, mode: str) -> None:
+        """The fork hooks this new process runs first (``Instance._after_fork``):
+        ``uwsgi.worker_id()`` is 0 in the ones ``--py-call-uwsgi-fork-hooks`` runs."""
+        module = self.inst.facade
+        if mode == "uwsgi":
+            _local(module, "worker_id", 0)
+        try:
+            _containment.run_fork_hooks(self.inst, self.proc.fork_hooks, "after_in_child")
+        finally:
+            _local(module, "worker_id", self.proc.id if self.proc.kind == "worker" else 0)
 
     def op_reap(self, pids: list[int]) -> list[int | None]:
         return self._reap(pids, block=True)
@@ -1262,6 +1286,7 @@ def _become_child(master: _Child, vpid: int, name: str, kind: str, ident: int, s
     crash = os.fdopen(crash_fd, "wb", buffering=0)
     proc = _Proc(vpid, name, ident, kind)
     proc.atexit = list(getattr(master.proc, "atexit", []))  # type: ignore[attr-defined]
+    proc.fork_hooks = list(master.proc.fork_hooks)
     child = _Child(master.inst, _Wire(rfd, wfd), proc)
     child.registry = master.registry  # inherited memory: the master's callables
     child._tokens = master._tokens

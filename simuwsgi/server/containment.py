@@ -47,6 +47,10 @@ they act on that process as uWSGI 2.0.30 does (``core/uwsgi.c`` ``end_me``,
   ``dump_traceback_later`` counts virtual time and its ``exit=True`` ends the process
   (``_exit(1)``), never the test run. In fork mode's children it is refused (their
   timer would count real time).
+* ``os.register_at_fork`` in a virtual process registers hooks of that process
+  (inherited by what it forks); they run when uWSGI 2.0.30 runs CPython's fork hooks
+  (``--py-call-uwsgi-fork-hooks``, ``--py-call-osafterfork``; ``fork_hook_mode``),
+  never at the test process's own forks (nor at fork mode's).
 * Commands (``subprocess``, ``os.system``, ``os.popen``, ``os.posix_spawn*``): the
   app's own programs, which it may need (``convert``, ``git``): by default they run on
   the host, in no virtual time, traced as ``subprocess``; ``Simulation(subprocess=
@@ -175,6 +179,7 @@ _REAL = {
     "setitimer": _signal.setitimer, "pause": _signal.pause, "system": os.system,
     "raise_signal": _signal.raise_signal, "pthread_kill": _signal.pthread_kill,
     "set_wakeup_fd": _signal.set_wakeup_fd, "siginterrupt": _signal.siginterrupt,
+    "register_at_fork": os.register_at_fork,
     **{f"faulthandler_{name}": getattr(faulthandler, name) for name in _FAULTHANDLER},
     "clock_settime": time.clock_settime, "clock_settime_ns": time.clock_settime_ns,
     "pthread_sigmask": _signal.pthread_sigmask, "sigwait": _signal.sigwait,
@@ -935,6 +940,58 @@ def _siginterrupt(signum: int, flag: bool) -> None:
     operator.index(flag)
 
 
+# -- os.register_at_fork -------------------------------------------------------------------
+def _register_at_fork(*, before: Any = None, after_in_child: Any = None,
+                      after_in_parent: Any = None) -> None:
+    """``os.register_at_fork`` in a virtual process: hooks of that process (inherited by
+    the processes forked from it), run when uWSGI runs CPython's fork hooks
+    (:func:`fork_hook_mode`), never by the test process's own forks."""
+    found = _current()
+    if found is None:
+        _REAL["register_at_fork"](before=before, after_in_child=after_in_child,
+                                  after_in_parent=after_in_parent)
+        return
+    hooks = (before, after_in_child, after_in_parent)
+    if hooks == (None, None, None):
+        raise TypeError("At least one argument is required.")
+    for name, hook in zip(("before", "after_in_child", "after_in_parent"), hooks,
+                          strict=True):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"'{name}' must be callable, not {type(hook).__name__}")
+    proc = getattr(found[1], "main", found[1])
+    proc.fork_hooks = [*getattr(proc, "fork_hooks", ()), hooks]
+
+
+def fork_hook_mode(opts: Any, kind: str) -> str | None:
+    """Which of CPython's fork hooks uWSGI 2.0.30 runs for a process of ``kind`` it
+    forks (``plugins/python/python_plugin.c``; ``uwsgi.has_threads`` is always 1 in
+    pyuwsgi): ``"uwsgi"`` with ``--py-call-uwsgi-fork-hooks``, around a worker's fork
+    (``before`` in the master, ``after_in_parent`` there after it, ``after_in_child`` in
+    the worker before anything else, ``uwsgi.worker_id()`` still 0); ``"os"`` with
+    ``--py-call-osafterfork`` alone, ``after_in_child`` in every forked process's
+    post-fork; None: none (uWSGI forks in C)."""
+    if opts.flag("py-call-uwsgi-fork-hooks"):
+        return "uwsgi" if kind == "worker" else None
+    return "os" if opts.flag("py-call-osafterfork") else None
+
+
+def run_fork_hooks(inst: Instance, hooks: Any, which: str) -> None:
+    """CPython's ``run_at_forkers``: the ``before`` hooks last registered first, the
+    others in order; one that raises is printed as ``PyErr_WriteUnraisable`` prints it
+    ("Exception ignored in: ...") and the next runs."""
+    index = ("before", "after_in_child", "after_in_parent").index(which)
+    funcs = [hook[index] for hook in hooks if hook[index] is not None]
+    for func in reversed(funcs) if which == "before" else funcs:
+        try:
+            func()
+        except CONTROL:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - PyErr_WriteUnraisable
+            inst.log_raw(f"Exception ignored in: {func!r}")
+            for line in inst.exception_lines(exc):
+                inst.log_raw(line)
+
+
 # -- faulthandler ---------------------------------------------------------------------------
 #: The signals ``faulthandler.enable`` handles, and CPython's words for them.
 _FATAL = {_S.SIGBUS: "Bus error", _S.SIGILL: "Illegal instruction",
@@ -1377,6 +1434,7 @@ _PATCHES = [
         "signal.signal and uwsgi.register_signal")),
     (_signal, "raise_signal", _raise_signal), (_signal, "pthread_kill", _pthread_kill),
     (_signal, "set_wakeup_fd", _set_wakeup_fd), (_signal, "siginterrupt", _siginterrupt),
+    (os, "register_at_fork", _register_at_fork),
     *[(faulthandler, name, _faulthandler_call(name)) for name in _FAULTHANDLER],
     *[(time, name, _refused(f"time.{name}", "it would set the machine's clock; "
                             "sim.step_clock()/set_clock() step the virtual one"))

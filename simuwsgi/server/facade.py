@@ -190,7 +190,8 @@ def _process_functions(inst: Instance) -> dict[str, Any]:
 
     def worker_id(*_args: Any) -> int:
         proc = kernel.current
-        return proc.id if isinstance(proc, Worker) else 0
+        # (0 in a worker's fork hooks: uWSGI sets it after them)
+        return proc.id if isinstance(proc, Worker) and not proc.main.forking else 0
 
     def mule_id(*_args: Any) -> int:
         proc = kernel.current

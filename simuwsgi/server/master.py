@@ -59,8 +59,8 @@ from ._uwsgi_options import MASTER_OPTIONS, SSL_MASTER_OPTIONS
 from .._core.clock import VirtualClock
 from .config import Options
 from .interface import AFTER_REAP, BEFORE_REAP, CONTROL, ProcessExit
-from .containment import (SimulationInterrupted, StallInterrupt, deliver, run_atexit,
-                          stall_error)
+from .containment import (SimulationInterrupted, StallInterrupt, deliver, fork_hook_mode,
+                          run_atexit, run_fork_hooks, stall_error)
 from .._core.kernel import Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
@@ -452,6 +452,9 @@ class Instance:
     def _fork(self, proc: UProcess) -> None:
         self._log_spawn(proc)  # the master logs it as it forks
         parent = self.master
+        mode = fork_hook_mode(self.opts, proc.kind) if parent is not None else None
+        if mode == "uwsgi":  # PyOS_BeforeFork, in the master
+            run_fork_hooks(self, parent.fork_hooks, "before")
         proc.context = self.app.fork(
             None if parent is None else {id(parent.thread_token): proc.thread_token})
         if self.master is not None and proc is not self.master:
@@ -469,6 +472,11 @@ class Instance:
                 proc.wakeup_fd = self.master.wakeup_fd  # type: ignore[attr-defined]
             if getattr(self.master, "fault_handler", None) is not None:  # faulthandler's
                 proc.fault_handler = self.master.fault_handler.inherited()  # type: ignore[attr-defined]
+            proc.fork_hooks = [tuple(own(hook) for hook in hooks)  # type: ignore[misc]
+                               for hooks in self.master.fork_hooks]
+            proc.after_fork = mode
+        if mode == "uwsgi":  # PyOS_AfterFork_Parent
+            run_fork_hooks(self, parent.fork_hooks, "after_in_parent")
         if self.forks is not None:
             self.forks.fork(proc)
         proc.last_spawn = int(self.wall())
@@ -493,6 +501,19 @@ class Instance:
         else:
             self.log(f"{proc.spawn_verb} uWSGI {proc.kind} {proc.id} (pid: {proc.pid}"
                      f"{f', cores: {self.cores}' if proc.kind == 'worker' else ''})", self.master)
+
+    def _after_fork(self, proc: UProcess) -> None:
+        """The fork hooks a new process runs first (``containment.fork_hook_mode``)."""
+        if self.forks is not None:  # they live in its OS child
+            self.forks.after_fork(proc, proc.after_fork)
+        elif proc.after_fork == "uwsgi":
+            proc.forking = True  # PyOS_AfterFork_Child: before uWSGI sets its worker id
+            try:
+                run_fork_hooks(self, proc.fork_hooks, "after_in_child")
+            finally:
+                proc.forking = False
+        else:  # --py-call-osafterfork: in the post-fork, before uwsgi.post_fork_hook
+            run_fork_hooks(self, proc.fork_hooks, "after_in_child")
 
     def run_post_fork(self, proc: UProcess) -> None:
         """``uwsgi.post_fork_hook()`` in a newly forked process; errors are printed."""
@@ -555,6 +576,14 @@ class Instance:
         self.run_process(proc, self._process_body)
 
     def _process_body(self, proc: UProcess) -> None:
+        if proc.after_fork is not None:
+            self._after_fork(proc)
+        if isinstance(proc, Mule) and self.opts.flag("py-call-uwsgi-fork-hooks"):
+            # 2.0.30's post-fork releases a GIL the mule never took (observed: every
+            # mule dies so as it starts, and again after each respawn)
+            from .wire import segfault
+
+            segfault(self)
         self.run_post_fork(proc)
         if isinstance(proc, Worker):
             from .startup import chdir2

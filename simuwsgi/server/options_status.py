@@ -65,6 +65,13 @@ SIMULATED: dict[str, str] = {
     "master": "the master process, its loop, respawns",
     "processes": "the number of workers; 0 is the no-workers mode; negative refused",
     "lazy-apps": "each worker imports the app after fork",
+    "py-call-uwsgi-fork-hooks": "the app's os.register_at_fork hooks run around each "
+                                "worker's fork (before and after_in_parent in the master, "
+                                "after_in_child in the worker, worker_id() still 0); a "
+                                "mule gets a Segmentation Fault as it starts, as in "
+                                "2.0.30 (observed)",
+    "py-call-osafterfork": "the app's os.register_at_fork after_in_child hooks run in "
+                           "each forked process's post-fork",
     "lazy": "as --lazy-apps",
     "harakiri": "workers killed at the deadline, with the HARAKIRI log lines",
     "harakiri-graceful-timeout": "the first harakiri attempt sends the graceful signal "

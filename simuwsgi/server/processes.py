@@ -84,6 +84,12 @@ class UProcess(Process):
         #: Its ``atexit`` handlers and Python signal handlers (``containment``).
         self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
         self.py_signals: dict[int, Any] = {}
+        #: Its ``os.register_at_fork`` hooks: (before, after_in_child, after_in_parent).
+        self.fork_hooks: list[tuple[Any, Any, Any]] = []
+        #: Which fork hooks run as it starts (``containment.fork_hook_mode``), and
+        #: whether they run now (``uwsgi.worker_id()`` is 0 then).
+        self.after_fork: str | None = None
+        self.forking = False
         self.thread_token = ThreadToken()
 
     @property
