@@ -117,3 +117,26 @@ def test_timers_fire_on_time_while_serve_waits_for_connections(write_app) -> Non
         time.sleep(2.6)  # no request: only the pacing loop's deadlines run the timer
         ticks = (app_dir / "ticks.txt").read_text().splitlines()
     assert len(ticks) >= 2
+
+
+def test_a_guest_run_waits_through_trio() -> None:
+    """trio as a guest of another loop (asyncio here): its host waits on the
+    descriptors, so the accept loop must not block in a wait of its own."""
+    import asyncio
+
+    async def trio_main() -> object:
+        lsock = _listener()
+        try:
+            return _idle_wait(lsock)
+        finally:
+            lsock.close()
+
+    async def host() -> object:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[object] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=lambda outcome: done.set_result(outcome.unwrap()))
+        return await done
+
+    assert asyncio.run(host()) is None

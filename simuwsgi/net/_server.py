@@ -259,7 +259,7 @@ def _idle_wait(lsock: socket.socket) -> Callable[[], bool] | None:
     This is the wait trio itself would do (blocked in ``epoll_wait`` until a descriptor
     or the next deadline); it reads trio's run state, so it is used only with the run
     state of the trio this was written for (0.23 to 0.35: the epoll backend, trio's
-    system clock); None otherwise: every wait goes through trio.
+    system clock, not a guest run); None otherwise: every wait goes through trio.
     """
     try:
         from trio._core._run import GLOBAL_RUN_CONTEXT, SystemClock
@@ -270,8 +270,9 @@ def _idle_wait(lsock: socket.socket) -> Callable[[], bool] | None:
         next_deadline, clock = runner.deadlines.next_deadline, runner.clock
     except (ImportError, AttributeError):
         return None
-    if type(clock) is not SystemClock:  # a test's clock: its time is not the real one
-        return None
+    if type(clock) is not SystemClock or getattr(runner, "is_guest", True):
+        return None  # a test's clock (its time is not the real one), or a guest run (its
+        # host loop waits on the descriptors, in a thread of its own)
     poller = select.poll()
     poller.register(epoll.fileno(), select.POLLIN)
     poller.register(lsock.fileno(), select.POLLIN)
