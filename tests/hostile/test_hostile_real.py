@@ -176,27 +176,41 @@ def test_commands_and_exec_match_real_uwsgi(real_runs, case, tmp_path):
     assert real[0] == [200, 200, 200, None, 200]
 
 
+def _on_both(tmp_path: Path, app: str, options: list[str], paths: list[str], *,
+             gap: float = 0.0) -> list[tuple[list[Any], list[str]]]:
+    """The responses and the log of ``paths`` requested in turn (``gap`` seconds apart:
+    real ones there, virtual ones here) from the real server, then from a simulation."""
+    out = []
+    for side in ("real", "sim"):
+        where = tmp_path / side
+        where.mkdir()
+        copy_app(where, app)
+        got = []
+        if side == "real":
+            with RealUwsgi(options, app_dir=where) as real:
+                for path in paths:
+                    got.append(real.get(path, timeout=8))
+                    time.sleep(gap)
+                log = real.app_log()
+        else:
+            with Simulation(options, app_dir=where) as sim:
+                for path in paths:
+                    got.append(sim.get(path))
+                    sim.advance(gap)
+                log = list(sim.log)
+        out.append((got, log))
+    return out
+
+
 @requires_real_uwsgi
 def test_a_handler_signalled_by_another_process_runs_in_its_own_like_real_uwsgi(tmp_path):
     # the worker's handler runs in the worker, with its globals and pid, in the request
     # it was running; what the handler raises comes out in that request
     paths = ["/record", "/signal", "/", "/explode", "/signal", "/"]
-    out = []
-    for side in ("real", "sim"):
-        where = tmp_path / side
-        where.mkdir()
-        copy_app(where, "crosskill.py")
-        options = ["--master", "--wsgi-file", "crosskill.py", "--mule"]
-        if side == "real":
-            with RealUwsgi(options, app_dir=where) as real:
-                got = [real.get(path, timeout=5) for path in paths]
-                log = real.app_log()
-        else:
-            with Simulation(options, app_dir=where) as sim:
-                got = [sim.get(path) for path in paths]
-                log = list(sim.log)
-        out.append(([(r.status, r.body) for r in got],
-                    "RuntimeError: handler of signal 10" in log))
+    out = [([(r.status, r.body) for r in got], "RuntimeError: handler of signal 10" in log)
+           for got, log in _on_both(tmp_path, "crosskill.py",
+                                    ["--master", "--wsgi-file", "crosskill.py", "--mule"],
+                                    paths)]
     assert out[0] == out[1]
     seen = (200, b"10:1:True:True")
     assert out[0] == ([(200, b""), seen, seen, seen, (None, b""), seen], True)
@@ -207,22 +221,10 @@ def test_a_wakeup_descriptor_of_the_app_works_as_on_the_real_server(tmp_path):
     """``signal.set_wakeup_fd`` in a worker: the same checks, the same byte written, the
     same report of a failed write in the log (and ``siginterrupt``'s check)."""
     paths = ["/wakeup", "/wakeup_closed", "/wakeup", "/siginterrupt"]
-    out = []
-    for side in ("real", "sim"):
-        where = tmp_path / side
-        where.mkdir()
-        copy_app(where, "kills.py")
-        options = ["--master", "--wsgi-file", "kills.py"]
-        if side == "real":
-            with RealUwsgi(options, app_dir=where) as real:
-                got = [real.get(path, timeout=5) for path in paths]
-                log = real.app_log()
-        else:
-            with Simulation(options, app_dir=where) as sim:
-                got = [sim.get(path) for path in paths]
-                log = list(sim.log)
-        out.append(([(r.status, r.body) for r in got],
-                    [line for line in log if "wakeup fd" in line or line.startswith("OSError")]))
+    out = [([(r.status, r.body) for r in got],
+            [line for line in log if "wakeup fd" in line or line.startswith("OSError")])
+           for got, log in _on_both(tmp_path, "kills.py",
+                                    ["--master", "--wsgi-file", "kills.py"], paths)]
     assert out[0] == out[1]
     assert out[0][0][0] == (200, b"[-1, [10], True, 'the fd N must be in non-blocking mode']")
     assert out[0][0][3] == (200, b"signal number out of range")
@@ -240,29 +242,12 @@ def test_faulthandler_in_a_worker_matches_real_uwsgi(tmp_path):
     process's)."""
     from test_hostile import FAULT_PATHS, fault_lines
 
-    out = []
-    for side in ("real", "sim"):
-        where = tmp_path / side
-        where.mkdir()
-        copy_app(where, "faults.py")
-        options = ["--master", "--wsgi-file", "faults.py"]
-        if side == "real":
-            with RealUwsgi(options, app_dir=where) as real:
-                got = []
-                for path in FAULT_PATHS:
-                    got.append(real.get(path, timeout=8))
-                    time.sleep(GAP)
-                log = real.app_log()
-        else:
-            with Simulation(options, app_dir=where) as sim:
-                got = []
-                for path in FAULT_PATHS:
-                    got.append(sim.get(path))
-                    sim.advance(GAP)
-                log = list(sim.log)
-        dumps = [line for line in fault_lines(log)
-                 if not re.search(r'/uwsgi", line \d+ in ', line)]
-        out.append(([(r.status, r.body) for r in got], dumps, master_lines(log)))
+    out = [([(r.status, r.body) for r in got],
+            [line for line in fault_lines(log) if not re.search(r'/uwsgi", line \d+ in ', line)],
+            master_lines(log))
+           for got, log in _on_both(tmp_path, "faults.py",
+                                    ["--master", "--wsgi-file", "faults.py"], FAULT_PATHS,
+                                    gap=GAP)]
     assert out[0] == out[1]
     assert "Fatal Python error: Aborted" in out[0][1]
     assert out[0][2] == ["DAMN ! worker N (pid: N) died :( trying respawn ...",
