@@ -919,12 +919,13 @@ def _describe_status(status: int | None) -> str:
 class _Proc:
     """What ``kernel.current`` is in a child: enough for ``os.getpid()`` and the loader."""
 
-    __slots__ = ("atexit", "exit_code", "fault_handler", "fork_hooks", "id", "kind", "name",
-                 "pid", "py_signals", "request", "wait_reason", "wakeup_fd")
+    __slots__ = ("atexit", "atexit_ran", "exit_code", "fault_handler", "fork_hooks", "id",
+                 "kind", "name", "pid", "py_signals", "request", "wait_reason", "wakeup_fd")
 
     def __init__(self, pid: int, name: str, ident: int, kind: str) -> None:
         #: The app's atexit and Python signal handlers in this process (containment).
         self.atexit: list[Any] = []
+        self.atexit_ran = False
         self.py_signals: dict[int, Any] = {}
         self.wakeup_fd = _containment.NO_WAKEUP
         self.fork_hooks: list[tuple[Any, Any, Any]] = []  # os.register_at_fork's

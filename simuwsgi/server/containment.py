@@ -296,8 +296,10 @@ def exit_code_of(exc: SystemExit) -> int:
 
 
 def run_atexit(inst: Instance, proc: UProcess) -> None:
-    """Run ``proc``'s ``atexit`` handlers, last registered first, in its context
-    (``Py_Finalize``); a failing one is reported as Python does and the rest run."""
+    """``uwsgi_python_atexit`` for ``proc``, in its context: ``uwsgi.atexit`` if the
+    process has one (errors printed), then, unless ``--skip-atexit-teardown`` skips
+    ``Py_Finalize``, the ``atexit`` handlers, last registered first (a failing one is
+    reported as Python does and the rest run). Once per process."""
     if inst.forks is not None and forward_kill is None:  # fork mode, in the parent
         outer = inst.kernel.current
         inst.kernel.current = proc
@@ -307,8 +309,11 @@ def run_atexit(inst: Instance, proc: UProcess) -> None:
             inst.kernel.current = outer
         return
     handlers = getattr(proc, "atexit", None)
-    if not handlers:
+    own = getattr(proc, "hooks", None)  # (a fork mode child: its module's attribute)
+    hook = own.get("atexit") if own is not None else inst.facade.__dict__.get("atexit")
+    if getattr(proc, "atexit_ran", False) or not (handlers or hook is not None):
         return
+    proc.atexit_ran = True  # type: ignore[attr-defined]
     proc.atexit = []  # type: ignore[attr-defined]
     kernel = inst.kernel
     outer = kernel.current
@@ -316,7 +321,11 @@ def run_atexit(inst: Instance, proc: UProcess) -> None:
         kernel.current = proc
         kernel.switch_context(proc.context)
     try:
-        for func, args, kwargs in reversed(handlers):
+        if hook is not None:
+            inst.call_python(hook)
+        if inst.opts.flag("skip-atexit-teardown"):
+            return  # no Py_Finalize: the atexit module's handlers never run
+        for func, args, kwargs in reversed(handlers or ()):
             try:
                 func(*args, **kwargs)
             except CONTROL:
@@ -472,7 +481,8 @@ def _end(inst: Instance, proc: UProcess, reason: str, code: int) -> None:
     """``exit(code)`` from a signal handler: ``atexit`` unless a worker is busy."""
     if proc is inst.master:
         return
-    if not proc.busy:
+    # (--skip-atexit: end_me's _exit() instead of exit(), in any process but the master)
+    if not proc.busy and not inst.opts.flag("skip-atexit"):
         run_atexit(inst, proc)
     proc.exit_code = code  # type: ignore[attr-defined]
     running = _running_in(inst, proc)

@@ -37,8 +37,9 @@ SPOOL_IGNORE = 0
 #: reads them from the module of the process that calls them. Each virtual process has
 #: its own (``UProcess.hooks``), a forked one starting with a copy of the master's: a
 #: hook set only in a worker (at request time, or by a ``--lazy-apps`` import) is not
-#: seen by the spooler or the mules, as under uWSGI.
-HOOKS = frozenset({"spooler", "mule_msg_hook", "post_fork_hook"})
+#: seen by the spooler or the mules, as under uWSGI. ``uwsgi.atexit`` is called as the
+#: process exits (``containment.run_atexit``).
+HOOKS = frozenset({"spooler", "mule_msg_hook", "post_fork_hook", "atexit"})
 
 
 class _UwsgiModule(types.ModuleType):

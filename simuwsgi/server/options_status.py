@@ -70,6 +70,10 @@ SIMULATED: dict[str, str] = {
                                 "after_in_child in the worker, worker_id() still 0); a "
                                 "mule gets a Segmentation Fault as it starts, as in "
                                 "2.0.30 (observed)",
+    "skip-atexit": "SIGINT/SIGTERM end a worker, mule or spooler with _exit(): neither "
+                   "uwsgi.atexit nor the atexit handlers run",
+    "skip-atexit-teardown": "no Py_Finalize at a process's exit: uwsgi.atexit runs, the "
+                            "atexit module's handlers do not",
     "py-call-osafterfork": "the app's os.register_at_fork after_in_child hooks run in "
                            "each forked process's post-fork",
     "lazy": "as --lazy-apps",

@@ -83,6 +83,7 @@ class UProcess(Process):
         self.exit_code: int | None = None
         #: Its ``atexit`` handlers and Python signal handlers (``containment``).
         self.atexit: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.atexit_ran = False  # uwsgi_python_atexit runs once
         self.py_signals: dict[int, Any] = {}
         #: Its ``os.register_at_fork`` hooks: (before, after_in_child, after_in_parent).
         self.fork_hooks: list[tuple[Any, Any, Any]] = []

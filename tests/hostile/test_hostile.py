@@ -274,6 +274,31 @@ def test_a_wakeup_descriptor_set_by_the_app_is_its_process_own(tmp_path, mode):
     assert signal.set_wakeup_fd(host) == host
 
 
+ATEXITS = {"": ["uwsgi.atexit", "atexit"], "--skip-atexit-teardown": ["uwsgi.atexit"],
+           "--skip-atexit": []}
+
+
+def exits_of_the_other_worker(tmp_path, option: str, mode: str = "sim") -> list[str]:
+    """What the worker ``atexits.py``'s /other ends ran as it exited (``ATEXITS``)."""
+    copy_app(tmp_path, "atexits.py")
+    options = ["--master", "--processes", "2", "--wsgi-file", "atexits.py",
+               *([option] if option else [])]
+    with Simulation(options, app_dir=tmp_path, mode=mode) as sim:
+        assert sim.get("/other").status == 200
+        sim.advance(GAP)
+        log = tmp_path / "exits.log"
+        return log.read_text().split() if log.exists() else []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("option", list(ATEXITS))
+def test_uwsgi_atexit_runs_before_the_atexit_handlers(tmp_path, mode, option):
+    """``uwsgi_python_atexit``: ``uwsgi.atexit`` first, then ``Py_Finalize`` (the
+    ``atexit`` module's handlers), which ``--skip-atexit-teardown`` skips;
+    ``--skip-atexit`` makes end_me ``_exit()`` (none of them)."""
+    assert exits_of_the_other_worker(tmp_path, option, mode) == ATEXITS[option]
+
+
 FAULT_PATHS = ["/enable", "/disable", "/dump", "/later", "/", "/cancelled", "/register",
                "/abort", "/", "/errors"]
 

@@ -254,6 +254,25 @@ def test_faulthandler_in_a_worker_matches_real_uwsgi(tmp_path):
                          "DAMN ! worker N (pid: N) died, killed by signal N :( trying respawn ..."]
 
 
+@requires_real_uwsgi
+@pytest.mark.parametrize("option", ["", "--skip-atexit-teardown", "--skip-atexit"])
+def test_uwsgi_atexit_and_the_skip_options_match_real_uwsgi(tmp_path, option):
+    from test_hostile import ATEXITS, exits_of_the_other_worker
+
+    real_dir, sim_dir = tmp_path / "real", tmp_path / "sim"
+    real_dir.mkdir()
+    sim_dir.mkdir()
+    copy_app(real_dir, "atexits.py")
+    options = ["--master", "--processes", "2", "--wsgi-file", "atexits.py",
+               *([option] if option else [])]
+    with RealUwsgi(options, app_dir=real_dir) as real:
+        assert real.get("/other", timeout=5).status == 200
+        time.sleep(GAP)
+        log = real_dir / "exits.log"
+        seen = log.read_text().split() if log.exists() else []
+    assert seen == exits_of_the_other_worker(sim_dir, option) == ATEXITS[option]
+
+
 def _real_stdin_reads(where: Path, honour: bool) -> bytes:
     """What ``stdin.py`` answers on the real server started with an open pipe on its
     stdin (with ``--honour-stdin``: a line written to it, then closed)."""
