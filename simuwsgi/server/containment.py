@@ -410,6 +410,8 @@ def _action(inst: Instance, proc: UProcess, signum: int) -> str:
         action = ""
     else:
         action = SIGNAL_TABLE[kind].get(signum, "")
+        if action == "pipe" and inst.opts.flag("ignore-sigpipe"):
+            action = "ignore"  # the worker sets no warn_pipe handler (core/uwsgi.c)
     if kind == "master" and inst.die_on_term and action in ("brutal", "stop") \
             and signum != _S.SIGINT:
         action = "stop" if action == "brutal" else "brutal"
@@ -453,8 +455,8 @@ def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
     elif action == "pipe":
         req = proc.request
         where = f" on request {req.path} (ip {req.remote_addr})" if req is not None else ""
-        inst.log(f"SIGPIPE: writing to a closed pipe/socket/fd (probably the client "
-                 f"disconnected){where} !!!", proc)
+        inst.log_verbose(f"SIGPIPE: writing to a closed pipe/socket/fd (probably the "
+                         f"client disconnected){where} !!!", proc)  # dated (warn_pipe)
     elif action == "wakeup":
         spooler = inst.subsystems.get("spooler")
         if spooler is not None:

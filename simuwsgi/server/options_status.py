@@ -70,6 +70,10 @@ SIMULATED: dict[str, str] = {
                                 "after_in_child in the worker, worker_id() still 0); a "
                                 "mule gets a Segmentation Fault as it starts, as in "
                                 "2.0.30 (observed)",
+    "ignore-sigpipe": "a worker ignores SIGPIPE instead of logging 'SIGPIPE: writing "
+                      "to a closed pipe/socket/fd ...'",
+    "ignore-write-errors": "a failed write logs no uwsgi_req_error line (the write error "
+                           "still counts, and the app still gets 'write error')",
     "skip-atexit": "SIGINT/SIGTERM end a worker, mule or spooler with _exit(): neither "
                    "uwsgi.atexit nor the atexit handlers run",
     "skip-atexit-teardown": "no Py_Finalize at a process's exit: uwsgi.atexit runs, the "

@@ -110,8 +110,7 @@ class ServerWebSocket:
     def _write(self, data: bytes) -> bool:
         conn = self.req.conn
         if self.peer_gone and not conn.write_errors:
-            conn.req_error("uwsgi_response_write_body_do()", "core/writer.c", 429,
-                           "Broken pipe")
+            conn.write_error("uwsgi_response_write_body_do()", 429, "Broken pipe")
             conn.write_errors += 1
         ok = conn.write_body(data)
         if ok and self.client is not None:

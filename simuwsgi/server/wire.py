@@ -380,9 +380,15 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
             self.inst.log_verbose(f"{what} {strerror} [{where} line {line}] ")
 
     def _fail(self, what: str, line: int, strerror: str = _EBADF) -> bool:
-        self.req_error(what, "core/writer.c", line, strerror)
+        self.write_error(what, line, strerror)
         self.write_errors += 1
         return False
+
+    def write_error(self, what: str, line: int, strerror: str = _EBADF) -> None:
+        """A failed write's ``uwsgi_req_error`` line, unless ``--ignore-write-errors``
+        (``core/writer.c``, ``core/sendfile.c``)."""
+        if not self.inst.opts.flag("ignore-write-errors"):
+            self.req_error(what, "core/writer.c", line, strerror)
 
     def send_raw(self, data: bytes) -> bool:
         """``py_uwsgi_send`` on the request's own socket."""
