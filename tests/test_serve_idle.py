@@ -82,15 +82,17 @@ def test_the_wait_returns_for_the_listener_only_while_trio_has_nothing_to_do() -
     assert returned is False and 0.15 < waited < 1.0
 
 
-def test_a_test_clock_waits_through_trio() -> None:
-    async def main() -> object:
-        lsock = _listener()
-        try:
-            return _idle_wait(lsock)
-        finally:
-            lsock.close()
+async def _wait_of_a_listener() -> object:
+    """What ``_idle_wait`` gives for a fresh listener in the running trio."""
+    lsock = _listener()
+    try:
+        return _idle_wait(lsock)
+    finally:
+        lsock.close()
 
-    assert trio.run(main, clock=trio.testing.MockClock()) is None
+
+def test_a_test_clock_waits_through_trio() -> None:
+    assert trio.run(_wait_of_a_listener, clock=trio.testing.MockClock()) is None
 
 
 def test_timers_fire_on_time_while_serve_waits_for_connections(write_app) -> None:
@@ -124,18 +126,11 @@ def test_a_guest_run_waits_through_trio() -> None:
     descriptors, so the accept loop must not block in a wait of its own."""
     import asyncio
 
-    async def trio_main() -> object:
-        lsock = _listener()
-        try:
-            return _idle_wait(lsock)
-        finally:
-            lsock.close()
-
     async def host() -> object:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[object] = loop.create_future()
         trio.lowlevel.start_guest_run(
-            trio_main, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            _wait_of_a_listener, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
             done_callback=lambda outcome: done.set_result(outcome.unwrap()))
         return await done
 

@@ -381,7 +381,7 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
         return
     kernel = inst.kernel
     running = kernel.current is not None and kernel.current.main is proc
-    if not fault_dump(inst, proc, signum, app_frame(sys._getframe(1)) if running else None):
+    if not fault_dump(inst, proc, signum, running):
         return  # faulthandler.register(signum) without chain: the dump was all
     handler = getattr(proc, "py_signals", {}).get(signum)
     if handler is not None and handler not in (_signal.SIG_DFL, _signal.SIG_IGN):
@@ -518,6 +518,13 @@ def _run_handler(inst: Instance, handler: Any, signum: int) -> None:
         inst.call_python(handler, signum, None)
 
 
+def is_simulator_frame(filename: str) -> bool:
+    """A frame of simuwsgi itself, which uWSGI's C code stands for in a traceback (its
+    ``uwsgidecorators`` stands for a Python file of uWSGI's, whose frames do show)."""
+    return (filename.startswith(_PACKAGE_DIR)
+            and not filename.endswith(os.sep + "uwsgidecorators.py"))
+
+
 def app_frame(frame: Any) -> Any:
     """The innermost frame of app code under ``frame``, None if only the simulator's."""
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
@@ -646,8 +653,7 @@ def _kill(pid: int, signum: int) -> None:
     contain, proc = found
     signum = int(_signal.Signals(signum)) if signum else 0  # ValueError, as kill() gives
     if forward_kill is not None:  # a fork-mode child
-        if pid == proc.pid and not fault_dump(contain.inst, proc, signum,
-                                              app_frame(sys._getframe(1))):
+        if pid == proc.pid and not fault_dump(contain.inst, proc, signum, True):
             return
         handler = proc.py_signals.get(signum) if pid == proc.pid else None
         if callable(handler):
@@ -1083,14 +1089,11 @@ def _fault_stack(inst: Instance, proc: Any, frame: Any, header: str) -> list[str
     if frame is None:
         glet = getattr(proc, "greenlet", None)
         frame = getattr(glet, "gr_frame", None)
-    wsgi_file = inst.opts.str("wsgi-file")
-    shown = str(inst.app.base_dir / wsgi_file) if wsgi_file else None
     names = []
     while frame is not None:
         code = frame.f_code
-        name = code.co_filename
-        if not name.startswith(_PACKAGE_DIR) or name.endswith(os.sep + "uwsgidecorators.py"):
-            names.append(f'  File "{wsgi_file if name == shown else name}", line '
+        if not is_simulator_frame(code.co_filename):
+            names.append(f'  File "{inst.shown_filename(code.co_filename)}", line '
                          f"{frame.f_lineno} in {code.co_name}")
         frame = frame.f_back
     if not names:
@@ -1105,9 +1108,9 @@ def _thread_header(current: bool, all_threads: bool) -> str:
     return f"{what} 0x{_host_ident():016x} (most recent call first):"
 
 
-def fault_dump(inst: Instance, proc: Any, signum: int, frame: Any) -> bool:
-    """A signal arrives at ``proc`` (``frame``: the app's, where it runs now; None: it
-    is not running): what faulthandler does with it there. A fatal one while enabled:
+def fault_dump(inst: Instance, proc: Any, signum: int, running: bool) -> bool:
+    """A signal arrives at ``proc`` (``running``: it is the process that runs now, its
+    app's frames are the caller's): what faulthandler does with it there. A fatal one while enabled:
     "Fatal Python error" and the traceback (the signal then kills it); a registered
     one: the traceback. False when that was all (registered without ``chain``). (The
     list of extension modules CPython adds after a fatal error's traceback is left
@@ -1115,6 +1118,7 @@ def fault_dump(inst: Instance, proc: Any, signum: int, frame: Any) -> bool:
     state = getattr(proc, "fault_handler", None)
     if state is None:
         return True
+    frame = app_frame(sys._getframe(1)) if running else None
     if signum in _FATAL and state.enabled is not None:
         file, all_threads = state.enabled
         _fault_write(file, [f"Fatal Python error: {_FATAL[signum]}", "",

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import signal
 import sys
 import time
@@ -60,7 +59,7 @@ from .._core.clock import VirtualClock
 from .config import Options
 from .interface import AFTER_REAP, BEFORE_REAP, CONTROL, ProcessExit
 from .containment import (SimulationInterrupted, StallInterrupt, deliver, fork_hook_mode,
-                          run_atexit, run_fork_hooks, stall_error)
+                          is_simulator_frame, run_atexit, run_fork_hooks, stall_error)
 from .._core.kernel import Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
@@ -73,15 +72,6 @@ VERSION = b"2.0.30"
 VERSION_INFO = (2, 0, 30, 0, b"")
 
 
-#: simuwsgi's own directory (this file is in its ``server`` package).
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _is_simulator_frame(filename: str) -> bool:
-    """A frame of simuwsgi itself (its ``uwsgidecorators`` stands for a Python file of
-    uWSGI's, whose frames real tracebacks do show)."""
-    return (filename.startswith(_PACKAGE_DIR)
-            and not filename.endswith(os.sep + "uwsgidecorators.py"))
 
 
 
@@ -276,21 +266,25 @@ class Instance:
             for line in self.exception_lines(exc):
                 self.log_raw(line)
 
+    def shown_filename(self, filename: str) -> str:
+        """A file's name in uWSGI's tracebacks: the ``--wsgi-file`` as given."""
+        wsgi_file = self.opts.str("wsgi-file")
+        if wsgi_file and filename == str(self.app.base_dir / wsgi_file):
+            return wsgi_file
+        return filename
+
     def exception_lines(self, exc: BaseException) -> list[str]:
         """The lines ``PyErr_Print`` writes for ``exc`` (see :meth:`log_exception`)."""
         top = traceback.TracebackException.from_exception(exc)
-        wsgi_file = self.opts.str("wsgi-file")
-        shown = str(self.app.base_dir / wsgi_file) if wsgi_file else None
         te: Any = top
         seen: set[int] = set()
         while te is not None and id(te) not in seen:  # the chain of causes too
             seen.add(id(te))
-            frames = [f for f in te.stack if not _is_simulator_frame(f.filename)]
+            frames = [f for f in te.stack if not is_simulator_frame(f.filename)]
             while frames and frames[0].filename.startswith("<frozen importlib"):
                 frames.pop(0)  # the simulator's loader importing the app (uWSGI's is C)
             for f in frames:
-                if f.filename == shown:
-                    f.filename = wsgi_file
+                f.filename = self.shown_filename(f.filename)
             te.stack = traceback.StackSummary.from_list(frames)
             te = te.__cause__ or te.__context__
         return "".join(top.format()).rstrip("\n").splitlines()
