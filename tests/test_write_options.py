@@ -1,4 +1,5 @@
-"""``--ignore-write-errors`` and ``--ignore-sigpipe``: the log lines uWSGI stops writing.
+"""``--ignore-write-errors`` and ``--ignore-sigpipe`` (and ``--write-errors-exception-only``,
+which sets both): the log lines uWSGI stops writing.
 
 A write after ``uwsgi.disconnect()`` fails: uWSGI logs the failed call
 (``uwsgi_req_error``, ``core/writer.c``) unless ``--ignore-write-errors``; the app still
@@ -51,6 +52,8 @@ EXPECTED = {
     "--ignore-sigpipe": ["uwsgi_response_write_body_do(): Bad file descriptor [core/writer.c "
                          "line 429] during GET /disconnect (127.0.0.1)",
                          "OSError: write error"],
+    # both of the above; the write error is only set, and logged when the body ends
+    "--write-errors-exception-only": ["OSError: write error"],
 }
 
 

@@ -46,7 +46,7 @@
 
 static PyObject *str_int, *str_append, *str_env, *str_content_length, *str_wsgi_input;
 static PyObject *str_resolve, *str_misc, *str_join, *str_crlf, *str_colon, *str_end;
-static PyObject *str_headers_limit, *empty_str, *empty_tuple, *empty_bytes, *unknown;
+static PyObject *str_write_policy, *str_headers_limit, *empty_str, *empty_tuple, *empty_bytes, *unknown;
 static PyObject *zero, *two;
 
 /* the attributes read and written here (see _cattr.h) */
@@ -453,8 +453,11 @@ conn_write_body(Conn *self, PyObject *data)
             return -1;
         }
         if (self->closed) {
-            return size ? conn_fail(self, "uwsgi_response_writev_headers_and_body_do()", 306)
-                        : conn_fail(self, "uwsgi_response_write_headers_do()", 248);
+            if (size) {
+                return conn_fail(self, "uwsgi_response_writev_headers_and_body_do()", 306);
+            }
+            self->write_errors++;  /* counted by write_headers_do, then by its caller */
+            return conn_fail(self, "uwsgi_response_write_headers_do()", 248);
         }
         if (conn_send_headers(self) < 0) {
             return -1;
@@ -531,9 +534,17 @@ conn_uwsgi_write(Conn *self, PyObject *const *args, Py_ssize_t nargs)
         if (conn_write_body(self, args[0]) < 0) {
             return NULL;
         }
-        if (self->write_errors) {
-            PyErr_SetString(PyExc_OSError, "write error");
-            return NULL;
+        if (self->write_errors) {  /* the policy's answer: Connection.write_raises */
+            PyObject *x = PyObject_CallMethod((PyObject *)self, "write_raises", NULL);
+            int raises = x == NULL ? -1 : PyObject_IsTrue(x);
+            Py_XDECREF(x);
+            if (raises < 0) {
+                return NULL;
+            }
+            if (raises) {
+                PyErr_SetString(PyExc_OSError, "write error");
+                return NULL;
+            }
         }
     }
     Py_RETURN_NONE;
@@ -1295,7 +1306,14 @@ write_result(Caller *self, PyObject *inst, PyObject *w, Conn *conn, PyObject *re
 static int
 respond(Caller *self, PyObject *inst, PyObject *w, Conn *conn, PyObject *result)
 {
-    if (conn->sendfile_obj != Py_None) {  /* wsgi.file_wrapper was called: the twin */
+    PyObject *policy = PyObject_GetAttr(inst, str_write_policy);
+    if (policy == NULL) {
+        return -1;
+    }
+    int default_policy = policy == Py_None;
+    Py_DECREF(policy);
+    /* wsgi.file_wrapper was called, or failed writes are not uWSGI's default: the twin */
+    if (conn->sendfile_obj != Py_None || !default_policy) {
         PyObject *args[4] = {inst, w, (PyObject *)conn, result};
         PyObject *x = PyObject_Vectorcall(self->h[H_RESPOND], args, 4, NULL);
         int failed = x == NULL ? -1 : PyObject_IsTrue(x);
@@ -1657,7 +1675,7 @@ PyInit__cwsgi(void)
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
     INTERN(str_int, "int") INTERN(str_append, "append") INTERN(str_env, "env")
     INTERN(str_content_length, "CONTENT_LENGTH") INTERN(str_wsgi_input, "wsgi.input")
-    INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
+    INTERN(str_write_policy, "write_policy") INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
     INTERN(str_crlf, "\r\n") INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")
     INTERN(str_headers_limit, "response-headers-limit") INTERN(empty_str, "")
     INTERN(unknown, "Unknown")

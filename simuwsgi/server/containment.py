@@ -410,7 +410,8 @@ def _action(inst: Instance, proc: UProcess, signum: int) -> str:
         action = ""
     else:
         action = SIGNAL_TABLE[kind].get(signum, "")
-        if action == "pipe" and inst.opts.flag("ignore-sigpipe"):
+        if action == "pipe" and (inst.opts.flag("ignore-sigpipe")
+                                 or inst.opts.flag("write-errors-exception-only")):
             action = "ignore"  # the worker sets no warn_pipe handler (core/uwsgi.c)
     if kind == "master" and inst.die_on_term and action in ("brutal", "stop") \
             and signum != _S.SIGINT:

@@ -50,6 +50,8 @@ class Instance(Protocol):
     numproc: int
     cores: int
     harakiri: int
+    #: (tolerance, exception disabled, exception only) of a failed write; None: default
+    write_policy: tuple[int, bool, bool] | None
     #: ``--check-interval``: the seconds between the master's checks (1)
     check_interval: int
     max_requests: int

@@ -168,6 +168,12 @@ class Instance:
         if self.command_mode:
             self.numproc = 1
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
+        #: how the Python plugin answers a failed write (``uwsgi_py_check_write_errors``):
+        #: (``--write-errors-tolerance``, ``--disable-write-exception``,
+        #: ``--write-errors-exception-only``); None for uWSGI's default (0, off, off)
+        policy = (o.int("write-errors-tolerance", 0), o.flag("disable-write-exception"),
+                  o.flag("write-errors-exception-only"))
+        self.write_policy = None if policy == (0, False, False) else policy
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
         self.max_requests_delta = o.int("max-requests-delta", 0)

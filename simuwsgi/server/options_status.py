@@ -74,6 +74,16 @@ SIMULATED: dict[str, str] = {
                       "to a closed pipe/socket/fd ...'",
     "ignore-write-errors": "a failed write logs no uwsgi_req_error line (the write error "
                            "still counts, and the app still gets 'write error')",
+    "write-errors-tolerance": "a response goes on, the write callable and uwsgi.sendfile "
+                              "raise nothing, until more writes than this failed",
+    "disable-write-exception": "a failed write raises nothing in the app and logs no "
+                               "'OSError: write error' (the exception still counts, and "
+                               "the response still ends)",
+    "write-errors-exception-only": "with --ignore-sigpipe and --ignore-write-errors; a "
+                                   "failed write leaves OSError('write error') pending "
+                                   "and the response goes on: the app's generator fails "
+                                   "with CPython's SystemError at its next C call, as in "
+                                   "2.0.30 (observed)",
     "skip-atexit": "SIGINT/SIGTERM end a worker, mule or spooler with _exit(): neither "
                    "uwsgi.atexit nor the atexit handlers run",
     "skip-atexit-teardown": "no Py_Finalize at a process's exit: uwsgi.atexit runs, the "

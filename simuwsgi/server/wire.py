@@ -290,7 +290,7 @@ class _ConnectionCore:
         data = args[0] if args else None
         if isinstance(data, bytes):
             self.write_body(data)
-            if self.write_errors:
+            if self.write_errors and self.write_raises():
                 raise OSError("write error")
 
     def _header_block(self) -> bytes:
@@ -329,9 +329,10 @@ class _ConnectionCore:
                 self.write_errors += 1
                 return False
             if self.closed:
-                line = (306, "uwsgi_response_writev_headers_and_body_do()") if data \
-                    else (248, "uwsgi_response_write_headers_do()")
-                return self._fail(line[1], line[0])
+                if data:
+                    return self._fail("uwsgi_response_writev_headers_and_body_do()", 306)
+                self.write_errors += 1  # counted by write_headers_do, then by its caller
+                return self._fail("uwsgi_response_write_headers_do()", 248)
             self._send_headers()
         if not data:
             return True
@@ -366,7 +367,9 @@ class _ConnectionCore:
 class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type: ignore[misc]
     """One request's client socket and response state; the rarely called methods."""
 
-    __slots__ = ()
+    #: ``pending``: a write error is set as Python's pending exception and the response
+    #: goes on (``--write-errors-exception-only``; see :meth:`check_write_errors`)
+    __slots__ = ("pending",)
 
     # -- the log lines of uwsgi_req_error ------------------------------------------------
     def req_error(self, what: str, where: str, line: int, strerror: str = _EBADF) -> None:
@@ -387,8 +390,47 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
     def write_error(self, what: str, line: int, strerror: str = _EBADF) -> None:
         """A failed write's ``uwsgi_req_error`` line, unless ``--ignore-write-errors``
         (``core/writer.c``, ``core/sendfile.c``)."""
-        if not self.inst.opts.flag("ignore-write-errors"):
+        opts = self.inst.opts
+        if not (opts.flag("ignore-write-errors") or opts.flag("write-errors-exception-only")):
             self.req_error(what, "core/writer.c", line, strerror)
+
+    # -- the Python plugin after a failed write (plugins/python/uwsgi_python.h) ---------
+    def check_write_errors(self) -> bool:
+        """``uwsgi_py_check_write_errors`` and its block, after a failed write: True when
+        the block runs (:meth:`write_exception`; the response loop then ends).
+
+        With ``--write-errors-exception-only`` (uWSGI then ignores SIGPIPE and write
+        errors) the block never runs: ``OSError('write error')`` is only set, unless
+        ``--disable-write-exception``, and the response goes on with it pending
+        (``pending``): the next Python code the response runs fails with it (see
+        ``workers._next_pending``), or it is logged when the response ends. Otherwise
+        the block runs once more than ``--write-errors-tolerance`` writes failed."""
+        policy = self.inst.write_policy
+        if policy is None:
+            self.write_exception()
+            return True
+        tolerance, disabled, only = policy
+        if only and self.write_errors > 0:
+            if not disabled:
+                self.pending = True
+            return False
+        if self.write_errors > tolerance:
+            self.write_exception()
+            return True
+        return False
+
+    def write_raises(self) -> bool:
+        """Whether the write callable raises after a failed write (``py_uwsgi_write``:
+        past ``--write-errors-tolerance``, unless ``--disable-write-exception``;
+        ``--write-errors-exception-only`` plays no part there)."""
+        policy = self.inst.write_policy
+        return policy is None or (self.write_errors > policy[0] and not policy[1])
+
+    def take_pending(self) -> bool:
+        """Whether a write error is pending; it no longer is."""
+        pending = getattr(self, "pending", False)
+        self.pending = False
+        return pending
 
     def send_raw(self, data: bytes) -> bool:
         """``py_uwsgi_send`` on the request's own socket."""
@@ -405,6 +447,7 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
         if self.write_errors:
             return False
         if not self.headers_sent and not self.write_headers():
+            self.write_errors += 1  # counted by write_headers_do, then by sendfile_do
             return False
         if length == 0:
             try:
@@ -431,9 +474,12 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
         return True
 
     def write_exception(self) -> None:
-        """``uwsgi_py_write_exception``: ``OSError('write error')`` set, then printed by
-        ``uwsgi_manage_exception`` (one log line, no traceback) and counted."""
-        self.inst.log("OSError: write error")
+        """``uwsgi_py_write_exception``: ``OSError('write error')`` set (unless
+        ``--disable-write-exception``), then printed by ``uwsgi_manage_exception`` (one
+        log line, no traceback) and counted (even with nothing to print)."""
+        policy = self.inst.write_policy
+        if policy is None or not policy[1]:
+            self.inst.log("OSError: write error")
         w = self.worker
         if w is not None:
             w.exceptions += 1

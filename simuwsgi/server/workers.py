@@ -48,10 +48,14 @@ import functools
 import io
 import operator
 import os
+import sys
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+import greenlet
 
 from . import reading as _reading
 from . import reqlog as _reqlog
@@ -59,6 +63,7 @@ from ._pyarg import no_kwargs, parser
 from ..protocol._numbers import content_length as _content_length
 from .._core.accel import load
 from .._core.kernel import Killed
+from .containment import is_simulator_frame
 from .interface import CONTROL, ProcessExit
 from .processes import Worker, WorkerThread
 from . import wire as _wire
@@ -961,6 +966,9 @@ def _respond(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
     exception was logged."""
     failed = _write_result(inst, w, conn, result)
     close = getattr(result, "close", None)
+    if conn.take_pending() and close is not None:  # its close() fails with the error,
+        conn.write_exception()  # which uwsgi_manage_exception prints (else: cleared)
+        failed = True
     if close is not None:
         try:
             close()
@@ -973,7 +981,7 @@ def _write_result(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
     """The response loop proper; True when an exception was logged."""
     if isinstance(result, bytes):
         if not conn.write_body(result):
-            conn.write_exception()
+            conn.check_write_errors()
         return False
     if conn.sendfile_obj is not None and result is conn.sendfile_obj:
         _send_file_wrapper(inst, w, conn, result)
@@ -984,14 +992,16 @@ def _write_result(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
         return _manage_exception(inst, w)
     while True:
         try:
-            chunk = next(chunks)
+            chunk = _next_pending(conn, chunks) if conn.take_pending() else next(chunks)
         except StopIteration:
+            if conn.take_pending():  # PyIter_Next's NULL with the write error set
+                conn.write_exception()
+                return True
             return False
         except Exception:  # noqa: BLE001
             return _manage_exception(inst, w)
         if isinstance(chunk, bytes):
-            if not conn.write_body(chunk):
-                conn.write_exception()
+            if not conn.write_body(chunk) and conn.check_write_errors():
                 return False
         elif conn.sendfile_obj is not None and chunk is conn.sendfile_obj:
             if not _send_file_wrapper(inst, w, conn, chunk):
@@ -1027,10 +1037,47 @@ def _send_file_wrapper(inst: Instance, w: Worker, conn: Any, filelike: Any) -> b
                 break
             if not conn.write_body(data):
                 break
-    if conn.write_errors:
-        conn.write_exception()
-        return False
-    return True
+    return not (conn.write_errors and conn.check_write_errors())
+
+
+def _next_pending(conn: Any, chunks: Any) -> Any:
+    """``next(chunks)`` while a write error is pending (``--write-errors-exception-only``):
+    a C iterator gives its next item, the error still pending; Python code the iterator
+    resumes (a generator) runs until its first call of a C function, which returns with
+    the error set: CPython's ``SystemError``, caused by the write error (observed,
+    2.0.30), raised there in the app's code."""
+    me, previous = greenlet.getcurrent(), sys.getprofile()
+
+    def fail_at_c_return(frame: Any, event: str, arg: Any) -> None:
+        if (event == "c_return" and greenlet.getcurrent() is me
+                and not is_simulator_frame(frame.f_code.co_filename)):
+            sys.setprofile(previous)
+            raise SystemError(f"{_c_function_repr(arg)} returned a result with an "
+                              "exception set") from OSError("write error")
+
+    conn.pending = True
+    sys.setprofile(fail_at_c_return)
+    try:
+        chunk = next(chunks)
+    except SystemError as exc:
+        if isinstance(exc.__cause__, OSError) and str(exc.__cause__) == "write error":
+            conn.pending = False  # it is the cause of the error the app got
+        raise
+    finally:
+        if sys.getprofile() is fail_at_c_return:
+            sys.setprofile(previous)
+    return chunk
+
+
+def _c_function_repr(fn: Any) -> str:
+    """How CPython names a C function in its ``SystemError``: a method of a built-in type
+    by its descriptor (``<method 'append' of 'list' objects>``), else its repr."""
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        descriptor = getattr(type(owner), getattr(fn, "__name__", ""), None)
+        if type(descriptor).__name__ == "method_descriptor":
+            return repr(descriptor)
+    return repr(fn)
 
 
 def _local_spit(conn: Any) -> Any:

@@ -571,9 +571,13 @@ class Misc:
     def _sendfile_fd(self, conn: Any, fd: int, pos: int, length: int) -> bool:
         if conn.sendfile(fd, pos, length):
             return True
-        conn.write_exception()  # uwsgi_py_write_exception prints and clears the error
-        raise SystemError("<built-in function sendfile> returned NULL without setting an "
-                          "exception")
+        if conn.check_write_errors():  # uwsgi_py_write_exception printed and cleared it
+            raise SystemError("<built-in function sendfile> returned NULL without setting "
+                              "an exception")
+        if conn.take_pending():  # True returned with the error set
+            raise SystemError("<built-in function sendfile> returned a result with an "
+                              "exception set") from OSError("write error")
+        return True
 
 
 def _log_write_error(inst: Instance, code: str) -> None:
