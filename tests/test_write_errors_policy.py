@@ -145,8 +145,8 @@ def _interesting(log: list[str]) -> list[str]:
     start = next(i for i, line in enumerate(log) if line.startswith("spawned uWSGI worker"))
     lines = [re.sub(r"^\w{3} \w{3} [ \d]\d [\d:]{8} \d{4} - ", "", line)
              for line in log[start + 1:]]
-    return [line for line in lines
-            if not line.startswith(("[pid:", "*** simuwsgi", "uwsgi_response_"))
+    return [line for line in lines  # (the interpreter's caret lines vary by version)
+            if (not line or line.strip(" ~^")) and not line.startswith(("[pid:", "*** simuwsgi", "uwsgi_response_"))
             and "core/writer.c" not in line and not line.startswith(("SIGINT", "goodbye",
                                                                       "...", "worker 1"))]
 

@@ -1062,6 +1062,12 @@ def _next_pending(conn: Any, chunks: Any) -> Any:
     except SystemError as exc:
         if isinstance(exc.__cause__, OSError) and str(exc.__cause__) == "write error":
             conn.pending = False  # it is the cause of the error the app got
+            tb = exc.__traceback__  # Python 3.10 enters the app's frame twice in it
+            while tb is not None and tb.tb_next is not None:
+                if tb.tb_next.tb_frame is tb.tb_frame and tb.tb_next.tb_lineno == tb.tb_lineno:
+                    tb.tb_next = tb.tb_next.tb_next
+                else:
+                    tb = tb.tb_next
         raise
     finally:
         if sys.getprofile() is fail_at_c_return:
