@@ -46,7 +46,7 @@
 
 static PyObject *str_int, *str_append, *str_env, *str_content_length, *str_wsgi_input;
 static PyObject *str_resolve, *str_misc, *str_join, *str_crlf, *str_colon, *str_end;
-static PyObject *str_write_policy, *str_headers_limit, *empty_str, *empty_tuple, *empty_bytes, *unknown;
+static PyObject *str_write_policy, *str_additional_headers, *str_headers_limit, *empty_str, *empty_tuple, *empty_bytes, *unknown;
 static PyObject *zero, *two;
 
 /* the attributes read and written here (see _cattr.h) */
@@ -412,6 +412,26 @@ conn_send_headers(Conn *self)
     return 0;
 }
 
+/* --add-header's lines, added as the headers go out (Connection._extra_headers, when
+ * the instance has any); 1, 0 (write error, counted) or -1 */
+static int
+conn_extra_headers(Conn *self)
+{
+    PyObject *extra = PyObject_GetAttr(self->inst, str_additional_headers);
+    if (extra == NULL) {
+        return -1;
+    }
+    int none = PyTuple_CheckExact(extra) && PyTuple_GET_SIZE(extra) == 0;
+    Py_DECREF(extra);
+    if (none) {
+        return 1;
+    }
+    PyObject *x = PyObject_CallMethod((PyObject *)self, "_extra_headers", NULL);
+    int r = x == NULL ? -1 : PyObject_IsTrue(x);
+    Py_XDECREF(x);
+    return r;
+}
+
 /* write_headers: uwsgi_response_write_headers_do; 1, 0 (write error) or -1 */
 static int
 conn_write_headers(Conn *self)
@@ -420,7 +440,11 @@ conn_write_headers(Conn *self)
             || self->write_errors) {
         return 1;
     }
-    int r = conn_append_size(self, 2);
+    int r = conn_extra_headers(self);
+    if (r <= 0) {
+        return r;
+    }
+    r = conn_append_size(self, 2);
     if (r <= 0) {
         if (r == 0) {
             self->write_errors++;
@@ -441,7 +465,11 @@ conn_write_body(Conn *self, PyObject *data)
         return 0;
     }
     if (!self->headers_sent && self->status != Py_None && !self->response_size) {
-        int r = conn_append_size(self, 2);
+        int r = conn_extra_headers(self);
+        if (r <= 0) {
+            return r;
+        }
+        r = conn_append_size(self, 2);
         if (r <= 0) {
             if (r == 0) {
                 self->write_errors++;
@@ -1675,7 +1703,7 @@ PyInit__cwsgi(void)
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
     INTERN(str_int, "int") INTERN(str_append, "append") INTERN(str_env, "env")
     INTERN(str_content_length, "CONTENT_LENGTH") INTERN(str_wsgi_input, "wsgi.input")
-    INTERN(str_write_policy, "write_policy") INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
+    INTERN(str_write_policy, "write_policy") INTERN(str_additional_headers, "additional_headers") INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
     INTERN(str_crlf, "\r\n") INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")
     INTERN(str_headers_limit, "response-headers-limit") INTERN(empty_str, "")
     INTERN(unknown, "Unknown")

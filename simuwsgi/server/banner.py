@@ -21,7 +21,8 @@ whether uWSGI runs as root, the binary's path) are the simulated machine's: by d
 would here (``simuwsgi conform`` uses it to diff logs line by line). The Python version
 is the interpreter's that runs the app. The build line is the pyuwsgi 2.0.30 wheel's. Left out:
 ``--uid``/``--gid`` privilege dropping (no warning once ``--uid`` is set is all that is
-modelled), screen sessions, pidfiles, ``--vhost``, KSM and offload threads.
+modelled), screen sessions, pidfiles, ``--vhost`` and KSM (the offload threads' line is the
+worker's, logged as it starts).
 """
 
 from __future__ import annotations

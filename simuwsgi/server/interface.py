@@ -52,6 +52,8 @@ class Instance(Protocol):
     harakiri: int
     #: (tolerance, exception disabled, exception only) of a failed write; None: default
     write_policy: tuple[int, bool, bool] | None
+    #: ``--add-header``'s lines
+    additional_headers: tuple[str, ...]
     #: ``--check-interval``: the seconds between the master's checks (1)
     check_interval: int
     max_requests: int

@@ -174,6 +174,11 @@ class Instance:
         policy = (o.int("write-errors-tolerance", 0), o.flag("disable-write-exception"),
                   o.flag("write-errors-exception-only"))
         self.write_policy = None if policy == (0, False, False) else policy
+        #: ``--add-header``: lines added to every response's headers (as latin-1 text
+        #: holding the option's bytes)
+        self.additional_headers = tuple(
+            line.encode("utf-8", "surrogateescape").decode("latin-1")
+            for line in o.strings("add-header"))
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
         self.max_requests_delta = o.int("max-requests-delta", 0)
@@ -576,7 +581,12 @@ class Instance:
         self.run_process(proc, self._process_body)
 
     def _process_body(self, proc: UProcess) -> None:
-        if proc.after_fork is not None:
+        if proc.after_fork == "uwsgi":  # at the fork itself (PyOS_AfterFork_Child)
+            self._after_fork(proc)
+        offload = self.opts.int("offload-threads", 0)
+        if isinstance(proc, Worker) and offload > 0:  # uwsgi_worker_run (core/uwsgi.c)
+            self.log(f"spawned {offload} offload threads for uWSGI worker {proc.id}", proc)
+        if proc.after_fork is not None and proc.after_fork != "uwsgi":  # in the post-fork
             self._after_fork(proc)
         if isinstance(proc, Mule) and self.opts.flag("py-call-uwsgi-fork-hooks"):
             # 2.0.30's post-fork releases a GIL the mule never took (observed: every

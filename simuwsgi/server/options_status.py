@@ -74,6 +74,11 @@ SIMULATED: dict[str, str] = {
                       "to a closed pipe/socket/fd ...'",
     "ignore-write-errors": "a failed write logs no uwsgi_req_error line (the write error "
                            "still counts, and the app still gets 'write error')",
+    "add-header": "each line added to every response's headers as they go out, after the "
+                  "app's (core/writer.c); a response without start_response gets none",
+    "offload-threads": "each worker logs 'spawned N offload threads for uWSGI worker K' as "
+                       "it starts; a transfer they would take (a static file, sendfile) "
+                       "takes no virtual time either way",
     "write-errors-tolerance": "a response goes on, the write callable and uwsgi.sendfile "
                               "raise nothing, until more writes than this failed",
     "disable-write-exception": "a failed write raises nothing in the app and logs no "
@@ -349,6 +354,8 @@ NO_EFFECT: dict[str, str] = {
         "procname", "procname-master"), _PROCTITLE),
     **dict.fromkeys(("lock-engine", "ftok", "persistent-ipcsem"), _LOCKS),
     "reaper": _REAPER,
+    "home": ("pyuwsgi's Python is already running ('--- Python VM already initialized "
+             "---'): sys.prefix and sys.path stay its own, as observed on 2.0.30"),
     "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
     "reload-mercy": ("2.0.30 reads it only to wait for an Emperor or attached daemons, "

@@ -304,6 +304,8 @@ class _ConnectionCore:
         if (self.headers_sent or self.status is None or self.response_size
                 or self.write_errors):
             return True
+        if self.inst.additional_headers and not self._extra_headers():
+            return False
         if not self._append(2):  # proto_fix_headers: the final CRLF
             self.write_errors += 1
             return False
@@ -325,6 +327,8 @@ class _ConnectionCore:
         # Without a prepared status there are no headers to send: the body goes out
         # alone (observed: a body without start_response reaches the client raw).
         if not self.headers_sent and self.status is not None and not self.response_size:
+            if self.inst.additional_headers and not self._extra_headers():
+                return False
             if not self._append(2):  # proto_fix_headers: the final CRLF
                 self.write_errors += 1
                 return False
@@ -393,6 +397,24 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
         opts = self.inst.opts
         if not (opts.flag("ignore-write-errors") or opts.flag("write-errors-exception-only")):
             self.req_error(what, "core/writer.c", line, strerror)
+
+    def _extra_headers(self) -> bool:
+        """``--add-header``: each line added as given (``uwsgi_response_add_header`` with
+        no key), after the app's headers, as the headers go out; False when the header
+        buffer is full (a write error). A line that is not ``Key: value`` goes out as
+        it is, and the reply is then read from the wire, as a client reads it."""
+        for line in self.inst.additional_headers:
+            if not self._append(len(line) + 2):
+                self.write_errors += 1
+                return False
+            key, sep, value = line.partition(": ")
+            if sep and ":" not in key:
+                self.headers.append((key, value))
+            else:
+                self.headers.append((line,))  # type: ignore[arg-type] - joined as it is
+                self.altered = True
+            self.header_cnt += 1
+        return True
 
     # -- the Python plugin after a failed write (plugins/python/uwsgi_python.h) ---------
     def check_write_errors(self) -> bool:
