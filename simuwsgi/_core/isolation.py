@@ -44,7 +44,7 @@ from typing import Any
 
 from .._errors import SimulationError
 
-__all__ = ["ImportLedger"]
+__all__ = ["ImportLedger", "kept_module"]
 
 #: Packages whose modules are never dropped (their classes must stay the same objects).
 _KEEP = ("simuwsgi", "_pytest", "pytest", "pluggy", "hypothesis", "_hypothesis_pytestplugin")
@@ -60,6 +60,11 @@ def _put(name: str, module: Any) -> None:
         sys.modules.pop(name, None)
     else:
         sys.modules[name] = module
+
+
+def kept_module(name: str) -> bool:
+    """Whether the module is the simulator's or the test runner's (never dropped)."""
+    return name.partition(".")[0] in _KEEP
 
 
 def _kept(name: str, module: Any) -> bool:

@@ -93,6 +93,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..server import containment as _containment
+from ..server import pyreloader as _pyreloader
 from .._errors import NotSimulatedError, SimulationError, StallError
 from ..server.apps import AppLoader
 from .._core.clock import RealClock
@@ -739,6 +740,10 @@ class ForkRuntime:
             w.app_exceptions[req.app_id] = w.app_exceptions.get(req.app_id, 0) + outcome[2]
         return status, headers, body, failed
 
+    def module_files(self, proc: UProcess, ignored: list[str]) -> list[str]:
+        """The files ``--py-autoreload`` looks at, for one process's modules."""
+        return self.child_of(proc).call("module_files", ignored)
+
     def module_globals(self, proc: UProcess) -> dict[str, dict[str, Any]]:
         """One process's app-module globals (plain values; others as their repr)."""
         return self.child_of(proc).call("globals")
@@ -961,6 +966,7 @@ class _Child:
             "reap": self.op_reap, "signal": self.op_signal,
             "atexit": lambda _payload: _containment.run_atexit(self.inst, self.proc),
             "after_fork": self.op_after_fork,
+            "module_files": _pyreloader.watched_files,
         }
         self._zombies: dict[int, int] = {}
         #: The parent's requests being served, innermost last.

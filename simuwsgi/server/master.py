@@ -596,8 +596,11 @@ class Instance:
             segfault(self)
         self.run_post_fork(proc)
         if isinstance(proc, Worker):
+            from .pyreloader import start as start_reloader
             from .startup import chdir2
             from .workers import worker_loop
+
+            start_reloader(self, proc)
 
             chdir2(self, proc)
             worker_loop(self, proc)
@@ -1138,7 +1141,7 @@ class Instance:
                 self.no_mercy_after(spooler, 0)
 
     def _graceful_reload(self) -> None:
-        if self.stopped:
+        if self.stopped or self.reloading:  # grace_them_all: not while reloading
             return
         self.reloading = True
         self._cursed_at = int(self.wall())

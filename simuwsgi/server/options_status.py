@@ -79,6 +79,10 @@ SIMULATED: dict[str, str] = {
     "offload-threads": "each worker logs 'spawned N offload threads for uWSGI worker K' as "
                        "it starts; a transfer they would take (a static file, sendfile) "
                        "takes no virtual time either way",
+    "py-auto-reload": "each worker looks at its modules' files every N seconds; a changed "
+                      "one is logged and gracefully reloads the instance (stdlib and "
+                      "simulator modules not looked at)",
+    "py-auto-reload-ignore": "a module the --py-auto-reload looks skip",
     "write-errors-tolerance": "a response goes on, the write callable and uwsgi.sendfile "
                               "raise nothing, until more writes than this failed",
     "disable-write-exception": "a failed write raises nothing in the app and logs no "
