@@ -340,6 +340,9 @@ class Instance:
             for spec in self.log_sink.ignored:
                 self.log(f'[simuwsgi] logger "{spec}" is not simulated (only file: loggers '
                          "are): its lines stay in the simulated log")
+        from .commands import run_phase
+
+        run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
@@ -1261,6 +1264,9 @@ class Instance:
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=True,
                     options=[list(item) for item in self.opts.items])
+        from .commands import run_phase
+
+        run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))
         for sub in self.subsystems.values():
             hook = getattr(sub, "close", None)

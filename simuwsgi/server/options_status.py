@@ -83,6 +83,13 @@ SIMULATED: dict[str, str] = {
                       "one is logged and gracefully reloads the instance (stdlib and "
                       "simulator modules not looked at)",
     "py-auto-reload-ignore": "a module the --py-auto-reload looks skip",
+    "exec-asap": "'running \"CMD\" (asap)...' before the banner; the command runs on the "
+                 "host with cron_commands=True (its output logged; a failure ends the start "
+                 "with status 1), else it is only recorded",
+    "exec-pre-app": "'running \"CMD\" (pre app)...' before the app loads (in each worker "
+                    "under --lazy-apps); run as --exec-asap's",
+    "exec-post-app": "'running \"CMD\" (post app)...' after the app loaded; run as "
+                     "--exec-asap's",
     "write-errors-tolerance": "a response goes on, the write callable and uwsgi.sendfile "
                               "raise nothing, until more writes than this failed",
     "disable-write-exception": "a failed write raises nothing in the app and logs no "

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigError
 from ..server._pyarg import no_kwargs, parser
 from .._core.clock import _R
+from ..server.commands import run_host_command
 from ..server.config import atoi
 from .._core.accel import load
 from .._core.localdays import LocalDays, guarded_jump
@@ -470,20 +471,3 @@ class Cron:
             return True
 
         return {"add_cron": add_cron}
-
-
-def run_host_command(inst: Instance, command: str) -> int | None:
-    """Run a command the master forks (``--cron``, ``--touch-exec``) with ``/bin/sh -c``
-    in the app directory, synchronously, taking no virtual time: its output goes to the
-    log; returns its exit status (None, with a line saying so, after 60 real seconds)."""
-    import subprocess
-
-    try:
-        done = subprocess.run(["/bin/sh", "-c", command], cwd=inst.app.base_dir,
-                              capture_output=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired:
-        inst.log(f'[simuwsgi] command "{command}" killed after 60 real seconds', inst.master)
-        return None
-    for line in (done.stdout + done.stderr).decode("utf-8", "replace").splitlines():
-        inst.log(line, inst.master)
-    return done.returncode

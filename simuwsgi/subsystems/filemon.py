@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 from ..server._pyarg import no_kwargs, parser
 from ..server.config import atoi
 from ..server.interface import AFTER_REAP
-from .cron import run_host_command
+from ..server.commands import run_host_command
 
 if TYPE_CHECKING:
     from ..server.interface import Instance
