@@ -77,8 +77,9 @@ def test_a_failed_command_ends_the_start(app_dir, option):
     assert refused.value.status == 1
 
 
-def test_lazy_apps_workers_run_the_app_commands_and_a_reload_runs_them_again(app_dir):
-    with Simulation(_argv("--lazy-apps", *COMMANDS), app_dir=app_dir,
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_lazy_apps_workers_run_the_app_commands_and_a_reload_runs_them_again(app_dir, mode):
+    with Simulation(_argv("--lazy-apps", *COMMANDS), app_dir=app_dir, mode=mode,
                     cron_commands=True) as sim:
         sim.advance(1)
         first = [line for line in sim.log if line.startswith('running "')]

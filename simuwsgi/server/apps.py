@@ -207,7 +207,8 @@ class AppLoader:
         from .commands import run_phase
 
         inst = self.inst
-        proc = inst.kernel.current.main if inst.kernel.current is not None else None
+        current = inst.kernel.current
+        proc = getattr(current, "main", current)  # (a fork-mode child's stand-in has none)
         run_phase(inst, "exec-pre-app", "pre app", proc)
         self.apps.clear()
         self.mountpoints.clear()
