@@ -94,9 +94,10 @@ def test_simulated_and_no_effect_options_do_not_warn(app_dir: Path) -> None:
 
 def test_strict_refuses_not_simulated_options(app_dir: Path) -> None:
     with pytest.raises(OptionNotSimulatedError) as info:
-        Simulation(["--wsgi-file", "app.py", "--stats-push", "file:x", "--route", "^/x break:404"],
+        Simulation(["--wsgi-file", "app.py", "--stats-push", "file:x",
+                    "--final-route", "^/x break:404"],
                    app_dir=app_dir, strict=True)
-    assert str(info.value) == ("options not simulated (strict): --stats-push --route; "
+    assert str(info.value) == ("options not simulated (strict): --stats-push --final-route; "
                                "'simuwsgi options NAME' says why")
     assert isinstance(info.value, ConfigError) and isinstance(info.value, NotSimulatedError)
     Simulation(["--wsgi-file", "app.py", "--cpu-affinity", "1"], app_dir=app_dir,

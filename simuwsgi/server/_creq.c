@@ -41,7 +41,7 @@
     X(kernel) X(now) X(current) X(name) X(trace) X(add) X(stopped) X(is_cheap) \
     X(thunder_lock) X(some_refuse) X(idle_workers) X(rng) X(getrandbits) X(idle) \
     X(wake) X(acceptor) X(id) X(method) X(path) X(what) X(among) X(picked) X(forks) \
-    X(net) X(_reading) X(limit_post) X(post_buffering) X(manage_script_name) X(static) \
+    X(net) X(_reading) X(limit_post) X(post_buffering) X(manage_script_name) X(static) X(routes) \
     X(appended_vars) X(_vars) X(_pktsize) X(uwsgi_framing) X(buffer_size) X(max_vars) \
     X(vars) X(status) X(request) X(worker) X(started) X(threads) X(core) X(clock) \
     X(wall_offset) X(wall) X(harakiri) X(arm_harakiri) X(env_vars) X(app) X(lazy_apps) \
@@ -871,8 +871,9 @@ plain_vars(Owned *own, PyObject *inst, PyObject *req, PyObject **pktsize)
         int set = truth(checks[i]);
         if (set) return NULL;
     }
-    PyObject *statics = GET(reading, static);
+    PyObject *statics = GET(reading, static), *routes = GET(reading, routes);
     if (statics == NULL || statics != Py_None) return NULL;
+    if (routes == NULL || routes != Py_None) return NULL;  /* --route & co.: the twin */
     PyObject *vars = GET(req, _vars);
     int built = truth(vars);
     if (built < 0) return NULL;

@@ -46,7 +46,9 @@
 
 static PyObject *str_int, *str_append, *str_env, *str_content_length, *str_wsgi_input;
 static PyObject *str_resolve, *str_misc, *str_join, *str_crlf, *str_colon, *str_end;
-static PyObject *str_write_policy, *str_additional_headers, *str_headers_limit, *empty_str, *empty_tuple, *empty_bytes, *unknown;
+static PyObject *str_write_policy, *str_additional_headers, *str_route_headers;
+static PyObject *str_header_filter, *str_headers_limit;
+static PyObject *empty_str, *empty_tuple, *empty_bytes, *unknown;
 static PyObject *zero, *two;
 
 /* the attributes read and written here (see _cattr.h) */
@@ -66,6 +68,7 @@ typedef struct {
     Py_ssize_t status_code, header_cnt, headers_size, switches, hcap, hpos;
     Py_ssize_t sendfile_chunk, response_size, write_errors, app_id;
     char headers_sent, closed, altered, via_sendfile;
+    char header_filter;  /* inst.header_filter: each header goes by Connection._removed */
 } Conn;
 
 static PyTypeObject ConnType;
@@ -126,6 +129,18 @@ conn_fill(Conn *self, PyObject *inst, PyObject *req, PyObject *worker, PyObject 
     self->header_cnt = self->headers_size = self->switches = self->hcap = self->hpos = 0;
     self->sendfile_chunk = self->response_size = self->write_errors = self->app_id = 0;
     self->headers_sent = self->closed = self->altered = self->via_sendfile = 0;
+    PyObject *filter = PyObject_GetAttr(inst, str_header_filter);
+    if (filter == NULL) {
+        PyErr_Clear();  /* an instance without it (a test's stand-in): no filter */
+        self->header_filter = 0;
+        return 0;
+    }
+    int on = PyObject_IsTrue(filter);
+    Py_DECREF(filter);
+    if (on < 0) {
+        return -1;
+    }
+    self->header_filter = (char)on;
     return 0;
 }
 
@@ -313,6 +328,14 @@ conn_add_header(Conn *self, PyObject *key, PyObject *value)
             || self->write_errors) {
         return 0;
     }
+    if (self->header_filter) {  /* --rem-header, a route's delheader: Connection._removed */
+        PyObject *x = PyObject_CallMethod((PyObject *)self, "_removed", "O", key);
+        int removed = x == NULL ? -1 : PyObject_IsTrue(x);
+        Py_XDECREF(x);
+        if (removed) {
+            return removed < 0 ? -1 : 1;
+        }
+    }
     if (!self->hcap) {
         self->hcap = PAGE_SIZE_;
     }
@@ -423,6 +446,14 @@ conn_extra_headers(Conn *self)
     }
     int none = PyTuple_CheckExact(extra) && PyTuple_GET_SIZE(extra) == 0;
     Py_DECREF(extra);
+    if (none) {  /* and a route's addheader lines (Request.route_headers) */
+        PyObject *routed = PyObject_GetAttr(self->req, str_route_headers);
+        if (routed == NULL) {
+            return -1;
+        }
+        none = PyTuple_CheckExact(routed) && PyTuple_GET_SIZE(routed) == 0;
+        Py_DECREF(routed);
+    }
     if (none) {
         return 1;
     }
@@ -1703,7 +1734,10 @@ PyInit__cwsgi(void)
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
     INTERN(str_int, "int") INTERN(str_append, "append") INTERN(str_env, "env")
     INTERN(str_content_length, "CONTENT_LENGTH") INTERN(str_wsgi_input, "wsgi.input")
-    INTERN(str_write_policy, "write_policy") INTERN(str_additional_headers, "additional_headers") INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
+    INTERN(str_write_policy, "write_policy")
+    INTERN(str_additional_headers, "additional_headers")
+    INTERN(str_route_headers, "route_headers") INTERN(str_header_filter, "header_filter")
+    INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
     INTERN(str_crlf, "\r\n") INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")
     INTERN(str_headers_limit, "response-headers-limit") INTERN(empty_str, "")
     INTERN(unknown, "Unknown")

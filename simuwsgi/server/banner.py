@@ -117,6 +117,9 @@ def before_subsystems(inst: Instance) -> list[str]:
              f"detected number of CPU cores: {m['cpus']}",
              f"current working directory: {inst.app.base_dir}",
              f"detected binary path: {binary_path(inst)}"]
+    routes = getattr(inst, "routes", None)
+    if routes is not None:
+        lines += routes.dump()
     lines += _as_root(inst)
     if not inst.has_master:
         lines.append("*** WARNING: you are running uWSGI without its master process manager ***")

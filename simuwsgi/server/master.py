@@ -168,12 +168,20 @@ class Instance:
         if self.command_mode:
             self.numproc = 1
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
+        #: the internal routing (``--route`` & co., made at start), None without a route
+        self.routes: Any = None
         #: how the Python plugin answers a failed write (``uwsgi_py_check_write_errors``):
         #: (``--write-errors-tolerance``, ``--disable-write-exception``,
         #: ``--write-errors-exception-only``); None for uWSGI's default (0, off, off)
         policy = (o.int("write-errors-tolerance", 0), o.flag("disable-write-exception"),
                   o.flag("write-errors-exception-only"))
         self.write_policy = None if policy == (0, False, False) else policy
+        #: ``--rem-header``/``--del-header``: header names no response gets (lower case)
+        self.removed_headers = frozenset(name.lower() for name in o.strings("rem-header"))
+        #: whether a response's headers are looked up in those (and a route's delheader)
+        self.header_filter = bool(self.removed_headers) or any(
+            name.startswith("route") and isinstance(value, str)
+            and ("delheader:" in value or "remheader:" in value) for name, value in o.items)
         #: ``--add-header``: lines added to every response's headers (as latin-1 text
         #: holding the option's bytes)
         self.additional_headers = tuple(
@@ -341,7 +349,9 @@ class Instance:
                 self.log(f'[simuwsgi] logger "{spec}" is not simulated (only file: loggers '
                          "are): its lines stay in the simulated log")
         from .commands import run_phase
+        from .routing import Router
 
+        self.routes = Router.from_options(self.opts)
         run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))
         self.subsystems = _subsystems.create_all(self)

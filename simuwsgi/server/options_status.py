@@ -90,6 +90,21 @@ SIMULATED: dict[str, str] = {
                     "under --lazy-apps); run as --exec-asap's",
     "exec-post-app": "'running \"CMD\" (post app)...' after the app loaded; run as "
                      "--exec-asap's",
+    "rem-header": "no response gets a header of that name (any case), the app's or "
+                  "uWSGI's (core/writer.c uwsgi_response_add_header)",
+    "route": "internal routing on PATH_INFO (simuwsgi/server/routing.py: the actions, "
+             "conditions and route vars it simulates; any other is said not simulated)",
+    "route-host": "internal routing on HTTP_HOST (see --route)",
+    "route-uri": "internal routing on REQUEST_URI (see --route)",
+    "route-qs": "internal routing on QUERY_STRING (see --route)",
+    "route-remote-addr": "internal routing on REMOTE_ADDR (see --route)",
+    "route-user-agent": "internal routing on HTTP_USER_AGENT (see --route)",
+    "route-remote-user": "internal routing on REMOTE_USER (see --route)",
+    "route-referer": "internal routing on HTTP_REFERER (see --route)",
+    "route-label": "a goto target of the internal routing (see --route)",
+    "route-if": "internal routing on a condition (see --route)",
+    "route-if-not": "internal routing on a negated condition (see --route)",
+    "route-run": "an internal routing action for every request (see --route)",
     "write-errors-tolerance": "a response goes on, the write callable and uwsgi.sendfile "
                               "raise nothing, until more writes than this failed",
     "disable-write-exception": "a failed write raises nothing in the app and logs no "
@@ -464,10 +479,14 @@ def not_simulated(names: Iterable[str]) -> list[str]:
 def report_not_simulated(inst: Instance, *, strict: bool) -> None:
     """One warning line (and a trace record) naming the instance's not-simulated
     options; with ``strict``, ``OptionNotSimulatedError`` instead."""
+    from .routing import gaps
+
     names = not_simulated(name for name, _value in inst.opts.items)
+    names += gaps(inst.opts)  # what the routing rules use that is not simulated
     if not names:
         return
-    listed = " ".join(f"--{name}" for name in names)
+    listed = " ".join(f"--{name}" if name in OPTIONS or name in SSL_OPTIONS else name
+                      for name in names)
     if strict:
         raise OptionNotSimulatedError(
             f"options not simulated (strict): {listed}; 'simuwsgi options NAME' says why")

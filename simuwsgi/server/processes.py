@@ -141,6 +141,8 @@ class Worker(UProcess):
             self.avg_rt = 0
             #: each core's request count (``uwsgi.request_id()``), in shared memory
             self.core_counts = [0] * inst.threads
+            #: each core's requests the internal routing ended (``routed_requests``)
+            self.core_routed = [0] * inst.threads
             self.respawn_count = 0
             self.app_requests: dict[int, int] = {}
             self.app_exceptions: dict[int, int] = {}
@@ -155,6 +157,7 @@ class Worker(UProcess):
             self.tx = previous.tx
             self.avg_rt = previous.avg_rt
             self.core_counts = previous.core_counts
+            self.core_routed = previous.core_routed
             self.respawn_count = previous.respawn_count + 1
             self.app_requests = previous.app_requests
             self.app_exceptions = previous.app_exceptions

@@ -49,12 +49,12 @@ if TYPE_CHECKING:
     from .processes import Worker
     from .workers import Request
 
-__all__ = ["FAILED", "PARSED", "SERVED", "Reading", "body_read_failed", "reading",
+__all__ = ["FAILED", "PARSED", "ROUTED", "SERVED", "Reading", "body_read_failed", "reading",
            "wait_for_body"]
 
 #: outcomes of ``Reading.parse_vars``: call the app; a static file answered; the
 #: request failed (logged as a 500, no byte sent)
-PARSED, SERVED, FAILED = "parsed", "served", "failed"
+PARSED, SERVED, FAILED, ROUTED = "parsed", "served", "failed", "routed"
 
 
 @dataclass(slots=True)
@@ -70,6 +70,8 @@ class Reading:
     manage_script_name: bool
     uwsgi_framing: bool  # requests come as uwsgi packets (--socket only), not HTTP
     static: Any  # simuwsgi.server.static.StaticFiles, or None without any static option
+    #: the internal routing (``simuwsgi.server.routing.Router``), None without a route
+    routes: Any = None
     #: request shape -> (packet vars, their size), see ``workers.packet_vars``
     shapes: dict[tuple[Any, ...], tuple[dict[str, str], int]] = field(default_factory=dict)
 
@@ -122,6 +124,13 @@ class Reading:
         env = vars_
         if self.manage_script_name:
             env = self._manage_script_name(req, vars_)
+        if self.routes is not None:  # uwsgi_apply_routes: before the app (and the statics)
+            from .routing import BREAK
+
+            if self.routes.apply(inst, w, req, env) == BREAK:
+                return ROUTED
+            if req.appended_vars:
+                env = {**env, **dict(req.appended_vars)}
         if self.static is not None and self.static.serve(w, req, env):
             return SERVED
         if req.appended_vars:  # a static index's PATH_INFO, the method fell through
@@ -195,7 +204,7 @@ def reading(inst: Instance) -> Reading:
             manage_script_name=opts.flag("manage-script-name"),
             uwsgi_framing=bool(opts.strings("socket", "uwsgi-socket")) and not opts.strings(
                 "http-socket", "http11-socket"),
-            static=StaticFiles.from_options(inst))
+            static=StaticFiles.from_options(inst), routes=getattr(inst, "routes", None))
     return found
 
 

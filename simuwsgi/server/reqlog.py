@@ -76,6 +76,7 @@ class RequestLogRecord:
     rss: int = 0
     vsz: int = 0
     log_this: bool = False
+    do_not_log: bool = False
 
 
 class _Policy(NamedTuple):
@@ -112,6 +113,8 @@ def policy(inst: Instance) -> _Policy:
 
 def _should_log(p: _Policy, r: RequestLogRecord) -> bool:
     """``log_request``: the conditions that log a request even when logging is off."""
+    if r.do_not_log:  # a route's donotlog: nothing forces the line then
+        return False
     if r.log_this:
         return True
     if p.log_zero and r.response_size == 0:

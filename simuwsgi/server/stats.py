@@ -225,7 +225,10 @@ def _core(inst: Instance, w: Worker | None, core: int) -> dict[str, Any]:
     counts = w.core_counts if w is not None else []
     entry: dict[str, Any] = {
         "id": core, "requests": counts[core] if core < len(counts) else 0,
-        "static_requests": 0, "routed_requests": 0, "offloaded_requests": 0,
+        "static_requests": 0,
+        "routed_requests": w.core_routed[core] if w is not None and core < len(w.core_routed)
+        else 0,
+        "offloaded_requests": 0,
         "write_errors": 0, "read_errors": 0, "in_request": int(request is not None),
         "vars": [], "req_info": {},
     }

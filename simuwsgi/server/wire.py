@@ -260,6 +260,8 @@ class _ConnectionCore:
         ``--response-headers-limit`` (default 64k); past it, a write error."""
         if self.headers_sent or self.headers_size or self.response_size or self.write_errors:
             return False
+        if self.inst.header_filter and self._removed(key):
+            return True
         if not self._hcap:
             self._hcap = _PAGE_SIZE
         if not self._append(len(key) + 2 + len(value) + 2):
@@ -304,7 +306,8 @@ class _ConnectionCore:
         if (self.headers_sent or self.status is None or self.response_size
                 or self.write_errors):
             return True
-        if self.inst.additional_headers and not self._extra_headers():
+        if (self.inst.additional_headers or self.req.route_headers) and \
+                not self._extra_headers():
             return False
         if not self._append(2):  # proto_fix_headers: the final CRLF
             self.write_errors += 1
@@ -327,7 +330,8 @@ class _ConnectionCore:
         # Without a prepared status there are no headers to send: the body goes out
         # alone (observed: a body without start_response reaches the client raw).
         if not self.headers_sent and self.status is not None and not self.response_size:
-            if self.inst.additional_headers and not self._extra_headers():
+            if (self.inst.additional_headers or self.req.route_headers) and \
+                    not self._extra_headers():
                 return False
             if not self._append(2):  # proto_fix_headers: the final CRLF
                 self.write_errors += 1
@@ -398,12 +402,20 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
         if not (opts.flag("ignore-write-errors") or opts.flag("write-errors-exception-only")):
             self.req_error(what, "core/writer.c", line, strerror)
 
+    def _removed(self, key: str) -> bool:
+        """``uwsgi_response_add_header``: a header ``--rem-header`` (``--del-header``) or
+        a route's ``delheader``/``remheader`` names is not added (any case)."""
+        name = key.lower()
+        return name in self.inst.removed_headers or \
+            any(name == removed.lower() for removed in self.req.removed_headers)
+
     def _extra_headers(self) -> bool:
-        """``--add-header``: each line added as given (``uwsgi_response_add_header`` with
-        no key), after the app's headers, as the headers go out; False when the header
+        """``--add-header``, then a route's ``addheader``: each line added as given
+        (``uwsgi_response_add_header`` with no key), after the app's headers, as the
+        headers go out; False when the header
         buffer is full (a write error). A line that is not ``Key: value`` goes out as
         it is, and the reply is then read from the wire, as a client reads it."""
-        for line in self.inst.additional_headers:
+        for line in (*self.inst.additional_headers, *self.req.route_headers):
             if not self._append(len(line) + 2):
                 self.write_errors += 1
                 return False

@@ -165,8 +165,17 @@ class Request:
     #: When the body's chunks arrive: (virtual time, bytes sent so far), from
     #: ``Simulation.submit(body_chunks=, pace=)``; empty: all with the head.
     chunk_times: Sequence[tuple[float, int]] = ()
-    #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``)
+    #: vars uWSGI appended while serving it (a static index's ``PATH_INFO``, a route's)
     appended_vars: Sequence[tuple[str, str]] = ()
+    #: what the internal routing (``simuwsgi.server.routing``) changed: the response's
+    #: ``addheader`` lines, no log line (``donotlog``), the method, URI and address the
+    #: log line shows
+    route_headers: Sequence[str] = ()
+    removed_headers: Sequence[str] = ()
+    do_not_log = False
+    routed_method: str | None = None
+    routed_uri: str | None = None
+    routed_addr: str | None = None
 
     def __init__(self, method: str, path: str, headers: Iterable[tuple[str, str]] | dict[str, str] | None,
                  body: bytes, submitted: float, *, ident: int = 0,
@@ -768,7 +777,8 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         w.app_local_requests[req.app_id] = w.app_local_requests.get(req.app_id, 0) + 1
     if outcome is _reading.FAILED:  # uWSGI's 500 with no byte sent
         status, headers, body, failed = None, [], b"", False
-    elif outcome is _reading.SERVED:  # a static file: the connection holds the response
+    elif outcome is _reading.SERVED or outcome is _reading.ROUTED:  # a static file, a
+        # route that ended the request: the connection holds the response
         status, headers, body, failed = _result(req.conn, False)
     elif inst.forks is None:
         status, headers, body, failed = _call_app(inst, w, req)
@@ -832,7 +842,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         vars_ = wire.text_vars()
     else:
         vars_ = req.vars or packet_vars(inst, req)
-    addr = req.remote_addr
+    addr = req.routed_addr or req.remote_addr
     policy = _reqlog.policy(inst)
     if policy.x_forwarded_for and "HTTP_X_FORWARDED_FOR" in vars_:
         addr = vars_["HTTP_X_FORWARDED_FOR"]
@@ -842,7 +852,8 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
     record = _reqlog.RequestLogRecord(
         pid=w.pid, wid=w.id, app_id=app_id,
         app_req=w.app_local_requests.get(app_id, 0) if app_id >= 0 else -1,
-        total=inst.total_requests, addr=addr, method=req.method, uri=req.path,
+        total=inst.total_requests, addr=addr, method=req.routed_method or req.method,
+        uri=req.path if req.routed_uri is None else req.routed_uri,
         proto=req.protocol, status=stats["status"],
         var_cnt=req.var_cnt if req.var_cnt >= 0 else
         2 * (len(vars_) + len(req.appended_vars) + req.var_slots),
@@ -855,7 +866,7 @@ def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
         via_sendfile=stats["via_sendfile"], write_errors=stats["write_errors"],
         cl=len(req.body), host=vars_.get("HTTP_HOST", ""), rss=w.rss_size, vsz=w.vsz_size,
         uagent=vars_.get("HTTP_USER_AGENT", ""), referer=vars_.get("HTTP_REFERER", ""),
-        log_this=bool(state is not None and state.log_forced))
+        log_this=bool(state is not None and state.log_forced), do_not_log=req.do_not_log)
     _reqlog.log_request(inst, record, state.logvars if state is not None else {}, vars_, w,
                         policy)
 

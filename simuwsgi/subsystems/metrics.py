@@ -125,10 +125,10 @@ class Metrics:
                 return int(getattr(w, attr, 0) or 0) if w is not None else 0
             return read
 
-        def core_requests(wid: int, core: int) -> Any:
-            def read() -> int:  # uwsgi.workers[wid].cores[core].requests
+        def core_requests(wid: int, core: int, what: str = "core_counts") -> Any:
+            def read() -> int:  # uwsgi.workers[wid].cores[core].requests (routed_requests)
                 w = inst.workers.get(wid)
-                return w.core_counts[core] if w is not None else 0
+                return getattr(w, what)[core] if w is not None else 0
             return read
 
         zero = lambda: 0
@@ -171,8 +171,10 @@ class Metrics:
                                            ("routed_requests", 4), ("static_requests", 5),
                                            ("offloaded_requests", 6), ("exceptions", 7),
                                            ("read_errors", 8)):
+                            counts = {"requests": "core_counts",
+                                      "routed_requests": "core_routed"}.get(what)
                             ptr(f"worker.{i}.core.{j}.{what}",
-                                core_requests(i, j) if what == "requests" and j < inst.threads
+                                core_requests(i, j, counts) if counts and j < inst.threads
                                 else zero, oid=f"3.{i}.2.{j}.{leaf}")
         for total in totals.values():
             self._add(total)
