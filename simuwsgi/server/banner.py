@@ -35,6 +35,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .cheaper import algo_list_lines
+from .config import socket_fds
 from . import static as _static
 
 if TYPE_CHECKING:
@@ -143,11 +144,13 @@ def before_app(inst: Instance) -> list[str]:
     o = inst.opts
     lines = []
     how = "inherited" if inst.is_a_reload else "bound to"
+    fds = socket_fds(o)
     for n, address in enumerate(sockets(inst)):
         kind = "UNIX" if "/" in address or ":" not in address else "TCP"
         if inst.is_a_reload:
             kind = "UNIX" if kind == "UNIX" else "INET"
-        lines.append(f"uwsgi socket {n} {how} {kind} address {address} fd {3 + n}")
+        fd = fds[n] if n < len(fds) else 3 + n
+        lines.append(f"uwsgi socket {n} {how} {kind} address {address} fd {fd}")
     lines += _as_root(inst)
     lines += [f"Python version: {machine(inst)['python']}", "--- Python VM already initialized ---",
               "Python main interpreter initialized at 0x0"]

@@ -600,10 +600,27 @@ def _load_ini(opts: Options, spec: str) -> None:
         opts.given.append(("ini", spec))
 
 
+#: The options that make the master the log's writer (``UWSGI_OPT_LOG_MASTER``), and a
+#: request logger's (``UWSGI_OPT_REQ_LOG_MASTER``), in 2.0.30's ``core/uwsgi.c``.
+LOG_MASTER_OPTIONS = ("log-master", "logger", "threaded-logger", "log-syslog", "log-socket",
+                      "log-encoder", "log-req-encoder", "log-drain", "log-filter",
+                      "log-route", "log-alarm", "alarm-log", "not-log-alarm",
+                      "not-alarm-log", "touch-logrotate", "touch-logreopen")
+REQ_LOG_MASTER_OPTIONS = ("req-logger", "logger-req", "log-req-route")
+
+
 def socket_fds(opts: Options) -> list[int]:
     """The file descriptors of the instance's sockets, as uWSGI numbers them: 3, 4, ...
-    one per socket option, in order (``uwsgi.sockets``, ``--map-socket``)."""
+    one per socket option, in order (``uwsgi.sockets``, ``--map-socket``). The master's
+    log pipes come first when it writes the log (6, 7, ...; 8, 9, ... with a request
+    logger's too: observed on 2.0.30)."""
     count = len(opts.values("socket", "http-socket", "uwsgi-socket", "http11-socket",
                             "fastcgi-socket", "scgi-socket", "raw-socket",
                             "puwsgi-socket", "shared-socket"))
-    return list(range(3, 3 + count))
+    given = {name for name, _value in opts.items}
+    first = 3
+    if given.intersection(REQ_LOG_MASTER_OPTIONS):
+        first += 5
+    elif given.intersection(LOG_MASTER_OPTIONS):
+        first += 3
+    return list(range(first, first + count))

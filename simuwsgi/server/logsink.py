@@ -18,8 +18,16 @@ What it models:
   to the main log.
 
 The simulation's log (``Simulation.log``) is the main log; the files are written as the
-lines are logged. Left out: UDP/socket/syslog loggers, ``--logto2``, log rotation
-(``--log-maxsize``, ``--log-reopen``), encoders, routes, ``--log-master`` buffering.
+lines are logged.
+
+``--log-maxsize N`` (``core/logging.c`` ``uwsgi_check_logrotate``): once a second the
+master looks at the ``--logto`` file's size; above N bytes it writes
+``<date> - logsize: SIZE, triggering rotation to NAME...`` in it, renames it to NAME
+(``--log-backupname``, else ``FILE.<unix time>``, the virtual time) and starts a new
+empty file.
+
+Left out: UDP/socket/syslog loggers, ``--logto2``, ``--log-reopen``, ``--touch-logrotate``,
+encoders, routes, ``--log-master`` buffering.
 """
 
 from __future__ import annotations
@@ -27,14 +35,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 
 if TYPE_CHECKING:
     from .config import Options
+    from .interface import Instance
 
-__all__ = ["LogSink"]
+__all__ = ["LogRotation", "LogSink"]
 
 _TRUE = ("true", "1", "on", "yes")
 
@@ -61,6 +70,8 @@ class LogSink:
         main = [opts.str("logto")] + [_file_logger(v) for v in opts.strings("logger")]
         requests = [_file_logger(v) for v in opts.strings("req-logger", "logger-req")]
         self.files = [self._create(p) for p in main if p]
+        #: ``--logto``'s file (uWSGI's ``logfile``: the one ``--log-maxsize`` rotates)
+        self.logfile = self.files[0] if opts.str("logto") else None
         self.request_files = [self._create(p) for p in requests if p]
 
     @property
@@ -98,3 +109,73 @@ def _file_logger(spec: str) -> str | None:
     """``[name ]file:PATH`` → PATH; other loggers are not simulated (None)."""
     spec = spec.split(" ", 1)[1] if " " in spec and not spec.startswith("file:") else spec
     return spec[5:] if spec.startswith("file:") else None
+
+
+class LogRotation:
+    """``--log-maxsize``: the master's once-a-second look at the ``--logto`` file (a
+    master loop client; present only with both options and a master)."""
+
+    needs_iteration = True
+
+    @classmethod
+    def create(cls, inst: Instance) -> LogRotation | None:
+        sink = inst.log_sink
+        maxsize = inst.opts.int("log-maxsize", 0)
+        if sink is None or sink.logfile is None or maxsize <= 0 or not inst.has_master:
+            return None
+        return cls(inst, sink, maxsize)
+
+    def __init__(self, inst: Instance, sink: LogSink, maxsize: int) -> None:
+        self.inst = inst
+        self.sink = sink
+        self.maxsize = maxsize
+        self.backupname = inst.opts.str("log-backupname")
+        self._checked = -1  # the second of the last look
+
+    def facade_functions(self) -> dict[str, object]:
+        return {}
+
+    def master_loop_started(self) -> None:
+        loop = self.inst.master_loop
+        if loop is not None:
+            loop.add_client(self)
+
+    def _size(self) -> int:
+        assert self.sink.logfile is not None
+        try:
+            return self.sink.logfile.stat().st_size
+        except OSError:
+            return 0
+
+    def before_events(self, loop: Any, wall_s: int, timeout: bool) -> None:
+        pass
+
+    def at_top(self, loop: Any, wall_s: int) -> None:
+        if wall_s == self._checked:  # once a second (uwsgi.current_time)
+            return
+        self._checked = wall_s
+        size = self._size()
+        if size <= self.maxsize:
+            return
+        logfile = self.sink.logfile
+        assert logfile is not None
+        given = self.inst.opts.str("logto") or str(logfile)
+        name = self.backupname or f"{given}.{wall_s}"
+        # written (dated) in the file being rotated (uwsgi_logfile_write)
+        self.inst.log_verbose(f"logsize: {size}, triggering rotation to {name}...",
+                              self.inst.master)
+        target = self.sink._base / name
+        try:
+            os.replace(logfile, target)
+        except OSError as exc:
+            self.inst.log(f"unable to rotate log: rename(): {exc.strerror}", self.inst.master)
+            return
+        self.inst.record("log.rotate", self.inst.master, size=size, to=name)
+        with open(logfile, "w", encoding="utf-8"):
+            pass
+
+    def next_wake(self, loop: Any) -> float | None:
+        return loop.next_idle_wake()  # every second, as the master's loop looks
+
+    def clock_stepped(self, loop: Any) -> None:
+        pass

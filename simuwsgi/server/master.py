@@ -56,7 +56,7 @@ from .._errors import AppLoadError, SimulationError
 from .._core._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS, SSL_MASTER_OPTIONS
 from .._core.clock import VirtualClock
-from .config import Options
+from .config import Options, socket_fds
 from .interface import AFTER_REAP, BEFORE_REAP, CONTROL, ProcessExit
 from .containment import (SimulationInterrupted, StallInterrupt, deliver, fork_hook_mode,
                           is_simulator_frame, run_atexit, run_fork_hooks, stall_error)
@@ -1241,8 +1241,9 @@ class Instance:
         self._log_lines([f"chdir() to {self.app.base_dir}",
                          f"closing all non-uwsgi socket fds > 2 (max_fd = "
                          f"{_banner.machine(self)['max_fd']})..."]
-                        + [f"found fd {3 + n} mapped to socket {n} ({address})"
-                           for n, address in enumerate(_banner.sockets(self))]
+                        + [f"found fd {fd} mapped to socket {n} ({address})"
+                           for n, (address, fd) in enumerate(zip(_banner.sockets(self),
+                                                                 socket_fds(self.opts)))]
                         + [f"running {_banner.binary_path(self)}"])
         self._reap_all()
         old_master = self.master

@@ -90,6 +90,13 @@ SIMULATED: dict[str, str] = {
                     "under --lazy-apps); run as --exec-asap's",
     "exec-post-app": "'running \"CMD\" (post app)...' after the app loaded; run as "
                      "--exec-asap's",
+    "log-maxsize": "once a second the master rotates the --logto file above N bytes "
+                   "(FILE.<virtual unix time>, or --log-backupname), with uWSGI's line",
+    "log-backupname": "the name --log-maxsize rotates the --logto file to",
+    "log-master": "the log's lines are the same; the master's log pipes take fds 3-5, so "
+                  "the sockets start at fd 6 (8 with a request logger), as observed",
+    "threaded-logger": "as --log-master (a thread of the master writes the log: the same "
+                       "lines)",
     "rem-header": "no response gets a header of that name (any case), the app's or "
                   "uWSGI's (core/writer.c uwsgi_response_add_header)",
     "route": "internal routing on PATH_INFO (simuwsgi/server/routing.py: the actions, "

@@ -40,6 +40,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("spooler", "simuwsgi.subsystems.spooler:Spoolers"),
     ("metrics", "simuwsgi.subsystems.metrics:Metrics"),
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
+    ("logrotate", "simuwsgi.server.logsink:LogRotation"),  # --log-maxsize
     ("misc", "simuwsgi.subsystems.misc:Misc"),
     ("legion", "simuwsgi.subsystems.legion:Legions"),  # only in a build with SSL (ssl=True)
     ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster

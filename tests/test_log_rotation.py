@@ -1,0 +1,109 @@
+"""``--log-maxsize``: once a second the master looks at the ``--logto`` file; above the
+size it writes ``logsize: SIZE, triggering rotation to NAME...`` in it, renames it to
+NAME (``FILE.<unix time>``, or ``--log-backupname``) and starts a new empty file
+(``core/logging.c``). The ``real`` test runs uWSGI 2.0.30 itself (its log is the file:
+the harness cannot watch it) and compares the files' shapes.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from simuwsgi import Simulation
+from simuwsgi.modes.real._server import find_uwsgi_binary
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
+
+APP = "def application(env, start_response):\n    start_response('200 OK', [])\n    return [b'x']\n"
+ROTATION = re.compile(r"\w{3} \w{3} [ \d]\d [\d:]{8} \d{4} - logsize: (\d+), triggering "
+                      r"rotation to (uwsgi\.log\.\d+|old\.log)\.\.\.")
+
+
+def _argv(*extra: str) -> list[str]:
+    return ["--master", "--wsgi-file", "app.py", "--logto", "uwsgi.log",
+            "--log-maxsize", "1500", *extra]
+
+
+def _shape(directory: Path) -> dict[str, object]:
+    """The log files: the rotated one's name (its time as T), its last line's size and
+    target, and whether the new file goes on with the requests."""
+    files = sorted(p.name for p in directory.iterdir() if p.name != "app.py")
+    rotated = [name for name in files if name != "uwsgi.log"]
+    out: dict[str, object] = {"files": [re.sub(r"\.\d+$", ".T", n) for n in files]}
+    if rotated:
+        lines = (directory / rotated[0]).read_text().splitlines()
+        match = ROTATION.fullmatch(lines[-1])
+        assert match is not None, lines[-1]
+        assert match.group(2) == rotated[0]
+        # the size is the file's before the line was written
+        assert int(match.group(1)) == len((directory / rotated[0]).read_bytes()) - \
+            len(lines[-1].encode()) - 1
+        assert int(match.group(1)) > 1500
+    new = (directory / "uwsgi.log").read_text().splitlines()
+    out["new_file_has_requests"] = any("GET /" in line for line in new)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_the_log_file_is_rotated_above_the_size(tmp_path, mode):
+    (tmp_path / "app.py").write_text(APP)
+    with Simulation(_argv(), app_dir=tmp_path, mode=mode) as sim:
+        for _ in range(3):
+            sim.get("/")
+            sim.advance(1.2)
+        assert not [line for line in sim.log if "not simulated" in line]
+        rotations = [line for line in sim.log if ROTATION.fullmatch(line)]
+    assert len(rotations) == 1
+    rotated_at = int(ROTATION.fullmatch(rotations[0]).group(2).rsplit(".", 1)[1])
+    assert 1767225600 <= rotated_at <= 1767225604  # the virtual clock's time
+    assert _shape(tmp_path) == {"files": ["uwsgi.log", "uwsgi.log.T"],
+                                "new_file_has_requests": True}
+
+
+def test_a_backup_name(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    with Simulation(_argv("--log-backupname", "old.log"), app_dir=tmp_path) as sim:
+        for _ in range(3):
+            sim.get("/")
+            sim.advance(1.2)
+    assert _shape(tmp_path)["files"] == ["old.log", "uwsgi.log"]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_the_same_files_on_the_real_server(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    binary = find_uwsgi_binary()
+    assert binary is not None
+    proc = subprocess.Popen([binary, *_argv(), "--http-socket", f"127.0.0.1:{port}"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "uWSGI did not start"
+                time.sleep(0.1)
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                while conn.recv(65536):
+                    pass
+            time.sleep(1.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    assert _shape(tmp_path) == {"files": ["uwsgi.log", "uwsgi.log.T"],
+                                "new_file_has_requests": True}
