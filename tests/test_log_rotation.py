@@ -7,6 +7,7 @@ the harness cannot watch it) and compares the files' shapes.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -107,3 +108,65 @@ def test_the_same_files_on_the_real_server(tmp_path):
         proc.wait(15)
     assert _shape(tmp_path) == {"files": ["uwsgi.log", "uwsgi.log.T"],
                                 "new_file_has_requests": True}
+
+
+def test_daemonize_writes_the_log_to_its_file(tmp_path):
+    """``--daemonize FILE``: the log goes to FILE as with ``--logto`` (observed: every
+    line, the banner first; the real server also leaves its terminal)."""
+    (tmp_path / "app.py").write_text(APP)
+    with Simulation(["--master", "--wsgi-file", "app.py", "--daemonize", "d.log"],
+                    app_dir=tmp_path) as sim:
+        sim.get("/")
+        log = list(sim.log)
+    lines = (tmp_path / "d.log").read_text().splitlines()
+    assert lines == log and lines[0].startswith("*** Starting uWSGI 2.0.30")
+    assert not [line for line in log if "not simulated" in line]
+
+
+def _landmarks(lines: list[str]) -> list[str]:
+    keep = ("*** Starting uWSGI", "spawned uWSGI worker 1", "goodbye to uWSGI.")
+    return [next(k for k in keep if line.startswith(k)) for line in lines
+            if line.startswith(keep)] + ["request" for line in lines if "GET / =>" in line]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_daemonize_on_the_real_server(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    binary = find_uwsgi_binary()
+    assert binary is not None
+    done = subprocess.run([binary, "--master", "--wsgi-file", "app.py", "--daemonize", "d.log",
+                           "--http-socket", f"127.0.0.1:{port}", "--pidfile", "pid"],
+                          cwd=tmp_path, capture_output=True, timeout=30, check=False)
+    assert done.returncode == 0 and done.stdout == b""  # the daemon went on on its own
+    try:
+        deadline = time.monotonic() + 15
+        while not (tmp_path / "pid").exists() or (tmp_path / "pid").read_text() == "":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                    conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    while conn.recv(65536):
+                        pass
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        pid = int((tmp_path / "pid").read_text())
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 15
+        while "goodbye to uWSGI." not in (tmp_path / "d.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    with Simulation(["--master", "--wsgi-file", "app.py", "--daemonize", "s.log"],
+                    app_dir=tmp_path) as sim:
+        sim.get("/")
+        sim.stop()  # as SIGINT to the master
+    assert _landmarks((tmp_path / "d.log").read_text().splitlines()) == \
+        _landmarks((tmp_path / "s.log").read_text().splitlines())

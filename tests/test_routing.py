@@ -380,3 +380,53 @@ def test_headers_removed_and_basic_auth_on_the_real_server(tmp_path):
         answers = _header_answers(lambda path, headers: real.get(path, timeout=5,
                                                                  headers=headers))
     assert answers == [tuple(case) for case in HEADER_CASES]
+
+
+STATIC_ROUTES = ["--route", "^/f static:{dir}/st.txt", "--route", "^/g static:{dir}/missing.txt",
+                 "--route", "^/h static-next:{dir}/missing.txt"]
+
+
+def _static_answers(get, tmp_path) -> list[tuple]:
+    out = []
+    for path in ("/f", "/g", "/h"):
+        reply = get(path)
+        out.append((path, reply.status, [h for h in reply.headers if h[0] != "Last-Modified"],
+                    reply.body))
+    return out
+
+
+#: a route's static file: served without a Content-Type (no static option loaded the
+#: mime types), the request ended either way; static-next goes on to the app
+STATIC_EXPECTED = [("/f", 200, [("Content-Length", "13")], b"hello static\n"),
+                   ("/g", None, [], b""),
+                   ("/h", 200, [_TEXT], None)]
+
+
+def _static_setup(tmp_path) -> list[str]:
+    _app(tmp_path)
+    (tmp_path / "st.txt").write_text("hello static\n")
+    return ["--master", "--wsgi-file", "app.py",
+            *[arg.format(dir=tmp_path) for arg in STATIC_ROUTES]]
+
+
+def _static_check(answers: list[tuple]) -> None:
+    assert [a[:3] for a in answers] == [e[:3] for e in STATIC_EXPECTED]
+    assert answers[0][3] == STATIC_EXPECTED[0][3] and answers[1][3] == b""
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_a_static_route(tmp_path, mode):
+    with Simulation(_static_setup(tmp_path), app_dir=tmp_path, mode=mode) as sim:
+        _static_check(_static_answers(sim.get, tmp_path))
+        lines = [line for line in sim.log if "GET /f" in line]
+        assert "via sendfile()" in lines[0] and "app: -1|req: -1/1" in lines[0]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_a_static_route_on_the_real_server(tmp_path):
+    with RealUwsgi(_static_setup(tmp_path), app_dir=tmp_path) as real:
+        _static_check(_static_answers(lambda p: real.get(p, timeout=5), tmp_path))
+        time.sleep(0.3)
+        lines = [line for line in real.app_log() if "GET /f" in line]
+        assert "via sendfile()" in lines[0] and "app: -1|req: -1/1" in lines[0]

@@ -11,7 +11,8 @@ What it models:
   prefix: the request log lines (``writev`` on the request log fd), Python's tracebacks
   and ``wsgi.errors`` (written to fd 2 directly). ``uwsgi_log_verbose`` lines always have
   a date, in the ``--log-date`` format when one is set;
-* ``--logto PATH`` and ``--logger file:PATH``: every line also goes to ``PATH`` (appended,
+* ``--logto PATH`` (``--daemonize PATH``: the real server also leaves its terminal) and
+  ``--logger file:PATH``: every line also goes to ``PATH`` (appended,
   relative to the instance's directory), ``--logfile-chmod MODE`` applied to it (three
   octal digits, else uWSGI's ``invalid chmod value`` and exit);
 * ``--req-logger file:PATH`` (``--logger-req``): the request lines go to ``PATH`` and not
@@ -67,11 +68,14 @@ class LogSink:
         #: logger specs that are not simulated (the instance warns about them)
         self.ignored = [v for v in opts.strings("logger", "req-logger", "logger-req")
                         if _file_logger(v) is None]
-        main = [opts.str("logto")] + [_file_logger(v) for v in opts.strings("logger")]
+        # --daemonize's file is the log's as --logto's is (the instance, not detached:
+        # a simulation has no terminal to leave)
+        logfile = opts.str("logto") or opts.str("daemonize")
+        main = [logfile] + [_file_logger(v) for v in opts.strings("logger")]
         requests = [_file_logger(v) for v in opts.strings("req-logger", "logger-req")]
         self.files = [self._create(p) for p in main if p]
         #: ``--logto``'s file (uWSGI's ``logfile``: the one ``--log-maxsize`` rotates)
-        self.logfile = self.files[0] if opts.str("logto") else None
+        self.logfile = self.files[0] if logfile else None
         self.request_files = [self._create(p) for p in requests if p]
 
     @property
@@ -159,7 +163,7 @@ class LogRotation:
             return
         logfile = self.sink.logfile
         assert logfile is not None
-        given = self.inst.opts.str("logto") or str(logfile)
+        given = self.inst.opts.str("logto") or self.inst.opts.str("daemonize") or str(logfile)
         name = self.backupname or f"{given}.{wall_s}"
         # written (dated) in the file being rotated (uwsgi_logfile_write)
         self.inst.log_verbose(f"logsize: {size}, triggering rotation to {name}...",

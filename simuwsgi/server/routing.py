@@ -26,7 +26,8 @@ only), ``addvar``, ``addheader``, ``setmethod``, ``seturi``, ``setpathinfo``,
 ``redirect``/``redirect-302``, ``redirect-301``/``redirect-permanent``, ``rewrite``,
 ``rewrite-last``, ``delheader``/``remheader`` (the response drops that header, as
 ``--rem-header`` drops it from every response), ``basicauth``/``basicauth-next`` with
-the credentials in the rule (an htpasswd file is not simulated). Conditions:
+the credentials in the rule (an htpasswd file is not simulated), ``static``/``static-next``
+(a file, served as ``--static-map`` serves one). Conditions:
 ``exists``, ``isfile``, ``isdir``, ``islink``, ``isexec``,
 ``equal`` (``isequal``, ``eq``, ``==``), ``startswith``, ``endswith``, ``contains``
 (``contain``), ``regexp`` (``re``), ``ishigher`` (``>``) and the other comparisons,
@@ -396,6 +397,26 @@ def _basicauth(then_next: bool) -> Any:
     return action
 
 
+def _static(then_next: bool) -> Any:
+    """``router_static``: ``uwsgi_file_serve`` of the file (as a ``--static-map`` file,
+    with no Content-Type unless a static option loaded the mime types); the request
+    ends whether or not it was there (``static-next``: the routing goes on either way)."""
+    def action(run: _Run, rule: _Rule, match: Any) -> str:
+        from .reading import reading
+        from .static import StaticFiles
+
+        static = reading(run.inst).static
+        if static is None:  # no static option: the routes' own (no mime types)
+            router = run.inst.routes
+            if router.static is None:
+                router.static = StaticFiles.from_options(run.inst, always=True)
+            static = router.static
+        env = {**run.vars, **dict(run.added)}
+        static._file_serve(run.worker, run.req, env, _text(run, rule, match), "", True)
+        return NEXT if then_next else BREAK
+    return action
+
+
 def _setter(var: str, field_name: str | None) -> Any:
     def action(run: _Run, rule: _Rule, match: Any) -> str:
         value = _text(run, rule, match)
@@ -456,6 +477,7 @@ _ACTIONS: dict[str, Any] = {
     "redirect-permanent": _redirect("301 Moved Permanently", b"Moved Permanently"),
     "rewrite": _rewrite(False), "rewrite-last": _rewrite(True),
     "delheader": _remheader, "remheader": _remheader,
+    "static": _static(False), "static-next": _static(True),
     "basicauth": _basicauth(False), "basicauth-next": _basicauth(True),
 }
 #: The routers pyuwsgi 2.0.30 registers that are not simulated (a rule using one is
@@ -464,7 +486,7 @@ _OTHER_ACTIONS = (
     "donotoffload", "clearheaders", "resetheaders",
     "disableheaders", "signal", "send", "send-crnl", "chdir", "setapp", "setuser",
     "sethome", "setfile", "setdocroot", "setprocname", "alarm", "setmodifier1",
-    "setmodifier2", "+", "-", "*", "/", "flush", "fixcl", "forcecl", "static", "cache", "cachestore", "cache-store", "cachevar",
+    "setmodifier2", "+", "-", "*", "/", "flush", "fixcl", "forcecl", "cache", "cachestore", "cache-store", "cachevar",
     "cacheinc", "cachedec", "cachemul", "cachediv", "uwsgi", "http", "fastcgi", "scgi",
     "xattr", "spnego", "ldapauth", "ldapauth-next", "radius", "rpc", "rpcret", "rpcnext",
     "rpcraw", "rpcvar", "metric", "metricinc", "metricdec", "metricmul", "metricdiv",
@@ -479,6 +501,8 @@ class Router:
 
     def __init__(self, rules: list[_Rule]) -> None:
         self.rules = rules
+        #: the file serving of ``static`` actions when no static option made one
+        self.static: Any = None
 
     @classmethod
     def from_options(cls, opts: Any) -> Router | None:

@@ -131,7 +131,9 @@ class StaticFiles:
     _real: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def from_options(cls, inst: Instance) -> StaticFiles | None:
+    def from_options(cls, inst: Instance, always: bool = False) -> StaticFiles | None:
+        """The instance's static file serving, None without a static option (``always``:
+        the serving itself, for a route's ``static`` action)."""
         opts = inst.opts
         checks = [("check", "", d) for d in opts.strings("check-static", "static-check")]
         for name, kind in (("static-map", "map"), ("static-map2", "map2")):
@@ -144,7 +146,7 @@ class StaticFiles:
                                             "mountpoint=docroot")
                 checks.append((kind, mountpoint, docroot))
         docroot_check = opts.flag("check-static-docroot")
-        if not checks and not docroot_check:
+        if not checks and not docroot_check and not always:
             return None
         expires = []
         for name, what, mtime in _EXPIRES:
