@@ -190,6 +190,7 @@ _REAL = {
     "enumerate": threading.enumerate,
     "create_connection": _socket.create_connection, "connect": _socket.socket.connect,
     "connect_ex": _socket.socket.connect_ex,
+    "dup2": os.dup2, "close": os.close, "closerange": os.closerange,
 }
 _REAL_LOCK = threading.Lock
 _SAVED_EXECUTE_CHILD = subprocess.Popen._execute_child  # type: ignore[attr-defined]
@@ -1270,6 +1271,27 @@ def _abort() -> None:
     _kill(found[1].pid, _S.SIGABRT)  # type: ignore[index]
 
 
+_STD_FDS_WHY = ("the test process's standard streams would be redirected or closed for "
+                "good (its stdout, its stderr: pytest's output); the virtual process's "
+                "output is its log")
+
+
+def _dup2(fd: int, fd2: int, inheritable: bool = True) -> int:
+    """``os.dup2`` in a virtual process: onto 0, 1 or 2 it is refused (they are the test
+    process's; the simulator's own calls, a fork-mode child's /dev/null stdin, are the
+    host's); onto another descriptor, the host's call."""
+    if fd2 in (0, 1, 2) and _current() is not None and not _from_simulator():
+        raise NotSimulatedError(f"os.dup2({fd}, {fd2}) in a virtual process: {_STD_FDS_WHY}")
+    return _REAL["dup2"](fd, fd2, inheritable)  # type: ignore[no-any-return]
+
+
+def _close(fd: int) -> None:
+    """``os.close`` in a virtual process: 0, 1 and 2 are refused (see ``_dup2``)."""
+    if fd in (0, 1, 2) and _current() is not None and not _from_simulator():
+        raise NotSimulatedError(f"os.close({fd}) in a virtual process: {_STD_FDS_WHY}")
+    _REAL["close"](fd)
+
+
 def _refused(name: str, why: str) -> Callable[..., Any]:
     """A host-level call a virtual process may not make: NotSimulatedError naming it
     (outside a virtual process, the host's function)."""
@@ -1452,6 +1474,10 @@ _PATCHES = [
     (_signal, "raise_signal", _raise_signal), (_signal, "pthread_kill", _pthread_kill),
     (_signal, "set_wakeup_fd", _set_wakeup_fd), (_signal, "siginterrupt", _siginterrupt),
     (os, "register_at_fork", _register_at_fork),
+    (os, "dup2", _dup2), (os, "close", _close),
+    (os, "closerange", _refused("os.closerange", "it would close descriptors of the test "
+                                "process (its standard streams, the simulator's own); close "
+                                "the app's own with os.close")),
     *[(faulthandler, name, _faulthandler_call(name)) for name in _FAULTHANDLER],
     *[(time, name, _refused(f"time.{name}", "it would set the machine's clock; "
                             "sim.step_clock()/set_clock() step the virtual one"))

@@ -753,3 +753,26 @@ def test_app_random_draws_follow_the_seed_and_leave_the_tests_stream(tmp_path):
     assert bodies(1) == first
     assert bodies(2) != first
     assert len(set(first)) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_standard_descriptors_stay_the_test_process(tmp_path, mode):
+    """``os.dup2(fd, 2)``, ``os.close(1)`` and ``os.closerange`` in app code would have
+    redirected pytest's output, or closed the simulator's descriptors, for good."""
+    copy_app(tmp_path, "fds.py")
+    before = [os.fstat(fd).st_ino for fd in (0, 1, 2)]
+    with Simulation(["--master", "--wsgi-file", "fds.py"], app_dir=tmp_path, mode=mode) as sim:
+        answers = {path: sim.get(path).body.decode()
+                   for path in ("/dup2", "/close", "/closerange", "/own")}
+    assert [os.fstat(fd).st_ino for fd in (0, 1, 2)] == before
+    why = ("the test process's standard streams would be redirected or closed for good (its "
+           "stdout, its stderr: pytest's output); the virtual process's output is its log")
+    dup2 = answers.pop("/dup2")  # (the app's descriptor number varies)
+    assert re.fullmatch(r"NotSimulatedError: os\.dup2\(\d+, 2\) in a virtual process: (.*)",
+                        dup2).group(1) == why
+    assert answers == {
+        "/close": f"NotSimulatedError: os.close(1) in a virtual process: {why}",
+        "/closerange": "NotSimulatedError: os.closerange() in a virtual process: it would "
+                       "close descriptors of the test process (its standard streams, the "
+                       "simulator's own); close the app's own with os.close",
+        "/own": "done"}
