@@ -4,7 +4,10 @@ A real uWSGI app that calls ``gc.disable()``, ``sys.setrecursionlimit(...)`` (or
 ``setswitchinterval``, ``set_int_max_str_digits``), ``os.umask(0o077)``, ``os.nice(10)``,
 ``resource.setrlimit(...)``, ``socket.setdefaulttimeout(3)``, ``logging.basicConfig(...)``,
 ``warnings.simplefilter("error")``, ``locale.setlocale(...)``, draws from ``random``,
-replaces ``sys.excepthook`` or sets ``os.environ[...]`` changes its own processes, which
+replaces ``sys.excepthook``, sets ``os.environ[...]``, changes directory, installs an
+import hook (``sys.meta_path``, ``sys.path_hooks``: APM agents do), adds to ``builtins``
+(``gettext.install()``), sets a trace or profile function or asyncio's event loop
+policy changes its own processes, which
 end with the instance. In a simulation the app runs in the test process: each of these
 would stay in the pytest run (a collector switched off for every later test, a Django
 ``wsgi.py``'s ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)`` answering for
@@ -22,6 +25,7 @@ allocations cost a fifth of its time; the test between runs too (a long run subm
 
 from __future__ import annotations
 
+import builtins
 import gc
 import locale
 import logging
@@ -69,6 +73,12 @@ def save() -> None:
         "logging": (logging.getLogger().level, logging.root.manager.disable),
         "locale": locale.setlocale(locale.LC_ALL),
         "random": random.getstate(),
+        "cwd": _cwd(),
+        "import hooks": (list(sys.meta_path), list(sys.path_hooks)),
+        "builtins": dict(vars(builtins)),
+        "tracing": (sys.gettrace(), sys.getprofile(), threading.gettrace(),
+                    threading.getprofile()),
+        "asyncio policy": _asyncio_policy(),
     }
     threshold = gc.get_threshold()
     gc.set_threshold(max(threshold[0], GC_GEN0), *threshold[1:])
@@ -106,6 +116,56 @@ def restore() -> None:
     random.setstate(saved["random"])
     if locale.setlocale(locale.LC_ALL) != saved["locale"]:
         locale.setlocale(locale.LC_ALL, saved["locale"])
+    if saved["cwd"] is not None and _cwd() != saved["cwd"]:
+        _try(os.chdir, saved["cwd"])
+    meta_path, path_hooks = saved["import hooks"]
+    if sys.meta_path != meta_path:
+        sys.meta_path[:] = meta_path
+    if sys.path_hooks != path_hooks:
+        sys.path_hooks[:] = path_hooks
+        sys.path_importer_cache.clear()  # (finders the app's hooks made)
+    _restore_builtins(saved["builtins"])
+    trace, profile, thread_trace, thread_profile = saved["tracing"]
+    if sys.gettrace() is not trace:
+        sys.settrace(trace)
+    if sys.getprofile() is not profile:
+        sys.setprofile(profile)
+    if threading.gettrace() is not thread_trace:
+        threading.settrace(thread_trace)
+    if threading.getprofile() is not thread_profile:
+        threading.setprofile(thread_profile)
+    policy = saved["asyncio policy"]
+    events = sys.modules.get("asyncio.events")
+    if policy is not _MISSING and events is not None:
+        events._event_loop_policy = policy  # type: ignore[attr-defined]
+
+
+_MISSING: Any = object()
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # (the directory was removed)
+        return None
+
+
+def _asyncio_policy() -> Any:
+    """asyncio's event loop policy as it is (without making one), when asyncio is loaded
+    (else the app's import of it is dropped with the simulation's imports)."""
+    events = sys.modules.get("asyncio.events")
+    return getattr(events, "_event_loop_policy", None) if events is not None else _MISSING
+
+
+def _restore_builtins(saved: dict[str, Any]) -> None:
+    """The names app code added to ``builtins`` (``gettext.install()``'s ``_``...) go,
+    the ones it replaced come back."""
+    current = vars(builtins)
+    for name in [name for name in current if name not in saved]:
+        del current[name]
+    for name, value in saved.items():
+        if current.get(name, _MISSING) is not value:
+            current[name] = value
 
 
 def _try(call: Any, *args: Any) -> None:

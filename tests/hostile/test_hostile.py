@@ -776,3 +776,27 @@ def test_the_standard_descriptors_stay_the_test_process(tmp_path, mode):
                        "close descriptors of the test process (its standard streams, the "
                        "simulator's own); close the app's own with os.close",
         "/own": "done"}
+
+
+def _process_wide() -> dict[str, object]:
+    import asyncio
+    import builtins
+    import threading
+
+    return {"meta_path": list(sys.meta_path), "path_hooks": list(sys.path_hooks),
+            "builtins": sorted(vars(builtins)), "cwd": os.getcwd(),
+            "tracing": (sys.gettrace(), sys.getprofile(), threading.gettrace(),
+                        threading.getprofile()),
+            "policy": asyncio.get_event_loop_policy()}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_process_wide_state_the_app_changes_does_not_outlive_it(tmp_path, mode):
+    """An import hook, builtins, the working directory, profile/trace functions and the
+    event loop policy the app set at import were the test process's for good."""
+    copy_app(tmp_path, "process_wide.py")
+    before = _process_wide()
+    with Simulation(["--master", "--wsgi-file", "process_wide.py"], app_dir=tmp_path,
+                    mode=mode) as sim:
+        assert sim.get("/").body == b"ok"
+    assert _process_wide() == before
