@@ -11,13 +11,15 @@
   post-app command does not run when ``--need-app`` ends the start.
 
 A command runs on this machine only when the scenario asks (``cron_commands=True``),
-synchronously and taking no virtual time, in the app's directory; its output (stdout,
-then stderr) goes to the log. Otherwise it is only recorded in the trace (``exec``,
+synchronously and taking no virtual time (no other virtual process runs meanwhile), in
+the app's directory, its stdin ``/dev/null``; its output (stdout, then stderr) goes to
+the log. Otherwise it is only recorded in the trace (``exec``,
 ``cron``, ``touch.exec``) and taken as successful.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -40,15 +42,19 @@ def run_host_command(inst: Instance, command: str, proc: UProcess | None = None)
     returns its exit status (None, with a line saying so, after :data:`TIMEOUT` real
     seconds)."""
     proc = inst.master if proc is None else proc
-    try:
-        done = subprocess.run(["/bin/sh", "-c", command], cwd=inst.app.base_dir,
-                              capture_output=True, timeout=TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
+    argv = ["/bin/sh", "-c", command]
+    limit = shutil.which("timeout")  # coreutils': the wait below must not sleep in Python
+    if limit is not None:  # (a virtual process's sleep is virtual: it would let another
+        argv = [limit, "--kill-after=5", str(TIMEOUT), *argv]  # process run meanwhile)
+    with subprocess.Popen(argv, cwd=inst.app.base_dir, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        out, err = child.communicate()  # reads to the end, then waits: no timed sleeps
+    if limit is not None and child.returncode in (124, 137):
         inst.log(f'[simuwsgi] command "{command}" killed after {TIMEOUT} real seconds', proc)
         return None
-    for line in (done.stdout + done.stderr).decode("utf-8", "replace").splitlines():
+    for line in (out + err).decode("utf-8", "replace").splitlines():
         inst.log(line, proc)
-    return done.returncode
+    return child.returncode
 
 
 def run_phase(inst: Instance, option: str, phase: str, proc: UProcess | None) -> None:
