@@ -42,6 +42,7 @@ from __future__ import annotations
 import io
 import math
 import signal
+import os
 import sys
 import time
 import traceback
@@ -352,6 +353,7 @@ class Instance:
         from .routing import Router
 
         self.routes = Router.from_options(self.opts)
+        self._set_umask()
         run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))
         self.subsystems = _subsystems.create_all(self)
@@ -362,6 +364,23 @@ class Instance:
             self.record("spawn", self.master, pid=self.master.pid)
         self.booted = False
         self.kernel.start(self.master)
+
+    def _set_umask(self) -> None:
+        """``--umask`` (``uwsgi_opt_set_umask``, as the option is read; ``uwsgi_mode_t``'s
+        arithmetic, an invalid value logged and taken as 0), and ``--daemonize``'s
+        ``umask(0)`` without it. The test process's umask, put back at close."""
+        value = self.opts.str("umask")
+        if value is not None:
+            mask = 0
+            if len(value) < 3:
+                self.log(f"invalid umask: {value}")
+            else:
+                digits = value if len(value) == 3 else value[1:4]
+                for ch in digits:
+                    mask = ((mask << 3) + (ord(ch) - 48)) & 0xFFFFFFFF
+            os.umask(mask & 0o777)
+        elif self.opts.str("daemonize") is not None:
+            os.umask(0)
 
     def boot(self) -> None:
         """``start()`` and run until the master has forked everything (the app's

@@ -93,8 +93,10 @@ SIMULATED: dict[str, str] = {
     "log-maxsize": "once a second the master rotates the --logto file above N bytes "
                    "(FILE.<virtual unix time>, or --log-backupname), with uWSGI's line",
     "log-backupname": "the name --log-maxsize rotates the --logto file to",
-    "daemonize": "the log goes to the file, as --logto's (uWSGI also leaves its terminal; "
-                 "a simulation has none)",
+    "daemonize": "the log goes to the file, as --logto's, and the umask is 0 unless "
+                 "--umask says (uWSGI also leaves its terminal; a simulation has none)",
+    "umask": "the processes' umask (the test process's while the simulation runs, put "
+             "back at close); an invalid value is logged and taken as 0, as in 2.0.30",
     "log-master": "the log's lines are the same; the master's log pipes take fds 3-5, so "
                   "the sockets start at fd 6 (8 with a request logger), as observed",
     "threaded-logger": "as --log-master (a thread of the master writes the log: the same "
