@@ -21,7 +21,7 @@ whether uWSGI runs as root, the binary's path) are the simulated machine's: by d
 would here (``simuwsgi conform`` uses it to diff logs line by line). The Python version
 is the interpreter's that runs the app. The build line is the pyuwsgi 2.0.30 wheel's. Left out:
 ``--uid``/``--gid`` privilege dropping (no warning once ``--uid`` is set is all that is
-modelled), screen sessions, pidfiles, ``--vhost`` and KSM (the offload threads' line is the
+modelled), screen sessions, ``--safe-pidfile``, ``--vhost`` and KSM (the offload threads' line is the
 worker's, logged as it starts).
 """
 
@@ -92,6 +92,25 @@ def _as_root(inst: Instance) -> list[str]:
             "*** WARNING: you are running uWSGI as root !!! (use the --uid flag) *** "]
 
 
+def _write_pidfile(inst: Instance, option: str) -> list[str]:
+    """``uwsgi_write_pidfile`` (``--pidfile`` before the privileges drop, ``--pidfile2``
+    after it; not again at a reload): the line, and the file with the master's virtual
+    pid (the one it is about to get; ``Instance.update_pidfiles`` writes the pid again
+    once known). A file that cannot be written ends the start as uWSGI's exit(1)."""
+    name = inst.opts.str(option)
+    if name is None or inst.is_a_reload:
+        return []
+    path = inst.opts.path(name)
+    try:
+        path.write_text(f"{inst.pid_peek()}\n")
+    except OSError as exc:
+        from .._errors import StartRefusedError
+
+        raise StartRefusedError(f'open("{name}"): {exc.strerror} [core/utils.c line 3602]') \
+            from None
+    return [f"writing pidfile to {name}"]
+
+
 def binary_path(inst: Instance) -> str:
     return inst.opts.str("binary-path") or machine(inst)["binary"]
 
@@ -117,11 +136,13 @@ def before_subsystems(inst: Instance) -> list[str]:
              "clock source: unix", "pcre jit disabled",
              f"detected number of CPU cores: {m['cpus']}",
              f"current working directory: {inst.app.base_dir}",
+             *_write_pidfile(inst, "pidfile"),
              f"detected binary path: {binary_path(inst)}"]
     routes = getattr(inst, "routes", None)
     if routes is not None:
         lines += routes.dump()
     lines += _as_root(inst)
+    lines += _write_pidfile(inst, "pidfile2")
     if not inst.has_master:
         lines.append("*** WARNING: you are running uWSGI without its master process manager ***")
     if m["nproc"]:

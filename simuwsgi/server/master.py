@@ -234,6 +234,41 @@ class Instance:
         self._pid += 1
         return self._pid
 
+    def pid_peek(self) -> int:
+        """The pid the next process will get."""
+        return self._pid + 1
+
+    def update_pidfiles(self) -> None:
+        """The ``--pidfile``/``--pidfile2`` files hold uWSGI's own pid: the master's (the
+        only worker's without a master)."""
+        if self.is_a_reload:
+            return
+        worker = self.workers.get(1)
+        pid = self.master.pid if self.has_master or worker is None else worker.pid
+        for option in ("pidfile", "pidfile2"):
+            name = self.opts.str(option)
+            if name is not None:
+                try:
+                    self.opts.path(name).write_text(f"{pid}\n")
+                except OSError:
+                    pass  # (written at start: removed meanwhile by someone else)
+
+    def _vacuum(self) -> None:
+        """``--vacuum`` as the master exits: the pid files it wrote are removed."""
+        if not self.opts.flag("vacuum"):
+            return
+        for option, what in (("pidfile", "pidfile"), ("pidfile2", "pidfile2")):
+            name = self.opts.str(option)
+            if name is None:
+                continue
+            try:
+                self.opts.path(name).unlink()
+            except OSError as exc:
+                self.log(f"unlink(): {exc.strerror} [core/uwsgi.c line "
+                         f"{1610 if option == 'pidfile' else 1618}]", self.master)
+            else:
+                self.log(f"VACUUM: {what} removed.", self.master)
+
     @property
     def now(self) -> float:
         return self.kernel.now
@@ -461,6 +496,7 @@ class Instance:
             self._idle_state = [0, 0]  # last_request_timecheck, last_request_count
             self.kernel.at(self.next_tick(self.kernel.now), self._idle_check,
                            priority=AFTER_REAP)
+        self.update_pidfiles()
         self.record("instance.ready", self.master, workers=self.numproc,
                     mules=len(self._mule_ids()), spoolers=len(self._spooler_ids()))
         self.booted = True
@@ -750,8 +786,9 @@ class Instance:
                 self.shutdown(signalled=False)
                 return
             self.log(f"worker {proc.id} buried after 0 seconds", self.master)
-            self.shutdown(signalled=False)
+            self.shutdown(signalled=False, vacuum=False)
             self.log("goodbye to uWSGI.", self.master)
+            self._vacuum()
             return
         if isinstance(proc, Worker):
             if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
@@ -1351,10 +1388,12 @@ class Instance:
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
 
-    def shutdown(self, *, signalled: bool = True, killed: bool = False) -> None:
+    def shutdown(self, *, signalled: bool = True, killed: bool = False,
+                 vacuum: bool = True) -> None:
         """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
         (``signalled=False``: uWSGI exits by itself, without its shutdown lines;
-        ``killed``: every process SIGKILLed at once, no handler runs)."""
+        ``killed``: every process SIGKILLed at once, no handler runs; ``vacuum=False``:
+        the caller runs ``--vacuum`` after its own last line)."""
         if self.stopped:
             return
         if signalled:
@@ -1387,6 +1426,8 @@ class Instance:
         self._reap_master_threads()
         if signalled:
             self.log("goodbye to uWSGI.", self.master)
+        if vacuum and not killed:
+            self._vacuum()
         if self.forks is not None:
             self.forks.kill_all()
         if killed and self.master is not None:

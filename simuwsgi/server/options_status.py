@@ -116,6 +116,11 @@ SIMULATED: dict[str, str] = {
     "route-if": "internal routing on a condition (see --route)",
     "route-if-not": "internal routing on a negated condition (see --route)",
     "route-run": "an internal routing action for every request (see --route)",
+    "vacuum": "the master removes the --pidfile/--pidfile2 files as it exits, with "
+              "uWSGI's lines (a simulation creates no UNIX socket file to remove)",
+    "pidfile": "the file gets the master's virtual pid (uWSGI's line at start; not "
+               "rewritten at a reload); an unwritable one ends the start as uWSGI's exit(1)",
+    "pidfile2": "as --pidfile, written after the privileges drop (its line later)",
     "write-errors-tolerance": "a response goes on, the write callable and uwsgi.sendfile "
                               "raise nothing, until more writes than this failed",
     "disable-write-exception": "a failed write raises nothing in the app and logs no "
@@ -393,7 +398,6 @@ NO_EFFECT: dict[str, str] = {
     "reaper": _REAPER,
     "home": ("pyuwsgi's Python is already running ('--- Python VM already initialized "
              "---'): sys.prefix and sys.path stay its own, as observed on 2.0.30"),
-    "vacuum": "it removes the socket and pid files at exit; a simulation creates none",
     "no-orphans": "virtual processes end with the master; none is ever orphaned",
     "reload-mercy": ("2.0.30 reads it only to wait for an Emperor or attached daemons, "
                      "which a simulation has none of; worker and mule reloads are not "
@@ -410,7 +414,6 @@ NO_EFFECT: dict[str, str] = {
 NOT_SIMULATED_NOTES: dict[str, str] = {
     "http-timeout": "the --http router's timeout: the router is not simulated",
     "async": "uwsgi.cores follows it, but a worker runs one request at a time",
-    "pidfile": "only uwsgi.pidfile is set; no file is written",
     "mode": "only uwsgi.mode is set",
     "loop": "only uwsgi.loop is set",
 }
