@@ -969,6 +969,8 @@ class _Child:
             "module_files": _pyreloader.watched_files,
         }
         self._zombies: dict[int, int] = {}
+        #: per core, the environ dicts ``--wsgi-env-behaviour cheat`` reuses
+        self.environs: dict[int, dict[int, dict[str, Any]]] = {}
         #: The parent's requests being served, innermost last.
         self.op_stack: list[str] = []
         #: Signals whose Python handler runs when user code runs again (``op_signal``).
@@ -1096,9 +1098,11 @@ class _Child:
         req = Request.__new__(Request)
         req.__dict__.update(payload)
         req.conn = req.on_done = req.response = None
-        w = types.SimpleNamespace(apps=dict(self.loader.apps), exceptions=0,
-                                  app_exceptions={})
         proc = self.kernel.current
+        w = types.SimpleNamespace(apps=dict(self.loader.apps), exceptions=0,
+                                  app_exceptions={},  # the core's reused environs:
+                                  environs=self.environs.setdefault(  # this child's
+                                      getattr(proc, "core", 0), {}))
         proc.request = req  # the connection (``req.conn``) lives here during the call
         try:
             result = _call_app(self.inst, w, req)  # type: ignore[arg-type]

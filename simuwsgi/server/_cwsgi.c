@@ -47,7 +47,7 @@
 static PyObject *str_int, *str_append, *str_env, *str_content_length, *str_wsgi_input;
 static PyObject *str_resolve, *str_misc, *str_join, *str_crlf, *str_colon, *str_end;
 static PyObject *str_write_policy, *str_additional_headers, *str_route_headers;
-static PyObject *str_header_filter, *str_headers_limit;
+static PyObject *str_header_filter, *str_headers_limit, *str_environs;
 static PyObject *empty_str, *empty_tuple, *empty_bytes, *unknown;
 static PyObject *zero, *two;
 
@@ -56,7 +56,7 @@ static PyObject *zero, *two;
     X(_cl) X(_conn) X(app) X(app_id) X(apps) X(body) X(close) X(conn) X(cores) X(current) \
     X(facade) X(items) X(lazy_apps) X(length) X(memo) X(opts) X(protocol) X(request) \
     X(_seen) X(spit) X(subsystems) X(switches) X(writeout) X(env_vars) X(vars) X(net) \
-    X(control) X(scheme) X(text_vars) X(_text)
+    X(control) X(scheme) X(text_vars) X(_text) X(wsgi_env_holy)
 ATTRS(ATTR_DECLARE)
 
 /* -- the connection ---------------------------------------------------------------- */
@@ -1021,12 +1021,12 @@ new_writer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 enum { H_FALLBACK, H_CONNECTION, H_INPUT, H_CONTENT_LENGTH, H_PACKET_VARS, H_ENVIRON_KEYS,
        H_ENVIRON_KEY, H_MANAGE_EXCEPTION, H_RESPOND, H_OUTCOME, H_UNHANDLED,
        H_SEND_FILE_WRAPPER, H_CONTROL, H_EXIT, H_EXCEPTION_RESPONSE, H_WIRE_ENVIRON_KEYS,
-       H_WIRE_ENVIRON_KEY, H_COUNT };
+       H_WIRE_ENVIRON_KEY, H_REUSED_ENVIRON, H_COUNT };
 static const char *helper_names[H_COUNT] = {
     "fallback", "Connection", "Input", "content_length", "packet_vars", "environ_keys",
     "environ_key", "manage_exception", "respond", "outcome", "unhandled",
     "send_file_wrapper", "CONTROL", "exit", "exception_response", "wire_environ_keys",
-    "wire_environ_key"};
+    "wire_environ_key", "reused_environ"};
 
 typedef struct {
     PyObject_HEAD
@@ -1448,7 +1448,49 @@ result_of(Caller *self, Conn *conn, int failed)
     return Py_BuildValue("(lONO)", code, conn->headers, body, failed_obj);
 }
 
-/* the twin's `finally`: uwsgi.env is the request's environ no more */
+/* workers.reused_environ (--wsgi-env-behaviour cheat): the core's dict for the app,
+ * filled with `environ`'s items (a new reference), or NULL with an error */
+static PyObject *
+reused_environ(Caller *self, PyObject *w, PyObject *app_id, PyObject *environ)
+{
+    PyObject *kept = PyObject_GetAttr(w, str_environs);
+    if (kept == NULL) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(kept)) {  /* none yet (or not a plain dict): the twin */
+        Py_DECREF(kept);
+        PyObject *args[3] = {w, app_id, environ};
+        return PyObject_Vectorcall(self->h[H_REUSED_ENVIRON], args, 3, NULL);
+    }
+    PyObject *found = PyDict_GetItemWithError(kept, app_id);
+    if (found == NULL) {
+        int r = PyErr_Occurred() ? -1 : PyDict_SetItem(kept, app_id, environ);
+        Py_DECREF(kept);
+        return r < 0 ? NULL : Py_NewRef(environ);
+    }
+    Py_INCREF(found);
+    Py_DECREF(kept);
+    if (PyDict_Update(found, environ) < 0) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    return found;
+}
+
+/* the twin's `finally`: the reused environ cleared (cheat), or uwsgi.env the request's
+ * environ no more (holy) */
+static int drop_env(PyObject *module, PyObject *environ);
+
+static int
+finish_env(PyObject *module, PyObject *environ, int holy, int cores_lt2)
+{
+    if (!holy) {
+        PyDict_Clear(environ);
+        return 0;
+    }
+    return cores_lt2 ? drop_env(module, environ) : 0;
+}
+
 static int
 drop_env(PyObject *module, PyObject *environ)
 {
@@ -1475,6 +1517,7 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
     PyObject *inst = args[0], *w = args[1], *req = args[2];
     PyObject *app = NULL, *misc = NULL, *apps = NULL, *app_id = NULL, *subsystems = NULL;
     PyObject *result = NULL, *environ = NULL, *module = NULL, *spit = NULL, *write = NULL;
+    int holy = 1, finish = 0;
     Conn *conn = NULL;
     int cores_lt2 = 0;
 
@@ -1555,6 +1598,22 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
     if ((environ = build_environ(self, inst, req, (PyObject *)conn)) == NULL) {
         goto done;
     }
+    PyObject *holy_obj = GET(inst, wsgi_env_holy);
+    if (holy_obj == NULL || (holy = PyObject_IsTrue(holy_obj)) < 0) {
+        Py_XDECREF(holy_obj);
+        holy = 1;
+        goto done;
+    }
+    Py_DECREF(holy_obj);
+    if (!holy) {  /* --wsgi-env-behaviour cheat: the core's one dict, refilled */
+        PyObject *kept = reused_environ(self, w, app_id, environ);
+        if (kept == NULL) {
+            holy = 1;
+            goto done;
+        }
+        Py_SETREF(environ, kept);
+        finish = 1;
+    }
     /* uwsgi.env goes straight into the module's dict (see the twin) */
     PyObject *facade = GET(inst, facade), *cores;
     if (facade == NULL) {
@@ -1572,6 +1631,7 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
         cores_lt2 = 0;
         goto done;
     }
+    finish = 1;
     int failed;
     PyObject *call_args[2] = {environ, spit};
     PyObject *returned = PyObject_Vectorcall(app, call_args, 2, NULL);
@@ -1588,18 +1648,16 @@ caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *
     if (failed < 0) {
         goto done;
     }
-    if (cores_lt2) {
-        cores_lt2 = 0;
-        if (drop_env(module, environ) < 0) {
-            goto done;
-        }
+    finish = 0;
+    if (finish_env(module, environ, holy, cores_lt2) < 0) {
+        goto done;
     }
     result = result_of(self, conn, failed);
 done:
-    if (cores_lt2) {  /* finally: an error is pending, kept past the clean-up */
+    if (finish) {  /* finally: an error is pending, kept past the clean-up */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
-        if (drop_env(module, environ) < 0) {
+        if (finish_env(module, environ, holy, cores_lt2) < 0) {
             Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
         }
         else {
@@ -1737,6 +1795,7 @@ PyInit__cwsgi(void)
     INTERN(str_write_policy, "write_policy")
     INTERN(str_additional_headers, "additional_headers")
     INTERN(str_route_headers, "route_headers") INTERN(str_header_filter, "header_filter")
+    INTERN(str_environs, "environs")
     INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
     INTERN(str_crlf, "\r\n") INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")
     INTERN(str_headers_limit, "response-headers-limit") INTERN(empty_str, "")

@@ -171,6 +171,9 @@ class Instance:
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
         #: the internal routing (``--route`` & co., made at start), None without a route
         self.routes: Any = None
+        #: ``--wsgi-env-behaviour holy``: a new environ per request (else "cheat": one
+        #: per core and app, reused; checked at start)
+        self.wsgi_env_holy = o.str("wsgi-env-behaviour") == "holy"
         #: how the Python plugin answers a failed write (``uwsgi_py_check_write_errors``):
         #: (``--write-errors-tolerance``, ``--disable-write-exception``,
         #: ``--write-errors-exception-only``); None for uWSGI's default (0, off, off)

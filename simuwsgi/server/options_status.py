@@ -121,6 +121,9 @@ SIMULATED: dict[str, str] = {
     "pidfile": "the file gets the master's virtual pid (uWSGI's line at start; not "
                "rewritten at a reload); an unwritable one ends the start as uWSGI's exit(1)",
     "pidfile2": "as --pidfile, written after the privileges drop (its line later)",
+    "wsgi-env-behaviour": "cheat (the default): one environ dict per core and app, "
+                          "cleared after each request and refilled by the next; holy: a "
+                          "new one per request; another value ends the start",
     "write-errors-tolerance": "a response goes on, the write callable and uwsgi.sendfile "
                               "raise nothing, until more writes than this failed",
     "disable-write-exception": "a failed write raises nothing in the app and logs no "

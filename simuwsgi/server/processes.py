@@ -126,6 +126,8 @@ class Master(UProcess):
 class Worker(UProcess):
     kind = "worker"
     __slots__ = ("acceptor", "idle")  # (see UProcess.__slots__)
+    #: the core's environ dict per app (``--wsgi-env-behaviour cheat``), made when used
+    environs: dict[int, dict[str, Any]] | None = None
 
     def __init__(self, inst: Instance, ident: int, target: Callable[[], Any],
                  previous: Worker | None = None) -> None:
@@ -215,7 +217,7 @@ class ThreadOf:
     so that it is one to every ``isinstance`` check and ``uwsgi.*`` answers for it."""
 
     OWN = frozenset({"greenlet", "_target", "_alive", "wait_reason", "request", "core",
-                     "_process", "kernel", "alive", "thread_token"})
+                     "_process", "kernel", "alive", "thread_token", "environs"})
 
     def _begin(self, main: UProcess, core: int, target: Callable[[], Any]) -> None:
         # Not the process's __init__: the state is the process's; only the thread's is set.
@@ -227,6 +229,7 @@ class ThreadOf:
         own(self, "wait_reason", "")
         own(self, "_alive", True)
         own(self, "thread_token", ThreadToken())
+        own(self, "environs", None)  # (each core its environ dicts)
         own(self, "_target", target)
         own(self, "greenlet", greenlet.greenlet(self._main, parent=main.kernel.hub))
         # what Process.__init__ does for the kernel (its setattrs would reach the process)

@@ -52,6 +52,9 @@ __all__ = ["ProcessEnvironment", "check_start", "chdir2"]
 def check_start(inst: Instance) -> None:
     """Log and refuse as ``uwsgi_start`` would; returns when uWSGI would go on."""
     opts = inst.opts
+    behaviour = opts.str("wsgi-env-behaviour")
+    if behaviour is not None and behaviour not in ("holy", "cheat"):
+        raise StartRefusedError(f"invalid wsgi-env-behaviour value: {behaviour}")
     for line in opts.parse_log:
         inst.log(line)
     for name, value in opts.items:

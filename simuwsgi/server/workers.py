@@ -12,7 +12,9 @@ What it models (``core/utils.c`` ``wsgi_req_accept``/``uwsgi_close_request``,
   here the seeded RNG picks, and the trace records the choice; with ``--thunder-lock``
   the workers wait for a process-shared accept lock instead, first come first served:
   the worker idle the longest takes the connection (observed on 2.0.30: round robin);
-* the app is called with uWSGI's environ; ``uwsgi.env`` is set for the request (with
+* the app is called with uWSGI's environ (``--wsgi-env-behaviour cheat``, the default:
+  one dict per core and app, cleared after each request and refilled by the next;
+  ``holy``: a new one each time); ``uwsgi.env`` is set for the request (with
   fewer than two threads); the response is collected; counters are updated at the
   *end* of the request (``requests``, ``delta_requests``, the core's request count —
   ``uwsgi.request_id()`` — and ``total_requests``);
@@ -907,6 +909,9 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
     conn.app_id = req.app_id
     conn.switches = req.switches
     environ = build_environ(inst, req, w, conn)
+    holy = inst.wsgi_env_holy
+    if not holy:  # --wsgi-env-behaviour cheat: the core's one dict for this app, refilled
+        environ = reused_environ(w, req.app_id, environ)
     # uwsgi.env: ``env`` is no per-process hook, so it goes straight into the module's
     # dict (past the module type's Python ``__setattr__``/``__delattr__``)
     module = inst.facade.__dict__
@@ -931,9 +936,25 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         failed = True
         _manage_exception(inst, w)
     finally:
-        if inst.cores < 2 and module.get("env") is environ:
+        if not holy:  # uwsgi_python_destroy_env_cheat: cleared (uwsgi.env stays it)
+            environ.clear()
+        elif inst.cores < 2 and module.get("env") is environ:
             del module["env"]
     return _result(conn, failed)
+
+
+def reused_environ(w: Any, app_id: int, environ: dict[str, Any]) -> dict[str, Any]:
+    """``uwsgi_python_create_env_cheat``: the environ dict of this core and app, made at
+    its first request and cleared after each, filled with ``environ``'s items."""
+    kept = w.environs
+    if kept is None:
+        kept = w.environs = {}
+    found = kept.get(app_id)
+    if found is None:
+        kept[app_id] = environ
+        return environ
+    found.update(environ)
+    return found  # type: ignore[no-any-return]
 
 
 def _result(conn: Any, failed: bool) -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
@@ -1153,7 +1174,7 @@ if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
         "manage_exception": _manage_exception, "respond": _respond, "outcome": _outcome,
         "unhandled": _unhandled, "send_file_wrapper": _send_file_wrapper,
         "CONTROL": CONTROL, "exit": ProcessExit.from_system_exit,
-        "exception_response": _exception_response})
+        "exception_response": _exception_response, "reused_environ": reused_environ})
 
 
 #: The Python twins of the C functions, which the C code calls for every case it does
