@@ -58,6 +58,21 @@ def test_a_build_older_than_its_source_is_not_loaded_and_says_so(fake):
 
 
 
+def test_an_installed_package_is_not_checked(fake, monkeypatch):
+    """Outside a source checkout the installer wrote the files in any order (``pip install
+    .`` wrote a header after the build): the build is the package's, and is loaded."""
+    from simuwsgi._core import accel
+
+    build, source = fake
+    os.utime(build, (1_000, 1_000))
+    os.utime(source, (2_000, 2_000))
+    monkeypatch.setattr(accel, "_SOURCE_TREE", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module = load("fakeacc._cfast", "go")
+    assert module is not None and module.go() == 1
+
+
 @pytest.mark.parametrize("include", ["_cshared.h", "../_core/_cshared.h"])
 def test_a_build_older_than_a_header_its_source_includes_is_not_loaded(fake, include):
     """A header beside the source, or in another directory of the package (as the twins

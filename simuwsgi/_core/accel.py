@@ -10,7 +10,10 @@ gives the module, or None when the Python twin must run instead:
   includes) is newer than the built file, as after a checkout updated without
   ``pip install -e .``. Old C called by new Python fails in odd ways (a changed
   signature is a ``TypeError`` deep in a run), so the Python twin runs and a warning
-  names the fix. An installed wheel has no source beside its build.
+  names the fix. Only a source checkout is looked at (its ``pyproject.toml`` beside the
+  package): an installed package's files are as the installer wrote them, in any
+  order (a ``pip install .`` wrote a header after the build and turned every
+  accelerator off).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from pathlib import Path
 
 __all__ = ["load"]
 
+#: Whether this is a source checkout (an editable install), whose builds can go stale.
+_SOURCE_TREE = (Path(__file__).resolve().parents[2] / "pyproject.toml").is_file()
+
 
 def load(name: str, *needs: str) -> types.ModuleType | None:
     """The accelerator module ``name`` (dotted), or None (see the module's docstring);
@@ -36,6 +42,8 @@ def load(name: str, *needs: str) -> types.ModuleType | None:
             getattr(module, need)
     except (ImportError, AttributeError):
         return None
+    if not _SOURCE_TREE:
+        return module
     built = Path(getattr(module, "__file__", None) or "")
     source = built.with_name(name.rpartition(".")[2] + ".c")
     try:
