@@ -170,3 +170,46 @@ def test_daemonize_on_the_real_server(tmp_path):
         sim.stop()  # as SIGINT to the master
     assert _landmarks((tmp_path / "d.log").read_text().splitlines()) == \
         _landmarks((tmp_path / "s.log").read_text().splitlines())
+
+
+def test_logto2_opens_its_file_after_the_privileges_drop(tmp_path):
+    """``--logto2``: the file starts where uWSGI opens it (observed on 2.0.30: with
+    ``your processes number limit``); the lines before are not in it."""
+    (tmp_path / "app.py").write_text(APP)
+    with Simulation(["--master", "--wsgi-file", "app.py", "--logto2", "l2.log"],
+                    app_dir=tmp_path) as sim:
+        sim.get("/")
+        log = list(sim.log)
+        assert not [line for line in log if "not simulated" in line]
+    lines = (tmp_path / "l2.log").read_text().splitlines()
+    start = log.index(next(line for line in log
+                           if line.startswith("your processes number limit")))
+    assert lines == log[start:]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_logto2_on_the_real_server(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    binary = find_uwsgi_binary()
+    assert binary is not None
+    proc = subprocess.Popen([binary, "--master", "--wsgi-file", "app.py", "--logto2", "l2.log",
+                             "--http-socket", f"127.0.0.1:{port}"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not (tmp_path / "l2.log").exists() or \
+                "spawned uWSGI worker" not in (tmp_path / "l2.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=15)[0].decode()
+    lines = (tmp_path / "l2.log").read_text().splitlines()
+    assert lines[0].startswith("your processes number limit")
+    assert out.splitlines()[-1].endswith("(use the --uid flag) *** ") or \
+        out.splitlines()[-1].startswith("detected binary path")

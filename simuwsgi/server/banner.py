@@ -92,6 +92,11 @@ def _as_root(inst: Instance) -> list[str]:
             "*** WARNING: you are running uWSGI as root !!! (use the --uid flag) *** "]
 
 
+#: In the banner's lines: ``--logto2``'s file is opened here (after the privileges
+#: drop), and gets the lines from then on.
+OPEN_LOGTO2 = "\0open logto2"
+
+
 def _write_pidfile(inst: Instance, option: str) -> list[str]:
     """``uwsgi_write_pidfile`` (``--pidfile`` before the privileges drop, ``--pidfile2``
     after it; not again at a reload): the line, and the file with the master's virtual
@@ -142,6 +147,8 @@ def before_subsystems(inst: Instance) -> list[str]:
     if routes is not None:
         lines += routes.dump()
     lines += _as_root(inst)
+    if inst.opts.str("logto2") is not None and not inst.is_a_reload:
+        lines.append(OPEN_LOGTO2)  # uwsgi_start's logto(logto2): the file from here on
     lines += _write_pidfile(inst, "pidfile2")
     if not inst.has_master:
         lines.append("*** WARNING: you are running uWSGI without its master process manager ***")

@@ -27,7 +27,10 @@ master looks at the ``--logto`` file's size; above N bytes it writes
 (``--log-backupname``, else ``FILE.<unix time>``, the virtual time) and starts a new
 empty file.
 
-Left out: UDP/socket/syslog loggers, ``--logto2``, ``--log-reopen``, ``--touch-logrotate``,
+``--logto2 PATH``: as ``--logto``, but the file is opened after the privileges drop:
+it starts at ``your processes number limit``, the lines before are the terminal's only.
+
+Left out: UDP/socket/syslog loggers, ``--daemonize2``, ``--log-reopen``, ``--touch-logrotate``,
 encoders, routes, ``--log-master`` buffering.
 """
 
@@ -74,13 +77,23 @@ class LogSink:
         main = [logfile] + [_file_logger(v) for v in opts.strings("logger")]
         requests = [_file_logger(v) for v in opts.strings("req-logger", "logger-req")]
         self.files = [self._create(p) for p in main if p]
+        #: ``--logto2``: a log file opened after the privileges drop (``open_logto2``)
+        self._logto2 = opts.str("logto2")
         #: ``--logto``'s file (uWSGI's ``logfile``: the one ``--log-maxsize`` rotates)
         self.logfile = self.files[0] if logfile else None
         self.request_files = [self._create(p) for p in requests if p]
 
+    def open_logto2(self) -> None:
+        """``--logto2``'s file gets the lines from now on (uWSGI opens it after the
+        privileges drop: the first lines are the terminal's only)."""
+        if self._logto2 and self.logfile is None:
+            self.logfile = self._create(self._logto2)
+            self.files.insert(0, self.logfile)
+
     @property
     def active(self) -> bool:
-        return self.dated or bool(self.files or self.request_files or self.ignored)
+        return self.dated or bool(self.files or self.request_files or self.ignored
+                                  or self._logto2)
 
     def _create(self, path: str) -> Path:
         """Open the file as uWSGI does at start (created if missing, chmod applied); it
@@ -163,7 +176,8 @@ class LogRotation:
             return
         logfile = self.sink.logfile
         assert logfile is not None
-        given = self.inst.opts.str("logto") or self.inst.opts.str("daemonize") or str(logfile)
+        opts = self.inst.opts
+        given = opts.str("logto") or opts.str("daemonize") or opts.str("logto2") or str(logfile)
         name = self.backupname or f"{given}.{wall_s}"
         # written (dated) in the file being rotated (uwsgi_logfile_write)
         self.inst.log_verbose(f"logsize: {size}, triggering rotation to {name}...",

@@ -313,6 +313,10 @@ class Instance:
 
     def _log_lines(self, lines: list[str]) -> None:
         for line in lines:
+            if line == _banner.OPEN_LOGTO2:
+                if self.log_sink is not None:
+                    self.log_sink.open_logto2()
+                continue
             self.log(line, self.master)
 
     def log_exception(self) -> None:

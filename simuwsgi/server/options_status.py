@@ -97,6 +97,8 @@ SIMULATED: dict[str, str] = {
                  "--umask says (uWSGI also leaves its terminal; a simulation has none)",
     "umask": "the processes' umask (the test process's while the simulation runs, put "
              "back at close); an invalid value is logged and taken as 0, as in 2.0.30",
+    "logto2": "as --logto, the file opened after the privileges drop: the first lines "
+              "(up to the root warnings) are not in it, as observed",
     "log-master": "the log's lines are the same; the master's log pipes take fds 3-5, so "
                   "the sockets start at fd 6 (8 with a request logger), as observed",
     "threaded-logger": "as --log-master (a thread of the master writes the log: the same "
