@@ -51,6 +51,38 @@ def _shape(directory: Path) -> dict[str, object]:
     return out
 
 
+# -- the real server, run directly (its log goes to a file: the harness cannot watch it) --
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _binary() -> str:
+    binary = find_uwsgi_binary()
+    assert binary is not None
+    return binary
+
+
+def _wait_for(ready, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, "the real server did not get there"
+        time.sleep(0.1)
+
+
+def _get(port: int) -> bool:
+    """One request (True), or False while nothing listens."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            while conn.recv(65536):
+                pass
+        return True
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("mode", ["sim", "fork"])
 def test_the_log_file_is_rotated_above_the_size(tmp_path, mode):
     (tmp_path / "app.py").write_text(APP)
@@ -80,29 +112,15 @@ def test_a_backup_name(tmp_path):
 @requires_real_uwsgi
 def test_the_same_files_on_the_real_server(tmp_path):
     (tmp_path / "app.py").write_text(APP)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    binary = find_uwsgi_binary()
-    assert binary is not None
-    proc = subprocess.Popen([binary, *_argv(), "--http-socket", f"127.0.0.1:{port}"],
+    port = _free_port()
+    proc = subprocess.Popen([_binary(), *_argv(), "--http-socket", f"127.0.0.1:{port}"],
                             cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "uWSGI did not start"
-                time.sleep(0.1)
+        _wait_for(lambda: _get(port))
         for _ in range(3):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                while conn.recv(65536):
-                    pass
             time.sleep(1.2)
+            assert _get(port)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(15)
@@ -133,37 +151,18 @@ def _landmarks(lines: list[str]) -> list[str]:
 @requires_real_uwsgi
 def test_daemonize_on_the_real_server(tmp_path):
     (tmp_path / "app.py").write_text(APP)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    binary = find_uwsgi_binary()
-    assert binary is not None
-    done = subprocess.run([binary, "--master", "--wsgi-file", "app.py", "--daemonize", "d.log",
-                           "--http-socket", f"127.0.0.1:{port}", "--pidfile", "pid"],
+    port = _free_port()
+    done = subprocess.run([_binary(), "--master", "--wsgi-file", "app.py", "--daemonize",
+                           "d.log", "--http-socket", f"127.0.0.1:{port}", "--pidfile", "pid"],
                           cwd=tmp_path, capture_output=True, timeout=30, check=False)
     assert done.returncode == 0 and done.stdout == b""  # the daemon went on on its own
+    pidfile = tmp_path / "pid"
     try:
-        deadline = time.monotonic() + 15
-        while not (tmp_path / "pid").exists() or (tmp_path / "pid").read_text() == "":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-                    conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                    while conn.recv(65536):
-                        pass
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        _wait_for(lambda: pidfile.exists() and pidfile.read_text() != "")
+        _wait_for(lambda: _get(port))
     finally:
-        pid = int((tmp_path / "pid").read_text())
-        os.kill(pid, signal.SIGINT)
-        deadline = time.monotonic() + 15
-        while "goodbye to uWSGI." not in (tmp_path / "d.log").read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        os.kill(int(pidfile.read_text()), signal.SIGINT)
+        _wait_for(lambda: "goodbye to uWSGI." in (tmp_path / "d.log").read_text())
     with Simulation(["--master", "--wsgi-file", "app.py", "--daemonize", "s.log"],
                     app_dir=tmp_path) as sim:
         sim.get("/")
@@ -191,25 +190,17 @@ def test_logto2_opens_its_file_after_the_privileges_drop(tmp_path):
 @requires_real_uwsgi
 def test_logto2_on_the_real_server(tmp_path):
     (tmp_path / "app.py").write_text(APP)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    binary = find_uwsgi_binary()
-    assert binary is not None
-    proc = subprocess.Popen([binary, "--master", "--wsgi-file", "app.py", "--logto2", "l2.log",
-                             "--http-socket", f"127.0.0.1:{port}"], cwd=tmp_path,
+    port = _free_port()
+    proc = subprocess.Popen([_binary(), "--master", "--wsgi-file", "app.py", "--logto2",
+                             "l2.log", "--http-socket", f"127.0.0.1:{port}"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    log = tmp_path / "l2.log"
     try:
-        deadline = time.monotonic() + 15
-        while not (tmp_path / "l2.log").exists() or \
-                "spawned uWSGI worker" not in (tmp_path / "l2.log").read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        _wait_for(lambda: log.exists() and "spawned uWSGI worker" in log.read_text())
     finally:
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=15)[0].decode()
-    lines = (tmp_path / "l2.log").read_text().splitlines()
-    assert lines[0].startswith("your processes number limit")
-    assert out.splitlines()[-1].endswith("(use the --uid flag) *** ") or \
-        out.splitlines()[-1].startswith("detected binary path")
+    assert log.read_text().splitlines()[0].startswith("your processes number limit")
+    last = out.splitlines()[-1]  # the terminal's: up to the root warnings
+    assert last.endswith("(use the --uid flag) *** ") or last.startswith("detected binary path")

@@ -613,7 +613,9 @@ def _parse(pos: int, kind: str | None, value: str) -> _Rule:
                 raise StartRefusedError(f"pcre error: {exc}") from None
     rule.action = command
     name, colon, arg = command.partition(":")
-    if not colon or (name not in _ACTIONS and name not in _OTHER_ACTIONS):
+    if not colon:
+        raise StartRefusedError("invalid route syntax")
+    if name not in _ACTIONS and name not in _OTHER_ACTIONS:
         raise StartRefusedError(f'unable to register route "{value}"')
     rule.name, rule.arg, rule.runner = name, arg, _ACTIONS.get(name)
     if name == "logvar" and "=" not in arg:
