@@ -117,7 +117,10 @@ def test_the_same_on_the_real_server(tmp_path):
         assert real.get("/", timeout=5).body == b"hello"
         time.sleep(0.5)
         log = real.app_log()
-    assert _reload_shape(log) == RELOADED
+    # the second worker may be killed by the reload before its own look (real timing)
+    shape = _reload_shape(log)
+    assert shape in (RELOADED, [line for i, line in enumerate(RELOADED)
+                                if i != RELOADED.index(MODIFIED.format("app.py"))])
 
 
 @pytest.mark.real
@@ -129,4 +132,6 @@ def test_an_imported_module_is_named_as_on_the_real_server(tmp_path):
         _touch(tmp_path / "helper.py")
         time.sleep(2)
         lines = [line for line in real.app_log() if "has been modified" in line]
-    assert lines == [MODIFIED.format(tmp_path / "helper.py")] * 2
+    # each worker that looked before the reload killed it says so: one or both
+    assert lines in ([MODIFIED.format(tmp_path / "helper.py")] * 2,
+                     [MODIFIED.format(tmp_path / "helper.py")])
