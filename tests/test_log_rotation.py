@@ -204,3 +204,73 @@ def test_logto2_on_the_real_server(tmp_path):
     assert log.read_text().splitlines()[0].startswith("your processes number limit")
     last = out.splitlines()[-1]  # the terminal's: up to the root warnings
     assert last.endswith("(use the --uid flag) *** ") or last.startswith("detected binary path")
+
+
+def _touch(path: Path) -> None:
+    if path.exists():
+        st = path.stat()
+        os.utime(path, (st.st_atime, st.st_mtime + 10))
+    else:
+        path.write_text("")
+
+
+REOPEN = re.compile(r"\[\d+\] logsize: \d+, triggering log-reopen\.\.\.")
+
+
+def _touch_shape(directory: Path) -> list[str]:
+    """The touch lines of the rotated file, in order, and the files there."""
+    rotated = next(p for p in directory.iterdir() if p.name.startswith("uwsgi.log."))
+    lines = rotated.read_text().splitlines()
+    marks = []
+    for line in lines:
+        if line.startswith("unable to stat() t1"):
+            marks.append("unable to stat t1")
+        elif REOPEN.fullmatch(line):
+            marks.append("reopen")
+        elif re.fullmatch(r"\[\d+\] uwsgi\.log reopened\.", line):
+            marks.append("reopened")
+        elif ROTATION.fullmatch(line):
+            marks.append("rotation")
+    return marks
+
+
+TOUCH_ARGV = ["--master", "--wsgi-file", "app.py", "--logto", "uwsgi.log",
+              "--touch-logreopen", "t1", "--touch-logrotate", "t2"]
+#: t1 missing at start, then made (a reopen); t2 touched (a rotation, whatever the size)
+TOUCH_MARKS = ["unable to stat t1", "reopen", "reopened", "rotation"]
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_touched_files_reopen_and_rotate_the_log(tmp_path, mode):
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "t2").write_text("")
+    with Simulation(TOUCH_ARGV, app_dir=tmp_path, mode=mode) as sim:
+        sim.advance(2.5)
+        _touch(tmp_path / "t1")
+        sim.advance(2)
+        _touch(tmp_path / "t2")
+        sim.advance(2)
+        assert not [line for line in sim.log if "not simulated" in line]
+    assert _touch_shape(tmp_path) == TOUCH_MARKS
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_touched_files_on_the_real_server(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "t2").write_text("")
+    port = _free_port()
+    proc = subprocess.Popen([_binary(), *TOUCH_ARGV, "--http-socket", f"127.0.0.1:{port}"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: _get(port))
+        time.sleep(2)
+        _touch(tmp_path / "t1")
+        time.sleep(2)
+        _touch(tmp_path / "t2")
+        _wait_for(lambda: any(p.name.startswith("uwsgi.log.") for p in tmp_path.iterdir()))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    assert _touch_shape(tmp_path) == TOUCH_MARKS

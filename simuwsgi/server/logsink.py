@@ -30,8 +30,13 @@ empty file.
 ``--logto2 PATH``: as ``--logto``, but the file is opened after the privileges drop:
 it starts at ``your processes number limit``, the lines before are the terminal's only.
 
-Left out: UDP/socket/syslog loggers, ``--daemonize2``, ``--log-reopen``, ``--touch-logrotate``,
-encoders, routes, ``--log-master`` buffering.
+``--touch-logrotate FILE`` rotates it the same way whatever its size when FILE is
+touched (seen at the same once-a-second look); ``--touch-logreopen FILE`` writes
+``[<unix time>] logsize: SIZE, triggering log-reopen...`` and ``[<unix time>] NAME
+reopened.`` (the file is opened for each line already).
+
+Left out: UDP/socket/syslog loggers, ``--daemonize2``, ``--log-reopen``, encoders,
+routes, ``--log-master`` buffering.
 """
 
 from __future__ import annotations
@@ -138,7 +143,9 @@ class LogRotation:
     def create(cls, inst: Instance) -> LogRotation | None:
         sink = inst.log_sink
         maxsize = inst.opts.int("log-maxsize", 0)
-        if sink is None or sink.logfile is None or maxsize <= 0 or not inst.has_master:
+        touches = inst.opts.strings("touch-logrotate") or inst.opts.strings("touch-logreopen")
+        if sink is None or sink.logfile is None or not inst.has_master or \
+                (maxsize <= 0 and not touches):
             return None
         return cls(inst, sink, maxsize)
 
@@ -148,6 +155,34 @@ class LogRotation:
         self.maxsize = maxsize
         self.backupname = inst.opts.str("log-backupname")
         self._checked = -1  # the second of the last look
+        #: ``--touch-logrotate``/``--touch-logreopen``: per file, [mtime, missing]
+        self._touches = {option: {name: [0, False] for name in inst.opts.strings(option)}
+                         for option in ("touch-logrotate", "touch-logreopen")}
+
+    def _touched(self, option: str) -> bool:
+        """``uwsgi_check_touches``: a file of the list was touched (its mtime grew), made
+        or removed since the last look (the first look only remembers it)."""
+        for name, state in self._touches[option].items():
+            try:
+                mtime = int(os.stat(self.inst.opts.path(name)).st_mtime)
+            except OSError:
+                if state[0] and not state[1]:
+                    state[1] = True
+                    return True
+                if not state[0] and not state[1]:
+                    self.inst.log(f"unable to stat() {name}, events will be triggered as soon "
+                                  "as the file is created", self.inst.master)
+                    state[1] = True
+                state[0] = 0
+                continue
+            if not state[0] and state[1]:
+                state[0], state[1] = mtime, False
+                return True
+            if state[0] and mtime > state[0]:
+                state[0] = mtime
+                return True
+            state[0] = mtime
+        return False
 
     def facade_functions(self) -> dict[str, object]:
         return {}
@@ -172,8 +207,20 @@ class LogRotation:
             return
         self._checked = wall_s
         size = self._size()
-        if size <= self.maxsize:
-            return
+        rotate = self._touched("touch-logrotate")  # (both lists looked at, every time)
+        reopen = self._touched("touch-logreopen")
+        if (self.maxsize > 0 and size > self.maxsize) or rotate:
+            self._rotate(wall_s, size)
+        elif reopen:
+            # uwsgi_log_reopen: its lines written raw in the file, which is opened again
+            # (a simulation opens it for each line already)
+            opts = self.inst.opts
+            given = opts.str("logto") or opts.str("daemonize") or opts.str("logto2")
+            self.inst.log_raw(f"[{wall_s}] logsize: {size}, triggering log-reopen...",
+                              self.inst.master)
+            self.inst.log_raw(f"[{wall_s}] {given} reopened.", self.inst.master)
+
+    def _rotate(self, wall_s: int, size: int) -> None:
         logfile = self.sink.logfile
         assert logfile is not None
         opts = self.inst.opts

@@ -92,6 +92,9 @@ SIMULATED: dict[str, str] = {
                      "--exec-asap's",
     "log-maxsize": "once a second the master rotates the --logto file above N bytes "
                    "(FILE.<virtual unix time>, or --log-backupname), with uWSGI's line",
+    "touch-logrotate": "the --logto file rotated (as by --log-maxsize) when the file is "
+                       "touched, at the master's once-a-second look",
+    "touch-logreopen": "uWSGI's two log-reopen lines in the log when the file is touched",
     "log-backupname": "the name --log-maxsize rotates the --logto file to",
     "daemonize": "the log goes to the file, as --logto's, and the umask is 0 unless "
                  "--umask says (uWSGI also leaves its terminal; a simulation has none)",
