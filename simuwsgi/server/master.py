@@ -182,10 +182,9 @@ class Instance:
         self.write_policy = None if policy == (0, False, False) else policy
         #: ``--rem-header``/``--del-header``: header names no response gets (lower case)
         self.removed_headers = frozenset(name.lower() for name in o.strings("rem-header"))
-        #: whether a response's headers are looked up in those (and a route's delheader)
-        self.header_filter = bool(self.removed_headers) or any(
-            name.startswith("route") and isinstance(value, str)
-            and ("delheader:" in value or "remheader:" in value) for name, value in o.items)
+        #: whether a response's headers are looked up in those (and, once the routes are
+        #: made at start, in a route's delheader)
+        self.header_filter = bool(self.removed_headers)
         #: ``--add-header``: lines added to every response's headers (as latin-1 text
         #: holding the option's bytes)
         self.additional_headers = tuple(
@@ -395,6 +394,8 @@ class Instance:
         from .routing import Router
 
         self.routes = Router.from_options(self.opts)
+        self.header_filter = bool(self.removed_headers) or (
+            self.routes is not None and self.routes.removes_headers)
         self._set_umask()
         run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))

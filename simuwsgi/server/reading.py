@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol._errors import RemoteProtocolError
 from ..protocol._http_request import parse_http_request
+from . import routing as _routing
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -125,9 +126,7 @@ class Reading:
         if self.manage_script_name:
             env = self._manage_script_name(req, vars_)
         if self.routes is not None:  # uwsgi_apply_routes: before the app (and the statics)
-            from .routing import BREAK
-
-            if self.routes.apply(inst, w, req, env) == BREAK:
+            if self.routes.apply(inst, w, req, env) == _routing.BREAK:
                 return ROUTED
             if req.appended_vars:
                 env = {**env, **dict(req.appended_vars)}

@@ -503,6 +503,8 @@ class Router:
         self.rules = rules
         #: the file serving of ``static`` actions when no static option made one
         self.static: Any = None
+        #: whether a rule may take a header off the response (delheader/remheader)
+        self.removes_headers = any(r.runner is _remheader for r in rules)
 
     @classmethod
     def from_options(cls, opts: Any) -> Router | None:
