@@ -155,7 +155,7 @@ def test_the_lord_after_start_and_after_a_stop(real_runs, case):
     for real, sim in zip(real_lines, sim_lines):
         assert "announced its death to Legion lg" in " ".join(real)
         # the same Legion lines, in the same order, on each survivor
-        assert _kinds(real) == _kinds(sim), (real, sim)
+        assert _kinds(_after_start(real)) == _kinds(_after_start(sim)), (real, sim)
 
 
 @pytest.mark.parametrize("case", ["kill"])
@@ -167,7 +167,20 @@ def test_a_killed_lord_is_replaced_after_the_tolerance(real_runs, case):
     # before the kill), seen at a whole-second check, then a round to agree
     assert 12 < real_delay < 20 and 12 < sim_delay < 20, (real_delay, sim_delay)
     assert abs(real_delay - sim_delay) < 4.0
-    assert _kinds(real_lines[0]) == _kinds(sim_lines[0])
+    assert _kinds(_after_start(real_lines[0])) == _kinds(_after_start(sim_lines[0]))
+
+
+def _after_start(lines: list[str]) -> list[str]:
+    """The lines without the quorum reports made before the last node joined. The real
+    nodes start one after another, and a loaded host can delay the last one's first
+    announce past a survivor's quorum round (seen in CI: a "votes: 2" report before the
+    third node joined, then "votes: 3"); the simulated nodes start at the same instant."""
+    joined = [i for i, line in enumerate(lines) if line.endswith(" joined Legion lg")]
+    if not joined:
+        return lines
+    head = [line for line in lines[:joined[-1]]
+            if "QUORUM" not in line and not line.startswith("[uwsgi-legion-node]")]
+    return head + lines[joined[-1]:]
 
 
 def _kinds(lines: list[str]) -> list[str]:
