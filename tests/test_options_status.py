@@ -97,8 +97,8 @@ def test_strict_refuses_not_simulated_options(app_dir: Path) -> None:
         Simulation(["--wsgi-file", "app.py", "--stats-push", "file:x",
                     "--final-route", "^/x break:404"],
                    app_dir=app_dir, strict=True)
-    assert str(info.value) == ("options not simulated (strict): --stats-push --final-route; "
-                               "'simuwsgi options NAME' says why")
+    assert str(info.value) == ("options not simulated (strict): --stats-push final route "
+                               "action 'break'; 'simuwsgi options NAME' says why")
     assert isinstance(info.value, ConfigError) and isinstance(info.value, NotSimulatedError)
     Simulation(["--wsgi-file", "app.py", "--cpu-affinity", "1"], app_dir=app_dir,
                strict=True).close()

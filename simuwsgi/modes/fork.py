@@ -738,6 +738,7 @@ class ForkRuntime:
         if outcome[2]:  # exceptions counted in the child (the app's, write errors)
             w.exceptions += outcome[2]
             w.app_exceptions[req.app_id] = w.app_exceptions.get(req.app_id, 0) + outcome[2]
+        w.main.core_routed[w.core] += outcome[3]
         return status, headers, body, failed
 
     def module_files(self, proc: UProcess, ignored: list[str]) -> list[str]:
@@ -1099,7 +1100,10 @@ class _Child:
         req.__dict__.update(payload)
         req.conn = req.on_done = req.response = None
         proc = self.kernel.current
-        w = types.SimpleNamespace(apps=dict(self.loader.apps), exceptions=0,
+        # the worker as the app's call sees it here: its counts go back to the parent
+        # (the exceptions, the requests an error or response route ended)
+        w = types.SimpleNamespace(apps=dict(self.loader.apps), exceptions=0, routed=0,
+                                  id=getattr(proc, "id", 0), pid=getattr(proc, "pid", 0),
                                   app_exceptions={},  # the core's reused environs:
                                   environs=self.environs.setdefault(  # this child's
                                       getattr(proc, "core", 0), {}))
@@ -1109,7 +1113,7 @@ class _Child:
             conn = req.conn
             wire = ((conn.raw, conn.altered, conn.log_stats) if conn is not None
                     else (b"", False, None))
-            return (DONE, (result, *wire), w.exceptions)
+            return (DONE, (result, *wire), w.exceptions, w.routed)
         except ProcessExit as exc:
             if exc.reason == "SystemExit":
                 _containment.run_atexit(self.inst, proc)  # Py_Exit

@@ -46,8 +46,8 @@
 
 static PyObject *str_int, *str_append, *str_env, *str_content_length, *str_wsgi_input;
 static PyObject *str_resolve, *str_misc, *str_join, *str_crlf, *str_colon, *str_end;
-static PyObject *str_write_policy, *str_additional_headers, *str_route_headers;
-static PyObject *str_header_filter, *str_headers_limit, *str_environs;
+static PyObject *str_write_policy, *str_writer_hooks;
+static PyObject *str_headers_limit, *str_environs;
 static PyObject *empty_str, *empty_tuple, *empty_bytes, *unknown;
 static PyObject *zero, *two;
 
@@ -68,8 +68,16 @@ typedef struct {
     Py_ssize_t status_code, header_cnt, headers_size, switches, hcap, hpos;
     Py_ssize_t sendfile_chunk, response_size, write_errors, app_id;
     char headers_sent, closed, altered, via_sendfile;
-    char header_filter;  /* inst.header_filter: each header goes by Connection._removed */
+    char ignore_body;  /* a route answered: body writes do nothing */
+    Py_ssize_t hooks;  /* inst.writer_hooks, read once (interface.HOOK_*) */
+    Py_ssize_t routing;  /* Connection._routing (wire._ERROR_ROUTING...) */
 } Conn;
+
+/* interface.HOOK_*: what the writer asks the Python side */
+#define HOOK_FILTER 1    /* each header goes by Connection._removed */
+#define HOOK_EXTRA 2     /* extra header lines: Connection._extra_headers */
+#define HOOK_ERROR 4     /* the error routes as a status is prepared */
+#define HOOK_RESPONSE 8  /* the response routes as the headers go out */
 
 static PyTypeObject ConnType;
 
@@ -129,19 +137,16 @@ conn_fill(Conn *self, PyObject *inst, PyObject *req, PyObject *worker, PyObject 
     self->header_cnt = self->headers_size = self->switches = self->hcap = self->hpos = 0;
     self->sendfile_chunk = self->response_size = self->write_errors = self->app_id = 0;
     self->headers_sent = self->closed = self->altered = self->via_sendfile = 0;
-    PyObject *filter = PyObject_GetAttr(inst, str_header_filter);
-    if (filter == NULL) {
-        PyErr_Clear();  /* an instance without it (a test's stand-in): no filter */
-        self->header_filter = 0;
+    self->ignore_body = 0;
+    self->hooks = self->routing = 0;
+    PyObject *hooks = PyObject_GetAttr(inst, str_writer_hooks);
+    if (hooks == NULL) {
+        PyErr_Clear();  /* an instance without it (a test's stand-in): no hooks */
         return 0;
     }
-    int on = PyObject_IsTrue(filter);
-    Py_DECREF(filter);
-    if (on < 0) {
-        return -1;
-    }
-    self->header_filter = (char)on;
-    return 0;
+    self->hooks = PyLong_AsSsize_t(hooks);
+    Py_DECREF(hooks);
+    return self->hooks == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
 static int
@@ -240,6 +245,19 @@ conn_append_meth(Conn *self, PyObject *arg)
 
 static PyObject *phrases;  /* wire._PHRASES */
 
+/* self.<name>(): a Python hook's truth, or -1 */
+static int
+conn_hook(Conn *self, const char *name)
+{
+    PyObject *r = PyObject_CallMethod((PyObject *)self, name, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return truth;
+}
+
 /* _prepare: uwsgi_response_prepare_headers for the status `raw` (bytes); `text` is its
  * str when known (the latin-1 decoding of raw), else NULL. */
 static int
@@ -262,6 +280,12 @@ conn_prepare(Conn *self, PyObject *raw, PyObject *text)
     SET(headers, headers);
     const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(raw);
     self->status_code = 100 * (s[0] - 48) + 10 * (s[1] - 48) + (s[2] - 48);
+    if (self->hooks & HOOK_ERROR) {  /* a rule that ended the request: nothing prepared */
+        int ended = conn_hook(self, "_error_routes");
+        if (ended) {
+            return ended < 0 ? -1 : 0;
+        }
+    }
     PyObject *status;
     if (len <= 4) {
         PyObject *code = PyUnicode_DecodeLatin1((const char *)s, 3, NULL);
@@ -328,7 +352,7 @@ conn_add_header(Conn *self, PyObject *key, PyObject *value)
             || self->write_errors) {
         return 0;
     }
-    if (self->header_filter) {  /* --rem-header, a route's delheader: Connection._removed */
+    if (self->hooks & HOOK_FILTER) {  /* --rem-header, a route's delheader: _removed */
         PyObject *x = PyObject_CallMethod((PyObject *)self, "_removed", "O", key);
         int removed = x == NULL ? -1 : PyObject_IsTrue(x);
         Py_XDECREF(x);
@@ -435,32 +459,21 @@ conn_send_headers(Conn *self)
     return 0;
 }
 
-/* --add-header's lines, added as the headers go out (Connection._extra_headers, when
- * the instance has any); 1, 0 (write error, counted) or -1 */
+/* --add-header's lines and a route's addheader lines, added as the headers go out
+ * (Connection._extra_headers, when the instance may have any); 1, 0 (write error,
+ * counted) or -1 */
 static int
 conn_extra_headers(Conn *self)
 {
-    PyObject *extra = PyObject_GetAttr(self->inst, str_additional_headers);
-    if (extra == NULL) {
-        return -1;
-    }
-    int none = PyTuple_CheckExact(extra) && PyTuple_GET_SIZE(extra) == 0;
-    Py_DECREF(extra);
-    if (none) {  /* and a route's addheader lines (Request.route_headers) */
-        PyObject *routed = PyObject_GetAttr(self->req, str_route_headers);
-        if (routed == NULL) {
-            return -1;
-        }
-        none = PyTuple_CheckExact(routed) && PyTuple_GET_SIZE(routed) == 0;
-        Py_DECREF(routed);
-    }
-    if (none) {
-        return 1;
-    }
-    PyObject *x = PyObject_CallMethod((PyObject *)self, "_extra_headers", NULL);
-    int r = x == NULL ? -1 : PyObject_IsTrue(x);
-    Py_XDECREF(x);
-    return r;
+    return self->hooks & HOOK_EXTRA ? conn_hook(self, "_extra_headers") : 1;
+}
+
+/* the response routes, once, as the headers go out (Connection._response_routes):
+ * 1 when a rule ended the request (its body writes are then ignored), 0, or -1 */
+static int
+conn_response_routes(Conn *self)
+{
+    return self->hooks & HOOK_RESPONSE ? conn_hook(self, "_response_routes") : 0;
 }
 
 /* write_headers: uwsgi_response_write_headers_do; 1, 0 (write error) or -1 */
@@ -471,7 +484,11 @@ conn_write_headers(Conn *self)
             || self->write_errors) {
         return 1;
     }
-    int r = conn_extra_headers(self);
+    int r = conn_response_routes(self);
+    if (r) {
+        return r;  /* ended by a rule (uWSGI's -1, with no write error): 1 */
+    }
+    r = conn_extra_headers(self);
     if (r <= 0) {
         return r;
     }
@@ -494,6 +511,15 @@ conn_write_body(Conn *self, PyObject *data)
 {
     if (self->write_errors) {
         return 0;
+    }
+    if (self->ignore_body) {
+        return 1;
+    }
+    if (!self->headers_sent) {
+        int ended = conn_response_routes(self);
+        if (ended) {
+            return ended;
+        }
     }
     if (!self->headers_sent && self->status != Py_None && !self->response_size) {
         int r = conn_extra_headers(self);
@@ -789,7 +815,8 @@ static PyMemberDef conn_members[] = {
     INT("_hpos", hpos) INT("sendfile_chunk", sendfile_chunk)
     INT("response_size", response_size) INT("write_errors", write_errors)
     INT("app_id", app_id)
-    BOOL(headers_sent) BOOL(closed) BOOL(altered) BOOL(via_sendfile)
+    BOOL(headers_sent) BOOL(closed) BOOL(altered) BOOL(via_sendfile) BOOL(ignore_body)
+    INT("hooks", hooks) INT("_routing", routing)
     {NULL},
 };
 
@@ -1792,9 +1819,7 @@ PyInit__cwsgi(void)
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
     INTERN(str_int, "int") INTERN(str_append, "append") INTERN(str_env, "env")
     INTERN(str_content_length, "CONTENT_LENGTH") INTERN(str_wsgi_input, "wsgi.input")
-    INTERN(str_write_policy, "write_policy")
-    INTERN(str_additional_headers, "additional_headers")
-    INTERN(str_route_headers, "route_headers") INTERN(str_header_filter, "header_filter")
+    INTERN(str_write_policy, "write_policy") INTERN(str_writer_hooks, "writer_hooks")
     INTERN(str_environs, "environs")
     INTERN(str_resolve, "resolve") INTERN(str_misc, "misc") INTERN(str_join, "join")
     INTERN(str_crlf, "\r\n") INTERN(str_colon, ": ") INTERN(str_end, "\r\n\r\n")

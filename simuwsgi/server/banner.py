@@ -143,9 +143,10 @@ def before_subsystems(inst: Instance) -> list[str]:
              f"current working directory: {inst.app.base_dir}",
              *_write_pidfile(inst, "pidfile"),
              f"detected binary path: {binary_path(inst)}"]
-    routes = getattr(inst, "routes", None)
-    if routes is not None:
-        lines += routes.dump()
+    for table in ("routes", "error_routes", "response_routes", "final_routes"):
+        routes = getattr(inst, table, None)
+        if routes is not None:
+            lines += routes.dump()
     lines += _as_root(inst)
     if inst.opts.str("logto2") is not None and not inst.is_a_reload:
         lines.append(OPEN_LOGTO2)  # uwsgi_start's logto(logto2): the file from here on

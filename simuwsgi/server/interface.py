@@ -30,13 +30,21 @@ if TYPE_CHECKING:
     from .config import Options
     from .processes import Master, Mule, Spooler, UProcess, Worker
 
-__all__ = ["AFTER_REAP", "BEFORE_REAP", "CONTROL", "Instance", "ProcessExit"]
+__all__ = ["AFTER_REAP", "BEFORE_REAP", "CONTROL", "HOOK_ERROR", "HOOK_EXTRA", "HOOK_FILTER",
+           "HOOK_RESPONSE", "Instance", "ProcessExit"]
 
 #: The kernel priority of the master's per-iteration checks (worker lifetime, evil
 #: memory, cheaper): they run after that iteration's waitpid() has reaped and respawned.
 AFTER_REAP = NORMAL + 1
 #: The checks at the top of the master loop, before its waitpid() (mercy, cheaper).
 BEFORE_REAP = NORMAL - 1
+
+#: What a response's writer (``wire.Connection``) asks the instance's Python side, as
+#: bits of ``Instance.writer_hooks`` (made at start, read once per connection): each
+#: header looked up in the removed ones (``--rem-header``, a route's ``delheader``),
+#: extra header lines (``--add-header``, a route's ``addheader``), the error routes as
+#: a status is prepared, the response routes as the headers go out.
+HOOK_FILTER, HOOK_EXTRA, HOOK_ERROR, HOOK_RESPONSE = 1, 2, 4, 8
 
 
 class Instance(Protocol):
@@ -54,6 +62,8 @@ class Instance(Protocol):
     write_policy: tuple[int, bool, bool] | None
     #: ``--add-header``'s lines
     additional_headers: tuple[str, ...]
+    #: the ``HOOK_*`` bits the response writer asks about
+    writer_hooks: int
     #: ``--check-interval``: the seconds between the master's checks (1)
     check_interval: int
     max_requests: int

@@ -58,7 +58,8 @@ from .._core._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS, SSL_MASTER_OPTIONS
 from .._core.clock import VirtualClock
 from .config import Options, socket_fds
-from .interface import AFTER_REAP, BEFORE_REAP, CONTROL, ProcessExit
+from .interface import (AFTER_REAP, BEFORE_REAP, CONTROL, HOOK_ERROR, HOOK_EXTRA,
+                        HOOK_FILTER, HOOK_RESPONSE, ProcessExit)
 from .containment import (SimulationInterrupted, StallInterrupt, deliver, fork_hook_mode,
                           is_simulator_frame, run_atexit, run_fork_hooks, stall_error)
 from .._core.kernel import Kernel, Killed
@@ -169,8 +170,12 @@ class Instance:
         if self.command_mode:
             self.numproc = 1
         self.lazy_apps = o.flag("lazy-apps") or o.flag("lazy")
-        #: the internal routing (``--route`` & co., made at start), None without a route
+        #: the internal routing (``--route`` & co., made at start), None without a route;
+        #: the error, response and final tables (``--error-route`` & co.)
         self.routes: Any = None
+        self.error_routes: Any = None
+        self.response_routes: Any = None
+        self.final_routes: Any = None
         #: ``--wsgi-env-behaviour holy``: a new environ per request (else "cheat": one
         #: per core and app, reused; checked at start)
         self.wsgi_env_holy = o.str("wsgi-env-behaviour") == "holy"
@@ -190,6 +195,9 @@ class Instance:
         self.additional_headers = tuple(
             line.encode("utf-8", "surrogateescape").decode("latin-1")
             for line in o.strings("add-header"))
+        #: what the response writer asks (``interface.HOOK_*``; the routes add theirs)
+        self.writer_hooks = ((HOOK_FILTER if self.header_filter else 0)
+                             | (HOOK_EXTRA if self.additional_headers else 0))
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
         self.max_requests_delta = o.int("max-requests-delta", 0)
@@ -394,8 +402,19 @@ class Instance:
         from .routing import Router
 
         self.routes = Router.from_options(self.opts)
-        self.header_filter = bool(self.removed_headers) or (
-            self.routes is not None and self.routes.removes_headers)
+        self.error_routes = Router.from_options(self.opts, "error")
+        self.response_routes = Router.from_options(self.opts, "response")
+        self.final_routes = Router.from_options(self.opts, "final")
+        tables = [t for t in (self.routes, self.error_routes, self.response_routes,
+                              self.final_routes) if t is not None]
+        self.header_filter = bool(self.removed_headers) or any(
+            t.removes_headers for t in tables)
+        self.writer_hooks = (
+            (HOOK_FILTER if self.header_filter else 0)
+            | (HOOK_EXTRA if self.additional_headers or any(t.adds_headers for t in tables)
+               else 0)
+            | (HOOK_ERROR if self.error_routes is not None else 0)
+            | (HOOK_RESPONSE if self.response_routes is not None else 0))
         self._set_umask()
         run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))

@@ -121,6 +121,20 @@ SIMULATED: dict[str, str] = {
     "route-if": "internal routing on a condition (see --route)",
     "route-if-not": "internal routing on a negated condition (see --route)",
     "route-run": "an internal routing action for every request (see --route)",
+    # the other tables: the same rules, plus -status (see simuwsgi/server/routing.py)
+    **{f"{table}-route{suffix}": f"{what}; " + ("a rule on the response's status number"
+                                                 if suffix == "-status"
+                                                 else f"see --route{suffix}")
+       for table, what in (
+           ("error", "the error routing table: applied as each response's status is "
+                     "prepared (a rule that answers replaces the app's response)"),
+           ("response", "the response routing table: applied once as the response's "
+                        "headers go out"),
+           ("final", "the final routing table: applied once the response is written, "
+                     "before the log line (actions that would write are not simulated)"))
+       for suffix in ("", "-status", "-host", "-uri", "-qs", "-remote-addr",
+                      "-user-agent", "-remote-user", "-referer", "-label", "-if",
+                      "-if-not", "-run")},
     "vacuum": "the master removes the --pidfile/--pidfile2 files as it exits, with "
               "uWSGI's lines (a simulation creates no UNIX socket file to remove)",
     "pidfile": "the file gets the master's virtual pid (uWSGI's line at start; not "

@@ -73,6 +73,9 @@ class Reading:
     static: Any  # simuwsgi.server.static.StaticFiles, or None without any static option
     #: the internal routing (``simuwsgi.server.routing.Router``), None without a route
     routes: Any = None
+    #: the final routes (``--final-route`` & co.: ``workers.handle_request`` applies
+    #: them, never the C twin)
+    final_routes: Any = None
     #: request shape -> (packet vars, their size), see ``workers.packet_vars``
     shapes: dict[tuple[Any, ...], tuple[dict[str, str], int]] = field(default_factory=dict)
 
@@ -203,7 +206,8 @@ def reading(inst: Instance) -> Reading:
             manage_script_name=opts.flag("manage-script-name"),
             uwsgi_framing=bool(opts.strings("socket", "uwsgi-socket")) and not opts.strings(
                 "http-socket", "http11-socket"),
-            static=StaticFiles.from_options(inst), routes=getattr(inst, "routes", None))
+            static=StaticFiles.from_options(inst), routes=getattr(inst, "routes", None),
+            final_routes=getattr(inst, "final_routes", None))
     return found
 
 

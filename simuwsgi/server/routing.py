@@ -31,9 +31,27 @@ the credentials in the rule (an htpasswd file is not simulated), ``static``/``st
 ``exists``, ``isfile``, ``isdir``, ``islink``, ``isexec``,
 ``equal`` (``isequal``, ``eq``, ``==``), ``startswith``, ``endswith``, ``contains``
 (``contain``), ``regexp`` (``re``), ``ishigher`` (``>``) and the other comparisons,
-``empty``. Any other action, condition or route var (and ``--final-route``,
-``--error-route``, ``--response-route``) is said not simulated at start (an error with
-``strict``). A bad rule ends the start with uWSGI's line (``invalid route syntax``,
+``empty``. Any other action, condition or route var is said not simulated at start (an
+error with ``strict``).
+
+The other three tables have the same options (``--error-route``, ``--response-route``,
+``--final-route`` and their ``-host``... ``-run``, ``-label``) and a rule on the
+response's status (``-status``), and are dumped after the first:
+
+* the error table runs as each status is prepared (``core/writer.c``
+  ``uwsgi_response_prepare_headers``: ``start_response``, and an action's own status,
+  whatever it is; its own actions skip it). A rule that ends the request has written the
+  response (``redirect``, ``return``, ``static``...): the app's headers and body are
+  then ignored. A ``delheader`` there drops the app's header, added after it.
+* the response table runs once, as the headers (or the first body bytes) go out,
+  before ``--add-header``'s lines: its ``addheader`` lines go out with them; a rule
+  that ends the request leaves the rest unsent.
+* the final table runs once the response is written, after the request's counters and
+  before its log line; its actions that would write (``redirect``, ``static``...) are
+  not simulated (said at start) and do nothing.
+
+``${uwsgi[status]}`` is the status prepared so far (0 before one), ``${uwsgi[rsize]}``
+the body bytes written so far. A bad rule ends the start with uWSGI's line (``invalid route syntax``,
 ``unable to find "NAME" route condition``, ``unable to register route "RULE"``).
 Regexps are Python's ``re``, which agrees with PCRE on the usual patterns.
 """
@@ -57,13 +75,49 @@ if TYPE_CHECKING:
 
 __all__ = ["BREAK", "CONTINUE", "ROUTE_OPTIONS", "Router", "gaps"]
 
-#: The options that add a rule, and the request field a regexp rule looks at.
-ROUTE_OPTIONS = {
-    "route": "path_info", "route-host": "http_host", "route-uri": "request_uri",
-    "route-qs": "query_string", "route-remote-addr": "remote_addr",
-    "route-user-agent": "user_agent", "route-remote-user": "remote_user",
-    "route-referer": "referer", "route-label": None, "route-if": "if",
-    "route-if-not": "if-not", "route-run": "run",
+#: The four tables (``uwsgi.routes``, ``error_routes``, ``response_routes``,
+#: ``final_routes``), in the order the master dumps them.
+TABLES = ("", "error", "response", "final")
+#: Each option that adds a rule: its table, and the request field a regexp rule looks
+#: at (a label is a goto target, ``if``/``if-not`` a condition, ``run`` has no
+#: subject, ``status`` is a rule on the response's status: not in the first table).
+ROUTE_OPTIONS: dict[str, tuple[str, str | None]] = {
+    "route": ("", "path_info"), "route-host": ("", "http_host"),
+    "route-uri": ("", "request_uri"), "route-qs": ("", "query_string"),
+    "route-remote-addr": ("", "remote_addr"), "route-user-agent": ("", "user_agent"),
+    "route-remote-user": ("", "remote_user"), "route-referer": ("", "referer"),
+    "route-label": ("", None), "route-if": ("", "if"), "route-if-not": ("", "if-not"),
+    "route-run": ("", "run"),
+    "error-route": ("error", "path_info"), "error-route-status": ("error", "status"),
+    "error-route-host": ("error", "http_host"), "error-route-uri": ("error", "request_uri"),
+    "error-route-qs": ("error", "query_string"),
+    "error-route-remote-addr": ("error", "remote_addr"),
+    "error-route-user-agent": ("error", "user_agent"),
+    "error-route-remote-user": ("error", "remote_user"),
+    "error-route-referer": ("error", "referer"), "error-route-label": ("error", None),
+    "error-route-if": ("error", "if"), "error-route-if-not": ("error", "if-not"),
+    "error-route-run": ("error", "run"),
+    "response-route": ("response", "path_info"),
+    "response-route-status": ("response", "status"),
+    "response-route-host": ("response", "http_host"),
+    "response-route-uri": ("response", "request_uri"),
+    "response-route-qs": ("response", "query_string"),
+    "response-route-remote-addr": ("response", "remote_addr"),
+    "response-route-user-agent": ("response", "user_agent"),
+    "response-route-remote-user": ("response", "remote_user"),
+    "response-route-referer": ("response", "referer"),
+    "response-route-label": ("response", None), "response-route-if": ("response", "if"),
+    "response-route-if-not": ("response", "if-not"),
+    "response-route-run": ("response", "run"),
+    "final-route": ("final", "path_info"), "final-route-status": ("final", "status"),
+    "final-route-host": ("final", "http_host"), "final-route-uri": ("final", "request_uri"),
+    "final-route-qs": ("final", "query_string"),
+    "final-route-remote-addr": ("final", "remote_addr"),
+    "final-route-user-agent": ("final", "user_agent"),
+    "final-route-remote-user": ("final", "remote_user"),
+    "final-route-referer": ("final", "referer"), "final-route-label": ("final", None),
+    "final-route-if": ("final", "if"), "final-route-if-not": ("final", "if-not"),
+    "final-route-run": ("final", "run"),
 }
 #: The var behind each request field.
 _FIELD_VARS = {"path_info": "PATH_INFO", "http_host": "HTTP_HOST",
@@ -105,6 +159,12 @@ class _Run:
     rules: list[_Rule] = field(default_factory=list)
     pc: int = 0
     goto: int = 0
+    #: the response's connection (the error and response tables write on it), its
+    #: status (``wsgi_req->status``: 0 before one is prepared) and body size so far
+    conn: Any = None
+    status: int = 0
+    rsize: int = 0
+    router: Any = None  # the table's Router
 
     def var(self, key: str) -> str | None:
         for k, v in reversed(self.added):
@@ -193,13 +253,17 @@ def _uwsgi(run: _Run, what: str) -> str | None:
         return str(run.worker.id)
     if what == "pid":
         return str(run.worker.pid)
+    if what == "status":
+        return str(run.status)
+    if what == "rsize":
+        return str(run.rsize)
     return None
 
 
 _ROUTE_VARS: dict[str, Callable[[_Run, str], str | None]] = {
     "qs": _qs, "cookie": _cookie, "time": _time, "uwsgi": _uwsgi}
 #: what the route vars of ``_ROUTE_VARS`` answer (others are said not simulated)
-_ROUTE_VAR_KEYS = {"time": ("unix",), "uwsgi": ("wid", "pid")}
+_ROUTE_VAR_KEYS = {"time": ("unix",), "uwsgi": ("wid", "pid", "status", "rsize")}
 _KNOWN_VARS = ("cookie", "qs", "mime", "uwsgi", "time", "httptime", "base64", "hex")
 
 
@@ -241,6 +305,12 @@ def _regexp_condition(run: _Run, rule: _Rule) -> tuple[bool, re.Match[str] | Non
     return match is not None, match
 
 
+def _status(run: _Run, rule: _Rule) -> tuple[bool, None]:
+    """``uwsgi_route_condition_status`` (an ``-status`` rule): the response's status is
+    the rule's number."""
+    return run.status == _num(rule.regexp), None
+
+
 def _empty(run: _Run, rule: _Rule) -> tuple[bool, None]:
     assert rule.subject is not None
     return _translate(run, rule.subject, None, False) == "", None
@@ -274,6 +344,8 @@ def _text(run: _Run, rule: _Rule, match: re.Match[str] | None, arg: str | None =
 
 def _conn(run: _Run) -> Any:
     """The request's connection, made when an action first writes on it."""
+    if run.conn is not None:
+        return run.conn
     if run.req.conn is None:
         run.req.conn = Connection(run.inst, run.req, run.worker)
         run.req.conn.app_id = -1  # no app chose it yet: the log line says app -1
@@ -407,12 +479,13 @@ def _static(then_next: bool) -> Any:
 
         static = reading(run.inst).static
         if static is None:  # no static option: the routes' own (no mime types)
-            router = run.inst.routes
+            router = run.router
             if router.static is None:
                 router.static = StaticFiles.from_options(run.inst, always=True)
             static = router.static
         env = {**run.vars, **dict(run.added)}
-        static._file_serve(run.worker, run.req, env, _text(run, rule, match), "", True)
+        static._file_serve(run.worker, run.req, env, _text(run, rule, match), "", True,
+                           run.conn)
         return NEXT if then_next else BREAK
     return action
 
@@ -496,31 +569,46 @@ _OTHER_ACTIONS = (
 )
 
 
-class Router:
-    """The instance's routing table and how a worker applies it to a request."""
+#: The actions that write a response: in the final table (run once the response is
+#: written) they are not simulated, and do nothing.
+_WRITERS = ("break", "return", "break-with-status", "redirect", "redirect-302",
+            "redirect-301", "redirect-permanent", "static", "static-next", "basicauth",
+            "basicauth-next")
 
-    def __init__(self, rules: list[_Rule]) -> None:
+
+class Router:
+    """One routing table and how a worker applies it to a request."""
+
+    def __init__(self, rules: list[_Rule], table: str = "") -> None:
         self.rules = rules
+        self.table = table  # "", "error", "response" or "final"
+        if table == "final":
+            for rule in rules:
+                if rule.name in _WRITERS:
+                    rule.runner = None  # said not simulated at start
         #: the file serving of ``static`` actions when no static option made one
         self.static: Any = None
-        #: whether a rule may take a header off the response (delheader/remheader)
+        #: whether a rule may take a header off the response (delheader/remheader), or
+        #: add one (addheader)
         self.removes_headers = any(r.runner is _remheader for r in rules)
+        self.adds_headers = any(r.runner is _addheader for r in rules)
 
     @classmethod
-    def from_options(cls, opts: Any) -> Router | None:
-        """The table of the route options (in their order), None without any; a bad rule
-        is ``StartRefusedError`` with uWSGI's line."""
+    def from_options(cls, opts: Any, table: str = "") -> Router | None:
+        """``table``'s rules (in the options' order), None without any; a bad rule is
+        ``StartRefusedError`` with uWSGI's line."""
         rules: list[_Rule] = []
         for name, value in opts.items:
-            kind = ROUTE_OPTIONS.get(name, "")
-            if kind == "" or not isinstance(value, str):
+            where, kind = ROUTE_OPTIONS.get(name, (None, None))
+            if where != table or not isinstance(value, str):
                 continue
             rules.append(_parse(len(rules), kind, value))
-        return cls(rules) if rules else None
+        return cls(rules, table) if rules else None
 
     def dump(self) -> list[str]:
         """``uwsgi_routing_dump``: the table, as the master logs it at start."""
-        lines = ["*** dumping internal routing table ***"]
+        name = f"{self.table} routing table" if self.table else "routing table"
+        lines = [f"*** dumping internal {name} ***"]
         for r in self.rules:
             if r.label is not None:
                 lines.append(f"[rule: {r.pos}] label: {r.label}")
@@ -530,17 +618,20 @@ class Router:
                 how = "func" if r.condition is not None else "regexp"
                 lines.append(f"[rule: {r.pos}] subject: {r.subject} {how}: "
                              f"{'!' if r.negate else ''}{r.regexp} action: {r.action}")
-        lines.append("*** end of the internal routing table ***")
+        lines.append(f"*** end of the internal {name} ***")
         return lines
 
-    def apply(self, inst: Instance, w: Worker, req: Any, vars_: dict[str, str]) -> str:
+    def apply(self, inst: Instance, w: Worker, req: Any, vars_: dict[str, str], *,
+              conn: Any = None, status: int = 0, rsize: int = 0) -> str:
         """``uwsgi_apply_routes_do`` for one request: ``CONTINUE`` (the app runs, with
         the vars and headers the actions added on ``req``) or ``BREAK`` (the response is
-        what the actions wrote on ``req.conn``, if anything)."""
+        what the actions wrote on ``req.conn``, if anything). The error and response
+        tables run on the response's ``conn``, with its status and body size so far."""
         fields = {name: vars_.get(var, "") for name, var in _FIELD_VARS.items()}
         fields["method"] = vars_.get("REQUEST_METHOD", "")
         fields["authorization"] = vars_.get("HTTP_AUTHORIZATION", "")
-        run = _Run(inst, w, req, vars_, fields, rules=self.rules)
+        run = _Run(inst, w, req, vars_, fields, rules=self.rules, conn=conn, status=status,
+                   rsize=rsize, router=self)
         outcome = CONTINUE
         for rule in self.rules:
             if rule.label is None and not (run.goto > 0 and run.pc < run.goto):
@@ -552,10 +643,10 @@ class Router:
         outcome = CONTINUE if outcome == NEXT else outcome
         if run.added:
             req.appended_vars = (*req.appended_vars, *run.added)
-        if run.headers:
-            req.route_headers = tuple(run.headers)
+        if run.headers:  # wsgi_req->additional_headers: every table's, in order
+            req.route_headers = (*req.route_headers, *run.headers)
         if run.removed:
-            req.removed_headers = tuple(run.removed)
+            req.removed_headers = (*req.removed_headers, *run.removed)
         if fields["method"] != vars_.get("REQUEST_METHOD", ""):
             req.routed_method = fields["method"]  # the request line of the log says so
         if fields["request_uri"] != vars_.get("REQUEST_URI", ""):
@@ -563,9 +654,24 @@ class Router:
         if fields["remote_addr"] != vars_.get("REMOTE_ADDR", ""):
             req.routed_addr = fields["remote_addr"]
         if outcome == BREAK:
-            _conn(run)
-            w.main.core_routed[w.core] += 1
+            if self.table != "final":  # the final table writes nothing
+                _conn(run)
+            if hasattr(w, "main"):
+                w.main.core_routed[w.core] += 1
+            else:  # the app's call in a fork mode child: its parent counts it
+                w.routed += 1
         return outcome
+
+    def on_response(self, conn: Any) -> str:
+        """The error or response table on ``conn``'s request (``uwsgi_apply_error_routes``
+        as the status is prepared, ``uwsgi_apply_response_routes`` as the headers go
+        out), with the vars the app got."""
+        req = conn.req
+        vars_ = req.env_vars if req.env_vars is not None else (req.vars or {})
+        if req.appended_vars:
+            vars_ = {**vars_, **dict(req.appended_vars)}
+        return self.apply(conn.inst, conn.worker, req, vars_, conn=conn,
+                          status=conn.status_code, rsize=conn.response_size)
 
     def _rule(self, run: _Run, rule: _Rule) -> str:
         match = None
@@ -593,6 +699,11 @@ def _parse(pos: int, kind: str | None, value: str) -> _Rule:
         return rule
     if kind == "run":
         command = value
+    elif kind == "status":  # the number, and "func" in the dump (if_func is set)
+        regexp, space, command = value.partition(" ")
+        if not space:
+            raise StartRefusedError("invalid route syntax")
+        rule.subject, rule.regexp, rule.condition = regexp, regexp, _status
     else:
         regexp, space, command = value.partition(" ")
         if not space:
@@ -635,26 +746,27 @@ def _no_condition(run: _Run, rule: _Rule) -> tuple[bool, None]:
 
 def gaps(opts: Any) -> list[str]:
     """What the instance's routing uses that is not simulated: actions, conditions and
-    route vars (as ``route action 'send'``...), and the other tables' options."""
+    route vars (as ``route action 'send'``...)."""
     out: list[str] = []
-    try:
-        router = Router.from_options(opts)
-    except StartRefusedError:
-        return out  # refused at start, with uWSGI's line
-    for rule in router.rules if router is not None else ():
-        if rule.label is not None:
-            continue
-        if rule.runner is None:
-            out.append(f"route action '{rule.name}'")
-        elif rule.name.startswith("basicauth") and ":" not in rule.arg.partition(",")[2]:
-            out.append(f"route action '{rule.name}' with an htpasswd file")
-        if rule.condition is _no_condition:
-            out.append(f"route condition '{rule.regexp}'")
-        for text in (rule.arg, rule.subject or ""):
-            for name, key in re.findall(r"\$\{(\w+)\[([^\]]*)\]\}", text):
-                if name in _KNOWN_VARS and key not in _ROUTE_VAR_KEYS.get(name, (key,)):
-                    out.append(f"route var '${{{name}[{key}]}}'")
-                elif name in _KNOWN_VARS and name not in _ROUTE_VARS:
-                    out.append(f"route var '${{{name}[...]}}'")
+    for table in TABLES:
+        try:
+            router = Router.from_options(opts, table)
+        except StartRefusedError:
+            return []  # refused at start, with uWSGI's line
+        kind = f"{table} route" if table else "route"
+        for rule in router.rules if router is not None else ():
+            if rule.label is not None:
+                continue
+            if rule.runner is None or (table == "final" and rule.name in _WRITERS):
+                out.append(f"{kind} action '{rule.name}'")
+            elif rule.name.startswith("basicauth") and ":" not in rule.arg.partition(",")[2]:
+                out.append(f"{kind} action '{rule.name}' with an htpasswd file")
+            if rule.condition is _no_condition:
+                out.append(f"{kind} condition '{rule.regexp}'")
+            for text in (rule.arg, rule.subject or ""):
+                for name, key in re.findall(r"\$\{(\w+)\[([^\]]*)\]\}", text):
+                    if name in _KNOWN_VARS and key not in _ROUTE_VAR_KEYS.get(name, (key,)):
+                        out.append(f"route var '${{{name}[{key}]}}'")
+                    elif name in _KNOWN_VARS and name not in _ROUTE_VARS:
+                        out.append(f"route var '${{{name}[...]}}'")
     return list(dict.fromkeys(out))
-

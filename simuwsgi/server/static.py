@@ -220,8 +220,9 @@ class StaticFiles:
         return self._real[docroot]
 
     def _file_serve(self, w: Worker, req: Request, env: dict[str, str], docroot: str,
-                    rest: str, is_a_file: bool) -> bool:
-        """``uwsgi_file_serve``."""
+                    rest: str, is_a_file: bool, conn: Any = None) -> bool:
+        """``uwsgi_file_serve`` (on ``conn``, a response under way, for an error or
+        response route's ``static``)."""
         filename = docroot if is_a_file else f"{docroot}/{rest}"
         if not os.path.exists(filename):
             return False
@@ -246,17 +247,19 @@ class StaticFiles:
             return False
         if any(real.endswith(ext) for ext in self.skip_ext):
             return False
-        self._real_file_serve(w, req, env, real)
+        self._real_file_serve(w, req, env, real, conn)
         return True
 
     def _real_file_serve(self, w: Worker, req: Request, env: dict[str, str],
-                         real: str) -> None:
-        """``uwsgi_real_file_serve``: the response, on a new connection."""
+                         real: str, conn: Any = None) -> None:
+        """``uwsgi_real_file_serve``: the response, on a new connection unless one is
+        given."""
         from .wire import Connection
 
-        conn = req.conn = Connection(self.inst, req, w)
-        conn.app_id = -1
-        conn.switches = req.switches  # waits for a --post-buffering body
+        if conn is None:
+            conn = req.conn = Connection(self.inst, req, w)
+            conn.app_id = -1
+            conn.switches = req.switches  # waits for a --post-buffering body
         mime = self._mime_type(real)  # of the name asked for, not of its .gz/.br
         real, encoding = self._compressed(env, real)
         st = os.stat(real)

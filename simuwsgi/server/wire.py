@@ -34,7 +34,7 @@ The connection's state and hot methods (``_ConnectionCore``) have a C twin, the 
 of ``Connection`` when ``_cwsgi.c`` is built (``SIMUWSGI_PURE_PYTHON=1`` runs this code).
 
 Left out: ``--http-socket`` keep-alive and chunked encoding (uWSGI adds neither by
-default), offloading, response routes/transformations, and closing the descriptor of a
+default), offloading, transformations, and closing the descriptor of a
 file object passed to ``sendfile`` (uWSGI closes it under the Python file object; the
 simulation leaves it open so the test process's file objects stay sane).
 """
@@ -46,7 +46,7 @@ import os
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._core.accel import load
-from .interface import ProcessExit
+from .interface import HOOK_ERROR, HOOK_EXTRA, HOOK_FILTER, HOOK_RESPONSE, ProcessExit
 
 if TYPE_CHECKING:
     from .interface import Instance
@@ -59,6 +59,9 @@ _c = load(f"{__package__}._cwsgi", "ConnectionCore", "Builtin", "app_caller", "s
          "writer")
 
 _EBADF = os.strerror(errno.EBADF)
+#: ``Connection._routing``'s bits: ``wsgi_req->is_error_routing``,
+#: ``is_response_routing``, ``response_routes_applied``
+_ERROR_ROUTING, _RESPONSE_ROUTING, _RESPONSE_APPLIED = 1, 2, 4
 _PAGE_SIZE = 4096
 
 #: ``core/init.c`` ``hsc``: the reason phrases uWSGI adds to a bare 3-digit status
@@ -154,8 +157,9 @@ class _ConnectionCore:
     """A request's response state and the writer's hot methods (``struct
     wsgi_request``): the Python twin of ``_cwsgi.ConnectionCore``."""
 
-    __slots__ = ("_hcap", "_hpos", "altered", "app_id", "body", "closed", "header_cnt", "headers",
-                 "headers_sent", "headers_size", "inst", "raw_writes", "req", "response_size",
+    __slots__ = ("_hcap", "_hpos", "_routing", "altered", "app_id", "body", "closed", "header_cnt", "headers",
+                 "headers_sent", "headers_size", "hooks", "ignore_body", "inst", "raw_writes",
+                 "req", "response_size",
                  "sendfile_chunk", "sendfile_obj", "status", "status_code", "switches",
                  "via_sendfile", "wire", "worker", "write", "write_errors")
 
@@ -190,6 +194,11 @@ class _ConnectionCore:
         self.altered = False  # raw writes or a disconnect: parse the wire like a client
         self.via_sendfile = False
         self.app_id = 0  # the app that answers (-1: uWSGI itself, a static file)
+        #: body writes do nothing (a route answered instead: ``wsgi_req->ignore_body``)
+        self.ignore_body = False
+        self._routing = 0  # see _ERROR_ROUTING
+        #: what to ask the instance's Python side (``interface.HOOK_*``)
+        self.hooks = getattr(inst, "writer_hooks", 0)
 
     # -- start_response ------------------------------------------------------------------
     def spit(self, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
@@ -245,6 +254,8 @@ class _ConnectionCore:
         self.header_cnt = 0
         self.headers = []
         self.status_code = 100 * (status[0] - 48) + 10 * (status[1] - 48) + (status[2] - 48)
+        if self.hooks & HOOK_ERROR and self._error_routes():
+            return False
         if len(status) <= 4:
             phrase = _PHRASES.get(status[:3].decode("latin-1"), "Unknown")
             status = status[:3] + b" " + phrase.encode()
@@ -260,7 +271,7 @@ class _ConnectionCore:
         ``--response-headers-limit`` (default 64k); past it, a write error."""
         if self.headers_sent or self.headers_size or self.response_size or self.write_errors:
             return False
-        if self.inst.header_filter and self._removed(key):
+        if self.hooks & HOOK_FILTER and self._removed(key):
             return True
         if not self._hcap:
             self._hcap = _PAGE_SIZE
@@ -306,8 +317,9 @@ class _ConnectionCore:
         if (self.headers_sent or self.status is None or self.response_size
                 or self.write_errors):
             return True
-        if (self.inst.additional_headers or self.req.route_headers) and \
-                not self._extra_headers():
+        if self.hooks & HOOK_RESPONSE and self._response_routes():
+            return True
+        if self.hooks & HOOK_EXTRA and not self._extra_headers():
             return False
         if not self._append(2):  # proto_fix_headers: the final CRLF
             self.write_errors += 1
@@ -327,11 +339,14 @@ class _ConnectionCore:
         """``uwsgi_response_write_body_do``; False on a write error."""
         if self.write_errors:
             return False
+        if self.ignore_body:
+            return True
+        if not self.headers_sent and self.hooks & HOOK_RESPONSE and self._response_routes():
+            return True
         # Without a prepared status there are no headers to send: the body goes out
         # alone (observed: a body without start_response reaches the client raw).
         if not self.headers_sent and self.status is not None and not self.response_size:
-            if (self.inst.additional_headers or self.req.route_headers) and \
-                    not self._extra_headers():
+            if self.hooks & HOOK_EXTRA and not self._extra_headers():
                 return False
             if not self._append(2):  # proto_fix_headers: the final CRLF
                 self.write_errors += 1
@@ -401,6 +416,34 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
         opts = self.inst.opts
         if not (opts.flag("ignore-write-errors") or opts.flag("write-errors-exception-only")):
             self.req_error(what, "core/writer.c", line, strerror)
+
+    # -- the error and response routes (core/routing.c, called from core/writer.c) -------
+    def _error_routes(self) -> bool:
+        """``uwsgi_apply_error_routes`` as a status is prepared (any status: the rules
+        choose, e.g. ``--error-route-status``): True when a rule ended the request (it
+        wrote the response; the app's headers and body are then ignored)."""
+        if self._routing & _ERROR_ROUTING:
+            return False
+        self._routing |= _ERROR_ROUTING  # the actions' own statuses skip the table
+        if self.inst.error_routes.on_response(self) == "break":
+            self.ignore_body = True
+            return True
+        self._routing &= ~_ERROR_ROUTING
+        return False
+
+    def _response_routes(self) -> bool:
+        """``uwsgi_apply_response_routes`` once, as the headers (or the first body
+        bytes) go out: True when a rule ended the request."""
+        if self._routing & (_RESPONSE_ROUTING | _RESPONSE_APPLIED):
+            return False
+        self._routing |= _RESPONSE_ROUTING
+        outcome = self.inst.response_routes.on_response(self)
+        self._routing |= _RESPONSE_APPLIED
+        if outcome == "break":
+            self.ignore_body = True
+            return True
+        self._routing &= ~_RESPONSE_ROUTING
+        return False
 
     def _removed(self, key: str) -> bool:
         """``uwsgi_response_add_header``: a header ``--rem-header`` (``--del-header``) or
@@ -480,6 +523,8 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
         """``uwsgi_response_sendfile_do``; False on a write error."""
         if self.write_errors:
             return False
+        if self.ignore_body:
+            return True
         if not self.headers_sent and not self.write_headers():
             self.write_errors += 1  # counted by write_headers_do, then by sendfile_do
             return False

@@ -818,6 +818,8 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     req.finish(status, headers, body, end, reason)
     inst.publish_request_memory(w)
     if not plugin:
+        if inst.final_routes is not None:
+            _final_routes(inst, w, req, outcome is _reading.FAILED)
         _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
     req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
     # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
@@ -829,14 +831,30 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         goodbye(inst, w.main)
 
 
-def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
-                 end: float, refused: bool = False) -> None:
-    """uWSGI's request log line, from the connection's counters (``reqlog``)."""
-    conn = req.conn
-    stats = getattr(conn, "log_stats", None)
+def _stats(req: Request, refused: bool) -> dict[str, Any]:
+    """The request's counters, from its connection (``Connection.log_stats``)."""
+    stats = getattr(req.conn, "log_stats", None)
     if stats is None:  # no app: uWSGI's own 500 (2 headers, 83 bytes on HTTP/1.1)
         stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
             _no_app_stats(req.protocol)
+    return stats
+
+
+def _final_routes(inst: Instance, w: Worker, req: Request, refused: bool) -> None:
+    """``uwsgi_apply_final_routes``: after the counters, before the log line, with the
+    response's status and size (``${uwsgi[status]}``)."""
+    stats = _stats(req, refused)
+    vars_ = req.env_vars if req.env_vars is not None else (req.vars or {})
+    if req.appended_vars:
+        vars_ = {**vars_, **dict(req.appended_vars)}
+    inst.final_routes.apply(inst, w, req, vars_, status=stats["status"],
+                            rsize=stats["response_size"])
+
+
+def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
+                 end: float, refused: bool = False) -> None:
+    """uWSGI's request log line, from the connection's counters (``reqlog``)."""
+    stats = _stats(req, refused)
     wire = req.net
     if wire is not None and wire.vars:
         # the packet the node received (its HTTP parser's, or a router's or web server's
