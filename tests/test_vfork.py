@@ -364,3 +364,76 @@ def test_what_a_shared_object_holds_is_the_same_object_for_every_global(tmp_path
     assert child.config is child.holder.config is master.config
     assert child.unrelated is not master.unrelated, "what it does not reach is copied"
     assert [where for where, _ in copier.shared] == ["vfork_consistent.holder"]
+
+
+REGLIB = '''
+import mmap, os
+
+VALUES = []  # every value of this process: reopened after a fork (prometheus_client's way)
+_pid = [os.getpid()]
+
+class Value:
+    def __init__(self):
+        self._m = mmap.mmap(-1, 8)
+        VALUES.append(self)
+
+    def inc(self):
+        if os.getpid() != _pid[0]:  # forked: each value gets a mapping of its own
+            _pid[0] = os.getpid()
+            for value in VALUES:
+                value._m.close()
+                value._m = mmap.mmap(-1, 8)
+        self._m[0] += 1
+        return self._m[0]
+
+class Metric:
+    def __init__(self):
+        self._value = Value()
+'''
+
+
+def test_a_library_object_holding_an_uncopyable_one_is_shared_whole(tmp_path):
+    """A library's object that holds one the fork cannot copy (an mmap) is the
+    library's state too: copied around the mmap, the app's copy held the master's mapping,
+    which the library closed at its first use after the fork (prometheus_client's
+    multiprocess values: "mmap closed or invalid" on every request). Shared whole, the
+    app's global and the library's list agree."""
+    write(tmp_path / "lib", "reglib.py", REGLIB)
+    write(tmp_path / "app", "app.py", '''
+        import json, reglib
+        M = reglib.Metric()
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            return [json.dumps([M._value.inc(), reglib.VALUES[0] is M._value]).encode()]
+    ''')
+    argv = [*TWO_WORKERS, "--pythonpath", str(tmp_path / "lib")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Simulation(argv, app_dir=tmp_path / "app", seed=2) as sim:
+            for bodies in by_worker(sim, 6).values():
+                assert all(same for _n, same in bodies)
+            (record,) = sim.trace.select("vfork.shared")
+    assert record.fields["objects"] == [
+        "uwsgi_file_app.M (reglib.Metric holding reglib.Value holding mmap.mmap: cannot "
+        "pickle 'mmap.mmap' object)"]
+    (warning,) = [w for w in caught if w.category is VirtualForkWarning]
+    assert "uwsgi_file_app.M (reglib.Metric holding" in str(warning.message)
+
+
+def test_each_simulation_says_what_it_shares(tmp_path):
+    """Python's registry shows a warning once per place in the code; each simulation of
+    the app warns (the second one said nothing)."""
+    write(tmp_path, "app.py", '''
+        import socket
+        SOCK = socket.socket()
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            return [b""]
+    ''')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(2):
+            with Simulation(TWO_WORKERS, app_dir=tmp_path) as sim:
+                sim.get("/")
+                sim.globals("master")["uwsgi_file_app"]["SOCK"].close()
+    assert [w.category for w in caught].count(VirtualForkWarning) == 2

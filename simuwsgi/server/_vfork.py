@@ -28,8 +28,11 @@ them to the running process's copies when the simulator calls them.
 An object that cannot be copied (a socket, a C object, a file) is shared whole between
 processes — never half-copied: whatever a failed copy had built is thrown away, and
 everything that refers to the object refers to the master's. Unheld thread locks are
-recreated unlocked, as ``fork()`` leaves them. The shared objects are listed in
-``Copier.shared``.
+recreated unlocked, as ``fork()`` leaves them. An object of a library's class (not the
+app's, not a builtin container) that holds such an object is shared whole too: the
+library's own state refers to it (a metric's value and its memory-mapped file in the
+library's list of values to reopen after a fork), so a copy of it beside the master's
+would be half the library's. The shared objects are listed in ``Copier.shared``.
 
 An app module first imported after the fork, by one process, becomes that process's;
 another process that reaches it through ``sys.modules`` imports its own copy then (as
@@ -163,6 +166,15 @@ def _target(view: ModuleView) -> types.ModuleType:
     return module if module is not None else get(view, "_vfork_missing")(image, name)
 
 
+#: The modules of the builtin containers (set, deque, OrderedDict...): one that holds a
+#: shared object is copied around it, as a list or dict is.
+_CONTAINER_MODULES = frozenset(("builtins", "collections", "copyreg"))
+
+
+class _Shared(Exception):  # noqa: N818 - a signal inside the copier, never raised out
+    """A library's object holds an object shared whole: share it whole too."""
+
+
 class Copier:
     """Deep-copies the master's app modules for one forked process.
 
@@ -272,6 +284,10 @@ class Copier:
                 y = x  # a library's module (the app's are in the memo)
             else:
                 y = self._reduce(x)
+        except _Shared as held:
+            self._rollback(mark)
+            self._share(x, f"{_type_name(x)} {held}")
+            y = x
         except Exception as exc:  # noqa: BLE001 - any object may refuse to be copied
             self._rollback(mark)
             self._share(x, f"{_type_name(x)}: {str(exc).partition(chr(10))[0]}")
@@ -297,6 +313,21 @@ class Copier:
         self._shared_objects.append(x)
 
     def _reduce(self, x: Any) -> Any:
+        mod = type(x).__module__
+        if mod in self._app_names or mod in _CONTAINER_MODULES:
+            return self._reduce_copy(x)
+        shared, entries = len(self._shared_objects), len(self.shared)
+        y = self._reduce_copy(x)
+        if len(self._shared_objects) == shared:
+            return y
+        # a library's object holding one shared whole: shared whole itself (the caller
+        # rolls its copy back), named by what it holds
+        inner = (self.shared[-1][1].removeprefix("holds ") if len(self.shared) > entries
+                 else "an object shared whole")
+        del self._shared_objects[shared:], self.shared[entries:]
+        raise _Shared(f"holding {inner}")
+
+    def _reduce_copy(self, x: Any) -> Any:
         custom = getattr(x, "__deepcopy__", None)
         if custom is not None:
             return custom(self.memo)

@@ -531,6 +531,9 @@ class AppLoader:
         self.inst.record("vfork.shared", self.inst.master,
                          objects=[f"{where} ({what})" for where, what in shared])
         listing = "; ".join(f"{where} ({what})" for where, what in shared)
+        # once per simulation, not once per place in this file as Python's registry
+        # has it (a second simulation of the same app would say nothing)
+        globals().get("__warningregistry__", {}).clear()
         warnings.warn(
             f"the virtual fork shares {len(shared)} object(s) of the app between "
             f"processes instead of copying them: {listing}. Every process sees the "
