@@ -349,14 +349,14 @@ class Cluster:
         through bridges: :meth:`real_address`) cross the virtual links; from then on
         the cluster runs paced by the real clock (see ``simuwsgi.cluster_real``).
         Returns its handle (``get``, ``log``, ``stop``, ``kill``, ``real``)."""
-        import queue
+        import _queue  # the host's own, whatever a simulation patched
         import socket
 
         from .cluster_real import RealNode
 
         self._check_new_name(name)
         if self._waker is None:
-            self._real_done = queue.SimpleQueue()
+            self._real_done = _queue.SimpleQueue()
             self._waker = socket.socketpair()
             for end in self._waker:
                 end.setblocking(False)

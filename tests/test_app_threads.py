@@ -372,3 +372,55 @@ def test_the_postfork_thread_loop_is_real_uwsgis(tmp_path):
     assert got == expected
     assert "tick 2 of worker 2 in Thread-1 (loop)" in got
     assert sum(line.startswith("Exception in thread") for line in log) == 1
+
+
+POOL = '''
+import concurrent.futures, queue, threading, time
+
+POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+Q = queue.SimpleQueue()
+
+
+def producer():
+    for n in range(3):
+        time.sleep(2)
+        Q.put(n)
+
+
+def consumer():
+    while True:
+        print("got %d at %.0f" % (Q.get(), time.time() % 100))
+
+
+threading.Thread(target=consumer, daemon=True).start()
+threading.Thread(target=producer, daemon=True).start()
+
+
+def slow_square(x):
+    time.sleep(3)
+    return x * x
+
+
+def application(env, sr):
+    began = time.time()
+    futures = [POOL.submit(slow_square, x) for x in range(4)]
+    results = [f.result() for f in futures]
+    sr("200 OK", [])
+    return [("%s in %.0f s" % (results, time.time() - began)).encode()]
+'''
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_thread_pool_and_a_simple_queue_wait_in_virtual_time(tmp_path, lazy):
+    """``queue.SimpleQueue`` (C) waited on a lock no virtual wait could see: a
+    ``ThreadPoolExecutor``'s worker thread (APScheduler's default executor) stalled the
+    simulation for the watchdog's 5 real seconds, then ended it."""
+    (tmp_path / "app.py").write_text(POOL)
+    argv = ["--master", "--wsgi-file", "app.py", *(["--lazy-apps"] if lazy else [])]
+    with Simulation(argv, app_dir=tmp_path, start="2026-01-01T00:00:40") as sim:
+        sim.advance(7)
+        # two pool threads, four 3 s jobs: 6 virtual seconds
+        assert sim.get("/").text == "[0, 1, 4, 9] in 6 s"
+        got = [line for line in sim.log if line.startswith("got")]
+    # the queue's threads run in the master (or, --lazy-apps, in the worker) from 40 s
+    assert got == ["got 0 at 42", "got 1 at 44", "got 2 at 46"]

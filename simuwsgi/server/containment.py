@@ -127,6 +127,8 @@ import inspect
 import math
 import operator
 import os
+import queue
+import _queue
 import signal as _signal
 import socket as _socket
 import subprocess
@@ -793,6 +795,18 @@ def _rlock(*args: Any, **kwargs: Any) -> Any:
     if _virtual() is not None and not _HOST[0]:
         return threading._PyRLock(*args, **kwargs)  # type: ignore[attr-defined]
     return _REAL["rlock"](*args, **kwargs)
+
+
+class _SimpleQueue(queue._PySimpleQueue):  # type: ignore[name-defined,misc]
+    """``queue.SimpleQueue()``: in a virtual process, the pure-Python one, whose ``get``
+    waits on a ``threading.Semaphore`` (virtual time); the C one's waits on a lock of its
+    own that no virtual wait can see (a ``ThreadPoolExecutor`` worker thread stalled the
+    simulation). Elsewhere the host's."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if _virtual() is None or _HOST[0]:
+            return _queue.SimpleQueue()
+        return super().__new__(cls)
 
 
 #: How many ``host_section`` blocks run now (they run on the main thread only).
@@ -1488,7 +1502,7 @@ _PATCHES = [
     (threading.Thread, "start", _thread_start), (threading, "Lock", staticmethod(_lock)),
     (threading, "_allocate_lock", staticmethod(_lock)), (threading, "RLock", _rlock),
     (threading, "_counter", staticmethod(_counter)), (threading, "enumerate", _enumerate),
-    (threading, "active_count", _active_count),
+    (threading, "active_count", _active_count), (queue, "SimpleQueue", _SimpleQueue),
     (_socket, "create_connection", _create_connection),
     (_socket.socket, "connect", _checked_connect("connect")),
     (_socket.socket, "connect_ex", _checked_connect("connect_ex")),
