@@ -403,3 +403,42 @@ def test_every_minute_cron_fires_within_a_second_like_real_uwsgi(tmp_path, real_
     assert [n for n, _t in real["rows"]] == [n for n, _t in simulated["rows"]] == [4]
     assert 0.0 < real["rows"][0][1] <= 1.2  # real: first master iteration, <= ~1 s
     assert simulated["rows"][0][1] == 1.0
+
+
+CRON_INI = """
+[uwsgi]
+master = true
+wsgi-file = app.py
+log-date = true
+cron = -1 -1 -1 -1 -1 echo A
+cron2 = minute=-1 echo B
+unique-cron = -1 -1 -1 -1 -1 echo C
+"""
+
+
+def test_cron_lines_with_log_date_and_the_table_in_the_options_order(tmp_path):
+    """As uWSGI 2.0.30 logged them (a real run with this ini): ``uwsgi_log_verbose``'s
+    lines have one date, never a second from ``--log-date``; ``--cron``, ``--cron2`` and
+    ``--unique-cron`` make one table in the file's order; a command's output is written
+    to the log as it is."""
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        import uwsgi
+        uwsgi.register_signal(5, "", lambda signum: None)
+        uwsgi.add_cron(5, -1, -1, -1, -1, -1)
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            return [b""]
+    """))
+    (tmp_path / "uwsgi.ini").write_text(CRON_INI)
+    with Simulation.from_ini(str(tmp_path / "uwsgi.ini"), app_dir=tmp_path,
+                             start="2026-12-05T12:59:50", tz="UTC", cron_commands=True) as sim:
+        sim.advance(3)
+        lines = [line for line in sim.log if "uwsgi-cron" in line or line in ("A", "B", "C")]
+    date = "Sat Dec  5 12:59:5"
+    assert lines[:3] == [f'{date}0 2026 - [uwsgi-cron] command "echo {c}" registered as '
+                         f"cron task" for c in "ABC"]
+    assert lines[3:10] == [
+        f"{date}1 2026 - [uwsgi-cron] routing signal 5",
+        f'{date}1 2026 - [uwsgi-cron] running "echo A" (pid 1003)', "A",
+        f'{date}1 2026 - [uwsgi-cron] running "echo B" (pid 1004)', "B",
+        f'{date}1 2026 - [uwsgi-cron] running "echo C" (pid 1005)', "C"]

@@ -38,7 +38,8 @@ TIMEOUT = 60
 
 def run_host_command(inst: Instance, command: str, proc: UProcess | None = None) -> int | None:
     """Run ``command`` with ``/bin/sh -c`` in the app directory, synchronously, taking no
-    virtual time: its output goes to the log (as ``proc``'s, the master's by default);
+    virtual time: its output goes to the log as it is (as ``proc``'s, the master's by
+    default);
     returns its exit status (None, with a line saying so, after :data:`TIMEOUT` real
     seconds)."""
     proc = inst.master if proc is None else proc
@@ -53,7 +54,7 @@ def run_host_command(inst: Instance, command: str, proc: UProcess | None = None)
         inst.log(f'[simuwsgi] command "{command}" killed after {TIMEOUT} real seconds', proc)
         return None
     for line in (out + err).decode("utf-8", "replace").splitlines():
-        inst.log(line, proc)
+        inst.log_raw(line, proc)  # the command writes to the log's descriptor: no date
     return child.returncode
 
 

@@ -318,6 +318,16 @@ class Instance:
                  time.asctime(time.localtime(int(self.wall()))) + " - ")
         self.log_raw(stamp + line, proc)
 
+    def log_dated(self, line: str, proc: UProcess | None = None) -> None:
+        """A ``uwsgi_log_verbose`` line already dated the default way (``ctime`` and
+        `` - ``, a fast path's own): as it is, not dated again by ``--log-date``; in the
+        ``--log-date FORMAT`` date instead when one is set."""
+        sink = self.log_sink
+        if sink is not None and sink.strftime is not None:
+            self.log_verbose(line[27:], proc)
+        else:
+            self.log_raw(line, proc)
+
     def _log_lines(self, lines: list[str]) -> None:
         for line in lines:
             if line == _banner.OPEN_LOGTO2:

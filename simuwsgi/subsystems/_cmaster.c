@@ -52,7 +52,7 @@ static PyObject *str_before_events, *str_at_top, *str_next_wake, *str_post_at, *
 static PyObject *str_plan, *str_before_commands, *str_asctime, *str_spill, *str_add;
 static PyObject *str_cron_signal, *str_num, *str_signals, *str_route, *str_get;
 static PyObject *str_signals_subsystem, *str_master_read, *str_timer_fire, *str_event;
-static PyObject *str_master, *str_log, *str_tzname, *one;
+static PyObject *str_master, *str_log, *str_log_dated, *str_tzname, *one;
 /* the time module's dict: `time.tzname` is a new tuple after each `time.tzset()` */
 static PyObject *time_dict;
 
@@ -402,8 +402,9 @@ cron_log(PyObject *state, PyObject *line)
     int rc = -1, plain = plain_log(state, inst);
     if (plain < 0 || (sink = get(&f_log_sink, inst)) == NULL
             || (master = get(&f_master, inst)) == NULL) goto out;
-    if (sink != Py_None || master == Py_None || !plain) {
-        if ((log = PyObject_GetAttr(inst, str_log)) == NULL) goto out;
+    if (sink != Py_None || master == Py_None || !plain) {  /* uwsgi_log_verbose: dated */
+        if ((log = PyObject_GetAttr(inst, plain ? str_log_dated : str_log)) == NULL)
+            goto out;
         PyObject *call_args[] = {line, master};
         PyObject *done = PyObject_Vectorcall(log, call_args, 2, NULL);
         rc = done == NULL ? -1 : 0;
@@ -784,7 +785,7 @@ PyInit__cmaster(void)
     INTERN(str_signals, "signals") INTERN(str_route, "route") INTERN(str_get, "get")
     INTERN(str_signals_subsystem, "_signals_subsystem")
     INTERN(str_master_read, "master_read") INTERN(str_timer_fire, "timer.fire")
-    INTERN(str_event, "event") INTERN(str_master, "master") INTERN(str_log, "log")
+    INTERN(str_event, "event") INTERN(str_master, "master") INTERN(str_log, "log") INTERN(str_log_dated, "log_dated")
     INTERN(str_tzname, "tzname")
 #undef INTERN
     if ((time_dict = module_dict("time")) == NULL) return NULL;

@@ -286,12 +286,16 @@ class Cron:
         #: were made in: a plan of another zone's local times is made again.
         self._zone = time.tzname
         opts = inst.opts
-        for value in opts.strings("cron"):
-            self.command_crons.append(parse_cron_option(value))
-        for value in opts.strings("unique-cron"):
-            self.command_crons.append(parse_cron_option(value, unique=True))
-        for value in opts.strings("cron2"):
-            self.command_crons.append(parse_cron2_option(value))
+        # one table, in the options' order (uwsgi_cron_add appends to uwsgi.crons)
+        for name, value in opts.items:
+            if not isinstance(value, str):
+                continue
+            if name == "cron":
+                self.command_crons.append(parse_cron_option(value))
+            elif name == "unique-cron":
+                self.command_crons.append(parse_cron_option(value, unique=True))
+            elif name == "cron2":
+                self.command_crons.append(parse_cron2_option(value))
         # a build with SSL: --legion-cron "LEGION m h d M w command" and its aliases
         for option in ("legion-cron", "cron-legion", "unique-legion-cron",
                        "unique-cron-legion"):
@@ -382,8 +386,8 @@ class Cron:
         inst = self.inst
         pid = inst.next_pid()
         started = int(inst.wall())
-        inst.log(f'{self._days.asctime(wall_s)} - [uwsgi-cron] running "{command}" (pid {pid})',
-                 inst.master)
+        inst.log_dated(f'{self._days.asctime(wall_s)} - [uwsgi-cron] running "{command}" '
+                       f"(pid {pid})", inst.master)
         status = run_host_command(inst, command)
         if status is None:
             return
@@ -399,8 +403,8 @@ class Cron:
 
     def _fire_signal(self, spec: CronSpec, wall_s: int) -> None:
         inst = self.inst
-        inst.log(f"{self._days.asctime(wall_s)} - [uwsgi-cron] routing signal {spec.sig}",
-                 inst.master)
+        inst.log_dated(f"{self._days.asctime(wall_s)} - [uwsgi-cron] routing signal "
+                       f"{spec.sig}", inst.master)
         inst.trace.add(inst.kernel.now, "master", "cron.signal", {"num": spec.sig})
         spec.last_job = wall_s
         spec.plan = None
