@@ -10,10 +10,11 @@ leaving the test process as it was.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -259,8 +260,8 @@ class Simulation:
                         hook()
             if self.started:  # a never-started simulation installed no uwsgi module
                 self._settle()
-            with self._patch.running():  # killed processes' finally blocks run here
-                self.kernel.close()
+            with self._patch.running(), self._app_streams():  # killed processes'
+                self.kernel.close()  # finally blocks run here
         finally:
             if self.inst.forks is not None:
                 self.inst.forks.close()
@@ -280,10 +281,10 @@ class Simulation:
             self.inst.log_lines.spill()
 
     def stop(self) -> None:
-        """Shut the instance down as ``SIGINT`` to the master does."""
+        """Shut the instance down as ``SIGINT`` to the master does (driven as ``run``:
+        what the processes' exit hooks print is the log's)."""
         self._ensure_started()
-        self.inst.shutdown()
-        self._settle()
+        self._run(self.inst.shutdown)
 
     def __enter__(self) -> Simulation:
         return self.start()
@@ -389,18 +390,25 @@ class Simulation:
         watchdog = self._watchdog
         watchdog.driving = True
         test_argv, sys.argv = sys.argv, self._contain.argv
+        try:
+            with self._app_streams():
+                body()
+        finally:
+            sys.argv = test_argv
+            watchdog.end_drive()
+
+    @contextlib.contextmanager
+    def _app_streams(self) -> Iterator[None]:
+        """uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a fork
+        mode child sends it to the log itself); its stdin is /dev/null."""
         test_streams = sys.stdin, sys.stdout, sys.stderr
         try:
             if self.mode == "sim":
-                # uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a
-                # fork mode child sends it to the log itself); its stdin is /dev/null
                 sys.stdout = sys.stderr = self.inst.errors_stream()
                 sys.stdin = self.inst.stdin_stream() or sys.stdin
-            body()
+            yield
         finally:
-            sys.argv = test_argv
             sys.stdin, sys.stdout, sys.stderr = test_streams
-            watchdog.end_drive()
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""

@@ -1387,19 +1387,25 @@ class Instance:
         self.kernel.start(self.master)
 
     def _log_burials(self, reaped_at: int | None = None) -> None:
-        """What the master logs as it reaps the processes of a reload or a stop: the
-        spoolers first (killed at once), then the workers, then the mules."""
+        """What the master logs as it reaps the processes of a reload or a stop."""
+        for line in self._burials(reaped_at):
+            self.log(line, self.master)
+
+    def _burials(self, reaped_at: int | None = None) -> list[str]:
+        """The lines of :meth:`_log_burials`: the spoolers first (killed at once), then
+        the workers, then the mules."""
         now = int(self.wall()) if reaped_at is None else reaped_at
+        lines = []
         for spooler in self.spoolers.values():
             if spooler.alive or spooler in self._unreaped or getattr(spooler, "reloading", False):
-                self.log(f"spooler (pid: {spooler.pid}) annihilated", self.master)
+                lines.append(f"spooler (pid: {spooler.pid}) annihilated")
         for worker in sorted(self.workers.values(), key=lambda w: w.id):
             if worker.alive or worker in self._unreaped or getattr(worker, "reloading", False):
-                self.log(f"worker {worker.id} buried after {now - self._cursed_at} seconds",
-                         self.master)
+                lines.append(f"worker {worker.id} buried after {now - self._cursed_at} seconds")
         for mule in sorted(self.mules.values(), key=lambda m: m.id):
             if mule.alive or mule in self._unreaped or getattr(mule, "reloading", False):
-                self.log(f"mule {mule.id} (pid: {mule.pid}) annihilated", self.master)
+                lines.append(f"mule {mule.id} (pid: {mule.pid}) annihilated")
+        return lines
 
     def _reap_master_threads(self) -> None:
         """The master exits or re-executes itself (a reload): its threads end with it
@@ -1440,8 +1446,9 @@ class Instance:
             for spooler in self.spoolers.values():
                 if spooler.alive:
                     self.log(f"killing the spooler with pid {spooler.pid}", self.master)
-            # the master reaps them at its next iteration (about a second later)
-            self._log_burials(int(self.wall() + self.next_tick(self.now) - self.now))
+            # the master reaps them at its next iteration (about a second later), once
+            # each has run its exit hooks (below)
+            burials = self._burials(int(self.wall() + self.next_tick(self.now) - self.now))
         self.stopped = True
         self.record("instance.stop", self.master)
         for group in (self.spoolers, self.mules, self.workers):
@@ -1456,6 +1463,9 @@ class Instance:
                                          self.kernel.now)
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
+        if signalled:
+            for line in burials:
+                self.log(line, self.master)
         for req in list(self.listen_queue):
             req.fail("connection refused: instance stopped", self.kernel.now)
         self.listen_queue.clear()

@@ -1,0 +1,71 @@
+"""What the processes print as the instance stops (SIGINT to the master): each worker's
+exit hooks run as it gets the master's signal, before the master buries it, and what
+they print is the log's (in sim mode it went to the test's stderr, after the burials).
+Real uWSGI 2.0.30 gives the order the ``real`` test checks."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import pytest
+
+from simuwsgi import Simulation
+from simuwsgi.modes.real import RealUwsgi
+from simuwsgi.modes.real.pytest_helpers import requires_real_uwsgi
+
+APP = """
+import atexit, sys, uwsgi
+
+def bye():
+    print("uwsgi.atexit of worker %d" % uwsgi.worker_id(), file=sys.stderr, flush=True)
+
+uwsgi.atexit = bye
+atexit.register(lambda: print("atexit of worker %d" % uwsgi.worker_id(), flush=True))
+
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [b"ok"]
+"""
+ARGV = ["--master", "--processes", "2", "--wsgi-file", "app.py"]
+
+
+def _stop_lines(log: list[str]) -> list[str]:
+    """From the master's SIGINT line on; the workers' hook lines, printed in parallel on
+    the real server, in a fixed order."""
+    start = next(i for i, line in enumerate(log) if line.startswith("SIGINT/SIGTERM"))
+    lines = log[start:]
+    hooks = sorted(line for line in lines if "atexit of worker" in line)
+    first = next(i for i, line in enumerate(lines) if "atexit of worker" in line)
+    rest = [line for line in lines if "atexit of worker" not in line]
+    return rest[:first] + hooks + rest[first:]
+
+
+EXPECTED = ["SIGINT/SIGTERM received...killing workers...",
+            "atexit of worker 1", "atexit of worker 2",
+            "uwsgi.atexit of worker 1", "uwsgi.atexit of worker 2",
+            "worker 1 buried after 1 seconds", "worker 2 buried after 1 seconds",
+            "goodbye to uWSGI."]
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_the_exit_hooks_print_to_the_log_before_the_burials(tmp_path, mode, capfd):
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    with Simulation(ARGV, app_dir=tmp_path, mode=mode) as sim:
+        sim.get("/")
+        sim.stop()
+        log = list(sim.log)
+    assert _stop_lines(log) == EXPECTED
+    assert "atexit" not in capfd.readouterr().err
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_the_same_order_on_the_real_server(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    with RealUwsgi(ARGV, app_dir=tmp_path) as real:
+        real.get("/", timeout=5)
+        time.sleep(0.5)
+        real.stop()
+        log = real.app_log()
+    assert _stop_lines(log) == EXPECTED
