@@ -437,3 +437,33 @@ def test_each_simulation_says_what_it_shares(tmp_path):
                 sim.get("/")
                 sim.globals("master")["uwsgi_file_app"]["SOCK"].close()
     assert [w.category for w in caught].count(VirtualForkWarning) == 2
+
+
+def test_a_running_thread_in_a_global_does_not_share_the_app_state(tmp_path):
+    """The master's thread is shared whole (it holds a lock held at fork time, said in
+    the warning), but not what its virtual locks lead to: the simulation itself, hence
+    every global of the app. Each worker has its own counter, which the master's thread
+    does not touch, as on the real server (and the thread reads alive there, as uWSGI's
+    C fork() leaves Python's threading state)."""
+    write(tmp_path, "app.py", '''
+        import threading, time
+        counter = {"n": 0}
+        def loop():
+            while True:
+                time.sleep(1)
+                counter["n"] += 1
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            return [("%d %s" % (counter["n"], t.is_alive())).encode()]
+    ''')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Simulation(TWO_WORKERS, app_dir=tmp_path, seed=1) as sim:
+            sim.advance(3.5)
+            assert {sim.get("/").text for _ in range(4)} == {"0 True"}
+            assert sim.globals("master")["uwsgi_file_app"]["counter"] == {"n": 3}
+    (warning,) = [w for w in caught if w.category is VirtualForkWarning]
+    assert "uwsgi_file_app.t (threading.Thread holding _thread.lock: held by a thread" \
+        in str(warning.message)

@@ -59,7 +59,7 @@ import _threading_local
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["Copier", "ModuleView", "ProcessImage"]
@@ -186,9 +186,11 @@ class Copier:
     """
 
     def __init__(self, app_modules: dict[str, types.ModuleType],
-                 threads: dict[int, Any] | None = None) -> None:
+                 threads: dict[int, Any] | None = None, inherited: Iterable[Any] = ()) -> None:
+        #: what every process has as the master's, silently (its log stream: fd 2), by id
+        self._inherited = {id(x): x for x in inherited if x is not None}
         #: id(master object) -> this process's copy (kept alive by ``_keep``)
-        self.memo: dict[int, Any] = {}
+        self.memo: dict[int, Any] = dict(self._inherited)
         self._keep: list[Any] = []
         #: id(master module dict) -> this process's dict, for rebinding functions
         self.globals_map: dict[int, dict[str, Any]] = {}
@@ -228,11 +230,11 @@ class Copier:
         seeded: set[int] = set()
         while True:
             modules = self._copy_modules(app_modules)
-            reach = _reachable(self._shared_objects)
+            reach = _reachable(self._shared_objects, app_modules.values(), self._inherited)
             if reach.keys() <= seeded:
                 return modules
             seeded |= reach.keys()
-            self.memo = dict(reach)
+            self.memo = {**reach, **self._inherited}
             self._keep = []
             self.globals_map = {}
 
@@ -533,10 +535,14 @@ class Copier:
         return new
 
 
-def _reachable(roots: list[Any]) -> dict[int, Any]:
+def _reachable(roots: list[Any], modules: Iterable[types.ModuleType] = (),
+               inherited: Iterable[int] = ()) -> dict[int, Any]:
     """Every object reachable from ``roots`` (id -> object), without going into
-    modules, module globals or classes: those are the fork's to copy or share."""
-    stop = {id(m.__dict__) for m in list(sys.modules.values()) if m is not None}
+    modules, module globals (``modules``' too: the app's, behind their views in
+    ``sys.modules``), classes or the ``inherited`` objects (the simulator's log stream
+    would lead to the whole instance): those are the fork's to copy or share."""
+    stop = {id(m.__dict__) for m in [*sys.modules.values(), *modules] if m is not None}
+    stop.update(inherited)
     out: dict[int, Any] = {}
     todo = list(roots)
     while todo:
@@ -546,8 +552,16 @@ def _reachable(roots: list[Any]) -> dict[int, Any]:
                 or isinstance(obj, (type, types.ModuleType))):
             continue
         out[key] = obj
-        todo.extend(gc.get_referents(obj))
+        if not _simulator_object(obj):  # (a virtual lock holds the whole simulation)
+            todo.extend(gc.get_referents(obj))
     return out
+
+
+def _simulator_object(obj: Any) -> bool:
+    """An object of the simulator's own (a virtual lock, a process's token), not of the
+    app's ``uwsgidecorators``."""
+    module = type(obj).__module__
+    return module.startswith("simuwsgi.") and module != "simuwsgi.uwsgidecorators"
 
 
 def _cell_contents(fn: types.FunctionType) -> list[Any]:

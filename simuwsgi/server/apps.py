@@ -519,7 +519,9 @@ class AppLoader:
             return None
         if len(sys.modules) != len(self._modules_seen):
             self._adopt_late_imports()
-        copier = Copier(self._master_image.modules, threads)
+        # the log stream (fd 1 and 2) and stdin: every process's, as fork() leaves them
+        copier = Copier(self._master_image.modules, threads,
+                        (self.inst.errors_stream(), self.inst.stdin_stream()))
         if not self._shared_reported:
             self._shared_reported = True
             self._report_shared(copier.shared)
