@@ -62,7 +62,7 @@
     X(_log_request) X(goodbye) X(Request) X(Response) X(policy) X(_ctime) \
     X(_last_ctime) X(_leave) X(manage_next_request) X(park) X(popleft) X(accepting) \
     X(run_handler) X(handle_request) X(signals) X(signal_queue) X(shared_workers) \
-    X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) \
+    X(listen_queue) X(mutex_waiters) X(pop) X(tail) X(limit) X(spill) X(packet_vars) X(_tx) \
     X(shapes) X(chunked) X(_randbelow) X(__dict__) X(control) X(text_vars) \
     X(_take_idle_worker_py) X(ident) X(closed) X(_watchdog) X(driving) X(_request_ids) \
     X(_ensure_started) X(inst) X(call_soon) X(post_at) X(dispatch_request) X(submitted) \
@@ -1056,10 +1056,22 @@ handle_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if ((avg = GET(w, avg_rt)) == NULL || (avg = keep(own, PyNumber_Add(avg, elapsed))) == NULL
                 || (avg = keep(own, PyNumber_FloorDivide(avg, two))) == NULL) goto out;
     }
+    /* tx: the bytes written, headers and body (workers._tx) */
+    PyObject *conn = GET(req, conn), *sent;
+    if (conn == NULL) goto out;
+    if (conn != Py_None) {
+        PyObject *written = GET(conn, response_size), *hsize = GET(conn, headers_size);
+        if (written == NULL || hsize == NULL
+                || (sent = keep(own, PyNumber_Add(written, hsize))) == NULL) goto out;
+    }
+    else {
+        PyObject *twin = global(workers_globals, s__tx), *call_args[] = {req};
+        if (twin == NULL || (sent = keep(own, call(twin, call_args, 1))) == NULL) goto out;
+    }
     Py_ssize_t length = PyObject_Length(body);
     if (length < 0 || attr_set(&a_avg_rt, w, avg) < 0
             || (size = keep(own, PyLong_FromSsize_t(length))) == NULL
-            || (tx = GET(w, tx)) == NULL || (tx = keep(own, PyNumber_Add(tx, size))) == NULL
+            || (tx = GET(w, tx)) == NULL || (tx = keep(own, PyNumber_Add(tx, sent))) == NULL
             || attr_set(&a_tx, w, tx) < 0
             || attr_set(&a_request, w, Py_None) < 0) goto out;
     int deadline = truth(GET(w, harakiri_deadline));

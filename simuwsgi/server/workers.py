@@ -798,7 +798,7 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         elapsed_us = int(round((end - req.started) * 1_000_000))
         w.running_time += elapsed_us
         w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
-    w.tx += len(body)
+    w.tx += _tx(req, outcome is _reading.FAILED)
     w.request = None
     if w.harakiri_deadline or w.user_harakiri_deadline:
         w.harakiri_deadline = 0.0
@@ -838,6 +838,13 @@ def _stats(req: Request, refused: bool) -> dict[str, Any]:
         stats = {**_FAILED_STATS, "switches": req.switches} if refused else \
             _no_app_stats(req.protocol)
     return stats
+
+
+def _tx(req: Request, refused: bool = False) -> int:
+    """What ``uwsgi_close_request`` adds to the worker's ``tx``: the bytes written, body
+    and headers."""
+    stats = _stats(req, refused)
+    return int(stats["response_size"]) + int(stats["headers_size"])
 
 
 def _final_routes(inst: Instance, w: Worker, req: Request, refused: bool) -> None:
