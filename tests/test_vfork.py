@@ -467,3 +467,35 @@ def test_a_running_thread_in_a_global_does_not_share_the_app_state(tmp_path):
     (warning,) = [w for w in caught if w.category is VirtualForkWarning]
     assert "uwsgi_file_app.t (threading.Thread holding _thread.lock: held by a thread" \
         in str(warning.message)
+
+
+def test_the_class_of_a_shared_object_is_shared_with_it(tmp_path):
+    """A running thread in a global is shared whole; the app object its arguments hold
+    is shared with it, and so is that object's class, or ``isinstance`` in a worker,
+    against the worker's copy of the class, is False (OpenTelemetry's
+    ``parent_span_context must be a SpanContext`` on every request, when the library
+    lives in the app's tree)."""
+    write(tmp_path, "spans.py", '''
+        import threading, time
+        class Context:
+            pass
+        INVALID = Context()
+        def _keep(context):
+            while True:
+                time.sleep(60)
+        KEEPER = threading.Thread(target=_keep, args=(INVALID,), daemon=True)
+        KEEPER.start()
+        def valid(context):
+            return isinstance(context, Context)
+    ''')
+    write(tmp_path, "app.py", '''
+        import spans
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            return [str(spans.valid(spans.INVALID)).encode()]
+    ''')
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        with Simulation(TWO_WORKERS, app_dir=tmp_path, seed=1) as sim:
+            assert {sim.get("/").text for _ in range(4)} == {"True"}
+            assert "spans.KEEPER" in sim.trace.select("vfork.shared")[0].fields["objects"][0]

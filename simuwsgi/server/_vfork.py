@@ -539,8 +539,9 @@ def _reachable(roots: list[Any], modules: Iterable[types.ModuleType] = (),
                inherited: Iterable[int] = ()) -> dict[int, Any]:
     """Every object reachable from ``roots`` (id -> object), without going into
     modules, module globals (``modules``' too: the app's, behind their views in
-    ``sys.modules``), classes or the ``inherited`` objects (the simulator's log stream
-    would lead to the whole instance): those are the fork's to copy or share."""
+    ``sys.modules``), classes (reached, not gone into) or the ``inherited`` objects (the
+    simulator's log stream would lead to the whole instance): those are the fork's to
+    copy or share."""
     stop = {id(m.__dict__) for m in [*sys.modules.values(), *modules] if m is not None}
     stop.update(inherited)
     out: dict[int, Any] = {}
@@ -549,9 +550,11 @@ def _reachable(roots: list[Any], modules: Iterable[types.ModuleType] = (),
         obj = todo.pop()
         key = id(obj)
         if (key in out or key in stop or type(obj) in _ATOMIC
-                or isinstance(obj, (type, types.ModuleType))):
+                or isinstance(obj, types.ModuleType)):
             continue
         out[key] = obj
+        if isinstance(obj, type):  # the class of a shared object is shared with it (an
+            continue  # isinstance() in the process must hold), not what it holds
         if not _simulator_object(obj):  # (a virtual lock holds the whole simulation)
             todo.extend(gc.get_referents(obj))
     return out
