@@ -424,3 +424,62 @@ def test_a_thread_pool_and_a_simple_queue_wait_in_virtual_time(tmp_path, lazy):
         got = [line for line in sim.log if line.startswith("got")]
     # the queue's threads run in the master (or, --lazy-apps, in the worker) from 40 s
     assert got == ["got 0 at 42", "got 1 at 44", "got 2 at 46"]
+
+
+NAMES = '''
+import logging, sys, threading
+log = logging.getLogger("app")  # (not the root logger: pytest's handlers are there)
+handler = logging.StreamHandler(sys.stderr)
+handler.setFormatter(logging.Formatter("%(threadName)s: %(message)s"))
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+log.propagate = False
+print("imported in", threading.current_thread().name)
+
+def application(environ, start_response):
+    log.info("a request")
+    start_response("200 OK", [])
+    return [("%s %d" % (threading.current_thread().name, len(threading.enumerate()))).encode()]
+'''
+#: what uWSGI 2.0.30 answered, 2 workers of 2 threads: each core's Python thread is
+#: named after its worker and core (uwsgi_python_set_thread_name), both cores listed
+NAMES_SEEN = {f"uWSGIWorker{w}Core{c} 2" for w in (1, 2) for c in (0, 1)}
+
+
+def _names(get, log, requests: int = 40) -> tuple[set[str], list[str]]:
+    seen = {get() for _ in range(requests)}
+    return seen, sorted({line for line in log() if "a request" in line or "imported" in line})
+
+
+def test_a_core_s_thread_has_uwsgi_s_name(tmp_path):
+    """``threading.current_thread().name`` in a request (and ``%(threadName)s`` in a
+    log record) is ``uWSGIWorker<wid>Core<N>``, ``MainThread`` in the master; only the
+    process's own threads are listed (not the test runner's, nor the simulator's
+    watchdog); the test process's main thread keeps its name."""
+    (tmp_path / "app.py").write_text(NAMES)
+    argv = ["--master", "--processes", "2", "--threads", "2", "--wsgi-file", "app.py"]
+    with Simulation(argv, app_dir=tmp_path, seed=4) as sim:
+        seen, lines = _names(lambda: sim.get("/").text, lambda: sim.log)
+    assert seen == NAMES_SEEN
+    assert lines == ["imported in MainThread"] + sorted(
+        f"uWSGIWorker{w}Core{c}: a request" for w in (1, 2) for c in (0, 1))
+    assert threading.current_thread().name == "MainThread"
+
+
+def test_a_worker_s_thread_name_in_fork_mode(tmp_path):
+    (tmp_path / "app.py").write_text(NAMES)
+    argv = ["--master", "--processes", "2", "--wsgi-file", "app.py"]
+    with Simulation(argv, app_dir=tmp_path, seed=4, mode="fork") as sim:
+        seen = {sim.get("/").text for _ in range(12)}
+    assert seen == {"uWSGIWorker1Core0 1", "uWSGIWorker2Core0 1"}
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_the_thread_names_on_the_real_server(tmp_path):
+    (tmp_path / "app.py").write_text(NAMES)
+    argv = ["--master", "--processes", "2", "--threads", "2", "--wsgi-file", "app.py"]
+    with RealUwsgi(argv, app_dir=tmp_path) as real:
+        seen, lines = _names(lambda: real.get("/", timeout=5).text, real.app_log, 80)
+    assert seen == NAMES_SEEN
+    assert lines[0] == "imported in MainThread"

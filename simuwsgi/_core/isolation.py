@@ -152,9 +152,11 @@ class ImportLedger:
                 return
             self._thread = threading.get_ident()
             if owner is not None and owner._thread != self._thread \
-                    and owner._thread in {t.ident for t in threading.enumerate()}:
-                # Another thread's simulation may be running: never pull its modules
-                # from under it. Share its imports; the last of them to close drops them.
+                    and owner._thread in threading._active:  # type: ignore[attr-defined]
+                # Another thread's simulation may be running (``_active``, not
+                # ``enumerate()``: in a virtual process that lists its own threads): never
+                # pull its modules from under it. Share its imports; the last of them to
+                # close drops them.
                 self._host = owner
                 owner._guests.append(self)
                 return

@@ -1363,6 +1363,8 @@ def _adapt_instance(child: _Child) -> None:
         inst.facade = _proxy_module(parent_facade, child)
     module = inst.facade
     is_worker = proc.kind == "worker"
+    if is_worker:  # uwsgi_python_set_thread_name(0) after the fork (its own thread here)
+        threading.current_thread().name = f"uWSGIWorker{proc.id}Core0"
     _local(module, "worker_id", proc.id if is_worker else 0)
     _local(module, "mule_id", proc.id if proc.kind == "mule" else 0)
     _local(module, "i_am_the_spooler", True if proc.kind == "spooler" else None)

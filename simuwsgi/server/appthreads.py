@@ -295,11 +295,14 @@ class AppThreads:
         self._named[main] = n
         return n
 
-    def enumerate(self, proc: UProcess) -> list[threading.Thread]:
-        """``threading.enumerate()`` in ``proc``: not the threads of other processes."""
-        others = {vt.vident for main, threads in self.of.items() if main is not proc.main
-                  for vt in threads}
-        return [t for t in _REAL_ENUMERATE() if t.ident not in others]
+    def enumerate(self, proc: UProcess, cores: range) -> list[threading.Thread]:
+        """``threading.enumerate()`` in ``proc``: its main thread, its cores' (idents in
+        ``cores``) and the threads it started; not other processes' threads, nor the
+        host's (the test runner's, the simulator's watchdog)."""
+        mine = {vt.vident for vt in self.of.get(proc.main, ())}
+        main = threading.main_thread()
+        return [t for t in _REAL_ENUMERATE()
+                if t is main or t.ident in mine or (t.ident or 0) in cores]
 
     def finish(self, vt: AppThread) -> None:
         """The thread ended: it leaves ``threading.enumerate()`` and its joiners go on."""

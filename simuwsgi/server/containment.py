@@ -189,7 +189,7 @@ _REAL = {
     "posix_spawn": os.posix_spawn, "posix_spawnp": os.posix_spawnp, "execv": os.execv,
     "execve": os.execve, "start": threading.Thread.start, "rlock": threading.RLock,
     "counter": threading._counter,  # type: ignore[attr-defined]
-    "enumerate": threading.enumerate,
+    "enumerate": threading.enumerate, "thread_name": threading.Thread.name,
     "create_connection": _socket.create_connection, "connect": _socket.socket.connect,
     "connect_ex": _socket.socket.connect_ex,
     "dup2": os.dup2, "close": os.close, "closerange": os.closerange,
@@ -757,6 +757,44 @@ def _virtual() -> tuple[Containment, UProcess] | None:
     return None
 
 
+def _core_name(thread: threading.Thread) -> str | None:
+    """The name uWSGI gives ``thread`` in the running virtual process: a worker's main
+    thread is ``uWSGIWorker<wid>Core0`` (``uwsgi_python_set_thread_name`` after the
+    fork), its core N's ``uWSGIWorker<wid>Core<N>``; None: the thread's own name (the
+    master's, a mule's, a thread the app started)."""
+    found = _virtual()
+    if found is None:
+        return None
+    proc = found[1]
+    main = proc.main
+    names = main.__dict__.get("_thread_names")
+    ident = thread.ident or 0
+    if names is not None and ident in names:
+        return names[ident]  # type: ignore[no-any-return]
+    if main.kind != "worker" or main.id <= 0:
+        return None
+    if thread is threading.main_thread():
+        return f"uWSGIWorker{main.id}Core0"
+    core = ident - _CORE_IDENT_BASE - proc.pid * 256
+    return f"uWSGIWorker{main.id}Core{core}" if 0 < core < 256 else None
+
+
+def _get_thread_name(thread: threading.Thread) -> str:
+    name = _core_name(thread) if thread.ident is not None else None
+    return thread._name if name is None else name  # type: ignore[attr-defined]
+
+
+def _set_thread_name(thread: threading.Thread, name: str) -> None:
+    """A name set in a virtual process on its main thread or a core stays that
+    process's (the main thread is the test process's too)."""
+    if _core_name(thread) is not None:
+        found = _virtual()
+        assert found is not None
+        found[1].main.__dict__.setdefault("_thread_names", {})[thread.ident] = str(name)
+        return
+    _REAL["thread_name"].fset(thread, name)
+
+
 def _thread_start(thread: threading.Thread) -> None:
     """``Thread.start`` from app code: a virtual thread of its virtual process
     (``appthreads``); in fork mode's OS processes, a contained host thread. The
@@ -831,7 +869,9 @@ def _enumerate() -> list[threading.Thread]:
     its own (not the cores' and app threads of the virtual processes)."""
     found = _virtual()
     if found is not None:
-        return found[1].inst.app_threads.enumerate(found[1])
+        proc = found[1]
+        base = _CORE_IDENT_BASE + proc.pid * 256
+        return proc.inst.app_threads.enumerate(proc, range(base + 1, base + 256))
     return [t for t in _REAL["enumerate"]()
             if not _CORE_IDENT_BASE <= (t.ident or 0) < _CORE_IDENT_LIMIT]
 
@@ -1503,6 +1543,7 @@ _PATCHES = [
     (threading, "_allocate_lock", staticmethod(_lock)), (threading, "RLock", _rlock),
     (threading, "_counter", staticmethod(_counter)), (threading, "enumerate", _enumerate),
     (threading, "active_count", _active_count), (queue, "SimpleQueue", _SimpleQueue),
+    (threading.Thread, "name", property(_get_thread_name, _set_thread_name)),
     (_socket, "create_connection", _create_connection),
     (_socket.socket, "connect", _checked_connect("connect")),
     (_socket.socket, "connect_ex", _checked_connect("connect_ex")),

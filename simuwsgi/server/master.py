@@ -44,6 +44,7 @@ import math
 import signal
 import os
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -718,7 +719,12 @@ class Instance:
         """The body of a worker's thread (core 1..N-1): its core's loop."""
         from .workers import core_loop
 
-        self.run_process(thread, lambda _thread: core_loop(self, thread))
+        def body(_thread: Any) -> None:
+            if self.forks is None:  # uwsgi_python_init_thread names the core's Python
+                threading.current_thread()  # thread (uWSGIWorker<wid>Core<N>): it exists
+            core_loop(self, thread)
+
+        self.run_process(thread, body)
 
     def run_process(self, proc: UProcess, body: Callable[[UProcess], None]) -> None:
         """Run ``body(proc)`` and turn the process's exits into deaths.
