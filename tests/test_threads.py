@@ -545,9 +545,10 @@ def test_each_core_is_a_thread_of_its_own(tmp_path):
             sim.wait(reqs)
             rounds.append([tuple(r.response.text.split()[1:]) for r in reqs])
         (ident0, name0), (ident1, name1), (ident2, name2) = rounds[0]
-        assert ident0 == str(threading.get_ident()) and name0 == "MainThread"  # core 0
-        assert ident1 != ident0 and name1.startswith("Dummy-")  # a thread uWSGI started
-        assert ident2 not in (ident0, ident1) and name2 != name1
+        # core 0 is the process's main thread, renamed as uWSGI names each core's thread
+        assert ident0 == str(threading.get_ident()) and name0 == "uWSGIWorker1Core0"
+        assert ident1 != ident0 and name1 == "uWSGIWorker1Core1"  # a thread uWSGI started
+        assert ident2 not in (ident0, ident1) and name2 == "uWSGIWorker1Core2"
         assert rounds[1] == rounds[0]  # each core stays the same thread
 
 
