@@ -11,6 +11,7 @@ leaving the test process as it was.
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import sys
 import types
@@ -156,6 +157,8 @@ class Simulation:
         self._contain.subprocess = check_subprocess_policy(subprocess)
         # fork mode: user code runs in OS children, watched by ``fork_timeout``
         self._watchdog = Watchdog(self.inst, stall_timeout if mode == "sim" else None)
+        #: the root logger's handlers and level while the simulation runs (_app_streams)
+        self._root_logger: tuple[list[logging.Handler], int] = ([], logging.WARNING)
         if self.inst.forks is not None:
             self.inst.forks.others_paused = self._watchdog.paused
         if decorators not in DECORATORS:
@@ -400,8 +403,15 @@ class Simulation:
     @contextlib.contextmanager
     def _app_streams(self) -> Iterator[None]:
         """uWSGI's fd 1 and 2 are its log: what the app prints is a log line (a fork
-        mode child sends it to the log itself); its stdin is /dev/null."""
+        mode child sends it to the log itself); its stdin is /dev/null. And the root
+        logger is the app's, as a fresh interpreter has it (no handler, WARNING): the
+        test runner's handlers (pytest's) would make the app's ``logging.basicConfig()``
+        do nothing and take its records; what the app sets on it stays the
+        simulation's."""
         test_streams = sys.stdin, sys.stdout, sys.stderr
+        root = logging.getLogger()
+        test_root = root.handlers, root.level
+        root.handlers, root.level = self._root_logger
         try:
             if self.mode == "sim":
                 sys.stdout = sys.stderr = self.inst.errors_stream()
@@ -409,6 +419,8 @@ class Simulation:
             yield
         finally:
             sys.stdin, sys.stdout, sys.stderr = test_streams
+            self._root_logger = root.handlers, root.level
+            root.handlers, root.level = test_root
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""
