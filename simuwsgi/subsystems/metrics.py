@@ -125,6 +125,12 @@ class Metrics:
                 return int(getattr(w, attr, 0) or 0) if w is not None else 0
             return read
 
+        def respawns(wid: int) -> Any:
+            def read() -> int:  # uwsgi.workers[wid].respawn_count: 1 at the first spawn
+                w = inst.workers.get(wid)
+                return w.respawn_count + 1 if w is not None else 0
+            return read
+
         def core_requests(wid: int, core: int, what: str = "core_counts") -> Any:
             def read() -> int:  # uwsgi.workers[wid].cores[core].requests (routed_requests)
                 w = inst.workers.get(wid)
@@ -147,11 +153,13 @@ class Metrics:
             ("core.avg_response_time", "gauge", "avg", "5.103"),
             ("core.total_running_time", "counter", "sum", "5.104"))}
         for i in range(inst.numproc + 1):
-            ptr(f"worker.{i}.requests", worker_attr(i, "requests"), oid=f"3.{i}.1")
+            # uwsgi.workers[0].requests: every worker's (uwsgi_close_request counts both)
+            ptr(f"worker.{i}.requests", worker_attr(i, "requests") if i else
+                (lambda: inst.total_requests), oid=f"3.{i}.1")
             ptr(f"worker.{i}.delta_requests", worker_attr(i, "delta_requests"), "absolute",
                 f"3.{i}.2")
             ptr(f"worker.{i}.failed_requests", zero, oid=f"3.{i}.13")
-            ptr(f"worker.{i}.respawns", worker_attr(i, "respawn_count"), oid=f"3.{i}.14")
+            ptr(f"worker.{i}.respawns", respawns(i), oid=f"3.{i}.14")
             avg = ptr(f"worker.{i}.avg_response_time", worker_attr(i, "avg_rt"), "gauge",
                       f"3.{i}.8")
             tx = ptr(f"worker.{i}.total_tx", worker_attr(i, "tx"), oid=f"3.{i}.9")
