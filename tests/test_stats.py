@@ -296,3 +296,14 @@ def test_each_core_of_a_threaded_worker(app_dir: Path) -> None:
         worker = sim.stats()["workers"][0]
         assert [c["requests"] for c in worker["cores"]] == [1, 1]
         assert worker["requests"] == 2 and worker["apps"][0]["requests"] == 2
+
+
+def test_the_metrics_lock_comes_before_the_spoolers(app_dir: Path) -> None:
+    """uWSGI creates the metrics' lock (uwsgi_setup_metrics) before the spoolers', in
+    either order of the options (as the real server lists them)."""
+    for options in (["--spooler", "spool", "--enable-metrics"],
+                    ["--enable-metrics", "--spooler", "spool"]):
+        with Simulation(["--master", "--wsgi-file", "app.py", *options],
+                        app_dir=app_dir) as sim:
+            names = [name for item in sim.stats()["locks"] for name in item]
+        assert names[-2:] == ["metrics", f"spooler on {app_dir / 'spool'}"]

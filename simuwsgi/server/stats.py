@@ -14,7 +14,7 @@ connection with it (``simuwsgi.net._stats``).
   1000; the host's with ``machine="host"``), ``cwd``;
 * ``locks``: ``user 0``..``user N`` (``--locks``), the master's table locks, ``thunder``,
   ``rpc``, the shared areas', ``snmp``, ``queue``, the caches' (``cache_NAME``), the
-  spoolers' (``spooler on DIR``) and ``metrics``, in uWSGI's creation order, each with
+  ``metrics`` and the spoolers' (``spooler on DIR``), in uWSGI's creation order, each with
   the pid holding it (0: free; only the user locks are ever held in a simulation);
 * ``caches`` (with their ``hits``/``miss`` counters), ``metrics`` (``--enable-metrics``,
   unless ``--stats-no-metrics``), ``sockets`` (the listen queue counts on the first);
@@ -148,11 +148,11 @@ def _locks(inst: Instance) -> list[tuple[str, int]]:
         out.append(("queue", 0))
     caches = inst.subsystems.get("cache")
     out += [(f"cache_{c.name}", 0) for c in (caches.caches if caches else [])]
+    metrics = inst.subsystems.get("metrics")
+    if metrics is not None and metrics.enabled:  # uwsgi_setup_metrics, then the spoolers'
+        out.append(("metrics", 0))
     spooler = inst.subsystems.get("spooler")
     out += [(f"spooler on {slot.dir}", 0) for slot in (spooler.slots if spooler else [])]
-    metrics = inst.subsystems.get("metrics")
-    if metrics is not None and metrics.enabled:
-        out.append(("metrics", 0))
     return out
 
 
