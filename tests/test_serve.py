@@ -9,12 +9,14 @@ many requests.
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -519,3 +521,43 @@ def test_mounted_apps_and_static_files_behind_the_socket(servers, tmp_path, kind
     assert http("/m/x").endswith(b"\r\n\r\n/m|/x")
     assert http("/s/f.txt").endswith(b"\r\n\r\nstatic")
     assert http("/s/none").endswith(b"got 0")
+
+
+SLOW_APP = """\
+import time
+
+def application(env, start_response):
+    if env["PATH_INFO"] == "/slow":
+        time.sleep(1.5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got %d" % len(env["PATH_INFO"])]
+"""
+
+
+def _stats(port: int) -> dict:
+    return json.loads(exchange(port, b""))
+
+
+@BOTH
+def test_the_stats_of_served_requests(servers, tmp_path, kind) -> None:
+    """What a stats client (uwsgitop) reads while a request is served: the busy core's
+    vars are the request's packet, its headers included; ``tx`` counts the headers and
+    the body each response wrote (it stayed 0 under serve)."""
+    (tmp_path / "app.py").write_text(SLOW_APP)
+    stats_port = free_port()
+    server = start(servers, tmp_path, kind, "--stats", f"127.0.0.1:{stats_port}")
+    assert exchange(server.http_port, b"GET /r1 HTTP/1.0\r\n\r\n").endswith(b"got 3")
+    slow = threading.Thread(target=exchange, args=(
+        server.http_port, b"GET /slow HTTP/1.0\r\nHost: h\r\nX-Custom: abc\r\n\r\n"))
+    slow.start()
+    time.sleep(0.7)
+    worker = _stats(stats_port)["workers"][0]
+    slow.join()
+    assert worker["cores"][0]["vars"] == [
+        "REQUEST_METHOD=GET", "REQUEST_URI=/slow", "PATH_INFO=/slow", "QUERY_STRING=",
+        "SERVER_PROTOCOL=HTTP/1.0", "SCRIPT_NAME=", "SERVER_NAME=" + socket.gethostname(),
+        f"SERVER_PORT={server.http_port}", "REMOTE_ADDR=127.0.0.1", "HTTP_HOST=h",
+        "HTTP_X_CUSTOM=abc", ""]
+    # the start's GET (uwsgi socket) and /r1: a status line, one header and "got N"
+    assert worker["tx"] == 2 * (len("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+                                + len("got 1"))

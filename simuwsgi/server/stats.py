@@ -233,7 +233,12 @@ def _core(inst: Instance, w: Worker | None, core: int) -> dict[str, Any]:
         "vars": [], "req_info": {},
     }
     if request is not None:
-        entry["vars"] = [escape_json(f"{k}={v}") for k, v in packet_vars(inst, request).items()]
+        # the packet's vars: the one a node received (its HTTP parser's, a web server's),
+        # else the request's (as the log line counts them)
+        wire = request.net
+        found = wire.text_vars() if wire is not None and wire.vars else \
+            packet_vars(inst, request)
+        entry["vars"] = [escape_json(f"{k}={v}") for k, v in found.items()]
         entry["vars"].append("")
         entry["req_info"] = {
             "request_start": int(inst.clock.wall_offset + request.started)}
