@@ -561,3 +561,19 @@ def test_the_stats_of_served_requests(servers, tmp_path, kind) -> None:
     # the start's GET (uwsgi socket) and /r1: a status line, one header and "got N"
     assert worker["tx"] == 2 * (len("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n")
                                 + len("got 1"))
+
+
+@BOTH
+def test_a_stats_http_client_that_sends_nothing_is_closed(servers, tmp_path, kind) -> None:
+    """``uwsgi_send_http_stats`` waits ``--socket-timeout`` seconds for the request: a
+    client that sends nothing is then closed without an answer (it was kept for good,
+    its descriptor with it); the next client gets the document."""
+    stats_port = free_port()
+    start(servers, tmp_path, kind, "--stats", f"127.0.0.1:{stats_port}", "--stats-http",
+          "--socket-timeout", "1")
+    with socket.create_connection(("127.0.0.1", stats_port), timeout=10) as idle:
+        began = time.monotonic()
+        assert idle.recv(65536) == b""
+        assert 0.5 < time.monotonic() - began < 5
+    head, _, body = exchange(stats_port, b"GET / HTTP/1.0\r\n\r\n").partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK") and json.loads(body)["workers"]

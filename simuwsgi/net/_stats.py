@@ -2,7 +2,8 @@
 
 Models the master's stats server of 2.0.30 (``core/stats.c``): on each connection it
 writes the document (``simuwsgi.server.stats``) and closes; with ``--stats-http`` it
-first waits for the client's request and prefixes an HTTP/1.0 head; ``--stats-minified``
+first waits for the client's request (``--socket-timeout`` seconds at most) and
+prefixes an HTTP/1.0 head; ``--stats-minified``
 drops the whitespace. The document is built when the connection is accepted, from the
 simulation as it stands then.
 """
@@ -28,13 +29,22 @@ async def serve_stats(listener: trio.SocketListener, inst: Any) -> None:
 
 
 async def _answer(stream: trio.SocketStream, inst: Any) -> None:
+    """``uwsgi_send_stats``: with ``--stats-http`` the client's request is awaited for
+    ``--socket-timeout`` seconds (``uwsgi_send_http_stats``); a client that sends nothing
+    in that time, or closes, is closed without an answer. Each write waits as long."""
     http = inst.opts.flag("stats-http")
+    timeout = float(inst.opts.int("socket-timeout", 4) or 4)
     async with stream:
         try:
             if http:
-                await stream.receive_some(4096)
+                request = b""
+                with trio.move_on_after(timeout):
+                    request = await stream.receive_some(4096)
+                if not request:
+                    return
             encode = encode_stats_http if http else encode_stats
-            await stream.send_all(encode(document(inst),
-                                         minified=inst.opts.flag("stats-minified")))
-        except trio.BrokenResourceError:
+            with trio.move_on_after(timeout):
+                await stream.send_all(encode(document(inst),
+                                             minified=inst.opts.flag("stats-minified")))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away: uWSGI ignores the failed write too
