@@ -307,3 +307,19 @@ def test_the_metrics_lock_comes_before_the_spoolers(app_dir: Path) -> None:
                         app_dir=app_dir) as sim:
             names = [name for item in sim.stats()["locks"] for name in item]
         assert names[-2:] == ["metrics", f"spooler on {app_dir / 'spool'}"]
+
+
+@pytest.mark.parametrize("run", [False, True])
+def test_a_cron_command_runs_until_the_master_reaps_it(app_dir: Path, run: bool) -> None:
+    """``crons[].started_at`` is the firing's time while the command runs, 0 again once
+    the master reaped it (it kept the last firing for good: always running); ``pid`` is
+    the command's while it runs when the simulation runs it (``cron_commands``)."""
+    with Simulation(["--master", "--wsgi-file", "app.py", "--cron", "-1 -1 -1 -1 -1 true"],
+                    app_dir=app_dir, cron_commands=run, start="2026-01-01T00:00:00") as sim:
+        sim.advance(1.5)  # fired at 1 s (the first look)
+        (cron,) = sim.stats()["crons"]
+        assert cron["started_at"] == 1767225601
+        assert (cron["pid"] > 0) == run
+        sim.advance(1)  # the master's next look reaps it
+        (cron,) = sim.stats()["crons"]
+        assert (cron["pid"], cron["started_at"]) == (-1, 0)

@@ -89,14 +89,15 @@ def document(inst: Instance) -> dict[str, Any]:
              "running": int(slot.running)} for slot in spooler.slots]
     cron = inst.subsystems.get("cron")
     if cron is not None and cron.command_crons:
-        # a simulated command runs in no virtual time: never running (pid -1)
+        # a command runs from its firing to the master's next look (master_checks.c then
+        # sets pid -1 and started_at 0); its pid when the simulation runs it
         # a build with SSL (master_utils.c's #ifdef UWSGI_SSL) names each one's legion
         ssl = getattr(inst, "ssl", False)
         doc["crons"] = [
             {"minute": c.minute, "hour": c.hour, "day": c.day, "month": c.month,
              "week": c.week, "command": escape_json(c.command or ""), "unique": int(c.unique),
              **({"legion": c.legion or ""} if ssl else {}),
-             "pid": -1, "started_at": c.last_job} for c in cron.command_crons]
+             "pid": c.pid, "started_at": c.started_at} for c in cron.command_crons]
     legions = inst.subsystems.get("legion")
     if legions is not None and legions.legions:
         doc["legions"] = legions.stats()

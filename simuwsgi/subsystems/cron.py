@@ -92,9 +92,11 @@ class CronSpec:
         "minute",
         "month",
         "never",
+        "pid",
         "plan",
         "plan_key",
         "sig",
+        "started_at",
         "unique",
         "week",
     )
@@ -111,6 +113,10 @@ class CronSpec:
         self.month = month
         self.week = week
         self.last_job = 0
+        #: the command's pid and start while it runs (the stats' ``pid``/``started_at``:
+        #: -1 and 0 once the master reaped it)
+        self.pid = -1
+        self.started_at = 0
         self.command = command
         self.unique = unique
         self.plan: float | None = None
@@ -355,12 +361,15 @@ class Cron:
                 continue
             if not self._due(spec, wall_s):
                 continue
-            spec.last_job = wall_s
+            spec.last_job = spec.started_at = wall_s
             spec.plan = None
             self.inst.record("cron.command", self.inst.master, command=spec.command,
                              unique=spec.unique)
             if self.run_commands:
-                self._run_command(spec.command or "", wall_s)
+                self._run_command(spec, wall_s)
+            else:  # not run: it is over by the master's next look (master_checks.c)
+                inst = self.inst
+                inst.kernel.at(inst.next_tick(inst.now), self._over, spec)
 
     def _due(self, spec: CronSpec, wall_s: int) -> bool:
         """The master's check of one entry: it last ran a minute ago or more, and the
@@ -382,21 +391,29 @@ class Cron:
             self._tm_cache = (secs, time.tzname, tm)
         return tm
 
-    def _run_command(self, command: str, wall_s: int) -> None:
+    @staticmethod
+    def _over(spec: CronSpec) -> None:
+        spec.pid, spec.started_at = -1, 0
+
+    def _run_command(self, spec: CronSpec, wall_s: int) -> None:
         inst = self.inst
-        pid = inst.next_pid()
+        command = spec.command or ""
+        pid = spec.pid = inst.next_pid()
         started = int(inst.wall())
         inst.log_dated(f'{self._days.asctime(wall_s)} - [uwsgi-cron] running "{command}" '
                        f"(pid {pid})", inst.master)
         status = run_host_command(inst, command)
-        if status is None:
+        if status is None:  # killed after the limit (said): over all the same
+            inst.kernel.at(inst.next_tick(inst.now), self._over, spec)
             return
         inst.record("cron.command.exit", inst.master, command=command, status=status)
         # the master reaps the command at its next iteration (observed: "after 1 second(s)")
-        inst.kernel.at(inst.next_tick(inst.now), self._reaped, command, pid, started)
+        inst.kernel.at(inst.next_tick(inst.now), self._reaped, spec, pid, started)
 
-    def _reaped(self, command: str, pid: int, started: int) -> None:
+    def _reaped(self, spec: CronSpec, pid: int, started: int) -> None:
         inst = self.inst
+        command = spec.command or ""
+        self._over(spec)
         if not inst.stopped:
             inst.log(f'[uwsgi-cron] command "{command}" running with pid {pid} exited after '
                      f"{int(inst.wall()) - started} second(s)", inst.master)
