@@ -287,7 +287,7 @@ class Simulation:
         """Shut the instance down as ``SIGINT`` to the master does (driven as ``run``:
         what the processes' exit hooks print is the log's)."""
         self._ensure_started()
-        self._run(self.inst.shutdown)
+        self._run(lambda: self.inst.shutdown(in_processes=True))
 
     def __enter__(self) -> Simulation:
         return self.start()

@@ -69,3 +69,66 @@ def test_the_same_order_on_the_real_server(tmp_path):
         real.stop()
         log = real.app_log()
     assert _stop_lines(log) == EXPECTED
+
+
+JOINING = """
+import atexit, threading, uwsgi
+from uwsgidecorators import postfork
+
+state = {}
+
+def loop():
+    while not state["stop"].wait(5):
+        pass
+    print("loop end in worker %d" % uwsgi.worker_id(), flush=True)
+
+def bye():
+    state["stop"].set()
+    state["thread"].join(30)
+    print("joined in worker %d" % uwsgi.worker_id(), flush=True)
+
+@postfork
+def start():
+    state["stop"] = threading.Event()
+    state["thread"] = threading.Thread(target=loop, daemon=True)
+    state["thread"].start()
+    atexit.register(bye)
+
+def application(environ, start_response):
+    start_response("200 OK", [])
+    return [b"ok"]
+"""
+JOINED = [f"{what} in worker {w}" for w in (1, 2) for what in ("loop end", "joined")]
+
+
+def _joined(log: list[str]) -> list[str]:
+    """Each worker's lines, in its own order (the workers run theirs in parallel)."""
+    lines = [line for line in log if " in worker " in line]
+    return sorted(lines, key=lambda line: line[-1]) + \
+        [line for line in log if "buried" in line][:1]
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_an_exit_hook_joins_the_process_s_thread(tmp_path, mode):
+    """An ``atexit`` handler that stops a ``@postfork`` thread and joins it (a tracer
+    flushing its spans at exit): the worker runs it itself, so the join waits for the
+    thread in virtual time (it could not: the hook ran outside the process, and the
+    join failed or returned at once, in the test process's pid)."""
+    (tmp_path / "app.py").write_text(textwrap.dedent(JOINING))
+    with Simulation(ARGV + ["--enable-threads"], app_dir=tmp_path, mode=mode) as sim:
+        sim.get("/")
+        sim.advance(6)
+        sim.stop()
+        assert _joined(list(sim.log)) == [*JOINED, "worker 1 buried after 1 seconds"]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_the_same_join_on_the_real_server(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent(JOINING))
+    with RealUwsgi(ARGV + ["--enable-threads"], app_dir=tmp_path) as real:
+        real.get("/", timeout=5)
+        time.sleep(1)
+        real.stop()
+        log = real.app_log()
+    assert _joined(log) == [*JOINED, "worker 1 buried after 1 seconds"]

@@ -155,8 +155,8 @@ if TYPE_CHECKING:
     from .processes import UProcess
 
 __all__ = ["CONTROL", "Containment", "ProcessExit", "SimulationInterrupted", "StallInterrupt",
-           "Watchdog", "c_exit", "check_duration", "deliver", "die_now", "host_section",
-           "run_atexit"]
+           "Watchdog", "c_exit", "check_duration", "deliver", "die_now", "has_exit_hooks",
+           "host_section", "run_atexit"]
 
 #: Default real seconds a virtual process may run without yielding.
 DEFAULT_STALL_TIMEOUT = 5.0
@@ -296,6 +296,14 @@ def exit_code_of(exc: SystemExit) -> int:
     if isinstance(code, int):
         return code
     return 1
+
+
+def has_exit_hooks(inst: Instance, proc: UProcess) -> bool:
+    """Whether :func:`run_atexit` would run anything in ``proc`` (sim mode)."""
+    if getattr(proc, "atexit_ran", False):
+        return False
+    return bool(getattr(proc, "atexit", None)) or \
+        inst.facade.__dict__.get("atexit") is not None
 
 
 def run_atexit(inst: Instance, proc: UProcess) -> None:

@@ -61,8 +61,9 @@ from .._core.clock import VirtualClock
 from .config import Options, socket_fds
 from .interface import (AFTER_REAP, BEFORE_REAP, CONTROL, HOOK_ERROR, HOOK_EXTRA,
                         HOOK_FILTER, HOOK_RESPONSE, ProcessExit)
-from .containment import (SimulationInterrupted, StallInterrupt, deliver, fork_hook_mode,
-                          is_simulator_frame, run_atexit, run_fork_hooks, stall_error)
+from .containment import (SimulationInterrupted, StallInterrupt, c_exit, deliver,
+                          fork_hook_mode, has_exit_hooks, is_simulator_frame, run_atexit,
+                          run_fork_hooks, stall_error)
 from .._core.kernel import Kernel, Killed
 from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
@@ -1427,6 +1428,22 @@ class Instance:
             master.cwd = str(self.opts.path(chdir))
         return master
 
+    def _end_in_themselves(self) -> None:
+        """SIGINT's ``end_me`` in each idle worker and mule that has exit hooks, run by
+        the process itself, as each OS process runs its own: the hooks may wait, in
+        virtual time, for the process's threads (a tracer flushing its spans joins its
+        exporter's thread). The master goes on once they are all gone, or after
+        ``--worker-reload-mercy`` seconds (the rest die with the instance)."""
+        ending = [proc for group in (self.mules, self.workers) for proc in group.values()
+                  if proc.alive and not proc.busy and has_exit_hooks(self, proc)]
+        for proc in ending:
+            proc.reloading = True  # its death is the stop's: neither logged nor respawned
+            self.kernel.interrupt(proc, lambda: c_exit(self, "SIGINT", 30))  # UWSGI_END_CODE
+            self.kernel.wake(proc)
+        if ending:
+            self.kernel.run_until(self.kernel.now + self.worker_reload_mercy,
+                                  lambda: not any(proc.alive for proc in ending))
+
     def _teardown_processes(self) -> None:
         if self.forks is not None:
             self.forks.kill_all(keep_master=True)
@@ -1438,11 +1455,13 @@ class Instance:
                     proc.harakiri_timer.cancel()
 
     def shutdown(self, *, signalled: bool = True, killed: bool = False,
-                 vacuum: bool = True) -> None:
+                 vacuum: bool = True, in_processes: bool = False) -> None:
         """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
         (``signalled=False``: uWSGI exits by itself, without its shutdown lines;
         ``killed``: every process SIGKILLed at once, no handler runs; ``vacuum=False``:
-        the caller runs ``--vacuum`` after its own last line)."""
+        the caller runs ``--vacuum`` after its own last line; ``in_processes``: called
+        by the test, outside the kernel's run, so the processes' exit hooks can run in
+        the processes themselves, see :meth:`_end_in_themselves`)."""
         if self.stopped:
             return
         if signalled:
@@ -1452,6 +1471,8 @@ class Instance:
             for spooler in self.spoolers.values():
                 if spooler.alive:
                     self.log(f"killing the spooler with pid {spooler.pid}", self.master)
+            if in_processes and self.forks is None and not killed:
+                self._end_in_themselves()
             # the master reaps them at its next iteration (about a second later), once
             # each has run its exit hooks (below)
             burials = self._burials(int(self.wall() + self.next_tick(self.now) - self.now))
