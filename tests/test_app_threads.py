@@ -483,3 +483,28 @@ def test_the_thread_names_on_the_real_server(tmp_path):
         seen, lines = _names(lambda: real.get("/", timeout=5).text, real.app_log, 80)
     assert seen == NAMES_SEEN
     assert lines[0] == "imported in MainThread"
+
+
+PIDS = '''
+import os, queue, threading
+
+def application(environ, start_response):
+    got = queue.Queue()
+    thread = threading.Thread(target=lambda: got.put(os.getpid()))
+    thread.start()
+    thread.join()
+    start_response("200 OK", [])
+    return [("%d %d" % (os.getpid(), got.get())).encode()]
+'''
+
+
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_a_thread_the_app_starts_has_its_process_s_pid(tmp_path, mode):
+    """``os.getpid()`` in a thread the app started is its worker's virtual pid; in fork
+    mode it was the child's real pid (a tracer recorded host pids)."""
+    (tmp_path / "app.py").write_text(PIDS)
+    argv = ["--master", "--processes", "2", "--enable-threads", "--wsgi-file", "app.py"]
+    with Simulation(argv, app_dir=tmp_path, mode=mode, seed=3) as sim:
+        pids = {sim.get("/").text for _ in range(8)}
+        workers = {str(w.pid) for w in sim.inst.workers.values()}
+    assert {tuple(p.split()) for p in pids} == {(pid, pid) for pid in workers}

@@ -301,10 +301,23 @@ def _v_sleep(secs: float) -> None:
         clock.park(secs)
 
 
+#: A fork mode child's virtual pid (``set_process_pid``): ``os.getpid()`` in its own
+#: threads, which have no clock of their own (the whole OS process is that process).
+_process_pid: list[int | None] = [None]
+
+
+def set_process_pid(pid: int) -> None:
+    """In a fork mode child: every thread of this OS process is virtual process ``pid``."""
+    _process_pid[0] = pid
+
+
 def _v_getpid() -> int:
     clock = _active_clock(_get_ident())
     proc = None if clock is None else clock.kernel.current
-    return _R.getpid() if proc is None else int(proc.pid)
+    if proc is not None:
+        return int(proc.pid)
+    pid = _process_pid[0]
+    return _R.getpid() if pid is None else pid
 
 
 # ``datetime.now()`` and friends are changed in the classes themselves (their type

@@ -96,7 +96,7 @@ from ..server import containment as _containment
 from ..server import pyreloader as _pyreloader
 from .._errors import NotSimulatedError, SimulationError, StallError
 from ..server.apps import AppLoader
-from .._core.clock import RealClock
+from .._core.clock import RealClock, set_process_pid
 from ..server.interface import ProcessExit
 from ..server.processes import Master, UProcess, Worker
 from ..server.workers import Request, _call_app
@@ -1244,6 +1244,7 @@ def _setup_process(child: _Child, proc: Any, seed: int, crash: Any) -> None:
     gc.freeze()
     random.seed(f"simuwsgi:{seed}:{proc.pid}")
     child.kernel.current = proc  # os.getpid() and the loader read it
+    set_process_pid(proc.pid)  # and in the threads the app starts here
 
 
 def _die_with_parent() -> None:
