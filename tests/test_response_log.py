@@ -462,8 +462,11 @@ while True:
     uwsgi.log("MULE wait=%r received=%r" % (r, uwsgi.signal_received()))
 '''
 API_PATHS = ["/spool", "/workers", "/wait", "/mule", "/fw"]
+# (--spooler-frequency 1: a real spooler woken by the first of the two spool files may
+# scan before the second is written, which then waits for the next scan - 30 s by default;
+# CI saw it once under load)
 API_OPTIONS = ["--master", "--processes", "1", "--spooler", "spool", "--mule=mule.py",
-               "--wsgi-file", "app.py"]
+               "--spooler-frequency", "1", "--wsgi-file", "app.py"]
 _API_LINES = re.compile(r"^(IMPORT|SPOOLED|HANDLER|MULE|error managing)")
 
 

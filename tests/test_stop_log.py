@@ -132,3 +132,40 @@ def test_the_same_join_on_the_real_server(tmp_path):
         real.stop()
         log = real.app_log()
     assert _joined(log) == [*JOINED, "worker 1 buried after 1 seconds"]
+
+
+SLOW_EXIT = """
+import atexit, time, uwsgi
+
+def spooler(env):
+    print("spooled", env[b"n"].decode(), flush=True)
+    return uwsgi.SPOOL_OK
+
+uwsgi.spooler = spooler
+atexit.register(lambda: time.sleep(5) if uwsgi.worker_id() else None)
+
+def application(environ, start_response):
+    uwsgi.spool({b"n": environ["PATH_INFO"][1:].encode()})
+    start_response("200 OK", [])
+    return [b"ok"]
+"""
+
+
+def test_only_the_processes_running_their_hooks_are_waited_for(tmp_path):
+    """While a worker's exit hook takes 5 virtual seconds, the rest have gone with the
+    SIGINT: the spooler (SIGKILL) runs no task spooled just before the stop."""
+    (tmp_path / "app.py").write_text(textwrap.dedent(SLOW_EXIT))
+    (tmp_path / "spool").mkdir()
+    argv = ["--master", "--processes", "1", "--spooler", "spool", "--spooler-frequency",
+            "1", "--wsgi-file", "app.py"]
+    with Simulation(argv, app_dir=tmp_path) as sim:
+        sim.get("/first")
+        sim.advance(2)
+        sim.get("/late")
+        began = sim.now
+        sim.stop()
+        assert sim.now - began == pytest.approx(5, abs=0.01)  # the hook's sleep
+        log = list(sim.log)
+    assert [line for line in log if line.startswith("spooled")] == ["spooled first"]
+    assert log[-3:] == ["spooler (pid: 1002) annihilated", "worker 1 buried after 6 seconds",
+                        "goodbye to uWSGI."]

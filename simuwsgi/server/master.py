@@ -1436,13 +1436,33 @@ class Instance:
         ``--worker-reload-mercy`` seconds (the rest die with the instance)."""
         ending = [proc for group in (self.mules, self.workers) for proc in group.values()
                   if proc.alive and not proc.busy and has_exit_hooks(self, proc)]
-        for proc in ending:
-            proc.reloading = True  # its death is the stop's: neither logged nor respawned
+        if not ending:
+            return
+        for group in (self.spoolers, self.mules, self.workers):  # the others go at once
+            for proc in list(group.values()):
+                if proc.alive:
+                    proc.reloading = True  # (buried below all the same)
+                if proc not in ending:
+                    self._stop_process(proc, group is self.spoolers)
+        for proc in ending:  # their deaths are the stop's: neither logged nor respawned
             self.kernel.interrupt(proc, lambda: c_exit(self, "SIGINT", 30))  # UWSGI_END_CODE
             self.kernel.wake(proc)
-        if ending:
-            self.kernel.run_until(self.kernel.now + self.worker_reload_mercy,
-                                  lambda: not any(proc.alive for proc in ending))
+        self.kernel.run_until(self.kernel.now + self.worker_reload_mercy,
+                              lambda: not any(proc.alive for proc in ending))
+
+    def _stop_process(self, proc: UProcess, killed: bool) -> None:
+        """``proc`` ends with the instance: its exit hooks run (SIGINT's ``end_me``)
+        unless it is ``killed`` (a spooler, SIGKILL) or a worker in a request; what it
+        was serving fails."""
+        if proc.alive:
+            if not proc.busy and not killed:
+                run_atexit(self, proc)
+            self.kernel.discard(proc)
+            for request in proc.in_flight():
+                if not request.done:
+                    request.fail("connection closed: instance stopped", self.kernel.now)
+        if proc.harakiri_timer is not None:
+            proc.harakiri_timer.cancel()
 
     def _teardown_processes(self) -> None:
         if self.forks is not None:
@@ -1471,25 +1491,17 @@ class Instance:
             for spooler in self.spoolers.values():
                 if spooler.alive:
                     self.log(f"killing the spooler with pid {spooler.pid}", self.master)
+        self.stopped = True
+        self.record("instance.stop", self.master)
+        if signalled:
             if in_processes and self.forks is None and not killed:
                 self._end_in_themselves()
             # the master reaps them at its next iteration (about a second later), once
             # each has run its exit hooks (below)
             burials = self._burials(int(self.wall() + self.next_tick(self.now) - self.now))
-        self.stopped = True
-        self.record("instance.stop", self.master)
         for group in (self.spoolers, self.mules, self.workers):
             for proc in list(group.values()):
-                if proc.alive:
-                    if group is not self.spoolers and not proc.busy and not killed:
-                        run_atexit(self, proc)  # SIGINT: end_me
-                    self.kernel.discard(proc)
-                    for request in proc.in_flight():
-                        if not request.done:
-                            request.fail("connection closed: instance stopped",
-                                         self.kernel.now)
-                if proc.harakiri_timer is not None:
-                    proc.harakiri_timer.cancel()
+                self._stop_process(proc, killed or group is self.spoolers)
         if signalled:
             for line in burials:
                 self.log(line, self.master)
