@@ -466,12 +466,26 @@ def test_a_core_s_thread_has_uwsgi_s_name(tmp_path):
     assert threading.current_thread().name == "MainThread"
 
 
+SLOW_NAMES = '''
+import threading, time
+
+def application(environ, start_response):
+    time.sleep(1)  # the other core takes the next request meanwhile
+    start_response("200 OK", [])
+    return [("%s %d" % (threading.current_thread().name, len(threading.enumerate()))).encode()]
+'''
+
+
 def test_a_worker_s_thread_name_in_fork_mode(tmp_path):
-    (tmp_path / "app.py").write_text(NAMES)
-    argv = ["--master", "--processes", "2", "--wsgi-file", "app.py"]
+    """Fork mode's child runs its cores' requests in its one thread, named after the
+    core it serves (only that thread is listed)."""
+    (tmp_path / "app.py").write_text(SLOW_NAMES)
+    argv = ["--master", "--processes", "2", "--threads", "2", "--wsgi-file", "app.py"]
     with Simulation(argv, app_dir=tmp_path, seed=4, mode="fork") as sim:
-        seen = {sim.get("/").text for _ in range(12)}
-    assert seen == {"uWSGIWorker1Core0 1", "uWSGIWorker2Core0 1"}
+        requests = [sim.submit("GET", "/") for _ in range(8)]
+        sim.wait(requests)
+        seen = {r.response.text for r in requests}
+    assert seen == {f"uWSGIWorker{w}Core{c} 1" for w in (1, 2) for c in (0, 1)}
 
 
 @pytest.mark.real

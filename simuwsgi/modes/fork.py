@@ -728,6 +728,7 @@ class ForkRuntime:
         if app is None:
             return _call_app(inst, w, req)  # "no python application found": no user code
         state = _request_state(req)
+        state[_CORE] = w.core  # which of the worker's cores serves it, in the child
         with self._turn(w):
             outcome = self.child_of(w.main).call("wsgi", state)
         if outcome[0] == EXIT:
@@ -876,6 +877,10 @@ class RemoteAppLoader(AppLoader):
 
     def switch(self, outgoing: Any, incoming: Any) -> None:
         pass
+
+
+#: The key of the request state (``_request_state``) that says which core serves it.
+_CORE = "simuwsgi.core"
 
 
 def _request_state(req: Any) -> dict[str, Any]:
@@ -1096,18 +1101,20 @@ class _Child:
 
     def op_wsgi(self, payload: Any) -> tuple[Any, ...]:
 
+        core = payload.pop(_CORE, 0)
         req = Request.__new__(Request)
         req.__dict__.update(payload)
         req.conn = req.on_done = req.response = None
         proc = self.kernel.current
         # the worker as the app's call sees it here: its counts go back to the parent
         # (the exceptions, the requests an error or response route ended)
+        # and the environs the core reuses (this child's)
         w = types.SimpleNamespace(apps=dict(self.loader.apps), exceptions=0, routed=0,
                                   id=getattr(proc, "id", 0), pid=getattr(proc, "pid", 0),
-                                  app_exceptions={},  # the core's reused environs:
-                                  environs=self.environs.setdefault(  # this child's
-                                      getattr(proc, "core", 0), {}))
+                                  app_exceptions={}, environs=self.environs.setdefault(core, {}))
         proc.request = req  # the connection (``req.conn``) lives here during the call
+        if self.proc.kind == "worker":  # this OS thread runs each core's requests: named
+            threading.current_thread().name = f"uWSGIWorker{self.proc.id}Core{core}"
         try:
             result = _call_app(self.inst, w, req)  # type: ignore[arg-type]
             conn = req.conn
