@@ -198,8 +198,7 @@ class Instance:
             line.encode("utf-8", "surrogateescape").decode("latin-1")
             for line in o.strings("add-header"))
         #: what the response writer asks (``interface.HOOK_*``; the routes add theirs)
-        self.writer_hooks = ((HOOK_FILTER if self.header_filter else 0)
-                             | (HOOK_EXTRA if self.additional_headers else 0))
+        self.writer_hooks = self._writer_hooks([])
         self.harakiri = o.int("harakiri", 0)
         self.max_requests = o.int("max-requests", 0)
         self.max_requests_delta = o.int("max-requests-delta", 0)
@@ -320,6 +319,17 @@ class Instance:
                  time.asctime(time.localtime(int(self.wall()))) + " - ")
         self.log_raw(stamp + line, proc)
 
+    def _writer_hooks(self, tables: list[Any]) -> int:
+        """``writer_hooks`` for the options and the routing ``tables`` (made at start);
+        sets ``header_filter``."""
+        self.header_filter = bool(self.removed_headers) or any(
+            t.removes_headers for t in tables)
+        return ((HOOK_FILTER if self.header_filter else 0)
+                | (HOOK_EXTRA if self.additional_headers or any(t.adds_headers for t in tables)
+                   else 0)
+                | (HOOK_ERROR if self.error_routes is not None else 0)
+                | (HOOK_RESPONSE if self.response_routes is not None else 0))
+
     def log_dated(self, line: str, proc: UProcess | None = None) -> None:
         """A ``uwsgi_log_verbose`` line already dated the default way (``ctime`` and
         `` - ``, a fast path's own): as it is, not dated again by ``--log-date``; in the
@@ -417,16 +427,9 @@ class Instance:
         self.error_routes = Router.from_options(self.opts, "error")
         self.response_routes = Router.from_options(self.opts, "response")
         self.final_routes = Router.from_options(self.opts, "final")
-        tables = [t for t in (self.routes, self.error_routes, self.response_routes,
-                              self.final_routes) if t is not None]
-        self.header_filter = bool(self.removed_headers) or any(
-            t.removes_headers for t in tables)
-        self.writer_hooks = (
-            (HOOK_FILTER if self.header_filter else 0)
-            | (HOOK_EXTRA if self.additional_headers or any(t.adds_headers for t in tables)
-               else 0)
-            | (HOOK_ERROR if self.error_routes is not None else 0)
-            | (HOOK_RESPONSE if self.response_routes is not None else 0))
+        self.writer_hooks = self._writer_hooks(
+            [t for t in (self.routes, self.error_routes, self.response_routes,
+                         self.final_routes) if t is not None])
         self._set_umask()
         run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))

@@ -666,12 +666,14 @@ class Router:
         """The error or response table on ``conn``'s request (``uwsgi_apply_error_routes``
         as the status is prepared, ``uwsgi_apply_response_routes`` as the headers go
         out), with the vars the app got."""
-        req = conn.req
-        vars_ = req.env_vars if req.env_vars is not None else (req.vars or {})
-        if req.appended_vars:
-            vars_ = {**vars_, **dict(req.appended_vars)}
-        return self.apply(conn.inst, conn.worker, req, vars_, conn=conn,
+        return self.apply(conn.inst, conn.worker, conn.req, _app_vars(conn.req), conn=conn,
                           status=conn.status_code, rsize=conn.response_size)
+
+    def after_response(self, inst: Instance, w: Worker, req: Any, status: int,
+                       rsize: int) -> None:
+        """The final table (``uwsgi_apply_final_routes``), once the response is written,
+        with its status and size."""
+        self.apply(inst, w, req, _app_vars(req), status=status, rsize=rsize)
 
     def _rule(self, run: _Run, rule: _Rule) -> str:
         match = None
@@ -689,6 +691,12 @@ class Router:
         if rule.runner is None:  # not simulated (said at start): the rule does nothing
             return NEXT
         return rule.runner(run, rule, match)
+
+
+def _app_vars(req: Any) -> dict[str, str]:
+    """The vars the app got (and those a route or a static index appended)."""
+    vars_ = req.env_vars if req.env_vars is not None else (req.vars or {})
+    return {**vars_, **dict(req.appended_vars)} if req.appended_vars else vars_
 
 
 def _parse(pos: int, kind: str | None, value: str) -> _Rule:

@@ -851,11 +851,7 @@ def _final_routes(inst: Instance, w: Worker, req: Request, refused: bool) -> Non
     """``uwsgi_apply_final_routes``: after the counters, before the log line, with the
     response's status and size (``${uwsgi[status]}``)."""
     stats = _stats(req, refused)
-    vars_ = req.env_vars if req.env_vars is not None else (req.vars or {})
-    if req.appended_vars:
-        vars_ = {**vars_, **dict(req.appended_vars)}
-    inst.final_routes.apply(inst, w, req, vars_, status=stats["status"],
-                            rsize=stats["response_size"])
+    inst.final_routes.after_response(inst, w, req, stats["status"], stats["response_size"])
 
 
 def _log_request(inst: Instance, w: Worker, req: Request, start_wall: float,
