@@ -9,9 +9,9 @@ prints its RSS and open descriptors along the way (issue 12 §5: they stay flat)
   real-mode wrapper);
 * ``simuwsgi serve`` with the same uWSGI options;
 * gunicorn (one sync worker) and waitress (its default 4 threads), HTTP only, for scale;
-* with ``--floors``, two bare servers that accept, read once, write a fixed reply and
-  close, HTTP only: a ``selectors`` loop and a trio server (a task per connection), the
-  floor of a Python server on each.
+* two bare servers (not with ``--no-floors``) that accept, read once, write a fixed
+  reply and close, HTTP only: a ``selectors`` loop and a trio server (a task per
+  connection), the floor of a Python server on each.
 
 Workloads: uwsgi-protocol GET (``--socket``), HTTP/1.0 GET (``--http-socket``), each
 with 1 and 4 concurrent clients, and ping (modifier1 100) with 1 client. A client is a
@@ -22,6 +22,13 @@ on one side of a ratio. Printed: best and median per server, the server's CPU ti
 per request (every process of the server, measured over all rounds: what the rate would
 be with the client and the machine's other load taken away), then one verdict line per
 target (issue 17, target 8: simuwsgi >= 0.8x real uWSGI, best against best).
+
+The ceiling (not with ``--no-floors``): serve's simulated part is also measured alone,
+without sockets, in a pinned process once per round (the same instance, each request
+submitted and driven by itself, as serve drives one per connection). With every process
+on one CPU, a request's time is the CPU all processes spent on it, so a Python server
+running the simulated request can at best put the bare selectors server's CPU plus the
+simulated request's in place of real uWSGI's: the last line prints that ratio.
 
 CPU placement: with ``--cpu 0`` (default: not pinned),
 every server and every client is started under ``taskset -c LIST``,
@@ -61,7 +68,7 @@ UWSGI_GET = encode_packet(0, 0, encode_vars([
     (b"SERVER_NAME", b"bench"), (b"SERVER_PORT", b"80"), (b"REMOTE_ADDR", b"127.0.0.1")]))
 HTTP_GET = b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n"
 _REPLY = 'b"HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nHello World"'
-#: ``--floors``: the bare servers (``python FILE PORT``)
+#: the bare servers (``python FILE PORT``)
 FLOORS = {
     "floor_selectors.py": f"""import selectors, socket, sys
 REPLY = {_REPLY}
@@ -148,6 +155,39 @@ def rate(port: int, payload: bytes, expect: bytes, clients: int,
     for p in procs:
         p.join(10)
     return sum(r for _n, r in done), sum(n for n, _r in done)
+
+
+#: ``simuwsgi serve``'s simulated part alone, without sockets: the same instance, each
+#: request submitted and driven by itself (as serve drives one per connection); prints
+#: the CPU microseconds per request.
+SIM_ALONE = """import sys, time
+from simuwsgi import Simulation
+n = int(sys.argv[1])
+sim = Simulation(sys.argv[2:])
+sim.start()
+sim.advance(1)
+for _ in range(200):  # warm up
+    sim.submit("GET", "/")
+    sim.run_to(sim.kernel.now + 1e-6)
+sim.inst.log_lines.clear()
+began = time.process_time()
+for i in range(n):
+    req = sim.submit("GET", "/")
+    sim.run_to(sim.kernel.now + 1e-6)
+    assert req.done and req.response.status == 200
+    if i % 1000 == 999:
+        sim.inst.log_lines.clear()  # serve writes them out
+print((time.process_time() - began) / n * 1e6)
+sim.close()
+"""
+
+
+def simulation_alone(cwd: Path, pin: list[str], n: int = 20000) -> float:
+    """CPU microseconds per request of serve's simulated part alone (:data:`SIM_ALONE`)."""
+    out = subprocess.run([*pin, sys.executable, "-c", SIM_ALONE, str(n), *OPTIONS,
+                          "--socket", "127.0.0.1:0"], cwd=cwd, capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.split()[-1])
 
 
 # -- the servers ------------------------------------------------------------------------
@@ -292,8 +332,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--cpu", default="", help="taskset CPU list for every process "
                                                   "(default: not pinned)")
-    parser.add_argument("--floors", action="store_true",
-                        help="also measure bare selectors and trio servers (HTTP)")
+    parser.add_argument("--no-floors", dest="floors", action="store_false",
+                        help="do not measure the bare selectors and trio servers (HTTP), "
+                             "nor the ceiling they give")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="send N requests to simuwsgi serve, print RSS and descriptors")
     args = parser.parse_args(argv[1:])
@@ -305,6 +346,7 @@ def main(argv: list[str]) -> int:
     bindir = Path(sys.executable).parent
     results: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}  # server CPU seconds, requests
+    alone: list[float] = []  # the simulated request alone, per round
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         d = Path(tmp)
         (d / "app.py").write_text(APP)
@@ -322,6 +364,8 @@ def main(argv: list[str]) -> int:
                         rate(port, w.payload, w.expect, 1, 0.2)
             for r in range(args.rounds):
                 order = all_servers[r % len(all_servers):] + all_servers[:r % len(all_servers)]
+                if args.floors:
+                    alone.append(simulation_alone(d, pin))
                 for w in WORKLOADS:
                     for server in order:
                         port = port_for(server, w)
@@ -357,7 +401,33 @@ def main(argv: list[str]) -> int:
         verdicts.append(f"target 8, {w.name}: simuwsgi/real uWSGI = {ratio:.2f}x "
                         f"(target >= {TARGET}x): {'met' if ratio >= TARGET else 'NOT met'}")
     print(*verdicts, sep="\n")
+    if alone:
+        print(ceiling(results, cpu, min(alone), pinned=bool(pin)))
     return 0
+
+
+def ceiling(results: dict[tuple[str, str], list[float]],
+            cpu: dict[tuple[str, str], list[float]], alone: float, pinned: bool) -> str:
+    """What target 8 can be at most with a Python server: the bare selectors server's
+    CPU (accept, read, write, close and the loop, no app, no log line) plus the
+    simulated request alone, in place of real uWSGI's CPU in real uWSGI's time per
+    request (with every process on one CPU, a request's time is the CPU every process
+    spent on it)."""
+    work = "HTTP GET, 1 client"
+    seconds, count = cpu[(work, "real uWSGI")]
+    real_cpu = seconds / count * 1e6
+    floor = cpu.get((work, "bare selectors server"))
+    head = (f"the simulated request alone (submitted and driven by itself, no socket): "
+            f"{alone:.0f} us CPU")
+    if floor is None or not pinned:
+        return head + " (the ceiling is computed with --cpu, every process on one CPU)"
+    floor_cpu = floor[0] / floor[1] * 1e6
+    real_time = 1e6 / max(results[(work, "real uWSGI")])
+    best = real_time / (real_time - real_cpu + floor_cpu + alone)
+    return (f"{head}; a bare Python server: {floor_cpu:.0f} us; together "
+            f"{floor_cpu + alone:.0f} us where real uWSGI spends {real_cpu:.0f}: a Python "
+            f"server running the simulated request reaches at most {best:.2f}x real uWSGI "
+            f"({work}, target 8 asks {TARGET}x)")
 
 
 if __name__ == "__main__":

@@ -394,8 +394,11 @@ class Simulation:
         watchdog.driving = True
         test_argv, sys.argv = sys.argv, self._contain.argv
         try:
-            with self._app_streams():
+            test = self._enter_app_streams()  # (not a generator: serve drives per request)
+            try:
                 body()
+            finally:
+                self._leave_app_streams(test)
         finally:
             sys.argv = test_argv
             watchdog.end_drive()
@@ -408,19 +411,26 @@ class Simulation:
         test runner's handlers (pytest's) would make the app's ``logging.basicConfig()``
         do nothing and take its records; what the app sets on it stays the
         simulation's."""
-        test_streams = sys.stdin, sys.stdout, sys.stderr
-        root = logging.getLogger()
-        test_root = root.handlers, root.level
-        root.handlers, root.level = self._root_logger
+        test = self._enter_app_streams()
         try:
-            if self.mode == "sim":
-                sys.stdout = sys.stderr = self.inst.errors_stream()
-                sys.stdin = self.inst.stdin_stream() or sys.stdin
             yield
         finally:
-            sys.stdin, sys.stdout, sys.stderr = test_streams
-            self._root_logger = root.handlers, root.level
-            root.handlers, root.level = test_root
+            self._leave_app_streams(test)
+
+    def _enter_app_streams(self) -> tuple[Any, ...]:
+        """:meth:`_app_streams`'s entry: the test's streams and root logger, to put back."""
+        root = logging.getLogger()
+        test = sys.stdin, sys.stdout, sys.stderr, root, root.handlers, root.level
+        root.handlers, root.level = self._root_logger
+        if self.mode == "sim":
+            sys.stdout = sys.stderr = self.inst.errors_stream()
+            sys.stdin = self.inst.stdin_stream() or sys.stdin
+        return test
+
+    def _leave_app_streams(self, test: tuple[Any, ...]) -> None:
+        sys.stdin, sys.stdout, sys.stderr, root = test[:4]
+        self._root_logger = root.handlers, root.level
+        root.handlers, root.level = test[4:]
 
     def _sleep(self, seconds: float) -> None:
         """``time.sleep`` inside a virtual process: park it for ``seconds``."""
