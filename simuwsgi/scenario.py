@@ -3,8 +3,8 @@
 A scenario is a Python file with module-level names:
 
 ``OPTIONS`` (required, unless ``NODES``)
-    the uWSGI options, as a list, a dict or the path of an ``.ini`` file (relative to
-    the scenario's directory);
+    the uWSGI options, as a list, a dict or the path of a configuration file (``.ini``,
+    ``.yaml``, ``.json``, ``.xml``; relative to the scenario's directory);
 ``NODES``
     instead of ``OPTIONS``: the nodes of a :class:`~simuwsgi.Cluster`, by name, each
     its options or a dict of ``Cluster.add`` arguments (``{"options": [...],
@@ -97,7 +97,10 @@ class Scenario:
                     "app_dir": self.app_dir}
         settings.update({k: v for k, v in overrides.items() if v is not None})
         options = self.options
-        if isinstance(options, str) and options.endswith(".ini") or ".ini:" in str(options):
+        from .server.config import config_reader
+
+        if isinstance(options, str) and (config_reader(options)
+                                         or config_reader(options.rpartition(":")[0])):
             options = str(self.app_dir / options) if not Path(options).is_absolute() else options
         return Simulation(options, **settings)
 

@@ -55,7 +55,8 @@ class Simulation:
 
     ``options`` is what you would pass to ``uwsgi``: an argv list
     (``["--master", "--processes", "4", "--wsgi-file", "app.py"]``), a dict
-    (``{"master": True, "processes": 4}``), or the path of an ``.ini`` file.
+    (``{"master": True, "processes": 4}``), or the path of a configuration file (``.ini``,
+    or ``.yaml``/``.yml``, ``.json``/``.js``, ``.xml``, read as pyuwsgi 2.0.30 reads them).
     ``start`` is the first virtual instant (ISO string, datetime, epoch seconds; naive
     values are read in ``tz``); by default 2026-01-01 00:00 — or, inside an active
     ``freezegun.freeze_time``, the frozen instant. ``seed`` drives every choice real

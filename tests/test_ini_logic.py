@@ -202,13 +202,6 @@ def test_missing_readline_file_and_section_are_logged(tmp_path: Path) -> None:
         assert not [line for line in sim.log if "never" in line]
 
 
-def test_include_of_a_non_ini_file_is_refused(tmp_path: Path) -> None:
-    from simuwsgi import ConfigError
-
-    with pytest.raises(ConfigError, match=r"--include x\.yaml: simuwsgi reads \.ini"):
-        Simulation(["--include", "x.yaml"], app_dir=tmp_path)
-
-
 @pytest.mark.real
 def test_real_missing_readline_file_and_section(tmp_path: Path) -> None:
     (tmp_path / "optapp.py").write_text(OPT_APP)

@@ -1,4 +1,5 @@
-"""uWSGI options: parsed from an argv list, a dict, or the user's ``.ini`` file.
+"""uWSGI options: parsed from an argv list, a dict, or the user's configuration file
+(``.ini``, or YAML, JSON and XML: :mod:`simuwsgi.server.configfiles`).
 
 What it models (uWSGI 2.0.30 ``core/uwsgi.c``, ``core/ini.c``):
 
@@ -18,7 +19,11 @@ What it models (uWSGI 2.0.30 ``core/uwsgi.c``, ``core/ini.c``):
 * a negative value of an integer option (``--processes -5``) is refused as
   ``uwsgi_opt_set_int`` refuses it (exit status 1);
 * ``--ini file.ini[:section]`` inside argv, and ``.ini`` paths given directly;
-  ``:section`` alone is another section of the last file read;
+  ``:section`` alone is another section of the last file read; ``--yaml``/``--yml``,
+  ``--json``/``--js`` and ``--xml``/``--xmlconfig`` ``FILE[:section]`` the same way, and
+  a file given directly, or to ``include``/``inherit``, is read by its name's ending
+  (``uwsgi_opt_load``: ``.ini``, ``.xml``, ``.yaml``, ``.yml``, ``.json``, ``.js``;
+  another is ``unable to load configuration from FILE``);
 * the option logic of ``core/config.c``: ``if-env``/``if-opt``/``if-exists``/...
   (``NAME=VALUE`` forms, ``if-not-*``) and ``for``/``for-times``/``for-readline``/
   ``for-glob`` blocks up to ``endif``/``endfor``, ``%(_)`` substituted, a nested block
@@ -45,8 +50,9 @@ from typing import Any
 
 from .._errors import ConfigError, StartRefusedError
 from ._uwsgi_options import ALIASES, INT_OPTIONS, OPTIONS, SSL_INT_OPTIONS, SSL_OPTIONS
+from .configfiles import DROPPED, ConfigFileError, json_options, xml_options, yaml_options
 
-__all__ = ["Options", "atoi", "parse_options", "parse_ini"]
+__all__ = ["CONFIG_READERS", "Options", "atoi", "config_reader", "parse_file", "parse_ini", "parse_options"]
 
 _NO_ARG, _REQUIRED, _OPTIONAL = 0, 1, 2
 _SHORT = {short: name for name, (_kind, short) in OPTIONS.items() if short}
@@ -409,12 +415,21 @@ def _apply(opts: Options, name: str, value: str | bool, from_file: bool,
         else:
             opts.exports.append((key, val))
         return
-    if name in ("include", "inherit") and isinstance(value, str) and not (
-            value.endswith(".ini") or ".ini:" in value):
-        raise ConfigError(f"--{name} {value}: simuwsgi reads .ini configuration files only")
-    if name in ("ini", "include") and isinstance(value, str):
+    if name in ("include", "inherit") and isinstance(value, str) \
+            and config_reader(value) is None:
+        raise StartRefusedError(f"unable to load configuration from {value}")
+    if name in _READERS and isinstance(value, str):
+        shown = value
+        if _READERS[name] is _load_xml and ":" in value:
+            # uwsgi_xml_config puts its ':' back one character late: the option's value
+            # ends at the file's name (observed: uwsgi.opt['xml'] is b'conf.xml')
+            shown = value.rpartition(":")[0]
+        opts.exports.append((name, shown))
+        _READERS[name](opts, value)
+        return
+    if name == "include" and isinstance(value, str):
         opts.exports.append((name, value))
-        _load_ini(opts, value)
+        _load_file(opts, value)
         return
     if name == "inherit" and isinstance(value, str):
         opts.exports.append((name, value))
@@ -444,7 +459,7 @@ def _finish(opts: Options) -> Options:
             # uwsgi_opt_set_int: uWSGI exits while it applies the option
             raise StartRefusedError(f'invalid value for option "{name}": must be > 0')
     while opts.inherit:
-        _load_ini(opts, opts.inherit.pop(0))
+        _load_file(opts, opts.inherit.pop(0))
     return opts
 
 
@@ -455,14 +470,15 @@ def _finished(opts: Options, value: str | bool) -> str | bool:
 
 
 def parse_options(options: Any, *, base_dir: Path | None = None, ssl: bool = False) -> Options:
-    """Options from an argv list, a dict, an ``Options``, or an ``.ini`` path; with
+    """Options from an argv list, a dict, an ``Options``, or a configuration file's path
+    (``.ini``, ``.yaml``/``.yml``, ``.json``/``.js``, ``.xml``); with
     ``ssl`` those of a build with SSL are known too (``--legion``...)."""
     if isinstance(options, Options):
         return options
     opts = Options(base_dir=Path(base_dir) if base_dir else Path.cwd(),
                    known={**OPTIONS, **SSL_OPTIONS} if ssl else OPTIONS)
     if isinstance(options, (str, os.PathLike)):
-        return parse_ini(options, opts)
+        return parse_file(options, opts)
     if isinstance(options, Mapping):
         for name, value in options.items():
             name = str(name).lstrip("-")
@@ -474,10 +490,19 @@ def parse_options(options: Any, *, base_dir: Path | None = None, ssl: bool = Fal
                 _apply(opts, name, True if v is True else str(v), from_file=False)
         return _finish(opts)
     if isinstance(options, Iterable):
+        files = []
         for name, value in _iter_argv(list(options), opts.known):
-            _apply(opts, name, value, from_file=False)
+            if name is _FILE:
+                files.append(str(value))
+            else:
+                _apply(opts, name, value, from_file=False)
+        for spec in files:  # after every option, as getopt leaves them (uwsgi_opt_load:
+            # read by the name's ending, no option exported: uwsgi.opt does not show it)
+            reader = config_reader(spec) or "ini"
+            opts.given.append((reader, spec))
+            _READERS[reader](opts, spec)
         return _finish(opts)
-    raise TypeError(f"options must be an argv list, a dict or an .ini path, "
+    raise TypeError(f"options must be an argv list, a dict or a configuration file's path, "
                     f"not {type(options).__name__}")
 
 
@@ -534,12 +559,34 @@ def _iter_argv(argv: list[str],
                 else:
                     raise ConfigError(f"option requires an argument -- '{letter}'")
                 letters = ""
-        elif arg.endswith(".ini") or ".ini:" in arg:
-            yield "ini", arg
+        elif arg.endswith(".ini") or ".ini:" in arg or config_reader(arg) is not None:
+            yield _FILE, arg
         else:
-            raise ConfigError(
-                f"unexpected argument {arg!r}: simuwsgi takes uWSGI options "
-                f"('--name value') or an .ini file")
+            raise ConfigError(f"unable to load configuration from {arg} (simuwsgi takes "
+                              "uWSGI options ('--name value') or a configuration file: "
+                              ".ini, .yaml, .yml, .json, .js, .xml)")
+
+
+def parse_file(path: str | os.PathLike[str], opts: Options | None = None) -> Options:
+    """Options from a configuration file, read by its name's ending (an ``.ini`` file
+    otherwise, with ``:section`` after the name)."""
+    spec = os.fspath(path)
+    reader = config_reader(spec)
+    if reader is None or reader == "ini":
+        return parse_ini(spec, opts)
+    if opts is None:
+        opts = Options()
+    opts.exports.append((reader, spec))
+    _READERS[reader](opts, spec)
+    return _finish(opts)
+
+
+def config_reader(spec: str) -> str | None:
+    """``uwsgi_opt_load``: the option whose reader takes a file by its name's ending."""
+    for ending, reader in _ENDINGS:
+        if spec.endswith(ending):
+            return reader
+    return None
 
 
 def parse_ini(path: str | os.PathLike[str], opts: Options | None = None) -> Options:
@@ -598,6 +645,75 @@ def _load_ini(opts: Options, spec: str) -> None:
                               f"configuration file {file_part or p} ***")
     if not any(n == "ini" for n, _ in opts.given):
         opts.given.append(("ini", spec))
+
+
+def _read_config(opts: Options, spec: str) -> tuple[str, str | None, Path]:
+    """A YAML, JSON or XML file named by ``spec`` (``FILE[:section]``, split at the last
+    colon as uWSGI splits it): its text with the ``%x`` magic replaced, the section
+    asked (None: none), the path."""
+    file_part, colon, section = spec.rpartition(":")
+    if not colon:
+        file_part, section = spec, ""
+    p = Path(file_part)
+    if not p.is_absolute():
+        p = opts.base_dir / p
+    try:
+        text = os.fsdecode(p.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"unable to load configuration from {file_part}: {exc.strerror}") from None
+    opts.last_file = p
+    return _magic(text, p.resolve()), section or None, p
+
+
+def _apply_file(opts: Options, pairs: list[tuple[str, str]]) -> None:
+    for key, value in pairs:
+        _apply(opts, key, value, from_file=True)
+
+
+def _load_yaml(opts: Options, spec: str) -> None:
+    text, section, _p = _read_config(opts, spec)
+    _apply_file(opts, yaml_options(text, section or "uwsgi"))
+
+
+def _load_json(opts: Options, spec: str) -> None:
+    text, section, p = _read_config(opts, spec)
+    try:
+        pairs, dropped = json_options(text, section or "uwsgi")
+    except ConfigFileError as exc:
+        raise StartRefusedError(str(exc)) from None
+    for key, kind in dropped:
+        opts.parse_log.append(DROPPED.format(file=p.name, key=key, kind=kind))
+    _apply_file(opts, pairs)
+
+
+def _load_xml(opts: Options, spec: str) -> None:
+    text, ident, _p = _read_config(opts, spec)
+    if spec.endswith(":"):  # uwsgi_xml_config: an empty id
+        raise StartRefusedError("invalid xml id")
+    try:
+        pairs = xml_options(text, ident)
+    except ConfigFileError as exc:
+        raise StartRefusedError(str(exc)) from None
+    _apply_file(opts, pairs)
+
+
+def _load_file(opts: Options, spec: str) -> None:
+    """``uwsgi_opt_load``: a file read by its name's ending (``include``, ``inherit``)."""
+    reader = config_reader(spec)
+    if reader is None:  # (a FILE:section name too: it does not end as a file's)
+        raise StartRefusedError(f"unable to load configuration from {spec}")
+    _READERS[reader](opts, spec)
+
+
+#: What :func:`_iter_argv` yields for a configuration file given directly.
+_FILE = "<file>"
+#: The readers of the configuration options, and the name endings that choose them.
+_READERS = {"ini": _load_ini, "yaml": _load_yaml, "yml": _load_yaml, "json": _load_json,
+            "js": _load_json, "xml": _load_xml, "xmlconfig": _load_xml}
+#: The options that read a configuration file.
+CONFIG_READERS = frozenset(_READERS)
+_ENDINGS = ((".ini", "ini"), (".xml", "xml"), (".yaml", "yaml"), (".yml", "yaml"),
+            (".json", "json"), (".js", "json"))
 
 
 #: The options that make the master the log's writer (``UWSGI_OPT_LOG_MASTER``), and a

@@ -20,7 +20,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ._pyarg import no_kwargs, parser
-from .config import socket_fds
+from .config import CONFIG_READERS, socket_fds
 from .processes import Mule, Spooler, Worker
 
 if TYPE_CHECKING:
@@ -152,7 +152,8 @@ def _magic_table(inst: Instance) -> dict[bytes, bytes]:
              "t": str(int(now)), "T": str(int(now * 1_000_000)), "V": "2.0.30",
              "k": machine(inst)["cpus"], "[": "\x1b", "u": str(uid), "U": user, "g": str(gid),
              "G": group}
-    cfg = next((v for n, v in inst.opts.given if n == "ini" and isinstance(v, str)), None)
+    cfg = next((v for n, v in inst.opts.given if n in CONFIG_READERS and isinstance(v, str)),
+               None)
     if cfg:
         name, colon, section = cfg.rpartition(":") if ":" in cfg else (cfg, "", "")
         path = os.path.realpath(os.path.join(inst.opts.base_dir, name))

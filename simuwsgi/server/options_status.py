@@ -331,9 +331,17 @@ SIMULATED: dict[str, str] = {
     **dict.fromkeys(("for", "for-times", "for-readline", "for-glob"),
                     "a block of options up to endfor, repeated with %(_) for each item"),
     **dict.fromkeys(("endif", "end-if", "endfor", "end-for"), "ends an if-*/for block"),
-    "include": "an .ini file read where it appears (other formats are refused)",
-    "inherit": "an .ini file read once every option is read (its values come last and "
-               "are not expanded; other formats are refused)",
+    "include": "a configuration file read where it appears, by its name's ending (.ini, "
+               ".yaml/.yml, .json/.js, .xml)",
+    "inherit": "a configuration file (as --include) read once every option is read (its "
+               "values come last and are not expanded)",
+    **dict.fromkeys(("yaml", "yml"), "YAML files as uWSGI's own line reader reads them "
+                    "(FILE:section), see simuwsgi/server/configfiles.py"),
+    **dict.fromkeys(("json", "js"), "JSON files as the jansson build reads them "
+                    "(FILE:object; a real, an object or a nested array is skipped, and "
+                    "said), see simuwsgi/server/configfiles.py"),
+    **dict.fromkeys(("xml", "xmlconfig"), "XML files as the expat build reads them "
+                    "(FILE:id), see simuwsgi/server/configfiles.py"),
     "print": "the value written out at start (in the log)",
     "iprint": "the value written out at start (in the log)",
     "exit": "start refused with the given exit status",

@@ -102,14 +102,18 @@ class RealRequest:
 
 
 def real_argv(options: Any, app_dir: Path) -> list[str]:
-    """The scenario's options as a uWSGI argv (lists as given; dicts and ``.ini`` files
-    through simuwsgi's option parser)."""
+    """The scenario's options as a uWSGI argv (lists as given; a configuration file by
+    its option, ``--ini``, ``--yaml``...; dicts through simuwsgi's option parser)."""
     if isinstance(options, (list, tuple)):
         return [str(o) for o in options]
-    if isinstance(options, (str, Path)) and str(options).split(":")[0].endswith(".ini"):
-        path = Path(str(options))
-        return ["--ini", str(path if path.is_absolute() else app_dir / path)]
-    from ...server.config import parse_options
+    from ...server.config import config_reader, parse_options
+
+    if isinstance(options, (str, Path)):
+        spec = str(options)
+        reader = config_reader(spec) or config_reader(spec.rpartition(":")[0])
+        if reader is not None:
+            path = Path(spec)
+            return [f"--{reader}", str(path if path.is_absolute() else app_dir / path)]
 
     return parse_options(options, base_dir=app_dir).argv()
 
