@@ -149,6 +149,7 @@ from .._core.clock import _R
 from .._core.kernel import Killed
 from .appthreads import AppThreads, VLock
 from . import hoststate
+from .startup import show_config
 
 if TYPE_CHECKING:
     from .master import Instance
@@ -456,6 +457,8 @@ def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
     elif action == "stop":
         inst.kernel.call_soon(inst.shutdown)
     elif action == "stats":
+        if proc.kind == "master":
+            show_config(inst, proc)
         for line in _stats_lines(inst, proc):
             inst.log(line, proc)
     elif action == "backtrace":
@@ -545,20 +548,16 @@ def app_frame(frame: Any) -> Any:
 
 
 def _stats_lines(inst: Instance, proc: UProcess) -> list[str]:
-    """``stats()`` (SIGUSR1): the master dumps its configuration and every worker's
-    app counters; a worker, its own."""
+    """``stats()`` (SIGUSR1): the master dumps its configuration (:func:`show_config`)
+    and every worker's app counters; a worker, its own."""
     total = inst.total_requests  # requests done; an app's count includes the one running
 
     def app_line(w: Any) -> str:
         requests = w.app_requests.get(0, 0) + len(w.in_flight())
         return f"app 0 [] requests: {requests} exceptions: {w.app_exceptions.get(0, 0)}"
 
-    if proc.kind == "master":
-        lines = ["", ";uWSGI instance configuration", "[uwsgi]"]
-        for name, value in inst.opts.items:
-            lines.append(f"{name} = {'true' if value is True else value}")
-        lines += [";end of configuration", "", f"\tworkers total requests: {total}",
-                  "-----------------"]
+    if proc.kind == "master":  # after show_config()'s block
+        lines = [f"\tworkers total requests: {total}", "-----------------"]
         for wid in sorted(inst.workers):
             lines += [f"\tworker {wid} {app_line(inst.workers[wid])}", "-----------------"]
         return [*lines, ""]

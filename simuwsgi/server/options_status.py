@@ -343,6 +343,8 @@ SIMULATED: dict[str, str] = {
     **dict.fromkeys(("xml", "xmlconfig"), "XML files as the expat build reads them "
                     "(FILE:id), see simuwsgi/server/configfiles.py"),
     "print": "the value written out at start (in the log)",
+    "show-config": "the exported options as an ini block before the banner (the master's "
+                   "SIGUSR1 dump shows the same block)",
     "iprint": "the value written out at start (in the log)",
     "exit": "start refused with the given exit status",
     # logging (reqlog.py, logsink.py)

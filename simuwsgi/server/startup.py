@@ -44,9 +44,9 @@ from .._errors import StartRefusedError
 
 if TYPE_CHECKING:
     from .master import Instance
-    from .processes import Worker
+    from .processes import UProcess, Worker
 
-__all__ = ["ProcessEnvironment", "check_start", "chdir2"]
+__all__ = ["ProcessEnvironment", "check_start", "chdir2", "show_config"]
 
 
 def check_start(inst: Instance) -> None:
@@ -63,6 +63,8 @@ def check_start(inst: Instance) -> None:
     for name, value in opts.items:
         if name in ("plugins", "plugin", "need-plugins", "need-plugin") and isinstance(value, str):
             _load_plugins(inst, name, value)
+    if opts.flag("show-config"):  # "uWSGI IS CONFIGURED", before the banner
+        show_config(inst)
     if os.getuid() == 0:
         _check_identity(inst, "gid", "group", grp.getgrnam)
         _check_identity(inst, "uid", "user", pwd.getpwnam)
@@ -85,6 +87,21 @@ def check_start(inst: Instance) -> None:
         error = _chdir_error(opts.path(chdir))
         if error is not None:
             _refuse(inst, f"chdir(): {error} [core/uwsgi.c line 2618]")
+
+
+def show_config(inst: Instance, proc: UProcess | None = None) -> None:
+    """``show_config()`` (``--show-config``, and the master's SIGUSR1 dump): every
+    exported option (the ones files and ``--set`` made too, expanded) as an ``.ini``
+    block. Its first and last ``uwsgi_log`` calls hold a blank line and two lines, so
+    ``--log-date`` dates the blank line and the last option's line, not the lines after
+    them (observed on 2.0.30)."""
+    inst.log("", proc)
+    inst.log_raw(";uWSGI instance configuration", proc)
+    inst.log_raw("[uwsgi]", proc)
+    for name, value in inst.opts.exports:
+        inst.log(f"{name} = {'true' if value is True else value}", proc)
+    inst.log(";end of configuration", proc)
+    inst.log_raw("", proc)
 
 
 def chdir2(inst: Instance, worker: Worker) -> None:
