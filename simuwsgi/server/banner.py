@@ -59,7 +59,7 @@ _SOCKET_OPTIONS = ("socket", "uwsgi-socket", "http-socket", "http11-socket", "ht
 #: The simulated machine of ``machine="virtual"`` (the default).
 VIRTUAL_MACHINE = {"os": "Linux-6.1.0-simuwsgi #1 SMP PREEMPT_DYNAMIC", "machine": "x86_64",
                    "cpus": "4", "nproc": "63704", "page": "4096", "max_fd": "1024",
-                   "root": "False", "binary": "/usr/local/bin/uwsgi"}
+                   "max_fd_hard": "524288", "root": "False", "binary": "/usr/local/bin/uwsgi"}
 MACHINES = ("virtual", "host")
 
 
@@ -67,13 +67,28 @@ MACHINES = ("virtual", "host")
 def _host() -> dict[str, str]:
     u = os.uname()
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    nofile, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return {"os": f"{u.sysname}-{u.release} {u.version}", "nodename": u.nodename,
             "machine": u.machine, "cpus": str(os.cpu_count() or 1),
             "nproc": "" if nproc == resource.RLIM_INFINITY else str(nproc),
             "page": str(os.sysconf("SC_PAGE_SIZE")), "max_fd": str(nofile),
+            "max_fd_hard": str(nofile_hard),
             "root": str(os.getuid() == 0),
             "binary": os.path.realpath(sys.executable)}  # uWSGI reads /proc/self/exe
+
+
+def _max_fd(inst: Instance, m: dict[str, str]) -> list[str]:
+    """``--max-fd N``: uWSGI sets the descriptor limit (soft and hard) to N, which only
+    root may raise above the hard limit; then it logs the limit (the simulated
+    machine's: the test process keeps its own)."""
+    requested, max_fd, lines = inst.opts.int("max-fd", 0), m["max_fd"], []
+    if requested > 0:
+        hard = m["max_fd_hard"]
+        if m["root"] == "True" or not hard.isdigit() or requested <= int(hard):
+            max_fd = str(requested)
+        else:
+            lines.append("setrlimit(): Operation not permitted [core/uwsgi.c line 2691]")
+    return [*lines, f"detected max file descriptor number: {max_fd}"]
 
 
 def machine(inst: Instance) -> dict[str, str]:
@@ -159,7 +174,7 @@ def before_subsystems(inst: Instance) -> list[str]:
     if inst.harakiri > 0 and not inst.opts.int("post-buffering", 0):
         lines.append(" *** WARNING: you have enabled harakiri without post buffering. Slow "
                      "upload could be rejected on post-unbuffered webservers *** ")
-    lines.append(f"detected max file descriptor number: {m['max_fd']}")
+    lines += _max_fd(inst, m)
     lines += mime_lines
     lines.append("lock engine: pthread robust mutexes")
     if inst.opts.flag("thunder-lock"):

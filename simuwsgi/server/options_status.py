@@ -343,6 +343,9 @@ SIMULATED: dict[str, str] = {
     **dict.fromkeys(("xml", "xmlconfig"), "XML files as the expat build reads them "
                     "(FILE:id), see simuwsgi/server/configfiles.py"),
     "print": "the value written out at start (in the log)",
+    "max-fd": "the descriptor limit the banner logs (above the simulated machine's hard "
+              "limit, 524288, uWSGI's setrlimit() error unless root); the test process "
+              "keeps its own",
     "show-config": "the exported options as an ini block before the banner (the master's "
                    "SIGUSR1 dump shows the same block)",
     "iprint": "the value written out at start (in the log)",
