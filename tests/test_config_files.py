@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from _uwsgi_process import run_until_exit, run_with
 
 from simuwsgi import ConfigError, Simulation
@@ -236,3 +238,24 @@ def test_real_mode_and_scenarios_pass_a_config_file_by_its_option(tmp_path: Path
     assert real_argv("conf.json:dev", tmp_path) == ["--json", str(tmp_path / "conf.json:dev")]
     assert real_argv("/etc/u.xml", tmp_path) == ["--xml", "/etc/u.xml"]
     assert real_argv("u.ini:s", tmp_path) == ["--ini", str(tmp_path / "u.ini:s")]
+
+
+@given(text=st.text(max_size=200) | st.sampled_from([YAML, JSON, XML]).flatmap(
+    lambda base: st.integers(0, len(base)).map(lambda cut: base[:cut])))
+@settings(max_examples=300, deadline=None)
+def test_any_text_is_options_or_uwsgis_refusal(text: str) -> None:
+    from simuwsgi.server.configfiles import ConfigFileError
+
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in yaml_options(text))
+    for read in (json_options, xml_options):
+        try:
+            read(text)
+        except ConfigFileError as exc:
+            assert "\n" not in str(exc)
+
+
+def test_deep_json_is_refused_in_one_line() -> None:
+    from simuwsgi.server.configfiles import ConfigFileError
+
+    with pytest.raises(ConfigFileError, match="maximum parsing depth reached"):
+        json_options("[" * 100_000 + "]" * 100_000)

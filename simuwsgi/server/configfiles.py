@@ -134,6 +134,9 @@ def json_options(text: str, name: str = "uwsgi"
         line = getattr(exc, "lineno", 1)
         reason = getattr(exc, "msg", str(exc))
         raise ConfigFileError(f"error parsing JSON data: line {line} {reason}") from None
+    except RecursionError:  # jansson stops at a depth of 2048 with these words
+        raise ConfigFileError("error parsing JSON data: line 1 maximum parsing depth "
+                              "reached") from None
     if not isinstance(root, (dict, list)):
         raise ConfigFileError(f"error parsing JSON data: line 1 '[' or '{{' expected near "
                               f"{text.strip()[:20]!r}")
