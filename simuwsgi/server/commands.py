@@ -58,12 +58,14 @@ def run_host_command(inst: Instance, command: str, proc: UProcess | None = None)
     return child.returncode
 
 
-def run_phase(inst: Instance, option: str, phase: str, proc: UProcess | None) -> None:
-    """The ``option``'s commands (``--exec-asap``, ``--exec-pre-app``, ``--exec-post-app``)
-    one after the other; a failed one ends the start (``StartRefusedError``, status 1),
-    or the worker that loads its app (``--lazy-apps``)."""
+def run_phase(inst: Instance, option: str, phase: str, proc: UProcess | None, *,
+              shown: str | None = None) -> None:
+    """The ``option``'s commands (``--exec-asap``, ``--exec-pre-app``...) one after the
+    other, each logged ``running "COMMAND" (PHASE)...`` (``shown`` instead of the
+    parenthesis); a failed one ends the start (``StartRefusedError``, status 1), or the
+    worker that loads its app (``--lazy-apps``)."""
     for command in inst.opts.strings(option):
-        inst.log(f'running "{command}" ({phase})...', proc)
+        inst.log(f'running "{command}" {shown or f"({phase})..."}', proc)
         inst.record("exec", proc, phase=phase, command=command)
         if not getattr(inst, "cron_commands", False):
             continue
