@@ -237,8 +237,7 @@ def _chdir(ctx: _Context, arg: str) -> int:
         inst.hook_cwd = path  # the master inherits it (``Instance._new_master``)
     else:
         proc.cwd = path
-        if inst.kernel.current is proc:
-            inst.kernel.apply_cwd(path)
+        inst.kernel.apply_cwd(path)  # (the hook runs in the process)
     return 0
 
 
@@ -252,7 +251,11 @@ def _mkdir(ctx: _Context, arg: str) -> int:
 
 def _putenv(ctx: _Context, arg: str) -> int:
     name, eq, value = arg.partition("=")
-    ctx.inst.app.environment.set(name, value if eq else None)  # glibc: "NAME" unsets
+    inst, proc = ctx.inst, ctx.proc
+    inst.app.environment.set(name, value if eq else None)  # glibc: "NAME" unsets
+    child = inst.forks.children.get(proc) if inst.forks is not None else None
+    if child is not None:  # a fork-mode process already forked: its own environ too
+        child.call("putenv", (name, value if eq else None))
     return 0
 
 
