@@ -8,7 +8,11 @@
   ``running "COMMAND" (asap)...`` (``pre app``, ``post app``), runs it and waits
   (``uwsgi_run_command_and_wait``); a non-zero status logs
   ``command "COMMAND" exited with non-zero code: N`` and the process exits 1. A
-  post-app command does not run when ``--need-app`` ends the start.
+  post-app command does not run when ``--need-app`` ends the start. ``--exec-pre-jail``,
+  ``--exec-in-jail``, ``--exec-as-root`` and ``--exec-as-user`` (``running "COMMAND" (as
+  uid: U gid: G) ...``) are the same, each after its phase's hooks (``hooks.py``,
+  ``Instance.run_phase``); ``--exec-as-user-atexit`` runs as the master exits, a failure
+  only logged (``Instance._exec_atexit``); the ``exec:`` hook runs its command so too.
 
 A command runs on this machine only when the scenario asks (``cron_commands=True``),
 synchronously and taking no virtual time (no other virtual process runs meanwhile), in
