@@ -43,17 +43,18 @@ from __future__ import annotations
 
 import errno
 import os
-import pwd
 import grp
+import pwd
 import signal as _signal
 import stat
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from .._errors import NotSimulatedError, StartRefusedError
 from .interface import ProcessExit
 
 if TYPE_CHECKING:
+    from . import interface
     from .master import Instance
     from .processes import UProcess
 
@@ -175,17 +176,19 @@ def run_hooks(inst: Instance, option: str, proc: UProcess | None, *,
     return True
 
 
-def touch_hooks(inst: Instance, actions: list[str]) -> None:
-    """``--hook-touch``: the touched file's actions, in the master, not fatal."""
-    run_hooks(inst, "hook-touch", inst.master, phase="touch", values=actions, fatal=False)
+def touch_hooks(inst: interface.Instance, actions: list[str]) -> None:
+    """``--hook-touch``: the touched file's actions, in the master, not fatal (called by
+    the file monitor, which sees the instance through its interface)."""
+    full = cast("Instance", inst)
+    run_hooks(full, "hook-touch", full.master, phase="touch", values=actions, fatal=False)
 
 
-def _exit_now(inst: Instance, proc: UProcess | None, line: str, code: int = 1) -> None:
+def _exit_now(inst: Instance, proc: UProcess | None, line: str, code: int = 1) -> NoReturn:
     inst.log(line, proc)
     _exit(inst, proc, code, line)
 
 
-def _exit(inst: Instance, proc: UProcess | None, code: int, why: str) -> None:
+def _exit(inst: Instance, proc: UProcess | None, code: int, why: str) -> NoReturn:
     """``exit(code)`` in the process that runs the hook."""
     if proc is None or (proc is inst.master and not inst.ready):
         inst.record("instance.refused", None, reason=why)
@@ -274,8 +277,8 @@ def _exec(ctx: _Context, arg: str, *, safe: bool = False) -> int:
 
 def _exit_action(ctx: _Context, arg: str) -> int:
     code = _atoi(arg) if len(arg) > 1 else 0  # (uWSGI's test: one digit is exit(0))
-    _exit(ctx.inst, ctx.proc, code & 0xFF, f'hook "exit:{arg}"')
-    return 0
+    _exit(ctx.inst, ctx.proc, code & 0xFF,
+          f'the hook "exit:{arg}" ({ctx.phase}): uWSGI exits with status {code & 0xFF}')
 
 
 def _unlink(ctx: _Context, arg: str) -> int:
