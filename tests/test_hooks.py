@@ -359,3 +359,24 @@ def test_the_file_actions_do_what_the_real_servers_do(app_dir, tmp_path_factory)
         pass
     assert _files(app_dir) == _files(sim_dir)
     assert _files(sim_dir)["made/empty"] == (b"", 0o600)
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_a_failed_hook_in_a_real_worker_sigints_the_master(app_dir):
+    from simuwsgi.modes.real import free_port
+
+    argv = _argv("--hook-accepting1", "chdir:/nonexistent", "--hook-accepting1",
+                 "print:never", "--http-socket", f"127.0.0.1:{free_port()}")
+    with running(argv, app_dir, http=False) as real:
+        real.wait_for("SIGINT/SIGTERM received")
+        master = next(int(m.group(1)) for line in real.lines
+                      if (m := re.match(r"spawned uWSGI master process \(pid: (\d+)\)", line)))
+        os.killpg(master, signal.SIGKILL)  # (2.0.30 does not exit after its goodbye)
+    log = [undated(line) for line in real.lines]
+    at = log.index('running "chdir:/nonexistent" (accepting1)...')
+    assert log[at + 1:at + 4] == [
+        "uwsgi_hook_chdir(): No such file or directory [core/hooks.c line 65]",
+        "FATAL hook failed, destroying instance",
+        "SIGINT/SIGTERM received...killing workers..."]
+    assert "never" not in log
