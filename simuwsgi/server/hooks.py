@@ -137,7 +137,7 @@ class _Context:
 
 
 def _cwd(inst: Instance, proc: UProcess | None) -> str:
-    cwd = proc.cwd if proc is not None else getattr(inst, "hook_cwd", None)
+    cwd = proc.cwd if proc is not None else inst.hook_cwd
     return cwd or str(inst.opts.base_dir)
 
 
@@ -201,6 +201,8 @@ def _exit(inst: Instance, proc: UProcess | None, code: int, why: str) -> NoRetur
 
 
 def _fatal(inst: Instance, proc: UProcess | None, phase: str, early: bool) -> bool:
+    """A fatal hook failed: exit 1 before the workers exist; after, ``kill_them_all``
+    in the master, SIGINT to the master from a worker (the caller goes on)."""
     line = "FATAL hook failed, destroying instance"
     inst.log_verbose(line, proc)
     if early or proc is None or not inst.has_master:
