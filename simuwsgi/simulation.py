@@ -69,8 +69,8 @@ class Simulation:
     OS process, in lockstep (``simuwsgi.modes.fork``); ``fork_timeout`` is how many real
     seconds such a process may run user code without a word before it is declared hung.
     ``cron_commands=True`` runs the host commands of the options (``--cron``,
-    ``--touch-exec``, ``--exec-asap``, ``--exec-pre-app``, ``--exec-post-app``) when they
-    are due (by default they are only recorded in the trace). ``legacy=True`` installs the names uWSGI removed before
+    ``--touch-exec``, the ``--exec-*`` commands, the ``exec:``/``safeexec:`` hooks) when
+    they are due (by default they are only recorded in the trace). ``legacy=True`` installs the names uWSGI removed before
     2.0 (``get_option``, ``grunt``, the cluster functions, ...; ``simuwsgi.subsystems.legacy``).
     ``network='real'`` gives the ``uwsgi`` API its remote forms (``uwsgi.rpc('host:port',
     ...)``, ``cache_get(key, 'name@host:port')``, ``uwsgi.signal(n, 'host:port')``) over

@@ -320,6 +320,9 @@ class ForkChild:
         self.ospid = ospid
         self.crash = crash
         self.alive = True
+        #: the working directory the child was last told (``proc.cwd``: ``--chdir2``,
+        #: a ``chdir:`` hook, the spooler's directory), None: the one it was forked in
+        self.cwd: str | None = None
         self._fds = sorted({rfd, wfd}) if sock is None else []
         _OPEN_FDS.update(self._fds)
         _OPEN_FDS.add(crash.fileno())
@@ -335,6 +338,10 @@ class ForkChild:
         kernel = rt.kernel
         clock = rt.clock
         wire = self.wire
+        cwd = self.proc.cwd
+        if cwd is not None and cwd != self.cwd and op != "chdir":
+            self.cwd = cwd  # the process changed directory since: so does its child
+            self.call("chdir", cwd)
         rt.grants += 1
         try:
             wire.send(_dumps((REQ, kernel.now, clock.wall_offset, op, payload), _PROTO), fds)
@@ -973,6 +980,8 @@ class _Child:
             "atexit": lambda _payload: _containment.run_atexit(self.inst, self.proc),
             "after_fork": self.op_after_fork,
             "module_files": _pyreloader.watched_files,
+            "chdir": os.chdir,
+            "putenv": lambda payload: self.loader.environment.set(*payload),
         }
         self._zombies: dict[int, int] = {}
         #: per core, the environ dicts ``--wsgi-env-behaviour cheat`` reuses

@@ -204,12 +204,10 @@ class AppLoader:
         """Import the apps (in the current process) as uWSGI does: the main app
         (``--wsgi-file``/``--module``), the ``--import`` modules, then each ``--mount``
         (``uwsgi_init_all_apps``); True if any app loaded."""
-        from .commands import run_phase
-
         inst = self.inst
         current = inst.kernel.current
         proc = getattr(current, "main", current)  # (a fork-mode child's stand-in has none)
-        run_phase(inst, "exec-pre-app", "pre app", proc)
+        inst.run_phase("pre app", proc)
         self.apps.clear()
         self.mountpoints.clear()
         self.default_app = -1
@@ -226,9 +224,9 @@ class AppLoader:
             self._log_no_app()
             if inst.opts.flag("need-app") and inst.numproc > 0 and not self.pyrun:
                 return False  # uWSGI exits right after (22): no post-app command
-            run_phase(inst, "exec-post-app", "post app", proc)
+            inst.run_phase("post app", proc)
             return False
-        run_phase(inst, "exec-post-app", "post app", proc)
+        inst.run_phase("post app", proc)
         return True
 
     # -- the loaders (pyloader.c): a callable, a multiapp dict, or None (logged) -------------

@@ -99,17 +99,29 @@ def machine(inst: Instance) -> dict[str, str]:
     return facts
 
 
-def _as_root(inst: Instance) -> list[str]:
-    """``uwsgi_as_root``: the two warnings while uWSGI keeps root privileges."""
-    if machine(inst)["root"] != "True" or inst.opts.has("uid"):
+def _as_root(inst: Instance, *, first: bool = False, early: bool = True) -> list[str]:
+    """``uwsgi_as_root``, only while uWSGI runs as root: the ``as root`` hooks and
+    commands, the privileges drop, the ``as user`` ones, and the two warnings unless
+    ``--uid`` is set (then only its ``first`` call of the first start runs: the
+    privileges are dropped). ``early``: before the workers exist (``hooks.py``)."""
+    if machine(inst)["root"] != "True":
         return []
+    when = " early" if early else ""
+    if inst.opts.has("uid"):
+        return [PHASE + "as root" + when, PHASE + "as user" + when] \
+            if first and not inst.is_a_reload else []
     return ["uWSGI running as root, you can use --uid/--gid/--chroot options",
-            "*** WARNING: you are running uWSGI as root !!! (use the --uid flag) *** "]
+            PHASE + "as root" + when,
+            "*** WARNING: you are running uWSGI as root !!! (use the --uid flag) *** ",
+            PHASE + "as user" + when]
 
 
 #: In the banner's lines: ``--logto2``'s file is opened here (after the privileges
 #: drop), and gets the lines from then on.
 OPEN_LOGTO2 = "\0open logto2"
+#: In the banner's lines: the hooks and commands of the phase named after it run here
+#: (``Instance.run_phase``).
+PHASE = "\0phase "
 
 
 def _write_pidfile(inst: Instance, option: str) -> list[str]:
@@ -129,6 +141,23 @@ def _write_pidfile(inst: Instance, option: str) -> list[str]:
         raise StartRefusedError(f'open("{name}"): {exc.strerror} [core/utils.c line 3602]') \
             from None
     return [f"writing pidfile to {name}"]
+
+
+def identity(inst: Instance) -> tuple[int, int]:
+    """The uid and gid uWSGI runs as once ``uwsgi_as_root`` dropped its privileges to
+    ``--uid``/``--gid`` (a number or a name), root's (or the host's) otherwise."""
+    import grp
+    import pwd
+
+    ids = []
+    for option, lookup in (("uid", lambda n: pwd.getpwnam(n).pw_uid),
+                           ("gid", lambda n: grp.getgrnam(n).gr_gid)):
+        value = inst.opts.str(option)
+        if value is None:
+            ids.append(0 if machine(inst)["root"] == "True" else 1000)
+        else:
+            ids.append(int(value) if value.isdigit() else lookup(value))
+    return ids[0], ids[1]
 
 
 def binary_path(inst: Instance) -> str:
@@ -162,7 +191,10 @@ def before_subsystems(inst: Instance) -> list[str]:
         routes = getattr(inst, table, None)
         if routes is not None:
             lines += routes.dump()
-    lines += _as_root(inst)
+    if not inst.is_a_reload:
+        lines.append(PHASE + "pre-jail early")
+    lines.append(PHASE + "in-jail early")  # uwsgi_start
+    lines += _as_root(inst, first=True)
     if inst.opts.str("logto2") is not None and not inst.is_a_reload:
         lines.append(OPEN_LOGTO2)  # uwsgi_start's logto(logto2): the file from here on
     lines += _write_pidfile(inst, "pidfile2")
@@ -235,7 +267,7 @@ def before_app(inst: Instance) -> list[str]:
 
 
 def after_app(inst: Instance) -> list[str]:
-    lines = _as_root(inst)
+    lines = _as_root(inst, early=False)
     if not inst.opts.flag("single-interpreter") and inst.numproc > 0:
         lines.append("*** uWSGI is running in multiple interpreter mode ***")
     if inst.has_master and inst.master is not None:

@@ -8,7 +8,11 @@
   ``running "COMMAND" (asap)...`` (``pre app``, ``post app``), runs it and waits
   (``uwsgi_run_command_and_wait``); a non-zero status logs
   ``command "COMMAND" exited with non-zero code: N`` and the process exits 1. A
-  post-app command does not run when ``--need-app`` ends the start.
+  post-app command does not run when ``--need-app`` ends the start. ``--exec-pre-jail``,
+  ``--exec-in-jail``, ``--exec-as-root`` and ``--exec-as-user`` (``running "COMMAND" (as
+  uid: U gid: G) ...``) are the same, each after its phase's hooks (``hooks.py``,
+  ``Instance.run_phase``); ``--exec-as-user-atexit`` runs as the master exits, a failure
+  only logged (``Instance._exec_atexit``); the ``exec:`` hook runs its command so too.
 
 A command runs on this machine only when the scenario asks (``cron_commands=True``),
 synchronously and taking no virtual time (no other virtual process runs meanwhile), in
@@ -58,12 +62,14 @@ def run_host_command(inst: Instance, command: str, proc: UProcess | None = None)
     return child.returncode
 
 
-def run_phase(inst: Instance, option: str, phase: str, proc: UProcess | None) -> None:
-    """The ``option``'s commands (``--exec-asap``, ``--exec-pre-app``, ``--exec-post-app``)
-    one after the other; a failed one ends the start (``StartRefusedError``, status 1),
-    or the worker that loads its app (``--lazy-apps``)."""
+def run_phase(inst: Instance, option: str, phase: str, proc: UProcess | None, *,
+              shown: str | None = None) -> None:
+    """The ``option``'s commands (``--exec-asap``, ``--exec-pre-app``...) one after the
+    other, each logged ``running "COMMAND" (PHASE)...`` (``shown`` instead of the
+    parenthesis); a failed one ends the start (``StartRefusedError``, status 1), or the
+    worker that loads its app (``--lazy-apps``)."""
     for command in inst.opts.strings(option):
-        inst.log(f'running "{command}" ({phase})...', proc)
+        inst.log(f'running "{command}" {shown or f"({phase})..."}', proc)
         inst.record("exec", proc, phase=phase, command=command)
         if not getattr(inst, "cron_commands", False):
             continue

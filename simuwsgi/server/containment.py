@@ -353,6 +353,7 @@ def run_atexit(inst: Instance, proc: UProcess) -> None:
 # -- signals -----------------------------------------------------------------------------
 #: What each signal does to each kind of uWSGI process (after its setup), when the app
 #: installed no Python handler for it. Actions: "reload", "brutal", "stop" (master),
+#: "graceful-stop" (``gracefully_kill_them_all``: a ``unix_signal:`` hook's),
 #: "graceful" (``gracefully_kill``), "end" (``end_me``: exit(30)), "stats",
 #: "backtrace" (``what_i_am_doing``), "pipe" (``warn_pipe``), "wakeup" (spooler),
 #: "ignore"; a signal not listed kills the process (its default action), except those
@@ -415,6 +416,8 @@ def deliver(inst: Instance, proc: UProcess, signum: int) -> None:
 
 def _action(inst: Instance, proc: UProcess, signum: int) -> str:
     kind = proc.kind
+    if kind == "master" and signum in inst.master_signals:  # a unix_signal: hook's
+        return inst.master_signals[signum]
     if kind == "master" and not inst.ready:
         # uwsgi.c ignores SIGHUP and SIGTERM until the master loop sets its handlers
         if signum in (_S.SIGHUP, _S.SIGTERM, _S.SIGPIPE):
@@ -456,6 +459,8 @@ def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
         inst.kernel.call_soon(inst._brutal_reload)
     elif action == "stop":
         inst.kernel.call_soon(inst.shutdown)
+    elif action == "graceful-stop":
+        inst.kernel.call_soon(inst.graceful_shutdown)
     elif action == "stats":
         if proc.kind == "master":
             show_config(inst, proc)

@@ -129,6 +129,13 @@ class Instance:
         self.ready = False
         self.stopped = False
         self.reloads = 0
+        #: a ``chdir:`` hook's directory before the master is a process (``hooks.py``)
+        self.hook_cwd: str | None = None
+        #: ``uwsgi.status.gracefully_destroying`` (``graceful_shutdown``)
+        self.gracefully_destroying = False
+        #: the master's signals whose handler a ``unix_signal:`` hook set: the action
+        #: (``containment.SIGNAL_TABLE``'s words)
+        self.master_signals: dict[int, str] = {}
         #: when the master began killing everything (a reload or a stop), whole seconds
         self._cursed_at = 0
         self.respawn_times: deque[float] = deque()
@@ -264,6 +271,29 @@ class Instance:
                 except OSError:
                     pass  # (written at start: removed meanwhile by someone else)
 
+    def _exit_master(self) -> None:
+        """What the master's ``exit()`` runs last: its ``atexit`` hooks and commands
+        (``uwsgi_exec_atexit``), then ``--vacuum``."""
+        self._exec_atexit()
+        self._vacuum()
+
+    def _exec_atexit(self) -> None:
+        """``uwsgi_exec_atexit``: the ``--hook-as-user-atexit`` hooks (not fatal), then
+        the ``--exec-as-user-atexit`` commands (a failed one is only logged)."""
+        from .commands import run_host_command
+        from .hooks import run_hooks
+
+        run_hooks(self, "hook-as-user-atexit", self.master, fatal=False)
+        uid, gid = _banner.identity(self)
+        for command in self.opts.strings("exec-as-user-atexit"):
+            self.log(f'running "{command}" (as uid: {uid} gid: {gid}) ...', self.master)
+            self.record("exec", self.master, phase="atexit", command=command)
+            if getattr(self, "cron_commands", False):
+                status = run_host_command(self, command, self.master)
+                if status:
+                    self.log(f'command "{command}" exited with non-zero code: {status}',
+                             self.master)
+
     def _vacuum(self) -> None:
         """``--vacuum`` as the master exits: the pid files it wrote are removed."""
         if not self.opts.flag("vacuum"):
@@ -340,13 +370,37 @@ class Instance:
         else:
             self.log_raw(line, proc)
 
-    def _log_lines(self, lines: list[str]) -> None:
+    def _log_lines(self, lines: list[str], proc: UProcess | None = None) -> None:
+        """The banner's ``lines``, as the master logs them, acting on its markers (the
+        phases run in ``proc``: None before the master is a process)."""
         for line in lines:
             if line == _banner.OPEN_LOGTO2:
                 if self.log_sink is not None:
                     self.log_sink.open_logto2()
                 continue
+            if line.startswith(_banner.PHASE):
+                name = line[len(_banner.PHASE):]
+                phase = name.removesuffix(" early")
+                self.run_phase(phase, proc, early=True if phase != name else None)
+                continue
             self.log(line, self.master)
+
+    def run_phase(self, phase: str, proc: UProcess | None, *,
+                  early: bool | None = None) -> None:
+        """A start phase's ``--hook-*`` hooks, then its ``--exec-*`` commands (even
+        after a fatal hook: uWSGI goes on once it has begun destroying the instance)."""
+        from .commands import run_phase
+        from .hooks import PHASE_OPTIONS, run_hooks
+
+        hooks, commands = PHASE_OPTIONS[phase]
+        run_hooks(self, hooks, proc, early=early)
+        if commands is None:
+            return
+        shown = None
+        if phase == "as user":  # uWSGI's line names the identity
+            uid, gid = _banner.identity(self)
+            shown = f"(as uid: {uid} gid: {gid}) ..."
+        run_phase(self, commands, phase, proc, shown=shown)
 
     def log_exception(self) -> None:
         """``PyErr_Print()``: the traceback of the exception being handled, logged. The
@@ -431,7 +485,7 @@ class Instance:
             [t for t in (self.routes, self.error_routes, self.response_routes,
                          self.final_routes) if t is not None])
         self._set_umask()
-        run_phase(self, "exec-asap", "asap", None)
+        self._asap()
         self._log_lines(_banner.before_subsystems(self))
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
@@ -441,6 +495,13 @@ class Instance:
             self.record("spawn", self.master, pid=self.master.pid)
         self.booted = False
         self.kernel.start(self.master)
+
+    def _asap(self) -> None:
+        """The ``asap`` hooks, then the ``--exec-asap`` commands (a binary reload runs
+        them again, from the directory uWSGI started in)."""
+        self.hook_cwd = None
+        self.master_signals = {}
+        self.run_phase("asap", None)
 
     def _set_umask(self) -> None:
         """``--umask`` (``uwsgi_opt_set_umask``, as the option is read; ``uwsgi_mode_t``'s
@@ -492,7 +553,7 @@ class Instance:
 
     def _master_boot(self) -> None:
         """Runs in the master process: import, then fork everything."""
-        self._log_lines(_banner.before_app(self))
+        self._log_lines(_banner.before_app(self), self.master)
         for sub in list(self.subsystems.values()):
             hook = getattr(sub, "master_boot", None)  # what blocks the master at start
             if hook is not None:
@@ -507,7 +568,7 @@ class Instance:
             self.booted = True
             self.shutdown(signalled=False)
             return
-        self._log_lines(_banner.after_app(self))
+        self._log_lines(_banner.after_app(self), self.master)
         self.master.context = self.app.master_context()
         self.kernel.adopt_context(self.master.context)
         for sub in self.subsystems.values():
@@ -534,6 +595,9 @@ class Instance:
             self.spawn_mule(ident)
         if self.is_cheap:
             self.log("cheap mode enabled: waiting for socket connection...", self.master)
+        from .hooks import run_hooks
+
+        run_hooks(self, "hook-master-start", self.master)  # as the master loop starts
         if self.idle > 0:
             self._idle_state = [0, 0]  # last_request_timecheck, last_request_count
             self.kernel.at(self.next_tick(self.kernel.now), self._idle_check,
@@ -706,6 +770,9 @@ class Instance:
             segfault(self)
         self.run_post_fork(proc)
         if isinstance(proc, Worker):
+            from .hooks import run_hooks
+
+            run_hooks(self, "hook-post-fork", proc)  # after the plugins' post_fork
             from .pyreloader import start as start_reloader
             from .startup import chdir2
             from .workers import worker_loop
@@ -835,7 +902,7 @@ class Instance:
             self.log(f"worker {proc.id} buried after 0 seconds", self.master)
             self.shutdown(signalled=False, vacuum=False)
             self.log("goodbye to uWSGI.", self.master)
-            self._vacuum()
+            self._exit_master()
             return
         if isinstance(proc, Worker):
             if reason in ("max-requests", "reload"):  # recycled, or cursed with SIGHUP
@@ -1339,6 +1406,7 @@ class Instance:
             self.shutdown(signalled=False)
             return
         self._log_burials()
+        self._exec_atexit()  # uwsgi_reload, before it execs the binary again
         self.log("binary reloading uWSGI...", self.master)
         # uwsgi_reload (core/master_utils.c) before it execs the binary again
         self._log_lines([f"chdir() to {self.app.base_dir}",
@@ -1378,9 +1446,7 @@ class Instance:
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=True,
                     options=[list(item) for item in self.opts.items])
-        from .commands import run_phase
-
-        run_phase(self, "exec-asap", "asap", None)
+        self._asap()
         self._log_lines(_banner.before_subsystems(self))
         for sub in self.subsystems.values():
             hook = getattr(sub, "close", None)
@@ -1429,6 +1495,8 @@ class Instance:
         chdir = self.opts.str("chdir")
         if chdir is not None:  # checked by check_start; every child inherits it
             master.cwd = str(self.opts.path(chdir))
+        elif self.hook_cwd is not None:  # a chdir: hook before the master loop
+            master.cwd = self.hook_cwd
         return master
 
     def _end_in_themselves(self) -> None:
@@ -1477,6 +1545,31 @@ class Instance:
                 if proc.harakiri_timer is not None:
                     proc.harakiri_timer.cancel()
 
+    def graceful_shutdown(self) -> None:
+        """``gracefully_kill_them_all`` (a ``unix_signal:`` hook's handler): every worker
+        gets SIGHUP (it finishes its request and exits), every mule too; once the
+        workers are gone, the master exits, with no burial lines."""
+        if self.stopped or self.reloading or self.gracefully_destroying:
+            return
+        self.gracefully_destroying = True
+        self._unsubscribe()
+        self.log_verbose("graceful shutdown triggered...", self.master)
+        self.record("instance.graceful_stop", self.master)
+        for worker in sorted(self.workers.values(), key=lambda w: w.id):
+            worker.reloading = True  # type: ignore[attr-defined]  # (not respawned)
+            if worker.alive:
+                deliver(self, worker, signal.SIGHUP)
+        for mule in list(self.mules.values()):
+            mule.reloading = True  # type: ignore[attr-defined]
+            if mule.alive:
+                self._curse_mule(mule, signal.SIGHUP)
+        self.kernel.call_soon(self._wait_workers_then, self._gracefully_destroyed)
+
+    def _gracefully_destroyed(self) -> None:
+        self.shutdown(signalled=False, vacuum=False)
+        self.log("goodbye to uWSGI.", self.master)
+        self._exit_master()
+
     def shutdown(self, *, signalled: bool = True, killed: bool = False,
                  vacuum: bool = True, in_processes: bool = False) -> None:
         """Stop the instance: workers and mules get SIGINT, spoolers SIGKILL
@@ -1516,7 +1609,7 @@ class Instance:
         if signalled:
             self.log("goodbye to uWSGI.", self.master)
         if vacuum and not killed:
-            self._vacuum()
+            self._exit_master()
         if self.forks is not None:
             self.forks.kill_all()
         if killed and self.master is not None:

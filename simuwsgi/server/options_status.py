@@ -90,6 +90,45 @@ SIMULATED: dict[str, str] = {
                     "under --lazy-apps); run as --exec-asap's",
     "exec-post-app": "'running \"CMD\" (post app)...' after the app loaded; run as "
                      "--exec-asap's",
+    "exec-pre-jail": "'running \"CMD\" (pre-jail)...' after the binary path line (not "
+                     "at a reload); run as --exec-asap's",
+    "exec-in-jail": "'running \"CMD\" (in-jail)...' after the pre-jail ones; run as "
+                    "--exec-asap's",
+    "exec-post-jail": "never runs, as on a server without a jail (no --chroot/namespaces)",
+    "exec-as-root": "only as root (machine='host' run by root): 'running \"CMD\" (as "
+                    "root)...' at each of uWSGI's four privilege checks (the first only "
+                    "with --uid); run as --exec-asap's",
+    "exec-as-user": "as --exec-as-root's, after the root warning: 'running \"CMD\" (as "
+                    "uid: U gid: G) ...'",
+    "exec-as-user-atexit": "'running \"CMD\" (as uid: U gid: G) ...' as the master exits "
+                           "(after 'goodbye to uWSGI.') and before a binary reload; a "
+                           "failure is only logged",
+    # hooks (core/hooks.c, server/hooks.py): 'running "action:args" (PHASE)...', then the
+    # action: chdir, putenv (as --env), print/log, exit, unix_signal (kill_them_all,
+    # gracefully_kill_them_all, grace_them_all, reap_them_all, stats), the file actions
+    # on this machine's files, exec/safeexec as --exec-*; call* only fail as uWSGI does
+    "hook-asap": "the actions before the banner (before --exec-asap); a failure exits 1",
+    "hook-pre-jail": "after the binary path line, first start only; a failure exits 1",
+    "hook-in-jail": "after the pre-jail hooks; a failure exits 1",
+    "hook-post-jail": "never runs, as on a server without a jail (no --chroot/namespaces)",
+    "hook-as-root": "only as root (machine='host' run by root), at each of uWSGI's four "
+                    "privilege checks (the first only with --uid)",
+    "hook-as-user": "as --hook-as-root's, after the root warning",
+    "hook-as-user-atexit": "as the master exits (after 'goodbye to uWSGI.') and before a "
+                           "binary reload; not fatal",
+    "hook-pre-app": "before the app loads (in each worker under --lazy-apps); a failure "
+                    "stops the instance as SIGINT does",
+    "hook-post-app": "after the app loaded, as --hook-pre-app's",
+    "hook-post-fork": "in each worker as it starts; a failure SIGINTs the master",
+    "hook-accepting": "in each worker before it accepts; a failure SIGINTs the master",
+    "hook-accepting1": "as --hook-accepting's, in worker 1 only",
+    "hook-accepting-once": "as --hook-accepting's, at a worker's first spawn only",
+    "hook-accepting1-once": "as --hook-accepting's, worker 1's first spawn only",
+    "hook-master-start": "in the master after the fork, its signal handlers set (so "
+                         "unix_signal:15 gracefully_kill_them_all replaces SIGTERM's); a "
+                         "failure stops the instance as SIGINT does",
+    "hook-touch": "'FILE action:args': the master's check runs the hook when FILE is "
+                  "touched (after the other --touch-* checks); not fatal",
     "log-maxsize": "once a second the master rotates the --logto file above N bytes "
                    "(FILE.<virtual unix time>, or --log-backupname), with uWSGI's line",
     "touch-logrotate": "the --logto file rotated (as by --log-maxsize) when the file is "

@@ -198,9 +198,9 @@ class ProcessEnvironment:
         for name, value in opts.items:
             if name == "env" and isinstance(value, str):
                 key, eq, val = value.partition("=")
-                self._set(key, val if eq else None)  # putenv("NAME") unsets it
+                self.set(key, val if eq else None)  # putenv("NAME") unsets it
             elif name == "unenv" and isinstance(value, str):
-                self._set(value, None)
+                self.set(value, None)
         for value in opts.strings("pythonpath", "python-path", "pp"):
             matches = sorted(glob.glob(value, root_dir=opts.base_dir))
             for entry in [m + "/" if opts.path(m).is_dir() else m for m in matches] or [value]:
@@ -209,7 +209,9 @@ class ProcessEnvironment:
                 self._paths.append(path)
                 self.inst.log(f"added {entry} to pythonpath.")
 
-    def _set(self, key: str, value: str | None) -> None:
+    def set(self, key: str, value: str | None) -> None:
+        """``putenv``/``unsetenv`` (None) in the test process, undone by :meth:`restore`
+        (``--env``, and the ``putenv:`` hooks)."""
         self._saved_env.setdefault(key, os.environ.get(key))
         if value is None:
             os.environ.pop(key, None)

@@ -357,11 +357,25 @@ def worker_loop(inst: Instance, w: Worker) -> None:
         inst.app_loaded = inst.app.load()
         inst._check_need_app()
         w.apps = dict(inst.app.apps)
+    _accepting(inst, w)
     for core in range(1, inst.threads):  # uwsgi_loop_cores_run
         thread = _new_thread(inst, w, core)
         w.cores.append(thread)
         inst.kernel.wake(thread)  # it runs once this one parks: behind it for the mutex
     core_loop(inst, w)
+
+
+def _accepting(inst: Instance, w: Worker) -> None:
+    """The ``accepting`` hooks as the worker is about to accept (``-once``: at its
+    first spawn, ``1``: worker 1); a fatal one stops the rest."""
+    from .hooks import run_hooks
+
+    first = w.respawn_count == 0
+    for option, run in (("hook-accepting", True), ("hook-accepting-once", first),
+                        ("hook-accepting1", w.id == 1),
+                        ("hook-accepting1-once", w.id == 1 and first)):
+        if run and not run_hooks(inst, option, w):
+            return
 
 
 def _new_thread(inst: Instance, w: Worker, core: int) -> WorkerThread:

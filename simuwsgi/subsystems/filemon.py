@@ -35,7 +35,8 @@ cursed with SIGHUP, finishes its request and is respawned), ``--touch-mules-relo
 running COMMAND``; the command is recorded, and run on the host only with
 ``cron_commands=True``, then ``subprocess P exited with code N`` at the next check) and
 ``--touch-signal 'FILE SIGNUM'`` (the signal is routed, then ``[uwsgi-touch-signal]
-raising N``) work the same way, checked in that order, one entry of each option per
+raising N``) and ``--hook-touch 'FILE action:args'`` (the hook, ``running "action:args"
+(touch)...``, not fatal: ``server/hooks.py``) work the same way, checked in that order, one entry of each option per
 check; ``--touch-chain-reload`` starts a chain reload (see ``Instance.chain_reload``).
 
 Changes the app itself makes to watched files are seen the next time the scenario drives
@@ -67,9 +68,10 @@ __all__ = ["MAX_MONITORS", "FileMonitors"]
 
 #: The --touch-* options the master checks, in the order it checks them.
 _TOUCH_OPTIONS = ("touch-reload", "touch-workers-reload", "touch-mules-reload",
-                  "touch-spoolers-reload", "touch-chain-reload", "touch-exec", "touch-signal")
+                  "touch-spoolers-reload", "touch-chain-reload", "touch-exec", "touch-signal",
+                  "hook-touch")
 #: The options whose value is "FILE ARGUMENT" (master.c splits it at the first space).
-_WITH_ARGUMENT = ("touch-exec", "touch-signal")
+_WITH_ARGUMENT = ("touch-exec", "touch-signal", "hook-touch")
 
 MAX_MONITORS = 64
 
@@ -248,6 +250,11 @@ class FileMonitors:
             return False
         if option == "touch-exec":
             self._exec(argument)
+            return False
+        if option == "hook-touch":  # its hook (none without "FILE action:args")
+            from ..server.hooks import touch_hooks
+
+            touch_hooks(inst, [argument] if argument else [])
             return False
         if option == "touch-chain-reload":
             inst.chain_reload(path)
