@@ -308,7 +308,7 @@ class Instance:
         if proc is None:
             proc = self.kernel.current  # type: ignore[assignment]
         sink = self.log_sink
-        if sink is not None and not sink.write(line, request):
+        if sink is not None and not sink.write(line, request, self.clock.time()):
             return
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
 
@@ -345,6 +345,15 @@ class Instance:
             if line == _banner.OPEN_LOGTO2:
                 if self.log_sink is not None:
                     self.log_sink.open_logto2()
+                continue
+            if line.startswith(_banner.TERMINAL):  # not through the log's sink
+                line = line[len(_banner.TERMINAL):]
+                sink = self.log_sink
+                if sink is not None and sink.dated:
+                    line = sink.stamp(self.wall()) + line
+                if sink is not None and sink.terminal is not None:
+                    sink.terminal.append((line + "\n").encode("utf-8", "surrogateescape"))
+                self.log_lines.append((self.kernel.now, "master", line))
                 continue
             self.log(line, self.master)
 
