@@ -378,3 +378,19 @@ def test_registered_lines_match_real_uwsgi(tmp_path):
     sim_dir.mkdir()
     log = _simulate(sim_dir, extra)
     assert uwsgi.lines[:3] == log[:3]
+
+
+def test_after_a_reload_the_registered_lines_go_to_the_logto_file(tmp_path):
+    # uwsgi_reload gives fds 1-2 back the --logto file before the exec (master_utils.c)
+    (tmp_path / "app.py").write_text(APP)
+    argv = [*BASE, "--http-socket", "127.0.0.1:9090", "--logto", "lt.log",
+            "--log-encoder", "prefix X|"]
+    with Simulation(argv, app_dir=tmp_path, start=START, tz="UTC") as sim:
+        sim.reload()
+        sim.advance(3)
+        log = list(sim.log)
+    assert log.count("[log-encoder] registered prefix X|") == 2
+    lines = (tmp_path / "lt.log").read_text().splitlines()
+    assert lines.count("[log-encoder] registered prefix X|") == 1
+    assert lines[lines.index("[log-encoder] registered prefix X|") + 1].startswith(
+        "X|*** Starting uWSGI")

@@ -160,6 +160,15 @@ class LogSink:
                 stream.write(line + "\n")
         return True
 
+    def write_original(self, data: bytes, reload: bool) -> None:
+        """A line written before the log is set up (``uwsgi_setup_log_encoders``): to
+        the terminal at the first start, to the ``--logto`` file after a reload."""
+        if reload and self.logfile is not None:
+            with open(self.logfile, "ab") as stream:
+                stream.write(data)
+        elif self.terminal is not None:
+            self.terminal.append(data)
+
     def _raw(self, data: bytes) -> None:
         """The log master's raw output: the ``--logto`` file, else its terminal."""
         if self.logfile is not None:

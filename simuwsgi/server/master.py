@@ -351,8 +351,11 @@ class Instance:
                 sink = self.log_sink
                 if sink is not None and sink.dated:
                     line = sink.stamp(self.wall()) + line
-                if sink is not None and sink.terminal is not None:
-                    sink.terminal.append((line + "\n").encode("utf-8", "surrogateescape"))
+                if sink is not None:
+                    # before the exec of a reload uWSGI gives fds 1-2 back their file:
+                    # the --logto file then, the terminal at the first start
+                    sink.write_original((line + "\n").encode("utf-8", "surrogateescape"),
+                                        self.is_a_reload)
                 self.log_lines.append((self.kernel.now, "master", line))
                 continue
             self.log(line, self.master)
