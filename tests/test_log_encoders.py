@@ -394,3 +394,19 @@ def test_after_a_reload_the_registered_lines_go_to_the_logto_file(tmp_path):
     assert lines.count("[log-encoder] registered prefix X|") == 1
     assert lines[lines.index("[log-encoder] registered prefix X|") + 1].startswith(
         "X|*** Starting uWSGI")
+
+
+def test_file_loggers_are_made_0640_and_logfile_chmod_is_logtos(tmp_path):
+    # observed: --logger file:x.log --logfile-chmod 600 --logto lt.log: x.log 640, lt.log 600
+    _simulate(tmp_path, ["--logger", "file:x.log", "--logfile-chmod", "600",
+                         "--logto", "lt.log"])
+    assert (tmp_path / "x.log").stat().st_mode & 0o777 == 0o640 & ~_umask()
+    assert (tmp_path / "lt.log").stat().st_mode & 0o777 == 0o600
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

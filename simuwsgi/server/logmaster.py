@@ -183,9 +183,9 @@ class Logger:
     """A ``--logger``/``--req-logger``: ``[ID ]NAME[:ARG]`` (``setup_choosen_logger``:
     the ID is the word before a space when it is all letters and digits)."""
 
-    __slots__ = ("_created", "_mode", "id", "path", "spec")
+    __slots__ = ("id", "path", "spec")
 
-    def __init__(self, spec: str, base: Path, mode: int | None) -> None:
+    def __init__(self, spec: str, base: Path) -> None:
         self.spec = spec
         self.id: str | None = None
         name = spec
@@ -195,20 +195,17 @@ class Logger:
         kind, _colon, arg = name.partition(":")
         #: the file of a ``file:`` logger (None: a logger that is not simulated)
         self.path = base / arg if kind == "file" and arg else None
-        self._mode = mode
-        self._created = False
 
     def write(self, data: bytes) -> None:
-        """The ``file`` logger: its file opened (created, appended to) at the first
-        message."""
+        """The ``file`` logger: its file opened at the first message (created with
+        mode 0640 less the umask, appended to; ``--logfile-chmod`` is ``--logto``'s)."""
         if self.path is None:
             return
-        with open(self.path, "ab") as stream:
-            stream.write(data)
-        if not self._created:
-            self._created = True
-            if self._mode is not None:
-                os.chmod(self.path, self._mode)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
 
 
 def registered_lines(encoders: list[str], req_encoders: list[str]) -> list[str]:

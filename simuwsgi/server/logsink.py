@@ -103,8 +103,8 @@ class LogSink:
         self.registered: list[str] = []
         self._own_request_log = False
         if given & _LOG_MASTER:
-            loggers = [Logger(v, base_dir, self._mode) for v in opts.strings("logger")]
-            req_loggers = [Logger(v, base_dir, self._mode)
+            loggers = [Logger(v, base_dir) for v in opts.strings("logger")]
+            req_loggers = [Logger(v, base_dir)
                            for v in opts.strings("req-logger", "logger-req")]
             self.ignored = [lg.spec for lg in loggers + req_loggers if lg.path is None]
             encoders = opts.strings("log-encoder")

@@ -375,7 +375,7 @@ SIMULATED: dict[str, str] = {
                      "looks the name up among the --logger ones)",
     "log-master-bufsize": "a log line longer than N bytes is cut at N (8192)",
     "log-truncate": "the --logto file is emptied at start",
-    "logfile-chmod": "the mode of --logto/file: logger files",
+    "logfile-chmod": "the mode of the --logto file (file: loggers' are 0640)",
     "log-x-forwarded-for": "the request log line's address from X-Forwarded-For",
     "response-headers-limit": "the header buffer's size: a bigger header set raises "
                               "TypeError('unable to add header to the response')",
