@@ -410,3 +410,16 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("option", [["--req-logger", "file:r.log"],
+                                    ["--log-req-route", "a b"]])
+def test_a_request_log_option_turns_the_master_on(tmp_path, option):
+    # core/config.c: UWSGI_OPT_REQ_LOG_MASTER sets master_process (observed with
+    # --req-logger: "spawned uWSGI master process")
+    (tmp_path / "app.py").write_text(APP)
+    with Simulation(["--wsgi-file", "app.py", "--http-socket", "127.0.0.1:9090", *option],
+                    app_dir=tmp_path) as sim:
+        log = list(sim.log)
+    assert "spawned uWSGI master process (pid: 1001)" in log
+    assert not [line for line in log if "without its master" in line]

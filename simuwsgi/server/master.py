@@ -58,7 +58,7 @@ from .._errors import AppLoadError, SimulationError
 from .._core._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS, SSL_MASTER_OPTIONS
 from .._core.clock import VirtualClock
-from .config import Options, socket_fds
+from .config import LOG_MASTER_OPTIONS, REQ_LOG_MASTER_OPTIONS, Options, socket_fds
 from .interface import (AFTER_REAP, BEFORE_REAP, CONTROL, HOOK_ERROR, HOOK_EXTRA,
                         HOOK_FILTER, HOOK_RESPONSE, ProcessExit)
 from .containment import (SimulationInterrupted, StallInterrupt, c_exit, deliver,
@@ -69,7 +69,11 @@ from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
 from .._core.trace import Trace
 
+
 __all__ = ["CONTROL", "Instance", "ProcessExit"]
+
+#: the options flagged UWSGI_OPT_LOG_MASTER or UWSGI_OPT_REQ_LOG_MASTER
+_LOG_MASTER_OPTIONS = frozenset(LOG_MASTER_OPTIONS + REQ_LOG_MASTER_OPTIONS)
 
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
@@ -158,10 +162,11 @@ class Instance:
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:
         o = self.opts
-        # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on
-        # (core/config.c).
+        # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on, and so
+        # do those that make it the log's writer (core/config.c).
         self.has_master = o.flag("master") or any(
-            name in MASTER_OPTIONS or name in SSL_MASTER_OPTIONS for name, _value in o.items)
+            name in MASTER_OPTIONS or name in SSL_MASTER_OPTIONS
+            or name in _LOG_MASTER_OPTIONS for name, _value in o.items)
         #: ``--pyrun``: uWSGI's command mode, one worker that runs the script and ends
         #: the instance (``uwsgi.status.brutally_destroying``)
         self.command_mode = o.last("pyrun", "python", "py") is not None
