@@ -423,3 +423,63 @@ def test_a_request_log_option_turns_the_master_on(tmp_path, option):
         log = list(sim.log)
     assert "spawned uWSGI master process (pid: 1001)" in log
     assert not [line for line in log if "without its master" in line]
+
+
+PARTS_APP = """\
+import sys
+
+def application(env, start_response):
+    if env["PATH_INFO"] == "/exc":
+        raise ValueError("boom")
+    sys.stderr.write("part1 ")
+    sys.stderr.flush()
+    sys.stderr.write("part2\\nline2\\n")
+    sys.stderr.flush()
+    env["wsgi.errors"].write("werr1\\nwerr2\\n")
+    env["wsgi.errors"].flush()
+    start_response("200 OK", [])
+    return [b"ok"]
+"""
+#: observed on 2.0.30 with --log-encoder 'prefix X|': a traceback is a message a line,
+#: the app's writes one message each, whole lines or not
+PARTS_LOG = """\
+X|Traceback (most recent call last):
+X|  File "app.py", line 5, in application
+X|    raise ValueError("boom")
+X|ValueError: boom
+X|part1 X|part2
+line2
+X|werr1
+werr2
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_write_of_the_app_is_one_message(tmp_path, mode):
+    (tmp_path / "app.py").write_text(PARTS_APP)
+    argv = [*BASE, "--http-socket", "127.0.0.1:9090", "--log-encoder", "prefix X|",
+            "--logger", "file:m.log", "--disable-logging"]
+    with Simulation(argv, app_dir=tmp_path, mode=mode) as sim:
+        sim.get("/exc")
+        sim.get("/parts")
+        log = list(sim.log)
+    data = (tmp_path / "m.log").read_text()
+    assert data[data.index("X|Traceback"):] == PARTS_LOG
+    assert log[-4:] == ["part1 part2", "line2", "werr1", "werr2"]
+
+
+@pytest.mark.real
+@requires_real_uwsgi
+def test_each_write_is_one_message_on_real_uwsgi(tmp_path):
+    (tmp_path / "app.py").write_text(PARTS_APP)
+    argv = [*BASE, "--log-encoder", "prefix X|", "--logger", "file:m.log",
+            "--disable-logging"]
+    with running(argv, tmp_path) as uwsgi:
+        for path in ("/exc", "/parts"):
+            try:
+                get(uwsgi.url + path)
+            except OSError:  # the 500 of /exc
+                pass
+        time.sleep(0.5)
+    data = (tmp_path / "m.log").read_text()
+    assert data[data.index("X|Traceback"):data.index("X|SIGINT")] == PARTS_LOG

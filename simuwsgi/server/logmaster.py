@@ -3,8 +3,9 @@ its log pipes (``core/logging.c`` ``uwsgi_master_log``, ``uwsgi_master_req_log``
 ``uwsgi_log_func_do``, ``setup_choosen_logger``, the log encoders; the ``file``
 logger of ``plugins/logfile``).
 
-A message is one line as a process wrote it, its newline included (the pipes are
-datagram sockets: one ``write`` is one message). For a main-log message the master
+A message is what a process wrote with one ``write`` (the pipes are packet sockets):
+one of uWSGI's lines, its newline included, or one write of the app's on fd 1-2 (whole
+lines or not: ``workers._LogSink``). For a main-log message the master
 
 1. drops it if a ``--log-drain`` regexp matches, or if ``--log-filter`` regexps are
    given and none matches;

@@ -317,6 +317,19 @@ class Instance:
             return
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
 
+    def log_message(self, data: bytes, lines: list[str], proc: UProcess | None = None) -> None:
+        """One ``write()`` of the app's on fd 1-2 when the master writes the log: ``data``
+        is the message its pipe carries; ``lines``, the lines it completes, are the
+        log's."""
+        if proc is None:
+            proc = self.kernel.current  # type: ignore[assignment]
+        sink = self.log_sink
+        assert sink is not None and sink.master is not None
+        sink.master.message(data, self.clock.time(), False)
+        name = proc.name if proc else "master"
+        for line in lines:
+            self.log_lines.append((self.kernel.now, name, line))
+
     def log_verbose(self, line: str, proc: UProcess | None = None) -> None:
         """``uwsgi_log_verbose``: the line after the current date."""
         sink = self.log_sink
