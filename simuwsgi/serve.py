@@ -105,6 +105,12 @@ async def serve_simulation(
         bound.append(Bound(option="stats", protocol="stats",
                            address=f"{here[0]}:{here[1]}" if isinstance(here, tuple)
                            else stats_at))
+    sink = sim.inst.log_sink
+    # the master writes the log (--logger, --log-encoder...): the terminal gets what it
+    # writes there (encoded; nothing once a logger has the lines), as uWSGI's stdout
+    terminal: list[bytes] | None = None
+    if log is not None and sink is not None and sink.master is not None:
+        terminal = sink.terminal = []
     if not sim.started:
         sim.start()
     inst = sim.inst
@@ -113,6 +119,11 @@ async def serve_simulation(
 
     def flush_log() -> None:
         if log is None:
+            return
+        if terminal is not None:
+            _write_terminal(log, terminal)
+            if not keep_log:
+                inst.log_lines.clear()
             return
         lines = inst.log_lines
         if len(lines) == printed[0]:  # nothing new (most pacing steps)
@@ -161,6 +172,23 @@ async def serve_simulation(
             with trio.CancelScope(shield=True):
                 await stats_listener.aclose()
         flush_log()
+
+
+def _write_terminal(log: TextIO, terminal: list[bytes]) -> None:
+    """The log master's terminal output, bytes as they are (a text stream without a
+    binary buffer gets them decoded)."""
+    if not terminal:
+        return
+    data = b"".join(terminal)
+    terminal.clear()
+    buffer = getattr(log, "buffer", None)
+    if buffer is not None:
+        log.flush()
+        buffer.write(data)
+        buffer.flush()
+    else:
+        log.write(data.decode("utf-8", "surrogateescape"))
+        log.flush()
 
 
 _MASTER_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)

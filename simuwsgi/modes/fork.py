@@ -776,6 +776,9 @@ class ForkRuntime:
             for line in payload:
                 inst.log_raw(line)
             return None
+        if op == "message":  # one write() of the child's on its log pipe
+            inst.log_message(payload[0], payload[1])
+            return None
         if op == "set":
             setattr(inst.facade, payload[0], payload[1])
             return None
@@ -1337,6 +1340,9 @@ def _adapt_instance(child: _Child) -> None:
     def log_raw(line: str, _proc: Any = None, _request: bool = False) -> None:
         child.request("logs", [line], False)
 
+    def log_message(data: bytes, lines: list[str], _proc: Any = None) -> None:
+        child.request("message", (data, lines), False)
+
     def log(line: str, _proc: Any = None) -> None:
         sink = inst.log_sink
         log_raw(sink.stamp(inst.wall()) + line if sink is not None and sink.dated else line)
@@ -1371,6 +1377,7 @@ def _adapt_instance(child: _Child) -> None:
     inst.call_python = call_python  # type: ignore[method-assign]
     inst.log = log  # type: ignore[method-assign]
     inst.log_raw = log_raw  # type: ignore[method-assign]
+    inst.log_message = log_message  # type: ignore[method-assign]
     inst.log_exception = log_exception  # type: ignore[method-assign]
     inst.record = record  # type: ignore[method-assign]
     inst._errors_stream = None  # type: ignore[attr-defined]

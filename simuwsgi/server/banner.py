@@ -122,6 +122,9 @@ OPEN_LOGTO2 = "\0open logto2"
 #: In the banner's lines: the hooks and commands of the phase named after it run here
 #: (``Instance.run_phase``).
 PHASE = "\0phase "
+#: The mark of a line written to the terminal before the log is set up (not to the
+#: log's files nor through the log master: ``[log-encoder] registered ...``).
+TERMINAL = "\0terminal "
 
 
 def _write_pidfile(inst: Instance, option: str) -> list[str]:
@@ -179,6 +182,9 @@ def before_subsystems(inst: Instance) -> list[str]:
     lines = algo_list_lines() if inst.opts.flag("cheaper-algo-list") else []
     static_lines, mime_lines = _static.startup_lines(inst)
     lines += static_lines
+    sink = inst.log_sink
+    if sink is not None:  # uwsgi_setup_log: the encoders first
+        lines += [TERMINAL + line for line in sink.registered]
     lines += [f"*** Starting uWSGI 2.0.30 (64bit) on [{stamp}] ***",
              f"compiled with version: {COMPILED_WITH}",
              f"os: {m['os']}", f"nodename: {m['nodename']}", f"machine: {m['machine']}",

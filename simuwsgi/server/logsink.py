@@ -18,8 +18,14 @@ What it models:
 * ``--req-logger file:PATH`` (``--logger-req``): the request lines go to ``PATH`` and not
   to the main log.
 
-The simulation's log (``Simulation.log``) is the main log; the files are written as the
-lines are logged.
+When an option makes the master the log's writer (``LOG_MASTER_OPTIONS``: ``--logger``,
+``--req-logger``, ``--log-encoder``, ``--log-route``...), every line goes through its
+pipeline (``logmaster``: drains, filters, routes, loggers, encoders); the ``--logto``
+file then gets only what no logger takes.
+
+The simulation's log (``Simulation.log``) holds the lines as the processes logged them
+(before the log master's drains, filters, routes and encoders); the files are written
+as the lines are logged.
 
 ``--log-maxsize N`` (``core/logging.c`` ``uwsgi_check_logrotate``): once a second the
 master looks at the ``--logto`` file's size; above N bytes it writes
@@ -35,8 +41,7 @@ touched (seen at the same once-a-second look); ``--touch-logreopen FILE`` writes
 ``[<unix time>] logsize: SIZE, triggering log-reopen...`` and ``[<unix time>] NAME
 reopened.`` (the file is opened for each line already).
 
-Left out: UDP/socket/syslog loggers, ``--daemonize2``, ``--log-reopen``, encoders,
-routes, ``--log-master`` buffering.
+Left out: UDP/socket/syslog loggers, ``--daemonize2``, ``--log-reopen``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
+from .config import LOG_MASTER_OPTIONS, REQ_LOG_MASTER_OPTIONS
+from .logmaster import Logger, LogMaster, registered_lines
 
 if TYPE_CHECKING:
     from .config import Options
@@ -55,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["LogRotation", "LogSink"]
 
 _TRUE = ("true", "1", "on", "yes")
+_LOG_MASTER = frozenset(LOG_MASTER_OPTIONS + REQ_LOG_MASTER_OPTIONS)
 
 
 class LogSink:
@@ -73,20 +81,44 @@ class LogSink:
             raise ConfigError(f"invalid chmod value: {mode} (uWSGI exits)")
         self._mode = int(mode, 8) if mode is not None else None
         self._base = base_dir
-        #: logger specs that are not simulated (the instance warns about them)
-        self.ignored = [v for v in opts.strings("logger", "req-logger", "logger-req")
-                        if _file_logger(v) is None]
         # --daemonize's file is the log's as --logto's is (the instance, not detached:
         # a simulation has no terminal to leave)
         logfile = opts.str("logto") or opts.str("daemonize")
-        main = [logfile] + [_file_logger(v) for v in opts.strings("logger")]
-        requests = [_file_logger(v) for v in opts.strings("req-logger", "logger-req")]
-        self.files = [self._create(p) for p in main if p]
+        # --log-truncate: logto() opens it with O_TRUNC (once: a reload keeps its fd)
+        self.files = ([self._create(logfile, opts.flag("log-truncate"))] if logfile
+                      else [])
         #: ``--logto2``: a log file opened after the privileges drop (``open_logto2``)
         self._logto2 = opts.str("logto2")
         #: ``--logto``'s file (uWSGI's ``logfile``: the one ``--log-maxsize`` rotates)
         self.logfile = self.files[0] if logfile else None
-        self.request_files = [self._create(p) for p in requests if p]
+        given = {name for name, _value in opts.items}
+        #: the master writes the log (``uwsgi.log_master``): every line goes through
+        #: its pipeline (``logmaster``)
+        self.master: LogMaster | None = None
+        #: lines the master writes to its terminal, when someone reads them (``serve``)
+        self.terminal: list[bytes] | None = None
+        #: logger specs that are not simulated (the instance warns about them)
+        self.ignored: list[str] = []
+        #: ``[log-encoder] registered ...``: uwsgi_setup_log's lines, before the banner
+        self.registered: list[str] = []
+        self._own_request_log = False
+        if given & _LOG_MASTER:
+            loggers = [Logger(v, base_dir) for v in opts.strings("logger")]
+            req_loggers = [Logger(v, base_dir)
+                           for v in opts.strings("req-logger", "logger-req")]
+            self.ignored = [lg.spec for lg in loggers + req_loggers if lg.path is None]
+            encoders = opts.strings("log-encoder")
+            req_encoders = opts.strings("log-req-encoder")
+            self.master = LogMaster(
+                loggers=loggers, req_loggers=req_loggers, encoders=encoders,
+                req_encoders=req_encoders, drains=opts.strings("log-drain"),
+                filters=opts.strings("log-filter"), routes=opts.strings("log-route"),
+                req_routes=opts.strings("log-req-route"),
+                req_master=bool(given & set(REQ_LOG_MASTER_OPTIONS)), raw=self._raw,
+                bufsize=opts.int("log-master-bufsize", 8192))
+            self.registered = registered_lines(encoders, req_encoders)
+            #: request lines leave the main log (a request logger without a name)
+            self._own_request_log = any(lg.id is None for lg in req_loggers)
 
     def open_logto2(self) -> None:
         """``--logto2``'s file gets the lines from now on (uWSGI opens it after the
@@ -97,14 +129,13 @@ class LogSink:
 
     @property
     def active(self) -> bool:
-        return self.dated or bool(self.files or self.request_files or self.ignored
-                                  or self._logto2)
+        return self.dated or bool(self.files or self.master or self._logto2)
 
-    def _create(self, path: str) -> Path:
+    def _create(self, path: str, truncate: bool = False) -> Path:
         """Open the file as uWSGI does at start (created if missing, chmod applied); it
         is appended to line by line (no descriptor is held by the simulation)."""
         full = self._base / path
-        with open(full, "a", encoding="utf-8"):
+        with open(full, "w" if truncate else "a", encoding="utf-8"):
             pass
         if self._mode is not None:
             os.chmod(full, self._mode)
@@ -117,20 +148,38 @@ class LogSink:
             return time.strftime(self.strftime, time.localtime(int(wall))) + " - "
         return time.asctime(time.localtime(int(wall))) + " - "
 
-    def write(self, line: str, request: bool = False) -> bool:
-        """Send ``line`` to the files; False when it does not belong in the main log
-        (a request line that has a request logger)."""
-        targets = self.request_files if request and self.request_files else self.files
-        for path in targets:
+    def write(self, line: str, request: bool = False, now: float = 0.0) -> bool:
+        """Send ``line`` to the files (through the log master's pipeline when it writes
+        the log; ``now``: the virtual wall time, for its encoders); False when it does
+        not belong in the main log (a request line that has a request logger)."""
+        if self.master is not None:
+            self.master.message(_bytes(line + "\n"), now, request)
+            return not (request and self.master.req_master and self._own_request_log)
+        for path in self.files:
             with open(path, "a", encoding="utf-8", errors="surrogateescape") as stream:
                 stream.write(line + "\n")
-        return not (request and self.request_files)
+        return True
+
+    def write_original(self, data: bytes, reload: bool) -> None:
+        """A line written before the log is set up (``uwsgi_setup_log_encoders``): to
+        the terminal at the first start, to the ``--logto`` file after a reload."""
+        if reload and self.logfile is not None:
+            with open(self.logfile, "ab") as stream:
+                stream.write(data)
+        elif self.terminal is not None:
+            self.terminal.append(data)
+
+    def _raw(self, data: bytes) -> None:
+        """The log master's raw output: the ``--logto`` file, else its terminal."""
+        if self.logfile is not None:
+            with open(self.logfile, "ab") as stream:
+                stream.write(data)
+        elif self.terminal is not None:
+            self.terminal.append(data)
 
 
-def _file_logger(spec: str) -> str | None:
-    """``[name ]file:PATH`` → PATH; other loggers are not simulated (None)."""
-    spec = spec.split(" ", 1)[1] if " " in spec and not spec.startswith("file:") else spec
-    return spec[5:] if spec.startswith("file:") else None
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 class LogRotation:

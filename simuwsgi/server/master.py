@@ -58,7 +58,7 @@ from .._errors import AppLoadError, SimulationError
 from .._core._spool import Spool
 from ._uwsgi_options import MASTER_OPTIONS, SSL_MASTER_OPTIONS
 from .._core.clock import VirtualClock
-from .config import Options, socket_fds
+from .config import LOG_MASTER_OPTIONS, REQ_LOG_MASTER_OPTIONS, Options, socket_fds
 from .interface import (AFTER_REAP, BEFORE_REAP, CONTROL, HOOK_ERROR, HOOK_EXTRA,
                         HOOK_FILTER, HOOK_RESPONSE, ProcessExit)
 from .containment import (SimulationInterrupted, StallInterrupt, c_exit, deliver,
@@ -69,7 +69,11 @@ from .logsink import LogSink
 from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
 from .._core.trace import Trace
 
+
 __all__ = ["CONTROL", "Instance", "ProcessExit"]
+
+#: the options flagged UWSGI_OPT_LOG_MASTER or UWSGI_OPT_REQ_LOG_MASTER
+_LOG_MASTER_OPTIONS = frozenset(LOG_MASTER_OPTIONS + REQ_LOG_MASTER_OPTIONS)
 
 #: uWSGI's identity, as the pyuwsgi 2.0.30 wheel reports it.
 VERSION = b"2.0.30"
@@ -165,10 +169,11 @@ class Instance:
     # -- options -----------------------------------------------------------------------
     def _read_options(self) -> None:
         o = self.opts
-        # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on
-        # (core/config.c).
+        # Options flagged UWSGI_OPT_MASTER in uWSGI's tables turn the master on, and so
+        # do those that make it the log's writer (core/config.c).
         self.has_master = o.flag("master") or any(
-            name in MASTER_OPTIONS or name in SSL_MASTER_OPTIONS for name, _value in o.items)
+            name in MASTER_OPTIONS or name in SSL_MASTER_OPTIONS
+            or name in _LOG_MASTER_OPTIONS for name, _value in o.items)
         #: ``--pyrun``: uWSGI's command mode, one worker that runs the script and ends
         #: the instance (``uwsgi.status.brutally_destroying``)
         self.command_mode = o.last("pyrun", "python", "py") is not None
@@ -338,9 +343,22 @@ class Instance:
         if proc is None:
             proc = self.kernel.current  # type: ignore[assignment]
         sink = self.log_sink
-        if sink is not None and not sink.write(line, request):
+        if sink is not None and not sink.write(line, request, self.clock.time()):
             return
         self.log_lines.append((self.kernel.now, proc.name if proc else "master", line))
+
+    def log_message(self, data: bytes, lines: list[str], proc: UProcess | None = None) -> None:
+        """One ``write()`` of the app's on fd 1-2 when the master writes the log: ``data``
+        is the message its pipe carries; ``lines``, the lines it completes, are the
+        log's."""
+        if proc is None:
+            proc = self.kernel.current  # type: ignore[assignment]
+        sink = self.log_sink
+        assert sink is not None and sink.master is not None
+        sink.master.message(data, self.clock.time(), False)
+        name = proc.name if proc else "master"
+        for line in lines:
+            self.log_lines.append((self.kernel.now, name, line))
 
     def log_verbose(self, line: str, proc: UProcess | None = None) -> None:
         """``uwsgi_log_verbose``: the line after the current date."""
@@ -382,6 +400,18 @@ class Instance:
                 name = line[len(_banner.PHASE):]
                 phase = name.removesuffix(" early")
                 self.run_phase(phase, proc, early=True if phase != name else None)
+                continue
+            if line.startswith(_banner.TERMINAL):  # not through the log's sink
+                line = line[len(_banner.TERMINAL):]
+                sink = self.log_sink
+                if sink is not None and sink.dated:
+                    line = sink.stamp(self.wall()) + line
+                if sink is not None:
+                    # before the exec of a reload uWSGI gives fds 1-2 back their file:
+                    # the --logto file then, the terminal at the first start
+                    sink.write_original((line + "\n").encode("utf-8", "surrogateescape"),
+                                        self.is_a_reload)
+                self.log_lines.append((self.kernel.now, "master", line))
                 continue
             self.log(line, self.master)
 

@@ -403,10 +403,23 @@ SIMULATED: dict[str, str] = {
                     "the date prefix on uWSGI's own lines (strftime format when given)"),
     "log-prefix": "the prefix on uWSGI's own lines",
     "logto": "the log written to the file too",
-    "logger": "file: loggers write the file; other loggers log a [simuwsgi] warning",
+    "logger": "file: loggers write the file (opened at their first line; a named one "
+              "gets only --log-route's lines); other loggers log a [simuwsgi] warning",
     **dict.fromkeys(("req-logger", "logger-req"),
                     "file: request loggers write the request lines to the file"),
-    "logfile-chmod": "the mode of --logto/file: logger files",
+    "log-encoder": "the chain of encoders on the master's log lines (prefix, suffix, nl, "
+                   "format, json, gzip, compress; ${...} from the virtual clock; "
+                   "encoder:ID for one named logger)",
+    "log-req-encoder": "as --log-encoder, on the request lines of --req-logger/"
+                       "--log-req-route (else request lines take --log-encoder's)",
+    "log-drain": "main-log lines matching the regexp are not written (Python's re)",
+    "log-filter": "only main-log lines matching one of the regexps are written",
+    "log-route": "main-log lines matching the regexp go to the named logger only",
+    "log-req-route": "request lines matching the regexp go to the named logger (2.0.30 "
+                     "looks the name up among the --logger ones)",
+    "log-master-bufsize": "a log line longer than N bytes is cut at N (8192)",
+    "log-truncate": "the --logto file is emptied at start",
+    "logfile-chmod": "the mode of the --logto file (file: loggers' are 0640)",
     "log-x-forwarded-for": "the request log line's address from X-Forwarded-For",
     "response-headers-limit": "the header buffer's size: a bigger header set raises "
                               "TypeError('unable to add header to the response')",
@@ -490,6 +503,12 @@ NOT_SIMULATED_NOTES: dict[str, str] = {
     "async": "uwsgi.cores follows it, but a worker runs one request at a time",
     "mode": "only uwsgi.mode is set",
     "loop": "only uwsgi.loop is set",
+    **dict.fromkeys(("log-master-stream", "log-master-req-stream"),
+                    "a stream log pipe merges lines as the kernel delivers them; the "
+                    "simulation keeps one message per line"),
+    "log-reopen": "the simulation opens the --logto file by name at each line",
+    "log-ioerror": "forces the line of a request with read and write errors; the "
+                   "simulation counts no read errors",
 }
 
 

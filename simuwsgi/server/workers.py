@@ -578,8 +578,14 @@ class _LogSink(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        chunk = self._partial + bytes(data)
+        data = bytes(data)
+        chunk = self._partial + data
         *lines, self._partial = chunk.split(b"\n")
+        sink = self._inst.log_sink
+        if sink is not None and sink.master is not None and data:
+            # the master's log pipe gets each write() as one message, whole lines or not
+            self._inst.log_message(data, [line.decode("utf-8", "replace") for line in lines])
+            return len(data)
         for line in lines:
             self._inst.log_raw(line.decode("utf-8", "replace"))
         return len(data)
