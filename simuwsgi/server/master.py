@@ -411,7 +411,7 @@ class Instance:
     def start(self) -> None:
         """Boot the instance at the current virtual instant, as ``uwsgi_start`` does."""
         from . import subsystems as _subsystems
-        from .startup import check_start
+        from .startup import check_after_banner, check_start
 
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=self.is_a_reload,
@@ -436,6 +436,7 @@ class Instance:
         self._set_umask()
         run_phase(self, "exec-asap", "asap", None)
         self._log_lines(_banner.before_subsystems(self))
+        check_after_banner(self)
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
