@@ -121,12 +121,12 @@ def catcher_body(inst: Instance, req: Any, exc: BaseException) -> bytes:
     """The body ``uwsgi_exceptions_catch`` writes: the request, the exception (repr,
     class, message), its traceback (``traceback.extract_tb``, the simulator's frames
     left out) and the request's vars, in the packet's order."""
-    cls, msg = class_name(exc), message(exc)
     na = "-Not available-"
-    text = [f'uWSGI exceptions catcher for "{req.method} {req.path}" '
-            f'(request plugin: "python", modifier1: 0)\n\n',
-            f"Exception: {f'{cls}: {msg}' if cls is not None and msg is not None else na}"
-            f"\n\n",
+    cls, msg = class_name(exc), message(exc)
+    repr_ = f"{cls}: {msg}" if cls is not None and msg is not None else na
+    text = [(f'uWSGI exceptions catcher for "{req.method} {req.path}" '
+             f'(request plugin: "python", modifier1: 0)\n\n'),
+            f"Exception: {repr_}\n\n",
             f"Exception class: {cls if cls is not None else na}\n\n",
             f"Exception message: {msg if msg is not None else na}\n\n",
             "Backtrace:\n"]
