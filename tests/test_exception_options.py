@@ -366,6 +366,20 @@ def test_harakiri_verbose_while_reading_the_body(tmp_path: Path) -> None:
                      "HARAKIRI: -- wchan> poll_schedule_timeout.constprop.0"]
 
 
+def test_harakiri_verbose_of_a_worker_running_python(tmp_path: Path) -> None:
+    """A worker that never blocks (stopped by the stall watchdog until its harakiri; sim
+    mode: a fork mode child that never yields is a StallError)."""
+    (tmp_path / "spin.py").write_text("def application(env, start_response):\n"
+                                      "    while True:\n"
+                                      "        pass\n")
+    argv = ["--master", "--http-socket", f":{PORT}", "--wsgi-file", "spin.py",
+            "--harakiri", "1", "--harakiri-verbose"]
+    with Simulation(argv, app_dir=tmp_path, stall_timeout=0.05) as sim:
+        assert sim.get("/").status is None
+        lines = [line for line in sim.log if line.startswith("HARAKIRI: --")]
+    assert lines == ["HARAKIRI: -- syscall> running", "HARAKIRI: -- wchan> 0"]
+
+
 # -- --exception-handler ----------------------------------------------------------------------
 def test_an_exception_handler_is_refused_as_pyuwsgi_has_none(tmp_path: Path) -> None:
     with pytest.raises(StartRefusedError) as info, \
