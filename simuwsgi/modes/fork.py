@@ -94,12 +94,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..server import containment as _containment
 from ..server import pyreloader as _pyreloader
+from ..server import reading as _reading
 from .._errors import NotSimulatedError, SimulationError, StallError
 from ..server.apps import AppLoader
 from .._core.clock import RealClock, set_process_pid
 from ..server.interface import ProcessExit
 from ..server.processes import Master, UProcess, Worker
-from ..server.workers import Request, _call_app
+from ..server.workers import Request, _call_app, _call_app_py, finish_sent
 
 if TYPE_CHECKING:
     from ..server.master import Instance
@@ -739,15 +740,25 @@ class ForkRuntime:
         with self._turn(w):
             outcome = self.child_of(w.main).call("wsgi", state)
         if outcome[0] == EXIT:
-            raise ProcessExit(outcome[1], outcome[2])
+            reason, code = outcome[1], outcome[2]
+            sent, exceptions = outcome[3:] or (b"", 0)  # op_wsgi's (not a ForkChild error)
+            self._count_exceptions(w, req, exceptions)
+            if sent:  # the worker wrote a response, then exited in the request
+                finish_sent(req, sent, self.kernel.now)
+            raise ProcessExit(reason, code)
         (status, headers, body, failed), raw, altered, stats = outcome[1]
         # what the client received, for ``Request.finish`` (the connection was the child's)
         req.conn = types.SimpleNamespace(raw=raw, altered=altered, log_stats=stats)
-        if outcome[2]:  # exceptions counted in the child (the app's, write errors)
-            w.exceptions += outcome[2]
-            w.app_exceptions[req.app_id] = w.app_exceptions.get(req.app_id, 0) + outcome[2]
+        self._count_exceptions(w, req, outcome[2])
         w.main.core_routed[w.core] += outcome[3]
         return status, headers, body, failed
+
+    @staticmethod
+    def _count_exceptions(w: Worker, req: Any, count: int) -> None:
+        """The exceptions counted in the child (the app's, write errors)."""
+        if count:
+            w.exceptions += count
+            w.app_exceptions[req.app_id] = w.app_exceptions.get(req.app_id, 0) + count
 
     def module_files(self, proc: UProcess, ignored: list[str]) -> list[str]:
         """The files ``--py-autoreload`` looks at, for one process's modules."""
@@ -1127,8 +1138,9 @@ class _Child:
         proc.request = req  # the connection (``req.conn``) lives here during the call
         if self.proc.kind == "worker":  # this OS thread runs each core's requests: named
             threading.current_thread().name = f"uWSGIWorker{self.proc.id}Core{core}"
+        call = _call_app if _reading.reading(self.inst).exceptions is None else _call_app_py
         try:
-            result = _call_app(self.inst, w, req)  # type: ignore[arg-type]
+            result = call(self.inst, w, req)  # type: ignore[arg-type]
             conn = req.conn
             wire = ((conn.raw, conn.altered, conn.log_stats) if conn is not None
                     else (b"", False, None))
@@ -1136,7 +1148,9 @@ class _Child:
         except ProcessExit as exc:
             if exc.reason == "SystemExit":
                 _containment.run_atexit(self.inst, proc)  # Py_Exit
-            return (EXIT, exc.reason, exc.code)
+            # what the client got before the exit (--reload-on-exception), the counts
+            sent = req.conn.raw if req.conn is not None else b""
+            return (EXIT, exc.reason, exc.code, sent, w.exceptions)
         finally:
             proc.request = None
 

@@ -20,7 +20,8 @@ What it models (``core/uwsgi.c`` ``uwsgi_start``, ``core/master.c``,
 * harakiri (``--harakiri``, ``set_user_harakiri``): the worker is SIGKILLed when its
   deadline passes; the request in flight gets no reply. With
   ``--harakiri-graceful-timeout`` the first attempt sends ``--harakiri-graceful-signal``
-  (SIGTERM) and the next one, that much later, SIGKILL.
+  (SIGTERM) and the next one, that much later, SIGKILL. ``--harakiri-verbose`` adds
+  the worker's /proc syscall and wchan lines (``proc_lines``).
 * reload mercy: a worker or mule cursed by a reload and still alive
   ``--worker-reload-mercy``/``--mule-reload-mercy`` seconds later is killed ("NO
   MERCY"); ``--touch-spoolers-reload`` kills the spoolers at the next check.
@@ -70,7 +71,7 @@ from .processes import Master, Mule, Spooler, UProcess, Worker, WorkerThread
 from .._core.trace import Trace
 
 
-__all__ = ["CONTROL", "Instance", "ProcessExit"]
+__all__ = ["CONTROL", "Instance", "ProcessExit", "proc_lines"]
 
 #: the options flagged UWSGI_OPT_LOG_MASTER or UWSGI_OPT_REQ_LOG_MASTER
 _LOG_MASTER_OPTIONS = frozenset(LOG_MASTER_OPTIONS + REQ_LOG_MASTER_OPTIONS)
@@ -238,6 +239,8 @@ class Instance:
         self.mule_reload_mercy = o.int("mule-reload-mercy", 60)
         self.harakiri_graceful_timeout = o.int("harakiri-graceful-timeout", 0)
         self.harakiri_graceful_signal = o.int("harakiri-graceful-signal", 15)  # SIGTERM
+        #: --harakiri-verbose: the worker's /proc syscall and wchan after the first line
+        self.harakiri_verbose = o.flag("harakiri-verbose")
         #: --check-interval: the seconds the master waits for events between its checks
         #: (0 means 1, as uWSGI reads it; negative values are refused by config)
         self.check_interval = o.int("check-interval", 0) or 1
@@ -492,7 +495,7 @@ class Instance:
     def start(self) -> None:
         """Boot the instance at the current virtual instant, as ``uwsgi_start`` does."""
         from . import subsystems as _subsystems
-        from .startup import check_start
+        from .startup import check_after_banner, check_start
 
         self.started_on = int(self.wall())
         self.record("instance.start", None, reload=self.is_a_reload,
@@ -517,6 +520,7 @@ class Instance:
         self._set_umask()
         self._asap()
         self._log_lines(_banner.before_subsystems(self))
+        check_after_banner(self)
         self.subsystems = _subsystems.create_all(self)
         self.facade = build_module(self)
         sys.modules["uwsgi"] = self.facade
@@ -1156,6 +1160,9 @@ class Instance:
         attempt = w.pending_harakiri
         say(f"*** HARAKIRI ON WORKER {w.id} (pid: {w.pid}, try: {attempt + 1}, "
             f"graceful: {'no' if attempt else 'yes'}) ***", self.master)
+        if self.harakiri_verbose:
+            for line in proc_lines(self, w.wait_reason):
+                self.log(line, self.master)
         say(f"HARAKIRI !!! worker {w.id} status !!!", self.master)  # uwsgi_dump_worker
         for core in w.cores:
             request = core.request
@@ -1650,3 +1657,24 @@ class Instance:
                 hook()
         for callback in self.on_stop:
             callback()
+
+
+def proc_lines(inst: Instance, wait_reason: str) -> list[str]:
+    """``trigger_harakiri`` with ``--harakiri-verbose``: what the worker's
+    ``/proc/PID/syscall`` and ``/proc/PID/wchan`` say, from what its virtual process
+    waits in, as a Linux 6 host gave them (observed on 2.0.30). A virtual process has
+    no addresses: the pointers, stack and instruction pointer read 0x0. A wait with no
+    such equivalent gives no line, as when uWSGI cannot read /proc."""
+    if wait_reason.startswith("sleep("):  # time.sleep: clock_nanosleep(MONOTONIC, ABSTIME)
+        syscall, wchan = "230 0x1 0x1 0x0 0x0 0x0 0x0 0x0 0x0", "hrtimer_nanosleep"
+    elif wait_reason == "reading the request body":  # uwsgi_wait_read_req: poll()
+        from .reading import reading
+
+        timeout = int(reading(inst).socket_timeout * 1000)
+        syscall = f"7 0x0 0x1 {timeout:#x} 0x0 0x0 0x0 0x0 0x0"
+        wchan = "poll_schedule_timeout.constprop.0"
+    elif wait_reason.startswith("stuck"):  # running Python code (the stall watchdog)
+        syscall, wchan = "running", "0"
+    else:
+        return []
+    return [f"HARAKIRI: -- syscall> {syscall}", f"HARAKIRI: -- wchan> {wchan}"]

@@ -203,6 +203,25 @@ SIMULATED: dict[str, str] = {
     "harakiri-graceful-timeout": "the first harakiri attempt sends the graceful signal "
                                  "and the next one, that many seconds later, SIGKILL",
     "harakiri-graceful-signal": "the signal of the graceful harakiri attempt (15)",
+    "harakiri-verbose": "the worker's /proc syscall and wchan lines after '*** HARAKIRI "
+                        "ON WORKER': for time.sleep, a request body read and a stuck "
+                        "worker, addresses as 0x0 (none for other waits: deviations.md)",
+    # exceptions in requests (simuwsgi/server/exceptions.py)
+    "catch-exceptions": "an exception in the app's call or its response iterator, with "
+                        "nothing sent yet, answers 500 text/plain with uWSGI's report "
+                        "(exception, class, message, backtrace, the request's vars)",
+    "reload-on-exception": "the worker exits (status 5) in the request after an "
+                           "exception (the caught 500 sent first; no request log line) "
+                           "and is respawned ('... monitored exception detected ...')",
+    "reload-on-exception-type": "as --reload-on-exception when the exception's message "
+                                "(str(exc)) equals it: 2.0.30 compares the message, not "
+                                "the type (observed)",
+    "reload-on-exception-value": "as --reload-on-exception when str(exc) equals it",
+    "reload-on-exception-repr": "as --reload-on-exception when the exception's message "
+                                "(str(exc)) equals it: 2.0.30 compares the message, not "
+                                "the repr (observed)",
+    "exception-handler": "refused at start as by pyuwsgi, which has no exception handler "
+                         "('unable to find exception handler: NAME', exit 1)",
     "memory-report": "each request end publishes the worker's memory (sim.set_rss) and "
                      "its log line starts with it",
     "stats": "the stats server: sim.stats() is its document; simuwsgi serve answers on "
@@ -501,6 +520,9 @@ NO_EFFECT: dict[str, str] = {
 NOT_SIMULATED_NOTES: dict[str, str] = {
     "http-timeout": "the --http router's timeout: the router is not simulated",
     "async": "uwsgi.cores follows it, but a worker runs one request at a time",
+    "harakiri-no-arh": "it acts on uwsgi.after_req_hook, which is not simulated",
+    "backtrace-depth": "the C backtrace after a segmentation fault is not simulated "
+                       "(its frame lines: only the lines around them are logged)",
     "mode": "only uwsgi.mode is set",
     "loop": "only uwsgi.loop is set",
     **dict.fromkeys(("log-master-stream", "log-master-req-stream"),

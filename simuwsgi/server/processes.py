@@ -164,9 +164,13 @@ class Worker(UProcess):
             self.app_requests = previous.app_requests
             self.app_exceptions = previous.app_exceptions
         self.status = "idle"
-        #: requests of each app in this process (``uwsgi_apps[id].requests``: a respawned
-        #: worker starts again from the master's copy, 0)
-        self.app_local_requests: dict[int, int] = {}
+        #: requests of each app (``uwsgi_apps[id].requests``): in the worker's slot of
+        #: shared memory, where the master copied its apps as it loaded them, so a
+        #: respawned worker goes on counting (observed: "req: 2/1" after a harakiri);
+        #: with --lazy-apps the worker loads its own, which zeroes them (uwsgi_add_app)
+        self.app_local_requests: dict[int, int] = (
+            previous.app_local_requests if previous is not None and not inst.lazy_apps
+            else {})
         #: True while parked in the accept loop, listed in ``inst.idle_workers``.
         self.idle = False
         #: The app table of this worker (``--lazy-apps``: each worker loads its own).

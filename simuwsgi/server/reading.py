@@ -76,6 +76,9 @@ class Reading:
     #: the final routes (``--final-route`` & co.: ``workers.handle_request`` applies
     #: them, never the C twin)
     final_routes: Any = None
+    #: the exception options (``simuwsgi.server.exceptions.Policy``, None without any:
+    #: with them requests run on the Python twin, never the C one)
+    exceptions: Any = None
     #: request shape -> (packet vars, their size), see ``workers.packet_vars``
     shapes: dict[tuple[Any, ...], tuple[dict[str, str], int]] = field(default_factory=dict)
 
@@ -193,6 +196,7 @@ def reading(inst: Instance) -> Reading:
     """The instance's ``Reading`` (made on first use)."""
     found: Reading | None = getattr(inst, "_reading", None)
     if found is None:
+        from .exceptions import Policy
         from .static import StaticFiles
 
         opts = inst.opts
@@ -207,7 +211,8 @@ def reading(inst: Instance) -> Reading:
             uwsgi_framing=bool(opts.strings("socket", "uwsgi-socket")) and not opts.strings(
                 "http-socket", "http11-socket"),
             static=StaticFiles.from_options(inst), routes=getattr(inst, "routes", None),
-            final_routes=getattr(inst, "final_routes", None))
+            final_routes=getattr(inst, "final_routes", None),
+            exceptions=Policy.from_options(opts))
     return found
 
 

@@ -21,7 +21,11 @@ What it models, in the order ``uwsgi_setup``/``uwsgi_start`` make them:
   exit 1;
 * ``--chdir`` to a missing directory: ``chdir() to DIR`` then ``chdir(): <strerror>
   [core/uwsgi.c line 2618]``, exit 1 (``--chdir2`` is done by each worker as it starts:
-  the same lines with ``line 3503``, and the worker exits 1 and is respawned).
+  the same lines with ``line 3503``, and the worker exits 1 and is respawned);
+* ``--exception-handler``, after the banner's lock lines (``check_after_banner``):
+  pyuwsgi has no exception handler (the only one, ``log``, is a plugin it is built
+  without), so ``unable to find exception handler: NAME`` and exit 1
+  (``core/exceptions.c`` ``uwsgi_exception_setup_handlers``; observed).
 
 (A negative value of an integer option is refused while the options are read:
 ``config``.) Each refusal is logged and raised as ``StartRefusedError`` (``status`` is
@@ -46,7 +50,7 @@ if TYPE_CHECKING:
     from .master import Instance
     from .processes import UProcess, Worker
 
-__all__ = ["ProcessEnvironment", "check_start", "chdir2", "show_config"]
+__all__ = ["ProcessEnvironment", "check_after_banner", "check_start", "chdir2", "show_config"]
 
 
 def check_start(inst: Instance) -> None:
@@ -102,6 +106,13 @@ def show_config(inst: Instance, proc: UProcess | None = None) -> None:
         inst.log(f"{name} = {'true' if value is True else value}", proc)
     inst.log(";end of configuration", proc)
     inst.log_raw("", proc)
+
+
+def check_after_banner(inst: Instance) -> None:
+    """The refusals ``uwsgi_start`` makes once the banner is out: an exception handler
+    (the name before any ``:``) pyuwsgi does not have, which is any."""
+    for value in inst.opts.strings("exception-handler"):
+        _refuse(inst, f"unable to find exception handler: {value.split(':', 1)[0]}")
 
 
 def chdir2(inst: Instance, worker: Worker) -> None:

@@ -556,10 +556,23 @@ class Connection(_ConnectionCore if _c is None else _c.ConnectionCore):  # type:
         """``uwsgi_py_write_exception``: ``OSError('write error')`` set (unless
         ``--disable-write-exception``), then printed by ``uwsgi_manage_exception`` (one
         log line, no traceback) and counted (even with nothing to print)."""
-        policy = self.inst.write_policy
-        if policy is None or not policy[1]:
-            self.inst.log("OSError: write error")
+        from .reading import reading
+
+        inst = self.inst
+        policy = inst.write_policy
+        shown = policy is None or not policy[1]
+
+        def log() -> None:
+            if shown:
+                inst.log("OSError: write error")
+
         w = self.worker
+        exceptions = None if w is None else reading(inst).exceptions
+        if exceptions is not None:  # --reload-on-exception & co. (nothing caught)
+            exceptions.manage(inst, w, self, OSError("write error") if shown else None,
+                              catch=False, log=log)
+            return
+        log()
         if w is not None:
             w.exceptions += 1
             app_id = self.req.app_id

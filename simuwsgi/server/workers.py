@@ -803,7 +803,8 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         # route that ended the request: the connection holds the response
         status, headers, body, failed = _result(req.conn, False)
     elif inst.forks is None:
-        status, headers, body, failed = _call_app(inst, w, req)
+        call = _call_app if reading.exceptions is None else _call_app_py
+        status, headers, body, failed = call(inst, w, req)
     else:  # fork mode: the app runs in the worker's OS process
         status, headers, body, failed = inst.forks.call_app(w, req)
     end = kernel.now
@@ -966,7 +967,7 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
             raise
         except BaseException:  # noqa: BLE001 - request_subhandler: logged, no response loop
             failed = True
-            _manage_exception(inst, w)
+            _manage_exception(inst, w, conn)
         else:
             failed = _respond(inst, w, conn, result)
     except CONTROL:
@@ -975,7 +976,7 @@ def _call_app(inst: Instance, w: Worker, req: Request) -> tuple[int | None, list
         raise ProcessExit.from_system_exit(exc) from None
     except BaseException:  # noqa: BLE001 - KeyboardInterrupt... from the body: logged
         failed = True
-        _manage_exception(inst, w)
+        _manage_exception(inst, w, conn)
     finally:
         if not holy:  # uwsgi_python_destroy_env_cheat: cleared (uwsgi.env stays it)
             environ.clear()
@@ -1020,8 +1021,15 @@ def _outcome(conn: Any, failed: bool) -> tuple[int | None, list[tuple[str, str]]
     return code, conn.headers, body, failed
 
 
-def _manage_exception(inst: Instance, w: Worker) -> bool:
-    """``uwsgi_manage_exception``: the traceback logged, the exception counted."""
+def _manage_exception(inst: Instance, w: Worker, conn: Any = None, catch: bool = True) -> bool:
+    """``uwsgi_manage_exception``: the traceback logged, the exception counted. With
+    the exception options (``exceptions.Policy``: the Python twin alone runs then, and
+    gives the request's ``conn``), ``catch`` says whether ``--catch-exceptions`` may
+    answer (``uwsgi.catch_exceptions``, or 0 for close() and file reads)."""
+    policy = None if conn is None else _reading.reading(inst).exceptions
+    if policy is not None:
+        return policy.manage(inst, w, conn, sys.exc_info()[1], catch=catch,  # type: ignore[no-any-return]
+                             log=inst.log_exception)
     w.exceptions += 1
     request = getattr(w, "request", None)  # its app's count (uwsgi_apps[app_id])
     app_id = request.app_id if request is not None else 0
@@ -1046,7 +1054,7 @@ def _respond(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
         try:
             close()
         except Exception:  # noqa: BLE001
-            failed = _manage_exception(inst, w)
+            failed = _manage_exception(inst, w, conn, False)
     return failed
 
 
@@ -1062,7 +1070,7 @@ def _write_result(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
     try:
         chunks = iter(result)
     except Exception:  # noqa: BLE001 - uWSGI logs it and closes the request
-        return _manage_exception(inst, w)
+        return _manage_exception(inst, w, conn)
     while True:
         try:
             chunk = _next_pending(conn, chunks) if conn.take_pending() else next(chunks)
@@ -1072,7 +1080,7 @@ def _write_result(inst: Instance, w: Worker, conn: Any, result: Any) -> bool:
                 return True
             return False
         except Exception:  # noqa: BLE001
-            return _manage_exception(inst, w)
+            return _manage_exception(inst, w, conn)
         if isinstance(chunk, bytes):
             if not conn.write_body(chunk) and conn.check_write_errors():
                 return False
@@ -1104,7 +1112,7 @@ def _send_file_wrapper(inst: Instance, w: Worker, conn: Any, filelike: Any) -> b
             try:
                 data = filelike.read(*args)
             except Exception:  # noqa: BLE001
-                _manage_exception(inst, w)
+                _manage_exception(inst, w, conn, False)
                 break
             if not isinstance(data, bytes) or not data:
                 break
@@ -1200,12 +1208,23 @@ def _parse_wire(raw: bytes) -> tuple[int | None, list[tuple[str, str]], bytes]:
     return int(match.group(1)), headers, raw[sep + 4:]
 
 
+def finish_sent(req: Request, raw: bytes, now: float) -> None:
+    """The worker exits in the request after writing ``raw`` (``--reload-on-exception``):
+    the client read it like any response, then the connection closed."""
+    if req.conn is None:  # fork mode: the connection was the child's
+        req.conn = types.SimpleNamespace(raw=raw, altered=False, log_stats=None)
+    status, headers, body = _parse_wire(raw)
+    req.finish(status, headers, body, now,
+               "the worker exited after writing it (monitored exception)")
+
+
 def _exception_response() -> tuple[int | None, list[tuple[str, str]], bytes, bool]:
     """What the client gets when the app raised before ``start_response``: nothing —
     uWSGI logs the request as a 500 and closes the connection (observed, 2.0.30)."""
     return None, [], b"", True
 
 
+_call_app_py = _call_app
 if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
     _call_app = _wire._c.app_caller({  # noqa: F811 - the twin stays the fallback
         "fallback": _call_app, "Connection": _Connection, "Input": _Input,
@@ -1219,7 +1238,7 @@ if _wire._c is not None:  # the common case of the WSGI call in C (see _cwsgi.c)
 
 
 #: The Python twins of the C functions, which the C code calls for every case it does
-#: not handle itself (see _creq.c).
+#: not handle itself (see _creq.c); the exception options run ``_call_app_py`` alone.
 _dispatch_request_py, _handle_request_py = dispatch_request, handle_request
 _take_idle_worker_py = take_idle_worker
 #: ``Simulation.submit``'s steps for a request without body chunks, in C (None: the
