@@ -377,9 +377,13 @@ class Simulation:
         self.step_clock(parse_start(when, self.clock.tz) - self.clock.time())
 
     def _run(self, body: Any) -> None:
-        filemon = self.inst.subsystems.get("filemon") if self.started else None
-        if filemon is not None:
-            filemon.look_at_the_filesystem()  # changes the scenario made to watched paths
+        if self.started:
+            subsystems = self.inst.subsystems
+            filemon, fifo = subsystems.get("filemon"), subsystems.get("fifo")
+            if filemon is not None:
+                filemon.look_at_the_filesystem()  # the scenario's changes to watched paths
+            if fifo is not None:
+                fifo.look()  # what the scenario wrote to the master fifo
         try:
             self._imports.enter()
             sys.modules["uwsgi"] = self.inst.facade

@@ -107,6 +107,8 @@ class Cheaper:
         self.algo = algo
         self._overload_count = 0
         self._idle_count = 0
+        #: the master fifo's ``+``/``-`` since the last check (``cheaper_fifo_delta``)
+        self.fifo_delta = 0
         self.rss_soft = o.int("cheaper-rss-limit-soft", 0)
         self.rss_hard = o.int("cheaper-rss-limit-hard", 0)
         self._algorithm: Callable[[bool], int] = (
@@ -133,12 +135,17 @@ class Cheaper:
             return  # stopped, or reloaded (a new Cheaper runs)
         self._schedule()
         needed, can_spawn = self._rss_limits()
-        if not needed:
-            needed = self._algorithm(can_spawn)
-        if not can_spawn and needed > 0:  # uwsgi_calc_cheaper's safety check
-            inst.log(f"BUG! cheaper algo returned {needed} but it cannot spawn any worker at "
-                     "this time!", inst.master)
-            needed = 0
+        if self.fifo_delta:  # the master fifo's +/-: in place of the algorithm
+            if can_spawn:
+                needed = self.fifo_delta
+            self.fifo_delta = 0
+        else:
+            if not needed:
+                needed = self._algorithm(can_spawn)
+            if not can_spawn and needed > 0:  # uwsgi_calc_cheaper's safety check
+                inst.log(f"BUG! cheaper algo returned {needed} but it cannot spawn any worker "
+                         "at this time!", inst.master)
+                needed = 0
         if needed > 0:
             for wid in range(1, inst.numproc + 1):
                 if needed == 0:
@@ -147,7 +154,7 @@ class Cheaper:
                     previous = inst.workers.get(wid)
                     inst.spawn_worker(wid, previous)
                     needed -= 1
-        elif needed < 0:
+        while needed < 0:
             idle = [w for w in self._active() if not w.busy]
             if idle:
                 oldest = min(idle, key=lambda w: (w.last_spawn, w.id))
@@ -155,6 +162,9 @@ class Cheaper:
                 oldest.rss_size = oldest.vsz_size = 0
                 oldest.manage_next_request = False
                 inst.kill(oldest, "reload")  # SIGWINCH: it leaves its accept loop
+            else:  # none idle: "return it to the pool", for the next check
+                self.fifo_delta -= 1
+            needed += 1
 
     def _rss_limits(self) -> tuple[int, bool]:
         """``--cheaper-rss-limit-soft``/``-hard`` on the workers' published memory: over

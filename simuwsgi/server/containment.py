@@ -462,10 +462,7 @@ def _act(inst: Instance, proc: UProcess, signum: int, action: str) -> None:
     elif action == "graceful-stop":
         inst.kernel.call_soon(inst.graceful_shutdown)
     elif action == "stats":
-        if proc.kind == "master":
-            show_config(inst, proc)
-        for line in _stats_lines(inst, proc):
-            inst.log(line, proc)
+        stats(inst, proc)
     elif action == "backtrace":
         req = proc.request
         if req is not None:
@@ -550,6 +547,14 @@ def app_frame(frame: Any) -> Any:
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back
     return frame
+
+
+def stats(inst: Instance, proc: UProcess) -> None:
+    """``stats()`` (SIGUSR1, the master fifo's ``s``): what ``proc`` dumps in the log."""
+    if proc.kind == "master":
+        show_config(inst, proc)
+    for line in _stats_lines(inst, proc):
+        inst.log(line, proc)
 
 
 def _stats_lines(inst: Instance, proc: UProcess) -> list[str]:

@@ -46,6 +46,7 @@ Left out: UDP/socket/syslog loggers, ``--daemonize2``, ``--log-reopen``.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -202,7 +203,6 @@ class LogRotation:
         self.inst = inst
         self.sink = sink
         self.maxsize = maxsize
-        self.backupname = inst.opts.str("log-backupname")
         self._checked = -1  # the second of the last look
         #: ``--touch-logrotate``/``--touch-logreopen``: per file, [mtime, missing]
         self._touches = {option: {name: [0, False] for name in inst.opts.strings(option)}
@@ -241,13 +241,6 @@ class LogRotation:
         if loop is not None:
             loop.add_client(self)
 
-    def _size(self) -> int:
-        assert self.sink.logfile is not None
-        try:
-            return self.sink.logfile.stat().st_size
-        except OSError:
-            return 0
-
     def before_events(self, loop: Any, wall_s: int, timeout: bool) -> None:
         pass
 
@@ -255,41 +248,65 @@ class LogRotation:
         if wall_s == self._checked:  # once a second (uwsgi.current_time)
             return
         self._checked = wall_s
-        size = self._size()
+        size = _logfile_size(self.inst)
         rotate = self._touched("touch-logrotate")  # (both lists looked at, every time)
         reopen = self._touched("touch-logreopen")
         if (self.maxsize > 0 and size > self.maxsize) or rotate:
-            self._rotate(wall_s, size)
+            rotate_log(self.inst, wall_s, size)
         elif reopen:
-            # uwsgi_log_reopen: its lines written raw in the file, which is opened again
-            # (a simulation opens it for each line already)
-            opts = self.inst.opts
-            given = opts.str("logto") or opts.str("daemonize") or opts.str("logto2")
-            self.inst.log_raw(f"[{wall_s}] logsize: {size}, triggering log-reopen...",
-                              self.inst.master)
-            self.inst.log_raw(f"[{wall_s}] {given} reopened.", self.inst.master)
-
-    def _rotate(self, wall_s: int, size: int) -> None:
-        logfile = self.sink.logfile
-        assert logfile is not None
-        opts = self.inst.opts
-        given = opts.str("logto") or opts.str("daemonize") or opts.str("logto2") or str(logfile)
-        name = self.backupname or f"{given}.{wall_s}"
-        # written (dated) in the file being rotated (uwsgi_logfile_write)
-        self.inst.log_verbose(f"logsize: {size}, triggering rotation to {name}...",
-                              self.inst.master)
-        target = self.sink._base / name
-        try:
-            os.replace(logfile, target)
-        except OSError as exc:
-            self.inst.log(f"unable to rotate log: rename(): {exc.strerror}", self.inst.master)
-            return
-        self.inst.record("log.rotate", self.inst.master, size=size, to=name)
-        with open(logfile, "w", encoding="utf-8"):
-            pass
+            reopen_log(self.inst, wall_s, size)
 
     def next_wake(self, loop: Any) -> float | None:
         return loop.next_idle_wake()  # every second, as the master's loop looks
 
     def clock_stepped(self, loop: Any) -> None:
         pass
+
+
+def _logfile_size(inst: Instance) -> int:
+    sink = inst.log_sink
+    try:
+        return sink.logfile.stat().st_size if sink is not None and sink.logfile else 0
+    except OSError:
+        return 0
+
+
+def rotate_log(inst: Instance, wall_s: int | None = None, size: int | None = None) -> None:
+    """``uwsgi_log_do_rotate`` of the ``--logto`` file (nothing without one): the line,
+    dated, in the file being rotated, then renamed to ``--log-backupname`` or
+    ``FILE.<unix time>``, and a new empty file."""
+    sink = inst.log_sink
+    logfile = sink.logfile if sink is not None else None
+    if sink is None or logfile is None:
+        return
+    wall_s = math.floor(inst.wall()) if wall_s is None else wall_s
+    size = _logfile_size(inst) if size is None else size
+    opts = inst.opts
+    given = opts.str("logto") or opts.str("daemonize") or opts.str("logto2") or str(logfile)
+    name = opts.str("log-backupname") or f"{given}.{wall_s}"
+    # written (dated) in the file being rotated (uwsgi_logfile_write)
+    inst.log_verbose(f"logsize: {size}, triggering rotation to {name}...", inst.master)
+    target = sink._base / name
+    try:
+        os.replace(logfile, target)
+    except OSError as exc:
+        inst.log(f"unable to rotate log: rename(): {exc.strerror}", inst.master)
+        return
+    inst.record("log.rotate", inst.master, size=size, to=name)
+    with open(logfile, "w", encoding="utf-8"):
+        pass
+
+
+def reopen_log(inst: Instance, wall_s: int | None = None, size: int | None = None) -> None:
+    """``uwsgi_log_reopen`` of the ``--logto`` file (nothing without one): its two lines
+    written raw in the file, which is opened again (a simulation opens it for each line
+    already)."""
+    sink = inst.log_sink
+    if sink is None or sink.logfile is None:
+        return
+    wall_s = math.floor(inst.wall()) if wall_s is None else wall_s
+    size = _logfile_size(inst) if size is None else size
+    opts = inst.opts
+    given = opts.str("logto") or opts.str("daemonize") or opts.str("logto2")
+    inst.log_raw(f"[{wall_s}] logsize: {size}, triggering log-reopen...", inst.master)
+    inst.log_raw(f"[{wall_s}] {given} reopened.", inst.master)

@@ -1266,15 +1266,36 @@ class Instance:
             self.log("cheap mode enabled: waiting for socket connection...", self.master)
             state[0] = 0
 
-    # -- chain reload (--touch-chain-reload) ------------------------------------------------
-    def chain_reload(self, touched: str) -> None:
-        """The workers are cursed one at a time, each once the one before is respawned
-        and accepting (``uwsgi_master_check_chain``)."""
-        if self.chain_reloading:
-            self.log_verbose(f"*** {touched} has been touched... but chain reload is already "
-                     f"running ***", self.master)
+    def go_cheap(self) -> None:
+        """``uwsgi_go_cheap`` (the master fifo's ``C``): every worker SIGKILLed (and
+        waited for), then the master waits for a connection to spawn them again."""
+        if self.is_cheap:
             return
-        self.log_verbose(f"*** {touched} has been touched... chain reload !!! ***", self.master)
+        self.log_verbose("going cheap...", self.master)
+        self.is_cheap = True
+        for wid in sorted(self.workers):
+            w = self.workers[wid]
+            w.rss_size = w.vsz_size = 0
+            if w.alive:
+                self.log(f"killing worker {wid} (pid: {w.pid})", self.master)
+                self.kill(w, "cheap")
+                self._unreaped.pop(w, None)  # waitpid()ed at once: no reap line
+                self.record("death", w, pid=w.pid, reason="cheap")
+        self.log("cheap mode enabled: waiting for socket connection...", self.master)
+
+    # -- chain reload (--touch-chain-reload) ------------------------------------------------
+    def chain_reload(self, touched: str | None) -> None:
+        """The workers are cursed one at a time, each once the one before is respawned
+        and accepting (``uwsgi_master_check_chain``); ``touched``: the
+        ``--touch-chain-reload`` file, None for the master fifo's ``c``
+        (``uwsgi_chain_reload``)."""
+        if self.chain_reloading:
+            self.log_verbose("chain reload already running..." if touched is None else
+                             f"*** {touched} has been touched... but chain reload is already "
+                             f"running ***", self.master)
+            return
+        self.log_verbose("chain reload starting..." if touched is None else
+                         f"*** {touched} has been touched... chain reload !!! ***", self.master)
         self.chain_reloading = 1
         self._chain_check()
 

@@ -404,6 +404,10 @@ SIMULATED: dict[str, str] = {
     "max-fd": "the descriptor limit the banner logs (above the simulated machine's hard "
               "limit, 524288, uWSGI's setrlimit() error unless root); the test process "
               "keeps its own",
+    "master-fifo": "a real fifo the master reads a command byte from at each wake-up "
+                   "(r R q Q w W c s C + - l L P S B E, 0-9 slots), as core/fifo.c; p and f "
+                   "are said not simulated; bytes the scenario wrote are read when the "
+                   "simulation runs again",
     "show-config": "the exported options as an ini block before the banner (the master's "
                    "SIGUSR1 dump shows the same block)",
     "iprint": "the value written out at start (in the log)",

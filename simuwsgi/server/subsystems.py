@@ -41,6 +41,7 @@ SUBSYSTEMS: list[tuple[str, str]] = [
     ("metrics", "simuwsgi.subsystems.metrics:Metrics"),
     ("cheaper", "simuwsgi.server.cheaper:Cheaper"),
     ("logrotate", "simuwsgi.server.logsink:LogRotation"),  # --log-maxsize
+    ("fifo", "simuwsgi.subsystems.fifo:MasterFifo"),  # --master-fifo
     ("misc", "simuwsgi.subsystems.misc:Misc"),
     ("legion", "simuwsgi.subsystems.legion:Legions"),  # only in a build with SSL (ssl=True)
     ("legacy_cluster", "simuwsgi.network._legacy:LegacyCluster"),  # 1.4 --cluster
