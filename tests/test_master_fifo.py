@@ -51,16 +51,28 @@ def _masked(lines: list[str]) -> list[str]:
 
 
 def _write(directory: Path, fifo: str, command: str) -> None:
-    fd = os.open(directory / fifo, os.O_WRONLY | os.O_NONBLOCK)  # the master reads it
+    """Write ``command`` to the fifo once the master has it open (the real master makes
+    a fifo as its loop starts, and again after each writer: a moment later)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(directory / fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:  # not made yet (ENOENT), or no reader yet (ENXIO)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     try:
         os.write(fd, command.encode())
     finally:
         os.close(fd)
 
 
-def test_commands(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["sim", "fork"])
+def test_commands(tmp_path: Path, mode: str) -> None:
     (tmp_path / "app.py").write_text(APP)
-    with Simulation([*OPTIONS, "--http-socket", "127.0.0.1:9"], app_dir=tmp_path) as sim:
+    with Simulation([*OPTIONS, "--http-socket", "127.0.0.1:9"], app_dir=tmp_path,
+                    mode=mode) as sim:
         assert stat.S_ISFIFO(os.stat(tmp_path / "fifo0").st_mode)
         assert stat.S_IMODE(os.stat(tmp_path / "fifo0").st_mode) == 0o600
         sim.get("/")  # as the real run's first request, that says it is up
@@ -80,7 +92,6 @@ def test_real_commands(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(APP)
     with running(OPTIONS, tmp_path) as uwsgi:
         uwsgi.wait_for("spawned uWSGI worker 2")
-        time.sleep(0.5)  # the master's loop has made the fifo
         for command, fifo, line in SCRIPT:
             _write(tmp_path, fifo, command)
             if line is not None:
