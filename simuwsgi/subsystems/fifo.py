@@ -37,7 +37,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..server.master import Instance
+    from ..server.interface import Instance
 
 __all__ = ["MasterFifo"]
 
@@ -173,7 +173,7 @@ class MasterFifo:
         self.inst.request_reload()
 
     def _brutal_reload(self) -> None:
-        self.inst.kernel.call_soon(self.inst._brutal_reload)
+        self.inst.request_brutal_reload()
 
     def _shutdown(self) -> None:
         self.inst.kernel.call_soon(self.inst.shutdown)
