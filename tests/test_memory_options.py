@@ -178,12 +178,14 @@ def test_max_worker_lifetime_not_above_min_refused(app_dir: Path) -> None:
 @pytest.mark.parametrize("case", ["lifetime"])
 def test_real_max_worker_lifetime(real_runs, case, app_dir: Path) -> None:
     """The same lines (real timing: the master's iterations drift, so worker 2 may be
-    seen a second late), and the refusal."""
+    seen a second late, or in the iteration that sees worker 1, before its respawn: a
+    loaded host made both orders), and the refusal."""
     out = real_runs[case].result()
     lines = [NUM.sub("N", line) for line in out
              if "lifetime reached" in line or "Respawned" in line]
-    assert lines[:4] == ["worker N lifetime reached, it was running for N second(s)",
-                         "Respawned uWSGI worker N (new pid: N)"] * 2
+    assert lines[0] == "worker N lifetime reached, it was running for N second(s)"
+    assert sorted(lines[:4]) == ["Respawned uWSGI worker N (new pid: N)"] * 2 + [
+        "worker N lifetime reached, it was running for N second(s)"] * 2
     code, refused = run_until_exit(["--http-socket", "127.0.0.1:0", "--master", "--wsgi-file",
                                     "app.py", "--max-worker-lifetime", "2"], app_dir)
     assert code == 1

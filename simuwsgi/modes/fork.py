@@ -98,9 +98,15 @@ from ..server import reading as _reading
 from .._errors import NotSimulatedError, SimulationError, StallError
 from ..server.apps import AppLoader
 from .._core.clock import RealClock, set_process_pid
-from ..server.interface import ProcessExit
+from ..server.interface import CONTROL, ProcessExit
 from ..server.processes import Master, UProcess, Worker
-from ..server.workers import Request, _call_app, _call_app_py, finish_sent
+from ..server.workers import (
+    Request,
+    _call_app,
+    _call_app_py,
+    _manage_exception,
+    finish_sent,
+)
 
 if TYPE_CHECKING:
     from ..server.master import Instance
@@ -116,7 +122,7 @@ REQ, OK, ERR = 0, 1, 2
 # Outcomes of user code run by a child.
 DONE, FAIL, EXIT, MISSING = 0, 1, 2, 3
 #: The parent's requests that run user code in the child.
-_USER_OPS = ("call", "method", "wsgi")
+_USER_OPS = ("call", "method", "wsgi", "after_request")
 #: The host's functions: the runtime's own exits, kills and signal handlers are real
 #: (the app's act on its virtual process: ``simuwsgi.server.containment``).
 _real = _containment.REAL
@@ -753,6 +759,14 @@ class ForkRuntime:
         w.main.core_routed[w.core] += outcome[3]
         return status, headers, body, failed
 
+    def after_request(self, w: Worker, req: Any) -> None:
+        """``workers._after_req_hook`` in fork mode: the hook runs in the worker's child."""
+        with self._turn(w):
+            outcome = self.child_of(w.main).call("after_request", _request_state(req))
+        self._count_exceptions(w, req, outcome[-1])
+        if outcome[0] == EXIT:
+            raise ProcessExit(outcome[1], outcome[2])
+
     @staticmethod
     def _count_exceptions(w: Worker, req: Any, count: int) -> None:
         """The exceptions counted in the child (the app's, write errors)."""
@@ -852,6 +866,10 @@ class _Watchdog(threading.Thread):
                     pass
 
 
+#: ``RemoteAppLoader.after_req_hook`` when the child has a hook (it calls its own).
+_CHILDS_HOOK = object()
+
+
 class RemoteAppLoader(AppLoader):
     """The parent's app loader in fork mode: the imports happen in the process's child."""
 
@@ -870,9 +888,11 @@ class RemoteAppLoader(AppLoader):
             self._child().call("import", list(specs))
 
     def load(self) -> bool:
-        loaded, apps, mountpoints, default, error, exited = self._child().call("load")
+        loaded, apps, mountpoints, default, error, exited, hook = self._child().call("load")
         if exited is not None:
             raise SystemExit(exited[0])
+        #: the child's uwsgi.after_req_hook, which it calls (``ForkRuntime.after_request``)
+        self.after_req_hook = _CHILDS_HOOK if hook else None
         self.apps.clear()
         self.apps.update(apps)
         self.mountpoints.clear()
@@ -989,6 +1009,7 @@ class _Child:
         self.ops: dict[str, Callable[[Any], Any]] = {
             "call": self.op_call, "method": self.op_method, "wsgi": self.op_wsgi,
             "prepare": self.op_prepare, "import": self.op_import, "load": self.op_load,
+            "after_request": self.op_after_request,
             "forget": self.op_forget, "globals": self.op_globals, "fork": self.op_fork,
             "reap": self.op_reap, "signal": self.op_signal,
             "atexit": lambda _payload: _containment.run_atexit(self.inst, self.proc),
@@ -1178,9 +1199,37 @@ class _Child:
         try:
             loaded = self.loader.load()
         except SystemExit as exc:  # sys.exit() at import: the parent raises it in turn
-            return (False, {}, {}, -1, None, (exc.code,))
+            return (False, {}, {}, -1, None, (exc.code,), False)
         return (loaded, dict(self.loader.apps), dict(self.loader.mountpoints),
-                self.loader.default_app, self.loader.load_error, None)
+                self.loader.default_app, self.loader.load_error, None,
+                self.loader.after_req_hook is not None)
+
+    def op_after_request(self, payload: Any) -> tuple[Any, ...]:
+        """``uwsgi.after_req_hook`` (``workers._after_req_hook``), here where the app
+        set it: an exception managed (counted back), ``sys.exit()`` ends the process."""
+        proc = self.kernel.current
+        req = Request.__new__(Request)
+        req.__dict__.update(payload)
+        req.conn = req.on_done = req.response = None
+        w = types.SimpleNamespace(exceptions=0, app_exceptions={}, request=req,
+                                  id=getattr(proc, "id", 0), pid=getattr(proc, "pid", 0))
+        proc.request = req
+        try:
+            try:
+                self.loader.after_req_hook()
+            except CONTROL:
+                raise
+            except SystemExit as exc:
+                raise ProcessExit.from_system_exit(exc) from None
+            except BaseException:  # noqa: BLE001 - uwsgi_manage_exception(wsgi_req, 0)
+                _manage_exception(self.inst, w, None, False)  # type: ignore[arg-type]
+            return (DONE, w.exceptions)
+        except ProcessExit as exc:
+            if exc.reason == "SystemExit":
+                _containment.run_atexit(self.inst, proc)  # Py_Exit
+            return (EXIT, exc.reason, exc.code, b"", w.exceptions)
+        finally:
+            proc.request = None
 
     def op_forget(self, _payload: Any) -> None:
         self.loader.forget_app_modules()

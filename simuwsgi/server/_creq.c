@@ -42,7 +42,7 @@
     X(thunder_lock) X(some_refuse) X(idle_workers) X(rng) X(getrandbits) X(idle) \
     X(wake) X(acceptor) X(id) X(method) X(path) X(what) X(among) X(picked) X(forks) \
     X(net) X(_reading) X(limit_post) X(post_buffering) X(manage_script_name) X(static) X(routes) \
-    X(final_routes) X(exceptions) \
+    X(final_routes) X(exceptions) X(after_req_hook) \
     X(appended_vars) X(_vars) X(_pktsize) X(uwsgi_framing) X(buffer_size) X(max_vars) \
     X(vars) X(status) X(request) X(worker) X(started) X(threads) X(core) X(clock) \
     X(wall_offset) X(wall) X(harakiri) X(arm_harakiri) X(env_vars) X(app) X(lazy_apps) \
@@ -879,6 +879,10 @@ plain_vars(Owned *own, PyObject *inst, PyObject *req, PyObject **pktsize)
     if (final == NULL || final != Py_None) return NULL;  /* --final-route & co. too */
     PyObject *exceptions = GET(reading, exceptions);
     if (exceptions == NULL || exceptions != Py_None) return NULL;  /* --catch-exceptions... */
+    PyObject *loader = GET(inst, app);
+    if (loader == NULL) return NULL;
+    PyObject *hook = GET(loader, after_req_hook);
+    if (hook == NULL || hook != Py_None) return NULL;  /* uwsgi.after_req_hook: the twin's */
     PyObject *vars = GET(req, _vars);
     int built = truth(vars);
     if (built < 0) return NULL;

@@ -106,6 +106,9 @@ class AppLoader:
         self._added_modules: set[str] = set()
         self._path_added = False
         self.load_error: str | None = None
+        #: ``uwsgi.after_req_hook`` as the apps were initialised (``uwsgi_python_init_apps``
+        #: reads it once, in the process that loads them), or None
+        self.after_req_hook: Any = None
         if _c is not None:  # the per-switch and per-call steps in C (see _cvfork.c)
             self.switch = _c.switcher(  # type: ignore[method-assign]
                 (self._live, self._modules_seen, self.switch))
@@ -220,6 +223,8 @@ class AppLoader:
         for mount in self.mount:
             self._mount(mount)
         self._collect_app_modules()
+        facade = sys.modules.get("uwsgi")  # the process's uwsgi module, as the app left it
+        self.after_req_hook = getattr(facade, "after_req_hook", None)
         if not self.apps:
             self._log_no_app()
             if inst.opts.flag("need-app") and inst.numproc > 0 and not self.pyrun:

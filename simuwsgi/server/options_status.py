@@ -203,6 +203,8 @@ SIMULATED: dict[str, str] = {
     "harakiri-graceful-timeout": "the first harakiri attempt sends the graceful signal "
                                  "and the next one, that many seconds later, SIGKILL",
     "harakiri-graceful-signal": "the signal of the graceful harakiri attempt (15)",
+    "harakiri-no-arh": "harakiri is left before uwsgi.after_req_hook runs (without it, a "
+                       "hook slower than --harakiri is killed by it)",
     "harakiri-verbose": "the worker's /proc syscall and wchan lines after '*** HARAKIRI "
                         "ON WORKER': for time.sleep, a request body read and a stuck "
                         "worker, addresses as 0x0 (none for other waits: deviations.md)",
@@ -524,7 +526,6 @@ NO_EFFECT: dict[str, str] = {
 NOT_SIMULATED_NOTES: dict[str, str] = {
     "http-timeout": "the --http router's timeout: the router is not simulated",
     "async": "uwsgi.cores follows it, but a worker runs one request at a time",
-    "harakiri-no-arh": "it acts on uwsgi.after_req_hook, which is not simulated",
     "backtrace-depth": "the C backtrace after a segmentation fault is not simulated "
                        "(its frame lines: only the lines around them are logged)",
     "mode": "only uwsgi.mode is set",

@@ -173,8 +173,10 @@ class Worker(UProcess):
             else {})
         #: True while parked in the accept loop, listed in ``inst.idle_workers``.
         self.idle = False
-        #: The app table of this worker (``--lazy-apps``: each worker loads its own).
+        #: The app table of this worker (``--lazy-apps``: each worker loads its own),
+        #: and the ``uwsgi.after_req_hook`` its load found.
         self.apps: dict[int, Any] = {}
+        self.after_req_hook: Any = None
         self.accepting = True
         self.cheaped = False
         self.paused = False

@@ -357,6 +357,7 @@ def worker_loop(inst: Instance, w: Worker) -> None:
         inst.app_loaded = inst.app.load()
         inst._check_need_app()
         w.apps = dict(inst.app.apps)
+        w.after_req_hook = inst.app.after_req_hook
     _accepting(inst, w)
     for core in range(1, inst.threads):  # uwsgi_loop_cores_run
         thread = _new_thread(inst, w, core)
@@ -821,10 +822,12 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
         w.avg_rt = elapsed_us if w.requests == 1 else (w.avg_rt + elapsed_us) // 2
     w.tx += _tx(req, outcome is _reading.FAILED)
     w.request = None
-    if w.harakiri_deadline or w.user_harakiri_deadline:
-        w.harakiri_deadline = 0.0
-        w.user_harakiri_deadline = 0.0
-        inst._reschedule_harakiri(w)
+    # uwsgi.after_req_hook runs before harakiri is left (unless --harakiri-no-arh)
+    hook = None if plugin else (w.after_req_hook if inst.lazy_apps else
+                                inst.app.after_req_hook)
+    late_harakiri = hook is not None and not inst.opts.flag(*_NO_ARH)
+    if not late_harakiri:
+        _leave_harakiri(inst, w)
     fields = {"id": req.id, "status": status, "bytes": len(body)}
     if failed:
         fields["exception"] = True
@@ -841,7 +844,11 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
     if not plugin:
         if inst.final_routes is not None:
             _final_routes(inst, w, req, outcome is _reading.FAILED)
+        if hook is not None:
+            _after_req_hook(inst, w, req, hook)
         _log_request(inst, w, req, start_wall, end, outcome is _reading.FAILED)
+    if late_harakiri:
+        _leave_harakiri(inst, w)
     req.conn = None  # closed; and no request <-> connection cycle left for the GC to find
     # uwsgi_close_request: --max-requests (+ (id - 1) * --max-requests-delta), then the
     # memory limits
@@ -850,6 +857,41 @@ def handle_request(inst: Instance, w: Worker, req: Request) -> None:
             and int(inst.wall()) - w.last_spawn >= inst.min_worker_lifetime)
             or inst.measure_memory(w.main)):
         goodbye(inst, w.main)
+
+
+#: ``--harakiri-no-arh`` and its aliases: harakiri is left before ``uwsgi.after_req_hook``
+_NO_ARH = ("harakiri-no-arh", "no-harakiri-arh", "no-harakiri-after-req-hook")
+
+
+def _leave_harakiri(inst: Instance, w: Worker) -> None:
+    """``uwsgi_close_request``'s "leave harakiri mode" (and user harakiri)."""
+    if w.harakiri_deadline or w.user_harakiri_deadline:
+        w.harakiri_deadline = 0.0
+        w.user_harakiri_deadline = 0.0
+        inst._reschedule_harakiri(w)
+
+
+def _after_req_hook(inst: Instance, w: Worker, req: Request, hook: Any) -> None:
+    """``uwsgi_after_request_wsgi``: ``uwsgi.after_req_hook`` (as the apps were
+    initialised) called with no argument once the response is done and counted, before
+    the log line, the request still the worker's (a harakiri then names it). An
+    exception is managed as uWSGI manages one (logged, counted, never answered: the
+    response is gone); ``sys.exit()`` ends the worker."""
+    w.request = req
+    try:
+        if inst.forks is not None:  # the hook is the child's (fork mode)
+            inst.forks.after_request(w, req)
+            return
+        try:
+            inst.app.resolve(hook)()  # this process's copy (virtual fork)
+        except CONTROL:
+            raise
+        except SystemExit as exc:
+            raise ProcessExit.from_system_exit(exc) from None
+        except BaseException:  # noqa: BLE001 - uwsgi_manage_exception(wsgi_req, 0)
+            _manage_exception(inst, w, req.conn, False)
+    finally:
+        w.request = None
 
 
 def _stats(req: Request, refused: bool) -> dict[str, Any]:
