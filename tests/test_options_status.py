@@ -74,14 +74,14 @@ def test_unknown_name_is_a_key_error() -> None:
 # -- the warning and strict mode ---------------------------------------------------------
 def test_a_not_simulated_option_is_named_in_one_warning(app_dir: Path) -> None:
     with Simulation(["--wsgi-file", "app.py", "--stats-push", "file:x", "--cpu-affinity", "1",
-                     "--harakiri-no-arh", "--processes", "2"], app_dir=app_dir) as sim:
+                     "--skip-zero", "--processes", "2"], app_dir=app_dir) as sim:
         warnings = [line for line in sim.log if "not simulated" in line]
         assert warnings == ["*** simuwsgi WARNING: options not simulated: --stats-push "
-                            "--harakiri-no-arh ('simuwsgi options NAME' says what is "
+                            "--skip-zero ('simuwsgi options NAME' says what is "
                             "missing) ***"]
         assert sim.log[0] == warnings[0]
         records = sim.trace.select("options.not_simulated")
-        assert [r.fields["options"] for r in records] == [["stats-push", "harakiri-no-arh"]]
+        assert [r.fields["options"] for r in records] == [["stats-push", "skip-zero"]]
         assert sim.request("GET", "/").body == b"ok"
 
 
