@@ -492,7 +492,7 @@ def parse_options(options: Any, *, base_dir: Path | None = None, ssl: bool = Fal
     if isinstance(options, Iterable):
         files = []
         for name, value in _iter_argv(list(options), opts.known):
-            if name is _FILE:
+            if name == _FILE:
                 files.append(str(value))
             else:
                 _apply(opts, name, value, from_file=False)

@@ -60,6 +60,8 @@ class MasterFifo:
         self.paths = paths
         self.slot = 0
         self.subscriptions_blocked = False
+        #: ``p`` toggles it (``workers[0].suspended``): only its log lines are simulated
+        self.paused = False
         self._fd: int | None = None
         self._poll = select.poll()
         self._waking = False
@@ -88,18 +90,23 @@ class MasterFifo:
                           self.inst.master)
         try:
             os.mkfifo(path, 0o600)
+        except OSError as exc:
+            self._failed("mkfifo", 117, exc)
+            return
+        try:
             self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
-            where = "mkfifo" if self._fd is None and not os.path.exists(path) else "open"
-            line = 117 if where == "mkfifo" else 123
-            self.inst.log(f"uwsgi_master_fifo()/{where}(): {exc.strerror} [core/fifo.c line "
-                          f"{line}]", self.inst.master)
-            self._fd = None
-            self.inst.kernel.call_soon(self.inst.shutdown)  # exit(1) of the master
+            self._failed("open", 123, exc)
             return
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN)
         self.inst.record("fifo.open", self.inst.master, path=path)
+
+    def _failed(self, call: str, line: int, exc: OSError) -> None:
+        """``uwsgi_error`` then ``exit(1)`` of the master."""
+        self.inst.log(f"uwsgi_master_fifo()/{call}(): {exc.strerror} [core/fifo.c line {line}]",
+                      self.inst.master)
+        self.inst.kernel.call_soon(self.inst.shutdown)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -241,15 +248,10 @@ class MasterFifo:
     def _broodlord(self) -> None:
         self.inst.log("[broodlord] instance not governed by an Emperor !!!", self.inst.master)
 
-    def _not_simulated(self, what: str) -> Any:
-        def said(self: MasterFifo) -> None:
-            self.inst.log(f"[simuwsgi] master fifo: {what} is not simulated", self.inst.master)
-        return said
-
     def _pause(self) -> None:
         """``suspend_resume_them_all``: its line; the workers' pause is not simulated."""
-        paused = getattr(self, "_paused", False)
-        self._paused = not paused
+        paused = self.paused
+        self.paused = not paused
         self.inst.log_verbose(
             "*** (SIGTSTP received) resuming workers ***" if paused else
             "*** PAUSE (press start to resume, if you do not have a joypad send SIGTSTP) ***",
